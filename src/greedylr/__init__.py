@@ -1,0 +1,21 @@
+"""greedylr: the loss-driven learning-rate scheduler, production-grade.
+
+>>> import torch, greedylr
+>>> opt = torch.optim.AdamW(torch.nn.Linear(4, 1).parameters(), lr=3e-4)
+>>> sched = greedylr.GreedyLR(opt)
+"""
+
+from greedylr.rule import Decision, Event, GreedyConfig
+from greedylr.scheduler import GreedyLR
+from greedylr.trace import Trace
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Decision",
+    "Event",
+    "GreedyConfig",
+    "GreedyLR",
+    "Trace",
+    "__version__",
+]

@@ -1,0 +1,514 @@
+"""The GreedyLR rule: configuration, state and one update. Standard library only.
+
+An observation is a loss value; the update returns the new learning rate of every
+parameter group and the events that explain it. Everything else in the package
+(the torch scheduler, the device-resident variant, the optax port, the studies)
+is an adapter over this file, and the tests check each of them against it.
+
+The rule, once warmup is over and no hold period is running::
+
+    improved  = smoothed loss better than the reference (best so far, or previous)
+    good, bad = consecutive improving / non-improving observations
+    good > increase_patience  ->  lr = min(lr / factor, max_lr), hold for hold_after_increase
+    bad  > patience           ->  lr = max(lr * factor, min_lr), hold for cooldown
+
+Patience follows torch's ``ReduceLROnPlateau`` convention: the LR changes on the
+observation that makes the streak *exceed* the patience, so ``patience=10`` acts on
+the 11th consecutive observation (Keras acts on the 10th, optax's
+``reduce_on_plateau`` on the 10th as well).
+
+Example:
+    >>> cfg = GreedyConfig(factor=0.5, patience=0, smoothing="none",
+    ...                    min_lr_ratio=None, max_lr_ratio=None)
+    >>> state = init(cfg, [0.1])
+    >>> update(cfg, state, 1.0).lrs  # first value always beats the initial +inf
+    (0.2,)
+    >>> update(cfg, state, 2.0).lrs
+    (0.1,)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+__all__ = [
+    "Decision",
+    "Event",
+    "GreedyConfig",
+    "RuleState",
+    "init",
+    "update",
+]
+
+EventKind = Literal[
+    "increase", "decrease", "clipped", "hold", "warmup_end", "reset", "nonfinite"
+]
+Bound = float | Sequence[float] | None
+
+
+def _per_group(value: Bound, n: int, name: str) -> list[float] | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return [float(value)] * n
+    values = [float(v) for v in value]
+    if len(values) != n:
+        raise ValueError(f"{name} has {len(values)} values for {n} parameter groups")
+    return values
+
+
+@dataclass(frozen=True)
+class GreedyConfig:
+    """Every knob of the rule, validated at construction.
+
+    Args:
+        factor: F in (0, 1). Improvement divides the LR by F, worsening multiplies it by F.
+        patience: non-improving observations tolerated before a decrease (acts on the
+            ``patience + 1``-th, as torch's ``ReduceLROnPlateau``).
+        increase_patience: the same for increases; ``None`` means ``patience``.
+        compare: ``"best"`` compares with the best smoothed value so far (transformers,
+            torch); ``"previous"`` with the previous smoothed value (paper, Algorithm 1).
+        threshold: how much better counts as better; see ``threshold_mode``.
+        threshold_mode: ``"rel"``: better than ``ref * (1 - threshold)`` (min mode);
+            ``"abs"``: better than ``ref - threshold``.
+        mode: ``"min"`` for a loss, ``"max"`` for a reward or an accuracy.
+        smoothing: ``"window"`` (mean of the last ``window`` values, O(1) per step),
+            ``"ema"`` (bias-corrected, span ``window``) or ``"none"``.
+        window: the smoothing window (or EMA span) in observations.
+        warmup: steps of a linear LR ramp from ``warmup_start_factor * base_lr`` to the
+            base LR. Observations during the ramp feed the smoother only.
+        warmup_start_factor: where the ramp starts, as a fraction of the base LR.
+        cooldown: observations ignored after a decrease (no counting, no comparison).
+        hold_after_increase: observations ignored after an increase (transformers
+            calls this ``warmup``; it is a hold, not a ramp).
+        min_lr: absolute lower bound, one value or one per group.
+        min_lr_ratio: lower bound relative to each group's base LR (used when
+            ``min_lr`` is None; ``None`` means no lower bound).
+        max_lr: absolute upper bound, one value or one per group.
+        max_lr_ratio: upper bound relative to each group's base LR (used when
+            ``max_lr`` is None; ``None`` means no upper bound).
+        reset_patience: after this many decreases that find every group at its lower
+            bound, go back to the base LRs with fresh statistics. ``None`` disables it.
+        eps: a change smaller than this is not applied (torch's ``eps``).
+        on_nonfinite: a NaN or infinite loss is never fed to the statistics.
+            ``"skip"`` ignores it, ``"decrease"`` decreases the LR at once (and starts
+            the cooldown), ``"raise"`` raises ``FloatingPointError``.
+        check_bounds: raise if a base LR lies outside its bounds.
+    """
+
+    factor: float = 0.95
+    patience: int = 10
+    increase_patience: int | None = None
+    compare: Literal["best", "previous"] = "best"
+    threshold: float = 0.0
+    threshold_mode: Literal["rel", "abs"] = "rel"
+    mode: Literal["min", "max"] = "min"
+    smoothing: Literal["window", "ema", "none"] = "window"
+    window: int = 50
+    warmup: int = 0
+    warmup_start_factor: float = 0.0
+    cooldown: int = 0
+    hold_after_increase: int = 0
+    min_lr: Bound = None
+    min_lr_ratio: float | None = 0.1
+    max_lr: Bound = None
+    max_lr_ratio: float | None = 10.0
+    reset_patience: int | None = None
+    eps: float = 0.0
+    on_nonfinite: Literal["skip", "decrease", "raise"] = "skip"
+    check_bounds: bool = True
+
+    def __post_init__(self) -> None:
+        def check(ok: bool, message: str) -> None:
+            if not ok:
+                raise ValueError(message)
+
+        def is_int(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        check(
+            isinstance(self.factor, (int, float)) and 0.0 < self.factor < 1.0,
+            f"factor must be in (0, 1), got {self.factor!r}",
+        )
+        for name in ("patience", "window", "warmup", "cooldown", "hold_after_increase"):
+            value = getattr(self, name)
+            check(is_int(value) and value >= 0, f"{name} must be an int >= 0, got {value!r}")
+        check(self.window >= 1, f"window must be an int >= 1, got {self.window!r}")
+        if self.increase_patience is not None:
+            check(
+                is_int(self.increase_patience) and self.increase_patience >= 0,
+                f"increase_patience must be an int >= 0 or None, got {self.increase_patience!r}",
+            )
+        if self.reset_patience is not None:
+            check(
+                is_int(self.reset_patience) and self.reset_patience >= 1,
+                f"reset_patience must be an int >= 1 or None, got {self.reset_patience!r}",
+            )
+        for name, allowed in (
+            ("compare", ("best", "previous")),
+            ("threshold_mode", ("rel", "abs")),
+            ("mode", ("min", "max")),
+            ("smoothing", ("window", "ema", "none")),
+            ("on_nonfinite", ("skip", "decrease", "raise")),
+        ):
+            value = getattr(self, name)
+            check(value in allowed, f"{name} must be one of {allowed}, got {value!r}")
+        check(
+            isinstance(self.threshold, (int, float)) and self.threshold >= 0,
+            f"threshold must be >= 0, got {self.threshold!r}",
+        )
+        check(
+            isinstance(self.eps, (int, float)) and self.eps >= 0,
+            f"eps must be >= 0, got {self.eps!r}",
+        )
+        check(
+            0.0 <= self.warmup_start_factor <= 1.0,
+            f"warmup_start_factor must be in [0, 1], got {self.warmup_start_factor!r}",
+        )
+        for name in ("min_lr_ratio", "max_lr_ratio"):
+            value = getattr(self, name)
+            check(
+                value is None or (isinstance(value, (int, float)) and value >= 0),
+                f"{name} must be >= 0 or None, got {value!r}",
+            )
+        for name in ("min_lr", "max_lr"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            values = [value] if isinstance(value, (int, float)) else list(value)
+            check(
+                all(isinstance(v, (int, float)) and v >= 0 for v in values),
+                f"{name} must be >= 0, got {value!r}",
+            )
+            if not isinstance(value, (int, float)):
+                # a frozen dataclass keeps a tuple so that the config stays hashable
+                object.__setattr__(self, name, tuple(float(v) for v in values))
+        if (
+            self.min_lr_ratio is not None
+            and self.max_lr_ratio is not None
+            and self.min_lr is None
+            and self.max_lr is None
+        ):
+            check(
+                self.min_lr_ratio <= self.max_lr_ratio,
+                f"min_lr_ratio ({self.min_lr_ratio}) is above max_lr_ratio ({self.max_lr_ratio})",
+            )
+
+    @property
+    def up_patience(self) -> int:
+        return self.patience if self.increase_patience is None else self.increase_patience
+
+    def bounds(self, base_lrs: Sequence[float]) -> tuple[list[float], list[float]]:
+        """The lower and upper LR bound of every group, resolved against its base LR."""
+        n = len(base_lrs)
+        lows = _per_group(self.min_lr, n, "min_lr")
+        if lows is None:
+            ratio = self.min_lr_ratio
+            lows = [0.0 if ratio is None else b * ratio for b in base_lrs]
+        highs = _per_group(self.max_lr, n, "max_lr")
+        if highs is None:
+            ratio = self.max_lr_ratio
+            highs = [math.inf if ratio is None else b * ratio for b in base_lrs]
+        for i, (lo, hi, b) in enumerate(zip(lows, highs, base_lrs)):
+            if lo > hi:
+                raise ValueError(f"group {i}: min_lr {lo!r} is above max_lr {hi!r}")
+            if self.check_bounds and not lo <= b <= hi:
+                raise ValueError(
+                    f"group {i}: initial lr {b!r} is outside its bounds [{lo!r}, {hi!r}]"
+                )
+        return lows, highs
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values only, so that a checkpoint loads with ``weights_only=True``."""
+        out = asdict(self)
+        for name in ("min_lr", "max_lr"):
+            if isinstance(out[name], tuple):
+                out[name] = list(out[name])
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GreedyConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown GreedyConfig keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+@dataclass
+class Event:
+    """One decision worth explaining: what happened, at which step, and why."""
+
+    step: int
+    kind: EventKind
+    reason: str
+    loss: float
+    smoothed: float | None
+    reference: float | None
+    lrs_before: tuple[float, ...]
+    lrs_after: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Decision:
+    """What one observation produced: the LRs to apply and the events behind them."""
+
+    lrs: tuple[float, ...]
+    smoothed: float | None
+    events: tuple[Event, ...] = ()
+
+
+@dataclass
+class RuleState:
+    """Everything the rule remembers. Mutated in place by :func:`update`.
+
+    The smoothing window is a ring buffer with a running sum: each observation costs
+    O(1) whatever the window. In place, because copying the window every step would
+    make the update O(window).
+    """
+
+    base_lrs: list[float]
+    min_lrs: list[float]
+    max_lrs: list[float]
+    lrs: list[float]
+    step: int = 0
+    reference: float = math.inf
+    num_good: int = 0
+    num_bad: int = 0
+    hold: int = 0
+    floor_hits: int = 0
+    smoothed: float | None = None
+    window_values: list[float] = field(default_factory=list)
+    window_pos: int = 0
+    window_sum: float = 0.0
+    ema: float = 0.0
+    ema_count: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RuleState:
+        return cls(**{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in data.items()})
+
+
+def _initial_reference(config: GreedyConfig) -> float:
+    return math.inf if config.mode == "min" else -math.inf
+
+
+def _ramp_lrs(config: GreedyConfig, state: RuleState, step: int) -> list[float]:
+    start = config.warmup_start_factor
+    progress = min(step, config.warmup) / config.warmup
+    return [b * (start + (1.0 - start) * progress) for b in state.base_lrs]
+
+
+def init(config: GreedyConfig, base_lrs: Sequence[float]) -> RuleState:
+    """The state before the first observation. ``state.lrs`` are the LRs to apply now."""
+    base = [float(b) for b in base_lrs]
+    if not base:
+        raise ValueError("at least one parameter group is needed")
+    for i, b in enumerate(base):
+        if not (math.isfinite(b) and b >= 0):
+            raise ValueError(f"group {i}: initial lr must be finite and >= 0, got {b!r}")
+    lows, highs = config.bounds(base)
+    state = RuleState(base_lrs=base, min_lrs=lows, max_lrs=highs, lrs=list(base))
+    state.reference = _initial_reference(config)
+    if config.warmup > 0:
+        state.lrs = _ramp_lrs(config, state, 0)
+    return state
+
+
+def _smooth(config: GreedyConfig, state: RuleState, value: float) -> float:
+    if config.smoothing == "window":
+        # Same operations, in the same order, as transformers' StreamingAverage, so
+        # that the preset reproduces its trajectory bit for bit.
+        state.window_sum += value
+        if len(state.window_values) < config.window:
+            state.window_values.append(value)
+        else:
+            state.window_sum -= state.window_values[state.window_pos]
+            state.window_values[state.window_pos] = value
+            state.window_pos = (state.window_pos + 1) % config.window
+        return state.window_sum / len(state.window_values)
+    if config.smoothing == "ema":
+        beta = 1.0 - 2.0 / (config.window + 1)
+        state.ema = beta * state.ema + (1.0 - beta) * value
+        state.ema_count += 1
+        return state.ema / (1.0 - beta**state.ema_count)
+    return value
+
+
+def _is_better(config: GreedyConfig, value: float, reference: float) -> bool:
+    t = config.threshold
+    if config.mode == "min":
+        return value < (reference * (1.0 - t) if config.threshold_mode == "rel" else reference - t)
+    return value > (reference * (1.0 + t) if config.threshold_mode == "rel" else reference + t)
+
+
+def _fmt(values: Sequence[float]) -> str:
+    return ", ".join(f"{v:.4g}" for v in values)
+
+
+def _decrease(config: GreedyConfig, state: RuleState) -> list[int]:
+    changed = []
+    for i, old in enumerate(state.lrs):
+        new = max(old * config.factor, state.min_lrs[i])
+        if old - new > config.eps:
+            state.lrs[i] = new
+            changed.append(i)
+    return changed
+
+
+def _increase(config: GreedyConfig, state: RuleState) -> list[int]:
+    changed = []
+    for i, old in enumerate(state.lrs):
+        new = min(old / config.factor, state.max_lrs[i])
+        if new - old > config.eps:
+            state.lrs[i] = new
+            changed.append(i)
+    return changed
+
+
+def _reset(config: GreedyConfig, state: RuleState) -> None:
+    state.lrs = list(state.base_lrs)
+    state.reference = _initial_reference(config)
+    state.num_good = state.num_bad = state.hold = state.floor_hits = 0
+    state.window_values, state.window_pos, state.window_sum = [], 0, 0.0
+    state.ema, state.ema_count = 0.0, 0
+
+
+def _change(
+    config: GreedyConfig,
+    state: RuleState,
+    direction: Literal["increase", "decrease"],
+    why: str,
+    loss: float,
+    smoothed: float | None,
+    reference: float | None,
+) -> list[Event]:
+    """Apply one increase or decrease with its hold, reset check and events."""
+    before = tuple(state.lrs)
+    step = state.step
+    if direction == "decrease":
+        changed = _decrease(config, state)
+        hold, hold_name = config.cooldown, "cooldown"
+        bound, bounds = "lower", state.min_lrs
+    else:
+        changed = _increase(config, state)
+        hold, hold_name = config.hold_after_increase, "hold after increase"
+        bound, bounds = "upper", state.max_lrs
+        state.floor_hits = 0
+    after = tuple(state.lrs)
+    if changed:
+        at_bound = [i for i in changed if state.lrs[i] == bounds[i]]
+        clip = f"; group(s) {at_bound} reached the {bound} bound" if at_bound else ""
+        events = [
+            Event(step, direction, f"{direction} at step {step}: {why}; "
+                  f"lr {_fmt(before)} -> {_fmt(after)}{clip}",
+                  loss, smoothed, reference, before, after)
+        ]
+    else:
+        events = [
+            Event(step, "clipped", f"{direction} blocked at step {step}: {why}, but every "
+                  f"group is at its {bound} bound ({_fmt(bounds)})",
+                  loss, smoothed, reference, before, after)
+        ]
+    if direction == "decrease" and config.reset_patience is not None:
+        if all(lr <= lo for lr, lo in zip(state.lrs, state.min_lrs)):
+            state.floor_hits += 1
+            if state.floor_hits >= config.reset_patience:
+                _reset(config, state)
+                events.append(
+                    Event(step, "reset", f"reset at step {step}: {config.reset_patience} "
+                          f"decrease(s) found every group at its lower bound; lr back to "
+                          f"{_fmt(state.lrs)}, statistics cleared",
+                          loss, smoothed, reference, after, tuple(state.lrs))
+                )
+    # armed after a reset too, as transformers does
+    state.hold = hold
+    if hold:
+        events.append(
+            Event(step, "hold", f"{hold_name}: the next {hold} observations are not counted",
+                  loss, smoothed, reference, tuple(state.lrs), tuple(state.lrs))
+        )
+    return events
+
+
+def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
+    """Observe one loss value; update ``state`` in place; return the new LRs and events.
+
+    Args:
+        config: the rule's configuration.
+        state: the state from :func:`init`, or from earlier updates.
+        loss: the observed value (a Python number).
+
+    Returns:
+        The LRs to apply from now on, the smoothed value used, and the events.
+
+    Raises:
+        FloatingPointError: for a non-finite loss when ``on_nonfinite="raise"``.
+    """
+    state.step += 1
+    step = state.step
+    if not math.isfinite(loss):
+        if config.on_nonfinite == "raise":
+            raise FloatingPointError(f"non-finite loss {loss!r} at step {step}")
+        lrs = tuple(state.lrs)
+        events = [Event(step, "nonfinite", f"non-finite loss {loss!r} at step {step}: "
+                        "not fed to the statistics", loss, state.smoothed, None, lrs, lrs)]
+        in_warmup = step <= config.warmup
+        if in_warmup:
+            state.lrs = _ramp_lrs(config, state, step)
+        elif config.on_nonfinite == "decrease":
+            state.num_good = state.num_bad = 0
+            events += _change(config, state, "decrease", "non-finite loss",
+                              loss, state.smoothed, None)
+        return Decision(tuple(state.lrs), state.smoothed, tuple(events))
+
+    smoothed = _smooth(config, state, float(loss))
+    state.smoothed = smoothed
+
+    if step <= config.warmup:
+        state.lrs = _ramp_lrs(config, state, step)
+        if step < config.warmup:
+            return Decision(tuple(state.lrs), smoothed)
+        lrs = tuple(state.lrs)
+        return Decision(lrs, smoothed, (Event(
+            step, "warmup_end", f"warmup ramp of {config.warmup} steps ended at step {step}; "
+            f"lr {_fmt(lrs)}", loss, smoothed, None, lrs, lrs),))
+
+    if state.hold > 0:
+        state.hold -= 1
+        state.num_good = state.num_bad = 0
+        return Decision(tuple(state.lrs), smoothed)
+
+    reference = state.reference
+    better = _is_better(config, smoothed, reference)
+    if better or config.compare == "previous":
+        state.reference = smoothed
+    if better:
+        state.num_good += 1
+        state.num_bad = 0
+    else:
+        state.num_bad += 1
+        state.num_good = 0
+
+    events: list[Event] = []
+    versus = "best" if config.compare == "best" else "previous"
+    if state.num_good > config.up_patience:
+        why = (f"{state.num_good} improving steps > patience {config.up_patience}; "
+               f"smoothed loss {smoothed:.4g} vs {versus} {reference:.4g}")
+        state.num_good = 0
+        events = _change(config, state, "increase", why, loss, smoothed, reference)
+    elif state.num_bad > config.patience:
+        why = (f"{state.num_bad} non-improving steps > patience {config.patience}; "
+               f"smoothed loss {smoothed:.4g} vs {versus} {reference:.4g}")
+        state.num_bad = 0
+        events = _change(config, state, "decrease", why, loss, smoothed, reference)
+    return Decision(tuple(state.lrs), smoothed, tuple(events))

@@ -1,0 +1,284 @@
+"""GreedyLR as a torch ``LRScheduler``: a thin adapter over :mod:`greedylr.rule`."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from greedylr import distributed
+from greedylr.rule import Decision, Event, GreedyConfig, RuleState, init, update
+from greedylr.trace import Trace
+
+__all__ = ["GreedyLR", "as_float"]
+
+logger = logging.getLogger("greedylr")
+
+_TRANSFORMERS_KEYS = {
+    "mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "warmup",
+    "min_lr", "max_lr", "eps", "verbose", "smooth", "window_size", "reset_start",
+}
+
+
+def as_float(loss: Any) -> float:
+    """A loss as a Python float: a number, or any one-element tensor or array.
+
+    Raises:
+        TypeError: for a string, a bool or an object that is not a number.
+        ValueError: for a tensor or array with more than one element.
+    """
+    if isinstance(loss, (str, bytes, bool)) or loss is None:
+        raise TypeError(f"loss must be a number or a one-element tensor, got {loss!r}")
+    shape = getattr(loss, "shape", None)
+    if shape is not None and math.prod(shape) != 1:
+        raise ValueError(
+            f"loss must be a scalar, got a tensor of shape {tuple(shape)}; "
+            "reduce it (e.g. loss.mean()) first"
+        )
+    if isinstance(loss, torch.Tensor):
+        loss = loss.detach()
+    try:
+        return float(loss)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"loss must be a number or a one-element tensor, got {loss!r}") from exc
+
+
+class _StepCounter:
+    """Counts optimizer steps through a post-hook; holds no reference to the scheduler."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
+        self.count += 1
+
+
+class GreedyLR(LRScheduler):
+    """Loss-driven learning rate: raise it while the loss improves, lower it when not.
+
+    Call ``step(loss)`` after each ``optimizer.step()``. Every keyword argument of
+    :class:`greedylr.rule.GreedyConfig` is accepted here.
+
+    Args:
+        optimizer: the wrapped optimizer.
+        sync_ranks: under ``torch.distributed`` with more than one process, average
+            the loss across ranks before deciding, so that every rank makes the same
+            decision (one all-reduce per step). Turn off only if the loss you pass is
+            already global.
+        trace: keep the per-step record and the events in ``self.trace``.
+        **config: the rule's knobs (factor, patience, smoothing, window, warmup, ...).
+
+    Calls that come without an optimizer step in between (Accelerate calls ``step``
+    once per process; a GradScaler skips the optimizer step on overflow) are ignored
+    once the optimizer has stepped at least once: the rule advances exactly once per
+    optimizer step.
+
+    Example:
+        >>> import torch
+        >>> model = torch.nn.Linear(2, 1)
+        >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        >>> sched = GreedyLR(opt, patience=2, smoothing="none")
+        >>> for _ in range(4):
+        ...     loss = model(torch.ones(1, 2)).pow(2).mean()
+        ...     loss.backward(); opt.step(); opt.zero_grad()
+        ...     sched.step(loss)
+        >>> len(sched.get_last_lr())
+        1
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        *,
+        sync_ranks: bool = True,
+        trace: bool = True,
+        **config: Any,
+    ) -> None:
+        self.config = GreedyConfig(**config)
+        self.sync_ranks = sync_ranks
+        base = []
+        for group in optimizer.param_groups:
+            lr = group.get("initial_lr", group["lr"])
+            base.append(as_float(lr))
+        self.state: RuleState = init(self.config, base)
+        self.trace: Trace | None = Trace(len(base)) if trace else None
+        self._pending_sum = 0.0
+        self._pending_count = 0
+        self._next_lrs: Sequence[float] = self.state.lrs
+        self._optimizer_steps = _StepCounter()
+        self._hook = optimizer.register_step_post_hook(self._optimizer_steps)
+        self._steps_seen = 0
+        super().__init__(optimizer)
+
+    @classmethod
+    def from_transformers(cls, optimizer: Optimizer, **kwargs: Any) -> GreedyLR:
+        """Build the scheduler that reproduces ``transformers.GreedyLR(optimizer, **kwargs)``.
+
+        Same keyword arguments and defaults; the same LR trajectory on the same finite
+        loss sequence. Differences, on purpose: non-finite losses are skipped instead of
+        poisoning the smoothing window, and ``verbose`` goes to logging.
+        """
+        unknown = set(kwargs) - _TRANSFORMERS_KEYS
+        if unknown:
+            raise TypeError(f"unexpected transformers.GreedyLR arguments: {sorted(unknown)}")
+        get = kwargs.get
+        min_lr, max_lr = get("min_lr", 1e-3), get("max_lr", 1.0)
+        for value, name in ((min_lr, "min_lr"), (max_lr, "max_lr")):
+            if isinstance(value, (list, tuple)) and len(value) != len(optimizer.param_groups):
+                raise ValueError(
+                    f"expected {len(optimizer.param_groups)} {name}s, got {len(value)}"
+                )
+        lrs = [as_float(g["lr"]) for g in optimizer.param_groups]
+        floors = min_lr if isinstance(min_lr, (list, tuple)) else [min_lr] * len(lrs)
+        if any(f > lr for f, lr in zip(floors, lrs)):
+            logger.warning(
+                "min_lr %s is above the initial lr %s: decreases will be no-ops, as in "
+                "transformers.GreedyLR", floors, lrs,
+            )
+        return cls(
+            optimizer,
+            mode=get("mode", "min"),
+            factor=get("factor", 0.95),
+            patience=get("patience", 10),
+            threshold=get("threshold", 1e-6),
+            threshold_mode=get("threshold_mode", "abs"),
+            cooldown=get("cooldown", 0),
+            hold_after_increase=get("warmup", 0),
+            min_lr=min_lr,
+            max_lr=max_lr,
+            min_lr_ratio=None,
+            max_lr_ratio=None,
+            eps=get("eps", 1e-8),
+            smoothing="window" if get("smooth", False) else "none",
+            window=get("window_size", 50),
+            reset_patience=max(get("reset_start", 500), 1),
+            compare="best",
+            warmup=0,
+            check_bounds=False,
+        )
+
+    # -- feeding the loss -------------------------------------------------------
+
+    def observe(self, loss: Any) -> None:
+        """Record a loss for the next ``step()``; several observations are averaged.
+
+        This is the path for framework integrations that see the loss where they
+        cannot step (a micro-batch hook), and step where they cannot see the loss.
+        """
+        self._pending_sum += as_float(loss)
+        self._pending_count += 1
+
+    def step(self, loss: Any = None) -> None:  # type: ignore[override]
+        """Decide on ``loss`` (or on the mean of the observed losses) and apply the LRs.
+
+        Args:
+            loss: the training loss of this optimizer step: a number, or a one-element
+                tensor. May be omitted only if :meth:`observe` was called since the
+                last step.
+
+        Raises:
+            TypeError: if no loss was given or observed.
+        """
+        if self._is_initial:
+            super().step()
+            return
+        if loss is None:
+            if self._pending_count == 0:
+                raise TypeError(
+                    "GreedyLR.step() needs the loss: call step(loss), or observe(loss) "
+                    "before step()"
+                )
+            value = self._pending_sum / self._pending_count
+        else:
+            value = as_float(loss)
+        self._pending_sum, self._pending_count = 0.0, 0
+        count = self._optimizer_steps.count
+        if count and count == self._steps_seen:
+            logger.debug("GreedyLR.step ignored: no optimizer step since the last one")
+            return
+        self._steps_seen = count
+        if self.sync_ranks:
+            value = distributed.mean_across_ranks(value)
+        decision = update(self.config, self.state, value)
+        self._record(value, decision)
+        self._next_lrs = decision.lrs
+        super().step()
+
+    def get_lr(self) -> list[float]:  # type: ignore[override]
+        """The LRs decided by the last observation (torch's ``LRScheduler`` hook)."""
+        return list(self._next_lrs)
+
+    def _record(self, loss: float, decision: Decision) -> None:
+        for event in decision.events:
+            logger.debug(event.reason)
+        if self.trace is not None:
+            self.trace.record(self.state.step, loss, decision.smoothed, decision.lrs,
+                              decision.events)
+
+    @property
+    def events(self) -> list[Event]:
+        """Every event so far (empty if tracing is off)."""
+        return [] if self.trace is None else list(self.trace.events)
+
+    # -- checkpointing ----------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain values and tensors only: loads with ``torch.load(weights_only=True)``."""
+        return {
+            "format": 1,
+            "config": self.config.to_dict(),
+            "rule": self.state.to_dict(),
+            "last_epoch": self.last_epoch,
+            "_step_count": self._step_count,
+            "_last_lr": self._last_lr,
+            "base_lrs": self.base_lrs,
+            "pending": [self._pending_sum, self._pending_count],
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; the run continues bit-identically.
+
+        Raises:
+            ValueError: if the state was saved with another configuration or another
+                number of parameter groups.
+        """
+        if state_dict.get("format") != 1 or "rule" not in state_dict:
+            raise ValueError("not a greedylr.GreedyLR state dict")
+        saved = GreedyConfig.from_dict(state_dict["config"])
+        if saved != self.config:
+            diff = {
+                k: (v, getattr(self.config, k))
+                for k, v in saved.to_dict().items()
+                if v != self.config.to_dict()[k]
+            }
+            raise ValueError(
+                f"state dict was saved with another configuration (saved, current): {diff}"
+            )
+        rule = RuleState.from_dict(state_dict["rule"])
+        groups = len(self.optimizer.param_groups)
+        if len(rule.lrs) != groups:
+            raise ValueError(
+                f"state dict has {len(rule.lrs)} parameter groups, the optimizer has {groups}"
+            )
+        self.state = rule
+        self.last_epoch = state_dict["last_epoch"]
+        self._step_count = state_dict["_step_count"]
+        self.base_lrs = list(state_dict["base_lrs"])
+        self._pending_sum, self._pending_count = state_dict["pending"]
+        self._steps_seen = self._optimizer_steps.count
+        self._next_lrs = rule.lrs
+        for group, lr in zip(self.optimizer.param_groups, rule.lrs):
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(lr)
+            else:
+                group["lr"] = lr
+        self._last_lr = [
+            lr.clone() if isinstance(lr, torch.Tensor) else lr for lr in state_dict["_last_lr"]
+        ]
