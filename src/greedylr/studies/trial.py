@@ -1,0 +1,220 @@
+"""The trial protocol: what a training function receives, and what it reports.
+
+Every workload of the studies, and every user function run by ``greedylr compare``,
+is a plain function ``train(trial: Trial) -> None``. Adding the protocol to an
+existing training loop takes three lines::
+
+    def train(trial):
+        model = ...
+        optimizer = trial.optimizer(model.parameters())    # or your own optimizer
+        scheduler = trial.scheduler(optimizer)              # 1: the schedule under test
+        for step in range(trial.steps):
+            loss = ...; loss.backward(); optimizer.step(); optimizer.zero_grad()
+            trial.step(loss)                                # 2: steps it, records loss and LR
+            if trial.should_eval():
+                with trial.evaluating(model):
+                    trial.report(accuracy=evaluate(model))  # 3: the held-out metric
+
+``trial.optimizer`` is optional: it builds the optimizer the study asked for (and the
+schedule-free optimizer when the schedule under test is ``schedule_free``). A function
+that builds its own optimizer still works for every other schedule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import random
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["Trial", "TrialSpec"]
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """The identity of one trial: workload x schedule x optimizer x seed x settings.
+
+    Args:
+        study: the study this trial belongs to (a folder under the results root).
+        workload: the workload's registered name, or ``module:function`` for user code.
+        schedule: the schedule's name in :mod:`greedylr.studies.schedules`.
+        optimizer: the optimizer's name (``adamw``, ``adafactor``, ``adagrad``, ``sgd``).
+        seed: the random seed; the trial seeds python, numpy and torch with it.
+        steps: optimizer steps to train.
+        lr: the initial (peak) learning rate; ``None`` means the workload's default.
+        warmup: warmup steps, given to every schedule that takes one.
+        eval_every: steps between held-out evaluations (0: only at the end).
+        settings: schedule and workload options (e.g. ``{"factor": 0.5}``), JSON values.
+    """
+
+    study: str
+    workload: str
+    schedule: str
+    optimizer: str = "adamw"
+    seed: int = 0
+    steps: int = 500
+    lr: float | None = None
+    warmup: int = 0
+    eval_every: int = 0
+    settings: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def make(cls, *, settings: dict[str, Any] | None = None, **kwargs: Any) -> TrialSpec:
+        return cls(settings=tuple(sorted((settings or {}).items())), **kwargs)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.settings)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["settings"] = self.options
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrialSpec:
+        data = dict(data)
+        return cls.make(settings=data.pop("settings", {}), **data)
+
+    @property
+    def key(self) -> str:
+        """A stable, file-name-safe identifier of this trial."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        digest = hashlib.sha1(blob).hexdigest()[:10]
+        return f"{self.workload}-{self.schedule}-{self.optimizer}-s{self.seed}-{digest}".replace(
+            ":", "_"
+        ).replace("/", "_")
+
+
+@dataclass
+class TrialRecord:
+    """What a trial recorded while it ran (columns, so that a result file stays small)."""
+
+    losses: list[float] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Trial:
+    """The handle a training function gets: builds the schedule under test, records.
+
+    Args:
+        spec: what to run.
+        default_lr: the workload's default learning rate when ``spec.lr`` is None.
+    """
+
+    def __init__(self, spec: TrialSpec, *, default_lr: float = 1e-3) -> None:
+        self.spec = spec
+        self.lr = spec.lr if spec.lr is not None else default_lr
+        self.record = TrialRecord()
+        self._scheduler: Any = None
+        self._optimizer: torch.optim.Optimizer | None = None
+        self._step = 0
+        self._started = time.perf_counter()
+        seed_everything(spec.seed)
+
+    # -- what the training function asks for ------------------------------------
+
+    @property
+    def seed(self) -> int:
+        return self.spec.seed
+
+    @property
+    def steps(self) -> int:
+        return self.spec.steps
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return self.spec.options
+
+    @property
+    def current_step(self) -> int:
+        return self._step
+
+    def optimizer(self, params: Iterable[Any], **kwargs: Any) -> torch.optim.Optimizer:
+        """The optimizer the study asked for, at ``self.lr`` (kwargs override defaults)."""
+        from greedylr.studies.schedules import build_optimizer
+
+        self._optimizer = build_optimizer(
+            self.spec.optimizer, params, lr=self.lr, schedule=self.spec.schedule, **kwargs
+        )
+        return self._optimizer
+
+    def scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
+        """The schedule under test, built for ``optimizer``; step it with :meth:`step`."""
+        from greedylr.studies.schedules import build_schedule
+
+        self._optimizer = optimizer
+        self._scheduler = build_schedule(
+            self.spec.schedule,
+            optimizer,
+            total_steps=self.spec.steps,
+            warmup=self.spec.warmup,
+            **{k: v for k, v in self.options.items() if not k.startswith("workload_")},
+        )
+        return self._scheduler
+
+    def step(self, loss: torch.Tensor | float) -> None:
+        """Call once per optimizer step, after ``optimizer.step()``, with its loss."""
+        from greedylr.studies.schedules import step_schedule
+
+        if self._scheduler is None:
+            raise RuntimeError("call trial.scheduler(optimizer) before trial.step(loss)")
+        value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+        step_schedule(self._scheduler, value)
+        self._step += 1
+        self.record.losses.append(value)
+        self.record.lrs.append(float(self._optimizer.param_groups[0]["lr"]))  # type: ignore[union-attr]
+        if not math.isfinite(value):
+            raise FloatingPointError(f"training loss is {value} at step {self._step}")
+
+    def should_eval(self) -> bool:
+        """True at every ``eval_every``-th step and at the last step."""
+        every = self.spec.eval_every
+        return self._step == self.spec.steps or (every > 0 and self._step % every == 0)
+
+    @contextlib.contextmanager
+    def evaluating(self, model: torch.nn.Module) -> Iterator[None]:
+        """Evaluation mode for the model (and for a schedule-free optimizer), then back."""
+        opt = self._optimizer
+        was_training = model.training
+        model.eval()
+        if opt is not None and hasattr(opt, "eval") and callable(opt.eval):
+            opt.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            if opt is not None and hasattr(opt, "train") and callable(opt.train):
+                opt.train()
+            model.train(was_training)
+
+    def report(self, **metrics: float) -> None:
+        """Record held-out metrics (e.g. ``accuracy=0.97, loss=0.1``) at the current step."""
+        row: dict[str, Any] = {"step": self._step}
+        for name, value in metrics.items():
+            row[name] = float(value)
+        self.record.metrics.append(row)
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._started
+
+    @property
+    def schedule_object(self) -> Any:
+        return self._scheduler
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
