@@ -113,7 +113,14 @@ class GreedyLR(LRScheduler):
         self._pending_count = 0
         self._next_lrs: Sequence[float] = self.state.lrs
         self._optimizer_steps = _StepCounter()
-        self._hook = optimizer.register_step_post_hook(self._optimizer_steps)
+        # Wrappers such as Accelerate's AcceleratedOptimizer subclass Optimizer without
+        # its hook registry: the post-hook must sit on the optimizer that really steps.
+        inner = optimizer
+        while not hasattr(inner, "_optimizer_step_post_hooks") and isinstance(
+            getattr(inner, "optimizer", None), Optimizer
+        ):
+            inner = inner.optimizer
+        self._hook = inner.register_step_post_hook(self._optimizer_steps)
         self._steps_seen = 0
         super().__init__(optimizer)
 
@@ -189,6 +196,14 @@ class GreedyLR(LRScheduler):
         if self._is_initial:
             super().step()
             return
+        count = self._optimizer_steps.count
+        if count and count == self._steps_seen:
+            # A repeated call (Accelerate calls once per process, the later ones often
+            # without a loss) or a skipped optimizer step: nothing new to decide, and
+            # what was observed for it must not leak into the next step.
+            self._pending_sum, self._pending_count = 0.0, 0
+            logger.debug("GreedyLR.step ignored: no optimizer step since the last one")
+            return
         if loss is None:
             if self._pending_count == 0:
                 raise TypeError(
@@ -199,10 +214,6 @@ class GreedyLR(LRScheduler):
         else:
             value = as_float(loss)
         self._pending_sum, self._pending_count = 0.0, 0
-        count = self._optimizer_steps.count
-        if count and count == self._steps_seen:
-            logger.debug("GreedyLR.step ignored: no optimizer step since the last one")
-            return
         self._steps_seen = count
         if self.sync_ranks:
             value = distributed.mean_across_ranks(value)
