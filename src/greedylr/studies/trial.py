@@ -144,8 +144,19 @@ class Trial:
         """The optimizer the study asked for, at ``self.lr`` (kwargs override defaults)."""
         from greedylr.studies.schedules import build_optimizer
 
+        # settings ``optimizer_<arg>`` reach the optimizer (e.g. optimizer_weight_decay)
+        options = {
+            k.removeprefix("optimizer_"): v
+            for k, v in self.options.items()
+            if k.startswith("optimizer_")
+        }
         self._optimizer = build_optimizer(
-            self.spec.optimizer, params, lr=self.lr, schedule=self.spec.schedule, **kwargs
+            self.spec.optimizer,
+            params,
+            lr=self.lr,
+            schedule=self.spec.schedule,
+            warmup=self.spec.warmup,
+            **{**options, **kwargs},
         )
         return self._optimizer
 
@@ -159,23 +170,31 @@ class Trial:
             optimizer,
             total_steps=self.spec.steps,
             warmup=self.spec.warmup,
-            **{k: v for k, v in self.options.items() if not k.startswith("workload_")},
+            **self.options,  # build_schedule ignores workload_/optimizer_/perturb_ keys
         )
         return self._scheduler
 
     def step(self, loss: torch.Tensor | float) -> None:
-        """Call once per optimizer step, after ``optimizer.step()``, with its loss."""
-        from greedylr.studies.schedules import step_schedule
+        """Call once per optimizer step, after ``optimizer.step()``, with its loss.
 
-        if self._scheduler is None:
+        Raises:
+            FloatingPointError: the loss is NaN or infinite: the trial has diverged
+                (the runner records it as ``diverged``, not as a crash).
+            RuntimeError: :meth:`scheduler` was not called first.
+        """
+        from greedylr.studies.schedules import current_lr, step_schedule
+
+        if self._scheduler is None or self._optimizer is None:
             raise RuntimeError("call trial.scheduler(optimizer) before trial.step(loss)")
         value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
-        step_schedule(self._scheduler, value)
         self._step += 1
         self.record.losses.append(value)
-        self.record.lrs.append(float(self._optimizer.param_groups[0]["lr"]))  # type: ignore[union-attr]
         if not math.isfinite(value):
+            # before the schedule sees it: a NaN would poison transformers' smoothing window
+            self.record.lrs.append(current_lr(self._optimizer))
             raise FloatingPointError(f"training loss is {value} at step {self._step}")
+        step_schedule(self._scheduler, value)
+        self.record.lrs.append(current_lr(self._optimizer))
 
     def should_eval(self) -> bool:
         """True at every ``eval_every``-th step and at the last step."""
