@@ -1,4 +1,18 @@
-"""Agreeing on the loss across ranks, so that every rank makes the same decision."""
+"""Agreeing on the loss across ranks, so that every rank makes the same decision.
+
+In data-parallel training each rank sees its own micro-batches, so each rank has its
+own loss. DDP keeps the *gradients* in agreement, but a loss-driven scheduler fed the
+rank-local loss decides on each rank alone: the learning rates drift apart and the
+replicas silently stop being replicas. :class:`greedylr.GreedyLR` therefore averages
+the loss over the default process group before every decision (``sync_ranks=True``,
+the default), with :func:`mean_across_ranks`: one all-reduce of one scalar per
+optimizer step.
+
+The contract of every collective applies: each rank must make the call, the same
+number of times, in the same order. ``GreedyLR.step`` de-duplicates repeated calls
+*before* the collective, from the count of optimizer steps, which is the same on
+every rank; never call it from code that only some ranks run (``if rank == 0:``).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +21,27 @@ import torch.distributed as dist
 
 __all__ = ["is_distributed", "mean_across_ranks"]
 
+# Accumulate in at least single precision: a bf16 or fp16 sum of many ranks' losses
+# would round visibly; a float64 loss keeps its precision.
+_REDUCE_DTYPES = (torch.float32, torch.float64)
+
 
 def is_distributed() -> bool:
     """True inside an initialised process group of more than one process."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+def _backend_needs_cuda() -> bool:
+    # NCCL reduces CUDA tensors only; gloo and mixed "cpu:gloo,cuda:nccl" take CPU ones.
+    return dist.get_backend() == "nccl"
+
+
 def _collective_device(value: float | torch.Tensor) -> torch.device:
-    if isinstance(value, torch.Tensor):
+    if isinstance(value, torch.Tensor) and not (
+        value.device.type == "cpu" and _backend_needs_cuda()
+    ):
         return value.device
-    # NCCL only reduces CUDA tensors; gloo and the others take CPU tensors.
-    if dist.get_backend() == "nccl":
+    if _backend_needs_cuda():
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
 
@@ -25,17 +49,32 @@ def _collective_device(value: float | torch.Tensor) -> torch.device:
 def mean_across_ranks(value: float | torch.Tensor) -> float | torch.Tensor:
     """The mean of ``value`` over all ranks; ``value`` itself outside a process group.
 
-    One all-reduce on the value's device (SUM then divide: gloo has no AVG). Must be
-    called on every rank, as every collective. A float comes back as a float, a
-    tensor as a tensor on its own device, without a host read.
+    One all-reduce on the value's device: SUM, then a division by the world size,
+    because gloo has no ``ReduceOp.AVG``. A non-finite value on any rank makes the
+    mean non-finite on every rank, so that every rank still decides the same way.
+
+    Must be called on every rank, as every collective.
+
+    Args:
+        value: this rank's loss: a Python number, or a one-element tensor.
+
+    Returns:
+        A float for a float (computed in float64); a 0-d tensor for a tensor, on the
+        tensor's device and without a host read (in float32, or float64 if it was).
+
+    Example:
+        >>> mean_across_ranks(2.5)  # no process group: the value itself
+        2.5
     """
     if not is_distributed():
         return value
     world = dist.get_world_size()
+    device = _collective_device(value)
     if isinstance(value, torch.Tensor):
-        buffer = value.detach().reshape(()).float().clone()
+        dtype = value.dtype if value.dtype in _REDUCE_DTYPES else torch.float32
+        buffer = value.detach().reshape(()).to(device=device, dtype=dtype, copy=True)
         dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
-        return buffer / world
-    buffer = torch.tensor(float(value), dtype=torch.float64, device=_collective_device(value))
+        return (buffer / world).to(value.device)
+    buffer = torch.tensor(float(value), dtype=torch.float64, device=device)
     dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
     return buffer.item() / world

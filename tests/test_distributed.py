@@ -1,0 +1,146 @@
+"""Distributed agreement: a real 2-process gloo group on CPU, no mocks.
+
+Rank 0 sees a falling loss and rank 1 a flat one. With ``sync_ranks`` (the default)
+both ranks must hold the same LR at every step, equal to one process fed the mean
+loss; without it they must drift apart (the control that shows the test can fail).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing.connection
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from greedylr import GreedyLR
+from greedylr.distributed import is_distributed, mean_across_ranks
+
+WORLD = 2
+STEPS = 40
+# Small patience and no smoothing: the rank-local losses lead to different decisions
+# within a few steps, so agreement is a real property and not a coincidence.
+CONFIG = {
+    "factor": 0.5,
+    "patience": 1,
+    "smoothing": "none",
+    "min_lr_ratio": 1e-3,
+    "max_lr_ratio": 1e3,
+}
+
+
+def _losses(rank: int) -> list[float]:
+    """Rank 0: a falling loss with a plateau; rank 1: flat with a little noise."""
+    if rank == 0:
+        return [2.0 * 0.9**i if i < 25 else 2.0 * 0.9**25 for i in range(STEPS)]
+    noise = torch.Generator().manual_seed(1)
+    return [1.0 + 1e-3 * float(torch.rand((), generator=noise)) for _ in range(STEPS)]
+
+
+def _trajectory(losses: list[float], **kwargs: object) -> list[float]:
+    """The LR after each step of a single process fed ``losses``."""
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = GreedyLR(opt, **CONFIG, **kwargs)
+    lrs = []
+    for loss in losses:
+        opt.step()
+        sched.step(loss)
+        lrs.append(sched.get_last_lr()[0])
+    return lrs
+
+
+def _worker(rank: int, init_file: str, out_dir: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    try:
+        result: dict[str, object] = {"is_distributed": is_distributed()}
+        # The bare helper: float and tensor paths, SUM then divide on gloo.
+        result["mean_float"] = mean_across_ranks(float(rank + 1))
+        mean_tensor = mean_across_ranks(torch.tensor(rank + 1.0, dtype=torch.float64))
+        result["mean_tensor"] = [float(mean_tensor), str(mean_tensor.dtype)]
+        result["mean_bf16"] = float(
+            mean_across_ranks(torch.tensor(rank + 1.0, dtype=torch.bfloat16))
+        )
+
+        torch.manual_seed(0)  # same initial weights on both ranks, as DDP requires
+        model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(3, 1))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        synced = GreedyLR(opt, **CONFIG)
+        # A second optimizer and an unsynced scheduler: the control run.
+        control_opt = torch.optim.SGD(torch.nn.Linear(3, 1).parameters(), lr=0.1)
+        control = GreedyLR(control_opt, sync_ranks=False, **CONFIG)
+        x = torch.randn(8, 3, generator=torch.Generator().manual_seed(rank))
+        lrs, control_lrs = [], []
+        for i, loss in enumerate(_losses(rank)):
+            model(x).tanh().mean().backward()  # bounded gradients at any LR
+            opt.step()
+            opt.zero_grad()
+            # Alternate between a float and a 0-d tensor: both paths must agree.
+            synced.step(loss if i % 2 else torch.tensor(loss))
+            synced.step(loss)  # a repeated call (as Accelerate makes): ignored
+            lrs.append(synced.get_last_lr()[0])
+            control_opt.step()
+            control.step(loss)
+            control_lrs.append(control.get_last_lr()[0])
+        result["lrs"] = lrs
+        result["control_lrs"] = control_lrs
+        result["decisions"] = synced.state.step
+        result["params"] = [p.detach().double().flatten().tolist() for p in model.parameters()]
+        Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
+    finally:
+        dist.destroy_process_group()
+
+
+def _spawn(fn, args: tuple, timeout: float) -> None:
+    """Start ``WORLD`` processes and join them; kill them all on a hang or a failure."""
+    context = mp.start_processes(fn, args=args, nprocs=WORLD, join=False, start_method="spawn")
+    sentinels = [p.sentinel for p in context.processes]
+    try:
+        multiprocessing.connection.wait(sentinels, timeout=timeout)
+        # join() raises ProcessRaisedException with the child's traceback on failure.
+        while not context.join(timeout=timeout):
+            pass
+    finally:
+        for process in context.processes:
+            if process.is_alive():
+                process.kill()
+
+
+def test_mean_across_ranks_is_identity_without_a_group() -> None:
+    assert not is_distributed()
+    assert mean_across_ranks(1.25) == 1.25
+    t = torch.tensor(3.0)
+    assert mean_across_ranks(t) is t
+
+
+@pytest.mark.timeout(120)
+def test_two_gloo_ranks_make_the_same_decision(tmp_path: Path) -> None:
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    _spawn(_worker, (str(tmp_path / "init"), str(tmp_path)), timeout=90)
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD))
+
+    assert r0["is_distributed"] and r1["is_distributed"]
+    for r in (r0, r1):
+        assert r["mean_float"] == 1.5
+        assert r["mean_tensor"] == [1.5, "torch.float64"]
+        assert r["mean_bf16"] == 1.5
+        assert r["decisions"] == STEPS  # the repeated calls were ignored
+
+    # The same LR on both ranks at every step ...
+    assert r0["lrs"] == r1["lrs"]
+    # ... equal to a single process fed the mean loss (the same float64 arithmetic).
+    mean = [(a + b) / 2 for a, b in zip(_losses(0), _losses(1), strict=True)]
+    assert r0["lrs"] == _trajectory(mean)
+    assert len(set(r0["lrs"])) > 2, "the LR never moved: the test would prove nothing"
+    # Control: deciding on the local loss drifts apart, each rank on its own trajectory.
+    assert r0["control_lrs"] == _trajectory(_losses(0))
+    assert r1["control_lrs"] == _trajectory(_losses(1))
+    assert r0["control_lrs"] != r1["control_lrs"]
+    # The replicas stayed replicas.
+    assert r0["params"] == r1["params"]
+    assert all(math.isfinite(v) for p in r0["params"] for v in p)
