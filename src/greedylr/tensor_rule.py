@@ -1,0 +1,765 @@
+"""The GreedyLR rule in torch tensor ops: branch-free, no host reads, batched.
+
+This is :mod:`greedylr.rule` written a second time, for two callers that cannot afford
+a Python float per step:
+
+* :class:`greedylr.GreedyLR` in device mode, where the loss and the learning rates stay
+  on the accelerator and ``step(loss)`` must not synchronise the host with the device;
+* studies that step many independent runs at once: every tensor carries an optional
+  leading batch shape ``B``, so ``R`` runs are one call with a loss of shape ``[R]``
+  and learning rates of shape ``[R, G]``.
+
+Every decision is a ``torch.where``; nothing is read back to the host, so the update
+can run inside ``torch.compile`` (one graph, no recompilation as values change) and
+under ``torch.cuda.set_sync_debug_mode("error")``.
+
+Semantics are exactly those of :func:`greedylr.rule.update`; the tests check every
+trajectory against it. The operations are the same, in the same order, so that in
+float64 the results are bit for bit those of the Python-float rule:
+
+* the window mean adds the new value to the running sum, then subtracts the oldest
+  one when the window is full, then divides by the count;
+* the EMA bias correction ``1 - beta**n`` is not computed with ``torch.pow`` (whose
+  result differs from C's ``pow`` by one ulp for some ``n``) but looked up in a table
+  of the values Python computes, built once at :func:`init`; the table ends where
+  ``1 - beta**n`` rounds to ``1.0``, after which Python's value is ``1.0`` too. Only
+  for windows above ``_MAX_EMA_TABLE / 18`` (about 58,000) does the table stop
+  early and ``torch.pow`` take over: the smoothed value may then differ from the
+  float rule's in the last place;
+* decrease ``max(lr * factor, min_lr)`` applied only where ``old - new > eps``;
+  increase ``min(lr / factor, max_lr)`` applied only where ``new - old > eps``.
+
+In float32 (the only choice on a device without float64, e.g. Apple MPS) every
+operation above is still correctly rounded, but in float32: the smoothed loss and the
+learning rates then differ from the float64 rule by a relative error of about
+``2**-24`` per operation, and a comparison that the float64 rule decides by less
+than that margin may go the other way. :class:`greedylr.GreedyLR` therefore keeps
+its device state in float64 wherever the device supports it and writes the result
+into the (usually float32) LR tensor with one rounding cast, exactly as float mode
+writes its Python float into that tensor.
+
+Per-run knobs: ``factor``, ``threshold``, ``eps``, ``patience``,
+``increase_patience``, ``cooldown`` and ``hold_after_increase`` may differ between the
+runs of a batch (pass a tensor of shape ``B``), as may the base LRs and therefore the
+bounds given as ratios. Everything else (mode, comparison, smoothing, window, warmup,
+absolute bounds, reset patience, non-finite policy) is shared: it decides which
+operations run, not their values.
+
+What happened at each step is returned as an integer code of bit flags
+(:data:`INCREASE`, :data:`DECREASE`, :data:`CLIPPED`, :data:`HOLD`,
+:data:`WARMUP_END`, :data:`RESET`, :data:`NONFINITE`) with the values needed to
+explain it; :func:`decode_events` turns a code back into the
+:class:`greedylr.rule.Event` objects, with the same reasons, that the float rule
+would have produced.
+
+Example:
+    >>> import torch
+    >>> from greedylr.rule import GreedyConfig
+    >>> cfg = GreedyConfig(factor=0.5, patience=0, smoothing="none",
+    ...                    min_lr_ratio=None, max_lr_ratio=None)
+    >>> state = init(cfg, [[0.1], [0.2]])      # two runs, one group each
+    >>> state, decision = update(cfg, state, torch.tensor([1.0, 1.0]))
+    >>> decision.lrs.squeeze(-1).tolist()
+    [0.2, 0.4]
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from greedylr.rule import Event, GreedyConfig, RuleState
+
+__all__ = [
+    "CLIPPED",
+    "DECREASE",
+    "HOLD",
+    "INCREASE",
+    "NONFINITE",
+    "RESET",
+    "WARMUP_END",
+    "TensorDecision",
+    "TensorState",
+    "decode_events",
+    "from_rule_state",
+    "init",
+    "select",
+    "to_rule_state",
+    "update",
+]
+
+logger = logging.getLogger("greedylr")
+
+# Bit flags of TensorDecision.code. INCREASE and DECREASE say which change was
+# attempted; CLIPPED says that it changed no group (the float rule's "clipped" event).
+INCREASE = 1
+DECREASE = 2
+CLIPPED = 4
+HOLD = 8
+WARMUP_END = 16
+RESET = 32
+NONFINITE = 64
+
+# Longest EMA bias-correction table (float64 entries: 8 MiB).
+_MAX_EMA_TABLE = 1 << 20
+
+_INT = torch.int64
+
+
+class TensorState(NamedTuple):
+    """Everything the rule remembers, as tensors. ``B`` is the batch shape (may be ``()``).
+
+    The fields mirror :class:`greedylr.rule.RuleState`; ``smoothed`` is NaN before the
+    first finite observation (the float rule's ``None``), and the window is a ring
+    buffer of fixed width whose first ``window_count`` slots are in use.
+    """
+
+    base_lrs: Tensor  # [*B, G]
+    min_lrs: Tensor  # [*B, G]
+    max_lrs: Tensor  # [*B, G]
+    lrs: Tensor  # [*B, G]
+    step: Tensor  # [*B] int64
+    reference: Tensor  # [*B]
+    num_good: Tensor  # [*B] int64
+    num_bad: Tensor  # [*B] int64
+    hold: Tensor  # [*B] int64
+    floor_hits: Tensor  # [*B] int64
+    smoothed: Tensor  # [*B]
+    window_values: Tensor  # [*B, window] ("window" smoothing) or [*B, 0]
+    window_count: Tensor  # [*B] int64
+    window_pos: Tensor  # [*B] int64
+    window_sum: Tensor  # [*B]
+    ema: Tensor  # [*B]
+    ema_count: Tensor  # [*B] int64
+    factor: Tensor  # [*B]
+    threshold: Tensor  # [*B]
+    eps: Tensor  # [*B]
+    patience: Tensor  # [*B] int64
+    up_patience: Tensor  # [*B] int64
+    cooldown: Tensor  # [*B] int64
+    hold_after_increase: Tensor  # [*B] int64
+    ema_denominators: Tensor  # [L]: 1 - beta**n for n = 1..L, shared by the batch
+
+    @property
+    def batch_shape(self) -> torch.Size:
+        return self.step.shape
+
+
+class TensorDecision(NamedTuple):
+    """What one observation produced, per run; enough to rebuild the float rule's events.
+
+    Attributes:
+        lrs: the LRs to apply from now on, ``[*B, G]``.
+        smoothed: the state's smoothed loss after this observation (NaN if none yet).
+        code: bit flags of what happened (``INCREASE | CLIPPED | ...``), int64 ``[*B]``.
+        reference: the value the smoothed loss was compared with (before this step).
+        lrs_before: the LRs before this observation.
+        lrs_changed: the LRs after the increase or decrease, before a reset.
+    """
+
+    lrs: Tensor
+    smoothed: Tensor
+    code: Tensor
+    reference: Tensor
+    lrs_before: Tensor
+    lrs_changed: Tensor
+
+
+def check_config(config: GreedyConfig) -> None:
+    """Raise if ``config`` needs a host read per step.
+
+    Raises:
+        ValueError: for ``on_nonfinite="raise"``: raising needs the host to look at the
+            loss. Use ``"skip"`` or ``"decrease"`` and watch the :data:`NONFINITE` flag.
+    """
+    if config.on_nonfinite == "raise":
+        raise ValueError(
+            "on_nonfinite='raise' needs a host read of every loss, which the device-"
+            "resident rule avoids; use 'skip' or 'decrease' and check the 'nonfinite' "
+            "events"
+        )
+
+
+def _ema_denominators(config: GreedyConfig, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """``1 - beta**n`` for n = 1, 2, ... as Python computes it, until it rounds to 1.0."""
+    if config.smoothing != "ema":
+        return torch.ones(1, dtype=dtype, device=device)
+    beta = 1.0 - 2.0 / (config.window + 1)
+    values = []
+    n = 1
+    while n <= _MAX_EMA_TABLE:
+        value = 1.0 - beta**n
+        values.append(value)
+        if value == 1.0:
+            break
+        n += 1
+    else:
+        logger.info(
+            "EMA span %d: bias correction beyond step %d uses torch.pow, which may "
+            "differ from the float rule in the last place", config.window, _MAX_EMA_TABLE,
+        )
+    return torch.tensor(values, dtype=dtype, device=device)
+
+
+def _knob(
+    value: float | int | Tensor | None,
+    default: float | int,
+    batch: torch.Size,
+    dtype: torch.dtype,
+    device: torch.device | None,
+    name: str,
+    ok: Any,
+    what: str,
+) -> Tensor:
+    """A per-run knob as a tensor of the batch shape, validated on the host (once)."""
+    value = default if value is None else value
+    if isinstance(value, Tensor):
+        tensor = value.detach().to("cpu")
+    else:
+        # through float64, so that a Python float keeps every bit
+        tensor = torch.tensor(value, dtype=torch.float64 if dtype != _INT else None)
+    if tensor.is_floating_point() and dtype == _INT:
+        if not bool(torch.all(tensor == tensor.round())):
+            raise ValueError(f"{name} must be {what}, got {tensor.tolist()!r}")
+    tensor = tensor.to(dtype)
+    try:
+        tensor = torch.broadcast_to(tensor, batch).clone()
+    except RuntimeError as exc:
+        raise ValueError(
+            f"{name} of shape {tuple(tensor.shape)} does not broadcast to the batch "
+            f"shape {tuple(batch)}"
+        ) from exc
+    if not bool(torch.all(ok(tensor))):
+        raise ValueError(f"{name} must be {what}, got {tensor.tolist()!r}")
+    return tensor.to(device)
+
+
+def _first(*values: Any) -> Any:
+    """The first value that is not None (None if all are)."""
+    return next((v for v in values if v is not None), None)
+
+
+def _group_bound(
+    absolute: Any, ratio: float | None, base: Tensor, fallback: float, name: str
+) -> Tensor:
+    groups = base.shape[-1]
+    if absolute is not None:
+        values = [float(absolute)] * groups if isinstance(absolute, (int, float)) else [
+            float(v) for v in absolute
+        ]
+        if len(values) != groups:
+            raise ValueError(f"{name} has {len(values)} values for {groups} parameter groups")
+        return torch.tensor(values, dtype=base.dtype).expand_as(base).clone()
+    if ratio is None:
+        return torch.full_like(base, fallback)
+    return base * ratio
+
+
+def init(
+    config: GreedyConfig,
+    base_lrs: Tensor | Sequence[float] | Sequence[Sequence[float]],
+    *,
+    factor: float | Tensor | None = None,
+    threshold: float | Tensor | None = None,
+    eps: float | Tensor | None = None,
+    patience: int | Tensor | None = None,
+    increase_patience: int | Tensor | None = None,
+    cooldown: int | Tensor | None = None,
+    hold_after_increase: int | Tensor | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> TensorState:
+    """The state before the first observation, for one run or a batch of runs.
+
+    Validation reads the host (once, here); :func:`update` never does.
+
+    Args:
+        config: the shared configuration; per-run knobs given here override its values.
+        base_lrs: the base LR of every group, shape ``[G]`` for one run or ``[*B, G]``.
+        factor: per-run factor, a number or a tensor broadcastable to ``B``.
+        threshold: per-run threshold.
+        eps: per-run minimum change.
+        patience: per-run patience for decreases.
+        increase_patience: per-run patience for increases (default: the config's).
+        cooldown: per-run hold after a decrease.
+        hold_after_increase: per-run hold after an increase.
+        device: where the state lives (default: ``base_lrs``' device, else the CPU).
+        dtype: floating dtype of the state; float64 gives bit-exact parity with
+            :mod:`greedylr.rule`.
+
+    Returns:
+        The state; ``state.lrs`` are the LRs to apply now.
+
+    Raises:
+        ValueError: for a bad base LR, bound or knob, with the value in the message.
+    """
+    check_config(config)
+    if device is None:
+        device = base_lrs.device if isinstance(base_lrs, Tensor) else torch.device("cpu")
+    device = torch.device(device)
+    if isinstance(base_lrs, Tensor):
+        base = base_lrs.detach().to("cpu", torch.float64)
+    else:
+        base = torch.tensor(base_lrs, dtype=torch.float64)
+    if base.ndim == 0 or base.shape[-1] == 0:
+        raise ValueError("at least one parameter group is needed: base_lrs is [*B, G]")
+    if not bool(torch.all(torch.isfinite(base) & (base >= 0))):
+        raise ValueError(f"initial lrs must be finite and >= 0, got {base.tolist()!r}")
+    batch = base.shape[:-1]
+    lows = _group_bound(config.min_lr, config.min_lr_ratio, base, 0.0, "min_lr")
+    highs = _group_bound(config.max_lr, config.max_lr_ratio, base, math.inf, "max_lr")
+    if bool(torch.any(lows > highs)):
+        raise ValueError(f"min_lr {lows.tolist()!r} is above max_lr {highs.tolist()!r}")
+    if config.check_bounds and not bool(torch.all((lows <= base) & (base <= highs))):
+        raise ValueError(
+            f"initial lrs {base.tolist()!r} are outside their bounds "
+            f"[{lows.tolist()!r}, {highs.tolist()!r}]"
+        )
+    lrs = base * config.warmup_start_factor if config.warmup > 0 else base.clone()
+
+    f64 = torch.float64
+    knobs = {
+        "factor": _knob(factor, config.factor, batch, f64, device, "factor",
+                        lambda t: (t > 0) & (t < 1), "in (0, 1)"),
+        "threshold": _knob(threshold, config.threshold, batch, f64, device, "threshold",
+                           lambda t: t >= 0, ">= 0"),
+        "eps": _knob(eps, config.eps, batch, f64, device, "eps", lambda t: t >= 0, ">= 0"),
+        "patience": _knob(patience, config.patience, batch, _INT, device, "patience",
+                          lambda t: t >= 0, "an int >= 0"),
+        "up_patience": _knob(
+            _first(increase_patience, config.increase_patience, patience),
+            config.patience, batch, _INT, device, "increase_patience",
+            lambda t: t >= 0, "an int >= 0"),
+        "cooldown": _knob(cooldown, config.cooldown, batch, _INT, device, "cooldown",
+                          lambda t: t >= 0, "an int >= 0"),
+        "hold_after_increase": _knob(
+            hold_after_increase, config.hold_after_increase, batch, _INT, device,
+            "hold_after_increase", lambda t: t >= 0, "an int >= 0"),
+    }
+    knobs = {k: v.to(dtype) if v.is_floating_point() else v for k, v in knobs.items()}
+
+    def floats(value: float) -> Tensor:
+        return torch.full(batch, value, dtype=dtype, device=device)
+
+    def ints() -> Tensor:
+        return torch.zeros(batch, dtype=_INT, device=device)
+
+    width = config.window if config.smoothing == "window" else 0
+    return TensorState(
+        base_lrs=base.to(device, dtype),
+        min_lrs=lows.to(device, dtype),
+        max_lrs=highs.to(device, dtype),
+        lrs=lrs.to(device, dtype),
+        step=ints(),
+        reference=floats(_initial_reference(config)),
+        num_good=ints(),
+        num_bad=ints(),
+        hold=ints(),
+        floor_hits=ints(),
+        smoothed=floats(math.nan),
+        window_values=torch.zeros(*batch, width, dtype=dtype, device=device),
+        window_count=ints(),
+        window_pos=ints(),
+        window_sum=floats(0.0),
+        ema=floats(0.0),
+        ema_count=ints(),
+        ema_denominators=_ema_denominators(config, device, dtype),
+        **knobs,
+    )
+
+
+def _initial_reference(config: GreedyConfig) -> float:
+    return math.inf if config.mode == "min" else -math.inf
+
+
+def from_rule_state(
+    config: GreedyConfig,
+    state: RuleState,
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float64,
+) -> TensorState:
+    """The tensor state (batch shape ``()``) equal to a float rule state.
+
+    Checkpoints therefore have one format for both modes: :class:`greedylr.GreedyLR`
+    saves :func:`to_rule_state` and loads through this function.
+    """
+    check_config(config)
+    device = torch.device(device)
+    groups = len(state.lrs)
+
+    def vec(values: Sequence[float]) -> Tensor:
+        return torch.tensor([float(v) for v in values], dtype=dtype, device=device)
+
+    def num(value: float | None) -> Tensor:
+        return torch.tensor(math.nan if value is None else float(value), dtype=dtype,
+                            device=device)
+
+    def count(value: int) -> Tensor:
+        return torch.tensor(int(value), dtype=_INT, device=device)
+
+    width = config.window if config.smoothing == "window" else 0
+    window = torch.zeros(width, dtype=dtype, device=device)
+    if width:
+        if len(state.window_values) > width:
+            raise ValueError(
+                f"window of {len(state.window_values)} values for a window of {width}"
+            )
+        window[: len(state.window_values)] = vec(state.window_values)
+    if len(state.base_lrs) != groups or len(state.min_lrs) != groups:
+        raise ValueError("inconsistent number of parameter groups in the rule state")
+    return TensorState(
+        base_lrs=vec(state.base_lrs),
+        min_lrs=vec(state.min_lrs),
+        max_lrs=vec(state.max_lrs),
+        lrs=vec(state.lrs),
+        step=count(state.step),
+        reference=num(state.reference),
+        num_good=count(state.num_good),
+        num_bad=count(state.num_bad),
+        hold=count(state.hold),
+        floor_hits=count(state.floor_hits),
+        smoothed=num(state.smoothed),
+        window_values=window,
+        window_count=count(len(state.window_values)),
+        window_pos=count(state.window_pos),
+        window_sum=num(state.window_sum),
+        ema=num(state.ema),
+        ema_count=count(state.ema_count),
+        factor=num(config.factor),
+        threshold=num(config.threshold),
+        eps=num(config.eps),
+        patience=count(config.patience),
+        up_patience=count(config.up_patience),
+        cooldown=count(config.cooldown),
+        hold_after_increase=count(config.hold_after_increase),
+        ema_denominators=_ema_denominators(config, device, dtype),
+    )
+
+
+def to_rule_state(state: TensorState) -> RuleState:
+    """The float rule state equal to an unbatched tensor state (reads the host).
+
+    Raises:
+        ValueError: for a batched state; pick one run first with :func:`select`.
+    """
+    if state.step.ndim != 0:
+        raise ValueError(f"to_rule_state takes one run, got batch shape {tuple(state.step.shape)}")
+    host = TensorState(*(t.detach().to("cpu") for t in state))
+    smoothed = float(host.smoothed)
+    count = int(host.window_count)
+    return RuleState(
+        base_lrs=host.base_lrs.tolist(),
+        min_lrs=host.min_lrs.tolist(),
+        max_lrs=host.max_lrs.tolist(),
+        lrs=host.lrs.tolist(),
+        step=int(host.step),
+        reference=float(host.reference),
+        num_good=int(host.num_good),
+        num_bad=int(host.num_bad),
+        hold=int(host.hold),
+        floor_hits=int(host.floor_hits),
+        smoothed=None if math.isnan(smoothed) else smoothed,
+        window_values=host.window_values[:count].tolist(),
+        window_pos=int(host.window_pos),
+        window_sum=float(host.window_sum),
+        ema=float(host.ema),
+        ema_count=int(host.ema_count),
+    )
+
+
+def select(state: TensorState, index: Any) -> TensorState:
+    """The runs ``index`` of a batched state (the shared EMA table is kept whole)."""
+    fields = {
+        name: value if name == "ema_denominators" else value[index]
+        for name, value in state._asdict().items()
+    }
+    return TensorState(**fields)
+
+
+def _ramp(config: GreedyConfig, state: TensorState, step: Tensor) -> Tensor:
+    start = config.warmup_start_factor
+    progress = torch.clamp(step, max=config.warmup).to(state.lrs.dtype) / config.warmup
+    return state.base_lrs * (start + (1.0 - start) * progress).unsqueeze(-1)
+
+
+def _smooth(
+    config: GreedyConfig, state: TensorState, value: Tensor
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The smoothed value and the smoother's new fields (committed by the caller)."""
+    if config.smoothing == "window":
+        width = config.window
+        full = state.window_count >= width
+        # while filling, the next free slot; once full, the oldest value (window_pos)
+        index = torch.where(full, state.window_pos, state.window_count).unsqueeze(-1)
+        oldest = state.window_values.gather(-1, index).squeeze(-1)
+        total = state.window_sum + value
+        total = torch.where(full, total - oldest, total)
+        count = torch.where(full, state.window_count, state.window_count + 1)
+        return total / count, {
+            "window_values": state.window_values.scatter(-1, index, value.unsqueeze(-1)),
+            "window_count": count,
+            "window_pos": torch.where(full, (state.window_pos + 1) % width, state.window_pos),
+            "window_sum": total,
+        }
+    if config.smoothing == "ema":
+        beta = 1.0 - 2.0 / (config.window + 1)
+        ema = beta * state.ema + (1.0 - beta) * value
+        count = state.ema_count + 1
+        table = state.ema_denominators
+        size = table.shape[0]
+        denominator = table[torch.clamp(count, max=size) - 1]
+        if size >= _MAX_EMA_TABLE:
+            # the table stopped before 1 - beta**n reached 1.0: past it, torch.pow
+            power = torch.pow(torch.full_like(ema, beta), count.to(ema.dtype))
+            denominator = torch.where(count > size, 1.0 - power, denominator)
+        return ema / denominator, {"ema": ema, "ema_count": count}
+    return value, {}
+
+
+def _is_better(config: GreedyConfig, value: Tensor, reference: Tensor, t: Tensor) -> Tensor:
+    if config.mode == "min":
+        bar = reference * (1.0 - t) if config.threshold_mode == "rel" else reference - t
+        return value < bar
+    bar = reference * (1.0 + t) if config.threshold_mode == "rel" else reference + t
+    return value > bar
+
+
+def update(
+    config: GreedyConfig, state: TensorState, loss: Tensor | float
+) -> tuple[TensorState, TensorDecision]:
+    """Observe one loss per run; return the new state and the decision. No host read.
+
+    Args:
+        config: the shared configuration (the one given to :func:`init`).
+        state: the state from :func:`init` or from the previous update.
+        loss: the observed value of every run: a tensor broadcastable to the batch
+            shape (a 0-d tensor or a one-element tensor for one run), or a number.
+
+    Returns:
+        ``(new_state, decision)``; the input state is not modified.
+    """
+    dtype, device = state.lrs.dtype, state.lrs.device
+    batch = state.step.shape
+    if isinstance(loss, Tensor):
+        x = loss.detach().to(device=device, dtype=dtype)
+        if x.shape != batch:
+            x = x.reshape(batch) if x.numel() == math.prod(batch) else x.expand(batch)
+    else:
+        x = torch.full(batch, float(loss), dtype=dtype, device=device)
+
+    step = state.step + 1
+    finite = torch.isfinite(x)
+    # non-finite values never reach the statistics; zero keeps the discarded lanes clean
+    value = torch.where(finite, x, torch.zeros_like(x))
+    smoothed_new, smoother = _smooth(config, state, value)
+    fields: dict[str, Tensor] = {"step": step}
+    for name, new in smoother.items():
+        old = getattr(state, name)
+        mask = finite.reshape(finite.shape + (1,) * (new.ndim - finite.ndim))
+        fields[name] = torch.where(mask, new, old)
+    smoothed = torch.where(finite, smoothed_new, state.smoothed)
+    fields["smoothed"] = smoothed
+
+    lrs = state.lrs
+    if config.warmup > 0:
+        in_warmup = step <= config.warmup
+        lrs = torch.where(in_warmup.unsqueeze(-1), _ramp(config, state, step), lrs)
+        warmup_end = finite & (step == config.warmup)
+    else:
+        in_warmup = torch.zeros_like(finite)
+        warmup_end = in_warmup
+    after_warmup = ~in_warmup
+    holding = finite & after_warmup & (state.hold > 0)
+    comparing = finite & after_warmup & (state.hold <= 0)
+    hold = torch.where(holding, state.hold - 1, state.hold)
+
+    better = _is_better(config, smoothed, state.reference, state.threshold)
+    if config.compare == "previous":
+        reference = torch.where(comparing, smoothed, state.reference)
+    else:
+        reference = torch.where(comparing & better, smoothed, state.reference)
+    zero = torch.zeros_like(state.num_good)
+    num_good = torch.where(comparing & better, state.num_good + 1, state.num_good)
+    num_bad = torch.where(comparing & ~better, state.num_bad + 1, state.num_bad)
+    num_good = torch.where((comparing & ~better) | holding, zero, num_good)
+    num_bad = torch.where((comparing & better) | holding, zero, num_bad)
+
+    do_increase = comparing & (num_good > state.up_patience)
+    do_decrease = comparing & ~do_increase & (num_bad > state.patience)
+    num_good = torch.where(do_increase, zero, num_good)
+    num_bad = torch.where(do_decrease, zero, num_bad)
+    nonfinite = ~finite
+    if config.on_nonfinite == "decrease":
+        nonfinite_decrease = nonfinite & after_warmup
+        do_decrease = do_decrease | nonfinite_decrease
+        num_good = torch.where(nonfinite_decrease, zero, num_good)
+        num_bad = torch.where(nonfinite_decrease, zero, num_bad)
+
+    # the change, for the runs that decided one (computed everywhere, applied by mask)
+    factor = state.factor.unsqueeze(-1)
+    eps = state.eps.unsqueeze(-1)
+    lowered = torch.maximum(lrs * factor, state.min_lrs)
+    raised = torch.minimum(lrs / factor, state.max_lrs)
+    apply_down = do_decrease.unsqueeze(-1) & (lrs - lowered > eps)
+    apply_up = do_increase.unsqueeze(-1) & (raised - lrs > eps)
+    changed = torch.where(apply_down, lowered, torch.where(apply_up, raised, lrs))
+    clipped = (do_increase | do_decrease) & ~(apply_down | apply_up).any(-1)
+    floor_hits = torch.where(do_increase, zero, state.floor_hits)
+
+    if config.reset_patience is not None:
+        at_floor = (changed <= state.min_lrs).all(-1)
+        floor_hits = torch.where(do_decrease & at_floor, floor_hits + 1, floor_hits)
+        reset = do_decrease & at_floor & (floor_hits >= config.reset_patience)
+        lrs_after = torch.where(reset.unsqueeze(-1), state.base_lrs, changed)
+        reference = torch.where(reset, torch.full_like(reference, _initial_reference(config)),
+                                reference)
+        num_good = torch.where(reset, zero, num_good)
+        num_bad = torch.where(reset, zero, num_bad)
+        floor_hits = torch.where(reset, zero, floor_hits)
+        for name in ("window_values", "window_count", "window_pos", "window_sum", "ema",
+                     "ema_count"):
+            current = fields.get(name, getattr(state, name))
+            mask = reset.reshape(reset.shape + (1,) * (current.ndim - reset.ndim))
+            fields[name] = torch.where(mask, torch.zeros_like(current), current)
+    else:
+        reset = torch.zeros_like(do_decrease)
+        lrs_after = changed
+    # armed after a reset too, as the float rule (and transformers) does
+    hold = torch.where(do_increase, state.hold_after_increase,
+                       torch.where(do_decrease, state.cooldown, hold))
+
+    code = (
+        torch.where(do_increase, INCREASE, 0)
+        | torch.where(do_decrease, DECREASE, 0)
+        | torch.where(clipped, CLIPPED, 0)
+        | torch.where((do_increase | do_decrease) & (hold > 0), HOLD, 0)
+        | torch.where(warmup_end, WARMUP_END, 0)
+        | torch.where(reset, RESET, 0)
+        | torch.where(nonfinite, NONFINITE, 0)
+    )
+    fields.update(
+        lrs=lrs_after, reference=reference, num_good=num_good, num_bad=num_bad, hold=hold,
+        floor_hits=floor_hits,
+    )
+    new_state = state._replace(**fields)
+    decision = TensorDecision(
+        lrs=lrs_after,
+        smoothed=smoothed,
+        code=code,
+        reference=state.reference,
+        lrs_before=state.lrs,
+        lrs_changed=changed,
+    )
+    return new_state, decision
+
+
+def _fmt(values: Sequence[float]) -> str:
+    return ", ".join(f"{v:.4g}" for v in values)
+
+
+def decode_events(
+    config: GreedyConfig,
+    *,
+    step: int,
+    code: int,
+    loss: float,
+    smoothed: float,
+    reference: float,
+    lrs_before: Sequence[float],
+    lrs_changed: Sequence[float],
+    lrs_after: Sequence[float],
+    min_lrs: Sequence[float],
+    max_lrs: Sequence[float],
+    patience: int | None = None,
+    up_patience: int | None = None,
+    cooldown: int | None = None,
+    hold_after_increase: int | None = None,
+) -> list[Event]:
+    """The float rule's events for one step, rebuilt from a recorded decision (host side).
+
+    Same kinds, order, values and reason strings as :func:`greedylr.rule.update`.
+    The per-run knobs default to the config's.
+
+    Args:
+        config: the configuration.
+        step: the step number (the state's ``step`` after the update).
+        code: ``TensorDecision.code`` of this step.
+        loss: the observed loss.
+        smoothed: ``TensorDecision.smoothed`` (NaN means none yet).
+        reference: ``TensorDecision.reference``.
+        lrs_before: ``TensorDecision.lrs_before``.
+        lrs_changed: ``TensorDecision.lrs_changed``.
+        lrs_after: ``TensorDecision.lrs``.
+        min_lrs: the lower bounds.
+        max_lrs: the upper bounds.
+        patience: the run's patience.
+        up_patience: the run's increase patience.
+        cooldown: the run's cooldown.
+        hold_after_increase: the run's hold after an increase.
+
+    Returns:
+        The events, possibly none.
+    """
+    if not code:
+        return []
+    patience = config.patience if patience is None else patience
+    up_patience = config.up_patience if up_patience is None else up_patience
+    cooldown = config.cooldown if cooldown is None else cooldown
+    hold_after_increase = (config.hold_after_increase if hold_after_increase is None
+                           else hold_after_increase)
+    sm = None if math.isnan(smoothed) else smoothed
+    before, changed, after = tuple(lrs_before), tuple(lrs_changed), tuple(lrs_after)
+    events: list[Event] = []
+    if code & WARMUP_END:
+        events.append(Event(
+            step, "warmup_end", f"warmup ramp of {config.warmup} steps ended at step {step}; "
+            f"lr {_fmt(after)}", loss, sm, None, after, after))
+    ref: float | None = reference
+    if code & NONFINITE:
+        ref = None
+        events.append(Event(step, "nonfinite", f"non-finite loss {loss!r} at step {step}: "
+                            "not fed to the statistics", loss, sm, None, before, before))
+    if code & (INCREASE | DECREASE):
+        versus = "best" if config.compare == "best" else "previous"
+        if code & NONFINITE:
+            why = "non-finite loss"
+        elif code & INCREASE:
+            why = (f"{up_patience + 1} improving steps > patience {up_patience}; "
+                   f"smoothed loss {sm:.4g} vs {versus} {reference:.4g}")
+        else:
+            why = (f"{patience + 1} non-improving steps > patience {patience}; "
+                   f"smoothed loss {sm:.4g} vs {versus} {reference:.4g}")
+        if code & INCREASE:
+            direction, bound, bounds = "increase", "upper", tuple(max_lrs)
+            hold, hold_name = hold_after_increase, "hold after increase"
+        else:
+            direction, bound, bounds = "decrease", "lower", tuple(min_lrs)
+            hold, hold_name = cooldown, "cooldown"
+        if code & CLIPPED:
+            events.append(Event(
+                step, "clipped", f"{direction} blocked at step {step}: {why}, but every "
+                f"group is at its {bound} bound ({_fmt(bounds)})",
+                loss, sm, ref, before, changed))
+        else:
+            at_bound = [i for i, (old, new) in enumerate(zip(before, changed, strict=True))
+                        if old != new and new == bounds[i]]
+            clip = f"; group(s) {at_bound} reached the {bound} bound" if at_bound else ""
+            events.append(Event(
+                step, direction, f"{direction} at step {step}: {why}; "
+                f"lr {_fmt(before)} -> {_fmt(changed)}{clip}", loss, sm, ref, before, changed))
+        if code & RESET:
+            events.append(Event(
+                step, "reset", f"reset at step {step}: {config.reset_patience} "
+                f"decrease(s) found every group at its lower bound; lr back to "
+                f"{_fmt(after)}, statistics cleared", loss, sm, ref, changed, after))
+        if code & HOLD:
+            events.append(Event(
+                step, "hold", f"{hold_name}: the next {hold} observations are not counted",
+                loss, sm, ref, after, after))
+    return events
