@@ -1,0 +1,263 @@
+"""GreedyLR as a torch LRScheduler: the contract, resume, errors, transformers parity."""
+
+from __future__ import annotations
+
+import gc
+import io
+import math
+import random
+import weakref
+
+import numpy as np
+import pytest
+import torch
+
+from greedylr import GreedyLR
+from greedylr.rule import GreedyConfig, init, update
+
+
+def make_optimizer(lrs=(0.1,), tensor_lr=False):
+    groups = []
+    for lr in lrs:
+        p = torch.nn.Parameter(torch.zeros(2))
+        groups.append({"params": [p], "lr": torch.tensor(lr) if tensor_lr else lr})
+    return torch.optim.SGD(groups, lr=0.1)
+
+
+def drive(sched, opt, losses):
+    out = []
+    for loss in losses:
+        opt.step()
+        sched.step(loss)
+        out.append(list(sched.get_last_lr()))
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _quiet_order_warning(recwarn):
+    yield
+
+
+def test_is_a_torch_lr_scheduler_and_matches_the_rule():
+    opt = make_optimizer((0.1, 0.01))
+    sched = GreedyLR(opt, factor=0.5, patience=1, smoothing="none")
+    assert isinstance(sched, torch.optim.lr_scheduler.LRScheduler)
+    assert sched.base_lrs == [0.1, 0.01]
+    losses = [1.0, 0.5, 0.4, 0.4, 0.4, 0.3]
+    got = drive(sched, opt, losses)
+    cfg = GreedyConfig(factor=0.5, patience=1, smoothing="none")
+    state = init(cfg, [0.1, 0.01])
+    want = [list(update(cfg, state, x).lrs) for x in losses]
+    assert got == want
+    assert [g["lr"] for g in opt.param_groups] == want[-1]
+    assert sched.last_epoch == len(losses)
+
+
+def test_loss_types():
+    opt = make_optimizer()
+    sched = GreedyLR(opt)
+    for loss in (1.0, 2, torch.tensor(1.0), torch.tensor([1.0]), np.float32(1.0), np.array(1.0),
+                 torch.tensor(1.0, requires_grad=True) * 2):
+        opt.step()
+        sched.step(loss)
+    assert sched.state.step == 7
+
+
+@pytest.mark.parametrize(
+    ("loss", "error", "message"),
+    [
+        ("0.5", TypeError, "loss must be a number or a one-element tensor, got '0.5'"),
+        (True, TypeError, "got True"),
+        (torch.ones(3), ValueError, "loss must be a scalar, got a tensor of shape (3,)"),
+        (np.ones((2, 2)), ValueError, "shape (2, 2)"),
+    ],
+)
+def test_bad_loss_is_a_clear_error(loss, error, message):
+    sched = GreedyLR(make_optimizer())
+    with pytest.raises(error) as info:
+        sched.step(loss)
+    assert message in str(info.value)
+
+
+def test_step_without_a_loss_needs_observe():
+    opt = make_optimizer()
+    sched = GreedyLR(opt, smoothing="none")
+    with pytest.raises(TypeError, match=r"needs the loss: call step\(loss\), or observe\(loss\)"):
+        sched.step()
+    sched.observe(1.0)
+    sched.observe(torch.tensor(3.0))
+    opt.step()
+    sched.step()
+    assert sched.trace.losses[-1] == 2.0  # the mean of the observations
+    opt.step()
+    with pytest.raises(TypeError):
+        sched.step()  # the observations were consumed
+
+
+def test_repeated_calls_without_an_optimizer_step_count_once():
+    """Accelerate calls step() once per process; GradScaler may skip optimizer steps."""
+    opt = make_optimizer()
+    sched = GreedyLR(opt, patience=0, factor=0.5, smoothing="none")
+    opt.step()
+    for _ in range(4):
+        sched.step(1.0)
+    assert sched.state.step == 1 and sched._step_count == 2
+    opt.step()
+    sched.step(2.0)
+    assert sched.state.step == 2
+
+
+def test_tensor_lr_is_updated_in_place():
+    opt = make_optimizer((0.1, 0.2), tensor_lr=True)
+    lr_objects = [g["lr"] for g in opt.param_groups]
+    sched = GreedyLR(opt, factor=0.5, patience=0, smoothing="none")
+    drive(sched, opt, [1.0, 2.0, 3.0])
+    assert all(g["lr"] is t for g, t in zip(opt.param_groups, lr_objects))
+    assert [float(t) for t in lr_objects] == pytest.approx([0.05, 0.1])
+    last = sched.get_last_lr()
+    assert all(isinstance(x, torch.Tensor) and x is not t for x, t in zip(last, lr_objects))
+
+
+def test_warmup_ramp_is_applied_at_construction():
+    opt = make_optimizer((0.4,))
+    sched = GreedyLR(opt, warmup=4)
+    assert opt.param_groups[0]["lr"] == 0.0 and sched.get_last_lr() == [0.0]
+    assert drive(sched, opt, [1.0, 1.0])[-1] == [0.2]
+
+
+def test_no_reference_cycles():
+    gc.collect()
+    gc.disable()
+    try:
+        opt = make_optimizer()
+        sched = GreedyLR(opt)
+        drive(sched, opt, [1.0, 0.5])
+        ref = weakref.ref(sched)
+        del sched
+        assert ref() is None, "GreedyLR is kept alive by a reference cycle"
+    finally:
+        gc.enable()
+
+
+def roundtrip(state_dict):
+    buffer = io.BytesIO()
+    torch.save(state_dict, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+@pytest.mark.parametrize("tensor_lr", [False, True])
+@pytest.mark.parametrize("seed", range(6))
+def test_resume_at_a_random_step_is_bit_identical(seed, tensor_lr):
+    rng = random.Random(seed)
+    kwargs = dict(
+        factor=rng.choice([0.5, 0.9, 0.95]), patience=rng.randint(0, 4), window=rng.randint(2, 9),
+        smoothing=rng.choice(["window", "ema"]), cooldown=rng.randint(0, 3),
+        hold_after_increase=rng.randint(0, 2), warmup=rng.randint(0, 6), reset_patience=2,
+        min_lr_ratio=0.2, max_lr_ratio=5.0,
+    )
+    losses = [rng.choice([rng.gauss(1, 0.3), 1.0, math.nan]) for _ in range(120)]
+    cut = rng.randint(1, 119)
+
+    opt = make_optimizer((0.1, 0.03), tensor_lr)
+    full = drive(GreedyLR(opt, **kwargs), opt, losses)
+
+    opt = make_optimizer((0.1, 0.03), tensor_lr)
+    sched = GreedyLR(opt, **kwargs)
+    first = drive(sched, opt, losses[:cut])
+    saved = roundtrip(sched.state_dict())
+    opt_saved = roundtrip(opt.state_dict())
+
+    opt2 = make_optimizer((0.1, 0.03), tensor_lr)
+    sched2 = GreedyLR(opt2, **kwargs)
+    opt2.load_state_dict(opt_saved)
+    sched2.load_state_dict(saved)
+    assert sched2.get_last_lr() == sched.get_last_lr()
+    rest = drive(sched2, opt2, losses[cut:])
+    as_floats = [[float(x) for x in row] for row in first + rest]
+    assert as_floats == [[float(x) for x in row] for row in full]
+
+
+def test_incompatible_state_dict_is_rejected():
+    sched = GreedyLR(make_optimizer(), window=10)
+    saved = sched.state_dict()
+    with pytest.raises(ValueError, match=r"another configuration.*'window': \(10, 50\)"):
+        GreedyLR(make_optimizer()).load_state_dict(saved)
+    with pytest.raises(ValueError, match="has 1 parameter groups, the optimizer has 2"):
+        GreedyLR(make_optimizer((0.1, 0.1)), window=10).load_state_dict(saved)
+    with pytest.raises(ValueError, match=r"not a greedylr\.GreedyLR state dict"):
+        GreedyLR(make_optimizer()).load_state_dict({"best": 1.0})
+
+
+# -- parity with transformers.GreedyLR --------------------------------------------
+
+
+def random_transformers_kwargs(rng: random.Random, groups: int) -> dict:
+    def bound(low, high):
+        if rng.random() < 0.3:
+            return [rng.uniform(low, high) for _ in range(groups)]
+        return rng.uniform(low, high)
+
+    kwargs = dict(
+        mode=rng.choice(["min", "max"]),
+        factor=rng.choice([0.1, 0.5, 0.9, 0.95, rng.uniform(0.05, 0.99)]),
+        patience=rng.randint(0, 5),
+        threshold=rng.choice([0.0, 1e-6, 1e-3, 0.05]),
+        threshold_mode=rng.choice(["rel", "abs"]),
+        cooldown=rng.randint(0, 3),
+        warmup=rng.randint(0, 3),
+        min_lr=bound(1e-4, 0.05),
+        max_lr=bound(0.2, 2.0),
+        eps=rng.choice([1e-8, 0.0, 1e-3]),
+        smooth=rng.random() < 0.5,
+        window_size=rng.randint(1, 12),
+        reset_start=rng.randint(-1, 6),
+    )
+    # unspecified keys fall back to the defaults on both sides
+    return {k: v for k, v in kwargs.items() if rng.random() < 0.85}
+
+
+def random_losses(rng: random.Random, n: int) -> list[float]:
+    level, out = rng.uniform(0.5, 5), []
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.15:
+            out.append(out[-1] if out else level)  # exact repeats hit the strict comparison
+        elif r < 0.55:
+            level *= rng.uniform(0.9, 1.0)
+            out.append(level)
+        else:
+            out.append(level * rng.uniform(0.8, 1.25))
+    return out
+
+
+def test_from_transformers_reproduces_its_trajectory_exactly():
+    transformers = pytest.importorskip("transformers")
+    mismatches = []
+    for case in range(1000):
+        rng = random.Random(case)
+        groups = rng.choice([1, 2])
+        lrs = [rng.choice([0.1, 0.05, 0.01, 1e-3]) for _ in range(groups)]
+        kwargs = random_transformers_kwargs(rng, groups)
+        losses = random_losses(rng, rng.randint(20, 120))
+        theirs_opt, ours_opt = make_optimizer(lrs), make_optimizer(lrs)
+        theirs = transformers.GreedyLR(theirs_opt, **kwargs)
+        ours = GreedyLR.from_transformers(ours_opt, **kwargs)
+        for step, loss in enumerate(losses):
+            theirs.step(loss)
+            ours_opt.step()
+            ours.step(loss)
+            a = [g["lr"] for g in theirs_opt.param_groups]
+            b = [g["lr"] for g in ours_opt.param_groups]
+            if a != b:
+                mismatches.append((case, step, kwargs, a, b))
+                break
+    assert not mismatches, mismatches[:3]
+
+
+def test_from_transformers_rejects_unknown_arguments():
+    message = r"unexpected transformers.GreedyLR arguments: \['smoothing'\]"
+    with pytest.raises(TypeError, match=message):
+        GreedyLR.from_transformers(make_optimizer(), smoothing=True)
+    with pytest.raises(ValueError, match="expected 1 min_lrs, got 2"):
+        GreedyLR.from_transformers(make_optimizer(), min_lr=[0.1, 0.2])
