@@ -1,0 +1,523 @@
+"""GreedyLR for JAX: an optax transformation driven by the loss, decided on the device.
+
+:func:`greedy_lr` is :mod:`greedylr.rule` written in ``jnp`` operations, as an
+:class:`optax.GradientTransformationExtraArgs` that takes the loss as ``value=``, like
+``optax.contrib.reduce_on_plateau``. Every decision is a ``jnp.where``, the state is a
+:class:`GreedyLRState` of arrays, and nothing is read back to the host, so the update
+runs inside ``jax.jit``, ``lax.scan``, ``optax.chain``, ``optax.MultiSteps``,
+``jax.pmap`` and ``jax.shard_map``.
+
+It **scales the updates** of the transformations before it, as ``reduce_on_plateau``
+does: the rule tracks one learning rate ``lr``, which starts at ``learning_rate``, and
+the updates are multiplied by ``scale = lr / learning_rate``. Pass the learning rate of
+the optimizer you chain it after, and every LR knob of :class:`~greedylr.GreedyConfig`
+(``min_lr``, ``max_lr``, ``state.lr``) reads in LR units; leave the default
+``learning_rate=1.0`` and they all read as multipliers of that optimizer's LR.
+
+Order of events, as in the torch scheduler: the update of step ``t`` is scaled by the LR
+the rule gave after the losses of steps ``1 .. t-1``, and the loss of step ``t`` decides
+the LR of step ``t + 1``. So a JAX run and a torch run that see the same losses apply
+the same LRs, and ``warmup_start_factor`` is the LR of the very first step. After an
+update, ``state.lr`` and ``state.scale`` are the values for the *next* step.
+
+Numerics. In float64 (``jax.enable_x64``) the state follows the Python-float rule to
+within a few units in the last place, not bit for bit: XLA contracts ``a * b + c``
+into one fused multiply-add (EMA, warmup ramp) and rewrites a division by a constant
+as a multiplication by its reciprocal (``lr / factor``), and both can change the last
+bit. The EMA bias correction ``1 - beta**n``, where XLA's ``pow`` and C's differ most,
+is looked up in a table of the values Python computes. The discrete trajectory
+(every increase, decrease, reset and hold) is the rule's unless a comparison is
+decided by less than those few ulps. In float32 (JAX's default) every quantity is
+rounded to float32, so a comparison that the float64 rule decides by less than about
+``1e-7`` relative may go the other way.
+
+Not supported: ``on_nonfinite="raise"`` (raising needs a host read of every loss; use
+``"skip"`` or ``"decrease"`` and watch the ``nonfinite`` flag in ``state.events``).
+
+Example:
+    >>> import jax, jax.numpy as jnp, optax
+    >>> from greedylr.integrations.optax import greedy_lr
+    >>> opt = optax.chain(optax.sgd(0.1), greedy_lr(0.1, factor=0.5, patience=0,
+    ...                   smoothing="none"))
+    >>> params = jnp.zeros(2)
+    >>> state = opt.init(params)
+    >>> grads = jnp.ones(2)
+    >>> for loss in (1.0, 0.5):   # two improvements: lr 0.1 -> 0.2 -> 0.4
+    ...     updates, state = opt.update(grads, state, params, value=loss)
+    >>> round(float(state[1].lr), 6)
+    0.4
+    >>> event_kinds(int(state[1].events))
+    ('increase',)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax
+
+from greedylr.rule import GreedyConfig
+
+__all__ = [
+    "CLIPPED",
+    "DECREASE",
+    "HOLD",
+    "INCREASE",
+    "NONFINITE",
+    "RESET",
+    "WARMUP_END",
+    "GreedyLRState",
+    "event_kinds",
+    "greedy_lr",
+]
+
+logger = logging.getLogger("greedylr")
+
+# Bit flags of GreedyLRState.events, the same codes as greedylr.tensor_rule. INCREASE
+# and DECREASE say which change was attempted; CLIPPED says that it changed nothing
+# (the float rule's "clipped" event).
+INCREASE = 1
+DECREASE = 2
+CLIPPED = 4
+HOLD = 8
+WARMUP_END = 16
+RESET = 32
+NONFINITE = 64
+
+# Longest EMA bias-correction table: 64k entries cover spans up to about 3,600 exactly
+# in float64; beyond its end the correction falls back to XLA's pow.
+_MAX_EMA_TABLE = 1 << 16
+
+
+class GreedyLRState(NamedTuple):
+    """The state of :func:`greedy_lr`: the rule's :class:`~greedylr.rule.RuleState` as arrays.
+
+    Floats have JAX's default float dtype when ``init`` runs (float32, or float64 under
+    ``jax.enable_x64``); counters are int32. ``optax.tree.get(state, "lr")`` finds the
+    fields inside a chain.
+
+    Attributes:
+        lr: the learning rate for the next step, in the units of ``learning_rate``.
+        scale: ``lr / learning_rate``, the factor applied to the next step's updates.
+        step: observations so far.
+        reference: the smoothed value that the next one must beat (best or previous).
+        num_good: consecutive improving observations.
+        num_bad: consecutive non-improving observations.
+        hold: observations still to ignore after a change (cooldown or hold after
+            an increase).
+        floor_hits: decreases that found the LR at its lower bound (for the reset).
+        smoothed: the last smoothed loss; NaN before the first finite one.
+        events: bit flags of what the last observation did (:data:`INCREASE`,
+            :data:`DECREASE`, ...); :func:`event_kinds` names them.
+        window_values: the ring buffer of the window mean (empty unless
+            ``smoothing="window"``).
+        window_pos: the oldest entry of a full window.
+        window_count: how many entries the window holds.
+        window_sum: the running sum of the window.
+        ema: the EMA before bias correction.
+        ema_count: observations in the EMA.
+    """
+
+    lr: jax.Array
+    scale: jax.Array
+    step: jax.Array
+    reference: jax.Array
+    num_good: jax.Array
+    num_bad: jax.Array
+    hold: jax.Array
+    floor_hits: jax.Array
+    smoothed: jax.Array
+    events: jax.Array
+    window_values: jax.Array
+    window_pos: jax.Array
+    window_count: jax.Array
+    window_sum: jax.Array
+    ema: jax.Array
+    ema_count: jax.Array
+
+
+class _Static(NamedTuple):
+    """What decides which operations run (and the shape of the state)."""
+
+    smoothing: str
+    window: int
+    ema_table: np.ndarray | None  # 1 - beta**n for n = 1, 2, ..., as Python computes it
+    ema_table_complete: bool  # the table ends where 1 - beta**n rounds to 1.0
+
+
+class _Knobs(NamedTuple):
+    """The numeric knobs: scalars, or arrays with a batch axis (the tests vmap over them)."""
+
+    factor: Any
+    threshold: Any
+    eps: Any
+    base_lr: Any
+    min_lr: Any
+    max_lr: Any
+    warmup_start: Any
+    patience: Any
+    up_patience: Any
+    warmup: Any
+    cooldown: Any
+    hold_after_increase: Any
+    reset_patience: Any  # 0: never reset
+    relative: Any
+    maximize: Any
+    compare_previous: Any
+    decrease_on_nonfinite: Any
+
+
+_FLOAT_KNOBS = ("factor", "threshold", "eps", "base_lr", "min_lr", "max_lr", "warmup_start")
+_INT_KNOBS = ("patience", "up_patience", "warmup", "cooldown", "hold_after_increase",
+              "reset_patience")
+
+
+def _ema_table(window: int) -> tuple[np.ndarray, bool]:
+    # XLA's pow differs from C's pow (which Python uses) in the last place for some n;
+    # a table of Python's values keeps the bias correction exact.
+    beta = 1.0 - 2.0 / (window + 1)
+    values = []
+    for n in range(1, _MAX_EMA_TABLE + 1):
+        values.append(1.0 - beta**n)
+        if values[-1] == 1.0:
+            return np.asarray(values, dtype=np.float64), True
+    logger.info("EMA span %d: bias correction beyond step %d uses XLA's pow, which may "
+                "differ from the float rule in the last place", window, _MAX_EMA_TABLE)
+    return np.asarray(values, dtype=np.float64), False
+
+
+def _resolve(config: GreedyConfig, learning_rate: float) -> tuple[_Static, _Knobs]:
+    """Static structure and numeric knobs of ``config`` for one LR group."""
+    if config.on_nonfinite == "raise":
+        raise ValueError(
+            "on_nonfinite='raise' needs a host read of every loss, which a jit-compiled "
+            "update cannot do; use 'skip' or 'decrease' and watch the NONFINITE flag in "
+            "state.events (or jax.debug / checkify to stop on NaN)"
+        )
+    lows, highs = config.bounds([learning_rate])  # validates the bounds against the LR
+    table, complete = (None, True)
+    if config.smoothing == "ema":
+        table, complete = _ema_table(config.window)
+    static = _Static(config.smoothing, config.window, table, complete)
+    knobs = _Knobs(
+        factor=float(config.factor),
+        threshold=float(config.threshold),
+        eps=float(config.eps),
+        base_lr=float(learning_rate),
+        min_lr=lows[0],
+        max_lr=highs[0],
+        warmup_start=float(config.warmup_start_factor),
+        patience=config.patience,
+        up_patience=config.up_patience,
+        warmup=config.warmup,
+        cooldown=config.cooldown,
+        hold_after_increase=config.hold_after_increase,
+        reset_patience=0 if config.reset_patience is None else config.reset_patience,
+        relative=config.threshold_mode == "rel",
+        maximize=config.mode == "max",
+        compare_previous=config.compare == "previous",
+        decrease_on_nonfinite=config.on_nonfinite == "decrease",
+    )
+    return static, knobs
+
+
+def _as_arrays(knobs: _Knobs, dtype: Any) -> _Knobs:
+    def convert(name: str, value: Any) -> jax.Array:
+        if name in _FLOAT_KNOBS:
+            return jnp.asarray(value, dtype)
+        if name in _INT_KNOBS:
+            return jnp.asarray(value, jnp.int32)
+        return jnp.asarray(value, jnp.bool_)
+
+    pairs = zip(_Knobs._fields, knobs, strict=True)
+    return _Knobs(*(convert(name, value) for name, value in pairs))
+
+
+def _initial_reference(k: _Knobs, dtype: Any) -> jax.Array:
+    return jnp.where(k.maximize, -jnp.inf, jnp.inf).astype(dtype)
+
+
+def _init(static: _Static, knobs: _Knobs, dtype: Any) -> GreedyLRState:
+    k = _as_arrays(knobs, dtype)
+    # the ramp at step 0 is base * start, as rule.init sets it
+    lr = jnp.where(k.warmup > 0, k.base_lr * k.warmup_start, k.base_lr)
+    zero = jnp.zeros_like(k.patience)
+    size = static.window if static.smoothing == "window" else 0
+    return GreedyLRState(
+        lr=lr,
+        scale=lr / k.base_lr,
+        step=zero,
+        reference=_initial_reference(k, dtype),
+        num_good=zero,
+        num_bad=zero,
+        hold=zero,
+        floor_hits=zero,
+        smoothed=jnp.full_like(lr, jnp.nan),
+        events=zero,
+        window_values=jnp.zeros((*lr.shape, size), dtype),
+        window_pos=zero,
+        window_count=zero,
+        window_sum=jnp.zeros_like(lr),
+        ema=jnp.zeros_like(lr),
+        ema_count=zero,
+    )
+
+
+def _smooth(static: _Static, state: GreedyLRState, value: jax.Array) -> tuple[dict, jax.Array]:
+    """The smoother's new fields and the smoothed value; same operations as rule._smooth."""
+    if static.smoothing == "window":
+        count, pos = state.window_count, state.window_pos
+        full = count >= static.window
+        slot = jnp.where(full, pos, count)
+        # add the new value first, then take the oldest out: the rule's order
+        total = state.window_sum + value
+        total = jnp.where(full, total - state.window_values[slot], total)
+        count = jnp.where(full, count, count + 1)
+        fields = {
+            "window_values": state.window_values.at[slot].set(value),
+            "window_pos": jnp.where(full, (pos + 1) % static.window, pos),
+            "window_count": count,
+            "window_sum": total,
+        }
+        return fields, total / count.astype(total.dtype)
+    if static.smoothing == "ema":
+        beta = 1.0 - 2.0 / (static.window + 1)
+        ema = beta * state.ema + (1.0 - beta) * value
+        count = state.ema_count + 1
+        table = jnp.asarray(static.ema_table, ema.dtype)
+        size = table.shape[0]
+        denominator = table[jnp.minimum(count, size) - 1]
+        if not static.ema_table_complete:
+            power = lax.pow(jnp.asarray(beta, ema.dtype), count.astype(ema.dtype))
+            denominator = jnp.where(count <= size, denominator, 1.0 - power)
+        return {"ema": ema, "ema_count": count}, ema / denominator
+    return {}, value
+
+
+def _is_better(k: _Knobs, value: jax.Array, reference: jax.Array) -> jax.Array:
+    t = k.threshold
+    below = value < jnp.where(k.relative, reference * (1.0 - t), reference - t)
+    above = value > jnp.where(k.relative, reference * (1.0 + t), reference + t)
+    return jnp.where(k.maximize, above, below)
+
+
+def _flag(condition: jax.Array, flag: int) -> jax.Array:
+    return jnp.where(condition, flag, 0).astype(jnp.int32)
+
+
+def _observe(
+    static: _Static, knobs: _Knobs, state: GreedyLRState, value: jax.Array
+) -> GreedyLRState:
+    """One observation: :func:`greedylr.rule.update` with every branch a ``jnp.where``."""
+    dtype = state.lr.dtype
+    k = _as_arrays(knobs, dtype)
+    value = value.astype(dtype)
+    step = optax.safe_increment(state.step)
+    finite = jnp.isfinite(value)
+    in_warmup = step <= k.warmup
+
+    # A non-finite value never reaches the statistics: compute with a harmless stand-in
+    # and keep the old smoother fields.
+    fed, fed_smoothed = _smooth(static, state, jnp.where(finite, value, 0.0))
+    smoother = {
+        name: jnp.where(finite, new, getattr(state, name)) for name, new in fed.items()
+    }
+    smoothed = jnp.where(finite, fed_smoothed, state.smoothed)
+
+    progress = (jnp.minimum(step, k.warmup).astype(dtype)
+                / jnp.maximum(k.warmup, 1).astype(dtype))
+    ramp = k.base_lr * (k.warmup_start + (1.0 - k.warmup_start) * progress)
+
+    # After warmup a finite value is either counted or, during a hold, ignored.
+    active = finite & ~in_warmup
+    holding = active & (state.hold > 0)
+    comparing = active & (state.hold <= 0)
+    better = _is_better(k, smoothed, state.reference)
+    reference = jnp.where(comparing & (better | k.compare_previous), smoothed,
+                          state.reference)
+    num_good = jnp.where(comparing, jnp.where(better, state.num_good + 1, 0), state.num_good)
+    num_bad = jnp.where(comparing, jnp.where(better, 0, state.num_bad + 1), state.num_bad)
+    num_good = jnp.where(holding, 0, num_good)
+    num_bad = jnp.where(holding, 0, num_bad)
+    hold = jnp.where(holding, state.hold - 1, state.hold)
+
+    # A non-finite value after warmup may decrease at once, even during a hold.
+    nonfinite_decrease = ~finite & ~in_warmup & k.decrease_on_nonfinite
+    up = comparing & (num_good > k.up_patience)
+    down = (comparing & ~up & (num_bad > k.patience)) | nonfinite_decrease
+    num_good = jnp.where(up | nonfinite_decrease, 0, num_good)
+    num_bad = jnp.where(down, 0, num_bad)
+
+    lr = state.lr
+    lowered = jnp.maximum(lr * k.factor, k.min_lr)
+    raised = jnp.minimum(lr / k.factor, k.max_lr)
+    lowered_ok = lr - lowered > k.eps
+    raised_ok = raised - lr > k.eps
+    changed = jnp.where(down & lowered_ok, lowered, jnp.where(up & raised_ok, raised, lr))
+
+    floor_hits = jnp.where(up, 0, state.floor_hits)
+    at_floor = down & (k.reset_patience > 0) & (changed <= k.min_lr)
+    floor_hits = jnp.where(at_floor, floor_hits + 1, floor_hits)
+    reset = at_floor & (floor_hits >= k.reset_patience)
+
+    # A reset restores the base LR and clears every statistic; the hold below is
+    # armed after it too, as in the rule.
+    lr = jnp.where(in_warmup, ramp, jnp.where(reset, k.base_lr, changed))
+    reference = jnp.where(reset, _initial_reference(k, dtype), reference)
+    num_good = jnp.where(reset, 0, num_good)
+    num_bad = jnp.where(reset, 0, num_bad)
+    floor_hits = jnp.where(reset, 0, floor_hits)
+    hold = jnp.where(down, k.cooldown, jnp.where(up, k.hold_after_increase, hold))
+    cleared = _init(static, knobs, dtype)
+    smoother = {
+        name: jnp.where(reset if name != "window_values" else reset[..., None],
+                        getattr(cleared, name), new)
+        for name, new in smoother.items()
+    }
+
+    events = (
+        _flag(up, INCREASE)
+        | _flag(down, DECREASE)
+        | _flag((up & ~raised_ok) | (down & ~lowered_ok), CLIPPED)
+        | _flag((up & (k.hold_after_increase > 0)) | (down & (k.cooldown > 0)), HOLD)
+        | _flag(finite & (step == k.warmup), WARMUP_END)
+        | _flag(reset, RESET)
+        | _flag(~finite, NONFINITE)
+    )
+    return state._replace(
+        lr=lr,
+        scale=lr / k.base_lr,
+        step=step,
+        reference=reference,
+        num_good=num_good,
+        num_bad=num_bad,
+        hold=hold,
+        floor_hits=floor_hits,
+        smoothed=smoothed,
+        events=events,
+        **smoother,
+    )
+
+
+def event_kinds(events: int) -> tuple[str, ...]:
+    """Name the flags of ``GreedyLRState.events``, as the rule's event kinds, in its order.
+
+    Args:
+        events: ``int(state.events)``, read on the host when you want to log.
+
+    Returns:
+        The kinds of the :class:`greedylr.rule.Event` objects that
+        :func:`greedylr.rule.update` returned for the same observation.
+
+    Example:
+        >>> event_kinds(NONFINITE | DECREASE | HOLD)
+        ('nonfinite', 'decrease', 'hold')
+    """
+    kinds = []
+    if events & WARMUP_END:
+        kinds.append("warmup_end")
+    if events & NONFINITE:
+        kinds.append("nonfinite")
+    if events & (INCREASE | DECREASE):
+        if events & CLIPPED:
+            kinds.append("clipped")
+        else:
+            kinds.append("increase" if events & INCREASE else "decrease")
+    if events & RESET:
+        kinds.append("reset")
+    if events & HOLD:
+        kinds.append("hold")
+    return tuple(kinds)
+
+
+def greedy_lr(
+    learning_rate: float = 1.0,
+    *,
+    config: GreedyConfig | None = None,
+    axis_name: str | None = None,
+    **kwargs: Any,
+) -> optax.GradientTransformationExtraArgs:
+    """GreedyLR as an optax transformation that scales the updates by the rule's LR.
+
+    Chain it after an optimizer and pass the loss of each step as ``value=``. The
+    rule's knobs are those of :class:`~greedylr.GreedyConfig`, given either as keywords
+    or as a ``config`` (to share one with a torch :class:`~greedylr.GreedyLR`).
+
+    Args:
+        learning_rate: the base LR, that of the optimizer chained before: the rule
+            starts there, ``min_lr``/``max_lr`` are in its units, and the updates are
+            multiplied by ``lr / learning_rate``. Keep ``1.0`` to think in multipliers
+            of that optimizer's LR. Must be finite and > 0.
+        config: a ready :class:`~greedylr.GreedyConfig`; give this or keywords.
+        axis_name: under ``jax.pmap`` or ``jax.shard_map``, the mapped axis: the loss
+            is averaged over it with ``lax.pmean`` before the rule sees it, so every
+            device holds the same state. With ``jax.jit`` on sharded arrays the loss
+            is already global: leave it ``None``.
+        **kwargs: :class:`~greedylr.GreedyConfig` fields (``factor``, ``patience``,
+            ``smoothing``, ``window``, ``warmup``, ...), validated by it.
+
+    Returns:
+        An :class:`optax.GradientTransformationExtraArgs` whose ``update`` takes
+        ``value=`` (a scalar loss; the keyword is required) and whose state is a
+        :class:`GreedyLRState`.
+
+    Raises:
+        ValueError: for a bad knob (with the value), ``on_nonfinite="raise"``, a
+            non-positive ``learning_rate``, or both ``config`` and keywords.
+
+    Under ``optax.MultiSteps`` the update runs on every micro-step but its state is
+    kept only on the micro-step that emits, so the rule sees one value per emitted
+    step: the ``value`` passed with the last micro-batch. To decide on the mean over
+    the accumulated micro-batches, pass that mean as ``value`` on the last one.
+
+    Example:
+        >>> import jax.numpy as jnp, optax
+        >>> opt = optax.chain(optax.adam(3e-4), greedy_lr(3e-4, min_lr=1e-6, warmup=100))
+        >>> params = {"w": jnp.zeros(3)}
+        >>> state = opt.init(params)
+        >>> updates, state = opt.update({"w": jnp.ones(3)}, state, params, value=2.5)
+        >>> round(float(optax.tree.get(state, "scale")), 6)  # ramp from 0: 1 step of 100
+        0.01
+    """
+    if config is not None and kwargs:
+        raise ValueError(f"give config or keyword knobs, not both; got config and {sorted(kwargs)}")
+    if config is None:
+        config = GreedyConfig(**kwargs)
+    if not (isinstance(learning_rate, (int, float)) and 0.0 < learning_rate < float("inf")):
+        raise ValueError(f"learning_rate must be finite and > 0, got {learning_rate!r}")
+    static, knobs = _resolve(config, float(learning_rate))
+    # One compiled program instead of ~100 op-by-op dispatches when called eagerly;
+    # inlined when the caller's step is jitted already.
+    observe = jax.jit(lambda state, value: _observe(static, knobs, state, value))
+
+    def init_fn(params: optax.Params) -> GreedyLRState:
+        del params
+        # JAX's default float: float64 under enable_x64, else float32. The loss
+        # statistics never take the (possibly bfloat16) dtype of the parameters.
+        return _init(static, knobs, jnp.result_type(float))
+
+    def update_fn(
+        updates: optax.Updates,
+        state: GreedyLRState,
+        params: optax.Params | None = None,
+        *,
+        value: jax.typing.ArrayLike,
+        **extra_args: Any,
+    ) -> tuple[optax.Updates, GreedyLRState]:
+        del params, extra_args
+        value = jnp.asarray(value)
+        if value.ndim != 0:
+            raise ValueError(f"value must be a scalar loss, got shape {value.shape}")
+        value = value.astype(state.lr.dtype)
+        if axis_name is not None:
+            value = lax.pmean(value, axis_name)
+        # this step's updates take the LR decided by the earlier losses (torch order)
+        updates = jax.tree.map(lambda g: g * state.scale.astype(g.dtype), updates)
+        return updates, observe(state, value)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
