@@ -1,0 +1,301 @@
+"""GreedyLR in the Hugging Face ``Trainer``, fed the training loss of every optimizer step.
+
+One line on an existing ``Trainer`` (or any subclass: TRL's ``SFTTrainer``, ...)::
+
+    from greedylr.integrations.transformers import attach
+
+    trainer = Trainer(model=model, args=args, train_dataset=train)
+    attach(trainer, patience=10)  # any GreedyLR keyword argument
+    trainer.train()
+
+What it does, and why (transformers 5.x ``Trainer``):
+
+* The Trainer steps a scheduler with ``lr_scheduler.step()``, without a loss, after every
+  optimizer step that was not skipped, and only its loss-driven schedulers see a value:
+  the *eval* metric, after an evaluation. The training loss reaches no callback.
+  ``attach`` therefore wraps ``trainer.training_step`` (the Trainer's documented
+  override point), sums the loss it returns over the micro-batches of one optimizer
+  step, exactly as the Trainer sums it for ``logs["loss"]`` (each micro-batch loss is
+  already divided by the accumulation steps, or normalised by ``num_items_in_batch``),
+  and hands that sum to :meth:`GreedyLR.observe` in ``on_optimizer_step``, just
+  before the Trainer's own ``step()``. The scheduler averages it across ranks
+  (``sync_ranks``), so it equals the Trainer's all-gathered ``logs["loss"]``.
+* A step the optimizer skipped (fp16 overflow: ``optimizer_step_was_skipped``) feeds
+  nothing, and its micro-batch losses are dropped rather than carried into the next
+  step.
+* ``feed="eval"`` reproduces transformers' own behaviour instead: one decision per
+  evaluation, on ``eval_<metric_for_best_model>``.
+* The scheduler is created by ``trainer.create_scheduler``, after Accelerate has
+  prepared the optimizer, so ``resume_from_checkpoint`` loads ``scheduler.pt`` into it
+  (``state_dict`` loads with ``weights_only=True``) and the LR trajectory continues
+  exactly. ``TrainingArguments.warmup_steps``/``warmup_ratio`` become GreedyLR's linear
+  ramp unless ``warmup`` is given.
+* Every training log (``trainer.log``, hence ``log_history`` and every ``report_to``
+  integration) gains ``greedylr/lr`` (the LR decided for the next step), the loss fed
+  and its smoothed value, and the number of increases, decreases and resets since the
+  previous log; each event's reason goes to the ``greedylr`` logger at INFO.
+
+The Trainer's ``logging_nan_inf_filter`` replaces a NaN or infinite loss in its logs;
+GreedyLR is fed the true value instead, and its ``on_nonfinite`` policy decides.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Literal
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState
+from transformers.training_args import TrainingArguments
+
+from greedylr.scheduler import GreedyLR
+
+__all__ = ["GreedyLRCallback", "attach"]
+
+logger = logging.getLogger("greedylr")
+
+Feed = Literal["train", "eval"]
+
+_EVENT_KINDS = ("increase", "decrease", "reset")
+
+
+class _EvalFedGreedyLR(GreedyLR):
+    """GreedyLR that decides only on evaluation metrics.
+
+    The Trainer calls ``step()`` without a value after every optimizer step, because this
+    is not a ``ReduceLROnPlateau``; with ``feed="eval"`` those calls carry nothing to
+    decide on and are ignored. The callback calls ``step(metric)`` after an evaluation.
+    """
+
+    def step(self, loss: Any = None) -> None:  # type: ignore[override]
+        if loss is None and not self._is_initial:
+            return
+        super().step(loss)
+
+
+class GreedyLRCallback(TrainerCallback):
+    """Feeds the Trainer's GreedyLR; made and registered by :func:`attach`.
+
+    Args:
+        trainer: the Trainer it serves (it reads the accelerator's skip flag and the
+            evaluation metrics name from it).
+        feed: ``"train"``: the training loss of every optimizer step; ``"eval"``: the
+            evaluation metric, once per evaluation.
+        metric: with ``feed="eval"``, the metric name (``eval_`` is prepended if
+            missing). Defaults to ``args.metric_for_best_model``, else ``"loss"``.
+    """
+
+    def __init__(self, trainer: Trainer, *, feed: Feed = "train", metric: str | None = None):
+        self._trainer = trainer
+        self.feed = feed
+        name = metric or trainer.args.metric_for_best_model or "loss"
+        self.metric = name if name.startswith("eval_") else f"eval_{name}"
+        self._loss_sum: torch.Tensor | None = None
+        self._steps_this_run = 0
+        self._events_logged = 0
+
+    @property
+    def scheduler(self) -> GreedyLR | None:
+        """The GreedyLR the Trainer is driving (``None`` before ``train()`` creates it)."""
+        sched = self._trainer.lr_scheduler
+        return sched if isinstance(sched, GreedyLR) else None
+
+    # -- the loss, from the wrapped training_step --------------------------------
+
+    def add_micro_batch_loss(self, loss: Any) -> None:
+        """Add the loss ``training_step`` returned for one micro-batch."""
+        if self.feed != "train":
+            return
+        value = loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(loss)
+        # float32 like the Trainer's own ``_tr_loss``, so the sum is bit-identical to it.
+        value = value.float()
+        self._loss_sum = value if self._loss_sum is None else self._loss_sum + value
+
+    # -- Trainer events ----------------------------------------------------------
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        sched = self._trainer.lr_scheduler
+        if not isinstance(sched, GreedyLR):
+            raise TypeError(
+                "greedylr.integrations.transformers.attach: the Trainer's lr_scheduler is "
+                f"{type(sched).__name__}, not a greedylr.GreedyLR; do not replace it after attach()"
+            )
+        self._loss_sum = None
+        self._steps_this_run = 0
+        self._events_logged = len(sched.events)
+
+    def on_optimizer_step(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        # Called after optimizer.step() and before the Trainer's lr_scheduler.step().
+        self._steps_this_run += 1
+        total, self._loss_sum = self._loss_sum, None
+        if self.feed != "train" or total is None:
+            return
+        if self._trainer.accelerator.optimizer_step_was_skipped:
+            logger.debug("optimizer step skipped: its loss is not fed to GreedyLR")
+            return
+        sched = self.scheduler
+        if sched is not None:
+            sched.observe(total)
+
+    def on_evaluate(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        metrics: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        # Only evaluations inside train() after an optimizer step, as transformers does
+        # (it skips eval_on_start; a manual evaluate() after training changes nothing).
+        if self.feed != "eval" or not self._trainer.is_in_train or self._steps_this_run == 0:
+            return
+        if not metrics or self.metric not in metrics:
+            raise KeyError(
+                f"GreedyLR is fed {self.metric!r}, which is not among the evaluation "
+                f"metrics {sorted(metrics or {})}; pass metric= to attach()"
+            )
+        sched = self.scheduler
+        if sched is not None:
+            sched.step(metrics[self.metric])
+
+    # -- what goes into the Trainer's logs ---------------------------------------
+
+    def log_fields(self) -> dict[str, float]:
+        """The scheduler's fields for the next log entry; events since the last entry."""
+        sched = self.scheduler
+        if sched is None:
+            return {}
+        fields: dict[str, float] = {}
+        for i, lr in enumerate(sched.get_last_lr()):
+            fields["greedylr/lr" if i == 0 else f"greedylr/lr_group{i}"] = float(lr)
+        trace = sched.trace
+        if trace is not None and len(trace):
+            fields["greedylr/loss"] = trace.losses[-1]
+            fields["greedylr/smoothed_loss"] = trace.smoothed[-1]
+        events = sched.events
+        new, self._events_logged = events[self._events_logged :], len(events)
+        for kind in _EVENT_KINDS:
+            fields[f"greedylr/{kind}"] = float(sum(e.kind == kind for e in new))
+        for event in new:
+            if event.kind in _EVENT_KINDS:
+                logger.info("GreedyLR %s", event.reason)
+        return fields
+
+
+def _wrap_training_step(trainer: Trainer, callback: GreedyLRCallback) -> None:
+    original: Callable[..., torch.Tensor] = trainer.training_step
+
+    def training_step(*args: Any, **kwargs: Any) -> torch.Tensor:
+        loss = original(*args, **kwargs)
+        callback.add_micro_batch_loss(loss)
+        return loss
+
+    trainer.training_step = training_step  # type: ignore[method-assign]
+
+
+def _wrap_log(trainer: Trainer, callback: GreedyLRCallback) -> None:
+    original: Callable[..., None] = trainer.log
+
+    def log(logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        # Only training logs: an evaluate() call outside train() has no decision to show.
+        if trainer.is_in_train and "loss" in logs:
+            logs.update(callback.log_fields())
+        original(logs, *args, **kwargs)
+
+    trainer.log = log  # type: ignore[method-assign]
+
+
+def _wrap_create_scheduler(trainer: Trainer, feed: Feed, kwargs: dict[str, Any]) -> None:
+    def create_scheduler(
+        num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
+    ) -> torch.optim.lr_scheduler.LRScheduler:
+        if trainer.lr_scheduler is None:
+            config = dict(kwargs)
+            if "warmup" not in config:
+                config["warmup"] = trainer.args.get_warmup_steps(num_training_steps)
+            cls = GreedyLR if feed == "train" else _EvalFedGreedyLR
+            trainer.lr_scheduler = cls(optimizer or trainer.optimizer, **config)
+            # The Trainer then rebuilds it on the next train() call, as its own schedulers.
+            trainer._created_lr_scheduler = True
+        return trainer.lr_scheduler
+
+    trainer.create_scheduler = create_scheduler  # type: ignore[method-assign]
+
+
+def attach(
+    trainer: Trainer, *, feed: Feed = "train", metric: str | None = None, **kwargs: Any
+) -> GreedyLRCallback:
+    """Make ``trainer`` drive GreedyLR with the loss of every optimizer step.
+
+    Args:
+        trainer: a ``transformers.Trainer`` or a subclass, before ``train()``.
+        feed: ``"train"`` (default): the training loss of each optimizer step, the mean
+            over its micro-batches and over ranks, exactly the value the Trainer logs
+            as ``loss`` with ``logging_steps=1``. ``"eval"``: the evaluation metric,
+            once per evaluation (transformers' ``GreedyLR`` behaviour; needs an
+            ``eval_strategy``).
+        metric: with ``feed="eval"``, which metric (default: ``metric_for_best_model``,
+            else ``"loss"``); ``mode`` defaults to ``"max"`` when the arguments say
+            ``greater_is_better``.
+        **kwargs: keyword arguments of :class:`greedylr.GreedyLR` (``patience``,
+            ``factor``, ``sync_ranks``, ...). ``warmup`` defaults to the
+            ``TrainingArguments`` warmup. Not allowed if the Trainer was given a
+            GreedyLR through ``optimizers=(optimizer, scheduler)``: that one is used.
+
+    Returns:
+        The registered callback; ``callback.scheduler`` is the GreedyLR once training
+        has started.
+
+    Raises:
+        ValueError: for an unknown ``feed``, ``feed="eval"`` without evaluation, a
+            second ``attach``, or GreedyLR arguments given with a ready scheduler.
+        TypeError: if the Trainer already holds a scheduler that is not a GreedyLR.
+
+    Example:
+        >>> attach(trainer, patience=10, factor=0.9)  # doctest: +SKIP
+        >>> trainer.train()  # doctest: +SKIP
+        >>> trainer.state.log_history[-2]["greedylr/lr"]  # doctest: +SKIP
+        4.5e-05
+    """
+    if feed not in ("train", "eval"):
+        raise ValueError(f"feed must be 'train' or 'eval', got {feed!r}")
+    if any(isinstance(cb, GreedyLRCallback) for cb in trainer.callback_handler.callbacks):
+        raise ValueError("GreedyLR is already attached to this Trainer")
+    if feed == "eval" and trainer.args.eval_strategy == "no":
+        raise ValueError("feed='eval' needs evaluations: set TrainingArguments.eval_strategy")
+    existing = trainer.lr_scheduler
+    if existing is not None:
+        if not isinstance(existing, GreedyLR):
+            raise TypeError(
+                f"the Trainer already has a {type(existing).__name__} scheduler; "
+                "pass optimizers=(optimizer, None) or a greedylr.GreedyLR"
+            )
+        if kwargs:
+            raise ValueError(
+                f"the Trainer already has a GreedyLR; GreedyLR arguments {sorted(kwargs)} "
+                "would be ignored: configure that scheduler instead"
+            )
+        if feed == "eval":
+            raise ValueError(
+                "feed='eval' needs attach() to create the scheduler: pass its arguments "
+                "to attach() and optimizers=(optimizer, None) to the Trainer"
+            )
+    if (
+        feed == "eval"
+        and "mode" not in kwargs
+        and trainer.args.greater_is_better
+        and metric is None
+    ):
+        kwargs["mode"] = "max"
+
+    callback = GreedyLRCallback(trainer, feed=feed, metric=metric)
+    _wrap_create_scheduler(trainer, feed, kwargs)
+    _wrap_training_step(trainer, callback)
+    _wrap_log(trainer, callback)
+    trainer.add_callback(callback)
+    return callback

