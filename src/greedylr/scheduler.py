@@ -11,7 +11,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from greedylr import distributed
+from greedylr import distributed, tensor_rule
 from greedylr.rule import Decision, Event, GreedyConfig, RuleState, init, update
 from greedylr.trace import Trace
 
@@ -73,6 +73,17 @@ class GreedyLR(LRScheduler):
             decision (one all-reduce per step). Turn off only if the loss you pass is
             already global.
         trace: keep the per-step record and the events in ``self.trace``.
+        device_mode: keep the rule's state on the device of the learning rates and
+            decide with tensor ops (:mod:`greedylr.tensor_rule`), so that
+            ``step(loss_tensor)`` never reads anything back to the host and a compiled
+            training step does not recompile as the LR changes. ``None`` (default):
+            on when every group's ``lr`` is a tensor, all on one device (and the
+            config does not ask for ``on_nonfinite="raise"``, which needs a host
+            read). ``True`` requires tensor LRs; ``False`` forces the float rule.
+            Both modes give the same LRs (see :meth:`_step_on_device`), the same
+            events and the same checkpoints. In device mode the trace rows and
+            events are buffered on the device and read when you look at them (or
+            every ``trace.flush_every`` steps), and ``sched.state`` is a host copy.
         **config: the rule's knobs (factor, patience, smoothing, window, warmup, ...).
 
     Calls that come without an optimizer step in between (Accelerate calls ``step``
@@ -99,16 +110,23 @@ class GreedyLR(LRScheduler):
         *,
         sync_ranks: bool = True,
         trace: bool = True,
+        device_mode: bool | None = None,
         **config: Any,
     ) -> None:
         self.config = GreedyConfig(**config)
+        self._device_state: tensor_rule.TensorState | None = None
+        self._device = self._choose_device(optimizer, device_mode)
         self.sync_ranks = sync_ranks
         base = []
         for group in optimizer.param_groups:
             lr = group.get("initial_lr", group["lr"])
             base.append(as_float(lr))
         self.state: RuleState = init(self.config, base)
+        if self._device is not None:
+            self._to_device(self.state)
         self.trace: Trace | None = Trace(len(base)) if trace else None
+        if self._device is not None and self.trace is not None:
+            self.trace.set_decoder(self._decode_rows)
         self._pending_sum = 0.0
         self._pending_count = 0
         self._next_lrs: Sequence[float] = self.state.lrs
@@ -179,7 +197,10 @@ class GreedyLR(LRScheduler):
         This is the path for framework integrations that see the loss where they
         cannot step (a micro-batch hook), and step where they cannot see the loss.
         """
-        self._pending_sum += as_float(loss)
+        if self._device_state is not None:
+            self._pending_sum = self._pending_sum + self._device_loss(loss)
+        else:
+            self._pending_sum += as_float(loss)
         self._pending_count += 1
 
     def step(self, loss: Any = None) -> None:  # type: ignore[override]
@@ -203,6 +224,9 @@ class GreedyLR(LRScheduler):
             # what was observed for it must not leak into the next step.
             self._pending_sum, self._pending_count = 0.0, 0
             logger.debug("GreedyLR.step ignored: no optimizer step since the last one")
+            return
+        if self._device_state is not None:
+            self._step_on_device(loss, count)
             return
         if loss is None:
             if self._pending_count == 0:
@@ -238,6 +262,146 @@ class GreedyLR(LRScheduler):
         """Every event so far (empty if tracing is off)."""
         return [] if self.trace is None else list(self.trace.events)
 
+    # -- device mode --------------------------------------------------------------
+
+    @property
+    def state(self) -> RuleState:
+        """The rule's state. In device mode a host copy, taken (with a sync) when read."""
+        if self._device_state is not None:
+            return tensor_rule.to_rule_state(self._device_state)
+        return self._rule_state
+
+    @state.setter
+    def state(self, value: RuleState) -> None:
+        if self._device_state is not None:
+            self._to_device(value)
+        else:
+            self._rule_state = value
+
+    @property
+    def device_mode(self) -> bool:
+        """True when the rule runs on the device, with no host read per step."""
+        return self._device is not None
+
+    def _choose_device(self, optimizer: Optimizer, device_mode: bool | None) -> torch.device | None:
+        """The device of the tensor LRs if device mode is on (asked for, or automatic)."""
+        lrs = [group["lr"] for group in optimizer.param_groups]
+        tensors = all(isinstance(lr, torch.Tensor) for lr in lrs)
+        devices = {lr.device for lr in lrs} if tensors else set()
+        if device_mode is None:
+            if not tensors or len(devices) != 1:
+                return None
+            if self.config.on_nonfinite == "raise":
+                logger.info("GreedyLR: tensor learning rates, but on_nonfinite='raise' reads "
+                            "every loss on the host: float mode")
+                return None
+            return devices.pop()
+        if not device_mode:
+            return None
+        if not tensors:
+            kinds = [type(lr).__name__ for lr in lrs]
+            raise ValueError(
+                f"device_mode=True needs a tensor lr in every parameter group, got {kinds}; "
+                "e.g. torch.optim.AdamW(params, lr=torch.tensor(1e-3, device='cuda'), "
+                "fused=True)"
+            )
+        if len(devices) != 1:
+            raise ValueError(f"device_mode=True needs every lr on one device, got {devices}")
+        tensor_rule.check_config(self.config)
+        return devices.pop()
+
+    def _to_device(self, state: RuleState) -> None:
+        assert self._device is not None
+        # float64 gives the float rule's results bit for bit; MPS has no float64, and
+        # float32 there is correctly rounded but may differ (see greedylr.tensor_rule)
+        dtype = torch.float32 if self._device.type == "mps" else torch.float64
+        self._device_state = tensor_rule.from_rule_state(
+            self.config, state, device=self._device, dtype=dtype
+        )
+        self._rule_state = None
+        self._host_step = state.step  # the trace's step column, counted without a sync
+        self._bounds = (list(state.min_lrs), list(state.max_lrs))
+
+    def _device_loss(self, loss: Any) -> torch.Tensor:
+        """A loss as a 0-d tensor of the state's device and dtype, without a host read."""
+        assert self._device_state is not None
+        like = self._device_state.lrs
+        if isinstance(loss, torch.Tensor):
+            if loss.numel() != 1:  # the shape is host metadata: no sync
+                raise ValueError(
+                    f"loss must be a scalar, got a tensor of shape {tuple(loss.shape)}; "
+                    "reduce it (e.g. loss.mean()) first"
+                )
+            return loss.detach().reshape(()).to(device=like.device, dtype=like.dtype)
+        # a host number: a fill kernel with a scalar argument, no copy
+        return torch.full((), as_float(loss), dtype=like.dtype, device=like.device)
+
+    def _step_on_device(self, loss: Any, count: int) -> None:
+        """``step`` in device mode: the same decisions as the float rule, no host read.
+
+        The state is float64 (on every device that has it) and every operation is the
+        float rule's, in its order, so the LRs are bit for bit those of float mode; both
+        modes then write them into the LR tensor with the same rounding cast.
+        """
+        if loss is None:
+            if self._pending_count == 0:
+                raise TypeError(
+                    "GreedyLR.step() needs the loss: call step(loss), or observe(loss) "
+                    "before step()"
+                )
+            value = self._device_loss(self._pending_sum / self._pending_count)
+        else:
+            value = self._device_loss(loss)
+        self._pending_sum, self._pending_count = 0.0, 0
+        self._steps_seen = count
+        if self.sync_ranks:
+            value = self._device_loss(distributed.mean_across_ranks(value))
+        self._device_state, decision = tensor_rule.update(self.config, self._device_state, value)
+        self._record_on_device(value, decision)
+        # 0-d tensors on the LRs' device: torch's LRScheduler copies them in place
+        self._next_lrs = list(decision.lrs.unbind())
+        super().step()
+
+    @torch.compiler.disable
+    def _record_on_device(self, value: torch.Tensor, decision: tensor_rule.TensorDecision) -> None:
+        """Buffer the trace row on the device (no sync).
+
+        Kept out of ``torch.compile``: the trace's Python bookkeeping (a growing list,
+        a step counter) would otherwise be guarded on and recompile the step each time.
+        """
+        self._host_step += 1
+        if self.trace is not None:
+            extra = torch.cat([decision.reference.reshape(1), decision.lrs_before,
+                               decision.lrs_changed])
+            self.trace.record(self._host_step, value, decision.smoothed, decision.lrs,
+                              code=decision.code, extra=extra)
+
+    def _decode_rows(self, rows: Any) -> list[Event]:
+        """The trace's decoder in device mode: the float rule's events, reasons included."""
+        groups = rows.lrs.shape[1]
+        events: list[Event] = []
+        for i in range(len(rows)):
+            code = int(rows.code[i])
+            if not code:
+                continue
+            extra = rows.extra[i]
+            events += tensor_rule.decode_events(
+                self.config,
+                step=int(rows.step[i]),
+                code=code,
+                loss=float(rows.loss[i]),
+                smoothed=float(rows.smoothed[i]),
+                reference=float(extra[0]),
+                lrs_before=extra[1:1 + groups].tolist(),
+                lrs_changed=extra[1 + groups:1 + 2 * groups].tolist(),
+                lrs_after=rows.lrs[i].tolist(),
+                min_lrs=self._bounds[0],
+                max_lrs=self._bounds[1],
+            )
+        for event in events:
+            logger.debug(event.reason)
+        return events
+
     # -- checkpointing ----------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
@@ -250,7 +414,8 @@ class GreedyLR(LRScheduler):
             "_step_count": self._step_count,
             "_last_lr": self._last_lr,
             "base_lrs": self.base_lrs,
-            "pending": [self._pending_sum, self._pending_count],
+            # float(): a device-mode sum is a tensor; one format for both modes
+            "pending": [float(self._pending_sum), self._pending_count],
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

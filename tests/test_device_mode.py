@@ -1,0 +1,250 @@
+"""GreedyLR in device mode: no host read per step, the LR tensor kept, float-mode parity."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import random
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from greedylr import GreedyLR
+
+# what a host read of a tensor goes through in Python
+_HOST_READS = ("item", "tolist", "numpy", "__float__", "__int__", "__bool__", "__index__")
+
+
+@contextlib.contextmanager
+def no_host_reads() -> Iterator[list[str]]:
+    """Make every Python-level host read of a tensor raise; yields the attempts seen."""
+    seen: list[str] = []
+    saved = {name: getattr(torch.Tensor, name) for name in _HOST_READS}
+
+    def forbid(name: str):  # one closure per method, so the message names it
+        def read(self: torch.Tensor, *args: object, **kwargs: object) -> object:
+            seen.append(name)
+            raise AssertionError(f"host read: Tensor.{name} during GreedyLR.step")
+
+        return read
+
+    try:
+        for name in _HOST_READS:
+            setattr(torch.Tensor, name, forbid(name))
+        yield seen
+    finally:
+        for name, method in saved.items():
+            setattr(torch.Tensor, name, method)
+
+
+def _optimizer(tensor_lr: bool, lrs: tuple[float, ...] = (0.125, 0.03125)) -> torch.optim.SGD:
+    groups = []
+    for lr in lrs:
+        value = torch.tensor(lr) if tensor_lr else lr
+        groups.append({"params": [torch.nn.Parameter(torch.zeros(2))], "lr": value})
+    return torch.optim.SGD(groups, foreach=False)
+
+
+def test_the_guard_itself_catches_host_reads() -> None:
+    t = torch.tensor(1.5)
+    with no_host_reads() as seen:
+        for read in (float, int, bool, lambda v: v.item(), lambda v: v.tolist()):
+            with pytest.raises(AssertionError, match="host read"):
+                read(t)
+    assert len(seen) == 5
+    assert float(t) == 1.5  # restored
+
+
+@pytest.mark.parametrize("trace", [True, False])
+def test_device_step_makes_no_host_read(trace: bool) -> None:
+    opt = _optimizer(tensor_lr=True)
+    sched = GreedyLR(opt, patience=0, smoothing="window", window=3, warmup=2, cooldown=1,
+                     reset_patience=1, min_lr_ratio=0.5, on_nonfinite="decrease", trace=trace)
+    assert sched.device_mode
+    rng = random.Random(0)
+    values = [torch.tensor(rng.gauss(1.0, 0.3)) for _ in range(40)]
+    values[7] = torch.tensor(math.nan)
+    values[20] = torch.tensor(math.inf)
+    for i, loss in enumerate(values):
+        opt.step()
+        with no_host_reads() as seen:
+            if i % 5 == 0:  # the observe() path as well
+                sched.observe(loss)
+                sched.observe(loss * 2)
+                sched.step()
+            else:
+                sched.step(loss)
+            sched.step(loss)  # a repeated call: de-duplicated, also without a read
+        assert seen == []
+    assert sched.state.step == 40
+    if trace:
+        kinds = {e.kind for e in sched.events}
+        assert {"increase", "decrease", "nonfinite", "warmup_end", "reset", "hold"} <= kinds
+
+
+def test_float_mode_step_is_caught_reading_the_host() -> None:
+    """The control: the same guard fails float mode, which calls float(loss)."""
+    opt = _optimizer(tensor_lr=True)
+    sched = GreedyLR(opt, device_mode=False)
+    opt.step()
+    with no_host_reads() as seen, pytest.raises(AssertionError, match="host read"):
+        sched.step(torch.tensor(1.0))
+    assert seen
+
+
+def test_lr_tensor_is_updated_in_place_and_not_aliased() -> None:
+    opt = _optimizer(tensor_lr=True)
+    lr_objects = [g["lr"] for g in opt.param_groups]
+    sched = GreedyLR(opt, patience=0, smoothing="none")
+    seen = set()
+    for loss in [1.0, 0.5, 0.7, 0.9, 0.2, 0.1]:
+        opt.step()
+        sched.step(torch.tensor(loss))
+        seen.add(opt.param_groups[0]["lr"].item())
+        assert [g["lr"] for g in opt.param_groups] == lr_objects
+        assert all(g["lr"] is lr for g, lr in zip(opt.param_groups, lr_objects, strict=True))
+        last = sched.get_last_lr()
+        assert all(isinstance(v, torch.Tensor) for v in last)
+        assert all(v is not lr for v, lr in zip(last, lr_objects, strict=True))
+    assert len(seen) >= 3
+
+
+def test_mode_selection() -> None:
+    assert GreedyLR(_optimizer(tensor_lr=True)).device_mode
+    assert not GreedyLR(_optimizer(tensor_lr=False)).device_mode
+    assert not GreedyLR(_optimizer(tensor_lr=True), device_mode=False).device_mode
+    # raising on a NaN needs the host: the automatic choice falls back to float mode
+    assert not GreedyLR(_optimizer(tensor_lr=True), on_nonfinite="raise").device_mode
+    with pytest.raises(ValueError, match="on_nonfinite='raise'"):
+        GreedyLR(_optimizer(tensor_lr=True), on_nonfinite="raise", device_mode=True)
+    with pytest.raises(ValueError, match="needs a tensor lr"):
+        GreedyLR(_optimizer(tensor_lr=False), device_mode=True)
+
+
+CONFIGS = [
+    {"patience": 1, "smoothing": "window", "window": 3, "warmup": 3, "reset_patience": 2,
+     "cooldown": 1, "min_lr_ratio": 0.5, "on_nonfinite": "decrease"},
+    {"patience": 2, "smoothing": "ema", "window": 5, "compare": "previous",
+     "hold_after_increase": 2, "threshold": 0.01, "max_lr_ratio": 2.0},
+    {"patience": 0, "smoothing": "none", "mode": "max", "threshold_mode": "abs",
+     "threshold": 0.05, "warmup": 4, "warmup_start_factor": 0.1, "eps": 1e-4},
+]
+
+
+def _drive(opt: torch.optim.Optimizer, sched: GreedyLR, losses: list[float]) -> list[list]:
+    lrs = []
+    for i, loss in enumerate(losses):
+        opt.step()
+        if i % 7 == 3:
+            sched.observe(torch.tensor(loss))
+            sched.observe(torch.tensor(loss / 2))
+            sched.step()
+        else:
+            sched.step(torch.tensor(loss))
+        lrs.append([float(g["lr"]) for g in opt.param_groups])
+    return lrs
+
+
+def _losses(seed: int, n: int = 250) -> list[float]:
+    rng = random.Random(seed)
+    out, x = [], 1.0
+    for _ in range(n):
+        x += rng.gauss(-0.002, 0.05)
+        out.append(rng.choice([math.nan, math.inf]) if rng.random() < 0.02 else x)
+    return out
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_device_mode_equals_float_mode(config: dict) -> None:
+    """Same LRs at every step, same events (reasons included), same trace, same state.
+
+    Base LRs are powers of two, exact in float32, so the float-mode scheduler over
+    Python-float LRs and the device-mode one over float32 tensors start equal.
+    """
+    losses = _losses(seed=len(str(config)))
+    float_opt, device_opt = _optimizer(tensor_lr=False), _optimizer(tensor_lr=True)
+    on_float = GreedyLR(float_opt, **config)
+    on_device = GreedyLR(device_opt, **config)
+    assert on_device.device_mode and not on_float.device_mode
+    want = _drive(float_opt, on_float, losses)
+    got = _drive(device_opt, on_device, losses)
+    # float mode writes Python floats; the LR tensor holds them rounded to float32
+    rounded = [[float(torch.tensor(v, dtype=torch.float32)) for v in row] for row in want]
+    assert got == rounded
+    assert on_device.state == on_float.state
+    assert repr([e.to_dict() for e in on_device.events]) == repr(
+        [e.to_dict() for e in on_float.events]
+    )
+    assert len(on_float.events) > 10
+    for column in ("steps", "losses", "smoothed", "lrs", "codes"):
+        np.testing.assert_array_equal(getattr(on_device.trace, column),
+                                      getattr(on_float.trace, column))
+
+
+def test_same_tensor_lr_optimizer_in_both_modes_gives_identical_tensors() -> None:
+    losses = _losses(seed=5)
+    a, b = _optimizer(tensor_lr=True, lrs=(0.1, 0.02)), _optimizer(True, lrs=(0.1, 0.02))
+    sa = GreedyLR(a, device_mode=True, **CONFIGS[0])
+    sb = GreedyLR(b, device_mode=False, **CONFIGS[0])
+    assert _drive(a, sa, losses) == _drive(b, sb, losses)
+
+
+def test_transformers_preset_in_device_mode() -> None:
+    losses = _losses(seed=9, n=400)
+    a, b = _optimizer(tensor_lr=True), _optimizer(tensor_lr=False)
+    sa = GreedyLR.from_transformers(a, patience=3, smooth=True, window_size=10,
+                                    min_lr=0.01, reset_start=3)
+    sb = GreedyLR.from_transformers(b, patience=3, smooth=True, window_size=10,
+                                    min_lr=0.01, reset_start=3)
+    assert sa.device_mode
+    got, want = _drive(a, sa, losses), _drive(b, sb, losses)
+    assert got == [[float(torch.tensor(v, dtype=torch.float32)) for v in r] for r in want]
+
+
+@pytest.mark.parametrize("resume_into_device", [True, False])
+def test_checkpoint_round_trip_mid_window(resume_into_device: bool) -> None:
+    """Save in device mode, load with weights_only=True, continue bit-identically."""
+    config = CONFIGS[0]
+    losses = _losses(seed=2, n=120)
+    opt = _optimizer(tensor_lr=True)
+    sched = GreedyLR(opt, **config)
+    _drive(opt, sched, losses[:61])
+    sched.observe(torch.tensor(0.8))  # a pending observation travels too
+    buffer = io.BytesIO()
+    torch.save(sched.state_dict(), buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+
+    opt2 = _optimizer(tensor_lr=True)
+    resumed = GreedyLR(opt2, device_mode=resume_into_device, **config)
+    resumed.load_state_dict(saved)
+    assert resumed.device_mode is resume_into_device
+    assert resumed.state == sched.state
+    assert [float(g["lr"]) for g in opt2.param_groups] == [
+        float(g["lr"]) for g in opt.param_groups
+    ]
+    assert _drive(opt2, resumed, losses[61:]) == _drive(opt, sched, losses[61:])
+
+
+def test_repeated_step_without_optimizer_step_is_ignored() -> None:
+    opt = _optimizer(tensor_lr=True)
+    sched = GreedyLR(opt, patience=0, smoothing="none")
+    opt.step()
+    sched.step(torch.tensor(1.0))
+    sched.step(torch.tensor(5.0))  # Accelerate's second call: ignored
+    assert sched.state.step == 1
+    opt.step()
+    sched.step(torch.tensor(2.0))
+    assert sched.state.step == 2
+
+
+def test_bad_losses_are_rejected_without_a_read() -> None:
+    sched = GreedyLR(_optimizer(tensor_lr=True))
+    with pytest.raises(ValueError, match="scalar"):
+        sched.step(torch.ones(3))
+    sched.optimizer.step()
+    with pytest.raises(TypeError, match="needs the loss"):
+        sched.step()
