@@ -27,6 +27,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -89,9 +90,18 @@ class TrialSpec:
         """A stable, file-name-safe identifier of this trial."""
         blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
         digest = hashlib.sha1(blob).hexdigest()[:10]
-        return f"{self.workload}-{self.schedule}-{self.optimizer}-s{self.seed}-{digest}".replace(
-            ":", "_"
-        ).replace("/", "_")
+        return f"{self.workload_label}-{self.schedule}-{self.optimizer}-s{self.seed}-{digest}"
+
+    @property
+    def workload_label(self) -> str:
+        """A short, file-name-safe name of the workload (``file.py:train`` -> ``file.train``)."""
+        target, _, function = self.workload.rpartition(":")
+        if not target:
+            label = self.workload
+        else:
+            stem = target.replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".py")
+            label = f"{stem}.{function}"
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
 
 
 @dataclass

@@ -1,0 +1,182 @@
+"""The runner: result files, statuses, resume after a kill, executors agree."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from greedylr.studies.runner import (
+    FORMAT,
+    execute_trial,
+    load_results,
+    make_specs,
+    resolve_workload,
+    result_path,
+    run_trials,
+)
+from greedylr.studies.trial import TrialSpec
+
+TOY = f"{Path(__file__).with_name('toy_train.py')}:train"
+
+
+def _spec(
+    schedule: str = "greedy", seed: int = 0, steps: int = 30, **settings: object
+) -> TrialSpec:
+    return TrialSpec.make(
+        study="t",
+        workload=TOY,
+        schedule=schedule,
+        seed=seed,
+        steps=steps,
+        eval_every=10,
+        settings=settings,
+    )
+
+
+def test_a_trial_records_losses_lrs_metrics_and_provenance() -> None:
+    result = execute_trial(_spec())
+    assert result["status"] == "ok" and result["error"] is None
+    assert result["format"] == FORMAT
+    assert len(result["losses"]) == len(result["lrs"]) == 30 == result["steps_done"]
+    assert [m["step"] for m in result["metrics"]] == [10, 20, 30]
+    assert result["metric"] == {"name": "mse", "higher_is_better": False}
+    assert result["lr"] == 0.05  # the function's own default
+    assert result["code"]["greedylr"] and result["machine"]["cpu_count"]
+    assert result["wall_time"] > 0
+
+
+def test_the_same_seed_gives_the_same_trial_and_another_seed_does_not() -> None:
+    a, b, c = execute_trial(_spec()), execute_trial(_spec()), execute_trial(_spec(seed=1))
+    assert a["losses"] == b["losses"] and a["lrs"] == b["lrs"]
+    assert a["losses"] != c["losses"]
+
+
+def test_a_crash_is_failed_and_a_nan_is_diverged() -> None:
+    failed = execute_trial(_spec(workload_fail_at=5))
+    assert failed["status"] == "failed"
+    assert failed["error"] == "ValueError: boom at step 5"
+    assert "toy_train.py" in failed["traceback"]
+    assert failed["steps_done"] == 4
+    diverged = execute_trial(_spec(workload_nan_at=7))
+    assert diverged["status"] == "diverged" and "step 7" in diverged["error"]
+    assert diverged["steps_done"] == 7
+    missing = execute_trial(
+        TrialSpec.make(study="t", workload="no_such_module:train", schedule="greedy")
+    )
+    assert missing["status"] == "failed" and "ModuleNotFoundError" in missing["error"]
+
+
+def test_unknown_settings_fail_the_trial_clearly() -> None:
+    result = execute_trial(_spec(schedule="cosine", factor=0.5))
+    assert result["status"] == "failed" and "does not take setting" in result["error"]
+
+
+def test_resolve_workload_by_path_and_by_module() -> None:
+    w = resolve_workload(TOY)
+    assert (w.metric, w.higher_is_better, w.lr) == ("mse", False, 0.05)
+    assert resolve_workload("json:dumps").train is json.dumps
+    with pytest.raises(ValueError, match="MODULE:FUNCTION"):
+        resolve_workload(":train")
+
+
+def test_make_specs_grid() -> None:
+    specs = make_specs("s", [TOY], ["greedy", "cosine"], range(3), steps=50, warmup=5)
+    assert len(specs) == 6 == len({s.key for s in specs})
+    assert {(s.steps, s.warmup) for s in specs} == {(50, 5)}
+
+
+def test_run_trials_stores_one_file_each_and_skips_done_ones(tmp_path: Path) -> None:
+    specs = [_spec(s, seed) for s in ("greedy", "cosine") for seed in (0, 1)]
+    specs.append(_spec("cosine", workload_fail_at=3))
+    seen: list[str] = []
+    results = run_trials(specs + specs[:1], tmp_path, on_result=lambda r: seen.append(r["key"]))
+    assert [r["key"] for r in results] == [s.key for s in specs]  # spec order, deduplicated
+    assert sorted(seen) == sorted(s.key for s in specs)
+    assert all(result_path(tmp_path, s).is_file() for s in specs)
+    assert [r["status"] for r in results].count("failed") == 1
+
+    seen.clear()
+    again = run_trials(specs, tmp_path, on_result=lambda r: seen.append(r["key"]))
+    assert seen == [] and again == results
+    run_trials(specs, tmp_path, retry_failed=True, on_result=lambda r: seen.append(r["key"]))
+    assert seen == [specs[-1].key]
+    assert len(load_results(tmp_path)) == len(specs)
+
+
+_STUDY = textwrap.dedent(
+    """
+    import sys
+    from greedylr.studies.runner import run_trials
+    from greedylr.studies.trial import TrialSpec
+    specs = [TrialSpec.make(study="k", workload=sys.argv[2], schedule=s, seed=seed, steps=20,
+                            settings={"workload_sleep": 0.02})
+             for s in ("greedy", "cosine", "linear") for seed in range(4)]
+    run_trials(specs, sys.argv[1], jobs=int(sys.argv[3]))
+    """
+)
+
+
+def _study(out: Path, jobs: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _STUDY, str(out), TOY, str(jobs)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _wait_for_files(out: Path, count: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 90
+    while len(list((out / "trials").glob("*.json"))) < count:
+        assert process.poll() is None, process.stderr.read().decode()  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "the study made no progress"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(("jobs", "how"), [(1, signal.SIGKILL), (2, signal.SIGINT)])
+def test_a_killed_study_resumes_without_losing_or_repeating_trials(
+    tmp_path: Path, jobs: int, how: signal.Signals
+) -> None:
+    out = tmp_path / "study"
+    process = _study(out, jobs)
+    _wait_for_files(out, 3, process)
+    process.send_signal(how)
+    process.wait(timeout=60)
+    if how == signal.SIGINT:
+        assert b"interrupted" in process.stderr.read()  # type: ignore[union-attr]
+    before = {p.name: p.read_bytes() for p in (out / "trials").glob("*.json")}
+    assert 3 <= len(before) < 12
+    for blob in before.values():  # every file is complete
+        assert json.loads(blob)["status"] == "ok"
+
+    # the rerun runs exactly the missing trials, and leaves the finished ones alone
+    from greedylr.studies.runner import run_trials as rerun
+
+    specs = [
+        TrialSpec.make(
+            study="k",
+            workload=TOY,
+            schedule=s,
+            seed=seed,
+            steps=20,
+            settings={"workload_sleep": 0.02},
+        )
+        for s in ("greedy", "cosine", "linear")
+        for seed in range(4)
+    ]
+    ran: list[str] = []
+    results = rerun(specs, out, on_result=lambda r: ran.append(r["key"] + ".json"))
+    assert set(ran).isdisjoint(before)
+    assert len(ran) + len(before) == 12 == len(results)
+    assert all(r["status"] == "ok" for r in results)
+    for name, blob in before.items():
+        assert (out / "trials" / name).read_bytes() == blob
+    assert not [p for p in (out / "trials").iterdir() if p.name.startswith(".")]
+    assert os.listdir(out / "trials") and len(load_results(out)) == 12
