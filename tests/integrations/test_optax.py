@@ -34,8 +34,7 @@ CASES_PER_GROUP = 100
 STEPS = 60
 # (smoothing, window): what changes the compiled program; 5 x 100 = 500 cases
 GROUPS = [("none", 1), ("window", 1), ("window", 5), ("ema", 3), ("ema", 10)]
-FIELDS = ("lr", "events", "smoothed", "reference", "num_good", "num_bad", "hold",
-          "floor_hits")
+FIELDS = ("lr", "events", "smoothed", "reference", "num_good", "num_bad", "hold", "floor_hits")
 
 
 def random_config(rng: random.Random, smoothing: str, window: int) -> tuple[GreedyConfig, float]:
@@ -104,8 +103,11 @@ def rule_trajectory(cfg: GreedyConfig, base: float, losses: list[float]) -> dict
         for name in ("num_good", "num_bad", "hold", "floor_hits"):
             rows[name].append(getattr(state, name))
         # how close the comparison of this step was (relative), for the near-tie check
-        rows["margin"].append(abs(smoothed - reference) / max(abs(reference), 1e-300)
-                              if math.isfinite(reference) else math.inf)
+        rows["margin"].append(
+            abs(smoothed - reference) / max(abs(reference), 1e-300)
+            if math.isfinite(reference)
+            else math.inf
+        )
     return rows
 
 
@@ -116,8 +118,9 @@ def first_difference(rule: dict, jx: dict) -> int | None:
         bad |= ~np.isclose(jx[name], rule[name], rtol=RTOL, atol=0.0, equal_nan=True)
     for name in ("num_good", "num_bad", "hold", "floor_hits"):
         bad |= np.asarray(jx[name]) != np.asarray(rule[name])
-    bad |= [event_kinds(int(c)) != kinds for c, kinds in zip(jx["events"], rule["events"],
-                                                              strict=True)]
+    bad |= [
+        event_kinds(int(c)) != kinds for c, kinds in zip(jx["events"], rule["events"], strict=True)
+    ]
     return int(np.argmax(bad)) if bad.any() else None
 
 
@@ -140,8 +143,9 @@ def test_parity_with_the_rule_on_500_random_cases() -> None:
             losses = [random_losses(rng) for _ in cases]
             resolved = [gopt._resolve(cfg, base) for cfg, base in cases]
             static = resolved[0][0]
-            knobs = gopt._Knobs(*(np.asarray(column) for column in zip(*(k for _, k in resolved),
-                                                                       strict=True)))
+            knobs = gopt._Knobs(
+                *(np.asarray(column) for column in zip(*(k for _, k in resolved), strict=True))
+            )
             run = jax.jit(jax.vmap(lambda k, x, static=static: _scan_observe(static, k, x)))
             out = jax.device_get(run(knobs, jnp.asarray(losses, jnp.float64)))
             for i, ((cfg, base), seq) in enumerate(zip(cases, losses, strict=True)):
@@ -151,8 +155,13 @@ def test_parity_with_the_rule_on_500_random_cases() -> None:
                 t = first_difference(rule, jx)
                 if t is not None:
                     # allowed only where the rule's own comparison was a near tie
-                    assert rule["margin"][t] < 1e-10, (cfg, seq, t, rule["events"][t],
-                                                       event_kinds(int(jx["events"][t])))
+                    assert rule["margin"][t] < 1e-10, (
+                        cfg,
+                        seq,
+                        t,
+                        rule["events"][t],
+                        event_kinds(int(jx["events"][t])),
+                    )
                     diverged.append((cfg.smoothing, cfg.window, t))
     assert total >= 500
     # Near ties come from an EMA that has converged on a constant stretch of losses and
@@ -169,17 +178,44 @@ def test_parity_cases_exercise_every_event() -> None:
             cfg, base = random_config(rng, smoothing, window)
             for kinds in rule_trajectory(cfg, base, random_losses(rng))["events"]:
                 seen.update(kinds)
-    assert seen == {"increase", "decrease", "clipped", "hold", "warmup_end", "reset",
-                    "nonfinite"}
+    assert seen == {"increase", "decrease", "clipped", "hold", "warmup_end", "reset", "nonfinite"}
 
 
 CHAIN_CONFIGS = [
-    dict(factor=0.7, patience=1, smoothing="window", window=4, warmup=3, cooldown=1,
-         min_lr=1e-3, max_lr=0.5, reset_patience=2, on_nonfinite="decrease"),
-    dict(factor=0.5, patience=2, increase_patience=0, compare="previous", smoothing="ema",
-         window=5, hold_after_increase=2, threshold=0.01, min_lr_ratio=0.25),
-    dict(factor=0.9, patience=0, mode="max", smoothing="none", threshold_mode="abs",
-         threshold=0.05, warmup=4, warmup_start_factor=0.5, max_lr_ratio=None),
+    dict(
+        factor=0.7,
+        patience=1,
+        smoothing="window",
+        window=4,
+        warmup=3,
+        cooldown=1,
+        min_lr=1e-3,
+        max_lr=0.5,
+        reset_patience=2,
+        on_nonfinite="decrease",
+    ),
+    dict(
+        factor=0.5,
+        patience=2,
+        increase_patience=0,
+        compare="previous",
+        smoothing="ema",
+        window=5,
+        hold_after_increase=2,
+        threshold=0.01,
+        min_lr_ratio=0.25,
+    ),
+    dict(
+        factor=0.9,
+        patience=0,
+        mode="max",
+        smoothing="none",
+        threshold_mode="abs",
+        threshold=0.05,
+        warmup=4,
+        warmup_start_factor=0.5,
+        max_lr_ratio=None,
+    ),
 ]
 
 
@@ -232,8 +268,9 @@ def test_scales_the_updates_of_adam() -> None:
         u_plain, u_greedy, s_plain, s_greedy = both(g, loss, s_plain, s_greedy)
         scale = rule["lr_before"][t] / lr0
         np.testing.assert_allclose(u_greedy, u_plain * scale, rtol=1e-6)
-        np.testing.assert_allclose(optax.tree.get(s_greedy, "scale"), rule["lr"][t] / lr0,
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            optax.tree.get(s_greedy, "scale"), rule["lr"][t] / lr0, rtol=1e-6
+        )
     assert {k for kinds in rule["events"] for k in kinds} >= {"increase", "decrease"}
 
 
@@ -241,15 +278,15 @@ def test_multisteps_advances_only_on_emitting_steps() -> None:
     """MultiSteps keeps the inner state of emitting micro-steps only: the rule sees the
     value passed with the last micro-batch of each accumulation, nothing else."""
     k, lr0 = 3, 0.1
-    kwargs = dict(factor=0.5, patience=0, smoothing="none", on_nonfinite="decrease",
-                  min_lr_ratio=0.01)
+    kwargs = dict(
+        factor=0.5, patience=0, smoothing="none", on_nonfinite="decrease", min_lr_ratio=0.01
+    )
     emitted = [2.0, 1.0, 1.5, 1.6, 0.5, 0.4, 0.9]
     micro = []
     for v in emitted:
         # a NaN on a non-emitting micro-step would decrease the LR if it were seen
         micro += [math.nan, 100.0, v]
-    tx = optax.MultiSteps(optax.chain(optax.sgd(lr0), greedy_lr(lr0, **kwargs)),
-                          every_k_schedule=k)
+    tx = optax.MultiSteps(optax.chain(optax.sgd(lr0), greedy_lr(lr0, **kwargs)), every_k_schedule=k)
     params = jnp.zeros(2)
     state = tx.init(params)
     update = jax.jit(tx.update)
@@ -261,7 +298,7 @@ def test_multisteps_advances_only_on_emitting_steps() -> None:
         lrs.append(float(inner.lr))
     assert steps == [s for n in range(1, len(emitted) + 1) for s in (n - 1, n - 1, n)]
     rule = rule_trajectory(GreedyConfig(**kwargs), lr0, emitted)
-    np.testing.assert_allclose(lrs[k - 1::k], rule["lr"], rtol=1e-6)
+    np.testing.assert_allclose(lrs[k - 1 :: k], rule["lr"], rtol=1e-6)
     assert "nonfinite" not in {kind for kinds in rule["events"] for kind in kinds}
 
 
@@ -288,8 +325,17 @@ def test_state_is_a_pytree_that_resumes_exactly() -> None:
 def test_float32_default_matches_on_well_separated_losses() -> None:
     """JAX's default float32: same decisions as the float64 rule when no comparison is a
     near tie (dyadic losses, so sums and ties are exact in both); LRs within float32."""
-    kwargs = dict(factor=0.5, patience=1, smoothing="window", window=3, cooldown=1,
-                  min_lr_ratio=0.1, max_lr_ratio=20.0, warmup=2, reset_patience=2)
+    kwargs = dict(
+        factor=0.5,
+        patience=1,
+        smoothing="window",
+        window=3,
+        cooldown=1,
+        min_lr_ratio=0.1,
+        max_lr_ratio=20.0,
+        warmup=2,
+        reset_patience=2,
+    )
     rng = random.Random(11)
     seqs = [[rng.choice([0.5, 1.0, 1.25, 2.0, 3.0]) for _ in range(50)] for _ in range(16)]
     tx = greedy_lr(0.01, **kwargs)
@@ -298,6 +344,7 @@ def test_float32_default_matches_on_well_separated_losses() -> None:
         def body(state, v):
             state = tx.update({}, state, value=v)[1]
             return state, (state.lr, state.events)
+
         return lax.scan(body, tx.init({}), losses)[1]
 
     lrs, events = jax.device_get(jax.jit(jax.vmap(run))(jnp.asarray(seqs, jnp.float32)))
@@ -361,11 +408,18 @@ TWO_DEVICES = textwrap.dedent("""
 
 
 def test_two_host_devices_hold_identical_state() -> None:
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
-               JAX_PLATFORMS="cpu")
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu"
+    )
     root = Path(__file__).resolve().parents[2]
-    proc = subprocess.run([sys.executable, "-c", TWO_DEVICES], env=env, cwd=root,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", TWO_DEVICES],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("OK"), proc.stdout
 
@@ -397,8 +451,7 @@ def test_bad_configuration_is_rejected_with_the_value(kwargs: dict, message: str
 
 def test_event_flags_match_the_torch_device_rule() -> None:
     tensor_rule = pytest.importorskip("greedylr.tensor_rule")
-    for name in ("INCREASE", "DECREASE", "CLIPPED", "HOLD", "WARMUP_END", "RESET",
-                 "NONFINITE"):
+    for name in ("INCREASE", "DECREASE", "CLIPPED", "HOLD", "WARMUP_END", "RESET", "NONFINITE"):
         assert getattr(gopt, name) == getattr(tensor_rule, name), name
 
 
@@ -407,3 +460,10 @@ def test_ema_table_ends_where_python_rounds_to_one() -> None:
     beta = 1.0 - 2.0 / 11
     assert complete and table[-1] == 1.0 and table[-2] < 1.0
     assert all(table[n - 1] == 1.0 - beta**n for n in range(1, len(table) + 1))
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    result = doctest.testmod(gopt, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 10 and result.failed == 0
