@@ -1,0 +1,269 @@
+"""The study suites and ``greedylr bench``: every study, quick or full, then the report.
+
+A *study* is a function ``specs(quick: bool) -> list[TrialSpec]``, registered by name in
+:data:`STUDIES`. ``bench`` runs every registered study into ``<out>/<study>/``, then the
+robustness study (which has its own runner) when it is available, then writes the
+report over everything under ``<out>``. Results are resumable: rerunning ``bench`` on
+the same folder runs only the trials that have no result yet.
+
+To add a study, write its spec function in your module and add one line to
+:data:`STUDIES`, as a lazy reference so that importing this module stays cheap::
+
+    STUDIES["fine_tuning"] = lazy("greedylr.studies.fine_tuning:specs")
+
+The quick suite is sized to finish within ~10 minutes on two CPU cores for all studies
+together; the small-model share is about four of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from greedylr.studies.trial import TrialSpec
+
+__all__ = [
+    "PAPER_BASELINES",
+    "QUICK_SMALL_MODELS",
+    "SMALL_MODELS",
+    "STUDIES",
+    "bench",
+    "lazy",
+    "small_models",
+]
+
+logger = logging.getLogger(__name__)
+
+StudyFn = Callable[[bool], list[TrialSpec]]
+
+#: The schedules the paper compares GreedyLR with (section 4.1), HF recipe defaults.
+PAPER_BASELINES: tuple[str, ...] = ("linear", "cosine", "polynomial", "constant_warmup")
+
+#: The small-model study's workloads: every built-in small workload, vision, tabular, text.
+SMALL_MODELS: tuple[str, ...] = (
+    "digits_mlp",
+    "digits_cnn",
+    "mnist_resnet",
+    "mnist_vit",
+    "wine_mlp",
+    "breast_cancer_mlp",
+    "diabetes_mlp",
+    "stdlib_tagger",
+    "stdlib_char_transformer",
+    "stdlib_lstm_lm",
+    "docstring_seq2seq",
+)
+
+#: A representative slice for the quick suite: vision (MLP, ResNet), tabular
+#: (classification, regression) and text (sequence labelling), at ``quick_steps``.
+QUICK_SMALL_MODELS: tuple[str, ...] = (
+    "digits_mlp",
+    "mnist_resnet",
+    "wine_mlp",
+    "diabetes_mlp",
+    "stdlib_tagger",
+)
+
+#: Workloads that run under every optimizer in the full suite (cheap enough to afford
+#: it), so that AdamW, Adafactor, Adagrad and SGD each meet every schedule.
+OPTIMIZER_SWEEP: tuple[str, ...] = ("digits_mlp", "diabetes_mlp")
+
+FULL_SEEDS: tuple[int, ...] = (0, 1, 2)
+QUICK_SEEDS: tuple[int, ...] = (0, 1)
+
+
+def lazy(ref: str) -> StudyFn:
+    """A study function named ``"module:function"``, imported only when it is called."""
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"expected 'module:function', got {ref!r}")
+
+    def call(quick: bool) -> list[TrialSpec]:
+        return getattr(importlib.import_module(module_name), attr)(quick)
+
+    call.__name__ = attr
+    call.__qualname__ = ref
+    return call
+
+
+def _spec(
+    study: str,
+    workload: str,
+    schedule: str,
+    seed: int,
+    *,
+    optimizer: str | None = None,
+    quick: bool = False,
+    settings: dict[str, Any] | None = None,
+) -> TrialSpec:
+    """One trial of a registered workload with its defaults (quick: its quick length)."""
+    from greedylr.studies import workloads
+
+    w = workloads.get(workload)
+    steps = w.steps
+    warmup = w.warmup
+    eval_every = w.eval_every
+    if quick and w.quick_steps:
+        # the same recipe, shorter: warmup and evaluation keep their share of the run
+        scale = w.quick_steps / w.steps
+        steps = w.quick_steps
+        warmup = round(w.warmup * scale)
+        eval_every = max(1, round(w.eval_every * scale)) if w.eval_every else 0
+    return TrialSpec.make(
+        study=study,
+        workload=workload,
+        schedule=schedule,
+        optimizer=optimizer or w.optimizer,
+        seed=seed,
+        steps=steps,
+        lr=None,  # the workload's default for this optimizer: the same for every schedule
+        warmup=warmup,
+        eval_every=eval_every,
+        settings=settings,
+    )
+
+
+def small_models(quick: bool) -> list[TrialSpec]:
+    """The small-model study (paper section 4.1, offline analogues).
+
+    Full: every small workload x every schedule of the harness x 3 seeds with the
+    workload's own optimizer, plus every optimizer on :data:`OPTIMIZER_SWEEP`.
+    Quick: :data:`QUICK_SMALL_MODELS` x (GreedyLR + the paper's four baselines)
+    x 2 seeds, at each workload's quick length.
+    """
+    from greedylr.studies.schedules import OPTIMIZERS, SCHEDULES
+
+    study = "small_models"
+    if quick:
+        return [
+            _spec(study, w, s, seed, quick=True)
+            for w in QUICK_SMALL_MODELS
+            for s in ("greedy", *PAPER_BASELINES)
+            for seed in QUICK_SEEDS
+        ]
+    from greedylr.studies import workloads
+
+    specs = [
+        _spec(study, w, s, seed) for w in SMALL_MODELS for s in SCHEDULES for seed in FULL_SEEDS
+    ]
+    for w in OPTIMIZER_SWEEP:
+        own = workloads.get(w).optimizer
+        specs += [
+            _spec(study, w, s, seed, optimizer=o)
+            for o in OPTIMIZERS
+            if o != own
+            for s in SCHEDULES
+            for seed in FULL_SEEDS
+        ]
+    return specs
+
+
+#: Every study ``bench`` runs, by name (its results folder under ``--out``).
+STUDIES: dict[str, StudyFn] = {
+    "small_models": small_models,
+}
+
+
+def _run_robustness(out_dir: Path, quick: bool) -> bool:
+    """Run the robustness study if its module provides ``run_robustness``; True if ran."""
+    try:
+        module = importlib.import_module("greedylr.studies.robustness")
+    except ImportError as exc:
+        logger.warning("robustness study not available: %s", exc)
+        return False
+    run = getattr(module, "run_robustness", None)
+    if run is None:
+        logger.warning("robustness study not available: no run_robustness()")
+        return False
+    run(out_dir / "robustness", quick)
+    return True
+
+
+def _write_report(out_dir: Path) -> Path | None:
+    """The report over every stored result under ``out_dir`` (markdown and figures)."""
+    try:
+        report = importlib.import_module("greedylr.studies.report")
+    except ImportError as exc:
+        logger.warning("no report module yet (%s): results are stored, no report written", exc)
+        return None
+    for name in ("write_report", "build_report", "main"):
+        fn = getattr(report, name, None)
+        if callable(fn) and name != "main":
+            result = fn(out_dir)
+            return Path(result) if isinstance(result, (str, os.PathLike)) else out_dir
+    logger.warning("greedylr.studies.report has no write_report(); no report written")
+    return None
+
+
+def bench(
+    out_dir: str | os.PathLike[str] = "bench-results",
+    *,
+    quick: bool = True,
+    jobs: int = 2,
+    studies: Sequence[str] | None = None,
+    robustness: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the study suites and write the report: the ``greedylr bench`` command.
+
+    Args:
+        out_dir: results and report go here, one folder per study.
+        quick: the quick suite (a representative slice, ~10 min on 2 cores) or the
+            full suite (everything).
+        jobs: trials at a time (worker processes).
+        studies: run only these registered studies (default: all, then robustness).
+        robustness: also run the robustness study, when it is available.
+        progress: show progress bars.
+
+    Returns:
+        A summary: the suite, per-study trial counts, statuses and wall times; it is
+        also written to ``<out_dir>/bench.json``.
+    """
+    from greedylr.studies.runner import run_trials
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = list(STUDIES) if studies is None else list(studies)
+    unknown = [n for n in names if n not in STUDIES and n != "robustness"]
+    if unknown:
+        raise ValueError(f"unknown studies {unknown}; registered: {sorted(STUDIES)}")
+    summary: dict[str, Any] = {
+        "suite": "quick" if quick else "full",
+        "jobs": jobs,
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
+        "studies": {},
+    }
+    started = time.perf_counter()
+    for name in names:
+        if name == "robustness":
+            continue
+        t0 = time.perf_counter()
+        specs = STUDIES[name](quick)
+        logger.info("study %s: %d trials", name, len(specs))
+        results = run_trials(specs, out / name, jobs=jobs, progress=progress)
+        statuses: dict[str, int] = {}
+        for r in results:
+            statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+        summary["studies"][name] = {
+            "trials": len(specs),
+            "statuses": statuses,
+            "wall_s": round(time.perf_counter() - t0, 1),
+        }
+    if robustness and (studies is None or "robustness" in names):
+        t0 = time.perf_counter()
+        if _run_robustness(out, quick):
+            summary["studies"]["robustness"] = {"wall_s": round(time.perf_counter() - t0, 1)}
+    t0 = time.perf_counter()
+    report = _write_report(out)
+    summary["report"] = str(report) if report else None
+    summary["report_wall_s"] = round(time.perf_counter() - t0, 1)
+    summary["wall_s"] = round(time.perf_counter() - started, 1)
+    (out / "bench.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -1,0 +1,56 @@
+"""A small CNN on sklearn's 8x8 digits (conv16-conv32-pool-fc64), SGD with momentum."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+from greedylr.studies.workloads import Workload, register
+from greedylr.studies.workloads.data import digits
+from greedylr.studies.workloads.digits_mlp import classification_metrics
+from greedylr.studies.workloads.loop import batch_sampler, run
+
+__all__ = ["train"]
+
+
+def _model() -> nn.Module:
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 8, 8)),
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 4 * 4, 64),
+        nn.ReLU(),
+        nn.Linear(64, 10),
+    )
+
+
+def train(trial) -> None:
+    data = digits()
+    run(
+        trial,
+        _model(),
+        batch_sampler(data.x_train, data.y_train, 64),
+        lambda m, b: F.cross_entropy(m(b[0]), b[1]),
+        lambda m: classification_metrics(m, data),
+    )
+
+
+register(
+    Workload(
+        name="digits_cnn",
+        train=train,
+        task="classification",
+        family="cnn",
+        data="sklearn digits (8x8, 1,437 train / 360 held out)",
+        lr=0.02,
+        steps=500,
+        optimizer="sgd",
+        eval_every=100,
+        quick_steps=250,
+        lrs=(("adamw", 1e-3),),
+    )
+)

@@ -1,0 +1,53 @@
+"""An MLP on sklearn's 8x8 digits: the smallest image classifier (10 classes)."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+from greedylr.studies.workloads import Workload, register
+from greedylr.studies.workloads.data import ArrayDataset, digits
+from greedylr.studies.workloads.loop import batch_sampler, run
+
+__all__ = ["classification_metrics", "train"]
+
+
+def classification_metrics(model: nn.Module, data: ArrayDataset) -> dict[str, float]:
+    """Held-out accuracy and cross-entropy of a classifier, in one forward pass."""
+    logits = model(data.x_test)
+    return {
+        "accuracy": (logits.argmax(-1) == data.y_test).float().mean().item(),
+        "loss": F.cross_entropy(logits, data.y_test).item(),
+    }
+
+
+def train(trial) -> None:
+    data = digits()
+    model = nn.Sequential(
+        nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10)
+    )
+    run(
+        trial,
+        model,
+        batch_sampler(data.x_train, data.y_train, 64),
+        lambda m, b: F.cross_entropy(m(b[0]), b[1]),
+        lambda m: classification_metrics(m, data),
+    )
+
+
+register(
+    Workload(
+        name="digits_mlp",
+        train=train,
+        task="classification",
+        family="mlp",
+        data="sklearn digits (8x8, 1,437 train / 360 held out)",
+        lr=1e-3,
+        steps=600,
+        optimizer="adamw",
+        eval_every=100,
+        quick_steps=300,
+        # per-optimizer defaults, for the optimizer sweep on this workload
+        lrs=(("sgd", 0.05), ("adagrad", 0.02), ("adafactor", 1e-3)),
+    )
+)

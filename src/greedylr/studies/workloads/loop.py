@@ -1,0 +1,80 @@
+"""The one supervised training loop the built-in workloads share.
+
+Each workload supplies a model, a minibatch sampler, a loss and a held-out evaluation;
+the loop wires them to the trial protocol exactly as a user's loop would: build the
+optimizer and the schedule under test, step, report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["batch_sampler", "run"]
+
+Batch = Any
+Sampler = Callable[[torch.Generator], Batch]
+
+
+def batch_sampler(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> Sampler:
+    """Epochs of shuffled minibatches of ``(x, y)``, driven by the trial's generator.
+
+    Epoch-wise shuffling (rather than sampling with replacement) is what the paper's
+    Hugging Face recipes do.
+    """
+    n = x.shape[0]
+    batch_size = min(batch_size, n)
+    state: dict[str, Any] = {"order": None, "pos": n}
+
+    def sample(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        if state["pos"] + batch_size > n:
+            state["order"] = torch.randperm(n, generator=generator)
+            state["pos"] = 0
+        idx = state["order"][state["pos"] : state["pos"] + batch_size]
+        state["pos"] += batch_size
+        return x[idx], y[idx]
+
+    return sample
+
+
+def run(
+    trial: Any,
+    model: nn.Module,
+    sample: Sampler,
+    loss_fn: Callable[[nn.Module, Batch], torch.Tensor],
+    evaluate: Callable[[nn.Module], dict[str, float]],
+    *,
+    clip_norm: float | None = 1.0,
+    optimizer_kwargs: dict[str, Any] | None = None,
+) -> None:
+    """Train ``model`` for ``trial.steps`` steps under the trial's optimizer and schedule.
+
+    Args:
+        trial: the :class:`~greedylr.studies.trial.Trial`.
+        model: a freshly initialised model (the trial has seeded torch already).
+        sample: ``sample(generator) -> batch``, a training minibatch.
+        loss_fn: ``loss_fn(model, batch) -> scalar loss``.
+        evaluate: ``evaluate(model) -> {metric: value}`` on held-out data; called under
+            ``trial.evaluating(model)`` (eval mode, no grad).
+        clip_norm: gradient-norm clipping (1.0 is Hugging Face Trainer's default);
+            ``None`` turns it off.
+        optimizer_kwargs: extra optimizer arguments (e.g. momentum).
+    """
+    generator = torch.Generator().manual_seed(trial.seed)
+    optimizer = trial.optimizer(model.parameters(), **(optimizer_kwargs or {}))
+    trial.scheduler(optimizer)
+    model.train()
+    for _ in range(trial.steps):
+        loss = loss_fn(model, sample(generator))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip_norm is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+        optimizer.step()
+        trial.step(loss)
+        if trial.should_eval():
+            with trial.evaluating(model):
+                trial.report(**evaluate(model))

@@ -1,0 +1,108 @@
+"""MLPs on sklearn's bundled tabular datasets: wine, breast cancer (classification) and
+diabetes (regression, held-out RMSE in target standard deviations and R^2)."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+from greedylr.studies.workloads import Workload, register
+from greedylr.studies.workloads.data import tabular
+from greedylr.studies.workloads.digits_mlp import classification_metrics
+from greedylr.studies.workloads.loop import batch_sampler, run
+
+__all__ = ["train_breast_cancer", "train_diabetes", "train_wine"]
+
+
+def _mlp(n_in: int, n_out: int, hidden: int = 64) -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(n_in, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, n_out),
+    )
+
+
+def _train_classifier(trial, name: str, classes: int) -> None:
+    data = tabular(name)
+    run(
+        trial,
+        _mlp(data.x_train.shape[1], classes),
+        batch_sampler(data.x_train, data.y_train, 32),
+        lambda m, b: F.cross_entropy(m(b[0]), b[1]),
+        lambda m: classification_metrics(m, data),
+    )
+
+
+def train_wine(trial) -> None:
+    _train_classifier(trial, "wine", 3)
+
+
+def train_breast_cancer(trial) -> None:
+    _train_classifier(trial, "breast_cancer", 2)
+
+
+def train_diabetes(trial) -> None:
+    data = tabular("diabetes")
+
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        pred = model(data.x_test).squeeze(-1)
+        mse = F.mse_loss(pred, data.y_test).item()
+        var = data.y_test.var(unbiased=False).item()
+        return {"rmse": mse**0.5, "r2": 1.0 - mse / var}
+
+    run(
+        trial,
+        _mlp(data.x_train.shape[1], 1),
+        batch_sampler(data.x_train, data.y_train, 32),
+        lambda m, b: F.mse_loss(m(b[0]).squeeze(-1), b[1]),
+        evaluate,
+    )
+
+
+_COMMON = {"family": "mlp", "eval_every": 50}
+register(
+    Workload(
+        name="wine_mlp",
+        train=train_wine,
+        task="classification",
+        data="sklearn wine (13 features, 3 classes, 134 train / 44 held out)",
+        lr=0.01,
+        steps=200,
+        optimizer="adagrad",
+        quick_steps=150,
+        lrs=(("adamw", 1e-3), ("sgd", 0.01)),
+        **_COMMON,
+    )
+)
+register(
+    Workload(
+        name="breast_cancer_mlp",
+        train=train_breast_cancer,
+        task="classification",
+        data="sklearn breast cancer (30 features, 2 classes, 427 train / 142 held out)",
+        lr=0.01,
+        steps=300,
+        optimizer="adagrad",
+        quick_steps=150,
+        lrs=(("adamw", 1e-3), ("sgd", 0.01)),
+        **_COMMON,
+    )
+)
+register(
+    Workload(
+        name="diabetes_mlp",
+        train=train_diabetes,
+        task="regression",
+        data="sklearn diabetes (10 features, 332 train / 110 held out)",
+        lr=1e-3,
+        steps=400,
+        optimizer="adamw",
+        metric="rmse",
+        higher_is_better=False,
+        quick_steps=200,
+        lrs=(("adagrad", 0.01), ("sgd", 0.01)),
+        **_COMMON,
+    )
+)

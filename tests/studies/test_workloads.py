@@ -1,0 +1,164 @@
+"""The built-in workloads: registry, data, and a few real training steps of each."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from greedylr.studies import workloads
+from greedylr.studies.runner import execute_trial
+from greedylr.studies.suites import SMALL_MODELS
+from greedylr.studies.trial import Trial, TrialSpec
+from greedylr.studies.workloads import Workload, data
+
+TASKS = {"classification", "regression", "sequence_labelling", "seq2seq", "language_modelling"}
+
+
+def test_registry_lists_the_small_models_with_complete_facts() -> None:
+    names = workloads.names()
+    assert set(SMALL_MODELS) <= set(names)
+    assert names == sorted(names)
+    families = {workloads.get(n).family for n in SMALL_MODELS}
+    assert len(families) >= 8, families  # the issue asks for eight architectures at least
+    assert {workloads.get(n).task for n in SMALL_MODELS} == TASKS
+    assert {workloads.get(n).optimizer for n in SMALL_MODELS} == {
+        "adamw",
+        "adafactor",
+        "adagrad",
+        "sgd",
+    }
+    for n in SMALL_MODELS:
+        w = workloads.get(n)
+        assert w.lr > 0 and w.steps > 0 and 0 <= w.warmup < w.steps
+        assert w.quick_steps is None or 0 < w.quick_steps <= w.steps
+
+
+def test_get_unknown_names_the_registered_ones() -> None:
+    with pytest.raises(KeyError, match="digits_mlp"):
+        workloads.get("no_such_workload")
+
+
+def test_register_refuses_a_second_workload_under_the_same_name() -> None:
+    w = workloads.get("wine_mlp")
+    workloads.register(w)  # the same one again is harmless (re-import)
+    clash = Workload(
+        name="wine_mlp",
+        train=lambda trial: None,
+        task="classification",
+        family="mlp",
+        data="-",
+        lr=1.0,
+        steps=1,
+    )
+    with pytest.raises(ValueError, match="already registered"):
+        workloads.register(clash)
+
+
+def test_lr_for_falls_back_to_the_workload_lr() -> None:
+    w = workloads.get("digits_mlp")
+    assert w.lr_for(None) == w.lr_for("adamw") == w.lr
+    assert w.lr_for("sgd") == 0.05
+    assert workloads.get("wine_mlp").lr_for("adafactor") == workloads.get("wine_mlp").lr
+
+
+@pytest.mark.parametrize("name", SMALL_MODELS)
+def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
+    w = workloads.get(name)
+    spec = TrialSpec.make(
+        study="test",
+        workload=name,
+        schedule="greedy",
+        seed=0,
+        steps=3,
+        optimizer=w.optimizer,
+        eval_every=2,
+    )
+    result = execute_trial(spec, threads=1)
+    assert result["status"] == "ok", result["traceback"]
+    assert len(result["losses"]) == 3 and all(math.isfinite(x) for x in result["losses"])
+    assert [m["step"] for m in result["metrics"]] == [2, 3]
+    final = result["metrics"][-1]
+    assert w.metric in final and math.isfinite(final[w.metric])
+    assert result["metric"] == {"name": w.metric, "higher_is_better": w.higher_is_better}
+
+
+def test_digits_mlp_learns() -> None:
+    w = workloads.get("digits_mlp")
+    trial = Trial(
+        TrialSpec.make(study="test", workload=w.name, schedule="constant", steps=80),
+        default_lr=w.lr,
+    )
+    w.train(trial)
+    losses = trial.record.losses
+    assert sum(losses[-10:]) / 10 < 0.5 * sum(losses[:10]) / 10
+    assert trial.record.metrics[-1]["accuracy"] > 0.8  # chance is 0.1
+
+
+def test_same_seed_same_run_different_seed_different_run() -> None:
+    w = workloads.get("wine_mlp")
+
+    def losses(seed: int) -> list[float]:
+        spec = TrialSpec.make(
+            study="t",
+            workload=w.name,
+            schedule="constant",
+            seed=seed,
+            optimizer=w.optimizer,
+            steps=20,
+        )
+        trial = Trial(spec, default_lr=w.lr)
+        w.train(trial)
+        return trial.record.losses
+
+    assert losses(3) == losses(3)
+    assert losses(3) != losses(4)
+
+
+def test_fixed_splits_are_disjoint_and_shuffled() -> None:
+    mnist = data.mnist5k(14)
+    assert mnist.x_train.shape == (4000, 1, 14, 14) and mnist.x_test.shape == (1000, 1, 14, 14)
+    # the file is sorted by class: a working shuffle puts every class in both parts
+    assert set(mnist.y_test.tolist()) == set(range(10))
+    assert mnist.y_train[:100].unique().numel() == 10
+    dig = data.digits()
+    train_rows = {tuple(r) for r in dig.x_train.tolist()}
+    assert sum(tuple(r) in train_rows for r in dig.x_test.tolist()) < 5  # digits has duplicates
+    diabetes = data.tabular("diabetes")
+    assert abs(diabetes.y_train.mean().item()) < 1e-5 and diabetes.y_train.dtype == torch.float32
+    with pytest.raises(ValueError, match="unknown tabular"):
+        data.tabular("iris")
+
+
+def test_stdlib_split_is_by_file() -> None:
+    files = data.stdlib_files()
+    held = [p for p, _, h in files if h]
+    assert 0.05 < len(held) / len(files) < 0.25
+    assert all(not p.startswith(("test/", "idlelib/")) for p, _, _ in files)
+
+
+def test_token_type_tags_follow_tokenize() -> None:
+    text = 'def f(x):\n    return "a b"  # c\n'
+    tags = data._tag_source(text)
+    assert tags is not None
+    tag = {name: i for i, name in enumerate(data.TAGS)}
+    assert tags[0] == tags[2] == tag["keyword"]  # def
+    assert tags[4] == tag["name"]  # f
+    assert tags[5] == tag["op"]  # (
+    assert tags[text.index('"a b"') + 2] == tag["string"]  # the space inside the string
+    assert tags[text.index("# c")] == tag["comment"]
+    assert tags[text.index(":\n") + 1] == tag["newline"]
+
+
+def test_docstring_pairs_are_real_functions() -> None:
+    train, test = data.docstring_pairs()
+    assert len(train) > 1000 and len(test) > 100
+    assert all(name.isidentifier() for _, name in train + test)
+    assert all(len(doc) <= data.DOCSTRING_MAX for doc, _ in train)
+
+
+def test_char_vocab_round_trips_ascii_and_maps_the_rest_to_unknown() -> None:
+    ids = data.VOCAB.encode("ab\n~é")
+    assert data.VOCAB.decode(ids[:4]) == "ab\n~"
+    assert ids[-1] == data.VOCAB.UNK
