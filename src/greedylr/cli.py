@@ -15,8 +15,123 @@ def _parser() -> argparse.ArgumentParser:
         prog="greedylr", description="GreedyLR: loss-driven learning rates, with the evidence."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_bench(commands)
+    _add_plot(commands)
+    _add_diagnose(commands)
     return parser
+
+
+def _add_bench(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser(
+        "bench",
+        help="run the study suites and write the report (quick by default)",
+        description="Run every study (small models, fine-tuning, pre-training, F-sweep, "
+        "robustness) and write the report. Without --full: the quick suite, a "
+        "representative slice of each study (about 10 minutes on 2 cores). Resumable: "
+        "rerun on the same --out to finish an interrupted run.",
+    )
+    bench.add_argument("--full", action="store_true", help="run the full suite")
+    bench.add_argument(
+        "--out",
+        default=None,
+        help="results and report folder (default: bench-quick/ or bench-full/)",
+    )
+    bench.add_argument("--jobs", type=int, default=2, help="trials at a time (default: 2)")
+    bench.add_argument(
+        "--study",
+        action="append",
+        dest="studies",
+        metavar="NAME",
+        help="run only this study (repeatable; e.g. small_models, robustness)",
+    )
+    bench.set_defaults(run=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from greedylr.studies.suites import bench
+
+    out = args.out or ("bench-full" if args.full else "bench-quick")
+    summary = bench(out, quick=not args.full, jobs=args.jobs, studies=args.studies)
+    logging.getLogger("greedylr").info(
+        "%s suite done in %.0f s; report: %s",
+        summary["suite"],
+        summary["wall_s"],
+        summary["report"],
+    )
+    return (
+        0
+        if all(not study.get("statuses", {}).get("failed") for study in summary["studies"].values())
+        else 1
+    )
+
+
+def _add_plot(commands: argparse._SubParsersAction) -> None:
+    plot = commands.add_parser(
+        "plot",
+        help="draw the pulse of a run from its trace (PNG)",
+        description="Two aligned panels: raw and smoothed loss; the learning rate on a log "
+        "scale with a marker at every event. Stress episodes are shaded, changes of a "
+        "logged data-source tag drawn as dotted lines.",
+    )
+    plot.add_argument("trace", help="a trace file (.jsonl or .csv) written by Trace.save")
+    plot.add_argument("-o", "--output", default="pulse.png", help="PNG path (default: pulse.png)")
+    plot.add_argument("--title", default=None, help="figure title")
+    plot.add_argument("--signal", default=None, help="the tag signal whose changes are drawn")
+    plot.add_argument("--no-episodes", action="store_true", help="do not shade episodes")
+    plot.set_defaults(run=_run_plot)
+
+
+def _run_plot(args: argparse.Namespace) -> int:
+    from greedylr.plot import plot_trace
+
+    path = plot_trace(args.trace, args.output, diagnosis=not args.no_episodes,
+                      title=args.title, signal=args.signal)
+    logging.getLogger("greedylr").info("wrote %s", path)
+    return 0
+
+
+def _add_diagnose(commands: argparse._SubParsersAction) -> None:
+    diagnose = commands.add_parser(
+        "diagnose",
+        help="list the stress episodes of a run from its trace",
+        description="Loss spikes, contraction streaks, stagnation at the LR floor, resets "
+        "and non-finite losses, each with its steps, severity, recovery and whether it "
+        "coincides with a change of data source.",
+    )
+    diagnose.add_argument("trace", help="a trace file (.jsonl or .csv) written by Trace.save")
+    diagnose.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    diagnose.add_argument("--threshold", type=float, default=8.0,
+                          help="sigma above the pre-episode level for a loss spike (default 8)")
+    diagnose.set_defaults(run=_run_diagnose)
+
+
+def _run_diagnose(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from greedylr.trace import diagnose
+
+    result = diagnose(args.trace, threshold=args.threshold)
+    console = Console()
+    if args.json:
+        console.print_json(json.dumps(result.to_dict()))
+        return 0
+    table = Table(title=f"stress episodes: {args.trace}", show_lines=True)
+    for column in ("kind", "steps", "severity", "recovery", "cause"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("what happened", overflow="fold", ratio=1, min_width=30)
+    for e in result:
+        recovery = "not recovered" if e.recovery_steps is None else f"{e.recovery_steps} steps"
+        table.add_row(e.kind.replace("_", " "), f"{e.start}-{e.end}",
+                      f"{e.severity:.3g} {e.severity_unit}", recovery, e.cause or "-",
+                      "\n".join([e.detail, *e.notes]))
+    if len(result):
+        console.print(table)
+    console.print(result.summary)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
