@@ -173,8 +173,14 @@ class _Knobs(NamedTuple):
 
 
 _FLOAT_KNOBS = ("factor", "threshold", "eps", "base_lr", "min_lr", "max_lr", "warmup_start")
-_INT_KNOBS = ("patience", "up_patience", "warmup", "cooldown", "hold_after_increase",
-              "reset_patience")
+_INT_KNOBS = (
+    "patience",
+    "up_patience",
+    "warmup",
+    "cooldown",
+    "hold_after_increase",
+    "reset_patience",
+)
 
 
 def _ema_table(window: int) -> tuple[np.ndarray, bool]:
@@ -186,8 +192,12 @@ def _ema_table(window: int) -> tuple[np.ndarray, bool]:
         values.append(1.0 - beta**n)
         if values[-1] == 1.0:
             return np.asarray(values, dtype=np.float64), True
-    logger.info("EMA span %d: bias correction beyond step %d uses XLA's pow, which may "
-                "differ from the float rule in the last place", window, _MAX_EMA_TABLE)
+    logger.info(
+        "EMA span %d: bias correction beyond step %d uses XLA's pow, which may "
+        "differ from the float rule in the last place",
+        window,
+        _MAX_EMA_TABLE,
+    )
     return np.asarray(values, dtype=np.float64), False
 
 
@@ -324,13 +334,10 @@ def _observe(
     # A non-finite value never reaches the statistics: compute with a harmless stand-in
     # and keep the old smoother fields.
     fed, fed_smoothed = _smooth(static, state, jnp.where(finite, value, 0.0))
-    smoother = {
-        name: jnp.where(finite, new, getattr(state, name)) for name, new in fed.items()
-    }
+    smoother = {name: jnp.where(finite, new, getattr(state, name)) for name, new in fed.items()}
     smoothed = jnp.where(finite, fed_smoothed, state.smoothed)
 
-    progress = (jnp.minimum(step, k.warmup).astype(dtype)
-                / jnp.maximum(k.warmup, 1).astype(dtype))
+    progress = jnp.minimum(step, k.warmup).astype(dtype) / jnp.maximum(k.warmup, 1).astype(dtype)
     ramp = k.base_lr * (k.warmup_start + (1.0 - k.warmup_start) * progress)
 
     # After warmup a finite value is either counted or, during a hold, ignored.
@@ -338,8 +345,7 @@ def _observe(
     holding = active & (state.hold > 0)
     comparing = active & (state.hold <= 0)
     better = _is_better(k, smoothed, state.reference)
-    reference = jnp.where(comparing & (better | k.compare_previous), smoothed,
-                          state.reference)
+    reference = jnp.where(comparing & (better | k.compare_previous), smoothed, state.reference)
     num_good = jnp.where(comparing, jnp.where(better, state.num_good + 1, 0), state.num_good)
     num_bad = jnp.where(comparing, jnp.where(better, 0, state.num_bad + 1), state.num_bad)
     num_good = jnp.where(holding, 0, num_good)
@@ -375,8 +381,9 @@ def _observe(
     hold = jnp.where(down, k.cooldown, jnp.where(up, k.hold_after_increase, hold))
     cleared = _init(static, knobs, dtype)
     smoother = {
-        name: jnp.where(reset if name != "window_values" else reset[..., None],
-                        getattr(cleared, name), new)
+        name: jnp.where(
+            reset if name != "window_values" else reset[..., None], getattr(cleared, name), new
+        )
         for name, new in smoother.items()
     }
 
