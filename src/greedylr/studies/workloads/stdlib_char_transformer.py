@@ -100,13 +100,13 @@ register(
         family="transformer_decoder",
         data="CPython stdlib source, characters (2M train / 200k held-out chars)",
         lr=2e-3,
-        steps=400,
+        steps=200,
         optimizer="adamw",
-        warmup=40,
-        eval_every=100,
+        warmup=20,
+        eval_every=50,
         metric="perplexity",
         higher_is_better=False,
-        quick_steps=200,
+        quick_steps=100,
         lrs=(("adafactor", 2e-3),),
     )
 )

@@ -52,12 +52,12 @@ register(
         family="lstm",
         data="CPython stdlib source, characters (2M train / 200k held-out chars)",
         lr=1.0,
-        steps=400,
+        steps=200,
         optimizer="sgd",
-        eval_every=100,
+        eval_every=50,
         metric="perplexity",
         higher_is_better=False,
-        quick_steps=200,
+        quick_steps=100,
         lrs=(("adamw", 3e-3), ("adagrad", 0.05)),
     )
 )

@@ -76,11 +76,11 @@ register(
         family="bilstm",
         data="CPython stdlib source, per-character token types from tokenize (400k/60k chars)",
         lr=3e-3,
-        steps=400,
+        steps=300,
         optimizer="adafactor",
         eval_every=100,
         metric="token_accuracy",
-        quick_steps=200,
+        quick_steps=150,
         lrs=(("adamw", 3e-3),),
     )
 )
