@@ -1,0 +1,598 @@
+"""What the results say: the paper's labels, and the statistics the paper lacks.
+
+Everything here is a pure function of stored result dicts (see
+:mod:`greedylr.studies.runner`); nothing trains, nothing reads live objects.
+
+**Arms and settings.** An *arm* is a schedule with its own settings, e.g. ``cosine`` or
+``greedy(factor=0.5)``. A *setting* is everything else a trial is: study, workload,
+optimizer, steps, LR, warmup and the workload's options. Two trials are compared only
+within one setting and, for paired statistics, with the same seed.
+
+**The paper's labels** (section 4.1). The candidate (GreedyLR) and a baseline are
+compared on the training loss at 10%, 50% and 100% of training. With ``delta =
+baseline - candidate`` (positive: the candidate's loss is lower) and a threshold that is
+absolute (0.1, the paper's small models) or relative to the baseline's loss (1%, its
+LLMs):
+
+=========  ==================================================
+``yes``    ``delta >= threshold``: clearly better
+``yes*``   ``0 < delta < threshold``: better by less
+``no*``    ``-threshold < delta <= 0``: worse by less (an exact tie counts here:
+           it is not better)
+``no``     ``delta <= -threshold``: clearly worse
+=========  ==================================================
+
+The paper's percentages follow: *as good or better* = yes + yes* + no*, *better* =
+yes + yes*, *clearly better* = yes, *worse* = no, *as good* = yes* + no*.
+
+**Which loss.** A single step's minibatch loss is noise. The loss "at 50%" is the mean
+of the training losses over a trailing window of 2% of the run (at least one step)
+ending at that step: what an observer at that point could see. A run that diverged has
+an infinite loss from its divergence on; failed runs (exceptions) are not compared but
+counted.
+
+**What the paper lacks:** seed means with spread and bootstrap confidence intervals;
+paired differences; time to target (the steps the candidate needs to reach the
+baseline's final loss); the final held-out metric; early stopping (the best held-out
+metric and the step it was reached at); and counts of diverged and failed runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from greedylr.studies.schedules import PASSTHROUGH_PREFIXES
+
+__all__ = [
+    "LABELS",
+    "STAGES",
+    "ArmSummary",
+    "Comparison",
+    "LabelTable",
+    "arm_of",
+    "arm_summaries",
+    "best_metric",
+    "bootstrap_ci",
+    "compare",
+    "final_metric",
+    "label",
+    "label_table",
+    "loss_at",
+    "lr_changes",
+    "paired_differences",
+    "setting_of",
+    "smoothed_curve",
+    "status_counts",
+    "time_to_target",
+]
+
+LABELS = ("yes", "yes*", "no*", "no")
+STAGES = (0.1, 0.5, 1.0)
+WINDOW_FRACTION = 0.02
+
+Result = dict[str, Any]
+
+
+# -- identity -------------------------------------------------------------------------
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def arm_of(result: Result) -> str:
+    """The schedule with its own settings: ``cosine``, ``greedy(factor=0.5)``."""
+    spec = result["spec"]
+    own = {
+        k: v
+        for k, v in (spec.get("settings") or {}).items()
+        if not k.startswith(PASSTHROUGH_PREFIXES)
+    }
+    if not own:
+        return spec["schedule"]
+    inside = ",".join(f"{k}={_fmt(v)}" for k, v in sorted(own.items()))
+    return f"{spec['schedule']}({inside})"
+
+
+def setting_of(result: Result) -> tuple[Any, ...]:
+    """Everything a trial is except its arm and seed: trials compare within a setting."""
+    spec = result["spec"]
+    shared = tuple(
+        sorted(
+            (k, _fmt(v))
+            for k, v in (spec.get("settings") or {}).items()
+            if k.startswith(PASSTHROUGH_PREFIXES)
+        )
+    )
+    return (
+        spec["study"],
+        spec["workload"],
+        spec["optimizer"],
+        spec["steps"],
+        spec.get("lr"),
+        spec.get("warmup", 0),
+        shared,
+    )
+
+
+def _is_candidate(arm: str) -> bool:
+    return arm == "greedy" or arm.startswith("greedy(")
+
+
+# -- losses ---------------------------------------------------------------------------
+
+
+def _window(steps: int, window_fraction: float) -> int:
+    return max(1, round(window_fraction * steps))
+
+
+def _losses(result: Result) -> np.ndarray:
+    """The run's training losses over all ``steps``: inf after a divergence."""
+    steps = int(result["spec"]["steps"])
+    raw = np.asarray(result.get("losses") or [], dtype=float)[:steps]
+    out = np.full(steps, np.inf)
+    out[: len(raw)] = raw
+    out[~np.isfinite(out)] = np.inf
+    if result.get("status") == "diverged":
+        bad = np.flatnonzero(~np.isfinite(raw))
+        if len(bad):
+            out[bad[0] :] = np.inf
+    return out
+
+
+def smoothed_curve(result: Result, *, window_fraction: float = WINDOW_FRACTION) -> np.ndarray:
+    """Trailing-window mean of the training loss at every step (inf once diverged).
+
+    Element ``t`` is the mean of the losses of steps ``t - w + 1 .. t`` (1-based steps,
+    index ``t - 1``), over the steps available at the start.
+    """
+    losses = _losses(result)
+    w = _window(len(losses), window_fraction)
+    finite = np.where(np.isfinite(losses), losses, 0.0)
+    bad = (~np.isfinite(losses)).astype(int)
+    csum, cbad = np.concatenate([[0.0], np.cumsum(finite)]), np.concatenate([[0], np.cumsum(bad)])
+    idx = np.arange(1, len(losses) + 1)
+    lo = np.maximum(0, idx - w)
+    mean = (csum[idx] - csum[lo]) / (idx - lo)
+    mean[(cbad[idx] - cbad[lo]) > 0] = np.inf
+    return mean
+
+
+def loss_at(result: Result, fraction: float, *, window_fraction: float = WINDOW_FRACTION) -> float:
+    """The smoothed training loss at ``fraction`` of training (see the module docstring)."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+    steps = int(result["spec"]["steps"])
+    step = max(1, math.ceil(fraction * steps - 1e-9))
+    return float(smoothed_curve(result, window_fraction=window_fraction)[step - 1])
+
+
+def time_to_target(
+    result: Result, target: float, *, window_fraction: float = WINDOW_FRACTION
+) -> int | None:
+    """The first step at which the smoothed training loss is at or below ``target``.
+
+    ``None`` if it never gets there.
+    """
+    if not math.isfinite(target):
+        return None
+    curve = smoothed_curve(result, window_fraction=window_fraction)
+    hits = np.flatnonzero(curve <= target)
+    return int(hits[0]) + 1 if len(hits) else None
+
+
+# -- held-out metric ------------------------------------------------------------------
+
+
+def _metric_name(result: Result) -> tuple[str | None, bool]:
+    meta = result.get("metric") or {}
+    name, higher = meta.get("name"), meta.get("higher_is_better")
+    if name is None and result.get("metrics"):
+        name = next((k for k in result["metrics"][0] if k != "step"), None)
+    return name, True if higher is None else bool(higher)
+
+
+def final_metric(result: Result) -> float | None:
+    """The held-out metric at the last evaluation; ``None`` if never reported."""
+    name, _ = _metric_name(result)
+    rows = [r for r in result.get("metrics") or [] if name in r]
+    return float(rows[-1][name]) if rows else None
+
+
+def best_metric(result: Result) -> tuple[float, int] | None:
+    """The best held-out metric over the run and the first step it was reached at.
+
+    This is what a team that stops early keeps: a schedule that trains faster may
+    overfit sooner, so the best value and when it came matter as much as the last.
+    """
+    name, higher = _metric_name(result)
+    rows = [r for r in result.get("metrics") or [] if name in r and math.isfinite(float(r[name]))]
+    if not rows:
+        return None
+    pick = max if higher else min
+    best = pick(rows, key=lambda r: float(r[name]))
+    return float(best[name]), int(best["step"])
+
+
+def lr_changes(result: Result, *, tolerance: float = 1e-12) -> dict[str, int]:
+    """How often the LR went up and down between consecutive steps (the "pulse")."""
+    lrs = np.asarray(result.get("lrs") or [], dtype=float)
+    if len(lrs) < 2:
+        return {"up": 0, "down": 0}
+    diff = np.diff(lrs)
+    scale = np.maximum(np.abs(lrs[:-1]), 1e-30)
+    return {
+        "up": int(np.sum(diff > tolerance * scale)),
+        "down": int(np.sum(diff < -tolerance * scale)),
+    }
+
+
+# -- the paper's labels ---------------------------------------------------------------
+
+
+def label(delta: float, threshold: float) -> str:
+    """The paper's label of an improvement ``delta`` (positive: the candidate is better)."""
+    if threshold <= 0:
+        raise ValueError(f"threshold must be > 0, got {threshold!r}")
+    if math.isnan(delta):
+        raise ValueError("delta is NaN")
+    if delta >= threshold:
+        return "yes"
+    if delta > 0:
+        return "yes*"
+    if delta > -threshold:
+        return "no*"
+    return "no"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One candidate-vs-baseline comparison at one stage of training."""
+
+    setting: tuple[Any, ...]
+    seed: int
+    candidate: str
+    baseline: str
+    stage: float
+    candidate_loss: float
+    baseline_loss: float
+    delta: float
+    label: str
+
+
+def _delta(candidate: float, baseline: float, mode: str) -> float:
+    if math.isinf(candidate) and math.isinf(baseline):
+        return 0.0  # both diverged: neither is better
+    delta = baseline - candidate
+    if mode == "rel":
+        if math.isinf(baseline):
+            return math.inf
+        return (
+            delta / abs(baseline)
+            if baseline != 0
+            else (0.0 if delta == 0 else math.copysign(math.inf, delta))
+        )
+    return delta
+
+
+def _by_setting(results: Iterable[Result]) -> dict[tuple[Any, ...], dict[str, dict[int, Result]]]:
+    table: dict[tuple[Any, ...], dict[str, dict[int, Result]]] = defaultdict(dict)
+    for r in results:
+        table[setting_of(r)].setdefault(arm_of(r), {})[int(r["spec"]["seed"])] = r
+    return table
+
+
+def compare(
+    results: Iterable[Result],
+    *,
+    candidate: Callable[[str], bool] | str | None = None,
+    baselines: Sequence[str] | None = None,
+    mode: str = "abs",
+    threshold: float | None = None,
+    stages: Sequence[float] = STAGES,
+    window_fraction: float = WINDOW_FRACTION,
+) -> list[Comparison]:
+    """Every candidate-vs-baseline comparison, per setting, seed and stage.
+
+    Args:
+        results: stored results (failed runs are skipped: they have no loss to compare).
+        candidate: the candidate arm's name, or a predicate on arm names; by default
+            every ``greedy`` arm (``greedy``, ``greedy(factor=0.5)``, ...).
+        baselines: the baseline arms; by default every arm that is not a candidate.
+        mode: ``"abs"`` (absolute loss difference) or ``"rel"`` (relative to the
+            baseline's loss).
+        threshold: the ``yes``/``yes*`` boundary; 0.1 for ``abs``, 0.01 for ``rel``.
+        stages: fractions of training to compare at.
+        window_fraction: the smoothing window, as a fraction of the run.
+    """
+    if mode not in ("abs", "rel"):
+        raise ValueError(f"mode must be 'abs' or 'rel', got {mode!r}")
+    thr = threshold if threshold is not None else (0.1 if mode == "abs" else 0.01)
+    if candidate is None:
+        is_cand = _is_candidate
+    elif isinstance(candidate, str):
+        name = candidate
+
+        def is_cand(arm: str) -> bool:
+            return arm == name
+    else:
+        is_cand = candidate
+    out = []
+    usable = [r for r in results if r.get("status") != "failed"]
+    for setting, arms in _by_setting(usable).items():
+        cands = sorted(a for a in arms if is_cand(a))
+        bases = sorted(a for a in arms if not is_cand(a) and (baselines is None or a in baselines))
+        for cand in cands:
+            for base in bases:
+                for seed in sorted(set(arms[cand]) & set(arms[base])):
+                    c, b = arms[cand][seed], arms[base][seed]
+                    for stage in stages:
+                        lc = loss_at(c, stage, window_fraction=window_fraction)
+                        lb = loss_at(b, stage, window_fraction=window_fraction)
+                        d = _delta(lc, lb, mode)
+                        out.append(
+                            Comparison(setting, seed, cand, base, stage, lc, lb, d, label(d, thr))
+                        )
+    return out
+
+
+@dataclass(frozen=True)
+class LabelTable:
+    """The paper's Table 1/2 for a set of comparisons."""
+
+    counts: dict[str, int]
+    total: int
+    by_stage: dict[float, dict[str, int]]
+    mean_delta: float
+    mean_benefit: float
+    max_benefit: float
+    mean_deficit: float
+    max_deficit: float
+    mode: str = "abs"
+
+    def percent(self, *labels: str) -> float:
+        """The share of comparisons with any of ``labels``, in percent."""
+        if self.total == 0:
+            return math.nan
+        return 100.0 * sum(self.counts[x] for x in labels) / self.total
+
+    @property
+    def as_good_or_better(self) -> float:
+        return self.percent("yes", "yes*", "no*")
+
+    @property
+    def better(self) -> float:
+        return self.percent("yes", "yes*")
+
+    @property
+    def clearly_better(self) -> float:
+        return self.percent("yes")
+
+    @property
+    def worse(self) -> float:
+        return self.percent("no")
+
+    @property
+    def as_good(self) -> float:
+        return self.percent("yes*", "no*")
+
+    def stage_as_good_or_better(self, stage: float) -> float:
+        """ "As good or better" at one stage (the paper's 92 / 82 / 86 %)."""
+        counts = self.by_stage.get(stage, {})
+        n = sum(counts.values())
+        return math.nan if n == 0 else 100.0 * (n - counts.get("no", 0)) / n
+
+
+def label_table(comparisons: Sequence[Comparison], *, mode: str = "abs") -> LabelTable:
+    """Counts, percentages, benefits and deficits of ``comparisons``.
+
+    Benefits are the positive deltas, deficits the negative ones (in loss units for
+    ``abs``, fractions for ``rel``); infinite deltas (one run diverged) are counted in
+    the labels but left out of the means and extremes.
+    """
+    counts = Counter({x: 0 for x in LABELS})
+    by_stage: dict[float, dict[str, int]] = {}
+    for c in comparisons:
+        counts[c.label] += 1
+        stage = by_stage.setdefault(c.stage, {x: 0 for x in LABELS})
+        stage[c.label] += 1
+    deltas = np.array([c.delta for c in comparisons if math.isfinite(c.delta)], dtype=float)
+    pos, neg = deltas[deltas > 0], deltas[deltas < 0]
+
+    def stat(values: np.ndarray, fn: Callable[[np.ndarray], Any]) -> float:
+        return float(fn(values)) if len(values) else math.nan
+
+    return LabelTable(
+        counts=dict(counts),
+        total=len(comparisons),
+        by_stage=by_stage,
+        mean_delta=stat(deltas, np.mean),
+        mean_benefit=stat(pos, np.mean),
+        max_benefit=stat(pos, np.max),
+        mean_deficit=stat(neg, np.mean),
+        max_deficit=stat(neg, np.min),
+        mode=mode,
+    )
+
+
+# -- seeds ----------------------------------------------------------------------------
+
+
+def bootstrap_ci(
+    values: Sequence[float],
+    *,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean of ``values``.
+
+    Deterministic (seeded). With fewer than two values the interval is the value
+    itself (or NaN): there is no spread to resample.
+    """
+    data = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
+    if len(data) == 0:
+        return math.nan, math.nan
+    if len(data) == 1:
+        return float(data[0]), float(data[0])
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, len(data), size=(resamples, len(data)))].mean(axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean, standard deviation (ddof=1), bootstrap CI and count of finite values."""
+
+    mean: float
+    std: float
+    ci: tuple[float, float]
+    n: int
+
+    @classmethod
+    def of(cls, values: Iterable[float | None]) -> Stat:
+        data = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+        if not data:
+            return cls(math.nan, math.nan, (math.nan, math.nan), 0)
+        std = float(np.std(data, ddof=1)) if len(data) > 1 else 0.0
+        return cls(float(np.mean(data)), std, bootstrap_ci(data), len(data))
+
+
+@dataclass(frozen=True)
+class ArmSummary:
+    """One arm in one setting, across seeds."""
+
+    setting: tuple[Any, ...]
+    arm: str
+    runs: int
+    statuses: dict[str, int]
+    final_loss: Stat
+    final_metric: Stat
+    best_metric: Stat
+    best_step: Stat
+    wall_time: Stat
+    metric: str | None
+    higher_is_better: bool
+    lr_ups: Stat = field(default_factory=lambda: Stat.of([]))
+    lr_downs: Stat = field(default_factory=lambda: Stat.of([]))
+
+
+def arm_summaries(results: Iterable[Result]) -> list[ArmSummary]:
+    """Per setting and arm: seed statistics of the final loss and held-out metric."""
+    out = []
+    for setting, arms in _by_setting(results).items():
+        for arm, by_seed in sorted(arms.items()):
+            runs = list(by_seed.values())
+            ok = [r for r in runs if r.get("status") == "ok"]
+            name, higher = _metric_name(runs[0])
+            bests = [best_metric(r) for r in ok]
+            changes = [lr_changes(r) for r in ok]
+            out.append(
+                ArmSummary(
+                    setting=setting,
+                    arm=arm,
+                    runs=len(runs),
+                    statuses=dict(Counter(r.get("status", "failed") for r in runs)),
+                    final_loss=Stat.of(loss_at(r, 1.0) for r in ok),
+                    final_metric=Stat.of(final_metric(r) for r in ok),
+                    best_metric=Stat.of(b[0] if b else None for b in bests),
+                    best_step=Stat.of(b[1] if b else None for b in bests),
+                    wall_time=Stat.of(r.get("wall_time") for r in ok),
+                    metric=name,
+                    higher_is_better=higher,
+                    lr_ups=Stat.of(c["up"] for c in changes),
+                    lr_downs=Stat.of(c["down"] for c in changes),
+                )
+            )
+    return out
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Candidate minus baseline, paired by seed, in one setting."""
+
+    setting: tuple[Any, ...]
+    candidate: str
+    baseline: str
+    final_loss_diff: Stat
+    final_metric_diff: Stat
+    time_to_target: Stat
+    reached: int
+    pairs: int
+    wins: int
+
+    @property
+    def time_to_target_fraction(self) -> float:
+        """Mean steps to the baseline's final loss, as a fraction of the run."""
+        steps = self.setting[3]
+        return self.time_to_target.mean / steps if steps else math.nan
+
+
+def paired_differences(
+    results: Iterable[Result],
+    *,
+    candidate: Callable[[str], bool] | None = None,
+) -> list[Paired]:
+    """Per setting, candidate vs each baseline over the seeds both ran successfully.
+
+    ``final_metric_diff`` is signed so that positive always means the candidate is
+    better (higher accuracy, or lower perplexity). ``time_to_target`` is over the seeds
+    where the candidate reached the baseline's final smoothed loss (``reached`` of
+    ``pairs``); ``wins`` counts seeds where the candidate's final metric is better.
+    """
+    is_cand = candidate or _is_candidate
+    out = []
+    for setting, arms in _by_setting(results).items():
+        for cand in sorted(a for a in arms if is_cand(a)):
+            for base in sorted(a for a in arms if not is_cand(a)):
+                seeds = sorted(
+                    s
+                    for s in set(arms[cand]) & set(arms[base])
+                    if arms[cand][s].get("status") == "ok" and arms[base][s].get("status") == "ok"
+                )
+                loss_diff, metric_diff, ttt = [], [], []
+                wins = 0
+                for s in seeds:
+                    c, b = arms[cand][s], arms[base][s]
+                    loss_diff.append(loss_at(c, 1.0) - loss_at(b, 1.0))
+                    fc, fb = final_metric(c), final_metric(b)
+                    if fc is not None and fb is not None:
+                        _, higher = _metric_name(b)
+                        d = fc - fb if higher else fb - fc
+                        metric_diff.append(d)
+                        wins += d > 0
+                    t = time_to_target(c, loss_at(b, 1.0))
+                    if t is not None:
+                        ttt.append(t)
+                out.append(
+                    Paired(
+                        setting=setting,
+                        candidate=cand,
+                        baseline=base,
+                        final_loss_diff=Stat.of(loss_diff),
+                        final_metric_diff=Stat.of(metric_diff),
+                        time_to_target=Stat.of(ttt),
+                        reached=len(ttt),
+                        pairs=len(seeds),
+                        wins=wins,
+                    )
+                )
+    return out
+
+
+def status_counts(results: Iterable[Result]) -> dict[str, dict[str, int]]:
+    """Per arm: how many runs were ok, diverged and failed."""
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in results:
+        counts[arm_of(r)][r.get("status", "failed")] += 1
+    return {
+        arm: {s: c[s] for s in ("ok", "diverged", "failed")} for arm, c in sorted(counts.items())
+    }

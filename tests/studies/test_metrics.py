@@ -1,0 +1,215 @@
+"""The paper's labels and the seed statistics, against hand-computed tables."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from greedylr.studies.metrics import (
+    arm_of,
+    arm_summaries,
+    best_metric,
+    bootstrap_ci,
+    compare,
+    final_metric,
+    label,
+    label_table,
+    loss_at,
+    lr_changes,
+    paired_differences,
+    setting_of,
+    smoothed_curve,
+    status_counts,
+    time_to_target,
+)
+
+STEPS = 100  # smoothing window: 2% of 100 = 2 steps
+
+
+def _curve(a: float, b: float, c: float) -> list[float]:
+    """a for steps 1-10, b for 11-50, c for 51-100: the loss at 10/50/100% is a/b/c."""
+    return [a] * 10 + [b] * 40 + [c] * 50
+
+
+def _result(
+    schedule: str,
+    seed: int,
+    losses: list[float],
+    *,
+    status: str = "ok",
+    settings: dict[str, Any] | None = None,
+    metrics: list[dict[str, float]] | None = None,
+    metric: str = "accuracy",
+    higher: bool = True,
+) -> dict[str, Any]:
+    return {
+        "spec": {
+            "study": "s",
+            "workload": "w",
+            "schedule": schedule,
+            "optimizer": "adamw",
+            "seed": seed,
+            "steps": STEPS,
+            "lr": None,
+            "warmup": 0,
+            "eval_every": 0,
+            "settings": settings or {},
+        },
+        "status": status,
+        "losses": losses,
+        "lrs": [1e-3] * len(losses),
+        "metrics": metrics or [],
+        "metric": {"name": metric, "higher_is_better": higher},
+        "wall_time": 1.0,
+    }
+
+
+def _study() -> list[dict[str, Any]]:
+    diverged = [1.5] * 10 + [1.2] * 19 + [math.nan]  # NaN at step 30
+    return [
+        _result("greedy", 0, _curve(1.0, 0.5, 0.25)),
+        _result("cosine", 0, _curve(1.25, 0.5625, 0.25)),  # +.25 yes, +.0625 yes*, 0 no*
+        _result("linear", 0, _curve(0.9375, 0.75, 0.0)),  # -.0625 no*, +.25 yes, -.25 no
+        _result("greedy", 1, _curve(2.0, 1.0, 0.5)),
+        _result("cosine", 1, _curve(2.5, 1.0, 0.4375)),  # +.5 yes, 0 no*, -.0625 no*
+        _result("linear", 1, diverged, status="diverged"),  # -.5 no, inf yes, inf yes
+        _result("greedy", 2, [1.0] * 5, status="failed"),  # not compared
+        _result("cosine", 2, _curve(1.0, 1.0, 1.0)),
+    ]
+
+
+def test_label_boundaries() -> None:
+    assert [label(d, 0.5) for d in (0.5, 0.25, 0.0, -0.25, -0.5, math.inf)] == [
+        "yes",
+        "yes*",
+        "no*",
+        "no*",
+        "no",
+        "yes",
+    ]
+    with pytest.raises(ValueError):
+        label(0.1, 0.0)
+
+
+def test_losses_are_smoothed_over_a_trailing_two_percent_window() -> None:
+    r = _result("cosine", 0, [float(t) for t in range(1, 101)])
+    assert loss_at(r, 0.1) == 9.5  # mean of steps 9 and 10
+    assert loss_at(r, 1.0) == 99.5
+    assert smoothed_curve(r)[0] == 1.0  # the first step has only itself
+    diverged = _result("cosine", 0, [1.0] * 29 + [math.nan], status="diverged")
+    assert loss_at(diverged, 0.1) == 1.0 and loss_at(diverged, 0.5) == math.inf
+
+
+def test_the_papers_label_table_by_hand() -> None:
+    comparisons = compare(_study())
+    assert len(comparisons) == 12  # 2 seeds x 2 baselines x 3 stages; seed 2 failed
+    table = label_table(comparisons)
+    assert table.counts == {"yes": 5, "yes*": 1, "no*": 4, "no": 2}
+    assert table.as_good_or_better == pytest.approx(100 * 10 / 12)
+    assert table.better == pytest.approx(50.0)
+    assert table.clearly_better == pytest.approx(100 * 5 / 12)
+    assert table.worse == pytest.approx(100 * 2 / 12)
+    assert table.as_good == pytest.approx(100 * 5 / 12)
+    assert [table.stage_as_good_or_better(s) for s in (0.1, 0.5, 1.0)] == [75.0, 100.0, 75.0]
+    # finite deltas: benefits .25 .0625 .25 .5, deficits -.0625 -.25 -.0625 -.5, two zeros
+    assert table.mean_benefit == pytest.approx(0.265625)
+    assert table.max_benefit == pytest.approx(0.5)
+    assert table.mean_deficit == pytest.approx(-0.21875)
+    assert table.max_deficit == pytest.approx(-0.5)
+    assert table.mean_delta == pytest.approx(0.1875 / 10)
+
+
+def test_relative_labels_and_baseline_choice() -> None:
+    results = [
+        _result("greedy", 0, _curve(0.98, 0.995, 1.02)),
+        _result("cosine", 0, _curve(1.0, 1.0, 1.0)),
+    ]
+    table = label_table(compare(results, mode="rel"), mode="rel")
+    assert table.counts == {"yes": 1, "yes*": 1, "no*": 0, "no": 1}
+    only_linear = compare(_study(), baselines=["linear"])
+    assert {c.baseline for c in only_linear} == {"linear"} and len(only_linear) == 6
+
+
+def test_arms_and_settings() -> None:
+    a = _result("greedy", 0, [1.0], settings={"factor": 0.5, "workload_width": 8})
+    b = _result("cosine", 0, [1.0], settings={"workload_width": 8})
+    c = _result("cosine", 0, [1.0], settings={"workload_width": 16})
+    assert arm_of(a) == "greedy(factor=0.5)" and arm_of(b) == "cosine"
+    assert setting_of(a) == setting_of(b) != setting_of(c)
+
+
+def test_time_to_target() -> None:
+    greedy = _result("greedy", 0, _curve(1.0, 0.5, 0.25))
+    # smoothed: 0.375 at step 51, 0.25 at step 52
+    assert time_to_target(greedy, 0.25) == 52
+    assert time_to_target(greedy, 0.5) == 12
+    assert time_to_target(greedy, 0.1) is None
+
+
+def test_held_out_metric_final_and_best() -> None:
+    rows = [
+        {"step": 10, "accuracy": 0.8},
+        {"step": 20, "accuracy": 0.9},
+        {"step": 30, "accuracy": 0.85},
+    ]
+    r = _result("cosine", 0, [1.0] * 30, metrics=rows)
+    assert final_metric(r) == 0.85 and best_metric(r) == (0.9, 20)
+    ppl = [
+        {"step": 10, "perplexity": 9.0},
+        {"step": 20, "perplexity": 7.0},
+        {"step": 30, "perplexity": 8.0},
+    ]
+    r = _result("cosine", 0, [1.0] * 30, metrics=ppl, metric="perplexity", higher=False)
+    assert best_metric(r) == (7.0, 20)
+    assert final_metric(_result("cosine", 0, [1.0])) is None
+
+
+def test_lr_changes() -> None:
+    r = _result("greedy", 0, [1.0] * 6)
+    r["lrs"] = [1.0, 1.0, 2.0, 2.0, 1.0, 0.5]
+    assert lr_changes(r) == {"up": 1, "down": 2}
+
+
+def test_bootstrap_ci() -> None:
+    values = [1.0, 2.0, 3.0, 4.0, 10.0]
+    lo, hi = bootstrap_ci(values)
+    assert lo < 4.0 < hi and (lo, hi) == bootstrap_ci(values)  # deterministic
+    assert lo >= 1.0 and hi <= 10.0
+    assert bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
+    assert bootstrap_ci([3.0]) == (3.0, 3.0)
+    assert all(math.isnan(v) for v in bootstrap_ci([]))
+
+
+def test_seed_summaries_and_status_counts() -> None:
+    study = _study()
+    summaries = {s.arm: s for s in arm_summaries(study)}
+    greedy = summaries["greedy"]
+    assert greedy.runs == 3 and greedy.statuses == {"ok": 2, "failed": 1}
+    assert greedy.final_loss.mean == pytest.approx(0.375)
+    assert greedy.final_loss.std == pytest.approx(math.sqrt(2) * 0.125)
+    assert greedy.final_loss.n == 2
+    assert summaries["linear"].statuses == {"ok": 1, "diverged": 1}
+    assert status_counts(study) == {
+        "cosine": {"ok": 3, "diverged": 0, "failed": 0},
+        "greedy": {"ok": 2, "diverged": 0, "failed": 1},
+        "linear": {"ok": 1, "diverged": 1, "failed": 0},
+    }
+
+
+def test_paired_differences() -> None:
+    rows = [{"step": 100, "accuracy": 0.9}]
+    worse = [{"step": 100, "accuracy": 0.8}]
+    results = [
+        _result("greedy", 0, _curve(1.0, 0.5, 0.25), metrics=rows),
+        _result("cosine", 0, _curve(1.0, 0.5, 0.5), metrics=worse),
+        _result("greedy", 1, _curve(1.0, 0.5, 0.5), metrics=worse),
+        _result("cosine", 1, _curve(1.0, 0.5, 0.25), metrics=rows),
+    ]
+    (p,) = paired_differences(results)
+    assert (p.candidate, p.baseline, p.pairs, p.wins) == ("greedy", "cosine", 2, 1)
+    assert p.final_loss_diff.mean == pytest.approx(0.0)
+    assert p.final_metric_diff.mean == pytest.approx(0.0)
+    # seed 0: greedy reaches cosine's 0.5 at step 12 (smoothed); seed 1 never reaches 0.25
+    assert (p.reached, p.time_to_target.mean) == (1, 12.0)
