@@ -7,7 +7,7 @@
 
 from greedylr.rule import Decision, Event, GreedyConfig
 from greedylr.scheduler import GreedyLR
-from greedylr.trace import Trace
+from greedylr.trace import Trace, diagnose, load_trace
 
 __version__ = "0.1.0"
 
@@ -18,4 +18,6 @@ __all__ = [
     "GreedyLR",
     "Trace",
     "__version__",
+    "diagnose",
+    "load_trace",
 ]

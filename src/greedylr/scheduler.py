@@ -72,7 +72,11 @@ class GreedyLR(LRScheduler):
             the loss across ranks before deciding, so that every rank makes the same
             decision (one all-reduce per step). Turn off only if the loss you pass is
             already global.
-        trace: keep the per-step record and the events in ``self.trace``.
+        trace: keep the per-step record and the events in ``self.trace``: True (a
+            :class:`~greedylr.trace.Trace` in memory), False (none), or a ``Trace`` you
+            built, e.g. ``Trace(sinks=["run.jsonl", writer])``. The scheduler stores its
+            configuration and LR bounds in ``trace.meta``. Attach signals with
+            ``sched.trace.log(grad_norm=..., source="shard-3")`` before ``step(loss)``.
         device_mode: keep the rule's state on the device of the learning rates and
             decide with tensor ops (:mod:`greedylr.tensor_rule`), so that
             ``step(loss_tensor)`` never reads anything back to the host and a compiled
@@ -109,7 +113,7 @@ class GreedyLR(LRScheduler):
         optimizer: Optimizer,
         *,
         sync_ranks: bool = True,
-        trace: bool = True,
+        trace: bool | Trace = True,
         device_mode: bool | None = None,
         **config: Any,
     ) -> None:
@@ -124,7 +128,7 @@ class GreedyLR(LRScheduler):
         self.state: RuleState = init(self.config, base)
         if self._device is not None:
             self._to_device(self.state)
-        self.trace: Trace | None = Trace(len(base)) if trace else None
+        self.trace: Trace | None = self._make_trace(trace)
         if self._device is not None and self.trace is not None:
             self.trace.set_decoder(self._decode_rows)
         self._pending_sum = 0.0
@@ -249,6 +253,27 @@ class GreedyLR(LRScheduler):
     def get_lr(self) -> list[float]:  # type: ignore[override]
         """The LRs decided by the last observation (torch's ``LRScheduler`` hook)."""
         return list(self._next_lrs)
+
+    def _make_trace(self, trace: bool | Trace) -> Trace | None:
+        groups = len(self.state.base_lrs)
+        if isinstance(trace, Trace):
+            if trace.num_groups not in (None, groups):
+                raise ValueError(
+                    f"trace has {trace.num_groups} LR columns, the optimizer {groups} groups"
+                )
+        elif isinstance(trace, bool):
+            if not trace:
+                return None
+            trace = Trace(groups)
+        else:
+            raise TypeError(f"trace must be a bool or a greedylr.Trace, got {trace!r}")
+        # what diagnose() and the plot need to read a trace without the scheduler
+        for key, value in (("config", self.config.to_dict()),
+                           ("base_lrs", list(self.state.base_lrs)),
+                           ("min_lrs", list(self.state.min_lrs)),
+                           ("max_lrs", list(self.state.max_lrs))):
+            trace.meta.setdefault(key, value)
+        return trace
 
     def _record(self, loss: float, decision: Decision) -> None:
         for event in decision.events:

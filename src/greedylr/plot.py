@@ -1,0 +1,230 @@
+"""The pulse figure: loss above, learning rate below, events and stress episodes marked.
+
+matplotlib is imported only when a figure is drawn, and through its object API with the
+Agg canvas: drawing never touches pyplot's global state or the user's backend.
+
+Example:
+    >>> from greedylr import Trace
+    >>> from greedylr.plot import plot_trace
+    >>> trace = Trace(1)
+    >>> for step in range(1, 101):
+    ...     trace.record(step, 1.0 / step, 1.0 / step, [0.1])
+    >>> figure = plot_trace(trace)          # a matplotlib Figure; pass a path to save a PNG
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from greedylr.trace import EVENT_BITS, Diagnosis, Trace, diagnose, load_trace
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["plot_trace"]
+
+# event kind -> marker, colour, label; kinds not listed are not drawn
+_MARKERS = {
+    "increase": ("^", "#2a9d3f", "increase"),
+    "decrease": ("v", "#d1495b", "decrease"),
+    "clipped": ("_", "#6c757d", "blocked at a bound"),
+    "reset": ("X", "#7b2cbf", "reset"),
+    "warmup_end": ("|", "#1d3557", "warmup end"),
+}
+_EPISODE_COLOURS = {
+    "loss_spike": "#f4a261",
+    "contraction": "#e76f51",
+    "floor": "#8d99ae",
+    "reset": "#7b2cbf",
+    "nonfinite": "#d00000",
+}
+
+
+def _envelope(x: np.ndarray, y: np.ndarray, points: int) -> tuple[np.ndarray, ...]:
+    """Bucket min and max of ``y``: a million steps drawn as ``points`` buckets keep
+    every spike visible, which a plain subsample would not."""
+    n = len(x)
+    size = math.ceil(n / points)
+    usable = (n // size) * size
+    xs = x[:usable].reshape(-1, size)[:, 0]
+    with np.errstate(all="ignore"):
+        blocks = y[:usable].reshape(-1, size)
+        lows, highs = np.nanmin(blocks, axis=1), np.nanmax(blocks, axis=1)
+    if usable < n:
+        xs = np.append(xs, x[usable])
+        lows = np.append(lows, np.nanmin(y[usable:]))
+        highs = np.append(highs, np.nanmax(y[usable:]))
+    return xs, lows, highs
+
+
+def _subsample(x: np.ndarray, y: np.ndarray, points: int) -> tuple[np.ndarray, np.ndarray]:
+    if len(x) <= points:
+        return x, y
+    index = np.unique(np.append(np.linspace(0, len(x) - 1, points).astype(np.int64),
+                                len(x) - 1))
+    return x[index], y[index]
+
+
+def _tag_changes(steps: np.ndarray, tags: list[str | None]) -> list[tuple[int, str]]:
+    changes, last = [], None
+    for step, tag in zip(steps, tags, strict=True):
+        if tag is not None and tag != last:
+            if last is not None:
+                changes.append((int(step), tag))
+            last = tag
+    return changes
+
+
+def _shade(ax: Axes, diagnosis: Diagnosis, label: bool) -> None:
+    seen = set()
+    for episode in diagnosis:
+        colour = _EPISODE_COLOURS.get(episode.kind, "#adb5bd")
+        name = episode.kind.replace("_", " ")
+        # a one-step episode (a reset) still needs a visible band
+        end = episode.end + 1 if episode.end > episode.start else episode.start + 1
+        ax.axvspan(episode.start, end, color=colour, alpha=0.18, lw=0,
+                   label=f"episode: {name}" if label and name not in seen else None)
+        seen.add(name)
+
+
+def plot_trace(
+    trace: Trace | str | os.PathLike[str],
+    path: str | os.PathLike[str] | None = None,
+    *,
+    diagnosis: Diagnosis | bool = True,
+    title: str | None = None,
+    signal: str | None = None,
+    max_points: int = 4000,
+    size: tuple[float, float] = (9.0, 5.2),
+    dpi: int = 110,
+) -> Figure | Path:
+    """Draw the pulse of a run: two aligned panels sharing the step axis.
+
+    Top: the raw loss (thin; drawn as a min/max band on long runs) and the smoothed loss,
+    non-finite losses as red crosses on the top edge. Bottom: the LR of every group on a
+    log scale, with a marker at every increase, decrease, blocked change, reset and the
+    end of the warmup. Stress episodes from :func:`greedylr.diagnose` are shaded on both
+    panels; changes of a logged tag signal are dotted vertical lines.
+
+    Args:
+        trace: a :class:`~greedylr.Trace` or the path of a saved one.
+        path: where to write the PNG; None to return the figure instead.
+        diagnosis: a :class:`~greedylr.trace.Diagnosis` to shade, True to compute it,
+            False for none.
+        title: the figure title (default: the trace's step range).
+        signal: the tag signal whose changes are drawn (default: the first tag signal
+            logged, if it changes at most 30 times).
+        max_points: most points drawn per line.
+        size: figure size in inches.
+        dpi: resolution of the PNG.
+
+    Returns:
+        The path written, or the matplotlib ``Figure`` when ``path`` is None.
+
+    Raises:
+        ValueError: for an empty trace or a bad argument.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not (isinstance(max_points, int) and max_points >= 10):
+        raise ValueError(f"max_points must be an int >= 10, got {max_points!r}")
+    if not isinstance(trace, Trace):
+        trace = load_trace(trace)
+    rows = trace.rows()
+    if not len(rows):
+        raise ValueError("the trace is empty: nothing to plot")
+    if diagnosis is True:
+        diagnosis = diagnose(trace)
+    elif diagnosis is False:
+        diagnosis = None
+    elif not isinstance(diagnosis, Diagnosis):
+        raise TypeError(f"diagnosis must be a Diagnosis or a bool, got {diagnosis!r}")
+
+    steps = rows.step.astype(np.float64)
+    loss = np.where(np.isfinite(rows.loss), rows.loss, np.nan)
+    smoothed = rows.smoothed
+
+    figure = Figure(figsize=size, dpi=dpi, layout="constrained")
+    FigureCanvasAgg(figure)
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(1.25, 1.0))
+
+    # -- loss ---------------------------------------------------------------------
+    finite = loss[np.isfinite(loss)]
+    if len(finite) and finite.min() > 0 and finite.max() / finite.min() > 20:
+        top.set_yscale("log")
+    if len(steps) > max_points:
+        xs, lows, highs = _envelope(steps, loss, max_points)
+        top.fill_between(xs, lows, highs, color="#8ecae6", lw=0, label="raw loss (min-max)")
+    else:
+        top.plot(steps, loss, color="#8ecae6", lw=0.8, label="raw loss")
+    xs, ys = _subsample(steps, smoothed, max_points)
+    if np.any(np.isfinite(ys)):
+        top.plot(xs, ys, color="#023047", lw=1.6, label="smoothed loss")
+    bad = np.flatnonzero(rows.code & EVENT_BITS["nonfinite"])
+    if len(bad):
+        top.scatter(steps[bad], np.ones(len(bad)), transform=top.get_xaxis_transform(),
+                    marker="x", color="#d00000", s=24, clip_on=False, zorder=5,
+                    label="non-finite loss")
+    top.set_ylabel("loss")
+    top.grid(alpha=0.25)
+
+    # -- learning rate --------------------------------------------------------------
+    lrs = rows.lrs
+    groups = lrs.shape[1]
+    for g in range(groups):
+        xs, ys = _subsample(steps, lrs[:, g], max_points)
+        bottom.plot(xs, ys, lw=1.3, drawstyle="steps-post",
+                    label="lr" if groups == 1 else f"lr group {g}")
+    level = lrs[:, 0]
+    for kind, (marker, colour, label) in _MARKERS.items():
+        where = np.flatnonzero(rows.code & EVENT_BITS[kind])
+        if len(where):
+            bottom.scatter(steps[where], level[where], marker=marker, color=colour,
+                           s=22 if len(where) < 300 else 6, zorder=4, label=label)
+    if np.all(lrs > 0):
+        bottom.set_yscale("log")
+    bottom.set_ylabel("learning rate")
+    bottom.set_xlabel("step")
+    bottom.grid(alpha=0.25, which="both")
+
+    # -- episodes and data changes ------------------------------------------------
+    if diagnosis is not None:
+        _shade(top, diagnosis, label=True)
+        _shade(bottom, diagnosis, label=False)
+    tags = {name: values for name, values in rows.signals.items() if isinstance(values, list)}
+    if signal is not None and signal not in tags:
+        raise ValueError(f"no tag signal {signal!r} in the trace; tags: {sorted(tags)}")
+    name = signal or next(iter(tags), None)
+    if name is not None:
+        changes = _tag_changes(rows.step, tags[name])
+        if signal is not None or len(changes) <= 30:
+            for i, (step, tag) in enumerate(changes):
+                for ax in (top, bottom):
+                    ax.axvline(step, color="#495057", ls=":", lw=1.0,
+                               label=f"{name} changes" if ax is top and i == 0 else None)
+                top.annotate(tag, (step, 0.02), xycoords=("data", "axes fraction"),
+                             xytext=(2, 0), textcoords="offset points", fontsize=7,
+                             rotation=90, va="bottom", color="#495057")
+
+    top.legend(loc="upper right", fontsize=7, framealpha=0.85)
+    bottom.legend(loc="lower left", fontsize=7, framealpha=0.85, ncol=3)
+    first, last = int(rows.step[0]), int(rows.step[-1])
+    top.set_xlim(first, last)
+    figure.suptitle(title or f"GreedyLR pulse, steps {first}-{last}", fontsize=10)
+    if diagnosis is not None:
+        top.set_title(diagnosis.summary, fontsize=7, loc="left", wrap=True)
+
+    if path is None:
+        return figure
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=dpi)
+    return path
+
