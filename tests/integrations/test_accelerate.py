@@ -1,0 +1,151 @@
+"""GreedyLR through ``accelerator.prepare`` with 2 real CPU processes, no mocks.
+
+Accelerate's ``AcceleratedScheduler.step`` calls the wrapped scheduler once per process
+(``num_processes`` times per optimizer step, with ``split_batches=False``); a plateau
+scheduler then runs through its patience ``num_processes`` times too fast. GreedyLR
+must advance exactly once per optimizer step, and must accept the wrapper's
+``_step_count += 1`` (``adjust_scheduler=True``).
+
+The launcher is ``accelerate.debug_launcher``'s recipe (a FileStore rendezvous, gloo on
+loopback), started with ``spawn`` rather than ``fork``: the pytest process has already
+run torch's thread pools, which a forked child must not inherit.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing.connection
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+accelerate = pytest.importorskip("accelerate")
+
+from accelerate.utils import patch_environment  # noqa: E402
+from accelerate.utils.launch import PrepareForLaunch  # noqa: E402
+
+from greedylr import GreedyLR  # noqa: E402
+
+WORLD = 2
+ACCUMULATION = 2
+CONFIG = {"factor": 0.5, "patience": 1, "smoothing": "none"}
+
+
+def _worker(out_dir: str, x: torch.Tensor, y: torch.Tensor) -> None:
+    import torch.nn.functional as F
+    from accelerate import Accelerator
+    from accelerate.utils import GradientAccumulationPlugin
+
+    accelerator = Accelerator(
+        gradient_accumulation_plugin=GradientAccumulationPlugin(
+            num_steps=ACCUMULATION, adjust_scheduler=True
+        )
+    )
+    data = torch.utils.data.TensorDataset(x, y)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(64, 10)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    greedy = GreedyLR(optimizer, **CONFIG)
+    loader = torch.utils.data.DataLoader(data, batch_size=16, shuffle=False)
+    model, optimizer, scheduler, loader = accelerator.prepare(model, optimizer, greedy, loader)
+
+    micro: list[float] = []
+    lrs: list[float] = []
+    for batch_x, batch_y in loader:
+        with accelerator.accumulate(model):
+            loss = F.cross_entropy(model(batch_x), batch_y)
+            accelerator.backward(loss)
+            optimizer.step()
+            # The loss of every micro-batch; the step below decides on their mean.
+            greedy.observe(loss.detach())
+            micro.append(loss.item())
+            scheduler.step()  # Accelerate calls greedy.step() num_processes times
+            optimizer.zero_grad()
+        if accelerator.sync_gradients:
+            lrs.append(greedy.get_last_lr()[0])
+    result = {
+        "num_processes": accelerator.num_processes,
+        "wrapper": type(scheduler).__name__,
+        "micro": micro,
+        "lrs": lrs,
+        "fed": list(greedy.trace.losses),
+        "decisions": greedy.state.step,
+        "step_count": greedy._step_count,
+    }
+    rank = accelerator.process_index
+    Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
+
+
+def _digits() -> tuple[torch.Tensor, torch.Tensor]:
+    # Loaded once here rather than in each child: importing sklearn there costs seconds.
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    return torch.tensor(x[:512] / 16.0, dtype=torch.float32), torch.tensor(y[:512])
+
+
+def _launch(out_dir: Path, timeout: float) -> None:
+    """``accelerate.debug_launcher``, with the spawn start method and a timeout."""
+    # The FileStore creates this file and deletes it when the group is done.
+    with patch_environment(
+        world_size=WORLD,
+        master_addr="127.0.0.1",
+        accelerate_mixed_precision="no",
+        accelerate_debug_rdv_file=str(out_dir / "rendezvous"),
+        accelerate_use_cpu="yes",
+        gloo_socket_ifname="lo",
+        omp_num_threads=1,
+    ):
+        context = torch.multiprocessing.start_processes(
+            PrepareForLaunch(_worker, debug=True),
+            args=(str(out_dir), *_digits()),
+            nprocs=WORLD,
+            join=False,
+            start_method="spawn",
+        )
+        try:
+            multiprocessing.connection.wait([p.sentinel for p in context.processes], timeout)
+            while not context.join(timeout=timeout):
+                pass
+        finally:
+            for process in context.processes:
+                if process.is_alive():
+                    process.kill()
+
+
+@pytest.mark.timeout(150)
+def test_prepared_greedylr_advances_once_per_optimizer_step(tmp_path: Path) -> None:
+    _launch(tmp_path, timeout=120)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
+    r0, r1 = ranks
+    steps = len(r0["micro"]) // ACCUMULATION
+    assert steps == 8  # 512 samples / 16 per batch / 2 ranks / 2 micro-batches per step
+
+    for r in ranks:
+        assert r["num_processes"] == WORLD
+        assert r["wrapper"] == "AcceleratedScheduler"
+        assert r["decisions"] == steps  # not steps * num_processes
+        # adjust_scheduler=True bumped _step_count on the accumulating micro-batches.
+        assert r["step_count"] > steps
+    assert r0["micro"] != r1["micro"], "both ranks saw the same data: nothing to agree on"
+    assert r0["lrs"] == r1["lrs"]
+    assert r0["fed"] == r1["fed"]
+
+    # Each decision was fed the mean over the micro-batches, then over the ranks ...
+    def per_rank(r: dict) -> list[float]:
+        m = r["micro"]
+        return [sum(m[i : i + ACCUMULATION]) / ACCUMULATION for i in range(0, len(m), ACCUMULATION)]
+
+    expected = [(a + b) / 2 for a, b in zip(per_rank(r0), per_rank(r1), strict=True)]
+    assert r0["fed"] == pytest.approx(expected, rel=1e-6)
+    # ... and the LRs are those of one process fed that sequence once per step.
+    opt = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.05)
+    single = GreedyLR(opt, **CONFIG)
+    replay = []
+    for value in r0["fed"]:
+        opt.step()
+        single.step(value)
+        replay.append(single.get_last_lr()[0])
+    assert r0["lrs"] == replay
+    assert len(set(replay)) > 1, "the LR never moved: the test would prove nothing"
