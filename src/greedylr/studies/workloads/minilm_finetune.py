@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -122,7 +123,10 @@ def _build_model(num_labels: int, *, lora: bool, options: dict[str, Any]) -> nn.
             lora_dropout=float(options.get("workload_lora_dropout", 0.08)),
             target_modules=["query", "value"],
         )
-        model = get_peft_model(model, config)
+        with warnings.catch_warnings():
+            # peft asks transformers 5 a deprecated question; nothing for a user to act on
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            model = get_peft_model(model, config)
     return model
 
 
