@@ -140,7 +140,8 @@ def test_one_decision_per_optimizer_step_on_the_logged_loss(full_run: Trainer) -
     fed = list(sched.trace.losses)
     assert fed == pytest.approx([e["loss"] for e in logs], abs=1e-6, rel=0)
     # The scheduler's fields are in every training log, hence in every report_to sink.
-    assert [e["greedylr/loss"] for e in logs] == pytest.approx(fed, abs=0, rel=0)
+    smoothed = [e["greedylr/smoothed_loss"] for e in logs]
+    assert smoothed == pytest.approx(list(sched.trace.smoothed), abs=0, rel=0)
     decided = [e["greedylr/lr"] for e in logs]
     assert decided == pytest.approx([lrs for lrs in sched.trace.lrs[0]], rel=1e-12)
     # The LR decided at step k is the LR the Trainer used (and logged) at step k + 1.

@@ -31,9 +31,9 @@ What it does, and why (transformers 5.x ``Trainer``):
   exactly. ``TrainingArguments.warmup_steps``/``warmup_ratio`` become GreedyLR's linear
   ramp unless ``warmup`` is given.
 * Every training log (``trainer.log``, hence ``log_history`` and every ``report_to``
-  integration) gains ``greedylr/lr`` (the LR decided for the next step), the loss fed
-  and its smoothed value, and the number of increases, decreases and resets since the
-  previous log; each event's reason goes to the ``greedylr`` logger at INFO.
+  integration) gains ``greedylr/lr`` (the LR decided for the next step), the smoothed
+  loss, and the number of increases, decreases and resets since the previous log; each
+  event's reason goes to the ``greedylr`` logger at INFO.
 
 The Trainer's ``logging_nan_inf_filter`` replaces a NaN or infinite loss in its logs;
 GreedyLR is fed the true value instead, and its ``on_nonfinite`` policy decides.
@@ -173,11 +173,10 @@ class GreedyLRCallback(TrainerCallback):
         fields: dict[str, float] = {}
         for i, lr in enumerate(sched.get_last_lr()):
             fields["greedylr/lr" if i == 0 else f"greedylr/lr_group{i}"] = float(lr)
-        trace = sched.trace
-        if trace is not None and len(trace):
-            fields["greedylr/loss"] = trace.losses[-1]
-            fields["greedylr/smoothed_loss"] = trace.smoothed[-1]
-        events = sched.events
+        # The value fed is the Trainer's own "loss" (or the eval metric): not repeated.
+        if sched.state.smoothed is not None:
+            fields["greedylr/smoothed_loss"] = float(sched.state.smoothed)
+        events = sched.events  # a copy of the events only: no per-step column is read
         new, self._events_logged = events[self._events_logged :], len(events)
         for kind in _EVENT_KINDS:
             fields[f"greedylr/{kind}"] = float(sum(e.kind == kind for e in new))
