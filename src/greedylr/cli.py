@@ -19,6 +19,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_bench(commands)
     _add_plot(commands)
     _add_diagnose(commands)
+    _add_report(commands)
+    _add_compare(commands)
     return parser
 
 
@@ -132,6 +134,114 @@ def _run_diagnose(args: argparse.Namespace) -> int:
         console.print(table)
     console.print(result.summary)
     return 0
+
+
+def _add_report(commands: argparse._SubParsersAction) -> None:
+    report = commands.add_parser(
+        "report",
+        help="write the markdown report and figures of stored study results",
+        description="Read every trial result under DIR (a study folder or a results root) "
+        "and write DIR/report.md with tables and PNG figures. Uses stored results only.",
+    )
+    report.add_argument("dir", help="folder holding trials/*.json (searched recursively)")
+    report.add_argument("--output", default=None, help="markdown path (default DIR/report.md)")
+    report.add_argument("--title", default="", help="report title")
+    report.set_defaults(run=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from greedylr.studies.report import write_report
+
+    try:
+        path = write_report(args.dir, output=args.output, title=args.title)
+    except FileNotFoundError as exc:
+        logging.getLogger("greedylr").error("%s", exc)
+        return 1
+    logging.getLogger("greedylr").info("wrote %s", path)
+    return 0
+
+
+def _add_compare(commands: argparse._SubParsersAction) -> None:
+    compare = commands.add_parser(
+        "compare",
+        help="A/B GreedyLR against other schedules on your own training function",
+        description="Run TARGET (MODULE:FUNCTION or FILE.py:FUNCTION, a function "
+        "train(trial)) under each schedule and seed, store one result per trial in OUT "
+        "(resumable: rerun to finish an interrupted comparison), then write OUT/report.md "
+        "and print the headline table. See examples/compare_my_model.py.",
+    )
+    compare.add_argument("target", help="MODULE:FUNCTION or path/to/file.py:FUNCTION")
+    compare.add_argument("--schedules", default="greedy,cosine",
+                         help="comma-separated schedule names (default: greedy,cosine)")
+    compare.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    compare.add_argument("--steps", type=int, default=None,
+                         help="optimizer steps (default: the function's `steps` or 300)")
+    compare.add_argument("--lr", type=float, default=None,
+                         help="initial LR (default: the function's `lr` or 1e-3)")
+    compare.add_argument("--warmup", type=int, default=0, help="warmup steps (default 0)")
+    compare.add_argument("--optimizer", default="adamw",
+                         help="adamw, adafactor, adagrad or sgd, for trial.optimizer()")
+    compare.add_argument("--eval-every", type=int, default=0,
+                         help="steps between held-out evaluations (0: only at the end)")
+    compare.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="a setting for every trial, VALUE as JSON (repeatable; "
+                         "schedule options such as factor=0.5, or workload_* for you)")
+    compare.add_argument("--out", default="compare-results", help="results and report folder")
+    compare.add_argument("--study", default="compare", help="study name in the results")
+    compare.add_argument("--jobs", type=int, default=1, help="trials at a time (default 1)")
+    compare.add_argument("--executor", choices=("local", "ray"), default="local",
+                         help="local processes (default) or Ray")
+    compare.add_argument("--address", default=None,
+                         help="Ray cluster address (default: start a local Ray)")
+    compare.add_argument("--retry-failed", action="store_true",
+                         help="rerun trials that failed with an exception last time")
+    compare.set_defaults(run=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from greedylr.studies.report import summary_table, write_report
+    from greedylr.studies.runner import make_specs, resolve_workload, run_trials
+
+    log = logging.getLogger("greedylr")
+    settings = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            log.error("--set expects KEY=VALUE, got %r", item)
+            return 2
+        try:
+            settings[key] = json.loads(value)
+        except ValueError:
+            settings[key] = value  # a bare string
+    train = resolve_workload(args.target).train
+    steps = args.steps or int(getattr(train, "steps", 300))
+    schedules = [s.strip() for s in args.schedules.split(",") if s.strip()]
+    specs = make_specs(args.study, [args.target], schedules, range(args.seeds),
+                       optimizer=args.optimizer, steps=steps, lr=args.lr, warmup=args.warmup,
+                       eval_every=args.eval_every, settings=settings)
+    try:
+        results = run_trials(specs, args.out, jobs=args.jobs, executor=args.executor,
+                             address=args.address, retry_failed=args.retry_failed,
+                             progress=True)
+    except KeyboardInterrupt:
+        log.warning("interrupted: finished trials are kept in %s; rerun the same command "
+                    "to resume", args.out)
+        return 130
+    path = write_report(args.out, title=f"greedylr compare: {args.target}")
+    header, rows = summary_table(results)
+    table = Table(title=f"{args.target}: {len(schedules)} schedules x {args.seeds} seeds")
+    for column in header:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+    log.info("report: %s", path)
+    return 1 if any(r["status"] == "failed" for r in results) else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

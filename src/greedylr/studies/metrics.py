@@ -61,10 +61,12 @@ __all__ = [
     "bootstrap_ci",
     "compare",
     "final_metric",
+    "is_candidate",
     "label",
     "label_table",
     "loss_at",
     "lr_changes",
+    "metric_name",
     "paired_differences",
     "setting_of",
     "smoothed_curve",
@@ -121,7 +123,8 @@ def setting_of(result: Result) -> tuple[Any, ...]:
     )
 
 
-def _is_candidate(arm: str) -> bool:
+def is_candidate(arm: str) -> bool:
+    """True for GreedyLR arms: ``greedy`` and ``greedy(<settings>)``."""
     return arm == "greedy" or arm.startswith("greedy(")
 
 
@@ -190,7 +193,8 @@ def time_to_target(
 # -- held-out metric ------------------------------------------------------------------
 
 
-def _metric_name(result: Result) -> tuple[str | None, bool]:
+def metric_name(result: Result) -> tuple[str | None, bool]:
+    """The held-out metric's name and direction (higher is better unless stored otherwise)."""
     meta = result.get("metric") or {}
     name, higher = meta.get("name"), meta.get("higher_is_better")
     if name is None and result.get("metrics"):
@@ -200,7 +204,7 @@ def _metric_name(result: Result) -> tuple[str | None, bool]:
 
 def final_metric(result: Result) -> float | None:
     """The held-out metric at the last evaluation; ``None`` if never reported."""
-    name, _ = _metric_name(result)
+    name, _ = metric_name(result)
     rows = [r for r in result.get("metrics") or [] if name in r]
     return float(rows[-1][name]) if rows else None
 
@@ -211,7 +215,7 @@ def best_metric(result: Result) -> tuple[float, int] | None:
     This is what a team that stops early keeps: a schedule that trains faster may
     overfit sooner, so the best value and when it came matter as much as the last.
     """
-    name, higher = _metric_name(result)
+    name, higher = metric_name(result)
     rows = [r for r in result.get("metrics") or [] if name in r and math.isfinite(float(r[name]))]
     if not rows:
         return None
@@ -315,7 +319,7 @@ def compare(
         raise ValueError(f"mode must be 'abs' or 'rel', got {mode!r}")
     thr = threshold if threshold is not None else (0.1 if mode == "abs" else 0.01)
     if candidate is None:
-        is_cand = _is_candidate
+        is_cand = is_candidate
     elif isinstance(candidate, str):
         name = candidate
 
@@ -492,7 +496,7 @@ def arm_summaries(results: Iterable[Result]) -> list[ArmSummary]:
         for arm, by_seed in sorted(arms.items()):
             runs = list(by_seed.values())
             ok = [r for r in runs if r.get("status") == "ok"]
-            name, higher = _metric_name(runs[0])
+            name, higher = metric_name(runs[0])
             bests = [best_metric(r) for r in ok]
             changes = [lr_changes(r) for r in ok]
             out.append(
@@ -548,7 +552,7 @@ def paired_differences(
     where the candidate reached the baseline's final smoothed loss (``reached`` of
     ``pairs``); ``wins`` counts seeds where the candidate's final metric is better.
     """
-    is_cand = candidate or _is_candidate
+    is_cand = candidate or is_candidate
     out = []
     for setting, arms in _by_setting(results).items():
         for cand in sorted(a for a in arms if is_cand(a)):
@@ -565,7 +569,7 @@ def paired_differences(
                     loss_diff.append(loss_at(c, 1.0) - loss_at(b, 1.0))
                     fc, fb = final_metric(c), final_metric(b)
                     if fc is not None and fb is not None:
-                        _, higher = _metric_name(b)
+                        _, higher = metric_name(b)
                         d = fc - fb if higher else fb - fc
                         metric_diff.append(d)
                         wins += d > 0

@@ -85,8 +85,13 @@ TRIALS_DIR = "trials"
 _LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "error", "mse", "mae", "rmse", "nll", "bpc")
 
 # A worker that dies (segfault, out of memory) takes the trials in flight with it; a
-# trial is retried this many times before it is recorded as failed.
+# trial is retried this many times before it is given up (for this run only: no file is
+# written, so the next run tries it again).
 _MAX_ATTEMPTS = 3
+_HINT = (
+    " (a script that calls run_trials with jobs > 1 must do it under "
+    "`if __name__ == '__main__':`, or every worker re-runs the script)"
+)
 
 
 # -- workloads ----------------------------------------------------------------------
@@ -301,6 +306,20 @@ def _guess_direction(metric: str) -> bool:
     return not any(word in metric.lower() for word in _LOWER_IS_BETTER)
 
 
+def _preload(schedule: str, optimizer: str) -> None:
+    if optimizer == "adafactor" or schedule in (
+        "constant_warmup",
+        "linear",
+        "cosine",
+        "cosine_restarts",
+        "polynomial",
+        "transformers_greedy",
+    ):
+        importlib.import_module("transformers")
+    elif schedule == "schedule_free":
+        importlib.import_module("schedulefree")
+
+
 def execute_trial(spec: TrialSpec, *, threads: int | None = None) -> dict[str, Any]:
     """Run one trial here and now; never raises for the trial's own errors.
 
@@ -324,6 +343,10 @@ def execute_trial(spec: TrialSpec, *, threads: int | None = None) -> dict[str, A
     workload: ResolvedWorkload | None = None
     try:
         workload = resolve_workload(spec.workload, spec.optimizer)
+        # imports are not training: pay the schedule's (transformers takes seconds)
+        # before the clock starts, so that the first trial of a worker is not slower
+        _preload(spec.schedule, spec.optimizer)
+        started_at, started = _now(), time.perf_counter()
         lr = spec.lr if spec.lr is not None else (workload.lr or 1e-3)
         trial = Trial(spec, default_lr=lr)
         workload.train(trial)
@@ -377,7 +400,10 @@ def execute_trial(spec: TrialSpec, *, threads: int | None = None) -> dict[str, A
 
 
 def _worker_died(spec: TrialSpec, error: str) -> dict[str, Any]:
+    """A failed result for a trial whose process died; not written to the store."""
+    logger.error("%s: %s", spec.key, error)
     return {
+        "stored": False,
         "format": FORMAT,
         "key": spec.key,
         "spec": spec.to_dict(),
@@ -543,7 +569,7 @@ def _run_local(specs: Sequence[TrialSpec], jobs: int, on_result: OnResult) -> No
                     except BrokenProcessPool as exc:
                         attempts[spec.key] += 1
                         if attempts[spec.key] >= _MAX_ATTEMPTS:
-                            on_result(_worker_died(spec, f"worker process died: {exc}"))
+                            on_result(_worker_died(spec, f"worker process died: {exc}{_HINT}"))
                         else:
                             queue.append(spec)
                         continue
@@ -700,7 +726,8 @@ def run_trials(
 
         def keep(result: dict[str, Any]) -> None:
             spec = unique[result["key"]]
-            write_result(result_path(out, spec), result)
+            if result.get("stored", True):
+                write_result(result_path(out, spec), result)
             # hand back exactly what a later load_results() reads (tuples become lists)
             result = json.loads(json.dumps(result, default=_json_default))
             new[result["key"]] = result

@@ -1,0 +1,529 @@
+"""A markdown report with PNG figures, from stored results only.
+
+``write_report(DIR)`` reads every result under ``DIR`` (see
+:func:`greedylr.studies.runner.load_results`) and writes ``DIR/report.md`` and
+``DIR/figures/*.png``. It never trains and never imports a workload: the report can
+be rebuilt from the result files alone, on any machine.
+
+For each study:
+
+1. the paper's label table (GreedyLR against each baseline, at 10/50/100% of
+   training), with the absolute 0.1 threshold and with the relative 1% one;
+2. per setting (workload x optimizer x length x LR): every arm across seeds (final
+   loss and held-out metric with bootstrap 95% intervals, the best held-out value and
+   its step, the LR pulse, runs that diverged or failed);
+3. GreedyLR minus each baseline, paired by seed (final metric, final loss, time to the
+   baseline's final loss, seeds won);
+4. figures: loss curves (median over seeds) with the LR beneath, the final held-out
+   metric of every seed, and the label shares per baseline.
+
+Example:
+    >>> write_report("results/compare")  # doctest: +SKIP
+    PosixPath('results/compare/report.md')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from greedylr.studies import metrics as M
+from greedylr.studies.runner import load_results
+
+__all__ = ["render_report", "summary_table", "write_report"]
+
+logger = logging.getLogger(__name__)
+
+Result = dict[str, Any]
+
+
+# -- formatting -----------------------------------------------------------------------
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.{digits}g}"
+
+
+def _stat(s: M.Stat, digits: int = 4) -> str:
+    """``mean ± std [lo, hi]``, or the single value, or ``-``."""
+    if s.n == 0:
+        return "-"
+    if s.n == 1:
+        return _num(s.mean, digits)
+    lo, hi = s.ci
+    return f"{_num(s.mean, digits)} ± {_num(s.std, 2)} [{_num(lo, digits)}, {_num(hi, digits)}]"
+
+
+def _pct(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1f}%"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def clean(cell: str) -> str:
+        return str(cell).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(clean(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _setting_title(setting: tuple[Any, ...], sample: Result) -> str:
+    _study, workload, optimizer, steps, lr, warmup, shared = setting
+    label = sample["spec"].get("workload", workload)
+    used_lr = sample.get("lr") if lr is None else lr
+    parts = [f"`{label}`", optimizer, f"{steps} steps", f"lr {_num(used_lr)}"]
+    if warmup:
+        parts.append(f"warmup {warmup}")
+    parts += [f"{k}={v}" for k, v in shared]
+    return ", ".join(parts)
+
+
+def _slug(setting: tuple[Any, ...]) -> str:
+    study, workload, optimizer, steps = setting[:4]
+    stem = workload.rpartition(":")[0].rsplit("/", 1)[-1].removesuffix(".py") or workload
+    name = workload.rpartition(":")[2] if ":" in workload else ""
+    digest = hashlib.sha1(repr(setting).encode()).hexdigest()[:6]
+    raw = "-".join(x for x in (study, stem, name, optimizer, str(steps), digest) if x)
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in raw)
+
+
+# -- figures --------------------------------------------------------------------------
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: never open a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _color(arm: str, arms: Sequence[str]) -> Any:
+    plt = _plt()
+    if M.is_candidate(arm):
+        return "crimson" if arm == "greedy" else plt.cm.Reds(0.45 + 0.5 * (hash(arm) % 7) / 7)
+    others = [a for a in arms if not M.is_candidate(a)]
+    return plt.cm.tab10(others.index(arm) % 10 if arm in others else 0)
+
+
+def _curves_figure(arms: dict[str, dict[int, Result]], path: Path, title: str) -> None:
+    """Median smoothed loss per arm (band: min-max over seeds), median LR beneath."""
+    plt = _plt()
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(8, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1.4]}
+    )
+    names = sorted(arms)
+    finite_max: list[float] = []
+    for arm in names:
+        runs = [r for r in arms[arm].values() if r.get("status") != "failed" and r.get("losses")]
+        if not runs:
+            continue
+        curves = np.vstack([M.smoothed_curve(r) for r in runs])
+        steps = np.arange(1, curves.shape[1] + 1)
+        with np.errstate(invalid="ignore"):
+            median = np.median(curves, axis=0)
+            lo, hi = curves.min(axis=0), curves.max(axis=0)
+        color = _color(arm, names)
+        width = 2.0 if M.is_candidate(arm) else 1.2
+        top.plot(
+            steps,
+            np.where(np.isfinite(median), median, np.nan),
+            color=color,
+            lw=width,
+            label=f"{arm} (n={len(runs)})",
+        )
+        if len(runs) > 1:
+            top.fill_between(
+                steps,
+                np.where(np.isfinite(lo), lo, np.nan),
+                np.where(np.isfinite(hi), hi, np.nan),
+                color=color,
+                alpha=0.12,
+            )
+        finite_max.extend(median[np.isfinite(median)][: max(1, len(median) // 20)].tolist())
+        lrs = [np.asarray(r.get("lrs") or [], dtype=float) for r in runs]
+        n = min(len(x) for x in lrs)
+        if n:
+            lr = np.median(np.vstack([x[:n] for x in lrs]), axis=0)
+            bottom.plot(np.arange(1, n + 1), lr, color=color, lw=width)
+    positive = all(
+        (M.smoothed_curve(r) > 0).all()
+        for runs in arms.values()
+        for r in runs.values()
+        if r.get("status") == "ok" and r.get("losses")
+    )
+    if positive:
+        top.set_yscale("log")
+    top.set_ylabel("training loss (2% window)")
+    top.set_title(title, fontsize=9)
+    top.legend(fontsize=7, ncol=2)
+    top.grid(alpha=0.3)
+    bottom.set_yscale("log")
+    bottom.set_ylabel("learning rate")
+    bottom.set_xlabel("step")
+    bottom.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _distribution_figure(
+    arms: dict[str, dict[int, Result]], path: Path, title: str, metric: str, higher: bool
+) -> bool:
+    """Every seed's final held-out metric per arm, with the mean; False if none."""
+    plt = _plt()
+    names = sorted(arms)
+    values = {
+        a: [
+            v
+            for v in (M.final_metric(r) for r in arms[a].values() if r.get("status") == "ok")
+            if v is not None and math.isfinite(v)
+        ]
+        for a in names
+    }
+    if not any(values.values()):
+        return False
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.9 * len(names) + 2), 3.6))
+    rng = np.random.default_rng(0)
+    for i, arm in enumerate(names):
+        ys = values[arm]
+        if not ys:
+            continue
+        xs = i + rng.uniform(-0.12, 0.12, len(ys))
+        ax.scatter(xs, ys, s=18, color=_color(arm, names), alpha=0.8, zorder=3)
+        ax.hlines(np.mean(ys), i - 0.3, i + 0.3, color="black", lw=1.5, zorder=4)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(f"final {metric} ({'higher' if higher else 'lower'} is better)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _labels_figure(per_baseline: dict[str, M.LabelTable], path: Path, title: str) -> None:
+    """Stacked label shares (yes, yes*, no*, no) per baseline."""
+    plt = _plt()
+    names = sorted(per_baseline)
+    colors = {"yes": "#1a9850", "yes*": "#a6d96a", "no*": "#fdae61", "no": "#d73027"}
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.8 * len(names) + 2.5), 3.6))
+    bottom = np.zeros(len(names))
+    for lab in M.LABELS:
+        shares = np.array([per_baseline[b].percent(lab) for b in names])
+        ax.bar(names, shares, bottom=bottom, color=colors[lab], label=lab)
+        bottom += np.nan_to_num(shares)
+    ax.set_ylabel("% of comparisons")
+    ax.set_ylim(0, 100)
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# -- sections -------------------------------------------------------------------------
+
+
+def _label_section(results: list[Result], mode: str) -> tuple[str, dict[str, M.LabelTable]]:
+    comparisons = M.compare(results, mode=mode)
+    if not comparisons:
+        return "", {}
+    by_base: dict[str, list[M.Comparison]] = defaultdict(list)
+    for c in comparisons:
+        by_base[c.baseline].append(c)
+    tables = {b: M.label_table(cs, mode=mode) for b, cs in sorted(by_base.items())}
+    rows = []
+    unit = "" if mode == "abs" else "%"
+    scale = 1.0 if mode == "abs" else 100.0
+
+    def row(name: str, t: M.LabelTable) -> list[str]:
+        return [
+            name,
+            *(str(t.counts[x]) for x in M.LABELS),
+            str(t.total),
+            _pct(t.as_good_or_better),
+            _pct(t.better),
+            _pct(t.clearly_better),
+            _pct(t.worse),
+            " / ".join(_pct(t.stage_as_good_or_better(s)) for s in M.STAGES),
+            _num(t.mean_benefit * scale, 3) + unit,
+            _num(t.max_benefit * scale, 3) + unit,
+            _num(t.max_deficit * scale, 3) + unit,
+        ]
+
+    for name, t in tables.items():
+        rows.append(row(name, t))
+    everything = M.label_table(comparisons, mode=mode)
+    if len(tables) > 1:
+        rows.append(row("**all**", everything))
+    header = [
+        "GreedyLR vs",
+        "yes",
+        "yes*",
+        "no*",
+        "no",
+        "n",
+        "as good or better",
+        "better",
+        "clearly better",
+        "worse",
+        "as good or better at 10/50/100%",
+        "mean benefit",
+        "max benefit",
+        "max deficit",
+    ]
+    threshold = "absolute 0.1 loss" if mode == "abs" else "1% of the baseline's loss"
+    text = (
+        f"Threshold: {threshold}. One comparison = one seed of one setting at one stage "
+        f"(10%, 50%, 100% of training), on the training loss averaged over a trailing "
+        f"window of 2% of the run.\n\n" + _table(header, rows)
+    )
+    return text, tables
+
+
+def _arms_section(arms: dict[str, dict[int, Result]]) -> str:
+    sample = next(iter(next(iter(arms.values())).values()))
+    metric, higher = M.metric_name(sample)
+    rows = []
+    summaries = {s.arm: s for s in M.arm_summaries([r for a in arms.values() for r in a.values()])}
+    for arm in sorted(summaries):
+        s = summaries[arm]
+        status = "/".join(str(s.statuses.get(k, 0)) for k in ("ok", "diverged", "failed"))
+        best = "-"
+        if s.best_metric.n:
+            best = f"{_num(s.best_metric.mean)} @ step {_num(s.best_step.mean, 3)}"
+        rows.append(
+            [
+                f"**{arm}**" if M.is_candidate(arm) else arm,
+                status,
+                _stat(s.final_loss),
+                _stat(s.final_metric),
+                best,
+                f"{_num(s.lr_ups.mean, 3)} / {_num(s.lr_downs.mean, 3)}",
+                _num(s.wall_time.mean, 3),
+            ]
+        )
+    direction = "higher" if higher else "lower"
+    header = [
+        "schedule",
+        "ok/diverged/failed",
+        "final train loss",
+        f"final {metric or 'metric'}",
+        f"best {metric or 'metric'} @ step",
+        "LR ups / downs",
+        "wall s",
+    ]
+    return (
+        f"Mean ± std [bootstrap 95% CI] over seeds; held-out metric `{metric}` "
+        f"({direction} is better).\n\n" + _table(header, rows)
+    )
+
+
+def _paired_section(arms: dict[str, dict[int, Result]]) -> str:
+    paired = M.paired_differences([r for a in arms.values() for r in a.values()])
+    if not paired:
+        return ""
+    rows = []
+    for p in paired:
+        ttt = "-"
+        if p.reached:
+            ttt = (
+                f"{p.reached}/{p.pairs} seeds, {_num(p.time_to_target.mean, 3)} steps "
+                f"({_pct(100 * p.time_to_target_fraction)})"
+            )
+        else:
+            ttt = f"0/{p.pairs} seeds"
+        rows.append(
+            [
+                f"{p.candidate} − {p.baseline}",
+                _stat(p.final_metric_diff),
+                f"{p.wins}/{p.pairs}",
+                _stat(p.final_loss_diff),
+                ttt,
+            ]
+        )
+    header = [
+        "pair",
+        "Δ final metric (+ = GreedyLR better)",
+        "seeds won",
+        "Δ final train loss",
+        "time to baseline's final loss",
+    ]
+    return "Paired by seed, over seeds where both ran to the end.\n\n" + _table(header, rows)
+
+
+def _provenance(results: list[Result]) -> str:
+    codes = sorted(
+        {", ".join(f"{k} {v}" for k, v in (r.get("code") or {}).items() if v) for r in results}
+    )
+    machines = sorted(
+        {
+            f"{(r.get('machine') or {}).get('processor', '?')}, "
+            f"{(r.get('machine') or {}).get('cpu_count', '?')} CPUs, "
+            f"{(r.get('machine') or {}).get('platform', '?')}"
+            for r in results
+        }
+    )
+    total_wall = sum(float(r.get("wall_time") or 0.0) for r in results)
+    lines = [f"- code: {c}" for c in codes] + [f"- machine: {m}" for m in machines]
+    lines.append(f"- trials: {len(results)}, {total_wall:.0f} s of training in total")
+    return "\n".join(lines)
+
+
+def render_report(results: list[Result], figures_dir: Path, *, title: str = "") -> str:
+    """The markdown report of ``results``; figures are written to ``figures_dir``.
+
+    Figure links are relative to ``figures_dir.parent`` (where the report goes).
+    """
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    rel = figures_dir.name
+    out = [f"# {title or 'GreedyLR study report'}", ""]
+    out += [
+        "Generated by `greedylr report` from stored results only. GreedyLR is the "
+        "candidate (**bold**); every other schedule is a baseline with the same "
+        "optimizer, initial LR, warmup, seeds and steps.",
+        "",
+        _provenance(results),
+        "",
+    ]
+    failures = [r for r in results if r.get("status") == "failed"]
+    by_study: dict[str, list[Result]] = defaultdict(list)
+    for r in results:
+        by_study[r["spec"]["study"]].append(r)
+    for study, study_results in sorted(by_study.items()):
+        out += [f"## Study `{study}`", ""]
+        counts = M.status_counts(study_results)
+        out += [
+            _table(
+                ["schedule", "ok", "diverged", "failed"],
+                [
+                    [a, *(str(c[k]) for k in ("ok", "diverged", "failed"))]
+                    for a, c in counts.items()
+                ],
+            ),
+            "",
+        ]
+        for mode, name in (("abs", "absolute 0.1"), ("rel", "relative 1%")):
+            text, tables = _label_section(study_results, mode)
+            if not text:
+                continue
+            out += [f"### The paper's labels ({name})", "", text, ""]
+            if mode == "abs":
+                fig = figures_dir / f"{_slug((study, 'labels', '', 0))}-labels.png"
+                _labels_figure(tables, fig, f"{study}: GreedyLR vs each baseline (abs 0.1)")
+                out += [f"![labels]({rel}/{fig.name})", ""]
+        settings: dict[tuple[Any, ...], dict[str, dict[int, Result]]] = defaultdict(dict)
+        for r in study_results:
+            settings[M.setting_of(r)].setdefault(M.arm_of(r), {})[int(r["spec"]["seed"])] = r
+        for setting, arms in sorted(settings.items(), key=lambda kv: repr(kv[0])):
+            sample = next(iter(next(iter(arms.values())).values()))
+            heading = _setting_title(setting, sample)
+            out += [f"### {heading}", "", _arms_section(arms), ""]
+            paired = _paired_section(arms)
+            if paired:
+                out += [paired, ""]
+            slug = _slug(setting)
+            curves = figures_dir / f"{slug}-curves.png"
+            _curves_figure(arms, curves, heading.replace("`", ""))
+            out += [f"![loss and learning rate]({rel}/{curves.name})", ""]
+            metric, higher = M.metric_name(sample)
+            dist = figures_dir / f"{slug}-final-metric.png"
+            if metric and _distribution_figure(
+                arms, dist, heading.replace("`", ""), metric, higher
+            ):
+                out += [f"![final {metric} per seed]({rel}/{dist.name})", ""]
+    if failures:
+        out += ["## Failed runs", ""]
+        rows = [[r["key"], (r.get("error") or "").splitlines()[0][:200]] for r in failures]
+        out += [_table(["trial", "error"], rows), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def write_report(
+    directory: str | os.PathLike[str],
+    *,
+    output: str | os.PathLike[str] | None = None,
+    title: str = "",
+) -> Path:
+    """Write ``report.md`` and ``figures/`` for every result stored under ``directory``.
+
+    Args:
+        directory: a study folder or a results root (searched recursively).
+        output: the markdown file (default ``directory/report.md``); figures go to a
+            ``figures`` folder beside it.
+        title: the report's title.
+
+    Returns:
+        The markdown file's path.
+
+    Raises:
+        FileNotFoundError: no results under ``directory``.
+    """
+    results = load_results(directory)
+    if not results:
+        raise FileNotFoundError(f"no trial results under {directory}")
+    path = Path(output) if output is not None else Path(directory) / "report.md"
+    text = render_report(results, path.parent / "figures", title=title)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    logger.info("wrote %s (%d trials)", path, len(results))
+    return path
+
+
+def summary_table(results: list[Result]) -> tuple[list[str], list[list[str]]]:
+    """The headline table of an A/B (``greedylr compare`` prints it): one row per arm.
+
+    Returns:
+        ``(header, rows)``: per setting and arm, the runs by status, the final held-out
+        metric and training loss across seeds, and for GreedyLR arms nothing more; for
+        each baseline, GreedyLR's paired difference in the final metric and the seeds
+        GreedyLR won.
+    """
+    header = [
+        "setting",
+        "schedule",
+        "ok/div/fail",
+        "final metric",
+        "final train loss",
+        "best metric @ step",
+        "GreedyLR − this (metric)",
+        "GreedyLR wins",
+    ]
+    rows = []
+    paired = {(p.setting, p.baseline): p for p in M.paired_differences(results)}
+    for s in M.arm_summaries(results):
+        p = paired.get((s.setting, s.arm))
+        status = "/".join(str(s.statuses.get(k, 0)) for k in ("ok", "diverged", "failed"))
+        best = "-"
+        if s.best_metric.n:
+            best = f"{_num(s.best_metric.mean)} @ {_num(s.best_step.mean, 3)}"
+        name = f"{s.metric or 'metric'} ({'↑' if s.higher_is_better else '↓'})"
+        rows.append(
+            [
+                f"{s.setting[1]} {s.setting[2]} {s.setting[3]} steps",
+                s.arm,
+                status,
+                f"{name} {_stat(s.final_metric)}",
+                _stat(s.final_loss),
+                best,
+                _stat(p.final_metric_diff) if p else "",
+                f"{p.wins}/{p.pairs}" if p else "",
+            ]
+        )
+    return header, rows

@@ -1,0 +1,61 @@
+"""The report: built from stored files alone, with the hand-computed label table."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from greedylr.studies.report import write_report
+from greedylr.studies.runner import FORMAT, write_result
+
+from .test_metrics import _study
+
+
+def _store(tmp_path: Path) -> Path:
+    out = tmp_path / "study"
+    for i, result in enumerate(_study()):
+        result = dict(result, format=FORMAT, key=f"trial-{i}", wall_time=1.0)
+        # a workload nobody can import: the report must not need it
+        result["spec"] = dict(result["spec"], workload="no_such_module:train")
+        result["metrics"] = [{"step": 100, "accuracy": 0.5 + 0.01 * i}]
+        if result["status"] == "failed":
+            result["error"] = "ValueError: boom"
+        write_result(out / "trials" / f"trial-{i}.json", result)
+    return out
+
+
+def test_report_tables_figures_and_failures(tmp_path: Path) -> None:
+    out = _store(tmp_path)
+    path = write_report(out, title="Hand-made")
+    assert path == out / "report.md"
+    text = path.read_text()
+    assert text.startswith("# Hand-made")
+    # the pooled row of the paper's table: the counts computed by hand in test_metrics
+    row = next(line for line in text.splitlines() if line.startswith("| **all** |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:6] == ["5", "1", "4", "2", "12"]
+    assert cells[6:10] == ["83.3%", "50.0%", "41.7%", "16.7%"]
+    assert cells[10] == "75.0% / 100.0% / 75.0%"
+    assert "| greedy | 2 | 0 | 1 |" in text and "| linear | 1 | 1 | 0 |" in text
+    assert "ValueError: boom" in text
+    assert "held-out metric `accuracy` (higher is better)" in text
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(links) >= 3
+    for link in links:
+        blob = (out / link).read_bytes()
+        assert blob[:8] == b"\x89PNG\r\n\x1a\n" and len(blob) > 5_000
+
+
+def test_report_is_rebuilt_identically(tmp_path: Path) -> None:
+    out = _store(tmp_path)
+    first = write_report(out).read_text()
+    assert write_report(out).read_text() == first
+
+
+def test_cli_report(tmp_path: Path) -> None:
+    from greedylr.cli import main
+
+    out = _store(tmp_path)
+    assert main(["report", str(out), "--output", str(tmp_path / "r.md")]) == 0
+    assert (tmp_path / "r.md").is_file() and (tmp_path / "figures").is_dir()
+    assert main(["report", str(tmp_path / "nothing")]) == 1
