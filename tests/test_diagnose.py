@@ -1,0 +1,203 @@
+"""diagnose(): stress episodes on real runs (a bad data shard) and on constructed traces."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from greedylr import Trace, diagnose
+from greedylr.cli import main
+from greedylr.rule import GreedyConfig, init, update
+from greedylr.trace import Diagnosis
+
+DEMO = Path(__file__).resolve().parents[1] / "examples" / "pulse_demo.py"
+
+
+def load_demo():
+    spec = importlib.util.spec_from_file_location("pulse_demo", DEMO)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    # a 10k-parameter MLP: on a shared 2-core machine two threads only contend
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_bad_shard_is_found_and_the_clean_run_is_quiet(one_thread, seed):
+    """Real training (digits MLP, AdamW, GreedyLR defaults), labels shuffled in 300..319."""
+    demo = load_demo()
+    first, stop = demo.BAD_SHARD
+    clean, clean_accuracy = demo.run(seed=seed, steps=500, bad_shard=None)
+    bad, _ = demo.run(seed=seed, steps=500)
+    assert clean_accuracy > 0.9  # a healthy run, so "no episode" means something
+
+    quiet = diagnose(clean)
+    assert len(quiet) == 0, str(quiet)
+    assert "no stress episode" in quiet.summary
+
+    found = diagnose(bad)
+    spikes = [e for e in found if e.kind == "loss_spike"]
+    assert len(spikes) == 1, str(found)
+    [spike] = spikes
+    assert spike.covers(first, stop - 1), str(found)
+    assert spike.start == first  # the first bad batch, not a lagging median
+    assert spike.severity > 20  # in pre-episode sigma: far above the threshold of 8
+    assert spike.cause == "data"
+    assert f"'train' -> 'bad-shard' at step {first}" in spike.notes[0]
+    # the LR reacted: the rule contracted it during the spike
+    assert any(e.kind == "contraction" and spike.start <= e.start <= spike.end for e in found)
+    assert "1 loss spike" in found.summary
+
+
+def noisy_run(steps=600, seed=0, spike=None, source_change=None):
+    """A decaying loss with multiplicative noise, optionally a spike and a tag change."""
+    rng = np.random.default_rng(seed)
+    loss = (2.0 / (1 + 0.02 * np.arange(steps)) + 0.05) * rng.lognormal(0, 0.15, steps)
+    if spike is not None:
+        a, b = spike
+        loss[a:b] += 3.0
+    cfg = GreedyConfig()
+    state = init(cfg, [0.01])
+    trace = Trace(1, meta={"config": cfg.to_dict(), "min_lrs": state.min_lrs})
+    for i, value in enumerate(loss):
+        decision = update(cfg, state, float(value))
+        if source_change is not None:
+            trace.log(source="A" if i < source_change else "B")
+        trace.record(state.step, float(value), decision.smoothed, decision.lrs,
+                     decision.events)
+    return trace
+
+
+def test_noise_alone_makes_no_episode():
+    for seed in range(5):
+        assert len(diagnose(noisy_run(seed=seed))) == 0
+
+
+def test_a_spike_with_and_without_a_change_of_source():
+    data = diagnose(noisy_run(spike=(400, 415), source_change=400))
+    [spike] = [e for e in data if e.kind == "loss_spike"]
+    assert (spike.start, spike.cause) == (401, "data")  # steps count from 1
+    assert spike.end >= 415
+
+    training = diagnose(noisy_run(spike=(400, 415), source_change=100))
+    [spike] = [e for e in training if e.kind == "loss_spike"]
+    assert spike.cause == "training"
+    assert "no change of source near the start" in spike.notes[0]
+
+    untagged = diagnose(noisy_run(spike=(400, 415)))
+    assert [e.cause for e in untagged] == [None] * len(untagged)
+
+
+def test_recovery_is_counted_on_the_smoothed_loss():
+    trace = noisy_run(spike=(400, 415))
+    [spike] = [e for e in diagnose(trace) if e.kind == "loss_spike"]
+    smoothed = trace.smoothed
+    level = smoothed[spike.start - 2]  # the step before the start (steps count from 1)
+    back = spike.start - 1 + spike.recovery_steps
+    assert smoothed[back] <= level < smoothed[back - 1]
+    assert spike.recovery_steps > 15  # the window mean carries the spike for a while
+
+
+def rule_run(losses, **config):
+    cfg = GreedyConfig(**config)
+    state = init(cfg, [0.1])
+    trace = Trace(1, meta={"config": cfg.to_dict(), "min_lrs": state.min_lrs})
+    for value in losses:
+        decision = update(cfg, state, value)
+        trace.record(state.step, value, decision.smoothed, decision.lrs, decision.events)
+    return trace
+
+
+def test_floor_stagnation_and_reset_episodes():
+    # a loss that only grows: decreases to the floor, blocked there, then a reset
+    losses = [1.0 + 0.01 * i for i in range(80)]
+    trace = rule_run(losses, factor=0.5, patience=2, smoothing="none", min_lr_ratio=0.1,
+                     reset_patience=4)
+    found = diagnose(trace, window=20)
+    kinds = [e.kind for e in found]
+    assert "floor" in kinds and "reset" in kinds and "contraction" in kinds, str(found)
+    floor = next(e for e in found if e.kind == "floor")
+    reset = next(e for e in found if e.kind == "reset")
+    assert floor.end < reset.start or floor.start > reset.start
+    assert floor.severity >= 6 and floor.severity_unit == "steps"
+    contraction = next(e for e in found if e.kind == "contraction")
+    # 0.1 -> 0.05 -> 0.025 -> 0.0125 -> 0.01, the last one stopped by the floor: /10
+    assert contraction.severity == pytest.approx(10.0)
+    assert reset.recovery_steps is None  # a rising loss never comes back
+
+
+def test_floor_without_bounds_in_meta():
+    losses = [1.0 + 0.01 * i for i in range(40)]
+    trace = rule_run(losses, factor=0.5, patience=2, smoothing="none", min_lr_ratio=0.1)
+    trace.meta.clear()
+    assert any(e.kind == "floor" for e in diagnose(trace, window=20))
+
+
+def test_nonfinite_losses_are_one_episode_per_burst():
+    losses = [1.0] * 100
+    losses[50] = losses[52] = float("nan")
+    losses[90] = float("inf")
+    found = diagnose(rule_run(losses))
+    bursts = [(e.start, e.end, e.severity) for e in found if e.kind == "nonfinite"]
+    assert bursts == [(51, 53, 2.0), (91, 91, 1.0)]
+    assert "nan" in found[0].detail
+
+
+def test_a_numeric_signal_is_summarised():
+    trace = noisy_run(spike=(400, 415))
+    rows = Trace(1)
+    for i, (s, loss) in enumerate(zip(trace.steps, trace.losses, strict=True)):
+        rows.log(grad_norm=10.0 if 400 <= i < 415 else 1.0)
+        rows.record(int(s), float(loss), float(trace.smoothed[i]), [0.1])
+    [spike] = [e for e in diagnose(rows) if e.kind == "loss_spike"]
+    assert any("grad_norm peaked at 10 against a median of 1 before (10x)" in n
+               for n in spike.notes)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"threshold": 0}, "threshold must be > 0, got 0"),
+        ({"window": 2}, "window must be an int >= 4, got 2"),
+        ({"short": 0}, "short must be an int >= 1, got 0"),
+        ({"max_lr_cut": 1.5}, "max_lr_cut must be in (0, 1], got 1.5"),
+        ({"min_decreases": 0}, "min_decreases must be an int >= 1, got 0"),
+        ({"coincide": -1}, "coincide must be an int >= 0, got -1"),
+    ],
+)
+def test_bad_arguments_name_the_value(kwargs, message):
+    with pytest.raises(ValueError) as info:
+        diagnose(Trace(1), **kwargs)
+    assert str(info.value) == message
+
+
+def test_empty_trace_and_path_input(tmp_path):
+    assert diagnose(Trace(1)).summary == "empty trace: nothing to diagnose"
+    trace = noisy_run(spike=(400, 415), source_change=400)
+    path = trace.save(tmp_path / "t.jsonl")
+    from_file = diagnose(path)
+    assert isinstance(from_file, Diagnosis)
+    assert from_file.to_dict() == diagnose(trace).to_dict()
+    assert "loss_spike" in str(from_file)
+
+
+def test_cli_diagnose_table_and_json(tmp_path, capsys):
+    path = noisy_run(spike=(400, 415), source_change=400).save(tmp_path / "t.jsonl")
+    assert main(["diagnose", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "loss spike" in out and "401-" in out and "1 loss spike" in out
+    assert main(["diagnose", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["episodes"][0]["kind"] == "loss_spike" and data["episodes"][0]["cause"] == "data"
