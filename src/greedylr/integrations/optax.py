@@ -278,23 +278,33 @@ def _init(static: _Static, knobs: _Knobs, dtype: Any) -> GreedyLRState:
     )
 
 
-def _smooth(static: _Static, state: GreedyLRState, value: jax.Array) -> tuple[dict, jax.Array]:
-    """The smoother's new fields and the smoothed value; same operations as rule._smooth."""
+def _smooth(
+    static: _Static, state: GreedyLRState, value: jax.Array, finite: jax.Array
+) -> tuple[dict, jax.Array]:
+    """The smoother's fields and the smoothed value after ``value``, with the rule's
+    operations in the rule's order; every field keeps its old value unless ``finite``."""
+    keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
     if static.smoothing == "window":
         count, pos = state.window_count, state.window_pos
         full = count >= static.window
         slot = jnp.where(full, pos, count)
         # add the new value first, then take the oldest out: the rule's order
         total = state.window_sum + value
-        total = jnp.where(full, total - state.window_values[slot], total)
-        count = jnp.where(full, count, count + 1)
+        at_slot = lax.dynamic_index_in_dim(state.window_values, slot, axis=-1, keepdims=False)
+        total = jnp.where(full, total - at_slot, total)
+        new_count = jnp.where(full, count, count + 1)
+        # Always write the slot (a non-finite value writes back what was there): one
+        # in-place dynamic-update-slice, where selecting between two buffers would copy.
+        values = lax.dynamic_update_index_in_dim(
+            state.window_values, keep(value, at_slot), slot, axis=-1
+        )
         fields = {
-            "window_values": state.window_values.at[slot].set(value),
-            "window_pos": jnp.where(full, (pos + 1) % static.window, pos),
-            "window_count": count,
-            "window_sum": total,
+            "window_values": values,
+            "window_pos": keep(jnp.where(full, (pos + 1) % static.window, pos), pos),
+            "window_count": keep(new_count, count),
+            "window_sum": keep(total, state.window_sum),
         }
-        return fields, total / count.astype(total.dtype)
+        return fields, total / new_count.astype(total.dtype)
     if static.smoothing == "ema":
         beta = 1.0 - 2.0 / (static.window + 1)
         ema = beta * state.ema + (1.0 - beta) * value
@@ -305,7 +315,8 @@ def _smooth(static: _Static, state: GreedyLRState, value: jax.Array) -> tuple[di
         if not static.ema_table_complete:
             power = lax.pow(jnp.asarray(beta, ema.dtype), count.astype(ema.dtype))
             denominator = jnp.where(count <= size, denominator, 1.0 - power)
-        return {"ema": ema, "ema_count": count}, ema / denominator
+        fields = {"ema": keep(ema, state.ema), "ema_count": keep(count, state.ema_count)}
+        return fields, ema / denominator
     return {}, value
 
 
@@ -331,10 +342,9 @@ def _observe(
     finite = jnp.isfinite(value)
     in_warmup = step <= k.warmup
 
-    # A non-finite value never reaches the statistics: compute with a harmless stand-in
-    # and keep the old smoother fields.
-    fed, fed_smoothed = _smooth(static, state, jnp.where(finite, value, 0.0))
-    smoother = {name: jnp.where(finite, new, getattr(state, name)) for name, new in fed.items()}
+    # A non-finite value never reaches the statistics: the smoother computes with a
+    # harmless stand-in and keeps its old fields.
+    smoother, fed_smoothed = _smooth(static, state, jnp.where(finite, value, 0.0), finite)
     smoothed = jnp.where(finite, fed_smoothed, state.smoothed)
 
     progress = jnp.minimum(step, k.warmup).astype(dtype) / jnp.maximum(k.warmup, 1).astype(dtype)
@@ -379,11 +389,11 @@ def _observe(
     num_bad = jnp.where(reset, 0, num_bad)
     floor_hits = jnp.where(reset, 0, floor_hits)
     hold = jnp.where(down, k.cooldown, jnp.where(up, k.hold_after_increase, hold))
+    # The window's entries need no clearing: with its count back at 0, each slot is
+    # written again before it is read.
     cleared = _init(static, knobs, dtype)
     smoother = {
-        name: jnp.where(
-            reset if name != "window_values" else reset[..., None], getattr(cleared, name), new
-        )
+        name: new if name == "window_values" else jnp.where(reset, getattr(cleared, name), new)
         for name, new in smoother.items()
     }
 
