@@ -247,6 +247,37 @@ def test_chain_after_sgd_applies_the_rules_lr(kwargs: dict) -> None:
         assert [event_kinds(int(c)) for c in events[i]] == rule["events"]
 
 
+def test_same_lrs_as_the_torch_scheduler() -> None:
+    """A torch GreedyLR and greedy_lr that see the same losses apply the same LRs."""
+    torch = pytest.importorskip("torch")
+    from greedylr import GreedyLR
+
+    kwargs, lr0 = CHAIN_CONFIGS[0], 0.1
+    losses = random_losses(random.Random(5), 40)
+    weight = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    opt = torch.optim.SGD([weight], lr=lr0)
+    sched = GreedyLR(opt, device_mode=False, trace=False, **kwargs)
+    torch_lrs = []
+    for loss in losses:
+        torch_lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step(loss)
+    with jax.enable_x64(True):
+        tx = optax.chain(optax.sgd(lr0), greedy_lr(lr0, **kwargs))
+
+        def body(carry, loss):
+            params, state = carry
+            updates, state = tx.update(jnp.ones(2), state, params, value=loss)
+            return (optax.apply_updates(params, updates), state), -updates[0]
+
+        params = jnp.zeros(2)
+        _, applied = jax.jit(lambda x: lax.scan(body, (params, tx.init(params)), x))(
+            jnp.asarray(losses)
+        )
+    np.testing.assert_allclose(np.asarray(applied), torch_lrs, rtol=RTOL)
+    assert len(set(torch_lrs)) > 5  # the LR really moved
+
+
 def test_scales_the_updates_of_adam() -> None:
     """chain(adam(lr), greedy_lr(lr)) is adam(lr) with each step's updates times the scale."""
     lr0 = 1e-2
