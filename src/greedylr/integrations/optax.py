@@ -115,7 +115,8 @@ class GreedyLRState(NamedTuple):
         events: bit flags of what the last observation did (:data:`INCREASE`,
             :data:`DECREASE`, ...); :func:`event_kinds` names them.
         window_values: the ring buffer of the window mean (empty unless
-            ``smoothing="window"``).
+            ``smoothing="window"``); only the first ``window_count`` entries count,
+            the others (all of them just after a reset) are never read.
         window_pos: the oldest entry of a full window.
         window_count: how many entries the window holds.
         window_sum: the running sum of the window.
