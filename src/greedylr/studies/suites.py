@@ -171,6 +171,197 @@ def small_models(quick: bool) -> list[TrialSpec]:
     return specs
 
 
+#: The paper's small-model headline (section 4.1, Table 1): 196 comparisons, abs 0.1.
+PAPER_HEADLINE: dict[str, float] = {
+    "as good or better": 86.73,
+    "better": 57.14,
+    "clearly better": 24.49,
+    "worse": 13.27,
+    "as good or better at 10%": 92.42,
+    "as good or better at 50%": 81.81,
+    "as good or better at 100%": 85.94,
+}
+
+
+def headline(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Our numbers beside the paper's: GreedyLR (default settings) against the paper's
+    four baselines and against every other schedule, absolute 0.1 threshold.
+
+    Returns:
+        ``{"paper": ..., "vs paper baselines": ..., "vs all schedules": ...}``, each
+        mapping the rows of :data:`PAPER_HEADLINE` (plus ``"comparisons"``) to values.
+    """
+    from greedylr.studies import metrics as M
+
+    def row(baselines: Sequence[str] | None) -> dict[str, float]:
+        comparisons = M.compare(results, candidate="greedy", baselines=baselines)
+        t = M.label_table(comparisons)
+        out = {
+            "as good or better": t.as_good_or_better,
+            "better": t.better,
+            "clearly better": t.clearly_better,
+            "worse": t.worse,
+        }
+        for stage in M.STAGES:
+            out[f"as good or better at {stage:.0%}"] = t.stage_as_good_or_better(stage)
+        out["comparisons"] = float(t.total)
+        return out
+
+    return {
+        "paper": {**PAPER_HEADLINE, "comparisons": 196.0},
+        "vs paper baselines": row(PAPER_BASELINES),
+        "vs all schedules": row(None),
+    }
+
+
+def workload_table(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per setting (workload x optimizer): GreedyLR's seed-mean final held-out metric, the
+    best schedule's, GreedyLR's rank among all schedules, and the seeds it diverged."""
+    from greedylr.studies import metrics as M
+
+    cells: dict[tuple[str, str], dict[str, list[float]]] = {}
+    direction: dict[tuple[str, str], tuple[str | None, bool]] = {}
+    for r in results:
+        key = (r["spec"]["workload"], r["spec"]["optimizer"])
+        value = M.final_metric(r) if r["status"] == "ok" else None
+        cells.setdefault(key, {}).setdefault(M.arm_of(r), []).append(
+            float("nan") if value is None else value
+        )
+        direction[key] = M.metric_name(r)
+    rows = []
+    for key, arms in sorted(cells.items()):
+        if "greedy" not in arms:
+            continue
+        name, higher = direction[key]
+
+        def mean(values: list[float], higher: bool = higher) -> float:
+            finite = [v for v in values if v == v]
+            # a run that diverged or failed counts as the worst possible value
+            if len(finite) < len(values):
+                return float("-inf") if higher else float("inf")
+            return sum(finite) / len(finite)
+
+        means = {a: mean(v) for a, v in arms.items()}
+        ordered = sorted(means, key=lambda a: means[a], reverse=higher)
+        best = ordered[0]
+        paper = {b: means[b] for b in PAPER_BASELINES if b in means}
+        rows.append(
+            {
+                "workload": key[0],
+                "optimizer": key[1],
+                "metric": name,
+                "higher_is_better": higher,
+                "greedy": means["greedy"],
+                "best_schedule": best,
+                "best": means[best],
+                "greedy_rank": ordered.index("greedy") + 1,
+                "schedules": len(ordered),
+                "best_paper_baseline": max(paper, key=paper.get)
+                if higher and paper
+                else (min(paper, key=paper.get) if paper else None),
+                "seeds": len(arms["greedy"]),
+            }
+        )
+    return rows
+
+
+def write_summary(study_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
+    """Compact, committable results of a study: ``headline.md``, ``summary.json`` and
+    ``trials.csv`` (one row per trial: its identity, status, loss at 10/50/100%, final
+    and best held-out metric, LR moves and wall time). The per-step curves stay in the
+    trial files; everything the headline needs can be recomputed from ``trials.csv``.
+    """
+    import csv
+
+    from greedylr.studies import metrics as M
+    from greedylr.studies.runner import load_results
+
+    results = load_results(study_dir)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "trials.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "study",
+                "workload",
+                "optimizer",
+                "schedule",
+                "seed",
+                "steps",
+                "lr",
+                "warmup",
+                "status",
+                "loss_10",
+                "loss_50",
+                "loss_100",
+                "metric",
+                "final_metric",
+                "best_metric",
+                "best_step",
+                "lr_up",
+                "lr_down",
+                "wall_s",
+            ]
+        )
+        for r in results:
+            s = r["spec"]
+            losses = [f"{M.loss_at(r, f):.6g}" for f in M.STAGES] if r["losses"] else ["", "", ""]
+            final = M.final_metric(r)
+            best = M.best_metric(r)
+            moves = M.lr_changes(r)
+            writer.writerow(
+                [
+                    s["study"],
+                    s["workload"],
+                    s["optimizer"],
+                    M.arm_of(r),
+                    s["seed"],
+                    s["steps"],
+                    f"{r['lr']:.6g}" if r.get("lr") else "",
+                    s["warmup"],
+                    r["status"],
+                    *losses,
+                    M.metric_name(r)[0],
+                    "" if final is None else f"{final:.6g}",
+                    "" if best is None else f"{best[0]:.6g}",
+                    "" if best is None else best[1],
+                    moves["up"],
+                    moves["down"],
+                    f"{r['wall_time']:.2f}",
+                ]
+            )
+    head = headline(results)
+    table = workload_table(results)
+    (out / "summary.json").write_text(
+        json.dumps({"headline": head, "workloads": table, "trials": len(results)}, indent=1) + "\n"
+    )
+    lines = [
+        "| | paper (196 comparisons) | ours vs the paper's 4 baselines "
+        "| ours vs all 10 schedules |",
+        "|---|---|---|---|",
+    ]
+    for name in [*PAPER_HEADLINE, "comparisons"]:
+        cells = [head[col][name] for col in ("paper", "vs paper baselines", "vs all schedules")]
+        fmt = [f"{v:.0f}" if name == "comparisons" else f"{v:.2f}%" for v in cells]
+        lines.append(f"| {name} | " + " | ".join(fmt) + " |")
+    lines += [
+        "",
+        "| workload | optimizer | metric | GreedyLR | best schedule | best | GreedyLR's rank |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in table:
+        arrow = "↑" if row["higher_is_better"] else "↓"
+        lines.append(
+            f"| {row['workload']} | {row['optimizer']} | {row['metric']} {arrow} | "
+            f"{row['greedy']:.4g} | {row['best_schedule']} | {row['best']:.4g} | "
+            f"{row['greedy_rank']}/{row['schedules']} |"
+        )
+    path = out / "headline.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 #: Every study ``bench`` runs, by name (its results folder under ``--out``).
 STUDIES: dict[str, StudyFn] = {
     "small_models": small_models,
@@ -262,6 +453,9 @@ def bench(
             "statuses": statuses,
             "wall_s": round(time.perf_counter() - t0, 1),
         }
+        if any(r["status"] != "failed" for r in results):
+            # compact, committable numbers beside the full report
+            write_summary(out / name, out / name)
     if robustness and (studies is None or "robustness" in names):
         t0 = time.perf_counter()
         if _run_robustness(out, quick):

@@ -1,0 +1,466 @@
+"""Choosing GreedyLR's defaults by measurement: tune on some workloads, check on the rest.
+
+Two stages, on two disjoint sets of the built-in workloads:
+
+1. **Tune** (:data:`TUNE_WORKLOADS`: cheap ones, every optimizer). Each knob is moved
+   alone away from the current default (:data:`VARIANTS`: factor, patience, smoothing,
+   comparison, threshold, bounds), 3 seeds each. A variant is *adopted* only if it
+   beats the current default on the held-out metric on most tuning workloads (seed
+   means) **and** has a better mean rank among all variants: one lucky workload is
+   not enough to change a default everyone gets.
+2. **Check** (:data:`CHECK_WORKLOADS`: larger models and other data). The adopted
+   changes, together, against the current default, 3 seeds. The new defaults stand
+   only if they hold up there too.
+
+Both stages are also scored the paper's way, against the paper's four baselines of the
+small-model study (same workload, optimizer, length, seed): the share of comparisons
+that are as good or better, and the share that are clearly worse.
+
+Run it (resumable; the small-model study's results give the baselines)::
+
+    python -m greedylr.studies.defaults tune --out runs/defaults
+    python -m greedylr.studies.defaults check --out runs/defaults --set factor=0.9
+    python -m greedylr.studies.defaults report --out runs/defaults \\
+        --baselines runs/full/small_models --report results/defaults
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from greedylr.studies import metrics as M
+from greedylr.studies.trial import TrialSpec
+
+__all__ = [
+    "CHECK_WORKLOADS",
+    "TUNE_WORKLOADS",
+    "VARIANTS",
+    "analyze",
+    "check_specs",
+    "main",
+    "tune_specs",
+    "write_report",
+]
+
+logger = logging.getLogger(__name__)
+
+Result = dict[str, Any]
+
+#: Tuning split: cheap, and between them every optimizer and three data types.
+TUNE_WORKLOADS: tuple[str, ...] = (
+    "digits_mlp",  # AdamW, images
+    "digits_cnn",  # SGD, images
+    "wine_mlp",  # Adagrad, tabular
+    "breast_cancer_mlp",  # Adagrad, tabular
+    "diabetes_mlp",  # AdamW, regression
+    "stdlib_tagger",  # Adafactor, text
+)
+
+#: Check split: the defaults are confirmed on models and data the tuning never saw.
+CHECK_WORKLOADS: tuple[str, ...] = (
+    "mnist_resnet",
+    "mnist_vit",
+    "stdlib_char_transformer",
+    "stdlib_lstm_lm",
+    "docstring_seq2seq",
+)
+
+SEEDS: tuple[int, ...] = (0, 1, 2)
+
+#: One knob at a time, away from the current defaults (factor 0.95, patience 10,
+#: window-50 mean, best-so-far, threshold 0, min 10% / max 10x of the initial LR).
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "factor=0.9": {"factor": 0.9},
+    "factor=0.99": {"factor": 0.99},
+    "patience=5": {"patience": 5},
+    "patience=25": {"patience": 25},
+    "smoothing=none": {"smoothing": "none"},
+    "smoothing=ema": {"smoothing": "ema"},
+    "window=20": {"window": 20},
+    "compare=previous": {"compare": "previous"},
+    "threshold=1e-3": {"threshold": 1e-3},
+    "min_lr_ratio=0.01": {"min_lr_ratio": 0.01},
+    "max_lr_ratio=1": {"max_lr_ratio": 1.0},
+}
+
+PAPER_BASELINES = ("linear", "cosine", "polynomial", "constant_warmup")
+
+
+def _spec(workload: str, seed: int, settings: dict[str, Any], study: str) -> TrialSpec:
+    from greedylr.studies import workloads
+
+    w = workloads.get(workload)
+    return TrialSpec.make(
+        study=study,
+        workload=workload,
+        schedule="greedy",
+        optimizer=w.optimizer,
+        seed=seed,
+        steps=w.steps,
+        lr=None,
+        warmup=w.warmup,
+        eval_every=w.eval_every,
+        settings=settings,
+    )
+
+
+def tune_specs() -> list[TrialSpec]:
+    """Every variant on every tuning workload and seed."""
+    return [
+        _spec(w, seed, settings, "defaults_tune")
+        for settings in VARIANTS.values()
+        for w in TUNE_WORKLOADS
+        for seed in SEEDS
+    ]
+
+
+def check_specs(candidate: dict[str, Any]) -> list[TrialSpec]:
+    """The current default and ``candidate`` on every check workload and seed."""
+    arms = [{}, candidate] if candidate else [{}]
+    return [
+        _spec(w, seed, settings, "defaults_check")
+        for w in CHECK_WORKLOADS
+        for settings in arms
+        for seed in SEEDS
+    ]
+
+
+# -- analysis -------------------------------------------------------------------------
+
+
+def _key(r: Result) -> tuple[str, str, int, int]:
+    s = r["spec"]
+    return s["workload"], s["optimizer"], int(s["steps"]), int(s["seed"])
+
+
+def _ranks(values: dict[str, float], higher: bool) -> dict[str, float]:
+    """Rank 1 is best; ties share their mean rank; a missing/NaN value ranks last."""
+    names = list(values)
+    x = np.array([values[n] for n in names], dtype=float)
+    x = np.where(np.isfinite(x), x, -np.inf if higher else np.inf)
+    order = -x if higher else x
+    ranks = np.empty(len(x))
+    sorter = np.argsort(order, kind="stable")
+    ranks[sorter] = np.arange(1, len(x) + 1)
+    for v in np.unique(order):  # average ties
+        tie = order == v
+        ranks[tie] = ranks[tie].mean()
+    return dict(zip(names, ranks.tolist()))
+
+
+def _paper_labels(arm_results: list[Result], baselines: list[Result]) -> tuple[float, float, int]:
+    """(as good or better %, clearly worse %, comparisons) against the paper's baselines."""
+    by_key: dict[tuple[Any, ...], dict[str, Result]] = defaultdict(dict)
+    for b in baselines:
+        if b["spec"]["schedule"] in PAPER_BASELINES and b["status"] != "failed":
+            by_key[_key(b)][b["spec"]["schedule"]] = b
+    labels = []
+    for r in arm_results:
+        if r["status"] == "failed":
+            continue
+        for b in by_key.get(_key(r), {}).values():
+            for stage in M.STAGES:
+                d = M.loss_at(b, stage) - M.loss_at(r, stage)
+                if math.isinf(M.loss_at(b, stage)) and math.isinf(M.loss_at(r, stage)):
+                    d = 0.0
+                labels.append(M.label(d, 0.1))
+    n = len(labels)
+    if n == 0:
+        return math.nan, math.nan, 0
+    good = 100.0 * sum(x != "no" for x in labels) / n
+    worse = 100.0 * sum(x == "no" for x in labels) / n
+    return good, worse, n
+
+
+def analyze(results: Sequence[Result], baselines: Sequence[Result] = ()) -> dict[str, Any]:
+    """Score every GreedyLR variant in ``results`` (one study's trials).
+
+    Returns:
+        ``{"variants": [row, ...], "per_workload": {workload: {variant: mean}}}``; a row
+        holds the variant, its mean rank of the final held-out metric and of the final
+        training loss (rank 1 best, within each workload x seed), the workloads where
+        its seed-mean metric beats the default's, the paper-style shares against the
+        baselines, and its diverged/failed runs.
+    """
+    arms: dict[str, list[Result]] = defaultdict(list)
+    for r in results:
+        arms[M.arm_of(r)].append(r)
+    default = "greedy"
+    cells: dict[tuple[Any, ...], dict[str, Result]] = defaultdict(dict)
+    for arm, rs in arms.items():
+        for r in rs:
+            cells[_key(r)][arm] = r
+    metric_ranks: dict[str, list[float]] = defaultdict(list)
+    loss_ranks: dict[str, list[float]] = defaultdict(list)
+    per_workload: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    higher_of: dict[str, bool] = {}
+    for key, row in cells.items():
+        sample = next(iter(row.values()))
+        _, higher = M.metric_name(sample)
+        higher_of[key[0]] = higher
+        metric = {a: (M.final_metric(r) if r["status"] == "ok" else None) for a, r in row.items()}
+        metric_f = {a: (math.nan if v is None else v) for a, v in metric.items()}
+        loss = {
+            a: (M.loss_at(r, 1.0) if r["status"] != "failed" else math.inf) for a, r in row.items()
+        }
+        for a, v in _ranks(metric_f, higher).items():
+            metric_ranks[a].append(v)
+        for a, v in _ranks(loss, False).items():
+            loss_ranks[a].append(v)
+        for a, v in metric_f.items():
+            per_workload[key[0]][a].append(v)
+    means = {
+        w: {a: float(np.nanmean(v)) if np.isfinite(v).any() else math.nan for a, v in arms_.items()}
+        for w, arms_ in per_workload.items()
+    }
+    rows = []
+    for arm in sorted(arms, key=lambda a: (a != default, a)):
+        wins = [
+            w
+            for w, m in means.items()
+            if arm in m
+            and default in m
+            and arm != default
+            and (m[arm] > m[default] if higher_of[w] else m[arm] < m[default])
+        ]
+        compared = [w for w, m in means.items() if arm in m and default in m]
+        good, worse, n = _paper_labels(arms[arm], list(baselines))
+        statuses = defaultdict(int)
+        for r in arms[arm]:
+            statuses[r["status"]] += 1
+        rows.append(
+            {
+                "variant": arm,
+                "metric_rank": float(np.mean(metric_ranks[arm])),
+                "loss_rank": float(np.mean(loss_ranks[arm])),
+                "wins_vs_default": len(wins),
+                "workloads": len(compared),
+                "won_on": wins,
+                "as_good_or_better_pct": good,
+                "worse_pct": worse,
+                "paper_comparisons": n,
+                "diverged": statuses["diverged"],
+                "failed": statuses["failed"],
+                "runs": len(arms[arm]),
+            }
+        )
+    return {"variants": rows, "per_workload": means, "higher_is_better": higher_of}
+
+
+def adopted(analysis: dict[str, Any]) -> list[str]:
+    """Variants that beat the default on most workloads and rank better than it."""
+    rows = {r["variant"]: r for r in analysis["variants"]}
+    base = rows.get("greedy")
+    if base is None:
+        return []
+    return [
+        r["variant"]
+        for r in analysis["variants"]
+        if r["variant"] != "greedy"
+        and r["wins_vs_default"] > r["workloads"] / 2
+        and r["metric_rank"] < base["metric_rank"]
+        and r["diverged"] <= base["diverged"]
+    ]
+
+
+# -- report ---------------------------------------------------------------------------
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if isinstance(v, float):
+        return "-" if math.isnan(v) else f"{v:.{digits}g}"
+    return str(v)
+
+
+def _variants_table(analysis: dict[str, Any]) -> str:
+    head = (
+        "| variant | mean rank, held-out metric | mean rank, final train loss | "
+        "beats default on | as good or better vs paper baselines | clearly worse | "
+        "diverged |\n|---|---|---|---|---|---|---|\n"
+    )
+    lines = []
+    for r in sorted(analysis["variants"], key=lambda r: r["metric_rank"]):
+        lines.append(
+            f"| `{r['variant']}` | {r['metric_rank']:.2f} | {r['loss_rank']:.2f} | "
+            f"{r['wins_vs_default']}/{r['workloads']} | {_fmt(r['as_good_or_better_pct'])}% | "
+            f"{_fmt(r['worse_pct'])}% | {r['diverged']}/{r['runs']} |"
+        )
+    return head + "\n".join(lines) + "\n"
+
+
+def _per_workload_table(analysis: dict[str, Any]) -> str:
+    variants = [r["variant"] for r in analysis["variants"]]
+    head = "| workload (metric) | " + " | ".join(f"`{v}`" for v in variants) + " |\n"
+    head += "|---" * (len(variants) + 1) + "|\n"
+    lines = []
+    for w, m in sorted(analysis["per_workload"].items()):
+        arrow = "↑" if analysis["higher_is_better"][w] else "↓"
+        lines.append(
+            f"| {w} ({arrow}) | " + " | ".join(_fmt(m.get(v, math.nan), 4) for v in variants) + " |"
+        )
+    return head + "\n".join(lines) + "\n"
+
+
+def _figure(analysis: dict[str, Any], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted(analysis["variants"], key=lambda r: r["metric_rank"])
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2))
+    names = [r["variant"] for r in rows]
+    ax.barh(
+        names,
+        [r["metric_rank"] for r in rows],
+        color=["tab:red" if n == "greedy" else "tab:blue" for n in names],
+    )
+    ax.invert_yaxis()
+    ax.set_xlabel("mean rank of the final held-out metric (1 = best)")
+    ax.set_title(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(out: Path, baselines_dir: Path | None, report_dir: Path) -> Path:
+    """``report_dir/report.md``, ``summary.json``, ``summary.csv`` and figures."""
+    from greedylr.studies.runner import load_results
+
+    baselines = load_results(baselines_dir) if baselines_dir and baselines_dir.exists() else []
+    report_dir.mkdir(parents=True, exist_ok=True)
+    parts = ["# GreedyLR defaults: tuned on some workloads, checked on the rest\n"]
+    summary: dict[str, Any] = {}
+    for stage, folder, workloads_ in (
+        ("tune", out / "tune", TUNE_WORKLOADS),
+        ("check", out / "check", CHECK_WORKLOADS),
+    ):
+        if not folder.exists():
+            continue
+        results = load_results(folder)
+        if not results:
+            continue
+        analysis = analyze(results, baselines)
+        summary[stage] = analysis
+        _figure(analysis, report_dir / "figures" / f"{stage}_ranks.png", f"{stage} split")
+        parts.append(f"## {stage.title()} split: {', '.join(workloads_)}\n")
+        parts.append(
+            f"{len(results)} runs, seeds {list(SEEDS)}. Variants sorted by mean rank "
+            "of the final held-out metric within each workload x seed (1 = best).\n"
+        )
+        parts.append(_variants_table(analysis))
+        if stage == "tune":
+            parts.append(
+                f"\nAdopted by the rule (beats the default on most workloads and "
+                f"ranks better): {', '.join(adopted(analysis)) or 'none'}.\n"
+            )
+        parts.append("\nSeed-mean final held-out metric per workload:\n\n")
+        parts.append(_per_workload_table(analysis))
+        parts.append(f"\n![{stage}](figures/{stage}_ranks.png)\n")
+    path = report_dir / "report.md"
+    path.write_text("\n".join(parts))
+    (report_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
+    with open(report_dir / "summary.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "split",
+                "variant",
+                "metric_rank",
+                "loss_rank",
+                "wins_vs_default",
+                "workloads",
+                "as_good_or_better_pct",
+                "worse_pct",
+                "diverged",
+                "runs",
+            ]
+        )
+        for stage, analysis in summary.items():
+            for r in analysis["variants"]:
+                writer.writerow(
+                    [
+                        stage,
+                        r["variant"],
+                        f"{r['metric_rank']:.3f}",
+                        f"{r['loss_rank']:.3f}",
+                        r["wins_vs_default"],
+                        r["workloads"],
+                        _fmt(r["as_good_or_better_pct"], 4),
+                        _fmt(r["worse_pct"], 4),
+                        r["diverged"],
+                        r["runs"],
+                    ]
+                )
+    return path
+
+
+def _parse_settings(items: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, _, raw = item.partition("=")
+        value: Any = raw
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                continue
+        if raw in ("None", "none") and key != "smoothing":
+            value = None
+        out[key] = value
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m greedylr.studies.defaults")
+    parser.add_argument("stage", choices=("tune", "check", "report"))
+    parser.add_argument("--out", type=Path, default=Path("runs/defaults"))
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="check: the candidate defaults (repeatable)",
+    )
+    parser.add_argument(
+        "--baselines",
+        type=Path,
+        default=None,
+        help="report: the small-model study's results (paper baselines)",
+    )
+    parser.add_argument("--report", type=Path, default=Path("results/defaults"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    from greedylr.studies.runner import run_trials
+
+    if args.stage == "tune":
+        run_trials(tune_specs(), args.out / "tune", jobs=args.jobs, progress=True)
+    elif args.stage == "check":
+        run_trials(
+            check_specs(_parse_settings(args.set)),
+            args.out / "check",
+            jobs=args.jobs,
+            progress=True,
+        )
+    else:
+        print(write_report(args.out, args.baselines, args.report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
