@@ -1,0 +1,174 @@
+"""GreedyLR in a real Lightning ``ddp_spawn`` run: 2 CPU processes, accumulation 2.
+
+No mocks: Lightning's own DDP-spawn strategy, its DistributedSampler (each rank trains
+on a different half of scikit-learn's digits), ``self.log`` *without* ``sync_dist``, a
+real checkpoint and a real resume. Every rank writes what it saw to a JSON file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pl = pytest.importorskip("lightning.pytorch")
+
+from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
+from lightning.pytorch.utilities.exceptions import MisconfigurationException  # noqa: E402
+
+from greedylr import GreedyLR  # noqa: E402
+from greedylr.integrations.lightning import GreedyLRCallback  # noqa: E402
+
+ACCUMULATION = 2
+EPOCHS = 2
+STEPS_PER_EPOCH = 4  # 256 samples / 2 ranks / 16 per batch / 2 micro-batches
+CONFIG = {"factor": 0.5, "patience": 1, "smoothing": "none"}
+
+
+def _digits() -> torch.utils.data.TensorDataset:
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    return torch.utils.data.TensorDataset(
+        torch.tensor(x[:256] / 16.0, dtype=torch.float32), torch.tensor(y[:256])
+    )
+
+
+class _Classifier(pl.LightningModule):
+    def __init__(self, data: torch.utils.data.TensorDataset, plateau: bool = False) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Linear(64, 10)
+        self.data = data
+        self.plateau = plateau
+        self.micro: list[float] = []
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = torch.nn.functional.cross_entropy(self.net(x), y)
+        self.micro.append(loss.item())
+        self.log("train_loss", loss)  # rank-local: no sync_dist on purpose
+        return loss
+
+    def train_dataloader(self) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader(self.data, batch_size=16, shuffle=False)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.SGD(self.parameters(), lr=0.05)
+        config: dict[str, Any] = {"scheduler": GreedyLR(optimizer, **CONFIG), "interval": "step"}
+        if self.plateau:
+            config.update(reduce_on_plateau=True, monitor="train_loss")
+        return {"optimizer": optimizer, "lr_scheduler": config}
+
+
+class _Recorder(pl.Callback):
+    """Writes, per rank, the LR after every optimizer step and what the scheduler saw."""
+
+    def __init__(self, out: str) -> None:
+        self.out = out
+        self.rows: list[dict[str, Any]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if (batch_idx + 1) % ACCUMULATION == 0:
+            lr = trainer.optimizers[0].param_groups[0]["lr"]
+            self.rows.append({"step": trainer.global_step, "lr": lr})
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        sched = trainer.lr_scheduler_configs[0].scheduler
+        result = {
+            "rows": self.rows,
+            "micro": pl_module.micro,
+            "fed": [float(v) for v in sched.trace.losses],
+            "decisions": sched.state.step,
+            "logged_lr": float(trainer.callback_metrics["greedylr/lr"]),
+            "last_lr": sched.get_last_lr()[0],
+        }
+        Path(self.out, f"rank{trainer.global_rank}.json").write_text(json.dumps(result))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _fit(out: Path, data: Any, ckpt_dir: Path, ckpt_path: str | None = None) -> list[dict]:
+    out.mkdir()
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(_free_port())
+    trainer = pl.Trainer(
+        strategy="ddp_spawn",
+        accelerator="cpu",
+        devices=2,
+        max_epochs=EPOCHS,
+        accumulate_grad_batches=ACCUMULATION,
+        callbacks=[
+            GreedyLRCallback(),
+            _Recorder(str(out)),
+            ModelCheckpoint(dirpath=ckpt_dir, every_n_epochs=1, save_top_k=-1),
+        ],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+    )
+    trainer.fit(_Classifier(data), ckpt_path=ckpt_path)
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+
+
+@pytest.mark.slow  # two ddp_spawn fits: four Python processes start
+@pytest.mark.timeout(300)
+def test_ddp_spawn_ranks_agree_and_resume_is_exact(tmp_path: Path) -> None:
+    data = _digits()
+    ckpt_dir = tmp_path / "ckpt"
+    full = _fit(tmp_path / "full", data, ckpt_dir)
+    r0, r1 = full
+    steps = EPOCHS * STEPS_PER_EPOCH
+
+    assert [row["step"] for row in r0["rows"]] == list(range(1, steps + 1))
+    assert r0["micro"] != r1["micro"], "both ranks saw the same data: nothing to agree on"
+    for r in full:
+        assert r["decisions"] == steps  # once per optimizer step, not per micro-batch
+        assert r["logged_lr"] == pytest.approx(r["last_lr"])
+    # The same LR on both ranks at every step, though each logged its loss unsynced.
+    assert r0["rows"] == r1["rows"]
+    assert r0["fed"] == r1["fed"]
+
+    # Fed: the mean over the 2 micro-batches of each step, then over the 2 ranks.
+    def per_step(r: dict) -> list[float]:
+        m = r["micro"]
+        return [(m[i] + m[i + 1]) / 2 for i in range(0, len(m), ACCUMULATION)]
+
+    expected = [(a + b) / 2 for a, b in zip(per_step(r0), per_step(r1), strict=True)]
+    assert r0["fed"] == pytest.approx(expected, rel=1e-6)
+    lrs = [row["lr"] for row in r0["rows"]]
+    assert len(set(lrs)) > 1, "the LR never moved: the test would prove nothing"
+
+    # Resume from the end of the first epoch: the second epoch's LRs are identical.
+    checkpoint = ckpt_dir / f"epoch=0-step={STEPS_PER_EPOCH}.ckpt"
+    assert checkpoint.is_file(), sorted(p.name for p in ckpt_dir.iterdir())
+    resumed = _fit(tmp_path / "resumed", data, tmp_path / "ckpt2", ckpt_path=str(checkpoint))
+    assert resumed[0]["rows"] == resumed[1]["rows"]
+    assert resumed[0]["rows"] == r0["rows"][STEPS_PER_EPOCH:]
+    assert resumed[0]["fed"] == pytest.approx(r0["fed"][STEPS_PER_EPOCH:], rel=1e-6)
+
+
+def test_callback_refuses_a_plateau_config(tmp_path: Path) -> None:
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=1,
+        callbacks=[GreedyLRCallback()],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+    )
+    with pytest.raises(MisconfigurationException, match="reduce_on_plateau"):
+        trainer.fit(_Classifier(_digits(), plateau=True))
