@@ -1,0 +1,120 @@
+"""The defaults study's analysis and the suites' summaries, on synthetic stored results."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+
+from greedylr.studies import defaults, suites
+from greedylr.studies.runner import FORMAT, result_path, write_result
+from greedylr.studies.trial import TrialSpec
+
+
+def _result(
+    workload: str,
+    schedule: str,
+    seed: int,
+    loss: float,
+    metric: float,
+    settings: dict | None = None,
+    status: str = "ok",
+    steps: int = 50,
+) -> dict:
+    spec = TrialSpec.make(
+        study="s",
+        workload=workload,
+        schedule=schedule,
+        seed=seed,
+        steps=steps,
+        optimizer="adamw",
+        settings=settings,
+    )
+    return {
+        "format": FORMAT,
+        "key": spec.key,
+        "spec": spec.to_dict(),
+        "status": status,
+        "error": None,
+        "traceback": None,
+        "lr": 1e-3,
+        "metric": {"name": "accuracy", "higher_is_better": True},
+        "steps_done": steps,
+        "losses": [loss] * steps,
+        "lrs": [1e-3] * steps,
+        "metrics": [{"step": steps, "accuracy": metric}],
+        "events": [],
+        "wall_time": 1.0,
+    }
+
+
+def test_ranks_average_ties_and_put_missing_values_last() -> None:
+    assert defaults._ranks({"a": 0.9, "b": 0.8, "c": 0.9}, True) == {"a": 1.5, "b": 3.0, "c": 1.5}
+    assert defaults._ranks({"a": 1.0, "b": math.nan}, False) == {"a": 1.0, "b": 2.0}
+
+
+def test_analyze_counts_wins_and_the_adoption_rule_needs_a_majority() -> None:
+    results = []
+    for w, (base, var) in {"w1": (0.8, 0.9), "w2": (0.8, 0.85), "w3": (0.9, 0.85)}.items():
+        for seed in range(3):
+            results.append(_result(w, "greedy", seed, 0.5, base))
+            results.append(_result(w, "greedy", seed, 0.5, var, settings={"factor": 0.9}))
+            results.append(_result(w, "greedy", seed, 0.5, base - 0.1, settings={"patience": 5}))
+    baselines = [_result(w, "cosine", s, 0.7, 0.8) for w in ("w1", "w2", "w3") for s in range(3)]
+    analysis = defaults.analyze(results, baselines)
+    rows = {r["variant"]: r for r in analysis["variants"]}
+    assert rows["greedy(factor=0.9)"]["wins_vs_default"] == 2
+    assert rows["greedy(factor=0.9)"]["workloads"] == 3
+    assert rows["greedy(patience=5)"]["wins_vs_default"] == 0
+    assert defaults.adopted(analysis) == ["greedy(factor=0.9)"]
+    # every GreedyLR loss (0.5) is 0.2 below cosine's (0.7): all "yes", none worse
+    assert rows["greedy"]["as_good_or_better_pct"] == 100.0
+    assert rows["greedy"]["worse_pct"] == 0.0
+    assert rows["greedy"]["paper_comparisons"] == 3 * 3 * 3
+
+
+def test_variants_are_valid_greedy_settings_and_splits_are_disjoint() -> None:
+    import torch
+
+    from greedylr.studies.schedules import build_schedule
+
+    assert not set(defaults.TUNE_WORKLOADS) & set(defaults.CHECK_WORKLOADS)
+    for settings in defaults.VARIANTS.values():
+        opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1)
+        build_schedule("greedy", opt, total_steps=10, **settings)
+    specs = defaults.check_specs({"factor": 0.9})
+    assert {s.options.get("factor") for s in specs} == {None, 0.9}
+
+
+def test_parse_settings_casts_numbers() -> None:
+    assert defaults._parse_settings(["factor=0.9", "patience=5", "smoothing=none"]) == {
+        "factor": 0.9,
+        "patience": 5,
+        "smoothing": "none",
+    }
+
+
+def test_headline_and_summary_from_a_store(tmp_path) -> None:
+    results = []
+    for seed in range(3):
+        results.append(_result("w", "greedy", seed, 0.5, 0.9))
+        results.append(_result("w", "cosine", seed, 0.55, 0.92))  # yes*: 0.05 better
+        results.append(_result("w", "linear", seed, 0.3, 0.95))  # no: 0.2 worse
+        results.append(_result("w", "constant", seed, 0.5, 0.8))  # no*: a tie
+    head = suites.headline(results)
+    paper = head["vs paper baselines"]
+    assert paper["comparisons"] == 2 * 3 * 3
+    assert paper["better"] == pytest.approx(50.0) and paper["worse"] == pytest.approx(50.0)
+    everything = head["vs all schedules"]
+    assert everything["comparisons"] == 3 * 3 * 3
+    assert everything["as good or better"] == pytest.approx(200 / 3)
+    rows = suites.workload_table(results)
+    assert rows[0]["best_schedule"] == "linear" and rows[0]["greedy_rank"] == 3
+    for r in results:
+        write_result(result_path(tmp_path / "store", TrialSpec.from_dict(r["spec"])), r)
+    path = suites.write_summary(tmp_path / "store", tmp_path / "out")
+    assert "86.73%" in path.read_text()
+    with open(tmp_path / "out" / "trials.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 12 and {r["schedule"] for r in rows} >= {"greedy", "cosine"}
