@@ -365,6 +365,10 @@ def write_summary(study_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
 #: Every study ``bench`` runs, by name (its results folder under ``--out``).
 STUDIES: dict[str, StudyFn] = {
     "small_models": small_models,
+    # LLM-style studies (paper sections 4.2-4.3); see greedylr.studies.llm_studies
+    "finetune": lazy("greedylr.studies.llm_studies:finetune"),
+    "pretrain": lazy("greedylr.studies.llm_studies:pretrain"),
+    "f_sweep": lazy("greedylr.studies.llm_studies:f_sweep"),
 }
 
 

@@ -1,0 +1,396 @@
+"""The LLM-style studies: fine-tuning, pre-training and the F-sweep (paper sections 4.2-4.3).
+
+Three studies, each a function ``specs(quick) -> list[TrialSpec]`` registered in
+:data:`greedylr.studies.suites.STUDIES`:
+
+``finetune``
+    The packaged all-MiniLM-L6-v2 fine-tuned on stdlib docstring -> package (8 classes),
+    with LoRA and fully (workloads ``minilm_lora``, ``minilm_full``), AdamW, under
+    :data:`SCHEDULES`, 3 seeds. GreedyLR runs with the package defaults, which are the
+    paper's small-model settings (patience 10, min LR 10% of the initial, window 50).
+``pretrain``
+    A tiny Llama pre-trained from scratch on stdlib bytes with the paper's recipe shape
+    (10% warmup, gradient accumulation, F 0.95, min LR at the paper's 1.85e-5 / 2e-4
+    proportion, smoothing), under :data:`SCHEDULES` with AdamW, plus GreedyLR and cosine
+    with Adafactor; 3 seeds; held-out perplexity.
+``f_sweep``
+    GreedyLR with F in :data:`F_VALUES` on LoRA fine-tuning (the paper swept F on a LoRA
+    run) and on pre-training, 3 seeds each. The paper's claim: F = 0.25 diverges and
+    F >= 0.5 converges to within a few percent of each other.
+
+Trials are ordered so that GreedyLR and cosine (the paper's LLM baseline) run first
+everywhere: a run cut short still holds the paper's comparison.
+
+``python -m greedylr.studies.llm_studies --out results`` runs all three (resumable) and
+writes, per study folder, the harness report (``report.md``, ``figures/``) plus a
+compact ``summary.json`` / ``summary.csv``; the F-sweep also gets ``f_sweep.md`` and
+``figures/f_sweep.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from greedylr.studies.trial import TrialSpec
+
+__all__ = [
+    "F_VALUES",
+    "PHASES",
+    "SCHEDULES",
+    "STUDIES",
+    "f_sweep",
+    "f_sweep_table",
+    "finetune",
+    "main",
+    "pretrain",
+    "run",
+    "summarize",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Every schedule compared; GreedyLR and the paper's LLM baseline (cosine) first.
+SCHEDULES: tuple[str, ...] = (
+    "greedy",
+    "cosine",
+    "linear",
+    "constant_warmup",
+    "transformers_greedy",
+    "schedule_free",
+)
+
+#: The F-sweep: the paper's four values plus 0.9 and the recipe's 0.95.
+F_VALUES: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
+
+FULL_SEEDS: tuple[int, ...] = (0, 1, 2)
+QUICK_SEEDS: tuple[int, ...] = (0,)
+
+FINETUNE_WORKLOADS: tuple[str, ...] = ("minilm_lora", "minilm_full")
+PRETRAIN_WORKLOAD = "llama_pretrain"
+F_SWEEP_WORKLOADS: tuple[str, ...] = ("minilm_lora", PRETRAIN_WORKLOAD)
+
+
+def _spec(study: str, workload: str, schedule: str, seed: int, quick: bool, **kw: Any) -> TrialSpec:
+    # the suite's helper: the workload's defaults, its quick length when quick
+    from greedylr.studies.suites import _spec as suite_spec
+
+    return suite_spec(study, workload, schedule, seed, quick=quick, **kw)
+
+
+def _recipe_greedy() -> dict[str, Any]:
+    from greedylr.studies.workloads.llama_pretrain import TINY_RECIPE
+
+    return TINY_RECIPE.greedy_settings()
+
+
+def _ordered(specs: list[TrialSpec]) -> list[TrialSpec]:
+    """GreedyLR and cosine first, then the rest; within each, seed-major (stable)."""
+    first = [s for s in specs if s.schedule in ("greedy", "cosine")]
+    return first + [s for s in specs if s.schedule not in ("greedy", "cosine")]
+
+
+def finetune(quick: bool) -> list[TrialSpec]:
+    """MiniLM fine-tuning, LoRA and full, every schedule x seeds (quick: LoRA, 2 x 1)."""
+    if quick:
+        return [
+            _spec("finetune", "minilm_lora", s, seed, True)
+            for s in ("greedy", "cosine")
+            for seed in QUICK_SEEDS
+        ]
+    return _ordered(
+        [
+            _spec("finetune", w, s, seed, False)
+            for w in FINETUNE_WORKLOADS
+            for seed in FULL_SEEDS
+            for s in SCHEDULES
+        ]
+    )
+
+
+def pretrain(quick: bool) -> list[TrialSpec]:
+    """Tiny Llama pre-training: every schedule with AdamW, greedy and cosine with Adafactor."""
+    recipe = _recipe_greedy()
+
+    def one(schedule: str, seed: int, optimizer: str = "adamw") -> TrialSpec:
+        settings = recipe if schedule == "greedy" else None
+        return _spec(
+            "pretrain",
+            PRETRAIN_WORKLOAD,
+            schedule,
+            seed,
+            quick,
+            optimizer=optimizer,
+            settings=settings,
+        )
+
+    if quick:
+        return [one(s, seed) for s in ("greedy", "cosine") for seed in QUICK_SEEDS]
+    specs = [one(s, seed) for seed in FULL_SEEDS for s in SCHEDULES]
+    specs += [one(s, seed, "adafactor") for seed in FULL_SEEDS for s in ("greedy", "cosine")]
+    return _ordered(specs)
+
+
+def f_sweep(quick: bool) -> list[TrialSpec]:
+    """GreedyLR's factor F swept on LoRA fine-tuning and pre-training (quick: 3 F, LM only)."""
+    if quick:
+        return [
+            _spec(
+                "f_sweep",
+                PRETRAIN_WORKLOAD,
+                "greedy",
+                seed,
+                True,
+                settings={**_recipe_greedy(), "factor": f},
+            )
+            for f in (0.25, 0.5, 0.95)
+            for seed in QUICK_SEEDS
+        ]
+    specs = []
+    for workload in F_SWEEP_WORKLOADS:
+        base = _recipe_greedy() if workload == PRETRAIN_WORKLOAD else {}
+        specs += [
+            _spec("f_sweep", workload, "greedy", seed, False, settings={**base, "factor": f})
+            for seed in FULL_SEEDS
+            for f in F_VALUES
+        ]
+    return specs
+
+
+STUDIES = {"finetune": finetune, "pretrain": pretrain, "f_sweep": f_sweep}
+
+
+# -- compact summaries ----------------------------------------------------------------
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    return "nan" if not math.isfinite(value) else f"{value:.{digits}g}"
+
+
+def summarize(study_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Per workload x optimizer x arm, across seeds: the compact table of a study.
+
+    Writes ``summary.json`` and ``summary.csv`` beside the trials and returns the rows:
+    final training loss (the metrics module's trailing-window mean), the held-out
+    metric, runs ok / diverged / failed, LR increases and decreases, wall time.
+    """
+    from greedylr.studies import metrics as M
+    from greedylr.studies.runner import load_results
+
+    study_dir = Path(study_dir)
+    results = load_results(study_dir)
+    rows = []
+    for s in M.arm_summaries(results):
+        _, workload, optimizer, steps, _, warmup, _ = s.setting
+        rows.append(
+            {
+                "workload": workload,
+                "optimizer": optimizer,
+                "steps": steps,
+                "warmup": warmup,
+                "arm": s.arm,
+                "runs": s.runs,
+                "ok": s.statuses.get("ok", 0),
+                "diverged": s.statuses.get("diverged", 0),
+                "failed": s.statuses.get("failed", 0),
+                "final_loss_mean": s.final_loss.mean,
+                "final_loss_std": s.final_loss.std,
+                "metric": s.metric,
+                "metric_mean": s.final_metric.mean,
+                "metric_std": s.final_metric.std,
+                "lr_ups": s.lr_ups.mean,
+                "lr_downs": s.lr_downs.mean,
+                "wall_s_mean": s.wall_time.mean,
+            }
+        )
+    (study_dir / "summary.json").write_text(json.dumps(rows, indent=1, default=str) + "\n")
+    with open(study_dir / "summary.csv", "w", newline="") as f:
+        if rows:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    return rows
+
+
+def f_sweep_table(study_dir: str | os.PathLike[str]) -> str:
+    """The F-sweep verdict as markdown (``f_sweep.md``) and a figure (``figures/f_sweep.png``).
+
+    A run *diverged* if its training loss became non-finite, or if its final
+    (trailing-window) loss ended above its first loss: the paper's F = 0.25 run ended
+    at 7.78 from 2.28, which is that second kind. A run *converged* otherwise.
+    """
+    from greedylr.studies import metrics as M
+    from greedylr.studies.runner import load_results
+
+    study_dir = Path(study_dir)
+    results = [r for r in load_results(study_dir) if r["spec"]["schedule"] == "greedy"]
+    table: dict[str, dict[float, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        factor = float(r["spec"]["settings"]["factor"])
+        table[r["spec"]["workload"]][factor].append(r)
+    lines = [
+        "# F-sweep: GreedyLR's factor F",
+        "",
+        "Diverged: non-finite loss, or final training loss above the first. Final loss: "
+        "trailing-window mean of the training loss (mean ± sd over seeds); metric: "
+        "held-out, at the end. Peak LR: the largest LR the run reached / the initial LR.",
+        "",
+    ]
+    figure_data: dict[str, list[tuple[float, float, float]]] = {}
+    for workload, by_f in sorted(table.items()):
+        metric = M.metric_name(next(iter(next(iter(by_f.values())))))[0] or "metric"
+        lines += [
+            f"## `{workload}`",
+            "",
+            f"| F | runs | diverged | final loss | {metric} | peak LR / initial |",
+            "|---|---|---|---|---|---|",
+        ]
+        points = []
+        for factor, runs in sorted(by_f.items()):
+            finals, metrics_, peaks, diverged = [], [], [], 0
+            for r in runs:
+                losses = [v for v in r.get("losses", []) if v is not None]
+                final = M.loss_at(r, 1.0) if r["status"] == "ok" else math.inf
+                if r["status"] != "ok" or not math.isfinite(final) or final > losses[0]:
+                    diverged += 1
+                if r["status"] == "ok":
+                    finals.append(final)
+                    metrics_.append(M.final_metric(r))
+                lrs = [v for v in r.get("lrs", []) if v is not None and math.isfinite(v)]
+                if lrs and r.get("lr"):
+                    peaks.append(max(lrs) / float(r["lr"]))
+            loss_s, metric_s, peak_s = M.Stat.of(finals), M.Stat.of(metrics_), M.Stat.of(peaks)
+            lines.append(
+                f"| {factor:g} | {len(runs)} | {diverged} | "
+                f"{_fmt(loss_s.mean)} ± {_fmt(loss_s.std, 2)} | "
+                f"{_fmt(metric_s.mean)} ± {_fmt(metric_s.std, 2)} | {_fmt(peak_s.mean, 3)} |"
+            )
+            points.append((factor, loss_s.mean, loss_s.std))
+        figure_data[workload] = points
+        lines.append("")
+    text = "\n".join(lines)
+    (study_dir / "f_sweep.md").write_text(text)
+    _f_sweep_figure(figure_data, study_dir / "figures" / "f_sweep.png")
+    return text
+
+
+def _f_sweep_figure(data: dict[str, list[tuple[float, float, float]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not data:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, len(data), figsize=(4.5 * len(data), 3.4), squeeze=False)
+    for ax, (workload, points) in zip(axes[0], sorted(data.items())):
+        xs = [p[0] for p in points]
+        ax.errorbar(xs, [p[1] for p in points], yerr=[p[2] for p in points], marker="o")
+        ax.axvline(0.5, color="grey", linestyle=":", label="paper's threshold F = 0.5")
+        ax.set_xlabel("F")
+        ax.set_ylabel("final training loss (mean ± sd)")
+        ax.set_title(workload)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# -- running -----------------------------------------------------------------------------
+
+
+#: The order ``run`` works in, cheapest and most central first, so that a run stopped
+#: early holds complete comparisons: (study, workload).
+PHASES: tuple[tuple[str, str], ...] = (
+    ("pretrain", PRETRAIN_WORKLOAD),
+    ("f_sweep", PRETRAIN_WORKLOAD),
+    ("finetune", "minilm_lora"),
+    ("f_sweep", "minilm_lora"),
+    ("finetune", "minilm_full"),
+)
+
+
+def run(
+    out_dir: str | os.PathLike[str],
+    *,
+    quick: bool = False,
+    jobs: int = 2,
+    studies: Sequence[str] = ("pretrain", "finetune", "f_sweep"),
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Run the studies into ``out_dir/<study>/`` (resumable), then write their reports.
+
+    The trials run in :data:`PHASES` order across studies. Returns per study: trials,
+    statuses, and the summed wall time of its trials.
+    """
+    from greedylr.studies.report import write_report
+    from greedylr.studies.runner import run_trials
+
+    out = Path(out_dir)
+    specs = {name: STUDIES[name](quick) for name in studies}
+    results: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for study, workload in PHASES:
+        todo = [s for s in specs.get(study, []) if s.workload == workload]
+        if todo:
+            started = time.perf_counter()
+            results[study] += run_trials(todo, out / study, jobs=jobs, progress=progress)
+            logger.info(
+                "%s / %s: %d trials, %.0f s",
+                study,
+                workload,
+                len(todo),
+                time.perf_counter() - started,
+            )
+    summary: dict[str, Any] = {}
+    for name in studies:
+        if not results[name]:
+            continue
+        write_report(out / name, title=f"GreedyLR: the {name} study")
+        summarize(out / name)
+        if name == "f_sweep":
+            f_sweep_table(out / name)
+        statuses: dict[str, int] = defaultdict(int)
+        for r in results[name]:
+            statuses[r["status"]] += 1
+        summary[name] = {
+            "trials": len(results[name]),
+            "statuses": dict(statuses),
+            "trial_wall_s": round(sum(float(r.get("wall_time") or 0) for r in results[name]), 1),
+        }
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="results")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--studies", nargs="+", choices=sorted(STUDIES), default=["pretrain", "finetune", "f_sweep"]
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    summary = run(
+        args.out,
+        quick=args.quick,
+        jobs=args.jobs,
+        studies=args.studies,
+        progress=sys.stderr.isatty(),
+    )
+    logger.info("done: %s", json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
