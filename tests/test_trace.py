@@ -171,6 +171,21 @@ def test_csv_round_trip_keeps_rows_signals_and_event_reasons(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_save_in_chunks_and_an_empty_trace(tmp_path, monkeypatch, suffix):
+    import greedylr.trace
+
+    monkeypatch.setattr(greedylr.trace, "_SAVE_CHUNK", 7)  # 24 rows: four chunks
+    trace = Trace(2)
+    rule_trace(trace)
+    loaded = load_trace(trace.save(tmp_path / f"chunks{suffix}"))
+    assert_same(trace, loaded)
+    assert [(e.step, e.reason) for e in loaded.events] == \
+        [(e.step, e.reason) for e in trace.events]
+    empty = load_trace(Trace().save(tmp_path / f"empty{suffix}"))
+    assert len(empty) == 0 and empty.events == []
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
 def test_streaming_file_sinks_equal_the_trace(tmp_path, suffix):
     path = tmp_path / f"stream{suffix}"
     trace = Trace(2, sinks=[path], flush_every=5)

@@ -38,11 +38,11 @@ _MARKERS = {
     "warmup_end": ("|", "#1d3557", "warmup end"),
 }
 _EPISODE_COLOURS = {
-    "loss_spike": "#f4a261",
-    "contraction": "#e76f51",
+    "loss_spike": "#e63946",
+    "contraction": "#ffb703",
     "floor": "#8d99ae",
     "reset": "#7b2cbf",
-    "nonfinite": "#d00000",
+    "nonfinite": "#6a040f",
 }
 
 
@@ -88,7 +88,7 @@ def _shade(ax: Axes, diagnosis: Diagnosis, label: bool) -> None:
         name = episode.kind.replace("_", " ")
         # a one-step episode (a reset) still needs a visible band
         end = episode.end + 1 if episode.end > episode.start else episode.start + 1
-        ax.axvspan(episode.start, end, color=colour, alpha=0.18, lw=0,
+        ax.axvspan(episode.start, end, color=colour, alpha=0.15, lw=0,
                    label=f"episode: {name}" if label and name not in seen else None)
         seen.add(name)
 
@@ -101,7 +101,7 @@ def plot_trace(
     title: str | None = None,
     signal: str | None = None,
     max_points: int = 4000,
-    size: tuple[float, float] = (9.0, 5.2),
+    size: tuple[float, float] = (10.0, 5.2),
     dpi: int = 110,
 ) -> Figure | Path:
     """Draw the pulse of a run: two aligned panels sharing the step axis.
@@ -213,8 +213,9 @@ def plot_trace(
                              xytext=(2, 0), textcoords="offset points", fontsize=7,
                              rotation=90, va="bottom", color="#495057")
 
-    top.legend(loc="upper right", fontsize=7, framealpha=0.85)
-    bottom.legend(loc="lower left", fontsize=7, framealpha=0.85, ncol=3)
+    # outside the axes: a legend drawn over the loss would hide what it explains
+    for ax in (top, bottom):
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
     first, last = int(rows.step[0]), int(rows.step[-1])
     top.set_xlim(first, last)
     figure.suptitle(title or f"GreedyLR pulse, steps {first}-{last}", fontsize=10)

@@ -106,6 +106,7 @@ EVENT_BITS: dict[str, int] = {
 _FORMAT = "greedylr.trace"
 _VERSION = 1
 _MISSING_TAG = -1
+_SAVE_CHUNK = 50_000
 
 
 def _code_of(events: Iterable[Event]) -> int:
@@ -346,9 +347,10 @@ class CSVSink(_FileSink):
 
     A first comment line (``# greedylr.trace ...``) holds the metadata. ``events`` lists
     the kinds of a row's events separated by ``|``, ``reasons`` their reasons separated by
-    `` | ``; empty cells are missing values. The signal columns are fixed by the first
-    chunk: log signals from the first step on (a signal that appears later is left out
-    of a streaming CSV, with a warning; :meth:`Trace.save` writes them all).
+    `` | ``; empty cells are missing values. A tag whose every value looks like a number
+    is read back as a numeric signal (JSONL keeps the type). The signal columns are fixed
+    by the first chunk: log signals from the first step on (a signal that appears later
+    is left out of a streaming CSV, with a warning; :meth:`Trace.save` writes them all).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, num_groups: int | None = None,
@@ -978,14 +980,17 @@ class Trace:
         if self._dropped:
             logger.warning("Trace.save: the first %d rows were dropped by max_rows=%d and are "
                            "not saved", self._dropped, self.max_rows)
-        rows = self.rows()
+        self._materialise()
         tmp = path.with_name(f".{path.name}.tmp")
         sink = (CSVSink if suffix == ".csv" else JSONLSink)(
             tmp, num_groups=self.num_groups, meta=self.meta)
         try:
-            sink.write(rows)
-            if not len(rows):  # still write the header
-                sink._open()
+            rows = len(self._steps)
+            if not rows:  # still write the header
+                sink.write(self._rows(0, 0))
+            # in chunks: a million rows as one list of JSON lines would double the memory
+            for start in range(0, rows, _SAVE_CHUNK):
+                sink.write(self._rows(start, min(rows, start + _SAVE_CHUNK)))
         finally:
             sink.close()
         os.replace(tmp, path)
@@ -1023,7 +1028,7 @@ def load_trace(path: str | os.PathLike[str]) -> Trace:
 def _load_jsonl(header: Mapping[str, Any], file: io.TextIOBase) -> Trace:
     if header.get("version") != _VERSION:
         raise ValueError(f"unsupported trace version {header.get('version')!r}")
-    trace = Trace(int(header["num_groups"]), flush_every=0, meta=header.get("meta") or {})
+    trace = Trace(int(header["num_groups"]) or None, flush_every=0, meta=header.get("meta") or {})
     pending: tuple[Any, ...] | None = None
     events: list[Event] = []
 
@@ -1071,7 +1076,7 @@ def _load_csv(path: Path, first: str, file: io.TextIOBase) -> Trace:
             numeric[name] = True
         except ValueError:
             numeric[name] = False
-    trace = Trace(len(groups), flush_every=0, meta=info.get("meta") or {})
+    trace = Trace(len(groups) or None, flush_every=0, meta=info.get("meta") or {})
 
     def num(cell: str) -> float:
         return math.nan if cell == "" else float(cell)
@@ -1285,6 +1290,12 @@ def diagnose(
     episode that starts within ``coincide`` steps of a change of that tag is marked
     ``cause="data"``: the loss moved because the data changed. Numeric signals (a gradient
     norm) are summarised for each episode as their peak over their pre-episode median.
+
+    Calibration (``examples/pulse_demo.py``: an MLP on scikit-learn's digits, AdamW,
+    GreedyLR defaults, 800 steps): over 10 seeds the clean runs reach at most 3.8 sigma
+    and an LR cut of 1.51x (8 decreases in a row), so the defaults (8 sigma, a cut to half)
+    report nothing; 20 steps of shuffled labels reach 130 to 170 sigma and a 3.6x to 10x
+    LR cut (seeds 0-2). ``tests/test_diagnose.py`` checks both on real runs.
 
     Args:
         trace: a :class:`Trace` or the path of a saved one.
