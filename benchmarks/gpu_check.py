@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import statistics
 import sys
@@ -83,7 +84,8 @@ class Report:
 class Run:
     """One model, optimizer and (optional) scheduler, with pre-made batches on the device."""
 
-    def __init__(self, kind: str, device: torch.device, s: Settings, *, compiled: bool = False):
+    def __init__(self, kind: str, device: torch.device, s: Settings, *, compiled: bool = False,
+                 backend: str = "inductor", **greedy: Any):
         torch.manual_seed(0)
         layers: list[nn.Module] = [nn.Linear(s.features, s.width), nn.ReLU()]
         for _ in range(s.depth - 2):
@@ -107,15 +109,18 @@ class Run:
         self.lr = lr
         self.sched: Any = None
         if kind in ("float", "device"):
-            self.sched = GreedyLR(self.opt, device_mode=kind == "device")
+            self.sched = GreedyLR(self.opt, device_mode=kind == "device", **greedy)
         elif kind == "transformers":
             from transformers.optimization import GreedyLR as HFGreedyLR
 
             self.sched = HFGreedyLR(self.opt)
         self.i = 0
+        self.record = False
+        self.losses: list[torch.Tensor] = []  # device tensors: recording does not sync
+        self.lrs: list[torch.Tensor] = []
         self._step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = self._train_step
         if compiled:
-            self._step = torch.compile(self._train_step)
+            self._step = torch.compile(self._train_step, backend=backend)
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         loss = nn.functional.cross_entropy(self.model(x), y)
@@ -129,7 +134,10 @@ class Run:
     def step(self) -> None:
         x, y = self.batches[self.i % len(self.batches)]
         self.i += 1
-        self._step(x, y)
+        loss = self._step(x, y)
+        if self.record:
+            self.losses.append(loss.detach())
+            self.lrs.append(torch.as_tensor(self.opt.param_groups[0]["lr"]).detach().clone())
 
     def sync(self) -> None:
         if self.device.type == "cuda":
@@ -193,12 +201,14 @@ def sync_check(device: torch.device, s: Settings, report: Report) -> None:
 # -- 2. compile check ---------------------------------------------------------------------
 
 
-def compile_check(device: torch.device, s: Settings, report: Report) -> None:
+def compile_check(device: torch.device, s: Settings, report: Report, backend: str) -> None:
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
     counters.clear()
-    run = Run("device", device, s, compiled=True)
+    # a short patience and window, so that the LR moves many times during the check
+    run = Run("device", device, s, compiled=True, backend=backend, patience=2, window=5)
+    run.record = True
     start = time.perf_counter()
     for _ in range(max(s.warmup, 5)):
         run.step()
@@ -232,13 +242,33 @@ def compile_check(device: torch.device, s: Settings, report: Report) -> None:
             report.checks["sync: compiled step, device mode"] = f"SYNCS: {exc}"
             report.failed.append("compiled device mode syncs")
         run.sync()
+    report.checks[f"compile ({device.type}): LRs vs the float rule"] = _parity(run)
+
+
+def _parity(run: Run) -> str:
+    """Replay the compiled run's losses through the float rule; compare every LR."""
+    from greedylr import rule
+
+    losses = torch.stack(run.losses).double().cpu().tolist()
+    got = torch.stack(run.lrs).float().cpu().tolist()
+    config = run.sched.config
+    state = rule.init(config, [float(torch.tensor(1e-3))])
+    want = [float(torch.tensor(rule.update(config, state, v).lrs[0], dtype=torch.float32))
+            for v in losses]
+    diff = [i for i, (a, b) in enumerate(zip(got, want, strict=True)) if a != b]
+    changes = sum(1 for a, b in itertools.pairwise(want) if a != b)
+    if not diff:
+        return f"identical over {len(want)} steps ({changes} LR changes)"
+    i = diff[0]
+    return (f"{len(diff)} of {len(want)} steps differ, first at step {i + 1}: "
+            f"{got[i]!r} vs {want[i]!r} (see greedylr.tensor_rule on FMA contraction)")
 
 
 # -- 3. throughput ------------------------------------------------------------------------
 
 
 def throughput(device: torch.device, s: Settings, report: Report, compiled: bool,
-               deadline: float) -> None:
+               deadline: float, backend: str = "inductor") -> None:
     kinds = [("none", False), ("float", False), ("device", False), ("transformers", False)]
     if compiled:
         kinds += [("none", True), ("device", True)]
@@ -246,7 +276,7 @@ def throughput(device: torch.device, s: Settings, report: Report, compiled: bool
     for kind, comp in kinds:
         label = kind + (", compiled" if comp else "")
         try:
-            runs[label] = Run(kind, device, s, compiled=comp)
+            runs[label] = Run(kind, device, s, compiled=comp, backend=backend)
         except ImportError:
             report.skipped.append(f"{label} on {device.type}: transformers not installed")
             continue
@@ -292,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", dest="compile", action="store_true", default=None,
                         help="run the compile check and rows (default: on CUDA only)")
     parser.add_argument("--no-compile", dest="compile", action="store_false")
+    parser.add_argument("--backend", default="inductor",
+                        help="torch.compile backend of the compile check (default inductor; "
+                        "aot_eager checks the same guards in seconds)")
     parser.add_argument("--cpu-only", action="store_true", help="ignore a CUDA device")
     parser.add_argument("--cpu-threads", type=int, default=1,
                         help="torch threads for the CPU rows (default 1: a small model gains "
@@ -321,11 +354,11 @@ def main(argv: list[str] | None = None) -> int:
         if device.type == "cuda":
             sync_check(device, s, report)
         if args.compile if args.compile is not None else device.type == "cuda":
-            compile_check(device, s, report)
+            compile_check(device, s, report, args.backend)
             compile_rows = True
         else:
             compile_rows = False
-        throughput(device, s, report, compile_rows, deadline)
+        throughput(device, s, report, compile_rows, deadline, args.backend)
 
     for name, result in report.checks.items():
         print(f"{name}: {result}")
