@@ -310,3 +310,78 @@ def test_gpu_recipe_script_trains_a_bpe_when_no_tokenizer_is_given(tmp_path):
     assert result["recipe"]["vocab_size"] <= 300
     (row,) = result["trials"]
     assert row["status"] == "ok" and row["held_out"]["bpb"] > 0
+
+
+# --- the study definitions ----------------------------------------------------------------
+
+
+def test_full_studies_cover_every_schedule_seed_and_factor():
+    from greedylr.studies import llm_studies as S
+    from greedylr.studies.schedules import build_schedule
+
+    finetune = S.finetune(False)
+    assert len(finetune) == 2 * len(S.SCHEDULES) * 3
+    for workload in ("minilm_lora", "minilm_full"):
+        cells = {(s.schedule, s.seed) for s in finetune if s.workload == workload}
+        assert cells == {(x, seed) for x in S.SCHEDULES for seed in (0, 1, 2)}
+    # GreedyLR and cosine (the paper's LLM baseline) run first: a cut-short run has them
+    head = finetune[: 2 * 2 * 3]
+    assert {s.schedule for s in head} == {"greedy", "cosine"}
+
+    pretrain = S.pretrain(False)
+    assert {(s.schedule, s.optimizer) for s in pretrain if s.optimizer == "adafactor"} == {
+        ("greedy", "adafactor"),
+        ("cosine", "adafactor"),
+    }
+    greedy = [s for s in pretrain if s.schedule == "greedy"]
+    assert all(s.options["factor"] == 0.95 for s in greedy)
+    assert all(s.options["min_lr_ratio"] == pytest.approx(0.0925) for s in greedy)
+
+    sweep = S.f_sweep(False)
+    for workload in ("minilm_lora", "llama_pretrain"):
+        cells = {(s.options["factor"], s.seed) for s in sweep if s.workload == workload}
+        assert cells == {(f, seed) for f in S.F_VALUES for seed in (0, 1, 2)}
+
+    # every schedule accepts the settings it is given (a typo would fail every trial)
+    opt = torch.optim.AdamW(torch.nn.Linear(2, 1).parameters(), lr=1e-3)
+    for spec in finetune + pretrain + sweep:
+        if spec.schedule != "schedule_free":
+            build_schedule(
+                spec.schedule, opt, total_steps=spec.steps, warmup=spec.warmup, **spec.options
+            )
+
+
+def test_quick_studies_are_tiny_and_registered_with_the_suite():
+    from greedylr.studies import llm_studies as S
+    from greedylr.studies import suites
+
+    quick = [s for name in S.STUDIES for s in suites.STUDIES[name](True)]
+    assert len(quick) <= 8
+    assert all(s.steps <= 20 for s in quick)
+
+
+def test_f_sweep_table_and_summary_from_stored_results(tmp_path):
+    from greedylr.studies import llm_studies as S
+    from greedylr.studies.runner import run_trials
+
+    specs = [
+        TrialSpec.make(
+            study="f_sweep",
+            workload="llama_pretrain",
+            schedule="greedy",
+            seed=0,
+            steps=4,
+            warmup=0,
+            settings={**_TINY_LM, "factor": f, "patience": 0, "smoothing": "none"},
+        )
+        for f in (0.25, 0.9)
+    ]
+    results = run_trials(specs, tmp_path, jobs=1)
+    assert [r["status"] for r in results] == ["ok", "ok"]
+    text = S.f_sweep_table(tmp_path)
+    assert "| 0.25 | 1 |" in text and "| 0.9 | 1 |" in text
+    assert (tmp_path / "figures" / "f_sweep.png").stat().st_size > 1000
+    rows = S.summarize(tmp_path)
+    assert {r["arm"].split("factor=")[1].split(",")[0] for r in rows} == {"0.25", "0.9"}
+    assert all(r["ok"] == 1 and r["metric"] == "perplexity" for r in rows)
+    assert (tmp_path / "summary.csv").read_text().startswith("workload,")

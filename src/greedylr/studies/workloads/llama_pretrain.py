@@ -5,8 +5,8 @@ with gradient accumulation 32, bf16, peak LR 2e-4, and GreedyLR with F 0.95, a
 minimum LR of 1.85e-5 and smoothing. :data:`PAPER_RECIPE` keeps exactly that as a ready
 configuration for a GPU machine (run it with ``benchmarks/llama_gpu_recipe.py``);
 :data:`TINY_RECIPE` is the same shape scaled to a laptop CPU: a 2-layer, hidden-128
-Llama over raw bytes (vocab 256) of the CPython standard library source, a few hundred
-optimizer steps, each accumulating 4 micro-batches.
+Llama over raw bytes (vocab 256) of the CPython standard library source, 60 optimizer
+steps, each accumulating 4 micro-batches of 4 x 64 bytes.
 
 The held-out metric is the perplexity (and, for byte-level models, bits per byte) on
 standard-library files that training never sees (split by file, as in
@@ -157,17 +157,17 @@ TINY_RECIPE = LlamaRecipe(
     num_hidden_layers=2,
     num_attention_heads=4,
     num_key_value_heads=4,
-    steps=150,
-    warmup=15,  # the paper's 10% warmup
+    steps=60,
+    warmup=6,  # the paper's 10% warmup
     micro_batch=4,
-    grad_accum=4,  # the accumulation shape, at a CPU's size: 16 x 128 bytes per step
-    seq_len=128,
+    grad_accum=4,  # the accumulation shape, at a CPU's size: 16 x 64 bytes per step
+    seq_len=64,
     lr=2e-3,  # a 460k-parameter model takes a ~10x larger LR than a 1B one
     precision="fp32",
     factor=0.95,
     min_lr=2e-3 * (1.85e-5 / 2e-4),  # the paper's min/peak proportion
-    eval_every=50,
-    eval_batches=8,
+    eval_every=30,
+    eval_batches=16,
 )
 """The same recipe shape scaled to a CPU: ~460k parameters, byte-level."""
 
@@ -341,13 +341,13 @@ register(
         family="llama",
         data="CPython stdlib source, raw bytes (file-disjoint split, 1 file in 8 held out)",
         lr=TINY_RECIPE.lr,
-        steps=80,  # sized for two shared CPU cores; the recipe object says 150
+        steps=TINY_RECIPE.steps,  # sized for two CPU cores shared by a team
         optimizer="adamw",
-        warmup=8,
-        eval_every=40,
+        warmup=TINY_RECIPE.warmup,
+        eval_every=TINY_RECIPE.eval_every,
         metric="perplexity",
         higher_is_better=False,
-        quick_steps=30,
+        quick_steps=20,
         lrs=(("adafactor", TINY_RECIPE.lr),),
     )
 )
