@@ -164,6 +164,16 @@ def test_hand_computed_codes() -> None:
     assert lrs == [0.2, 0.1, 0.1, 0.1, 0.1]
 
 
+def test_code_bits_are_the_trace_bits() -> None:
+    from greedylr.trace import EVENT_BITS
+
+    ours = [tr.INCREASE, tr.DECREASE, tr.CLIPPED, tr.HOLD, tr.WARMUP_END, tr.RESET,
+            tr.NONFINITE]
+    assert ours == [1 << i for i in range(7)]  # update() builds the code by shifting
+    kinds = ["increase", "decrease", "clipped", "hold", "warmup_end", "reset", "nonfinite"]
+    assert [EVENT_BITS[k] for k in kinds] == ours
+
+
 def test_clipped_increase_is_flagged() -> None:
     config = GreedyConfig(factor=0.5, patience=0, smoothing="none", max_lr_ratio=1.0)
     state = tr.init(config, [0.1])

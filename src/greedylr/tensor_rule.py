@@ -38,6 +38,15 @@ its device state in float64 wherever the device supports it and writes the resul
 into the (usually float32) LR tensor with one rounding cast, exactly as float mode
 writes its Python float into that tensor.
 
+Under ``torch.compile`` with inductor, the generated kernels may contract a multiply
+and an add into one fused multiply-add (Triton does on CUDA): the EMA update and the
+warmup ramp are the only such expressions here, and each may then differ from the
+float rule by about one ulp (one rounding fewer), again deciding otherwise only when a
+comparison is that close. The window mean, the comparisons and the LR changes (one
+multiplication or division, then a max or min) have nothing to contract and stay
+exact. ``benchmarks/gpu_check.py`` replays a compiled run through the float rule and
+reports any difference.
+
 Per-run knobs: ``factor``, ``threshold``, ``eps``, ``patience``,
 ``increase_patience``, ``cooldown`` and ``hold_after_increase`` may differ between the
 runs of a batch (pass a tensor of shape ``B``), as may the base LRs and therefore the
@@ -95,8 +104,9 @@ __all__ = [
 
 logger = logging.getLogger("greedylr")
 
-# Bit flags of TensorDecision.code. INCREASE and DECREASE say which change was
-# attempted; CLIPPED says that it changed no group (the float rule's "clipped" event).
+# Bit flags of TensorDecision.code, bit i = 1 << i in this order (update() relies on
+# it). INCREASE and DECREASE say which change was attempted; CLIPPED says that it
+# changed no group (the float rule's "clipped" event).
 INCREASE = 1
 DECREASE = 2
 CLIPPED = 4
@@ -634,15 +644,13 @@ def update(
     hold = torch.where(do_increase, state.hold_after_increase,
                        torch.where(do_decrease, state.cooldown, hold))
 
-    code = (
-        torch.where(do_increase, INCREASE, 0)
-        | torch.where(do_decrease, DECREASE, 0)
-        | torch.where(clipped, CLIPPED, 0)
-        | torch.where((do_increase | do_decrease) & (hold > 0), HOLD, 0)
-        | torch.where(warmup_end, WARMUP_END, 0)
-        | torch.where(reset, RESET, 0)
-        | torch.where(nonfinite, NONFINITE, 0)
-    )
+    # one bit per flag, in the order of the constants (INCREASE = 1 << 0, ...): five
+    # kernels instead of one where() per flag
+    flags = torch.stack([do_increase, do_decrease, clipped,
+                         (do_increase | do_decrease) & (hold > 0), warmup_end, reset,
+                         nonfinite], dim=-1)
+    shifts = torch.arange(flags.shape[-1], device=flags.device)
+    code = (flags.to(_INT) << shifts).sum(-1)
     fields.update(
         lrs=lrs_after, reference=reference, num_good=num_good, num_bad=num_bad, hold=hold,
         floor_hits=floor_hits,
