@@ -385,3 +385,7 @@ def test_f_sweep_table_and_summary_from_stored_results(tmp_path):
     assert {r["arm"].split("factor=")[1].split(",")[0] for r in rows} == {"0.25", "0.9"}
     assert all(r["ok"] == 1 and r["metric"] == "perplexity" for r in rows)
     assert (tmp_path / "summary.csv").read_text().startswith("workload,")
+    md = S.summary_markdown(tmp_path)
+    assert "## `llama_pretrain`, adamw, 4 steps" in md
+    assert md.count("| greedy(") == 2  # one row per arm; no baseline, so no paired table
+    assert "GreedyLR - baseline" not in md
