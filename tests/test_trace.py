@@ -110,6 +110,19 @@ def test_bad_arguments_name_the_value(kwargs, message):
         Trace(**kwargs)
 
 
+def test_a_bad_value_leaves_the_columns_aligned():
+    trace = Trace(2)
+    trace.record(1, 1.0, None, [0.1, 0.2])
+    with pytest.raises(TypeError):
+        trace.record(2, 0.5, None, [0.1, "high"])
+    with pytest.raises(TypeError):
+        trace.record(2, "low", None, [0.1, 0.2])
+    trace.record(2, np.float32(0.5), 0.5, (np.float64(0.1), 1))  # NumPy scalars, ints: fine
+    assert trace.steps.tolist() == [1, 2] and trace.losses.tolist() == [1.0, 0.5]
+    assert [c.tolist() for c in trace.lrs] == [[0.1, 0.1], [0.2, 1.0]]
+    assert trace.codes.tolist() == [0, 0]
+
+
 def test_wrong_number_of_lrs_is_refused():
     trace = Trace(2)
     with pytest.raises(ValueError, match="expected 2 learning rates, got 1"):

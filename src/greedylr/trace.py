@@ -109,13 +109,6 @@ _MISSING_TAG = -1
 _SAVE_CHUNK = 50_000
 
 
-def _code_of(events: Iterable[Event]) -> int:
-    code = 0
-    for event in events:
-        code |= EVENT_BITS[event.kind]
-    return code
-
-
 def _kinds_of(code: int) -> list[str]:
     return [kind for kind, bit in EVENT_BITS.items() if code & bit]
 
@@ -625,7 +618,6 @@ class Trace:
         self._signals: dict[str, _Signal] = {}
         self._pending_signals: dict[str, Any] = {}
         self._dropped = 0  # rows dropped from memory by max_rows (they reached the sinks)
-        self._last_lrs: tuple[float, ...] | None = None  # LRs of the last row ever recorded
         self._sinks: list[Sink] = []
         self._sunk = 0  # rows (in memory, counted from index 0) already given to the sinks
         self._sunk_events = 0
@@ -634,6 +626,8 @@ class Trace:
         self._device_steps: list[int] = []
         self._device_rows: list[Any] = []
         self._device_signals: list[dict[str, Any]] = []
+        self._flush_at = math.inf
+        self._set_flush_at()
         for sink in sinks:
             self.add_sink(sink)
 
@@ -674,7 +668,15 @@ class Trace:
             >>> trace.signal("grad_norm").tolist(), trace.signal("source")
             ([2.5], ['shard-3'])
         """
+        pending = self._pending_signals
         for name, value in signals.items():
+            column = self._signals.get(name)
+            kind = type(value)
+            if column is not None and (
+                kind is str if not column.numeric else kind is float or kind is int
+            ):
+                pending[name] = value  # the common case: a known signal, a plain value
+                continue
             if name in ("step", "loss", "smoothed", "lrs", "code", "events"):
                 raise ValueError(f"signal name {name!r} is reserved")
             numeric = not isinstance(value, str)
@@ -683,11 +685,10 @@ class Trace:
                     raise TypeError(
                         f"signal {name!r} must be a number, a 0-d tensor or a str, got {value!r}"
                     )
-            existing = self._signals.get(name)
-            if existing is not None and value is not None and existing.numeric != numeric:
-                kind = "numeric" if existing.numeric else "a tag (str)"
-                raise TypeError(f"signal {name!r} is {kind}, got {value!r}")
-            self._pending_signals[name] = value
+            if column is not None and value is not None and column.numeric != numeric:
+                expected = "numeric" if column.numeric else "a tag (str)"
+                raise TypeError(f"signal {name!r} is {expected}, got {value!r}")
+            pending[name] = value
 
     def record(
         self,
@@ -712,52 +713,72 @@ class Trace:
                 flags, decoded into events at flush time (see the module docstring).
             extra: device mode: a 1-d tensor of values for the decoder (``rows.extra``).
         """
-        signals, self._pending_signals = self._pending_signals, {}
-        if _is_tensor(loss):
+        # the host path runs every step of every run: no allocation it can avoid
+        signals = self._pending_signals
+        if signals:
+            self._pending_signals = {}
+        if type(loss) is not float and _is_tensor(loss):
             self._record_device(step, loss, smoothed, lrs, code, extra, signals)
             return
         if self._device_rows:
             self._materialise()
-        self._append(int(step), float(loss), math.nan if smoothed is None else float(smoothed),
-                     [float(v) for v in lrs], _code_of(events) | int(code or 0), signals)
-        self._events.extend(events)
-        if code and not events:
+        bits = 0
+        for event in events:
+            bits |= EVENT_BITS[event.kind]
+        if code:
+            bits |= int(code)
+        self._append(step, loss, math.nan if smoothed is None else smoothed, lrs, bits, signals)
+        if events:
+            self._events.extend(events)
+        elif code:
             index = len(self._steps) - 1
             rows = self._rows(index, index + 1, events=False)
             if extra is not None:
                 rows.extra = np.asarray(extra, dtype=np.float64).reshape(1, -1)
             self._store_decoded(index, list(self._decoder(rows)))
-        unsunk = len(self._steps) - self._sunk
-        if (self.flush_every and unsunk >= self.flush_every) or (
-            self.max_rows is not None and len(self._steps) > self.max_rows + self.max_rows // 4
-        ):
+        if len(self._steps) >= self._flush_at:
             self.flush()
 
     def _append(self, step: int, loss: float, smoothed: float, lrs: Sequence[float], code: int,
                 signals: Mapping[str, Any]) -> None:
-        if self.num_groups is None:
+        if len(lrs) != self.num_groups:
+            if self.num_groups is not None:
+                raise ValueError(f"expected {self.num_groups} learning rates, got {len(lrs)}")
             self.num_groups = len(lrs)
             self._lrs = [array("d") for _ in lrs]
-        if len(lrs) != self.num_groups:
-            raise ValueError(f"expected {self.num_groups} learning rates, got {len(lrs)}")
-        rows = len(self._steps)
-        self._steps.append(step)
-        self._losses.append(loss)
-        self._smoothed.append(smoothed)
-        for column, lr in zip(self._lrs, lrs, strict=True):
-            column.append(lr)
-        self._codes.append(code)
-        self._last_lrs = tuple(lrs)
+        # array.append converts (and type-checks) ints, floats and NumPy scalars itself
+        try:
+            self._steps.append(step)
+            self._losses.append(loss)
+            self._smoothed.append(smoothed)
+            for column, lr in zip(self._lrs, lrs):  # lengths checked above
+                column.append(lr)
+            self._codes.append(code)
+        except (TypeError, ValueError, OverflowError):
+            # a bad value must not leave the columns misaligned
+            rows = len(self._codes)
+            for column in (self._steps, self._losses, self._smoothed, *self._lrs):
+                del column[rows:]
+            raise
+        if signals or self._signals:
+            self._append_signals(signals)
+
+    def _append_signals(self, signals: Mapping[str, Any]) -> None:
+        known = 0
         for name, column in self._signals.items():
-            if name not in signals:
-                column.values.append(column.encode(None))
-        for name, value in signals.items():
-            column = self._signals.get(name)
-            if column is None:
-                column = self._signals[name] = _Signal(not isinstance(value, str), rows)
-            if _is_tensor(value):
-                value = float(value)
+            value = signals.get(name)
+            if value is not None:
+                known += 1
+                if _is_tensor(value):
+                    value = float(value)
             column.values.append(column.encode(value))
+        if known < len(signals):  # a signal seen for the first time: a new column
+            rows = len(self._steps) - 1
+            for name, value in signals.items():
+                if name not in self._signals:
+                    column = self._signals[name] = _Signal(not isinstance(value, str), rows)
+                    column.values.append(column.encode(
+                        float(value) if _is_tensor(value) else value))
 
     def _store_decoded(self, first: int, events: list[Event]) -> None:
         """Keep decoded events; make the code of rows ``first..`` the OR of their kinds."""
@@ -796,8 +817,9 @@ class Trace:
         if extra is not None:
             parts.append(extra.reshape(-1) if _is_tensor(extra) else torch.as_tensor(
                 extra, device=loss.device, dtype=loss.dtype).reshape(-1))
-        # one small kernel and a copy: the caller may update its own buffers in place
-        self._device_rows.append(torch.cat([p.to(loss.dtype) for p in parts]))
+        # one small kernel (cat promotes the dtypes) and a copy: the caller may update
+        # its own buffers in place
+        self._device_rows.append(torch.cat(parts))
         self._device_steps.append(int(step))
         self._device_signals.append(signals)
         if self.flush_every and len(self._device_rows) >= self.flush_every:
@@ -846,6 +868,16 @@ class Trace:
             self._sunk_events = len(self._events)
         self._sunk = len(self._steps)
         self._trim()
+        self._set_flush_at()
+
+    def _set_flush_at(self) -> None:
+        """The row count at which :meth:`record` next flushes (sinks, or trimming)."""
+        at = math.inf
+        if self.flush_every:
+            at = self._sunk + self.flush_every
+        if self.max_rows is not None:
+            at = min(at, self.max_rows + self.max_rows // 4 + 1)
+        self._flush_at = at
 
     def _trim(self) -> None:
         if self.max_rows is None or len(self._steps) <= self.max_rows + self.max_rows // 4:
