@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
+import multiprocessing.connection
+import os
 import random
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from greedylr import GreedyLR
 
@@ -248,3 +254,63 @@ def test_bad_losses_are_rejected_without_a_read() -> None:
     sched.optimizer.step()
     with pytest.raises(TypeError, match="needs the loss"):
         sched.step()
+
+
+# -- distributed: the loss is averaged on the device, every rank decides the same -------
+
+DIST_STEPS = 30
+DIST_CONFIG = {"factor": 0.5, "patience": 1, "smoothing": "none", "min_lr_ratio": 1e-3,
+               "max_lr_ratio": 1e3}
+
+
+def _rank_losses(rank: int) -> list[float]:
+    rng = random.Random(rank)
+    return [(2.0 * 0.9**i if rank == 0 else 1.0) + 1e-3 * rng.random()
+            for i in range(DIST_STEPS)]
+
+
+def _dist_worker(rank: int, init_file: str, out_dir: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        opt = _optimizer(tensor_lr=True, lrs=(0.125,))
+        sched = GreedyLR(opt, **DIST_CONFIG)
+        lrs = []
+        for loss in _rank_losses(rank):
+            opt.step()
+            with no_host_reads() as seen:
+                sched.step(torch.tensor(loss, dtype=torch.float64))
+            assert seen == []
+            lrs.append(float(opt.param_groups[0]["lr"]))
+        Path(out_dir, f"rank{rank}.json").write_text(
+            json.dumps({"device_mode": sched.device_mode, "lrs": lrs}))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.timeout(120)
+def test_two_gloo_ranks_agree_in_device_mode(tmp_path: Path) -> None:
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    context = mp.start_processes(_dist_worker, args=(str(tmp_path / "init"), str(tmp_path)),
+                                 nprocs=2, join=False, start_method="spawn")
+    try:
+        multiprocessing.connection.wait([p.sentinel for p in context.processes], timeout=100)
+        while not context.join(timeout=100):
+            pass
+    finally:
+        for process in context.processes:
+            if process.is_alive():
+                process.kill()
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+    assert r0["device_mode"] and r1["device_mode"]
+    assert r0["lrs"] == r1["lrs"]
+    # equal to one float-mode process fed the float64 mean (all-reduce SUM, then / 2)
+    mean = [(a + b) / 2 for a, b in zip(_rank_losses(0), _rank_losses(1), strict=True)]
+    opt = _optimizer(tensor_lr=False, lrs=(0.125,))
+    sched = GreedyLR(opt, **DIST_CONFIG)
+    want = []
+    for loss in mean:
+        opt.step()
+        sched.step(loss)
+        want.append(float(torch.tensor(opt.param_groups[0]["lr"], dtype=torch.float32)))
+    assert r0["lrs"] == want
+    assert len(set(want)) > 2
