@@ -84,7 +84,8 @@ def test_variants_are_valid_greedy_settings_and_splits_are_disjoint() -> None:
         opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1)
         build_schedule("greedy", opt, total_steps=10, **settings)
     specs = defaults.check_specs({"factor": 0.9})
-    assert {s.options.get("factor") for s in specs} == {None, 0.9}
+    assert {s.options.get("factor") for s in specs} == {0.9}
+    assert {s.workload for s in specs} == set(defaults.CHECK_WORKLOADS)
 
 
 def test_parse_settings_casts_numbers() -> None:
