@@ -203,6 +203,7 @@ def _run_compare(args: argparse.Namespace) -> int:
 
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from greedylr.studies.report import summary_table, write_report
     from greedylr.studies.runner import make_specs, resolve_workload, run_trials
@@ -234,12 +235,13 @@ def _run_compare(args: argparse.Namespace) -> int:
         return 130
     path = write_report(args.out, title=f"greedylr compare: {args.target}")
     header, rows = summary_table(results)
-    table = Table(title=f"{args.target}: {len(schedules)} schedules x {args.seeds} seeds")
+    # plain text: a target like "x.py:train" must not become the :train: emoji
+    table = Table(title=Text(f"{args.target}, {steps} steps, {args.seeds} seeds"))
     for column in header:
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    Console(emoji=False, markup=False).print(table)
     log.info("report: %s", path)
     return 1 if any(r["status"] == "failed" for r in results) else 0
 

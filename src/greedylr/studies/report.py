@@ -169,7 +169,8 @@ def _curves_figure(arms: dict[str, dict[int, Result]], path: Path, title: str) -
         top.set_yscale("log")
     top.set_ylabel("training loss (2% window)")
     top.set_title(title, fontsize=9)
-    top.legend(fontsize=7, ncol=2)
+    if top.get_legend_handles_labels()[0]:
+        top.legend(fontsize=7, ncol=2)
     top.grid(alpha=0.3)
     bottom.set_yscale("log")
     bottom.set_ylabel("learning rate")
@@ -490,40 +491,52 @@ def summary_table(results: list[Result]) -> tuple[list[str], list[list[str]]]:
     """The headline table of an A/B (``greedylr compare`` prints it): one row per arm.
 
     Returns:
-        ``(header, rows)``: per setting and arm, the runs by status, the final held-out
-        metric and training loss across seeds, and for GreedyLR arms nothing more; for
-        each baseline, GreedyLR's paired difference in the final metric and the seeds
-        GreedyLR won.
+        ``(header, rows)``: per arm, the runs by status, the final held-out metric and
+        training loss (mean ± std over seeds), the best held-out value and its step,
+        and for each baseline GreedyLR's paired difference in the final metric (mean
+        and bootstrap 95% CI; positive: GreedyLR better) and the seeds GreedyLR won.
+        A ``setting`` column leads when the results hold more than one setting.
     """
+
+    def short(stat: M.Stat) -> str:
+        return "-" if stat.n == 0 else f"{_num(stat.mean)} ± {_num(stat.std, 2)}"
+
+    summaries = M.arm_summaries(results)
+    several = len({s.setting for s in summaries}) > 1
+    metric = next((s.metric for s in summaries if s.metric), None) or "metric"
     header = [
-        "setting",
         "schedule",
         "ok/div/fail",
-        "final metric",
+        f"final {metric}",
+        f"best {metric} @ step",
         "final train loss",
-        "best metric @ step",
-        "GreedyLR − this (metric)",
+        "GreedyLR − this [95% CI]",
         "GreedyLR wins",
     ]
+    if several:
+        header.insert(0, "setting")
     rows = []
     paired = {(p.setting, p.baseline): p for p in M.paired_differences(results)}
-    for s in M.arm_summaries(results):
+    for s in summaries:
         p = paired.get((s.setting, s.arm))
         status = "/".join(str(s.statuses.get(k, 0)) for k in ("ok", "diverged", "failed"))
         best = "-"
         if s.best_metric.n:
             best = f"{_num(s.best_metric.mean)} @ {_num(s.best_step.mean, 3)}"
-        name = f"{s.metric or 'metric'} ({'↑' if s.higher_is_better else '↓'})"
-        rows.append(
-            [
-                f"{s.setting[1]} {s.setting[2]} {s.setting[3]} steps",
-                s.arm,
-                status,
-                f"{name} {_stat(s.final_metric)}",
-                _stat(s.final_loss),
-                best,
-                _stat(p.final_metric_diff) if p else "",
-                f"{p.wins}/{p.pairs}" if p else "",
-            ]
-        )
+        delta = ""
+        if p is not None and p.final_metric_diff.n:
+            lo, hi = p.final_metric_diff.ci
+            delta = f"{_num(p.final_metric_diff.mean, 3)} [{_num(lo, 3)}, {_num(hi, 3)}]"
+        row = [
+            s.arm,
+            status,
+            short(s.final_metric),
+            best,
+            short(s.final_loss),
+            delta,
+            f"{p.wins}/{p.pairs}" if p else "",
+        ]
+        if several:
+            row.insert(0, f"{s.setting[1]} {s.setting[2]} {s.setting[3]} steps")
+        rows.append(row)
     return header, rows

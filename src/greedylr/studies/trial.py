@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import math
 import random
 import re
@@ -37,6 +38,8 @@ import numpy as np
 import torch
 
 __all__ = ["Trial", "TrialSpec"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,19 @@ class Trial:
         """The schedule under test, built for ``optimizer``; step it with :meth:`step`."""
         from greedylr.studies.schedules import build_schedule
 
+        actual = float(optimizer.param_groups[0]["lr"])
+        if optimizer is not self._optimizer and not math.isclose(actual, self.lr):
+            # the user's own optimizer decides the LR: record the truth, and say so
+            # when the study asked for another one
+            if self.spec.lr is not None:
+                logger.warning(
+                    "the optimizer's lr %g is not the study's lr %g: the trial uses and "
+                    "records %g (build the optimizer with lr=trial.lr or trial.optimizer())",
+                    actual,
+                    self.lr,
+                    actual,
+                )
+            self.lr = actual
         self._optimizer = optimizer
         self._scheduler = build_schedule(
             self.spec.schedule,
