@@ -22,7 +22,7 @@ from greedylr import GreedyLR
 from greedylr.distributed import is_distributed, mean_across_ranks
 
 WORLD = 2
-STEPS = 40
+STEPS = 30
 # Small patience and no smoothing: the rank-local losses lead to different decisions
 # within a few steps, so agreement is a real property and not a coincidence.
 CONFIG = {
@@ -37,7 +37,7 @@ CONFIG = {
 def _losses(rank: int) -> list[float]:
     """Rank 0: a falling loss with a plateau; rank 1: flat with a little noise."""
     if rank == 0:
-        return [2.0 * 0.9**i if i < 25 else 2.0 * 0.9**25 for i in range(STEPS)]
+        return [2.0 * 0.9**i if i < 18 else 2.0 * 0.9**18 for i in range(STEPS)]
     noise = torch.Generator().manual_seed(1)
     return [1.0 + 1e-3 * float(torch.rand((), generator=noise)) for _ in range(STEPS)]
 
@@ -118,10 +118,11 @@ def test_mean_across_ranks_is_identity_without_a_group() -> None:
     assert mean_across_ranks(t) is t
 
 
-@pytest.mark.timeout(120)
+# Generous: a hang is what this catches, and a shared CI box can be slow to spawn.
+@pytest.mark.timeout(300)
 def test_two_gloo_ranks_make_the_same_decision(tmp_path: Path) -> None:
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    _spawn(_worker, (str(tmp_path / "init"), str(tmp_path)), timeout=90)
+    _spawn(_worker, (str(tmp_path / "init"), str(tmp_path)), timeout=240)
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD))
 
     assert r0["is_distributed"] and r1["is_distributed"]

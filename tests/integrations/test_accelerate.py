@@ -114,9 +114,9 @@ def _launch(out_dir: Path, timeout: float) -> None:
                     process.kill()
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(300)
 def test_prepared_greedylr_advances_once_per_optimizer_step(tmp_path: Path) -> None:
-    _launch(tmp_path, timeout=120)
+    _launch(tmp_path, timeout=240)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
     r0, r1 = ranks
     steps = len(r0["micro"]) // ACCUMULATION

@@ -122,7 +122,7 @@ def _fit(out: Path, data: Any, ckpt_dir: Path, ckpt_path: str | None = None) -> 
 
 
 @pytest.mark.slow  # two ddp_spawn fits: four Python processes start
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(480)
 def test_ddp_spawn_ranks_agree_and_resume_is_exact(tmp_path: Path) -> None:
     data = _digits()
     ckpt_dir = tmp_path / "ckpt"
