@@ -9,6 +9,7 @@ different token counts), the hardest case for "the mean over the micro-batches".
 from __future__ import annotations
 
 import inspect
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -309,3 +310,81 @@ def test_skipped_optimizer_steps_feed_nothing(
 
 def test_callback_is_exported() -> None:
     assert issubclass(GreedyLRCallback, TrainerCallback)
+
+
+class _LocalLossTrainer(Trainer):
+    """Keeps this rank's own per-micro-batch losses, to check what the ranks agreed on."""
+
+    def training_step(self, *args, **kwargs):
+        loss = super().training_step(*args, **kwargs)
+        self.local = [*getattr(self, "local", []), float(loss)]
+        return loss
+
+
+def _ddp_worker(rank: int, out: str, port: int) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE="2",
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        GLOO_SOCKET_IFNAME="lo",
+    )
+    path = Path(gt_model.__file__).parent / "model"
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    lines = [
+        line.strip()
+        for line in inspect.getsource(inspect).splitlines()
+        if len(line.split()) >= 6 and not line.strip().startswith(("#", ">>>"))
+    ]
+    ids = tokenizer(lines[:32], truncation=True, max_length=24)["input_ids"]
+    data = [{"input_ids": [i % VOCAB for i in row]} for row in ids]
+    trainer = _trainer(
+        Path(out),
+        tokenizer,
+        data,
+        trainer_cls=_LocalLossTrainer,
+        max_steps=3,
+        gradient_accumulation_steps=2,
+    )
+    callback = attach(trainer, **SCHEDULER)
+    trainer.train()
+    result = {
+        "world": trainer.args.world_size,
+        "local": trainer.local,
+        "fed": [float(v) for v in callback.scheduler.trace.losses],
+        "logged": [e["loss"] for e in _train_logs(trainer)],
+        "lrs": [e["greedylr/lr"] for e in _train_logs(trainer)],
+    }
+    Path(out, f"rank{rank}.json").write_text(json.dumps(result))
+
+
+@pytest.mark.slow  # two processes each import transformers
+@pytest.mark.timeout(480)
+def test_two_ddp_ranks_feed_the_gathered_loss(tmp_path: Path) -> None:
+    import multiprocessing.connection
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    context = torch.multiprocessing.start_processes(
+        _ddp_worker, args=(str(tmp_path), port), nprocs=2, join=False, start_method="spawn"
+    )
+    try:
+        multiprocessing.connection.wait([p.sentinel for p in context.processes], 420)
+        while not context.join(timeout=420):
+            pass
+    finally:
+        for process in context.processes:
+            if process.is_alive():
+                process.kill()
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+    assert r0["world"] == r1["world"] == 2
+    assert r0["local"] != r1["local"], "both ranks saw the same data: nothing to average"
+    assert r0["fed"] == r1["fed"] and r0["lrs"] == r1["lrs"]
+    # Fed == the Trainer's all-gathered logs["loss"] == the mean over ranks of each
+    # rank's sum of its (already normalised) micro-batch losses.
+    assert r0["fed"] == pytest.approx(r0["logged"], abs=1e-6)
+    sums = [[sum(r["local"][i : i + 2]) for i in range(0, 6, 2)] for r in (r0, r1)]
+    assert r0["fed"] == pytest.approx([(a + b) / 2 for a, b in zip(*sums, strict=True)], abs=1e-6)
