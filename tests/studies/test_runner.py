@@ -180,3 +180,22 @@ def test_a_killed_study_resumes_without_losing_or_repeating_trials(
         assert (out / "trials" / name).read_bytes() == blob
     assert not [p for p in (out / "trials").iterdir() if p.name.startswith(".")]
     assert os.listdir(out / "trials") and len(load_results(out)) == 12
+
+
+def test_ray_executor_gives_the_same_results_as_local_processes(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    specs = [_spec(s, seed, steps=20) for s in ("greedy", "cosine") for seed in (0, 1)]
+    specs.append(_spec("linear", steps=20, workload_fail_at=4))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        via_ray = run_trials(specs, tmp_path / "ray", executor="ray", jobs=2)
+    finally:
+        ray.shutdown()
+    local = run_trials(specs, tmp_path / "local", jobs=2)
+    assert [r["status"] for r in via_ray] == ["ok"] * 4 + ["failed"]
+    for a, b in zip(via_ray, local):
+        assert a["key"] == b["key"] and a["status"] == b["status"] and a["error"] == b["error"]
+        assert a["losses"] == b["losses"] and a["lrs"] == b["lrs"]
+        assert a["metrics"] == b["metrics"] and a["events"] == b["events"]
+        assert a["machine"]["torch_threads"] == b["machine"]["torch_threads"] == 1
+    assert len(load_results(tmp_path / "ray")) == 5
