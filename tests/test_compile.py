@@ -66,3 +66,37 @@ def test_no_recompilation_after_warmup_over_200_steps() -> None:
     want = [rule.update(cfg, state, float(v)).lrs[0] for v in losses]
     assert lrs == [float(torch.tensor(v, dtype=torch.float32)) for v in want]
     assert len(sched.events) > 20
+
+
+@pytest.mark.timeout(200)
+def test_compile_rule_gives_one_graph_and_the_eager_lrs() -> None:
+    """``compile_rule``: the rule alone compiled, stepped from an eager loop."""
+    torch._dynamo.reset()
+    counters.clear()
+    config = {"patience": 1, "smoothing": "ema", "window": 4, "reset_patience": 2,
+              "min_lr_ratio": 0.25, "on_nonfinite": "decrease"}
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    compiled_opt = torch.optim.SGD(params, lr=torch.tensor(0.125), foreach=False)
+    eager_opt = torch.optim.SGD(params, lr=torch.tensor(0.125), foreach=False)
+    compiled = GreedyLR(compiled_opt, compile_rule="aot_eager", **config)
+    eager = GreedyLR(eager_opt, **config)
+    gen = torch.Generator().manual_seed(3)
+    losses = (torch.rand(120, generator=gen) + torch.linspace(1.0, 0.0, 120)).tolist()
+    losses[50] = float("nan")
+    graphs = []
+    for loss in losses:
+        for opt, sched in ((compiled_opt, compiled), (eager_opt, eager)):
+            opt.step()
+            sched.step(torch.tensor(loss))
+        assert compiled_opt.param_groups[0]["lr"].item() == eager_opt.param_groups[0]["lr"].item()
+        graphs.append(counters["stats"]["unique_graphs"])
+    # One graph; on the CPU only, dynamo specialises a 0-d float64 CPU tensor input on
+    # "not NaN" (torch/_subclasses/fake_tensor.py, from_real_tensor), so the first NaN
+    # loss compiles a second graph, once. CUDA tensors are not specialised that way.
+    assert graphs[49] == 1 and graphs[-1] == 2 and graphs[51:] == [2] * (len(losses) - 51)
+    assert compiled.state == eager.state
+    # repr: bit-exact floats, and the NaN loss of the nonfinite event equal to itself
+    assert repr([e.to_dict() for e in compiled.events]) == repr([e.to_dict() for e in eager.events])
+    assert len(compiled.events) > 10
+    with pytest.raises(ValueError, match="compile_rule needs device mode"):
+        GreedyLR(torch.optim.SGD(params, lr=0.1), compile_rule=True)

@@ -11,12 +11,14 @@ import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from greedylr import GreedyLR
 
@@ -24,9 +26,32 @@ from greedylr import GreedyLR
 _HOST_READS = ("item", "tolist", "numpy", "__float__", "__int__", "__bool__", "__index__")
 
 
+class _ForbidScalarReads(TorchDispatchMode):
+    """Fails on ``aten._local_scalar_dense``, the op behind every tensor-to-number read.
+
+    It also catches reads made inside C++ (indexing with a 0-d tensor, ``fill_`` from a
+    tensor on another device), which patching the Python methods cannot see.
+    """
+
+    def __init__(self, seen: list[str]) -> None:
+        super().__init__()
+        self.seen = seen
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (),
+                           kwargs: dict | None = None) -> Any:
+        if func in (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.nonzero.default):
+            self.seen.append(str(func))
+            raise AssertionError(f"host read: {func} during GreedyLR.step")
+        return func(*args, **(kwargs or {}))
+
+
 @contextlib.contextmanager
 def no_host_reads() -> Iterator[list[str]]:
-    """Make every Python-level host read of a tensor raise; yields the attempts seen."""
+    """Make every host read of a tensor raise; yields the attempts seen.
+
+    Two nets: the Python methods (``float(t)``, ``t.item()``, ...) are patched, and a
+    dispatch mode fails on the aten op that any read, from Python or C++, ends in.
+    """
     seen: list[str] = []
     saved = {name: getattr(torch.Tensor, name) for name in _HOST_READS}
 
@@ -40,7 +65,8 @@ def no_host_reads() -> Iterator[list[str]]:
     try:
         for name in _HOST_READS:
             setattr(torch.Tensor, name, forbid(name))
-        yield seen
+        with _ForbidScalarReads(seen):
+            yield seen
     finally:
         for name, method in saved.items():
             setattr(torch.Tensor, name, method)
@@ -56,18 +82,23 @@ def _optimizer(tensor_lr: bool, lrs: tuple[float, ...] = (0.125, 0.03125)) -> to
 
 def test_the_guard_itself_catches_host_reads() -> None:
     t = torch.tensor(1.5)
+    table = torch.arange(4.0)
     with no_host_reads() as seen:
         for read in (float, int, bool, lambda v: v.item(), lambda v: v.tolist()):
             with pytest.raises(AssertionError, match="host read"):
                 read(t)
-    assert len(seen) == 5
+        # a read inside C++: indexing with a 0-d tensor unpacks it to an int
+        with pytest.raises(AssertionError, match="_local_scalar_dense"):
+            table[torch.tensor(2)]
+    assert len(seen) == 6
     assert float(t) == 1.5  # restored
 
 
-@pytest.mark.parametrize("trace", [True, False])
-def test_device_step_makes_no_host_read(trace: bool) -> None:
+@pytest.mark.parametrize(("smoothing", "trace"),
+                         [("window", True), ("ema", True), ("none", True), ("window", False)])
+def test_device_step_makes_no_host_read(smoothing: str, trace: bool) -> None:
     opt = _optimizer(tensor_lr=True)
-    sched = GreedyLR(opt, patience=0, smoothing="window", window=3, warmup=2, cooldown=1,
+    sched = GreedyLR(opt, patience=0, smoothing=smoothing, window=3, warmup=2, cooldown=1,
                      reset_patience=1, min_lr_ratio=0.5, on_nonfinite="decrease", trace=trace)
     assert sched.device_mode
     rng = random.Random(0)

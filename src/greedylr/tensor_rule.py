@@ -523,7 +523,8 @@ def _smooth(
         count = state.ema_count + 1
         table = state.ema_denominators
         size = table.shape[0]
-        denominator = table[torch.clamp(count, max=size) - 1]
+        # take(), not table[i]: indexing with a 0-d tensor reads the index on the host
+        denominator = torch.take(table, torch.clamp(count, max=size) - 1)
         if size >= _MAX_EMA_TABLE:
             # the table stopped before 1 - beta**n reached 1.0: past it, torch.pow
             power = torch.pow(torch.full_like(ema, beta), count.to(ema.dtype))
