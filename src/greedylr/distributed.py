@@ -26,9 +26,13 @@ __all__ = ["is_distributed", "mean_across_ranks"]
 _REDUCE_DTYPES = (torch.float32, torch.float64)
 
 
+# asked once: it is a property of the torch build, and the scheduler asks every step
+_AVAILABLE = dist.is_available()
+
+
 def is_distributed() -> bool:
     """True inside an initialised process group of more than one process."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    return _AVAILABLE and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def _backend_needs_cuda() -> bool:

@@ -247,15 +247,35 @@ class GreedyLR(LRScheduler):
                 )
             value = self._pending_sum / self._pending_count
         else:
-            value = as_float(loss)
+            value = loss if type(loss) is float else as_float(loss)
         self._pending_sum, self._pending_count = 0.0, 0
         self._steps_seen = count
-        if self.sync_ranks:
+        if self.sync_ranks and distributed.is_distributed():
             value = distributed.mean_across_ranks(value)
         decision = update(self.config, self.state, value)
         self._record(value, decision)
         self._next_lrs = decision.lrs
-        super().step()
+        self._apply(decision.lrs)
+
+    def _apply(self, lrs: Sequence[float]) -> None:
+        """What ``LRScheduler.step`` does after ``get_lr``, without its per-call machinery.
+
+        The base class's step (warning checks, a context manager, a generic write per
+        group) costs as much as the whole rule; this keeps its contract: counters,
+        tensor LRs filled in place, ``_last_lr`` holding copies.
+        """
+        self._step_count += 1
+        self.last_epoch += 1
+        last = []
+        for group, lr in zip(self.optimizer.param_groups, lrs):
+            current = group["lr"]
+            if isinstance(current, torch.Tensor):
+                current.fill_(lr)
+                last.append(current.clone())
+            else:
+                group["lr"] = lr
+                last.append(lr)
+        self._last_lr = last
 
     def get_lr(self) -> list[float]:  # type: ignore[override]
         """The LRs decided by the last observation (torch's ``LRScheduler`` hook)."""
