@@ -172,3 +172,35 @@ def test_callback_refuses_a_plateau_config(tmp_path: Path) -> None:
     )
     with pytest.raises(MisconfigurationException, match="reduce_on_plateau"):
         trainer.fit(_Classifier(_digits(), plateau=True))
+
+
+def test_fp16_scaler_and_a_short_last_window_feed_the_true_mean(tmp_path: Path) -> None:
+    """One process: a real fp16 GradScaler (its scale divided out) and an epoch of 5
+    batches with accumulation 2, whose last optimizer step sees a single micro-batch."""
+    from lightning.pytorch.plugins import MixedPrecision
+
+    data = torch.utils.data.Subset(_digits(), range(80))  # 5 batches of 16
+    model = _Classifier(data)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=1,
+        accumulate_grad_batches=ACCUMULATION,
+        plugins=[
+            MixedPrecision("16-mixed", "cpu", torch.amp.GradScaler("cpu", init_scale=2.0**10))
+        ],
+        callbacks=[GreedyLRCallback()],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model)
+    sched = trainer.lr_scheduler_configs[0].scheduler
+    m = model.micro
+    assert len(m) == 5 and sched.state.step == 3
+    expected = [(m[0] + m[1]) / 2, (m[2] + m[3]) / 2, m[4]]
+    assert list(sched.trace.losses) == pytest.approx(expected, rel=1e-3)
+    # The backward pass really was scaled: an unscaled feed would be ~1000x larger.
+    assert trainer.precision_plugin.scaler.get_scale() >= 2.0**9

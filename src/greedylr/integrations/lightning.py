@@ -130,7 +130,10 @@ class GreedyLRCallback(pl.Callback):
         value = total * (trainer.accumulate_grad_batches / count)
         scaler = getattr(trainer.precision_plugin, "scaler", None)
         if scaler is not None and scaler.is_enabled():
-            value = value / scaler.get_scale()
+            # The scale tensor itself when there is one: get_scale() reads it on the host,
+            # a sync per step that a device-mode GreedyLR is built to avoid.
+            scale = getattr(scaler, "_scale", None)
+            value = value / (scale if isinstance(scale, torch.Tensor) else scaler.get_scale())
         schedulers = [s for s in self._schedulers(trainer) if s.optimizer is optimizer]
         if not schedulers:  # an optimizer wrapper: feed the only GreedyLR there is
             schedulers = self._schedulers(trainer)[:1]
