@@ -15,13 +15,15 @@ Three parts, each on every device that is there (the CPU always, CUDA if availab
 2. **Compile check** (CUDA by default, CPU with ``--compile``). The whole training step
    (forward, backward, ``opt.step()``, ``sched.step(loss)``) under ``torch.compile``
    (inductor), stepped while the LR moves: no recompilation after warm-up, counted with
-   dynamo's counters; on CUDA the steady-state compiled steps also run under the sync
-   check.
+   dynamo's counters; the LRs are replayed through the float rule and compared. On CUDA
+   the steady-state compiled steps, and an eager step with ``compile_rule=True`` (the
+   rule alone compiled), also run under the sync check.
 3. **Throughput**. Training steps per second of the same model with no scheduler,
    GreedyLR in float mode (Python float LR), GreedyLR in device mode (tensor LR), and
    transformers' ``GreedyLR``; rounds are interleaved and the median is shown with the
-   overhead relative to no scheduler. With the compile check on, two more rows: the
-   compiled step without a scheduler and with device-mode GreedyLR.
+   overhead relative to no scheduler. With the compile check on, three more rows: the
+   eager step with ``compile_rule=True``, and the compiled step without a scheduler and
+   with device-mode GreedyLR (compared with each other).
 
 The exit status is 1 if device mode synced or recompiled, 0 otherwise (also when the
 CUDA parts were skipped: no GPU is not a failure; the message says so).
@@ -99,7 +101,7 @@ class Run:
         ]
         self.device = device
         lr: float | torch.Tensor = 1e-3
-        if kind == "device":
+        if kind in ("device", "device-rule"):
             lr = torch.tensor(1e-3, device=device)
         cuda = device.type == "cuda"
         # fused AdamW takes a tensor LR on the GPU without a sync; on the CPU the
@@ -108,8 +110,10 @@ class Run:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, **options)
         self.lr = lr
         self.sched: Any = None
-        if kind in ("float", "device"):
-            self.sched = GreedyLR(self.opt, device_mode=kind == "device", **greedy)
+        if kind in ("float", "device", "device-rule"):
+            self.sched = GreedyLR(self.opt, device_mode=kind != "float",
+                                  compile_rule=backend if kind == "device-rule" else False,
+                                  **greedy)
         elif kind == "transformers":
             from transformers.optimization import GreedyLR as HFGreedyLR
 
@@ -157,9 +161,10 @@ def sync_errors() -> Iterator[None]:
 # -- 1. sync check ------------------------------------------------------------------------
 
 
-def _syncs(kind: str, device: torch.device, s: Settings, *, compiled: bool = False) -> str | None:
+def _syncs(kind: str, device: torch.device, s: Settings, *, compiled: bool = False,
+           backend: str = "inductor") -> str | None:
     """None if ``sync_steps`` steps of ``kind`` ran without a sync, else the error."""
-    run = Run(kind, device, s, compiled=compiled)
+    run = Run(kind, device, s, compiled=compiled, backend=backend)
     for _ in range(s.warmup):  # allocator, cuBLAS and optimizer state set-up may sync
         run.step()
     run.sync()
@@ -242,6 +247,11 @@ def compile_check(device: torch.device, s: Settings, report: Report, backend: st
             report.checks["sync: compiled step, device mode"] = f"SYNCS: {exc}"
             report.failed.append("compiled device mode syncs")
         run.sync()
+        error = _syncs("device-rule", device, s, backend=backend)
+        report.checks["sync: eager step, compile_rule=True"] = (
+            f"no sync in {s.sync_steps} steps: PASS" if error is None else f"SYNCS: {error}")
+        if error is not None:
+            report.failed.append("compile_rule syncs")
     report.checks[f"compile ({device.type}): LRs vs the float rule"] = _parity(run)
 
 
@@ -271,10 +281,11 @@ def throughput(device: torch.device, s: Settings, report: Report, compiled: bool
                deadline: float, backend: str = "inductor") -> None:
     kinds = [("none", False), ("float", False), ("device", False), ("transformers", False)]
     if compiled:
-        kinds += [("none", True), ("device", True)]
+        kinds += [("device-rule", False), ("none", True), ("device", True)]
     runs: dict[str, Run] = {}
     for kind, comp in kinds:
-        label = kind + (", compiled" if comp else "")
+        label = {"device-rule": "device, compile_rule"}.get(kind, kind) + (
+            ", compiled step" if comp else "")
         try:
             runs[label] = Run(kind, device, s, compiled=comp, backend=backend)
         except ImportError:
@@ -310,7 +321,7 @@ def _table(report: Report) -> str:
         lines.append(f"\nTraining steps per second on {device} (median of rounds)")
         lines.append(f"  {'scheduler':<22} {'steps/s':>10} {'vs none':>9}")
         for label, rate in rows.items():
-            ref = rows.get("none, compiled") if label.endswith("compiled") else base
+            ref = rows.get("none, compiled step") if label.endswith("compiled step") else base
             rel = f"{100 * (rate / ref - 1):+.1f}%" if ref else ""
             lines.append(f"  {label:<22} {rate:>10.1f} {rel:>9}")
     return "\n".join(lines)
