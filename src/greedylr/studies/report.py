@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 Result = dict[str, Any]
 
+_OUR_FIGURES = ("-curves.png", "-final-metric.png", "-labels.png")
+
 
 # -- formatting -----------------------------------------------------------------------
 
@@ -91,6 +93,8 @@ def _setting_title(setting: tuple[Any, ...], sample: Result) -> str:
 
 
 def _slug(setting: tuple[Any, ...]) -> str:
+    if len(setting) == 1:
+        return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(setting[0]))
     study, workload, optimizer, steps = setting[:4]
     stem = workload.rpartition(":")[0].rsplit("/", 1)[-1].removesuffix(".py") or workload
     name = workload.rpartition(":")[2] if ":" in workload else ""
@@ -173,6 +177,10 @@ def _curves_figure(arms: dict[str, dict[int, Result]], path: Path, title: str) -
         top.legend(fontsize=7, ncol=2)
     top.grid(alpha=0.3)
     bottom.set_yscale("log")
+    # decays that end at 0 would stretch the axis over decades and flatten the pulse
+    top_lr = max((np.nanmax(line.get_ydata()) for line in bottom.get_lines()), default=0.0)
+    if top_lr > 0:
+        bottom.set_ylim(bottom=top_lr * 1e-3)
     bottom.set_ylabel("learning rate")
     bottom.set_xlabel("step")
     bottom.grid(alpha=0.3)
@@ -252,6 +260,10 @@ def _label_section(results: list[Result], mode: str) -> tuple[str, dict[str, M.L
     unit = "" if mode == "abs" else "%"
     scale = 1.0 if mode == "abs" else 100.0
 
+    def amount(value: float) -> str:
+        text = _num(value * scale, 3)
+        return text if text == "-" else text + unit
+
     def row(name: str, t: M.LabelTable) -> list[str]:
         return [
             name,
@@ -262,9 +274,9 @@ def _label_section(results: list[Result], mode: str) -> tuple[str, dict[str, M.L
             _pct(t.clearly_better),
             _pct(t.worse),
             " / ".join(_pct(t.stage_as_good_or_better(s)) for s in M.STAGES),
-            _num(t.mean_benefit * scale, 3) + unit,
-            _num(t.max_benefit * scale, 3) + unit,
-            _num(t.max_deficit * scale, 3) + unit,
+            amount(t.mean_benefit),
+            amount(t.max_benefit),
+            amount(t.max_deficit),
         ]
 
     for name, t in tables.items():
@@ -326,7 +338,7 @@ def _arms_section(arms: dict[str, dict[int, Result]]) -> str:
         "final train loss",
         f"final {metric or 'metric'}",
         f"best {metric or 'metric'} @ step",
-        "LR ups / downs",
+        "LR steps up / down",
         "wall s",
     ]
     return (
@@ -425,7 +437,7 @@ def render_report(results: list[Result], figures_dir: Path, *, title: str = "") 
                 continue
             out += [f"### The paper's labels ({name})", "", text, ""]
             if mode == "abs":
-                fig = figures_dir / f"{_slug((study, 'labels', '', 0))}-labels.png"
+                fig = figures_dir / f"{_slug((study,))}-labels.png"
                 _labels_figure(tables, fig, f"{study}: GreedyLR vs each baseline (abs 0.1)")
                 out += [f"![labels]({rel}/{fig.name})", ""]
         settings: dict[tuple[Any, ...], dict[str, dict[int, Result]]] = defaultdict(dict)
@@ -479,7 +491,12 @@ def write_report(
     if not results:
         raise FileNotFoundError(f"no trial results under {directory}")
     path = Path(output) if output is not None else Path(directory) / "report.md"
-    text = render_report(results, path.parent / "figures", title=title)
+    figures = path.parent / "figures"
+    text = render_report(results, figures, title=title)
+    # figures of an earlier report that this one no longer shows (a renamed setting)
+    for old in figures.glob("*.png"):
+        if old.name.endswith(_OUR_FIGURES) and f"({figures.name}/{old.name})" not in text:
+            old.unlink()
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
