@@ -291,6 +291,9 @@ def init(
     Args:
         config: the shared configuration; per-run knobs given here override its values.
         base_lrs: the base LR of every group, shape ``[G]`` for one run or ``[*B, G]``.
+            A tensor is taken at its own precision: ``torch.full(shape, 3e-4)`` is
+            float32 and holds ``3.0000001e-4``; pass Python floats, or a float64
+            tensor, for the float rule's base LR to the last bit.
         factor: per-run factor, a number or a tensor broadcastable to ``B``.
         threshold: per-run threshold.
         eps: per-run minimum change.
