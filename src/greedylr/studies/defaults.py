@@ -197,6 +197,10 @@ def analyze(results: Sequence[Result], baselines: Sequence[Result] = ()) -> dict
     for r in results:
         arms[M.arm_of(r)].append(r)
     default = "greedy"
+    # ranks are comparable only among variants that ran everywhere: a study cut short
+    # leaves its last variants partial, and those are scored on their wins alone
+    full = max((len(rs) for rs in arms.values()), default=0)
+    complete = {a for a, rs in arms.items() if len(rs) == full}
     cells: dict[tuple[Any, ...], dict[str, Result]] = defaultdict(dict)
     for arm, rs in arms.items():
         for r in rs:
@@ -214,9 +218,10 @@ def analyze(results: Sequence[Result], baselines: Sequence[Result] = ()) -> dict
         loss = {
             a: (M.loss_at(r, 1.0) if r["status"] != "failed" else math.inf) for a, r in row.items()
         }
-        for a, v in _ranks(metric_f, higher).items():
+        ranked = [a for a in row if a in complete]
+        for a, v in _ranks({a: metric_f[a] for a in ranked}, higher).items():
             metric_ranks[a].append(v)
-        for a, v in _ranks(loss, False).items():
+        for a, v in _ranks({a: loss[a] for a in ranked}, False).items():
             loss_ranks[a].append(v)
         for a, v in metric_f.items():
             per_workload[key[0]][a].append(v)
@@ -242,8 +247,8 @@ def analyze(results: Sequence[Result], baselines: Sequence[Result] = ()) -> dict
         rows.append(
             {
                 "variant": arm,
-                "metric_rank": float(np.mean(metric_ranks[arm])),
-                "loss_rank": float(np.mean(loss_ranks[arm])),
+                "metric_rank": float(np.mean(metric_ranks[arm])) if arm in complete else math.nan,
+                "loss_rank": float(np.mean(loss_ranks[arm])) if arm in complete else math.nan,
                 "wins_vs_default": len(wins),
                 "workloads": len(compared),
                 "won_on": wins,
@@ -271,6 +276,7 @@ def adopted(analysis: dict[str, Any]) -> list[str]:
         and r["wins_vs_default"] > r["workloads"] / 2
         and r["metric_rank"] < base["metric_rank"]
         and r["diverged"] <= base["diverged"]
+        and r["runs"] >= base["runs"]  # a variant cut short is not evidence
     ]
 
 
@@ -290,9 +296,15 @@ def _variants_table(analysis: dict[str, Any]) -> str:
         "diverged |\n|---|---|---|---|---|---|---|\n"
     )
     lines = []
-    for r in sorted(analysis["variants"], key=lambda r: r["metric_rank"]):
+
+    def order(r: dict[str, Any]) -> tuple[bool, float]:
+        return math.isnan(r["metric_rank"]), r["metric_rank"]
+
+    for r in sorted(analysis["variants"], key=order):
+        incomplete = " (incomplete: ranks not comparable)" if math.isnan(r["metric_rank"]) else ""
         lines.append(
-            f"| `{r['variant']}` | {r['metric_rank']:.2f} | {r['loss_rank']:.2f} | "
+            f"| `{r['variant']}`{incomplete} | {_fmt(r['metric_rank'])} | "
+            f"{_fmt(r['loss_rank'])} | "
             f"{r['wins_vs_default']}/{r['workloads']} | {_fmt(r['as_good_or_better_pct'])}% | "
             f"{_fmt(r['worse_pct'])}% | {r['diverged']}/{r['runs']} |"
         )
@@ -318,7 +330,10 @@ def _figure(analysis: dict[str, Any], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = sorted(analysis["variants"], key=lambda r: r["metric_rank"])
+    rows = sorted(
+        (r for r in analysis["variants"] if not math.isnan(r["metric_rank"])),
+        key=lambda r: r["metric_rank"],
+    )
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2))
     names = [r["variant"] for r in rows]
     ax.barh(
