@@ -17,7 +17,14 @@ existing training loop takes three lines::
 
 ``trial.optimizer`` is optional: it builds the optimizer the study asked for (and the
 schedule-free optimizer when the schedule under test is ``schedule_free``). A function
-that builds its own optimizer still works for every other schedule.
+that builds its own optimizer still works for every other schedule; the trial then
+records that optimizer's LR.
+
+Settings (``TrialSpec.settings``) are routed by prefix: ``workload_*`` keys are the
+training function's own options (read them from ``trial.options``), ``optimizer_*``
+keys reach :meth:`Trial.optimizer` (``optimizer_weight_decay=0.1``), and the other keys
+are the schedule's (``factor=0.5`` for GreedyLR); a key the schedule does not take
+fails the trial with a clear error.
 """
 
 from __future__ import annotations
@@ -72,10 +79,18 @@ class TrialSpec:
 
     @classmethod
     def make(cls, *, settings: dict[str, Any] | None = None, **kwargs: Any) -> TrialSpec:
+        """Build a spec from a settings dict (stored sorted, so that equal specs hash alike).
+
+        Example:
+            >>> TrialSpec.make(study="s", workload="w", schedule="greedy",
+            ...                settings={"factor": 0.5}).options
+            {'factor': 0.5}
+        """
         return cls(settings=tuple(sorted((settings or {}).items())), **kwargs)
 
     @property
     def options(self) -> dict[str, Any]:
+        """The settings as a dict."""
         return dict(self.settings)
 
     def to_dict(self) -> dict[str, Any]:
