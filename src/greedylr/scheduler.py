@@ -87,7 +87,8 @@ class GreedyLR(LRScheduler):
             Both modes give the same LRs (see :meth:`_step_on_device`), the same
             events and the same checkpoints. In device mode the trace rows and
             events are buffered on the device and read when you look at them (or
-            every ``trace.flush_every`` steps), and ``sched.state`` is a host copy.
+            every ``trace.flush_every`` steps, a sync then: pass
+            ``trace=Trace(flush_every=0)`` for none), and ``sched.state`` is a host copy.
         compile_rule: device mode only: run the rule through ``torch.compile``
             (``True``: inductor; or a backend name), so that an eager training loop
             launches a few fused kernels per step instead of about a hundred small
