@@ -28,6 +28,7 @@ import hashlib
 import logging
 import math
 import os
+import textwrap
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -216,7 +217,7 @@ def _distribution_figure(
         ax.hlines(np.mean(ys), i - 0.3, i + 0.3, color="black", lw=1.5, zorder=4)
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(f"final {metric} ({'higher' if higher else 'lower'} is better)")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 60), fontsize=8)  # narrow figure: wrap, never clip
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
