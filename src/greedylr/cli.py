@@ -48,6 +48,49 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
         help="run only this study (repeatable; e.g. small_models, robustness)",
     )
     bench.set_defaults(run=_run_bench)
+    # one sub-subcommand per study that has its own runner; `greedylr bench --full`
+    # (no study named) still runs the whole suite
+    studies = bench.add_subparsers(dest="bench_study", metavar="STUDY")
+    _add_bench_robustness(studies)
+
+
+def _add_bench_robustness(studies: argparse._SubParsersAction) -> None:
+    robust = studies.add_parser(
+        "robustness",
+        help="the robustness study: perturbations that act on training, batched runs",
+        description="Train every model family x perturbation x schedule x seed (8,192 "
+        "runs, 200 steps; --quick: one seed, strength 1, 50 steps), many runs at once per "
+        "family, then write runs.csv, events.csv, summary.json, report.md and figures/. "
+        "Reports the wall time and the speed-up over training one run at a time.",
+    )
+    robust.add_argument("--quick", action="store_true", help="the quick design (~2 min)")
+    robust.add_argument("--out", default=None,
+                        help="output folder (default: bench-quick/robustness or "
+                        "bench-full/robustness)")
+    robust.add_argument("--report-only", action="store_true",
+                        help="rewrite report.md and figures from the stored tables")
+    robust.set_defaults(run=_run_bench_robustness)
+
+
+def _run_bench_robustness(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from greedylr.studies.robustness import run_robustness, write_report
+
+    console = Console()
+    out = args.out or ("bench-quick/robustness" if args.quick else "bench-full/robustness")
+    if args.report_only:
+        console.print(f"report: {write_report(out)}")
+        return 0
+    summary = run_robustness(out, args.quick, progress=console.print)
+    speed = summary["speed"]
+    console.print(
+        f"{summary['design']['runs']:,} runs in {summary['wall_s']:.0f} s; batched "
+        f"{speed['batched_runs_per_s']:.1f} runs/s vs one at a time "
+        f"{speed['one_at_a_time_runs_per_s']:.2f} runs/s: {speed['speedup']:.1f}x; "
+        f"report: {out}/report.md"
+    )
+    return 0
 
 
 def _run_bench(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from greedylr.cli import _parser, main
 from greedylr.studies.perturb import Perturbation
 from greedylr.studies.robustness import (
     SCHEDULES,
@@ -119,9 +120,19 @@ def test_study_writes_results_and_a_report(tmp_path):
     assert "0.148" in report and "Recovery" in report
     for fig in ("final_loss_vs_cosine", "recovery_steps", "greedy_vs_cosine_grid"):
         assert (tmp_path / "figures" / f"{fig}.png").stat().st_size > 1000
-    # the report is rebuilt from the stored files alone
+    # the report is rebuilt from the stored files alone, also from the command line
     (tmp_path / "report.md").unlink()
     assert write_report(tmp_path).exists()
+    (tmp_path / "report.md").unlink()
+    assert main(["bench", "robustness", "--out", str(tmp_path), "--report-only"]) == 0
+    assert (tmp_path / "report.md").exists()
     speed = summary["speed"]["families"]["quadratic"]
     assert math.isfinite(speed["max_rel_diff_final_loss"])
     assert speed["max_rel_diff_final_loss"] < 1e-3
+
+
+def test_bench_robustness_subcommand_leaves_bench_intact():
+    args = _parser().parse_args(["bench", "robustness", "--quick", "--out", "x"])
+    assert args.run.__name__ == "_run_bench_robustness" and args.quick and args.out == "x"
+    args = _parser().parse_args(["bench", "--full"])
+    assert args.run.__name__ == "_run_bench" and args.full
