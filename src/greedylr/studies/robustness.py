@@ -1111,6 +1111,8 @@ def _run_study(out: Path, study: StudyDesign, quick: bool,
     event_rows: list[dict[str, Any]] = []
     traces: dict[str, list[np.ndarray]] = {"run": [], "observed": [], "probe": [], "lr": [],
                                            "corrupt": []}
+    if any(f in NEURAL for f in study.families):
+        _digits()  # load (and import sklearn) before the clock of the first family
     all_traces: dict[str, list[np.ndarray]] = {k: [] for k in traces}
     batched: dict[str, FamilyResult] = {}
     for family in study.families:
@@ -1371,15 +1373,18 @@ def write_report(out_dir: str | Path) -> Path:
         lo, hi = _bootstrap_median(ratio)
         wins = float((ratio < 1).mean()) if ratio.size else math.nan
         paper = PAPER["median_final_loss"].get(s)
+        vs_constant = _paired_ratio(runs, s, baseline="constant")
         head.append([f"`{s}`", _f(_med(runs["final_loss"][m])),
                      _f(paper) if paper else "–",
                      _f(_med(runs["final_loss"][m & neural])),
                      _f(_med(runs["final_loss"][m & ~neural])),
                      f"{_f(_med(ratio))} [{_f(lo)}, {_f(hi)}]",
-                     f"{100 * wins:.0f}%" if math.isfinite(wins) else "–"])
+                     f"{100 * wins:.0f}%" if math.isfinite(wins) else "–",
+                     f"{_f(_med(vs_constant))} ({100 * (vs_constant < 1).mean():.0f}%)"])
     headline = _md_table(
         ["schedule", "median final loss, all runs", "paper", "neural", "analytic",
-         "median ratio to cosine [95% CI]", "beats cosine"], head)
+         "median ratio to cosine [95% CI]", "beats cosine",
+         "ratio to constant (beats it)"], head)
 
     rec_rows = []
     spikes = np.isin(runs["perturb_family"], _SPIKES)
@@ -1453,6 +1458,24 @@ def write_report(out_dir: str | Path) -> Path:
     acc = [f"`{s}` {_f(_med(runs['final_accuracy'][neural & (runs['schedule'] == s)]))}"
            for s in schedules]
     g_ratio = _paired_ratio(runs, "greedy")
+    g_const = _paired_ratio(runs, "greedy", baseline="constant")
+    if abs(_med(g_const) - 1.0) < 0.05:
+        const_reading = (
+            "Within 5% of a constant LR: most of the gain over cosine comes from cosine "
+            "(and exponential) decaying the LR before the models have converged in "
+            f"{d['steps']} steps, not from greedy's reactions.")
+    elif _med(g_const) < 1.0:
+        const_reading = "Greedy also improves on a constant LR: its reactions help."
+    else:
+        const_reading = "A constant LR does better than greedy here."
+    is_greedy = runs["schedule"] == "greedy"
+    paper_spike = _med(runs["paper_recovery"][is_greedy & spikes])
+    paper_clean = _med(runs["paper_recovery"][is_greedy & (runs["perturb_family"] == "clean")])
+    if paper_clean >= 0.8 * paper_spike:
+        paper_reading = ("about as large without any perturbation, so it measures how far "
+                         "the loss fell in the first half, not recovery.")
+    else:
+        paper_reading = "clearly larger with spikes, so it does reflect them here."
     text = f"""# Robustness study: GreedyLR under perturbations that act on training
 
 {d['runs']:,} runs ({'quick design' if d['quick'] else 'full design'}): {len(d['families'])}
@@ -1538,10 +1561,16 @@ order; 200 steps of Adam amplify rounding, hence the tolerance).
 
 ## Reading it
 
-Greedy's median final loss relative to cosine over every paired comparison is
-{_f(_med(g_ratio))}, beating cosine in {100 * (g_ratio < 1).mean():.0f}% of pairs.
-Compare with the paper's 37% lower median (0.148 vs 0.232): the tables above say per
-perturbation and per model family where our measurement agrees and where it does not.
+* Final loss: `greedy`'s final held-out loss is {_f(_med(g_ratio))}x cosine's (median
+  over {g_ratio.size:,} paired comparisons; it is lower in {100 * (g_ratio < 1).mean():.0f}%
+  of them). The paper reports a 37% lower pooled median (0.148 vs 0.232, a ratio of
+  0.64). Against a constant LR, `greedy`'s median ratio is {_f(_med(g_const))}
+  ({100 * (g_const < 1).mean():.0f}% of pairs lower). {const_reading}
+* The paper's recovery ratio of `greedy` has median {_f(paper_spike)} on spike runs and
+  {_f(paper_clean)} on clean runs: {paper_reading}
+* Recovery steps are measured, per event, on a held-out probe; the paper's 12 vs 45 steps
+  has no code behind it. Our medians are in the recovery table; the distributions are in
+  `figures/recovery_steps.png`.
 """
     path = out / "report.md"
     path.write_text(text)
