@@ -53,6 +53,16 @@ def test_compare_best_versus_previous():
     assert run(prev, losses)[1] == [1.0, 1.0, 1.0, 2.0, 2.0]
 
 
+def test_recent_best_rebaselines_at_each_decrease():
+    losses = [1.0, 2.0, 1.5, 1.8, 1.4]
+    recent = GreedyConfig(factor=0.5, patience=1, compare="recent_best", **PLAIN)
+    best = GreedyConfig(factor=0.5, patience=1, compare="best", **PLAIN)
+    # both decrease at obs 3; recent_best then compares with 1.5, so 1.4 is an improvement
+    state, lrs, _ = run(recent, losses)
+    assert lrs == [1.0, 1.0, 0.5, 0.5, 0.5] and state.reference == 1.4
+    assert run(best, losses)[1] == [1.0, 1.0, 0.5, 0.5, 0.25]
+
+
 def test_relative_and_absolute_threshold():
     losses = [1.0, 0.95, 0.9]
     rel = GreedyConfig(factor=0.5, patience=1, threshold=0.1, threshold_mode="rel", **PLAIN)
@@ -233,7 +243,7 @@ configs = st.builds(
     factor=st.floats(0.05, 0.99),
     patience=st.integers(0, 4),
     increase_patience=st.one_of(st.none(), st.integers(0, 4)),
-    compare=st.sampled_from(["best", "previous"]),
+    compare=st.sampled_from(["best", "recent_best", "previous"]),
     threshold=st.floats(0, 0.1),
     threshold_mode=st.sampled_from(["rel", "abs"]),
     mode=st.sampled_from(["min", "max"]),

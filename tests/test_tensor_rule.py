@@ -74,7 +74,7 @@ def configs(draw: st.DrawFn) -> GreedyConfig:
         factor=draw(st.sampled_from([0.5, 0.9, 0.95, 0.3])),
         patience=draw(st.integers(0, 3)),
         increase_patience=draw(st.sampled_from([None, 0, 1, 2])),
-        compare=draw(st.sampled_from(["best", "previous"])),
+        compare=draw(st.sampled_from(["best", "recent_best", "previous"])),
         threshold=draw(st.sampled_from([0.0, 1e-3, 0.05])),
         threshold_mode=draw(st.sampled_from(["rel", "abs"])),
         mode=draw(st.sampled_from(["min", "max"])),

@@ -70,7 +70,9 @@ class GreedyConfig:
             ``patience + 1``-th, as torch's ``ReduceLROnPlateau``).
         increase_patience: the same for increases; ``None`` means ``patience``.
         compare: ``"best"`` compares with the best smoothed value so far (transformers,
-            torch); ``"previous"`` with the previous smoothed value (paper, Algorithm 1).
+            torch); ``"recent_best"`` with the best since the last decrease decision, so
+            that a disturbance cannot leave the run chasing a best it can no longer
+            reach; ``"previous"`` with the previous smoothed value (paper, Algorithm 1).
         threshold: how much better counts as better; see ``threshold_mode``.
         threshold_mode: ``"rel"``: better than ``ref * (1 - threshold)`` (min mode);
             ``"abs"``: better than ``ref - threshold``.
@@ -102,7 +104,7 @@ class GreedyConfig:
     factor: float = 0.95
     patience: int = 10
     increase_patience: int | None = None
-    compare: Literal["best", "previous"] = "best"
+    compare: Literal["best", "recent_best", "previous"] = "best"
     threshold: float = 0.0
     threshold_mode: Literal["rel", "abs"] = "rel"
     mode: Literal["min", "max"] = "min"
@@ -148,7 +150,7 @@ class GreedyConfig:
                 f"reset_patience must be an int >= 1 or None, got {self.reset_patience!r}",
             )
         for name, allowed in (
-            ("compare", ("best", "previous")),
+            ("compare", ("best", "recent_best", "previous")),
             ("threshold_mode", ("rel", "abs")),
             ("mode", ("min", "max")),
             ("smoothing", ("window", "ema", "none")),
@@ -296,6 +298,14 @@ class RuleState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RuleState:
         return cls(**{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in data.items()})
+
+
+#: How an event reason names the reference, by ``compare`` mode (shared with the adapters).
+COMPARE_NAMES = {
+    "best": "best",
+    "recent_best": "best since the last decrease",
+    "previous": "previous",
+}
 
 
 def _initial_reference(config: GreedyConfig) -> float:
@@ -500,7 +510,7 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
         state.num_good = 0
 
     events: list[Event] = []
-    versus = "best" if config.compare == "best" else "previous"
+    versus = COMPARE_NAMES[config.compare]
     if state.num_good > config.up_patience:
         why = (f"{state.num_good} improving steps > patience {config.up_patience}; "
                f"smoothed loss {smoothed:.4g} vs {versus} {reference:.4g}")
@@ -510,5 +520,8 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
         why = (f"{state.num_bad} non-improving steps > patience {config.patience}; "
                f"smoothed loss {smoothed:.4g} vs {versus} {reference:.4g}")
         state.num_bad = 0
+        if config.compare == "recent_best":
+            # a new baseline (unless a reset clears it): "better" now means better than now
+            state.reference = smoothed
         events = _change(config, state, "decrease", why, loss, smoothed, reference)
     return Decision(tuple(state.lrs), smoothed, tuple(events))

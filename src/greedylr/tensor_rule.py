@@ -82,7 +82,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from greedylr.rule import Event, GreedyConfig, RuleState
+from greedylr.rule import COMPARE_NAMES, Event, GreedyConfig, RuleState
 
 __all__ = [
     "CLIPPED",
@@ -606,6 +606,9 @@ def update(
 
     do_increase = comparing & (num_good > state.up_patience)
     do_decrease = comparing & ~do_increase & (num_bad > state.patience)
+    if config.compare == "recent_best":
+        # a new baseline at each decrease decision (a reset below clears it)
+        reference = torch.where(do_decrease, smoothed, reference)
     num_good = torch.where(do_increase, zero, num_good)
     num_bad = torch.where(do_decrease, zero, num_bad)
     nonfinite = ~finite
@@ -738,7 +741,7 @@ def decode_events(
         events.append(Event(step, "nonfinite", f"non-finite loss {loss!r} at step {step}: "
                             "not fed to the statistics", loss, sm, None, before, before))
     if code & (INCREASE | DECREASE):
-        versus = "best" if config.compare == "best" else "previous"
+        versus = COMPARE_NAMES[config.compare]
         if code & NONFINITE:
             why = "non-finite loss"
         elif code & INCREASE:

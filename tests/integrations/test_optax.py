@@ -51,7 +51,7 @@ def random_config(rng: random.Random, smoothing: str, window: int) -> tuple[Gree
         factor=rng.choice([0.5, rng.uniform(0.2, 0.97)]),
         patience=rng.randint(0, 4),
         increase_patience=rng.choice([None, rng.randint(0, 4)]),
-        compare=rng.choice(["best", "previous"]),
+        compare=rng.choice(["best", "recent_best", "previous"]),
         threshold=rng.choice([0.0, rng.uniform(0.0, 0.05 if threshold_mode == "rel" else 0.2)]),
         threshold_mode=threshold_mode,
         mode=rng.choice(["min", "max"]),

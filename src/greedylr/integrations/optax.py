@@ -170,6 +170,7 @@ class _Knobs(NamedTuple):
     relative: Any
     maximize: Any
     compare_previous: Any
+    compare_recent_best: Any
     decrease_on_nonfinite: Any
 
 
@@ -232,6 +233,7 @@ def _resolve(config: GreedyConfig, learning_rate: float) -> tuple[_Static, _Knob
         relative=config.threshold_mode == "rel",
         maximize=config.mode == "max",
         compare_previous=config.compare == "previous",
+        compare_recent_best=config.compare == "recent_best",
         decrease_on_nonfinite=config.on_nonfinite == "decrease",
     )
     return static, knobs
@@ -366,7 +368,10 @@ def _observe(
     # A non-finite value after warmup may decrease at once, even during a hold.
     nonfinite_decrease = ~finite & ~in_warmup & k.decrease_on_nonfinite
     up = comparing & (num_good > k.up_patience)
-    down = (comparing & ~up & (num_bad > k.patience)) | nonfinite_decrease
+    decided_down = comparing & ~up & (num_bad > k.patience)
+    # recent_best: a new baseline at each decrease decision (a reset below clears it)
+    reference = jnp.where(decided_down & k.compare_recent_best, smoothed, reference)
+    down = decided_down | nonfinite_decrease
     num_good = jnp.where(up | nonfinite_decrease, 0, num_good)
     num_bad = jnp.where(down, 0, num_bad)
 
