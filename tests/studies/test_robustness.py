@@ -126,6 +126,14 @@ def test_study_writes_results_and_a_report(tmp_path):
     (tmp_path / "report.md").unlink()
     assert main(["bench", "robustness", "--out", str(tmp_path), "--report-only"]) == 0
     assert (tmp_path / "report.md").exists()
+    # resumable: the trained families are stored in parts and reused, not retrained
+    before = (tmp_path / "runs.csv").read_text()
+    (tmp_path / "runs.csv").unlink()
+    lines_seen: list[str] = []
+    run_robustness(tmp_path, quick=True, families=["quadratic", "ackley"],
+                   progress=lines_seen.append)
+    assert sum("(stored)" in line for line in lines_seen) == 2
+    assert (tmp_path / "runs.csv").read_text() == before
     speed = summary["speed"]["families"]["quadratic"]
     assert math.isfinite(speed["max_rel_diff_final_loss"])
     assert speed["max_rel_diff_final_loss"] < 1e-3

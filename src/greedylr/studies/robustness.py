@@ -35,6 +35,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -1015,13 +1016,21 @@ def _write_csv(path: Path, fields: Sequence[str], rows: Sequence[dict[str, Any]]
     tmp.replace(path)  # atomic: an interrupted study never leaves half a table
 
 
-def _speed_check(study: StudyDesign, batched: dict[str, FamilyResult],
-                 ) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Trained:
+    """What the speed check needs of a trained family (from memory or from its part)."""
+
+    specs: list[RunSpec]
+    final_loss: np.ndarray
+    seconds: float
+
+
+def _speed_check(study: StudyDesign, batched: dict[str, _Trained]) -> dict[str, Any]:
     """Train a few runs one at a time; their speed and their agreement with the batch.
 
-    For each family, the first ``reference_runs`` runs of seed 0 under ``random_spike``
-    (so the check covers perturbation, schedule and training) are retrained by
-    :func:`train_one` and compared with the same runs of the batch.
+    For each family, ``reference_runs`` spike runs at the strongest strength (so the
+    check covers perturbation, schedule and training) are retrained by :func:`train_one`
+    and compared with the same runs of the batch.
     """
     out: dict[str, Any] = {"families": {}}
     total_ref_runs = total_ref_s = 0.0
@@ -1102,38 +1111,80 @@ def run_robustness(out_dir: str | Path, quick: bool = False, *,
         torch.set_num_threads(threads)
 
 
+def _design_key(study: StudyDesign, family: str) -> dict[str, Any]:
+    """What a stored family part must match to be reused."""
+    return {"steps": study.steps, "runs": [[r.schedule, r.perturbation.name, r.seed]
+                                           for r in study.specs(family)],
+            "batch": BATCH, "base_lr": BASE_LR}
+
+
+def _train_or_load(study: StudyDesign, family: str, parts: Path,
+                   first_run: int) -> tuple[dict[str, Any], dict[str, np.ndarray], bool]:
+    """One family's rows, events and traces: from its stored part, or trained now.
+
+    A part is written atomically after its family has trained, so an interrupted study
+    resumes at the first family without one and loses nothing.
+    """
+    import json
+
+    meta_path, trace_path = parts / f"{family}.json", parts / f"{family}.npz"
+    key = _design_key(study, family)
+    if meta_path.exists() and trace_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta["key"] == key and meta["first_run"] == first_run:
+            with np.load(trace_path) as stored:
+                return meta, dict(stored), True
+    cpu = time.process_time()
+    result = train_family(family, study.specs(family), steps=study.steps)
+    cpu = time.process_time() - cpu
+    rows, events = _summarise(result, first_run)
+    meta = {"key": key, "first_run": first_run, "rows": rows, "events": events,
+            "seconds": result.seconds, "cpu_s": cpu}
+    traces = {"run": np.array([r["run"] for r in rows]),
+              "observed": result.observed.numpy().astype(np.float16),
+              "probe": result.probe.numpy().astype(np.float16),
+              "lr": result.lr.numpy().astype(np.float16),
+              "corrupt": result.corrupt.numpy(),
+              "seed": np.array([r.seed for r in result.specs])}
+    parts.mkdir(parents=True, exist_ok=True)
+    tmp = trace_path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **traces)
+    tmp.replace(trace_path)
+    tmp_meta = meta_path.with_suffix(".json.tmp")
+    tmp_meta.write_text(json.dumps(meta))
+    tmp_meta.replace(meta_path)
+    return meta, traces, False
+
+
 def _run_study(out: Path, study: StudyDesign, quick: bool,
                progress: Callable[[str], None] | None) -> dict[str, Any]:
     import json
 
     started = time.perf_counter()
-    rows: list[dict[str, Any]] = []
-    event_rows: list[dict[str, Any]] = []
-    traces: dict[str, list[np.ndarray]] = {"run": [], "observed": [], "probe": [], "lr": [],
-                                           "corrupt": []}
     if any(f in NEURAL for f in study.families):
         _digits()  # load (and import sklearn) before the clock of the first family
-    all_traces: dict[str, list[np.ndarray]] = {k: [] for k in traces}
-    batched: dict[str, FamilyResult] = {}
+    rows: list[dict[str, Any]] = []
+    event_rows: list[dict[str, Any]] = []
+    names = ("run", "observed", "probe", "lr", "corrupt")
+    seed0: dict[str, list[np.ndarray]] = {k: [] for k in names}
+    every: dict[str, list[np.ndarray]] = {k: [] for k in names}
+    batched: dict[str, _Trained] = {}
+    cpu_s = 0.0
     for family in study.families:
-        result = train_family(family, study.specs(family), steps=study.steps)
-        fam_rows, fam_events = _summarise(result, len(rows))
-        all_traces["run"].append(np.array([r["run"] for r in fam_rows]))
-        for name in ("observed", "probe", "lr"):
-            all_traces[name].append(getattr(result, name).numpy().astype(np.float16))
-        all_traces["corrupt"].append(result.corrupt.numpy())
-        keep = [i for i, s in enumerate(result.specs) if s.seed == 0]
-        traces["run"].append(np.array([fam_rows[i]["run"] for i in keep]))
-        for name in ("observed", "probe", "lr"):
-            traces[name].append(getattr(result, name)[keep].numpy().astype(np.float16))
-        traces["corrupt"].append(result.corrupt[keep].numpy())
-        rows += fam_rows
-        event_rows += fam_events
-        # keep only what the speed check needs: the big per-step tensors go
-        result.observed = result.probe = result.lr = result.corrupt = torch.empty(0)
-        batched[family] = result
-        line = (f"{family}: {len(result.specs)} runs in {result.seconds:.1f} s "
-                f"({len(result.specs) / result.seconds:.1f} runs/s)")
+        meta, traces, resumed = _train_or_load(study, family, out / "parts", len(rows))
+        keep = traces["seed"] == 0
+        for k in names:
+            every[k].append(traces[k])
+            seed0[k].append(traces[k][keep])
+        rows += meta["rows"]
+        event_rows += meta["events"]
+        cpu_s += meta["cpu_s"]
+        batched[family] = _Trained(
+            study.specs(family), np.array([r["final_loss"] for r in meta["rows"]]),
+            meta["seconds"])
+        n = len(meta["rows"])
+        line = (f"{family}: {n} runs in {meta['seconds']:.1f} s ({n / meta['seconds']:.1f} "
+                f"runs/s){' (stored)' if resumed else ''}")
         logger.info(line)
         if progress:
             progress(line)
@@ -1144,11 +1195,11 @@ def _run_study(out: Path, study: StudyDesign, quick: bool,
                  f"{speed['batched_runs_per_s']:.1f} runs/s; speed-up {speed['speedup']:.1f}x")
     _write_csv(out / "runs.csv", _RUN_FIELDS, rows)
     _write_csv(out / "events.csv", _EVENT_FIELDS, event_rows)
-    np.savez_compressed(out / "traces.npz", **{k: np.concatenate(v) for k, v in traces.items()})
+    np.savez_compressed(out / "traces.npz", **{k: np.concatenate(v) for k, v in seed0.items()})
     # every run's traces too, so that any metric can be recomputed from stored data
     # (several MB: kept beside the results, not meant for version control)
     np.savez_compressed(out / "traces_all.npz",
-                        **{k: np.concatenate(v) for k, v in all_traces.items()})
+                        **{k: np.concatenate(v) for k, v in every.items()})
     summary = {
         "design": {
             "quick": quick,
@@ -1163,9 +1214,11 @@ def _run_study(out: Path, study: StudyDesign, quick: bool,
             "base_lr": BASE_LR,
         },
         "train_s": round(train_s, 1),
+        "train_cpu_s": round(cpu_s, 1),
         "speed": speed,
         "wall_s": round(time.perf_counter() - started, 1),
         "threads": torch.get_num_threads(),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_report(out)
@@ -1457,6 +1510,12 @@ def write_report(out_dir: str | Path) -> Path:
 
     acc = [f"`{s}` {_f(_med(runs['final_accuracy'][neural & (runs['schedule'] == s)]))}"
            for s in schedules]
+    cpu_note = ""
+    if summary.get("train_cpu_s") is not None:
+        cpu_note += f"; training used {summary['train_cpu_s']:.0f} s of CPU"
+    if summary.get("load_average"):
+        cpu_note += (f"; the 2-core machine was shared (load average "
+                     f"{summary['load_average'][1]:.0f} at the end)")
     g_ratio = _paired_ratio(runs, "greedy")
     g_const = _paired_ratio(runs, "greedy", baseline="constant")
     if abs(_med(g_const) - 1.0) < 0.05:
@@ -1484,7 +1543,7 @@ model families x {len(d['conditions'])} conditions x {len(schedules)} schedules 
 function), {d['steps']} Adam steps each (initial LR {d['base_lr']}, batch {d['batch']}).
 Trained {sp['batched_runs_per_s']:.1f} runs/s batched against
 {sp['one_at_a_time_runs_per_s']:.2f} runs/s one at a time: **{sp['speedup']:.1f}x**.
-Wall time {summary['wall_s']:.0f} s ({summary['threads']} torch threads, shared CPU).
+Wall time {summary['wall_s']:.0f} s ({summary['threads']} torch thread){cpu_note}.
 Generated by `greedylr bench robustness{' --quick' if d['quick'] else ''}` from
 `runs.csv`, `events.csv`, `traces.npz` and `summary.json` in this folder.
 
