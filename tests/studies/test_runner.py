@@ -199,3 +199,18 @@ def test_ray_executor_gives_the_same_results_as_local_processes(tmp_path: Path) 
         assert a["metrics"] == b["metrics"] and a["events"] == b["events"]
         assert a["machine"]["torch_threads"] == b["machine"]["torch_threads"] == 1
     assert len(load_results(tmp_path / "ray")) == 5
+
+
+def test_a_second_run_into_the_same_study_is_refused_while_the_first_runs(
+    tmp_path: Path,
+) -> None:
+    fcntl = pytest.importorskip("fcntl")
+    tmp_path.mkdir(exist_ok=True)
+    with open(tmp_path / ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("pid 1 on elsewhere")
+        held.flush()
+        with pytest.raises(RuntimeError, match="being written by pid 1 on elsewhere"):
+            run_trials([_spec(steps=3)], tmp_path)
+        fcntl.flock(held, fcntl.LOCK_UN)
+    assert run_trials([_spec(steps=3)], tmp_path)[0]["status"] == "ok"  # free again

@@ -498,6 +498,38 @@ def load_results(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return sorted(results, key=order)
 
 
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold ``out/.lock`` while running: two runs of one study would run trials twice.
+
+    An advisory ``flock``, released by the OS if the process dies, so a killed run
+    never leaves a stale lock behind. Where ``fcntl`` is missing (Windows), no lock.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            raise RuntimeError(
+                f"{out} is being written by {owner}: wait for it, or stop it (it resumes)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {platform.node()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _clean_temporaries(trials_dir: Path) -> None:
     """Remove what a killed run left half-written: never read, safe to delete."""
     if trials_dir.is_dir():
@@ -692,6 +724,7 @@ def run_trials(
         KeyboardInterrupt: after Ctrl-C, once the running trials are stopped. Every
             finished trial is on disk; rerunning the same call resumes the study.
         ValueError: unknown executor or a bad ``jobs``.
+        RuntimeError: another process is running trials into ``out_dir`` right now.
     """
     if executor not in ("local", "ray"):
         raise ValueError(f"executor must be 'local' or 'ray', got {executor!r}")
@@ -701,6 +734,22 @@ def run_trials(
     unique: dict[str, TrialSpec] = {}
     for spec in specs:
         unique.setdefault(spec.key, spec)
+    with _exclusive(out):
+        return _run_unlocked(
+            unique, out, jobs, executor, address, retry_failed, progress, on_result
+        )
+
+
+def _run_unlocked(
+    unique: dict[str, TrialSpec],
+    out: Path,
+    jobs: int,
+    executor: str,
+    address: str | None,
+    retry_failed: bool,
+    progress: bool,
+    on_result: OnResult | None,
+) -> list[dict[str, Any]]:
     _clean_temporaries(out / TRIALS_DIR)
 
     stored: dict[str, dict[str, Any]] = {}
