@@ -284,7 +284,7 @@ def summary_markdown(study_dir: str | os.PathLike[str]) -> str:
 
 
 def _lower_than_cosine_pct(results: list[dict[str, Any]], setting: tuple[Any, ...]) -> str:
-    """ "x% / y% / z% lower training loss at 10/50/100%" (seed means), as in the paper.
+    """How much lower GreedyLR's training loss is than cosine's at 10/50/100% of training.
 
     The paper reports 1.0 / 3.0 / 5.4% for Llama-3.2-1B (one seed); each greedy arm of
     the setting is compared with cosine on the trailing-window training loss.
