@@ -51,6 +51,7 @@ Example:
     >>> sched = build_schedule("cosine", opt, total_steps=10, warmup=2)
     >>> [round(g["lr"], 3) for g in opt.param_groups]  # warmup starts at 0
     [0.0]
+    >>> opt.step()  # after each optimizer step, with that step's loss:
     >>> step_schedule(sched, 1.0); round(opt.param_groups[0]["lr"], 3)
     0.05
 """
