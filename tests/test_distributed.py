@@ -7,10 +7,11 @@ loss; without it they must drift apart (the control that shows the test can fail
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import math
-import multiprocessing.connection
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from greedylr import GreedyLR
 from greedylr.distributed import is_distributed, mean_across_ranks
 
 WORLD = 2
+WORKER_TIMEOUT = 200  # seconds
 STEPS = 30
 # Small patience and no smoothing: the rank-local losses lead to different decisions
 # within a few steps, so agreement is a real property and not a coincidence.
@@ -56,6 +58,8 @@ def _trajectory(losses: list[float], **kwargs: object) -> list[float]:
 
 
 def _worker(rank: int, init_file: str, out_dir: str) -> None:
+    # A rank that hangs prints where, then exits: the parent's join() then reports it.
+    faulthandler.dump_traceback_later(WORKER_TIMEOUT, exit=True)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     try:
         result: dict[str, object] = {"is_distributed": is_distributed()}
@@ -99,12 +103,13 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
 def _spawn(fn, args: tuple, timeout: float) -> None:
     """Start ``WORLD`` processes and join them; kill them all on a hang or a failure."""
     context = mp.start_processes(fn, args=args, nprocs=WORLD, join=False, start_method="spawn")
-    sentinels = [p.sentinel for p in context.processes]
+    deadline = time.monotonic() + timeout
     try:
-        multiprocessing.connection.wait(sentinels, timeout=timeout)
-        # join() raises ProcessRaisedException with the child's traceback on failure.
-        while not context.join(timeout=timeout):
-            pass
+        # join() returns False while a rank is still running, and raises
+        # ProcessRaisedException with the child's traceback if one failed.
+        while not context.join(timeout=max(deadline - time.monotonic(), 0.0)):
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"the ranks did not finish within {timeout} s")
     finally:
         for process in context.processes:
             if process.is_alive():
