@@ -368,11 +368,15 @@ def write_report(out: Path, baselines_dir: Path | None, report_dir: Path) -> Pat
         if not results:
             continue
         if stage == "check":
-            # the current default's runs on these workloads come from the small-model study
+            # the current default's runs on these workloads come from the small-model
+            # study: paired by seed with the candidate's, so both arms cover the same runs
+            ran = {_key(r) for r in results}
             results += [
                 b
                 for b in baselines
-                if b["spec"]["workload"] in CHECK_WORKLOADS and M.arm_of(b) == "greedy"
+                if b["spec"]["workload"] in CHECK_WORKLOADS
+                and M.arm_of(b) == "greedy"
+                and _key(b) in ran
             ]
         analysis = analyze(results, baselines)
         summary[stage] = analysis
