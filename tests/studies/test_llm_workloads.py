@@ -339,8 +339,11 @@ def test_full_studies_cover_every_schedule_seed_and_factor():
 
     sweep = S.f_sweep(False)
     for workload in ("minilm_lora", "llama_pretrain"):
-        cells = {(s.options["factor"], s.seed) for s in sweep if s.workload == workload}
-        assert cells == {(f, seed) for f in S.F_VALUES for seed in (0, 1, 2)}
+        mine = [s for s in sweep if s.workload == workload]
+        capped = {(s.options["factor"], s.seed) for s in mine if "max_lr_ratio" not in s.options}
+        assert capped == {(f, seed) for f in S.F_VALUES for seed in (0, 1, 2)}
+        uncapped = {(s.options["factor"], s.seed) for s in mine if "max_lr_ratio" in s.options}
+        assert uncapped == {(f, seed) for f in S.UNBOUNDED_F_VALUES for seed in (0, 1, 2)}
 
     # every schedule accepts the settings it is given (a typo would fail every trial)
     opt = torch.optim.AdamW(torch.nn.Linear(2, 1).parameters(), lr=1e-3)

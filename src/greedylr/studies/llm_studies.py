@@ -49,6 +49,7 @@ __all__ = [
     "PHASES",
     "SCHEDULES",
     "STUDIES",
+    "UNBOUNDED_F_VALUES",
     "f_sweep",
     "f_sweep_table",
     "finetune",
@@ -74,6 +75,9 @@ SCHEDULES: tuple[str, ...] = (
 
 #: The F-sweep: the paper's four values plus 0.9 and the recipe's 0.95.
 F_VALUES: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
+
+#: F values also swept with no upper LR bound (``max_lr_ratio=None``), as the paper ran.
+UNBOUNDED_F_VALUES: tuple[float, ...] = (0.25, 0.5)
 
 FULL_SEEDS: tuple[int, ...] = (0, 1, 2)
 QUICK_SEEDS: tuple[int, ...] = (0,)
@@ -165,6 +169,21 @@ def f_sweep(quick: bool) -> list[TrialSpec]:
             _spec("f_sweep", workload, "greedy", seed, False, settings={**base, "factor": f})
             for seed in FULL_SEEDS
             for f in F_VALUES
+        ]
+        # the paper's fork bounds the LR by max_lr=1.0, which at LR 2e-4 is no bound;
+        # this package's default caps it at 10x the initial LR, which may be what keeps
+        # a small F from diverging: run the smallest F values without the cap as well
+        specs += [
+            _spec(
+                "f_sweep",
+                workload,
+                "greedy",
+                seed,
+                False,
+                settings={**base, "factor": f, "max_lr_ratio": None},
+            )
+            for seed in FULL_SEEDS
+            for f in UNBOUNDED_F_VALUES
         ]
     return specs
 
@@ -320,16 +339,21 @@ def f_sweep_table(study_dir: str | os.PathLike[str]) -> str:
 
     study_dir = Path(study_dir)
     results = [r for r in load_results(study_dir) if r["spec"]["schedule"] == "greedy"]
-    table: dict[str, dict[float, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    table: dict[str, dict[tuple[float, bool], list[dict[str, Any]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
     for r in results:
-        factor = float(r["spec"]["settings"]["factor"])
-        table[r["spec"]["workload"]][factor].append(r)
+        settings = r["spec"]["settings"]
+        bounded = settings.get("max_lr_ratio", "default") is not None
+        table[r["spec"]["workload"]][(float(settings["factor"]), bounded)].append(r)
     lines = [
         "# F-sweep: GreedyLR's factor F",
         "",
         "Diverged: non-finite loss, or final training loss above the first. Final loss: "
         "trailing-window mean of the training loss (mean ± sd over seeds); metric: "
-        "held-out, at the end. Peak LR: the largest LR the run reached / the initial LR.",
+        "held-out, at the end. Peak LR: the largest LR the run reached / the initial LR "
+        "(mean over seeds). Rows marked 'no LR cap' ran without the default upper "
+        "bound of 10x the initial LR, as the paper's code did.",
         "",
     ]
     figure_data: dict[str, list[tuple[float, float, float]]] = {}
@@ -342,7 +366,7 @@ def f_sweep_table(study_dir: str | os.PathLike[str]) -> str:
             "|---|---|---|---|---|---|",
         ]
         points = []
-        for factor, runs in sorted(by_f.items()):
+        for (factor, bounded), runs in sorted(by_f.items(), key=lambda kv: (not kv[0][1], kv[0])):
             finals, metrics_, peaks, diverged = [], [], [], 0
             for r in runs:
                 losses = [v for v in r.get("losses", []) if v is not None]
@@ -357,11 +381,12 @@ def f_sweep_table(study_dir: str | os.PathLike[str]) -> str:
                     peaks.append(max(lrs) / float(r["lr"]))
             loss_s, metric_s, peak_s = M.Stat.of(finals), M.Stat.of(metrics_), M.Stat.of(peaks)
             lines.append(
-                f"| {factor:g} | {len(runs)} | {diverged} | "
+                f"| {factor:g}{'' if bounded else ' (no LR cap)'} | {len(runs)} | {diverged} | "
                 f"{_fmt(loss_s.mean)} ± {_fmt(loss_s.std, 2)} | "
                 f"{_fmt(metric_s.mean)} ± {_fmt(metric_s.std, 2)} | {_fmt(peak_s.mean, 3)} |"
             )
-            points.append((factor, loss_s.mean, loss_s.std))
+            if bounded:
+                points.append((factor, loss_s.mean, loss_s.std))
         figure_data[workload] = points
         stable = [p[1] for p in points if p[0] >= 0.5 and math.isfinite(p[1])]
         if len(stable) > 1:
