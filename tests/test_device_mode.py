@@ -98,8 +98,10 @@ def test_the_guard_itself_catches_host_reads() -> None:
                          [("window", True), ("ema", True), ("none", True), ("window", False)])
 def test_device_step_makes_no_host_read(smoothing: str, trace: bool) -> None:
     opt = _optimizer(tensor_lr=True)
+    # compare="best" on this sequence reaches every event kind, the reset included
     sched = GreedyLR(opt, patience=0, smoothing=smoothing, window=3, warmup=2, cooldown=1,
-                     reset_patience=1, min_lr_ratio=0.5, on_nonfinite="decrease", trace=trace)
+                     reset_patience=1, min_lr_ratio=0.5, on_nonfinite="decrease", trace=trace,
+                     compare="best")
     assert sched.device_mode
     rng = random.Random(0)
     values = [torch.tensor(rng.gauss(1.0, 0.3)) for _ in range(40)]

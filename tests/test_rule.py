@@ -190,7 +190,7 @@ def test_event_reason_names_the_numbers():
     events = [e for x in (0.4, 0.5, 0.6) for e in update(cfg, state, x).events]
     assert events[0].reason == (
         "decrease at step 3: 2 non-improving steps > patience 1; "
-        "smoothed loss 0.6 vs best 0.4; lr 1 -> 0.5"
+        "smoothed loss 0.6 vs best since the last decrease 0.4; lr 1 -> 0.5"
     )
 
 

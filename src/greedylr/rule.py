@@ -7,7 +7,8 @@ is an adapter over this file, and the tests check each of them against it.
 
 The rule, once warmup is over and no hold period is running::
 
-    improved  = smoothed loss better than the reference (best so far, or previous)
+    improved  = smoothed loss better than the reference (best since the last decrease,
+                best so far, or previous: see ``compare``)
     good, bad = consecutive improving / non-improving observations
     good > increase_patience  ->  lr = min(lr / factor, max_lr), hold for hold_after_increase
     bad  > patience           ->  lr = max(lr * factor, min_lr), hold for cooldown
@@ -69,10 +70,12 @@ class GreedyConfig:
         patience: non-improving observations tolerated before a decrease (acts on the
             ``patience + 1``-th, as torch's ``ReduceLROnPlateau``).
         increase_patience: the same for increases; ``None`` means ``patience``.
-        compare: ``"best"`` compares with the best smoothed value so far (transformers,
-            torch); ``"recent_best"`` with the best since the last decrease decision, so
-            that a disturbance cannot leave the run chasing a best it can no longer
-            reach; ``"previous"`` with the previous smoothed value (paper, Algorithm 1).
+        compare: ``"recent_best"`` (default) compares with the best smoothed value since
+            the last decrease decision, so that a disturbance cannot leave the run
+            chasing a best it can no longer reach; ``"best"`` with the best so far
+            (transformers, torch: after a loss spike it keeps cutting the LR until the
+            pre-spike best is beaten); ``"previous"`` with the previous smoothed value
+            (paper, Algorithm 1).
         threshold: how much better counts as better; see ``threshold_mode``.
         threshold_mode: ``"rel"``: better than ``ref * (1 - threshold)`` (min mode);
             ``"abs"``: better than ``ref - threshold``.
@@ -104,7 +107,7 @@ class GreedyConfig:
     factor: float = 0.95
     patience: int = 10
     increase_patience: int | None = None
-    compare: Literal["best", "recent_best", "previous"] = "best"
+    compare: Literal["best", "recent_best", "previous"] = "recent_best"
     threshold: float = 0.0
     threshold_mode: Literal["rel", "abs"] = "rel"
     mode: Literal["min", "max"] = "min"
