@@ -295,7 +295,7 @@ def summary_markdown(study_dir: str | os.PathLike[str]) -> str:
                 )
         pct = _lower_than_cosine_pct(results, setting)
         if pct:
-            lines += ["", "The paper's measure (its LLM runs), GreedyLR's training loss against cosine's: " + pct]
+            lines += ["", f"The paper's LLM measure, training loss against cosine: {pct}"]
         lines.append("")
     text = "\n".join(lines)
     (study_dir / "summary.md").write_text(text)
