@@ -243,7 +243,7 @@ class GreedyConfig:
         return cls(**data)
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
     """One decision worth explaining: what happened, at which step, and why."""
 
@@ -260,7 +260,7 @@ class Event:
         return asdict(self)
 
 
-@dataclass
+@dataclass(slots=True)
 class Decision:
     """What one observation produced: the LRs to apply and the events behind them."""
 

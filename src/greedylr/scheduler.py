@@ -304,8 +304,9 @@ class GreedyLR(LRScheduler):
         return trace
 
     def _record(self, loss: float, decision: Decision) -> None:
-        for event in decision.events:
-            logger.debug(event.reason)
+        if decision.events and logger.isEnabledFor(logging.DEBUG):
+            for event in decision.events:
+                logger.debug(event.reason)
         if self.trace is not None:
             self.trace.record(self.state.step, loss, decision.smoothed, decision.lrs,
                               decision.events)
