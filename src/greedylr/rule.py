@@ -49,6 +49,18 @@ EventKind = Literal[
 ]
 Bound = float | Sequence[float] | None
 
+#: One bit per event kind: how the tensor rule, the optax port and the trace's event
+#: column encode "what this observation did" without building Event objects.
+EVENT_BITS: dict[str, int] = {
+    "increase": 1,
+    "decrease": 2,
+    "clipped": 4,
+    "hold": 8,
+    "warmup_end": 16,
+    "reset": 32,
+    "nonfinite": 64,
+}
+
 
 def _per_group(value: Bound, n: int, name: str) -> list[float] | None:
     if value is None:

@@ -82,7 +82,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from greedylr.rule import COMPARE_NAMES, Event, GreedyConfig, RuleState
+from greedylr.rule import COMPARE_NAMES, EVENT_BITS, Event, GreedyConfig, RuleState
 
 __all__ = [
     "CLIPPED",
@@ -107,13 +107,13 @@ logger = logging.getLogger("greedylr")
 # Bit flags of TensorDecision.code, bit i = 1 << i in this order (update() relies on
 # it). INCREASE and DECREASE say which change was attempted; CLIPPED says that it
 # changed no group (the float rule's "clipped" event).
-INCREASE = 1
-DECREASE = 2
-CLIPPED = 4
-HOLD = 8
-WARMUP_END = 16
-RESET = 32
-NONFINITE = 64
+INCREASE = EVENT_BITS["increase"]
+DECREASE = EVENT_BITS["decrease"]
+CLIPPED = EVENT_BITS["clipped"]
+HOLD = EVENT_BITS["hold"]
+WARMUP_END = EVENT_BITS["warmup_end"]
+RESET = EVENT_BITS["reset"]
+NONFINITE = EVENT_BITS["nonfinite"]
 
 # Longest EMA bias-correction table (float64 entries: 8 MiB).
 _MAX_EMA_TABLE = 1 << 20

@@ -72,7 +72,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from greedylr.rule import Event
+from greedylr.rule import EVENT_BITS, Event
 
 __all__ = [
     "EVENT_BITS",
@@ -92,17 +92,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("greedylr")
-
-#: One bit per event kind; a row's code is the OR of the bits of its events.
-EVENT_BITS: dict[str, int] = {
-    "increase": 1,
-    "decrease": 2,
-    "clipped": 4,
-    "hold": 8,
-    "warmup_end": 16,
-    "reset": 32,
-    "nonfinite": 64,
-}
 
 _FORMAT = "greedylr.trace"
 _VERSION = 1

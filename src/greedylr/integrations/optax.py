@@ -61,7 +61,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from greedylr.rule import GreedyConfig
+from greedylr.rule import EVENT_BITS, GreedyConfig
 
 __all__ = [
     "CLIPPED",
@@ -78,16 +78,16 @@ __all__ = [
 
 logger = logging.getLogger("greedylr")
 
-# Bit flags of GreedyLRState.events, the same codes as greedylr.tensor_rule. INCREASE
+# Bit flags of GreedyLRState.events (greedylr.rule.EVENT_BITS, as the tensor rule). INCREASE
 # and DECREASE say which change was attempted; CLIPPED says that it changed nothing
 # (the float rule's "clipped" event).
-INCREASE = 1
-DECREASE = 2
-CLIPPED = 4
-HOLD = 8
-WARMUP_END = 16
-RESET = 32
-NONFINITE = 64
+INCREASE = EVENT_BITS["increase"]
+DECREASE = EVENT_BITS["decrease"]
+CLIPPED = EVENT_BITS["clipped"]
+HOLD = EVENT_BITS["hold"]
+WARMUP_END = EVENT_BITS["warmup_end"]
+RESET = EVENT_BITS["reset"]
+NONFINITE = EVENT_BITS["nonfinite"]
 
 # Longest EMA bias-correction table: 64k entries cover spans up to about 3,600 exactly
 # in float64; beyond its end the correction falls back to XLA's pow.
