@@ -258,7 +258,7 @@ class GreedyLR(LRScheduler):
         self._next_lrs = decision.lrs
         self._apply(decision.lrs)
 
-    def _apply(self, lrs: Sequence[float]) -> None:
+    def _apply(self, lrs: Sequence[float | torch.Tensor]) -> None:
         """What ``LRScheduler.step`` does after ``get_lr``, without its per-call machinery.
 
         The base class's step (warning checks, a context manager, a generic write per
@@ -422,9 +422,9 @@ class GreedyLR(LRScheduler):
             value = self._device_loss(distributed.mean_across_ranks(value))
         self._device_state, decision = self._update(self.config, self._device_state, value)
         self._record_on_device(value, decision)
-        # 0-d tensors on the LRs' device: torch's LRScheduler copies them in place
+        # 0-d tensors on the LRs' device: fill_ copies them in place, without a read
         self._next_lrs = list(decision.lrs.unbind())
-        super().step()
+        self._apply(self._next_lrs)
 
     @torch.compiler.disable
     def _record_on_device(self, value: torch.Tensor, decision: tensor_rule.TensorDecision) -> None:
