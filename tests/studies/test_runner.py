@@ -113,7 +113,11 @@ def test_run_trials_stores_one_file_each_and_skips_done_ones(tmp_path: Path) -> 
 
 _STUDY = textwrap.dedent(
     """
+    import signal
     import sys
+    # as in a terminal: a shell that starts a job in the background (CI may) makes it
+    # ignore SIGINT, and Python then never turns Ctrl-C into KeyboardInterrupt
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from greedylr.studies.runner import run_trials
     from greedylr.studies.trial import TrialSpec
     specs = [TrialSpec.make(study="k", workload=sys.argv[2], schedule=s, seed=seed, steps=20,
