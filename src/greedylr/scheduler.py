@@ -308,7 +308,8 @@ class GreedyLR(LRScheduler):
             for event in decision.events:
                 logger.debug(event.reason)
         if self.trace is not None:
-            self.trace.record(self.state.step, loss, decision.smoothed, decision.lrs,
+            # float mode: the host state itself (the ``state`` property is for both modes)
+            self.trace.record(self._rule_state.step, loss, decision.smoothed, decision.lrs,
                               decision.events)
 
     @property
