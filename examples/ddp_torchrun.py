@@ -25,18 +25,25 @@ from greedylr import GreedyLR
 
 def main(epochs: int = 5, accumulation: int = 2) -> None:
     distributed = "WORLD_SIZE" in os.environ  # set by torchrun
-    if distributed:
-        use_cuda = torch.cuda.is_available()
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-        if use_cuda:
-            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-    rank = dist.get_rank() if distributed else 0
-    device = (
-        torch.device("cuda", torch.cuda.current_device())
-        if distributed and torch.cuda.is_available()
-        else torch.device("cpu")
-    )
+    if not distributed:
+        train(torch.device("cpu"), epochs, accumulation)
+        return
+    use_cuda = torch.cuda.is_available()
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    device = torch.device("cuda", torch.cuda.current_device()) if use_cuda else torch.device("cpu")
+    try:
+        # The DDP model lives inside train(), so it is freed before the group is
+        # destroyed: a DDP reducer that outlives its process group can hang at exit.
+        train(device, epochs, accumulation)
+    finally:
+        dist.destroy_process_group()
 
+
+def train(device: torch.device, epochs: int, accumulation: int) -> None:
+    distributed = dist.is_initialized()
+    rank = dist.get_rank() if distributed else 0
     x, y = load_digits(return_X_y=True)
     data = TensorDataset(torch.tensor(x / 16.0, dtype=torch.float32), torch.tensor(y))
     sampler = DistributedSampler(data, seed=0) if distributed else None
@@ -82,8 +89,6 @@ def main(epochs: int = 5, accumulation: int = 2) -> None:
             f"{len(lrs)} optimizer steps, final lr {lrs[-1]:.3g}; "
             f"{kinds.count('increase')} increases, {kinds.count('decrease')} decreases"
         )
-    if distributed:
-        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

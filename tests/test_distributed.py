@@ -57,47 +57,57 @@ def _trajectory(losses: list[float], **kwargs: object) -> list[float]:
     return lrs
 
 
+def _train(rank: int) -> dict[str, object]:
+    """The rank's part of the test; returns plain data only.
+
+    Everything that holds the process group (the DDP model above all) is created here, so
+    it is freed when this returns, before the group is destroyed: a DDP reducer that
+    outlives its gloo group can hang the process at exit (it did, about one run in four).
+    """
+    result: dict[str, object] = {"is_distributed": is_distributed()}
+    # The bare helper: float and tensor paths, SUM then divide on gloo.
+    result["mean_float"] = mean_across_ranks(float(rank + 1))
+    mean_tensor = mean_across_ranks(torch.tensor(rank + 1.0, dtype=torch.float64))
+    result["mean_tensor"] = [float(mean_tensor), str(mean_tensor.dtype)]
+    result["mean_bf16"] = float(mean_across_ranks(torch.tensor(rank + 1.0, dtype=torch.bfloat16)))
+
+    torch.manual_seed(0)  # same initial weights on both ranks, as DDP requires
+    model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(3, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    synced = GreedyLR(opt, **CONFIG)
+    # A second optimizer and an unsynced scheduler: the control run.
+    control_opt = torch.optim.SGD(torch.nn.Linear(3, 1).parameters(), lr=0.1)
+    control = GreedyLR(control_opt, sync_ranks=False, **CONFIG)
+    x = torch.randn(8, 3, generator=torch.Generator().manual_seed(rank))
+    lrs, control_lrs = [], []
+    for i, loss in enumerate(_losses(rank)):
+        model(x).tanh().mean().backward()  # bounded gradients at any LR
+        opt.step()
+        opt.zero_grad()
+        # Alternate between a float and a 0-d tensor: both paths must agree.
+        synced.step(loss if i % 2 else torch.tensor(loss))
+        synced.step(loss)  # a repeated call (as Accelerate makes): ignored
+        lrs.append(synced.get_last_lr()[0])
+        control_opt.step()
+        control.step(loss)
+        control_lrs.append(control.get_last_lr()[0])
+    result["lrs"] = lrs
+    result["control_lrs"] = control_lrs
+    result["decisions"] = synced.state.step
+    result["params"] = [p.detach().double().flatten().tolist() for p in model.parameters()]
+    return result
+
+
 def _worker(rank: int, init_file: str, out_dir: str) -> None:
     # A rank that hangs prints where, then exits: the parent's join() then reports it.
     faulthandler.dump_traceback_later(WORKER_TIMEOUT, exit=True)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     try:
-        result: dict[str, object] = {"is_distributed": is_distributed()}
-        # The bare helper: float and tensor paths, SUM then divide on gloo.
-        result["mean_float"] = mean_across_ranks(float(rank + 1))
-        mean_tensor = mean_across_ranks(torch.tensor(rank + 1.0, dtype=torch.float64))
-        result["mean_tensor"] = [float(mean_tensor), str(mean_tensor.dtype)]
-        result["mean_bf16"] = float(
-            mean_across_ranks(torch.tensor(rank + 1.0, dtype=torch.bfloat16))
-        )
-
-        torch.manual_seed(0)  # same initial weights on both ranks, as DDP requires
-        model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(3, 1))
-        opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        synced = GreedyLR(opt, **CONFIG)
-        # A second optimizer and an unsynced scheduler: the control run.
-        control_opt = torch.optim.SGD(torch.nn.Linear(3, 1).parameters(), lr=0.1)
-        control = GreedyLR(control_opt, sync_ranks=False, **CONFIG)
-        x = torch.randn(8, 3, generator=torch.Generator().manual_seed(rank))
-        lrs, control_lrs = [], []
-        for i, loss in enumerate(_losses(rank)):
-            model(x).tanh().mean().backward()  # bounded gradients at any LR
-            opt.step()
-            opt.zero_grad()
-            # Alternate between a float and a 0-d tensor: both paths must agree.
-            synced.step(loss if i % 2 else torch.tensor(loss))
-            synced.step(loss)  # a repeated call (as Accelerate makes): ignored
-            lrs.append(synced.get_last_lr()[0])
-            control_opt.step()
-            control.step(loss)
-            control_lrs.append(control.get_last_lr()[0])
-        result["lrs"] = lrs
-        result["control_lrs"] = control_lrs
-        result["decisions"] = synced.state.step
-        result["params"] = [p.detach().double().flatten().tolist() for p in model.parameters()]
+        result = _train(rank)
         Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
     finally:
         dist.destroy_process_group()
+    faulthandler.cancel_dump_traceback_later()
 
 
 def _spawn(fn, args: tuple, timeout: float) -> None:
