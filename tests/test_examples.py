@@ -1,0 +1,69 @@
+"""The examples run as a user runs them: each script in a fresh process, checked by what it prints.
+
+``examples/pulse_demo.py`` is run by ``test_diagnose.py``; the distributed ones run under
+``torchrun`` with two CPU processes, as their docstrings say.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+
+
+def _run(argv: list[str], cwd: Path, timeout: float = 300) -> str:
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "PYTHONUNBUFFERED": "1"}
+    done = subprocess.run(
+        argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert done.returncode == 0, f"{argv} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def test_quickstart(tmp_path: Path) -> None:
+    out = _run([sys.executable, str(EXAMPLES / "quickstart.py")], tmp_path)
+    assert re.search(r"(increase|decrease) at step \d+: .* patience", out)
+
+
+def test_compare_my_model(tmp_path: Path) -> None:
+    out = _run([sys.executable, str(EXAMPLES / "compare_my_model.py")], tmp_path)
+    assert "greedy" in out and "cosine" in out
+
+
+def test_hf_trainer(tmp_path: Path) -> None:
+    out = _run(
+        [sys.executable, str(EXAMPLES / "hf_trainer.py"), "--max-steps", "20",
+         "--output-dir", str(tmp_path / "hf")],
+        tmp_path,
+    )
+    assert re.search(r"increase at step \d+", out)
+
+
+@pytest.mark.slow
+def test_ddp_torchrun_ranks_agree(tmp_path: Path) -> None:
+    out = _run([*TORCHRUN, str(EXAMPLES / "ddp_torchrun.py"), "--epochs", "1"], tmp_path)
+    assert "all ranks hold the same LR at every step: True" in out
+
+
+@pytest.mark.slow
+def test_accelerate_loop_two_processes(tmp_path: Path) -> None:
+    out = _run(
+        [*TORCHRUN, str(EXAMPLES / "accelerate_loop.py"), "--cpu", "--epochs", "5"], tmp_path
+    )
+    # 178 wine rows in batches of 16: 12 batches, 6 per process, 3 optimizer steps per
+    # epoch at accumulation 2. One decision per optimizer step: 15, not 30 (once per process).
+    assert "15 decisions for 2 process(es)" in out, out
+
+
+def test_lightning_module(tmp_path: Path) -> None:
+    out = _run(
+        [sys.executable, str(EXAMPLES / "lightning_module.py"), "--epochs", "2"], tmp_path
+    )
+    assert re.search(r"final lr [0-9.e-]+", out)
