@@ -749,8 +749,11 @@ class Trace:
             self._steps.append(step)
             self._losses.append(loss)
             self._smoothed.append(smoothed)
-            for column, lr in zip(self._lrs, lrs):  # lengths checked above
-                column.append(lr)
+            if self.num_groups == 1:  # the usual case; a zip costs a third of this call
+                self._lrs[0].append(lrs[0])
+            else:
+                for column, lr in zip(self._lrs, lrs):  # lengths checked above
+                    column.append(lr)
             self._codes.append(code)
         except (TypeError, ValueError, OverflowError):
             # a bad value must not leave the columns misaligned
