@@ -26,7 +26,7 @@ def main(steps: int = 600, seed: int = 0) -> float:
 
     model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    scheduler = GreedyLR(optimizer)  # the defaults: F 0.95, patience 10, window 50
+    scheduler = GreedyLR(optimizer)  # the defaults: F 0.95, patience 10, EMA span 50
 
     generator = torch.Generator().manual_seed(seed)
     for _ in range(steps):

@@ -92,9 +92,13 @@ class GreedyConfig:
         threshold_mode: ``"rel"``: better than ``ref * (1 - threshold)`` (min mode);
             ``"abs"``: better than ``ref - threshold``.
         mode: ``"min"`` for a loss, ``"max"`` for a reward or an accuracy.
-        smoothing: ``"window"`` (mean of the last ``window`` values, O(1) per step),
-            ``"ema"`` (bias-corrected, span ``window``) or ``"none"``.
-        window: the smoothing window (or EMA span) in observations.
+        smoothing: ``"ema"`` (default: exponential moving average of span ``window``,
+            bias-corrected, so the first values are not pulled towards 0), ``"window"``
+            (mean of the last ``window`` values, O(1) per step; transformers' and the
+            paper's smoothing) or ``"none"``. The EMA won the defaults study
+            (``results/defaults/DECISION.md``): it weighs the recent steps most and so
+            reacts sooner than a window mean of the same span.
+        window: the EMA span, or the window of the window mean, in observations.
         warmup: steps of a linear LR ramp from ``warmup_start_factor * base_lr`` to the
             base LR. Observations during the ramp feed the smoother only.
         warmup_start_factor: where the ramp starts, as a fraction of the base LR.
@@ -123,7 +127,7 @@ class GreedyConfig:
     threshold: float = 0.0
     threshold_mode: Literal["rel", "abs"] = "rel"
     mode: Literal["min", "max"] = "min"
-    smoothing: Literal["window", "ema", "none"] = "window"
+    smoothing: Literal["window", "ema", "none"] = "ema"
     window: int = 50
     warmup: int = 0
     warmup_start_factor: float = 0.0

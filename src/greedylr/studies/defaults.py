@@ -79,7 +79,8 @@ CHECK_WORKLOADS: tuple[str, ...] = (
 SEEDS: tuple[int, ...] = (0, 1, 2)
 
 #: One knob at a time, away from the current defaults (factor 0.95, patience 10,
-#: window-50 mean, best-so-far, threshold 0, min 10% / max 10x of the initial LR).
+#: EMA of span 50, best since the last decrease, threshold 0, min 10% / max 10x of the
+#: initial LR).
 VARIANTS: dict[str, dict[str, Any]] = {
     # in order of expected impact, so that a study cut short has the likeliest ones
     "default": {},
@@ -88,10 +89,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "patience=25": {"patience": 25},
     "smoothing=none": {"smoothing": "none"},
     "compare=previous": {"compare": "previous"},
+    "compare=best": {"compare": "best"},
     "min_lr_ratio=0.01": {"min_lr_ratio": 0.01},
     "factor=0.99": {"factor": 0.99},
     "patience=5": {"patience": 5},
-    "smoothing=ema": {"smoothing": "ema"},
+    "smoothing=window": {"smoothing": "window"},
     "window=20": {"window": 20},
     "threshold=1e-3": {"threshold": 1e-3},
 }

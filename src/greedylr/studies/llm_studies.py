@@ -6,8 +6,9 @@ Three studies, each a function ``specs(quick) -> list[TrialSpec]`` registered in
 ``finetune``
     The packaged all-MiniLM-L6-v2 fine-tuned on stdlib docstring -> package (8 classes),
     with LoRA and fully (workloads ``minilm_lora``, ``minilm_full``), AdamW, under
-    :data:`SCHEDULES`, 3 seeds. GreedyLR runs with the package defaults, which are the
-    paper's small-model settings (patience 10, min LR 10% of the initial, window 50).
+    :data:`SCHEDULES`, 3 seeds. GreedyLR runs with the package defaults (patience 10,
+    min LR 10% of the initial, EMA of span 50; the paper's small-model settings but for
+    the EMA, which won our defaults study).
 ``pretrain``
     A tiny Llama pre-trained from scratch on stdlib bytes with the paper's recipe shape
     (10% warmup, gradient accumulation, F 0.95, min LR at the paper's 1.85e-5 / 2e-4
