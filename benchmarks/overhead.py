@@ -70,10 +70,12 @@ def candidates() -> dict[str, Callable[[], Callable[[float], None]]]:
         out["transformers.GreedyLR.step(loss), window 1000"] = hf_window(1000)
     except ImportError:  # the benchmark still runs without the hf extra
         pass
-    out["GreedyLR.step(loss), trace off, window 50"] = greedy(trace=False)
-    for window in (10, 50, 1000):
-        out[f"GreedyLR.step(loss), trace on, window {window}"] = greedy(window=window)
-    out["GreedyLR.step(loss), trace on, EMA"] = greedy(smoothing="ema")
+    out["GreedyLR.step(loss), defaults, trace off"] = greedy(trace=False)
+    out["GreedyLR.step(loss), defaults (EMA span 50), trace on"] = greedy()
+    for window in (10, 50, 1000):  # the ring buffer must cost the same at any size
+        out[f"GreedyLR.step(loss), window mean {window}, trace on"] = greedy(
+            smoothing="window", window=window
+        )
     return out
 
 
