@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from greedylr.studies import schedules
 from greedylr.studies.runner import (
     FORMAT,
     execute_trial,
@@ -109,6 +111,46 @@ def test_run_trials_stores_one_file_each_and_skips_done_ones(tmp_path: Path) -> 
     run_trials(specs, tmp_path, retry_failed=True, on_result=lambda r: seen.append(r["key"]))
     assert seen == [specs[-1].key]
     assert len(load_results(tmp_path)) == len(specs)
+
+
+
+def _stored_digest(out: Path, spec: TrialSpec) -> str:
+    return json.loads(result_path(out, spec).read_text())["code"]["greedy_defaults"]
+
+
+def test_a_stored_greedy_trial_from_other_defaults_runs_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    specs = [_spec("greedy"), _spec("cosine")]
+    run_trials(specs, tmp_path)
+    current = schedules.greedy_defaults_digest()
+    assert _stored_digest(tmp_path, specs[0]) == current
+
+    def rewrite(digest: str | None) -> None:  # as an older greedylr would have written them
+        for spec in specs:
+            path = result_path(tmp_path, spec)
+            data = json.loads(path.read_text())
+            data["code"].pop("greedy_defaults")
+            if digest is not None:
+                data["code"]["greedy_defaults"] = digest
+            path.write_text(json.dumps(data))
+
+    seen: list[str] = []
+    rewrite("0000000000")
+    run_trials(specs, tmp_path, on_result=lambda r: seen.append(r["key"]))
+    assert seen == [specs[0].key]  # greedy again; cosine does not use GreedyLR's defaults
+    assert _stored_digest(tmp_path, specs[0]) == current
+
+    seen.clear()
+    rewrite(None)  # written before the digest was recorded: kept
+    run_trials(specs, tmp_path, on_result=lambda r: seen.append(r["key"]))
+    assert seen == []
+
+    # the digest follows the defaults
+    monkeypatch.setattr(
+        schedules, "GreedyConfig", functools.partial(schedules.GreedyConfig, smoothing="window")
+    )
+    assert schedules.greedy_defaults_digest() != current
 
 
 _STUDY = textwrap.dedent(

@@ -8,7 +8,10 @@ runs the ones that have no result yet and writes one JSON file per trial::
 Each file is written atomically (a temporary file in the same folder, flushed, synced,
 then renamed over the final name), so a study that is interrupted at any moment, by
 Ctrl-C or by ``kill -9``, leaves only complete files; rerunning it skips every trial
-that has a file and runs the rest. Nothing is ever run twice.
+that has a file and runs the rest. Nothing is ever run twice, with one exception: a
+``greedy`` trial whose file records other :class:`~greedylr.GreedyConfig` defaults than
+the installed ones (a greedylr upgrade changed them) runs again, since its settings
+alone no longer say what it ran.
 
 A result file holds the spec, the status (``ok``, ``diverged``: a non-finite training
 loss, ``failed``: an exception, with its message and traceback), the per-step training
@@ -58,6 +61,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from greedylr.studies import schedules
 from greedylr.studies.trial import Trial, TrialSpec
 
 __all__ = [
@@ -254,7 +258,12 @@ def code_version() -> dict[str, Any]:
 
     import greedylr
 
-    out: dict[str, Any] = {"greedylr": greedylr.__version__, "torch": torch.__version__}
+    out: dict[str, Any] = {
+        "greedylr": greedylr.__version__,
+        "torch": torch.__version__,
+        # the defaults a ``greedy`` trial ran under: a resumed study reruns it if they changed
+        "greedy_defaults": schedules.greedy_defaults_digest(),
+    }
     for name in ("transformers", "schedulefree"):
         # the installed version, without importing them (transformers takes seconds)
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
@@ -740,6 +749,17 @@ def run_trials(
         )
 
 
+def _ran_under_other_defaults(spec: TrialSpec, data: dict[str, Any]) -> bool:
+    """A stored trial of a schedule built on the package defaults, which have changed since.
+
+    Files written before the digest was recorded carry none and are kept.
+    """
+    if spec.schedule not in schedules.ON_PACKAGE_DEFAULTS:
+        return False
+    stored = (data.get("code") or {}).get("greedy_defaults")
+    return stored is not None and stored != schedules.greedy_defaults_digest()
+
+
 def _run_unlocked(
     unique: dict[str, TrialSpec],
     out: Path,
@@ -757,6 +777,9 @@ def _run_unlocked(
     for key, spec in unique.items():
         path = result_path(out, spec)
         data = _read(path) if path.exists() else None
+        if data is not None and _ran_under_other_defaults(spec, data):
+            logger.warning("%s ran under other GreedyLR defaults: running it again", key)
+            data = None
         if data is not None and (data["status"] != "failed" or not retry_failed):
             stored[key] = data
         else:

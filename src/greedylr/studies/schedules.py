@@ -58,10 +58,12 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import fields
+from dataclasses import asdict, fields
 from typing import Any
 
 import torch
@@ -73,12 +75,14 @@ from greedylr.scheduler import GreedyLR
 
 __all__ = [
     "LOSS_DRIVEN",
+    "ON_PACKAGE_DEFAULTS",
     "OPTIMIZERS",
     "PASSTHROUGH_PREFIXES",
     "SCHEDULES",
     "build_optimizer",
     "build_schedule",
     "current_lr",
+    "greedy_defaults_digest",
     "is_loss_driven",
     "step_schedule",
 ]
@@ -102,6 +106,16 @@ SCHEDULES: tuple[str, ...] = (
 
 LOSS_DRIVEN: frozenset[str] = frozenset({"reduce_on_plateau", "transformers_greedy", "greedy"})
 """The schedules whose ``step`` takes the loss."""
+
+ON_PACKAGE_DEFAULTS: frozenset[str] = frozenset({"greedy"})
+"""The schedules that take every knob a trial does not set from :class:`GreedyConfig`'s
+defaults, so that a stored trial of theirs is stale once those defaults change."""
+
+
+def greedy_defaults_digest() -> str:
+    """A short digest of :class:`GreedyConfig`'s defaults, stored with every trial."""
+    blob = json.dumps(asdict(GreedyConfig()), sort_keys=True, default=str).encode()
+    return hashlib.sha1(blob).hexdigest()[:10]
 
 OPTIMIZERS: tuple[str, ...] = ("adamw", "adafactor", "adagrad", "sgd")
 
