@@ -749,15 +749,13 @@ def run_trials(
         )
 
 
-def _ran_under_other_defaults(spec: TrialSpec, data: dict[str, Any]) -> bool:
-    """A stored trial of a schedule built on the package defaults, which have changed since.
-
-    Files written before the digest was recorded carry none and are kept.
-    """
+def _ran_under_other_defaults(spec: TrialSpec, data: dict[str, Any], defaults: str) -> bool:
+    """A stored trial of a schedule built on the package defaults, whose digest is no
+    longer ``defaults``. Files written before the digest was recorded carry none: kept."""
     if spec.schedule not in schedules.ON_PACKAGE_DEFAULTS:
         return False
     stored = (data.get("code") or {}).get("greedy_defaults")
-    return stored is not None and stored != schedules.greedy_defaults_digest()
+    return stored is not None and stored != defaults
 
 
 def _run_unlocked(
@@ -774,10 +772,11 @@ def _run_unlocked(
 
     stored: dict[str, dict[str, Any]] = {}
     todo: list[TrialSpec] = []
+    defaults = schedules.greedy_defaults_digest()
     for key, spec in unique.items():
         path = result_path(out, spec)
         data = _read(path) if path.exists() else None
-        if data is not None and _ran_under_other_defaults(spec, data):
+        if data is not None and _ran_under_other_defaults(spec, data, defaults):
             logger.warning("%s ran under other GreedyLR defaults: running it again", key)
             data = None
         if data is not None and (data["status"] != "failed" or not retry_failed):
