@@ -34,7 +34,10 @@ def test_quickstart(tmp_path: Path) -> None:
 
 def test_compare_my_model(tmp_path: Path) -> None:
     out = _run([sys.executable, str(EXAMPLES / "compare_my_model.py")], tmp_path)
-    assert "greedy" in out and "cosine" in out
+    # both arms in the table, 5 seeds each, none diverged or failed; the report written
+    for schedule in ("greedy", "cosine"):
+        assert re.search(rf"{schedule}\s*│\s*5/0/0", out), out
+    assert (tmp_path / "compare-digits" / "report.md").is_file()
 
 
 def test_hf_trainer(tmp_path: Path) -> None:
