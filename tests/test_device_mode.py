@@ -6,7 +6,6 @@ import contextlib
 import io
 import json
 import math
-import multiprocessing.connection
 import os
 import random
 from collections.abc import Iterator
@@ -17,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from greedylr import GreedyLR
+from spawning import spawn_ranks
 
 # what a host read of a tensor goes through in Python
 _HOST_READS = ("item", "tolist", "numpy", "__float__", "__int__", "__bool__", "__index__")
@@ -323,16 +322,7 @@ def _dist_worker(rank: int, init_file: str, out_dir: str) -> None:
 @pytest.mark.timeout(120)
 def test_two_gloo_ranks_agree_in_device_mode(tmp_path: Path) -> None:
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    context = mp.start_processes(_dist_worker, args=(str(tmp_path / "init"), str(tmp_path)),
-                                 nprocs=2, join=False, start_method="spawn")
-    try:
-        multiprocessing.connection.wait([p.sentinel for p in context.processes], timeout=100)
-        while not context.join(timeout=100):
-            pass
-    finally:
-        for process in context.processes:
-            if process.is_alive():
-                process.kill()
+    spawn_ranks(_dist_worker, (str(tmp_path / "init"), str(tmp_path)), timeout=100)
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
     assert r0["device_mode"] and r1["device_mode"]
     assert r0["lrs"] == r1["lrs"]

@@ -11,16 +11,15 @@ import faulthandler
 import json
 import math
 import os
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from greedylr import GreedyLR
 from greedylr.distributed import is_distributed, mean_across_ranks
+from spawning import spawn_ranks
 
 WORLD = 2
 WORKER_TIMEOUT = 200  # seconds
@@ -110,22 +109,6 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
     faulthandler.cancel_dump_traceback_later()
 
 
-def _spawn(fn, args: tuple, timeout: float) -> None:
-    """Start ``WORLD`` processes and join them; kill them all on a hang or a failure."""
-    context = mp.start_processes(fn, args=args, nprocs=WORLD, join=False, start_method="spawn")
-    deadline = time.monotonic() + timeout
-    try:
-        # join() returns False while a rank is still running, and raises
-        # ProcessRaisedException with the child's traceback if one failed.
-        while not context.join(timeout=max(deadline - time.monotonic(), 0.0)):
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"the ranks did not finish within {timeout} s")
-    finally:
-        for process in context.processes:
-            if process.is_alive():
-                process.kill()
-
-
 def test_mean_across_ranks_is_identity_without_a_group() -> None:
     assert not is_distributed()
     assert mean_across_ranks(1.25) == 1.25
@@ -137,7 +120,7 @@ def test_mean_across_ranks_is_identity_without_a_group() -> None:
 @pytest.mark.timeout(300)
 def test_two_gloo_ranks_make_the_same_decision(tmp_path: Path) -> None:
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    _spawn(_worker, (str(tmp_path / "init"), str(tmp_path)), timeout=240)
+    spawn_ranks(_worker, (str(tmp_path / "init"), str(tmp_path)), timeout=240, nprocs=WORLD)
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD))
 
     assert r0["is_distributed"] and r1["is_distributed"]

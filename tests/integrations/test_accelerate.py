@@ -14,7 +14,6 @@ run torch's thread pools, which a forked child must not inherit.
 from __future__ import annotations
 
 import json
-import multiprocessing.connection
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ from accelerate.utils import patch_environment  # noqa: E402
 from accelerate.utils.launch import PrepareForLaunch  # noqa: E402
 
 from greedylr import GreedyLR  # noqa: E402
+from spawning import spawn_ranks  # noqa: E402
 
 WORLD = 2
 ACCUMULATION = 2
@@ -97,21 +97,8 @@ def _launch(out_dir: Path, timeout: float) -> None:
         gloo_socket_ifname="lo",
         omp_num_threads=1,
     ):
-        context = torch.multiprocessing.start_processes(
-            PrepareForLaunch(_worker, debug=True),
-            args=(str(out_dir), *_digits()),
-            nprocs=WORLD,
-            join=False,
-            start_method="spawn",
-        )
-        try:
-            multiprocessing.connection.wait([p.sentinel for p in context.processes], timeout)
-            while not context.join(timeout=timeout):
-                pass
-        finally:
-            for process in context.processes:
-                if process.is_alive():
-                    process.kill()
+        spawn_ranks(PrepareForLaunch(_worker, debug=True), (str(out_dir), *_digits()),
+                    timeout=timeout, nprocs=WORLD)
 
 
 @pytest.mark.timeout(300)

@@ -34,6 +34,7 @@ from transformers import (  # noqa: E402
 
 from greedylr import GreedyLR  # noqa: E402
 from greedylr.integrations.transformers import GreedyLRCallback, attach  # noqa: E402
+from spawning import spawn_ranks  # noqa: E402
 
 STEPS = 6
 RESUME_AT = 3
@@ -362,23 +363,12 @@ def _ddp_worker(rank: int, out: str, port: int) -> None:
 @pytest.mark.slow  # two processes each import transformers
 @pytest.mark.timeout(480)
 def test_two_ddp_ranks_feed_the_gathered_loss(tmp_path: Path) -> None:
-    import multiprocessing.connection
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    context = torch.multiprocessing.start_processes(
-        _ddp_worker, args=(str(tmp_path), port), nprocs=2, join=False, start_method="spawn"
-    )
-    try:
-        multiprocessing.connection.wait([p.sentinel for p in context.processes], 420)
-        while not context.join(timeout=420):
-            pass
-    finally:
-        for process in context.processes:
-            if process.is_alive():
-                process.kill()
+    spawn_ranks(_ddp_worker, (str(tmp_path), port), timeout=420)
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
     assert r0["world"] == r1["world"] == 2
     assert r0["local"] != r1["local"], "both ranks saw the same data: nothing to average"
