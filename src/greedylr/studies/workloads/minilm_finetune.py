@@ -217,39 +217,25 @@ def _run(trial: Trial, *, lora: bool) -> None:
                 trial.report(**_evaluate(model, data, num_labels))
 
 
-register(
-    Workload(
-        name="minilm_full",
-        train=train_full,
-        task="classification",
-        family="transformer_encoder_finetune",
-        data="CPython 3.11 stdlib docstrings -> package (8 classes, file-disjoint split)",
-        lr=DEFAULT_LR_FULL,
-        steps=60,
-        optimizer="adamw",
-        warmup=6,
-        eval_every=0,
-        metric="accuracy",
-        higher_is_better=True,
-        quick_steps=12,
-        lrs=(("adafactor", DEFAULT_LR_FULL),),
+for _name, _train, _family, _lr in (
+    ("minilm_full", train_full, "transformer_encoder_finetune", DEFAULT_LR_FULL),
+    ("minilm_lora", train_lora, "transformer_encoder_lora", DEFAULT_LR_LORA),
+):
+    register(
+        Workload(
+            name=_name,
+            train=_train,
+            task="classification",
+            family=_family,
+            data="CPython 3.11 stdlib docstrings -> package (8 classes, file-disjoint split)",
+            lr=_lr,
+            steps=60,
+            optimizer="adamw",
+            warmup=6,
+            eval_every=0,
+            metric="accuracy",
+            higher_is_better=True,
+            quick_steps=12,
+            lrs=(("adafactor", _lr),),
+        )
     )
-)
-register(
-    Workload(
-        name="minilm_lora",
-        train=train_lora,
-        task="classification",
-        family="transformer_encoder_lora",
-        data="CPython 3.11 stdlib docstrings -> package (8 classes, file-disjoint split)",
-        lr=DEFAULT_LR_LORA,
-        steps=60,
-        optimizer="adamw",
-        warmup=6,
-        eval_every=0,
-        metric="accuracy",
-        higher_is_better=True,
-        quick_steps=12,
-        lrs=(("adafactor", DEFAULT_LR_LORA),),
-    )
-)
