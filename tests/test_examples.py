@@ -50,6 +50,17 @@ def test_hf_trainer(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_hf_trainer_two_processes(tmp_path: Path) -> None:
+    out = _run(
+        [*TORCHRUN, str(EXAMPLES / "hf_trainer.py"), "--max-steps", "10",
+         "--output-dir", str(tmp_path / "hf")],
+        tmp_path,
+    )
+    # Rank 0 alone prints the summary of the 10 optimizer steps.
+    assert len(re.findall(r"^step 10: loss", out, flags=re.MULTILINE)) == 1, out
+
+
+@pytest.mark.slow
 def test_ddp_torchrun_ranks_agree(tmp_path: Path) -> None:
     out = _run([*TORCHRUN, str(EXAMPLES / "ddp_torchrun.py"), "--epochs", "1"], tmp_path)
     assert "all ranks hold the same LR at every step: True" in out

@@ -33,7 +33,6 @@ CONFIG = {"factor": 0.5, "patience": 1, "smoothing": "none"}
 
 
 def _worker(out_dir: str, x: torch.Tensor, y: torch.Tensor) -> None:
-    import torch.nn.functional as F
     from accelerate import Accelerator
     from accelerate.utils import GradientAccumulationPlugin
 
@@ -42,6 +41,17 @@ def _worker(out_dir: str, x: torch.Tensor, y: torch.Tensor) -> None:
             num_steps=ACCUMULATION, adjust_scheduler=True
         )
     )
+    result = _train(accelerator, x, y)
+    Path(out_dir, f"rank{accelerator.process_index}.json").write_text(json.dumps(result))
+    # The prepared DDP model freed, then the gloo group destroyed before interpreter exit,
+    # where a live group can abort the process (as examples/accelerate_loop.py does).
+    accelerator.free_memory()
+    accelerator.end_training()
+
+
+def _train(accelerator, x: torch.Tensor, y: torch.Tensor) -> dict:
+    import torch.nn.functional as F
+
     data = torch.utils.data.TensorDataset(x, y)
     torch.manual_seed(0)
     model = torch.nn.Linear(64, 10)
@@ -64,7 +74,7 @@ def _worker(out_dir: str, x: torch.Tensor, y: torch.Tensor) -> None:
             optimizer.zero_grad()
         if accelerator.sync_gradients:
             lrs.append(greedy.get_last_lr()[0])
-    result = {
+    return {
         "num_processes": accelerator.num_processes,
         "wrapper": type(scheduler).__name__,
         "micro": micro,
@@ -73,8 +83,6 @@ def _worker(out_dir: str, x: torch.Tensor, y: torch.Tensor) -> None:
         "decisions": greedy.state.step,
         "step_count": greedy._step_count,
     }
-    rank = accelerator.process_index
-    Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
 
 
 def _digits() -> tuple[torch.Tensor, torch.Tensor]:

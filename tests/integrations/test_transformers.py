@@ -8,6 +8,7 @@ different token counts), the hardest case for "the mean over the micro-batches".
 
 from __future__ import annotations
 
+import gc
 import inspect
 import json
 import os
@@ -331,6 +332,15 @@ def _ddp_worker(rank: int, out: str, port: int) -> None:
         LOCAL_RANK=str(rank),
         GLOO_SOCKET_IFNAME="lo",
     )
+    result = _ddp_train(out)
+    Path(out, f"rank{rank}.json").write_text(json.dumps(result))
+    # The Trainer holds its DDP model in reference cycles: collect it, then destroy the
+    # gloo group before interpreter exit, where a live group can abort the process.
+    gc.collect()
+    torch.distributed.destroy_process_group()
+
+
+def _ddp_train(out: str) -> dict:
     path = Path(gt_model.__file__).parent / "model"
     tokenizer = AutoTokenizer.from_pretrained(path)
     lines = [
@@ -350,14 +360,13 @@ def _ddp_worker(rank: int, out: str, port: int) -> None:
     )
     callback = attach(trainer, **SCHEDULER)
     trainer.train()
-    result = {
+    return {
         "world": trainer.args.world_size,
         "local": trainer.local,
         "fed": [float(v) for v in callback.scheduler.trace.losses],
         "logged": [e["loss"] for e in _train_logs(trainer)],
         "lrs": [e["greedylr/lr"] for e in _train_logs(trainer)],
     }
-    Path(out, f"rank{rank}.json").write_text(json.dumps(result))
 
 
 @pytest.mark.slow  # two processes each import transformers
