@@ -5,7 +5,8 @@ handwritten digits, 1,437 training and 360 held-out images) with three added lin
 marked ``# 1``, ``# 2`` and ``# 3``. The harness calls it once per schedule and seed
 with a ``trial`` that
 
-1. builds the schedule under test for your optimizer (at your optimizer's LR),
+1. builds the schedule under test for your optimizer (at your optimizer's LR, or at
+   ``--lr``, which it sets on your optimizer: an LR grid needs no change here),
 2. steps it with the loss (and records the loss and the LR),
 3. records your held-out metric.
 

@@ -220,7 +220,9 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--steps", type=int, default=None,
                          help="optimizer steps (default: the function's `steps` or 300)")
     compare.add_argument("--lr", type=float, default=None,
-                         help="initial LR (default: the function's `lr` or 1e-3)")
+                         help="initial LR, set on your optimizer even if your function builds "
+                              "it (default: its own; trial.optimizer() takes the function's "
+                              "`lr` or 1e-3)")
     compare.add_argument("--warmup", type=int, default=0, help="warmup steps (default 0)")
     compare.add_argument("--optimizer", default="adamw",
                          help="adamw, adafactor, adagrad or sgd, for trial.optimizer()")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import pytest
@@ -93,16 +92,36 @@ def test_compare_reports_failed_trials_with_exit_code_1(tmp_path: Path) -> None:
     assert result["status"] == "failed" and "does not take setting" in result["error"]
 
 
-def test_the_protocol_records_the_users_own_optimizer_lr(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+@pytest.mark.parametrize("tensor_lr", [False, True])
+def test_an_asked_lr_moves_every_group_of_the_users_optimizer(tensor_lr: bool) -> None:
+    # greedylr compare --lr 0.5 on a loop that hard-codes its LRs (0.1, and 0.01 for a
+    # second group): the first group gets 0.5, the second keeps its ratio (0.05)
     spec = TrialSpec.make(study="s", workload="w", schedule="linear", steps=4, lr=0.5)
     trial = Trial(spec)
+    a, b = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    lr = (lambda v: torch.tensor(v)) if tensor_lr else (lambda v: v)
+    optimizer = torch.optim.SGD([{"params": a.parameters(), "lr": lr(0.1)},
+                                 {"params": b.parameters(), "lr": lr(0.01)}])
+    tensors = [g["lr"] for g in optimizer.param_groups]
+    trial.scheduler(optimizer)
+    assert trial.lr == 0.5
+    assert [float(g["lr"]) for g in optimizer.param_groups] == pytest.approx([0.5, 0.05])
+    if tensor_lr:  # filled in place, never replaced
+        assert all(g["lr"] is t for g, t in zip(optimizer.param_groups, tensors, strict=True))
+    for _ in range(4):
+        (a(torch.ones(1, 2)) + b(torch.ones(1, 2))).sum().backward()
+        optimizer.step()
+        trial.step(torch.tensor(1.0))
+    assert trial.record.lrs == pytest.approx([0.375, 0.25, 0.125, 0.0])
+
+
+def test_the_protocol_records_the_users_own_optimizer_lr() -> None:
+    # no LR asked for: the user's optimizer decides, and the trial records its LR
+    trial = Trial(TrialSpec.make(study="s", workload="w", schedule="linear", steps=4))
     model = torch.nn.Linear(2, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    with caplog.at_level(logging.WARNING):
-        trial.scheduler(optimizer)
-    assert "is not the study's lr" in caplog.text and trial.lr == 0.1
+    trial.scheduler(optimizer)
+    assert trial.lr == 0.1
     for _ in range(4):
         model(torch.ones(1, 2)).sum().backward()
         optimizer.step()

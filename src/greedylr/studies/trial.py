@@ -18,7 +18,8 @@ existing training loop takes three lines::
 ``trial.optimizer`` is optional: it builds the optimizer the study asked for (and the
 schedule-free optimizer when the schedule under test is ``schedule_free``). A function
 that builds its own optimizer still works for every other schedule; the trial then
-records that optimizer's LR.
+records that optimizer's LR or, when the study asks for one (``greedylr compare --lr``),
+sets it: the first group's LR becomes the study's, the other groups move in proportion.
 
 Settings (``TrialSpec.settings``) are routed by prefix: ``workload_*`` keys are the
 training function's own options (read them from ``trial.options``), ``optimizer_*``
@@ -194,17 +195,13 @@ class Trial:
 
         actual = float(optimizer.param_groups[0]["lr"])
         if optimizer is not self._optimizer and not math.isclose(actual, self.lr):
-            # the user's own optimizer decides the LR: record the truth, and say so
-            # when the study asked for another one
-            if self.spec.lr is not None:
-                logger.warning(
-                    "the optimizer's lr %g is not the study's lr %g: the trial uses and "
-                    "records %g (build the optimizer with lr=trial.lr or trial.optimizer())",
-                    actual,
-                    self.lr,
-                    actual,
-                )
-            self.lr = actual
+            if self.spec.lr is None:
+                self.lr = actual  # the user's own optimizer decides the LR
+            else:
+                # the study asked for this LR (``greedylr compare --lr``): an LR grid must
+                # not depend on the user building the optimizer with ``trial.lr``
+                _rescale_lrs(optimizer, actual, self.lr)
+                logger.info("the optimizer's lr %g set to the study's lr %g", actual, self.lr)
         self._optimizer = optimizer
         self._scheduler = build_schedule(
             self.spec.schedule,
@@ -278,3 +275,20 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def _rescale_lrs(optimizer: torch.optim.Optimizer, old: float, new: float) -> None:
+    """Move the first group's LR from ``old`` to ``new``, every group in proportion.
+
+    Per-group ratios (layer-wise LRs) survive; tensor LRs are filled in place, so a
+    compiled step that captured them sees the change.
+    """
+    for group in optimizer.param_groups:
+        for key in ("lr", "initial_lr"):  # initial_lr: left by an earlier torch scheduler
+            if key not in group:
+                continue
+            value = new * (float(group[key]) / old)
+            if isinstance(group[key], torch.Tensor):
+                group[key].fill_(value)
+            else:
+                group[key] = value
