@@ -115,6 +115,13 @@ def test_an_asked_lr_moves_every_group_of_the_users_optimizer(tensor_lr: bool) -
     assert trial.record.lrs == pytest.approx([0.375, 0.25, 0.125, 0.0])
 
 
+def test_an_asked_lr_cannot_scale_a_first_group_at_lr_0() -> None:
+    trial = Trial(TrialSpec.make(study="s", workload="w", schedule="linear", steps=4, lr=0.5))
+    optimizer = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.0)
+    with pytest.raises(ValueError, match="first group has lr 0"):
+        trial.scheduler(optimizer)
+
+
 def test_the_protocol_records_the_users_own_optimizer_lr() -> None:
     # no LR asked for: the user's optimizer decides, and the trial records its LR
     trial = Trial(TrialSpec.make(study="s", workload="w", schedule="linear", steps=4))

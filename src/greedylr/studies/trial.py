@@ -283,6 +283,12 @@ def _rescale_lrs(optimizer: torch.optim.Optimizer, old: float, new: float) -> No
     Per-group ratios (layer-wise LRs) survive; tensor LRs are filled in place, so a
     compiled step that captured them sees the change.
     """
+    if old == 0:
+        raise ValueError(
+            f"cannot set the study's lr {new:g}: the optimizer's first group has lr 0, so "
+            "the other groups' ratios to it are undefined; build the optimizer with "
+            "lr=trial.lr, or put a trained group first"
+        )
     for group in optimizer.param_groups:
         for key in ("lr", "initial_lr"):  # initial_lr: left by an earlier torch scheduler
             if key not in group:
