@@ -117,6 +117,7 @@ def greedy_defaults_digest() -> str:
     blob = json.dumps(asdict(GreedyConfig()), sort_keys=True, default=str).encode()
     return hashlib.sha1(blob).hexdigest()[:10]
 
+
 OPTIMIZERS: tuple[str, ...] = ("adamw", "adafactor", "adagrad", "sgd")
 
 PASSTHROUGH_PREFIXES: tuple[str, ...] = ("workload_", "optimizer_", "perturb_")
