@@ -13,11 +13,12 @@ with a ``trial`` that
 Run the comparison from the command line::
 
     greedylr compare examples/compare_my_model.py:train \\
-        --schedules greedy,cosine --seeds 5 --steps 500 --eval-every 50 --out compare-digits
+        --schedules greedy,cosine --seeds 5 --steps 500 --eval-every 50 --out runs/compare-digits
 
 or from Python (``python examples/compare_my_model.py``), which does the same through
 the API. Both store one result file per trial in the output folder (rerun to resume an
 interrupted comparison), write ``report.md`` with figures there, and print the table.
+``runs/`` is ignored by git: results stay out of your commits.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def train(trial) -> None:  # type: ignore[no-untyped-def]
             trial.report(accuracy=accuracy)  # 3: your held-out metric
 
 
-def main(out: str = "compare-digits", seeds: int = 5, steps: int = 500) -> None:
+def main(out: str = "runs/compare-digits", seeds: int = 5, steps: int = 500) -> None:
     """The same comparison as the command in the module docstring, through the API."""
     from rich.console import Console
     from rich.table import Table

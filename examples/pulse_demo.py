@@ -1,9 +1,9 @@
 """The pulse of a real run: GreedyLR through a bad data shard, traced, diagnosed, plotted.
 
-    python examples/pulse_demo.py                 # writes pulse.jsonl and pulse.png
+    python examples/pulse_demo.py                 # writes runs/pulse/pulse.jsonl and .png
     python examples/pulse_demo.py --clean         # the same seed without the bad shard
-    greedylr diagnose pulse.jsonl                 # the episodes as a table
-    greedylr plot pulse.jsonl -o pulse.png        # the two-panel figure
+    greedylr diagnose runs/pulse/pulse.jsonl      # the episodes
+    greedylr plot runs/pulse/pulse.jsonl -o runs/pulse/pulse.png   # the two-panel figure
 
 A small MLP learns scikit-learn's bundled digits with AdamW under GreedyLR. For a stretch
 of steps the batches come from a "bad shard": the same images with their labels shuffled,
@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--clean", action="store_true", help="no bad shard")
-    parser.add_argument("--out", type=Path, default=Path("."), help="output folder")
+    parser.add_argument("--out", type=Path, default=Path("runs/pulse"),
+                        help="output folder (default: runs/pulse, ignored by git)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # a 10k-parameter model: one thread is fastest, and polite on a shared machine

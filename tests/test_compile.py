@@ -15,6 +15,13 @@ from torch._dynamo.utils import counters
 
 from greedylr import GreedyLR, rule
 
+# The oldest torch these guarantees are verified on (CI runs 2.13 and 2.14). torch 2.2's
+# dynamo recompiles the step as the LR changes and cannot trace the rule's dict.update.
+pytestmark = pytest.mark.skipif(
+    tuple(int(part) for part in torch.__version__.split(".")[:2]) < (2, 13),
+    reason=f"compiled device mode is verified from torch 2.13; this is {torch.__version__}",
+)
+
 STEPS = 200
 WARMUP = 5  # dynamo marks the changing host counters dynamic after one recompile
 

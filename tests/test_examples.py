@@ -18,8 +18,10 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 
 
-def _run(argv: list[str], cwd: Path, timeout: float = 300) -> str:
-    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "PYTHONUNBUFFERED": "1"}
+def _run(
+    argv: list[str], cwd: Path, timeout: float = 300, env: dict[str, str] | None = None
+) -> str:
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "PYTHONUNBUFFERED": "1", **(env or {})}
     done = subprocess.run(
         argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -37,16 +39,30 @@ def test_compare_my_model(tmp_path: Path) -> None:
     # both arms in the table, 5 seeds each, none diverged or failed; the report written
     for schedule in ("greedy", "cosine"):
         assert re.search(rf"{schedule}\s*│\s*5/0/0", out), out
-    assert (tmp_path / "compare-digits" / "report.md").is_file()
+    # written under the git-ignored runs/, nothing else in the working folder
+    assert (tmp_path / "runs" / "compare-digits" / "report.md").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["runs"]
+
+
+def test_pulse_demo_writes_under_runs(tmp_path: Path) -> None:
+    _run([sys.executable, str(EXAMPLES / "pulse_demo.py"), "--steps", "350"], tmp_path)
+    assert sorted(p.name for p in (tmp_path / "runs" / "pulse").iterdir()) == [
+        "pulse.jsonl", "pulse.png"
+    ]
+    assert [p.name for p in tmp_path.iterdir()] == ["runs"]
 
 
 def test_hf_trainer(tmp_path: Path) -> None:
+    # without --output-dir: the Trainer's temporary folder is removed after the run
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     out = _run(
-        [sys.executable, str(EXAMPLES / "hf_trainer.py"), "--max-steps", "20",
-         "--output-dir", str(tmp_path / "hf")],
+        [sys.executable, str(EXAMPLES / "hf_trainer.py"), "--max-steps", "20"],
         tmp_path,
+        env={"TMPDIR": str(scratch)},
     )
     assert re.search(r"increase at step \d+", out)
+    assert not [p.name for p in scratch.iterdir() if p.name.startswith("greedylr-hf-")]
 
 
 @pytest.mark.slow

@@ -230,6 +230,7 @@ def test_not_a_trace_is_refused(tmp_path):
 
 
 def test_tensorboard_sink_reads_back_with_tensorboards_reader(tmp_path):
+    pytest.importorskip("tensorboard", reason="the TensorBoard sink needs greedylr[tensorboard]")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from torch.utils.tensorboard import SummaryWriter
 
@@ -260,6 +261,7 @@ def test_tensorboard_sink_reads_back_with_tensorboards_reader(tmp_path):
 
 
 def test_tensorboard_sink_from_a_log_dir_and_every(tmp_path):
+    pytest.importorskip("tensorboard", reason="the TensorBoard sink needs greedylr[tensorboard]")
     sink = TensorBoardSink(tmp_path / "tb", every=5)
     trace = Trace(2, sinks=[sink])
     rule_trace(trace)

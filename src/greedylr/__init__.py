@@ -3,13 +3,33 @@
 >>> import torch, greedylr
 >>> opt = torch.optim.AdamW(torch.nn.Linear(4, 1).parameters(), lr=3e-4)
 >>> sched = greedylr.GreedyLR(opt)
+
+The names below are imported when first used, so that ``import greedylr.rule`` (standard
+library only) and ``greedylr.integrations.optax`` work without torch installed, and
+``import greedylr`` costs nothing until a name is used.
 """
 
-from greedylr.rule import Decision, Event, GreedyConfig
-from greedylr.scheduler import GreedyLR
-from greedylr.trace import Trace, diagnose, load_trace
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from greedylr.rule import Decision, Event, GreedyConfig
+    from greedylr.scheduler import GreedyLR
+    from greedylr.trace import Trace, diagnose, load_trace
 
 __version__ = "0.1.0"
+
+_HOMES = {
+    "Decision": "greedylr.rule",
+    "Event": "greedylr.rule",
+    "GreedyConfig": "greedylr.rule",
+    "GreedyLR": "greedylr.scheduler",
+    "Trace": "greedylr.trace",
+    "diagnose": "greedylr.trace",
+    "load_trace": "greedylr.trace",
+}
 
 __all__ = [
     "Decision",
@@ -21,3 +41,17 @@ __all__ = [
     "diagnose",
     "load_trace",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use (PEP 562)."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'greedylr' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})

@@ -7,6 +7,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from greedylr._extras import MissingExtra, requires_extra
+
 __all__ = ["main"]
 
 
@@ -73,7 +75,8 @@ def _add_bench_robustness(studies: argparse._SubParsersAction) -> None:
 
 
 def _run_bench_robustness(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    with requires_extra("bench", "greedylr bench"):
+        from rich.console import Console
 
     from greedylr.studies.robustness import run_robustness, write_report
 
@@ -154,28 +157,11 @@ def _add_diagnose(commands: argparse._SubParsersAction) -> None:
 def _run_diagnose(args: argparse.Namespace) -> int:
     import json
 
-    from rich.console import Console
-    from rich.table import Table
-
     from greedylr.trace import diagnose
 
     result = diagnose(args.trace, threshold=args.threshold)
-    console = Console()
-    if args.json:
-        console.print_json(json.dumps(result.to_dict()))
-        return 0
-    table = Table(title=f"stress episodes: {args.trace}", show_lines=True)
-    for column in ("kind", "steps", "severity", "recovery", "cause"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("what happened", overflow="fold", ratio=1, min_width=30)
-    for e in result:
-        recovery = "not recovered" if e.recovery_steps is None else f"{e.recovery_steps} steps"
-        table.add_row(e.kind.replace("_", " "), f"{e.start}-{e.end}",
-                      f"{e.severity:.3g} {e.severity_unit}", recovery, e.cause or "-",
-                      "\n".join([e.detail, *e.notes]))
-    if len(result):
-        console.print(table)
-    console.print(result.summary)
+    # plain text: diagnose is a core command, and the core needs no extra
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result)
     return 0
 
 
@@ -246,9 +232,10 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
 def _run_compare(args: argparse.Namespace) -> int:
     import json
 
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+    with requires_extra("compare", "greedylr compare"):
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
 
     from greedylr.studies.report import summary_table, write_report
     from greedylr.studies.runner import make_specs, resolve_workload, run_trials
@@ -298,7 +285,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return 0
-    return int(args.run(args) or 0)
+    try:
+        return int(args.run(args) or 0)
+    except MissingExtra as exc:
+        print(exc, file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

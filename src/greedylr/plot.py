@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from greedylr._extras import requires_extra
 from greedylr.trace import EVENT_BITS, Diagnosis, Trace, diagnose, load_trace
 
 if TYPE_CHECKING:
@@ -130,8 +131,9 @@ def plot_trace(
     Raises:
         ValueError: for an empty trace or a bad argument.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    with requires_extra("plot", "greedylr plot"):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
     if not (isinstance(max_points, int) and max_points >= 10):
         raise ValueError(f"max_points must be an int >= 10, got {max_points!r}")

@@ -135,6 +135,7 @@ class GreedyLR(LRScheduler):
             base.append(as_float(lr))
         self.state: RuleState = init(self.config, base)
         if self._device is not None:
+            _keep_recording_out_of_compile()
             self._to_device(self.state)
         self.trace: Trace | None = self._make_trace(trace)
         if self._device is not None and self.trace is not None:
@@ -152,7 +153,13 @@ class GreedyLR(LRScheduler):
             inner = inner.optimizer
         self._hook = inner.register_step_post_hook(self._optimizer_steps)
         self._steps_seen = 0
-        super().__init__(optimizer)
+        # The base class's constructor makes one initial ``step()`` call with no loss;
+        # our own flag marks it (torch's ``_is_initial`` exists only from torch 2.8 on).
+        self._constructing = True
+        try:
+            super().__init__(optimizer)
+        finally:
+            self._constructing = False
 
     @classmethod
     def from_transformers(cls, optimizer: Optimizer, **kwargs: Any) -> GreedyLR:
@@ -226,8 +233,10 @@ class GreedyLR(LRScheduler):
         Raises:
             TypeError: if no loss was given or observed.
         """
-        if self._is_initial:
-            super().step()
+        if self._constructing:
+            # the base class's initial step: set the initial LRs as every later step
+            # does (tensor LRs filled in place, on every torch version)
+            self._apply(self._next_lrs)
             return
         count = self._optimizer_steps.count
         if count and count == self._steps_seen:
@@ -427,12 +436,12 @@ class GreedyLR(LRScheduler):
         self._next_lrs = list(decision.lrs.unbind())
         self._apply(self._next_lrs)
 
-    @torch.compiler.disable
     def _record_on_device(self, value: torch.Tensor, decision: tensor_rule.TensorDecision) -> None:
         """Buffer the trace row on the device (no sync).
 
-        Kept out of ``torch.compile``: the trace's Python bookkeeping (a growing list,
-        a step counter) would otherwise be guarded on and recompile the step each time.
+        Kept out of ``torch.compile`` (see :func:`_keep_recording_out_of_compile`): the
+        trace's Python bookkeeping (a growing list, a step counter) would otherwise be
+        guarded on and recompile the step each time.
         """
         self._host_step += 1
         if self.trace is not None:
@@ -523,3 +532,21 @@ class GreedyLR(LRScheduler):
         self._last_lr = [
             lr.clone() if isinstance(lr, torch.Tensor) else lr for lr in state_dict["_last_lr"]
         ]
+
+
+_recording_kept_out = False
+
+
+def _keep_recording_out_of_compile() -> None:
+    """Wrap ``GreedyLR._record_on_device`` in ``torch.compiler.disable``, once.
+
+    The same as decorating it at class definition, deferred to the first device-mode
+    scheduler: ``torch.compiler.disable`` imports ``torch._dynamo`` (seconds), which
+    float mode, and so ``import greedylr``, never needs.
+    """
+    global _recording_kept_out
+    if not _recording_kept_out:
+        GreedyLR._record_on_device = torch.compiler.disable(  # type: ignore[method-assign]
+            GreedyLR._record_on_device
+        )
+        _recording_kept_out = True

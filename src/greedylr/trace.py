@@ -72,6 +72,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from greedylr._extras import requires_extra
 from greedylr.rule import EVENT_BITS, Event
 
 __all__ = [
@@ -409,7 +410,8 @@ class TensorBoardSink:
         if not (isinstance(every, int) and every >= 1):
             raise ValueError(f"every must be an int >= 1, got {every!r}")
         if isinstance(writer, (str, os.PathLike)):
-            from torch.utils.tensorboard import SummaryWriter
+            with requires_extra("tensorboard", "the TensorBoard sink"):
+                from torch.utils.tensorboard import SummaryWriter
 
             writer, self._owned = SummaryWriter(log_dir=str(writer)), True
         else:

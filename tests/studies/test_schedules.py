@@ -82,6 +82,51 @@ def test_linear_and_cosine_trajectories_by_hand() -> None:
     assert cos == pytest.approx([0.05 * (1 + math.cos(math.pi * t / 10)) for t in range(1, 11)])
 
 
+# our torch-native build of each, transformers.get_scheduler's name, and its extra options
+_AS_IN_TRANSFORMERS = [
+    ("constant_warmup", "constant_with_warmup", {}),
+    ("linear", "linear", {}),
+    ("cosine", "cosine", {}),
+    ("cosine_restarts", "cosine_with_restarts", {"num_cycles": 4}),
+    ("cosine_restarts", "cosine_with_restarts", {"num_cycles": 3}),
+    ("polynomial", "polynomial", {}),
+    ("polynomial", "polynomial", {"power": 2.0, "lr_end": 1e-4}),
+]
+
+
+@pytest.mark.parametrize(("name", "hf_name", "options"), _AS_IN_TRANSFORMERS)
+@pytest.mark.parametrize(("total", "warmup"), [(37, 0), (37, 5), (12, 12), (1, 0)])
+def test_torch_native_schedules_give_transformers_lrs_bit_for_bit(
+    name: str, hf_name: str, options: dict[str, float], total: int, warmup: int
+) -> None:
+    """Stored study results came from transformers.get_scheduler: the LRs must not move."""
+    transformers = pytest.importorskip("transformers")
+    if name == "polynomial" and warmup == total:
+        pytest.skip("transformers' polynomial divides by zero when the warmup is the run")
+
+    def optimizer() -> torch.optim.Optimizer:
+        # two groups at different LRs: the multiplier applies to each group's own LR
+        a, b = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+        return torch.optim.AdamW(
+            [{"params": a.parameters()}, {"params": b.parameters(), "lr": 3e-4}], lr=0.07
+        )
+
+    ours_opt, theirs_opt = optimizer(), optimizer()
+    ours = build_schedule(name, ours_opt, total_steps=total, warmup=warmup, **options)
+    theirs = transformers.get_scheduler(
+        hf_name, theirs_opt, num_warmup_steps=warmup, num_training_steps=total,
+        scheduler_specific_kwargs=options or None,
+    )
+    assert type(ours).__module__.startswith("torch.")
+    for step in range(total + 3):  # past the end too
+        mine = [g["lr"] for g in ours_opt.param_groups]
+        assert mine == [g["lr"] for g in theirs_opt.param_groups], (step, mine)
+        ours_opt.step()
+        theirs_opt.step()
+        ours.step()
+        theirs.step()
+
+
 def test_exponential_ends_at_its_final_ratio_and_accepts_gamma() -> None:
     lrs = _run("exponential", [1.0] * 20, warmup=4)
     assert lrs[-1] == pytest.approx(0.1 * 0.01)

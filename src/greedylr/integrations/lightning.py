@@ -42,11 +42,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from greedylr._extras import requires_extra
 from greedylr.scheduler import GreedyLR
+
+with requires_extra("lightning", "greedylr.integrations.lightning"):
+    import lightning.pytorch as pl
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 __all__ = ["GreedyLRCallback"]
 

@@ -55,13 +55,16 @@ from __future__ import annotations
 import logging
 from typing import Any, NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
-from jax import lax
 
+from greedylr._extras import requires_extra
 from greedylr.rule import EVENT_BITS, GreedyConfig
+
+with requires_extra("jax", "greedylr.integrations.optax"):
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from jax import lax
 
 __all__ = [
     "CLIPPED",

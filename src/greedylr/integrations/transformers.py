@@ -46,10 +46,13 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
-from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState
-from transformers.training_args import TrainingArguments
 
+from greedylr._extras import requires_extra
 from greedylr.scheduler import GreedyLR
+
+with requires_extra("hf", "greedylr.integrations.transformers"):
+    from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState
+    from transformers.training_args import TrainingArguments
 
 __all__ = ["GreedyLRCallback", "attach"]
 
@@ -69,7 +72,7 @@ class _EvalFedGreedyLR(GreedyLR):
     """
 
     def step(self, loss: Any = None) -> None:  # type: ignore[override]
-        if loss is None and not self._is_initial:
+        if loss is None and not self._constructing:
             return
         super().step(loss)
 

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from greedylr._extras import requires_extra
 from greedylr.studies import metrics as M
 from greedylr.studies.trial import TrialSpec
 
@@ -327,10 +328,11 @@ def _per_workload_table(analysis: dict[str, Any]) -> str:
 
 
 def _figure(analysis: dict[str, Any], path: Path, title: str) -> None:
-    import matplotlib
+    with requires_extra("bench", "the defaults study's figure"):
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
 
     rows = sorted(
         (r for r in analysis["variants"] if not math.isnan(r["metric_rank"])),

@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from greedylr._extras import requires_extra
 from greedylr.studies.trial import TrialSpec
 
 __all__ = [
@@ -405,10 +406,11 @@ def f_sweep_table(study_dir: str | os.PathLike[str]) -> str:
 
 
 def _f_sweep_figure(data: dict[str, list[tuple[float, float, float]]], path: Path) -> None:
-    import matplotlib
+    with requires_extra("bench", "the F-sweep figure"):
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
 
     if not data:
         return

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from greedylr._extras import requires_extra
 from greedylr.studies import metrics as M
 from greedylr.studies.runner import load_results
 
@@ -108,10 +109,11 @@ def _slug(setting: tuple[Any, ...]) -> str:
 
 
 def _plt() -> Any:
-    import matplotlib
+    with requires_extra("plot", "a report"):
+        import matplotlib
 
-    matplotlib.use("Agg")  # files only: never open a window
-    import matplotlib.pyplot as plt
+        matplotlib.use("Agg")  # files only: never open a window
+        import matplotlib.pyplot as plt
 
     return plt
 

@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from greedylr import tensor_rule
+from greedylr._extras import requires_extra
 from greedylr.rule import GreedyConfig
 from greedylr.studies.perturb import BatchPerturber, Perturbation, Streams, conditions
 
@@ -1299,10 +1300,11 @@ def _damaged(events: dict[str, np.ndarray]) -> np.ndarray:
 
 def _figures(out: Path, runs: dict[str, np.ndarray], events: dict[str, np.ndarray],
              schedules: Sequence[str]) -> list[str]:
-    import matplotlib
+    with requires_extra("bench", "the robustness report"):
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
 
     figs = out / "figures"
     figs.mkdir(exist_ok=True)

@@ -61,6 +61,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from greedylr._extras import requires_extra
 from greedylr.studies import schedules
 from greedylr.studies.trial import Trial, TrialSpec
 
@@ -316,17 +317,15 @@ def _guess_direction(metric: str) -> bool:
 
 
 def _preload(schedule: str, optimizer: str) -> None:
-    if optimizer == "adafactor" or schedule in (
-        "constant_warmup",
-        "linear",
-        "cosine",
-        "cosine_restarts",
-        "polynomial",
-        "transformers_greedy",
-    ):
-        importlib.import_module("transformers")
+    if schedule == "transformers_greedy":
+        with requires_extra("hf", "the transformers_greedy schedule"):
+            importlib.import_module("transformers")
+    elif optimizer == "adafactor":
+        with requires_extra("hf", "the adafactor optimizer"):
+            importlib.import_module("transformers")
     elif schedule == "schedule_free":
-        importlib.import_module("schedulefree")
+        with requires_extra("bench", "the schedule_free schedule"):
+            importlib.import_module("schedulefree")
 
 
 def execute_trial(spec: TrialSpec, *, threads: int | None = None) -> dict[str, Any]:
@@ -630,10 +629,8 @@ def _execute_one_thread(spec: TrialSpec) -> dict[str, Any]:
 def _run_ray(
     specs: Sequence[TrialSpec], jobs: int, address: str | None, on_result: OnResult
 ) -> None:
-    try:
+    with requires_extra("ray", "the ray executor"):
         import ray
-    except ImportError as exc:
-        raise ImportError("the ray executor needs Ray: pip install 'greedylr[ray]'") from exc
     started_here = False
     if not ray.is_initialized():
         if address:
@@ -669,15 +666,16 @@ def _progress_bar(total: int, skipped: int, enabled: bool) -> Iterator[OnResult]
     if not enabled or total == 0:
         yield lambda result: None
         return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    with requires_extra("compare", "the progress bar"):
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
     counts: Counter[str] = Counter()
     with Progress(

@@ -14,8 +14,9 @@ name                      what it is
 ``linear``                linear warmup, linear decay to 0 (transformers)
 ``cosine``                linear warmup, cosine decay to 0 (transformers)
 ``cosine_restarts``       linear warmup, cosine with ``num_cycles`` (4) hard restarts
-``polynomial``            linear warmup, polynomial decay (transformers' defaults:
-                          ``power`` 1.0 to ``lr_end`` 1e-7)
+                          (transformers)
+``polynomial``            linear warmup, polynomial decay (transformers, with its
+                          defaults: ``power`` 1.0 to ``lr_end`` 1e-7)
 ``exponential``           linear warmup, then ``lr * gamma**t``; ``gamma`` defaults to the
                           value that ends at ``final_ratio`` (1%) of the initial LR
                           (the paper's gamma 0.95 per step collapses the LR to ~0 within
@@ -38,6 +39,9 @@ name                      what it is
                           (built by :func:`build_optimizer`, with its own warmup) and the
                           schedule is a no-op
 ========================  ==============================================================
+
+The schedules marked (transformers) use the formulas of ``transformers.get_scheduler``,
+built with torch's ``LambdaLR``: the same LRs bit for bit, with torch alone installed.
 
 Settings are validated: a key that the schedule does not take raises ``ValueError``,
 except keys with a prefix in :data:`PASSTHROUGH_PREFIXES` (``workload_``: options of
@@ -70,6 +74,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 
+from greedylr._extras import requires_extra
 from greedylr.rule import GreedyConfig
 from greedylr.scheduler import GreedyLR
 
@@ -189,6 +194,80 @@ def _warmup_then(warmup: int, after: Callable[[int], float]) -> Callable[[int], 
     return multiplier
 
 
+def _constant_after_warmup(
+    optimizer: Optimizer, total_steps: int, warmup: int, own: dict[str, Any]
+) -> Callable[[int], float]:
+    return lambda t: 1.0
+
+
+def _linear_decay(
+    optimizer: Optimizer, total_steps: int, warmup: int, own: dict[str, Any]
+) -> Callable[[int], float]:
+    span = max(1, total_steps - warmup)
+    return lambda t: max(0.0, float(total_steps - warmup - t) / float(span))
+
+
+def _cosine_decay(
+    optimizer: Optimizer, total_steps: int, warmup: int, own: dict[str, Any]
+) -> Callable[[int], float]:
+    span, cycles = max(1, total_steps - warmup), 0.5
+
+    def after(t: int) -> float:
+        progress = float(t) / float(span)
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * cycles * 2.0 * progress)))
+
+    return after
+
+
+def _cosine_restarts_decay(
+    optimizer: Optimizer, total_steps: int, warmup: int, own: dict[str, Any]
+) -> Callable[[int], float]:
+    span, cycles = max(1, total_steps - warmup), float(int(own.get("num_cycles", 4)))
+
+    def after(t: int) -> float:
+        progress = float(t) / float(span)
+        if progress >= 1.0:
+            return 0.0
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * ((cycles * progress) % 1.0))))
+
+    return after
+
+
+def _polynomial_decay(
+    optimizer: Optimizer, total_steps: int, warmup: int, own: dict[str, Any]
+) -> Callable[[int], float]:
+    # transformers takes the initial LR from the optimizer's defaults, not from the groups
+    lr_init = optimizer.defaults["lr"]
+    lr_end, power = own.get("lr_end", 1e-7), own.get("power", 1.0)
+    if not lr_init > lr_end:
+        raise ValueError(f"lr_end ({lr_end}) must be smaller than initial lr ({lr_init})")
+    span = max(1, total_steps - warmup)
+
+    def after(t: int) -> float:
+        if t + warmup > total_steps:
+            return lr_end / lr_init
+        pct_remaining = 1 - t / span
+        return ((lr_init - lr_end) * pct_remaining**power + lr_end) / lr_init
+
+    return after
+
+
+_TRANSFORMERS_FORMULAS: dict[
+    str, Callable[[Optimizer, int, int, dict[str, Any]], Callable[[int], float]]
+] = {
+    "constant_warmup": _constant_after_warmup,
+    "linear": _linear_decay,
+    "cosine": _cosine_decay,
+    "cosine_restarts": _cosine_restarts_decay,
+    "polynomial": _polynomial_decay,
+}
+"""The decays of ``transformers.get_scheduler`` (``constant_with_warmup``, ``linear``,
+``cosine``, ``cosine_with_restarts``, ``polynomial``) after the shared warmup ramp, as
+functions of the steps ``t`` since its end: the same operations in the same order, so
+the LRs are transformers' bit for bit (``tests/studies/test_schedules.py`` compares them)
+while the schedules need torch alone."""
+
+
 class _NoSchedule(LambdaLR):
     """The schedule of a schedule-free optimizer: leaves the LR alone."""
 
@@ -232,25 +311,9 @@ def build_schedule(
         return _NoSchedule(optimizer)
     if name == "constant":
         return LambdaLR(optimizer, lambda _: 1.0)
-    if name in ("constant_warmup", "linear", "cosine", "cosine_restarts", "polynomial"):
-        from transformers import get_scheduler
-
-        hf_name = {
-            "constant_warmup": "constant_with_warmup",
-            "cosine_restarts": "cosine_with_restarts",
-        }.get(name, name)
-        specific: dict[str, Any] = {}
-        if name == "cosine_restarts":
-            specific["num_cycles"] = int(own.get("num_cycles", 4))
-        elif name == "polynomial":
-            specific = {k: own[k] for k in ("power", "lr_end") if k in own}
-        return get_scheduler(
-            hf_name,
-            optimizer,
-            num_warmup_steps=warmup,
-            num_training_steps=total_steps,
-            scheduler_specific_kwargs=specific or None,
-        )
+    if name in _TRANSFORMERS_FORMULAS:
+        after = _TRANSFORMERS_FORMULAS[name](optimizer, total_steps, warmup, own)
+        return LambdaLR(optimizer, _warmup_then(warmup, after))
     if name == "exponential":
         if "gamma" in own:
             gamma = float(own["gamma"])
@@ -265,7 +328,8 @@ def build_schedule(
     if name == "reduce_on_plateau":
         return ReduceLROnPlateau(optimizer, **own)
     if name == "transformers_greedy":
-        from transformers import GreedyLR as HFGreedyLR
+        with requires_extra("hf", "the transformers_greedy schedule"):
+            from transformers import GreedyLR as HFGreedyLR
 
         initial = [float(g["lr"]) for g in optimizer.param_groups]
         kwargs: dict[str, Any] = {
@@ -352,7 +416,8 @@ def build_optimizer(
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
     if schedule == "schedule_free":
-        import schedulefree
+        with requires_extra("bench", "the schedule_free schedule"):
+            import schedulefree
 
         if name == "sgd":
             opt: Optimizer = schedulefree.SGDScheduleFree(
@@ -367,7 +432,8 @@ def build_optimizer(
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, **kwargs)
     if name == "adafactor":
-        from transformers import Adafactor
+        with requires_extra("hf", "the adafactor optimizer"):
+            from transformers import Adafactor
 
         options = {"relative_step": False, "scale_parameter": False, "warmup_init": False}
         return Adafactor(params, lr=lr, **{**options, **kwargs})

