@@ -81,6 +81,7 @@ __all__ = [
     "SCHEDULES",
     "build_optimizer",
     "build_schedule",
+    "check_settings",
     "current_lr",
     "greedy_defaults_digest",
     "is_loss_driven",
@@ -159,8 +160,23 @@ _ALLOWED: dict[str, frozenset[str]] = {
 }
 
 
-def _check_settings(name: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """The settings meant for schedule ``name``; raise on any it does not take."""
+def check_settings(name: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings meant for schedule ``name``; raise on any it does not take.
+
+    Needs no optimizer, so that a study can check its grid before any trial runs.
+
+    Args:
+        name: a schedule name, one of :data:`SCHEDULES`.
+        settings: the trial's settings; keys with a prefix in
+            :data:`PASSTHROUGH_PREFIXES` are not the schedule's and are left out.
+
+    Returns:
+        The settings that are the schedule's own.
+
+    Raises:
+        ValueError: for an unknown schedule, a setting it does not take, or (for
+            ``greedy``) a value :class:`~greedylr.GreedyConfig` refuses.
+    """
     if name not in _ALLOWED:
         raise ValueError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}")
     own = {k: v for k, v in settings.items() if not k.startswith(PASSTHROUGH_PREFIXES)}
@@ -171,6 +187,8 @@ def _check_settings(name: str, settings: dict[str, Any]) -> dict[str, Any]:
             f"schedule {name!r} does not take setting(s) {unknown}; it takes: {allowed} "
             f"(prefix a key with one of {PASSTHROUGH_PREFIXES} to pass it elsewhere)"
         )
+    if name == "greedy":
+        GreedyConfig(**own)  # a bad value (factor=1.5) fails here rather than in a trial
     return own
 
 
@@ -216,7 +234,7 @@ def build_schedule(
         ValueError: for an unknown name, a setting the schedule does not take, or a
             bad step count.
     """
-    own = _check_settings(name, settings)
+    own = check_settings(name, settings)
     if not isinstance(total_steps, int) or total_steps < 1:
         raise ValueError(f"total_steps must be an int >= 1, got {total_steps!r}")
     if not isinstance(warmup, int) or not 0 <= warmup <= total_steps:

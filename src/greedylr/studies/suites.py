@@ -433,7 +433,7 @@ def bench(
 
     Args:
         out_dir: results and report go here, one folder per study.
-        quick: the quick suite (a representative slice, ~10 min on 2 cores) or the
+        quick: the quick suite (a representative slice, 97 s on an idle 2-core machine) or the
             full suite (everything).
         jobs: trials at a time (worker processes).
         studies: run only these registered studies (default: all, then robustness).
