@@ -21,7 +21,7 @@ batched engine reproduces it, and the study measures the speed-up over it.
 
 Everything runs on the CPU; ``R`` runs cost little more than one in Python overhead.
 
-Example:
+Examples:
     >>> from greedylr.studies.perturb import Perturbation
     >>> specs = [RunSpec("greedy", Perturbation("random_spike", 0.5), seed=0),
     ...          RunSpec("cosine", Perturbation("random_spike", 0.5), seed=0)]
@@ -547,6 +547,7 @@ class _Adam:
         bc1 = 1.0 - self.b1**self.t
         bc2_sqrt = math.sqrt(1.0 - self.b2**self.t)
         g = self.flat.grad
+        assert g is not None, "step() after backward()"
         self.m.lerp_(g, 1.0 - self.b1)
         self.v.mul_(self.b2).addcmul_(g, g, value=1.0 - self.b2)
         denom = (self.v.sqrt() / bc2_sqrt).add_(self.eps)
@@ -864,8 +865,9 @@ def recovery_events(probe: np.ndarray, corrupt: np.ndarray, shift_steps: Sequenc
     steps = probe.shape[1]
     for r in range(probe.shape[0]):
         windows = _windows(corrupt[r])
-        if shift_steps[r] is not None:
-            windows = sorted([*windows, (shift_steps[r], shift_steps[r])])
+        shift = shift_steps[r]
+        if shift is not None:
+            windows = sorted([*windows, (shift, shift)])
         for i, (start, end) in enumerate(windows):
             before = probe[r, :start]
             before = before[np.isfinite(before)]
@@ -1140,7 +1142,7 @@ def _train_or_load(study: StudyDesign, family: str, parts: Path,
     rows, events = _summarise(result, first_run)
     meta = {"key": key, "first_run": first_run, "rows": rows, "events": events,
             "seconds": result.seconds, "cpu_s": cpu}
-    traces = {"run": np.array([r["run"] for r in rows]),
+    traces: dict[str, Any] = {"run": np.array([r["run"] for r in rows]),
               "observed": result.observed.numpy().astype(np.float16),
               "probe": result.probe.numpy().astype(np.float16),
               "lr": result.lr.numpy().astype(np.float16),
@@ -1195,11 +1197,12 @@ def _run_study(out: Path, study: StudyDesign, quick: bool,
                  f"{speed['batched_runs_per_s']:.1f} runs/s; speed-up {speed['speedup']:.1f}x")
     _write_csv(out / "runs.csv", _RUN_FIELDS, rows)
     _write_csv(out / "events.csv", _EVENT_FIELDS, event_rows)
-    np.savez_compressed(out / "traces.npz", **{k: np.concatenate(v) for k, v in seed0.items()})
+    seed0_arrays: dict[str, Any] = {k: np.concatenate(v) for k, v in seed0.items()}
+    np.savez_compressed(out / "traces.npz", **seed0_arrays)
     # every run's traces too, so that any metric can be recomputed from stored data
     # (several MB: kept beside the results, not meant for version control)
-    np.savez_compressed(out / "traces_all.npz",
-                        **{k: np.concatenate(v) for k, v in every.items()})
+    every_arrays: dict[str, Any] = {k: np.concatenate(v) for k, v in every.items()}
+    np.savez_compressed(out / "traces_all.npz", **every_arrays)
     summary = {
         "design": {
             "quick": quick,
@@ -1231,7 +1234,7 @@ def _run_study(out: Path, study: StudyDesign, quick: bool,
 # The report: from the stored tables only
 # ---------------------------------------------------------------------------------------
 
-PAPER = {
+PAPER: dict[str, dict[str, float]] = {
     "median_final_loss": {"greedy": 0.148, "cosine": 0.232, "cosine_restarts": 0.226,
                           "exponential": 0.249},
     "recovery_ratio": {"greedy": 134.0, "cosine": 132.3, "cosine_restarts": 35.7,

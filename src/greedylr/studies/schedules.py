@@ -44,7 +44,7 @@ except keys with a prefix in :data:`PASSTHROUGH_PREFIXES` (``workload_``: option
 the workload; ``optimizer_``: options of :func:`build_optimizer`; ``perturb_``:
 perturbations), which are ignored here.
 
-Example:
+Examples:
     >>> import torch
     >>> opt = build_optimizer("adamw", torch.nn.Linear(2, 1).parameters(), lr=0.1,
     ...                       schedule="cosine")
@@ -373,7 +373,7 @@ def build_optimizer(
         import schedulefree
 
         if name == "sgd":
-            opt: Optimizer = schedulefree.SGDScheduleFree(
+            opt = schedulefree.SGDScheduleFree(
                 params, lr=lr, warmup_steps=warmup, **{"momentum": 0.9, **kwargs}
             )
         else:

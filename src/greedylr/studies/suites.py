@@ -273,9 +273,9 @@ def workload_table(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "best": means[best],
                 "greedy_rank": ordered.index("greedy") + 1,
                 "schedules": len(ordered),
-                "best_paper_baseline": max(paper, key=paper.get)
+                "best_paper_baseline": max(paper, key=paper.__getitem__)
                 if higher and paper
-                else (min(paper, key=paper.get) if paper else None),
+                else (min(paper, key=paper.__getitem__) if paper else None),
                 "seeds": len(arms["greedy"]),
             }
         )
