@@ -86,7 +86,7 @@ class GreedyLR(LRScheduler):
             on when every group's ``lr`` is a tensor, all on one device (and the
             config does not ask for ``on_nonfinite="raise"``, which needs a host
             read). ``True`` requires tensor LRs; ``False`` forces the float rule.
-            Both modes give the same LRs (see :meth:`_step_on_device`), the same
+            Both modes give the same LRs (see ``_step_on_device``), the same
             events and the same checkpoints. In device mode the trace rows and
             events are buffered on the device and read when you look at them (or
             every ``trace.flush_every`` steps, a sync then: pass
