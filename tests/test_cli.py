@@ -55,11 +55,18 @@ def test_a_trace_that_cannot_be_read_is_one_line(
     assert f"cannot read trace {tmp_path}: Is a directory" in err
     garbage = tmp_path / "notes.jsonl"
     garbage.write_text("{not json\n")
-    assert "not a greedylr trace" in _fails([command, str(garbage)], capsys)
+    err = _fails([command, str(garbage)], capsys)
+    assert f"cannot read trace {garbage}: {garbage} is not a greedylr trace" in err
     if hasattr(os, "geteuid") and os.geteuid() != 0:  # root reads everything
         unreadable = _saved_trace(tmp_path)
         unreadable.chmod(0)
         assert "Permission denied" in _fails([command, str(unreadable)], capsys)
+
+
+def test_plot_to_a_path_that_cannot_be_written(tmp_path: Path, capsys) -> None:
+    output = tmp_path / "run.jsonl" / "pulse.png"  # under a file, not a folder
+    err = _fails(["plot", str(_saved_trace(tmp_path)), "-o", str(output)], capsys)
+    assert f"cannot write {output}: " in err  # its folder is a file
 
 
 def test_diagnose_refuses_a_bad_threshold(tmp_path: Path, capsys) -> None:
@@ -160,10 +167,19 @@ def test_bench_out_and_size_are_honoured_wherever_given(
     assert args.out == out and args.full is full
 
 
-def test_help_texts_state_what_runs_by_default() -> None:
-    bench = _parser()._subparsers._group_actions[0].choices["bench"]  # type: ignore[union-attr]
-    text = bench.format_help()
-    assert "10 minutes" not in text and "97 s" in text and "--full" in text
+def _help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--help"])
+    assert exit_.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_help_texts_state_what_runs_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    bench = _help(["bench"], capsys)
+    assert "By default the quick suite" in bench and "97 s measured on an idle 2-core" in bench
+    assert "10 minutes" not in bench
+    robustness = _help(["bench", "robustness"], capsys)
+    assert "Quick by default (576 runs" in robustness and "--full: 8,192 runs" in robustness
 
 
 def test_log_lines_are_readable(tmp_path: Path) -> None:

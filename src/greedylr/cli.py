@@ -85,7 +85,7 @@ def _add_suite_options(parser: argparse.ArgumentParser, *, inherited: bool) -> N
     default: Any = argparse.SUPPRESS if inherited else False
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--full", dest="full", action="store_true", default=default,
-                      help="the full suite (the results/ reports; hours on 2 cores)")
+                      help="the full suite: every study whose report is under results/")
     size.add_argument("--quick", dest="full", action="store_false", default=default,
                       help="the quick suite, a representative slice (the default)")
     parser.add_argument("--out", default=argparse.SUPPRESS if inherited else None,
@@ -193,8 +193,11 @@ def _read_trace(path: str) -> Any:
         return load_trace(path)
     except OSError as exc:
         raise UsageError(f"cannot read trace {path}: {exc.strerror or exc}") from exc
-    except (ValueError, KeyError, StopIteration) as exc:
-        raise UsageError(f"cannot read trace {path}: not a greedylr trace ({exc!r})") from exc
+    except ValueError as exc:  # not a trace, another version, malformed JSON
+        raise UsageError(f"cannot read trace {path}: {exc}") from exc
+    except (KeyError, StopIteration) as exc:  # a field or the header row is missing
+        raise UsageError(f"cannot read trace {path}: an incomplete greedylr trace "
+                         f"({type(exc).__name__} {exc})") from exc
 
 
 def _add_plot(commands: argparse._SubParsersAction) -> None:
@@ -217,8 +220,11 @@ def _run_plot(args: argparse.Namespace) -> int:
     from greedylr.plot import plot_trace
 
     trace = _read_trace(args.trace)
-    path = plot_trace(trace, args.output, diagnosis=not args.no_episodes,
-                      title=args.title, signal=args.signal)
+    try:
+        path = plot_trace(trace, args.output, diagnosis=not args.no_episodes,
+                          title=args.title, signal=args.signal)
+    except OSError as exc:  # the trace is in memory: this is the PNG that cannot be written
+        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
     log.info("wrote %s", path)
     return 0
 
