@@ -2,7 +2,8 @@
 
 Every command checks what it was given before it runs anything: a user error (a file
 that cannot be read, an unknown workload, schedule or study, a setting a schedule does
-not take, a bad value) is one line on stderr, ``greedylr: error: ...``, and exit code 2.
+not take, a bad value) is one line on stderr, ``greedylr: error: ...`` (or
+``greedylr COMMAND: error: ...``), and exit code 2.
 """
 
 from __future__ import annotations
@@ -20,14 +21,23 @@ log = logging.getLogger("greedylr")
 
 
 class UsageError(Exception):
-    """A mistake in what the user asked for: reported in one line, exit code 2."""
+    """A mistake in what the user asked for: reported in one line, exit code 2.
+
+    Args:
+        message: what is wrong, in one sentence.
+        prog: the command it concerns, which starts the line (``greedylr compare``).
+    """
+
+    def __init__(self, message: str, prog: str = "greedylr") -> None:
+        super().__init__(message)
+        self.prog = prog
 
 
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line, like every other user error."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise UsageError(f"{message} (see {self.prog} --help)", prog=self.prog)
 
 
 def _number(
@@ -462,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         log.debug("the error in full:", exc_info=True)  # shown with --verbose
         message = " ".join(str(exc).split())  # one line, whatever the message held
-        print(f"greedylr: error: {message}", file=sys.stderr)
+        print(f"{exc.prog}: error: {message}", file=sys.stderr)
         return 2
 
 
