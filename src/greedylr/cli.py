@@ -1,21 +1,80 @@
-"""The ``greedylr`` command line."""
+"""The ``greedylr`` command line.
+
+Every command checks what it was given before it runs anything: a user error (a file
+that cannot be read, an unknown workload, schedule or study, a setting a schedule does
+not take, a bad value) is one line on stderr, ``greedylr: error: ...`` (or
+``greedylr COMMAND: error: ...``), and exit code 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from greedylr._extras import MissingExtra, requires_extra
 
-__all__ = ["main"]
+__all__ = ["UsageError", "main"]
+
+log = logging.getLogger("greedylr")
+
+
+class UsageError(Exception):
+    """A mistake in what the user asked for: reported in one line, exit code 2.
+
+    Args:
+        message: what is wrong, in one sentence.
+        prog: the command it concerns, which starts the line (``greedylr compare``).
+    """
+
+    def __init__(self, message: str, prog: str = "greedylr") -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)", prog=self.prog)
+
+
+def _number(
+    kind: Callable[[str], Any], test: Callable[[Any], bool], what: str
+) -> Callable[[str], Any]:
+    """An argparse ``type`` that parses with ``kind`` and accepts only values passing ``test``."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not test(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+_positive_int = _number(int, lambda v: v >= 1, "an integer >= 1")
+_count = _number(int, lambda v: v >= 0, "an integer >= 0")
+_positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+
+
+def _version() -> str:
+    from greedylr import __version__
+
+    return __version__
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="greedylr", description="GreedyLR: loss-driven learning rates, with the evidence."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_bench(commands)
@@ -26,22 +85,39 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# -- bench ------------------------------------------------------------------------------
+
+
+def _add_suite_options(parser: argparse.ArgumentParser, *, inherited: bool) -> None:
+    """``--full``/``--quick`` and ``--out``, on ``bench`` and again on its studies.
+
+    On a study (``inherited``) they default to nothing, so that ``greedylr bench --out X
+    robustness`` keeps the X given before the study's name.
+    """
+    default: Any = argparse.SUPPRESS if inherited else False
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--full", dest="full", action="store_true", default=default,
+                      help="the full suite: every study whose report is under results/")
+    size.add_argument("--quick", dest="full", action="store_false", default=default,
+                      help="the quick suite, a representative slice (the default)")
+    parser.add_argument("--out", default=argparse.SUPPRESS if inherited else None,
+                        help="results and report folder (default: bench-quick/, or "
+                        "bench-full/ with --full); a study writes into OUT/<study>/")
+
+
 def _add_bench(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser(
         "bench",
         help="run the study suites and write the report (quick by default)",
         description="Run every study (small models, fine-tuning, pre-training, F-sweep, "
-        "robustness) and write the report. Without --full: the quick suite, a "
-        "representative slice of each study (about 10 minutes on 2 cores). Resumable: "
-        "rerun on the same --out to finish an interrupted run.",
+        "robustness) and write the report. By default the quick suite, a "
+        "representative slice of each study (97 s measured on an idle 2-core machine; "
+        "longer when the cores are shared); --full runs everything. Resumable: rerun "
+        "on the same --out to finish an interrupted run.",
     )
-    bench.add_argument("--full", action="store_true", help="run the full suite")
-    bench.add_argument(
-        "--out",
-        default=None,
-        help="results and report folder (default: bench-quick/ or bench-full/)",
-    )
-    bench.add_argument("--jobs", type=int, default=2, help="trials at a time (default: 2)")
+    _add_suite_options(bench, inherited=False)
+    bench.add_argument("--jobs", type=_positive_int, default=2,
+                       help="trials at a time (default: 2)")
     bench.add_argument(
         "--study",
         action="append",
@@ -60,32 +136,38 @@ def _add_bench_robustness(studies: argparse._SubParsersAction) -> None:
     robust = studies.add_parser(
         "robustness",
         help="the robustness study: perturbations that act on training, batched runs",
-        description="Train every model family x perturbation x schedule x seed (8,192 "
-        "runs, 200 steps; --quick: one seed, strength 1, 50 steps), many runs at once per "
-        "family, then write runs.csv, events.csv, summary.json, report.md and figures/. "
+        description="Train every model family x perturbation x schedule x seed, many runs "
+        "at once per family, into OUT/robustness/: runs.csv, events.csv, summary.json, "
+        "report.md and figures/. Quick by default (576 runs: one seed, strength 1, 50 "
+        "steps; 24 s on an idle 2-core machine); --full: 8,192 runs of 200 steps (278 s). "
         "Reports the wall time and the speed-up over training one run at a time.",
     )
-    robust.add_argument("--quick", action="store_true", help="the quick design (~2 min)")
-    robust.add_argument("--out", default=None,
-                        help="output folder (default: bench-quick/robustness or "
-                        "bench-full/robustness)")
+    _add_suite_options(robust, inherited=True)
     robust.add_argument("--report-only", action="store_true",
                         help="rewrite report.md and figures from the stored tables")
     robust.set_defaults(run=_run_bench_robustness)
 
 
+def _suite_dir(args: argparse.Namespace) -> str:
+    return args.out or ("bench-full" if args.full else "bench-quick")
+
+
 def _run_bench_robustness(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     with requires_extra("bench", "greedylr bench"):
         from rich.console import Console
 
     from greedylr.studies.robustness import run_robustness, write_report
 
     console = Console()
-    out = args.out or ("bench-quick/robustness" if args.quick else "bench-full/robustness")
+    out = Path(_suite_dir(args)) / "robustness"
     if args.report_only:
+        if not (out / "runs.csv").is_file():
+            raise UsageError(f"no stored robustness study in {out} (no runs.csv)")
         console.print(f"report: {write_report(out)}")
         return 0
-    summary = run_robustness(out, args.quick, progress=console.print)
+    summary = run_robustness(out, not args.full, progress=console.print)
     speed = summary["speed"]
     console.print(
         f"{summary['design']['runs']:,} runs in {summary['wall_s']:.0f} s; batched "
@@ -97,21 +179,38 @@ def _run_bench_robustness(args: argparse.Namespace) -> int:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from greedylr.studies.suites import bench
+    from greedylr.studies.suites import STUDIES, bench
 
-    out = args.out or ("bench-full" if args.full else "bench-quick")
-    summary = bench(out, quick=not args.full, jobs=args.jobs, studies=args.studies)
-    logging.getLogger("greedylr").info(
-        "%s suite done in %.0f s; report: %s",
-        summary["suite"],
-        summary["wall_s"],
-        summary["report"],
-    )
+    unknown = [name for name in args.studies or () if name not in {*STUDIES, "robustness"}]
+    if unknown:
+        raise UsageError(f"unknown study {unknown[0]!r}; known: "
+                         f"{', '.join([*sorted(STUDIES), 'robustness'])}")
+    summary = bench(_suite_dir(args), quick=not args.full, jobs=args.jobs, studies=args.studies)
+    log.info("%s suite done in %.0f s; report: %s",
+             summary["suite"], summary["wall_s"], summary["report"])
     return (
         0
         if all(not study.get("statuses", {}).get("failed") for study in summary["studies"].values())
         else 1
     )
+
+
+# -- plot, diagnose, report ----------------------------------------------------------------
+
+
+def _read_trace(path: str) -> Any:
+    """The trace saved at ``path``; a file that cannot be read is a :class:`UsageError`."""
+    from greedylr.trace import load_trace
+
+    try:
+        return load_trace(path)
+    except OSError as exc:
+        raise UsageError(f"cannot read trace {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # not a trace, another version, malformed JSON
+        raise UsageError(f"cannot read trace {path}: {exc}") from exc
+    except (KeyError, StopIteration) as exc:  # a field or the header row is missing
+        raise UsageError(f"cannot read trace {path}: an incomplete greedylr trace "
+                         f"({type(exc).__name__} {exc})") from exc
 
 
 def _add_plot(commands: argparse._SubParsersAction) -> None:
@@ -133,9 +232,13 @@ def _add_plot(commands: argparse._SubParsersAction) -> None:
 def _run_plot(args: argparse.Namespace) -> int:
     from greedylr.plot import plot_trace
 
-    path = plot_trace(args.trace, args.output, diagnosis=not args.no_episodes,
-                      title=args.title, signal=args.signal)
-    logging.getLogger("greedylr").info("wrote %s", path)
+    trace = _read_trace(args.trace)
+    try:
+        path = plot_trace(trace, args.output, diagnosis=not args.no_episodes,
+                          title=args.title, signal=args.signal)
+    except OSError as exc:  # the trace is in memory: this is the PNG that cannot be written
+        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
+    log.info("wrote %s", path)
     return 0
 
 
@@ -149,7 +252,7 @@ def _add_diagnose(commands: argparse._SubParsersAction) -> None:
     )
     diagnose.add_argument("trace", help="a trace file (.jsonl or .csv) written by Trace.save")
     diagnose.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    diagnose.add_argument("--threshold", type=float, default=8.0,
+    diagnose.add_argument("--threshold", type=_positive_float, default=8.0,
                           help="sigma above the pre-episode level for a loss spike (default 8)")
     diagnose.set_defaults(run=_run_diagnose)
 
@@ -159,7 +262,7 @@ def _run_diagnose(args: argparse.Namespace) -> int:
 
     from greedylr.trace import diagnose
 
-    result = diagnose(args.trace, threshold=args.threshold)
+    result = diagnose(_read_trace(args.trace), threshold=args.threshold)
     # plain text: diagnose is a core command, and the core needs no extra
     print(json.dumps(result.to_dict(), indent=2) if args.json else result)
     return 0
@@ -184,10 +287,12 @@ def _run_report(args: argparse.Namespace) -> int:
     try:
         path = write_report(args.dir, output=args.output, title=args.title)
     except FileNotFoundError as exc:
-        logging.getLogger("greedylr").error("%s", exc)
-        return 1
-    logging.getLogger("greedylr").info("wrote %s", path)
+        raise UsageError(str(exc)) from exc
+    log.info("wrote %s", path)
     return 0
+
+
+# -- compare --------------------------------------------------------------------------------
 
 
 def _add_compare(commands: argparse._SubParsersAction) -> None:
@@ -195,31 +300,36 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
         "compare",
         help="A/B GreedyLR against other schedules on your own training function",
         description="Run TARGET (MODULE:FUNCTION or FILE.py:FUNCTION, a function "
-        "train(trial)) under each schedule and seed, store one result per trial in OUT "
-        "(resumable: rerun to finish an interrupted comparison), then write OUT/report.md "
-        "and print the headline table. See examples/compare_my_model.py.",
+        "train(trial); or a registered workload's name) under each schedule and seed, "
+        "store one result per trial in OUT (resumable: rerun to finish an interrupted "
+        "comparison), then write OUT/report.md and print the headline table. See "
+        "examples/compare_my_model.py.",
     )
-    compare.add_argument("target", help="MODULE:FUNCTION or path/to/file.py:FUNCTION")
+    compare.add_argument("target", help="MODULE:FUNCTION, path/to/file.py:FUNCTION or a "
+                         "registered workload")
     compare.add_argument("--schedules", default="greedy,cosine",
                          help="comma-separated schedule names (default: greedy,cosine)")
-    compare.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
-    compare.add_argument("--steps", type=int, default=None,
+    compare.add_argument("--seeds", type=_positive_int, default=3,
+                         help="seeds 0..N-1 (default 3)")
+    compare.add_argument("--steps", type=_positive_int, default=None,
                          help="optimizer steps (default: the function's `steps` or 300)")
-    compare.add_argument("--lr", type=float, default=None,
+    compare.add_argument("--lr", type=_positive_float, default=None,
                          help="initial LR, set on your optimizer even if your function builds "
                               "it (default: its own; trial.optimizer() takes the function's "
                               "`lr` or 1e-3)")
-    compare.add_argument("--warmup", type=int, default=0, help="warmup steps (default 0)")
+    compare.add_argument("--warmup", type=_count, default=0,
+                         help="warmup steps, at most --steps (default 0)")
     compare.add_argument("--optimizer", default="adamw",
                          help="adamw, adafactor, adagrad or sgd, for trial.optimizer()")
-    compare.add_argument("--eval-every", type=int, default=0,
+    compare.add_argument("--eval-every", type=_count, default=0,
                          help="steps between held-out evaluations (0: only at the end)")
     compare.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="a setting for every trial, VALUE as JSON (repeatable; "
                          "schedule options such as factor=0.5, or workload_* for you)")
     compare.add_argument("--out", default="compare-results", help="results and report folder")
     compare.add_argument("--study", default="compare", help="study name in the results")
-    compare.add_argument("--jobs", type=int, default=1, help="trials at a time (default 1)")
+    compare.add_argument("--jobs", type=_positive_int, default=1,
+                         help="trials at a time (default 1)")
     compare.add_argument("--executor", choices=("local", "ray"), default="local",
                          help="local processes (default) or Ray")
     compare.add_argument("--address", default=None,
@@ -229,31 +339,68 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
     compare.set_defaults(run=_run_compare)
 
 
-def _run_compare(args: argparse.Namespace) -> int:
+def _settings(items: Sequence[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items as a dict, each VALUE parsed as JSON or kept a string."""
     import json
 
+    settings = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            settings[key] = json.loads(value)
+        except ValueError:
+            settings[key] = value  # a bare string
+    return settings
+
+
+def _checked_schedules(text: str, settings: dict[str, Any]) -> list[str]:
+    """The schedule names in ``text``, each known and taking every one of ``settings``."""
+    from greedylr.studies.schedules import check_settings
+
+    schedules = [s.strip() for s in text.split(",") if s.strip()]
+    if not schedules:
+        raise UsageError(f"--schedules names no schedule: {text!r}")
+    for name in schedules:
+        try:
+            check_settings(name, settings)
+        except (ValueError, TypeError) as exc:
+            raise UsageError(str(exc)) from exc
+    return schedules
+
+
+def _load_target(target: str) -> Any:
+    """The training function ``target`` names; one that cannot be found is a UsageError."""
+    from greedylr.studies.runner import resolve_workload
+
+    try:
+        return resolve_workload(target).train
+    except (KeyError, ImportError, AttributeError, OSError, ValueError, TypeError) as exc:
+        # a KeyError's str() is its repr; its message is the first argument
+        reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise UsageError(f"cannot load {target}: {reason}") from exc
+
+
+def _run_compare(args: argparse.Namespace) -> int:
     with requires_extra("compare", "greedylr compare"):
         from rich.console import Console
         from rich.table import Table
         from rich.text import Text
 
     from greedylr.studies.report import summary_table, write_report
-    from greedylr.studies.runner import make_specs, resolve_workload, run_trials
+    from greedylr.studies.runner import make_specs, run_trials
+    from greedylr.studies.schedules import OPTIMIZERS
 
-    log = logging.getLogger("greedylr")
-    settings = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            log.error("--set expects KEY=VALUE, got %r", item)
-            return 2
-        try:
-            settings[key] = json.loads(value)
-        except ValueError:
-            settings[key] = value  # a bare string
-    train = resolve_workload(args.target).train
-    steps = args.steps or int(getattr(train, "steps", 300))
-    schedules = [s.strip() for s in args.schedules.split(",") if s.strip()]
+    # everything is checked before the first trial runs, so that no failed trial is stored
+    settings = _settings(args.set)
+    schedules = _checked_schedules(args.schedules, settings)
+    if args.optimizer not in OPTIMIZERS:
+        raise UsageError(f"unknown optimizer {args.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+    train = _load_target(args.target)
+    steps = args.steps if args.steps is not None else int(getattr(train, "steps", 300))
+    if args.warmup > steps:
+        raise UsageError(f"--warmup {args.warmup} is longer than the run ({steps} steps)")
     specs = make_specs(args.study, [args.target], schedules, range(args.seeds),
                        optimizer=args.optimizer, steps=steps, lr=args.lr, warmup=args.warmup,
                        eval_every=args.eval_every, settings=settings)
@@ -278,15 +425,42 @@ def _run_compare(args: argparse.Namespace) -> int:
     return 1 if any(r["status"] == "failed" for r in results) else 0
 
 
+# -- main -----------------------------------------------------------------------------------
+
+
+def _configure_logging(verbose: bool) -> None:
+    """Time, level and message (and the logger's name with ``--verbose``), on stderr."""
+    name = " %(name)s" if verbose else ""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format=f"%(asctime)s %(levelname)s{name}: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``greedylr`` command line; returns the exit code.
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        0 on success, 1 if some trial failed, 2 for a user error (one line on stderr),
+        130 when interrupted.
+    """
     parser = _parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
-    if not getattr(args, "run", None):
-        parser.print_help()
-        return 0
     try:
+        args = parser.parse_args(argv)
+        _configure_logging(args.verbose)
+        if not getattr(args, "run", None):
+            parser.print_help()
+            return 0
         return int(args.run(args) or 0)
+    except UsageError as exc:
+        log.debug("the error in full:", exc_info=True)  # shown with --verbose
+        message = " ".join(str(exc).split())  # one line, whatever the message held
+        print(f"{exc.prog}: error: {message}", file=sys.stderr)
+        return 2
     except MissingExtra as exc:
         print(exc, file=sys.stderr)
         return 1

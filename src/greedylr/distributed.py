@@ -16,6 +16,8 @@ every rank; never call it from code that only some ranks run (``if rank == 0:``)
 
 from __future__ import annotations
 
+from typing import overload
+
 import torch
 import torch.distributed as dist
 
@@ -50,6 +52,14 @@ def _collective_device(value: float | torch.Tensor) -> torch.device:
     return torch.device("cpu")
 
 
+@overload
+def mean_across_ranks(value: float) -> float: ...
+
+
+@overload
+def mean_across_ranks(value: torch.Tensor) -> torch.Tensor: ...
+
+
 def mean_across_ranks(value: float | torch.Tensor) -> float | torch.Tensor:
     """The mean of ``value`` over all ranks; ``value`` itself outside a process group.
 
@@ -66,7 +76,7 @@ def mean_across_ranks(value: float | torch.Tensor) -> float | torch.Tensor:
         A float for a float (computed in float64); a 0-d tensor for a tensor, on the
         tensor's device and without a host read (in float32, or float64 if it was).
 
-    Example:
+    Examples:
         >>> mean_across_ranks(2.5)  # no process group: the value itself
         2.5
     """

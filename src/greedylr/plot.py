@@ -3,7 +3,7 @@
 matplotlib is imported only when a figure is drawn, and through its object API with the
 Agg canvas: drawing never touches pyplot's global state or the user's backend.
 
-Example:
+Examples:
     >>> from greedylr import Trace
     >>> from greedylr.plot import plot_trace
     >>> trace = Trace(1)
@@ -142,11 +142,14 @@ def plot_trace(
     rows = trace.rows()
     if not len(rows):
         raise ValueError("the trace is empty: nothing to plot")
+    shaded: Diagnosis | None
     if diagnosis is True:
-        diagnosis = diagnose(trace)
+        shaded = diagnose(trace)
     elif diagnosis is False:
-        diagnosis = None
-    elif not isinstance(diagnosis, Diagnosis):
+        shaded = None
+    elif isinstance(diagnosis, Diagnosis):
+        shaded = diagnosis
+    else:
         raise TypeError(f"diagnosis must be a Diagnosis or a bool, got {diagnosis!r}")
 
     steps = rows.step.astype(np.float64)
@@ -197,9 +200,9 @@ def plot_trace(
     bottom.grid(alpha=0.25, which="both")
 
     # -- episodes and data changes ------------------------------------------------
-    if diagnosis is not None:
-        _shade(top, diagnosis, label=True)
-        _shade(bottom, diagnosis, label=False)
+    if shaded is not None:
+        _shade(top, shaded, label=True)
+        _shade(bottom, shaded, label=False)
     tags = {name: values for name, values in rows.signals.items() if isinstance(values, list)}
     if signal is not None and signal not in tags:
         raise ValueError(f"no tag signal {signal!r} in the trace; tags: {sorted(tags)}")
@@ -221,8 +224,8 @@ def plot_trace(
     first, last = int(rows.step[0]), int(rows.step[-1])
     top.set_xlim(first, last)
     figure.suptitle(title or f"GreedyLR pulse, steps {first}-{last}", fontsize=10)
-    if diagnosis is not None:
-        top.set_title(diagnosis.summary, fontsize=7, loc="left", wrap=True)
+    if shaded is not None:
+        top.set_title(shaded.summary, fontsize=7, loc="left", wrap=True)
 
     if path is None:
         return figure

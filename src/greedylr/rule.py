@@ -18,7 +18,7 @@ observation that makes the streak *exceed* the patience, so ``patience=10`` acts
 the 11th consecutive observation (Keras acts on the 10th, optax's
 ``reduce_on_plateau`` on the 10th as well).
 
-Example:
+Examples:
     >>> cfg = GreedyConfig(factor=0.5, patience=0, smoothing="none",
     ...                    min_lr_ratio=None, max_lr_ratio=None)
     >>> state = init(cfg, [0.1])
@@ -316,7 +316,10 @@ class RuleState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RuleState:
-        return cls(**{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in data.items()})
+        values: dict[str, Any] = {
+            k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in data.items()
+        }
+        return cls(**values)
 
 
 #: How an event reason names the reference, by ``compare`` mode (shared with the adapters).
@@ -489,16 +492,16 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
         if config.on_nonfinite == "raise":
             raise FloatingPointError(f"non-finite loss {loss!r} at step {step}")
         lrs = tuple(state.lrs)
-        events = [Event(step, "nonfinite", f"non-finite loss {loss!r} at step {step}: "
-                        "not fed to the statistics", loss, state.smoothed, None, lrs, lrs)]
+        skipped = [Event(step, "nonfinite", f"non-finite loss {loss!r} at step {step}: "
+                         "not fed to the statistics", loss, state.smoothed, None, lrs, lrs)]
         in_warmup = step <= config.warmup
         if in_warmup:
             state.lrs = _ramp_lrs(config, state, step)
         elif config.on_nonfinite == "decrease":
             state.num_good = state.num_bad = 0
-            events += _change(config, state, "decrease", "non-finite loss",
-                              loss, state.smoothed, None)
-        return Decision(tuple(state.lrs), state.smoothed, tuple(events))
+            skipped += _change(config, state, "decrease", "non-finite loss",
+                               loss, state.smoothed, None)
+        return Decision(tuple(state.lrs), state.smoothed, tuple(skipped))
 
     smoothed = _smooth(config, state, float(loss))
     state.smoothed = smoothed

@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import fields
+from typing import Any, Literal
 
 import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from greedylr import distributed, tensor_rule
-from greedylr.rule import Decision, Event, GreedyConfig, RuleState, init, update
+from greedylr.rule import Bound, Decision, Event, GreedyConfig, RuleState, init, update
 from greedylr.trace import Trace
 
 __all__ = ["GreedyLR", "as_float"]
@@ -63,8 +64,9 @@ class _StepCounter:
 class GreedyLR(LRScheduler):
     """Loss-driven learning rate: raise it while the loss improves, lower it when not.
 
-    Call ``step(loss)`` after each ``optimizer.step()``. Every keyword argument of
-    :class:`greedylr.rule.GreedyConfig` is accepted here.
+    Call ``step(loss)`` after each ``optimizer.step()``. The rule's knobs, ``factor`` to
+    ``check_bounds``, are the fields of :class:`~greedylr.GreedyConfig`: the same names,
+    types and defaults, documented there; ``self.config`` holds them.
 
     Args:
         optimizer: the wrapped optimizer.
@@ -84,7 +86,7 @@ class GreedyLR(LRScheduler):
             on when every group's ``lr`` is a tensor, all on one device (and the
             config does not ask for ``on_nonfinite="raise"``, which needs a host
             read). ``True`` requires tensor LRs; ``False`` forces the float rule.
-            Both modes give the same LRs (see :meth:`_step_on_device`), the same
+            Both modes give the same LRs (see ``_step_on_device``), the same
             events and the same checkpoints. In device mode the trace rows and
             events are buffered on the device and read when you look at them (or
             every ``trace.flush_every`` steps, a sync then: pass
@@ -94,14 +96,13 @@ class GreedyLR(LRScheduler):
             launches a few fused kernels per step instead of about a hundred small
             ones. The first step pays the compilation (seconds). Not needed when you
             compile your training step yourself: the rule is traced into it.
-        **config: the rule's knobs (factor, patience, smoothing, window, warmup, ...).
 
     Calls that come without an optimizer step in between (Accelerate calls ``step``
     once per process; a GradScaler skips the optimizer step on overflow) are ignored
     once the optimizer has stepped at least once: the rule advances exactly once per
     optimizer step.
 
-    Example:
+    Examples:
         >>> import torch
         >>> model = torch.nn.Linear(2, 1)
         >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -122,10 +123,34 @@ class GreedyLR(LRScheduler):
         trace: bool | Trace = True,
         device_mode: bool | None = None,
         compile_rule: bool | str = False,
-        **config: Any,
+        factor: float = 0.95,
+        patience: int = 10,
+        increase_patience: int | None = None,
+        compare: Literal["best", "recent_best", "previous"] = "recent_best",
+        threshold: float = 0.0,
+        threshold_mode: Literal["rel", "abs"] = "rel",
+        mode: Literal["min", "max"] = "min",
+        smoothing: Literal["window", "ema", "none"] = "ema",
+        window: int = 50,
+        warmup: int = 0,
+        warmup_start_factor: float = 0.0,
+        cooldown: int = 0,
+        hold_after_increase: int = 0,
+        min_lr: Bound = None,
+        min_lr_ratio: float | None = 0.1,
+        max_lr: Bound = None,
+        max_lr_ratio: float | None = 10.0,
+        reset_patience: int | None = None,
+        eps: float = 0.0,
+        on_nonfinite: Literal["skip", "decrease", "raise"] = "skip",
+        check_bounds: bool = True,
     ) -> None:
-        self.config = GreedyConfig(**config)
+        # The knobs are spelled out for type checkers and IDEs; GreedyConfig stays their
+        # one definition (tests/test_typed_api.py keeps the two in step).
+        knobs = locals()
+        self.config = GreedyConfig(**{f.name: knobs[f.name] for f in fields(GreedyConfig)})
         self._device_state: tensor_rule.TensorState | None = None
+        self._rule_state: RuleState | None = None  # the host state; None in device mode
         self._device = self._choose_device(optimizer, device_mode)
         self._update = self._rule_update(compile_rule)
         self.sync_ranks = sync_ranks
@@ -140,13 +165,13 @@ class GreedyLR(LRScheduler):
         self.trace: Trace | None = self._make_trace(trace)
         if self._device is not None and self.trace is not None:
             self.trace.set_decoder(self._decode_rows)
-        self._pending_sum = 0.0
+        self._pending_sum: float | torch.Tensor = 0.0  # a tensor in device mode
         self._pending_count = 0
         self._next_lrs: Sequence[float] = self.state.lrs
         self._optimizer_steps = _StepCounter()
         # Wrappers such as Accelerate's AcceleratedOptimizer subclass Optimizer without
         # its hook registry: the post-hook must sit on the optimizer that really steps.
-        inner = optimizer
+        inner: Any = optimizer
         while not hasattr(inner, "_optimizer_step_post_hooks") and isinstance(
             getattr(inner, "optimizer", None), Optimizer
         ):
@@ -222,7 +247,7 @@ class GreedyLR(LRScheduler):
             self._pending_sum += as_float(loss)
         self._pending_count += 1
 
-    def step(self, loss: Any = None) -> None:  # type: ignore[override]
+    def step(self, loss: Any = None) -> None:
         """Decide on ``loss`` (or on the mean of the observed losses) and apply the LRs.
 
         Args:
@@ -255,7 +280,7 @@ class GreedyLR(LRScheduler):
                     "GreedyLR.step() needs the loss: call step(loss), or observe(loss) "
                     "before step()"
                 )
-            value = self._pending_sum / self._pending_count
+            value = float(self._pending_sum) / self._pending_count
         else:
             value = loss if type(loss) is float else as_float(loss)
         self._pending_sum, self._pending_count = 0.0, 0
@@ -276,7 +301,7 @@ class GreedyLR(LRScheduler):
         """
         self._step_count += 1
         self.last_epoch += 1
-        last = []
+        last: list[float | torch.Tensor] = []
         for group, lr in zip(self.optimizer.param_groups, lrs):
             current = group["lr"]
             if isinstance(current, torch.Tensor):
@@ -318,6 +343,7 @@ class GreedyLR(LRScheduler):
                 logger.debug(event.reason)
         if self.trace is not None:
             # float mode: the host state itself (the ``state`` property is for both modes)
+            assert self._rule_state is not None
             self.trace.record(self._rule_state.step, loss, decision.smoothed, decision.lrs,
                               decision.events)
 
@@ -333,6 +359,7 @@ class GreedyLR(LRScheduler):
         """The rule's state. In device mode a host copy, taken (with a sync) when read."""
         if self._device_state is not None:
             return tensor_rule.to_rule_state(self._device_state)
+        assert self._rule_state is not None  # None only in device mode
         return self._rule_state
 
     @state.setter

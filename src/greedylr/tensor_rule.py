@@ -61,7 +61,7 @@ explain it; :func:`decode_events` turns a code back into the
 :class:`greedylr.rule.Event` objects, with the same reasons, that the float rule
 would have produced.
 
-Example:
+Examples:
     >>> import torch
     >>> from greedylr.rule import GreedyConfig
     >>> cfg = GreedyConfig(factor=0.5, patience=0, smoothing="none",
@@ -77,7 +77,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import Tensor
@@ -750,6 +750,7 @@ def decode_events(
         else:
             why = (f"{patience + 1} non-improving steps > patience {patience}; "
                    f"smoothed loss {sm:.4g} vs {versus} {reference:.4g}")
+        direction: Literal["increase", "decrease"]
         if code & INCREASE:
             direction, bound, bounds = "increase", "upper", tuple(max_lrs)
             hold, hold_name = hold_after_increase, "hold after increase"

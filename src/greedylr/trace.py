@@ -17,7 +17,7 @@ Three parts, in this order in the file:
   recovery time and, when the user logged a data-source tag, whether the loss moved for
   data reasons.
 
-Example:
+Examples:
     >>> trace = Trace(1)
     >>> for step, loss in enumerate([2.0, 1.5, 1.2], start=1):
     ...     trace.log(source="train-a")
@@ -318,7 +318,7 @@ class JSONLSink(_FileSink):
                     f'"smoothed": {_json_number(smoothed[i])}, '
                     f'"lrs": [{", ".join(map(_json_number, lrs[i]))}], "code": {codes[i]}')
             if columns:
-                signals = {}
+                signals: dict[str, float | str | None] = {}
                 for name, values in columns.items():
                     value = values[i]
                     if isinstance(value, str):
@@ -490,7 +490,7 @@ class LoggingSink:
 class CallableSink:
     """Calls ``fn(row)`` once per row with the plain dict of :meth:`Rows.dicts`.
 
-    Example:
+    Examples:
         >>> seen = []
         >>> trace = Trace(1, sinks=[seen.append], flush_every=1)
         >>> trace.record(1, 0.5, 0.5, [0.1])
@@ -545,7 +545,9 @@ class _Signal:
 
     def __init__(self, numeric: bool, rows: int) -> None:
         self.numeric = numeric
-        self.values = array("d", [math.nan]) * rows if numeric else array("i", [-1]) * rows
+        self.values: array[Any] = (
+            array("d", [math.nan]) * rows if numeric else array("i", [-1]) * rows
+        )
         self.vocab: list[str] = []
         self.index: dict[str, int] = {}
 
@@ -609,11 +611,12 @@ class Trace:
         self.flush_every = flush_every or 0
         self.max_rows = max_rows
         self.meta: dict[str, Any] = dict(meta or {})
-        self._steps = array("q")
-        self._losses = array("d")
-        self._smoothed = array("d")
-        self._lrs = [array("d") for _ in range(num_groups or 0)]
-        self._codes = array("B")
+        # array[Any]: one type for every column, so that they can be handled together
+        self._steps: array[Any] = array("q")
+        self._losses: array[Any] = array("d")
+        self._smoothed: array[Any] = array("d")
+        self._lrs: list[array[Any]] = [array("d") for _ in range(num_groups or 0)]
+        self._codes: array[Any] = array("B")
         self._events: list[Event] = []
         self._signals: dict[str, _Signal] = {}
         self._pending_signals: dict[str, Any] = {}
@@ -661,7 +664,7 @@ class Trace:
         fixed by its first value; a step where it is not logged reads NaN (numeric) or
         None (tag).
 
-        Example:
+        Examples:
             >>> trace = Trace(1)
             >>> trace.log(grad_norm=2.5, source="shard-3")
             >>> trace.record(1, 0.9, 0.9, [0.1])
@@ -837,6 +840,7 @@ class Trace:
         values = torch.stack(self._device_rows).to("cpu", torch.float64).numpy()
         steps, signal_rows = self._device_steps, self._device_signals
         self._device_rows, self._device_steps, self._device_signals = [], [], []
+        assert self.num_groups is not None  # set by the first device row
         width = self.num_groups + 3  # loss, smoothed, lrs, code; then the extra values
         # tensor-valued signals: one transfer per signal name
         tensors: dict[str, list[tuple[int, Any]]] = {}
@@ -1098,9 +1102,9 @@ class _Columns:
             column.extend([r[g] for r in self.lrs])
         trace._codes.extend(self.codes)
         for name, items in self.signals.items():
-            column = trace._signals[name] = _Signal(not isinstance(items[0][1], str), n)
+            signal = trace._signals[name] = _Signal(not isinstance(items[0][1], str), n)
             for row, value in items:
-                column.values[row] = column.encode(value)
+                signal.values[row] = signal.encode(value)
         return trace
 
 
@@ -1280,7 +1284,7 @@ class _quiet_nan_warnings:
         self._ctx.__enter__()
         warnings.simplefilter("ignore", RuntimeWarning)
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self._ctx.__exit__(*exc)
 
 
@@ -1555,13 +1559,13 @@ def _event_episodes(rows: Rows, lr_mean: np.ndarray, smoothed: np.ndarray,
     if len(bad):
         groups = np.split(bad, np.flatnonzero(np.diff(steps[bad]) > max(1, max_gap // 2)) + 1)
         for g in groups:
-            i, j = int(g[0]), int(g[-1])
+            first, last = int(g[0]), int(g[-1])
             values = sorted({repr(float(v)) for v in rows.loss[g]})
-            recovery, _ = _recovery(steps, smoothed, i)
-            episodes.append(Episode("nonfinite", int(steps[i]), int(steps[j]), float(len(g)),
-                                    "count", recovery,
+            recovery, _ = _recovery(steps, smoothed, first)
+            episodes.append(Episode("nonfinite", int(steps[first]), int(steps[last]),
+                                    float(len(g)), "count", recovery,
                                     f"{len(g)} non-finite loss(es) ({', '.join(values)}) in "
-                                    f"{int(steps[j] - steps[i]) + 1} steps"))
+                                    f"{int(steps[last] - steps[first]) + 1} steps"))
     return episodes
 
 
@@ -1587,10 +1591,10 @@ def _attach_signals(episodes: list[Episode], rows: Rows, coincide: int, lag: int
     changes = {name: _tag_changes(values) for name, values in tags.items()}
     for e in episodes:
         # a loss spike starts with the data; an LR episode may follow it by the rule's lag
-        before = coincide if e.kind in ("loss_spike", "nonfinite") else lag
+        lead = coincide if e.kind in ("loss_spike", "nonfinite") else lag
         near = [(abs(int(steps[i]) - e.start), name, int(steps[i]), old, new)
                 for name, found in changes.items() for i, old, new in found
-                if -before <= int(steps[i]) - e.start <= coincide]
+                if -lead <= int(steps[i]) - e.start <= coincide]
         if near:
             _, name, at, old, new = min(near)
             e.cause = "data"

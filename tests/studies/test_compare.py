@@ -12,6 +12,7 @@ from greedylr.cli import main
 from greedylr.studies.trial import Trial, TrialSpec
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "compare_my_model.py"
+TOY = Path(__file__).resolve().parent / "toy_train.py"
 
 
 def test_compare_runs_the_example_and_writes_the_report(
@@ -72,10 +73,10 @@ def test_compare_rejects_a_bad_setting(tmp_path: Path) -> None:
 
 
 def test_compare_reports_failed_trials_with_exit_code_1(tmp_path: Path) -> None:
-    # cosine does not take `factor`: every cosine trial fails, and says why
+    # the training function raises at step 3: the trial fails, and says why
     argv = [
         "compare",
-        f"{EXAMPLE}:train",
+        f"{TOY}:train",
         "--schedules",
         "cosine",
         "--seeds",
@@ -83,13 +84,13 @@ def test_compare_reports_failed_trials_with_exit_code_1(tmp_path: Path) -> None:
         "--steps",
         "5",
         "--set",
-        "factor=0.5",
+        "workload_fail_at=3",
         "--out",
         str(tmp_path),
     ]
     assert main(argv) == 1
     (result,) = [json.loads(f.read_text()) for f in (tmp_path / "trials").glob("*.json")]
-    assert result["status"] == "failed" and "does not take setting" in result["error"]
+    assert result["status"] == "failed" and "step 3" in result["error"]
 
 
 @pytest.mark.parametrize("tensor_lr", [False, True])

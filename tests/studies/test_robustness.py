@@ -110,37 +110,38 @@ def test_full_design_exceeds_the_papers_run_count():
 
 
 def test_study_writes_results_and_a_report(tmp_path):
-    summary = run_robustness(tmp_path, quick=True, families=["quadratic", "ackley"])
+    study = tmp_path / "robustness"  # where `greedylr bench --out tmp_path` puts it
+    summary = run_robustness(study, quick=True, families=["quadratic", "ackley"])
     d = summary["design"]
     assert d["runs"] == 2 * len(design(True).conditions) * len(SCHEDULES)
-    lines = (tmp_path / "runs.csv").read_text().splitlines()
+    lines = (study / "runs.csv").read_text().splitlines()
     assert len(lines) == d["runs"] + 1
-    assert json.loads((tmp_path / "summary.json").read_text())["speed"]["speedup"] > 0
-    report = (tmp_path / "report.md").read_text()
+    assert json.loads((study / "summary.json").read_text())["speed"]["speedup"] > 0
+    report = (study / "report.md").read_text()
     assert "0.148" in report and "Recovery" in report
     for fig in ("final_loss_vs_cosine", "recovery_steps", "greedy_vs_cosine_grid"):
-        assert (tmp_path / "figures" / f"{fig}.png").stat().st_size > 1000
+        assert (study / "figures" / f"{fig}.png").stat().st_size > 1000
     # the report is rebuilt from the stored files alone, also from the command line
-    (tmp_path / "report.md").unlink()
-    assert write_report(tmp_path).exists()
-    (tmp_path / "report.md").unlink()
+    (study / "report.md").unlink()
+    assert write_report(study).exists()
+    (study / "report.md").unlink()
     assert main(["bench", "robustness", "--out", str(tmp_path), "--report-only"]) == 0
-    assert (tmp_path / "report.md").exists()
+    assert (study / "report.md").exists()
     # resumable: the trained families are stored in parts and reused, not retrained
-    before = (tmp_path / "runs.csv").read_text()
-    (tmp_path / "runs.csv").unlink()
+    before = (study / "runs.csv").read_text()
+    (study / "runs.csv").unlink()
     lines_seen: list[str] = []
-    run_robustness(tmp_path, quick=True, families=["quadratic", "ackley"],
+    run_robustness(study, quick=True, families=["quadratic", "ackley"],
                    progress=lines_seen.append)
     assert sum("(stored)" in line for line in lines_seen) == 2
-    assert (tmp_path / "runs.csv").read_text() == before
+    assert (study / "runs.csv").read_text() == before
     speed = summary["speed"]["families"]["quadratic"]
     assert math.isfinite(speed["max_rel_diff_final_loss"])
     assert speed["max_rel_diff_final_loss"] < 1e-3
 
 
 def test_bench_robustness_subcommand_leaves_bench_intact():
-    args = _parser().parse_args(["bench", "robustness", "--quick", "--out", "x"])
-    assert args.run.__name__ == "_run_bench_robustness" and args.quick and args.out == "x"
+    args = _parser().parse_args(["bench", "robustness", "--out", "x"])
+    assert args.run.__name__ == "_run_bench_robustness" and not args.full and args.out == "x"
     args = _parser().parse_args(["bench", "--full"])
     assert args.run.__name__ == "_run_bench" and args.full

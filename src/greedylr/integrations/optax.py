@@ -34,7 +34,7 @@ rounded to float32, so a comparison that the float64 rule decides by less than a
 Not supported: ``on_nonfinite="raise"`` (raising needs a host read of every loss; use
 ``"skip"`` or ``"decrease"`` and watch the ``nonfinite`` flag in ``state.events``).
 
-Example:
+Examples:
     >>> import jax, jax.numpy as jnp, optax
     >>> from greedylr.integrations.optax import greedy_lr
     >>> opt = optax.chain(optax.sgd(0.1), greedy_lr(0.1, factor=0.5, patience=0,
@@ -440,7 +440,7 @@ def event_kinds(events: int) -> tuple[str, ...]:
         The kinds of the :class:`greedylr.rule.Event` objects that
         :func:`greedylr.rule.update` returned for the same observation.
 
-    Example:
+    Examples:
         >>> event_kinds(NONFINITE | DECREASE | HOLD)
         ('nonfinite', 'decrease', 'hold')
     """
@@ -501,7 +501,7 @@ def greedy_lr(
     step: the ``value`` passed with the last micro-batch. To decide on the mean over
     the accumulated micro-batches, pass that mean as ``value`` on the last one.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, optax
         >>> opt = optax.chain(optax.adam(3e-4), greedy_lr(3e-4, min_lr=1e-6, warmup=100))
         >>> params = {"w": jnp.zeros(3)}

@@ -71,7 +71,7 @@ class _EvalFedGreedyLR(GreedyLR):
     decide on and are ignored. The callback calls ``step(metric)`` after an evaluation.
     """
 
-    def step(self, loss: Any = None) -> None:  # type: ignore[override]
+    def step(self, loss: Any = None) -> None:
         if loss is None and not self._constructing:
             return
         super().step(loss)
@@ -221,9 +221,14 @@ def _wrap_create_scheduler(trainer: Trainer, feed: Feed, kwargs: dict[str, Any])
             if "warmup" not in config:
                 config["warmup"] = trainer.args.get_warmup_steps(num_training_steps)
             cls = GreedyLR if feed == "train" else _EvalFedGreedyLR
-            trainer.lr_scheduler = cls(optimizer or trainer.optimizer, **config)
+            target = optimizer or trainer.optimizer
+            assert target is not None, "the Trainer builds its optimizer before its scheduler"
+            scheduler = cls(target, **config)
+            # transformers annotates the attribute as a LambdaLR, though any scheduler works
+            trainer.lr_scheduler = scheduler  # type: ignore[assignment]
             # The Trainer then rebuilds it on the next train() call, as its own schedulers.
             trainer._created_lr_scheduler = True
+            return scheduler
         return trainer.lr_scheduler
 
     trainer.create_scheduler = create_scheduler  # type: ignore[method-assign]
@@ -258,7 +263,7 @@ def attach(
             second ``attach``, or GreedyLR arguments given with a ready scheduler.
         TypeError: if the Trainer already holds a scheduler that is not a GreedyLR.
 
-    Example:
+    Examples:
         >>> attach(trainer, patience=10, factor=0.9)  # doctest: +SKIP
         >>> trainer.train()  # doctest: +SKIP
         >>> trainer.state.log_history[-2]["greedylr/lr"]  # doctest: +SKIP

@@ -244,7 +244,7 @@ def analyze(results: Sequence[Result], baselines: Sequence[Result] = ()) -> dict
         ]
         compared = [w for w, m in means.items() if arm in m and default in m]
         good, worse, n = _paper_labels(arms[arm], list(baselines))
-        statuses = defaultdict(int)
+        statuses: defaultdict[str, int] = defaultdict(int)
         for r in arms[arm]:
             statuses[r["status"]] += 1
         rows.append(

@@ -318,6 +318,7 @@ def compare(
     if mode not in ("abs", "rel"):
         raise ValueError(f"mode must be 'abs' or 'rel', got {mode!r}")
     thr = threshold if threshold is not None else (0.1 if mode == "abs" else 0.01)
+    is_cand: Callable[[str], bool]
     if candidate is None:
         is_cand = is_candidate
     elif isinstance(candidate, str):

@@ -65,7 +65,7 @@ _CODES = {name: i for i, name in enumerate(FAMILIES)}
 class Perturbation:
     """One perturbation condition: a family and a strength.
 
-    Example:
+    Examples:
         >>> Perturbation("periodic_spike", 0.5).period(200)
         75
         >>> Perturbation("clean").name

@@ -17,7 +17,7 @@ For each study:
 4. figures: loss curves (median over seeds) with the LR beneath, the final held-out
    metric of every seed, and the label shares per baseline.
 
-Example:
+Examples:
     >>> write_report("results/compare")  # doctest: +SKIP
     PosixPath('results/compare/report.md')
 """

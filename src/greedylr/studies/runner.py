@@ -26,7 +26,7 @@ Executors:
   ``address`` or on a local Ray started with ``jobs`` CPUs. Workers must be able to
   import the workload (an installed module, or a file path they can read).
 
-Example:
+Examples:
     >>> from greedylr.studies.trial import TrialSpec
     >>> specs = [TrialSpec.make(study="demo", workload="my_pkg.train:train",
     ...                         schedule=s, seed=seed, steps=200)

@@ -48,7 +48,7 @@ except keys with a prefix in :data:`PASSTHROUGH_PREFIXES` (``workload_``: option
 the workload; ``optimizer_``: options of :func:`build_optimizer`; ``perturb_``:
 perturbations), which are ignored here.
 
-Example:
+Examples:
     >>> import torch
     >>> opt = build_optimizer("adamw", torch.nn.Linear(2, 1).parameters(), lr=0.1,
     ...                       schedule="cosine")
@@ -86,6 +86,7 @@ __all__ = [
     "SCHEDULES",
     "build_optimizer",
     "build_schedule",
+    "check_settings",
     "current_lr",
     "greedy_defaults_digest",
     "is_loss_driven",
@@ -164,8 +165,23 @@ _ALLOWED: dict[str, frozenset[str]] = {
 }
 
 
-def _check_settings(name: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """The settings meant for schedule ``name``; raise on any it does not take."""
+def check_settings(name: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings meant for schedule ``name``; raise on any it does not take.
+
+    Needs no optimizer, so that a study can check its grid before any trial runs.
+
+    Args:
+        name: a schedule name, one of :data:`SCHEDULES`.
+        settings: the trial's settings; keys with a prefix in
+            :data:`PASSTHROUGH_PREFIXES` are not the schedule's and are left out.
+
+    Returns:
+        The settings that are the schedule's own.
+
+    Raises:
+        ValueError: for an unknown schedule, a setting it does not take, or (for
+            ``greedy``) a value :class:`~greedylr.GreedyConfig` refuses.
+    """
     if name not in _ALLOWED:
         raise ValueError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}")
     own = {k: v for k, v in settings.items() if not k.startswith(PASSTHROUGH_PREFIXES)}
@@ -176,6 +192,8 @@ def _check_settings(name: str, settings: dict[str, Any]) -> dict[str, Any]:
             f"schedule {name!r} does not take setting(s) {unknown}; it takes: {allowed} "
             f"(prefix a key with one of {PASSTHROUGH_PREFIXES} to pass it elsewhere)"
         )
+    if name == "greedy":
+        GreedyConfig(**own)  # a bad value (factor=1.5) fails here rather than in a trial
     return own
 
 
@@ -295,7 +313,7 @@ def build_schedule(
         ValueError: for an unknown name, a setting the schedule does not take, or a
             bad step count.
     """
-    own = _check_settings(name, settings)
+    own = check_settings(name, settings)
     if not isinstance(total_steps, int) or total_steps < 1:
         raise ValueError(f"total_steps must be an int >= 1, got {total_steps!r}")
     if not isinstance(warmup, int) or not 0 <= warmup <= total_steps:
@@ -420,7 +438,7 @@ def build_optimizer(
             import schedulefree
 
         if name == "sgd":
-            opt: Optimizer = schedulefree.SGDScheduleFree(
+            opt = schedulefree.SGDScheduleFree(
                 params, lr=lr, warmup_steps=warmup, **{"momentum": 0.9, **kwargs}
             )
         else:

@@ -82,7 +82,7 @@ class TrialSpec:
     def make(cls, *, settings: dict[str, Any] | None = None, **kwargs: Any) -> TrialSpec:
         """Build a spec from a settings dict (stored sorted, so that equal specs hash alike).
 
-        Example:
+        Examples:
             >>> TrialSpec.make(study="s", workload="w", schedule="greedy",
             ...                settings={"factor": 0.5}).options
             {'factor': 0.5}

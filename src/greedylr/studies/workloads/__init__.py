@@ -11,7 +11,7 @@ that calls ``register(Workload(...))`` at import time and add its name to ``_MOD
 (one line). Keep heavy imports (transformers, datasets) inside the training function,
 so that listing the workloads stays fast.
 
-Example:
+Examples:
     >>> from greedylr.studies import workloads
     >>> w = workloads.get("digits_mlp")
     >>> w.metric, w.higher_is_better

@@ -120,6 +120,7 @@ def train(trial) -> None:
         return src_tr[idx], tgt_tr[idx]
 
     def evaluate(model: nn.Module) -> dict[str, float]:
+        assert isinstance(model, Seq2Seq)
         logits = model(src_te, tgt_te[:, :-1])
         target = tgt_te[:, 1:]
         keep = target != VOCAB.PAD

@@ -316,7 +316,7 @@ def recipe_for(trial: Trial) -> LlamaRecipe:
     name = str(options.get("workload_recipe", "tiny"))
     if name not in RECIPES:
         raise ValueError(f"unknown workload_recipe {name!r}; known: {', '.join(RECIPES)}")
-    overrides = {
+    overrides: dict[str, Any] = {
         key: int(options[f"workload_{key}"])
         for key in ("grad_accum", "micro_batch", "seq_len", "eval_batches")
         if f"workload_{key}" in options

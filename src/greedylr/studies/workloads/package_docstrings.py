@@ -14,7 +14,7 @@ docstring, a copied method) can leak into training, and every docstring text tha
 occurs twice anywhere is dropped. The split does not depend on the seed: every trial,
 every seed and every machine with the same Python version scores on the same examples.
 
-Example:
+Examples:
     >>> task = docstring_task()                                   # doctest: +SKIP
     >>> len(task.labels), len(task.train), len(task.test)          # doctest: +SKIP
     (8, 1493, 456)

@@ -26,6 +26,8 @@ BATCH = 16
 class CharGPT(nn.Module):
     """Token and position embeddings, a causal pre-LN encoder stack, a tied head."""
 
+    mask: torch.Tensor  # a buffer, registered in __init__
+
     def __init__(
         self, vocab: int, dim: int = 64, depth: int = 2, heads: int = 4, context: int = SEQ
     ) -> None:

@@ -3,6 +3,8 @@ diabetes (regression, held-out RMSE in target standard deviations and R^2)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch.nn.functional as F
 from torch import nn
 
@@ -61,7 +63,7 @@ def train_diabetes(trial) -> None:
     )
 
 
-_COMMON = {"family": "mlp", "eval_every": 50}
+_COMMON: dict[str, Any] = {"family": "mlp", "eval_every": 50}
 register(
     Workload(
         name="wine_mlp",

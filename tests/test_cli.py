@@ -1,0 +1,194 @@
+"""The command line: ``--version``, one-line user errors with exit code 2, ``--out``, logs.
+
+Every user error is checked before anything runs: a ``compare`` that is refused leaves
+no trial behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import greedylr
+from greedylr.cli import _parser, main
+from greedylr.trace import Trace
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "compare_my_model.py"
+
+
+def _fails(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run the CLI, expect exit code 2 and one line on stderr; return that line."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert re.match(r"greedylr( [a-z]+)*: error: ", captured.err)
+    assert captured.err.count("\n") == 1 and captured.err.endswith("\n")
+    return captured.err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"greedylr {greedylr.__version__}\n"
+
+
+def _saved_trace(tmp_path: Path) -> Path:
+    trace = Trace(1)
+    for step in range(1, 40):
+        trace.record(step, 1.0 / step, 1.0 / step, [0.1])
+    return trace.save(tmp_path / "run.jsonl")
+
+
+@pytest.mark.parametrize("command", ["diagnose", "plot"])
+def test_a_trace_that_cannot_be_read_is_one_line(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing.jsonl"
+    err = _fails([command, str(missing)], capsys)
+    assert f"cannot read trace {missing}: No such file or directory" in err
+    err = _fails([command, str(tmp_path)], capsys)  # a folder
+    assert f"cannot read trace {tmp_path}: Is a directory" in err
+    garbage = tmp_path / "notes.jsonl"
+    garbage.write_text("{not json\n")
+    err = _fails([command, str(garbage)], capsys)
+    assert f"cannot read trace {garbage}: {garbage} is not a greedylr trace" in err
+    if hasattr(os, "geteuid") and os.geteuid() != 0:  # root reads everything
+        unreadable = _saved_trace(tmp_path)
+        unreadable.chmod(0)
+        assert "Permission denied" in _fails([command, str(unreadable)], capsys)
+
+
+def test_plot_to_a_path_that_cannot_be_written(tmp_path: Path, capsys) -> None:
+    output = tmp_path / "run.jsonl" / "pulse.png"  # under a file, not a folder
+    err = _fails(["plot", str(_saved_trace(tmp_path)), "-o", str(output)], capsys)
+    assert f"cannot write {output}: " in err  # its folder is a file
+
+
+def test_diagnose_refuses_a_bad_threshold(tmp_path: Path, capsys) -> None:
+    err = _fails(["diagnose", str(_saved_trace(tmp_path)), "--threshold", "-1"], capsys)
+    assert "argument --threshold: expected a finite number > 0, got '-1'" in err
+
+
+def test_report_of_a_missing_folder(tmp_path: Path, capsys) -> None:
+    assert "nothing" in _fails(["report", str(tmp_path / "nothing")], capsys)
+
+
+def _compare(tmp_path: Path, *extra: str, target: str = f"{EXAMPLE}:train") -> list[str]:
+    return ["compare", target, "--seeds", "1", "--steps", "5",
+            "--out", str(tmp_path / "cmp"), *extra]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--schedules", "greedy,cosnie"], "unknown schedule 'cosnie'; known: constant,"),
+        (["--schedules", " , "], "--schedules names no schedule"),
+        (["--schedules", "cosine", "--set", "factor=0.5"],
+         "schedule 'cosine' does not take setting(s) ['factor']"),
+        (["--schedules", "greedy", "--set", "patince=5"],
+         "schedule 'greedy' does not take setting(s) ['patince']"),
+        (["--set", "factor=1.5"], "factor must be in (0, 1), got 1.5"),
+        (["--set", "factor"], "--set expects KEY=VALUE, got 'factor'"),
+        (["--steps", "0"], "greedylr compare: error: argument --steps: expected an integer >= 1, "
+                           "got '0' (see greedylr compare --help)"),
+        (["--seeds", "0"], "argument --seeds: expected an integer >= 1, got '0'"),
+        (["--jobs", "0"], "argument --jobs: expected an integer >= 1, got '0'"),
+        (["--lr", "-0.1"], "argument --lr: expected a finite number > 0, got '-0.1'"),
+        (["--lr", "nan"], "argument --lr: expected a finite number > 0, got 'nan'"),
+        (["--warmup", "6"], "--warmup 6 is longer than the run (5 steps)"),
+        (["--eval-every", "x"], "argument --eval-every: expected an integer >= 0, got 'x'"),
+        (["--optimizer", "adam"], "unknown optimizer 'adam'; known: adamw,"),
+    ],
+)
+def test_compare_refuses_a_bad_request_before_any_trial(
+    extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert message in _fails(_compare(tmp_path, *extra), capsys)
+    assert not (tmp_path / "cmp").exists()  # nothing ran, nothing was stored
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("no_such_workload", "no workload named 'no_such_workload'; registered: "),
+        ("missing/train.py:train", "no such file: "),
+        (f"{EXAMPLE}:nope", "has no attribute 'nope'"),
+        ("no_such_module_here:train", "No module named 'no_such_module_here'"),
+        ("train", "no workload named 'train'"),
+    ],
+)
+def test_compare_refuses_an_unknown_workload(
+    target: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = _fails(_compare(tmp_path, target=target), capsys)
+    assert f"cannot load {target}: " in err and message in err
+    assert not (tmp_path / "cmp").exists()
+
+
+def test_bench_refuses_an_unknown_study(tmp_path: Path, capsys) -> None:
+    err = _fails(["bench", "--out", str(tmp_path / "b"), "--study", "small_modles"], capsys)
+    assert "unknown study 'small_modles'; known: " in err and "robustness" in err
+    assert not (tmp_path / "b").exists()
+    assert "argument --jobs" in _fails(["bench", "--jobs", "0"], capsys)
+
+
+def test_bench_robustness_report_of_nothing(tmp_path: Path, capsys) -> None:
+    err = _fails(["bench", "--out", str(tmp_path), "robustness", "--report-only"], capsys)
+    assert f"no stored robustness study in {tmp_path / 'robustness'}" in err
+
+
+def test_an_unknown_command_or_option_is_one_line(capsys) -> None:
+    assert _fails(["bnech"], capsys).startswith("greedylr: error: argument COMMAND: invalid "
+                                                "choice: 'bnech'")
+    assert "unrecognized arguments: --sedes" in _fails(["compare", "x:y", "--sedes", "2"],
+                                                        capsys)
+
+
+@pytest.mark.parametrize(
+    ("argv", "out", "full"),
+    [
+        (["bench", "--out", "X", "robustness"], "X", False),
+        (["bench", "robustness", "--out", "X"], "X", False),
+        (["bench", "--full", "--out", "X", "robustness"], "X", True),
+        (["bench", "robustness", "--full"], None, True),
+        (["bench", "robustness"], None, False),  # quick by default, like bench itself
+        (["bench"], None, False),
+        (["bench", "--full"], None, True),
+        (["bench", "--full", "robustness", "--quick"], None, False),
+    ],
+)
+def test_bench_out_and_size_are_honoured_wherever_given(
+    argv: list[str], out: str | None, full: bool
+) -> None:
+    args = _parser().parse_args(argv)
+    assert args.out == out and args.full is full
+
+
+def _help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--help"])
+    assert exit_.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_help_texts_state_what_runs_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    bench = _help(["bench"], capsys)
+    assert "By default the quick suite" in bench and "97 s measured on an idle 2-core" in bench
+    assert "10 minutes" not in bench
+    robustness = _help(["bench", "robustness"], capsys)
+    assert "Quick by default (576 runs" in robustness and "--full: 8,192 runs" in robustness
+
+
+def test_log_lines_are_readable(tmp_path: Path) -> None:
+    trace = _saved_trace(tmp_path)
+    png = tmp_path / "p.png"
+    done = subprocess.run(
+        [sys.executable, "-m", "greedylr.cli", "plot", str(trace), "-o", str(png)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    assert re.fullmatch(rf"\d\d:\d\d:\d\d INFO: wrote {re.escape(str(png))}\n", done.stderr)
