@@ -1,4 +1,8 @@
-"""GreedyLR in device mode: no host read per step, the LR tensor kept, float-mode parity."""
+"""GreedyLR in device mode: no host read per step, the LR tensor kept, float-mode parity.
+
+Device mode is automatic for LRs on an accelerator only; on this CPU the tests ask for
+it with ``device_mode=True``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -98,9 +103,9 @@ def test_the_guard_itself_catches_host_reads() -> None:
 def test_device_step_makes_no_host_read(smoothing: str, trace: bool) -> None:
     opt = _optimizer(tensor_lr=True)
     # compare="best" on this sequence reaches every event kind, the reset included
-    sched = GreedyLR(opt, patience=0, smoothing=smoothing, window=3, warmup=2, cooldown=1,
-                     reset_patience=1, min_lr_ratio=0.5, on_nonfinite="decrease", trace=trace,
-                     compare="best")
+    sched = GreedyLR(opt, device_mode=True, patience=0, smoothing=smoothing, window=3,
+                     warmup=2, cooldown=1, reset_patience=1, min_lr_ratio=0.5,
+                     on_nonfinite="decrease", trace=trace, compare="best")
     assert sched.device_mode
     rng = random.Random(0)
     values = [torch.tensor(rng.gauss(1.0, 0.3)) for _ in range(40)]
@@ -136,7 +141,7 @@ def test_float_mode_step_is_caught_reading_the_host() -> None:
 def test_lr_tensor_is_updated_in_place_and_not_aliased() -> None:
     opt = _optimizer(tensor_lr=True)
     lr_objects = [g["lr"] for g in opt.param_groups]
-    sched = GreedyLR(opt, patience=0, smoothing="none")
+    sched = GreedyLR(opt, device_mode=True, patience=0, smoothing="none")
     seen = set()
     for loss in [1.0, 0.5, 0.7, 0.9, 0.2, 0.1]:
         opt.step()
@@ -151,11 +156,22 @@ def test_lr_tensor_is_updated_in_place_and_not_aliased() -> None:
 
 
 def test_mode_selection() -> None:
-    assert GreedyLR(_optimizer(tensor_lr=True)).device_mode
+    # tensor LRs on the CPU: float mode, unless asked (device_mode, or the compiled rule)
+    assert not GreedyLR(_optimizer(tensor_lr=True)).device_mode
+    assert GreedyLR(_optimizer(tensor_lr=True), device_mode=True).device_mode
+    assert GreedyLR(_optimizer(tensor_lr=True), compile_rule="aot_eager").device_mode
     assert not GreedyLR(_optimizer(tensor_lr=False)).device_mode
     assert not GreedyLR(_optimizer(tensor_lr=True), device_mode=False).device_mode
+    # on an accelerator: automatic (a meta tensor stands for one; only its device is read)
+    sched = GreedyLR(_optimizer(tensor_lr=True))
+    on_meta = SimpleNamespace(param_groups=[{"lr": torch.tensor(0.1, device="meta")}] * 2)
+    assert sched._choose_device(on_meta, None, False) == torch.device("meta")
+    assert sched._choose_device(on_meta, False, False) is None
     # raising on a NaN needs the host: the automatic choice falls back to float mode
-    assert not GreedyLR(_optimizer(tensor_lr=True), on_nonfinite="raise").device_mode
+    raising = GreedyLR(_optimizer(tensor_lr=True), on_nonfinite="raise")
+    assert raising._choose_device(on_meta, None, False) is None
+    with pytest.raises(ValueError, match="compile_rule needs device mode"):
+        GreedyLR(_optimizer(tensor_lr=True), on_nonfinite="raise", compile_rule="aot_eager")
     with pytest.raises(ValueError, match="on_nonfinite='raise'"):
         GreedyLR(_optimizer(tensor_lr=True), on_nonfinite="raise", device_mode=True)
     with pytest.raises(ValueError, match="needs a tensor lr"):
@@ -205,7 +221,7 @@ def test_device_mode_equals_float_mode(config: dict) -> None:
     losses = _losses(seed=len(str(config)))
     float_opt, device_opt = _optimizer(tensor_lr=False), _optimizer(tensor_lr=True)
     on_float = GreedyLR(float_opt, **config)
-    on_device = GreedyLR(device_opt, **config)
+    on_device = GreedyLR(device_opt, device_mode=True, **config)
     assert on_device.device_mode and not on_float.device_mode
     want = _drive(float_opt, on_float, losses)
     got = _drive(device_opt, on_device, losses)
@@ -233,22 +249,22 @@ def test_same_tensor_lr_optimizer_in_both_modes_gives_identical_tensors() -> Non
 def test_transformers_preset_in_device_mode() -> None:
     losses = _losses(seed=9, n=400)
     a, b = _optimizer(tensor_lr=True), _optimizer(tensor_lr=False)
-    sa = GreedyLR.from_transformers(a, patience=3, smooth=True, window_size=10,
-                                    min_lr=0.01, reset_start=3)
     sb = GreedyLR.from_transformers(b, patience=3, smooth=True, window_size=10,
                                     min_lr=0.01, reset_start=3)
+    sa = GreedyLR(a, device_mode=True, **sb.config.to_dict())
     assert sa.device_mode
     got, want = _drive(a, sa, losses), _drive(b, sb, losses)
     assert got == [[float(torch.tensor(v, dtype=torch.float32)) for v in r] for r in want]
 
 
-@pytest.mark.parametrize("resume_into_device", [True, False])
-def test_checkpoint_round_trip_mid_window(resume_into_device: bool) -> None:
-    """Save in device mode, load with weights_only=True, continue bit-identically."""
+@pytest.mark.parametrize(("save_on_device", "resume_into_device"),
+                         [(True, True), (True, False), (False, True)])
+def test_checkpoint_round_trip_mid_window(save_on_device: bool, resume_into_device: bool) -> None:
+    """Save in one mode, load in either with weights_only=True, continue bit-identically."""
     config = CONFIGS[0]
     losses = _losses(seed=2, n=120)
     opt = _optimizer(tensor_lr=True)
-    sched = GreedyLR(opt, **config)
+    sched = GreedyLR(opt, device_mode=save_on_device, **config)
     _drive(opt, sched, losses[:61])
     sched.observe(torch.tensor(0.8))  # a pending observation travels too
     buffer = io.BytesIO()
@@ -269,7 +285,7 @@ def test_checkpoint_round_trip_mid_window(resume_into_device: bool) -> None:
 
 def test_repeated_step_without_optimizer_step_is_ignored() -> None:
     opt = _optimizer(tensor_lr=True)
-    sched = GreedyLR(opt, patience=0, smoothing="none")
+    sched = GreedyLR(opt, device_mode=True, patience=0, smoothing="none")
     opt.step()
     sched.step(torch.tensor(1.0))
     sched.step(torch.tensor(5.0))  # Accelerate's second call: ignored
@@ -280,7 +296,7 @@ def test_repeated_step_without_optimizer_step_is_ignored() -> None:
 
 
 def test_bad_losses_are_rejected_without_a_read() -> None:
-    sched = GreedyLR(_optimizer(tensor_lr=True))
+    sched = GreedyLR(_optimizer(tensor_lr=True), device_mode=True)
     with pytest.raises(ValueError, match="scalar"):
         sched.step(torch.ones(3))
     sched.optimizer.step()
@@ -305,7 +321,7 @@ def _dist_worker(rank: int, init_file: str, out_dir: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     try:
         opt = _optimizer(tensor_lr=True, lrs=(0.125,))
-        sched = GreedyLR(opt, **DIST_CONFIG)
+        sched = GreedyLR(opt, device_mode=True, **DIST_CONFIG)
         lrs = []
         for loss in _rank_losses(rank):
             opt.step()

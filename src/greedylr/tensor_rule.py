@@ -94,10 +94,12 @@ __all__ = [
     "WARMUP_END",
     "TensorDecision",
     "TensorState",
+    "compile_step",
     "decode_events",
     "from_rule_state",
     "init",
     "select",
+    "step_",
     "to_rule_state",
     "update",
 ]
@@ -526,8 +528,10 @@ def _smooth(
         count = state.ema_count + 1
         table = state.ema_denominators
         size = table.shape[0]
-        # take(), not table[i]: indexing with a 0-d tensor reads the index on the host
-        denominator = torch.take(table, torch.clamp(count, max=size) - 1)
+        # index_select, not table[i] (indexing with a 0-d tensor reads the index on the
+        # host) nor take() (which inductor decomposes into that very indexing)
+        index = torch.clamp(count, max=size) - 1
+        denominator = table.index_select(0, index.reshape(-1)).reshape(index.shape)
         if size >= _MAX_EMA_TABLE:
             # the table stopped before 1 - beta**n reached 1.0: past it, torch.pow
             power = torch.pow(torch.full_like(ema, beta), count.to(ema.dtype))
@@ -544,6 +548,18 @@ def _is_better(config: GreedyConfig, value: Tensor, reference: Tensor, t: Tensor
     return value > bar
 
 
+def _observed(state: TensorState, loss: Tensor | float) -> Tensor:
+    """The loss as a tensor of the state's batch shape, dtype and device."""
+    dtype, device = state.lrs.dtype, state.lrs.device
+    batch = state.step.shape
+    if isinstance(loss, Tensor):
+        x = loss.detach().to(device=device, dtype=dtype)
+        if x.shape != batch:
+            x = x.reshape(batch) if x.numel() == math.prod(batch) else x.expand(batch)
+        return x
+    return torch.full(batch, float(loss), dtype=dtype, device=device)
+
+
 def update(
     config: GreedyConfig, state: TensorState, loss: Tensor | float
 ) -> tuple[TensorState, TensorDecision]:
@@ -558,15 +574,7 @@ def update(
     Returns:
         ``(new_state, decision)``; the input state is not modified.
     """
-    dtype, device = state.lrs.dtype, state.lrs.device
-    batch = state.step.shape
-    if isinstance(loss, Tensor):
-        x = loss.detach().to(device=device, dtype=dtype)
-        if x.shape != batch:
-            x = x.reshape(batch) if x.numel() == math.prod(batch) else x.expand(batch)
-    else:
-        x = torch.full(batch, float(loss), dtype=dtype, device=device)
-
+    x = _observed(state, loss)
     step = state.step + 1
     finite = torch.isfinite(x)
     # non-finite values never reach the statistics; zero keeps the discarded lanes clean
@@ -672,6 +680,67 @@ def update(
         lrs_changed=changed,
     )
     return new_state, decision
+
+
+def step_(
+    config: GreedyConfig,
+    state: TensorState,
+    loss: Tensor | float,
+    lr_tensors: Sequence[Tensor] = (),
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """:func:`update`, committed in place: the state's own tensors receive the new values.
+
+    Every tensor keeps its storage from step to step, so that a CUDA graph captured
+    around this call replays the rule (and advances it) without Python, and so that,
+    under ``torch.compile``, the copies are fused into the rule's kernels: one
+    :func:`compile_step` call is a handful of kernels instead of about a hundred.
+
+    Args:
+        config: the shared configuration.
+        state: the state to advance; its tensors are overwritten.
+        loss: the observed value of every run, as for :func:`update`.
+        lr_tensors: for a state of one run only (batch shape ``()`` or ``(1,)``): the
+            optimizer's LR tensors, one per group, filled in place with the new LRs
+            (rounded to their dtype).
+
+    Returns:
+        ``(row, lr_copies)``. ``row`` (``[*B, 3 + 3 * G]``, the state's dtype) is what
+        the trace keeps of the step, laid out as :meth:`greedylr.trace.Trace.record_row`
+        reads it: the loss, the smoothed loss, the ``G`` LRs, the event code, then the
+        decoder's values: the reference and the ``G`` LRs before and the ``G`` LRs
+        after the change (before a reset), i.e. the fields of :class:`TensorDecision`.
+        ``lr_copies`` are copies of ``lr_tensors`` after the fill.
+    """
+    x = _observed(state, loss)
+    new_state, decision = update(config, state, x)
+    # built before the commit: decision.reference and lrs_before are the old tensors
+    row = torch.cat([
+        x.unsqueeze(-1), decision.smoothed.unsqueeze(-1), decision.lrs,
+        decision.code.to(x.dtype).unsqueeze(-1), decision.reference.unsqueeze(-1),
+        decision.lrs_before, decision.lrs_changed,
+    ], dim=-1)
+    pairs = [(old, new) for old, new in zip(state, new_state, strict=True) if new is not old]
+    for old, new in pairs:
+        old.copy_(new)
+    if lr_tensors:
+        for lr, value in zip(lr_tensors, decision.lrs.reshape(-1).unbind(), strict=True):
+            lr.copy_(value)
+    return row, tuple(lr.clone() for lr in lr_tensors)
+
+
+def compile_step(backend: str = "inductor") -> Any:
+    """:func:`step_` through ``torch.compile``: one graph for a run, whatever the values.
+
+    The configuration is a constant of the graph (a frozen dataclass); every value
+    that changes is a tensor, updated in place, so the LR moving never recompiles.
+
+    Args:
+        backend: the ``torch.compile`` backend.
+
+    Returns:
+        A function with the signature of :func:`step_`.
+    """
+    return torch.compile(step_, backend=backend, fullgraph=True, dynamic=False)
 
 
 def _fmt(values: Sequence[float]) -> str:
