@@ -720,8 +720,14 @@ def step_(
         decision.lrs_before, decision.lrs_changed,
     ], dim=-1)
     pairs = [(old, new) for old, new in zip(state, new_state, strict=True) if new is not old]
-    for old, new in pairs:
-        old.copy_(new)
+    if torch.compiler.is_compiling():
+        # one copy_ each, fused by inductor into the rule's kernels; _foreach_copy_ would
+        # let the row above read the new values (inductor, torch 2.13)
+        for old, new in pairs:
+            old.copy_(new)
+    else:
+        # eager: one op (one or a few kernels on a GPU) instead of one per field
+        torch._foreach_copy_([old for old, _ in pairs], [new for _, new in pairs])
     if lr_tensors:
         for lr, value in zip(lr_tensors, decision.lrs.reshape(-1).unbind(), strict=True):
             lr.copy_(value)
