@@ -295,6 +295,80 @@ def test_repeated_step_without_optimizer_step_is_ignored() -> None:
     assert sched.state.step == 2
 
 
+def test_device_state_keeps_its_storage() -> None:
+    """What a CUDA graph needs: every step writes the same tensors, none is replaced."""
+    opt = _optimizer(tensor_lr=True)
+    sched = GreedyLR(opt, device_mode=True, **CONFIGS[0])
+    state = sched._device_state
+    addresses = [t.data_ptr() for t in state]
+    before = [t.clone() for t in state]
+    lrs = [g["lr"] for g in opt.param_groups]
+    _drive(opt, sched, _losses(seed=4, n=30))
+    assert sched._device_state is state
+    assert [t.data_ptr() for t in state] == addresses
+    assert sum(not torch.equal(a, b) for a, b in zip(before, state, strict=True)) >= 8
+    assert all(g["lr"] is lr for g, lr in zip(opt.param_groups, lrs, strict=True))
+
+
+def _capture_run(compile_rule: bool, graphed: bool, batches: list) -> tuple[list, list]:
+    """Adam(capturable) + device-mode GreedyLR: eager steps, or 3 eager then graph replays."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 1).cuda()
+    opt = torch.optim.Adam(model.parameters(), lr=torch.tensor(0.01, device="cuda"),
+                           capturable=True)
+    sched = GreedyLR(opt, trace=False, compile_rule=compile_rule, patience=0,
+                     smoothing="window", window=3, factor=0.7, min_lr_ratio=0.1)
+    assert sched.device_mode
+    static_x, static_y = (t.clone() for t in batches[0])
+
+    def step() -> torch.Tensor:
+        loss = torch.nn.functional.mse_loss(model(static_x), static_y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=False)
+        sched.step(loss)
+        return loss
+
+    lrs, losses = [], []
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up (and compilation) off the capture stream
+        for x, y in batches[:3]:
+            static_x.copy_(x)
+            static_y.copy_(y)
+            losses.append(step().detach().clone())
+            lrs.append(opt.param_groups[0]["lr"].clone())
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    if graphed:
+        with torch.cuda.graph(graph):
+            static_loss = step()
+    for x, y in batches[3:]:
+        static_x.copy_(x)
+        static_y.copy_(y)
+        if graphed:
+            graph.replay()
+            losses.append(static_loss.detach().clone())
+        else:
+            losses.append(step().detach().clone())
+        lrs.append(opt.param_groups[0]["lr"].clone())
+    return torch.stack(lrs).tolist(), torch.stack(losses).tolist()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+@pytest.mark.parametrize("compile_rule", [False, True])
+def test_cuda_graph_capture_matches_eager(compile_rule: bool) -> None:
+    """integration.md #17: captured with a capturable optimizer, replays match eager."""
+    gen = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(16, 8, generator=gen).cuda(), torch.randn(16, 1, generator=gen).cuda())
+               for _ in range(40)]
+    eager_lrs, eager_losses = _capture_run(compile_rule, False, batches)
+    graph_lrs, graph_losses = _capture_run(compile_rule, True, batches)
+    assert len(set(eager_lrs)) > 3  # the LR moved during the replays
+    assert graph_lrs == eager_lrs
+    torch.testing.assert_close(graph_losses, eager_losses)
+
+
 def test_bad_losses_are_rejected_without_a_read() -> None:
     sched = GreedyLR(_optimizer(tensor_lr=True), device_mode=True)
     with pytest.raises(ValueError, match="scalar"):
