@@ -38,14 +38,19 @@ its device state in float64 wherever the device supports it and writes the resul
 into the (usually float32) LR tensor with one rounding cast, exactly as float mode
 writes its Python float into that tensor.
 
-Under ``torch.compile`` with inductor, the generated kernels may contract a multiply
-and an add into one fused multiply-add (Triton does on CUDA): the EMA update and the
-warmup ramp are the only such expressions here, and each may then differ from the
-float rule by about one ulp (one rounding fewer), again deciding otherwise only when a
-comparison is that close. The window mean, the comparisons and the LR changes (one
-multiplication or division, then a max or min) have nothing to contract and stay
-exact. ``benchmarks/gpu_check.py`` replays a compiled run through the float rule and
-reports any difference.
+:func:`step_` is :func:`update` committed in place (the same tensors every step, as a
+CUDA graph needs) and :func:`compile_step` compiles it once with ``torch.compile``:
+under inductor the whole rule, its commit and the LR write are a few fused kernels.
+On the CPU, inductor's C++ keeps every operation as written (no FMA contraction,
+``-ffp-contract=off``; no reciprocal for a division), and the compiled rule gives the
+eager rule's results bit for bit (``tests/test_compile.py``, 200 steps). On CUDA,
+Triton may contract a multiply and an add into one fused multiply-add, and inductor
+turns a division by a constant into a multiplication by its reciprocal: the EMA update
+and the warmup ramp (``/ warmup``) are the only such expressions here, and each may then
+differ from the float rule by about one ulp, deciding otherwise only when a comparison
+is that close. The window mean, the comparisons and the LR changes (one multiplication
+or division by a tensor, then a max or min) stay exact. ``benchmarks/gpu_check.py``
+replays a compiled run through the float rule and reports any difference.
 
 Per-run knobs: ``factor``, ``threshold``, ``eps``, ``patience``,
 ``increase_patience``, ``cooldown`` and ``hold_after_increase`` may differ between the
