@@ -308,6 +308,12 @@ def test_device_state_keeps_its_storage() -> None:
     assert [t.data_ptr() for t in state] == addresses
     assert sum(not torch.equal(a, b) for a, b in zip(before, state, strict=True)) >= 8
     assert all(g["lr"] is lr for g, lr in zip(opt.param_groups, lrs, strict=True))
+    saved = sched.state_dict()  # and a load writes into the same tensors too
+    _drive(opt, sched, _losses(seed=5, n=10))
+    sched.load_state_dict(saved)
+    assert sched._device_state is state
+    assert [t.data_ptr() for t in state] == addresses
+    assert sched.state.to_dict() == saved["rule"]
 
 
 def _capture_run(compile_rule: bool, graphed: bool, batches: list) -> tuple[list, list]:

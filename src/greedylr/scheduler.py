@@ -398,7 +398,11 @@ class GreedyLR(LRScheduler):
         # a batch of one run: shape [1] rather than 0-d, because dynamo specialises 0-d
         # CPU tensors on their values (a NaN recompiles) and inductor loses in-place
         # writes to 0-d float64 CPU inputs (torch 2.13)
-        self._device_state = tensor_rule.select(one_run, None)
+        fresh = tensor_rule.select(one_run, None)
+        if self._device_state is None:
+            self._device_state = fresh
+        else:  # a load: in place, so that a captured CUDA graph keeps reading this state
+            torch._foreach_copy_(list(self._device_state), list(fresh))
         self._rule_state = None
         self._host_step = state.step  # the trace's step column, counted without a sync
         self._bounds = (list(state.min_lrs), list(state.max_lrs))
