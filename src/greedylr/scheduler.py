@@ -457,7 +457,8 @@ class GreedyLR(LRScheduler):
         lr_tensors = [group["lr"] for group in self.optimizer.param_groups]
         # no_grad: a loss that requires grad needs no autograd graph around the rule
         with torch.no_grad():
-            row, lrs = self._step_rule(self.config, self._device_state, value, lr_tensors)
+            row, lrs = self._step_rule(self.config, self._device_state, value, lr_tensors,
+                                       with_row=self.trace is not None)
         self._record_on_device(row)
         # what _apply does, but the rule has already filled the LR tensors in place
         self._step_count += 1
@@ -465,14 +466,14 @@ class GreedyLR(LRScheduler):
         self._next_lrs = self._last_lr = list(lrs)
 
     @torch.compiler.disable
-    def _record_on_device(self, row: torch.Tensor) -> None:
+    def _record_on_device(self, row: torch.Tensor | None) -> None:
         """Buffer the trace row on the device (no sync).
 
         Kept out of ``torch.compile``: the trace's Python bookkeeping (a growing list,
         a step counter) would otherwise be guarded on and recompile the step each time.
         """
         self._host_step += 1
-        if self.trace is None:
+        if row is None or self.trace is None:
             return
         if row.is_cuda and torch.cuda.is_current_stream_capturing():
             raise RuntimeError(

@@ -699,7 +699,9 @@ def step_(
     state: TensorState,
     loss: Tensor | float,
     lr_tensors: Sequence[Tensor] = (),
-) -> tuple[Tensor, tuple[Tensor, ...]]:
+    *,
+    with_row: bool = True,
+) -> tuple[Tensor | None, tuple[Tensor, ...]]:
     """:func:`update`, committed in place: the state's own tensors receive the new values.
 
     Every tensor keeps its storage from step to step, so that a CUDA graph captured
@@ -714,6 +716,7 @@ def step_(
         lr_tensors: for a state of one run only (batch shape ``()`` or ``(1,)``): the
             optimizer's LR tensors, one per group, filled in place with the new LRs
             (rounded to their dtype).
+        with_row: build the trace row (``False``: ``None``, and eight ops fewer eager).
 
     Returns:
         ``(row, lr_copies)``. ``row`` (``[*B, 3 + 3 * G]``, the state's dtype) is what
@@ -730,7 +733,7 @@ def step_(
         x.unsqueeze(-1), decision.smoothed.unsqueeze(-1), decision.lrs,
         decision.code.to(x.dtype).unsqueeze(-1), decision.reference.unsqueeze(-1),
         decision.lrs_before, decision.lrs_changed,
-    ], dim=-1)
+    ], dim=-1) if with_row else None
     pairs = [(old, new) for old, new in zip(state, new_state, strict=True) if new is not old]
     if torch.compiler.is_compiling():
         # one copy_ each, fused by inductor into the rule's kernels; _foreach_copy_ would
