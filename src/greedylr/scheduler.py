@@ -384,7 +384,8 @@ class GreedyLR(LRScheduler):
         if not compile_rule:
             return tensor_rule.step_
         if self._device is None:
-            raise ValueError("compile_rule needs device mode (tensor learning rates)")
+            raise ValueError("compile_rule needs device mode: tensor learning rates, all on "
+                             "one device, and on_nonfinite other than 'raise'")
         return tensor_rule.compile_step(
             compile_rule if isinstance(compile_rule, str) else "inductor")
 
