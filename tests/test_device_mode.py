@@ -172,6 +172,8 @@ def test_mode_selection() -> None:
     assert raising._choose_device(on_meta, None, False) is None
     with pytest.raises(ValueError, match="compile_rule needs device mode"):
         GreedyLR(_optimizer(tensor_lr=True), on_nonfinite="raise", compile_rule="aot_eager")
+    with pytest.raises(ValueError, match="compile_rule needs device mode"):
+        GreedyLR(_optimizer(tensor_lr=False), compile_rule=True)
     with pytest.raises(ValueError, match="on_nonfinite='raise'"):
         GreedyLR(_optimizer(tensor_lr=True), on_nonfinite="raise", device_mode=True)
     with pytest.raises(ValueError, match="needs a tensor lr"):
