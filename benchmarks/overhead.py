@@ -7,8 +7,10 @@ optimizer itself is not stepped: only the scheduler's cost is measured). Rounds 
 interleaved so that machine noise hits every row alike; the table shows the median
 microseconds per step: the fastest round (the one least disturbed by other processes,
 as ``timeit`` advises; the ratio to CosineAnnealingLR is of these) and the median round,
-and the ops that ``torch.profiler`` records per step (aten ops, and for a compiled
-function its few wrapper events; compiled kernels are not ops).
+the events that ``torch.profiler`` records per step (aten ops, nested ones included, and
+for a compiled function its few wrapper events; compiled kernels are not ops), and the
+aten ops a ``TorchDispatchMode`` sees per step (top-level calls only; ``-`` for the
+compiled row: dynamo does not run under a user dispatch mode).
 
 Rows with a tensor LR on this CPU: the automatic choice (float mode, the LR tensor
 filled in place), to be within 3x of the float-LR step (the ratio is printed), and
@@ -30,11 +32,13 @@ from collections.abc import Callable
 
 import torch
 from torch.profiler import profile
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from greedylr import GreedyLR
 
 FLOAT_ROW = "GreedyLR.step(loss), defaults (EMA span 50), trace on"
 TENSOR_ROW = "GreedyLR.step(loss), tensor LR on the CPU (float mode), trace on"
+COMPILED_ROW = "GreedyLR.step(loss), tensor LR, device mode compiled, trace on"
 
 
 def _optimizer(tensor_lr: bool = False) -> torch.optim.Optimizer:
@@ -92,7 +96,7 @@ def candidates(compiled: bool = True) -> dict[str, Callable[[], Callable[[float]
     out["GreedyLR.step(loss), tensor LR, device mode (forced), trace on"] = greedy(
         tensor_lr=True, device_mode=True)
     if compiled:
-        out["GreedyLR.step(loss), tensor LR, device mode compiled, trace on"] = greedy(
+        out[COMPILED_ROW] = greedy(
             tensor_lr=True, compile_rule=True)
     for window in (10, 50, 1000):  # the ring buffer must cost the same at any size
         out[f"GreedyLR.step(loss), window mean {window}, trace on"] = greedy(
@@ -111,6 +115,30 @@ def ops_per_step(factory: Callable[[], Callable[[float], None]], steps: int = 10
         for loss in losses[10:]:
             step(loss)
     return len(prof.events()) / steps
+
+
+class _CountOps(TorchDispatchMode):
+    """Counts the aten ops dispatched while it is active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def dispatched_per_step(factory: Callable[[], Callable[[float], None]], steps: int = 100) -> float:
+    """Aten ops per step seen by a ``TorchDispatchMode``, after a warm-up."""
+    step = factory()
+    losses = _losses(steps + 10)
+    for loss in losses[:10]:
+        step(loss)
+    with _CountOps() as counter:
+        for loss in losses[10:]:
+            step(loss)
+    return counter.count / steps
 
 
 def measure(steps: int, rounds: int, compiled: bool = True) -> dict[str, list[float]]:
@@ -159,11 +187,13 @@ def main() -> None:
     factories = candidates(args.compiled)
     reference = min(result["CosineAnnealingLR.step()"])
     width = max(map(len, result))
-    print(f"{'scheduler':<{width}}  us/step  x cosine  median  ops/step")
+    print(f"{'scheduler':<{width}}  us/step  x cosine  median  ops/step  aten/step")
     for name, micros in result.items():
         best = min(micros)
+        aten = "-" if name == COMPILED_ROW else f"{dispatched_per_step(factories[name]):.1f}"
         print(f"{name:<{width}}  {best:7.2f}  {best / reference:8.2f}  "
-              f"{statistics.median(micros):6.2f}  {ops_per_step(factories[name]):8.1f}")
+              f"{statistics.median(micros):6.2f}  {ops_per_step(factories[name]):8.1f}  "
+              f"{aten:>9}")
     ratio = min(result[TENSOR_ROW]) / min(result[FLOAT_ROW])
     print(f"tensor LR on the CPU vs float LR, trace on: {ratio:.2f}x (goal: <= 3x)")
     if args.memory_steps:
