@@ -248,7 +248,15 @@ class GreedyLR(LRScheduler):
             return
         if self._device_state is not None:
             self._step_on_device(loss, count)
-            return
+        elif torch.compiler.is_compiling():
+            # traced, every new LR would be a constant of the graph (a recompile per LR
+            # value): run eagerly, so that a compiled training step keeps its graphs
+            torch.compiler.disable(self._step_on_host)(loss, count)
+        else:  # without the disable wrapper, which costs as much as the float rule
+            self._step_on_host(loss, count)
+
+    def _step_on_host(self, loss: Any, count: int) -> None:
+        """``step`` in float mode: the rule on Python floats."""
         if loss is None:
             if self._pending_count == 0:
                 raise TypeError(
