@@ -24,6 +24,11 @@ Three parts, each on every device that is there (the CPU always, CUDA if availab
    overhead relative to no scheduler. With the compile check on, three more rows: the
    eager step with ``compile_rule=True``, and the compiled step without a scheduler and
    with device-mode GreedyLR (compared with each other).
+4. **Cost of one ``sched.step(loss)``** in an eager loop, for float mode, device mode
+   eager, device mode with ``compile_rule=True`` (with the compile check on) and
+   transformers' ``GreedyLR``: the GPU activities it launches (kernels and copies) and
+   the CPU ops it records, counted with ``torch.profiler`` around that call alone, and
+   the microseconds it adds to a training step (from the throughput rows).
 
 The exit status is 1 if device mode synced or recompiled, 0 otherwise (also when the
 CUDA parts were skipped: no GPU is not a failure; the message says so).
@@ -76,6 +81,7 @@ class Report:
 
     checks: dict[str, str] = field(default_factory=dict)
     throughput: dict[str, dict[str, float]] = field(default_factory=dict)
+    costs: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
@@ -127,12 +133,17 @@ class Run:
             self._step = torch.compile(self._train_step, backend=backend)
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss = self.model_step(x, y)
+        if self.sched is not None:
+            self.sched.step(loss.detach())
+        return loss
+
+    def model_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The training step without the scheduler."""
         loss = nn.functional.cross_entropy(self.model(x), y)
         loss.backward()
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
-        if self.sched is not None:
-            self.sched.step(loss.detach())
         return loss
 
     def step(self) -> None:
@@ -311,6 +322,57 @@ def throughput(device: torch.device, s: Settings, report: Report, compiled: bool
     }
 
 
+# -- 4. cost of one scheduler step ----------------------------------------------------------
+
+SCHEDULER_ROWS = {"float": "float", "device": "device", "device, compile_rule": "device-rule",
+                  "transformers": "transformers"}
+
+
+def _launches(run: Run, steps: int) -> tuple[float, float]:
+    """GPU activities and CPU ops that ``torch.profiler`` records per ``sched.step(loss)``."""
+    from torch.profiler import DeviceType, ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if run.device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    gpu = cpu = 0
+    for i in range(steps):
+        x, y = run.batches[i % len(run.batches)]
+        loss = run.model_step(x, y).detach()
+        run.sync()
+        with profile(activities=activities) as prof:
+            run.sched.step(loss)
+            run.sync()
+        events = prof.events()
+        gpu += sum(1 for e in events if e.device_type != DeviceType.CPU)
+        cpu += sum(1 for e in events if e.device_type == DeviceType.CPU
+                   and not e.name.startswith(("cuda", "Activity Buffer")))
+    return gpu / steps, cpu / steps
+
+
+def scheduler_costs(device: torch.device, s: Settings, report: Report, compiled: bool,
+                    backend: str = "inductor") -> None:
+    """Launches and ops of one ``sched.step(loss)``; the microseconds it adds to a step."""
+    rates = report.throughput.get(device.type, {})
+    base = rates.get("none")
+    costs: dict[str, dict[str, float]] = {}
+    for label, kind in SCHEDULER_ROWS.items():
+        if kind == "device-rule" and not compiled:
+            continue
+        try:
+            run = Run(kind, device, s, backend=backend)
+        except ImportError:
+            continue
+        for _ in range(s.warmup):  # and the compilation, for compile_rule
+            run.step()
+        gpu, cpu = _launches(run, steps=5)
+        row = {"gpu_activities": gpu, "cpu_ops": cpu}
+        if base and label in rates:
+            row["us_added"] = 1e6 / rates[label] - 1e6 / base
+        costs[label] = row
+    report.costs[device.type] = costs
+
+
 # -- driver -------------------------------------------------------------------------------
 
 
@@ -324,6 +386,13 @@ def _table(report: Report) -> str:
             ref = rows.get("none, compiled step") if label.endswith("compiled step") else base
             rel = f"{100 * (rate / ref - 1):+.1f}%" if ref else ""
             lines.append(f"  {label:<22} {rate:>10.1f} {rel:>9}")
+    for device, rows in report.costs.items():
+        lines.append(f"\nOne sched.step(loss) on {device} (eager loop; torch.profiler)")
+        lines.append(f"  {'scheduler':<22} {'GPU launches':>12} {'CPU ops':>8} {'us added':>9}")
+        for label, row in rows.items():
+            gpu = f"{row['gpu_activities']:.1f}" if device == "cuda" else "-"
+            added = f"{row['us_added']:.1f}" if "us_added" in row else "-"
+            lines.append(f"  {label:<22} {gpu:>12} {row['cpu_ops']:>8.1f} {added:>9}")
     return "\n".join(lines)
 
 
@@ -370,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             compile_rows = False
         throughput(device, s, report, compile_rows, deadline, args.backend)
+        scheduler_costs(device, s, report, compile_rows, args.backend)
 
     for name, result in report.checks.items():
         print(f"{name}: {result}")

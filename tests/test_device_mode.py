@@ -1,4 +1,8 @@
-"""GreedyLR in device mode: no host read per step, the LR tensor kept, float-mode parity."""
+"""GreedyLR in device mode: no host read per step, the LR tensor kept, float-mode parity.
+
+Device mode is automatic for LRs on an accelerator only; on this CPU the tests ask for
+it with ``device_mode=True``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -98,9 +103,9 @@ def test_the_guard_itself_catches_host_reads() -> None:
 def test_device_step_makes_no_host_read(smoothing: str, trace: bool) -> None:
     opt = _optimizer(tensor_lr=True)
     # compare="best" on this sequence reaches every event kind, the reset included
-    sched = GreedyLR(opt, patience=0, smoothing=smoothing, window=3, warmup=2, cooldown=1,
-                     reset_patience=1, min_lr_ratio=0.5, on_nonfinite="decrease", trace=trace,
-                     compare="best")
+    sched = GreedyLR(opt, device_mode=True, patience=0, smoothing=smoothing, window=3,
+                     warmup=2, cooldown=1, reset_patience=1, min_lr_ratio=0.5,
+                     on_nonfinite="decrease", trace=trace, compare="best")
     assert sched.device_mode
     rng = random.Random(0)
     values = [torch.tensor(rng.gauss(1.0, 0.3)) for _ in range(40)]
@@ -136,7 +141,7 @@ def test_float_mode_step_is_caught_reading_the_host() -> None:
 def test_lr_tensor_is_updated_in_place_and_not_aliased() -> None:
     opt = _optimizer(tensor_lr=True)
     lr_objects = [g["lr"] for g in opt.param_groups]
-    sched = GreedyLR(opt, patience=0, smoothing="none")
+    sched = GreedyLR(opt, device_mode=True, patience=0, smoothing="none")
     seen = set()
     for loss in [1.0, 0.5, 0.7, 0.9, 0.2, 0.1]:
         opt.step()
@@ -151,11 +156,24 @@ def test_lr_tensor_is_updated_in_place_and_not_aliased() -> None:
 
 
 def test_mode_selection() -> None:
-    assert GreedyLR(_optimizer(tensor_lr=True)).device_mode
+    # tensor LRs on the CPU: float mode, unless asked (device_mode, or the compiled rule)
+    assert not GreedyLR(_optimizer(tensor_lr=True)).device_mode
+    assert GreedyLR(_optimizer(tensor_lr=True), device_mode=True).device_mode
+    assert GreedyLR(_optimizer(tensor_lr=True), compile_rule="aot_eager").device_mode
     assert not GreedyLR(_optimizer(tensor_lr=False)).device_mode
     assert not GreedyLR(_optimizer(tensor_lr=True), device_mode=False).device_mode
+    # on an accelerator: automatic (a meta tensor stands for one; only its device is read)
+    sched = GreedyLR(_optimizer(tensor_lr=True))
+    on_meta = SimpleNamespace(param_groups=[{"lr": torch.tensor(0.1, device="meta")}] * 2)
+    assert sched._choose_device(on_meta, None, False) == torch.device("meta")
+    assert sched._choose_device(on_meta, False, False) is None
     # raising on a NaN needs the host: the automatic choice falls back to float mode
-    assert not GreedyLR(_optimizer(tensor_lr=True), on_nonfinite="raise").device_mode
+    raising = GreedyLR(_optimizer(tensor_lr=True), on_nonfinite="raise")
+    assert raising._choose_device(on_meta, None, False) is None
+    with pytest.raises(ValueError, match="compile_rule needs device mode"):
+        GreedyLR(_optimizer(tensor_lr=True), on_nonfinite="raise", compile_rule="aot_eager")
+    with pytest.raises(ValueError, match="compile_rule needs device mode"):
+        GreedyLR(_optimizer(tensor_lr=False), compile_rule=True)
     with pytest.raises(ValueError, match="on_nonfinite='raise'"):
         GreedyLR(_optimizer(tensor_lr=True), on_nonfinite="raise", device_mode=True)
     with pytest.raises(ValueError, match="needs a tensor lr"):
@@ -205,7 +223,7 @@ def test_device_mode_equals_float_mode(config: dict) -> None:
     losses = _losses(seed=len(str(config)))
     float_opt, device_opt = _optimizer(tensor_lr=False), _optimizer(tensor_lr=True)
     on_float = GreedyLR(float_opt, **config)
-    on_device = GreedyLR(device_opt, **config)
+    on_device = GreedyLR(device_opt, device_mode=True, **config)
     assert on_device.device_mode and not on_float.device_mode
     want = _drive(float_opt, on_float, losses)
     got = _drive(device_opt, on_device, losses)
@@ -233,22 +251,22 @@ def test_same_tensor_lr_optimizer_in_both_modes_gives_identical_tensors() -> Non
 def test_transformers_preset_in_device_mode() -> None:
     losses = _losses(seed=9, n=400)
     a, b = _optimizer(tensor_lr=True), _optimizer(tensor_lr=False)
-    sa = GreedyLR.from_transformers(a, patience=3, smooth=True, window_size=10,
-                                    min_lr=0.01, reset_start=3)
     sb = GreedyLR.from_transformers(b, patience=3, smooth=True, window_size=10,
                                     min_lr=0.01, reset_start=3)
+    sa = GreedyLR(a, device_mode=True, **sb.config.to_dict())
     assert sa.device_mode
     got, want = _drive(a, sa, losses), _drive(b, sb, losses)
     assert got == [[float(torch.tensor(v, dtype=torch.float32)) for v in r] for r in want]
 
 
-@pytest.mark.parametrize("resume_into_device", [True, False])
-def test_checkpoint_round_trip_mid_window(resume_into_device: bool) -> None:
-    """Save in device mode, load with weights_only=True, continue bit-identically."""
+@pytest.mark.parametrize(("save_on_device", "resume_into_device"),
+                         [(True, True), (True, False), (False, True)])
+def test_checkpoint_round_trip_mid_window(save_on_device: bool, resume_into_device: bool) -> None:
+    """Save in one mode, load in either with weights_only=True, continue bit-identically."""
     config = CONFIGS[0]
     losses = _losses(seed=2, n=120)
     opt = _optimizer(tensor_lr=True)
-    sched = GreedyLR(opt, **config)
+    sched = GreedyLR(opt, device_mode=save_on_device, **config)
     _drive(opt, sched, losses[:61])
     sched.observe(torch.tensor(0.8))  # a pending observation travels too
     buffer = io.BytesIO()
@@ -269,7 +287,7 @@ def test_checkpoint_round_trip_mid_window(resume_into_device: bool) -> None:
 
 def test_repeated_step_without_optimizer_step_is_ignored() -> None:
     opt = _optimizer(tensor_lr=True)
-    sched = GreedyLR(opt, patience=0, smoothing="none")
+    sched = GreedyLR(opt, device_mode=True, patience=0, smoothing="none")
     opt.step()
     sched.step(torch.tensor(1.0))
     sched.step(torch.tensor(5.0))  # Accelerate's second call: ignored
@@ -279,8 +297,88 @@ def test_repeated_step_without_optimizer_step_is_ignored() -> None:
     assert sched.state.step == 2
 
 
+def test_device_state_keeps_its_storage() -> None:
+    """What a CUDA graph needs: every step writes the same tensors, none is replaced."""
+    opt = _optimizer(tensor_lr=True)
+    sched = GreedyLR(opt, device_mode=True, **CONFIGS[0])
+    state = sched._device_state
+    addresses = [t.data_ptr() for t in state]
+    before = [t.clone() for t in state]
+    lrs = [g["lr"] for g in opt.param_groups]
+    _drive(opt, sched, _losses(seed=4, n=30))
+    assert sched._device_state is state
+    assert [t.data_ptr() for t in state] == addresses
+    assert sum(not torch.equal(a, b) for a, b in zip(before, state, strict=True)) >= 8
+    assert all(g["lr"] is lr for g, lr in zip(opt.param_groups, lrs, strict=True))
+    saved = sched.state_dict()  # and a load writes into the same tensors too
+    _drive(opt, sched, _losses(seed=5, n=10))
+    sched.load_state_dict(saved)
+    assert sched._device_state is state
+    assert [t.data_ptr() for t in state] == addresses
+    assert sched.state.to_dict() == saved["rule"]
+
+
+def _capture_run(compile_rule: bool, graphed: bool, batches: list) -> tuple[list, list]:
+    """Adam(capturable) + device-mode GreedyLR: eager steps, or 3 eager then graph replays."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 1).cuda()
+    opt = torch.optim.Adam(model.parameters(), lr=torch.tensor(0.01, device="cuda"),
+                           capturable=True)
+    sched = GreedyLR(opt, trace=False, compile_rule=compile_rule, patience=0,
+                     smoothing="window", window=3, factor=0.7, min_lr_ratio=0.1)
+    assert sched.device_mode
+    static_x, static_y = (t.clone() for t in batches[0])
+
+    def step() -> torch.Tensor:
+        loss = torch.nn.functional.mse_loss(model(static_x), static_y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=False)
+        sched.step(loss)
+        return loss
+
+    lrs, losses = [], []
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up (and compilation) off the capture stream
+        for x, y in batches[:3]:
+            static_x.copy_(x)
+            static_y.copy_(y)
+            losses.append(step().detach().clone())
+            lrs.append(opt.param_groups[0]["lr"].clone())
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    if graphed:
+        with torch.cuda.graph(graph):
+            static_loss = step()
+    for x, y in batches[3:]:
+        static_x.copy_(x)
+        static_y.copy_(y)
+        if graphed:
+            graph.replay()
+            losses.append(static_loss.detach().clone())
+        else:
+            losses.append(step().detach().clone())
+        lrs.append(opt.param_groups[0]["lr"].clone())
+    return torch.stack(lrs).tolist(), torch.stack(losses).tolist()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+@pytest.mark.parametrize("compile_rule", [False, True])
+def test_cuda_graph_capture_matches_eager(compile_rule: bool) -> None:
+    """integration.md #17: captured with a capturable optimizer, replays match eager."""
+    gen = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(16, 8, generator=gen).cuda(), torch.randn(16, 1, generator=gen).cuda())
+               for _ in range(40)]
+    eager_lrs, eager_losses = _capture_run(compile_rule, False, batches)
+    graph_lrs, graph_losses = _capture_run(compile_rule, True, batches)
+    assert len(set(eager_lrs)) > 3  # the LR moved during the replays
+    assert graph_lrs == eager_lrs
+    torch.testing.assert_close(graph_losses, eager_losses)
+
+
 def test_bad_losses_are_rejected_without_a_read() -> None:
-    sched = GreedyLR(_optimizer(tensor_lr=True))
+    sched = GreedyLR(_optimizer(tensor_lr=True), device_mode=True)
     with pytest.raises(ValueError, match="scalar"):
         sched.step(torch.ones(3))
     sched.optimizer.step()
@@ -305,7 +403,7 @@ def _dist_worker(rank: int, init_file: str, out_dir: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     try:
         opt = _optimizer(tensor_lr=True, lrs=(0.125,))
-        sched = GreedyLR(opt, **DIST_CONFIG)
+        sched = GreedyLR(opt, device_mode=True, **DIST_CONFIG)
         lrs = []
         for loss in _rank_losses(rank):
             opt.step()

@@ -34,4 +34,10 @@ def test_quick_run_on_cpu(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     rows = results["throughput"]["cpu"]
     assert set(rows) == {"none", "float", "device", "transformers"}
     assert all(rate > 0 for rate in rows.values())
+    assert "One sched.step(loss) on cpu" in printed
+    costs = results["costs"]["cpu"]
+    assert set(costs) == {"float", "device", "transformers"}  # compile_rule: with --compile
+    # the eager tensor rule is about a hundred ops; float mode a handful
+    assert costs["device"]["cpu_ops"] > 50 > 10 > costs["float"]["cpu_ops"]
+    assert all("us_added" in row for row in costs.values())
     assert results["failed"] == []

@@ -20,6 +20,10 @@ __all__ = ["GreedyLR", "as_float"]
 
 logger = logging.getLogger("greedylr")
 
+# torch.compiler.is_compiling exists from torch 2.3; before it, dynamo recognised
+# torch._utils.is_compiling (False when eager, True while tracing)
+_is_compiling = getattr(torch.compiler, "is_compiling", None) or torch._utils.is_compiling
+
 _TRANSFORMERS_KEYS = {
     "mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "warmup",
     "min_lr", "max_lr", "eps", "verbose", "smooth", "window_size", "reset_start",
@@ -81,12 +85,17 @@ class GreedyLR(LRScheduler):
             ``sched.trace.log(grad_norm=..., source="shard-3")`` before ``step(loss)``.
         device_mode: keep the rule's state on the device of the learning rates and
             decide with tensor ops (:mod:`greedylr.tensor_rule`), so that
-            ``step(loss_tensor)`` never reads anything back to the host and a compiled
-            training step does not recompile as the LR changes. ``None`` (default):
-            on when every group's ``lr`` is a tensor, all on one device (and the
-            config does not ask for ``on_nonfinite="raise"``, which needs a host
-            read). ``True`` requires tensor LRs; ``False`` forces the float rule.
-            Both modes give the same LRs (see ``_step_on_device``), the same
+            ``step(loss_tensor)`` never reads anything back to the host. ``None``
+            (default): on when every group's ``lr`` is a tensor, all on one
+            accelerator (CUDA, MPS, ...), or all on one device with ``compile_rule``
+            set; and the config does not ask for ``on_nonfinite="raise"``, which
+            needs a host read. Tensor LRs on the CPU otherwise get float mode:
+            reading a CPU tensor is no sync, and the float rule costs a few
+            microseconds where the tensor rule costs hundreds. Either mode writes a
+            tensor LR in place (``fill_``), so a compiled optimizer does not
+            recompile as the LR changes. ``True`` requires tensor LRs (on any
+            device); ``False`` forces the float rule.
+            Both modes give the same LRs (see :meth:`_step_on_device`), the same
             events and the same checkpoints. In device mode the trace rows and
             events are buffered on the device and read when you look at them (or
             every ``trace.flush_every`` steps, a sync then: pass
@@ -94,8 +103,12 @@ class GreedyLR(LRScheduler):
         compile_rule: device mode only: run the rule through ``torch.compile``
             (``True``: inductor; or a backend name), so that an eager training loop
             launches a few fused kernels per step instead of about a hundred small
-            ones. The first step pays the compilation (seconds). Not needed when you
-            compile your training step yourself: the rule is traced into it.
+            ones (:func:`greedylr.tensor_rule.compile_step`: one graph, compiled
+            once). The first step pays the compilation (seconds). Not needed when you
+            compile your training step yourself: the rule is traced into it. The
+            device-mode step updates its state in place, so it can be captured in a
+            CUDA graph (with ``trace=False``: the trace keeps a row per step on the
+            host side, which a replay does not run).
 
     Calls that come without an optimizer step in between (Accelerate calls ``step``
     once per process; a GradScaler skips the optimizer step on overflow) are ignored
@@ -151,8 +164,8 @@ class GreedyLR(LRScheduler):
         self.config = GreedyConfig(**{f.name: knobs[f.name] for f in fields(GreedyConfig)})
         self._device_state: tensor_rule.TensorState | None = None
         self._rule_state: RuleState | None = None  # the host state; None in device mode
-        self._device = self._choose_device(optimizer, device_mode)
-        self._update = self._rule_update(compile_rule)
+        self._device = self._choose_device(optimizer, device_mode, bool(compile_rule))
+        self._step_rule = self._rule_step(compile_rule)
         self.sync_ranks = sync_ranks
         base = []
         for group in optimizer.param_groups:
@@ -273,7 +286,15 @@ class GreedyLR(LRScheduler):
             return
         if self._device_state is not None:
             self._step_on_device(loss, count)
-            return
+        elif _is_compiling():
+            # traced, every new LR would be a constant of the graph (a recompile per LR
+            # value): run eagerly, so that a compiled training step keeps its graphs
+            torch.compiler.disable(self._step_on_host)(loss, count)
+        else:  # without the disable wrapper, which costs as much as the float rule
+            self._step_on_host(loss, count)
+
+    def _step_on_host(self, loss: Any, count: int) -> None:
+        """``step`` in float mode: the rule on Python floats."""
         if loss is None:
             if self._pending_count == 0:
                 raise TypeError(
@@ -358,7 +379,7 @@ class GreedyLR(LRScheduler):
     def state(self) -> RuleState:
         """The rule's state. In device mode a host copy, taken (with a sync) when read."""
         if self._device_state is not None:
-            return tensor_rule.to_rule_state(self._device_state)
+            return tensor_rule.to_rule_state(tensor_rule.select(self._device_state, 0))
         assert self._rule_state is not None  # None only in device mode
         return self._rule_state
 
@@ -374,13 +395,18 @@ class GreedyLR(LRScheduler):
         """True when the rule runs on the device, with no host read per step."""
         return self._device is not None
 
-    def _choose_device(self, optimizer: Optimizer, device_mode: bool | None) -> torch.device | None:
+    def _choose_device(
+        self, optimizer: Optimizer, device_mode: bool | None, compile_rule: bool
+    ) -> torch.device | None:
         """The device of the tensor LRs if device mode is on (asked for, or automatic)."""
         lrs = [group["lr"] for group in optimizer.param_groups]
         tensors = all(isinstance(lr, torch.Tensor) for lr in lrs)
         devices = {lr.device for lr in lrs} if tensors else set()
         if device_mode is None:
             if not tensors or len(devices) != 1:
+                return None
+            if next(iter(devices)).type == "cpu" and not compile_rule:
+                # no sync to avoid on the CPU: the float rule, ~100x cheaper
                 return None
             if self.config.on_nonfinite == "raise":
                 logger.info("GreedyLR: tensor learning rates, but on_nonfinite='raise' reads "
@@ -401,30 +427,46 @@ class GreedyLR(LRScheduler):
         tensor_rule.check_config(self.config)
         return devices.pop()
 
-    def _rule_update(self, compile_rule: bool | str) -> Any:
-        """:func:`tensor_rule.update`, compiled if asked (device mode only)."""
+    def _rule_step(self, compile_rule: bool | str) -> Any:
+        """:func:`tensor_rule.step_`, compiled if asked (device mode only)."""
         if not compile_rule:
-            return tensor_rule.update
+            return tensor_rule.step_
         if self._device is None:
-            raise ValueError("compile_rule needs device mode (tensor learning rates)")
-        backend = compile_rule if isinstance(compile_rule, str) else "inductor"
-        # the config is a frozen dataclass: a constant for dynamo, one graph for the run
-        return torch.compile(tensor_rule.update, backend=backend, fullgraph=True, dynamic=False)
+            raise ValueError("compile_rule needs device mode: tensor learning rates, all on "
+                             "one device, and on_nonfinite other than 'raise'")
+        return tensor_rule.compile_step(
+            compile_rule if isinstance(compile_rule, str) else "inductor")
 
     def _to_device(self, state: RuleState) -> None:
         assert self._device is not None
         # float64 gives the float rule's results bit for bit; MPS has no float64, and
         # float32 there is correctly rounded but may differ (see greedylr.tensor_rule)
         dtype = torch.float32 if self._device.type == "mps" else torch.float64
-        self._device_state = tensor_rule.from_rule_state(
-            self.config, state, device=self._device, dtype=dtype
-        )
+        one_run = tensor_rule.from_rule_state(self.config, state, device=self._device,
+                                              dtype=dtype)
+        # a batch of one run: shape [1] rather than 0-d, because dynamo specialises 0-d
+        # CPU tensors on their values (a NaN recompiles) and inductor loses in-place
+        # writes to 0-d float64 CPU inputs (torch 2.13)
+        fresh = tensor_rule.select(one_run, None)
+        if self._device_state is None:
+            self._device_state = fresh
+        else:  # a load: in place, so that a captured CUDA graph keeps reading this state
+            torch._foreach_copy_(list(self._device_state), list(fresh))
         self._rule_state = None
         self._host_step = state.step  # the trace's step column, counted without a sync
         self._bounds = (list(state.min_lrs), list(state.max_lrs))
 
-    def _device_loss(self, loss: Any) -> torch.Tensor:
-        """A loss as a 0-d tensor of the state's device and dtype, without a host read."""
+    def _device_loss(self, loss: Any, *, convert: bool = True) -> torch.Tensor:
+        """A loss as a one-element tensor on the state's device, without a host read.
+
+        Args:
+            loss: a number or a one-element tensor.
+            convert: make a tensor ``[1]`` of the state's dtype (for sums of observed
+                losses, which float mode adds in float64). ``False`` passes a tensor
+                as it is, for the rule to convert inside its own (fused) kernels;
+                only a 0-d CPU tensor becomes ``[1]``, for the reason given in
+                :meth:`_to_device`.
+        """
         assert self._device_state is not None
         like = self._device_state.lrs
         if isinstance(loss, torch.Tensor):
@@ -433,9 +475,13 @@ class GreedyLR(LRScheduler):
                     f"loss must be a scalar, got a tensor of shape {tuple(loss.shape)}; "
                     "reduce it (e.g. loss.mean()) first"
                 )
-            return loss.detach().reshape(()).to(device=like.device, dtype=like.dtype)
+            if convert:
+                return loss.detach().reshape(1).to(device=like.device, dtype=like.dtype)
+            if loss.ndim == 0 and loss.device.type == "cpu":
+                return loss.reshape(1)
+            return loss
         # a host number: a fill kernel with a scalar argument, no copy
-        return torch.full((), as_float(loss), dtype=like.dtype, device=like.device)
+        return torch.full((1,), as_float(loss), dtype=like.dtype, device=like.device)
 
     def _step_on_device(self, loss: Any, count: int) -> None:
         """``step`` in device mode: the same decisions as the float rule, no host read.
@@ -452,18 +498,23 @@ class GreedyLR(LRScheduler):
                 )
             value = self._device_loss(self._pending_sum / self._pending_count)
         else:
-            value = self._device_loss(loss)
+            value = self._device_loss(loss, convert=False)
         self._pending_sum, self._pending_count = 0.0, 0
         self._steps_seen = count
-        if self.sync_ranks:
+        if self.sync_ranks and distributed.is_distributed():
             value = self._device_loss(distributed.mean_across_ranks(value))
-        self._device_state, decision = self._update(self.config, self._device_state, value)
-        self._record_on_device(value, decision)
-        # 0-d tensors on the LRs' device: fill_ copies them in place, without a read
-        self._next_lrs = list(decision.lrs.unbind())
-        self._apply(self._next_lrs)
+        lr_tensors = [group["lr"] for group in self.optimizer.param_groups]
+        # no_grad: a loss that requires grad needs no autograd graph around the rule
+        with torch.no_grad():
+            row, lrs = self._step_rule(self.config, self._device_state, value, lr_tensors,
+                                       with_row=self.trace is not None)
+        self._record_on_device(row)
+        # what _apply does, but the rule has already filled the LR tensors in place
+        self._step_count += 1
+        self.last_epoch += 1
+        self._next_lrs = self._last_lr = list(lrs)
 
-    def _record_on_device(self, value: torch.Tensor, decision: tensor_rule.TensorDecision) -> None:
+    def _record_on_device(self, row: torch.Tensor | None) -> None:
         """Buffer the trace row on the device (no sync).
 
         Kept out of ``torch.compile`` (see :func:`_keep_recording_out_of_compile`): the
@@ -471,11 +522,14 @@ class GreedyLR(LRScheduler):
         guarded on and recompile the step each time.
         """
         self._host_step += 1
-        if self.trace is not None:
-            extra = torch.cat([decision.reference.reshape(1), decision.lrs_before,
-                               decision.lrs_changed])
-            self.trace.record(self._host_step, value, decision.smoothed, decision.lrs,
-                              code=decision.code, extra=extra)
+        if row is None or self.trace is None:
+            return
+        if row.is_cuda and torch.cuda.is_current_stream_capturing():
+            raise RuntimeError(
+                "GreedyLR in a CUDA graph needs trace=False: a replay would not record "
+                "its rows"
+            )
+        self.trace.record_row(self._host_step, row, len(self._bounds[0]))
 
     def _decode_rows(self, rows: Any) -> list[Event]:
         """The trace's decoder in device mode: the float rule's events, reasons included."""

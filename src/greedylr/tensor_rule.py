@@ -38,14 +38,22 @@ its device state in float64 wherever the device supports it and writes the resul
 into the (usually float32) LR tensor with one rounding cast, exactly as float mode
 writes its Python float into that tensor.
 
-Under ``torch.compile`` with inductor, the generated kernels may contract a multiply
-and an add into one fused multiply-add (Triton does on CUDA): the EMA update and the
-warmup ramp are the only such expressions here, and each may then differ from the
-float rule by about one ulp (one rounding fewer), again deciding otherwise only when a
-comparison is that close. The window mean, the comparisons and the LR changes (one
-multiplication or division, then a max or min) have nothing to contract and stay
-exact. ``benchmarks/gpu_check.py`` replays a compiled run through the float rule and
-reports any difference.
+:func:`step_` is :func:`update` committed in place (the same tensors every step, as a
+CUDA graph needs) and :func:`compile_step` compiles it once with ``torch.compile``:
+under inductor the whole rule, its commit and the LR write are a few fused kernels.
+On the CPU, inductor's C++ keeps every operation as written (no FMA contraction,
+``-ffp-contract=off``; no reciprocal for a division), and the compiled rule gives the
+eager rule's results bit for bit (``tests/test_compile.py``, 200 steps). On CUDA,
+Triton would contract a multiply and an add into one fused multiply-add, and inductor
+turns a division by a constant into a multiplication by its reciprocal; the EMA update
+and the warmup ramp are the only such expressions here. :func:`compile_step` turns the
+contraction off (inductor's ``emulate_precision_casts``) and the ramp divides by a
+tensor, so the compiled rule is expected to be exact there too; this is checked only
+on a GPU (``tests/test_compile.py`` allows the float64 state a relative 1e-14, and
+``benchmarks/gpu_check.py`` replays a compiled training step through the float rule;
+a whole training step compiled by the user gets neither precaution, and its EMA may
+differ from the float rule by about one ulp, deciding otherwise only when a comparison
+is that close).
 
 Per-run knobs: ``factor``, ``threshold``, ``eps``, ``patience``,
 ``increase_patience``, ``cooldown`` and ``hold_after_increase`` may differ between the
@@ -94,10 +102,12 @@ __all__ = [
     "WARMUP_END",
     "TensorDecision",
     "TensorState",
+    "compile_step",
     "decode_events",
     "from_rule_state",
     "init",
     "select",
+    "step_",
     "to_rule_state",
     "update",
 ]
@@ -497,7 +507,11 @@ def select(state: TensorState, index: Any) -> TensorState:
 
 def _ramp(config: GreedyConfig, state: TensorState, step: Tensor) -> Tensor:
     start = config.warmup_start_factor
-    progress = torch.clamp(step, max=config.warmup).to(state.lrs.dtype) / config.warmup
+    dtype = state.lrs.dtype
+    # the length as a tensor, not a constant: on GPUs inductor turns a division by a
+    # constant into a multiplication by its reciprocal, not the float rule's quotient
+    length = torch.clamp(step, min=config.warmup, max=config.warmup).to(dtype)
+    progress = torch.clamp(step, max=config.warmup).to(dtype) / length
     return state.base_lrs * (start + (1.0 - start) * progress).unsqueeze(-1)
 
 
@@ -526,8 +540,10 @@ def _smooth(
         count = state.ema_count + 1
         table = state.ema_denominators
         size = table.shape[0]
-        # take(), not table[i]: indexing with a 0-d tensor reads the index on the host
-        denominator = torch.take(table, torch.clamp(count, max=size) - 1)
+        # index_select, not table[i] (indexing with a 0-d tensor reads the index on the
+        # host) nor take() (which inductor decomposes into that very indexing)
+        index = torch.clamp(count, max=size) - 1
+        denominator = table.index_select(0, index.reshape(-1)).reshape(index.shape)
         if size >= _MAX_EMA_TABLE:
             # the table stopped before 1 - beta**n reached 1.0: past it, torch.pow
             power = torch.pow(torch.full_like(ema, beta), count.to(ema.dtype))
@@ -544,6 +560,18 @@ def _is_better(config: GreedyConfig, value: Tensor, reference: Tensor, t: Tensor
     return value > bar
 
 
+def _observed(state: TensorState, loss: Tensor | float) -> Tensor:
+    """The loss as a tensor of the state's batch shape, dtype and device."""
+    dtype, device = state.lrs.dtype, state.lrs.device
+    batch = state.step.shape
+    if isinstance(loss, Tensor):
+        x = loss.detach().to(device=device, dtype=dtype)
+        if x.shape != batch:
+            x = x.reshape(batch) if x.numel() == math.prod(batch) else x.expand(batch)
+        return x
+    return torch.full(batch, float(loss), dtype=dtype, device=device)
+
+
 def update(
     config: GreedyConfig, state: TensorState, loss: Tensor | float
 ) -> tuple[TensorState, TensorDecision]:
@@ -558,15 +586,7 @@ def update(
     Returns:
         ``(new_state, decision)``; the input state is not modified.
     """
-    dtype, device = state.lrs.dtype, state.lrs.device
-    batch = state.step.shape
-    if isinstance(loss, Tensor):
-        x = loss.detach().to(device=device, dtype=dtype)
-        if x.shape != batch:
-            x = x.reshape(batch) if x.numel() == math.prod(batch) else x.expand(batch)
-    else:
-        x = torch.full(batch, float(loss), dtype=dtype, device=device)
-
+    x = _observed(state, loss)
     step = state.step + 1
     finite = torch.isfinite(x)
     # non-finite values never reach the statistics; zero keeps the discarded lanes clean
@@ -672,6 +692,80 @@ def update(
         lrs_changed=changed,
     )
     return new_state, decision
+
+
+def step_(
+    config: GreedyConfig,
+    state: TensorState,
+    loss: Tensor | float,
+    lr_tensors: Sequence[Tensor] = (),
+    *,
+    with_row: bool = True,
+) -> tuple[Tensor | None, tuple[Tensor, ...]]:
+    """:func:`update`, committed in place: the state's own tensors receive the new values.
+
+    Every tensor keeps its storage from step to step, so that a CUDA graph captured
+    around this call replays the rule (and advances it) without Python, and so that,
+    under ``torch.compile``, the copies are fused into the rule's kernels: one
+    :func:`compile_step` call is a handful of kernels instead of about a hundred.
+
+    Args:
+        config: the shared configuration.
+        state: the state to advance; its tensors are overwritten.
+        loss: the observed value of every run, as for :func:`update`.
+        lr_tensors: for a state of one run only (batch shape ``()`` or ``(1,)``): the
+            optimizer's LR tensors, one per group, filled in place with the new LRs
+            (rounded to their dtype).
+        with_row: build the trace row (``False``: ``None``, and eight ops fewer eager).
+
+    Returns:
+        ``(row, lr_copies)``. ``row`` (``[*B, 3 + 3 * G]``, the state's dtype) is what
+        the trace keeps of the step, laid out as :meth:`greedylr.trace.Trace.record_row`
+        reads it: the loss, the smoothed loss, the ``G`` LRs, the event code, then the
+        decoder's values: the reference and the ``G`` LRs before and the ``G`` LRs
+        after the change (before a reset), i.e. the fields of :class:`TensorDecision`.
+        ``lr_copies`` are copies of ``lr_tensors`` after the fill.
+    """
+    x = _observed(state, loss)
+    new_state, decision = update(config, state, x)
+    # built before the commit: decision.reference and lrs_before are the old tensors
+    row = torch.cat([
+        x.unsqueeze(-1), decision.smoothed.unsqueeze(-1), decision.lrs,
+        decision.code.to(x.dtype).unsqueeze(-1), decision.reference.unsqueeze(-1),
+        decision.lrs_before, decision.lrs_changed,
+    ], dim=-1) if with_row else None
+    pairs = [(old, new) for old, new in zip(state, new_state, strict=True) if new is not old]
+    if torch.compiler.is_compiling():
+        # one copy_ each, fused by inductor into the rule's kernels; _foreach_copy_ would
+        # let the row above read the new values (inductor, torch 2.13)
+        for old, new in pairs:
+            old.copy_(new)
+    else:
+        # eager: one op (one or a few kernels on a GPU) instead of one per field
+        torch._foreach_copy_([old for old, _ in pairs], [new for _, new in pairs])
+    if lr_tensors:
+        for lr, value in zip(lr_tensors, decision.lrs.reshape(-1).unbind(), strict=True):
+            lr.copy_(value)
+    return row, tuple(lr.clone() for lr in lr_tensors)
+
+
+def compile_step(backend: str = "inductor") -> Any:
+    """:func:`step_` through ``torch.compile``: one graph for a run, whatever the values.
+
+    The configuration is a constant of the graph (a frozen dataclass); every value
+    that changes is a tensor, updated in place, so the LR moving never recompiles.
+
+    Args:
+        backend: the ``torch.compile`` backend.
+
+    Returns:
+        A function with the signature of :func:`step_`.
+    """
+    # Triton would contract a multiply and an add into one fused multiply-add (one
+    # rounding fewer than the float rule); emulate_precision_casts turns that off
+    options = {"emulate_precision_casts": True} if backend == "inductor" else None
+    return torch.compile(step_, backend=backend, fullgraph=True, dynamic=False,
+                         options=options)
 
 
 def _fmt(values: Sequence[float]) -> str:

@@ -805,11 +805,6 @@ class Trace:
                      else torch.full((1,), math.nan if smoothed is None else float(smoothed),
                                      device=loss.device, dtype=loss.dtype))
         count = lrs.numel() if _is_tensor(lrs) else len(lrs)
-        if self.num_groups is None:
-            self.num_groups = count
-            self._lrs = [array("d") for _ in range(count)]
-        if count != self.num_groups:
-            raise ValueError(f"expected {self.num_groups} learning rates, got {count}")
         if _is_tensor(lrs):
             parts.append(lrs.reshape(-1))
         else:
@@ -825,7 +820,31 @@ class Trace:
                 extra, device=loss.device, dtype=loss.dtype).reshape(-1))
         # one small kernel (cat promotes the dtypes) and a copy: the caller may update
         # its own buffers in place
-        self._device_rows.append(torch.cat(parts))
+        self._push_device_row(step, torch.cat(parts), count, signals)
+
+    def record_row(self, step: int, row: Any, num_groups: int) -> None:
+        """Device mode: append one step already laid out as one tensor; no kernel, no copy.
+
+        Args:
+            step: the rule's step number.
+            row: the values that :meth:`record` concatenates from its tensor arguments,
+                in one tensor of one row (``[W]`` or ``[1, W]``): the loss, the smoothed
+                loss, the ``num_groups`` LRs, the event code, then the decoder's extra
+                values. It is kept as it is: the caller must not write to it afterwards.
+            num_groups: how many LRs the row holds.
+        """
+        signals = self._pending_signals
+        if signals:
+            self._pending_signals = {}
+        self._push_device_row(step, row, num_groups, signals)
+
+    def _push_device_row(self, step: int, row: Any, count: int, signals: dict[str, Any]) -> None:
+        if self.num_groups is None:
+            self.num_groups = count
+            self._lrs = [array("d") for _ in range(count)]
+        if count != self.num_groups:
+            raise ValueError(f"expected {self.num_groups} learning rates, got {count}")
+        self._device_rows.append(row)
         self._device_steps.append(int(step))
         self._device_signals.append(signals)
         if self.flush_every and len(self._device_rows) >= self.flush_every:
@@ -837,7 +856,8 @@ class Trace:
             return
         import torch
 
-        values = torch.stack(self._device_rows).to("cpu", torch.float64).numpy()
+        stacked = torch.stack(self._device_rows).reshape(len(self._device_rows), -1)
+        values = stacked.to("cpu", torch.float64).numpy()
         steps, signal_rows = self._device_steps, self._device_signals
         self._device_rows, self._device_steps, self._device_signals = [], [], []
         assert self.num_groups is not None  # set by the first device row
