@@ -28,8 +28,9 @@ from torch._dynamo.utils import counters
 
 from greedylr import GreedyLR, rule, tensor_rule
 
-# The oldest torch these guarantees are verified on (CI runs 2.13 and 2.14). torch 2.2's
-# dynamo recompiles the step as the LR changes and cannot trace the rule's dict.update.
+# The oldest torch these guarantees are verified on (CI runs 2.13 and 2.14). Older
+# dynamo (seen on 2.2) recompiles the step as the LR changes and cannot trace the rule's
+# dict.update.
 pytestmark = pytest.mark.skipif(
     tuple(int(part) for part in torch.__version__.split(".")[:2]) < (2, 13),
     reason=f"compiled device mode is verified from torch 2.13; this is {torch.__version__}",

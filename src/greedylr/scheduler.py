@@ -20,10 +20,6 @@ __all__ = ["GreedyLR", "as_float"]
 
 logger = logging.getLogger("greedylr")
 
-# torch.compiler.is_compiling exists from torch 2.3; before it, dynamo recognised
-# torch._utils.is_compiling (False when eager, True while tracing)
-_is_compiling = getattr(torch.compiler, "is_compiling", None) or torch._utils.is_compiling
-
 _TRANSFORMERS_KEYS = {
     "mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "warmup",
     "min_lr", "max_lr", "eps", "verbose", "smooth", "window_size", "reset_start",
@@ -286,7 +282,7 @@ class GreedyLR(LRScheduler):
             return
         if self._device_state is not None:
             self._step_on_device(loss, count)
-        elif _is_compiling():
+        elif torch.compiler.is_compiling():
             # traced, every new LR would be a constant of the graph (a recompile per LR
             # value): run eagerly, so that a compiled training step keeps its graphs
             torch.compiler.disable(self._step_on_host)(loss, count)
