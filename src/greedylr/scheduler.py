@@ -304,8 +304,12 @@ class GreedyLR(LRScheduler):
             return
         if len(self.optimizer.param_groups) != len(self.base_lrs):
             self._sync_groups()
-        if self._written is not None:
-            self._check_lrs_are_ours()
+        written = self._written
+        if written is not None:
+            for group, mark in zip(self.optimizer.param_groups, written):
+                if group["lr"] is not mark:  # not the very object written: compare values
+                    self._check_lrs_are_ours()
+                    break
         count = self._optimizer_steps.count
         if not count and not self._warned_order:
             self._warned_order = True
@@ -355,17 +359,21 @@ class GreedyLR(LRScheduler):
         self._step_count += 1
         self.last_epoch += 1
         last = []
+        marks: list[Any] | None = [] if self._device_state is None else None
         for group, lr in zip(self.optimizer.param_groups, lrs):
             current = group["lr"]
             if isinstance(current, torch.Tensor):
                 current.fill_(lr)
                 last.append(current.clone())
+                if marks is not None:
+                    marks.append((current, current._version))
             else:
                 group["lr"] = lr
                 last.append(lr)
+                if marks is not None:
+                    marks.append(lr)
         self._last_lr = last
-        if self._device_state is None:
-            self._written = self._lr_marks()
+        self._written = marks
 
     def _lr_marks(self) -> list[Any] | None:
         """What each group's LR is now: the float, or a tensor and its version counter.
