@@ -575,3 +575,28 @@ def test_an_added_group_streams_and_loads(tmp_path, suffix, caplog):
         assert loaded.num_groups == 1 and "groups were added after the header" in caplog.text
     saved = load_trace(trace.save(tmp_path / f"saved{suffix}"))
     assert saved.num_groups == 2 and saved.lrs[1][1] == 0.02
+
+
+_FORKING_RUN = """
+import os, sys
+from greedylr import Trace
+trace = Trace(1, sinks=[sys.argv[1]], flush_every=1000)
+trace.record(1, 1.0, 1.0, [0.1])
+trace.flush()  # the file is open when the process forks
+trace.record(2, 1.0, 1.0, [0.1])
+trace.record(3, 1.0, 1.0, [0.1])
+if os.fork() == 0:
+    sys.exit(0)  # the child runs the exit handlers
+os.wait()
+trace.record(4, 1.0, 1.0, [0.1])
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_write_its_parents_rows_at_exit(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "fork.jsonl"
+    subprocess.run([sys.executable, "-c", _FORKING_RUN, str(path)], check=True, timeout=60)
+    assert load_trace(path).steps.tolist() == [1, 2, 3, 4]

@@ -116,6 +116,8 @@ _WITH_SINKS: weakref.WeakSet[Trace] = weakref.WeakSet()
 def _flush_at_exit() -> None:
     """Hand the last rows of every live trace to its sinks (a crashed run keeps its end)."""
     for trace in list(_WITH_SINKS):
+        if trace._owner_pid != os.getpid():
+            continue  # a forked child: the rows are its parent's to write
         try:
             trace.flush()
             for sink in trace._sinks:
@@ -620,8 +622,8 @@ class Trace:
             flushed or closed (and at interpreter exit).
         flush_interval: with sinks, also hand them the rows when this many seconds have
             passed since the last time (checked at each recorded step), so that a run that
-            crashes loses at most about this much of its streamed trace; ``None``: off. In
-            device mode each such flush is one host transfer.
+            crashes loses at most about this much of its streamed trace; ``None``, or
+            ``flush_every=0``: off. In device mode each such flush is one host transfer.
         max_rows: keep at most about this many recent rows in memory (the default, one
             million, is about 33 MB with one group; ``None``: all). The sinks still
             receive every row; every event is always kept.
@@ -657,6 +659,7 @@ class Trace:
         self.flush_every = flush_every or 0
         self.flush_interval = flush_interval
         self._flush_time = math.inf  # when record() next flushes by time (with sinks)
+        self._owner_pid = os.getpid()
         self.max_rows = max_rows
         self.meta: dict[str, Any] = dict(meta or {})
         self._steps = array("q")
@@ -697,6 +700,7 @@ class Trace:
         wrapped = _as_sink(sink, self.num_groups, self.meta)
         self._sinks.append(wrapped)
         _WITH_SINKS.add(self)
+        self._owner_pid = os.getpid()
         self._set_flush_at()
         return wrapped
 
@@ -949,7 +953,7 @@ class Trace:
         if self.max_rows is not None:
             at = min(at, self.max_rows + self.max_rows // 4 + 1)
         self._flush_at = at
-        if self._sinks and self.flush_interval is not None:
+        if self._sinks and self.flush_every and self.flush_interval is not None:
             self._flush_time = time.monotonic() + self.flush_interval
 
     def _trim(self) -> None:
