@@ -305,6 +305,10 @@ def test_from_transformers_accepts_step_metrics_epoch():
     sched.step(1.0, 3)
     opt.step()
     sched.step(metrics=0.5, epoch=4)
-    assert sched.state.step == 2 and sched.last_epoch == 4
+    opt.step()
+    sched.step(loss=0.25)
+    assert sched.state.step == 3 and sched.last_epoch == 5
     assert isinstance(sched, GreedyLR)
-    assert pickle.loads(pickle.dumps(sched)).last_epoch == 4
+    assert pickle.loads(pickle.dumps(sched)).last_epoch == 5
+    with pytest.raises(TypeError, match="both loss and metrics"):
+        sched.step(1.0, metrics=1.0)

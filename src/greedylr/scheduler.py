@@ -786,12 +786,18 @@ _STATE_KEYS = ("format", "config", "rule", "last_epoch", "_step_count", "_last_l
 class _TransformersGreedyLR(GreedyLR):
     """:meth:`GreedyLR.from_transformers`: also takes transformers' ``step(metrics, epoch)``."""
 
-    def step(self, metrics: Any = None, epoch: int | None = None) -> None:  # type: ignore[override]
+    def step(  # type: ignore[override]
+        self, loss: Any = None, epoch: int | None = None, *, metrics: Any = None
+    ) -> None:
         """``step(loss)``, or transformers' ``step(metrics, epoch)`` call form.
 
         ``epoch``, as in ``transformers.GreedyLR``, only sets ``last_epoch`` (to
         ``epoch``, after the step); the decision is the same.
         """
-        super().step(metrics)
+        if metrics is not None:
+            if loss is not None:
+                raise TypeError("step() got both loss and metrics: pass one")
+            loss = metrics
+        super().step(loss)
         if epoch is not None:
             self.last_epoch = epoch
