@@ -401,7 +401,9 @@ class GreedyLR(LRScheduler):
                 before = float(mark[0]) if isinstance(mark, tuple) else mark
                 raise RuntimeError(
                     f"the LR of parameter group {i} was changed outside GreedyLR since its "
-                    f"last step ({before!r} -> {float(lr)!r}). {_CHAINING}"
+                    f"last step ({before!r} -> {float(lr)!r}): by another scheduler, a manual "
+                    "write, or optimizer.load_state_dict without GreedyLR.load_state_dict. "
+                    f"{_CHAINING}"
                 )
 
     def _update_lr(self, epoch: int | None = None) -> None:
