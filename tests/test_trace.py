@@ -457,3 +457,148 @@ def test_device_rows_match_the_host_rule_with_the_tensor_rule_decoder():
                                                     d.lrs_changed]))
     assert_same(host, device)
     assert same_events(device.events, host.events)
+
+
+# -- nothing lost: crashes, truncated files, memory (issue 14) ------------------------------
+
+_CRASHING_RUN = """
+import sys, torch
+from greedylr import GreedyLR, Trace
+device = sys.argv[2] == "device"
+lr = torch.tensor(0.1) if device else 0.1
+opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+sched = GreedyLR(opt, trace=Trace(sinks=[sys.argv[1]]), device_mode=device)
+for step in range(1, 1501):
+    opt.step()
+    sched.step(torch.tensor(1.0 / step) if device else 1.0 / step)
+raise RuntimeError("the training loop crashed at step 1500")
+"""
+
+
+@pytest.mark.parametrize("mode", ["float", "device"])
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_a_crashed_run_keeps_the_end_of_its_streamed_trace(tmp_path, suffix, mode):
+    import subprocess
+    import sys
+
+    path = tmp_path / f"crash{suffix}"
+    run = subprocess.run([sys.executable, "-c", _CRASHING_RUN, str(path), mode],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "crashed at step 1500" in run.stderr
+    loaded = load_trace(path)
+    assert len(loaded) == 1500 and loaded.steps[-1] == 1500  # 1000 before the fix
+
+
+def test_file_sinks_get_their_rows_every_few_seconds(tmp_path):
+    import time
+
+    assert Trace().flush_interval <= 5  # the default loses at most a few seconds of steps
+    path = tmp_path / "timed.jsonl"
+    trace = Trace(1, sinks=[path], flush_every=1000, flush_interval=0.05)
+    for step in range(1, 6):
+        trace.record(step, 1.0, 1.0, [0.1])
+    time.sleep(0.1)
+    trace.record(6, 1.0, 1.0, [0.1])
+    assert len(load_trace(path)) == 6  # without waiting for 1000 steps
+
+
+def test_an_exit_flush_does_not_keep_the_trace_alive(tmp_path):
+    import gc
+    import weakref
+
+    trace = Trace(1, sinks=[tmp_path / "x.jsonl"])
+    ref = weakref.ref(trace)
+    del trace
+    gc.collect()
+    assert ref() is None
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_load_trace_keeps_the_rows_before_a_cut_last_line(tmp_path, suffix):
+    trace = Trace(2)
+    rule_trace(trace)
+    path = trace.save(tmp_path / f"cut{suffix}")
+    text = path.read_text()
+    last = text.rstrip("\n").rsplit("\n", 1)[1]
+    path.write_text(text[:len(text.rstrip("\n")) - len(last) // 2])  # the last line half gone
+    lines = text.count("\n")
+    with pytest.warns(UserWarning, match=rf"cut{suffix}: line {lines} is cut short") as info:
+        loaded = load_trace(path)
+    assert "rows before it are kept" in str(info[0].message)
+    assert loaded.steps.tolist() == trace.steps.tolist()[:len(loaded)]
+    assert len(loaded) >= len(trace) - 1
+
+
+@pytest.mark.parametrize(("suffix", "damage"), [
+    (".jsonl", lambda lines: [*lines[:3], '{"step": 3, "loss": 0.8, "smo', *lines[4:]]),
+    (".csv", lambda lines: [*lines[:4], "3,0.8", *lines[5:]]),
+])
+def test_a_bad_line_inside_the_file_names_the_file_and_the_line(tmp_path, suffix, damage):
+    trace = Trace(2)
+    rule_trace(trace)
+    path = trace.save(tmp_path / f"bad{suffix}")
+    path.write_text("\n".join(damage(path.read_text().splitlines())) + "\n")
+    with pytest.raises(ValueError, match=rf"bad{suffix}, line (4|5): "):
+        load_trace(path)
+
+
+def test_every_read_error_names_the_file(tmp_path):
+    path = tmp_path / "binary.jsonl"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ValueError, match=r"binary\.jsonl"):
+        load_trace(path)
+    header = tmp_path / "v9.jsonl"
+    header.write_text(json.dumps({"format": "greedylr.trace", "version": 9}) + "\n")
+    with pytest.raises(ValueError, match=r"v9\.jsonl: unsupported trace version 9"):
+        load_trace(header)
+
+
+def test_the_in_memory_trace_is_bounded_by_default_and_keeps_every_event(tmp_path):
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    assert GreedyLR(opt).trace.max_rows == 1_000_000
+    assert Trace().max_rows == 1_000_000
+    assert load_trace(Trace(1).save(tmp_path / "t.jsonl")).max_rows is None
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_an_added_group_streams_and_loads(tmp_path, suffix, caplog):
+    path = tmp_path / f"grow{suffix}"
+    trace = Trace(1, sinks=[path], flush_every=1)
+    trace.record(1, 1.0, 1.0, [0.1])
+    trace.add_group()
+    trace.record(2, 0.9, 0.9, [0.1, 0.02])
+    trace.close()
+    assert trace.num_groups == 2 and np.isnan(trace.lrs[1][0])
+    loaded = load_trace(path)
+    if suffix == ".jsonl":
+        assert loaded.num_groups == 2 and loaded.lrs[1][1] == 0.02
+        assert np.isnan(loaded.lrs[1][0])
+    else:  # a streaming CSV keeps the columns of its header, and says so
+        assert loaded.num_groups == 1 and "groups were added after the header" in caplog.text
+    saved = load_trace(trace.save(tmp_path / f"saved{suffix}"))
+    assert saved.num_groups == 2 and saved.lrs[1][1] == 0.02
+
+
+_FORKING_RUN = """
+import os, sys
+from greedylr import Trace
+trace = Trace(1, sinks=[sys.argv[1]], flush_every=1000)
+trace.record(1, 1.0, 1.0, [0.1])
+trace.flush()  # the file is open when the process forks
+trace.record(2, 1.0, 1.0, [0.1])
+trace.record(3, 1.0, 1.0, [0.1])
+if os.fork() == 0:
+    sys.exit(0)  # the child runs the exit handlers
+os.wait()
+trace.record(4, 1.0, 1.0, [0.1])
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_write_its_parents_rows_at_exit(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "fork.jsonl"
+    subprocess.run([sys.executable, "-c", _FORKING_RUN, str(path)], check=True, timeout=60)
+    assert load_trace(path).steps.tolist() == [1, 2, 3, 4]

@@ -40,6 +40,7 @@ __all__ = [
     "Event",
     "GreedyConfig",
     "RuleState",
+    "add_group",
     "init",
     "update",
 ]
@@ -60,6 +61,24 @@ EVENT_BITS: dict[str, int] = {
     "reset": 32,
     "nonfinite": 64,
 }
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar or 0-d tensor as the Python number it holds; a 1-d array as a list.
+
+    So that ``factor=np.float32(0.5)`` is the number 0.5 (and is validated as one), and
+    the config holds plain values that a ``weights_only`` checkpoint can load.
+    """
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    ndim = getattr(value, "ndim", None)
+    if ndim == 0 and hasattr(value, "item"):
+        return value.item()
+    if ndim == 1 and hasattr(value, "tolist"):
+        return value.tolist()
+    return value
 
 
 def _per_group(value: Bound, n: int, name: str) -> list[float] | None:
@@ -150,6 +169,12 @@ class GreedyConfig:
         def is_int(v: Any) -> bool:
             return isinstance(v, int) and not isinstance(v, bool)
 
+        for f in fields(self):
+            value = getattr(self, f.name)
+            plain = _plain(value)
+            if plain is not value:
+                object.__setattr__(self, f.name, plain)
+
         check(
             isinstance(self.factor, (int, float)) and 0.0 < self.factor < 1.0,
             f"factor must be in (0, 1), got {self.factor!r}",
@@ -180,6 +205,12 @@ class GreedyConfig:
         check(
             isinstance(self.threshold, (int, float)) and self.threshold >= 0,
             f"threshold must be >= 0, got {self.threshold!r}",
+        )
+        check(
+            self.threshold_mode != "rel" or self.threshold < 1,
+            f"threshold must be < 1 with threshold_mode='rel' (a fraction of the reference; "
+            f"1 or more makes no loss an improvement), got {self.threshold!r}; "
+            "use threshold_mode='abs' for an absolute margin",
         )
         check(
             isinstance(self.eps, (int, float)) and self.eps >= 0,
@@ -354,6 +385,29 @@ def init(config: GreedyConfig, base_lrs: Sequence[float]) -> RuleState:
     if config.warmup > 0:
         state.lrs = _ramp_lrs(config, state, 0)
     return state
+
+
+def add_group(config: GreedyConfig, state: RuleState, base_lr: float) -> None:
+    """Add one parameter group to ``state`` in place (``optimizer.add_param_group``).
+
+    The group is scheduled from its own LR: its bounds are resolved against ``base_lr``
+    (``min_lr_ratio``/``max_lr_ratio``), and during the warmup ramp it starts at the
+    ramp's fraction of ``base_lr``. The statistics are shared by every group.
+
+    Raises:
+        ValueError: for an LR that is not finite and >= 0, per-group bounds with no value
+            for the new group, or an LR outside its bounds (``check_bounds``).
+    """
+    b = float(base_lr)
+    if not (math.isfinite(b) and b >= 0):
+        raise ValueError(f"group {len(state.base_lrs)}: initial lr must be finite and >= 0, "
+                         f"got {b!r}")
+    lows, highs = config.bounds([*state.base_lrs, b])
+    state.base_lrs.append(b)
+    state.min_lrs.append(lows[-1])
+    state.max_lrs.append(highs[-1])
+    in_ramp = config.warmup > 0 and state.step < config.warmup
+    state.lrs.append(_ramp_lrs(config, state, state.step)[-1] if in_ramp else b)
 
 
 def _smooth(config: GreedyConfig, state: RuleState, value: float) -> float:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
+import weakref
 from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any, Literal
@@ -13,8 +15,8 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from greedylr import distributed, tensor_rule
-from greedylr.rule import Bound, Decision, Event, GreedyConfig, RuleState, init, update
-from greedylr.trace import Trace
+from greedylr.rule import Bound, Decision, Event, GreedyConfig, RuleState, add_group, init, update
+from greedylr.trace import Rows, Trace, decode_events
 
 __all__ = ["GreedyLR", "as_float"]
 
@@ -36,17 +38,86 @@ def as_float(loss: Any) -> float:
     if isinstance(loss, (str, bytes, bool)) or loss is None:
         raise TypeError(f"loss must be a number or a one-element tensor, got {loss!r}")
     shape = getattr(loss, "shape", None)
-    if shape is not None and math.prod(shape) != 1:
-        raise ValueError(
-            f"loss must be a scalar, got a tensor of shape {tuple(shape)}; "
-            "reduce it (e.g. loss.mean()) first"
-        )
-    if isinstance(loss, torch.Tensor):
-        loss = loss.detach()
+    if shape is not None:
+        if math.prod(shape) != 1:
+            raise ValueError(
+                f"loss must be a scalar, got a tensor of shape {tuple(shape)}; "
+                "reduce it (e.g. loss.mean()) first"
+            )
+        # item() takes any one-element tensor or array; float() refuses arrays of ndim > 0
+        item = loss.detach().item if isinstance(loss, torch.Tensor) else getattr(loss, "item", None)
+        if item is not None:
+            value = item()
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+            raise TypeError(f"loss must be a number or a one-element tensor, got {loss!r}")
     try:
         return float(loss)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"loss must be a number or a one-element tensor, got {loss!r}") from exc
+
+
+_CHAINING = (
+    "GreedyLR sets each LR from the loss, and its bounds, checkpoints and trace are in terms "
+    "of that LR: chained with another scheduler (ChainedScheduler, SequentialLR, a LinearLR "
+    "warmup stepped alongside) it would silently overwrite the other's LR, and losses seen "
+    "during the other's phase would leak into its first decision. For a warmup, use GreedyLR "
+    "alone with warmup=N (and warmup_start_factor): a linear ramp over N steps during which "
+    "the losses only feed the smoother. To restart from new LRs, build a new GreedyLR."
+)
+
+
+def _register_counter(optimizer: Optimizer, counter: _StepCounter) -> Any:
+    """Register ``counter`` as a step post-hook on the optimizer that really steps.
+
+    Wrappers such as Accelerate's AcceleratedOptimizer subclass Optimizer without its hook
+    registry: the post-hook must sit on the inner optimizer. Returns the hook's handle, or
+    None if ``counter`` is already registered there.
+    """
+    inner: Any = optimizer
+    while not hasattr(inner, "_optimizer_step_post_hooks") and isinstance(
+        getattr(inner, "optimizer", None), Optimizer
+    ):
+        inner = inner.optimizer
+    if any(hook is counter for hook in inner._optimizer_step_post_hooks.values()):
+        return None
+    return inner.register_step_post_hook(counter)
+
+
+class _Decoder:
+    """The trace's device-mode decoder: the scheduler's, through a weak reference.
+
+    A bound method would close a cycle (scheduler -> trace -> decoder -> scheduler) that
+    keeps the optimizer, and its parameters, alive after ``del`` until the cyclic GC runs.
+    Once the scheduler is gone, rows still buffered get the generic reasons.
+    """
+
+    __slots__ = ("_ref",)
+
+    def __init__(self, scheduler: GreedyLR | None) -> None:
+        self._ref = None if scheduler is None else weakref.ref(scheduler)
+
+    def __call__(self, rows: Rows) -> list[Event]:
+        scheduler = None if self._ref is None else self._ref()
+        return decode_events(rows) if scheduler is None else scheduler._decode_rows(rows)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # a weak reference does not pickle; GreedyLR.__setstate__ links a copy to its copy
+        return (_Decoder, (None,))
+
+
+def _warn_zero_lrs(base_lrs: Sequence[float], first: int) -> None:
+    """Warn once for groups that start at LR 0: GreedyLR can never move them."""
+    zero = [first + i for i, lr in enumerate(base_lrs) if lr == 0]
+    if zero:
+        warnings.warn(
+            f"GreedyLR: parameter group(s) {zero} start with lr 0; GreedyLR multiplies and "
+            "divides the LR by factor (and its ratio bounds are 0 too), so they stay at 0 for "
+            "the whole run. To freeze parameters, set requires_grad=False or leave them out "
+            "of the optimizer; otherwise give them a positive lr.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 class _StepCounter:
@@ -161,6 +232,7 @@ class GreedyLR(LRScheduler):
         self._device_state: tensor_rule.TensorState | None = None
         self._rule_state: RuleState | None = None  # the host state; None in device mode
         self._device = self._choose_device(optimizer, device_mode, bool(compile_rule))
+        self._compile_rule = compile_rule
         self._step_rule = self._rule_step(compile_rule)
         self.sync_ranks = sync_ranks
         base = []
@@ -168,25 +240,21 @@ class GreedyLR(LRScheduler):
             lr = group.get("initial_lr", group["lr"])
             base.append(as_float(lr))
         self.state: RuleState = init(self.config, base)
+        _warn_zero_lrs(base, 0)
         if self._device is not None:
             _keep_recording_out_of_compile()
             self._to_device(self.state)
         self.trace: Trace | None = self._make_trace(trace)
         if self._device is not None and self.trace is not None:
-            self.trace.set_decoder(self._decode_rows)
+            self.trace.set_decoder(_Decoder(self))
         self._pending_sum: float | torch.Tensor = 0.0  # a tensor in device mode
         self._pending_count = 0
-        self._next_lrs: Sequence[float] = self.state.lrs
+        self._next_lrs: Sequence[float | torch.Tensor] = self.state.lrs
         self._optimizer_steps = _StepCounter()
-        # Wrappers such as Accelerate's AcceleratedOptimizer subclass Optimizer without
-        # its hook registry: the post-hook must sit on the optimizer that really steps.
-        inner: Any = optimizer
-        while not hasattr(inner, "_optimizer_step_post_hooks") and isinstance(
-            getattr(inner, "optimizer", None), Optimizer
-        ):
-            inner = inner.optimizer
-        self._hook = inner.register_step_post_hook(self._optimizer_steps)
+        self._hook = _register_counter(optimizer, self._optimizer_steps)
         self._steps_seen = 0
+        self._warned_order = False
+        self._written: list[Any] | None = None
         # The base class's constructor makes one initial ``step()`` call with no loss;
         # our own flag marks it (torch's ``_is_initial`` exists only from torch 2.8 on).
         self._constructing = True
@@ -194,6 +262,7 @@ class GreedyLR(LRScheduler):
             super().__init__(optimizer)
         finally:
             self._constructing = False
+        self._written = self._lr_marks()
 
     @classmethod
     def from_transformers(cls, optimizer: Optimizer, **kwargs: Any) -> GreedyLR:
@@ -220,7 +289,7 @@ class GreedyLR(LRScheduler):
                 "min_lr %s is above the initial lr %s: decreases will be no-ops, as in "
                 "transformers.GreedyLR", floors, lrs,
             )
-        return cls(
+        return _TransformersGreedyLR(
             optimizer,
             mode=get("mode", "min"),
             factor=get("factor", 0.95),
@@ -250,6 +319,8 @@ class GreedyLR(LRScheduler):
         This is the path for framework integrations that see the loss where they
         cannot step (a micro-batch hook), and step where they cannot see the loss.
         """
+        if self._written is not None:
+            self._check_lrs_are_ours()
         if self._device_state is not None:
             self._pending_sum = self._pending_sum + self._device_loss(loss)
         else:
@@ -266,13 +337,43 @@ class GreedyLR(LRScheduler):
 
         Raises:
             TypeError: if no loss was given or observed.
+            RuntimeError: if another scheduler (or anything else) changed the LR since
+                the last step (checked for float LRs and, in float mode, tensor LRs).
         """
         if self._constructing:
             # the base class's initial step: set the initial LRs as every later step
             # does (tensor LRs filled in place, on every torch version)
             self._apply(self._next_lrs)
             return
+        if self._device_state is None and torch.compiler.is_compiling():
+            # traced, every new LR (and each LR tensor's version counter, which the check
+            # for foreign writes reads) would be a constant of the graph, a recompile per
+            # step: float mode runs eagerly, so that a compiled training step keeps its graph
+            torch.compiler.disable(self._decide)(loss)
+        else:  # without the disable wrapper, which costs as much as the float rule
+            self._decide(loss)
+
+    def _decide(self, loss: Any) -> None:
+        """``step`` after the base class's initial call: checks, then the rule."""
+        if len(self.optimizer.param_groups) != len(self.base_lrs):
+            self._sync_groups()
+        written = self._written
+        if written is not None:
+            for group, mark in zip(self.optimizer.param_groups, written):
+                if group["lr"] is not mark:  # not the very object written: compare values
+                    self._check_lrs_are_ours()
+                    break
         count = self._optimizer_steps.count
+        if not count and not self._warned_order:
+            self._warned_order = True
+            warnings.warn(
+                "Detected call of `GreedyLR.step()` before `optimizer.step()` (or the first "
+                "optimizer steps were skipped, e.g. by a GradScaler): call `optimizer.step()` "
+                "first, then `GreedyLR.step(loss)` with the loss of that step; otherwise the "
+                "first decision is made before the initial LR was used.",
+                UserWarning,
+                stacklevel=3,
+            )
         if count and count == self._steps_seen:
             # A repeated call (Accelerate calls once per process, the later ones often
             # without a loss) or a skipped optimizer step: nothing new to decide, and
@@ -282,11 +383,7 @@ class GreedyLR(LRScheduler):
             return
         if self._device_state is not None:
             self._step_on_device(loss, count)
-        elif torch.compiler.is_compiling():
-            # traced, every new LR would be a constant of the graph (a recompile per LR
-            # value): run eagerly, so that a compiled training step keeps its graphs
-            torch.compiler.disable(self._step_on_host)(loss, count)
-        else:  # without the disable wrapper, which costs as much as the float rule
+        else:
             self._step_on_host(loss, count)
 
     def _step_on_host(self, loss: Any, count: int) -> None:
@@ -319,17 +416,157 @@ class GreedyLR(LRScheduler):
         self._step_count += 1
         self.last_epoch += 1
         last: list[float | torch.Tensor] = []
+        marks: list[Any] | None = [] if self._device_state is None else None
         for group, lr in zip(self.optimizer.param_groups, lrs):
             current = group["lr"]
             if isinstance(current, torch.Tensor):
                 current.fill_(lr)
                 last.append(current.clone())
+                if marks is not None:
+                    marks.append((current, current._version))
             else:
                 group["lr"] = lr
                 last.append(lr)
+                if marks is not None:
+                    marks.append(lr)
         self._last_lr = last
+        self._written = marks
 
-    def get_lr(self) -> list[float]:  # type: ignore[override]
+    def _lr_marks(self) -> list[Any] | None:
+        """What each group's LR is now: the float, or a tensor and its version counter.
+
+        In device mode None: the check would read the host (or, under ``torch.compile``,
+        break the graph), so it is not made there.
+        """
+        if self._device_state is not None:
+            return None
+        return [
+            (lr, lr._version) if isinstance(lr, torch.Tensor) else lr
+            for lr in (group["lr"] for group in self.optimizer.param_groups)
+        ]
+
+    def _check_lrs_are_ours(self) -> None:
+        """Refuse to go on if something else wrote an LR since GreedyLR's last write."""
+        assert self._written is not None
+        for i, (group, mark) in enumerate(zip(self.optimizer.param_groups, self._written)):
+            lr = group["lr"]
+            if isinstance(lr, torch.Tensor):
+                same = isinstance(mark, tuple) and mark[0] is lr and mark[1] == lr._version
+            else:
+                same = not isinstance(mark, tuple) and lr == mark
+            if not same:
+                before = float(mark[0]) if isinstance(mark, tuple) else mark
+                raise RuntimeError(
+                    f"the LR of parameter group {i} was changed outside GreedyLR since its "
+                    f"last step ({before!r} -> {float(lr)!r}): by another scheduler, a manual "
+                    "write, or optimizer.load_state_dict without GreedyLR.load_state_dict. "
+                    f"{_CHAINING}"
+                )
+
+    def _update_lr(self, epoch: int | None = None) -> None:
+        """torch's LR write; SequentialLR calls it with ``epoch=0`` to switch schedulers."""
+        if epoch is not None:
+            raise RuntimeError(f"GreedyLR cannot be switched to by SequentialLR. {_CHAINING}")
+        super()._update_lr(epoch)
+
+    def get_last_lr(self) -> list[float | torch.Tensor]:
+        """The LR of every parameter group, including groups added since the last step."""
+        if len(self.optimizer.param_groups) != len(self.base_lrs):
+            self._sync_groups()
+        return self._last_lr
+
+    def _sync_groups(self) -> None:
+        """Schedule the groups added by ``optimizer.add_param_group`` since the last call.
+
+        Each new group starts from its own LR (its ``initial_lr`` if it has one, as after
+        ``optimizer.load_state_dict``), with bounds relative to it; the rule's statistics
+        are shared. In device mode its LR must be a tensor on the scheduler's device.
+        """
+        groups = self.optimizer.param_groups
+        known = len(self.base_lrs)
+        if len(groups) < known:
+            raise RuntimeError(
+                f"the optimizer has {len(groups)} parameter groups, GreedyLR schedules {known}: "
+                "groups cannot be removed during a run"
+            )
+        new = groups[known:]
+        if self._device is not None:
+            bad = [known + i for i, g in enumerate(new) if not (
+                isinstance(g["lr"], torch.Tensor) and g["lr"].device == self._device)]
+            if bad:
+                raise ValueError(
+                    f"device mode: the new parameter group(s) {bad} need a tensor lr on "
+                    f"{self._device}, as the others (e.g. lr=torch.tensor(1e-3, device=...))"
+                )
+        bases = []
+        for group in new:
+            lr = group["lr"]
+            group.setdefault("initial_lr", lr.clone() if isinstance(lr, torch.Tensor) else lr)
+            bases.append(as_float(group["initial_lr"]))
+        state = self.state  # a host copy in device mode: one read, once per added group
+        for base in bases:
+            add_group(self.config, state, base)
+        _warn_zero_lrs(bases, known)
+        self.state = state  # back to the device in device mode
+        self.base_lrs.extend(bases)
+        lrs = state.lrs[known:]
+        for group, lr in zip(new, lrs):
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(lr)
+                self._last_lr.append(group["lr"].clone())
+            else:
+                group["lr"] = lr
+                self._last_lr.append(lr)
+        if self._device_state is not None:
+            self._next_lrs = list(self._device_state.lrs.reshape(-1).unbind())
+        else:
+            self._next_lrs = tuple(state.lrs)
+            self._written = self._lr_marks()
+        if self.trace is not None:
+            for _ in new:
+                self.trace.add_group()
+            self.trace.meta.update(base_lrs=list(state.base_lrs), min_lrs=list(state.min_lrs),
+                                   max_lrs=list(state.max_lrs))
+        logger.info("GreedyLR: scheduling new parameter group(s) %s from lr %s (bounds %s..%s)",
+                    list(range(known, len(groups))), bases, state.min_lrs[known:],
+                    state.max_lrs[known:])
+
+    @property
+    def smoothed_loss(self) -> float | torch.Tensor | None:
+        """The smoothed loss of the last decision, read without a host transfer.
+
+        Float mode: a float, None before the first finite loss. Device mode: a 0-d tensor
+        on the device, NaN before the first finite loss (what an integration can log
+        every step without a sync).
+        """
+        if self._device_state is not None:
+            return self._device_state.smoothed.squeeze(0)  # a view: no read
+        assert self._rule_state is not None  # None only in device mode
+        return self._rule_state.smoothed
+
+    # -- copies -------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What ``pickle``, ``copy.deepcopy`` and ``torch.save(scheduler)`` keep.
+
+        torch drops an optimizer's hooks when it is copied, so the hook that counts
+        optimizer steps is registered again on the copy's optimizer by
+        :meth:`__setstate__` (without it every later step would look like a repeat and
+        be ignored); a compiled rule is compiled again.
+        """
+        state = self.__dict__.copy()
+        state.pop("_hook", None)
+        state.pop("_step_rule", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._step_rule = self._rule_step(self._compile_rule)
+        self._hook = _register_counter(self.optimizer, self._optimizer_steps)
+        if self._device is not None and self.trace is not None:
+            self.trace.set_decoder(_Decoder(self))
+
+    def get_lr(self) -> list[float | torch.Tensor]:
         """The LRs decided by the last observation (torch's ``LRScheduler`` hook)."""
         return list(self._next_lrs)
 
@@ -444,10 +681,11 @@ class GreedyLR(LRScheduler):
         # CPU tensors on their values (a NaN recompiles) and inductor loses in-place
         # writes to 0-d float64 CPU inputs (torch 2.13)
         fresh = tensor_rule.select(one_run, None)
-        if self._device_state is None:
-            self._device_state = fresh
+        old = self._device_state
+        if old is None or any(a.shape != b.shape for a, b in zip(old, fresh, strict=True)):
+            self._device_state = fresh  # the first, or a parameter group was added
         else:  # a load: in place, so that a captured CUDA graph keeps reading this state
-            torch._foreach_copy_(list(self._device_state), list(fresh))
+            torch._foreach_copy_(list(old), list(fresh))
         self._rule_state = None
         self._host_step = state.step  # the trace's step column, counted without a sync
         self._bounds = (list(state.min_lrs), list(state.max_lrs))
@@ -557,6 +795,8 @@ class GreedyLR(LRScheduler):
 
     def state_dict(self) -> dict[str, Any]:
         """Plain values and tensors only: loads with ``torch.load(weights_only=True)``."""
+        if len(self.optimizer.param_groups) != len(self.base_lrs):
+            self._sync_groups()
         return {
             "format": 1,
             "config": self.config.to_dict(),
@@ -572,12 +812,19 @@ class GreedyLR(LRScheduler):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`; the run continues bit-identically.
 
+        Everything is checked before anything is changed: a state dict that is refused
+        leaves the scheduler as it was.
+
         Raises:
             ValueError: if the state was saved with another configuration or another
-                number of parameter groups.
+                number of parameter groups, or an entry is missing or malformed.
         """
-        if state_dict.get("format") != 1 or "rule" not in state_dict:
+        if (not isinstance(state_dict, dict) or state_dict.get("format") != 1
+                or "rule" not in state_dict):
             raise ValueError("not a greedylr.GreedyLR state dict")
+        missing = [key for key in _STATE_KEYS if key not in state_dict]
+        if missing:
+            raise ValueError(f"GreedyLR state dict has no {missing}; nothing was loaded")
         saved = GreedyConfig.from_dict(state_dict["config"])
         if saved != self.config:
             diff = {
@@ -588,17 +835,33 @@ class GreedyLR(LRScheduler):
             raise ValueError(
                 f"state dict was saved with another configuration (saved, current): {diff}"
             )
-        rule = RuleState.from_dict(state_dict["rule"])
+        try:
+            rule = RuleState.from_dict(state_dict["rule"])
+        except TypeError as exc:
+            raise ValueError(
+                f"GreedyLR state dict: malformed 'rule' entry ({exc}); nothing was loaded"
+            ) from exc
+        if len(self.optimizer.param_groups) != len(self.base_lrs):
+            self._sync_groups()
         groups = len(self.optimizer.param_groups)
         if len(rule.lrs) != groups:
             raise ValueError(
                 f"state dict has {len(rule.lrs)} parameter groups, the optimizer has {groups}"
             )
+        lengths = {key: len(state_dict[key]) for key in ("_last_lr", "base_lrs")}
+        lengths.update(min_lrs=len(rule.min_lrs), max_lrs=len(rule.max_lrs),
+                       rule_base_lrs=len(rule.base_lrs))
+        wrong = {key: n for key, n in lengths.items() if n != groups}
+        if wrong:
+            raise ValueError(f"GreedyLR state dict: {wrong} values for {groups} parameter "
+                             "groups; nothing was loaded")
+        pending_sum, pending_count = state_dict["pending"]
+        last_epoch, step_count = int(state_dict["last_epoch"]), int(state_dict["_step_count"])
         self.state = rule
-        self.last_epoch = state_dict["last_epoch"]
-        self._step_count = state_dict["_step_count"]
+        self.last_epoch = last_epoch
+        self._step_count = step_count
         self.base_lrs = list(state_dict["base_lrs"])
-        self._pending_sum, self._pending_count = state_dict["pending"]
+        self._pending_sum, self._pending_count = pending_sum, pending_count
         self._steps_seen = self._optimizer_steps.count
         self._next_lrs = rule.lrs
         for group, lr in zip(self.optimizer.param_groups, rule.lrs):
@@ -609,6 +872,31 @@ class GreedyLR(LRScheduler):
         self._last_lr = [
             lr.clone() if isinstance(lr, torch.Tensor) else lr for lr in state_dict["_last_lr"]
         ]
+        self._written = self._lr_marks()
+
+
+_STATE_KEYS = ("format", "config", "rule", "last_epoch", "_step_count", "_last_lr", "base_lrs",
+               "pending")
+
+
+class _TransformersGreedyLR(GreedyLR):
+    """:meth:`GreedyLR.from_transformers`: also takes transformers' ``step(metrics, epoch)``."""
+
+    def step(  # type: ignore[override]
+        self, loss: Any = None, epoch: int | None = None, *, metrics: Any = None
+    ) -> None:
+        """``step(loss)``, or transformers' ``step(metrics, epoch)`` call form.
+
+        ``epoch``, as in ``transformers.GreedyLR``, only sets ``last_epoch`` (to
+        ``epoch``, after the step); the decision is the same.
+        """
+        if metrics is not None:
+            if loss is not None:
+                raise TypeError("step() got both loss and metrics: pass one")
+            loss = metrics
+        super().step(loss)
+        if epoch is not None:
+            self.last_epoch = epoch
 
 
 _recording_kept_out = False

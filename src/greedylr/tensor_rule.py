@@ -763,7 +763,8 @@ def compile_step(backend: str = "inductor") -> Any:
     """
     # Triton would contract a multiply and an add into one fused multiply-add (one
     # rounding fewer than the float rule); emulate_precision_casts turns that off
-    options = {"emulate_precision_casts": True} if backend == "inductor" else None
+    options: dict[str, Any] | None = (
+        {"emulate_precision_casts": True} if backend == "inductor" else None)
     return torch.compile(step_, backend=backend, fullgraph=True, dynamic=False,
                          options=options)
 

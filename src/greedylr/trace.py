@@ -8,10 +8,14 @@ Three parts, in this order in the file:
   a value and no Python object per step, so a million steps cost about 33 MB with one
   group. Every :class:`~greedylr.rule.Event` is kept as an object (about 500 bytes with
   its reason; a run stuck at its LR floor logs one every ``patience + 1`` steps).
-  ``max_rows`` bounds the rows in memory on endless runs: older rows go to the sinks only.
+  ``max_rows`` (default one million, about 33 MB with one group) bounds the rows in
+  memory: the oldest rows are dropped from memory (they still reach the sinks), every
+  event is always kept.
 * Sinks that receive the rows in chunks: JSONL, CSV, TensorBoard, Python ``logging`` and
-  any callable. :meth:`Trace.save` and :func:`load_trace` round-trip the JSONL and CSV
-  formats.
+  any callable, every ``flush_every`` steps or ``flush_interval`` seconds, whichever comes
+  first, on :meth:`Trace.close` and at interpreter exit (an uncaught exception included;
+  not after a ``SIGKILL``). :meth:`Trace.save` and :func:`load_trace` round-trip the JSONL
+  and CSV formats; :func:`load_trace` keeps the rows before a truncated last line.
 * :func:`diagnose`, which turns a trace into stress episodes (loss spikes, contraction
   streaks, stagnation at the LR floor, resets, non-finite losses) with their severity,
   recovery time and, when the user logged a data-source tag, whether the loss moved for
@@ -58,12 +62,17 @@ Device mode (the interface the device-resident scheduler uses):
 
 from __future__ import annotations
 
+import atexit
 import csv
 import io
+import itertools
 import json
 import logging
 import math
 import os
+import time
+import warnings
+import weakref
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -98,6 +107,24 @@ _FORMAT = "greedylr.trace"
 _VERSION = 1
 _MISSING_TAG = -1
 _SAVE_CHUNK = 50_000
+_DEFAULT_MAX_ROWS = 1_000_000
+
+#: Traces with sinks, flushed at interpreter exit; weak, so that a trace dies with its owner.
+_WITH_SINKS: weakref.WeakSet[Trace] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """Hand the last rows of every live trace to its sinks (a crashed run keeps its end)."""
+    for trace in list(_WITH_SINKS):
+        if trace._owner_pid != os.getpid():
+            continue  # a forked child: the rows are its parent's to write
+        try:
+            trace.flush()
+            for sink in trace._sinks:
+                sink.close()
+        except Exception:  # one broken sink must not stop the others
+            logger.exception("greedylr: flushing a trace at exit failed")
 
 
 def _kinds_of(code: int) -> list[str]:
@@ -290,6 +317,15 @@ class _FileSink:
             self._file.close()
             self._file = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        if self._file is not None:
+            raise TypeError(
+                f"a trace streaming to {self.path} cannot be copied or pickled while the file "
+                "is open (two writers would interleave their rows): close the trace first, or "
+                "copy GreedyLR's state_dict() instead"
+            )
+        return self.__dict__.copy()
+
 
 class JSONLSink(_FileSink):
     """A JSON Lines file: a header line, one line per row, one line per event.
@@ -349,6 +385,7 @@ class CSVSink(_FileSink):
                  meta: Mapping[str, Any] | None = None) -> None:
         super().__init__(path, num_groups=num_groups, meta=meta)
         self._signals: list[str] | None = None
+        self._groups = 0
         self._warned: set[str] = set()
         self._writer: Any = None
 
@@ -356,12 +393,17 @@ class CSVSink(_FileSink):
         file = self._open()
         if self._signals is None:
             self._signals = list(rows.signals)
-            groups = self.num_groups or rows.lrs.shape[1]
+            groups = self._groups = rows.lrs.shape[1] or self.num_groups or 0
             file.write(f"# {_FORMAT} {json.dumps({'version': _VERSION, 'meta': self.meta})}\n")
             self._writer = csv.writer(file, lineterminator="\n")
             self._writer.writerow(["step", "loss", "smoothed",
                                    *[f"lr_{g}" for g in range(groups)],
                                    "events", "reasons", *self._signals])
+        if rows.lrs.shape[1] > self._groups and "lr columns" not in self._warned:
+            self._warned.add("lr columns")
+            logger.warning("CSV sink %s: parameter groups were added after the header; their "
+                           "LRs are left out of this file (Trace.save writes every group)",
+                           self.path)
         for name in set(rows.signals) - set(self._signals) - self._warned:
             self._warned.add(name)
             logger.warning("CSV sink %s: signal %r appeared after the header; it is left "
@@ -383,7 +425,7 @@ class CSVSink(_FileSink):
             events = by_step.get(step, [])
             self._writer.writerow([
                 step, cell(rows.loss[i]) or "nan", cell(rows.smoothed[i]),
-                *[cell(v) for v in rows.lrs[i]],
+                *[cell(v) for v in rows.lrs[i, :self._groups]],
                 "|".join(e.kind for e in events), " | ".join(e.reason for e in events),
                 *[cell(rows.signals[name][i]) if name in rows.signals else ""
                   for name in self._signals],
@@ -581,9 +623,14 @@ class Trace:
             ``SummaryWriter``, a ``logging.Logger`` or a callable (see :meth:`add_sink`).
         flush_every: hand the rows to the sinks, and move device-mode tensors to the host,
             every this many steps; ``0`` or ``None``: only when the trace is read, saved,
-            flushed or closed.
-        max_rows: keep at most about this many recent rows in memory (``None``: all). The
-            sinks still receive every row; events are always all kept.
+            flushed or closed (and at interpreter exit).
+        flush_interval: with sinks, also hand them the rows when this many seconds have
+            passed since the last time (checked at each recorded step), so that a run that
+            crashes loses at most about this much of its streamed trace; ``None``, or
+            ``flush_every=0``: off. In device mode each such flush is one host transfer.
+        max_rows: keep at most about this many recent rows in memory (the default, one
+            million, is about 33 MB with one group; ``None``: all). The sinks still
+            receive every row; every event is always kept.
         meta: plain values saved with the trace (the scheduler stores its configuration
             and the LR bounds here; :func:`diagnose` and the plot use them).
 
@@ -598,7 +645,8 @@ class Trace:
         *,
         sinks: Iterable[Any] = (),
         flush_every: int | None = 1000,
-        max_rows: int | None = None,
+        flush_interval: float | None = 2.0,
+        max_rows: int | None = _DEFAULT_MAX_ROWS,
         meta: Mapping[str, Any] | None = None,
     ) -> None:
         if num_groups is not None and not (isinstance(num_groups, int) and num_groups >= 1):
@@ -607,8 +655,15 @@ class Trace:
             raise ValueError(f"flush_every must be an int >= 0 or None, got {flush_every!r}")
         if max_rows is not None and not (isinstance(max_rows, int) and max_rows >= 1):
             raise ValueError(f"max_rows must be an int >= 1 or None, got {max_rows!r}")
+        if flush_interval is not None and not (
+            isinstance(flush_interval, (int, float)) and flush_interval > 0
+        ):
+            raise ValueError(f"flush_interval must be a number > 0 or None, got {flush_interval!r}")
         self.num_groups = num_groups
         self.flush_every = flush_every or 0
+        self.flush_interval = flush_interval
+        self._flush_time = math.inf  # when record() next flushes by time (with sinks)
+        self._owner_pid = os.getpid()
         self.max_rows = max_rows
         self.meta: dict[str, Any] = dict(meta or {})
         # array[Any]: one type for every column, so that they can be handled together
@@ -649,7 +704,22 @@ class Trace:
         """
         wrapped = _as_sink(sink, self.num_groups, self.meta)
         self._sinks.append(wrapped)
+        _WITH_SINKS.add(self)
+        self._owner_pid = os.getpid()
+        self._set_flush_at()
         return wrapped
+
+    def add_group(self) -> None:
+        """One more LR column, for a parameter group added during the run.
+
+        The rows recorded before read NaN in it. A streaming CSV sink keeps the columns
+        of its header (with a warning); JSONL sinks and :meth:`save` keep every group.
+        """
+        self._materialise()
+        if self.num_groups is None:
+            return  # the first recorded row sets the count
+        self._lrs.append(array("d", [math.nan]) * len(self._steps))
+        self.num_groups += 1
 
     def set_decoder(self, decoder: Callable[[Rows], Iterable[Event]]) -> None:
         """Turn device-mode rows (recorded with ``code=``) into events with ``decoder``."""
@@ -739,7 +809,9 @@ class Trace:
             if extra is not None:
                 rows.extra = np.asarray(extra, dtype=np.float64).reshape(1, -1)
             self._store_decoded(index, list(self._decoder(rows)))
-        if len(self._steps) >= self._flush_at:
+        if len(self._steps) >= self._flush_at or (
+            self._sinks and time.monotonic() >= self._flush_time
+        ):
             self.flush()
 
     def _append(self, step: int, loss: float, smoothed: float, lrs: Sequence[float], code: int,
@@ -847,7 +919,9 @@ class Trace:
         self._device_rows.append(row)
         self._device_steps.append(int(step))
         self._device_signals.append(signals)
-        if self.flush_every and len(self._device_rows) >= self.flush_every:
+        if (self.flush_every and len(self._device_rows) >= self.flush_every) or (
+            self._sinks and time.monotonic() >= self._flush_time
+        ):
             self.flush()
 
     def _materialise(self) -> None:
@@ -905,6 +979,8 @@ class Trace:
         if self.max_rows is not None:
             at = min(at, self.max_rows + self.max_rows // 4 + 1)
         self._flush_at = at
+        if self._sinks and self.flush_every and self.flush_interval is not None:
+            self._flush_time = time.monotonic() + self.flush_interval
 
     def _trim(self) -> None:
         if self.max_rows is None or len(self._steps) <= self.max_rows + self.max_rows // 4:
@@ -923,6 +999,11 @@ class Trace:
         self.flush()
         for sink in self._sinks:
             sink.close()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self._sinks:
+            _WITH_SINKS.add(self)
 
     def __enter__(self) -> Trace:
         return self
@@ -1066,22 +1147,36 @@ def load_trace(path: str | os.PathLike[str]) -> Trace:
 
     JSONL restores everything. CSV restores the rows, signals, event kinds and reasons;
     an event's ``reference`` is None and ``lrs_before`` is the previous row's LRs.
+    A last line cut short (what a killed process leaves) is dropped with a warning that
+    names the file and the line; everything before it is kept. Every row is kept in
+    memory (no ``max_rows``).
 
     Raises:
-        ValueError: if the file is not a greedylr trace.
+        ValueError: if the file is not a greedylr trace, or a line other than the last
+            is malformed; the message names the file (and the line).
     """
     path = Path(path)
-    with open(path, encoding="utf-8", newline="") as file:
-        first = file.readline()
-        if first.startswith(f"# {_FORMAT}"):
-            return _load_csv(path, first, file)
-        try:
-            header = json.loads(first)
-        except json.JSONDecodeError:
-            header = None
-        if not isinstance(header, dict) or header.get("format") != _FORMAT:
-            raise ValueError(f"{path} is not a greedylr trace (no {_FORMAT} header)")
-        return _load_jsonl(header, file)
+    try:
+        with open(path, encoding="utf-8", newline="") as file:
+            first = file.readline()
+            if first.startswith(f"# {_FORMAT}"):
+                return _load_csv(path, first, file)
+            try:
+                header = json.loads(first)
+            except json.JSONDecodeError:
+                header = None
+            if not isinstance(header, dict) or header.get("format") != _FORMAT:
+                raise ValueError(f"{path} is not a greedylr trace (no {_FORMAT} header)")
+            return _load_jsonl(path, header, file)
+    except (UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError, IndexError) as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: {type(exc).__name__}: {exc}") from exc
+
+
+def _cut_short(path: Path, number: int, problem: str, kept: int) -> None:
+    warnings.warn(f"{path}: line {number} is cut short ({problem}); it is dropped and the "
+                  f"{kept} rows before it are kept", stacklevel=4)
 
 
 class _Columns:
@@ -1108,13 +1203,19 @@ class _Columns:
 
     def into(self, trace: Trace) -> Trace:
         n = len(self.steps)
-        groups = {len(r) for r in self.lrs}
-        if len(groups) > 1 or (groups and trace.num_groups not in (None, *groups)):
-            raise ValueError(f"rows have {sorted(groups)} learning rates, "
-                             f"the trace {trace.num_groups}")
-        if groups and trace.num_groups is None:
-            trace.num_groups = groups.pop()
-            trace._lrs = [array("d") for _ in range(trace.num_groups)]
+        # parameter groups added during the run: the rows before have fewer LRs
+        counts = [len(r) for r in self.lrs]
+        if any(b < a for a, b in itertools.pairwise(counts)):
+            raise ValueError("rows lose learning rates along the file: "
+                             f"from {max(counts)} back to {min(counts)}")
+        width = max(counts, default=trace.num_groups or 0)
+        if trace.num_groups is not None and width < trace.num_groups and counts:
+            raise ValueError(f"rows have {width} learning rates, the trace {trace.num_groups}")
+        if counts and trace.num_groups != width:
+            trace.num_groups = width
+            trace._lrs = [array("d") for _ in range(width)]
+        if counts and min(counts) < width:
+            self.lrs = [r + [math.nan] * (width - len(r)) for r in self.lrs]
         trace._steps.extend(self.steps)
         trace._losses.extend(self.losses)
         trace._smoothed.extend(self.smoothed)
@@ -1128,54 +1229,86 @@ class _Columns:
         return trace
 
 
-def _load_jsonl(header: Mapping[str, Any], file: io.TextIOBase) -> Trace:
+def _load_jsonl(path: Path, header: Mapping[str, Any], file: io.TextIOBase) -> Trace:
     if header.get("version") != _VERSION:
-        raise ValueError(f"unsupported trace version {header.get('version')!r}")
-    trace = Trace(int(header["num_groups"]) or None, flush_every=0, meta=header.get("meta") or {})
+        raise ValueError(f"{path}: unsupported trace version {header.get('version')!r}")
+    trace = Trace(int(header["num_groups"]) or None, flush_every=0, max_rows=None,
+                  meta=header.get("meta") or {})
     columns = _Columns()
     number = _from_json_float
-    for line in file:
-        if line.startswith('{"event"'):
-            trace._events.append(_event_from_json(json.loads(line)["event"]))
-            continue
+    lines = file.readlines()
+    for index, line in enumerate(lines):
         if not line.strip():
             continue
-        data = json.loads(line)
-        signals = data.get("signals") or {}
-        if signals:
-            signals = {k: (v if isinstance(v, str) else number(v)) for k, v in signals.items()}
-        columns.add(int(data["step"]), number(data["loss"]), number(data["smoothed"]),
-                    [number(v) for v in data["lrs"]], int(data.get("code", 0)), signals)
+        try:
+            data = json.loads(line)
+            if "event" in data:
+                trace._events.append(_event_from_json(data["event"]))
+                continue
+            signals = data.get("signals") or {}
+            if signals:
+                signals = {k: (v if isinstance(v, str) else number(v))
+                           for k, v in signals.items()}
+            columns.add(int(data["step"]), number(data["loss"]), number(data["smoothed"]),
+                        [number(v) for v in data["lrs"]], int(data.get("code", 0)), signals)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+            if index == len(lines) - 1 and not line.endswith("\n"):
+                _cut_short(path, index + 2, problem, len(columns.steps))
+                break
+            raise ValueError(f"{path}, line {index + 2}: {problem}") from exc
     return columns.into(trace)
 
 
 def _load_csv(path: Path, first: str, file: io.TextIOBase) -> Trace:
     info = json.loads(first[len(f"# {_FORMAT}"):])
     if info.get("version") != _VERSION:
-        raise ValueError(f"unsupported trace version {info.get('version')!r}")
-    reader = csv.reader(file)
+        raise ValueError(f"{path}: unsupported trace version {info.get('version')!r}")
+    text = file.read()
+    complete = text.endswith("\n")
+    reader = csv.reader(io.StringIO(text))
     header = next(reader)
     groups = [h for h in header if h.startswith("lr_")]
     start = 3 + len(groups) + 2
     names = header[start:]
-    table = list(reader)
+    table = []
+    try:
+        for r in reader:
+            table.append((reader.line_num + 1, r))
+    except csv.Error as exc:  # a quoted cell cut in the middle
+        if not complete:
+            _cut_short(path, reader.line_num + 1, f"csv: {exc}", len(table))
+        else:
+            raise ValueError(f"{path}, line {reader.line_num + 1}: csv: {exc}") from exc
+        complete = True
+    if table and not complete:  # the sink ends every row with a newline
+        line, r = table.pop()
+        _cut_short(path, line, f"no end of line, {len(r)} of {len(header)} cells", len(table))
+    for line, r in table:
+        if len(r) != len(header):
+            raise ValueError(f"{path}, line {line}: {len(r)} cells, the header has "
+                             f"{len(header)}")
     numeric = {}
     for j, name in enumerate(names):
-        cells = [r[start + j] for r in table if r[start + j] != ""]
+        cells = [r[start + j] for _, r in table if r[start + j] != ""]
         try:
             [float(c) for c in cells]
             numeric[name] = True
         except ValueError:
             numeric[name] = False
-    trace = Trace(len(groups) or None, flush_every=0, meta=info.get("meta") or {})
+    trace = Trace(len(groups) or None, flush_every=0, max_rows=None, meta=info.get("meta") or {})
     columns = _Columns()
 
     def num(cell: str) -> float:
         return math.nan if cell == "" else float(cell)
 
     previous: tuple[float, ...] = tuple(trace.meta.get("base_lrs") or ())
-    for r in table:
-        step, lrs = int(r[0]), [num(c) for c in r[3:3 + len(groups)]]
+    for line, r in table:
+        try:
+            step, lrs = int(r[0]), [num(c) for c in r[3:3 + len(groups)]]
+            loss, smoothed = num(r[1]), num(r[2])
+        except ValueError as exc:
+            raise ValueError(f"{path}, line {line}: {exc}") from exc
         kinds = [k for k in r[3 + len(groups)].split("|") if k]
         reasons = r[4 + len(groups)].split(" | ") if kinds else []
         signals = {}
@@ -1186,9 +1319,8 @@ def _load_csv(path: Path, first: str, file: io.TextIOBase) -> Trace:
         code = 0
         for kind in kinds:
             if kind not in EVENT_BITS:
-                raise ValueError(f"{path}: unknown event kind {kind!r} at step {step}")
+                raise ValueError(f"{path}, line {line}: unknown event kind {kind!r} at step {step}")
             code |= EVENT_BITS[kind]
-        loss, smoothed = num(r[1]), num(r[2])
         columns.add(step, loss, smoothed, lrs, code, signals)
         before = previous or tuple(lrs)
         for kind, reason in zip(kinds, reasons, strict=False):

@@ -204,3 +204,60 @@ def test_fp16_scaler_and_a_short_last_window_feed_the_true_mean(tmp_path: Path) 
     assert list(sched.trace.losses) == pytest.approx(expected, rel=1e-3)
     # The backward pass really was scaled: an unscaled feed would be ~1000x larger.
     assert trainer.precision_plugin.scaler.get_scale() >= 2.0**9
+
+
+class _DeviceModeClassifier(_Classifier):
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.SGD(self.parameters(), lr=torch.tensor(0.05))
+        sched = GreedyLR(optimizer, device_mode=True, **CONFIG)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def test_device_mode_callback_reads_nothing_back_per_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every way of reading a tensor on the host, patched from the first training batch on
+    (construction may read the initial LRs): none may come from greedylr."""
+    import sys
+
+    import greedylr
+
+    package = str(Path(greedylr.__file__).parent)
+    reads: list[str] = []
+    watching: list[bool] = []
+
+    class _Watch(pl.Callback):
+        def on_train_start(self, trainer, pl_module) -> None:
+            watching.append(True)
+
+    for name in ("item", "tolist", "numpy", "__float__", "__int__", "__bool__", "__index__"):
+        original = getattr(torch.Tensor, name)
+
+        def patched(self, *args, _original=original, _name=name, **kwargs):
+            caller = sys._getframe(1)
+            if watching and caller.f_code.co_filename.startswith(package):
+                reads.append(f"{_name} at {caller.f_code.co_filename}:{caller.f_lineno}")
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, patched)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=12,
+        callbacks=[GreedyLRCallback(), _Watch()],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        log_every_n_steps=50,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(_DeviceModeClassifier(_digits()))
+    monkeypatch.undo()
+    assert watching and reads == [], sorted(set(reads))
+    sched = trainer.lr_scheduler_configs[0].scheduler
+    assert sched.device_mode and sched.state.step == 12
+    assert len({float(lr) for lr in sched.trace.lrs[0]}) > 1  # the LR moved
+    logged = trainer.callback_metrics
+    assert float(logged["greedylr/lr"]) == float(sched.get_last_lr()[0])
+    assert float(logged["greedylr/smoothed_loss"]) == sched.state.smoothed

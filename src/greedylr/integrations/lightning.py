@@ -30,7 +30,9 @@ checkpoints are written, so a checkpoint holds the state of one step before
   ranks itself (``sync_ranks``), so ranks agree without ``sync_dist=True`` and there is
   no collective in rank-gated code;
 * logs ``greedylr/lr`` (the LR decided for the next step) and the smoothed loss with
-  ``LightningModule.log``, so every Lightning logger receives them;
+  ``LightningModule.log``, so every Lightning logger receives them; in device mode as
+  device tensors, which Lightning reads only when its loggers write: no host read per
+  step (``tests/integrations/test_lightning.py``);
 * keeps a mid-accumulation partial sum in its checkpoint state.
 
 With ``"interval": "epoch"`` (or a ``frequency`` above 1) the scheduler decides less often,
@@ -158,15 +160,19 @@ class GreedyLRCallback(pl.Callback):
         if not (self._log and self._stepped):
             return
         self._stepped = False
+        # Tensors are logged as they are: Lightning reads them when its loggers write
+        # (every log_every_n_steps), so a device-mode GreedyLR costs no sync per step.
         for k, sched in enumerate(self._schedulers(trainer)):
             suffix = "" if k == 0 else f"_{k}"
             for i, lr in enumerate(sched.get_last_lr()):
                 name = "greedylr/lr" if i == 0 else f"greedylr/lr_group{i}"
-                pl_module.log(name + suffix, float(lr), on_step=True, on_epoch=False)
-            if sched.state.smoothed is not None:
+                value = lr if isinstance(lr, torch.Tensor) else float(lr)
+                pl_module.log(name + suffix, value, on_step=True, on_epoch=False)
+            smoothed = sched.smoothed_loss  # a device tensor in device mode: no host read
+            if smoothed is not None:
                 pl_module.log(
                     "greedylr/smoothed_loss" + suffix,
-                    float(sched.state.smoothed),
+                    smoothed,
                     on_step=True,
                     on_epoch=False,
                 )

@@ -42,6 +42,7 @@ GreedyLR is fed the true value instead, and its ``on_nonfinite`` policy decides.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -177,8 +178,11 @@ class GreedyLRCallback(TrainerCallback):
         for i, lr in enumerate(sched.get_last_lr()):
             fields["greedylr/lr" if i == 0 else f"greedylr/lr_group{i}"] = float(lr)
         # The value fed is the Trainer's own "loss" (or the eval metric): not repeated.
-        if sched.state.smoothed is not None:
-            fields["greedylr/smoothed_loss"] = float(sched.state.smoothed)
+        # One value read at log time (the Trainer reads its loss then too), not the state.
+        smoothed = sched.smoothed_loss
+        value = math.nan if smoothed is None else float(smoothed)  # NaN: none yet
+        if not math.isnan(value):
+            fields["greedylr/smoothed_loss"] = value
         events = sched.events  # a copy of the events only: no per-step column is read
         new, self._events_logged = events[self._events_logged :], len(events)
         for kind in _EVENT_KINDS:

@@ -1,0 +1,314 @@
+"""GreedyLR fails loudly or works: copies, new parameter groups, chaining, misuse, bad input.
+
+Each test here failed on the code before the fix it covers (issue 14, "nothing silent").
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import io
+import pickle
+import warnings
+import weakref
+
+import numpy as np
+import pytest
+import torch
+
+from greedylr import GreedyLR
+from greedylr.rule import GreedyConfig
+
+CONFIG = {"factor": 0.5, "patience": 0, "smoothing": "none"}
+
+
+def make_optimizer(lrs=(0.1,), tensor_lr=False):
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(2))],
+               "lr": torch.tensor(lr) if tensor_lr else lr} for lr in lrs]
+    return torch.optim.SGD(groups, lr=0.1)
+
+
+def drive(sched, losses):
+    out = []
+    for loss in losses:
+        sched.optimizer.step()
+        sched.step(loss)
+        out.append([float(lr) for lr in sched.get_last_lr()])
+    return out
+
+
+IMPROVING = [1.0, 0.9, 0.8, 0.7, 0.6]
+
+
+# -- copies -----------------------------------------------------------------------------
+
+
+def _torch_save_load(sched):
+    buffer = io.BytesIO()
+    torch.save(sched, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=False)
+
+
+@pytest.mark.parametrize("device_mode", [False, True])
+@pytest.mark.parametrize("how", ["deepcopy", "pickle", "torch.save"])
+def test_a_copied_scheduler_keeps_changing_the_lr(how, device_mode):
+    opt = make_optimizer(tensor_lr=device_mode)
+    sched = GreedyLR(opt, device_mode=device_mode, max_lr_ratio=100.0, **CONFIG)
+    drive(sched, [2.0, 1.5])
+    copy_of = {"deepcopy": copy.deepcopy, "pickle": lambda s: pickle.loads(pickle.dumps(s)),
+               "torch.save": _torch_save_load}[how](sched)
+    assert copy_of.optimizer is not opt
+    expected = drive(sched, IMPROVING)
+    got = drive(copy_of, IMPROVING)
+    assert got == expected
+    assert got[-1][0] > got[0][0]  # the copy's LR moved (it froze before the fix)
+    assert [float(g["lr"]) for g in copy_of.optimizer.param_groups] == got[-1]
+    assert copy_of.state.step == sched.state.step == 7
+
+
+def test_a_copy_with_an_open_file_sink_is_refused_clearly(tmp_path):
+    from greedylr import Trace
+
+    opt = make_optimizer()
+    sched = GreedyLR(opt, trace=Trace(sinks=[tmp_path / "run.jsonl"], flush_every=1), **CONFIG)
+    drive(sched, [1.0])
+    with pytest.raises(TypeError, match=r"run\.jsonl cannot be copied or pickled"):
+        copy.deepcopy(sched)
+
+
+# -- no reference cycles, both modes (torch's test_lrscheduler pattern) -------------------
+
+
+@pytest.mark.parametrize("device_mode", [False, True])
+def test_no_reference_cycles_in_either_mode(device_mode):
+    gc.collect()
+    gc.disable()
+    try:
+        opt = make_optimizer((0.1, 0.2), tensor_lr=device_mode)
+        sched = GreedyLR(opt, device_mode=device_mode, **CONFIG)
+        drive(sched, [1.0, 0.5, 2.0, 3.0])
+        assert sched.device_mode is device_mode
+        refs = [weakref.ref(sched), weakref.ref(opt), weakref.ref(opt.param_groups[0]["params"][0])]
+        del sched, opt
+        assert [r() for r in refs] == [None, None, None], "kept alive by a reference cycle"
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        assert not [o for o in gc.garbage if isinstance(o, GreedyLR)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+
+
+# -- optimizer.add_param_group ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("device_mode", [False, True])
+def test_an_added_param_group_is_scheduled_saved_and_restored(device_mode):
+    def build(groups):
+        opt = make_optimizer(groups, tensor_lr=device_mode)
+        return opt, GreedyLR(opt, device_mode=device_mode, **CONFIG)
+
+    opt, sched = build((0.1,))
+    drive(sched, [2.0, 1.0])
+    lr = torch.tensor(0.01) if device_mode else 0.01
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr})
+    assert len(sched.get_last_lr()) == 2
+    rows = drive(sched, [0.5, 0.4, 3.0])
+    # scheduled from its own LR, with bounds relative to it (0.1x .. 10x of 0.01)
+    assert [r[1] for r in rows] == pytest.approx([0.02, 0.04, 0.02])
+    assert sched.state.min_lrs[1] == pytest.approx(0.001)
+    assert sched.state.max_lrs[1] == pytest.approx(0.1)
+    assert sched.trace.lrs[1][-1] == pytest.approx(0.02)
+    assert np.isnan(sched.trace.lrs[1][0])  # before the group existed
+
+    saved, opt_saved = sched.state_dict(), opt.state_dict()
+    # the rebuilt optimizer has both groups from the start
+    opt2, _ = build((0.1, 0.01))
+    opt2.load_state_dict(opt_saved)
+    sched2 = GreedyLR(opt2, device_mode=device_mode, **CONFIG)
+    sched2.load_state_dict(saved)
+    tail = [0.3, 0.2, 5.0, 6.0]
+    assert drive(sched2, tail) == drive(sched, tail)
+
+
+def test_a_new_group_during_warmup_joins_the_ramp():
+    opt = make_optimizer((0.4,))
+    sched = GreedyLR(opt, warmup=4)
+    drive(sched, [1.0, 1.0])
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.8})
+    assert sched.get_last_lr() == [0.2, 0.4]  # half way up the ramp, each from its own LR
+    assert drive(sched, [1.0, 1.0])[-1] == [0.4, 0.8]
+
+
+def test_a_new_group_in_device_mode_needs_a_tensor_lr():
+    opt = make_optimizer(tensor_lr=True)
+    sched = GreedyLR(opt, device_mode=True)
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.01})
+    with pytest.raises(ValueError, match=r"new parameter group\(s\) \[1\] need a tensor lr"):
+        sched.get_last_lr()
+
+
+# -- chaining -----------------------------------------------------------------------------
+
+
+def _warmup(opt):
+    return torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=5)
+
+
+def test_chained_scheduler_with_a_warmup_is_refused():
+    opt = make_optimizer()
+    chained = torch.optim.lr_scheduler.ChainedScheduler([_warmup(opt), GreedyLR(opt)])
+    opt.step()
+    with pytest.raises(RuntimeError, match=r"changed outside GreedyLR.*use GreedyLR\s+alone "
+                                           r"with warmup=N"):
+        chained.step()
+
+
+def test_greedylr_built_after_a_linearlr_refuses_at_its_first_step():
+    opt = make_optimizer()
+    warm = _warmup(opt)
+    sched = GreedyLR(opt)
+    opt.step()
+    warm.step()
+    with pytest.raises(RuntimeError, match="group 0 was changed outside GreedyLR"):
+        sched.step(1.0)
+
+
+def test_sequential_lr_is_refused_before_warmup_losses_leak():
+    opt = make_optimizer()
+    sched = GreedyLR(opt)
+    torch.optim.lr_scheduler.SequentialLR(opt, [_warmup(opt), sched], milestones=[5])
+    opt.step()
+    with pytest.raises(RuntimeError, match="warmup=N"):
+        sched.observe(1.0)  # the loss of a warmup step
+
+
+def test_sequential_lr_switching_to_greedylr_is_refused_in_device_mode():
+    opt = make_optimizer(tensor_lr=True)
+    sched = GreedyLR(opt, device_mode=True)
+    seq = torch.optim.lr_scheduler.SequentialLR(opt, [_warmup(opt), sched], milestones=[2])
+    with pytest.raises(RuntimeError, match="cannot be switched to by SequentialLR"):
+        for _ in range(3):
+            opt.step()
+            seq.step()
+
+
+def test_greedylr_alone_is_not_refused_after_its_own_writes_and_a_resume():
+    opt = make_optimizer((0.1, 0.2))
+    sched = GreedyLR(opt, **CONFIG)
+    drive(sched, [1.0, 2.0])
+    saved, opt_saved = sched.state_dict(), opt.state_dict()
+    opt2 = make_optimizer((0.1, 0.2))
+    sched2 = GreedyLR(opt2, **CONFIG)
+    opt2.load_state_dict(opt_saved)  # writes the LRs: the scheduler's load follows
+    sched2.load_state_dict(saved)
+    assert drive(sched2, [3.0]) == drive(sched, [3.0])
+
+
+# -- warnings -----------------------------------------------------------------------------
+
+
+def test_step_before_optimizer_step_warns_once():
+    opt = make_optimizer()
+    sched = GreedyLR(opt)
+    with pytest.warns(UserWarning, match=r"GreedyLR.step\(\)` before `optimizer.step\(\)`"):
+        sched.step(1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sched.step(1.0)
+        opt.step()
+        sched.step(1.0)
+
+
+def test_an_lr_of_zero_warns_at_construction():
+    with pytest.warns(UserWarning, match=r"group\(s\) \[1\] start with lr 0.*stay at 0"):
+        GreedyLR(make_optimizer((0.1, 0.0)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        GreedyLR(make_optimizer((0.1, 0.2)))
+
+
+# -- load_state_dict validates everything first --------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["last_epoch", "_step_count", "_last_lr", "base_lrs", "pending"])
+def test_a_state_dict_with_a_missing_key_changes_nothing(key):
+    source = GreedyLR(make_optimizer(), **CONFIG)
+    drive(source, [1.0, 0.5, 0.4])
+    saved = source.state_dict()
+    del saved[key]
+    target = GreedyLR(make_optimizer(), **CONFIG)
+    before = target.state_dict()
+    with pytest.raises(ValueError, match=rf"has no \['{key}'\]; nothing was loaded"):
+        target.load_state_dict(saved)
+    assert target.state_dict() == before
+    assert target.optimizer.param_groups[0]["lr"] == 0.1
+
+
+def test_a_malformed_rule_entry_is_a_clear_error():
+    saved = GreedyLR(make_optimizer()).state_dict()
+    del saved["rule"]["lrs"]
+    with pytest.raises(ValueError, match="malformed 'rule' entry"):
+        GreedyLR(make_optimizer()).load_state_dict(saved)
+
+
+# -- config values and losses ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [np.float32, np.float64, torch.tensor],
+                         ids=["np.float32", "np.float64", "tensor"])
+def test_numpy_scalars_and_0d_tensors_are_numbers_in_the_config(make):
+    config = GreedyConfig(factor=make(0.5), patience=np.int64(3), threshold=make(0.0),
+                          min_lr=[make(0.01)], window=torch.tensor(7))
+    assert type(config.factor) is float and config.factor == 0.5
+    assert type(config.patience) is int and type(config.window) is int
+    assert config.min_lr == (pytest.approx(0.01),)
+    # the config of a checkpoint loads with weights_only=True
+    buffer = io.BytesIO()
+    torch.save(config.to_dict(), buffer)
+    buffer.seek(0)
+    assert GreedyConfig.from_dict(torch.load(buffer, weights_only=True)) == config
+
+
+def test_a_float_numpy_value_for_an_int_knob_is_refused_as_such():
+    with pytest.raises(ValueError, match=r"patience must be an int >= 0, got 3\.0"):
+        GreedyConfig(patience=np.float64(3.0))
+
+
+def test_a_relative_threshold_of_one_or_more_is_refused():
+    with pytest.raises(ValueError, match=r"threshold must be < 1 with threshold_mode='rel'"):
+        GreedyConfig(threshold=1.0)
+    assert GreedyConfig(threshold=2.0, threshold_mode="abs").threshold == 2.0
+
+
+def test_a_one_element_numpy_array_is_a_loss():
+    opt = make_optimizer()
+    sched = GreedyLR(opt, **CONFIG)
+    for loss in (np.array([0.5]), np.array([[0.25]], dtype=np.float32)):
+        opt.step()
+        sched.step(loss)
+    assert sched.trace.losses.tolist() == [0.5, 0.25]
+    opt.step()
+    with pytest.raises(TypeError, match="got array"):
+        sched.step(np.array(["x"]))
+
+
+# -- transformers' call form ----------------------------------------------------------------
+
+
+def test_from_transformers_accepts_step_metrics_epoch():
+    opt = make_optimizer()
+    sched = GreedyLR.from_transformers(opt, patience=0, factor=0.5)
+    opt.step()
+    sched.step(1.0, 3)
+    opt.step()
+    sched.step(metrics=0.5, epoch=4)
+    opt.step()
+    sched.step(loss=0.25)
+    assert sched.state.step == 3 and sched.last_epoch == 5
+    assert isinstance(sched, GreedyLR)
+    assert pickle.loads(pickle.dumps(sched)).last_epoch == 5
+    with pytest.raises(TypeError, match="both loss and metrics"):
+        sched.step(1.0, metrics=1.0)
