@@ -240,7 +240,22 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
                          help="Ray cluster address (default: start a local Ray)")
     compare.add_argument("--retry-failed", action="store_true",
                          help="rerun trials that failed with an exception last time")
+    compare.add_argument("--trial-timeout", type=_seconds, default=None, metavar="SECONDS",
+                         help="stop a trial that runs longer (its process is killed) and "
+                         "store it as 'timeout'; it runs again under a higher limit or none "
+                         "(default: no limit)")
     compare.set_defaults(run=_run_compare)
+
+
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds, for argparse."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def _run_compare(args: argparse.Namespace) -> int:
@@ -273,7 +288,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     try:
         results = run_trials(specs, args.out, jobs=args.jobs, executor=args.executor,
                              address=args.address, retry_failed=args.retry_failed,
-                             progress=True)
+                             trial_timeout=args.trial_timeout, progress=True)
     except KeyboardInterrupt:
         log.warning("interrupted: finished trials are kept in %s; rerun the same command "
                     "to resume", args.out)
@@ -288,7 +303,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         table.add_row(*row)
     Console(emoji=False, markup=False).print(table)
     log.info("report: %s", path)
-    return 1 if any(r["status"] == "failed" for r in results) else 0
+    return 1 if any(r["status"] in ("failed", "timeout") for r in results) else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
