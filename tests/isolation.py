@@ -8,7 +8,8 @@ lets a test mount a tiny or read-only file system without touching the machine's
 Usage: decorate the test with :func:`in_private_namespaces`. Outside the namespaces it
 reruns exactly this test (``pytest <node id>``) under ``unshare``, fails with the inner
 run's output if that fails, and skips (saying why) where ``unshare`` cannot make the
-namespaces (not Linux, no ``unshare``/``ip``, no privilege for user namespaces).
+namespaces (not Linux, no ``unshare``/``ip``, no privilege for user namespaces), or
+fails there if :data:`REQUIRE` is set.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from typing import Any
 import pytest
 
 _INSIDE = "GREEDYLR_TEST_IN_NAMESPACES"
+REQUIRE = "GREEDYLR_REQUIRE_NAMESPACES"
+"""Set (to anything) where these tests must run, as in CI: then not being able to make
+the namespaces fails the test instead of skipping it."""
 _ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -66,6 +70,8 @@ def loopback_only() -> list[str]:
 def _rerun_inside(node_id: str, timeout: float) -> None:
     why = _why_not()
     if why is not None:
+        if os.environ.get(REQUIRE):  # CI: a test that cannot run here is a failure
+            pytest.fail(f"{REQUIRE} is set and {why}", pytrace=False)
         pytest.skip(why)
     script = 'ip link set lo up && exec "$@"'
     command = [*_unshare(), "sh", "-c", script, "sh", sys.executable, "-m", "pytest", "-q",

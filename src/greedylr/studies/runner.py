@@ -70,6 +70,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
@@ -321,8 +322,10 @@ def machine() -> dict[str, Any]:
 # -- one trial ----------------------------------------------------------------------
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+def _now(offset: float = 0.0) -> str:
+    """The UTC time ``offset`` seconds from now, ISO 8601."""
+    moment = _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(seconds=offset)
+    return moment.isoformat(timespec="seconds")
 
 
 def _guess_direction(metric: str) -> bool:
@@ -452,7 +455,7 @@ def _unfinished(
         "metrics": [],
         "events": [],
         "wall_time": wall_time,
-        "started": _now(),
+        "started": _now(-wall_time),
         "finished": _now(),
         "code": code_version(),
         "machine": machine(),
@@ -711,9 +714,14 @@ class _LocalPool:
                  trial_timeout: float | None) -> None:
         # Not fork: forking a process whose torch thread pools are running can deadlock.
         # A fork server that has imported torch (and nothing else has run in it) hands out
-        # workers without paying torch's import in each of them.
-        self.context = multiprocessing.get_context("forkserver")
-        self.context.set_forkserver_preload(["torch", "greedylr.studies.trial"])
+        # workers without paying torch's import in each of them; spawn where there is none
+        # (Windows).
+        self.context: ForkServerContext | SpawnContext
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            self.context = multiprocessing.get_context("forkserver")
+            self.context.set_forkserver_preload(["torch", "greedylr.studies.trial"])
+        else:
+            self.context = multiprocessing.get_context("spawn")
         self.jobs, self.threads, self.on_result = jobs, threads, on_result
         self.trial_timeout = trial_timeout
         self.workers: list[_Worker] = []
@@ -729,6 +737,8 @@ class _LocalPool:
             for worker in self.workers:
                 with contextlib.suppress(OSError):
                     worker.conn.send(None)  # done: let it exit on its own
+            for worker in self.workers:
+                worker.process.join(5)
         finally:
             for worker in self.workers:  # all at once, then wait for each
                 if worker.spec is not None and worker.process.is_alive():
@@ -856,11 +866,11 @@ def _run_ray(
             starts = [t.started for t in running.values() if t.started is not None]
             if trial_timeout is not None and starts:
                 timeout = max(min(starts) + trial_timeout - time.monotonic(), 0.0)
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=timeout)
+            ready: list[Any] = ray.wait(list(running), num_returns=1, timeout=timeout)[0]
             for generator in ready:
                 trial = running[generator]
                 try:
-                    item = ray.get(next(generator))
+                    item: dict[str, Any] = ray.get(next(generator))
                 except ray.exceptions.RayError as exc:
                     # the worker or its node died (a trial's own errors are in its result)
                     del running[generator]
