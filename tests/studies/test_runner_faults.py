@@ -245,22 +245,26 @@ def test_a_damaged_result_is_moved_aside_and_its_trial_runs_again(
 def _compare(out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "greedylr.cli", "compare", TOY, "--schedules",
-         "greedy,exponential", "--seeds", "4", "--steps", "20", "--set", "workload_sleep=0.1",
+         "greedy,exponential", "--seeds", "4", "--steps", "20", "--set", "workload_sleep=0.3",
          "--jobs", "2", "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
 
 
-def _descendants_once_running(process: subprocess.Popen[bytes], out: Path) -> list[int]:
-    """Every process the study started, once it has stored two trials and runs more."""
+def _descendants_once_running(
+    process: subprocess.Popen[bytes], out: Path
+) -> tuple[list[int], list[int]]:
+    """Every process the study started, and its trial workers (the fork server's
+    children), once it has stored two trials and runs more."""
     deadline = time.monotonic() + 120
     while len(list(out.glob("trials/*.json"))) < 2:
         assert process.poll() is None, process.stderr.read().decode()  # type: ignore[union-attr]
         assert time.monotonic() < deadline, "the study made no progress"
         time.sleep(0.05)
     children = psutil.Process(process.pid).children(recursive=True)
-    assert len(children) >= 3  # the fork server and two workers
-    return [child.pid for child in children]
+    workers = [child.pid for child in children if child.ppid() != process.pid]
+    assert len(workers) == 2
+    return [child.pid for child in children], workers
 
 
 def _assert_all_gone(pids: list[int], within: float) -> None:
@@ -277,16 +281,18 @@ def test_compare_stopped_by_a_signal_leaves_no_process_and_intact_trials(
 ) -> None:
     out = tmp_path / "study"
     process = _compare(out)
-    pids = _descendants_once_running(process, out)
+    everything, workers = _descendants_once_running(process, out)
     process.send_signal(how)
     code = process.wait(timeout=60)
     if how == signal.SIGTERM:  # as Ctrl-C: the workers stopped, the finished trials kept
         assert code == 130
         assert b"interrupted" in process.stderr.read()  # type: ignore[union-attr]
-        _assert_all_gone(pids, within=5)
-    else:  # nobody could clean up: the workers see their parent die and end themselves
+        _assert_all_gone(workers, within=0)
+    else:  # nobody could clean up: the workers see their parent die and end themselves,
+        # at once, not when their 6 s trials end
         assert code == -signal.SIGKILL
-        _assert_all_gone(pids, within=15)
+        _assert_all_gone(workers, within=3)
+    _assert_all_gone(everything, within=20)  # the fork server follows in its own time
     stored = _files(out)
     assert 2 <= len(stored) < 8
     assert all(json.loads(blob)["status"] == "ok" for blob in stored.values())

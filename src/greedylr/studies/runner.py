@@ -652,11 +652,12 @@ def _worker_main(conn: Connection, threads: int | None) -> None:
 
 
 def _died(process: BaseProcess) -> str:
+    """How a worker process ended, in words (with a hint where the cause may be ours)."""
     code = process.exitcode
     if code is not None and code < 0:
         with contextlib.suppress(ValueError):
             return f"worker process died (killed by {signal.Signals(-code).name})"
-    return f"worker process died (exit code {code})"
+    return f"worker process died (exit code {code}){_HINT}"
 
 
 @dataclass
@@ -781,7 +782,7 @@ class _LocalPool:
         self.attempts[spec.key] += 1
         error = _died(worker.process)
         if self.attempts[spec.key] >= _MAX_ATTEMPTS:
-            self.on_result(_unfinished(spec, "failed", f"{error}{_HINT}", stored=False))
+            self.on_result(_unfinished(spec, "failed", error, stored=False))
         else:
             logger.warning("%s: %s; running it again", spec.key, error)
             queue.appendleft(spec)
