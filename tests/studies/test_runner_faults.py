@@ -4,12 +4,14 @@ one-line message, and nothing already stored is lost."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -112,6 +114,20 @@ def test_a_raised_or_removed_limit_reruns_the_timed_out_trials(tmp_path: Path) -
 # -- killed workers ----------------------------------------------------------------
 
 
+def _kill_a_worker_mid_trial(out: Path, running: Path, killed: list[int]) -> None:
+    """Once a trial is stored, SIGKILL a worker that started another one just now."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if list(out.glob("trials/*.json")):
+            for marker in running.iterdir():
+                with contextlib.suppress(FileNotFoundError):  # it may end meanwhile
+                    if time.time() - marker.stat().st_mtime < 0.5:  # far from its end
+                        killed.append(int(marker.name.rsplit("-", 1)[1]))
+                        os.kill(killed[0], signal.SIGKILL)
+                        return
+        time.sleep(0.01)
+
+
 def test_a_worker_killed_mid_trial_costs_only_its_trial_which_runs_again(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -119,17 +135,13 @@ def test_a_worker_killed_mid_trial_costs_only_its_trial_which_runs_again(
     running.mkdir()
     out = tmp_path / "study"
     specs = [_spec(seed, workload_sleep=0.1, workload_running_dir=str(running))
-             for seed in range(4)]
+             for seed in range(4)]  # ~2 s each
     killed: list[int] = []
-
-    def kill_one(result: dict) -> None:  # after the first result, kill a running worker
-        if not killed:
-            victim = next(running.iterdir())
-            killed.append(int(victim.name.rsplit("-", 1)[1]))
-            os.kill(killed[0], signal.SIGKILL)
-
+    killer = threading.Thread(target=_kill_a_worker_mid_trial, args=(out, running, killed))
+    killer.start()
     with caplog.at_level(logging.WARNING, logger="greedylr.studies.runner"):
-        results = run_trials(specs, out, jobs=2, on_result=kill_one)
+        results = run_trials(specs, out, jobs=2)
+    killer.join()
     assert [r["status"] for r in results] == ["ok"] * 4
     assert "worker process died (killed by SIGKILL); running it again" in caplog.text
     # the killed trial left its marker; it ran again elsewhere; one file per trial
