@@ -7,6 +7,7 @@ head, the second node, the workers and the driver all talk over 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import threading
@@ -67,14 +68,17 @@ def test_ray_executor_gives_the_same_results_as_local_processes(tmp_path: Path) 
 def _kill_worker_node_mid_trial(cluster: object, worker: object, worker_id: str, out: Path,
                                 running: Path, killed: list[float]) -> None:
     """Kill the worker node (SIGKILL, no goodbye) once it has finished a trial and while it
-    runs another one."""
+    runs another one, started just now (so far from its end)."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         finished_there = any(
             json.loads(p.read_text())["machine"].get("ray_node") == worker_id
-            for p in (out / "trials").glob("*.json")
-        ) if (out / "trials").is_dir() else False
-        running_there = any(p.name.startswith(worker_id) for p in running.iterdir())
+            for p in out.glob("trials/*.json")
+        )
+        running_there = False
+        for marker in running.glob(f"{worker_id}-*"):
+            with contextlib.suppress(FileNotFoundError):  # it may end meanwhile
+                running_there |= time.time() - marker.stat().st_mtime < 1.0  # of ~3 s
         if finished_there and running_there:
             cluster.remove_node(worker, allow_graceful=False)  # type: ignore[attr-defined]
             killed.append(time.monotonic())
