@@ -1,9 +1,10 @@
-"""Run a test's body in private Linux namespaces: a network with loopback only, own mounts.
+"""Run a test's body in private Linux namespaces: network (loopback only), mounts, pids.
 
 Servers a test starts (Ray above all, which binds the machine's interface address by
 itself) must talk over 127.0.0.1 only. Inside a new network namespace the only
 interface is loopback, so nothing can bind or reach anything else. A mount namespace
-lets a test mount a tiny or read-only file system without touching the machine's.
+lets a test mount a tiny or read-only file system without touching the machine's. A
+pid namespace ends every process the test started when it ends, even if it failed.
 
 Usage: decorate the test with :func:`in_private_namespaces`. Outside the namespaces it
 reruns exactly this test (``pytest <node id>``) under ``unshare``, fails with the inner
@@ -38,7 +39,9 @@ def inside() -> bool:
 
 
 def _unshare() -> list[str]:
-    command = ["unshare", "--net", "--mount"]
+    # a pid namespace too: when the test ends, however it ends, the kernel kills every
+    # process it left (a Ray node of a failed test); --kill-child: also if we are killed
+    command = ["unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc"]
     if os.geteuid() != 0:
         command.append("--map-root-user")  # an unprivileged user namespace
     return command
