@@ -182,7 +182,7 @@ def test_a_disk_that_refuses_a_result_stops_the_study_and_keeps_what_was_stored(
     def break_the_disk_after_two(result: dict) -> None:
         if len(list((out / "trials").glob("*.json"))) == 2:
             if fault == "read-only":
-                subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+                subprocess.run(["mount", "-o", "remount,bind,ro", str(disk)], check=True)
             else:  # fill every byte that is left
                 with open(disk / ".ballast", "wb") as ballast:
                     try:
@@ -204,7 +204,7 @@ def test_a_disk_that_refuses_a_result_stops_the_study_and_keeps_what_was_stored(
 
     # room again: the rerun keeps the two, runs the three others
     if fault == "read-only":
-        subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True)
+        subprocess.run(["mount", "-o", "remount,bind,rw", str(disk)], check=True)
     else:
         (disk / ".ballast").unlink()
     ran: list[str] = []
