@@ -336,6 +336,10 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
                          help="Ray cluster address (default: start a local Ray)")
     compare.add_argument("--retry-failed", action="store_true",
                          help="rerun trials that failed with an exception last time")
+    compare.add_argument("--trial-timeout", type=_positive_float, default=None, metavar="SECONDS",
+                         help="stop a trial that runs longer (its process is killed) and "
+                         "store it as 'timeout'; it runs again under a higher limit or none "
+                         "(default: no limit)")
     compare.set_defaults(run=_run_compare)
 
 
@@ -407,7 +411,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     try:
         results = run_trials(specs, args.out, jobs=args.jobs, executor=args.executor,
                              address=args.address, retry_failed=args.retry_failed,
-                             progress=True)
+                             trial_timeout=args.trial_timeout, progress=True)
     except KeyboardInterrupt:
         log.warning("interrupted: finished trials are kept in %s; rerun the same command "
                     "to resume", args.out)
@@ -422,7 +426,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         table.add_row(*row)
     Console(emoji=False, markup=False).print(table)
     log.info("report: %s", path)
-    return 1 if any(r["status"] == "failed" for r in results) else 0
+    return 1 if any(r["status"] in ("failed", "timeout") for r in results) else 0
 
 
 # -- main -----------------------------------------------------------------------------------
@@ -463,6 +467,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except MissingExtra as exc:
         print(exc, file=sys.stderr)
+        return 1
+    except OSError as exc:
+        # the results store's StoreError (disk full, read-only folder; what is stored is
+        # kept), looked up only once the runner, which imports torch, has been imported
+        runner = sys.modules.get("greedylr.studies.runner")
+        if runner is None or not isinstance(exc, runner.StoreError):
+            raise
+        print(f"greedylr: error: {exc}", file=sys.stderr)
         return 1
 
 

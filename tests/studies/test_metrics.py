@@ -192,9 +192,9 @@ def test_seed_summaries_and_status_counts() -> None:
     assert greedy.final_loss.n == 2
     assert summaries["linear"].statuses == {"ok": 1, "diverged": 1}
     assert status_counts(study) == {
-        "cosine": {"ok": 3, "diverged": 0, "failed": 0},
-        "greedy": {"ok": 2, "diverged": 0, "failed": 1},
-        "linear": {"ok": 1, "diverged": 1, "failed": 0},
+        "cosine": {"ok": 3, "diverged": 0, "failed": 0, "timeout": 0},
+        "greedy": {"ok": 2, "diverged": 0, "failed": 1, "timeout": 0},
+        "linear": {"ok": 1, "diverged": 1, "failed": 0, "timeout": 0},
     }
 
 

@@ -3,13 +3,21 @@
 Referenced by file path (``.../toy_train.py:train``) so that worker processes and Ray
 workers import it the way they import user code. Options, through the settings:
 ``workload_fail_at`` raises at that step, ``workload_nan_at`` reports a NaN loss there,
-``workload_sleep`` sleeps that long per step (to interrupt a study mid-run).
+``workload_sleep`` sleeps that long per step (to interrupt a study mid-run),
+``workload_kill_at`` kills its own process with SIGKILL at that step (a worker that dies),
+``workload_running_dir`` holds a file ``<node>-<pid>`` there while it trains (``node``:
+the Ray node id under Ray, else ``local``), so that a test sees where trials run now.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+import signal
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +37,27 @@ def _diabetes() -> tuple[np.ndarray, np.ndarray]:
     return (x - x.mean(0)) / x.std(0), y
 
 
+@contextlib.contextmanager
+def _running(folder: str | None) -> Iterator[None]:
+    if folder is None:
+        yield
+        return
+    ray = sys.modules.get("ray")
+    node = ray.get_runtime_context().get_node_id() if ray and ray.is_initialized() else "local"
+    marker = Path(folder, f"{node}-{os.getpid()}")
+    marker.touch()
+    try:
+        yield
+    finally:
+        marker.unlink()
+
+
 def train(trial) -> None:  # type: ignore[no-untyped-def]
+    with _running(trial.options.get("workload_running_dir")):
+        _train(trial)
+
+
+def _train(trial) -> None:  # type: ignore[no-untyped-def]
     x, y = _diabetes()
     x = torch.tensor(x, dtype=torch.float32)
     y = torch.tensor((y - y.mean()) / y.std(), dtype=torch.float32)
@@ -45,6 +73,8 @@ def train(trial) -> None:  # type: ignore[no-untyped-def]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if step == options.get("workload_kill_at"):
+            os.kill(os.getpid(), signal.SIGKILL)
         if step == options.get("workload_fail_at"):
             raise ValueError(f"boom at step {step}")
         trial.step(float("nan") if step == options.get("workload_nan_at") else loss)

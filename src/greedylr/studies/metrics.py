@@ -52,6 +52,7 @@ from greedylr.studies.schedules import PASSTHROUGH_PREFIXES
 __all__ = [
     "LABELS",
     "STAGES",
+    "STATUSES",
     "ArmSummary",
     "Comparison",
     "LabelTable",
@@ -75,6 +76,9 @@ __all__ = [
 ]
 
 LABELS = ("yes", "yes*", "no*", "no")
+STATUSES = ("ok", "diverged", "failed", "timeout")
+"""What became of a trial: finished, non-finite loss, an exception or a dead worker,
+stopped at the trial time limit."""
 STAGES = (0.1, 0.5, 1.0)
 WINDOW_FRACTION = 0.02
 
@@ -329,7 +333,7 @@ def compare(
     else:
         is_cand = candidate
     out = []
-    usable = [r for r in results if r.get("status") != "failed"]
+    usable = [r for r in results if r.get("status") in ("ok", "diverged")]  # with losses
     for setting, arms in _by_setting(usable).items():
         cands = sorted(a for a in arms if is_cand(a))
         bases = sorted(a for a in arms if not is_cand(a) and (baselines is None or a in baselines))
@@ -594,10 +598,10 @@ def paired_differences(
 
 
 def status_counts(results: Iterable[Result]) -> dict[str, dict[str, int]]:
-    """Per arm: how many runs were ok, diverged and failed."""
+    """Per arm: how many runs had each of :data:`STATUSES`."""
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for r in results:
         counts[arm_of(r)][r.get("status", "failed")] += 1
     return {
-        arm: {s: c[s] for s in ("ok", "diverged", "failed")} for arm, c in sorted(counts.items())
+        arm: {s: c[s] for s in STATUSES} for arm, c in sorted(counts.items())
     }

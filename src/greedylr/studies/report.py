@@ -319,7 +319,7 @@ def _arms_section(arms: dict[str, dict[int, Result]]) -> str:
     summaries = {s.arm: s for s in M.arm_summaries([r for a in arms.values() for r in a.values()])}
     for arm in sorted(summaries):
         s = summaries[arm]
-        status = "/".join(str(s.statuses.get(k, 0)) for k in ("ok", "diverged", "failed"))
+        status = "/".join(str(s.statuses.get(k, 0)) for k in M.STATUSES)
         best = "-"
         if s.best_metric.n:
             best = f"{_num(s.best_metric.mean)} @ step {_num(s.best_step.mean, 3)}"
@@ -337,7 +337,7 @@ def _arms_section(arms: dict[str, dict[int, Result]]) -> str:
     direction = "higher" if higher else "lower"
     header = [
         "schedule",
-        "ok/diverged/failed",
+        "/".join(M.STATUSES),
         "final train loss",
         f"final {metric or 'metric'}",
         f"best {metric or 'metric'} @ step",
@@ -417,7 +417,7 @@ def render_report(results: list[Result], figures_dir: Path, *, title: str = "") 
         _provenance(results),
         "",
     ]
-    failures = [r for r in results if r.get("status") == "failed"]
+    failures = [r for r in results if r.get("status") in ("failed", "timeout")]
     by_study: dict[str, list[Result]] = defaultdict(list)
     for r in results:
         by_study[r["spec"]["study"]].append(r)
@@ -426,11 +426,8 @@ def render_report(results: list[Result], figures_dir: Path, *, title: str = "") 
         counts = M.status_counts(study_results)
         out += [
             _table(
-                ["schedule", "ok", "diverged", "failed"],
-                [
-                    [a, *(str(c[k]) for k in ("ok", "diverged", "failed"))]
-                    for a, c in counts.items()
-                ],
+                ["schedule", *M.STATUSES],
+                [[a, *(str(c[k]) for k in M.STATUSES)] for a, c in counts.items()],
             ),
             "",
         ]
@@ -464,9 +461,12 @@ def render_report(results: list[Result], figures_dir: Path, *, title: str = "") 
             ):
                 out += [f"![final {metric} per seed]({rel}/{dist.name})", ""]
     if failures:
-        out += ["## Failed runs", ""]
-        rows = [[r["key"], (r.get("error") or "").splitlines()[0][:200]] for r in failures]
-        out += [_table(["trial", "error"], rows), ""]
+        out += ["## Failed and timed-out runs", ""]
+        rows = [
+            [r["key"], r["status"], (r.get("error") or "").splitlines()[0][:200]]
+            for r in failures
+        ]
+        out += [_table(["trial", "status", "error"], rows), ""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -526,7 +526,7 @@ def summary_table(results: list[Result]) -> tuple[list[str], list[list[str]]]:
     metric = next((s.metric for s in summaries if s.metric), None) or "metric"
     header = [
         "schedule",
-        "ok/div/fail",
+        "ok/div/fail/timeout",
         f"final {metric}",
         f"best {metric} @ step",
         "final train loss",
@@ -539,7 +539,7 @@ def summary_table(results: list[Result]) -> tuple[list[str], list[list[str]]]:
     paired = {(p.setting, p.baseline): p for p in M.paired_differences(results)}
     for s in summaries:
         p = paired.get((s.setting, s.arm))
-        status = "/".join(str(s.statuses.get(k, 0)) for k in ("ok", "diverged", "failed"))
+        status = "/".join(str(s.statuses.get(k, 0)) for k in M.STATUSES)
         best = "-"
         if s.best_metric.n:
             best = f"{_num(s.best_metric.mean)} @ {_num(s.best_step.mean, 3)}"

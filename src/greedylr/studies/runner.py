@@ -14,17 +14,28 @@ the installed ones (a greedylr upgrade changed them) runs again, since its setti
 alone no longer say what it ran.
 
 A result file holds the spec, the status (``ok``, ``diverged``: a non-finite training
-loss, ``failed``: an exception, with its message and traceback), the per-step training
-loss and learning rate, the held-out metrics with their steps, the scheduler's events,
-the wall time, and the code version and machine that produced it.
+loss, ``failed``: an exception, with its message and traceback, ``timeout``: stopped at
+the trial time limit), the per-step training loss and learning rate, the held-out
+metrics with their steps, the scheduler's events, the wall time, and the code version
+and machine that produced it (on Ray, the node too). A file that cannot be read back
+(damaged, truncated) is moved aside to ``<key>.json.damaged`` and its trial runs again;
+a result that cannot be written (disk full, read-only folder) stops the study with a
+:class:`StoreError`, leaving every stored result as it was.
 
 Executors:
 
 - ``local`` (default): ``jobs`` worker processes (``forkserver``), each trial with
   ``torch.set_num_threads(1)``; ``jobs=1`` runs in this process, with torch's threads.
+  A worker that dies (segfault, OOM killer, ``kill -9``) costs only its own trial,
+  which runs again (up to three times); workers end with the process that started them.
 - ``ray``: one Ray task per trial (``num_cpus=1``, one torch thread), on the cluster at
   ``address`` or on a local Ray started with ``jobs`` CPUs. Workers must be able to
-  import the workload (an installed module, or a file path they can read).
+  import the workload (an installed module, or a file path they can read). A trial
+  lost with its worker or node runs again elsewhere (up to three times).
+
+``trial_timeout`` stops a trial that runs longer, killing the process that runs it (a
+local worker, or the Ray worker), and stores it as ``timeout``. Ctrl-C and SIGTERM stop
+the running trials and keep the finished ones.
 
 Examples:
     >>> from greedylr.studies.trial import TrialSpec
@@ -44,6 +55,7 @@ import importlib.metadata
 import importlib.util
 import json
 import logging
+import math
 import multiprocessing
 import os
 import platform
@@ -51,24 +63,28 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.context import ForkServerContext, SpawnContext
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
 from greedylr._extras import requires_extra
 from greedylr.studies import schedules
+from greedylr.studies.metrics import STATUSES
 from greedylr.studies.trial import Trial, TrialSpec
 
 __all__ = [
     "FORMAT",
     "STATUSES",
     "ResolvedWorkload",
+    "StoreError",
     "execute_trial",
     "load_results",
     "make_specs",
@@ -82,7 +98,6 @@ logger = logging.getLogger(__name__)
 FORMAT = "greedylr.trial/1"
 """The ``format`` field of every result file; bumped when the layout changes."""
 
-STATUSES = ("ok", "diverged", "failed")
 
 TRIALS_DIR = "trials"
 
@@ -308,8 +323,10 @@ def machine() -> dict[str, Any]:
 # -- one trial ----------------------------------------------------------------------
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+def _now(offset: float = 0.0) -> str:
+    """The UTC time ``offset`` seconds from now, ISO 8601."""
+    moment = _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(seconds=offset)
+    return moment.isoformat(timespec="seconds")
 
 
 def _guess_direction(metric: str) -> bool:
@@ -407,15 +424,26 @@ def execute_trial(spec: TrialSpec, *, threads: int | None = None) -> dict[str, A
     }
 
 
-def _worker_died(spec: TrialSpec, error: str) -> dict[str, Any]:
-    """A failed result for a trial whose process died; not written to the store."""
+def _unfinished(
+    spec: TrialSpec, status: str, error: str, *, stored: bool, wall_time: float = 0.0
+) -> dict[str, Any]:
+    """The result of a trial that did not finish in its own process.
+
+    Args:
+        spec: the trial.
+        status: ``"failed"`` (its process died) or ``"timeout"`` (stopped at the limit).
+        error: what happened, one line.
+        stored: whether the store keeps it (a died worker's trial is tried again by the
+            next run, a timed-out trial is not, under the same limit).
+        wall_time: how long it ran before it was stopped.
+    """
     logger.error("%s: %s", spec.key, error)
     return {
-        "stored": False,
+        "stored": stored,
         "format": FORMAT,
         "key": spec.key,
         "spec": spec.to_dict(),
-        "status": "failed",
+        "status": status,
         "error": error,
         "traceback": None,
         "lr": spec.lr,
@@ -425,12 +453,25 @@ def _worker_died(spec: TrialSpec, error: str) -> dict[str, Any]:
         "lrs": [],
         "metrics": [],
         "events": [],
-        "wall_time": 0.0,
-        "started": _now(),
+        "wall_time": wall_time,
+        "started": _now(-wall_time),
         "finished": _now(),
         "code": code_version(),
         "machine": machine(),
     }
+
+
+def _timed_out(spec: TrialSpec, limit: float, wall_time: float) -> dict[str, Any]:
+    """The stored result of a trial stopped at the time limit ``limit`` (seconds)."""
+    result = _unfinished(
+        spec,
+        "timeout",
+        f"stopped after {wall_time:.1f} s: over the trial time limit of {limit:g} s",
+        stored=True,
+        wall_time=wall_time,
+    )
+    result["trial_timeout"] = limit
+    return result
 
 
 # -- the store ----------------------------------------------------------------------
@@ -470,6 +511,7 @@ def write_result(path: Path, result: dict[str, Any]) -> None:
 
 
 def _read(path: Path) -> dict[str, Any] | None:
+    """The result stored at ``path``; None, with a warning naming it, if it is unusable."""
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
@@ -479,6 +521,27 @@ def _read(path: Path) -> dict[str, Any] | None:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         logger.warning("ignoring %s: not a %s result", path, FORMAT)
         return None
+    if (
+        data.get("key") != path.stem
+        or data.get("status") not in STATUSES
+        or not isinstance(data.get("spec"), dict)
+    ):
+        logger.warning("ignoring %s: a damaged %s result (key, status or spec)", path, FORMAT)
+        return None
+    return data
+
+
+def _read_stored(path: Path) -> dict[str, Any] | None:
+    """The stored result at ``path`` for a run about to write there: a damaged file is
+    moved aside to ``<name>.damaged`` (kept for inspection, never read) and the trial
+    runs again."""
+    if not path.exists():
+        return None
+    data = _read(path)
+    if data is None:
+        aside = path.with_name(path.name + ".damaged")
+        os.replace(path, aside)
+        logger.warning("moved %s aside to %s: the trial runs again", path.name, aside.name)
     return data
 
 
@@ -510,32 +573,31 @@ def load_results(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
 def _exclusive(out: Path) -> Iterator[None]:
     """Hold ``out/.lock`` while running: two runs of one study would run trials twice.
 
-    An advisory ``flock``, released by the OS if the process dies, so a killed run
-    never leaves a stale lock behind. Where ``fcntl`` is missing (Windows), no lock.
+    An OS file lock (``filelock``: ``flock`` on POSIX, ``msvcrt`` on Windows), released
+    by the OS if the process dies, so a killed run never leaves a stale lock behind.
+    Who holds it is written next to it, in ``out/.lock.owner``, for the error message.
     """
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
+    from filelock import FileLock, Timeout
+
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".lock", "a+") as handle:
+    owner = out / ".lock.owner"
+    lock = FileLock(str(out / ".lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            owner = handle.read().strip() or "another process"
-            raise RuntimeError(
-                f"{out} is being written by {owner}: wait for it, or stop it (it resumes)"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {platform.node()}")
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            holder = owner.read_text(encoding="utf-8").strip()
+        except OSError:
+            holder = ""
+        raise RuntimeError(
+            f"{out} is being written by {holder or 'another process'}: wait for it, or "
+            "stop it (it resumes)"
+        ) from None
+    try:
+        owner.write_text(f"pid {os.getpid()} on {platform.node()}", encoding="utf-8")
+        yield
+    finally:
+        lock.release()
 
 
 def _clean_temporaries(trials_dir: Path) -> None:
@@ -551,83 +613,237 @@ def _clean_temporaries(trials_dir: Path) -> None:
 OnResult = Callable[[dict[str, Any]], None]
 
 
-def _worker_init(threads: int) -> None:
-    # Ctrl-C reaches the whole process group: let the parent alone decide what to do
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import torch
-
-    torch.set_num_threads(threads)
-    logging.basicConfig(level=logging.WARNING)
-
-
 def _run_inline(specs: Sequence[TrialSpec], on_result: OnResult) -> None:
     for spec in specs:
         on_result(execute_trial(spec))
 
 
-def _terminate(pool: ProcessPoolExecutor) -> None:
-    # ProcessPoolExecutor has no public way to stop a running task; its workers are
-    # ours, and a killed trial simply has no file and runs again next time. Take the
-    # list first: shutdown() forgets it.
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        with contextlib.suppress(Exception):
-            process.terminate()
-    for process in processes:
-        with contextlib.suppress(Exception):
-            process.join(timeout=10)
+def _exit_with_parent() -> None:
+    """End this worker as soon as the process that started it is gone (even by SIGKILL),
+    rather than let it finish a trial nobody will store."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(1)
+
+    threading.Thread(target=watch, name="greedylr-parent-watch", daemon=True).start()
 
 
-def _run_local(specs: Sequence[TrialSpec], jobs: int, on_result: OnResult) -> None:
-    queue = list(specs)
-    attempts: Counter[str] = Counter()
-    # Not fork: forking a process whose torch thread pools are running can deadlock.
-    # A fork server that has imported torch (and nothing else has run in it) hands out
-    # workers without paying torch's import in each of them.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["torch", "greedylr.studies.trial"])
-    while queue:
-        pool = ProcessPoolExecutor(
-            max_workers=min(jobs, len(queue)),
-            mp_context=context,
-            initializer=_worker_init,
-            initargs=(1,),
-        )
-        futures: dict[Future[dict[str, Any]], TrialSpec] = {
-            pool.submit(execute_trial, spec): spec for spec in queue
-        }
-        queue = []
+def _worker_main(conn: Connection, threads: int | None) -> None:
+    """A local worker: for each spec it is sent, say ``None`` (started), then send the
+    result; until it is sent ``None``."""
+    # Ctrl-C reaches the whole process group: let the parent alone decide what to do
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
+    logging.basicConfig(level=logging.WARNING)
+    while True:
         try:
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    spec = futures[future]
-                    try:
-                        result = future.result()
-                    except BrokenProcessPool as exc:
-                        attempts[spec.key] += 1
-                        if attempts[spec.key] >= _MAX_ATTEMPTS:
-                            on_result(_worker_died(spec, f"worker process died: {exc}{_HINT}"))
-                        else:
-                            queue.append(spec)
-                        continue
-                    on_result(result)
-        except BaseException:
-            _terminate(pool)
-            raise
-        pool.shutdown(wait=True)
-        if queue:
-            logger.warning("a worker process died; restarting %d trial(s)", len(queue))
+            spec = conn.recv()
+        except EOFError:
+            return
+        if spec is None:
+            return
+        conn.send(None)
+        conn.send(execute_trial(spec, threads=threads))
 
 
-def _execute_one_thread(spec: TrialSpec) -> dict[str, Any]:
-    return execute_trial(spec, threads=1)
+def _died(process: BaseProcess) -> str:
+    """How a worker process ended, in words (with a hint where the cause may be ours)."""
+    code = process.exitcode
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"worker process died (killed by {signal.Signals(-code).name})"
+    return f"worker process died (exit code {code}){_HINT}"
+
+
+@dataclass
+class _Worker:
+    """One local worker process, the trial it runs (``None``: idle) and since when."""
+
+    process: BaseProcess
+    conn: Connection
+    spec: TrialSpec | None = None
+    started: float | None = None
+
+    def assign(self, spec: TrialSpec) -> bool:
+        """Hand it ``spec``; False if it is already dead."""
+        self.spec, self.started = spec, None
+        try:
+            self.conn.send(spec)
+        except OSError:
+            return False
+        return True
+
+    def receive(self) -> tuple[dict[str, Any] | None, bool]:
+        """Read what it sent: ``(its result or None, whether it is gone)``."""
+        try:
+            while self.conn.poll():
+                message = self.conn.recv()
+                if message is None:  # the trial started: its clock starts now
+                    self.started = time.monotonic()
+                    continue
+                self.spec, self.started = None, None
+                return message, False
+        except (EOFError, OSError):
+            return None, True
+        return None, not self.process.is_alive()
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop it now: SIGTERM, then SIGKILL if it is still there after ``grace`` s."""
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(grace)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
+
+
+class _LocalPool:
+    """``jobs`` worker processes that this process owns, each running one trial at a time.
+
+    Unlike a ``ProcessPoolExecutor``, each worker can be stopped alone: a trial over the
+    time limit is killed with its process, and a worker that dies (a segfault, the OOM
+    killer, ``kill -9``) takes only its own trial with it, which runs again.
+    """
+
+    def __init__(self, jobs: int, threads: int | None, on_result: OnResult,
+                 trial_timeout: float | None) -> None:
+        # Not fork: forking a process whose torch thread pools are running can deadlock.
+        # A fork server that has imported torch (and nothing else has run in it) hands out
+        # workers without paying torch's import in each of them; spawn where there is none
+        # (Windows).
+        self.context: ForkServerContext | SpawnContext
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            self.context = multiprocessing.get_context("forkserver")
+            self.context.set_forkserver_preload(["torch", "greedylr.studies.trial"])
+        else:
+            self.context = multiprocessing.get_context("spawn")
+        self.jobs, self.threads, self.on_result = jobs, threads, on_result
+        self.trial_timeout = trial_timeout
+        self.workers: list[_Worker] = []
+        self.attempts: Counter[str] = Counter()
+
+    def run(self, specs: Sequence[TrialSpec]) -> None:
+        """Run every spec; stop every worker on the way out, whatever happens."""
+        queue = deque(specs)
+        try:
+            while queue or self._busy():
+                self._hand_out(queue)
+                self._wait(queue)
+            for worker in self.workers:
+                with contextlib.suppress(OSError):
+                    worker.conn.send(None)  # done: let it exit on its own
+            for worker in self.workers:
+                worker.process.join(5)
+        finally:
+            for worker in self.workers:  # all at once, then wait for each
+                if worker.spec is not None and worker.process.is_alive():
+                    worker.process.terminate()
+            for worker in list(self.workers):
+                self._retire(worker)
+
+    def _start(self) -> _Worker:
+        parent, child = self.context.Pipe()
+        process = self.context.Process(
+            target=_worker_main, args=(child, self.threads), name="greedylr-trial", daemon=True
+        )
+        process.start()
+        child.close()
+        worker = _Worker(process, parent)
+        self.workers.append(worker)
+        return worker
+
+    def _retire(self, worker: _Worker) -> None:
+        worker.stop()
+        self.workers.remove(worker)
+
+    def _busy(self) -> list[_Worker]:
+        return [w for w in self.workers if w.spec is not None]
+
+    def _hand_out(self, queue: deque[TrialSpec]) -> None:
+        while queue:
+            idle = next((w for w in self.workers if w.spec is None), None)
+            if idle is None and len(self.workers) >= self.jobs:
+                return
+            worker = idle or self._start()
+            if not worker.assign(queue.popleft()):
+                self._lost(worker, queue)
+
+    def _lost(self, worker: _Worker, queue: deque[TrialSpec]) -> None:
+        """``worker`` died with its trial: run the trial again, up to ``_MAX_ATTEMPTS``."""
+        spec = worker.spec
+        assert spec is not None
+        self._retire(worker)
+        self.attempts[spec.key] += 1
+        error = _died(worker.process)
+        if self.attempts[spec.key] >= _MAX_ATTEMPTS:
+            self.on_result(_unfinished(spec, "failed", error, stored=False))
+        else:
+            logger.warning("%s: %s; running it again", spec.key, error)
+            queue.appendleft(spec)
+
+    def _wait(self, queue: deque[TrialSpec]) -> None:
+        """Wait for a result, a worker's death or the next time limit; deal with each."""
+        busy = self._busy()
+        timeout = None
+        starts = [w.started for w in busy if w.started is not None]
+        if self.trial_timeout is not None and starts:
+            timeout = max(min(starts) + self.trial_timeout - time.monotonic(), 0.0)
+        ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout))
+        now = time.monotonic()
+        for worker in busy:
+            if worker.conn in ready or worker.process.sentinel in ready:
+                result, gone = worker.receive()
+                if result is not None:
+                    self.on_result(result)
+                elif gone:
+                    worker.process.join(5)  # its exit code says how it died
+                    self._lost(worker, queue)
+                    continue
+            if (
+                self.trial_timeout is not None
+                and worker.spec is not None
+                and worker.started is not None
+                and now - worker.started >= self.trial_timeout
+            ):
+                spec, ran = worker.spec, now - worker.started
+                self._retire(worker)  # the process is killed: the trial is really stopped
+                self.on_result(_timed_out(spec, self.trial_timeout, ran))
+
+
+def _ray_trial(spec: TrialSpec) -> Iterator[dict[str, Any]]:
+    """A trial as a Ray generator task: first where it started, then its result.
+
+    The first item lets the driver count a time limit from the moment the trial starts
+    (not from its submission, which may wait for a free CPU), and says on which node.
+    """
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
+    yield {"started_on": node}
+    result = execute_trial(spec, threads=1)
+    result["machine"]["ray_node"] = node
+    yield result
+
+
+@dataclass
+class _RayTrial:
+    """A submitted Ray trial: its spec and, once it runs, when it started."""
+
+    spec: TrialSpec
+    started: float | None = None
 
 
 def _run_ray(
-    specs: Sequence[TrialSpec], jobs: int, address: str | None, on_result: OnResult
+    specs: Sequence[TrialSpec],
+    jobs: int,
+    address: str | None,
+    on_result: OnResult,
+    trial_timeout: float | None,
 ) -> None:
     with requires_extra("ray", "the ray executor"):
         import ray
@@ -638,26 +854,78 @@ def _run_ray(
         else:
             ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False)
         started_here = True
-    remote = ray.remote(num_cpus=1, max_retries=_MAX_ATTEMPTS - 1)(_execute_one_thread)
-    refs = {remote.remote(spec): spec for spec in specs}
+    # Retries are the runner's, not Ray's: a retried trial must say again when it started.
+    remote = ray.remote(num_cpus=1, max_retries=0)(_ray_trial)
+    running: dict[Any, _RayTrial] = {remote.remote(spec): _RayTrial(spec) for spec in specs}
+    attempts: Counter[str] = Counter()
     try:
-        pending = list(refs)
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            for ref in done:
+        while running:
+            timeout = None
+            starts = [t.started for t in running.values() if t.started is not None]
+            if trial_timeout is not None and starts:
+                timeout = max(min(starts) + trial_timeout - time.monotonic(), 0.0)
+            ready: list[Any] = ray.wait(list(running), num_returns=1, timeout=timeout)[0]
+            for generator in ready:
+                trial = running[generator]
                 try:
-                    result = ray.get(ref)
+                    item: dict[str, Any] = ray.get(next(generator))
                 except ray.exceptions.RayError as exc:
-                    result = _worker_died(refs[ref], f"ray task failed: {exc}")
-                on_result(result)
+                    # the worker or its node died (a trial's own errors are in its result)
+                    del running[generator]
+                    attempts[trial.spec.key] += 1
+                    error = f"ray task failed: {type(exc).__name__}: {exc}".splitlines()[0]
+                    if attempts[trial.spec.key] >= _MAX_ATTEMPTS:
+                        on_result(_unfinished(trial.spec, "failed", error, stored=False))
+                    else:
+                        logger.warning("%s: %s; running it again", trial.spec.key, error)
+                        running[remote.remote(trial.spec)] = _RayTrial(trial.spec)
+                    continue
+                if "started_on" in item:
+                    trial.started = time.monotonic()
+                else:
+                    del running[generator]
+                    on_result(item)
+            now = time.monotonic()
+            for generator, trial in list(running.items()):
+                if trial_timeout is not None and trial.started is not None:
+                    if now - trial.started >= trial_timeout:
+                        # force: Ray kills the worker process that runs it
+                        ray.cancel(generator, force=True)
+                        del running[generator]
+                        on_result(_timed_out(trial.spec, trial_timeout, now - trial.started))
     except BaseException:
-        for ref in refs:
+        for generator in running:
             with contextlib.suppress(Exception):
-                ray.cancel(ref, force=True)
+                ray.cancel(generator, force=True)
         raise
     finally:
         if started_here:
             ray.shutdown()
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM (``kill``, a batch scheduler, a container stop) stops a study as Ctrl-C does:
+    the running trials are stopped, the finished ones are kept.
+
+    Only where SIGTERM still has its default action (nobody else handles it) and only in
+    the main thread (the only one that receives signals).
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @contextlib.contextmanager
@@ -706,6 +974,7 @@ def run_trials(
     executor: str = "local",
     address: str | None = None,
     retry_failed: bool = False,
+    trial_timeout: float | None = None,
     progress: bool = False,
     on_result: OnResult | None = None,
 ) -> list[dict[str, Any]]:
@@ -720,6 +989,11 @@ def run_trials(
             ``None`` starts a local Ray.
         retry_failed: rerun trials whose stored status is ``failed`` (a crash may
             have been fixed since); ``ok`` and ``diverged`` trials are never rerun.
+        trial_timeout: the most seconds a trial may run (``None``: no limit). A trial
+            over it is stopped with its process and stored with ``status="timeout"``;
+            it runs again only under a higher limit or none. With a limit, even
+            ``jobs=1`` runs trials in a worker process (with torch's default threads),
+            so that there is a process to stop.
         progress: show a rich progress bar with ETA on stderr.
         on_result: called with each new result, in the order they finish, after its
             file is written.
@@ -728,23 +1002,65 @@ def run_trials(
         The results of all ``specs`` (stored ones and new ones), in the order of ``specs``.
 
     Raises:
-        KeyboardInterrupt: after Ctrl-C, once the running trials are stopped. Every
-            finished trial is on disk; rerunning the same call resumes the study.
-        ValueError: unknown executor or a bad ``jobs``.
+        KeyboardInterrupt: after Ctrl-C or SIGTERM, once the running trials are stopped.
+            Every finished trial is on disk; rerunning the same call resumes the study.
+        StoreError: a result could not be written (disk full, read-only folder); the
+            study stops there, every result stored before is intact.
+        ValueError: unknown executor, a bad ``jobs`` or ``trial_timeout``.
         RuntimeError: another process is running trials into ``out_dir`` right now.
     """
     if executor not in ("local", "ray"):
         raise ValueError(f"executor must be 'local' or 'ray', got {executor!r}")
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
+    if trial_timeout is not None and not (0 < trial_timeout < math.inf):
+        raise ValueError(f"trial_timeout must be a positive number of seconds, got "
+                         f"{trial_timeout!r}")
     out = Path(out_dir)
     unique: dict[str, TrialSpec] = {}
     for spec in specs:
         unique.setdefault(spec.key, spec)
-    with _exclusive(out):
-        return _run_unlocked(
-            unique, out, jobs, executor, address, retry_failed, progress, on_result
-        )
+    plan = _Plan(jobs, executor, address, retry_failed, trial_timeout)
+    with _exclusive(out), _stop_on_sigterm():
+        return _run_unlocked(unique, out, plan, progress, on_result)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How to run the trials of one :func:`run_trials` call."""
+
+    jobs: int
+    executor: str
+    address: str | None
+    retry_failed: bool
+    trial_timeout: float | None
+
+    def execute(self, todo: Sequence[TrialSpec], keep: OnResult) -> None:
+        """Run ``todo`` on the chosen executor, handing each result to ``keep``."""
+        if self.executor == "ray":
+            _run_ray(todo, self.jobs, self.address, keep, self.trial_timeout)
+        elif self.jobs == 1 and self.trial_timeout is None:
+            _run_inline(todo, keep)
+        else:
+            # one worker: torch's default threads, as in this process; several: one each
+            threads = None if self.jobs == 1 else 1
+            _LocalPool(self.jobs, threads, keep, self.trial_timeout).run(todo)
+
+    def reruns(self, spec: TrialSpec, data: dict[str, Any], defaults: str) -> str | None:
+        """Why the stored result ``data`` of ``spec`` must run again; None to keep it."""
+        if _ran_under_other_defaults(spec, data, defaults):
+            return "it ran under other GreedyLR defaults"
+        if data["status"] == "failed" and self.retry_failed:
+            return "it failed and failed trials are retried"
+        if data["status"] == "timeout":
+            limit = data.get("trial_timeout")
+            if self.trial_timeout is None or limit is None or self.trial_timeout > limit:
+                return "it timed out under a lower time limit"
+        return None
+
+
+class StoreError(OSError):
+    """A trial's result could not be written: the study stops, stored results stay."""
 
 
 def _ran_under_other_defaults(spec: TrialSpec, data: dict[str, Any], defaults: str) -> bool:
@@ -759,10 +1075,7 @@ def _ran_under_other_defaults(spec: TrialSpec, data: dict[str, Any], defaults: s
 def _run_unlocked(
     unique: dict[str, TrialSpec],
     out: Path,
-    jobs: int,
-    executor: str,
-    address: str | None,
-    retry_failed: bool,
+    plan: _Plan,
     progress: bool,
     on_result: OnResult | None,
 ) -> list[dict[str, Any]]:
@@ -772,12 +1085,11 @@ def _run_unlocked(
     todo: list[TrialSpec] = []
     defaults = schedules.greedy_defaults_digest()
     for key, spec in unique.items():
-        path = result_path(out, spec)
-        data = _read(path) if path.exists() else None
-        if data is not None and _ran_under_other_defaults(spec, data, defaults):
-            logger.warning("%s ran under other GreedyLR defaults: running it again", key)
-            data = None
-        if data is not None and (data["status"] != "failed" or not retry_failed):
+        data = _read_stored(result_path(out, spec))
+        why = plan.reruns(spec, data, defaults) if data is not None else None
+        if why is not None:
+            logger.warning("%s: running it again: %s", key, why)
+        if data is not None and why is None:
             stored[key] = data
         else:
             todo.append(spec)
@@ -786,8 +1098,8 @@ def _run_unlocked(
         len(unique),
         len(stored),
         len(todo),
-        executor,
-        jobs,
+        plan.executor,
+        plan.jobs,
     )
 
     new: dict[str, dict[str, Any]] = {}
@@ -795,8 +1107,18 @@ def _run_unlocked(
 
         def keep(result: dict[str, Any]) -> None:
             spec = unique[result["key"]]
-            if result.get("stored", True):
-                write_result(result_path(out, spec), result)
+            if result.pop("stored", True):
+                path = result_path(out, spec)
+                try:
+                    write_result(path, result)
+                except OSError as exc:
+                    raise StoreError(
+                        exc.errno,
+                        f"cannot store the result of {spec.key} in {path.parent} "
+                        f"({exc.strerror or exc}): the study stopped; the {len(new)} "
+                        "result(s) of this run stored before are kept; make room and "
+                        "rerun to resume",
+                    ) from exc
             # hand back exactly what a later load_results() reads (tuples become lists)
             result = json.loads(json.dumps(result, default=_json_default))
             new[result["key"]] = result
@@ -807,14 +1129,8 @@ def _run_unlocked(
                 on_result(result)
 
         try:
-            if not todo:
-                pass
-            elif executor == "ray":
-                _run_ray(todo, jobs, address, keep)
-            elif jobs == 1:
-                _run_inline(todo, keep)
-            else:
-                _run_local(todo, jobs, keep)
+            if todo:
+                plan.execute(todo, keep)
         except KeyboardInterrupt:
             logger.warning(
                 "interrupted: %d new trial(s) kept, %d not run; rerun to resume",

@@ -1,0 +1,175 @@
+"""GreedyLR under FSDP2 (``fully_shard``): a real 2-process gloo group on CPU, no mocks.
+
+Each rank trains on its own batches, so the rank-local losses differ; GreedyLR averages
+them (``sync_ranks``), so both ranks must hold the same LR at every step. A sharded
+checkpoint (``torch.distributed.checkpoint``: model, optimizer and scheduler state)
+written halfway and loaded into freshly built objects in new processes must continue
+bit-exactly: the same LRs and the same parameters as a run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.distributed as dist
+
+from greedylr import GreedyLR
+from spawning import spawn_ranks
+
+fsdp = pytest.importorskip("torch.distributed.fsdp")
+if not hasattr(fsdp, "fully_shard"):
+    pytest.skip(f"torch {torch.__version__} has no fully_shard (FSDP2 needs torch >= 2.6)",
+                allow_module_level=True)
+
+WORLD = 2
+WORKER_TIMEOUT = 240  # seconds
+STEPS = 24
+HALF = 12  # the uninterrupted run saves a checkpoint after this many steps
+CONFIG = {
+    "factor": 0.5,
+    "patience": 1,
+    "smoothing": "none",
+    "min_lr_ratio": 1e-3,
+    "max_lr_ratio": 1e3,
+}
+
+
+class _Checkpoint:
+    """Model, optimizer and scheduler as one ``Stateful`` for ``torch.distributed.checkpoint``."""
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 scheduler: GreedyLR) -> None:
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+
+    def state_dict(self) -> dict[str, Any]:
+        from torch.distributed.checkpoint.state_dict import get_state_dict
+
+        model, optimizer = get_state_dict(self.model, self.optimizer)
+        return {"model": model, "optimizer": optimizer, "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        from torch.distributed.checkpoint.state_dict import set_state_dict
+
+        set_state_dict(self.model, self.optimizer, model_state_dict=state["model"],
+                       optim_state_dict=state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+
+
+def _build(seed: int) -> tuple[torch.nn.Module, torch.optim.Optimizer, GreedyLR]:
+    from torch.distributed.fsdp import fully_shard
+
+    torch.manual_seed(seed)  # the same initial weights on both ranks
+    model = torch.nn.Sequential(
+        torch.nn.Linear(8, 32), torch.nn.Tanh(), torch.nn.Linear(32, 32), torch.nn.Tanh(),
+        torch.nn.Linear(32, 1),
+    )
+    for layer in model:
+        if isinstance(layer, torch.nn.Linear):
+            fully_shard(layer)
+    fully_shard(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
+    return model, optimizer, GreedyLR(optimizer, **CONFIG)
+
+
+def _batch(rank: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rank- and step-keyed data, so that a resumed run sees what the uninterrupted one saw."""
+    generator = torch.Generator().manual_seed(1000 * rank + step)
+    x = torch.randn(16, 8, generator=generator)
+    return x, x[:, :1].sin() * (1 + rank) + 0.1 * torch.randn(16, 1, generator=generator)
+
+
+def _train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: GreedyLR,
+           rank: int, steps: range) -> tuple[list[float], list[float]]:
+    losses, lrs = [], []
+    for step in steps:
+        x, y = _batch(rank, step)
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        scheduler.step(loss)
+        losses.append(float(loss.detach()))
+        lrs.append(scheduler.get_last_lr()[0])
+    return losses, lrs
+
+
+def _full_params(model: torch.nn.Module) -> list[list[float]]:
+    # every shard gathered: the whole model, the same on every rank if training agreed
+    return [p.full_tensor().double().flatten().tolist() for p in model.parameters()]
+
+
+def _run(rank: int, phase: str, checkpoint: str) -> dict[str, object]:
+    """One rank's part; returns plain data only, so every FSDP object is freed on return."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.tensor import DTensor
+
+    if phase == "resume":
+        # other initial weights: only the checkpoint can make this run match
+        model, optimizer, scheduler = _build(seed=1)
+        dcp.load({"app": _Checkpoint(model, optimizer, scheduler)}, checkpoint_id=checkpoint)
+        losses, lrs = _train(model, optimizer, scheduler, rank, range(HALF, STEPS))
+        halfway = None
+    else:
+        # as a training job does: save a checkpoint on the way and carry on
+        model, optimizer, scheduler = _build(seed=0)
+        losses, lrs = _train(model, optimizer, scheduler, rank, range(HALF))
+        dcp.save({"app": _Checkpoint(model, optimizer, scheduler)}, checkpoint_id=checkpoint)
+        halfway = _full_params(model)
+        more_losses, more_lrs = _train(model, optimizer, scheduler, rank, range(HALF, STEPS))
+        losses, lrs = losses + more_losses, lrs + more_lrs
+    sharded = all(isinstance(p, DTensor) for p in model.parameters())
+    local = sum(p.to_local().numel() for p in model.parameters())
+    return {"losses": losses, "lrs": lrs, "params": _full_params(model), "halfway": halfway,
+            "sharded": sharded, "local_numel": local,
+            "numel": sum(p.numel() for p in model.parameters())}
+
+
+def _worker(rank: int, init_file: str, out_dir: str, phase: str) -> None:
+    # A rank that hangs prints where, then exits: the parent's join() then reports it.
+    faulthandler.dump_traceback_later(WORKER_TIMEOUT, exit=True)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    try:
+        result = _run(rank, phase, str(Path(out_dir, "checkpoint")))
+        Path(out_dir, f"{phase}{rank}.json").write_text(json.dumps(result))
+    finally:
+        dist.destroy_process_group()
+    faulthandler.cancel_dump_traceback_later()
+
+
+def _spawn(tmp_path: Path, phase: str) -> list[dict[str, Any]]:
+    spawn_ranks(_worker, (str(tmp_path / f"init-{phase}"), str(tmp_path), phase),
+                timeout=WORKER_TIMEOUT + 30, nprocs=WORLD)
+    return [json.loads((tmp_path / f"{phase}{r}.json").read_text()) for r in range(WORLD)]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_fully_shard_ranks_agree_and_a_sharded_checkpoint_resumes_bit_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")  # gloo talks over 127.0.0.1 only
+    whole = _spawn(tmp_path, "uninterrupted")
+    resumed = _spawn(tmp_path, "resume")
+    assert any((tmp_path / "checkpoint").glob("*.distcp"))
+
+    for rank in range(WORLD):
+        # really sharded: each rank holds about half of the parameters
+        assert whole[rank]["sharded"] and whole[rank]["local_numel"] < whole[rank]["numel"]
+    # the ranks saw different losses, and yet held the same LR at every step
+    assert whole[0]["losses"] != whole[1]["losses"]
+    assert whole[0]["lrs"] == whole[1]["lrs"]
+    assert len(set(whole[0]["lrs"])) > 2, "the LR never moved: the test would prove nothing"
+    assert len(set(whole[0]["lrs"][HALF:])) > 1, "no decision after the checkpoint to resume"
+    assert whole[0]["params"] == whole[1]["params"]
+    for rank in range(WORLD):
+        # new processes, other initial weights, the checkpoint: the same run, bit for bit
+        assert resumed[rank]["lrs"] == whole[rank]["lrs"][HALF:]
+        assert resumed[rank]["losses"] == whole[rank]["losses"][HALF:]
+        assert resumed[rank]["params"] == whole[rank]["params"]
+        # the control: training went on after the checkpoint, so the comparison can fail
+        assert whole[rank]["halfway"] != whole[rank]["params"]
