@@ -219,10 +219,16 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
     compare.add_argument("--steps", type=int, default=None,
                          help="optimizer steps (default: the function's `steps` or 300)")
-    compare.add_argument("--lr", type=float, default=None,
-                         help="initial LR, set on your optimizer even if your function builds "
-                              "it (default: its own; trial.optimizer() takes the function's "
-                              "`lr` or 1e-3)")
+    compare.add_argument("--lr", default=None, metavar="LR[,LR...]|LOW:HIGH:POINTS",
+                         help="initial LR, or an LR grid that every schedule runs at with "
+                              "the same seeds: a list (1e-3,3e-3,1e-2) or a log grid "
+                              "(1e-4:1e-1:7); set on your optimizer even if your function "
+                              "builds it (default: its own; trial.optimizer() takes the "
+                              "function's `lr` or 1e-3)")
+    compare.add_argument("--margin", type=float, default=0.02,
+                         help="LR tolerance: a grid point counts if its final held-out "
+                              "metric is within this fraction of the best-tuned baseline's "
+                              "(default 0.02)")
     compare.add_argument("--warmup", type=int, default=0, help="warmup steps (default 0)")
     compare.add_argument("--optimizer", default="adamw",
                          help="adamw, adafactor, adagrad or sgd, for trial.optimizer()")
@@ -252,8 +258,17 @@ def _run_compare(args: argparse.Namespace) -> int:
 
     from greedylr.studies.report import summary_table, write_report
     from greedylr.studies.runner import make_specs, resolve_workload, run_trials
+    from greedylr.studies.tuning import parse_lr_grid
 
     log = logging.getLogger("greedylr")
+    try:
+        lrs: list[float | None] = [None] if args.lr is None else list(parse_lr_grid(args.lr))
+    except ValueError as exc:
+        log.error("--lr: %s", exc)
+        return 2
+    if not 0 <= args.margin < 1:
+        log.error("--margin must be in [0, 1), got %g", args.margin)
+        return 2
     settings = {}
     for item in args.set:
         key, sep, value = item.partition("=")
@@ -267,9 +282,15 @@ def _run_compare(args: argparse.Namespace) -> int:
     train = resolve_workload(args.target).train
     steps = args.steps or int(getattr(train, "steps", 300))
     schedules = [s.strip() for s in args.schedules.split(",") if s.strip()]
-    specs = make_specs(args.study, [args.target], schedules, range(args.seeds),
-                       optimizer=args.optimizer, steps=steps, lr=args.lr, warmup=args.warmup,
-                       eval_every=args.eval_every, settings=settings)
+    # every schedule at every LR with the same seeds: the LR is part of each trial's key
+    specs = [
+        spec
+        for lr in lrs
+        for spec in make_specs(args.study, [args.target], schedules, range(args.seeds),
+                               optimizer=args.optimizer, steps=steps, lr=lr,
+                               warmup=args.warmup, eval_every=args.eval_every,
+                               settings=settings)
+    ]
     try:
         results = run_trials(specs, args.out, jobs=args.jobs, executor=args.executor,
                              address=args.address, retry_failed=args.retry_failed,
@@ -278,10 +299,12 @@ def _run_compare(args: argparse.Namespace) -> int:
         log.warning("interrupted: finished trials are kept in %s; rerun the same command "
                     "to resume", args.out)
         return 130
-    path = write_report(args.out, title=f"greedylr compare: {args.target}")
-    header, rows = summary_table(results)
+    path = write_report(args.out, title=f"greedylr compare: {args.target}", margin=args.margin)
+    header, rows = summary_table(results, margin=args.margin)
+    grid = "" if len(lrs) == 1 else f", {len(lrs)} LRs"
     # plain text: a target like "x.py:train" must not become the :train: emoji
-    table = Table(title=Text(f"{args.target}, {steps} steps, {args.seeds} seeds"))
+    table = Table(title=Text(f"{args.target}, {steps} steps, {args.seeds} seeds{grid}: "
+                             "held-out metric first"))
     for column in header:
         table.add_column(column, overflow="fold")
     for row in rows:

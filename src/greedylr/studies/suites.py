@@ -24,18 +24,22 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from greedylr.studies.trial import TrialSpec
 
 __all__ = [
+    "LR_GRID_SCHEDULES",
+    "LR_GRID_WORKLOADS",
     "PAPER_BASELINES",
     "QUICK_SMALL_MODELS",
     "SMALL_MODELS",
     "STUDIES",
     "bench",
     "lazy",
+    "lr_grid",
     "small_models",
 ]
 
@@ -138,6 +142,64 @@ def _spec(
         eval_every=eval_every,
         settings=settings,
     )
+
+
+#: The LR-grid study's workloads: the four cheapest small ones (a few CPU-seconds a trial),
+#: two classifiers on tabular data, one on images and one regression, so that 420 trials
+#: fit in well under an hour of two shared cores.
+LR_GRID_WORKLOADS: tuple[str, ...] = ("wine_mlp", "breast_cancer_mlp", "diabetes_mlp", "digits_mlp")
+
+#: GreedyLR, the decays users reach for, warmup-then-constant, the paper's transformers
+#: GreedyLR, and the two optimizers that need no schedule (schedule-free, Prodigy).
+LR_GRID_SCHEDULES: tuple[str, ...] = (
+    "greedy",
+    "cosine",
+    "linear",
+    "constant_warmup",
+    "schedule_free",
+    "transformers_greedy",
+    "prodigy",
+)
+
+#: Multiples of each arm's base LR: 5 points, log-spaced over 100x (0.1x .. 10x).
+LR_GRID_FACTORS: tuple[float, ...] = (0.1, 0.316, 1.0, 3.16, 10.0)
+
+#: Base LRs of the arms whose ``lr`` is not a step size: Prodigy's multiplies the step it
+#: estimates, and its authors advise 1.0. Every other arm's base is the workload's LR.
+LR_GRID_BASE: dict[str, float] = {"prodigy": 1.0}
+
+
+def lr_grid(quick: bool) -> list[TrialSpec]:
+    """The LR-grid study: every arm tuned over the same 100x grid, judged held-out.
+
+    Full: :data:`LR_GRID_WORKLOADS` x :data:`LR_GRID_SCHEDULES` x :data:`LR_GRID_FACTORS`
+    x 3 seeds (420 trials) at each workload's full length, seed-major, so that a run cut
+    short has every cell with fewer seeds. Quick (a smoke run of the pipeline, about a
+    minute of arithmetic): ``wine_mlp`` x GreedyLR, cosine and Prodigy x 0.1x, 1x, 10x x
+    2 seeds at its quick length.
+    """
+    from greedylr.studies import workloads
+
+    study = "lr_grid"
+    if quick:
+        names: Sequence[str] = ("wine_mlp",)
+        arms: Sequence[str] = ("greedy", "cosine", "prodigy")
+        factors: Sequence[float] = (0.1, 1.0, 10.0)
+        seeds: Sequence[int] = QUICK_SEEDS
+    else:
+        names, arms, factors, seeds = (
+            LR_GRID_WORKLOADS, LR_GRID_SCHEDULES, LR_GRID_FACTORS, FULL_SEEDS
+        )
+    specs = []
+    for seed in seeds:
+        for name in names:
+            base = _spec(study, name, "greedy", seed, quick=quick)
+            default = workloads.get(name).lr_for(base.optimizer)
+            for factor in factors:
+                for arm in arms:
+                    lr = float(f"{factor * LR_GRID_BASE.get(arm, default):.6g}")
+                    specs.append(replace(base, schedule=arm, lr=lr))
+    return specs
 
 
 def small_models(quick: bool) -> list[TrialSpec]:
@@ -386,6 +448,8 @@ STUDIES: dict[str, StudyFn] = {
     "finetune": lazy("greedylr.studies.llm_studies:finetune"),
     "pretrain": lazy("greedylr.studies.llm_studies:pretrain"),
     "f_sweep": lazy("greedylr.studies.llm_studies:f_sweep"),
+    # every arm over a 100x LR grid, judged on the held-out metric at its own best LR
+    "lr_grid": lr_grid,
 }
 
 
@@ -404,20 +468,12 @@ def _run_robustness(out_dir: Path, quick: bool) -> bool:
     return True
 
 
-def _write_report(out_dir: Path) -> Path | None:
-    """The report over every stored result under ``out_dir`` (markdown and figures)."""
-    try:
-        report = importlib.import_module("greedylr.studies.report")
-    except ImportError as exc:
-        logger.warning("no report module yet (%s): results are stored, no report written", exc)
-        return None
-    for name in ("write_report", "build_report", "main"):
-        fn = getattr(report, name, None)
-        if callable(fn) and name != "main":
-            result = fn(out_dir)
-            return Path(result) if isinstance(result, (str, os.PathLike)) else out_dir
-    logger.warning("greedylr.studies.report has no write_report(); no report written")
-    return None
+def _write_report(out_dir: Path, quick: bool) -> Path:
+    """The report over every stored result under ``out_dir`` (markdown and figures); the
+    quick suite's says first that it is a smoke run of the pipeline."""
+    from greedylr.studies.report import write_report
+
+    return write_report(out_dir, smoke=quick)
 
 
 def bench(
@@ -482,7 +538,7 @@ def bench(
         if _run_robustness(out, quick):
             summary["studies"]["robustness"] = {"wall_s": round(time.perf_counter() - t0, 1)}
     t0 = time.perf_counter()
-    report = _write_report(out)
+    report = _write_report(out, quick)
     summary["report"] = str(report) if report else None
     summary["report_wall_s"] = round(time.perf_counter() - t0, 1)
     summary["wall_s"] = round(time.perf_counter() - started, 1)
