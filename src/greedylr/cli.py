@@ -256,9 +256,9 @@ def _run_compare(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from greedylr.studies.report import summary_table, write_report
+    from greedylr.studies.report import summary_table, verdict_lines, write_report
     from greedylr.studies.runner import make_specs, resolve_workload, run_trials
-    from greedylr.studies.tuning import parse_lr_grid
+    from greedylr.studies.tuning import parse_lr_grid, tune
 
     log = logging.getLogger("greedylr")
     try:
@@ -309,7 +309,13 @@ def _run_compare(args: argparse.Namespace) -> int:
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*row)
-    Console(emoji=False, markup=False).print(table)
+    console = Console(emoji=False, markup=False)
+    if not console.is_terminal:  # a log or a pipe: every row on one line
+        wide = console.options.update_width(10_000)
+        console.width = max(console.width, console.measure(table, options=wide).maximum)
+    console.print(table)
+    for line in verdict_lines(tune(results, margin=args.margin)):
+        console.print(line.replace("**", ""))
     log.info("report: %s", path)
     return 1 if any(r["status"] == "failed" for r in results) else 0
 

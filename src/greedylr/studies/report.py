@@ -46,7 +46,7 @@ from greedylr.studies import metrics as M
 from greedylr.studies import tuning as T
 from greedylr.studies.runner import load_results
 
-__all__ = ["render_report", "summary_table", "write_report"]
+__all__ = ["heldout_table", "render_report", "summary_table", "verdict_lines", "write_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -461,9 +461,10 @@ def verdict_lines(tunings: Sequence[T.WorkloadTuning]) -> list[str]:
         return ["No GreedyLR arm and baseline with a held-out metric to compare."]
     lines = [
         f"**Verdict** on the held-out metric, GreedyLR against each baseline ({total} "
-        f"comparisons): **behind in {len(behind)}, ahead in {len(ahead)}, inconclusive in "
-        f"{len(unsure)}** ({short_seeds} with fewer than {T.MIN_SEEDS} seeds, {spans} whose "
-        "95% CI spans 0; an inconclusive comparison is not a win).",
+        f"comparison{'s' if total != 1 else ''}): **behind in {len(behind)}, ahead in "
+        f"{len(ahead)}, inconclusive in {len(unsure)}** ({short_seeds} with fewer than "
+        f"{T.MIN_SEEDS} seeds, {spans} whose 95% CI spans 0; an inconclusive comparison "
+        "is not a win).",
         "",
         "- GreedyLR loses (CI below 0) on: " + ("; ".join(behind) if behind else "none") + ".",
     ]
@@ -820,10 +821,13 @@ def summary_table(
     The rows of :func:`heldout_table`: per workload group and arm, its own best LR, the
     final and best-so-far held-out metric there, GreedyLR's paired difference with its
     bootstrap 95% CI, seeds won/tied/lost, the verdict, the LR tolerance and worst grid
-    point (with an LR grid), runs by status and, last, the final training loss.
+    point (with an LR grid), runs by status and, last, the final training loss. The
+    ``workload`` column is left out when there is only one.
 
     Returns:
         ``(header, rows)``.
     """
-    header, rows, _ = heldout_table(results, margin=margin)
+    header, rows, tunings = heldout_table(results, margin=margin)
+    if len(tunings) == 1:  # one workload: its name is the table's title, not a column
+        return header[1:], [row[1:] for row in rows]
     return header, rows
