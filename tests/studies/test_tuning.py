@@ -100,6 +100,19 @@ def test_lr_tolerance_counts_grid_points_within_the_margin_of_the_best_tuned_bas
     assert wide.arms["greedy"].within == 3
 
 
+def test_leave_one_seed_out_picks_each_seeds_lr_on_the_other_seeds() -> None:
+    (wt,) = T.tune(_results())
+    # greedy: seed 0 and 1 left out -> 1e-2 (.90, .89); seed 2 left out -> 3e-2 (.89)
+    greedy = wt.arms["greedy"]
+    assert greedy.other_seeds.mean == pytest.approx((0.90 + 0.89 + 0.89) / 3)
+    assert greedy.other_seeds_bad == 0
+    # cosine: seed 1 left out, 1e-2 looks best on seeds 0 and 2 (.93), and seed 1 diverged
+    # there; seeds 0 and 2 left out -> 3e-3 (.91, .90)
+    cosine = wt.arms["cosine"]
+    assert cosine.other_seeds.mean == pytest.approx(0.905) and cosine.other_seeds.n == 2
+    assert cosine.other_seeds_bad == 1
+
+
 def test_verdicts_need_three_seeds_and_a_ci_clear_of_zero() -> None:
     better = [_trial("greedy", 1e-3, s, 0.9 + 0.01 * s) for s in range(3)]
     better += [_trial("cosine", 1e-3, s, 0.8 + 0.01 * s) for s in range(3)]
@@ -163,6 +176,7 @@ def test_report_opens_with_the_held_out_summary_and_draws_the_lr_figure(tmp_path
     assert cells[6] == "1/0/2" and cells[7] == "inconclusive (CI spans 0)"
     assert cells[8] == "1/4 (25%)"
     assert cells[9].endswith("@ 0.01, 1 div/fail")
+    assert cells[10] == "0.905 ± 0.0071, 1 div/fail"  # LR picked on the other seeds
     assert "- GreedyLR is behind on the mean, but inconclusively, on: w vs cosine" in text
     figure = next(p for p in (out / "figures").glob("*-lr.png"))
     assert f"](figures/{figure.name})" in text

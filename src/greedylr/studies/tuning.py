@@ -16,7 +16,11 @@ point of an LR grid with the same seeds. This module answers, per *workload grou
   baseline at its own best LR), and its worst grid point.
 
 Picking the best LR on the same seeds that then report it flatters every schedule alike
-(the report says so): the tuned numbers are a best case, the tolerance is the guard.
+(the report says so): the tuned numbers are a best case, the tolerance is the guard. The
+less flattering estimate beside them, :attr:`ArmTuning.other_seeds`, picks the LR for
+each seed on the *other* seeds and reports that seed's value at it (leave one seed out):
+it removes the optimism of choosing on the reported seeds' noise (not that of reusing one
+held-out set, which only a separate validation split would).
 
 With a single LR per arm this reduces to the plain held-out comparison at that LR.
 Pure functions of stored result dicts, like :mod:`greedylr.studies.metrics`.
@@ -27,7 +31,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -138,13 +142,21 @@ class GridPoint:
 
 @dataclass(frozen=True)
 class ArmTuning:
-    """One arm across the LR grid of one workload group."""
+    """One arm across the LR grid of one workload group.
+
+    Attributes:
+        other_seeds: the final metric of each seed at the LR that is best on the other
+            seeds (leave one seed out), over the seeds where that run ended with a
+            metric; ``other_seeds_bad``: seeds where it diverged or failed there.
+    """
 
     arm: str
     points: tuple[GridPoint, ...]
     best: GridPoint
     worst: GridPoint
     within: int
+    other_seeds: M.Stat = field(default_factory=lambda: M.Stat.of([]))
+    other_seeds_bad: int = 0
 
     @property
     def tolerance(self) -> float:
@@ -210,22 +222,54 @@ class WorkloadTuning:
         return any(len(a.points) > 1 for a in self.arms.values())
 
 
-def _point(lr: float, runs: list[Result], higher: bool) -> GridPoint:
-    finals, bests = [], []
-    worst = -math.inf if higher else math.inf
-    scores = []
-    for r in runs:
-        value = M.final_metric(r) if r.get("status") == "ok" else None
-        if value is not None and math.isfinite(value):
-            finals.append(value)
-            scores.append(value)
-            best = M.best_metric(r)
-            bests.append(best[0] if best else None)
+def _value(result: Result, higher: bool) -> float:
+    """The final held-out metric; the worst value if the run diverged, failed or has none."""
+    value = M.final_metric(result) if result.get("status") == "ok" else None
+    if value is None or not math.isfinite(value):
+        return -math.inf if higher else math.inf
+    return value
+
+
+def _other_seeds(
+    lrs: dict[float | None, dict[int, Result]], higher: bool
+) -> tuple[M.Stat, int]:
+    """Leave one seed out: each seed's value at the LR best on the other seeds."""
+    keys = sorted(lrs, key=_order)
+    seeds = sorted({seed for runs in lrs.values() for seed in runs})
+    values, bad = [], 0
+    for seed in seeds:
+        pick, pick_score = None, 0.0
+        for key in keys:
+            others = [_value(r, higher) for s, r in lrs[key].items() if s != seed]
+            if not others or seed not in lrs[key]:
+                continue
+            score = float(np.mean(others))
+            if pick is None or _better(score, pick_score, higher):
+                pick, pick_score = key, score
+        if pick is None:
+            continue
+        value = _value(lrs[pick][seed], higher)
+        if math.isfinite(value):
+            values.append(value)
         else:
-            scores.append(worst)
-    score = float(np.mean(scores)) if scores else worst
-    return GridPoint(lr, M.Stat.of(finals), M.Stat.of(bests), score, len(runs),
-                     len(runs) - len(finals), tuple(str(r.get("key")) for r in runs))
+            bad += 1
+    return M.Stat.of(values), bad
+
+
+def _point(lr: float, runs: list[Result], higher: bool) -> GridPoint:
+    scores = [_value(r, higher) for r in runs]
+    ended = [r for r, v in zip(runs, scores) if math.isfinite(v)]
+    bests = [M.best_metric(r) for r in ended]
+    worst = -math.inf if higher else math.inf
+    return GridPoint(
+        lr,
+        M.Stat.of(v for v in scores if math.isfinite(v)),
+        M.Stat.of(b[0] if b else None for b in bests),
+        float(np.mean(scores)) if scores else worst,
+        len(runs),
+        len(runs) - len(ended),
+        tuple(str(r.get("key")) for r in runs),
+    )
 
 
 def _better(a: float, b: float, higher: bool) -> bool:
@@ -342,7 +386,8 @@ def tune(
                 if reference_arm
                 else 0
             )
-            tuned[arm] = ArmTuning(arm, tuple(pts), best[arm], worst, within)
+            other, other_bad = _other_seeds(arms[arm], higher)
+            tuned[arm] = ArmTuning(arm, tuple(pts), best[arm], worst, within, other, other_bad)
         pairs = tuple(
             _pair(cand, base, arms[cand][by_lr[cand][best[cand].lr]],
                   arms[base][by_lr[base][best[base].lr]], best[cand].lr, best[base].lr, higher)
