@@ -480,9 +480,9 @@ def verdict_lines(tunings: Sequence[T.WorkloadTuning]) -> list[str]:
     return lines
 
 
-def _heldout_section(
-    results: list[Result], figures_dir: Path, *, margin: float
-) -> list[str]:
+def heldout_summary(results: list[Result], *, margin: float = T.DEFAULT_MARGIN) -> list[str]:
+    """The held-out summary in markdown lines: how to read it, :func:`heldout_table`, and
+    :func:`verdict_lines`; no lines when no result has a held-out metric."""
     header, rows, tunings = heldout_table(results, margin=margin)
     if not tunings:
         return []
@@ -507,8 +507,15 @@ def _heldout_section(
             "baseline's; the worst grid point says what a mistuned LR costs."
         )
     rows = [[r[0], f"**{r[1]}**" if M.is_candidate(r[1]) else r[1], *r[2:]] for r in rows]
-    out += [how, "", _table(header, rows), "", *verdict_lines(tunings), ""]
-    for wt in tunings:
+    return [*out, how, "", _table(header, rows), "", *verdict_lines(tunings), ""]
+
+
+def _heldout_section(
+    results: list[Result], figures_dir: Path, *, margin: float
+) -> list[str]:
+    """:func:`heldout_summary` and, for each workload with an LR grid, its LR figure."""
+    out = heldout_summary(results, margin=margin)
+    for wt in T.tune(results, margin=margin):
         if not wt.grid:
             continue
         title = _group_title(wt, [r for r in results if T.group_of(r) == wt.group], True)

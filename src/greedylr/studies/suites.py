@@ -294,21 +294,22 @@ def headline(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def workload_table(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per setting (workload x optimizer): GreedyLR's seed-mean final held-out metric, the
-    best schedule's, GreedyLR's rank among all schedules, and the seeds it diverged."""
+    """Per setting (workload x optimizer x LR): GreedyLR's seed-mean final held-out metric,
+    the best schedule's, GreedyLR's rank among all schedules at that LR, and the seeds."""
     from greedylr.studies import metrics as M
 
-    cells: dict[tuple[str, str], dict[str, list[float]]] = {}
-    direction: dict[tuple[str, str], tuple[str | None, bool]] = {}
+    cells: dict[tuple[str, str, Any], dict[str, list[float]]] = {}
+    direction: dict[tuple[str, str, Any], tuple[str | None, bool]] = {}
     for r in results:
-        key = (r["spec"]["workload"], r["spec"]["optimizer"])
+        # an LR grid: one row per LR (a schedule is ranked against the others at its LR)
+        key = (r["spec"]["workload"], r["spec"]["optimizer"], r["spec"].get("lr"))
         value = M.final_metric(r) if r["status"] == "ok" else None
         cells.setdefault(key, {}).setdefault(M.arm_of(r), []).append(
             float("nan") if value is None else value
         )
         direction[key] = M.metric_name(r)
     rows = []
-    for key, arms in sorted(cells.items()):
+    for key, arms in sorted(cells.items(), key=lambda kv: repr(kv[0])):
         if "greedy" not in arms:
             continue
         name, higher = direction[key]
@@ -328,6 +329,7 @@ def workload_table(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             {
                 "workload": key[0],
                 "optimizer": key[1],
+                "lr": key[2],
                 "metric": name,
                 "higher_is_better": higher,
                 "greedy": means["greedy"],
@@ -345,14 +347,19 @@ def workload_table(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def write_summary(study_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
-    """Compact, committable results of a study: ``headline.md``, ``summary.json`` and
-    ``trials.csv`` (one row per trial: its identity, status, loss at 10/50/100%, final
-    and best held-out metric, LR moves and wall time). The per-step curves stay in the
-    trial files; everything the headline needs can be recomputed from ``trials.csv``.
+    """Compact, committable results of a study: ``heldout.md`` (the held-out summary:
+    every schedule at its own best LR, paired differences, verdicts, LR tolerance),
+    ``headline.md`` (the paper's training-loss labels), ``summary.json`` and
+    ``trials.csv`` (one row per trial: its identity, the optimizer it really used,
+    status, loss at 10/50/100%, final and best held-out metric, LR moves and wall time).
+    The per-step curves stay in the trial files; everything the summaries need can be
+    recomputed from ``trials.csv``.
     """
     import csv
 
     from greedylr.studies import metrics as M
+    from greedylr.studies import tuning as T
+    from greedylr.studies.report import heldout_summary
     from greedylr.studies.runner import load_results
 
     results = load_results(study_dir)
@@ -381,6 +388,7 @@ def write_summary(study_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
                 "lr_up",
                 "lr_down",
                 "wall_s",
+                "optimizer_used",
             ]
         )
         for r in results:
@@ -408,12 +416,19 @@ def write_summary(study_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
                     moves["up"],
                     moves["down"],
                     f"{r['wall_time']:.2f}",
+                    M.optimizer_of(r),
                 ]
             )
     head = headline(results)
     table = workload_table(results)
+    tuned = [_tuned_json(wt) for wt in T.tune(results)]
+    (out / "heldout.md").write_text("\n".join(heldout_summary(results)) + "\n")
     (out / "summary.json").write_text(
-        json.dumps({"headline": head, "workloads": table, "trials": len(results)}, indent=1) + "\n"
+        json.dumps(
+            {"heldout": tuned, "headline": head, "workloads": table, "trials": len(results)},
+            indent=1,
+        )
+        + "\n"
     )
     lines = [
         "| | paper (196 comparisons) | ours vs the paper's 4 baselines "
@@ -426,19 +441,66 @@ def write_summary(study_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
         lines.append(f"| {name} | " + " | ".join(fmt) + " |")
     lines += [
         "",
-        "| workload | optimizer | metric | GreedyLR | best schedule | best | GreedyLR's rank |",
-        "|---|---|---|---|---|---|---|",
+        "| workload | optimizer | LR | metric | GreedyLR | best schedule | best "
+        "| GreedyLR's rank |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in table:
         arrow = "↑" if row["higher_is_better"] else "↓"
+        lr = "default" if row["lr"] is None else f"{row['lr']:g}"
         lines.append(
-            f"| {row['workload']} | {row['optimizer']} | {row['metric']} {arrow} | "
+            f"| {row['workload']} | {row['optimizer']} | {lr} | {row['metric']} {arrow} | "
             f"{row['greedy']:.4g} | {row['best_schedule']} | {row['best']:.4g} | "
             f"{row['greedy_rank']}/{row['schedules']} |"
         )
     path = out / "headline.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _tuned_json(wt: Any) -> dict[str, Any]:
+    """One workload group of :func:`greedylr.studies.tuning.tune`, as plain JSON values
+    (non-finite numbers as ``null``)."""
+    import math
+
+    def num(value: float) -> float | None:
+        return value if math.isfinite(value) else None
+
+    def stat(st: Any) -> dict[str, Any]:
+        return {"mean": num(st.mean), "std": num(st.std), "ci": [num(x) for x in st.ci],
+                "n": st.n}
+
+    return {
+        "group": [str(x) for x in wt.group[:5]],
+        "metric": wt.metric,
+        "higher_is_better": wt.higher_is_better,
+        "margin": wt.margin,
+        "best_tuned_baseline": wt.reference_arm,
+        "best_tuned_baseline_value": num(wt.reference),
+        "arms": {
+            arm: {
+                "best_lr": t.best.lr,
+                "final_at_best_lr": stat(t.best.final),
+                "best_so_far_at_best_lr": stat(t.best.best),
+                "lr_tolerance": t.tolerance,
+                "grid_points_within_margin": t.within,
+                "grid_points": len(t.points),
+                "worst_lr": t.worst.lr,
+                "final_at_worst_lr": stat(t.worst.final),
+                "worst_lr_diverged_or_failed": t.worst.bad,
+                "final_lr_picked_on_other_seeds": stat(t.other_seeds),
+                "grid": [{"lr": p.lr, "final": stat(p.final), "bad": p.bad}
+                         for p in t.points],
+            }
+            for arm, t in wt.arms.items()
+        },
+        "pairs": [
+            {"candidate": p.candidate, "baseline": p.baseline, "candidate_lr": p.candidate_lr,
+             "baseline_lr": p.baseline_lr, "diff": stat(p.diff), "wins": p.wins,
+             "ties": p.ties, "losses": p.losses, "verdict": p.verdict}
+            for p in wt.pairs
+        ],
+    }
 
 
 #: Every study ``bench`` runs, by name (its results folder under ``--out``).
