@@ -181,6 +181,11 @@ def test_report_opens_with_the_held_out_summary_and_draws_the_lr_figure(tmp_path
     figure = next(p for p in (out / "figures").glob("*-lr.png"))
     assert f"](figures/{figure.name})" in text
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # `greedylr report` on a quick bench folder keeps the caveat; on a full one it has none
+    (out / "bench.json").write_text('{"suite": "quick"}')
+    assert "Smoke run of the pipeline" in write_report(out).read_text()
+    (out / "bench.json").write_text('{"suite": "full"}')
+    assert "Smoke run" not in write_report(out).read_text()
 
 
 def test_summary_table_for_compare_is_held_out_first(tmp_path: Path) -> None:

@@ -785,12 +785,22 @@ def render_report(
     return "\n".join(out).rstrip() + "\n"
 
 
+def _bench_suite(directory: Path) -> str | None:
+    """``quick`` or ``full`` when ``directory`` holds a ``greedylr bench`` run."""
+    import json
+
+    try:
+        return json.loads((directory / "bench.json").read_text()).get("suite")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def write_report(
     directory: str | os.PathLike[str],
     *,
     output: str | os.PathLike[str] | None = None,
     title: str = "",
-    smoke: bool = False,
+    smoke: bool | None = None,
     margin: float = T.DEFAULT_MARGIN,
 ) -> Path:
     """Write ``report.md`` and ``figures/`` for every result stored under ``directory``.
@@ -801,6 +811,7 @@ def write_report(
             ``figures`` folder beside it.
         title: the report's title.
         smoke: a smoke run of the pipeline (the quick suite): the report says so first.
+            ``None``: as ``directory/bench.json`` says (``greedylr bench`` writes it).
         margin: the LR-tolerance margin, relative to the best-tuned baseline (0.02: 2%).
 
     Returns:
@@ -814,6 +825,8 @@ def write_report(
         raise FileNotFoundError(f"no trial results under {directory}")
     path = Path(output) if output is not None else Path(directory) / "report.md"
     figures = path.parent / "figures"
+    if smoke is None:
+        smoke = _bench_suite(Path(directory)) == "quick"
     text = render_report(results, figures, title=title, smoke=smoke, margin=margin)
     # figures of an earlier report that this one no longer shows (a renamed setting)
     for old in figures.glob("*.png"):
