@@ -136,7 +136,9 @@ def _color(arm: str, arms: Sequence[str]) -> Any:
     if M.is_candidate(arm):
         return "crimson" if arm == "greedy" else plt.cm.Reds(0.45 + 0.5 * (hash(arm) % 7) / 7)
     others = [a for a in arms if not M.is_candidate(a)]
-    return plt.cm.tab10(others.index(arm) % 10 if arm in others else 0)
+    # tab10 without its red (index 3): red is GreedyLR's
+    palette = (0, 1, 2, 4, 5, 6, 7, 8, 9)
+    return plt.cm.tab10(palette[others.index(arm) % 9 if arm in others else 0])
 
 
 def _curves_figure(arms: dict[str, dict[int, Result]], path: Path, title: str) -> None:
@@ -272,7 +274,7 @@ def _lr_figure(wt: T.WorkloadTuning, path: Path, title: str) -> bool:
     names = sorted(wt.arms, key=lambda a: (not M.is_candidate(a), a))
     grids = {tuple(p.lr for p in wt.arms[a].points) for a in names}
     relative = len(grids) > 1
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(9, 4.2))
     drawn = False
     for arm in names:
         points = [p for p in wt.arms[arm].points if p.final.n and math.isfinite(p.lr)]
@@ -304,7 +306,7 @@ def _lr_figure(wt: T.WorkloadTuning, path: Path, title: str) -> bool:
     ax.set_ylabel(f"final held-out {wt.metric} ({direction} is better)")
     ax.set_title(textwrap.fill(title, 80), fontsize=8)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -458,7 +460,7 @@ def verdict_lines(tunings: Sequence[T.WorkloadTuning]) -> list[str]:
                     short_seeds += 1
                 else:
                     spans += 1
-                if p.losses > p.wins or (p.diff.n and p.diff.mean < 0):
+                if p.diff.n and p.diff.mean < 0:
                     unsure_behind.append(f"{where} ({amount})")
     total = len(behind) + len(ahead) + len(unsure)
     if not total:
