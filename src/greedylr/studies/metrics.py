@@ -150,9 +150,10 @@ def group_optimizer(results: Iterable[Result]) -> str:
     """The optimizer of a setting, in words: what its schedules (not the arms that bring
     their own optimizer) trained with, and whether that is the study's or the user's own.
     """
+    results = list(results)
     runs = [r for r in results if r["spec"]["schedule"] not in OWN_OPTIMIZER_ARMS]
-    if not runs:
-        return "-"
+    if not runs:  # only arms that bring their own optimizer: name theirs
+        return "/".join(sorted({optimizer_of(r) for r in results})) or "-"
     used = sorted({optimizer_of(r) for r in runs})
     asked = runs[0]["spec"]["optimizer"]
     if used == [asked]:
