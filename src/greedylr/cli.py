@@ -252,13 +252,9 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
 def _run_compare(args: argparse.Namespace) -> int:
     import json
 
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    from greedylr.studies.report import summary_table, verdict_lines, write_report
+    from greedylr.studies.report import print_summary, write_report
     from greedylr.studies.runner import make_specs, resolve_workload, run_trials
-    from greedylr.studies.tuning import parse_lr_grid, tune
+    from greedylr.studies.tuning import parse_lr_grid
 
     log = logging.getLogger("greedylr")
     try:
@@ -300,22 +296,9 @@ def _run_compare(args: argparse.Namespace) -> int:
                     "to resume", args.out)
         return 130
     path = write_report(args.out, title=f"greedylr compare: {args.target}", margin=args.margin)
-    header, rows = summary_table(results, margin=args.margin)
     grid = "" if len(lrs) == 1 else f", {len(lrs)} LRs"
-    # plain text: a target like "x.py:train" must not become the :train: emoji
-    table = Table(title=Text(f"{args.target}, {steps} steps, {args.seeds} seeds{grid}: "
-                             "held-out metric first"))
-    for column in header:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    console = Console(emoji=False, markup=False)
-    if not console.is_terminal:  # a log or a pipe: every row on one line
-        wide = console.options.update_width(10_000)
-        console.width = max(console.width, console.measure(table, options=wide).maximum)
-    console.print(table)
-    for line in verdict_lines(tune(results, margin=args.margin)):
-        console.print(line.replace("**", ""))
+    print_summary(results, title=f"{args.target}, {steps} steps, {args.seeds} seeds{grid}",
+                  margin=args.margin)
     log.info("report: %s", path)
     return 1 if any(r["status"] == "failed" for r in results) else 0
 

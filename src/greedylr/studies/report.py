@@ -46,7 +46,15 @@ from greedylr.studies import metrics as M
 from greedylr.studies import tuning as T
 from greedylr.studies.runner import load_results
 
-__all__ = ["heldout_table", "render_report", "summary_table", "verdict_lines", "write_report"]
+__all__ = [
+    "heldout_summary",
+    "heldout_table",
+    "print_summary",
+    "render_report",
+    "summary_table",
+    "verdict_lines",
+    "write_report",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -322,10 +330,15 @@ def _primary(wt: T.WorkloadTuning) -> str | None:
     return "greedy" if "greedy" in cands else (cands[0] if cands else None)
 
 
+def _workload_label(workload: str) -> str:
+    """``path/to/file.py:train`` -> ``file:train``; a registered name as it is."""
+    target, _, function = workload.rpartition(":")
+    return f"{Path(target).stem}:{function}" if target else workload
+
+
 def _group_title(wt: T.WorkloadTuning, results: list[Result], study: bool) -> str:
-    _study, workload, _optimizer, steps, warmup, shared = wt.group
-    target, _, function = str(workload).rpartition(":")
-    label = f"{Path(target).stem}:{function}" if target else str(workload)
+    _study, _workload, _optimizer, steps, warmup, shared = wt.group
+    label = _workload_label(wt.workload)
     parts = [M.group_optimizer(results), f"{steps} steps"]
     if warmup:
         parts.append(f"warmup {warmup}")
@@ -448,7 +461,7 @@ def verdict_lines(tunings: Sequence[T.WorkloadTuning]) -> list[str]:
             if p.candidate != primary:
                 continue
             lo, hi = p.diff.ci
-            where = f"{wt.workload} vs {p.baseline}"
+            where = f"{_workload_label(wt.workload)} vs {p.baseline}"
             amount = f"{_num(p.diff.mean, 3)} [{_num(lo, 3)}, {_num(hi, 3)}]"
             if p.verdict == "worse":
                 behind.append(f"{where} ({amount})")
@@ -859,3 +872,32 @@ def summary_table(
     if len(tunings) == 1:  # one workload: its name is the table's title, not a column
         return header[1:], [row[1:] for row in rows]
     return header, rows
+
+
+def print_summary(
+    results: list[Result], *, title: str = "", margin: float = T.DEFAULT_MARGIN
+) -> None:
+    """Print :func:`summary_table` as a rich table, then the plain-words verdict.
+
+    What ``greedylr compare`` prints. Piped to a file or a log, every row stays on one
+    line (the table takes the width it needs); in a terminal it wraps to fit.
+    """
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    header, rows = summary_table(results, margin=margin)
+    # plain text: a target like "x.py:train" must not become the :train: emoji
+    table = Table(title=Text(f"{title}: held-out metric first" if title else
+                             "held-out metric first"))
+    for column in header:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console = Console(emoji=False, markup=False)
+    if not console.is_terminal:
+        wide = console.options.update_width(10_000)
+        console.width = max(console.width, console.measure(table, options=wide).maximum)
+    console.print(table)
+    for line in verdict_lines(T.tune(results, margin=margin)):
+        console.print(line.replace("**", ""))
