@@ -113,6 +113,15 @@ def test_leave_one_seed_out_picks_each_seeds_lr_on_the_other_seeds() -> None:
     assert cosine.other_seeds_bad == 1
 
 
+def test_leave_one_seed_out_works_at_the_default_lr_too() -> None:
+    # no spec LR (the workload's default): one grid point, so each seed's pick is it
+    rs = [dict(_trial("greedy", 1e-3, s, 0.9 + 0.01 * s), spec=dict(
+        _trial("greedy", 1e-3, s, 0.0)["spec"], lr=None)) for s in range(3)]
+    (wt,) = T.tune(rs)
+    assert wt.arms["greedy"].other_seeds.mean == pytest.approx(0.91)
+    assert wt.arms["greedy"].best.lr == 1e-3  # the LR the trials recorded
+
+
 def test_verdicts_need_three_seeds_and_a_ci_clear_of_zero() -> None:
     better = [_trial("greedy", 1e-3, s, 0.9 + 0.01 * s) for s in range(3)]
     better += [_trial("cosine", 1e-3, s, 0.8 + 0.01 * s) for s in range(3)]
@@ -194,6 +203,13 @@ def test_summary_table_for_compare_is_held_out_first(tmp_path: Path) -> None:
     assert any(h.startswith("LR tolerance") for h in header)
     assert header[-1] == "final train loss"  # training loss last, not first
     assert [r[0] for r in rows] == ["greedy", "cosine", "linear"]
+    # a workload without a grid beside one with: its grid cells say nothing
+    single = [dict(r, spec=dict(r["spec"], workload="v")) for r in _results()
+              if r["spec"]["lr"] == 1e-3]
+    header, rows = summary_table([*_results(), *single])
+    start = next(i for i, r in enumerate(rows) if r[0].startswith("v "))
+    row = next(r for r in rows[start:] if r[1] == "cosine")
+    assert row[header.index("worst grid point")] == "-"
     # two workloads: a column says which
     header, rows = summary_table([*_results(), *(dict(r, spec=dict(r["spec"], workload="v"))
                                                  for r in _results())])

@@ -433,7 +433,9 @@ def heldout_table(
                 won,
                 verdict,
             ]
-            if grid:
+            if grid and len(tuning.points) == 1:  # no grid for this arm: nothing to say
+                row += ["-", "-", "-"]
+            elif grid:
                 n = len(tuning.points)
                 row += [
                     f"{tuning.within}/{n} ({100 * tuning.tolerance:.0f}%)",

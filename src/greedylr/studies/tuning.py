@@ -238,16 +238,18 @@ def _other_seeds(
     seeds = sorted({seed for runs in lrs.values() for seed in runs})
     values, bad = [], 0
     for seed in seeds:
-        pick, pick_score = None, 0.0
-        for key in keys:
-            others = [_value(r, higher) for s, r in lrs[key].items() if s != seed]
-            if not others or seed not in lrs[key]:
-                continue
-            score = float(np.mean(others))
-            if pick is None or _better(score, pick_score, higher):
-                pick, pick_score = key, score
-        if pick is None:
+        # (score on the other seeds, LR key); the spec LR ``None`` is a real key
+        candidates = [
+            (float(np.mean([_value(r, higher) for s, r in lrs[key].items() if s != seed])), key)
+            for key in keys
+            if seed in lrs[key] and len(lrs[key]) > 1
+        ]
+        if not candidates:
             continue
+        pick_score, pick = candidates[0]
+        for score, key in candidates[1:]:
+            if _better(score, pick_score, higher):
+                pick_score, pick = score, key
         value = _value(lrs[pick][seed], higher)
         if math.isfinite(value):
             values.append(value)
