@@ -67,10 +67,7 @@ def train(trial) -> None:  # type: ignore[no-untyped-def]
 
 def main(out: str = "runs/compare-digits", seeds: int = 5, steps: int = 500) -> None:
     """The same comparison as the command in the module docstring, through the API."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from greedylr.studies.report import summary_table, write_report
+    from greedylr.studies.report import print_summary, write_report
     from greedylr.studies.runner import make_specs, run_trials
 
     specs = make_specs(
@@ -83,11 +80,7 @@ def main(out: str = "runs/compare-digits", seeds: int = 5, steps: int = 500) -> 
     )
     results = run_trials(specs, out, progress=True)
     print(f"report: {write_report(out)}")
-    header, rows = summary_table(results)
-    table = Table(*header)
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
+    print_summary(results, title=f"digits MLP, {steps} steps, {seeds} seeds")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,9 @@ def test_compare_my_model(tmp_path: Path) -> None:
     out = _run([sys.executable, str(EXAMPLES / "compare_my_model.py")], tmp_path)
     # both arms in the table, 5 seeds each, none diverged or failed; the report written
     for schedule in ("greedy", "cosine"):
-        assert re.search(rf"{schedule}\s*│\s*5/0/0", out), out
+        assert re.search(rf"│ {schedule}\s*│.*│ 5/0/0/0\s*│", out), out
+    assert "held-out metric first" in out and out.index("final accuracy") < out.index(
+        "final train loss")
     # written under the git-ignored runs/, nothing else in the working folder
     assert (tmp_path / "runs" / "compare-digits" / "report.md").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["runs"]

@@ -62,6 +62,7 @@ def _number(
 _positive_int = _number(int, lambda v: v >= 1, "an integer >= 1")
 _count = _number(int, lambda v: v >= 0, "an integer >= 0")
 _positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+_fraction = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
 def _version() -> str:
@@ -313,10 +314,16 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
                          help="seeds 0..N-1 (default 3)")
     compare.add_argument("--steps", type=_positive_int, default=None,
                          help="optimizer steps (default: the function's `steps` or 300)")
-    compare.add_argument("--lr", type=_positive_float, default=None,
-                         help="initial LR, set on your optimizer even if your function builds "
-                              "it (default: its own; trial.optimizer() takes the function's "
-                              "`lr` or 1e-3)")
+    compare.add_argument("--lr", default=None, metavar="LR[,LR...]|LOW:HIGH:POINTS",
+                         help="initial LR, or an LR grid that every schedule runs at with "
+                              "the same seeds: a list (1e-3,3e-3,1e-2) or a log grid "
+                              "(1e-4:1e-1:7); set on your optimizer even if your function "
+                              "builds it (default: its own; trial.optimizer() takes the "
+                              "function's `lr` or 1e-3)")
+    compare.add_argument("--margin", type=_fraction, default=0.02,
+                         help="LR tolerance: a grid point counts if its final held-out "
+                              "metric is within this fraction of the best-tuned baseline's "
+                              "(default 0.02)")
     compare.add_argument("--warmup", type=_count, default=0,
                          help="warmup steps, at most --steps (default 0)")
     compare.add_argument("--optimizer", default="adamw",
@@ -388,15 +395,18 @@ def _load_target(target: str) -> Any:
 
 def _run_compare(args: argparse.Namespace) -> int:
     with requires_extra("compare", "greedylr compare"):
-        from rich.console import Console
-        from rich.table import Table
-        from rich.text import Text
+        import rich  # noqa: F401  (the summary is a rich table)
 
-    from greedylr.studies.report import summary_table, write_report
+    from greedylr.studies.report import print_summary, write_report
     from greedylr.studies.runner import make_specs, run_trials
     from greedylr.studies.schedules import OPTIMIZERS
+    from greedylr.studies.tuning import parse_lr_grid
 
     # everything is checked before the first trial runs, so that no failed trial is stored
+    try:
+        lrs: list[float | None] = [None] if args.lr is None else list(parse_lr_grid(args.lr))
+    except ValueError as exc:
+        raise UsageError(f"--lr: {exc}") from exc
     settings = _settings(args.set)
     schedules = _checked_schedules(args.schedules, settings)
     if args.optimizer not in OPTIMIZERS:
@@ -405,9 +415,15 @@ def _run_compare(args: argparse.Namespace) -> int:
     steps = args.steps if args.steps is not None else int(getattr(train, "steps", 300))
     if args.warmup > steps:
         raise UsageError(f"--warmup {args.warmup} is longer than the run ({steps} steps)")
-    specs = make_specs(args.study, [args.target], schedules, range(args.seeds),
-                       optimizer=args.optimizer, steps=steps, lr=args.lr, warmup=args.warmup,
-                       eval_every=args.eval_every, settings=settings)
+    # every schedule at every LR with the same seeds: the LR is part of each trial's key
+    specs = [
+        spec
+        for lr in lrs
+        for spec in make_specs(args.study, [args.target], schedules, range(args.seeds),
+                               optimizer=args.optimizer, steps=steps, lr=lr,
+                               warmup=args.warmup, eval_every=args.eval_every,
+                               settings=settings)
+    ]
     try:
         results = run_trials(specs, args.out, jobs=args.jobs, executor=args.executor,
                              address=args.address, retry_failed=args.retry_failed,
@@ -416,15 +432,10 @@ def _run_compare(args: argparse.Namespace) -> int:
         log.warning("interrupted: finished trials are kept in %s; rerun the same command "
                     "to resume", args.out)
         return 130
-    path = write_report(args.out, title=f"greedylr compare: {args.target}")
-    header, rows = summary_table(results)
-    # plain text: a target like "x.py:train" must not become the :train: emoji
-    table = Table(title=Text(f"{args.target}, {steps} steps, {args.seeds} seeds"))
-    for column in header:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    Console(emoji=False, markup=False).print(table)
+    path = write_report(args.out, title=f"greedylr compare: {args.target}", margin=args.margin)
+    grid = "" if len(lrs) == 1 else f", {len(lrs)} LRs"
+    print_summary(results, title=f"{args.target}, {steps} steps, {args.seeds} seeds{grid}",
+                  margin=args.margin)
     log.info("report: %s", path)
     return 1 if any(r["status"] in ("failed", "timeout") for r in results) else 0
 

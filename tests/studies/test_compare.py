@@ -138,3 +138,62 @@ def test_the_protocol_records_the_users_own_optimizer_lr() -> None:
     assert trial.should_eval()  # the last step always evaluates
     with pytest.raises(FloatingPointError):
         trial.step(float("inf"))
+
+
+def test_compare_runs_every_schedule_at_every_lr_of_a_grid_and_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "grid"
+    argv = ["compare", f"{EXAMPLE}:train", "--schedules", "greedy,cosine", "--lr",
+            "1e-3,1e-2", "--seeds", "1", "--steps", "20", "--out", str(out)]
+    assert main(argv) == 0
+    files = sorted((out / "trials").glob("*.json"))
+    results = [json.loads(f.read_text()) for f in files]
+    cells = {(r["spec"]["schedule"], r["spec"]["lr"], r["spec"]["seed"]) for r in results}
+    assert cells == {(s, lr, 0) for s in ("greedy", "cosine") for lr in (1e-3, 1e-2)}
+    # the LR reached the example's own AdamW (it builds it at 1e-3)
+    assert {r["lr"] for r in results} == {1e-3, 1e-2}
+    printed = capsys.readouterr().out
+    assert "at its own best LR" in printed and "LR tolerance" in printed
+    assert list((out / "figures").glob("*-lr.png"))
+    mtimes = [f.stat().st_mtime_ns for f in files]
+    assert main(argv) == 0  # resumed: every trial of the grid is found, none reruns
+    assert [f.stat().st_mtime_ns for f in sorted((out / "trials").glob("*.json"))] == mtimes
+
+
+@pytest.mark.parametrize("lr", ["fast", "1e-3,0", "1e-1:1e-4:3"])
+def test_compare_rejects_a_bad_lr_grid(tmp_path: Path, lr: str) -> None:
+    argv = ["compare", f"{EXAMPLE}:train", "--lr", lr, "--out", str(tmp_path)]
+    assert main(argv) == 2
+    assert not (tmp_path / "trials").exists()
+
+
+def test_the_report_names_the_optimizer_the_function_really_built(tmp_path: Path) -> None:
+    # a user loop that builds its own SGD, run under the default --optimizer adamw
+    from greedylr.studies.report import write_report
+    from greedylr.studies.runner import execute_trial, result_path, write_result
+
+    source = tmp_path / "own_sgd.py"
+    source.write_text(
+        "import torch\n"
+        "def train(trial):\n"
+        "    model = torch.nn.Linear(2, 1)\n"
+        "    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "    trial.scheduler(optimizer)\n"
+        "    for _ in range(trial.steps):\n"
+        "        loss = model(torch.ones(4, 2)).pow(2).mean()\n"
+        "        optimizer.zero_grad(); loss.backward(); optimizer.step(); trial.step(loss)\n"
+        "    trial.report(mse=float(loss))\n"
+    )
+    out = tmp_path / "out"
+    for schedule in ("greedy", "cosine"):
+        spec = TrialSpec.make(study="s", workload=f"{source}:train", schedule=schedule,
+                              steps=5)
+        assert spec.optimizer == "adamw"
+        result = execute_trial(spec)
+        assert result["status"] == "ok"
+        assert result["optimizer_used"] == "torch.optim.sgd.SGD"
+        write_result(result_path(out, spec), result)
+    text = write_report(out).read_text()
+    assert "sgd (the training function's own; the study named adamw)" in text
+    assert ", adamw," not in text

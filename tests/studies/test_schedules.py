@@ -204,3 +204,17 @@ def test_build_optimizer() -> None:
         build_optimizer("lion", params(), lr=1e-3)
     with pytest.raises(ValueError, match="lr must be"):
         build_optimizer("adamw", params(), lr=0.0)
+
+
+def test_prodigy_is_an_optimizer_based_arm_with_no_schedule() -> None:
+    from greedylr.studies.schedules import LR_FREE
+
+    assert "prodigy" in LR_FREE and "prodigy" not in SCHEDULES  # no other study changes
+    lrs = _run("prodigy", [1.0] * 5, lr=1.0, optimizer="adamw")
+    assert lrs == [1.0] * 5  # the multiplier stays; Prodigy estimates the step size
+    opt = build_optimizer("sgd", torch.nn.Linear(2, 1).parameters(), lr=1.0,
+                          schedule="prodigy")
+    assert type(opt).__module__.startswith("prodigyopt")
+    with pytest.raises(ValueError, match="prodigyopt"):
+        build_schedule("prodigy", torch.optim.AdamW(torch.nn.Linear(2, 1).parameters()),
+                       total_steps=5)

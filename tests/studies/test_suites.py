@@ -96,3 +96,30 @@ def test_bench_runs_registered_studies_resumably_and_writes_a_summary(
 def test_bench_rejects_unknown_studies(tmp_path) -> None:
     with pytest.raises(ValueError, match="unknown studies"):
         suites.bench(tmp_path, studies=["nope"], progress=False)
+
+
+def test_lr_grid_runs_every_arm_at_five_lrs_over_100x_with_the_same_seeds() -> None:
+    specs = suites.lr_grid(False)
+    assert len({s.key for s in specs}) == len(specs) == 4 * 7 * 5 * 3
+    assert {s.workload for s in specs} == set(suites.LR_GRID_WORKLOADS)
+    assert {s.schedule for s in specs} == set(suites.LR_GRID_SCHEDULES)
+    for w in suites.LR_GRID_WORKLOADS:
+        default = workloads.get(w).lr
+        for arm in suites.LR_GRID_SCHEDULES:
+            cell = [s for s in specs if s.workload == w and s.schedule == arm]
+            base = 1.0 if arm == "prodigy" else default  # Prodigy's lr multiplies its own
+            lrs = sorted({s.lr for s in cell})
+            assert lrs == pytest.approx([f * base for f in suites.LR_GRID_FACTORS], rel=1e-4)
+            assert lrs[-1] / lrs[0] == pytest.approx(100)
+            assert Counter(s.lr for s in cell) == {lr: 3 for lr in lrs}  # seeds 0, 1, 2
+            # only the schedule and the LR differ within a workload
+            assert len({(s.optimizer, s.steps, s.warmup, s.eval_every) for s in cell}) == 1
+    # seed-major: a run cut short has every cell with fewer seeds
+    assert [s.seed for s in specs] == sorted(s.seed for s in specs)
+
+
+def test_quick_lr_grid_is_a_small_slice() -> None:
+    quick = suites.lr_grid(True)
+    assert len(quick) <= 20 and "lr_grid" in suites.STUDIES
+    assert {s.schedule for s in quick} >= {"greedy", "cosine", "prodigy"}
+    assert len({s.lr for s in quick if s.schedule == "greedy"}) == 3

@@ -68,6 +68,7 @@ __all__ = [
     "loss_at",
     "lr_changes",
     "metric_name",
+    "optimizer_of",
     "paired_differences",
     "setting_of",
     "smoothed_curve",
@@ -125,6 +126,43 @@ def setting_of(result: Result) -> tuple[Any, ...]:
         spec.get("warmup", 0),
         shared,
     )
+
+
+#: Class names of the study optimizers, by their names in the specs.
+_OPTIMIZER_NAMES = {"AdamW": "adamw", "SGD": "sgd", "Adagrad": "adagrad", "Adafactor": "adafactor"}
+
+#: Arms that bring their own optimizer (whatever the spec's ``optimizer`` says).
+OWN_OPTIMIZER_ARMS = ("schedule_free", "prodigy")
+
+
+def optimizer_of(result: Result) -> str:
+    """The optimizer the trial really trained with, not the one its spec named.
+
+    Read from the class of the optimizer its schedule was built on (``optimizer_used``):
+    a user function that builds its own SGD is ``sgd`` even under ``--optimizer adamw``;
+    a class the studies do not build goes by its class name (``AdamWScheduleFree``,
+    ``Prodigy``, ``RMSprop``). Results stored before the class was recorded: the spec's.
+    """
+    used = result.get("optimizer_used")
+    if not used:
+        return str(result["spec"]["optimizer"])
+    name = str(used).rpartition(".")[2]
+    return _OPTIMIZER_NAMES.get(name, name)
+
+
+def group_optimizer(results: Iterable[Result]) -> str:
+    """The optimizer of a setting, in words: what its schedules (not the arms that bring
+    their own optimizer) trained with, and whether that is the study's or the user's own.
+    """
+    results = list(results)
+    runs = [r for r in results if r["spec"]["schedule"] not in OWN_OPTIMIZER_ARMS]
+    if not runs:  # only arms that bring their own optimizer: name theirs
+        return "/".join(sorted({optimizer_of(r) for r in results})) or "-"
+    used = sorted({optimizer_of(r) for r in runs})
+    asked = runs[0]["spec"]["optimizer"]
+    if used == [asked]:
+        return asked
+    return f"{'/'.join(used)} (the training function's own; the study named {asked})"
 
 
 def is_candidate(arm: str) -> bool:

@@ -5,7 +5,13 @@
 ``DIR/figures/*.png``. It never trains and never imports a workload: the report can
 be rebuilt from the result files alone, on any machine.
 
-For each study:
+First, one screen that a practitioner reads: the **held-out summary** (see
+:mod:`greedylr.studies.tuning`): per workload, GreedyLR and every baseline each at its own
+best LR (the only LR when there is no grid), final and best-so-far held-out metric, the
+paired difference with its bootstrap CI, seeds won/tied/lost, a verdict that says
+"inconclusive" when it cannot say more, the LR tolerance and worst grid point when the
+run has an LR grid, and the final held-out metric against the LR (one figure per
+workload). Then, for each study:
 
 1. the paper's label table (GreedyLR against each baseline, at 10/50/100% of
    training), with the absolute 0.1 threshold and with the relative 1% one;
@@ -38,15 +44,31 @@ import numpy as np
 
 from greedylr._extras import requires_extra
 from greedylr.studies import metrics as M
+from greedylr.studies import tuning as T
 from greedylr.studies.runner import load_results
 
-__all__ = ["render_report", "summary_table", "write_report"]
+__all__ = [
+    "heldout_summary",
+    "heldout_table",
+    "print_summary",
+    "render_report",
+    "summary_table",
+    "verdict_lines",
+    "write_report",
+]
 
 logger = logging.getLogger(__name__)
 
 Result = dict[str, Any]
 
-_OUR_FIGURES = ("-curves.png", "-final-metric.png", "-labels.png")
+_OUR_FIGURES = ("-curves.png", "-final-metric.png", "-labels.png", "-lr.png")
+
+#: Where the full evidence lives, for the smoke-run caveat of the quick suite's report.
+EVIDENCE = (
+    "`results/` in the repository (`results/lr_grid/`: every schedule tuned over a 100x "
+    "LR grid, judged on the held-out metric; `results/small_models/`, `results/finetune/`, "
+    "`results/pretrain/`), or `greedylr bench --full`"
+)
 
 
 # -- formatting -----------------------------------------------------------------------
@@ -83,11 +105,12 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def _setting_title(setting: tuple[Any, ...], sample: Result) -> str:
-    _study, workload, optimizer, steps, lr, warmup, shared = setting
+def _setting_title(setting: tuple[Any, ...], runs: list[Result]) -> str:
+    _study, workload, _optimizer, steps, lr, warmup, shared = setting
+    sample = runs[0]
     label = sample["spec"].get("workload", workload)
     used_lr = sample.get("lr") if lr is None else lr
-    parts = [f"`{label}`", optimizer, f"{steps} steps", f"lr {_num(used_lr)}"]
+    parts = [f"`{label}`", M.group_optimizer(runs), f"{steps} steps", f"lr {_num(used_lr)}"]
     if warmup:
         parts.append(f"warmup {warmup}")
     parts += [f"{k}={v}" for k, v in shared]
@@ -123,7 +146,9 @@ def _color(arm: str, arms: Sequence[str]) -> Any:
     if M.is_candidate(arm):
         return "crimson" if arm == "greedy" else plt.cm.Reds(0.45 + 0.5 * (hash(arm) % 7) / 7)
     others = [a for a in arms if not M.is_candidate(a)]
-    return plt.cm.tab10(others.index(arm) % 10 if arm in others else 0)
+    # tab10 without its red (index 3): red is GreedyLR's
+    palette = (0, 1, 2, 4, 5, 6, 7, 8, 9)
+    return plt.cm.tab10(palette[others.index(arm) % 9 if arm in others else 0])
 
 
 def _curves_figure(arms: dict[str, dict[int, Result]], path: Path, title: str) -> None:
@@ -246,6 +271,278 @@ def _labels_figure(per_baseline: dict[str, M.LabelTable], path: Path, title: str
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _lr_figure(wt: T.WorkloadTuning, path: Path, title: str) -> bool:
+    """Final held-out metric against the LR (log x), one line per arm, seed spread as
+    error bars (std over seeds); False if no arm has a finite point.
+
+    When the arms ran different LR sets (Prodigy's ``lr`` is a multiplier of its own
+    step size), x is each arm's LR over its grid's geometric centre.
+    """
+    plt = _plt()
+    names = sorted(wt.arms, key=lambda a: (not M.is_candidate(a), a))
+    grids = {tuple(p.lr for p in wt.arms[a].points) for a in names}
+    relative = len(grids) > 1
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    drawn = False
+    for arm in names:
+        points = [p for p in wt.arms[arm].points if p.final.n and math.isfinite(p.lr)]
+        if not points:
+            continue
+        lrs = np.array([p.lr for p in wt.arms[arm].points if math.isfinite(p.lr)], float)
+        centre = float(np.exp(np.mean(np.log(lrs)))) if relative and len(lrs) else 1.0
+        xs = np.array([p.lr / centre for p in points])
+        ys = np.array([p.final.mean for p in points])
+        err = np.array([p.final.std if p.final.n > 1 else 0.0 for p in points])
+        bad = sum(p.bad for p in wt.arms[arm].points)
+        label = arm + (f" ({bad} runs diverged/failed)" if bad else "")
+        ax.errorbar(xs, ys, yerr=err, color=_color(arm, names), capsize=3, marker="o",
+                    ms=4, lw=2.2 if M.is_candidate(arm) else 1.3, label=label)
+        drawn = True
+    if not drawn:
+        plt.close(fig)
+        return False
+    if wt.reference_arm is not None and math.isfinite(wt.reference):
+        ax.axhline(wt.reference, color="grey", lw=0.8, ls="--")
+        band = wt.margin * abs(wt.reference)
+        edge = wt.reference - band if wt.higher_is_better else wt.reference + band
+        ax.axhspan(min(edge, wt.reference), max(edge, wt.reference), color="grey", alpha=0.12,
+                   label=f"within {wt.margin:.0%} of best-tuned baseline ({wt.reference_arm})")
+    ax.set_xscale("log")
+    ax.set_xlabel("LR / the arm's grid centre (the workload's LR; Prodigy: 1)"
+                  if relative else "initial learning rate")
+    direction = "higher" if wt.higher_is_better else "lower"
+    ax.set_ylabel(f"final held-out {wt.metric} ({direction} is better)")
+    ax.set_title(textwrap.fill(title, 80), fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# -- the held-out summary -------------------------------------------------------------
+
+
+def _primary(wt: T.WorkloadTuning) -> str | None:
+    """The candidate the summary compares with: ``greedy``, else the first GreedyLR arm."""
+    cands = sorted(a for a in wt.arms if M.is_candidate(a))
+    return "greedy" if "greedy" in cands else (cands[0] if cands else None)
+
+
+def _workload_label(workload: str) -> str:
+    """``path/to/file.py:train`` -> ``file:train``; a registered name as it is."""
+    target, _, function = workload.rpartition(":")
+    return f"{Path(target).stem}:{function}" if target else workload
+
+
+def _group_title(wt: T.WorkloadTuning, results: list[Result], study: bool) -> str:
+    _study, _workload, _optimizer, steps, warmup, shared = wt.group
+    label = _workload_label(wt.workload)
+    parts = [M.group_optimizer(results), f"{steps} steps"]
+    if warmup:
+        parts.append(f"warmup {warmup}")
+    parts += [f"{k}={v}" for k, v in shared]
+    arrow = "↑" if wt.higher_is_better else "↓"
+    head = f"{_study}: " if study else ""
+    return f"{head}{label} ({', '.join(parts)}), {wt.metric} {arrow}"
+
+
+def _verdict_cell(pair: T.TunedPair) -> str:
+    verdict = pair.verdict
+    return f"GreedyLR {verdict}" if verdict in ("better", "worse") else verdict
+
+
+def _train_loss(runs: list[Result]) -> M.Stat:
+    return M.Stat.of(M.loss_at(r, 1.0) for r in runs if r.get("status") == "ok")
+
+
+def heldout_table(
+    results: list[Result], *, margin: float = T.DEFAULT_MARGIN
+) -> tuple[list[str], list[list[str]], list[T.WorkloadTuning]]:
+    """The held-out-first table, one row per arm of each workload group.
+
+    Columns: the group, the schedule, its own best LR, its final and best-so-far held-out
+    metric there (mean ± std over seeds), GreedyLR minus it paired by seed (mean and
+    bootstrap 95% CI, positive: GreedyLR better), seeds won/tied/lost by GreedyLR, the
+    verdict; with an LR grid, its LR tolerance, worst grid point and the final metric at
+    an LR picked on the other seeds; last, runs by status and the final training loss
+    (not a held-out number).
+
+    Returns:
+        ``(header, rows, tunings)``.
+    """
+    tunings = T.tune(results, margin=margin)
+    grid = any(wt.grid for wt in tunings)
+    several_studies = len({wt.group[0] for wt in tunings}) > 1
+    members: dict[tuple[Any, ...], list[Result]] = defaultdict(list)
+    for r in results:
+        members[T.group_of(r)].append(r)
+    metrics = {wt.metric for wt in tunings}
+    metric = metrics.pop() if len(metrics) == 1 else "held-out metric"
+    header = [
+        "workload",
+        "schedule",
+        "at its own best LR" if grid else "LR",
+        f"final {metric}",
+        f"best {metric} so far",
+        "GreedyLR − this [95% CI]",
+        "GreedyLR won/tied/lost",
+        "verdict",
+    ]
+    if grid:
+        header += [f"LR tolerance (within {margin:.0%} of best-tuned baseline)",
+                   "worst grid point", f"final {metric}, LR picked on the other seeds"]
+    header += ["ok/div/fail", "final train loss"]
+
+    def short(stat: M.Stat) -> str:
+        if stat.n == 0:
+            return "-"
+        return _num(stat.mean) if stat.n == 1 else f"{_num(stat.mean)} ± {_num(stat.std, 2)}"
+
+    rows = []
+    for wt in tunings:
+        group = members[wt.group]
+        title = _group_title(wt, group, several_studies)
+        primary = _primary(wt)
+        pairs = {p.baseline: p for p in wt.pairs if p.candidate == primary}
+        order = sorted(wt.arms, key=lambda a: (a != primary, not M.is_candidate(a), a))
+        for i, arm in enumerate(order):
+            tuning = wt.arms[arm]
+            best = tuning.best
+            at_best = [r for r in group if r.get("key") in best.keys]
+            runs = [r for r in group if M.arm_of(r) == arm]
+            status = M.status_counts(runs).get(arm, {})
+            pair = pairs.get(arm)
+            delta = verdict = won = ""
+            if pair is not None:
+                if pair.diff.n:
+                    lo, hi = pair.diff.ci
+                    delta = f"{_num(pair.diff.mean, 3)} [{_num(lo, 3)}, {_num(hi, 3)}]"
+                won = f"{pair.wins}/{pair.ties}/{pair.losses}"
+                verdict = _verdict_cell(pair)
+            elif M.is_candidate(arm):
+                verdict = "(candidate)"
+            row = [
+                title if i == 0 else "",
+                arm,
+                _num(best.lr, 3),
+                short(best.final),
+                short(best.best),
+                delta,
+                won,
+                verdict,
+            ]
+            if grid and len(tuning.points) == 1:  # no grid for this arm: nothing to say
+                row += ["-", "-", "-"]
+            elif grid:
+                n = len(tuning.points)
+                row += [
+                    f"{tuning.within}/{n} ({100 * tuning.tolerance:.0f}%)",
+                    f"{short(tuning.worst.final)} @ {_num(tuning.worst.lr, 3)}"
+                    + (f", {tuning.worst.bad} div/fail" if tuning.worst.bad else ""),
+                    short(tuning.other_seeds)
+                    + (f", {tuning.other_seeds_bad} div/fail" if tuning.other_seeds_bad
+                       else ""),
+                ]
+            row += [
+                "/".join(str(status.get(k, 0)) for k in ("ok", "diverged", "failed")),
+                short(_train_loss(at_best)),
+            ]
+            rows.append(row)
+    return header, rows, tunings
+
+
+def verdict_lines(tunings: Sequence[T.WorkloadTuning]) -> list[str]:
+    """The plain-words verdict: where GreedyLR is behind, ahead, and what is undecided."""
+    behind, ahead, unsure, unsure_behind = [], [], [], []
+    short_seeds = spans = 0
+    for wt in tunings:
+        primary = _primary(wt)
+        for p in wt.pairs:
+            if p.candidate != primary:
+                continue
+            lo, hi = p.diff.ci
+            where = f"{_workload_label(wt.workload)} vs {p.baseline}"
+            amount = f"{_num(p.diff.mean, 3)} [{_num(lo, 3)}, {_num(hi, 3)}]"
+            if p.verdict == "worse":
+                behind.append(f"{where} ({amount})")
+            elif p.verdict == "better":
+                ahead.append(f"{where} ({amount})")
+            else:
+                unsure.append(where)
+                if p.diff.n < T.MIN_SEEDS:
+                    short_seeds += 1
+                else:
+                    spans += 1
+                if p.diff.n and p.diff.mean < 0:
+                    unsure_behind.append(f"{where} ({amount})")
+    total = len(behind) + len(ahead) + len(unsure)
+    if not total:
+        return ["No GreedyLR arm and baseline with a held-out metric to compare."]
+    lines = [
+        f"**Verdict** on the held-out metric, GreedyLR against each baseline ({total} "
+        f"comparison{'s' if total != 1 else ''}): **behind in {len(behind)}, ahead in "
+        f"{len(ahead)}, inconclusive in {len(unsure)}** ({short_seeds} with fewer than "
+        f"{T.MIN_SEEDS} seeds, {spans} whose 95% CI spans 0; an inconclusive comparison "
+        "is not a win).",
+        "",
+        "- GreedyLR loses (CI below 0) on: " + ("; ".join(behind) if behind else "none") + ".",
+    ]
+    if unsure_behind:
+        lines.append("- GreedyLR is behind on the mean, but inconclusively, on: "
+                     + "; ".join(unsure_behind) + ".")
+    lines.append("- GreedyLR wins (CI above 0) on: " + ("; ".join(ahead) if ahead else "none")
+                 + ".")
+    return lines
+
+
+def heldout_summary(results: list[Result], *, margin: float = T.DEFAULT_MARGIN) -> list[str]:
+    """The held-out summary in markdown lines: how to read it, :func:`heldout_table`, and
+    :func:`verdict_lines`; no lines when no result has a held-out metric."""
+    header, rows, tunings = heldout_table(results, margin=margin)
+    if not tunings:
+        return []
+    grid = any(wt.grid for wt in tunings)
+    out = ["## Held-out summary: read this first", ""]
+    how = (
+        "Per workload, GreedyLR and each baseline on the held-out metric (final, and the "
+        "best value seen at any evaluation), mean ± std over seeds; GreedyLR minus each "
+        "baseline paired by seed with a bootstrap 95% CI (positive: GreedyLR better); "
+        f"fewer than {T.MIN_SEEDS} seeds or a CI that spans 0 is *inconclusive*."
+    )
+    if grid:
+        how += (
+            " Every schedule ran at every LR of the grid with the same seeds and is shown "
+            "**at its own best LR** (by mean final held-out metric over seeds; a diverged "
+            "seed counts as the worst value). Choosing the best LR on the same seeds that "
+            "then report it is optimistic, for every schedule alike: the tuned numbers "
+            "are a best case; the column *LR picked on the other seeds* is the less "
+            "flattering estimate (each seed at the LR best on the other seeds; it still "
+            "reuses one held-out set). **LR tolerance**: the share of the schedule's grid points "
+            f"whose mean final held-out metric is within {margin:.0%} of the best-tuned "
+            "baseline's; the worst grid point says what a mistuned LR costs."
+        )
+    rows = [[r[0], f"**{r[1]}**" if M.is_candidate(r[1]) else r[1], *r[2:]] for r in rows]
+    return [*out, how, "", _table(header, rows), "", *verdict_lines(tunings), ""]
+
+
+def _heldout_section(
+    results: list[Result], figures_dir: Path, *, margin: float
+) -> list[str]:
+    """:func:`heldout_summary` and, for each workload with an LR grid, its LR figure."""
+    out = heldout_summary(results, margin=margin)
+    for wt in T.tune(results, margin=margin):
+        if not wt.grid:
+            continue
+        title = _group_title(wt, [r for r in results if T.group_of(r) == wt.group], True)
+        fig = figures_dir / f"{_slug(wt.group)}-lr.png"
+        if _lr_figure(wt, fig, f"{title}: final held-out {wt.metric} vs LR (bars: std "
+                      "over seeds)"):
+            out += [f"![final {wt.metric} vs LR]({figures_dir.name}/{fig.name})", ""]
+    return out
 
 
 # -- sections -------------------------------------------------------------------------
@@ -401,18 +698,45 @@ def _provenance(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def render_report(results: list[Result], figures_dir: Path, *, title: str = "") -> str:
+def render_report(
+    results: list[Result],
+    figures_dir: Path,
+    *,
+    title: str = "",
+    smoke: bool = False,
+    margin: float = T.DEFAULT_MARGIN,
+) -> str:
     """The markdown report of ``results``; figures are written to ``figures_dir``.
 
     Figure links are relative to ``figures_dir.parent`` (where the report goes).
+
+    Args:
+        results: stored trial results.
+        figures_dir: where the PNG figures go.
+        title: the report's title.
+        smoke: the results are a smoke run of the pipeline (the quick suite): say so
+            first, and where the evidence lives.
+        margin: the LR-tolerance margin (relative to the best-tuned baseline).
     """
     figures_dir.mkdir(parents=True, exist_ok=True)
     rel = figures_dir.name
     out = [f"# {title or 'GreedyLR study report'}", ""]
+    if smoke:
+        out += [
+            "> **Smoke run of the pipeline, not evidence.** The quick suite runs a slice "
+            "of each study with few seeds and short runs, to show that every part works; "
+            "its comparisons are mostly inconclusive by design. The full evidence lives "
+            f"in {EVIDENCE}.",
+            "",
+        ]
+    out += _heldout_section(results, figures_dir, margin=margin)
     out += [
+        "## How these results were produced",
+        "",
         "Generated by `greedylr report` from stored results only. GreedyLR is the "
         "candidate (**bold**); every other schedule is a baseline with the same "
-        "optimizer, initial LR, warmup, seeds and steps.",
+        "optimizer, warmup, seeds and steps, and, within one setting below, the same "
+        "initial LR.",
         "",
         _provenance(results),
         "",
@@ -435,7 +759,17 @@ def render_report(results: list[Result], figures_dir: Path, *, title: str = "") 
             text, tables = _label_section(study_results, mode)
             if not text:
                 continue
-            out += [f"### The paper's labels ({name})", "", text, ""]
+            out += [
+                f"### Training-loss labels, the paper's measure ({name}): not a held-out "
+                "result",
+                "",
+                "The paper's labels compare *training* loss at one shared LR; they say "
+                "nothing about held-out quality or a tuned LR (see the held-out summary "
+                "at the top).",
+                "",
+                text,
+                "",
+            ]
             if mode == "abs":
                 fig = figures_dir / f"{_slug((study,))}-labels.png"
                 _labels_figure(tables, fig, f"{study}: GreedyLR vs each baseline (abs 0.1)")
@@ -445,7 +779,7 @@ def render_report(results: list[Result], figures_dir: Path, *, title: str = "") 
             settings[M.setting_of(r)].setdefault(M.arm_of(r), {})[int(r["spec"]["seed"])] = r
         for setting, arms in sorted(settings.items(), key=lambda kv: repr(kv[0])):
             sample = next(iter(next(iter(arms.values())).values()))
-            heading = _setting_title(setting, sample)
+            heading = _setting_title(setting, [r for a in arms.values() for r in a.values()])
             out += [f"### {heading}", "", _arms_section(arms), ""]
             paired = _paired_section(arms)
             if paired:
@@ -470,11 +804,23 @@ def render_report(results: list[Result], figures_dir: Path, *, title: str = "") 
     return "\n".join(out).rstrip() + "\n"
 
 
+def _bench_suite(directory: Path) -> str | None:
+    """``quick`` or ``full`` when ``directory`` holds a ``greedylr bench`` run."""
+    import json
+
+    try:
+        return json.loads((directory / "bench.json").read_text()).get("suite")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def write_report(
     directory: str | os.PathLike[str],
     *,
     output: str | os.PathLike[str] | None = None,
     title: str = "",
+    smoke: bool | None = None,
+    margin: float = T.DEFAULT_MARGIN,
 ) -> Path:
     """Write ``report.md`` and ``figures/`` for every result stored under ``directory``.
 
@@ -483,6 +829,9 @@ def write_report(
         output: the markdown file (default ``directory/report.md``); figures go to a
             ``figures`` folder beside it.
         title: the report's title.
+        smoke: a smoke run of the pipeline (the quick suite): the report says so first.
+            ``None``: as ``directory/bench.json`` says (``greedylr bench`` writes it).
+        margin: the LR-tolerance margin, relative to the best-tuned baseline (0.02: 2%).
 
     Returns:
         The markdown file's path.
@@ -495,7 +844,9 @@ def write_report(
         raise FileNotFoundError(f"no trial results under {directory}")
     path = Path(output) if output is not None else Path(directory) / "report.md"
     figures = path.parent / "figures"
-    text = render_report(results, figures, title=title)
+    if smoke is None:
+        smoke = _bench_suite(Path(directory)) == "quick"
+    text = render_report(results, figures, title=title, smoke=smoke, margin=margin)
     # figures of an earlier report that this one no longer shows (a renamed setting)
     for old in figures.glob("*.png"):
         if old.name.endswith(_OUR_FIGURES) and f"({figures.name}/{old.name})" not in text:
@@ -507,56 +858,50 @@ def write_report(
     return path
 
 
-def summary_table(results: list[Result]) -> tuple[list[str], list[list[str]]]:
-    """The headline table of an A/B (``greedylr compare`` prints it): one row per arm.
+def summary_table(
+    results: list[Result], *, margin: float = T.DEFAULT_MARGIN
+) -> tuple[list[str], list[list[str]]]:
+    """The headline table of an A/B (``greedylr compare`` prints it): held-out first.
+
+    The rows of :func:`heldout_table`: per workload group and arm, its own best LR, the
+    final and best-so-far held-out metric there, GreedyLR's paired difference with its
+    bootstrap 95% CI, seeds won/tied/lost, the verdict, the LR tolerance and worst grid
+    point (with an LR grid), runs by status and, last, the final training loss. The
+    ``workload`` column is left out when there is only one.
 
     Returns:
-        ``(header, rows)``: per arm, the runs by status, the final held-out metric and
-        training loss (mean ± std over seeds), the best held-out value and its step,
-        and for each baseline GreedyLR's paired difference in the final metric (mean
-        and bootstrap 95% CI; positive: GreedyLR better) and the seeds GreedyLR won.
-        A ``setting`` column leads when the results hold more than one setting.
+        ``(header, rows)``.
     """
-
-    def short(stat: M.Stat) -> str:
-        return "-" if stat.n == 0 else f"{_num(stat.mean)} ± {_num(stat.std, 2)}"
-
-    summaries = M.arm_summaries(results)
-    several = len({s.setting for s in summaries}) > 1
-    metric = next((s.metric for s in summaries if s.metric), None) or "metric"
-    header = [
-        "schedule",
-        "ok/div/fail/timeout",
-        f"final {metric}",
-        f"best {metric} @ step",
-        "final train loss",
-        "GreedyLR − this [95% CI]",
-        "GreedyLR wins",
-    ]
-    if several:
-        header.insert(0, "setting")
-    rows = []
-    paired = {(p.setting, p.baseline): p for p in M.paired_differences(results)}
-    for s in summaries:
-        p = paired.get((s.setting, s.arm))
-        status = "/".join(str(s.statuses.get(k, 0)) for k in M.STATUSES)
-        best = "-"
-        if s.best_metric.n:
-            best = f"{_num(s.best_metric.mean)} @ {_num(s.best_step.mean, 3)}"
-        delta = ""
-        if p is not None and p.final_metric_diff.n:
-            lo, hi = p.final_metric_diff.ci
-            delta = f"{_num(p.final_metric_diff.mean, 3)} [{_num(lo, 3)}, {_num(hi, 3)}]"
-        row = [
-            s.arm,
-            status,
-            short(s.final_metric),
-            best,
-            short(s.final_loss),
-            delta,
-            f"{p.wins}/{p.pairs}" if p else "",
-        ]
-        if several:
-            row.insert(0, f"{s.setting[1]} {s.setting[2]} {s.setting[3]} steps")
-        rows.append(row)
+    header, rows, tunings = heldout_table(results, margin=margin)
+    if len(tunings) == 1:  # one workload: its name is the table's title, not a column
+        return header[1:], [row[1:] for row in rows]
     return header, rows
+
+
+def print_summary(
+    results: list[Result], *, title: str = "", margin: float = T.DEFAULT_MARGIN
+) -> None:
+    """Print :func:`summary_table` as a rich table, then the plain-words verdict.
+
+    What ``greedylr compare`` prints. Piped to a file or a log, every row stays on one
+    line (the table takes the width it needs); in a terminal it wraps to fit.
+    """
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    header, rows = summary_table(results, margin=margin)
+    # plain text: a target like "x.py:train" must not become the :train: emoji
+    table = Table(title=Text(f"{title}: held-out metric first" if title else
+                             "held-out metric first"))
+    for column in header:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console = Console(emoji=False, markup=False)
+    if not console.is_terminal:
+        wide = console.options.update_width(10_000)
+        console.width = max(console.width, console.measure(table, options=wide).maximum)
+    console.print(table)
+    for line in verdict_lines(T.tune(results, margin=margin)):
+        console.print(line.replace("**", ""))

@@ -280,7 +280,7 @@ def code_version() -> dict[str, Any]:
         # the defaults a ``greedy`` trial ran under: a resumed study reruns it if they changed
         "greedy_defaults": schedules.greedy_defaults_digest(),
     }
-    for name in ("transformers", "schedulefree"):
+    for name in ("transformers", "schedulefree", "prodigyopt"):
         # the installed version, without importing them (transformers takes seconds)
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             out[name] = importlib.metadata.version(name)
@@ -410,6 +410,7 @@ def execute_trial(spec: TrialSpec, *, threads: int | None = None) -> dict[str, A
         "error": error,
         "traceback": tb,
         "lr": trial.lr if trial is not None else spec.lr,
+        "optimizer_used": record.optimizer if record else None,
         "metric": {"name": metric, "higher_is_better": higher},
         "steps_done": trial.current_step if trial is not None else 0,
         "losses": list(record.losses) if record else [],

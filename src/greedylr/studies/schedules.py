@@ -38,6 +38,10 @@ name                      what it is
 ``schedule_free``         the "no schedule" peer: the optimizer is ``schedulefree``'s
                           (built by :func:`build_optimizer`, with its own warmup) and the
                           schedule is a no-op
+``prodigy``               the LR-free peer (not in :data:`SCHEDULES`: see
+                          :data:`LR_FREE`): the optimizer is ``prodigyopt.Prodigy``
+                          (an Adam that estimates its own step size; its ``lr`` is a
+                          multiplier, 1.0 by its authors' advice), constant, no warmup
 ========================  ==============================================================
 
 The schedules marked (transformers) use the formulas of ``transformers.get_scheduler``,
@@ -80,6 +84,7 @@ from greedylr.scheduler import GreedyLR
 
 __all__ = [
     "LOSS_DRIVEN",
+    "LR_FREE",
     "ON_PACKAGE_DEFAULTS",
     "OPTIMIZERS",
     "PASSTHROUGH_PREFIXES",
@@ -109,6 +114,11 @@ SCHEDULES: tuple[str, ...] = (
     "schedule_free",
 )
 """Every schedule name :func:`build_schedule` accepts, in the order reports list them."""
+
+LR_FREE: tuple[str, ...] = ("prodigy",)
+"""Optimizer-based arms that :func:`build_schedule` also accepts but that need an optional
+package (``prodigyopt``, in the ``bench`` extra): only the studies that name them run them,
+so that adding one changes no other study's design."""
 
 LOSS_DRIVEN: frozenset[str] = frozenset({"reduce_on_plateau", "transformers_greedy", "greedy"})
 """The schedules whose ``step`` takes the loss."""
@@ -162,6 +172,7 @@ _ALLOWED: dict[str, frozenset[str]] = {
     "transformers_greedy": _HF_GREEDY_KEYS - {"warmup"},
     "greedy": _GREEDY_KEYS,
     "schedule_free": frozenset(),
+    "prodigy": frozenset(),
 }
 
 
@@ -183,7 +194,8 @@ def check_settings(name: str, settings: dict[str, Any]) -> dict[str, Any]:
             ``greedy``) a value :class:`~greedylr.GreedyConfig` refuses.
     """
     if name not in _ALLOWED:
-        raise ValueError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}")
+        known = ", ".join((*SCHEDULES, *LR_FREE))
+        raise ValueError(f"unknown schedule {name!r}; known: {known}")
     own = {k: v for k, v in settings.items() if not k.startswith(PASSTHROUGH_PREFIXES)}
     unknown = sorted(set(own) - _ALLOWED[name])
     if unknown:
@@ -320,10 +332,11 @@ def build_schedule(
         raise ValueError(f"warmup must be an int in [0, total_steps], got {warmup!r}")
     decay_steps = max(1, total_steps - warmup)
 
-    if name == "schedule_free":
-        if not _is_schedule_free(optimizer):
+    if name in ("schedule_free", "prodigy"):
+        if not _is_own_optimizer(name, optimizer):
+            package = "prodigyopt" if name == "prodigy" else "schedulefree"
             raise ValueError(
-                "schedule 'schedule_free' needs a schedulefree optimizer: build it with "
+                f"schedule {name!r} needs a {package} optimizer: build it with "
                 f"trial.optimizer(params) or build_optimizer(); got {type(optimizer).__name__}"
             )
         return _NoSchedule(optimizer)
@@ -362,10 +375,12 @@ def build_schedule(
     return GreedyLR(optimizer, warmup=warmup, **own)
 
 
-def _is_schedule_free(optimizer: Optimizer) -> bool:
-    return "train_mode" in optimizer.param_groups[0] and type(optimizer).__module__.startswith(
-        "schedulefree"
-    )
+def _is_own_optimizer(arm: str, optimizer: Optimizer) -> bool:
+    """True if ``optimizer`` is the one the optimizer-based ``arm`` stands for."""
+    module = type(optimizer).__module__
+    if arm == "prodigy":
+        return module.startswith("prodigyopt")
+    return "train_mode" in optimizer.param_groups[0] and module.startswith("schedulefree")
 
 
 def is_loss_driven(scheduler: Any) -> bool:
@@ -423,6 +438,8 @@ def build_optimizer(
             ``schedulefree.AdamWScheduleFree`` otherwise (schedule-free has no
             Adafactor or Adagrad variant, so AdamW is their "no schedule" peer), with
             ``warmup_steps=warmup``, already in train mode.
+            For ``prodigy``: ``prodigyopt.Prodigy`` (whatever ``name``; it is Adam-based),
+            whose ``lr`` multiplies the step size it estimates.
         warmup: the warmup steps (used only by the schedule-free optimizers).
         **kwargs: override the optimizer's own arguments (e.g. ``weight_decay``).
 
@@ -447,6 +464,10 @@ def build_optimizer(
             opt = schedulefree.AdamWScheduleFree(params, lr=lr, warmup_steps=warmup, **kwargs)
         opt.train()  # schedule-free optimizers refuse to step outside train mode
         return opt
+    if schedule == "prodigy":
+        from prodigyopt import Prodigy
+
+        return Prodigy(params, lr=lr, **kwargs)
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, **kwargs)
     if name == "adafactor":

@@ -24,18 +24,22 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from greedylr.studies.trial import TrialSpec
 
 __all__ = [
+    "LR_GRID_SCHEDULES",
+    "LR_GRID_WORKLOADS",
     "PAPER_BASELINES",
     "QUICK_SMALL_MODELS",
     "SMALL_MODELS",
     "STUDIES",
     "bench",
     "lazy",
+    "lr_grid",
     "small_models",
 ]
 
@@ -140,6 +144,64 @@ def _spec(
     )
 
 
+#: The LR-grid study's workloads: the four cheapest small ones (a few CPU-seconds a trial),
+#: two classifiers on tabular data, one on images and one regression, so that 420 trials
+#: fit in well under an hour of two shared cores.
+LR_GRID_WORKLOADS: tuple[str, ...] = ("wine_mlp", "breast_cancer_mlp", "diabetes_mlp", "digits_mlp")
+
+#: GreedyLR, the decays users reach for, warmup-then-constant, the paper's transformers
+#: GreedyLR, and the two optimizers that need no schedule (schedule-free, Prodigy).
+LR_GRID_SCHEDULES: tuple[str, ...] = (
+    "greedy",
+    "cosine",
+    "linear",
+    "constant_warmup",
+    "schedule_free",
+    "transformers_greedy",
+    "prodigy",
+)
+
+#: Multiples of each arm's base LR: 5 points, log-spaced over 100x (0.1x .. 10x).
+LR_GRID_FACTORS: tuple[float, ...] = (0.1, 0.316, 1.0, 3.16, 10.0)
+
+#: Base LRs of the arms whose ``lr`` is not a step size: Prodigy's multiplies the step it
+#: estimates, and its authors advise 1.0. Every other arm's base is the workload's LR.
+LR_GRID_BASE: dict[str, float] = {"prodigy": 1.0}
+
+
+def lr_grid(quick: bool) -> list[TrialSpec]:
+    """The LR-grid study: every arm tuned over the same 100x grid, judged held-out.
+
+    Full: :data:`LR_GRID_WORKLOADS` x :data:`LR_GRID_SCHEDULES` x :data:`LR_GRID_FACTORS`
+    x 3 seeds (420 trials) at each workload's full length, seed-major, so that a run cut
+    short has every cell with fewer seeds. Quick (a smoke run of the pipeline, about a
+    minute of arithmetic): ``wine_mlp`` x GreedyLR, cosine and Prodigy x 0.1x, 1x, 10x x
+    2 seeds at its quick length.
+    """
+    from greedylr.studies import workloads
+
+    study = "lr_grid"
+    if quick:
+        names: Sequence[str] = ("wine_mlp",)
+        arms: Sequence[str] = ("greedy", "cosine", "prodigy")
+        factors: Sequence[float] = (0.1, 1.0, 10.0)
+        seeds: Sequence[int] = QUICK_SEEDS
+    else:
+        names, arms, factors, seeds = (
+            LR_GRID_WORKLOADS, LR_GRID_SCHEDULES, LR_GRID_FACTORS, FULL_SEEDS
+        )
+    specs = []
+    for seed in seeds:
+        for name in names:
+            base = _spec(study, name, "greedy", seed, quick=quick)
+            default = workloads.get(name).lr_for(base.optimizer)
+            for factor in factors:
+                for arm in arms:
+                    lr = float(f"{factor * LR_GRID_BASE.get(arm, default):.6g}")
+                    specs.append(replace(base, schedule=arm, lr=lr))
+    return specs
+
+
 def small_models(quick: bool) -> list[TrialSpec]:
     """The small-model study (paper section 4.1, offline analogues).
 
@@ -232,21 +294,22 @@ def headline(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def workload_table(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per setting (workload x optimizer): GreedyLR's seed-mean final held-out metric, the
-    best schedule's, GreedyLR's rank among all schedules, and the seeds it diverged."""
+    """Per setting (workload x optimizer x LR): GreedyLR's seed-mean final held-out metric,
+    the best schedule's, GreedyLR's rank among all schedules at that LR, and the seeds."""
     from greedylr.studies import metrics as M
 
-    cells: dict[tuple[str, str], dict[str, list[float]]] = {}
-    direction: dict[tuple[str, str], tuple[str | None, bool]] = {}
+    cells: dict[tuple[str, str, Any], dict[str, list[float]]] = {}
+    direction: dict[tuple[str, str, Any], tuple[str | None, bool]] = {}
     for r in results:
-        key = (r["spec"]["workload"], r["spec"]["optimizer"])
+        # an LR grid: one row per LR (a schedule is ranked against the others at its LR)
+        key = (r["spec"]["workload"], r["spec"]["optimizer"], r["spec"].get("lr"))
         value = M.final_metric(r) if r["status"] == "ok" else None
         cells.setdefault(key, {}).setdefault(M.arm_of(r), []).append(
             float("nan") if value is None else value
         )
         direction[key] = M.metric_name(r)
     rows = []
-    for key, arms in sorted(cells.items()):
+    for key, arms in sorted(cells.items(), key=lambda kv: repr(kv[0])):
         if "greedy" not in arms:
             continue
         name, higher = direction[key]
@@ -266,6 +329,7 @@ def workload_table(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             {
                 "workload": key[0],
                 "optimizer": key[1],
+                "lr": key[2],
                 "metric": name,
                 "higher_is_better": higher,
                 "greedy": means["greedy"],
@@ -283,14 +347,19 @@ def workload_table(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def write_summary(study_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
-    """Compact, committable results of a study: ``headline.md``, ``summary.json`` and
-    ``trials.csv`` (one row per trial: its identity, status, loss at 10/50/100%, final
-    and best held-out metric, LR moves and wall time). The per-step curves stay in the
-    trial files; everything the headline needs can be recomputed from ``trials.csv``.
+    """Compact, committable results of a study: ``heldout.md`` (the held-out summary:
+    every schedule at its own best LR, paired differences, verdicts, LR tolerance),
+    ``headline.md`` (the paper's training-loss labels), ``summary.json`` and
+    ``trials.csv`` (one row per trial: its identity, the optimizer it really used,
+    status, loss at 10/50/100%, final and best held-out metric, LR moves and wall time).
+    The per-step curves stay in the trial files; everything the summaries need can be
+    recomputed from ``trials.csv``.
     """
     import csv
 
     from greedylr.studies import metrics as M
+    from greedylr.studies import tuning as T
+    from greedylr.studies.report import heldout_summary
     from greedylr.studies.runner import load_results
 
     results = load_results(study_dir)
@@ -319,6 +388,7 @@ def write_summary(study_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
                 "lr_up",
                 "lr_down",
                 "wall_s",
+                "optimizer_used",
             ]
         )
         for r in results:
@@ -346,12 +416,19 @@ def write_summary(study_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
                     moves["up"],
                     moves["down"],
                     f"{r['wall_time']:.2f}",
+                    M.optimizer_of(r),
                 ]
             )
     head = headline(results)
     table = workload_table(results)
+    tuned = [_tuned_json(wt) for wt in T.tune(results)]
+    (out / "heldout.md").write_text("\n".join(heldout_summary(results)) + "\n")
     (out / "summary.json").write_text(
-        json.dumps({"headline": head, "workloads": table, "trials": len(results)}, indent=1) + "\n"
+        json.dumps(
+            {"heldout": tuned, "headline": head, "workloads": table, "trials": len(results)},
+            indent=1,
+        )
+        + "\n"
     )
     lines = [
         "| | paper (196 comparisons) | ours vs the paper's 4 baselines "
@@ -364,19 +441,66 @@ def write_summary(study_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
         lines.append(f"| {name} | " + " | ".join(fmt) + " |")
     lines += [
         "",
-        "| workload | optimizer | metric | GreedyLR | best schedule | best | GreedyLR's rank |",
-        "|---|---|---|---|---|---|---|",
+        "| workload | optimizer | LR | metric | GreedyLR | best schedule | best "
+        "| GreedyLR's rank |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in table:
         arrow = "↑" if row["higher_is_better"] else "↓"
+        lr = "default" if row["lr"] is None else f"{row['lr']:g}"
         lines.append(
-            f"| {row['workload']} | {row['optimizer']} | {row['metric']} {arrow} | "
+            f"| {row['workload']} | {row['optimizer']} | {lr} | {row['metric']} {arrow} | "
             f"{row['greedy']:.4g} | {row['best_schedule']} | {row['best']:.4g} | "
             f"{row['greedy_rank']}/{row['schedules']} |"
         )
     path = out / "headline.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _tuned_json(wt: Any) -> dict[str, Any]:
+    """One workload group of :func:`greedylr.studies.tuning.tune`, as plain JSON values
+    (non-finite numbers as ``null``)."""
+    import math
+
+    def num(value: float) -> float | None:
+        return value if math.isfinite(value) else None
+
+    def stat(st: Any) -> dict[str, Any]:
+        return {"mean": num(st.mean), "std": num(st.std), "ci": [num(x) for x in st.ci],
+                "n": st.n}
+
+    return {
+        "group": [str(x) for x in wt.group[:5]],
+        "metric": wt.metric,
+        "higher_is_better": wt.higher_is_better,
+        "margin": wt.margin,
+        "best_tuned_baseline": wt.reference_arm,
+        "best_tuned_baseline_value": num(wt.reference),
+        "arms": {
+            arm: {
+                "best_lr": t.best.lr,
+                "final_at_best_lr": stat(t.best.final),
+                "best_so_far_at_best_lr": stat(t.best.best),
+                "lr_tolerance": t.tolerance,
+                "grid_points_within_margin": t.within,
+                "grid_points": len(t.points),
+                "worst_lr": t.worst.lr,
+                "final_at_worst_lr": stat(t.worst.final),
+                "worst_lr_diverged_or_failed": t.worst.bad,
+                "final_lr_picked_on_other_seeds": stat(t.other_seeds),
+                "grid": [{"lr": p.lr, "final": stat(p.final), "bad": p.bad}
+                         for p in t.points],
+            }
+            for arm, t in wt.arms.items()
+        },
+        "pairs": [
+            {"candidate": p.candidate, "baseline": p.baseline, "candidate_lr": p.candidate_lr,
+             "baseline_lr": p.baseline_lr, "diff": stat(p.diff), "wins": p.wins,
+             "ties": p.ties, "losses": p.losses, "verdict": p.verdict}
+            for p in wt.pairs
+        ],
+    }
 
 
 #: Every study ``bench`` runs, by name (its results folder under ``--out``).
@@ -386,6 +510,8 @@ STUDIES: dict[str, StudyFn] = {
     "finetune": lazy("greedylr.studies.llm_studies:finetune"),
     "pretrain": lazy("greedylr.studies.llm_studies:pretrain"),
     "f_sweep": lazy("greedylr.studies.llm_studies:f_sweep"),
+    # every arm over a 100x LR grid, judged on the held-out metric at its own best LR
+    "lr_grid": lr_grid,
 }
 
 
@@ -404,20 +530,12 @@ def _run_robustness(out_dir: Path, quick: bool) -> bool:
     return True
 
 
-def _write_report(out_dir: Path) -> Path | None:
-    """The report over every stored result under ``out_dir`` (markdown and figures)."""
-    try:
-        report = importlib.import_module("greedylr.studies.report")
-    except ImportError as exc:
-        logger.warning("no report module yet (%s): results are stored, no report written", exc)
-        return None
-    for name in ("write_report", "build_report", "main"):
-        fn = getattr(report, name, None)
-        if callable(fn) and name != "main":
-            result = fn(out_dir)
-            return Path(result) if isinstance(result, (str, os.PathLike)) else out_dir
-    logger.warning("greedylr.studies.report has no write_report(); no report written")
-    return None
+def _write_report(out_dir: Path, quick: bool) -> Path:
+    """The report over every stored result under ``out_dir`` (markdown and figures); the
+    quick suite's says first that it is a smoke run of the pipeline."""
+    from greedylr.studies.report import write_report
+
+    return write_report(out_dir, smoke=quick)
 
 
 def bench(
@@ -482,7 +600,7 @@ def bench(
         if _run_robustness(out, quick):
             summary["studies"]["robustness"] = {"wall_s": round(time.perf_counter() - t0, 1)}
     t0 = time.perf_counter()
-    report = _write_report(out)
+    report = _write_report(out, quick)
     summary["report"] = str(report) if report else None
     summary["report_wall_s"] = round(time.perf_counter() - t0, 1)
     summary["wall_s"] = round(time.perf_counter() - started, 1)

@@ -131,6 +131,9 @@ class TrialRecord:
     lrs: list[float] = field(default_factory=list)
     metrics: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    #: the class of the optimizer the schedule was built on (``torch.optim.sgd.SGD``):
+    #: what really trained, whether the study's or the training function's own
+    optimizer: str | None = None
 
 
 class Trial:
@@ -203,6 +206,8 @@ class Trial:
                 _rescale_lrs(optimizer, actual, self.lr)
                 logger.info("the optimizer's lr %g set to the study's lr %g", actual, self.lr)
         self._optimizer = optimizer
+        kind = type(optimizer)
+        self.record.optimizer = f"{kind.__module__}.{kind.__qualname__}"
         self._scheduler = build_schedule(
             self.spec.schedule,
             optimizer,

@@ -1,0 +1,216 @@
+"""The tuned comparison and the LR tolerance, against a hand-made store of trials."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from greedylr.studies import tuning as T
+from greedylr.studies.report import summary_table, write_report
+from greedylr.studies.runner import FORMAT, write_result
+
+STEPS = 10
+
+
+def _trial(schedule: str, lr: float, seed: int, acc: float | None, *,
+           status: str = "ok", workload: str = "w") -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "key": f"{workload}-{schedule}-{lr:g}-s{seed}",
+        "spec": {"study": "s", "workload": workload, "schedule": schedule,
+                 "optimizer": "adamw", "seed": seed, "steps": STEPS, "lr": lr, "warmup": 0,
+                 "eval_every": 5, "settings": {}},
+        "status": status,
+        "lr": lr,
+        "losses": [1.0] * STEPS,
+        "lrs": [lr] * STEPS,
+        # best-so-far at step 5 is acc + 0.01; the final metric is acc
+        "metrics": [] if acc is None else [{"step": 5, "accuracy": acc + 0.01},
+                                           {"step": STEPS, "accuracy": acc}],
+        "metric": {"name": "accuracy", "higher_is_better": True},
+        "wall_time": 1.0,
+    }
+
+
+# final accuracy per (schedule, lr) and seed 0, 1, 2 (None: that seed diverged)
+GRID: dict[str, dict[float, list[float | None]]] = {
+    # means .80, .89, .90, .895: best at 1e-2
+    "greedy": {1e-3: [0.80, 0.79, 0.81], 3e-3: [0.89, 0.88, 0.90],
+               1e-2: [0.90, 0.89, 0.91], 3e-2: [0.90, 0.895, 0.89]},
+    # best at 3e-3 (0.91); 1e-2 diverges once -> mean -inf, the worst point
+    "cosine": {1e-3: [0.85, 0.86, 0.84], 3e-3: [0.91, 0.92, 0.90],
+               1e-2: [0.93, None, 0.93], 3e-2: [0.60, 0.62, 0.61]},
+    # best at 1e-3 (0.905)
+    "linear": {1e-3: [0.90, 0.91, 0.905], 3e-3: [0.70, 0.70, 0.70],
+               1e-2: [0.50, 0.50, 0.50], 3e-2: [0.40, 0.40, 0.40]},
+}
+
+
+def _results() -> list[dict[str, Any]]:
+    out = []
+    for schedule, grid in GRID.items():
+        for lr, values in grid.items():
+            for seed, acc in enumerate(values):
+                out.append(_trial(schedule, lr, seed, acc,
+                                  status="ok" if acc is not None else "diverged"))
+    return out
+
+
+def test_each_arm_is_taken_at_its_own_best_lr_a_diverged_seed_counting_as_worst() -> None:
+    (wt,) = T.tune(_results())
+    assert wt.grid and wt.metric == "accuracy" and wt.higher_is_better
+    assert {a: t.best.lr for a, t in wt.arms.items()} == {
+        "greedy": 1e-2, "cosine": 3e-3, "linear": 1e-3}
+    cosine = wt.arms["cosine"]
+    # 1e-2 has the best seeds (0.93) but one diverged: it is the worst point, not the best
+    assert cosine.worst.lr == 1e-2 and cosine.worst.score == -math.inf
+    assert cosine.worst.bad == 1 and cosine.worst.final.n == 2
+    assert cosine.best.final.mean == pytest.approx(0.91)
+    assert cosine.best.best.mean == pytest.approx(0.92)  # best-so-far at that LR
+    assert wt.arms["greedy"].worst.lr == 1e-3
+
+
+def test_the_tuned_pair_is_greedy_at_its_best_lr_minus_the_baseline_at_its_own() -> None:
+    (wt,) = T.tune(_results())
+    pairs = {p.baseline: p for p in wt.pairs}
+    cos = pairs["cosine"]
+    assert (cos.candidate_lr, cos.baseline_lr) == (1e-2, 3e-3)
+    # seed by seed: .90-.91, .89-.92, .91-.90
+    assert cos.diff.mean == pytest.approx((-0.01 - 0.03 + 0.01) / 3)
+    assert (cos.wins, cos.ties, cos.losses) == (1, 0, 2)
+    assert cos.verdict == "inconclusive (CI spans 0)"
+    lin = pairs["linear"]
+    assert lin.diff.mean == pytest.approx((0.0 - 0.02 + 0.005) / 3)
+    assert (lin.wins, lin.ties, lin.losses) == (1, 1, 1)  # .90 vs .90 is a tie
+
+
+def test_lr_tolerance_counts_grid_points_within_the_margin_of_the_best_tuned_baseline() -> None:
+    (wt,) = T.tune(_results())
+    assert wt.reference_arm == "cosine" and wt.reference == pytest.approx(0.91)
+    # within 2% of 0.91: mean >= 0.8918
+    # greedy means .80, .89, .90, .895 -> 2 of 4; cosine .85, .91, -inf, .61 -> 1;
+    # linear .905, .70, .50, .40 -> 1
+    assert {a: t.within for a, t in wt.arms.items()} == {"greedy": 2, "cosine": 1, "linear": 1}
+    assert wt.arms["greedy"].tolerance == 0.5
+    # a wider margin admits greedy's 0.89 too
+    (wide,) = T.tune(_results(), margin=0.025)
+    assert wide.arms["greedy"].within == 3
+
+
+def test_leave_one_seed_out_picks_each_seeds_lr_on_the_other_seeds() -> None:
+    (wt,) = T.tune(_results())
+    # greedy: seed 0 and 1 left out -> 1e-2 (.90, .89); seed 2 left out -> 3e-2 (.89)
+    greedy = wt.arms["greedy"]
+    assert greedy.other_seeds.mean == pytest.approx((0.90 + 0.89 + 0.89) / 3)
+    assert greedy.other_seeds_bad == 0
+    # cosine: seed 1 left out, 1e-2 looks best on seeds 0 and 2 (.93), and seed 1 diverged
+    # there; seeds 0 and 2 left out -> 3e-3 (.91, .90)
+    cosine = wt.arms["cosine"]
+    assert cosine.other_seeds.mean == pytest.approx(0.905) and cosine.other_seeds.n == 2
+    assert cosine.other_seeds_bad == 1
+
+
+def test_leave_one_seed_out_works_at_the_default_lr_too() -> None:
+    # no spec LR (the workload's default): one grid point, so each seed's pick is it
+    rs = [dict(_trial("greedy", 1e-3, s, 0.9 + 0.01 * s), spec=dict(
+        _trial("greedy", 1e-3, s, 0.0)["spec"], lr=None)) for s in range(3)]
+    (wt,) = T.tune(rs)
+    assert wt.arms["greedy"].other_seeds.mean == pytest.approx(0.91)
+    assert wt.arms["greedy"].best.lr == 1e-3  # the LR the trials recorded
+
+
+def test_verdicts_need_three_seeds_and_a_ci_clear_of_zero() -> None:
+    better = [_trial("greedy", 1e-3, s, 0.9 + 0.01 * s) for s in range(3)]
+    better += [_trial("cosine", 1e-3, s, 0.8 + 0.01 * s) for s in range(3)]
+    (wt,) = T.tune(better)
+    assert wt.pairs[0].verdict == "better" and not wt.grid
+    two = [r for r in better if r["spec"]["seed"] < 2]
+    (wt,) = T.tune(two)
+    assert wt.pairs[0].verdict == "inconclusive (2 seeds < 3)"
+    worse = [dict(r, spec=dict(r["spec"], schedule={"greedy": "cosine", "cosine": "greedy"}[
+        r["spec"]["schedule"]])) for r in better]
+    (wt,) = T.tune(worse)
+    assert wt.pairs[0].verdict == "worse"
+
+
+def test_a_seed_where_only_greedy_diverged_is_a_loss() -> None:
+    rs = [_trial("greedy", 1e-3, 0, None, status="diverged"), _trial("cosine", 1e-3, 0, 0.5)]
+    (wt,) = T.tune(rs)
+    p = wt.pairs[0]
+    assert (p.wins, p.ties, p.losses) == (0, 0, 1) and p.diff.n == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "grid"),
+    [
+        ("1e-3", [1e-3]),
+        ("1e-3,3e-3, 1e-2", [1e-3, 3e-3, 1e-2]),
+        ("1e-4:1e-1:4", [1e-4, 1e-3, 1e-2, 1e-1]),
+    ],
+)
+def test_parse_lr_grid(text: str, grid: list[float]) -> None:
+    assert T.parse_lr_grid(text) == pytest.approx(grid, rel=1e-12)
+
+
+@pytest.mark.parametrize("text", ["", "x", "1e-3,-1", "0", "1e-3,1e-3", "1:0.1:3", "1e-4:1e-1",
+                                  "1e-4:1e-1:1", "a:b:c", "nan", "inf"])
+def test_parse_lr_grid_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        T.parse_lr_grid(text)
+
+
+def _store(tmp_path: Path, results: list[dict[str, Any]]) -> Path:
+    out = tmp_path / "store"
+    for r in results:
+        write_result(out / "trials" / f"{r['key']}.json", r)
+    return out
+
+
+def test_report_opens_with_the_held_out_summary_and_draws_the_lr_figure(tmp_path: Path) -> None:
+    out = _store(tmp_path, _results())
+    text = write_report(out, title="Grid", smoke=True).read_text()
+    lines = text.splitlines()
+    assert lines[0] == "# Grid" and "Smoke run of the pipeline" in lines[2]
+    assert "results/lr_grid/" in lines[2]
+    summary = text.index("## Held-out summary")
+    labels = text.index("Training-loss labels, the paper's measure")
+    assert summary < labels
+    assert "optimistic, for every schedule alike" in text
+    row = next(line for line in lines if line.startswith("|  | cosine |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == "0.003"  # its own best LR
+    assert cells[6] == "1/0/2" and cells[7] == "inconclusive (CI spans 0)"
+    assert cells[8] == "1/4 (25%)"
+    assert cells[9].endswith("@ 0.01, 1 div/fail")
+    assert cells[10] == "0.905 ± 0.0071, 1 div/fail"  # LR picked on the other seeds
+    assert "- GreedyLR is behind on the mean, but inconclusively, on: w vs cosine" in text
+    figure = next(p for p in (out / "figures").glob("*-lr.png"))
+    assert f"](figures/{figure.name})" in text
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # `greedylr report` on a quick bench folder keeps the caveat; on a full one it has none
+    (out / "bench.json").write_text('{"suite": "quick"}')
+    assert "Smoke run of the pipeline" in write_report(out).read_text()
+    (out / "bench.json").write_text('{"suite": "full"}')
+    assert "Smoke run" not in write_report(out).read_text()
+
+
+def test_summary_table_for_compare_is_held_out_first(tmp_path: Path) -> None:
+    header, rows = summary_table(_results())
+    assert header[:3] == ["schedule", "at its own best LR", "final accuracy"]
+    assert any(h.startswith("LR tolerance") for h in header)
+    assert header[-1] == "final train loss"  # training loss last, not first
+    assert [r[0] for r in rows] == ["greedy", "cosine", "linear"]
+    # a workload without a grid beside one with: its grid cells say nothing
+    single = [dict(r, spec=dict(r["spec"], workload="v")) for r in _results()
+              if r["spec"]["lr"] == 1e-3]
+    header, rows = summary_table([*_results(), *single])
+    start = next(i for i, r in enumerate(rows) if r[0].startswith("v "))
+    row = next(r for r in rows[start:] if r[1] == "cosine")
+    assert row[header.index("worst grid point")] == "-"
+    # two workloads: a column says which
+    header, rows = summary_table([*_results(), *(dict(r, spec=dict(r["spec"], workload="v"))
+                                                 for r in _results())])
+    assert header[0] == "workload" and len(rows) == 6
