@@ -162,7 +162,7 @@ class GreedyLR(LRScheduler):
             tensor LR in place (``fill_``), so a compiled optimizer does not
             recompile as the LR changes. ``True`` requires tensor LRs (on any
             device); ``False`` forces the float rule.
-            Both modes give the same LRs (see :meth:`_step_on_device`), the same
+            Both modes give the same LRs (see ``_step_on_device``), the same
             events and the same checkpoints. In device mode the trace rows and
             events are buffered on the device and read when you look at them (or
             every ``trace.flush_every`` steps, a sync then: pass

@@ -2,7 +2,7 @@
 
 A study (or ``greedylr compare --lr 1e-3,3e-3,1e-2``) may run every schedule at every
 point of an LR grid with the same seeds. This module answers, per *workload group*
-(a setting of :func:`greedylr.studies.metrics.setting_of` without its LR):
+(a setting of ``greedylr.studies.metrics.setting_of`` without its LR):
 
 - **at its own best LR**: each arm's LR whose mean final held-out metric over seeds is
   best (a seed that diverged or failed counts as the worst value), and its final and
@@ -17,13 +17,13 @@ point of an LR grid with the same seeds. This module answers, per *workload grou
 
 Picking the best LR on the same seeds that then report it flatters every schedule alike
 (the report says so): the tuned numbers are a best case, the tolerance is the guard. The
-less flattering estimate beside them, :attr:`ArmTuning.other_seeds`, picks the LR for
+less flattering estimate beside them, ``other_seeds`` of :class:`ArmTuning`, picks the LR for
 each seed on the *other* seeds and reports that seed's value at it (leave one seed out):
 it removes the optimism of choosing on the reported seeds' noise (not that of reusing one
 held-out set, which only a separate validation split would).
 
 With a single LR per arm this reduces to the plain held-out comparison at that LR.
-Pure functions of stored result dicts, like :mod:`greedylr.studies.metrics`.
+Pure functions of stored result dicts, like ``greedylr.studies.metrics``.
 """
 
 from __future__ import annotations
@@ -336,7 +336,7 @@ def tune(
 
     Returns:
         One :class:`WorkloadTuning` per group that has a held-out metric, sorted by
-        group. The best LR of an arm is chosen by :attr:`GridPoint.score` (ties: the
+        group. The best LR of an arm is chosen by ``score`` of :class:`GridPoint` (ties: the
         smaller LR).
     """
     if not 0 <= margin < 1:
