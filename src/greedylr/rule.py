@@ -681,7 +681,8 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
             f"lr {_fmt(lrs)}", loss, smoothed, None, lrs, lrs),))
 
     if annealing:
-        return Decision(tuple(state.lrs), smoothed, tuple(_anneal(config, state, loss, smoothed)))
+        events = _anneal(config, state, loss, smoothed)
+        return Decision(tuple(state.lrs), smoothed, tuple(events))
 
     if state.payoff_left > 0:
         state.payoff_left -= 1
@@ -728,7 +729,8 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
     if state.num_good > up_patience and state.eval_block:
         state.num_good = 0  # the held-out metric got worse: no increase until it recovers
     elif state.num_good > up_patience:
-        why = (f"{state.num_good} improving steps > patience {up_patience}; "
+        # the streak may exceed up_patience + 1 when a paid-off increase lowered it
+        why = (f"{up_patience + 1} improving steps > patience {up_patience}; "
                f"smoothed loss {smoothed:.4g} vs {versus} {reference:.4g}")
         state.num_good = 0
         events = _change(config, state, "increase", why, loss, smoothed, reference)
