@@ -66,6 +66,14 @@ EVENT_BITS: dict[str, int] = {
     "eval_decrease": 512,
 }
 
+#: The 0.2 knobs switched off: the 0.1 rule (a checkpoint of 0.1 ran with these).
+KNOBS_OFF: dict[str, Any] = {
+    "total_steps": None,
+    "anneal_fraction": 0.0,
+    "noise_threshold": 0.0,
+    "payoff_patience": None,
+}
+
 #: The final cooldown's shapes: the multiplier of ``lr_at_start - floor`` at progress p.
 ANNEAL_SHAPES = ("linear", "cosine", "1-sqrt")
 

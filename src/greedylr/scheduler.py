@@ -12,6 +12,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from greedylr import distributed, tensor_rule
+from greedylr import rule as _rule
 from greedylr.rule import Decision, Event, GreedyConfig, RuleState, init, update
 from greedylr.trace import Trace
 
@@ -141,6 +142,7 @@ class GreedyLR(LRScheduler):
             self.trace.set_decoder(self._decode_rows)
         self._pending_sum = 0.0
         self._pending_count = 0
+        self._eval_events: list[Event] = []
         self._next_lrs: Sequence[float] = self.state.lrs
         self._optimizer_steps = _StepCounter()
         # Wrappers such as Accelerate's AcceleratedOptimizer subclass Optimizer without
@@ -267,6 +269,10 @@ class GreedyLR(LRScheduler):
         """
         self._step_count += 1
         self.last_epoch += 1
+        self._write(lrs)
+
+    def _write(self, lrs: Sequence[float | torch.Tensor]) -> None:
+        """Set every group's LR (tensor LRs in place) and ``_last_lr``."""
         last = []
         for group, lr in zip(self.optimizer.param_groups, lrs):
             current = group["lr"]
@@ -314,8 +320,48 @@ class GreedyLR(LRScheduler):
 
     @property
     def events(self) -> list[Event]:
-        """Every event so far (empty if tracing is off)."""
-        return [] if self.trace is None else list(self.trace.events)
+        """Every event so far, held-out ones included (only those if tracing is off)."""
+        steps = [] if self.trace is None else list(self.trace.events)
+        # stable: a held-out event of step t comes after that step's own events
+        return sorted(steps + self._eval_events, key=lambda e: e.step)
+
+    def observe_eval(self, value: Any) -> None:
+        """Tell the rule a held-out value, after each evaluation (lower is better unless
+        ``eval_mode="max"``).
+
+        A value worse than the best so far blocks increases until one is better again,
+        and (after ``eval_patience`` of them) multiplies the LRs by ``eval_factor``: the
+        training loss cannot see overfitting, the held-out value can. Takes effect from
+        the next optimizer step. The events it produces are in :attr:`events` (not in
+        the per-step trace, which has one row per training step). In device mode this
+        reads the decision back to the host once per evaluation.
+
+        Args:
+            value: the held-out metric: a number or a one-element tensor.
+        """
+        if self._device_state is not None:
+            value_t = self._device_loss(value)
+            self._device_state, d = tensor_rule.observe_eval(
+                self.config, self._device_state, value_t
+            )
+            code = int(d.code)
+            if code:
+                self._eval_events += tensor_rule.decode_events(
+                    self.config, step=self._host_step, code=code, loss=float(value_t),
+                    smoothed=float(d.smoothed), reference=float(d.reference),
+                    lrs_before=d.lrs_before.tolist(), lrs_changed=d.lrs_changed.tolist(),
+                    lrs_after=d.lrs.tolist(), min_lrs=self._bounds[0],
+                    max_lrs=self._bounds[1],
+                )
+            lrs: Sequence[Any] = list(d.lrs.unbind())
+        else:
+            decision = _rule.observe_eval(self.config, self._rule_state, as_float(value))
+            self._eval_events += decision.events
+            lrs = decision.lrs
+        for event in self._eval_events[-1:]:
+            logger.debug(event.reason)
+        self._next_lrs = lrs
+        self._write(lrs)
 
     # -- device mode --------------------------------------------------------------
 
@@ -437,7 +483,8 @@ class GreedyLR(LRScheduler):
         self._host_step += 1
         if self.trace is not None:
             extra = torch.cat([decision.reference.reshape(1), decision.lrs_before,
-                               decision.lrs_changed])
+                               decision.lrs_changed,
+                               decision.penalty.reshape(1).to(decision.lrs.dtype)])
             self.trace.record(self._host_step, value, decision.smoothed, decision.lrs,
                               code=decision.code, extra=extra)
 
@@ -462,6 +509,7 @@ class GreedyLR(LRScheduler):
                 lrs_after=rows.lrs[i].tolist(),
                 min_lrs=self._bounds[0],
                 max_lrs=self._bounds[1],
+                penalty=int(extra[1 + 2 * groups]),
             )
         for event in events:
             logger.debug(event.reason)
@@ -472,7 +520,7 @@ class GreedyLR(LRScheduler):
     def state_dict(self) -> dict[str, Any]:
         """Plain values and tensors only: loads with ``torch.load(weights_only=True)``."""
         return {
-            "format": 1,
+            "format": 2,
             "config": self.config.to_dict(),
             "rule": self.state.to_dict(),
             "last_epoch": self.last_epoch,
@@ -490,9 +538,13 @@ class GreedyLR(LRScheduler):
             ValueError: if the state was saved with another configuration or another
                 number of parameter groups.
         """
-        if state_dict.get("format") != 1 or "rule" not in state_dict:
+        if state_dict.get("format") not in (1, 2) or "rule" not in state_dict:
             raise ValueError("not a greedylr.GreedyLR state dict")
-        saved = GreedyConfig.from_dict(state_dict["config"])
+        config = state_dict["config"]
+        if state_dict["format"] == 1:
+            # 0.1 had none of 0.2's knobs: what it ran is those knobs switched off
+            config = {**_rule.KNOBS_OFF, **config}
+        saved = GreedyConfig.from_dict(config)
         if saved != self.config:
             diff = {
                 k: (v, getattr(self.config, k))
