@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -324,6 +325,24 @@ class GreedyLR(LRScheduler):
         steps = [] if self.trace is None else list(self.trace.events)
         # stable: a held-out event of step t comes after that step's own events
         return sorted(steps + self._eval_events, key=lambda e: e.step)
+
+    def set_total_steps(self, total_steps: int) -> None:
+        """Tell the rule the run's length once it is known (``GreedyConfig.total_steps``).
+
+        For integrations that learn the budget after the scheduler was built
+        (Lightning's ``estimated_stepping_batches``). Only the final cooldown uses it.
+
+        Raises:
+            ValueError: for a bad count, or once the final cooldown has started.
+        """
+        state = self.state
+        if state.anneal_from:
+            raise ValueError("the final cooldown has started: total_steps can no longer change")
+        self.config = dataclasses.replace(self.config, total_steps=total_steps)
+        if self._device_state is not None:
+            self._to_device(state)
+        if self.trace is not None:
+            self.trace.meta["config"] = self.config.to_dict()
 
     def observe_eval(self, value: Any) -> None:
         """Tell the rule a held-out value, after each evaluation (lower is better unless
