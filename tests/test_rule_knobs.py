@@ -46,7 +46,7 @@ PAYOFF = (
 )
 EVAL = (
     GreedyConfig(factor=0.5, patience=5, increase_patience=0, smoothing="none",
-                 min_lr_ratio=0.1, max_lr_ratio=None),
+                 min_lr_ratio=0.1, max_lr_ratio=None, eval_patience=0),
     [("loss", 1.0), ("eval", 0.5), ("eval", 0.6), ("loss", 0.9), ("eval", 0.4), ("loss", 0.8)],
     # a worse held-out value halves the LR and blocks the increase of the next loss;
     # a better one lifts the block
@@ -151,7 +151,7 @@ def _random_script(rng: random.Random, n: int = 300) -> Script:
     [
         {"total_steps": 250, "anneal_fraction": 0.2},
         {"total_steps": 250, "anneal_fraction": 0.15, "anneal_shape": "cosine", "warmup": 10},
-        {"noise_threshold": 0.5, "patience": 3},
+        {"noise_threshold": 0.5, "patience": 3, "eval_patience": 0},
         {"noise_threshold": 2.0, "smoothing": "window", "window": 7, "mode": "min"},
         {"payoff_patience": 5, "patience": 2, "increase_patience": 1, "cooldown": 2},
         {"payoff_patience": 3, "increase_patience": 0, "reset_patience": 1, "min_lr_ratio": 0.5,
@@ -210,6 +210,7 @@ def test_anneal_only_with_a_budget_and_old_state_loads() -> None:
         ({"payoff_patience": 0}, "payoff_patience must be an int >= 1"),
         ({"eval_factor": 1.0}, "eval_factor must be in"),
         ({"eval_mode": "up"}, "eval_mode must be one of"),
+        ({"eval_patience": -1}, "eval_patience must be an int >= 0 or None"),
     ],
 )
 def test_bad_new_knobs_are_rejected(kwargs: dict, message: str) -> None:
@@ -226,3 +227,15 @@ def test_anneal_table_is_the_float_rule_shape() -> None:
     assert state.anneal_table.tolist() == table
     assert torch.equal(tr.select(tr.init(config, [[0.1], [0.2]]), 0).anneal_table,
                        state.anneal_table)
+
+
+def test_held_out_values_are_ignored_without_eval_patience() -> None:
+    """The 0.1 behaviour, for integrations that feed held-out values automatically."""
+    config = GreedyConfig(factor=0.5, smoothing="none")
+    state = rule.init(config, [0.1])
+    rule.update(config, state, 1.0)
+    for value in (0.5, 0.9, 2.0):
+        assert rule.observe_eval(config, state, value).events == ()
+    assert state.eval_best is None and not state.eval_block
+    tstate, d = tr.observe_eval(config, tr.init(config, [0.1]), 0.5)
+    assert int(d.code) == 0 and math.isnan(float(tstate.eval_best))

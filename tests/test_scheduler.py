@@ -224,7 +224,8 @@ def test_resume_across_the_final_cooldown_is_bit_identical(cut, tensor_lr):
 
 def test_observe_eval_lowers_the_lr_and_blocks_increases():
     opt = make_optimizer((0.1,))
-    sched = GreedyLR(opt, factor=0.5, patience=5, increase_patience=0, smoothing="none")
+    sched = GreedyLR(opt, factor=0.5, patience=5, increase_patience=0, smoothing="none",
+                     eval_patience=0)
     drive(sched, opt, [1.0])  # an increase: 0.2
     sched.observe_eval(0.5)
     sched.observe_eval(0.6)  # worse: halved, from the next step on

@@ -18,6 +18,22 @@ observation that makes the streak *exceed* the patience, so ``patience=10`` acts
 the 11th consecutive observation (Keras acts on the 10th, optax's
 ``reduce_on_plateau`` on the 10th as well).
 
+The knobs of 0.2, each off unless ``results/defaults/DECISION.md`` made it a default:
+
+* ``total_steps`` with ``anneal_fraction``: the last ``anneal_fraction`` of a known
+  budget anneals from wherever the rule stands to its lower bound (``anneal_shape``
+  1-sqrt, linear or cosine), an ``anneal`` event at its start; without a budget
+  nothing changes: the rule stays anytime;
+* ``noise_threshold``: "better" must beat the reference by that many standard errors
+  of the smoothed loss (measured from the loss's own scatter), so that progress drowned
+  in noise counts as none and the LR comes down, with no step count;
+* ``payoff_patience``: an increase must pay off: if, that many observations later, the
+  smoothed loss is worse than when it was made, it is undone (an ``undo`` event) and
+  the next increase needs a longer improving streak;
+* ``eval_patience`` with :func:`observe_eval`: a held-out value worse than the best so
+  far blocks increases until one is better, and lowers the LR by ``eval_factor`` (an
+  ``eval_decrease`` event): the overfitting a training loss cannot show.
+
 Example:
     >>> cfg = GreedyConfig(factor=0.5, patience=0, smoothing="none",
     ...                    min_lr_ratio=None, max_lr_ratio=None)
@@ -72,6 +88,7 @@ KNOBS_OFF: dict[str, Any] = {
     "anneal_fraction": 0.0,
     "noise_threshold": 0.0,
     "payoff_patience": None,
+    "eval_patience": None,
 }
 
 #: The final cooldown's shapes: the multiplier of ``lr_at_start - floor`` at progress p.
@@ -165,6 +182,7 @@ class GreedyConfig:
         eval_factor: what a worsening held-out value multiplies the LR by, in (0, 1).
         eval_patience: worsening held-out values tolerated before that decrease
             (increases are blocked from the first one until the held-out value improves).
+            ``None``: held-out values are ignored (0.1 behaviour).
     """
 
     factor: float = 0.95
@@ -195,7 +213,7 @@ class GreedyConfig:
     payoff_patience: int | None = None
     eval_mode: Literal["min", "max"] = "min"
     eval_factor: float = 0.5
-    eval_patience: int = 0
+    eval_patience: int | None = None
 
     def __post_init__(self) -> None:
         def check(ok: bool, message: str) -> None:
@@ -209,8 +227,7 @@ class GreedyConfig:
             isinstance(self.factor, (int, float)) and 0.0 < self.factor < 1.0,
             f"factor must be in (0, 1), got {self.factor!r}",
         )
-        for name in ("patience", "window", "warmup", "cooldown", "hold_after_increase",
-                     "eval_patience"):
+        for name in ("patience", "window", "warmup", "cooldown", "hold_after_increase"):
             value = getattr(self, name)
             check(is_int(value) and value >= 0, f"{name} must be an int >= 0, got {value!r}")
         check(self.window >= 1, f"window must be an int >= 1, got {self.window!r}")
@@ -224,7 +241,7 @@ class GreedyConfig:
                 is_int(self.reset_patience) and self.reset_patience >= 1,
                 f"reset_patience must be an int >= 1 or None, got {self.reset_patience!r}",
             )
-        for name, minimum in (("total_steps", 1), ("payoff_patience", 1)):
+        for name, minimum in (("total_steps", 1), ("payoff_patience", 1), ("eval_patience", 0)):
             value = getattr(self, name)
             check(
                 value is None or (is_int(value) and value >= minimum),
@@ -760,8 +777,8 @@ def observe_eval(config: GreedyConfig, state: RuleState, value: float) -> Decisi
     increases. A worse one blocks increases until the held-out value improves again;
     after more than ``eval_patience`` worse values in a row it also multiplies every
     LR by ``eval_factor`` (not below the lower bound), the early-stopping signal a
-    rule fed only the training loss cannot see. Ignored during the final cooldown and
-    for a non-finite value. Does not advance ``state.step``.
+    rule fed only the training loss cannot see. Ignored with ``eval_patience=None``,
+    during the final cooldown and for a non-finite value. Does not advance ``state.step``.
 
     Args:
         config: the rule's configuration.
@@ -773,7 +790,7 @@ def observe_eval(config: GreedyConfig, state: RuleState, value: float) -> Decisi
         ``clipped`` one when the LR came down, or tried to).
     """
     lrs = tuple(state.lrs)
-    if not math.isfinite(value) or state.anneal_from:
+    if config.eval_patience is None or not math.isfinite(value) or state.anneal_from:
         return Decision(lrs, state.smoothed)
     best = state.eval_best
     if best is None or _worse(config.eval_mode, best, value):

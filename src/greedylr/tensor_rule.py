@@ -815,14 +815,17 @@ def observe_eval(
             x = x.reshape(batch) if x.numel() == math.prod(batch) else x.expand(batch)
     else:
         x = torch.full(batch, float(value), dtype=dtype, device=device)
-    seen = torch.isfinite(x) & ~state.annealing
+    if config.eval_patience is None:
+        seen = torch.zeros_like(state.annealing)
+    else:
+        seen = torch.isfinite(x) & ~state.annealing
     best = state.eval_best
     improved = seen & (torch.isnan(best) | _worse(config.eval_mode, best, x))
     worsened = seen & ~improved
     zero = torch.zeros_like(state.eval_bad)
     eval_bad = torch.where(improved, zero, torch.where(worsened, state.eval_bad + 1,
                                                          state.eval_bad))
-    act = worsened & (eval_bad > config.eval_patience)
+    act = worsened & (eval_bad > (config.eval_patience or 0))
     eval_bad = torch.where(act, zero, eval_bad)
     lowered = torch.maximum(state.lrs * config.eval_factor, state.min_lrs)
     apply = act.unsqueeze(-1) & (state.lrs - lowered > state.eps.unsqueeze(-1))

@@ -277,7 +277,7 @@ def _resolve(config: GreedyConfig, learning_rate: float) -> tuple[_Static, _Knob
         noise_n=1.0 if config.smoothing == "none" else float(config.window),
         payoff_patience=config.payoff_patience or 0,
         eval_factor=float(config.eval_factor),
-        eval_patience=config.eval_patience,
+        eval_patience=-1 if config.eval_patience is None else config.eval_patience,
         eval_maximize=config.eval_mode == "max",
     )
     return static, knobs
@@ -527,7 +527,7 @@ def _observe_eval(knobs: _Knobs, state: GreedyLRState, value: jax.Array) -> Gree
     """A held-out value: :func:`greedylr.rule.observe_eval` with ``jnp.where``; NaN: none."""
     k = _as_arrays(knobs, state.lr.dtype)
     value = value.astype(state.lr.dtype)
-    seen = jnp.isfinite(value) & ~state.annealing
+    seen = jnp.isfinite(value) & ~state.annealing & (k.eval_patience >= 0)  # -1: off
     best = state.eval_best
     beaten = jnp.where(k.eval_maximize, best < value, best > value)
     improved = seen & (jnp.isnan(best) | beaten)
