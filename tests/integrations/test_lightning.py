@@ -204,3 +204,37 @@ def test_fp16_scaler_and_a_short_last_window_feed_the_true_mean(tmp_path: Path) 
     assert list(sched.trace.losses) == pytest.approx(expected, rel=1e-3)
     # The backward pass really was scaled: an unscaled feed would be ~1000x larger.
     assert trainer.precision_plugin.scaler.get_scale() >= 2.0**9
+
+
+class _Validated(_Classifier):
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        self.log("val_loss", torch.nn.functional.cross_entropy(self.net(x), y))
+
+    def val_dataloader(self) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader(self.data, batch_size=64)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.SGD(self.parameters(), lr=0.05)
+        sched = GreedyLR(optimizer, eval_patience=0, **CONFIG)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def test_budget_and_validation_metric_reach_the_scheduler(tmp_path: Path) -> None:
+    model = _Validated(torch.utils.data.Subset(_digits(), range(64)))
+    seen: list[float] = []
+
+    class _Seen(pl.Callback):
+        def on_validation_end(self, trainer, pl_module) -> None:
+            if not trainer.sanity_checking:
+                seen.append(float(trainer.callback_metrics["val_loss"]))
+
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=1, max_epochs=3, callbacks=[GreedyLRCallback(), _Seen()],
+        logger=False, enable_progress_bar=False, enable_model_summary=False,
+        enable_checkpointing=False, default_root_dir=tmp_path,
+    )
+    trainer.fit(model)
+    sched = trainer.lr_scheduler_configs[0].scheduler
+    assert sched.config.total_steps == trainer.estimated_stepping_batches == 12
+    assert len(seen) == 3 and sched.state.eval_best == pytest.approx(min(seen))
