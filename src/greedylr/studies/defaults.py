@@ -145,13 +145,17 @@ def _spec(workload: str, seed: int, settings: dict[str, Any], study: str) -> Tri
     )
 
 
-def heldout_specs(workloads_: Sequence[str], study: str) -> list[TrialSpec]:
-    """Every held-out arm on ``workloads_`` x seeds, evaluated every 10%, split held-out."""
+def heldout_specs(
+    workloads_: Sequence[str], study: str, arms: int | None = None
+) -> list[TrialSpec]:
+    """The first ``arms`` held-out arms (all by default) on ``workloads_`` x seeds,
+    evaluated every 10%, split held-out; seed by seed, so that a study cut short has
+    every arm on the first seeds."""
     from greedylr.studies import workloads
 
     specs = []
-    for schedule, settings in HELDOUT_ARMS:
-        for seed in SEEDS:
+    for seed in SEEDS:
+        for schedule, settings in HELDOUT_ARMS[:arms]:
             for name in workloads_:
                 w = workloads.get(name)
                 specs.append(TrialSpec.make(
@@ -377,9 +381,10 @@ def versus_cosine(results: Sequence[Result]) -> dict[str, dict[str, Any]]:
             cos_final = mean([M.final_metric(b) for b in base])
             counts["final"].append(_as_good(final, cos_final, higher))
             for stage in (0.5, 1.0):
-                counts["best"].append(_as_good(mean([_best_until(r, stage) for r in runs]),
-                                               mean([_best_until(b, stage) for b in base]),
-                                               higher))
+                cos_best = mean([_best_until(b, stage) for b in base])
+                if math.isfinite(cos_best):  # no evaluation by then: nothing to compare
+                    counts["best"].append(_as_good(
+                        mean([_best_until(r, stage) for r in runs]), cos_best, higher))
             for stage in M.STAGES:
                 counts["train"].append(_as_good(mean([M.loss_at(r, stage) for r in runs]),
                                                 mean([M.loss_at(b, stage) for b in base]),
@@ -663,6 +668,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="report: the small-model study's results (paper baselines)",
     )
     parser.add_argument("--report", type=Path, default=Path("results/defaults"))
+    parser.add_argument(
+        "--arms", type=int, default=None, help="heldout-*: only the first N of HELDOUT_ARMS"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     from greedylr.studies.runner import run_trials
@@ -679,8 +687,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.stage in ("heldout-tune", "heldout-check"):
         split = args.stage.removeprefix("heldout-")
         names = TUNE_WORKLOADS if split == "tune" else CHECK_WORKLOADS
-        run_trials(heldout_specs(names, f"defaults_heldout_{split}"), args.out / f"heldout_{split}",
-                   jobs=args.jobs, progress=True)
+        run_trials(heldout_specs(names, f"defaults_heldout_{split}", args.arms),
+                   args.out / f"heldout_{split}", jobs=args.jobs, progress=True)
     elif args.stage == "heldout-report":
         print(write_heldout_report(args.out, args.report))
     else:
