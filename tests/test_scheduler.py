@@ -335,3 +335,19 @@ def test_from_transformers_rejects_unknown_arguments():
         GreedyLR.from_transformers(make_optimizer(), smoothing=True)
     with pytest.raises(ValueError, match="expected 1 min_lrs, got 2"):
         GreedyLR.from_transformers(make_optimizer(), min_lr=[0.1, 0.2])
+
+
+@pytest.mark.parametrize("tensor_lr", [False, True])
+def test_events_above_the_first_byte_reach_the_trace(tensor_lr):
+    """``undo`` (bit 8) and ``anneal`` (bit 7) in the per-step code column."""
+    from greedylr.rule import EVENT_BITS
+
+    opt = make_optimizer((0.1,), tensor_lr)
+    sched = GreedyLR(opt, factor=0.5, patience=5, increase_patience=0, smoothing="none",
+                     payoff_patience=2, min_lr_ratio=None, max_lr_ratio=None,
+                     total_steps=10, anneal_fraction=0.2)
+    drive(sched, opt, [1.0, 0.9, 0.95, 1.2, 1.1, 1.0, 0.9, 0.8, 0.7, 0.6])
+    kinds = [e.kind for e in sched.events]
+    assert "undo" in kinds and "anneal" in kinds
+    codes = sched.trace.codes
+    assert codes[3] == EVENT_BITS["undo"] and codes[7] == EVENT_BITS["anneal"]

@@ -611,7 +611,7 @@ class Trace:
         self._losses = array("d")
         self._smoothed = array("d")
         self._lrs = [array("d") for _ in range(num_groups or 0)]
-        self._codes = array("B")
+        self._codes = array("H")  # 10 event bits (rule.EVENT_BITS)
         self._events: list[Event] = []
         self._signals: dict[str, _Signal] = {}
         self._pending_signals: dict[str, Any] = {}
