@@ -54,9 +54,15 @@ bounds given as ratios. Everything else (mode, comparison, smoothing, window, wa
 absolute bounds, reset patience, non-finite policy) is shared: it decides which
 operations run, not their values.
 
+The 0.2 knobs follow the same rules: the final cooldown's shape is looked up in
+``GreedyConfig.anneal_table()`` (Python's ``math.cos``/``math.sqrt`` values), the noise
+margin uses ``torch.sqrt`` (correctly rounded, as ``math.sqrt``), and
+:func:`observe_eval` mirrors :func:`greedylr.rule.observe_eval`.
+
 What happened at each step is returned as an integer code of bit flags
 (:data:`INCREASE`, :data:`DECREASE`, :data:`CLIPPED`, :data:`HOLD`,
-:data:`WARMUP_END`, :data:`RESET`, :data:`NONFINITE`) with the values needed to
+:data:`WARMUP_END`, :data:`RESET`, :data:`NONFINITE`, :data:`ANNEAL`, :data:`UNDO`,
+and from :func:`observe_eval` :data:`EVAL_DECREASE`) with the values needed to
 explain it; :func:`decode_events` turns a code back into the
 :class:`greedylr.rule.Event` objects, with the same reasons, that the float rule
 would have produced.
