@@ -231,7 +231,7 @@ def test_anneal_table_is_the_float_rule_shape() -> None:
 
 def test_held_out_values_are_ignored_without_eval_patience() -> None:
     """The 0.1 behaviour, for integrations that feed held-out values automatically."""
-    config = GreedyConfig(factor=0.5, smoothing="none")
+    config = GreedyConfig(factor=0.5, smoothing="none", eval_patience=None)
     state = rule.init(config, [0.1])
     rule.update(config, state, 1.0)
     for value in (0.5, 0.9, 2.0):

@@ -247,7 +247,7 @@ def test_a_0_1_checkpoint_loads_with_the_new_knobs_off():
                         if k not in ("total_steps", "anneal_fraction", "anneal_shape",
                                      "noise_threshold", "payoff_patience", "eval_mode",
                                      "eval_factor", "eval_patience")}}
-    again = GreedyLR(make_optimizer(), anneal_fraction=0.0, noise_threshold=0.0)
+    again = GreedyLR(make_optimizer(), anneal_fraction=0.0, eval_patience=None)
     again.load_state_dict(saved)
     assert again.state == sched.state
 
