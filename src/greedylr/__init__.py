@@ -9,7 +9,7 @@ from greedylr.rule import Decision, Event, GreedyConfig
 from greedylr.scheduler import GreedyLR
 from greedylr.trace import Trace, diagnose, load_trace
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Decision",
