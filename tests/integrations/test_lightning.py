@@ -216,7 +216,8 @@ class _Validated(_Classifier):
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = torch.optim.SGD(self.parameters(), lr=0.05)
-        sched = GreedyLR(optimizer, eval_patience=0, **CONFIG)
+        # no final cooldown: it ignores held-out values, and the last one falls in it
+        sched = GreedyLR(optimizer, eval_patience=0, anneal_fraction=0.0, **CONFIG)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
