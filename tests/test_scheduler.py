@@ -178,6 +178,80 @@ def test_resume_at_a_random_step_is_bit_identical(seed, tensor_lr):
     assert as_floats == [[float(x) for x in row] for row in full]
 
 
+def drive_with_evals(sched, opt, losses, every=7):
+    """``drive``, with a held-out value (the loss plus a bump) after every 7th step."""
+    out = []
+    for i, loss in enumerate(losses, 1):
+        opt.step()
+        sched.step(loss)
+        if i % every == 0 and math.isfinite(loss):
+            sched.observe_eval(loss + 0.1 * (i % 3))
+        out.append([float(x) for x in sched.get_last_lr()])
+    return out
+
+
+@pytest.mark.parametrize("tensor_lr", [False, True])
+@pytest.mark.parametrize("cut", [1, 79, 80, 81, 95])
+def test_resume_across_the_final_cooldown_is_bit_identical(cut, tensor_lr):
+    """Every 0.2 knob on; cut before, at and after the cooldown's start (step 80)."""
+    kwargs = dict(factor=0.7, patience=2, window=5, total_steps=100, anneal_fraction=0.2,
+                  noise_threshold=0.5, payoff_patience=3, eval_patience=0)
+    rng = random.Random(cut)
+    losses = [rng.choice([rng.gauss(1, 0.3), 1.0, math.nan]) for _ in range(110)]
+    opt = make_optimizer((0.1, 0.03), tensor_lr)
+    full_sched = GreedyLR(opt, **kwargs)
+    full = drive_with_evals(full_sched, opt, losses)
+    assert any(e.kind == "anneal" and e.step == 80 for e in full_sched.events)
+
+    opt = make_optimizer((0.1, 0.03), tensor_lr)
+    sched = GreedyLR(opt, **kwargs)
+    first = drive_with_evals(sched, opt, losses[:cut])
+    saved, opt_saved = roundtrip(sched.state_dict()), roundtrip(opt.state_dict())
+    opt2 = make_optimizer((0.1, 0.03), tensor_lr)
+    sched2 = GreedyLR(opt2, **kwargs)
+    opt2.load_state_dict(opt_saved)
+    sched2.load_state_dict(saved)
+    rest = []
+    for i, loss in enumerate(losses[cut:], cut + 1):
+        opt2.step()
+        sched2.step(loss)
+        if i % 7 == 0 and math.isfinite(loss):
+            sched2.observe_eval(loss + 0.1 * (i % 3))
+        rest.append([float(x) for x in sched2.get_last_lr()])
+    assert first + rest == full
+    assert sched2.state == full_sched.state
+
+
+def test_observe_eval_lowers_the_lr_and_blocks_increases():
+    opt = make_optimizer((0.1,))
+    sched = GreedyLR(opt, factor=0.5, patience=5, increase_patience=0, smoothing="none",
+                     eval_patience=0)
+    drive(sched, opt, [1.0])  # an increase: 0.2
+    sched.observe_eval(0.5)
+    sched.observe_eval(0.6)  # worse: halved, from the next step on
+    assert opt.param_groups[0]["lr"] == sched.get_last_lr()[0] == 0.1
+    assert drive(sched, opt, [0.9]) == [[0.1]]  # would have increased: blocked
+    assert [e.kind for e in sched.events] == ["increase", "eval_decrease"]
+
+
+def test_a_0_1_checkpoint_loads_with_the_new_knobs_off():
+    sched = GreedyLR(make_optimizer())
+    drive(sched, sched.optimizer, [1.0, 0.9, 0.8])
+    saved = sched.state_dict()
+    old_keys = set(saved["rule"]) - {"noise_var", "noise_count", "anneal_from", "payoff_left",
+                                     "payoff_ref", "penalty", "eval_best", "eval_bad",
+                                     "eval_block"}
+    saved = {**saved, "format": 1,
+             "rule": {k: v for k, v in saved["rule"].items() if k in old_keys},
+             "config": {k: v for k, v in saved["config"].items()
+                        if k not in ("total_steps", "anneal_fraction", "anneal_shape",
+                                     "noise_threshold", "payoff_patience", "eval_mode",
+                                     "eval_factor", "eval_patience")}}
+    again = GreedyLR(make_optimizer(), anneal_fraction=0.0, eval_patience=None)
+    again.load_state_dict(saved)
+    assert again.state == sched.state
+
+
 def test_incompatible_state_dict_is_rejected():
     sched = GreedyLR(make_optimizer(), window=10)
     saved = sched.state_dict()
@@ -261,3 +335,19 @@ def test_from_transformers_rejects_unknown_arguments():
         GreedyLR.from_transformers(make_optimizer(), smoothing=True)
     with pytest.raises(ValueError, match="expected 1 min_lrs, got 2"):
         GreedyLR.from_transformers(make_optimizer(), min_lr=[0.1, 0.2])
+
+
+@pytest.mark.parametrize("tensor_lr", [False, True])
+def test_events_above_the_first_byte_reach_the_trace(tensor_lr):
+    """``undo`` (bit 8) and ``anneal`` (bit 7) in the per-step code column."""
+    from greedylr.rule import EVENT_BITS
+
+    opt = make_optimizer((0.1,), tensor_lr)
+    sched = GreedyLR(opt, factor=0.5, patience=5, increase_patience=0, smoothing="none",
+                     payoff_patience=2, min_lr_ratio=None, max_lr_ratio=None,
+                     total_steps=10, anneal_fraction=0.2)
+    drive(sched, opt, [1.0, 0.9, 0.95, 1.2, 1.1, 1.0, 0.9, 0.8, 0.7, 0.6])
+    kinds = [e.kind for e in sched.events]
+    assert "undo" in kinds and "anneal" in kinds
+    codes = sched.trace.codes
+    assert codes[3] == EVENT_BITS["undo"] and codes[7] == EVENT_BITS["anneal"]

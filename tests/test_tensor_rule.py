@@ -31,6 +31,7 @@ def _events(config: GreedyConfig, state: tr.TensorState, decision: tr.TensorDeci
         lrs_after=decision.lrs.tolist(),
         min_lrs=state.min_lrs.tolist(),
         max_lrs=state.max_lrs.tolist(),
+        penalty=int(decision.penalty),
     )
 
 
@@ -87,6 +88,11 @@ def configs(draw: st.DrawFn) -> GreedyConfig:
         reset_patience=draw(st.sampled_from([None, 1, 2])),
         eps=draw(st.sampled_from([0.0, 1e-8, 1e-3])),
         on_nonfinite=draw(st.sampled_from(["skip", "decrease"])),
+        total_steps=draw(st.sampled_from([None, 20, 60])),
+        anneal_fraction=draw(st.sampled_from([0.0, 0.1, 0.5])),
+        anneal_shape=draw(st.sampled_from(["linear", "cosine", "1-sqrt"])),
+        noise_threshold=draw(st.sampled_from([0.0, 0.0, 0.5, 2.0])),
+        payoff_patience=draw(st.sampled_from([None, None, 1, 3])),
         **kwargs,
     )
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from greedylr.scheduler import GreedyLR
     from greedylr.trace import Trace, diagnose, load_trace
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _HOMES = {
     "Decision": "greedylr.rule",

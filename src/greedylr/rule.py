@@ -18,6 +18,22 @@ observation that makes the streak *exceed* the patience, so ``patience=10`` acts
 the 11th consecutive observation (Keras acts on the 10th, optax's
 ``reduce_on_plateau`` on the 10th as well).
 
+The knobs of 0.2, each off unless ``results/defaults/DECISION.md`` made it a default:
+
+* ``total_steps`` with ``anneal_fraction``: the last ``anneal_fraction`` of a known
+  budget anneals from wherever the rule stands to its lower bound (``anneal_shape``
+  1-sqrt, linear or cosine), an ``anneal`` event at its start; without a budget
+  nothing changes: the rule stays anytime;
+* ``noise_threshold``: "better" must beat the reference by that many standard errors
+  of the smoothed loss (measured from the loss's own scatter), so that progress drowned
+  in noise counts as none and the LR comes down, with no step count;
+* ``payoff_patience``: an increase must pay off: if, that many observations later, the
+  smoothed loss is worse than when it was made, it is undone (an ``undo`` event) and
+  the next increase needs a longer improving streak;
+* ``eval_patience`` with :func:`observe_eval`: a held-out value worse than the best so
+  far blocks increases until one is better, and lowers the LR by ``eval_factor`` (an
+  ``eval_decrease`` event): the overfitting a training loss cannot show.
+
 Examples:
     >>> cfg = GreedyConfig(factor=0.5, patience=0, smoothing="none",
     ...                    min_lr_ratio=None, max_lr_ratio=None)
@@ -42,11 +58,13 @@ __all__ = [
     "RuleState",
     "add_group",
     "init",
+    "observe_eval",
     "update",
 ]
 
 EventKind = Literal[
-    "increase", "decrease", "clipped", "hold", "warmup_end", "reset", "nonfinite"
+    "increase", "decrease", "clipped", "hold", "warmup_end", "reset", "nonfinite",
+    "anneal", "undo", "eval_decrease",
 ]
 Bound = float | Sequence[float] | None
 
@@ -60,7 +78,30 @@ EVENT_BITS: dict[str, int] = {
     "warmup_end": 16,
     "reset": 32,
     "nonfinite": 64,
+    "anneal": 128,
+    "undo": 256,
+    "eval_decrease": 512,
 }
+
+#: The 0.2 knobs switched off: the 0.1 rule (a checkpoint of 0.1 ran with these).
+KNOBS_OFF: dict[str, Any] = {
+    "total_steps": None,
+    "anneal_fraction": 0.0,
+    "noise_threshold": 0.0,
+    "payoff_patience": None,
+    "eval_patience": None,
+}
+
+#: The final cooldown's shapes: the multiplier of ``lr_at_start - floor`` at progress p.
+ANNEAL_SHAPES = ("linear", "cosine", "1-sqrt")
+
+
+def _anneal_shape(shape: str, p: float) -> float:
+    if shape == "linear":
+        return 1.0 - p
+    if shape == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * p))
+    return 1.0 - math.sqrt(p)
 
 
 def _plain(value: Any) -> Any:
@@ -137,6 +178,31 @@ class GreedyConfig:
             ``"skip"`` ignores it, ``"decrease"`` decreases the LR at once (and starts
             the cooldown), ``"raise"`` raises ``FloatingPointError``.
         check_bounds: raise if a base LR lies outside its bounds.
+        total_steps: the run's length in observations, when known (the HF Trainer's
+            ``max_steps``, Lightning's ``estimated_stepping_batches``); only the final
+            cooldown uses it. ``None``: unknown, the rule is anytime.
+        anneal_fraction: the final fraction of ``total_steps`` that anneals, in [0, 1]
+            (0: never). The cooldown starts at observation
+            ``total_steps - int(anneal_fraction * total_steps)``; from there the rule
+            stops deciding and the LR goes from where it stands to its lower bound.
+        anneal_shape: ``"1-sqrt"`` (Hägele et al. 2024, arXiv 2405.18392), ``"linear"``
+            or ``"cosine"``.
+        noise_threshold: k >= 0: an observation counts as better only if the smoothed
+            loss beats the reference by more than k standard errors of the smoothed
+            loss, estimated as ``sqrt(v / n)`` where v is an EMA (span ``window``) of the
+            squared one-step prediction error ``loss - previous smoothed`` and n is
+            ``window`` (1 without smoothing). 0: off (0.1 behaviour).
+        payoff_patience: after an increase that changed the LR, the observation at which
+            the smoothed loss must be no worse than when the increase was made; if it
+            is worse, the increase is undone (the LR times ``factor``, cooldown armed)
+            and every later increase needs ``penalty + 1`` times the improving streak
+            (a paid-off increase takes one penalty back). ``None``: off.
+        eval_mode: direction of the held-out value given to :func:`observe_eval`.
+        eval_factor: what a worsening held-out value multiplies the LR by, in (0, 1).
+        eval_patience: worsening held-out values tolerated before that decrease
+            (increases are blocked from the first one until the held-out value improves).
+            ``None``: held-out values are ignored (0.1 behaviour). 0 (default) and the
+            20% cooldown won the 0.2 defaults study (``results/defaults/DECISION.md``).
     """
 
     factor: float = 0.95
@@ -160,6 +226,14 @@ class GreedyConfig:
     eps: float = 0.0
     on_nonfinite: Literal["skip", "decrease", "raise"] = "skip"
     check_bounds: bool = True
+    total_steps: int | None = None
+    anneal_fraction: float = 0.2
+    anneal_shape: Literal["linear", "cosine", "1-sqrt"] = "1-sqrt"
+    noise_threshold: float = 0.0
+    payoff_patience: int | None = None
+    eval_mode: Literal["min", "max"] = "min"
+    eval_factor: float = 0.5
+    eval_patience: int | None = 0
 
     def __post_init__(self) -> None:
         def check(ok: bool, message: str) -> None:
@@ -193,7 +267,28 @@ class GreedyConfig:
                 is_int(self.reset_patience) and self.reset_patience >= 1,
                 f"reset_patience must be an int >= 1 or None, got {self.reset_patience!r}",
             )
+        for name, minimum in (("total_steps", 1), ("payoff_patience", 1), ("eval_patience", 0)):
+            value = getattr(self, name)
+            check(
+                value is None or (is_int(value) and value >= minimum),
+                f"{name} must be an int >= {minimum} or None, got {value!r}",
+            )
+        check(
+            isinstance(self.anneal_fraction, (int, float)) and 0.0 <= self.anneal_fraction <= 1.0,
+            f"anneal_fraction must be in [0, 1], got {self.anneal_fraction!r}",
+        )
+        check(
+            isinstance(self.noise_threshold, (int, float)) and 0.0 <= self.noise_threshold
+            < math.inf,
+            f"noise_threshold must be finite and >= 0, got {self.noise_threshold!r}",
+        )
+        check(
+            isinstance(self.eval_factor, (int, float)) and 0.0 < self.eval_factor < 1.0,
+            f"eval_factor must be in (0, 1), got {self.eval_factor!r}",
+        )
         for name, allowed in (
+            ("anneal_shape", ANNEAL_SHAPES),
+            ("eval_mode", ("min", "max")),
             ("compare", ("best", "recent_best", "previous")),
             ("threshold_mode", ("rel", "abs")),
             ("mode", ("min", "max")),
@@ -253,6 +348,29 @@ class GreedyConfig:
     def up_patience(self) -> int:
         return self.patience if self.increase_patience is None else self.increase_patience
 
+    @property
+    def anneal_steps(self) -> int:
+        """Length of the final cooldown in observations (0: none, or no budget)."""
+        if self.total_steps is None:
+            return 0
+        return int(self.anneal_fraction * self.total_steps)
+
+    @property
+    def anneal_start(self) -> int | None:
+        """The observation at which the final cooldown starts (``None``: never)."""
+        if self.total_steps is None or self.anneal_steps == 0:
+            return None
+        return self.total_steps - self.anneal_steps
+
+    def anneal_table(self) -> list[float]:
+        """The shape's multiplier after ``k`` observations of the cooldown, k = 0..length.
+
+        The tensor rule and the optax port look these values up, so that all three
+        implementations anneal with the same bits (``math.cos`` and ``math.sqrt`` here).
+        """
+        n = self.anneal_steps
+        return [_anneal_shape(self.anneal_shape, k / n) for k in range(n + 1)] if n else []
+
     def bounds(self, base_lrs: Sequence[float]) -> tuple[list[float], list[float]]:
         """The lower and upper LR bound of every group, resolved against its base LR."""
         n = len(base_lrs)
@@ -283,6 +401,7 @@ class GreedyConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GreedyConfig:
+        """The config of :meth:`to_dict`; keys added since (0.2's knobs) take their defaults."""
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -341,12 +460,22 @@ class RuleState:
     window_sum: float = 0.0
     ema: float = 0.0
     ema_count: int = 0
+    noise_var: float = 0.0
+    noise_count: int = 0
+    anneal_from: list[float] = field(default_factory=list)
+    payoff_left: int = 0
+    payoff_ref: float = 0.0
+    penalty: int = 0
+    eval_best: float | None = None
+    eval_bad: int = 0
+    eval_block: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RuleState:
+        """The state of ``to_dict``; a 0.1 state (without 0.2's fields) loads too."""
         values: dict[str, Any] = {
             k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in data.items()
         }
@@ -467,6 +596,31 @@ def _reset(config: GreedyConfig, state: RuleState) -> None:
     state.num_good = state.num_bad = state.hold = state.floor_hits = 0
     state.window_values, state.window_pos, state.window_sum = [], 0, 0.0
     state.ema, state.ema_count = 0.0, 0
+    state.noise_var, state.noise_count, state.payoff_left = 0.0, 0, 0
+
+
+def _noise_margin(config: GreedyConfig, state: RuleState) -> float:
+    """``noise_threshold`` standard errors of the smoothed loss (0 when off)."""
+    n = 1 if config.smoothing == "none" else config.window
+    return config.noise_threshold * math.sqrt(state.noise_var / n)
+
+
+def _track_noise(config: GreedyConfig, state: RuleState, value: float) -> None:
+    """The EMA of the squared one-step prediction error, started at its first value."""
+    if config.noise_threshold == 0.0 or state.smoothed is None:
+        return
+    error = value - state.smoothed
+    square = error * error
+    if state.noise_count == 0:
+        state.noise_var = square
+    else:
+        beta = 1.0 - 2.0 / (config.window + 1)
+        state.noise_var = beta * state.noise_var + (1.0 - beta) * square
+    state.noise_count += 1
+
+
+def _effective_up_patience(config: GreedyConfig, state: RuleState) -> int:
+    return (config.up_patience + 1) * (state.penalty + 1) - 1
 
 
 def _change(
@@ -477,10 +631,16 @@ def _change(
     loss: float,
     smoothed: float | None,
     reference: float | None,
+    kind: Literal["increase", "decrease", "undo"] | None = None,
 ) -> list[Event]:
-    """Apply one increase or decrease with its hold, reset check and events."""
+    """Apply one increase or decrease with its hold, reset check and events.
+
+    ``kind="undo"`` is a decrease that takes back an increase: its own event kind, and
+    it does not count towards the reset.
+    """
     before = tuple(state.lrs)
     step = state.step
+    kind = kind or direction
     if direction == "decrease":
         changed = _decrease(config, state)
         hold, hold_name = config.cooldown, "cooldown"
@@ -495,17 +655,20 @@ def _change(
         at_bound = [i for i in changed if state.lrs[i] == bounds[i]]
         clip = f"; group(s) {at_bound} reached the {bound} bound" if at_bound else ""
         events = [
-            Event(step, direction, f"{direction} at step {step}: {why}; "
+            Event(step, kind, f"{kind} at step {step}: {why}; "
                   f"lr {_fmt(before)} -> {_fmt(after)}{clip}",
                   loss, smoothed, reference, before, after)
         ]
+        if direction == "increase" and config.payoff_patience is not None:
+            assert smoothed is not None  # increases come from comparisons
+            state.payoff_left, state.payoff_ref = config.payoff_patience, smoothed
     else:
         events = [
-            Event(step, "clipped", f"{direction} blocked at step {step}: {why}, but every "
+            Event(step, "clipped", f"{kind} blocked at step {step}: {why}, but every "
                   f"group is at its {bound} bound ({_fmt(bounds)})",
                   loss, smoothed, reference, before, after)
         ]
-    if direction == "decrease" and config.reset_patience is not None:
+    if kind == "decrease" and config.reset_patience is not None:
         if all(lr <= lo for lr, lo in zip(state.lrs, state.min_lrs)):
             state.floor_hits += 1
             if state.floor_hits >= config.reset_patience:
@@ -526,6 +689,32 @@ def _change(
     return events
 
 
+def _worse(mode: str, value: float, reference: float) -> bool:
+    return value > reference if mode == "min" else value < reference
+
+
+def _anneal(
+    config: GreedyConfig, state: RuleState, loss: float, smoothed: float | None
+) -> list[Event]:
+    """One observation of the final cooldown: the LR follows the shape, nothing else."""
+    start = config.anneal_start
+    assert start is not None
+    step = state.step
+    events = []
+    if not state.anneal_from:
+        state.anneal_from = list(state.lrs)
+        lrs = tuple(state.lrs)
+        events.append(Event(
+            step, "anneal", f"final cooldown from step {step}: the last "
+            f"{config.anneal_steps} of {config.total_steps} steps anneal ({config.anneal_shape}) "
+            f"from lr {_fmt(lrs)} towards the lower bound {_fmt(state.min_lrs)}",
+            loss, smoothed, None, lrs, lrs))
+    k = min(step - start, config.anneal_steps)
+    shape = _anneal_shape(config.anneal_shape, k / config.anneal_steps)
+    state.lrs = [lo + (a - lo) * shape for a, lo in zip(state.anneal_from, state.min_lrs)]
+    return events
+
+
 def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
     """Observe one loss value; update ``state`` in place; return the new LRs and events.
 
@@ -542,6 +731,8 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
     """
     state.step += 1
     step = state.step
+    start = config.anneal_start
+    annealing = start is not None and step >= start and step > config.warmup
     if not math.isfinite(loss):
         if config.on_nonfinite == "raise":
             raise FloatingPointError(f"non-finite loss {loss!r} at step {step}")
@@ -551,12 +742,15 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
         in_warmup = step <= config.warmup
         if in_warmup:
             state.lrs = _ramp_lrs(config, state, step)
+        elif annealing:
+            skipped += _anneal(config, state, loss, state.smoothed)
         elif config.on_nonfinite == "decrease":
             state.num_good = state.num_bad = 0
             skipped += _change(config, state, "decrease", "non-finite loss",
                                loss, state.smoothed, None)
         return Decision(tuple(state.lrs), state.smoothed, tuple(skipped))
 
+    _track_noise(config, state, float(loss))
     smoothed = _smooth(config, state, float(loss))
     state.smoothed = smoothed
 
@@ -569,13 +763,40 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
             step, "warmup_end", f"warmup ramp of {config.warmup} steps ended at step {step}; "
             f"lr {_fmt(lrs)}", loss, smoothed, None, lrs, lrs),))
 
+    if annealing:
+        annealed = _anneal(config, state, loss, smoothed)  # before reading state.lrs
+        return Decision(tuple(state.lrs), smoothed, tuple(annealed))
+
+    if state.payoff_left > 0:
+        state.payoff_left -= 1
+        if state.payoff_left == 0:
+            if _worse(config.mode, smoothed, state.payoff_ref):
+                state.penalty += 1
+                state.num_good = state.num_bad = 0
+                if config.compare == "recent_best":
+                    state.reference = smoothed
+                why = (f"smoothed loss {smoothed:.4g} is worse than {state.payoff_ref:.4g} "
+                       f"at the increase {config.payoff_patience} steps ago; the next "
+                       f"increase needs {_effective_up_patience(config, state) + 1} "
+                       "improving steps")
+                undone = _change(config, state, "decrease", why, loss, smoothed,
+                                 state.payoff_ref, kind="undo")
+                return Decision(tuple(state.lrs), smoothed, tuple(undone))
+            state.penalty = max(state.penalty - 1, 0)
+
     if state.hold > 0:
         state.hold -= 1
         state.num_good = state.num_bad = 0
         return Decision(tuple(state.lrs), smoothed)
 
     reference = state.reference
-    better = _is_better(config, smoothed, reference)
+    if config.noise_threshold:
+        # better by more than the margin; a margin >= 0 only makes "better" harder
+        margin = _noise_margin(config, state)
+        shifted = smoothed + margin if config.mode == "min" else smoothed - margin
+        better = _is_better(config, shifted, reference)
+    else:
+        better = _is_better(config, smoothed, reference)
     if better or config.compare == "previous":
         state.reference = smoothed
     if better:
@@ -587,8 +808,12 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
 
     events: list[Event] = []
     versus = COMPARE_NAMES[config.compare]
-    if state.num_good > config.up_patience:
-        why = (f"{state.num_good} improving steps > patience {config.up_patience}; "
+    up_patience = _effective_up_patience(config, state)
+    if state.num_good > up_patience and state.eval_block:
+        state.num_good = 0  # the held-out metric got worse: no increase until it recovers
+    elif state.num_good > up_patience:
+        # the streak may exceed up_patience + 1 when a paid-off increase lowered it
+        why = (f"{up_patience + 1} improving steps > patience {up_patience}; "
                f"smoothed loss {smoothed:.4g} vs {versus} {reference:.4g}")
         state.num_good = 0
         events = _change(config, state, "increase", why, loss, smoothed, reference)
@@ -601,3 +826,60 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
             state.reference = smoothed
         events = _change(config, state, "decrease", why, loss, smoothed, reference)
     return Decision(tuple(state.lrs), smoothed, tuple(events))
+
+
+def observe_eval(config: GreedyConfig, state: RuleState, value: float) -> Decision:
+    """Observe a held-out value (after an evaluation); update ``state`` in place.
+
+    A value better than the best so far (by ``eval_mode``) clears the block on
+    increases. A worse one blocks increases until the held-out value improves again;
+    after more than ``eval_patience`` worse values in a row it also multiplies every
+    LR by ``eval_factor`` (not below the lower bound), the early-stopping signal a
+    rule fed only the training loss cannot see. Ignored with ``eval_patience=None``,
+    during the final cooldown and for a non-finite value. Does not advance ``state.step``.
+
+    Args:
+        config: the rule's configuration.
+        state: the rule's state.
+        value: the held-out metric (a Python number).
+
+    Returns:
+        The LRs to apply from now on and the events (an ``eval_decrease`` or a
+        ``clipped`` one when the LR came down, or tried to).
+    """
+    lrs = tuple(state.lrs)
+    if config.eval_patience is None or not math.isfinite(value) or state.anneal_from:
+        return Decision(lrs, state.smoothed)
+    best = state.eval_best
+    if best is None or _worse(config.eval_mode, best, value):
+        state.eval_best, state.eval_bad, state.eval_block = value, 0, False
+        return Decision(lrs, state.smoothed)
+    state.eval_bad += 1
+    state.eval_block = True
+    if state.eval_bad <= config.eval_patience:
+        return Decision(lrs, state.smoothed)
+    state.eval_bad = 0
+    state.num_good = state.num_bad = 0
+    if config.compare == "recent_best" and state.smoothed is not None:
+        state.reference = state.smoothed
+    changed = []
+    for i, old in enumerate(state.lrs):
+        new = max(old * config.eval_factor, state.min_lrs[i])
+        if old - new > config.eps:
+            state.lrs[i] = new
+            changed.append(i)
+    after = tuple(state.lrs)
+    step = state.step
+    why = (f"held-out value {value:.4g} is not better than the best {best:.4g} "
+           f"({config.eval_patience + 1} time(s) in a row)")
+    if changed:
+        at_bound = [i for i in changed if state.lrs[i] == state.min_lrs[i]]
+        clip = f"; group(s) {at_bound} reached the lower bound" if at_bound else ""
+        event = Event(step, "eval_decrease", f"eval_decrease at step {step}: {why}; lr "
+                      f"{_fmt(lrs)} -> {_fmt(after)}{clip}", value, state.smoothed, best,
+                      lrs, after)
+    else:
+        event = Event(step, "clipped", f"eval_decrease blocked at step {step}: {why}, but "
+                      f"every group is at its lower bound ({_fmt(state.min_lrs)})",
+                      value, state.smoothed, best, lrs, after)
+    return Decision(after, state.smoothed, (event,))

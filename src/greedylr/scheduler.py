@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import warnings
@@ -15,6 +16,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from greedylr import distributed, tensor_rule
+from greedylr import rule as _rule
 from greedylr.rule import Bound, Decision, Event, GreedyConfig, RuleState, add_group, init, update
 from greedylr.trace import Rows, Trace, decode_events
 
@@ -224,6 +226,14 @@ class GreedyLR(LRScheduler):
         eps: float = 0.0,
         on_nonfinite: Literal["skip", "decrease", "raise"] = "skip",
         check_bounds: bool = True,
+        total_steps: int | None = None,
+        anneal_fraction: float = 0.2,
+        anneal_shape: Literal["linear", "cosine", "1-sqrt"] = "1-sqrt",
+        noise_threshold: float = 0.0,
+        payoff_patience: int | None = None,
+        eval_mode: Literal["min", "max"] = "min",
+        eval_factor: float = 0.5,
+        eval_patience: int | None = 0,
     ) -> None:
         # The knobs are spelled out for type checkers and IDEs; GreedyConfig stays their
         # one definition (tests/test_typed_api.py keeps the two in step).
@@ -249,6 +259,7 @@ class GreedyLR(LRScheduler):
             self.trace.set_decoder(_Decoder(self))
         self._pending_sum: float | torch.Tensor = 0.0  # a tensor in device mode
         self._pending_count = 0
+        self._eval_events: list[Event] = []
         self._next_lrs: Sequence[float | torch.Tensor] = self.state.lrs
         self._optimizer_steps = _StepCounter()
         self._hook = _register_counter(optimizer, self._optimizer_steps)
@@ -415,6 +426,11 @@ class GreedyLR(LRScheduler):
         """
         self._step_count += 1
         self.last_epoch += 1
+        self._write(lrs)
+
+    def _write(self, lrs: Sequence[float | torch.Tensor]) -> None:
+        """Set every group's LR (tensor LRs in place), ``_last_lr``, and what the check
+        for foreign LR writes compares with."""
         last: list[float | torch.Tensor] = []
         marks: list[Any] | None = [] if self._device_state is None else None
         for group, lr in zip(self.optimizer.param_groups, lrs):
@@ -603,8 +619,67 @@ class GreedyLR(LRScheduler):
 
     @property
     def events(self) -> list[Event]:
-        """Every event so far (empty if tracing is off)."""
-        return [] if self.trace is None else list(self.trace.events)
+        """Every event so far, held-out ones included (only those if tracing is off)."""
+        steps = [] if self.trace is None else list(self.trace.events)
+        # stable: a held-out event of step t comes after that step's own events
+        return sorted(steps + self._eval_events, key=lambda e: e.step)
+
+    def set_total_steps(self, total_steps: int) -> None:
+        """Tell the rule the run's length once it is known (``GreedyConfig.total_steps``).
+
+        For integrations that learn the budget after the scheduler was built
+        (Lightning's ``estimated_stepping_batches``). Only the final cooldown uses it.
+
+        Raises:
+            ValueError: for a bad count, or once the final cooldown has started.
+        """
+        state = self.state
+        if state.anneal_from:
+            raise ValueError("the final cooldown has started: total_steps can no longer change")
+        self.config = dataclasses.replace(self.config, total_steps=total_steps)
+        if self._device_state is not None:
+            self._to_device(state)
+        if self.trace is not None:
+            self.trace.meta["config"] = self.config.to_dict()
+
+    def observe_eval(self, value: Any) -> None:
+        """Tell the rule a held-out value, after each evaluation (lower is better unless
+        ``eval_mode="max"``).
+
+        A value worse than the best so far blocks increases until one is better again,
+        and (after ``eval_patience`` of them) multiplies the LRs by ``eval_factor``: the
+        training loss cannot see overfitting, the held-out value can. Takes effect from
+        the next optimizer step. The events it produces are in :attr:`events` (not in
+        the per-step trace, which has one row per training step). In device mode this
+        reads the decision back to the host once per evaluation.
+
+        Args:
+            value: the held-out metric: a number or a one-element tensor.
+        """
+        if self._device_state is not None:
+            value_t = self._device_loss(value)
+            self._device_state, d = tensor_rule.observe_eval(
+                self.config, self._device_state, value_t
+            )
+            code = int(d.code)
+            if code:
+                self._eval_events += tensor_rule.decode_events(
+                    self.config, step=self._host_step, code=code, loss=float(value_t),
+                    smoothed=float(d.smoothed), reference=float(d.reference),
+                    lrs_before=d.lrs_before.tolist(), lrs_changed=d.lrs_changed.tolist(),
+                    lrs_after=d.lrs.tolist(), min_lrs=self._bounds[0],
+                    max_lrs=self._bounds[1],
+                )
+            lrs: Sequence[Any] = list(d.lrs.unbind())
+        else:
+            assert self._rule_state is not None  # None only in device mode
+            decision = _rule.observe_eval(self.config, self._rule_state, as_float(value))
+            self._eval_events += decision.events
+            lrs = decision.lrs
+        for event in self._eval_events[-1:]:
+            logger.debug(event.reason)
+        self._next_lrs = lrs
+        self._write(lrs)
 
     # -- device mode --------------------------------------------------------------
 
@@ -786,6 +861,7 @@ class GreedyLR(LRScheduler):
                 lrs_after=rows.lrs[i].tolist(),
                 min_lrs=self._bounds[0],
                 max_lrs=self._bounds[1],
+                penalty=int(extra[1 + 2 * groups]),
             )
         for event in events:
             logger.debug(event.reason)
@@ -798,7 +874,7 @@ class GreedyLR(LRScheduler):
         if len(self.optimizer.param_groups) != len(self.base_lrs):
             self._sync_groups()
         return {
-            "format": 1,
+            "format": 2,
             "config": self.config.to_dict(),
             "rule": self.state.to_dict(),
             "last_epoch": self.last_epoch,
@@ -819,13 +895,17 @@ class GreedyLR(LRScheduler):
             ValueError: if the state was saved with another configuration or another
                 number of parameter groups, or an entry is missing or malformed.
         """
-        if (not isinstance(state_dict, dict) or state_dict.get("format") != 1
+        if (not isinstance(state_dict, dict) or state_dict.get("format") not in (1, 2)
                 or "rule" not in state_dict):
             raise ValueError("not a greedylr.GreedyLR state dict")
         missing = [key for key in _STATE_KEYS if key not in state_dict]
         if missing:
             raise ValueError(f"GreedyLR state dict has no {missing}; nothing was loaded")
-        saved = GreedyConfig.from_dict(state_dict["config"])
+        config = state_dict["config"]
+        if state_dict["format"] == 1:
+            # 0.1 had none of 0.2's knobs: what it ran is those knobs switched off
+            config = {**_rule.KNOBS_OFF, **config}
+        saved = GreedyConfig.from_dict(config)
         if saved != self.config:
             diff = {
                 k: (v, getattr(self.config, k))

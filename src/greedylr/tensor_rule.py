@@ -62,9 +62,15 @@ bounds given as ratios. Everything else (mode, comparison, smoothing, window, wa
 absolute bounds, reset patience, non-finite policy) is shared: it decides which
 operations run, not their values.
 
+The 0.2 knobs follow the same rules: the final cooldown's shape is looked up in
+``GreedyConfig.anneal_table()`` (Python's ``math.cos``/``math.sqrt`` values), the noise
+margin uses ``torch.sqrt`` (correctly rounded, as ``math.sqrt``), and
+:func:`observe_eval` mirrors :func:`greedylr.rule.observe_eval`.
+
 What happened at each step is returned as an integer code of bit flags
 (:data:`INCREASE`, :data:`DECREASE`, :data:`CLIPPED`, :data:`HOLD`,
-:data:`WARMUP_END`, :data:`RESET`, :data:`NONFINITE`) with the values needed to
+:data:`WARMUP_END`, :data:`RESET`, :data:`NONFINITE`, :data:`ANNEAL`, :data:`UNDO`,
+and from :func:`observe_eval` :data:`EVAL_DECREASE`) with the values needed to
 explain it; :func:`decode_events` turns a code back into the
 :class:`greedylr.rule.Event` objects, with the same reasons, that the float rule
 would have produced.
@@ -93,12 +99,15 @@ from torch import Tensor
 from greedylr.rule import COMPARE_NAMES, EVENT_BITS, Event, GreedyConfig, RuleState
 
 __all__ = [
+    "ANNEAL",
     "CLIPPED",
     "DECREASE",
+    "EVAL_DECREASE",
     "HOLD",
     "INCREASE",
     "NONFINITE",
     "RESET",
+    "UNDO",
     "WARMUP_END",
     "TensorDecision",
     "TensorState",
@@ -106,6 +115,7 @@ __all__ = [
     "decode_events",
     "from_rule_state",
     "init",
+    "observe_eval",
     "select",
     "step_",
     "to_rule_state",
@@ -124,6 +134,9 @@ HOLD = EVENT_BITS["hold"]
 WARMUP_END = EVENT_BITS["warmup_end"]
 RESET = EVENT_BITS["reset"]
 NONFINITE = EVENT_BITS["nonfinite"]
+ANNEAL = EVENT_BITS["anneal"]
+UNDO = EVENT_BITS["undo"]
+EVAL_DECREASE = EVENT_BITS["eval_decrease"]
 
 # Longest EMA bias-correction table (float64 entries: 8 MiB).
 _MAX_EMA_TABLE = 1 << 20
@@ -156,6 +169,16 @@ class TensorState(NamedTuple):
     window_sum: Tensor  # [*B]
     ema: Tensor  # [*B]
     ema_count: Tensor  # [*B] int64
+    noise_var: Tensor  # [*B]
+    noise_count: Tensor  # [*B] int64
+    annealing: Tensor  # [*B] bool: the final cooldown has started
+    anneal_from: Tensor  # [*B, G]: the LRs where it started (0 before)
+    payoff_left: Tensor  # [*B] int64
+    payoff_ref: Tensor  # [*B]
+    penalty: Tensor  # [*B] int64
+    eval_best: Tensor  # [*B]: NaN before the first held-out value
+    eval_bad: Tensor  # [*B] int64
+    eval_block: Tensor  # [*B] bool
     factor: Tensor  # [*B]
     threshold: Tensor  # [*B]
     eps: Tensor  # [*B]
@@ -164,6 +187,7 @@ class TensorState(NamedTuple):
     cooldown: Tensor  # [*B] int64
     hold_after_increase: Tensor  # [*B] int64
     ema_denominators: Tensor  # [L]: 1 - beta**n for n = 1..L, shared by the batch
+    anneal_table: Tensor  # [A + 1]: the cooldown's shape (GreedyConfig.anneal_table), shared
 
     @property
     def batch_shape(self) -> torch.Size:
@@ -180,6 +204,7 @@ class TensorDecision(NamedTuple):
         reference: the value the smoothed loss was compared with (before this step).
         lrs_before: the LRs before this observation.
         lrs_changed: the LRs after the increase or decrease, before a reset.
+        penalty: the increase penalty after this observation (``payoff_patience``).
     """
 
     lrs: Tensor
@@ -188,6 +213,7 @@ class TensorDecision(NamedTuple):
     reference: Tensor
     lrs_before: Tensor
     lrs_changed: Tensor
+    penalty: Tensor
 
 
 def check_config(config: GreedyConfig) -> None:
@@ -391,13 +417,29 @@ def init(
         window_sum=floats(0.0),
         ema=floats(0.0),
         ema_count=ints(),
+        noise_var=floats(0.0),
+        noise_count=ints(),
+        annealing=torch.zeros(batch, dtype=torch.bool, device=device),
+        anneal_from=torch.zeros_like(lrs, dtype=dtype, device=device),
+        payoff_left=ints(),
+        payoff_ref=floats(0.0),
+        penalty=ints(),
+        eval_best=floats(math.nan),
+        eval_bad=ints(),
+        eval_block=torch.zeros(batch, dtype=torch.bool, device=device),
         ema_denominators=_ema_denominators(config, device, dtype),
+        anneal_table=_anneal_table(config, device, dtype),
         **knobs,
     )
 
 
 def _initial_reference(config: GreedyConfig) -> float:
     return math.inf if config.mode == "min" else -math.inf
+
+
+def _anneal_table(config: GreedyConfig, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """The final cooldown's multipliers as the float rule computes them (one entry if off)."""
+    return torch.tensor(config.anneal_table() or [1.0], dtype=dtype, device=device)
 
 
 def from_rule_state(
@@ -454,6 +496,16 @@ def from_rule_state(
         window_sum=num(state.window_sum),
         ema=num(state.ema),
         ema_count=count(state.ema_count),
+        noise_var=num(state.noise_var),
+        noise_count=count(state.noise_count),
+        annealing=torch.tensor(bool(state.anneal_from), device=device),
+        anneal_from=vec(state.anneal_from) if state.anneal_from else vec([0.0] * groups),
+        payoff_left=count(state.payoff_left),
+        payoff_ref=num(state.payoff_ref),
+        penalty=count(state.penalty),
+        eval_best=num(state.eval_best),
+        eval_bad=count(state.eval_bad),
+        eval_block=torch.tensor(bool(state.eval_block), device=device),
         factor=num(config.factor),
         threshold=num(config.threshold),
         eps=num(config.eps),
@@ -462,6 +514,7 @@ def from_rule_state(
         cooldown=count(config.cooldown),
         hold_after_increase=count(config.hold_after_increase),
         ema_denominators=_ema_denominators(config, device, dtype),
+        anneal_table=_anneal_table(config, device, dtype),
     )
 
 
@@ -475,6 +528,7 @@ def to_rule_state(state: TensorState) -> RuleState:
         raise ValueError(f"to_rule_state takes one run, got batch shape {tuple(state.step.shape)}")
     host = TensorState(*(t.detach().to("cpu") for t in state))
     smoothed = float(host.smoothed)
+    eval_best = float(host.eval_best)
     count = int(host.window_count)
     return RuleState(
         base_lrs=host.base_lrs.tolist(),
@@ -493,16 +547,28 @@ def to_rule_state(state: TensorState) -> RuleState:
         window_sum=float(host.window_sum),
         ema=float(host.ema),
         ema_count=int(host.ema_count),
+        noise_var=float(host.noise_var),
+        noise_count=int(host.noise_count),
+        anneal_from=host.anneal_from.tolist() if bool(host.annealing) else [],
+        payoff_left=int(host.payoff_left),
+        payoff_ref=float(host.payoff_ref),
+        penalty=int(host.penalty),
+        eval_best=None if math.isnan(eval_best) else eval_best,
+        eval_bad=int(host.eval_bad),
+        eval_block=bool(host.eval_block),
     )
 
 
 def select(state: TensorState, index: Any) -> TensorState:
-    """The runs ``index`` of a batched state (the shared EMA table is kept whole)."""
+    """The runs ``index`` of a batched state (the shared tables are kept whole)."""
     fields = {
-        name: value if name == "ema_denominators" else value[index]
+        name: value if name in _SHARED else value[index]
         for name, value in state._asdict().items()
     }
     return TensorState(**fields)
+
+
+_SHARED = ("ema_denominators", "anneal_table")
 
 
 def _ramp(config: GreedyConfig, state: TensorState, step: Tensor) -> Tensor:
@@ -552,6 +618,23 @@ def _smooth(
     return value, {}
 
 
+def _noise(config: GreedyConfig, state: TensorState, value: Tensor) -> dict[str, Tensor]:
+    """The EMA of the squared one-step prediction error (rule._track_noise)."""
+    error = value - state.smoothed
+    square = error * error
+    beta = 1.0 - 2.0 / (config.window + 1)
+    blended = beta * state.noise_var + (1.0 - beta) * square
+    var = torch.where(state.noise_count == 0, square, blended)
+    # nothing before the first smoothed value (NaN there); the caller masks non-finite
+    seen = ~torch.isnan(state.smoothed)
+    return {"noise_var": torch.where(seen, var, state.noise_var),
+            "noise_count": torch.where(seen, state.noise_count + 1, state.noise_count)}
+
+
+def _worse(mode: str, value: Tensor, reference: Tensor) -> Tensor:
+    return value > reference if mode == "min" else value < reference
+
+
 def _is_better(config: GreedyConfig, value: Tensor, reference: Tensor, t: Tensor) -> Tensor:
     if config.mode == "min":
         bar = reference * (1.0 - t) if config.threshold_mode == "rel" else reference - t
@@ -592,6 +675,8 @@ def update(
     # non-finite values never reach the statistics; zero keeps the discarded lanes clean
     value = torch.where(finite, x, torch.zeros_like(x))
     smoothed_new, smoother = _smooth(config, state, value)
+    if config.noise_threshold:
+        smoother.update(_noise(config, state, value))
     fields: dict[str, Tensor] = {"step": step}
     for name, new in smoother.items():
         old = getattr(state, name)
@@ -609,11 +694,45 @@ def update(
         in_warmup = torch.zeros_like(finite)
         warmup_end = in_warmup
     after_warmup = ~in_warmup
-    holding = finite & after_warmup & (state.hold > 0)
-    comparing = finite & after_warmup & (state.hold <= 0)
+    start = config.anneal_start
+    if start is not None:
+        # the final cooldown: from its first observation the LR follows the shape only
+        annealing = after_warmup & (step >= start)
+        anneal_start = annealing & ~state.annealing
+        anneal_from = torch.where(anneal_start.unsqueeze(-1), lrs, state.anneal_from)
+        k = torch.clamp(step - start, min=0, max=config.anneal_steps)
+        shape = torch.take(state.anneal_table, k).unsqueeze(-1)
+        annealed = state.min_lrs + (anneal_from - state.min_lrs) * shape
+        fields.update(annealing=state.annealing | annealing, anneal_from=anneal_from)
+        after_warmup = after_warmup & ~annealing
+    else:
+        annealing = anneal_start = torch.zeros_like(finite)
+    active = finite & after_warmup
+    penalty = state.penalty
+    if config.payoff_patience is not None:
+        # an increase must pay off: checked payoff_patience observations after it
+        counting = active & (state.payoff_left > 0)
+        payoff_left = torch.where(counting, state.payoff_left - 1, state.payoff_left)
+        check = counting & (payoff_left == 0)
+        undo = check & _worse(config.mode, smoothed, state.payoff_ref)
+        penalty = torch.where(undo, penalty + 1,
+                              torch.where(check, torch.clamp(penalty - 1, min=0), penalty))
+        active = active & ~undo
+    else:
+        payoff_left = state.payoff_left
+        undo = torch.zeros_like(finite)
+    holding = active & (state.hold > 0)
+    comparing = active & (state.hold <= 0)
     hold = torch.where(holding, state.hold - 1, state.hold)
 
-    better = _is_better(config, smoothed, state.reference, state.threshold)
+    if config.noise_threshold:
+        # better by more than noise_threshold standard errors of the smoothed loss
+        n = 1 if config.smoothing == "none" else config.window
+        margin = config.noise_threshold * torch.sqrt(smoother["noise_var"] / n)
+        shifted = smoothed + margin if config.mode == "min" else smoothed - margin
+        better = _is_better(config, shifted, state.reference, state.threshold)
+    else:
+        better = _is_better(config, smoothed, state.reference, state.threshold)
     if config.compare == "previous":
         reference = torch.where(comparing, smoothed, state.reference)
     else:
@@ -624,13 +743,16 @@ def update(
     num_good = torch.where((comparing & ~better) | holding, zero, num_good)
     num_bad = torch.where((comparing & better) | holding, zero, num_bad)
 
-    do_increase = comparing & (num_good > state.up_patience)
-    do_decrease = comparing & ~do_increase & (num_bad > state.patience)
+    up_patience = (state.up_patience + 1) * (penalty + 1) - 1
+    ready = comparing & (num_good > up_patience)
+    # a worse held-out value blocks increases until it recovers
+    do_increase = ready & ~state.eval_block
+    do_decrease = comparing & ~ready & (num_bad > state.patience)
     if config.compare == "recent_best":
         # a new baseline at each decrease decision (a reset below clears it)
-        reference = torch.where(do_decrease, smoothed, reference)
-    num_good = torch.where(do_increase, zero, num_good)
-    num_bad = torch.where(do_decrease, zero, num_bad)
+        reference = torch.where(do_decrease | undo, smoothed, reference)
+    num_good = torch.where(ready | undo, zero, num_good)
+    num_bad = torch.where(do_decrease | undo, zero, num_bad)
     nonfinite = ~finite
     if config.on_nonfinite == "decrease":
         nonfinite_decrease = nonfinite & after_warmup
@@ -643,11 +765,16 @@ def update(
     eps = state.eps.unsqueeze(-1)
     lowered = torch.maximum(lrs * factor, state.min_lrs)
     raised = torch.minimum(lrs / factor, state.max_lrs)
-    apply_down = do_decrease.unsqueeze(-1) & (lrs - lowered > eps)
+    apply_down = (do_decrease | undo).unsqueeze(-1) & (lrs - lowered > eps)
     apply_up = do_increase.unsqueeze(-1) & (raised - lrs > eps)
     changed = torch.where(apply_down, lowered, torch.where(apply_up, raised, lrs))
-    clipped = (do_increase | do_decrease) & ~(apply_down | apply_up).any(-1)
+    clipped = (do_increase | do_decrease | undo) & ~(apply_down | apply_up).any(-1)
     floor_hits = torch.where(do_increase, zero, state.floor_hits)
+    payoff_ref = state.payoff_ref
+    if config.payoff_patience is not None:
+        armed = do_increase & apply_up.any(-1)
+        payoff_left = torch.where(armed, config.payoff_patience, payoff_left)
+        payoff_ref = torch.where(armed, smoothed, payoff_ref)
 
     if config.reset_patience is not None:
         at_floor = (changed <= state.min_lrs).all(-1)
@@ -659,8 +786,9 @@ def update(
         num_good = torch.where(reset, zero, num_good)
         num_bad = torch.where(reset, zero, num_bad)
         floor_hits = torch.where(reset, zero, floor_hits)
+        payoff_left = torch.where(reset, zero, payoff_left)
         for name in ("window_values", "window_count", "window_pos", "window_sum", "ema",
-                     "ema_count"):
+                     "ema_count", "noise_var", "noise_count"):
             current = fields.get(name, getattr(state, name))
             mask = reset.reshape(reset.shape + (1,) * (current.ndim - reset.ndim))
             fields[name] = torch.where(mask, torch.zeros_like(current), current)
@@ -669,27 +797,81 @@ def update(
         lrs_after = changed
     # armed after a reset too, as the float rule (and transformers) does
     hold = torch.where(do_increase, state.hold_after_increase,
-                       torch.where(do_decrease, state.cooldown, hold))
+                       torch.where(do_decrease | undo, state.cooldown, hold))
+    if start is not None:
+        lrs_after = torch.where(annealing.unsqueeze(-1), annealed, lrs_after)
 
     # one bit per flag, in the order of the constants (INCREASE = 1 << 0, ...): five
     # kernels instead of one where() per flag
     flags = torch.stack([do_increase, do_decrease, clipped,
-                         (do_increase | do_decrease) & (hold > 0), warmup_end, reset,
-                         nonfinite], dim=-1)
+                         (do_increase | do_decrease | undo) & (hold > 0), warmup_end, reset,
+                         nonfinite, anneal_start, undo], dim=-1)
     shifts = torch.arange(flags.shape[-1], device=flags.device)
     code = (flags.to(_INT) << shifts).sum(-1)
     fields.update(
         lrs=lrs_after, reference=reference, num_good=num_good, num_bad=num_bad, hold=hold,
-        floor_hits=floor_hits,
+        floor_hits=floor_hits, payoff_left=payoff_left, payoff_ref=payoff_ref, penalty=penalty,
     )
     new_state = state._replace(**fields)
     decision = TensorDecision(
         lrs=lrs_after,
         smoothed=smoothed,
         code=code,
-        reference=state.reference,
+        reference=torch.where(undo, state.payoff_ref, state.reference),
         lrs_before=state.lrs,
         lrs_changed=changed,
+        penalty=penalty,
+    )
+    return new_state, decision
+
+
+def observe_eval(
+    config: GreedyConfig, state: TensorState, value: Tensor | float
+) -> tuple[TensorState, TensorDecision]:
+    """A held-out value per run: :func:`greedylr.rule.observe_eval` in tensor ops.
+
+    The decision's ``code`` holds :data:`EVAL_DECREASE` (with :data:`CLIPPED` when no
+    group could go lower) and its ``reference`` the best held-out value before this one.
+    """
+    dtype, device = state.lrs.dtype, state.lrs.device
+    batch = state.step.shape
+    if isinstance(value, Tensor):
+        x = value.detach().to(device=device, dtype=dtype)
+        if x.shape != batch:
+            x = x.reshape(batch) if x.numel() == math.prod(batch) else x.expand(batch)
+    else:
+        x = torch.full(batch, float(value), dtype=dtype, device=device)
+    if config.eval_patience is None:
+        seen = torch.zeros_like(state.annealing)
+    else:
+        seen = torch.isfinite(x) & ~state.annealing
+    best = state.eval_best
+    improved = seen & (torch.isnan(best) | _worse(config.eval_mode, best, x))
+    worsened = seen & ~improved
+    zero = torch.zeros_like(state.eval_bad)
+    eval_bad = torch.where(improved, zero, torch.where(worsened, state.eval_bad + 1,
+                                                         state.eval_bad))
+    act = worsened & (eval_bad > (config.eval_patience or 0))
+    eval_bad = torch.where(act, zero, eval_bad)
+    lowered = torch.maximum(state.lrs * config.eval_factor, state.min_lrs)
+    apply = act.unsqueeze(-1) & (state.lrs - lowered > state.eps.unsqueeze(-1))
+    lrs = torch.where(apply, lowered, state.lrs)
+    reference = state.reference
+    if config.compare == "recent_best":
+        reference = torch.where(act & ~torch.isnan(state.smoothed), state.smoothed, reference)
+    code = (act.to(_INT) * EVAL_DECREASE) | ((act & ~apply.any(-1)).to(_INT) * CLIPPED)
+    new_state = state._replace(
+        lrs=lrs,
+        reference=reference,
+        num_good=torch.where(act, zero, state.num_good),
+        num_bad=torch.where(act, zero, state.num_bad),
+        eval_best=torch.where(improved, x, best),
+        eval_bad=eval_bad,
+        eval_block=torch.where(improved, False, state.eval_block | worsened),
+    )
+    decision = TensorDecision(
+        lrs=lrs, smoothed=state.smoothed, code=code, reference=best, lrs_before=state.lrs,
+        lrs_changed=lrs, penalty=state.penalty,
     )
     return new_state, decision
 
@@ -733,6 +915,7 @@ def step_(
         x.unsqueeze(-1), decision.smoothed.unsqueeze(-1), decision.lrs,
         decision.code.to(x.dtype).unsqueeze(-1), decision.reference.unsqueeze(-1),
         decision.lrs_before, decision.lrs_changed,
+        decision.penalty.to(x.dtype).unsqueeze(-1),
     ], dim=-1) if with_row else None
     pairs = [(old, new) for old, new in zip(state, new_state, strict=True) if new is not old]
     if torch.compiler.is_compiling():
@@ -790,6 +973,7 @@ def decode_events(
     up_patience: int | None = None,
     cooldown: int | None = None,
     hold_after_increase: int | None = None,
+    penalty: int = 0,
 ) -> list[Event]:
     """The float rule's events for one step, rebuilt from a recorded decision (host side).
 
@@ -812,6 +996,7 @@ def decode_events(
         up_patience: the run's increase patience.
         cooldown: the run's cooldown.
         hold_after_increase: the run's hold after an increase.
+        penalty: ``TensorDecision.penalty`` (the streak an increase needs grows with it).
 
     Returns:
         The events, possibly none.
@@ -835,23 +1020,52 @@ def decode_events(
         ref = None
         events.append(Event(step, "nonfinite", f"non-finite loss {loss!r} at step {step}: "
                             "not fed to the statistics", loss, sm, None, before, before))
-    if code & (INCREASE | DECREASE):
+    if code & ANNEAL:
+        events.append(Event(
+            step, "anneal", f"final cooldown from step {step}: the last "
+            f"{config.anneal_steps} of {config.total_steps} steps anneal ({config.anneal_shape}) "
+            f"from lr {_fmt(before)} towards the lower bound {_fmt(min_lrs)}",
+            loss, sm, None, before, before))
+    if code & EVAL_DECREASE:
+        why = (f"held-out value {loss:.4g} is not better than the best {reference:.4g} "
+               f"({(config.eval_patience or 0) + 1} time(s) in a row)")
+        if code & CLIPPED:
+            events.append(Event(
+                step, "clipped", f"eval_decrease blocked at step {step}: {why}, but every "
+                f"group is at its lower bound ({_fmt(min_lrs)})", loss, sm, reference,
+                before, after))
+        else:
+            at_bound = [i for i, (old, new) in enumerate(zip(before, after, strict=True))
+                        if old != new and new == min_lrs[i]]
+            clip = f"; group(s) {at_bound} reached the lower bound" if at_bound else ""
+            events.append(Event(
+                step, "eval_decrease", f"eval_decrease at step {step}: {why}; lr "
+                f"{_fmt(before)} -> {_fmt(after)}{clip}", loss, sm, reference, before, after))
+        return events
+    up_patience = (up_patience + 1) * (penalty + 1) - 1
+    if code & (INCREASE | DECREASE | UNDO):
         versus = COMPARE_NAMES[config.compare]
         if code & NONFINITE:
             why = "non-finite loss"
+        elif code & UNDO:
+            why = (f"smoothed loss {sm:.4g} is worse than {reference:.4g} "
+                   f"at the increase {config.payoff_patience} steps ago; the next "
+                   f"increase needs {up_patience + 1} improving steps")
         elif code & INCREASE:
             why = (f"{up_patience + 1} improving steps > patience {up_patience}; "
                    f"smoothed loss {sm:.4g} vs {versus} {reference:.4g}")
         else:
             why = (f"{patience + 1} non-improving steps > patience {patience}; "
                    f"smoothed loss {sm:.4g} vs {versus} {reference:.4g}")
-        direction: Literal["increase", "decrease"]
+        direction: Literal["increase", "decrease", "undo"]
         if code & INCREASE:
             direction, bound, bounds = "increase", "upper", tuple(max_lrs)
             hold, hold_name = hold_after_increase, "hold after increase"
         else:
             direction, bound, bounds = "decrease", "lower", tuple(min_lrs)
             hold, hold_name = cooldown, "cooldown"
+        if code & UNDO:
+            direction = "undo"
         if code & CLIPPED:
             events.append(Event(
                 step, "clipped", f"{direction} blocked at step {step}: {why}, but every "

@@ -671,7 +671,7 @@ class Trace:
         self._losses: array[Any] = array("d")
         self._smoothed: array[Any] = array("d")
         self._lrs: list[array[Any]] = [array("d") for _ in range(num_groups or 0)]
-        self._codes: array[Any] = array("B")
+        self._codes: array[Any] = array("H")  # 10 event bits (rule.EVENT_BITS)
         self._events: list[Event] = []
         self._signals: dict[str, _Signal] = {}
         self._pending_signals: dict[str, Any] = {}

@@ -261,3 +261,38 @@ def test_device_mode_callback_reads_nothing_back_per_step(
     logged = trainer.callback_metrics
     assert float(logged["greedylr/lr"]) == float(sched.get_last_lr()[0])
     assert float(logged["greedylr/smoothed_loss"]) == sched.state.smoothed
+
+
+class _Validated(_Classifier):
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        self.log("val_loss", torch.nn.functional.cross_entropy(self.net(x), y))
+
+    def val_dataloader(self) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader(self.data, batch_size=64)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.SGD(self.parameters(), lr=0.05)
+        # no final cooldown: it ignores held-out values, and the last one falls in it
+        sched = GreedyLR(optimizer, eval_patience=0, anneal_fraction=0.0, **CONFIG)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def test_budget_and_validation_metric_reach_the_scheduler(tmp_path: Path) -> None:
+    model = _Validated(torch.utils.data.Subset(_digits(), range(64)))
+    seen: list[float] = []
+
+    class _Seen(pl.Callback):
+        def on_validation_end(self, trainer, pl_module) -> None:
+            if not trainer.sanity_checking:
+                seen.append(float(trainer.callback_metrics["val_loss"]))
+
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=1, max_epochs=3, callbacks=[GreedyLRCallback(), _Seen()],
+        logger=False, enable_progress_bar=False, enable_model_summary=False,
+        enable_checkpointing=False, default_root_dir=tmp_path,
+    )
+    trainer.fit(model)
+    sched = trainer.lr_scheduler_configs[0].scheduler
+    assert sched.config.total_steps == trainer.estimated_stepping_batches == 12
+    assert len(seen) == 3 and sched.state.eval_best == pytest.approx(min(seen))

@@ -253,6 +253,20 @@ def test_feed_eval_steps_once_per_evaluation_on_eval_loss(
     assert list(sched.trace.losses) == [e["eval_loss"] for e in evals[1:3]]
 
 
+def test_feed_train_gets_max_steps_and_the_eval_loss_as_held_out_value(
+    tmp_path: Path, tokenizer: Any, dataset: list
+) -> None:
+    trainer = _trainer(tmp_path, tokenizer, dataset, max_steps=4, gradient_accumulation_steps=1,
+                       eval_strategy="steps", eval_steps=2)
+    callback = attach(trainer, smoothing="none", eval_patience=0)
+    trainer.train()
+    sched = callback.scheduler
+    assert sched.config.total_steps == 4
+    evals = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e]
+    assert len(evals) == 2 and sched.state.step == 4
+    assert sched.state.eval_best == min(evals)
+
+
 class _OverflowAtStart(TrainerCallback):
     """A real fp16 GradScaler whose scale overflows every other step.
 

@@ -119,3 +119,30 @@ def test_headline_and_summary_from_a_store(tmp_path) -> None:
     with open(tmp_path / "out" / "trials.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 12 and {r["schedule"] for r in rows} >= {"greedy", "cosine"}
+
+
+def test_versus_cosine_scores_within_one_percent_and_time_to_cosines_loss() -> None:
+    results = []
+    for seed in (0, 1):
+        # w1: greedy 0.5% worse on accuracy (within 1%), a lower loss; w2: 2% worse
+        results += [_result("w1", "cosine", seed, 1.0, 0.90),
+                    _result("w2", "cosine", seed, 1.0, 0.50)]
+        results += [_result("w1", "greedy", seed, 0.5, 0.90 * 0.995),
+                    _result("w2", "greedy", seed, 2.0, 0.49)]
+    table = defaults.versus_cosine(results)
+    g = table["greedy"]
+    # one evaluation, at the end: no best-so-far comparison at 50%
+    assert (g["final_n"], g["best_n"], g["train_n"]) == (2, 2, 6)
+    assert g["final_pct"] == 50.0 and g["best_pct"] == 50.0  # w1 only
+    assert g["train_pct"] == 50.0  # w1's three stages; w2 is 2x worse
+    # w1 is below cosine's loss from its first step, w2 never gets there
+    assert g["misses"] == 2 and g["time_to_cosine_loss"] == pytest.approx((0.02 + math.inf) / 2)
+    assert table["cosine"]["final_pct"] == 100.0
+
+
+def test_heldout_specs_split_the_held_out_data_and_evaluate_every_tenth() -> None:
+    specs = defaults.heldout_specs(("wine_mlp",), "x", arms=3)
+    assert len(specs) == 3 * len(defaults.SEEDS)
+    assert all(s.options["workload_feed_split"] is True for s in specs)
+    assert {s.eval_every for s in specs} == {max(1, specs[0].steps // 10)}
+    assert [s.schedule for s in specs[:3]] == ["cosine", "greedy", "greedy"]

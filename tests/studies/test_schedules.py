@@ -160,6 +160,7 @@ def test_greedy_is_ours_with_its_settings() -> None:
     sched = build_schedule("greedy", opt, total_steps=10, warmup=3, factor=0.5, patience=2)
     assert isinstance(sched, GreedyLR)
     assert (sched.config.factor, sched.config.patience, sched.config.warmup) == (0.5, 2, 3)
+    assert sched.config.total_steps == 10  # told the budget, as cosine is
     assert is_loss_driven(sched)
 
 

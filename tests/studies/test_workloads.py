@@ -84,6 +84,31 @@ def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
     assert result["metric"] == {"name": w.metric, "higher_is_better": w.higher_is_better}
 
 
+@pytest.mark.parametrize("name", SMALL_MODELS)
+def test_feed_split_reports_a_held_out_value_on_the_other_half(name: str) -> None:
+    w = workloads.get(name)
+    spec = TrialSpec.make(study="test", workload=name, schedule="greedy", seed=0, steps=2,
+                          optimizer=w.optimizer, eval_every=1,
+                          settings={"workload_feed_split": True})
+    result = execute_trial(spec, threads=1)
+    assert result["status"] == "ok", result["traceback"]
+    rows = result["metrics"]
+    assert all(math.isfinite(r["feed"]) for r in rows)
+    plain = execute_trial(TrialSpec.make(**{**spec.to_dict(), "settings": {}}), threads=1)
+    # the reported metrics are measured on the scored half only, not the whole held-out set
+    assert w.metric in rows[-1]
+    assert rows[-1]["loss"] != plain["metrics"][-1]["loss"]
+
+
+def test_report_feed_reaches_the_schedule() -> None:
+    trial = Trial(TrialSpec.make(study="test", workload="x", schedule="greedy", steps=5))
+    model = torch.nn.Linear(2, 1)
+    sched = trial.scheduler(trial.optimizer(model.parameters()))
+    trial.report(accuracy=0.9, feed=0.5)
+    assert sched.state.eval_best == 0.5 and sched.config.total_steps == 5
+    assert trial.record.metrics == [{"step": 0, "accuracy": 0.9, "feed": 0.5}]
+
+
 def test_digits_mlp_learns() -> None:
     w = workloads.get("digits_mlp")
     trial = Trial(

@@ -42,6 +42,7 @@ on the mean of the per-optimizer-step losses since its last decision.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import torch
@@ -65,6 +66,10 @@ class GreedyLRCallback(pl.Callback):
         log: log ``greedylr/lr`` (group 0; ``greedylr/lr_group{i}`` for the others) and
             ``greedylr/smoothed_loss`` after each optimizer step, through
             ``LightningModule.log``.
+        monitor: the validation metric given to :meth:`~greedylr.GreedyLR.observe_eval`
+            after each validation run, when it is logged (``None``: none). Each GreedyLR
+            built without ``total_steps`` gets ``trainer.estimated_stepping_batches``
+            at fit start (used only by a final cooldown).
 
     Raises:
         MisconfigurationException: at fit start, if ``configure_optimizers`` returned no
@@ -72,8 +77,9 @@ class GreedyLRCallback(pl.Callback):
             then step it with the monitored value and drop the observed loss).
     """
 
-    def __init__(self, *, log: bool = True) -> None:
+    def __init__(self, *, log: bool = True, monitor: str | None = "val_loss") -> None:
         self._log = log
+        self.monitor = monitor
         self._loss_sum: torch.Tensor | None = None
         self._count = 0
         self._stepped = False
@@ -110,6 +116,21 @@ class GreedyLRCallback(pl.Callback):
                     config.interval,
                 )
         self._loss_sum, self._count, self._stepped = None, 0, False
+        budget = trainer.estimated_stepping_batches
+        for config in configs:
+            sched = config.scheduler
+            assert isinstance(sched, GreedyLR)  # the configs kept above
+            if sched.config.total_steps is None and math.isfinite(budget) and budget >= 1:
+                sched.set_total_steps(int(budget))
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # not the sanity check before training: the model has not been trained yet
+        if self.monitor is None or trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None:
+            for sched in self._schedulers(trainer):
+                sched.observe_eval(value)
 
     # -- the loss ---------------------------------------------------------------
 

@@ -67,12 +67,15 @@ with requires_extra("jax", "greedylr.integrations.optax"):
     from jax import lax
 
 __all__ = [
+    "ANNEAL",
     "CLIPPED",
     "DECREASE",
+    "EVAL_DECREASE",
     "HOLD",
     "INCREASE",
     "NONFINITE",
     "RESET",
+    "UNDO",
     "WARMUP_END",
     "GreedyLRState",
     "event_kinds",
@@ -91,6 +94,9 @@ HOLD = EVENT_BITS["hold"]
 WARMUP_END = EVENT_BITS["warmup_end"]
 RESET = EVENT_BITS["reset"]
 NONFINITE = EVENT_BITS["nonfinite"]
+ANNEAL = EVENT_BITS["anneal"]
+UNDO = EVENT_BITS["undo"]
+EVAL_DECREASE = EVENT_BITS["eval_decrease"]
 
 # Longest EMA bias-correction table: 64k entries cover spans up to about 3,600 exactly
 # in float64; beyond its end the correction falls back to XLA's pow.
@@ -125,6 +131,16 @@ class GreedyLRState(NamedTuple):
         window_sum: the running sum of the window.
         ema: the EMA before bias correction.
         ema_count: observations in the EMA.
+        noise_var: the EMA of the squared one-step prediction error (``noise_threshold``).
+        noise_count: observations in it.
+        annealing: the final cooldown has started.
+        anneal_from: the LR where it started.
+        payoff_left: observations until the pending increase is checked (0: none).
+        payoff_ref: the smoothed loss when that increase was made.
+        penalty: undone increases not yet paid back (the streak an increase needs grows).
+        eval_best: the best held-out value so far (NaN: none yet).
+        eval_bad: held-out values in a row not better than the best.
+        eval_block: increases are blocked until the held-out value improves.
     """
 
     lr: jax.Array
@@ -143,6 +159,16 @@ class GreedyLRState(NamedTuple):
     window_sum: jax.Array
     ema: jax.Array
     ema_count: jax.Array
+    noise_var: jax.Array
+    noise_count: jax.Array
+    annealing: jax.Array
+    anneal_from: jax.Array
+    payoff_left: jax.Array
+    payoff_ref: jax.Array
+    penalty: jax.Array
+    eval_best: jax.Array
+    eval_bad: jax.Array
+    eval_block: jax.Array
 
 
 class _Static(NamedTuple):
@@ -152,6 +178,8 @@ class _Static(NamedTuple):
     window: int
     ema_table: np.ndarray | None  # 1 - beta**n for n = 1, 2, ..., as Python computes it
     ema_table_complete: bool  # the table ends where 1 - beta**n rounds to 1.0
+    anneal_table: tuple[float, ...]  # GreedyConfig.anneal_table(); empty: no final cooldown
+    anneal_start: int  # the observation where it starts (unused when the table is empty)
 
 
 class _Knobs(NamedTuple):
@@ -175,10 +203,19 @@ class _Knobs(NamedTuple):
     compare_previous: Any
     compare_recent_best: Any
     decrease_on_nonfinite: Any
+    noise_threshold: Any
+    noise_n: Any  # the standard error's divisor: window, or 1 without smoothing
+    payoff_patience: Any  # 0: off
+    eval_factor: Any
+    eval_patience: Any
+    eval_maximize: Any
 
 
-_FLOAT_KNOBS = ("factor", "threshold", "eps", "base_lr", "min_lr", "max_lr", "warmup_start")
+_FLOAT_KNOBS = ("factor", "threshold", "eps", "base_lr", "min_lr", "max_lr", "warmup_start",
+                "noise_threshold", "noise_n", "eval_factor")
 _INT_KNOBS = (
+    "payoff_patience",
+    "eval_patience",
     "patience",
     "up_patience",
     "warmup",
@@ -218,7 +255,8 @@ def _resolve(config: GreedyConfig, learning_rate: float) -> tuple[_Static, _Knob
     table, complete = (None, True)
     if config.smoothing == "ema":
         table, complete = _ema_table(config.window)
-    static = _Static(config.smoothing, config.window, table, complete)
+    static = _Static(config.smoothing, config.window, table, complete,
+                     tuple(config.anneal_table()), config.anneal_start or 0)
     knobs = _Knobs(
         factor=float(config.factor),
         threshold=float(config.threshold),
@@ -238,6 +276,12 @@ def _resolve(config: GreedyConfig, learning_rate: float) -> tuple[_Static, _Knob
         compare_previous=config.compare == "previous",
         compare_recent_best=config.compare == "recent_best",
         decrease_on_nonfinite=config.on_nonfinite == "decrease",
+        noise_threshold=float(config.noise_threshold),
+        noise_n=1.0 if config.smoothing == "none" else float(config.window),
+        payoff_patience=config.payoff_patience or 0,
+        eval_factor=float(config.eval_factor),
+        eval_patience=-1 if config.eval_patience is None else config.eval_patience,
+        eval_maximize=config.eval_mode == "max",
     )
     return static, knobs
 
@@ -281,6 +325,16 @@ def _init(static: _Static, knobs: _Knobs, dtype: Any) -> GreedyLRState:
         window_sum=jnp.zeros_like(lr),
         ema=jnp.zeros_like(lr),
         ema_count=zero,
+        noise_var=jnp.zeros_like(lr),
+        noise_count=zero,
+        annealing=jnp.zeros_like(k.maximize),
+        anneal_from=jnp.zeros_like(lr),
+        payoff_left=zero,
+        payoff_ref=jnp.zeros_like(lr),
+        penalty=zero,
+        eval_best=jnp.full_like(lr, jnp.nan),
+        eval_bad=zero,
+        eval_block=jnp.zeros_like(k.maximize),
     )
 
 
@@ -350,17 +404,44 @@ def _observe(
 
     # A non-finite value never reaches the statistics: the smoother computes with a
     # harmless stand-in and keeps its old fields.
-    smoother, fed_smoothed = _smooth(static, state, jnp.where(finite, value, 0.0), finite)
+    fed = jnp.where(finite, value, 0.0)
+    smoother, fed_smoothed = _smooth(static, state, fed, finite)
+    smoother.update(_noise(static, k, state, fed, finite))
     smoothed = jnp.where(finite, fed_smoothed, state.smoothed)
 
     progress = jnp.minimum(step, k.warmup).astype(dtype) / jnp.maximum(k.warmup, 1).astype(dtype)
     ramp = k.base_lr * (k.warmup_start + (1.0 - k.warmup_start) * progress)
 
-    # After warmup a finite value is either counted or, during a hold, ignored.
-    active = finite & ~in_warmup
+    # The final cooldown: from its first observation the LR follows the shape only.
+    if static.anneal_table:
+        annealing = ~in_warmup & (step >= static.anneal_start)
+        anneal_start = annealing & ~state.annealing
+        anneal_from = jnp.where(anneal_start, state.lr, state.anneal_from)
+        table = jnp.asarray(static.anneal_table, dtype)
+        at = jnp.clip(step - static.anneal_start, 0, table.shape[0] - 1)
+        annealed = k.min_lr + (anneal_from - k.min_lr) * table[at]
+    else:
+        annealing = anneal_start = jnp.zeros_like(finite)
+        anneal_from, annealed = state.anneal_from, state.lr
+    after_warmup = ~in_warmup & ~annealing
+
+    # After warmup a finite value is either counted or, during a hold, ignored; first,
+    # a pending increase may be undone (payoff_patience).
+    active = finite & after_warmup
+    counting = active & (state.payoff_left > 0) & (k.payoff_patience > 0)
+    payoff_left = jnp.where(counting, state.payoff_left - 1, state.payoff_left)
+    check = counting & (payoff_left == 0)
+    worse = jnp.where(k.maximize, smoothed < state.payoff_ref, smoothed > state.payoff_ref)
+    undo = check & worse
+    penalty = jnp.where(undo, state.penalty + 1,
+                        jnp.where(check, jnp.maximum(state.penalty - 1, 0), state.penalty))
+    active = active & ~undo
     holding = active & (state.hold > 0)
     comparing = active & (state.hold <= 0)
-    better = _is_better(k, smoothed, state.reference)
+    # noise_threshold: better by more than that many standard errors of the smoothed loss
+    margin = k.noise_threshold * jnp.sqrt(smoother["noise_var"] / k.noise_n)
+    shifted = jnp.where(k.maximize, smoothed - margin, smoothed + margin)
+    better = _is_better(k, jnp.where(k.noise_threshold > 0, shifted, smoothed), state.reference)
     reference = jnp.where(comparing & (better | k.compare_previous), smoothed, state.reference)
     num_good = jnp.where(comparing, jnp.where(better, state.num_good + 1, 0), state.num_good)
     num_bad = jnp.where(comparing, jnp.where(better, 0, state.num_bad + 1), state.num_bad)
@@ -369,21 +450,27 @@ def _observe(
     hold = jnp.where(holding, state.hold - 1, state.hold)
 
     # A non-finite value after warmup may decrease at once, even during a hold.
-    nonfinite_decrease = ~finite & ~in_warmup & k.decrease_on_nonfinite
-    up = comparing & (num_good > k.up_patience)
-    decided_down = comparing & ~up & (num_bad > k.patience)
+    nonfinite_decrease = ~finite & after_warmup & k.decrease_on_nonfinite
+    up_patience = (k.up_patience + 1) * (penalty + 1) - 1
+    ready = comparing & (num_good > up_patience)
+    up = ready & ~state.eval_block  # a worse held-out value blocks increases
+    decided_down = comparing & ~ready & (num_bad > k.patience)
     # recent_best: a new baseline at each decrease decision (a reset below clears it)
-    reference = jnp.where(decided_down & k.compare_recent_best, smoothed, reference)
+    reference = jnp.where((decided_down | undo) & k.compare_recent_best, smoothed, reference)
     down = decided_down | nonfinite_decrease
-    num_good = jnp.where(up | nonfinite_decrease, 0, num_good)
-    num_bad = jnp.where(down, 0, num_bad)
+    num_good = jnp.where(ready | nonfinite_decrease | undo, 0, num_good)
+    num_bad = jnp.where(down | undo, 0, num_bad)
 
     lr = state.lr
     lowered = jnp.maximum(lr * k.factor, k.min_lr)
     raised = jnp.minimum(lr / k.factor, k.max_lr)
     lowered_ok = lr - lowered > k.eps
     raised_ok = raised - lr > k.eps
-    changed = jnp.where(down & lowered_ok, lowered, jnp.where(up & raised_ok, raised, lr))
+    changed = jnp.where((down | undo) & lowered_ok, lowered,
+                        jnp.where(up & raised_ok, raised, lr))
+    armed = up & raised_ok & (k.payoff_patience > 0)
+    payoff_left = jnp.where(armed, k.payoff_patience, payoff_left)
+    payoff_ref = jnp.where(armed, smoothed, state.payoff_ref)
 
     floor_hits = jnp.where(up, 0, state.floor_hits)
     at_floor = down & (k.reset_patience > 0) & (changed <= k.min_lr)
@@ -392,12 +479,14 @@ def _observe(
 
     # A reset restores the base LR and clears every statistic; the hold below is
     # armed after it too, as in the rule.
-    lr = jnp.where(in_warmup, ramp, jnp.where(reset, k.base_lr, changed))
+    lr = jnp.where(in_warmup, ramp, jnp.where(annealing, annealed,
+                                              jnp.where(reset, k.base_lr, changed)))
+    payoff_left = jnp.where(reset, 0, payoff_left)
     reference = jnp.where(reset, _initial_reference(k, dtype), reference)
     num_good = jnp.where(reset, 0, num_good)
     num_bad = jnp.where(reset, 0, num_bad)
     floor_hits = jnp.where(reset, 0, floor_hits)
-    hold = jnp.where(down, k.cooldown, jnp.where(up, k.hold_after_increase, hold))
+    hold = jnp.where(down | undo, k.cooldown, jnp.where(up, k.hold_after_increase, hold))
     # The window's entries need no clearing: with its count back at 0, each slot is
     # written again before it is read.
     cleared = _init(static, knobs, dtype)
@@ -409,11 +498,13 @@ def _observe(
     events = (
         _flag(up, INCREASE)
         | _flag(down, DECREASE)
-        | _flag((up & ~raised_ok) | (down & ~lowered_ok), CLIPPED)
-        | _flag((up & (k.hold_after_increase > 0)) | (down & (k.cooldown > 0)), HOLD)
+        | _flag((up & ~raised_ok) | ((down | undo) & ~lowered_ok), CLIPPED)
+        | _flag((up & (k.hold_after_increase > 0)) | ((down | undo) & (k.cooldown > 0)), HOLD)
         | _flag(finite & (step == k.warmup), WARMUP_END)
         | _flag(reset, RESET)
         | _flag(~finite, NONFINITE)
+        | _flag(anneal_start, ANNEAL)
+        | _flag(undo, UNDO)
     )
     return state._replace(
         lr=lr,
@@ -426,8 +517,57 @@ def _observe(
         floor_hits=floor_hits,
         smoothed=smoothed,
         events=events,
+        annealing=state.annealing | annealing,
+        anneal_from=anneal_from,
+        payoff_left=payoff_left,
+        payoff_ref=payoff_ref,
+        penalty=penalty,
         **smoother,
     )
+
+
+def _observe_eval(knobs: _Knobs, state: GreedyLRState, value: jax.Array) -> GreedyLRState:
+    """A held-out value: :func:`greedylr.rule.observe_eval` with ``jnp.where``; NaN: none."""
+    k = _as_arrays(knobs, state.lr.dtype)
+    value = value.astype(state.lr.dtype)
+    seen = jnp.isfinite(value) & ~state.annealing & (k.eval_patience >= 0)  # -1: off
+    best = state.eval_best
+    beaten = jnp.where(k.eval_maximize, best < value, best > value)
+    improved = seen & (jnp.isnan(best) | beaten)
+    worsened = seen & ~improved
+    eval_bad = jnp.where(improved, 0, jnp.where(worsened, state.eval_bad + 1, state.eval_bad))
+    act = worsened & (eval_bad > k.eval_patience)
+    lowered = jnp.maximum(state.lr * k.eval_factor, k.min_lr)
+    ok = state.lr - lowered > k.eps
+    lr = jnp.where(act & ok, lowered, state.lr)
+    rebase = act & k.compare_recent_best & ~jnp.isnan(state.smoothed)
+    return state._replace(
+        lr=lr,
+        scale=lr / k.base_lr,
+        reference=jnp.where(rebase, state.smoothed, state.reference),
+        num_good=jnp.where(act, 0, state.num_good),
+        num_bad=jnp.where(act, 0, state.num_bad),
+        events=_flag(act, EVAL_DECREASE) | _flag(act & ~ok, CLIPPED),
+        eval_best=jnp.where(improved, value, best),
+        eval_bad=jnp.where(act, 0, eval_bad),
+        eval_block=jnp.where(improved, False, state.eval_block | worsened),
+    )
+
+
+def _noise(
+    static: _Static, k: _Knobs, state: GreedyLRState, value: jax.Array, finite: jax.Array
+) -> dict:
+    """The EMA of the squared one-step prediction error (``noise_threshold`` only)."""
+    error = value - state.smoothed
+    square = error * error
+    beta = 1.0 - 2.0 / (static.window + 1)
+    blended = beta * state.noise_var + (1.0 - beta) * square
+    var = jnp.where(state.noise_count == 0, square, blended)
+    seen = finite & ~jnp.isnan(state.smoothed) & (k.noise_threshold > 0)
+    return {
+        "noise_var": jnp.where(seen, var, state.noise_var),
+        "noise_count": jnp.where(seen, state.noise_count + 1, state.noise_count),
+    }
 
 
 def event_kinds(events: int) -> tuple[str, ...]:
@@ -449,11 +589,19 @@ def event_kinds(events: int) -> tuple[str, ...]:
         kinds.append("warmup_end")
     if events & NONFINITE:
         kinds.append("nonfinite")
-    if events & (INCREASE | DECREASE):
+    if events & ANNEAL:
+        kinds.append("anneal")
+    if events & (INCREASE | DECREASE | UNDO | EVAL_DECREASE):
         if events & CLIPPED:
             kinds.append("clipped")
+        elif events & INCREASE:
+            kinds.append("increase")
+        elif events & UNDO:
+            kinds.append("undo")
+        elif events & EVAL_DECREASE:
+            kinds.append("eval_decrease")
         else:
-            kinds.append("increase" if events & INCREASE else "decrease")
+            kinds.append("decrease")
     if events & RESET:
         kinds.append("reset")
     if events & HOLD:
@@ -489,8 +637,10 @@ def greedy_lr(
 
     Returns:
         An :class:`optax.GradientTransformationExtraArgs` whose ``update`` takes
-        ``value=`` (a scalar loss; the keyword is required) and whose state is a
-        :class:`GreedyLRState`.
+        ``value=`` (a scalar loss; the keyword is required) and, after an evaluation,
+        ``eval_value=`` (the held-out value, applied before this step's update; NaN or
+        omitted: none; :data:`EVAL_DECREASE` is then set in ``state.events``, a
+        clipped one is not flagged), and whose state is a :class:`GreedyLRState`.
 
     Raises:
         ValueError: for a bad knob (with the value), ``on_nonfinite="raise"``, a
@@ -520,6 +670,7 @@ def greedy_lr(
     # One compiled program instead of ~100 op-by-op dispatches when called eagerly;
     # inlined when the caller's step is jitted already.
     observe = jax.jit(lambda state, value: _observe(static, knobs, state, value))
+    observe_eval = jax.jit(lambda state, value: _observe_eval(knobs, state, value))
 
     def init_fn(params: optax.Params) -> GreedyLRState:
         del params
@@ -533,6 +684,7 @@ def greedy_lr(
         params: optax.Params | None = None,
         *,
         value: jax.typing.ArrayLike,
+        eval_value: jax.typing.ArrayLike | None = None,
         **extra_args: Any,
     ) -> tuple[optax.Updates, GreedyLRState]:
         del params, extra_args
@@ -542,8 +694,15 @@ def greedy_lr(
         value = value.astype(state.lr.dtype)
         if axis_name is not None:
             value = lax.pmean(value, axis_name)
+        flagged: Any = 0
+        if eval_value is not None:
+            # measured after the previous update, so it decides this step's LR, as
+            # GreedyLR.observe_eval between two torch steps does
+            state = observe_eval(state, jnp.asarray(eval_value))
+            flagged = state.events & EVAL_DECREASE
         # this step's updates take the LR decided by the earlier losses (torch order)
         updates = jax.tree.map(lambda g: g * state.scale.astype(g.dtype), updates)
-        return updates, observe(state, value)
+        state = observe(state, value)
+        return updates, state._replace(events=state.events | flagged)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

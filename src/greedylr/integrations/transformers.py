@@ -156,7 +156,13 @@ class GreedyLRCallback(TrainerCallback):
     ) -> None:
         # Only evaluations inside train() after an optimizer step, as transformers does
         # (it skips eval_on_start; a manual evaluate() after training changes nothing).
-        if self.feed != "eval" or not self._trainer.is_in_train or self._steps_this_run == 0:
+        if not self._trainer.is_in_train or self._steps_this_run == 0:
+            return
+        if self.feed == "train":
+            # the held-out value as well: a worse one lowers the LR, blocks increases
+            sched = self.scheduler
+            if sched is not None and metrics and self.metric in metrics:
+                sched.observe_eval(metrics[self.metric])
             return
         if not metrics or self.metric not in metrics:
             raise KeyError(
@@ -224,6 +230,9 @@ def _wrap_create_scheduler(trainer: Trainer, feed: Feed, kwargs: dict[str, Any])
             config = dict(kwargs)
             if "warmup" not in config:
                 config["warmup"] = trainer.args.get_warmup_steps(num_training_steps)
+            if feed == "train":
+                # the budget (max_steps), for the final cooldown when one is configured
+                config.setdefault("total_steps", num_training_steps)
             cls = GreedyLR if feed == "train" else _EvalFedGreedyLR
             target = optimizer or trainer.optimizer
             assert target is not None, "the Trainer builds its optimizer before its scheduler"
@@ -247,10 +256,13 @@ def attach(
         trainer: a ``transformers.Trainer`` or a subclass, before ``train()``.
         feed: ``"train"`` (default): the training loss of each optimizer step, the mean
             over its micro-batches and over ranks, exactly the value the Trainer logs
-            as ``loss`` with ``logging_steps=1``. ``"eval"``: the evaluation metric,
+            as ``loss`` with ``logging_steps=1``; the Trainer's ``max_steps`` becomes
+            ``total_steps`` (used only by a final cooldown), and each evaluation's
+            metric goes to :meth:`~greedylr.GreedyLR.observe_eval` (``eval_mode="max"``
+            when the arguments say ``greater_is_better``). ``"eval"``: the evaluation metric,
             once per evaluation (transformers' ``GreedyLR`` behaviour; needs an
             ``eval_strategy``).
-        metric: with ``feed="eval"``, which metric (default: ``metric_for_best_model``,
+        metric: the evaluation metric fed (default: ``metric_for_best_model``,
             else ``"loss"``); ``mode`` defaults to ``"max"`` when the arguments say
             ``greater_is_better``.
         **kwargs: keyword arguments of :class:`greedylr.GreedyLR` (``patience``,
@@ -303,6 +315,8 @@ def attach(
         and metric is None
     ):
         kwargs["mode"] = "max"
+    if feed == "train" and "eval_mode" not in kwargs and trainer.args.greater_is_better:
+        kwargs["eval_mode"] = "max"
 
     callback = GreedyLRCallback(trainer, feed=feed, metric=metric)
     _wrap_create_scheduler(trainer, feed, kwargs)

@@ -16,6 +16,13 @@ Both stages are also scored the paper's way, against the paper's four baselines 
 small-model study (same workload, optimizer, length, seed): the share of comparisons
 that are as good or better, and the share that are clearly worse.
 
+The held-out protocol of 0.2 (:data:`HELDOUT_ARMS`, stages ``heldout-tune``,
+``heldout-check``, ``heldout-report``) scores the candidates against cosine told the same
+budget, on the held-out metric as well as the training loss: every arm evaluates every
+10% of the run on alternate halves of the held-out data (``workload_feed_split``), the
+odd half fed to ``GreedyLR.observe_eval``, the even half reported and scored
+(:func:`versus_cosine`).
+
 Run it (resumable; the small-model study's results give the baselines)::
 
     python -m greedylr.studies.defaults tune --out runs/defaults
@@ -49,8 +56,10 @@ __all__ = [
     "VARIANTS",
     "analyze",
     "check_specs",
+    "heldout_specs",
     "main",
     "tune_specs",
+    "versus_cosine",
     "write_report",
 ]
 
@@ -101,6 +110,23 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 PAPER_BASELINES = ("linear", "cosine", "polynomial", "constant_warmup")
 
+#: The held-out protocol's arms: ``(schedule, settings)``; cosine is the baseline and
+#: ``greedy`` the 0.1 rule (it is told ``total_steps``, which changes nothing without a
+#: final cooldown). In order of expected impact, so that a study cut short has the
+#: likeliest ones.
+HELDOUT_ARMS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("cosine", {}),
+    ("greedy", {}),
+    ("greedy", {"anneal_fraction": 0.2, "eval_patience": 0}),
+    ("greedy", {"eval_patience": 0}),
+    ("greedy", {"anneal_fraction": 0.2}),
+    ("greedy", {"noise_threshold": 1.0}),
+    ("greedy", {"payoff_patience": 10}),
+)
+
+#: "As good or better": within this fraction of cosine's seed mean (the issue's 1%).
+TOLERANCE = 0.01
+
 
 def _spec(workload: str, seed: int, settings: dict[str, Any], study: str) -> TrialSpec:
     from greedylr.studies import workloads
@@ -118,6 +144,28 @@ def _spec(workload: str, seed: int, settings: dict[str, Any], study: str) -> Tri
         eval_every=w.eval_every,
         settings=settings,
     )
+
+
+def heldout_specs(
+    workloads_: Sequence[str], study: str, arms: int | None = None
+) -> list[TrialSpec]:
+    """The first ``arms`` held-out arms (all by default) on ``workloads_`` x seeds,
+    evaluated every 10%, split held-out; seed by seed, so that a study cut short has
+    every arm on the first seeds."""
+    from greedylr.studies import workloads
+
+    specs = []
+    for seed in SEEDS:
+        for schedule, settings in HELDOUT_ARMS[:arms]:
+            for name in workloads_:
+                w = workloads.get(name)
+                specs.append(TrialSpec.make(
+                    study=study, workload=name, schedule=schedule, optimizer=w.optimizer,
+                    seed=seed, steps=w.steps, lr=None, warmup=w.warmup,
+                    eval_every=max(1, w.steps // 10),
+                    settings={**settings, "workload_feed_split": True},
+                ))
+    return specs
 
 
 def tune_specs() -> list[TrialSpec]:
@@ -281,6 +329,155 @@ def adopted(analysis: dict[str, Any]) -> list[str]:
         and r["diverged"] <= base["diverged"]
         and r["runs"] >= base["runs"]  # a variant cut short is not evidence
     ]
+
+
+def _as_good(value: float, baseline: float, higher: bool) -> bool:
+    """Within :data:`TOLERANCE` of ``baseline`` (relative), or better."""
+    if not math.isfinite(value):
+        return False
+    slack = TOLERANCE * abs(baseline)
+    return value >= baseline - slack if higher else value <= baseline + slack
+
+
+def _best_until(result: Result, fraction: float) -> float:
+    name, higher = M.metric_name(result)
+    limit = fraction * int(result["spec"]["steps"]) + 1e-9
+    values = [float(r[name]) for r in result.get("metrics") or []
+              if name in r and r["step"] <= limit and math.isfinite(float(r[name]))]
+    if not values:
+        return math.nan
+    return max(values) if higher else min(values)
+
+
+def versus_cosine(results: Sequence[Result]) -> dict[str, dict[str, Any]]:
+    """The issue's target table for every arm, against cosine on the same workloads.
+
+    Per workload, seed means (3 seeds) against cosine's; "as good or better" is within
+    1% of cosine or better. Comparisons: the final held-out metric (one per workload),
+    the best held-out metric so far at 50% and 100% of the run (early stopping), the
+    smoothed training loss at 10%, 50% and 100%. "Time to cosine's loss": per run, the
+    fraction of the steps at which the smoothed training loss first reaches cosine's
+    seed-mean final value (a miss counts as infinite), the median over runs.
+    """
+    by: dict[str, dict[str, list[Result]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        if r["status"] != "failed":
+            by[M.arm_of(r)][r["spec"]["workload"]].append(r)
+    cosine = by.get("cosine", {})
+    table: dict[str, dict[str, Any]] = {}
+    for arm, per_workload in sorted(by.items()):
+        counts: dict[str, list[bool]] = {"final": [], "best": [], "train": []}
+        times: list[float] = []
+        diverged = 0
+        for workload, runs in per_workload.items():
+            base = cosine.get(workload)
+            if not base:
+                continue
+            _, higher = M.metric_name(runs[0])
+
+            def mean(values: Sequence[float | None]) -> float:
+                known = [math.nan if v is None else v for v in values]
+                return float(np.mean(known)) if known else math.nan
+
+            final = mean([M.final_metric(r) if r["status"] == "ok" else math.nan for r in runs])
+            cos_final = mean([M.final_metric(b) for b in base])
+            counts["final"].append(_as_good(final, cos_final, higher))
+            for stage in (0.5, 1.0):
+                cos_best = mean([_best_until(b, stage) for b in base])
+                if math.isfinite(cos_best):  # no evaluation by then: nothing to compare
+                    counts["best"].append(_as_good(
+                        mean([_best_until(r, stage) for r in runs]), cos_best, higher))
+            for stage in M.STAGES:
+                counts["train"].append(_as_good(mean([M.loss_at(r, stage) for r in runs]),
+                                                mean([M.loss_at(b, stage) for b in base]),
+                                                False))
+            target = mean([M.loss_at(b, 1.0) for b in base])
+            for r in runs:
+                hit = M.time_to_target(r, target)
+                times.append(math.inf if hit is None else hit / int(r["spec"]["steps"]))
+                diverged += r["status"] == "diverged"
+        if not counts["final"]:
+            continue
+        table[arm] = {
+            **{f"{k}_pct": 100.0 * sum(v) / len(v) for k, v in counts.items()},
+            **{f"{k}_n": len(v) for k, v in counts.items()},
+            "time_to_cosine_loss": float(np.median(times)) if times else math.nan,
+            "misses": sum(math.isinf(t) for t in times),
+            "runs": len(times),
+            "diverged": diverged,
+            "workloads": len(counts["final"]),
+        }
+    return table
+
+
+def heldout_means(results: Sequence[Result]) -> dict[str, dict[str, float]]:
+    """Seed-mean final held-out metric per workload and arm (the scored half)."""
+    values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        if r["status"] == "ok":
+            metric = M.final_metric(r)
+            if metric is not None:
+                values[r["spec"]["workload"]][M.arm_of(r)].append(metric)
+    return {w: {a: float(np.mean(v)) for a, v in arms_.items()} for w, arms_ in values.items()}
+
+
+def _versus_table(table: dict[str, dict[str, Any]]) -> str:
+    head = (
+        "| arm | final held-out >= cosine | best held-out >= cosine | training loss >= cosine "
+        "| time to cosine's loss (median) | misses | diverged |\n|---|---|---|---|---|---|---|\n"
+    )
+    lines = [
+        f"| `{arm}` | {r['final_pct']:.0f}% of {r['final_n']} | {r['best_pct']:.0f}% of "
+        f"{r['best_n']} | {r['train_pct']:.0f}% of {r['train_n']} | "
+        f"{_fmt(r['time_to_cosine_loss'], 2)} | {r['misses']}/{r['runs']} | "
+        f"{r['diverged']}/{r['runs']} |"
+        for arm, r in sorted(table.items(), key=lambda kv: (-kv[1]["final_pct"], kv[0]))
+    ]
+    return head + "\n".join(lines) + "\n"
+
+
+def _means_table(means: dict[str, dict[str, float]], higher: dict[str, bool]) -> str:
+    arms = sorted({a for m in means.values() for a in m})
+    head = "| workload | " + " | ".join(f"`{a}`" for a in arms) + " |\n"
+    head += "|---" * (len(arms) + 1) + "|\n"
+    lines = [
+        f"| {w} ({'↑' if higher[w] else '↓'}) | "
+        + " | ".join(_fmt(m.get(a, math.nan), 4) for a in arms) + " |"
+        for w, m in sorted(means.items())
+    ]
+    return head + "\n".join(lines) + "\n"
+
+
+def write_heldout_report(out: Path, report_dir: Path) -> Path:
+    """``report_dir/heldout.md`` and ``heldout.json``: :func:`versus_cosine` per split."""
+    from greedylr.studies.runner import load_results
+
+    report_dir.mkdir(parents=True, exist_ok=True)
+    parts = ["# GreedyLR 0.2 candidates against cosine, on the held-out metric\n",
+             "Every arm is evaluated every 10% of the run on alternate halves of the held-out "
+             "data: GreedyLR is fed the odd half (`observe_eval`, where `eval_patience` is "
+             "set), every arm is scored on the even half. GreedyLR is told `total_steps` as "
+             "cosine is. Seed means of 3 seeds; \">= cosine\" is within 1% of cosine or "
+             "better.\n"]
+    summary: dict[str, Any] = {}
+    for stage, names in (("tune", TUNE_WORKLOADS), ("check", CHECK_WORKLOADS)):
+        folder = out / f"heldout_{stage}"
+        results = load_results(folder) if folder.exists() else []
+        if not results:
+            continue
+        table = versus_cosine(results)
+        means = heldout_means(results)
+        higher = {r["spec"]["workload"]: M.metric_name(r)[1] for r in results}
+        summary[stage] = {"versus_cosine": table, "final_heldout": means}
+        parts.append(f"## {stage.title()} split: {', '.join(names)}\n")
+        parts.append(f"{len(results)} runs.\n")
+        parts.append(_versus_table(table))
+        parts.append("\nSeed-mean final held-out metric (scored half):\n\n")
+        parts.append(_means_table(means, higher))
+    path = report_dir / "heldout.md"
+    path.write_text("\n".join(parts))
+    (report_dir / "heldout.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
+    return path
 
 
 # -- report ---------------------------------------------------------------------------
@@ -456,7 +653,10 @@ def _parse_settings(items: Sequence[str]) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m greedylr.studies.defaults")
-    parser.add_argument("stage", choices=("tune", "check", "report"))
+    parser.add_argument(
+        "stage",
+        choices=("tune", "check", "report", "heldout-tune", "heldout-check", "heldout-report"),
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/defaults"))
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument(
@@ -473,6 +673,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="report: the small-model study's results (paper baselines)",
     )
     parser.add_argument("--report", type=Path, default=Path("results/defaults"))
+    parser.add_argument(
+        "--arms", type=int, default=None, help="heldout-*: only the first N of HELDOUT_ARMS"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     from greedylr.studies.runner import run_trials
@@ -486,6 +689,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             jobs=args.jobs,
             progress=True,
         )
+    elif args.stage in ("heldout-tune", "heldout-check"):
+        split = args.stage.removeprefix("heldout-")
+        names = TUNE_WORKLOADS if split == "tune" else CHECK_WORKLOADS
+        run_trials(heldout_specs(names, f"defaults_heldout_{split}", args.arms),
+                   args.out / f"heldout_{split}", jobs=args.jobs, progress=True)
+    elif args.stage == "heldout-report":
+        print(write_heldout_report(args.out, args.report))
     else:
         print(write_report(args.out, args.baselines, args.report))
     return 0

@@ -395,7 +395,7 @@ def heldout_table(
     if grid:
         header += [f"LR tolerance (within {margin:.0%} of best-tuned baseline)",
                    "worst grid point", f"final {metric}, LR picked on the other seeds"]
-    header += ["ok/div/fail", "final train loss"]
+    header += ["ok/div/fail/timeout", "final train loss"]
 
     def short(stat: M.Stat) -> str:
         if stat.n == 0:
@@ -448,7 +448,7 @@ def heldout_table(
                        else ""),
                 ]
             row += [
-                "/".join(str(status.get(k, 0)) for k in ("ok", "diverged", "failed")),
+                "/".join(str(status.get(k, 0)) for k in M.STATUSES),
                 short(_train_loss(at_best)),
             ]
             rows.append(row)

@@ -116,9 +116,11 @@ def schedule_settings(name: str) -> tuple[str, dict[str, Any]]:
     return name, {}
 
 
-def _rule_config(name: str, base_lr: float) -> GreedyConfig:
-    """The :class:`GreedyConfig` that a loss-driven schedule steps, built the way a user
-    builds the scheduler, so that the batched engine cannot drift from it."""
+def _rule_config(name: str, base_lr: float, steps: int) -> GreedyConfig:
+    """The :class:`GreedyConfig` that a loss-driven schedule steps over ``steps`` steps,
+    built the way a user builds the scheduler (GreedyLR told the budget, as
+    :func:`greedylr.studies.schedules.build_schedule` tells it), so that the batched
+    engine cannot drift from it."""
     from greedylr.rule import GreedyConfig as _Config
     from greedylr.scheduler import GreedyLR
 
@@ -138,7 +140,7 @@ def _rule_config(name: str, base_lr: float) -> GreedyConfig:
             eps=1e-8, compare="best",
         )
     _, settings = schedule_settings(name)
-    return GreedyLR(opt, **settings).config
+    return GreedyLR(opt, total_steps=steps, **settings).config
 
 
 def _closed_form(name: str, steps: int) -> Tensor:
@@ -181,7 +183,7 @@ class _BatchedSchedules:
         for name, rows in index.items():
             rows_t = torch.tensor(rows)
             if name in _LOSS_DRIVEN:
-                cfg = _rule_config(name, base_lr)
+                cfg = _rule_config(name, base_lr, steps)
                 state = tensor_rule.init(cfg, torch.full((len(rows), 1), base_lr))
                 self.driven.append((rows_t, cfg, state))
                 self.lr[rows_t] = state.lrs[:, 0]

@@ -371,8 +371,9 @@ def build_schedule(
         }
         kwargs.update(own)
         return HFGreedyLR(optimizer, **kwargs)
-    # greedy: ours; the study's warmup is a real ramp, not transformers' hold period
-    return GreedyLR(optimizer, warmup=warmup, **own)
+    # greedy: ours; the study's warmup is a real ramp, not transformers' hold period,
+    # and it knows the budget as cosine does (only its final cooldown uses it)
+    return GreedyLR(optimizer, warmup=warmup, **{"total_steps": total_steps, **own})
 
 
 def _is_own_optimizer(arm: str, optimizer: Optimizer) -> bool:

@@ -260,11 +260,24 @@ class Trial:
                 opt.train()
             model.train(was_training)
 
-    def report(self, **metrics: float) -> None:
-        """Record held-out metrics (e.g. ``accuracy=0.97, loss=0.1``) at the current step."""
+    def report(self, *, feed: float | None = None, **metrics: float) -> None:
+        """Record held-out metrics (e.g. ``accuracy=0.97, loss=0.1``) at the current step.
+
+        Args:
+            feed: a held-out value for the schedule under test (a loss: lower is
+                better), given to its ``observe_eval`` if it has one (GreedyLR), and
+                recorded as ``feed``. Measure it on data the reported metrics do not
+                use, or the schedule is tuned on what it is scored on.
+            **metrics: the reported metrics; the first is the study's held-out metric.
+        """
         row: dict[str, Any] = {"step": self._step}
         for name, value in metrics.items():
             row[name] = float(value)
+        if feed is not None:
+            row["feed"] = float(feed)
+            observe = getattr(self._scheduler, "observe_eval", None)
+            if observe is not None:
+                observe(float(feed))
         self.record.metrics.append(row)
 
     @property

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
 from greedylr.studies.workloads import Workload, register
 from greedylr.studies.workloads.data import ArrayDataset, digits
-from greedylr.studies.workloads.loop import batch_sampler, run
+from greedylr.studies.workloads.loop import batch_sampler, run, split_evaluator
 
-__all__ = ["classification_metrics", "train"]
+__all__ = ["classification_evaluator", "classification_metrics", "train"]
 
 
-def classification_metrics(model: nn.Module, data: ArrayDataset) -> dict[str, float]:
+def classification_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     """Held-out accuracy and cross-entropy of a classifier, in one forward pass."""
-    logits = model(data.x_test)
+    logits = model(x)
     return {
-        "accuracy": (logits.argmax(-1) == data.y_test).float().mean().item(),
-        "loss": F.cross_entropy(logits, data.y_test).item(),
+        "accuracy": (logits.argmax(-1) == y).float().mean().item(),
+        "loss": F.cross_entropy(logits, y).item(),
     }
+
+
+def classification_evaluator(trial, data: ArrayDataset):
+    """:func:`classification_metrics` on ``data``'s held-out part (split if the trial asks)."""
+    return split_evaluator(trial, classification_metrics, data.x_test, data.y_test)
 
 
 def train(trial) -> None:
@@ -31,7 +37,7 @@ def train(trial) -> None:
         model,
         batch_sampler(data.x_train, data.y_train, 64),
         lambda m, b: F.cross_entropy(m(b[0]), b[1]),
-        lambda m: classification_metrics(m, data),
+        classification_evaluator(trial, data),
     )
 
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from greedylr.studies.workloads import Workload, register
 from greedylr.studies.workloads.data import DOCSTRING_MAX, NAME_MAX, VOCAB, docstring_pairs
-from greedylr.studies.workloads.loop import run
+from greedylr.studies.workloads.loop import run, split_evaluator
 
 __all__ = ["Seq2Seq", "train"]
 
@@ -119,20 +119,20 @@ def train(trial) -> None:
         idx = torch.randint(0, len(src_tr), (BATCH,), generator=g)
         return src_tr[idx], tgt_tr[idx]
 
-    def evaluate(model: nn.Module) -> dict[str, float]:
+    def metrics(model: nn.Module, src: torch.Tensor, tgt: torch.Tensor) -> dict[str, float]:
         assert isinstance(model, Seq2Seq)
-        logits = model(src_te, tgt_te[:, :-1])
-        target = tgt_te[:, 1:]
+        logits = model(src, tgt[:, :-1])
+        target = tgt[:, 1:]
         keep = target != VOCAB.PAD
         char_acc = (logits.argmax(-1) == target)[keep].float().mean().item()
         loss = F.cross_entropy(logits[keep], target[keep]).item()
         out = {"char_accuracy": char_acc, "loss": loss}
         if trial.current_step == trial.steps:
             # greedy decoding costs ~25 forward passes: only for the final evaluation
-            out["exact_match"] = _exact(model.generate(src_te), tgt_te).float().mean().item()
+            out["exact_match"] = _exact(model.generate(src), tgt).float().mean().item()
         return out
 
-    run(trial, Seq2Seq(len(VOCAB)), sample, _loss, evaluate)
+    run(trial, Seq2Seq(len(VOCAB)), sample, _loss, split_evaluator(trial, metrics, src_te, tgt_te))
 
 
 register(

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["batch_sampler", "run"]
+__all__ = ["batch_sampler", "run", "split_evaluator"]
 
 Batch = Any
 Sampler = Callable[[torch.Generator], Batch]
@@ -40,6 +40,29 @@ def batch_sampler(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> Sampler:
     return sample
 
 
+def split_evaluator(
+    trial: Any, metrics: Callable[..., dict[str, float]], *held_out: torch.Tensor
+) -> Callable[[nn.Module], dict[str, float]]:
+    """``evaluate(model)``: ``metrics(model, *held_out)``, or, with the trial option
+    ``workload_feed_split``, the same on alternate halves.
+
+    Split, the even rows are scored (the reported metrics) and the odd rows' ``"loss"``
+    is returned as ``"feed"``: the held-out value the schedule is given
+    (``GreedyLR.observe_eval``), on data the reported metrics never see.
+    """
+    if not trial.options.get("workload_feed_split"):
+        return lambda model: metrics(model, *held_out)
+    scored = [t[0::2] for t in held_out]
+    fed = [t[1::2] for t in held_out]
+
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        out = metrics(model, *scored)
+        out["feed"] = metrics(model, *fed)["loss"]
+        return out
+
+    return evaluate
+
+
 def run(
     trial: Any,
     model: nn.Module,
@@ -58,7 +81,8 @@ def run(
         sample: ``sample(generator) -> batch``, a training minibatch.
         loss_fn: ``loss_fn(model, batch) -> scalar loss``.
         evaluate: ``evaluate(model) -> {metric: value}`` on held-out data; called under
-            ``trial.evaluating(model)`` (eval mode, no grad).
+            ``trial.evaluating(model)`` (eval mode, no grad). A ``"feed"`` entry goes
+            to ``trial.report(feed=...)`` (see :func:`split_evaluator`).
         clip_norm: gradient-norm clipping (1.0 is Hugging Face Trainer's default);
             ``None`` turns it off.
         optimizer_kwargs: extra optimizer arguments (e.g. momentum).
@@ -77,4 +101,6 @@ def run(
         trial.step(loss)
         if trial.should_eval():
             with trial.evaluating(model):
-                trial.report(**evaluate(model))
+                metrics = evaluate(model)
+            feed = metrics.pop("feed", None)
+            trial.report(**metrics, **({} if feed is None else {"feed": feed}))

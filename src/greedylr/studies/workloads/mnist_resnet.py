@@ -13,7 +13,7 @@ from torch import nn
 
 from greedylr.studies.workloads import Workload, register
 from greedylr.studies.workloads.data import mnist5k
-from greedylr.studies.workloads.digits_mlp import classification_metrics
+from greedylr.studies.workloads.digits_mlp import classification_evaluator
 from greedylr.studies.workloads.loop import batch_sampler, run
 
 __all__ = ["ResNet", "train"]
@@ -63,7 +63,7 @@ def train(trial) -> None:
         ResNet(),
         batch_sampler(data.x_train, data.y_train, 32),
         lambda m, b: F.cross_entropy(m(b[0]), b[1]),
-        lambda m: classification_metrics(m, data),
+        classification_evaluator(trial, data),
     )
 
 

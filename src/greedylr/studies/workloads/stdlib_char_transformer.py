@@ -15,7 +15,7 @@ from torch import nn
 
 from greedylr.studies.workloads import Workload, register
 from greedylr.studies.workloads.data import VOCAB, stdlib_text
-from greedylr.studies.workloads.loop import run
+from greedylr.studies.workloads.loop import run, split_evaluator
 
 __all__ = ["CharGPT", "lm_evaluator", "lm_sampler", "train"]
 
@@ -64,18 +64,18 @@ def lm_sampler(stream: torch.Tensor, seq: int, batch: int):
     return sample
 
 
-def lm_evaluator(stream: torch.Tensor, seq: int, windows: int = 256):
-    """Held-out perplexity over ``windows`` fixed, evenly spaced windows of ``stream``."""
+def lm_evaluator(trial, stream: torch.Tensor, seq: int, windows: int = 256):
+    """Held-out perplexity over ``windows`` fixed, evenly spaced windows of ``stream``
+    (alternate windows feed the schedule when the trial asks: ``split_evaluator``)."""
     starts = torch.linspace(0, len(stream) - seq - 2, windows).long()
     idx = starts[:, None] + torch.arange(seq + 1)
     w = stream[idx]
-    x, y = w[:, :-1], w[:, 1:]
 
-    def evaluate(model: nn.Module) -> dict[str, float]:
+    def metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         loss = F.cross_entropy(model(x).reshape(-1, len(VOCAB)), y.reshape(-1)).item()
         return {"perplexity": math.exp(min(loss, 50.0)), "loss": loss}
 
-    return evaluate
+    return split_evaluator(trial, metrics, w[:, :-1], w[:, 1:])
 
 
 def lm_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -90,7 +90,7 @@ def train(trial) -> None:
         CharGPT(len(VOCAB)),
         lm_sampler(train_stream, SEQ, BATCH),
         lm_loss,
-        lm_evaluator(test_stream, SEQ),
+        lm_evaluator(trial, test_stream, SEQ),
     )
 
 

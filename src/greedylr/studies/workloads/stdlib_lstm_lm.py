@@ -40,7 +40,7 @@ def train(trial) -> None:
         CharLSTM(len(VOCAB)),
         lm_sampler(train_stream, SEQ, BATCH),
         lm_loss,
-        lm_evaluator(test_stream, SEQ),
+        lm_evaluator(trial, test_stream, SEQ),
     )
 
 

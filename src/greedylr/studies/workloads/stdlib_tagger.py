@@ -15,7 +15,7 @@ from torch import nn
 
 from greedylr.studies.workloads import Workload, register
 from greedylr.studies.workloads.data import TAGS, VOCAB, token_type_tagging
-from greedylr.studies.workloads.loop import run
+from greedylr.studies.workloads.loop import run, split_evaluator
 
 __all__ = ["Tagger", "train"]
 
@@ -52,11 +52,11 @@ def train(trial) -> None:
         idx = starts[:, None] + torch.arange(SEQ)
         return x_tr[idx], y_tr[idx]
 
-    def evaluate(model: nn.Module) -> dict[str, float]:
-        logits = model(xv)
+    def metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        logits = model(x)
         return {
-            "token_accuracy": (logits.argmax(-1) == yv).float().mean().item(),
-            "loss": F.cross_entropy(logits.reshape(-1, len(TAGS)), yv.reshape(-1)).item(),
+            "token_accuracy": (logits.argmax(-1) == y).float().mean().item(),
+            "loss": F.cross_entropy(logits.reshape(-1, len(TAGS)), y.reshape(-1)).item(),
         }
 
     run(
@@ -64,7 +64,7 @@ def train(trial) -> None:
         Tagger(len(VOCAB), len(TAGS)),
         sample,
         lambda m, b: F.cross_entropy(m(b[0]).reshape(-1, len(TAGS)), b[1].reshape(-1)),
-        evaluate,
+        split_evaluator(trial, metrics, xv, yv),
     )
 
 

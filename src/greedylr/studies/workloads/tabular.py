@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
 from greedylr.studies.workloads import Workload, register
 from greedylr.studies.workloads.data import tabular
-from greedylr.studies.workloads.digits_mlp import classification_metrics
-from greedylr.studies.workloads.loop import batch_sampler, run
+from greedylr.studies.workloads.digits_mlp import classification_evaluator
+from greedylr.studies.workloads.loop import batch_sampler, run, split_evaluator
 
 __all__ = ["train_breast_cancer", "train_diabetes", "train_wine"]
 
@@ -33,7 +34,7 @@ def _train_classifier(trial, name: str, classes: int) -> None:
         _mlp(data.x_train.shape[1], classes),
         batch_sampler(data.x_train, data.y_train, 32),
         lambda m, b: F.cross_entropy(m(b[0]), b[1]),
-        lambda m: classification_metrics(m, data),
+        classification_evaluator(trial, data),
     )
 
 
@@ -48,18 +49,17 @@ def train_breast_cancer(trial) -> None:
 def train_diabetes(trial) -> None:
     data = tabular("diabetes")
 
-    def evaluate(model: nn.Module) -> dict[str, float]:
-        pred = model(data.x_test).squeeze(-1)
-        mse = F.mse_loss(pred, data.y_test).item()
-        var = data.y_test.var(unbiased=False).item()
-        return {"rmse": mse**0.5, "r2": 1.0 - mse / var}
+    def metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        mse = F.mse_loss(model(x).squeeze(-1), y).item()
+        var = y.var(unbiased=False).item()
+        return {"rmse": mse**0.5, "r2": 1.0 - mse / var, "loss": mse}
 
     run(
         trial,
         _mlp(data.x_train.shape[1], 1),
         batch_sampler(data.x_train, data.y_train, 32),
         lambda m, b: F.mse_loss(m(b[0]).squeeze(-1), b[1]),
-        evaluate,
+        split_evaluator(trial, metrics, data.x_test, data.y_test),
     )
 
 

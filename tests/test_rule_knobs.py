@@ -1,0 +1,241 @@
+"""The 0.2 knobs (final cooldown, noise threshold, pay-off, held-out values), by hand,
+in all three implementations: the float rule, the tensor rule and the optax port."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+
+from greedylr import rule
+from greedylr import tensor_rule as tr
+from greedylr.rule import GreedyConfig
+
+# (kind, value): "loss" feeds update(), "eval" feeds observe_eval()
+Script = list[tuple[str, float]]
+
+ANNEAL = (
+    GreedyConfig(factor=0.5, patience=0, smoothing="none", min_lr_ratio=0.1, max_lr_ratio=None,
+                 total_steps=6, anneal_fraction=0.5, anneal_shape="linear"),
+    [("loss", v) for v in (1.0, 0.5, 9.0, 9.0, 9.0, 9.0, 9.0)],
+    # two increases; from step 3 (= 6 - 3) the LR goes linearly from 4.0 to the floor 0.1
+    [2.0, 4.0, 4.0, 0.1 + 3.9 * (1 - 1 / 3), 0.1 + 3.9 * (1 / 3), 0.1, 0.1],
+    {1: ("increase",), 2: ("increase",), 3: ("anneal",)},
+)
+NOISE = (
+    GreedyConfig(factor=0.5, patience=0, smoothing="none", window=3, noise_threshold=1.0,
+                 min_lr_ratio=None, max_lr_ratio=None),
+    [("loss", v) for v in (1.0, 2.0, 1.5, 0.1)],
+    # 1.0 beats inf (no noise measured yet); 2.0: error 1, variance 1, worse: decrease;
+    # 1.5 beats 2.0 by 0.5 < sqrt(0.5 * 1 + 0.5 * 0.25) = 0.79: not better, decrease;
+    # 0.1 beats 1.5 by 1.4 > sqrt(0.5 * 0.625 + 0.5 * 1.96) = 1.14: increase
+    [0.2, 0.1, 0.05, 0.1],
+    {1: ("increase",), 2: ("decrease",), 3: ("decrease",), 4: ("increase",)},
+)
+PAYOFF = (
+    GreedyConfig(factor=0.5, patience=5, increase_patience=0, smoothing="none",
+                 payoff_patience=2, min_lr_ratio=None, max_lr_ratio=None),
+    [("loss", v) for v in (1.0, 0.9, 0.95, 1.2, 1.1, 1.0, 0.9, 0.8)],
+    # the increase at step 2 (smoothed 0.9) is checked at step 4: 1.2 is worse, undone,
+    # penalty 1, so the next increase needs 2 improving steps (steps 5 and 6); the one
+    # at step 6 (1.0) pays off at step 8 (0.8): penalty back to 0, one step is enough
+    [0.2, 0.4, 0.4, 0.2, 0.2, 0.4, 0.4, 0.8],
+    {1: ("increase",), 2: ("increase",), 4: ("undo",), 6: ("increase",), 8: ("increase",)},
+)
+EVAL = (
+    GreedyConfig(factor=0.5, patience=5, increase_patience=0, smoothing="none",
+                 min_lr_ratio=0.1, max_lr_ratio=None, eval_patience=0),
+    [("loss", 1.0), ("eval", 0.5), ("eval", 0.6), ("loss", 0.9), ("eval", 0.4), ("loss", 0.8)],
+    # a worse held-out value halves the LR and blocks the increase of the next loss;
+    # a better one lifts the block
+    [2.0, 2.0, 1.0, 1.0, 1.0, 2.0],
+    {1: ("increase",), 3: ("eval_decrease",), 6: ("increase",)},
+)
+CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL}
+
+
+def _drive(call, script: Script) -> tuple[list[float], dict]:
+    lrs, events = [], {}
+    for i, (kind, value) in enumerate(script, 1):
+        decision = call(kind, value)
+        lrs.append(decision.lrs[0])
+        if decision.events:
+            events[i] = tuple(e.kind for e in decision.events)
+    return lrs, events
+
+
+def _base(config: GreedyConfig) -> float:
+    return 0.1 if config.min_lr_ratio is None else 1.0
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_hand_computed_float_rule(name: str) -> None:
+    config, script, lrs, events = CASES[name]
+    state = rule.init(config, [_base(config)])
+    got = _drive(
+        lambda kind, v: (rule.update if kind == "loss" else rule.observe_eval)(config, state, v),
+        script,
+    )
+    assert got == (pytest.approx(lrs, rel=1e-15), events)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_hand_computed_tensor_rule(name: str) -> None:
+    config, script, lrs, events = CASES[name]
+    float_state = rule.init(config, [_base(config)])
+    tstate = tr.init(config, [_base(config)])
+    got_lrs, got_events = [], {}
+    for i, (kind, value) in enumerate(script, 1):
+        fn = tr.update if kind == "loss" else tr.observe_eval
+        tstate, d = fn(config, tstate, value)
+        expected = (rule.update if kind == "loss" else rule.observe_eval)(
+            config, float_state, value)
+        got_lrs.append(d.lrs.item())
+        decoded = tr.decode_events(
+            config, step=int(tstate.step), code=int(d.code), loss=value,
+            smoothed=float(d.smoothed), reference=float(d.reference),
+            lrs_before=d.lrs_before.tolist(), lrs_changed=d.lrs_changed.tolist(),
+            lrs_after=d.lrs.tolist(), min_lrs=tstate.min_lrs.tolist(),
+            max_lrs=tstate.max_lrs.tolist(), penalty=int(d.penalty),
+        )
+        # the same events as the float rule, reasons included
+        assert [e.to_dict() for e in decoded] == [e.to_dict() for e in expected.events]
+        if decoded:
+            got_events[i] = tuple(e.kind for e in decoded)
+    assert got_lrs == pytest.approx(lrs, rel=1e-15)
+    assert got_events == events
+    assert tr.to_rule_state(tstate) == float_state
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_hand_computed_optax(name: str) -> None:
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    from greedylr.integrations import optax as gopt
+
+    config, script, lrs, events = CASES[name]
+    with jax.enable_x64(True):
+        static, knobs = gopt._resolve(config, _base(config))
+        state = gopt._init(static, knobs, jnp.float64)
+        got_lrs, got_events = [], {}
+        for i, (kind, value) in enumerate(script, 1):
+            x = jnp.asarray(value, jnp.float64)
+            if kind == "loss":
+                state = gopt._observe(static, knobs, state, x)
+            else:
+                state = gopt._observe_eval(knobs, state, x)
+            got_lrs.append(float(state.lr))
+            kinds = gopt.event_kinds(int(state.events))
+            if kinds:
+                got_events[i] = kinds
+    assert got_lrs == pytest.approx(lrs, rel=1e-12)
+    assert got_events == events
+
+
+def _random_script(rng: random.Random, n: int = 300) -> Script:
+    out: Script = []
+    x = 2.0
+    for t in range(n):
+        x = max(x + rng.gauss(-0.004, 0.08), 0.01)
+        out.append(("loss", rng.choice([math.nan, math.inf]) if rng.random() < 0.01 else x))
+        if t % 25 == 24:
+            out.append(("eval", x + rng.gauss(0.0, 0.05)))
+    return out
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"total_steps": 250, "anneal_fraction": 0.2},
+        {"total_steps": 250, "anneal_fraction": 0.15, "anneal_shape": "cosine", "warmup": 10},
+        {"noise_threshold": 0.5, "patience": 3, "eval_patience": 0},
+        {"noise_threshold": 2.0, "smoothing": "window", "window": 7, "mode": "min"},
+        {"payoff_patience": 5, "patience": 2, "increase_patience": 1, "cooldown": 2},
+        {"payoff_patience": 3, "increase_patience": 0, "reset_patience": 1, "min_lr_ratio": 0.5,
+         "on_nonfinite": "decrease", "smoothing": "none"},
+        {"eval_patience": 1, "eval_factor": 0.7, "total_steps": 280, "anneal_fraction": 0.1,
+         "noise_threshold": 1.0, "payoff_patience": 4, "patience": 4},
+    ],
+)
+def test_tensor_rule_matches_bit_for_bit_with_every_knob(kwargs: dict) -> None:
+    """Long noisy runs with held-out values interleaved: LRs, events and state all equal."""
+    config = GreedyConfig(**kwargs)
+    script = _random_script(random.Random(11))
+    state = rule.init(config, [0.1, 0.01])
+    tstate = tr.init(config, [0.1, 0.01])
+    for kind, value in script:
+        f = (rule.update if kind == "loss" else rule.observe_eval)(config, state, value)
+        tstate, d = (tr.update if kind == "loss" else tr.observe_eval)(config, tstate, value)
+        assert tuple(d.lrs.tolist()) == f.lrs
+        decoded = tr.decode_events(
+            config, step=int(tstate.step), code=int(d.code), loss=value,
+            smoothed=float(d.smoothed), reference=float(d.reference),
+            lrs_before=d.lrs_before.tolist(), lrs_changed=d.lrs_changed.tolist(),
+            lrs_after=d.lrs.tolist(), min_lrs=tstate.min_lrs.tolist(),
+            max_lrs=tstate.max_lrs.tolist(), penalty=int(d.penalty),
+        )
+        assert repr([e.to_dict() for e in decoded]) == repr([e.to_dict() for e in f.events])
+    assert tr.to_rule_state(tstate) == state
+
+
+def test_anneal_only_with_a_budget_and_old_state_loads() -> None:
+    """No total_steps: the fraction changes nothing (anytime); a 0.1 state dict loads."""
+    losses = [1.0 / (1 + 0.05 * i) for i in range(60)]
+    a = rule.init(GreedyConfig(anneal_fraction=0.2), [0.1])
+    b = rule.init(GreedyConfig(), [0.1])
+    for x in losses:
+        assert rule.update(GreedyConfig(anneal_fraction=0.2), a, x).lrs == rule.update(
+            GreedyConfig(), b, x).lrs
+    old = {k: v for k, v in b.to_dict().items() if k in (
+        "base_lrs", "min_lrs", "max_lrs", "lrs", "step", "reference", "num_good", "num_bad",
+        "hold", "floor_hits", "smoothed", "window_values", "window_pos", "window_sum", "ema",
+        "ema_count")}
+    assert rule.RuleState.from_dict(old) == b
+    old_config = {k: v for k, v in GreedyConfig().to_dict().items() if k not in (
+        "total_steps", "anneal_fraction", "anneal_shape", "noise_threshold", "payoff_patience",
+        "eval_mode", "eval_factor", "eval_patience")}
+    assert GreedyConfig.from_dict(old_config) == GreedyConfig()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"total_steps": 0}, "total_steps must be an int >= 1"),
+        ({"anneal_fraction": 1.5}, "anneal_fraction must be in"),
+        ({"anneal_shape": "step"}, "anneal_shape must be one of"),
+        ({"noise_threshold": -1.0}, "noise_threshold must be finite"),
+        ({"payoff_patience": 0}, "payoff_patience must be an int >= 1"),
+        ({"eval_factor": 1.0}, "eval_factor must be in"),
+        ({"eval_mode": "up"}, "eval_mode must be one of"),
+        ({"eval_patience": -1}, "eval_patience must be an int >= 0 or None"),
+    ],
+)
+def test_bad_new_knobs_are_rejected(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        GreedyConfig(**kwargs)
+
+
+def test_anneal_table_is_the_float_rule_shape() -> None:
+    config = GreedyConfig(total_steps=100, anneal_fraction=0.2, anneal_shape="1-sqrt")
+    table = config.anneal_table()
+    assert len(table) == 21 and table[0] == 1.0 and table[-1] == 0.0
+    assert table[5] == 1.0 - math.sqrt(0.25)
+    state = tr.init(config, [0.1])
+    assert state.anneal_table.tolist() == table
+    assert torch.equal(tr.select(tr.init(config, [[0.1], [0.2]]), 0).anneal_table,
+                       state.anneal_table)
+
+
+def test_held_out_values_are_ignored_without_eval_patience() -> None:
+    """The 0.1 behaviour, for integrations that feed held-out values automatically."""
+    config = GreedyConfig(factor=0.5, smoothing="none", eval_patience=None)
+    state = rule.init(config, [0.1])
+    rule.update(config, state, 1.0)
+    for value in (0.5, 0.9, 2.0):
+        assert rule.observe_eval(config, state, value).events == ()
+    assert state.eval_best is None and not state.eval_block
+    tstate, d = tr.observe_eval(config, tr.init(config, [0.1]), 0.5)
+    assert int(d.code) == 0 and math.isnan(float(tstate.eval_best))
