@@ -29,6 +29,7 @@ import time
 import tracemalloc
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch.profiler import profile
@@ -105,16 +106,23 @@ def candidates(compiled: bool = True) -> dict[str, Callable[[], Callable[[float]
     return out
 
 
-def ops_per_step(factory: Callable[[], Callable[[float], None]], steps: int = 100) -> float:
-    """Events that ``torch.profiler`` records per step, after a warm-up (and compilation)."""
+def _per_step(factory: Callable[[], Callable[[float], None]], steps: int, counter: Any,
+              count: Callable[[Any], int]) -> float:
+    """``count(counter)`` per step for ``steps`` steps run under ``counter``, after a
+    warm-up (and compilation)."""
     step = factory()
     losses = _losses(steps + 10)
     for loss in losses[:10]:
         step(loss)
-    with profile() as prof:
+    with counter:
         for loss in losses[10:]:
             step(loss)
-    return len(prof.events()) / steps
+    return count(counter) / steps
+
+
+def ops_per_step(factory: Callable[[], Callable[[float], None]], steps: int = 100) -> float:
+    """Events that ``torch.profiler`` records per step, after a warm-up (and compilation)."""
+    return _per_step(factory, steps, profile(), lambda prof: len(prof.events()))
 
 
 class _CountOps(TorchDispatchMode):
@@ -131,14 +139,7 @@ class _CountOps(TorchDispatchMode):
 
 def dispatched_per_step(factory: Callable[[], Callable[[float], None]], steps: int = 100) -> float:
     """Aten ops per step seen by a ``TorchDispatchMode``, after a warm-up."""
-    step = factory()
-    losses = _losses(steps + 10)
-    for loss in losses[:10]:
-        step(loss)
-    with _CountOps() as counter:
-        for loss in losses[10:]:
-            step(loss)
-    return counter.count / steps
+    return _per_step(factory, steps, _CountOps(), lambda counter: counter.count)
 
 
 def measure(steps: int, rounds: int, compiled: bool = True) -> dict[str, list[float]]:
