@@ -228,8 +228,11 @@ def test_the_wheel_with_torch_only(dist: Path, tmp_path: Path) -> None:
     assert (done.returncode, done.stderr) == (
         1, "greedylr compare needs rich: pip install 'greedylr[compare]'\n"), done.stderr
 
-    # with the documented extra, compare runs its default schedules (greedy, cosine)
+    # with the documented extra, compare runs its default schedules (greedy, cosine),
+    # transformers still absent
     _pip(python, f"{wheel}[compare]")
+    _python("import importlib.util; assert not importlib.util.find_spec('transformers')",
+            python=python)
     done = _run(compare, work)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert re.search(r"greedy\s*│\s*1/0/0", done.stdout), done.stdout
