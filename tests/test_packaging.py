@@ -131,14 +131,15 @@ def test_no_tracked_file_is_one_gitignore_lists() -> None:
 
 
 def _venv(path: Path) -> str:
-    """A fresh virtual environment; its python."""
-    venv.create(path, with_pip=True)
+    """A fresh virtual environment, without pip (:func:`_pip` drives this one's); its python."""
+    venv.create(path, with_pip=False)
     return str(path / "bin" / "python")
 
 
 def _pip(python: str, *args: str) -> None:
-    done = subprocess.run([python, "-m", "pip", "install", "-q", *args], capture_output=True,
-                          text=True, timeout=900, check=False)
+    """``pip install`` into the environment of ``python``."""
+    done = subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "-q",
+                           *args], capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -150,9 +151,10 @@ def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sdist and, built from it, the wheel."""
+    """The sdist and, built from it, the wheel (with this environment's setuptools)."""
     out = tmp_path_factory.mktemp("dist")
-    done = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
+    done = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir",
+                           str(out), str(ROOT)],
                           capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return out
@@ -226,8 +228,11 @@ def test_the_wheel_with_torch_only(dist: Path, tmp_path: Path) -> None:
     assert (done.returncode, done.stderr) == (
         1, "greedylr compare needs rich: pip install 'greedylr[compare]'\n"), done.stderr
 
-    # with the documented extra, compare runs its default schedules (greedy, cosine)
+    # with the documented extra, compare runs its default schedules (greedy, cosine),
+    # transformers still absent
     _pip(python, f"{wheel}[compare]")
+    _python("import importlib.util; assert not importlib.util.find_spec('transformers')",
+            python=python)
     done = _run(compare, work)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert re.search(r"│ greedy\s*│.*│ 1/0/0/0\s*│", done.stdout), done.stdout
