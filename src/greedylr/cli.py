@@ -110,9 +110,9 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser(
         "bench",
         help="run the study suites and write the report (quick by default)",
-        description="Run every study (small models, fine-tuning, pre-training, F-sweep, "
-        "robustness) and write the report. By default the quick suite, a "
-        "representative slice of each study (97 s measured on an idle 2-core machine; "
+        description="Run every study (small models, the LR grid, fine-tuning, pre-training, "
+        "F-sweep, robustness) and write the report. By default the quick suite, a "
+        "representative slice of each study (79 s measured on an idle 2-core machine; "
         "longer when the cores are shared); --full runs everything. Resumable: rerun "
         "on the same --out to finish an interrupted run.",
     )
