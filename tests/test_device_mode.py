@@ -413,6 +413,9 @@ def _dist_worker(rank: int, init_file: str, out_dir: str) -> None:
             lrs.append(float(opt.param_groups[0]["lr"]))
         Path(out_dir, f"rank{rank}.json").write_text(
             json.dumps({"device_mode": sched.device_mode, "lrs": lrs}))
+        # both ranks reach the teardown together: on torch 2.3 a rank whose peer had
+        # already destroyed the group and exited could hang in destroy_process_group
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

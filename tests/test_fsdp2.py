@@ -136,6 +136,7 @@ def _worker(rank: int, init_file: str, out_dir: str, phase: str) -> None:
     try:
         result = _run(rank, phase, str(Path(out_dir, "checkpoint")))
         Path(out_dir, f"{phase}{rank}.json").write_text(json.dumps(result))
+        dist.barrier()  # reach the teardown together (see test_device_mode._dist_worker)
     finally:
         dist.destroy_process_group()
     faulthandler.cancel_dump_traceback_later()
