@@ -45,17 +45,23 @@ def _compiled_counts() -> tuple[int, int]:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("device_mode", [True, None], ids=["device-mode", "float-mode"])
-def test_no_recompilation_after_warmup_over_200_steps(device_mode: bool | None) -> None:
-    """The whole training step compiled; on this CPU the automatic choice is float mode,
-    whose step runs outside the graph (eagerly) instead of being traced into it."""
+def _fresh_model_and_tensor_lr_sgd() -> tuple[torch.nn.Linear, torch.optim.SGD]:
+    """A seeded linear model and SGD with a tensor LR of 0.01, dynamo's caches and counters
+    cleared. SGD without foreach takes a tensor lr on the CPU; on a GPU use fused or
+    capturable Adam."""
     torch._dynamo.reset()
     counters.clear()
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 1)
-    lr = torch.tensor(0.01)
-    # SGD without foreach takes a tensor lr on the CPU; on a GPU use fused or capturable Adam
-    opt = torch.optim.SGD(model.parameters(), lr=lr, foreach=False)
+    return model, torch.optim.SGD(model.parameters(), lr=torch.tensor(0.01), foreach=False)
+
+
+@pytest.mark.parametrize("device_mode", [True, None], ids=["device-mode", "float-mode"])
+def test_no_recompilation_after_warmup_over_200_steps(device_mode: bool | None) -> None:
+    """The whole training step compiled; on this CPU the automatic choice is float mode,
+    whose step runs outside the graph (eagerly) instead of being traced into it."""
+    model, opt = _fresh_model_and_tensor_lr_sgd()
+    lr = opt.param_groups[0]["lr"]
     # compare="best" on this noisy loss changes the LR at most steps: many LR values
     config = {"patience": 0, "smoothing": "window", "window": 3, "min_lr_ratio": 0.01,
               "max_lr_ratio": 100.0, "compare": "best"}
@@ -232,12 +238,8 @@ def test_compile_step_on_a_batch_of_runs() -> None:
 
 def test_float_mode_tensor_lr_and_a_compiled_optimizer_do_not_recompile() -> None:
     """CPU tensor LR, float mode: filled in place, so the compiled opt.step keeps its graph."""
-    torch._dynamo.reset()
-    counters.clear()
-    torch.manual_seed(0)
-    model = torch.nn.Linear(4, 1)
-    lr = torch.tensor(0.01)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, foreach=False)
+    model, opt = _fresh_model_and_tensor_lr_sgd()
+    lr = opt.param_groups[0]["lr"]
     sched = GreedyLR(opt, patience=0, smoothing="none", min_lr_ratio=0.01, max_lr_ratio=100.0)
     assert not sched.device_mode
 
