@@ -8,6 +8,16 @@ from typing import Any
 
 import torch.multiprocessing as mp
 
+# Small patience and no smoothing: the rank-local losses of a multi-process test lead to
+# different decisions within a few steps, so agreement is a real property, not a coincidence.
+RANK_CONFIG = {
+    "factor": 0.5,
+    "patience": 1,
+    "smoothing": "none",
+    "min_lr_ratio": 1e-3,
+    "max_lr_ratio": 1e3,
+}
+
 
 def spawn_ranks(fn: Callable[..., None], args: tuple[Any, ...], timeout: float,
                 nprocs: int = 2) -> None:

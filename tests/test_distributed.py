@@ -19,20 +19,12 @@ import torch.distributed as dist
 
 from greedylr import GreedyLR
 from greedylr.distributed import is_distributed, mean_across_ranks
+from spawning import RANK_CONFIG as CONFIG
 from spawning import spawn_ranks
 
 WORLD = 2
 WORKER_TIMEOUT = 200  # seconds
 STEPS = 30
-# Small patience and no smoothing: the rank-local losses lead to different decisions
-# within a few steps, so agreement is a real property and not a coincidence.
-CONFIG = {
-    "factor": 0.5,
-    "patience": 1,
-    "smoothing": "none",
-    "min_lr_ratio": 1e-3,
-    "max_lr_ratio": 1e3,
-}
 
 
 def _losses(rank: int) -> list[float]:

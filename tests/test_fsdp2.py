@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from greedylr import GreedyLR
+from spawning import RANK_CONFIG as CONFIG
 from spawning import spawn_ranks
 
 fsdp = pytest.importorskip("torch.distributed.fsdp")
@@ -30,13 +31,6 @@ WORLD = 2
 WORKER_TIMEOUT = 240  # seconds
 STEPS = 24
 HALF = 12  # the uninterrupted run saves a checkpoint after this many steps
-CONFIG = {
-    "factor": 0.5,
-    "patience": 1,
-    "smoothing": "none",
-    "min_lr_ratio": 1e-3,
-    "max_lr_ratio": 1e3,
-}
 
 
 class _Checkpoint:
