@@ -3,7 +3,7 @@
 Section 4.2.2 of the paper: 1,000 steps, warmup 100, batch 1 x gradient accumulation 32,
 bf16, peak LR 2e-4; GreedyLR with F 0.95, minimum LR 1.85e-5 and smoothing; reported
 5.4% lower final training loss than cosine (2.16 against 2.28), one seed. This script
-runs that recipe (:data:`greedylr.studies.workloads.llama_pretrain.PAPER_RECIPE`)
+runs that recipe (:data:`greedylr.evidence.workloads.llama_pretrain.PAPER_RECIPE`)
 through the same trial protocol as every study, so the schedules are built exactly as
 in the CPU studies, and writes one JSON file per trial plus ``summary.json``.
 
@@ -37,8 +37,8 @@ from typing import Any
 
 import torch
 
+from greedylr.evidence.workloads.llama_pretrain import RECIPES, LlamaRecipe, pretrain
 from greedylr.studies.trial import Trial, TrialSpec
-from greedylr.studies.workloads.llama_pretrain import RECIPES, LlamaRecipe, pretrain
 
 logger = logging.getLogger("llama_gpu_recipe")
 
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.data:
         train_bytes, test_bytes = _read_text(args.data)
     else:
-        from greedylr.studies.workloads.llama_pretrain import byte_streams
+        from greedylr.evidence.workloads.llama_pretrain import byte_streams
 
         train_t, test_t = byte_streams()
         cap = args.max_bytes or len(train_t)

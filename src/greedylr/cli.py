@@ -159,7 +159,7 @@ def _run_bench_robustness(args: argparse.Namespace) -> int:
     with requires_extra("bench", "greedylr bench"):
         from rich.console import Console
 
-    from greedylr.studies.robustness import run_robustness, write_report
+    from greedylr.evidence.robustness import run_robustness, write_report
 
     console = Console()
     out = Path(_suite_dir(args)) / "robustness"
@@ -180,7 +180,7 @@ def _run_bench_robustness(args: argparse.Namespace) -> int:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from greedylr.studies.suites import STUDIES, bench
+    from greedylr.evidence.suites import STUDIES, bench
 
     unknown = [name for name in args.studies or () if name not in {*STUDIES, "robustness"}]
     if unknown:

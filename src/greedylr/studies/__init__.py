@@ -1,5 +1,6 @@
-"""The evaluation system: schedules, workloads, trials, a results store, metrics, reports.
+"""The harness users run on their own code: schedules, trials, a results store, metrics, reports.
 
-A product feature, not only our evidence: users point it at their own training function
-(``greedylr compare``) to A/B GreedyLR against the schedule they use today.
+``greedylr compare`` points it at a training function to A/B GreedyLR against the schedule
+used today. Our own evidence (workloads, suites, the robustness, LLM and defaults studies)
+lives apart, in :mod:`greedylr.evidence`, and uses this package's public API.
 """

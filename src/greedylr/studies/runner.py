@@ -196,7 +196,7 @@ def resolve_workload(ref: str, optimizer: str | None = None) -> ResolvedWorkload
             metric=getattr(train, "metric", None),
             higher_is_better=None if direction is None else bool(direction),
         )
-    from greedylr.studies import workloads
+    from greedylr.evidence import workloads
 
     w = workloads.get(ref)
     return ResolvedWorkload(
@@ -232,7 +232,7 @@ def make_specs(
     for ref in workloads:
         defaults: dict[str, Any] = {}
         if ":" not in ref:
-            from greedylr.studies import workloads as registry
+            from greedylr.evidence import workloads as registry
 
             w = registry.get(ref)
             defaults = {

@@ -25,9 +25,9 @@ odd half fed to ``GreedyLR.observe_eval``, the even half reported and scored
 
 Run it (resumable; the small-model study's results give the baselines)::
 
-    python -m greedylr.studies.defaults tune --out runs/defaults
-    python -m greedylr.studies.defaults check --out runs/defaults --set factor=0.9
-    python -m greedylr.studies.defaults report --out runs/defaults \\
+    python -m greedylr.evidence.defaults tune --out runs/defaults
+    python -m greedylr.evidence.defaults check --out runs/defaults --set factor=0.9
+    python -m greedylr.evidence.defaults report --out runs/defaults \\
         --baselines runs/full/small_models --report results/defaults
 """
 
@@ -129,7 +129,7 @@ TOLERANCE = 0.01
 
 
 def _spec(workload: str, seed: int, settings: dict[str, Any], study: str) -> TrialSpec:
-    from greedylr.studies import workloads
+    from greedylr.evidence import workloads
 
     w = workloads.get(workload)
     return TrialSpec.make(
@@ -152,7 +152,7 @@ def heldout_specs(
     """The first ``arms`` held-out arms (all by default) on ``workloads_`` x seeds,
     evaluated every 10%, split held-out; seed by seed, so that a study cut short has
     every arm on the first seeds."""
-    from greedylr.studies import workloads
+    from greedylr.evidence import workloads
 
     specs = []
     for seed in SEEDS:
@@ -652,7 +652,7 @@ def _parse_settings(items: Sequence[str]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m greedylr.studies.defaults")
+    parser = argparse.ArgumentParser(prog="python -m greedylr.evidence.defaults")
     parser.add_argument(
         "stage",
         choices=("tune", "check", "report", "heldout-tune", "heldout-check", "heldout-report"),

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from greedylr.studies.workloads import Workload, register
-from greedylr.studies.workloads.data import DOCSTRING_MAX, NAME_MAX, VOCAB, docstring_pairs
-from greedylr.studies.workloads.loop import run, split_evaluator
+from greedylr.evidence.workloads import Workload, register
+from greedylr.evidence.workloads.data import DOCSTRING_MAX, NAME_MAX, VOCAB, docstring_pairs
+from greedylr.evidence.workloads.loop import run, split_evaluator
 
 __all__ = ["Seq2Seq", "train"]
 

@@ -10,7 +10,7 @@ steps, each accumulating 4 micro-batches of 4 x 64 bytes.
 
 The held-out metric is the perplexity (and, for byte-level models, bits per byte) on
 standard-library files that training never sees (split by file, as in
-:func:`greedylr.studies.workloads.data.stdlib_files`). Evaluation uses a fixed
+:func:`greedylr.evidence.workloads.data.stdlib_files`). Evaluation uses a fixed
 set of evenly spaced windows, identical for every trial, so that numbers compare.
 
 Workload settings (``trial.options``):
@@ -36,8 +36,8 @@ import torch
 from torch import nn
 
 from greedylr._extras import requires_extra
+from greedylr.evidence.workloads import Workload, register
 from greedylr.studies.trial import Trial
-from greedylr.studies.workloads import Workload, register
 
 __all__ = [
     "DEFAULT_LR",
@@ -193,7 +193,7 @@ def byte_streams() -> tuple[torch.Tensor, torch.Tensor]:
     Files are joined with a form feed, a byte that is rare in source, so that a window
     spanning two files shows a boundary rather than fake code.
     """
-    from greedylr.studies.workloads.data import stdlib_files
+    from greedylr.evidence.workloads.data import stdlib_files
 
     sides: dict[bool, list[bytes]] = {False: [], True: []}
     for _, text, held_out in stdlib_files():

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from greedylr.studies.workloads import Workload, register
-from greedylr.studies.workloads.data import ArrayDataset, digits
-from greedylr.studies.workloads.loop import batch_sampler, run, split_evaluator
+from greedylr.evidence.workloads import Workload, register
+from greedylr.evidence.workloads.data import ArrayDataset, digits
+from greedylr.evidence.workloads.loop import batch_sampler, run, split_evaluator
 
 __all__ = ["classification_evaluator", "classification_metrics", "train"]
 

@@ -12,14 +12,14 @@ import math
 import pytest
 import torch
 
-from greedylr.studies.perturb import (
+from greedylr.evidence.perturb import (
     FAMILIES,
     BatchPerturber,
     Perturbation,
     Streams,
     conditions,
 )
-from greedylr.studies.robustness import RunSpec, _Layout, _Task, train_family
+from greedylr.evidence.robustness import RunSpec, _Layout, _Task, train_family
 
 STEPS = 40
 

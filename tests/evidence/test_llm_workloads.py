@@ -36,7 +36,7 @@ def _one_thread():
 
 
 def test_docstring_task_is_file_disjoint_balanced_and_deterministic():
-    from greedylr.studies.workloads.package_docstrings import docstring_task
+    from greedylr.evidence.workloads.package_docstrings import docstring_task
 
     task = docstring_task()
     assert len(task.labels) == 8
@@ -58,7 +58,7 @@ def test_docstring_task_is_file_disjoint_balanced_and_deterministic():
 
 
 def test_held_out_file_pick_keeps_a_dominant_file_out_of_the_held_out_side():
-    from greedylr.studies.workloads.package_docstrings import _pick_held_out_files
+    from greedylr.evidence.workloads.package_docstrings import _pick_held_out_files
 
     by_file = {"big.py": ["x"] * 80, **{f"f{i}.py": ["y"] * 5 for i in range(8)}}
     chosen = _pick_held_out_files(by_file, 0.2, salt="s")
@@ -79,7 +79,7 @@ _TINY_FT = {"workload_max_len": 8, "workload_batch_size": 4}
 
 
 def _run(workload: str, schedule: str, steps: int, settings: dict, lr: float | None = None):
-    from greedylr.studies import workloads
+    from greedylr.evidence import workloads
 
     w = workloads.get(workload)
     spec = TrialSpec.make(
@@ -113,7 +113,7 @@ def test_minilm_trains_and_reports_held_out_metrics(workload, schedule):
 
 @needs_minilm
 def test_lora_trains_only_the_adapters_and_the_head():
-    from greedylr.studies.workloads.minilm_finetune import _build_model
+    from greedylr.evidence.workloads.minilm_finetune import _build_model
 
     model = _build_model(8, lora=True, options={})
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -147,7 +147,7 @@ _TINY_LM = {
 
 
 def test_llama_pretrain_follows_the_recipe_shape_and_reports_perplexity():
-    from greedylr.studies.workloads.llama_pretrain import TINY_RECIPE
+    from greedylr.evidence.workloads.llama_pretrain import TINY_RECIPE
 
     settings = {**_TINY_LM, **TINY_RECIPE.greedy_settings()}
     trial = _run("llama_pretrain", "greedy", 6, settings)
@@ -176,7 +176,7 @@ def test_llama_pretrain_is_reproducible_per_seed_and_differs_across_seeds():
         seed=1,
         settings=_TINY_LM,
     )
-    from greedylr.studies import workloads
+    from greedylr.evidence import workloads
 
     c = Trial(spec, default_lr=2e-3)
     workloads.get("llama_pretrain").train(c)
@@ -192,7 +192,7 @@ def test_llama_pretrain_with_adafactor():
         steps=2,
         settings=_TINY_LM,
     )
-    from greedylr.studies import workloads
+    from greedylr.evidence import workloads
 
     trial = Trial(spec, default_lr=2e-3)
     workloads.get("llama_pretrain").train(trial)
@@ -203,7 +203,7 @@ def test_llama_pretrain_with_adafactor():
 def test_paper_recipe_is_llama_3_2_1b_and_its_published_training_shape():
     from transformers import LlamaForCausalLM
 
-    from greedylr.studies.workloads.llama_pretrain import PAPER_RECIPE
+    from greedylr.evidence.workloads.llama_pretrain import PAPER_RECIPE
 
     r = PAPER_RECIPE
     assert (r.steps, r.warmup, r.micro_batch, r.grad_accum) == (1000, 100, 1, 32)
@@ -216,7 +216,7 @@ def test_paper_recipe_is_llama_3_2_1b_and_its_published_training_shape():
 
 
 def test_unknown_recipe_and_tokenizer_recipe_are_refused_by_the_cpu_workload():
-    from greedylr.studies import workloads
+    from greedylr.evidence import workloads
 
     train = workloads.get("llama_pretrain").train
     for recipe, message in (("nope", "unknown workload_recipe"), ("paper", "needs a tokenizer")):
@@ -316,7 +316,7 @@ def test_gpu_recipe_script_trains_a_bpe_when_no_tokenizer_is_given(tmp_path):
 
 
 def test_full_studies_cover_every_schedule_seed_and_factor():
-    from greedylr.studies import llm_studies as S
+    from greedylr.evidence import llm_studies as S
     from greedylr.studies.schedules import build_schedule
 
     finetune = S.finetune(False)
@@ -355,8 +355,8 @@ def test_full_studies_cover_every_schedule_seed_and_factor():
 
 
 def test_quick_studies_are_tiny_and_registered_with_the_suite():
-    from greedylr.studies import llm_studies as S
-    from greedylr.studies import suites
+    from greedylr.evidence import llm_studies as S
+    from greedylr.evidence import suites
 
     quick = [s for name in S.STUDIES for s in suites.STUDIES[name](True)]
     assert len(quick) <= 8
@@ -364,7 +364,7 @@ def test_quick_studies_are_tiny_and_registered_with_the_suite():
 
 
 def test_f_sweep_table_and_summary_from_stored_results(tmp_path):
-    from greedylr.studies import llm_studies as S
+    from greedylr.evidence import llm_studies as S
     from greedylr.studies.runner import run_trials
 
     specs = [

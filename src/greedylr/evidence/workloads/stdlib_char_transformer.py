@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from greedylr.studies.workloads import Workload, register
-from greedylr.studies.workloads.data import VOCAB, stdlib_text
-from greedylr.studies.workloads.loop import run, split_evaluator
+from greedylr.evidence.workloads import Workload, register
+from greedylr.evidence.workloads.data import VOCAB, stdlib_text
+from greedylr.evidence.workloads.loop import run, split_evaluator
 
 __all__ = ["CharGPT", "lm_evaluator", "lm_sampler", "train"]
 

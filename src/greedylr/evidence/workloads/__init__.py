@@ -12,7 +12,7 @@ that calls ``register(Workload(...))`` at import time and add its name to ``_MOD
 so that listing the workloads stays fast.
 
 Examples:
-    >>> from greedylr.studies import workloads
+    >>> from greedylr.evidence import workloads
     >>> w = workloads.get("digits_mlp")
     >>> w.metric, w.higher_is_better
     ('accuracy', True)

@@ -1,7 +1,7 @@
 """The LLM-style studies: fine-tuning, pre-training and the F-sweep (paper sections 4.2-4.3).
 
 Three studies, each a function ``specs(quick) -> list[TrialSpec]`` registered in
-:data:`greedylr.studies.suites.STUDIES`:
+:data:`greedylr.evidence.suites.STUDIES`:
 
 ``finetune``
     The packaged all-MiniLM-L6-v2 fine-tuned on stdlib docstring -> package (8 classes),
@@ -22,7 +22,7 @@ Three studies, each a function ``specs(quick) -> list[TrialSpec]`` registered in
 Trials are ordered so that GreedyLR and cosine (the paper's LLM baseline) run first
 everywhere: a run cut short still holds the paper's comparison.
 
-``python -m greedylr.studies.llm_studies --out results`` runs all three (resumable) and
+``python -m greedylr.evidence.llm_studies --out results`` runs all three (resumable) and
 writes, per study folder, the harness report (``report.md``, ``figures/``) plus a
 compact ``summary.json`` / ``summary.csv``; the F-sweep also gets ``f_sweep.md`` and
 ``figures/f_sweep.png``.
@@ -91,13 +91,13 @@ F_SWEEP_WORKLOADS: tuple[str, ...] = ("minilm_lora", PRETRAIN_WORKLOAD)
 
 def _spec(study: str, workload: str, schedule: str, seed: int, quick: bool, **kw: Any) -> TrialSpec:
     # the suite's helper: the workload's defaults, its quick length when quick
-    from greedylr.studies.suites import _spec as suite_spec
+    from greedylr.evidence.suites import _spec as suite_spec
 
     return suite_spec(study, workload, schedule, seed, quick=quick, **kw)
 
 
 def _recipe_greedy() -> dict[str, Any]:
-    from greedylr.studies.workloads.llama_pretrain import TINY_RECIPE
+    from greedylr.evidence.workloads.llama_pretrain import TINY_RECIPE
 
     return TINY_RECIPE.greedy_settings()
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from greedylr.cli import _parser, main
-from greedylr.studies.perturb import Perturbation
-from greedylr.studies.robustness import (
+from greedylr.evidence.perturb import Perturbation
+from greedylr.evidence.robustness import (
     SCHEDULES,
     RunSpec,
     design,

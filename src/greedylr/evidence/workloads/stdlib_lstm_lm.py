@@ -9,10 +9,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from greedylr.studies.workloads import Workload, register
-from greedylr.studies.workloads.data import VOCAB, stdlib_text
-from greedylr.studies.workloads.loop import run
-from greedylr.studies.workloads.stdlib_char_transformer import lm_evaluator, lm_loss, lm_sampler
+from greedylr.evidence.workloads import Workload, register
+from greedylr.evidence.workloads.data import VOCAB, stdlib_text
+from greedylr.evidence.workloads.loop import run
+from greedylr.evidence.workloads.stdlib_char_transformer import lm_evaluator, lm_loss, lm_sampler
 
 __all__ = ["CharLSTM", "train"]
 

@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from greedylr.studies.workloads import Workload, register
-from greedylr.studies.workloads.data import mnist5k
-from greedylr.studies.workloads.digits_mlp import classification_evaluator
-from greedylr.studies.workloads.loop import batch_sampler, run
+from greedylr.evidence.workloads import Workload, register
+from greedylr.evidence.workloads.data import mnist5k
+from greedylr.evidence.workloads.digits_mlp import classification_evaluator
+from greedylr.evidence.workloads.loop import batch_sampler, run
 
 __all__ = ["ViT", "train"]
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from greedylr.studies import suites, workloads
+from greedylr.evidence import suites, workloads
 from greedylr.studies.schedules import OPTIMIZERS, SCHEDULES
 from greedylr.studies.trial import TrialSpec
 
@@ -56,10 +56,10 @@ def test_quick_suite_is_a_short_slice_with_scaled_warmup() -> None:
 
 
 def test_lazy_imports_on_call_and_rejects_bad_references() -> None:
-    fn = suites.lazy("greedylr.studies.suites:small_models")
+    fn = suites.lazy("greedylr.evidence.suites:small_models")
     assert fn(True) == suites.small_models(True)
     with pytest.raises(ValueError, match="module:function"):
-        suites.lazy("greedylr.studies.suites")
+        suites.lazy("greedylr.evidence.suites")
 
 
 def _tiny(quick: bool) -> list[TrialSpec]:

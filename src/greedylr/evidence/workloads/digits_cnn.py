@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from greedylr.studies.workloads import Workload, register
-from greedylr.studies.workloads.data import digits
-from greedylr.studies.workloads.digits_mlp import classification_evaluator
-from greedylr.studies.workloads.loop import batch_sampler, run
+from greedylr.evidence.workloads import Workload, register
+from greedylr.evidence.workloads.data import digits
+from greedylr.evidence.workloads.digits_mlp import classification_evaluator
+from greedylr.evidence.workloads.loop import batch_sampler, run
 
 __all__ = ["train"]
 

@@ -118,7 +118,7 @@ def _spec(
     settings: dict[str, Any] | None = None,
 ) -> TrialSpec:
     """One trial of a registered workload with its defaults (quick: its quick length)."""
-    from greedylr.studies import workloads
+    from greedylr.evidence import workloads
 
     w = workloads.get(workload)
     steps = w.steps
@@ -178,7 +178,7 @@ def lr_grid(quick: bool) -> list[TrialSpec]:
     minute of arithmetic): ``wine_mlp`` x GreedyLR, cosine and Prodigy x 0.1x, 1x, 10x x
     2 seeds at its quick length.
     """
-    from greedylr.studies import workloads
+    from greedylr.evidence import workloads
 
     study = "lr_grid"
     if quick:
@@ -213,7 +213,7 @@ def small_models(quick: bool) -> list[TrialSpec]:
     Quick: :data:`QUICK_SMALL_MODELS` x (GreedyLR + the paper's four baselines)
     x 2 seeds, at each workload's quick length.
     """
-    from greedylr.studies import workloads
+    from greedylr.evidence import workloads
     from greedylr.studies.schedules import OPTIMIZERS, SCHEDULES
 
     study = "small_models"
@@ -506,10 +506,10 @@ def _tuned_json(wt: Any) -> dict[str, Any]:
 #: Every study ``bench`` runs, by name (its results folder under ``--out``).
 STUDIES: dict[str, StudyFn] = {
     "small_models": small_models,
-    # LLM-style studies (paper sections 4.2-4.3); see greedylr.studies.llm_studies
-    "finetune": lazy("greedylr.studies.llm_studies:finetune"),
-    "pretrain": lazy("greedylr.studies.llm_studies:pretrain"),
-    "f_sweep": lazy("greedylr.studies.llm_studies:f_sweep"),
+    # LLM-style studies (paper sections 4.2-4.3); see greedylr.evidence.llm_studies
+    "finetune": lazy("greedylr.evidence.llm_studies:finetune"),
+    "pretrain": lazy("greedylr.evidence.llm_studies:pretrain"),
+    "f_sweep": lazy("greedylr.evidence.llm_studies:f_sweep"),
     # every arm over a 100x LR grid, judged on the held-out metric at its own best LR
     "lr_grid": lr_grid,
 }
@@ -518,7 +518,7 @@ STUDIES: dict[str, StudyFn] = {
 def _run_robustness(out_dir: Path, quick: bool) -> bool:
     """Run the robustness study if its module provides ``run_robustness``; True if ran."""
     try:
-        module = importlib.import_module("greedylr.studies.robustness")
+        module = importlib.import_module("greedylr.evidence.robustness")
     except ImportError as exc:
         logger.warning("robustness study not available: %s", exc)
         return False

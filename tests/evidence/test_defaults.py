@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from greedylr.studies import defaults, suites
+from greedylr.evidence import defaults, suites
 from greedylr.studies.runner import FORMAT, result_path, write_result
 from greedylr.studies.trial import TrialSpec
 

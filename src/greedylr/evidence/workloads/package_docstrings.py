@@ -2,7 +2,7 @@
 
 Each example is the docstring of a function or class; its label is the top-level
 standard-library package the code lives in (``asyncio``, ``email``, ``tkinter``, ...).
-The source comes from :func:`greedylr.studies.workloads.data.stdlib_files` (tests, IDLE
+The source comes from :func:`greedylr.evidence.workloads.data.stdlib_files` (tests, IDLE
 and site-packages left out), so nothing is downloaded. Which packages take part is a
 rule, not a list (the largest packages with enough files), because the standard library
 changes between Python versions (``distutils`` left in 3.12); the committed results were
@@ -30,7 +30,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from greedylr.studies.workloads.data import stdlib_files
+from greedylr.evidence.workloads.data import stdlib_files
 
 __all__ = ["DocstringTask", "Example", "docstring_task"]
 

@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from greedylr.studies import workloads
+from greedylr.evidence import workloads
+from greedylr.evidence.suites import SMALL_MODELS
+from greedylr.evidence.workloads import Workload, data
 from greedylr.studies.runner import execute_trial
-from greedylr.studies.suites import SMALL_MODELS
 from greedylr.studies.trial import Trial, TrialSpec
-from greedylr.studies.workloads import Workload, data
 
 TASKS = {"classification", "regression", "sequence_labelling", "seq2seq", "language_modelling"}
 

@@ -3,7 +3,7 @@
 The paper (arXiv 2512.14527, section 4.4) reports 8,100 perturbed runs. Its code added
 the noise to the loss as a constant, so neither the gradients nor the scheduler's input
 changed; it had one seed, and its recovery figures were either initial-to-final
-improvement or computed nowhere. Here every perturbation (:mod:`greedylr.studies.perturb`)
+improvement or computed nowhere. Here every perturbation (:mod:`greedylr.evidence.perturb`)
 changes what training is computed on, there are several seeds, and recovery is measured
 after each perturbation.
 
@@ -22,7 +22,7 @@ batched engine reproduces it, and the study measures the speed-up over it.
 Everything runs on the CPU; ``R`` runs cost little more than one in Python overhead.
 
 Examples:
-    >>> from greedylr.studies.perturb import Perturbation
+    >>> from greedylr.evidence.perturb import Perturbation
     >>> specs = [RunSpec("greedy", Perturbation("random_spike", 0.5), seed=0),
     ...          RunSpec("cosine", Perturbation("random_spike", 0.5), seed=0)]
     >>> result = train_family("quadratic", specs, steps=50)
@@ -49,8 +49,8 @@ from torch import Tensor
 
 from greedylr import tensor_rule
 from greedylr._extras import requires_extra
+from greedylr.evidence.perturb import BatchPerturber, Perturbation, Streams, conditions
 from greedylr.rule import GreedyConfig
-from greedylr.studies.perturb import BatchPerturber, Perturbation, Streams, conditions
 
 __all__ = [
     "ANALYTIC",
@@ -466,7 +466,7 @@ class _Digits:
 
 
 def _digits() -> _Digits:
-    from greedylr.studies.workloads.data import digits
+    from greedylr.evidence.workloads.data import digits
 
     d = digits()
     # one scalar mean and std from the training part: Gaussian noise of std s is then

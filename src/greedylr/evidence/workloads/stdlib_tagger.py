@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from greedylr.studies.workloads import Workload, register
-from greedylr.studies.workloads.data import TAGS, VOCAB, token_type_tagging
-from greedylr.studies.workloads.loop import run, split_evaluator
+from greedylr.evidence.workloads import Workload, register
+from greedylr.evidence.workloads.data import TAGS, VOCAB, token_type_tagging
+from greedylr.evidence.workloads.loop import run, split_evaluator
 
 __all__ = ["Tagger", "train"]
 
