@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["plot_trace"]
+__all__ = ["new_figure", "plot_trace"]
 
 # event kind -> marker, colour, label; kinds not listed are not drawn
 _MARKERS = {
@@ -94,6 +94,22 @@ def _shade(ax: Axes, diagnosis: Diagnosis, label: bool) -> None:
         seen.add(name)
 
 
+def new_figure(*, size: tuple[float, float], dpi: int = 100, what: str = "a figure") -> Figure:
+    """A matplotlib ``Figure`` drawn on its own Agg canvas, for files only.
+
+    Never touches pyplot or the global backend, so a notebook's backend is left as it was;
+    save it with ``figure.savefig(path)``. ``what`` names the caller in the error raised
+    when matplotlib (the ``plot`` extra) is missing.
+    """
+    with requires_extra("plot", what):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+    figure = Figure(figsize=size, dpi=dpi, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
 def plot_trace(
     trace: Trace | str | os.PathLike[str],
     path: str | os.PathLike[str] | None = None,
@@ -131,10 +147,6 @@ def plot_trace(
     Raises:
         ValueError: for an empty trace or a bad argument.
     """
-    with requires_extra("plot", "greedylr plot"):
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
     if not (isinstance(max_points, int) and max_points >= 10):
         raise ValueError(f"max_points must be an int >= 10, got {max_points!r}")
     if not isinstance(trace, Trace):
@@ -156,8 +168,7 @@ def plot_trace(
     loss = np.where(np.isfinite(rows.loss), rows.loss, np.nan)
     smoothed = rows.smoothed
 
-    figure = Figure(figsize=size, dpi=dpi, layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = new_figure(size=size, dpi=dpi, what="greedylr plot")
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(1.25, 1.0))
 
     # -- loss ---------------------------------------------------------------------

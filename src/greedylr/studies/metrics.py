@@ -477,11 +477,13 @@ def bootstrap_ci(
     confidence: float = 0.95,
     resamples: int = 2000,
     seed: int = 0,
+    statistic: Callable[..., Any] = np.mean,
 ) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean of ``values``.
+    """Percentile bootstrap confidence interval of ``statistic`` (the mean) of ``values``.
 
-    Deterministic (seeded). With fewer than two values the interval is the value
-    itself (or NaN): there is no spread to resample.
+    Deterministic (seeded). Non-finite values are dropped. With fewer than two values the
+    interval is the value itself (or NaN): there is no spread to resample. ``statistic``
+    must take an ``axis`` keyword, as ``np.mean`` and ``np.median`` do.
     """
     data = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
     if len(data) == 0:
@@ -489,9 +491,9 @@ def bootstrap_ci(
     if len(data) == 1:
         return float(data[0]), float(data[0])
     rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, len(data), size=(resamples, len(data)))].mean(axis=1)
+    draws = statistic(data[rng.integers(0, len(data), size=(resamples, len(data)))], axis=1)
     alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+    lo, hi = np.quantile(draws, [alpha, 1.0 - alpha])
     return float(lo), float(hi)
 
 

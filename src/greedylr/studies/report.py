@@ -50,6 +50,7 @@ from greedylr.studies.runner import load_results
 __all__ = [
     "heldout_summary",
     "heldout_table",
+    "markdown_table",
     "print_summary",
     "render_report",
     "summary_table",
@@ -96,7 +97,9 @@ def _pct(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.1f}%"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub markdown table; ``|`` inside a cell is escaped."""
+
     def clean(cell: str) -> str:
         return str(cell).replace("|", "\\|")
 
@@ -526,7 +529,7 @@ def heldout_summary(results: list[Result], *, margin: float = T.DEFAULT_MARGIN) 
             "baseline's; the worst grid point says what a mistuned LR costs."
         )
     rows = [[r[0], f"**{r[1]}**" if M.is_candidate(r[1]) else r[1], *r[2:]] for r in rows]
-    return [*out, how, "", _table(header, rows), "", *verdict_lines(tunings), ""]
+    return [*out, how, "", markdown_table(header, rows), "", *verdict_lines(tunings), ""]
 
 
 def _heldout_section(
@@ -604,7 +607,7 @@ def _label_section(results: list[Result], mode: str) -> tuple[str, dict[str, M.L
     text = (
         f"Threshold: {threshold}. One comparison = one seed of one setting at one stage "
         f"(10%, 50%, 100% of training), on the training loss averaged over a trailing "
-        f"window of 2% of the run.\n\n" + _table(header, rows)
+        f"window of 2% of the run.\n\n" + markdown_table(header, rows)
     )
     return text, tables
 
@@ -643,7 +646,7 @@ def _arms_section(arms: dict[str, dict[int, Result]]) -> str:
     ]
     return (
         f"Mean ± std [bootstrap 95% CI] over seeds; held-out metric `{metric}` "
-        f"({direction} is better).\n\n" + _table(header, rows)
+        f"({direction} is better).\n\n" + markdown_table(header, rows)
     )
 
 
@@ -677,7 +680,8 @@ def _paired_section(arms: dict[str, dict[int, Result]]) -> str:
         "Δ final train loss",
         "time to baseline's final loss",
     ]
-    return "Paired by seed, over seeds where both ran to the end.\n\n" + _table(header, rows)
+    preamble = "Paired by seed, over seeds where both ran to the end.\n\n"
+    return preamble + markdown_table(header, rows)
 
 
 def _provenance(results: list[Result]) -> str:
@@ -749,7 +753,7 @@ def render_report(
         out += [f"## Study `{study}`", ""]
         counts = M.status_counts(study_results)
         out += [
-            _table(
+            markdown_table(
                 ["schedule", *M.STATUSES],
                 [[a, *(str(c[k]) for k in M.STATUSES)] for a, c in counts.items()],
             ),
@@ -800,7 +804,7 @@ def render_report(
             [r["key"], r["status"], (r.get("error") or "").splitlines()[0][:200]]
             for r in failures
         ]
-        out += [_table(["trial", "status", "error"], rows), ""]
+        out += [markdown_table(["trial", "status", "error"], rows), ""]
     return "\n".join(out).rstrip() + "\n"
 
 
