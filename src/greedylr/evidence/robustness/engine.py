@@ -94,6 +94,7 @@ def train_family(family: str, specs: Sequence[RunSpec], *, steps: int = 200,
 
 def _train_family(family: str, specs: Sequence[RunSpec], steps: int,
                   base_lr: float) -> FamilyResult:
+    """:func:`train_family`'s loop: one batched forward, backward and Adam step a step."""
     start = time.perf_counter()
     specs = list(specs)
     r = len(specs)

@@ -14,14 +14,13 @@ import numpy as np
 
 from greedylr.evidence.robustness.comparisons import paired_ratio
 from greedylr.evidence.robustness.recovery import damaged
+from greedylr.evidence.robustness.tables import Table
 from greedylr.plot import new_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["draw_figures"]
-
-Table = dict[str, np.ndarray]
 
 
 def _figure(size: tuple[float, float]) -> Figure:

@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from greedylr.evidence.robustness.comparisons import finite_median as _med
-from greedylr.evidence.robustness.comparisons import paired_ratio
+from greedylr.evidence.robustness.comparisons import finite_median, paired_ratio
 from greedylr.evidence.robustness.figures import draw_figures
 from greedylr.evidence.robustness.recovery import RECOVERY_TOLERANCE, damaged
-from greedylr.evidence.robustness.tables import read_table
+from greedylr.evidence.robustness.tables import Table, read_table
 from greedylr.evidence.robustness.task import PROBE, PROBE_EVERY
 from greedylr.studies.metrics import bootstrap_ci
 from greedylr.studies.report import markdown_table
@@ -37,8 +36,6 @@ PAPER: dict[str, dict[str, float]] = {
 _SPIKES = ("periodic_spike", "random_spike")
 _TOLERANCE = f"{100 * RECOVERY_TOLERANCE:.0f}%"
 
-Table = dict[str, np.ndarray]
-
 
 def _f(value: float, digits: int = 3) -> str:
     """A number for a table cell: 3 significant digits, "–" for none."""
@@ -47,6 +44,11 @@ def _f(value: float, digits: int = 3) -> str:
     if value != 0 and (abs(value) >= 1e4 or abs(value) < 1e-3):
         return f"{value:.{digits - 1}e}"
     return f"{value:.{digits}g}"
+
+
+def _median(values: np.ndarray) -> str:
+    """The median of the finite ``values``, as a table cell."""
+    return _f(finite_median(values))
 
 
 def _share(below_one: np.ndarray) -> str:
@@ -170,18 +172,18 @@ def _headline(st: _Stored) -> str:
         wins = float((ratio < 1).mean()) if ratio.size else math.nan
         paper = PAPER["median_final_loss"].get(s)
         vs_constant = paired_ratio(runs, s, baseline="constant")
-        rows.append([f"`{s}`", _f(_med(runs["final_loss"][m])),
+        rows.append([f"`{s}`", _median(runs["final_loss"][m]),
                      _f(paper) if paper else "–",
-                     _f(_med(runs["final_loss"][m & neural])),
-                     _f(_med(runs["final_loss"][m & ~neural])),
-                     f"{_f(_med(ratio))} [{_f(lo)}, {_f(hi)}]",
+                     _median(runs["final_loss"][m & neural]),
+                     _median(runs["final_loss"][m & ~neural]),
+                     f"{_median(ratio)} [{_f(lo)}, {_f(hi)}]",
                      f"{100 * wins:.0f}%" if math.isfinite(wins) else "–",
-                     f"{_f(_med(vs_constant))} ({_share(vs_constant < 1)})"])
+                     f"{_median(vs_constant)} ({_share(vs_constant < 1)})"])
     table = markdown_table(
         ["schedule", "median final loss, all runs", "paper", "neural", "analytic",
          "median ratio to cosine [95% CI]", "beats cosine",
          "ratio to constant (beats it)"], rows)
-    acc = [f"`{s}` {_f(_med(runs['final_accuracy'][neural & st.of(s)]))}"
+    acc = [f"`{s}` {_median(runs['final_accuracy'][neural & st.of(s)])}"
            for s in st.schedules]
     return f"""## Headline: final held-out loss
 
@@ -203,11 +205,11 @@ def _recovery(st: _Stored) -> str:
         done = rec[np.isfinite(rec)]
         rows.append([
             f"`{s}`",
-            _f(_med(runs["paper_recovery"][m & spikes])),
+            _median(runs["paper_recovery"][m & spikes]),
             _f(PAPER["recovery_ratio"].get(s, math.nan)),
-            _f(_med(runs["paper_recovery"][m & clean])),
-            _f(_med(runs["corrected_recovery"][m & spikes])),
-            _f(_med(done)) if done.size else "–",
+            _median(runs["paper_recovery"][m & clean]),
+            _median(runs["corrected_recovery"][m & spikes]),
+            _median(done) if done.size else "–",
             f"{100 * done.size / max(1, rec.size):.0f}% of {rec.size}",
             _f(PAPER["recovery_steps"].get(s, math.nan)),
         ])
@@ -237,7 +239,7 @@ def _recovery_cell(st: _Stored, events_of: np.ndarray) -> str:
     rec = st.events["recovery_steps"][sel]
     never = 100 * np.isnan(rec).mean()
     share = 100 * sel.sum() / max(1, events_of.sum())
-    return f"{_f(_med(rec))} ({never:.0f}% never; {share:.0f}% damaged)"
+    return f"{_median(rec)} ({never:.0f}% never; {share:.0f}% damaged)"
 
 
 def _recovery_by_perturbation(st: _Stored) -> str:
@@ -258,7 +260,7 @@ before the next event or the end of the run (censored)."""
 
 def _ratio_cell(ratio: np.ndarray) -> str:
     """The median ratio to the baseline and the share of pairs below 1."""
-    return f"{_f(_med(ratio))} ({_share(ratio < 1)})"
+    return f"{_median(ratio)} ({_share(ratio < 1)})"
 
 
 def _by_perturbation(st: _Stored) -> str:
@@ -296,7 +298,7 @@ def _by_family(st: _Stored) -> str:
     rows = []
     for fam in dict.fromkeys(runs["family"]):
         m = runs["family"] == fam
-        medians = {s: _med(runs["final_loss"][m & st.of(s)]) for s in schedules}
+        medians = {s: finite_median(runs["final_loss"][m & st.of(s)]) for s in schedules}
         best = min(schedules, key=lambda s: medians[s])
         rows.append([fam, *(f"**{_f(medians[s])}**" if s == best else _f(medians[s])
                             for s in schedules)])
@@ -330,12 +332,12 @@ def _figures(figures: list[str]) -> str:
 
 def _constant_reading(g_const: np.ndarray, steps: int) -> str:
     """What greedy's ratio to a constant LR says about where its gain comes from."""
-    if abs(_med(g_const) - 1.0) < 0.05:
+    if abs(finite_median(g_const) - 1.0) < 0.05:
         return (
             "Within 5% of a constant LR: most of the gain over cosine comes from cosine "
             "(and exponential) decaying the LR before the models have converged in "
             f"{steps} steps, not from greedy's reactions.")
-    if _med(g_const) < 1.0:
+    if finite_median(g_const) < 1.0:
         return "Greedy also improves on a constant LR: its reactions help."
     return "A constant LR does better than greedy here."
 
@@ -346,8 +348,9 @@ def _reading(st: _Stored) -> str:
     g_const = paired_ratio(runs, "greedy", baseline="constant")
     const_reading = _constant_reading(g_const, st.design["steps"])
     is_greedy = st.of("greedy")
-    paper_spike = _med(runs["paper_recovery"][is_greedy & st.spikes])
-    paper_clean = _med(runs["paper_recovery"][is_greedy & (runs["perturb_family"] == "clean")])
+    clean = runs["perturb_family"] == "clean"
+    paper_spike = finite_median(runs["paper_recovery"][is_greedy & st.spikes])
+    paper_clean = finite_median(runs["paper_recovery"][is_greedy & clean])
     if paper_clean >= 0.8 * paper_spike:
         paper_reading = ("about as large without any perturbation, so it measures how far "
                          "the loss fell in the first half, not recovery.")
@@ -360,17 +363,17 @@ def _reading(st: _Stored) -> str:
 
     return f"""## Reading it
 
-* Final loss: `greedy`'s final held-out loss is {_f(_med(g_ratio))}x cosine's (median
+* Final loss: `greedy`'s final held-out loss is {_median(g_ratio)}x cosine's (median
   over {g_ratio.size:,} paired comparisons; it is lower in {_share(g_ratio < 1)}
   of them). The paper reports a 37% lower pooled median (0.148 vs 0.232, a ratio of
-  0.64). Against a constant LR, `greedy`'s median ratio is {_f(_med(g_const))}
+  0.64). Against a constant LR, `greedy`'s median ratio is {_median(g_const)}
   ({_share(g_const < 1)} of pairs lower). {const_reading}
 * The paper's recovery ratio of `greedy` has median {_f(paper_spike)} on spike runs and
   {_f(paper_clean)} on clean runs: {paper_reading}
 * Recovery, measured per event on a held-out probe (the paper's 12 vs 45 steps has no
   code behind it): over the events that did damage, `greedy` took a median of
-  {_f(_med(greedy))} steps and recovered from {recovered(greedy):.0f}% of them;
-  cosine {_f(_med(cosine))} steps and {recovered(cosine):.0f}%. Cosine's misses are
+  {_median(greedy)} steps and recovered from {recovered(greedy):.0f}% of them;
+  cosine {_median(cosine)} steps and {recovered(cosine):.0f}%. Cosine's misses are
   mostly the shard shift: its LR has decayed when the data change, so it cannot re-adapt.
   Distributions: `figures/recovery_steps.png`."""
 

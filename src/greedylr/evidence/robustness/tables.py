@@ -22,7 +22,10 @@ from greedylr.evidence.robustness.recovery import (
     recovery_events,
 )
 
-__all__ = ["EVENT_FIELDS", "RUN_FIELDS", "read_table", "summarise", "write_csv"]
+__all__ = ["EVENT_FIELDS", "RUN_FIELDS", "Table", "read_table", "summarise", "write_csv"]
+
+Table = dict[str, np.ndarray]
+"""A stored table read back: column name -> values."""
 
 RUN_FIELDS = (
     "run", "family", "kind", "schedule", "perturbation", "perturb_family", "strength",
@@ -90,13 +93,13 @@ def write_csv(path: Path, fields: Sequence[str], rows: Sequence[dict[str, Any]])
     tmp.replace(path)  # atomic: an interrupted study never leaves half a table
 
 
-def read_table(path: Path) -> dict[str, np.ndarray]:
+def read_table(path: Path) -> Table:
     """A stored table as columns: numbers as floats (an empty cell is NaN), else text."""
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
         return {}
-    out: dict[str, np.ndarray] = {}
+    out: Table = {}
     for key in rows[0]:
         values = [r[key] for r in rows]
         try:

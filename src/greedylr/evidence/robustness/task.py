@@ -36,15 +36,6 @@ FAMILIES: tuple[str, ...] = (*NEURAL, *ANALYTIC)
 
 
 @dataclass(frozen=True)
-class RunSpec:
-    """One run: schedule x perturbation x seed (the family is given by the batch)."""
-
-    schedule: str
-    perturbation: Perturbation
-    seed: int
-
-
-@dataclass(frozen=True)
 class _Digits:
     """sklearn's digits as flat 8x8 images, standardised by the training part."""
 
@@ -68,6 +59,15 @@ def load_digits() -> _Digits:
 def _mirror(x: Tensor) -> Tensor:
     """The shard shift's new distribution: the digit images mirrored left to right."""
     return x.reshape(*x.shape[:-1], 8, 8).flip(-1).reshape(x.shape)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: schedule x perturbation x seed (the family is given by the batch)."""
+
+    schedule: str
+    perturbation: Perturbation
+    seed: int
 
 
 def _seeds_of(specs: Sequence[RunSpec]) -> tuple[list[int], Tensor]:
@@ -123,6 +123,7 @@ class FamilyTask:
         self.seeds = seeds
 
     def init_params(self) -> Params:
+        """Every run's initial weights (runs of one seed start from the same ones)."""
         return _init_params(self.family, self.seeds, self.seed_index)
 
     def _shifted(self, x: Tensor, weight: Tensor) -> Tensor:
