@@ -19,12 +19,14 @@ from greedylr.evidence.perturb import (
     Streams,
     conditions,
 )
-from greedylr.evidence.robustness import RunSpec, _Layout, _Task, train_family
+from greedylr.evidence.robustness import RunSpec, train_family
+from greedylr.evidence.robustness.optim import FlatLayout
+from greedylr.evidence.robustness.task import FamilyTask
 
 STEPS = 40
 
 
-def _first_active_step(task: _Task, run: int, losses: list[float]) -> int:
+def _first_active_step(task: FamilyTask, run: int, losses: list[float]) -> int:
     """The first step at which run ``run``'s perturbation acts."""
     pert = task.perturber
     p = pert.perturbations[run]
@@ -43,9 +45,9 @@ def _grads_and_losses(family: str, pert: Perturbation, seed: int = 0):
     """Clean and perturbed run of one seed, at the same weights, at the step where the
     perturbation acts: (clean loss, perturbed loss, clean grad, perturbed grad)."""
     specs = [RunSpec("constant", Perturbation("clean"), seed), RunSpec("constant", pert, seed)]
-    task = _Task(family, specs, 200)  # the study's run length: every spike kind fires
+    task = FamilyTask(family, specs, 200)  # the study's run length: every spike kind fires
     init = task.init_params()
-    layout = _Layout(init)
+    layout = FlatLayout(init)
     flat = layout.pack(init)
     assert torch.equal(flat[0], flat[1]), "same seed must mean the same initial weights"
     step = _first_active_step(task, 1, [])
@@ -70,9 +72,9 @@ def test_perturbation_changes_gradient_and_observed_loss(family: str, pert: Pert
 def test_control_clean_against_clean_is_identical():
     # the detector above must not fire on two clean runs of one seed
     specs = [RunSpec("constant", Perturbation("clean"), 3)] * 2
-    task = _Task("mlp", specs, STEPS)
+    task = FamilyTask("mlp", specs, STEPS)
     init = task.init_params()
-    layout = _Layout(init)
+    layout = FlatLayout(init)
     flat = layout.pack(init).requires_grad_()
     inf = torch.full((2,), math.inf)
     loss = task.train_loss(5, layout.views(flat), task.perturber.corrupt_mask(5, inf, inf))

@@ -109,7 +109,7 @@ def test_full_design_exceeds_the_papers_run_count():
     assert design(True).n_runs < full.n_runs
 
 
-def test_study_writes_results_and_a_report(tmp_path):
+def test_study_writes_results_and_a_report(tmp_path, monkeypatch):
     study = tmp_path / "robustness"  # where `greedylr bench --out tmp_path` puts it
     summary = run_robustness(study, quick=True, families=["quadratic", "ackley"])
     d = summary["design"]
@@ -121,7 +121,11 @@ def test_study_writes_results_and_a_report(tmp_path):
     assert "0.148" in report and "Recovery" in report
     for fig in ("final_loss_vs_cosine", "recovery_steps", "greedy_vs_cosine_grid"):
         assert (study / "figures" / f"{fig}.png").stat().st_size > 1000
-    # the report is rebuilt from the stored files alone, also from the command line
+    # the report is rebuilt from the stored files alone, also from the command line, and
+    # leaves matplotlib's global backend alone (a notebook user's stays as it was)
+    import matplotlib
+
+    monkeypatch.setattr(matplotlib, "use", lambda *a, **k: pytest.fail("matplotlib.use()"))
     (study / "report.md").unlink()
     assert write_report(study).exists()
     (study / "report.md").unlink()

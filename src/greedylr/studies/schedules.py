@@ -70,7 +70,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -96,6 +96,7 @@ __all__ = [
     "greedy_defaults_digest",
     "is_loss_driven",
     "step_schedule",
+    "transformers_greedy_arguments",
 ]
 
 logger = logging.getLogger(__name__)
@@ -362,18 +363,20 @@ def build_schedule(
         with requires_extra("hf", "the transformers_greedy schedule"):
             from transformers import GreedyLR as HFGreedyLR
 
-        initial = [float(g["lr"]) for g in optimizer.param_groups]
-        kwargs: dict[str, Any] = {
-            "min_lr": [0.1 * lr for lr in initial],
-            "smooth": True,
-            "window_size": 50,
-            "patience": 10,
-        }
+        kwargs = transformers_greedy_arguments([float(g["lr"]) for g in optimizer.param_groups])
         kwargs.update(own)
         return HFGreedyLR(optimizer, **kwargs)
     # greedy: ours; the study's warmup is a real ramp, not transformers' hold period,
     # and it knows the budget as cosine does (only its final cooldown uses it)
     return GreedyLR(optimizer, warmup=warmup, **{"total_steps": total_steps, **own})
+
+
+def transformers_greedy_arguments(initial_lrs: Sequence[float]) -> dict[str, Any]:
+    """``transformers.GreedyLR``'s arguments for ``transformers_greedy`` (the paper's fork
+    configuration, see above), for groups that start at ``initial_lrs``. The one home of
+    that preset: the robustness study's batched rule is built from it too."""
+    return {"min_lr": [0.1 * lr for lr in initial_lrs], "smooth": True, "window_size": 50,
+            "patience": 10}
 
 
 def _is_own_optimizer(arm: str, optimizer: Optimizer) -> bool:
