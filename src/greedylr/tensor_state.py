@@ -379,17 +379,17 @@ def to_rule_state(state: TensorState) -> RuleState:
     if state.step.ndim != 0:
         raise ValueError(f"to_rule_state takes one run, got batch shape {tuple(state.step.shape)}")
     host = TensorState(*(t.detach().to("cpu") for t in state))
-    numbers = {name: float(getattr(host, name)) for name in _NUMBERS}
+    values: dict[str, Any] = {name: float(getattr(host, name)) for name in _NUMBERS}
     for name in _OPTIONAL:
-        if math.isnan(numbers[name]):
-            numbers[name] = None  # type: ignore[assignment]
+        if math.isnan(values[name]):
+            values[name] = None
+    values.update({name: int(getattr(host, name)) for name in _COUNTS})
+    values.update({name: getattr(host, name).tolist() for name in _VECTORS})
     return RuleState(
         window_values=host.window_values[: int(host.window_count)].tolist(),
         anneal_from=host.anneal_from.tolist() if bool(host.annealing) else [],
         eval_block=bool(host.eval_block),
-        **{name: getattr(host, name).tolist() for name in _VECTORS},
-        **{name: int(getattr(host, name)) for name in _COUNTS},
-        **numbers,
+        **values,
     )
 
 

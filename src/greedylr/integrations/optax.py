@@ -58,7 +58,20 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from greedylr._extras import requires_extra
-from greedylr.rule import EVENT_BITS, GreedyConfig
+from greedylr.events import (
+    ANNEAL,
+    CLIPPED,
+    DECREASE,
+    EVAL_DECREASE,
+    HOLD,
+    INCREASE,
+    NONFINITE,
+    RESET,
+    UNDO,
+    WARMUP_END,
+    kinds_of,
+)
+from greedylr.rule import GreedyConfig
 
 with requires_extra("jax", "greedylr.integrations.optax"):
     import jax
@@ -83,20 +96,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("greedylr")
-
-# Bit flags of GreedyLRState.events (greedylr.rule.EVENT_BITS, as the tensor rule). INCREASE
-# and DECREASE say which change was attempted; CLIPPED says that it changed nothing
-# (the float rule's "clipped" event).
-INCREASE = EVENT_BITS["increase"]
-DECREASE = EVENT_BITS["decrease"]
-CLIPPED = EVENT_BITS["clipped"]
-HOLD = EVENT_BITS["hold"]
-WARMUP_END = EVENT_BITS["warmup_end"]
-RESET = EVENT_BITS["reset"]
-NONFINITE = EVENT_BITS["nonfinite"]
-ANNEAL = EVENT_BITS["anneal"]
-UNDO = EVENT_BITS["undo"]
-EVAL_DECREASE = EVENT_BITS["eval_decrease"]
 
 # Longest EMA bias-correction table: 64k entries cover spans up to about 3,600 exactly
 # in float64; beyond its end the correction falls back to XLA's pow.
@@ -209,10 +208,11 @@ class _Knobs(NamedTuple):
     eval_factor: Any
     eval_patience: Any
     eval_maximize: Any
+    initial_reference: Any  # +inf (min) or -inf (max): GreedyConfig.initial_reference
 
 
 _FLOAT_KNOBS = ("factor", "threshold", "eps", "base_lr", "min_lr", "max_lr", "warmup_start",
-                "noise_threshold", "noise_n", "eval_factor")
+                "noise_threshold", "noise_n", "eval_factor", "initial_reference")
 _INT_KNOBS = (
     "payoff_patience",
     "eval_patience",
@@ -282,6 +282,7 @@ def _resolve(config: GreedyConfig, learning_rate: float) -> tuple[_Static, _Knob
         eval_factor=float(config.eval_factor),
         eval_patience=-1 if config.eval_patience is None else config.eval_patience,
         eval_maximize=config.eval_mode == "max",
+        initial_reference=config.initial_reference,
     )
     return static, knobs
 
@@ -298,10 +299,6 @@ def _as_arrays(knobs: _Knobs, dtype: Any) -> _Knobs:
     return _Knobs(*(convert(name, value) for name, value in pairs))
 
 
-def _initial_reference(k: _Knobs, dtype: Any) -> jax.Array:
-    return jnp.where(k.maximize, -jnp.inf, jnp.inf).astype(dtype)
-
-
 def _init(static: _Static, knobs: _Knobs, dtype: Any) -> GreedyLRState:
     k = _as_arrays(knobs, dtype)
     # the ramp at step 0 is base * start, as rule.init sets it
@@ -312,7 +309,7 @@ def _init(static: _Static, knobs: _Knobs, dtype: Any) -> GreedyLRState:
         lr=lr,
         scale=lr / k.base_lr,
         step=zero,
-        reference=_initial_reference(k, dtype),
+        reference=k.initial_reference,
         num_good=zero,
         num_bad=zero,
         hold=zero,
@@ -482,7 +479,7 @@ def _observe(
     lr = jnp.where(in_warmup, ramp, jnp.where(annealing, annealed,
                                               jnp.where(reset, k.base_lr, changed)))
     payoff_left = jnp.where(reset, 0, payoff_left)
-    reference = jnp.where(reset, _initial_reference(k, dtype), reference)
+    reference = jnp.where(reset, k.initial_reference, reference)
     num_good = jnp.where(reset, 0, num_good)
     num_bad = jnp.where(reset, 0, num_bad)
     floor_hits = jnp.where(reset, 0, floor_hits)
@@ -578,35 +575,14 @@ def event_kinds(events: int) -> tuple[str, ...]:
 
     Returns:
         The kinds of the :class:`greedylr.rule.Event` objects that
-        :func:`greedylr.rule.update` returned for the same observation.
+        :func:`greedylr.rule.update` (after :func:`greedylr.rule.observe_eval`, for an
+        ``eval_value``) returned for the same observation.
 
     Examples:
         >>> event_kinds(NONFINITE | DECREASE | HOLD)
         ('nonfinite', 'decrease', 'hold')
     """
-    kinds = []
-    if events & WARMUP_END:
-        kinds.append("warmup_end")
-    if events & NONFINITE:
-        kinds.append("nonfinite")
-    if events & ANNEAL:
-        kinds.append("anneal")
-    if events & (INCREASE | DECREASE | UNDO | EVAL_DECREASE):
-        if events & CLIPPED:
-            kinds.append("clipped")
-        elif events & INCREASE:
-            kinds.append("increase")
-        elif events & UNDO:
-            kinds.append("undo")
-        elif events & EVAL_DECREASE:
-            kinds.append("eval_decrease")
-        else:
-            kinds.append("decrease")
-    if events & RESET:
-        kinds.append("reset")
-    if events & HOLD:
-        kinds.append("hold")
-    return tuple(kinds)
+    return kinds_of(events)
 
 
 def greedy_lr(
