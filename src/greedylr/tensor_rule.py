@@ -267,21 +267,71 @@ def update(
         ``(new_state, decision)``; the input state is not modified.
     """
     x = _observed(state, loss)
-    step = state.step + 1
     finite = torch.isfinite(x)
+    fields = _smoothed(config, state, x, finite)
+    smoothed = fields["smoothed"]
+    lrs, phase = _phase(config, state, fields, finite)
+    active = finite & phase["after_warmup"]
+    undo = _payoff(config, state, fields, active)
+    do_increase, do_decrease = _compare(config, state, fields, active & ~undo, undo)
+    nonfinite = ~finite
+    if config.on_nonfinite == "decrease":
+        nonfinite_decrease = nonfinite & phase["after_warmup"]
+        do_decrease = do_decrease | nonfinite_decrease
+        zero = torch.zeros_like(state.num_good)
+        fields["num_good"] = torch.where(nonfinite_decrease, zero, fields["num_good"])
+        fields["num_bad"] = torch.where(nonfinite_decrease, zero, fields["num_bad"])
+    changed, clipped = _change(config, state, fields, lrs, do_increase, do_decrease | undo)
+    reset, lrs_after = _reset(config, state, fields, changed, do_decrease)
+    # armed after a reset too, as the float rule (and transformers) does
+    hold = torch.where(do_increase, state.hold_after_increase,
+                       torch.where(do_decrease | undo, state.cooldown, fields["hold"]))
+    if "annealed" in phase:
+        lrs_after = torch.where(phase["annealing"].unsqueeze(-1), phase["annealed"], lrs_after)
+
+    # one bit per flag, in the order of the flags (INCREASE = 1 << 0, ...): five
+    # kernels instead of one where() per flag
+    flags = torch.stack([do_increase, do_decrease, clipped,
+                         (do_increase | do_decrease | undo) & (hold > 0), phase["warmup_end"],
+                         reset, nonfinite, phase["anneal_start"], undo], dim=-1)
+    shifts = torch.arange(flags.shape[-1], device=flags.device)
+    code = (flags.to(_INT) << shifts).sum(-1)
+    fields.update(lrs=lrs_after, hold=hold)
+    decision = TensorDecision(
+        lrs=lrs_after,
+        smoothed=smoothed,
+        code=code,
+        reference=torch.where(undo, state.payoff_ref, state.reference),
+        lrs_before=state.lrs,
+        lrs_changed=changed,
+        penalty=fields["penalty"],
+    )
+    return state._replace(**fields), decision
+
+
+def _smoothed(
+    config: GreedyConfig, state: TensorState, x: Tensor, finite: Tensor
+) -> dict[str, Tensor]:
+    """The new step, smoother fields and smoothed value (kept where ``x`` is not finite)."""
     # non-finite values never reach the statistics; zero keeps the discarded lanes clean
     value = torch.where(finite, x, torch.zeros_like(x))
     smoothed_new, smoother = _smooth(config, state, value)
     if config.noise_threshold:
         smoother.update(_noise(config, state, value))
-    fields: dict[str, Tensor] = {"step": step}
+    fields: dict[str, Tensor] = {"step": state.step + 1}
     for name, new in smoother.items():
         old = getattr(state, name)
         mask = finite.reshape(finite.shape + (1,) * (new.ndim - finite.ndim))
         fields[name] = torch.where(mask, new, old)
-    smoothed = torch.where(finite, smoothed_new, state.smoothed)
-    fields["smoothed"] = smoothed
+    fields["smoothed"] = torch.where(finite, smoothed_new, state.smoothed)
+    return fields
 
+
+def _phase(
+    config: GreedyConfig, state: TensorState, fields: dict[str, Tensor], finite: Tensor
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The LRs after the warmup ramp, and where the run is: warmup, final cooldown."""
+    step = fields["step"]
     lrs = state.lrs
     if config.warmup > 0:
         in_warmup = step <= config.warmup
@@ -290,42 +340,55 @@ def update(
     else:
         in_warmup = torch.zeros_like(finite)
         warmup_end = in_warmup
-    after_warmup = ~in_warmup
+    phase = {"warmup_end": warmup_end, "after_warmup": ~in_warmup}
     start = config.anneal_start
-    if start is not None:
-        # the final cooldown: from its first observation the LR follows the shape only
-        annealing = after_warmup & (step >= start)
-        anneal_start = annealing & ~state.annealing
-        anneal_from = torch.where(anneal_start.unsqueeze(-1), lrs, state.anneal_from)
-        k = torch.clamp(step - start, min=0, max=config.anneal_steps)
-        shape = torch.take(state.anneal_table, k).unsqueeze(-1)
-        annealed = state.min_lrs + (anneal_from - state.min_lrs) * shape
-        fields.update(annealing=state.annealing | annealing, anneal_from=anneal_from)
-        after_warmup = after_warmup & ~annealing
-    else:
-        annealing = anneal_start = torch.zeros_like(finite)
-    active = finite & after_warmup
+    if start is None:
+        phase["annealing"] = phase["anneal_start"] = torch.zeros_like(finite)
+        return lrs, phase
+    # the final cooldown: from its first observation the LR follows the shape only
+    annealing = ~in_warmup & (step >= start)
+    anneal_start = annealing & ~state.annealing
+    anneal_from = torch.where(anneal_start.unsqueeze(-1), lrs, state.anneal_from)
+    k = torch.clamp(step - start, min=0, max=config.anneal_steps)
+    shape = torch.take(state.anneal_table, k).unsqueeze(-1)
+    phase["annealed"] = state.min_lrs + (anneal_from - state.min_lrs) * shape
+    fields.update(annealing=state.annealing | annealing, anneal_from=anneal_from)
+    phase.update(annealing=annealing, anneal_start=anneal_start,
+                 after_warmup=~in_warmup & ~annealing)
+    return lrs, phase
+
+
+def _payoff(
+    config: GreedyConfig, state: TensorState, fields: dict[str, Tensor], active: Tensor
+) -> Tensor:
+    """Where a pending increase is checked and did not pay off (to undo); the counters."""
+    if config.payoff_patience is None:
+        fields.update(payoff_left=state.payoff_left, penalty=state.penalty)
+        return torch.zeros_like(active)
+    # an increase must pay off: checked payoff_patience observations after it
+    counting = active & (state.payoff_left > 0)
+    payoff_left = torch.where(counting, state.payoff_left - 1, state.payoff_left)
+    check = counting & (payoff_left == 0)
+    undo = check & _worse(config.mode, fields["smoothed"], state.payoff_ref)
     penalty = state.penalty
-    if config.payoff_patience is not None:
-        # an increase must pay off: checked payoff_patience observations after it
-        counting = active & (state.payoff_left > 0)
-        payoff_left = torch.where(counting, state.payoff_left - 1, state.payoff_left)
-        check = counting & (payoff_left == 0)
-        undo = check & _worse(config.mode, smoothed, state.payoff_ref)
-        penalty = torch.where(undo, penalty + 1,
-                              torch.where(check, torch.clamp(penalty - 1, min=0), penalty))
-        active = active & ~undo
-    else:
-        payoff_left = state.payoff_left
-        undo = torch.zeros_like(finite)
+    fields["penalty"] = torch.where(
+        undo, penalty + 1, torch.where(check, torch.clamp(penalty - 1, min=0), penalty))
+    fields["payoff_left"] = payoff_left
+    return undo
+
+
+def _compare(
+    config: GreedyConfig, state: TensorState, fields: dict[str, Tensor], active: Tensor,
+    undo: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """Count the streaks, compare with the reference: where to increase, to decrease."""
+    smoothed = fields["smoothed"]
     holding = active & (state.hold > 0)
     comparing = active & (state.hold <= 0)
-    hold = torch.where(holding, state.hold - 1, state.hold)
-
     if config.noise_threshold:
         # better by more than noise_threshold standard errors of the smoothed loss
         n = 1 if config.smoothing == "none" else config.window
-        margin = config.noise_threshold * torch.sqrt(smoother["noise_var"] / n)
+        margin = config.noise_threshold * torch.sqrt(fields["noise_var"] / n)
         shifted = smoothed + margin if config.mode == "min" else smoothed - margin
         better = _is_better(config, shifted, state.reference, state.threshold)
     else:
@@ -340,7 +403,7 @@ def update(
     num_good = torch.where((comparing & ~better) | holding, zero, num_good)
     num_bad = torch.where((comparing & better) | holding, zero, num_bad)
 
-    up_patience = (state.up_patience + 1) * (penalty + 1) - 1
+    up_patience = (state.up_patience + 1) * (fields["penalty"] + 1) - 1
     ready = comparing & (num_good > up_patience)
     # a worse held-out value blocks increases until it recovers
     do_increase = ready & ~state.eval_block
@@ -348,78 +411,69 @@ def update(
     if config.compare == "recent_best":
         # a new baseline at each decrease decision (a reset below clears it)
         reference = torch.where(do_decrease | undo, smoothed, reference)
-    num_good = torch.where(ready | undo, zero, num_good)
-    num_bad = torch.where(do_decrease | undo, zero, num_bad)
-    nonfinite = ~finite
-    if config.on_nonfinite == "decrease":
-        nonfinite_decrease = nonfinite & after_warmup
-        do_decrease = do_decrease | nonfinite_decrease
-        num_good = torch.where(nonfinite_decrease, zero, num_good)
-        num_bad = torch.where(nonfinite_decrease, zero, num_bad)
+    fields.update(
+        reference=reference,
+        num_good=torch.where(ready | undo, zero, num_good),
+        num_bad=torch.where(do_decrease | undo, zero, num_bad),
+        hold=torch.where(holding, state.hold - 1, state.hold),
+    )
+    return do_increase, do_decrease
 
-    # the change, for the runs that decided one (computed everywhere, applied by mask)
+
+def _change(
+    config: GreedyConfig, state: TensorState, fields: dict[str, Tensor], lrs: Tensor,
+    up: Tensor, down: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """The LRs after the increase (``up``) or decrease (``down``) each run decided, and
+    where it was blocked; computed everywhere, applied by mask."""
     factor = state.factor.unsqueeze(-1)
     eps = state.eps.unsqueeze(-1)
     lowered = torch.maximum(lrs * factor, state.min_lrs)
     raised = torch.minimum(lrs / factor, state.max_lrs)
-    apply_down = (do_decrease | undo).unsqueeze(-1) & (lrs - lowered > eps)
-    apply_up = do_increase.unsqueeze(-1) & (raised - lrs > eps)
+    apply_down = down.unsqueeze(-1) & (lrs - lowered > eps)
+    apply_up = up.unsqueeze(-1) & (raised - lrs > eps)
     changed = torch.where(apply_down, lowered, torch.where(apply_up, raised, lrs))
-    clipped = (do_increase | do_decrease | undo) & ~(apply_down | apply_up).any(-1)
-    floor_hits = torch.where(do_increase, zero, state.floor_hits)
-    payoff_ref = state.payoff_ref
+    clipped = (up | down) & ~(apply_down | apply_up).any(-1)
+    fields["floor_hits"] = torch.where(up, torch.zeros_like(state.floor_hits), state.floor_hits)
+    fields["payoff_ref"] = state.payoff_ref
     if config.payoff_patience is not None:
-        armed = do_increase & apply_up.any(-1)
-        payoff_left = torch.where(armed, config.payoff_patience, payoff_left)
-        payoff_ref = torch.where(armed, smoothed, payoff_ref)
+        armed = up & apply_up.any(-1)
+        fields["payoff_left"] = torch.where(armed, config.payoff_patience, fields["payoff_left"])
+        fields["payoff_ref"] = torch.where(armed, fields["smoothed"], state.payoff_ref)
+    return changed, clipped
 
-    if config.reset_patience is not None:
-        at_floor = (changed <= state.min_lrs).all(-1)
-        floor_hits = torch.where(do_decrease & at_floor, floor_hits + 1, floor_hits)
-        reset = do_decrease & at_floor & (floor_hits >= config.reset_patience)
-        lrs_after = torch.where(reset.unsqueeze(-1), state.base_lrs, changed)
-        reference = torch.where(reset, torch.full_like(reference, config.initial_reference),
-                                reference)
-        num_good = torch.where(reset, zero, num_good)
-        num_bad = torch.where(reset, zero, num_bad)
-        floor_hits = torch.where(reset, zero, floor_hits)
-        payoff_left = torch.where(reset, zero, payoff_left)
-        for name in ("window_values", "window_count", "window_pos", "window_sum", "ema",
-                     "ema_count", "noise_var", "noise_count"):
-            current = fields.get(name, getattr(state, name))
-            mask = reset.reshape(reset.shape + (1,) * (current.ndim - reset.ndim))
-            fields[name] = torch.where(mask, torch.zeros_like(current), current)
-    else:
-        reset = torch.zeros_like(do_decrease)
-        lrs_after = changed
-    # armed after a reset too, as the float rule (and transformers) does
-    hold = torch.where(do_increase, state.hold_after_increase,
-                       torch.where(do_decrease | undo, state.cooldown, hold))
-    if start is not None:
-        lrs_after = torch.where(annealing.unsqueeze(-1), annealed, lrs_after)
 
-    # one bit per flag, in the order of the constants (INCREASE = 1 << 0, ...): five
-    # kernels instead of one where() per flag
-    flags = torch.stack([do_increase, do_decrease, clipped,
-                         (do_increase | do_decrease | undo) & (hold > 0), warmup_end, reset,
-                         nonfinite, anneal_start, undo], dim=-1)
-    shifts = torch.arange(flags.shape[-1], device=flags.device)
-    code = (flags.to(_INT) << shifts).sum(-1)
+_STATISTICS = ("window_values", "window_count", "window_pos", "window_sum", "ema",
+               "ema_count", "noise_var", "noise_count")
+
+
+def _reset(
+    config: GreedyConfig, state: TensorState, fields: dict[str, Tensor], changed: Tensor,
+    do_decrease: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """Where a decrease found every group at its floor ``reset_patience`` times: back to
+    the base LRs with fresh statistics. Returns that mask and the LRs after it."""
+    if config.reset_patience is None:
+        return torch.zeros_like(do_decrease), changed
+    zero = torch.zeros_like(state.num_good)
+    at_floor = (changed <= state.min_lrs).all(-1)
+    floor_hits = fields["floor_hits"]
+    floor_hits = torch.where(do_decrease & at_floor, floor_hits + 1, floor_hits)
+    reset = do_decrease & at_floor & (floor_hits >= config.reset_patience)
+    reference = fields["reference"]
     fields.update(
-        lrs=lrs_after, reference=reference, num_good=num_good, num_bad=num_bad, hold=hold,
-        floor_hits=floor_hits, payoff_left=payoff_left, payoff_ref=payoff_ref, penalty=penalty,
+        reference=torch.where(reset, torch.full_like(reference, config.initial_reference),
+                              reference),
+        num_good=torch.where(reset, zero, fields["num_good"]),
+        num_bad=torch.where(reset, zero, fields["num_bad"]),
+        floor_hits=torch.where(reset, zero, floor_hits),
+        payoff_left=torch.where(reset, zero, fields["payoff_left"]),
     )
-    new_state = state._replace(**fields)
-    decision = TensorDecision(
-        lrs=lrs_after,
-        smoothed=smoothed,
-        code=code,
-        reference=torch.where(undo, state.payoff_ref, state.reference),
-        lrs_before=state.lrs,
-        lrs_changed=changed,
-        penalty=penalty,
-    )
-    return new_state, decision
+    for name in _STATISTICS:
+        current = fields.get(name, getattr(state, name))
+        mask = reset.reshape(reset.shape + (1,) * (current.ndim - reset.ndim))
+        fields[name] = torch.where(mask, torch.zeros_like(current), current)
+    return reset, torch.where(reset.unsqueeze(-1), state.base_lrs, changed)
 
 
 def observe_eval(
@@ -430,14 +484,7 @@ def observe_eval(
     The decision's ``code`` holds :data:`EVAL_DECREASE` (with :data:`CLIPPED` when no
     group could go lower) and its ``reference`` the best held-out value before this one.
     """
-    dtype, device = state.lrs.dtype, state.lrs.device
-    batch = state.step.shape
-    if isinstance(value, Tensor):
-        x = value.detach().to(device=device, dtype=dtype)
-        if x.shape != batch:
-            x = x.reshape(batch) if x.numel() == math.prod(batch) else x.expand(batch)
-    else:
-        x = torch.full(batch, float(value), dtype=dtype, device=device)
+    x = _observed(state, value)
     if config.eval_patience is None:
         seen = torch.zeros_like(state.annealing)
     else:
