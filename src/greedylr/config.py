@@ -140,7 +140,7 @@ class GreedyConfig:
             is worse, the increase is undone (the LR times ``factor``, cooldown armed)
             and every later increase needs ``penalty + 1`` times the improving streak
             (a paid-off increase takes one penalty back). ``None``: off.
-        eval_mode: direction of the held-out value given to :func:`observe_eval`.
+        eval_mode: direction of the held-out value given to :func:`greedylr.rule.observe_eval`.
         eval_factor: what a worsening held-out value multiplies the LR by, in (0, 1).
         eval_patience: worsening held-out values tolerated before that decrease
             (increases are blocked from the first one until the held-out value improves).

@@ -1,7 +1,7 @@
 """What the rule's decisions mean: the event kinds, their bits, and their wording.
 
 Three implementations decide (:mod:`greedylr.rule` on Python floats,
-:mod:`greedylr.tensor_rule` in torch, :mod:`greedylr.integrations.optax` in JAX); the two
+:mod:`greedylr.tensor_rule` in torch, ``greedylr.integrations.optax`` in JAX); the two
 twins cannot build strings on a device, so every decision is first a code of
 :class:`EventFlag` bits and a few numbers, and :func:`describe` turns those into
 :class:`Event` objects with their reasons. The reference rule goes through the same
@@ -70,7 +70,7 @@ class EventFlag(enum.IntFlag):
 
     @property
     def kind(self) -> EventKind:
-        """The :attr:`Event.kind` this bit stands for (``"warmup_end"`` for WARMUP_END)."""
+        """The ``Event.kind`` this bit stands for (``"warmup_end"`` for WARMUP_END)."""
         return cast(EventKind, str(self.name).lower())
 
 

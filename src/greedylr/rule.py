@@ -3,8 +3,8 @@
 An observation is a loss value; :func:`update` returns the new learning rate of every
 parameter group and the events that explain it. This is the reference: the torch
 scheduler runs it, and the device twins (:mod:`greedylr.tensor_rule`,
-:mod:`greedylr.integrations.optax`) copy its arithmetic and are tested against it. The
-knobs are in :mod:`greedylr.config`, the events' kinds and wording in
+``greedylr.integrations.optax``) copy its arithmetic and are tested against it. The
+knobs are in ``greedylr.config``, the events' kinds and wording in
 :mod:`greedylr.events` (both re-exported here). The rule itself, step by step: the
 rule guide (``docs/guides/rule.md``).
 

@@ -1,79 +1,17 @@
 """The GreedyLR rule in torch tensor ops: branch-free, no host reads, batched.
 
-This is :mod:`greedylr.rule` written a second time, for two callers that cannot afford
-a Python float per step:
-
-* :class:`greedylr.GreedyLR` in device mode, where the loss and the learning rates stay
-  on the accelerator and ``step(loss)`` must not synchronise the host with the device;
-* studies that step many independent runs at once: every tensor carries an optional
-  leading batch shape ``B``, so ``R`` runs are one call with a loss of shape ``[R]``
-  and learning rates of shape ``[R, G]``.
-
-Every decision is a ``torch.where``; nothing is read back to the host, so the update
-can run inside ``torch.compile`` (one graph, no recompilation as values change) and
-under ``torch.cuda.set_sync_debug_mode("error")``.
-
-Semantics are exactly those of :func:`greedylr.rule.update`; the tests check every
-trajectory against it. The operations are the same, in the same order, so that in
-float64 the results are bit for bit those of the Python-float rule:
-
-* the window mean adds the new value to the running sum, then subtracts the oldest
-  one when the window is full, then divides by the count;
-* the EMA bias correction ``1 - beta**n`` is not computed with ``torch.pow`` (whose
-  result differs from C's ``pow`` by one ulp for some ``n``) but looked up in a table
-  of the values Python computes, built once at :func:`init`; the table ends where
-  ``1 - beta**n`` rounds to ``1.0``, after which Python's value is ``1.0`` too. Only
-  for windows above ``_MAX_EMA_TABLE / 18`` (about 58,000) does the table stop
-  early and ``torch.pow`` take over: the smoothed value may then differ from the
-  float rule's in the last place;
-* decrease ``max(lr * factor, min_lr)`` applied only where ``old - new > eps``;
-  increase ``min(lr / factor, max_lr)`` applied only where ``new - old > eps``.
-
-In float32 (the only choice on a device without float64, e.g. Apple MPS) every
-operation above is still correctly rounded, but in float32: the smoothed loss and the
-learning rates then differ from the float64 rule by a relative error of about
-``2**-24`` per operation, and a comparison that the float64 rule decides by less
-than that margin may go the other way. :class:`greedylr.GreedyLR` therefore keeps
-its device state in float64 wherever the device supports it and writes the result
-into the (usually float32) LR tensor with one rounding cast, exactly as float mode
-writes its Python float into that tensor.
-
-:func:`step_` is :func:`update` committed in place (the same tensors every step, as a
-CUDA graph needs) and :func:`compile_step` compiles it once with ``torch.compile``:
-under inductor the whole rule, its commit and the LR write are a few fused kernels.
-On the CPU, inductor's C++ keeps every operation as written (no FMA contraction,
-``-ffp-contract=off``; no reciprocal for a division), and the compiled rule gives the
-eager rule's results bit for bit (``tests/test_compile.py``, 200 steps). On CUDA,
-Triton would contract a multiply and an add into one fused multiply-add, and inductor
-turns a division by a constant into a multiplication by its reciprocal; the EMA update
-and the warmup ramp are the only such expressions here. :func:`compile_step` turns the
-contraction off (inductor's ``emulate_precision_casts``) and the ramp divides by a
-tensor, so the compiled rule is expected to be exact there too; this is checked only
-on a GPU (``tests/test_compile.py`` allows the float64 state a relative 1e-14, and
-``benchmarks/gpu_check.py`` replays a compiled training step through the float rule;
-a whole training step compiled by the user gets neither precaution, and its EMA may
-differ from the float rule by about one ulp, deciding otherwise only when a comparison
-is that close).
-
-Per-run knobs: ``factor``, ``threshold``, ``eps``, ``patience``,
-``increase_patience``, ``cooldown`` and ``hold_after_increase`` may differ between the
-runs of a batch (pass a tensor of shape ``B``), as may the base LRs and therefore the
-bounds given as ratios. Everything else (mode, comparison, smoothing, window, warmup,
-absolute bounds, reset patience, non-finite policy) is shared: it decides which
-operations run, not their values.
-
-The 0.2 knobs follow the same rules: the final cooldown's shape is looked up in
-``GreedyConfig.anneal_table()`` (Python's ``math.cos``/``math.sqrt`` values), the noise
-margin uses ``torch.sqrt`` (correctly rounded, as ``math.sqrt``), and
-:func:`observe_eval` mirrors :func:`greedylr.rule.observe_eval`.
-
-What happened at each step is returned as an integer code of bit flags
-(:data:`INCREASE`, :data:`DECREASE`, :data:`CLIPPED`, :data:`HOLD`,
-:data:`WARMUP_END`, :data:`RESET`, :data:`NONFINITE`, :data:`ANNEAL`, :data:`UNDO`,
-and from :func:`observe_eval` :data:`EVAL_DECREASE`) with the values needed to
-explain it; :func:`decode_events` turns a code back into the
-:class:`greedylr.rule.Event` objects, with the same reasons, that the float rule
-would have produced.
+:mod:`greedylr.rule`'s arithmetic a second time, for callers that cannot afford a Python
+float per step: :class:`greedylr.GreedyLR` in device mode (``step(loss)`` must not
+synchronise the host with the device) and studies that step many runs at once (every
+tensor has an optional leading batch shape ``B``). Every decision is a ``torch.where``,
+so the update runs inside ``torch.compile`` and under
+``torch.cuda.set_sync_debug_mode("error")``; in float64 the results are the float
+rule's bit for bit (tested). A step's events come back as a code of
+:class:`greedylr.events.EventFlag` bits, which :func:`decode_events`
+(:func:`greedylr.events.describe`) turns into the float rule's events, reasons included.
+The state is built and converted in ``greedylr.tensor_state`` (re-exported here).
+How exactness is kept (operation order, lookup tables, float32, inductor) and which
+knobs may differ per run: the device-mode guide (``docs/frameworks/device-mode.md``).
 
 Examples:
     >>> import torch

@@ -85,7 +85,7 @@ def check_config(config: GreedyConfig) -> None:
 
     Raises:
         ValueError: for ``on_nonfinite="raise"``: raising needs the host to look at the
-            loss. Use ``"skip"`` or ``"decrease"`` and watch the :data:`NONFINITE` flag.
+            loss. Use ``"skip"`` or ``"decrease"`` and watch the ``NONFINITE`` flag.
     """
     if config.on_nonfinite == "raise":
         raise ValueError(
@@ -186,7 +186,7 @@ def init(
 ) -> TensorState:
     """The state before the first observation, for one run or a batch of runs.
 
-    Validation reads the host (once, here); :func:`update` never does.
+    Validation reads the host (once, here); :func:`greedylr.tensor_rule.update` never does.
 
     Args:
         config: the shared configuration; per-run knobs given here override its values.
