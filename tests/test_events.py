@@ -12,22 +12,14 @@ import pytest
 
 from greedylr import events, rule
 from greedylr import tensor_rule as tr
-from greedylr.events import (
-    ANNEAL,
-    CLIPPED,
-    DECREASE,
-    EVAL_DECREASE,
-    HOLD,
-    INCREASE,
-    NONFINITE,
-    RESET,
-    UNDO,
-    WARMUP_END,
-    EventFlag,
-    describe,
-    kinds_of,
-)
+from greedylr.events import EventFlag, describe, kinds_of
 from greedylr.rule import GreedyConfig
+
+ANNEAL, CLIPPED, DECREASE, EVAL_DECREASE = (EventFlag.ANNEAL, EventFlag.CLIPPED,
+                                            EventFlag.DECREASE, EventFlag.EVAL_DECREASE)
+HOLD, INCREASE, NONFINITE, RESET, UNDO, WARMUP_END = (
+    EventFlag.HOLD, EventFlag.INCREASE, EventFlag.NONFINITE, EventFlag.RESET, EventFlag.UNDO,
+    EventFlag.WARMUP_END)
 
 # The bits stored in traces and returned by the twins: renumbering one breaks every
 # trace written before.

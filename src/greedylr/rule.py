@@ -29,22 +29,10 @@ from greedylr.config import ANNEAL_SHAPES as ANNEAL_SHAPES
 from greedylr.config import KNOBS_OFF as KNOBS_OFF
 from greedylr.config import Bound as Bound
 from greedylr.config import GreedyConfig, _anneal_shape
-from greedylr.events import (
-    ANNEAL,
-    CLIPPED,
-    DECREASE,
-    EVAL_DECREASE,
-    HOLD,
-    INCREASE,
-    NONFINITE,
-    RESET,
-    UNDO,
-    WARMUP_END,
-    Event,
-    describe,
-)
 from greedylr.events import COMPARE_NAMES as COMPARE_NAMES
 from greedylr.events import EVENT_BITS as EVENT_BITS
+from greedylr.events import Event, describe
+from greedylr.events import EventFlag as Flag
 from greedylr.events import EventKind as EventKind
 
 __all__ = [
@@ -256,7 +244,7 @@ def _change(config: GreedyConfig, state: RuleState, attempt: int) -> tuple[int, 
     change, before a reset. An undo takes back an increase: it does not count towards
     the reset.
     """
-    if attempt == INCREASE:
+    if attempt == Flag.INCREASE:
         moved = _raise(config, state)
         state.floor_hits = 0
         hold = config.hold_after_increase
@@ -266,17 +254,17 @@ def _change(config: GreedyConfig, state: RuleState, attempt: int) -> tuple[int, 
     else:
         moved = _lower(state, config.factor, config.eps)
         hold = config.cooldown
-    code = attempt if moved else attempt | CLIPPED
+    code = attempt if moved else attempt | Flag.CLIPPED
     changed = tuple(state.lrs)
-    if attempt == DECREASE and config.reset_patience is not None:
+    if attempt == Flag.DECREASE and config.reset_patience is not None:
         if all(lr <= lo for lr, lo in zip(state.lrs, state.min_lrs)):
             state.floor_hits += 1
             if state.floor_hits >= config.reset_patience:
                 _reset(config, state)
-                code |= RESET
+                code |= Flag.RESET
     # armed after a reset too, as transformers does
     state.hold = hold
-    return (code | HOLD if hold else code), changed
+    return (code | Flag.HOLD if hold else code), changed
 
 
 def _worse(mode: str, value: float, reference: float) -> bool:
@@ -290,7 +278,7 @@ def _anneal(config: GreedyConfig, state: RuleState) -> int:
     code = 0
     if not state.anneal_from:
         state.anneal_from = list(state.lrs)
-        code = ANNEAL
+        code = Flag.ANNEAL
     k = min(state.step - start, config.anneal_steps)
     shape = _anneal_shape(config.anneal_shape, k / config.anneal_steps)
     state.lrs = [lo + (a - lo) * shape for a, lo in zip(state.anneal_from, state.min_lrs)]
@@ -341,19 +329,19 @@ def _decide(config: GreedyConfig, state: RuleState, finite: bool) -> _Outcome:
     """What the observation does once counted (the smoother has seen a finite one)."""
     step = state.step
     start = config.anneal_start
-    flagged = 0 if finite else NONFINITE
+    flagged = 0 if finite else Flag.NONFINITE
     if step <= config.warmup:
         state.lrs = _ramp_lrs(config, state, step)
-        ended = WARMUP_END if finite and step == config.warmup else 0
+        ended = Flag.WARMUP_END if finite and step == config.warmup else 0
         return flagged | ended, None, tuple(state.lrs)
     if start is not None and step >= start:
         return flagged | _anneal(config, state), None, tuple(state.lrs)
     if not finite:
         if config.on_nonfinite != "decrease":
-            return NONFINITE, None, tuple(state.lrs)
+            return Flag.NONFINITE, None, tuple(state.lrs)
         state.num_good = state.num_bad = 0
-        code, changed = _change(config, state, DECREASE)
-        return NONFINITE | code, None, changed
+        code, changed = _change(config, state, Flag.DECREASE)
+        return Flag.NONFINITE | code, None, changed
     undone = _payoff(config, state)
     if undone is not None:
         return undone
@@ -380,7 +368,7 @@ def _payoff(config: GreedyConfig, state: RuleState) -> _Outcome | None:
     state.num_good = state.num_bad = 0
     if config.compare == "recent_best":
         state.reference = smoothed
-    code, changed = _change(config, state, UNDO)
+    code, changed = _change(config, state, Flag.UNDO)
     return code, state.payoff_ref, changed
 
 
@@ -410,14 +398,14 @@ def _compare(config: GreedyConfig, state: RuleState) -> _Outcome:
     elif state.num_good > up_patience:
         # the streak may exceed up_patience + 1 when a paid-off increase lowered it
         state.num_good = 0
-        code, changed = _change(config, state, INCREASE)
+        code, changed = _change(config, state, Flag.INCREASE)
         return code, reference, changed
     elif state.num_bad > config.patience:
         state.num_bad = 0
         if config.compare == "recent_best":
             # a new baseline (unless a reset clears it): "better" now means better than now
             state.reference = smoothed
-        code, changed = _change(config, state, DECREASE)
+        code, changed = _change(config, state, Flag.DECREASE)
         return code, reference, changed
     return 0, reference, tuple(state.lrs)
 
@@ -457,5 +445,5 @@ def observe_eval(config: GreedyConfig, state: RuleState, value: float) -> Decisi
     if config.compare == "recent_best" and state.smoothed is not None:
         state.reference = state.smoothed
     moved = _lower(state, config.eval_factor, config.eps)
-    code = EVAL_DECREASE if moved else EVAL_DECREASE | CLIPPED
+    code = Flag.EVAL_DECREASE if moved else Flag.EVAL_DECREASE | Flag.CLIPPED
     return _explained(config, state, value, (code, best, tuple(state.lrs)), lrs)
