@@ -74,16 +74,18 @@ class EventFlag(enum.IntFlag):
         return cast(EventKind, str(self.name).lower())
 
 
-INCREASE = EventFlag.INCREASE
-DECREASE = EventFlag.DECREASE
-CLIPPED = EventFlag.CLIPPED
-HOLD = EventFlag.HOLD
-WARMUP_END = EventFlag.WARMUP_END
-RESET = EventFlag.RESET
-NONFINITE = EventFlag.NONFINITE
-ANNEAL = EventFlag.ANNEAL
-UNDO = EventFlag.UNDO
-EVAL_DECREASE = EventFlag.EVAL_DECREASE
+# The flags as plain ints, for the code that ORs and tests them on every step: an
+# operation on an IntFlag member builds a new member, several times slower.
+INCREASE = EventFlag.INCREASE.value
+DECREASE = EventFlag.DECREASE.value
+CLIPPED = EventFlag.CLIPPED.value
+HOLD = EventFlag.HOLD.value
+WARMUP_END = EventFlag.WARMUP_END.value
+RESET = EventFlag.RESET.value
+NONFINITE = EventFlag.NONFINITE.value
+ANNEAL = EventFlag.ANNEAL.value
+UNDO = EventFlag.UNDO.value
+EVAL_DECREASE = EventFlag.EVAL_DECREASE.value
 
 #: One bit per event kind, by kind: how the tensor rule, the optax port and the trace's
 #: event column encode "what this observation did" without building Event objects.
@@ -97,6 +99,7 @@ COMPARE_NAMES = {
 }
 
 _CHANGES = INCREASE | DECREASE | UNDO
+_KINDS: dict[int, EventKind] = {flag.value: flag.kind for flag in EventFlag}
 
 
 @dataclass(slots=True)
@@ -138,10 +141,10 @@ def kinds_of(code: int) -> tuple[EventKind, ...]:
     change = code & _CHANGES
     if code & EVAL_DECREASE:
         kinds.append("clipped" if code & CLIPPED and not change else "eval_decrease")
-    kinds += [flag.kind for flag in (WARMUP_END, NONFINITE, ANNEAL) if code & flag]
+    kinds += [_KINDS[flag] for flag in (WARMUP_END, NONFINITE, ANNEAL) if code & flag]
     if change or (code & CLIPPED and not code & EVAL_DECREASE):
         kinds.append("clipped" if code & CLIPPED else _change_kind(code))
-    kinds += [flag.kind for flag in (RESET, HOLD) if code & flag]
+    kinds += [_KINDS[flag] for flag in (RESET, HOLD) if code & flag]
     return tuple(kinds)
 
 
@@ -168,7 +171,7 @@ def tag_changes(tags: Sequence[str | None]) -> list[tuple[int, str, str]]:
     return changes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Facts:
     """The numbers of one decision that its reasons quote (``config`` None: not known)."""
 

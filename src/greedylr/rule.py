@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from greedylr import events as ev
 from greedylr.config import ANNEAL_SHAPES as ANNEAL_SHAPES
 from greedylr.config import KNOBS_OFF as KNOBS_OFF
 from greedylr.config import Bound as Bound
@@ -32,7 +33,6 @@ from greedylr.config import GreedyConfig, _anneal_shape
 from greedylr.events import COMPARE_NAMES as COMPARE_NAMES
 from greedylr.events import EVENT_BITS as EVENT_BITS
 from greedylr.events import Event, describe
-from greedylr.events import EventFlag as Flag
 from greedylr.events import EventKind as EventKind
 
 __all__ = [
@@ -177,24 +177,28 @@ def _is_better(config: GreedyConfig, value: float, reference: float) -> bool:
 
 def _lower(state: RuleState, factor: float, eps: float) -> bool:
     """Every LR times ``factor``, not below its bound, where that moves it by more than
-    ``eps``; whether any moved."""
+    ``eps``; whether any moved. A new list: the caller's copy of the old one stays."""
+    lrs = list(state.lrs)
     moved = False
-    for i, old in enumerate(state.lrs):
+    for i, old in enumerate(lrs):
         new = max(old * factor, state.min_lrs[i])
         if old - new > eps:
-            state.lrs[i] = new
+            lrs[i] = new
             moved = True
+    state.lrs = lrs
     return moved
 
 
 def _raise(config: GreedyConfig, state: RuleState) -> bool:
     """Every LR divided by ``factor``, not above its bound (as :func:`_lower`)."""
+    lrs = list(state.lrs)
     moved = False
-    for i, old in enumerate(state.lrs):
+    for i, old in enumerate(lrs):
         new = min(old / config.factor, state.max_lrs[i])
         if new - old > config.eps:
-            state.lrs[i] = new
+            lrs[i] = new
             moved = True
+    state.lrs = lrs
     return moved
 
 
@@ -233,8 +237,9 @@ def _effective_up_patience(config: GreedyConfig, state: RuleState) -> int:
 
 
 # What one observation did: its event code, the reference its reasons quote, and the
-# LRs after its change (before a reset).
-_Outcome = tuple[int, float | None, tuple[float, ...]]
+# LRs after its change, before a reset (None: no change).
+_Outcome = tuple[int, float | None, tuple[float, ...] | None]
+_NOTHING: _Outcome = (0, None, None)
 
 
 def _change(config: GreedyConfig, state: RuleState, attempt: int) -> tuple[int, tuple[float, ...]]:
@@ -244,7 +249,7 @@ def _change(config: GreedyConfig, state: RuleState, attempt: int) -> tuple[int, 
     change, before a reset. An undo takes back an increase: it does not count towards
     the reset.
     """
-    if attempt == Flag.INCREASE:
+    if attempt == ev.INCREASE:
         moved = _raise(config, state)
         state.floor_hits = 0
         hold = config.hold_after_increase
@@ -254,17 +259,17 @@ def _change(config: GreedyConfig, state: RuleState, attempt: int) -> tuple[int, 
     else:
         moved = _lower(state, config.factor, config.eps)
         hold = config.cooldown
-    code = attempt if moved else attempt | Flag.CLIPPED
+    code = attempt if moved else attempt | ev.CLIPPED
     changed = tuple(state.lrs)
-    if attempt == Flag.DECREASE and config.reset_patience is not None:
+    if attempt == ev.DECREASE and config.reset_patience is not None:
         if all(lr <= lo for lr, lo in zip(state.lrs, state.min_lrs)):
             state.floor_hits += 1
             if state.floor_hits >= config.reset_patience:
                 _reset(config, state)
-                code |= Flag.RESET
+                code |= ev.RESET
     # armed after a reset too, as transformers does
     state.hold = hold
-    return (code | Flag.HOLD if hold else code), changed
+    return (code | ev.HOLD if hold else code), changed
 
 
 def _worse(mode: str, value: float, reference: float) -> bool:
@@ -278,7 +283,7 @@ def _anneal(config: GreedyConfig, state: RuleState) -> int:
     code = 0
     if not state.anneal_from:
         state.anneal_from = list(state.lrs)
-        code = Flag.ANNEAL
+        code = ev.ANNEAL
     k = min(state.step - start, config.anneal_steps)
     shape = _anneal_shape(config.anneal_shape, k / config.anneal_steps)
     state.lrs = [lo + (a - lo) * shape for a, lo in zip(state.anneal_from, state.min_lrs)]
@@ -286,7 +291,7 @@ def _anneal(config: GreedyConfig, state: RuleState) -> int:
 
 
 def _explained(config: GreedyConfig, state: RuleState, value: float, outcome: _Outcome,
-               before: tuple[float, ...]) -> Decision:
+               before: Sequence[float]) -> Decision:
     """The decision, with the events that :func:`greedylr.events.describe` words."""
     code, reference, changed = outcome
     lrs = tuple(state.lrs)
@@ -294,7 +299,8 @@ def _explained(config: GreedyConfig, state: RuleState, value: float, outcome: _O
         return Decision(lrs, state.smoothed)
     events = describe(
         config, step=state.step, code=code, loss=value, smoothed=state.smoothed,
-        reference=reference, lrs_before=before, lrs_changed=changed, lrs_after=lrs,
+        reference=reference, lrs_before=before, lrs_changed=lrs if changed is None else changed,
+        lrs_after=lrs,
         min_lrs=state.min_lrs, max_lrs=state.max_lrs, penalty=state.penalty,
     )
     return Decision(lrs, state.smoothed, tuple(events))
@@ -315,40 +321,43 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
         FloatingPointError: for a non-finite loss when ``on_nonfinite="raise"``.
     """
     state.step += 1
-    before = tuple(state.lrs)
+    before = state.lrs  # kept: the update replaces the list, never changes it
     finite = math.isfinite(loss)
     if not finite and config.on_nonfinite == "raise":
         raise FloatingPointError(f"non-finite loss {loss!r} at step {state.step}")
     if finite:
         _track_noise(config, state, float(loss))
         state.smoothed = _smooth(config, state, float(loss))
-    return _explained(config, state, loss, _decide(config, state, finite), before)
+    outcome = _decide(config, state, finite)
+    if outcome is _NOTHING:  # most steps: no event to word
+        return Decision(tuple(state.lrs), state.smoothed)
+    return _explained(config, state, loss, outcome, before)
 
 
 def _decide(config: GreedyConfig, state: RuleState, finite: bool) -> _Outcome:
     """What the observation does once counted (the smoother has seen a finite one)."""
     step = state.step
     start = config.anneal_start
-    flagged = 0 if finite else Flag.NONFINITE
+    flagged = 0 if finite else ev.NONFINITE
     if step <= config.warmup:
         state.lrs = _ramp_lrs(config, state, step)
-        ended = Flag.WARMUP_END if finite and step == config.warmup else 0
-        return flagged | ended, None, tuple(state.lrs)
+        ended = ev.WARMUP_END if finite and step == config.warmup else 0
+        return (flagged | ended, None, None) if flagged | ended else _NOTHING
     if start is not None and step >= start:
-        return flagged | _anneal(config, state), None, tuple(state.lrs)
+        return flagged | _anneal(config, state), None, None
     if not finite:
         if config.on_nonfinite != "decrease":
-            return Flag.NONFINITE, None, tuple(state.lrs)
+            return ev.NONFINITE, None, None
         state.num_good = state.num_bad = 0
-        code, changed = _change(config, state, Flag.DECREASE)
-        return Flag.NONFINITE | code, None, changed
+        code, changed = _change(config, state, ev.DECREASE)
+        return ev.NONFINITE | code, None, changed
     undone = _payoff(config, state)
     if undone is not None:
         return undone
     if state.hold > 0:
         state.hold -= 1
         state.num_good = state.num_bad = 0
-        return 0, None, tuple(state.lrs)
+        return _NOTHING
     return _compare(config, state)
 
 
@@ -368,7 +377,7 @@ def _payoff(config: GreedyConfig, state: RuleState) -> _Outcome | None:
     state.num_good = state.num_bad = 0
     if config.compare == "recent_best":
         state.reference = smoothed
-    code, changed = _change(config, state, Flag.UNDO)
+    code, changed = _change(config, state, ev.UNDO)
     return code, state.payoff_ref, changed
 
 
@@ -398,16 +407,16 @@ def _compare(config: GreedyConfig, state: RuleState) -> _Outcome:
     elif state.num_good > up_patience:
         # the streak may exceed up_patience + 1 when a paid-off increase lowered it
         state.num_good = 0
-        code, changed = _change(config, state, Flag.INCREASE)
+        code, changed = _change(config, state, ev.INCREASE)
         return code, reference, changed
     elif state.num_bad > config.patience:
         state.num_bad = 0
         if config.compare == "recent_best":
             # a new baseline (unless a reset clears it): "better" now means better than now
             state.reference = smoothed
-        code, changed = _change(config, state, Flag.DECREASE)
+        code, changed = _change(config, state, ev.DECREASE)
         return code, reference, changed
-    return 0, reference, tuple(state.lrs)
+    return _NOTHING
 
 
 def observe_eval(config: GreedyConfig, state: RuleState, value: float) -> Decision:
@@ -445,5 +454,5 @@ def observe_eval(config: GreedyConfig, state: RuleState, value: float) -> Decisi
     if config.compare == "recent_best" and state.smoothed is not None:
         state.reference = state.smoothed
     moved = _lower(state, config.eval_factor, config.eps)
-    code = Flag.EVAL_DECREASE if moved else Flag.EVAL_DECREASE | Flag.CLIPPED
-    return _explained(config, state, value, (code, best, tuple(state.lrs)), lrs)
+    code = ev.EVAL_DECREASE if moved else ev.EVAL_DECREASE | ev.CLIPPED
+    return _explained(config, state, value, (code, best, None), lrs)
