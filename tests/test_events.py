@@ -237,3 +237,10 @@ def test_the_optax_twin_names_the_rules_events(index: int) -> None:
             assert event_kinds(int(state.events)) == (
                 *pending, *(e.kind for e in events_)), (kind, value)
             eval_value, pending = None, []
+
+
+def test_the_examples_run() -> None:
+    import doctest
+
+    result = doctest.testmod(events)
+    assert result.attempted >= 2 and result.failed == 0
