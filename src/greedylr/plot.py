@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from greedylr._extras import requires_extra
+from greedylr.events import tag_changes
 from greedylr.trace import EVENT_BITS, Diagnosis, Trace, diagnose, load_trace
 
 if TYPE_CHECKING:
@@ -73,13 +74,7 @@ def _subsample(x: np.ndarray, y: np.ndarray, points: int) -> tuple[np.ndarray, n
 
 
 def _tag_changes(steps: np.ndarray, tags: list[str | None]) -> list[tuple[int, str]]:
-    changes, last = [], None
-    for step, tag in zip(steps, tags, strict=True):
-        if tag is not None and tag != last:
-            if last is not None:
-                changes.append((int(step), tag))
-            last = tag
-    return changes
+    return [(int(steps[i]), new) for i, _, new in tag_changes(tags)]
 
 
 def _shade(ax: Axes, diagnosis: Diagnosis, label: bool) -> None:

@@ -1,79 +1,17 @@
 """The GreedyLR rule in torch tensor ops: branch-free, no host reads, batched.
 
-This is :mod:`greedylr.rule` written a second time, for two callers that cannot afford
-a Python float per step:
-
-* :class:`greedylr.GreedyLR` in device mode, where the loss and the learning rates stay
-  on the accelerator and ``step(loss)`` must not synchronise the host with the device;
-* studies that step many independent runs at once: every tensor carries an optional
-  leading batch shape ``B``, so ``R`` runs are one call with a loss of shape ``[R]``
-  and learning rates of shape ``[R, G]``.
-
-Every decision is a ``torch.where``; nothing is read back to the host, so the update
-can run inside ``torch.compile`` (one graph, no recompilation as values change) and
-under ``torch.cuda.set_sync_debug_mode("error")``.
-
-Semantics are exactly those of :func:`greedylr.rule.update`; the tests check every
-trajectory against it. The operations are the same, in the same order, so that in
-float64 the results are bit for bit those of the Python-float rule:
-
-* the window mean adds the new value to the running sum, then subtracts the oldest
-  one when the window is full, then divides by the count;
-* the EMA bias correction ``1 - beta**n`` is not computed with ``torch.pow`` (whose
-  result differs from C's ``pow`` by one ulp for some ``n``) but looked up in a table
-  of the values Python computes, built once at :func:`init`; the table ends where
-  ``1 - beta**n`` rounds to ``1.0``, after which Python's value is ``1.0`` too. Only
-  for windows above ``_MAX_EMA_TABLE / 18`` (about 58,000) does the table stop
-  early and ``torch.pow`` take over: the smoothed value may then differ from the
-  float rule's in the last place;
-* decrease ``max(lr * factor, min_lr)`` applied only where ``old - new > eps``;
-  increase ``min(lr / factor, max_lr)`` applied only where ``new - old > eps``.
-
-In float32 (the only choice on a device without float64, e.g. Apple MPS) every
-operation above is still correctly rounded, but in float32: the smoothed loss and the
-learning rates then differ from the float64 rule by a relative error of about
-``2**-24`` per operation, and a comparison that the float64 rule decides by less
-than that margin may go the other way. :class:`greedylr.GreedyLR` therefore keeps
-its device state in float64 wherever the device supports it and writes the result
-into the (usually float32) LR tensor with one rounding cast, exactly as float mode
-writes its Python float into that tensor.
-
-:func:`step_` is :func:`update` committed in place (the same tensors every step, as a
-CUDA graph needs) and :func:`compile_step` compiles it once with ``torch.compile``:
-under inductor the whole rule, its commit and the LR write are a few fused kernels.
-On the CPU, inductor's C++ keeps every operation as written (no FMA contraction,
-``-ffp-contract=off``; no reciprocal for a division), and the compiled rule gives the
-eager rule's results bit for bit (``tests/test_compile.py``, 200 steps). On CUDA,
-Triton would contract a multiply and an add into one fused multiply-add, and inductor
-turns a division by a constant into a multiplication by its reciprocal; the EMA update
-and the warmup ramp are the only such expressions here. :func:`compile_step` turns the
-contraction off (inductor's ``emulate_precision_casts``) and the ramp divides by a
-tensor, so the compiled rule is expected to be exact there too; this is checked only
-on a GPU (``tests/test_compile.py`` allows the float64 state a relative 1e-14, and
-``benchmarks/gpu_check.py`` replays a compiled training step through the float rule;
-a whole training step compiled by the user gets neither precaution, and its EMA may
-differ from the float rule by about one ulp, deciding otherwise only when a comparison
-is that close).
-
-Per-run knobs: ``factor``, ``threshold``, ``eps``, ``patience``,
-``increase_patience``, ``cooldown`` and ``hold_after_increase`` may differ between the
-runs of a batch (pass a tensor of shape ``B``), as may the base LRs and therefore the
-bounds given as ratios. Everything else (mode, comparison, smoothing, window, warmup,
-absolute bounds, reset patience, non-finite policy) is shared: it decides which
-operations run, not their values.
-
-The 0.2 knobs follow the same rules: the final cooldown's shape is looked up in
-``GreedyConfig.anneal_table()`` (Python's ``math.cos``/``math.sqrt`` values), the noise
-margin uses ``torch.sqrt`` (correctly rounded, as ``math.sqrt``), and
-:func:`observe_eval` mirrors :func:`greedylr.rule.observe_eval`.
-
-What happened at each step is returned as an integer code of bit flags
-(:data:`INCREASE`, :data:`DECREASE`, :data:`CLIPPED`, :data:`HOLD`,
-:data:`WARMUP_END`, :data:`RESET`, :data:`NONFINITE`, :data:`ANNEAL`, :data:`UNDO`,
-and from :func:`observe_eval` :data:`EVAL_DECREASE`) with the values needed to
-explain it; :func:`decode_events` turns a code back into the
-:class:`greedylr.rule.Event` objects, with the same reasons, that the float rule
-would have produced.
+:mod:`greedylr.rule`'s arithmetic a second time, for callers that cannot afford a Python
+float per step: :class:`greedylr.GreedyLR` in device mode (``step(loss)`` must not
+synchronise the host with the device) and studies that step many runs at once (every
+tensor has an optional leading batch shape ``B``). Every decision is a ``torch.where``,
+so the update runs inside ``torch.compile`` and under
+``torch.cuda.set_sync_debug_mode("error")``; in float64 the results are the float
+rule's bit for bit (tested). A step's events come back as a code of
+:class:`greedylr.events.EventFlag` bits, which :func:`decode_events`
+(:func:`greedylr.events.describe`) turns into the float rule's events, reasons included.
+The state is built and converted in ``greedylr.tensor_state`` (re-exported here).
+How exactness is kept (operation order, lookup tables, float32, inductor) and which
+knobs may differ per run: the device-mode guide (``docs/frameworks/device-mode.md``).
 
 Examples:
     >>> import torch
@@ -88,15 +26,36 @@ Examples:
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
-from greedylr.rule import COMPARE_NAMES, EVENT_BITS, Event, GreedyConfig, RuleState
+from greedylr.events import (
+    ANNEAL,
+    CLIPPED,
+    DECREASE,
+    EVAL_DECREASE,
+    HOLD,
+    INCREASE,
+    NONFINITE,
+    RESET,
+    UNDO,
+    WARMUP_END,
+)
+from greedylr.events import describe as decode_events
+from greedylr.rule import GreedyConfig
+from greedylr.tensor_state import (
+    _MAX_EMA_TABLE,
+    TensorState,
+    from_rule_state,
+    init,
+    select,
+    to_rule_state,
+)
+from greedylr.tensor_state import check_config as check_config
 
 __all__ = [
     "ANNEAL",
@@ -122,76 +81,7 @@ __all__ = [
     "update",
 ]
 
-logger = logging.getLogger("greedylr")
-
-# Bit flags of TensorDecision.code, bit i = 1 << i in this order (update() relies on
-# it). INCREASE and DECREASE say which change was attempted; CLIPPED says that it
-# changed no group (the float rule's "clipped" event).
-INCREASE = EVENT_BITS["increase"]
-DECREASE = EVENT_BITS["decrease"]
-CLIPPED = EVENT_BITS["clipped"]
-HOLD = EVENT_BITS["hold"]
-WARMUP_END = EVENT_BITS["warmup_end"]
-RESET = EVENT_BITS["reset"]
-NONFINITE = EVENT_BITS["nonfinite"]
-ANNEAL = EVENT_BITS["anneal"]
-UNDO = EVENT_BITS["undo"]
-EVAL_DECREASE = EVENT_BITS["eval_decrease"]
-
-# Longest EMA bias-correction table (float64 entries: 8 MiB).
-_MAX_EMA_TABLE = 1 << 20
-
 _INT = torch.int64
-
-
-class TensorState(NamedTuple):
-    """Everything the rule remembers, as tensors. ``B`` is the batch shape (may be ``()``).
-
-    The fields mirror :class:`greedylr.rule.RuleState`; ``smoothed`` is NaN before the
-    first finite observation (the float rule's ``None``), and the window is a ring
-    buffer of fixed width whose first ``window_count`` slots are in use.
-    """
-
-    base_lrs: Tensor  # [*B, G]
-    min_lrs: Tensor  # [*B, G]
-    max_lrs: Tensor  # [*B, G]
-    lrs: Tensor  # [*B, G]
-    step: Tensor  # [*B] int64
-    reference: Tensor  # [*B]
-    num_good: Tensor  # [*B] int64
-    num_bad: Tensor  # [*B] int64
-    hold: Tensor  # [*B] int64
-    floor_hits: Tensor  # [*B] int64
-    smoothed: Tensor  # [*B]
-    window_values: Tensor  # [*B, window] ("window" smoothing) or [*B, 0]
-    window_count: Tensor  # [*B] int64
-    window_pos: Tensor  # [*B] int64
-    window_sum: Tensor  # [*B]
-    ema: Tensor  # [*B]
-    ema_count: Tensor  # [*B] int64
-    noise_var: Tensor  # [*B]
-    noise_count: Tensor  # [*B] int64
-    annealing: Tensor  # [*B] bool: the final cooldown has started
-    anneal_from: Tensor  # [*B, G]: the LRs where it started (0 before)
-    payoff_left: Tensor  # [*B] int64
-    payoff_ref: Tensor  # [*B]
-    penalty: Tensor  # [*B] int64
-    eval_best: Tensor  # [*B]: NaN before the first held-out value
-    eval_bad: Tensor  # [*B] int64
-    eval_block: Tensor  # [*B] bool
-    factor: Tensor  # [*B]
-    threshold: Tensor  # [*B]
-    eps: Tensor  # [*B]
-    patience: Tensor  # [*B] int64
-    up_patience: Tensor  # [*B] int64
-    cooldown: Tensor  # [*B] int64
-    hold_after_increase: Tensor  # [*B] int64
-    ema_denominators: Tensor  # [L]: 1 - beta**n for n = 1..L, shared by the batch
-    anneal_table: Tensor  # [A + 1]: the cooldown's shape (GreedyConfig.anneal_table), shared
-
-    @property
-    def batch_shape(self) -> torch.Size:
-        return self.step.shape
 
 
 class TensorDecision(NamedTuple):
@@ -214,361 +104,6 @@ class TensorDecision(NamedTuple):
     lrs_before: Tensor
     lrs_changed: Tensor
     penalty: Tensor
-
-
-def check_config(config: GreedyConfig) -> None:
-    """Raise if ``config`` needs a host read per step.
-
-    Raises:
-        ValueError: for ``on_nonfinite="raise"``: raising needs the host to look at the
-            loss. Use ``"skip"`` or ``"decrease"`` and watch the :data:`NONFINITE` flag.
-    """
-    if config.on_nonfinite == "raise":
-        raise ValueError(
-            "on_nonfinite='raise' needs a host read of every loss, which the device-"
-            "resident rule avoids; use 'skip' or 'decrease' and check the 'nonfinite' "
-            "events"
-        )
-
-
-def _ema_denominators(config: GreedyConfig, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """``1 - beta**n`` for n = 1, 2, ... as Python computes it, until it rounds to 1.0."""
-    if config.smoothing != "ema":
-        return torch.ones(1, dtype=dtype, device=device)
-    beta = 1.0 - 2.0 / (config.window + 1)
-    values = []
-    n = 1
-    while n <= _MAX_EMA_TABLE:
-        value = 1.0 - beta**n
-        values.append(value)
-        if value == 1.0:
-            break
-        n += 1
-    else:
-        logger.info(
-            "EMA span %d: bias correction beyond step %d uses torch.pow, which may "
-            "differ from the float rule in the last place", config.window, _MAX_EMA_TABLE,
-        )
-    return torch.tensor(values, dtype=dtype, device=device)
-
-
-def _knob(
-    value: float | int | Tensor | None,
-    default: float | int,
-    batch: torch.Size,
-    dtype: torch.dtype,
-    device: torch.device | None,
-    name: str,
-    ok: Any,
-    what: str,
-) -> Tensor:
-    """A per-run knob as a tensor of the batch shape, validated on the host (once)."""
-    value = default if value is None else value
-    if isinstance(value, Tensor):
-        tensor = value.detach().to("cpu")
-    else:
-        # through float64, so that a Python float keeps every bit
-        tensor = torch.tensor(value, dtype=torch.float64 if dtype != _INT else None)
-    if tensor.is_floating_point() and dtype == _INT:
-        if not bool(torch.all(tensor == tensor.round())):
-            raise ValueError(f"{name} must be {what}, got {tensor.tolist()!r}")
-    tensor = tensor.to(dtype)
-    try:
-        tensor = torch.broadcast_to(tensor, batch).clone()
-    except RuntimeError as exc:
-        raise ValueError(
-            f"{name} of shape {tuple(tensor.shape)} does not broadcast to the batch "
-            f"shape {tuple(batch)}"
-        ) from exc
-    if not bool(torch.all(ok(tensor))):
-        raise ValueError(f"{name} must be {what}, got {tensor.tolist()!r}")
-    return tensor.to(device)
-
-
-def _first(*values: Any) -> Any:
-    """The first value that is not None (None if all are)."""
-    return next((v for v in values if v is not None), None)
-
-
-def _group_bound(
-    absolute: Any, ratio: float | None, base: Tensor, fallback: float, name: str
-) -> Tensor:
-    groups = base.shape[-1]
-    if absolute is not None:
-        values = [float(absolute)] * groups if isinstance(absolute, (int, float)) else [
-            float(v) for v in absolute
-        ]
-        if len(values) != groups:
-            raise ValueError(f"{name} has {len(values)} values for {groups} parameter groups")
-        return torch.tensor(values, dtype=base.dtype).expand_as(base).clone()
-    if ratio is None:
-        return torch.full_like(base, fallback)
-    return base * ratio
-
-
-def init(
-    config: GreedyConfig,
-    base_lrs: Tensor | Sequence[float] | Sequence[Sequence[float]],
-    *,
-    factor: float | Tensor | None = None,
-    threshold: float | Tensor | None = None,
-    eps: float | Tensor | None = None,
-    patience: int | Tensor | None = None,
-    increase_patience: int | Tensor | None = None,
-    cooldown: int | Tensor | None = None,
-    hold_after_increase: int | Tensor | None = None,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype = torch.float64,
-) -> TensorState:
-    """The state before the first observation, for one run or a batch of runs.
-
-    Validation reads the host (once, here); :func:`update` never does.
-
-    Args:
-        config: the shared configuration; per-run knobs given here override its values.
-        base_lrs: the base LR of every group, shape ``[G]`` for one run or ``[*B, G]``.
-            A tensor is taken at its own precision: ``torch.full(shape, 3e-4)`` is
-            float32 and holds ``3.0000001e-4``; pass Python floats, or a float64
-            tensor, for the float rule's base LR to the last bit.
-        factor: per-run factor, a number or a tensor broadcastable to ``B``.
-        threshold: per-run threshold.
-        eps: per-run minimum change.
-        patience: per-run patience for decreases.
-        increase_patience: per-run patience for increases (default: the config's).
-        cooldown: per-run hold after a decrease.
-        hold_after_increase: per-run hold after an increase.
-        device: where the state lives (default: ``base_lrs``' device, else the CPU).
-        dtype: floating dtype of the state; float64 gives bit-exact parity with
-            :mod:`greedylr.rule`.
-
-    Returns:
-        The state; ``state.lrs`` are the LRs to apply now.
-
-    Raises:
-        ValueError: for a bad base LR, bound or knob, with the value in the message.
-    """
-    check_config(config)
-    if device is None:
-        device = base_lrs.device if isinstance(base_lrs, Tensor) else torch.device("cpu")
-    device = torch.device(device)
-    if isinstance(base_lrs, Tensor):
-        base = base_lrs.detach().to("cpu", torch.float64)
-    else:
-        base = torch.tensor(base_lrs, dtype=torch.float64)
-    if base.ndim == 0 or base.shape[-1] == 0:
-        raise ValueError("at least one parameter group is needed: base_lrs is [*B, G]")
-    if not bool(torch.all(torch.isfinite(base) & (base >= 0))):
-        raise ValueError(f"initial lrs must be finite and >= 0, got {base.tolist()!r}")
-    batch = base.shape[:-1]
-    lows = _group_bound(config.min_lr, config.min_lr_ratio, base, 0.0, "min_lr")
-    highs = _group_bound(config.max_lr, config.max_lr_ratio, base, math.inf, "max_lr")
-    if bool(torch.any(lows > highs)):
-        raise ValueError(f"min_lr {lows.tolist()!r} is above max_lr {highs.tolist()!r}")
-    if config.check_bounds and not bool(torch.all((lows <= base) & (base <= highs))):
-        raise ValueError(
-            f"initial lrs {base.tolist()!r} are outside their bounds "
-            f"[{lows.tolist()!r}, {highs.tolist()!r}]"
-        )
-    lrs = base * config.warmup_start_factor if config.warmup > 0 else base.clone()
-
-    f64 = torch.float64
-    knobs = {
-        "factor": _knob(factor, config.factor, batch, f64, device, "factor",
-                        lambda t: (t > 0) & (t < 1), "in (0, 1)"),
-        "threshold": _knob(threshold, config.threshold, batch, f64, device, "threshold",
-                           lambda t: t >= 0, ">= 0"),
-        "eps": _knob(eps, config.eps, batch, f64, device, "eps", lambda t: t >= 0, ">= 0"),
-        "patience": _knob(patience, config.patience, batch, _INT, device, "patience",
-                          lambda t: t >= 0, "an int >= 0"),
-        "up_patience": _knob(
-            _first(increase_patience, config.increase_patience, patience),
-            config.patience, batch, _INT, device, "increase_patience",
-            lambda t: t >= 0, "an int >= 0"),
-        "cooldown": _knob(cooldown, config.cooldown, batch, _INT, device, "cooldown",
-                          lambda t: t >= 0, "an int >= 0"),
-        "hold_after_increase": _knob(
-            hold_after_increase, config.hold_after_increase, batch, _INT, device,
-            "hold_after_increase", lambda t: t >= 0, "an int >= 0"),
-    }
-    knobs = {k: v.to(dtype) if v.is_floating_point() else v for k, v in knobs.items()}
-
-    def floats(value: float) -> Tensor:
-        return torch.full(batch, value, dtype=dtype, device=device)
-
-    def ints() -> Tensor:
-        return torch.zeros(batch, dtype=_INT, device=device)
-
-    width = config.window if config.smoothing == "window" else 0
-    return TensorState(
-        base_lrs=base.to(device, dtype),
-        min_lrs=lows.to(device, dtype),
-        max_lrs=highs.to(device, dtype),
-        lrs=lrs.to(device, dtype),
-        step=ints(),
-        reference=floats(_initial_reference(config)),
-        num_good=ints(),
-        num_bad=ints(),
-        hold=ints(),
-        floor_hits=ints(),
-        smoothed=floats(math.nan),
-        window_values=torch.zeros(*batch, width, dtype=dtype, device=device),
-        window_count=ints(),
-        window_pos=ints(),
-        window_sum=floats(0.0),
-        ema=floats(0.0),
-        ema_count=ints(),
-        noise_var=floats(0.0),
-        noise_count=ints(),
-        annealing=torch.zeros(batch, dtype=torch.bool, device=device),
-        anneal_from=torch.zeros_like(lrs, dtype=dtype, device=device),
-        payoff_left=ints(),
-        payoff_ref=floats(0.0),
-        penalty=ints(),
-        eval_best=floats(math.nan),
-        eval_bad=ints(),
-        eval_block=torch.zeros(batch, dtype=torch.bool, device=device),
-        ema_denominators=_ema_denominators(config, device, dtype),
-        anneal_table=_anneal_table(config, device, dtype),
-        **knobs,
-    )
-
-
-def _initial_reference(config: GreedyConfig) -> float:
-    return math.inf if config.mode == "min" else -math.inf
-
-
-def _anneal_table(config: GreedyConfig, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """The final cooldown's multipliers as the float rule computes them (one entry if off)."""
-    return torch.tensor(config.anneal_table() or [1.0], dtype=dtype, device=device)
-
-
-def from_rule_state(
-    config: GreedyConfig,
-    state: RuleState,
-    *,
-    device: torch.device | str = "cpu",
-    dtype: torch.dtype = torch.float64,
-) -> TensorState:
-    """The tensor state (batch shape ``()``) equal to a float rule state.
-
-    Checkpoints therefore have one format for both modes: :class:`greedylr.GreedyLR`
-    saves :func:`to_rule_state` and loads through this function.
-    """
-    check_config(config)
-    device = torch.device(device)
-    groups = len(state.lrs)
-
-    def vec(values: Sequence[float]) -> Tensor:
-        return torch.tensor([float(v) for v in values], dtype=dtype, device=device)
-
-    def num(value: float | None) -> Tensor:
-        return torch.tensor(math.nan if value is None else float(value), dtype=dtype,
-                            device=device)
-
-    def count(value: int) -> Tensor:
-        return torch.tensor(int(value), dtype=_INT, device=device)
-
-    width = config.window if config.smoothing == "window" else 0
-    window = torch.zeros(width, dtype=dtype, device=device)
-    if width:
-        if len(state.window_values) > width:
-            raise ValueError(
-                f"window of {len(state.window_values)} values for a window of {width}"
-            )
-        window[: len(state.window_values)] = vec(state.window_values)
-    if len(state.base_lrs) != groups or len(state.min_lrs) != groups:
-        raise ValueError("inconsistent number of parameter groups in the rule state")
-    return TensorState(
-        base_lrs=vec(state.base_lrs),
-        min_lrs=vec(state.min_lrs),
-        max_lrs=vec(state.max_lrs),
-        lrs=vec(state.lrs),
-        step=count(state.step),
-        reference=num(state.reference),
-        num_good=count(state.num_good),
-        num_bad=count(state.num_bad),
-        hold=count(state.hold),
-        floor_hits=count(state.floor_hits),
-        smoothed=num(state.smoothed),
-        window_values=window,
-        window_count=count(len(state.window_values)),
-        window_pos=count(state.window_pos),
-        window_sum=num(state.window_sum),
-        ema=num(state.ema),
-        ema_count=count(state.ema_count),
-        noise_var=num(state.noise_var),
-        noise_count=count(state.noise_count),
-        annealing=torch.tensor(bool(state.anneal_from), device=device),
-        anneal_from=vec(state.anneal_from) if state.anneal_from else vec([0.0] * groups),
-        payoff_left=count(state.payoff_left),
-        payoff_ref=num(state.payoff_ref),
-        penalty=count(state.penalty),
-        eval_best=num(state.eval_best),
-        eval_bad=count(state.eval_bad),
-        eval_block=torch.tensor(bool(state.eval_block), device=device),
-        factor=num(config.factor),
-        threshold=num(config.threshold),
-        eps=num(config.eps),
-        patience=count(config.patience),
-        up_patience=count(config.up_patience),
-        cooldown=count(config.cooldown),
-        hold_after_increase=count(config.hold_after_increase),
-        ema_denominators=_ema_denominators(config, device, dtype),
-        anneal_table=_anneal_table(config, device, dtype),
-    )
-
-
-def to_rule_state(state: TensorState) -> RuleState:
-    """The float rule state equal to an unbatched tensor state (reads the host).
-
-    Raises:
-        ValueError: for a batched state; pick one run first with :func:`select`.
-    """
-    if state.step.ndim != 0:
-        raise ValueError(f"to_rule_state takes one run, got batch shape {tuple(state.step.shape)}")
-    host = TensorState(*(t.detach().to("cpu") for t in state))
-    smoothed = float(host.smoothed)
-    eval_best = float(host.eval_best)
-    count = int(host.window_count)
-    return RuleState(
-        base_lrs=host.base_lrs.tolist(),
-        min_lrs=host.min_lrs.tolist(),
-        max_lrs=host.max_lrs.tolist(),
-        lrs=host.lrs.tolist(),
-        step=int(host.step),
-        reference=float(host.reference),
-        num_good=int(host.num_good),
-        num_bad=int(host.num_bad),
-        hold=int(host.hold),
-        floor_hits=int(host.floor_hits),
-        smoothed=None if math.isnan(smoothed) else smoothed,
-        window_values=host.window_values[:count].tolist(),
-        window_pos=int(host.window_pos),
-        window_sum=float(host.window_sum),
-        ema=float(host.ema),
-        ema_count=int(host.ema_count),
-        noise_var=float(host.noise_var),
-        noise_count=int(host.noise_count),
-        anneal_from=host.anneal_from.tolist() if bool(host.annealing) else [],
-        payoff_left=int(host.payoff_left),
-        payoff_ref=float(host.payoff_ref),
-        penalty=int(host.penalty),
-        eval_best=None if math.isnan(eval_best) else eval_best,
-        eval_bad=int(host.eval_bad),
-        eval_block=bool(host.eval_block),
-    )
-
-
-def select(state: TensorState, index: Any) -> TensorState:
-    """The runs ``index`` of a batched state (the shared tables are kept whole)."""
-    fields = {
-        name: value if name in _SHARED else value[index]
-        for name, value in state._asdict().items()
-    }
-    return TensorState(**fields)
-
-
-_SHARED = ("ema_denominators", "anneal_table")
 
 
 def _ramp(config: GreedyConfig, state: TensorState, step: Tensor) -> Tensor:
@@ -670,21 +205,71 @@ def update(
         ``(new_state, decision)``; the input state is not modified.
     """
     x = _observed(state, loss)
-    step = state.step + 1
     finite = torch.isfinite(x)
+    fields = _smoothed(config, state, x, finite)
+    smoothed = fields["smoothed"]
+    lrs, phase = _phase(config, state, fields, finite)
+    active = finite & phase["after_warmup"]
+    undo = _payoff(config, state, fields, active)
+    do_increase, do_decrease = _compare(config, state, fields, active & ~undo, undo)
+    nonfinite = ~finite
+    if config.on_nonfinite == "decrease":
+        nonfinite_decrease = nonfinite & phase["after_warmup"]
+        do_decrease = do_decrease | nonfinite_decrease
+        zero = torch.zeros_like(state.num_good)
+        fields["num_good"] = torch.where(nonfinite_decrease, zero, fields["num_good"])
+        fields["num_bad"] = torch.where(nonfinite_decrease, zero, fields["num_bad"])
+    changed, clipped = _change(config, state, fields, lrs, do_increase, do_decrease | undo)
+    reset, lrs_after = _reset(config, state, fields, changed, do_decrease)
+    # armed after a reset too, as the float rule (and transformers) does
+    hold = torch.where(do_increase, state.hold_after_increase,
+                       torch.where(do_decrease | undo, state.cooldown, fields["hold"]))
+    if "annealed" in phase:
+        lrs_after = torch.where(phase["annealing"].unsqueeze(-1), phase["annealed"], lrs_after)
+
+    # one bit per flag, in the order of the flags (INCREASE = 1 << 0, ...): five
+    # kernels instead of one where() per flag
+    flags = torch.stack([do_increase, do_decrease, clipped,
+                         (do_increase | do_decrease | undo) & (hold > 0), phase["warmup_end"],
+                         reset, nonfinite, phase["anneal_start"], undo], dim=-1)
+    shifts = torch.arange(flags.shape[-1], device=flags.device)
+    code = (flags.to(_INT) << shifts).sum(-1)
+    fields.update(lrs=lrs_after, hold=hold)
+    decision = TensorDecision(
+        lrs=lrs_after,
+        smoothed=smoothed,
+        code=code,
+        reference=torch.where(undo, state.payoff_ref, state.reference),
+        lrs_before=state.lrs,
+        lrs_changed=changed,
+        penalty=fields["penalty"],
+    )
+    return state._replace(**fields), decision
+
+
+def _smoothed(
+    config: GreedyConfig, state: TensorState, x: Tensor, finite: Tensor
+) -> dict[str, Tensor]:
+    """The new step, smoother fields and smoothed value (kept where ``x`` is not finite)."""
     # non-finite values never reach the statistics; zero keeps the discarded lanes clean
     value = torch.where(finite, x, torch.zeros_like(x))
     smoothed_new, smoother = _smooth(config, state, value)
     if config.noise_threshold:
         smoother.update(_noise(config, state, value))
-    fields: dict[str, Tensor] = {"step": step}
+    fields: dict[str, Tensor] = {"step": state.step + 1}
     for name, new in smoother.items():
         old = getattr(state, name)
         mask = finite.reshape(finite.shape + (1,) * (new.ndim - finite.ndim))
         fields[name] = torch.where(mask, new, old)
-    smoothed = torch.where(finite, smoothed_new, state.smoothed)
-    fields["smoothed"] = smoothed
+    fields["smoothed"] = torch.where(finite, smoothed_new, state.smoothed)
+    return fields
 
+
+def _phase(
+    config: GreedyConfig, state: TensorState, fields: dict[str, Tensor], finite: Tensor
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The LRs after the warmup ramp, and where the run is: warmup, final cooldown."""
+    step = fields["step"]
     lrs = state.lrs
     if config.warmup > 0:
         in_warmup = step <= config.warmup
@@ -693,42 +278,55 @@ def update(
     else:
         in_warmup = torch.zeros_like(finite)
         warmup_end = in_warmup
-    after_warmup = ~in_warmup
+    phase = {"warmup_end": warmup_end, "after_warmup": ~in_warmup}
     start = config.anneal_start
-    if start is not None:
-        # the final cooldown: from its first observation the LR follows the shape only
-        annealing = after_warmup & (step >= start)
-        anneal_start = annealing & ~state.annealing
-        anneal_from = torch.where(anneal_start.unsqueeze(-1), lrs, state.anneal_from)
-        k = torch.clamp(step - start, min=0, max=config.anneal_steps)
-        shape = torch.take(state.anneal_table, k).unsqueeze(-1)
-        annealed = state.min_lrs + (anneal_from - state.min_lrs) * shape
-        fields.update(annealing=state.annealing | annealing, anneal_from=anneal_from)
-        after_warmup = after_warmup & ~annealing
-    else:
-        annealing = anneal_start = torch.zeros_like(finite)
-    active = finite & after_warmup
+    if start is None:
+        phase["annealing"] = phase["anneal_start"] = torch.zeros_like(finite)
+        return lrs, phase
+    # the final cooldown: from its first observation the LR follows the shape only
+    annealing = ~in_warmup & (step >= start)
+    anneal_start = annealing & ~state.annealing
+    anneal_from = torch.where(anneal_start.unsqueeze(-1), lrs, state.anneal_from)
+    k = torch.clamp(step - start, min=0, max=config.anneal_steps)
+    shape = torch.take(state.anneal_table, k).unsqueeze(-1)
+    phase["annealed"] = state.min_lrs + (anneal_from - state.min_lrs) * shape
+    fields.update(annealing=state.annealing | annealing, anneal_from=anneal_from)
+    phase.update(annealing=annealing, anneal_start=anneal_start,
+                 after_warmup=~in_warmup & ~annealing)
+    return lrs, phase
+
+
+def _payoff(
+    config: GreedyConfig, state: TensorState, fields: dict[str, Tensor], active: Tensor
+) -> Tensor:
+    """Where a pending increase is checked and did not pay off (to undo); the counters."""
+    if config.payoff_patience is None:
+        fields.update(payoff_left=state.payoff_left, penalty=state.penalty)
+        return torch.zeros_like(active)
+    # an increase must pay off: checked payoff_patience observations after it
+    counting = active & (state.payoff_left > 0)
+    payoff_left = torch.where(counting, state.payoff_left - 1, state.payoff_left)
+    check = counting & (payoff_left == 0)
+    undo = check & _worse(config.mode, fields["smoothed"], state.payoff_ref)
     penalty = state.penalty
-    if config.payoff_patience is not None:
-        # an increase must pay off: checked payoff_patience observations after it
-        counting = active & (state.payoff_left > 0)
-        payoff_left = torch.where(counting, state.payoff_left - 1, state.payoff_left)
-        check = counting & (payoff_left == 0)
-        undo = check & _worse(config.mode, smoothed, state.payoff_ref)
-        penalty = torch.where(undo, penalty + 1,
-                              torch.where(check, torch.clamp(penalty - 1, min=0), penalty))
-        active = active & ~undo
-    else:
-        payoff_left = state.payoff_left
-        undo = torch.zeros_like(finite)
+    fields["penalty"] = torch.where(
+        undo, penalty + 1, torch.where(check, torch.clamp(penalty - 1, min=0), penalty))
+    fields["payoff_left"] = payoff_left
+    return undo
+
+
+def _compare(
+    config: GreedyConfig, state: TensorState, fields: dict[str, Tensor], active: Tensor,
+    undo: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """Count the streaks, compare with the reference: where to increase, to decrease."""
+    smoothed = fields["smoothed"]
     holding = active & (state.hold > 0)
     comparing = active & (state.hold <= 0)
-    hold = torch.where(holding, state.hold - 1, state.hold)
-
     if config.noise_threshold:
         # better by more than noise_threshold standard errors of the smoothed loss
         n = 1 if config.smoothing == "none" else config.window
-        margin = config.noise_threshold * torch.sqrt(smoother["noise_var"] / n)
+        margin = config.noise_threshold * torch.sqrt(fields["noise_var"] / n)
         shifted = smoothed + margin if config.mode == "min" else smoothed - margin
         better = _is_better(config, shifted, state.reference, state.threshold)
     else:
@@ -743,7 +341,7 @@ def update(
     num_good = torch.where((comparing & ~better) | holding, zero, num_good)
     num_bad = torch.where((comparing & better) | holding, zero, num_bad)
 
-    up_patience = (state.up_patience + 1) * (penalty + 1) - 1
+    up_patience = (state.up_patience + 1) * (fields["penalty"] + 1) - 1
     ready = comparing & (num_good > up_patience)
     # a worse held-out value blocks increases until it recovers
     do_increase = ready & ~state.eval_block
@@ -751,78 +349,69 @@ def update(
     if config.compare == "recent_best":
         # a new baseline at each decrease decision (a reset below clears it)
         reference = torch.where(do_decrease | undo, smoothed, reference)
-    num_good = torch.where(ready | undo, zero, num_good)
-    num_bad = torch.where(do_decrease | undo, zero, num_bad)
-    nonfinite = ~finite
-    if config.on_nonfinite == "decrease":
-        nonfinite_decrease = nonfinite & after_warmup
-        do_decrease = do_decrease | nonfinite_decrease
-        num_good = torch.where(nonfinite_decrease, zero, num_good)
-        num_bad = torch.where(nonfinite_decrease, zero, num_bad)
+    fields.update(
+        reference=reference,
+        num_good=torch.where(ready | undo, zero, num_good),
+        num_bad=torch.where(do_decrease | undo, zero, num_bad),
+        hold=torch.where(holding, state.hold - 1, state.hold),
+    )
+    return do_increase, do_decrease
 
-    # the change, for the runs that decided one (computed everywhere, applied by mask)
+
+def _change(
+    config: GreedyConfig, state: TensorState, fields: dict[str, Tensor], lrs: Tensor,
+    up: Tensor, down: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """The LRs after the increase (``up``) or decrease (``down``) each run decided, and
+    where it was blocked; computed everywhere, applied by mask."""
     factor = state.factor.unsqueeze(-1)
     eps = state.eps.unsqueeze(-1)
     lowered = torch.maximum(lrs * factor, state.min_lrs)
     raised = torch.minimum(lrs / factor, state.max_lrs)
-    apply_down = (do_decrease | undo).unsqueeze(-1) & (lrs - lowered > eps)
-    apply_up = do_increase.unsqueeze(-1) & (raised - lrs > eps)
+    apply_down = down.unsqueeze(-1) & (lrs - lowered > eps)
+    apply_up = up.unsqueeze(-1) & (raised - lrs > eps)
     changed = torch.where(apply_down, lowered, torch.where(apply_up, raised, lrs))
-    clipped = (do_increase | do_decrease | undo) & ~(apply_down | apply_up).any(-1)
-    floor_hits = torch.where(do_increase, zero, state.floor_hits)
-    payoff_ref = state.payoff_ref
+    clipped = (up | down) & ~(apply_down | apply_up).any(-1)
+    fields["floor_hits"] = torch.where(up, torch.zeros_like(state.floor_hits), state.floor_hits)
+    fields["payoff_ref"] = state.payoff_ref
     if config.payoff_patience is not None:
-        armed = do_increase & apply_up.any(-1)
-        payoff_left = torch.where(armed, config.payoff_patience, payoff_left)
-        payoff_ref = torch.where(armed, smoothed, payoff_ref)
+        armed = up & apply_up.any(-1)
+        fields["payoff_left"] = torch.where(armed, config.payoff_patience, fields["payoff_left"])
+        fields["payoff_ref"] = torch.where(armed, fields["smoothed"], state.payoff_ref)
+    return changed, clipped
 
-    if config.reset_patience is not None:
-        at_floor = (changed <= state.min_lrs).all(-1)
-        floor_hits = torch.where(do_decrease & at_floor, floor_hits + 1, floor_hits)
-        reset = do_decrease & at_floor & (floor_hits >= config.reset_patience)
-        lrs_after = torch.where(reset.unsqueeze(-1), state.base_lrs, changed)
-        reference = torch.where(reset, torch.full_like(reference, _initial_reference(config)),
-                                reference)
-        num_good = torch.where(reset, zero, num_good)
-        num_bad = torch.where(reset, zero, num_bad)
-        floor_hits = torch.where(reset, zero, floor_hits)
-        payoff_left = torch.where(reset, zero, payoff_left)
-        for name in ("window_values", "window_count", "window_pos", "window_sum", "ema",
-                     "ema_count", "noise_var", "noise_count"):
-            current = fields.get(name, getattr(state, name))
-            mask = reset.reshape(reset.shape + (1,) * (current.ndim - reset.ndim))
-            fields[name] = torch.where(mask, torch.zeros_like(current), current)
-    else:
-        reset = torch.zeros_like(do_decrease)
-        lrs_after = changed
-    # armed after a reset too, as the float rule (and transformers) does
-    hold = torch.where(do_increase, state.hold_after_increase,
-                       torch.where(do_decrease | undo, state.cooldown, hold))
-    if start is not None:
-        lrs_after = torch.where(annealing.unsqueeze(-1), annealed, lrs_after)
 
-    # one bit per flag, in the order of the constants (INCREASE = 1 << 0, ...): five
-    # kernels instead of one where() per flag
-    flags = torch.stack([do_increase, do_decrease, clipped,
-                         (do_increase | do_decrease | undo) & (hold > 0), warmup_end, reset,
-                         nonfinite, anneal_start, undo], dim=-1)
-    shifts = torch.arange(flags.shape[-1], device=flags.device)
-    code = (flags.to(_INT) << shifts).sum(-1)
+_STATISTICS = ("window_values", "window_count", "window_pos", "window_sum", "ema",
+               "ema_count", "noise_var", "noise_count")
+
+
+def _reset(
+    config: GreedyConfig, state: TensorState, fields: dict[str, Tensor], changed: Tensor,
+    do_decrease: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """Where a decrease found every group at its floor ``reset_patience`` times: back to
+    the base LRs with fresh statistics. Returns that mask and the LRs after it."""
+    if config.reset_patience is None:
+        return torch.zeros_like(do_decrease), changed
+    zero = torch.zeros_like(state.num_good)
+    at_floor = (changed <= state.min_lrs).all(-1)
+    floor_hits = fields["floor_hits"]
+    floor_hits = torch.where(do_decrease & at_floor, floor_hits + 1, floor_hits)
+    reset = do_decrease & at_floor & (floor_hits >= config.reset_patience)
+    reference = fields["reference"]
     fields.update(
-        lrs=lrs_after, reference=reference, num_good=num_good, num_bad=num_bad, hold=hold,
-        floor_hits=floor_hits, payoff_left=payoff_left, payoff_ref=payoff_ref, penalty=penalty,
+        reference=torch.where(reset, torch.full_like(reference, config.initial_reference),
+                              reference),
+        num_good=torch.where(reset, zero, fields["num_good"]),
+        num_bad=torch.where(reset, zero, fields["num_bad"]),
+        floor_hits=torch.where(reset, zero, floor_hits),
+        payoff_left=torch.where(reset, zero, fields["payoff_left"]),
     )
-    new_state = state._replace(**fields)
-    decision = TensorDecision(
-        lrs=lrs_after,
-        smoothed=smoothed,
-        code=code,
-        reference=torch.where(undo, state.payoff_ref, state.reference),
-        lrs_before=state.lrs,
-        lrs_changed=changed,
-        penalty=penalty,
-    )
-    return new_state, decision
+    for name in _STATISTICS:
+        current = fields.get(name, getattr(state, name))
+        mask = reset.reshape(reset.shape + (1,) * (current.ndim - reset.ndim))
+        fields[name] = torch.where(mask, torch.zeros_like(current), current)
+    return reset, torch.where(reset.unsqueeze(-1), state.base_lrs, changed)
 
 
 def observe_eval(
@@ -833,14 +422,7 @@ def observe_eval(
     The decision's ``code`` holds :data:`EVAL_DECREASE` (with :data:`CLIPPED` when no
     group could go lower) and its ``reference`` the best held-out value before this one.
     """
-    dtype, device = state.lrs.dtype, state.lrs.device
-    batch = state.step.shape
-    if isinstance(value, Tensor):
-        x = value.detach().to(device=device, dtype=dtype)
-        if x.shape != batch:
-            x = x.reshape(batch) if x.numel() == math.prod(batch) else x.expand(batch)
-    else:
-        x = torch.full(batch, float(value), dtype=dtype, device=device)
+    x = _observed(state, value)
     if config.eval_patience is None:
         seen = torch.zeros_like(state.annealing)
     else:
@@ -950,141 +532,3 @@ def compile_step(backend: str = "inductor") -> Any:
         {"emulate_precision_casts": True} if backend == "inductor" else None)
     return torch.compile(step_, backend=backend, fullgraph=True, dynamic=False,
                          options=options)
-
-
-def _fmt(values: Sequence[float]) -> str:
-    return ", ".join(f"{v:.4g}" for v in values)
-
-
-def decode_events(
-    config: GreedyConfig,
-    *,
-    step: int,
-    code: int,
-    loss: float,
-    smoothed: float,
-    reference: float,
-    lrs_before: Sequence[float],
-    lrs_changed: Sequence[float],
-    lrs_after: Sequence[float],
-    min_lrs: Sequence[float],
-    max_lrs: Sequence[float],
-    patience: int | None = None,
-    up_patience: int | None = None,
-    cooldown: int | None = None,
-    hold_after_increase: int | None = None,
-    penalty: int = 0,
-) -> list[Event]:
-    """The float rule's events for one step, rebuilt from a recorded decision (host side).
-
-    Same kinds, order, values and reason strings as :func:`greedylr.rule.update`.
-    The per-run knobs default to the config's.
-
-    Args:
-        config: the configuration.
-        step: the step number (the state's ``step`` after the update).
-        code: ``TensorDecision.code`` of this step.
-        loss: the observed loss.
-        smoothed: ``TensorDecision.smoothed`` (NaN means none yet).
-        reference: ``TensorDecision.reference``.
-        lrs_before: ``TensorDecision.lrs_before``.
-        lrs_changed: ``TensorDecision.lrs_changed``.
-        lrs_after: ``TensorDecision.lrs``.
-        min_lrs: the lower bounds.
-        max_lrs: the upper bounds.
-        patience: the run's patience.
-        up_patience: the run's increase patience.
-        cooldown: the run's cooldown.
-        hold_after_increase: the run's hold after an increase.
-        penalty: ``TensorDecision.penalty`` (the streak an increase needs grows with it).
-
-    Returns:
-        The events, possibly none.
-    """
-    if not code:
-        return []
-    patience = config.patience if patience is None else patience
-    up_patience = config.up_patience if up_patience is None else up_patience
-    cooldown = config.cooldown if cooldown is None else cooldown
-    hold_after_increase = (config.hold_after_increase if hold_after_increase is None
-                           else hold_after_increase)
-    sm = None if math.isnan(smoothed) else smoothed
-    before, changed, after = tuple(lrs_before), tuple(lrs_changed), tuple(lrs_after)
-    events: list[Event] = []
-    if code & WARMUP_END:
-        events.append(Event(
-            step, "warmup_end", f"warmup ramp of {config.warmup} steps ended at step {step}; "
-            f"lr {_fmt(after)}", loss, sm, None, after, after))
-    ref: float | None = reference
-    if code & NONFINITE:
-        ref = None
-        events.append(Event(step, "nonfinite", f"non-finite loss {loss!r} at step {step}: "
-                            "not fed to the statistics", loss, sm, None, before, before))
-    if code & ANNEAL:
-        events.append(Event(
-            step, "anneal", f"final cooldown from step {step}: the last "
-            f"{config.anneal_steps} of {config.total_steps} steps anneal ({config.anneal_shape}) "
-            f"from lr {_fmt(before)} towards the lower bound {_fmt(min_lrs)}",
-            loss, sm, None, before, before))
-    if code & EVAL_DECREASE:
-        why = (f"held-out value {loss:.4g} is not better than the best {reference:.4g} "
-               f"({(config.eval_patience or 0) + 1} time(s) in a row)")
-        if code & CLIPPED:
-            events.append(Event(
-                step, "clipped", f"eval_decrease blocked at step {step}: {why}, but every "
-                f"group is at its lower bound ({_fmt(min_lrs)})", loss, sm, reference,
-                before, after))
-        else:
-            at_bound = [i for i, (old, new) in enumerate(zip(before, after, strict=True))
-                        if old != new and new == min_lrs[i]]
-            clip = f"; group(s) {at_bound} reached the lower bound" if at_bound else ""
-            events.append(Event(
-                step, "eval_decrease", f"eval_decrease at step {step}: {why}; lr "
-                f"{_fmt(before)} -> {_fmt(after)}{clip}", loss, sm, reference, before, after))
-        return events
-    up_patience = (up_patience + 1) * (penalty + 1) - 1
-    if code & (INCREASE | DECREASE | UNDO):
-        versus = COMPARE_NAMES[config.compare]
-        if code & NONFINITE:
-            why = "non-finite loss"
-        elif code & UNDO:
-            why = (f"smoothed loss {sm:.4g} is worse than {reference:.4g} "
-                   f"at the increase {config.payoff_patience} steps ago; the next "
-                   f"increase needs {up_patience + 1} improving steps")
-        elif code & INCREASE:
-            why = (f"{up_patience + 1} improving steps > patience {up_patience}; "
-                   f"smoothed loss {sm:.4g} vs {versus} {reference:.4g}")
-        else:
-            why = (f"{patience + 1} non-improving steps > patience {patience}; "
-                   f"smoothed loss {sm:.4g} vs {versus} {reference:.4g}")
-        direction: Literal["increase", "decrease", "undo"]
-        if code & INCREASE:
-            direction, bound, bounds = "increase", "upper", tuple(max_lrs)
-            hold, hold_name = hold_after_increase, "hold after increase"
-        else:
-            direction, bound, bounds = "decrease", "lower", tuple(min_lrs)
-            hold, hold_name = cooldown, "cooldown"
-        if code & UNDO:
-            direction = "undo"
-        if code & CLIPPED:
-            events.append(Event(
-                step, "clipped", f"{direction} blocked at step {step}: {why}, but every "
-                f"group is at its {bound} bound ({_fmt(bounds)})",
-                loss, sm, ref, before, changed))
-        else:
-            at_bound = [i for i, (old, new) in enumerate(zip(before, changed, strict=True))
-                        if old != new and new == bounds[i]]
-            clip = f"; group(s) {at_bound} reached the {bound} bound" if at_bound else ""
-            events.append(Event(
-                step, direction, f"{direction} at step {step}: {why}; "
-                f"lr {_fmt(before)} -> {_fmt(changed)}{clip}", loss, sm, ref, before, changed))
-        if code & RESET:
-            events.append(Event(
-                step, "reset", f"reset at step {step}: {config.reset_patience} "
-                f"decrease(s) found every group at its lower bound; lr back to "
-                f"{_fmt(after)}, statistics cleared", loss, sm, ref, changed, after))
-        if code & HOLD:
-            events.append(Event(
-                step, "hold", f"{hold_name}: the next {hold} observations are not counted",
-                loss, sm, ref, after, after))
-    return events

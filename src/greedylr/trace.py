@@ -82,6 +82,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from greedylr._extras import requires_extra
+from greedylr.events import describe, format_lrs, tag_changes
 from greedylr.rule import EVENT_BITS, Event
 
 __all__ = [
@@ -125,10 +126,6 @@ def _flush_at_exit() -> None:
                 sink.close()
         except Exception:  # one broken sink must not stop the others
             logger.exception("greedylr: flushing a trace at exit failed")
-
-
-def _kinds_of(code: int) -> list[str]:
-    return [kind for kind, bit in EVENT_BITS.items() if code & bit]
 
 
 def _is_tensor(value: Any) -> bool:
@@ -203,31 +200,18 @@ def decode_events(rows: Rows) -> list[Event]:
     """
     events: list[Event] = []
     for i in np.flatnonzero(rows.code):
-        step = int(rows.step[i])
-        loss = float(rows.loss[i])
-        smoothed = None if math.isnan(rows.smoothed[i]) else float(rows.smoothed[i])
-        before = tuple(float(v) for v in rows.lrs_before[i])
-        after = tuple(float(v) for v in rows.lrs[i])
-        lrs = f"lr {_fmt(before)} -> {_fmt(after)}"
-        kinds = _kinds_of(int(rows.code[i]))
-        if "clipped" in kinds:  # a blocked change is one "clipped" event, as in the rule
-            kinds = [k for k in kinds if k not in ("increase", "decrease")]
-        for kind in kinds:
-            reason = {
-                "increase": f"increase at step {step}: the smoothed loss kept improving; {lrs}",
-                "decrease": f"decrease at step {step}: the smoothed loss stopped improving; {lrs}",
-                "clipped": f"change blocked at step {step}: the LR is at its bound ({_fmt(after)})",
-                "hold": f"hold from step {step}: the next observations are not counted",
-                "warmup_end": f"warmup ramp ended at step {step}; lr {_fmt(after)}",
-                "reset": f"reset at step {step}: stuck at the lower bound; {lrs}",
-                "nonfinite": f"non-finite loss {loss!r} at step {step}: not fed to the statistics",
-            }[kind]
-            events.append(Event(step, kind, reason, loss, smoothed, None, before, after))  # type: ignore[arg-type]
+        after = [float(v) for v in rows.lrs[i]]
+        events += describe(
+            None, step=int(rows.step[i]), code=int(rows.code[i]), loss=float(rows.loss[i]),
+            smoothed=float(rows.smoothed[i]), reference=None,
+            lrs_before=[float(v) for v in rows.lrs_before[i]], lrs_changed=after,
+            lrs_after=after,
+        )
     return events
 
 
 def _fmt(values: Sequence[float]) -> str:
-    return ", ".join(f"{v:.4g}" for v in values)
+    return format_lrs(values)
 
 
 # ---------------------------------------------------------------------------------------
@@ -1474,15 +1458,7 @@ def _check_int(name: str, value: Any, low: int) -> None:
 
 def _tag_changes(tags: list[str | None]) -> list[tuple[int, str, str]]:
     """(index, old, new) wherever a tag differs from the last logged one."""
-    changes = []
-    last: str | None = None
-    for i, tag in enumerate(tags):
-        if tag is None:
-            continue
-        if last is not None and tag != last:
-            changes.append((i, last, tag))
-        last = tag
-    return changes
+    return tag_changes(tags)
 
 
 def diagnose(

@@ -7,32 +7,11 @@
 runs inside ``jax.jit``, ``lax.scan``, ``optax.chain``, ``optax.MultiSteps``,
 ``jax.pmap`` and ``jax.shard_map``.
 
-It **scales the updates** of the transformations before it, as ``reduce_on_plateau``
-does: the rule tracks one learning rate ``lr``, which starts at ``learning_rate``, and
-the updates are multiplied by ``scale = lr / learning_rate``. Pass the learning rate of
-the optimizer you chain it after, and every LR knob of :class:`~greedylr.GreedyConfig`
-(``min_lr``, ``max_lr``, ``state.lr``) reads in LR units; leave the default
-``learning_rate=1.0`` and they all read as multipliers of that optimizer's LR.
-
-Order of events, as in the torch scheduler: the update of step ``t`` is scaled by the LR
-the rule gave after the losses of steps ``1 .. t-1``, and the loss of step ``t`` decides
-the LR of step ``t + 1``. So a JAX run and a torch run that see the same losses apply
-the same LRs, and ``warmup_start_factor`` is the LR of the very first step. After an
-update, ``state.lr`` and ``state.scale`` are the values for the *next* step.
-
-Numerics. In float64 (``jax.enable_x64``) the state follows the Python-float rule to
-within a few units in the last place, not bit for bit: XLA contracts ``a * b + c``
-into one fused multiply-add (EMA, warmup ramp) and rewrites a division by a constant
-as a multiplication by its reciprocal (``lr / factor``), and both can change the last
-bit. The EMA bias correction ``1 - beta**n``, where XLA's ``pow`` and C's differ most,
-is looked up in a table of the values Python computes. The discrete trajectory
-(every increase, decrease, reset and hold) is the rule's unless a comparison is
-decided by less than those few ulps. In float32 (JAX's default) every quantity is
-rounded to float32, so a comparison that the float64 rule decides by less than about
-``1e-7`` relative may go the other way.
-
-Not supported: ``on_nonfinite="raise"`` (raising needs a host read of every loss; use
-``"skip"`` or ``"decrease"`` and watch the ``nonfinite`` flag in ``state.events``).
+It scales the updates of the transformations before it by ``lr / learning_rate``, as
+``reduce_on_plateau`` does. The port copies the rule's arithmetic only; the events'
+bits and names come from :mod:`greedylr.events`. What it scales, in which order the
+loss and the LR meet, and how close it stays to the float rule: the optax guide
+(``docs/frameworks/optax.md``).
 
 Examples:
     >>> import jax, jax.numpy as jnp, optax
@@ -58,7 +37,20 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from greedylr._extras import requires_extra
-from greedylr.rule import EVENT_BITS, GreedyConfig
+from greedylr.events import (
+    ANNEAL,
+    CLIPPED,
+    DECREASE,
+    EVAL_DECREASE,
+    HOLD,
+    INCREASE,
+    NONFINITE,
+    RESET,
+    UNDO,
+    WARMUP_END,
+    kinds_of,
+)
+from greedylr.rule import GreedyConfig
 
 with requires_extra("jax", "greedylr.integrations.optax"):
     import jax
@@ -83,20 +75,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("greedylr")
-
-# Bit flags of GreedyLRState.events (greedylr.rule.EVENT_BITS, as the tensor rule). INCREASE
-# and DECREASE say which change was attempted; CLIPPED says that it changed nothing
-# (the float rule's "clipped" event).
-INCREASE = EVENT_BITS["increase"]
-DECREASE = EVENT_BITS["decrease"]
-CLIPPED = EVENT_BITS["clipped"]
-HOLD = EVENT_BITS["hold"]
-WARMUP_END = EVENT_BITS["warmup_end"]
-RESET = EVENT_BITS["reset"]
-NONFINITE = EVENT_BITS["nonfinite"]
-ANNEAL = EVENT_BITS["anneal"]
-UNDO = EVENT_BITS["undo"]
-EVAL_DECREASE = EVENT_BITS["eval_decrease"]
 
 # Longest EMA bias-correction table: 64k entries cover spans up to about 3,600 exactly
 # in float64; beyond its end the correction falls back to XLA's pow.
@@ -209,10 +187,11 @@ class _Knobs(NamedTuple):
     eval_factor: Any
     eval_patience: Any
     eval_maximize: Any
+    initial_reference: Any  # +inf (min) or -inf (max): GreedyConfig.initial_reference
 
 
 _FLOAT_KNOBS = ("factor", "threshold", "eps", "base_lr", "min_lr", "max_lr", "warmup_start",
-                "noise_threshold", "noise_n", "eval_factor")
+                "noise_threshold", "noise_n", "eval_factor", "initial_reference")
 _INT_KNOBS = (
     "payoff_patience",
     "eval_patience",
@@ -282,6 +261,7 @@ def _resolve(config: GreedyConfig, learning_rate: float) -> tuple[_Static, _Knob
         eval_factor=float(config.eval_factor),
         eval_patience=-1 if config.eval_patience is None else config.eval_patience,
         eval_maximize=config.eval_mode == "max",
+        initial_reference=config.initial_reference,
     )
     return static, knobs
 
@@ -298,10 +278,6 @@ def _as_arrays(knobs: _Knobs, dtype: Any) -> _Knobs:
     return _Knobs(*(convert(name, value) for name, value in pairs))
 
 
-def _initial_reference(k: _Knobs, dtype: Any) -> jax.Array:
-    return jnp.where(k.maximize, -jnp.inf, jnp.inf).astype(dtype)
-
-
 def _init(static: _Static, knobs: _Knobs, dtype: Any) -> GreedyLRState:
     k = _as_arrays(knobs, dtype)
     # the ramp at step 0 is base * start, as rule.init sets it
@@ -312,7 +288,7 @@ def _init(static: _Static, knobs: _Knobs, dtype: Any) -> GreedyLRState:
         lr=lr,
         scale=lr / k.base_lr,
         step=zero,
-        reference=_initial_reference(k, dtype),
+        reference=k.initial_reference,
         num_good=zero,
         num_bad=zero,
         hold=zero,
@@ -407,98 +383,38 @@ def _observe(
     fed = jnp.where(finite, value, 0.0)
     smoother, fed_smoothed = _smooth(static, state, fed, finite)
     smoother.update(_noise(static, k, state, fed, finite))
-    smoothed = jnp.where(finite, fed_smoothed, state.smoothed)
-
-    progress = jnp.minimum(step, k.warmup).astype(dtype) / jnp.maximum(k.warmup, 1).astype(dtype)
-    ramp = k.base_lr * (k.warmup_start + (1.0 - k.warmup_start) * progress)
-
-    # The final cooldown: from its first observation the LR follows the shape only.
-    if static.anneal_table:
-        annealing = ~in_warmup & (step >= static.anneal_start)
-        anneal_start = annealing & ~state.annealing
-        anneal_from = jnp.where(anneal_start, state.lr, state.anneal_from)
-        table = jnp.asarray(static.anneal_table, dtype)
-        at = jnp.clip(step - static.anneal_start, 0, table.shape[0] - 1)
-        annealed = k.min_lr + (anneal_from - k.min_lr) * table[at]
-    else:
-        annealing = anneal_start = jnp.zeros_like(finite)
-        anneal_from, annealed = state.anneal_from, state.lr
+    new = {"step": step, "smoothed": jnp.where(finite, fed_smoothed, state.smoothed)}
+    annealing, anneal_start, annealed = _final_cooldown(static, k, state, new, in_warmup)
     after_warmup = ~in_warmup & ~annealing
 
     # After warmup a finite value is either counted or, during a hold, ignored; first,
     # a pending increase may be undone (payoff_patience).
-    active = finite & after_warmup
-    counting = active & (state.payoff_left > 0) & (k.payoff_patience > 0)
-    payoff_left = jnp.where(counting, state.payoff_left - 1, state.payoff_left)
-    check = counting & (payoff_left == 0)
-    worse = jnp.where(k.maximize, smoothed < state.payoff_ref, smoothed > state.payoff_ref)
-    undo = check & worse
-    penalty = jnp.where(undo, state.penalty + 1,
-                        jnp.where(check, jnp.maximum(state.penalty - 1, 0), state.penalty))
-    active = active & ~undo
-    holding = active & (state.hold > 0)
-    comparing = active & (state.hold <= 0)
-    # noise_threshold: better by more than that many standard errors of the smoothed loss
-    margin = k.noise_threshold * jnp.sqrt(smoother["noise_var"] / k.noise_n)
-    shifted = jnp.where(k.maximize, smoothed - margin, smoothed + margin)
-    better = _is_better(k, jnp.where(k.noise_threshold > 0, shifted, smoothed), state.reference)
-    reference = jnp.where(comparing & (better | k.compare_previous), smoothed, state.reference)
-    num_good = jnp.where(comparing, jnp.where(better, state.num_good + 1, 0), state.num_good)
-    num_bad = jnp.where(comparing, jnp.where(better, 0, state.num_bad + 1), state.num_bad)
-    num_good = jnp.where(holding, 0, num_good)
-    num_bad = jnp.where(holding, 0, num_bad)
-    hold = jnp.where(holding, state.hold - 1, state.hold)
-
+    undo = _payoff(k, state, new, finite & after_warmup)
     # A non-finite value after warmup may decrease at once, even during a hold.
     nonfinite_decrease = ~finite & after_warmup & k.decrease_on_nonfinite
-    up_patience = (k.up_patience + 1) * (penalty + 1) - 1
-    ready = comparing & (num_good > up_patience)
-    up = ready & ~state.eval_block  # a worse held-out value blocks increases
-    decided_down = comparing & ~ready & (num_bad > k.patience)
-    # recent_best: a new baseline at each decrease decision (a reset below clears it)
-    reference = jnp.where((decided_down | undo) & k.compare_recent_best, smoothed, reference)
-    down = decided_down | nonfinite_decrease
-    num_good = jnp.where(ready | nonfinite_decrease | undo, 0, num_good)
-    num_bad = jnp.where(down | undo, 0, num_bad)
+    up, down = _compare(k, state, new, finite & after_warmup & ~undo, undo,
+                        smoother["noise_var"], nonfinite_decrease)
+    changed, clipped = _change(k, state, new, up, down | undo)
+    reset = _reset(k, state, new, up, down, changed)
 
-    lr = state.lr
-    lowered = jnp.maximum(lr * k.factor, k.min_lr)
-    raised = jnp.minimum(lr / k.factor, k.max_lr)
-    lowered_ok = lr - lowered > k.eps
-    raised_ok = raised - lr > k.eps
-    changed = jnp.where((down | undo) & lowered_ok, lowered,
-                        jnp.where(up & raised_ok, raised, lr))
-    armed = up & raised_ok & (k.payoff_patience > 0)
-    payoff_left = jnp.where(armed, k.payoff_patience, payoff_left)
-    payoff_ref = jnp.where(armed, smoothed, state.payoff_ref)
-
-    floor_hits = jnp.where(up, 0, state.floor_hits)
-    at_floor = down & (k.reset_patience > 0) & (changed <= k.min_lr)
-    floor_hits = jnp.where(at_floor, floor_hits + 1, floor_hits)
-    reset = at_floor & (floor_hits >= k.reset_patience)
-
-    # A reset restores the base LR and clears every statistic; the hold below is
-    # armed after it too, as in the rule.
+    progress = jnp.minimum(step, k.warmup).astype(dtype) / jnp.maximum(k.warmup, 1).astype(dtype)
+    ramp = k.base_lr * (k.warmup_start + (1.0 - k.warmup_start) * progress)
     lr = jnp.where(in_warmup, ramp, jnp.where(annealing, annealed,
                                               jnp.where(reset, k.base_lr, changed)))
-    payoff_left = jnp.where(reset, 0, payoff_left)
-    reference = jnp.where(reset, _initial_reference(k, dtype), reference)
-    num_good = jnp.where(reset, 0, num_good)
-    num_bad = jnp.where(reset, 0, num_bad)
-    floor_hits = jnp.where(reset, 0, floor_hits)
-    hold = jnp.where(down | undo, k.cooldown, jnp.where(up, k.hold_after_increase, hold))
-    # The window's entries need no clearing: with its count back at 0, each slot is
-    # written again before it is read.
+    # the hold is armed after a reset too, as in the rule
+    new["hold"] = jnp.where(down | undo, k.cooldown,
+                            jnp.where(up, k.hold_after_increase, new["hold"]))
+    # A reset clears every statistic. The window's entries need no clearing: with its
+    # count back at 0, each slot is written again before it is read.
     cleared = _init(static, knobs, dtype)
     smoother = {
-        name: new if name == "window_values" else jnp.where(reset, getattr(cleared, name), new)
-        for name, new in smoother.items()
+        name: kept if name == "window_values" else jnp.where(reset, getattr(cleared, name), kept)
+        for name, kept in smoother.items()
     }
-
     events = (
         _flag(up, INCREASE)
         | _flag(down, DECREASE)
-        | _flag((up & ~raised_ok) | ((down | undo) & ~lowered_ok), CLIPPED)
+        | _flag(clipped, CLIPPED)
         | _flag((up & (k.hold_after_increase > 0)) | ((down | undo) & (k.cooldown > 0)), HOLD)
         | _flag(finite & (step == k.warmup), WARMUP_END)
         | _flag(reset, RESET)
@@ -506,24 +422,111 @@ def _observe(
         | _flag(anneal_start, ANNEAL)
         | _flag(undo, UNDO)
     )
-    return state._replace(
-        lr=lr,
-        scale=lr / k.base_lr,
-        step=step,
+    return state._replace(lr=lr, scale=lr / k.base_lr, events=events, **new, **smoother)
+
+
+def _final_cooldown(
+    static: _Static, k: _Knobs, state: GreedyLRState, new: dict, in_warmup: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Where the final cooldown runs, where it starts, and its LR: from its first
+    observation the LR follows the shape only."""
+    if not static.anneal_table:
+        off = jnp.zeros_like(in_warmup)
+        new.update(annealing=state.annealing, anneal_from=state.anneal_from)
+        return off, off, state.lr
+    step = new["step"]
+    annealing = ~in_warmup & (step >= static.anneal_start)
+    anneal_start = annealing & ~state.annealing
+    anneal_from = jnp.where(anneal_start, state.lr, state.anneal_from)
+    table = jnp.asarray(static.anneal_table, state.lr.dtype)
+    at = jnp.clip(step - static.anneal_start, 0, table.shape[0] - 1)
+    new.update(annealing=state.annealing | annealing, anneal_from=anneal_from)
+    return annealing, anneal_start, k.min_lr + (anneal_from - k.min_lr) * table[at]
+
+
+def _payoff(k: _Knobs, state: GreedyLRState, new: dict, active: jax.Array) -> jax.Array:
+    """Where a pending increase is checked and did not pay off (to undo); the counters."""
+    smoothed = new["smoothed"]
+    counting = active & (state.payoff_left > 0) & (k.payoff_patience > 0)
+    payoff_left = jnp.where(counting, state.payoff_left - 1, state.payoff_left)
+    check = counting & (payoff_left == 0)
+    worse = jnp.where(k.maximize, smoothed < state.payoff_ref, smoothed > state.payoff_ref)
+    undo = check & worse
+    new["penalty"] = jnp.where(undo, state.penalty + 1,
+                               jnp.where(check, jnp.maximum(state.penalty - 1, 0), state.penalty))
+    new["payoff_left"] = payoff_left
+    return undo
+
+
+def _compare(
+    k: _Knobs, state: GreedyLRState, new: dict, active: jax.Array, undo: jax.Array,
+    noise_var: jax.Array, nonfinite_decrease: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+    """Count the streaks, compare with the reference: where to increase, to decrease."""
+    smoothed = new["smoothed"]
+    holding = active & (state.hold > 0)
+    comparing = active & (state.hold <= 0)
+    # noise_threshold: better by more than that many standard errors of the smoothed loss
+    margin = k.noise_threshold * jnp.sqrt(noise_var / k.noise_n)
+    shifted = jnp.where(k.maximize, smoothed - margin, smoothed + margin)
+    better = _is_better(k, jnp.where(k.noise_threshold > 0, shifted, smoothed), state.reference)
+    reference = jnp.where(comparing & (better | k.compare_previous), smoothed, state.reference)
+    num_good = jnp.where(comparing, jnp.where(better, state.num_good + 1, 0), state.num_good)
+    num_bad = jnp.where(comparing, jnp.where(better, 0, state.num_bad + 1), state.num_bad)
+    num_good = jnp.where(holding, 0, num_good)
+    num_bad = jnp.where(holding, 0, num_bad)
+
+    up_patience = (k.up_patience + 1) * (new["penalty"] + 1) - 1
+    ready = comparing & (num_good > up_patience)
+    up = ready & ~state.eval_block  # a worse held-out value blocks increases
+    decided_down = comparing & ~ready & (num_bad > k.patience)
+    # recent_best: a new baseline at each decrease decision (a reset clears it)
+    reference = jnp.where((decided_down | undo) & k.compare_recent_best, smoothed, reference)
+    down = decided_down | nonfinite_decrease
+    new.update(
         reference=reference,
-        num_good=num_good,
-        num_bad=num_bad,
-        hold=hold,
-        floor_hits=floor_hits,
-        smoothed=smoothed,
-        events=events,
-        annealing=state.annealing | annealing,
-        anneal_from=anneal_from,
-        payoff_left=payoff_left,
-        payoff_ref=payoff_ref,
-        penalty=penalty,
-        **smoother,
+        num_good=jnp.where(ready | nonfinite_decrease | undo, 0, num_good),
+        num_bad=jnp.where(down | undo, 0, num_bad),
+        hold=jnp.where(holding, state.hold - 1, state.hold),
     )
+    return up, down
+
+
+def _change(
+    k: _Knobs, state: GreedyLRState, new: dict, up: jax.Array, down: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """The LR after the increase (``up``) or decrease (``down``, an undo included), and
+    where it was blocked at a bound; a changed increase arms the pay-off check."""
+    lr = state.lr
+    lowered = jnp.maximum(lr * k.factor, k.min_lr)
+    raised = jnp.minimum(lr / k.factor, k.max_lr)
+    lowered_ok = lr - lowered > k.eps
+    raised_ok = raised - lr > k.eps
+    changed = jnp.where(down & lowered_ok, lowered, jnp.where(up & raised_ok, raised, lr))
+    armed = up & raised_ok & (k.payoff_patience > 0)
+    new["payoff_left"] = jnp.where(armed, k.payoff_patience, new["payoff_left"])
+    new["payoff_ref"] = jnp.where(armed, new["smoothed"], state.payoff_ref)
+    return changed, (up & ~raised_ok) | (down & ~lowered_ok)
+
+
+def _reset(
+    k: _Knobs, state: GreedyLRState, new: dict, up: jax.Array, down: jax.Array,
+    changed: jax.Array,
+) -> jax.Array:
+    """Where a decrease found the LR at its floor ``reset_patience`` times (the counters
+    and the reference start again there)."""
+    floor_hits = jnp.where(up, 0, state.floor_hits)
+    at_floor = down & (k.reset_patience > 0) & (changed <= k.min_lr)
+    floor_hits = jnp.where(at_floor, floor_hits + 1, floor_hits)
+    reset = at_floor & (floor_hits >= k.reset_patience)
+    new.update(
+        floor_hits=jnp.where(reset, 0, floor_hits),
+        payoff_left=jnp.where(reset, 0, new["payoff_left"]),
+        reference=jnp.where(reset, k.initial_reference, new["reference"]),
+        num_good=jnp.where(reset, 0, new["num_good"]),
+        num_bad=jnp.where(reset, 0, new["num_bad"]),
+    )
+    return reset
 
 
 def _observe_eval(knobs: _Knobs, state: GreedyLRState, value: jax.Array) -> GreedyLRState:
@@ -578,35 +581,14 @@ def event_kinds(events: int) -> tuple[str, ...]:
 
     Returns:
         The kinds of the :class:`greedylr.rule.Event` objects that
-        :func:`greedylr.rule.update` returned for the same observation.
+        :func:`greedylr.rule.update` (after :func:`greedylr.rule.observe_eval`, for an
+        ``eval_value``) returned for the same observation.
 
     Examples:
         >>> event_kinds(NONFINITE | DECREASE | HOLD)
         ('nonfinite', 'decrease', 'hold')
     """
-    kinds = []
-    if events & WARMUP_END:
-        kinds.append("warmup_end")
-    if events & NONFINITE:
-        kinds.append("nonfinite")
-    if events & ANNEAL:
-        kinds.append("anneal")
-    if events & (INCREASE | DECREASE | UNDO | EVAL_DECREASE):
-        if events & CLIPPED:
-            kinds.append("clipped")
-        elif events & INCREASE:
-            kinds.append("increase")
-        elif events & UNDO:
-            kinds.append("undo")
-        elif events & EVAL_DECREASE:
-            kinds.append("eval_decrease")
-        else:
-            kinds.append("decrease")
-    if events & RESET:
-        kinds.append("reset")
-    if events & HOLD:
-        kinds.append("hold")
-    return tuple(kinds)
+    return kinds_of(events)
 
 
 def greedy_lr(

@@ -1,0 +1,349 @@
+"""The rule's knobs: :class:`GreedyConfig`, validated at construction. Standard library only.
+
+Kept apart from :mod:`greedylr.rule` (the state and the update) because every adapter
+and study builds a config without running the rule; :mod:`greedylr.rule` re-exports
+everything here. What each knob does and why it exists: the rule guide
+(``docs/guides/rule.md``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+__all__ = ["ANNEAL_SHAPES", "KNOBS_OFF", "Bound", "GreedyConfig"]
+
+Bound = float | Sequence[float] | None
+
+#: The 0.2 knobs switched off: the 0.1 rule (a checkpoint of 0.1 ran with these).
+KNOBS_OFF: dict[str, Any] = {
+    "total_steps": None,
+    "anneal_fraction": 0.0,
+    "noise_threshold": 0.0,
+    "payoff_patience": None,
+    "eval_patience": None,
+}
+
+#: The final cooldown's shapes: the multiplier of ``lr_at_start - floor`` at progress p.
+ANNEAL_SHAPES = ("linear", "cosine", "1-sqrt")
+
+
+def _anneal_shape(shape: str, p: float) -> float:
+    if shape == "linear":
+        return 1.0 - p
+    if shape == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * p))
+    return 1.0 - math.sqrt(p)
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar or 0-d tensor as the Python number it holds; a 1-d array as a list.
+
+    So that ``factor=np.float32(0.5)`` is the number 0.5 (and is validated as one), and
+    the config holds plain values that a ``weights_only`` checkpoint can load.
+    """
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    ndim = getattr(value, "ndim", None)
+    if ndim == 0 and hasattr(value, "item"):
+        return value.item()
+    if ndim == 1 and hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _per_group(value: Bound, n: int, name: str) -> list[float] | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return [float(value)] * n
+    values = [float(v) for v in value]
+    if len(values) != n:
+        raise ValueError(f"{name} has {len(values)} values for {n} parameter groups")
+    return values
+
+
+@dataclass(frozen=True)
+class GreedyConfig:
+    """Every knob of the rule, validated at construction.
+
+    Args:
+        factor: F in (0, 1). Improvement divides the LR by F, worsening multiplies it by F.
+        patience: non-improving observations tolerated before a decrease (acts on the
+            ``patience + 1``-th, as torch's ``ReduceLROnPlateau``).
+        increase_patience: the same for increases; ``None`` means ``patience``.
+        compare: ``"recent_best"`` (default) compares with the best smoothed value since
+            the last decrease decision, so that a disturbance cannot leave the run
+            chasing a best it can no longer reach; ``"best"`` with the best so far
+            (transformers, torch: after a loss spike it keeps cutting the LR until the
+            pre-spike best is beaten); ``"previous"`` with the previous smoothed value
+            (paper, Algorithm 1).
+        threshold: how much better counts as better; see ``threshold_mode``.
+        threshold_mode: ``"rel"``: better than ``ref * (1 - threshold)`` (min mode);
+            ``"abs"``: better than ``ref - threshold``.
+        mode: ``"min"`` for a loss, ``"max"`` for a reward or an accuracy.
+        smoothing: ``"ema"`` (default: exponential moving average of span ``window``,
+            bias-corrected, so the first values are not pulled towards 0), ``"window"``
+            (mean of the last ``window`` values, O(1) per step; transformers' and the
+            paper's smoothing) or ``"none"``. The EMA won the defaults study
+            (``results/defaults/DECISION.md``): it weighs the recent steps most and so
+            reacts sooner than a window mean of the same span.
+        window: the EMA span, or the window of the window mean, in observations.
+        warmup: steps of a linear LR ramp from ``warmup_start_factor * base_lr`` to the
+            base LR. Observations during the ramp feed the smoother only.
+        warmup_start_factor: where the ramp starts, as a fraction of the base LR.
+        cooldown: observations ignored after a decrease (no counting, no comparison).
+        hold_after_increase: observations ignored after an increase (transformers
+            calls this ``warmup``; it is a hold, not a ramp).
+        min_lr: absolute lower bound, one value or one per group.
+        min_lr_ratio: lower bound relative to each group's base LR (used when
+            ``min_lr`` is None; ``None`` means no lower bound).
+        max_lr: absolute upper bound, one value or one per group.
+        max_lr_ratio: upper bound relative to each group's base LR (used when
+            ``max_lr`` is None; ``None`` means no upper bound).
+        reset_patience: after this many decreases that find every group at its lower
+            bound, go back to the base LRs with fresh statistics. ``None`` disables it.
+        eps: a change smaller than this is not applied (torch's ``eps``).
+        on_nonfinite: a NaN or infinite loss is never fed to the statistics.
+            ``"skip"`` ignores it, ``"decrease"`` decreases the LR at once (and starts
+            the cooldown), ``"raise"`` raises ``FloatingPointError``.
+        check_bounds: raise if a base LR lies outside its bounds.
+        total_steps: the run's length in observations, when known (the HF Trainer's
+            ``max_steps``, Lightning's ``estimated_stepping_batches``); only the final
+            cooldown uses it. ``None``: unknown, the rule is anytime.
+        anneal_fraction: the final fraction of ``total_steps`` that anneals, in [0, 1]
+            (0: never). The cooldown starts at observation
+            ``total_steps - int(anneal_fraction * total_steps)``; from there the rule
+            stops deciding and the LR goes from where it stands to its lower bound.
+        anneal_shape: ``"1-sqrt"`` (Hägele et al. 2024, arXiv 2405.18392), ``"linear"``
+            or ``"cosine"``.
+        noise_threshold: k >= 0: an observation counts as better only if the smoothed
+            loss beats the reference by more than k standard errors of the smoothed
+            loss, estimated as ``sqrt(v / n)`` where v is an EMA (span ``window``) of the
+            squared one-step prediction error ``loss - previous smoothed`` and n is
+            ``window`` (1 without smoothing). 0: off (0.1 behaviour).
+        payoff_patience: after an increase that changed the LR, the observation at which
+            the smoothed loss must be no worse than when the increase was made; if it
+            is worse, the increase is undone (the LR times ``factor``, cooldown armed)
+            and every later increase needs ``penalty + 1`` times the improving streak
+            (a paid-off increase takes one penalty back). ``None``: off.
+        eval_mode: direction of the held-out value given to :func:`greedylr.rule.observe_eval`.
+        eval_factor: what a worsening held-out value multiplies the LR by, in (0, 1).
+        eval_patience: worsening held-out values tolerated before that decrease
+            (increases are blocked from the first one until the held-out value improves).
+            ``None``: held-out values are ignored (0.1 behaviour). 0 (default) and the
+            20% cooldown won the 0.2 defaults study (``results/defaults/DECISION.md``).
+    """
+
+    factor: float = 0.95
+    patience: int = 10
+    increase_patience: int | None = None
+    compare: Literal["best", "recent_best", "previous"] = "recent_best"
+    threshold: float = 0.0
+    threshold_mode: Literal["rel", "abs"] = "rel"
+    mode: Literal["min", "max"] = "min"
+    smoothing: Literal["window", "ema", "none"] = "ema"
+    window: int = 50
+    warmup: int = 0
+    warmup_start_factor: float = 0.0
+    cooldown: int = 0
+    hold_after_increase: int = 0
+    min_lr: Bound = None
+    min_lr_ratio: float | None = 0.1
+    max_lr: Bound = None
+    max_lr_ratio: float | None = 10.0
+    reset_patience: int | None = None
+    eps: float = 0.0
+    on_nonfinite: Literal["skip", "decrease", "raise"] = "skip"
+    check_bounds: bool = True
+    total_steps: int | None = None
+    anneal_fraction: float = 0.2
+    anneal_shape: Literal["linear", "cosine", "1-sqrt"] = "1-sqrt"
+    noise_threshold: float = 0.0
+    payoff_patience: int | None = None
+    eval_mode: Literal["min", "max"] = "min"
+    eval_factor: float = 0.5
+    eval_patience: int | None = 0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            plain = _plain(value)
+            if plain is not value:
+                object.__setattr__(self, f.name, plain)
+        self._check_counts()
+        self._check_numbers()
+        self._check_bounds()
+
+    def _check_counts(self) -> None:
+        for name in ("patience", "window", "warmup", "cooldown", "hold_after_increase"):
+            value = getattr(self, name)
+            _check(_is_int(value) and value >= 0, f"{name} must be an int >= 0, got {value!r}")
+        _check(self.window >= 1, f"window must be an int >= 1, got {self.window!r}")
+        for name, minimum in (("increase_patience", 0), ("reset_patience", 1),
+                              ("total_steps", 1), ("payoff_patience", 1), ("eval_patience", 0)):
+            value = getattr(self, name)
+            _check(
+                value is None or (_is_int(value) and value >= minimum),
+                f"{name} must be an int >= {minimum} or None, got {value!r}",
+            )
+
+    def _check_numbers(self) -> None:
+        _check(
+            isinstance(self.factor, (int, float)) and 0.0 < self.factor < 1.0,
+            f"factor must be in (0, 1), got {self.factor!r}",
+        )
+        _check(
+            isinstance(self.anneal_fraction, (int, float)) and 0.0 <= self.anneal_fraction <= 1.0,
+            f"anneal_fraction must be in [0, 1], got {self.anneal_fraction!r}",
+        )
+        _check(
+            isinstance(self.noise_threshold, (int, float)) and 0.0 <= self.noise_threshold
+            < math.inf,
+            f"noise_threshold must be finite and >= 0, got {self.noise_threshold!r}",
+        )
+        _check(
+            isinstance(self.eval_factor, (int, float)) and 0.0 < self.eval_factor < 1.0,
+            f"eval_factor must be in (0, 1), got {self.eval_factor!r}",
+        )
+        for name, allowed in (
+            ("anneal_shape", ANNEAL_SHAPES),
+            ("eval_mode", ("min", "max")),
+            ("compare", ("best", "recent_best", "previous")),
+            ("threshold_mode", ("rel", "abs")),
+            ("mode", ("min", "max")),
+            ("smoothing", ("window", "ema", "none")),
+            ("on_nonfinite", ("skip", "decrease", "raise")),
+        ):
+            value = getattr(self, name)
+            _check(value in allowed, f"{name} must be one of {allowed}, got {value!r}")
+        _check(
+            isinstance(self.threshold, (int, float)) and self.threshold >= 0,
+            f"threshold must be >= 0, got {self.threshold!r}",
+        )
+        _check(
+            self.threshold_mode != "rel" or self.threshold < 1,
+            f"threshold must be < 1 with threshold_mode='rel' (a fraction of the reference; "
+            f"1 or more makes no loss an improvement), got {self.threshold!r}; "
+            "use threshold_mode='abs' for an absolute margin",
+        )
+        _check(
+            isinstance(self.eps, (int, float)) and self.eps >= 0,
+            f"eps must be >= 0, got {self.eps!r}",
+        )
+        _check(
+            0.0 <= self.warmup_start_factor <= 1.0,
+            f"warmup_start_factor must be in [0, 1], got {self.warmup_start_factor!r}",
+        )
+
+    def _check_bounds(self) -> None:
+        for name in ("min_lr_ratio", "max_lr_ratio"):
+            value = getattr(self, name)
+            _check(
+                value is None or (isinstance(value, (int, float)) and value >= 0),
+                f"{name} must be >= 0 or None, got {value!r}",
+            )
+        for name in ("min_lr", "max_lr"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            values = [value] if isinstance(value, (int, float)) else list(value)
+            _check(
+                all(isinstance(v, (int, float)) and v >= 0 for v in values),
+                f"{name} must be >= 0, got {value!r}",
+            )
+            if not isinstance(value, (int, float)):
+                # a frozen dataclass keeps a tuple so that the config stays hashable
+                object.__setattr__(self, name, tuple(float(v) for v in values))
+        if (
+            self.min_lr_ratio is not None
+            and self.max_lr_ratio is not None
+            and self.min_lr is None
+            and self.max_lr is None
+        ):
+            _check(
+                self.min_lr_ratio <= self.max_lr_ratio,
+                f"min_lr_ratio ({self.min_lr_ratio}) is above max_lr_ratio ({self.max_lr_ratio})",
+            )
+
+    @property
+    def up_patience(self) -> int:
+        return self.patience if self.increase_patience is None else self.increase_patience
+
+    @property
+    def initial_reference(self) -> float:
+        """The reference before any observation (and after a reset): every value beats it."""
+        return math.inf if self.mode == "min" else -math.inf
+
+    @property
+    def anneal_steps(self) -> int:
+        """Length of the final cooldown in observations (0: none, or no budget)."""
+        if self.total_steps is None:
+            return 0
+        return int(self.anneal_fraction * self.total_steps)
+
+    @property
+    def anneal_start(self) -> int | None:
+        """The observation at which the final cooldown starts (``None``: never)."""
+        if self.total_steps is None or self.anneal_steps == 0:
+            return None
+        return self.total_steps - self.anneal_steps
+
+    def anneal_table(self) -> list[float]:
+        """The shape's multiplier after ``k`` observations of the cooldown, k = 0..length.
+
+        The tensor rule and the optax port look these values up, so that all three
+        implementations anneal with the same bits (``math.cos`` and ``math.sqrt`` here).
+        """
+        n = self.anneal_steps
+        return [_anneal_shape(self.anneal_shape, k / n) for k in range(n + 1)] if n else []
+
+    def bounds(self, base_lrs: Sequence[float]) -> tuple[list[float], list[float]]:
+        """The lower and upper LR bound of every group, resolved against its base LR."""
+        n = len(base_lrs)
+        lows = _per_group(self.min_lr, n, "min_lr")
+        if lows is None:
+            ratio = self.min_lr_ratio
+            lows = [0.0 if ratio is None else b * ratio for b in base_lrs]
+        highs = _per_group(self.max_lr, n, "max_lr")
+        if highs is None:
+            ratio = self.max_lr_ratio
+            highs = [math.inf if ratio is None else b * ratio for b in base_lrs]
+        for i, (lo, hi, b) in enumerate(zip(lows, highs, base_lrs)):
+            if lo > hi:
+                raise ValueError(f"group {i}: min_lr {lo!r} is above max_lr {hi!r}")
+            if self.check_bounds and not lo <= b <= hi:
+                raise ValueError(
+                    f"group {i}: initial lr {b!r} is outside its bounds [{lo!r}, {hi!r}]"
+                )
+        return lows, highs
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values only, so that a checkpoint loads with ``weights_only=True``."""
+        out = asdict(self)
+        for name in ("min_lr", "max_lr"):
+            if isinstance(out[name], tuple):
+                out[name] = list(out[name])
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GreedyConfig:
+        """The config of :meth:`to_dict`; keys added since (0.2's knobs) take their defaults."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown GreedyConfig keys: {sorted(unknown)}")
+        return cls(**data)

@@ -1,0 +1,378 @@
+"""What the rule's decisions mean: the event kinds, their bits, and their wording.
+
+Three implementations decide (:mod:`greedylr.rule` on Python floats,
+:mod:`greedylr.tensor_rule` in torch, ``greedylr.integrations.optax`` in JAX); the two
+twins cannot build strings on a device, so every decision is first a code of
+:class:`EventFlag` bits and a few numbers, and :func:`describe` turns those into
+:class:`Event` objects with their reasons. The reference rule goes through the same
+function, so a new kind or a reworded reason is one edit, here. Standard library only.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+if TYPE_CHECKING:
+    from greedylr.rule import GreedyConfig
+
+__all__ = [
+    "ANNEAL",
+    "CLIPPED",
+    "COMPARE_NAMES",
+    "DECREASE",
+    "EVAL_DECREASE",
+    "EVENT_BITS",
+    "HOLD",
+    "INCREASE",
+    "NONFINITE",
+    "RESET",
+    "UNDO",
+    "WARMUP_END",
+    "Event",
+    "EventFlag",
+    "EventKind",
+    "describe",
+    "format_lrs",
+    "kinds_of",
+    "tag_changes",
+]
+
+EventKind = Literal[
+    "increase", "decrease", "clipped", "hold", "warmup_end", "reset", "nonfinite",
+    "anneal", "undo", "eval_decrease",
+]
+
+
+class EventFlag(enum.IntFlag):
+    """One bit per event kind, ORed into the code of one observation.
+
+    The values are those stored in traces and returned by the twins: never renumber.
+    In a decision's code ``INCREASE``, ``DECREASE``, ``UNDO`` and ``EVAL_DECREASE`` say
+    which change was attempted and ``CLIPPED`` with one of them that it changed no
+    group; a trace stores the bits of the kinds of its events, a blocked change as
+    ``CLIPPED`` alone. :func:`kinds_of` reads both.
+    """
+
+    INCREASE = 1
+    DECREASE = 2
+    CLIPPED = 4
+    HOLD = 8
+    WARMUP_END = 16
+    RESET = 32
+    NONFINITE = 64
+    ANNEAL = 128
+    UNDO = 256
+    EVAL_DECREASE = 512
+
+    @property
+    def kind(self) -> EventKind:
+        """The ``Event.kind`` this bit stands for (``"warmup_end"`` for WARMUP_END)."""
+        return cast(EventKind, str(self.name).lower())
+
+
+# The flags as plain ints, for the code that ORs and tests them on every step: an
+# operation on an IntFlag member builds a new member, several times slower.
+INCREASE = EventFlag.INCREASE.value
+DECREASE = EventFlag.DECREASE.value
+CLIPPED = EventFlag.CLIPPED.value
+HOLD = EventFlag.HOLD.value
+WARMUP_END = EventFlag.WARMUP_END.value
+RESET = EventFlag.RESET.value
+NONFINITE = EventFlag.NONFINITE.value
+ANNEAL = EventFlag.ANNEAL.value
+UNDO = EventFlag.UNDO.value
+EVAL_DECREASE = EventFlag.EVAL_DECREASE.value
+
+#: One bit per event kind, by kind: how the tensor rule, the optax port and the trace's
+#: event column encode "what this observation did" without building Event objects.
+EVENT_BITS: dict[str, int] = {flag.kind: int(flag) for flag in EventFlag}
+
+#: How an event reason names the reference, by ``compare`` mode.
+COMPARE_NAMES = {
+    "best": "best",
+    "recent_best": "best since the last decrease",
+    "previous": "previous",
+}
+
+_CHANGES = INCREASE | DECREASE | UNDO
+_KINDS: dict[int, EventKind] = {flag.value: flag.kind for flag in EventFlag}
+
+
+@dataclass(slots=True)
+class Event:
+    """One decision worth explaining: what happened, at which step, and why."""
+
+    step: int
+    kind: EventKind
+    reason: str
+    loss: float
+    smoothed: float | None
+    reference: float | None
+    lrs_before: tuple[float, ...]
+    lrs_after: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def format_lrs(values: Sequence[float]) -> str:
+    """LRs as the reasons print them: four significant digits, comma separated."""
+    return ", ".join(f"{v:.4g}" for v in values)
+
+
+def kinds_of(code: int) -> tuple[EventKind, ...]:
+    """The kinds of the events that ``code`` stands for, in the order the rule emits them.
+
+    A held-out decrease comes first (``observe_eval`` runs before the next update, and
+    the optax port ORs both into one code); ``CLIPPED`` names the attempted change it
+    blocked: the update's if there is one, else the held-out one.
+
+    Examples:
+        >>> kinds_of(NONFINITE | DECREASE | HOLD)
+        ('nonfinite', 'decrease', 'hold')
+        >>> kinds_of(INCREASE | CLIPPED)
+        ('clipped',)
+    """
+    kinds: list[EventKind] = []
+    change = code & _CHANGES
+    if code & EVAL_DECREASE:
+        kinds.append("clipped" if code & CLIPPED and not change else "eval_decrease")
+    kinds += [_KINDS[flag] for flag in (WARMUP_END, NONFINITE, ANNEAL) if code & flag]
+    if change or (code & CLIPPED and not code & EVAL_DECREASE):
+        kinds.append("clipped" if code & CLIPPED else _change_kind(code))
+    kinds += [_KINDS[flag] for flag in (RESET, HOLD) if code & flag]
+    return tuple(kinds)
+
+
+def _change_kind(code: int) -> EventKind:
+    if code & INCREASE:
+        return "increase"
+    return "undo" if code & UNDO else "decrease"
+
+
+def tag_changes(tags: Sequence[str | None]) -> list[tuple[int, str, str]]:
+    """``(index, old, new)`` wherever a logged tag differs from the last one logged.
+
+    The data events of a trace (a new data source, a new curriculum stage), against
+    which its stress episodes and plots are read. ``None`` means not logged there.
+    """
+    changes = []
+    last: str | None = None
+    for i, tag in enumerate(tags):
+        if tag is None:
+            continue
+        if last is not None and tag != last:
+            changes.append((i, last, tag))
+        last = tag
+    return changes
+
+
+@dataclass(slots=True)
+class _Facts:
+    """The numbers of one decision that its reasons quote (``config`` None: not known)."""
+
+    config: GreedyConfig | None
+    step: int
+    code: int
+    loss: float
+    smoothed: float | None
+    reference: float | None
+    before: tuple[float, ...]
+    changed: tuple[float, ...]
+    after: tuple[float, ...]
+    min_lrs: tuple[float, ...] | None
+    max_lrs: tuple[float, ...] | None
+    patience: int
+    up_patience: int  # the streak an increase needs, minus one (penalty included)
+    hold: int
+
+    def event(self, kind: EventKind, reason: str, reference: float | None,
+              lrs: tuple[tuple[float, ...], tuple[float, ...]]) -> Event:
+        return Event(self.step, kind, reason, self.loss, self.smoothed, reference, *lrs)
+
+
+def describe(
+    config: GreedyConfig | None,
+    *,
+    step: int,
+    code: int,
+    loss: float,
+    smoothed: float | None,
+    reference: float | None,
+    lrs_before: Sequence[float],
+    lrs_changed: Sequence[float],
+    lrs_after: Sequence[float],
+    min_lrs: Sequence[float] | None = None,
+    max_lrs: Sequence[float] | None = None,
+    patience: int | None = None,
+    up_patience: int | None = None,
+    cooldown: int | None = None,
+    hold_after_increase: int | None = None,
+    penalty: int = 0,
+) -> list[Event]:
+    """The events of one observation, reasons included, from its code and numbers.
+
+    Every implementation of the rule calls this, the reference rule included, so that
+    the same decision reads the same whoever made it. Without a ``config`` (a trace
+    read back with no rule at hand) the reasons leave out what only the config knows.
+
+    Args:
+        config: the rule's configuration, or None.
+        step: the step number (the state's ``step`` after the update).
+        code: the :class:`EventFlag` bits of the observation.
+        loss: the observed loss (the held-out value for ``EVAL_DECREASE``).
+        smoothed: the smoothed loss after it (None or NaN: none yet).
+        reference: the value the smoothed loss was compared with (for an undo, the
+            smoothed loss at the increase; for a held-out decrease, the best held-out
+            value); ignored for a non-finite loss.
+        lrs_before: the LRs before this observation.
+        lrs_changed: the LRs after the increase or decrease, before a reset.
+        lrs_after: the LRs to apply from now on.
+        min_lrs: the lower bounds (needed with a config).
+        max_lrs: the upper bounds (needed with a config).
+        patience: the run's patience (default: the config's).
+        up_patience: the run's increase patience (default: the config's).
+        cooldown: the run's cooldown (default: the config's).
+        hold_after_increase: the run's hold after an increase (default: the config's).
+        penalty: undone increases not yet paid back (the streak an increase needs grows).
+
+    Returns:
+        The events, in the rule's order; none for a code of 0.
+    """
+    if not code:
+        return []
+    if code & INCREASE:
+        hold = _knob(config, hold_after_increase, "hold_after_increase")
+    else:
+        hold = _knob(config, cooldown, "cooldown")
+    up = _knob(config, up_patience, "up_patience")
+    facts = _Facts(
+        config, step, code, loss,
+        None if smoothed is None or math.isnan(smoothed) else smoothed,
+        None if code & NONFINITE else reference,
+        tuple(lrs_before), tuple(lrs_changed), tuple(lrs_after),
+        None if min_lrs is None else tuple(min_lrs),
+        None if max_lrs is None else tuple(max_lrs),
+        _knob(config, patience, "patience"), (up + 1) * (penalty + 1) - 1, hold,
+    )
+    return [_WORDING[kind](facts) for kind in kinds_of(code)]
+
+
+def _knob(config: GreedyConfig | None, value: int | None, name: str) -> int:
+    """A per-run knob given to :func:`describe`, else the config's (0 without one)."""
+    if value is not None:
+        return value
+    return 0 if config is None else int(getattr(config, name))
+
+
+def _warmup_end(f: _Facts) -> Event:
+    ramp = "" if f.config is None else f" of {f.config.warmup} steps"
+    return f.event("warmup_end", f"warmup ramp{ramp} ended at step {f.step}; "
+                   f"lr {format_lrs(f.after)}", None, (f.after, f.after))
+
+
+def _nonfinite(f: _Facts) -> Event:
+    return f.event("nonfinite", f"non-finite loss {f.loss!r} at step {f.step}: not fed to "
+                   "the statistics", None, (f.before, f.before))
+
+
+def _anneal(f: _Facts) -> Event:
+    if f.config is None or f.min_lrs is None:
+        span, floor = "the LR anneals", ""
+    else:
+        c = f.config
+        span = (f"the last {c.anneal_steps} of {c.total_steps} steps anneal "
+                f"({c.anneal_shape})")
+        floor = f" {format_lrs(f.min_lrs)}"
+    return f.event("anneal", f"final cooldown from step {f.step}: {span} from lr "
+                   f"{format_lrs(f.before)} towards the lower bound{floor}",
+                   None, (f.before, f.before))
+
+
+def _why(f: _Facts, kind: str) -> str:
+    """Why the change of ``kind`` was decided: the numbers when the config is known."""
+    c = f.config
+    if f.code & NONFINITE:
+        return "non-finite loss"
+    if kind == "eval_decrease":
+        best = "" if f.reference is None else f" {f.reference:.4g}"
+        times = "" if c is None else f" ({(c.eval_patience or 0) + 1} time(s) in a row)"
+        return f"held-out value {f.loss:.4g} is not better than the best{best}{times}"
+    if c is None:
+        return {"increase": "the smoothed loss kept improving",
+                "decrease": "the smoothed loss stopped improving",
+                "undo": "the increase did not pay off"}.get(kind, "a change was due")
+    versus = f"smoothed loss {f.smoothed:.4g} vs {COMPARE_NAMES[c.compare]} {f.reference:.4g}"
+    if kind == "undo":
+        return (f"smoothed loss {f.smoothed:.4g} is worse than {f.reference:.4g} "
+                f"at the increase {c.payoff_patience} steps ago; the next "
+                f"increase needs {f.up_patience + 1} improving steps")
+    if kind == "increase":
+        return f"{f.up_patience + 1} improving steps > patience {f.up_patience}; {versus}"
+    return f"{f.patience + 1} non-improving steps > patience {f.patience}; {versus}"
+
+
+def _attempt(f: _Facts) -> tuple[str, str, tuple[float, ...] | None]:
+    """The change this observation attempted, the bound it runs into, and that bound."""
+    if f.code & EVAL_DECREASE and not f.code & _CHANGES:
+        return "eval_decrease", "lower ", f.min_lrs
+    if f.code & INCREASE:
+        return "increase", "upper ", f.max_lrs
+    if f.code & (DECREASE | UNDO):
+        return ("undo" if f.code & UNDO else "decrease"), "lower ", f.min_lrs
+    return "change", "", None  # a trace's stored CLIPPED bit alone
+
+
+def _change(f: _Facts) -> Event:
+    kind, bound, bounds = _attempt(f)
+    at_bound = [] if bounds is None else [
+        i for i, (old, new) in enumerate(zip(f.before, f.changed, strict=True))
+        if old != new and new == bounds[i]
+    ]
+    clip = f"; group(s) {at_bound} reached the {bound}bound" if at_bound else ""
+    reason = (f"{kind} at step {f.step}: {_why(f, kind)}; "
+              f"lr {format_lrs(f.before)} -> {format_lrs(f.changed)}{clip}")
+    return f.event(cast(EventKind, kind), reason, f.reference, (f.before, f.changed))
+
+
+def _clipped(f: _Facts) -> Event:
+    kind, bound, bounds = _attempt(f)
+    values = f.changed if bounds is None else bounds
+    reason = (f"{kind} blocked at step {f.step}: {_why(f, kind)}, but every group is at "
+              f"its {bound}bound ({format_lrs(values)})")
+    return f.event("clipped", reason, f.reference, (f.before, f.changed))
+
+
+def _reset(f: _Facts) -> Event:
+    count = "decreases" if f.config is None else f"{f.config.reset_patience} decrease(s)"
+    return f.event("reset", f"reset at step {f.step}: {count} found every group at its "
+                   f"lower bound; lr back to {format_lrs(f.after)}, statistics cleared",
+                   f.reference, (f.changed, f.after))
+
+
+def _hold(f: _Facts) -> Event:
+    if f.code & INCREASE:
+        name = "hold after increase"
+    else:
+        name = "cooldown" if f.code & (DECREASE | UNDO) else "hold"
+    count = "" if f.config is None else f" {f.hold}"
+    return f.event("hold", f"{name}: the next{count} observations are not counted",
+                   f.reference, (f.after, f.after))
+
+
+_WORDING = {
+    "warmup_end": _warmup_end,
+    "nonfinite": _nonfinite,
+    "anneal": _anneal,
+    "increase": _change,
+    "decrease": _change,
+    "undo": _change,
+    "eval_decrease": _change,
+    "clipped": _clipped,
+    "reset": _reset,
+    "hold": _hold,
+}

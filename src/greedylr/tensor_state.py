@@ -1,0 +1,405 @@
+"""The tensor rule's state: :class:`TensorState`, built, converted and sliced.
+
+Apart from :mod:`greedylr.tensor_rule` (the update) because making a state (validating
+knobs on the host, once) and converting it to and from the float rule's
+:class:`~greedylr.rule.RuleState` (checkpoints have one format for both modes) are a
+different job from advancing it without host reads. Re-exported by
+:mod:`greedylr.tensor_rule`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from greedylr.rule import GreedyConfig, RuleState
+
+__all__ = ["TensorState", "check_config", "from_rule_state", "init", "select", "to_rule_state"]
+
+logger = logging.getLogger("greedylr")
+
+# Longest EMA bias-correction table (float64 entries: 8 MiB).
+_MAX_EMA_TABLE = 1 << 20
+
+_INT = torch.int64
+
+
+class TensorState(NamedTuple):
+    """Everything the rule remembers, as tensors. ``B`` is the batch shape (may be ``()``).
+
+    The fields mirror :class:`greedylr.rule.RuleState`; ``smoothed`` is NaN before the
+    first finite observation (the float rule's ``None``), and the window is a ring
+    buffer of fixed width whose first ``window_count`` slots are in use.
+    """
+
+    base_lrs: Tensor  # [*B, G]
+    min_lrs: Tensor  # [*B, G]
+    max_lrs: Tensor  # [*B, G]
+    lrs: Tensor  # [*B, G]
+    step: Tensor  # [*B] int64
+    reference: Tensor  # [*B]
+    num_good: Tensor  # [*B] int64
+    num_bad: Tensor  # [*B] int64
+    hold: Tensor  # [*B] int64
+    floor_hits: Tensor  # [*B] int64
+    smoothed: Tensor  # [*B]
+    window_values: Tensor  # [*B, window] ("window" smoothing) or [*B, 0]
+    window_count: Tensor  # [*B] int64
+    window_pos: Tensor  # [*B] int64
+    window_sum: Tensor  # [*B]
+    ema: Tensor  # [*B]
+    ema_count: Tensor  # [*B] int64
+    noise_var: Tensor  # [*B]
+    noise_count: Tensor  # [*B] int64
+    annealing: Tensor  # [*B] bool: the final cooldown has started
+    anneal_from: Tensor  # [*B, G]: the LRs where it started (0 before)
+    payoff_left: Tensor  # [*B] int64
+    payoff_ref: Tensor  # [*B]
+    penalty: Tensor  # [*B] int64
+    eval_best: Tensor  # [*B]: NaN before the first held-out value
+    eval_bad: Tensor  # [*B] int64
+    eval_block: Tensor  # [*B] bool
+    factor: Tensor  # [*B]
+    threshold: Tensor  # [*B]
+    eps: Tensor  # [*B]
+    patience: Tensor  # [*B] int64
+    up_patience: Tensor  # [*B] int64
+    cooldown: Tensor  # [*B] int64
+    hold_after_increase: Tensor  # [*B] int64
+    ema_denominators: Tensor  # [L]: 1 - beta**n for n = 1..L, shared by the batch
+    anneal_table: Tensor  # [A + 1]: the cooldown's shape (GreedyConfig.anneal_table), shared
+
+    @property
+    def batch_shape(self) -> torch.Size:
+        return self.step.shape
+
+
+
+def check_config(config: GreedyConfig) -> None:
+    """Raise if ``config`` needs a host read per step.
+
+    Raises:
+        ValueError: for ``on_nonfinite="raise"``: raising needs the host to look at the
+            loss. Use ``"skip"`` or ``"decrease"`` and watch the ``NONFINITE`` flag.
+    """
+    if config.on_nonfinite == "raise":
+        raise ValueError(
+            "on_nonfinite='raise' needs a host read of every loss, which the device-"
+            "resident rule avoids; use 'skip' or 'decrease' and check the 'nonfinite' "
+            "events"
+        )
+
+
+def _ema_denominators(config: GreedyConfig, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """``1 - beta**n`` for n = 1, 2, ... as Python computes it, until it rounds to 1.0."""
+    if config.smoothing != "ema":
+        return torch.ones(1, dtype=dtype, device=device)
+    beta = 1.0 - 2.0 / (config.window + 1)
+    values = []
+    n = 1
+    while n <= _MAX_EMA_TABLE:
+        value = 1.0 - beta**n
+        values.append(value)
+        if value == 1.0:
+            break
+        n += 1
+    else:
+        logger.info(
+            "EMA span %d: bias correction beyond step %d uses torch.pow, which may "
+            "differ from the float rule in the last place", config.window, _MAX_EMA_TABLE,
+        )
+    return torch.tensor(values, dtype=dtype, device=device)
+
+
+def _knob(
+    value: float | int | Tensor | None,
+    default: float | int,
+    batch: torch.Size,
+    dtype: torch.dtype,
+    device: torch.device | None,
+    name: str,
+    ok: Any,
+    what: str,
+) -> Tensor:
+    """A per-run knob as a tensor of the batch shape, validated on the host (once)."""
+    value = default if value is None else value
+    if isinstance(value, Tensor):
+        tensor = value.detach().to("cpu")
+    else:
+        # through float64, so that a Python float keeps every bit
+        tensor = torch.tensor(value, dtype=torch.float64 if dtype != _INT else None)
+    if tensor.is_floating_point() and dtype == _INT:
+        if not bool(torch.all(tensor == tensor.round())):
+            raise ValueError(f"{name} must be {what}, got {tensor.tolist()!r}")
+    tensor = tensor.to(dtype)
+    try:
+        tensor = torch.broadcast_to(tensor, batch).clone()
+    except RuntimeError as exc:
+        raise ValueError(
+            f"{name} of shape {tuple(tensor.shape)} does not broadcast to the batch "
+            f"shape {tuple(batch)}"
+        ) from exc
+    if not bool(torch.all(ok(tensor))):
+        raise ValueError(f"{name} must be {what}, got {tensor.tolist()!r}")
+    return tensor.to(device)
+
+
+def _first(*values: Any) -> Any:
+    """The first value that is not None (None if all are)."""
+    return next((v for v in values if v is not None), None)
+
+
+def _group_bound(
+    absolute: Any, ratio: float | None, base: Tensor, fallback: float, name: str
+) -> Tensor:
+    groups = base.shape[-1]
+    if absolute is not None:
+        values = [float(absolute)] * groups if isinstance(absolute, (int, float)) else [
+            float(v) for v in absolute
+        ]
+        if len(values) != groups:
+            raise ValueError(f"{name} has {len(values)} values for {groups} parameter groups")
+        return torch.tensor(values, dtype=base.dtype).expand_as(base).clone()
+    if ratio is None:
+        return torch.full_like(base, fallback)
+    return base * ratio
+
+
+def init(
+    config: GreedyConfig,
+    base_lrs: Tensor | Sequence[float] | Sequence[Sequence[float]],
+    *,
+    factor: float | Tensor | None = None,
+    threshold: float | Tensor | None = None,
+    eps: float | Tensor | None = None,
+    patience: int | Tensor | None = None,
+    increase_patience: int | Tensor | None = None,
+    cooldown: int | Tensor | None = None,
+    hold_after_increase: int | Tensor | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> TensorState:
+    """The state before the first observation, for one run or a batch of runs.
+
+    Validation reads the host (once, here); :func:`greedylr.tensor_rule.update` never does.
+
+    Args:
+        config: the shared configuration; per-run knobs given here override its values.
+        base_lrs: the base LR of every group, shape ``[G]`` for one run or ``[*B, G]``.
+            A tensor is taken at its own precision: ``torch.full(shape, 3e-4)`` is
+            float32 and holds ``3.0000001e-4``; pass Python floats, or a float64
+            tensor, for the float rule's base LR to the last bit.
+        factor: per-run factor, a number or a tensor broadcastable to ``B``.
+        threshold: per-run threshold.
+        eps: per-run minimum change.
+        patience: per-run patience for decreases.
+        increase_patience: per-run patience for increases (default: the config's).
+        cooldown: per-run hold after a decrease.
+        hold_after_increase: per-run hold after an increase.
+        device: where the state lives (default: ``base_lrs``' device, else the CPU).
+        dtype: floating dtype of the state; float64 gives bit-exact parity with
+            :mod:`greedylr.rule`.
+
+    Returns:
+        The state; ``state.lrs`` are the LRs to apply now.
+
+    Raises:
+        ValueError: for a bad base LR, bound or knob, with the value in the message.
+    """
+    check_config(config)
+    if device is None:
+        device = base_lrs.device if isinstance(base_lrs, Tensor) else torch.device("cpu")
+    device = torch.device(device)
+    base, lows, highs = _base_and_bounds(config, base_lrs)
+    batch = base.shape[:-1]
+    lrs = base * config.warmup_start_factor if config.warmup > 0 else base.clone()
+    overrides = {"factor": factor, "threshold": threshold, "eps": eps, "patience": patience,
+                 "up_patience": _first(increase_patience, config.increase_patience, patience),
+                 "cooldown": cooldown, "hold_after_increase": hold_after_increase}
+
+    def floats(value: float) -> Tensor:
+        return torch.full(batch, value, dtype=dtype, device=device)
+
+    def ints() -> Tensor:
+        return torch.zeros(batch, dtype=_INT, device=device)
+
+    width = config.window if config.smoothing == "window" else 0
+    return TensorState(
+        base_lrs=base.to(device, dtype),
+        min_lrs=lows.to(device, dtype),
+        max_lrs=highs.to(device, dtype),
+        lrs=lrs.to(device, dtype),
+        reference=floats(config.initial_reference),
+        smoothed=floats(math.nan),
+        window_values=torch.zeros(*batch, width, dtype=dtype, device=device),
+        window_count=ints(),
+        annealing=torch.zeros(batch, dtype=torch.bool, device=device),
+        anneal_from=torch.zeros_like(lrs, dtype=dtype, device=device),
+        eval_best=floats(math.nan),
+        eval_block=torch.zeros(batch, dtype=torch.bool, device=device),
+        **{name: ints() for name in _COUNTS},
+        **{name: floats(0.0) for name in _NUMBERS if name not in ("reference", "smoothed",
+                                                                  "eval_best")},
+        **_knobs(config, batch, device, dtype, overrides),
+        **_tables(config, device, dtype),
+    )
+
+
+def _base_and_bounds(
+    config: GreedyConfig, base_lrs: Tensor | Sequence[float] | Sequence[Sequence[float]]
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The base LRs and their bounds in float64 on the host, validated."""
+    if isinstance(base_lrs, Tensor):
+        base = base_lrs.detach().to("cpu", torch.float64)
+    else:
+        base = torch.tensor(base_lrs, dtype=torch.float64)
+    if base.ndim == 0 or base.shape[-1] == 0:
+        raise ValueError("at least one parameter group is needed: base_lrs is [*B, G]")
+    if not bool(torch.all(torch.isfinite(base) & (base >= 0))):
+        raise ValueError(f"initial lrs must be finite and >= 0, got {base.tolist()!r}")
+    lows = _group_bound(config.min_lr, config.min_lr_ratio, base, 0.0, "min_lr")
+    highs = _group_bound(config.max_lr, config.max_lr_ratio, base, math.inf, "max_lr")
+    if bool(torch.any(lows > highs)):
+        raise ValueError(f"min_lr {lows.tolist()!r} is above max_lr {highs.tolist()!r}")
+    if config.check_bounds and not bool(torch.all((lows <= base) & (base <= highs))):
+        raise ValueError(
+            f"initial lrs {base.tolist()!r} are outside their bounds "
+            f"[{lows.tolist()!r}, {highs.tolist()!r}]"
+        )
+    return base, lows, highs
+
+
+def _knobs(
+    config: GreedyConfig,
+    batch: torch.Size,
+    device: torch.device,
+    dtype: torch.dtype,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Tensor]:
+    """The per-run knobs: the config's, or the ``overrides`` given, validated."""
+    given = overrides or {}
+    f64 = torch.float64
+    knobs = {
+        "factor": _knob(given.get("factor"), config.factor, batch, f64, device, "factor",
+                        lambda t: (t > 0) & (t < 1), "in (0, 1)"),
+        "threshold": _knob(given.get("threshold"), config.threshold, batch, f64, device,
+                           "threshold", lambda t: t >= 0, ">= 0"),
+        "eps": _knob(given.get("eps"), config.eps, batch, f64, device, "eps",
+                     lambda t: t >= 0, ">= 0"),
+    }
+    for name, default, label in (
+        ("patience", config.patience, "patience"),
+        ("up_patience", config.up_patience, "increase_patience"),
+        ("cooldown", config.cooldown, "cooldown"),
+        ("hold_after_increase", config.hold_after_increase, "hold_after_increase"),
+    ):
+        knobs[name] = _knob(given.get(name), default, batch, _INT, device, label,
+                            lambda t: t >= 0, "an int >= 0")
+    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in knobs.items()}
+
+
+def _tables(config: GreedyConfig, device: torch.device, dtype: torch.dtype) -> dict[str, Tensor]:
+    """The lookup tables shared by the batch: EMA bias correction, the cooldown's shape."""
+    return {
+        "ema_denominators": _ema_denominators(config, device, dtype),
+        # the final cooldown's multipliers as the float rule computes them (one if off)
+        "anneal_table": torch.tensor(config.anneal_table() or [1.0], dtype=dtype,
+                                     device=device),
+    }
+
+
+# RuleState fields held as int64 counters, and as floats (None <-> NaN where optional)
+_COUNTS = ("step", "num_good", "num_bad", "hold", "floor_hits", "window_pos", "ema_count",
+           "noise_count", "payoff_left", "penalty", "eval_bad")
+_NUMBERS = ("reference", "smoothed", "window_sum", "ema", "noise_var", "payoff_ref",
+            "eval_best")
+_OPTIONAL = ("smoothed", "eval_best")
+_VECTORS = ("base_lrs", "min_lrs", "max_lrs", "lrs")
+
+
+def from_rule_state(
+    config: GreedyConfig,
+    state: RuleState,
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float64,
+) -> TensorState:
+    """The tensor state (batch shape ``()``) equal to a float rule state.
+
+    Checkpoints therefore have one format for both modes: :class:`greedylr.GreedyLR`
+    saves :func:`to_rule_state` and loads through this function.
+    """
+    check_config(config)
+    device = torch.device(device)
+    groups = len(state.lrs)
+
+    def vec(values: Sequence[float]) -> Tensor:
+        return torch.tensor([float(v) for v in values], dtype=dtype, device=device)
+
+    def num(value: float | None) -> Tensor:
+        return torch.tensor(math.nan if value is None else float(value), dtype=dtype,
+                            device=device)
+
+    width = config.window if config.smoothing == "window" else 0
+    window = torch.zeros(width, dtype=dtype, device=device)
+    if width:
+        if len(state.window_values) > width:
+            raise ValueError(
+                f"window of {len(state.window_values)} values for a window of {width}"
+            )
+        window[: len(state.window_values)] = vec(state.window_values)
+    if len(state.base_lrs) != groups or len(state.min_lrs) != groups:
+        raise ValueError("inconsistent number of parameter groups in the rule state")
+    return TensorState(
+        window_values=window,
+        window_count=torch.tensor(len(state.window_values), dtype=_INT, device=device),
+        annealing=torch.tensor(bool(state.anneal_from), device=device),
+        anneal_from=vec(state.anneal_from or [0.0] * groups),
+        eval_block=torch.tensor(bool(state.eval_block), device=device),
+        **{name: vec(getattr(state, name)) for name in _VECTORS},
+        **{name: torch.tensor(int(getattr(state, name)), dtype=_INT, device=device)
+           for name in _COUNTS},
+        **{name: num(getattr(state, name)) for name in _NUMBERS},
+        **_knobs(config, torch.Size(), device, dtype),
+        **_tables(config, device, dtype),
+    )
+
+
+def to_rule_state(state: TensorState) -> RuleState:
+    """The float rule state equal to an unbatched tensor state (reads the host).
+
+    Raises:
+        ValueError: for a batched state; pick one run first with :func:`select`.
+    """
+    if state.step.ndim != 0:
+        raise ValueError(f"to_rule_state takes one run, got batch shape {tuple(state.step.shape)}")
+    host = TensorState(*(t.detach().to("cpu") for t in state))
+    values: dict[str, Any] = {name: float(getattr(host, name)) for name in _NUMBERS}
+    for name in _OPTIONAL:
+        if math.isnan(values[name]):
+            values[name] = None
+    values.update({name: int(getattr(host, name)) for name in _COUNTS})
+    values.update({name: getattr(host, name).tolist() for name in _VECTORS})
+    return RuleState(
+        window_values=host.window_values[: int(host.window_count)].tolist(),
+        anneal_from=host.anneal_from.tolist() if bool(host.annealing) else [],
+        eval_block=bool(host.eval_block),
+        **values,
+    )
+
+
+def select(state: TensorState, index: Any) -> TensorState:
+    """The runs ``index`` of a batched state (the shared tables are kept whole)."""
+    fields = {
+        name: value if name in _SHARED else value[index]
+        for name, value in state._asdict().items()
+    }
+    return TensorState(**fields)
+
+
+_SHARED = ("ema_denominators", "anneal_table")

@@ -1,0 +1,246 @@
+"""greedylr.events: the event kinds, their bits, and the one function that words them."""
+
+from __future__ import annotations
+
+import math
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from greedylr import events, rule
+from greedylr import tensor_rule as tr
+from greedylr.events import EventFlag, describe, kinds_of
+from greedylr.rule import GreedyConfig
+
+ANNEAL, CLIPPED, DECREASE, EVAL_DECREASE = (EventFlag.ANNEAL, EventFlag.CLIPPED,
+                                            EventFlag.DECREASE, EventFlag.EVAL_DECREASE)
+HOLD, INCREASE, NONFINITE, RESET, UNDO, WARMUP_END = (
+    EventFlag.HOLD, EventFlag.INCREASE, EventFlag.NONFINITE, EventFlag.RESET, EventFlag.UNDO,
+    EventFlag.WARMUP_END)
+
+# The bits stored in traces and returned by the twins: renumbering one breaks every
+# trace written before.
+STORED_BITS = {
+    "increase": 1, "decrease": 2, "clipped": 4, "hold": 8, "warmup_end": 16, "reset": 32,
+    "nonfinite": 64, "anneal": 128, "undo": 256, "eval_decrease": 512,
+}
+
+
+def test_every_kind_keeps_its_stored_bit() -> None:
+    assert {flag.kind: int(flag) for flag in EventFlag} == STORED_BITS
+    assert events.EVENT_BITS == STORED_BITS
+    assert rule.EVENT_BITS is events.EVENT_BITS
+    for name in ("INCREASE", "DECREASE", "CLIPPED", "HOLD", "WARMUP_END", "RESET",
+                 "NONFINITE", "ANNEAL", "UNDO", "EVAL_DECREASE"):
+        assert getattr(tr, name) == getattr(events, name) == EventFlag[name]
+        assert type(getattr(tr, name)) is int  # as before: plain ints, fast to OR
+
+
+def test_the_rule_reexports_what_moved() -> None:
+    assert rule.Event is events.Event
+    assert rule.COMPARE_NAMES is events.COMPARE_NAMES
+    import greedylr
+
+    assert greedylr.Event is events.Event
+
+
+@pytest.mark.parametrize(
+    ("code", "kinds"),
+    [
+        (0, ()),
+        (INCREASE, ("increase",)),
+        (INCREASE | HOLD, ("increase", "hold")),
+        (INCREASE | CLIPPED, ("clipped",)),
+        (DECREASE | RESET | HOLD, ("decrease", "reset", "hold")),
+        (NONFINITE | DECREASE | CLIPPED | HOLD, ("nonfinite", "clipped", "hold")),
+        (UNDO | HOLD, ("undo", "hold")),
+        (WARMUP_END, ("warmup_end",)),
+        (NONFINITE | ANNEAL, ("nonfinite", "anneal")),
+        (EVAL_DECREASE, ("eval_decrease",)),
+        (EVAL_DECREASE | CLIPPED, ("clipped",)),
+        # the optax port ORs a held-out decrease into the next update's code
+        (EVAL_DECREASE | DECREASE | CLIPPED | HOLD, ("eval_decrease", "clipped", "hold")),
+        # a trace stores the kinds' bits: a blocked change is CLIPPED alone
+        (CLIPPED | HOLD, ("clipped", "hold")),
+    ],
+)
+def test_kinds_of_reads_decision_and_stored_codes(code: int, kinds: tuple[str, ...]) -> None:
+    assert kinds_of(code) == kinds
+
+
+CONFIG = GreedyConfig(factor=0.5, patience=2, increase_patience=1, warmup=4, cooldown=3,
+                      hold_after_increase=1, total_steps=100, anneal_fraction=0.2,
+                      payoff_patience=5, eval_patience=1, reset_patience=2)
+LRS = {"lrs_before": [0.4, 0.2], "min_lrs": [0.1, 0.05], "max_lrs": [0.8, 0.4]}
+
+
+def _reasons(code: int, **numbers: object) -> list[tuple[str, str]]:
+    values: dict = {"step": 7, "loss": 1.5, "smoothed": 1.25, "reference": 1.0,
+                    "lrs_changed": [0.2, 0.1], "lrs_after": [0.2, 0.1], **LRS, **numbers}
+    return [(e.kind, e.reason) for e in describe(CONFIG, code=code, **values)]
+
+
+def test_the_reason_of_every_kind() -> None:
+    versus = "smoothed loss 1.25 vs best since the last decrease 1"
+    assert _reasons(INCREASE | HOLD, lrs_changed=[0.8, 0.4], lrs_after=[0.8, 0.4]) == [
+        ("increase", f"increase at step 7: 2 improving steps > patience 1; {versus}; "
+                     "lr 0.4, 0.2 -> 0.8, 0.4; group(s) [0, 1] reached the upper bound"),
+        ("hold", "hold after increase: the next 1 observations are not counted"),
+    ]
+    assert _reasons(DECREASE | RESET | HOLD, lrs_after=[0.4, 0.2]) == [
+        ("decrease", f"decrease at step 7: 3 non-improving steps > patience 2; {versus}; "
+                     "lr 0.4, 0.2 -> 0.2, 0.1"),
+        ("reset", "reset at step 7: 2 decrease(s) found every group at its lower bound; "
+                  "lr back to 0.4, 0.2, statistics cleared"),
+        ("hold", "cooldown: the next 3 observations are not counted"),
+    ]
+    assert _reasons(DECREASE | CLIPPED, lrs_before=[0.1, 0.05], lrs_changed=[0.1, 0.05]) == [
+        ("clipped", f"decrease blocked at step 7: 3 non-improving steps > patience 2; "
+                    f"{versus}, but every group is at its lower bound (0.1, 0.05)"),
+    ]
+    assert _reasons(UNDO, penalty=1) == [
+        ("undo", "undo at step 7: smoothed loss 1.25 is worse than 1 at the increase 5 steps "
+                 "ago; the next increase needs 4 improving steps; lr 0.4, 0.2 -> 0.2, 0.1"),
+    ]
+    assert _reasons(NONFINITE | DECREASE, loss=math.nan) == [
+        ("nonfinite", "non-finite loss nan at step 7: not fed to the statistics"),
+        ("decrease", "decrease at step 7: non-finite loss; lr 0.4, 0.2 -> 0.2, 0.1"),
+    ]
+    assert _reasons(WARMUP_END) == [("warmup_end", "warmup ramp of 4 steps ended at step 7; "
+                                                   "lr 0.2, 0.1")]
+    assert _reasons(ANNEAL) == [
+        ("anneal", "final cooldown from step 7: the last 20 of 100 steps anneal (1-sqrt) "
+                   "from lr 0.4, 0.2 towards the lower bound 0.1, 0.05"),
+    ]
+    assert _reasons(EVAL_DECREASE, loss=2.5) == [
+        ("eval_decrease", "eval_decrease at step 7: held-out value 2.5 is not better than "
+                          "the best 1 (2 time(s) in a row); lr 0.4, 0.2 -> 0.2, 0.1"),
+    ]
+    assert _reasons(EVAL_DECREASE | CLIPPED, loss=2.5) == [
+        ("clipped", "eval_decrease blocked at step 7: held-out value 2.5 is not better than "
+                    "the best 1 (2 time(s) in a row), but every group is at its lower bound "
+                    "(0.1, 0.05)"),
+    ]
+
+
+def test_without_a_config_the_reasons_leave_out_what_only_it_knows() -> None:
+    got = describe(None, step=3, code=CLIPPED | HOLD, loss=2.0, smoothed=math.nan,
+                   reference=None, lrs_before=[0.1], lrs_changed=[0.1], lrs_after=[0.1])
+    assert [(e.kind, e.reason, e.smoothed) for e in got] == [
+        ("clipped", "change blocked at step 3: a change was due, but every group is at its "
+                    "bound (0.1)", None),
+        ("hold", "hold: the next observations are not counted", None),
+    ]
+    got = describe(None, step=3, code=INCREASE | WARMUP_END, loss=2.0, smoothed=1.0,
+                   reference=None, lrs_before=[0.1], lrs_changed=[0.2], lrs_after=[0.2])
+    assert [e.reason for e in got] == [
+        "warmup ramp ended at step 3; lr 0.2",
+        "increase at step 3: the smoothed loss kept improving; lr 0.1 -> 0.2",
+    ]
+
+
+def test_events_loads_without_torch_or_numpy() -> None:
+    code = ("import sys, greedylr.events, greedylr.rule; "
+            "assert not {'torch', 'numpy'} & set(sys.modules), sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_reasons_are_worded_only_in_events_py() -> None:
+    src = Path(events.__file__).parent
+    wording = ("improving steps > patience", "blocked at step", "observations are not counted",
+               "not fed to the statistics", "final cooldown from step", "statistics cleared",
+               "time(s) in a row", "ramp of")
+    for path in src.rglob("*.py"):
+        if path.name != "events.py":
+            text = path.read_text()
+            assert not [w for w in wording if w in text], path
+
+
+# Scripted runs that reach every kind; each twin must produce the reference rule's events.
+SCRIPTED = [
+    dict(factor=0.5, patience=1, warmup=3, cooldown=1, min_lr_ratio=0.5, max_lr_ratio=2.0,
+         reset_patience=1, on_nonfinite="decrease", smoothing="none"),
+    dict(factor=0.8, patience=2, increase_patience=0, payoff_patience=3, eval_patience=0,
+         hold_after_increase=1, total_steps=200, anneal_fraction=0.2, smoothing="window",
+         window=3),
+    dict(factor=0.7, patience=0, compare="best", mode="max", eval_mode="max",
+         eval_patience=1, noise_threshold=0.5, smoothing="ema", window=4,
+         on_nonfinite="decrease", cooldown=2, min_lr_ratio=0.25),
+]
+
+
+def _script(seed: int, n: int = 220) -> list[tuple[str, float]]:
+    rng = random.Random(seed)
+    out, x = [], 2.0
+    for t in range(n):
+        x = max(x + rng.gauss(0.0, 0.15), 0.01)
+        out.append(("loss", rng.choice([math.nan, math.inf]) if rng.random() < 0.03 else x))
+        if t % 9 == 8:
+            out.append(("eval", x + rng.gauss(0.0, 0.1)))
+    return out
+
+
+def _rule_run(config: GreedyConfig, script: list[tuple[str, float]]) -> list[list[rule.Event]]:
+    state = rule.init(config, [0.1, 0.02])
+    return [list((rule.update if kind == "loss" else rule.observe_eval)(config, state, v).events)
+            for kind, v in script]
+
+
+@pytest.mark.parametrize("index", range(len(SCRIPTED)))
+def test_the_tensor_twin_decodes_the_rules_events(index: int) -> None:
+    config = GreedyConfig(**SCRIPTED[index])
+    script = _script(index)
+    tstate = tr.init(config, [0.1, 0.02])
+    for (kind, value), expected in zip(script, _rule_run(config, script), strict=True):
+        tstate, d = (tr.update if kind == "loss" else tr.observe_eval)(config, tstate, value)
+        decoded = tr.decode_events(
+            config, step=int(tstate.step), code=int(d.code), loss=value,
+            smoothed=float(d.smoothed), reference=float(d.reference),
+            lrs_before=d.lrs_before.tolist(), lrs_changed=d.lrs_changed.tolist(),
+            lrs_after=d.lrs.tolist(), min_lrs=tstate.min_lrs.tolist(),
+            max_lrs=tstate.max_lrs.tolist(), penalty=int(d.penalty))
+        assert repr([e.to_dict() for e in decoded]) == repr([e.to_dict() for e in expected])
+        assert kinds_of(int(d.code)) == tuple(e.kind for e in expected)
+
+
+def test_the_scripted_runs_reach_every_kind() -> None:
+    seen = {e.kind for i, kw in enumerate(SCRIPTED)
+            for step in _rule_run(GreedyConfig(**kw), _script(i)) for e in step}
+    assert seen == set(STORED_BITS)
+
+
+@pytest.mark.parametrize("index", range(len(SCRIPTED)))
+def test_the_optax_twin_names_the_rules_events(index: int) -> None:
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    from greedylr.integrations.optax import event_kinds, greedy_lr
+
+    config = GreedyConfig(**SCRIPTED[index])
+    script = _script(index)
+    expected = _rule_run(config, script)
+    with jax.enable_x64(True):
+        tx = greedy_lr(0.1, config=config)
+        state = tx.init({})
+        # a held-out value goes in with the next loss, as eval_value; the port flags a
+        # held-out decrease that was blocked as EVAL_DECREASE too (GreedyLRState.events)
+        pending: list[str] = []
+        eval_value = None
+        for (kind, value), events_ in zip(script, expected, strict=True):
+            if kind == "eval":
+                eval_value, pending = value, ["eval_decrease" for _ in events_]
+                continue
+            _, state = tx.update({}, state, value=jnp.asarray(value), eval_value=eval_value)
+            assert event_kinds(int(state.events)) == (
+                *pending, *(e.kind for e in events_)), (kind, value)
+            eval_value, pending = None, []
+
+
+def test_the_examples_run() -> None:
+    import doctest
+
+    result = doctest.testmod(events)
+    assert result.attempted >= 2 and result.failed == 0
