@@ -481,9 +481,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except OSError as exc:
         # the results store's StoreError (disk full, read-only folder; what is stored is
-        # kept), looked up only once the runner, which imports torch, has been imported
-        runner = sys.modules.get("greedylr.studies.runner")
-        if runner is None or not isinstance(exc, runner.StoreError):
+        # kept), looked up only once the store, which imports torch, has been imported
+        store = sys.modules.get("greedylr.studies.store")
+        if store is None or not isinstance(exc, store.StoreError):
             raise
         print(f"greedylr: error: {exc}", file=sys.stderr)
         return 1

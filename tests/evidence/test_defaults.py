@@ -8,7 +8,7 @@ import math
 import pytest
 
 from greedylr.evidence import defaults, suites
-from greedylr.studies.runner import FORMAT, result_path, write_result
+from greedylr.studies.store import FORMAT, result_path, write_result
 from greedylr.studies.trial import TrialSpec
 
 

@@ -1,26 +1,16 @@
-"""Run trials into a resumable results store, on local processes or on Ray.
+"""Run trials into the resumable results store, on local processes or on Ray.
 
 A study is a list of :class:`~greedylr.studies.trial.TrialSpec`. :func:`run_trials`
-runs the ones that have no result yet and writes one JSON file per trial::
+runs the ones that have no result yet in the store (:mod:`greedylr.studies.store`, one
+JSON file per trial under ``<out_dir>/trials/``), so an interrupted study resumes where it
+stopped. Nothing is ever run twice, except a ``greedy`` trial stored under other
+:class:`~greedylr.GreedyConfig` defaults than the installed ones: its settings alone no
+longer say what it ran.
 
-    <out_dir>/trials/<spec.key>.json
-
-Each file is written atomically (a temporary file in the same folder, flushed, synced,
-then renamed over the final name), so a study that is interrupted at any moment, by
-Ctrl-C or by ``kill -9``, leaves only complete files; rerunning it skips every trial
-that has a file and runs the rest. Nothing is ever run twice, with one exception: a
-``greedy`` trial whose file records other :class:`~greedylr.GreedyConfig` defaults than
-the installed ones (a greedylr upgrade changed them) runs again, since its settings
-alone no longer say what it ran.
-
-A result file holds the spec, the status (``ok``, ``diverged``: a non-finite training
-loss, ``failed``: an exception, with its message and traceback, ``timeout``: stopped at
-the trial time limit), the per-step training loss and learning rate, the held-out
-metrics with their steps, the scheduler's events, the wall time, and the code version
-and machine that produced it (on Ray, the node too). A file that cannot be read back
-(damaged, truncated) is moved aside to ``<key>.json.damaged`` and its trial runs again;
-a result that cannot be written (disk full, read-only folder) stops the study with a
-:class:`StoreError`, leaving every stored result as it was.
+A result holds the spec, the status (``ok``; ``diverged``: a non-finite training loss;
+``failed``: an exception, with its traceback; ``timeout``: stopped at the time limit), the
+per-step training loss and LR, the held-out metrics, the scheduler's events, the wall time,
+and the code version and machine that produced it (on Ray, the node too).
 
 Executors:
 
@@ -52,8 +42,6 @@ import datetime as _dt
 import functools
 import importlib
 import importlib.metadata
-import importlib.util
-import json
 import logging
 import math
 import multiprocessing
@@ -61,8 +49,6 @@ import os
 import platform
 import signal
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -78,6 +64,18 @@ from typing import Any
 from greedylr._extras import requires_extra
 from greedylr.studies import schedules
 from greedylr.studies.metrics import STATUSES
+from greedylr.studies.store import (
+    FORMAT,
+    StoreError,
+    as_loaded,
+    clean_temporaries,
+    exclusive,
+    load_results,
+    read_for_rerun,
+    result_path,
+    write_result,
+)
+from greedylr.studies.targets import ResolvedWorkload, make_specs, resolve_workload
 from greedylr.studies.trial import Trial, TrialSpec
 
 __all__ = [
@@ -95,12 +93,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "greedylr.trial/1"
-"""The ``format`` field of every result file; bumped when the layout changes."""
-
-
-TRIALS_DIR = "trials"
-
 # Metric names whose smaller values are better, when the workload does not say.
 _LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "error", "mse", "mae", "rmse", "nll", "bpc")
 
@@ -112,156 +104,6 @@ _HINT = (
     " (a script that calls run_trials with jobs > 1 must do it under "
     "`if __name__ == '__main__':`, or every worker re-runs the script)"
 )
-
-
-# -- workloads ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ResolvedWorkload:
-    """What the runner needs of a workload, whether registered or user code.
-
-    Args:
-        name: the reference it was resolved from.
-        train: the training function ``train(trial) -> None``.
-        lr: the default initial LR for the trial's optimizer (``None``: 1e-3).
-        metric: the held-out metric's name, if known.
-        higher_is_better: its direction, if known.
-    """
-
-    name: str
-    train: Callable[[Trial], None]
-    lr: float | None = None
-    metric: str | None = None
-    higher_is_better: bool | None = None
-
-
-def _import_function(ref: str) -> Callable[..., Any]:
-    """``module.sub:function`` or ``path/to/file.py:function`` -> the function."""
-    target, _, attr = ref.rpartition(":")
-    if not target or not attr:
-        raise ValueError(f"expected MODULE:FUNCTION or FILE.py:FUNCTION, got {ref!r}")
-    if target.endswith(".py") or os.sep in target or "/" in target:
-        path = Path(target).expanduser().resolve()
-        if not path.is_file():
-            raise FileNotFoundError(f"no such file: {path}")
-        # a stable module name per path, so that two files called train.py do not clash
-        name = f"_greedylr_user_{abs(hash(str(path))):x}_{path.stem}"
-        module = sys.modules.get(name)
-        if module is None:
-            spec = importlib.util.spec_from_file_location(name, path)
-            if spec is None or spec.loader is None:
-                raise ImportError(f"cannot import {path}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            # the file's own folder, so that it can import its neighbours
-            sys.path.insert(0, str(path.parent))
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules[name]
-                raise
-    else:
-        module = importlib.import_module(target)
-    try:
-        function = getattr(module, attr)
-    except AttributeError:
-        raise AttributeError(f"{target} has no attribute {attr!r}") from None
-    if not callable(function):
-        raise TypeError(f"{ref} is not callable")
-    return function
-
-
-def resolve_workload(ref: str, optimizer: str | None = None) -> ResolvedWorkload:
-    """A registered workload by name, or user code as ``module:function`` / ``file.py:function``.
-
-    User functions may carry the facts a registered workload has, as attributes:
-    ``train.metric = "accuracy"``, ``train.higher_is_better = True``, ``train.lr = 1e-3``.
-
-    Args:
-        ref: the workload reference of a :class:`TrialSpec`.
-        optimizer: the trial's optimizer, to pick the workload's LR for it.
-
-    Raises:
-        KeyError: no registered workload by that name (and no ``:`` in it).
-        ImportError, AttributeError, FileNotFoundError: the user function cannot be found.
-    """
-    if ":" in ref:
-        train = _import_function(ref)
-        direction = getattr(train, "higher_is_better", None)
-        return ResolvedWorkload(
-            name=ref,
-            train=train,
-            lr=getattr(train, "lr", None),
-            metric=getattr(train, "metric", None),
-            higher_is_better=None if direction is None else bool(direction),
-        )
-    from greedylr.evidence import workloads
-
-    w = workloads.get(ref)
-    return ResolvedWorkload(
-        name=w.name,
-        train=w.train,
-        lr=w.lr_for(optimizer),
-        metric=w.metric,
-        higher_is_better=w.higher_is_better,
-    )
-
-
-def make_specs(
-    study: str,
-    workloads: Iterable[str],
-    schedules: Iterable[str],
-    seeds: Iterable[int],
-    *,
-    optimizer: str | None = None,
-    steps: int | None = None,
-    lr: float | None = None,
-    warmup: int | None = None,
-    eval_every: int | None = None,
-    settings: dict[str, Any] | None = None,
-) -> list[TrialSpec]:
-    """The grid workloads x schedules x seeds, with each registered workload's defaults.
-
-    An argument left as ``None`` takes the workload's default (registered workloads)
-    or the :class:`TrialSpec` default (user code). Every schedule of one workload gets
-    the same optimizer, LR, warmup and length: only the schedule differs.
-    """
-    specs = []
-    schedules, seeds = list(schedules), list(seeds)
-    for ref in workloads:
-        defaults: dict[str, Any] = {}
-        if ":" not in ref:
-            from greedylr.evidence import workloads as registry
-
-            w = registry.get(ref)
-            defaults = {
-                "optimizer": w.optimizer,
-                "steps": w.steps,
-                "warmup": w.warmup,
-                "eval_every": w.eval_every,
-            }
-        chosen = {
-            "optimizer": optimizer,
-            "steps": steps,
-            "lr": lr,
-            "warmup": warmup,
-            "eval_every": eval_every,
-        }
-        fields = {**defaults, **{k: v for k, v in chosen.items() if v is not None}}
-        for schedule in schedules:
-            for seed in seeds:
-                specs.append(
-                    TrialSpec.make(
-                        study=study,
-                        workload=ref,
-                        schedule=schedule,
-                        seed=seed,
-                        settings=settings,
-                        **fields,
-                    )
-                )
-    return specs
 
 
 # -- provenance ---------------------------------------------------------------------
@@ -473,140 +315,6 @@ def _timed_out(spec: TrialSpec, limit: float, wall_time: float) -> dict[str, Any
     )
     result["trial_timeout"] = limit
     return result
-
-
-# -- the store ----------------------------------------------------------------------
-
-
-def result_path(out_dir: str | os.PathLike[str], spec: TrialSpec) -> Path:
-    """Where the result of ``spec`` lives under the study folder ``out_dir``."""
-    return Path(out_dir) / TRIALS_DIR / f"{spec.key}.json"
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy and torch scalars
-        return value.item()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    return str(value)
-
-
-def write_result(path: Path, result: dict[str, Any]) -> None:
-    """Write ``result`` to ``path`` atomically: complete or not at all.
-
-    NaN and infinite losses are kept as JSON's ``NaN``/``Infinity`` extensions, which
-    Python's json module reads back.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(result, handle, default=_json_default, separators=(",", ":"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    """The result stored at ``path``; None, with a warning naming it, if it is unusable."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as exc:
-        logger.warning("ignoring unreadable result %s: %s", path, exc)
-        return None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        logger.warning("ignoring %s: not a %s result", path, FORMAT)
-        return None
-    if (
-        data.get("key") != path.stem
-        or data.get("status") not in STATUSES
-        or not isinstance(data.get("spec"), dict)
-    ):
-        logger.warning("ignoring %s: a damaged %s result (key, status or spec)", path, FORMAT)
-        return None
-    return data
-
-
-def _read_stored(path: Path) -> dict[str, Any] | None:
-    """The stored result at ``path`` for a run about to write there: a damaged file is
-    moved aside to ``<name>.damaged`` (kept for inspection, never read) and the trial
-    runs again."""
-    if not path.exists():
-        return None
-    data = _read(path)
-    if data is None:
-        aside = path.with_name(path.name + ".damaged")
-        os.replace(path, aside)
-        logger.warning("moved %s aside to %s: the trial runs again", path.name, aside.name)
-    return data
-
-
-def load_results(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every trial result stored under ``directory`` (a study folder or a results root).
-
-    Sorted by study, workload, schedule, optimizer, seed, then key, so that reports
-    built from them are stable.
-    """
-    root = Path(directory)
-    if not root.exists():
-        raise FileNotFoundError(f"no results folder {root}")
-    results = []
-    for path in sorted(root.rglob(f"{TRIALS_DIR}/*.json")):
-        if path.name.startswith("."):
-            continue
-        data = _read(path)
-        if data is not None:
-            results.append(data)
-
-    def order(r: dict[str, Any]) -> tuple[Any, ...]:
-        s = r["spec"]
-        return (s["study"], s["workload"], s["schedule"], s["optimizer"], s["seed"], r["key"])
-
-    return sorted(results, key=order)
-
-
-@contextlib.contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
-    """Hold ``out/.lock`` while running: two runs of one study would run trials twice.
-
-    An OS file lock (``filelock``: ``flock`` on POSIX, ``msvcrt`` on Windows), released
-    by the OS if the process dies, so a killed run never leaves a stale lock behind.
-    Who holds it is written next to it, in ``out/.lock.owner``, for the error message.
-    """
-    from filelock import FileLock, Timeout
-
-    out.mkdir(parents=True, exist_ok=True)
-    owner = out / ".lock.owner"
-    lock = FileLock(str(out / ".lock"), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        try:
-            holder = owner.read_text(encoding="utf-8").strip()
-        except OSError:
-            holder = ""
-        raise RuntimeError(
-            f"{out} is being written by {holder or 'another process'}: wait for it, or "
-            "stop it (it resumes)"
-        ) from None
-    try:
-        owner.write_text(f"pid {os.getpid()} on {platform.node()}", encoding="utf-8")
-        yield
-    finally:
-        lock.release()
-
-
-def _clean_temporaries(trials_dir: Path) -> None:
-    """Remove what a killed run left half-written: never read, safe to delete."""
-    if trials_dir.is_dir():
-        for tmp in trials_dir.glob(".*.tmp"):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
 
 
 # -- executors ----------------------------------------------------------------------
@@ -1022,7 +730,7 @@ def run_trials(
     for spec in specs:
         unique.setdefault(spec.key, spec)
     plan = _Plan(jobs, executor, address, retry_failed, trial_timeout)
-    with _exclusive(out), _stop_on_sigterm():
+    with exclusive(out), _stop_on_sigterm():
         return _run_unlocked(unique, out, plan, progress, on_result)
 
 
@@ -1060,10 +768,6 @@ class _Plan:
         return None
 
 
-class StoreError(OSError):
-    """A trial's result could not be written: the study stops, stored results stay."""
-
-
 def _ran_under_other_defaults(spec: TrialSpec, data: dict[str, Any], defaults: str) -> bool:
     """A stored trial of a schedule built on the package defaults, whose digest is no
     longer ``defaults``. Files written before the digest was recorded carry none: kept."""
@@ -1080,13 +784,13 @@ def _run_unlocked(
     progress: bool,
     on_result: OnResult | None,
 ) -> list[dict[str, Any]]:
-    _clean_temporaries(out / TRIALS_DIR)
+    clean_temporaries(out)
 
     stored: dict[str, dict[str, Any]] = {}
     todo: list[TrialSpec] = []
     defaults = schedules.greedy_defaults_digest()
     for key, spec in unique.items():
-        data = _read_stored(result_path(out, spec))
+        data = read_for_rerun(result_path(out, spec))
         why = plan.reruns(spec, data, defaults) if data is not None else None
         if why is not None:
             logger.warning("%s: running it again: %s", key, why)
@@ -1121,7 +825,7 @@ def _run_unlocked(
                         "rerun to resume",
                     ) from exc
             # hand back exactly what a later load_results() reads (tuples become lists)
-            result = json.loads(json.dumps(result, default=_json_default))
+            result = as_loaded(result)
             new[result["key"]] = result
             if result["status"] != "ok":
                 logger.warning("%s: %s (%s)", spec.key, result["status"], result["error"])
