@@ -34,7 +34,6 @@ Run it (resumable; the small-model study's results give the baselines)::
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import math
@@ -47,7 +46,10 @@ from typing import Any
 import numpy as np
 
 from greedylr._extras import requires_extra
+from greedylr.evidence.outputs import write_csv, write_json
+from greedylr.evidence.suites import workload_spec
 from greedylr.studies import metrics as M
+from greedylr.studies.metrics import Result
 from greedylr.studies.trial import TrialSpec
 
 __all__ = [
@@ -64,8 +66,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-Result = dict[str, Any]
 
 #: Tuning split: cheap, and between them every optimizer and three data types.
 TUNE_WORKLOADS: tuple[str, ...] = (
@@ -128,24 +128,6 @@ HELDOUT_ARMS: tuple[tuple[str, dict[str, Any]], ...] = (
 TOLERANCE = 0.01
 
 
-def _spec(workload: str, seed: int, settings: dict[str, Any], study: str) -> TrialSpec:
-    from greedylr.evidence import workloads
-
-    w = workloads.get(workload)
-    return TrialSpec.make(
-        study=study,
-        workload=workload,
-        schedule="greedy",
-        optimizer=w.optimizer,
-        seed=seed,
-        steps=w.steps,
-        lr=None,
-        warmup=w.warmup,
-        eval_every=w.eval_every,
-        settings=settings,
-    )
-
-
 def heldout_specs(
     workloads_: Sequence[str], study: str, arms: int | None = None
 ) -> list[TrialSpec]:
@@ -171,7 +153,7 @@ def heldout_specs(
 def tune_specs() -> list[TrialSpec]:
     """Every variant on every tuning workload and seed."""
     return [
-        _spec(w, seed, settings, "defaults_tune")
+        workload_spec("defaults_tune", w, "greedy", seed, settings=settings)
         for settings in VARIANTS.values()
         for w in TUNE_WORKLOADS
         for seed in SEEDS
@@ -184,7 +166,11 @@ def check_specs(candidate: dict[str, Any]) -> list[TrialSpec]:
     The current default on the same workloads is the small-model study's ``greedy``
     arm (the same trial in all but the study's name), so it is not run again.
     """
-    return [_spec(w, seed, candidate, "defaults_check") for w in CHECK_WORKLOADS for seed in SEEDS]
+    return [
+        workload_spec("defaults_check", w, "greedy", seed, settings=candidate)
+        for w in CHECK_WORKLOADS
+        for seed in SEEDS
+    ]
 
 
 # -- analysis -------------------------------------------------------------------------
@@ -598,40 +584,44 @@ def write_report(out: Path, baselines_dir: Path | None, report_dir: Path) -> Pat
         parts.append(f"\n![{stage}](figures/{stage}_ranks.png)\n")
     path = report_dir / "report.md"
     path.write_text("\n".join(parts))
-    (report_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
-    with open(report_dir / "summary.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            [
-                "split",
-                "variant",
-                "metric_rank",
-                "loss_rank",
-                "wins_vs_default",
-                "workloads",
-                "as_good_or_better_pct",
-                "worse_pct",
-                "diverged",
-                "runs",
-            ]
-        )
-        for stage, analysis in summary.items():
-            for r in analysis["variants"]:
-                writer.writerow(
-                    [
-                        stage,
-                        r["variant"],
-                        f"{r['metric_rank']:.3f}",
-                        f"{r['loss_rank']:.3f}",
-                        r["wins_vs_default"],
-                        r["workloads"],
-                        _fmt(r["as_good_or_better_pct"], 4),
-                        _fmt(r["worse_pct"], 4),
-                        r["diverged"],
-                        r["runs"],
-                    ]
-                )
+    write_json(report_dir / "summary.json", summary)
+    _write_summary_csv(report_dir / "summary.csv", summary)
     return path
+
+
+_SUMMARY_COLUMNS = (
+    "split",
+    "variant",
+    "metric_rank",
+    "loss_rank",
+    "wins_vs_default",
+    "workloads",
+    "as_good_or_better_pct",
+    "worse_pct",
+    "diverged",
+    "runs",
+)
+
+
+def _write_summary_csv(path: Path, summary: dict[str, dict[str, Any]]) -> None:
+    """One row per split and variant: its ranks, wins and divergences."""
+    rows = [
+        [
+            stage,
+            r["variant"],
+            f"{r['metric_rank']:.3f}",
+            f"{r['loss_rank']:.3f}",
+            r["wins_vs_default"],
+            r["workloads"],
+            _fmt(r["as_good_or_better_pct"], 4),
+            _fmt(r["worse_pct"], 4),
+            r["diverged"],
+            r["runs"],
+        ]
+        for stage, analysis in summary.items()
+        for r in analysis["variants"]
+    ]
+    write_csv(path, _SUMMARY_COLUMNS, rows)
 
 
 def _parse_settings(items: Sequence[str]) -> dict[str, Any]:

@@ -31,7 +31,6 @@ compact ``summary.json`` / ``summary.csv``; the F-sweep also gets ``f_sweep.md``
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import math
@@ -44,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from greedylr._extras import requires_extra
+from greedylr.evidence.outputs import write_csv, write_json
+from greedylr.evidence.suites import workload_spec
 from greedylr.studies.trial import TrialSpec
 
 __all__ = [
@@ -89,13 +90,6 @@ PRETRAIN_WORKLOAD = "llama_pretrain"
 F_SWEEP_WORKLOADS: tuple[str, ...] = ("minilm_lora", PRETRAIN_WORKLOAD)
 
 
-def _spec(study: str, workload: str, schedule: str, seed: int, quick: bool, **kw: Any) -> TrialSpec:
-    # the suite's helper: the workload's defaults, its quick length when quick
-    from greedylr.evidence.suites import _spec as suite_spec
-
-    return suite_spec(study, workload, schedule, seed, quick=quick, **kw)
-
-
 def _recipe_greedy() -> dict[str, Any]:
     from greedylr.evidence.workloads.llama_pretrain import TINY_RECIPE
 
@@ -112,13 +106,13 @@ def finetune(quick: bool) -> list[TrialSpec]:
     """MiniLM fine-tuning, LoRA and full, every schedule x seeds (quick: LoRA, 2 x 1)."""
     if quick:
         return [
-            _spec("finetune", "minilm_lora", s, seed, True)
+            workload_spec("finetune", "minilm_lora", s, seed, quick=True)
             for s in ("greedy", "cosine")
             for seed in QUICK_SEEDS
         ]
     return _ordered(
         [
-            _spec("finetune", w, s, seed, False)
+            workload_spec("finetune", w, s, seed)
             for w in FINETUNE_WORKLOADS
             for seed in FULL_SEEDS
             for s in SCHEDULES
@@ -132,15 +126,8 @@ def pretrain(quick: bool) -> list[TrialSpec]:
 
     def one(schedule: str, seed: int, optimizer: str = "adamw") -> TrialSpec:
         settings = recipe if schedule == "greedy" else None
-        return _spec(
-            "pretrain",
-            PRETRAIN_WORKLOAD,
-            schedule,
-            seed,
-            quick,
-            optimizer=optimizer,
-            settings=settings,
-        )
+        return workload_spec("pretrain", PRETRAIN_WORKLOAD, schedule, seed, quick=quick,
+                             optimizer=optimizer, settings=settings)
 
     if quick:
         return [one(s, seed) for s in ("greedy", "cosine") for seed in QUICK_SEEDS]
@@ -153,14 +140,8 @@ def f_sweep(quick: bool) -> list[TrialSpec]:
     """GreedyLR's factor F swept on LoRA fine-tuning and pre-training (quick: 3 F, LM only)."""
     if quick:
         return [
-            _spec(
-                "f_sweep",
-                PRETRAIN_WORKLOAD,
-                "greedy",
-                seed,
-                True,
-                settings={**_recipe_greedy(), "factor": f},
-            )
+            workload_spec("f_sweep", PRETRAIN_WORKLOAD, "greedy", seed, quick=True,
+                          settings={**_recipe_greedy(), "factor": f})
             for f in (0.25, 0.5, 0.95)
             for seed in QUICK_SEEDS
         ]
@@ -168,7 +149,7 @@ def f_sweep(quick: bool) -> list[TrialSpec]:
     for workload in F_SWEEP_WORKLOADS:
         base = _recipe_greedy() if workload == PRETRAIN_WORKLOAD else {}
         specs += [
-            _spec("f_sweep", workload, "greedy", seed, False, settings={**base, "factor": f})
+            workload_spec("f_sweep", workload, "greedy", seed, settings={**base, "factor": f})
             for seed in FULL_SEEDS
             for f in F_VALUES
         ]
@@ -176,14 +157,8 @@ def f_sweep(quick: bool) -> list[TrialSpec]:
         # this package's default caps it at 10x the initial LR, which may be what keeps
         # a small F from diverging: run the smallest F values without the cap as well
         specs += [
-            _spec(
-                "f_sweep",
-                workload,
-                "greedy",
-                seed,
-                False,
-                settings={**base, "factor": f, "max_lr_ratio": None},
-            )
+            workload_spec("f_sweep", workload, "greedy", seed,
+                          settings={**base, "factor": f, "max_lr_ratio": None})
             for seed in FULL_SEEDS
             for f in UNBOUNDED_F_VALUES
         ]
@@ -236,12 +211,9 @@ def summarize(study_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
                 "wall_s_mean": s.wall_time.mean,
             }
         )
-    (study_dir / "summary.json").write_text(json.dumps(rows, indent=1, default=str) + "\n")
-    with open(study_dir / "summary.csv", "w", newline="") as f:
-        if rows:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+    write_json(study_dir / "summary.json", rows)
+    write_csv(study_dir / "summary.csv", list(rows[0]) if rows else [],
+              [list(r.values()) for r in rows])
     return rows
 
 

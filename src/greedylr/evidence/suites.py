@@ -28,6 +28,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from greedylr.evidence import workloads
+from greedylr.evidence.outputs import write_csv, write_json
+from greedylr.studies.runner import make_specs
 from greedylr.studies.trial import TrialSpec
 
 __all__ = [
@@ -41,6 +44,7 @@ __all__ = [
     "lazy",
     "lr_grid",
     "small_models",
+    "workload_spec",
 ]
 
 logger = logging.getLogger(__name__)
@@ -107,7 +111,7 @@ def lazy(ref: str) -> StudyFn:
     return call
 
 
-def _spec(
+def workload_spec(
     study: str,
     workload: str,
     schedule: str,
@@ -117,31 +121,21 @@ def _spec(
     quick: bool = False,
     settings: dict[str, Any] | None = None,
 ) -> TrialSpec:
-    """One trial of a registered workload with its defaults (quick: its quick length)."""
-    from greedylr.evidence import workloads
-
+    """One trial of a built-in workload with its defaults; ``quick``: at its quick length,
+    warmup and evaluation interval keeping their share of the run. The LR is left to the
+    workload's default for the optimizer: the same for every schedule."""
     w = workloads.get(workload)
-    steps = w.steps
-    warmup = w.warmup
-    eval_every = w.eval_every
+    lengths: dict[str, int] = {}
     if quick and w.quick_steps:
-        # the same recipe, shorter: warmup and evaluation keep their share of the run
         scale = w.quick_steps / w.steps
-        steps = w.quick_steps
-        warmup = round(w.warmup * scale)
-        eval_every = max(1, round(w.eval_every * scale)) if w.eval_every else 0
-    return TrialSpec.make(
-        study=study,
-        workload=workload,
-        schedule=schedule,
-        optimizer=optimizer or w.optimizer,
-        seed=seed,
-        steps=steps,
-        lr=None,  # the workload's default for this optimizer: the same for every schedule
-        warmup=warmup,
-        eval_every=eval_every,
-        settings=settings,
-    )
+        lengths = {
+            "steps": w.quick_steps,
+            "warmup": round(w.warmup * scale),
+            "eval_every": max(1, round(w.eval_every * scale)) if w.eval_every else 0,
+        }
+    (spec,) = make_specs(study, [workload], [schedule], [seed], optimizer=optimizer,
+                         settings=settings, **lengths)
+    return spec
 
 
 #: The LR-grid study's workloads: the four cheapest small ones (a few CPU-seconds a trial),
@@ -178,8 +172,6 @@ def lr_grid(quick: bool) -> list[TrialSpec]:
     minute of arithmetic): ``wine_mlp`` x GreedyLR, cosine and Prodigy x 0.1x, 1x, 10x x
     2 seeds at its quick length.
     """
-    from greedylr.evidence import workloads
-
     study = "lr_grid"
     if quick:
         names: Sequence[str] = ("wine_mlp",)
@@ -193,7 +185,7 @@ def lr_grid(quick: bool) -> list[TrialSpec]:
     specs = []
     for seed in seeds:
         for name in names:
-            base = _spec(study, name, "greedy", seed, quick=quick)
+            base = workload_spec(study, name, "greedy", seed, quick=quick)
             default = workloads.get(name).lr_for(base.optimizer)
             for factor in factors:
                 for arm in arms:
@@ -213,14 +205,13 @@ def small_models(quick: bool) -> list[TrialSpec]:
     Quick: :data:`QUICK_SMALL_MODELS` x (GreedyLR + the paper's four baselines)
     x 2 seeds, at each workload's quick length.
     """
-    from greedylr.evidence import workloads
     from greedylr.studies.schedules import OPTIMIZERS, SCHEDULES
 
     study = "small_models"
     core = ("greedy", *PAPER_BASELINES)
     if quick:
         return [
-            _spec(study, w, s, seed, quick=True)
+            workload_spec(study, w, s, seed, quick=True)
             for w in QUICK_SMALL_MODELS
             for s in core
             for seed in QUICK_SEEDS
@@ -233,7 +224,7 @@ def small_models(quick: bool) -> list[TrialSpec]:
         for w in OPTIMIZER_SWEEP:
             own = workloads.get(w).optimizer
             out += [
-                _spec(study, w, s, seed, optimizer=o)
+                workload_spec(study, w, s, seed, optimizer=o)
                 for o in OPTIMIZERS
                 if o != own
                 for s in schedules
@@ -242,11 +233,13 @@ def small_models(quick: bool) -> list[TrialSpec]:
         return out
 
     # seed-major: a run cut short has every workload, with fewer seeds
-    specs = [_spec(study, w, s, seed) for seed in FULL_SEEDS for w in SMALL_MODELS for s in core]
+    specs = [workload_spec(study, w, s, seed)
+             for seed in FULL_SEEDS for w in SMALL_MODELS for s in core]
     specs += sweep(core)
-    specs += [_spec(study, w, s, seed) for w in cheap for s in extra for seed in FULL_SEEDS]
+    specs += [workload_spec(study, w, s, seed) for w in cheap for s in extra for seed in FULL_SEEDS]
     specs += sweep(extra)
-    specs += [_spec(study, w, s, seed) for w in COSTLY for s in extra for seed in FULL_SEEDS]
+    specs += [workload_spec(study, w, s, seed)
+              for w in COSTLY for s in extra for seed in FULL_SEEDS]
     return specs
 
 
@@ -350,14 +343,9 @@ def write_summary(study_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
     """Compact, committable results of a study: ``heldout.md`` (the held-out summary:
     every schedule at its own best LR, paired differences, verdicts, LR tolerance),
     ``headline.md`` (the paper's training-loss labels), ``summary.json`` and
-    ``trials.csv`` (one row per trial: its identity, the optimizer it really used,
-    status, loss at 10/50/100%, final and best held-out metric, LR moves and wall time).
-    The per-step curves stay in the trial files; everything the summaries need can be
-    recomputed from ``trials.csv``.
+    ``trials.csv`` (one row per trial). The per-step curves stay in the trial files;
+    everything the summaries need can be recomputed from ``trials.csv``.
     """
-    import csv
-
-    from greedylr.studies import metrics as M
     from greedylr.studies import tuning as T
     from greedylr.studies.report import heldout_summary
     from greedylr.studies.runner import load_results
@@ -365,71 +353,76 @@ def write_summary(study_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
     results = load_results(study_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "trials.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            [
-                "study",
-                "workload",
-                "optimizer",
-                "schedule",
-                "seed",
-                "steps",
-                "lr",
-                "warmup",
-                "status",
-                "loss_10",
-                "loss_50",
-                "loss_100",
-                "metric",
-                "final_metric",
-                "best_metric",
-                "best_step",
-                "lr_up",
-                "lr_down",
-                "wall_s",
-                "optimizer_used",
-            ]
-        )
-        for r in results:
-            s = r["spec"]
-            losses = [f"{M.loss_at(r, f):.6g}" for f in M.STAGES] if r["losses"] else ["", "", ""]
-            final = M.final_metric(r)
-            best = M.best_metric(r)
-            moves = M.lr_changes(r)
-            writer.writerow(
-                [
-                    s["study"],
-                    s["workload"],
-                    s["optimizer"],
-                    M.arm_of(r),
-                    s["seed"],
-                    s["steps"],
-                    f"{r['lr']:.6g}" if r.get("lr") else "",
-                    s["warmup"],
-                    r["status"],
-                    *losses,
-                    M.metric_name(r)[0],
-                    "" if final is None else f"{final:.6g}",
-                    "" if best is None else f"{best[0]:.6g}",
-                    "" if best is None else best[1],
-                    moves["up"],
-                    moves["down"],
-                    f"{r['wall_time']:.2f}",
-                    M.optimizer_of(r),
-                ]
-            )
+    write_csv(out / "trials.csv", _TRIAL_COLUMNS, [_trial_row(r) for r in results])
     head = headline(results)
     table = workload_table(results)
     tuned = [_tuned_json(wt) for wt in T.tune(results)]
     (out / "heldout.md").write_text("\n".join(heldout_summary(results)) + "\n")
-    (out / "summary.json").write_text(
-        json.dumps(
-            {"heldout": tuned, "headline": head, "workloads": table, "trials": len(results)},
-            indent=1,
-        )
-        + "\n"
-    )
+    write_json(out / "summary.json",
+               {"heldout": tuned, "headline": head, "workloads": table, "trials": len(results)})
+    path = out / "headline.md"
+    path.write_text("\n".join([*_headline_lines(head), "", *_workload_lines(table)]) + "\n")
+    return path
+
+
+_TRIAL_COLUMNS = (
+    "study",
+    "workload",
+    "optimizer",
+    "schedule",
+    "seed",
+    "steps",
+    "lr",
+    "warmup",
+    "status",
+    "loss_10",
+    "loss_50",
+    "loss_100",
+    "metric",
+    "final_metric",
+    "best_metric",
+    "best_step",
+    "lr_up",
+    "lr_down",
+    "wall_s",
+    "optimizer_used",
+)
+
+
+def _trial_row(r: dict[str, Any]) -> list[Any]:
+    """One trial in ``trials.csv``: its identity, the optimizer it really used, status,
+    loss at 10/50/100%, final and best held-out metric, LR moves and wall time."""
+    from greedylr.studies import metrics as M
+
+    s = r["spec"]
+    losses = [f"{M.loss_at(r, f):.6g}" for f in M.STAGES] if r["losses"] else ["", "", ""]
+    final = M.final_metric(r)
+    best = M.best_metric(r)
+    moves = M.lr_changes(r)
+    return [
+        s["study"],
+        s["workload"],
+        s["optimizer"],
+        M.arm_of(r),
+        s["seed"],
+        s["steps"],
+        f"{r['lr']:.6g}" if r.get("lr") else "",
+        s["warmup"],
+        r["status"],
+        *losses,
+        M.metric_name(r)[0],
+        "" if final is None else f"{final:.6g}",
+        "" if best is None else f"{best[0]:.6g}",
+        "" if best is None else best[1],
+        moves["up"],
+        moves["down"],
+        f"{r['wall_time']:.2f}",
+        M.optimizer_of(r),
+    ]
+
+
+def _headline_lines(head: dict[str, dict[str, float]]) -> list[str]:
+    """The paper's headline beside ours, as a markdown table (see :func:`headline`)."""
     lines = [
         "| | paper (196 comparisons) | ours vs the paper's 4 baselines "
         "| ours vs all 10 schedules |",
@@ -439,8 +432,12 @@ def write_summary(study_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
         cells = [head[col][name] for col in ("paper", "vs paper baselines", "vs all schedules")]
         fmt = [f"{v:.0f}" if name == "comparisons" else f"{v:.2f}%" for v in cells]
         lines.append(f"| {name} | " + " | ".join(fmt) + " |")
-    lines += [
-        "",
+    return lines
+
+
+def _workload_lines(table: list[dict[str, Any]]) -> list[str]:
+    """:func:`workload_table` as a markdown table."""
+    lines = [
         "| workload | optimizer | LR | metric | GreedyLR | best schedule | best "
         "| GreedyLR's rank |",
         "|---|---|---|---|---|---|---|---|",
@@ -453,9 +450,7 @@ def write_summary(study_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
             f"{row['greedy']:.4g} | {row['best_schedule']} | {row['best']:.4g} | "
             f"{row['greedy_rank']}/{row['schedules']} |"
         )
-    path = out / "headline.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return lines
 
 
 def _tuned_json(wt: Any) -> dict[str, Any]:

@@ -56,6 +56,7 @@ __all__ = [
     "ArmSummary",
     "Comparison",
     "LabelTable",
+    "Result",
     "arm_of",
     "arm_summaries",
     "best_metric",
@@ -84,6 +85,7 @@ STAGES = (0.1, 0.5, 1.0)
 WINDOW_FRACTION = 0.02
 
 Result = dict[str, Any]
+"""One trial's stored result, as :func:`greedylr.studies.runner.load_results` returns it."""
 
 
 # -- identity -------------------------------------------------------------------------

@@ -45,6 +45,7 @@ import numpy as np
 from greedylr._extras import requires_extra
 from greedylr.studies import metrics as M
 from greedylr.studies import tuning as T
+from greedylr.studies.metrics import Result
 from greedylr.studies.runner import load_results
 
 __all__ = [
@@ -59,8 +60,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-Result = dict[str, Any]
 
 _OUR_FIGURES = ("-curves.png", "-final-metric.png", "-labels.png", "-lr.png")
 
