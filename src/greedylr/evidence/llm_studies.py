@@ -22,7 +22,7 @@ Three studies, each a function ``specs(quick) -> list[TrialSpec]`` registered in
 Trials are ordered so that GreedyLR and cosine (the paper's LLM baseline) run first
 everywhere: a run cut short still holds the paper's comparison.
 
-``python -m greedylr.evidence.llm_studies --out results`` runs all three (resumable) and
+``greedylr study llm --out results`` runs all three (resumable) and
 writes, per study folder, the harness report (``report.md``, ``figures/``) plus a
 compact ``summary.json`` / ``summary.csv``; the F-sweep also gets ``f_sweep.md`` and
 ``figures/f_sweep.png``.
@@ -30,21 +30,18 @@ compact ``summary.json`` / ``summary.csv``; the F-sweep also gets ``f_sweep.md``
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import math
 import os
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from greedylr._extras import requires_extra
 from greedylr.evidence.outputs import write_csv, write_json
 from greedylr.evidence.suites import workload_spec
+from greedylr.plot import new_figure
 from greedylr.studies.trial import TrialSpec
 
 __all__ = [
@@ -56,7 +53,6 @@ __all__ = [
     "f_sweep",
     "f_sweep_table",
     "finetune",
-    "main",
     "pretrain",
     "run",
     "summarize",
@@ -378,16 +374,12 @@ def f_sweep_table(study_dir: str | os.PathLike[str]) -> str:
 
 
 def _f_sweep_figure(data: dict[str, list[tuple[float, float, float]]], path: Path) -> None:
-    with requires_extra("bench", "the F-sweep figure"):
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+    """Final training loss against F, one panel per workload, the paper's threshold marked."""
     if not data:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, len(data), figsize=(4.5 * len(data), 3.4), squeeze=False)
+    fig = new_figure(size=(4.5 * len(data), 3.4), dpi=110, what="the F-sweep figure")
+    axes = fig.subplots(1, len(data), squeeze=False)
     for ax, (workload, points) in zip(axes[0], sorted(data.items())):
         xs = [p[0] for p in points]
         ax.errorbar(xs, [p[1] for p in points], yerr=[p[2] for p in points], marker="o")
@@ -396,9 +388,7 @@ def _f_sweep_figure(data: dict[str, list[tuple[float, float, float]]], path: Pat
         ax.set_ylabel("final training loss (mean ± sd)")
         ax.set_title(workload)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.savefig(path)
 
 
 # -- running -----------------------------------------------------------------------------
@@ -471,36 +461,3 @@ def run(
             "trial_wall_s": round(sum(float(r.get("wall_time") or 0) for r in results[name]), 1),
         }
     return summary
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="results")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument(
-        "--studies", nargs="+", choices=sorted(STUDIES), default=["pretrain", "finetune", "f_sweep"]
-    )
-    parser.add_argument(
-        "--report-only", action="store_true", help="rewrite the reports from stored results"
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if args.report_only:
-        for name in args.studies:
-            if (Path(args.out) / name).is_dir():
-                write_reports(Path(args.out) / name)
-        return 0
-    summary = run(
-        args.out,
-        quick=args.quick,
-        jobs=args.jobs,
-        studies=args.studies,
-        progress=sys.stderr.isatty(),
-    )
-    logger.info("done: %s", json.dumps(summary))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
