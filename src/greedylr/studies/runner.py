@@ -7,10 +7,8 @@ stopped. Nothing is ever run twice, except a ``greedy`` trial stored under other
 :class:`~greedylr.GreedyConfig` defaults than the installed ones: its settings alone no
 longer say what it ran.
 
-A result holds the spec, the status (``ok``; ``diverged``: a non-finite training loss;
-``failed``: an exception, with its traceback; ``timeout``: stopped at the time limit), the
-per-step training loss and LR, the held-out metrics, the scheduler's events, the wall time,
-and the code version and machine that produced it (on Ray, the node too).
+Each trial runs through :func:`~greedylr.studies.execution.execute_trial`, whose result
+record (status, curves, metrics, events, provenance) is what the store keeps.
 
 Executors:
 
@@ -38,20 +36,13 @@ Examples:
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import functools
-import importlib
-import importlib.metadata
 import logging
 import math
 import multiprocessing
 import os
-import platform
 import signal
-import subprocess
 import threading
 import time
-import traceback
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -63,6 +54,7 @@ from typing import Any
 
 from greedylr._extras import requires_extra
 from greedylr.studies import schedules
+from greedylr.studies.execution import execute_trial, timed_out_result, unfinished_result
 from greedylr.studies.metrics import STATUSES
 from greedylr.studies.store import (
     FORMAT,
@@ -76,7 +68,7 @@ from greedylr.studies.store import (
     write_result,
 )
 from greedylr.studies.targets import ResolvedWorkload, make_specs, resolve_workload
-from greedylr.studies.trial import Trial, TrialSpec
+from greedylr.studies.trial import TrialSpec
 
 __all__ = [
     "FORMAT",
@@ -93,8 +85,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Metric names whose smaller values are better, when the workload does not say.
-_LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "error", "mse", "mae", "rmse", "nll", "bpc")
 
 # A worker that dies (segfault, out of memory) takes the trials in flight with it; a
 # trial is retried this many times before it is given up (for this run only: no file is
@@ -104,217 +94,6 @@ _HINT = (
     " (a script that calls run_trials with jobs > 1 must do it under "
     "`if __name__ == '__main__':`, or every worker re-runs the script)"
 )
-
-
-# -- provenance ---------------------------------------------------------------------
-
-
-@functools.cache
-def code_version() -> dict[str, Any]:
-    """greedylr's version and, when it runs from a git checkout, the commit and dirty flag."""
-    import torch
-
-    import greedylr
-
-    out: dict[str, Any] = {
-        "greedylr": greedylr.__version__,
-        "torch": torch.__version__,
-        # the defaults a ``greedy`` trial ran under: a resumed study reruns it if they changed
-        "greedy_defaults": schedules.greedy_defaults_digest(),
-    }
-    for name in ("transformers", "schedulefree", "prodigyopt"):
-        # the installed version, without importing them (transformers takes seconds)
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            out[name] = importlib.metadata.version(name)
-    root = Path(greedylr.__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        out["git"] = commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        out["git"] = None  # an installed wheel: the version is all there is
-    return out
-
-
-def machine() -> dict[str, Any]:
-    """Where a trial ran: enough to explain a wall-time difference."""
-    import torch
-
-    return {
-        "hostname": platform.node(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-    }
-
-
-# -- one trial ----------------------------------------------------------------------
-
-
-def _now(offset: float = 0.0) -> str:
-    """The UTC time ``offset`` seconds from now, ISO 8601."""
-    moment = _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(seconds=offset)
-    return moment.isoformat(timespec="seconds")
-
-
-def _guess_direction(metric: str) -> bool:
-    return not any(word in metric.lower() for word in _LOWER_IS_BETTER)
-
-
-def _preload(schedule: str, optimizer: str) -> None:
-    if schedule == "transformers_greedy":
-        with requires_extra("hf", "the transformers_greedy schedule"):
-            importlib.import_module("transformers")
-    elif optimizer == "adafactor":
-        with requires_extra("hf", "the adafactor optimizer"):
-            importlib.import_module("transformers")
-    elif schedule == "schedule_free":
-        with requires_extra("bench", "the schedule_free schedule"):
-            importlib.import_module("schedulefree")
-
-
-def execute_trial(spec: TrialSpec, *, threads: int | None = None) -> dict[str, Any]:
-    """Run one trial here and now; never raises for the trial's own errors.
-
-    Args:
-        spec: the trial.
-        threads: set ``torch.set_num_threads`` first (worker processes use 1).
-
-    Returns:
-        The result dict that :func:`run_trials` stores (see the module docstring).
-        An exception in the training function gives ``status="failed"`` with its
-        message and traceback; a non-finite loss gives ``status="diverged"``.
-        ``KeyboardInterrupt`` and ``SystemExit`` propagate.
-    """
-    import torch
-
-    if threads is not None:
-        torch.set_num_threads(threads)
-    started_at, started = _now(), time.perf_counter()
-    status, error, tb = "ok", None, None
-    trial: Trial | None = None
-    workload: ResolvedWorkload | None = None
-    try:
-        workload = resolve_workload(spec.workload, spec.optimizer)
-        # imports are not training: pay the schedule's (transformers takes seconds)
-        # before the clock starts, so that the first trial of a worker is not slower
-        _preload(spec.schedule, spec.optimizer)
-        started_at, started = _now(), time.perf_counter()
-        lr = spec.lr if spec.lr is not None else (workload.lr or 1e-3)
-        trial = Trial(spec, default_lr=lr)
-        workload.train(trial)
-        if trial.current_step == 0:
-            raise RuntimeError("the training function returned without calling trial.step(loss)")
-        if trial.current_step != spec.steps:
-            logger.warning(
-                "%s: trained %d steps, the spec asked for %d",
-                spec.key,
-                trial.current_step,
-                spec.steps,
-            )
-    except FloatingPointError as exc:
-        status, error = "diverged", str(exc)
-    except Exception as exc:
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
-        tb = traceback.format_exc()
-    wall = time.perf_counter() - started
-
-    record = trial.record if trial is not None else None
-    metric, higher = (workload.metric, workload.higher_is_better) if workload else (None, None)
-    if record is not None and record.metrics and metric is None:
-        # the first metric the function reported is its headline metric
-        metric = next(k for k in record.metrics[0] if k != "step")
-    if metric is not None and higher is None:
-        higher = _guess_direction(metric)
-    events: list[dict[str, Any]] = []
-    if trial is not None:
-        with contextlib.suppress(Exception):
-            events = [e.to_dict() for e in getattr(trial.schedule_object, "events", [])]
-    return {
-        "format": FORMAT,
-        "key": spec.key,
-        "spec": spec.to_dict(),
-        "status": status,
-        "error": error,
-        "traceback": tb,
-        "lr": trial.lr if trial is not None else spec.lr,
-        "optimizer_used": record.optimizer if record else None,
-        "metric": {"name": metric, "higher_is_better": higher},
-        "steps_done": trial.current_step if trial is not None else 0,
-        "losses": list(record.losses) if record else [],
-        "lrs": list(record.lrs) if record else [],
-        "metrics": list(record.metrics) if record else [],
-        "events": events,
-        "wall_time": wall,
-        "started": started_at,
-        "finished": _now(),
-        "code": code_version(),
-        "machine": machine(),
-    }
-
-
-def _unfinished(
-    spec: TrialSpec, status: str, error: str, *, stored: bool, wall_time: float = 0.0
-) -> dict[str, Any]:
-    """The result of a trial that did not finish in its own process.
-
-    Args:
-        spec: the trial.
-        status: ``"failed"`` (its process died) or ``"timeout"`` (stopped at the limit).
-        error: what happened, one line.
-        stored: whether the store keeps it (a died worker's trial is tried again by the
-            next run, a timed-out trial is not, under the same limit).
-        wall_time: how long it ran before it was stopped.
-    """
-    logger.error("%s: %s", spec.key, error)
-    return {
-        "stored": stored,
-        "format": FORMAT,
-        "key": spec.key,
-        "spec": spec.to_dict(),
-        "status": status,
-        "error": error,
-        "traceback": None,
-        "lr": spec.lr,
-        "metric": {"name": None, "higher_is_better": None},
-        "steps_done": 0,
-        "losses": [],
-        "lrs": [],
-        "metrics": [],
-        "events": [],
-        "wall_time": wall_time,
-        "started": _now(-wall_time),
-        "finished": _now(),
-        "code": code_version(),
-        "machine": machine(),
-    }
-
-
-def _timed_out(spec: TrialSpec, limit: float, wall_time: float) -> dict[str, Any]:
-    """The stored result of a trial stopped at the time limit ``limit`` (seconds)."""
-    result = _unfinished(
-        spec,
-        "timeout",
-        f"stopped after {wall_time:.1f} s: over the trial time limit of {limit:g} s",
-        stored=True,
-        wall_time=wall_time,
-    )
-    result["trial_timeout"] = limit
-    return result
 
 
 # -- executors ----------------------------------------------------------------------
@@ -490,7 +269,7 @@ class _LocalPool:
         self.attempts[spec.key] += 1
         error = _died(worker.process)
         if self.attempts[spec.key] >= _MAX_ATTEMPTS:
-            self.on_result(_unfinished(spec, "failed", error, stored=False))
+            self.on_result(unfinished_result(spec, "failed", error, stored=False))
         else:
             logger.warning("%s: %s; running it again", spec.key, error)
             queue.appendleft(spec)
@@ -521,7 +300,7 @@ class _LocalPool:
             ):
                 spec, ran = worker.spec, now - worker.started
                 self._retire(worker)  # the process is killed: the trial is really stopped
-                self.on_result(_timed_out(spec, self.trial_timeout, ran))
+                self.on_result(timed_out_result(spec, self.trial_timeout, ran))
 
 
 def _ray_trial(spec: TrialSpec) -> Iterator[dict[str, Any]]:
@@ -584,7 +363,7 @@ def _run_ray(
                     attempts[trial.spec.key] += 1
                     error = f"ray task failed: {type(exc).__name__}: {exc}".splitlines()[0]
                     if attempts[trial.spec.key] >= _MAX_ATTEMPTS:
-                        on_result(_unfinished(trial.spec, "failed", error, stored=False))
+                        on_result(unfinished_result(trial.spec, "failed", error, stored=False))
                     else:
                         logger.warning("%s: %s; running it again", trial.spec.key, error)
                         running[remote.remote(trial.spec)] = _RayTrial(trial.spec)
@@ -601,7 +380,7 @@ def _run_ray(
                         # force: Ray kills the worker process that runs it
                         ray.cancel(generator, force=True)
                         del running[generator]
-                        on_result(_timed_out(trial.spec, trial_timeout, now - trial.started))
+                        on_result(timed_out_result(trial.spec, trial_timeout, now - trial.started))
     except BaseException:
         for generator in running:
             with contextlib.suppress(Exception):
