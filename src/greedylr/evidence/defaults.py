@@ -45,6 +45,7 @@ import numpy as np
 
 from greedylr.evidence.outputs import write_csv, write_json
 from greedylr.evidence.suites import workload_spec
+from greedylr.evidence.summaries import PAPER_BASELINES
 from greedylr.plot import new_figure
 from greedylr.studies import metrics as M
 from greedylr.studies.metrics import Result
@@ -106,8 +107,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "window=20": {"window": 20},
     "threshold=1e-3": {"threshold": 1e-3},
 }
-
-PAPER_BASELINES = ("linear", "cosine", "polynomial", "constant_warmup")
 
 #: The held-out protocol's arms: ``(schedule, settings)``; cosine is the baseline and
 #: ``greedy`` the 0.1 rule (it is told ``total_steps``, which changes nothing without a
