@@ -92,7 +92,7 @@ def heldout_table(
     return _heldout_header(metric, grid, margin), rows, tunings
 
 
-def _heldout_header(metric: str, grid: bool, margin: float) -> list[str]:
+def _heldout_header(metric: str | None, grid: bool, margin: float) -> list[str]:
     """The columns of :func:`heldout_table`; the LR-grid ones only with a grid."""
     header = [
         "workload",
