@@ -132,7 +132,8 @@ def execute_trial(spec: TrialSpec, *, threads: int | None = None) -> dict[str, A
         threads: set ``torch.set_num_threads`` first (worker processes use 1).
 
     Returns:
-        The result dict that :func:`run_trials` stores (see the module docstring).
+        The result dict that :func:`~greedylr.studies.runner.run_trials` stores (see the
+        module docstring).
         An exception in the training function gives ``status="failed"`` with its
         message and traceback; a non-finite loss gives ``status="diverged"``.
         ``KeyboardInterrupt`` and ``SystemExit`` propagate.

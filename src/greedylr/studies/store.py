@@ -9,8 +9,8 @@ Layout of a study folder::
 Each file is written atomically (a temporary file in the same folder, flushed, synced,
 then renamed over the final name), so a run killed at any moment leaves only complete
 files, and a rerun resumes where it stopped. A result that cannot be written (disk full,
-read-only folder) is a :class:`StoreError`: the study stops, every stored result stays. The
-fields of a result: :mod:`greedylr.studies.execution`, which makes them; this module only
+read-only folder) is a ``StoreError``: the study stops, every stored result stays. The
+fields of a result: ``greedylr.studies.execution``, which makes them; this module only
 stores and reads.
 """
 
