@@ -42,6 +42,7 @@ from typing import Any
 from greedylr.evidence.outputs import write_csv, write_json
 from greedylr.evidence.suites import workload_spec
 from greedylr.plot import new_figure
+from greedylr.studies import metrics as M
 from greedylr.studies.trial import TrialSpec
 
 __all__ = [
@@ -178,7 +179,6 @@ def summarize(study_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     final training loss (the metrics module's trailing-window mean), the held-out
     metric, runs ok / diverged / failed, LR increases and decreases, wall time.
     """
-    from greedylr.studies import metrics as M
     from greedylr.studies.runner import load_results
 
     study_dir = Path(study_dir)
@@ -221,7 +221,6 @@ def summary_markdown(study_dir: str | os.PathLike[str]) -> str:
     paired by seed (positive metric difference = GreedyLR better; wins = seeds where
     GreedyLR's held-out metric is better).
     """
-    from greedylr.studies import metrics as M
     from greedylr.studies.runner import load_results
 
     study_dir = Path(study_dir)
@@ -278,8 +277,6 @@ def _lower_than_cosine_pct(results: list[dict[str, Any]], setting: tuple[Any, ..
     The paper reports 1.0 / 3.0 / 5.4% for Llama-3.2-1B (one seed); each greedy arm of
     the setting is compared with cosine on the trailing-window training loss.
     """
-    from greedylr.studies import metrics as M
-
     arms: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in results:
         if M.setting_of(r) == setting and r.get("status") == "ok":
@@ -304,7 +301,6 @@ def f_sweep_table(study_dir: str | os.PathLike[str]) -> str:
     (trailing-window) loss ended above its first loss: the paper's F = 0.25 run ended
     at 7.78 from 2.28, which is that second kind. A run *converged* otherwise.
     """
-    from greedylr.studies import metrics as M
     from greedylr.studies.runner import load_results
 
     study_dir = Path(study_dir)
@@ -337,24 +333,8 @@ def f_sweep_table(study_dir: str | os.PathLike[str]) -> str:
         ]
         points = []
         for (factor, bounded), runs in sorted(by_f.items(), key=lambda kv: (not kv[0][1], kv[0])):
-            finals, metrics_, peaks, diverged = [], [], [], 0
-            for r in runs:
-                losses = [v for v in r.get("losses", []) if v is not None]
-                final = M.loss_at(r, 1.0) if r["status"] == "ok" else math.inf
-                if r["status"] != "ok" or not math.isfinite(final) or final > losses[0]:
-                    diverged += 1
-                if r["status"] == "ok":
-                    finals.append(final)
-                    metrics_.append(M.final_metric(r))
-                lrs = [v for v in r.get("lrs", []) if v is not None and math.isfinite(v)]
-                if lrs and r.get("lr"):
-                    peaks.append(max(lrs) / float(r["lr"]))
-            loss_s, metric_s, peak_s = M.Stat.of(finals), M.Stat.of(metrics_), M.Stat.of(peaks)
-            lines.append(
-                f"| {factor:g}{'' if bounded else ' (no LR cap)'} | {len(runs)} | {diverged} | "
-                f"{_fmt(loss_s.mean)} ± {_fmt(loss_s.std, 2)} | "
-                f"{_fmt(metric_s.mean)} ± {_fmt(metric_s.std, 2)} | {_fmt(peak_s.mean, 3)} |"
-            )
+            row, loss_s = _f_sweep_row(factor, bounded, runs)
+            lines.append(row)
             if bounded:
                 points.append((factor, loss_s.mean, loss_s.std))
         figure_data[workload] = points
@@ -371,6 +351,30 @@ def f_sweep_table(study_dir: str | os.PathLike[str]) -> str:
     (study_dir / "f_sweep.md").write_text(text)
     _f_sweep_figure(figure_data, study_dir / "figures" / "f_sweep.png")
     return text
+
+
+def _f_sweep_row(factor: float, bounded: bool, runs: list[dict[str, Any]]) -> tuple[str, M.Stat]:
+    """One F's row of the F-sweep table (runs, diverged, final loss, held-out metric, peak
+    LR over the initial), and its final-loss statistic for the figure."""
+    finals, metrics_, peaks, diverged = [], [], [], 0
+    for r in runs:
+        losses = [v for v in r.get("losses", []) if v is not None]
+        final = M.loss_at(r, 1.0) if r["status"] == "ok" else math.inf
+        if r["status"] != "ok" or not math.isfinite(final) or final > losses[0]:
+            diverged += 1
+        if r["status"] == "ok":
+            finals.append(final)
+            metrics_.append(M.final_metric(r))
+        lrs = [v for v in r.get("lrs", []) if v is not None and math.isfinite(v)]
+        if lrs and r.get("lr"):
+            peaks.append(max(lrs) / float(r["lr"]))
+    loss_s, metric_s, peak_s = M.Stat.of(finals), M.Stat.of(metrics_), M.Stat.of(peaks)
+    row = (
+        f"| {factor:g}{'' if bounded else ' (no LR cap)'} | {len(runs)} | {diverged} | "
+        f"{_fmt(loss_s.mean)} ± {_fmt(loss_s.std, 2)} | "
+        f"{_fmt(metric_s.mean)} ± {_fmt(metric_s.std, 2)} | {_fmt(peak_s.mean, 3)} |"
+    )
+    return row, loss_s
 
 
 def _f_sweep_figure(data: dict[str, list[tuple[float, float, float]]], path: Path) -> None:
