@@ -107,6 +107,12 @@ def _add_suite_options(parser: argparse.ArgumentParser, *, inherited: bool) -> N
                         "bench-full/ with --full); a study writes into OUT/<study>/")
 
 
+def _add_jobs(parser: argparse.ArgumentParser) -> None:
+    """``--jobs``: trials at a time, two by default (the studies' machine has two cores)."""
+    parser.add_argument("--jobs", type=_positive_int, default=2,
+                        help="trials at a time (default: 2)")
+
+
 def _add_bench(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser(
         "bench",
@@ -118,8 +124,7 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
         "on the same --out to finish an interrupted run.",
     )
     _add_suite_options(bench, inherited=False)
-    bench.add_argument("--jobs", type=_positive_int, default=2,
-                       help="trials at a time (default: 2)")
+    _add_jobs(bench)
     bench.add_argument(
         "--study",
         action="append",
@@ -469,8 +474,7 @@ def _add_study_defaults(kinds: argparse._SubParsersAction) -> None:
                           "heldout-report")
     defaults.add_argument("--out", default="runs/defaults",
                           help="the study's results folder (default: runs/defaults)")
-    defaults.add_argument("--jobs", type=_positive_int, default=2,
-                          help="trials at a time (default: 2)")
+    _add_jobs(defaults)
     defaults.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                           help="check: a setting of the candidate defaults, VALUE as JSON "
                           "(repeatable)")
@@ -525,8 +529,7 @@ def _add_study_llm(kinds: argparse._SubParsersAction) -> None:
     )
     llm.add_argument("--out", default="results", help="results folder (default: results)")
     llm.add_argument("--quick", action="store_true", help="a slice of each study")
-    llm.add_argument("--jobs", type=_positive_int, default=2,
-                     help="trials at a time (default: 2)")
+    _add_jobs(llm)
     llm.add_argument("--studies", nargs="+", default=["pretrain", "finetune", "f_sweep"],
                      metavar="NAME", help="pretrain, finetune, f_sweep (default: all three)")
     llm.add_argument("--report-only", action="store_true",
