@@ -142,6 +142,55 @@ def test_bench_robustness_report_of_nothing(tmp_path: Path, capsys) -> None:
     assert f"no stored robustness study in {tmp_path / 'robustness'}" in err
 
 
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ("study", "the following arguments are required: STUDY"),
+        ("study defualts --out {out}", "argument STUDY: invalid choice: 'defualts'"),
+        ("study defaults --out {out}", "the following arguments are required: STAGE"),
+        ("study defaults tnue --out {out}", "unknown stage 'tnue'; known: tune, check, report"),
+        ("study defaults tune --jobs 0 --out {out}", "argument --jobs"),
+        ("study defaults heldout-tune --arms -1 --out {out}", "argument --arms"),
+        ("study defaults check --out {out}", "check needs the candidate defaults: --set"),
+        ("study defaults check --set factor --out {out}", "--set expects KEY=VALUE"),
+        ("study defaults check --set factr=0.9 --out {out}",
+         "schedule 'greedy' does not take setting(s) ['factr']"),
+        ("study llm --studies pretrian --out {out}", "unknown study 'pretrian'; known: f_sweep"),
+        ("study llm --jobs x --out {out}", "argument --jobs"),
+    ],
+)
+def test_study_refuses_a_bad_request_before_any_trial(
+    command: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "study"
+    assert message in _fails(command.format(out=out).split(), capsys)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ("study defaults report --out {out}", "nothing to report in {out} (no tune or check"),
+        ("study defaults heldout-report --out {out}", "nothing to report in {out} (no heldout_"),
+        ("study llm --report-only --out {out}", "no stored study in {out}"),
+    ],
+)
+def test_study_report_of_nothing(
+    command: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = _fails(command.format(out=tmp_path).split(), capsys)
+    assert message.format(out=tmp_path) in err
+
+
+def test_study_defaults_report_needs_its_baselines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "tune").mkdir()
+    err = _fails(["study", "defaults", "report", "--out", str(tmp_path), "--baselines",
+                  str(tmp_path / "nope")], capsys)
+    assert f"--baselines: no such folder {tmp_path / 'nope'}" in err
+
+
 def test_an_unknown_command_or_option_is_one_line(capsys) -> None:
     assert _fails(["bnech"], capsys).startswith("greedylr: error: argument COMMAND: invalid "
                                                 "choice: 'bnech'")

@@ -83,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_diagnose(commands)
     _add_report(commands)
     _add_compare(commands)
+    _add_study(commands)
     return parser
 
 
@@ -106,6 +107,12 @@ def _add_suite_options(parser: argparse.ArgumentParser, *, inherited: bool) -> N
                         "bench-full/ with --full); a study writes into OUT/<study>/")
 
 
+def _add_jobs(parser: argparse.ArgumentParser) -> None:
+    """``--jobs``: trials at a time, two by default (the studies' machine has two cores)."""
+    parser.add_argument("--jobs", type=_positive_int, default=2,
+                        help="trials at a time (default: 2)")
+
+
 def _add_bench(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser(
         "bench",
@@ -117,8 +124,7 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
         "on the same --out to finish an interrupted run.",
     )
     _add_suite_options(bench, inherited=False)
-    bench.add_argument("--jobs", type=_positive_int, default=2,
-                       help="trials at a time (default: 2)")
+    _add_jobs(bench)
     bench.add_argument(
         "--study",
         action="append",
@@ -440,6 +446,120 @@ def _run_compare(args: argparse.Namespace) -> int:
     return 1 if any(r["status"] in ("failed", "timeout") for r in results) else 0
 
 
+# -- study: our evidence's own studies -----------------------------------------------------
+
+
+def _add_study(commands: argparse._SubParsersAction) -> None:
+    study = commands.add_parser(
+        "study",
+        help="run one of our evidence studies (the defaults study, the LLM studies)",
+        description="The studies behind GreedyLR's defaults and the paper's LLM claims, "
+        "each resumable: rerun the same command to finish an interrupted run.",
+    )
+    kinds = study.add_subparsers(dest="study", metavar="STUDY", required=True)
+    _add_study_defaults(kinds)
+    _add_study_llm(kinds)
+
+
+def _add_study_defaults(kinds: argparse._SubParsersAction) -> None:
+    defaults = kinds.add_parser(
+        "defaults",
+        help="choose GreedyLR's defaults: tune on some workloads, check on the others",
+        description="Run one stage of the defaults study into OUT/<stage>/ or write its "
+        "report: tune, check (of the candidate given with --set), report; the held-out "
+        "protocol's heldout-tune, heldout-check, heldout-report.",
+    )
+    defaults.add_argument("stage", metavar="STAGE",
+                          help="tune, check, report, heldout-tune, heldout-check or "
+                          "heldout-report")
+    defaults.add_argument("--out", default="runs/defaults",
+                          help="the study's results folder (default: runs/defaults)")
+    _add_jobs(defaults)
+    defaults.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="check: a setting of the candidate defaults, VALUE as JSON "
+                          "(repeatable)")
+    defaults.add_argument("--baselines", default=None, metavar="DIR",
+                          help="report: the small-model study's results (the paper's "
+                          "baselines)")
+    defaults.add_argument("--report", default="results/defaults", metavar="DIR",
+                          help="report stages: where the report goes (default: "
+                          "results/defaults)")
+    defaults.add_argument("--arms", type=_positive_int, default=None, metavar="N",
+                          help="heldout-tune, heldout-check: only the first N arms")
+    defaults.set_defaults(run=_run_study_defaults)
+
+
+def _run_study_defaults(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from greedylr.evidence.defaults import STAGES, run_stage
+    from greedylr.studies.schedules import check_settings
+
+    if args.stage not in STAGES:
+        raise UsageError(f"unknown stage {args.stage!r}; known: {', '.join(STAGES)}")
+    candidate = _settings(args.set)
+    if args.stage == "check" and not candidate:
+        raise UsageError("check needs the candidate defaults: --set KEY=VALUE")
+    try:
+        check_settings("greedy", candidate)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from exc
+    out = Path(args.out)
+    reads = {"report": ("tune", "check"), "heldout-report": ("heldout_tune", "heldout_check")}
+    folders = reads.get(args.stage, ())
+    if folders and not any((out / folder).is_dir() for folder in folders):
+        raise UsageError(f"nothing to report in {out} (no {' or '.join(folders)} folder)")
+    baselines = None if args.baselines is None else Path(args.baselines)
+    if baselines is not None and not baselines.is_dir():
+        raise UsageError(f"--baselines: no such folder {baselines}")
+    path = run_stage(args.stage, out, jobs=args.jobs, candidate=candidate, baselines=baselines,
+                     report=Path(args.report), arms=args.arms)
+    if path is not None:
+        log.info("wrote %s", path)
+    return 0
+
+
+def _add_study_llm(kinds: argparse._SubParsersAction) -> None:
+    llm = kinds.add_parser(
+        "llm",
+        help="the LLM studies: fine-tuning, pre-training and the F-sweep",
+        description="Run the LLM studies (paper sections 4.2-4.3) into OUT/<study>/, then "
+        "write each study's report and compact summaries. The full studies by default; "
+        "--quick runs a slice of each.",
+    )
+    llm.add_argument("--out", default="results", help="results folder (default: results)")
+    llm.add_argument("--quick", action="store_true", help="a slice of each study")
+    _add_jobs(llm)
+    llm.add_argument("--studies", nargs="+", default=["pretrain", "finetune", "f_sweep"],
+                     metavar="NAME", help="pretrain, finetune, f_sweep (default: all three)")
+    llm.add_argument("--report-only", action="store_true",
+                     help="rewrite the reports from stored results")
+    llm.set_defaults(run=_run_study_llm)
+
+
+def _run_study_llm(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from greedylr.evidence.llm_studies import STUDIES, run, write_reports
+
+    unknown = [name for name in args.studies if name not in STUDIES]
+    if unknown:
+        raise UsageError(f"unknown study {unknown[0]!r}; known: {', '.join(sorted(STUDIES))}")
+    if args.report_only:
+        stored = [Path(args.out) / name for name in args.studies
+                  if (Path(args.out) / name).is_dir()]
+        if not stored:
+            raise UsageError(f"no stored study in {args.out}")
+        for folder in stored:
+            write_reports(folder)
+        return 0
+    summary = run(args.out, quick=args.quick, jobs=args.jobs, studies=args.studies,
+                  progress=sys.stderr.isatty())
+    log.info("done: %s", json.dumps(summary))
+    return 1 if any(s["statuses"].get("failed") for s in summary.values()) else 0
+
+
 # -- main -----------------------------------------------------------------------------------
 
 
@@ -481,9 +601,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except OSError as exc:
         # the results store's StoreError (disk full, read-only folder; what is stored is
-        # kept), looked up only once the runner, which imports torch, has been imported
-        runner = sys.modules.get("greedylr.studies.runner")
-        if runner is None or not isinstance(exc, runner.StoreError):
+        # kept), looked up only once the store, which imports torch, has been imported
+        store = sys.modules.get("greedylr.studies.store")
+        if store is None or not isinstance(exc, store.StoreError):
             raise
         print(f"greedylr: error: {exc}", file=sys.stderr)
         return 1

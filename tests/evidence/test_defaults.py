@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from greedylr.evidence import defaults, suites
-from greedylr.studies.runner import FORMAT, result_path, write_result
+from greedylr.evidence import defaults, summaries
+from greedylr.studies.store import FORMAT, result_path, write_result
 from greedylr.studies.trial import TrialSpec
 
 
@@ -88,12 +88,18 @@ def test_variants_are_valid_greedy_settings_and_splits_are_disjoint() -> None:
     assert {s.workload for s in specs} == set(defaults.CHECK_WORKLOADS)
 
 
-def test_parse_settings_casts_numbers() -> None:
-    assert defaults._parse_settings(["factor=0.9", "patience=5", "smoothing=none"]) == {
-        "factor": 0.9,
-        "patience": 5,
-        "smoothing": "none",
-    }
+def test_the_study_command_hands_the_stage_its_candidate(tmp_path, monkeypatch) -> None:
+    """``greedylr study defaults check --set ...``: VALUEs as JSON, a bare word a string."""
+    from greedylr.cli import main
+
+    calls = []
+    monkeypatch.setattr(defaults, "run_stage", lambda *a, **kw: calls.append((a, kw)))
+    argv = ["study", "defaults", "check", "--out", str(tmp_path), "--set", "factor=0.9",
+            "--set", "patience=5", "--set", "smoothing=none", "--jobs", "3"]
+    assert main(argv) == 0
+    ((stage, out), kw), = calls
+    assert stage == "check" and out == tmp_path and kw["jobs"] == 3
+    assert kw["candidate"] == {"factor": 0.9, "patience": 5, "smoothing": "none"}
 
 
 def test_headline_and_summary_from_a_store(tmp_path) -> None:
@@ -103,18 +109,18 @@ def test_headline_and_summary_from_a_store(tmp_path) -> None:
         results.append(_result("w", "cosine", seed, 0.55, 0.92))  # yes*: 0.05 better
         results.append(_result("w", "linear", seed, 0.3, 0.95))  # no: 0.2 worse
         results.append(_result("w", "constant", seed, 0.5, 0.8))  # no*: a tie
-    head = suites.headline(results)
+    head = summaries.headline(results)
     paper = head["vs paper baselines"]
     assert paper["comparisons"] == 2 * 3 * 3
     assert paper["better"] == pytest.approx(50.0) and paper["worse"] == pytest.approx(50.0)
     everything = head["vs all schedules"]
     assert everything["comparisons"] == 3 * 3 * 3
     assert everything["as good or better"] == pytest.approx(200 / 3)
-    rows = suites.workload_table(results)
+    rows = summaries.workload_table(results)
     assert rows[0]["best_schedule"] == "linear" and rows[0]["greedy_rank"] == 3
     for r in results:
         write_result(result_path(tmp_path / "store", TrialSpec.from_dict(r["spec"])), r)
-    path = suites.write_summary(tmp_path / "store", tmp_path / "out")
+    path = summaries.write_summary(tmp_path / "store", tmp_path / "out")
     assert "86.73%" in path.read_text()
     with open(tmp_path / "out" / "trials.csv") as handle:
         rows = list(csv.DictReader(handle))

@@ -50,7 +50,7 @@ def test_quick_suite_is_a_short_slice_with_scaled_warmup() -> None:
         w = workloads.get(s.workload)
         assert s.steps == w.quick_steps < w.steps
     # warmup keeps its share of the run
-    spec = suites._spec("x", "mnist_vit", "cosine", 0, quick=True)
+    spec = suites.workload_spec("x", "mnist_vit", "cosine", 0, quick=True)
     w = workloads.get("mnist_vit")
     assert spec.warmup == round(w.warmup * w.quick_steps / w.steps)
 

@@ -171,7 +171,8 @@ def test_compare_rejects_a_bad_lr_grid(tmp_path: Path, lr: str) -> None:
 def test_the_report_names_the_optimizer_the_function_really_built(tmp_path: Path) -> None:
     # a user loop that builds its own SGD, run under the default --optimizer adamw
     from greedylr.studies.report import write_report
-    from greedylr.studies.runner import execute_trial, result_path, write_result
+    from greedylr.studies.runner import execute_trial, result_path
+    from greedylr.studies.store import write_result
 
     source = tmp_path / "own_sgd.py"
     source.write_text(

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from greedylr.studies.report import write_report
-from greedylr.studies.runner import FORMAT, write_result
+from greedylr.studies.store import FORMAT, write_result
 
 from .test_metrics import _study
 

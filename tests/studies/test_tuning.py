@@ -10,7 +10,7 @@ import pytest
 
 from greedylr.studies import tuning as T
 from greedylr.studies.report import summary_table, write_report
-from greedylr.studies.runner import FORMAT, write_result
+from greedylr.studies.store import FORMAT, write_result
 
 STEPS = 10
 

@@ -25,20 +25,17 @@ odd half fed to ``GreedyLR.observe_eval``, the even half reported and scored
 
 Run it (resumable; the small-model study's results give the baselines)::
 
-    python -m greedylr.evidence.defaults tune --out runs/defaults
-    python -m greedylr.evidence.defaults check --out runs/defaults --set factor=0.9
-    python -m greedylr.evidence.defaults report --out runs/defaults \\
+    greedylr study defaults tune --out runs/defaults
+    greedylr study defaults check --out runs/defaults --set factor=0.9
+    greedylr study defaults report --out runs/defaults \\
         --baselines runs/full/small_models --report results/defaults
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
 import json
 import logging
 import math
-import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,26 +43,29 @@ from typing import Any
 
 import numpy as np
 
-from greedylr._extras import requires_extra
+from greedylr.evidence.outputs import write_csv, write_json
+from greedylr.evidence.suites import workload_spec
+from greedylr.evidence.summaries import PAPER_BASELINES
+from greedylr.plot import new_figure
 from greedylr.studies import metrics as M
+from greedylr.studies.metrics import Result
 from greedylr.studies.trial import TrialSpec
 
 __all__ = [
     "CHECK_WORKLOADS",
+    "STAGES",
     "TUNE_WORKLOADS",
     "VARIANTS",
     "analyze",
     "check_specs",
     "heldout_specs",
-    "main",
+    "run_stage",
     "tune_specs",
     "versus_cosine",
     "write_report",
 ]
 
 logger = logging.getLogger(__name__)
-
-Result = dict[str, Any]
 
 #: Tuning split: cheap, and between them every optimizer and three data types.
 TUNE_WORKLOADS: tuple[str, ...] = (
@@ -108,8 +108,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "threshold=1e-3": {"threshold": 1e-3},
 }
 
-PAPER_BASELINES = ("linear", "cosine", "polynomial", "constant_warmup")
-
 #: The held-out protocol's arms: ``(schedule, settings)``; cosine is the baseline and
 #: ``greedy`` the 0.1 rule (it is told ``total_steps``, which changes nothing without a
 #: final cooldown). In order of expected impact, so that a study cut short has the
@@ -126,24 +124,6 @@ HELDOUT_ARMS: tuple[tuple[str, dict[str, Any]], ...] = (
 
 #: "As good or better": within this fraction of cosine's seed mean (the issue's 1%).
 TOLERANCE = 0.01
-
-
-def _spec(workload: str, seed: int, settings: dict[str, Any], study: str) -> TrialSpec:
-    from greedylr.evidence import workloads
-
-    w = workloads.get(workload)
-    return TrialSpec.make(
-        study=study,
-        workload=workload,
-        schedule="greedy",
-        optimizer=w.optimizer,
-        seed=seed,
-        steps=w.steps,
-        lr=None,
-        warmup=w.warmup,
-        eval_every=w.eval_every,
-        settings=settings,
-    )
 
 
 def heldout_specs(
@@ -171,7 +151,7 @@ def heldout_specs(
 def tune_specs() -> list[TrialSpec]:
     """Every variant on every tuning workload and seed."""
     return [
-        _spec(w, seed, settings, "defaults_tune")
+        workload_spec("defaults_tune", w, "greedy", seed, settings=settings)
         for settings in VARIANTS.values()
         for w in TUNE_WORKLOADS
         for seed in SEEDS
@@ -184,7 +164,11 @@ def check_specs(candidate: dict[str, Any]) -> list[TrialSpec]:
     The current default on the same workloads is the small-model study's ``greedy``
     arm (the same trial in all but the study's name), so it is not run again.
     """
-    return [_spec(w, seed, candidate, "defaults_check") for w in CHECK_WORKLOADS for seed in SEEDS]
+    return [
+        workload_spec("defaults_check", w, "greedy", seed, settings=candidate)
+        for w in CHECK_WORKLOADS
+        for seed in SEEDS
+    ]
 
 
 # -- analysis -------------------------------------------------------------------------
@@ -525,17 +509,12 @@ def _per_workload_table(analysis: dict[str, Any]) -> str:
 
 
 def _figure(analysis: dict[str, Any], path: Path, title: str) -> None:
-    with requires_extra("bench", "the defaults study's figure"):
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
     rows = sorted(
         (r for r in analysis["variants"] if not math.isnan(r["metric_rank"])),
         key=lambda r: r["metric_rank"],
     )
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2))
+    fig = new_figure(size=(7, 0.35 * len(rows) + 1.2), dpi=110, what="the defaults study's figure")
+    ax = fig.subplots()
     names = [r["variant"] for r in rows]
     ax.barh(
         names,
@@ -545,10 +524,8 @@ def _figure(analysis: dict[str, Any], path: Path, title: str) -> None:
     ax.invert_yaxis()
     ax.set_xlabel("mean rank of the final held-out metric (1 = best)")
     ax.set_title(title)
-    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.savefig(path)
 
 
 def write_report(out: Path, baselines_dir: Path | None, report_dir: Path) -> Path:
@@ -598,108 +575,90 @@ def write_report(out: Path, baselines_dir: Path | None, report_dir: Path) -> Pat
         parts.append(f"\n![{stage}](figures/{stage}_ranks.png)\n")
     path = report_dir / "report.md"
     path.write_text("\n".join(parts))
-    (report_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
-    with open(report_dir / "summary.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            [
-                "split",
-                "variant",
-                "metric_rank",
-                "loss_rank",
-                "wins_vs_default",
-                "workloads",
-                "as_good_or_better_pct",
-                "worse_pct",
-                "diverged",
-                "runs",
-            ]
-        )
-        for stage, analysis in summary.items():
-            for r in analysis["variants"]:
-                writer.writerow(
-                    [
-                        stage,
-                        r["variant"],
-                        f"{r['metric_rank']:.3f}",
-                        f"{r['loss_rank']:.3f}",
-                        r["wins_vs_default"],
-                        r["workloads"],
-                        _fmt(r["as_good_or_better_pct"], 4),
-                        _fmt(r["worse_pct"], 4),
-                        r["diverged"],
-                        r["runs"],
-                    ]
-                )
+    write_json(report_dir / "summary.json", summary)
+    _write_summary_csv(report_dir / "summary.csv", summary)
     return path
 
 
-def _parse_settings(items: Sequence[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, _, raw = item.partition("=")
-        value: Any = raw
-        for cast in (int, float):
-            try:
-                value = cast(raw)
-                break
-            except ValueError:
-                continue
-        if raw in ("None", "none") and key != "smoothing":
-            value = None
-        out[key] = value
-    return out
+_SUMMARY_COLUMNS = (
+    "split",
+    "variant",
+    "metric_rank",
+    "loss_rank",
+    "wins_vs_default",
+    "workloads",
+    "as_good_or_better_pct",
+    "worse_pct",
+    "diverged",
+    "runs",
+)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m greedylr.evidence.defaults")
-    parser.add_argument(
-        "stage",
-        choices=("tune", "check", "report", "heldout-tune", "heldout-check", "heldout-report"),
-    )
-    parser.add_argument("--out", type=Path, default=Path("runs/defaults"))
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="check: the candidate defaults (repeatable)",
-    )
-    parser.add_argument(
-        "--baselines",
-        type=Path,
-        default=None,
-        help="report: the small-model study's results (paper baselines)",
-    )
-    parser.add_argument("--report", type=Path, default=Path("results/defaults"))
-    parser.add_argument(
-        "--arms", type=int, default=None, help="heldout-*: only the first N of HELDOUT_ARMS"
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
+def _write_summary_csv(path: Path, summary: dict[str, dict[str, Any]]) -> None:
+    """One row per split and variant: its ranks, wins and divergences."""
+    rows = [
+        [
+            stage,
+            r["variant"],
+            f"{r['metric_rank']:.3f}",
+            f"{r['loss_rank']:.3f}",
+            r["wins_vs_default"],
+            r["workloads"],
+            _fmt(r["as_good_or_better_pct"], 4),
+            _fmt(r["worse_pct"], 4),
+            r["diverged"],
+            r["runs"],
+        ]
+        for stage, analysis in summary.items()
+        for r in analysis["variants"]
+    ]
+    write_csv(path, _SUMMARY_COLUMNS, rows)
+
+
+#: The stages of the study, in the order they run: ``greedylr study defaults STAGE``.
+STAGES: tuple[str, ...] = (
+    "tune", "check", "report", "heldout-tune", "heldout-check", "heldout-report"
+)
+
+
+def run_stage(
+    stage: str,
+    out: Path,
+    *,
+    jobs: int = 2,
+    candidate: dict[str, Any] | None = None,
+    baselines: Path | None = None,
+    report: Path = Path("results/defaults"),
+    arms: int | None = None,
+) -> Path | None:
+    """Run one of :data:`STAGES` into ``out`` (resumable), or write its report.
+
+    Args:
+        stage: ``tune``, ``check`` (of ``candidate``), ``heldout-tune``, ``heldout-check``
+            (the first ``arms`` of :data:`HELDOUT_ARMS`) run trials; ``report`` (scored
+            against the small-model study's results in ``baselines``) and
+            ``heldout-report`` write into ``report``.
+        out: the study's results folder, one subfolder per stage.
+        jobs: trials at a time.
+
+    Returns:
+        The report's path for the report stages, None for the others.
+    """
     from greedylr.studies.runner import run_trials
 
-    if args.stage == "tune":
-        run_trials(tune_specs(), args.out / "tune", jobs=args.jobs, progress=True)
-    elif args.stage == "check":
-        run_trials(
-            check_specs(_parse_settings(args.set)),
-            args.out / "check",
-            jobs=args.jobs,
-            progress=True,
-        )
-    elif args.stage in ("heldout-tune", "heldout-check"):
-        split = args.stage.removeprefix("heldout-")
+    if stage == "tune":
+        run_trials(tune_specs(), out / "tune", jobs=jobs, progress=True)
+    elif stage == "check":
+        run_trials(check_specs(candidate or {}), out / "check", jobs=jobs, progress=True)
+    elif stage in ("heldout-tune", "heldout-check"):
+        split = stage.removeprefix("heldout-")
         names = TUNE_WORKLOADS if split == "tune" else CHECK_WORKLOADS
-        run_trials(heldout_specs(names, f"defaults_heldout_{split}", args.arms),
-                   args.out / f"heldout_{split}", jobs=args.jobs, progress=True)
-    elif args.stage == "heldout-report":
-        print(write_heldout_report(args.out, args.report))
+        run_trials(heldout_specs(names, f"defaults_heldout_{split}", arms),
+                   out / f"heldout_{split}", jobs=jobs, progress=True)
+    elif stage == "heldout-report":
+        return write_heldout_report(out, report)
+    elif stage == "report":
+        return write_report(out, baselines, report)
     else:
-        print(write_report(args.out, args.baselines, args.report))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}")
+    return None

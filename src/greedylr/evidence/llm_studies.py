@@ -22,7 +22,7 @@ Three studies, each a function ``specs(quick) -> list[TrialSpec]`` registered in
 Trials are ordered so that GreedyLR and cosine (the paper's LLM baseline) run first
 everywhere: a run cut short still holds the paper's comparison.
 
-``python -m greedylr.evidence.llm_studies --out results`` runs all three (resumable) and
+``greedylr study llm --out results`` runs all three (resumable) and
 writes, per study folder, the harness report (``report.md``, ``figures/``) plus a
 compact ``summary.json`` / ``summary.csv``; the F-sweep also gets ``f_sweep.md`` and
 ``figures/f_sweep.png``.
@@ -30,20 +30,19 @@ compact ``summary.json`` / ``summary.csv``; the F-sweep also gets ``f_sweep.md``
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
 import logging
 import math
 import os
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from greedylr._extras import requires_extra
+from greedylr.evidence.outputs import write_csv, write_json
+from greedylr.evidence.suites import workload_spec
+from greedylr.plot import new_figure
+from greedylr.studies import metrics as M
 from greedylr.studies.trial import TrialSpec
 
 __all__ = [
@@ -55,7 +54,6 @@ __all__ = [
     "f_sweep",
     "f_sweep_table",
     "finetune",
-    "main",
     "pretrain",
     "run",
     "summarize",
@@ -89,13 +87,6 @@ PRETRAIN_WORKLOAD = "llama_pretrain"
 F_SWEEP_WORKLOADS: tuple[str, ...] = ("minilm_lora", PRETRAIN_WORKLOAD)
 
 
-def _spec(study: str, workload: str, schedule: str, seed: int, quick: bool, **kw: Any) -> TrialSpec:
-    # the suite's helper: the workload's defaults, its quick length when quick
-    from greedylr.evidence.suites import _spec as suite_spec
-
-    return suite_spec(study, workload, schedule, seed, quick=quick, **kw)
-
-
 def _recipe_greedy() -> dict[str, Any]:
     from greedylr.evidence.workloads.llama_pretrain import TINY_RECIPE
 
@@ -112,13 +103,13 @@ def finetune(quick: bool) -> list[TrialSpec]:
     """MiniLM fine-tuning, LoRA and full, every schedule x seeds (quick: LoRA, 2 x 1)."""
     if quick:
         return [
-            _spec("finetune", "minilm_lora", s, seed, True)
+            workload_spec("finetune", "minilm_lora", s, seed, quick=True)
             for s in ("greedy", "cosine")
             for seed in QUICK_SEEDS
         ]
     return _ordered(
         [
-            _spec("finetune", w, s, seed, False)
+            workload_spec("finetune", w, s, seed)
             for w in FINETUNE_WORKLOADS
             for seed in FULL_SEEDS
             for s in SCHEDULES
@@ -132,15 +123,8 @@ def pretrain(quick: bool) -> list[TrialSpec]:
 
     def one(schedule: str, seed: int, optimizer: str = "adamw") -> TrialSpec:
         settings = recipe if schedule == "greedy" else None
-        return _spec(
-            "pretrain",
-            PRETRAIN_WORKLOAD,
-            schedule,
-            seed,
-            quick,
-            optimizer=optimizer,
-            settings=settings,
-        )
+        return workload_spec("pretrain", PRETRAIN_WORKLOAD, schedule, seed, quick=quick,
+                             optimizer=optimizer, settings=settings)
 
     if quick:
         return [one(s, seed) for s in ("greedy", "cosine") for seed in QUICK_SEEDS]
@@ -153,14 +137,8 @@ def f_sweep(quick: bool) -> list[TrialSpec]:
     """GreedyLR's factor F swept on LoRA fine-tuning and pre-training (quick: 3 F, LM only)."""
     if quick:
         return [
-            _spec(
-                "f_sweep",
-                PRETRAIN_WORKLOAD,
-                "greedy",
-                seed,
-                True,
-                settings={**_recipe_greedy(), "factor": f},
-            )
+            workload_spec("f_sweep", PRETRAIN_WORKLOAD, "greedy", seed, quick=True,
+                          settings={**_recipe_greedy(), "factor": f})
             for f in (0.25, 0.5, 0.95)
             for seed in QUICK_SEEDS
         ]
@@ -168,7 +146,7 @@ def f_sweep(quick: bool) -> list[TrialSpec]:
     for workload in F_SWEEP_WORKLOADS:
         base = _recipe_greedy() if workload == PRETRAIN_WORKLOAD else {}
         specs += [
-            _spec("f_sweep", workload, "greedy", seed, False, settings={**base, "factor": f})
+            workload_spec("f_sweep", workload, "greedy", seed, settings={**base, "factor": f})
             for seed in FULL_SEEDS
             for f in F_VALUES
         ]
@@ -176,14 +154,8 @@ def f_sweep(quick: bool) -> list[TrialSpec]:
         # this package's default caps it at 10x the initial LR, which may be what keeps
         # a small F from diverging: run the smallest F values without the cap as well
         specs += [
-            _spec(
-                "f_sweep",
-                workload,
-                "greedy",
-                seed,
-                False,
-                settings={**base, "factor": f, "max_lr_ratio": None},
-            )
+            workload_spec("f_sweep", workload, "greedy", seed,
+                          settings={**base, "factor": f, "max_lr_ratio": None})
             for seed in FULL_SEEDS
             for f in UNBOUNDED_F_VALUES
         ]
@@ -207,7 +179,6 @@ def summarize(study_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     final training loss (the metrics module's trailing-window mean), the held-out
     metric, runs ok / diverged / failed, LR increases and decreases, wall time.
     """
-    from greedylr.studies import metrics as M
     from greedylr.studies.runner import load_results
 
     study_dir = Path(study_dir)
@@ -236,12 +207,9 @@ def summarize(study_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
                 "wall_s_mean": s.wall_time.mean,
             }
         )
-    (study_dir / "summary.json").write_text(json.dumps(rows, indent=1, default=str) + "\n")
-    with open(study_dir / "summary.csv", "w", newline="") as f:
-        if rows:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+    write_json(study_dir / "summary.json", rows)
+    write_csv(study_dir / "summary.csv", list(rows[0]) if rows else [],
+              [list(r.values()) for r in rows])
     return rows
 
 
@@ -253,7 +221,6 @@ def summary_markdown(study_dir: str | os.PathLike[str]) -> str:
     paired by seed (positive metric difference = GreedyLR better; wins = seeds where
     GreedyLR's held-out metric is better).
     """
-    from greedylr.studies import metrics as M
     from greedylr.studies.runner import load_results
 
     study_dir = Path(study_dir)
@@ -310,8 +277,6 @@ def _lower_than_cosine_pct(results: list[dict[str, Any]], setting: tuple[Any, ..
     The paper reports 1.0 / 3.0 / 5.4% for Llama-3.2-1B (one seed); each greedy arm of
     the setting is compared with cosine on the trailing-window training loss.
     """
-    from greedylr.studies import metrics as M
-
     arms: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in results:
         if M.setting_of(r) == setting and r.get("status") == "ok":
@@ -336,7 +301,6 @@ def f_sweep_table(study_dir: str | os.PathLike[str]) -> str:
     (trailing-window) loss ended above its first loss: the paper's F = 0.25 run ended
     at 7.78 from 2.28, which is that second kind. A run *converged* otherwise.
     """
-    from greedylr.studies import metrics as M
     from greedylr.studies.runner import load_results
 
     study_dir = Path(study_dir)
@@ -369,24 +333,8 @@ def f_sweep_table(study_dir: str | os.PathLike[str]) -> str:
         ]
         points = []
         for (factor, bounded), runs in sorted(by_f.items(), key=lambda kv: (not kv[0][1], kv[0])):
-            finals, metrics_, peaks, diverged = [], [], [], 0
-            for r in runs:
-                losses = [v for v in r.get("losses", []) if v is not None]
-                final = M.loss_at(r, 1.0) if r["status"] == "ok" else math.inf
-                if r["status"] != "ok" or not math.isfinite(final) or final > losses[0]:
-                    diverged += 1
-                if r["status"] == "ok":
-                    finals.append(final)
-                    metrics_.append(M.final_metric(r))
-                lrs = [v for v in r.get("lrs", []) if v is not None and math.isfinite(v)]
-                if lrs and r.get("lr"):
-                    peaks.append(max(lrs) / float(r["lr"]))
-            loss_s, metric_s, peak_s = M.Stat.of(finals), M.Stat.of(metrics_), M.Stat.of(peaks)
-            lines.append(
-                f"| {factor:g}{'' if bounded else ' (no LR cap)'} | {len(runs)} | {diverged} | "
-                f"{_fmt(loss_s.mean)} ± {_fmt(loss_s.std, 2)} | "
-                f"{_fmt(metric_s.mean)} ± {_fmt(metric_s.std, 2)} | {_fmt(peak_s.mean, 3)} |"
-            )
+            row, loss_s = _f_sweep_row(factor, bounded, runs)
+            lines.append(row)
             if bounded:
                 points.append((factor, loss_s.mean, loss_s.std))
         figure_data[workload] = points
@@ -405,17 +353,37 @@ def f_sweep_table(study_dir: str | os.PathLike[str]) -> str:
     return text
 
 
+def _f_sweep_row(factor: float, bounded: bool, runs: list[dict[str, Any]]) -> tuple[str, M.Stat]:
+    """One F's row of the F-sweep table (runs, diverged, final loss, held-out metric, peak
+    LR over the initial), and its final-loss statistic for the figure."""
+    finals, metrics_, peaks, diverged = [], [], [], 0
+    for r in runs:
+        losses = [v for v in r.get("losses", []) if v is not None]
+        final = M.loss_at(r, 1.0) if r["status"] == "ok" else math.inf
+        if r["status"] != "ok" or not math.isfinite(final) or final > losses[0]:
+            diverged += 1
+        if r["status"] == "ok":
+            finals.append(final)
+            metrics_.append(M.final_metric(r))
+        lrs = [v for v in r.get("lrs", []) if v is not None and math.isfinite(v)]
+        if lrs and r.get("lr"):
+            peaks.append(max(lrs) / float(r["lr"]))
+    loss_s, metric_s, peak_s = M.Stat.of(finals), M.Stat.of(metrics_), M.Stat.of(peaks)
+    row = (
+        f"| {factor:g}{'' if bounded else ' (no LR cap)'} | {len(runs)} | {diverged} | "
+        f"{_fmt(loss_s.mean)} ± {_fmt(loss_s.std, 2)} | "
+        f"{_fmt(metric_s.mean)} ± {_fmt(metric_s.std, 2)} | {_fmt(peak_s.mean, 3)} |"
+    )
+    return row, loss_s
+
+
 def _f_sweep_figure(data: dict[str, list[tuple[float, float, float]]], path: Path) -> None:
-    with requires_extra("bench", "the F-sweep figure"):
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+    """Final training loss against F, one panel per workload, the paper's threshold marked."""
     if not data:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, len(data), figsize=(4.5 * len(data), 3.4), squeeze=False)
+    fig = new_figure(size=(4.5 * len(data), 3.4), dpi=110, what="the F-sweep figure")
+    axes = fig.subplots(1, len(data), squeeze=False)
     for ax, (workload, points) in zip(axes[0], sorted(data.items())):
         xs = [p[0] for p in points]
         ax.errorbar(xs, [p[1] for p in points], yerr=[p[2] for p in points], marker="o")
@@ -424,9 +392,7 @@ def _f_sweep_figure(data: dict[str, list[tuple[float, float, float]]], path: Pat
         ax.set_ylabel("final training loss (mean ± sd)")
         ax.set_title(workload)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.savefig(path)
 
 
 # -- running -----------------------------------------------------------------------------
@@ -499,36 +465,3 @@ def run(
             "trial_wall_s": round(sum(float(r.get("wall_time") or 0) for r in results[name]), 1),
         }
     return summary
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="results")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument(
-        "--studies", nargs="+", choices=sorted(STUDIES), default=["pretrain", "finetune", "f_sweep"]
-    )
-    parser.add_argument(
-        "--report-only", action="store_true", help="rewrite the reports from stored results"
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if args.report_only:
-        for name in args.studies:
-            if (Path(args.out) / name).is_dir():
-                write_reports(Path(args.out) / name)
-        return 0
-    summary = run(
-        args.out,
-        quick=args.quick,
-        jobs=args.jobs,
-        studies=args.studies,
-        progress=sys.stderr.isatty(),
-    )
-    logger.info("done: %s", json.dumps(summary))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -28,6 +28,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from greedylr.evidence import workloads
+from greedylr.evidence.summaries import PAPER_BASELINES, write_summary
+from greedylr.studies.runner import make_specs
 from greedylr.studies.trial import TrialSpec
 
 __all__ = [
@@ -41,14 +44,12 @@ __all__ = [
     "lazy",
     "lr_grid",
     "small_models",
+    "workload_spec",
 ]
 
 logger = logging.getLogger(__name__)
 
 StudyFn = Callable[[bool], list[TrialSpec]]
-
-#: The schedules the paper compares GreedyLR with (section 4.1), HF recipe defaults.
-PAPER_BASELINES: tuple[str, ...] = ("linear", "cosine", "polynomial", "constant_warmup")
 
 #: The small-model study's workloads: every built-in small workload, vision, tabular, text.
 SMALL_MODELS: tuple[str, ...] = (
@@ -107,7 +108,7 @@ def lazy(ref: str) -> StudyFn:
     return call
 
 
-def _spec(
+def workload_spec(
     study: str,
     workload: str,
     schedule: str,
@@ -117,31 +118,21 @@ def _spec(
     quick: bool = False,
     settings: dict[str, Any] | None = None,
 ) -> TrialSpec:
-    """One trial of a registered workload with its defaults (quick: its quick length)."""
-    from greedylr.evidence import workloads
-
+    """One trial of a built-in workload with its defaults; ``quick``: at its quick length,
+    warmup and evaluation interval keeping their share of the run. The LR is left to the
+    workload's default for the optimizer: the same for every schedule."""
     w = workloads.get(workload)
-    steps = w.steps
-    warmup = w.warmup
-    eval_every = w.eval_every
+    lengths: dict[str, int] = {}
     if quick and w.quick_steps:
-        # the same recipe, shorter: warmup and evaluation keep their share of the run
         scale = w.quick_steps / w.steps
-        steps = w.quick_steps
-        warmup = round(w.warmup * scale)
-        eval_every = max(1, round(w.eval_every * scale)) if w.eval_every else 0
-    return TrialSpec.make(
-        study=study,
-        workload=workload,
-        schedule=schedule,
-        optimizer=optimizer or w.optimizer,
-        seed=seed,
-        steps=steps,
-        lr=None,  # the workload's default for this optimizer: the same for every schedule
-        warmup=warmup,
-        eval_every=eval_every,
-        settings=settings,
-    )
+        lengths = {
+            "steps": w.quick_steps,
+            "warmup": round(w.warmup * scale),
+            "eval_every": max(1, round(w.eval_every * scale)) if w.eval_every else 0,
+        }
+    (spec,) = make_specs(study, [workload], [schedule], [seed], optimizer=optimizer,
+                         settings=settings, **lengths)
+    return spec
 
 
 #: The LR-grid study's workloads: the four cheapest small ones (a few CPU-seconds a trial),
@@ -178,8 +169,6 @@ def lr_grid(quick: bool) -> list[TrialSpec]:
     minute of arithmetic): ``wine_mlp`` x GreedyLR, cosine and Prodigy x 0.1x, 1x, 10x x
     2 seeds at its quick length.
     """
-    from greedylr.evidence import workloads
-
     study = "lr_grid"
     if quick:
         names: Sequence[str] = ("wine_mlp",)
@@ -193,7 +182,7 @@ def lr_grid(quick: bool) -> list[TrialSpec]:
     specs = []
     for seed in seeds:
         for name in names:
-            base = _spec(study, name, "greedy", seed, quick=quick)
+            base = workload_spec(study, name, "greedy", seed, quick=quick)
             default = workloads.get(name).lr_for(base.optimizer)
             for factor in factors:
                 for arm in arms:
@@ -213,14 +202,13 @@ def small_models(quick: bool) -> list[TrialSpec]:
     Quick: :data:`QUICK_SMALL_MODELS` x (GreedyLR + the paper's four baselines)
     x 2 seeds, at each workload's quick length.
     """
-    from greedylr.evidence import workloads
     from greedylr.studies.schedules import OPTIMIZERS, SCHEDULES
 
     study = "small_models"
     core = ("greedy", *PAPER_BASELINES)
     if quick:
         return [
-            _spec(study, w, s, seed, quick=True)
+            workload_spec(study, w, s, seed, quick=True)
             for w in QUICK_SMALL_MODELS
             for s in core
             for seed in QUICK_SEEDS
@@ -233,7 +221,7 @@ def small_models(quick: bool) -> list[TrialSpec]:
         for w in OPTIMIZER_SWEEP:
             own = workloads.get(w).optimizer
             out += [
-                _spec(study, w, s, seed, optimizer=o)
+                workload_spec(study, w, s, seed, optimizer=o)
                 for o in OPTIMIZERS
                 if o != own
                 for s in schedules
@@ -242,265 +230,14 @@ def small_models(quick: bool) -> list[TrialSpec]:
         return out
 
     # seed-major: a run cut short has every workload, with fewer seeds
-    specs = [_spec(study, w, s, seed) for seed in FULL_SEEDS for w in SMALL_MODELS for s in core]
+    specs = [workload_spec(study, w, s, seed)
+             for seed in FULL_SEEDS for w in SMALL_MODELS for s in core]
     specs += sweep(core)
-    specs += [_spec(study, w, s, seed) for w in cheap for s in extra for seed in FULL_SEEDS]
+    specs += [workload_spec(study, w, s, seed) for w in cheap for s in extra for seed in FULL_SEEDS]
     specs += sweep(extra)
-    specs += [_spec(study, w, s, seed) for w in COSTLY for s in extra for seed in FULL_SEEDS]
+    specs += [workload_spec(study, w, s, seed)
+              for w in COSTLY for s in extra for seed in FULL_SEEDS]
     return specs
-
-
-#: The paper's small-model headline (section 4.1, Table 1): 196 comparisons, abs 0.1.
-PAPER_HEADLINE: dict[str, float] = {
-    "as good or better": 86.73,
-    "better": 57.14,
-    "clearly better": 24.49,
-    "worse": 13.27,
-    "as good or better at 10%": 92.42,
-    "as good or better at 50%": 81.81,
-    "as good or better at 100%": 85.94,
-}
-
-
-def headline(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Our numbers beside the paper's: GreedyLR (default settings) against the paper's
-    four baselines and against every other schedule, absolute 0.1 threshold.
-
-    Returns:
-        ``{"paper": ..., "vs paper baselines": ..., "vs all schedules": ...}``, each
-        mapping the rows of :data:`PAPER_HEADLINE` (plus ``"comparisons"``) to values.
-    """
-    from greedylr.studies import metrics as M
-
-    def row(baselines: Sequence[str] | None) -> dict[str, float]:
-        comparisons = M.compare(results, candidate="greedy", baselines=baselines)
-        t = M.label_table(comparisons)
-        out = {
-            "as good or better": t.as_good_or_better,
-            "better": t.better,
-            "clearly better": t.clearly_better,
-            "worse": t.worse,
-        }
-        for stage in M.STAGES:
-            out[f"as good or better at {stage:.0%}"] = t.stage_as_good_or_better(stage)
-        out["comparisons"] = float(t.total)
-        return out
-
-    return {
-        "paper": {**PAPER_HEADLINE, "comparisons": 196.0},
-        "vs paper baselines": row(PAPER_BASELINES),
-        "vs all schedules": row(None),
-    }
-
-
-def workload_table(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per setting (workload x optimizer x LR): GreedyLR's seed-mean final held-out metric,
-    the best schedule's, GreedyLR's rank among all schedules at that LR, and the seeds."""
-    from greedylr.studies import metrics as M
-
-    cells: dict[tuple[str, str, Any], dict[str, list[float]]] = {}
-    direction: dict[tuple[str, str, Any], tuple[str | None, bool]] = {}
-    for r in results:
-        # an LR grid: one row per LR (a schedule is ranked against the others at its LR)
-        key = (r["spec"]["workload"], r["spec"]["optimizer"], r["spec"].get("lr"))
-        value = M.final_metric(r) if r["status"] == "ok" else None
-        cells.setdefault(key, {}).setdefault(M.arm_of(r), []).append(
-            float("nan") if value is None else value
-        )
-        direction[key] = M.metric_name(r)
-    rows = []
-    for key, arms in sorted(cells.items(), key=lambda kv: repr(kv[0])):
-        if "greedy" not in arms:
-            continue
-        name, higher = direction[key]
-
-        def mean(values: list[float], higher: bool = higher) -> float:
-            finite = [v for v in values if v == v]
-            # a run that diverged or failed counts as the worst possible value
-            if len(finite) < len(values):
-                return float("-inf") if higher else float("inf")
-            return sum(finite) / len(finite)
-
-        means = {a: mean(v) for a, v in arms.items()}
-        ordered = sorted(means, key=lambda a: means[a], reverse=higher)
-        best = ordered[0]
-        paper = {b: means[b] for b in PAPER_BASELINES if b in means}
-        rows.append(
-            {
-                "workload": key[0],
-                "optimizer": key[1],
-                "lr": key[2],
-                "metric": name,
-                "higher_is_better": higher,
-                "greedy": means["greedy"],
-                "best_schedule": best,
-                "best": means[best],
-                "greedy_rank": ordered.index("greedy") + 1,
-                "schedules": len(ordered),
-                "best_paper_baseline": max(paper, key=paper.__getitem__)
-                if higher and paper
-                else (min(paper, key=paper.__getitem__) if paper else None),
-                "seeds": len(arms["greedy"]),
-            }
-        )
-    return rows
-
-
-def write_summary(study_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
-    """Compact, committable results of a study: ``heldout.md`` (the held-out summary:
-    every schedule at its own best LR, paired differences, verdicts, LR tolerance),
-    ``headline.md`` (the paper's training-loss labels), ``summary.json`` and
-    ``trials.csv`` (one row per trial: its identity, the optimizer it really used,
-    status, loss at 10/50/100%, final and best held-out metric, LR moves and wall time).
-    The per-step curves stay in the trial files; everything the summaries need can be
-    recomputed from ``trials.csv``.
-    """
-    import csv
-
-    from greedylr.studies import metrics as M
-    from greedylr.studies import tuning as T
-    from greedylr.studies.report import heldout_summary
-    from greedylr.studies.runner import load_results
-
-    results = load_results(study_dir)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "trials.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            [
-                "study",
-                "workload",
-                "optimizer",
-                "schedule",
-                "seed",
-                "steps",
-                "lr",
-                "warmup",
-                "status",
-                "loss_10",
-                "loss_50",
-                "loss_100",
-                "metric",
-                "final_metric",
-                "best_metric",
-                "best_step",
-                "lr_up",
-                "lr_down",
-                "wall_s",
-                "optimizer_used",
-            ]
-        )
-        for r in results:
-            s = r["spec"]
-            losses = [f"{M.loss_at(r, f):.6g}" for f in M.STAGES] if r["losses"] else ["", "", ""]
-            final = M.final_metric(r)
-            best = M.best_metric(r)
-            moves = M.lr_changes(r)
-            writer.writerow(
-                [
-                    s["study"],
-                    s["workload"],
-                    s["optimizer"],
-                    M.arm_of(r),
-                    s["seed"],
-                    s["steps"],
-                    f"{r['lr']:.6g}" if r.get("lr") else "",
-                    s["warmup"],
-                    r["status"],
-                    *losses,
-                    M.metric_name(r)[0],
-                    "" if final is None else f"{final:.6g}",
-                    "" if best is None else f"{best[0]:.6g}",
-                    "" if best is None else best[1],
-                    moves["up"],
-                    moves["down"],
-                    f"{r['wall_time']:.2f}",
-                    M.optimizer_of(r),
-                ]
-            )
-    head = headline(results)
-    table = workload_table(results)
-    tuned = [_tuned_json(wt) for wt in T.tune(results)]
-    (out / "heldout.md").write_text("\n".join(heldout_summary(results)) + "\n")
-    (out / "summary.json").write_text(
-        json.dumps(
-            {"heldout": tuned, "headline": head, "workloads": table, "trials": len(results)},
-            indent=1,
-        )
-        + "\n"
-    )
-    lines = [
-        "| | paper (196 comparisons) | ours vs the paper's 4 baselines "
-        "| ours vs all 10 schedules |",
-        "|---|---|---|---|",
-    ]
-    for name in [*PAPER_HEADLINE, "comparisons"]:
-        cells = [head[col][name] for col in ("paper", "vs paper baselines", "vs all schedules")]
-        fmt = [f"{v:.0f}" if name == "comparisons" else f"{v:.2f}%" for v in cells]
-        lines.append(f"| {name} | " + " | ".join(fmt) + " |")
-    lines += [
-        "",
-        "| workload | optimizer | LR | metric | GreedyLR | best schedule | best "
-        "| GreedyLR's rank |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for row in table:
-        arrow = "↑" if row["higher_is_better"] else "↓"
-        lr = "default" if row["lr"] is None else f"{row['lr']:g}"
-        lines.append(
-            f"| {row['workload']} | {row['optimizer']} | {lr} | {row['metric']} {arrow} | "
-            f"{row['greedy']:.4g} | {row['best_schedule']} | {row['best']:.4g} | "
-            f"{row['greedy_rank']}/{row['schedules']} |"
-        )
-    path = out / "headline.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def _tuned_json(wt: Any) -> dict[str, Any]:
-    """One workload group of :func:`greedylr.studies.tuning.tune`, as plain JSON values
-    (non-finite numbers as ``null``)."""
-    import math
-
-    def num(value: float) -> float | None:
-        return value if math.isfinite(value) else None
-
-    def stat(st: Any) -> dict[str, Any]:
-        return {"mean": num(st.mean), "std": num(st.std), "ci": [num(x) for x in st.ci],
-                "n": st.n}
-
-    return {
-        "group": [str(x) for x in wt.group[:5]],
-        "metric": wt.metric,
-        "higher_is_better": wt.higher_is_better,
-        "margin": wt.margin,
-        "best_tuned_baseline": wt.reference_arm,
-        "best_tuned_baseline_value": num(wt.reference),
-        "arms": {
-            arm: {
-                "best_lr": t.best.lr,
-                "final_at_best_lr": stat(t.best.final),
-                "best_so_far_at_best_lr": stat(t.best.best),
-                "lr_tolerance": t.tolerance,
-                "grid_points_within_margin": t.within,
-                "grid_points": len(t.points),
-                "worst_lr": t.worst.lr,
-                "final_at_worst_lr": stat(t.worst.final),
-                "worst_lr_diverged_or_failed": t.worst.bad,
-                "final_lr_picked_on_other_seeds": stat(t.other_seeds),
-                "grid": [{"lr": p.lr, "final": stat(p.final), "bad": p.bad}
-                         for p in t.points],
-            }
-            for arm, t in wt.arms.items()
-        },
-        "pairs": [
-            {"candidate": p.candidate, "baseline": p.baseline, "candidate_lr": p.candidate_lr,
-             "baseline_lr": p.baseline_lr, "diff": stat(p.diff), "wins": p.wins,
-             "ties": p.ties, "losses": p.losses, "verdict": p.verdict}
-            for p in wt.pairs
-        ],
-    }
 
 
 #: Every study ``bench`` runs, by name (its results folder under ``--out``).

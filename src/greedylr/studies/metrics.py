@@ -8,33 +8,12 @@ Everything here is a pure function of stored result dicts (see
 optimizer, steps, LR, warmup and the workload's options. Two trials are compared only
 within one setting and, for paired statistics, with the same seed.
 
-**The paper's labels** (section 4.1). The candidate (GreedyLR) and a baseline are
-compared on the training loss at 10%, 50% and 100% of training. With ``delta =
-baseline - candidate`` (positive: the candidate's loss is lower) and a threshold that is
-absolute (0.1, the paper's small models) or relative to the baseline's loss (1%, its
-LLMs):
-
-=========  ==================================================
-``yes``    ``delta >= threshold``: clearly better
-``yes*``   ``0 < delta < threshold``: better by less
-``no*``    ``-threshold < delta <= 0``: worse by less (an exact tie counts here:
-           it is not better)
-``no``     ``delta <= -threshold``: clearly worse
-=========  ==================================================
-
-The paper's percentages follow: *as good or better* = yes + yes* + no*, *better* =
-yes + yes*, *clearly better* = yes, *worse* = no, *as good* = yes* + no*.
-
-**Which loss.** A single step's minibatch loss is noise. The loss "at 50%" is the mean
-of the training losses over a trailing window of 2% of the run (at least one step)
-ending at that step: what an observer at that point could see. A run that diverged has
-an infinite loss from its divergence on; failed runs (exceptions) are not compared but
-counted.
-
-**What the paper lacks:** seed means with spread and bootstrap confidence intervals;
-paired differences; time to target (the steps the candidate needs to reach the
-baseline's final loss); the final held-out metric; early stopping (the best held-out
-metric and the step it was reached at); and counts of diverged and failed runs.
+**The paper's labels** (section 4.1) compare the candidate and a baseline on the training
+loss (a trailing window of 2% of the run) at 10%, 50% and 100% of training: ``yes``,
+``yes*``, ``no*``, ``no`` by the sign and size of the difference against an absolute or a
+relative threshold. Their definitions, and what this module adds to them (confidence
+intervals, paired differences, time to target, held-out metrics): ``docs/guides/compare.md``
+("How the report reads").
 """
 
 from __future__ import annotations
@@ -56,6 +35,7 @@ __all__ = [
     "ArmSummary",
     "Comparison",
     "LabelTable",
+    "Result",
     "arm_of",
     "arm_summaries",
     "best_metric",
@@ -84,6 +64,7 @@ STAGES = (0.1, 0.5, 1.0)
 WINDOW_FRACTION = 0.02
 
 Result = dict[str, Any]
+"""One trial's stored result, as :func:`greedylr.studies.runner.load_results` returns it."""
 
 
 # -- identity -------------------------------------------------------------------------

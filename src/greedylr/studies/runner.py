@@ -1,26 +1,14 @@
-"""Run trials into a resumable results store, on local processes or on Ray.
+"""Run trials into the resumable results store, on local processes or on Ray.
 
 A study is a list of :class:`~greedylr.studies.trial.TrialSpec`. :func:`run_trials`
-runs the ones that have no result yet and writes one JSON file per trial::
+runs the ones that have no result yet in the store (:mod:`greedylr.studies.store`, one
+JSON file per trial under ``<out_dir>/trials/``), so an interrupted study resumes where it
+stopped. Nothing is ever run twice, except a ``greedy`` trial stored under other
+:class:`~greedylr.GreedyConfig` defaults than the installed ones: its settings alone no
+longer say what it ran.
 
-    <out_dir>/trials/<spec.key>.json
-
-Each file is written atomically (a temporary file in the same folder, flushed, synced,
-then renamed over the final name), so a study that is interrupted at any moment, by
-Ctrl-C or by ``kill -9``, leaves only complete files; rerunning it skips every trial
-that has a file and runs the rest. Nothing is ever run twice, with one exception: a
-``greedy`` trial whose file records other :class:`~greedylr.GreedyConfig` defaults than
-the installed ones (a greedylr upgrade changed them) runs again, since its settings
-alone no longer say what it ran.
-
-A result file holds the spec, the status (``ok``, ``diverged``: a non-finite training
-loss, ``failed``: an exception, with its message and traceback, ``timeout``: stopped at
-the trial time limit), the per-step training loss and learning rate, the held-out
-metrics with their steps, the scheduler's events, the wall time, and the code version
-and machine that produced it (on Ray, the node too). A file that cannot be read back
-(damaged, truncated) is moved aside to ``<key>.json.damaged`` and its trial runs again;
-a result that cannot be written (disk full, read-only folder) stops the study with a
-:class:`StoreError`, leaving every stored result as it was.
+Each trial runs through :func:`~greedylr.studies.execution.execute_trial`, whose result
+record (status, curves, metrics, events, provenance) is what the store keeps.
 
 Executors:
 
@@ -48,24 +36,13 @@ Examples:
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import functools
-import importlib
-import importlib.metadata
-import importlib.util
-import json
 import logging
 import math
 import multiprocessing
 import os
-import platform
 import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import traceback
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -77,8 +54,21 @@ from typing import Any
 
 from greedylr._extras import requires_extra
 from greedylr.studies import schedules
+from greedylr.studies.execution import execute_trial, timed_out_result, unfinished_result
 from greedylr.studies.metrics import STATUSES
-from greedylr.studies.trial import Trial, TrialSpec
+from greedylr.studies.store import (
+    FORMAT,
+    StoreError,
+    as_loaded,
+    clean_temporaries,
+    exclusive,
+    load_results,
+    read_for_rerun,
+    result_path,
+    write_result,
+)
+from greedylr.studies.targets import ResolvedWorkload, make_specs, resolve_workload
+from greedylr.studies.trial import TrialSpec
 
 __all__ = [
     "FORMAT",
@@ -95,14 +85,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "greedylr.trial/1"
-"""The ``format`` field of every result file; bumped when the layout changes."""
-
-
-TRIALS_DIR = "trials"
-
-# Metric names whose smaller values are better, when the workload does not say.
-_LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "error", "mse", "mae", "rmse", "nll", "bpc")
 
 # A worker that dies (segfault, out of memory) takes the trials in flight with it; a
 # trial is retried this many times before it is given up (for this run only: no file is
@@ -112,501 +94,6 @@ _HINT = (
     " (a script that calls run_trials with jobs > 1 must do it under "
     "`if __name__ == '__main__':`, or every worker re-runs the script)"
 )
-
-
-# -- workloads ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ResolvedWorkload:
-    """What the runner needs of a workload, whether registered or user code.
-
-    Args:
-        name: the reference it was resolved from.
-        train: the training function ``train(trial) -> None``.
-        lr: the default initial LR for the trial's optimizer (``None``: 1e-3).
-        metric: the held-out metric's name, if known.
-        higher_is_better: its direction, if known.
-    """
-
-    name: str
-    train: Callable[[Trial], None]
-    lr: float | None = None
-    metric: str | None = None
-    higher_is_better: bool | None = None
-
-
-def _import_function(ref: str) -> Callable[..., Any]:
-    """``module.sub:function`` or ``path/to/file.py:function`` -> the function."""
-    target, _, attr = ref.rpartition(":")
-    if not target or not attr:
-        raise ValueError(f"expected MODULE:FUNCTION or FILE.py:FUNCTION, got {ref!r}")
-    if target.endswith(".py") or os.sep in target or "/" in target:
-        path = Path(target).expanduser().resolve()
-        if not path.is_file():
-            raise FileNotFoundError(f"no such file: {path}")
-        # a stable module name per path, so that two files called train.py do not clash
-        name = f"_greedylr_user_{abs(hash(str(path))):x}_{path.stem}"
-        module = sys.modules.get(name)
-        if module is None:
-            spec = importlib.util.spec_from_file_location(name, path)
-            if spec is None or spec.loader is None:
-                raise ImportError(f"cannot import {path}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            # the file's own folder, so that it can import its neighbours
-            sys.path.insert(0, str(path.parent))
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules[name]
-                raise
-    else:
-        module = importlib.import_module(target)
-    try:
-        function = getattr(module, attr)
-    except AttributeError:
-        raise AttributeError(f"{target} has no attribute {attr!r}") from None
-    if not callable(function):
-        raise TypeError(f"{ref} is not callable")
-    return function
-
-
-def resolve_workload(ref: str, optimizer: str | None = None) -> ResolvedWorkload:
-    """A registered workload by name, or user code as ``module:function`` / ``file.py:function``.
-
-    User functions may carry the facts a registered workload has, as attributes:
-    ``train.metric = "accuracy"``, ``train.higher_is_better = True``, ``train.lr = 1e-3``.
-
-    Args:
-        ref: the workload reference of a :class:`TrialSpec`.
-        optimizer: the trial's optimizer, to pick the workload's LR for it.
-
-    Raises:
-        KeyError: no registered workload by that name (and no ``:`` in it).
-        ImportError, AttributeError, FileNotFoundError: the user function cannot be found.
-    """
-    if ":" in ref:
-        train = _import_function(ref)
-        direction = getattr(train, "higher_is_better", None)
-        return ResolvedWorkload(
-            name=ref,
-            train=train,
-            lr=getattr(train, "lr", None),
-            metric=getattr(train, "metric", None),
-            higher_is_better=None if direction is None else bool(direction),
-        )
-    from greedylr.evidence import workloads
-
-    w = workloads.get(ref)
-    return ResolvedWorkload(
-        name=w.name,
-        train=w.train,
-        lr=w.lr_for(optimizer),
-        metric=w.metric,
-        higher_is_better=w.higher_is_better,
-    )
-
-
-def make_specs(
-    study: str,
-    workloads: Iterable[str],
-    schedules: Iterable[str],
-    seeds: Iterable[int],
-    *,
-    optimizer: str | None = None,
-    steps: int | None = None,
-    lr: float | None = None,
-    warmup: int | None = None,
-    eval_every: int | None = None,
-    settings: dict[str, Any] | None = None,
-) -> list[TrialSpec]:
-    """The grid workloads x schedules x seeds, with each registered workload's defaults.
-
-    An argument left as ``None`` takes the workload's default (registered workloads)
-    or the :class:`TrialSpec` default (user code). Every schedule of one workload gets
-    the same optimizer, LR, warmup and length: only the schedule differs.
-    """
-    specs = []
-    schedules, seeds = list(schedules), list(seeds)
-    for ref in workloads:
-        defaults: dict[str, Any] = {}
-        if ":" not in ref:
-            from greedylr.evidence import workloads as registry
-
-            w = registry.get(ref)
-            defaults = {
-                "optimizer": w.optimizer,
-                "steps": w.steps,
-                "warmup": w.warmup,
-                "eval_every": w.eval_every,
-            }
-        chosen = {
-            "optimizer": optimizer,
-            "steps": steps,
-            "lr": lr,
-            "warmup": warmup,
-            "eval_every": eval_every,
-        }
-        fields = {**defaults, **{k: v for k, v in chosen.items() if v is not None}}
-        for schedule in schedules:
-            for seed in seeds:
-                specs.append(
-                    TrialSpec.make(
-                        study=study,
-                        workload=ref,
-                        schedule=schedule,
-                        seed=seed,
-                        settings=settings,
-                        **fields,
-                    )
-                )
-    return specs
-
-
-# -- provenance ---------------------------------------------------------------------
-
-
-@functools.cache
-def code_version() -> dict[str, Any]:
-    """greedylr's version and, when it runs from a git checkout, the commit and dirty flag."""
-    import torch
-
-    import greedylr
-
-    out: dict[str, Any] = {
-        "greedylr": greedylr.__version__,
-        "torch": torch.__version__,
-        # the defaults a ``greedy`` trial ran under: a resumed study reruns it if they changed
-        "greedy_defaults": schedules.greedy_defaults_digest(),
-    }
-    for name in ("transformers", "schedulefree", "prodigyopt"):
-        # the installed version, without importing them (transformers takes seconds)
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            out[name] = importlib.metadata.version(name)
-    root = Path(greedylr.__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        out["git"] = commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        out["git"] = None  # an installed wheel: the version is all there is
-    return out
-
-
-def machine() -> dict[str, Any]:
-    """Where a trial ran: enough to explain a wall-time difference."""
-    import torch
-
-    return {
-        "hostname": platform.node(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-    }
-
-
-# -- one trial ----------------------------------------------------------------------
-
-
-def _now(offset: float = 0.0) -> str:
-    """The UTC time ``offset`` seconds from now, ISO 8601."""
-    moment = _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(seconds=offset)
-    return moment.isoformat(timespec="seconds")
-
-
-def _guess_direction(metric: str) -> bool:
-    return not any(word in metric.lower() for word in _LOWER_IS_BETTER)
-
-
-def _preload(schedule: str, optimizer: str) -> None:
-    if schedule == "transformers_greedy":
-        with requires_extra("hf", "the transformers_greedy schedule"):
-            importlib.import_module("transformers")
-    elif optimizer == "adafactor":
-        with requires_extra("hf", "the adafactor optimizer"):
-            importlib.import_module("transformers")
-    elif schedule == "schedule_free":
-        with requires_extra("bench", "the schedule_free schedule"):
-            importlib.import_module("schedulefree")
-
-
-def execute_trial(spec: TrialSpec, *, threads: int | None = None) -> dict[str, Any]:
-    """Run one trial here and now; never raises for the trial's own errors.
-
-    Args:
-        spec: the trial.
-        threads: set ``torch.set_num_threads`` first (worker processes use 1).
-
-    Returns:
-        The result dict that :func:`run_trials` stores (see the module docstring).
-        An exception in the training function gives ``status="failed"`` with its
-        message and traceback; a non-finite loss gives ``status="diverged"``.
-        ``KeyboardInterrupt`` and ``SystemExit`` propagate.
-    """
-    import torch
-
-    if threads is not None:
-        torch.set_num_threads(threads)
-    started_at, started = _now(), time.perf_counter()
-    status, error, tb = "ok", None, None
-    trial: Trial | None = None
-    workload: ResolvedWorkload | None = None
-    try:
-        workload = resolve_workload(spec.workload, spec.optimizer)
-        # imports are not training: pay the schedule's (transformers takes seconds)
-        # before the clock starts, so that the first trial of a worker is not slower
-        _preload(spec.schedule, spec.optimizer)
-        started_at, started = _now(), time.perf_counter()
-        lr = spec.lr if spec.lr is not None else (workload.lr or 1e-3)
-        trial = Trial(spec, default_lr=lr)
-        workload.train(trial)
-        if trial.current_step == 0:
-            raise RuntimeError("the training function returned without calling trial.step(loss)")
-        if trial.current_step != spec.steps:
-            logger.warning(
-                "%s: trained %d steps, the spec asked for %d",
-                spec.key,
-                trial.current_step,
-                spec.steps,
-            )
-    except FloatingPointError as exc:
-        status, error = "diverged", str(exc)
-    except Exception as exc:
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
-        tb = traceback.format_exc()
-    wall = time.perf_counter() - started
-
-    record = trial.record if trial is not None else None
-    metric, higher = (workload.metric, workload.higher_is_better) if workload else (None, None)
-    if record is not None and record.metrics and metric is None:
-        # the first metric the function reported is its headline metric
-        metric = next(k for k in record.metrics[0] if k != "step")
-    if metric is not None and higher is None:
-        higher = _guess_direction(metric)
-    events: list[dict[str, Any]] = []
-    if trial is not None:
-        with contextlib.suppress(Exception):
-            events = [e.to_dict() for e in getattr(trial.schedule_object, "events", [])]
-    return {
-        "format": FORMAT,
-        "key": spec.key,
-        "spec": spec.to_dict(),
-        "status": status,
-        "error": error,
-        "traceback": tb,
-        "lr": trial.lr if trial is not None else spec.lr,
-        "optimizer_used": record.optimizer if record else None,
-        "metric": {"name": metric, "higher_is_better": higher},
-        "steps_done": trial.current_step if trial is not None else 0,
-        "losses": list(record.losses) if record else [],
-        "lrs": list(record.lrs) if record else [],
-        "metrics": list(record.metrics) if record else [],
-        "events": events,
-        "wall_time": wall,
-        "started": started_at,
-        "finished": _now(),
-        "code": code_version(),
-        "machine": machine(),
-    }
-
-
-def _unfinished(
-    spec: TrialSpec, status: str, error: str, *, stored: bool, wall_time: float = 0.0
-) -> dict[str, Any]:
-    """The result of a trial that did not finish in its own process.
-
-    Args:
-        spec: the trial.
-        status: ``"failed"`` (its process died) or ``"timeout"`` (stopped at the limit).
-        error: what happened, one line.
-        stored: whether the store keeps it (a died worker's trial is tried again by the
-            next run, a timed-out trial is not, under the same limit).
-        wall_time: how long it ran before it was stopped.
-    """
-    logger.error("%s: %s", spec.key, error)
-    return {
-        "stored": stored,
-        "format": FORMAT,
-        "key": spec.key,
-        "spec": spec.to_dict(),
-        "status": status,
-        "error": error,
-        "traceback": None,
-        "lr": spec.lr,
-        "metric": {"name": None, "higher_is_better": None},
-        "steps_done": 0,
-        "losses": [],
-        "lrs": [],
-        "metrics": [],
-        "events": [],
-        "wall_time": wall_time,
-        "started": _now(-wall_time),
-        "finished": _now(),
-        "code": code_version(),
-        "machine": machine(),
-    }
-
-
-def _timed_out(spec: TrialSpec, limit: float, wall_time: float) -> dict[str, Any]:
-    """The stored result of a trial stopped at the time limit ``limit`` (seconds)."""
-    result = _unfinished(
-        spec,
-        "timeout",
-        f"stopped after {wall_time:.1f} s: over the trial time limit of {limit:g} s",
-        stored=True,
-        wall_time=wall_time,
-    )
-    result["trial_timeout"] = limit
-    return result
-
-
-# -- the store ----------------------------------------------------------------------
-
-
-def result_path(out_dir: str | os.PathLike[str], spec: TrialSpec) -> Path:
-    """Where the result of ``spec`` lives under the study folder ``out_dir``."""
-    return Path(out_dir) / TRIALS_DIR / f"{spec.key}.json"
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy and torch scalars
-        return value.item()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    return str(value)
-
-
-def write_result(path: Path, result: dict[str, Any]) -> None:
-    """Write ``result`` to ``path`` atomically: complete or not at all.
-
-    NaN and infinite losses are kept as JSON's ``NaN``/``Infinity`` extensions, which
-    Python's json module reads back.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(result, handle, default=_json_default, separators=(",", ":"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    """The result stored at ``path``; None, with a warning naming it, if it is unusable."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as exc:
-        logger.warning("ignoring unreadable result %s: %s", path, exc)
-        return None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        logger.warning("ignoring %s: not a %s result", path, FORMAT)
-        return None
-    if (
-        data.get("key") != path.stem
-        or data.get("status") not in STATUSES
-        or not isinstance(data.get("spec"), dict)
-    ):
-        logger.warning("ignoring %s: a damaged %s result (key, status or spec)", path, FORMAT)
-        return None
-    return data
-
-
-def _read_stored(path: Path) -> dict[str, Any] | None:
-    """The stored result at ``path`` for a run about to write there: a damaged file is
-    moved aside to ``<name>.damaged`` (kept for inspection, never read) and the trial
-    runs again."""
-    if not path.exists():
-        return None
-    data = _read(path)
-    if data is None:
-        aside = path.with_name(path.name + ".damaged")
-        os.replace(path, aside)
-        logger.warning("moved %s aside to %s: the trial runs again", path.name, aside.name)
-    return data
-
-
-def load_results(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every trial result stored under ``directory`` (a study folder or a results root).
-
-    Sorted by study, workload, schedule, optimizer, seed, then key, so that reports
-    built from them are stable.
-    """
-    root = Path(directory)
-    if not root.exists():
-        raise FileNotFoundError(f"no results folder {root}")
-    results = []
-    for path in sorted(root.rglob(f"{TRIALS_DIR}/*.json")):
-        if path.name.startswith("."):
-            continue
-        data = _read(path)
-        if data is not None:
-            results.append(data)
-
-    def order(r: dict[str, Any]) -> tuple[Any, ...]:
-        s = r["spec"]
-        return (s["study"], s["workload"], s["schedule"], s["optimizer"], s["seed"], r["key"])
-
-    return sorted(results, key=order)
-
-
-@contextlib.contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
-    """Hold ``out/.lock`` while running: two runs of one study would run trials twice.
-
-    An OS file lock (``filelock``: ``flock`` on POSIX, ``msvcrt`` on Windows), released
-    by the OS if the process dies, so a killed run never leaves a stale lock behind.
-    Who holds it is written next to it, in ``out/.lock.owner``, for the error message.
-    """
-    from filelock import FileLock, Timeout
-
-    out.mkdir(parents=True, exist_ok=True)
-    owner = out / ".lock.owner"
-    lock = FileLock(str(out / ".lock"), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        try:
-            holder = owner.read_text(encoding="utf-8").strip()
-        except OSError:
-            holder = ""
-        raise RuntimeError(
-            f"{out} is being written by {holder or 'another process'}: wait for it, or "
-            "stop it (it resumes)"
-        ) from None
-    try:
-        owner.write_text(f"pid {os.getpid()} on {platform.node()}", encoding="utf-8")
-        yield
-    finally:
-        lock.release()
-
-
-def _clean_temporaries(trials_dir: Path) -> None:
-    """Remove what a killed run left half-written: never read, safe to delete."""
-    if trials_dir.is_dir():
-        for tmp in trials_dir.glob(".*.tmp"):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
 
 
 # -- executors ----------------------------------------------------------------------
@@ -782,7 +269,7 @@ class _LocalPool:
         self.attempts[spec.key] += 1
         error = _died(worker.process)
         if self.attempts[spec.key] >= _MAX_ATTEMPTS:
-            self.on_result(_unfinished(spec, "failed", error, stored=False))
+            self.on_result(unfinished_result(spec, "failed", error, stored=False))
         else:
             logger.warning("%s: %s; running it again", spec.key, error)
             queue.appendleft(spec)
@@ -813,7 +300,7 @@ class _LocalPool:
             ):
                 spec, ran = worker.spec, now - worker.started
                 self._retire(worker)  # the process is killed: the trial is really stopped
-                self.on_result(_timed_out(spec, self.trial_timeout, ran))
+                self.on_result(timed_out_result(spec, self.trial_timeout, ran))
 
 
 def _ray_trial(spec: TrialSpec) -> Iterator[dict[str, Any]]:
@@ -876,7 +363,7 @@ def _run_ray(
                     attempts[trial.spec.key] += 1
                     error = f"ray task failed: {type(exc).__name__}: {exc}".splitlines()[0]
                     if attempts[trial.spec.key] >= _MAX_ATTEMPTS:
-                        on_result(_unfinished(trial.spec, "failed", error, stored=False))
+                        on_result(unfinished_result(trial.spec, "failed", error, stored=False))
                     else:
                         logger.warning("%s: %s; running it again", trial.spec.key, error)
                         running[remote.remote(trial.spec)] = _RayTrial(trial.spec)
@@ -893,7 +380,7 @@ def _run_ray(
                         # force: Ray kills the worker process that runs it
                         ray.cancel(generator, force=True)
                         del running[generator]
-                        on_result(_timed_out(trial.spec, trial_timeout, now - trial.started))
+                        on_result(timed_out_result(trial.spec, trial_timeout, now - trial.started))
     except BaseException:
         for generator in running:
             with contextlib.suppress(Exception):
@@ -1022,7 +509,7 @@ def run_trials(
     for spec in specs:
         unique.setdefault(spec.key, spec)
     plan = _Plan(jobs, executor, address, retry_failed, trial_timeout)
-    with _exclusive(out), _stop_on_sigterm():
+    with exclusive(out), _stop_on_sigterm():
         return _run_unlocked(unique, out, plan, progress, on_result)
 
 
@@ -1060,10 +547,6 @@ class _Plan:
         return None
 
 
-class StoreError(OSError):
-    """A trial's result could not be written: the study stops, stored results stay."""
-
-
 def _ran_under_other_defaults(spec: TrialSpec, data: dict[str, Any], defaults: str) -> bool:
     """A stored trial of a schedule built on the package defaults, whose digest is no
     longer ``defaults``. Files written before the digest was recorded carry none: kept."""
@@ -1080,13 +563,13 @@ def _run_unlocked(
     progress: bool,
     on_result: OnResult | None,
 ) -> list[dict[str, Any]]:
-    _clean_temporaries(out / TRIALS_DIR)
+    clean_temporaries(out)
 
     stored: dict[str, dict[str, Any]] = {}
     todo: list[TrialSpec] = []
     defaults = schedules.greedy_defaults_digest()
     for key, spec in unique.items():
-        data = _read_stored(result_path(out, spec))
+        data = read_for_rerun(result_path(out, spec))
         why = plan.reruns(spec, data, defaults) if data is not None else None
         if why is not None:
             logger.warning("%s: running it again: %s", key, why)
@@ -1121,7 +604,7 @@ def _run_unlocked(
                         "rerun to resume",
                     ) from exc
             # hand back exactly what a later load_results() reads (tuples become lists)
-            result = json.loads(json.dumps(result, default=_json_default))
+            result = as_loaded(result)
             new[result["key"]] = result
             if result["status"] != "ok":
                 logger.warning("%s: %s (%s)", spec.key, result["status"], result["error"])

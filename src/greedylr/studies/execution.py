@@ -1,0 +1,255 @@
+"""One trial, run here and now, and the result record the store keeps of it.
+
+A result holds the spec, the status (``ok``; ``diverged``: a non-finite training loss;
+``failed``: an exception, with its traceback; ``timeout``: stopped at the time limit), the
+per-step training loss and LR, the held-out metrics, the scheduler's events, the wall time,
+and the code version and machine that produced it (on Ray, the node too), so that a stored
+result says what ran and where without the code that ran it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import functools
+import importlib
+import importlib.metadata
+import logging
+import os
+import platform
+import subprocess
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from greedylr._extras import requires_extra
+from greedylr.studies import schedules
+from greedylr.studies.store import FORMAT
+from greedylr.studies.targets import ResolvedWorkload, resolve_workload
+from greedylr.studies.trial import Trial, TrialSpec
+
+__all__ = [
+    "code_version",
+    "execute_trial",
+    "machine",
+    "timed_out_result",
+    "unfinished_result",
+]
+
+logger = logging.getLogger(__name__)
+
+# Metric names whose smaller values are better, when the workload does not say.
+_LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "error", "mse", "mae", "rmse", "nll", "bpc")
+
+
+# -- provenance ---------------------------------------------------------------------
+
+
+@functools.cache
+def code_version() -> dict[str, Any]:
+    """greedylr's version and, when it runs from a git checkout, the commit and dirty flag."""
+    import torch
+
+    import greedylr
+
+    out: dict[str, Any] = {
+        "greedylr": greedylr.__version__,
+        "torch": torch.__version__,
+        # the defaults a ``greedy`` trial ran under: a resumed study reruns it if they changed
+        "greedy_defaults": schedules.greedy_defaults_digest(),
+    }
+    for name in ("transformers", "schedulefree", "prodigyopt"):
+        # the installed version, without importing them (transformers takes seconds)
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out[name] = importlib.metadata.version(name)
+    root = Path(greedylr.__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        out["git"] = commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        out["git"] = None  # an installed wheel: the version is all there is
+    return out
+
+
+def machine() -> dict[str, Any]:
+    """Where a trial ran: enough to explain a wall-time difference."""
+    import torch
+
+    return {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }
+
+
+# -- one trial ----------------------------------------------------------------------
+
+
+def _now(offset: float = 0.0) -> str:
+    """The UTC time ``offset`` seconds from now, ISO 8601."""
+    moment = _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(seconds=offset)
+    return moment.isoformat(timespec="seconds")
+
+
+def _guess_direction(metric: str) -> bool:
+    return not any(word in metric.lower() for word in _LOWER_IS_BETTER)
+
+
+def _preload(schedule: str, optimizer: str) -> None:
+    if schedule == "transformers_greedy":
+        with requires_extra("hf", "the transformers_greedy schedule"):
+            importlib.import_module("transformers")
+    elif optimizer == "adafactor":
+        with requires_extra("hf", "the adafactor optimizer"):
+            importlib.import_module("transformers")
+    elif schedule == "schedule_free":
+        with requires_extra("bench", "the schedule_free schedule"):
+            importlib.import_module("schedulefree")
+
+
+def execute_trial(spec: TrialSpec, *, threads: int | None = None) -> dict[str, Any]:
+    """Run one trial here and now; never raises for the trial's own errors.
+
+    Args:
+        spec: the trial.
+        threads: set ``torch.set_num_threads`` first (worker processes use 1).
+
+    Returns:
+        The result dict that :func:`~greedylr.studies.runner.run_trials` stores (see the
+        module docstring).
+        An exception in the training function gives ``status="failed"`` with its
+        message and traceback; a non-finite loss gives ``status="diverged"``.
+        ``KeyboardInterrupt`` and ``SystemExit`` propagate.
+    """
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    started_at, started = _now(), time.perf_counter()
+    status, error, tb = "ok", None, None
+    trial: Trial | None = None
+    workload: ResolvedWorkload | None = None
+    try:
+        workload = resolve_workload(spec.workload, spec.optimizer)
+        # imports are not training: pay the schedule's (transformers takes seconds)
+        # before the clock starts, so that the first trial of a worker is not slower
+        _preload(spec.schedule, spec.optimizer)
+        started_at, started = _now(), time.perf_counter()
+        lr = spec.lr if spec.lr is not None else (workload.lr or 1e-3)
+        trial = Trial(spec, default_lr=lr)
+        workload.train(trial)
+        if trial.current_step == 0:
+            raise RuntimeError("the training function returned without calling trial.step(loss)")
+        if trial.current_step != spec.steps:
+            logger.warning(
+                "%s: trained %d steps, the spec asked for %d",
+                spec.key,
+                trial.current_step,
+                spec.steps,
+            )
+    except FloatingPointError as exc:
+        status, error = "diverged", str(exc)
+    except Exception as exc:
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        tb = traceback.format_exc()
+    wall = time.perf_counter() - started
+
+    record = trial.record if trial is not None else None
+    metric, higher = (workload.metric, workload.higher_is_better) if workload else (None, None)
+    if record is not None and record.metrics and metric is None:
+        # the first metric the function reported is its headline metric
+        metric = next(k for k in record.metrics[0] if k != "step")
+    if metric is not None and higher is None:
+        higher = _guess_direction(metric)
+    events: list[dict[str, Any]] = []
+    if trial is not None:
+        with contextlib.suppress(Exception):
+            events = [e.to_dict() for e in getattr(trial.schedule_object, "events", [])]
+    return {
+        "format": FORMAT,
+        "key": spec.key,
+        "spec": spec.to_dict(),
+        "status": status,
+        "error": error,
+        "traceback": tb,
+        "lr": trial.lr if trial is not None else spec.lr,
+        "optimizer_used": record.optimizer if record else None,
+        "metric": {"name": metric, "higher_is_better": higher},
+        "steps_done": trial.current_step if trial is not None else 0,
+        "losses": list(record.losses) if record else [],
+        "lrs": list(record.lrs) if record else [],
+        "metrics": list(record.metrics) if record else [],
+        "events": events,
+        "wall_time": wall,
+        "started": started_at,
+        "finished": _now(),
+        "code": code_version(),
+        "machine": machine(),
+    }
+
+
+def unfinished_result(
+    spec: TrialSpec, status: str, error: str, *, stored: bool, wall_time: float = 0.0
+) -> dict[str, Any]:
+    """The result of a trial that did not finish in its own process.
+
+    Args:
+        spec: the trial.
+        status: ``"failed"`` (its process died) or ``"timeout"`` (stopped at the limit).
+        error: what happened, one line.
+        stored: whether the store keeps it (a died worker's trial is tried again by the
+            next run, a timed-out trial is not, under the same limit).
+        wall_time: how long it ran before it was stopped.
+    """
+    logger.error("%s: %s", spec.key, error)
+    return {
+        "stored": stored,
+        "format": FORMAT,
+        "key": spec.key,
+        "spec": spec.to_dict(),
+        "status": status,
+        "error": error,
+        "traceback": None,
+        "lr": spec.lr,
+        "metric": {"name": None, "higher_is_better": None},
+        "steps_done": 0,
+        "losses": [],
+        "lrs": [],
+        "metrics": [],
+        "events": [],
+        "wall_time": wall_time,
+        "started": _now(-wall_time),
+        "finished": _now(),
+        "code": code_version(),
+        "machine": machine(),
+    }
+
+
+def timed_out_result(spec: TrialSpec, limit: float, wall_time: float) -> dict[str, Any]:
+    """The stored result of a trial stopped at the time limit ``limit`` (seconds)."""
+    result = unfinished_result(
+        spec,
+        "timeout",
+        f"stopped after {wall_time:.1f} s: over the trial time limit of {limit:g} s",
+        stored=True,
+        wall_time=wall_time,
+    )
+    result["trial_timeout"] = limit
+    return result

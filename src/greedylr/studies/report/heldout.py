@@ -1,0 +1,290 @@
+"""The held-out summary, read first: every schedule at its own best LR, the paired
+difference with its CI, and the verdict in plain words (see :mod:`greedylr.studies.tuning`).
+Also what ``greedylr compare`` prints."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from greedylr.studies import metrics as M
+from greedylr.studies import tuning as T
+from greedylr.studies.metrics import Result
+from greedylr.studies.report.cells import markdown_table, num, slug, workload_label
+from greedylr.studies.report.figures import lr_figure
+
+__all__ = [
+    "heldout_section",
+    "heldout_summary",
+    "heldout_table",
+    "print_summary",
+    "summary_table",
+    "verdict_lines",
+]
+
+
+def _primary_arm(wt: T.WorkloadTuning) -> str | None:
+    """The candidate the summary compares with: ``greedy``, else the first GreedyLR arm."""
+    cands = sorted(a for a in wt.arms if M.is_candidate(a))
+    return "greedy" if "greedy" in cands else (cands[0] if cands else None)
+
+
+def _group_title(wt: T.WorkloadTuning, results: list[Result], study: bool) -> str:
+    """A workload group's title: study (when there are several), workload, optimizer,
+    length, warmup, options and the metric with its direction."""
+    _study, _workload, _optimizer, steps, warmup, shared = wt.group
+    label = workload_label(wt.workload)
+    parts = [M.group_optimizer(results), f"{steps} steps"]
+    if warmup:
+        parts.append(f"warmup {warmup}")
+    parts += [f"{k}={v}" for k, v in shared]
+    arrow = "↑" if wt.higher_is_better else "↓"
+    head = f"{_study}: " if study else ""
+    return f"{head}{label} ({', '.join(parts)}), {wt.metric} {arrow}"
+
+
+def _verdict_cell(pair: T.TunedPair) -> str:
+    """``GreedyLR better``/``GreedyLR worse``, or the verdict as it is."""
+    verdict = pair.verdict
+    return f"GreedyLR {verdict}" if verdict in ("better", "worse") else verdict
+
+
+def _train_loss(runs: list[Result]) -> M.Stat:
+    """The final training loss (trailing window) over the finished ``runs``."""
+    return M.Stat.of(M.loss_at(r, 1.0) for r in runs if r.get("status") == "ok")
+
+
+def heldout_table(
+    results: list[Result], *, margin: float = T.DEFAULT_MARGIN
+) -> tuple[list[str], list[list[str]], list[T.WorkloadTuning]]:
+    """The held-out-first table, one row per arm of each workload group.
+
+    Columns: the group, the schedule, its own best LR, its final and best-so-far held-out
+    metric there (mean ± std over seeds), GreedyLR minus it paired by seed (mean and
+    bootstrap 95% CI, positive: GreedyLR better), seeds won/tied/lost by GreedyLR, the
+    verdict; with an LR grid, its LR tolerance, worst grid point and the final metric at
+    an LR picked on the other seeds; last, runs by status and the final training loss
+    (not a held-out number).
+
+    Returns:
+        ``(header, rows, tunings)``.
+    """
+    tunings = T.tune(results, margin=margin)
+    grid = any(wt.grid for wt in tunings)
+    several_studies = len({wt.group[0] for wt in tunings}) > 1
+    members: dict[tuple[Any, ...], list[Result]] = defaultdict(list)
+    for r in results:
+        members[T.group_of(r)].append(r)
+    metrics = {wt.metric for wt in tunings}
+    metric = metrics.pop() if len(metrics) == 1 else "held-out metric"
+    rows = []
+    for wt in tunings:
+        group = members[wt.group]
+        title = _group_title(wt, group, several_studies)
+        primary = _primary_arm(wt)
+        pairs = {p.baseline: p for p in wt.pairs if p.candidate == primary}
+        order = sorted(wt.arms, key=lambda a: (a != primary, not M.is_candidate(a), a))
+        for i, arm in enumerate(order):
+            row = _arm_row(wt, arm, group, pairs.get(arm), grid)
+            rows.append([title if i == 0 else "", *row])
+    return _heldout_header(metric, grid, margin), rows, tunings
+
+
+def _heldout_header(metric: str | None, grid: bool, margin: float) -> list[str]:
+    """The columns of :func:`heldout_table`; the LR-grid ones only with a grid."""
+    header = [
+        "workload",
+        "schedule",
+        "at its own best LR" if grid else "LR",
+        f"final {metric}",
+        f"best {metric} so far",
+        "GreedyLR − this [95% CI]",
+        "GreedyLR won/tied/lost",
+        "verdict",
+    ]
+    if grid:
+        header += [f"LR tolerance (within {margin:.0%} of best-tuned baseline)",
+                   "worst grid point", f"final {metric}, LR picked on the other seeds"]
+    return [*header, "ok/div/fail/timeout", "final train loss"]
+
+
+def _short(stat: M.Stat) -> str:
+    """``mean ± std`` (the value alone for one seed, ``-`` for none)."""
+    if stat.n == 0:
+        return "-"
+    return num(stat.mean) if stat.n == 1 else f"{num(stat.mean)} ± {num(stat.std, 2)}"
+
+
+def _arm_row(
+    wt: T.WorkloadTuning, arm: str, group: list[Result], pair: T.TunedPair | None, grid: bool
+) -> list[str]:
+    """One arm's row of :func:`heldout_table`, but the group's title."""
+    tuning = wt.arms[arm]
+    best = tuning.best
+    at_best = [r for r in group if r.get("key") in best.keys]
+    runs = [r for r in group if M.arm_of(r) == arm]
+    status = M.status_counts(runs).get(arm, {})
+    delta = verdict = won = ""
+    if pair is not None:
+        if pair.diff.n:
+            lo, hi = pair.diff.ci
+            delta = f"{num(pair.diff.mean, 3)} [{num(lo, 3)}, {num(hi, 3)}]"
+        won = f"{pair.wins}/{pair.ties}/{pair.losses}"
+        verdict = _verdict_cell(pair)
+    elif M.is_candidate(arm):
+        verdict = "(candidate)"
+    row = [arm, num(best.lr, 3), _short(best.final), _short(best.best), delta, won, verdict]
+    if grid and len(tuning.points) == 1:  # no grid for this arm: nothing to say
+        row += ["-", "-", "-"]
+    elif grid:
+        n = len(tuning.points)
+        row += [
+            f"{tuning.within}/{n} ({100 * tuning.tolerance:.0f}%)",
+            f"{_short(tuning.worst.final)} @ {num(tuning.worst.lr, 3)}"
+            + (f", {tuning.worst.bad} div/fail" if tuning.worst.bad else ""),
+            _short(tuning.other_seeds)
+            + (f", {tuning.other_seeds_bad} div/fail" if tuning.other_seeds_bad else ""),
+        ]
+    return [*row, "/".join(str(status.get(k, 0)) for k in M.STATUSES),
+            _short(_train_loss(at_best))]
+
+
+def verdict_lines(tunings: Sequence[T.WorkloadTuning]) -> list[str]:
+    """The plain-words verdict: where GreedyLR is behind, ahead, and what is undecided."""
+    behind, ahead, unsure, unsure_behind = [], [], [], []
+    short_seeds = spans = 0
+    for wt in tunings:
+        primary = _primary_arm(wt)
+        for p in wt.pairs:
+            if p.candidate != primary:
+                continue
+            lo, hi = p.diff.ci
+            where = f"{workload_label(wt.workload)} vs {p.baseline}"
+            amount = f"{num(p.diff.mean, 3)} [{num(lo, 3)}, {num(hi, 3)}]"
+            if p.verdict == "worse":
+                behind.append(f"{where} ({amount})")
+            elif p.verdict == "better":
+                ahead.append(f"{where} ({amount})")
+            else:
+                unsure.append(where)
+                if p.diff.n < T.MIN_SEEDS:
+                    short_seeds += 1
+                else:
+                    spans += 1
+                if p.diff.n and p.diff.mean < 0:
+                    unsure_behind.append(f"{where} ({amount})")
+    total = len(behind) + len(ahead) + len(unsure)
+    if not total:
+        return ["No GreedyLR arm and baseline with a held-out metric to compare."]
+    lines = [
+        f"**Verdict** on the held-out metric, GreedyLR against each baseline ({total} "
+        f"comparison{'s' if total != 1 else ''}): **behind in {len(behind)}, ahead in "
+        f"{len(ahead)}, inconclusive in {len(unsure)}** ({short_seeds} with fewer than "
+        f"{T.MIN_SEEDS} seeds, {spans} whose 95% CI spans 0; an inconclusive comparison "
+        "is not a win).",
+        "",
+        "- GreedyLR loses (CI below 0) on: " + ("; ".join(behind) if behind else "none") + ".",
+    ]
+    if unsure_behind:
+        lines.append("- GreedyLR is behind on the mean, but inconclusively, on: "
+                     + "; ".join(unsure_behind) + ".")
+    lines.append("- GreedyLR wins (CI above 0) on: " + ("; ".join(ahead) if ahead else "none")
+                 + ".")
+    return lines
+
+
+def heldout_summary(results: list[Result], *, margin: float = T.DEFAULT_MARGIN) -> list[str]:
+    """The held-out summary in markdown lines: how to read it, :func:`heldout_table`, and
+    :func:`verdict_lines`; no lines when no result has a held-out metric."""
+    header, rows, tunings = heldout_table(results, margin=margin)
+    if not tunings:
+        return []
+    grid = any(wt.grid for wt in tunings)
+    out = ["## Held-out summary: read this first", ""]
+    how = (
+        "Per workload, GreedyLR and each baseline on the held-out metric (final, and the "
+        "best value seen at any evaluation), mean ± std over seeds; GreedyLR minus each "
+        "baseline paired by seed with a bootstrap 95% CI (positive: GreedyLR better); "
+        f"fewer than {T.MIN_SEEDS} seeds or a CI that spans 0 is *inconclusive*."
+    )
+    if grid:
+        how += (
+            " Every schedule ran at every LR of the grid with the same seeds and is shown "
+            "**at its own best LR** (by mean final held-out metric over seeds; a diverged "
+            "seed counts as the worst value). Choosing the best LR on the same seeds that "
+            "then report it is optimistic, for every schedule alike: the tuned numbers "
+            "are a best case; the column *LR picked on the other seeds* is the less "
+            "flattering estimate (each seed at the LR best on the other seeds; it still "
+            "reuses one held-out set). **LR tolerance**: the share of the schedule's grid points "
+            f"whose mean final held-out metric is within {margin:.0%} of the best-tuned "
+            "baseline's; the worst grid point says what a mistuned LR costs."
+        )
+    rows = [[r[0], f"**{r[1]}**" if M.is_candidate(r[1]) else r[1], *r[2:]] for r in rows]
+    return [*out, how, "", markdown_table(header, rows), "", *verdict_lines(tunings), ""]
+
+
+def heldout_section(
+    results: list[Result], figures_dir: Path, *, margin: float
+) -> list[str]:
+    """:func:`heldout_summary` and, for each workload with an LR grid, its LR figure."""
+    out = heldout_summary(results, margin=margin)
+    for wt in T.tune(results, margin=margin):
+        if not wt.grid:
+            continue
+        title = _group_title(wt, [r for r in results if T.group_of(r) == wt.group], True)
+        fig = figures_dir / f"{slug(wt.group)}-lr.png"
+        if lr_figure(wt, fig, f"{title}: final held-out {wt.metric} vs LR (bars: std "
+                      "over seeds)"):
+            out += [f"![final {wt.metric} vs LR]({figures_dir.name}/{fig.name})", ""]
+    return out
+
+
+def summary_table(
+    results: list[Result], *, margin: float = T.DEFAULT_MARGIN
+) -> tuple[list[str], list[list[str]]]:
+    """The headline table of an A/B (``greedylr compare`` prints it): held-out first.
+
+    The rows of :func:`heldout_table`: per workload group and arm, its own best LR, the
+    final and best-so-far held-out metric there, GreedyLR's paired difference with its
+    bootstrap 95% CI, seeds won/tied/lost, the verdict, the LR tolerance and worst grid
+    point (with an LR grid), runs by status and, last, the final training loss. The
+    ``workload`` column is left out when there is only one.
+
+    Returns:
+        ``(header, rows)``.
+    """
+    header, rows, tunings = heldout_table(results, margin=margin)
+    if len(tunings) == 1:  # one workload: its name is the table's title, not a column
+        return header[1:], [row[1:] for row in rows]
+    return header, rows
+
+
+def print_summary(
+    results: list[Result], *, title: str = "", margin: float = T.DEFAULT_MARGIN
+) -> None:
+    """Print :func:`summary_table` as a rich table, then the plain-words verdict.
+
+    What ``greedylr compare`` prints. Piped to a file or a log, every row stays on one
+    line (the table takes the width it needs); in a terminal it wraps to fit.
+    """
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    header, rows = summary_table(results, margin=margin)
+    # plain text: a target like "x.py:train" must not become the :train: emoji
+    table = Table(title=Text(f"{title}: held-out metric first" if title else
+                             "held-out metric first"))
+    for column in header:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console = Console(emoji=False, markup=False)
+    if not console.is_terminal:
+        wide = console.options.update_width(10_000)
+        console.width = max(console.width, console.measure(table, options=wide).maximum)
+    console.print(table)
+    for line in verdict_lines(T.tune(results, margin=margin)):
+        console.print(line.replace("**", ""))

@@ -1,0 +1,213 @@
+"""What a trial trains: user code by reference, or a built-in workload by name.
+
+A workload reference with a ``:`` is user code (``module:function`` or
+``file.py:function``), imported where the trial runs. A bare name is a built-in workload,
+looked up in the registry module named by :data:`BUILTIN_WORKLOADS`: a string, imported
+only when a bare name is resolved, so that the harness never imports the evidence that
+fills it (the evidence depends on the harness, not the other way round), and a worker
+process that is handed only a trial spec can still find the workload.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from greedylr.studies.trial import Trial, TrialSpec
+
+__all__ = [
+    "BUILTIN_WORKLOADS",
+    "BuiltinWorkload",
+    "ResolvedWorkload",
+    "builtin_workload",
+    "make_specs",
+    "resolve_workload",
+]
+
+BUILTIN_WORKLOADS = "greedylr.evidence.workloads"
+"""The module that holds the built-in workloads; its ``get(name)`` returns a
+:class:`BuiltinWorkload` or raises ``KeyError`` naming the known ones."""
+
+
+class BuiltinWorkload(Protocol):
+    """What the harness reads of a built-in workload (see :data:`BUILTIN_WORKLOADS`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def train(self) -> Callable[[Any], None]: ...
+    @property
+    def optimizer(self) -> str: ...
+    @property
+    def steps(self) -> int: ...
+    @property
+    def warmup(self) -> int: ...
+    @property
+    def eval_every(self) -> int: ...
+    @property
+    def metric(self) -> str: ...
+    @property
+    def higher_is_better(self) -> bool: ...
+    def lr_for(self, optimizer: str | None = None) -> float: ...
+
+
+def builtin_workload(name: str) -> BuiltinWorkload:
+    """The built-in workload called ``name``, from the :data:`BUILTIN_WORKLOADS` module.
+
+    Raises:
+        KeyError: there is none by that name.
+    """
+    registry: Any = importlib.import_module(BUILTIN_WORKLOADS)
+    workload: BuiltinWorkload = registry.get(name)
+    return workload
+
+
+@dataclass(frozen=True)
+class ResolvedWorkload:
+    """What the runner needs of a workload, whether registered or user code.
+
+    Args:
+        name: the reference it was resolved from.
+        train: the training function ``train(trial) -> None``.
+        lr: the default initial LR for the trial's optimizer (``None``: 1e-3).
+        metric: the held-out metric's name, if known.
+        higher_is_better: its direction, if known.
+    """
+
+    name: str
+    train: Callable[[Trial], None]
+    lr: float | None = None
+    metric: str | None = None
+    higher_is_better: bool | None = None
+
+
+def _import_function(ref: str) -> Callable[..., Any]:
+    """``module.sub:function`` or ``path/to/file.py:function`` -> the function."""
+    target, _, attr = ref.rpartition(":")
+    if not target or not attr:
+        raise ValueError(f"expected MODULE:FUNCTION or FILE.py:FUNCTION, got {ref!r}")
+    if target.endswith(".py") or os.sep in target or "/" in target:
+        path = Path(target).expanduser().resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+        # a stable module name per path, so that two files called train.py do not clash
+        name = f"_greedylr_user_{abs(hash(str(path))):x}_{path.stem}"
+        module = sys.modules.get(name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot import {path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            # the file's own folder, so that it can import its neighbours
+            sys.path.insert(0, str(path.parent))
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
+                raise
+    else:
+        module = importlib.import_module(target)
+    try:
+        function = getattr(module, attr)
+    except AttributeError:
+        raise AttributeError(f"{target} has no attribute {attr!r}") from None
+    if not callable(function):
+        raise TypeError(f"{ref} is not callable")
+    return function
+
+
+def resolve_workload(ref: str, optimizer: str | None = None) -> ResolvedWorkload:
+    """A built-in workload by name, or user code as ``module:function`` / ``file.py:function``.
+
+    User functions may carry the facts a registered workload has, as attributes:
+    ``train.metric = "accuracy"``, ``train.higher_is_better = True``, ``train.lr = 1e-3``.
+
+    Args:
+        ref: the workload reference of a :class:`TrialSpec`.
+        optimizer: the trial's optimizer, to pick the workload's LR for it.
+
+    Raises:
+        KeyError: no built-in workload by that name (and no ``:`` in it).
+        ImportError, AttributeError, FileNotFoundError: the user function cannot be found.
+    """
+    if ":" in ref:
+        train = _import_function(ref)
+        direction = getattr(train, "higher_is_better", None)
+        return ResolvedWorkload(
+            name=ref,
+            train=train,
+            lr=getattr(train, "lr", None),
+            metric=getattr(train, "metric", None),
+            higher_is_better=None if direction is None else bool(direction),
+        )
+    w = builtin_workload(ref)
+    return ResolvedWorkload(
+        name=w.name,
+        train=w.train,
+        lr=w.lr_for(optimizer),
+        metric=w.metric,
+        higher_is_better=w.higher_is_better,
+    )
+
+
+def make_specs(
+    study: str,
+    workloads: Iterable[str],
+    schedules: Iterable[str],
+    seeds: Iterable[int],
+    *,
+    optimizer: str | None = None,
+    steps: int | None = None,
+    lr: float | None = None,
+    warmup: int | None = None,
+    eval_every: int | None = None,
+    settings: dict[str, Any] | None = None,
+) -> list[TrialSpec]:
+    """The grid workloads x schedules x seeds, with each registered workload's defaults.
+
+    An argument left as ``None`` takes the workload's default (registered workloads)
+    or the :class:`TrialSpec` default (user code). Every schedule of one workload gets
+    the same optimizer, LR, warmup and length: only the schedule differs.
+    """
+    specs = []
+    schedules, seeds = list(schedules), list(seeds)
+    for ref in workloads:
+        defaults: dict[str, Any] = {}
+        if ":" not in ref:
+            w = builtin_workload(ref)
+            defaults = {
+                "optimizer": w.optimizer,
+                "steps": w.steps,
+                "warmup": w.warmup,
+                "eval_every": w.eval_every,
+            }
+        chosen = {
+            "optimizer": optimizer,
+            "steps": steps,
+            "lr": lr,
+            "warmup": warmup,
+            "eval_every": eval_every,
+        }
+        fields = {**defaults, **{k: v for k, v in chosen.items() if v is not None}}
+        for schedule in schedules:
+            for seed in seeds:
+                specs.append(
+                    TrialSpec.make(
+                        study=study,
+                        workload=ref,
+                        schedule=schedule,
+                        seed=seed,
+                        settings=settings,
+                        **fields,
+                    )
+                )
+    return specs
+
+
