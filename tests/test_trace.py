@@ -185,9 +185,9 @@ def test_csv_round_trip_keeps_rows_signals_and_event_reasons(tmp_path):
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
 def test_save_in_chunks_and_an_empty_trace(tmp_path, monkeypatch, suffix):
-    import greedylr.trace
+    import greedylr.trace.files
 
-    monkeypatch.setattr(greedylr.trace, "_SAVE_CHUNK", 7)  # 24 rows: four chunks
+    monkeypatch.setattr(greedylr.trace.files, "_SAVE_CHUNK", 7)  # 24 rows: four chunks
     trace = Trace(2)
     rule_trace(trace)
     loaded = load_trace(trace.save(tmp_path / f"chunks{suffix}"))
