@@ -185,9 +185,9 @@ def test_csv_round_trip_keeps_rows_signals_and_event_reasons(tmp_path):
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
 def test_save_in_chunks_and_an_empty_trace(tmp_path, monkeypatch, suffix):
-    import greedylr.trace
+    import greedylr.trace.files
 
-    monkeypatch.setattr(greedylr.trace, "_SAVE_CHUNK", 7)  # 24 rows: four chunks
+    monkeypatch.setattr(greedylr.trace.files, "_SAVE_CHUNK", 7)  # 24 rows: four chunks
     trace = Trace(2)
     rule_trace(trace)
     loaded = load_trace(trace.save(tmp_path / f"chunks{suffix}"))
@@ -364,11 +364,66 @@ def test_scheduler_trace_argument():
 
 
 def test_public_names():
+    from greedylr import diagnosis
+    from greedylr import trace as package
+
     assert greedylr.load_trace is load_trace
-    assert callable(greedylr.diagnose)
+    # the module is not named like the function: importing it leaves greedylr.diagnose be
+    assert greedylr.diagnose is diagnosis.diagnose is package.diagnose
+    assert package.Diagnosis is diagnosis.Diagnosis
+    assert set(package.__all__) <= set(dir(package)) | {"Diagnosis", "Episode", "diagnose"}
 
 
 # -- device mode ------------------------------------------------------------------------
+
+
+def test_extend_appends_a_chunk_and_rows_slices_one():
+    source = Trace(2)
+    rule_trace(source)
+    copy = Trace()
+    copy.extend(source.rows(0, 10))
+    copy.extend(source.rows(10))
+    assert_same(source, copy)
+    assert same_events(copy.events, source.events)
+    part = source.rows(3, 7)
+    assert part.step.tolist() == [4, 5, 6, 7]
+    assert {e.step for e in part.events} <= {4, 5, 6, 7}
+
+
+def test_extend_adds_groups_and_signals_and_refuses_fewer_groups():
+    trace = Trace(1)
+    trace.log(tag="a")
+    trace.record(1, 1.0, 1.0, [0.1])
+    wider = Trace(2)
+    wider.log(norm=2.0)
+    wider.record(2, 0.5, 0.5, [0.2, 0.02])
+    trace.extend(wider.rows())
+    assert trace.num_groups == 2 and math.isnan(trace.lrs[1][0]) and trace.lrs[1][1] == 0.02
+    assert trace.signal("tag") == ["a", None]
+    np.testing.assert_array_equal(trace.signal("norm"), [math.nan, 2.0])
+    with pytest.raises(ValueError, match="rows have 1 learning rates, the trace 2"):
+        trace.extend(_one_row(1))
+
+
+def _one_row(groups: int) -> Rows:
+    trace = Trace(groups)
+    trace.record(9, 1.0, 1.0, [0.1] * groups)
+    return trace.rows()
+
+
+def test_a_trace_pickled_before_the_package_split_still_loads():
+    import pickle
+
+    trace = Trace(1)
+    trace.log(source="a", norm=1.0)
+    trace.record(1, 1.0, 1.0, [0.1])
+    text = pickle.dumps(trace, protocol=2)  # a class is two lines: its module, its name
+    # the class paths of a trace pickled when greedylr.trace was one module
+    for module in (b"greedylr.trace.recorder", b"greedylr.trace.rows"):
+        assert module + b"\n" in text
+        text = text.replace(module + b"\n", b"greedylr.trace\n")
+    loaded = pickle.loads(text)
+    assert_same(trace, loaded)
 
 
 def test_device_rows_are_buffered_copied_and_decoded():

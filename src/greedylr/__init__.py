@@ -15,9 +15,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from greedylr.diagnosis import diagnose
     from greedylr.rule import Decision, Event, GreedyConfig
     from greedylr.scheduler import GreedyLR
-    from greedylr.trace import Trace, diagnose, load_trace
+    from greedylr.trace import Trace, load_trace
 
 __version__ = "0.2.0"
 
@@ -27,7 +28,7 @@ _HOMES = {
     "GreedyConfig": "greedylr.rule",
     "GreedyLR": "greedylr.scheduler",
     "Trace": "greedylr.trace",
-    "diagnose": "greedylr.trace",
+    "diagnose": "greedylr.diagnosis",
     "load_trace": "greedylr.trace",
 }
 

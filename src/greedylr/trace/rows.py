@@ -1,0 +1,134 @@
+"""Rows: the per-step record as sinks and decoders receive it, and how it is encoded.
+
+:class:`Rows` is a materialised chunk of the trace (NumPy columns and its events);
+:func:`decode_events` turns the event-code column of device-mode rows into events;
+``_Signal`` stores one user signal compactly (floats, or tags as small integer codes).
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from greedylr.events import describe
+from greedylr.rule import Event
+
+_MISSING_TAG = -1
+
+
+def _is_tensor(value: Any) -> bool:
+    # torch is imported by the scheduler anyway, but the trace itself must load without it
+    return type(value).__module__.startswith("torch") and hasattr(value, "device")
+
+
+@dataclass
+class Rows:
+    """A chunk of materialised rows, as sinks and decoders receive them.
+
+    Attributes:
+        step: int64, shape ``(n,)``.
+        loss: float64 raw loss, ``(n,)``.
+        smoothed: float64 smoothed loss (NaN where the rule had none), ``(n,)``.
+        lrs: float64 LR per group after the step, ``(n, num_groups)``.
+        lrs_before: float64 LR per group before the step, ``(n, num_groups)``.
+        code: int64 OR of :data:`EVENT_BITS`, ``(n,)``.
+        events: the events of these rows, in step order.
+        extra: device mode only, while decoding: the ``extra`` values of each row,
+            ``(n, k)``; None otherwise.
+        signals: per-signal values: a float64 array (NaN where not logged) for a numeric
+            signal, a list of ``str | None`` for a tag.
+    """
+
+    step: np.ndarray
+    loss: np.ndarray
+    smoothed: np.ndarray
+    lrs: np.ndarray
+    lrs_before: np.ndarray
+    code: np.ndarray
+    events: list[Event] = field(default_factory=list)
+    signals: dict[str, np.ndarray | list[str | None]] = field(default_factory=dict)
+    extra: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+    def events_by_step(self) -> dict[int, list[Event]]:
+        """The events grouped by their step, in order (what a writer needs per row)."""
+        by_step: dict[int, list[Event]] = {}
+        for event in self.events:
+            by_step.setdefault(event.step, []).append(event)
+        return by_step
+
+    def dicts(self) -> Iterator[dict[str, Any]]:
+        """One plain dict per row: step, loss, smoothed, lrs, events (kinds), signals."""
+        by_step = self.events_by_step()
+        for i in range(len(self.step)):
+            step = int(self.step[i])
+            row: dict[str, Any] = {
+                "step": step,
+                "loss": float(self.loss[i]),
+                "smoothed": float(self.smoothed[i]),
+                "lrs": [float(v) for v in self.lrs[i]],
+                "events": [e.kind for e in by_step.get(step, ())],
+            }
+            for name, values in self.signals.items():
+                value = values[i]
+                if value is None or (isinstance(value, float) and math.isnan(value)):
+                    continue
+                row[name] = value if isinstance(value, str) else float(value)
+            yield row
+
+
+def decode_events(rows: Rows) -> list[Event]:
+    """The default decoder: events from the code column, with reasons from the values.
+
+    Used for rows recorded in device mode (with ``code=``) and for CSV files, where the
+    rule's own wording is not available. ``reference`` is None: the rule's comparison
+    value is not part of the per-step record.
+    """
+    events: list[Event] = []
+    for i in np.flatnonzero(rows.code):
+        after = [float(v) for v in rows.lrs[i]]
+        events += describe(
+            None, step=int(rows.step[i]), code=int(rows.code[i]), loss=float(rows.loss[i]),
+            smoothed=float(rows.smoothed[i]), reference=None,
+            lrs_before=[float(v) for v in rows.lrs_before[i]], lrs_changed=after,
+            lrs_after=after,
+        )
+    return events
+
+
+class _Signal:
+    """One user signal column: numeric (float64, NaN missing) or a tag (int code, -1)."""
+
+    __slots__ = ("index", "numeric", "values", "vocab")
+
+    def __init__(self, numeric: bool, rows: int) -> None:
+        self.numeric = numeric
+        self.values: array[Any] = (
+            array("d", [math.nan]) * rows if numeric else array("i", [-1]) * rows
+        )
+        self.vocab: list[str] = []
+        self.index: dict[str, int] = {}
+
+    def encode(self, value: Any) -> float | int:
+        if value is None:
+            return math.nan if self.numeric else _MISSING_TAG
+        if self.numeric:
+            return float(value)
+        code = self.index.get(value)
+        if code is None:
+            code = self.index[value] = len(self.vocab)
+            self.vocab.append(value)
+        return code
+
+    def decode(self, start: int = 0, stop: int | None = None) -> np.ndarray | list[str | None]:
+        if self.numeric:
+            return np.array(self.values[start:stop], dtype=np.float64)
+        vocab = self.vocab
+        return [None if c < 0 else vocab[c] for c in self.values[start:stop]]
