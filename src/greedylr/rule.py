@@ -731,7 +731,8 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
     """
     state.step += 1
     step = state.step
-    start = config.anneal_start
+    # the property only with a budget: update runs every step, and without one it is None
+    start = None if config.total_steps is None else config.anneal_start
     annealing = start is not None and step >= start and step > config.warmup
     if not math.isfinite(loss):
         if config.on_nonfinite == "raise":
@@ -750,7 +751,8 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
                                loss, state.smoothed, None)
         return Decision(tuple(state.lrs), state.smoothed, tuple(skipped))
 
-    _track_noise(config, state, float(loss))
+    if config.noise_threshold:  # tested here: a call per step costs more than the test
+        _track_noise(config, state, float(loss))
     smoothed = _smooth(config, state, float(loss))
     state.smoothed = smoothed
 
