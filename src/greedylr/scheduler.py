@@ -17,10 +17,14 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from greedylr import distributed, tensor_rule
 from greedylr import rule as _rule
-from greedylr.rule import Bound, Decision, Event, GreedyConfig, RuleState, add_group, init, update
+from greedylr.rule import Bound, Event, GreedyConfig, RuleState, add_group, init, update
 from greedylr.trace import Rows, Trace, decode_events
 
 __all__ = ["GreedyLR", "as_float"]
+
+# True only while dynamo traces (it folds the call to a constant); a plain ``return False``
+# when eager, where ``is_compiling`` also asks TorchScript: the float step asks every step
+_is_dynamo_compiling = getattr(torch.compiler, "is_dynamo_compiling", torch.compiler.is_compiling)
 
 logger = logging.getLogger("greedylr")
 
@@ -132,6 +136,21 @@ class _StepCounter:
 
     def __call__(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
         self.count += 1
+
+
+def write_lrs(groups: Sequence[dict[str, Any]], lrs: Sequence[Any]) -> list[Any]:
+    """Set each group's LR (a tensor LR in place, so that a compiled optimizer does not
+    recompile) and return what ``_last_lr`` keeps of them: the floats, tensor copies."""
+    last: list[Any] = []
+    for group, lr in zip(groups, lrs):
+        current = group["lr"]
+        if isinstance(current, torch.Tensor):
+            current.fill_(lr)
+            last.append(current.clone())
+        else:
+            group["lr"] = lr
+            last.append(lr)
+    return last
 
 
 class GreedyLR(LRScheduler):
@@ -265,7 +284,8 @@ class GreedyLR(LRScheduler):
         self._hook = _register_counter(optimizer, self._optimizer_steps)
         self._steps_seen = 0
         self._warned_order = False
-        self._written: list[Any] | None = None
+        self._written: Sequence[Any] | None = None
+        self._float_lrs = False  # set with _written: see _set_marks
         # The base class's constructor makes one initial ``step()`` call with no loss;
         # our own flag marks it (torch's ``_is_initial`` exists only from torch 2.8 on).
         self._constructing = True
@@ -273,7 +293,7 @@ class GreedyLR(LRScheduler):
             super().__init__(optimizer)
         finally:
             self._constructing = False
-        self._written = self._lr_marks()
+        self._set_marks()
 
     @classmethod
     def from_transformers(cls, optimizer: Optimizer, **kwargs: Any) -> GreedyLR:
@@ -356,66 +376,91 @@ class GreedyLR(LRScheduler):
             # does (tensor LRs filled in place, on every torch version)
             self._apply(self._next_lrs)
             return
-        if self._device_state is None and torch.compiler.is_compiling():
+        if self._device_state is None and _is_dynamo_compiling():
             # traced, every new LR (and each LR tensor's version counter, which the check
             # for foreign writes reads) would be a constant of the graph, a recompile per
             # step: float mode runs eagerly, so that a compiled training step keeps its graph
-            torch.compiler.disable(self._decide)(loss)
-        else:  # without the disable wrapper, which costs as much as the float rule
-            self._decide(loss)
-
-    def _decide(self, loss: Any) -> None:
-        """``step`` after the base class's initial call: checks, then the rule."""
-        if len(self.optimizer.param_groups) != len(self.base_lrs):
+            torch.compiler.disable(GreedyLR.step)(self, loss)
+            return
+        # Eager, without the disable wrapper (it costs as much as the float rule), and the
+        # float step written out in this one function: it runs on every step of every run,
+        # where each call saved is a measurable share of its cost. The checks are cheap
+        # tests here; what they call runs only when something is wrong.
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.base_lrs):
             self._sync_groups()
         written = self._written
         if written is not None:
-            for group, mark in zip(self.optimizer.param_groups, written):
+            for group, mark in zip(groups, written):
                 if group["lr"] is not mark:  # not the very object written: compare values
                     self._check_lrs_are_ours()
                     break
         count = self._optimizer_steps.count
-        if not count and not self._warned_order:
-            self._warned_order = True
-            warnings.warn(
-                "Detected call of `GreedyLR.step()` before `optimizer.step()` (or the first "
-                "optimizer steps were skipped, e.g. by a GradScaler): call `optimizer.step()` "
-                "first, then `GreedyLR.step(loss)` with the loss of that step; otherwise the "
-                "first decision is made before the initial LR was used.",
-                UserWarning,
-                stacklevel=3,
-            )
-        if count and count == self._steps_seen:
-            # A repeated call (Accelerate calls once per process, the later ones often
-            # without a loss) or a skipped optimizer step: nothing new to decide, and
-            # what was observed for it must not leak into the next step.
-            self._pending_sum, self._pending_count = 0.0, 0
-            logger.debug("GreedyLR.step ignored: no optimizer step since the last one")
-            return
+        if count == self._steps_seen:
+            if count:
+                # A repeated call (Accelerate calls once per process, the later ones often
+                # without a loss) or a skipped optimizer step: nothing new to decide, and
+                # what was observed for it must not leak into the next step.
+                self._pending_sum, self._pending_count = 0.0, 0
+                logger.debug("GreedyLR.step ignored: no optimizer step since the last one")
+                return
+            if not self._warned_order:
+                self._warn_order()
         if self._device_state is not None:
             self._step_on_device(loss, count)
+            return
+        if type(loss) is float and not self._pending_count:
+            value = loss
         else:
-            self._step_on_host(loss, count)
-
-    def _step_on_host(self, loss: Any, count: int) -> None:
-        """``step`` in float mode: the rule on Python floats."""
-        if loss is None:
-            if self._pending_count == 0:
-                raise TypeError(
-                    "GreedyLR.step() needs the loss: call step(loss), or observe(loss) "
-                    "before step()"
-                )
-            value = float(self._pending_sum) / self._pending_count
-        else:
-            value = loss if type(loss) is float else as_float(loss)
-        self._pending_sum, self._pending_count = 0.0, 0
-        self._steps_seen = count
+            value = as_float(self._loss_or_mean(loss))
+            self._pending_sum, self._pending_count = 0.0, 0
+        self._steps_seen = count  # after the loss: a step refused for it can be retried
         if self.sync_ranks and distributed.is_distributed():
             value = distributed.mean_across_ranks(value)
-        decision = update(self.config, self.state, value)
-        self._record(value, decision)
-        self._next_lrs = decision.lrs
-        self._apply(decision.lrs)
+        state = self._rule_state
+        assert state is not None  # None only in device mode
+        decision = update(self.config, state, value)
+        lrs, events = decision.lrs, decision.events
+        if events and logger.isEnabledFor(logging.DEBUG):
+            for event in events:
+                logger.debug(event.reason)
+        if self.trace is not None:
+            self.trace.record(state.step, value, decision.smoothed, lrs, events)
+        self._next_lrs = lrs
+        self._step_count += 1
+        self.last_epoch += 1
+        if self._float_lrs:  # then the floats written are the marks: nothing to test
+            for group, lr in zip(groups, lrs):
+                group["lr"] = lr
+            self._last_lr = list(lrs)
+            self._written = lrs
+        else:
+            self._write(lrs)
+
+    def _warn_order(self) -> None:
+        self._warned_order = True
+        warnings.warn(
+            "Detected call of `GreedyLR.step()` before `optimizer.step()` (or the first "
+            "optimizer steps were skipped, e.g. by a GradScaler): call `optimizer.step()` "
+            "first, then `GreedyLR.step(loss)` with the loss of that step; otherwise the "
+            "first decision is made before the initial LR was used.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+    def _loss_or_mean(self, loss: Any) -> Any:
+        """The loss this step decides on: ``loss``, else the mean of the observed losses.
+
+        The caller converts it, then clears the observations: they must not leak into the
+        next step (and stay if the conversion refuses the loss).
+        """
+        if loss is not None:
+            return loss
+        if self._pending_count == 0:
+            raise TypeError(
+                "GreedyLR.step() needs the loss: call step(loss), or observe(loss) before step()"
+            )
+        return self._pending_sum / self._pending_count
 
     def _apply(self, lrs: Sequence[float | torch.Tensor]) -> None:
         """What ``LRScheduler.step`` does after ``get_lr``, without its per-call machinery.
@@ -431,35 +476,23 @@ class GreedyLR(LRScheduler):
     def _write(self, lrs: Sequence[float | torch.Tensor]) -> None:
         """Set every group's LR (tensor LRs in place), ``_last_lr``, and what the check
         for foreign LR writes compares with."""
-        last: list[float | torch.Tensor] = []
-        marks: list[Any] | None = [] if self._device_state is None else None
-        for group, lr in zip(self.optimizer.param_groups, lrs):
-            current = group["lr"]
-            if isinstance(current, torch.Tensor):
-                current.fill_(lr)
-                last.append(current.clone())
-                if marks is not None:
-                    marks.append((current, current._version))
-            else:
-                group["lr"] = lr
-                last.append(lr)
-                if marks is not None:
-                    marks.append(lr)
-        self._last_lr = last
-        self._written = marks
+        self._last_lr = write_lrs(self.optimizer.param_groups, lrs)
+        self._set_marks()
 
-    def _lr_marks(self) -> list[Any] | None:
-        """What each group's LR is now: the float, or a tensor and its version counter.
+    def _set_marks(self) -> None:
+        """Note what each group's LR is now, for the check for foreign writes: the
+        float, or a tensor and its version counter (``_written``); and whether every LR
+        is a float (``_float_lrs``), which lets the float step skip the type tests.
 
-        In device mode None: the check would read the host (or, under ``torch.compile``,
-        break the graph), so it is not made there.
+        In device mode no marks: the check would read the host (or, under
+        ``torch.compile``, break the graph), so it is not made there.
         """
         if self._device_state is not None:
-            return None
-        return [
-            (lr, lr._version) if isinstance(lr, torch.Tensor) else lr
-            for lr in (group["lr"] for group in self.optimizer.param_groups)
-        ]
+            self._written, self._float_lrs = None, False
+            return
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        self._float_lrs = not any(isinstance(lr, torch.Tensor) for lr in lrs)
+        self._written = [(lr, lr._version) if isinstance(lr, torch.Tensor) else lr for lr in lrs]
 
     def _check_lrs_are_ours(self) -> None:
         """Refuse to go on if something else wrote an LR since GreedyLR's last write."""
@@ -525,19 +558,12 @@ class GreedyLR(LRScheduler):
         _warn_zero_lrs(bases, known)
         self.state = state  # back to the device in device mode
         self.base_lrs.extend(bases)
-        lrs = state.lrs[known:]
-        for group, lr in zip(new, lrs):
-            if isinstance(group["lr"], torch.Tensor):
-                group["lr"].fill_(lr)
-                self._last_lr.append(group["lr"].clone())
-            else:
-                group["lr"] = lr
-                self._last_lr.append(lr)
+        self._last_lr.extend(write_lrs(new, state.lrs[known:]))
         if self._device_state is not None:
             self._next_lrs = list(self._device_state.lrs.reshape(-1).unbind())
         else:
             self._next_lrs = tuple(state.lrs)
-            self._written = self._lr_marks()
+            self._set_marks()
         if self.trace is not None:
             for _ in new:
                 self.trace.add_group()
@@ -606,16 +632,6 @@ class GreedyLR(LRScheduler):
                            ("max_lrs", list(self.state.max_lrs))):
             trace.meta.setdefault(key, value)
         return trace
-
-    def _record(self, loss: float, decision: Decision) -> None:
-        if decision.events and logger.isEnabledFor(logging.DEBUG):
-            for event in decision.events:
-                logger.debug(event.reason)
-        if self.trace is not None:
-            # float mode: the host state itself (the ``state`` property is for both modes)
-            assert self._rule_state is not None
-            self.trace.record(self._rule_state.step, loss, decision.smoothed, decision.lrs,
-                              decision.events)
 
     @property
     def events(self) -> list[Event]:
@@ -799,15 +815,9 @@ class GreedyLR(LRScheduler):
         float rule's, in its order, so the LRs are bit for bit those of float mode; both
         modes then write them into the LR tensor with the same rounding cast.
         """
-        if loss is None:
-            if self._pending_count == 0:
-                raise TypeError(
-                    "GreedyLR.step() needs the loss: call step(loss), or observe(loss) "
-                    "before step()"
-                )
-            value = self._device_loss(self._pending_sum / self._pending_count)
-        else:
-            value = self._device_loss(loss, convert=False)
+        # an observed mean is converted as float mode adds it (float64); a tensor loss is
+        # converted by the rule inside its own (fused) kernels
+        value = self._device_loss(self._loss_or_mean(loss), convert=loss is None)
         self._pending_sum, self._pending_count = 0.0, 0
         self._steps_seen = count
         if self.sync_ranks and distributed.is_distributed():
@@ -944,15 +954,11 @@ class GreedyLR(LRScheduler):
         self._pending_sum, self._pending_count = pending_sum, pending_count
         self._steps_seen = self._optimizer_steps.count
         self._next_lrs = rule.lrs
-        for group, lr in zip(self.optimizer.param_groups, rule.lrs):
-            if isinstance(group["lr"], torch.Tensor):
-                group["lr"].fill_(lr)
-            else:
-                group["lr"] = lr
+        write_lrs(self.optimizer.param_groups, rule.lrs)
         self._last_lr = [
             lr.clone() if isinstance(lr, torch.Tensor) else lr for lr in state_dict["_last_lr"]
         ]
-        self._written = self._lr_marks()
+        self._set_marks()
 
 
 _STATE_KEYS = ("format", "config", "rule", "last_epoch", "_step_count", "_last_lr", "base_lrs",
