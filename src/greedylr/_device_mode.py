@@ -211,16 +211,18 @@ class DeviceMode(SchedulerAttributes):
         self._device_state, d = tensor_rule.observe_eval(
             self.config, self._device_state, value_t
         )
+        # the state is a batch of one run ([1], [1, groups]): one run's values
+        lrs = d.lrs.reshape(-1)
         code = int(d.code)
         if code:
             self._eval_events += tensor_rule.decode_events(
                 self.config, step=self._host_step, code=code, loss=float(value_t),
                 smoothed=float(d.smoothed), reference=float(d.reference),
-                lrs_before=d.lrs_before.tolist(), lrs_changed=d.lrs_changed.tolist(),
-                lrs_after=d.lrs.tolist(), min_lrs=self._bounds[0],
-                max_lrs=self._bounds[1],
+                lrs_before=d.lrs_before.reshape(-1).tolist(),
+                lrs_changed=d.lrs_changed.reshape(-1).tolist(),
+                lrs_after=lrs.tolist(), min_lrs=self._bounds[0], max_lrs=self._bounds[1],
             )
-        return list(d.lrs.unbind())
+        return list(lrs.unbind())
 
 
 class Decoder:
