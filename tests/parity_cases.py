@@ -29,6 +29,7 @@ FAMILIES = [
     ("ema", 5, (60, 0.2, "1-sqrt")),
     ("window", 3, (50, 0.5, "linear")),
     ("none", 1, (40, 0.25, "cosine")),
+    ("window", 5, (30, 0.0, "cosine")),  # a budget, but nothing to anneal
 ]
 CASES_PER_FAMILY = 14
 STEPS = 60  # losses per script: one length, so that the optax port scans them in one batch
