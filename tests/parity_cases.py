@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from greedylr import rule
+from greedylr import tensor_rule as tr
 from greedylr.rule import Event, GreedyConfig, RuleState
 
 #: (smoothing, window, final cooldown as (total_steps, anneal_fraction, anneal_shape) or None)
@@ -69,6 +70,18 @@ class Trajectory:
         return sorted(steps + evals, key=lambda e: e.step)
 
 
+def decoded_events(config: GreedyConfig, tstate: tr.TensorState, d: tr.TensorDecision,
+                   value: float) -> list[Event]:
+    """The events of tensor-rule decision ``d`` (after ``value``), decoded on the host."""
+    return tr.decode_events(
+        config, step=int(tstate.step), code=int(d.code), loss=value,
+        smoothed=float(d.smoothed), reference=float(d.reference),
+        lrs_before=d.lrs_before.tolist(), lrs_changed=d.lrs_changed.tolist(),
+        lrs_after=d.lrs.tolist(), min_lrs=tstate.min_lrs.tolist(),
+        max_lrs=tstate.max_lrs.tolist(), penalty=int(d.penalty),
+    )
+
+
 def _bounds(rng: random.Random, base: list[float]) -> dict[str, Any]:
     kind = rng.choice(["ratio", "ratio", "absolute", "outside", "none"])
     if kind == "ratio":
@@ -119,7 +132,7 @@ def _config(rng: random.Random, family: tuple, base: list[float]) -> GreedyConfi
     )
 
 
-def random_losses(rng: random.Random, n: int) -> list[float]:
+def random_losses(rng: random.Random, n: int = STEPS) -> list[float]:
     """A walk, a noisy trend, a grid of exact ties or plateaus; a few non-finite values."""
     kind = rng.choice(["walk", "trend", "grid", "plateau"])
     out, x = [], rng.uniform(0.5, 5.0)

@@ -21,7 +21,16 @@ from greedylr import GreedyLR
 from greedylr import rule as float_rule
 from greedylr import tensor_rule as tr
 from greedylr.rule import GreedyConfig, RuleState
-from parity_cases import CASES, FAMILIES, STEPS, Case, Trajectory, cuts, reference
+from parity_cases import (
+    CASES,
+    FAMILIES,
+    STEPS,
+    Case,
+    Trajectory,
+    cuts,
+    decoded_events,
+    reference,
+)
 
 FAMILY_CASES = [c for c in CASES if c.name.startswith("family")]
 # device mode costs ~0.5 ms a step on a CPU: a third of the random cases, and the long runs
@@ -99,18 +108,6 @@ def test_float_rule_resumes_from_a_plain_dict(case: Case) -> None:
 # -- the tensor rule -----------------------------------------------------------------------
 
 
-def _decoded(config: GreedyConfig, tstate: tr.TensorState, d: tr.TensorDecision,
-             value: float) -> list:
-    """The events of tensor-rule decision ``d`` (after ``value``), decoded on the host."""
-    return tr.decode_events(
-        config, step=int(tstate.step), code=int(d.code), loss=value,
-        smoothed=float(d.smoothed), reference=float(d.reference),
-        lrs_before=d.lrs_before.tolist(), lrs_changed=d.lrs_changed.tolist(),
-        lrs_after=d.lrs.tolist(), min_lrs=tstate.min_lrs.tolist(),
-        max_lrs=tstate.max_lrs.tolist(), penalty=int(d.penalty),
-    )
-
-
 @pytest.mark.parametrize("case", **by_name(CASES))
 def test_tensor_rule(case: Case) -> None:
     """float64 state: the float rule's operations in its order, so every bit agrees.
@@ -128,7 +125,8 @@ def test_tensor_rule(case: Case) -> None:
         if kind == "loss":
             expected = math.nan if want.smoothed[i] is None else want.smoothed[i]
             assert _same(float(d.smoothed), expected), where
-        assert _same(_dicts(_decoded(config, tstate, d, value)), _dicts(want.events[i])), where
+        got = _dicts(decoded_events(config, tstate, d, value))
+        assert _same(got, _dicts(want.events[i])), where
     assert tr.to_rule_state(tstate) == want.state
 
 

@@ -26,28 +26,11 @@ from jax import lax
 from greedylr.integrations import optax as gopt
 from greedylr.integrations.optax import event_kinds, greedy_lr
 from greedylr.rule import GreedyConfig, init, update
+from parity_cases import random_losses
 
 RTOL = 1e-12  # float64: a few ulps, see the module docstring
 STEPS = 60
 FIELDS = ("lr", "events", "smoothed", "reference", "num_good", "num_bad", "hold", "floor_hits")
-
-
-def random_losses(rng: random.Random, n: int = STEPS) -> list[float]:
-    kind = rng.choice(["walk", "trend", "grid", "plateau"])
-    out, x = [], rng.uniform(0.5, 5.0)
-    for t in range(n):
-        if kind == "walk":
-            x *= math.exp(rng.gauss(0.0, 0.1))
-        elif kind == "trend":
-            x = 3.0 * math.exp(-t / 20) + rng.gauss(0.0, 0.2)
-        elif kind == "grid":  # exact ties, many of them
-            x = rng.choice([1.0, 1.5, 2.0, 2.5])
-        elif rng.random() < 0.15:  # plateau: long runs of one value, then a jump
-            x = rng.uniform(0.5, 5.0)
-        out.append(x)
-    for _ in range(rng.choice([0, 0, 1, 3])):
-        out[rng.randrange(n)] = rng.choice([math.nan, math.inf, -math.inf])
-    return out
 
 
 def rule_trajectory(cfg: GreedyConfig, base: float, losses: list[float]) -> dict[str, list]:
