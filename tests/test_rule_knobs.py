@@ -12,6 +12,7 @@ import torch
 from greedylr import rule
 from greedylr import tensor_rule as tr
 from greedylr.rule import GreedyConfig
+from parity_cases import decoded_events
 
 # (kind, value): "loss" feeds update(), "eval" feeds observe_eval()
 Script = list[tuple[str, float]]
@@ -56,17 +57,6 @@ EVAL = (
 CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL}
 
 
-def _decoded(config: GreedyConfig, tstate, d, value: float) -> list:
-    """The events of tensor-rule decision ``d`` (after ``value``), decoded on the host."""
-    return tr.decode_events(
-        config, step=int(tstate.step), code=int(d.code), loss=value,
-        smoothed=float(d.smoothed), reference=float(d.reference),
-        lrs_before=d.lrs_before.tolist(), lrs_changed=d.lrs_changed.tolist(),
-        lrs_after=d.lrs.tolist(), min_lrs=tstate.min_lrs.tolist(),
-        max_lrs=tstate.max_lrs.tolist(), penalty=int(d.penalty),
-    )
-
-
 def _drive(call, script: Script) -> tuple[list[float], dict]:
     lrs, events = [], {}
     for i, (kind, value) in enumerate(script, 1):
@@ -104,7 +94,7 @@ def test_hand_computed_tensor_rule(name: str) -> None:
         expected = (rule.update if kind == "loss" else rule.observe_eval)(
             config, float_state, value)
         got_lrs.append(d.lrs.item())
-        decoded = _decoded(config, tstate, d, value)
+        decoded = decoded_events(config, tstate, d, value)
         # the same events as the float rule, reasons included
         assert [e.to_dict() for e in decoded] == [e.to_dict() for e in expected.events]
         if decoded:
@@ -175,7 +165,7 @@ def test_tensor_rule_matches_bit_for_bit_with_every_knob(kwargs: dict) -> None:
         f = (rule.update if kind == "loss" else rule.observe_eval)(config, state, value)
         tstate, d = (tr.update if kind == "loss" else tr.observe_eval)(config, tstate, value)
         assert tuple(d.lrs.tolist()) == f.lrs
-        decoded = _decoded(config, tstate, d, value)
+        decoded = decoded_events(config, tstate, d, value)
         assert repr([e.to_dict() for e in decoded]) == repr([e.to_dict() for e in f.events])
     assert tr.to_rule_state(tstate) == state
 

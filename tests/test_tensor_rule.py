@@ -1,4 +1,5 @@
-"""Parity of the tensor rule with the float rule: every LR, smoothed value and event."""
+"""The tensor rule by hand, batched, and its checks (its parity with the float rule on
+random cases: tests/test_parity.py)."""
 
 from __future__ import annotations
 
@@ -7,145 +8,12 @@ import random
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from greedylr import rule
 from greedylr import tensor_rule as tr
 from greedylr.rule import GreedyConfig
 
 NONFINITE = [math.nan, math.inf, -math.inf]
-
-
-def _events(config: GreedyConfig, state: tr.TensorState, decision: tr.TensorDecision,
-            loss: float) -> list[rule.Event]:
-    return tr.decode_events(
-        config,
-        step=int(state.step),
-        code=int(decision.code),
-        loss=loss,
-        smoothed=float(decision.smoothed),
-        reference=float(decision.reference),
-        lrs_before=decision.lrs_before.tolist(),
-        lrs_changed=decision.lrs_changed.tolist(),
-        lrs_after=decision.lrs.tolist(),
-        min_lrs=state.min_lrs.tolist(),
-        max_lrs=state.max_lrs.tolist(),
-        penalty=int(decision.penalty),
-    )
-
-
-def _same(a: object, b: object) -> bool:
-    # repr round-trips floats exactly and prints NaN as nan: a bit-exact comparison
-    return repr(a) == repr(b)
-
-
-def _run_both(config: GreedyConfig, base: list[float], losses: list[float]) -> None:
-    """Step both rules on ``losses``; assert identical LRs, smoothed values, events, state."""
-    state = rule.init(config, base)
-    tstate = tr.init(config, base)
-    assert tuple(tstate.lrs.tolist()) == tuple(state.lrs)
-    for i, loss in enumerate(losses):
-        decision = rule.update(config, state, loss)
-        tstate, tdecision = tr.update(config, tstate, torch.tensor(loss, dtype=torch.float64))
-        where = f"step {i + 1}, loss {loss!r}, config {config}"
-        assert tuple(tdecision.lrs.tolist()) == decision.lrs, where
-        smoothed = float(tdecision.smoothed)
-        expected = math.nan if decision.smoothed is None else decision.smoothed
-        assert _same(smoothed, expected), where
-        got = [e.to_dict() for e in _events(config, tstate, tdecision, loss)]
-        assert _same(got, [e.to_dict() for e in decision.events]), where
-    assert tr.to_rule_state(tstate) == state
-
-
-@st.composite
-def configs(draw: st.DrawFn) -> GreedyConfig:
-    bounds = draw(st.sampled_from(["ratio", "absolute", "none"]))
-    kwargs: dict = {}
-    if bounds == "ratio":
-        low = draw(st.sampled_from([None, 0.1, 0.5, 1.0]))
-        high = draw(st.sampled_from([None, 1.0, 2.0, 10.0]))
-        kwargs.update(min_lr_ratio=low, max_lr_ratio=high)
-    elif bounds == "absolute":
-        kwargs.update(min_lr=draw(st.sampled_from([0.0, 0.01, 0.05])),
-                      max_lr=draw(st.sampled_from([0.2, 1.0])), check_bounds=False)
-    else:
-        kwargs.update(min_lr_ratio=None, max_lr_ratio=None)
-    return GreedyConfig(
-        factor=draw(st.sampled_from([0.5, 0.9, 0.95, 0.3])),
-        patience=draw(st.integers(0, 3)),
-        increase_patience=draw(st.sampled_from([None, 0, 1, 2])),
-        compare=draw(st.sampled_from(["best", "recent_best", "previous"])),
-        threshold=draw(st.sampled_from([0.0, 1e-3, 0.05])),
-        threshold_mode=draw(st.sampled_from(["rel", "abs"])),
-        mode=draw(st.sampled_from(["min", "max"])),
-        smoothing=draw(st.sampled_from(["window", "ema", "none"])),
-        window=draw(st.integers(1, 6)),
-        warmup=draw(st.sampled_from([0, 0, 1, 4])),
-        warmup_start_factor=draw(st.sampled_from([0.0, 0.1])),
-        cooldown=draw(st.integers(0, 2)),
-        hold_after_increase=draw(st.integers(0, 2)),
-        reset_patience=draw(st.sampled_from([None, 1, 2])),
-        eps=draw(st.sampled_from([0.0, 1e-8, 1e-3])),
-        on_nonfinite=draw(st.sampled_from(["skip", "decrease"])),
-        total_steps=draw(st.sampled_from([None, 20, 60])),
-        anneal_fraction=draw(st.sampled_from([0.0, 0.1, 0.5])),
-        anneal_shape=draw(st.sampled_from(["linear", "cosine", "1-sqrt"])),
-        noise_threshold=draw(st.sampled_from([0.0, 0.0, 0.5, 2.0])),
-        payoff_patience=draw(st.sampled_from([None, None, 1, 3])),
-        **kwargs,
-    )
-
-
-losses_st = st.lists(
-    st.one_of(
-        st.floats(-5, 5, allow_nan=False, allow_infinity=False),
-        st.sampled_from([0.0, 1.0, 1.0, 2.0, 0.5, *NONFINITE]),
-    ),
-    min_size=1,
-    max_size=80,
-)
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(config=configs(), base=st.lists(st.sampled_from([0.1, 0.02, 0.3]), min_size=1,
-                                       max_size=3), losses=losses_st)
-def test_parity_with_the_float_rule(config: GreedyConfig, base: list[float],
-                                    losses: list[float]) -> None:
-    _run_both(config, base, losses)
-
-
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {},
-        {"smoothing": "ema", "window": 50},
-        {"smoothing": "window", "window": 7, "compare": "previous", "patience": 1},
-        {"smoothing": "none", "patience": 0, "reset_patience": 2, "cooldown": 2,
-         "hold_after_increase": 1, "warmup": 5, "on_nonfinite": "decrease",
-         "min_lr_ratio": 0.5, "max_lr_ratio": 2.0},
-    ],
-)
-def test_long_noisy_runs_match_bit_for_bit(kwargs: dict) -> None:
-    """1,200 steps of a noisy descent with spikes: long enough to pass the EMA table end."""
-    config = GreedyConfig(**kwargs)
-    rng = random.Random(7)
-    losses, x = [], 2.0
-    for _ in range(1200):
-        x = max(x + rng.gauss(-0.002, 0.05), 0.01)
-        losses.append(rng.choice(NONFINITE) if rng.random() < 0.01 else x)
-    _run_both(config, [0.1, 0.01], losses)
-
-
-def test_the_transformers_preset_parity() -> None:
-    config = GreedyConfig(
-        factor=0.95, patience=10, threshold=1e-6, threshold_mode="abs", min_lr=1e-3,
-        max_lr=1.0, min_lr_ratio=None, max_lr_ratio=None, eps=1e-8, smoothing="window",
-        window=50, reset_patience=500, check_bounds=False,
-    )
-    rng = random.Random(3)
-    losses = [1.0 / (1 + 0.01 * i) + rng.gauss(0, 0.05) for i in range(600)]
-    _run_both(config, [0.01], losses)
 
 
 def test_hand_computed_codes() -> None:

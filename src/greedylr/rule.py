@@ -326,7 +326,8 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
     if not finite and config.on_nonfinite == "raise":
         raise FloatingPointError(f"non-finite loss {loss!r} at step {state.step}")
     if finite:
-        _track_noise(config, state, float(loss))
+        if config.noise_threshold:  # tested here: a call per step costs more than the test
+            _track_noise(config, state, float(loss))
         state.smoothed = _smooth(config, state, float(loss))
     outcome = _decide(config, state, finite)
     if outcome is _NOTHING:  # most steps: no event to word
@@ -337,7 +338,8 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
 def _decide(config: GreedyConfig, state: RuleState, finite: bool) -> _Outcome:
     """What the observation does once counted (the smoother has seen a finite one)."""
     step = state.step
-    start = config.anneal_start
+    # the property only with a budget: this runs every step, and without one it is None
+    start = None if config.total_steps is None else config.anneal_start
     flagged = 0 if finite else ev.NONFINITE
     if step <= config.warmup:
         state.lrs = _ramp_lrs(config, state, step)

@@ -1,12 +1,17 @@
-"""GreedyLR as a torch ``LRScheduler``: a thin adapter over :mod:`greedylr.rule`."""
+"""GreedyLR as a torch ``LRScheduler``: a thin adapter over :mod:`greedylr.rule`.
+
+This module feeds the rule the loss and writes its LRs into the optimizer; the float
+step is one function because it runs on every step of every run
+(``docs/guides/overhead.md``). The rest lives by job: :mod:`greedylr._guards` (the
+checks that keep misuse loud), :mod:`greedylr._device_mode` (the rule on the LRs'
+device), :mod:`greedylr._checkpoint` (state dicts and copies), :mod:`greedylr._values`
+(losses in, LRs out).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
-import warnings
-import weakref
 from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any, Literal
@@ -15,12 +20,20 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from greedylr import _guards as guards
 from greedylr import distributed, tensor_rule
 from greedylr import rule as _rule
-from greedylr.rule import Bound, Decision, Event, GreedyConfig, RuleState, add_group, init, update
-from greedylr.trace import Rows, Trace, decode_events
+from greedylr._checkpoint import Checkpointing
+from greedylr._device_mode import Decoder, DeviceMode, keep_recording_out_of_compile
+from greedylr._values import as_float, write_lrs
+from greedylr.rule import Bound, Event, GreedyConfig, RuleState, add_group, init, update
+from greedylr.trace import Trace
 
 __all__ = ["GreedyLR", "as_float"]
+
+# True only while dynamo traces (it folds the call to a constant); a plain ``return False``
+# when eager, where ``is_compiling`` also asks TorchScript: the float step asks every step
+_is_dynamo_compiling = getattr(torch.compiler, "is_dynamo_compiling", torch.compiler.is_compiling)
 
 logger = logging.getLogger("greedylr")
 
@@ -30,111 +43,7 @@ _TRANSFORMERS_KEYS = {
 }
 
 
-def as_float(loss: Any) -> float:
-    """A loss as a Python float: a number, or any one-element tensor or array.
-
-    Raises:
-        TypeError: for a string, a bool or an object that is not a number.
-        ValueError: for a tensor or array with more than one element.
-    """
-    if isinstance(loss, (str, bytes, bool)) or loss is None:
-        raise TypeError(f"loss must be a number or a one-element tensor, got {loss!r}")
-    shape = getattr(loss, "shape", None)
-    if shape is not None:
-        if math.prod(shape) != 1:
-            raise ValueError(
-                f"loss must be a scalar, got a tensor of shape {tuple(shape)}; "
-                "reduce it (e.g. loss.mean()) first"
-            )
-        # item() takes any one-element tensor or array; float() refuses arrays of ndim > 0
-        item = loss.detach().item if isinstance(loss, torch.Tensor) else getattr(loss, "item", None)
-        if item is not None:
-            value = item()
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return float(value)
-            raise TypeError(f"loss must be a number or a one-element tensor, got {loss!r}")
-    try:
-        return float(loss)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"loss must be a number or a one-element tensor, got {loss!r}") from exc
-
-
-_CHAINING = (
-    "GreedyLR sets each LR from the loss, and its bounds, checkpoints and trace are in terms "
-    "of that LR: chained with another scheduler (ChainedScheduler, SequentialLR, a LinearLR "
-    "warmup stepped alongside) it would silently overwrite the other's LR, and losses seen "
-    "during the other's phase would leak into its first decision. For a warmup, use GreedyLR "
-    "alone with warmup=N (and warmup_start_factor): a linear ramp over N steps during which "
-    "the losses only feed the smoother. To restart from new LRs, build a new GreedyLR."
-)
-
-
-def _register_counter(optimizer: Optimizer, counter: _StepCounter) -> Any:
-    """Register ``counter`` as a step post-hook on the optimizer that really steps.
-
-    Wrappers such as Accelerate's AcceleratedOptimizer subclass Optimizer without its hook
-    registry: the post-hook must sit on the inner optimizer. Returns the hook's handle, or
-    None if ``counter`` is already registered there.
-    """
-    inner: Any = optimizer
-    while not hasattr(inner, "_optimizer_step_post_hooks") and isinstance(
-        getattr(inner, "optimizer", None), Optimizer
-    ):
-        inner = inner.optimizer
-    if any(hook is counter for hook in inner._optimizer_step_post_hooks.values()):
-        return None
-    return inner.register_step_post_hook(counter)
-
-
-class _Decoder:
-    """The trace's device-mode decoder: the scheduler's, through a weak reference.
-
-    A bound method would close a cycle (scheduler -> trace -> decoder -> scheduler) that
-    keeps the optimizer, and its parameters, alive after ``del`` until the cyclic GC runs.
-    Once the scheduler is gone, rows still buffered get the generic reasons.
-    """
-
-    __slots__ = ("_ref",)
-
-    def __init__(self, scheduler: GreedyLR | None) -> None:
-        self._ref = None if scheduler is None else weakref.ref(scheduler)
-
-    def __call__(self, rows: Rows) -> list[Event]:
-        scheduler = None if self._ref is None else self._ref()
-        return decode_events(rows) if scheduler is None else scheduler._decode_rows(rows)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # a weak reference does not pickle; GreedyLR.__setstate__ links a copy to its copy
-        return (_Decoder, (None,))
-
-
-def _warn_zero_lrs(base_lrs: Sequence[float], first: int) -> None:
-    """Warn once for groups that start at LR 0: GreedyLR can never move them."""
-    zero = [first + i for i, lr in enumerate(base_lrs) if lr == 0]
-    if zero:
-        warnings.warn(
-            f"GreedyLR: parameter group(s) {zero} start with lr 0; GreedyLR multiplies and "
-            "divides the LR by factor (and its ratio bounds are 0 too), so they stay at 0 for "
-            "the whole run. To freeze parameters, set requires_grad=False or leave them out "
-            "of the optimizer; otherwise give them a positive lr.",
-            UserWarning,
-            stacklevel=3,
-        )
-
-
-class _StepCounter:
-    """Counts optimizer steps through a post-hook; holds no reference to the scheduler."""
-
-    __slots__ = ("count",)
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
-        self.count += 1
-
-
-class GreedyLR(LRScheduler):
+class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
     """Loss-driven learning rate: raise it while the loss improves, lower it when not.
 
     Call ``step(loss)`` after each ``optimizer.step()``. The rule's knobs, ``factor`` to
@@ -249,23 +158,24 @@ class GreedyLR(LRScheduler):
         for group in optimizer.param_groups:
             lr = group.get("initial_lr", group["lr"])
             base.append(as_float(lr))
-        self.state: RuleState = init(self.config, base)
-        _warn_zero_lrs(base, 0)
+        self.state = init(self.config, base)
+        guards.warn_zero_lrs(base, 0)
         if self._device is not None:
-            _keep_recording_out_of_compile()
+            keep_recording_out_of_compile()
             self._to_device(self.state)
         self.trace: Trace | None = self._make_trace(trace)
         if self._device is not None and self.trace is not None:
-            self.trace.set_decoder(_Decoder(self))
+            self.trace.set_decoder(Decoder(self))
         self._pending_sum: float | torch.Tensor = 0.0  # a tensor in device mode
         self._pending_count = 0
         self._eval_events: list[Event] = []
         self._next_lrs: Sequence[float | torch.Tensor] = self.state.lrs
-        self._optimizer_steps = _StepCounter()
-        self._hook = _register_counter(optimizer, self._optimizer_steps)
+        self._optimizer_steps = guards.StepCounter()
+        self._hook = guards.register_counter(optimizer, self._optimizer_steps)
         self._steps_seen = 0
         self._warned_order = False
-        self._written: list[Any] | None = None
+        self._written: Sequence[Any] | None = None
+        self._float_lrs = False  # set with _written: see _set_marks
         # The base class's constructor makes one initial ``step()`` call with no loss;
         # our own flag marks it (torch's ``_is_initial`` exists only from torch 2.8 on).
         self._constructing = True
@@ -273,7 +183,7 @@ class GreedyLR(LRScheduler):
             super().__init__(optimizer)
         finally:
             self._constructing = False
-        self._written = self._lr_marks()
+        self._set_marks()
 
     @classmethod
     def from_transformers(cls, optimizer: Optimizer, **kwargs: Any) -> GreedyLR:
@@ -331,7 +241,7 @@ class GreedyLR(LRScheduler):
         cannot step (a micro-batch hook), and step where they cannot see the loss.
         """
         if self._written is not None:
-            self._check_lrs_are_ours()
+            guards.check_lrs_are_ours(self.optimizer.param_groups, self._written)
         if self._device_state is not None:
             self._pending_sum = self._pending_sum + self._device_loss(loss)
         else:
@@ -356,66 +266,81 @@ class GreedyLR(LRScheduler):
             # does (tensor LRs filled in place, on every torch version)
             self._apply(self._next_lrs)
             return
-        if self._device_state is None and torch.compiler.is_compiling():
+        if self._device_state is None and _is_dynamo_compiling():
             # traced, every new LR (and each LR tensor's version counter, which the check
             # for foreign writes reads) would be a constant of the graph, a recompile per
             # step: float mode runs eagerly, so that a compiled training step keeps its graph
-            torch.compiler.disable(self._decide)(loss)
-        else:  # without the disable wrapper, which costs as much as the float rule
-            self._decide(loss)
-
-    def _decide(self, loss: Any) -> None:
-        """``step`` after the base class's initial call: checks, then the rule."""
-        if len(self.optimizer.param_groups) != len(self.base_lrs):
+            torch.compiler.disable(GreedyLR.step)(self, loss)
+            return
+        # Eager, without the disable wrapper (it costs as much as the float rule), and the
+        # float step written out in this one function: it runs on every step of every run,
+        # where each call saved is a measurable share of its cost. The checks are cheap
+        # tests here; what they call runs only when something is wrong.
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.base_lrs):
             self._sync_groups()
         written = self._written
         if written is not None:
-            for group, mark in zip(self.optimizer.param_groups, written):
+            for group, mark in zip(groups, written):
                 if group["lr"] is not mark:  # not the very object written: compare values
-                    self._check_lrs_are_ours()
+                    guards.check_lrs_are_ours(groups, written)
                     break
         count = self._optimizer_steps.count
-        if not count and not self._warned_order:
-            self._warned_order = True
-            warnings.warn(
-                "Detected call of `GreedyLR.step()` before `optimizer.step()` (or the first "
-                "optimizer steps were skipped, e.g. by a GradScaler): call `optimizer.step()` "
-                "first, then `GreedyLR.step(loss)` with the loss of that step; otherwise the "
-                "first decision is made before the initial LR was used.",
-                UserWarning,
-                stacklevel=3,
-            )
-        if count and count == self._steps_seen:
-            # A repeated call (Accelerate calls once per process, the later ones often
-            # without a loss) or a skipped optimizer step: nothing new to decide, and
-            # what was observed for it must not leak into the next step.
-            self._pending_sum, self._pending_count = 0.0, 0
-            logger.debug("GreedyLR.step ignored: no optimizer step since the last one")
-            return
+        if count == self._steps_seen:
+            if count:
+                # A repeated call (Accelerate calls once per process, the later ones often
+                # without a loss) or a skipped optimizer step: nothing new to decide, and
+                # what was observed for it must not leak into the next step.
+                self._pending_sum, self._pending_count = 0.0, 0
+                logger.debug("GreedyLR.step ignored: no optimizer step since the last one")
+                return
+            if not self._warned_order:
+                self._warned_order = True
+                guards.warn_order()
         if self._device_state is not None:
             self._step_on_device(loss, count)
+            return
+        if type(loss) is float and not self._pending_count:
+            value = loss
         else:
-            self._step_on_host(loss, count)
-
-    def _step_on_host(self, loss: Any, count: int) -> None:
-        """``step`` in float mode: the rule on Python floats."""
-        if loss is None:
-            if self._pending_count == 0:
-                raise TypeError(
-                    "GreedyLR.step() needs the loss: call step(loss), or observe(loss) "
-                    "before step()"
-                )
-            value = float(self._pending_sum) / self._pending_count
-        else:
-            value = loss if type(loss) is float else as_float(loss)
-        self._pending_sum, self._pending_count = 0.0, 0
-        self._steps_seen = count
+            value = as_float(self._loss_or_mean(loss))
+            self._pending_sum, self._pending_count = 0.0, 0
+        self._steps_seen = count  # after the loss: a step refused for it can be retried
         if self.sync_ranks and distributed.is_distributed():
             value = distributed.mean_across_ranks(value)
-        decision = update(self.config, self.state, value)
-        self._record(value, decision)
-        self._next_lrs = decision.lrs
-        self._apply(decision.lrs)
+        state = self._rule_state
+        assert state is not None  # None only in device mode
+        decision = update(self.config, state, value)
+        lrs, events = decision.lrs, decision.events
+        if events and logger.isEnabledFor(logging.DEBUG):
+            for event in events:
+                logger.debug(event.reason)
+        if self.trace is not None:
+            self.trace.record(state.step, value, decision.smoothed, lrs, events)
+        self._next_lrs = lrs
+        self._step_count += 1
+        self.last_epoch += 1
+        if self._float_lrs:  # then the floats written are the marks: nothing to test
+            for group, lr in zip(groups, lrs):
+                group["lr"] = lr
+            self._last_lr = list(lrs)
+            self._written = lrs
+        else:
+            self._write(lrs)
+
+    def _loss_or_mean(self, loss: Any) -> Any:
+        """The loss this step decides on: ``loss``, else the mean of the observed losses.
+
+        The caller converts it, then clears the observations: they must not leak into the
+        next step (and stay if the conversion refuses the loss).
+        """
+        if loss is not None:
+            return loss
+        if self._pending_count == 0:
+            raise TypeError(
+                "GreedyLR.step() needs the loss: call step(loss), or observe(loss) before step()"
+            )
+        return self._pending_sum / self._pending_count
 
     def _apply(self, lrs: Sequence[float | torch.Tensor]) -> None:
         """What ``LRScheduler.step`` does after ``get_lr``, without its per-call machinery.
@@ -431,58 +356,26 @@ class GreedyLR(LRScheduler):
     def _write(self, lrs: Sequence[float | torch.Tensor]) -> None:
         """Set every group's LR (tensor LRs in place), ``_last_lr``, and what the check
         for foreign LR writes compares with."""
-        last: list[float | torch.Tensor] = []
-        marks: list[Any] | None = [] if self._device_state is None else None
-        for group, lr in zip(self.optimizer.param_groups, lrs):
-            current = group["lr"]
-            if isinstance(current, torch.Tensor):
-                current.fill_(lr)
-                last.append(current.clone())
-                if marks is not None:
-                    marks.append((current, current._version))
-            else:
-                group["lr"] = lr
-                last.append(lr)
-                if marks is not None:
-                    marks.append(lr)
-        self._last_lr = last
-        self._written = marks
+        self._last_lr = write_lrs(self.optimizer.param_groups, lrs)
+        self._set_marks()
 
-    def _lr_marks(self) -> list[Any] | None:
-        """What each group's LR is now: the float, or a tensor and its version counter.
+    def _set_marks(self) -> None:
+        """Note what each group's LR is now, for the check for foreign writes: the
+        float, or a tensor and its version counter (``_written``); and whether every LR
+        is a float (``_float_lrs``), which lets the float step skip the type tests.
 
-        In device mode None: the check would read the host (or, under ``torch.compile``,
-        break the graph), so it is not made there.
+        In device mode no marks: the check would read the host (or, under
+        ``torch.compile``, break the graph), so it is not made there.
         """
         if self._device_state is not None:
-            return None
-        return [
-            (lr, lr._version) if isinstance(lr, torch.Tensor) else lr
-            for lr in (group["lr"] for group in self.optimizer.param_groups)
-        ]
-
-    def _check_lrs_are_ours(self) -> None:
-        """Refuse to go on if something else wrote an LR since GreedyLR's last write."""
-        assert self._written is not None
-        for i, (group, mark) in enumerate(zip(self.optimizer.param_groups, self._written)):
-            lr = group["lr"]
-            if isinstance(lr, torch.Tensor):
-                same = isinstance(mark, tuple) and mark[0] is lr and mark[1] == lr._version
-            else:
-                same = not isinstance(mark, tuple) and lr == mark
-            if not same:
-                before = float(mark[0]) if isinstance(mark, tuple) else mark
-                raise RuntimeError(
-                    f"the LR of parameter group {i} was changed outside GreedyLR since its "
-                    f"last step ({before!r} -> {float(lr)!r}): by another scheduler, a manual "
-                    "write, or optimizer.load_state_dict without GreedyLR.load_state_dict. "
-                    f"{_CHAINING}"
-                )
+            self._written, self._float_lrs = None, False
+            return
+        self._written, self._float_lrs = guards.lr_marks(self.optimizer.param_groups)
 
     def _update_lr(self, epoch: int | None = None) -> None:
         """torch's LR write; SequentialLR calls it with ``epoch=0`` to switch schedulers."""
         if epoch is not None:
-            raise RuntimeError(f"GreedyLR cannot be switched to by SequentialLR. {_CHAINING}")
+            raise RuntimeError(f"GreedyLR cannot be switched to by SequentialLR. {guards.CHAINING}")
         super()._update_lr(epoch)
 
     def get_last_lr(self) -> list[float | torch.Tensor]:
@@ -522,22 +415,15 @@ class GreedyLR(LRScheduler):
         state = self.state  # a host copy in device mode: one read, once per added group
         for base in bases:
             add_group(self.config, state, base)
-        _warn_zero_lrs(bases, known)
+        guards.warn_zero_lrs(bases, known)
         self.state = state  # back to the device in device mode
         self.base_lrs.extend(bases)
-        lrs = state.lrs[known:]
-        for group, lr in zip(new, lrs):
-            if isinstance(group["lr"], torch.Tensor):
-                group["lr"].fill_(lr)
-                self._last_lr.append(group["lr"].clone())
-            else:
-                group["lr"] = lr
-                self._last_lr.append(lr)
+        self._last_lr.extend(write_lrs(new, state.lrs[known:]))
         if self._device_state is not None:
             self._next_lrs = list(self._device_state.lrs.reshape(-1).unbind())
         else:
             self._next_lrs = tuple(state.lrs)
-            self._written = self._lr_marks()
+            self._set_marks()
         if self.trace is not None:
             for _ in new:
                 self.trace.add_group()
@@ -546,6 +432,21 @@ class GreedyLR(LRScheduler):
         logger.info("GreedyLR: scheduling new parameter group(s) %s from lr %s (bounds %s..%s)",
                     list(range(known, len(groups))), bases, state.min_lrs[known:],
                     state.max_lrs[known:])
+
+    @property
+    def state(self) -> RuleState:
+        """The rule's state. In device mode a host copy, taken (with a sync) when read."""
+        if self._device_state is not None:
+            return tensor_rule.to_rule_state(tensor_rule.select(self._device_state, 0))
+        assert self._rule_state is not None  # None only in device mode
+        return self._rule_state
+
+    @state.setter
+    def state(self, value: RuleState) -> None:
+        if self._device_state is not None:
+            self._to_device(value)
+        else:
+            self._rule_state = value
 
     @property
     def smoothed_loss(self) -> float | torch.Tensor | None:
@@ -559,28 +460,6 @@ class GreedyLR(LRScheduler):
             return self._device_state.smoothed.squeeze(0)  # a view: no read
         assert self._rule_state is not None  # None only in device mode
         return self._rule_state.smoothed
-
-    # -- copies -------------------------------------------------------------------
-
-    def __getstate__(self) -> dict[str, Any]:
-        """What ``pickle``, ``copy.deepcopy`` and ``torch.save(scheduler)`` keep.
-
-        torch drops an optimizer's hooks when it is copied, so the hook that counts
-        optimizer steps is registered again on the copy's optimizer by
-        :meth:`__setstate__` (without it every later step would look like a repeat and
-        be ignored); a compiled rule is compiled again.
-        """
-        state = self.__dict__.copy()
-        state.pop("_hook", None)
-        state.pop("_step_rule", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._step_rule = self._rule_step(self._compile_rule)
-        self._hook = _register_counter(self.optimizer, self._optimizer_steps)
-        if self._device is not None and self.trace is not None:
-            self.trace.set_decoder(_Decoder(self))
 
     def get_lr(self) -> list[float | torch.Tensor]:
         """The LRs decided by the last observation (torch's ``LRScheduler`` hook)."""
@@ -606,16 +485,6 @@ class GreedyLR(LRScheduler):
                            ("max_lrs", list(self.state.max_lrs))):
             trace.meta.setdefault(key, value)
         return trace
-
-    def _record(self, loss: float, decision: Decision) -> None:
-        if decision.events and logger.isEnabledFor(logging.DEBUG):
-            for event in decision.events:
-                logger.debug(event.reason)
-        if self.trace is not None:
-            # float mode: the host state itself (the ``state`` property is for both modes)
-            assert self._rule_state is not None
-            self.trace.record(self._rule_state.step, loss, decision.smoothed, decision.lrs,
-                              decision.events)
 
     @property
     def events(self) -> list[Event]:
@@ -657,20 +526,7 @@ class GreedyLR(LRScheduler):
             value: the held-out metric: a number or a one-element tensor.
         """
         if self._device_state is not None:
-            value_t = self._device_loss(value)
-            self._device_state, d = tensor_rule.observe_eval(
-                self.config, self._device_state, value_t
-            )
-            code = int(d.code)
-            if code:
-                self._eval_events += tensor_rule.decode_events(
-                    self.config, step=self._host_step, code=code, loss=float(value_t),
-                    smoothed=float(d.smoothed), reference=float(d.reference),
-                    lrs_before=d.lrs_before.tolist(), lrs_changed=d.lrs_changed.tolist(),
-                    lrs_after=d.lrs.tolist(), min_lrs=self._bounds[0],
-                    max_lrs=self._bounds[1],
-                )
-            lrs: Sequence[Any] = list(d.lrs.unbind())
+            lrs: Sequence[Any] = self._observe_eval_on_device(value)
         else:
             assert self._rule_state is not None  # None only in device mode
             decision = _rule.observe_eval(self.config, self._rule_state, as_float(value))
@@ -680,284 +536,6 @@ class GreedyLR(LRScheduler):
             logger.debug(event.reason)
         self._next_lrs = lrs
         self._write(lrs)
-
-    # -- device mode --------------------------------------------------------------
-
-    @property
-    def state(self) -> RuleState:
-        """The rule's state. In device mode a host copy, taken (with a sync) when read."""
-        if self._device_state is not None:
-            return tensor_rule.to_rule_state(tensor_rule.select(self._device_state, 0))
-        assert self._rule_state is not None  # None only in device mode
-        return self._rule_state
-
-    @state.setter
-    def state(self, value: RuleState) -> None:
-        if self._device_state is not None:
-            self._to_device(value)
-        else:
-            self._rule_state = value
-
-    @property
-    def device_mode(self) -> bool:
-        """True when the rule runs on the device, with no host read per step."""
-        return self._device is not None
-
-    def _choose_device(
-        self, optimizer: Optimizer, device_mode: bool | None, compile_rule: bool
-    ) -> torch.device | None:
-        """The device of the tensor LRs if device mode is on (asked for, or automatic)."""
-        lrs = [group["lr"] for group in optimizer.param_groups]
-        tensors = all(isinstance(lr, torch.Tensor) for lr in lrs)
-        devices = {lr.device for lr in lrs} if tensors else set()
-        if device_mode is None:
-            if not tensors or len(devices) != 1:
-                return None
-            if next(iter(devices)).type == "cpu" and not compile_rule:
-                # no sync to avoid on the CPU: the float rule, ~100x cheaper
-                return None
-            if self.config.on_nonfinite == "raise":
-                logger.info("GreedyLR: tensor learning rates, but on_nonfinite='raise' reads "
-                            "every loss on the host: float mode")
-                return None
-            return devices.pop()
-        if not device_mode:
-            return None
-        if not tensors:
-            kinds = [type(lr).__name__ for lr in lrs]
-            raise ValueError(
-                f"device_mode=True needs a tensor lr in every parameter group, got {kinds}; "
-                "e.g. torch.optim.AdamW(params, lr=torch.tensor(1e-3, device='cuda'), "
-                "fused=True)"
-            )
-        if len(devices) != 1:
-            raise ValueError(f"device_mode=True needs every lr on one device, got {devices}")
-        tensor_rule.check_config(self.config)
-        return devices.pop()
-
-    def _rule_step(self, compile_rule: bool | str) -> Any:
-        """:func:`tensor_rule.step_`, compiled if asked (device mode only)."""
-        if not compile_rule:
-            return tensor_rule.step_
-        if self._device is None:
-            raise ValueError("compile_rule needs device mode: tensor learning rates, all on "
-                             "one device, and on_nonfinite other than 'raise'")
-        return tensor_rule.compile_step(
-            compile_rule if isinstance(compile_rule, str) else "inductor")
-
-    def _to_device(self, state: RuleState) -> None:
-        assert self._device is not None
-        # float64 gives the float rule's results bit for bit; MPS has no float64, and
-        # float32 there is correctly rounded but may differ (see greedylr.tensor_rule)
-        dtype = torch.float32 if self._device.type == "mps" else torch.float64
-        one_run = tensor_rule.from_rule_state(self.config, state, device=self._device,
-                                              dtype=dtype)
-        # a batch of one run: shape [1] rather than 0-d, because dynamo specialises 0-d
-        # CPU tensors on their values (a NaN recompiles) and inductor loses in-place
-        # writes to 0-d float64 CPU inputs (torch 2.13)
-        fresh = tensor_rule.select(one_run, None)
-        old = self._device_state
-        if old is None or any(a.shape != b.shape for a, b in zip(old, fresh, strict=True)):
-            self._device_state = fresh  # the first, or a parameter group was added
-        else:  # a load: in place, so that a captured CUDA graph keeps reading this state
-            torch._foreach_copy_(list(old), list(fresh))
-        self._rule_state = None
-        self._host_step = state.step  # the trace's step column, counted without a sync
-        self._bounds = (list(state.min_lrs), list(state.max_lrs))
-
-    def _device_loss(self, loss: Any, *, convert: bool = True) -> torch.Tensor:
-        """A loss as a one-element tensor on the state's device, without a host read.
-
-        Args:
-            loss: a number or a one-element tensor.
-            convert: make a tensor ``[1]`` of the state's dtype (for sums of observed
-                losses, which float mode adds in float64). ``False`` passes a tensor
-                as it is, for the rule to convert inside its own (fused) kernels;
-                only a 0-d CPU tensor becomes ``[1]``, for the reason given in
-                :meth:`_to_device`.
-        """
-        assert self._device_state is not None
-        like = self._device_state.lrs
-        if isinstance(loss, torch.Tensor):
-            if loss.numel() != 1:  # the shape is host metadata: no sync
-                raise ValueError(
-                    f"loss must be a scalar, got a tensor of shape {tuple(loss.shape)}; "
-                    "reduce it (e.g. loss.mean()) first"
-                )
-            if convert:
-                return loss.detach().reshape(1).to(device=like.device, dtype=like.dtype)
-            if loss.ndim == 0 and loss.device.type == "cpu":
-                return loss.reshape(1)
-            return loss
-        # a host number: a fill kernel with a scalar argument, no copy
-        return torch.full((1,), as_float(loss), dtype=like.dtype, device=like.device)
-
-    def _step_on_device(self, loss: Any, count: int) -> None:
-        """``step`` in device mode: the same decisions as the float rule, no host read.
-
-        The state is float64 (on every device that has it) and every operation is the
-        float rule's, in its order, so the LRs are bit for bit those of float mode; both
-        modes then write them into the LR tensor with the same rounding cast.
-        """
-        if loss is None:
-            if self._pending_count == 0:
-                raise TypeError(
-                    "GreedyLR.step() needs the loss: call step(loss), or observe(loss) "
-                    "before step()"
-                )
-            value = self._device_loss(self._pending_sum / self._pending_count)
-        else:
-            value = self._device_loss(loss, convert=False)
-        self._pending_sum, self._pending_count = 0.0, 0
-        self._steps_seen = count
-        if self.sync_ranks and distributed.is_distributed():
-            value = self._device_loss(distributed.mean_across_ranks(value))
-        lr_tensors = [group["lr"] for group in self.optimizer.param_groups]
-        # no_grad: a loss that requires grad needs no autograd graph around the rule
-        with torch.no_grad():
-            row, lrs = self._step_rule(self.config, self._device_state, value, lr_tensors,
-                                       with_row=self.trace is not None)
-        self._record_on_device(row)
-        # what _apply does, but the rule has already filled the LR tensors in place
-        self._step_count += 1
-        self.last_epoch += 1
-        self._next_lrs = self._last_lr = list(lrs)
-
-    def _record_on_device(self, row: torch.Tensor | None) -> None:
-        """Buffer the trace row on the device (no sync).
-
-        Kept out of ``torch.compile`` (see :func:`_keep_recording_out_of_compile`): the
-        trace's Python bookkeeping (a growing list, a step counter) would otherwise be
-        guarded on and recompile the step each time.
-        """
-        self._host_step += 1
-        if row is None or self.trace is None:
-            return
-        if row.is_cuda and torch.cuda.is_current_stream_capturing():
-            raise RuntimeError(
-                "GreedyLR in a CUDA graph needs trace=False: a replay would not record "
-                "its rows"
-            )
-        self.trace.record_row(self._host_step, row, len(self._bounds[0]))
-
-    def _decode_rows(self, rows: Any) -> list[Event]:
-        """The trace's decoder in device mode: the float rule's events, reasons included."""
-        groups = rows.lrs.shape[1]
-        events: list[Event] = []
-        for i in range(len(rows)):
-            code = int(rows.code[i])
-            if not code:
-                continue
-            extra = rows.extra[i]
-            events += tensor_rule.decode_events(
-                self.config,
-                step=int(rows.step[i]),
-                code=code,
-                loss=float(rows.loss[i]),
-                smoothed=float(rows.smoothed[i]),
-                reference=float(extra[0]),
-                lrs_before=extra[1:1 + groups].tolist(),
-                lrs_changed=extra[1 + groups:1 + 2 * groups].tolist(),
-                lrs_after=rows.lrs[i].tolist(),
-                min_lrs=self._bounds[0],
-                max_lrs=self._bounds[1],
-                penalty=int(extra[1 + 2 * groups]),
-            )
-        for event in events:
-            logger.debug(event.reason)
-        return events
-
-    # -- checkpointing ----------------------------------------------------------
-
-    def state_dict(self) -> dict[str, Any]:
-        """Plain values and tensors only: loads with ``torch.load(weights_only=True)``."""
-        if len(self.optimizer.param_groups) != len(self.base_lrs):
-            self._sync_groups()
-        return {
-            "format": 2,
-            "config": self.config.to_dict(),
-            "rule": self.state.to_dict(),
-            "last_epoch": self.last_epoch,
-            "_step_count": self._step_count,
-            "_last_lr": self._last_lr,
-            "base_lrs": self.base_lrs,
-            # float(): a device-mode sum is a tensor; one format for both modes
-            "pending": [float(self._pending_sum), self._pending_count],
-        }
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict`; the run continues bit-identically.
-
-        Everything is checked before anything is changed: a state dict that is refused
-        leaves the scheduler as it was.
-
-        Raises:
-            ValueError: if the state was saved with another configuration or another
-                number of parameter groups, or an entry is missing or malformed.
-        """
-        if (not isinstance(state_dict, dict) or state_dict.get("format") not in (1, 2)
-                or "rule" not in state_dict):
-            raise ValueError("not a greedylr.GreedyLR state dict")
-        missing = [key for key in _STATE_KEYS if key not in state_dict]
-        if missing:
-            raise ValueError(f"GreedyLR state dict has no {missing}; nothing was loaded")
-        config = state_dict["config"]
-        if state_dict["format"] == 1:
-            # 0.1 had none of 0.2's knobs: what it ran is those knobs switched off
-            config = {**_rule.KNOBS_OFF, **config}
-        saved = GreedyConfig.from_dict(config)
-        if saved != self.config:
-            diff = {
-                k: (v, getattr(self.config, k))
-                for k, v in saved.to_dict().items()
-                if v != self.config.to_dict()[k]
-            }
-            raise ValueError(
-                f"state dict was saved with another configuration (saved, current): {diff}"
-            )
-        try:
-            rule = RuleState.from_dict(state_dict["rule"])
-        except TypeError as exc:
-            raise ValueError(
-                f"GreedyLR state dict: malformed 'rule' entry ({exc}); nothing was loaded"
-            ) from exc
-        if len(self.optimizer.param_groups) != len(self.base_lrs):
-            self._sync_groups()
-        groups = len(self.optimizer.param_groups)
-        if len(rule.lrs) != groups:
-            raise ValueError(
-                f"state dict has {len(rule.lrs)} parameter groups, the optimizer has {groups}"
-            )
-        lengths = {key: len(state_dict[key]) for key in ("_last_lr", "base_lrs")}
-        lengths.update(min_lrs=len(rule.min_lrs), max_lrs=len(rule.max_lrs),
-                       rule_base_lrs=len(rule.base_lrs))
-        wrong = {key: n for key, n in lengths.items() if n != groups}
-        if wrong:
-            raise ValueError(f"GreedyLR state dict: {wrong} values for {groups} parameter "
-                             "groups; nothing was loaded")
-        pending_sum, pending_count = state_dict["pending"]
-        last_epoch, step_count = int(state_dict["last_epoch"]), int(state_dict["_step_count"])
-        self.state = rule
-        self.last_epoch = last_epoch
-        self._step_count = step_count
-        self.base_lrs = list(state_dict["base_lrs"])
-        self._pending_sum, self._pending_count = pending_sum, pending_count
-        self._steps_seen = self._optimizer_steps.count
-        self._next_lrs = rule.lrs
-        for group, lr in zip(self.optimizer.param_groups, rule.lrs):
-            if isinstance(group["lr"], torch.Tensor):
-                group["lr"].fill_(lr)
-            else:
-                group["lr"] = lr
-        self._last_lr = [
-            lr.clone() if isinstance(lr, torch.Tensor) else lr for lr in state_dict["_last_lr"]
-        ]
-        self._written = self._lr_marks()
-
-
-_STATE_KEYS = ("format", "config", "rule", "last_epoch", "_step_count", "_last_lr", "base_lrs",
-               "pending")
-
 
 class _TransformersGreedyLR(GreedyLR):
     """:meth:`GreedyLR.from_transformers`: also takes transformers' ``step(metrics, epoch)``."""
@@ -977,21 +555,3 @@ class _TransformersGreedyLR(GreedyLR):
         super().step(loss)
         if epoch is not None:
             self.last_epoch = epoch
-
-
-_recording_kept_out = False
-
-
-def _keep_recording_out_of_compile() -> None:
-    """Wrap ``GreedyLR._record_on_device`` in ``torch.compiler.disable``, once.
-
-    The same as decorating it at class definition, deferred to the first device-mode
-    scheduler: ``torch.compiler.disable`` imports ``torch._dynamo`` (seconds), which
-    float mode, and so ``import greedylr``, never needs.
-    """
-    global _recording_kept_out
-    if not _recording_kept_out:
-        GreedyLR._record_on_device = torch.compiler.disable(  # type: ignore[method-assign]
-            GreedyLR._record_on_device
-        )
-        _recording_kept_out = True

@@ -1,0 +1,151 @@
+"""Saving and restoring a GreedyLR: its state dict, and its copies.
+
+A mixin of :class:`greedylr.GreedyLR`. The state dict holds plain values and tensors
+only (it loads with ``torch.load(weights_only=True)``), is checked whole before anything
+is changed, and restores the run bit-identically; a 0.1 state dict (format 1) loads as
+the 0.1 rule, 0.2's knobs off. A copy (``pickle``, ``copy.deepcopy``,
+``torch.save(scheduler)``) registers its optimizer-step counter again on the copy's
+optimizer, whose hooks torch does not copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from greedylr._attributes import SchedulerAttributes
+from greedylr._device_mode import Decoder
+from greedylr._guards import StepCounter, register_counter
+from greedylr._values import write_lrs
+from greedylr.rule import KNOBS_OFF, GreedyConfig, RuleState
+
+__all__ = ["STATE_KEYS", "Checkpointing"]
+
+STATE_KEYS = ("format", "config", "rule", "last_epoch", "_step_count", "_last_lr", "base_lrs",
+              "pending")
+
+
+def _check_config(state_dict: dict[str, Any], current: GreedyConfig) -> None:
+    """Refuse a state dict saved with another configuration, naming what differs."""
+    config = state_dict["config"]
+    if state_dict["format"] == 1:
+        # 0.1 had none of 0.2's knobs: what it ran is those knobs switched off
+        config = {**KNOBS_OFF, **config}
+    saved = GreedyConfig.from_dict(config)
+    if saved != current:
+        diff = {
+            k: (v, getattr(current, k))
+            for k, v in saved.to_dict().items()
+            if v != current.to_dict()[k]
+        }
+        raise ValueError(
+            f"state dict was saved with another configuration (saved, current): {diff}"
+        )
+
+
+class Checkpointing(SchedulerAttributes):
+    """``state_dict``, ``load_state_dict`` and copies of :class:`greedylr.GreedyLR`."""
+
+    # set by GreedyLR: declared for the type checker (more in SchedulerAttributes)
+    state: RuleState
+    _optimizer_steps: StepCounter
+    _hook: Any
+    _sync_groups: Callable[[], None]
+    _set_marks: Callable[[], None]
+    _rule_step: Callable[[bool | str], Any]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain values and tensors only: loads with ``torch.load(weights_only=True)``."""
+        if len(self.optimizer.param_groups) != len(self.base_lrs):
+            self._sync_groups()
+        return {
+            "format": 2,
+            "config": self.config.to_dict(),
+            "rule": self.state.to_dict(),
+            "last_epoch": self.last_epoch,
+            "_step_count": self._step_count,
+            "_last_lr": self._last_lr,
+            "base_lrs": self.base_lrs,
+            # float(): a device-mode sum is a tensor; one format for both modes
+            "pending": [float(self._pending_sum), self._pending_count],
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; the run continues bit-identically.
+
+        Everything is checked before anything is changed: a state dict that is refused
+        leaves the scheduler as it was.
+
+        Raises:
+            ValueError: if the state was saved with another configuration or another
+                number of parameter groups, or an entry is missing or malformed.
+        """
+        rule = self._checked_rule_state(state_dict)
+        pending_sum, pending_count = state_dict["pending"]
+        last_epoch, step_count = int(state_dict["last_epoch"]), int(state_dict["_step_count"])
+        self.state = rule
+        self.last_epoch = last_epoch
+        self._step_count = step_count
+        self.base_lrs = list(state_dict["base_lrs"])
+        self._pending_sum, self._pending_count = pending_sum, pending_count
+        self._steps_seen = self._optimizer_steps.count
+        self._next_lrs = rule.lrs
+        write_lrs(self.optimizer.param_groups, rule.lrs)
+        self._last_lr = [
+            lr.clone() if isinstance(lr, torch.Tensor) else lr for lr in state_dict["_last_lr"]
+        ]
+        self._set_marks()
+
+    def _checked_rule_state(self, state_dict: Any) -> RuleState:
+        """The rule state of ``state_dict``, once every entry was found consistent with
+        this scheduler (see :meth:`load_state_dict`); changes nothing."""
+        if (not isinstance(state_dict, dict) or state_dict.get("format") not in (1, 2)
+                or "rule" not in state_dict):
+            raise ValueError("not a greedylr.GreedyLR state dict")
+        missing = [key for key in STATE_KEYS if key not in state_dict]
+        if missing:
+            raise ValueError(f"GreedyLR state dict has no {missing}; nothing was loaded")
+        _check_config(state_dict, self.config)
+        try:
+            rule = RuleState.from_dict(state_dict["rule"])
+        except TypeError as exc:
+            raise ValueError(
+                f"GreedyLR state dict: malformed 'rule' entry ({exc}); nothing was loaded"
+            ) from exc
+        if len(self.optimizer.param_groups) != len(self.base_lrs):
+            self._sync_groups()
+        groups = len(self.optimizer.param_groups)
+        if len(rule.lrs) != groups:
+            raise ValueError(
+                f"state dict has {len(rule.lrs)} parameter groups, the optimizer has {groups}"
+            )
+        lengths = {key: len(state_dict[key]) for key in ("_last_lr", "base_lrs")}
+        lengths.update(min_lrs=len(rule.min_lrs), max_lrs=len(rule.max_lrs),
+                       rule_base_lrs=len(rule.base_lrs))
+        wrong = {key: n for key, n in lengths.items() if n != groups}
+        if wrong:
+            raise ValueError(f"GreedyLR state dict: {wrong} values for {groups} parameter "
+                             "groups; nothing was loaded")
+        return rule
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What ``pickle``, ``copy.deepcopy`` and ``torch.save(scheduler)`` keep.
+
+        torch drops an optimizer's hooks when it is copied, so the hook that counts
+        optimizer steps is registered again on the copy's optimizer by
+        :meth:`__setstate__` (without it every later step would look like a repeat and
+        be ignored); a compiled rule is compiled again.
+        """
+        state = self.__dict__.copy()
+        state.pop("_hook", None)
+        state.pop("_step_rule", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._step_rule = self._rule_step(self._compile_rule)
+        self._hook = register_counter(self.optimizer, self._optimizer_steps)
+        if self._device is not None and self.trace is not None:
+            self.trace.set_decoder(Decoder(self))  # type: ignore[arg-type]  # a DeviceMode too
