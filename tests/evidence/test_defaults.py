@@ -152,3 +152,15 @@ def test_heldout_specs_split_the_held_out_data_and_evaluate_every_tenth() -> Non
     assert all(s.options["workload_feed_split"] is True for s in specs)
     assert {s.eval_every for s in specs} == {max(1, specs[0].steps // 10)}
     assert [s.schedule for s in specs[:3]] == ["cosine", "greedy", "greedy"]
+
+
+def test_heldout_lr_grid_specs_are_the_lr_grid_per_arm_split_and_every_tenth() -> None:
+    specs = defaults.heldout_lr_grid_specs()
+    # 4 workloads x 5 LRs x 3 seeds per arm
+    assert len(specs) == len(defaults.LR_GRID_ARMS) * 4 * 5 * 3
+    assert len({s.key for s in specs}) == len(specs)
+    assert all(s.options["workload_feed_split"] is True for s in specs)
+    assert all(s.eval_every == max(1, s.steps // 10) for s in specs)
+    wine_01 = sorted(s.lr for s in specs if s.workload == "wine_mlp" and s.seed == 0
+                     and s.options.get("eval_patience", 0) is None)
+    assert len(wine_01) == 5 and wine_01[-1] == pytest.approx(100 * wine_01[0])

@@ -214,3 +214,34 @@ def test_summary_table_for_compare_is_held_out_first(tmp_path: Path) -> None:
     header, rows = summary_table([*_results(), *(dict(r, spec=dict(r["spec"], workload="v"))
                                                  for r in _results())])
     assert header[0] == "workload" and len(rows) == 6
+
+
+def _loss_trial(schedule: str, lr: float, seed: int, loss: float | None,
+                workload: str = "w") -> dict[str, Any]:
+    """A trial whose last evaluation reports held-out ``loss`` (None: it diverged)."""
+    trial = _trial(schedule, lr, seed, 0.9, workload=workload,
+                   status="ok" if loss is not None else "diverged")
+    trial["metrics"] = [{"step": STEPS, "accuracy": 0.9, "loss": loss or math.nan}]
+    return trial
+
+
+def test_tolerance_versus_the_best_tuned_cosine_pools_grid_points_over_workloads() -> None:
+    # per workload, cosine's best mean loss is the reference: 0.40 on "a", 1.00 on "b"
+    losses = {
+        ("a", "cosine"): {1e-3: [0.50, 0.50], 1e-2: [0.40, 0.40]},
+        ("a", "greedy"): {1e-3: [0.404, 0.404], 1e-2: [0.60, 0.40]},  # ratios 1.01, 1.25
+        ("b", "cosine"): {1e-3: [1.00, 1.00], 1e-2: [2.00, 2.00]},
+        ("b", "greedy"): {1e-3: [1.10, 1.10], 1e-2: [0.90, None]},  # ratios 1.1, inf
+    }
+    results = [_loss_trial(arm, lr, seed, v, workload)
+               for (workload, arm), grid in losses.items()
+               for lr, values in grid.items() for seed, v in enumerate(values)]
+    tol = T.tolerance_versus(results)
+    greedy, cosine = tol["greedy"], tol["cosine"]
+    assert greedy.ratios == pytest.approx((1.01, 1.25, 1.1, math.inf))
+    assert greedy.within == 0.25  # only 1.01 is within 2%
+    assert greedy.median_ratio == pytest.approx((1.1 + 1.25) / 2)
+    assert greedy.by_position == pytest.approx(((1.01 + 1.1) / 2, math.inf))
+    assert greedy.bad == 1
+    assert cosine.ratios == pytest.approx((1.25, 1.0, 1.0, 2.0))
+    assert (cosine.within, cosine.bad) == (0.5, 0)

@@ -43,10 +43,12 @@ __all__ = [
     "MIN_SEEDS",
     "ArmTuning",
     "GridPoint",
+    "Tolerance",
     "TunedPair",
     "WorkloadTuning",
     "group_of",
     "parse_lr_grid",
+    "tolerance_versus",
     "tune",
 ]
 
@@ -401,3 +403,85 @@ def tune(
             WorkloadTuning(group, metric, higher, tuned, reference_arm, reference, margin, pairs)
         )
     return out
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """One arm's LR tolerance against a reference arm tuned over the same grids.
+
+    Pooled over workload groups, on the final held-out *loss* (lower is better, so a
+    ratio is meaningful whatever the workload's metric). A grid point is one LR of one
+    group, its value the mean over seeds; a seed that diverged, failed or has no
+    held-out loss makes the point *bad* (ratio infinite).
+
+    Attributes:
+        arm: the arm.
+        ratios: per grid point, its value over the reference arm's value at the
+            reference's own best LR in that group.
+        by_position: per position in the LR grid (the smallest LR first), the median
+            ratio over groups: where on the grid the arm loses.
+        bad: grid points with a diverged or failed seed.
+        margin: "within" is a ratio <= 1 + margin.
+    """
+
+    arm: str
+    ratios: tuple[float, ...]
+    by_position: tuple[float, ...]
+    bad: int
+    margin: float
+
+    @property
+    def within(self) -> float:
+        """The share of grid points within the margin of the best-tuned reference."""
+        return sum(r <= 1 + self.margin for r in self.ratios) / len(self.ratios)
+
+    @property
+    def median_ratio(self) -> float:
+        return float(np.median(self.ratios))
+
+
+def final_heldout_loss(result: Result) -> float:
+    """The held-out ``loss`` at the last evaluation; ``inf`` if the run did not end ok
+    or never reported one."""
+    rows = [r for r in result.get("metrics") or [] if "loss" in r]
+    value = float(rows[-1]["loss"]) if rows and result.get("status") == "ok" else math.inf
+    return value if math.isfinite(value) else math.inf
+
+
+def tolerance_versus(
+    results: Iterable[Result], reference: str = "cosine", *, margin: float = DEFAULT_MARGIN
+) -> dict[str, Tolerance]:
+    """Every arm's :class:`Tolerance` against ``reference`` at its best LR per group.
+
+    The issue-12 targets read off it: within 2% of the best-tuned cosine at >= 40% of
+    the grid points, a median ratio <= 1.2, no bad point. Groups where the reference
+    did not run are left out.
+    """
+    table: dict[tuple[Any, ...], dict[str, dict[float, list[float]]]] = (
+        defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    )
+    for r in results:
+        lr = r["spec"].get("lr")
+        table[group_of(r)][M.arm_of(r)][float(lr if lr is not None else math.nan)].append(
+            final_heldout_loss(r))
+    ratios: dict[str, list[float]] = defaultdict(list)
+    positions: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    bad: dict[str, int] = defaultdict(int)
+    for arms in table.values():
+        if reference not in arms:
+            continue
+        best = min(float(np.mean(v)) for v in arms[reference].values())
+        for arm, lrs in arms.items():
+            for i, (_, values) in enumerate(sorted(lrs.items())):
+                value = float(np.mean(values))
+                ratio = value / best if math.isfinite(value) and best > 0 else math.inf
+                ratios[arm].append(ratio)
+                positions[arm][i].append(ratio)
+                bad[arm] += not math.isfinite(value)
+    return {
+        arm: Tolerance(arm, tuple(values),
+                       tuple(float(np.median(positions[arm][i]))
+                             for i in sorted(positions[arm])),
+                       bad[arm], margin)
+        for arm, values in sorted(ratios.items())
+    }
