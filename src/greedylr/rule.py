@@ -336,55 +336,36 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
 
 
 def _decide(config: GreedyConfig, state: RuleState, finite: bool) -> _Outcome:
-    """What the observation does once counted (the smoother has seen a finite one)."""
+    """What the observation does once counted (the smoother has seen a finite one).
+
+    One function for the common path (compare, count, maybe change): update runs every
+    optimizer step, and a call per phase was measurable in ``benchmarks/overhead.py``.
+    """
     step = state.step
     # the property only with a budget: this runs every step, and without one it is None
     start = None if config.total_steps is None else config.anneal_start
-    flagged = 0 if finite else ev.NONFINITE
     if step <= config.warmup:
         state.lrs = _ramp_lrs(config, state, step)
-        ended = ev.WARMUP_END if finite and step == config.warmup else 0
-        return (flagged | ended, None, None) if flagged | ended else _NOTHING
+        if finite:
+            return (ev.WARMUP_END, None, None) if step == config.warmup else _NOTHING
+        return ev.NONFINITE, None, None
     if start is not None and step >= start:
-        return flagged | _anneal(config, state), None, None
+        return (0 if finite else ev.NONFINITE) | _anneal(config, state), None, None
     if not finite:
         if config.on_nonfinite != "decrease":
             return ev.NONFINITE, None, None
         state.num_good = state.num_bad = 0
         code, changed = _change(config, state, ev.DECREASE)
         return ev.NONFINITE | code, None, changed
-    undone = _payoff(config, state)
-    if undone is not None:
-        return undone
+    if state.payoff_left > 0:  # tested here: most steps have no pending increase
+        undone = _payoff(config, state)
+        if undone is not None:
+            return undone
     if state.hold > 0:
         state.hold -= 1
         state.num_good = state.num_bad = 0
         return _NOTHING
-    return _compare(config, state)
-
-
-def _payoff(config: GreedyConfig, state: RuleState) -> _Outcome | None:
-    """Check the pending increase when its time has come; undo it if it did not pay."""
-    if state.payoff_left <= 0:
-        return None
-    state.payoff_left -= 1
-    smoothed = state.smoothed
-    assert smoothed is not None
-    if state.payoff_left > 0:
-        return None
-    if not _worse(config.mode, smoothed, state.payoff_ref):
-        state.penalty = max(state.penalty - 1, 0)
-        return None
-    state.penalty += 1
-    state.num_good = state.num_bad = 0
-    if config.compare == "recent_best":
-        state.reference = smoothed
-    code, changed = _change(config, state, ev.UNDO)
-    return code, state.payoff_ref, changed
-
-
-def _compare(config: GreedyConfig, state: RuleState) -> _Outcome:
-    """Compare the smoothed loss with the reference; increase or decrease on a streak."""
+    # the comparison: increase or decrease on a streak
     smoothed = state.smoothed
     assert smoothed is not None
     reference = state.reference
@@ -403,7 +384,8 @@ def _compare(config: GreedyConfig, state: RuleState) -> _Outcome:
     else:
         state.num_bad += 1
         state.num_good = 0
-    up_patience = _effective_up_patience(config, state)
+    # without a penalty (most runs) the effective patience is the configured one
+    up_patience = _effective_up_patience(config, state) if state.penalty else config.up_patience
     if state.num_good > up_patience and state.eval_block:
         state.num_good = 0  # the held-out metric got worse: no increase until it recovers
     elif state.num_good > up_patience:
@@ -419,6 +401,24 @@ def _compare(config: GreedyConfig, state: RuleState) -> _Outcome:
         code, changed = _change(config, state, ev.DECREASE)
         return code, reference, changed
     return _NOTHING
+
+
+def _payoff(config: GreedyConfig, state: RuleState) -> _Outcome | None:
+    """Count down a pending increase (``payoff_left > 0``); undo it if it did not pay."""
+    state.payoff_left -= 1
+    smoothed = state.smoothed
+    assert smoothed is not None
+    if state.payoff_left > 0:
+        return None
+    if not _worse(config.mode, smoothed, state.payoff_ref):
+        state.penalty = max(state.penalty - 1, 0)
+        return None
+    state.penalty += 1
+    state.num_good = state.num_bad = 0
+    if config.compare == "recent_best":
+        state.reference = smoothed
+    code, changed = _change(config, state, ev.UNDO)
+    return code, state.payoff_ref, changed
 
 
 def observe_eval(config: GreedyConfig, state: RuleState, value: float) -> Decision:
