@@ -23,7 +23,7 @@ import numpy as np
 
 from greedylr._extras import requires_extra
 from greedylr.events import tag_changes
-from greedylr.trace import EVENT_BITS, Diagnosis, Trace, diagnose, load_trace
+from greedylr.trace import EVENT_BITS, Diagnosis, Rows, Trace, diagnose, load_trace
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -105,6 +105,69 @@ def new_figure(*, size: tuple[float, float], dpi: int = 100, what: str = "a figu
     return figure
 
 
+def _draw_loss(top: Axes, steps: np.ndarray, loss: np.ndarray, rows: Rows,
+               max_points: int) -> None:
+    """The raw loss (or its min-max envelope), the smoothed loss, non-finite marks."""
+    smoothed = rows.smoothed
+    finite = loss[np.isfinite(loss)]
+    if len(finite) and finite.min() > 0 and finite.max() / finite.min() > 20:
+        top.set_yscale("log")
+    if len(steps) > max_points:
+        xs, lows, highs = _envelope(steps, loss, max_points)
+        top.fill_between(xs, lows, highs, color="#8ecae6", lw=0, label="raw loss (min-max)")
+    else:
+        top.plot(steps, loss, color="#8ecae6", lw=0.8, label="raw loss")
+    xs, ys = _subsample(steps, smoothed, max_points)
+    if np.any(np.isfinite(ys)):
+        top.plot(xs, ys, color="#023047", lw=1.6, label="smoothed loss")
+    bad = np.flatnonzero(rows.code & EVENT_BITS["nonfinite"])
+    if len(bad):
+        top.scatter(steps[bad], np.ones(len(bad)), transform=top.get_xaxis_transform(),
+                    marker="x", color="#d00000", s=24, clip_on=False, zorder=5,
+                    label="non-finite loss")
+    top.set_ylabel("loss")
+    top.grid(alpha=0.25)
+
+
+def _draw_lrs(bottom: Axes, steps: np.ndarray, rows: Rows, max_points: int) -> None:
+    """Each group's LR as steps, with a marker per event kind on the first group's."""
+    lrs = rows.lrs
+    groups = lrs.shape[1]
+    for g in range(groups):
+        xs, ys = _subsample(steps, lrs[:, g], max_points)
+        bottom.plot(xs, ys, lw=1.3, drawstyle="steps-post",
+                    label="lr" if groups == 1 else f"lr group {g}")
+    level = lrs[:, 0]
+    for kind, (marker, colour, label) in _MARKERS.items():
+        where = np.flatnonzero(rows.code & EVENT_BITS[kind])
+        if len(where):
+            bottom.scatter(steps[where], level[where], marker=marker, color=colour,
+                           s=22 if len(where) < 300 else 6, zorder=4, label=label)
+    if np.all(lrs > 0):
+        bottom.set_yscale("log")
+    bottom.set_ylabel("learning rate")
+    bottom.set_xlabel("step")
+    bottom.grid(alpha=0.25, which="both")
+
+
+def _draw_tag_changes(top: Axes, bottom: Axes, rows: Rows, signal: str | None) -> None:
+    """A dotted line (and the new tag) wherever a tag signal changes."""
+    tags = {name: values for name, values in rows.signals.items() if isinstance(values, list)}
+    if signal is not None and signal not in tags:
+        raise ValueError(f"no tag signal {signal!r} in the trace; tags: {sorted(tags)}")
+    name = signal or next(iter(tags), None)
+    if name is not None:
+        changes = _tag_changes(rows.step, tags[name])
+        if signal is not None or len(changes) <= 30:
+            for i, (step, tag) in enumerate(changes):
+                for ax in (top, bottom):
+                    ax.axvline(step, color="#495057", ls=":", lw=1.0,
+                               label=f"{name} changes" if ax is top and i == 0 else None)
+                top.annotate(tag, (step, 0.02), xycoords=("data", "axes fraction"),
+                             xytext=(2, 0), textcoords="offset points", fontsize=7,
+                             rotation=90, va="bottom", color="#495057")
+
+
 def plot_trace(
     trace: Trace | str | os.PathLike[str],
     path: str | os.PathLike[str] | None = None,
@@ -161,68 +224,16 @@ def plot_trace(
 
     steps = rows.step.astype(np.float64)
     loss = np.where(np.isfinite(rows.loss), rows.loss, np.nan)
-    smoothed = rows.smoothed
 
     figure = new_figure(size=size, dpi=dpi, what="greedylr plot")
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(1.25, 1.0))
 
-    # -- loss ---------------------------------------------------------------------
-    finite = loss[np.isfinite(loss)]
-    if len(finite) and finite.min() > 0 and finite.max() / finite.min() > 20:
-        top.set_yscale("log")
-    if len(steps) > max_points:
-        xs, lows, highs = _envelope(steps, loss, max_points)
-        top.fill_between(xs, lows, highs, color="#8ecae6", lw=0, label="raw loss (min-max)")
-    else:
-        top.plot(steps, loss, color="#8ecae6", lw=0.8, label="raw loss")
-    xs, ys = _subsample(steps, smoothed, max_points)
-    if np.any(np.isfinite(ys)):
-        top.plot(xs, ys, color="#023047", lw=1.6, label="smoothed loss")
-    bad = np.flatnonzero(rows.code & EVENT_BITS["nonfinite"])
-    if len(bad):
-        top.scatter(steps[bad], np.ones(len(bad)), transform=top.get_xaxis_transform(),
-                    marker="x", color="#d00000", s=24, clip_on=False, zorder=5,
-                    label="non-finite loss")
-    top.set_ylabel("loss")
-    top.grid(alpha=0.25)
-
-    # -- learning rate --------------------------------------------------------------
-    lrs = rows.lrs
-    groups = lrs.shape[1]
-    for g in range(groups):
-        xs, ys = _subsample(steps, lrs[:, g], max_points)
-        bottom.plot(xs, ys, lw=1.3, drawstyle="steps-post",
-                    label="lr" if groups == 1 else f"lr group {g}")
-    level = lrs[:, 0]
-    for kind, (marker, colour, label) in _MARKERS.items():
-        where = np.flatnonzero(rows.code & EVENT_BITS[kind])
-        if len(where):
-            bottom.scatter(steps[where], level[where], marker=marker, color=colour,
-                           s=22 if len(where) < 300 else 6, zorder=4, label=label)
-    if np.all(lrs > 0):
-        bottom.set_yscale("log")
-    bottom.set_ylabel("learning rate")
-    bottom.set_xlabel("step")
-    bottom.grid(alpha=0.25, which="both")
-
-    # -- episodes and data changes ------------------------------------------------
+    _draw_loss(top, steps, loss, rows, max_points)
+    _draw_lrs(bottom, steps, rows, max_points)
     if shaded is not None:
         _shade(top, shaded, label=True)
         _shade(bottom, shaded, label=False)
-    tags = {name: values for name, values in rows.signals.items() if isinstance(values, list)}
-    if signal is not None and signal not in tags:
-        raise ValueError(f"no tag signal {signal!r} in the trace; tags: {sorted(tags)}")
-    name = signal or next(iter(tags), None)
-    if name is not None:
-        changes = _tag_changes(rows.step, tags[name])
-        if signal is not None or len(changes) <= 30:
-            for i, (step, tag) in enumerate(changes):
-                for ax in (top, bottom):
-                    ax.axvline(step, color="#495057", ls=":", lw=1.0,
-                               label=f"{name} changes" if ax is top and i == 0 else None)
-                top.annotate(tag, (step, 0.02), xycoords=("data", "axes fraction"),
-                             xytext=(2, 0), textcoords="offset points", fontsize=7,
-                             rotation=90, va="bottom", color="#495057")
+    _draw_tag_changes(top, bottom, rows, signal)
 
     # outside the axes: a legend drawn over the loss would hide what it explains
     for ax in (top, bottom):

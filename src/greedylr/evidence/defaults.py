@@ -21,7 +21,8 @@ The held-out protocol of 0.2 (:data:`HELDOUT_ARMS`, stages ``heldout-tune``,
 budget, on the held-out metric as well as the training loss: every arm evaluates every
 10% of the run on alternate halves of the held-out data (``workload_feed_split``), the
 odd half fed to ``GreedyLR.observe_eval``, the even half reported and scored
-(:func:`versus_cosine`).
+(:func:`versus_cosine`). The reports are written by
+:mod:`greedylr.evidence.defaults_report`.
 
 Run it (resumable; the small-model study's results give the baselines)::
 
@@ -33,7 +34,6 @@ Run it (resumable; the small-model study's results give the baselines)::
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections import defaultdict
@@ -43,10 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from greedylr.evidence.outputs import write_csv, write_json
 from greedylr.evidence.suites import workload_spec
 from greedylr.evidence.summaries import PAPER_BASELINES
-from greedylr.plot import new_figure
 from greedylr.studies import metrics as M
 from greedylr.studies.metrics import Result
 from greedylr.studies.trial import TrialSpec
@@ -62,7 +60,6 @@ __all__ = [
     "run_stage",
     "tune_specs",
     "versus_cosine",
-    "write_report",
 ]
 
 logger = logging.getLogger(__name__)
@@ -442,258 +439,6 @@ def heldout_means(results: Sequence[Result]) -> dict[str, dict[str, float]]:
     return {w: {a: float(np.mean(v)) for a, v in arms_.items()} for w, arms_ in values.items()}
 
 
-def _versus_table(table: dict[str, dict[str, Any]]) -> str:
-    head = (
-        "| arm | final held-out >= cosine | best held-out >= cosine | training loss >= cosine "
-        "| time to cosine's loss (median) | misses | diverged |\n|---|---|---|---|---|---|---|\n"
-    )
-    lines = [
-        f"| `{arm}` | {r['final_pct']:.0f}% of {r['final_n']} | {r['best_pct']:.0f}% of "
-        f"{r['best_n']} | {r['train_pct']:.0f}% of {r['train_n']} | "
-        f"{_fmt(r['time_to_cosine_loss'], 2)} | {r['misses']}/{r['runs']} | "
-        f"{r['diverged']}/{r['runs']} |"
-        for arm, r in sorted(table.items(), key=lambda kv: (-kv[1]["final_pct"], kv[0]))
-    ]
-    return head + "\n".join(lines) + "\n"
-
-
-def _means_table(means: dict[str, dict[str, float]], higher: dict[str, bool]) -> str:
-    arms = sorted({a for m in means.values() for a in m})
-    head = "| workload | " + " | ".join(f"`{a}`" for a in arms) + " |\n"
-    head += "|---" * (len(arms) + 1) + "|\n"
-    lines = [
-        f"| {w} ({'↑' if higher[w] else '↓'}) | "
-        + " | ".join(_fmt(m.get(a, math.nan), 4) for a in arms) + " |"
-        for w, m in sorted(means.items())
-    ]
-    return head + "\n".join(lines) + "\n"
-
-
-def write_heldout_report(out: Path, report_dir: Path) -> Path:
-    """``report_dir/heldout.md`` and ``heldout.json``: :func:`versus_cosine` per split."""
-    from greedylr.studies.runner import load_results
-
-    report_dir.mkdir(parents=True, exist_ok=True)
-    parts = ["# GreedyLR 0.2 candidates against cosine, on the held-out metric\n",
-             "Every arm is evaluated every 10% of the run on alternate halves of the held-out "
-             "data: GreedyLR is fed the odd half (`observe_eval`, where `eval_patience` is "
-             "set), every arm is scored on the even half. GreedyLR is told `total_steps` as "
-             "cosine is. Seed means of 3 seeds; \">= cosine\" is within 1% of cosine or "
-             "better.\n"]
-    summary: dict[str, Any] = {}
-    for stage, names in (("tune", TUNE_WORKLOADS), ("check", CHECK_WORKLOADS)):
-        folder = out / f"heldout_{stage}"
-        results = load_results(folder) if folder.exists() else []
-        if not results:
-            continue
-        table = versus_cosine(results)
-        means = heldout_means(results)
-        higher = {r["spec"]["workload"]: M.metric_name(r)[1] for r in results}
-        summary[stage] = {"versus_cosine": table, "final_heldout": means}
-        parts.append(f"## {stage.title()} split: {', '.join(names)}\n")
-        parts.append(f"{len(results)} runs.\n")
-        parts.append(_versus_table(table))
-        parts.append("\nSeed-mean final held-out metric (scored half):\n\n")
-        parts.append(_means_table(means, higher))
-    path = report_dir / "heldout.md"
-    path.write_text("\n".join(parts))
-    (report_dir / "heldout.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
-    return path
-
-
-def _tolerance_table(table: dict[str, Any]) -> str:
-    head = ("| arm | grid points within 2% of the best-tuned cosine (target >= 40%) | median "
-            "ratio to it (target <= 1.2) | diverged or failed points (target 0) | median "
-            "ratio at 0.1x / 0.316x / 1x / 3.16x / 10x |\n|---|---|---|---|---|\n")
-    lines = [
-        f"| `{arm}` | {100 * t.within:.0f}% of {len(t.ratios)} | {_fmt(t.median_ratio, 3)} "
-        f"| {t.bad} | {' / '.join(_fmt(r, 3) for r in t.by_position)} |"
-        for arm, t in sorted(table.items(), key=lambda kv: kv[1].median_ratio)
-    ]
-    return head + "\n".join(lines) + "\n"
-
-
-def write_lr_grid_report(out: Path, report_dir: Path) -> Path:
-    """``report_dir/tolerance.md`` and ``tolerance.json`` (the issue's LR-tolerance
-    targets, :func:`greedylr.studies.tuning.tolerance_versus` cosine) and the study's
-    held-out summary (``heldout.md``, ``summary.json``, ``trials.csv``)."""
-    from greedylr.evidence.suites import write_summary
-    from greedylr.studies import tuning as T
-    from greedylr.studies.runner import load_results
-
-    folder = out / "heldout_lr_grid"
-    results = load_results(folder)
-    write_summary(folder, report_dir)
-    table = T.tolerance_versus(results, "cosine")
-    parts = ["# LR tolerance under the held-out protocol, against the best-tuned cosine\n",
-             f"{len(results)} runs: every arm at 5 LRs (0.1x-10x of the workload's; Prodigy's "
-             "base is 1.0) on wine, breast cancer, diabetes and digits (MLPs; these are tuning-"
-             "split workloads), 3 seeds, evaluated every 10% on alternate halves of the "
-             "held-out data, GreedyLR fed the odd half and told `total_steps`, every arm "
-             "scored on the even half. A grid point is one LR of one workload, its value the "
-             "seed-mean final held-out *loss*; its ratio is that over cosine's at cosine's "
-             "best LR on the same workload (1.0: as good as the best-tuned cosine).\n",
-             _tolerance_table(table)]
-    path = report_dir / "tolerance.md"
-    path.write_text("\n".join(parts))
-    (report_dir / "tolerance.json").write_text(json.dumps(
-        {arm: {"within": t.within, "median_ratio": t.median_ratio, "bad": t.bad,
-               "by_position": t.by_position, "ratios": t.ratios}
-         for arm, t in table.items()}, indent=1) + "\n")
-    return path
-
-
-# -- report ---------------------------------------------------------------------------
-
-
-def _fmt(v: Any, digits: int = 3) -> str:
-    if isinstance(v, float):
-        return "-" if math.isnan(v) else f"{v:.{digits}g}"
-    return str(v)
-
-
-def _variants_table(analysis: dict[str, Any]) -> str:
-    head = (
-        "| variant | mean rank, held-out metric | mean rank, final train loss | "
-        "beats default on | as good or better vs paper baselines | clearly worse | "
-        "diverged |\n|---|---|---|---|---|---|---|\n"
-    )
-    lines = []
-
-    def order(r: dict[str, Any]) -> tuple[bool, float]:
-        return math.isnan(r["metric_rank"]), r["metric_rank"]
-
-    for r in sorted(analysis["variants"], key=order):
-        incomplete = " (incomplete: ranks not comparable)" if math.isnan(r["metric_rank"]) else ""
-        lines.append(
-            f"| `{r['variant']}`{incomplete} | {_fmt(r['metric_rank'])} | "
-            f"{_fmt(r['loss_rank'])} | "
-            f"{r['wins_vs_default']}/{r['workloads']} | {_fmt(r['as_good_or_better_pct'])}% | "
-            f"{_fmt(r['worse_pct'])}% | {r['diverged']}/{r['runs']} |"
-        )
-    return head + "\n".join(lines) + "\n"
-
-
-def _per_workload_table(analysis: dict[str, Any]) -> str:
-    variants = [r["variant"] for r in analysis["variants"]]
-    head = "| workload (metric) | " + " | ".join(f"`{v}`" for v in variants) + " |\n"
-    head += "|---" * (len(variants) + 1) + "|\n"
-    lines = []
-    for w, m in sorted(analysis["per_workload"].items()):
-        arrow = "↑" if analysis["higher_is_better"][w] else "↓"
-        lines.append(
-            f"| {w} ({arrow}) | " + " | ".join(_fmt(m.get(v, math.nan), 4) for v in variants) + " |"
-        )
-    return head + "\n".join(lines) + "\n"
-
-
-def _figure(analysis: dict[str, Any], path: Path, title: str) -> None:
-    rows = sorted(
-        (r for r in analysis["variants"] if not math.isnan(r["metric_rank"])),
-        key=lambda r: r["metric_rank"],
-    )
-    fig = new_figure(size=(7, 0.35 * len(rows) + 1.2), dpi=110, what="the defaults study's figure")
-    ax = fig.subplots()
-    names = [r["variant"] for r in rows]
-    ax.barh(
-        names,
-        [r["metric_rank"] for r in rows],
-        color=["tab:red" if n == "greedy" else "tab:blue" for n in names],
-    )
-    ax.invert_yaxis()
-    ax.set_xlabel("mean rank of the final held-out metric (1 = best)")
-    ax.set_title(title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-
-
-def write_report(out: Path, baselines_dir: Path | None, report_dir: Path) -> Path:
-    """``report_dir/report.md``, ``summary.json``, ``summary.csv`` and figures."""
-    from greedylr.studies.runner import load_results
-
-    baselines = load_results(baselines_dir) if baselines_dir and baselines_dir.exists() else []
-    report_dir.mkdir(parents=True, exist_ok=True)
-    parts = ["# GreedyLR defaults: tuned on some workloads, checked on the rest\n"]
-    summary: dict[str, Any] = {}
-    for stage, folder, workloads_ in (
-        ("tune", out / "tune", TUNE_WORKLOADS),
-        ("check", out / "check", CHECK_WORKLOADS),
-    ):
-        if not folder.exists():
-            continue
-        results = load_results(folder)
-        if not results:
-            continue
-        if stage == "check":
-            # the current default's runs on these workloads come from the small-model
-            # study: paired by seed with the candidate's, so both arms cover the same runs
-            ran = {_key(r) for r in results}
-            results += [
-                b
-                for b in baselines
-                if b["spec"]["workload"] in CHECK_WORKLOADS
-                and M.arm_of(b) == "greedy"
-                and _key(b) in ran
-            ]
-        analysis = analyze(results, baselines)
-        summary[stage] = analysis
-        _figure(analysis, report_dir / "figures" / f"{stage}_ranks.png", f"{stage} split")
-        parts.append(f"## {stage.title()} split: {', '.join(workloads_)}\n")
-        parts.append(
-            f"{len(results)} runs, seeds {list(SEEDS)}. Variants sorted by mean rank "
-            "of the final held-out metric within each workload x seed (1 = best).\n"
-        )
-        parts.append(_variants_table(analysis))
-        if stage == "tune":
-            parts.append(
-                f"\nAdopted by the rule (beats the default on most workloads and "
-                f"ranks better): {', '.join(adopted(analysis)) or 'none'}.\n"
-            )
-        parts.append("\nSeed-mean final held-out metric per workload:\n\n")
-        parts.append(_per_workload_table(analysis))
-        parts.append(f"\n![{stage}](figures/{stage}_ranks.png)\n")
-    path = report_dir / "report.md"
-    path.write_text("\n".join(parts))
-    write_json(report_dir / "summary.json", summary)
-    _write_summary_csv(report_dir / "summary.csv", summary)
-    return path
-
-
-_SUMMARY_COLUMNS = (
-    "split",
-    "variant",
-    "metric_rank",
-    "loss_rank",
-    "wins_vs_default",
-    "workloads",
-    "as_good_or_better_pct",
-    "worse_pct",
-    "diverged",
-    "runs",
-)
-
-
-def _write_summary_csv(path: Path, summary: dict[str, dict[str, Any]]) -> None:
-    """One row per split and variant: its ranks, wins and divergences."""
-    rows = [
-        [
-            stage,
-            r["variant"],
-            f"{r['metric_rank']:.3f}",
-            f"{r['loss_rank']:.3f}",
-            r["wins_vs_default"],
-            r["workloads"],
-            _fmt(r["as_good_or_better_pct"], 4),
-            _fmt(r["worse_pct"], 4),
-            r["diverged"],
-            r["runs"],
-        ]
-        for stage, analysis in summary.items()
-        for r in analysis["variants"]
-    ]
-    write_csv(path, _SUMMARY_COLUMNS, rows)
-
-
 #: The stages of the study, in the order they run: ``greedylr study defaults STAGE``.
 STAGES: tuple[str, ...] = (
     "tune", "check", "report", "heldout-tune", "heldout-check", "heldout-report",
@@ -725,6 +470,11 @@ def run_stage(
     Returns:
         The report's path for the report stages, None for the others.
     """
+    from greedylr.evidence.defaults_report import (
+        write_heldout_report,
+        write_lr_grid_report,
+        write_report,
+    )
     from greedylr.studies.runner import run_trials
 
     if stage == "tune":
