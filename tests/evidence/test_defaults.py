@@ -164,3 +164,31 @@ def test_heldout_lr_grid_specs_are_the_lr_grid_per_arm_split_and_every_tenth() -
     wine_01 = sorted(s.lr for s in specs if s.workload == "wine_mlp" and s.seed == 0
                      and s.options.get("eval_patience", 0) is None)
     assert len(wine_01) == 5 and wine_01[-1] == pytest.approx(100 * wine_01[0])
+
+
+def test_heldout_lr_grid_on_the_check_split_is_its_workloads_seed_major() -> None:
+    specs = defaults.heldout_lr_grid_specs("check")
+    arms, seeds = defaults.LR_GRID_CHECK_ARMS, defaults.LR_GRID_CHECK_SEEDS
+    assert len(specs) == len(arms) * len(defaults.CHECK_WORKLOADS) * 5 * len(seeds)
+    assert {s.workload for s in specs} == set(defaults.CHECK_WORKLOADS)
+    assert all(s.options["workload_feed_split"] is True for s in specs)
+    # seed-major: a grid cut short has every point of its first seeds
+    assert [s.seed for s in specs] == sorted(s.seed for s in specs)
+    resnet = sorted(s.lr for s in specs if s.workload == "mnist_resnet" and s.seed == 0
+                    and s.schedule == "greedy")
+    assert len(resnet) == 5 and resnet[-1] == pytest.approx(100 * resnet[0])
+    with pytest.raises(ValueError, match="split"):
+        defaults.heldout_lr_grid_specs("all")
+
+
+def test_lr_grid_report_scores_only_the_seeds_that_ran_every_point() -> None:
+    from greedylr.evidence.defaults_report import _complete_seeds
+
+    def result(seed: int, lr: float, schedule: str) -> dict:
+        return {"spec": {"workload": "w", "schedule": schedule, "seed": seed, "lr": lr,
+                         "settings": []}}
+
+    full = [result(seed, lr, arm) for seed in (0, 1) for lr in (0.1, 1.0)
+            for arm in ("cosine", "greedy")]
+    cut = full + [result(2, 0.1, "cosine")]  # seed 2 cut short after one run
+    assert _complete_seeds(cut) == full

@@ -43,6 +43,7 @@ __all__ = [
     "bench",
     "lazy",
     "lr_grid",
+    "lr_grid_specs",
     "small_models",
     "workload_spec",
 ]
@@ -179,6 +180,20 @@ def lr_grid(quick: bool) -> list[TrialSpec]:
         names, arms, factors, seeds = (
             LR_GRID_WORKLOADS, LR_GRID_SCHEDULES, LR_GRID_FACTORS, FULL_SEEDS
         )
+    return lr_grid_specs(study, names, arms, factors, seeds, quick=quick)
+
+
+def lr_grid_specs(
+    study: str,
+    names: Sequence[str],
+    arms: Sequence[str],
+    factors: Sequence[float],
+    seeds: Sequence[int],
+    *,
+    quick: bool = False,
+) -> list[TrialSpec]:
+    """``names`` x ``factors`` of each workload's LR x ``arms`` (each at the same LRs;
+    :data:`LR_GRID_BASE` for the arms whose ``lr`` is not a step size), seed-major."""
     specs = []
     for seed in seeds:
         for name in names:
