@@ -163,8 +163,10 @@ def test_a_ray_trial_over_the_time_limit_is_stopped_and_stored_as_timeout(
     fast = _spec("greedy", 1)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
+        # 20 s: the fast trial's Ray worker starts and imports torch inside the limit,
+        # which took over 8 s on two loaded cores
         results = run_trials([slow, fast], tmp_path / "study", executor="ray",
-                             trial_timeout=8.0)
+                             trial_timeout=20.0)
         # the Ray worker that ran it was killed (Ray still runs): its marker is left,
         # its process is gone
         (marker,) = running.iterdir()
@@ -176,8 +178,8 @@ def test_a_ray_trial_over_the_time_limit_is_stopped_and_stored_as_timeout(
     finally:
         ray.shutdown()
     assert [r["status"] for r in results] == ["timeout", "ok"]
-    assert "over the trial time limit of 8 s" in results[0]["error"]
+    assert "over the trial time limit of 20 s" in results[0]["error"]
     # counted from the trial's start: it ran about the limit, not its whole 40 s
-    assert 8.0 <= results[0]["wall_time"] < 20
+    assert 20.0 <= results[0]["wall_time"] < 35
     stored = json.loads(result_path(tmp_path / "study", slow).read_text())
-    assert stored["status"] == "timeout" and stored["trial_timeout"] == 8.0
+    assert stored["status"] == "timeout" and stored["trial_timeout"] == 20.0
