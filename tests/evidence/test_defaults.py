@@ -190,5 +190,5 @@ def test_lr_grid_report_scores_only_the_seeds_that_ran_every_point() -> None:
 
     full = [result(seed, lr, arm) for seed in (0, 1) for lr in (0.1, 1.0)
             for arm in ("cosine", "greedy")]
-    cut = full + [result(2, 0.1, "cosine")]  # seed 2 cut short after one run
+    cut = [*full, result(2, 0.1, "cosine")]  # seed 2 cut short after one run
     assert _complete_seeds(cut) == full
