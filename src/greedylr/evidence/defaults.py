@@ -105,7 +105,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "threshold=1e-3": {"threshold": 1e-3},
 }
 
-#: The held-out protocol's arms, round 3 (rounds 1 and 2's are in
+#: The held-out protocol's arms, round 4 (rounds 1-3's are in
 #: results/defaults/DECISION.md): ``(schedule, settings)``; cosine is the baseline,
 #: ``greedy`` the 0.2 defaults (``eval_patience=0``, ``anneal_fraction=0.2``), each other
 #: arm one knob away from them. The candidate the tune split picks is moved to third place
@@ -113,8 +113,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
 HELDOUT_ARMS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("cosine", {}),
     ("greedy", {}),
-    ("greedy", {"increase_patience": 5}),
-    ("greedy", {"anneal_fraction": 0.4}),
+    ("greedy", {"anneal_fraction": 0.6}),
+    ("greedy", {"anneal_fraction": 0.8}),
+    ("greedy", {"increase_patience": 5, "anneal_fraction": 0.6}),
 )
 
 #: The 0.1 rule, reached with explicit knobs (no final cooldown, no held-out rule).
