@@ -227,10 +227,19 @@ def _help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
 
 def test_help_texts_state_what_runs_by_default(capsys: pytest.CaptureFixture[str]) -> None:
     bench = _help(["bench"], capsys)
-    assert "By default the quick suite" in bench and "79 s measured on an idle 2-core" in bench
+    assert "By default the quick suite" in bench and "87 s measured on an idle 2-core" in bench
     assert "10 minutes" not in bench
     robustness = _help(["bench", "robustness"], capsys)
     assert "Quick by default (576 runs" in robustness and "--full: 8,192 runs" in robustness
+
+
+def test_the_defaults_study_help_names_every_stage(capsys: pytest.CaptureFixture[str]) -> None:
+    from greedylr.cli import _DEFAULTS_STAGES
+    from greedylr.evidence.defaults import STAGES
+
+    assert _DEFAULTS_STAGES == STAGES
+    text = _help(["study", "defaults"], capsys)
+    assert all(stage in text for stage in STAGES)
 
 
 def test_log_lines_are_readable(tmp_path: Path) -> None:
