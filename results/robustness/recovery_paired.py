@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from greedylr.evidence.robustness.recovery import RECOVERY_TOLERANCE
+from greedylr.evidence.robustness.recovery import damaged
 
 #: The events the report's recovery figure pools: spikes and shard shifts.
 FAMILIES = ("periodic_spike", "random_spike", "shard_shift")
@@ -27,15 +27,16 @@ COOLDOWN_START = 160
 
 def main(folder: Path) -> None:
     runs = {r["run"]: r for r in csv.DictReader(open(folder / "runs.csv"))}
+    rows = list(csv.DictReader(open(folder / "events.csv")))
+    hurt = damaged({k: np.array([float(e[k]) for e in rows]) for k in ("peak", "level")})
     events: dict[tuple[str, ...], dict[str, tuple[bool, float, int]]] = defaultdict(dict)
-    for e in csv.DictReader(open(folder / "events.csv")):
+    for e, was_damaged in zip(rows, hurt.tolist()):
         run = runs[e["run"]]
         if run["perturb_family"] not in FAMILIES:
             continue
-        damaged = float(e["peak"]) > float(e["level"]) * (1.0 + RECOVERY_TOLERANCE)
-        steps = float(e["recovery_steps"] or math.inf) if damaged else 0.0
+        steps = float(e["recovery_steps"] or math.inf) if was_damaged else 0.0
         key = (run["family"], run["perturbation"], run["strength"], run["seed"], e["start"])
-        events[key][run["schedule"]] = (damaged, steps, int(e["start"]))
+        events[key][run["schedule"]] = (was_damaged, steps, int(e["start"]))
     schedules = sorted({s for v in events.values() for s in v} - {"cosine"})
     print("| schedule | events damaged in either run | damaged: it / cosine | median steps, "
           "it / cosine (never = inf) | faster / same / slower than cosine | it, median over "
@@ -49,10 +50,10 @@ def main(folder: Path) -> None:
         recovered = [a for a, _ in pairs if a[0] and math.isfinite(a[1])]
         before = [a[1] for a in recovered if a[2] < COOLDOWN_START]
         late = [a[1] for a in recovered if a[2] >= COOLDOWN_START]
-        damaged = f"{sum(a[0] for a, _ in pairs)} / {sum(b[0] for _, b in pairs)}"
+        hit = f"{sum(a[0] for a, _ in pairs)} / {sum(b[0] for _, b in pairs)}"
         shares = " / ".join(f"{share:.0%}" for share in
                             (np.mean(mine < cos), np.mean(mine == cos), np.mean(mine > cos)))
-        print(f"| `{s}` | {len(pairs)} | {damaged} | {np.median(mine):g} / {np.median(cos):g} "
+        print(f"| `{s}` | {len(pairs)} | {hit} | {np.median(mine):g} / {np.median(cos):g} "
               f"| {shares} | {_median(before)} / {_median(late)} |")
 
 
