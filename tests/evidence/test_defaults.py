@@ -151,7 +151,8 @@ def test_heldout_specs_split_the_held_out_data_and_evaluate_every_tenth() -> Non
     assert len(specs) == 3 * len(defaults.SEEDS)
     assert all(s.options["workload_feed_split"] is True for s in specs)
     assert {s.eval_every for s in specs} == {max(1, specs[0].steps // 10)}
-    assert [s.schedule for s in specs[:3]] == ["cosine", "greedy", "greedy"]
+    assert [(s.schedule, s.options.get("workload_power_ema")) for s in specs[:3]] == [
+        ("cosine", None), ("greedy", None), ("cosine", defaults.AVERAGE_GAMMA)]
 
 
 def test_heldout_lr_grid_specs_are_the_lr_grid_per_arm_split_and_every_tenth() -> None:

@@ -4,9 +4,10 @@ Everything here is a pure function of stored result dicts (see
 :mod:`greedylr.studies.runner`); nothing trains, nothing reads live objects.
 
 **Arms and settings.** An *arm* is a schedule with its own settings, e.g. ``cosine`` or
-``greedy(factor=0.5)``. A *setting* is everything else a trial is: study, workload,
-optimizer, steps, LR, warmup and the workload's options. Two trials are compared only
-within one setting and, for paired statistics, with the same seed.
+``greedy(factor=0.5)``, and the workload options in :data:`ARM_OPTIONS` (how the trained
+model is scored: ``cosine(workload_power_ema=7)``). A *setting* is everything else a trial
+is: study, workload, optimizer, steps, LR, warmup and the workload's other options. Two
+trials are compared only within one setting and, for paired statistics, with the same seed.
 
 **The paper's labels** (section 4.1) compare the candidate and a baseline on the training
 loss (a trailing window of 2% of the run) at 10%, 50% and 100% of training: ``yes``,
@@ -29,6 +30,7 @@ import numpy as np
 from greedylr.studies.schedules import PASSTHROUGH_PREFIXES
 
 __all__ = [
+    "ARM_OPTIONS",
     "LABELS",
     "STAGES",
     "STATUSES",
@@ -69,6 +71,15 @@ Result = dict[str, Any]
 
 # -- identity -------------------------------------------------------------------------
 
+#: Workload options that make another arm, not another setting: trials that differ in
+#: them are compared with each other (an average of the weights scored against the
+#: weights themselves, :func:`greedylr.evidence.workloads.loop.power_ema`).
+ARM_OPTIONS: tuple[str, ...] = ("workload_power_ema",)
+
+
+def _arm_key(key: str) -> bool:
+    return key in ARM_OPTIONS or not key.startswith(PASSTHROUGH_PREFIXES)
+
 
 def _fmt(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
@@ -77,11 +88,7 @@ def _fmt(value: Any) -> str:
 def arm_of(result: Result) -> str:
     """The schedule with its own settings: ``cosine``, ``greedy(factor=0.5)``."""
     spec = result["spec"]
-    own = {
-        k: v
-        for k, v in (spec.get("settings") or {}).items()
-        if not k.startswith(PASSTHROUGH_PREFIXES)
-    }
+    own = {k: v for k, v in (spec.get("settings") or {}).items() if _arm_key(k)}
     if not own:
         return spec["schedule"]
     inside = ",".join(f"{k}={_fmt(v)}" for k, v in sorted(own.items()))
@@ -95,7 +102,7 @@ def setting_of(result: Result) -> tuple[Any, ...]:
         sorted(
             (k, _fmt(v))
             for k, v in (spec.get("settings") or {}).items()
-            if k.startswith(PASSTHROUGH_PREFIXES)
+            if not _arm_key(k)
         )
     )
     return (

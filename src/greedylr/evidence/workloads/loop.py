@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["batch_sampler", "run", "split_evaluator"]
+__all__ = ["batch_sampler", "power_ema", "run", "split_evaluator"]
 
 Batch = Any
 Sampler = Callable[[torch.Generator], Batch]
@@ -63,6 +63,37 @@ def split_evaluator(
     return evaluate
 
 
+def power_ema(gamma: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The power-function EMA of Karras et al. 2024 (EDM2, arXiv 2312.02696), as an
+    ``avg_fn`` of :class:`torch.optim.swa_utils.AveragedModel`.
+
+    At the t-th update the average moves towards the weights by ``1 - (1 - 1/t)**(gamma
+    + 1)``: step tau's weight in the average is proportional to ``tau**gamma``, so the
+    average always covers the same *fraction* of the run so far (``gamma=7``: a relative
+    width of 0.10, the last ~10% of the steps), with no step budget and no decay to tune
+    to the run's length.
+    """
+    exponent = float(gamma) + 1.0
+
+    def average(averaged: torch.Tensor, current: torch.Tensor,
+                n_averaged: torch.Tensor) -> torch.Tensor:
+        beta = (n_averaged / (n_averaged + 1.0)) ** exponent
+        return averaged + (current - averaged) * (1.0 - beta)
+
+    return average
+
+
+def _averaged(trial: Any, model: nn.Module) -> Any:
+    """The trial option ``workload_power_ema=gamma``: a :func:`power_ema` average of the
+    weights and buffers (BatchNorm's statistics too), the model every evaluation scores."""
+    gamma = trial.options.get("workload_power_ema")
+    if gamma is None:
+        return None
+    from torch.optim.swa_utils import AveragedModel
+
+    return AveragedModel(model, avg_fn=power_ema(gamma), use_buffers=True)
+
+
 def run(
     trial: Any,
     model: nn.Module,
@@ -82,7 +113,9 @@ def run(
         loss_fn: ``loss_fn(model, batch) -> scalar loss``.
         evaluate: ``evaluate(model) -> {metric: value}`` on held-out data; called under
             ``trial.evaluating(model)`` (eval mode, no grad). A ``"feed"`` entry goes
-            to ``trial.report(feed=...)`` (see :func:`split_evaluator`).
+            to ``trial.report(feed=...)`` (see :func:`split_evaluator`). With the trial
+            option ``workload_power_ema``, it scores the average of the weights instead
+            (:func:`power_ema`; the feed too), the training loss stays the model's.
         clip_norm: gradient-norm clipping (1.0 is Hugging Face Trainer's default);
             ``None`` turns it off.
         optimizer_kwargs: extra optimizer arguments (e.g. momentum).
@@ -90,6 +123,8 @@ def run(
     generator = torch.Generator().manual_seed(trial.seed)
     optimizer = trial.optimizer(model.parameters(), **(optimizer_kwargs or {}))
     trial.scheduler(optimizer)
+    averaged = _averaged(trial, model)
+    scored = model if averaged is None else averaged.module
     model.train()
     for _ in range(trial.steps):
         loss = loss_fn(model, sample(generator))
@@ -98,9 +133,11 @@ def run(
         if clip_norm is not None:
             nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
         optimizer.step()
+        if averaged is not None:
+            averaged.update_parameters(model)
         trial.step(loss)
         if trial.should_eval():
-            with trial.evaluating(model):
-                metrics = evaluate(model)
+            with trial.evaluating(scored):
+                metrics = evaluate(scored)
             feed = metrics.pop("feed", None)
             trial.report(**metrics, **({} if feed is None else {"feed": feed}))
