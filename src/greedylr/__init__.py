@@ -15,12 +15,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from greedylr.averaging import averaged_model, power_ema
     from greedylr.diagnosis import diagnose
     from greedylr.rule import Decision, Event, GreedyConfig
     from greedylr.scheduler import GreedyLR
     from greedylr.trace import Trace, load_trace
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"
 
 _HOMES = {
     "Decision": "greedylr.rule",
@@ -28,8 +29,10 @@ _HOMES = {
     "GreedyConfig": "greedylr.rule",
     "GreedyLR": "greedylr.scheduler",
     "Trace": "greedylr.trace",
+    "averaged_model": "greedylr.averaging",
     "diagnose": "greedylr.diagnosis",
     "load_trace": "greedylr.trace",
+    "power_ema": "greedylr.averaging",
 }
 
 __all__ = [
@@ -39,8 +42,10 @@ __all__ = [
     "GreedyLR",
     "Trace",
     "__version__",
+    "averaged_model",
     "diagnose",
     "load_trace",
+    "power_ema",
 ]
 
 

@@ -100,6 +100,20 @@ def test_feed_split_reports_a_held_out_value_on_the_other_half(name: str) -> Non
     assert rows[-1]["loss"] != plain["metrics"][-1]["loss"]
 
 
+def test_power_ema_option_scores_the_average_and_trains_the_same() -> None:
+    w = workloads.get("mnist_resnet")  # BatchNorm: its statistics are averaged too
+    spec = TrialSpec.make(study="test", workload=w.name, schedule="cosine", seed=0, steps=3,
+                          optimizer=w.optimizer, eval_every=1,
+                          settings={"workload_power_ema": 7})
+    averaged = execute_trial(spec, threads=1)
+    plain = execute_trial(TrialSpec.make(**{**spec.to_dict(), "settings": {}}), threads=1)
+    assert averaged["status"] == plain["status"] == "ok", averaged["traceback"]
+    assert averaged["losses"] == plain["losses"]  # the model itself trains as before
+    # after one step the average is the model; after three it is not
+    assert averaged["metrics"][0] == plain["metrics"][0]
+    assert averaged["metrics"][-1]["loss"] != plain["metrics"][-1]["loss"]
+
+
 def test_report_feed_reaches_the_schedule() -> None:
     trial = Trial(TrialSpec.make(study="test", workload="x", schedule="greedy", steps=5))
     model = torch.nn.Linear(2, 1)

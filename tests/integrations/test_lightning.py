@@ -278,8 +278,9 @@ class _Validated(_Classifier):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-def test_budget_and_validation_metric_reach_the_scheduler(tmp_path: Path) -> None:
-    model = _Validated(torch.utils.data.Subset(_digits(), range(64)))
+def _fit_validated(model: pl.LightningModule, tmp_path: Path,
+                   *callbacks: pl.Callback) -> tuple[pl.Trainer, list[float]]:
+    """3 epochs of ``model`` with ``callbacks`` and GreedyLR's; the validation losses seen."""
     seen: list[float] = []
 
     class _Seen(pl.Callback):
@@ -288,11 +289,37 @@ def test_budget_and_validation_metric_reach_the_scheduler(tmp_path: Path) -> Non
                 seen.append(float(trainer.callback_metrics["val_loss"]))
 
     trainer = pl.Trainer(
-        accelerator="cpu", devices=1, max_epochs=3, callbacks=[GreedyLRCallback(), _Seen()],
+        accelerator="cpu", devices=1, max_epochs=3,
+        callbacks=[*callbacks, GreedyLRCallback(), _Seen()],
         logger=False, enable_progress_bar=False, enable_model_summary=False,
         enable_checkpointing=False, default_root_dir=tmp_path,
     )
     trainer.fit(model)
+    return trainer, seen
+
+
+def test_budget_and_validation_metric_reach_the_scheduler(tmp_path: Path) -> None:
+    trainer, seen = _fit_validated(_Validated(torch.utils.data.Subset(_digits(), range(64))),
+                                   tmp_path)
     sched = trainer.lr_scheduler_configs[0].scheduler
     assert sched.config.total_steps == trainer.estimated_stepping_batches == 12
     assert len(seen) == 3 and sched.state.eval_best == pytest.approx(min(seen))
+
+
+def test_an_averaged_model_is_what_validation_feeds_the_scheduler(tmp_path: Path) -> None:
+    """Lightning's own ``WeightAveraging`` with :func:`greedylr.power_ema`: validation
+    runs on the average, so the held-out value GreedyLR receives is the average's."""
+    from lightning.pytorch.callbacks import WeightAveraging
+
+    from greedylr import power_ema
+
+    data = torch.utils.data.Subset(_digits(), range(64))
+    model = _Validated(data)
+    trainer, seen = _fit_validated(model, tmp_path, WeightAveraging(avg_fn=power_ema()))
+    sched = trainer.lr_scheduler_configs[0].scheduler
+    assert len(seen) == 3 and sched.state.eval_best == pytest.approx(min(seen))
+    # after the fit the model holds the average: the last value fed was its loss
+    x, y = data[:]
+    with torch.no_grad():
+        assert seen[-1] == pytest.approx(
+            float(torch.nn.functional.cross_entropy(model.net(x), y)), rel=1e-5)

@@ -13,7 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["batch_sampler", "power_ema", "run", "split_evaluator"]
+from greedylr.averaging import averaged_model
+
+__all__ = ["batch_sampler", "run", "split_evaluator"]
 
 Batch = Any
 Sampler = Callable[[torch.Generator], Batch]
@@ -63,35 +65,11 @@ def split_evaluator(
     return evaluate
 
 
-def power_ema(gamma: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The power-function EMA of Karras et al. 2024 (EDM2, arXiv 2312.02696), as an
-    ``avg_fn`` of :class:`torch.optim.swa_utils.AveragedModel`.
-
-    At the t-th update the average moves towards the weights by ``1 - (1 - 1/t)**(gamma
-    + 1)``: step tau's weight in the average is proportional to ``tau**gamma``, so the
-    average always covers the same *fraction* of the run so far (``gamma=7``: a relative
-    width of 0.10, the last ~10% of the steps), with no step budget and no decay to tune
-    to the run's length.
-    """
-    exponent = float(gamma) + 1.0
-
-    def average(averaged: torch.Tensor, current: torch.Tensor,
-                n_averaged: torch.Tensor) -> torch.Tensor:
-        beta = (n_averaged / (n_averaged + 1.0)) ** exponent
-        return averaged + (current - averaged) * (1.0 - beta)
-
-    return average
-
-
 def _averaged(trial: Any, model: nn.Module) -> Any:
-    """The trial option ``workload_power_ema=gamma``: a :func:`power_ema` average of the
-    weights and buffers (BatchNorm's statistics too), the model every evaluation scores."""
+    """The trial option ``workload_power_ema=gamma``: :func:`greedylr.averaged_model`,
+    the model every evaluation scores."""
     gamma = trial.options.get("workload_power_ema")
-    if gamma is None:
-        return None
-    from torch.optim.swa_utils import AveragedModel
-
-    return AveragedModel(model, avg_fn=power_ema(gamma), use_buffers=True)
+    return None if gamma is None else averaged_model(model, gamma)
 
 
 def run(
@@ -115,7 +93,8 @@ def run(
             ``trial.evaluating(model)`` (eval mode, no grad). A ``"feed"`` entry goes
             to ``trial.report(feed=...)`` (see :func:`split_evaluator`). With the trial
             option ``workload_power_ema``, it scores the average of the weights instead
-            (:func:`power_ema`; the feed too), the training loss stays the model's.
+            (:func:`greedylr.averaging.power_ema`; the feed too); the training loss stays
+            the model's.
         clip_norm: gradient-norm clipping (1.0 is Hugging Face Trainer's default);
             ``None`` turns it off.
         optimizer_kwargs: extra optimizer arguments (e.g. momentum).
