@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 
 import pytest
@@ -146,6 +147,39 @@ def test_versus_cosine_scores_within_one_percent_and_time_to_cosines_loss() -> N
     assert table["cosine"]["final_pct"] == 100.0
 
 
+def test_versus_cosine_against_another_cosine_arm() -> None:
+    averaged = {"workload_power_ema": 7}
+    results = []
+    for seed in (0, 1):
+        results += [_result("w1", "cosine", seed, 1.0, 0.80),
+                    _result("w1", "cosine", seed, 1.0, 0.90, settings=averaged),
+                    _result("w1", "greedy", seed, 1.0, 0.85, settings=averaged)]
+    plain = defaults.versus_cosine(results)
+    fair = defaults.versus_cosine(results, "cosine(workload_power_ema=7)")
+    arm = "greedy(workload_power_ema=7)"
+    assert plain[arm]["final_pct"] == 100.0 and fair[arm]["final_pct"] == 0.0
+    assert fair["cosine"]["final_pct"] == 0.0
+    assert defaults.versus_cosine(results, "no such arm") == {}
+
+
+def test_heldout_report_adds_the_table_against_an_averaged_cosine(tmp_path) -> None:
+    from greedylr.evidence.defaults_report import write_heldout_report
+
+    averaged = {"workload_power_ema": 7}
+    for seed in (0, 1):
+        for schedule, metric, settings in (("cosine", 0.80, None), ("greedy", 0.85, None),
+                                           ("cosine", 0.90, averaged),
+                                           ("greedy", 0.85, averaged)):
+            r = _result("wine_mlp", schedule, seed, 1.0, metric, settings=settings)
+            write_result(result_path(tmp_path / "heldout_tune", TrialSpec.make(**r["spec"])), r)
+    text = write_heldout_report(tmp_path, tmp_path / "report").read_text()
+    assert "against `cosine(workload_power_ema=7)`" in text
+    summary = json.loads((tmp_path / "report" / "heldout.json").read_text())["tune"]
+    arm = "greedy(workload_power_ema=7)"
+    assert summary["versus_cosine"][arm]["final_pct"] == 100.0
+    assert summary["versus cosine(workload_power_ema=7)"][arm]["final_pct"] == 0.0
+
+
 def test_heldout_specs_split_the_held_out_data_and_evaluate_every_tenth() -> None:
     specs = defaults.heldout_specs(("wine_mlp",), "x", arms=3)
     assert len(specs) == 3 * len(defaults.SEEDS)
@@ -175,8 +209,9 @@ def test_heldout_lr_grid_on_the_check_split_is_its_workloads_seed_major() -> Non
     assert all(s.options["workload_feed_split"] is True for s in specs)
     # seed-major: a grid cut short has every point of its first seeds
     assert [s.seed for s in specs] == sorted(s.seed for s in specs)
+    assert len({s.key for s in specs}) == len(specs)
     resnet = sorted(s.lr for s in specs if s.workload == "mnist_resnet" and s.seed == 0
-                    and s.schedule == "greedy")
+                    and s.schedule == "greedy" and "workload_power_ema" not in s.options)
     assert len(resnet) == 5 and resnet[-1] == pytest.approx(100 * resnet[0])
     with pytest.raises(ValueError, match="split"):
         defaults.heldout_lr_grid_specs("all")

@@ -138,6 +138,9 @@ def test_arms_and_settings() -> None:
     c = _result("cosine", 0, [1.0], settings={"workload_width": 16})
     assert arm_of(a) == "greedy(factor=0.5)" and arm_of(b) == "cosine"
     assert setting_of(a) == setting_of(b) != setting_of(c)
+    # scoring an average of the weights makes another arm of the same setting
+    d = _result("cosine", 0, [1.0], settings={"workload_width": 8, "workload_power_ema": 7})
+    assert arm_of(d) == "cosine(workload_power_ema=7)" and setting_of(d) == setting_of(b)
 
 
 def test_time_to_target() -> None:

@@ -115,9 +115,11 @@ def _tolerance_table(table: dict[str, Any]) -> str:
 #: What each LR grid is, for its report's opening paragraph.
 _LR_GRID_SCOPE = {
     "tune": "every arm at 5 LRs (0.1x-10x of the workload's; Prodigy's base is 1.0) on wine, "
-            "breast cancer, diabetes and digits (MLPs; these are tuning-split workloads)",
-    "check": "cosine and GreedyLR 0.2 at 5 LRs (0.1x-10x of the workload's) on the check "
-             "split (MNIST ResNet/SGD, MNIST ViT/AdamW, char transformer/AdamW, char "
+            "breast cancer, diabetes and digits (MLPs; these are tuning-split workloads); "
+            "`workload_power_ema=7`: scored on a power-function EMA of the weights",
+    "check": "cosine and GreedyLR 0.2, each also scored on a power-function EMA of its "
+             "weights (`workload_power_ema=7`), at 5 LRs (0.1x-10x of the workload's) on the "
+             "check split (MNIST ResNet/SGD, MNIST ViT/AdamW, char transformer/AdamW, char "
              "LSTM/SGD, docstring seq2seq/Adafactor: workloads the defaults never saw)",
 }
 

@@ -73,7 +73,7 @@ Result = dict[str, Any]
 
 #: Workload options that make another arm, not another setting: trials that differ in
 #: them are compared with each other (an average of the weights scored against the
-#: weights themselves, :func:`greedylr.evidence.workloads.loop.power_ema`).
+#: weights themselves, :func:`greedylr.averaging.power_ema`).
 ARM_OPTIONS: tuple[str, ...] = ("workload_power_ema",)
 
 
