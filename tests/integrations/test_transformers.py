@@ -34,7 +34,12 @@ from transformers import (  # noqa: E402
 )
 
 from greedylr import GreedyLR  # noqa: E402
-from greedylr.integrations.transformers import GreedyLRCallback, attach  # noqa: E402
+from greedylr.integrations.transformers import (  # noqa: E402
+    AVERAGE_FILE,
+    GreedyLRCallback,
+    attach,
+    average_weights,
+)
 from spawning import spawn_ranks  # noqa: E402
 
 STEPS = 6
@@ -253,12 +258,19 @@ def test_feed_eval_steps_once_per_evaluation_on_eval_loss(
     assert list(sched.trace.losses) == [e["eval_loss"] for e in evals[1:3]]
 
 
+def _evaluated_every_2_of_4(
+    tmp_path: Path, tokenizer: Any, dataset: list
+) -> tuple[Trainer, GreedyLRCallback]:
+    """4 optimizer steps, an evaluation every 2, GreedyLR fed each evaluation's loss."""
+    trainer = _trainer(tmp_path, tokenizer, dataset, max_steps=4, gradient_accumulation_steps=1,
+                       eval_strategy="steps", eval_steps=2)
+    return trainer, attach(trainer, smoothing="none", eval_patience=0)
+
+
 def test_feed_train_gets_max_steps_and_the_eval_loss_as_held_out_value(
     tmp_path: Path, tokenizer: Any, dataset: list
 ) -> None:
-    trainer = _trainer(tmp_path, tokenizer, dataset, max_steps=4, gradient_accumulation_steps=1,
-                       eval_strategy="steps", eval_steps=2)
-    callback = attach(trainer, smoothing="none", eval_patience=0)
+    trainer, callback = _evaluated_every_2_of_4(tmp_path, tokenizer, dataset)
     trainer.train()
     sched = callback.scheduler
     assert sched.config.total_steps == 4
@@ -401,3 +413,66 @@ def test_two_ddp_ranks_feed_the_gathered_loss(tmp_path: Path) -> None:
     assert r0["fed"] == pytest.approx(r0["logged"], abs=1e-6)
     sums = [[sum(r["local"][i : i + 2]) for i in range(0, 6, 2)] for r in (r0, r1)]
     assert r0["fed"] == pytest.approx([(a + b) / 2 for a, b in zip(*sums, strict=True)], abs=1e-6)
+
+
+def _weights(model: torch.nn.Module) -> list[torch.Tensor]:
+    return [t.detach().clone() for t in [*model.parameters(), *model.buffers()]]
+
+
+def test_average_weights_is_what_evaluation_scores_and_greedylr_receives(
+    tmp_path: Path, tokenizer: Any, dataset: list
+) -> None:
+    trainer, sched_callback = _evaluated_every_2_of_4(tmp_path, tokenizer, dataset)
+    callback = average_weights(trainer)
+    trainer.train()
+    assert int(callback.averaged.n_averaged) == 4  # one update per optimizer step
+    evals = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e]
+    assert len(evals) == 2 and sched_callback.scheduler.state.eval_best == min(evals)
+    own = _weights(trainer.model)
+    on_average = trainer.evaluate()["eval_loss"]
+    assert all(torch.equal(a, b) for a, b in zip(own, _weights(trainer.model)))  # swapped back
+    callback.evaluate_average = False
+    on_own = trainer.evaluate()["eval_loss"]
+    trainer.model.load_state_dict(callback.averaged.module.state_dict())
+    assert trainer.evaluate()["eval_loss"] == on_average != on_own
+
+
+def test_average_weights_is_checkpointed_and_resumed(
+    full_run: Trainer, tmp_path: Path, tokenizer: Any, dataset: list,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    full = _trainer(tmp_path / "full", tokenizer, dataset, save_strategy="steps",
+                    save_steps=RESUME_AT)
+    attach(full, **SCHEDULER)
+    full_average = average_weights(full)
+    full.train()
+    checkpoint = tmp_path / "full" / f"checkpoint-{RESUME_AT}"
+    assert (checkpoint / AVERAGE_FILE).is_file()
+    resumed = _trainer(tmp_path / "resumed", tokenizer, dataset)
+    attach(resumed, **SCHEDULER)
+    resumed_average = average_weights(resumed)
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    assert int(resumed_average.averaged.n_averaged) == STEPS
+    for a, b in zip(_weights(full_average.averaged.module),
+                    _weights(resumed_average.averaged.module)):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+    # a checkpoint of a run without the average: it starts again, and says so
+    plain = Path(full_run.args.output_dir) / f"checkpoint-{RESUME_AT}"
+    again = _trainer(tmp_path / "again", tokenizer, dataset)
+    attach(again, **SCHEDULER)
+    again_average = average_weights(again)
+    with caplog.at_level("WARNING", logger="greedylr"):
+        again.train(resume_from_checkpoint=str(plain))
+    assert "the average starts again" in caplog.text
+    assert int(again_average.averaged.n_averaged) == STEPS - RESUME_AT
+
+
+def test_average_weights_refuses_a_second_call_and_a_bad_gamma(
+    tmp_path: Path, tokenizer: Any, dataset: list
+) -> None:
+    trainer = _trainer(tmp_path, tokenizer, dataset)
+    with pytest.raises(ValueError, match="gamma"):
+        average_weights(trainer, gamma=-1.0)
+    average_weights(trainer)
+    with pytest.raises(ValueError, match="already"):
+        average_weights(trainer)

@@ -37,25 +37,35 @@ What it does, and why (transformers 5.x ``Trainer``):
 
 The Trainer's ``logging_nan_inf_filter`` replaces a NaN or infinite loss in its logs;
 GreedyLR is fed the true value instead, and its ``on_nonfinite`` policy decides.
+
+:func:`average_weights` adds what the Trainer lacks for evaluating GreedyLR runs: a running
+average of the weights (:mod:`greedylr.averaging`), swapped in for every evaluation and
+kept in every checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
 from greedylr._extras import requires_extra
+from greedylr.averaging import DEFAULT_GAMMA, averaged_model, power_ema
 from greedylr.scheduler import GreedyLR
 
 with requires_extra("hf", "greedylr.integrations.transformers"):
+    from torch.optim.swa_utils import AveragedModel
     from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
     from transformers.training_args import TrainingArguments
 
-__all__ = ["GreedyLRCallback", "attach"]
+__all__ = ["AVERAGE_FILE", "GreedyLRCallback", "WeightAveragingCallback", "attach",
+           "average_weights"]
 
 logger = logging.getLogger("greedylr")
 
@@ -322,5 +332,163 @@ def attach(
     _wrap_create_scheduler(trainer, feed, kwargs)
     _wrap_training_step(trainer, callback)
     _wrap_log(trainer, callback)
+    trainer.add_callback(callback)
+    return callback
+
+
+# -- an average of the weights to evaluate on -----------------------------------------
+
+#: The average's state in each checkpoint folder, beside the Trainer's own files.
+AVERAGE_FILE = "greedylr_average.pt"
+
+
+@contextlib.contextmanager
+def _weights_of(model: torch.nn.Module, source: torch.nn.Module) -> Iterator[None]:
+    """``model`` holds ``source``'s parameters and buffers inside the block, its own after."""
+    targets = [*model.parameters(), *model.buffers()]
+    sources = [*source.parameters(), *source.buffers()]
+    saved = [t.detach().clone() for t in targets]
+    with torch.no_grad():
+        for target, value in zip(targets, sources, strict=True):
+            target.copy_(value)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for target, value in zip(targets, saved, strict=True):
+                target.copy_(value)
+
+
+class WeightAveragingCallback(TrainerCallback):
+    """Keeps a :func:`greedylr.averaged_model` of the Trainer's model; made by
+    :func:`average_weights`.
+
+    Attributes:
+        averaged: the ``AveragedModel`` (``None`` before ``train()``); its ``.module`` is
+            the averaged model, to evaluate or ``save_pretrained``.
+        evaluate_average: while True (the default), ``trainer.evaluate()`` scores the
+            average; set it False to score the model's own weights.
+    """
+
+    def __init__(self, trainer: Trainer, gamma: float) -> None:
+        self._trainer = trainer
+        self._gamma = gamma
+        self.averaged: AveragedModel | None = None
+        self.evaluate_average = True
+        self.resume_from: str | None = None
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The Trainer's model (unwrapped), the one averaged."""
+        model = self._trainer.model
+        assert model is not None, "a Trainer has a model"
+        return model
+
+    def _load(self, checkpoint: str, why: str) -> None:
+        assert self.averaged is not None
+        path = Path(checkpoint) / AVERAGE_FILE
+        if not path.is_file():
+            logger.warning("%s has no %s (%s): the average starts again from these weights",
+                           checkpoint, AVERAGE_FILE, why)
+            return
+        device = next(self.model.parameters()).device
+        self.averaged.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        self.averaged = averaged_model(self.model, self._gamma)
+        if self.resume_from is not None:
+            self._load(self.resume_from, "resumed from it")
+
+    def on_optimizer_step(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if self.averaged is not None and not self._trainer.accelerator.optimizer_step_was_skipped:
+            self.averaged.update_parameters(self.model)
+
+    def on_save(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        folder = Path(str(args.output_dir)) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        if self.averaged is None or not state.is_world_process_zero:
+            return
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"the checkpoint {folder} the Trainer just saved is not there: "
+                "average_weights() does not support hyperparameter search output folders")
+        torch.save(self.averaged.state_dict(), folder / AVERAGE_FILE)
+
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        # load_best_model_at_end loads the best checkpoint's own weights: its average too
+        if args.load_best_model_at_end and state.best_model_checkpoint:
+            self._load(state.best_model_checkpoint, "the best checkpoint")
+
+
+def _wrap_train(trainer: Trainer, callback: WeightAveragingCallback) -> None:
+    original: Callable[..., Any] = trainer.train
+
+    def train(resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any) -> Any:
+        if resume_from_checkpoint is True:
+            callback.resume_from = get_last_checkpoint(trainer.args.output_dir)
+        else:
+            callback.resume_from = resume_from_checkpoint or None
+        return original(resume_from_checkpoint, *args, **kwargs)
+
+    trainer.train = train  # type: ignore[method-assign]
+
+
+def _wrap_evaluate(trainer: Trainer, callback: WeightAveragingCallback) -> None:
+    original: Callable[..., dict[str, float]] = trainer.evaluate
+
+    def evaluate(*args: Any, **kwargs: Any) -> dict[str, float]:
+        if callback.averaged is None or not callback.evaluate_average:
+            return original(*args, **kwargs)
+        with _weights_of(callback.model, callback.averaged.module):
+            return original(*args, **kwargs)
+
+    trainer.evaluate = evaluate  # type: ignore[method-assign]
+
+
+def average_weights(trainer: Trainer, gamma: float = DEFAULT_GAMMA) -> WeightAveragingCallback:
+    """Evaluate ``trainer``'s model on a running average of its weights.
+
+    Why (GreedyLR stands at a high LR mid-run; the average scores like an annealed model)
+    and what it measured: ``greedylr.averaging``. With :func:`attach`, the evaluation
+    metric GreedyLR receives is the average's, as in the studies.
+
+    The average (a :func:`greedylr.averaged_model`, on the model's device: one more copy
+    of the weights) is updated after every optimizer step that was not skipped;
+    ``trainer.evaluate()`` swaps it in and the model's own weights back afterwards (a
+    third copy while it runs). Each checkpoint holds it (``greedylr_average.pt``), and
+    ``train(resume_from_checkpoint=...)`` restores it; a checkpoint without one restarts
+    it from the resumed weights, with a warning. With ``load_best_model_at_end`` the best
+    checkpoint's average is loaded too. The model itself trains and is saved as without
+    it. At the end of a run whose LR has annealed, the model's own weights can score
+    better (``callback.evaluate_average = False``): evaluate both.
+
+    Args:
+        trainer: a ``transformers.Trainer`` or a subclass, before ``train()``.
+        gamma: :func:`greedylr.power_ema`'s exponent (7: the last ~10% of the run so far).
+
+    Returns:
+        The registered :class:`WeightAveragingCallback`.
+
+    Raises:
+        ValueError: under DeepSpeed or FSDP (the model is sharded: not supported), or a
+            second call on the same Trainer.
+    """
+    power_ema(gamma)  # validates gamma now, not at train()
+    if getattr(trainer, "is_deepspeed_enabled", False) or getattr(trainer, "is_fsdp_enabled",
+                                                                   False):
+        raise ValueError("average_weights() does not support DeepSpeed or FSDP: their models "
+                         "are sharded across ranks")
+    if any(isinstance(cb, WeightAveragingCallback) for cb in trainer.callback_handler.callbacks):
+        raise ValueError("average_weights() was already called on this Trainer")
+    callback = WeightAveragingCallback(trainer, gamma)
+    _wrap_train(trainer, callback)
+    _wrap_evaluate(trainer, callback)
     trainer.add_callback(callback)
     return callback
