@@ -227,7 +227,7 @@ def _help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
 
 def test_help_texts_state_what_runs_by_default(capsys: pytest.CaptureFixture[str]) -> None:
     bench = _help(["bench"], capsys)
-    assert "By default the quick suite" in bench and "87 s measured on an idle 2-core" in bench
+    assert "By default the quick suite" in bench and "87-124 s measured on idle 2-core" in bench
     assert "10 minutes" not in bench
     robustness = _help(["bench", "robustness"], capsys)
     assert "Quick by default (576 runs" in robustness and "--full: 8,192 runs" in robustness

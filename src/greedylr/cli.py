@@ -119,7 +119,7 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
         help="run the study suites and write the report (quick by default)",
         description="Run every study (small models, the LR grid, fine-tuning, pre-training, "
         "F-sweep, robustness) and write the report. By default the quick suite, a "
-        "representative slice of each study (87 s measured on an idle 2-core machine; "
+        "representative slice of each study (87-124 s measured on idle 2-core machines; "
         "longer when the cores are shared); --full runs everything. Resumable: rerun "
         "on the same --out to finish an interrupted run.",
     )
