@@ -383,10 +383,15 @@ def _ddp_train(out: str) -> dict:
         trainer_cls=_LocalLossTrainer,
         max_steps=3,
         gradient_accumulation_steps=2,
+        save_strategy="steps",
+        save_steps=3,
     )
     callback = attach(trainer, **SCHEDULER)
+    averaging = average_weights(trainer)
     trainer.train()
     return {
+        "average": [float(t.double().sum()) for t in averaging.averaged.module.parameters()],
+        "averaged": int(averaging.averaged.n_averaged),
         "world": trainer.args.world_size,
         "local": trainer.local,
         "fed": [float(v) for v in callback.scheduler.trace.losses],
@@ -397,7 +402,7 @@ def _ddp_train(out: str) -> dict:
 
 @pytest.mark.slow  # two processes each import transformers
 @pytest.mark.timeout(480)
-def test_two_ddp_ranks_feed_the_gathered_loss(tmp_path: Path) -> None:
+def test_two_ddp_ranks_feed_the_gathered_loss_and_keep_one_average(tmp_path: Path) -> None:
     import socket
 
     with socket.socket() as s:
@@ -408,6 +413,9 @@ def test_two_ddp_ranks_feed_the_gathered_loss(tmp_path: Path) -> None:
     assert r0["world"] == r1["world"] == 2
     assert r0["local"] != r1["local"], "both ranks saw the same data: nothing to average"
     assert r0["fed"] == r1["fed"] and r0["lrs"] == r1["lrs"]
+    # average_weights: every rank keeps the same average; rank 0 checkpoints it
+    assert r0["averaged"] == r1["averaged"] == 3 and r0["average"] == r1["average"]
+    assert (tmp_path / "checkpoint-3" / AVERAGE_FILE).is_file()
     # Fed == the Trainer's all-gathered logs["loss"] == the mean over ranks of each
     # rank's sum of its (already normalised) micro-batch losses.
     assert r0["fed"] == pytest.approx(r0["logged"], abs=1e-6)
