@@ -106,7 +106,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 #: Round 5's weight average: the power-function EMA's exponent (EDM2's relative width
-#: 0.10, the last ~10% of the run so far; :func:`greedylr.averaging.power_ema`).
+#: 0.10, the last ~10% of the run so far; :func:`greedylr.averaging.power_ema`). The
+#: value the round declared, kept apart from the product's default (``DEFAULT_GAMMA``)
+#: so that the stored trials keep their identity if that default ever changes.
 AVERAGE_GAMMA = 7
 
 #: The held-out protocol's arms, round 5 (rounds 1-4's are in

@@ -126,7 +126,8 @@ _LR_GRID_SCOPE = {
 
 def write_lr_grid_report(folder: Path, report_dir: Path, split: str = "tune") -> Path:
     """``report_dir/tolerance.md`` and ``tolerance.json`` (the issue's LR-tolerance
-    targets, :func:`greedylr.studies.tuning.tolerance_versus` cosine) and the study's
+    targets, :func:`greedylr.studies.tuning.tolerance_versus` cosine, and each other
+    cosine arm; the JSON keyed by that reference) and the study's
     held-out summary (``heldout.md``, ``summary.json``, ``trials.csv``) from the LR grid
     in ``folder``. Only seeds with every grid point of every arm count, so that a grid
     cut short is scored on equal seeds everywhere (the report says which)."""
@@ -153,14 +154,11 @@ def write_lr_grid_report(folder: Path, report_dir: Path, split: str = "tune") ->
                   "way):\n", _tolerance_table(tables[base])]
     path = report_dir / "tolerance.md"
     path.write_text("\n".join(parts))
-    versus = {
-        base: {arm: {"within": t.within, "median_ratio": t.median_ratio, "bad": t.bad,
-                     "by_position": t.by_position, "ratios": t.ratios}
-               for arm, t in tab.items()}
-        for base, tab in tables.items()
-    }
     (report_dir / "tolerance.json").write_text(json.dumps(
-        versus["cosine"] if len(versus) == 1 else versus, indent=1) + "\n")
+        {base: {arm: {"within": t.within, "median_ratio": t.median_ratio, "bad": t.bad,
+                      "by_position": t.by_position, "ratios": t.ratios}
+                for arm, t in tab.items()}
+         for base, tab in tables.items()}, indent=1) + "\n")
     return path
 
 
