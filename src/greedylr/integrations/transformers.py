@@ -53,13 +53,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from torch.optim.swa_utils import AveragedModel
 
 from greedylr._extras import requires_extra
 from greedylr.averaging import DEFAULT_GAMMA, averaged_model, power_ema
 from greedylr.scheduler import GreedyLR
 
 with requires_extra("hf", "greedylr.integrations.transformers"):
-    from torch.optim.swa_utils import AveragedModel
     from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState
     from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
     from transformers.training_args import TrainingArguments
