@@ -211,7 +211,7 @@ def test_heldout_lr_grid_on_the_check_split_is_its_workloads_seed_major() -> Non
     assert [s.seed for s in specs] == sorted(s.seed for s in specs)
     assert len({s.key for s in specs}) == len(specs)
     resnet = sorted(s.lr for s in specs if s.workload == "mnist_resnet" and s.seed == 0
-                    and s.schedule == "greedy" and "workload_power_ema" not in s.options)
+                    and s.schedule == "greedy" and set(s.options) == {"workload_feed_split"})
     assert len(resnet) == 5 and resnet[-1] == pytest.approx(100 * resnet[0])
     with pytest.raises(ValueError, match="split"):
         defaults.heldout_lr_grid_specs("all")
