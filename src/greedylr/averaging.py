@@ -72,5 +72,34 @@ def averaged_model(model: nn.Module, gamma: float = DEFAULT_GAMMA) -> AveragedMo
     """A :func:`power_ema` average of ``model``'s weights and buffers (BatchNorm's
     running statistics are averaged too, as Lightning's ``WeightAveraging`` does), on
     the model's device. Call ``update_parameters(model)`` after every optimizer step and
-    evaluate ``.module``."""
-    return AveragedModel(model, avg_fn=power_ema(gamma), use_buffers=True)
+    evaluate ``.module``.
+
+    Under FSDP, build the average *before* sharding and shard ``.module`` with the same
+    calls as the model (``fully_shard`` on the same layers): each rank then averages its
+    own shard, and ``.module`` evaluates like the model (tested with FSDP2 on a 2-rank
+    gloo group).
+
+    Raises:
+        ValueError: ``model`` is sharded by FSDP already (a sharded module cannot be
+            copied), or ``gamma`` is invalid (see :func:`power_ema`).
+    """
+    avg_fn = power_ema(gamma)
+    if _fsdp_sharded(model):
+        raise ValueError(
+            "model is sharded by FSDP, which cannot be copied: build the average before "
+            "sharding (averaged = greedylr.averaged_model(model)), then shard "
+            "averaged.module with the same fully_shard calls as model"
+        )
+    return AveragedModel(model, avg_fn=avg_fn, use_buffers=True)
+
+
+def _fsdp_sharded(model: nn.Module) -> bool:
+    """Whether an FSDP wrapper (``FullyShardedDataParallel``) or an FSDP2 module
+    (``fully_shard``) is part of ``model``."""
+    if not torch.distributed.is_available():
+        return False
+    from torch.distributed import fsdp
+
+    kinds = tuple(k for k in (getattr(fsdp, "FSDPModule", None),
+                              getattr(fsdp, "FullyShardedDataParallel", None)) if k is not None)
+    return bool(kinds) and any(isinstance(m, kinds) for m in model.modules())
