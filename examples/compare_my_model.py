@@ -15,7 +15,13 @@ Run the comparison from the command line::
     greedylr compare examples/compare_my_model.py:train \\
         --schedules greedy,cosine --seeds 5 --steps 500 --eval-every 50 --out runs/compare-digits
 
-or from Python (``python examples/compare_my_model.py``), which does the same through
+To judge every schedule on an average of its weights (what the README recommends for
+GreedyLR: ``greedylr.averaged_model``), add ``--set workload_power_ema=7`` and run again
+into the same folder: the report then has an arm per schedule and way of scoring
+(``greedy``, ``greedy(workload_power_ema=7)``, ...). The training runs are the same; only
+what is evaluated changes (the lines marked ``# average``).
+
+Or from Python (``python examples/compare_my_model.py``), which does the same through
 the API. Both store one result file per trial in the output folder (rerun to resume an
 interrupted comparison), write ``report.md`` with figures there, and print the table.
 ``runs/`` is ignored by git: results stay out of your commits.
@@ -28,6 +34,8 @@ import functools
 import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
+
+import greedylr
 
 metric = "accuracy"  # optional facts for the harness: the headline metric and its
 higher_is_better = True  # direction (otherwise guessed from the first reported name)
@@ -50,6 +58,9 @@ def train(trial) -> None:  # type: ignore[no-untyped-def]
     model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     trial.scheduler(optimizer)  # 1: was scheduler = CosineAnnealingLR(optimizer, ...)
+    gamma = trial.options.get("workload_power_ema")  # average: --set workload_power_ema=7
+    averaged = None if gamma is None else greedylr.averaged_model(model, gamma)  # average
+    scored = model if averaged is None else averaged.module  # average
 
     for _ in range(trial.steps):
         batch = torch.randint(len(x_train), (64,))
@@ -57,11 +68,13 @@ def train(trial) -> None:  # type: ignore[no-untyped-def]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if averaged is not None:  # average
+            averaged.update_parameters(model)  # average
         trial.step(loss)  # 2: was scheduler.step()
 
         if trial.should_eval():
-            with trial.evaluating(model):  # eval mode, no grad, then back to training
-                accuracy = (model(x_test).argmax(1) == y_test).float().mean().item()
+            with trial.evaluating(scored):  # eval mode, no grad, then back to training
+                accuracy = (scored(x_test).argmax(1) == y_test).float().mean().item()
             trial.report(accuracy=accuracy)  # 3: your held-out metric
 
 

@@ -46,6 +46,27 @@ def test_compare_my_model(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["runs"]
 
 
+def test_compare_my_model_scores_the_average_when_asked(tmp_path: Path) -> None:
+    # `greedylr compare examples/compare_my_model.py:train --set workload_power_ema=7`:
+    # the same training run, its metric measured on the average of the weights
+    out = _run([sys.executable, "-m", "greedylr.cli", "compare",
+                f"{EXAMPLES / 'compare_my_model.py'}:train", "--schedules", "greedy",
+                "--seeds", "1", "--steps", "60", "--eval-every", "20", "--out", "ab"], tmp_path)
+    _run([sys.executable, "-m", "greedylr.cli", "compare",
+          f"{EXAMPLES / 'compare_my_model.py'}:train", "--schedules", "greedy",
+          "--seeds", "1", "--steps", "60", "--eval-every", "20", "--out", "ab",
+          "--set", "workload_power_ema=7"], tmp_path)
+    from greedylr.studies.metrics import arm_of
+    from greedylr.studies.store import load_results
+
+    runs = {arm_of(r): r for r in load_results(tmp_path / "ab")}
+    plain, average = runs["greedy"], runs["greedy(workload_power_ema=7)"]
+    assert plain["losses"] == average["losses"] and plain["lrs"] == average["lrs"]
+    assert [m["step"] for m in plain["metrics"]] == [m["step"] for m in average["metrics"]]
+    assert plain["metrics"] != average["metrics"]
+    assert "greedy" in out
+
+
 def test_pulse_demo_writes_under_runs(tmp_path: Path) -> None:
     _run([sys.executable, str(EXAMPLES / "pulse_demo.py"), "--steps", "350"], tmp_path)
     assert sorted(p.name for p in (tmp_path / "runs" / "pulse").iterdir()) == [

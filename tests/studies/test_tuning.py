@@ -216,6 +216,38 @@ def test_summary_table_for_compare_is_held_out_first(tmp_path: Path) -> None:
     assert header[0] == "workload" and len(rows) == 6
 
 
+def test_a_baseline_scored_on_an_average_is_paired_with_greedy_scored_the_same_way() -> None:
+    from greedylr.studies.report.heldout import compared_pairs
+
+    def averaged(trial: dict[str, Any], shift: float) -> dict[str, Any]:
+        spec = dict(trial["spec"], settings={"workload_power_ema": 7})
+        metrics = [{**m, "accuracy": m["accuracy"] + shift} for m in trial["metrics"]]
+        return dict(trial, key=trial["key"] + "-avg", spec=spec, metrics=metrics)
+
+    at_one_lr = [r for r in _results() if r["spec"]["lr"] == 1e-2
+                 and r["spec"]["schedule"] in ("greedy", "cosine")
+                 and r["status"] == "ok"]
+    # on the average greedy gains 0.05 and cosine 0.01: greedy(avg) - cosine(avg) is
+    # 0.04 above greedy - cosine, and greedy - cosine(avg) 0.01 below it
+    results = [*at_one_lr, *(averaged(r, 0.05 if r["spec"]["schedule"] == "greedy" else 0.01)
+                             for r in at_one_lr)]
+    header, rows = summary_table(results)
+    delta = {r[0]: r[header.index("GreedyLR − this [95% CI]")] for r in rows}
+    # seeds 0 and 2 (cosine diverged on seed 1): greedy .90/.91, cosine .93/.93
+    assert delta["cosine"].startswith("-0.025 ")
+    assert delta["cosine(workload_power_ema=7)"].startswith("0.015 ")
+    (wt,) = T.tune(results)
+    assert {(p.candidate, p.baseline) for p in compared_pairs(wt, results)} == {
+        ("greedy", "cosine"),
+        ("greedy(workload_power_ema=7)", "cosine(workload_power_ema=7)")}
+    # without GreedyLR on the average, the averaged baseline is paired with plain greedy
+    plain_greedy = [r for r in results if r["spec"]["schedule"] == "cosine"
+                    or not r["spec"]["settings"]]
+    header, rows = summary_table(plain_greedy)
+    delta = {r[0]: r[header.index("GreedyLR − this [95% CI]")] for r in rows}
+    assert delta["cosine(workload_power_ema=7)"].startswith("-0.035 ")
+
+
 def _loss_trial(schedule: str, lr: float, seed: int, loss: float | None,
                 workload: str = "w") -> dict[str, Any]:
     """A trial whose last evaluation reports held-out ``loss`` (None: it diverged)."""

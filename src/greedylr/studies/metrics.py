@@ -52,6 +52,7 @@ __all__ = [
     "metric_name",
     "optimizer_of",
     "paired_differences",
+    "scoring_of",
     "setting_of",
     "smoothed_curve",
     "status_counts",
@@ -93,6 +94,13 @@ def arm_of(result: Result) -> str:
         return spec["schedule"]
     inside = ",".join(f"{k}={_fmt(v)}" for k, v in sorted(own.items()))
     return f"{spec['schedule']}({inside})"
+
+
+def scoring_of(result: Result) -> tuple[tuple[str, str], ...]:
+    """How a trial's model is scored: its :data:`ARM_OPTIONS` settings, ``()`` for the
+    trained weights themselves."""
+    settings = result["spec"].get("settings") or {}
+    return tuple(sorted((k, _fmt(v)) for k, v in settings.items() if k in ARM_OPTIONS))
 
 
 def setting_of(result: Result) -> tuple[Any, ...]:

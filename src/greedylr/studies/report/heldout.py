@@ -16,6 +16,7 @@ from greedylr.studies.report.cells import markdown_table, num, slug, workload_la
 from greedylr.studies.report.figures import lr_figure
 
 __all__ = [
+    "compared_pairs",
     "heldout_section",
     "heldout_summary",
     "heldout_table",
@@ -29,6 +30,21 @@ def _primary_arm(wt: T.WorkloadTuning) -> str | None:
     """The candidate the summary compares with: ``greedy``, else the first GreedyLR arm."""
     cands = sorted(a for a in wt.arms if M.is_candidate(a))
     return "greedy" if "greedy" in cands else (cands[0] if cands else None)
+
+
+def compared_pairs(wt: T.WorkloadTuning, results: Sequence[Result]) -> list[T.TunedPair]:
+    """The pairs the summary shows: each baseline arm against the GreedyLR defaults scored
+    the same way (``cosine(workload_power_ema=7)`` against ``greedy(workload_power_ema=7)``)
+    when that arm ran, else against :func:`_primary_arm`."""
+    primary = _primary_arm(wt)
+    versus: dict[str, str | None] = {}
+    for r in results:
+        arm = M.arm_of(r)
+        if arm in wt.arms and not M.is_candidate(arm) and T.group_of(r) == wt.group:
+            twin = M.arm_of({"spec": {"schedule": "greedy",
+                                      "settings": dict(M.scoring_of(r))}})
+            versus[arm] = twin if twin in wt.arms else primary
+    return [p for p in wt.pairs if p.candidate == versus.get(p.baseline)]
 
 
 def _group_title(wt: T.WorkloadTuning, results: list[Result], study: bool) -> str:
@@ -84,7 +100,7 @@ def heldout_table(
         group = members[wt.group]
         title = _group_title(wt, group, several_studies)
         primary = _primary_arm(wt)
-        pairs = {p.baseline: p for p in wt.pairs if p.candidate == primary}
+        pairs = {p.baseline: p for p in compared_pairs(wt, group)}
         order = sorted(wt.arms, key=lambda a: (a != primary, not M.is_candidate(a), a))
         for i, arm in enumerate(order):
             row = _arm_row(wt, arm, group, pairs.get(arm), grid)
@@ -151,17 +167,19 @@ def _arm_row(
             _short(_train_loss(at_best))]
 
 
-def verdict_lines(tunings: Sequence[T.WorkloadTuning]) -> list[str]:
-    """The plain-words verdict: where GreedyLR is behind, ahead, and what is undecided."""
+def verdict_lines(
+    tunings: Sequence[T.WorkloadTuning], results: Sequence[Result]
+) -> list[str]:
+    """The plain-words verdict: where GreedyLR is behind, ahead, and what is undecided
+    (the pairs of :func:`compared_pairs`)."""
     behind, ahead, unsure, unsure_behind = [], [], [], []
     short_seeds = spans = 0
     for wt in tunings:
-        primary = _primary_arm(wt)
-        for p in wt.pairs:
-            if p.candidate != primary:
-                continue
+        for p in compared_pairs(wt, results):
             lo, hi = p.diff.ci
-            where = f"{workload_label(wt.workload)} vs {p.baseline}"
+            versus = p.baseline if p.candidate == _primary_arm(wt) else (
+                f"{p.baseline} ({p.candidate} against it)")
+            where = f"{workload_label(wt.workload)} vs {versus}"
             amount = f"{num(p.diff.mean, 3)} [{num(lo, 3)}, {num(hi, 3)}]"
             if p.verdict == "worse":
                 behind.append(f"{where} ({amount})")
@@ -209,6 +227,11 @@ def heldout_summary(results: list[Result], *, margin: float = T.DEFAULT_MARGIN) 
         "baseline paired by seed with a bootstrap 95% CI (positive: GreedyLR better); "
         f"fewer than {T.MIN_SEEDS} seeds or a CI that spans 0 is *inconclusive*."
     )
+    if any(M.scoring_of(r) for r in results):
+        how += (
+            " A baseline scored on an average of its weights (`workload_power_ema`) is "
+            "paired with GreedyLR scored on the same average, when that arm ran."
+        )
     if grid:
         how += (
             " Every schedule ran at every LR of the grid with the same seeds and is shown "
@@ -222,7 +245,8 @@ def heldout_summary(results: list[Result], *, margin: float = T.DEFAULT_MARGIN) 
             "baseline's; the worst grid point says what a mistuned LR costs."
         )
     rows = [[r[0], f"**{r[1]}**" if M.is_candidate(r[1]) else r[1], *r[2:]] for r in rows]
-    return [*out, how, "", markdown_table(header, rows), "", *verdict_lines(tunings), ""]
+    table = markdown_table(header, rows)
+    return [*out, how, "", table, "", *verdict_lines(tunings, results), ""]
 
 
 def heldout_section(
@@ -286,5 +310,5 @@ def print_summary(
         wide = console.options.update_width(10_000)
         console.width = max(console.width, console.measure(table, options=wide).maximum)
     console.print(table)
-    for line in verdict_lines(T.tune(results, margin=margin)):
+    for line in verdict_lines(T.tune(results, margin=margin), results):
         console.print(line.replace("**", ""))
