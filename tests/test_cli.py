@@ -142,6 +142,12 @@ def test_bench_robustness_report_of_nothing(tmp_path: Path, capsys) -> None:
     assert f"no stored robustness study in {tmp_path / 'robustness'}" in err
 
 
+def test_bench_robustness_refuses_a_negative_average(tmp_path: Path, capsys) -> None:
+    err = _fails(["bench", "--out", str(tmp_path), "robustness", "--average", "-1"], capsys)
+    assert "argument --average: expected a finite number >= 0, got '-1'" in err
+    assert not (tmp_path / "robustness").exists()
+
+
 @pytest.mark.parametrize(
     ("command", "message"),
     [

@@ -62,6 +62,8 @@ def _number(
 _positive_int = _number(int, lambda v: v >= 1, "an integer >= 1")
 _count = _number(int, lambda v: v >= 0, "an integer >= 0")
 _positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+_nonnegative_float = _number(float, lambda v: math.isfinite(v) and v >= 0,
+                             "a finite number >= 0")
 _fraction = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
@@ -152,6 +154,9 @@ def _add_bench_robustness(studies: argparse._SubParsersAction) -> None:
     _add_suite_options(robust, inherited=True)
     robust.add_argument("--report-only", action="store_true",
                         help="rewrite report.md and figures from the stored tables")
+    robust.add_argument("--average", type=_nonnegative_float, default=None, metavar="GAMMA",
+                        help="score every run on a power-function EMA of its weights "
+                        "(greedylr.averaged_model's gamma, e.g. 7) instead of the weights")
     robust.set_defaults(run=_run_bench_robustness)
 
 
@@ -174,7 +179,8 @@ def _run_bench_robustness(args: argparse.Namespace) -> int:
             raise UsageError(f"no stored robustness study in {out} (no runs.csv)")
         console.print(f"report: {write_report(out)}")
         return 0
-    summary = run_robustness(out, not args.full, progress=console.print)
+    summary = run_robustness(out, not args.full, average=args.average,
+                             progress=console.print)
     speed = summary["speed"]
     console.print(
         f"{summary['design']['runs']:,} runs in {summary['wall_s']:.0f} s; batched "

@@ -58,6 +58,42 @@ def test_batched_engine_matches_one_run_at_a_time(family: str, steps: int,
                                    atol=1e-5)
 
 
+def test_scoring_an_average_of_the_weights_leaves_training_alone():
+    specs = [RunSpec(s, Perturbation("random_spike", 1.0), seed=0) for s in ("greedy", "cosine")]
+    plain = train_family("mlp", specs, steps=24)
+    averaged = train_family("mlp", specs, steps=24, average=7)
+    assert torch.equal(plain.observed, averaged.observed) and torch.equal(plain.lr, averaged.lr)
+    assert not torch.allclose(plain.final_loss, averaged.final_loss)
+    probed = ~plain.probe.isnan()
+    assert torch.equal(probed, ~averaged.probe.isnan())
+    assert not torch.allclose(plain.probe[probed], averaged.probe[probed])
+    # an average this narrow is the last weights: the same scores as without it
+    latest = train_family("mlp", specs, steps=24, average=1e6)
+    torch.testing.assert_close(latest.final_loss, plain.final_loss, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(latest.probe[probed], plain.probe[probed], rtol=1e-5, atol=1e-6)
+    # the one-at-a-time reference scores the same average
+    for i, spec in enumerate(specs):
+        one = train_one("mlp", spec, steps=24, average=7)
+        torch.testing.assert_close(one.final_loss, averaged.final_loss[i:i + 1], rtol=2e-4,
+                                   atol=1e-5)
+        torch.testing.assert_close(one.probe[0][probed[i]], averaged.probe[i][probed[i]],
+                                   rtol=2e-4, atol=1e-5)
+
+
+def test_a_study_scored_on_the_average_says_so_and_reuses_no_plain_part(tmp_path):
+    study = tmp_path / "robustness"
+    run_robustness(study, quick=True, families=["quadratic"])
+    seen: list[str] = []
+    summary = run_robustness(study, quick=True, families=["quadratic"], average=7,
+                             progress=seen.append)
+    assert summary["design"]["average"] == 7
+    assert not any("(stored)" in line for line in seen)  # a plain part is not an average's
+    report = (study / "report.md").read_text()
+    assert "scored on a power-function EMA of its weights" in report
+    assert "`greedylr bench robustness --average 7`" in report
+    assert _parser().parse_args(["bench", "robustness", "--average", "7"]).average == 7.0
+
+
 def test_loss_driven_schedules_react_to_the_loss():
     specs = [RunSpec(s, Perturbation("clean"), 0) for s in
              ("greedy", "greedy_p1", "reduce_on_plateau", "transformers_greedy", "constant")]

@@ -22,6 +22,7 @@ class StudyDesign:
     paper's did; the per-family tables weigh each family once.
     """
 
+
     steps: int
     neural_seeds: tuple[int, ...]
     analytic_seeds: tuple[int, ...]
@@ -29,6 +30,9 @@ class StudyDesign:
     schedules: tuple[str, ...] = SCHEDULES
     families: tuple[str, ...] = FAMILIES
     reference_runs: int = 2
+    #: score a power-function EMA of each run's weights (its gamma) instead of the
+    #: weights themselves (:func:`greedylr.averaging.power_ema`); training is the same
+    average: float | None = None
 
     def specs(self, family: str) -> list[RunSpec]:
         seeds = self.neural_seeds if family in NEURAL else self.analytic_seeds

@@ -44,7 +44,7 @@ def speed_check(study: StudyDesign, batched: dict[str, TrainedFamily]) -> dict[s
         seconds = 0.0
         worst = 0.0
         for i in picks:
-            one = train_one(family, result.specs[i], steps=study.steps)
+            one = train_one(family, result.specs[i], steps=study.steps, average=study.average)
             seconds += one.seconds
             a, b = float(one.final_loss[0]), float(result.final_loss[i])
             worst = max(worst, abs(a - b) / max(abs(a), 1e-8))
