@@ -119,8 +119,10 @@ FASTER_CLIMB: dict[str, Any] = {"increase_patience": 5, "factor": 0.9}
 #: results/defaults/DECISION.md): ``(schedule, settings)``; cosine is the baseline,
 #: ``greedy`` the 0.2 defaults (``eval_patience=0``, ``anneal_fraction=0.2``); round 5
 #: scores both on a running average of their weights (``workload_power_ema``), round 6
-#: adds :data:`FASTER_CLIMB` on plain weights and on the average. The check split runs
-#: all six (``--arms 6``).
+#: adds :data:`FASTER_CLIMB` on plain weights and on the average, and, descriptive
+#: (after the decision), a constant LR after the same warmup, on its weights and on the
+#: average: the budget-free baseline that the average helps as much. The check split runs
+#: all eight (``--arms 8``).
 HELDOUT_ARMS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("cosine", {}),
     ("greedy", {}),
@@ -128,6 +130,8 @@ HELDOUT_ARMS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("greedy", {"workload_power_ema": AVERAGE_GAMMA}),
     ("greedy", FASTER_CLIMB),
     ("greedy", {**FASTER_CLIMB, "workload_power_ema": AVERAGE_GAMMA}),
+    ("constant_warmup", {}),
+    ("constant_warmup", {"workload_power_ema": AVERAGE_GAMMA}),
 )
 
 #: The 0.1 rule, reached with explicit knobs (no final cooldown, no held-out rule).
