@@ -22,7 +22,6 @@ class StudyDesign:
     paper's did; the per-family tables weigh each family once.
     """
 
-
     steps: int
     neural_seeds: tuple[int, ...]
     analytic_seeds: tuple[int, ...]

@@ -142,6 +142,7 @@ def _train_family(family: str, specs: Sequence[RunSpec], steps: int,
     best_before = torch.full((r,), math.inf)
     best = torch.full((r,), math.inf)
     scored = _Scored(average)
+    params = layout.views(flat.detach())
     for step in range(steps):
         corrupt = task.perturber.corrupt_mask(step, last, best_before)
         loss = task.train_loss(step, layout.views(flat), corrupt)
@@ -186,6 +187,7 @@ def train_one(family: str, spec: RunSpec, *, steps: int = 200,
     corrupt_log = torch.zeros(1, steps, dtype=torch.bool)
     last = best_before = best = math.inf
     scored = _Scored(average)
+    weights = params
     for step in range(steps):
         corrupt = task.perturber.corrupt_mask(
             step, torch.tensor([last]), torch.tensor([best_before])
