@@ -157,13 +157,16 @@ LR_GRID_ARMS: tuple[tuple[str, dict[str, Any]], ...] = (
 #: The LR grid on the check split (workloads the defaults never saw), as the issue's
 #: LR-tolerance targets are stated: 5 workloads x 5 LRs x 2 seeds, GreedyLR 0.2 against
 #: cosine at each LR (its best-tuned LR is the reference): the two arms the targets name,
-#: and both scored on an average of their weights (round 5); 200 trials, about 15 minutes
-#: on two idle cores.
+#: both scored on an average of their weights (round 5), and, descriptive after round 6's
+#: decision, :data:`FASTER_CLIMB` on plain weights and on the average (does the faster
+#: climb rescue a badly chosen LR?); 300 trials, about 20 minutes on two idle cores.
 LR_GRID_CHECK_ARMS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("cosine", {}),
     ("greedy", {}),
     ("cosine", {"workload_power_ema": AVERAGE_GAMMA}),
     ("greedy", {"workload_power_ema": AVERAGE_GAMMA}),
+    ("greedy", FASTER_CLIMB),
+    ("greedy", {**FASTER_CLIMB, "workload_power_ema": AVERAGE_GAMMA}),
 )
 LR_GRID_CHECK_SEEDS: tuple[int, ...] = (0, 1)
 
