@@ -159,15 +159,9 @@ LR_GRID_ARMS: tuple[tuple[str, dict[str, Any]], ...] = (
 #: cosine at each LR (its best-tuned LR is the reference): the two arms the targets name,
 #: both scored on an average of their weights (round 5), and, descriptive after round 6's
 #: decision, :data:`FASTER_CLIMB` on plain weights and on the average (does the faster
-#: climb rescue a badly chosen LR?); 300 trials, about 20 minutes on two idle cores.
-LR_GRID_CHECK_ARMS: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("cosine", {}),
-    ("greedy", {}),
-    ("cosine", {"workload_power_ema": AVERAGE_GAMMA}),
-    ("greedy", {"workload_power_ema": AVERAGE_GAMMA}),
-    ("greedy", FASTER_CLIMB),
-    ("greedy", {**FASTER_CLIMB, "workload_power_ema": AVERAGE_GAMMA}),
-)
+#: climb rescue a badly chosen LR?): the first six of :data:`HELDOUT_ARMS`; 300 trials,
+#: about 20 minutes on two idle cores.
+LR_GRID_CHECK_ARMS: tuple[tuple[str, dict[str, Any]], ...] = HELDOUT_ARMS[:6]
 LR_GRID_CHECK_SEEDS: tuple[int, ...] = (0, 1)
 
 
