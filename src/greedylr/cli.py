@@ -470,9 +470,10 @@ def _add_study(commands: argparse._SubParsersAction) -> None:
 #: The defaults study's stages, as ``greedylr.evidence.defaults.STAGES`` (not imported
 #: here: the parser stays light; a test keeps the two equal).
 _DEFAULTS_STAGES = (
-    "tune", "check", "report", "heldout-tune", "heldout-check", "heldout-report",
-    "heldout-lr-grid", "heldout-lr-grid-report",
+    "tune", "check", "report", "heldout-tune", "heldout-check", "heldout-fresh",
+    "heldout-report", "heldout-lr-grid", "heldout-lr-grid-report",
     "heldout-lr-grid-check", "heldout-lr-grid-check-report",
+    "heldout-lr-grid-fresh", "heldout-lr-grid-fresh-report",
 )
 
 
@@ -482,9 +483,11 @@ def _add_study_defaults(kinds: argparse._SubParsersAction) -> None:
         help="choose GreedyLR's defaults: tune on some workloads, check on the others",
         description="Run one stage of the defaults study into OUT/<stage>/ or write its "
         "report: tune, check (of the candidate given with --set), report; the held-out "
-        "protocol's heldout-tune, heldout-check, heldout-report; its LR grid on the "
-        "tuning split, heldout-lr-grid and heldout-lr-grid-report, and on the check "
-        "split, heldout-lr-grid-check and heldout-lr-grid-check-report.",
+        "protocol's heldout-tune, heldout-check, heldout-fresh (round 7's workloads that "
+        "neither split has), heldout-report; its LR grid on the tuning split, "
+        "heldout-lr-grid and heldout-lr-grid-report, on the check split, "
+        "heldout-lr-grid-check and heldout-lr-grid-check-report, and on the fresh split, "
+        "heldout-lr-grid-fresh and heldout-lr-grid-fresh-report.",
     )
     defaults.add_argument("stage", metavar="STAGE", help=f"one of: {', '.join(_DEFAULTS_STAGES)}")
     defaults.add_argument("--out", default="runs/defaults",
@@ -500,7 +503,8 @@ def _add_study_defaults(kinds: argparse._SubParsersAction) -> None:
                           help="report stages: where the report goes (default: "
                           "results/defaults)")
     defaults.add_argument("--arms", type=_positive_int, default=None, metavar="N",
-                          help="heldout-tune, heldout-check: only the first N arms")
+                          help="heldout-tune, heldout-check, heldout-fresh: only the first "
+                          "N arms")
     defaults.set_defaults(run=_run_study_defaults)
 
 

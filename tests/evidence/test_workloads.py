@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from greedylr.evidence import workloads
+from greedylr.evidence.defaults import FRESH_WORKLOADS
 from greedylr.evidence.suites import SMALL_MODELS
 from greedylr.evidence.workloads import Workload, data
 from greedylr.studies.runner import execute_trial
@@ -63,7 +64,7 @@ def test_lr_for_falls_back_to_the_workload_lr() -> None:
     assert workloads.get("wine_mlp").lr_for("adafactor") == workloads.get("wine_mlp").lr
 
 
-@pytest.mark.parametrize("name", SMALL_MODELS)
+@pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS)
 def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
     w = workloads.get(name)
     spec = TrialSpec.make(
@@ -84,7 +85,7 @@ def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
     assert result["metric"] == {"name": w.metric, "higher_is_better": w.higher_is_better}
 
 
-@pytest.mark.parametrize("name", SMALL_MODELS)
+@pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS)
 def test_feed_split_reports_a_held_out_value_on_the_other_half(name: str) -> None:
     w = workloads.get(name)
     spec = TrialSpec.make(study="test", workload=name, schedule="greedy", seed=0, steps=2,
@@ -168,6 +169,49 @@ def test_fixed_splits_are_disjoint_and_shuffled() -> None:
     assert abs(diabetes.y_train.mean().item()) < 1e-5 and diabetes.y_train.dtype == torch.float32
     with pytest.raises(ValueError, match="unknown tabular"):
         data.tabular("iris")
+
+
+def test_fresh_split_is_none_of_the_others_and_each_workload_is_registered() -> None:
+    from greedylr.evidence.defaults import CHECK_WORKLOADS, TUNE_WORKLOADS
+
+    assert not set(FRESH_WORKLOADS) & (set(TUNE_WORKLOADS) | set(CHECK_WORKLOADS))
+    assert not set(FRESH_WORKLOADS) & set(SMALL_MODELS)
+    for name in FRESH_WORKLOADS:
+        w = workloads.get(name)
+        assert w.lr > 0 and w.eval_every > 0 and w.quick_steps is not None
+
+
+def test_photo_pixels_are_a_fixed_split_of_the_whole_image() -> None:
+    photo = data.image_pixels()
+    assert photo.x_train.shape == (13568, 256) and photo.x_test.shape == (3392, 256)
+    assert photo.y_train.shape[1] == 3 and 0 <= photo.y_train.min() <= photo.y_train.max() <= 1
+    # Fourier features of distinct coordinates: no held-out pixel repeats a training one
+    assert torch.cdist(photo.x_test[:200], photo.x_train).min() > 1e-3
+    assert torch.equal(photo.x_test, data.image_pixels.__wrapped__().x_test)
+
+
+def test_autompg_is_a_standardized_regression() -> None:
+    cars = data.tabular("autompg")
+    assert cars.x_train.shape == (294, 7) and cars.x_test.shape == (98, 7)
+    assert torch.isfinite(cars.x_train).all() and torch.isfinite(cars.x_test).all()
+    assert abs(cars.y_train.mean().item()) < 1e-5 and cars.y_train.dtype == torch.float32
+
+
+def test_unicode_names_split_by_chunks_of_code_points() -> None:
+    rows = data._named_characters()
+    held = [name for name, _, h in rows if h]
+    assert 0.15 < len(held) / len(rows) < 0.25
+    assert "LATIN CAPITAL LETTER A" in {name for name, _, _ in rows}
+    assert not any(name.startswith("CJK UNIFIED IDEOGRAPH-") for name, _, _ in rows)
+    assert data._derived("CJK UNIFIED IDEOGRAPH-4E00")
+    assert not data._derived("HYPHEN-MINUS") and not data._derived("DIGIT ONE-1")
+    train, test = data.unicode_names()
+    text = data.VOCAB.decode(test.tolist())
+    assert text.splitlines() == held  # every name whole, one per line, in code point order
+    assert data.VOCAB.UNK not in train.tolist()[:10000]
+    cats = data.unicode_categories()
+    assert cats.x_train.shape[1] == 48 and cats.y_test.unique().numel() == 12
+    assert len(cats.y_train) + len(cats.y_test) <= len(rows)
 
 
 def test_stdlib_split_is_by_file() -> None:

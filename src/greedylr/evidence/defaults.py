@@ -51,6 +51,8 @@ from greedylr.studies.trial import TrialSpec
 
 __all__ = [
     "CHECK_WORKLOADS",
+    "FRESH_WORKLOADS",
+    "HELDOUT_SPLITS",
     "STAGES",
     "TUNE_WORKLOADS",
     "VARIANTS",
@@ -81,6 +83,16 @@ CHECK_WORKLOADS: tuple[str, ...] = (
     "stdlib_char_transformer",
     "stdlib_lstm_lm",
     "docstring_seq2seq",
+)
+
+#: Fresh split (round 7): workloads that neither split has, built after round 6 to test
+#: its lead without the bias of a split already looked at; each one's LR chosen by cosine
+#: alone (``results/defaults/round7/calibrate.py``) before any GreedyLR run of it.
+FRESH_WORKLOADS: tuple[str, ...] = (
+    "photo_fourier_mlp",  # AdamW, image regression from pixel coordinates
+    "autompg_mlp",  # SGD with momentum, tabular regression
+    "unicode_gru_lm",  # AdamW, a recurrent character language model
+    "unicode_category_cnn",  # Adagrad, text classification
 )
 
 SEEDS: tuple[int, ...] = (0, 1, 2)
@@ -165,27 +177,36 @@ LR_GRID_CHECK_ARMS: tuple[tuple[str, dict[str, Any]], ...] = HELDOUT_ARMS[:6]
 LR_GRID_CHECK_SEEDS: tuple[int, ...] = (0, 1)
 
 
+#: The held-out protocol's workload splits, by the name its stages use.
+HELDOUT_SPLITS: dict[str, tuple[str, ...]] = {
+    "tune": TUNE_WORKLOADS,
+    "check": CHECK_WORKLOADS,
+    "fresh": FRESH_WORKLOADS,
+}
+
+
 def heldout_lr_grid_specs(split: str = "tune") -> list[TrialSpec]:
     """The LR grid (5 LRs, 0.1x-10x of each workload's) under the held-out protocol:
     evaluated every 10% on split held-out data as in :func:`heldout_specs`, so that
     GreedyLR's ``observe_eval`` is fed as the issue's targets say.
 
     ``split="tune"``: the ``lr_grid`` study's 4 workloads x 3 seeds for
-    :data:`LR_GRID_ARMS`; ``"check"``: :data:`CHECK_WORKLOADS` x
+    :data:`LR_GRID_ARMS`; ``"check"`` or ``"fresh"``: that split's workloads x
     :data:`LR_GRID_CHECK_SEEDS` for :data:`LR_GRID_CHECK_ARMS`, seed-major.
     """
     from dataclasses import replace
 
     from greedylr.evidence.suites import LR_GRID_FACTORS, lr_grid, lr_grid_specs
 
+    if split not in HELDOUT_SPLITS:
+        raise ValueError(f"split must be one of {', '.join(HELDOUT_SPLITS)}, not {split!r}")
     if split == "tune":
         grid, arms, study = lr_grid(False), LR_GRID_ARMS, "defaults_heldout_lr_grid"
-    elif split == "check":
-        arms, study = LR_GRID_CHECK_ARMS, "defaults_heldout_lr_grid_check"
-        grid = lr_grid_specs(study, CHECK_WORKLOADS, list(dict.fromkeys(a for a, _ in arms)),
-                             LR_GRID_FACTORS, LR_GRID_CHECK_SEEDS)
     else:
-        raise ValueError(f"split must be 'tune' or 'check', not {split!r}")
+        arms, study = LR_GRID_CHECK_ARMS, f"defaults_heldout_lr_grid_{split}"
+        grid = lr_grid_specs(study, HELDOUT_SPLITS[split],
+                             list(dict.fromkeys(a for a, _ in arms)), LR_GRID_FACTORS,
+                             LR_GRID_CHECK_SEEDS)
     specs = []
     for spec in grid:
         for schedule, settings in arms:
@@ -199,7 +220,9 @@ def heldout_lr_grid_specs(split: str = "tune") -> list[TrialSpec]:
 
 
 #: Each LR grid's results folder under the study's ``--out``.
-_LR_GRID_FOLDERS = {"tune": "heldout_lr_grid", "check": "heldout_lr_grid_check"}
+_LR_GRID_FOLDERS = {
+    "tune": "heldout_lr_grid", "check": "heldout_lr_grid_check", "fresh": "heldout_lr_grid_fresh"
+}
 
 #: "As good or better": within this fraction of cosine's seed mean (the issue's 1%).
 TOLERANCE = 0.01
@@ -489,9 +512,10 @@ def heldout_means(results: Sequence[Result]) -> dict[str, dict[str, float]]:
 
 #: The stages of the study, in the order they run: ``greedylr study defaults STAGE``.
 STAGES: tuple[str, ...] = (
-    "tune", "check", "report", "heldout-tune", "heldout-check", "heldout-report",
-    "heldout-lr-grid", "heldout-lr-grid-report",
+    "tune", "check", "report", "heldout-tune", "heldout-check", "heldout-fresh",
+    "heldout-report", "heldout-lr-grid", "heldout-lr-grid-report",
     "heldout-lr-grid-check", "heldout-lr-grid-check-report",
+    "heldout-lr-grid-fresh", "heldout-lr-grid-fresh-report",
 )
 
 
@@ -508,12 +532,14 @@ def run_stage(
     """Run one of :data:`STAGES` into ``out`` (resumable), or write its report.
 
     Args:
-        stage: ``tune``, ``check`` (of ``candidate``), ``heldout-tune``, ``heldout-check``
-            (the first ``arms`` of :data:`HELDOUT_ARMS`) run trials; ``report`` (scored
-            against the small-model study's results in ``baselines``) and
-            ``heldout-report`` write into ``report``; ``heldout-lr-grid`` and
-            ``heldout-lr-grid-check`` run the LR grid under the held-out protocol on the
-            tune and the check split, their ``-report`` stages write its report.
+        stage: ``tune``, ``check`` (of ``candidate``), ``heldout-tune``,
+            ``heldout-check``, ``heldout-fresh`` (the first ``arms`` of
+            :data:`HELDOUT_ARMS` on that split of :data:`HELDOUT_SPLITS`) run trials;
+            ``report`` (scored against the small-model study's results in ``baselines``)
+            and ``heldout-report`` write into ``report``; ``heldout-lr-grid``,
+            ``heldout-lr-grid-check`` and ``heldout-lr-grid-fresh`` run the LR grid under
+            the held-out protocol on the tune, the check and the fresh split, their
+            ``-report`` stages write its report.
         out: the study's results folder, one subfolder per stage.
         jobs: trials at a time.
 
@@ -531,22 +557,21 @@ def run_stage(
         run_trials(tune_specs(), out / "tune", jobs=jobs, progress=True)
     elif stage == "check":
         run_trials(check_specs(candidate or {}), out / "check", jobs=jobs, progress=True)
-    elif stage in ("heldout-tune", "heldout-check"):
+    elif stage.removeprefix("heldout-") in HELDOUT_SPLITS:
         split = stage.removeprefix("heldout-")
-        names = TUNE_WORKLOADS if split == "tune" else CHECK_WORKLOADS
-        run_trials(heldout_specs(names, f"defaults_heldout_{split}", arms),
+        run_trials(heldout_specs(HELDOUT_SPLITS[split], f"defaults_heldout_{split}", arms),
                    out / f"heldout_{split}", jobs=jobs, progress=True)
     elif stage == "heldout-report":
         return write_heldout_report(out, report)
     elif stage == "report":
         return write_report(out, baselines, report)
-    elif stage in ("heldout-lr-grid", "heldout-lr-grid-check"):
-        split = "check" if stage.endswith("-check") else "tune"
+    elif stage.startswith("heldout-lr-grid") and stage in STAGES:
+        grid = stage.removeprefix("heldout-lr-grid").removesuffix("-report")
+        split = grid.removeprefix("-") or "tune"
+        if stage.endswith("-report"):
+            return write_lr_grid_report(out / _LR_GRID_FOLDERS[split], report, split)
         run_trials(heldout_lr_grid_specs(split), out / _LR_GRID_FOLDERS[split], jobs=jobs,
                    progress=True)
-    elif stage in ("heldout-lr-grid-report", "heldout-lr-grid-check-report"):
-        split = "check" if stage.endswith("-check-report") else "tune"
-        return write_lr_grid_report(out / _LR_GRID_FOLDERS[split], report, split)
     else:
         raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}")
     return None

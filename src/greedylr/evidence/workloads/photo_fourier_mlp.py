@@ -1,0 +1,61 @@
+"""Regression of a photograph from its pixel coordinates: random Fourier features and an
+MLP (an "implicit neural representation", Tancik et al. 2020), AdamW.
+
+The data is sklearn's bundled ``china.jpg``, pooled 4x4 (106 x 160 pixels); 20% of the
+pixels are held out, and the held-out metric is their PSNR (dB; higher is better).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from greedylr.evidence.workloads import Workload, register
+from greedylr.evidence.workloads.data import image_pixels
+from greedylr.evidence.workloads.loop import batch_sampler, run, split_evaluator
+
+__all__ = ["train"]
+
+
+def _metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    mse = F.mse_loss(model(x), y).item()
+    return {"psnr": -10.0 * math.log10(max(mse, 1e-12)), "loss": mse}
+
+
+def train(trial) -> None:
+    data = image_pixels()
+    model = nn.Sequential(
+        nn.Linear(data.x_train.shape[1], 128),
+        nn.ReLU(),
+        nn.Linear(128, 128),
+        nn.ReLU(),
+        nn.Linear(128, 3),
+    )
+    run(
+        trial,
+        model,
+        batch_sampler(data.x_train, data.y_train, 256),
+        lambda m, b: F.mse_loss(m(b[0]), b[1]),
+        split_evaluator(trial, _metrics, data.x_test, data.y_test),
+    )
+
+
+register(
+    Workload(
+        name="photo_fourier_mlp",
+        train=train,
+        task="regression",
+        family="fourier_mlp",
+        data="sklearn sample photo china.jpg, 106x160 (13,568 pixels train / 3,392 held out)",
+        lr=1e-2,
+        steps=400,
+        optimizer="adamw",
+        eval_every=50,
+        metric="psnr",
+        higher_is_better=True,
+        quick_steps=200,
+    )
+)
