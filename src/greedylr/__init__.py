@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from greedylr.scheduler import GreedyLR
     from greedylr.trace import Trace, load_trace
 
-__version__ = "0.2.2"
+__version__ = "0.2.3"
 
 _HOMES = {
     "Decision": "greedylr.rule",

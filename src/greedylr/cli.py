@@ -524,7 +524,8 @@ def _run_study_defaults(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from exc
     out = Path(args.out)
-    reads = {"report": ("tune", "check"), "heldout-report": ("heldout_tune", "heldout_check")}
+    reads = {"report": ("tune", "check"),
+             "heldout-report": ("heldout_tune", "heldout_check", "heldout_fresh")}
     folders = reads.get(args.stage, ())
     if folders and not any((out / folder).is_dir() for folder in folders):
         raise UsageError(f"nothing to report in {out} (no {' or '.join(folders)} folder)")

@@ -229,16 +229,20 @@ TOLERANCE = 0.01
 
 
 def heldout_specs(
-    workloads_: Sequence[str], study: str, arms: int | None = None
+    workloads_: Sequence[str],
+    study: str,
+    arms: int | None = None,
+    *,
+    choices: Sequence[tuple[str, dict[str, Any]]] = HELDOUT_ARMS,
 ) -> list[TrialSpec]:
-    """The first ``arms`` held-out arms (all by default) on ``workloads_`` x seeds,
-    evaluated every 10%, split held-out; seed by seed, so that a study cut short has
-    every arm on the first seeds."""
+    """The first ``arms`` of ``choices`` (all by default; :data:`HELDOUT_ARMS` unless
+    given) on ``workloads_`` x seeds, evaluated every 10%, split held-out; seed by seed,
+    so that a study cut short has every arm on the first seeds."""
     from greedylr.evidence import workloads
 
     specs = []
     for seed in SEEDS:
-        for schedule, settings in HELDOUT_ARMS[:arms]:
+        for schedule, settings in choices[:arms]:
             for name in workloads_:
                 w = workloads.get(name)
                 specs.append(TrialSpec.make(
