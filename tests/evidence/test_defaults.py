@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -80,7 +81,8 @@ def test_variants_are_valid_greedy_settings_and_splits_are_disjoint() -> None:
 
     from greedylr.studies.schedules import build_schedule
 
-    assert not set(defaults.TUNE_WORKLOADS) & set(defaults.CHECK_WORKLOADS)
+    splits = list(defaults.HELDOUT_SPLITS.values())
+    assert len(set().union(*splits)) == sum(len(split) for split in splits)  # disjoint
     for settings in defaults.VARIANTS.values():
         opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1)
         build_schedule("greedy", opt, total_steps=10, **settings)
@@ -215,6 +217,28 @@ def test_heldout_lr_grid_on_the_check_split_is_its_workloads_seed_major() -> Non
     assert len(resnet) == 5 and resnet[-1] == pytest.approx(100 * resnet[0])
     with pytest.raises(ValueError, match="split"):
         defaults.heldout_lr_grid_specs("all")
+
+
+def test_fresh_split_stages_run_its_workloads_under_the_same_protocol(tmp_path,
+                                                                      monkeypatch) -> None:
+    grid = defaults.heldout_lr_grid_specs("fresh")
+    arms, seeds = defaults.LR_GRID_CHECK_ARMS, defaults.LR_GRID_CHECK_SEEDS
+    assert len(grid) == len(arms) * len(defaults.FRESH_WORKLOADS) * 5 * len(seeds)
+    assert {s.study for s in grid} == {"defaults_heldout_lr_grid_fresh"}
+    ran: list[tuple[list, Path]] = []
+    monkeypatch.setattr("greedylr.studies.runner.run_trials",
+                        lambda specs, out, **_: ran.append((specs, out)))
+    defaults.run_stage("heldout-fresh", tmp_path, arms=2)
+    defaults.run_stage("heldout-lr-grid-fresh", tmp_path)
+    (held, held_out), (lr_grid, grid_out) = ran
+    assert held_out == tmp_path / "heldout_fresh" and grid_out == tmp_path / "heldout_lr_grid_fresh"
+    assert {s.workload for s in held} == set(defaults.FRESH_WORKLOADS)
+    assert len(held) == 2 * len(defaults.FRESH_WORKLOADS) * len(defaults.SEEDS)
+    assert [s.key for s in lr_grid] == [s.key for s in grid]
+    explored = defaults.heldout_specs(("wine_mlp",), "x", choices=(("constant", {}),))
+    assert {s.schedule for s in explored} == {"constant"} and len(explored) == len(defaults.SEEDS)
+    with pytest.raises(ValueError, match="unknown stage"):
+        defaults.run_stage("heldout-nothing", tmp_path)
 
 
 def test_lr_grid_report_scores_only_the_seeds_that_ran_every_point() -> None:

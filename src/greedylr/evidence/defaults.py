@@ -561,7 +561,7 @@ def run_stage(
         run_trials(tune_specs(), out / "tune", jobs=jobs, progress=True)
     elif stage == "check":
         run_trials(check_specs(candidate or {}), out / "check", jobs=jobs, progress=True)
-    elif stage.removeprefix("heldout-") in HELDOUT_SPLITS:
+    elif stage.startswith("heldout-") and stage.removeprefix("heldout-") in HELDOUT_SPLITS:
         split = stage.removeprefix("heldout-")
         run_trials(heldout_specs(HELDOUT_SPLITS[split], f"defaults_heldout_{split}", arms),
                    out / f"heldout_{split}", jobs=jobs, progress=True)
