@@ -123,7 +123,7 @@ register(
         train=train_autompg,
         task="regression",
         data="mlxtend Auto MPG (7 features, 294 train / 98 held out)",
-        lr=0.01,
+        lr=0.0316,
         steps=300,
         optimizer="sgd",
         metric="rmse",
