@@ -6,15 +6,15 @@ than ``noise_threshold`` standard errors; better by less is neutral (no counter 
 the reference stays), so slow steady progress still counts once it has added up. "Not
 better" (and so decreases) is as today. Patched into ``greedylr.rule._decide`` in each
 worker, run on all three splits beside cosine and the 0.2 defaults (which reproduce
-their reports exactly):
+their reports exactly), with ``noise_threshold=1`` as the arm's mark:
 
-    python results/defaults/round7/noise_gate.py 1.0 runs/r7/noise_gate [SPLIT ...]
+    python results/defaults/round7/noise_gate.py heldout runs/r7/noise_gate SPLIT
+
+(once per split: tune, check, fresh; the protocols of ``../prototypes.py``).
 """
 from __future__ import annotations
 
-import json
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from greedylr import events as ev
@@ -65,27 +65,8 @@ def _init():
     rule._decide = _patched
 
 
-def _run(spec_dict):
-    from greedylr.studies.runner import execute_trial
-    from greedylr.studies.trial import TrialSpec
-    return execute_trial(TrialSpec.make(**spec_dict), threads=1)
-
-
 if __name__ == "__main__":
-    from greedylr.evidence.defaults import HELDOUT_SPLITS, heldout_specs, versus_cosine
-    k, out = float(sys.argv[1]), Path(sys.argv[2])
-    arms = (("cosine", {}), ("greedy", {}), ("greedy", {"noise_threshold": k}))
-    out.mkdir(parents=True, exist_ok=True)
-    for split in sys.argv[3:] or HELDOUT_SPLITS:
-        specs = heldout_specs(HELDOUT_SPLITS[split], f"explore_{split}", choices=arms)
-        path = out / f"{split}.json"
-        results = json.loads(path.read_text()) if path.exists() else None
-        if results is None:
-            with ProcessPoolExecutor(2, initializer=_init) as pool:
-                results = list(pool.map(_run, [s.to_dict() for s in specs]))
-            path.write_text(json.dumps(results, default=str))
-        table = versus_cosine(results)
-        for arm, row in table.items():
-            print(split, f"{arm:32s} F {row['final_pct']:.0f} B {row['best_pct']:.0f} "
-                  f"T {row['train_pct']:.0f} t {row['time_to_cosine_loss']:.2f} "
-                  f"misses {row['misses']}/{row['runs']}")
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    import prototypes
+
+    prototypes.main(sys.argv[1:], {"noise_threshold": 1.0}, _init, "noise_gate")

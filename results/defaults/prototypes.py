@@ -1,0 +1,112 @@
+"""Run a prototype of the rule under the defaults study's protocols, descriptively.
+
+A prototype is a patch of :mod:`greedylr.rule` (not in the package) applied in every
+worker, and an arm whose settings mark the configs the patch acts on, so that cosine and
+the 0.2 defaults run unpatched beside it. Two protocols, each scored as the package's
+reports score them:
+
+- ``heldout``: the held-out protocol of ``heldout-<split>`` (3 seeds, evaluated every 10%,
+  GreedyLR fed the odd half), against cosine (:func:`versus_cosine`);
+- ``grid``: the split's held-out LR grid, against the best-tuned cosine
+  (:func:`greedylr.studies.tuning.tolerance_versus`).
+
+Cosine and the 0.2 defaults run too, unless ``stored`` names a folder with their runs of
+the same study (a ``heldout-<split>`` or ``heldout-lr-grid-<split>`` output). Results are
+kept in ``out/<tag>_<protocol>_<split>.json``; a file already there is read, not rerun.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+_STUDY = {"tune": "defaults_heldout_tune", "check": "defaults_heldout_check",
+          "fresh": "defaults_heldout_fresh"}
+
+
+def _trial(spec: dict[str, Any]) -> dict[str, Any]:
+    from greedylr.studies.runner import execute_trial
+    from greedylr.studies.trial import TrialSpec
+
+    return execute_trial(TrialSpec.make(**spec), threads=1)
+
+
+def _plain(result: dict[str, Any]) -> bool:
+    """Cosine or the 0.2 defaults (settings: only the held-out protocol's own)."""
+    schedule, settings = result["spec"]["schedule"], dict(result["spec"]["settings"])
+    return schedule == "cosine" or (schedule == "greedy"
+                                    and settings == {"workload_feed_split": True})
+
+
+def _run(specs: Sequence[Any], path: Path, patch: Callable[[], None]) -> list[dict[str, Any]]:
+    if path.exists():
+        return json.loads(path.read_text())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(2, initializer=patch) as pool:
+        results = list(pool.map(_trial, [s.to_dict() for s in specs]))
+    path.write_text(json.dumps(results, default=str))
+    return results
+
+
+def _baselines(specs: list[Any], stored: Path | None) -> tuple[list[Any], list[dict[str, Any]]]:
+    """The specs still to run, and the stored cosine / default runs that replace the rest."""
+    if stored is None:
+        return specs, []
+    from greedylr.studies.runner import load_results
+
+    return [s for s in specs if s.schedule != "cosine" and dict(s.settings) != {
+        "workload_feed_split": True}], [r for r in load_results(stored) if _plain(r)]
+
+
+def heldout(split: str, settings: dict[str, Any], patch: Callable[[], None], out: Path,
+            tag: str, stored: Path | None = None) -> dict[str, dict[str, Any]]:
+    """The prototype arm on ``split``'s held-out protocol; prints and returns
+    :func:`versus_cosine`'s rows (F, B, T, t against cosine)."""
+    from greedylr.evidence.defaults import HELDOUT_SPLITS, heldout_specs, versus_cosine
+
+    arms = (("cosine", {}), ("greedy", {}), ("greedy", settings))
+    specs, kept = _baselines(heldout_specs(HELDOUT_SPLITS[split], _STUDY[split], choices=arms),
+                             stored)
+    table = versus_cosine(kept + _run(specs, out / f"{tag}_heldout_{split}.json", patch))
+    for arm, row in table.items():
+        print(f"{split} {arm:58s} F {row['final_pct']:.0f} B {row['best_pct']:.0f} "
+              f"T {row['train_pct']:.0f} t {row['time_to_cosine_loss']:.2f} "
+              f"misses {row['misses']}/{row['runs']}", flush=True)
+    return table
+
+
+def grid(split: str, settings: dict[str, Any], patch: Callable[[], None], out: Path,
+         tag: str, stored: Path | None = None) -> dict[str, Any]:
+    """The prototype arm on ``split``'s held-out LR grid beside cosine and the defaults;
+    prints and returns the tolerance against the best-tuned cosine."""
+    from greedylr.evidence.defaults import heldout_lr_grid_specs
+    from greedylr.studies import tuning
+
+    specs = []
+    for spec in heldout_lr_grid_specs(split):
+        if spec.schedule == "cosine" or (spec.schedule == "greedy" and dict(spec.settings) == {
+                "workload_feed_split": True}):
+            specs.append(spec)
+            if spec.schedule == "greedy":
+                specs.append(replace(spec, settings=tuple(sorted(
+                    {**settings, "workload_feed_split": True}.items()))))
+    specs, kept = _baselines(specs, stored)
+    results = kept + _run(specs, out / f"{tag}_grid_{split}.json", patch)
+    table = tuning.tolerance_versus(results, "cosine")
+    for arm, t in table.items():
+        print(f"{split} grid {arm:52s} within 2% {100 * t.within:.0f}% median "
+              f"{t.median_ratio:.3f} diverged {t.bad} by LR "
+              f"{' / '.join(f'{x:.2f}' for x in t.by_position)}", flush=True)
+    return table
+
+
+def main(argv: Sequence[str], settings: dict[str, Any], patch: Callable[[], None],
+         tag: str) -> None:
+    """``PROTOCOL OUT SPLIT [STORED]``: the command line of a prototype script."""
+    protocol, out, split = argv[0], Path(argv[1]), argv[2]
+    stored = Path(argv[3]) if len(argv) > 3 else None
+    {"heldout": heldout, "grid": grid}[protocol](split, settings, patch, out, tag, stored)
