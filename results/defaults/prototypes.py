@@ -24,9 +24,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-_STUDY = {"tune": "defaults_heldout_tune", "check": "defaults_heldout_check",
-          "fresh": "defaults_heldout_fresh"}
-
 
 def _trial(spec: dict[str, Any]) -> dict[str, Any]:
     from greedylr.studies.runner import execute_trial
@@ -69,7 +66,8 @@ def heldout(split: str, settings: dict[str, Any], patch: Callable[[], None], out
     from greedylr.evidence.defaults import HELDOUT_SPLITS, heldout_specs, versus_cosine
 
     arms = (("cosine", {}), ("greedy", {}), ("greedy", settings))
-    specs, kept = _baselines(heldout_specs(HELDOUT_SPLITS[split], _STUDY[split], choices=arms),
+    specs, kept = _baselines(heldout_specs(HELDOUT_SPLITS[split], f"defaults_heldout_{split}",
+                                           choices=arms),
                              stored)
     table = versus_cosine(kept + _run(specs, out / f"{tag}_heldout_{split}.json", patch))
     for arm, row in table.items():

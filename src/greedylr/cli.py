@@ -471,9 +471,10 @@ def _add_study(commands: argparse._SubParsersAction) -> None:
 #: here: the parser stays light; a test keeps the two equal).
 _DEFAULTS_STAGES = (
     "tune", "check", "report", "heldout-tune", "heldout-check", "heldout-fresh",
-    "heldout-report", "heldout-lr-grid", "heldout-lr-grid-report",
+    "heldout-probe", "heldout-report", "heldout-lr-grid", "heldout-lr-grid-report",
     "heldout-lr-grid-check", "heldout-lr-grid-check-report",
     "heldout-lr-grid-fresh", "heldout-lr-grid-fresh-report",
+    "heldout-lr-grid-probe", "heldout-lr-grid-probe-report",
 )
 
 
@@ -484,10 +485,10 @@ def _add_study_defaults(kinds: argparse._SubParsersAction) -> None:
         description="Run one stage of the defaults study into OUT/<stage>/ or write its "
         "report: tune, check (of the candidate given with --set), report; the held-out "
         "protocol's heldout-tune, heldout-check, heldout-fresh (round 7's workloads that "
-        "neither split has), heldout-report; its LR grid on the tuning split, "
-        "heldout-lr-grid and heldout-lr-grid-report, on the check split, "
-        "heldout-lr-grid-check and heldout-lr-grid-check-report, and on the fresh split, "
-        "heldout-lr-grid-fresh and heldout-lr-grid-fresh-report.",
+        "neither split has), heldout-probe (round 9's), heldout-report; its LR grid on the "
+        "tuning split, heldout-lr-grid and heldout-lr-grid-report, and on another split, "
+        "heldout-lr-grid-SPLIT and heldout-lr-grid-SPLIT-report (SPLIT: check, fresh, "
+        "probe).",
     )
     defaults.add_argument("stage", metavar="STAGE", help=f"one of: {', '.join(_DEFAULTS_STAGES)}")
     defaults.add_argument("--out", default="runs/defaults",
@@ -503,8 +504,8 @@ def _add_study_defaults(kinds: argparse._SubParsersAction) -> None:
                           help="report stages: where the report goes (default: "
                           "results/defaults)")
     defaults.add_argument("--arms", type=_positive_int, default=None, metavar="N",
-                          help="heldout-tune, heldout-check, heldout-fresh: only the first "
-                          "N arms")
+                          help="heldout-tune, heldout-check, heldout-fresh, heldout-probe: "
+                          "only the first N arms")
     defaults.set_defaults(run=_run_study_defaults)
 
 
@@ -525,7 +526,8 @@ def _run_study_defaults(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     out = Path(args.out)
     reads = {"report": ("tune", "check"),
-             "heldout-report": ("heldout_tune", "heldout_check", "heldout_fresh")}
+             "heldout-report": ("heldout_tune", "heldout_check", "heldout_fresh",
+                                "heldout_probe")}
     folders = reads.get(args.stage, ())
     if folders and not any((out / folder).is_dir() for folder in folders):
         raise UsageError(f"nothing to report in {out} (no {' or '.join(folders)} folder)")

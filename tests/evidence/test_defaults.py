@@ -219,21 +219,25 @@ def test_heldout_lr_grid_on_the_check_split_is_its_workloads_seed_major() -> Non
         defaults.heldout_lr_grid_specs("all")
 
 
-def test_fresh_split_stages_run_its_workloads_under_the_same_protocol(tmp_path,
-                                                                      monkeypatch) -> None:
-    grid = defaults.heldout_lr_grid_specs("fresh")
+@pytest.mark.parametrize("split", ["fresh", "probe"])
+def test_later_split_stages_run_its_workloads_under_the_same_protocol(split, tmp_path,
+                                                                       monkeypatch) -> None:
+    names = defaults.HELDOUT_SPLITS[split]
+    grid = defaults.heldout_lr_grid_specs(split)
     arms, seeds = defaults.LR_GRID_CHECK_ARMS, defaults.LR_GRID_CHECK_SEEDS
-    assert len(grid) == len(arms) * len(defaults.FRESH_WORKLOADS) * 5 * len(seeds)
-    assert {s.study for s in grid} == {"defaults_heldout_lr_grid_fresh"}
+    assert len(grid) == len(arms) * len(names) * 5 * len(seeds)
+    assert {s.study for s in grid} == {f"defaults_heldout_lr_grid_{split}"}
     ran: list[tuple[list, Path]] = []
     monkeypatch.setattr("greedylr.studies.runner.run_trials",
                         lambda specs, out, **_: ran.append((specs, out)))
-    defaults.run_stage("heldout-fresh", tmp_path, arms=2)
-    defaults.run_stage("heldout-lr-grid-fresh", tmp_path)
+    assert f"heldout-{split}" in defaults.STAGES and f"heldout-lr-grid-{split}" in defaults.STAGES
+    defaults.run_stage(f"heldout-{split}", tmp_path, arms=2)
+    defaults.run_stage(f"heldout-lr-grid-{split}", tmp_path)
     (held, held_out), (lr_grid, grid_out) = ran
-    assert held_out == tmp_path / "heldout_fresh" and grid_out == tmp_path / "heldout_lr_grid_fresh"
-    assert {s.workload for s in held} == set(defaults.FRESH_WORKLOADS)
-    assert len(held) == 2 * len(defaults.FRESH_WORKLOADS) * len(defaults.SEEDS)
+    assert held_out == tmp_path / f"heldout_{split}"
+    assert grid_out == tmp_path / f"heldout_lr_grid_{split}"
+    assert {s.workload for s in held} == set(names)
+    assert len(held) == 2 * len(names) * len(defaults.SEEDS)
     assert [s.key for s in lr_grid] == [s.key for s in grid]
     explored = defaults.heldout_specs(("wine_mlp",), "x", choices=(("constant", {}),))
     assert {s.schedule for s in explored} == {"constant"} and len(explored) == len(defaults.SEEDS)

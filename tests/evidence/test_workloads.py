@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from greedylr.evidence import workloads
-from greedylr.evidence.defaults import FRESH_WORKLOADS
+from greedylr.evidence.defaults import FRESH_WORKLOADS, PROBE_WORKLOADS
 from greedylr.evidence.suites import SMALL_MODELS
 from greedylr.evidence.workloads import Workload, data
 from greedylr.studies.runner import execute_trial
@@ -64,7 +64,7 @@ def test_lr_for_falls_back_to_the_workload_lr() -> None:
     assert workloads.get("wine_mlp").lr_for("adafactor") == workloads.get("wine_mlp").lr
 
 
-@pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS)
+@pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS)
 def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
     w = workloads.get(name)
     spec = TrialSpec.make(
@@ -85,7 +85,7 @@ def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
     assert result["metric"] == {"name": w.metric, "higher_is_better": w.higher_is_better}
 
 
-@pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS)
+@pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS)
 def test_feed_split_reports_a_held_out_value_on_the_other_half(name: str) -> None:
     w = workloads.get(name)
     spec = TrialSpec.make(study="test", workload=name, schedule="greedy", seed=0, steps=2,
@@ -171,12 +171,13 @@ def test_fixed_splits_are_disjoint_and_shuffled() -> None:
         data.tabular("iris")
 
 
-def test_fresh_split_is_none_of_the_others_and_each_workload_is_registered() -> None:
+@pytest.mark.parametrize("split", [FRESH_WORKLOADS, PROBE_WORKLOADS])
+def test_later_splits_are_none_of_the_others_and_each_workload_is_registered(split) -> None:
     from greedylr.evidence.defaults import CHECK_WORKLOADS, TUNE_WORKLOADS
 
-    assert not set(FRESH_WORKLOADS) & (set(TUNE_WORKLOADS) | set(CHECK_WORKLOADS))
-    assert not set(FRESH_WORKLOADS) & set(SMALL_MODELS)
-    for name in FRESH_WORKLOADS:
+    assert not set(split) & (set(TUNE_WORKLOADS) | set(CHECK_WORKLOADS))
+    assert not set(split) & set(SMALL_MODELS)
+    for name in split:
         w = workloads.get(name)
         assert w.lr > 0 and w.eval_every > 0 and w.quick_steps is not None
 
@@ -188,6 +189,8 @@ def test_photo_pixels_are_a_fixed_split_of_the_whole_image() -> None:
     # Fourier features of distinct coordinates: no held-out pixel repeats a training one
     assert torch.cdist(photo.x_test[:200], photo.x_train).min() > 1e-3
     assert torch.equal(photo.x_test, data.image_pixels.__wrapped__().x_test)
+    flower = data.image_pixels("flower.jpg")  # the other photo: same pixels split, other colours
+    assert torch.equal(flower.x_test, photo.x_test) and not torch.equal(flower.y_test, photo.y_test)
 
 
 def test_autompg_is_a_standardized_regression() -> None:

@@ -53,6 +53,7 @@ __all__ = [
     "CHECK_WORKLOADS",
     "FRESH_WORKLOADS",
     "HELDOUT_SPLITS",
+    "PROBE_WORKLOADS",
     "STAGES",
     "TUNE_WORKLOADS",
     "VARIANTS",
@@ -93,6 +94,16 @@ FRESH_WORKLOADS: tuple[str, ...] = (
     "autompg_mlp",  # SGD with momentum, tabular regression
     "unicode_gru_lm",  # AdamW, a recurrent character language model
     "unicode_category_cnn",  # Adagrad, text classification
+)
+
+#: Probe split (round 9): three workloads that no other split has, built after round 8 to
+#: test its lead; each one's LR chosen by cosine alone (``results/defaults/round7/
+#: calibrate.py``) before any GreedyLR run of it. New models and tasks on data the other
+#: splits use (the digits, MNIST) and on sklearn's second photo.
+PROBE_WORKLOADS: tuple[str, ...] = (
+    "flower_fourier_mlp",  # Adagrad, image regression from pixel coordinates
+    "digits_autoencoder",  # AdamW, unsupervised reconstruction
+    "mnist_softmax",  # SGD with momentum, a convex linear classifier
 )
 
 SEEDS: tuple[int, ...] = (0, 1, 2)
@@ -182,6 +193,7 @@ HELDOUT_SPLITS: dict[str, tuple[str, ...]] = {
     "tune": TUNE_WORKLOADS,
     "check": CHECK_WORKLOADS,
     "fresh": FRESH_WORKLOADS,
+    "probe": PROBE_WORKLOADS,
 }
 
 
@@ -191,7 +203,7 @@ def heldout_lr_grid_specs(split: str = "tune") -> list[TrialSpec]:
     GreedyLR's ``observe_eval`` is fed as the issue's targets say.
 
     ``split="tune"``: the ``lr_grid`` study's 4 workloads x 3 seeds for
-    :data:`LR_GRID_ARMS`; ``"check"`` or ``"fresh"``: that split's workloads x
+    :data:`LR_GRID_ARMS`; ``"check"``, ``"fresh"`` or ``"probe"``: that split's workloads x
     :data:`LR_GRID_CHECK_SEEDS` for :data:`LR_GRID_CHECK_ARMS`, seed-major.
     """
     from dataclasses import replace
@@ -221,7 +233,8 @@ def heldout_lr_grid_specs(split: str = "tune") -> list[TrialSpec]:
 
 #: Each LR grid's results folder under the study's ``--out``.
 _LR_GRID_FOLDERS = {
-    "tune": "heldout_lr_grid", "check": "heldout_lr_grid_check", "fresh": "heldout_lr_grid_fresh"
+    "tune": "heldout_lr_grid", "check": "heldout_lr_grid_check", "fresh": "heldout_lr_grid_fresh",
+    "probe": "heldout_lr_grid_probe",
 }
 
 #: "As good or better": within this fraction of cosine's seed mean (the issue's 1%).
@@ -517,9 +530,10 @@ def heldout_means(results: Sequence[Result]) -> dict[str, dict[str, float]]:
 #: The stages of the study, in the order they run: ``greedylr study defaults STAGE``.
 STAGES: tuple[str, ...] = (
     "tune", "check", "report", "heldout-tune", "heldout-check", "heldout-fresh",
-    "heldout-report", "heldout-lr-grid", "heldout-lr-grid-report",
+    "heldout-probe", "heldout-report", "heldout-lr-grid", "heldout-lr-grid-report",
     "heldout-lr-grid-check", "heldout-lr-grid-check-report",
     "heldout-lr-grid-fresh", "heldout-lr-grid-fresh-report",
+    "heldout-lr-grid-probe", "heldout-lr-grid-probe-report",
 )
 
 

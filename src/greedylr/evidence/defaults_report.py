@@ -127,6 +127,10 @@ _LR_GRID_SCOPE = {
              "of the workload's) on round 7's fresh split (photo Fourier MLP/AdamW, Auto MPG "
              "MLP/SGD, Unicode-names GRU LM/AdamW and category CNN/Adagrad: workloads that "
              "neither split has)",
+    "probe": "cosine, GreedyLR 0.2 and round 6's faster climb, each also scored on a "
+             "power-function EMA of its weights (`workload_power_ema=7`), at 5 LRs (0.1x-10x "
+             "of the workload's) on round 9's probe split (flower Fourier MLP/Adagrad, digits "
+             "autoencoder/AdamW, MNIST softmax regression/SGD: workloads no other split has)",
 }
 
 

@@ -42,6 +42,8 @@ _MODULES: list[str] = [
     ".docstring_seq2seq",
     ".photo_fourier_mlp",
     ".unicode_names",
+    ".digits_autoencoder",
+    ".mnist_softmax",
     ".minilm_finetune",
     ".llama_pretrain",
 ]

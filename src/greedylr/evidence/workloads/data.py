@@ -367,8 +367,10 @@ def docstring_pairs(max_files: int = 400) -> tuple[list[tuple[str, str]], list[t
 
 
 @functools.cache
-def image_pixels(pool: int = 4, features: int = 128, scale: float = 10.0) -> ArrayDataset:
-    """sklearn's ``china.jpg`` (427 x 640), ``pool`` x ``pool`` average-pooled: each
+def image_pixels(image: str = "china.jpg", pool: int = 4, features: int = 128,
+                 scale: float = 10.0) -> ArrayDataset:
+    """One of sklearn's two sample photos (``china.jpg`` or ``flower.jpg``, 427 x 640),
+    ``pool`` x ``pool`` average-pooled: each
     pixel's coordinates as random Fourier features -> its RGB in [0, 1]; 20% of the
     pixels held out (the model fills them in from their neighbours).
 
@@ -379,15 +381,15 @@ def image_pixels(pool: int = 4, features: int = 128, scale: float = 10.0) -> Arr
     with requires_extra("bench", "the image workload"):
         from sklearn.datasets import load_sample_image
 
-    image = load_sample_image("china.jpg").astype(np.float32) / 255.0
-    h, w = image.shape[0] // pool, image.shape[1] // pool
-    image = image[: h * pool, : w * pool].reshape(h, pool, w, pool, 3).mean(axis=(1, 3))
+    photo = load_sample_image(image).astype(np.float32) / 255.0
+    h, w = photo.shape[0] // pool, photo.shape[1] // pool
+    photo = photo[: h * pool, : w * pool].reshape(h, pool, w, pool, 3).mean(axis=(1, 3))
     rows, cols = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
     coords = np.stack([rows.ravel(), cols.ravel()], axis=1)
     b = np.random.default_rng(SPLIT_SEED).normal(0.0, scale, (2, features))
     angles = 2 * np.pi * coords @ b
     x = np.concatenate([np.sin(angles), np.cos(angles)], axis=1).astype(np.float32)
-    y = image.reshape(-1, 3)
+    y = photo.reshape(-1, 3)
     train, test = _split(len(y), 0.2)
     tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
     return ArrayDataset(tensor(x[train]), tensor(y[train]), tensor(x[test]), tensor(y[test]))
