@@ -370,9 +370,9 @@ def docstring_pairs(max_files: int = 400) -> tuple[list[tuple[str, str]], list[t
 def image_pixels(image: str = "china.jpg", pool: int = 4, features: int = 128,
                  scale: float = 10.0) -> ArrayDataset:
     """One of sklearn's two sample photos (``china.jpg`` or ``flower.jpg``, 427 x 640),
-    ``pool`` x ``pool`` average-pooled: each
-    pixel's coordinates as random Fourier features -> its RGB in [0, 1]; 20% of the
-    pixels held out (the model fills them in from their neighbours).
+    ``pool`` x ``pool`` average-pooled: each pixel's coordinates as random Fourier
+    features -> its RGB in [0, 1]; 20% of the pixels held out (the model fills them in
+    from their neighbours; the same pixels for either photo).
 
     The features, ``[sin(2 pi B v), cos(2 pi B v)]`` of the coordinates ``v`` in
     [-1, 1]^2 with ``B ~ N(0, scale^2)`` (Tancik et al. 2020), are drawn once from the
