@@ -32,11 +32,11 @@ def _trial(spec: dict[str, Any]) -> dict[str, Any]:
     return execute_trial(TrialSpec.make(**spec), threads=1)
 
 
-def _plain(result: dict[str, Any]) -> bool:
-    """Cosine or the 0.2 defaults (settings: only the held-out protocol's own)."""
-    schedule, settings = result["spec"]["schedule"], dict(result["spec"]["settings"])
+def _baseline(schedule: str, settings: Any) -> bool:
+    """Cosine or the 0.2 defaults (settings: only the held-out protocol's own), of a spec
+    or of a stored result."""
     return schedule == "cosine" or (schedule == "greedy"
-                                    and settings == {"workload_feed_split": True})
+                                    and dict(settings) == {"workload_feed_split": True})
 
 
 def _run(specs: Sequence[Any], path: Path, patch: Callable[[], None]) -> list[dict[str, Any]]:
@@ -55,51 +55,51 @@ def _baselines(specs: list[Any], stored: Path | None) -> tuple[list[Any], list[d
         return specs, []
     from greedylr.studies.runner import load_results
 
-    return [s for s in specs if s.schedule != "cosine" and dict(s.settings) != {
-        "workload_feed_split": True}], [r for r in load_results(stored) if _plain(r)]
+    return ([s for s in specs if not _baseline(s.schedule, s.settings)],
+            [r for r in load_results(stored)
+             if _baseline(r["spec"]["schedule"], r["spec"]["settings"])])
 
 
 def heldout(split: str, settings: dict[str, Any], patch: Callable[[], None], out: Path,
-            tag: str, stored: Path | None = None) -> dict[str, dict[str, Any]]:
-    """The prototype arm on ``split``'s held-out protocol; prints and returns
-    :func:`versus_cosine`'s rows (F, B, T, t against cosine)."""
+            tag: str, stored: Path | None = None) -> list[dict[str, Any]]:
+    """The prototype arm on ``split``'s held-out protocol; prints :func:`versus_cosine`'s
+    rows (F, B, T, t against cosine) and returns the runs it made or read from ``out``."""
     from greedylr.evidence.defaults import HELDOUT_SPLITS, heldout_specs, versus_cosine
 
     arms = (("cosine", {}), ("greedy", {}), ("greedy", settings))
     specs, kept = _baselines(heldout_specs(HELDOUT_SPLITS[split], f"defaults_heldout_{split}",
                                            choices=arms),
                              stored)
-    table = versus_cosine(kept + _run(specs, out / f"{tag}_heldout_{split}.json", patch))
-    for arm, row in table.items():
+    runs = _run(specs, out / f"{tag}_heldout_{split}.json", patch)
+    for arm, row in versus_cosine(kept + runs).items():
         print(f"{split} {arm:58s} F {row['final_pct']:.0f} B {row['best_pct']:.0f} "
               f"T {row['train_pct']:.0f} t {row['time_to_cosine_loss']:.2f} "
               f"misses {row['misses']}/{row['runs']}", flush=True)
-    return table
+    return runs
 
 
 def grid(split: str, settings: dict[str, Any], patch: Callable[[], None], out: Path,
-         tag: str, stored: Path | None = None) -> dict[str, Any]:
+         tag: str, stored: Path | None = None) -> list[dict[str, Any]]:
     """The prototype arm on ``split``'s held-out LR grid beside cosine and the defaults;
-    prints and returns the tolerance against the best-tuned cosine."""
+    prints the tolerance against the best-tuned cosine and returns the runs it made or
+    read from ``out``."""
     from greedylr.evidence.defaults import heldout_lr_grid_specs
     from greedylr.studies import tuning
 
     specs = []
     for spec in heldout_lr_grid_specs(split):
-        if spec.schedule == "cosine" or (spec.schedule == "greedy" and dict(spec.settings) == {
-                "workload_feed_split": True}):
+        if _baseline(spec.schedule, spec.settings):
             specs.append(spec)
             if spec.schedule == "greedy":
                 specs.append(replace(spec, settings=tuple(sorted(
                     {**settings, "workload_feed_split": True}.items()))))
     specs, kept = _baselines(specs, stored)
-    results = kept + _run(specs, out / f"{tag}_grid_{split}.json", patch)
-    table = tuning.tolerance_versus(results, "cosine")
-    for arm, t in table.items():
+    runs = _run(specs, out / f"{tag}_grid_{split}.json", patch)
+    for arm, t in tuning.tolerance_versus(kept + runs, "cosine").items():
         print(f"{split} grid {arm:52s} within 2% {100 * t.within:.0f}% median "
               f"{t.median_ratio:.3f} diverged {t.bad} by LR "
               f"{' / '.join(f'{x:.2f}' for x in t.by_position)}", flush=True)
-    return table
+    return runs
 
 
 def main(argv: Sequence[str], settings: dict[str, Any], patch: Callable[[], None],

@@ -13,7 +13,6 @@ tolerance against the best-tuned cosine (within 2%, median ratio, by LR).
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -52,13 +51,11 @@ def main(out: Path, stored: Path) -> None:
     heldout, grid = load_results(stored / "heldout_fresh"), load_results(
         stored / "heldout_lr_grid_fresh")
     for tag, (settings, patch) in ARMS.items():
-        if tag.startswith("knob_"):  # round 7's explore.py ran their held-out protocol
-            prototypes.grid("fresh", settings, patch, out, tag, stored / "heldout_lr_grid_fresh")
-        else:
-            prototypes.heldout("fresh", settings, patch, out, tag, stored / "heldout_fresh")
-            prototypes.grid("fresh", settings, patch, out, tag, stored / "heldout_lr_grid_fresh")
-            heldout += json.loads((out / f"{tag}_heldout_fresh.json").read_text())
-        grid += json.loads((out / f"{tag}_grid_fresh.json").read_text())
+        if not tag.startswith("knob_"):  # round 7's explore.py ran the knobs' held-out runs
+            heldout += prototypes.heldout("fresh", settings, patch, out, tag,
+                                          stored / "heldout_fresh")
+        grid += prototypes.grid("fresh", settings, patch, out, tag,
+                                stored / "heldout_lr_grid_fresh")
     shares, tolerance = versus_cosine(heldout), tuning.tolerance_versus(grid, "cosine")
     print("\n| arm | F | B | T | t (misses) | grid: within 2% | median ratio "
           "| 0.1x / 0.316x / 1x / 3.16x / 10x |\n|---|---|---|---|---|---|---|---|")
