@@ -239,6 +239,9 @@ def test_later_split_stages_run_its_workloads_under_the_same_protocol(split, tmp
     assert {s.workload for s in held} == set(names)
     assert len(held) == 2 * len(names) * len(defaults.SEEDS)
     assert [s.key for s in lr_grid] == [s.key for s in grid]
+
+
+def test_heldout_specs_take_any_arms_and_unknown_stages_are_refused(tmp_path) -> None:
     explored = defaults.heldout_specs(("wine_mlp",), "x", choices=(("constant", {}),))
     assert {s.schedule for s in explored} == {"constant"} and len(explored) == len(defaults.SEEDS)
     with pytest.raises(ValueError, match="unknown stage"):
