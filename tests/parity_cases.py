@@ -19,18 +19,24 @@ from greedylr import rule
 from greedylr import tensor_rule as tr
 from greedylr.rule import Event, GreedyConfig, RuleState
 
-#: (smoothing, window, final cooldown as (total_steps, anneal_fraction, anneal_shape) or None)
+#: (smoothing, window, budget as (total_steps, anneal_fraction, anneal_shape) or None,
+#: base_schedule)
 FAMILIES = [
-    ("none", 1, None),
-    ("window", 1, None),
-    ("window", 5, None),
-    ("ema", 3, None),
-    ("ema", 10, None),
-    ("ema", 50, None),
-    ("ema", 5, (60, 0.2, "1-sqrt")),
-    ("window", 3, (50, 0.5, "linear")),
-    ("none", 1, (40, 0.25, "cosine")),
-    ("window", 5, (30, 0.0, "cosine")),  # a budget, but nothing to anneal
+    ("none", 1, None, "constant"),
+    ("window", 1, None, "constant"),
+    ("window", 5, None, "constant"),
+    ("ema", 3, None, "constant"),
+    ("ema", 10, None, "constant"),
+    ("ema", 50, None, "constant"),
+    ("ema", 5, (60, 0.2, "1-sqrt"), "constant"),
+    ("window", 3, (50, 0.5, "linear"), "constant"),
+    ("none", 1, (40, 0.25, "cosine"), "constant"),
+    ("window", 5, (30, 0.0, "cosine"), "constant"),  # a budget, but nothing to anneal
+    # cosine's decay under the rule: ending with the script, before it, after it (the
+    # final cooldown's knobs are ignored there)
+    ("ema", 5, (60, 0.2, "1-sqrt"), "cosine"),
+    ("window", 3, (40, 0.0, "linear"), "cosine"),
+    ("none", 1, (90, 0.0, "linear"), "cosine"),
 ]
 CASES_PER_FAMILY = 14
 STEPS = 60  # losses per script: one length, so that the optax port scans them in one batch
@@ -77,7 +83,7 @@ def decoded_events(config: GreedyConfig, tstate: tr.TensorState, d: tr.TensorDec
         config, step=int(tstate.step), code=int(d.code), loss=value,
         smoothed=float(d.smoothed), reference=float(d.reference),
         lrs_before=d.lrs_before.tolist(), lrs_changed=d.lrs_changed.tolist(),
-        lrs_after=d.lrs.tolist(), min_lrs=tstate.min_lrs.tolist(),
+        lrs_after=d.rule_lrs.tolist(), min_lrs=tstate.min_lrs.tolist(),
         max_lrs=tstate.max_lrs.tolist(), penalty=int(d.penalty),
     )
 
@@ -98,7 +104,7 @@ def _bounds(rng: random.Random, base: list[float]) -> dict[str, Any]:
 
 
 def _config(rng: random.Random, family: tuple, base: list[float]) -> GreedyConfig:
-    smoothing, window, cooldown = family
+    smoothing, window, cooldown, base_schedule = family
     threshold_mode = rng.choice(["rel", "abs"])
     anneal: dict[str, Any] = {}
     if cooldown is not None:
@@ -127,6 +133,7 @@ def _config(rng: random.Random, family: tuple, base: list[float]) -> GreedyConfi
         eval_patience=rng.choice([None, 0, 0, 1, 2]),
         eval_mode=rng.choice(["min", "max"]),
         eval_factor=rng.choice([0.5, rng.uniform(0.1, 0.9)]),
+        base_schedule=base_schedule,
         **anneal,
         **_bounds(rng, base),
     )
@@ -184,6 +191,8 @@ def _long_runs() -> list[Case]:
          "min_lr_ratio": 0.5, "max_lr_ratio": 2.0},
         {"eval_patience": 1, "eval_factor": 0.7, "total_steps": 1100, "anneal_fraction": 0.1,
          "noise_threshold": 1.0, "payoff_patience": 4, "patience": 4},
+        {"base_schedule": "cosine", "total_steps": 1000, "warmup": 20, "eval_patience": 0,
+         "payoff_patience": 3, "reset_patience": 3, "min_lr_ratio": 0.5},
     ]):
         rng = random.Random(7)
         losses, x = [], 2.0

@@ -263,3 +263,27 @@ def test_float_mode_tensor_lr_and_a_compiled_optimizer_do_not_recompile() -> Non
     assert opt.param_groups[0]["lr"] is lr
     assert len(seen) > 5
     assert counters["stats"]["unique_graphs"] == graphs == 1
+
+
+@pytest.mark.timeout(600)
+def test_compile_rule_with_a_decaying_base_schedule_matches_the_float_rule() -> None:
+    """base_schedule="cosine" under inductor: the factor's table lookup compiles into the
+    one graph, and the LRs and events are float mode's, held-out values included."""
+    torch._dynamo.reset()
+    counters.clear()
+    config = {**RULE_CONFIG, "total_steps": 40, "base_schedule": "cosine", "eval_patience": 0}
+    compiled = GreedyLR(_tensor_lr_optimizer(), compile_rule=True, **config)
+    on_host = GreedyLR(_tensor_lr_optimizer(), **config)
+    lrs: dict[str, list[list[float]]] = {"compiled": [], "float": []}
+    for i, loss in enumerate(_rule_losses()[:45]):
+        for name, sched in (("compiled", compiled), ("float", on_host)):
+            lrs[name] += _run(sched, [loss])
+            if i % 10 == 9:
+                sched.observe_eval(1.0 + (i == 19))  # the one at step 20 is worse
+    assert lrs["compiled"] == lrs["float"]
+    assert lrs["compiled"][-1] == [0.0, 0.0]  # past the budget
+    assert compiled.state == on_host.state
+    assert repr([e.to_dict() for e in compiled.events]) == repr(
+        [e.to_dict() for e in on_host.events])
+    assert "eval_decrease" in {e.kind for e in compiled.events}
+    assert counters["stats"]["unique_graphs"] == 1

@@ -200,7 +200,7 @@ def test_the_tensor_twin_decodes_the_rules_events(index: int) -> None:
             config, step=int(tstate.step), code=int(d.code), loss=value,
             smoothed=float(d.smoothed), reference=float(d.reference),
             lrs_before=d.lrs_before.tolist(), lrs_changed=d.lrs_changed.tolist(),
-            lrs_after=d.lrs.tolist(), min_lrs=tstate.min_lrs.tolist(),
+            lrs_after=d.rule_lrs.tolist(), min_lrs=tstate.min_lrs.tolist(),
             max_lrs=tstate.max_lrs.tolist(), penalty=int(d.penalty))
         assert repr([e.to_dict() for e in decoded]) == repr([e.to_dict() for e in expected])
         assert kinds_of(int(d.code)) == tuple(e.kind for e in expected)

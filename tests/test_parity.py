@@ -76,15 +76,25 @@ def test_the_cases_reach_every_event_and_knob() -> None:
 
 @pytest.mark.parametrize("case", **by_name(CASES))
 def test_float_rule_lrs_are_finite_and_inside_their_bounds(case: Case) -> None:
-    state = float_rule.init(case.config, list(case.base))
+    """The bounds hold the rule's own LRs; a decaying base schedule then multiplies them
+    by its factor (to 0 at the end of the budget, as cosine)."""
+    config = case.config
+    state = float_rule.init(config, list(case.base))
     step = 0
-    for (kind, _), lrs in zip(case.script, ref(case).lrs, strict=True):
-        step += kind == "loss"
-        for lr, lo, hi, b in zip(lrs, state.min_lrs, state.max_lrs, state.base_lrs, strict=True):
+    for (kind, value), lrs in zip(case.script, ref(case).lrs, strict=True):
+        if kind == "loss":
+            step += 1
+            float_rule.update(config, state, value)
+        else:
+            float_rule.observe_eval(config, state, value)
+        assert state.lrs == list(lrs)
+        own = state.rule_lrs if config.base_schedule != "constant" else state.lrs
+        assert state.lrs == [lr * config.base_factor(step) for lr in own]
+        for lr, lo, hi, b in zip(own, state.min_lrs, state.max_lrs, state.base_lrs, strict=True):
             assert math.isfinite(lr)
-            if step <= case.config.warmup:
+            if step <= config.warmup:
                 assert 0.0 <= lr <= b
-            elif case.config.check_bounds:
+            elif config.check_bounds:
                 assert lo <= lr <= hi
 
 
@@ -207,19 +217,26 @@ def test_scheduler_device_mode(case: Case) -> None:
 
 RTOL = 1e-12  # float64: a few ulps
 FIELDS = ("lr", "events", "smoothed", "reference", "num_good", "num_bad", "hold", "floor_hits")
+# the port's state.lr is the rule's own LR; the one applied is state.scale * learning_rate
+
+
+def _own_lr(state: RuleState) -> float:
+    """The float rule's own LR of group 0 (before a decaying base schedule)."""
+    return (state.rule_lrs or state.lrs)[0]
 
 
 def _optax_reference(case: Case) -> dict[str, list]:
     """The float rule per loss step, in the optax port's terms: the held-out value before
     a step is applied first, its events kept apart; and each comparison's margin."""
     state = float_rule.init(case.config, list(case.base))
-    rows: dict[str, list] = {name: [] for name in (*FIELDS, "eval_events", "eval_lr", "margin")}
+    rows: dict[str, list] = {name: [] for name in (*FIELDS, "applied", "eval_events", "eval_lr",
+                                                   "margin")}
     pending: tuple = ()
     eval_lr = math.nan
     for kind, value in case.script:
         if kind == "eval":
             decision = float_rule.observe_eval(case.config, state, value)
-            pending, eval_lr = tuple(e.kind for e in decision.events), decision.lrs[0]
+            pending, eval_lr = tuple(e.kind for e in decision.events), _own_lr(state)
             continue
         rows["eval_events"].append(pending)
         rows["eval_lr"].append(eval_lr)
@@ -227,7 +244,8 @@ def _optax_reference(case: Case) -> dict[str, list]:
         reference = state.reference
         decision = float_rule.update(case.config, state, value)
         smoothed = math.nan if decision.smoothed is None else decision.smoothed
-        rows["lr"].append(state.lrs[0])
+        rows["lr"].append(_own_lr(state))
+        rows["applied"].append(state.lrs[0])
         rows["events"].append(tuple(e.kind for e in decision.events))
         rows["smoothed"].append(smoothed)
         rows["reference"].append(state.reference)
@@ -251,7 +269,8 @@ def _evals_before_each_loss(case: Case) -> list[float]:
 
 
 def test_optax_port() -> None:
-    """Every one-group case of every family, batched per family (one compilation each).
+    """Every one-group case of every family, batched per family (one compilation each;
+    with a decaying base schedule, one per warmup, which its table depends on).
 
     Floats agree to ``RTOL``, counters and events exactly, unless a comparison was
     decided by less than those ulps (a near tie: an EMA converged on a constant stretch
@@ -269,20 +288,29 @@ def test_optax_port() -> None:
 
         def body(state: gopt.GreedyLRState, x: tuple) -> tuple:
             loss, eval_value = x
-            state = gopt._observe_eval(knobs, state, eval_value)
+            state = gopt._observe_eval(static, knobs, state, eval_value)
             seen = {"eval_events": state.events, "eval_lr": state.lr}
             state = gopt._observe(static, knobs, state, loss)
-            return state, {**seen, **{name: getattr(state, name) for name in FIELDS}}
+            applied = state.scale * knobs.base_lr
+            return state, {**seen, "applied": applied,
+                           **{name: getattr(state, name) for name in FIELDS}}
 
         return jax.lax.scan(body, state, (losses, evals))[1]
 
     diverged, total = [], 0
+    batches: list[tuple[object, list[Case]]] = []
     with jax.enable_x64(True):
         for f in range(len(FAMILIES)):
-            cases = [c for c in FAMILY_CASES if c.name.startswith(f"family{f}-")
-                     and len(c.base) == 1]
+            family = [c for c in FAMILY_CASES if c.name.startswith(f"family{f}-")
+                      and len(c.base) == 1]
+            # the base schedule's table depends on the warmup: one batch per table
+            by_table: dict[tuple[float, ...], tuple[object, list[Case]]] = {}
+            for c in family:
+                static = gopt._resolve(c.config, c.base[0])[0]
+                by_table.setdefault(static.base_table, (static, []))[1].append(c)
+            batches += list(by_table.values())
+        for static, cases in batches:
             resolved = [gopt._resolve(c.config, c.base[0]) for c in cases]
-            static = resolved[0][0]
             knobs = gopt._Knobs(
                 *(np.asarray(column) for column in zip(*(k for _, k in resolved), strict=True))
             )
@@ -294,7 +322,7 @@ def test_optax_port() -> None:
                 total += 1
                 want = _optax_reference(case)
                 bad = np.zeros(STEPS, bool)
-                for name in ("lr", "smoothed", "reference"):
+                for name in ("lr", "applied", "smoothed", "reference"):
                     bad |= ~np.isclose(out[name][i], want[name], rtol=RTOL, atol=0.0,
                                        equal_nan=True)
                 for name in ("num_good", "num_bad", "hold", "floor_hits"):

@@ -1,5 +1,6 @@
-"""The 0.2 knobs (final cooldown, noise threshold, pay-off, held-out values), by hand,
-in all three implementations: the float rule, the tensor rule and the optax port."""
+"""The 0.2 knobs (final cooldown, noise threshold, pay-off, held-out values) and 0.3's
+base schedule, by hand, in all three implementations: the float rule, the tensor rule
+and the optax port."""
 
 from __future__ import annotations
 
@@ -54,7 +55,20 @@ EVAL = (
     [2.0, 2.0, 1.0, 1.0, 1.0, 2.0],
     {1: ("increase",), 3: ("eval_decrease",), 6: ("increase",)},
 )
-CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL}
+_C1, _C3 = 0.5 * (1 + math.cos(math.pi / 4)), 0.5 * (1 + math.cos(3 * math.pi / 4))
+BASE = (
+    GreedyConfig(factor=0.5, patience=0, smoothing="none", min_lr_ratio=None, max_lr_ratio=None,
+                 total_steps=4, base_schedule="cosine", eval_patience=0),
+    [("loss", 1.0), ("eval", 0.5), ("eval", 0.6), ("loss", 2.0), ("loss", 0.5), ("eval", 0.3),
+     ("loss", 0.4), ("loss", 0.3)],
+    # the rule's own LR moves as without a budget (0.2, held-out 0.1, 0.05, blocked, the
+    # held-out value recovers, 0.1, 0.2); the one applied is it times cosine's factor
+    # after the step's observations: 0.5 * (1 + cos(pi * step / 4)), 0 from step 4 on
+    [0.2 * _C1, 0.2 * _C1, 0.1 * _C1, 0.05 * 0.5, 0.05 * _C3, 0.05 * _C3, 0.0, 0.0],
+    {1: ("increase",), 3: ("eval_decrease",), 4: ("decrease",), 7: ("increase",),
+     8: ("increase",)},
+)
+CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL, "base": BASE}
 
 
 def _drive(call, script: Script) -> tuple[list[float], dict]:
@@ -121,8 +135,8 @@ def test_hand_computed_optax(name: str) -> None:
             if kind == "loss":
                 state = gopt._observe(static, knobs, state, x)
             else:
-                state = gopt._observe_eval(knobs, state, x)
-            got_lrs.append(float(state.lr))
+                state = gopt._observe_eval(static, knobs, state, x)
+            got_lrs.append(float(state.scale) * _base(config))  # the LR applied
             kinds = gopt.event_kinds(int(state.events))
             if kinds:
                 got_events[i] = kinds

@@ -179,12 +179,14 @@ class DeviceMode(SchedulerAttributes):
     def _decode_rows(self, rows: Any) -> list[Event]:
         """The trace's decoder in device mode: the float rule's events, reasons included."""
         groups = rows.lrs.shape[1]
+        own = self.config.base_schedule != "constant"  # the rule's own LRs end the row
         events: list[Event] = []
         for i in range(len(rows)):
             code = int(rows.code[i])
             if not code:
                 continue
             extra = rows.extra[i]
+            after = extra[2 + 2 * groups:2 + 3 * groups] if own else rows.lrs[i]
             events += tensor_rule.decode_events(
                 self.config,
                 step=int(rows.step[i]),
@@ -194,7 +196,7 @@ class DeviceMode(SchedulerAttributes):
                 reference=float(extra[0]),
                 lrs_before=extra[1:1 + groups].tolist(),
                 lrs_changed=extra[1 + groups:1 + 2 * groups].tolist(),
-                lrs_after=rows.lrs[i].tolist(),
+                lrs_after=after.tolist(),
                 min_lrs=self._bounds[0],
                 max_lrs=self._bounds[1],
                 penalty=int(extra[1 + 2 * groups]),
@@ -220,7 +222,8 @@ class DeviceMode(SchedulerAttributes):
                 smoothed=float(d.smoothed), reference=float(d.reference),
                 lrs_before=d.lrs_before.reshape(-1).tolist(),
                 lrs_changed=d.lrs_changed.reshape(-1).tolist(),
-                lrs_after=lrs.tolist(), min_lrs=self._bounds[0], max_lrs=self._bounds[1],
+                lrs_after=d.rule_lrs.reshape(-1).tolist(), min_lrs=self._bounds[0],
+                max_lrs=self._bounds[1],
             )
         return list(lrs.unbind())
 

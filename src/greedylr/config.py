@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-__all__ = ["ANNEAL_SHAPES", "KNOBS_OFF", "Bound", "GreedyConfig"]
+__all__ = ["ANNEAL_SHAPES", "BASE_SCHEDULES", "KNOBS_OFF", "Bound", "GreedyConfig"]
 
 Bound = float | Sequence[float] | None
 
@@ -28,6 +28,7 @@ KNOBS_OFF: dict[str, Any] = {
 
 #: The final cooldown's shapes: the multiplier of ``lr_at_start - floor`` at progress p.
 ANNEAL_SHAPES = ("linear", "cosine", "1-sqrt")
+BASE_SCHEDULES = ("constant", "cosine")
 
 
 def _anneal_shape(shape: str, p: float) -> float:
@@ -146,6 +147,14 @@ class GreedyConfig:
             (increases are blocked from the first one until the held-out value improves).
             ``None``: held-out values are ignored (0.1 behaviour). 0 (default) and the
             20% cooldown won the 0.2 defaults study (``results/defaults/DECISION.md``).
+        base_schedule: ``"constant"`` (default): the rule's LRs are the LRs applied.
+            ``"cosine"`` (0.3, needs ``total_steps``): the rule's own LRs move as without
+            a budget and are multiplied by cosine's decay over the budget after the warmup
+            (:meth:`base_factor`; the final cooldown is off, the decay replaces it): at a
+            well-tuned LR the run follows cosine, and the rule's moves correct a badly
+            chosen one. The bounds, resets and events concern the rule's own LRs
+            (``RuleState.rule_lrs``). Measured with ``eval_patience=None`` (rounds 8 and
+            9 of the defaults study; the rule guide).
     """
 
     factor: float = 0.95
@@ -177,6 +186,7 @@ class GreedyConfig:
     eval_mode: Literal["min", "max"] = "min"
     eval_factor: float = 0.5
     eval_patience: int | None = 0
+    base_schedule: Literal["constant", "cosine"] = "constant"
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -187,6 +197,12 @@ class GreedyConfig:
         self._check_counts()
         self._check_numbers()
         self._check_bounds()
+        _check(
+            self.base_schedule == "constant" or self.total_steps is not None,
+            f"base_schedule={self.base_schedule!r} decays over the run's budget: give "
+            "total_steps (greedylr.integrations.transformers.attach and greedylr compare "
+            "pass it; in Lightning, self.trainer.estimated_stepping_batches)",
+        )
 
     def _check_counts(self) -> None:
         for name in ("patience", "window", "warmup", "cooldown", "hold_after_increase"):
@@ -221,6 +237,7 @@ class GreedyConfig:
         )
         for name, allowed in (
             ("anneal_shape", ANNEAL_SHAPES),
+            ("base_schedule", BASE_SCHEDULES),
             ("eval_mode", ("min", "max")),
             ("compare", ("best", "recent_best", "previous")),
             ("threshold_mode", ("rel", "abs")),
@@ -290,8 +307,9 @@ class GreedyConfig:
 
     @property
     def anneal_steps(self) -> int:
-        """Length of the final cooldown in observations (0: none, or no budget)."""
-        if self.total_steps is None:
+        """Length of the final cooldown in observations (0: none, no budget, or a base
+        schedule that decays)."""
+        if self.total_steps is None or self.base_schedule != "constant":
             return 0
         return int(self.anneal_fraction * self.total_steps)
 
@@ -310,6 +328,30 @@ class GreedyConfig:
         """
         n = self.anneal_steps
         return [_anneal_shape(self.anneal_shape, k / n) for k in range(n + 1)] if n else []
+
+    def base_factor(self, step: int) -> float:
+        """The base schedule's multiplier of the rule's LRs after ``step`` observations:
+        1 for ``"constant"`` and through the warmup, then cosine's decay from 1 to 0 over
+        the rest of ``total_steps`` (at least one observation), 0 after it."""
+        if self.base_schedule == "constant" or step <= self.warmup:
+            return 1.0
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - self.warmup) / self._span)))
+
+    @property
+    def _span(self) -> int:
+        """The observations over which the base schedule decays, after the warmup."""
+        assert self.total_steps is not None  # validated with the config
+        return max(1, self.total_steps - self.warmup)
+
+    def base_table(self) -> list[float]:
+        """:meth:`base_factor` for every step until it stays 0 (empty for ``"constant"``).
+
+        The tensor rule and the optax port look these values up, with the index clamped
+        to the last one, so that all three implementations apply the same bits.
+        """
+        if self.base_schedule == "constant":
+            return []
+        return [self.base_factor(s) for s in range(self.warmup + self._span + 1)]
 
     def bounds(self, base_lrs: Sequence[float]) -> tuple[list[float], list[float]]:
         """The lower and upper LR bound of every group, resolved against its base LR."""

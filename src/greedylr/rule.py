@@ -21,7 +21,7 @@ Examples:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -89,6 +89,9 @@ class RuleState:
     eval_best: float | None = None
     eval_bad: int = 0
     eval_block: bool = False
+    #: with a decaying ``base_schedule``: the rule's own LRs; ``lrs`` are them times
+    #: :meth:`GreedyConfig.base_factor` (empty with ``"constant"``)
+    rule_lrs: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,6 +125,8 @@ def init(config: GreedyConfig, base_lrs: Sequence[float]) -> RuleState:
     state.reference = config.initial_reference
     if config.warmup > 0:
         state.lrs = _ramp_lrs(config, state, 0)
+    if config.base_schedule != "constant":
+        state.rule_lrs = list(state.lrs)  # the factor is 1 before the first observation
     return state
 
 
@@ -145,7 +150,11 @@ def add_group(config: GreedyConfig, state: RuleState, base_lr: float) -> None:
     state.min_lrs.append(lows[-1])
     state.max_lrs.append(highs[-1])
     in_ramp = config.warmup > 0 and state.step < config.warmup
-    state.lrs.append(_ramp_lrs(config, state, state.step)[-1] if in_ramp else b)
+    lr = _ramp_lrs(config, state, state.step)[-1] if in_ramp else b
+    if config.base_schedule != "constant":
+        _own_lrs(state).append(lr)
+        lr *= config.base_factor(state.step)
+    state.lrs.append(lr)
 
 
 def _smooth(config: GreedyConfig, state: RuleState, value: float) -> float:
@@ -321,7 +330,6 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
         FloatingPointError: for a non-finite loss when ``on_nonfinite="raise"``.
     """
     state.step += 1
-    before = state.lrs  # kept: the update replaces the list, never changes it
     finite = math.isfinite(loss)
     if not finite and config.on_nonfinite == "raise":
         raise FloatingPointError(f"non-finite loss {loss!r} at step {state.step}")
@@ -329,10 +337,36 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
         if config.noise_threshold:  # tested here: a call per step costs more than the test
             _track_noise(config, state, float(loss))
         state.smoothed = _smooth(config, state, float(loss))
+    if config.base_schedule != "constant":
+        return _on_base(config, state, lambda: _decided(config, state, finite, loss))
+    return _decided(config, state, finite, loss)
+
+
+def _decided(config: GreedyConfig, state: RuleState, finite: bool, loss: float) -> Decision:
+    before = state.lrs  # kept: the update replaces the list, never changes it
     outcome = _decide(config, state, finite)
     if outcome is _NOTHING:  # most steps: no event to word
         return Decision(tuple(state.lrs), state.smoothed)
     return _explained(config, state, loss, outcome, before)
+
+
+def _own_lrs(state: RuleState) -> list[float]:
+    """The rule's own LRs with a decaying base schedule (``state.rule_lrs``); a state
+    saved without them (0.2's format) starts them from the LRs it applied."""
+    if not state.rule_lrs:
+        state.rule_lrs = list(state.lrs)
+    return state.rule_lrs
+
+
+def _on_base(config: GreedyConfig, state: RuleState, inner: Callable[[], Decision]) -> Decision:
+    """``inner()`` on the rule's own LRs (``state.rule_lrs``), then the LRs applied: those
+    times the base schedule's factor at ``state.step``. Events quote the rule's own LRs."""
+    state.lrs = _own_lrs(state)
+    decision = inner()
+    state.rule_lrs = list(state.lrs)
+    factor = config.base_factor(state.step)
+    state.lrs = [lr * factor for lr in state.rule_lrs]
+    return Decision(tuple(state.lrs), decision.smoothed, decision.events)
 
 
 def _decide(config: GreedyConfig, state: RuleState, finite: bool) -> _Outcome:
@@ -440,6 +474,12 @@ def observe_eval(config: GreedyConfig, state: RuleState, value: float) -> Decisi
         The LRs to apply from now on and the events (an ``eval_decrease`` or a
         ``clipped`` one when the LR came down, or tried to).
     """
+    if config.base_schedule != "constant" and config.eval_patience is not None:
+        return _on_base(config, state, lambda: _observed_eval(config, state, value))
+    return _observed_eval(config, state, value)
+
+
+def _observed_eval(config: GreedyConfig, state: RuleState, value: float) -> Decision:
     lrs = tuple(state.lrs)
     if config.eval_patience is None or not math.isfinite(value) or state.anneal_from:
         return Decision(lrs, state.smoothed)

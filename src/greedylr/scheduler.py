@@ -143,6 +143,7 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         eval_mode: Literal["min", "max"] = "min",
         eval_factor: float = 0.5,
         eval_patience: int | None = 0,
+        base_schedule: Literal["constant", "cosine"] = "constant",
     ) -> None:
         # The knobs are spelled out for type checkers and IDEs; GreedyConfig stays their
         # one definition (tests/test_typed_api.py keeps the two in step).
@@ -497,7 +498,8 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         """Tell the rule the run's length once it is known (``GreedyConfig.total_steps``).
 
         For integrations that learn the budget after the scheduler was built
-        (Lightning's ``estimated_stepping_batches``). Only the final cooldown uses it.
+        (Lightning's ``estimated_stepping_batches``). The final cooldown uses it, and a
+        decaying ``base_schedule`` (from the next step on, its decay spans the new budget).
 
         Raises:
             ValueError: for a bad count, or once the final cooldown has started.

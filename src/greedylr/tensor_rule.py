@@ -95,6 +95,9 @@ class TensorDecision(NamedTuple):
         lrs_before: the LRs before this observation.
         lrs_changed: the LRs after the increase or decrease, before a reset.
         penalty: the increase penalty after this observation (``payoff_patience``).
+        rule_lrs: the rule's own LRs after this observation, which the events quote:
+            ``lrs`` before a decaying ``base_schedule`` multiplies them (``lrs`` itself
+            with ``"constant"``). ``lrs_before`` and ``lrs_changed`` are the rule's own.
     """
 
     lrs: Tensor
@@ -104,6 +107,7 @@ class TensorDecision(NamedTuple):
     lrs_before: Tensor
     lrs_changed: Tensor
     penalty: Tensor
+    rule_lrs: Tensor
 
 
 def _ramp(config: GreedyConfig, state: TensorState, step: Tensor) -> Tensor:
@@ -204,6 +208,29 @@ def update(
     Returns:
         ``(new_state, decision)``; the input state is not modified.
     """
+    if config.base_schedule == "constant":
+        return _update(config, state, loss)
+    return _on_base(state, *_update(config, state._replace(lrs=state.rule_lrs), loss))
+
+
+def _on_base(
+    state: TensorState, new: TensorState, decision: TensorDecision
+) -> tuple[TensorState, TensorDecision]:
+    """A decision made on the rule's own LRs (``rule_lrs``), and the LRs applied: those
+    times the base schedule's factor at the new step (:func:`greedylr.rule._on_base`)."""
+    table = state.base_table
+    index = torch.clamp(new.step, max=table.shape[0] - 1)
+    # index_select, as for the EMA table in _smooth: no host read under inductor either
+    factor = table.index_select(0, index.reshape(-1)).reshape(index.shape).unsqueeze(-1)
+    lrs = new.lrs * factor
+    return (new._replace(lrs=lrs, rule_lrs=new.lrs),
+            decision._replace(lrs=lrs, rule_lrs=new.lrs))
+
+
+def _update(
+    config: GreedyConfig, state: TensorState, loss: Tensor | float
+) -> tuple[TensorState, TensorDecision]:
+    """:func:`update` on the LRs the state applies (the rule's own, with ``"constant"``)."""
     x = _observed(state, loss)
     finite = torch.isfinite(x)
     fields = _smoothed(config, state, x, finite)
@@ -243,6 +270,7 @@ def update(
         lrs_before=state.lrs,
         lrs_changed=changed,
         penalty=fields["penalty"],
+        rule_lrs=lrs_after,
     )
     return state._replace(**fields), decision
 
@@ -422,6 +450,15 @@ def observe_eval(
     The decision's ``code`` holds :data:`EVAL_DECREASE` (with :data:`CLIPPED` when no
     group could go lower) and its ``reference`` the best held-out value before this one.
     """
+    if config.base_schedule == "constant" or config.eval_patience is None:
+        return _observe_eval(config, state, value)
+    return _on_base(state, *_observe_eval(config, state._replace(lrs=state.rule_lrs), value))
+
+
+def _observe_eval(
+    config: GreedyConfig, state: TensorState, value: Tensor | float
+) -> tuple[TensorState, TensorDecision]:
+    """:func:`observe_eval` on the LRs the state applies (as :func:`_update`)."""
     x = _observed(state, value)
     if config.eval_patience is None:
         seen = torch.zeros_like(state.annealing)
@@ -453,7 +490,7 @@ def observe_eval(
     )
     decision = TensorDecision(
         lrs=lrs, smoothed=state.smoothed, code=code, reference=best, lrs_before=state.lrs,
-        lrs_changed=lrs, penalty=state.penalty,
+        lrs_changed=lrs, penalty=state.penalty, rule_lrs=lrs,
     )
     return new_state, decision
 
@@ -487,7 +524,8 @@ def step_(
         the trace keeps of the step, laid out as :meth:`greedylr.trace.Trace.record_row`
         reads it: the loss, the smoothed loss, the ``G`` LRs, the event code, then the
         decoder's values: the reference and the ``G`` LRs before and the ``G`` LRs
-        after the change (before a reset), i.e. the fields of :class:`TensorDecision`.
+        after the change (before a reset), i.e. the fields of :class:`TensorDecision`,
+        the penalty, and with a decaying ``base_schedule`` the ``G`` rule's own LRs.
         ``lr_copies`` are copies of ``lr_tensors`` after the fill.
     """
     x = _observed(state, loss)
@@ -498,6 +536,7 @@ def step_(
         decision.code.to(x.dtype).unsqueeze(-1), decision.reference.unsqueeze(-1),
         decision.lrs_before, decision.lrs_changed,
         decision.penalty.to(x.dtype).unsqueeze(-1),
+        *((decision.rule_lrs,) if config.base_schedule != "constant" else ()),
     ], dim=-1) if with_row else None
     pairs = [(old, new) for old, new in zip(state, new_state, strict=True) if new is not old]
     if torch.compiler.is_compiling():

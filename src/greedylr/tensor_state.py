@@ -64,6 +64,7 @@ class TensorState(NamedTuple):
     eval_best: Tensor  # [*B]: NaN before the first held-out value
     eval_bad: Tensor  # [*B] int64
     eval_block: Tensor  # [*B] bool
+    rule_lrs: Tensor  # [*B, G]: the rule's own LRs with a decaying base schedule, else [*B, 0]
     factor: Tensor  # [*B]
     threshold: Tensor  # [*B]
     eps: Tensor  # [*B]
@@ -73,6 +74,7 @@ class TensorState(NamedTuple):
     hold_after_increase: Tensor  # [*B] int64
     ema_denominators: Tensor  # [L]: 1 - beta**n for n = 1..L, shared by the batch
     anneal_table: Tensor  # [A + 1]: the cooldown's shape (GreedyConfig.anneal_table), shared
+    base_table: Tensor  # [S]: the base schedule's factors (GreedyConfig.base_table), shared
 
     @property
     def batch_shape(self) -> torch.Size:
@@ -242,6 +244,7 @@ def init(
         anneal_from=torch.zeros_like(lrs, dtype=dtype, device=device),
         eval_best=floats(math.nan),
         eval_block=torch.zeros(batch, dtype=torch.bool, device=device),
+        rule_lrs=_own(config, lrs).to(device, dtype),
         **{name: ints() for name in _COUNTS},
         **{name: floats(0.0) for name in _NUMBERS if name not in ("reference", "smoothed",
                                                                   "eval_best")},
@@ -303,13 +306,21 @@ def _knobs(
     return {k: v.to(dtype) if v.is_floating_point() else v for k, v in knobs.items()}
 
 
+def _own(config: GreedyConfig, lrs: Tensor) -> Tensor:
+    """The rule's own LRs for ``rule_lrs``: ``lrs`` with a decaying base schedule (the
+    factor is 1 before the first observation), none (``[*B, 0]``) with ``"constant"``."""
+    return lrs.clone() if config.base_schedule != "constant" else lrs[..., :0].clone()
+
+
 def _tables(config: GreedyConfig, device: torch.device, dtype: torch.dtype) -> dict[str, Tensor]:
-    """The lookup tables shared by the batch: EMA bias correction, the cooldown's shape."""
+    """The lookup tables shared by the batch: EMA bias correction, the cooldown's shape,
+    the base schedule's factors."""
     return {
         "ema_denominators": _ema_denominators(config, device, dtype),
         # the final cooldown's multipliers as the float rule computes them (one if off)
         "anneal_table": torch.tensor(config.anneal_table() or [1.0], dtype=dtype,
                                      device=device),
+        "base_table": torch.tensor(config.base_table() or [1.0], dtype=dtype, device=device),
     }
 
 
@@ -361,6 +372,8 @@ def from_rule_state(
         annealing=torch.tensor(bool(state.anneal_from), device=device),
         anneal_from=vec(state.anneal_from or [0.0] * groups),
         eval_block=torch.tensor(bool(state.eval_block), device=device),
+        # a state saved without them (0.2's format) starts them from the LRs it applied
+        rule_lrs=_own(config, vec(state.rule_lrs or state.lrs)),
         **{name: vec(getattr(state, name)) for name in _VECTORS},
         **{name: torch.tensor(int(getattr(state, name)), dtype=_INT, device=device)
            for name in _COUNTS},
@@ -389,6 +402,7 @@ def to_rule_state(state: TensorState) -> RuleState:
         window_values=host.window_values[: int(host.window_count)].tolist(),
         anneal_from=host.anneal_from.tolist() if bool(host.annealing) else [],
         eval_block=bool(host.eval_block),
+        rule_lrs=host.rule_lrs.tolist(),
         **values,
     )
 
@@ -402,4 +416,4 @@ def select(state: TensorState, index: Any) -> TensorState:
     return TensorState(**fields)
 
 
-_SHARED = ("ema_denominators", "anneal_table")
+_SHARED = ("ema_denominators", "anneal_table", "base_table")

@@ -89,8 +89,11 @@ class GreedyLRState(NamedTuple):
     fields inside a chain.
 
     Attributes:
-        lr: the learning rate for the next step, in the units of ``learning_rate``.
-        scale: ``lr / learning_rate``, the factor applied to the next step's updates.
+        lr: the learning rate for the next step, in the units of ``learning_rate``;
+            with a decaying ``base_schedule``, the rule's own LR, before the decay.
+        scale: the factor applied to the next step's updates: ``lr / learning_rate``,
+            times :meth:`~greedylr.GreedyConfig.base_factor` with a decaying
+            ``base_schedule``.
         step: observations so far.
         reference: the smoothed value that the next one must beat (best or previous).
         num_good: consecutive improving observations.
@@ -158,6 +161,7 @@ class _Static(NamedTuple):
     ema_table_complete: bool  # the table ends where 1 - beta**n rounds to 1.0
     anneal_table: tuple[float, ...]  # GreedyConfig.anneal_table(); empty: no final cooldown
     anneal_start: int  # the observation where it starts (unused when the table is empty)
+    base_table: tuple[float, ...]  # GreedyConfig.base_table(); empty: "constant"
 
 
 class _Knobs(NamedTuple):
@@ -235,7 +239,8 @@ def _resolve(config: GreedyConfig, learning_rate: float) -> tuple[_Static, _Knob
     if config.smoothing == "ema":
         table, complete = _ema_table(config.window)
     static = _Static(config.smoothing, config.window, table, complete,
-                     tuple(config.anneal_table()), config.anneal_start or 0)
+                     tuple(config.anneal_table()), config.anneal_start or 0,
+                     tuple(config.base_table()))
     knobs = _Knobs(
         factor=float(config.factor),
         threshold=float(config.threshold),
@@ -422,7 +427,17 @@ def _observe(
         | _flag(anneal_start, ANNEAL)
         | _flag(undo, UNDO)
     )
-    return state._replace(lr=lr, scale=lr / k.base_lr, events=events, **new, **smoother)
+    return state._replace(lr=lr, scale=_scale(static.base_table, k, lr, step), events=events,
+                          **new, **smoother)
+
+
+def _scale(base_table: tuple[float, ...], k: _Knobs, lr: jax.Array, step: jax.Array) -> jax.Array:
+    """What the updates are multiplied by: the rule's LR over ``learning_rate``, times the
+    base schedule's factor at ``step`` (the rule's LR is ``state.lr`` either way)."""
+    if not base_table:
+        return lr / k.base_lr
+    table = jnp.asarray(base_table, lr.dtype)
+    return lr * table[jnp.clip(step, 0, table.shape[0] - 1)] / k.base_lr
 
 
 def _final_cooldown(
@@ -529,7 +544,8 @@ def _reset(
     return reset
 
 
-def _observe_eval(knobs: _Knobs, state: GreedyLRState, value: jax.Array) -> GreedyLRState:
+def _observe_eval(static: _Static, knobs: _Knobs, state: GreedyLRState,
+                  value: jax.Array) -> GreedyLRState:
     """A held-out value: :func:`greedylr.rule.observe_eval` with ``jnp.where``; NaN: none."""
     k = _as_arrays(knobs, state.lr.dtype)
     value = value.astype(state.lr.dtype)
@@ -546,7 +562,7 @@ def _observe_eval(knobs: _Knobs, state: GreedyLRState, value: jax.Array) -> Gree
     rebase = act & k.compare_recent_best & ~jnp.isnan(state.smoothed)
     return state._replace(
         lr=lr,
-        scale=lr / k.base_lr,
+        scale=_scale(static.base_table, k, lr, state.step),
         reference=jnp.where(rebase, state.smoothed, state.reference),
         num_good=jnp.where(act, 0, state.num_good),
         num_bad=jnp.where(act, 0, state.num_bad),
@@ -652,7 +668,8 @@ def greedy_lr(
     # One compiled program instead of ~100 op-by-op dispatches when called eagerly;
     # inlined when the caller's step is jitted already.
     observe = jax.jit(lambda state, value: _observe(static, knobs, state, value))
-    observe_eval = jax.jit(lambda state, value: _observe_eval(knobs, state, value))
+    observe_eval = jax.jit(
+        lambda state, value: _observe_eval(static, knobs, state, value))
 
     def init_fn(params: optax.Params) -> GreedyLRState:
         del params

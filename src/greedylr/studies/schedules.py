@@ -87,9 +87,16 @@ ON_PACKAGE_DEFAULTS: frozenset[str] = frozenset({"greedy"})
 defaults, so that a stored trial of theirs is stale once those defaults change."""
 
 
+#: Knobs added since 0.2 whose default keeps every trajectory of the rule before them:
+#: left out of the digest at that value, so that the stored trials stay valid.
+_ADDED_AT_NEUTRAL: dict[str, Any] = {"base_schedule": "constant"}
+
+
 def greedy_defaults_digest() -> str:
     """A short digest of :class:`GreedyConfig`'s defaults, stored with every trial."""
-    blob = json.dumps(asdict(GreedyConfig()), sort_keys=True, default=str).encode()
+    defaults = {k: v for k, v in asdict(GreedyConfig()).items()
+                if k not in _ADDED_AT_NEUTRAL or v != _ADDED_AT_NEUTRAL[k]}
+    blob = json.dumps(defaults, sort_keys=True, default=str).encode()
     return hashlib.sha1(blob).hexdigest()[:10]
 
 
@@ -164,7 +171,9 @@ def check_settings(name: str, settings: dict[str, Any]) -> dict[str, Any]:
             f"(prefix a key with one of {PASSTHROUGH_PREFIXES} to pass it elsewhere)"
         )
     if name == "greedy":
-        GreedyConfig(**own)  # a bad value (factor=1.5) fails here rather than in a trial
+        # a bad value (factor=1.5) fails here rather than in a trial; the budget is the
+        # trial's own (a stand-in here, for the knobs that need one)
+        GreedyConfig(**{"total_steps": 1, **own})
     return own
 
 
