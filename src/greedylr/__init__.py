@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from greedylr.scheduler import GreedyLR
     from greedylr.trace import Trace, load_trace
 
-__version__ = "0.2.4"
+__version__ = "0.3.0"
 
 _HOMES = {
     "Decision": "greedylr.rule",

@@ -7,11 +7,13 @@ decays as cosine does and the loss-driven moves correct a badly chosen one. A he
 decrease (``observe_eval``) carries over to ``g``. ``gated`` adds round 7's noise gate
 (``round7/noise_gate.py``: an increase needs progress beyond one standard error of the
 loss noise); ``no_eval`` leaves out the held-out rule (``eval_patience=None``). Marked
-by ``anneal_fraction=0, anneal_shape="cosine"``:
+by ``anneal_fraction=0, anneal_shape="cosine"``. ``built`` is ``no_eval`` as 0.3 built it
+into the package (``base_schedule="cosine", eval_patience=None``), run unpatched:
 
     python results/defaults/round8/relative_cosine.py VARIANT PROTOCOL OUT SPLIT [STORED]
 
-(VARIANT: plain, gated or no_eval; PROTOCOL: heldout or grid, as in ``prototypes.py``.)
+(VARIANT: plain, gated, no_eval or built; PROTOCOL: heldout or grid, as in
+``prototypes.py``.)
 """
 from __future__ import annotations
 
@@ -63,9 +65,14 @@ def _patch_gated() -> None:
     rule._decide = _patched
 
 
+def _unpatched() -> None:
+    """The package as it is: for ``built``, the knob that 0.3 made of ``no_eval``."""
+
+
 VARIANTS = {"plain": (MARK, _patch_plain),
             "gated": ({**MARK, "noise_threshold": 1.0}, _patch_gated),
-            "no_eval": ({**MARK, "eval_patience": None}, _patch_plain)}
+            "no_eval": ({**MARK, "eval_patience": None}, _patch_plain),
+            "built": ({"base_schedule": "cosine", "eval_patience": None}, _unpatched)}
 
 
 if __name__ == "__main__":
