@@ -21,7 +21,7 @@ Examples:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -337,17 +337,15 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
         if config.noise_threshold:  # tested here: a call per step costs more than the test
             _track_noise(config, state, float(loss))
         state.smoothed = _smooth(config, state, float(loss))
-    if config.base_schedule != "constant":
-        return _on_base(config, state, lambda: _decided(config, state, finite, loss))
-    return _decided(config, state, finite, loss)
-
-
-def _decided(config: GreedyConfig, state: RuleState, finite: bool, loss: float) -> Decision:
+    # inline, not a wrapper: a call per step was measurable (benchmarks/overhead.py)
+    based = config.base_schedule != "constant"
+    if based:
+        state.lrs = _own_lrs(state)  # the rule moves its own LRs; the factor comes last
     before = state.lrs  # kept: the update replaces the list, never changes it
     outcome = _decide(config, state, finite)
-    if outcome is _NOTHING:  # most steps: no event to word
-        return Decision(tuple(state.lrs), state.smoothed)
-    return _explained(config, state, loss, outcome, before)
+    decision = (Decision(tuple(state.lrs), state.smoothed) if outcome is _NOTHING  # most steps
+                else _explained(config, state, loss, outcome, before))
+    return _applied(config, state, decision) if based else decision
 
 
 def _own_lrs(state: RuleState) -> list[float]:
@@ -358,11 +356,10 @@ def _own_lrs(state: RuleState) -> list[float]:
     return state.rule_lrs
 
 
-def _on_base(config: GreedyConfig, state: RuleState, inner: Callable[[], Decision]) -> Decision:
-    """``inner()`` on the rule's own LRs (``state.rule_lrs``), then the LRs applied: those
-    times the base schedule's factor at ``state.step``. Events quote the rule's own LRs."""
-    state.lrs = _own_lrs(state)
-    decision = inner()
+def _applied(config: GreedyConfig, state: RuleState, decision: Decision) -> Decision:
+    """After a decision made on the rule's own LRs (``state.lrs`` set to ``rule_lrs``):
+    keep them, and apply them times the base schedule's factor at ``state.step``. The
+    decision's events quote the rule's own LRs."""
     state.rule_lrs = list(state.lrs)
     factor = config.base_factor(state.step)
     state.lrs = [lr * factor for lr in state.rule_lrs]
@@ -474,9 +471,10 @@ def observe_eval(config: GreedyConfig, state: RuleState, value: float) -> Decisi
         The LRs to apply from now on and the events (an ``eval_decrease`` or a
         ``clipped`` one when the LR came down, or tried to).
     """
-    if config.base_schedule != "constant" and config.eval_patience is not None:
-        return _on_base(config, state, lambda: _observed_eval(config, state, value))
-    return _observed_eval(config, state, value)
+    if config.base_schedule == "constant" or config.eval_patience is None:
+        return _observed_eval(config, state, value)
+    state.lrs = _own_lrs(state)
+    return _applied(config, state, _observed_eval(config, state, value))
 
 
 def _observed_eval(config: GreedyConfig, state: RuleState, value: float) -> Decision:
