@@ -217,7 +217,7 @@ def _on_base(
     state: TensorState, new: TensorState, decision: TensorDecision
 ) -> tuple[TensorState, TensorDecision]:
     """A decision made on the rule's own LRs (``rule_lrs``), and the LRs applied: those
-    times the base schedule's factor at the new step (:func:`greedylr.rule._on_base`)."""
+    times the base schedule's factor at the new step (as ``greedylr.rule._applied``)."""
     table = state.base_table
     index = torch.clamp(new.step, max=table.shape[0] - 1)
     # index_select, as for the EMA table in _smooth: no host read under inductor either
