@@ -210,14 +210,14 @@ def update(
     """
     if config.base_schedule == "constant":
         return _update(config, state, loss)
-    return _on_base(state, *_update(config, state._replace(lrs=state.rule_lrs), loss))
+    return _applied(state, *_update(config, state._replace(lrs=state.rule_lrs), loss))
 
 
-def _on_base(
+def _applied(
     state: TensorState, new: TensorState, decision: TensorDecision
 ) -> tuple[TensorState, TensorDecision]:
     """A decision made on the rule's own LRs (``rule_lrs``), and the LRs applied: those
-    times the base schedule's factor at the new step (as ``greedylr.rule._applied``)."""
+    times the base schedule's factor at the new step (the float rule's ``_applied``)."""
     table = state.base_table
     index = torch.clamp(new.step, max=table.shape[0] - 1)
     # index_select, as for the EMA table in _smooth: no host read under inductor either
@@ -452,7 +452,7 @@ def observe_eval(
     """
     if config.base_schedule == "constant" or config.eval_patience is None:
         return _observe_eval(config, state, value)
-    return _on_base(state, *_observe_eval(config, state._replace(lrs=state.rule_lrs), value))
+    return _applied(state, *_observe_eval(config, state._replace(lrs=state.rule_lrs), value))
 
 
 def _observe_eval(
