@@ -11,8 +11,9 @@ reports score them:
   (:func:`greedylr.studies.tuning.tolerance_versus`).
 
 Cosine and the 0.2 defaults run too, unless ``stored`` names a folder with their runs of
-the same study (a ``heldout-<split>`` or ``heldout-lr-grid-<split>`` output). Results are
-kept in ``out/<tag>_<protocol>_<split>.json``; a file already there is read, not rerun.
+the same study (a ``heldout-<split>`` or ``heldout-lr-grid-<split>`` output, or another
+prototype's results file of the same protocol and split). Results are kept in
+``out/<tag>_<protocol>_<split>.json``; a file already there is read, not rerun.
 """
 
 from __future__ import annotations
@@ -55,22 +56,29 @@ def _baselines(specs: list[Any], stored: Path | None) -> tuple[list[Any], list[d
         return specs, []
     from greedylr.studies.runner import load_results
 
+    results = json.loads(stored.read_text()) if stored.is_file() else load_results(stored)
+    lengths = {(s.workload, s.steps) for s in specs}  # a stored run of another budget is not one
     return ([s for s in specs if not _baseline(s.schedule, s.settings)],
-            [r for r in load_results(stored)
-             if _baseline(r["spec"]["schedule"], r["spec"]["settings"])])
+            [r for r in results
+             if _baseline(r["spec"]["schedule"], r["spec"]["settings"])
+             and (r["spec"]["workload"], r["spec"]["steps"]) in lengths])
 
 
 def heldout(split: str, settings: dict[str, Any], patch: Callable[[], None], out: Path,
-            tag: str, stored: Path | None = None) -> list[dict[str, Any]]:
+            tag: str, stored: Path | None = None, *, budget: int = 1) -> list[dict[str, Any]]:
     """The prototype arm on ``split``'s held-out protocol; prints :func:`versus_cosine`'s
-    rows (F, B, T, t against cosine) and returns the runs it made or read from ``out``."""
+    rows (F, B, T, t against cosine) and returns the runs it made or read from ``out``.
+    ``budget`` multiplies every run's steps (and its evaluation interval): a rule that
+    claims to need no budget must keep its place against cosine told the longer one."""
     from greedylr.evidence.defaults import HELDOUT_SPLITS, heldout_specs, versus_cosine
 
     arms = (("cosine", {}), ("greedy", {}), ("greedy", settings))
-    specs, kept = _baselines(heldout_specs(HELDOUT_SPLITS[split], f"defaults_heldout_{split}",
-                                           choices=arms),
-                             stored)
-    runs = _run(specs, out / f"{tag}_heldout_{split}.json", patch)
+    specs = [replace(s, steps=budget * s.steps, eval_every=budget * s.eval_every)
+             for s in heldout_specs(HELDOUT_SPLITS[split], f"defaults_heldout_{split}",
+                                    choices=arms)]
+    specs, kept = _baselines(specs, stored)
+    name = "heldout" if budget == 1 else f"heldout_x{budget}"
+    runs = _run(specs, out / f"{tag}_{name}_{split}.json", patch)
     for arm, row in versus_cosine(kept + runs).items():
         print(f"{split} {arm:58s} F {row['final_pct']:.0f} B {row['best_pct']:.0f} "
               f"T {row['train_pct']:.0f} t {row['time_to_cosine_loss']:.2f} "
@@ -104,7 +112,13 @@ def grid(split: str, settings: dict[str, Any], patch: Callable[[], None], out: P
 
 def main(argv: Sequence[str], settings: dict[str, Any], patch: Callable[[], None],
          tag: str) -> None:
-    """``PROTOCOL OUT SPLIT [STORED]``: the command line of a prototype script."""
+    """``PROTOCOL OUT SPLIT [STORED]``: the command line of a prototype script.
+    ``PROTOCOL``: ``heldout``, ``grid`` or ``heldout_xK`` (the held-out protocol with K
+    times the steps; no study stores its baselines, another prototype's file can)."""
     protocol, out, split = argv[0], Path(argv[1]), argv[2]
     stored = Path(argv[3]) if len(argv) > 3 else None
+    if protocol.startswith("heldout_x"):  # the held-out protocol on a longer budget
+        heldout(split, settings, patch, out, tag, stored,
+                budget=int(protocol.removeprefix("heldout_x")))
+        return
     {"heldout": heldout, "grid": grid}[protocol](split, settings, patch, out, tag, stored)
