@@ -8,12 +8,13 @@ decrease (``observe_eval``) carries over to ``g``. ``gated`` adds round 7's nois
 (``round7/noise_gate.py``: an increase needs progress beyond one standard error of the
 loss noise); ``no_eval`` leaves out the held-out rule (``eval_patience=None``). Marked
 by ``anneal_fraction=0, anneal_shape="cosine"``. ``built`` is ``no_eval`` as 0.3 built it
-into the package (``base_schedule="cosine", eval_patience=None``), run unpatched:
+into the package (``base_schedule="cosine", eval_patience=None``), run unpatched;
+``built_patience30`` is ``built`` with ``patience=30`` (round 11's 3x budget):
 
     python results/defaults/round8/relative_cosine.py VARIANT PROTOCOL OUT SPLIT [STORED]
 
-(VARIANT: plain, gated, no_eval or built; PROTOCOL: heldout or grid, as in
-``prototypes.py``.)
+(VARIANT: plain, gated, no_eval, built or built_patience30; PROTOCOL: heldout, grid or
+heldout_x3, as in ``prototypes.py``.)
 """
 from __future__ import annotations
 
@@ -72,7 +73,10 @@ def _unpatched() -> None:
 VARIANTS = {"plain": (MARK, _patch_plain),
             "gated": ({**MARK, "noise_threshold": 1.0}, _patch_gated),
             "no_eval": ({**MARK, "eval_patience": None}, _patch_plain),
-            "built": ({"base_schedule": "cosine", "eval_patience": None}, _unpatched)}
+            "built": ({"base_schedule": "cosine", "eval_patience": None}, _unpatched),
+            # round 11: on 3x the budget, with the patience scaled as the budget (10 -> 30)
+            "built_patience30": ({"base_schedule": "cosine", "eval_patience": None,
+                                  "patience": 30}, _unpatched)}
 
 
 if __name__ == "__main__":
