@@ -475,6 +475,7 @@ _DEFAULTS_STAGES = (
     "heldout-lr-grid-check", "heldout-lr-grid-check-report",
     "heldout-lr-grid-fresh", "heldout-lr-grid-fresh-report",
     "heldout-lr-grid-probe", "heldout-lr-grid-probe-report",
+    "heldout-probe2", "heldout-lr-grid-probe2", "heldout-lr-grid-probe2-report",
 )
 
 
@@ -485,10 +486,10 @@ def _add_study_defaults(kinds: argparse._SubParsersAction) -> None:
         description="Run one stage of the defaults study into OUT/<stage>/ or write its "
         "report: tune, check (of the candidate given with --set), report; the held-out "
         "protocol's heldout-tune, heldout-check, heldout-fresh (round 7's workloads that "
-        "neither split has), heldout-probe (round 9's), heldout-report; its LR grid on the "
-        "tuning split, heldout-lr-grid and heldout-lr-grid-report, and on another split, "
-        "heldout-lr-grid-SPLIT and heldout-lr-grid-SPLIT-report (SPLIT: check, fresh, "
-        "probe).",
+        "neither split has), heldout-probe (round 9's), heldout-probe2 (round 12's), "
+        "heldout-report; its LR grid on the tuning split, heldout-lr-grid and "
+        "heldout-lr-grid-report, and on another split, heldout-lr-grid-SPLIT and "
+        "heldout-lr-grid-SPLIT-report (SPLIT: check, fresh, probe, probe2).",
     )
     defaults.add_argument("stage", metavar="STAGE", help=f"one of: {', '.join(_DEFAULTS_STAGES)}")
     defaults.add_argument("--out", default="runs/defaults",
@@ -504,7 +505,8 @@ def _add_study_defaults(kinds: argparse._SubParsersAction) -> None:
                           help="report stages: where the report goes (default: "
                           "results/defaults)")
     defaults.add_argument("--arms", type=_positive_int, default=None, metavar="N",
-                          help="heldout-tune, heldout-check, heldout-fresh, heldout-probe: "
+                          help="heldout-tune, heldout-check, heldout-fresh, heldout-probe, "
+                          "heldout-probe2: "
                           "only the first N arms")
     defaults.set_defaults(run=_run_study_defaults)
 
@@ -527,7 +529,7 @@ def _run_study_defaults(args: argparse.Namespace) -> int:
     out = Path(args.out)
     reads = {"report": ("tune", "check"),
              "heldout-report": ("heldout_tune", "heldout_check", "heldout_fresh",
-                                "heldout_probe")}
+                                "heldout_probe", "heldout_probe2")}
     folders = reads.get(args.stage, ())
     if folders and not any((out / folder).is_dir() for folder in folders):
         raise UsageError(f"nothing to report in {out} (no {' or '.join(folders)} folder)")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from greedylr.evidence import workloads
-from greedylr.evidence.defaults import FRESH_WORKLOADS, PROBE_WORKLOADS
+from greedylr.evidence.defaults import FRESH_WORKLOADS, PROBE2_WORKLOADS, PROBE_WORKLOADS
 from greedylr.evidence.suites import SMALL_MODELS
 from greedylr.evidence.workloads import Workload, data
 from greedylr.studies.runner import execute_trial
@@ -64,7 +64,8 @@ def test_lr_for_falls_back_to_the_workload_lr() -> None:
     assert workloads.get("wine_mlp").lr_for("adafactor") == workloads.get("wine_mlp").lr
 
 
-@pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS)
+@pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS
+                         + PROBE2_WORKLOADS)
 def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
     w = workloads.get(name)
     spec = TrialSpec.make(
@@ -85,7 +86,8 @@ def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
     assert result["metric"] == {"name": w.metric, "higher_is_better": w.higher_is_better}
 
 
-@pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS)
+@pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS
+                         + PROBE2_WORKLOADS)
 def test_feed_split_reports_a_held_out_value_on_the_other_half(name: str) -> None:
     w = workloads.get(name)
     spec = TrialSpec.make(study="test", workload=name, schedule="greedy", seed=0, steps=2,
@@ -171,11 +173,12 @@ def test_fixed_splits_are_disjoint_and_shuffled() -> None:
         data.tabular("iris")
 
 
-@pytest.mark.parametrize("split", [FRESH_WORKLOADS, PROBE_WORKLOADS])
+@pytest.mark.parametrize("split", [FRESH_WORKLOADS, PROBE_WORKLOADS, PROBE2_WORKLOADS])
 def test_later_splits_are_none_of_the_others_and_each_workload_is_registered(split) -> None:
-    from greedylr.evidence.defaults import CHECK_WORKLOADS, TUNE_WORKLOADS
+    from greedylr.evidence.defaults import HELDOUT_SPLITS
 
-    assert not set(split) & (set(TUNE_WORKLOADS) | set(CHECK_WORKLOADS))
+    others = {w for ws in HELDOUT_SPLITS.values() if ws != split for w in ws}
+    assert not set(split) & others
     assert not set(split) & set(SMALL_MODELS)
     for name in split:
         w = workloads.get(name)
@@ -191,6 +194,34 @@ def test_photo_pixels_are_a_fixed_split_of_the_whole_image() -> None:
     assert torch.equal(photo.x_test, data.image_pixels.__wrapped__().x_test)
     flower = data.image_pixels("flower.jpg")  # the other photo: same pixels split, other colours
     assert torch.equal(flower.x_test, photo.x_test) and not torch.equal(flower.y_test, photo.y_test)
+
+
+def test_terrain_is_a_fixed_split_of_the_whole_elevation_model() -> None:
+    dem = data.terrain()
+    assert dem.x_train.shape == (27658, 2) and dem.x_test.shape == (6914, 2)
+    assert abs(dem.y_train.mean().item()) < 1e-4 and abs(dem.y_train.std().item() - 1) < 1e-3
+    coords = {tuple(r) for r in dem.x_train.tolist()}
+    assert not any(tuple(r) in coords for r in dem.x_test.tolist())
+
+
+def test_mri_crops_hold_out_whole_blocks_with_fixed_noise() -> None:
+    mri = data.mri_patches()
+    assert mri.x_train.shape == (7514, 1, 16, 16) and mri.x_test.shape == (175, 1, 16, 16)
+    assert 0 <= mri.y_train.min() and mri.y_train.max() <= 1
+    noise = (mri.x_test - mri.y_test).std().item()
+    assert 0.09 < noise < 0.11  # the noise, not the content: clean = noisy - noise
+    # no held-out crop is (a shift of) a training crop: whole blocks are held out
+    flat = mri.y_train.flatten(1)
+    assert torch.cdist(mri.y_test.flatten(1)[:50], flat).min() > 1e-3
+    assert torch.equal(mri.x_test, data.mri_patches.__wrapped__().x_test)
+
+
+def test_membrane_windows_split_in_time() -> None:
+    series = data.membrane_windows()
+    assert series.x_train.shape == (9529, 64) and series.x_test.shape == (2329, 64)
+    # the target is the value 8 samples after the window's last: within the series
+    assert torch.equal(series.x_train[8, -1:], series.y_train[0])
+    assert abs(series.x_train.mean().item()) < 0.05
 
 
 def test_autompg_is_a_standardized_regression() -> None:

@@ -53,6 +53,7 @@ __all__ = [
     "CHECK_WORKLOADS",
     "FRESH_WORKLOADS",
     "HELDOUT_SPLITS",
+    "PROBE2_WORKLOADS",
     "PROBE_WORKLOADS",
     "STAGES",
     "TUNE_WORKLOADS",
@@ -104,6 +105,16 @@ PROBE_WORKLOADS: tuple[str, ...] = (
     "flower_fourier_mlp",  # Adagrad, image regression from pixel coordinates
     "digits_autoencoder",  # AdamW, unsupervised reconstruction
     "mnist_softmax",  # SGD with momentum, a convex linear classifier
+)
+
+#: Second probe split (round 12): three workloads that no other split has, on a data source
+#: no other split uses (matplotlib's sample data), built after round 11 to test its
+#: patience advice for ``base_schedule="cosine"``; each one's LR chosen by cosine alone
+#: (``results/defaults/round7/calibrate.py``) before any GreedyLR run of it.
+PROBE2_WORKLOADS: tuple[str, ...] = (
+    "terrain_mlp",  # SGD with momentum, elevation from map coordinates
+    "mri_denoiser",  # Adafactor, a convolutional image denoiser
+    "membrane_forecast",  # AdamW, time-series forecasting with a dilated 1-D CNN
 )
 
 SEEDS: tuple[int, ...] = (0, 1, 2)
@@ -194,6 +205,7 @@ HELDOUT_SPLITS: dict[str, tuple[str, ...]] = {
     "check": CHECK_WORKLOADS,
     "fresh": FRESH_WORKLOADS,
     "probe": PROBE_WORKLOADS,
+    "probe2": PROBE2_WORKLOADS,
 }
 
 
@@ -203,8 +215,9 @@ def heldout_lr_grid_specs(split: str = "tune") -> list[TrialSpec]:
     GreedyLR's ``observe_eval`` is fed as the issue's targets say.
 
     ``split="tune"``: the ``lr_grid`` study's 4 workloads x 3 seeds for
-    :data:`LR_GRID_ARMS`; ``"check"``, ``"fresh"`` or ``"probe"``: that split's workloads x
-    :data:`LR_GRID_CHECK_SEEDS` for :data:`LR_GRID_CHECK_ARMS`, seed-major.
+    :data:`LR_GRID_ARMS`; ``"check"``, ``"fresh"``, ``"probe"`` or ``"probe2"``: that
+    split's workloads x :data:`LR_GRID_CHECK_SEEDS` for :data:`LR_GRID_CHECK_ARMS`,
+    seed-major.
     """
     from dataclasses import replace
 
@@ -234,7 +247,7 @@ def heldout_lr_grid_specs(split: str = "tune") -> list[TrialSpec]:
 #: Each LR grid's results folder under the study's ``--out``.
 _LR_GRID_FOLDERS = {
     "tune": "heldout_lr_grid", "check": "heldout_lr_grid_check", "fresh": "heldout_lr_grid_fresh",
-    "probe": "heldout_lr_grid_probe",
+    "probe": "heldout_lr_grid_probe", "probe2": "heldout_lr_grid_probe2",
 }
 
 #: "As good or better": within this fraction of cosine's seed mean (the issue's 1%).
@@ -534,6 +547,7 @@ STAGES: tuple[str, ...] = (
     "heldout-lr-grid-check", "heldout-lr-grid-check-report",
     "heldout-lr-grid-fresh", "heldout-lr-grid-fresh-report",
     "heldout-lr-grid-probe", "heldout-lr-grid-probe-report",
+    "heldout-probe2", "heldout-lr-grid-probe2", "heldout-lr-grid-probe2-report",
 )
 
 

@@ -131,6 +131,11 @@ _LR_GRID_SCOPE = {
              "power-function EMA of its weights (`workload_power_ema=7`), at 5 LRs (0.1x-10x "
              "of the workload's) on round 9's probe split (flower Fourier MLP/Adagrad, digits "
              "autoencoder/AdamW, MNIST softmax regression/SGD: workloads no other split has)",
+    "probe2": "cosine, GreedyLR 0.2 and round 6's faster climb, each also scored on a "
+              "power-function EMA of its weights (`workload_power_ema=7`), at 5 LRs "
+              "(0.1x-10x of the workload's) on round 12's probe split (terrain MLP/SGD, MRI "
+              "denoiser/Adafactor, membrane-potential forecaster/AdamW, on matplotlib's "
+              "sample data: workloads no other split has)",
 }
 
 

@@ -44,6 +44,9 @@ _MODULES: list[str] = [
     ".unicode_names",
     ".digits_autoencoder",
     ".mnist_softmax",
+    ".terrain_mlp",
+    ".mri_denoiser",
+    ".membrane_forecast",
     ".minilm_finetune",
     ".llama_pretrain",
 ]

@@ -11,7 +11,9 @@ seed), so that every schedule and every seed is scored on the same held-out exam
 * the Unicode character names of Python's ``unicodedata`` (a language to model, and each
   character's general category to predict from its name);
 * the CPython standard library's own source (``sysconfig.get_paths()["stdlib"]``), for
-  character language modelling, token-type tagging and docstring -> function name.
+  character language modelling, token-type tagging and docstring -> function name;
+* matplotlib's sample data: a terrain elevation model (``jacksboro_fault_dem.npz``), an MRI
+  slice (``s1045.ima.gz``) and a recorded membrane potential (``membrane.dat``).
 
 The standard-library corpora depend on the Python version that runs them (3.11 for the
 committed results); the split is by file, so held-out text is code the model never saw.
@@ -43,10 +45,13 @@ __all__ = [
     "digits",
     "docstring_pairs",
     "image_pixels",
+    "membrane_windows",
     "mnist5k",
+    "mri_patches",
     "stdlib_files",
     "stdlib_text",
     "tabular",
+    "terrain",
     "token_type_tagging",
     "unicode_categories",
     "unicode_names",
@@ -462,3 +467,84 @@ def unicode_categories(length: int = 48, min_count: int = 200) -> ArrayDataset:
     test = np.array([h for _, _, h in kept])
     t = torch.from_numpy
     return ArrayDataset(t(x[~test]), t(y[~test]), t(x[test]), t(y[test]))
+
+
+# -- matplotlib's sample data ------------------------------------------------------------------
+
+
+def _sample_data(name: str) -> Path:
+    """The path of one of matplotlib's bundled sample-data files."""
+    with requires_extra("plot", "the matplotlib sample-data workloads"):
+        from matplotlib import cbook
+
+    return Path(cbook.get_sample_data(name, asfileobj=False))
+
+
+@functools.cache
+def terrain(pool: int = 2) -> ArrayDataset:
+    """The Jacksboro fault's digital elevation model (344 x 403, metres), ``pool`` x
+    ``pool`` average-pooled: each point's coordinates in [-1, 1]^2 -> its elevation,
+    standardized with the training points' statistics; 20% of the points held out."""
+    dem = np.load(_sample_data("jacksboro_fault_dem.npz"))["elevation"].astype(np.float64)
+    h, w = dem.shape[0] // pool, dem.shape[1] // pool
+    dem = dem[: h * pool, : w * pool].reshape(h, pool, w, pool).mean(axis=(1, 3))
+    rows, cols = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+    x = np.stack([rows.ravel(), cols.ravel()], axis=1).astype(np.float32)
+    train, test = _split(h * w, 0.2)
+    y_train, y_test = _standardize(dem.reshape(-1, 1)[train], dem.reshape(-1, 1)[test])
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+    return ArrayDataset(t(x[train]), t(y_train), t(x[test]), t(y_test))
+
+
+@functools.cache
+def mri_patches(patch: int = 16, block: int = 32, noise: float = 0.1) -> ArrayDataset:
+    """Noisy -> clean ``patch`` x ``patch`` crops of an MRI slice (256 x 256, intensities
+    scaled to [0, 1]), for denoising: the slice is cut into ``block`` x ``block`` blocks,
+    20% of those with content (mean intensity above 5% of the maximum) held out whole,
+    so no held-out pixel is in a training crop. Training crops: every position inside a
+    training block; held-out crops: a stride of ``patch // 4`` inside the held-out ones.
+    The Gaussian noise (standard deviation ``noise``) is drawn once from the split seed."""
+    import gzip
+
+    with gzip.open(_sample_data("s1045.ima.gz")) as f:
+        image = np.frombuffer(f.read(), np.uint16).reshape(256, 256).astype(np.float32)
+    image /= image.max()
+    n = 256 // block
+    blocks = [(r, c) for r in range(n) for c in range(n)
+              if image[r * block:(r + 1) * block, c * block:(c + 1) * block].mean() > 0.05]
+    train, test = _split(len(blocks), 0.2)
+    rng = np.random.default_rng(SPLIT_SEED)
+
+    def crops(indices: np.ndarray, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+        clean = np.stack([
+            image[blocks[i][0] * block + dr:blocks[i][0] * block + dr + patch,
+                  blocks[i][1] * block + dc:blocks[i][1] * block + dc + patch]
+            for i in indices
+            for dr in range(0, block - patch + 1, stride)
+            for dc in range(0, block - patch + 1, stride)
+        ])[:, None]
+        noisy = clean + rng.normal(0.0, noise, clean.shape).astype(np.float32)
+        return torch.from_numpy(noisy), torch.from_numpy(np.ascontiguousarray(clean))
+
+    x_train, y_train = crops(train, 1)
+    x_test, y_test = crops(test, patch // 4)
+    return ArrayDataset(x_train, y_train, x_test, y_test)
+
+
+@functools.cache
+def membrane_windows(window: int = 64, horizon: int = 8) -> ArrayDataset:
+    """A recorded membrane potential (12,000 samples), standardized with the training
+    part's statistics: the last ``window`` values -> the value ``horizon`` steps after the
+    last. Split in time: the first 80% of the recording trains, windows wholly in the last
+    20% are held out."""
+    series = np.fromfile(_sample_data("membrane.dat"), dtype=np.float32).astype(np.float64)
+    cut = int(0.8 * len(series))
+    train_part, test_part = _standardize(series[:cut], series[cut:])
+
+    def windows(part: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        starts = np.arange(len(part) - window - horizon + 1)
+        x = np.stack([part[i:i + window] for i in starts]).astype(np.float32)
+        y = part[starts + window + horizon - 1, None].astype(np.float32)
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+    return ArrayDataset(*windows(train_part), *windows(test_part))

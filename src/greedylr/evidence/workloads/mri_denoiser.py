@@ -1,0 +1,71 @@
+"""Denoising of an MRI slice: a residual convolutional denoiser (it predicts the noise),
+Adafactor.
+
+The data is matplotlib's sample MRI slice, 16x16 crops with Gaussian noise (standard
+deviation 0.1 of the intensity range); whole 32x32 blocks of the slice are held out, and
+the held-out metric is the PSNR of the denoised crops against the clean ones (dB; higher is
+better). Round 12's probe split.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from greedylr.evidence.workloads import Workload, register
+from greedylr.evidence.workloads.data import mri_patches
+from greedylr.evidence.workloads.loop import batch_sampler, run, split_evaluator
+
+__all__ = ["train"]
+
+
+class _Denoiser(nn.Module):
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        self.noise = nn.Sequential(
+            nn.Conv2d(1, width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(width, 1, 3, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x - self.noise(x)
+
+
+def _metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    mse = F.mse_loss(model(x), y).item()
+    return {"psnr": -10.0 * math.log10(max(mse, 1e-12)), "loss": mse}
+
+
+def train(trial) -> None:
+    data = mri_patches()
+    run(
+        trial,
+        _Denoiser(),
+        batch_sampler(data.x_train, data.y_train, 32),
+        lambda m, b: F.mse_loss(m(b[0]), b[1]),
+        split_evaluator(trial, _metrics, data.x_test, data.y_test),
+    )
+
+
+register(
+    Workload(
+        name="mri_denoiser",
+        train=train,
+        task="regression",
+        family="cnn",
+        data="matplotlib sample MRI slice s1045.ima.gz, 16x16 noisy crops (7,514 train / 175 "
+             "held out, from separate 32x32 blocks)",
+        lr=0.00316,
+        steps=300,
+        optimizer="adafactor",
+        eval_every=30,
+        metric="psnr",
+        higher_is_better=True,
+        quick_steps=150,
+    )
+)
