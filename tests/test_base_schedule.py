@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 
+import greedylr
 from greedylr import GreedyConfig, GreedyLR, rule
 from greedylr import tensor_rule as tr
 from greedylr.studies import schedules
@@ -52,6 +53,28 @@ def test_a_budget_is_needed() -> None:
     # a study trial passes its own budget: the settings are checked with a stand-in
     assert schedules.check_settings("greedy", {"base_schedule": "cosine"}) == {
         "base_schedule": "cosine"}
+
+
+def test_cosine_mode_is_the_measured_setting_for_every_implementation() -> None:
+    """The knobs rounds 8-12 measured: the held-out rule off, patience grown with the
+    budget (never below the default 10), usable by the scheduler, the config and the
+    optax port, with any knob overridden after it."""
+    assert greedylr.cosine_mode(300) == {"total_steps": 300, "base_schedule": "cosine",
+                                         "eval_patience": None, "patience": 10}
+    assert greedylr.cosine_mode(100)["patience"] == 10
+    assert greedylr.cosine_mode(1200)["patience"] == 40
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched = GreedyLR(opt, **{**greedylr.cosine_mode(900), "warmup": 5})
+    assert sched.config == GreedyConfig(total_steps=900, base_schedule="cosine",
+                                        eval_patience=None, patience=30, warmup=5)
+    for bad in (0, -5, 2.5, None, True):
+        with pytest.raises(ValueError, match="total_steps"):
+            greedylr.cosine_mode(bad)  # type: ignore[arg-type]
+    optax = pytest.importorskip("greedylr.integrations.optax")
+    jnp = pytest.importorskip("jax.numpy")
+    transform = optax.greedy_lr(0.1, **greedylr.cosine_mode(900))  # raises on a knob it lacks
+    state = transform.init({"w": jnp.zeros(2)})
+    assert float(state.lr) == pytest.approx(0.1)
 
 
 def test_the_defaults_digest_is_unchanged_by_the_knob_at_its_neutral_value() -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from greedylr.averaging import averaged_model, power_ema
+    from greedylr.config import cosine_mode
     from greedylr.diagnosis import diagnose
     from greedylr.rule import Decision, Event, GreedyConfig
     from greedylr.scheduler import GreedyLR
@@ -30,6 +31,7 @@ _HOMES = {
     "GreedyLR": "greedylr.scheduler",
     "Trace": "greedylr.trace",
     "averaged_model": "greedylr.averaging",
+    "cosine_mode": "greedylr.config",
     "diagnose": "greedylr.diagnosis",
     "load_trace": "greedylr.trace",
     "power_ema": "greedylr.averaging",
@@ -43,6 +45,7 @@ __all__ = [
     "Trace",
     "__version__",
     "averaged_model",
+    "cosine_mode",
     "diagnose",
     "load_trace",
     "power_ema",

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-__all__ = ["ANNEAL_SHAPES", "BASE_SCHEDULES", "KNOBS_OFF", "Bound", "GreedyConfig"]
+__all__ = [
+    "ANNEAL_SHAPES", "BASE_SCHEDULES", "KNOBS_OFF", "Bound", "GreedyConfig", "cosine_mode",
+]
 
 Bound = float | Sequence[float] | None
 
@@ -153,8 +155,10 @@ class GreedyConfig:
             (:meth:`base_factor`; the final cooldown is off, the decay replaces it): at a
             well-tuned LR the run follows cosine, and the rule's moves correct a badly
             chosen one. The bounds, resets and events concern the rule's own LRs
-            (``RuleState.rule_lrs``). Measured with ``eval_patience=None`` (rounds 8 and
-            9 of the defaults study; the rule guide).
+            (``RuleState.rule_lrs``). Measured with ``eval_patience=None`` (rounds 8, 9
+            and 12 of the defaults study) and, on runs longer than ~300 steps, best with
+            ``patience`` about ``total_steps // 30`` (rounds 11 and 12):
+            :func:`cosine_mode` gives those knobs.
     """
 
     factor: float = 0.95
@@ -389,3 +393,26 @@ class GreedyConfig:
         if unknown:
             raise ValueError(f"unknown GreedyConfig keys: {sorted(unknown)}")
         return cls(**data)
+
+
+def cosine_mode(total_steps: int) -> dict[str, Any]:
+    """The knobs of the opt-in cosine mode as it was measured: cosine's decay over
+    ``total_steps`` with the rule's moves on top, without the held-out rule, and with the
+    rule's patience grown with the budget (``max(10, total_steps // 30)``: as many
+    possible moves per run as the default patience on the 300-step runs it was first
+    measured on; rounds 8-12 of the defaults study, the rule guide).
+
+    For any implementation that takes the config's keywords, other knobs added or
+    overridden after it::
+
+        GreedyLR(optimizer, **cosine_mode(1000))
+        GreedyLR(optimizer, **{**cosine_mode(1000), "warmup": 100})
+        greedylr.integrations.optax.greedy_lr(3e-4, **cosine_mode(1000))
+
+    Raises:
+        ValueError: for a budget that is not a positive integer.
+    """
+    _check(_is_int(total_steps) and total_steps >= 1,
+           f"total_steps must be an integer >= 1, got {total_steps!r}")
+    return {"total_steps": total_steps, "base_schedule": "cosine", "eval_patience": None,
+            "patience": max(10, total_steps // 30)}

@@ -7,6 +7,7 @@ optimizer and the schedule under test, step, report.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,7 @@ from torch import nn
 
 from greedylr.averaging import averaged_model
 
-__all__ = ["batch_sampler", "run", "split_evaluator"]
+__all__ = ["batch_sampler", "psnr_metrics", "rmse_metrics", "run", "split_evaluator"]
 
 Batch = Any
 Sampler = Callable[[torch.Generator], Batch]
@@ -40,6 +41,20 @@ def batch_sampler(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> Sampler:
         return x[idx], y[idx]
 
     return sample
+
+
+def rmse_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """A regression's held-out ``rmse``, and its mean squared error as ``loss`` (what a
+    feed reports)."""
+    mse = nn.functional.mse_loss(model(x), y).item()
+    return {"rmse": math.sqrt(mse), "loss": mse}
+
+
+def psnr_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """An image regression's held-out ``psnr`` (dB, for intensities in [0, 1]), and its
+    mean squared error as ``loss``."""
+    mse = nn.functional.mse_loss(model(x), y).item()
+    return {"psnr": -10.0 * math.log10(max(mse, 1e-12)), "loss": mse}
 
 
 def split_evaluator(

@@ -8,15 +8,18 @@ The data is matplotlib's sample recording ``membrane.dat`` (12,000 samples), spl
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import membrane_windows
-from greedylr.evidence.workloads.loop import batch_sampler, run, split_evaluator
+from greedylr.evidence.workloads.loop import (
+    batch_sampler,
+    rmse_metrics,
+    run,
+    split_evaluator,
+)
 
 __all__ = ["train"]
 
@@ -35,10 +38,6 @@ class _Forecaster(nn.Module):
         return self.head(self.features(x[:, None])[:, :, -1])
 
 
-def _metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-    mse = F.mse_loss(model(x), y).item()
-    return {"rmse": math.sqrt(mse), "loss": mse}
-
 
 def train(trial) -> None:
     data = membrane_windows()
@@ -47,7 +46,7 @@ def train(trial) -> None:
         _Forecaster(),
         batch_sampler(data.x_train, data.y_train, 64),
         lambda m, b: F.mse_loss(m(b[0]), b[1]),
-        split_evaluator(trial, _metrics, data.x_test, data.y_test),
+        split_evaluator(trial, rmse_metrics, data.x_test, data.y_test),
     )
 
 

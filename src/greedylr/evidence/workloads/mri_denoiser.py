@@ -9,15 +9,18 @@ better). Round 12's probe split.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import mri_patches
-from greedylr.evidence.workloads.loop import batch_sampler, run, split_evaluator
+from greedylr.evidence.workloads.loop import (
+    batch_sampler,
+    psnr_metrics,
+    run,
+    split_evaluator,
+)
 
 __all__ = ["train"]
 
@@ -36,10 +39,6 @@ class _Denoiser(nn.Module):
         return x - self.noise(x)
 
 
-def _metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-    mse = F.mse_loss(model(x), y).item()
-    return {"psnr": -10.0 * math.log10(max(mse, 1e-12)), "loss": mse}
-
 
 def train(trial) -> None:
     data = mri_patches()
@@ -48,7 +47,7 @@ def train(trial) -> None:
         _Denoiser(),
         batch_sampler(data.x_train, data.y_train, 32),
         lambda m, b: F.mse_loss(m(b[0]), b[1]),
-        split_evaluator(trial, _metrics, data.x_test, data.y_test),
+        split_evaluator(trial, psnr_metrics, data.x_test, data.y_test),
     )
 
 

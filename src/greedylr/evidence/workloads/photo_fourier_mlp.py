@@ -9,22 +9,20 @@ held-out metric is their PSNR (dB; higher is better).
 
 from __future__ import annotations
 
-import math
-
-import torch
 import torch.nn.functional as F
 from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import image_pixels
-from greedylr.evidence.workloads.loop import batch_sampler, run, split_evaluator
+from greedylr.evidence.workloads.loop import (
+    batch_sampler,
+    psnr_metrics,
+    run,
+    split_evaluator,
+)
 
 __all__ = ["train", "train_flower"]
 
-
-def _metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-    mse = F.mse_loss(model(x), y).item()
-    return {"psnr": -10.0 * math.log10(max(mse, 1e-12)), "loss": mse}
 
 
 def train(trial) -> None:
@@ -49,7 +47,7 @@ def _train(trial, image: str) -> None:
         model,
         batch_sampler(data.x_train, data.y_train, 256),
         lambda m, b: F.mse_loss(m(b[0]), b[1]),
-        split_evaluator(trial, _metrics, data.x_test, data.y_test),
+        split_evaluator(trial, psnr_metrics, data.x_test, data.y_test),
     )
 
 

@@ -8,22 +8,20 @@ their standardized elevation (lower is better). Round 12's probe split.
 
 from __future__ import annotations
 
-import math
-
-import torch
 import torch.nn.functional as F
 from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import terrain
-from greedylr.evidence.workloads.loop import batch_sampler, run, split_evaluator
+from greedylr.evidence.workloads.loop import (
+    batch_sampler,
+    rmse_metrics,
+    run,
+    split_evaluator,
+)
 
 __all__ = ["train"]
 
-
-def _metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-    mse = F.mse_loss(model(x), y).item()
-    return {"rmse": math.sqrt(mse), "loss": mse}
 
 
 def train(trial) -> None:
@@ -37,7 +35,7 @@ def train(trial) -> None:
         model,
         batch_sampler(data.x_train, data.y_train, 128),
         lambda m, b: F.mse_loss(m(b[0]), b[1]),
-        split_evaluator(trial, _metrics, data.x_test, data.y_test),
+        split_evaluator(trial, rmse_metrics, data.x_test, data.y_test),
     )
 
 
