@@ -21,7 +21,7 @@ pl = pytest.importorskip("lightning.pytorch")
 from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from lightning.pytorch.utilities.exceptions import MisconfigurationException  # noqa: E402
 
-from greedylr import GreedyLR  # noqa: E402
+from greedylr import GreedyLR, cosine_mode  # noqa: E402
 from greedylr.integrations.lightning import GreedyLRCallback  # noqa: E402
 
 ACCUMULATION = 2
@@ -304,6 +304,27 @@ def test_budget_and_validation_metric_reach_the_scheduler(tmp_path: Path) -> Non
     sched = trainer.lr_scheduler_configs[0].scheduler
     assert sched.config.total_steps == trainer.estimated_stepping_batches == 12
     assert len(seen) == 3 and sched.state.eval_best == pytest.approx(min(seen))
+
+
+class _CosineMode(_Validated):
+    def configure_optimizers(self) -> dict[str, Any]:
+        # the docs' recipe: the budget is known in configure_optimizers
+        optimizer = torch.optim.SGD(self.parameters(), lr=0.05)
+        knobs = cosine_mode(self.trainer.estimated_stepping_batches)
+        sched = GreedyLR(optimizer, **{**knobs, **CONFIG})
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def test_cosine_mode_takes_the_budget_in_configure_optimizers(tmp_path: Path) -> None:
+    """The opt-in cosine mode needs its budget when it is built: Lightning's estimate is
+    there in ``configure_optimizers``, and the LR applied follows the decay to 0."""
+    trainer, _ = _fit_validated(_CosineMode(torch.utils.data.Subset(_digits(), range(64))),
+                                tmp_path)
+    sched = trainer.lr_scheduler_configs[0].scheduler
+    assert sched.config.total_steps == trainer.estimated_stepping_batches == 12
+    assert sched.config.base_schedule == "cosine" and sched.config.eval_patience is None
+    assert sched.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)  # the end of the decay
+    assert max(sched.state.rule_lrs) > 0  # the rule's own LR, before the decay
 
 
 def test_an_averaged_model_is_what_validation_feeds_the_scheduler(tmp_path: Path) -> None:
