@@ -37,6 +37,9 @@ def main(epochs: int = 5, accumulation: int = 2) -> None:
         # The DDP model lives inside train(), so it is freed before the group is
         # destroyed: a DDP reducer that outlives its process group can hang at exit.
         train(device, epochs, accumulation)
+        # every rank done with the group before any rank tears it down (gloo can abort
+        # a rank whose peer closed the connection under it)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
