@@ -178,6 +178,10 @@ def test_study_refuses_a_bad_request_before_any_trial(
     [
         ("study defaults report --out {out}", "nothing to report in {out} (no tune or check"),
         ("study defaults heldout-report --out {out}", "nothing to report in {out} (no heldout_"),
+        ("study defaults heldout-lr-grid-report --out {out}",
+         "nothing to report in {out} (no heldout_lr_grid folder)"),
+        ("study defaults heldout-lr-grid-probe2-report --out {out}",
+         "nothing to report in {out} (no heldout_lr_grid_probe2 folder)"),
         ("study llm --report-only --out {out}", "no stored study in {out}"),
     ],
 )

@@ -514,7 +514,7 @@ def _add_study_defaults(kinds: argparse._SubParsersAction) -> None:
 def _run_study_defaults(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from greedylr.evidence.defaults import STAGES, run_stage
+    from greedylr.evidence.defaults import STAGES, report_inputs, run_stage
     from greedylr.studies.schedules import check_settings
 
     if args.stage not in STAGES:
@@ -527,10 +527,7 @@ def _run_study_defaults(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from exc
     out = Path(args.out)
-    reads = {"report": ("tune", "check"),
-             "heldout-report": ("heldout_tune", "heldout_check", "heldout_fresh",
-                                "heldout_probe", "heldout_probe2")}
-    folders = reads.get(args.stage, ())
+    folders = report_inputs(args.stage)
     if folders and not any((out / folder).is_dir() for folder in folders):
         raise UsageError(f"nothing to report in {out} (no {' or '.join(folders)} folder)")
     baselines = None if args.baselines is None else Path(args.baselines)

@@ -61,6 +61,7 @@ __all__ = [
     "analyze",
     "check_specs",
     "heldout_specs",
+    "report_inputs",
     "run_stage",
     "tune_specs",
     "versus_cosine",
@@ -549,6 +550,19 @@ STAGES: tuple[str, ...] = (
     "heldout-lr-grid-probe", "heldout-lr-grid-probe-report",
     "heldout-probe2", "heldout-lr-grid-probe2", "heldout-lr-grid-probe2-report",
 )
+
+
+def report_inputs(stage: str) -> tuple[str, ...]:
+    """The folders under the study's ``--out`` that report stage ``stage`` reads (any one
+    is enough); empty for a stage that runs trials."""
+    if stage == "report":
+        return ("tune", "check")
+    if stage == "heldout-report":
+        return tuple(f"heldout_{split}" for split in HELDOUT_SPLITS)
+    if stage.startswith("heldout-lr-grid") and stage.endswith("-report"):
+        split = stage.removeprefix("heldout-lr-grid").removesuffix("-report")
+        return (_LR_GRID_FOLDERS[split.removeprefix("-") or "tune"],)
+    return ()
 
 
 def run_stage(
