@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from greedylr.averaging import averaged_model
 
-__all__ = ["batch_sampler", "psnr_metrics", "rmse_metrics", "run", "split_evaluator"]
+if TYPE_CHECKING:
+    from greedylr.evidence.workloads.data import ArrayDataset
+
+__all__ = [
+    "batch_sampler", "fit_mse", "psnr_metrics", "rmse_metrics", "run", "split_evaluator",
+]
 
 Batch = Any
 Sampler = Callable[[torch.Generator], Batch]
@@ -135,3 +140,22 @@ def run(
                 metrics = evaluate(scored)
             feed = metrics.pop("feed", None)
             trial.report(**metrics, **({} if feed is None else {"feed": feed}))
+
+
+def fit_mse(
+    trial: Any,
+    model: nn.Module,
+    data: ArrayDataset,
+    batch_size: int,
+    metrics: Callable[..., dict[str, float]],
+) -> None:
+    """:func:`run` for a regression by mean squared error on an ``ArrayDataset``
+    (``data.x_train -> data.y_train``), scored by ``metrics`` on its held-out part (split
+    if the trial asks)."""
+    run(
+        trial,
+        model,
+        batch_sampler(data.x_train, data.y_train, batch_size),
+        lambda m, b: nn.functional.mse_loss(m(b[0]), b[1]),
+        split_evaluator(trial, metrics, data.x_test, data.y_test),
+    )

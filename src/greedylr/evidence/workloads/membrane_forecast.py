@@ -9,17 +9,11 @@ The data is matplotlib's sample recording ``membrane.dat`` (12,000 samples), spl
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import membrane_windows
-from greedylr.evidence.workloads.loop import (
-    batch_sampler,
-    rmse_metrics,
-    run,
-    split_evaluator,
-)
+from greedylr.evidence.workloads.loop import fit_mse, rmse_metrics
 
 __all__ = ["train"]
 
@@ -38,16 +32,9 @@ class _Forecaster(nn.Module):
         return self.head(self.features(x[:, None])[:, :, -1])
 
 
-
 def train(trial) -> None:
     data = membrane_windows()
-    run(
-        trial,
-        _Forecaster(),
-        batch_sampler(data.x_train, data.y_train, 64),
-        lambda m, b: F.mse_loss(m(b[0]), b[1]),
-        split_evaluator(trial, rmse_metrics, data.x_test, data.y_test),
-    )
+    fit_mse(trial, _Forecaster(), data, 64, rmse_metrics)
 
 
 register(

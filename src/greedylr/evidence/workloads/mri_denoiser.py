@@ -10,17 +10,11 @@ better). Round 12's probe split.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import mri_patches
-from greedylr.evidence.workloads.loop import (
-    batch_sampler,
-    psnr_metrics,
-    run,
-    split_evaluator,
-)
+from greedylr.evidence.workloads.loop import fit_mse, psnr_metrics
 
 __all__ = ["train"]
 
@@ -39,16 +33,9 @@ class _Denoiser(nn.Module):
         return x - self.noise(x)
 
 
-
 def train(trial) -> None:
     data = mri_patches()
-    run(
-        trial,
-        _Denoiser(),
-        batch_sampler(data.x_train, data.y_train, 32),
-        lambda m, b: F.mse_loss(m(b[0]), b[1]),
-        split_evaluator(trial, psnr_metrics, data.x_test, data.y_test),
-    )
+    fit_mse(trial, _Denoiser(), data, 32, psnr_metrics)
 
 
 register(

@@ -9,20 +9,13 @@ held-out metric is their PSNR (dB; higher is better).
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import image_pixels
-from greedylr.evidence.workloads.loop import (
-    batch_sampler,
-    psnr_metrics,
-    run,
-    split_evaluator,
-)
+from greedylr.evidence.workloads.loop import fit_mse, psnr_metrics
 
 __all__ = ["train", "train_flower"]
-
 
 
 def train(trial) -> None:
@@ -42,13 +35,7 @@ def _train(trial, image: str) -> None:
         nn.ReLU(),
         nn.Linear(128, 3),
     )
-    run(
-        trial,
-        model,
-        batch_sampler(data.x_train, data.y_train, 256),
-        lambda m, b: F.mse_loss(m(b[0]), b[1]),
-        split_evaluator(trial, psnr_metrics, data.x_test, data.y_test),
-    )
+    fit_mse(trial, model, data, 256, psnr_metrics)
 
 
 register(

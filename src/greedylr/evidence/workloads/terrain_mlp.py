@@ -8,20 +8,13 @@ their standardized elevation (lower is better). Round 12's probe split.
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import terrain
-from greedylr.evidence.workloads.loop import (
-    batch_sampler,
-    rmse_metrics,
-    run,
-    split_evaluator,
-)
+from greedylr.evidence.workloads.loop import fit_mse, rmse_metrics
 
 __all__ = ["train"]
-
 
 
 def train(trial) -> None:
@@ -30,13 +23,7 @@ def train(trial) -> None:
         nn.Linear(2, 128), nn.SiLU(), nn.Linear(128, 128), nn.SiLU(),
         nn.Linear(128, 128), nn.SiLU(), nn.Linear(128, 1),
     )
-    run(
-        trial,
-        model,
-        batch_sampler(data.x_train, data.y_train, 128),
-        lambda m, b: F.mse_loss(m(b[0]), b[1]),
-        split_evaluator(trial, rmse_metrics, data.x_test, data.y_test),
-    )
+    fit_mse(trial, model, data, 128, rmse_metrics)
 
 
 register(
