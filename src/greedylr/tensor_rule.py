@@ -110,6 +110,13 @@ class TensorDecision(NamedTuple):
     rule_lrs: Tensor
 
 
+def _lookup(table: Tensor, index: Tensor) -> Tensor:
+    """``table[index]`` elementwise, for an index tensor of any shape already within the
+    table: by index_select, not ``table[i]`` (indexing with a 0-d tensor reads the index
+    on the host) nor ``take()`` (which inductor decomposes into that very indexing)."""
+    return table.index_select(0, index.reshape(-1)).reshape(index.shape)
+
+
 def _ramp(config: GreedyConfig, state: TensorState, step: Tensor) -> Tensor:
     start = config.warmup_start_factor
     dtype = state.lrs.dtype
@@ -145,10 +152,7 @@ def _smooth(
         count = state.ema_count + 1
         table = state.ema_denominators
         size = table.shape[0]
-        # index_select, not table[i] (indexing with a 0-d tensor reads the index on the
-        # host) nor take() (which inductor decomposes into that very indexing)
-        index = torch.clamp(count, max=size) - 1
-        denominator = table.index_select(0, index.reshape(-1)).reshape(index.shape)
+        denominator = _lookup(table, torch.clamp(count, max=size) - 1)
         if size >= _MAX_EMA_TABLE:
             # the table stopped before 1 - beta**n reached 1.0: past it, torch.pow
             power = torch.pow(torch.full_like(ema, beta), count.to(ema.dtype))
@@ -219,9 +223,7 @@ def _applied(
     """A decision made on the rule's own LRs (``rule_lrs``), and the LRs applied: those
     times the base schedule's factor at the new step (the float rule's ``_applied``)."""
     table = state.base_table
-    index = torch.clamp(new.step, max=table.shape[0] - 1)
-    # index_select, as for the EMA table in _smooth: no host read under inductor either
-    factor = table.index_select(0, index.reshape(-1)).reshape(index.shape).unsqueeze(-1)
+    factor = _lookup(table, torch.clamp(new.step, max=table.shape[0] - 1)).unsqueeze(-1)
     lrs = new.lrs * factor
     return (new._replace(lrs=lrs, rule_lrs=new.lrs),
             decision._replace(lrs=lrs, rule_lrs=new.lrs))
@@ -316,7 +318,7 @@ def _phase(
     anneal_start = annealing & ~state.annealing
     anneal_from = torch.where(anneal_start.unsqueeze(-1), lrs, state.anneal_from)
     k = torch.clamp(step - start, min=0, max=config.anneal_steps)
-    shape = torch.take(state.anneal_table, k).unsqueeze(-1)
+    shape = _lookup(state.anneal_table, k).unsqueeze(-1)
     phase["annealed"] = state.min_lrs + (anneal_from - state.min_lrs) * shape
     fields.update(annealing=state.annealing | annealing, anneal_from=anneal_from)
     phase.update(annealing=annealing, anneal_start=anneal_start,
