@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from greedylr.evidence import workloads
-from greedylr.evidence.defaults import FRESH_WORKLOADS, PROBE2_WORKLOADS, PROBE_WORKLOADS
+from greedylr.evidence.defaults import (
+    FRESH_WORKLOADS,
+    PROBE2_WORKLOADS,
+    PROBE3_WORKLOADS,
+    PROBE_WORKLOADS,
+)
 from greedylr.evidence.suites import SMALL_MODELS
 from greedylr.evidence.workloads import Workload, data
 from greedylr.studies.runner import execute_trial
@@ -65,7 +70,7 @@ def test_lr_for_falls_back_to_the_workload_lr() -> None:
 
 
 @pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS
-                         + PROBE2_WORKLOADS)
+                         + PROBE2_WORKLOADS + PROBE3_WORKLOADS)
 def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
     w = workloads.get(name)
     spec = TrialSpec.make(
@@ -87,7 +92,7 @@ def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS
-                         + PROBE2_WORKLOADS)
+                         + PROBE2_WORKLOADS + PROBE3_WORKLOADS)
 def test_feed_split_reports_a_held_out_value_on_the_other_half(name: str) -> None:
     w = workloads.get(name)
     spec = TrialSpec.make(study="test", workload=name, schedule="greedy", seed=0, steps=2,
@@ -173,7 +178,8 @@ def test_fixed_splits_are_disjoint_and_shuffled() -> None:
         data.tabular("iris")
 
 
-@pytest.mark.parametrize("split", [FRESH_WORKLOADS, PROBE_WORKLOADS, PROBE2_WORKLOADS])
+@pytest.mark.parametrize("split", [FRESH_WORKLOADS, PROBE_WORKLOADS, PROBE2_WORKLOADS,
+                                   PROBE3_WORKLOADS])
 def test_later_splits_are_none_of_the_others_and_each_workload_is_registered(split) -> None:
     from greedylr.evidence.defaults import HELDOUT_SPLITS
 
@@ -222,6 +228,37 @@ def test_membrane_windows_split_in_time() -> None:
     # the target is the value 8 samples after the window's last: within the series
     assert torch.equal(series.x_train[8, -1:], series.y_train[0])
     assert abs(series.x_train.mean().item()) < 0.05
+
+
+def test_hopper_crops_hold_out_whole_blocks_gray_to_colour() -> None:
+    hopper = data.hopper_colors()
+    assert hopper.x_train.shape == (16762, 1, 16, 16) and hopper.y_train.shape == (16762, 3, 16, 16)
+    assert hopper.x_test.shape == (350, 1, 16, 16)
+    assert 0 <= hopper.y_train.min() and hopper.y_train.max() <= 1
+    # the input is the target's luminance
+    weights = torch.tensor([0.299, 0.587, 0.114])[:, None, None]
+    assert torch.allclose((hopper.y_test[:5] * weights).sum(1, keepdim=True), hopper.x_test[:5],
+                          atol=1e-5)
+    # no held-out crop is (a shift of) a training crop: whole blocks are held out
+    flat = hopper.y_train.flatten(1)
+    assert torch.cdist(hopper.y_test.flatten(1)[:50], flat).min() > 1e-3
+    assert torch.equal(hopper.x_test, data.hopper_colors.__wrapped__().x_test)
+
+
+def test_pydoc_topics_hold_out_whole_segments_of_every_topic() -> None:
+    from pydoc_data.topics import topics
+
+    snippets, names = data.pydoc_topics()
+    assert len(names) == len({n for n, t in topics.items() if len(t) >= 4000}) and len(names) > 10
+    assert snippets.x_train.shape[1] == snippets.x_test.shape[1] == 128
+    # every topic is in both parts, so held-out accuracy scores all of them
+    assert set(snippets.y_test.tolist()) == set(snippets.y_train.tolist()) == set(range(len(names)))
+    # held-out segments are whole: no held-out snippet is one of its topic's training ones
+    train_text = {}
+    for ids, label in zip(snippets.x_train.tolist(), snippets.y_train.tolist()):
+        train_text.setdefault(label, set()).add(data.VOCAB.decode(ids))
+    for ids, label in list(zip(snippets.x_test.tolist(), snippets.y_test.tolist()))[::50]:
+        assert data.VOCAB.decode(ids) not in train_text[label]
 
 
 def test_autompg_is_a_standardized_regression() -> None:

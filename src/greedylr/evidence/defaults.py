@@ -54,6 +54,7 @@ __all__ = [
     "FRESH_WORKLOADS",
     "HELDOUT_SPLITS",
     "PROBE2_WORKLOADS",
+    "PROBE3_WORKLOADS",
     "PROBE_WORKLOADS",
     "STAGES",
     "TUNE_WORKLOADS",
@@ -116,6 +117,16 @@ PROBE2_WORKLOADS: tuple[str, ...] = (
     "terrain_mlp",  # SGD with momentum, elevation from map coordinates
     "mri_denoiser",  # Adafactor, a convolutional image denoiser
     "membrane_forecast",  # AdamW, time-series forecasting with a dilated 1-D CNN
+)
+
+#: Third probe split (round 13): three workloads that no other split has, built after round
+#: 12, on a photo and on text no split uses (matplotlib's portrait of Grace Hopper, Python's
+#: help texts) and a new model of MNIST; each one's LR chosen by cosine alone
+#: (``results/defaults/round7/calibrate.py``) before any GreedyLR run of it.
+PROBE3_WORKLOADS: tuple[str, ...] = (
+    "hopper_colorizer",  # SGD with momentum, gray -> colour CNN
+    "pydoc_topic_transformer",  # AdamW, text classification with a transformer encoder
+    "mnist_row_gru",  # Adafactor, a GRU reading an image row by row
 )
 
 SEEDS: tuple[int, ...] = (0, 1, 2)
@@ -207,6 +218,7 @@ HELDOUT_SPLITS: dict[str, tuple[str, ...]] = {
     "fresh": FRESH_WORKLOADS,
     "probe": PROBE_WORKLOADS,
     "probe2": PROBE2_WORKLOADS,
+    "probe3": PROBE3_WORKLOADS,
 }
 
 
@@ -216,7 +228,7 @@ def heldout_lr_grid_specs(split: str = "tune") -> list[TrialSpec]:
     GreedyLR's ``observe_eval`` is fed as the issue's targets say.
 
     ``split="tune"``: the ``lr_grid`` study's 4 workloads x 3 seeds for
-    :data:`LR_GRID_ARMS`; ``"check"``, ``"fresh"``, ``"probe"`` or ``"probe2"``: that
+    :data:`LR_GRID_ARMS`; ``"check"``, ``"fresh"`` or a probe split: that
     split's workloads x :data:`LR_GRID_CHECK_SEEDS` for :data:`LR_GRID_CHECK_ARMS`,
     seed-major.
     """
@@ -249,6 +261,7 @@ def heldout_lr_grid_specs(split: str = "tune") -> list[TrialSpec]:
 _LR_GRID_FOLDERS = {
     "tune": "heldout_lr_grid", "check": "heldout_lr_grid_check", "fresh": "heldout_lr_grid_fresh",
     "probe": "heldout_lr_grid_probe", "probe2": "heldout_lr_grid_probe2",
+    "probe3": "heldout_lr_grid_probe3",
 }
 
 #: "As good or better": within this fraction of cosine's seed mean (the issue's 1%).
@@ -549,6 +562,7 @@ STAGES: tuple[str, ...] = (
     "heldout-lr-grid-fresh", "heldout-lr-grid-fresh-report",
     "heldout-lr-grid-probe", "heldout-lr-grid-probe-report",
     "heldout-probe2", "heldout-lr-grid-probe2", "heldout-lr-grid-probe2-report",
+    "heldout-probe3", "heldout-lr-grid-probe3", "heldout-lr-grid-probe3-report",
 )
 
 

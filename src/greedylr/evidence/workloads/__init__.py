@@ -47,6 +47,9 @@ _MODULES: list[str] = [
     ".terrain_mlp",
     ".mri_denoiser",
     ".membrane_forecast",
+    ".hopper_colorizer",
+    ".pydoc_topic_transformer",
+    ".mnist_row_gru",
     ".minilm_finetune",
     ".llama_pretrain",
 ]

@@ -13,7 +13,9 @@ seed), so that every schedule and every seed is scored on the same held-out exam
 * the CPython standard library's own source (``sysconfig.get_paths()["stdlib"]``), for
   character language modelling, token-type tagging and docstring -> function name;
 * matplotlib's sample data: a terrain elevation model (``jacksboro_fault_dem.npz``), an MRI
-  slice (``s1045.ima.gz``) and a recorded membrane potential (``membrane.dat``).
+  slice (``s1045.ima.gz``), a recorded membrane potential (``membrane.dat``) and a
+  portrait (``grace_hopper.jpg``);
+* Python's own help texts (``pydoc_data.topics``).
 
 The standard-library corpora depend on the Python version that runs them (3.11 for the
 committed results); the split is by file, so held-out text is code the model never saw.
@@ -44,10 +46,12 @@ __all__ = [
     "CharVocab",
     "digits",
     "docstring_pairs",
+    "hopper_colors",
     "image_pixels",
     "membrane_windows",
     "mnist5k",
     "mri_patches",
+    "pydoc_topics",
     "stdlib_files",
     "stdlib_text",
     "tabular",
@@ -548,3 +552,66 @@ def membrane_windows(window: int = 64, horizon: int = 8) -> ArrayDataset:
         return torch.from_numpy(x), torch.from_numpy(y)
 
     return ArrayDataset(*windows(train_part), *windows(test_part))
+
+
+@functools.cache
+def hopper_colors(patch: int = 16, block: int = 32, pool: int = 2) -> ArrayDataset:
+    """Gray -> colour ``patch`` x ``patch`` crops of matplotlib's portrait of Grace Hopper
+    (600 x 512 x 3, ``pool`` x ``pool`` average-pooled, intensities in [0, 1]), for
+    colourization: the input is the crop's luminance (ITU-R 601 weights), the target its
+    RGB. The image is cut into ``block`` x ``block`` blocks, 20% of them held out whole
+    (as :func:`mri_patches`), so no held-out pixel is in a training crop. Training crops:
+    every position inside a training block; held-out crops: a stride of ``patch // 4``."""
+    with requires_extra("plot", "the colourization workload"):
+        from matplotlib import image as mpimg
+
+    rgb = mpimg.imread(_sample_data("grace_hopper.jpg")).astype(np.float32) / 255.0
+    h, w = rgb.shape[0] // pool, rgb.shape[1] // pool
+    rgb = rgb[: h * pool, : w * pool].reshape(h, pool, w, pool, 3).mean(axis=(1, 3))
+    rgb = np.ascontiguousarray(rgb.transpose(2, 0, 1))  # channels first
+    gray = np.tensordot(np.array([0.299, 0.587, 0.114], dtype=np.float32), rgb, axes=1)
+    blocks = [(r, c) for r in range(h // block) for c in range(w // block)]
+    train, test = _split(len(blocks), 0.2)
+
+    def crops(indices: np.ndarray, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+        corners = [(blocks[i][0] * block + dr, blocks[i][1] * block + dc)
+                   for i in indices
+                   for dr in range(0, block - patch + 1, stride)
+                   for dc in range(0, block - patch + 1, stride)]
+        x = np.stack([gray[None, r:r + patch, c:c + patch] for r, c in corners])
+        y = np.stack([rgb[:, r:r + patch, c:c + patch] for r, c in corners])
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+    return ArrayDataset(*crops(train, 1), *crops(test, patch // 4))
+
+
+@functools.cache
+def pydoc_topics(length: int = 128, segment: int = 512, min_chars: int = 4000,
+                 ) -> tuple[ArrayDataset, tuple[str, ...]]:
+    """Snippets of Python's own help texts (``pydoc_data.topics``, what ``help("for")``
+    prints) -> the topic they come from, the topics of at least ``min_chars`` characters
+    (26 on Python 3.11). Each topic's text is cut into ``segment``-character segments, 20%
+    of each topic's held out whole (at least one); snippets of ``length`` characters
+    (:data:`VOCAB` ids) are taken with a stride of ``length // 8`` inside training
+    segments and of ``length // 2`` inside held-out ones, never across a segment's end.
+    Returns the split and the topic names (labels index them)."""
+    from pydoc_data.topics import topics
+
+    names = tuple(sorted(k for k, text in topics.items() if len(text) >= min_chars))
+    parts: dict[bool, tuple[list[np.ndarray], list[int]]] = {False: ([], []), True: ([], [])}
+    for label, name in enumerate(names):
+        ids = VOCAB.encode(topics[name])
+        segments = [ids[i:i + segment] for i in range(0, len(ids) - length + 1, segment)]
+        order = np.random.default_rng([SPLIT_SEED, label]).permutation(len(segments))
+        held = set(order[: max(1, round(0.2 * len(segments)))].tolist())
+        for k, seg in enumerate(segments):
+            stride = length // 2 if k in held else length // 8
+            for start in range(0, len(seg) - length + 1, stride):
+                parts[k in held][0].append(seg[start:start + length])
+                parts[k in held][1].append(label)
+
+    def tensors(held: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = parts[held]
+        return torch.from_numpy(np.stack(x)), torch.tensor(y, dtype=torch.int64)
+
+    return ArrayDataset(*tensors(False), *tensors(True)), names
