@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import digits
-from greedylr.evidence.workloads.digits_mlp import classification_evaluator
-from greedylr.evidence.workloads.loop import batch_sampler, run
+from greedylr.evidence.workloads.loop import fit_classifier
 
 __all__ = ["train"]
 
@@ -30,13 +28,7 @@ def _model() -> nn.Module:
 
 def train(trial) -> None:
     data = digits()
-    run(
-        trial,
-        _model(),
-        batch_sampler(data.x_train, data.y_train, 64),
-        lambda m, b: F.cross_entropy(m(b[0]), b[1]),
-        classification_evaluator(trial, data),
-    )
+    fit_classifier(trial, _model(), data, 64)
 
 
 register(

@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
-from greedylr.evidence.workloads.data import ArrayDataset, digits
-from greedylr.evidence.workloads.loop import batch_sampler, run, split_evaluator
+from greedylr.evidence.workloads.data import digits
+from greedylr.evidence.workloads.loop import fit_classifier
 
-__all__ = ["classification_evaluator", "classification_metrics", "train"]
-
-
-def classification_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-    """Held-out accuracy and cross-entropy of a classifier, in one forward pass."""
-    logits = model(x)
-    return {
-        "accuracy": (logits.argmax(-1) == y).float().mean().item(),
-        "loss": F.cross_entropy(logits, y).item(),
-    }
-
-
-def classification_evaluator(trial, data: ArrayDataset):
-    """:func:`classification_metrics` on ``data``'s held-out part (split if the trial asks)."""
-    return split_evaluator(trial, classification_metrics, data.x_test, data.y_test)
+__all__ = ["train"]
 
 
 def train(trial) -> None:
@@ -32,13 +16,7 @@ def train(trial) -> None:
     model = nn.Sequential(
         nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10)
     )
-    run(
-        trial,
-        model,
-        batch_sampler(data.x_train, data.y_train, 64),
-        lambda m, b: F.cross_entropy(m(b[0]), b[1]),
-        classification_evaluator(trial, data),
-    )
+    fit_classifier(trial, model, data, 64)
 
 
 register(

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from greedylr.evidence.workloads.data import ArrayDataset
 
 __all__ = [
-    "batch_sampler", "fit_mse", "psnr_metrics", "rmse_metrics", "run", "split_evaluator",
+    "batch_sampler", "classification_metrics", "fit_classifier", "fit_mse", "psnr_metrics",
+    "rmse_metrics", "run", "split_evaluator",
 ]
 
 Batch = Any
@@ -46,6 +47,16 @@ def batch_sampler(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> Sampler:
         return x[idx], y[idx]
 
     return sample
+
+
+def classification_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """Held-out accuracy and cross-entropy (as ``loss``, what a feed reports) of a
+    classifier, in one forward pass."""
+    logits = model(x)
+    return {
+        "accuracy": (logits.argmax(-1) == y).float().mean().item(),
+        "loss": nn.functional.cross_entropy(logits, y).item(),
+    }
 
 
 def rmse_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
@@ -158,4 +169,25 @@ def fit_mse(
         batch_sampler(data.x_train, data.y_train, batch_size),
         lambda m, b: nn.functional.mse_loss(m(b[0]), b[1]),
         split_evaluator(trial, metrics, data.x_test, data.y_test),
+    )
+
+
+def fit_classifier(
+    trial: Any,
+    model: nn.Module,
+    data: ArrayDataset,
+    batch_size: int,
+    **options: Any,
+) -> None:
+    """:func:`run` for a classifier by cross-entropy on an ``ArrayDataset``
+    (``data.x_train -> data.y_train``, class indices), scored by
+    :func:`classification_metrics` on its held-out part (split if the trial asks).
+    ``options`` go to :func:`run` (``clip_norm``, ``optimizer_kwargs``)."""
+    run(
+        trial,
+        model,
+        batch_sampler(data.x_train, data.y_train, batch_size),
+        lambda m, b: nn.functional.cross_entropy(m(b[0]), b[1]),
+        split_evaluator(trial, classification_metrics, data.x_test, data.y_test),
+        **options,
     )

@@ -9,13 +9,11 @@ a recurrent network on the images the other MNIST workloads see whole.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import mnist5k
-from greedylr.evidence.workloads.digits_mlp import classification_evaluator
-from greedylr.evidence.workloads.loop import batch_sampler, run
+from greedylr.evidence.workloads.loop import fit_classifier
 
 __all__ = ["train"]
 
@@ -33,13 +31,7 @@ class _RowGRU(nn.Module):
 
 def train(trial) -> None:
     data = mnist5k(14)
-    run(
-        trial,
-        _RowGRU(),
-        batch_sampler(data.x_train, data.y_train, 64),
-        lambda m, b: F.cross_entropy(m(b[0]), b[1]),
-        classification_evaluator(trial, data),
-    )
+    fit_classifier(trial, _RowGRU(), data, 64)
 
 
 register(

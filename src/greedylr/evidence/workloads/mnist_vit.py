@@ -7,13 +7,11 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import mnist5k
-from greedylr.evidence.workloads.digits_mlp import classification_evaluator
-from greedylr.evidence.workloads.loop import batch_sampler, run
+from greedylr.evidence.workloads.loop import fit_classifier
 
 __all__ = ["ViT", "train"]
 
@@ -50,13 +48,7 @@ class ViT(nn.Module):
 
 def train(trial) -> None:
     data = mnist5k()
-    run(
-        trial,
-        ViT(),
-        batch_sampler(data.x_train, data.y_train, 32),
-        lambda m, b: F.cross_entropy(m(b[0]), b[1]),
-        classification_evaluator(trial, data),
-    )
+    fit_classifier(trial, ViT(), data, 32)
 
 
 register(

@@ -11,13 +11,11 @@ split.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import VOCAB, pydoc_topics
-from greedylr.evidence.workloads.digits_mlp import classification_evaluator
-from greedylr.evidence.workloads.loop import batch_sampler, run
+from greedylr.evidence.workloads.loop import fit_classifier
 
 __all__ = ["train"]
 
@@ -45,13 +43,7 @@ class _TopicEncoder(nn.Module):
 
 def train(trial) -> None:
     data, names = pydoc_topics()
-    run(
-        trial,
-        _TopicEncoder(len(names), data.x_train.shape[1]),
-        batch_sampler(data.x_train, data.y_train, 64),
-        lambda m, b: F.cross_entropy(m(b[0]), b[1]),
-        classification_evaluator(trial, data),
-    )
+    fit_classifier(trial, _TopicEncoder(len(names), data.x_train.shape[1]), data, 64)
 
 
 register(

@@ -12,8 +12,7 @@ from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import tabular
-from greedylr.evidence.workloads.digits_mlp import classification_evaluator
-from greedylr.evidence.workloads.loop import batch_sampler, run, split_evaluator
+from greedylr.evidence.workloads.loop import batch_sampler, fit_classifier, run, split_evaluator
 
 __all__ = ["train_autompg", "train_breast_cancer", "train_diabetes", "train_wine"]
 
@@ -30,13 +29,7 @@ def _mlp(n_in: int, n_out: int, hidden: int = 64) -> nn.Module:
 
 def _train_classifier(trial, name: str, classes: int) -> None:
     data = tabular(name)
-    run(
-        trial,
-        _mlp(data.x_train.shape[1], classes),
-        batch_sampler(data.x_train, data.y_train, 32),
-        lambda m, b: F.cross_entropy(m(b[0]), b[1]),
-        classification_evaluator(trial, data),
-    )
+    fit_classifier(trial, _mlp(data.x_train.shape[1], classes), data, 32)
 
 
 def train_wine(trial) -> None:

@@ -16,8 +16,7 @@ from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import VOCAB, CharVocab, unicode_categories, unicode_names
-from greedylr.evidence.workloads.digits_mlp import classification_evaluator
-from greedylr.evidence.workloads.loop import batch_sampler, run
+from greedylr.evidence.workloads.loop import fit_classifier, run
 from greedylr.evidence.workloads.stdlib_char_transformer import lm_evaluator, lm_sampler
 
 __all__ = ["CharCNN", "CharGRU", "train_category", "train_lm"]
@@ -70,13 +69,7 @@ def train_lm(trial) -> None:
 
 def train_category(trial) -> None:
     data = unicode_categories()
-    run(
-        trial,
-        CharCNN(len(VOCAB), int(data.y_train.max()) + 1),
-        batch_sampler(data.x_train, data.y_train, 64),
-        lambda m, b: F.cross_entropy(m(b[0]), b[1]),
-        classification_evaluator(trial, data),
-    )
+    fit_classifier(trial, CharCNN(len(VOCAB), int(data.y_train.max()) + 1), data, 64)
 
 
 _DATA = "Unicode character names of Python's unicodedata, split by chunks of code points"
