@@ -50,15 +50,15 @@ EVAL = (
     GreedyConfig(factor=0.5, patience=5, increase_patience=0, smoothing="none",
                  min_lr_ratio=0.1, max_lr_ratio=None, eval_patience=0),
     [("loss", 1.0), ("eval", 0.5), ("eval", 0.6), ("loss", 0.9), ("eval", 0.4), ("loss", 0.8)],
-    # a worse held-out value halves the LR and blocks the increase of the next loss;
-    # a better one lifts the block
-    [2.0, 2.0, 1.0, 1.0, 1.0, 2.0],
+    # a worse held-out value multiplies the LR by 0.7 (the default eval_factor) and
+    # blocks the increase of the next loss; a better one lifts the block
+    [2.0, 2.0, 1.4, 1.4, 1.4, 2.8],
     {1: ("increase",), 3: ("eval_decrease",), 6: ("increase",)},
 )
 _C1, _C3 = 0.5 * (1 + math.cos(math.pi / 4)), 0.5 * (1 + math.cos(3 * math.pi / 4))
 BASE = (
     GreedyConfig(factor=0.5, patience=0, smoothing="none", min_lr_ratio=None, max_lr_ratio=None,
-                 total_steps=4, base_schedule="cosine", eval_patience=0),
+                 total_steps=4, base_schedule="cosine", eval_patience=0, eval_factor=0.5),
     [("loss", 1.0), ("eval", 0.5), ("eval", 0.6), ("loss", 2.0), ("loss", 0.5), ("eval", 0.3),
      ("loss", 0.4), ("loss", 0.3)],
     # the rule's own LR moves as without a budget (0.2, held-out 0.1, 0.05, blocked, the

@@ -228,9 +228,9 @@ def test_observe_eval_lowers_the_lr_and_blocks_increases():
                      eval_patience=0)
     drive(sched, opt, [1.0])  # an increase: 0.2
     sched.observe_eval(0.5)
-    sched.observe_eval(0.6)  # worse: halved, from the next step on
-    assert opt.param_groups[0]["lr"] == sched.get_last_lr()[0] == 0.1
-    assert drive(sched, opt, [0.9]) == [[0.1]]  # would have increased: blocked
+    sched.observe_eval(0.6)  # worse: times eval_factor (0.7 by default), from the next step on
+    assert opt.param_groups[0]["lr"] == sched.get_last_lr()[0] == 0.2 * 0.7
+    assert drive(sched, opt, [0.9]) == [[0.2 * 0.7]]  # would have increased: blocked
     assert [e.kind for e in sched.events] == ["increase", "eval_decrease"]
 
 
@@ -250,6 +250,17 @@ def test_a_0_1_checkpoint_loads_with_the_new_knobs_off():
     again = GreedyLR(make_optimizer(), anneal_fraction=0.0, eval_patience=None)
     again.load_state_dict(saved)
     assert again.state == sched.state
+
+
+def test_a_0_3_checkpoint_resumes_with_its_eval_factor_and_names_it_otherwise():
+    old = GreedyLR(make_optimizer(), eval_factor=0.5)  # 0.3's default
+    drive(old, old.optimizer, [1.0, 0.9, 0.8])
+    saved = old.state_dict()
+    with pytest.raises(ValueError, match=r"another configuration.*'eval_factor': \(0.5, 0.7\)"):
+        GreedyLR(make_optimizer()).load_state_dict(saved)
+    again = GreedyLR(make_optimizer(), eval_factor=0.5)
+    again.load_state_dict(saved)
+    assert again.state == old.state
 
 
 def test_incompatible_state_dict_is_rejected():

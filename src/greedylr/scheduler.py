@@ -141,7 +141,7 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         noise_threshold: float = 0.0,
         payoff_patience: int | None = None,
         eval_mode: Literal["min", "max"] = "min",
-        eval_factor: float = 0.5,
+        eval_factor: float = 0.7,
         eval_patience: int | None = 0,
         base_schedule: Literal["constant", "cosine"] = "constant",
     ) -> None:

@@ -163,7 +163,8 @@ FASTER_CLIMB: dict[str, Any] = {"increase_patience": 5, "factor": 0.9}
 
 #: The held-out protocol's arms, round 6 (rounds 1-5's are in
 #: results/defaults/DECISION.md): ``(schedule, settings)``; cosine is the baseline,
-#: ``greedy`` the 0.2 defaults (``eval_patience=0``, ``anneal_fraction=0.2``); round 5
+#: ``greedy`` the package's defaults (0.2's ``eval_patience=0``, ``anneal_fraction=0.2``;
+#: ``eval_factor=0.7`` since 0.4, round 13); round 5
 #: scores both on a running average of their weights (``workload_power_ema``), round 6
 #: adds :data:`FASTER_CLIMB` on plain weights and on the average, and, descriptive
 #: (after the decision), a constant LR after the same warmup, on its weights and on the
