@@ -94,9 +94,13 @@ _ADDED_AT_NEUTRAL: dict[str, Any] = {"base_schedule": "constant"}
 
 def greedy_defaults_digest() -> str:
     """A short digest of :class:`GreedyConfig`'s defaults, stored with every trial."""
-    defaults = {k: v for k, v in asdict(GreedyConfig()).items()
-                if k not in _ADDED_AT_NEUTRAL or v != _ADDED_AT_NEUTRAL[k]}
-    blob = json.dumps(defaults, sort_keys=True, default=str).encode()
+    return _config_digest(GreedyConfig())
+
+
+def _config_digest(config: GreedyConfig) -> str:
+    values = {k: v for k, v in asdict(config).items()
+              if k not in _ADDED_AT_NEUTRAL or v != _ADDED_AT_NEUTRAL[k]}
+    blob = json.dumps(values, sort_keys=True, default=str).encode()
     return hashlib.sha1(blob).hexdigest()[:10]
 
 
