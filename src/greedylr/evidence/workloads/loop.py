@@ -163,13 +163,7 @@ def fit_mse(
     """:func:`run` for a regression by mean squared error on an ``ArrayDataset``
     (``data.x_train -> data.y_train``), scored by ``metrics`` on its held-out part (split
     if the trial asks)."""
-    run(
-        trial,
-        model,
-        batch_sampler(data.x_train, data.y_train, batch_size),
-        lambda m, b: nn.functional.mse_loss(m(b[0]), b[1]),
-        split_evaluator(trial, metrics, data.x_test, data.y_test),
-    )
+    _fit(trial, model, data, batch_size, nn.functional.mse_loss, metrics)
 
 
 def fit_classifier(
@@ -183,11 +177,24 @@ def fit_classifier(
     (``data.x_train -> data.y_train``, class indices), scored by
     :func:`classification_metrics` on its held-out part (split if the trial asks).
     ``options`` go to :func:`run` (``clip_norm``, ``optimizer_kwargs``)."""
+    _fit(trial, model, data, batch_size, nn.functional.cross_entropy, classification_metrics,
+         **options)
+
+
+def _fit(
+    trial: Any,
+    model: nn.Module,
+    data: ArrayDataset,
+    batch_size: int,
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    metrics: Callable[..., dict[str, float]],
+    **options: Any,
+) -> None:
     run(
         trial,
         model,
         batch_sampler(data.x_train, data.y_train, batch_size),
-        lambda m, b: nn.functional.cross_entropy(m(b[0]), b[1]),
-        split_evaluator(trial, classification_metrics, data.x_test, data.y_test),
+        lambda m, b: loss(m(b[0]), b[1]),
+        split_evaluator(trial, metrics, data.x_test, data.y_test),
         **options,
     )
