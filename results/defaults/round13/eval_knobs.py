@@ -8,6 +8,9 @@ membrane forecaster sat at its floor by 75% of the run). Neither knob was ever v
   the first still blocks increases);
 - ``factor07``: ``eval_factor=0.7``.
 
+Round 13 made ``eval_factor=0.7`` the default (0.4.0), so since then the runs' ``greedy``
+arm is ``factor07`` and ``factor05`` (``eval_factor=0.5``) is 0.3's rule beside it.
+
     python results/defaults/round13/eval_knobs.py VARIANT PROTOCOL OUT SPLIT [STORED]
 
 (PROTOCOL: heldout, grid or heldout_xK, as in ``prototypes.py``.)
@@ -26,7 +29,8 @@ def _unpatched() -> None:
     """The package as it is: both knobs exist."""
 
 
-VARIANTS = {"patience1": {"eval_patience": 1}, "factor07": {"eval_factor": 0.7}}
+VARIANTS = {"patience1": {"eval_patience": 1}, "factor07": {"eval_factor": 0.7},
+            "factor05": {"eval_factor": 0.5}}
 
 if __name__ == "__main__":
     prototypes.main(sys.argv[2:], VARIANTS[sys.argv[1]], _unpatched, f"eval_{sys.argv[1]}")
