@@ -340,6 +340,19 @@ def test_from_transformers_reproduces_its_trajectory_exactly():
     assert not mismatches, mismatches[:3]
 
 
+def test_from_transformers_ignores_a_budget_and_held_out_values_as_transformers_does():
+    # the HF Trainer and Lightning integrations pass both to any GreedyLR they find
+    plain = GreedyLR.from_transformers(make_optimizer(), patience=2, factor=0.5)
+    told = GreedyLR.from_transformers(make_optimizer(), patience=2, factor=0.5)
+    told.set_total_steps(12)
+    losses = [1.0, 0.9, 0.8, 0.85, 0.9, 0.95, 1.0, 0.7, 0.6, 0.5, 0.4, 0.3]
+    for step, loss in enumerate(losses):
+        if step % 4 == 3:
+            told.observe_eval(10.0 + step)  # always worse: would lower the LR
+        assert drive(told, told.optimizer, [loss]) == drive(plain, plain.optimizer, [loss])
+    assert not [e for e in told.events if e.kind in ("eval_decrease", "anneal")]
+
+
 def test_from_transformers_rejects_unknown_arguments():
     message = r"unexpected transformers.GreedyLR arguments: \['smoothing'\]"
     with pytest.raises(TypeError, match=message):

@@ -191,8 +191,10 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         """Build the scheduler that reproduces ``transformers.GreedyLR(optimizer, **kwargs)``.
 
         Same keyword arguments and defaults; the same LR trajectory on the same finite
-        loss sequence. Differences, on purpose: non-finite losses are skipped instead of
-        poisoning the smoothing window, and ``verbose`` goes to logging.
+        loss sequence, also where an integration tells it the budget
+        (:meth:`set_total_steps`) or a held-out value (:meth:`observe_eval`), which
+        transformers' rule does not use. Differences, on purpose: non-finite losses are
+        skipped instead of poisoning the smoothing window, and ``verbose`` goes to logging.
         """
         unknown = set(kwargs) - _TRANSFORMERS_KEYS
         if unknown:
@@ -231,6 +233,10 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
             compare="best",
             warmup=0,
             check_bounds=False,
+            # transformers' rule has neither: a budget or a held-out value that an
+            # integration passes along must not move its trajectory
+            anneal_fraction=0.0,
+            eval_patience=None,
         )
 
     # -- feeding the loss -------------------------------------------------------
