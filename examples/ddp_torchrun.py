@@ -12,6 +12,7 @@ the replicas stay replicas. The script checks that at the end.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 
 import torch
@@ -37,6 +38,9 @@ def main(epochs: int = 5, accumulation: int = 2) -> None:
         # The DDP model lives inside train(), so it is freed before the group is
         # destroyed: a DDP reducer that outlives its process group can hang at exit.
         train(device, epochs, accumulation)
+        # and freed for sure: a reference cycle would keep DDP's reducer (and gloo work it
+        # holds) alive until interpreter shutdown, where gloo can abort the process
+        gc.collect()
         # every rank done with the group before any rank tears it down (gloo can abort
         # a rank whose peer closed the connection under it)
         dist.barrier()
