@@ -500,6 +500,17 @@ def terrain(pool: int = 2) -> ArrayDataset:
     return ArrayDataset(t(x[train]), t(y_train), t(x[test]), t(y_test))
 
 
+def _crop_corners(blocks: list[tuple[int, int]], indices: np.ndarray, block: int, patch: int,
+                  stride: int) -> list[tuple[int, int]]:
+    """The top-left pixels of the ``patch`` x ``patch`` crops, every ``stride`` pixels,
+    inside the ``block`` x ``block`` blocks ``blocks[i]`` (block row, block column) for
+    ``i`` in ``indices``: a crop never crosses its block's edge."""
+    return [(blocks[i][0] * block + dr, blocks[i][1] * block + dc)
+            for i in indices
+            for dr in range(0, block - patch + 1, stride)
+            for dc in range(0, block - patch + 1, stride)]
+
+
 @functools.cache
 def mri_patches(patch: int = 16, block: int = 32, noise: float = 0.1) -> ArrayDataset:
     """Noisy -> clean ``patch`` x ``patch`` crops of an MRI slice (256 x 256, intensities
@@ -520,13 +531,8 @@ def mri_patches(patch: int = 16, block: int = 32, noise: float = 0.1) -> ArrayDa
     rng = np.random.default_rng(SPLIT_SEED)
 
     def crops(indices: np.ndarray, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
-        clean = np.stack([
-            image[blocks[i][0] * block + dr:blocks[i][0] * block + dr + patch,
-                  blocks[i][1] * block + dc:blocks[i][1] * block + dc + patch]
-            for i in indices
-            for dr in range(0, block - patch + 1, stride)
-            for dc in range(0, block - patch + 1, stride)
-        ])[:, None]
+        corners = _crop_corners(blocks, indices, block, patch, stride)
+        clean = np.stack([image[r:r + patch, c:c + patch] for r, c in corners])[:, None]
         noisy = clean + rng.normal(0.0, noise, clean.shape).astype(np.float32)
         return torch.from_numpy(noisy), torch.from_numpy(np.ascontiguousarray(clean))
 
@@ -574,10 +580,7 @@ def hopper_colors(patch: int = 16, block: int = 32, pool: int = 2) -> ArrayDatas
     train, test = _split(len(blocks), 0.2)
 
     def crops(indices: np.ndarray, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
-        corners = [(blocks[i][0] * block + dr, blocks[i][1] * block + dc)
-                   for i in indices
-                   for dr in range(0, block - patch + 1, stride)
-                   for dc in range(0, block - patch + 1, stride)]
+        corners = _crop_corners(blocks, indices, block, patch, stride)
         x = np.stack([gray[None, r:r + patch, c:c + patch] for r, c in corners])
         y = np.stack([rgb[:, r:r + patch, c:c + patch] for r, c in corners])
         return torch.from_numpy(x), torch.from_numpy(y)
