@@ -477,21 +477,37 @@ _DEFAULTS_STAGES = (
     "heldout-lr-grid-probe", "heldout-lr-grid-probe-report",
     "heldout-probe2", "heldout-lr-grid-probe2", "heldout-lr-grid-probe2-report",
     "heldout-probe3", "heldout-lr-grid-probe3", "heldout-lr-grid-probe3-report",
+    "heldout-probe4", "heldout-lr-grid-probe4", "heldout-lr-grid-probe4-report",
 )
+
+
+class _WholeNames(argparse.HelpFormatter):
+    """Help wrapped at spaces only, so that a stage's name (``heldout-lr-grid-probe4-report``)
+    is never cut at one of its hyphens and reads, and is found, whole."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False,
+                             break_long_words=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(indent + line for line in self._split_lines(text, width - len(indent)))
 
 
 def _add_study_defaults(kinds: argparse._SubParsersAction) -> None:
     defaults = kinds.add_parser(
         "defaults",
+        formatter_class=_WholeNames,
         help="choose GreedyLR's defaults: tune on some workloads, check on the others",
         description="Run one stage of the defaults study into OUT/<stage>/ or write its "
         "report: tune, check (of the candidate given with --set), report; the held-out "
         "protocol's heldout-tune, heldout-check, heldout-fresh (round 7's workloads that "
         "neither split has), heldout-probe (round 9's), heldout-probe2 (round 12's), "
-        "heldout-probe3 (round 13's), heldout-report; its LR grid on the tuning split, "
-        "heldout-lr-grid and heldout-lr-grid-report, and on another split, "
-        "heldout-lr-grid-SPLIT and heldout-lr-grid-SPLIT-report (SPLIT: check, fresh, "
-        "probe, probe2, probe3).",
+        "heldout-probe3 (round 13's), heldout-probe4 (round 14's), heldout-report; its LR "
+        "grid on the tuning split, heldout-lr-grid and heldout-lr-grid-report, and on "
+        "another split, heldout-lr-grid-SPLIT and heldout-lr-grid-SPLIT-report (SPLIT: "
+        "check, fresh, probe, probe2, probe3, probe4).",
     )
     defaults.add_argument("stage", metavar="STAGE", help=f"one of: {', '.join(_DEFAULTS_STAGES)}")
     defaults.add_argument("--out", default="runs/defaults",
@@ -508,7 +524,7 @@ def _add_study_defaults(kinds: argparse._SubParsersAction) -> None:
                           "results/defaults)")
     defaults.add_argument("--arms", type=_positive_int, default=None, metavar="N",
                           help="heldout-tune, heldout-check, heldout-fresh, heldout-probe, "
-                          "heldout-probe2, heldout-probe3: "
+                          "heldout-probe2, heldout-probe3, heldout-probe4: "
                           "only the first N arms")
     defaults.set_defaults(run=_run_study_defaults)
 

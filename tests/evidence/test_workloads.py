@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from greedylr.evidence.defaults import (
     FRESH_WORKLOADS,
     PROBE2_WORKLOADS,
     PROBE3_WORKLOADS,
+    PROBE4_WORKLOADS,
     PROBE_WORKLOADS,
 )
 from greedylr.evidence.suites import SMALL_MODELS
@@ -70,7 +72,7 @@ def test_lr_for_falls_back_to_the_workload_lr() -> None:
 
 
 @pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS
-                         + PROBE2_WORKLOADS + PROBE3_WORKLOADS)
+                         + PROBE2_WORKLOADS + PROBE3_WORKLOADS + PROBE4_WORKLOADS)
 def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
     w = workloads.get(name)
     spec = TrialSpec.make(
@@ -92,7 +94,7 @@ def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS
-                         + PROBE2_WORKLOADS + PROBE3_WORKLOADS)
+                         + PROBE2_WORKLOADS + PROBE3_WORKLOADS + PROBE4_WORKLOADS)
 def test_feed_split_reports_a_held_out_value_on_the_other_half(name: str) -> None:
     w = workloads.get(name)
     spec = TrialSpec.make(study="test", workload=name, schedule="greedy", seed=0, steps=2,
@@ -179,7 +181,7 @@ def test_fixed_splits_are_disjoint_and_shuffled() -> None:
 
 
 @pytest.mark.parametrize("split", [FRESH_WORKLOADS, PROBE_WORKLOADS, PROBE2_WORKLOADS,
-                                   PROBE3_WORKLOADS])
+                                   PROBE3_WORKLOADS, PROBE4_WORKLOADS])
 def test_later_splits_are_none_of_the_others_and_each_workload_is_registered(split) -> None:
     from greedylr.evidence.defaults import HELDOUT_SPLITS
 
@@ -259,6 +261,60 @@ def test_pydoc_topics_hold_out_whole_segments_of_every_topic() -> None:
         train_text.setdefault(label, set()).add(data.VOCAB.decode(ids))
     for ids, label in list(zip(snippets.x_test.tolist(), snippets.y_test.tolist()))[::50]:
         assert data.VOCAB.decode(ids) not in train_text[label]
+
+
+def test_topobathy_crops_hold_out_whole_blocks_low_to_high_resolution() -> None:
+    grid = data.topobathy_patches()
+    # 35 blocks of 16x16, 7 held out; 25 crops of 12x12 in each block, training ones in
+    # their 8 rotations and reflections
+    assert grid.x_train.shape == (5600, 1, 6, 6) and grid.y_train.shape == (5600, 1, 12, 12)
+    assert grid.x_test.shape == (175, 1, 6, 6) and grid.y_test.shape == (175, 1, 12, 12)
+    # the input is the target 2x2 average-pooled
+    pooled = torch.nn.functional.avg_pool2d(grid.y_test, 2)
+    assert torch.allclose(pooled, grid.x_test, atol=1e-5)
+    assert abs(grid.y_train.mean().item()) < 0.05 and abs(grid.y_train.std().item() - 1) < 0.05
+    # no held-out crop is (a shift, a turn or a mirror image of) a training crop
+    assert torch.cdist(grid.y_test.flatten(1), grid.y_train.flatten(1)).min() > 1e-3
+    assert torch.equal(grid.x_test, data.topobathy_patches.__wrapped__().x_test)
+
+
+def test_font_glyphs_hold_out_whole_typefaces() -> None:
+    glyphs = data.font_glyphs()
+    fonts = {t: len(files) for t, files in data.GLYPH_TYPEFACES.items()}
+    held = sum(fonts[t] for t in data.GLYPH_HELD_OUT)
+    assert held == 5 and sum(fonts.values()) == 22 and len(data.GLYPH_CHARS) == 62
+    assert glyphs.x_train.shape == ((22 - held) * 62 * 24, 1, 24, 24)
+    assert glyphs.x_test.shape == (held * 62 * 8, 1, 24, 24)
+    assert 0 <= glyphs.x_train.min() and glyphs.x_train.max() <= 1
+    # every character in every font, in order: font by font, character by character
+    assert torch.equal(glyphs.y_test[:16], torch.tensor([0] * 8 + [1] * 8))
+    assert torch.equal(torch.bincount(glyphs.y_test), torch.full((62,), held * 8))
+    # no held-out font file is a training one, not even under another name
+    import hashlib
+
+    import matplotlib
+
+    root = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    digest = {t: {hashlib.sha1((root / f).read_bytes()).hexdigest() for f in files}
+              for t, files in data.GLYPH_TYPEFACES.items()}
+    seen = set().union(*(d for t, d in digest.items() if t not in data.GLYPH_HELD_OUT))
+    assert not seen & set().union(*(digest[t] for t in data.GLYPH_HELD_OUT))
+    # and no held-out image is one of the training images
+    assert torch.cdist(glyphs.x_test.flatten(1)[::40], glyphs.x_train.flatten(1)).min() > 1e-3
+    assert torch.equal(glyphs.x_test, data.font_glyphs.__wrapped__().x_test)
+
+
+def test_chess_endgames_hold_out_distinct_positions() -> None:
+    chess, values = data.chess_endgames()
+    assert chess.x_train.shape == (2397, 36) and chess.x_test.shape == (799, 36)
+    assert values == 74 and 0 <= chess.x_train.min() and chess.x_train.max() < values
+    # both outcomes in both parts, about half each (1,669 won, 1,527 not)
+    assert set(chess.y_train.tolist()) == set(chess.y_test.tolist()) == {0, 1}
+    assert 0.4 < chess.y_test.float().mean().item() < 0.6
+    # every position is described once: no held-out position is a training one
+    train = {tuple(r) for r in chess.x_train.tolist()}
+    assert len(train) == 2397 and not any(tuple(r) in train for r in chess.x_test.tolist())
+    assert torch.equal(chess.x_test, data.chess_endgames.__wrapped__()[0].x_test)
 
 
 def test_autompg_is_a_standardized_regression() -> None:

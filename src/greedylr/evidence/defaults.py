@@ -55,6 +55,7 @@ __all__ = [
     "HELDOUT_SPLITS",
     "PROBE2_WORKLOADS",
     "PROBE3_WORKLOADS",
+    "PROBE4_WORKLOADS",
     "PROBE_WORKLOADS",
     "STAGES",
     "TUNE_WORKLOADS",
@@ -127,6 +128,17 @@ PROBE3_WORKLOADS: tuple[str, ...] = (
     "hopper_colorizer",  # SGD with momentum, gray -> colour CNN
     "pydoc_topic_transformer",  # AdamW, text classification with a transformer encoder
     "mnist_row_gru",  # Adafactor, a GRU reading an image row by row
+)
+
+#: Fourth probe split (round 14): three workloads that no other split has, built after
+#: round 13, on data no split uses (matplotlib's bundled fonts, its topography and
+#: bathymetry grid, UCI's chess endgame table that scikit-learn ships), each with a model
+#: family no split has; each one's LR chosen by cosine alone
+#: (``results/defaults/round7/calibrate.py``) before any GreedyLR run of it.
+PROBE4_WORKLOADS: tuple[str, ...] = (
+    "font_glyph_mixer",  # AdamW, character recognition in unseen fonts with an MLP-Mixer
+    "topobathy_superres",  # SGD with momentum, 2x super-resolution with a sub-pixel CNN
+    "chess_wide_deep",  # Adagrad, nominal features with a wide & deep network
 )
 
 SEEDS: tuple[int, ...] = (0, 1, 2)
@@ -220,6 +232,7 @@ HELDOUT_SPLITS: dict[str, tuple[str, ...]] = {
     "probe": PROBE_WORKLOADS,
     "probe2": PROBE2_WORKLOADS,
     "probe3": PROBE3_WORKLOADS,
+    "probe4": PROBE4_WORKLOADS,
 }
 
 
@@ -262,7 +275,7 @@ def heldout_lr_grid_specs(split: str = "tune") -> list[TrialSpec]:
 _LR_GRID_FOLDERS = {
     "tune": "heldout_lr_grid", "check": "heldout_lr_grid_check", "fresh": "heldout_lr_grid_fresh",
     "probe": "heldout_lr_grid_probe", "probe2": "heldout_lr_grid_probe2",
-    "probe3": "heldout_lr_grid_probe3",
+    "probe3": "heldout_lr_grid_probe3", "probe4": "heldout_lr_grid_probe4",
 }
 
 #: "As good or better": within this fraction of cosine's seed mean (the issue's 1%).
@@ -564,6 +577,7 @@ STAGES: tuple[str, ...] = (
     "heldout-lr-grid-probe", "heldout-lr-grid-probe-report",
     "heldout-probe2", "heldout-lr-grid-probe2", "heldout-lr-grid-probe2-report",
     "heldout-probe3", "heldout-lr-grid-probe3", "heldout-lr-grid-probe3-report",
+    "heldout-probe4", "heldout-lr-grid-probe4", "heldout-lr-grid-probe4-report",
 )
 
 

@@ -50,6 +50,9 @@ _MODULES: list[str] = [
     ".hopper_colorizer",
     ".pydoc_topic_transformer",
     ".mnist_row_gru",
+    ".font_glyph_mixer",
+    ".topobathy_superres",
+    ".chess_wide_deep",
     ".minilm_finetune",
     ".llama_pretrain",
 ]

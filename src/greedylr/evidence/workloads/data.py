@@ -13,9 +13,13 @@ seed), so that every schedule and every seed is scored on the same held-out exam
 * the CPython standard library's own source (``sysconfig.get_paths()["stdlib"]``), for
   character language modelling, token-type tagging and docstring -> function name;
 * matplotlib's sample data: a terrain elevation model (``jacksboro_fault_dem.npz``), an MRI
-  slice (``s1045.ima.gz``), a recorded membrane potential (``membrane.dat``) and a
-  portrait (``grace_hopper.jpg``);
-* Python's own help texts (``pydoc_data.topics``).
+  slice (``s1045.ima.gz``), a recorded membrane potential (``membrane.dat``), a
+  portrait (``grace_hopper.jpg``) and a topography/bathymetry grid (``topobathy.npz``);
+* Python's own help texts (``pydoc_data.topics``);
+* matplotlib's bundled fonts (DejaVu, STIX, Computer Modern), their letters and digits
+  rendered as images;
+* UCI's chess endgame table King+Rook vs King+Pawn (``kr-vs-kp``, 3,196 positions), which
+  scikit-learn ships whole among its OpenML test fixtures.
 
 The standard-library corpora depend on the Python version that runs them (3.11 for the
 committed results); the split is by file, so held-out text is code the model never saw.
@@ -27,6 +31,7 @@ import ast
 import functools
 import hashlib
 import io
+import string
 import sysconfig
 import tokenize
 from dataclasses import dataclass
@@ -39,13 +44,18 @@ from greedylr._extras import requires_extra
 
 __all__ = [
     "DOCSTRING_MAX",
+    "GLYPH_CHARS",
+    "GLYPH_HELD_OUT",
+    "GLYPH_TYPEFACES",
     "NAME_MAX",
     "REGRESSION_TABLES",
     "TAGS",
     "ArrayDataset",
     "CharVocab",
+    "chess_endgames",
     "digits",
     "docstring_pairs",
+    "font_glyphs",
     "hopper_colors",
     "image_pixels",
     "membrane_windows",
@@ -57,6 +67,7 @@ __all__ = [
     "tabular",
     "terrain",
     "token_type_tagging",
+    "topobathy_patches",
     "unicode_categories",
     "unicode_names",
 ]
@@ -618,3 +629,182 @@ def pydoc_topics(length: int = 128, segment: int = 512, min_chars: int = 4000,
         return torch.from_numpy(np.stack(x)), torch.tensor(y, dtype=torch.int64)
 
     return ArrayDataset(*tensors(False), *tensors(True)), names
+
+
+@functools.cache
+def topobathy_patches(patch: int = 12, block: int = 16, scale: int = 2) -> ArrayDataset:
+    """Low -> high resolution ``patch`` x ``patch`` crops of matplotlib's topography and
+    bathymetry grid (``topobathy.npz``: 91 x 120 elevations in metres), for
+    super-resolution: the input is the crop ``scale`` x ``scale`` average-pooled, the target
+    the crop itself, both standardized with the training blocks' statistics. The grid is cut
+    into ``block`` x ``block`` blocks, 20% of them held out whole (as :func:`mri_patches`),
+    so no held-out elevation is in a training crop. Training crops: every position inside
+    a training block, each in its 8 rotations and reflections; held-out crops: every
+    position inside a held-out block, as it is."""
+    grid = np.load(_sample_data("topobathy.npz"))["topo"].astype(np.float64)
+    blocks = [(r, c) for r in range(grid.shape[0] // block)
+              for c in range(grid.shape[1] // block)]
+    train, test = _split(len(blocks), 0.2)
+    seen = np.concatenate([grid[r * block:(r + 1) * block, c * block:(c + 1) * block].ravel()
+                           for r, c in (blocks[i] for i in train)])
+    grid = ((grid - seen.mean()) / seen.std()).astype(np.float32)
+    low = patch // scale
+
+    def crops(indices: np.ndarray, turns: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        corners = _crop_corners(blocks, indices, block, patch, 1)
+        high = np.stack([grid[r:r + patch, c:c + patch] for r, c in corners])
+        if turns:  # the dihedral group: 4 rotations of the crops and of their mirror images
+            high = np.concatenate([np.rot90(side, k, axes=(1, 2))
+                                   for side in (high, high[:, :, ::-1]) for k in range(4)])
+        pooled = high.reshape(-1, low, scale, low, scale).mean(axis=(2, 4))
+        return (torch.from_numpy(np.ascontiguousarray(pooled[:, None])),
+                torch.from_numpy(np.ascontiguousarray(high[:, None])))
+
+    return ArrayDataset(*crops(train, True), *crops(test, False))
+
+
+#: The characters :func:`font_glyphs` renders; labels index this string.
+GLYPH_CHARS = string.digits + string.ascii_uppercase + string.ascii_lowercase
+
+#: matplotlib's bundled fonts with every one of :data:`GLYPH_CHARS` (``mpl-data/fonts/ttf``),
+#: by typeface; :func:`font_glyphs` holds out whole typefaces (:data:`GLYPH_HELD_OUT`).
+GLYPH_TYPEFACES: dict[str, tuple[str, ...]] = {
+    "DejaVu Sans": ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf",
+                    "DejaVuSans-BoldOblique.ttf"),
+    "DejaVu Sans Mono": ("DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf",
+                         "DejaVuSansMono-Oblique.ttf", "DejaVuSansMono-BoldOblique.ttf"),
+    "DejaVu Serif": ("DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf",
+                     "DejaVuSerif-BoldItalic.ttf"),
+    "STIX General": ("STIXGeneral.ttf", "STIXGeneralBol.ttf", "STIXGeneralItalic.ttf",
+                     "STIXGeneralBolIta.ttf"),
+    "Computer Modern Roman": ("cmr10.ttf", "cmb10.ttf", "cmti10.ttf", "cmmi10.ttf"),
+    "Computer Modern Sans Serif": ("cmss10.ttf",),
+    "Computer Modern Typewriter": ("cmtt10.ttf",),
+}
+
+#: The typefaces whose glyphs :func:`font_glyphs` holds out (5 of the 22 fonts): a serif
+#: and a sans serif design that no training font shares.
+GLYPH_HELD_OUT: tuple[str, ...] = ("DejaVu Serif", "Computer Modern Sans Serif")
+
+
+def _render_glyphs(path: Path, em: int = 40, canvas: int = 64, baseline: int = 46
+                   ) -> np.ndarray:
+    """Every one of :data:`GLYPH_CHARS` in the font at ``path``, unhinted, ``em`` pixels to
+    the em, on a ``canvas`` x ``canvas`` image with the baseline on row ``baseline`` (so
+    that case and descenders show) and the ink centred horizontally; intensities in [0, 1]."""
+    from matplotlib import ft2font
+
+    font = ft2font.FT2Font(str(path))
+    font.set_size(em, 72)
+    # ft2font.LoadFlags since matplotlib 3.10, a module constant before
+    flags = getattr(getattr(ft2font, "LoadFlags", ft2font), "NO_HINTING", None)
+    if flags is None:
+        flags = getattr(ft2font, "LOAD_NO_HINTING")  # noqa: B009
+    out = np.zeros((len(GLYPH_CHARS), canvas, canvas), dtype=np.float32)
+    for i, char in enumerate(GLYPH_CHARS):
+        font.set_text(char, 0.0, flags=flags)
+        font.draw_glyphs_to_bitmap()
+        ink = np.asarray(font.get_image(), dtype=np.float32) / 255.0
+        h, w = ink.shape
+        top = baseline - (h - round(font.get_descent() / 64))
+        columns = np.nonzero(ink.sum(axis=0))[0]
+        left = round(canvas / 2 - (columns[0] + columns[-1] + 1) / 2)
+        out[i, top:top + h, left:left + w] = ink
+    return out
+
+
+def _jitter(images: torch.Tensor, copies: int, size: int, rng: np.random.Generator
+            ) -> torch.Tensor:
+    """``copies`` random affine copies of each image (N, 1, H, W), read into ``size`` x
+    ``size`` around its centre: scale 0.9-1.1, rotation within 6 degrees, shear within 0.12,
+    shift within 1.5 pixels; bilinear."""
+    n, side = images.shape[0] * copies, images.shape[-1]
+    scale = rng.uniform(0.9, 1.1, n)
+    angle = np.deg2rad(rng.uniform(-6.0, 6.0, n))
+    shear = rng.uniform(-0.12, 0.12, n)
+    shift = rng.uniform(-1.5, 1.5, (n, 2)) * 2 / side
+    cos, sin = np.cos(angle), np.sin(angle)
+    # output coordinates -> input coordinates (normalized): rotation, shear, scale, shift
+    linear = np.stack([np.stack([cos, shear * cos - sin], -1),
+                       np.stack([sin, shear * sin + cos], -1)], -2)
+    linear *= (size / side / scale)[:, None, None]
+    theta = torch.from_numpy(np.concatenate([linear, shift[:, :, None]], -1).astype(np.float32))
+    grid = torch.nn.functional.affine_grid(theta, [n, 1, size, size], align_corners=False)
+    return torch.nn.functional.grid_sample(images.repeat_interleave(copies, 0), grid,
+                                           align_corners=False)
+
+
+@functools.cache
+def font_glyphs(size: int = 24, train_copies: int = 24, test_copies: int = 8) -> ArrayDataset:
+    """Images of the 62 letters and digits (:data:`GLYPH_CHARS`) in matplotlib's bundled
+    fonts (:data:`GLYPH_TYPEFACES`) -> which character: each font's glyphs rendered once
+    (:func:`_render_glyphs`, 2x2 average-pooled to 20 pixels to the em), then
+    ``train_copies`` (training fonts) or ``test_copies`` (held-out fonts) random affine
+    copies of each, ``size`` x ``size``, intensities in [0, 1], drawn once from the split
+    seed. Whole typefaces are held out (:data:`GLYPH_HELD_OUT`): the held-out images are
+    glyphs of fonts that no training image comes from. Rows run font by font, character
+    by character, copy by copy."""
+    with requires_extra("plot", "the font-glyph workload"):
+        import matplotlib
+
+    root = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    parts: dict[bool, list[torch.Tensor]] = {False: [], True: []}
+    for typeface, files in GLYPH_TYPEFACES.items():
+        for name in files:
+            glyphs = torch.from_numpy(_render_glyphs(root / name))[:, None]
+            parts[typeface in GLYPH_HELD_OUT].append(torch.nn.functional.avg_pool2d(glyphs, 2))
+
+    def images(held: bool, copies: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([SPLIT_SEED, int(held)])
+        x = _jitter(torch.cat(parts[held]), copies, size, rng)
+        y = torch.arange(len(GLYPH_CHARS)).repeat_interleave(copies).repeat(len(parts[held]))
+        return x.contiguous(), y
+
+    return ArrayDataset(*images(False, train_copies), *images(True, test_copies))
+
+
+def _arff(lines: list[str]) -> tuple[list[list[str]], list[list[str]]]:
+    """The nominal attributes' declared values and the data rows of an ARFF file's lines,
+    quotes stripped."""
+    unquote = lambda v: v.strip().strip("'\"")  # noqa: E731
+    values, rows, data = [], [], False
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("%"):
+            continue
+        if line.lower().startswith("@attribute"):
+            declared = line[line.index("{") + 1:line.rindex("}")]
+            values.append([unquote(v) for v in declared.split(",")])
+        elif line.lower().startswith("@data"):
+            data = True
+        elif data:
+            rows.append([unquote(v) for v in line.split(",")])
+    return values, rows
+
+
+@functools.cache
+def chess_endgames() -> tuple[ArrayDataset, int]:
+    """UCI's chess endgame King+Rook (white) vs King+Pawn on a7 (``kr-vs-kp``, Shapiro
+    1987): 3,196 positions, each described by 36 nominal board features, -> can white win
+    (label 0: ``won``, 1: ``nowin``). The file is OpenML's dataset 3, which scikit-learn
+    ships whole among its test fixtures. Each feature's value becomes an id of its own
+    (feature by feature, in declared order), so that ``x`` indexes one embedding table;
+    returns the split (25% of the positions held out, every position distinct) and the
+    number of ids."""
+    import gzip
+
+    with requires_extra("bench", "the chess workload"):
+        import sklearn
+
+    path = (Path(sklearn.__file__).parent / "datasets" / "tests" / "data" / "openml" / "id_3"
+            / "data-v1-dl-3.arff.gz")
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        values, rows = _arff(f.read().splitlines())
+    *features, labels = values
+    offsets = np.cumsum([0] + [len(v) for v in features])
+    x = np.array([[offsets[j] + features[j].index(v) for j, v in enumerate(row[:-1])]
+                  for row in rows], dtype=np.int64)
+    y = np.array([labels.index(row[-1]) for row in rows], dtype=np.int64)
+    train, test = _split(len(y), 0.25)
+    t = torch.from_numpy
+    return ArrayDataset(t(x[train]), t(y[train]), t(x[test]), t(y[test])), int(offsets[-1])
