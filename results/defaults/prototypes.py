@@ -105,7 +105,7 @@ def grid(split: str, settings: dict[str, Any], patch: Callable[[], None], out: P
     runs = _run(specs, out / f"{tag}_grid_{split}.json", patch)
     for arm, t in tuning.tolerance_versus(kept + runs, "cosine").items():
         print(f"{split} grid {arm:52s} within 2% {100 * t.within:.0f}% median "
-              f"{t.median_ratio:.3f} diverged {t.bad} by LR "
+              f"{t.median_ratio:.3f} diverged {t.bad} worst {t.worst_finite_ratio:.3g} by LR "
               f"{' / '.join(f'{x:.2f}' for x in t.by_position)}", flush=True)
     return runs
 

@@ -259,3 +259,16 @@ def test_lr_grid_report_scores_only_the_seeds_that_ran_every_point() -> None:
             for arm in ("cosine", "greedy")]
     cut = [*full, result(2, 0.1, "cosine")]  # seed 2 cut short after one run
     assert _complete_seeds(cut) == full
+
+
+def test_lr_grid_report_names_the_worst_point_that_did_not_diverge() -> None:
+    # round 14: a blown-up run that ends finite at 202x the best-tuned cosine hid behind a
+    # median of 1.02 and no diverged point; the table shows it beside them
+    from greedylr.evidence.defaults_report import _tolerance_table
+    from greedylr.studies.tuning import Tolerance
+
+    t = Tolerance("greedy", (1.0, 0.9, 202.0, math.inf), (0.95, 202.0, math.inf), 1, 0.02)
+    assert t.worst_finite_ratio == 202.0
+    row = _tolerance_table({"greedy": t}).splitlines()[-1]
+    assert row.split(" | ")[4] == "202"
+    assert math.isnan(Tolerance("x", (math.inf,), (math.inf,), 1, 0.02).worst_finite_ratio)

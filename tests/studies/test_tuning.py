@@ -275,5 +275,7 @@ def test_tolerance_versus_the_best_tuned_cosine_pools_grid_points_over_workloads
     assert greedy.median_ratio == pytest.approx((1.1 + 1.25) / 2)
     assert greedy.by_position == pytest.approx(((1.01 + 1.1) / 2, math.inf))
     assert greedy.bad == 1
+    assert greedy.worst_finite_ratio == pytest.approx(1.25)  # the diverged point is in bad
     assert cosine.ratios == pytest.approx((1.25, 1.0, 1.0, 2.0))
     assert (cosine.within, cosine.bad) == (0.5, 0)
+    assert cosine.worst_finite_ratio == pytest.approx(2.0)

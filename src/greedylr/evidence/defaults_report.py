@@ -103,11 +103,13 @@ def write_heldout_report(out: Path, report_dir: Path) -> Path:
 
 def _tolerance_table(table: dict[str, Any]) -> str:
     head = ("| arm | grid points within 2% of the best-tuned cosine (target >= 40%) | median "
-            "ratio to it (target <= 1.2) | diverged or failed points (target 0) | median "
-            "ratio at 0.1x / 0.316x / 1x / 3.16x / 10x |\n|---|---|---|---|---|\n")
+            "ratio to it (target <= 1.2) | diverged or failed points (target 0) | worst "
+            "ratio of a point that did not diverge | median ratio at 0.1x / 0.316x / 1x / "
+            "3.16x / 10x |\n|---|---|---|---|---|---|\n")
     lines = [
         f"| `{arm}` | {100 * t.within:.0f}% of {len(t.ratios)} | {_fmt(t.median_ratio, 3)} "
-        f"| {t.bad} | {' / '.join(_fmt(r, 3) for r in t.by_position)} |"
+        f"| {t.bad} | {_fmt(t.worst_finite_ratio, 3)} "
+        f"| {' / '.join(_fmt(r, 3) for r in t.by_position)} |"
         for arm, t in sorted(table.items(), key=lambda kv: kv[1].median_ratio)
     ]
     return head + "\n".join(lines) + "\n"
@@ -171,6 +173,7 @@ def write_lr_grid_report(folder: Path, report_dir: Path, split: str = "tune") ->
     path.write_text("\n".join(parts))
     (report_dir / "tolerance.json").write_text(json.dumps(
         {base: {arm: {"within": t.within, "median_ratio": t.median_ratio, "bad": t.bad,
+                      "worst_finite_ratio": t.worst_finite_ratio,
                       "by_position": t.by_position, "ratios": t.ratios}
                 for arm, t in tab.items()}
          for base, tab in tables.items()}, indent=1) + "\n")

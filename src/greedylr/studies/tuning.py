@@ -439,6 +439,14 @@ class Tolerance:
     def median_ratio(self) -> float:
         return float(np.median(self.ratios))
 
+    @property
+    def worst_finite_ratio(self) -> float:
+        """The largest ratio of a point that did not diverge (``nan`` if every one did):
+        a run that ends finite but far worse than the best-tuned reference (a blown-up
+        model that never recovered) is a failure the median and ``bad`` both hide."""
+        finite = [r for r in self.ratios if math.isfinite(r)]
+        return max(finite) if finite else math.nan
+
 
 def final_heldout_loss(result: Result) -> float:
     """The held-out ``loss`` at the last evaluation; ``inf`` if the run did not end ok
