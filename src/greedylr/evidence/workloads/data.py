@@ -763,25 +763,6 @@ def font_glyphs(size: int = 24, train_copies: int = 24, test_copies: int = 8) ->
     return ArrayDataset(*images(False, train_copies), *images(True, test_copies))
 
 
-def _arff(lines: list[str]) -> tuple[list[list[str]], list[list[str]]]:
-    """The nominal attributes' declared values and the data rows of an ARFF file's lines,
-    quotes stripped."""
-    unquote = lambda v: v.strip().strip("'\"")  # noqa: E731
-    values, rows, data = [], [], False
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith("%"):
-            continue
-        if line.lower().startswith("@attribute"):
-            declared = line[line.index("{") + 1:line.rindex("}")]
-            values.append([unquote(v) for v in declared.split(",")])
-        elif line.lower().startswith("@data"):
-            data = True
-        elif data:
-            rows.append([unquote(v) for v in line.split(",")])
-    return values, rows
-
-
 @functools.cache
 def chess_endgames() -> tuple[ArrayDataset, int]:
     """UCI's chess endgame King+Rook (white) vs King+Pawn on a7 (``kr-vs-kp``, Shapiro
@@ -795,12 +776,15 @@ def chess_endgames() -> tuple[ArrayDataset, int]:
 
     with requires_extra("bench", "the chess workload"):
         import sklearn
+        from scipy.io import arff  # scikit-learn's own dependency
 
     path = (Path(sklearn.__file__).parent / "datasets" / "tests" / "data" / "openml" / "id_3"
             / "data-v1-dl-3.arff.gz")
     with gzip.open(path, "rt", encoding="utf-8") as f:
-        values, rows = _arff(f.read().splitlines())
-    *features, labels = values
+        table, meta = arff.loadarff(f)
+    # the nominal attributes' declared values, in declared order; the rows as text
+    *features, labels = [list(meta[name][1]) for name in meta.names()]
+    rows = [[v.decode() for v in row] for row in table]
     offsets = np.cumsum([0] + [len(v) for v in features])
     x = np.array([[offsets[j] + features[j].index(v) for j, v in enumerate(row[:-1])]
                   for row in rows], dtype=np.int64)
