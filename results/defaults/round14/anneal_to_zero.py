@@ -21,24 +21,21 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 import prototypes
 
 from greedylr import rule
-from greedylr.config import _anneal_shape
 
 MARK = 6e-299
 _anneal = rule._anneal
 
 
 def _patched_anneal(config: Any, state: Any) -> int:
+    """The package's cooldown, run towards zero bounds: it reads ``state.min_lrs`` only as
+    the cooldown's end, and the bounds are put back before anything else reads them."""
     if config.eps != MARK:
         return _anneal(config, state)
-    start = config.anneal_start
-    code = 0
-    if not state.anneal_from:
-        state.anneal_from = list(state.lrs)
-        code = rule.ev.ANNEAL
-    k = min(state.step - start, config.anneal_steps)
-    shape = _anneal_shape(config.anneal_shape, k / config.anneal_steps)
-    state.lrs = [a * shape for a in state.anneal_from]
-    return code
+    bounds, state.min_lrs = state.min_lrs, [0.0] * len(state.min_lrs)
+    try:
+        return _anneal(config, state)
+    finally:
+        state.min_lrs = bounds
 
 
 def _patch() -> None:
