@@ -194,6 +194,9 @@ def test_build_optimizer() -> None:
     ada = build_optimizer("adafactor", params(), lr=1e-3)
     assert isinstance(ada, Adafactor) and ada.param_groups[0]["relative_step"] is False
     assert isinstance(build_optimizer("adagrad", params(), lr=1e-3), torch.optim.Adagrad)
+    # outside the studies' grid, for the workloads that train with them
+    assert isinstance(build_optimizer("nadam", params(), lr=1e-3), torch.optim.NAdam)
+    assert isinstance(build_optimizer("rmsprop", params(), lr=1e-3), torch.optim.RMSprop)
     sf = build_optimizer("adamw", params(), lr=1e-3, schedule="schedule_free", warmup=7)
     assert isinstance(sf, schedulefree.AdamWScheduleFree)
     assert sf.param_groups[0]["warmup_steps"] == 7 and sf.param_groups[0]["train_mode"]

@@ -47,6 +47,7 @@ __all__ = [
     "OPTIMIZERS",
     "PASSTHROUGH_PREFIXES",
     "SCHEDULES",
+    "WORKLOAD_OPTIMIZERS",
     "build_optimizer",
     "build_schedule",
     "check_settings",
@@ -105,6 +106,10 @@ def _config_digest(config: GreedyConfig) -> str:
 
 
 OPTIMIZERS: tuple[str, ...] = ("adamw", "adafactor", "adagrad", "sgd")
+
+#: Optimizers :func:`build_optimizer` also builds, outside the studies' optimizer grid
+#: (:data:`OPTIMIZERS`): for the workloads that train with them (round 15's probe split).
+WORKLOAD_OPTIMIZERS: tuple[str, ...] = ("nadam", "rmsprop")
 
 PASSTHROUGH_PREFIXES: tuple[str, ...] = ("workload_", "optimizer_", "perturb_")
 """Settings with these prefixes belong to someone else and are ignored by the schedules."""
@@ -405,7 +410,8 @@ def build_optimizer(
     Args:
         name: ``adamw`` (torch defaults), ``adafactor`` (``transformers.Adafactor`` with
             an external LR: ``relative_step=False, scale_parameter=False,
-            warmup_init=False``), ``adagrad``, or ``sgd`` (momentum 0.9).
+            warmup_init=False``), ``adagrad``, ``sgd`` (momentum 0.9), or one of
+            ``WORKLOAD_OPTIMIZERS``: ``nadam``, ``rmsprop`` (torch defaults).
         params: the parameters or parameter groups.
         lr: the initial (peak) learning rate.
         schedule: the schedule under test. For ``schedule_free`` the optimizer is
@@ -421,8 +427,9 @@ def build_optimizer(
     Raises:
         ValueError: for an unknown optimizer name or a non-positive LR.
     """
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
+    if name not in OPTIMIZERS + WORKLOAD_OPTIMIZERS:
+        known = ", ".join(OPTIMIZERS + WORKLOAD_OPTIMIZERS)
+        raise ValueError(f"unknown optimizer {name!r}; known: {known}")
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
     if schedule == "schedule_free":
@@ -453,4 +460,8 @@ def build_optimizer(
         return Adafactor(params, lr=lr, **{**options, **kwargs})
     if name == "adagrad":
         return torch.optim.Adagrad(params, lr=lr, **kwargs)
+    if name == "nadam":
+        return torch.optim.NAdam(params, lr=lr, **kwargs)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, **kwargs)
     return torch.optim.SGD(params, lr=lr, **{"momentum": 0.9, **kwargs})

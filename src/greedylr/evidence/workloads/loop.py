@@ -159,11 +159,12 @@ def fit_mse(
     data: ArrayDataset,
     batch_size: int,
     metrics: Callable[..., dict[str, float]],
+    **options: Any,
 ) -> None:
     """:func:`run` for a regression by mean squared error on an ``ArrayDataset``
     (``data.x_train -> data.y_train``), scored by ``metrics`` on its held-out part (split
-    if the trial asks)."""
-    _fit(trial, model, data, batch_size, nn.functional.mse_loss, metrics)
+    if the trial asks). ``options`` go to :func:`run` (``clip_norm``, ``optimizer_kwargs``)."""
+    _fit(trial, model, data, batch_size, nn.functional.mse_loss, metrics, **options)
 
 
 def fit_classifier(
