@@ -14,6 +14,7 @@ from greedylr.evidence.defaults import (
     PROBE2_WORKLOADS,
     PROBE3_WORKLOADS,
     PROBE4_WORKLOADS,
+    PROBE5_WORKLOADS,
     PROBE_WORKLOADS,
 )
 from greedylr.evidence.suites import SMALL_MODELS
@@ -72,7 +73,8 @@ def test_lr_for_falls_back_to_the_workload_lr() -> None:
 
 
 @pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS
-                         + PROBE2_WORKLOADS + PROBE3_WORKLOADS + PROBE4_WORKLOADS)
+                         + PROBE2_WORKLOADS + PROBE3_WORKLOADS + PROBE4_WORKLOADS
+                         + PROBE5_WORKLOADS)
 def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
     w = workloads.get(name)
     spec = TrialSpec.make(
@@ -94,7 +96,8 @@ def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS
-                         + PROBE2_WORKLOADS + PROBE3_WORKLOADS + PROBE4_WORKLOADS)
+                         + PROBE2_WORKLOADS + PROBE3_WORKLOADS + PROBE4_WORKLOADS
+                         + PROBE5_WORKLOADS)
 def test_feed_split_reports_a_held_out_value_on_the_other_half(name: str) -> None:
     w = workloads.get(name)
     spec = TrialSpec.make(study="test", workload=name, schedule="greedy", seed=0, steps=2,
@@ -181,7 +184,7 @@ def test_fixed_splits_are_disjoint_and_shuffled() -> None:
 
 
 @pytest.mark.parametrize("split", [FRESH_WORKLOADS, PROBE_WORKLOADS, PROBE2_WORKLOADS,
-                                   PROBE3_WORKLOADS, PROBE4_WORKLOADS])
+                                   PROBE3_WORKLOADS, PROBE4_WORKLOADS, PROBE5_WORKLOADS])
 def test_later_splits_are_none_of_the_others_and_each_workload_is_registered(split) -> None:
     from greedylr.evidence.defaults import HELDOUT_SPLITS
 
@@ -315,6 +318,96 @@ def test_chess_endgames_hold_out_distinct_positions() -> None:
     train = {tuple(r) for r in chess.x_train.tolist()}
     assert len(train) == 2397 and not any(tuple(r) in train for r in chess.x_test.tolist())
     assert torch.equal(chess.x_test, data.chess_endgames.__wrapped__()[0].x_test)
+
+
+def test_probe5_workloads_train_with_optimizers_no_other_split_has() -> None:
+    from greedylr.evidence.defaults import HELDOUT_SPLITS
+
+    used = {(workloads.get(w).optimizer) for s, ws in HELDOUT_SPLITS.items() if s != "probe5"
+            for w in ws}
+    assert {workloads.get(w).optimizer for w in PROBE5_WORKLOADS} == {"sgd", "rmsprop", "nadam"}
+    assert not {"rmsprop", "nadam"} & used
+    # the SGD one with Nesterov momentum, which no other workload uses
+    spec = TrialSpec.make(study="test", workload="eeg_state_space", schedule="cosine", seed=0,
+                          steps=1, optimizer="sgd")
+    result = execute_trial(spec, threads=1)
+    assert result["optimizer_used"] == "torch.optim.sgd.SGD"
+    trial = Trial(spec)
+    group = trial.optimizer(torch.nn.Linear(2, 1).parameters(), nesterov=True).param_groups[0]
+    assert group["nesterov"] and group["momentum"] == 0.9
+    families = {workloads.get(w).family for s, ws in HELDOUT_SPLITS.items() if s != "probe5"
+                for w in ws}
+    assert not {workloads.get(w).family for w in PROBE5_WORKLOADS} & families
+
+
+def test_eeg_windows_hold_out_the_end_of_the_recording() -> None:
+    eeg = data.eeg_windows()
+    # 800 samples, the first 640 train: 640 - 32 windows; the last 160: 160 - 32
+    assert eeg.x_train.shape == (608, 32, 4) and eeg.y_train.shape == (608, 4)
+    assert eeg.x_test.shape == (128, 32, 4) and eeg.y_test.shape == (128, 4)
+    # standardized with the training part's statistics
+    part = torch.cat([eeg.x_train[0], eeg.x_train[1:, -1], eeg.y_train[-1:]])
+    assert part.shape == (640, 4)
+    assert torch.allclose(part.mean(0), torch.zeros(4), atol=1e-5)
+    assert torch.allclose(part.std(0, unbiased=False), torch.ones(4), atol=1e-4)
+    # each target is the next window's last sample; no held-out sample is a training one
+    assert torch.equal(eeg.y_test[:-1], eeg.x_test[1:, -1])
+    held = torch.cat([eeg.x_test[0], eeg.x_test[1:, -1], eeg.y_test[-1:]])
+    assert held.shape == (160, 4)
+    assert torch.cdist(held, part).min() > 1e-4
+    assert torch.equal(eeg.x_test, data.eeg_windows.__wrapped__().x_test)
+
+
+def test_penguins_hold_out_distinct_birds() -> None:
+    birds = data.penguins()
+    assert birds.x_train.shape == (256, 4) and birds.x_test.shape == (86, 4)
+    assert torch.allclose(birds.x_train.mean(0), torch.zeros(4), atol=1e-5)
+    assert torch.allclose(birds.x_train.std(0, unbiased=False), torch.ones(4), atol=1e-4)
+    # all three species in both parts (152 Adelie, 68 Chinstrap, 124 Gentoo, 2 unmeasured)
+    assert set(birds.y_train.tolist()) == set(birds.y_test.tolist()) == {0, 1, 2}
+    assert torch.bincount(torch.cat([birds.y_train, birds.y_test])).tolist() == [151, 68, 123]
+    # every penguin's measurements are distinct: no held-out one is a training one
+    assert torch.cdist(birds.x_test, birds.x_train).min() > 1e-4
+    assert torch.equal(birds.x_test, data.penguins.__wrapped__().x_test)
+
+
+def test_graph_atlas_holds_out_whole_isomorphism_classes() -> None:
+    import networkx as nx
+
+    atlas = data.graph_atlas()
+    n = data.ATLAS_NODES
+    assert atlas.x_train.shape == (939, n, n) and atlas.x_test.shape == (313, n, n)
+    assert abs(atlas.y_train.mean().item()) < 1e-5
+    assert abs(atlas.y_train.std(unbiased=False).item() - 1) < 1e-4
+
+    def graph(x: torch.Tensor) -> nx.Graph:
+        nodes = int(torch.diagonal(x).sum())
+        assert torch.equal(torch.diagonal(x)[:nodes], torch.ones(nodes))
+        assert not x[nodes:].any() and not x[:, nodes:].any()  # padding after the nodes
+        adjacency = (x - torch.diag(torch.diagonal(x)))[:nodes, :nodes]
+        assert torch.equal(adjacency, adjacency.T)
+        return nx.from_numpy_array(adjacency.numpy())
+
+    train, test = [graph(x) for x in atlas.x_train], [graph(x) for x in atlas.x_test]
+    # no held-out graph is a training graph with its nodes numbered otherwise
+    def key(g: nx.Graph) -> tuple[int, ...]:
+        return tuple(sorted(d for _, d in g.degree()))
+
+    candidates: dict[tuple[int, ...], list[nx.Graph]] = {}
+    for g in train:
+        candidates.setdefault(key(g), []).append(g)
+    for g in test:
+        assert not any(nx.is_isomorphic(g, h) for h in candidates.get(key(g), []))
+    # the target: log(1 + spanning trees), standardized; one node or a tree has one, K7 7^5
+    def trees(g: nx.Graph) -> float:
+        return nx.number_of_spanning_trees(g) if nx.is_connected(g) else 0.0
+
+    raw = torch.tensor([math.log1p(round(trees(g))) for g in train + test])
+    y = torch.cat([atlas.y_train, atlas.y_test])
+    scale = raw[:939].std(unbiased=False)
+    assert torch.allclose(y * scale + raw[:939].mean(), raw, atol=1e-4)
+    assert max(raw).item() == pytest.approx(math.log1p(7**5))
+    assert torch.equal(atlas.x_test, data.graph_atlas.__wrapped__().x_test)
 
 
 def test_autompg_is_a_standardized_regression() -> None:

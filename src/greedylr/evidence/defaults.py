@@ -56,6 +56,7 @@ __all__ = [
     "PROBE2_WORKLOADS",
     "PROBE3_WORKLOADS",
     "PROBE4_WORKLOADS",
+    "PROBE5_WORKLOADS",
     "PROBE_WORKLOADS",
     "STAGES",
     "TUNE_WORKLOADS",
@@ -139,6 +140,17 @@ PROBE4_WORKLOADS: tuple[str, ...] = (
     "font_glyph_mixer",  # AdamW, character recognition in unseen fonts with an MLP-Mixer
     "topobathy_superres",  # SGD with momentum, 2x super-resolution with a sub-pixel CNN
     "chess_wide_deep",  # Adagrad, nominal features with a wide & deep network
+)
+
+#: Fifth probe split (round 15): three workloads that no other split has, built after
+#: round 14, on data no split uses (matplotlib's sample EEG recording, the Palmer penguins
+#: that scikit-learn ships, networkx's atlas of small graphs), each with a model family and
+#: an optimizer no split has; each one's LR chosen by cosine alone
+#: (``results/defaults/round7/calibrate.py``) before any GreedyLR run of it.
+PROBE5_WORKLOADS: tuple[str, ...] = (
+    "eeg_state_space",  # SGD with Nesterov momentum, forecasting with gated linear recurrences
+    "penguin_flow",  # RMSprop, density estimation with a normalizing flow (RealNVP)
+    "graph_atlas_gin",  # NAdam, a graph-level regression with a graph isomorphism network
 )
 
 SEEDS: tuple[int, ...] = (0, 1, 2)
@@ -233,6 +245,7 @@ HELDOUT_SPLITS: dict[str, tuple[str, ...]] = {
     "probe2": PROBE2_WORKLOADS,
     "probe3": PROBE3_WORKLOADS,
     "probe4": PROBE4_WORKLOADS,
+    "probe5": PROBE5_WORKLOADS,
 }
 
 
@@ -276,6 +289,7 @@ _LR_GRID_FOLDERS = {
     "tune": "heldout_lr_grid", "check": "heldout_lr_grid_check", "fresh": "heldout_lr_grid_fresh",
     "probe": "heldout_lr_grid_probe", "probe2": "heldout_lr_grid_probe2",
     "probe3": "heldout_lr_grid_probe3", "probe4": "heldout_lr_grid_probe4",
+    "probe5": "heldout_lr_grid_probe5",
 }
 
 #: "As good or better": within this fraction of cosine's seed mean (the issue's 1%).
@@ -578,6 +592,7 @@ STAGES: tuple[str, ...] = (
     "heldout-probe2", "heldout-lr-grid-probe2", "heldout-lr-grid-probe2-report",
     "heldout-probe3", "heldout-lr-grid-probe3", "heldout-lr-grid-probe3-report",
     "heldout-probe4", "heldout-lr-grid-probe4", "heldout-lr-grid-probe4-report",
+    "heldout-probe5", "heldout-lr-grid-probe5", "heldout-lr-grid-probe5-report",
 )
 
 

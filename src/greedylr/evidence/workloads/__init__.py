@@ -53,6 +53,9 @@ _MODULES: list[str] = [
     ".font_glyph_mixer",
     ".topobathy_superres",
     ".chess_wide_deep",
+    ".eeg_state_space",
+    ".penguin_flow",
+    ".graph_atlas_gin",
     ".minilm_finetune",
     ".llama_pretrain",
 ]
@@ -71,7 +74,8 @@ class Workload:
         data: where the data comes from, in a few words.
         lr: default initial (peak) learning rate for ``optimizer``.
         steps: default number of optimizer steps in the full study.
-        optimizer: default optimizer name (``adamw``, ``adafactor``, ``adagrad``, ``sgd``).
+        optimizer: default optimizer name (``adamw``, ``adafactor``, ``adagrad``, ``sgd``,
+            ``nadam``, ``rmsprop``).
         warmup: default warmup steps for the schedules that take one (0: the recipe has
             none, as in Hugging Face's defaults).
         eval_every: steps between held-out evaluations (0: only at the end).

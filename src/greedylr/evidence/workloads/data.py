@@ -19,7 +19,12 @@ seed), so that every schedule and every seed is scored on the same held-out exam
 * matplotlib's bundled fonts (DejaVu, STIX, Computer Modern), their letters and digits
   rendered as images;
 * UCI's chess endgame table King+Rook vs King+Pawn (``kr-vs-kp``, 3,196 positions), which
-  scikit-learn ships whole among its OpenML test fixtures.
+  scikit-learn ships whole among its OpenML test fixtures;
+* matplotlib's sample EEG recording (``eeg.dat``: 4 channels, 800 samples);
+* the Palmer penguins' measurements (OpenML's dataset 42585, 344 penguins), also shipped
+  whole among scikit-learn's OpenML test fixtures;
+* networkx's atlas of all 1,253 graphs with up to 7 nodes (Read and Wilson's *An Atlas of
+  Graphs*), which networkx, a dependency of torch, ships.
 
 The standard-library corpora depend on the Python version that runs them (3.11 for the
 committed results); the split is by file, so held-out text is code the model never saw.
@@ -43,11 +48,13 @@ import torch
 from greedylr._extras import requires_extra
 
 __all__ = [
+    "ATLAS_NODES",
     "DOCSTRING_MAX",
     "GLYPH_CHARS",
     "GLYPH_HELD_OUT",
     "GLYPH_TYPEFACES",
     "NAME_MAX",
+    "PENGUIN_MEASUREMENTS",
     "REGRESSION_TABLES",
     "TAGS",
     "ArrayDataset",
@@ -55,12 +62,15 @@ __all__ = [
     "chess_endgames",
     "digits",
     "docstring_pairs",
+    "eeg_windows",
     "font_glyphs",
+    "graph_atlas",
     "hopper_colors",
     "image_pixels",
     "membrane_windows",
     "mnist5k",
     "mri_patches",
+    "penguins",
     "pydoc_topics",
     "stdlib_files",
     "stdlib_text",
@@ -792,3 +802,92 @@ def chess_endgames() -> tuple[ArrayDataset, int]:
     train, test = _split(len(y), 0.25)
     t = torch.from_numpy
     return ArrayDataset(t(x[train]), t(y[train]), t(x[test]), t(y[test])), int(offsets[-1])
+
+
+@functools.cache
+def eeg_windows(window: int = 32) -> ArrayDataset:
+    """matplotlib's sample EEG recording (``eeg.dat``: 4 channels, 800 samples each), each
+    channel standardized with the training part's statistics: the last ``window`` samples
+    of all four channels (``window`` x 4) -> the four channels' next sample. Split in time
+    (as :func:`membrane_windows`): the first 80% of the recording trains, windows wholly in
+    the last 20% are held out, so no held-out sample is in a training window."""
+    series = np.fromfile(_sample_data("eeg.dat"), dtype=np.float64).reshape(800, 4)
+    cut = int(0.8 * len(series))
+    train_part, test_part = _standardize(series[:cut], series[cut:])
+
+    def windows(part: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        starts = np.arange(len(part) - window)
+        x = np.stack([part[i:i + window] for i in starts]).astype(np.float32)
+        y = part[starts + window].astype(np.float32)
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+    return ArrayDataset(*windows(train_part), *windows(test_part))
+
+
+#: The four measurements :func:`penguins` models, in the file's column names.
+PENGUIN_MEASUREMENTS: tuple[str, ...] = (
+    "culmen_length_mm", "culmen_depth_mm", "flipper_length_mm", "body_mass_g",
+)
+
+
+@functools.cache
+def penguins() -> ArrayDataset:
+    """The Palmer penguins (Gorman et al. 2014; OpenML's dataset 42585, which scikit-learn
+    ships whole among its test fixtures): the four body measurements
+    (:data:`PENGUIN_MEASUREMENTS`) of the 342 penguins that have all four, standardized
+    with the training penguins' statistics, for density estimation; ``y`` is each one's
+    species (0 Adelie, 1 Chinstrap, 2 Gentoo), which the density model does not see. 25%
+    of the penguins held out (every penguin's measurements are distinct)."""
+    import gzip
+
+    with requires_extra("bench", "the penguin workload"):
+        import sklearn
+        from scipy.io import arff  # scikit-learn's own dependency
+
+    path = (Path(sklearn.__file__).parent / "datasets" / "tests" / "data" / "openml"
+            / "id_42585" / "data-v1-dl-21854866.arff.gz")
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        table, meta = arff.loadarff(f)
+    x = np.stack([table[name] for name in PENGUIN_MEASUREMENTS], axis=1)
+    kept = ~np.isnan(x).any(axis=1)  # two penguins were not measured
+    species = list(meta["species"][1])
+    y = np.array([species.index(v.decode()) for v in table["species"][kept]], dtype=np.int64)
+    x = x[kept]
+    train, test = _split(len(y), 0.25)
+    x_tr, x_te = _standardize(x[train], x[test])
+    t = torch.from_numpy
+    return ArrayDataset(t(x_tr.astype(np.float32)), t(y[train]), t(x_te.astype(np.float32)),
+                        t(y[test]))
+
+
+#: The most nodes of an atlas graph: :func:`graph_atlas`'s adjacency matrices are this wide.
+ATLAS_NODES = 7
+
+
+@functools.cache
+def graph_atlas() -> ArrayDataset:
+    """networkx's atlas of graphs (``networkx.graph_atlas_g``: every graph with 1 to 7
+    nodes, one per isomorphism class, 1,252 after the empty one) -> the logarithm of its
+    number of spanning trees (``log(1 + t)``, 0 for a disconnected graph; Kirchhoff's
+    matrix-tree theorem), standardized with the training graphs' statistics. Each graph is
+    a :data:`ATLAS_NODES` x :data:`ATLAS_NODES` matrix: its adjacency matrix plus the
+    identity on its own nodes (1 on the diagonal: a node; 0: padding). 25% of the graphs
+    held out; as the atlas lists each isomorphism class once, no held-out graph is a
+    training graph under another numbering of its nodes."""
+    import networkx as nx  # type: ignore[import-untyped]  # a dependency of torch
+
+    graphs = [g for g in nx.graph_atlas_g() if g.number_of_nodes() > 0]
+    x = np.zeros((len(graphs), ATLAS_NODES, ATLAS_NODES), dtype=np.float32)
+    y = np.zeros(len(graphs), dtype=np.float64)
+    for i, g in enumerate(graphs):
+        n = g.number_of_nodes()
+        adjacency = nx.to_numpy_array(g, nodelist=sorted(g))
+        x[i, :n, :n] = adjacency + np.eye(n)
+        laplacian = np.diag(adjacency.sum(axis=1)) - adjacency
+        # one node: the empty minor, determinant 1 (the graph is its own spanning tree)
+        y[i] = np.log1p(max(0, round(np.linalg.det(laplacian[1:, 1:]))))
+    train, test = _split(len(y), 0.25)
+    mean, std = y[train].mean(), y[train].std()
+    y = ((y - mean) / std).astype(np.float32)
+    t = torch.from_numpy
+    return ArrayDataset(t(x[train]), t(y[train]), t(x[test]), t(y[test]))
