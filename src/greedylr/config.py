@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 __all__ = [
-    "ANNEAL_SHAPES", "BASE_SCHEDULES", "KNOBS_OFF", "Bound", "GreedyConfig", "cosine_mode",
+    "ANNEAL_SHAPES", "BASE_SCHEDULES", "BLOWUP_SQUARINGS", "KNOBS_OFF", "Bound", "GreedyConfig",
+    "cosine_mode",
 ]
 
 Bound = float | Sequence[float] | None
@@ -26,7 +27,11 @@ KNOBS_OFF: dict[str, Any] = {
     "noise_threshold": 0.0,
     "payoff_patience": None,
     "eval_patience": None,
+    "blowup_ratio": None,
 }
+
+#: How many times the blow-up guard squares the factor at most (0.95 -> 0.44).
+BLOWUP_SQUARINGS = 4
 
 #: The final cooldown's shapes: the multiplier of ``lr_at_start - floor`` at progress p.
 ANNEAL_SHAPES = ("linear", "cosine", "1-sqrt")
@@ -161,6 +166,15 @@ class GreedyConfig:
             and 12 of the defaults study) and, on runs longer than ~300 steps, best with
             ``patience`` about ``total_steps // 30`` (rounds 11 and 12):
             :func:`cosine_mode` gives those knobs.
+        blowup_ratio: r > 1: a smoothed loss more than r times its first value (for
+            ``mode="max"``: less than 1/r of it) is a blow-up, worse than the untrained
+            model by that much. While it lasts every observation counts as worse (no
+            increase), and each decrease squares the factor of the one before (0.95,
+            0.9025, 0.81, 0.66, then 0.44 each time): a short transient costs one
+            decrease, a lasting blow-up brings the LR to its lower bound within a few
+            patience windows. A final cooldown that starts in a blow-up ends at 0
+            instead of the lower bound. Off while the first smoothed value is not
+            positive, and with ``None`` (0.4 behaviour).
     """
 
     factor: float = 0.95
@@ -193,6 +207,7 @@ class GreedyConfig:
     eval_factor: float = 0.7
     eval_patience: int | None = 0
     base_schedule: Literal["constant", "cosine"] = "constant"
+    blowup_ratio: float | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -236,6 +251,11 @@ class GreedyConfig:
             isinstance(self.noise_threshold, (int, float)) and 0.0 <= self.noise_threshold
             < math.inf,
             f"noise_threshold must be finite and >= 0, got {self.noise_threshold!r}",
+        )
+        _check(
+            self.blowup_ratio is None or (isinstance(self.blowup_ratio, (int, float))
+                                          and 1.0 < self.blowup_ratio < math.inf),
+            f"blowup_ratio must be finite and > 1, or None, got {self.blowup_ratio!r}",
         )
         _check(
             isinstance(self.eval_factor, (int, float)) and 0.0 < self.eval_factor < 1.0,
@@ -310,6 +330,11 @@ class GreedyConfig:
     def initial_reference(self) -> float:
         """The reference before any observation (and after a reset): every value beats it."""
         return math.inf if self.mode == "min" else -math.inf
+
+    def blowup_factor(self, cuts: int) -> float:
+        """What the decrease after ``cuts`` decreases in the same blow-up multiplies the LR
+        by: ``factor`` squared ``cuts`` times, at most :data:`BLOWUP_SQUARINGS` times."""
+        return float(self.factor ** (2 ** min(cuts, BLOWUP_SQUARINGS)))
 
     @property
     def anneal_steps(self) -> int:

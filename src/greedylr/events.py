@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ANNEAL",
+    "BLOWUP",
     "CLIPPED",
     "COMPARE_NAMES",
     "DECREASE",
@@ -86,6 +87,11 @@ NONFINITE = EventFlag.NONFINITE.value
 ANNEAL = EventFlag.ANNEAL.value
 UNDO = EventFlag.UNDO.value
 EVAL_DECREASE = EventFlag.EVAL_DECREASE.value
+
+#: Not a kind: a modifier of a ``DECREASE`` (or its ``CLIPPED``) or an ``ANNEAL``, set
+#: where the blow-up guard (``GreedyConfig.blowup_ratio``) made it: the decrease squared
+#: the factor, the cooldown ends at 0. Only the reasons read it.
+BLOWUP = 1024
 
 #: One bit per event kind, by kind: how the tensor rule, the optax port and the trace's
 #: event column encode "what this observation did" without building Event objects.
@@ -189,6 +195,7 @@ class _Facts:
     patience: int
     up_patience: int  # the streak an increase needs, minus one (penalty included)
     hold: int
+    first: float | None  # the first smoothed value (the blow-up guard's yardstick)
 
     def event(self, kind: EventKind, reason: str, reference: float | None,
               lrs: tuple[tuple[float, ...], tuple[float, ...]]) -> Event:
@@ -213,6 +220,7 @@ def describe(
     cooldown: int | None = None,
     hold_after_increase: int | None = None,
     penalty: int = 0,
+    first: float | None = None,
 ) -> list[Event]:
     """The events of one observation, reasons included, from its code and numbers.
 
@@ -239,6 +247,7 @@ def describe(
         cooldown: the run's cooldown (default: the config's).
         hold_after_increase: the run's hold after an increase (default: the config's).
         penalty: undone increases not yet paid back (the streak an increase needs grows).
+        first: the first smoothed value, which a blow-up (``BLOWUP``) is measured against.
 
     Returns:
         The events, in the rule's order; none for a code of 0.
@@ -258,6 +267,7 @@ def describe(
         None if min_lrs is None else tuple(min_lrs),
         None if max_lrs is None else tuple(max_lrs),
         _knob(config, patience, "patience"), (up + 1) * (penalty + 1) - 1, hold,
+        None if first is None or math.isnan(first) else first,
     )
     return [_WORDING[kind](facts) for kind in kinds_of(code)]
 
@@ -288,9 +298,21 @@ def _anneal(f: _Facts) -> Event:
         span = (f"the last {c.anneal_steps} of {c.total_steps} steps anneal "
                 f"({c.anneal_shape})")
         floor = f" {format_lrs(f.min_lrs)}"
+    end = f"the lower bound{floor}"
+    if f.code & BLOWUP:
+        end = f"0, not the lower bound: {_blowup(f)}"
     return f.event("anneal", f"final cooldown from step {f.step}: {span} from lr "
-                   f"{format_lrs(f.before)} towards the lower bound{floor}",
-                   None, (f.before, f.before))
+                   f"{format_lrs(f.before)} towards {end}", None, (f.before, f.before))
+
+
+def _blowup(f: _Facts) -> str:
+    """Why the blow-up guard acted: the smoothed loss against its first value."""
+    if f.config is None or f.smoothed is None or f.first is None:
+        return "the smoothed loss is blown up"
+    side = "more" if f.config.mode == "min" else "less"
+    ratio = f.config.blowup_ratio if f.config.mode == "min" else 1 / (f.config.blowup_ratio or 1)
+    return (f"the smoothed loss {f.smoothed:.4g} is {side} than {ratio:.4g}x its first "
+            f"value {f.first:.4g} (a blow-up)")
 
 
 def _why(f: _Facts, kind: str) -> str:
@@ -313,6 +335,9 @@ def _why(f: _Facts, kind: str) -> str:
                 f"increase needs {f.up_patience + 1} improving steps")
     if kind == "increase":
         return f"{f.up_patience + 1} improving steps > patience {f.up_patience}; {versus}"
+    if f.code & BLOWUP:
+        return (f"{f.patience + 1} steps > patience {f.patience} in a blow-up: "
+                f"{_blowup(f)}; each decrease in it squares the factor of the one before")
     return f"{f.patience + 1} non-improving steps > patience {f.patience}; {versus}"
 
 

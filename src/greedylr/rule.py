@@ -27,9 +27,9 @@ from typing import Any
 
 from greedylr import events as ev
 from greedylr.config import ANNEAL_SHAPES as ANNEAL_SHAPES
+from greedylr.config import BLOWUP_SQUARINGS, GreedyConfig, _anneal_shape
 from greedylr.config import KNOBS_OFF as KNOBS_OFF
 from greedylr.config import Bound as Bound
-from greedylr.config import GreedyConfig, _anneal_shape
 from greedylr.events import COMPARE_NAMES as COMPARE_NAMES
 from greedylr.events import EVENT_BITS as EVENT_BITS
 from greedylr.events import Event, describe
@@ -89,6 +89,12 @@ class RuleState:
     eval_best: float | None = None
     eval_bad: int = 0
     eval_block: bool = False
+    #: the first smoothed value with the blow-up guard on: its yardstick (``blowup_ratio``)
+    first: float | None = None
+    #: decreases in the current blow-up so far (each squares the factor)
+    blowup_cuts: int = 0
+    #: the final cooldown started in a blow-up: it ends at 0
+    anneal_to_zero: bool = False
     #: with a decaying ``base_schedule``: the rule's own LRs; ``lrs`` are them times
     #: :meth:`GreedyConfig.base_factor` (empty with ``"constant"``)
     rule_lrs: list[float] = field(default_factory=list)
@@ -218,6 +224,7 @@ def _reset(config: GreedyConfig, state: RuleState) -> None:
     state.window_values, state.window_pos, state.window_sum = [], 0, 0.0
     state.ema, state.ema_count = 0.0, 0
     state.noise_var, state.noise_count, state.payoff_left = 0.0, 0, 0
+    state.blowup_cuts = 0  # the first value stays: the untrained model's loss
 
 
 def _noise_margin(config: GreedyConfig, state: RuleState) -> float:
@@ -251,12 +258,13 @@ _Outcome = tuple[int, float | None, tuple[float, ...] | None]
 _NOTHING: _Outcome = (0, None, None)
 
 
-def _change(config: GreedyConfig, state: RuleState, attempt: int) -> tuple[int, tuple[float, ...]]:
+def _change(config: GreedyConfig, state: RuleState, attempt: int,
+            factor: float | None = None) -> tuple[int, tuple[float, ...]]:
     """Apply an increase, a decrease or an undo (``attempt``) with its hold and reset.
 
     Returns its code (``CLIPPED`` added where no group moved) and the LRs after the
     change, before a reset. An undo takes back an increase: it does not count towards
-    the reset.
+    the reset. ``factor``: a decrease's, when not ``config.factor`` (a blow-up's).
     """
     if attempt == ev.INCREASE:
         moved = _raise(config, state)
@@ -266,7 +274,7 @@ def _change(config: GreedyConfig, state: RuleState, attempt: int) -> tuple[int, 
             assert state.smoothed is not None  # increases come from comparisons
             state.payoff_left, state.payoff_ref = config.payoff_patience, state.smoothed
     else:
-        moved = _lower(state, config.factor, config.eps)
+        moved = _lower(state, config.factor if factor is None else factor, config.eps)
         hold = config.cooldown
     code = attempt if moved else attempt | ev.CLIPPED
     changed = tuple(state.lrs)
@@ -285,17 +293,28 @@ def _worse(mode: str, value: float, reference: float) -> bool:
     return value > reference if mode == "min" else value < reference
 
 
+def _blown(config: GreedyConfig, state: RuleState, smoothed: float | None) -> bool:
+    """Whether ``smoothed`` is a blow-up (``blowup_ratio``; False with the guard off)."""
+    ratio, first = config.blowup_ratio, state.first
+    if ratio is None or first is None or not first > 0 or smoothed is None:
+        return False
+    return smoothed > ratio * first if config.mode == "min" else smoothed * ratio < first
+
+
 def _anneal(config: GreedyConfig, state: RuleState) -> int:
-    """One observation of the final cooldown: the LR follows the shape, nothing else."""
+    """One observation of the final cooldown: the LR follows the shape, nothing else.
+    Towards the lower bounds, or towards 0 where it started in a blow-up."""
     start = config.anneal_start
     assert start is not None
     code = 0
     if not state.anneal_from:
         state.anneal_from = list(state.lrs)
-        code = ev.ANNEAL
+        state.anneal_to_zero = _blown(config, state, state.smoothed)
+        code = ev.ANNEAL | ev.BLOWUP if state.anneal_to_zero else ev.ANNEAL
     k = min(state.step - start, config.anneal_steps)
     shape = _anneal_shape(config.anneal_shape, k / config.anneal_steps)
-    state.lrs = [lo + (a - lo) * shape for a, lo in zip(state.anneal_from, state.min_lrs)]
+    ends = [0.0] * len(state.lrs) if state.anneal_to_zero else state.min_lrs
+    state.lrs = [lo + (a - lo) * shape for a, lo in zip(state.anneal_from, ends)]
     return code
 
 
@@ -311,6 +330,7 @@ def _explained(config: GreedyConfig, state: RuleState, value: float, outcome: _O
         reference=reference, lrs_before=before, lrs_changed=lrs if changed is None else changed,
         lrs_after=lrs,
         min_lrs=state.min_lrs, max_lrs=state.max_lrs, penalty=state.penalty,
+        first=state.first,
     )
     return Decision(lrs, state.smoothed, tuple(events))
 
@@ -337,6 +357,8 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
         if config.noise_threshold:  # tested here: a call per step costs more than the test
             _track_noise(config, state, float(loss))
         state.smoothed = _smooth(config, state, float(loss))
+        if state.first is None and config.blowup_ratio is not None:
+            state.first = state.smoothed
     # inline, not a wrapper: a call per step was measurable (benchmarks/overhead.py)
     based = config.base_schedule != "constant"
     if based:
@@ -400,13 +422,18 @@ def _decide(config: GreedyConfig, state: RuleState, finite: bool) -> _Outcome:
     smoothed = state.smoothed
     assert smoothed is not None
     reference = state.reference
-    if config.noise_threshold:
+    blown = config.blowup_ratio is not None and _blown(config, state, smoothed)
+    if blown:
+        better = False  # worse than the untrained model: nothing it does is progress
+    elif config.noise_threshold:
         # better by more than the margin; a margin >= 0 only makes "better" harder
         margin = _noise_margin(config, state)
         shifted = smoothed + margin if config.mode == "min" else smoothed - margin
         better = _is_better(config, shifted, reference)
     else:
         better = _is_better(config, smoothed, reference)
+    if not blown:
+        state.blowup_cuts = 0
     if better or config.compare == "previous":
         state.reference = smoothed
     if better:
@@ -429,6 +456,11 @@ def _decide(config: GreedyConfig, state: RuleState, finite: bool) -> _Outcome:
         if config.compare == "recent_best":
             # a new baseline (unless a reset clears it): "better" now means better than now
             state.reference = smoothed
+        if blown:
+            factor = config.blowup_factor(state.blowup_cuts)
+            state.blowup_cuts = min(state.blowup_cuts + 1, BLOWUP_SQUARINGS)
+            code, changed = _change(config, state, ev.DECREASE, factor)
+            return code | ev.BLOWUP, reference, changed
         code, changed = _change(config, state, ev.DECREASE)
         return code, reference, changed
     return _NOTHING

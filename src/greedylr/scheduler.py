@@ -144,6 +144,7 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         eval_factor: float = 0.7,
         eval_patience: int | None = 0,
         base_schedule: Literal["constant", "cosine"] = "constant",
+        blowup_ratio: float | None = None,
     ) -> None:
         # The knobs are spelled out for type checkers and IDEs; GreedyConfig stays their
         # one definition (tests/test_typed_api.py keeps the two in step).

@@ -95,6 +95,9 @@ def check_config(config: GreedyConfig) -> None:
             "resident rule avoids; use 'skip' or 'decrease' and check the 'nonfinite' "
             "events"
         )
+    if config.blowup_ratio is not None:
+        raise NotImplementedError("blowup_ratio is not in the device-resident rule yet; "
+                                  "use float mode (device_mode=False)")
 
 
 def _ema_denominators(config: GreedyConfig, device: torch.device, dtype: torch.dtype) -> Tensor:

@@ -234,6 +234,8 @@ def _resolve(config: GreedyConfig, learning_rate: float) -> tuple[_Static, _Knob
             "update cannot do; use 'skip' or 'decrease' and watch the NONFINITE flag in "
             "state.events (or jax.debug / checkify to stop on NaN)"
         )
+    if config.blowup_ratio is not None:
+        raise NotImplementedError("blowup_ratio is not in the optax port yet")
     lows, highs = config.bounds([learning_rate])  # validates the bounds against the LR
     table, complete = (None, True)
     if config.smoothing == "ema":

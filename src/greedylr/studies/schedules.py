@@ -90,7 +90,7 @@ defaults, so that a stored trial of theirs is stale once those defaults change."
 
 #: Knobs added since 0.2 whose default keeps every trajectory of the rule before them:
 #: left out of the digest at that value, so that the stored trials stay valid.
-_ADDED_AT_NEUTRAL: dict[str, Any] = {"base_schedule": "constant"}
+_ADDED_AT_NEUTRAL: dict[str, Any] = {"base_schedule": "constant", "blowup_ratio": None}
 
 
 def greedy_defaults_digest() -> str:
