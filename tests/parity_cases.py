@@ -84,7 +84,7 @@ def decoded_events(config: GreedyConfig, tstate: tr.TensorState, d: tr.TensorDec
         smoothed=float(d.smoothed), reference=float(d.reference),
         lrs_before=d.lrs_before.tolist(), lrs_changed=d.lrs_changed.tolist(),
         lrs_after=d.rule_lrs.tolist(), min_lrs=tstate.min_lrs.tolist(),
-        max_lrs=tstate.max_lrs.tolist(), penalty=int(d.penalty),
+        max_lrs=tstate.max_lrs.tolist(), penalty=int(d.penalty), first=float(d.first),
     )
 
 
@@ -134,6 +134,7 @@ def _config(rng: random.Random, family: tuple, base: list[float]) -> GreedyConfi
         eval_mode=rng.choice(["min", "max"]),
         eval_factor=rng.choice([0.5, rng.uniform(0.1, 0.9)]),
         base_schedule=base_schedule,
+        blowup_ratio=rng.choice([None, None, 1.2, 1.5, rng.uniform(1.05, 3.0)]),
         **anneal,
         **_bounds(rng, base),
     )

@@ -287,3 +287,27 @@ def test_compile_rule_with_a_decaying_base_schedule_matches_the_float_rule() -> 
         [e.to_dict() for e in on_host.events])
     assert "eval_decrease" in {e.kind for e in compiled.events}
     assert counters["stats"]["unique_graphs"] == 1
+
+
+@pytest.mark.timeout(600)
+def test_compile_rule_with_the_blowup_guard_matches_the_float_rule() -> None:
+    """blowup_ratio under inductor: the squared factors' lookup and the final cooldown
+    towards 0 compile into the one graph, and the LRs and events (reasons included) are
+    float mode's. The losses surge six-fold twice: decreases in a blow-up, a reset in
+    one, and a cooldown (from step 96) that starts in one."""
+    torch._dynamo.reset()
+    counters.clear()
+    config = {**RULE_CONFIG, "blowup_ratio": 1.5, "total_steps": 120, "anneal_fraction": 0.2}
+    losses = [x * 6 if 40 <= i < 60 or i >= 85 else x
+              for i, x in enumerate(_rule_losses()[:125])]
+    compiled = GreedyLR(_tensor_lr_optimizer(), compile_rule=True, **config)
+    on_host = GreedyLR(_tensor_lr_optimizer(), **config)
+    lrs = {"compiled": _run(compiled, losses), "float": _run(on_host, losses)}
+    assert lrs["compiled"] == lrs["float"]
+    assert lrs["compiled"][-1] == [0.0, 0.0]  # towards 0, not the lower bounds
+    assert compiled.state == on_host.state
+    assert repr([e.to_dict() for e in compiled.events]) == repr(
+        [e.to_dict() for e in on_host.events])
+    blown = {e.kind for e in compiled.events if "(a blow-up)" in e.reason}
+    assert blown == {"decrease", "clipped", "anneal"}
+    assert counters["stats"]["unique_graphs"] == 1

@@ -98,19 +98,28 @@ def test_the_guard_itself_catches_host_reads() -> None:
     assert float(t) == 1.5  # restored
 
 
-@pytest.mark.parametrize(("smoothing", "trace"),
-                         [("window", True), ("ema", True), ("none", True), ("window", False)])
-def test_device_step_makes_no_host_read(smoothing: str, trace: bool) -> None:
+# the blow-up guard, and a final cooldown (from step 30) that starts in a blow-up (the
+# losses surge in the test)
+GUARD = {"blowup_ratio": 1.2, "total_steps": 40, "anneal_fraction": 0.25}
+
+
+@pytest.mark.parametrize(("smoothing", "trace", "guard"),
+                         [("window", True, False), ("ema", True, False), ("none", True, False),
+                          ("window", False, False), ("none", True, True)])
+def test_device_step_makes_no_host_read(smoothing: str, trace: bool, guard: bool) -> None:
     opt = _optimizer(tensor_lr=True)
     # compare="best" on this sequence reaches every event kind, the reset included
     sched = GreedyLR(opt, device_mode=True, patience=0, smoothing=smoothing, window=3,
                      warmup=2, cooldown=1, reset_patience=1, min_lr_ratio=0.5,
-                     on_nonfinite="decrease", trace=trace, compare="best")
+                     on_nonfinite="decrease", trace=trace, compare="best",
+                     **(GUARD if guard else {}))
     assert sched.device_mode
     rng = random.Random(0)
     values = [torch.tensor(rng.gauss(1.0, 0.3)) for _ in range(40)]
     values[7] = torch.tensor(math.nan)
     values[20] = torch.tensor(math.inf)
+    if guard:  # a surge: blow-ups from step 16 on
+        values[15:] = [v * 4 for v in values[15:]]
     for i, loss in enumerate(values):
         opt.step()
         with no_host_reads() as seen:
@@ -123,9 +132,12 @@ def test_device_step_makes_no_host_read(smoothing: str, trace: bool) -> None:
             sched.step(loss)  # a repeated call: de-duplicated, also without a read
         assert seen == []
     assert sched.state.step == 40
-    if trace:
+    if trace and not guard:
         kinds = {e.kind for e in sched.events}
         assert {"increase", "decrease", "nonfinite", "warmup_end", "reset", "hold"} <= kinds
+    if guard:  # the blow-up guard's decreases (the factor squared) and cooldown to 0
+        blown = {e.kind for e in sched.events if "(a blow-up)" in e.reason}
+        assert blown == {"decrease", "anneal"} and sched.state.anneal_to_zero
 
 
 def test_float_mode_step_is_caught_reading_the_host() -> None:
@@ -187,6 +199,9 @@ CONFIGS = [
      "hold_after_increase": 2, "threshold": 0.01, "max_lr_ratio": 2.0},
     {"patience": 0, "smoothing": "none", "mode": "max", "threshold_mode": "abs",
      "threshold": 0.05, "warmup": 4, "warmup_start_factor": 0.1, "eps": 1e-4},
+    # the blow-up guard (mode="max": the falling loss blows up), into the final cooldown
+    {"patience": 1, "smoothing": "ema", "window": 4, "mode": "max", "blowup_ratio": 1.25,
+     "total_steps": 250, "anneal_fraction": 0.2, "min_lr_ratio": 0.3, "reset_patience": 2},
 ]
 
 

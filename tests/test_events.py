@@ -169,6 +169,8 @@ SCRIPTED = [
     dict(factor=0.7, patience=0, compare="best", mode="max", eval_mode="max",
          eval_patience=1, noise_threshold=0.5, smoothing="ema", window=4,
          on_nonfinite="decrease", cooldown=2, min_lr_ratio=0.25),
+    dict(factor=0.7, patience=1, blowup_ratio=1.3, total_steps=220, anneal_fraction=0.1,
+         smoothing="ema", window=5, reset_patience=2, min_lr_ratio=0.05),
 ]
 
 
@@ -201,7 +203,7 @@ def test_the_tensor_twin_decodes_the_rules_events(index: int) -> None:
             smoothed=float(d.smoothed), reference=float(d.reference),
             lrs_before=d.lrs_before.tolist(), lrs_changed=d.lrs_changed.tolist(),
             lrs_after=d.rule_lrs.tolist(), min_lrs=tstate.min_lrs.tolist(),
-            max_lrs=tstate.max_lrs.tolist(), penalty=int(d.penalty))
+            max_lrs=tstate.max_lrs.tolist(), penalty=int(d.penalty), first=float(d.first))
         assert repr([e.to_dict() for e in decoded]) == repr([e.to_dict() for e in expected])
         assert kinds_of(int(d.code)) == tuple(e.kind for e in expected)
 

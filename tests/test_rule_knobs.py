@@ -1,6 +1,6 @@
-"""The 0.2 knobs (final cooldown, noise threshold, pay-off, held-out values) and 0.3's
-base schedule, by hand, in all three implementations: the float rule, the tensor rule
-and the optax port."""
+"""The 0.2 knobs (final cooldown, noise threshold, pay-off, held-out values), 0.3's
+base schedule and the blow-up guard, by hand, in all three implementations: the float
+rule, the tensor rule and the optax port."""
 
 from __future__ import annotations
 
@@ -68,7 +68,32 @@ BASE = (
     {1: ("increase",), 3: ("eval_decrease",), 4: ("decrease",), 7: ("increase",),
      8: ("increase",)},
 )
-CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL, "base": BASE}
+BLOWUP = (
+    GreedyConfig(factor=0.5, patience=0, smoothing="none", blowup_ratio=2.0, min_lr_ratio=None,
+                 max_lr_ratio=None),
+    [("loss", v) for v in (1.0, 3.0, 2.5, 1.5, 2.5, 2.5, 2.5, 2.5, 2.5, 2.5)],
+    # the first value 1.0 beats +inf: increase to 0.2, and a blow-up is above 2 * 1.0 = 2.
+    # 3.0 blows up: decrease by 0.5; 2.5 beats that 3.0 (recent_best) but, blown, counts
+    # as worse: decrease by 0.5**2. 1.5 is no blow-up (the cuts start again) and beats
+    # 2.5: increase to 0.05. Then a lasting blow-up: 0.5, 0.5**2, 0.5**4, 0.5**8, 0.5**16
+    # and 0.5**16 again (at most 4 squarings)
+    [0.2, 0.1, 0.025, 0.05, 0.025, 0.025 * 2**-2, 0.025 * 2**-6, 0.025 * 2**-14,
+     0.025 * 2**-30, 0.025 * 2**-46],
+    {1: ("increase",), 2: ("decrease",), 3: ("decrease",), 4: ("increase",),
+     **{i: ("decrease",) for i in range(5, 11)}},
+)
+BLOWUP_ANNEAL = (
+    GreedyConfig(factor=0.5, patience=0, smoothing="none", blowup_ratio=2.0, min_lr_ratio=0.1,
+                 max_lr_ratio=None, total_steps=6, anneal_fraction=0.5, anneal_shape="linear"),
+    [("loss", v) for v in (1.0, 3.0, 3.0, 0.5, 0.5, 0.5, 0.5)],
+    # ANNEAL's budget: an increase to 2.0, a blow-up (3.0 > 2 * 1.0): decrease to 1.0; the
+    # final cooldown starts at step 3 in the blow-up, so it goes linearly from 1.0 to 0
+    # instead of the floor 0.1, whatever the losses after it
+    [2.0, 1.0, 1.0, 1 - 1 / 3, 1 / 3, 0.0, 0.0],
+    {1: ("increase",), 2: ("decrease",), 3: ("anneal",)},
+)
+CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL, "base": BASE,
+         "blowup": BLOWUP, "blowup_anneal": BLOWUP_ANNEAL}
 
 
 def _drive(call, script: Script) -> tuple[list[float], dict]:
@@ -144,14 +169,61 @@ def test_hand_computed_optax(name: str) -> None:
     assert got_events == events
 
 
-def _random_script(rng: random.Random, n: int = 300) -> Script:
+# The observations where the blow-up guard acted in BLOWUP and BLOWUP_ANNEAL: the
+# decreases above 2 * the first value, and the final cooldown that starts there.
+BLOWN = {"blowup": {2, 3, 5, 6, 7, 8, 9, 10}, "blowup_anneal": {2, 3}}
+
+
+@pytest.mark.parametrize("name", list(BLOWN))
+def test_the_blowup_guard_says_where_it_acted(name: str) -> None:
+    """The float rule's reasons, the tensor rule's BLOWUP bit and the optax port's."""
+    config, script, _, _ = CASES[name]
+    state = rule.init(config, [_base(config)])
+    tstate = tr.init(config, [_base(config)])
+    in_reasons, in_codes = set(), set()
+    for i, (_, value) in enumerate(script, 1):
+        events = rule.update(config, state, value).events
+        if any("(a blow-up)" in e.reason for e in events):
+            in_reasons.add(i)
+        tstate, d = tr.update(config, tstate, value)
+        if int(d.code) & tr.BLOWUP:
+            in_codes.add(i)
+    assert in_reasons == in_codes == BLOWN[name]
+    assert state.anneal_to_zero is (name == "blowup_anneal")
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    from greedylr.integrations import optax as gopt
+
+    with jax.enable_x64(True):
+        static, knobs = gopt._resolve(config, _base(config))
+        ostate = gopt._init(static, knobs, jnp.float64)
+        flagged = set()
+        for i, (_, value) in enumerate(script, 1):
+            ostate = gopt._observe(static, knobs, ostate, jnp.asarray(value, jnp.float64))
+            if int(ostate.events) & gopt.BLOWUP:
+                flagged.add(i)
+    assert flagged == BLOWN[name]
+
+
+# Where the scripts of the blow-up guard's configurations surge (every loss times
+# BLOWUP_SURGE, or divided by it with mode="max"): a transient blow-up, then one that
+# the final cooldown (from step 200 of 250) starts in.
+SURGES = ((60, 110), (170, 300))
+BLOWUP_SURGE = 4.0
+
+
+def _random_script(rng: random.Random, n: int = 300, surge: float = 1.0) -> Script:
+    """A noisy descent from 2.0, NaN and inf included, a held-out value every 25 losses;
+    times ``surge`` within :data:`SURGES`."""
     out: Script = []
     x = 2.0
     for t in range(n):
         x = max(x + rng.gauss(-0.004, 0.08), 0.01)
-        out.append(("loss", rng.choice([math.nan, math.inf]) if rng.random() < 0.01 else x))
+        y = x * surge if any(a <= t < b for a, b in SURGES) else x
+        out.append(("loss", rng.choice([math.nan, math.inf]) if rng.random() < 0.01 else y))
         if t % 25 == 24:
-            out.append(("eval", x + rng.gauss(0.0, 0.05)))
+            out.append(("eval", y + rng.gauss(0.0, 0.05)))
     return out
 
 
@@ -167,21 +239,36 @@ def _random_script(rng: random.Random, n: int = 300) -> Script:
          "on_nonfinite": "decrease", "smoothing": "none"},
         {"eval_patience": 1, "eval_factor": 0.7, "total_steps": 280, "anneal_fraction": 0.1,
          "noise_threshold": 1.0, "payoff_patience": 4, "patience": 4},
+        {"blowup_ratio": 1.5, "total_steps": 250, "anneal_fraction": 0.2, "patience": 3},
+        {"blowup_ratio": 2.0, "mode": "max", "smoothing": "window", "window": 5,
+         "total_steps": 250, "anneal_fraction": 0.2, "anneal_shape": "cosine", "patience": 2,
+         "compare": "previous", "eval_patience": 1},
+        {"blowup_ratio": 3.0, "smoothing": "none", "patience": 1, "increase_patience": 0,
+         "reset_patience": 1, "min_lr_ratio": 0.5, "on_nonfinite": "decrease", "cooldown": 1,
+         "payoff_patience": 2, "noise_threshold": 0.5},
     ],
 )
 def test_tensor_rule_matches_bit_for_bit_with_every_knob(kwargs: dict) -> None:
-    """Long noisy runs with held-out values interleaved: LRs, events and state all equal."""
+    """Long noisy runs with held-out values interleaved: LRs, events and state all equal.
+    With the blow-up guard the script surges: decreases square the factor (the cuts
+    reach 2 at least), and with a budget the final cooldown starts in a blow-up."""
     config = GreedyConfig(**kwargs)
-    script = _random_script(random.Random(11))
+    guarded = config.blowup_ratio is not None
+    surge = 1.0 if not guarded else BLOWUP_SURGE if config.mode == "min" else 1 / BLOWUP_SURGE
+    script = _random_script(random.Random(11), surge=surge)
     state = rule.init(config, [0.1, 0.01])
     tstate = tr.init(config, [0.1, 0.01])
+    squared = False
     for kind, value in script:
         f = (rule.update if kind == "loss" else rule.observe_eval)(config, state, value)
         tstate, d = (tr.update if kind == "loss" else tr.observe_eval)(config, tstate, value)
         assert tuple(d.lrs.tolist()) == f.lrs
         decoded = decoded_events(config, tstate, d, value)
         assert repr([e.to_dict() for e in decoded]) == repr([e.to_dict() for e in f.events])
+        squared |= bool(int(d.code) & tr.BLOWUP) and state.blowup_cuts >= 2
     assert tr.to_rule_state(tstate) == state
+    assert squared is guarded
+    assert state.anneal_to_zero is (config.anneal_start is not None and guarded)
 
 
 def test_anneal_only_with_a_budget_and_old_state_loads() -> None:
@@ -214,6 +301,8 @@ def test_anneal_only_with_a_budget_and_old_state_loads() -> None:
         ({"eval_factor": 1.0}, "eval_factor must be in"),
         ({"eval_mode": "up"}, "eval_mode must be one of"),
         ({"eval_patience": -1}, "eval_patience must be an int >= 0 or None"),
+        *(({"blowup_ratio": r}, "blowup_ratio must be finite and > 1, or None")
+          for r in (1.0, 0.5, math.inf, math.nan)),
     ],
 )
 def test_bad_new_knobs_are_rejected(kwargs: dict, message: str) -> None:

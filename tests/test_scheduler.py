@@ -222,6 +222,53 @@ def test_resume_across_the_final_cooldown_is_bit_identical(cut, tensor_lr):
     assert sched2.state == full_sched.state
 
 
+BLOWUP_KWARGS = dict(factor=0.7, patience=1, window=4, blowup_ratio=1.5, total_steps=100,
+                     anneal_fraction=0.2, min_lr_ratio=0.01)
+
+
+def surging_losses(n=110):
+    """Noisy around 1 (a NaN now and then), three times that over steps 31-50 (a blow-up
+    that passes) and from step 71 on (the final cooldown, from step 80, starts in one)."""
+    rng = random.Random(5)
+    losses = []
+    for t in range(1, n + 1):
+        x = rng.gauss(1.0, 0.1) * (3.0 if 31 <= t <= 50 or t >= 71 else 1.0)
+        losses.append(math.nan if rng.random() < 0.03 else x)
+    return losses
+
+
+@pytest.mark.parametrize(("save_on_device", "resume_on_device"),
+                         [(False, False), (True, True), (True, False), (False, True)])
+@pytest.mark.parametrize("cut", [36, 79, 80, 81, 95])
+def test_resume_in_a_blowup_and_its_cooldown_to_zero_is_bit_identical(
+        cut, save_on_device, resume_on_device):
+    """The blow-up guard's state (its first value, the decreases so far, a cooldown to 0)
+    travels in the state dict, in either mode: cut in a blow-up whose next decrease
+    squares the factor again, and before, at and after the cooldown's start."""
+    losses = surging_losses()
+    opt = make_optimizer((0.1, 0.03), tensor_lr=True)
+    full_sched = GreedyLR(opt, device_mode=False, **BLOWUP_KWARGS)
+    full = [[float(x) for x in row] for row in drive(full_sched, opt, losses)]
+    assert full_sched.state.anneal_to_zero and full[-1] == [0.0, 0.0]
+    assert any(e.kind == "anneal" and e.step == 80 and "towards 0" in e.reason
+               for e in full_sched.events)
+
+    opt = make_optimizer((0.1, 0.03), tensor_lr=True)
+    sched = GreedyLR(opt, device_mode=save_on_device, **BLOWUP_KWARGS)
+    first = drive(sched, opt, losses[:cut])
+    if cut == 36:
+        assert sched.state.blowup_cuts == 2
+    saved, opt_saved = roundtrip(sched.state_dict()), roundtrip(opt.state_dict())
+    opt2 = make_optimizer((0.1, 0.03), tensor_lr=True)
+    sched2 = GreedyLR(opt2, device_mode=resume_on_device, **BLOWUP_KWARGS)
+    opt2.load_state_dict(opt_saved)
+    sched2.load_state_dict(saved)
+    assert sched2.device_mode is resume_on_device
+    rest = drive(sched2, opt2, losses[cut:])
+    assert [[float(x) for x in row] for row in first + rest] == full
+    assert sched2.state == full_sched.state
+
+
 def test_observe_eval_lowers_the_lr_and_blocks_increases():
     opt = make_optimizer((0.1,))
     sched = GreedyLR(opt, factor=0.5, patience=5, increase_patience=0, smoothing="none",

@@ -56,14 +56,21 @@ def test_clipped_increase_is_flagged() -> None:
     assert decision.lrs.item() == 0.1
 
 
-@pytest.mark.parametrize("smoothing", ["window", "ema", "none"])
-def test_batched_runs_equal_separate_float_runs(smoothing: str) -> None:
-    """R runs with their own factor, base LRs, patience, holds and threshold, in one call."""
+# the blow-up guard on the falling walks below: mode="max" makes them blow-ups, the
+# final cooldown (from step 200) starts in some
+GUARD = {"blowup_ratio": 1.2, "mode": "max", "total_steps": 250, "anneal_fraction": 0.2}
+
+
+@pytest.mark.parametrize(("smoothing", "guard"),
+                         [("window", False), ("ema", False), ("none", False), ("ema", True)])
+def test_batched_runs_equal_separate_float_runs(smoothing: str, guard: bool) -> None:
+    """R runs with their own factor, base LRs, patience, holds and threshold, in one call.
+    With the blow-up guard, each run squares its own factor."""
     runs, groups, steps = 24, 2, 250
     rng = random.Random(11)
     shared = {"smoothing": smoothing, "window": 4, "reset_patience": 3, "warmup": 3,
               "min_lr_ratio": 0.2, "max_lr_ratio": 4.0, "on_nonfinite": "decrease",
-              "threshold_mode": "rel"}
+              "threshold_mode": "rel", **(GUARD if guard else {})}
     per_run = [
         {
             "factor": rng.choice([0.5, 0.8, 0.95]),
@@ -94,6 +101,7 @@ def test_batched_runs_equal_separate_float_runs(smoothing: str) -> None:
         threshold=column("threshold"), eps=column("eps"),
     )
     walks = [1.0] * runs
+    squared = set()  # the runs whose factor was squared
     for step in range(steps):
         losses = []
         for r in range(runs):
@@ -105,8 +113,12 @@ def test_batched_runs_equal_separate_float_runs(smoothing: str) -> None:
                     for c, s, v in zip(configs_, states, losses, strict=True)]
         got = [tuple(row) for row in decision.lrs.tolist()]
         assert got == expected, f"step {step + 1}"
+        squared |= {r for r, s in enumerate(states) if s.blowup_cuts >= 2}
     for r in range(runs):
         assert tr.to_rule_state(tr.select(tstate, r)) == states[r]
+    if guard:
+        assert len({per_run[r]["factor"] for r in squared}) > 1
+        assert any(s.anneal_to_zero for s in states) and not all(s.anneal_to_zero for s in states)
 
 
 def test_rule_state_round_trip_mid_window() -> None:
@@ -144,6 +156,24 @@ def test_update_does_not_modify_its_input_state() -> None:
 def test_bad_per_run_knobs_are_rejected(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         tr.init(GreedyConfig(), [[0.1], [0.1]], **kwargs)
+
+
+def test_the_blowup_guard_state_is_allocated_only_when_on() -> None:
+    """Off, its factors take no room and update leaves its fields alone (the same
+    tensors); on, a run's factors are GreedyConfig.blowup_table of its own factor."""
+    off = GreedyConfig(patience=0, smoothing="none")
+    state = tr.init(off, [[0.1], [0.2]], factor=torch.tensor([0.5, 0.9], dtype=torch.float64))
+    assert state.blowup_factors.shape == (2, 0)
+    new, _ = tr.update(off, state, torch.tensor([1.0, 2.0]))
+    for name in ("first", "blowup_cuts", "anneal_to_zero", "blowup_factors"):
+        assert getattr(new, name) is getattr(state, name)
+    on = GreedyConfig(patience=0, smoothing="none", blowup_ratio=2.0)
+    state = tr.init(on, [[0.1], [0.2]], factor=torch.tensor([0.5, 0.9], dtype=torch.float64))
+    assert state.blowup_factors.tolist() == [on.blowup_table(0.5), on.blowup_table(0.9)]
+    assert on.blowup_table(0.9) == [0.9, 0.9**2, 0.9**4, 0.9**8, 0.9**16]
+    assert tr.select(state, 1).blowup_factors.tolist() == on.blowup_table(0.9)
+    new, _ = tr.update(on, state, torch.tensor([1.0, 2.0]))
+    assert new.first.tolist() == [1.0, 2.0]
 
 
 def test_rejects_what_needs_a_host_read_and_bad_lrs() -> None:

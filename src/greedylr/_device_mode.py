@@ -179,7 +179,8 @@ class DeviceMode(SchedulerAttributes):
     def _decode_rows(self, rows: Any) -> list[Event]:
         """The trace's decoder in device mode: the float rule's events, reasons included."""
         groups = rows.lrs.shape[1]
-        own = self.config.base_schedule != "constant"  # the rule's own LRs end the row
+        own = self.config.base_schedule != "constant"  # the rule's own LRs follow the penalty
+        guarded = self.config.blowup_ratio is not None  # the first smoothed value ends the row
         events: list[Event] = []
         for i in range(len(rows)):
             code = int(rows.code[i])
@@ -200,6 +201,7 @@ class DeviceMode(SchedulerAttributes):
                 min_lrs=self._bounds[0],
                 max_lrs=self._bounds[1],
                 penalty=int(extra[1 + 2 * groups]),
+                first=float(extra[-1]) if guarded else None,
             )
         for event in events:
             logger.debug(event.reason)

@@ -331,10 +331,21 @@ class GreedyConfig:
         """The reference before any observation (and after a reset): every value beats it."""
         return math.inf if self.mode == "min" else -math.inf
 
-    def blowup_factor(self, cuts: int) -> float:
+    def blowup_factor(self, cuts: int, factor: float | None = None) -> float:
         """What the decrease after ``cuts`` decreases in the same blow-up multiplies the LR
-        by: ``factor`` squared ``cuts`` times, at most :data:`BLOWUP_SQUARINGS` times."""
-        return float(self.factor ** (2 ** min(cuts, BLOWUP_SQUARINGS)))
+        by: ``factor`` squared ``cuts`` times, at most :data:`BLOWUP_SQUARINGS` times.
+        ``factor``: a run's own (the tensor rule's per-run knob), when not ``self.factor``."""
+        base = self.factor if factor is None else factor
+        return float(base ** (2 ** min(cuts, BLOWUP_SQUARINGS)))
+
+    def blowup_table(self, factor: float | None = None) -> list[float]:
+        """:meth:`blowup_factor` for ``cuts`` = 0..:data:`BLOWUP_SQUARINGS` (more cuts
+        square no further).
+
+        The tensor rule and the optax port look these values up, so that all three
+        implementations decrease in a blow-up with the same bits (Python's ``**`` here).
+        """
+        return [self.blowup_factor(cuts, factor) for cuts in range(BLOWUP_SQUARINGS + 1)]
 
     @property
     def anneal_steps(self) -> int:

@@ -33,8 +33,10 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from greedylr.config import BLOWUP_SQUARINGS
 from greedylr.events import (
     ANNEAL,
+    BLOWUP,
     CLIPPED,
     DECREASE,
     EVAL_DECREASE,
@@ -59,6 +61,7 @@ from greedylr.tensor_state import check_config as check_config
 
 __all__ = [
     "ANNEAL",
+    "BLOWUP",
     "CLIPPED",
     "DECREASE",
     "EVAL_DECREASE",
@@ -98,6 +101,8 @@ class TensorDecision(NamedTuple):
         rule_lrs: the rule's own LRs after this observation, which the events quote:
             ``lrs`` before a decaying ``base_schedule`` multiplies them (``lrs`` itself
             with ``"constant"``). ``lrs_before`` and ``lrs_changed`` are the rule's own.
+        first: the first smoothed value, which a blow-up (:data:`BLOWUP` in ``code``) is
+            measured against (NaN before it, and with the guard off).
     """
 
     lrs: Tensor
@@ -108,6 +113,7 @@ class TensorDecision(NamedTuple):
     lrs_changed: Tensor
     penalty: Tensor
     rule_lrs: Tensor
+    first: Tensor
 
 
 def _lookup(table: Tensor, index: Tensor) -> Tensor:
@@ -178,6 +184,15 @@ def _worse(mode: str, value: Tensor, reference: Tensor) -> Tensor:
     return value > reference if mode == "min" else value < reference
 
 
+def _blown(config: GreedyConfig, first: Tensor, smoothed: Tensor) -> Tensor:
+    """Where ``smoothed`` is a blow-up (rule._blown; the guard is on): beyond
+    ``blowup_ratio`` times a positive first value. NaN (no value yet) never is."""
+    ratio = config.blowup_ratio
+    assert ratio is not None
+    beyond = smoothed > ratio * first if config.mode == "min" else smoothed * ratio < first
+    return (first > 0) & beyond
+
+
 def _is_better(config: GreedyConfig, value: Tensor, reference: Tensor, t: Tensor) -> Tensor:
     if config.mode == "min":
         bar = reference * (1.0 - t) if config.threshold_mode == "rel" else reference - t
@@ -240,7 +255,7 @@ def _update(
     lrs, phase = _phase(config, state, fields, finite)
     active = finite & phase["after_warmup"]
     undo = _payoff(config, state, fields, active)
-    do_increase, do_decrease = _compare(config, state, fields, active & ~undo, undo)
+    do_increase, do_decrease, blowup = _compare(config, state, fields, active & ~undo, undo)
     nonfinite = ~finite
     if config.on_nonfinite == "decrease":
         nonfinite_decrease = nonfinite & phase["after_warmup"]
@@ -248,7 +263,8 @@ def _update(
         zero = torch.zeros_like(state.num_good)
         fields["num_good"] = torch.where(nonfinite_decrease, zero, fields["num_good"])
         fields["num_bad"] = torch.where(nonfinite_decrease, zero, fields["num_bad"])
-    changed, clipped = _change(config, state, fields, lrs, do_increase, do_decrease | undo)
+    changed, clipped = _change(config, state, fields, lrs, do_increase, do_decrease | undo,
+                               blowup)
     reset, lrs_after = _reset(config, state, fields, changed, do_decrease)
     # armed after a reset too, as the float rule (and transformers) does
     hold = torch.where(do_increase, state.hold_after_increase,
@@ -263,6 +279,10 @@ def _update(
                          reset, nonfinite, phase["anneal_start"], undo], dim=-1)
     shifts = torch.arange(flags.shape[-1], device=flags.device)
     code = (flags.to(_INT) << shifts).sum(-1)
+    if blowup is not None:
+        # the modifier: a decrease in a blow-up, or a final cooldown that starts in one
+        to_zero = phase["anneal_start"] & fields.get("anneal_to_zero", state.anneal_to_zero)
+        code = code | (blowup | to_zero).to(_INT) * BLOWUP
     fields.update(lrs=lrs_after, hold=hold)
     decision = TensorDecision(
         lrs=lrs_after,
@@ -273,6 +293,7 @@ def _update(
         lrs_changed=changed,
         penalty=fields["penalty"],
         rule_lrs=lrs_after,
+        first=fields.get("first", state.first),
     )
     return state._replace(**fields), decision
 
@@ -292,6 +313,10 @@ def _smoothed(
         mask = finite.reshape(finite.shape + (1,) * (new.ndim - finite.ndim))
         fields[name] = torch.where(mask, new, old)
     fields["smoothed"] = torch.where(finite, smoothed_new, state.smoothed)
+    if config.blowup_ratio is not None:
+        # the blow-up guard's yardstick: the first smoothed value, kept from then on
+        fields["first"] = torch.where(torch.isnan(state.first) & finite, fields["smoothed"],
+                                      state.first)
     return fields
 
 
@@ -319,7 +344,14 @@ def _phase(
     anneal_from = torch.where(anneal_start.unsqueeze(-1), lrs, state.anneal_from)
     k = torch.clamp(step - start, min=0, max=config.anneal_steps)
     shape = _lookup(state.anneal_table, k).unsqueeze(-1)
-    phase["annealed"] = state.min_lrs + (anneal_from - state.min_lrs) * shape
+    end = state.min_lrs
+    if config.blowup_ratio is not None:
+        # started in a blow-up: towards 0 instead of the lower bounds
+        to_zero = torch.where(anneal_start, _blown(config, fields["first"], fields["smoothed"]),
+                              state.anneal_to_zero)
+        end = torch.where(to_zero.unsqueeze(-1), torch.zeros_like(end), end)
+        fields["anneal_to_zero"] = to_zero
+    phase["annealed"] = end + (anneal_from - end) * shape
     fields.update(annealing=state.annealing | annealing, anneal_from=anneal_from)
     phase.update(annealing=annealing, anneal_start=anneal_start,
                  after_warmup=~in_warmup & ~annealing)
@@ -348,8 +380,9 @@ def _payoff(
 def _compare(
     config: GreedyConfig, state: TensorState, fields: dict[str, Tensor], active: Tensor,
     undo: Tensor,
-) -> tuple[Tensor, Tensor]:
-    """Count the streaks, compare with the reference: where to increase, to decrease."""
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Count the streaks, compare with the reference: where to increase, to decrease,
+    and (with the blow-up guard, else None) where the decrease is in a blow-up."""
     smoothed = fields["smoothed"]
     holding = active & (state.hold > 0)
     comparing = active & (state.hold <= 0)
@@ -361,6 +394,10 @@ def _compare(
         better = _is_better(config, shifted, state.reference, state.threshold)
     else:
         better = _is_better(config, smoothed, state.reference, state.threshold)
+    if config.blowup_ratio is not None:
+        # worse than the untrained model: nothing it does is progress
+        blown = comparing & _blown(config, fields["first"], smoothed)
+        better = better & ~blown
     if config.compare == "previous":
         reference = torch.where(comparing, smoothed, state.reference)
     else:
@@ -385,18 +422,31 @@ def _compare(
         num_bad=torch.where(do_decrease | undo, zero, num_bad),
         hold=torch.where(holding, state.hold - 1, state.hold),
     )
-    return do_increase, do_decrease
+    if config.blowup_ratio is None:
+        return do_increase, do_decrease, None
+    # a comparison out of a blow-up ends it; each decrease in one squares the factor more
+    blowup = do_decrease & blown
+    cuts = torch.where(comparing & ~blown, zero, state.blowup_cuts)
+    fields["blowup_cuts"] = torch.where(blowup, torch.clamp(cuts + 1, max=BLOWUP_SQUARINGS),
+                                        cuts)
+    return do_increase, do_decrease, blowup
 
 
 def _change(
     config: GreedyConfig, state: TensorState, fields: dict[str, Tensor], lrs: Tensor,
-    up: Tensor, down: Tensor,
+    up: Tensor, down: Tensor, blowup: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The LRs after the increase (``up``) or decrease (``down``) each run decided, and
-    where it was blocked; computed everywhere, applied by mask."""
+    where it was blocked; computed everywhere, applied by mask. Where ``blowup``, the
+    decrease takes the blow-up guard's factor for the decreases in the blow-up so far."""
     factor = state.factor.unsqueeze(-1)
     eps = state.eps.unsqueeze(-1)
-    lowered = torch.maximum(lrs * factor, state.min_lrs)
+    down_factor = factor
+    if blowup is not None:
+        cuts = torch.clamp(state.blowup_cuts, max=BLOWUP_SQUARINGS).unsqueeze(-1)
+        squared = state.blowup_factors.gather(-1, cuts)
+        down_factor = torch.where(blowup.unsqueeze(-1), squared, factor)
+    lowered = torch.maximum(lrs * down_factor, state.min_lrs)
     raised = torch.minimum(lrs / factor, state.max_lrs)
     apply_down = down.unsqueeze(-1) & (lrs - lowered > eps)
     apply_up = up.unsqueeze(-1) & (raised - lrs > eps)
@@ -437,6 +487,8 @@ def _reset(
         floor_hits=torch.where(reset, zero, floor_hits),
         payoff_left=torch.where(reset, zero, fields["payoff_left"]),
     )
+    if "blowup_cuts" in fields:  # the first value stays: the untrained model's loss
+        fields["blowup_cuts"] = torch.where(reset, zero, fields["blowup_cuts"])
     for name in _STATISTICS:
         current = fields.get(name, getattr(state, name))
         mask = reset.reshape(reset.shape + (1,) * (current.ndim - reset.ndim))
@@ -492,7 +544,7 @@ def _observe_eval(
     )
     decision = TensorDecision(
         lrs=lrs, smoothed=state.smoothed, code=code, reference=best, lrs_before=state.lrs,
-        lrs_changed=lrs, penalty=state.penalty, rule_lrs=lrs,
+        lrs_changed=lrs, penalty=state.penalty, rule_lrs=lrs, first=state.first,
     )
     return new_state, decision
 
@@ -527,7 +579,8 @@ def step_(
         reads it: the loss, the smoothed loss, the ``G`` LRs, the event code, then the
         decoder's values: the reference and the ``G`` LRs before and the ``G`` LRs
         after the change (before a reset), i.e. the fields of :class:`TensorDecision`,
-        the penalty, and with a decaying ``base_schedule`` the ``G`` rule's own LRs.
+        the penalty, with a decaying ``base_schedule`` the ``G`` rule's own LRs, and
+        with the blow-up guard (``blowup_ratio``) the first smoothed value.
         ``lr_copies`` are copies of ``lr_tensors`` after the fill.
     """
     x = _observed(state, loss)
@@ -539,6 +592,7 @@ def step_(
         decision.lrs_before, decision.lrs_changed,
         decision.penalty.to(x.dtype).unsqueeze(-1),
         *((decision.rule_lrs,) if config.base_schedule != "constant" else ()),
+        *((decision.first.unsqueeze(-1),) if config.blowup_ratio is not None else ()),
     ], dim=-1) if with_row else None
     pairs = [(old, new) for old, new in zip(state, new_state, strict=True) if new is not old]
     if torch.compiler.is_compiling():

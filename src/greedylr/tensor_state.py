@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from greedylr.config import BLOWUP_SQUARINGS
 from greedylr.rule import GreedyConfig, RuleState
 
 __all__ = ["TensorState", "check_config", "from_rule_state", "init", "select", "to_rule_state"]
@@ -32,9 +33,9 @@ _INT = torch.int64
 class TensorState(NamedTuple):
     """Everything the rule remembers, as tensors. ``B`` is the batch shape (may be ``()``).
 
-    The fields mirror :class:`greedylr.rule.RuleState`; ``smoothed`` is NaN before the
-    first finite observation (the float rule's ``None``), and the window is a ring
-    buffer of fixed width whose first ``window_count`` slots are in use.
+    The fields mirror :class:`greedylr.rule.RuleState`; ``smoothed`` and ``first`` are
+    NaN before the first finite observation (the float rule's ``None``), and the window
+    is a ring buffer of fixed width whose first ``window_count`` slots are in use.
     """
 
     base_lrs: Tensor  # [*B, G]
@@ -64,6 +65,9 @@ class TensorState(NamedTuple):
     eval_best: Tensor  # [*B]: NaN before the first held-out value
     eval_bad: Tensor  # [*B] int64
     eval_block: Tensor  # [*B] bool
+    first: Tensor  # [*B]: the first smoothed value with the blow-up guard on (NaN: none)
+    blowup_cuts: Tensor  # [*B] int64: decreases in the current blow-up so far
+    anneal_to_zero: Tensor  # [*B] bool: the final cooldown started in a blow-up
     rule_lrs: Tensor  # [*B, G]: the rule's own LRs with a decaying base schedule, else [*B, 0]
     factor: Tensor  # [*B]
     threshold: Tensor  # [*B]
@@ -72,6 +76,7 @@ class TensorState(NamedTuple):
     up_patience: Tensor  # [*B] int64
     cooldown: Tensor  # [*B] int64
     hold_after_increase: Tensor  # [*B] int64
+    blowup_factors: Tensor  # [*B, K]: GreedyConfig.blowup_table of each run ([*B, 0]: off)
     ema_denominators: Tensor  # [L]: 1 - beta**n for n = 1..L, shared by the batch
     anneal_table: Tensor  # [A + 1]: the cooldown's shape (GreedyConfig.anneal_table), shared
     base_table: Tensor  # [S]: the base schedule's factors (GreedyConfig.base_table), shared
@@ -95,9 +100,6 @@ def check_config(config: GreedyConfig) -> None:
             "resident rule avoids; use 'skip' or 'decrease' and check the 'nonfinite' "
             "events"
         )
-    if config.blowup_ratio is not None:
-        raise NotImplementedError("blowup_ratio is not in the device-resident rule yet; "
-                                  "use float mode (device_mode=False)")
 
 
 def _ema_denominators(config: GreedyConfig, device: torch.device, dtype: torch.dtype) -> Tensor:
@@ -240,17 +242,15 @@ def init(
         max_lrs=highs.to(device, dtype),
         lrs=lrs.to(device, dtype),
         reference=floats(config.initial_reference),
-        smoothed=floats(math.nan),
         window_values=torch.zeros(*batch, width, dtype=dtype, device=device),
         window_count=ints(),
         annealing=torch.zeros(batch, dtype=torch.bool, device=device),
         anneal_from=torch.zeros_like(lrs, dtype=dtype, device=device),
-        eval_best=floats(math.nan),
-        eval_block=torch.zeros(batch, dtype=torch.bool, device=device),
         rule_lrs=_own(config, lrs).to(device, dtype),
         **{name: ints() for name in _COUNTS},
-        **{name: floats(0.0) for name in _NUMBERS if name not in ("reference", "smoothed",
-                                                                  "eval_best")},
+        **{name: floats(math.nan) for name in _OPTIONAL},
+        **{name: floats(0.0) for name in _NUMBERS if name not in ("reference", *_OPTIONAL)},
+        **{name: torch.zeros(batch, dtype=torch.bool, device=device) for name in _FLAGS},
         **_knobs(config, batch, device, dtype, overrides),
         **_tables(config, device, dtype),
     )
@@ -290,9 +290,12 @@ def _knobs(
     """The per-run knobs: the config's, or the ``overrides`` given, validated."""
     given = overrides or {}
     f64 = torch.float64
+    # on the host first: the blow-up guard's factors are computed from its values there
+    factor = _knob(given.get("factor"), config.factor, batch, f64, torch.device("cpu"),
+                   "factor", lambda t: (t > 0) & (t < 1), "in (0, 1)")
     knobs = {
-        "factor": _knob(given.get("factor"), config.factor, batch, f64, device, "factor",
-                        lambda t: (t > 0) & (t < 1), "in (0, 1)"),
+        "factor": factor.to(device),
+        "blowup_factors": _blowup_factors(config, factor).to(device),
         "threshold": _knob(given.get("threshold"), config.threshold, batch, f64, device,
                            "threshold", lambda t: t >= 0, ">= 0"),
         "eps": _knob(given.get("eps"), config.eps, batch, f64, device, "eps",
@@ -307,6 +310,16 @@ def _knobs(
         knobs[name] = _knob(given.get(name), default, batch, _INT, device, label,
                             lambda t: t >= 0, "an int >= 0")
     return {k: v.to(dtype) if v.is_floating_point() else v for k, v in knobs.items()}
+
+
+def _blowup_factors(config: GreedyConfig, factor: Tensor) -> Tensor:
+    """The blow-up guard's decrease factors of every run (``factor``, ``[*B]`` on the
+    host): :meth:`GreedyConfig.blowup_table` of its factor, in Python floats as the float
+    rule computes them, ``[*B, BLOWUP_SQUARINGS + 1]``; ``[*B, 0]`` with the guard off."""
+    if config.blowup_ratio is None:
+        return factor.unsqueeze(-1)[..., :0].clone()
+    rows = [config.blowup_table(f) for f in factor.reshape(-1).tolist()]
+    return torch.tensor(rows, dtype=torch.float64).reshape(*factor.shape, BLOWUP_SQUARINGS + 1)
 
 
 def _own(config: GreedyConfig, lrs: Tensor) -> Tensor:
@@ -327,12 +340,14 @@ def _tables(config: GreedyConfig, device: torch.device, dtype: torch.dtype) -> d
     }
 
 
-# RuleState fields held as int64 counters, and as floats (None <-> NaN where optional)
+# RuleState fields held as int64 counters, as floats (None <-> NaN where optional), and
+# as bools
 _COUNTS = ("step", "num_good", "num_bad", "hold", "floor_hits", "window_pos", "ema_count",
-           "noise_count", "payoff_left", "penalty", "eval_bad")
+           "noise_count", "payoff_left", "penalty", "eval_bad", "blowup_cuts")
 _NUMBERS = ("reference", "smoothed", "window_sum", "ema", "noise_var", "payoff_ref",
-            "eval_best")
-_OPTIONAL = ("smoothed", "eval_best")
+            "eval_best", "first")
+_OPTIONAL = ("smoothed", "eval_best", "first")
+_FLAGS = ("eval_block", "anneal_to_zero")
 _VECTORS = ("base_lrs", "min_lrs", "max_lrs", "lrs")
 
 
@@ -374,13 +389,13 @@ def from_rule_state(
         window_count=torch.tensor(len(state.window_values), dtype=_INT, device=device),
         annealing=torch.tensor(bool(state.anneal_from), device=device),
         anneal_from=vec(state.anneal_from or [0.0] * groups),
-        eval_block=torch.tensor(bool(state.eval_block), device=device),
         # a state saved without them (0.2's format) starts them from the LRs it applied
         rule_lrs=_own(config, vec(state.rule_lrs or state.lrs)),
         **{name: vec(getattr(state, name)) for name in _VECTORS},
         **{name: torch.tensor(int(getattr(state, name)), dtype=_INT, device=device)
            for name in _COUNTS},
         **{name: num(getattr(state, name)) for name in _NUMBERS},
+        **{name: torch.tensor(bool(getattr(state, name)), device=device) for name in _FLAGS},
         **_knobs(config, torch.Size(), device, dtype),
         **_tables(config, device, dtype),
     )
@@ -401,10 +416,10 @@ def to_rule_state(state: TensorState) -> RuleState:
             values[name] = None
     values.update({name: int(getattr(host, name)) for name in _COUNTS})
     values.update({name: getattr(host, name).tolist() for name in _VECTORS})
+    values.update({name: bool(getattr(host, name)) for name in _FLAGS})
     return RuleState(
         window_values=host.window_values[: int(host.window_count)].tolist(),
         anneal_from=host.anneal_from.tolist() if bool(host.annealing) else [],
-        eval_block=bool(host.eval_block),
         rule_lrs=host.rule_lrs.tolist(),
         **values,
     )

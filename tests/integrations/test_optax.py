@@ -92,6 +92,16 @@ CHAIN_CONFIGS = [
         warmup_start_factor=0.5,
         max_lr_ratio=None,
     ),
+    # the blow-up guard: two of the eight scripts blow up, one into the final cooldown
+    dict(
+        factor=0.8,
+        patience=1,
+        smoothing="none",
+        blowup_ratio=1.5,
+        total_steps=40,
+        anneal_fraction=0.25,
+        min_lr_ratio=0.1,
+    ),
 ]
 
 
@@ -360,7 +370,8 @@ def test_bad_configuration_is_rejected_with_the_value(kwargs: dict, message: str
 
 def test_event_flags_match_the_torch_device_rule() -> None:
     tensor_rule = pytest.importorskip("greedylr.tensor_rule")
-    for name in ("INCREASE", "DECREASE", "CLIPPED", "HOLD", "WARMUP_END", "RESET", "NONFINITE"):
+    for name in ("INCREASE", "DECREASE", "CLIPPED", "HOLD", "WARMUP_END", "RESET", "NONFINITE",
+                 "BLOWUP"):
         assert getattr(gopt, name) == getattr(tensor_rule, name), name
 
 

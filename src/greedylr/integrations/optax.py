@@ -37,8 +37,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from greedylr._extras import requires_extra
+from greedylr.config import BLOWUP_SQUARINGS
 from greedylr.events import (
     ANNEAL,
+    BLOWUP,
     CLIPPED,
     DECREASE,
     EVAL_DECREASE,
@@ -60,6 +62,7 @@ with requires_extra("jax", "greedylr.integrations.optax"):
 
 __all__ = [
     "ANNEAL",
+    "BLOWUP",
     "CLIPPED",
     "DECREASE",
     "EVAL_DECREASE",
@@ -103,7 +106,9 @@ class GreedyLRState(NamedTuple):
         floor_hits: decreases that found the LR at its lower bound (for the reset).
         smoothed: the last smoothed loss; NaN before the first finite one.
         events: bit flags of what the last observation did (:data:`INCREASE`,
-            :data:`DECREASE`, ...); :func:`event_kinds` names them.
+            :data:`DECREASE`, ...); :func:`event_kinds` names them. :data:`BLOWUP` is
+            not a kind but a modifier: the decrease, or the final cooldown that starts,
+            is the blow-up guard's (``blowup_ratio``).
         window_values: the ring buffer of the window mean (empty unless
             ``smoothing="window"``); only the first ``window_count`` entries count,
             the others (all of them just after a reset) are never read.
@@ -122,6 +127,10 @@ class GreedyLRState(NamedTuple):
         eval_best: the best held-out value so far (NaN: none yet).
         eval_bad: held-out values in a row not better than the best.
         eval_block: increases are blocked until the held-out value improves.
+        first: the first smoothed value with the blow-up guard on (``blowup_ratio``),
+            what a blow-up is measured against; NaN before it, and with the guard off.
+        blowup_cuts: decreases in the current blow-up so far (each squares the factor).
+        anneal_to_zero: the final cooldown started in a blow-up: it ends at 0.
     """
 
     lr: jax.Array
@@ -150,6 +159,9 @@ class GreedyLRState(NamedTuple):
     eval_best: jax.Array
     eval_bad: jax.Array
     eval_block: jax.Array
+    first: jax.Array
+    blowup_cuts: jax.Array
+    anneal_to_zero: jax.Array
 
 
 class _Static(NamedTuple):
@@ -192,10 +204,13 @@ class _Knobs(NamedTuple):
     eval_patience: Any
     eval_maximize: Any
     initial_reference: Any  # +inf (min) or -inf (max): GreedyConfig.initial_reference
+    blowup_ratio: Any  # 0: off
+    blowup_factors: Any  # GreedyConfig.blowup_table(): a decrease's factor by cuts so far
 
 
 _FLOAT_KNOBS = ("factor", "threshold", "eps", "base_lr", "min_lr", "max_lr", "warmup_start",
-                "noise_threshold", "noise_n", "eval_factor", "initial_reference")
+                "noise_threshold", "noise_n", "eval_factor", "initial_reference",
+                "blowup_ratio", "blowup_factors")
 _INT_KNOBS = (
     "payoff_patience",
     "eval_patience",
@@ -234,8 +249,6 @@ def _resolve(config: GreedyConfig, learning_rate: float) -> tuple[_Static, _Knob
             "update cannot do; use 'skip' or 'decrease' and watch the NONFINITE flag in "
             "state.events (or jax.debug / checkify to stop on NaN)"
         )
-    if config.blowup_ratio is not None:
-        raise NotImplementedError("blowup_ratio is not in the optax port yet")
     lows, highs = config.bounds([learning_rate])  # validates the bounds against the LR
     table, complete = (None, True)
     if config.smoothing == "ema":
@@ -269,6 +282,8 @@ def _resolve(config: GreedyConfig, learning_rate: float) -> tuple[_Static, _Knob
         eval_patience=-1 if config.eval_patience is None else config.eval_patience,
         eval_maximize=config.eval_mode == "max",
         initial_reference=config.initial_reference,
+        blowup_ratio=config.blowup_ratio or 0.0,
+        blowup_factors=tuple(config.blowup_table()),
     )
     return static, knobs
 
@@ -318,6 +333,9 @@ def _init(static: _Static, knobs: _Knobs, dtype: Any) -> GreedyLRState:
         eval_best=jnp.full_like(lr, jnp.nan),
         eval_bad=zero,
         eval_block=jnp.zeros_like(k.maximize),
+        first=jnp.full_like(lr, jnp.nan),
+        blowup_cuts=zero,
+        anneal_to_zero=jnp.zeros_like(k.maximize),
     )
 
 
@@ -370,6 +388,14 @@ def _is_better(k: _Knobs, value: jax.Array, reference: jax.Array) -> jax.Array:
     return jnp.where(k.maximize, above, below)
 
 
+def _blown(k: _Knobs, first: jax.Array, smoothed: jax.Array) -> jax.Array:
+    """Where ``smoothed`` is a blow-up (rule._blown): the guard on, beyond
+    ``blowup_ratio`` times a positive first value. NaN (no value yet) never is."""
+    r = k.blowup_ratio
+    beyond = jnp.where(k.maximize, smoothed * r < first, smoothed > r * first)
+    return (r > 0) & (first > 0) & beyond
+
+
 def _flag(condition: jax.Array, flag: int) -> jax.Array:
     return jnp.where(condition, flag, 0).astype(jnp.int32)
 
@@ -391,6 +417,9 @@ def _observe(
     smoother, fed_smoothed = _smooth(static, state, fed, finite)
     smoother.update(_noise(static, k, state, fed, finite))
     new = {"step": step, "smoothed": jnp.where(finite, fed_smoothed, state.smoothed)}
+    # the blow-up guard's yardstick: the first smoothed value, kept from then on
+    first_seen = jnp.isnan(state.first) & finite & (k.blowup_ratio > 0)
+    new["first"] = jnp.where(first_seen, new["smoothed"], state.first)
     annealing, anneal_start, annealed = _final_cooldown(static, k, state, new, in_warmup)
     after_warmup = ~in_warmup & ~annealing
 
@@ -399,9 +428,9 @@ def _observe(
     undo = _payoff(k, state, new, finite & after_warmup)
     # A non-finite value after warmup may decrease at once, even during a hold.
     nonfinite_decrease = ~finite & after_warmup & k.decrease_on_nonfinite
-    up, down = _compare(k, state, new, finite & after_warmup & ~undo, undo,
-                        smoother["noise_var"], nonfinite_decrease)
-    changed, clipped = _change(k, state, new, up, down | undo)
+    up, down, blowup = _compare(k, state, new, finite & after_warmup & ~undo, undo,
+                                smoother["noise_var"], nonfinite_decrease)
+    changed, clipped = _change(k, state, new, up, down | undo, blowup)
     reset = _reset(k, state, new, up, down, changed)
 
     progress = jnp.minimum(step, k.warmup).astype(dtype) / jnp.maximum(k.warmup, 1).astype(dtype)
@@ -428,6 +457,7 @@ def _observe(
         | _flag(~finite, NONFINITE)
         | _flag(anneal_start, ANNEAL)
         | _flag(undo, UNDO)
+        | _flag(blowup | (anneal_start & new["anneal_to_zero"]), BLOWUP)
     )
     return state._replace(lr=lr, scale=_scale(static.base_table, k, lr, step), events=events,
                           **new, **smoother)
@@ -446,19 +476,25 @@ def _final_cooldown(
     static: _Static, k: _Knobs, state: GreedyLRState, new: dict, in_warmup: jax.Array
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Where the final cooldown runs, where it starts, and its LR: from its first
-    observation the LR follows the shape only."""
+    observation the LR follows the shape only, towards the lower bound, or towards 0
+    where it started in a blow-up."""
     if not static.anneal_table:
         off = jnp.zeros_like(in_warmup)
-        new.update(annealing=state.annealing, anneal_from=state.anneal_from)
+        new.update(annealing=state.annealing, anneal_from=state.anneal_from,
+                   anneal_to_zero=state.anneal_to_zero)
         return off, off, state.lr
     step = new["step"]
     annealing = ~in_warmup & (step >= static.anneal_start)
     anneal_start = annealing & ~state.annealing
     anneal_from = jnp.where(anneal_start, state.lr, state.anneal_from)
+    to_zero = jnp.where(anneal_start, _blown(k, new["first"], new["smoothed"]),
+                        state.anneal_to_zero)
+    end = jnp.where(to_zero, 0.0, k.min_lr)
     table = jnp.asarray(static.anneal_table, state.lr.dtype)
     at = jnp.clip(step - static.anneal_start, 0, table.shape[0] - 1)
-    new.update(annealing=state.annealing | annealing, anneal_from=anneal_from)
-    return annealing, anneal_start, k.min_lr + (anneal_from - k.min_lr) * table[at]
+    new.update(annealing=state.annealing | annealing, anneal_from=anneal_from,
+               anneal_to_zero=to_zero)
+    return annealing, anneal_start, end + (anneal_from - end) * table[at]
 
 
 def _payoff(k: _Knobs, state: GreedyLRState, new: dict, active: jax.Array) -> jax.Array:
@@ -478,8 +514,9 @@ def _payoff(k: _Knobs, state: GreedyLRState, new: dict, active: jax.Array) -> ja
 def _compare(
     k: _Knobs, state: GreedyLRState, new: dict, active: jax.Array, undo: jax.Array,
     noise_var: jax.Array, nonfinite_decrease: jax.Array,
-) -> tuple[jax.Array, jax.Array]:
-    """Count the streaks, compare with the reference: where to increase, to decrease."""
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Count the streaks, compare with the reference: where to increase, to decrease,
+    and where that decrease is in a blow-up (``blowup_ratio``)."""
     smoothed = new["smoothed"]
     holding = active & (state.hold > 0)
     comparing = active & (state.hold <= 0)
@@ -487,6 +524,9 @@ def _compare(
     margin = k.noise_threshold * jnp.sqrt(noise_var / k.noise_n)
     shifted = jnp.where(k.maximize, smoothed - margin, smoothed + margin)
     better = _is_better(k, jnp.where(k.noise_threshold > 0, shifted, smoothed), state.reference)
+    # in a blow-up, worse than the untrained model: nothing it does is progress
+    blown = comparing & _blown(k, new["first"], smoothed)
+    better = better & ~blown
     reference = jnp.where(comparing & (better | k.compare_previous), smoothed, state.reference)
     num_good = jnp.where(comparing, jnp.where(better, state.num_good + 1, 0), state.num_good)
     num_bad = jnp.where(comparing, jnp.where(better, 0, state.num_bad + 1), state.num_bad)
@@ -500,22 +540,29 @@ def _compare(
     # recent_best: a new baseline at each decrease decision (a reset clears it)
     reference = jnp.where((decided_down | undo) & k.compare_recent_best, smoothed, reference)
     down = decided_down | nonfinite_decrease
+    # a comparison out of a blow-up ends it; each decrease in one squares the factor more
+    blowup = decided_down & blown
+    cuts = jnp.where(comparing & ~blown, 0, state.blowup_cuts)
     new.update(
         reference=reference,
         num_good=jnp.where(ready | nonfinite_decrease | undo, 0, num_good),
         num_bad=jnp.where(down | undo, 0, num_bad),
         hold=jnp.where(holding, state.hold - 1, state.hold),
+        blowup_cuts=jnp.where(blowup, jnp.minimum(cuts + 1, BLOWUP_SQUARINGS), cuts),
     )
-    return up, down
+    return up, down, blowup
 
 
 def _change(
-    k: _Knobs, state: GreedyLRState, new: dict, up: jax.Array, down: jax.Array
+    k: _Knobs, state: GreedyLRState, new: dict, up: jax.Array, down: jax.Array,
+    blowup: jax.Array,
 ) -> tuple[jax.Array, jax.Array]:
     """The LR after the increase (``up``) or decrease (``down``, an undo included), and
-    where it was blocked at a bound; a changed increase arms the pay-off check."""
+    where it was blocked at a bound; a changed increase arms the pay-off check. A
+    decrease in a blow-up (``blowup``) takes the factor for the decreases in it so far."""
     lr = state.lr
-    lowered = jnp.maximum(lr * k.factor, k.min_lr)
+    squared = k.blowup_factors[jnp.minimum(state.blowup_cuts, BLOWUP_SQUARINGS)]
+    lowered = jnp.maximum(lr * jnp.where(blowup, squared, k.factor), k.min_lr)
     raised = jnp.minimum(lr / k.factor, k.max_lr)
     lowered_ok = lr - lowered > k.eps
     raised_ok = raised - lr > k.eps
@@ -542,6 +589,8 @@ def _reset(
         reference=jnp.where(reset, k.initial_reference, new["reference"]),
         num_good=jnp.where(reset, 0, new["num_good"]),
         num_bad=jnp.where(reset, 0, new["num_bad"]),
+        # the first value stays: the untrained model's loss
+        blowup_cuts=jnp.where(reset, 0, new["blowup_cuts"]),
     )
     return reset
 
