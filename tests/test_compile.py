@@ -308,6 +308,6 @@ def test_compile_rule_with_the_blowup_guard_matches_the_float_rule() -> None:
     assert compiled.state == on_host.state
     assert repr([e.to_dict() for e in compiled.events]) == repr(
         [e.to_dict() for e in on_host.events])
-    blown = {e.kind for e in compiled.events if "(a blow-up)" in e.reason}
+    blown = {e.kind for e in compiled.events if "a blow-up (" in e.reason}
     assert blown == {"decrease", "clipped", "anneal"}
     assert counters["stats"]["unique_graphs"] == 1

@@ -167,12 +167,14 @@ class GreedyConfig:
             ``patience`` about ``total_steps // 30`` (rounds 11 and 12):
             :func:`cosine_mode` gives those knobs.
         blowup_ratio: r > 1: a smoothed loss more than r times its first value (for
-            ``mode="max"``: less than 1/r of it) is a blow-up, worse than the untrained
-            model by that much. While it lasts every observation counts as worse (no
-            increase), and each decrease squares the factor of the one before (0.95,
-            0.9025, 0.81, 0.66, then 0.44 each time): a short transient costs one
+            ``mode="max"``: less than 1/r of it) starts a blow-up, worse than the
+            untrained model by that much. While it lasts every observation counts as
+            worse (no increase), and each decrease squares the factor of the one before
+            (0.95, 0.9025, 0.81, 0.66, then 0.44 each time): a short transient costs one
             decrease, a lasting blow-up brings the LR to its lower bound within a few
-            patience windows. A final cooldown that starts in a blow-up ends at 0
+            patience windows. Once a decrease was taken in it, a blow-up lasts until the
+            smoothed loss is back below its first value: the recovery from the height
+            is not progress. A final cooldown that starts in a blow-up ends at 0
             instead of the lower bound. Off while the first smoothed value is not
             positive, and with ``None`` (0.4 behaviour).
     """

@@ -307,12 +307,15 @@ def _anneal(f: _Facts) -> Event:
 
 def _blowup(f: _Facts) -> str:
     """Why the blow-up guard acted: the smoothed loss against its first value."""
-    if f.config is None or f.smoothed is None or f.first is None:
+    if f.config is None or f.config.blowup_ratio is None or f.smoothed is None \
+            or f.first is None:
         return "the smoothed loss is blown up"
-    side = "more" if f.config.mode == "min" else "less"
-    ratio = f.config.blowup_ratio if f.config.mode == "min" else 1 / (f.config.blowup_ratio or 1)
-    return (f"the smoothed loss {f.smoothed:.4g} is {side} than {ratio:.4g}x its first "
-            f"value {f.first:.4g} (a blow-up)")
+    r = f.config.blowup_ratio
+    start, back = (f"above {r:.4g}x", "below") if f.config.mode == "min" else \
+        (f"below {1 / r:.4g}x", "above")
+    return (f"the smoothed loss {f.smoothed:.4g} is {f.smoothed / f.first:.4g}x its first "
+            f"value {f.first:.4g}, a blow-up (one starts {start} and lasts until the loss "
+            f"is back {back} its first value)")
 
 
 def _why(f: _Facts, kind: str) -> str:

@@ -294,10 +294,14 @@ def _worse(mode: str, value: float, reference: float) -> bool:
 
 
 def _blown(config: GreedyConfig, state: RuleState, smoothed: float | None) -> bool:
-    """Whether ``smoothed`` is a blow-up (``blowup_ratio``; False with the guard off)."""
+    """Whether ``smoothed`` is a blow-up (``blowup_ratio``; False with the guard off):
+    beyond ``blowup_ratio`` times the first value to enter one; once a decrease was taken
+    in it (``blowup_cuts``), until back below the first value itself."""
     ratio, first = config.blowup_ratio, state.first
     if ratio is None or first is None or not first > 0 or smoothed is None:
         return False
+    if state.blowup_cuts:
+        ratio = 1.0
     return smoothed > ratio * first if config.mode == "min" else smoothed * ratio < first
 
 

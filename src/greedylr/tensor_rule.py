@@ -184,11 +184,12 @@ def _worse(mode: str, value: Tensor, reference: Tensor) -> Tensor:
     return value > reference if mode == "min" else value < reference
 
 
-def _blown(config: GreedyConfig, first: Tensor, smoothed: Tensor) -> Tensor:
+def _blown(config: GreedyConfig, first: Tensor, smoothed: Tensor, cuts: Tensor) -> Tensor:
     """Where ``smoothed`` is a blow-up (rule._blown; the guard is on): beyond
-    ``blowup_ratio`` times a positive first value. NaN (no value yet) never is."""
-    ratio = config.blowup_ratio
-    assert ratio is not None
+    ``blowup_ratio`` times a positive first value, or beyond the first value itself once
+    a decrease was taken in the blow-up (``cuts``). NaN (no value yet) never is."""
+    assert config.blowup_ratio is not None
+    ratio = torch.where(cuts > 0, 1.0, config.blowup_ratio).to(first.dtype)
     beyond = smoothed > ratio * first if config.mode == "min" else smoothed * ratio < first
     return (first > 0) & beyond
 
@@ -347,7 +348,8 @@ def _phase(
     end = state.min_lrs
     if config.blowup_ratio is not None:
         # started in a blow-up: towards 0 instead of the lower bounds
-        to_zero = torch.where(anneal_start, _blown(config, fields["first"], fields["smoothed"]),
+        to_zero = torch.where(anneal_start, _blown(config, fields["first"], fields["smoothed"],
+                                                         state.blowup_cuts),
                               state.anneal_to_zero)
         end = torch.where(to_zero.unsqueeze(-1), torch.zeros_like(end), end)
         fields["anneal_to_zero"] = to_zero
@@ -396,7 +398,7 @@ def _compare(
         better = _is_better(config, smoothed, state.reference, state.threshold)
     if config.blowup_ratio is not None:
         # worse than the untrained model: nothing it does is progress
-        blown = comparing & _blown(config, fields["first"], smoothed)
+        blown = comparing & _blown(config, fields["first"], smoothed, state.blowup_cuts)
         better = better & ~blown
     if config.compare == "previous":
         reference = torch.where(comparing, smoothed, state.reference)

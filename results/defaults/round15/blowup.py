@@ -1,16 +1,18 @@
-"""Round 15 pilot, descriptive: the blow-up guard (``blowup_ratio``, a knob of the package).
+"""Round 15: the blow-up guard (``blowup_ratio``, a knob of the package) beside cosine and
+the 0.4 defaults, under the defaults study's protocols (``prototypes.py``).
 
 Round 14's worst failure: a super-resolution CNN at 3.2x-10x of its SGD LR blows up (the
 loss from 0.08 to thousands), and ``compare="recent_best"`` reads the recovery from that
 height as progress and raises the LR again; the final cooldown then ends at the lower
 bound, 0.1x of a far too large LR, where the damaged model does not recover. With
-``blowup_ratio=r``, while the smoothed loss is more than r times its first value every
-observation counts as worse, each decrease squares the factor of the one before, and a
-final cooldown that starts in a blow-up ends at 0 (``GreedyConfig``'s docstring).
+``blowup_ratio=r``, a smoothed loss above r times its first value starts a blow-up; while
+it lasts (until the loss is back below its first value) every observation counts as
+worse, each decrease squares the factor of the one before, and a final cooldown that
+starts in one ends at 0 (``GreedyConfig``'s docstring).
 
     python results/defaults/round15/blowup.py {heldout,grid} OUT SPLIT [STORED]
 
-``BLOWUP_RATIO`` (environment; default 2) sets r.
+``BLOWUP_RATIO`` (environment; default 100, round 15's candidate) sets r.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 
 import prototypes
 
-RATIO = float(os.environ.get("BLOWUP_RATIO", "2"))
+RATIO = float(os.environ.get("BLOWUP_RATIO", "100"))
 
 
 def _unpatched() -> None:

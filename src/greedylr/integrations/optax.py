@@ -388,12 +388,13 @@ def _is_better(k: _Knobs, value: jax.Array, reference: jax.Array) -> jax.Array:
     return jnp.where(k.maximize, above, below)
 
 
-def _blown(k: _Knobs, first: jax.Array, smoothed: jax.Array) -> jax.Array:
+def _blown(k: _Knobs, first: jax.Array, smoothed: jax.Array, cuts: jax.Array) -> jax.Array:
     """Where ``smoothed`` is a blow-up (rule._blown): the guard on, beyond
-    ``blowup_ratio`` times a positive first value. NaN (no value yet) never is."""
-    r = k.blowup_ratio
+    ``blowup_ratio`` times a positive first value, or beyond the first value itself once
+    a decrease was taken in the blow-up (``cuts``). NaN (no value yet) never is."""
+    r = jnp.where(cuts > 0, 1.0, k.blowup_ratio).astype(first.dtype)
     beyond = jnp.where(k.maximize, smoothed * r < first, smoothed > r * first)
-    return (r > 0) & (first > 0) & beyond
+    return (k.blowup_ratio > 0) & (first > 0) & beyond
 
 
 def _flag(condition: jax.Array, flag: int) -> jax.Array:
@@ -487,7 +488,7 @@ def _final_cooldown(
     annealing = ~in_warmup & (step >= static.anneal_start)
     anneal_start = annealing & ~state.annealing
     anneal_from = jnp.where(anneal_start, state.lr, state.anneal_from)
-    to_zero = jnp.where(anneal_start, _blown(k, new["first"], new["smoothed"]),
+    to_zero = jnp.where(anneal_start, _blown(k, new["first"], new["smoothed"], state.blowup_cuts),
                         state.anneal_to_zero)
     end = jnp.where(to_zero, 0.0, k.min_lr)
     table = jnp.asarray(static.anneal_table, state.lr.dtype)
@@ -525,7 +526,7 @@ def _compare(
     shifted = jnp.where(k.maximize, smoothed - margin, smoothed + margin)
     better = _is_better(k, jnp.where(k.noise_threshold > 0, shifted, smoothed), state.reference)
     # in a blow-up, worse than the untrained model: nothing it does is progress
-    blown = comparing & _blown(k, new["first"], smoothed)
+    blown = comparing & _blown(k, new["first"], smoothed, state.blowup_cuts)
     better = better & ~blown
     reference = jnp.where(comparing & (better | k.compare_previous), smoothed, state.reference)
     num_good = jnp.where(comparing, jnp.where(better, state.num_good + 1, 0), state.num_good)
