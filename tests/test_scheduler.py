@@ -282,19 +282,22 @@ def test_observe_eval_lowers_the_lr_and_blocks_increases():
 
 
 def test_a_0_1_checkpoint_loads_with_the_new_knobs_off():
-    sched = GreedyLR(make_optimizer())
+    sched = GreedyLR(make_optimizer(), blowup_ratio=None)
     drive(sched, sched.optimizer, [1.0, 0.9, 0.8])
     saved = sched.state_dict()
     old_keys = set(saved["rule"]) - {"noise_var", "noise_count", "anneal_from", "payoff_left",
                                      "payoff_ref", "penalty", "eval_best", "eval_bad",
-                                     "eval_block"}
+                                     "eval_block", "rule_lrs", "first", "blowup_cuts",
+                                     "anneal_to_zero"}
     saved = {**saved, "format": 1,
              "rule": {k: v for k, v in saved["rule"].items() if k in old_keys},
              "config": {k: v for k, v in saved["config"].items()
                         if k not in ("total_steps", "anneal_fraction", "anneal_shape",
                                      "noise_threshold", "payoff_patience", "eval_mode",
-                                     "eval_factor", "eval_patience")}}
-    again = GreedyLR(make_optimizer(), anneal_fraction=0.0, eval_patience=None)
+                                     "eval_factor", "eval_patience", "base_schedule",
+                                     "blowup_ratio")}}
+    again = GreedyLR(make_optimizer(), anneal_fraction=0.0, eval_patience=None,
+                     blowup_ratio=None)
     again.load_state_dict(saved)
     assert again.state == sched.state
 
@@ -306,6 +309,24 @@ def test_a_0_3_checkpoint_resumes_with_its_eval_factor_and_names_it_otherwise():
     with pytest.raises(ValueError, match=r"another configuration.*'eval_factor': \(0.5, 0.7\)"):
         GreedyLR(make_optimizer()).load_state_dict(saved)
     again = GreedyLR(make_optimizer(), eval_factor=0.5)
+    again.load_state_dict(saved)
+    assert again.state == old.state
+
+
+def test_a_0_4_checkpoint_resumes_without_the_guard_and_names_it_otherwise():
+    """0.4 had no blow-up guard and saved no ``blowup_ratio``: it loads as None, what it
+    ran, so 0.5's defaults refuse it by name instead of switching the guard on mid-run."""
+    old = GreedyLR(make_optimizer(), blowup_ratio=None)
+    drive(old, old.optimizer, [1.0, 0.9, 0.8])
+    saved = old.state_dict()
+    saved = {**saved,
+             "config": {k: v for k, v in saved["config"].items() if k != "blowup_ratio"},
+             "rule": {k: v for k, v in saved["rule"].items()
+                      if k not in ("first", "blowup_cuts", "anneal_to_zero")}}
+    with pytest.raises(ValueError,
+                       match=r"another configuration.*'blowup_ratio': \(None, 100.0\)"):
+        GreedyLR(make_optimizer()).load_state_dict(saved)
+    again = GreedyLR(make_optimizer(), blowup_ratio=None)
     again.load_state_dict(saved)
     assert again.state == old.state
 

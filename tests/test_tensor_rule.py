@@ -161,7 +161,7 @@ def test_bad_per_run_knobs_are_rejected(kwargs: dict, message: str) -> None:
 def test_the_blowup_guard_state_is_allocated_only_when_on() -> None:
     """Off, its factors take no room and update leaves its fields alone (the same
     tensors); on, a run's factors are GreedyConfig.blowup_table of its own factor."""
-    off = GreedyConfig(patience=0, smoothing="none")
+    off = GreedyConfig(patience=0, smoothing="none", blowup_ratio=None)
     state = tr.init(off, [[0.1], [0.2]], factor=torch.tensor([0.5, 0.9], dtype=torch.float64))
     assert state.blowup_factors.shape == (2, 0)
     new, _ = tr.update(off, state, torch.tensor([1.0, 2.0]))

@@ -144,7 +144,7 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         eval_factor: float = 0.7,
         eval_patience: int | None = 0,
         base_schedule: Literal["constant", "cosine"] = "constant",
-        blowup_ratio: float | None = None,
+        blowup_ratio: float | None = 100.0,
     ) -> None:
         # The knobs are spelled out for type checkers and IDEs; GreedyConfig stays their
         # one definition (tests/test_typed_api.py keeps the two in step).
@@ -238,6 +238,7 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
             # integration passes along must not move its trajectory
             anneal_fraction=0.0,
             eval_patience=None,
+            blowup_ratio=None,
         )
 
     # -- feeding the loss -------------------------------------------------------

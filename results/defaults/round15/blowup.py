@@ -12,7 +12,9 @@ starts in one ends at 0 (``GreedyConfig``'s docstring).
 
     python results/defaults/round15/blowup.py {heldout,grid} OUT SPLIT [STORED]
 
-``BLOWUP_RATIO`` (environment; default 100, round 15's candidate) sets r.
+``BLOWUP_RATIO`` (environment; default 100, round 15's candidate) sets r. Since 0.5 the
+guard is a default, so the ``greedy`` arm beside it is 0.5's rule: ``BLOWUP_RATIO=none``
+runs 0.4's (``blowup_ratio=None``) as the arm instead, to repeat round 15's comparison.
 """
 from __future__ import annotations
 
@@ -24,7 +26,9 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 
 import prototypes
 
-RATIO = float(os.environ.get("BLOWUP_RATIO", "100"))
+_RATIO = os.environ.get("BLOWUP_RATIO", "100").lower()
+RATIO = None if _RATIO == "none" else float(_RATIO)
+TAG = f"blowup{'none' if RATIO is None else f'{RATIO:g}'}"
 
 
 def _unpatched() -> None:
@@ -32,4 +36,4 @@ def _unpatched() -> None:
 
 
 if __name__ == "__main__":
-    prototypes.main(sys.argv[1:], {"blowup_ratio": RATIO}, _unpatched, f"blowup{RATIO:g}")
+    prototypes.main(sys.argv[1:], {"blowup_ratio": RATIO}, _unpatched, TAG)

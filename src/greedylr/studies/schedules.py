@@ -37,6 +37,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 
 from greedylr._extras import requires_extra
+from greedylr.config import ABSENT_MEANS
 from greedylr.rule import GreedyConfig
 from greedylr.scheduler import GreedyLR
 
@@ -88,9 +89,10 @@ ON_PACKAGE_DEFAULTS: frozenset[str] = frozenset({"greedy"})
 defaults, so that a stored trial of theirs is stale once those defaults change."""
 
 
-#: Knobs added since 0.2 whose default keeps every trajectory of the rule before them:
-#: left out of the digest at that value, so that the stored trials stay valid.
-_ADDED_AT_NEUTRAL: dict[str, Any] = {"base_schedule": "constant", "blowup_ratio": None}
+#: Knobs added since 0.2 at a value that keeps every trajectory of the rule before them
+#: (a neutral default, or the value a config saved without them means): left out of the
+#: digest at that value, so that a trial stored under the older rule stays that rule's.
+_ADDED_AT_NEUTRAL: dict[str, Any] = {"base_schedule": "constant", **ABSENT_MEANS}
 
 
 def greedy_defaults_digest() -> str:
