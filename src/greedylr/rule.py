@@ -164,6 +164,8 @@ def add_group(config: GreedyConfig, state: RuleState, base_lr: float) -> None:
 
 
 def _smooth(config: GreedyConfig, state: RuleState, value: float) -> float:
+    """The window mean, or the value itself (the EMA, the default, is inline in
+    :func:`update`)."""
     if config.smoothing == "window":
         # Same operations, in the same order, as transformers' StreamingAverage, so
         # that the preset reproduces its trajectory bit for bit.
@@ -175,19 +177,7 @@ def _smooth(config: GreedyConfig, state: RuleState, value: float) -> float:
             state.window_values[state.window_pos] = value
             state.window_pos = (state.window_pos + 1) % config.window
         return state.window_sum / len(state.window_values)
-    if config.smoothing == "ema":
-        beta = 1.0 - 2.0 / (config.window + 1)
-        state.ema = beta * state.ema + (1.0 - beta) * value
-        state.ema_count += 1
-        return state.ema / (1.0 - beta**state.ema_count)
     return value
-
-
-def _is_better(config: GreedyConfig, value: float, reference: float) -> bool:
-    t = config.threshold
-    if config.mode == "min":
-        return value < (reference * (1.0 - t) if config.threshold_mode == "rel" else reference - t)
-    return value > (reference * (1.0 + t) if config.threshold_mode == "rel" else reference + t)
 
 
 def _lower(state: RuleState, factor: float, eps: float) -> bool:
@@ -361,7 +351,13 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
     if finite:
         if config.noise_threshold:  # tested here: a call per step costs more than the test
             _track_noise(config, state, float(loss))
-        state.smoothed = _smooth(config, state, float(loss))
+        if config.smoothing == "ema":  # the default, inline: a call per step was measurable
+            beta = 1.0 - 2.0 / (config.window + 1)
+            state.ema = beta * state.ema + (1.0 - beta) * float(loss)
+            state.ema_count += 1
+            state.smoothed = state.ema / (1.0 - beta**state.ema_count)
+        else:
+            state.smoothed = _smooth(config, state, float(loss))
         if state.first is None and config.blowup_ratio is not None:
             state.first = state.smoothed
     # inline, not a wrapper: a call per step was measurable (benchmarks/overhead.py)
@@ -434,15 +430,21 @@ def _decide(config: GreedyConfig, state: RuleState, finite: bool) -> _Outcome:
         ratio = 1.0 if state.blowup_cuts else config.blowup_ratio
         assert ratio is not None  # a first value is recorded only with the guard on
         blown = smoothed > ratio * first if config.mode == "min" else smoothed * ratio < first
+    minimize = config.mode == "min"
     if blown:
         better = False  # worse than the untrained model: nothing it does is progress
-    elif config.noise_threshold:
-        # better by more than the margin; a margin >= 0 only makes "better" harder
-        margin = _noise_margin(config, state)
-        shifted = smoothed + margin if config.mode == "min" else smoothed - margin
-        better = _is_better(config, shifted, reference)
     else:
-        better = _is_better(config, smoothed, reference)
+        value = smoothed
+        if config.noise_threshold:
+            # better by more than the margin; a margin >= 0 only makes "better" harder
+            margin = _noise_margin(config, state)
+            value = smoothed + margin if minimize else smoothed - margin
+        # better than the reference by the threshold (inline: a call per step was measurable)
+        t, relative = config.threshold, config.threshold_mode == "rel"
+        if minimize:
+            better = value < (reference * (1.0 - t) if relative else reference - t)
+        else:
+            better = value > (reference * (1.0 + t) if relative else reference + t)
     if state.blowup_cuts and not blown:
         state.blowup_cuts = 0
     if better or config.compare == "previous":
@@ -454,7 +456,12 @@ def _decide(config: GreedyConfig, state: RuleState, finite: bool) -> _Outcome:
         state.num_bad += 1
         state.num_good = 0
     # without a penalty (most runs) the effective patience is the configured one
-    up_patience = _effective_up_patience(config, state) if state.penalty else config.up_patience
+    if state.penalty:
+        up_patience = _effective_up_patience(config, state)
+    elif config.increase_patience is None:  # config.up_patience written out: a property
+        up_patience = config.patience      # call per step was measurable
+    else:
+        up_patience = config.increase_patience
     if state.num_good > up_patience and state.eval_block:
         state.num_good = 0  # the held-out metric got worse: no increase until it recovers
     elif state.num_good > up_patience:

@@ -277,10 +277,11 @@ class Trace:
         if self._device_rows:
             self._materialise()
         bits = 0
-        for event in events:
-            bits |= EVENT_BITS[event.kind]
-        if code:
-            bits |= int(code)
+        if events or code:  # most steps have neither
+            for event in events:
+                bits |= EVENT_BITS[event.kind]
+            if code:
+                bits |= int(code)
         self._append(step, loss, math.nan if smoothed is None else smoothed, lrs, bits, signals)
         if events:
             self._events.extend(events)
@@ -297,17 +298,18 @@ class Trace:
 
     def _append(self, step: int, loss: float, smoothed: float, lrs: Sequence[float], code: int,
                 signals: Mapping[str, Any]) -> None:
-        if len(lrs) != self.num_groups:
-            if self.num_groups is not None:
-                raise ValueError(f"expected {self.num_groups} learning rates, got {len(lrs)}")
-            self.num_groups = len(lrs)
+        groups = self.num_groups
+        if len(lrs) != groups:
+            if groups is not None:
+                raise ValueError(f"expected {groups} learning rates, got {len(lrs)}")
+            groups = self.num_groups = len(lrs)
             self._lrs = [array("d") for _ in lrs]
         # array.append converts (and type-checks) ints, floats and NumPy scalars itself
         try:
             self._steps.append(step)
             self._losses.append(loss)
             self._smoothed.append(smoothed)
-            if self.num_groups == 1:  # the usual case; a zip costs a third of this call
+            if groups == 1:  # the usual case; a zip costs a third of this call
                 self._lrs[0].append(lrs[0])
             else:
                 for column, lr in zip(self._lrs, lrs):  # lengths checked above
