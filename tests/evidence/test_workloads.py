@@ -15,6 +15,7 @@ from greedylr.evidence.defaults import (
     PROBE3_WORKLOADS,
     PROBE4_WORKLOADS,
     PROBE5_WORKLOADS,
+    PROBE6_WORKLOADS,
     PROBE_WORKLOADS,
 )
 from greedylr.evidence.suites import SMALL_MODELS
@@ -23,6 +24,15 @@ from greedylr.studies.runner import execute_trial
 from greedylr.studies.trial import Trial, TrialSpec
 
 TASKS = {"classification", "regression", "sequence_labelling", "seq2seq", "language_modelling"}
+
+#: Workloads no GreedyLR schedule may ever train, not even in a test: the next round's
+#: unseen split. Their tests train them under cosine only.
+UNSEEN = frozenset(PROBE6_WORKLOADS)
+
+
+def schedule_for(name: str) -> str:
+    """``greedy``, or ``cosine`` for a workload of an unseen split."""
+    return "cosine" if name in UNSEEN else "greedy"
 
 
 def test_registry_lists_the_small_models_with_complete_facts() -> None:
@@ -74,13 +84,13 @@ def test_lr_for_falls_back_to_the_workload_lr() -> None:
 
 @pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS
                          + PROBE2_WORKLOADS + PROBE3_WORKLOADS + PROBE4_WORKLOADS
-                         + PROBE5_WORKLOADS)
+                         + PROBE5_WORKLOADS + PROBE6_WORKLOADS)
 def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
     w = workloads.get(name)
     spec = TrialSpec.make(
         study="test",
         workload=name,
-        schedule="greedy",
+        schedule=schedule_for(name),
         seed=0,
         steps=3,
         optimizer=w.optimizer,
@@ -97,10 +107,11 @@ def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
 
 @pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS
                          + PROBE2_WORKLOADS + PROBE3_WORKLOADS + PROBE4_WORKLOADS
-                         + PROBE5_WORKLOADS)
+                         + PROBE5_WORKLOADS + PROBE6_WORKLOADS)
 def test_feed_split_reports_a_held_out_value_on_the_other_half(name: str) -> None:
     w = workloads.get(name)
-    spec = TrialSpec.make(study="test", workload=name, schedule="greedy", seed=0, steps=2,
+    spec = TrialSpec.make(study="test", workload=name, schedule=schedule_for(name), seed=0,
+                          steps=2,
                           optimizer=w.optimizer, eval_every=1,
                           settings={"workload_feed_split": True})
     result = execute_trial(spec, threads=1)
@@ -184,7 +195,8 @@ def test_fixed_splits_are_disjoint_and_shuffled() -> None:
 
 
 @pytest.mark.parametrize("split", [FRESH_WORKLOADS, PROBE_WORKLOADS, PROBE2_WORKLOADS,
-                                   PROBE3_WORKLOADS, PROBE4_WORKLOADS, PROBE5_WORKLOADS])
+                                   PROBE3_WORKLOADS, PROBE4_WORKLOADS, PROBE5_WORKLOADS,
+                                   PROBE6_WORKLOADS])
 def test_later_splits_are_none_of_the_others_and_each_workload_is_registered(split) -> None:
     from greedylr.evidence.defaults import HELDOUT_SPLITS
 
@@ -338,6 +350,85 @@ def test_probe5_workloads_train_with_optimizers_no_other_split_has() -> None:
     families = {workloads.get(w).family for s, ws in HELDOUT_SPLITS.items() if s != "probe5"
                 for w in ws}
     assert not {workloads.get(w).family for w in PROBE5_WORKLOADS} & families
+
+
+def test_probe6_workloads_train_with_optimizers_and_families_no_other_split_has() -> None:
+    from greedylr.evidence.defaults import HELDOUT_SPLITS
+
+    others = [w for s, ws in HELDOUT_SPLITS.items() if s != "probe6" for w in ws]
+    used = {workloads.get(w).optimizer for w in others}
+    optimizers = {"titanic_ft_transformer": "adamax", "stock_volume_nbeats": "radam",
+                  "cpu_kan": "adadelta"}
+    assert {w: workloads.get(w).optimizer for w in PROBE6_WORKLOADS} == optimizers
+    assert not set(optimizers.values()) & used
+    families = {workloads.get(w).family for w in others}
+    assert not {workloads.get(w).family for w in PROBE6_WORKLOADS} & families
+    for name in PROBE6_WORKLOADS:
+        w = workloads.get(name)
+        assert w.eval_every * 10 == w.steps and w.quick_steps is not None
+        assert w.quick_steps * 2 == w.steps and not w.higher_is_better
+        # the torch optimizer that name stands for; trained under cosine only (unseen)
+        spec = TrialSpec.make(study="test", workload=name, schedule="cosine", seed=0,
+                              steps=1, optimizer=w.optimizer)
+        result = execute_trial(spec, threads=1)
+        assert result["status"] == "ok", result["traceback"]
+        cls = {"adamax": "Adamax", "radam": "RAdam", "adadelta": "Adadelta"}[w.optimizer]
+        assert result["optimizer_used"].rpartition(".")[2] == cls
+
+
+def test_titanic_holds_out_distinct_passengers() -> None:
+    ship = data.titanic()
+    width = len(data.TITANIC_NUMERIC) + len(data.TITANIC_CATEGORIES)
+    assert ship.x_train.shape == (982, width) and ship.x_test.shape == (327, width)
+    numeric = len(data.TITANIC_NUMERIC)
+    assert torch.isfinite(ship.x_train).all() and torch.isfinite(ship.x_test).all()
+    assert torch.allclose(ship.x_train[:, :numeric].mean(0), torch.zeros(numeric), atol=1e-5)
+    # the categorical ids: within each feature's values and "other" (its last id)
+    for j, values in enumerate(data.TITANIC_CATEGORIES.values()):
+        ids = torch.cat([ship.x_train, ship.x_test])[:, numeric + j]
+        assert torch.equal(ids, ids.round()) and 0 <= ids.min() and ids.max() <= len(values)
+    # 500 of the 1,309 passengers survived; both outcomes in both parts
+    y = torch.cat([ship.y_train, ship.y_test])
+    assert y.sum().item() == 500 and set(ship.y_test.tolist()) == {0, 1}
+    # one row a passenger: the two parts are a split of the file's rows
+    train, test = data._split(1309, 0.25)
+    assert not set(train.tolist()) & set(test.tolist()) and len(train) + len(test) == 1309
+    # the sex column (female 0) agrees with the file's, row by row
+    rows = data._arff_rows(data._openml_fixture("40945", "data-v1-dl-16826755.arff.gz"))
+    sex = torch.tensor([float(rows[i][3] == "male") for i in test])
+    assert torch.equal(ship.x_test[:, numeric + 1], sex)
+    assert torch.equal(ship.y_test, torch.tensor([int(rows[i][1]) for i in test]))
+    assert torch.equal(ship.x_test, data.titanic.__wrapped__().x_test)
+
+
+def test_stock_volume_windows_hold_out_the_last_days() -> None:
+    stock = data.stock_volume_windows()
+    # 1,047 days, the first 837 train: 837 - 10 windows; the last 210: 210 - 10
+    assert stock.x_train.shape == (827, 10) and stock.y_train.shape == (827, 1)
+    assert stock.x_test.shape == (200, 10) and stock.y_test.shape == (200, 1)
+    part = torch.cat([stock.x_train[0], stock.x_train[1:, -1], stock.y_train[-1]])
+    assert part.shape == (837,)
+    assert abs(part.mean().item()) < 1e-5 and abs(part.std(unbiased=False).item() - 1) < 1e-4
+    # each target is the next window's last day; the held-out days follow the training ones
+    assert torch.equal(stock.y_test[:-1, 0], stock.x_test[1:, -1])
+    held = torch.cat([stock.x_test[0], stock.x_test[1:, -1], stock.y_test[-1]])
+    assert held.shape == (210,)
+    assert torch.equal(stock.x_test, data.stock_volume_windows.__wrapped__().x_test)
+
+
+def test_cpu_performance_holds_out_distinct_machines() -> None:
+    cpu = data.cpu_performance()
+    assert cpu.x_train.shape == (142, 6) and cpu.x_test.shape == (48, 6)
+    assert cpu.y_train.shape == (142, 1) and cpu.y_test.shape == (48, 1)
+    assert torch.allclose(cpu.x_train.mean(0), torch.zeros(6), atol=1e-5)
+    assert abs(cpu.y_train.mean().item()) < 1e-5
+    assert abs(cpu.y_train.std(unbiased=False).item() - 1) < 1e-4
+    # 209 rows, 190 distinct: no held-out machine is a training one
+    train = torch.cat([cpu.x_train, cpu.y_train], 1)
+    test = torch.cat([cpu.x_test, cpu.y_test], 1)
+    assert torch.cdist(test, train).min() > 1e-4
+    assert len({tuple(r) for r in train.tolist()}) == 142
+    assert torch.equal(cpu.x_test, data.cpu_performance.__wrapped__().x_test)
 
 
 def test_eeg_windows_hold_out_the_end_of_the_recording() -> None:

@@ -197,6 +197,9 @@ def test_build_optimizer() -> None:
     # outside the studies' grid, for the workloads that train with them
     assert isinstance(build_optimizer("nadam", params(), lr=1e-3), torch.optim.NAdam)
     assert isinstance(build_optimizer("rmsprop", params(), lr=1e-3), torch.optim.RMSprop)
+    assert isinstance(build_optimizer("adamax", params(), lr=1e-3), torch.optim.Adamax)
+    assert isinstance(build_optimizer("radam", params(), lr=1e-3), torch.optim.RAdam)
+    assert isinstance(build_optimizer("adadelta", params(), lr=1.0), torch.optim.Adadelta)
     sf = build_optimizer("adamw", params(), lr=1e-3, schedule="schedule_free", warmup=7)
     assert isinstance(sf, schedulefree.AdamWScheduleFree)
     assert sf.param_groups[0]["warmup_steps"] == 7 and sf.param_groups[0]["train_mode"]

@@ -57,6 +57,7 @@ __all__ = [
     "PROBE3_WORKLOADS",
     "PROBE4_WORKLOADS",
     "PROBE5_WORKLOADS",
+    "PROBE6_WORKLOADS",
     "PROBE_WORKLOADS",
     "STAGES",
     "TUNE_WORKLOADS",
@@ -153,6 +154,18 @@ PROBE5_WORKLOADS: tuple[str, ...] = (
     "graph_atlas_gin",  # NAdam, a graph-level regression with a graph isomorphism network
 )
 
+#: Sixth probe split (round 16): three workloads that no other split has, built after
+#: round 15, on data no split uses (the Titanic's passengers and UCI's Computer Hardware
+#: table, both among scikit-learn's OpenML test fixtures; matplotlib's sample stock
+#: prices), each with a model family and an optimizer no split has; each one's LR chosen
+#: by cosine alone (``results/defaults/round7/calibrate.py``) before any GreedyLR run of
+#: it.
+PROBE6_WORKLOADS: tuple[str, ...] = (
+    "titanic_ft_transformer",  # Adamax, tabular classification with an FT-Transformer
+    "stock_volume_nbeats",  # RAdam, forecasting trading volume with N-BEATS
+    "cpu_kan",  # Adadelta, a small regression with a Kolmogorov-Arnold network
+)
+
 SEEDS: tuple[int, ...] = (0, 1, 2)
 
 #: One knob at a time, away from the current defaults (factor 0.95, patience 10,
@@ -246,6 +259,7 @@ HELDOUT_SPLITS: dict[str, tuple[str, ...]] = {
     "probe3": PROBE3_WORKLOADS,
     "probe4": PROBE4_WORKLOADS,
     "probe5": PROBE5_WORKLOADS,
+    "probe6": PROBE6_WORKLOADS,
 }
 
 
@@ -289,7 +303,7 @@ _LR_GRID_FOLDERS = {
     "tune": "heldout_lr_grid", "check": "heldout_lr_grid_check", "fresh": "heldout_lr_grid_fresh",
     "probe": "heldout_lr_grid_probe", "probe2": "heldout_lr_grid_probe2",
     "probe3": "heldout_lr_grid_probe3", "probe4": "heldout_lr_grid_probe4",
-    "probe5": "heldout_lr_grid_probe5",
+    "probe5": "heldout_lr_grid_probe5", "probe6": "heldout_lr_grid_probe6",
 }
 
 #: "As good or better": within this fraction of cosine's seed mean (the issue's 1%).
@@ -593,6 +607,7 @@ STAGES: tuple[str, ...] = (
     "heldout-probe3", "heldout-lr-grid-probe3", "heldout-lr-grid-probe3-report",
     "heldout-probe4", "heldout-lr-grid-probe4", "heldout-lr-grid-probe4-report",
     "heldout-probe5", "heldout-lr-grid-probe5", "heldout-lr-grid-probe5-report",
+    "heldout-probe6", "heldout-lr-grid-probe6", "heldout-lr-grid-probe6-report",
 )
 
 

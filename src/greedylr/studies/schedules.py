@@ -110,8 +110,9 @@ def _config_digest(config: GreedyConfig) -> str:
 OPTIMIZERS: tuple[str, ...] = ("adamw", "adafactor", "adagrad", "sgd")
 
 #: Optimizers :func:`build_optimizer` also builds, outside the studies' optimizer grid
-#: (:data:`OPTIMIZERS`): for the workloads that train with them (round 15's probe split).
-WORKLOAD_OPTIMIZERS: tuple[str, ...] = ("nadam", "rmsprop")
+#: (:data:`OPTIMIZERS`): for the workloads that train with them (round 15's probe split:
+#: ``nadam``, ``rmsprop``; round 16's: ``adamax``, ``radam``, ``adadelta``).
+WORKLOAD_OPTIMIZERS: tuple[str, ...] = ("nadam", "rmsprop", "adamax", "radam", "adadelta")
 
 PASSTHROUGH_PREFIXES: tuple[str, ...] = ("workload_", "optimizer_", "perturb_")
 """Settings with these prefixes belong to someone else and are ignored by the schedules."""
@@ -413,7 +414,8 @@ def build_optimizer(
         name: ``adamw`` (torch defaults), ``adafactor`` (``transformers.Adafactor`` with
             an external LR: ``relative_step=False, scale_parameter=False,
             warmup_init=False``), ``adagrad``, ``sgd`` (momentum 0.9), or one of
-            ``WORKLOAD_OPTIMIZERS``: ``nadam``, ``rmsprop`` (torch defaults).
+            ``WORKLOAD_OPTIMIZERS``: ``nadam``, ``rmsprop``, ``adamax``, ``radam``,
+            ``adadelta`` (torch defaults).
         params: the parameters or parameter groups.
         lr: the initial (peak) learning rate.
         schedule: the schedule under test. For ``schedule_free`` the optimizer is
@@ -466,4 +468,10 @@ def build_optimizer(
         return torch.optim.NAdam(params, lr=lr, **kwargs)
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, **kwargs)
+    if name == "adamax":
+        return torch.optim.Adamax(params, lr=lr, **kwargs)
+    if name == "radam":
+        return torch.optim.RAdam(params, lr=lr, **kwargs)
+    if name == "adadelta":
+        return torch.optim.Adadelta(params, lr=lr, **kwargs)
     return torch.optim.SGD(params, lr=lr, **{"momentum": 0.9, **kwargs})

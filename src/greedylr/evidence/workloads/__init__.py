@@ -56,6 +56,9 @@ _MODULES: list[str] = [
     ".eeg_state_space",
     ".penguin_flow",
     ".graph_atlas_gin",
+    ".titanic_ft_transformer",
+    ".stock_volume_nbeats",
+    ".cpu_kan",
     ".minilm_finetune",
     ".llama_pretrain",
 ]
@@ -75,7 +78,7 @@ class Workload:
         lr: default initial (peak) learning rate for ``optimizer``.
         steps: default number of optimizer steps in the full study.
         optimizer: default optimizer name (``adamw``, ``adafactor``, ``adagrad``, ``sgd``,
-            ``nadam``, ``rmsprop``).
+            ``nadam``, ``rmsprop``, ``adamax``, ``radam``, ``adadelta``).
         warmup: default warmup steps for the schedules that take one (0: the recipe has
             none, as in Hugging Face's defaults).
         eval_every: steps between held-out evaluations (0: only at the end).

@@ -24,7 +24,12 @@ seed), so that every schedule and every seed is scored on the same held-out exam
 * the Palmer penguins' measurements (OpenML's dataset 42585, 344 penguins), also shipped
   whole among scikit-learn's OpenML test fixtures;
 * networkx's atlas of all 1,253 graphs with up to 7 nodes (Read and Wilson's *An Atlas of
-  Graphs*), which networkx, a dependency of torch, ships.
+  Graphs*), which networkx, a dependency of torch, ships;
+* the Titanic's passengers (OpenML's dataset 40945, 1,309 passengers) and UCI's Computer
+  Hardware table (OpenML's dataset 561, 209 machines), both shipped whole among
+  scikit-learn's OpenML test fixtures;
+* matplotlib's sample stock prices (``goog.npz``: Google's daily prices and volume,
+  1,047 trading days).
 
 The standard-library corpora depend on the Python version that runs them (3.11 for the
 committed results); the split is by file, so held-out text is code the model never saw.
@@ -49,6 +54,7 @@ from greedylr._extras import requires_extra
 
 __all__ = [
     "ATLAS_NODES",
+    "CPU_FEATURES",
     "DOCSTRING_MAX",
     "GLYPH_CHARS",
     "GLYPH_HELD_OUT",
@@ -57,9 +63,12 @@ __all__ = [
     "PENGUIN_MEASUREMENTS",
     "REGRESSION_TABLES",
     "TAGS",
+    "TITANIC_CATEGORIES",
+    "TITANIC_NUMERIC",
     "ArrayDataset",
     "CharVocab",
     "chess_endgames",
+    "cpu_performance",
     "digits",
     "docstring_pairs",
     "eeg_windows",
@@ -74,8 +83,10 @@ __all__ = [
     "pydoc_topics",
     "stdlib_files",
     "stdlib_text",
+    "stock_volume_windows",
     "tabular",
     "terrain",
+    "titanic",
     "token_type_tagging",
     "topobathy_patches",
     "unicode_categories",
@@ -891,3 +902,134 @@ def graph_atlas() -> ArrayDataset:
     y = ((y - mean) / std).astype(np.float32)
     t = torch.from_numpy
     return ArrayDataset(t(x[train]), t(y[train]), t(x[test]), t(y[test]))
+
+
+def _openml_fixture(dataset: str, file: str) -> Path:
+    """The path of one of the OpenML datasets that scikit-learn ships among its test
+    fixtures (``sklearn/datasets/tests/data/openml/id_<dataset>/<file>``)."""
+    with requires_extra("bench", "the OpenML-fixture workloads"):
+        import sklearn
+
+    return (Path(sklearn.__file__).parent / "datasets" / "tests" / "data" / "openml"
+            / f"id_{dataset}" / file)
+
+
+def _arff_rows(path: Path) -> list[list[str]]:
+    """The data rows of a gzipped ARFF file as text fields (quotes removed; ``?`` stays,
+    a missing value). scipy's ARFF reader refuses string attributes, so this reads the
+    rows as CSV."""
+    import csv
+    import gzip
+
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().lower() == "@data") + 1
+    rows = [line for line in lines[start:] if line.strip() and not line.startswith("%")]
+    return [[v.strip().strip("'") for v in row]
+            for row in csv.reader(rows, quotechar='"', skipinitialspace=True)]
+
+
+#: :func:`titanic`'s numeric features (the first columns of ``x``), standardized.
+TITANIC_NUMERIC: tuple[str, ...] = ("age", "age_missing", "sibsp", "parch", "log_fare")
+
+#: :func:`titanic`'s categorical features (the last columns of ``x``, as ids) and their
+#: values: a value not listed (or missing) is the last id, "other".
+TITANIC_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "pclass": ("1", "2", "3"),
+    "sex": ("female", "male"),
+    "embarked": ("C", "Q", "S"),
+    "title": ("Mr", "Mrs", "Miss", "Master"),
+    "deck": tuple("ABCDEFG"),
+}
+
+
+@functools.cache
+def titanic() -> ArrayDataset:
+    """The Titanic's passengers (1,309; OpenML's dataset 40945, which scikit-learn ships
+    whole among its test fixtures) -> did the passenger survive (1) or not (0). Each
+    passenger is described by the :data:`TITANIC_NUMERIC` features (age, with missing ages
+    set to the training median and flagged; siblings/spouses and parents/children aboard;
+    the log of the fare), standardized with the training passengers' statistics, then the
+    :data:`TITANIC_CATEGORIES` as ids (class, sex, port of embarkation, the title in the
+    name, the deck letter of the cabin). The lifeboat, the body number and the destination
+    are left out (they tell who survived). 25% of the passengers held out: each passenger
+    is one row, so no held-out passenger is a training one."""
+    rows = _arff_rows(_openml_fixture("40945", "data-v1-dl-16826755.arff.gz"))
+    # columns: pclass survived name sex age sibsp parch ticket fare cabin embarked boat
+    # body home.dest
+
+    def number(v: str) -> float:
+        return float("nan") if v == "?" else float(v)
+
+    def title(name: str) -> str:
+        return name.partition(", ")[2].partition(".")[0]
+
+    age = np.array([number(r[4]) for r in rows])
+    fare = np.array([number(r[8]) for r in rows])
+    numeric = np.stack([age, np.isnan(age).astype(np.float64),
+                        np.array([number(r[5]) for r in rows]),
+                        np.array([number(r[6]) for r in rows]), np.log1p(fare)], axis=1)
+    raw = {"pclass": [r[0] for r in rows], "sex": [r[3] for r in rows],
+           "embarked": [r[10] for r in rows], "title": [title(r[2]) for r in rows],
+           "deck": [r[9][:1] for r in rows]}
+    categorical = np.stack(
+        [[values.index(v) if v in values else len(values) for v in raw[name]]
+         for name, values in TITANIC_CATEGORIES.items()], axis=1).astype(np.float64)
+    y = np.array([int(r[1]) for r in rows], dtype=np.int64)
+    train, test = _split(len(y), 0.25)
+    # the missing ages and the one missing fare: the training passengers' median
+    median = np.nanmedian(numeric[train], axis=0)
+    numeric = np.where(np.isnan(numeric), median, numeric)
+    num_tr, num_te = _standardize(numeric[train], numeric[test])
+    x_tr = np.concatenate([num_tr, categorical[train]], axis=1).astype(np.float32)
+    x_te = np.concatenate([num_te, categorical[test]], axis=1).astype(np.float32)
+    t = torch.from_numpy
+    return ArrayDataset(t(x_tr), t(y[train]), t(x_te), t(y[test]))
+
+
+@functools.cache
+def stock_volume_windows(window: int = 10) -> ArrayDataset:
+    """matplotlib's sample stock prices (``goog.npz``: Google's daily prices and volume
+    traded, 1,047 trading days from August 2004 to October 2008): the log of each day's
+    volume, standardized with the training part's statistics; the last ``window`` days
+    -> the next day's. Split in time (as :func:`eeg_windows`): the first 80% of the days
+    train, windows wholly in the last 20% are held out, so no held-out day is in a
+    training window."""
+    prices = np.load(_sample_data("goog.npz"))["price_data"]
+    series = np.log(prices["volume"].astype(np.float64))
+    cut = int(0.8 * len(series))
+    train_part, test_part = _standardize(series[:cut], series[cut:])
+
+    def windows(part: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        starts = np.arange(len(part) - window)
+        x = np.stack([part[i:i + window] for i in starts]).astype(np.float32)
+        y = part[starts + window, None].astype(np.float32)
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+    return ArrayDataset(*windows(train_part), *windows(test_part))
+
+
+#: :func:`cpu_performance`'s features, in the file's column names.
+CPU_FEATURES: tuple[str, ...] = ("MYCT", "MMIN", "MMAX", "CACH", "CHMIN", "CHMAX")
+
+
+@functools.cache
+def cpu_performance() -> ArrayDataset:
+    """The relative performance of 1980s computers (Ein-Dor and Feldmesser 1987; UCI's
+    "Computer Hardware", OpenML's dataset 561 ``cpu``, which scikit-learn ships whole among
+    its test fixtures): the six hardware figures of :data:`CPU_FEATURES` (cycle time,
+    minimum and maximum main memory, cache, minimum and maximum channels), each as
+    ``log(1 + value)`` standardized with the training machines' statistics -> the log of
+    the published relative performance (standardized likewise). The 209 machines have
+    some repeated rows (the same figures and performance): each distinct row is kept
+    once (in file order), so no held-out machine is a training one. 25% held out."""
+    rows = _arff_rows(_openml_fixture("561", "data-v1-dl-52739.arff.gz"))
+    table = np.array([[float(v) for v in r[1:]] for r in rows])  # the 6 features, class
+    table = table[np.sort(np.unique(table, axis=0, return_index=True)[1])]
+    x, y = np.log1p(table[:, :-1]), np.log(table[:, -1:])
+    train, test = _split(len(y), 0.25)
+    x_tr, x_te = _standardize(x[train], x[test])
+    y_tr, y_te = _standardize(y[train], y[test])
+    t = torch.from_numpy
+    return ArrayDataset(t(x_tr.astype(np.float32)), t(y_tr.astype(np.float32)),
+                        t(x_te.astype(np.float32)), t(y_te.astype(np.float32)))
