@@ -95,8 +95,17 @@ BLOWUP_ANNEAL = (
     [2.0, 1.0, 1.0, 1 - 1 / 3, 1 / 3, 0.0, 0.0],
     {1: ("increase",), 2: ("decrease",), 3: ("anneal",)},
 )
+BLOWUP_LINE = (
+    GreedyConfig(factor=0.5, patience=0, smoothing="none", blowup_ratio=1.2, min_lr_ratio=None,
+                 max_lr_ratio=None),
+    [("loss", 1.5), ("loss", 1.8)],
+    # 1.8 is above 1.2 * 1.5 == 1.7999999999999998 in double precision (not above it with
+    # the ratio rounded to float32, 1.2000000477): a blow-up, the decrease says so
+    [0.2, 0.1],
+    {1: ("increase",), 2: ("decrease",)},
+)
 CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL, "base": BASE,
-         "blowup": BLOWUP, "blowup_anneal": BLOWUP_ANNEAL}
+         "blowup": BLOWUP, "blowup_anneal": BLOWUP_ANNEAL, "blowup_line": BLOWUP_LINE}
 
 
 def _drive(call, script: Script) -> tuple[list[float], dict]:
@@ -174,7 +183,7 @@ def test_hand_computed_optax(name: str) -> None:
 
 # The observations where the blow-up guard acted in BLOWUP and BLOWUP_ANNEAL: the
 # decreases in a blow-up, and the final cooldown that starts in one.
-BLOWN = {"blowup": {2, 3, 6, 7, 8, 9, 10, 11}, "blowup_anneal": {2, 3}}
+BLOWN = {"blowup": {2, 3, 6, 7, 8, 9, 10, 11}, "blowup_anneal": {2, 3}, "blowup_line": {2}}
 
 
 @pytest.mark.parametrize("name", list(BLOWN))

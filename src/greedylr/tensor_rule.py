@@ -188,9 +188,15 @@ def _blown(config: GreedyConfig, first: Tensor, smoothed: Tensor, cuts: Tensor) 
     """Where ``smoothed`` is a blow-up (rule._blown; the guard is on): beyond
     ``blowup_ratio`` times a positive first value, or beyond the first value itself once
     a decrease was taken in the blow-up (``cuts``). NaN (no value yet) never is."""
-    assert config.blowup_ratio is not None
-    ratio = torch.where(cuts > 0, 1.0, config.blowup_ratio).to(first.dtype)
-    beyond = smoothed > ratio * first if config.mode == "min" else smoothed * ratio < first
+    r = config.blowup_ratio
+    assert r is not None
+    # the ratio as a Python float in each product (computed in the state's dtype): a
+    # where() of the two ratios would make a float32 tensor of them, and 1.2 in float32
+    # is not 1.2 in float64 (the float rule's test at the line itself would differ)
+    if config.mode == "min":
+        beyond = torch.where(cuts > 0, smoothed > first, smoothed > r * first)
+    else:
+        beyond = torch.where(cuts > 0, smoothed < first, smoothed * r < first)
     return (first > 0) & beyond
 
 
