@@ -135,6 +135,7 @@ def _config(rng: random.Random, family: tuple, base: list[float]) -> GreedyConfi
         eval_factor=rng.choice([0.5, rng.uniform(0.1, 0.9)]),
         base_schedule=base_schedule,
         blowup_ratio=rng.choice([None, None, 1.2, 1.5, rng.uniform(1.05, 3.0)]),
+        blowup_raw_check=rng.random() < 0.5,
         **anneal,
         **_bounds(rng, base),
     )

@@ -104,8 +104,25 @@ BLOWUP_LINE = (
     [0.2, 0.1],
     {1: ("increase",), 2: ("decrease",)},
 )
+BLOWUP_RAW = (
+    GreedyConfig(factor=0.5, patience=0, smoothing="window", window=2, blowup_ratio=2.0,
+                 blowup_raw_check=True, min_lr_ratio=None, max_lr_ratio=None),
+    [("loss", v) for v in (1.0, 9.0, 0.4, 0.4, 4.0, 3.0, 0.8, 2.0, 0.5)],
+    # the mean of the last two; the first value 1.0 beats +inf: increase to 0.2. 9.0:
+    # mean 5.0 > 2 * 1.0, a blow-up, the loss itself above half the first value:
+    # decrease by 0.5. 0.4: mean 4.7, still in the blow-up (above 1.0 after a decrease),
+    # but the loss is at or below 0.5: neither better nor worse, no change (without the
+    # check a decrease by 0.5**2). 0.4: mean 0.4 ends it and beats 5.0 (recent_best):
+    # increase. 4.0: mean 2.2 > 2.0, a new blow-up: decrease by 0.5; 3.0 (mean 3.5) by
+    # 0.5**2; 0.8 (mean 1.9) is above 0.5 itself: by 0.5**4; 2.0 (mean 1.4) by 0.5**8;
+    # 0.5 (mean 1.25) at half the first value: neutral
+    [0.2, 0.1, 0.1, 0.2, 0.1, 0.025, 0.025 * 2**-4, 0.025 * 2**-12, 0.025 * 2**-12],
+    {1: ("increase",), 2: ("decrease",), 4: ("increase",), 5: ("decrease",), 6: ("decrease",),
+     7: ("decrease",), 8: ("decrease",)},
+)
 CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL, "base": BASE,
-         "blowup": BLOWUP, "blowup_anneal": BLOWUP_ANNEAL, "blowup_line": BLOWUP_LINE}
+         "blowup": BLOWUP, "blowup_anneal": BLOWUP_ANNEAL, "blowup_line": BLOWUP_LINE,
+         "blowup_raw": BLOWUP_RAW}
 
 
 def _drive(call, script: Script) -> tuple[list[float], dict]:
@@ -183,7 +200,8 @@ def test_hand_computed_optax(name: str) -> None:
 
 # The observations where the blow-up guard acted in BLOWUP and BLOWUP_ANNEAL: the
 # decreases in a blow-up, and the final cooldown that starts in one.
-BLOWN = {"blowup": {2, 3, 6, 7, 8, 9, 10, 11}, "blowup_anneal": {2, 3}, "blowup_line": {2}}
+BLOWN = {"blowup": {2, 3, 6, 7, 8, 9, 10, 11}, "blowup_anneal": {2, 3}, "blowup_line": {2},
+         "blowup_raw": {2, 5, 6, 7, 8}}
 
 
 @pytest.mark.parametrize("name", list(BLOWN))
@@ -225,14 +243,16 @@ SURGES = ((60, 110), (170, 300))
 BLOWUP_SURGE = 4.0
 
 
-def _random_script(rng: random.Random, n: int = 300, surge: float = 1.0) -> Script:
+def _random_script(rng: random.Random, n: int = 300, surge: float = 1.0,
+                   settle: float = 1.0) -> Script:
     """A noisy descent from 2.0, NaN and inf included, a held-out value every 25 losses;
-    times ``surge`` within :data:`SURGES`."""
+    times ``surge`` within :data:`SURGES`, times ``settle`` between and after them."""
     out: Script = []
     x = 2.0
     for t in range(n):
         x = max(x + rng.gauss(-0.004, 0.08), 0.01)
-        y = x * surge if any(a <= t < b for a, b in SURGES) else x
+        y = (x * surge if any(a <= t < b for a, b in SURGES)
+             else x * settle if t >= SURGES[0][1] else x)
         out.append(("loss", rng.choice([math.nan, math.inf]) if rng.random() < 0.01 else y))
         if t % 25 == 24:
             out.append(("eval", y + rng.gauss(0.0, 0.05)))
@@ -258,6 +278,10 @@ def _random_script(rng: random.Random, n: int = 300, surge: float = 1.0) -> Scri
         {"blowup_ratio": 3.0, "smoothing": "none", "patience": 1, "increase_patience": 0,
          "reset_patience": 1, "min_lr_ratio": 0.5, "on_nonfinite": "decrease", "cooldown": 1,
          "payoff_patience": 2, "noise_threshold": 0.5},
+        {"blowup_ratio": 1.5, "blowup_raw_check": True, "total_steps": 250,
+         "anneal_fraction": 0.2, "patience": 3},
+        {"blowup_ratio": 2.0, "blowup_raw_check": True, "mode": "max", "patience": 2,
+         "compare": "previous"},
     ],
 )
 def test_tensor_rule_matches_bit_for_bit_with_every_knob(kwargs: dict) -> None:
@@ -268,12 +292,16 @@ def test_tensor_rule_matches_bit_for_bit_with_every_knob(kwargs: dict) -> None:
     config = GreedyConfig(**kwargs)
     guarded = "blowup_ratio" in kwargs
     surge = 1.0 if not guarded else BLOWUP_SURGE if config.mode == "min" else 1 / BLOWUP_SURGE
-    script = _random_script(random.Random(11), surge=surge)
+    # with blowup_raw_check the loss settles well below its first value after the first
+    # surge (a spike the model got over) while the smoothed loss still carries it
+    settle = (1.0 if not config.blowup_raw_check else 0.4 if config.mode == "min" else 2.5)
+    script = _random_script(random.Random(11), surge=surge, settle=settle)
     state = rule.init(config, [0.1, 0.01])
     tstate = tr.init(config, [0.1, 0.01])
-    squared = False
+    squared, trajectory = False, []
     for kind, value in script:
         f = (rule.update if kind == "loss" else rule.observe_eval)(config, state, value)
+        trajectory.append((f.lrs, [e.kind for e in f.events]))
         tstate, d = (tr.update if kind == "loss" else tr.observe_eval)(config, tstate, value)
         assert tuple(d.lrs.tolist()) == f.lrs
         decoded = decoded_events(config, tstate, d, value)
@@ -282,6 +310,12 @@ def test_tensor_rule_matches_bit_for_bit_with_every_knob(kwargs: dict) -> None:
     assert tr.to_rule_state(tstate) == state
     assert squared is guarded
     assert state.anneal_to_zero is (config.anneal_start is not None and guarded)
+    if config.blowup_raw_check:  # the check acted: the run is not the one without it
+        plain = replace(config, blowup_raw_check=False)
+        other = rule.init(plain, [0.1, 0.01])
+        decisions = [(rule.update if k == "loss" else rule.observe_eval)(plain, other, v)
+                     for k, v in script]
+        assert [(d.lrs, [e.kind for e in d.events]) for d in decisions] != trajectory
 
 
 def test_anneal_only_with_a_budget_and_old_state_loads() -> None:
@@ -318,6 +352,7 @@ def test_anneal_only_with_a_budget_and_old_state_loads() -> None:
         ({"eval_patience": -1}, "eval_patience must be an int >= 0 or None"),
         *(({"blowup_ratio": r}, "blowup_ratio must be finite and > 1, or None")
           for r in (1.0, 0.5, math.inf, math.nan)),
+        ({"blowup_raw_check": 1}, "blowup_raw_check must be a bool"),
     ],
 )
 def test_bad_new_knobs_are_rejected(kwargs: dict, message: str) -> None:

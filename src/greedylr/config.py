@@ -37,6 +37,11 @@ ABSENT_MEANS: dict[str, Any] = {"blowup_ratio": None}
 #: How many times the blow-up guard squares the factor at most (0.95 -> 0.44).
 BLOWUP_SQUARINGS = 4
 
+#: With ``blowup_raw_check``: a raw loss at or below this fraction of the first value
+#: (for ``mode="max"``: at or above the first value over it) reads as recovered. Not 1: a
+#: model that collapsed to a constant prediction sits just below its first loss.
+BLOWUP_RECOVERED = 0.5
+
 #: The final cooldown's shapes: the multiplier of ``lr_at_start - floor`` at progress p.
 ANNEAL_SHAPES = ("linear", "cosine", "1-sqrt")
 BASE_SCHEDULES = ("constant", "cosine")
@@ -184,6 +189,16 @@ class GreedyConfig:
             in round 15 of the defaults study: at the LR a workload comes with, losses
             came back by themselves from excursions of up to 45x their first value;
             those that did not had gone from 600x to 10^9x.
+        blowup_raw_check: with the blow-up guard on, a step of a blow-up whose raw loss
+            is back at or below half the first value (:data:`BLOWUP_RECOVERED`; for
+            ``mode="max"``: at or above twice it) counts neither as better nor as worse:
+            no increase, no count towards a decrease. A loss that spiked for a step or two
+            and came straight back (the model undamaged) keeps an EMA of span 50 in a
+            blow-up for a hundred steps or more, which 0.5's guard (``False``) reads as a
+            long blow-up and answers with squared decreases. A blow-up whose raw loss
+            stays above half the first value (a damaged model, or one collapsed to a
+            constant prediction, just below its first loss) is cut as before. No effect
+            with ``blowup_ratio=None``.
     """
 
     factor: float = 0.95
@@ -217,6 +232,7 @@ class GreedyConfig:
     eval_patience: int | None = 0
     base_schedule: Literal["constant", "cosine"] = "constant"
     blowup_ratio: float | None = 100.0
+    blowup_raw_check: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -266,6 +282,8 @@ class GreedyConfig:
                                           and 1.0 < self.blowup_ratio < math.inf),
             f"blowup_ratio must be finite and > 1, or None, got {self.blowup_ratio!r}",
         )
+        _check(isinstance(self.blowup_raw_check, bool),
+               f"blowup_raw_check must be a bool, got {self.blowup_raw_check!r}")
         _check(
             isinstance(self.eval_factor, (int, float)) and 0.0 < self.eval_factor < 1.0,
             f"eval_factor must be in (0, 1), got {self.eval_factor!r}",

@@ -27,7 +27,7 @@ from typing import Any
 
 from greedylr import events as ev
 from greedylr.config import ANNEAL_SHAPES as ANNEAL_SHAPES
-from greedylr.config import BLOWUP_SQUARINGS, GreedyConfig, _anneal_shape
+from greedylr.config import BLOWUP_RECOVERED, BLOWUP_SQUARINGS, GreedyConfig, _anneal_shape
 from greedylr.config import KNOBS_OFF as KNOBS_OFF
 from greedylr.config import Bound as Bound
 from greedylr.events import COMPARE_NAMES as COMPARE_NAMES
@@ -365,7 +365,7 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
     if based:
         state.lrs = _own_lrs(state)  # the rule moves its own LRs; the factor comes last
     before = state.lrs  # kept: the update replaces the list, never changes it
-    outcome = _decide(config, state, finite)
+    outcome = _decide(config, state, finite, loss)
     decision = (Decision(tuple(state.lrs), state.smoothed) if outcome is _NOTHING  # most steps
                 else _explained(config, state, loss, outcome, before))
     return _applied(config, state, decision) if based else decision
@@ -389,8 +389,8 @@ def _applied(config: GreedyConfig, state: RuleState, decision: Decision) -> Deci
     return Decision(tuple(state.lrs), decision.smoothed, decision.events)
 
 
-def _decide(config: GreedyConfig, state: RuleState, finite: bool) -> _Outcome:
-    """What the observation does once counted (the smoother has seen a finite one).
+def _decide(config: GreedyConfig, state: RuleState, finite: bool, loss: float) -> _Outcome:
+    """What the observation ``loss`` does once counted (the smoother has seen a finite one).
 
     One function for the common path (compare, count, maybe change): update runs every
     optimizer step, and a call per phase was measurable in ``benchmarks/overhead.py``.
@@ -425,13 +425,19 @@ def _decide(config: GreedyConfig, state: RuleState, finite: bool) -> _Outcome:
     reference = state.reference
     # _blown inline: a call per step was measurable (benchmarks/overhead.py); the first
     # value is None with the guard off
+    minimize = config.mode == "min"
     first, blown = state.first, False
     if first is not None and first > 0:
         ratio = 1.0 if state.blowup_cuts else config.blowup_ratio
         assert ratio is not None  # a first value is recorded only with the guard on
-        blown = smoothed > ratio * first if config.mode == "min" else smoothed * ratio < first
-    minimize = config.mode == "min"
+        blown = smoothed > ratio * first if minimize else smoothed * ratio < first
     if blown:
+        assert first is not None
+        if config.blowup_raw_check and (loss <= BLOWUP_RECOVERED * first if minimize
+                                        else loss * BLOWUP_RECOVERED >= first):
+            # the loss itself is back: neither progress nor a reason to decrease
+            state.num_good = 0
+            return _NOTHING
         better = False  # worse than the untrained model: nothing it does is progress
     else:
         value = smoothed

@@ -145,6 +145,7 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         eval_patience: int | None = 0,
         base_schedule: Literal["constant", "cosine"] = "constant",
         blowup_ratio: float | None = 100.0,
+        blowup_raw_check: bool = False,
     ) -> None:
         # The knobs are spelled out for type checkers and IDEs; GreedyConfig stays their
         # one definition (tests/test_typed_api.py keeps the two in step).
@@ -239,6 +240,7 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
             anneal_fraction=0.0,
             eval_patience=None,
             blowup_ratio=None,
+            blowup_raw_check=False,
         )
 
     # -- feeding the loss -------------------------------------------------------

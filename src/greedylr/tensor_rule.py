@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from greedylr.config import BLOWUP_SQUARINGS
+from greedylr.config import BLOWUP_RECOVERED, BLOWUP_SQUARINGS
 from greedylr.events import (
     ANNEAL,
     BLOWUP,
@@ -262,7 +262,7 @@ def _update(
     lrs, phase = _phase(config, state, fields, finite)
     active = finite & phase["after_warmup"]
     undo = _payoff(config, state, fields, active)
-    do_increase, do_decrease, blowup = _compare(config, state, fields, active & ~undo, undo)
+    do_increase, do_decrease, blowup = _compare(config, state, fields, x, active & ~undo, undo)
     nonfinite = ~finite
     if config.on_nonfinite == "decrease":
         nonfinite_decrease = nonfinite & phase["after_warmup"]
@@ -386,14 +386,16 @@ def _payoff(
 
 
 def _compare(
-    config: GreedyConfig, state: TensorState, fields: dict[str, Tensor], active: Tensor,
-    undo: Tensor,
+    config: GreedyConfig, state: TensorState, fields: dict[str, Tensor], x: Tensor,
+    active: Tensor, undo: Tensor,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Count the streaks, compare with the reference: where to increase, to decrease,
-    and (with the blow-up guard, else None) where the decrease is in a blow-up."""
+    """Count the streaks, compare with the reference (``x``: the raw values): where to
+    increase, to decrease, and (with the blow-up guard, else None) where the decrease is
+    in a blow-up."""
     smoothed = fields["smoothed"]
     holding = active & (state.hold > 0)
     comparing = active & (state.hold <= 0)
+    counted = comparing  # where the comparison counts towards a streak
     if config.noise_threshold:
         # better by more than noise_threshold standard errors of the smoothed loss
         n = 1 if config.smoothing == "none" else config.window
@@ -406,13 +408,19 @@ def _compare(
         # worse than the untrained model: nothing it does is progress
         blown = comparing & _blown(config, fields["first"], smoothed, state.blowup_cuts)
         better = better & ~blown
+        if config.blowup_raw_check:
+            # the raw value back at half the first one: neither progress nor worse
+            first = fields["first"]
+            back = (x <= BLOWUP_RECOVERED * first if config.mode == "min"
+                    else x * BLOWUP_RECOVERED >= first)
+            counted = comparing & ~(blown & back)
     if config.compare == "previous":
-        reference = torch.where(comparing, smoothed, state.reference)
+        reference = torch.where(counted, smoothed, state.reference)
     else:
         reference = torch.where(comparing & better, smoothed, state.reference)
     zero = torch.zeros_like(state.num_good)
     num_good = torch.where(comparing & better, state.num_good + 1, state.num_good)
-    num_bad = torch.where(comparing & ~better, state.num_bad + 1, state.num_bad)
+    num_bad = torch.where(counted & ~better, state.num_bad + 1, state.num_bad)
     num_good = torch.where((comparing & ~better) | holding, zero, num_good)
     num_bad = torch.where((comparing & better) | holding, zero, num_bad)
 

@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from greedylr._extras import requires_extra
-from greedylr.config import BLOWUP_SQUARINGS
+from greedylr.config import BLOWUP_RECOVERED, BLOWUP_SQUARINGS
 from greedylr.events import (
     ANNEAL,
     BLOWUP,
@@ -206,6 +206,7 @@ class _Knobs(NamedTuple):
     initial_reference: Any  # +inf (min) or -inf (max): GreedyConfig.initial_reference
     blowup_ratio: Any  # 0: off
     blowup_factors: Any  # GreedyConfig.blowup_table(): a decrease's factor by cuts so far
+    blowup_raw_check: Any  # a blow-up step with the raw value back at half the first: neutral
 
 
 _FLOAT_KNOBS = ("factor", "threshold", "eps", "base_lr", "min_lr", "max_lr", "warmup_start",
@@ -284,6 +285,7 @@ def _resolve(config: GreedyConfig, learning_rate: float) -> tuple[_Static, _Knob
         initial_reference=config.initial_reference,
         blowup_ratio=config.blowup_ratio or 0.0,
         blowup_factors=tuple(config.blowup_table()),
+        blowup_raw_check=config.blowup_raw_check,
     )
     return static, knobs
 
@@ -429,7 +431,7 @@ def _observe(
     undo = _payoff(k, state, new, finite & after_warmup)
     # A non-finite value after warmup may decrease at once, even during a hold.
     nonfinite_decrease = ~finite & after_warmup & k.decrease_on_nonfinite
-    up, down, blowup = _compare(k, state, new, finite & after_warmup & ~undo, undo,
+    up, down, blowup = _compare(k, state, new, value, finite & after_warmup & ~undo, undo,
                                 smoother["noise_var"], nonfinite_decrease)
     changed, clipped = _change(k, state, new, up, down | undo, blowup)
     reset = _reset(k, state, new, up, down, changed)
@@ -513,11 +515,11 @@ def _payoff(k: _Knobs, state: GreedyLRState, new: dict, active: jax.Array) -> ja
 
 
 def _compare(
-    k: _Knobs, state: GreedyLRState, new: dict, active: jax.Array, undo: jax.Array,
-    noise_var: jax.Array, nonfinite_decrease: jax.Array,
+    k: _Knobs, state: GreedyLRState, new: dict, value: jax.Array, active: jax.Array,
+    undo: jax.Array, noise_var: jax.Array, nonfinite_decrease: jax.Array,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Count the streaks, compare with the reference: where to increase, to decrease,
-    and where that decrease is in a blow-up (``blowup_ratio``)."""
+    """Count the streaks, compare with the reference (``value``: the raw one): where to
+    increase, to decrease, and where that decrease is in a blow-up (``blowup_ratio``)."""
     smoothed = new["smoothed"]
     holding = active & (state.hold > 0)
     comparing = active & (state.hold <= 0)
@@ -528,9 +530,13 @@ def _compare(
     # in a blow-up, worse than the untrained model: nothing it does is progress
     blown = comparing & _blown(k, new["first"], smoothed, state.blowup_cuts)
     better = better & ~blown
-    reference = jnp.where(comparing & (better | k.compare_previous), smoothed, state.reference)
+    # blowup_raw_check: the raw value back at half the first one: neither progress nor worse
+    back = jnp.where(k.maximize, value * BLOWUP_RECOVERED >= new["first"],
+                     value <= BLOWUP_RECOVERED * new["first"])
+    counted = comparing & ~(k.blowup_raw_check & blown & back)
+    reference = jnp.where(counted & (better | k.compare_previous), smoothed, state.reference)
     num_good = jnp.where(comparing, jnp.where(better, state.num_good + 1, 0), state.num_good)
-    num_bad = jnp.where(comparing, jnp.where(better, 0, state.num_bad + 1), state.num_bad)
+    num_bad = jnp.where(counted, jnp.where(better, 0, state.num_bad + 1), state.num_bad)
     num_good = jnp.where(holding, 0, num_good)
     num_bad = jnp.where(holding, 0, num_bad)
 
