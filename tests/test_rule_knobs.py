@@ -294,7 +294,8 @@ def test_tensor_rule_matches_bit_for_bit_with_every_knob(kwargs: dict) -> None:
     surge = 1.0 if not guarded else BLOWUP_SURGE if config.mode == "min" else 1 / BLOWUP_SURGE
     # with blowup_raw_check the loss settles well below its first value after the first
     # surge (a spike the model got over) while the smoothed loss still carries it
-    settle = (1.0 if not config.blowup_raw_check else 0.4 if config.mode == "min" else 2.5)
+    raw_check = kwargs.get("blowup_raw_check", False)  # the cases of it set it
+    settle = (1.0 if not raw_check else 0.4 if config.mode == "min" else 2.5)
     script = _random_script(random.Random(11), surge=surge, settle=settle)
     state = rule.init(config, [0.1, 0.01])
     tstate = tr.init(config, [0.1, 0.01])
@@ -310,7 +311,7 @@ def test_tensor_rule_matches_bit_for_bit_with_every_knob(kwargs: dict) -> None:
     assert tr.to_rule_state(tstate) == state
     assert squared is guarded
     assert state.anneal_to_zero is (config.anneal_start is not None and guarded)
-    if config.blowup_raw_check:  # the check acted: the run is not the one without it
+    if raw_check:  # the check acted: the run is not the one without it
         plain = replace(config, blowup_raw_check=False)
         other = rule.init(plain, [0.1, 0.01])
         decisions = [(rule.update if k == "loss" else rule.observe_eval)(plain, other, v)
@@ -333,10 +334,12 @@ def test_anneal_only_with_a_budget_and_old_state_loads() -> None:
     assert rule.RuleState.from_dict(old) == replace(b, first=None)  # 0.1 kept no first value
     old_config = {k: v for k, v in GreedyConfig().to_dict().items() if k not in (
         "total_steps", "anneal_fraction", "anneal_shape", "noise_threshold", "payoff_patience",
-        "eval_mode", "eval_factor", "eval_patience", "base_schedule", "blowup_ratio")}
+        "eval_mode", "eval_factor", "eval_patience", "base_schedule", "blowup_ratio",
+        "blowup_raw_check")}
     # a key added since takes its default, except where that is not what the old version
-    # ran: before 0.5 there was no blow-up guard
-    assert GreedyConfig.from_dict(old_config) == GreedyConfig(blowup_ratio=None)
+    # ran: before 0.5 there was no blow-up guard, before 0.6 no raw-loss check in it
+    assert GreedyConfig.from_dict(old_config) == GreedyConfig(blowup_ratio=None,
+                                                              blowup_raw_check=False)
 
 
 @pytest.mark.parametrize(

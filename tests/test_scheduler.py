@@ -282,7 +282,7 @@ def test_observe_eval_lowers_the_lr_and_blocks_increases():
 
 
 def test_a_0_1_checkpoint_loads_with_the_new_knobs_off():
-    sched = GreedyLR(make_optimizer(), blowup_ratio=None)
+    sched = GreedyLR(make_optimizer(), blowup_ratio=None, blowup_raw_check=False)
     drive(sched, sched.optimizer, [1.0, 0.9, 0.8])
     saved = sched.state_dict()
     old_keys = set(saved["rule"]) - {"noise_var", "noise_count", "anneal_from", "payoff_left",
@@ -295,9 +295,9 @@ def test_a_0_1_checkpoint_loads_with_the_new_knobs_off():
                         if k not in ("total_steps", "anneal_fraction", "anneal_shape",
                                      "noise_threshold", "payoff_patience", "eval_mode",
                                      "eval_factor", "eval_patience", "base_schedule",
-                                     "blowup_ratio")}}
+                                     "blowup_ratio", "blowup_raw_check")}}
     again = GreedyLR(make_optimizer(), anneal_fraction=0.0, eval_patience=None,
-                     blowup_ratio=None)
+                     blowup_ratio=None, blowup_raw_check=False)
     again.load_state_dict(saved)
     assert again.state == sched.state
 
@@ -316,17 +316,34 @@ def test_a_0_3_checkpoint_resumes_with_its_eval_factor_and_names_it_otherwise():
 def test_a_0_4_checkpoint_resumes_without_the_guard_and_names_it_otherwise():
     """0.4 had no blow-up guard and saved no ``blowup_ratio``: it loads as None, what it
     ran, so 0.5's defaults refuse it by name instead of switching the guard on mid-run."""
-    old = GreedyLR(make_optimizer(), blowup_ratio=None)
+    old = GreedyLR(make_optimizer(), blowup_ratio=None, blowup_raw_check=False)
     drive(old, old.optimizer, [1.0, 0.9, 0.8])
     saved = old.state_dict()
     saved = {**saved,
-             "config": {k: v for k, v in saved["config"].items() if k != "blowup_ratio"},
+             "config": {k: v for k, v in saved["config"].items()
+                        if k not in ("blowup_ratio", "blowup_raw_check")},
              "rule": {k: v for k, v in saved["rule"].items()
                       if k not in ("first", "blowup_cuts", "anneal_to_zero")}}
     with pytest.raises(ValueError,
                        match=r"another configuration.*'blowup_ratio': \(None, 100.0\)"):
         GreedyLR(make_optimizer()).load_state_dict(saved)
-    again = GreedyLR(make_optimizer(), blowup_ratio=None)
+    again = GreedyLR(make_optimizer(), blowup_ratio=None, blowup_raw_check=False)
+    again.load_state_dict(saved)
+    assert again.state == old.state
+
+
+def test_a_0_5_checkpoint_resumes_without_the_raw_check_and_names_it_otherwise():
+    """0.5's guard had no raw-loss check and saved no ``blowup_raw_check``: it loads as
+    False, what it ran, so 0.6's defaults refuse it by name."""
+    old = GreedyLR(make_optimizer(), blowup_raw_check=False)
+    drive(old, old.optimizer, [1.0, 0.9, 0.8])
+    saved = old.state_dict()
+    saved = {**saved, "config": {k: v for k, v in saved["config"].items()
+                                 if k != "blowup_raw_check"}}
+    with pytest.raises(ValueError,
+                       match=r"another configuration.*'blowup_raw_check': \(False, True\)"):
+        GreedyLR(make_optimizer()).load_state_dict(saved)
+    again = GreedyLR(make_optimizer(), blowup_raw_check=False)
     again.load_state_dict(saved)
     assert again.state == old.state
 

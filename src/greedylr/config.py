@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 __all__ = [
-    "ABSENT_MEANS", "ANNEAL_SHAPES", "BASE_SCHEDULES", "BLOWUP_SQUARINGS", "KNOBS_OFF", "Bound",
+    "ABSENT_MEANS", "ANNEAL_SHAPES", "BASE_SCHEDULES", "BLOWUP_RECOVERED", "BLOWUP_SQUARINGS",
+    "KNOBS_OFF", "Bound",
     "GreedyConfig", "cosine_mode",
 ]
 
@@ -28,11 +29,13 @@ KNOBS_OFF: dict[str, Any] = {
     "payoff_patience": None,
     "eval_patience": None,
     "blowup_ratio": None,
+    "blowup_raw_check": False,
 }
 
 #: Knobs whose default is not what a config saved before them ran: a saved config that
-#: lacks one ran this (0.4's had no blow-up guard, 0.5's default has one).
-ABSENT_MEANS: dict[str, Any] = {"blowup_ratio": None}
+#: lacks one ran this (0.4's had no blow-up guard, 0.5's guard no raw-loss check; 0.6's
+#: defaults have both).
+ABSENT_MEANS: dict[str, Any] = {"blowup_ratio": None, "blowup_raw_check": False}
 
 #: How many times the blow-up guard squares the factor at most (0.95 -> 0.44).
 BLOWUP_SQUARINGS = 4
@@ -190,7 +193,7 @@ class GreedyConfig:
             came back by themselves from excursions of up to 45x their first value;
             those that did not had gone from 600x to 10^9x.
         blowup_raw_check: with the blow-up guard on, a step of a blow-up whose raw loss
-            is back at or below half the first value (:data:`BLOWUP_RECOVERED`; for
+            is back at or below half the first value (``BLOWUP_RECOVERED``; for
             ``mode="max"``: at or above twice it) counts neither as better nor as worse:
             no increase, no count towards a decrease. A loss that spiked for a step or two
             and came straight back (the model undamaged) keeps an EMA of span 50 in a
@@ -198,7 +201,8 @@ class GreedyConfig:
             long blow-up and answers with squared decreases. A blow-up whose raw loss
             stays above half the first value (a damaged model, or one collapsed to a
             constant prediction, just below its first loss) is cut as before. No effect
-            with ``blowup_ratio=None``.
+            with ``blowup_ratio=None``. The default since 0.6 (round 16 of the defaults
+            study); ``False`` is 0.5's guard.
     """
 
     factor: float = 0.95
@@ -232,7 +236,7 @@ class GreedyConfig:
     eval_patience: int | None = 0
     base_schedule: Literal["constant", "cosine"] = "constant"
     blowup_ratio: float | None = 100.0
-    blowup_raw_check: bool = False
+    blowup_raw_check: bool = True
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -145,7 +145,7 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         eval_patience: int | None = 0,
         base_schedule: Literal["constant", "cosine"] = "constant",
         blowup_ratio: float | None = 100.0,
-        blowup_raw_check: bool = False,
+        blowup_raw_check: bool = True,
     ) -> None:
         # The knobs are spelled out for type checkers and IDEs; GreedyConfig stays their
         # one definition (tests/test_typed_api.py keeps the two in step).

@@ -92,8 +92,7 @@ defaults, so that a stored trial of theirs is stale once those defaults change."
 #: Knobs added since 0.2 at a value that keeps every trajectory of the rule before them
 #: (a neutral default, or the value a config saved without them means): left out of the
 #: digest at that value, so that a trial stored under the older rule stays that rule's.
-_ADDED_AT_NEUTRAL: dict[str, Any] = {"base_schedule": "constant", "blowup_raw_check": False,
-                                     **ABSENT_MEANS}
+_ADDED_AT_NEUTRAL: dict[str, Any] = {"base_schedule": "constant", **ABSENT_MEANS}
 
 
 def greedy_defaults_digest() -> str:
