@@ -580,14 +580,22 @@ def membrane_windows(window: int = 64, horizon: int = 8) -> ArrayDataset:
     last. Split in time: the first 80% of the recording trains, windows wholly in the last
     20% are held out."""
     series = np.fromfile(_sample_data("membrane.dat"), dtype=np.float32).astype(np.float64)
+    return _time_windows(series, window, horizon)
+
+
+def _time_windows(series: np.ndarray, window: int, horizon: int = 1) -> ArrayDataset:
+    """Forecasting windows of ``series`` (time first; one or more channels), split in
+    time: the first 80% trains, windows wholly in the last 20% are held out, each part
+    standardized with the training part's statistics. The last ``window`` values -> the
+    value ``horizon`` steps after the last (``[n, 1]`` for one channel, else ``[n, C]``)."""
     cut = int(0.8 * len(series))
     train_part, test_part = _standardize(series[:cut], series[cut:])
 
     def windows(part: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         starts = np.arange(len(part) - window - horizon + 1)
         x = np.stack([part[i:i + window] for i in starts]).astype(np.float32)
-        y = part[starts + window + horizon - 1, None].astype(np.float32)
-        return torch.from_numpy(x), torch.from_numpy(y)
+        y = part[starts + window + horizon - 1].astype(np.float32)
+        return torch.from_numpy(x), torch.from_numpy(y if y.ndim > 1 else y[:, None])
 
     return ArrayDataset(*windows(train_part), *windows(test_part))
 
@@ -795,12 +803,9 @@ def chess_endgames() -> tuple[ArrayDataset, int]:
     number of ids."""
     import gzip
 
-    with requires_extra("bench", "the chess workload"):
-        import sklearn
-        from scipy.io import arff  # scikit-learn's own dependency
+    path = _openml_fixture("3", "data-v1-dl-3.arff.gz", "the chess workload")
+    from scipy.io import arff  # scikit-learn's own dependency
 
-    path = (Path(sklearn.__file__).parent / "datasets" / "tests" / "data" / "openml" / "id_3"
-            / "data-v1-dl-3.arff.gz")
     with gzip.open(path, "rt", encoding="utf-8") as f:
         table, meta = arff.loadarff(f)
     # the nominal attributes' declared values, in declared order; the rows as text
@@ -823,16 +828,7 @@ def eeg_windows(window: int = 32) -> ArrayDataset:
     (as :func:`membrane_windows`): the first 80% of the recording trains, windows wholly in
     the last 20% are held out, so no held-out sample is in a training window."""
     series = np.fromfile(_sample_data("eeg.dat"), dtype=np.float64).reshape(800, 4)
-    cut = int(0.8 * len(series))
-    train_part, test_part = _standardize(series[:cut], series[cut:])
-
-    def windows(part: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        starts = np.arange(len(part) - window)
-        x = np.stack([part[i:i + window] for i in starts]).astype(np.float32)
-        y = part[starts + window].astype(np.float32)
-        return torch.from_numpy(x), torch.from_numpy(y)
-
-    return ArrayDataset(*windows(train_part), *windows(test_part))
+    return _time_windows(series, window)
 
 
 #: The four measurements :func:`penguins` models, in the file's column names.
@@ -851,12 +847,9 @@ def penguins() -> ArrayDataset:
     of the penguins held out (every penguin's measurements are distinct)."""
     import gzip
 
-    with requires_extra("bench", "the penguin workload"):
-        import sklearn
-        from scipy.io import arff  # scikit-learn's own dependency
+    path = _openml_fixture("42585", "data-v1-dl-21854866.arff.gz", "the penguin workload")
+    from scipy.io import arff  # scikit-learn's own dependency
 
-    path = (Path(sklearn.__file__).parent / "datasets" / "tests" / "data" / "openml"
-            / "id_42585" / "data-v1-dl-21854866.arff.gz")
     with gzip.open(path, "rt", encoding="utf-8") as f:
         table, meta = arff.loadarff(f)
     x = np.stack([table[name] for name in PENGUIN_MEASUREMENTS], axis=1)
@@ -904,10 +897,12 @@ def graph_atlas() -> ArrayDataset:
     return ArrayDataset(t(x[train]), t(y[train]), t(x[test]), t(y[test]))
 
 
-def _openml_fixture(dataset: str, file: str) -> Path:
+def _openml_fixture(dataset: str, file: str, what: str = "the OpenML-fixture workloads"
+                    ) -> Path:
     """The path of one of the OpenML datasets that scikit-learn ships among its test
-    fixtures (``sklearn/datasets/tests/data/openml/id_<dataset>/<file>``)."""
-    with requires_extra("bench", "the OpenML-fixture workloads"):
+    fixtures (``sklearn/datasets/tests/data/openml/id_<dataset>/<file>``), for ``what``
+    (named in the error if scikit-learn, the ``bench`` extra, is missing)."""
+    with requires_extra("bench", what):
         import sklearn
 
     return (Path(sklearn.__file__).parent / "datasets" / "tests" / "data" / "openml"
@@ -954,7 +949,8 @@ def titanic() -> ArrayDataset:
     name, the deck letter of the cabin). The lifeboat, the body number and the destination
     are left out (they tell who survived). 25% of the passengers held out: each passenger
     is one row, so no held-out passenger is a training one."""
-    rows = _arff_rows(_openml_fixture("40945", "data-v1-dl-16826755.arff.gz"))
+    rows = _arff_rows(_openml_fixture("40945", "data-v1-dl-16826755.arff.gz",
+                                      "the Titanic workload"))
     # columns: pclass survived name sex age sibsp parch ticket fare cabin embarked boat
     # body home.dest
 
@@ -997,16 +993,7 @@ def stock_volume_windows(window: int = 10) -> ArrayDataset:
     training window."""
     prices = np.load(_sample_data("goog.npz"))["price_data"]
     series = np.log(prices["volume"].astype(np.float64))
-    cut = int(0.8 * len(series))
-    train_part, test_part = _standardize(series[:cut], series[cut:])
-
-    def windows(part: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        starts = np.arange(len(part) - window)
-        x = np.stack([part[i:i + window] for i in starts]).astype(np.float32)
-        y = part[starts + window, None].astype(np.float32)
-        return torch.from_numpy(x), torch.from_numpy(y)
-
-    return ArrayDataset(*windows(train_part), *windows(test_part))
+    return _time_windows(series, window)
 
 
 #: :func:`cpu_performance`'s features, in the file's column names.
@@ -1023,7 +1010,8 @@ def cpu_performance() -> ArrayDataset:
     the published relative performance (standardized likewise). The 209 machines have
     some repeated rows (the same figures and performance): each distinct row is kept
     once (in file order), so no held-out machine is a training one. 25% held out."""
-    rows = _arff_rows(_openml_fixture("561", "data-v1-dl-52739.arff.gz"))
+    rows = _arff_rows(_openml_fixture("561", "data-v1-dl-52739.arff.gz",
+                                      "the computer-hardware workload"))
     table = np.array([[float(v) for v in r[1:]] for r in rows])  # the 6 features, class
     table = table[np.sort(np.unique(table, axis=0, return_index=True)[1])]
     x, y = np.log1p(table[:, :-1]), np.log(table[:, -1:])
