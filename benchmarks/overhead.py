@@ -181,8 +181,10 @@ def main() -> None:
     parser.add_argument("--no-compile", dest="compiled", action="store_false",
                         help="leave out the compile_rule=True row (inductor compiles for seconds)")
     args = parser.parse_args()
-    # the optimizer is never stepped here, on purpose: silence torch's call-order warning
-    warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
+    # the optimizer is never stepped here, on purpose: silence the call-order warnings
+    for scheduler in ("lr_scheduler", "GreedyLR"):
+        warnings.filterwarnings("ignore",
+                                message=re.escape(f"Detected call of `{scheduler}.step()`"))
     torch.set_num_threads(1)
     result = measure(args.steps, args.rounds, args.compiled)
     factories = candidates(args.compiled)

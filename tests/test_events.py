@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import pickle
 import random
 import subprocess
 import sys
+from copy import deepcopy
 from pathlib import Path
 
 import pytest
@@ -140,6 +142,35 @@ def test_without_a_config_the_reasons_leave_out_what_only_it_knows() -> None:
         "warmup ramp ended at step 3; lr 0.2",
         "increase at step 3: the smoothed loss kept improving; lr 0.1 -> 0.2",
     ]
+
+
+def test_a_reason_worded_late_reads_the_numbers_of_its_decision() -> None:
+    # the reason is worded when first read: what the caller passed is copied at once,
+    # so changing it afterwards changes nothing
+    values: dict = {"step": 7, "loss": 1.5, "smoothed": 1.25, "reference": 1.0,
+                    "lrs_before": [0.4, 0.2], "lrs_changed": [0.1, 0.05],
+                    "lrs_after": [0.1, 0.05], "min_lrs": [0.1, 0.05], "max_lrs": [0.8, 0.4]}
+    late = describe(CONFIG, code=DECREASE | CLIPPED, **values)
+    for key in ("lrs_before", "lrs_changed", "min_lrs"):
+        values[key][0] = 9.0
+    values["min_lrs"].append(0.01)  # a group added since
+    assert [e.reason for e in late] == [
+        "decrease blocked at step 7: 3 non-improving steps > patience 2; smoothed loss 1.25 "
+        "vs best since the last decrease 1, but every group is at its lower bound (0.1, 0.05)"]
+
+
+def test_an_event_copies_and_pickles_with_its_reason() -> None:
+    (event,) = describe(CONFIG, code=INCREASE, step=7, loss=1.5, smoothed=1.25, reference=1.0,
+                        lrs_changed=[0.8, 0.4], lrs_after=[0.8, 0.4], **LRS)
+    worded = rule.Event(**event.to_dict())  # the reason a plain string
+    assert worded == event and event == worded
+    for copy in (pickle.loads(pickle.dumps(event)), deepcopy(event)):
+        assert copy == event
+        assert isinstance(copy.to_dict()["reason"], str)
+    assert repr(event) == repr(worded) and "reason='increase at step 7" in repr(event)
+    assert event != rule.Event(**{**event.to_dict(), "reason": "another"})
+    with pytest.raises(TypeError):
+        hash(event)
 
 
 def test_events_loads_without_torch_or_numpy() -> None:

@@ -11,9 +11,10 @@ function, so a new kind or a reworded reason is one edit, here. Standard library
 from __future__ import annotations
 
 import enum
+import functools
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 if TYPE_CHECKING:
@@ -108,21 +109,91 @@ _CHANGES = INCREASE | DECREASE | UNDO
 _KINDS: dict[int, EventKind] = {flag.value: flag.kind for flag in EventFlag}
 
 
-@dataclass(slots=True)
+_EVENT_FIELDS = ("step", "kind", "reason", "loss", "smoothed", "reference", "lrs_before",
+                 "lrs_after")
+
+
 class Event:
-    """One decision worth explaining: what happened, at which step, and why."""
+    """One decision worth explaining: what happened, at which step, and why.
+
+    The rule makes an event at every LR change, often one step in ten: its :attr:`reason`
+    is worded when first read, not when the event is made (the wording costs more than
+    a whole quiet step). Equality, ``repr``, :meth:`to_dict`, copies and pickles see the
+    worded reason.
+
+    Attributes:
+        step: the rule's step number.
+        kind: what happened.
+        loss: the observed loss (the held-out value for ``eval_decrease``).
+        smoothed: the smoothed loss, or None.
+        reference: the value the smoothed loss was compared with, or None.
+        lrs_before: the LRs before the event.
+        lrs_after: the LRs after it.
+    """
 
     step: int
     kind: EventKind
-    reason: str
     loss: float
     smoothed: float | None
     reference: float | None
     lrs_before: tuple[float, ...]
     lrs_after: tuple[float, ...]
 
+    __slots__ = ("_reason", "kind", "loss", "lrs_after", "lrs_before", "reference", "smoothed",
+                 "step")
+    __match_args__ = _EVENT_FIELDS
+
+    def __init__(self, step: int, kind: EventKind, reason: str, loss: float,
+                 smoothed: float | None, reference: float | None,
+                 lrs_before: tuple[float, ...], lrs_after: tuple[float, ...]) -> None:
+        self.step = step
+        self.kind = kind
+        self._reason: str | _Facts = reason
+        self.loss = loss
+        self.smoothed = smoothed
+        self.reference = reference
+        self.lrs_before = lrs_before
+        self.lrs_after = lrs_after
+
+    @classmethod
+    def _worded_later(cls, step: int, kind: EventKind, facts: _Facts, loss: float,
+                      smoothed: float | None, reference: float | None,
+                      lrs_before: tuple[float, ...], lrs_after: tuple[float, ...]) -> Event:
+        """An event whose reason is worded from ``facts`` when first read."""
+        return cls(step, kind, facts, loss, smoothed, reference,  # type: ignore[arg-type]
+                   lrs_before, lrs_after)
+
+    @property
+    def reason(self) -> str:
+        """Why: the numbers the rule compared and what it did, in one sentence."""
+        reason = self._reason
+        if not isinstance(reason, str):
+            reason = self._reason = _WORDING[self.kind](reason)
+        return reason
+
+    def _values(self) -> tuple[Any, ...]:
+        return (self.step, self.kind, self.reason, self.loss, self.smoothed, self.reference,
+                self.lrs_before, self.lrs_after)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields by name, the reason worded: what a trace file stores."""
+        return dict(zip(_EVENT_FIELDS, self._values(), strict=True))
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Event)
+        return self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}"
+                           for name, value in zip(_EVENT_FIELDS, self._values(), strict=True))
+        return f"Event({fields})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return self.__class__, self._values()
 
 
 def format_lrs(values: Sequence[float]) -> str:
@@ -130,6 +201,7 @@ def format_lrs(values: Sequence[float]) -> str:
     return ", ".join(f"{v:.4g}" for v in values)
 
 
+@functools.cache  # a few dozen codes occur; this runs at every event
 def kinds_of(code: int) -> tuple[EventKind, ...]:
     """The kinds of the events that ``code`` stands for, in the order the rule emits them.
 
@@ -196,10 +268,6 @@ class _Facts:
     up_patience: int  # the streak an increase needs, minus one (penalty included)
     hold: int
     first: float | None  # the first smoothed value (the blow-up guard's yardstick)
-
-    def event(self, kind: EventKind, reason: str, reference: float | None,
-              lrs: tuple[tuple[float, ...], tuple[float, ...]]) -> Event:
-        return Event(self.step, kind, reason, self.loss, self.smoothed, reference, *lrs)
 
 
 def describe(
@@ -269,7 +337,13 @@ def describe(
         _knob(config, patience, "patience"), (up + 1) * (penalty + 1) - 1, hold,
         None if first is None or math.isnan(first) else first,
     )
-    return [_WORDING[kind](facts) for kind in kinds_of(code)]
+    events = []
+    for kind in kinds_of(code):
+        quotes, before, after = _QUOTED[kind]
+        events.append(Event._worded_later(
+            step, kind, facts, loss, facts.smoothed, facts.reference if quotes else None,
+            getattr(facts, before), getattr(facts, after)))
+    return events
 
 
 def _knob(config: GreedyConfig | None, value: int | None, name: str) -> int:
@@ -279,30 +353,27 @@ def _knob(config: GreedyConfig | None, value: int | None, name: str) -> int:
     return 0 if config is None else int(getattr(config, name))
 
 
-def _warmup_end(f: _Facts) -> Event:
+def _warmup_end(f: _Facts) -> str:
     ramp = "" if f.config is None else f" of {f.config.warmup} steps"
-    return f.event("warmup_end", f"warmup ramp{ramp} ended at step {f.step}; "
-                   f"lr {format_lrs(f.after)}", None, (f.after, f.after))
+    return f"warmup ramp{ramp} ended at step {f.step}; lr {format_lrs(f.after)}"
 
 
-def _nonfinite(f: _Facts) -> Event:
-    return f.event("nonfinite", f"non-finite loss {f.loss!r} at step {f.step}: not fed to "
-                   "the statistics", None, (f.before, f.before))
+def _nonfinite(f: _Facts) -> str:
+    return f"non-finite loss {f.loss!r} at step {f.step}: not fed to the statistics"
 
 
-def _anneal(f: _Facts) -> Event:
+def _anneal(f: _Facts) -> str:
     if f.config is None or f.min_lrs is None:
         span, floor = "the LR anneals", ""
     else:
         c = f.config
-        span = (f"the last {c.anneal_steps} of {c.total_steps} steps anneal "
-                f"({c.anneal_shape})")
+        span = f"the last {c.anneal_steps} of {c.total_steps} steps anneal ({c.anneal_shape})"
         floor = f" {format_lrs(f.min_lrs)}"
     end = f"the lower bound{floor}"
     if f.code & BLOWUP:
         end = f"0, not the lower bound: {_blowup(f)}"
-    return f.event("anneal", f"final cooldown from step {f.step}: {span} from lr "
-                   f"{format_lrs(f.before)} towards {end}", None, (f.before, f.before))
+    return (f"final cooldown from step {f.step}: {span} from lr {format_lrs(f.before)} "
+            f"towards {end}")
 
 
 def _blowup(f: _Facts) -> str:
@@ -355,44 +426,41 @@ def _attempt(f: _Facts) -> tuple[str, str, tuple[float, ...] | None]:
     return "change", "", None  # a trace's stored CLIPPED bit alone
 
 
-def _change(f: _Facts) -> Event:
+def _change(f: _Facts) -> str:
     kind, bound, bounds = _attempt(f)
     at_bound = [] if bounds is None else [
         i for i, (old, new) in enumerate(zip(f.before, f.changed, strict=True))
         if old != new and new == bounds[i]
     ]
     clip = f"; group(s) {at_bound} reached the {bound}bound" if at_bound else ""
-    reason = (f"{kind} at step {f.step}: {_why(f, kind)}; "
-              f"lr {format_lrs(f.before)} -> {format_lrs(f.changed)}{clip}")
-    return f.event(cast(EventKind, kind), reason, f.reference, (f.before, f.changed))
+    return (f"{kind} at step {f.step}: {_why(f, kind)}; "
+            f"lr {format_lrs(f.before)} -> {format_lrs(f.changed)}{clip}")
 
 
-def _clipped(f: _Facts) -> Event:
+def _clipped(f: _Facts) -> str:
     kind, bound, bounds = _attempt(f)
     values = f.changed if bounds is None else bounds
-    reason = (f"{kind} blocked at step {f.step}: {_why(f, kind)}, but every group is at "
-              f"its {bound}bound ({format_lrs(values)})")
-    return f.event("clipped", reason, f.reference, (f.before, f.changed))
+    return (f"{kind} blocked at step {f.step}: {_why(f, kind)}, but every group is at "
+            f"its {bound}bound ({format_lrs(values)})")
 
 
-def _reset(f: _Facts) -> Event:
+def _reset(f: _Facts) -> str:
     count = "decreases" if f.config is None else f"{f.config.reset_patience} decrease(s)"
-    return f.event("reset", f"reset at step {f.step}: {count} found every group at its "
-                   f"lower bound; lr back to {format_lrs(f.after)}, statistics cleared",
-                   f.reference, (f.changed, f.after))
+    return (f"reset at step {f.step}: {count} found every group at its lower bound; "
+            f"lr back to {format_lrs(f.after)}, statistics cleared")
 
 
-def _hold(f: _Facts) -> Event:
+def _hold(f: _Facts) -> str:
     if f.code & INCREASE:
         name = "hold after increase"
     else:
         name = "cooldown" if f.code & (DECREASE | UNDO) else "hold"
     count = "" if f.config is None else f" {f.hold}"
-    return f.event("hold", f"{name}: the next{count} observations are not counted",
-                   f.reference, (f.after, f.after))
+    return f"{name}: the next{count} observations are not counted"
 
 
-_WORDING = {
+#: Each kind's reason, worded from the facts of its decision.
+_WORDING: dict[str, Callable[[_Facts], str]] = {
     "warmup_end": _warmup_end,
     "nonfinite": _nonfinite,
     "anneal": _anneal,
@@ -403,4 +471,16 @@ _WORDING = {
     "clipped": _clipped,
     "reset": _reset,
     "hold": _hold,
+}
+
+#: Each kind's other fields: whether it quotes the reference, and which of the facts'
+#: LRs are its ``lrs_before`` and ``lrs_after``.
+_QUOTED: dict[str, tuple[bool, str, str]] = {
+    "warmup_end": (False, "after", "after"),
+    "nonfinite": (False, "before", "before"),
+    "anneal": (False, "before", "before"),
+    **dict.fromkeys(("increase", "decrease", "undo", "eval_decrease", "clipped"),
+                    (True, "before", "changed")),
+    "reset": (True, "changed", "after"),
+    "hold": (True, "after", "after"),
 }
