@@ -141,7 +141,8 @@ class Event:
 
     __slots__ = ("_reason", "kind", "loss", "lrs_after", "lrs_before", "reference", "smoothed",
                  "step")
-    __match_args__ = _EVENT_FIELDS
+    __match_args__ = ("step", "kind", "reason", "loss", "smoothed", "reference", "lrs_before",
+                      "lrs_after")
 
     def __init__(self, step: int, kind: EventKind, reason: str, loss: float,
                  smoothed: float | None, reference: float | None,
