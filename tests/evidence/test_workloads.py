@@ -16,6 +16,7 @@ from greedylr.evidence.defaults import (
     PROBE4_WORKLOADS,
     PROBE5_WORKLOADS,
     PROBE6_WORKLOADS,
+    PROBE7_WORKLOADS,
     PROBE_WORKLOADS,
 )
 from greedylr.evidence.suites import SMALL_MODELS
@@ -27,7 +28,7 @@ TASKS = {"classification", "regression", "sequence_labelling", "seq2seq", "langu
 
 #: Workloads no GreedyLR schedule may ever train, not even in a test: the next round's
 #: unseen split. Their tests train them under cosine only.
-UNSEEN = frozenset(PROBE6_WORKLOADS)
+UNSEEN = frozenset(PROBE7_WORKLOADS)
 
 
 def schedule_for(name: str) -> str:
@@ -84,7 +85,7 @@ def test_lr_for_falls_back_to_the_workload_lr() -> None:
 
 @pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS
                          + PROBE2_WORKLOADS + PROBE3_WORKLOADS + PROBE4_WORKLOADS
-                         + PROBE5_WORKLOADS + PROBE6_WORKLOADS)
+                         + PROBE5_WORKLOADS + PROBE6_WORKLOADS + PROBE7_WORKLOADS)
 def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
     w = workloads.get(name)
     spec = TrialSpec.make(
@@ -107,7 +108,7 @@ def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
 
 @pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS
                          + PROBE2_WORKLOADS + PROBE3_WORKLOADS + PROBE4_WORKLOADS
-                         + PROBE5_WORKLOADS + PROBE6_WORKLOADS)
+                         + PROBE5_WORKLOADS + PROBE6_WORKLOADS + PROBE7_WORKLOADS)
 def test_feed_split_reports_a_held_out_value_on_the_other_half(name: str) -> None:
     w = workloads.get(name)
     spec = TrialSpec.make(study="test", workload=name, schedule=schedule_for(name), seed=0,
@@ -196,7 +197,7 @@ def test_fixed_splits_are_disjoint_and_shuffled() -> None:
 
 @pytest.mark.parametrize("split", [FRESH_WORKLOADS, PROBE_WORKLOADS, PROBE2_WORKLOADS,
                                    PROBE3_WORKLOADS, PROBE4_WORKLOADS, PROBE5_WORKLOADS,
-                                   PROBE6_WORKLOADS])
+                                   PROBE6_WORKLOADS, PROBE7_WORKLOADS])
 def test_later_splits_are_none_of_the_others_and_each_workload_is_registered(split) -> None:
     from greedylr.evidence.defaults import HELDOUT_SPLITS
 
@@ -352,28 +353,73 @@ def test_probe5_workloads_train_with_optimizers_no_other_split_has() -> None:
     assert not {workloads.get(w).family for w in PROBE5_WORKLOADS} & families
 
 
-def test_probe6_workloads_train_with_optimizers_and_families_no_other_split_has() -> None:
+@pytest.mark.parametrize(("split", "optimizers", "new"), [
+    ("probe6", {"titanic_ft_transformer": "adamax", "stock_volume_nbeats": "radam",
+                "cpu_kan": "adadelta"}, {"adamax", "radam", "adadelta"}),
+    # ASGD and plain Adam are new; SGD with momentum is not
+    ("probe7", {"boston_moe": "asgd", "stocks_set_attention": "adam",
+                "lesmis_graph_autoencoder": "sgd"}, {"asgd", "adam"}),
+])
+def test_later_probe_workloads_have_families_no_other_split_has(split, optimizers,
+                                                                 new) -> None:
     from greedylr.evidence.defaults import HELDOUT_SPLITS
 
-    others = [w for s, ws in HELDOUT_SPLITS.items() if s != "probe6" for w in ws]
-    used = {workloads.get(w).optimizer for w in others}
-    optimizers = {"titanic_ft_transformer": "adamax", "stock_volume_nbeats": "radam",
-                  "cpu_kan": "adadelta"}
-    assert {w: workloads.get(w).optimizer for w in PROBE6_WORKLOADS} == optimizers
-    assert not set(optimizers.values()) & used
+    names = HELDOUT_SPLITS[split]
+    others = [w for s, ws in HELDOUT_SPLITS.items() if s != split for w in ws]
+    assert {w: workloads.get(w).optimizer for w in names} == optimizers
+    assert not new & {workloads.get(w).optimizer for w in others}
     families = {workloads.get(w).family for w in others}
-    assert not {workloads.get(w).family for w in PROBE6_WORKLOADS} & families
-    for name in PROBE6_WORKLOADS:
+    assert not {workloads.get(w).family for w in names} & families
+    classes = {"adamax": "Adamax", "radam": "RAdam", "adadelta": "Adadelta", "asgd": "ASGD",
+               "adam": "Adam", "sgd": "SGD"}
+    for name in names:
         w = workloads.get(name)
         assert w.eval_every * 10 == w.steps and w.quick_steps is not None
         assert w.quick_steps * 2 == w.steps and not w.higher_is_better
-        # the torch optimizer that name stands for; trained under cosine only (unseen)
+        # the torch optimizer that name stands for, under cosine only (unseen splits)
         spec = TrialSpec.make(study="test", workload=name, schedule="cosine", seed=0,
                               steps=1, optimizer=w.optimizer)
         result = execute_trial(spec, threads=1)
         assert result["status"] == "ok", result["traceback"]
-        cls = {"adamax": "Adamax", "radam": "RAdam", "adadelta": "Adadelta"}[w.optimizer]
-        assert result["optimizer_used"].rpartition(".")[2] == cls
+        assert result["optimizer_used"].rpartition(".")[2] == classes[w.optimizer]
+
+
+def test_boston_drops_b_and_holds_out_a_quarter_of_the_tracts() -> None:
+    boston = data.boston_housing()
+    assert boston.x_train.shape == (380, 12) and boston.x_test.shape == (126, 12)
+    assert "B" not in data.BOSTON_FEATURES and len(data.BOSTON_FEATURES) == 12
+    assert abs(boston.y_train.mean().item()) < 1e-5  # standardized on the training tracts
+
+
+def test_stock_returns_are_split_in_time_with_absent_stocks_masked() -> None:
+    stocks = data.stock_index_returns()
+    assert stocks.x_train.shape == (311, 8, 2) and stocks.x_test.shape == (78, 8, 2)
+    assert stocks.y_train.shape == (311, 2)
+    present = torch.cat([stocks.x_train, stocks.x_test])[:, :, 1]
+    assert set(present.unique().tolist()) <= {0.0, 1.0}
+    # an absent stock carries no return; AMZN and GOOGL start late, DELL after the training
+    # months end (absent throughout)
+    assert (torch.cat([stocks.x_train, stocks.x_test])[:, :, 0][present == 0] == 0).all()
+    amzn = data.STOCKS.index("AMZN")
+    assert present[0, amzn] == 0 and present[-1, amzn] == 1
+    assert not present[:, data.STOCKS.index("DELL")].any()
+
+
+def test_lesmis_holds_out_edges_the_encoder_never_sees() -> None:
+    links = data.lesmis_links()
+    train = {tuple(e) for e in links.edges.tolist()}
+    held = links.x_test.tolist()
+    labels = links.y_test.tolist()
+    assert len(train) == 190 and len(held) == 128 and sum(labels) == 64
+    assert not {tuple(p) for p, y in zip(held, labels) if y == 1} & train
+    import networkx as nx
+
+    graph = nx.les_miserables_graph()
+    index = {name: i for i, name in enumerate(sorted(graph.nodes))}
+    every = {tuple(sorted((index[u], index[v]))) for u, v in graph.edges}
+    assert {tuple(sorted(p)) for p, y in zip(held, labels) if y == 0}.isdisjoint(every)
+    # alternate rows: each half has half the edges and their paired non-edges
+    assert sum(labels[0::2]) == sum(labels[1::2]) == 32
 
 
 def test_titanic_holds_out_distinct_passengers() -> None:

@@ -200,6 +200,9 @@ def test_build_optimizer() -> None:
     assert isinstance(build_optimizer("adamax", params(), lr=1e-3), torch.optim.Adamax)
     assert isinstance(build_optimizer("radam", params(), lr=1e-3), torch.optim.RAdam)
     assert isinstance(build_optimizer("adadelta", params(), lr=1.0), torch.optim.Adadelta)
+    assert isinstance(build_optimizer("asgd", params(), lr=1e-2), torch.optim.ASGD)
+    adam = build_optimizer("adam", params(), lr=1e-3)
+    assert type(adam) is torch.optim.Adam and adam.param_groups[0]["weight_decay"] == 0
     sf = build_optimizer("adamw", params(), lr=1e-3, schedule="schedule_free", warmup=7)
     assert isinstance(sf, schedulefree.AdamWScheduleFree)
     assert sf.param_groups[0]["warmup_steps"] == 7 and sf.param_groups[0]["train_mode"]

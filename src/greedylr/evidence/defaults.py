@@ -58,6 +58,7 @@ __all__ = [
     "PROBE4_WORKLOADS",
     "PROBE5_WORKLOADS",
     "PROBE6_WORKLOADS",
+    "PROBE7_WORKLOADS",
     "PROBE_WORKLOADS",
     "STAGES",
     "TUNE_WORKLOADS",
@@ -166,6 +167,17 @@ PROBE6_WORKLOADS: tuple[str, ...] = (
     "cpu_kan",  # Adadelta, a small regression with a Kolmogorov-Arnold network
 )
 
+#: Seventh probe split (built after round 16): three workloads that no other split has,
+#: on data no split uses (the Boston housing census tracts that mlxtend ships,
+#: matplotlib's sample monthly stock prices, the Les Misérables co-occurrence network
+#: that networkx ships), each with a model family no split has; each one's LR chosen by
+#: cosine alone (``results/defaults/round7/calibrate.py``) before any GreedyLR run of it.
+PROBE7_WORKLOADS: tuple[str, ...] = (
+    "boston_moe",  # ASGD, a regression with a mixture of experts
+    "stocks_set_attention",  # Adam, nowcasting two indices with attention over the stocks
+    "lesmis_graph_autoencoder",  # SGD, link prediction with a graph autoencoder
+)
+
 SEEDS: tuple[int, ...] = (0, 1, 2)
 
 #: One knob at a time, away from the current defaults (factor 0.95, patience 10,
@@ -260,6 +272,7 @@ HELDOUT_SPLITS: dict[str, tuple[str, ...]] = {
     "probe4": PROBE4_WORKLOADS,
     "probe5": PROBE5_WORKLOADS,
     "probe6": PROBE6_WORKLOADS,
+    "probe7": PROBE7_WORKLOADS,
 }
 
 
@@ -304,6 +317,7 @@ _LR_GRID_FOLDERS = {
     "probe": "heldout_lr_grid_probe", "probe2": "heldout_lr_grid_probe2",
     "probe3": "heldout_lr_grid_probe3", "probe4": "heldout_lr_grid_probe4",
     "probe5": "heldout_lr_grid_probe5", "probe6": "heldout_lr_grid_probe6",
+    "probe7": "heldout_lr_grid_probe7",
 }
 
 #: "As good or better": within this fraction of cosine's seed mean (the issue's 1%).
@@ -608,6 +622,7 @@ STAGES: tuple[str, ...] = (
     "heldout-probe4", "heldout-lr-grid-probe4", "heldout-lr-grid-probe4-report",
     "heldout-probe5", "heldout-lr-grid-probe5", "heldout-lr-grid-probe5-report",
     "heldout-probe6", "heldout-lr-grid-probe6", "heldout-lr-grid-probe6-report",
+    "heldout-probe7", "heldout-lr-grid-probe7", "heldout-lr-grid-probe7-report",
 )
 
 

@@ -127,7 +127,7 @@ def setting_of(result: Result) -> tuple[Any, ...]:
 #: Class names of the study optimizers, by their names in the specs.
 _OPTIMIZER_NAMES = {"AdamW": "adamw", "SGD": "sgd", "Adagrad": "adagrad", "Adafactor": "adafactor",
                     "NAdam": "nadam", "RMSprop": "rmsprop", "Adamax": "adamax", "RAdam": "radam",
-                    "Adadelta": "adadelta"}
+                    "Adadelta": "adadelta", "ASGD": "asgd", "Adam": "adam"}
 
 #: Arms that bring their own optimizer (whatever the spec's ``optimizer`` says).
 OWN_OPTIMIZER_ARMS = ("schedule_free", "prodigy")
@@ -139,7 +139,7 @@ def optimizer_of(result: Result) -> str:
     Read from the class of the optimizer its schedule was built on (``optimizer_used``):
     a user function that builds its own SGD is ``sgd`` even under ``--optimizer adamw``;
     a class the studies do not build goes by its class name (``AdamWScheduleFree``,
-    ``Prodigy``, ``Adam``). Results stored before the class was recorded: the spec's.
+    ``Prodigy``). Results stored before the class was recorded: the spec's.
     """
     used = result.get("optimizer_used")
     if not used:

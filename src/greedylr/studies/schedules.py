@@ -111,8 +111,10 @@ OPTIMIZERS: tuple[str, ...] = ("adamw", "adafactor", "adagrad", "sgd")
 
 #: Optimizers :func:`build_optimizer` also builds, outside the studies' optimizer grid
 #: (:data:`OPTIMIZERS`): for the workloads that train with them (round 15's probe split:
-#: ``nadam``, ``rmsprop``; round 16's: ``adamax``, ``radam``, ``adadelta``).
-WORKLOAD_OPTIMIZERS: tuple[str, ...] = ("nadam", "rmsprop", "adamax", "radam", "adadelta")
+#: ``nadam``, ``rmsprop``; round 16's: ``adamax``, ``radam``, ``adadelta``; the seventh
+#: probe split's: ``asgd``, ``adam``).
+WORKLOAD_OPTIMIZERS: tuple[str, ...] = ("nadam", "rmsprop", "adamax", "radam", "adadelta",
+                                        "asgd", "adam")
 
 PASSTHROUGH_PREFIXES: tuple[str, ...] = ("workload_", "optimizer_", "perturb_")
 """Settings with these prefixes belong to someone else and are ignored by the schedules."""
@@ -415,7 +417,7 @@ def build_optimizer(
             an external LR: ``relative_step=False, scale_parameter=False,
             warmup_init=False``), ``adagrad``, ``sgd`` (momentum 0.9), or one of
             ``WORKLOAD_OPTIMIZERS``: ``nadam``, ``rmsprop``, ``adamax``, ``radam``,
-            ``adadelta`` (torch defaults).
+            ``adadelta``, ``asgd``, ``adam`` (torch defaults).
         params: the parameters or parameter groups.
         lr: the initial (peak) learning rate.
         schedule: the schedule under test. For ``schedule_free`` the optimizer is
@@ -474,4 +476,8 @@ def build_optimizer(
         return torch.optim.RAdam(params, lr=lr, **kwargs)
     if name == "adadelta":
         return torch.optim.Adadelta(params, lr=lr, **kwargs)
+    if name == "asgd":
+        return torch.optim.ASGD(params, lr=lr, **kwargs)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, **kwargs)
     return torch.optim.SGD(params, lr=lr, **{"momentum": 0.9, **kwargs})

@@ -59,6 +59,9 @@ _MODULES: list[str] = [
     ".titanic_ft_transformer",
     ".stock_volume_nbeats",
     ".cpu_kan",
+    ".boston_moe",
+    ".stocks_set_attention",
+    ".lesmis_graph_autoencoder",
     ".minilm_finetune",
     ".llama_pretrain",
 ]
@@ -78,7 +81,7 @@ class Workload:
         lr: default initial (peak) learning rate for ``optimizer``.
         steps: default number of optimizer steps in the full study.
         optimizer: default optimizer name (``adamw``, ``adafactor``, ``adagrad``, ``sgd``,
-            ``nadam``, ``rmsprop``, ``adamax``, ``radam``, ``adadelta``).
+            ``nadam``, ``rmsprop``, ``adamax``, ``radam``, ``adadelta``, ``asgd``, ``adam``).
         warmup: default warmup steps for the schedules that take one (0: the recipe has
             none, as in Hugging Face's defaults).
         eval_every: steps between held-out evaluations (0: only at the end).
