@@ -109,10 +109,6 @@ _CHANGES = INCREASE | DECREASE | UNDO
 _KINDS: dict[int, EventKind] = {flag.value: flag.kind for flag in EventFlag}
 
 
-_EVENT_FIELDS = ("step", "kind", "reason", "loss", "smoothed", "reference", "lrs_before",
-                 "lrs_after")
-
-
 class Event:
     """One decision worth explaining: what happened, at which step, and why.
 
@@ -141,6 +137,7 @@ class Event:
 
     __slots__ = ("_reason", "kind", "loss", "lrs_after", "lrs_before", "reference", "smoothed",
                  "step")
+    # the fields, in the constructor's order (to_dict, repr, pattern matching)
     __match_args__ = ("step", "kind", "reason", "loss", "smoothed", "reference", "lrs_before",
                       "lrs_after")
 
@@ -178,7 +175,7 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         """The fields by name, the reason worded: what a trace file stores."""
-        return dict(zip(_EVENT_FIELDS, self._values(), strict=True))
+        return dict(zip(self.__match_args__, self._values(), strict=True))
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
@@ -190,7 +187,7 @@ class Event:
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={value!r}"
-                           for name, value in zip(_EVENT_FIELDS, self._values(), strict=True))
+                           for name, value in zip(self.__match_args__, self._values(), strict=True))
         return f"Event({fields})"
 
     def __reduce__(self) -> tuple[Any, ...]:
