@@ -47,7 +47,6 @@ import csv
 import functools
 import hashlib
 import io
-import os
 import string
 import sysconfig
 import tokenize
@@ -68,7 +67,6 @@ __all__ = [
     "GLYPH_HELD_OUT",
     "GLYPH_TYPEFACES",
     "INDICES",
-    "LESMIS_NODES",
     "NAME_MAX",
     "PENGUIN_MEASUREMENTS",
     "REGRESSION_TABLES",
@@ -1049,9 +1047,9 @@ def cpu_performance() -> ArrayDataset:
 BOSTON_FEATURES = ("CRIM", "ZN", "INDUS", "CHAS", "NOX", "RM", "AGE", "DIS", "RAD", "TAX",
                    "PTRATIO", "LSTAT")
 
-# the file's 14 columns (no header); MEDV is the target
+# the 13 feature columns of mlxtend's boston_housing_data(), in order (MEDV is its target)
 _BOSTON_COLUMNS = ("CRIM", "ZN", "INDUS", "CHAS", "NOX", "RM", "AGE", "DIS", "RAD", "TAX",
-                   "PTRATIO", "B", "LSTAT", "MEDV")
+                   "PTRATIO", "B", "LSTAT")
 # skewed, non-negative features, taken as log(1 + value)
 _BOSTON_LOGGED = frozenset({"CRIM", "ZN", "LSTAT", "DIS"})
 
@@ -1059,24 +1057,21 @@ _BOSTON_LOGGED = frozenset({"CRIM", "ZN", "LSTAT", "DIS"})
 @functools.cache
 def boston_housing() -> ArrayDataset:
     """The Boston housing data (Harrison and Rubinfeld 1978; the copy mlxtend ships,
-    ``mlxtend/data/data/boston_housing.csv``: 506 census tracts, 14 columns, no header):
+    ``mlxtend.data.boston_housing_data()``: 506 census tracts, 13 figures and MEDV):
     the 12 neighbourhood figures of :data:`BOSTON_FEATURES` (the ``B`` column, a racially
     derived feature, is dropped), CRIM, ZN, LSTAT and DIS (skewed) as ``log(1 + value)``,
     the rest as they are, each standardized with the training tracts' statistics -> the
     log of the median home value MEDV (standardized likewise; MEDV is censored at 50, as
     published). 25% of the tracts held out at random (380 train / 126 held out)."""
     with requires_extra("bench", "the Boston housing workload"):
-        import mlxtend.data
+        from mlxtend.data import boston_housing_data
 
-    path = os.path.join(os.path.dirname(mlxtend.data.__file__), "data", "boston_housing.csv")
-    table = np.loadtxt(path, delimiter=",", ndmin=2)
-    columns = [_BOSTON_COLUMNS.index(name) for name in BOSTON_FEATURES]
-    x = table[:, columns]
+    figures, medv = boston_housing_data()
+    x = figures[:, [_BOSTON_COLUMNS.index(name) for name in BOSTON_FEATURES]]
     for j, name in enumerate(BOSTON_FEATURES):
         if name in _BOSTON_LOGGED:
             x[:, j] = np.log1p(x[:, j])
-    y = np.log(table[:, [_BOSTON_COLUMNS.index("MEDV")]])
-    return _standardized_split(x, y, 0.25)
+    return _standardized_split(x, np.log(medv[:, None]), 0.25)
 
 
 #: :func:`stock_index_returns`'s stocks (its input tokens) and indices (its targets), in
@@ -1125,10 +1120,6 @@ def stock_index_returns() -> ArrayDataset:
                         t(x[cut:]), t(y_te.astype(np.float32)))
 
 
-#: The number of characters (nodes) in :func:`lesmis_links`' graph.
-LESMIS_NODES = 77
-
-
 @dataclass(frozen=True)
 class LinkDataset:
     """A graph's fixed link-prediction split: what the encoder sees, and held-out rows.
@@ -1165,9 +1156,9 @@ def lesmis_links() -> LinkDataset:
     index = {name: i for i, name in enumerate(sorted(graph))}
     n = len(index)
     edges = np.array(sorted(tuple(sorted((index[a], index[b]))) for a, b in graph.edges()))
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(edges))
-    n_test = round(len(edges) * 0.25)
-    train, test = edges[order[n_test:]], edges[order[:n_test]]
+    train_rows, test_rows = _split(len(edges), 0.25)
+    train, test = edges[train_rows], edges[test_rows]
+    n_test = len(test)
 
     linked = np.zeros((n, n), dtype=bool)
     linked[edges[:, 0], edges[:, 1]] = True

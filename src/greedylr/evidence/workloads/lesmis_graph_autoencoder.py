@@ -25,7 +25,6 @@ from greedylr.evidence.workloads.loop import run, split_evaluator
 __all__ = ["link_metrics", "train"]
 
 
-
 class _GAE(nn.Module):
     """``Z = Â relu(Â X W1) W2`` with one-hot node features ``X = I`` (so ``Â X W1`` is
     ``Â W1``: a learned embedding per node, smoothed over its neighbours); a pair
