@@ -136,6 +136,7 @@ def _config(rng: random.Random, family: tuple, base: list[float]) -> GreedyConfi
         base_schedule=base_schedule,
         blowup_ratio=rng.choice([None, None, 1.2, 1.5, rng.uniform(1.05, 3.0)]),
         blowup_raw_check=rng.random() < 0.5,
+        floor_anneals_to_zero=rng.random() < 0.5,
         **anneal,
         **_bounds(rng, base),
     )

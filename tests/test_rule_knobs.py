@@ -120,9 +120,19 @@ BLOWUP_RAW = (
     {1: ("increase",), 2: ("decrease",), 4: ("increase",), 5: ("decrease",), 6: ("decrease",),
      7: ("decrease",), 8: ("decrease",)},
 )
+FLOOR_ANNEAL = (
+    GreedyConfig(factor=0.5, patience=0, smoothing="none", min_lr_ratio=0.5, max_lr_ratio=None,
+                 total_steps=8, anneal_fraction=0.5, anneal_shape="linear"),
+    [("loss", v) for v in (1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 5.0, 5.0, 5.0)],
+    # an increase to 2.0, two decreases to the lower bound 0.5; the final cooldown starts
+    # at step 4 (8 - 4) with the LR at that bound, so it goes linearly from 0.5 to 0
+    # (floor_anneals_to_zero; 0.6 stayed at 0.5 to the end)
+    [2.0, 1.0, 0.5, 0.5, 0.375, 0.25, 0.125, 0.0, 0.0],
+    {1: ("increase",), 2: ("decrease",), 3: ("decrease",), 4: ("anneal",)},
+)
 CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL, "base": BASE,
          "blowup": BLOWUP, "blowup_anneal": BLOWUP_ANNEAL, "blowup_line": BLOWUP_LINE,
-         "blowup_raw": BLOWUP_RAW}
+         "blowup_raw": BLOWUP_RAW, "floor_anneal": FLOOR_ANNEAL}
 
 
 def _drive(call, script: Script) -> tuple[list[float], dict]:
@@ -271,6 +281,10 @@ def _random_script(rng: random.Random, n: int = 300, surge: float = 1.0,
          "on_nonfinite": "decrease", "smoothing": "none"},
         {"eval_patience": 1, "eval_factor": 0.7, "total_steps": 280, "anneal_fraction": 0.1,
          "noise_threshold": 1.0, "payoff_patience": 4, "patience": 4},
+        # the same run, whose final cooldown starts at the lower bound: to 0 and (0.6) not
+        *({"eval_patience": 1, "eval_factor": 0.7, "total_steps": 280, "anneal_fraction": 0.1,
+           "noise_threshold": 1.0, "payoff_patience": 4, "patience": 4,
+           "floor_anneals_to_zero": floor} for floor in (True, False)),
         {"blowup_ratio": 1.5, "total_steps": 250, "anneal_fraction": 0.2, "patience": 3},
         {"blowup_ratio": 2.0, "mode": "max", "smoothing": "window", "window": 5,
          "total_steps": 250, "anneal_fraction": 0.2, "anneal_shape": "cosine", "patience": 2,
@@ -310,13 +324,44 @@ def test_tensor_rule_matches_bit_for_bit_with_every_knob(kwargs: dict) -> None:
         squared |= bool(int(d.code) & tr.BLOWUP) and state.blowup_cuts >= 2
     assert tr.to_rule_state(tstate) == state
     assert squared is guarded
-    assert state.anneal_to_zero is (config.anneal_start is not None and guarded)
+    # the cooldown ends at 0 where it started in the surge, or at the lower bound
+    at_floor = config.floor_anneals_to_zero and all(
+        lr <= lo for lr, lo in zip(state.anneal_from, state.min_lrs))
+    assert state.anneal_to_zero is (config.anneal_start is not None and (guarded or at_floor))
+    if kwargs.get("floor_anneals_to_zero") is not None:  # the twins: at the floor, both ways
+        assert all(lr <= lo for lr, lo in zip(state.anneal_from, state.min_lrs))
     if raw_check:  # the check acted: the run is not the one without it
         plain = replace(config, blowup_raw_check=False)
         other = rule.init(plain, [0.1, 0.01])
         decisions = [(rule.update if k == "loss" else rule.observe_eval)(plain, other, v)
                      for k, v in script]
         assert [(d.lrs, [e.kind for e in d.events]) for d in decisions] != trajectory
+
+
+def test_a_cooldown_ends_at_0_only_with_every_group_at_its_bound() -> None:
+    """FLOOR_ANNEAL's run with two groups whose bounds differ: the first reaches its
+    bound, the second does not, so the cooldown ends at the bounds (float and tensor rule,
+    the same events); with both at their bounds it ends at 0 and its reason says why."""
+    config = replace(FLOOR_ANNEAL[0], min_lr_ratio=None)
+    losses = [v for _, v in FLOOR_ANNEAL[1]]
+    for bounds, ends in (([0.5, 0.1], [0.5, 0.1]), ([0.5, 0.5], [0.0, 0.0])):
+        c = replace(config, min_lr=bounds)
+        state, tstate = rule.init(c, [1.0, 1.0]), tr.init(c, [1.0, 1.0])
+        reasons = []
+        for v in losses:
+            d = rule.update(c, state, v)
+            tstate, td = tr.update(c, tstate, v)
+            assert tuple(td.lrs.tolist()) == d.lrs
+            decoded = decoded_events(c, tstate, td, v)
+            assert [e.to_dict() for e in decoded] == [e.to_dict() for e in d.events]
+            reasons += [e.reason for e in d.events if e.kind == "anneal"]
+        assert list(d.lrs) == ends
+        assert state.anneal_to_zero is (ends == [0.0, 0.0])
+        zero = "towards 0, not the lower bound 0.5, 0.5: every group stands at it"
+        assert (zero in reasons[0]) is (ends == [0.0, 0.0]), reasons
+    off = replace(FLOOR_ANNEAL[0], floor_anneals_to_zero=False)
+    state = rule.init(off, [1.0])
+    assert [rule.update(off, state, v).lrs[0] for v in losses][-1] == 0.5  # 0.6's end
 
 
 def test_anneal_only_with_a_budget_and_old_state_loads() -> None:
@@ -356,6 +401,7 @@ def test_anneal_only_with_a_budget_and_old_state_loads() -> None:
         *(({"blowup_ratio": r}, "blowup_ratio must be finite and > 1, or None")
           for r in (1.0, 0.5, math.inf, math.nan)),
         ({"blowup_raw_check": 1}, "blowup_raw_check must be a bool"),
+        ({"floor_anneals_to_zero": None}, "floor_anneals_to_zero must be a bool"),
     ],
 )
 def test_bad_new_knobs_are_rejected(kwargs: dict, message: str) -> None:

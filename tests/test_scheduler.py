@@ -269,6 +269,39 @@ def test_resume_in_a_blowup_and_its_cooldown_to_zero_is_bit_identical(
     assert sched2.state == full_sched.state
 
 
+FLOOR_KWARGS = dict(factor=0.5, patience=1, window=4, total_steps=100, anneal_fraction=0.2)
+
+
+@pytest.mark.parametrize(("save_on_device", "resume_on_device"),
+                         [(False, False), (True, True), (True, False), (False, True)])
+@pytest.mark.parametrize("cut", [40, 79, 80, 81, 95])
+def test_resume_in_a_cooldown_from_the_floor_is_bit_identical(
+        cut, save_on_device, resume_on_device):
+    """A loss that only worsens takes both groups to their lower bounds long before the
+    final cooldown (step 80), which then ends at 0 (``floor_anneals_to_zero``): where it
+    goes travels in the state dict, in either mode, cut before, at and after its start."""
+    rng = random.Random(3)
+    losses = [1.0 + 0.01 * t + rng.gauss(0.0, 0.001) for t in range(110)]
+    opt = make_optimizer((0.1, 0.03), tensor_lr=True)
+    full_sched = GreedyLR(opt, device_mode=False, **FLOOR_KWARGS)
+    full = [[float(x) for x in row] for row in drive(full_sched, opt, losses)]
+    assert full[78] == pytest.approx([0.01, 0.003]) and full[-1] == [0.0, 0.0]
+    assert any(e.kind == "anneal" and e.step == 80 and "every group stands at it" in e.reason
+               for e in full_sched.events)
+
+    opt = make_optimizer((0.1, 0.03), tensor_lr=True)
+    sched = GreedyLR(opt, device_mode=save_on_device, **FLOOR_KWARGS)
+    first = drive(sched, opt, losses[:cut])
+    saved, opt_saved = roundtrip(sched.state_dict()), roundtrip(opt.state_dict())
+    opt2 = make_optimizer((0.1, 0.03), tensor_lr=True)
+    sched2 = GreedyLR(opt2, device_mode=resume_on_device, **FLOOR_KWARGS)
+    opt2.load_state_dict(opt_saved)
+    sched2.load_state_dict(saved)
+    rest = drive(sched2, opt2, losses[cut:])
+    assert [[float(x) for x in row] for row in first + rest] == full
+    assert sched2.state == full_sched.state
+
+
 def test_observe_eval_lowers_the_lr_and_blocks_increases():
     opt = make_optimizer((0.1,))
     sched = GreedyLR(opt, factor=0.5, patience=5, increase_patience=0, smoothing="none",
@@ -282,7 +315,8 @@ def test_observe_eval_lowers_the_lr_and_blocks_increases():
 
 
 def test_a_0_1_checkpoint_loads_with_the_new_knobs_off():
-    sched = GreedyLR(make_optimizer(), blowup_ratio=None, blowup_raw_check=False)
+    sched = GreedyLR(make_optimizer(), blowup_ratio=None, blowup_raw_check=False,
+                     floor_anneals_to_zero=False)
     drive(sched, sched.optimizer, [1.0, 0.9, 0.8])
     saved = sched.state_dict()
     old_keys = set(saved["rule"]) - {"noise_var", "noise_count", "anneal_from", "payoff_left",
@@ -295,9 +329,10 @@ def test_a_0_1_checkpoint_loads_with_the_new_knobs_off():
                         if k not in ("total_steps", "anneal_fraction", "anneal_shape",
                                      "noise_threshold", "payoff_patience", "eval_mode",
                                      "eval_factor", "eval_patience", "base_schedule",
-                                     "blowup_ratio", "blowup_raw_check")}}
+                                     "blowup_ratio", "blowup_raw_check",
+                                     "floor_anneals_to_zero")}}
     again = GreedyLR(make_optimizer(), anneal_fraction=0.0, eval_patience=None,
-                     blowup_ratio=None, blowup_raw_check=False)
+                     blowup_ratio=None, blowup_raw_check=False, floor_anneals_to_zero=False)
     again.load_state_dict(saved)
     assert again.state == sched.state
 
@@ -316,18 +351,21 @@ def test_a_0_3_checkpoint_resumes_with_its_eval_factor_and_names_it_otherwise():
 def test_a_0_4_checkpoint_resumes_without_the_guard_and_names_it_otherwise():
     """0.4 had no blow-up guard and saved no ``blowup_ratio``: it loads as None, what it
     ran, so 0.5's defaults refuse it by name instead of switching the guard on mid-run."""
-    old = GreedyLR(make_optimizer(), blowup_ratio=None, blowup_raw_check=False)
+    old = GreedyLR(make_optimizer(), blowup_ratio=None, blowup_raw_check=False,
+                   floor_anneals_to_zero=False)
     drive(old, old.optimizer, [1.0, 0.9, 0.8])
     saved = old.state_dict()
     saved = {**saved,
              "config": {k: v for k, v in saved["config"].items()
-                        if k not in ("blowup_ratio", "blowup_raw_check")},
+                        if k not in ("blowup_ratio", "blowup_raw_check",
+                                     "floor_anneals_to_zero")},
              "rule": {k: v for k, v in saved["rule"].items()
                       if k not in ("first", "blowup_cuts", "anneal_to_zero")}}
     with pytest.raises(ValueError,
                        match=r"another configuration.*'blowup_ratio': \(None, 100.0\)"):
         GreedyLR(make_optimizer()).load_state_dict(saved)
-    again = GreedyLR(make_optimizer(), blowup_ratio=None, blowup_raw_check=False)
+    again = GreedyLR(make_optimizer(), blowup_ratio=None, blowup_raw_check=False,
+                     floor_anneals_to_zero=False)
     again.load_state_dict(saved)
     assert again.state == old.state
 
@@ -335,15 +373,32 @@ def test_a_0_4_checkpoint_resumes_without_the_guard_and_names_it_otherwise():
 def test_a_0_5_checkpoint_resumes_without_the_raw_check_and_names_it_otherwise():
     """0.5's guard had no raw-loss check and saved no ``blowup_raw_check``: it loads as
     False, what it ran, so 0.6's defaults refuse it by name."""
-    old = GreedyLR(make_optimizer(), blowup_raw_check=False)
+    old = GreedyLR(make_optimizer(), blowup_raw_check=False, floor_anneals_to_zero=False)
     drive(old, old.optimizer, [1.0, 0.9, 0.8])
     saved = old.state_dict()
     saved = {**saved, "config": {k: v for k, v in saved["config"].items()
-                                 if k != "blowup_raw_check"}}
+                                 if k not in ("blowup_raw_check", "floor_anneals_to_zero")}}
     with pytest.raises(ValueError,
                        match=r"another configuration.*'blowup_raw_check': \(False, True\)"):
         GreedyLR(make_optimizer()).load_state_dict(saved)
-    again = GreedyLR(make_optimizer(), blowup_raw_check=False)
+    again = GreedyLR(make_optimizer(), blowup_raw_check=False, floor_anneals_to_zero=False)
+    again.load_state_dict(saved)
+    assert again.state == old.state
+
+
+def test_a_0_6_checkpoint_resumes_with_its_cooldown_and_names_it_otherwise():
+    """0.6's final cooldown ended at the lower bound wherever it started, and 0.6 saved no
+    ``floor_anneals_to_zero``: it loads as False, what it ran, so 0.7's defaults refuse
+    it by name instead of changing where a cooldown under way ends."""
+    old = GreedyLR(make_optimizer(), floor_anneals_to_zero=False, total_steps=20)
+    drive(old, old.optimizer, [1.0, 0.9, 0.8])
+    saved = old.state_dict()
+    saved = {**saved, "config": {k: v for k, v in saved["config"].items()
+                                 if k != "floor_anneals_to_zero"}}
+    with pytest.raises(ValueError, match=r"another configuration.*"
+                                         r"'floor_anneals_to_zero': \(False, True\)"):
+        GreedyLR(make_optimizer(), total_steps=20).load_state_dict(saved)
+    again = GreedyLR(make_optimizer(), floor_anneals_to_zero=False, total_steps=20)
     again.load_state_dict(saved)
     assert again.state == old.state
 

@@ -30,12 +30,14 @@ KNOBS_OFF: dict[str, Any] = {
     "eval_patience": None,
     "blowup_ratio": None,
     "blowup_raw_check": False,
+    "floor_anneals_to_zero": False,
 }
 
 #: Knobs whose default is not what a config saved before them ran: a saved config that
-#: lacks one ran this (0.4's had no blow-up guard, 0.5's guard no raw-loss check; 0.6's
-#: defaults have both).
-ABSENT_MEANS: dict[str, Any] = {"blowup_ratio": None, "blowup_raw_check": False}
+#: lacks one ran this (0.4's had no blow-up guard, 0.5's guard no raw-loss check, 0.6's
+#: cooldown ended at the lower bound wherever it started; 0.7's defaults have all three).
+ABSENT_MEANS: dict[str, Any] = {"blowup_ratio": None, "blowup_raw_check": False,
+                                "floor_anneals_to_zero": False}
 
 #: How many times the blow-up guard squares the factor at most (0.95 -> 0.44).
 BLOWUP_SQUARINGS = 4
@@ -203,6 +205,13 @@ class GreedyConfig:
             constant prediction, just below its first loss) is cut as before. No effect
             with ``blowup_ratio=None``. The default since 0.6 (round 16 of the defaults
             study); ``False`` is 0.5's guard.
+        floor_anneals_to_zero: a final cooldown that starts with every group at its
+            lower bound ends at 0 instead of at the bound. The bound (10% of the initial
+            LR by default) was binding: the rule had cut a too-large initial LR as far as
+            it may, and at 10x the right LR that bound is the right LR itself, where the
+            run would end; cosine's ends at 0. Any other cooldown ends at the lower
+            bound. No effect without a final cooldown. The default since 0.7 (round 18
+            of the defaults study); ``False`` is 0.6's cooldown.
     """
 
     factor: float = 0.95
@@ -237,6 +246,7 @@ class GreedyConfig:
     base_schedule: Literal["constant", "cosine"] = "constant"
     blowup_ratio: float | None = 100.0
     blowup_raw_check: bool = True
+    floor_anneals_to_zero: bool = True
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -286,8 +296,9 @@ class GreedyConfig:
                                           and 1.0 < self.blowup_ratio < math.inf),
             f"blowup_ratio must be finite and > 1, or None, got {self.blowup_ratio!r}",
         )
-        _check(isinstance(self.blowup_raw_check, bool),
-               f"blowup_raw_check must be a bool, got {self.blowup_raw_check!r}")
+        for name in ("blowup_raw_check", "floor_anneals_to_zero"):
+            value = getattr(self, name)
+            _check(isinstance(value, bool), f"{name} must be a bool, got {value!r}")
         _check(
             isinstance(self.eval_factor, (int, float)) and 0.0 < self.eval_factor < 1.0,
             f"eval_factor must be in (0, 1), got {self.eval_factor!r}",

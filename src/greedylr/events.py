@@ -370,6 +370,10 @@ def _anneal(f: _Facts) -> str:
     end = f"the lower bound{floor}"
     if f.code & BLOWUP:
         end = f"0, not the lower bound: {_blowup(f)}"
+    elif (f.config is not None and f.config.floor_anneals_to_zero and f.min_lrs is not None
+          and all(lr <= lo for lr, lo in zip(f.before, f.min_lrs))):
+        end = (f"0, not the lower bound{floor}: every group stands at it (the rule cut the "
+               f"initial LR as far as it may)")
     return (f"final cooldown from step {f.step}: {span} from lr {format_lrs(f.before)} "
             f"towards {end}")
 

@@ -93,7 +93,8 @@ class RuleState:
     first: float | None = None
     #: decreases in the current blow-up so far (each squares the factor)
     blowup_cuts: int = 0
-    #: the final cooldown started in a blow-up: it ends at 0
+    #: the final cooldown started in a blow-up or with every group at its lower bound
+    #: (``floor_anneals_to_zero``): it ends at 0
     anneal_to_zero: bool = False
     #: with a decaying ``base_schedule``: the rule's own LRs; ``lrs`` are them times
     #: :meth:`GreedyConfig.base_factor` (empty with ``"constant"``)
@@ -298,14 +299,17 @@ def _blown(config: GreedyConfig, state: RuleState, smoothed: float | None) -> bo
 
 def _anneal(config: GreedyConfig, state: RuleState) -> int:
     """One observation of the final cooldown: the LR follows the shape, nothing else.
-    Towards the lower bounds, or towards 0 where it started in a blow-up."""
+    Towards the lower bounds, or towards 0 where it started in a blow-up or (with
+    ``floor_anneals_to_zero``) with every group at its lower bound."""
     start = config.anneal_start
     assert start is not None
     code = 0
     if not state.anneal_from:
         state.anneal_from = list(state.lrs)
-        state.anneal_to_zero = _blown(config, state, state.smoothed)
-        code = ev.ANNEAL | ev.BLOWUP if state.anneal_to_zero else ev.ANNEAL
+        blown = _blown(config, state, state.smoothed)
+        state.anneal_to_zero = blown or (config.floor_anneals_to_zero and all(
+            lr <= lo for lr, lo in zip(state.lrs, state.min_lrs)))
+        code = ev.ANNEAL | ev.BLOWUP if blown else ev.ANNEAL
     k = min(state.step - start, config.anneal_steps)
     shape = _anneal_shape(config.anneal_shape, k / config.anneal_steps)
     ends = [0.0] * len(state.lrs) if state.anneal_to_zero else state.min_lrs

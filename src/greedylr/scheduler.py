@@ -146,6 +146,7 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         base_schedule: Literal["constant", "cosine"] = "constant",
         blowup_ratio: float | None = 100.0,
         blowup_raw_check: bool = True,
+        floor_anneals_to_zero: bool = True,
     ) -> None:
         # The knobs are spelled out for type checkers and IDEs; GreedyConfig stays their
         # one definition (tests/test_typed_api.py keeps the two in step).
@@ -241,6 +242,7 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
             eval_patience=None,
             blowup_ratio=None,
             blowup_raw_check=False,
+            floor_anneals_to_zero=False,
         )
 
     # -- feeding the loss -------------------------------------------------------

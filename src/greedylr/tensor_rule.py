@@ -288,8 +288,7 @@ def _update(
     code = (flags.to(_INT) << shifts).sum(-1)
     if blowup is not None:
         # the modifier: a decrease in a blow-up, or a final cooldown that starts in one
-        to_zero = phase["anneal_start"] & fields.get("anneal_to_zero", state.anneal_to_zero)
-        code = code | (blowup | to_zero).to(_INT) * BLOWUP
+        code = code | (blowup | phase["anneal_blown"]).to(_INT) * BLOWUP
     fields.update(lrs=lrs_after, hold=hold)
     decision = TensorDecision(
         lrs=lrs_after,
@@ -344,6 +343,7 @@ def _phase(
     start = config.anneal_start
     if start is None:
         phase["annealing"] = phase["anneal_start"] = torch.zeros_like(finite)
+        phase["anneal_blown"] = phase["annealing"]
         return lrs, phase
     # the final cooldown: from its first observation the LR follows the shape only
     annealing = ~in_warmup & (step >= start)
@@ -352,11 +352,18 @@ def _phase(
     k = torch.clamp(step - start, min=0, max=config.anneal_steps)
     shape = _lookup(state.anneal_table, k).unsqueeze(-1)
     end = state.min_lrs
+    zero_from: Tensor | None = None  # where a cooldown starting now would end at 0
+    phase["anneal_blown"] = torch.zeros_like(finite)
     if config.blowup_ratio is not None:
         # started in a blow-up: towards 0 instead of the lower bounds
-        to_zero = torch.where(anneal_start, _blown(config, fields["first"], fields["smoothed"],
-                                                         state.blowup_cuts),
-                              state.anneal_to_zero)
+        zero_from = _blown(config, fields["first"], fields["smoothed"], state.blowup_cuts)
+        phase["anneal_blown"] = anneal_start & zero_from
+    if config.floor_anneals_to_zero:
+        # started with every group at its lower bound: towards 0 as well
+        at_floor = (lrs <= state.min_lrs).all(-1)
+        zero_from = at_floor if zero_from is None else zero_from | at_floor
+    if zero_from is not None:
+        to_zero = torch.where(anneal_start, zero_from, state.anneal_to_zero)
         end = torch.where(to_zero.unsqueeze(-1), torch.zeros_like(end), end)
         fields["anneal_to_zero"] = to_zero
     phase["annealed"] = end + (anneal_from - end) * shape

@@ -67,7 +67,7 @@ class TensorState(NamedTuple):
     eval_block: Tensor  # [*B] bool
     first: Tensor  # [*B]: the first smoothed value with the blow-up guard on (NaN: none)
     blowup_cuts: Tensor  # [*B] int64: decreases in the current blow-up so far
-    anneal_to_zero: Tensor  # [*B] bool: the final cooldown started in a blow-up
+    anneal_to_zero: Tensor  # [*B] bool: the final cooldown ends at 0 (rule.RuleState's)
     rule_lrs: Tensor  # [*B, G]: the rule's own LRs with a decaying base schedule, else [*B, 0]
     factor: Tensor  # [*B]
     threshold: Tensor  # [*B]

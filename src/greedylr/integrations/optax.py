@@ -130,7 +130,8 @@ class GreedyLRState(NamedTuple):
         first: the first smoothed value with the blow-up guard on (``blowup_ratio``),
             what a blow-up is measured against; NaN before it, and with the guard off.
         blowup_cuts: decreases in the current blow-up so far (each squares the factor).
-        anneal_to_zero: the final cooldown started in a blow-up: it ends at 0.
+        anneal_to_zero: the final cooldown started in a blow-up or at the lower bound
+            (``floor_anneals_to_zero``): it ends at 0.
     """
 
     lr: jax.Array
@@ -207,6 +208,7 @@ class _Knobs(NamedTuple):
     blowup_ratio: Any  # 0: off
     blowup_factors: Any  # GreedyConfig.blowup_table(): a decrease's factor by cuts so far
     blowup_raw_check: Any  # a blow-up step with the raw value back at half the first: neutral
+    floor_anneals_to_zero: Any  # a final cooldown started at the lower bound ends at 0
 
 
 _FLOAT_KNOBS = ("factor", "threshold", "eps", "base_lr", "min_lr", "max_lr", "warmup_start",
@@ -286,6 +288,7 @@ def _resolve(config: GreedyConfig, learning_rate: float) -> tuple[_Static, _Knob
         blowup_ratio=config.blowup_ratio or 0.0,
         blowup_factors=tuple(config.blowup_table()),
         blowup_raw_check=config.blowup_raw_check,
+        floor_anneals_to_zero=config.floor_anneals_to_zero,
     )
     return static, knobs
 
@@ -423,7 +426,8 @@ def _observe(
     # the blow-up guard's yardstick: the first smoothed value, kept from then on
     first_seen = jnp.isnan(state.first) & finite & (k.blowup_ratio > 0)
     new["first"] = jnp.where(first_seen, new["smoothed"], state.first)
-    annealing, anneal_start, annealed = _final_cooldown(static, k, state, new, in_warmup)
+    annealing, anneal_start, anneal_blown, annealed = _final_cooldown(static, k, state, new,
+                                                                      in_warmup)
     after_warmup = ~in_warmup & ~annealing
 
     # After warmup a finite value is either counted or, during a hold, ignored; first,
@@ -460,7 +464,7 @@ def _observe(
         | _flag(~finite, NONFINITE)
         | _flag(anneal_start, ANNEAL)
         | _flag(undo, UNDO)
-        | _flag(blowup | (anneal_start & new["anneal_to_zero"]), BLOWUP)
+        | _flag(blowup | anneal_blown, BLOWUP)
     )
     return state._replace(lr=lr, scale=_scale(static.base_table, k, lr, step), events=events,
                           **new, **smoother)
@@ -477,27 +481,29 @@ def _scale(base_table: tuple[float, ...], k: _Knobs, lr: jax.Array, step: jax.Ar
 
 def _final_cooldown(
     static: _Static, k: _Knobs, state: GreedyLRState, new: dict, in_warmup: jax.Array
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Where the final cooldown runs, where it starts, and its LR: from its first
-    observation the LR follows the shape only, towards the lower bound, or towards 0
-    where it started in a blow-up."""
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Where the final cooldown runs, where it starts, where it starts in a blow-up, and
+    its LR: from its first observation the LR follows the shape only, towards the lower
+    bound, or towards 0 where it started in a blow-up or (``floor_anneals_to_zero``) at
+    the lower bound."""
     if not static.anneal_table:
         off = jnp.zeros_like(in_warmup)
         new.update(annealing=state.annealing, anneal_from=state.anneal_from,
                    anneal_to_zero=state.anneal_to_zero)
-        return off, off, state.lr
+        return off, off, off, state.lr
     step = new["step"]
     annealing = ~in_warmup & (step >= static.anneal_start)
     anneal_start = annealing & ~state.annealing
     anneal_from = jnp.where(anneal_start, state.lr, state.anneal_from)
-    to_zero = jnp.where(anneal_start, _blown(k, new["first"], new["smoothed"], state.blowup_cuts),
-                        state.anneal_to_zero)
+    blown = _blown(k, new["first"], new["smoothed"], state.blowup_cuts)
+    at_floor = k.floor_anneals_to_zero & (state.lr <= k.min_lr)
+    to_zero = jnp.where(anneal_start, blown | at_floor, state.anneal_to_zero)
     end = jnp.where(to_zero, 0.0, k.min_lr)
     table = jnp.asarray(static.anneal_table, state.lr.dtype)
     at = jnp.clip(step - static.anneal_start, 0, table.shape[0] - 1)
     new.update(annealing=state.annealing | annealing, anneal_from=anneal_from,
                anneal_to_zero=to_zero)
-    return annealing, anneal_start, end + (anneal_from - end) * table[at]
+    return annealing, anneal_start, anneal_start & blown, end + (anneal_from - end) * table[at]
 
 
 def _payoff(k: _Knobs, state: GreedyLRState, new: dict, active: jax.Array) -> jax.Array:
