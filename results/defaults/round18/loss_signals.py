@@ -21,6 +21,11 @@ LR at every grid step (a signal that orders LRs within a workload, but needs tha
 workload's other LRs to be read).
 
     python results/defaults/round18/loss_signals.py STORED_GRID.json ...
+
+With ``--climb``, each argument is ``FILE=ARM`` (a stored grid and the GreedyLR arm to
+read in it, as ``arm_of`` names it): by grid position, how often that arm's runs saw a
+worse held-out value (``eval_decrease`` events) and how high their LR peaked before the
+final cooldown, over the LR they were given.
 """
 from __future__ import annotations
 
@@ -124,5 +129,33 @@ def main(paths: list[str]) -> None:
               f"{rising} of {len(workloads)} workloads")
 
 
+def climb(pairs: list[str]) -> None:
+    from greedylr.studies.metrics import arm_of
+
+    decreases: dict[int, list[int]] = defaultdict(list)
+    peaks: dict[int, list[float]] = defaultdict(list)
+    for pair in pairs:
+        path, arm = pair.split("=", 1)
+        runs = [r for r in json.loads(open(path).read()) if arm_of(r) == arm]
+        grid: dict[str, set[float]] = defaultdict(set)
+        for r in runs:
+            grid[r["spec"]["workload"]].add(float(r["spec"]["lr"]))
+        for r in runs:
+            lr = float(r["spec"]["lr"])
+            position = sorted(grid[r["spec"]["workload"]]).index(lr)
+            decreases[position].append(sum(e["kind"] == "eval_decrease"
+                                           for e in r.get("events") or []))
+            before_cooldown = r["lrs"][: int(0.8 * len(r["lrs"]))]
+            peaks[position].append(max(before_cooldown) / lr)
+    for position in sorted(decreases):
+        d = decreases[position]
+        print(f"grid position {position}: {len(d)} runs, worse held-out values per run median "
+              f"{np.median(d):.0f} mean {np.mean(d):.2f}, peak LR over the given one median "
+              f"{np.median(peaks[position]):.2f}")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:2] == ["--climb"]:
+        climb(sys.argv[2:])
+    else:
+        main(sys.argv[1:])
