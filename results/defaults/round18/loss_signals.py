@@ -34,6 +34,7 @@ import math
 import sys
 from collections import defaultdict
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -101,7 +102,7 @@ def main(paths: list[str]) -> None:
 
     points: list[tuple[str, float, dict[str, float], bool]] = []
     for path in paths:
-        runs = [r for r in json.loads(open(path).read())
+        runs = [r for r in json.loads(Path(path).read_text())
                 if arm_of(r) == "cosine" and r["status"] == "ok"]
         by: dict[str, dict[float, list[Any]]] = defaultdict(lambda: defaultdict(list))
         for r in runs:
@@ -136,7 +137,7 @@ def climb(pairs: list[str]) -> None:
     peaks: dict[int, list[float]] = defaultdict(list)
     for pair in pairs:
         path, arm = pair.split("=", 1)
-        runs = [r for r in json.loads(open(path).read()) if arm_of(r) == arm]
+        runs = [r for r in json.loads(Path(path).read_text()) if arm_of(r) == arm]
         grid: dict[str, set[float]] = defaultdict(set)
         for r in runs:
             grid[r["spec"]["workload"]].add(float(r["spec"]["lr"]))
