@@ -208,6 +208,12 @@ def _raise(config: GreedyConfig, state: RuleState) -> bool:
     return moved
 
 
+def _at_floor(state: RuleState) -> bool:
+    """Whether every group's LR stands at its lower bound (a reset's count, and a final
+    cooldown that ends at 0 with ``floor_anneals_to_zero``)."""
+    return all(lr <= lo for lr, lo in zip(state.lrs, state.min_lrs))
+
+
 def _reset(config: GreedyConfig, state: RuleState) -> None:
     state.lrs = list(state.base_lrs)
     state.reference = config.initial_reference
@@ -270,7 +276,7 @@ def _change(config: GreedyConfig, state: RuleState, attempt: int,
     code = attempt if moved else attempt | ev.CLIPPED
     changed = tuple(state.lrs)
     if attempt == ev.DECREASE and config.reset_patience is not None:
-        if all(lr <= lo for lr, lo in zip(state.lrs, state.min_lrs)):
+        if _at_floor(state):
             state.floor_hits += 1
             if state.floor_hits >= config.reset_patience:
                 _reset(config, state)
@@ -307,8 +313,7 @@ def _anneal(config: GreedyConfig, state: RuleState) -> int:
     if not state.anneal_from:
         state.anneal_from = list(state.lrs)
         blown = _blown(config, state, state.smoothed)
-        state.anneal_to_zero = blown or (config.floor_anneals_to_zero and all(
-            lr <= lo for lr, lo in zip(state.lrs, state.min_lrs)))
+        state.anneal_to_zero = blown or (config.floor_anneals_to_zero and _at_floor(state))
         code = ev.ANNEAL | ev.BLOWUP if blown else ev.ANNEAL
     k = min(state.step - start, config.anneal_steps)
     shape = _anneal_shape(config.anneal_shape, k / config.anneal_steps)
