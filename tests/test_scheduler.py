@@ -118,6 +118,27 @@ def test_tensor_lr_is_updated_in_place():
     assert all(isinstance(x, torch.Tensor) and x is not t for x, t in zip(last, lr_objects))
 
 
+def test_a_tensor_lr_is_written_only_when_the_rule_changes_it():
+    """A step that keeps the LRs leaves the tensors alone (their version counters stay),
+    one that changes them writes them, and a foreign write in between is still caught."""
+    opt = make_optimizer((0.1, 0.2), tensor_lr=True)
+    sched = GreedyLR(opt, factor=0.5, patience=1, smoothing="none", max_lr_ratio=None)
+    lr_objects = [g["lr"] for g in opt.param_groups]
+    versions = [t._version for t in lr_objects]
+    drive(sched, opt, [1.0])  # the first value beats +inf: one improving step, no change
+    assert [t._version for t in lr_objects] == versions
+    drive(sched, opt, [0.5])  # two improving steps > patience 1: an increase
+    assert [float(t) for t in lr_objects] == pytest.approx([0.2, 0.4])
+    assert [t._version for t in lr_objects] != versions
+    versions = [t._version for t in lr_objects]
+    drive(sched, opt, [0.5])  # not better: the LRs stay
+    assert [t._version for t in lr_objects] == versions
+    lr_objects[0].fill_(0.2)  # the same value, written by someone else
+    opt.step()
+    with pytest.raises(RuntimeError, match="changed outside GreedyLR"):
+        sched.step(0.5)
+
+
 def test_warmup_ramp_is_applied_at_construction():
     opt = make_optimizer((0.4,))
     sched = GreedyLR(opt, warmup=4)

@@ -180,6 +180,7 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         self._warned_order = False
         self._written: Sequence[Any] | None = None
         self._float_lrs = False  # set with _written: see _set_marks
+        self._held: tuple[float, ...] | None = None  # set with _written: see _set_marks
         # The base class's constructor makes one initial ``step()`` call with no loss;
         # our own flag marks it (torch's ``_is_initial`` exists only from torch 2.8 on).
         self._constructing = True
@@ -187,7 +188,8 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
             super().__init__(optimizer)
         finally:
             self._constructing = False
-        self._set_marks()
+        # the base class's initial step wrote the initial LRs (_apply), on every torch
+        self._set_marks(self._next_lrs if self._step_count else None)
 
     @classmethod
     def from_transformers(cls, optimizer: Optimizer, **kwargs: Any) -> GreedyLR:
@@ -338,7 +340,7 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
                 group["lr"] = lr
             self._last_lr = list(lrs)
             self._written = lrs
-        else:
+        elif lrs != self._held:  # most steps change no LR: the tensors already hold it
             self._write(lrs)
 
     def _loss_or_mean(self, loss: Any) -> Any:
@@ -370,20 +372,27 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         """Set every group's LR (tensor LRs in place), ``_last_lr``, and what the check
         for foreign LR writes compares with."""
         self._last_lr = write_lrs(self.optimizer.param_groups, lrs)
-        self._set_marks()
+        self._set_marks(lrs)
 
-    def _set_marks(self) -> None:
+    def _set_marks(self, held: Sequence[float | torch.Tensor] | None = None) -> None:
         """Note what each group's LR is now, for the check for foreign writes: the
-        float, or a tensor and its version counter (``_written``); and whether every LR
-        is a float (``_float_lrs``), which lets the float step skip the type tests.
+        float, or a tensor and its version counter (``_written``); whether every LR
+        is a float (``_float_lrs``), which lets the float step skip the type tests; and
+        ``held``, the floats just written (``_held``), which lets the float step skip
+        writing tensor LRs that already hold the rule's LRs (None: unknown, write).
 
         In device mode no marks: the check would read the host (or, under
         ``torch.compile``, break the graph), so it is not made there.
         """
+        self._held = None
         if self._device_state is not None:
             self._written, self._float_lrs = None, False
             return
         self._written, self._float_lrs = guards.lr_marks(self.optimizer.param_groups)
+        floats = () if held is None else tuple(
+            lr for lr in held if not isinstance(lr, torch.Tensor))
+        if held is not None and len(floats) == len(held):
+            self._held = floats
 
     def _update_lr(self, epoch: int | None = None) -> None:
         """torch's LR write; SequentialLR calls it with ``epoch=0`` to switch schedulers."""
