@@ -17,6 +17,7 @@ from greedylr.evidence.defaults import (
     PROBE5_WORKLOADS,
     PROBE6_WORKLOADS,
     PROBE7_WORKLOADS,
+    PROBE8_WORKLOADS,
     PROBE_WORKLOADS,
 )
 from greedylr.evidence.suites import SMALL_MODELS
@@ -28,7 +29,7 @@ TASKS = {"classification", "regression", "sequence_labelling", "seq2seq", "langu
 
 #: Workloads no GreedyLR schedule may ever train, not even in a test: the next round's
 #: unseen split. Their tests train them under cosine only.
-UNSEEN = frozenset(PROBE7_WORKLOADS)
+UNSEEN = frozenset(PROBE8_WORKLOADS)
 
 
 def schedule_for(name: str) -> str:
@@ -85,7 +86,8 @@ def test_lr_for_falls_back_to_the_workload_lr() -> None:
 
 @pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS
                          + PROBE2_WORKLOADS + PROBE3_WORKLOADS + PROBE4_WORKLOADS
-                         + PROBE5_WORKLOADS + PROBE6_WORKLOADS + PROBE7_WORKLOADS)
+                         + PROBE5_WORKLOADS + PROBE6_WORKLOADS + PROBE7_WORKLOADS
+                         + PROBE8_WORKLOADS)
 def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
     w = workloads.get(name)
     spec = TrialSpec.make(
@@ -108,7 +110,8 @@ def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
 
 @pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS
                          + PROBE2_WORKLOADS + PROBE3_WORKLOADS + PROBE4_WORKLOADS
-                         + PROBE5_WORKLOADS + PROBE6_WORKLOADS + PROBE7_WORKLOADS)
+                         + PROBE5_WORKLOADS + PROBE6_WORKLOADS + PROBE7_WORKLOADS
+                         + PROBE8_WORKLOADS)
 def test_feed_split_reports_a_held_out_value_on_the_other_half(name: str) -> None:
     w = workloads.get(name)
     spec = TrialSpec.make(study="test", workload=name, schedule=schedule_for(name), seed=0,
@@ -197,7 +200,7 @@ def test_fixed_splits_are_disjoint_and_shuffled() -> None:
 
 @pytest.mark.parametrize("split", [FRESH_WORKLOADS, PROBE_WORKLOADS, PROBE2_WORKLOADS,
                                    PROBE3_WORKLOADS, PROBE4_WORKLOADS, PROBE5_WORKLOADS,
-                                   PROBE6_WORKLOADS, PROBE7_WORKLOADS])
+                                   PROBE6_WORKLOADS, PROBE7_WORKLOADS, PROBE8_WORKLOADS])
 def test_later_splits_are_none_of_the_others_and_each_workload_is_registered(split) -> None:
     from greedylr.evidence.defaults import HELDOUT_SPLITS
 
@@ -333,11 +336,19 @@ def test_chess_endgames_hold_out_distinct_positions() -> None:
     assert torch.equal(chess.x_test, data.chess_endgames.__wrapped__()[0].x_test)
 
 
-def test_probe5_workloads_train_with_optimizers_no_other_split_has() -> None:
+def _earlier_splits(split: str) -> list[str]:
+    """The workloads of the splits built before ``split`` (listed before it)."""
     from greedylr.evidence.defaults import HELDOUT_SPLITS
 
-    used = {(workloads.get(w).optimizer) for s, ws in HELDOUT_SPLITS.items() if s != "probe5"
-            for w in ws}
+    order = list(HELDOUT_SPLITS)
+    return [w for s in order[:order.index(split)] for w in HELDOUT_SPLITS[s]]
+
+
+def test_probe5_workloads_train_with_optimizers_no_earlier_split_has() -> None:
+    from greedylr.evidence.defaults import HELDOUT_SPLITS
+
+    # new when the split was built; a later split may train with them again
+    used = {workloads.get(w).optimizer for w in _earlier_splits("probe5")}
     assert {workloads.get(w).optimizer for w in PROBE5_WORKLOADS} == {"sgd", "rmsprop", "nadam"}
     assert not {"rmsprop", "nadam"} & used
     # the SGD one with Nesterov momentum, which no other workload uses
@@ -359,6 +370,9 @@ def test_probe5_workloads_train_with_optimizers_no_other_split_has() -> None:
     # ASGD and plain Adam are new; SGD with momentum is not
     ("probe7", {"boston_moe": "asgd", "stocks_set_attention": "adam",
                 "lesmis_graph_autoencoder": "sgd"}, {"asgd", "adam"}),
+    # SparseAdam is new; RMSprop and NAdam are not
+    ("probe8", {"xkcd_color_fasttext": "rmsprop", "font_kerning_fm": "sparse_adam",
+                "builtin_names_fasttext": "nadam"}, {"sparse_adam"}),
 ])
 def test_later_probe_workloads_have_families_no_other_split_has(split, optimizers,
                                                                  new) -> None:
@@ -367,11 +381,14 @@ def test_later_probe_workloads_have_families_no_other_split_has(split, optimizer
     names = HELDOUT_SPLITS[split]
     others = [w for s, ws in HELDOUT_SPLITS.items() if s != split for w in ws]
     assert {w: workloads.get(w).optimizer for w in names} == optimizers
-    assert not new & {workloads.get(w).optimizer for w in others}
+    # optimizers new when the split was built (a later split may reuse them); families new
+    # to every split
+    assert not new & {workloads.get(w).optimizer for w in _earlier_splits(split)}
     families = {workloads.get(w).family for w in others}
     assert not {workloads.get(w).family for w in names} & families
     classes = {"adamax": "Adamax", "radam": "RAdam", "adadelta": "Adadelta", "asgd": "ASGD",
-               "adam": "Adam", "sgd": "SGD"}
+               "adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop", "sparse_adam": "SparseAdam",
+               "nadam": "NAdam"}
     for name in names:
         w = workloads.get(name)
         assert w.eval_every * 10 == w.steps and w.quick_steps is not None
@@ -420,6 +437,52 @@ def test_lesmis_holds_out_edges_the_encoder_never_sees() -> None:
     assert {tuple(sorted(p)) for p, y in zip(held, labels) if y == 0}.isdisjoint(every)
     # alternate rows: each half has half the edges and their paired non-edges
     assert sum(labels[0::2]) == sum(labels[1::2]) == 32
+
+
+def test_xkcd_names_are_bags_of_training_subwords_and_held_out_whole() -> None:
+    from matplotlib.colors import XKCD_COLORS
+
+    colors, ids = data.xkcd_colors()
+    assert colors.x_train.shape[0] == 712 and colors.x_test.shape[0] == 237
+    assert colors.y_train.shape == (712, 3) and colors.y_test.shape == (237, 3)
+    rgb = torch.cat([colors.y_train, colors.y_test])
+    assert rgb.min() >= 0 and rgb.max() <= 1
+    assert len({tuple(r) for r in rgb.tolist()}) <= len(XKCD_COLORS) == 949
+    # ids number the training names' subwords from 1 (0 pads); every training id is used
+    assert colors.x_train.max() == ids - 1 and colors.x_test.max() < ids
+    used = set(colors.x_train.flatten().tolist())
+    assert used == set(range(ids))
+    # "dusty teal": its words and their marked 2- to 4-grams
+    words = data._subwords("dusty teal")
+    assert {"W:dusty", "W:teal", "<d", "y>", "<te", "eal>"} <= set(words)
+    assert "ty t" not in words  # n-grams never cross a word's ends
+
+
+def test_kerning_pairs_hold_out_a_quarter_with_ids_by_field() -> None:
+    kerning, ids = data.font_kerning()
+    assert kerning.x_train.shape == (10395, 3) and kerning.x_test.shape == (3465, 3)
+    x = torch.cat([kerning.x_train, kerning.x_test])
+    fonts = len(data.KERNING_FONTS)
+    glyphs = (ids - fonts) // 2
+    assert fonts == 6 and ids == fonts + 2 * glyphs == 358
+    assert x[:, 0].max() < fonts <= x[:, 1].min()
+    assert x[:, 1].max() < fonts + glyphs <= x[:, 2].min() and x[:, 2].max() < ids
+    assert len({tuple(r) for r in x.tolist()}) == len(x)  # each (font, left, right) once
+    assert abs(kerning.y_train.mean().item()) < 1e-5  # standardized on the training pairs
+
+
+def test_builtin_identifiers_are_balanced_bags_of_common_ngrams() -> None:
+    names, ids = data.builtin_identifiers()
+    assert names.x_train.shape[0] == 8250 and names.x_test.shape[0] == 2750
+    labels = torch.cat([names.y_train, names.y_test])
+    languages = len(data.IDENTIFIER_LANGUAGES)
+    assert labels.bincount().tolist() == [1000] * languages  # 1,000 a language
+    x = torch.cat([names.x_train, names.x_test])
+    assert x.max() == ids - 1 and x.min() == 0
+    # an id for every n-gram of at least 3 training names: each used 3 times or more
+    assert (names.x_train[names.x_train > 0].bincount(minlength=ids)[1:] >= 3).all()
+    # every held-out name keeps some of its n-grams
+    assert (names.x_test > 0).any(dim=1).all()
 
 
 def test_titanic_holds_out_distinct_passengers() -> None:

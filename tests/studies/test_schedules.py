@@ -203,6 +203,8 @@ def test_build_optimizer() -> None:
     assert isinstance(build_optimizer("asgd", params(), lr=1e-2), torch.optim.ASGD)
     adam = build_optimizer("adam", params(), lr=1e-3)
     assert type(adam) is torch.optim.Adam and adam.param_groups[0]["weight_decay"] == 0
+    assert isinstance(build_optimizer("sparse_adam", iter(params()), lr=1e-2),
+                      torch.optim.SparseAdam)
     sf = build_optimizer("adamw", params(), lr=1e-3, schedule="schedule_free", warmup=7)
     assert isinstance(sf, schedulefree.AdamWScheduleFree)
     assert sf.param_groups[0]["warmup_steps"] == 7 and sf.param_groups[0]["train_mode"]

@@ -59,6 +59,7 @@ __all__ = [
     "PROBE5_WORKLOADS",
     "PROBE6_WORKLOADS",
     "PROBE7_WORKLOADS",
+    "PROBE8_WORKLOADS",
     "PROBE_WORKLOADS",
     "STAGES",
     "TUNE_WORKLOADS",
@@ -178,6 +179,19 @@ PROBE7_WORKLOADS: tuple[str, ...] = (
     "lesmis_graph_autoencoder",  # SGD, link prediction with a graph autoencoder
 )
 
+#: Eighth probe split (built after round 18): three workloads that no other split has, on
+#: data no split uses (the xkcd colour survey's named colours and the PDF core fonts'
+#: kerning pairs, both of which matplotlib ships; pygments' lists of languages' built-in
+#: names), with model families no split has (two of them fastText), chosen so that each
+#: one's held-out metric responds to the LR (the seventh split's stock model is flat over
+#: 100x); each one's LR chosen by cosine alone (``results/defaults/round7/calibrate.py``)
+#: before any GreedyLR run of it.
+PROBE8_WORKLOADS: tuple[str, ...] = (
+    "xkcd_color_fasttext",  # RMSprop, a colour's name -> its RGB, fastText with an MLP head
+    "font_kerning_fm",  # SparseAdam, kerning pairs with a factorization machine
+    "builtin_names_fasttext",  # NAdam, an identifier -> its language with fastText
+)
+
 SEEDS: tuple[int, ...] = (0, 1, 2)
 
 #: One knob at a time, away from the current defaults (factor 0.95, patience 10,
@@ -273,6 +287,7 @@ HELDOUT_SPLITS: dict[str, tuple[str, ...]] = {
     "probe5": PROBE5_WORKLOADS,
     "probe6": PROBE6_WORKLOADS,
     "probe7": PROBE7_WORKLOADS,
+    "probe8": PROBE8_WORKLOADS,
 }
 
 
@@ -317,7 +332,7 @@ _LR_GRID_FOLDERS = {
     "probe": "heldout_lr_grid_probe", "probe2": "heldout_lr_grid_probe2",
     "probe3": "heldout_lr_grid_probe3", "probe4": "heldout_lr_grid_probe4",
     "probe5": "heldout_lr_grid_probe5", "probe6": "heldout_lr_grid_probe6",
-    "probe7": "heldout_lr_grid_probe7",
+    "probe7": "heldout_lr_grid_probe7", "probe8": "heldout_lr_grid_probe8",
 }
 
 #: "As good or better": within this fraction of cosine's seed mean (the issue's 1%).
@@ -623,6 +638,7 @@ STAGES: tuple[str, ...] = (
     "heldout-probe5", "heldout-lr-grid-probe5", "heldout-lr-grid-probe5-report",
     "heldout-probe6", "heldout-lr-grid-probe6", "heldout-lr-grid-probe6-report",
     "heldout-probe7", "heldout-lr-grid-probe7", "heldout-lr-grid-probe7-report",
+    "heldout-probe8", "heldout-lr-grid-probe8", "heldout-lr-grid-probe8-report",
 )
 
 

@@ -127,7 +127,8 @@ def setting_of(result: Result) -> tuple[Any, ...]:
 #: Class names of the study optimizers, by their names in the specs.
 _OPTIMIZER_NAMES = {"AdamW": "adamw", "SGD": "sgd", "Adagrad": "adagrad", "Adafactor": "adafactor",
                     "NAdam": "nadam", "RMSprop": "rmsprop", "Adamax": "adamax", "RAdam": "radam",
-                    "Adadelta": "adadelta", "ASGD": "asgd", "Adam": "adam"}
+                    "Adadelta": "adadelta", "ASGD": "asgd", "Adam": "adam",
+                    "SparseAdam": "sparse_adam"}
 
 #: Arms that bring their own optimizer (whatever the spec's ``optimizer`` says).
 OWN_OPTIMIZER_ARMS = ("schedule_free", "prodigy")

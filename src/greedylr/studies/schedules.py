@@ -112,9 +112,9 @@ OPTIMIZERS: tuple[str, ...] = ("adamw", "adafactor", "adagrad", "sgd")
 #: Optimizers :func:`build_optimizer` also builds, outside the studies' optimizer grid
 #: (:data:`OPTIMIZERS`): for the workloads that train with them (round 15's probe split:
 #: ``nadam``, ``rmsprop``; round 16's: ``adamax``, ``radam``, ``adadelta``; the seventh
-#: probe split's: ``asgd``, ``adam``).
+#: probe split's: ``asgd``, ``adam``; the eighth's: ``sparse_adam``).
 WORKLOAD_OPTIMIZERS: tuple[str, ...] = ("nadam", "rmsprop", "adamax", "radam", "adadelta",
-                                        "asgd", "adam")
+                                        "asgd", "adam", "sparse_adam")
 
 PASSTHROUGH_PREFIXES: tuple[str, ...] = ("workload_", "optimizer_", "perturb_")
 """Settings with these prefixes belong to someone else and are ignored by the schedules."""
@@ -417,7 +417,8 @@ def build_optimizer(
             an external LR: ``relative_step=False, scale_parameter=False,
             warmup_init=False``), ``adagrad``, ``sgd`` (momentum 0.9), or one of
             ``WORKLOAD_OPTIMIZERS``: ``nadam``, ``rmsprop``, ``adamax``, ``radam``,
-            ``adadelta``, ``asgd``, ``adam`` (torch defaults).
+            ``adadelta``, ``asgd``, ``adam`` (torch defaults), ``sparse_adam`` (torch's
+            SparseAdam, for models whose every gradient is sparse).
         params: the parameters or parameter groups.
         lr: the initial (peak) learning rate.
         schedule: the schedule under test. For ``schedule_free`` the optimizer is
@@ -480,4 +481,6 @@ def build_optimizer(
         return torch.optim.ASGD(params, lr=lr, **kwargs)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, **kwargs)
+    if name == "sparse_adam":
+        return torch.optim.SparseAdam(list(params), lr=lr, **kwargs)
     return torch.optim.SGD(params, lr=lr, **{"momentum": 0.9, **kwargs})

@@ -62,6 +62,9 @@ _MODULES: list[str] = [
     ".boston_moe",
     ".stocks_set_attention",
     ".lesmis_graph_autoencoder",
+    ".xkcd_color_fasttext",
+    ".font_kerning_fm",
+    ".builtin_names_fasttext",
     ".minilm_finetune",
     ".llama_pretrain",
 ]
@@ -81,7 +84,8 @@ class Workload:
         lr: default initial (peak) learning rate for ``optimizer``.
         steps: default number of optimizer steps in the full study.
         optimizer: default optimizer name (``adamw``, ``adafactor``, ``adagrad``, ``sgd``,
-            ``nadam``, ``rmsprop``, ``adamax``, ``radam``, ``adadelta``, ``asgd``, ``adam``).
+            ``nadam``, ``rmsprop``, ``adamax``, ``radam``, ``adadelta``, ``asgd``, ``adam``,
+            ``sparse_adam``).
         warmup: default warmup steps for the schedules that take one (0: the recipe has
             none, as in Hugging Face's defaults).
         eval_every: steps between held-out evaluations (0: only at the end).

@@ -34,7 +34,12 @@ seed), so that every schedule and every seed is scored on the same held-out exam
 * the Boston housing census tracts (Harrison and Rubinfeld 1978, 506 tracts), which
   mlxtend ships;
 * the co-occurrence network of the characters of *Les Misérables* (Knuth's Stanford
-  GraphBase, 77 characters), which networkx ships.
+  GraphBase, 77 characters), which networkx ships;
+* the xkcd colour survey's 949 named colours (``matplotlib.colors.XKCD_COLORS``) and the
+  kerning pairs of the PDF core fonts (Adobe's AFM files, ``mpl-data/fonts/pdfcorefonts``),
+  both of which matplotlib ships;
+* the built-in names of 11 programming languages that pygments (a dependency of rich)
+  lists for its lexers.
 
 The standard-library corpora depend on the Python version that runs them (3.11 for the
 committed results); the split is by file, so held-out text is code the model never saw.
@@ -50,6 +55,8 @@ import io
 import string
 import sysconfig
 import tokenize
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +73,9 @@ __all__ = [
     "GLYPH_CHARS",
     "GLYPH_HELD_OUT",
     "GLYPH_TYPEFACES",
+    "IDENTIFIER_LANGUAGES",
     "INDICES",
+    "KERNING_FONTS",
     "NAME_MAX",
     "PENGUIN_MEASUREMENTS",
     "REGRESSION_TABLES",
@@ -78,12 +87,14 @@ __all__ = [
     "CharVocab",
     "LinkDataset",
     "boston_housing",
+    "builtin_identifiers",
     "chess_endgames",
     "cpu_performance",
     "digits",
     "docstring_pairs",
     "eeg_windows",
     "font_glyphs",
+    "font_kerning",
     "graph_atlas",
     "hopper_colors",
     "image_pixels",
@@ -104,6 +115,7 @@ __all__ = [
     "topobathy_patches",
     "unicode_categories",
     "unicode_names",
+    "xkcd_colors",
 ]
 
 #: The split seed: fixed so that held-out data is the same for every trial.
@@ -1191,3 +1203,177 @@ def lesmis_links() -> LinkDataset:
         torch.from_numpy(x_test).long(),
         torch.from_numpy(y_test.astype(np.float32)),
     )
+
+
+# -- the eighth probe split: xkcd's colours, pygments' built-in names, fonts' kerning ---
+
+
+def _subwords(name: str) -> list[str]:
+    """fastText's subwords of a name: each word whole, and its character 2- to 4-grams
+    with ``<`` and ``>`` marking the word's ends (Bojanowski et al. 2017)."""
+    out = []
+    for word in name.split():
+        out.append(f"W:{word}")
+        marked = f"<{word}>"
+        out += [marked[i:i + n] for n in range(2, 5) for i in range(len(marked) - n + 1)]
+    return out
+
+
+@functools.cache
+def xkcd_colors() -> tuple[ArrayDataset, int]:
+    """The named colours of the xkcd colour survey (Munroe 2010: 949 names that the
+    survey's respondents gave most often, each with its average RGB colour; released
+    under CC0), as matplotlib ships them (``matplotlib.colors.XKCD_COLORS``): a name ->
+    its colour as RGB in [0, 1] (``[n, 3]``). Each name is a bag of ids of its
+    :func:`_subwords` (its words and their character 2- to 4-grams), numbered from 1 in
+    order of first appearance among the training names; a subword that no training name
+    has is dropped (a held-out name may so lose every subword: an empty bag). ``x`` is
+    ``[n, longest bag]``, padded with id 0. 25% of the names held out (712 train / 237
+    held out; every name is distinct). Returns the split and the number of ids (with
+    padding)."""
+    with requires_extra("plot", "the xkcd colour workload"):
+        from matplotlib.colors import XKCD_COLORS
+
+    names = [key.removeprefix("xkcd:") for key in XKCD_COLORS]
+    codes = [str(code) for code in XKCD_COLORS.values()]  # "#rrggbb"
+    rgb = np.array([[int(code[i:i + 2], 16) / 255.0 for i in (1, 3, 5)] for code in codes],
+                   dtype=np.float32)
+    train, test = _split(len(names), 0.25)
+    x, ids = _subword_bags(names, train, 1)
+    t = torch.from_numpy
+    return ArrayDataset(t(x[train]), t(rgb[train]), t(x[test]), t(rgb[test])), ids
+
+
+def _subword_bags(texts: list[str], train: np.ndarray, min_count: int
+                  ) -> tuple[np.ndarray, int]:
+    """Each text a bag of ids of its :func:`_subwords`: the subwords of at least
+    ``min_count`` of the ``train`` texts, numbered from 1 in order of first appearance
+    among them; any other subword dropped. ``[texts, longest bag]``, padded with id 0,
+    and the number of ids (with padding)."""
+    counts = Counter(s for i in train for s in set(_subwords(texts[i])))
+    vocab: dict[str, int] = {}
+    for i in train:
+        for s in _subwords(texts[i]):
+            if counts[s] >= min_count:
+                vocab.setdefault(s, len(vocab) + 1)
+    bags = [[vocab[s] for s in _subwords(text) if s in vocab] for text in texts]
+    x = np.zeros((len(texts), max(len(bag) for bag in bags)), dtype=np.int64)
+    for i, bag in enumerate(bags):
+        x[i, :len(bag)] = bag
+    return x, len(vocab) + 1
+
+
+#: The languages whose built-in names :func:`builtin_identifiers` tells apart: the 11 of
+#: pygments' lists (``pygments.lexers._<language>_builtins``) with at least 1,000
+#: identifiers that no other of its lists has (pygments 2.21; the next, MySQL's, 700).
+IDENTIFIER_LANGUAGES: tuple[str, ...] = (
+    "asy", "cocoa", "csound", "lasso", "lilypond", "mql", "php", "scilab", "sourcemod",
+    "stata", "vim",
+)
+
+
+def _strings(value: object) -> Iterator[str]:
+    """Every string in ``value``, through dicts' values, lists, tuples and sets."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for v in value:
+            yield from _strings(v)
+
+
+@functools.cache
+def builtin_identifiers() -> tuple[ArrayDataset, int]:
+    """Which language a built-in name belongs to: the names that pygments' lexers
+    highlight as builtins, keywords, functions, constants of :data:`IDENTIFIER_LANGUAGES`
+    (``pygments.lexers._<language>_builtins``; pygments ships them, a dependency of rich):
+    every string in a module's top-level containers that is an identifier (letters, digits
+    and underscores, not starting with a digit) of at least 3 characters and in no other
+    of the 11 lists; 1,000 of each language's, drawn with :data:`SPLIT_SEED` from its
+    sorted list (pygments 2.21 has 1,030 to 4,238 a language) -> the language (11
+    classes, in :data:`IDENTIFIER_LANGUAGES` order). Each identifier a bag of its
+    :func:`_subwords` (character 2- to 4-grams with boundary markers) that at least 3
+    training identifiers have. 25% held out (8,250 train / 2,750 held out; every
+    identifier is distinct). Returns the split and the number of ids (with padding).
+    The lists change with pygments' version."""
+    import importlib
+    import re
+
+    with requires_extra("compare", "the identifier workload"):
+        import rich  # noqa: F401  # pygments, whose lists these are, comes with rich
+
+    identifier = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
+    lists = []
+    for language in IDENTIFIER_LANGUAGES:
+        module = importlib.import_module(f"pygments.lexers._{language}_builtins")
+        found = {s for name, value in vars(module).items() if not name.startswith("_")
+                 for s in _strings(value) if identifier.fullmatch(s)}
+        lists.append(found)
+    seen = Counter(s for found in lists for s in found)
+    rng = np.random.default_rng(SPLIT_SEED)
+    texts: list[str] = []
+    labels: list[int] = []
+    for label, found in enumerate(lists):
+        names = sorted(s for s in found if seen[s] == 1)
+        texts += [names[i] for i in np.sort(rng.permutation(len(names))[:1000])]
+        labels += [label] * min(1000, len(names))
+    train, test = _split(len(texts), 0.25)
+    x, ids = _subword_bags(texts, train, 3)
+    y = np.array(labels, dtype=np.int64)
+    t = torch.from_numpy
+    return ArrayDataset(t(x[train]), t(y[train]), t(x[test]), t(y[test])), ids
+
+
+def _kerning_pairs(font: str) -> list[tuple[str, str, float]]:
+    """The kerning pairs of one of the PDF core fonts' Adobe Font Metrics files that
+    matplotlib ships (``mpl-data/fonts/pdfcorefonts/<font>.afm``; its ``KPX`` lines):
+    ``(left glyph, right glyph, kern)``, the kern in 1/1000 of the em."""
+    with requires_extra("plot", "the kerning workload"):
+        import matplotlib
+
+    path = Path(matplotlib.get_data_path()) / "fonts" / "pdfcorefonts" / f"{font}.afm"
+    pairs = []
+    for line in path.read_text(encoding="latin-1").splitlines():
+        if line.startswith("KPX "):
+            _, left, right, value = line.split()
+            pairs.append((left, right, float(value)))
+    return pairs
+
+
+#: The fonts whose kerning :func:`font_kerning` reads: the 6 of the 14 PDF core fonts
+#: that kern with a table of their own (Courier is monospaced; Symbol and ZapfDingbats
+#: have no pairs; Helvetica's two obliques repeat its upright tables pair for pair).
+KERNING_FONTS: tuple[str, ...] = (
+    "Helvetica", "Helvetica-Bold", "Times-Roman", "Times-Bold", "Times-Italic",
+    "Times-BoldItalic",
+)
+
+
+@functools.cache
+def font_kerning() -> tuple[ArrayDataset, int]:
+    """The kerning pairs of Adobe's metrics of :data:`KERNING_FONTS` (the PDF core fonts'
+    AFM files that matplotlib ships, ``mpl-data/fonts/pdfcorefonts``; 13,860 pairs over
+    176 glyphs): a pair of glyphs in a font -> how much the font moves the right glyph
+    towards (negative) or away from the left one, standardized with the training pairs'
+    statistics (1/1000 em: from -180 to 92, 90% of them from -111 to -10). ``x`` is
+    ``[n, 3]`` ids into one table: the font (0-5), the left glyph (6 on), the right glyph
+    (after the left glyphs), glyphs numbered in sorted order of their names. 25% of the
+    pairs held out (10,395 train / 3,465 held out; each (font, left, right) is listed
+    once). Returns the split and the number of ids."""
+    rows = [(f, left, right, value) for f, font in enumerate(KERNING_FONTS)
+            for left, right, value in _kerning_pairs(font)]
+    glyphs = sorted({r[1] for r in rows} | {r[2] for r in rows})
+    index = {name: i for i, name in enumerate(glyphs)}
+    lefts = len(KERNING_FONTS)  # the first left glyph's id
+    rights = lefts + len(glyphs)  # the first right glyph's id
+    x = np.array([[f, lefts + index[a], rights + index[b]] for f, a, b, _ in rows],
+                 dtype=np.int64)
+    y = np.array([r[3] for r in rows])
+    train, test = _split(len(y), 0.25)
+    mean, std = y[train].mean(), y[train].std()
+    y = ((y - mean) / std).astype(np.float32)
+    t = torch.from_numpy
+    return (ArrayDataset(t(x[train]), t(y[train]), t(x[test]), t(y[test])),
+            rights + len(glyphs))
