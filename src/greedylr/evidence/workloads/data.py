@@ -1250,13 +1250,14 @@ def _subword_bags(texts: list[str], train: np.ndarray, min_count: int
     ``min_count`` of the ``train`` texts, numbered from 1 in order of first appearance
     among them; any other subword dropped. ``[texts, longest bag]``, padded with id 0,
     and the number of ids (with padding)."""
-    counts = Counter(s for i in train for s in set(_subwords(texts[i])))
+    subwords = [_subwords(text) for text in texts]
+    counts = Counter(s for i in train for s in set(subwords[i]))
     vocab: dict[str, int] = {}
     for i in train:
-        for s in _subwords(texts[i]):
+        for s in subwords[i]:
             if counts[s] >= min_count:
                 vocab.setdefault(s, len(vocab) + 1)
-    bags = [[vocab[s] for s in _subwords(text) if s in vocab] for text in texts]
+    bags = [[vocab[s] for s in words if s in vocab] for words in subwords]
     x = np.zeros((len(texts), max(len(bag) for bag in bags)), dtype=np.int64)
     for i, bag in enumerate(bags):
         x[i, :len(bag)] = bag
@@ -1372,8 +1373,8 @@ def font_kerning() -> tuple[ArrayDataset, int]:
                  dtype=np.int64)
     y = np.array([r[3] for r in rows])
     train, test = _split(len(y), 0.25)
-    mean, std = y[train].mean(), y[train].std()
-    y = ((y - mean) / std).astype(np.float32)
+    y_train, y_test = _standardize(y[train], y[test])
     t = torch.from_numpy
-    return (ArrayDataset(t(x[train]), t(y[train]), t(x[test]), t(y[test])),
+    return (ArrayDataset(t(x[train]), t(y_train.astype(np.float32)), t(x[test]),
+                         t(y_test.astype(np.float32))),
             rights + len(glyphs))
