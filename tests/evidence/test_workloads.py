@@ -18,6 +18,7 @@ from greedylr.evidence.defaults import (
     PROBE6_WORKLOADS,
     PROBE7_WORKLOADS,
     PROBE8_WORKLOADS,
+    PROBE9_WORKLOADS,
     PROBE_WORKLOADS,
 )
 from greedylr.evidence.suites import SMALL_MODELS
@@ -29,7 +30,7 @@ TASKS = {"classification", "regression", "sequence_labelling", "seq2seq", "langu
 
 #: Workloads no GreedyLR schedule may ever train, not even in a test: the next round's
 #: unseen split. Their tests train them under cosine only.
-UNSEEN = frozenset(PROBE8_WORKLOADS)
+UNSEEN = frozenset(PROBE9_WORKLOADS)
 
 
 def schedule_for(name: str) -> str:
@@ -87,7 +88,7 @@ def test_lr_for_falls_back_to_the_workload_lr() -> None:
 @pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS
                          + PROBE2_WORKLOADS + PROBE3_WORKLOADS + PROBE4_WORKLOADS
                          + PROBE5_WORKLOADS + PROBE6_WORKLOADS + PROBE7_WORKLOADS
-                         + PROBE8_WORKLOADS)
+                         + PROBE8_WORKLOADS + PROBE9_WORKLOADS)
 def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
     w = workloads.get(name)
     spec = TrialSpec.make(
@@ -111,7 +112,7 @@ def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
 @pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS
                          + PROBE2_WORKLOADS + PROBE3_WORKLOADS + PROBE4_WORKLOADS
                          + PROBE5_WORKLOADS + PROBE6_WORKLOADS + PROBE7_WORKLOADS
-                         + PROBE8_WORKLOADS)
+                         + PROBE8_WORKLOADS + PROBE9_WORKLOADS)
 def test_feed_split_reports_a_held_out_value_on_the_other_half(name: str) -> None:
     w = workloads.get(name)
     spec = TrialSpec.make(study="test", workload=name, schedule=schedule_for(name), seed=0,
@@ -200,7 +201,8 @@ def test_fixed_splits_are_disjoint_and_shuffled() -> None:
 
 @pytest.mark.parametrize("split", [FRESH_WORKLOADS, PROBE_WORKLOADS, PROBE2_WORKLOADS,
                                    PROBE3_WORKLOADS, PROBE4_WORKLOADS, PROBE5_WORKLOADS,
-                                   PROBE6_WORKLOADS, PROBE7_WORKLOADS, PROBE8_WORKLOADS])
+                                   PROBE6_WORKLOADS, PROBE7_WORKLOADS, PROBE8_WORKLOADS,
+                                   PROBE9_WORKLOADS])
 def test_later_splits_are_none_of_the_others_and_each_workload_is_registered(split) -> None:
     from greedylr.evidence.defaults import HELDOUT_SPLITS
 
@@ -373,6 +375,9 @@ def test_probe5_workloads_train_with_optimizers_no_earlier_split_has() -> None:
     # SparseAdam is new; RMSprop and NAdam are not
     ("probe8", {"xkcd_color_fasttext": "rmsprop", "font_kerning_fm": "sparse_adam",
                 "builtin_names_fasttext": "nadam"}, {"sparse_adam"}),
+    # no new optimizer: Adamax, Adagrad and Adam, each trained by a workload before
+    ("probe9", {"monaco_js_gated_cnn": "adamax", "codec_table_neumf": "adagrad",
+                "time_zone_rbf": "adam"}, set()),
 ])
 def test_later_probe_workloads_have_families_no_other_split_has(split, optimizers,
                                                                  new) -> None:
@@ -388,7 +393,7 @@ def test_later_probe_workloads_have_families_no_other_split_has(split, optimizer
     assert not {workloads.get(w).family for w in names} & families
     classes = {"adamax": "Adamax", "radam": "RAdam", "adadelta": "Adadelta", "asgd": "ASGD",
                "adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop", "sparse_adam": "SparseAdam",
-               "nadam": "NAdam"}
+               "nadam": "NAdam", "adagrad": "Adagrad"}
     for name in names:
         w = workloads.get(name)
         assert w.eval_every * 10 == w.steps and w.quick_steps is not None
@@ -483,6 +488,66 @@ def test_builtin_identifiers_are_balanced_bags_of_common_ngrams() -> None:
     assert (names.x_train[names.x_train > 0].bincount(minlength=ids)[1:] >= 3).all()
     # every held-out name keeps some of its n-grams
     assert (names.x_test > 0).any(dim=1).all()
+
+
+def test_monaco_holds_out_whole_modules_of_its_javascript() -> None:
+    train, test = data.monaco_source()
+    assert len(train) == 2_000_000 and len(test) == 200_000  # both capped
+    assert train.dtype == test.dtype == torch.int64
+    assert train.min() >= data.CharVocab.UNK and train.max() < len(data.VOCAB)
+    modules = data._monaco_modules()
+    assert len(modules) == 698 and modules[0][0] == ""  # the preamble, then the modules
+    assert len({name for name, _ in modules}) == len(modules)
+    held_out = [name for name, _ in modules if data._held_out(name)]
+    assert 0.08 < len(held_out) / len(modules) < 0.18
+    # the held-out stream starts with the first held-out module, which no training text has
+    first = next(source for name, source in modules if data._held_out(name))
+    assert torch.equal(test[:200], torch.from_numpy(data.VOCAB.encode(first[:200])))
+    assert first[:200] not in "".join(s for n, s in modules if not data._held_out(n))
+
+
+def test_codec_cells_hold_out_a_quarter_of_the_upper_halves() -> None:
+    cells, codecs, classes = data.codec_tables()
+    assert codecs == 70 and classes == 969
+    assert cells.x_train.shape == (6472, 2) and cells.x_test.shape == (2113, 2)
+    x = torch.cat([cells.x_train, cells.x_test])
+    assert x[:, 0].max() == codecs - 1 and 0 <= x[:, 1].min() and x[:, 1].max() < 128
+    assert len({tuple(r) for r in x.tolist()}) == len(x)  # each (codec, byte) once
+    # every class is a training cell's character; held-out ones are among them
+    assert set(cells.y_train.tolist()) == set(range(classes))
+    assert 0 <= cells.y_test.min() and cells.y_test.max() < classes
+    # classes in code-point order of the training cells' characters, one class a character
+    tables = data._codec_tables()
+    assert [name for name, _ in tables][:3] == ["cp037", "cp1006", "cp1026"]
+    chars = sorted({tables[c][1][b + 0x80] for c, b in cells.x_train.tolist()})
+    for (c, b), k in zip(x.tolist(), torch.cat([cells.y_train, cells.y_test]).tolist(),
+                         strict=True):
+        assert tables[c][1][b + 0x80] == chars[k]
+
+
+def test_time_zones_hold_out_whole_zones_and_halve_them_by_zone() -> None:
+    zones = data._zone_offsets()
+    assert len(zones) == 418 and len({z[0] for z in zones}) == 418
+    years = len(data.ZONE_YEARS)
+    cells = data.time_zones()
+    assert cells.x_train.shape == (314 * years, 4) and cells.y_train.shape == (314 * years, 2)
+    assert cells.x_test.shape == (104 * years, 4) and cells.y_test.shape == (104 * years, 2)
+    positions = torch.cat([cells.x_train, cells.x_test])[:, :3]
+    assert torch.allclose(positions.norm(dim=1), torch.ones(len(positions)), atol=1e-5)
+    # offsets between -12 and +14 hours, all but 12 of them multiples of 15 minutes
+    # (Kiritimati's -10:40 until 1979, Monrovia's -0:44:30 until 1972)
+    y = torch.cat([cells.y_train, cells.y_test])
+    assert y.min() >= -12 and y.max() <= 14
+    assert ((y * 4 != (y * 4).round()).any(dim=1)).sum() == 12
+    # held-out rows year by year: the even and the odd rows are different zones
+    by_year = cells.x_test[:, :3].reshape(years, 104, 3)
+    assert torch.equal(by_year[0], by_year[-1])
+    scored = {tuple(r) for r in by_year[0, 0::2].tolist()}
+    fed = {tuple(r) for r in by_year[0, 1::2].tolist()}
+    trained = {tuple(r) for r in cells.x_train[:, :3].tolist()}
+    assert len(scored) == len(fed) == 52 and not scored & fed and not (scored | fed) & trained
+    kathmandu = next(z for z in zones if z[0] == "Asia/Kathmandu")
+    assert kathmandu[3][-1] == (5.75, 5.75)
 
 
 def test_titanic_holds_out_distinct_passengers() -> None:

@@ -60,6 +60,7 @@ __all__ = [
     "PROBE6_WORKLOADS",
     "PROBE7_WORKLOADS",
     "PROBE8_WORKLOADS",
+    "PROBE9_WORKLOADS",
     "PROBE_WORKLOADS",
     "STAGES",
     "TUNE_WORKLOADS",
@@ -192,6 +193,20 @@ PROBE8_WORKLOADS: tuple[str, ...] = (
     "builtin_names_fasttext",  # NAdam, an identifier -> its language with fastText
 )
 
+#: Ninth probe split (built after round 19): three workloads that no other split has, on
+#: data no split uses (the Monaco editor's JavaScript, which tensorboard ships; the
+#: decoding tables of Python's single-byte codecs; the IANA time zone database, which
+#: tzdata ships), with model families no split has (a gated convolutional network,
+#: neural matrix factorization, a radial basis function network), each one's held-out
+#: metric responding to the LR (the time zones' least: 5% worse at 0.316x its LR);
+#: each one's LR chosen by cosine alone (``results/defaults/round7/calibrate.py``) before
+#: any GreedyLR run of it.
+PROBE9_WORKLOADS: tuple[str, ...] = (
+    "monaco_js_gated_cnn",  # Adamax, a character LM of JavaScript with a gated CNN
+    "codec_table_neumf",  # Adagrad, a codec's byte -> its character with NeuMF
+    "time_zone_rbf",  # Adam, a city and a year -> its UTC offsets with an RBF network
+)
+
 SEEDS: tuple[int, ...] = (0, 1, 2)
 
 #: One knob at a time, away from the current defaults (factor 0.95, patience 10,
@@ -288,6 +303,7 @@ HELDOUT_SPLITS: dict[str, tuple[str, ...]] = {
     "probe6": PROBE6_WORKLOADS,
     "probe7": PROBE7_WORKLOADS,
     "probe8": PROBE8_WORKLOADS,
+    "probe9": PROBE9_WORKLOADS,
 }
 
 
@@ -333,6 +349,7 @@ _LR_GRID_FOLDERS = {
     "probe3": "heldout_lr_grid_probe3", "probe4": "heldout_lr_grid_probe4",
     "probe5": "heldout_lr_grid_probe5", "probe6": "heldout_lr_grid_probe6",
     "probe7": "heldout_lr_grid_probe7", "probe8": "heldout_lr_grid_probe8",
+    "probe9": "heldout_lr_grid_probe9",
 }
 
 #: "As good or better": within this fraction of cosine's seed mean (the issue's 1%).
@@ -639,6 +656,7 @@ STAGES: tuple[str, ...] = (
     "heldout-probe6", "heldout-lr-grid-probe6", "heldout-lr-grid-probe6-report",
     "heldout-probe7", "heldout-lr-grid-probe7", "heldout-lr-grid-probe7-report",
     "heldout-probe8", "heldout-lr-grid-probe8", "heldout-lr-grid-probe8-report",
+    "heldout-probe9", "heldout-lr-grid-probe9", "heldout-lr-grid-probe9-report",
 )
 
 

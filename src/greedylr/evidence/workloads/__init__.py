@@ -65,6 +65,9 @@ _MODULES: list[str] = [
     ".xkcd_color_fasttext",
     ".font_kerning_fm",
     ".builtin_names_fasttext",
+    ".monaco_js_gated_cnn",
+    ".codec_table_neumf",
+    ".time_zone_rbf",
     ".minilm_finetune",
     ".llama_pretrain",
 ]

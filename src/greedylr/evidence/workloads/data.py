@@ -39,7 +39,11 @@ seed), so that every schedule and every seed is scored on the same held-out exam
   kerning pairs of the PDF core fonts (Adobe's AFM files, ``mpl-data/fonts/pdfcorefonts``),
   both of which matplotlib ships;
 * the built-in names of 11 programming languages that pygments (a dependency of rich)
-  lists for its lexers.
+  lists for its lexers;
+* the Monaco editor's JavaScript (``editor.main.js``, which tensorboard ships in its web
+  files), the decoding tables of Python's single-byte codecs (``encodings``), and the
+  IANA time zone database (the ``tzdata`` package, a dependency of pandas): each zone's
+  coordinates and its UTC offsets since 1970.
 
 The standard-library corpora depend on the Python version that runs them (3.11 for the
 committed results); the split is by file, so held-out text is code the model never saw.
@@ -49,6 +53,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import datetime
 import functools
 import hashlib
 import io
@@ -83,12 +88,14 @@ __all__ = [
     "TAGS",
     "TITANIC_CATEGORIES",
     "TITANIC_NUMERIC",
+    "ZONE_YEARS",
     "ArrayDataset",
     "CharVocab",
     "LinkDataset",
     "boston_housing",
     "builtin_identifiers",
     "chess_endgames",
+    "codec_tables",
     "cpu_performance",
     "digits",
     "docstring_pairs",
@@ -101,6 +108,7 @@ __all__ = [
     "lesmis_links",
     "membrane_windows",
     "mnist5k",
+    "monaco_source",
     "mri_patches",
     "penguins",
     "pydoc_topics",
@@ -110,6 +118,7 @@ __all__ = [
     "stock_volume_windows",
     "tabular",
     "terrain",
+    "time_zones",
     "titanic",
     "token_type_tagging",
     "topobathy_patches",
@@ -1378,3 +1387,174 @@ def font_kerning() -> tuple[ArrayDataset, int]:
     return (ArrayDataset(t(x[train]), t(y_train.astype(np.float32)), t(x[test]),
                          t(y_test.astype(np.float32))),
             rights + len(glyphs))
+
+
+# -- the ninth probe split: Monaco's JavaScript, Python's codec tables, time zones ------
+
+
+def _monaco_modules() -> list[tuple[str, str]]:
+    """The AMD modules of the Monaco editor's JavaScript (``vs/editor/editor.main.js`` of
+    the web files that tensorboard ships, ``tensorboard/webfiles.zip``): ``(module path,
+    source)``, each module from its ``define(`` line to the next one's (the file's
+    preamble is the first, ``""``)."""
+    import re
+    import zipfile
+
+    with requires_extra("bench", "the Monaco JavaScript workload"):
+        import tensorboard
+
+    archive = Path(tensorboard.__file__).parent / "webfiles.zip"
+    with zipfile.ZipFile(archive) as z:
+        text = z.read("tf-imports/vs/editor/editor.main.js").decode("utf-8")
+    modules = []
+    for part in re.split(r"\n(?=define\()", text):
+        # define(__m[30/*vs/base/browser/fastDomNode*/], ...) or define("vs/...", ...)
+        name = re.match(r'define\((?:__m\[\d+/\*([^*]+)\*/\]|"([^"]+)")', part)
+        modules.append((name.group(1) or name.group(2) if name else "", part + "\n"))
+    return modules
+
+
+@functools.cache
+def monaco_source(max_train_chars: int = 2_000_000, max_test_chars: int = 200_000
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The JavaScript of the Monaco editor (Microsoft's, 0.26.0, MIT licence; the
+    6.6 MB ``editor.main.js`` that tensorboard ships, unminified: 698 AMD modules) as two
+    streams of :data:`VOCAB` character ids, (train, held out): the modules split as the
+    stdlib's files are, one in eight by a hash of the module's path (:func:`_held_out`),
+    so held-out text is whole modules the model never saw; each stream in file order,
+    capped (as :func:`stdlib_text`). Tabs and non-ASCII characters are the unknown id."""
+    train: list[str] = []
+    test: list[str] = []
+    for name, source in _monaco_modules():
+        (test if _held_out(name) else train).append(source)
+    enc = lambda parts, cap: torch.from_numpy(VOCAB.encode("".join(parts)[:cap]))  # noqa: E731
+    return enc(train, max_train_chars), enc(test, max_test_chars)
+
+
+def _codec_tables() -> list[tuple[str, str]]:
+    """``(codec, decoding table)`` of every single-byte codec of Python's ``encodings``
+    package that has a 256-character decoding table, sorted by name."""
+    import encodings
+    import importlib
+    import pkgutil
+
+    out = []
+    for module in sorted(m.name for m in pkgutil.iter_modules(encodings.__path__)):
+        try:
+            table = getattr(importlib.import_module(f"encodings.{module}"), "decoding_table",
+                            None)
+        except ImportError:  # a codec of another platform (mbcs, oem)
+            continue
+        if isinstance(table, str) and len(table) == 256:
+            out.append((module, table))
+    return out
+
+
+@functools.cache
+def codec_tables() -> tuple[ArrayDataset, int, int]:
+    """Which character does byte ``0xE4`` stand for in ``cp1251``? The decoding tables of
+    the single-byte codecs that Python ships (``encodings.<codec>.decoding_table``: 70 in
+    Python 3.11, the ISO 8859 parts, Windows, DOS, Mac, KOI8 and EBCDIC code pages), their
+    upper halves (bytes 0x80-0xFF, where the tables differ; the lower halves are ASCII in
+    all but the 7 EBCDIC ones): a cell ``(codec, byte)`` -> its character, every cell that
+    the codec defines. ``x`` is ``[n, 2]``: the codec (its index in name order) and the
+    byte less 0x80; ``y`` the character's class, numbered in order of code point among the
+    characters of the training cells. 25% of the cells held out; a held-out cell whose
+    character no training cell has (none can predict it) is dropped. Returns the split,
+    the number of codecs and the number of classes."""
+    tables = _codec_tables()
+    cells = [(c, b - 0x80, table[b]) for c, (_, table) in enumerate(tables)
+             for b in range(0x80, 0x100) if table[b] != "\ufffe"]
+    train, test = _split(len(cells), 0.25)
+    chars = sorted({cells[i][2] for i in train})
+    index = {ch: k for k, ch in enumerate(chars)}
+    test = np.array([i for i in test if cells[i][2] in index], dtype=np.int64)
+    x = np.array([[c, b] for c, b, _ in cells], dtype=np.int64)
+    y = np.array([index.get(ch, -1) for _, _, ch in cells], dtype=np.int64)
+    t = torch.from_numpy
+    return (ArrayDataset(t(x[train]), t(y[train]), t(x[test]), t(y[test])), len(tables),
+            len(chars))
+
+
+def _zone_coordinate(text: str, degree_digits: int) -> float:
+    """``+DDMM``, ``+DDMMSS`` (latitude) or ``+DDDMM[SS]`` (longitude) in degrees."""
+    sign = -1.0 if text[0] == "-" else 1.0
+    digits = text[1:]
+    degrees = int(digits[:degree_digits])
+    minutes = int(digits[degree_digits:degree_digits + 2])
+    seconds = int(digits[degree_digits + 2:] or 0)
+    return sign * (degrees + minutes / 60 + seconds / 3600)
+
+
+def _utc_hours(zone: datetime.tzinfo, year: int, month: int) -> float:
+    """``zone``'s offset from UTC in hours on the 15th of ``month`` at 12:00 UTC."""
+    offset = datetime.datetime(year, month, 15, 12, tzinfo=datetime.timezone.utc
+                               ).astimezone(zone).utcoffset()
+    assert offset is not None
+    return offset.total_seconds() / 3600
+
+
+#: The years whose UTC offsets :func:`time_zones` gives (January and July of each).
+ZONE_YEARS: tuple[int, ...] = tuple(range(1970, 2026))
+
+
+def _zone_offsets() -> list[tuple[str, float, float, list[tuple[float, float]]]]:
+    """``(zone, latitude, longitude, [(January offset, July offset) for each of
+    ZONE_YEARS])`` of every zone in the time zone database's ``zone.tab`` (the
+    ``tzdata`` package's copy, not the system's), in the file's order; offsets in hours
+    from UTC on the 15th at 12:00 UTC."""
+    import zoneinfo
+    from importlib import resources
+
+    with requires_extra("bench", "the time zone workload"):
+        root = Path(str(resources.files("tzdata"))) / "zoneinfo"
+    out = []
+    for line in (root / "zone.tab").read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            continue
+        _, coordinates, zone = line.split("\t")[:3]
+        split = max(coordinates.rfind("+"), coordinates.rfind("-"))
+        lat = _zone_coordinate(coordinates[:split], 2)
+        lon = _zone_coordinate(coordinates[split:], 3)
+        with open(root.joinpath(*zone.split("/")), "rb") as f:
+            info = zoneinfo.ZoneInfo.from_file(f, key=zone)
+        offsets = [(_utc_hours(info, year, 1), _utc_hours(info, year, 7))
+                   for year in ZONE_YEARS]
+        out.append((zone, lat, lon, offsets))
+    return out
+
+
+@functools.cache
+def time_zones() -> ArrayDataset:
+    """What time is it in Asia/Kathmandu in July 1985? The IANA time zone database (public
+    domain; the ``tzdata`` package's copy, which pandas requires): the 418 zones of its
+    ``zone.tab``, each with the coordinates of its principal city, and its UTC offsets on
+    15 January and 15 July of every year of :data:`ZONE_YEARS` (1970-2025). A row is
+    ``(zone, year)``: ``x`` is ``[n, 4]``, the city's position as a unit vector on the
+    sphere and the year, ``(year - 1997.5) / 16``; ``y`` is ``[n, 2]``, the January and
+    July offsets in hours. 25% of the zones held out (:func:`_split` over the zones), all
+    their years: a held-out zone is predicted from the zones around it. Training rows
+    zone by zone; held-out rows year by year, the held-out zones in the same order each
+    year (an even number of them), so the even and the odd rows (the scored and the fed
+    halves of ``workload_feed_split``) are different zones. The database changes a few
+    zones a year; the committed results used ``tzdata`` 2026.6."""
+    zones = _zone_offsets()
+    train, test = _split(len(zones), 0.25)
+    assert len(test) % 2 == 0
+
+    def position(zone: tuple) -> list[float]:
+        lat, lon = np.radians(zone[1]), np.radians(zone[2])
+        return [np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)]
+
+    def row(zone: tuple, k: int) -> tuple[list[float], tuple[float, float]]:
+        return [*position(zone), (ZONE_YEARS[k] - 1997.5) / 16], zone[3][k]
+
+    years = range(len(ZONE_YEARS))
+    train_rows = [row(zones[i], k) for i in train for k in years]
+    test_rows = [row(zones[i], k) for k in years for i in test]
+
+    def tensors(rows: list) -> tuple[torch.Tensor, torch.Tensor]:
+        return (torch.tensor([x for x, _ in rows], dtype=torch.float32),
+                torch.tensor([y for _, y in rows], dtype=torch.float32))
+
+    return ArrayDataset(*tensors(train_rows), *tensors(test_rows))
