@@ -139,6 +139,7 @@ def _config(rng: random.Random, family: tuple, base: list[float]) -> GreedyConfi
         floor_anneals_to_zero=rng.random() < 0.5,
         **anneal,
         **_bounds(rng, base),
+        eval_pace=rng.choice([0.0, 0.0, 0.5, rng.uniform(0.0, 2.0)]),
     )
 
 

@@ -69,6 +69,9 @@ def test_the_cases_reach_every_event_and_knob() -> None:
     assert any(not c.check_bounds for c in configs)
     assert any(len(c.base) > 1 for c in CASES)
     assert any(kind == "eval" for c in CASES for kind, _ in c.script)
+    # eval_pace: a held-out value better than the best, but lagging the training loss
+    assert any("by less than eval_pace" in e.reason for c in CASES for es in ref(c).events
+               for e in es)
     # the blow-up guard: decreases in a blow-up, and final cooldowns that start in one
     blown = [e for c in CASES for es in ref(c).events for e in es if "a blow-up (" in e.reason]
     assert {e.kind for e in blown} >= {"decrease", "anneal"}

@@ -56,6 +56,18 @@ EVAL = (
     [2.0, 2.0, 1.4, 1.4, 1.4, 2.8],
     {1: ("increase",), 3: ("eval_decrease",), 6: ("increase",)},
 )
+PACE = (
+    GreedyConfig(factor=0.5, patience=5, increase_patience=0, smoothing="none",
+                 min_lr_ratio=0.1, max_lr_ratio=None, eval_patience=0, eval_pace=0.5),
+    [("loss", 1.0), ("eval", 0.5), ("loss", 0.5), ("eval", 0.45), ("loss", 0.45),
+     ("eval", 0.4), ("loss", 0.44)],
+    # the training loss fell by half (1.0 -> 0.5) between the held-out values, so 0.45
+    # must beat 0.5 by 0.5 * 0.5 * 0.5 = 0.125: it lags, is handled as a worse value (the
+    # LR times 0.7, increases blocked) and is the new best; then the training loss fell
+    # by 10% (0.5 -> 0.45): 0.4 needs to beat 0.45 by 0.5 * 0.1 * 0.45 = 0.0225, it does
+    [2.0, 2.0, 4.0, 2.8, 2.8, 2.8, 5.6],
+    {1: ("increase",), 3: ("increase",), 4: ("eval_decrease",), 7: ("increase",)},
+)
 _C1, _C3 = 0.5 * (1 + math.cos(math.pi / 4)), 0.5 * (1 + math.cos(3 * math.pi / 4))
 BASE = (
     GreedyConfig(factor=0.5, patience=0, smoothing="none", min_lr_ratio=None, max_lr_ratio=None,
@@ -130,7 +142,8 @@ FLOOR_ANNEAL = (
     [2.0, 1.0, 0.5, 0.5, 0.375, 0.25, 0.125, 0.0, 0.0],
     {1: ("increase",), 2: ("decrease",), 3: ("decrease",), 4: ("anneal",)},
 )
-CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL, "base": BASE,
+CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL, "pace": PACE,
+         "base": BASE,
          "blowup": BLOWUP, "blowup_anneal": BLOWUP_ANNEAL, "blowup_line": BLOWUP_LINE,
          "blowup_raw": BLOWUP_RAW, "floor_anneal": FLOOR_ANNEAL}
 
@@ -398,6 +411,7 @@ def test_anneal_only_with_a_budget_and_old_state_loads() -> None:
         ({"eval_factor": 1.0}, "eval_factor must be in"),
         ({"eval_mode": "up"}, "eval_mode must be one of"),
         ({"eval_patience": -1}, "eval_patience must be an int >= 0 or None"),
+        *(({"eval_pace": p}, "eval_pace must be finite and >= 0") for p in (-0.1, math.inf)),
         *(({"blowup_ratio": r}, "blowup_ratio must be finite and > 1, or None")
           for r in (1.0, 0.5, math.inf, math.nan)),
         ({"blowup_raw_check": 1}, "blowup_raw_check must be a bool"),

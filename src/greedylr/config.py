@@ -35,9 +35,11 @@ KNOBS_OFF: dict[str, Any] = {
 
 #: Knobs whose default is not what a config saved before them ran: a saved config that
 #: lacks one ran this (0.4's had no blow-up guard, 0.5's guard no raw-loss check, 0.6's
-#: cooldown ended at the lower bound wherever it started; 0.7's defaults have all three).
+#: cooldown ended at the lower bound wherever it started; 0.7's defaults have all three),
+#: and knobs added at the neutral value, so that a saved config keeps meaning the rule it
+#: ran if their default changes (``eval_pace``: before it, no pace).
 ABSENT_MEANS: dict[str, Any] = {"blowup_ratio": None, "blowup_raw_check": False,
-                                "floor_anneals_to_zero": False}
+                                "floor_anneals_to_zero": False, "eval_pace": 0.0}
 
 #: How many times the blow-up guard squares the factor at most (0.95 -> 0.44).
 BLOWUP_SQUARINGS = 4
@@ -170,6 +172,12 @@ class GreedyConfig:
             (increases are blocked from the first one until the held-out value improves).
             ``None``: held-out values are ignored (0.1 behaviour). 0 (default) and the
             20% cooldown won the 0.2 defaults study (``results/defaults/DECISION.md``).
+        eval_pace: p >= 0: a held-out value counts as better only if it beats the best
+            so far by ``p`` times the relative fall of the smoothed training loss since
+            the previous held-out value (a held-out loss that lags the training loss is
+            the start of overfitting); one that lags is handled as a worse one (increases
+            blocked, the LR cut by ``eval_factor`` after ``eval_patience``), and is still
+            the best so far. 0: better by any amount.
         base_schedule: ``"constant"`` (default): the rule's LRs are the LRs applied.
             ``"cosine"`` (0.3, needs ``total_steps``): the rule's own LRs move as without
             a budget and are multiplied by cosine's decay over the budget after the warmup
@@ -243,6 +251,7 @@ class GreedyConfig:
     eval_mode: Literal["min", "max"] = "min"
     eval_factor: float = 0.7
     eval_patience: int | None = 0
+    eval_pace: float = 0.0
     base_schedule: Literal["constant", "cosine"] = "constant"
     blowup_ratio: float | None = 100.0
     blowup_raw_check: bool = True
@@ -302,6 +311,10 @@ class GreedyConfig:
         _check(
             isinstance(self.eval_factor, (int, float)) and 0.0 < self.eval_factor < 1.0,
             f"eval_factor must be in (0, 1), got {self.eval_factor!r}",
+        )
+        _check(
+            isinstance(self.eval_pace, (int, float)) and 0.0 <= self.eval_pace < math.inf,
+            f"eval_pace must be finite and >= 0, got {self.eval_pace!r}",
         )
         for name, allowed in (
             ("anneal_shape", ANNEAL_SHAPES),

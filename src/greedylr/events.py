@@ -399,6 +399,11 @@ def _why(f: _Facts, kind: str) -> str:
     if kind == "eval_decrease":
         best = "" if f.reference is None else f" {f.reference:.4g}"
         times = "" if c is None else f" ({(c.eval_patience or 0) + 1} time(s) in a row)"
+        if c is not None and c.eval_pace and f.reference is not None and (
+                f.loss < f.reference if c.eval_mode == "min" else f.loss > f.reference):
+            return (f"held-out value {f.loss:.4g} beats the best {f.reference:.4g} by less "
+                    f"than eval_pace {c.eval_pace:g} times the smoothed loss's relative gain "
+                    f"since the last held-out value{times}")
         return f"held-out value {f.loss:.4g} is not better than the best{best}{times}"
     if c is None:
         return {"increase": "the smoothed loss kept improving",

@@ -89,6 +89,8 @@ class RuleState:
     eval_best: float | None = None
     eval_bad: int = 0
     eval_block: bool = False
+    #: with ``eval_pace``: the smoothed loss at the last held-out value (None: none yet)
+    eval_train: float | None = None
     #: the first smoothed value with the blow-up guard on: its yardstick (``blowup_ratio``)
     first: float | None = None
     #: decreases in the current blow-up so far (each squares the factor)
@@ -542,14 +544,30 @@ def observe_eval(config: GreedyConfig, state: RuleState, value: float) -> Decisi
     return _applied(config, state, _observed_eval(config, state, value))
 
 
+def _pace(config: GreedyConfig, state: RuleState, best: float | None) -> float:
+    """How much a held-out value must beat ``best`` by (``eval_pace``): the pace times
+    the smoothed loss's relative improvement since the last held-out value, times
+    ``|best|``; records the smoothed loss for the next one."""
+    last, now = state.eval_train, state.smoothed
+    state.eval_train = now
+    if best is None or last is None or now is None or last == 0.0:
+        return 0.0
+    gain = (last - now if config.mode == "min" else now - last) / abs(last)
+    return config.eval_pace * max(gain, 0.0) * abs(best)
+
+
 def _observed_eval(config: GreedyConfig, state: RuleState, value: float) -> Decision:
     lrs = tuple(state.lrs)
     if config.eval_patience is None or not math.isfinite(value) or state.anneal_from:
         return Decision(lrs, state.smoothed)
     best = state.eval_best
-    if best is None or _worse(config.eval_mode, best, value):
+    needed = _pace(config, state, best) if config.eval_pace else 0.0
+    if best is None or _worse(config.eval_mode, best,
+                              value + needed if config.eval_mode == "min" else value - needed):
         state.eval_best, state.eval_bad, state.eval_block = value, 0, False
         return Decision(lrs, state.smoothed)
+    if _worse(config.eval_mode, best, value):  # better, but not by the pace: still the best
+        state.eval_best = value
     state.eval_bad += 1
     state.eval_block = True
     if state.eval_bad <= config.eval_patience:

@@ -542,8 +542,20 @@ def _observe_eval(
     else:
         seen = torch.isfinite(x) & ~state.annealing
     best = state.eval_best
-    improved = seen & (torch.isnan(best) | _worse(config.eval_mode, best, x))
+    eval_train = state.eval_train
+    needed = torch.zeros_like(x)
+    if config.eval_pace:
+        last, now = state.eval_train, state.smoothed
+        eval_train = torch.where(seen, now, last)
+        gain = (last - now if config.mode == "min" else now - last) / last.abs()
+        usable = ~torch.isnan(best) & ~torch.isnan(last) & ~torch.isnan(now) & (last != 0)
+        needed = torch.where(usable, config.eval_pace * gain.clamp(min=0.0) * best.abs(),
+                             needed)
+    shifted = x + needed if config.eval_mode == "min" else x - needed
+    improved = seen & (torch.isnan(best) | _worse(config.eval_mode, best, shifted))
     worsened = seen & ~improved
+    # better than the best, but not by the pace: still the best (eval_pace)
+    beaten = worsened & _worse(config.eval_mode, best, x)
     zero = torch.zeros_like(state.eval_bad)
     eval_bad = torch.where(improved, zero, torch.where(worsened, state.eval_bad + 1,
                                                          state.eval_bad))
@@ -561,8 +573,9 @@ def _observe_eval(
         reference=reference,
         num_good=torch.where(act, zero, state.num_good),
         num_bad=torch.where(act, zero, state.num_bad),
-        eval_best=torch.where(improved, x, best),
+        eval_best=torch.where(improved | beaten, x, best),
         eval_bad=eval_bad,
+        eval_train=eval_train,
         eval_block=torch.where(improved, False, state.eval_block | worsened),
     )
     decision = TensorDecision(

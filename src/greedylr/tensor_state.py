@@ -65,6 +65,7 @@ class TensorState(NamedTuple):
     eval_best: Tensor  # [*B]: NaN before the first held-out value
     eval_bad: Tensor  # [*B] int64
     eval_block: Tensor  # [*B] bool
+    eval_train: Tensor  # [*B]: the smoothed loss at the last held-out value (eval_pace; NaN: none)
     first: Tensor  # [*B]: the first smoothed value with the blow-up guard on (NaN: none)
     blowup_cuts: Tensor  # [*B] int64: decreases in the current blow-up so far
     anneal_to_zero: Tensor  # [*B] bool: the final cooldown ends at 0 (rule.RuleState's)
@@ -345,8 +346,8 @@ def _tables(config: GreedyConfig, device: torch.device, dtype: torch.dtype) -> d
 _COUNTS = ("step", "num_good", "num_bad", "hold", "floor_hits", "window_pos", "ema_count",
            "noise_count", "payoff_left", "penalty", "eval_bad", "blowup_cuts")
 _NUMBERS = ("reference", "smoothed", "window_sum", "ema", "noise_var", "payoff_ref",
-            "eval_best", "first")
-_OPTIONAL = ("smoothed", "eval_best", "first")
+            "eval_best", "eval_train", "first")
+_OPTIONAL = ("smoothed", "eval_best", "eval_train", "first")
 _FLAGS = ("eval_block", "anneal_to_zero")
 _VECTORS = ("base_lrs", "min_lrs", "max_lrs", "lrs")
 

@@ -127,6 +127,7 @@ class GreedyLRState(NamedTuple):
         eval_best: the best held-out value so far (NaN: none yet).
         eval_bad: held-out values in a row not better than the best.
         eval_block: increases are blocked until the held-out value improves.
+        eval_train: the smoothed loss at the last held-out value (``eval_pace``; NaN: none).
         first: the first smoothed value with the blow-up guard on (``blowup_ratio``),
             what a blow-up is measured against; NaN before it, and with the guard off.
         blowup_cuts: decreases in the current blow-up so far (each squares the factor).
@@ -160,6 +161,7 @@ class GreedyLRState(NamedTuple):
     eval_best: jax.Array
     eval_bad: jax.Array
     eval_block: jax.Array
+    eval_train: jax.Array
     first: jax.Array
     blowup_cuts: jax.Array
     anneal_to_zero: jax.Array
@@ -204,6 +206,7 @@ class _Knobs(NamedTuple):
     eval_factor: Any
     eval_patience: Any
     eval_maximize: Any
+    eval_pace: Any
     initial_reference: Any  # +inf (min) or -inf (max): GreedyConfig.initial_reference
     blowup_ratio: Any  # 0: off
     blowup_factors: Any  # GreedyConfig.blowup_table(): a decrease's factor by cuts so far
@@ -212,7 +215,7 @@ class _Knobs(NamedTuple):
 
 
 _FLOAT_KNOBS = ("factor", "threshold", "eps", "base_lr", "min_lr", "max_lr", "warmup_start",
-                "noise_threshold", "noise_n", "eval_factor", "initial_reference",
+                "noise_threshold", "noise_n", "eval_factor", "eval_pace", "initial_reference",
                 "blowup_ratio", "blowup_factors")
 _INT_KNOBS = (
     "payoff_patience",
@@ -284,6 +287,7 @@ def _resolve(config: GreedyConfig, learning_rate: float) -> tuple[_Static, _Knob
         eval_factor=float(config.eval_factor),
         eval_patience=-1 if config.eval_patience is None else config.eval_patience,
         eval_maximize=config.eval_mode == "max",
+        eval_pace=float(config.eval_pace),
         initial_reference=config.initial_reference,
         blowup_ratio=config.blowup_ratio or 0.0,
         blowup_factors=tuple(config.blowup_table()),
@@ -338,6 +342,7 @@ def _init(static: _Static, knobs: _Knobs, dtype: Any) -> GreedyLRState:
         eval_best=jnp.full_like(lr, jnp.nan),
         eval_bad=zero,
         eval_block=jnp.zeros_like(k.maximize),
+        eval_train=jnp.full_like(lr, jnp.nan),
         first=jnp.full_like(lr, jnp.nan),
         blowup_cuts=zero,
         anneal_to_zero=jnp.zeros_like(k.maximize),
@@ -615,9 +620,19 @@ def _observe_eval(static: _Static, knobs: _Knobs, state: GreedyLRState,
     value = value.astype(state.lr.dtype)
     seen = jnp.isfinite(value) & ~state.annealing & (k.eval_patience >= 0)  # -1: off
     best = state.eval_best
-    beaten = jnp.where(k.eval_maximize, best < value, best > value)
-    improved = seen & (jnp.isnan(best) | beaten)
+    # eval_pace: beat the best by the pace times the smoothed loss's relative gain since
+    # the last held-out value
+    last, now = state.eval_train, state.smoothed
+    paced = seen & (k.eval_pace > 0)
+    gain = jnp.where(k.maximize, now - last, last - now) / jnp.abs(last)
+    usable = paced & ~jnp.isnan(best) & ~jnp.isnan(last) & ~jnp.isnan(now) & (last != 0)
+    needed = jnp.where(usable, k.eval_pace * jnp.maximum(gain, 0.0) * jnp.abs(best), 0.0)
+    shifted = jnp.where(k.eval_maximize, value - needed, value + needed)
+    improved = seen & (jnp.isnan(best) | jnp.where(k.eval_maximize, best < shifted,
+                                                   best > shifted))
     worsened = seen & ~improved
+    # better than the best, but not by the pace: still the best
+    beaten = worsened & jnp.where(k.eval_maximize, best < value, best > value)
     eval_bad = jnp.where(improved, 0, jnp.where(worsened, state.eval_bad + 1, state.eval_bad))
     act = worsened & (eval_bad > k.eval_patience)
     lowered = jnp.maximum(state.lr * k.eval_factor, k.min_lr)
@@ -631,8 +646,9 @@ def _observe_eval(static: _Static, knobs: _Knobs, state: GreedyLRState,
         num_good=jnp.where(act, 0, state.num_good),
         num_bad=jnp.where(act, 0, state.num_bad),
         events=_flag(act, EVAL_DECREASE) | _flag(act & ~ok, CLIPPED),
-        eval_best=jnp.where(improved, value, best),
+        eval_best=jnp.where(improved | beaten, value, best),
         eval_bad=jnp.where(act, 0, eval_bad),
+        eval_train=jnp.where(paced, now, last),
         eval_block=jnp.where(improved, False, state.eval_block | worsened),
     )
 

@@ -1,0 +1,72 @@
+"""Round 20: the held-out protocol's and the LR grid's figures pooled over splits.
+
+Each split is scored on its own (:func:`greedylr.evidence.defaults.versus_cosine`, and
+:func:`greedylr.studies.tuning.tolerance_versus` against that split's best-tuned
+cosine), then the comparisons are pooled: F, B and T as the share of all comparisons,
+t as the median over splits of each split's median, misses summed; the grid's share
+within 2% and its median ratio over all grid points. ``RUNS`` are folders or results
+files; each file or folder is read for the split its name ends with::
+
+    python results/defaults/round20/pooled.py {heldout,grid} RUNS...
+"""
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+
+def _runs(paths: list[str]) -> dict[str, list[dict[str, Any]]]:
+    from greedylr.studies.runner import load_results
+
+    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for p in map(Path, paths):
+        split = re.sub(r"\.json$", "", p.name).rsplit("_", 1)[-1]
+        runs = json.loads(p.read_text()) if p.is_file() else load_results(p)
+        by[split] += runs
+    return by
+
+
+def heldout(paths: list[str]) -> None:
+    from greedylr.evidence.defaults import versus_cosine
+
+    pooled: dict[str, dict[str, Any]] = defaultdict(lambda: defaultdict(list))
+    for split, runs in sorted(_runs(paths).items()):
+        for arm, row in versus_cosine(runs).items():
+            p = pooled[arm]
+            for k in ("final", "best", "train"):
+                p[k].append((row[f"{k}_pct"] * row[f"{k}_n"] / 100, row[f"{k}_n"]))
+            p["t"].append(row["time_to_cosine_loss"])
+            p["misses"].append((row["misses"], row["runs"]))
+            p["splits"].append(split)
+    for arm, p in pooled.items():
+        share = {k: 100 * sum(a for a, _ in p[k]) / sum(n for _, n in p[k])
+                 for k in ("final", "best", "train")}
+        print(f"{arm:40s} splits {len(p['splits']):2d} F {share['final']:.0f}% "
+              f"({sum(a for a, _ in p['final']):.0f}/{sum(n for _, n in p['final'])}) "
+              f"B {share['best']:.0f}% T {share['train']:.0f}% "
+              f"t median of splits {statistics.median(p['t']):.2f} "
+              f"misses {sum(a for a, _ in p['misses'])}/{sum(n for _, n in p['misses'])}")
+
+
+def grid(paths: list[str]) -> None:
+    from greedylr.studies import tuning
+
+    pooled: dict[str, list[float]] = defaultdict(list)
+    splits: dict[str, int] = defaultdict(int)
+    for _, runs in sorted(_runs(paths).items()):
+        for arm, t in tuning.tolerance_versus(runs, "cosine").items():
+            pooled[arm] += list(t.ratios)
+            splits[arm] += 1
+    for arm, ratios in pooled.items():
+        within = sum(r <= 1.02 for r in ratios) / len(ratios)
+        print(f"{arm:40s} splits {splits[arm]:2d} points {len(ratios)} within 2% "
+              f"{100 * within:.0f}% median {statistics.median(ratios):.3f}")
+
+
+if __name__ == "__main__":
+    {"heldout": heldout, "grid": grid}[sys.argv[1]](sys.argv[2:])
