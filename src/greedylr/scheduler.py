@@ -143,7 +143,7 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         eval_mode: Literal["min", "max"] = "min",
         eval_factor: float = 0.7,
         eval_patience: int | None = 0,
-        eval_pace: float = 0.0,
+        eval_pace: float = 0.5,
         base_schedule: Literal["constant", "cosine"] = "constant",
         blowup_ratio: float | None = 100.0,
         blowup_raw_check: bool = True,
