@@ -539,9 +539,11 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         """Tell the rule a held-out value, after each evaluation (lower is better unless
         ``eval_mode="max"``).
 
-        A value worse than the best so far blocks increases until one is better again,
-        and (after ``eval_patience`` of them) multiplies the LRs by ``eval_factor``: the
-        training loss cannot see overfitting, the held-out value can. Takes effect from
+        A value not better than the best so far (worse, or better by less than
+        ``eval_pace`` times the training loss's relative fall since the last value)
+        blocks increases until one is better again, and (after ``eval_patience`` of
+        them) multiplies the LRs by ``eval_factor``: the training loss cannot see
+        overfitting, the held-out value can. Takes effect from
         the next optimizer step. The events it produces are in :attr:`events` (not in
         the per-step trace, which has one row per training step). In device mode this
         reads the decision back to the host once per evaluation.
