@@ -61,7 +61,7 @@ import string
 import sysconfig
 import tokenize
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -334,18 +334,25 @@ def stdlib_text(
     Capped, so that building it stays well under a second; the files are taken in path
     order, so the cap is deterministic.
     """
-    train: list[str] = []
-    test: list[str] = []
-    n_train = n_test = 0
-    for _, text, held_out in stdlib_files():
-        if held_out and n_test < max_test_chars:
-            test.append(text)
-            n_test += len(text)
-        elif not held_out and n_train < max_train_chars:
-            train.append(text)
-            n_train += len(text)
-    enc = lambda parts, cap: torch.from_numpy(VOCAB.encode("".join(parts)[:cap]))  # noqa: E731
-    return enc(train, max_train_chars), enc(test, max_test_chars)
+    return _char_streams(((text, held_out) for _, text, held_out in stdlib_files()),
+                         max_train_chars, max_test_chars)
+
+
+def _char_streams(texts: Iterable[tuple[str, bool]], max_train_chars: int,
+                  max_test_chars: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(text, held out)`` pairs as two streams of :data:`VOCAB` ids, (train, held out):
+    each the texts of its side in order, joined and cut at its cap (texts past the cap
+    are not read)."""
+    parts: dict[bool, list[str]] = {False: [], True: []}
+    caps = {False: max_train_chars, True: max_test_chars}
+    counts = {False: 0, True: 0}
+    for text, held_out in texts:
+        if counts[held_out] < caps[held_out]:
+            parts[held_out].append(text)
+            counts[held_out] += len(text)
+    train, test = (torch.from_numpy(VOCAB.encode("".join(parts[side])[:caps[side]]))
+                   for side in (False, True))
+    return train, test
 
 
 #: Token-type tags of :func:`token_type_tagging`, one per character.
@@ -1423,12 +1430,8 @@ def monaco_source(max_train_chars: int = 2_000_000, max_test_chars: int = 200_00
     stdlib's files are, one in eight by a hash of the module's path (:func:`_held_out`),
     so held-out text is whole modules the model never saw; each stream in file order,
     capped (as :func:`stdlib_text`). Tabs and non-ASCII characters are the unknown id."""
-    train: list[str] = []
-    test: list[str] = []
-    for name, source in _monaco_modules():
-        (test if _held_out(name) else train).append(source)
-    enc = lambda parts, cap: torch.from_numpy(VOCAB.encode("".join(parts)[:cap]))  # noqa: E731
-    return enc(train, max_train_chars), enc(test, max_test_chars)
+    return _char_streams(((source, _held_out(name)) for name, source in _monaco_modules()),
+                         max_train_chars, max_test_chars)
 
 
 def _codec_tables() -> list[tuple[str, str]]:
