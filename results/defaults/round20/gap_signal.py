@@ -8,8 +8,8 @@ its training set, not the task). This reads, for every GreedyLR run (the package
 defaults) of the held-out protocol, at each evaluation after the first:
 
 - ``train``: the relative fall of the rule's smoothed training loss since the last
-  evaluation (the bias-corrected EMA of span ``window`` the rule keeps, recomputed from
-  the run's losses);
+  evaluation (the bias-corrected EMA the rule keeps, recomputed by the rule's own
+  smoother from the run's losses);
 - ``held``: the relative fall of the held-out value the rule is fed (``feed``: the loss
   on the fed half, the same loss function as the training loss);
 - ``pace``: ``held / train`` where ``train > 0`` (1: the held-out loss keeps pace; 0: it
@@ -31,7 +31,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-WINDOW = 50  # the defaults' EMA span
 THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.5)
 
 
@@ -44,13 +43,14 @@ def _load(paths: list[str]) -> list[dict[str, Any]]:
     return [r for r in runs if r["status"] == "ok"]
 
 
-def smoothed(losses: list[float], window: int = WINDOW) -> list[float]:
-    """The rule's bias-corrected EMA after each step (index i: after step i + 1)."""
-    beta, ema, out = 1.0 - 2.0 / (window + 1), 0.0, []
-    for n, loss in enumerate(losses, 1):
-        ema = beta * ema + (1.0 - beta) * loss
-        out.append(ema / (1.0 - beta**n))
-    return out
+def smoothed(losses: list[float]) -> list[float]:
+    """The smoothed loss the rule (the package's defaults) holds after each step (index
+    i: after step i + 1): its own smoother, fed the run's losses."""
+    from greedylr import rule
+
+    config = rule.GreedyConfig()
+    state = rule.init(config, [1.0])
+    return [rule.update(config, state, loss).smoothed for loss in losses]
 
 
 def paces(run: dict[str, Any]) -> list[tuple[int, float, float, float | None]]:
