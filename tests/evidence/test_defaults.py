@@ -149,6 +149,29 @@ def test_versus_cosine_scores_within_one_percent_and_time_to_cosines_loss() -> N
     assert table["cosine"]["final_pct"] == 100.0
 
 
+def test_versus_cosine_selects_the_checkpoint_on_the_fed_half() -> None:
+    """``selected`` scores the reported value of the evaluation with the best fed loss:
+    here greedy's best reported accuracy (0.95, at step 50) is cosine's, but its fed
+    loss was best at step 100, whose accuracy 0.80 is what a user who stops early keeps."""
+    def run(schedule: str, seed: int, rows: list[tuple[int, float, float]]) -> dict:
+        r = _result("w", schedule, seed, 1.0, rows[-1][1], steps=100)
+        r["metrics"] = [{"step": s, "accuracy": a, "feed": f} for s, a, f in rows]
+        return r
+
+    results = []
+    for seed in (0, 1):
+        results += [run("cosine", seed, [(50, 0.90, 0.3), (100, 0.95, 0.2)]),
+                    run("greedy", seed, [(50, 0.95, 0.5), (100, 0.80, 0.4)])]
+    g = defaults.versus_cosine(results)["greedy"]
+    # by 50%: both have one evaluation (0.95 >= 0.90 either way); by 100%: best 0.95 as
+    # cosine's, selected 0.80 against cosine's selected 0.95
+    assert (g["best_n"], g["selected_n"]) == (2, 2)
+    assert g["best_pct"] == 100.0 and g["selected_pct"] == 50.0
+    assert defaults._selected_until(results[1], 1.0) == 0.80
+    # no fed value: nothing to select on, no comparison
+    assert math.isnan(defaults._selected_until(_result("w", "greedy", 0, 1.0, 0.9), 1.0))
+
+
 def test_versus_cosine_against_another_cosine_arm() -> None:
     averaged = {"workload_power_ema": 7}
     results = []

@@ -3,7 +3,8 @@
 Each split is scored on its own (:func:`greedylr.evidence.defaults.versus_cosine`, and
 :func:`greedylr.studies.tuning.tolerance_versus` against that split's best-tuned
 cosine), then the comparisons are pooled: F, B and T as the share of all comparisons,
-t as the median over splits of each split's median, misses summed; the grid's share
+S the checkpoint selected on the fed half (:func:`versus_cosine`'s ``selected``), t as
+the median over splits of each split's median, misses summed; the grid's share
 within 2% and its median ratio over all grid points. ``RUNS`` are folders or results
 files; each file or folder is read for the split its name ends with::
 
@@ -38,17 +39,18 @@ def heldout(paths: list[str]) -> None:
     for split, runs in sorted(_runs(paths).items()):
         for arm, row in versus_cosine(runs).items():
             p = pooled[arm]
-            for k in ("final", "best", "train"):
-                p[k].append((row[f"{k}_pct"] * row[f"{k}_n"] / 100, row[f"{k}_n"]))
+            for k in ("final", "best", "selected", "train"):
+                if row[f"{k}_n"]:
+                    p[k].append((row[f"{k}_pct"] * row[f"{k}_n"] / 100, row[f"{k}_n"]))
             p["t"].append(row["time_to_cosine_loss"])
             p["misses"].append((row["misses"], row["runs"]))
             p["splits"].append(split)
     for arm, p in pooled.items():
-        share = {k: 100 * sum(a for a, _ in p[k]) / sum(n for _, n in p[k])
-                 for k in ("final", "best", "train")}
+        share = {k: 100 * sum(a for a, _ in p[k]) / max(1, sum(n for _, n in p[k]))
+                 for k in ("final", "best", "selected", "train")}
         print(f"{arm:40s} splits {len(p['splits']):2d} F {share['final']:.0f}% "
               f"({sum(a for a, _ in p['final']):.0f}/{sum(n for _, n in p['final'])}) "
-              f"B {share['best']:.0f}% T {share['train']:.0f}% "
+              f"B {share['best']:.0f}% S {share['selected']:.0f}% T {share['train']:.0f}% "
               f"t median of splits {statistics.median(p['t']):.2f} "
               f"misses {sum(a for a, _ in p['misses'])}/{sum(n for _, n in p['misses'])}")
 

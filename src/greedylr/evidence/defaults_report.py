@@ -31,14 +31,21 @@ from greedylr.studies.metrics import Result
 __all__ = ["write_heldout_report", "write_lr_grid_report", "write_report"]
 
 
+def _share(row: dict[str, Any], kind: str) -> str:
+    """``"86% of 84"``: one kind of comparison of a :func:`versus_cosine` row."""
+    pct = row[f"{kind}_pct"]
+    return f"{'-' if math.isnan(pct) else f'{pct:.0f}%'} of {row[f'{kind}_n']}"
+
+
 def _versus_table(table: dict[str, dict[str, Any]]) -> str:
     head = (
-        "| arm | final held-out >= cosine | best held-out >= cosine | training loss >= cosine "
-        "| time to cosine's loss (median) | misses | diverged |\n|---|---|---|---|---|---|---|\n"
+        "| arm | final held-out >= cosine | best held-out >= cosine | checkpoint selected on "
+        "the fed half >= cosine's | training loss >= cosine | time to cosine's loss (median) "
+        "| misses | diverged |\n|---|---|---|---|---|---|---|---|\n"
     )
     lines = [
-        f"| `{arm}` | {r['final_pct']:.0f}% of {r['final_n']} | {r['best_pct']:.0f}% of "
-        f"{r['best_n']} | {r['train_pct']:.0f}% of {r['train_n']} | "
+        f"| `{arm}` | {_share(r, 'final')} | {_share(r, 'best')} | {_share(r, 'selected')} | "
+        f"{_share(r, 'train')} | "
         f"{_fmt(r['time_to_cosine_loss'], 2)} | {r['misses']}/{r['runs']} | "
         f"{r['diverged']}/{r['runs']} |"
         for arm, r in sorted(table.items(), key=lambda kv: (-kv[1]["final_pct"], kv[0]))
