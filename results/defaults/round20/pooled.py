@@ -5,8 +5,9 @@ Each split is scored on its own (:func:`greedylr.evidence.defaults.versus_cosine
 cosine), then the comparisons are pooled: F, B and T as the share of all comparisons,
 S the checkpoint selected on the fed half (:func:`versus_cosine`'s ``selected``), t as
 the median over splits of each split's median, misses summed; the grid's share
-within 2% and its median ratio over all grid points. ``RUNS`` are folders or results
-files; each file or folder is read for the split its name ends with::
+within 2% and its median ratio over all grid points, and both by position on the grid.
+``RUNS`` are folders or results files; each file or folder is read for the split its
+name ends with::
 
     python results/defaults/round20/pooled.py {heldout,grid} RUNS...
 """
@@ -59,15 +60,24 @@ def grid(paths: list[str]) -> None:
     from greedylr.studies import tuning
 
     pooled: dict[str, list[float]] = defaultdict(list)
+    # by position on the grid (the smallest LR first): a group's ratios come in LR order
+    positions: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     splits: dict[str, int] = defaultdict(int)
     for _, runs in sorted(_runs(paths).items()):
         for arm, t in tuning.tolerance_versus(runs, "cosine").items():
+            size = len(t.by_position)
+            assert len(t.ratios) % size == 0, "every group of a split has the same grid"
             pooled[arm] += list(t.ratios)
+            for i, r in enumerate(t.ratios):
+                positions[arm][i % size].append(r)
             splits[arm] += 1
     for arm, ratios in pooled.items():
         within = sum(r <= 1.02 for r in ratios) / len(ratios)
+        by = positions[arm].values()
         print(f"{arm:40s} splits {splits[arm]:2d} points {len(ratios)} within 2% "
-              f"{100 * within:.0f}% median {statistics.median(ratios):.3f}")
+              f"{100 * within:.0f}% median {statistics.median(ratios):.3f} by position "
+              + " / ".join(f"{statistics.median(v):.2f}" for v in by) + " within 2% "
+              + " / ".join(f"{100 * sum(r <= 1.02 for r in v) / len(v):.0f}%" for v in by))
 
 
 if __name__ == "__main__":
