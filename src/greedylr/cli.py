@@ -483,6 +483,7 @@ _DEFAULTS_STAGES = (
     "heldout-probe7", "heldout-lr-grid-probe7", "heldout-lr-grid-probe7-report",
     "heldout-probe8", "heldout-lr-grid-probe8", "heldout-lr-grid-probe8-report",
     "heldout-probe9", "heldout-lr-grid-probe9", "heldout-lr-grid-probe9-report",
+    "heldout-probe10", "heldout-lr-grid-probe10", "heldout-lr-grid-probe10-report",
 )
 
 
@@ -511,10 +512,11 @@ def _add_study_defaults(kinds: argparse._SubParsersAction) -> None:
         "neither split has), heldout-probe (round 9's), heldout-probe2 (round 12's), "
         "heldout-probe3 (round 13's), heldout-probe4 (round 14's), heldout-probe5 (round "
         "15's), heldout-probe6 (round 16's), heldout-probe7 (round 18's), heldout-probe8 "
-        "(round 19's), heldout-probe9 (unseen), heldout-report; its LR grid on the tuning "
-        "split, heldout-lr-grid and heldout-lr-grid-report, and on another split, "
-        "heldout-lr-grid-SPLIT and heldout-lr-grid-SPLIT-report (SPLIT: check, fresh, "
-        "probe, probe2, probe3, probe4, probe5, probe6, probe7, probe8, probe9).",
+        "(round 19's), heldout-probe9 (round 20's), heldout-probe10 (unseen), "
+        "heldout-report; its LR grid on the tuning split, heldout-lr-grid and "
+        "heldout-lr-grid-report, and on another split, heldout-lr-grid-SPLIT and "
+        "heldout-lr-grid-SPLIT-report (SPLIT: check, fresh, probe, probe2, probe3, probe4, "
+        "probe5, probe6, probe7, probe8, probe9, probe10).",
     )
     defaults.add_argument("stage", metavar="STAGE", help=f"one of: {', '.join(_DEFAULTS_STAGES)}")
     defaults.add_argument("--out", default="runs/defaults",
@@ -532,8 +534,8 @@ def _add_study_defaults(kinds: argparse._SubParsersAction) -> None:
     defaults.add_argument("--arms", type=_positive_int, default=None, metavar="N",
                           help="heldout-tune, heldout-check, heldout-fresh, heldout-probe, "
                           "heldout-probe2, heldout-probe3, heldout-probe4, heldout-probe5, "
-                          "heldout-probe6, heldout-probe7, heldout-probe8, heldout-probe9: "
-                          "only the first N arms")
+                          "heldout-probe6, heldout-probe7, heldout-probe8, heldout-probe9, "
+                          "heldout-probe10: only the first N arms")
     defaults.set_defaults(run=_run_study_defaults)
 
 

@@ -19,6 +19,7 @@ from greedylr.evidence.defaults import (
     PROBE7_WORKLOADS,
     PROBE8_WORKLOADS,
     PROBE9_WORKLOADS,
+    PROBE10_WORKLOADS,
     PROBE_WORKLOADS,
 )
 from greedylr.evidence.suites import SMALL_MODELS
@@ -30,7 +31,7 @@ TASKS = {"classification", "regression", "sequence_labelling", "seq2seq", "langu
 
 #: Workloads no GreedyLR schedule may ever train, not even in a test: the next round's
 #: unseen split. Their tests train them under cosine only.
-UNSEEN = frozenset(PROBE9_WORKLOADS)
+UNSEEN = frozenset(PROBE10_WORKLOADS)
 
 
 def schedule_for(name: str) -> str:
@@ -88,7 +89,7 @@ def test_lr_for_falls_back_to_the_workload_lr() -> None:
 @pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS
                          + PROBE2_WORKLOADS + PROBE3_WORKLOADS + PROBE4_WORKLOADS
                          + PROBE5_WORKLOADS + PROBE6_WORKLOADS + PROBE7_WORKLOADS
-                         + PROBE8_WORKLOADS + PROBE9_WORKLOADS)
+                         + PROBE8_WORKLOADS + PROBE9_WORKLOADS + PROBE10_WORKLOADS)
 def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
     w = workloads.get(name)
     spec = TrialSpec.make(
@@ -112,7 +113,7 @@ def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
 @pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS
                          + PROBE2_WORKLOADS + PROBE3_WORKLOADS + PROBE4_WORKLOADS
                          + PROBE5_WORKLOADS + PROBE6_WORKLOADS + PROBE7_WORKLOADS
-                         + PROBE8_WORKLOADS + PROBE9_WORKLOADS)
+                         + PROBE8_WORKLOADS + PROBE9_WORKLOADS + PROBE10_WORKLOADS)
 def test_feed_split_reports_a_held_out_value_on_the_other_half(name: str) -> None:
     w = workloads.get(name)
     spec = TrialSpec.make(study="test", workload=name, schedule=schedule_for(name), seed=0,
@@ -202,7 +203,7 @@ def test_fixed_splits_are_disjoint_and_shuffled() -> None:
 @pytest.mark.parametrize("split", [FRESH_WORKLOADS, PROBE_WORKLOADS, PROBE2_WORKLOADS,
                                    PROBE3_WORKLOADS, PROBE4_WORKLOADS, PROBE5_WORKLOADS,
                                    PROBE6_WORKLOADS, PROBE7_WORKLOADS, PROBE8_WORKLOADS,
-                                   PROBE9_WORKLOADS])
+                                   PROBE9_WORKLOADS, PROBE10_WORKLOADS])
 def test_later_splits_are_none_of_the_others_and_each_workload_is_registered(split) -> None:
     from greedylr.evidence.defaults import HELDOUT_SPLITS
 
@@ -378,6 +379,10 @@ def test_probe5_workloads_train_with_optimizers_no_earlier_split_has() -> None:
     # no new optimizer: Adamax, Adagrad and Adam, each trained by a workload before
     ("probe9", {"monaco_js_gated_cnn": "adamax", "codec_table_neumf": "adagrad",
                 "time_zone_rbf": "adam"}, set()),
+    # no new optimizer: RAdam, Adadelta and SGD (here with Nesterov momentum), each
+    # trained by a workload before
+    ("probe10", {"minilm_spelling_qrnn": "radam", "html_entity_indrnn": "adadelta",
+                 "sympy_docstring_nplm": "sgd"}, set()),
 ])
 def test_later_probe_workloads_have_families_no_other_split_has(split, optimizers,
                                                                  new) -> None:
@@ -548,6 +553,57 @@ def test_time_zones_hold_out_whole_zones_and_halve_them_by_zone() -> None:
     assert len(scored) == len(fed) == 52 and not scored & fed and not (scored | fed) & trained
     kathmandu = next(z for z in zones if z[0] == "Asia/Kathmandu")
     assert kathmandu[3][-1] == (5.75, 5.75)
+
+
+def test_minilm_words_are_whole_words_and_their_embeddings() -> None:
+    words = data.minilm_words()
+    assert words.x_train.shape == (19544, data.MINILM_WORD_CHARS)
+    assert words.x_test.shape == (2172, data.MINILM_WORD_CHARS)
+    assert words.y_train.shape == (19544, 384) and words.y_train.dtype == torch.float32
+    x = torch.cat([words.x_train, words.x_test])
+    spelled = [data.VOCAB.decode(row) for row in x.tolist()]
+    assert len(set(spelled)) == len(spelled)  # each word once
+    assert all(w.isalpha() and w.islower() and 2 <= len(w) <= 16 for w in spelled)
+    # left aligned: padding only after the last letter
+    assert ((x != data.CharVocab.PAD).int().diff(dim=1) <= 0).all() and (x[:, :2] != 0).all()
+    # the rows are the table's: "the" (id 1996 in BERT's vocabulary) with its embedding
+    from safetensors import safe_open
+
+    from greedylr.evidence.workloads.minilm_finetune import model_path
+
+    with safe_open(str(Path(model_path()) / "model.safetensors"), "pt") as f:
+        table = f.get_tensor("embeddings.word_embeddings.weight")
+    row = spelled.index("the")
+    y = torch.cat([words.y_train, words.y_test])
+    assert torch.equal(y[row], table[1996])
+
+
+def test_html_entities_are_names_labelled_with_their_characters_page() -> None:
+    from html.entities import html5
+
+    names, classes = data.html_entities()
+    assert classes == 18 and names.x_train.shape == (1594, data.ENTITY_CHARS)
+    assert names.x_test.shape == (531, data.ENTITY_CHARS)  # no page is held out alone
+    assert set(names.y_train.tolist()) == set(range(classes))
+    decoded = [data.VOCAB.decode(r) for r in torch.cat([names.x_train, names.x_test]).tolist()]
+    assert len(set(decoded)) == 2125 and all(n.endswith(";") for n in decoded)
+    assert max(map(len, decoded)) == data.ENTITY_CHARS
+    # classes in page order: Latin-1 (page 0) first, the mathematical letters (0x1D5) last
+    pages = sorted({ord(html5[n][0]) >> 8 for n in decoded})
+    labels = torch.cat([names.y_train, names.y_test]).tolist()
+    assert all(ord(html5[n][0]) >> 8 == pages[k] for n, k in zip(decoded, labels, strict=True))
+    assert pages[0] == 0 and pages[-1] == 0x1D5
+
+
+def test_sympy_docstrings_hold_out_whole_modules() -> None:
+    train, test = data.sympy_docstrings()
+    assert len(train) == 1_000_000 and len(test) == 100_000  # both capped
+    assert train.dtype == test.dtype == torch.int64
+    assert train.min() >= data.CharVocab.UNK and train.max() < len(data.VOCAB)
+    assert torch.equal(train, data.sympy_docstrings.__wrapped__()[0])
+    # the held-out stream starts with a held-out module's docstrings, not in the training text
+    text = data.VOCAB.decode(test[:300].tolist())
+    assert text not in data.VOCAB.decode(train.tolist())
 
 
 def test_titanic_holds_out_distinct_passengers() -> None:

@@ -68,6 +68,9 @@ _MODULES: list[str] = [
     ".monaco_js_gated_cnn",
     ".codec_table_neumf",
     ".time_zone_rbf",
+    ".minilm_spelling_qrnn",
+    ".html_entity_indrnn",
+    ".sympy_docstring_nplm",
     ".minilm_finetune",
     ".llama_pretrain",
 ]

