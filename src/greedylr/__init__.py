@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from greedylr.scheduler import GreedyLR
     from greedylr.trace import Trace, load_trace
 
-__version__ = "0.8.0"
+__version__ = "0.8.1"
 
 _HOMES = {
     "Decision": "greedylr.rule",

@@ -7,9 +7,11 @@ S the checkpoint selected on the fed half (:func:`versus_cosine`'s ``selected``)
 the median over splits of each split's median, misses summed; the grid's share
 within 2% and its median ratio over all grid points, and both by position on the grid.
 ``RUNS`` are folders or results files; each file or folder is read for the split its
-name ends with::
+name ends with. ``--as SPLIT:ARM=NAME`` pools that split's arm under another name (the
+package's default of one version is a marked prototype on the splits run before it was
+adopted)::
 
-    python results/defaults/round20/pooled.py {heldout,grid} RUNS...
+    python results/defaults/round20/pooled.py {heldout,grid} [--as SPLIT:ARM=NAME ...] RUNS...
 """
 from __future__ import annotations
 
@@ -33,13 +35,27 @@ def _runs(paths: list[str]) -> dict[str, list[dict[str, Any]]]:
     return by
 
 
-def heldout(paths: list[str]) -> None:
+def _names(argv: list[str]) -> tuple[dict[tuple[str, str], str], list[str]]:
+    """``--as SPLIT:ARM=NAME`` options, and the paths."""
+    names, paths, args = {}, [], iter(argv)
+    for a in args:
+        if a == "--as":
+            where, name = next(args).split("=", 1)
+            split, arm = where.split(":", 1)
+            names[split, arm] = name
+        else:
+            paths.append(a)
+    return names, paths
+
+
+def heldout(argv: list[str]) -> None:
     from greedylr.evidence.defaults import versus_cosine
 
+    names, paths = _names(argv)
     pooled: dict[str, dict[str, Any]] = defaultdict(lambda: defaultdict(list))
     for split, runs in sorted(_runs(paths).items()):
         for arm, row in versus_cosine(runs).items():
-            p = pooled[arm]
+            p = pooled[names.get((split, arm), arm)]
             for k in ("final", "best", "selected", "train"):
                 if row[f"{k}_n"]:
                     p[k].append((row[f"{k}_pct"] * row[f"{k}_n"] / 100, row[f"{k}_n"]))
@@ -56,15 +72,17 @@ def heldout(paths: list[str]) -> None:
               f"misses {sum(a for a, _ in p['misses'])}/{sum(n for _, n in p['misses'])}")
 
 
-def grid(paths: list[str]) -> None:
+def grid(argv: list[str]) -> None:
     from greedylr.studies import tuning
 
+    names, paths = _names(argv)
     pooled: dict[str, list[float]] = defaultdict(list)
     # by position on the grid (the smallest LR first): a group's ratios come in LR order
     positions: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     splits: dict[str, int] = defaultdict(int)
-    for _, runs in sorted(_runs(paths).items()):
+    for split, runs in sorted(_runs(paths).items()):
         for arm, t in tuning.tolerance_versus(runs, "cosine").items():
+            arm = names.get((split, arm), arm)
             size = len(t.by_position)
             assert len(t.ratios) % size == 0, "every group of a split has the same grid"
             pooled[arm] += list(t.ratios)
