@@ -45,7 +45,7 @@ def climb(arm: str, paths: list[str]) -> None:
                 continue
             i = sorted(grid[group_of(r)]).index(float(r["spec"]["lr"]))
             n = int(r["spec"]["steps"])
-            lrs[i].append([r["lrs"][int(q * n) - 1] / r["lrs"][0] for q in STAGES])
+            lrs[i].append([r["lrs"][int(q * n) - 1] / float(r["lr"]) for q in STAGES])
             events[i].update(e["kind"] for e in r["events"] if e["step"] <= n / 2)
     for i in sorted(lrs):
         runs_here = len(lrs[i])
