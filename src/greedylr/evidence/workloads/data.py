@@ -534,6 +534,16 @@ def unicode_names() -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
+def _padded_ids(texts: list[str], width: int) -> np.ndarray:
+    """``texts`` as rows of :data:`VOCAB` ids, ``[len(texts), width]``, each text left
+    aligned, cut at ``width`` and padded with ``PAD``."""
+    out = np.full((len(texts), width), CharVocab.PAD, dtype=np.int64)
+    for row, text in zip(out, texts, strict=True):
+        ids = VOCAB.encode(text)[:width]
+        row[:len(ids)] = ids
+    return out
+
+
 @functools.cache
 def unicode_categories(length: int = 48, min_count: int = 200) -> ArrayDataset:
     """Each named character's name (:data:`VOCAB` ids, padded or cut to ``length``) ->
@@ -547,10 +557,7 @@ def unicode_categories(length: int = 48, min_count: int = 200) -> ArrayDataset:
     labels = sorted(c for c, n in counts.items() if n >= min_count)
     index = {c: i for i, c in enumerate(labels)}
     kept = [r for r in rows if r[1] in index]
-    x = np.full((len(kept), length), CharVocab.PAD, dtype=np.int64)
-    for i, (name, _, _) in enumerate(kept):
-        ids = VOCAB.encode(name)[:length]
-        x[i, : len(ids)] = ids
+    x = _padded_ids([name for name, _, _ in kept], length)
     y = np.array([index[c] for _, c, _ in kept], dtype=np.int64)
     test = np.array([h for _, _, h in kept])
     t = torch.from_numpy
@@ -1569,13 +1576,6 @@ def time_zones() -> ArrayDataset:
 MINILM_WORD_CHARS = 16
 
 
-def _padded_ids(texts: list[str], width: int) -> np.ndarray:
-    """``texts`` as rows of :data:`VOCAB` ids, ``[len(texts), width]``, each text left
-    aligned and padded with ``PAD`` (0)."""
-    out = np.zeros((len(texts), width), dtype=np.int64)
-    for row, text in zip(out, texts, strict=True):
-        row[:len(text)] = VOCAB.encode(text)
-    return out
 
 
 @functools.cache
@@ -1653,9 +1653,9 @@ def sympy_docstrings(max_train_chars: int = 1_000_000, max_test_chars: int = 100
 
     def texts() -> Iterator[tuple[str, bool]]:
         for path in sorted(root.rglob("*.py")):
-            rel = path.relative_to(root).as_posix()
-            if "tests" not in path.relative_to(root).parts:
+            rel = path.relative_to(root)
+            if "tests" not in rel.parts:
                 strings = quoted.findall(path.read_text(encoding="utf-8"))
-                yield "".join(s + "\n" for s in strings), _held_out(rel)
+                yield "".join(s + "\n" for s in strings), _held_out(rel.as_posix())
 
     return _char_streams(texts(), max_train_chars, max_test_chars)
