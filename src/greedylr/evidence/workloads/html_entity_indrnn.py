@@ -25,8 +25,9 @@ import torch
 from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
-from greedylr.evidence.workloads.data import VOCAB, CharVocab, html_entities
+from greedylr.evidence.workloads.data import html_entities
 from greedylr.evidence.workloads.loop import batch_sampler, run, split_evaluator
+from greedylr.evidence.workloads.minilm_spelling_qrnn import CharLayerStack
 from greedylr.evidence.workloads.titanic_ft_transformer import nll_metrics
 
 __all__ = ["train"]
@@ -52,26 +53,10 @@ class _IndRNNLayer(nn.Module):
         return torch.stack(out, dim=1)
 
 
-class _NameIndRNN(nn.Module):
-    """Character embeddings -> two IndRNN layers -> the final state -> class logits."""
-
-    def __init__(self, classes: int, dim: int = 64, hidden: int = 128) -> None:
-        super().__init__()
-        self.embed = nn.Embedding(len(VOCAB), dim, padding_idx=CharVocab.PAD)
-        self.layers = nn.ModuleList([_IndRNNLayer(dim, hidden), _IndRNNLayer(hidden, hidden)])
-        self.head = nn.Linear(hidden, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T] -> [B, classes]
-        real = (x != CharVocab.PAD).unsqueeze(-1)
-        h = self.embed(x)
-        for layer in self.layers:
-            h = layer(h, real)
-        return self.head(h[:, -1])
-
-
 def train(trial) -> None:
     data, classes = html_entities()
-    run(trial, _NameIndRNN(classes), batch_sampler(data.x_train, data.y_train, 32),
+    run(trial, CharLayerStack(_IndRNNLayer, classes),
+        batch_sampler(data.x_train, data.y_train, 32),
         lambda m, b: nn.functional.cross_entropy(m(b[0]), b[1]),
         split_evaluator(trial, nll_metrics, data.x_test, data.y_test))
 

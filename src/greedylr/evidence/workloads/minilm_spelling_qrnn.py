@@ -25,7 +25,7 @@ from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import VOCAB, CharVocab, minilm_words
 from greedylr.evidence.workloads.loop import batch_sampler, run, split_evaluator
 
-__all__ = ["train"]
+__all__ = ["CharLayerStack", "train"]
 
 
 class _QRNNLayer(nn.Module):
@@ -52,14 +52,17 @@ class _QRNNLayer(nn.Module):
         return torch.stack(out, dim=1)
 
 
-class _SpellingQRNN(nn.Module):
-    """Character embeddings -> two QRNN layers -> the last character's output -> a
-    linear layer to the embedding."""
+class CharLayerStack(nn.Module):
+    """Character embeddings -> two recurrent layers of one kind (a module
+    ``layer(inputs, hidden)`` called as ``layer(h, real)``, ``real`` False at padding)
+    -> the output at the last real character -> a linear layer to ``outputs``. The
+    QRNN's and the IndRNN's (``html_entity_indrnn``) model."""
 
-    def __init__(self, outputs: int, dim: int = 64, hidden: int = 128) -> None:
+    def __init__(self, layer: type[nn.Module], outputs: int, dim: int = 64,
+                 hidden: int = 128) -> None:
         super().__init__()
         self.embed = nn.Embedding(len(VOCAB), dim, padding_idx=CharVocab.PAD)
-        self.layers = nn.ModuleList([_QRNNLayer(dim, hidden), _QRNNLayer(hidden, hidden)])
+        self.layers = nn.ModuleList([layer(dim, hidden), layer(hidden, hidden)])
         self.head = nn.Linear(hidden, outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T] -> [B, outputs]
@@ -83,7 +86,7 @@ def _metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, fl
 
 def train(trial) -> None:
     data = minilm_words()
-    run(trial, _SpellingQRNN(data.y_train.shape[1]),
+    run(trial, CharLayerStack(_QRNNLayer, data.y_train.shape[1]),
         batch_sampler(data.x_train, data.y_train, 64),
         lambda m, b: cosine_distance(m(b[0]), b[1]),
         split_evaluator(trial, _metrics, data.x_test, data.y_test))
