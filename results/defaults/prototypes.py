@@ -92,7 +92,6 @@ def grid(split: str, settings: dict[str, Any], patch: Callable[[], None], out: P
     prints the tolerance against the best-tuned cosine and returns the runs it made or
     read from ``out``."""
     from greedylr.evidence.defaults import heldout_lr_grid_specs
-    from greedylr.studies import tuning
 
     specs = []
     for spec in heldout_lr_grid_specs(split):
@@ -103,11 +102,18 @@ def grid(split: str, settings: dict[str, Any], patch: Callable[[], None], out: P
                     {**settings, "workload_feed_split": True}.items()))))
     specs, kept = _baselines(specs, stored)
     runs = _run(specs, out / f"{tag}_grid_{split}.json", patch)
-    for arm, t in tuning.tolerance_versus(kept + runs, "cosine").items():
+    print_tolerance(split, kept + runs)
+    return runs
+
+
+def print_tolerance(split: str, runs: list[dict[str, Any]]) -> None:
+    """Each arm's tolerance against the best-tuned cosine on ``split``'s grid, a line each."""
+    from greedylr.studies import tuning
+
+    for arm, t in tuning.tolerance_versus(runs, "cosine").items():
         print(f"{split} grid {arm:52s} within 2% {100 * t.within:.0f}% median "
               f"{t.median_ratio:.3f} diverged {t.bad} worst {t.worst_finite_ratio:.3g} by LR "
               f"{' / '.join(f'{x:.2f}' for x in t.by_position)}", flush=True)
-    return runs
 
 
 def main(argv: Sequence[str], settings: dict[str, Any], patch: Callable[[], None],

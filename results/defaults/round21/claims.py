@@ -22,15 +22,11 @@ def _package() -> None:
 
 def main(out: Path, split: str) -> None:
     from greedylr.evidence.defaults import heldout_lr_grid_specs
-    from greedylr.studies import tuning
 
     specs = [s for s in heldout_lr_grid_specs(split) if s.schedule in ("cosine", "greedy")
              and dict(s.settings) == {"workload_feed_split": True}]
-    runs = prototypes._run(specs, out / f"claims_grid_{split}.json", _package)
-    for arm, t in tuning.tolerance_versus(runs, "cosine").items():
-        print(f"{split} grid {arm:10s} within 2% {100 * t.within:.0f}% median "
-              f"{t.median_ratio:.3f} diverged {t.bad} worst {t.worst_finite_ratio:.3g} by LR "
-              f"{' / '.join(f'{x:.2f}' for x in t.by_position)}", flush=True)
+    prototypes.print_tolerance(
+        split, prototypes._run(specs, out / f"claims_grid_{split}.json", _package))
 
 
 if __name__ == "__main__":
