@@ -37,6 +37,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+import signals
+
 Run = dict[str, Any]
 STEPS, LOW, HIGH = 100, 1e-4, 1e2
 BETA, STOP = 0.98, 4.0
@@ -141,19 +145,10 @@ def suggestions(run: Run) -> dict[str, float]:
 
 
 def main(out: Path, arm: str, files: list[str]) -> None:
-    from greedylr.studies import metrics as M
     from greedylr.studies.tuning import final_heldout_loss
 
-    table: dict[str, dict[str, dict[float, list[float]]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(list)))
-    for item in files:
-        path, _, own = item.partition("=")
-        for r in json.loads(Path(path).read_text()):
-            name = M.arm_of(r)
-            name = arm if own and name == own else name
-            table[name][r["spec"]["workload"]][float(r["spec"]["lr"])].append(
-                final_heldout_loss(r))
-    cosine = {w: {lr: statistics.fmean(v) for lr, v in lrs.items()}
+    table = signals.grid_runs(arm, files)
+    cosine = {w: {lr: statistics.fmean(map(final_heldout_loss, v)) for lr, v in lrs.items()}
               for w, lrs in table["cosine"].items()}
     ratios: dict[str, list[list[float]]] = defaultdict(lambda: [[] for _ in range(5)])
     beyond: dict[str, int] = defaultdict(int)
@@ -166,7 +161,8 @@ def main(out: Path, arm: str, files: list[str]) -> None:
         best = min(cosine[workload].values())
         i = grid.index(lr)
         rows = {"cosine at the point": cosine[workload][lr],
-                f"{arm} at the point": statistics.fmean(table[arm][workload][lr])}
+                f"{arm} at the point": statistics.fmean(
+                    map(final_heldout_loss, table[arm][workload][lr]))}
         for name, multiple in suggestions(run).items():
             target = math.log10(lr * multiple)
             snapped = min(grid, key=lambda g: abs(math.log10(g) - target))

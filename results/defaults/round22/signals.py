@@ -194,9 +194,10 @@ def pace(arm_runs: dict[str, dict[float, list[Run]]], best: dict[str, float]) ->
               f"{100 * sum(v < 0.5 for v in values) / len(values):3.0f}%")
 
 
-def main(out: Path, arm: str, files: list[str]) -> None:
+def grid_runs(arm: str, files: list[str]) -> dict[str, dict[str, dict[float, list[Run]]]]:
+    """The runs of LR-grid results files by arm, workload and LR (``FILE=NAME``: the arm
+    called ``NAME`` in that file is ``arm``)."""
     from greedylr.studies import metrics as M
-    from greedylr.studies.tuning import final_heldout_loss
 
     table: dict[str, dict[str, dict[float, list[Run]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list)))
@@ -206,6 +207,13 @@ def main(out: Path, arm: str, files: list[str]) -> None:
             name = M.arm_of(r)
             name = arm if own and name == own else name
             table[name][r["spec"]["workload"]][float(r["spec"]["lr"])].append(r)
+    return table
+
+
+def main(out: Path, arm: str, files: list[str]) -> None:
+    from greedylr.studies.tuning import final_heldout_loss
+
+    table = grid_runs(arm, files)
     cosine = table["cosine"]
     best = {w: min(lrs, key=lambda lr: statistics.fmean(map(final_heldout_loss, lrs[lr])))
             for w, lrs in cosine.items()}
