@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from greedylr.averaging import averaged_model, power_ema
     from greedylr.config import cosine_mode
     from greedylr.diagnosis import diagnose
+    from greedylr.range_test import RangeTest, lr_range_test
     from greedylr.rule import Decision, Event, GreedyConfig
     from greedylr.scheduler import GreedyLR
     from greedylr.trace import Trace, load_trace
@@ -29,11 +30,13 @@ _HOMES = {
     "Event": "greedylr.rule",
     "GreedyConfig": "greedylr.rule",
     "GreedyLR": "greedylr.scheduler",
+    "RangeTest": "greedylr.range_test",
     "Trace": "greedylr.trace",
     "averaged_model": "greedylr.averaging",
     "cosine_mode": "greedylr.config",
     "diagnose": "greedylr.diagnosis",
     "load_trace": "greedylr.trace",
+    "lr_range_test": "greedylr.range_test",
     "power_ema": "greedylr.averaging",
 }
 
@@ -42,12 +45,14 @@ __all__ = [
     "Event",
     "GreedyConfig",
     "GreedyLR",
+    "RangeTest",
     "Trace",
     "__version__",
     "averaged_model",
     "cosine_mode",
     "diagnose",
     "load_trace",
+    "lr_range_test",
     "power_ema",
 ]
 

@@ -11,7 +11,8 @@ of the LR, as earlier Lightning releases did (``np.gradient(loss)``) and fastai'
 spacing=[lrs])``), which on these sweeps picks the first point after the skip on every
 workload tried (wine_mlp, five starting LRs), a suggestion that says nothing.
 
-The sweep runs from every point of the thirteen seen grids (seed 0), from 1e-4 to 1e2
+The sweep runs from every point of the grids in ``FILE`` (round 22: the thirteen seen
+grids; round 23: the eleventh probe split's), seed 0, from 1e-4 to 1e2
 times the point's LR (six decades; Lightning's default spans eight, from 1e-8 to 1), on
 the workload's own batches and optimizer, the LR set before each optimizer step by a
 global hook. Two suggestions: ``steep`` and ``valley/10`` (the LR of the smoothed loss's
@@ -75,8 +76,8 @@ def _trial(spec: dict[str, Any]) -> Run:
     return {"spec": spec, "losses": result["losses"][:STEPS]}
 
 
-def sweeps(out: Path) -> list[Run]:
-    """The range test from every grid point of every seen split, seed 0."""
+def sweeps(out: Path, workloads: set[str]) -> list[Run]:
+    """The range test from every grid point of ``workloads``, seed 0."""
     from dataclasses import replace
 
     from greedylr.evidence.defaults import HELDOUT_SPLITS, heldout_lr_grid_specs
@@ -86,7 +87,7 @@ def sweeps(out: Path) -> list[Run]:
         return json.loads(path.read_text())
     specs = [replace(s, schedule="constant", settings=()).to_dict()
              for split in HELDOUT_SPLITS for s in heldout_lr_grid_specs(split)
-             if s.schedule == "cosine" and s.seed == 0
+             if s.schedule == "cosine" and s.seed == 0 and s.workload in workloads
              and dict(s.settings) == {"workload_feed_split": True}]
     out.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(2, initializer=_hooks) as pool:
@@ -113,7 +114,8 @@ def exact(out: Path, tests: list[Run], schedule: str) -> list[Run]:
     chosen = {(t["spec"]["workload"], t["spec"]["lr"]):
               t["spec"]["lr"] * suggestions(t)["valley/10"] for t in tests}
     points = [s for split in HELDOUT_SPLITS for s in heldout_lr_grid_specs(split)
-              if s.schedule == schedule and dict(s.settings) == {"workload_feed_split": True}]
+              if s.schedule == schedule and (s.workload, s.lr) in chosen
+              and dict(s.settings) == {"workload_feed_split": True}]
     with ProcessPoolExecutor(2) as pool:
         runs = list(pool.map(_train, [dict(s.to_dict(), lr=chosen[s.workload, s.lr])
                                       for s in points]))
@@ -124,23 +126,17 @@ def exact(out: Path, tests: list[Run], schedule: str) -> list[Run]:
 
 
 def suggestions(run: Run) -> dict[str, float]:
-    """``steep`` and ``valley/10`` of one sweep, as multiples of the point's LR."""
-    lrs = [LOW * (HIGH / LOW) ** (k / (STEPS - 1)) for k in range(STEPS)]
-    smoothed, avg, best = [], 0.0, math.inf
-    for k, loss in enumerate(run["losses"]):
-        if not math.isfinite(loss):
-            break
-        avg = BETA * avg + (1 - BETA) * loss
-        value = avg / (1 - BETA ** (k + 1))
-        smoothed.append(value)
-        if k > 1 and value > STOP * best:
-            break
-        best = min(best, value)
-    found: dict[str, float] = {"valley/10": lrs[smoothed.index(min(smoothed))] / 10}
-    cut = smoothed[10:-1]
+    """``steep`` and ``valley/10`` of one sweep, as multiples of the point's LR; the
+    sweep read (smoothed, cut) by the package's :class:`greedylr.RangeTest`."""
+    from greedylr.range_test import RangeTest
+
+    multiples = [LOW * (HIGH / LOW) ** (k / (STEPS - 1)) for k in range(STEPS)]
+    test = RangeTest.read([run["spec"]["lr"]], multiples, run["losses"], beta=BETA, stop=STOP)
+    found: dict[str, float] = {"valley/10": test.multiplier}
+    cut = test.smoothed[10:-1]
     if len(cut) >= 2:  # per point of the sweep: against the log of the LR
         grad = [cut[min(i + 1, len(cut) - 1)] - cut[max(i - 1, 0)] for i in range(len(cut))]
-        found["steep"] = lrs[10 + grad.index(min(grad))]
+        found["steep"] = multiples[10 + grad.index(min(grad))]
     return found
 
 
@@ -152,7 +148,7 @@ def main(out: Path, arm: str, files: list[str]) -> None:
               for w, lrs in table["cosine"].items()}
     ratios: dict[str, list[list[float]]] = defaultdict(lambda: [[] for _ in range(5)])
     beyond: dict[str, int] = defaultdict(int)
-    tests = sweeps(out)
+    tests = sweeps(out, set(cosine))
     for run in tests:
         workload, lr = run["spec"]["workload"], float(run["spec"]["lr"])
         if workload not in cosine:

@@ -1,0 +1,226 @@
+"""An LR range test: where to start GreedyLR when nobody has tuned the LR.
+
+GreedyLR corrects an LR by a factor of a few over a run; it cannot tell, from the loss
+alone, a tenth of a good LR from the good LR itself (early on, the loss falls quickly at
+both). A range test measures that before the run (Smith 2017, arXiv 1506.01186; what
+Lightning's ``Tuner.lr_find`` and fastai's ``lr_find`` do): a short sweep trains while
+the LR grows exponentially, and the LR a tenth of the one where the smoothed loss was
+lowest (fastai's ``valley/10``) is where the run starts. The defaults study's round 22
+(``results/defaults/DECISION.md``) measured it from every point of thirteen LR grids
+(0.1x-10x of each workload's tuned LR): GreedyLR started from the suggestion ended
+within 2% of the best-tuned cosine at 39% of the points (median ratio 1.04), against
+30% (1.11) for GreedyLR at the point's LR and 31% (1.06) for cosine after the same test;
+at an LR that was already tuned, the test costs 5-7%. Round 23 checks it on a split no
+choice has seen::
+
+    result = greedylr.lr_range_test(model, optimizer, train_step)   # 100 steps
+    result.apply(optimizer)            # every param group's LR times result.multiplier
+    scheduler = greedylr.GreedyLR(optimizer, total_steps=...)      # build it after
+
+``train_step()`` runs one training step of the user's own loop (forward, backward,
+``optimizer.step()``, zeroing the gradients) on the next batch and returns its loss.
+The sweep multiplies each param group's LR from ``start`` to ``end`` times its value
+(relative to the LR the user would have used, so the groups keep their ratios), and
+afterwards puts back the model's and the optimizer's state and torch's random number
+generators: the run that follows is the one it would have been at the suggested LR. The
+batches the sweep drew are the caller's to account for (a fresh iterator, or not).
+
+Every step reads its loss on the host (a range test is a pre-run tool, not the training
+loop). Under data parallelism, return the loss averaged over the ranks (an
+``all_reduce``), so that every rank reads the same sweep and takes the same LR.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["RangeTest", "lr_range_test"]
+
+
+@dataclass(frozen=True)
+class RangeTest:
+    """A sweep's record and its reading.
+
+    Attributes:
+        base_lrs: each param group's LR before the sweep.
+        multipliers: the multiple of ``base_lrs`` each step of the sweep trained at.
+        losses: each step's loss, as ``train_step`` returned it (fewer than
+            ``multipliers`` when the sweep stopped early).
+        smoothed: the losses' exponential moving average (``beta``, bias-corrected), up
+            to and including the step where it rose above ``stop`` times its best or
+            the step before a non-finite loss.
+        stopped: whether the reading cut the sweep there (later losses cannot change
+            the reading).
+    """
+
+    base_lrs: tuple[float, ...]
+    multipliers: tuple[float, ...]
+    losses: tuple[float, ...]
+    smoothed: tuple[float, ...]
+    stopped: bool
+
+    @classmethod
+    def read(cls, base_lrs: Sequence[float], multipliers: Sequence[float],
+             losses: Sequence[float], *, beta: float = 0.98, stop: float = 4.0) -> RangeTest:
+        """Smooth and cut a sweep's losses (``losses[k]`` taken at step ``k``, trained at
+        ``multipliers[k]``).
+
+        Raises:
+            ValueError: the first loss is not finite (nothing to read), or ``beta`` is
+                not in [0, 1), or ``stop`` is not above 1.
+        """
+        if not 0 <= beta < 1:
+            raise ValueError(f"beta must be in [0, 1), got {beta!r}")
+        if not stop > 1:
+            raise ValueError(f"stop must be above 1, got {stop!r}")
+        smoothed: list[float] = []
+        average, best, stopped = 0.0, math.inf, False
+        for k, loss in enumerate(losses):
+            if not math.isfinite(loss):
+                stopped = True
+                break
+            average = beta * average + (1 - beta) * loss
+            value = average / (1 - beta ** (k + 1))
+            smoothed.append(value)
+            if k > 1 and value > stop * best:
+                stopped = True
+                break
+            best = min(best, value)
+        if not smoothed:
+            raise ValueError("the sweep's first loss is not finite: the LR range test has "
+                             f"nothing to read (base LRs {list(base_lrs)})")
+        return cls(tuple(base_lrs), tuple(multipliers), tuple(losses), tuple(smoothed),
+                   stopped)
+
+    @property
+    def best_multiplier(self) -> float:
+        """The multiple of ``base_lrs`` at the smoothed loss's minimum."""
+        return self.multipliers[self.smoothed.index(min(self.smoothed))]
+
+    @property
+    def multiplier(self) -> float:
+        """The suggestion, as a multiple of ``base_lrs``: a tenth of
+        :attr:`best_multiplier` (``valley/10``)."""
+        return self.best_multiplier / 10
+
+    @property
+    def lrs(self) -> list[float]:
+        """Each param group's suggested LR."""
+        return [lr * self.multiplier for lr in self.base_lrs]
+
+    def apply(self, optimizer: torch.optim.Optimizer) -> None:
+        """Set each param group's LR (and ``initial_lr``, where a scheduler set one) to its
+        suggestion. Build the scheduler after this: it takes its base LRs from there.
+
+        Raises:
+            ValueError: the optimizer has another number of param groups than the sweep.
+        """
+        if len(optimizer.param_groups) != len(self.base_lrs):
+            raise ValueError(f"the range test swept {len(self.base_lrs)} param groups; this "
+                             f"optimizer has {len(optimizer.param_groups)}")
+        for group, lr in zip(optimizer.param_groups, self.lrs):
+            for key in ("lr", "initial_lr"):
+                if isinstance(group.get(key), torch.Tensor):  # a device-mode LR stays one
+                    group[key].fill_(lr)
+                elif key in group:
+                    group[key] = lr
+
+
+def lr_range_test(
+    model: nn.Module | Sequence[nn.Module],
+    optimizer: torch.optim.Optimizer,
+    train_step: Callable[[], float | torch.Tensor],
+    *,
+    steps: int = 100,
+    start: float = 1e-4,
+    end: float = 1e2,
+    beta: float = 0.98,
+    stop: float = 4.0,
+) -> RangeTest:
+    """Sweep the LR from ``start`` to ``end`` times each param group's, one
+    ``train_step()`` per LR, stopping early once the smoothed loss exceeds ``stop`` times
+    its best or a loss is not finite; then put back ``model``'s and ``optimizer``'s state
+    and torch's random number generators. The LRs the optimizer had are left unchanged:
+    :meth:`RangeTest.apply` sets the suggestion.
+
+    Args:
+        model: the module (or modules) that ``train_step`` trains.
+        optimizer: the optimizer ``train_step`` steps, at the LR you would otherwise use.
+        train_step: one step of your loop on the next batch; returns the loss (a float
+            or a scalar tensor).
+        steps: the sweep's length (100, as Lightning's and fastai's).
+        start: the sweep's first multiple of each group's LR; the multiples grow
+            geometrically. With ``end``, the defaults span six decades around the LR
+            given, as round 22 measured.
+        end: the sweep's last multiple.
+        beta: the smoothing of :meth:`RangeTest.read`.
+        stop: its cut.
+
+    Raises:
+        ValueError: ``steps`` is below 2, ``start`` or ``end`` is not positive and finite
+            or ``end <= start``, or the first loss is not finite.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+        raise ValueError(f"steps must be an int >= 2, got {steps!r}")
+    if not (0 < start < end < math.inf):
+        raise ValueError(f"need 0 < start < end < inf, got start={start!r}, end={end!r}")
+    RangeTest.read([], [], [1.0], beta=beta, stop=stop)  # the arguments' checks, up front
+    modules = [model] if isinstance(model, nn.Module) else list(model)
+    saved_modules = [_host_copy(m.state_dict()) for m in modules]
+    saved_optimizer = optimizer.state_dict()
+    saved_optimizer = {"state": _host_copy(saved_optimizer["state"]),
+                       "param_groups": copy.deepcopy(saved_optimizer["param_groups"])}
+    saved_rng = _rng_states()
+    base_lrs = [float(group["lr"]) for group in optimizer.param_groups]
+    multipliers = [start * (end / start) ** (k / (steps - 1)) for k in range(steps)]
+    losses: list[float] = []
+    try:
+        for multiple in multipliers:
+            for group, lr in zip(optimizer.param_groups, base_lrs):
+                group["lr"] = lr * multiple
+            loss = train_step()
+            losses.append(float(loss.detach() if isinstance(loss, torch.Tensor) else loss))
+            if RangeTest.read(base_lrs, multipliers, losses, beta=beta, stop=stop).stopped:
+                break
+    finally:
+        for m, state in zip(modules, saved_modules):
+            m.load_state_dict(state)
+        optimizer.load_state_dict(saved_optimizer)  # the LRs too: as they were
+        _set_rng_states(saved_rng)
+    return RangeTest.read(base_lrs, multipliers, losses, beta=beta, stop=stop)
+
+
+def _host_copy(state: Any) -> Any:
+    """A copy of a (nested) state dict with every tensor in host memory: the sweep must
+    not hold a second copy of a large model on its device."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        copied = type(state)((key, _host_copy(value)) for key, value in state.items())
+        if hasattr(state, "_metadata"):  # a module's state dict: its versions load it
+            copied._metadata = copy.deepcopy(state._metadata)  # type: ignore[attr-defined]
+        return copied
+    if isinstance(state, (list, tuple)):
+        return type(state)(_host_copy(value) for value in state)
+    return copy.deepcopy(state)
+
+
+def _rng_states() -> dict[str, object]:
+    """torch's CPU generator and, where CUDA is in use, every device's."""
+    states: dict[str, object] = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict[str, object]) -> None:
+    torch.set_rng_state(states["cpu"])  # type: ignore[arg-type]
+    if "cuda" in states:
+        torch.cuda.set_rng_state_all(states["cuda"])  # type: ignore[arg-type]
