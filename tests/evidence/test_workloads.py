@@ -20,6 +20,7 @@ from greedylr.evidence.defaults import (
     PROBE8_WORKLOADS,
     PROBE9_WORKLOADS,
     PROBE10_WORKLOADS,
+    PROBE11_WORKLOADS,
     PROBE_WORKLOADS,
 )
 from greedylr.evidence.suites import SMALL_MODELS
@@ -31,7 +32,7 @@ TASKS = {"classification", "regression", "sequence_labelling", "seq2seq", "langu
 
 #: Workloads no GreedyLR schedule may ever train, not even in a test: the next round's
 #: unseen split. Their tests train them under cosine only.
-UNSEEN = frozenset(PROBE10_WORKLOADS)
+UNSEEN = frozenset(PROBE11_WORKLOADS)
 
 
 def schedule_for(name: str) -> str:
@@ -89,7 +90,8 @@ def test_lr_for_falls_back_to_the_workload_lr() -> None:
 @pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS
                          + PROBE2_WORKLOADS + PROBE3_WORKLOADS + PROBE4_WORKLOADS
                          + PROBE5_WORKLOADS + PROBE6_WORKLOADS + PROBE7_WORKLOADS
-                         + PROBE8_WORKLOADS + PROBE9_WORKLOADS + PROBE10_WORKLOADS)
+                         + PROBE8_WORKLOADS + PROBE9_WORKLOADS + PROBE10_WORKLOADS
+                         + PROBE11_WORKLOADS)
 def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
     w = workloads.get(name)
     spec = TrialSpec.make(
@@ -113,7 +115,8 @@ def test_every_workload_trains_and_reports_its_metric(name: str) -> None:
 @pytest.mark.parametrize("name", SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS
                          + PROBE2_WORKLOADS + PROBE3_WORKLOADS + PROBE4_WORKLOADS
                          + PROBE5_WORKLOADS + PROBE6_WORKLOADS + PROBE7_WORKLOADS
-                         + PROBE8_WORKLOADS + PROBE9_WORKLOADS + PROBE10_WORKLOADS)
+                         + PROBE8_WORKLOADS + PROBE9_WORKLOADS + PROBE10_WORKLOADS
+                         + PROBE11_WORKLOADS)
 def test_feed_split_reports_a_held_out_value_on_the_other_half(name: str) -> None:
     w = workloads.get(name)
     spec = TrialSpec.make(study="test", workload=name, schedule=schedule_for(name), seed=0,
@@ -203,7 +206,7 @@ def test_fixed_splits_are_disjoint_and_shuffled() -> None:
 @pytest.mark.parametrize("split", [FRESH_WORKLOADS, PROBE_WORKLOADS, PROBE2_WORKLOADS,
                                    PROBE3_WORKLOADS, PROBE4_WORKLOADS, PROBE5_WORKLOADS,
                                    PROBE6_WORKLOADS, PROBE7_WORKLOADS, PROBE8_WORKLOADS,
-                                   PROBE9_WORKLOADS, PROBE10_WORKLOADS])
+                                   PROBE9_WORKLOADS, PROBE10_WORKLOADS, PROBE11_WORKLOADS])
 def test_later_splits_are_none_of_the_others_and_each_workload_is_registered(split) -> None:
     from greedylr.evidence.defaults import HELDOUT_SPLITS
 
@@ -383,6 +386,10 @@ def test_probe5_workloads_train_with_optimizers_no_earlier_split_has() -> None:
     # trained by a workload before
     ("probe10", {"minilm_spelling_qrnn": "radam", "html_entity_indrnn": "adadelta",
                  "sympy_docstring_nplm": "sgd"}, set()),
+    # no new optimizer: SGD (here without momentum), RMSprop, AdamW (here with weight
+    # decay 0.5) and NAdam, each trained by a workload before
+    ("probe11", {"locale_alias_elman": "sgd", "emoji_name_tcn": "rmsprop",
+                 "nccs_highway": "adamw", "torch_header_linear_attention": "nadam"}, set()),
 ])
 def test_later_probe_workloads_have_families_no_other_split_has(split, optimizers,
                                                                  new) -> None:
@@ -398,7 +405,7 @@ def test_later_probe_workloads_have_families_no_other_split_has(split, optimizer
     assert not {workloads.get(w).family for w in names} & families
     classes = {"adamax": "Adamax", "radam": "RAdam", "adadelta": "Adadelta", "asgd": "ASGD",
                "adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop", "sparse_adam": "SparseAdam",
-               "nadam": "NAdam", "adagrad": "Adagrad"}
+               "nadam": "NAdam", "adagrad": "Adagrad", "adamw": "AdamW"}
     for name in names:
         w = workloads.get(name)
         assert w.eval_every * 10 == w.steps and w.quick_steps is not None
@@ -604,6 +611,59 @@ def test_sympy_docstrings_hold_out_whole_modules() -> None:
     # the held-out stream starts with a held-out module's docstrings, not in the training text
     text = data.VOCAB.decode(test[:300].tolist())
     assert text not in data.VOCAB.decode(train.tolist())
+
+
+def test_locale_aliases_are_labelled_with_their_locales_code_set() -> None:
+    import locale
+
+    aliases, classes = data.locale_aliases()
+    x = torch.cat([aliases.x_train, aliases.x_test])
+    assert x.shape[1] == data.LOCALE_ALIAS_CHARS and len(aliases.x_train) == 441
+    decoded = [data.VOCAB.decode(r) for r in x.tolist()]
+    # as Python spells them, but for the two with a letter VOCAB has not ("bokmål")
+    spelled = {data.VOCAB.decode(data.VOCAB.encode(a).tolist()): a for a in locale.locale_alias}
+    assert len(set(decoded)) == len(decoded) and set(decoded) <= set(spelled)
+    assert sum(spelled[d] != d for d in decoded) == 2
+    assert set(aliases.y_train.tolist()) == set(range(classes))
+    # a held-out alias's code set is one a training alias has; the last character is real
+    assert aliases.y_test.max() < classes and (x[:, 0] != data.CharVocab.PAD).all()
+    labels = torch.cat([aliases.y_train, aliases.y_test]).tolist()
+    codesets = {locale.locale_alias[spelled[a]].split("@")[0].partition(".")[2] or "C": k
+                for a, k in zip(decoded, labels, strict=True)}
+    assert len(codesets) == len(set(codesets.values())) == classes  # one class per code set
+    assert labels[decoded.index("russian")] == codesets["KOI8-R"]
+
+
+def test_emoji_names_hold_out_whole_names() -> None:
+    from rich._emoji_codes import EMOJI
+
+    train, test = data.emoji_names()
+    names = {side: data.VOCAB.decode(s.tolist()).split("\n")[:-1] for side, s in
+             (("train", train), ("test", test))}
+    assert len(names["train"]) + len(names["test"]) == len(EMOJI)
+    # whole names apart; only "man’s_shoe" and "mans_shoe" read the same in VOCAB
+    assert set(names["train"]) & set(names["test"]) <= {"mans_shoe"}
+    assert abs(len(names["test"]) - 0.2 * len(EMOJI)) <= 1
+    assert names["train"] != sorted(names["train"])  # shuffled, not side by side
+
+
+def test_noncentral_chi2_is_boosts_table() -> None:
+    table = data.noncentral_chi2()
+    assert table.x_train.shape == (2400, 3) and table.x_test.shape == (800, 3)
+    y = torch.cat([table.y_train, table.y_test])
+    assert y.shape == (3200, 1) and y.min() >= 0 and y.max() <= 1
+    assert abs(table.x_train.mean(0)).max() < 1e-4  # standardized on the training rows
+
+
+def test_torch_headers_hold_out_whole_files() -> None:
+    headers = data.torch_headers()
+    assert headers.x_train.shape[1] == headers.x_test.shape[1] == data.HEADER_CHARS
+    assert set(headers.y_train.tolist()) == set(range(len(data.HEADER_PROJECTS)))
+    assert set(headers.y_test.tolist()) == set(range(len(data.HEADER_PROJECTS)))
+    assert 0.08 < len(headers.x_test) / len(headers.x_train) < 0.25
+    train = {data.VOCAB.decode(r) for r in headers.x_train.tolist()}
+    test = [data.VOCAB.decode(r) for r in headers.x_test.tolist()]
+    assert sum(s in train for s in test) < 0.05 * len(test)  # few repeats across files
 
 
 def test_titanic_holds_out_distinct_passengers() -> None:

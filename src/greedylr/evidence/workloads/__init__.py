@@ -71,6 +71,10 @@ _MODULES: list[str] = [
     ".minilm_spelling_qrnn",
     ".html_entity_indrnn",
     ".sympy_docstring_nplm",
+    ".locale_alias_elman",
+    ".emoji_name_tcn",
+    ".nccs_highway",
+    ".torch_header_linear_attention",
     ".minilm_finetune",
     ".llama_pretrain",
 ]

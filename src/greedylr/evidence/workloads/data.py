@@ -1659,3 +1659,139 @@ def sympy_docstrings(max_train_chars: int = 1_000_000, max_test_chars: int = 100
                 yield "".join(s + "\n" for s in strings), _held_out(rel.as_posix())
 
     return _char_streams(texts(), max_train_chars, max_test_chars)
+
+
+# -- the eleventh probe split: locale aliases, rich's emoji names, Boost's tables, torch's
+# C++ headers ------------------------------------------------------------------------------
+
+#: The longest locale alias :func:`locale_aliases` keeps (its ``x`` is this wide).
+LOCALE_ALIAS_CHARS = 30
+
+
+@functools.cache
+def locale_aliases() -> tuple[ArrayDataset, int]:
+    """Which character set does a locale name mean? The locale aliases Python ships
+    (``locale.locale_alias``, the table ``locale.normalize`` reads, from X.org's
+    ``locale.alias`` and glibc's ``SUPPORTED``): each alias (``de_de``, ``russian``,
+    ``japanese.euc``, ``ka_ge.georgianacademy``, ...) as :data:`VOCAB` ids padded with 0
+    (:func:`_padded_ids`) -> the code set of the locale it normalizes to (``ISO8859-1``,
+    ``UTF-8``, ``ISO8859-2``, ``eucJP``, ``KOI8-R``, ..., a modifier such as ``@euro``
+    dropped; ``C`` for those without one), a class numbered in name order among the
+    training aliases' code sets. 25% of the aliases held out; a held-out alias whose code
+    set no training alias has is dropped. A small set (588 aliases in Python 3.11; the
+    table changes a little between Python versions). Returns the split and the number of
+    classes."""
+    import locale
+
+    aliases = sorted(a for a in locale.locale_alias if len(a) <= LOCALE_ALIAS_CHARS)
+    codesets = []
+    for alias in aliases:
+        target = locale.locale_alias[alias].split("@")[0]
+        codesets.append(target.split(".")[1] if "." in target else "C")
+    train, test = _split(len(aliases), 0.25)
+    index = {c: k for k, c in enumerate(sorted({codesets[i] for i in train}))}
+    test = np.array([i for i in test if codesets[i] in index], dtype=np.int64)
+    x = _padded_ids(aliases, LOCALE_ALIAS_CHARS)
+    y = np.array([index.get(c, -1) for c in codesets], dtype=np.int64)
+    t = torch.from_numpy
+    return ArrayDataset(t(x[train]), t(y[train]), t(x[test]), t(y[test])), len(index)
+
+
+@functools.cache
+def emoji_names() -> tuple[torch.Tensor, torch.Tensor]:
+    """The short names of the emoji that rich prints for ``:name:`` (MIT; rich's
+    ``_emoji_codes.EMOJI``, 3,608 names, most of them Unicode's CLDR short names, some
+    aliases such as ``+1``: ``1st_place_medal``, ``ab_button_(blood_type)``,
+    ``woman_mechanic_medium-dark_skin_tone``, ...), each followed by a newline, as two
+    streams of :data:`VOCAB` ids (:func:`_char_streams`): 20% of the names held out
+    (:func:`_split`), each side in a shuffled order (the names sorted would set the
+    variants of a name side by side). The names depend on rich's version."""
+    from rich._emoji_codes import EMOJI
+
+    names = sorted(EMOJI)
+    _, test = _split(len(names), 0.2)
+    held = set(test.tolist())
+    order = np.random.default_rng(SPLIT_SEED + 1).permutation(len(names))
+    return _char_streams(((names[i] + "\n", int(i) in held) for i in order),
+                         1_000_000, 1_000_000)
+
+
+@functools.cache
+def noncentral_chi2() -> ArrayDataset:
+    """The cumulative distribution function of the noncentral chi-squared distribution,
+    as Boost's test suite tabulates it (``nccs`` in ``boost.npz``, which scipy ships with
+    its tests: ``scipy/special/tests/data``; Boost Software License): 3,200 rows of the
+    degrees of freedom (2 to 199), the noncentrality (1 to 199) and the point (0.3 to
+    1,978) -> P (and Q = 1 - P, not used), computed to high precision. ``x`` is the three
+    inputs' logarithms, standardized on the training rows; ``y`` is P, in [0, 1], left
+    as it is. 25% of the rows held out at random."""
+    with requires_extra("bench", "the nccs workload"):
+        import scipy
+
+    path = Path(scipy.__file__).parent / "special" / "tests" / "data" / "boost.npz"
+    table = np.load(path)["nccs_ipp-nccs"]
+    x = np.log(table[:, :3])
+    y = table[:, 3:4]
+    train, test = _split(len(table), 0.25)
+    x_tr, x_te = _standardize(x[train], x[test])
+    t = torch.from_numpy
+    return ArrayDataset(t(x_tr.astype(np.float32)), t(y[train].astype(np.float32)),
+                        t(x_te.astype(np.float32)), t(y[test].astype(np.float32)))
+
+
+#: The projects :func:`torch_headers` tells apart: the first folders under torch's
+#: ``include`` whose headers are the class (``torch`` is ``torch/csrc`` and the rest of
+#: ``torch``; ``google`` is protobuf, ``oneapi`` oneDNN).
+HEADER_PROJECTS = ("ATen", "c10", "torch", "google", "pybind11", "oneapi", "fmt")
+
+#: The characters in one :func:`torch_headers` snippet.
+HEADER_CHARS = 64
+
+
+@functools.cache
+def torch_headers(per_file: int = 4) -> ArrayDataset:
+    """Which project wrote this piece of C++? The header files the torch wheel ships
+    (``torch/include``; BSD-style and the projects' own licences) of
+    :data:`HEADER_PROJECTS` (PyTorch's ATen and c10, the rest of torch, protobuf,
+    pybind11, oneDNN, {fmt}), without ATen's generated per-operator headers
+    (``ATen/ops``): up to ``per_file`` snippets of :data:`HEADER_CHARS` characters from
+    each file, evenly spaced, runs of white space squeezed to one space, as :data:`VOCAB`
+    ids -> the project (in :data:`HEADER_PROJECTS` order); the guard torch wraps each of
+    its headers in is cut out first, and a snippet more than one file has (a licence, a
+    run of includes) is dropped. Whole files held out as the
+    stdlib's are (:func:`_held_out`, one in eight by a hash of the path). The headers
+    depend on torch's version (2.13 for the committed results)."""
+    import re
+
+    # the guard torch wraps its headers in (2.9 and later), the same in every file
+    guard = re.compile(r"#if !defined\(TORCH_STABLE_ONLY\) && !defined\(TORCH_TARGET_VERSION\)"
+                       r"|#else\s+#error \"This file should not be included when either "
+                       r"TORCH_STABLE_ONLY or TORCH_TARGET_VERSION is defined\.\"\s+#endif"
+                       r"[^\n]*")
+    root = Path(torch.__file__).parent / "include"
+    snippets: list[tuple[str, int, bool]] = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if (not path.is_file() or len(rel.parts) < 2 or rel.parts[0] not in HEADER_PROJECTS
+                or rel.parts[:2] == ("ATen", "ops")):
+            continue
+        text = guard.sub(" ", path.read_text(encoding="utf-8", errors="replace"))
+        text = re.sub(r"\s+", " ", text).strip()
+        if len(text) < HEADER_CHARS:
+            continue
+        starts = np.linspace(0, len(text) - HEADER_CHARS, per_file).astype(int)
+        label = HEADER_PROJECTS.index(rel.parts[0])
+        side = _held_out(rel.as_posix())
+        snippets.extend((text[s:s + HEADER_CHARS], label, side) for s in sorted(set(starts)))
+    # a snippet that more than one file has (a licence, an include line) is dropped
+    counts = Counter(snippet for snippet, _, _ in snippets)
+    rows: dict[bool, list[tuple[str, int]]] = {False: [], True: []}
+    for snippet, label, side in snippets:
+        if counts[snippet] == 1:
+            rows[side].append((snippet, label))
+
+    def tensors(part: list[tuple[str, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.from_numpy(_padded_ids([s for s, _ in part], HEADER_CHARS))
+        return x, torch.tensor([k for _, k in part], dtype=torch.int64)
+
+    return ArrayDataset(*tensors(rows[False]), *tensors(rows[True]))
