@@ -34,6 +34,14 @@ def test_quickstart(tmp_path: Path) -> None:
     assert re.search(r"(increase|decrease) at step \d+: .* patience", out)
 
 
+def test_untuned_lr(tmp_path: Path) -> None:
+    out = _run([sys.executable, str(EXAMPLES / "untuned_lr.py")], tmp_path)
+    suggested = float(re.search(r"suggested lr ([\d.e-]+)", out).group(1))
+    assert 0.01 < suggested < 0.5, out  # the sweep was cut below the LR given, 1.0
+    at_lr, after = (float(a) for a in re.findall(r"held-out accuracy ([\d.]+)", out))
+    assert after > at_lr + 0.05, out
+
+
 def test_compare_my_model(tmp_path: Path) -> None:
     out = _run([sys.executable, str(EXAMPLES / "compare_my_model.py")], tmp_path)
     # both arms in the table, 5 seeds each, none diverged or failed; the report written

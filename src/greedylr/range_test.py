@@ -5,13 +5,14 @@ alone, a tenth of a good LR from the good LR itself (early on, the loss falls qu
 both). A range test measures that before the run (Smith 2017, arXiv 1506.01186; what
 Lightning's ``Tuner.lr_find`` and fastai's ``lr_find`` do): a short sweep trains while
 the LR grows exponentially, and the LR a tenth of the one where the smoothed loss was
-lowest (fastai's ``valley/10``) is where the run starts. The defaults study's round 22
-(``results/defaults/DECISION.md``) measured it from every point of thirteen LR grids
-(0.1x-10x of each workload's tuned LR): GreedyLR started from the suggestion ended
-within 2% of the best-tuned cosine at 39% of the points (median ratio 1.04), against
-30% (1.11) for GreedyLR at the point's LR and 31% (1.06) for cosine after the same test;
-at an LR that was already tuned, the test costs 5-7%. Round 23 checks it on a split no
-choice has seen::
+lowest (fastai's ``valley/10``) is where the run starts. The defaults study measured it
+from every point of fourteen LR grids (0.1x-10x of each workload's tuned LR; rounds 22
+and 23, ``results/defaults/DECISION.md``): GreedyLR started from the suggestion ended
+within 2% of the best-tuned cosine at 37% of the points (median ratio 1.05), against 29%
+(1.11) for GreedyLR at the point's LR and 29% (1.07) for cosine after the same test. At
+an LR that was already tuned the test costs 7% (13% on the one split no choice had seen,
+where it moved every workload's tuned LR by 2.5-10 times): run it when nobody tuned the
+LR, not otherwise::
 
     result = greedylr.lr_range_test(model, optimizer, train_step)   # 100 steps
     result.apply(optimizer)            # every param group's LR times result.multiplier
