@@ -31,8 +31,9 @@ from greedylr.studies.trial import Trial, TrialSpec
 TASKS = {"classification", "regression", "sequence_labelling", "seq2seq", "language_modelling"}
 
 #: Workloads no GreedyLR schedule may ever train, not even in a test: the next round's
-#: unseen split. Their tests train them under cosine only.
-UNSEEN = frozenset(PROBE11_WORKLOADS)
+#: unseen split. Their tests train them under cosine only. None now: round 23 ran on
+#: the eleventh split; the next split built goes here.
+UNSEEN: frozenset[str] = frozenset()
 
 
 def schedule_for(name: str) -> str:

@@ -140,6 +140,80 @@ def test_the_protocol_records_the_users_own_optimizer_lr() -> None:
         trial.step(float("inf"))
 
 
+def _regression_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer):  # type: ignore[no-untyped-def]
+    x = torch.linspace(-1, 1, 64).unsqueeze(1)
+
+    def step() -> torch.Tensor:
+        loss = torch.nn.functional.mse_loss(model(x), 3 * x)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def test_a_range_test_starts_the_schedule_from_its_suggestion_not_the_studys_lr() -> None:
+    # greedylr compare --lr 0.5 --set trial_range_test=true, on a loop that hard-codes
+    # lr 0.1: the sweep runs around the study's 0.5, the schedule starts at the suggestion
+    spec = TrialSpec.make(study="s", workload="w", schedule="constant", steps=3, lr=0.5,
+                          settings={"trial_range_test": True})
+    trial = Trial(spec)
+    model = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    step = _regression_step(model, optimizer)
+    result = trial.range_test(model, optimizer, step)
+    assert result is not None and result.base_lrs == (0.5,)
+    trial.scheduler(optimizer)
+    assert trial.lr == 0.5  # the grid point the run started from
+    assert trial.record.range_test == {"lr": pytest.approx(0.5 * result.multiplier),
+                                       "multiplier": result.multiplier,
+                                       "steps": float(len(result.losses))}
+    for _ in range(3):
+        trial.step(step())
+    assert trial.record.lrs == pytest.approx([0.5 * result.multiplier] * 3)
+
+
+def test_without_the_setting_a_range_test_call_does_nothing() -> None:
+    trial = Trial(TrialSpec.make(study="s", workload="w", schedule="constant", steps=2))
+    model = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    assert trial.range_test(model, optimizer, lambda: pytest.fail("swept")) is None
+    trial.scheduler(optimizer)
+    assert trial.lr == 0.1 and trial.record.range_test is None
+
+
+def test_a_built_in_workload_runs_a_range_test_as_its_own_arm() -> None:
+    from greedylr.studies.execution import execute_trial
+    from greedylr.studies.metrics import arm_of
+
+    spec = TrialSpec.make(study="s", workload="wine_mlp", schedule="constant", seed=0,
+                          steps=20, lr=1e-3, eval_every=10,
+                          settings={"trial_range_test": True})
+    result = execute_trial(spec, threads=1)
+    assert result["status"] == "ok" and result["lr"] == 1e-3
+    found = result["range_test"]
+    assert found["lr"] == pytest.approx(1e-3 * found["multiplier"])
+    assert result["lrs"][0] == pytest.approx(found["lr"])
+    assert arm_of(result) == "constant(trial_range_test=True)"
+
+
+def test_compare_pairs_the_range_test_arms(tmp_path: Path) -> None:
+    # greedylr compare ... --set trial_range_test=true on a function that calls
+    # trial.range_test: every schedule starts from its own sweep's suggestion
+    argv = ["compare", f"{TOY}:train", "--schedules", "greedy,cosine", "--seeds", "1",
+            "--steps", "20", "--eval-every", "10", "--out", str(tmp_path),
+            "--set", "trial_range_test=true"]
+    assert main(argv) == 0
+    results = [json.loads(f.read_text()) for f in (tmp_path / "trials").glob("*.json")]
+    assert len(results) == 2
+    for r in results:
+        assert r["status"] == "ok" and r["lr"] == 0.05  # the LR the sweep started from
+        assert r["range_test"]["lr"] == pytest.approx(0.05 * r["range_test"]["multiplier"])
+    report = (tmp_path / "report.md").read_text()
+    assert "greedy(trial_range_test=True) − cosine(trial_range_test=True)" in report
+
+
 def test_compare_runs_every_schedule_at_every_lr_of_a_grid_and_resumes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -6,7 +6,8 @@ workers import it the way they import user code. Options, through the settings:
 ``workload_sleep`` sleeps that long per step (to interrupt a study mid-run),
 ``workload_kill_at`` kills its own process with SIGKILL at that step (a worker that dies),
 ``workload_running_dir`` holds a file ``<node>-<pid>`` there while it trains (``node``:
-the Ray node id under Ray, else ``local``), so that a test sees where trials run now.
+the Ray node id under Ray, else ``local``), so that a test sees where trials run now;
+``trial_range_test`` (the protocol's) runs an LR range test before the schedule.
 """
 
 from __future__ import annotations
@@ -64,8 +65,18 @@ def _train(trial) -> None:  # type: ignore[no-untyped-def]
     x_train, y_train, x_test, y_test = x[:350], y[:350], x[350:], y[350:]
     model = torch.nn.Sequential(torch.nn.Linear(10, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
     optimizer = trial.optimizer(model.parameters())
-    trial.scheduler(optimizer)
     generator = torch.Generator().manual_seed(trial.seed)
+
+    def sweep_step() -> torch.Tensor:  # with trial_range_test=true: the range test's steps
+        batch = torch.randint(len(x_train), (32,), generator=generator)
+        loss = torch.nn.functional.mse_loss(model(x_train[batch]).squeeze(1), y_train[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    trial.range_test(model, optimizer, sweep_step)
+    trial.scheduler(optimizer)
     options = trial.options
     for step in range(1, trial.steps + 1):
         batch = torch.randint(len(x_train), (32,), generator=generator)

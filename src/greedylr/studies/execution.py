@@ -191,6 +191,7 @@ def execute_trial(spec: TrialSpec, *, threads: int | None = None) -> dict[str, A
         "traceback": tb,
         "lr": trial.lr if trial is not None else spec.lr,
         "optimizer_used": record.optimizer if record else None,
+        "range_test": record.range_test if record else None,
         "metric": {"name": metric, "higher_is_better": higher},
         "steps_done": trial.current_step if trial is not None else 0,
         "losses": list(record.losses) if record else [],

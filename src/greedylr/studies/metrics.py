@@ -72,10 +72,12 @@ Result = dict[str, Any]
 
 # -- identity -------------------------------------------------------------------------
 
-#: Workload options that make another arm, not another setting: trials that differ in
-#: them are compared with each other (an average of the weights scored against the
-#: weights themselves, :func:`greedylr.averaging.power_ema`).
-ARM_OPTIONS: tuple[str, ...] = ("workload_power_ema",)
+#: Workload and trial options that make another arm, not another setting: trials that
+#: differ in them are compared with each other (an average of the weights scored against
+#: the weights themselves, :func:`greedylr.averaging.power_ema`; a run started from an LR
+#: range test's suggestion against one started at the study's LR,
+#: :meth:`greedylr.studies.trial.Trial.range_test`).
+ARM_OPTIONS: tuple[str, ...] = ("workload_power_ema", "trial_range_test")
 
 
 def _arm_key(key: str) -> bool:

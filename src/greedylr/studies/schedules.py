@@ -8,7 +8,8 @@ so: ``docs/guides/compare.md`` ("The schedules").
 Settings are validated: a key that the schedule does not take raises ``ValueError``,
 except keys with a prefix in :data:`PASSTHROUGH_PREFIXES` (``workload_``: options of
 the workload; ``optimizer_``: options of :func:`build_optimizer`; ``perturb_``:
-perturbations), which are ignored here.
+perturbations; ``trial_``: options of the trial protocol, such as ``trial_range_test``),
+which are ignored here.
 
 Examples:
     >>> import torch
@@ -116,7 +117,7 @@ OPTIMIZERS: tuple[str, ...] = ("adamw", "adafactor", "adagrad", "sgd")
 WORKLOAD_OPTIMIZERS: tuple[str, ...] = ("nadam", "rmsprop", "adamax", "radam", "adadelta",
                                         "asgd", "adam", "sparse_adam")
 
-PASSTHROUGH_PREFIXES: tuple[str, ...] = ("workload_", "optimizer_", "perturb_")
+PASSTHROUGH_PREFIXES: tuple[str, ...] = ("workload_", "optimizer_", "perturb_", "trial_")
 """Settings with these prefixes belong to someone else and are ignored by the schedules."""
 
 _GREEDY_KEYS = frozenset(f.name for f in fields(GreedyConfig)) - {"warmup"}

@@ -23,8 +23,9 @@ sets it: the first group's LR becomes the study's, the other groups move in prop
 
 Settings (``TrialSpec.settings``) are routed by prefix: ``workload_*`` keys are the
 training function's own options (read them from ``trial.options``), ``optimizer_*``
-keys reach :meth:`Trial.optimizer` (``optimizer_weight_decay=0.1``), and the other keys
-are the schedule's (``factor=0.5`` for GreedyLR); a key the schedule does not take
+keys reach :meth:`Trial.optimizer` (``optimizer_weight_decay=0.1``), ``trial_*`` keys
+are the protocol's (``trial_range_test=true``: :meth:`Trial.range_test`), and the other
+keys are the schedule's (``factor=0.5`` for GreedyLR); a key the schedule does not take
 fails the trial with a clear error.
 """
 
@@ -38,12 +39,15 @@ import math
 import random
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from greedylr.range_test import RangeTest
 
 __all__ = ["Trial", "TrialSpec"]
 
@@ -136,6 +140,9 @@ class TrialRecord:
     #: the class of the optimizer the schedule was built on (``torch.optim.sgd.SGD``):
     #: what really trained, whether the study's or the training function's own
     optimizer: str | None = None
+    #: what :meth:`Trial.range_test` found: the first group's suggested LR, its multiple
+    #: of the study's LR, and the sweep's steps
+    range_test: dict[str, float] | None = None
 
 
 class Trial:
@@ -194,10 +201,52 @@ class Trial:
         )
         return self._optimizer
 
+    def range_test(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                   train_step: Callable[[], torch.Tensor | float]) -> RangeTest | None:
+        """With the setting ``trial_range_test=true`` (``greedylr compare --set
+        trial_range_test=true``), an LR range test (:func:`greedylr.lr_range_test`) from
+        the study's LR, whose suggestion the schedule then starts from; without it,
+        nothing (``None``), so that a training function may always call it.
+
+        Call it just before :meth:`scheduler`, with the model, the optimizer and one
+        step of the training loop (forward, backward, ``optimizer.step()``, returning
+        the loss). The sweep puts the model, the optimizer and torch's generators back;
+        the batches it drew are the loop's. The suggestion is recorded in the result
+        (``range_test``); the result's ``lr`` stays the study's, the grid point the run
+        started from.
+        """
+        if not self.options.get("trial_range_test"):
+            return None
+        from greedylr.range_test import lr_range_test
+
+        self._take_lr(optimizer)
+        result = lr_range_test(model, optimizer, train_step)
+        result.apply(optimizer)
+        self.record.range_test = {"lr": result.lrs[0], "multiplier": result.multiplier,
+                                  "steps": float(len(result.losses))}
+        logger.info("range test: lr %g -> %g", self.lr, result.lrs[0])
+        return result
+
     def scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
         """The schedule under test, built for ``optimizer``; step it with :meth:`step`."""
         from greedylr.studies.schedules import build_schedule
 
+        if self.record.range_test is None:  # else the range test placed the LR
+            self._take_lr(optimizer)
+        self._optimizer = optimizer
+        kind = type(optimizer)
+        self.record.optimizer = f"{kind.__module__}.{kind.__qualname__}"
+        self._scheduler = build_schedule(
+            self.spec.schedule,
+            optimizer,
+            total_steps=self.spec.steps,
+            warmup=self.spec.warmup,
+            **self.options,  # build_schedule ignores the PASSTHROUGH_PREFIXES' keys
+        )
+        return self._scheduler
+
+    def _take_lr(self, optimizer: torch.optim.Optimizer) -> None:
+        """Adopt ``optimizer``'s LR, or set the study's on it when it asked for one."""
         actual = float(optimizer.param_groups[0]["lr"])
         if optimizer is not self._optimizer and not math.isclose(actual, self.lr):
             if self.spec.lr is None:
@@ -208,16 +257,6 @@ class Trial:
                 _rescale_lrs(optimizer, actual, self.lr)
                 logger.info("the optimizer's lr %g set to the study's lr %g", actual, self.lr)
         self._optimizer = optimizer
-        kind = type(optimizer)
-        self.record.optimizer = f"{kind.__module__}.{kind.__qualname__}"
-        self._scheduler = build_schedule(
-            self.spec.schedule,
-            optimizer,
-            total_steps=self.spec.steps,
-            warmup=self.spec.warmup,
-            **self.options,  # build_schedule ignores workload_/optimizer_/perturb_ keys
-        )
-        return self._scheduler
 
     def step(self, loss: torch.Tensor | float) -> None:
         """Call once per optimizer step, after ``optimizer.step()``, with its loss.

@@ -132,17 +132,23 @@ def run(
     """
     generator = torch.Generator().manual_seed(trial.seed)
     optimizer = trial.optimizer(model.parameters(), **(optimizer_kwargs or {}))
-    trial.scheduler(optimizer)
-    averaged = _averaged(trial, model)
-    scored = model if averaged is None else averaged.module
-    model.train()
-    for _ in range(trial.steps):
+
+    def train_step() -> torch.Tensor:
         loss = loss_fn(model, sample(generator))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if clip_norm is not None:
             nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
         optimizer.step()
+        return loss
+
+    model.train()
+    trial.range_test(model, optimizer, train_step)  # only with trial_range_test=true
+    trial.scheduler(optimizer)
+    averaged = _averaged(trial, model)
+    scored = model if averaged is None else averaged.module
+    for _ in range(trial.steps):
+        loss = train_step()
         if averaged is not None:
             averaged.update_parameters(model)
         trial.step(loss)
