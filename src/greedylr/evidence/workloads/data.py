@@ -64,6 +64,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -1625,12 +1626,19 @@ def html_entities() -> tuple[ArrayDataset, int]:
     from html.entities import html5
 
     names = sorted(name for name in html5 if name.endswith(";"))
-    pages = [ord(html5[name][0]) >> 8 for name in names]
+    return _named_classes(names, [ord(html5[name][0]) >> 8 for name in names], ENTITY_CHARS)
+
+
+def _named_classes(names: list[str], labels: list[Any], width: int
+                   ) -> tuple[ArrayDataset, int]:
+    """Names (:data:`VOCAB` ids padded to ``width``) -> their labels, numbered in sorted
+    order among the training names' labels; 25% of the names held out, a held-out name
+    whose label no training name has dropped. The split and the number of classes."""
     train, test = _split(len(names), 0.25)
-    index = {page: k for k, page in enumerate(sorted({pages[i] for i in train}))}
-    test = np.array([i for i in test if pages[i] in index], dtype=np.int64)
-    x = _padded_ids(names, ENTITY_CHARS)
-    y = np.array([index.get(page, -1) for page in pages], dtype=np.int64)
+    index = {label: k for k, label in enumerate(sorted({labels[i] for i in train}))}
+    test = np.array([i for i in test if labels[i] in index], dtype=np.int64)
+    x = _padded_ids(names, width)
+    y = np.array([index.get(label, -1) for label in labels], dtype=np.int64)
     t = torch.from_numpy
     return ArrayDataset(t(x[train]), t(y[train]), t(x[test]), t(y[test])), len(index)
 
@@ -1688,13 +1696,7 @@ def locale_aliases() -> tuple[ArrayDataset, int]:
     for alias in aliases:
         target = locale.locale_alias[alias].split("@")[0]
         codesets.append(target.split(".")[1] if "." in target else "C")
-    train, test = _split(len(aliases), 0.25)
-    index = {c: k for k, c in enumerate(sorted({codesets[i] for i in train}))}
-    test = np.array([i for i in test if codesets[i] in index], dtype=np.int64)
-    x = _padded_ids(aliases, LOCALE_ALIAS_CHARS)
-    y = np.array([index.get(c, -1) for c in codesets], dtype=np.int64)
-    t = torch.from_numpy
-    return ArrayDataset(t(x[train]), t(y[train]), t(x[test]), t(y[test])), len(index)
+    return _named_classes(aliases, codesets, LOCALE_ALIAS_CHARS)
 
 
 @functools.cache
