@@ -484,3 +484,42 @@ def test_average_weights_refuses_a_second_call_and_a_bad_gamma(
     average_weights(trainer)
     with pytest.raises(ValueError, match="already"):
         average_weights(trainer)
+
+
+def test_a_range_test_before_train_places_the_lr_greedylr_starts_from(
+    tmp_path: Path, tokenizer: Any, dataset: list
+) -> None:
+    """The recipe of docs/frameworks/transformers.md: the Trainer's own optimizer and
+    batches swept by greedylr.lr_range_test before train(); the Trainer keeps that
+    optimizer, and the attached GreedyLR starts from the suggestion, on the weights the
+    Trainer was given."""
+    import greedylr
+
+    trainer = _trainer(tmp_path, tokenizer, dataset, gradient_accumulation_steps=1,
+                       max_steps=3)
+    model = trainer.model
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = trainer.create_optimizer()
+
+    def batches():  # type: ignore[no-untyped-def]
+        while True:
+            yield from trainer.get_train_dataloader()
+
+    stream = batches()
+
+    def train_step() -> torch.Tensor:
+        batch = {k: v.to(trainer.args.device) for k, v in next(stream).items()}
+        loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        return loss
+
+    result = greedylr.lr_range_test(model, optimizer, train_step, steps=60)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    result.apply(optimizer)
+    callback = attach(trainer, smoothing="none")
+    trainer.train()
+    assert callback.scheduler.base_lrs == pytest.approx(result.lrs)
+    assert result.lrs[0] != pytest.approx(3e-3)  # the suggestion, not the arguments' LR
+    assert trainer.optimizer.optimizer is optimizer  # Accelerate wrapped it, not rebuilt
