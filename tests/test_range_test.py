@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -21,15 +22,17 @@ def test_reading_by_hand() -> None:
     assert test.smoothed == pytest.approx((4, 8 / 3, 12 / 7, 76 / 15))
     assert test.stopped
     assert test.best_multiplier == 100
-    assert test.multiplier == 10  # valley / 10
-    assert test.lrs == pytest.approx([1.0])
+    assert test.suggested_multiplier == 10  # valley / 10
+    assert test.suggested_lrs == pytest.approx([1.0])
 
 
 def test_reading_stops_at_a_non_finite_loss_and_needs_a_first_one() -> None:
     test = RangeTest.read([1.0], [1, 2, 3, 4], [3, 2, math.nan, 0.1], beta=0)
     assert test.smoothed == (3, 2) and test.stopped and test.best_multiplier == 2
     unfinished = RangeTest.read([1.0], [1, 2, 3, 4], [3, 2], beta=0)
-    assert not unfinished.stopped
+    assert not unfinished.stopped and unfinished.saturated  # still falling at its end
+    assert not test.saturated
+    assert not RangeTest.read([1.0], [1, 2, 3], [3, 2, 2.5], beta=0).saturated
     with pytest.raises(ValueError, match="first loss is not finite"):
         RangeTest.read([1.0], [1, 2], [math.inf, 1.0])
 
@@ -111,7 +114,7 @@ def test_the_sweep_leaves_model_optimizer_and_generators_as_they_were() -> None:
     fresh = _Loop(1e-2)
     for _ in range(5):
         fresh.step()
-    for group, lr in zip(fresh.optimizer.param_groups, test.lrs):
+    for group, lr in zip(fresh.optimizer.param_groups, test.suggested_lrs):
         group["lr"] = lr
     fresh.k = 0
     assert [fresh.step().item() for _ in range(20)] == after
@@ -136,7 +139,7 @@ def test_the_sweep_stops_where_the_loss_blows_up_and_suggests_a_stable_lr() -> N
     test = lr_range_test(model, optimizer, step)
     assert test.stopped and len(test.losses) < 100
     assert 0.1 * test.multipliers[len(test.losses) - 1] > 2 / curvature
-    assert test.lrs[0] < 2 / curvature < 0.1 * test.best_multiplier * 10
+    assert test.suggested_lrs[0] < 2 / curvature < 0.1 * test.best_multiplier * 10
 
 
 def test_a_failing_step_still_puts_everything_back() -> None:
@@ -160,7 +163,7 @@ def test_a_failing_step_still_puts_everything_back() -> None:
 
 def test_apply_sets_lr_and_a_schedulers_initial_lr_and_checks_the_groups() -> None:
     test = RangeTest.read([0.1, 0.01], [1.0, 2.0, 4.0], [3.0, 2.0, 1.0], beta=0)
-    assert test.multiplier == pytest.approx(0.4)
+    assert test.suggested_multiplier == pytest.approx(0.4)
     model = torch.nn.Linear(2, 1)
     optimizer = torch.optim.SGD(
         [{"params": [model.weight]}, {"params": [model.bias], "lr": 0.01}], lr=0.1)
@@ -174,3 +177,164 @@ def test_apply_sets_lr_and_a_schedulers_initial_lr_and_checks_the_groups() -> No
     assert tensor_lr.param_groups[0]["lr"].item() == pytest.approx(0.02)
     with pytest.raises(ValueError, match="swept 2 param groups; this optimizer has 1"):
         test.apply(tensor_lr)
+
+
+def test_a_sweep_still_falling_at_its_end_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    """From an LR far too small the loss falls all the way: the suggestion is capped at a
+    tenth of the sweep's end, and a warning says to run the test again from there."""
+    x, y = _regression()
+    model = torch.nn.Linear(8, 1, bias=False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
+
+    def step() -> torch.Tensor:
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    with caplog.at_level("WARNING", logger="greedylr"):
+        test = lr_range_test(model, optimizer, step)
+    assert test.saturated and test.suggested_multiplier == pytest.approx(10.0)
+    assert "still falling at the sweep's end" in caplog.text
+
+
+class _Counting(torch.nn.Module):
+    """A linear layer with a non-persistent buffer its forward counts in (not in the
+    state dict) and extra state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 1)
+        self.register_buffer("calls", torch.zeros(()), persistent=False)
+        self.note = "before"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        self.note = "changed"
+        return self.linear(x)
+
+    def get_extra_state(self) -> str:
+        return self.note
+
+    def set_extra_state(self, state: str) -> None:
+        self.note = state
+
+
+def test_everything_is_put_back_in_place() -> None:
+    """The same tensors hold the same values after the sweep: parameters, buffers the
+    state dict leaves out, gradients (none before, none after), the optimizer's moments
+    (their dtype kept) and a tensor LR, filled during the sweep rather than replaced;
+    and the state of a GradScaler handed in with ``also_restore``."""
+    x, y = _regression()
+    model = _Counting()
+    lr = torch.tensor(0.01)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 16, growth_interval=1)
+
+    def step() -> torch.Tensor:
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        optimizer.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        return loss
+
+    step()
+    optimizer.zero_grad(set_to_none=True)
+    moments = [s["exp_avg"] for s in optimizer.state.values()]
+    values = [m.clone() for m in moments]
+    scale = scaler.get_scale()
+    lr_seen: list[torch.Tensor] = []
+
+    scales: list[float] = []
+
+    def watched_step() -> torch.Tensor:
+        lr_seen.append(optimizer.param_groups[0]["lr"])
+        loss = step()
+        scales.append(scaler.get_scale())
+        return loss
+
+    test = lr_range_test(model, optimizer, watched_step, steps=30, also_restore=[scaler])
+    assert all(seen is lr for seen in lr_seen)  # filled in place, never replaced
+    assert optimizer.param_groups[0]["lr"] is lr and lr.item() == pytest.approx(0.01)
+    assert [s["exp_avg"] for s in optimizer.state.values()] == moments  # same tensors
+    assert all(torch.equal(m, v) for m, v in zip(moments, values))
+    assert model.calls.item() == 1 and model.note == "changed"
+    assert all(p.grad is None for p in model.parameters())
+    assert max(scales) > scale == scaler.get_scale()  # the sweep moved it; it is back
+    test.apply(optimizer)
+    assert optimizer.param_groups[0]["lr"] is lr
+    assert lr.item() == pytest.approx(0.01 * test.suggested_multiplier)
+
+
+def test_extra_state_comes_back() -> None:
+    model = _Counting()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = _regression()
+
+    def step() -> torch.Tensor:
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    lr_range_test(model, optimizer, step, steps=np.int64(5))
+    assert model.note == "before" and model.calls.item() == 0
+
+
+def test_a_loss_rising_from_the_start_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    model = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    losses = iter(range(1, 101))
+    with caplog.at_level("WARNING", logger="greedylr"):
+        test = lr_range_test(model, optimizer, lambda: float(next(losses)), steps=10)
+    assert test.best_multiplier == test.multipliers[0] and not test.saturated
+    assert "rose from the sweep's first step" in caplog.text
+
+
+def _ddp_worker(rank: int, init_file: str, out_dir: str) -> None:
+    import json
+    import os
+    from pathlib import Path
+
+    import torch.distributed as dist
+
+    from greedylr.distributed import mean_across_ranks
+
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)  # the same initial weights on both ranks, as DDP requires
+        model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(8, 1))
+        before = [p.detach().clone() for p in model.parameters()]
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        x, y = _regression(seed=rank)  # each rank its own data, so its own loss
+
+        def step() -> torch.Tensor:
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return mean_across_ranks(loss.detach())  # what every rank reads
+
+        test = lr_range_test(model, optimizer, step)
+        Path(out_dir, f"rank{rank}.json").write_text(json.dumps({
+            "suggested": test.suggested_multiplier, "steps": len(test.losses),
+            "restored": all(torch.equal(a, b) for a, b in zip(before, model.parameters())),
+        }))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.timeout(300)
+def test_two_ddp_ranks_read_the_same_sweep(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from spawning import spawn_ranks
+
+    spawn_ranks(_ddp_worker, (str(tmp_path / "init"), str(tmp_path)), timeout=240)
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+    assert r0 == r1 and r0["restored"] and r0["steps"] < 100

@@ -11,20 +11,22 @@ and 23, ``results/defaults/DECISION.md``): GreedyLR started from the suggestion 
 within 2% of the best-tuned cosine at 37% of the points (median ratio 1.05), against 29%
 (1.11) for GreedyLR at the point's LR and 29% (1.07) for cosine after the same test. At
 an LR that was already tuned the test costs 7% (13% on the one split no choice had seen,
-where it moved every workload's tuned LR by 2.5-10 times): run it when nobody tuned the
-LR, not otherwise::
+where it moved every workload's tuned LR by a factor of 2.5 to 10): run it when nobody
+tuned the LR, not otherwise::
 
     result = greedylr.lr_range_test(model, optimizer, train_step)   # 100 steps
-    result.apply(optimizer)            # every param group's LR times result.multiplier
+    result.apply(optimizer)            # every group's LR times result.suggested_multiplier
     scheduler = greedylr.GreedyLR(optimizer, total_steps=...)      # build it after
 
 ``train_step()`` runs one training step of the user's own loop (forward, backward,
 ``optimizer.step()``, zeroing the gradients) on the next batch and returns its loss.
 The sweep multiplies each param group's LR from ``start`` to ``end`` times its value
 (relative to the LR the user would have used, so the groups keep their ratios), and
-afterwards puts back the model's and the optimizer's state and torch's random number
-generators: the run that follows is the one it would have been at the suggested LR. The
-batches the sweep drew are the caller's to account for (a fresh iterator, or not).
+afterwards puts back, into the same tensors, the model's parameters, buffers, gradients
+and extra state, the optimizer's state and groups, torch's random number generators and
+whatever ``also_restore`` holds (a ``GradScaler``): the run that follows is the one it
+would have been at the suggested LR. The batches the sweep drew are the caller's to
+account for (a fresh iterator, or not).
 
 Every step reads its loss on the host (a range test is a pre-run tool, not the training
 loop). Under data parallelism, return the loss averaged over the ranks (an
@@ -34,8 +36,10 @@ loop). Under data parallelism, return the loss averaged over the ranks (an
 from __future__ import annotations
 
 import copy
+import logging
 import math
-from collections.abc import Callable, Sequence
+import operator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +47,8 @@ import torch
 from torch import nn
 
 __all__ = ["RangeTest", "lr_range_test"]
+
+logger = logging.getLogger("greedylr")
 
 
 @dataclass(frozen=True)
@@ -106,15 +112,29 @@ class RangeTest:
         return self.multipliers[self.smoothed.index(min(self.smoothed))]
 
     @property
-    def multiplier(self) -> float:
+    def saturated(self) -> bool:
+        """Whether the smoothed loss was still at its lowest at the sweep's last step: the
+        best LR lies beyond the sweep, and the suggestion is only the most it can give
+        (``end / 10`` times the LR given). Run the test again from the suggestion."""
+        return not self.stopped and self.smoothed.index(min(self.smoothed)) == len(
+            self.smoothed) - 1
+
+    @property
+    def suggested_multiplier(self) -> float:
         """The suggestion, as a multiple of ``base_lrs``: a tenth of
         :attr:`best_multiplier` (``valley/10``)."""
         return self.best_multiplier / 10
 
     @property
-    def lrs(self) -> list[float]:
+    def suggested_lrs(self) -> list[float]:
         """Each param group's suggested LR."""
-        return [lr * self.multiplier for lr in self.base_lrs]
+        return [lr * self.suggested_multiplier for lr in self.base_lrs]
+
+    @property
+    def swept_lrs(self) -> list[float]:
+        """The first group's LR at each step of the sweep that ran, to plot ``losses``
+        against."""
+        return [self.base_lrs[0] * m for m in self.multipliers[:len(self.losses)]]
 
     def apply(self, optimizer: torch.optim.Optimizer) -> None:
         """Set each param group's LR (and ``initial_lr``, where a scheduler set one) to its
@@ -126,12 +146,10 @@ class RangeTest:
         if len(optimizer.param_groups) != len(self.base_lrs):
             raise ValueError(f"the range test swept {len(self.base_lrs)} param groups; this "
                              f"optimizer has {len(optimizer.param_groups)}")
-        for group, lr in zip(optimizer.param_groups, self.lrs):
+        for group, lr in zip(optimizer.param_groups, self.suggested_lrs):
             for key in ("lr", "initial_lr"):
-                if isinstance(group.get(key), torch.Tensor):  # a device-mode LR stays one
-                    group[key].fill_(lr)
-                elif key in group:
-                    group[key] = lr
+                if key in group:
+                    _set(group, key, lr)  # a tensor LR is filled, not replaced
 
 
 def lr_range_test(
@@ -144,12 +162,14 @@ def lr_range_test(
     end: float = 1e2,
     beta: float = 0.98,
     stop: float = 4.0,
+    also_restore: Sequence[Any] = (),
 ) -> RangeTest:
     """Sweep the LR from ``start`` to ``end`` times each param group's, one
     ``train_step()`` per LR, stopping early once the smoothed loss exceeds ``stop`` times
-    its best or a loss is not finite; then put back ``model``'s and ``optimizer``'s state
-    and torch's random number generators. The LRs the optimizer had are left unchanged:
-    :meth:`RangeTest.apply` sets the suggestion.
+    its best or a loss is not finite; then put back, in place, ``model``'s parameters,
+    buffers and gradients, ``optimizer``'s state and param groups (its LRs as they were:
+    :meth:`RangeTest.apply` sets the suggestion), torch's random number generators and
+    the state of each of ``also_restore``.
 
     Args:
         model: the module (or modules) that ``train_step`` trains.
@@ -163,21 +183,27 @@ def lr_range_test(
         end: the sweep's last multiple.
         beta: the smoothing of :meth:`RangeTest.read`.
         stop: its cut.
+        also_restore: other objects the step changes, with ``state_dict`` and
+            ``load_state_dict`` (a ``torch.amp.GradScaler``, whose scale a sweep's
+            overflows would shrink; an EMA of the weights; ...).
 
     Raises:
         ValueError: ``steps`` is below 2, ``start`` or ``end`` is not positive and finite
             or ``end <= start``, or the first loss is not finite.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+    try:
+        steps = operator.index(steps)
+    except TypeError:
+        steps = 0
+    if steps < 2:
         raise ValueError(f"steps must be an int >= 2, got {steps!r}")
     if not (0 < start < end < math.inf):
         raise ValueError(f"need 0 < start < end < inf, got start={start!r}, end={end!r}")
     RangeTest.read([], [], [1.0], beta=beta, stop=stop)  # the arguments' checks, up front
     modules = [model] if isinstance(model, nn.Module) else list(model)
-    saved_modules = [_host_copy(m.state_dict()) for m in modules]
-    saved_optimizer = optimizer.state_dict()
-    saved_optimizer = {"state": _host_copy(saved_optimizer["state"]),
-                       "param_groups": copy.deepcopy(saved_optimizer["param_groups"])}
+    saved_modules = [_ModuleState(m) for m in modules]
+    saved_optimizer = _OptimizerState(optimizer)
+    saved_others = [_host_copy(other.state_dict()) for other in also_restore]
     saved_rng = _rng_states()
     base_lrs = [float(group["lr"]) for group in optimizer.param_groups]
     multipliers = [start * (end / start) ** (k / (steps - 1)) for k in range(steps)]
@@ -185,29 +211,125 @@ def lr_range_test(
     try:
         for multiple in multipliers:
             for group, lr in zip(optimizer.param_groups, base_lrs):
-                group["lr"] = lr * multiple
+                _set(group, "lr", lr * multiple)
             loss = train_step()
             losses.append(float(loss.detach() if isinstance(loss, torch.Tensor) else loss))
             if RangeTest.read(base_lrs, multipliers, losses, beta=beta, stop=stop).stopped:
                 break
     finally:
-        for m, state in zip(modules, saved_modules):
-            m.load_state_dict(state)
-        optimizer.load_state_dict(saved_optimizer)  # the LRs too: as they were
+        for saved in saved_modules:
+            saved.restore()
+        saved_optimizer.restore()
+        for other, state in zip(also_restore, saved_others):
+            other.load_state_dict(state)
         _set_rng_states(saved_rng)
-    return RangeTest.read(base_lrs, multipliers, losses, beta=beta, stop=stop)
+    result = RangeTest.read(base_lrs, multipliers, losses, beta=beta, stop=stop)
+    lowest = result.smoothed.index(min(result.smoothed))
+    if result.saturated:
+        logger.warning(
+            "LR range test: the loss was still falling at the sweep's end (%g times the LR "
+            "given); the suggestion, %g times it, is the most this sweep can give: run the "
+            "test again from it", multipliers[-1], result.suggested_multiplier)
+    elif lowest == 0:
+        logger.warning(
+            "LR range test: the loss rose from the sweep's first step (%g times the LR "
+            "given); the suggestion, %g times it, is the least this sweep can give: the "
+            "loss may be too noisy to read", multipliers[0], result.suggested_multiplier)
+    return result
+
+
+def _set(holder: dict[str, Any], key: str, value: Any) -> None:
+    """``holder[key] = value``, filling a tensor in place (a compiled or captured step
+    keeps reading the same tensor)."""
+    current = holder.get(key)
+    if isinstance(current, torch.Tensor):
+        if isinstance(value, torch.Tensor) and value.shape == current.shape:
+            current.copy_(value)
+        else:
+            current.fill_(value)
+    else:
+        holder[key] = value
+
+
+class _ModuleState:
+    """A module's parameters, buffers (persistent or not), gradients and extra state,
+    copied to host memory, to be copied back into the same tensors."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+        self.tensors = {name: _host_copy(t) for name, t in _module_tensors(module)}
+        self.grads = {name: None if p.grad is None else _host_copy(p.grad)
+                      for name, p in module.named_parameters()}
+        self.extra = {name: copy.deepcopy(m.get_extra_state()) for name, m in
+                      module.named_modules()
+                      if type(m).get_extra_state is not nn.Module.get_extra_state}
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        for name, tensor in _module_tensors(self.module):
+            tensor.copy_(self.tensors[name])
+        for name, p in self.module.named_parameters():
+            saved = self.grads[name]
+            if saved is None:
+                p.grad = None
+            elif p.grad is None:
+                p.grad = saved.to(p.device)
+            else:
+                p.grad.copy_(saved)
+        modules = dict(self.module.named_modules())
+        for name, state in self.extra.items():
+            modules[name].set_extra_state(state)
+
+
+def _module_tensors(module: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    yield from module.named_parameters()
+    yield from module.named_buffers()
+
+
+class _OptimizerState:
+    """An optimizer's per-parameter state and its groups' settings, copied to host
+    memory, to be put back into the same tensors (``load_state_dict`` would replace them,
+    and cast them to the parameters' dtype)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+        self.optimizer = optimizer
+        self.state = {p: {k: _host_copy(v) for k, v in s.items()}
+                      for p, s in optimizer.state.items()}
+        self.groups = [{k: _host_copy(v) for k, v in g.items() if k != "params"}
+                       for g in optimizer.param_groups]
+
+    def restore(self) -> None:
+        for p in [p for p in self.optimizer.state if p not in self.state]:
+            del self.optimizer.state[p]  # state the sweep created: none before it
+        for p, saved in self.state.items():
+            _restore_dict(self.optimizer.state[p], saved, device=p.device)
+        for group, saved in zip(self.optimizer.param_groups, self.groups):
+            _restore_dict(group, saved, device=None, keep=("params",))
+
+
+@torch.no_grad()
+def _restore_dict(live: dict[str, Any], saved: dict[str, Any], *, device: Any,
+                  keep: tuple[str, ...] = ()) -> None:
+    for key in [k for k in live if k not in saved and k not in keep]:
+        del live[key]
+    for key, value in saved.items():
+        current = live.get(key)
+        if isinstance(current, torch.Tensor) and isinstance(value, torch.Tensor) \
+                and current.shape == value.shape:
+            current.copy_(value)
+        elif isinstance(value, torch.Tensor) and device is not None:
+            live[key] = value.to(device)
+        else:
+            live[key] = value
 
 
 def _host_copy(state: Any) -> Any:
-    """A copy of a (nested) state dict with every tensor in host memory: the sweep must
-    not hold a second copy of a large model on its device."""
+    """A copy of a value (a tensor, or a nested state dict) with every tensor in host
+    memory: the sweep must not hold a second copy of a large model on its device."""
     if isinstance(state, torch.Tensor):
         return state.detach().to("cpu", copy=True)
     if isinstance(state, dict):
-        copied = type(state)((key, _host_copy(value)) for key, value in state.items())
-        if hasattr(state, "_metadata"):  # a module's state dict: its versions load it
-            copied._metadata = copy.deepcopy(state._metadata)  # type: ignore[attr-defined]
-        return copied
+        return type(state)((key, _host_copy(value)) for key, value in state.items())
     if isinstance(state, (list, tuple)):
         return type(state)(_host_copy(value) for value in state)
     return copy.deepcopy(state)

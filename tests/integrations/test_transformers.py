@@ -520,6 +520,6 @@ def test_a_range_test_before_train_places_the_lr_greedylr_starts_from(
     result.apply(optimizer)
     callback = attach(trainer, smoothing="none")
     trainer.train()
-    assert callback.scheduler.base_lrs == pytest.approx(result.lrs)
-    assert result.lrs[0] != pytest.approx(3e-3)  # the suggestion, not the arguments' LR
+    assert callback.scheduler.base_lrs == pytest.approx(result.suggested_lrs)
+    assert result.suggested_lrs[0] != pytest.approx(3e-3)  # the suggestion, not the arguments' LR
     assert trainer.optimizer.optimizer is optimizer  # Accelerate wrapped it, not rebuilt

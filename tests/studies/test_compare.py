@@ -166,12 +166,12 @@ def test_a_range_test_starts_the_schedule_from_its_suggestion_not_the_studys_lr(
     assert result is not None and result.base_lrs == (0.5,)
     trial.scheduler(optimizer)
     assert trial.lr == 0.5  # the grid point the run started from
-    assert trial.record.range_test == {"lr": pytest.approx(0.5 * result.multiplier),
-                                       "multiplier": result.multiplier,
+    assert trial.record.range_test == {"lr": pytest.approx(0.5 * result.suggested_multiplier),
+                                       "multiplier": result.suggested_multiplier,
                                        "steps": float(len(result.losses))}
     for _ in range(3):
         trial.step(step())
-    assert trial.record.lrs == pytest.approx([0.5 * result.multiplier] * 3)
+    assert trial.record.lrs == pytest.approx([0.5 * result.suggested_multiplier] * 3)
 
 
 def test_without_the_setting_a_range_test_call_does_nothing() -> None:
@@ -181,6 +181,34 @@ def test_without_the_setting_a_range_test_call_does_nothing() -> None:
     assert trial.range_test(model, optimizer, lambda: pytest.fail("swept")) is None
     trial.scheduler(optimizer)
     assert trial.lr == 0.1 and trial.record.range_test is None
+
+
+def test_a_range_test_the_function_never_ran_is_not_reported_as_one() -> None:
+    # --set trial_range_test=true on a function without trial.range_test: the trial fails
+    # rather than being labelled as a range-test run
+    trial = Trial(TrialSpec.make(study="s", workload="w", schedule="constant", steps=2,
+                                 settings={"trial_range_test": True}))
+    optimizer = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1)
+    with pytest.raises(RuntimeError, match=r"did not call trial\.range_test"):
+        trial.scheduler(optimizer)
+
+
+def test_a_range_test_after_the_schedule_is_refused() -> None:
+    trial = Trial(TrialSpec.make(study="s", workload="w", schedule="constant", steps=2,
+                                 settings={"trial_range_test": True}))
+    model = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    trial.range_test(model, optimizer, _regression_step(model, optimizer))
+    trial.scheduler(optimizer)
+    with pytest.raises(RuntimeError, match=r"before trial\.scheduler"):
+        trial.range_test(model, optimizer, _regression_step(model, optimizer))
+
+
+def test_compare_rejects_a_misspelt_trial_option(tmp_path: Path) -> None:
+    argv = ["compare", f"{TOY}:train", "--seeds", "1", "--steps", "4", "--out",
+            str(tmp_path), "--set", "trial_rangetest=true"]
+    assert main(argv) == 2
+    assert not (tmp_path / "trials").exists()
 
 
 def test_a_built_in_workload_runs_a_range_test_as_its_own_arm() -> None:

@@ -132,7 +132,7 @@ def suggestions(run: Run) -> dict[str, float]:
 
     multiples = [LOW * (HIGH / LOW) ** (k / (STEPS - 1)) for k in range(STEPS)]
     test = RangeTest.read([run["spec"]["lr"]], multiples, run["losses"], beta=BETA, stop=STOP)
-    found: dict[str, float] = {"valley/10": test.multiplier}
+    found: dict[str, float] = {"valley/10": test.suggested_multiplier}
     cut = test.smoothed[10:-1]
     if len(cut) >= 2:  # per point of the sweep: against the log of the LR
         grad = [cut[min(i + 1, len(cut) - 1)] - cut[max(i - 1, 0)] for i in range(len(cut))]

@@ -4,8 +4,9 @@ Everything here is a pure function of stored result dicts (see
 :mod:`greedylr.studies.runner`); nothing trains, nothing reads live objects.
 
 **Arms and settings.** An *arm* is a schedule with its own settings, e.g. ``cosine`` or
-``greedy(factor=0.5)``, and the workload options in :data:`ARM_OPTIONS` (how the trained
-model is scored: ``cosine(workload_power_ema=7)``). A *setting* is everything else a trial
+``greedy(factor=0.5)``, and the options in :data:`ARM_OPTIONS` (how the trained model is
+scored: ``cosine(workload_power_ema=7)``; whether the run started from an LR range test:
+``cosine(trial_range_test=True)``). A *setting* is everything else a trial
 is: study, workload, optimizer, steps, LR, warmup and the workload's other options. Two
 trials are compared only within one setting and, for paired statistics, with the same seed.
 
@@ -32,6 +33,7 @@ from greedylr.studies.schedules import PASSTHROUGH_PREFIXES
 __all__ = [
     "ARM_OPTIONS",
     "LABELS",
+    "SCORING_OPTIONS",
     "STAGES",
     "STATUSES",
     "ArmSummary",
@@ -39,6 +41,7 @@ __all__ = [
     "LabelTable",
     "Result",
     "arm_of",
+    "arm_options_of",
     "arm_summaries",
     "best_metric",
     "bootstrap_ci",
@@ -72,12 +75,15 @@ Result = dict[str, Any]
 
 # -- identity -------------------------------------------------------------------------
 
-#: Workload and trial options that make another arm, not another setting: trials that
-#: differ in them are compared with each other (an average of the weights scored against
-#: the weights themselves, :func:`greedylr.averaging.power_ema`; a run started from an LR
-#: range test's suggestion against one started at the study's LR,
+#: Workload options that say how the trained model is scored (an average of the
+#: weights against the weights themselves, :func:`greedylr.averaging.power_ema`).
+SCORING_OPTIONS: tuple[str, ...] = ("workload_power_ema",)
+
+#: Options that make another arm, not another setting: trials that differ in them are
+#: compared with each other (the :data:`SCORING_OPTIONS`; a run started from an LR range
+#: test's suggestion against one started at the study's LR,
 #: :meth:`greedylr.studies.trial.Trial.range_test`).
-ARM_OPTIONS: tuple[str, ...] = ("workload_power_ema", "trial_range_test")
+ARM_OPTIONS: tuple[str, ...] = (*SCORING_OPTIONS, "trial_range_test")
 
 
 def _arm_key(key: str) -> bool:
@@ -98,11 +104,17 @@ def arm_of(result: Result) -> str:
     return f"{spec['schedule']}({inside})"
 
 
-def scoring_of(result: Result) -> tuple[tuple[str, str], ...]:
-    """How a trial's model is scored: its :data:`ARM_OPTIONS` settings, ``()`` for the
-    trained weights themselves."""
+def arm_options_of(result: Result) -> tuple[tuple[str, str], ...]:
+    """A trial's :data:`ARM_OPTIONS` settings: how its model is scored and how its run
+    started; ``()`` for the plain arm."""
     settings = result["spec"].get("settings") or {}
     return tuple(sorted((k, _fmt(v)) for k, v in settings.items() if k in ARM_OPTIONS))
+
+
+def scoring_of(result: Result) -> tuple[tuple[str, str], ...]:
+    """How a trial's model is scored: its :data:`SCORING_OPTIONS` settings, ``()`` for
+    the trained weights themselves."""
+    return tuple(kv for kv in arm_options_of(result) if kv[0] in SCORING_OPTIONS)
 
 
 def setting_of(result: Result) -> tuple[Any, ...]:

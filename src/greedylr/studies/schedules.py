@@ -49,6 +49,7 @@ __all__ = [
     "OPTIMIZERS",
     "PASSTHROUGH_PREFIXES",
     "SCHEDULES",
+    "TRIAL_OPTIONS",
     "WORKLOAD_OPTIMIZERS",
     "build_optimizer",
     "build_schedule",
@@ -120,6 +121,10 @@ WORKLOAD_OPTIMIZERS: tuple[str, ...] = ("nadam", "rmsprop", "adamax", "radam", "
 PASSTHROUGH_PREFIXES: tuple[str, ...] = ("workload_", "optimizer_", "perturb_", "trial_")
 """Settings with these prefixes belong to someone else and are ignored by the schedules."""
 
+#: The trial protocol's own settings (prefix ``trial_``): ``trial_range_test``, an LR
+#: range test before the schedule (:meth:`greedylr.studies.trial.Trial.range_test`).
+TRIAL_OPTIONS: tuple[str, ...] = ("trial_range_test",)
+
 _GREEDY_KEYS = frozenset(f.name for f in fields(GreedyConfig)) - {"warmup"}
 _HF_GREEDY_KEYS = frozenset(
     {
@@ -171,12 +176,17 @@ def check_settings(name: str, settings: dict[str, Any]) -> dict[str, Any]:
         The settings that are the schedule's own.
 
     Raises:
-        ValueError: for an unknown schedule, a setting it does not take, or (for
-            ``greedy``) a value :class:`~greedylr.GreedyConfig` refuses.
+        ValueError: for an unknown schedule, a setting it does not take, a ``trial_``
+            setting not in ``TRIAL_OPTIONS``, or (for ``greedy``) a value
+            :class:`~greedylr.GreedyConfig` refuses.
     """
     if name not in _ALLOWED:
         known = ", ".join((*SCHEDULES, *LR_FREE))
         raise ValueError(f"unknown schedule {name!r}; known: {known}")
+    protocol = sorted(k for k in settings if k.startswith("trial_") and k not in TRIAL_OPTIONS)
+    if protocol:
+        raise ValueError(f"unknown trial option(s) {protocol}; the trial protocol takes: "
+                         f"{', '.join(TRIAL_OPTIONS)}")
     own = {k: v for k, v in settings.items() if not k.startswith(PASSTHROUGH_PREFIXES)}
     unknown = sorted(set(own) - _ALLOWED[name])
     if unknown:

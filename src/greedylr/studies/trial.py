@@ -142,7 +142,7 @@ class TrialRecord:
     optimizer: str | None = None
     #: what :meth:`Trial.range_test` found: the first group's suggested LR, its multiple
     #: of the study's LR, and the sweep's steps
-    range_test: dict[str, float] | None = None
+    range_test: dict[str, Any] | None = None
 
 
 class Trial:
@@ -217,20 +217,29 @@ class Trial:
         """
         if not self.options.get("trial_range_test"):
             return None
+        if self._scheduler is not None:
+            raise RuntimeError("call trial.range_test before trial.scheduler: the schedule "
+                               "is built from the LR the range test suggests")
         from greedylr.range_test import lr_range_test
 
         self._take_lr(optimizer)
         result = lr_range_test(model, optimizer, train_step)
         result.apply(optimizer)
-        self.record.range_test = {"lr": result.lrs[0], "multiplier": result.multiplier,
-                                  "steps": float(len(result.losses))}
-        logger.info("range test: lr %g -> %g", self.lr, result.lrs[0])
+        self.record.range_test = {"lr": result.suggested_lrs[0],
+                                  "multiplier": result.suggested_multiplier,
+                                  "steps": len(result.losses)}
+        logger.info("range test: lr %g -> %g", self.lr, result.suggested_lrs[0])
         return result
 
     def scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
         """The schedule under test, built for ``optimizer``; step it with :meth:`step`."""
         from greedylr.studies.schedules import build_schedule
 
+        if self.options.get("trial_range_test") and self.record.range_test is None:
+            raise RuntimeError(
+                "the study asks for a range test (trial_range_test) but the training "
+                "function did not call trial.range_test(model, optimizer, train_step) "
+                "before trial.scheduler: the run would be labelled as one that had it")
         if self.record.range_test is None:  # else the range test placed the LR
             self._take_lr(optimizer)
         self._optimizer = optimizer

@@ -33,16 +33,17 @@ def _primary_arm(wt: T.WorkloadTuning) -> str | None:
 
 
 def compared_pairs(wt: T.WorkloadTuning, results: Sequence[Result]) -> list[T.TunedPair]:
-    """The pairs the summary shows: each baseline arm against the GreedyLR defaults scored
-    the same way (``cosine(workload_power_ema=7)`` against ``greedy(workload_power_ema=7)``)
-    when that arm ran, else against :func:`_primary_arm`."""
+    """The pairs the summary shows: each baseline arm against the GreedyLR defaults with
+    the same arm options (``cosine(workload_power_ema=7)`` against
+    ``greedy(workload_power_ema=7)``) when that arm ran, else against
+    :func:`_primary_arm`."""
     primary = _primary_arm(wt)
     versus: dict[str, str | None] = {}
     for r in results:
         arm = M.arm_of(r)
         if arm in wt.arms and not M.is_candidate(arm) and T.group_of(r) == wt.group:
             twin = M.arm_of({"spec": {"schedule": "greedy",
-                                      "settings": dict(M.scoring_of(r))}})
+                                      "settings": dict(M.arm_options_of(r))}})
             versus[arm] = twin if twin in wt.arms else primary
     return [p for p in wt.pairs if p.candidate == versus.get(p.baseline)]
 
@@ -231,6 +232,12 @@ def heldout_summary(results: list[Result], *, margin: float = T.DEFAULT_MARGIN) 
         how += (
             " A baseline scored on an average of its weights (`workload_power_ema`) is "
             "paired with GreedyLR scored on the same average, when that arm ran."
+        )
+    if any(dict(M.arm_options_of(r)).get("trial_range_test") for r in results):
+        how += (
+            " A baseline started from an LR range test's suggestion (`trial_range_test`) "
+            "is paired with GreedyLR started the same way, when that arm ran; its LR "
+            "column is the LR the sweep started from."
         )
     if grid:
         how += (
