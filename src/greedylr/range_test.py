@@ -76,8 +76,9 @@ class RangeTest:
     @classmethod
     def read(cls, base_lrs: Sequence[float], multipliers: Sequence[float],
              losses: Sequence[float], *, beta: float = 0.98, stop: float = 4.0) -> RangeTest:
-        """Smooth and cut a sweep's losses (``losses[k]`` taken at step ``k``, trained at
-        ``multipliers[k]``).
+        """Smooth and cut a sweep's losses (``losses[k]``, the loss step ``k`` returned:
+        measured before its update, which used ``multipliers[k]``, as Lightning and
+        fastai pair them).
 
         Raises:
             ValueError: the first loss is not finite (nothing to read), or ``beta`` is
