@@ -4,6 +4,7 @@ Also what ``greedylr compare`` prints."""
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -134,6 +135,14 @@ def _short(stat: M.Stat) -> str:
     return num(stat.mean) if stat.n == 1 else f"{num(stat.mean)} ± {num(stat.std, 2)}"
 
 
+def _lr_cell(lr: float | None, runs: list[Result]) -> str:
+    """The LR a point's runs started from; with a range test (``trial_range_test``),
+    ``start → suggestion``, the median over seeds of the LR each sweep suggested."""
+    suggested = [r["range_test"]["lr"] for r in runs if r.get("range_test")]
+    cell = num(lr, 3)
+    return f"{cell} → {num(statistics.median(suggested), 3)}" if suggested else cell
+
+
 def _arm_row(
     wt: T.WorkloadTuning, arm: str, group: list[Result], pair: T.TunedPair | None, grid: bool
 ) -> list[str]:
@@ -152,7 +161,8 @@ def _arm_row(
         verdict = _verdict_cell(pair)
     elif M.is_candidate(arm):
         verdict = "(candidate)"
-    row = [arm, num(best.lr, 3), _short(best.final), _short(best.best), delta, won, verdict]
+    row = [arm, _lr_cell(best.lr, at_best), _short(best.final), _short(best.best), delta,
+           won, verdict]
     if grid and len(tuning.points) == 1:  # no grid for this arm: nothing to say
         row += ["-", "-", "-"]
     elif grid:
@@ -237,7 +247,8 @@ def heldout_summary(results: list[Result], *, margin: float = T.DEFAULT_MARGIN) 
         how += (
             " A baseline started from an LR range test's suggestion (`trial_range_test`) "
             "is paired with GreedyLR started the same way, when that arm ran; its LR "
-            "column is the LR the sweep started from."
+            "column reads `start → suggestion` (the LR the sweep started from, and the "
+            "median over seeds of the LR it suggested)."
         )
     if grid:
         how += (
