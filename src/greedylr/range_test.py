@@ -46,7 +46,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["RangeTest", "lr_range_test"]
+__all__ = ["RangeTest", "lr_range_test", "set_lrs"]
 
 logger = logging.getLogger("greedylr")
 
@@ -138,8 +138,8 @@ class RangeTest:
         return [self.base_lrs[0] * m for m in self.multipliers[:len(self.losses)]]
 
     def apply(self, optimizer: torch.optim.Optimizer) -> None:
-        """Set each param group's LR (and ``initial_lr``, where a scheduler set one) to its
-        suggestion. Build the scheduler after this: it takes its base LRs from there.
+        """Set each param group's LR to its suggestion (:func:`set_lrs`). Build the
+        scheduler after this: it takes its base LRs from there.
 
         Raises:
             ValueError: the optimizer has another number of param groups than the sweep.
@@ -147,10 +147,28 @@ class RangeTest:
         if len(optimizer.param_groups) != len(self.base_lrs):
             raise ValueError(f"the range test swept {len(self.base_lrs)} param groups; this "
                              f"optimizer has {len(optimizer.param_groups)}")
-        for group, lr in zip(optimizer.param_groups, self.suggested_lrs):
-            for key in ("lr", "initial_lr"):
-                if key in group:
-                    _set(group, key, lr)  # a tensor LR is filled, not replaced
+        set_lrs(optimizer, self.suggested_lrs)
+
+
+def set_lrs(optimizer: torch.optim.Optimizer, lrs: Sequence[float]) -> None:
+    """Set each param group's LR (a tensor LR is filled in place, so a compiled step that
+    captured it sees the change); a group's ``initial_lr``, where a scheduler left one,
+    and the optimizer's default LR, which a group added later starts from (and
+    transformers' polynomial schedule reads), move by the same factor as the group's
+    and the first group's LR."""
+    first = float(optimizer.param_groups[0]["lr"])
+    default = optimizer.defaults.get("lr")
+    shared = isinstance(default, torch.Tensor) and any(  # a group's own: it moves with it
+        default is group["lr"] for group in optimizer.param_groups)
+    new_default = (None if default is None or first == 0 or shared
+                   else float(default) * lrs[0] / first)
+    for group, lr in zip(optimizer.param_groups, lrs, strict=True):
+        old = float(group["lr"])
+        if "initial_lr" in group:  # moved by the same factor as the group's LR
+            _set(group, "initial_lr", lr if old == 0 else float(group["initial_lr"]) * lr / old)
+        _set(group, "lr", lr)
+    if new_default is not None:
+        _set(optimizer.defaults, "lr", new_default)
 
 
 def lr_range_test(

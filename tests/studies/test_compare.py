@@ -116,6 +116,23 @@ def test_an_asked_lr_moves_every_group_of_the_users_optimizer(tensor_lr: bool) -
     assert trial.record.lrs == pytest.approx([0.375, 0.25, 0.125, 0.0])
 
 
+def test_an_asked_lr_moves_the_default_lr_the_polynomial_schedule_reads() -> None:
+    # transformers' polynomial decay divides by optimizer.defaults["lr"]: with --lr 0.5 on
+    # a loop that hard-codes 0.1 it must still end at lr_end, not at 5x lr_end
+    spec = TrialSpec.make(study="s", workload="w", schedule="polynomial", steps=4, lr=0.5,
+                          settings={"lr_end": 1e-3})
+    trial = Trial(spec)
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    trial.scheduler(optimizer)
+    assert optimizer.defaults["lr"] == pytest.approx(0.5)
+    for _ in range(4):
+        model(torch.ones(1, 2)).sum().backward()
+        optimizer.step()
+        trial.step(1.0)
+    assert trial.record.lrs[-1] == pytest.approx(1e-3)
+
+
 def test_an_asked_lr_cannot_scale_a_first_group_at_lr_0() -> None:
     trial = Trial(TrialSpec.make(study="s", workload="w", schedule="linear", steps=4, lr=0.5))
     optimizer = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.0)

@@ -346,23 +346,15 @@ def seed_everything(seed: int) -> None:
 
 
 def _rescale_lrs(optimizer: torch.optim.Optimizer, old: float, new: float) -> None:
-    """Move the first group's LR from ``old`` to ``new``, every group in proportion.
+    """Move the first group's LR from ``old`` to ``new``, every group in proportion
+    (:func:`greedylr.range_test.set_lrs`: per-group ratios, tensor LRs filled in place,
+    the optimizer's default LR moved too)."""
+    from greedylr.range_test import set_lrs
 
-    Per-group ratios (layer-wise LRs) survive; tensor LRs are filled in place, so a
-    compiled step that captured them sees the change.
-    """
     if old == 0:
         raise ValueError(
             f"cannot set the study's lr {new:g}: the optimizer's first group has lr 0, so "
             "the other groups' ratios to it are undefined; build the optimizer with "
             "lr=trial.lr, or put a trained group first"
         )
-    for group in optimizer.param_groups:
-        for key in ("lr", "initial_lr"):  # initial_lr: left by an earlier torch scheduler
-            if key not in group:
-                continue
-            value = new * (float(group[key]) / old)
-            if isinstance(group[key], torch.Tensor):
-                group[key].fill_(value)
-            else:
-                group[key] = value
+    set_lrs(optimizer, [new * float(group["lr"]) / old for group in optimizer.param_groups])
