@@ -344,3 +344,40 @@ def test_an_averaged_model_is_what_validation_feeds_the_scheduler(tmp_path: Path
     with torch.no_grad():
         assert seen[-1] == pytest.approx(
             float(torch.nn.functional.cross_entropy(model.net(x), y)), rel=1e-5)
+
+
+class _TunableLR(_Classifier):
+    """The LR as an attribute that ``configure_optimizers`` reads, as Lightning's tuner
+    expects."""
+
+    def __init__(self, data: torch.utils.data.TensorDataset) -> None:
+        super().__init__(data)
+        self.lr = 0.05
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.SGD(self.parameters(), lr=self.lr)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": GreedyLR(optimizer), "interval": "step"}}
+
+
+def test_lightning_lr_find_read_as_valley_over_ten_starts_greedylr(tmp_path: Path) -> None:
+    """The docs' recipe: Lightning's own range test over the span round 22 measured, read
+    as valley/10 (its smoothing is lr_range_test's); the fit then builds GreedyLR there."""
+    from lightning.pytorch.tuner import Tuner
+
+    data = torch.utils.data.TensorDataset(*(t.repeat(8, *[1] * (t.dim() - 1))
+                                            for t in _digits().tensors))
+    model = _TunableLR(data)
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=1, max_steps=5, callbacks=[GreedyLRCallback()],
+        logger=False, enable_progress_bar=False, enable_model_summary=False,
+        enable_checkpointing=False, default_root_dir=tmp_path,
+    )
+    finder = Tuner(trainer).lr_find(model, min_lr=model.lr * 1e-4, max_lr=model.lr * 1e2,
+                                    num_training=100, early_stop_threshold=4.0,
+                                    update_attr=False)
+    losses = finder.results["loss"]
+    model.lr = finder.results["lr"][losses.index(min(losses))] / 10
+    trainer.fit(model)
+    sched = trainer.lr_scheduler_configs[0].scheduler
+    assert sched.base_lrs == [pytest.approx(model.lr)] and model.lr != 0.05
