@@ -60,6 +60,20 @@ def _regression(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         256, 1, generator=generator)
 
 
+def _full_batch_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                     x: torch.Tensor, y: torch.Tensor):  # type: ignore[no-untyped-def]
+    """One step of plain least squares on the whole of ``(x, y)``: a train_step."""
+
+    def step() -> torch.Tensor:
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
 class _Loop:
     """A user's loop: a model with dropout (it draws on torch's generator), Adam with
     momentum state, minibatches in order."""
@@ -129,12 +143,7 @@ def test_the_sweep_stops_where_the_loss_blows_up_and_suggests_a_stable_lr() -> N
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     curvature = torch.linalg.eigvalsh(2 * x.T @ x / len(x)).max().item()
 
-    def step() -> torch.Tensor:
-        loss = torch.nn.functional.mse_loss(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        return loss
+    step = _full_batch_step(model, optimizer, x, y)
 
     test = lr_range_test(model, optimizer, step)
     assert test.stopped and len(test.losses) < 100
@@ -186,12 +195,7 @@ def test_a_sweep_still_falling_at_its_end_says_so(caplog: pytest.LogCaptureFixtu
     model = torch.nn.Linear(8, 1, bias=False)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
 
-    def step() -> torch.Tensor:
-        loss = torch.nn.functional.mse_loss(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        return loss
+    step = _full_batch_step(model, optimizer, x, y)
 
     with caplog.at_level("WARNING", logger="greedylr"):
         test = lr_range_test(model, optimizer, step)
@@ -273,12 +277,7 @@ def test_extra_state_comes_back() -> None:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     x, y = _regression()
 
-    def step() -> torch.Tensor:
-        loss = torch.nn.functional.mse_loss(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        return loss
+    step = _full_batch_step(model, optimizer, x, y)
 
     lr_range_test(model, optimizer, step, steps=np.int64(5))
     assert model.note == "before" and model.calls.item() == 0
@@ -312,12 +311,10 @@ def _ddp_worker(rank: int, init_file: str, out_dir: str) -> None:
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         x, y = _regression(seed=rank)  # each rank its own data, so its own loss
 
+        local_step = _full_batch_step(model, optimizer, x, y)
+
         def step() -> torch.Tensor:
-            loss = torch.nn.functional.mse_loss(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            return mean_across_ranks(loss.detach())  # what every rank reads
+            return mean_across_ranks(local_step().detach())  # what every rank reads
 
         test = lr_range_test(model, optimizer, step)
         Path(out_dir, f"rank{rank}.json").write_text(json.dumps({
