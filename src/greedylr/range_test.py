@@ -46,7 +46,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["RangeTest", "lr_range_test", "set_lrs"]
+__all__ = ["RangeTest", "lr_range_test", "set_lrs", "sweep_multipliers"]
 
 logger = logging.getLogger("greedylr")
 
@@ -84,10 +84,7 @@ class RangeTest:
             ValueError: the first loss is not finite (nothing to read), or ``beta`` is
                 not in [0, 1), or ``stop`` is not above 1.
         """
-        if not 0 <= beta < 1:
-            raise ValueError(f"beta must be in [0, 1), got {beta!r}")
-        if not stop > 1:
-            raise ValueError(f"stop must be above 1, got {stop!r}")
+        _check_reading(beta, stop)
         smoothed: list[float] = []
         average, best, stopped = 0.0, math.inf, False
         for k, loss in enumerate(losses):
@@ -171,6 +168,19 @@ def set_lrs(optimizer: torch.optim.Optimizer, lrs: Sequence[float]) -> None:
         _set(optimizer.defaults, "lr", new_default)
 
 
+def sweep_multipliers(steps: int = 100, start: float = 1e-4, end: float = 1e2) -> list[float]:
+    """The multiples of the LR given that a sweep of ``steps`` steps trains at, growing
+    geometrically from ``start`` to ``end``."""
+    return [start * (end / start) ** (k / (steps - 1)) for k in range(steps)]
+
+
+def _check_reading(beta: float, stop: float) -> None:
+    if not 0 <= beta < 1:
+        raise ValueError(f"beta must be in [0, 1), got {beta!r}")
+    if not stop > 1:
+        raise ValueError(f"stop must be above 1, got {stop!r}")
+
+
 def lr_range_test(
     model: nn.Module | Sequence[nn.Module],
     optimizer: torch.optim.Optimizer,
@@ -218,14 +228,14 @@ def lr_range_test(
         raise ValueError(f"steps must be an int >= 2, got {steps!r}")
     if not (0 < start < end < math.inf):
         raise ValueError(f"need 0 < start < end < inf, got start={start!r}, end={end!r}")
-    RangeTest.read([], [], [1.0], beta=beta, stop=stop)  # the arguments' checks, up front
+    _check_reading(beta, stop)  # before any step
     modules = [model] if isinstance(model, nn.Module) else list(model)
     saved_modules = [_ModuleState(m) for m in modules]
     saved_optimizer = _OptimizerState(optimizer)
     saved_others = [_host_copy(other.state_dict()) for other in also_restore]
     saved_rng = _rng_states()
     base_lrs = [float(group["lr"]) for group in optimizer.param_groups]
-    multipliers = [start * (end / start) ** (k / (steps - 1)) for k in range(steps)]
+    multipliers = sweep_multipliers(steps, start, end)
     losses: list[float] = []
     try:
         for multiple in multipliers:
@@ -233,7 +243,8 @@ def lr_range_test(
                 _set(group, "lr", lr * multiple)
             loss = train_step()
             losses.append(float(loss.detach() if isinstance(loss, torch.Tensor) else loss))
-            if RangeTest.read(base_lrs, multipliers, losses, beta=beta, stop=stop).stopped:
+            result = RangeTest.read(base_lrs, multipliers, losses, beta=beta, stop=stop)
+            if result.stopped:
                 break
     finally:
         for saved in saved_modules:
@@ -242,7 +253,6 @@ def lr_range_test(
         for other, state in zip(also_restore, saved_others):
             other.load_state_dict(state)
         _set_rng_states(saved_rng)
-    result = RangeTest.read(base_lrs, multipliers, losses, beta=beta, stop=stop)
     lowest = result.smoothed.index(min(result.smoothed))
     if result.saturated:
         logger.warning(

@@ -128,9 +128,9 @@ def exact(out: Path, tests: list[Run], schedule: str) -> list[Run]:
 def suggestions(run: Run) -> dict[str, float]:
     """``steep`` and ``valley/10`` of one sweep, as multiples of the point's LR; the
     sweep read (smoothed, cut) by the package's :class:`greedylr.RangeTest`."""
-    from greedylr.range_test import RangeTest
+    from greedylr.range_test import RangeTest, sweep_multipliers
 
-    multiples = [LOW * (HIGH / LOW) ** (k / (STEPS - 1)) for k in range(STEPS)]
+    multiples = sweep_multipliers(STEPS, LOW, HIGH)
     test = RangeTest.read([run["spec"]["lr"]], multiples, run["losses"], beta=BETA, stop=STOP)
     found: dict[str, float] = {"valley/10": test.suggested_multiplier}
     cut = test.smoothed[10:-1]
