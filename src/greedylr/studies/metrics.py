@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from greedylr.studies.schedules import PASSTHROUGH_PREFIXES
+from greedylr.studies.schedules import PASSTHROUGH_PREFIXES, TRIAL_OPTIONS
 
 __all__ = [
     "ARM_OPTIONS",
@@ -80,10 +80,10 @@ Result = dict[str, Any]
 SCORING_OPTIONS: tuple[str, ...] = ("workload_power_ema",)
 
 #: Options that make another arm, not another setting: trials that differ in them are
-#: compared with each other (the :data:`SCORING_OPTIONS`; a run started from an LR range
-#: test's suggestion against one started at the study's LR,
-#: :meth:`greedylr.studies.trial.Trial.range_test`).
-ARM_OPTIONS: tuple[str, ...] = (*SCORING_OPTIONS, "trial_range_test")
+#: compared with each other (the :data:`SCORING_OPTIONS`; the trial protocol's options,
+#: such as a run started from an LR range test's suggestion against one started at the
+#: study's LR, :meth:`greedylr.studies.trial.Trial.range_test`).
+ARM_OPTIONS: tuple[str, ...] = (*SCORING_OPTIONS, *TRIAL_OPTIONS)
 
 
 def _arm_key(key: str) -> bool:
