@@ -56,6 +56,11 @@ class _Checkpoint:
 
 
 def _build(seed: int) -> tuple[torch.nn.Module, torch.optim.Optimizer, GreedyLR]:
+    model, optimizer = _sharded(seed)
+    return model, optimizer, GreedyLR(optimizer, **CONFIG)
+
+
+def _sharded(seed: int) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     from torch.distributed.fsdp import fully_shard
 
     torch.manual_seed(seed)  # the same initial weights on both ranks
@@ -67,8 +72,7 @@ def _build(seed: int) -> tuple[torch.nn.Module, torch.optim.Optimizer, GreedyLR]
         if isinstance(layer, torch.nn.Linear):
             fully_shard(layer)
     fully_shard(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
-    return model, optimizer, GreedyLR(optimizer, **CONFIG)
+    return model, torch.optim.AdamW(model.parameters(), lr=0.01)
 
 
 def _batch(rank: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -258,3 +262,96 @@ def test_an_average_built_before_sharding_averages_each_shard(
         np.testing.assert_allclose(g, e, rtol=0, atol=1e-6)
     # the control: the average is not simply the last weights
     assert any(np.abs(g - w).max() > 1e-4 for g, w in zip(got, history[-1]))
+
+
+RANGE_BEFORE, RANGE_AFTER = 4, 6
+
+
+def _gathered(value: Any) -> Any:
+    from torch.distributed.tensor import DTensor
+
+    if isinstance(value, DTensor):
+        value = value.full_tensor()
+    return value.double().flatten().tolist() if isinstance(value, torch.Tensor) else value
+
+
+def _range_run(rank: int) -> dict[str, object]:
+    """:func:`greedylr.lr_range_test` between steps of a sharded run (each rank its own
+    batches, the loss averaged across ranks); then the run goes on from the suggestion,
+    and again from the same state with the suggestion set by hand and no sweep: the same
+    run, if the sweep left nothing behind. Returns plain data only."""
+    from greedylr import lr_range_test
+    from greedylr.distributed import mean_across_ranks
+    from greedylr.range_test import set_lrs
+
+    def loss_of(model: torch.nn.Module, step: int) -> torch.Tensor:
+        x, y = _batch(rank, step)
+        return torch.nn.functional.mse_loss(model(x), y)
+
+    def started() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        model, optimizer = _sharded(seed=0)
+        for step in range(RANGE_BEFORE):  # AdamW's moments and step count to put back
+            loss_of(model, step).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        return model, optimizer
+
+    def snapshot(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> object:
+        return [_full_params(model), [{k: _gathered(v) for k, v in optimizer.state[p].items()}
+                                      for p in model.parameters()]]
+
+    model, optimizer = started()
+    before = snapshot(model, optimizer)
+    sweep_batches = iter(range(1000, 2000))
+    during: list[object] = []
+
+    def train_step() -> torch.Tensor:
+        loss = loss_of(model, next(sweep_batches))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        during[:] = [snapshot(model, optimizer)]  # the control: what there was to undo
+        return mean_across_ranks(loss.detach())
+
+    test = lr_range_test(model, optimizer, train_step)
+    restored = snapshot(model, optimizer) == before != during[0]
+    test.apply(optimizer)
+    after = range(RANGE_BEFORE, RANGE_BEFORE + RANGE_AFTER)
+    swept = _train(model, optimizer, GreedyLR(optimizer, **CONFIG), rank, after)
+    plain_model, plain_optimizer = started()
+    set_lrs(plain_optimizer, test.suggested_lrs)
+    plain = _train(plain_model, plain_optimizer, GreedyLR(plain_optimizer, **CONFIG), rank, after)
+    return {"suggested": test.suggested_multiplier, "steps": len(test.losses),
+            "stopped": test.stopped, "restored": restored, "swept": swept, "plain": plain,
+            "params": _full_params(model), "plain_params": _full_params(plain_model)}
+
+
+def _range_worker(rank: int, init_file: str, out_dir: str) -> None:
+    faulthandler.dump_traceback_later(WORKER_TIMEOUT, exit=True)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    try:
+        Path(out_dir, f"range{rank}.json").write_text(json.dumps(_range_run(rank)))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+    faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_range_test_on_a_sharded_model_leaves_the_run_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
+    spawn_ranks(_range_worker, (str(tmp_path / "init-range"), str(tmp_path)),
+                timeout=WORKER_TIMEOUT + 30, nprocs=WORLD)
+    ranks = [json.loads((tmp_path / f"range{r}.json").read_text()) for r in range(WORLD)]
+    # both ranks read the same (averaged) sweep, which the blow-up cut short
+    assert ranks[0]["suggested"] == ranks[1]["suggested"] != 1.0
+    assert ranks[0]["steps"] == ranks[1]["steps"] < 100 and ranks[0]["stopped"]
+    for rank in ranks:
+        # parameters and AdamW's state, every shard, as they were before the sweep
+        assert rank["restored"]
+        # and the run from the suggestion is the one it would have been without the sweep
+        assert rank["swept"] == rank["plain"] and rank["params"] == rank["plain_params"]
+    assert ranks[0]["params"] == ranks[1]["params"]
