@@ -136,7 +136,9 @@ def _worker(rank: int, init_file: str, out_dir: str, phase: str) -> None:
     faulthandler.dump_traceback_later(WORKER_TIMEOUT, exit=True)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     try:
-        result = _run(rank, phase, str(Path(out_dir, "checkpoint")))
+        alone = {"average": _average_run, "range": _range_run}.get(phase)
+        result = (alone(rank) if alone is not None
+                  else _run(rank, phase, str(Path(out_dir, "checkpoint"))))
         Path(out_dir, f"{phase}{rank}.json").write_text(json.dumps(result))
         dist.barrier()  # reach the teardown together (see test_device_mode._dist_worker)
     finally:
@@ -223,17 +225,6 @@ def _average_run(rank: int) -> dict[str, object]:
             < sum(p.numel() for p in averaged.module.parameters())}
 
 
-def _average_worker(rank: int, init_file: str, out_dir: str) -> None:
-    faulthandler.dump_traceback_later(WORKER_TIMEOUT, exit=True)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
-    try:
-        Path(out_dir, f"average{rank}.json").write_text(json.dumps(_average_run(rank)))
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
-    faulthandler.cancel_dump_traceback_later()
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_an_average_built_before_sharding_averages_each_shard(
@@ -242,9 +233,7 @@ def test_an_average_built_before_sharding_averages_each_shard(
     import numpy as np
 
     monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
-    spawn_ranks(_average_worker, (str(tmp_path / "init-average"), str(tmp_path)),
-                timeout=WORKER_TIMEOUT + 30, nprocs=WORLD)
-    ranks = [json.loads((tmp_path / f"average{r}.json").read_text()) for r in range(WORLD)]
+    ranks = _spawn(tmp_path, "average")
     for rank in ranks:
         # a sharded model cannot be copied: refused with the recipe, not torch's assertion
         assert "before sharding" in rank["refused"]
@@ -326,26 +315,13 @@ def _range_run(rank: int) -> dict[str, object]:
             "params": _full_params(model), "plain_params": _full_params(plain_model)}
 
 
-def _range_worker(rank: int, init_file: str, out_dir: str) -> None:
-    faulthandler.dump_traceback_later(WORKER_TIMEOUT, exit=True)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
-    try:
-        Path(out_dir, f"range{rank}.json").write_text(json.dumps(_range_run(rank)))
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
-    faulthandler.cancel_dump_traceback_later()
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_range_test_on_a_sharded_model_leaves_the_run_as_it_was(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
-    spawn_ranks(_range_worker, (str(tmp_path / "init-range"), str(tmp_path)),
-                timeout=WORKER_TIMEOUT + 30, nprocs=WORLD)
-    ranks = [json.loads((tmp_path / f"range{r}.json").read_text()) for r in range(WORLD)]
+    ranks = _spawn(tmp_path, "range")
     # both ranks read the same (averaged) sweep, which the blow-up cut short
     assert ranks[0]["suggested"] == ranks[1]["suggested"] != 1.0
     assert ranks[0]["steps"] == ranks[1]["steps"] < 100 and ranks[0]["stopped"]
