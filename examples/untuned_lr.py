@@ -8,7 +8,8 @@ Prints the suggestion and both held-out accuracies. The range test puts the mode
 optimizer and torch's generators back, so the second run starts where the first did;
 only its LR differs. From an LR far too small (``python examples/untuned_lr.py 0.001``)
 the sweep's loss still falls at its end, and it suggests ten times the LR given, its
-most: run it again from there.
+most: keep that unless the LR may be more than about thirty times too small, and then
+run the test again from the suggestion.
 """
 
 from __future__ import annotations

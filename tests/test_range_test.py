@@ -190,7 +190,8 @@ def test_apply_sets_lr_and_a_schedulers_initial_lr_and_checks_the_groups() -> No
 
 def test_a_sweep_still_falling_at_its_end_says_so(caplog: pytest.LogCaptureFixture) -> None:
     """From an LR far too small the loss falls all the way: the suggestion is capped at a
-    tenth of the sweep's end, and a warning says to run the test again from there."""
+    tenth of the sweep's end, and a warning says to keep it unless the LR given may be
+    far too small (sweeping on overshot in round 24)."""
     x, y = _regression()
     model = torch.nn.Linear(8, 1, bias=False)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
@@ -201,6 +202,7 @@ def test_a_sweep_still_falling_at_its_end_says_so(caplog: pytest.LogCaptureFixtu
         test = lr_range_test(model, optimizer, step)
     assert test.saturated and test.suggested_multiplier == pytest.approx(10.0)
     assert "still falling at the sweep's end" in caplog.text
+    assert "Keep it unless the LR given may be more than ~30 times too small" in caplog.text
 
 
 class _Counting(torch.nn.Module):

@@ -34,6 +34,7 @@ import math
 import statistics
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -103,16 +104,18 @@ def _train(spec: dict[str, Any]) -> Run:
     return execute_trial(TrialSpec.make(**spec), threads=1)
 
 
-def exact(out: Path, tests: list[Run], schedule: str) -> list[Run]:
+def exact(out: Path, tests: list[Run], schedule: str,
+          suggest: Callable[[Run], float] | None = None) -> list[Run]:
     """``schedule`` (with the package's defaults) at each grid point's ``valley/10``
-    suggestion, the grid's seeds."""
+    suggestion (or ``suggest``'s, a multiple of the point's LR), the grid's seeds."""
     from greedylr.evidence.defaults import HELDOUT_SPLITS, heldout_lr_grid_specs
 
     path = out / f"range_{schedule}.json"
     if path.exists():
         return json.loads(path.read_text())
-    chosen = {(t["spec"]["workload"], t["spec"]["lr"]):
-              t["spec"]["lr"] * suggestions(t)["valley/10"] for t in tests}
+    suggest = suggest or (lambda t: suggestions(t)["valley/10"])
+    chosen = {(t["spec"]["workload"], t["spec"]["lr"]): t["spec"]["lr"] * suggest(t)
+              for t in tests}
     points = [s for split in HELDOUT_SPLITS for s in heldout_lr_grid_specs(split)
               if s.schedule == schedule and (s.workload, s.lr) in chosen
               and dict(s.settings) == {"workload_feed_split": True}]
