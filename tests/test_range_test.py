@@ -205,6 +205,55 @@ def test_a_sweep_still_falling_at_its_end_says_so(caplog: pytest.LogCaptureFixtu
     assert "Keep it unless the LR given may be more than ~30 times too small" in caplog.text
 
 
+class _FakeGenerators:
+    """An accelerator's generators with no accelerator: each draw advances a counter per
+    device, which ``get``/``set`` read and write as the backend's functions do."""
+
+    def __init__(self, devices: int) -> None:
+        self.states = [torch.tensor([d]) for d in range(devices)]
+
+    def draw(self) -> None:
+        self.states = [state + 1 for state in self.states]
+
+    def get_all(self) -> list[torch.Tensor]:
+        return [state.clone() for state in self.states]
+
+    def set_all(self, states: list[torch.Tensor]) -> None:
+        self.states = [state.clone() for state in states]
+
+
+@pytest.mark.parametrize("backend", ["cuda", "xpu", "mps"])
+def test_an_accelerators_generators_come_back(backend: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep's draws on CUDA, XPU or MPS (dropout on the device) are undone: each
+    backend's generator state, as its own functions read and write it, is put back
+    (patched here: no accelerator on this machine)."""
+    fake = _FakeGenerators(devices=1 if backend == "mps" else 2)
+    if backend == "mps":
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+        monkeypatch.setattr(torch.mps, "get_rng_state", lambda: fake.get_all()[0])
+        monkeypatch.setattr(torch.mps, "set_rng_state", lambda state: fake.set_all([state]))
+    else:
+        module = getattr(torch, backend)
+        monkeypatch.setattr(module, "is_available", lambda: True)
+        monkeypatch.setattr(module, "is_initialized", lambda: True)
+        monkeypatch.setattr(module, "get_rng_state_all", fake.get_all)
+        monkeypatch.setattr(module, "set_rng_state_all", fake.set_all)
+    model = torch.nn.Linear(8, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = _regression()
+    step = _full_batch_step(model, optimizer, x, y)
+
+    def drawing_step() -> torch.Tensor:
+        fake.draw()
+        return step()
+
+    before = fake.get_all()
+    test = lr_range_test(model, optimizer, drawing_step, steps=20)
+    assert len(test.losses) == 20  # twenty draws to undo
+    assert [int(s) for s in fake.states] == [int(s) for s in before]
+
+
 class _Counting(torch.nn.Module):
     """A linear layer with a non-persistent buffer its forward counts in (not in the
     state dict) and extra state."""

@@ -371,14 +371,22 @@ def _host_copy(state: Any) -> Any:
 
 
 def _rng_states() -> dict[str, object]:
-    """torch's CPU generator and, where CUDA is in use, every device's."""
+    """torch's CPU generator and each accelerator's in use: every CUDA and XPU device's
+    once that backend is initialized, and Apple's MPS generator where MPS is available."""
     states: dict[str, object] = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
+    for name in ("cuda", "xpu"):
+        backend = getattr(torch, name, None)
+        if backend is not None and backend.is_available() and backend.is_initialized():
+            states[name] = backend.get_rng_state_all()
+    if torch.backends.mps.is_available():
+        states["mps"] = torch.mps.get_rng_state()
     return states
 
 
 def _set_rng_states(states: dict[str, object]) -> None:
     torch.set_rng_state(states["cpu"])  # type: ignore[arg-type]
-    if "cuda" in states:
-        torch.cuda.set_rng_state_all(states["cuda"])  # type: ignore[arg-type]
+    for name in ("cuda", "xpu"):
+        if name in states:
+            getattr(torch, name).set_rng_state_all(states[name])
+    if "mps" in states:
+        torch.mps.set_rng_state(states["mps"])  # type: ignore[arg-type]
