@@ -92,6 +92,8 @@ def _compare(tmp_path: Path, *extra: str, target: str = f"{EXAMPLE}:train") -> l
          "schedule 'cosine' does not take setting(s) ['factor']"),
         (["--schedules", "greedy", "--set", "patince=5"],
          "schedule 'greedy' does not take setting(s) ['patince']"),
+        (["--schedules", "greedy", "--set", "total_steps=None"],
+         "for GreedyLR without a budget set anneal_fraction=0.0"),
         (["--set", "factor=1.5"], "factor must be in (0, 1), got 1.5"),
         (["--set", "factor"], "--set expects KEY=VALUE, got 'factor'"),
         (["--steps", "0"], "greedylr compare: error: argument --steps: expected an integer >= 1, "

@@ -125,7 +125,7 @@ PASSTHROUGH_PREFIXES: tuple[str, ...] = ("workload_", "optimizer_", "perturb_", 
 #: range test before the schedule (:meth:`greedylr.studies.trial.Trial.range_test`).
 TRIAL_OPTIONS: tuple[str, ...] = ("trial_range_test",)
 
-_GREEDY_KEYS = frozenset(f.name for f in fields(GreedyConfig)) - {"warmup"}
+_GREEDY_KEYS = frozenset(f.name for f in fields(GreedyConfig)) - {"warmup", "total_steps"}
 _HF_GREEDY_KEYS = frozenset(
     {
         "mode",
@@ -188,6 +188,11 @@ def check_settings(name: str, settings: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"unknown trial option(s) {protocol}; the trial protocol takes: "
                          f"{', '.join(TRIAL_OPTIONS)}")
     own = {k: v for k, v in settings.items() if not k.startswith(PASSTHROUGH_PREFIXES)}
+    if name == "greedy" and "total_steps" in own:
+        raise ValueError(
+            "schedule 'greedy' takes its budget from the trial's steps, as cosine does; "
+            "for GreedyLR without a budget set anneal_fraction=0.0 (with the constant base "
+            "schedule, the budget times only the final cooldown)")
     unknown = sorted(set(own) - _ALLOWED[name])
     if unknown:
         allowed = ", ".join(sorted(_ALLOWED[name])) or "none"
@@ -360,7 +365,7 @@ def build_schedule(
         return HFGreedyLR(optimizer, **kwargs)
     # greedy: ours; the study's warmup is a real ramp, not transformers' hold period,
     # and it knows the budget as cosine does (only its final cooldown uses it)
-    return GreedyLR(optimizer, warmup=warmup, **{"total_steps": total_steps, **own})
+    return GreedyLR(optimizer, warmup=warmup, total_steps=total_steps, **own)
 
 
 def transformers_greedy_arguments(initial_lrs: Sequence[float]) -> dict[str, Any]:
