@@ -1,7 +1,7 @@
 """Regression with a highway network (Srivastava et al. 2015): an input layer, four
 highway layers ``y = T(x) * relu(W x + b) + (1 - T(x)) * x`` with a learned sigmoid gate
 ``T`` (its bias started at -1, so each layer first carries its input), a linear output;
-AdamW with weight decay 0.1.
+AdamW with weight decay 0.5.
 
 The data is the noncentral chi-squared distribution's CDF as Boost's test suite
 tabulates it (``boost.npz``, which scipy ships with its tests;
