@@ -1,0 +1,68 @@
+"""Round 24, descriptive: GreedyLR 0.8 without a budget, and a constant LR, under the
+held-out protocol of every split; and 0.8 without a budget on every split's LR grid.
+
+Issue 12 asks for a rule that wins "without knowing the budget"; every figure of 0.8 so
+far was measured told the run's length (``total_steps``, as cosine is told ``T_max``),
+which only its final cooldown uses. ``anneal_fraction=0.0`` is 0.8 exactly as a user
+gets it without a budget (the held-out rule and the blow-up guard on, no cooldown); a
+constant LR is what such a user has otherwise. Both run on every split of
+:data:`~greedylr.evidence.defaults.HELDOUT_SPLITS` (3 seeds, the workload's LR, evaluated
+every 10%, GreedyLR fed the validation half), written one file per split to
+``OUT/anytime_heldout_<split>.json`` (a file already there is read, not rerun), to be
+scored against the stored cosine runs by ``round20/pooled.py heldout``. ``grid`` runs 0.8
+without a budget at every point of every split's LR grid (the grid's seeds), to
+``OUT/anytime_grid_<split>.json``, for ``round20/pooled.py grid``::
+
+    python results/defaults/round24/anytime.py {heldout,grid} OUT
+"""
+from __future__ import annotations
+
+import json
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ARMS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("greedy", {"anneal_fraction": 0.0}),
+    ("constant", {}),
+)
+
+
+def _trial(spec: dict[str, Any]) -> dict[str, Any]:
+    from greedylr.studies.execution import execute_trial
+    from greedylr.studies.trial import TrialSpec
+
+    return execute_trial(TrialSpec.make(**spec), threads=1)
+
+
+def _specs(protocol: str, split: str) -> list[Any]:
+    from dataclasses import replace
+
+    from greedylr.evidence.defaults import HELDOUT_SPLITS, heldout_lr_grid_specs, heldout_specs
+
+    if protocol == "heldout":
+        return heldout_specs(HELDOUT_SPLITS[split], f"defaults_heldout_{split}", choices=ARMS)
+    schedule, settings = ARMS[0]
+    return [replace(s, schedule=schedule,
+                    settings=tuple(sorted({**settings, **dict(s.settings)}.items())))
+            for s in heldout_lr_grid_specs(split)
+            if s.schedule == "cosine" and dict(s.settings) == {"workload_feed_split": True}]
+
+
+def main(protocol: str, out: Path) -> None:
+    from greedylr.evidence.defaults import HELDOUT_SPLITS
+
+    out.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(2) as pool:
+        for split in HELDOUT_SPLITS:
+            path = out / f"anytime_{protocol}_{split}.json"
+            if path.exists():
+                continue
+            runs = list(pool.map(_trial, [s.to_dict() for s in _specs(protocol, split)]))
+            path.write_text(json.dumps(runs, default=str))
+            print(f"{split}: {len(runs)} runs", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], Path(sys.argv[2]))
