@@ -226,8 +226,8 @@ class _FakeGenerators:
 def test_an_accelerators_generators_come_back(backend: str,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """The sweep's draws on CUDA, XPU or MPS (dropout on the device) are undone: each
-    backend's generator state, as its own functions read and write it, is put back
-    (patched here: no accelerator on this machine)."""
+    backend's generator state, as its own functions read and write it, is put back (the
+    backends faked here)."""
     fake = _FakeGenerators(devices=1 if backend == "mps" else 2)
     if backend == "mps":
         monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
@@ -252,6 +252,22 @@ def test_an_accelerators_generators_come_back(backend: str,
     test = lr_range_test(model, optimizer, drawing_step, steps=20)
     assert len(test.losses) == 20  # twenty draws to undo
     assert [int(s) for s in fake.states] == [int(s) for s in before]
+
+
+@pytest.mark.parametrize("backend", ["cuda", "xpu"])
+def test_an_uninitialized_backend_is_left_alone(backend: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CUDA or XPU build that never used its device: reading its generators would
+    initialize the device for nothing, so the sweep does not."""
+    module = getattr(torch, backend)
+    monkeypatch.setattr(module, "is_initialized", lambda: False)
+    monkeypatch.setattr(module, "get_rng_state_all", lambda: pytest.fail("read"))
+    monkeypatch.setattr(module, "set_rng_state_all", lambda states: pytest.fail("written"))
+    model = torch.nn.Linear(8, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = _regression()
+    assert len(lr_range_test(model, optimizer, _full_batch_step(model, optimizer, x, y),
+                             steps=5).losses) == 5
 
 
 class _Counting(torch.nn.Module):

@@ -47,18 +47,23 @@ Run = dict[str, Any]
 STEPS, LOW, HIGH = 100, 1e-4, 1e2
 BETA, STOP = 0.98, 4.0
 SWEEP = [0]
+LENGTH = [STEPS]  # the sweep's steps in this worker (round 24 goes on past STEPS)
 
 
 class _Enough(Exception):
     """Stops a trial once the sweep's steps are done."""
 
 
-def _hooks() -> None:
+def _hooks(length: int = STEPS) -> None:
+    """The sweep in this worker: ``length`` steps at the rate of ``STEPS`` from ``LOW`` to
+    ``HIGH`` (more than ``STEPS`` carry on past ``HIGH``)."""
     from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    LENGTH[0] = length
 
     def pre(opt: Any, args: Any, kwargs: Any) -> None:
         k = SWEEP[0]
-        if k >= STEPS:
+        if k >= LENGTH[0]:
             raise _Enough
         for group in opt.param_groups:
             group["lr"] = group.setdefault("sweep_lr", group["lr"]) * LOW * (HIGH / LOW) ** (
@@ -74,7 +79,7 @@ def _trial(spec: dict[str, Any]) -> Run:
 
     SWEEP[0] = 0
     result = execute_trial(TrialSpec.make(**spec), threads=1)
-    return {"spec": spec, "losses": result["losses"][:STEPS]}
+    return {"spec": spec, "losses": result["losses"][:LENGTH[0]]}
 
 
 def sweeps(out: Path, workloads: set[str]) -> list[Run]:

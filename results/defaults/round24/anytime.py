@@ -65,4 +65,6 @@ def main(protocol: str, out: Path) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] not in (["heldout"], ["grid"]):
+        raise SystemExit("usage: anytime.py {heldout,grid} OUT")
     main(sys.argv[1], Path(sys.argv[2]))

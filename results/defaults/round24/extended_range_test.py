@@ -36,11 +36,6 @@ import signals
 
 Run = dict[str, Any]
 EXTEND = 100
-SWEEP = [0]
-
-
-class _Enough(Exception):
-    """Stops a trial once the extended sweep's steps are done."""
 
 
 def _multiples(n: int) -> list[float]:
@@ -60,31 +55,6 @@ def _suggestion(run: Run) -> float:
     return float(_reading(run).suggested_multiplier)
 
 
-def _hooks() -> None:
-    from torch.optim.optimizer import register_optimizer_step_pre_hook
-
-    multiples = _multiples(R22.STEPS + EXTEND)
-
-    def pre(opt: Any, args: Any, kwargs: Any) -> None:
-        k = SWEEP[0]
-        if k >= len(multiples):
-            raise _Enough
-        for group in opt.param_groups:
-            group["lr"] = group.setdefault("sweep_lr", group["lr"]) * multiples[k]
-        SWEEP[0] += 1
-
-    register_optimizer_step_pre_hook(pre)
-
-
-def _trial(spec: dict[str, Any]) -> Run:
-    from greedylr.studies.execution import execute_trial
-    from greedylr.studies.trial import TrialSpec
-
-    SWEEP[0] = 0
-    result = execute_trial(TrialSpec.make(**spec), threads=1)
-    return {"spec": spec, "losses": result["losses"][:R22.STEPS + EXTEND]}
-
-
 def _saturated(run: Run) -> bool:
     return bool(_reading(dict(run, losses=run["losses"][:R22.STEPS])).saturated)
 
@@ -97,8 +67,8 @@ def extended_sweeps(out: Path, stored: list[Run]) -> list[Run]:
         return json.loads(path.read_text())
     again = [run for run in stored if _saturated(run)]
     out.mkdir(parents=True, exist_ok=True)
-    with ProcessPoolExecutor(2, initializer=_hooks) as pool:
-        runs = list(pool.map(_trial, [run["spec"] for run in again]))
+    with ProcessPoolExecutor(2, initializer=R22._hooks, initargs=(R22.STEPS + EXTEND,)) as pool:
+        runs = list(pool.map(R22._trial, [run["spec"] for run in again]))
     for run, old in zip(runs, again):
         if run["losses"][:R22.STEPS] != old["losses"]:
             raise SystemExit(f"{run['spec']['workload']} at {run['spec']['lr']}: the sweep's "
@@ -143,7 +113,7 @@ def main(out: Path, arm: str, stored_files: list[str], grid_files: list[str]) ->
         best = min(grid, key=cosine[workload].__getitem__)
         print(f"  {workload:32s} {lr / best:7.3g}x  {len(run['losses'])} steps, suggestion "
               f"{lr * _suggestion(run) / best:.3g}x of the best-tuned LR "
-              f"(was {10 * lr / best:.3g}x)")
+              f"(was {R22.HIGH / 10 * lr / best:.3g}x)")
     for schedule in ("cosine", "greedy"):
         before: dict[tuple[str, float], float] = {}
         for f in stored_files:

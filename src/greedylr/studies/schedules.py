@@ -178,7 +178,7 @@ def check_settings(name: str, settings: dict[str, Any]) -> dict[str, Any]:
     Raises:
         ValueError: for an unknown schedule, a setting it does not take, a ``trial_``
             setting not in ``TRIAL_OPTIONS``, or (for ``greedy``) a value
-            :class:`~greedylr.GreedyConfig` refuses.
+            :class:`~greedylr.GreedyConfig` refuses or ``total_steps`` (the trial's own).
     """
     if name not in _ALLOWED:
         known = ", ".join((*SCHEDULES, *LR_FREE))
@@ -203,7 +203,7 @@ def check_settings(name: str, settings: dict[str, Any]) -> dict[str, Any]:
     if name == "greedy":
         # a bad value (factor=1.5) fails here rather than in a trial; the budget is the
         # trial's own (a stand-in here, for the knobs that need one)
-        GreedyConfig(**{"total_steps": 1, **own})
+        GreedyConfig(total_steps=1, **own)
     return own
 
 
