@@ -11,9 +11,12 @@ every 10%, GreedyLR fed the validation half), written one file per split to
 ``OUT/anytime_heldout_<split>.json`` (a file already there is read, not rerun), to be
 scored against the stored cosine runs by ``round20/pooled.py heldout``. ``grid`` runs 0.8
 without a budget at every point of every split's LR grid (the grid's seeds), to
-``OUT/anytime_grid_<split>.json``, for ``round20/pooled.py grid``::
+``OUT/anytime_grid_<split>.json``, for ``round20/pooled.py grid``. ``unfed`` runs, under the
+held-out protocol, 0.8 as a user gets it who passes neither a budget nor a held-out value
+(``eval_patience=None`` too: the held-out rule is off, as it is when ``observe_eval`` is
+never called), to ``OUT/anytime_unfed_<split>.json``::
 
-    python results/defaults/round24/anytime.py {heldout,grid} OUT
+    python results/defaults/round24/anytime.py {heldout,grid,unfed} OUT
 """
 from __future__ import annotations
 
@@ -26,6 +29,9 @@ from typing import Any
 ARMS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("greedy", {"anneal_fraction": 0.0}),
     ("constant", {}),
+)
+UNFED: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("greedy", {"anneal_fraction": 0.0, "eval_patience": None}),
 )
 
 
@@ -41,8 +47,9 @@ def _specs(protocol: str, split: str) -> list[Any]:
 
     from greedylr.evidence.defaults import HELDOUT_SPLITS, heldout_lr_grid_specs, heldout_specs
 
-    if protocol == "heldout":
-        return heldout_specs(HELDOUT_SPLITS[split], f"defaults_heldout_{split}", choices=ARMS)
+    if protocol != "grid":
+        return heldout_specs(HELDOUT_SPLITS[split], f"defaults_heldout_{split}",
+                             choices=ARMS if protocol == "heldout" else UNFED)
     schedule, settings = ARMS[0]
     return [replace(s, schedule=schedule,
                     settings=tuple(sorted({**settings, **dict(s.settings)}.items())))
@@ -65,6 +72,6 @@ def main(protocol: str, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] not in (["heldout"], ["grid"]):
-        raise SystemExit("usage: anytime.py {heldout,grid} OUT")
+    if sys.argv[1:2] not in (["heldout"], ["grid"], ["unfed"]):
+        raise SystemExit("usage: anytime.py {heldout,grid,unfed} OUT")
     main(sys.argv[1], Path(sys.argv[2]))
