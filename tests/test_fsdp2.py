@@ -149,6 +149,11 @@ def _worker(rank: int, init_file: str, out_dir: str, phase: str) -> None:
     faulthandler.cancel_dump_traceback_later()
 
 
+@pytest.fixture(autouse=True)
+def _loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")  # gloo talks over 127.0.0.1 only
+
+
 def _spawn(tmp_path: Path, phase: str) -> list[dict[str, Any]]:
     spawn_ranks(_worker, (str(tmp_path / f"init-{phase}"), str(tmp_path), phase),
                 timeout=WORKER_TIMEOUT + 30, nprocs=WORLD)
@@ -158,9 +163,8 @@ def _spawn(tmp_path: Path, phase: str) -> list[dict[str, Any]]:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_fully_shard_ranks_agree_and_a_sharded_checkpoint_resumes_bit_exactly(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")  # gloo talks over 127.0.0.1 only
     whole = _spawn(tmp_path, "uninterrupted")
     resumed = _spawn(tmp_path, "resume")
     assert any((tmp_path / "checkpoint").glob("*.distcp"))
@@ -230,12 +234,9 @@ def _average_run(rank: int) -> dict[str, object]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_an_average_built_before_sharding_averages_each_shard(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_average_built_before_sharding_averages_each_shard(tmp_path: Path) -> None:
     import numpy as np
 
-    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
     ranks = _spawn(tmp_path, "average")
     for rank in ranks:
         # a sharded model cannot be copied: refused with the recipe, not torch's assertion
@@ -321,10 +322,7 @@ def _range_run(rank: int) -> dict[str, object]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_a_range_test_on_a_sharded_model_leaves_the_run_as_it_was(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
+def test_a_range_test_on_a_sharded_model_leaves_the_run_as_it_was(tmp_path: Path) -> None:
     ranks = _spawn(tmp_path, "range")
     # both ranks read the same (averaged) sweep, which the blow-up cut short
     assert ranks[0]["suggested"] == ranks[1]["suggested"]
