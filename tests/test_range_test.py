@@ -207,7 +207,7 @@ def test_a_sweep_still_falling_at_its_end_says_so(caplog: pytest.LogCaptureFixtu
 
 class _FakeGenerators:
     """An accelerator's generators with no accelerator: each draw advances a counter per
-    device, which ``get``/``set`` read and write as the backend's functions do."""
+    device, which ``get_all``/``set_all`` read and write as the backend's functions do."""
 
     def __init__(self, devices: int) -> None:
         self.states = [torch.tensor([d]) for d in range(devices)]
@@ -235,7 +235,6 @@ def test_an_accelerators_generators_come_back(backend: str,
         monkeypatch.setattr(torch.mps, "set_rng_state", lambda state: fake.set_all([state]))
     else:
         module = getattr(torch, backend)
-        monkeypatch.setattr(module, "is_available", lambda: True)
         monkeypatch.setattr(module, "is_initialized", lambda: True)
         monkeypatch.setattr(module, "get_rng_state_all", fake.get_all)
         monkeypatch.setattr(module, "set_rng_state_all", fake.set_all)

@@ -54,20 +54,27 @@ class _Enough(Exception):
     """Stops a trial once the sweep's steps are done."""
 
 
+def multiples(n: int) -> list[float]:
+    """The first ``n`` multiples of the point's LR the sweep trains at, at the rate of
+    ``STEPS`` steps from ``LOW`` to ``HIGH`` (beyond ``STEPS``, on past ``HIGH``); for the
+    first ``STEPS`` the same floats as :func:`greedylr.range_test.sweep_multipliers`."""
+    return [LOW * (HIGH / LOW) ** (k / (STEPS - 1)) for k in range(n)]
+
+
 def _hooks(length: int = STEPS) -> None:
     """The sweep in this worker: ``length`` steps at the rate of ``STEPS`` from ``LOW`` to
     ``HIGH`` (more than ``STEPS`` carry on past ``HIGH``)."""
     from torch.optim.optimizer import register_optimizer_step_pre_hook
 
     LENGTH[0] = length
+    sweep = multiples(length)
 
     def pre(opt: Any, args: Any, kwargs: Any) -> None:
         k = SWEEP[0]
         if k >= LENGTH[0]:
             raise _Enough
         for group in opt.param_groups:
-            group["lr"] = group.setdefault("sweep_lr", group["lr"]) * LOW * (HIGH / LOW) ** (
-                k / (STEPS - 1))
+            group["lr"] = group.setdefault("sweep_lr", group["lr"]) * sweep[k]
         SWEEP[0] += 1
 
     register_optimizer_step_pre_hook(pre)

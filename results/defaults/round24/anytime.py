@@ -26,6 +26,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from prototypes import _trial
+
 ARMS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("greedy", {"anneal_fraction": 0.0}),
     ("constant", {}),
@@ -33,13 +37,6 @@ ARMS: tuple[tuple[str, dict[str, Any]], ...] = (
 UNFED: tuple[tuple[str, dict[str, Any]], ...] = (
     ("greedy", {"anneal_fraction": 0.0, "eval_patience": None}),
 )
-
-
-def _trial(spec: dict[str, Any]) -> dict[str, Any]:
-    from greedylr.studies.execution import execute_trial
-    from greedylr.studies.trial import TrialSpec
-
-    return execute_trial(TrialSpec.make(**spec), threads=1)
 
 
 def _specs(protocol: str, split: str) -> list[Any]:

@@ -38,16 +38,10 @@ Run = dict[str, Any]
 EXTEND = 100
 
 
-def _multiples(n: int) -> list[float]:
-    """The first ``n`` multiples of the point's LR, at round 22's rate (its hook's
-    expression, which :func:`greedylr.range_test.sweep_multipliers` repeats for 100)."""
-    return [R22.LOW * (R22.HIGH / R22.LOW) ** (k / (R22.STEPS - 1)) for k in range(n)]
-
-
 def _reading(run: Run) -> Any:
     from greedylr.range_test import RangeTest
 
-    return RangeTest.read([run["spec"]["lr"]], _multiples(len(run["losses"])), run["losses"],
+    return RangeTest.read([run["spec"]["lr"]], R22.multiples(len(run["losses"])), run["losses"],
                           beta=R22.BETA, stop=R22.STOP)
 
 

@@ -78,8 +78,7 @@ def _reading(losses: list[float], beta: float = 0.98, over: float = 10.0,
     """A multiple of the point's LR."""
     from greedylr.range_test import RangeTest
 
-    multiples = [R22.LOW * (R22.HIGH / R22.LOW) ** (k / (R22.STEPS - 1))
-                 for k in range(max(R22.STEPS, len(losses)))]
+    multiples = R22.multiples(max(R22.STEPS, len(losses)))
     test = RangeTest.read([1.0], multiples, losses, beta=beta, stop=R22.STOP)
     if not fastai:
         return test.best_multiplier / over
