@@ -40,13 +40,17 @@ def _baseline(schedule: str, settings: Any) -> bool:
                                     and dict(settings) == {"workload_feed_split": True})
 
 
-def _run(specs: Sequence[Any], path: Path, patch: Callable[[], None]) -> list[dict[str, Any]]:
+def _run(specs: Sequence[Any], path: Path,
+         patch: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+    """``specs`` run on two workers (each ``patch``-ed first), kept in ``path``; a file
+    already there is read, not rerun."""
     if path.exists():
         return json.loads(path.read_text())
     path.parent.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(2, initializer=patch) as pool:
         results = list(pool.map(_trial, [s.to_dict() for s in specs]))
     path.write_text(json.dumps(results, default=str))
+    print(f"{path.name}: {len(results)} runs", flush=True)
     return results
 
 

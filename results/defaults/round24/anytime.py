@@ -20,15 +20,13 @@ never called), to ``OUT/anytime_unfed_<split>.json``::
 """
 from __future__ import annotations
 
-import json
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from prototypes import _trial
+from prototypes import _run
 
 ARMS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("greedy", {"anneal_fraction": 0.0}),
@@ -57,16 +55,8 @@ def _specs(protocol: str, split: str) -> list[Any]:
 def main(protocol: str, out: Path) -> None:
     from greedylr.evidence.defaults import HELDOUT_SPLITS
 
-    out.mkdir(parents=True, exist_ok=True)
-    with ProcessPoolExecutor(2) as pool:
-        for split in HELDOUT_SPLITS:
-            path = out / f"anytime_{protocol}_{split}.json"
-            if path.exists():
-                continue
-            runs = list(pool.map(_trial, [s.to_dict() for s in _specs(protocol, split)]))
-            path.write_text(json.dumps(runs, default=str))
-            print(f"{split}: {len(runs)} runs", flush=True)
-
+    for split in HELDOUT_SPLITS:
+        _run(_specs(protocol, split), out / f"anytime_{protocol}_{split}.json")
 
 if __name__ == "__main__":
     if sys.argv[1:2] not in (["heldout"], ["grid"], ["unfed"]):

@@ -24,9 +24,7 @@ A file already there is read, not rerun. Score with ``round20/pooled.py heldout|
 """
 from __future__ import annotations
 
-import json
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,7 @@ from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from prototypes import _trial
+from prototypes import _run
 
 PLATEAUS: tuple[dict[str, Any], ...] = ({"factor": 0.5, "patience": 1},
                                         {"factor": 0.7, "patience": 0})
@@ -92,16 +90,8 @@ def _specs(protocol: str, split: str) -> list[Any]:
 def main(protocol: str, out: Path) -> None:
     from greedylr.evidence.defaults import HELDOUT_SPLITS
 
-    out.mkdir(parents=True, exist_ok=True)
-    with ProcessPoolExecutor(2, initializer=_patch) as pool:
-        for split in HELDOUT_SPLITS:
-            path = out / f"plateau_{protocol}_{split}.json"
-            if path.exists():
-                continue
-            runs = list(pool.map(_trial, [s.to_dict() for s in _specs(protocol, split)]))
-            path.write_text(json.dumps(runs, default=str))
-            print(f"{split}: {len(runs)} runs", flush=True)
-
+    for split in HELDOUT_SPLITS:
+        _run(_specs(protocol, split), out / f"plateau_{protocol}_{split}.json", _patch)
 
 if __name__ == "__main__":
     if sys.argv[1:2] not in (["heldout"], ["grid"]):
