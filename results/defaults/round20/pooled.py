@@ -9,9 +9,11 @@ within 2% and its median ratio over all grid points, and both by position on the
 ``RUNS`` are folders or results files; each file or folder is read for the split its
 name ends with. ``--as SPLIT:ARM=NAME`` pools that split's arm under another name (the
 package's default of one version is a marked prototype on the splits run before it was
-adopted)::
+adopted). ``heldout --against ARM`` scores every arm against ``ARM`` instead of cosine
+(t is then the time to that arm's final training loss)::
 
     python results/defaults/round20/pooled.py {heldout,grid} [--as SPLIT:ARM=NAME ...] RUNS...
+    python results/defaults/round20/pooled.py heldout --against ARM [--as ...] RUNS...
 """
 from __future__ import annotations
 
@@ -51,10 +53,13 @@ def _names(argv: list[str]) -> tuple[dict[tuple[str, str], str], list[str]]:
 def heldout(argv: list[str]) -> None:
     from greedylr.evidence.defaults import versus_cosine
 
+    against = "cosine"
+    if argv[:1] == ["--against"]:
+        against, argv = argv[1], argv[2:]
     names, paths = _names(argv)
     pooled: dict[str, dict[str, Any]] = defaultdict(lambda: defaultdict(list))
     for split, runs in sorted(_runs(paths).items()):
-        for arm, row in versus_cosine(runs).items():
+        for arm, row in versus_cosine(runs, against).items():
             p = pooled[names.get((split, arm), arm)]
             for k in ("final", "best", "selected", "train"):
                 if row[f"{k}_n"]:

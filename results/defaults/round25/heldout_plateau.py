@@ -16,8 +16,8 @@ held-out rule without the training-loss rule, the pace test or the cooldown).
 
 ``heldout`` runs cosine, 0.8 (told the budget, as the defaults' figures are) and both
 plateau arms under every split's held-out protocol (3 seeds, the workload's LR), to
-``OUT/plateau_heldout_<split>.json``; ``grid`` runs cosine and the first plateau arm at
-every point of every split's LR grid (the grid's seeds), to ``OUT/plateau_grid_<split>.json``.
+``OUT/plateau_heldout_<split>.json``; ``grid`` runs cosine and both plateau arms at every
+point of every split's LR grid (the grid's seeds), to ``OUT/plateau_grid_<split>.json``.
 A file already there is read, not rerun. Score with ``round20/pooled.py heldout|grid``::
 
     python results/defaults/round25/heldout_plateau.py {heldout,grid} OUT
@@ -83,8 +83,9 @@ def _specs(protocol: str, split: str) -> list[Any]:
         return heldout_specs(HELDOUT_SPLITS[split], f"defaults_heldout_{split}", choices=ARMS)
     cosine = [s for s in heldout_lr_grid_specs(split)
               if s.schedule == "cosine" and dict(s.settings) == {"workload_feed_split": True}]
-    settings = tuple(sorted({**PLATEAUS[0], "workload_feed_split": True}.items()))
-    return cosine + [replace(s, schedule="reduce_on_plateau", settings=settings) for s in cosine]
+    return cosine + [replace(s, schedule="reduce_on_plateau",
+                             settings=tuple(sorted({**p, "workload_feed_split": True}.items())))
+                     for p in PLATEAUS for s in cosine]
 
 
 def main(protocol: str, out: Path) -> None:
