@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -53,6 +54,28 @@ def test_a_trial_records_losses_lrs_metrics_and_provenance() -> None:
     assert result["lr"] == 0.05  # the function's own default
     assert result["code"]["greedylr"] and result["machine"]["cpu_count"]
     assert result["wall_time"] > 0
+
+
+def test_a_user_function_that_feeds_a_held_out_reacting_schedule_nothing_is_warned_once(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from greedylr.studies import execution
+
+    monkeypatch.setattr(execution, "_UNFED_WARNED", set())
+    unfed = "reacts to a held-out value, but the training function fed it none"
+    with caplog.at_level(logging.WARNING, logger="greedylr.studies.execution"):
+        for spec in (_spec(), _spec(seed=1), _spec("reduce_on_plateau_eval")):
+            assert execute_trial(spec)["status"] == "ok"
+    assert caplog.text.count(unfed) == 2  # once for greedy, once for the plateau
+    assert "'greedy'" in caplog.text and "'reduce_on_plateau_eval'" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(execution, "_UNFED_WARNED", set())
+    with caplog.at_level(logging.WARNING, logger="greedylr.studies.execution"):
+        fed = execute_trial(_spec(workload_feed=True))
+        execute_trial(_spec("cosine"))  # reacts to nothing held out
+        execute_trial(_spec(eval_patience=None))  # its held-out rule off
+    assert unfed not in caplog.text
+    assert [m["feed"] for m in fed["metrics"]] == [m["mse"] for m in fed["metrics"]]
 
 
 def test_the_same_seed_gives_the_same_trial_and_another_seed_does_not() -> None:

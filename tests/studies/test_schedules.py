@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from greedylr import GreedyLR
+from greedylr import GreedyConfig, GreedyLR
 from greedylr.studies.schedules import (
     LOSS_DRIVEN,
     SCHEDULES,
@@ -27,6 +27,7 @@ WARMED = (
     "exponential",
     "greedy",
     "schedule_free",
+    "reduce_on_plateau_eval",
 )
 
 
@@ -80,6 +81,39 @@ def test_linear_and_cosine_trajectories_by_hand() -> None:
     cos = _run("cosine", [1.0] * 10)
     assert lin == pytest.approx([0.1 * (1 - t / 10) for t in range(1, 11)])
     assert cos == pytest.approx([0.05 * (1 + math.cos(math.pi * t / 10)) for t in range(1, 11)])
+
+
+def test_the_held_out_plateau_moves_only_on_fed_values_by_hand() -> None:
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = build_schedule("reduce_on_plateau_eval", opt, total_steps=20, warmup=2,
+                           factor=0.5, patience=1)
+    assert not is_loss_driven(sched)  # the training loss never reaches it
+    lrs = []
+    for feed in (None, None, 1.0, None, 1.0, 1.0, None, 0.5, 0.6, 0.7, None):
+        if feed is None:
+            opt.step()
+            step_schedule(sched, 123.0)  # a training loss it ignores
+        else:
+            sched.observe_eval(feed)  # torch's ReduceLROnPlateau decides, at once
+        lrs.append(current_lr(opt))
+    # ramp 0.05, 0.1; 1.0 the best; two evaluations not better (patience 1): halved;
+    # 0.5 a new best; 0.6 and 0.7 not: halved again
+    assert lrs == pytest.approx([0.05, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.025,
+                                 0.025])
+
+
+def test_the_held_out_plateau_defaults_to_greedylrs_held_out_reaction() -> None:
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = build_schedule("reduce_on_plateau_eval", opt, total_steps=10)
+    for value in (1.0, 2.0):
+        sched.observe_eval(value)
+    config = GreedyConfig()
+    assert config.eval_patience == 0  # a worse value reduces at once, by eval_factor
+    assert current_lr(opt) == pytest.approx(0.1 * config.eval_factor)
+    with pytest.raises(ValueError, match="min_lr"):  # its floor would be a fraction
+        build_schedule("reduce_on_plateau_eval", opt, total_steps=10, min_lr=1e-4)
 
 
 # our torch-native build of each, transformers.get_scheduler's name, and its extra options

@@ -7,6 +7,7 @@ workers import it the way they import user code. Options, through the settings:
 ``workload_kill_at`` kills its own process with SIGKILL at that step (a worker that dies),
 ``workload_running_dir`` holds a file ``<node>-<pid>`` there while it trains (``node``:
 the Ray node id under Ray, else ``local``), so that a test sees where trials run now;
+``workload_feed`` feeds the schedule the held-out mse (``trial.report(feed=...)``);
 ``trial_range_test`` (the protocol's) runs an LR range test before the schedule.
 """
 
@@ -94,7 +95,8 @@ def _train(trial) -> None:  # type: ignore[no-untyped-def]
         if trial.should_eval():
             with trial.evaluating(model):
                 mse = torch.nn.functional.mse_loss(model(x_test).squeeze(1), y_test)
-                trial.report(mse=float(mse))
+                fed = {"feed": float(mse)} if options.get("workload_feed") else {}
+                trial.report(mse=float(mse), **fed)
 
 
 train.metric = metric  # type: ignore[attr-defined]

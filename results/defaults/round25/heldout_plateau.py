@@ -4,12 +4,11 @@ budget-free schedule a user who evaluates already has, beside GreedyLR 0.8.
 Round 24 found 0.8 level with cosine on 42-44 of 49 workloads when it is fed a held-out
 value (``observe_eval``), and little better than a constant LR without one. The baseline
 that question calls for is the one every framework ships: a plateau scheduler stepped
-with the validation value at each evaluation. :class:`HeldOutPlateau` is exactly that, on
-the workload's warmup ramp (cosine's, :func:`greedylr.studies.schedules._warmup_then`):
-the multiplier after the ramp is the LR of a torch ``ReduceLROnPlateau`` on a one-parameter
-shadow optimizer that starts at 1 and is stepped only with the fed values (the validation
-half, every 10% of the run, as GreedyLR's ``observe_eval``); the training loss never
-reaches it. Two settings, declared before any run: ``factor=0.5, patience=1`` (a user's
+with the validation value at each evaluation, here the package's ``reduce_on_plateau_eval``
+(:class:`~greedylr.studies.schedules.HeldOutPlateau`, added from this round: torch's
+``ReduceLROnPlateau`` on the workload's warmup ramp, stepped only with the fed values,
+the validation half every 10% of the run, as GreedyLR's ``observe_eval``; the training
+loss never reaches it). Two settings, declared before any run: ``factor=0.5, patience=1`` (a user's
 choice with ten evaluations a run; torch's ``patience=10`` would never fire) and
 ``factor=0.7, patience=0`` (GreedyLR's own ``eval_factor`` and ``eval_patience``: its
 held-out rule without the training-loss rule, the pace test or the cooldown).
@@ -29,9 +28,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
-
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from prototypes import _run
@@ -42,36 +38,20 @@ ARMS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("cosine", {}), ("greedy", {}), *(("reduce_on_plateau", p) for p in PLATEAUS))
 
 
-class HeldOutPlateau(LambdaLR):
-    """A warmup ramp, then ``ReduceLROnPlateau``'s decisions on the held-out values only."""
-
-    def __init__(self, optimizer: torch.optim.Optimizer, warmup: int, **plateau: Any) -> None:
-        from greedylr.studies.schedules import _warmup_then
-
-        self._shadow = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-        self._plateau = ReduceLROnPlateau(self._shadow, **plateau)
-        self._multiplier = _warmup_then(warmup, lambda _: self._shadow.param_groups[0]["lr"])
-        super().__init__(optimizer, self._multiplier)
-
-    def observe_eval(self, value: float) -> None:
-        """A held-out value (lower is better); a reduction applies from the next step."""
-        self._plateau.step(value)
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = base * self._multiplier(self.last_epoch)
-
-
 def _patch() -> None:
-    """In each worker: ``reduce_on_plateau`` is :class:`HeldOutPlateau` (no other arm here
-    uses it); every other schedule is built as the package builds it."""
+    """In each worker: ``reduce_on_plateau`` is built as ``reduce_on_plateau_eval``
+    (:class:`~greedylr.studies.schedules.HeldOutPlateau`), which the package gained from
+    this round, so that the stored runs keep the name they were made under; no other
+    arm here uses it, and every other schedule is built as the package builds it."""
     from greedylr.studies import schedules
 
     build = schedules.build_schedule
 
     def build_schedule(name: str, optimizer: Any, *, total_steps: int, warmup: int = 0,
                        **settings: Any) -> Any:
-        if name != "reduce_on_plateau":
-            return build(name, optimizer, total_steps=total_steps, warmup=warmup, **settings)
-        return HeldOutPlateau(optimizer, warmup, **schedules.check_settings(name, settings))
+        if name == "reduce_on_plateau":
+            name = "reduce_on_plateau_eval"
+        return build(name, optimizer, total_steps=total_steps, warmup=warmup, **settings)
 
     schedules.build_schedule = build_schedule
 

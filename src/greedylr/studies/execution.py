@@ -124,6 +124,30 @@ def _preload(schedule: str, optimizer: str) -> None:
             importlib.import_module("schedulefree")
 
 
+_UNFED_WARNED: set[tuple[str, str]] = set()
+
+
+def _warn_if_unfed(spec: TrialSpec, trial: Trial) -> None:
+    """Log a warning, once per user function and schedule in a process, when the schedule
+    reacts to a held-out value and the function fed it none. The built-in workloads feed
+    one only under the held-out protocol (``workload_feed_split``), by design."""
+    scheduler = trial.schedule_object
+    if ":" not in spec.workload or getattr(scheduler, "observe_eval", None) is None:
+        return
+    if (spec.workload, spec.schedule) in _UNFED_WARNED:
+        return
+    config = getattr(scheduler, "config", None)
+    if config is not None and getattr(config, "eval_patience", 0) is None:
+        return  # GreedyLR with its held-out rule off: nothing to feed
+    if not any("feed" in row for row in trial.record.metrics):
+        _UNFED_WARNED.add((spec.workload, spec.schedule))
+        logger.warning(
+            "%s: schedule %r reacts to a held-out value, but the training function fed it "
+            "none (trial.report(..., feed=validation_loss) after each evaluation, on data "
+            "the reported metric does not use): it ran without its held-out rule",
+            spec.key, spec.schedule)
+
+
 def execute_trial(spec: TrialSpec, *, threads: int | None = None) -> dict[str, Any]:
     """Run one trial here and now; never raises for the trial's own errors.
 
@@ -164,6 +188,7 @@ def execute_trial(spec: TrialSpec, *, threads: int | None = None) -> dict[str, A
                 trial.current_step,
                 spec.steps,
             )
+        _warn_if_unfed(spec, trial)
     except FloatingPointError as exc:
         status, error = "diverged", str(exc)
     except Exception as exc:

@@ -51,6 +51,7 @@ __all__ = [
     "SCHEDULES",
     "TRIAL_OPTIONS",
     "WORKLOAD_OPTIMIZERS",
+    "HeldOutPlateau",
     "build_optimizer",
     "build_schedule",
     "check_settings",
@@ -72,6 +73,7 @@ SCHEDULES: tuple[str, ...] = (
     "polynomial",
     "exponential",
     "reduce_on_plateau",
+    "reduce_on_plateau_eval",
     "transformers_greedy",
     "greedy",
     "schedule_free",
@@ -155,6 +157,7 @@ _ALLOWED: dict[str, frozenset[str]] = {
     "polynomial": frozenset({"power", "lr_end"}),
     "exponential": frozenset({"gamma", "final_ratio"}),
     "reduce_on_plateau": _PLATEAU_KEYS,
+    "reduce_on_plateau_eval": _PLATEAU_KEYS - {"min_lr", "eps"},
     "transformers_greedy": _HF_GREEDY_KEYS - {"warmup"},
     "greedy": _GREEDY_KEYS,
     "schedule_free": frozenset(),
@@ -296,6 +299,37 @@ the LRs are transformers' bit for bit (``tests/studies/test_schedules.py`` compa
 while the schedules need torch alone."""
 
 
+class HeldOutPlateau(LambdaLR):
+    """``reduce_on_plateau_eval``: torch's ``ReduceLROnPlateau`` stepped with the held-out
+    values only, on the warmup ramp every schedule shares; the budget-free baseline of a
+    user who evaluates (Keras' and Lightning's plateau scheduler on ``val_loss``).
+
+    The multiplier after the ramp is the LR of a ``ReduceLROnPlateau`` on a one-parameter
+    shadow optimizer that starts at 1, so that every decision is torch's own. It is
+    stepped by :meth:`observe_eval` (what ``trial.report(feed=...)`` calls), never with the
+    training loss; fed nothing, it is a constant LR after the ramp. Its ``factor`` and
+    ``patience`` default to GreedyLR's ``eval_factor`` and ``eval_patience``, so that
+    against ``greedy`` it is GreedyLR's held-out rule alone (torch's own defaults, a
+    patience of 10 evaluations, never fire in a run evaluated ten times).
+    """
+
+    def __init__(self, optimizer: Optimizer, warmup: int = 0, **plateau: Any) -> None:
+        defaults = GreedyConfig()
+        plateau = {"factor": defaults.eval_factor, "patience": defaults.eval_patience,
+                   **plateau}
+        self._shadow = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        self._plateau = ReduceLROnPlateau(self._shadow, **plateau)
+        self._multiplier = _warmup_then(warmup, lambda _: self._shadow.param_groups[0]["lr"])
+        super().__init__(optimizer, self._multiplier)
+
+    def observe_eval(self, value: float) -> None:
+        """A held-out value (lower is better unless ``mode="max"``); a reduction applies
+        at once."""
+        self._plateau.step(value)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            group["lr"] = base * self._multiplier(self.last_epoch)
+
+
 class _NoSchedule(LambdaLR):
     """The schedule of a schedule-free optimizer: leaves the LR alone."""
 
@@ -356,6 +390,8 @@ def build_schedule(
         return LambdaLR(optimizer, _warmup_then(warmup, lambda t: gamma**t))
     if name == "reduce_on_plateau":
         return ReduceLROnPlateau(optimizer, **own)
+    if name == "reduce_on_plateau_eval":
+        return HeldOutPlateau(optimizer, warmup, **own)
     if name == "transformers_greedy":
         with requires_extra("hf", "the transformers_greedy schedule"):
             from transformers import GreedyLR as HFGreedyLR
