@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from greedylr.studies.report import write_report
-from greedylr.studies.store import FORMAT, write_result
+from greedylr.studies.store import FORMAT, load_results, write_result
 
 from .test_metrics import _study
 
@@ -59,3 +59,19 @@ def test_cli_report(tmp_path: Path) -> None:
     assert main(["report", str(out), "--output", str(tmp_path / "r.md")]) == 0
     assert (tmp_path / "r.md").is_file() and (tmp_path / "figures").is_dir()
     assert main(["report", str(tmp_path / "nothing")]) == 2  # a user error
+
+
+def test_the_verdict_names_the_arms_fed_no_held_out_value(tmp_path: Path) -> None:
+    from greedylr.studies.report.heldout import unfed_arms
+
+    out = _store(tmp_path)
+    results = load_results(out)
+    assert unfed_arms(results) == ["greedy"]  # the hand-made study feeds nothing
+    assert "run without the held-out rule they are built around: greedy." in (
+        write_report(out).read_text())
+    for r in results:
+        r["metrics"] = [dict(row, feed=1.0) for row in r["metrics"]]
+    assert unfed_arms(results) == []
+    off = [dict(r, spec=dict(r["spec"], settings={"eval_patience": None}), metrics=[
+        {"step": 1, "accuracy": 0.5}]) for r in results]
+    assert unfed_arms(off) == []  # GreedyLR with its held-out rule off needs no feed

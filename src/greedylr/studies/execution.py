@@ -131,14 +131,10 @@ def _warn_if_unfed(spec: TrialSpec, trial: Trial) -> None:
     """Log a warning, once per user function and schedule in a process, when the schedule
     reacts to a held-out value and the function fed it none. The built-in workloads feed
     one only under the held-out protocol (``workload_feed_split``), by design."""
-    scheduler = trial.schedule_object
-    if ":" not in spec.workload or getattr(scheduler, "observe_eval", None) is None:
+    if ":" not in spec.workload or (spec.workload, spec.schedule) in _UNFED_WARNED:
         return
-    if (spec.workload, spec.schedule) in _UNFED_WARNED:
+    if not schedules.reacts_to_held_out(spec.schedule, spec.options):
         return
-    config = getattr(scheduler, "config", None)
-    if config is not None and getattr(config, "eval_patience", 0) is None:
-        return  # GreedyLR with its held-out rule off: nothing to feed
     if not any("feed" in row for row in trial.record.metrics):
         _UNFED_WARNED.add((spec.workload, spec.schedule))
         logger.warning(

@@ -29,7 +29,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -43,6 +43,7 @@ from greedylr.rule import GreedyConfig
 from greedylr.scheduler import GreedyLR
 
 __all__ = [
+    "HELD_OUT_DRIVEN",
     "LOSS_DRIVEN",
     "LR_FREE",
     "ON_PACKAGE_DEFAULTS",
@@ -58,6 +59,7 @@ __all__ = [
     "current_lr",
     "greedy_defaults_digest",
     "is_loss_driven",
+    "reacts_to_held_out",
     "step_schedule",
     "transformers_greedy_arguments",
 ]
@@ -87,6 +89,19 @@ so that adding one changes no other study's design."""
 
 LOSS_DRIVEN: frozenset[str] = frozenset({"reduce_on_plateau", "transformers_greedy", "greedy"})
 """The schedules whose ``step`` takes the loss."""
+
+HELD_OUT_DRIVEN: frozenset[str] = frozenset({"reduce_on_plateau_eval", "greedy"})
+"""The schedules that react to a held-out value (``observe_eval``, what
+``trial.report(feed=...)`` passes); see :func:`reacts_to_held_out`."""
+
+
+def reacts_to_held_out(name: str, settings: Mapping[str, Any]) -> bool:
+    """True if schedule ``name`` with ``settings`` reacts to a held-out value: one of
+    :data:`HELD_OUT_DRIVEN`, unless it is GreedyLR with its held-out rule off
+    (``eval_patience=None``)."""
+    return name in HELD_OUT_DRIVEN and not (
+        name == "greedy" and "eval_patience" in settings and settings["eval_patience"] is None)
+
 
 ON_PACKAGE_DEFAULTS: frozenset[str] = frozenset({"greedy"})
 """The schedules that take every knob a trial does not set from :class:`GreedyConfig`'s

@@ -221,7 +221,22 @@ def verdict_lines(
                      + "; ".join(unsure_behind) + ".")
     lines.append("- GreedyLR wins (CI above 0) on: " + ("; ".join(ahead) if ahead else "none")
                  + ".")
+    unfed = unfed_arms(results)
+    if unfed:
+        lines.append("- Fed no held-out value (`trial.report(feed=...)`), so run without the "
+                     "held-out rule they are built around: " + ", ".join(unfed) + ".")
     return lines
+
+
+def unfed_arms(results: Sequence[Result]) -> list[str]:
+    """The arms whose schedule reacts to a held-out value and that evaluated without ever
+    feeding one, in at least one trial."""
+    from greedylr.studies.schedules import reacts_to_held_out
+
+    return sorted({
+        M.arm_of(r) for r in results
+        if r["metrics"] and reacts_to_held_out(r["spec"]["schedule"], r["spec"]["settings"])
+        and not any("feed" in row for row in r["metrics"])})
 
 
 def heldout_summary(results: list[Result], *, margin: float = T.DEFAULT_MARGIN) -> list[str]:
