@@ -17,12 +17,17 @@ held-out rule without the training-loss rule, the pace test or the cooldown).
 plateau arms under every split's held-out protocol (3 seeds, the workload's LR), to
 ``OUT/plateau_heldout_<split>.json``; ``grid`` runs cosine and both plateau arms at every
 point of every split's LR grid (the grid's seeds), to ``OUT/plateau_grid_<split>.json``.
-A file already there is read, not rerun. Score with ``round20/pooled.py heldout|grid``::
+A file already there is read, not rerun. Score with ``round20/pooled.py heldout|grid``;
+``ratios`` prints, from the held-out files, each arm's final held-out metric over
+cosine's and over 0.8's per workload (seed means, a loss ratio, a metric where higher
+is better inverted): the median, the worst five, the workloads more than 1% better and
+the best three, and each arm's median final LR over its initial one::
 
-    python results/defaults/round25/heldout_plateau.py {heldout,grid} OUT
+    python results/defaults/round25/heldout_plateau.py {heldout,grid,ratios} OUT
 """
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -68,13 +73,49 @@ def _specs(protocol: str, split: str) -> list[Any]:
                      for p in PLATEAUS for s in cosine]
 
 
+def ratios(out: Path) -> None:
+    import json
+    import statistics
+    from collections import defaultdict
+
+    from greedylr.studies import metrics as M
+
+    final: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    last_lr: dict[str, list[float]] = defaultdict(list)
+    higher = {}
+    for path in sorted(out.glob("plateau_heldout_*.json")):
+        for r in json.loads(path.read_text()):
+            arm, workload = M.arm_of(r), r["spec"]["workload"]
+            final[arm][workload].append(M.final_metric(r) if r["status"] == "ok" else math.nan)
+            last_lr[arm].append(r["lrs"][-1] / r["lr"])
+            higher[workload] = M.metric_name(r)[1]
+
+    def ratio(arm: str, base: str, workload: str) -> float:
+        a, b = (statistics.fmean(final[x][workload]) for x in (arm, base))
+        return b / a if higher[workload] else a / b
+
+    for base in ("cosine", "greedy"):
+        for arm in sorted(set(final) - {base}):
+            rows = sorted(((ratio(arm, base, w), w) for w in final[base]), reverse=True)
+            worst = ", ".join(f"{w} {r:.3f}" for r, w in rows[:5])
+            best = ", ".join(f"{w} {r:.3f}" for r, w in rows[::-1][:3])
+            ahead = sum(r < 0.99 for r, _ in rows)
+            print(f"{arm} over {base}: median {statistics.median(r for r, _ in rows):.3f}; "
+                  f"worst {worst}; more than 1% better on {ahead}, best {best}")
+    for arm, values in sorted(last_lr.items()):
+        print(f"{arm}: final LR over the initial, median {statistics.median(values):.3f}")
+
+
 def main(protocol: str, out: Path) -> None:
     from greedylr.evidence.defaults import HELDOUT_SPLITS
 
+    if protocol == "ratios":
+        ratios(out)
+        return
     for split in HELDOUT_SPLITS:
         _run(_specs(protocol, split), out / f"plateau_{protocol}_{split}.json", _patch)
 
 if __name__ == "__main__":
-    if sys.argv[1:2] not in (["heldout"], ["grid"]):
-        raise SystemExit("usage: heldout_plateau.py {heldout,grid} OUT")
+    if sys.argv[1:2] not in (["heldout"], ["grid"], ["ratios"]):
+        raise SystemExit("usage: heldout_plateau.py {heldout,grid,ratios} OUT")
     main(sys.argv[1], Path(sys.argv[2]))
