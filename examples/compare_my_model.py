@@ -22,8 +22,9 @@ Run the comparison from the command line::
 To judge every schedule on an average of its weights (what the README recommends for
 GreedyLR: ``greedylr.averaged_model``), add ``--set workload_power_ema=7`` and run again
 into the same folder: the report then has an arm per schedule and way of scoring
-(``greedy``, ``greedy(workload_power_ema=7)``, ...). The training runs are the same; only
-what is evaluated changes (the lines marked ``# average``).
+(``greedy``, ``greedy(workload_power_ema=7)``, ...). The training runs are the same (the
+schedule is fed the trained weights' validation loss either way); only what is scored
+changes (the lines marked ``# average``).
 
 Or from Python (``python examples/compare_my_model.py``), which does the same through
 the API. Both store one result file per trial in the output folder (rerun to resume an
@@ -86,7 +87,8 @@ def train(trial) -> None:  # type: ignore[no-untyped-def]
         if trial.should_eval():
             with trial.evaluating(scored):  # eval mode, no grad, then back to training
                 accuracy = (scored(x_test).argmax(1) == y_test).float().mean().item()
-                val_loss = torch.nn.functional.cross_entropy(scored(x_val), y_val).item()
+            with trial.evaluating(model):  # the weights it trains: the same runs either way
+                val_loss = torch.nn.functional.cross_entropy(model(x_val), y_val).item()
             trial.report(accuracy=accuracy, feed=val_loss)  # 3: metric, and a value to react to
 
 

@@ -75,3 +75,6 @@ def test_the_verdict_names_the_arms_fed_no_held_out_value(tmp_path: Path) -> Non
     off = [dict(r, spec=dict(r["spec"], settings={"eval_patience": None}), metrics=[
         {"step": 1, "accuracy": 0.5}]) for r in results]
     assert unfed_arms(off) == []  # GreedyLR with its held-out rule off needs no feed
+    builtin = [dict(r, spec=dict(r["spec"], workload="wine_mlp"), metrics=[
+        {"step": 1, "accuracy": 0.5}]) for r in results]
+    assert unfed_arms(builtin) == []  # fed only under the held-out protocol, by design

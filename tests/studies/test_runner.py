@@ -72,8 +72,9 @@ def test_a_user_function_that_feeds_a_held_out_reacting_schedule_nothing_is_warn
     monkeypatch.setattr(execution, "_UNFED_WARNED", set())
     with caplog.at_level(logging.WARNING, logger="greedylr.studies.execution"):
         fed = execute_trial(_spec(workload_feed=True))
-        execute_trial(_spec("cosine"))  # reacts to nothing held out
-        execute_trial(_spec(eval_patience=None))  # its held-out rule off
+        cosine = execute_trial(_spec("cosine"))  # reacts to nothing held out
+        off = execute_trial(_spec(eval_patience=None))  # its held-out rule off
+    assert fed["status"] == cosine["status"] == off["status"] == "ok"
     assert unfed not in caplog.text
     assert [m["feed"] for m in fed["metrics"]] == [m["mse"] for m in fed["metrics"]]
 

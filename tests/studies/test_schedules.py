@@ -9,6 +9,7 @@ import torch
 
 from greedylr import GreedyConfig, GreedyLR
 from greedylr.studies.schedules import (
+    HELD_OUT_BASELINES,
     LOSS_DRIVEN,
     SCHEDULES,
     build_optimizer,
@@ -54,7 +55,7 @@ def _run(
     return lrs
 
 
-@pytest.mark.parametrize("name", SCHEDULES)
+@pytest.mark.parametrize("name", SCHEDULES + HELD_OUT_BASELINES)
 def test_every_schedule_steps_with_finite_positive_lrs(name: str) -> None:
     lrs = _run(name, [1.0 / (t + 1) for t in range(40)], warmup=4)
     assert len(lrs) == 40
@@ -101,6 +102,40 @@ def test_the_held_out_plateau_moves_only_on_fed_values_by_hand() -> None:
     # 0.5 a new best; 0.6 and 0.7 not: halved again
     assert lrs == pytest.approx([0.05, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.025,
                                  0.025])
+
+
+def test_the_held_out_plateau_resumes_exactly_from_a_saved_state() -> None:
+    import io
+
+    def build() -> tuple[torch.optim.Optimizer, object]:
+        opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1)
+        return opt, build_schedule("reduce_on_plateau_eval", opt, total_steps=20, warmup=2)
+
+    def drive(opt: torch.optim.Optimizer, sched: object, feeds: list[float]) -> list[float]:
+        lrs = []
+        for feed in feeds:
+            opt.step()
+            step_schedule(sched, 1.0)
+            sched.observe_eval(feed)  # type: ignore[attr-defined]
+            lrs.append(current_lr(opt))
+            assert sched.get_last_lr() == [current_lr(opt)]  # type: ignore[attr-defined]
+        return lrs
+
+    opt, sched = build()
+    drive(opt, sched, [1.0, 0.9, 1.2])  # a best of 0.9, one reduction
+    buffer = io.BytesIO()
+    torch.save({"sched": sched.state_dict(), "opt": opt.state_dict()},  # type: ignore[attr-defined]
+               buffer)
+    rest = [1.1, 0.95, 0.8, 0.85]
+    expected = drive(opt, sched, rest)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=False)
+    opt2, sched2 = build()
+    opt2.load_state_dict(saved["opt"])
+    sched2.load_state_dict(saved["sched"])  # type: ignore[attr-defined]
+    assert drive(opt2, sched2, rest) == expected
+    assert expected[0] == pytest.approx(0.1 * 0.7 ** 2)  # 1.1 is not better than 0.9
+    assert sched2._shadow is not sched._shadow  # type: ignore[attr-defined]  # nothing shared
 
 
 def test_the_held_out_plateau_defaults_to_greedylrs_held_out_reaction() -> None:

@@ -43,6 +43,7 @@ from greedylr.rule import GreedyConfig
 from greedylr.scheduler import GreedyLR
 
 __all__ = [
+    "HELD_OUT_BASELINES",
     "HELD_OUT_DRIVEN",
     "LOSS_DRIVEN",
     "LR_FREE",
@@ -57,6 +58,7 @@ __all__ = [
     "build_schedule",
     "check_settings",
     "current_lr",
+    "fed_nothing",
     "greedy_defaults_digest",
     "is_loss_driven",
     "reacts_to_held_out",
@@ -75,12 +77,18 @@ SCHEDULES: tuple[str, ...] = (
     "polynomial",
     "exponential",
     "reduce_on_plateau",
-    "reduce_on_plateau_eval",
     "transformers_greedy",
     "greedy",
     "schedule_free",
 )
-"""Every schedule name :func:`build_schedule` accepts, in the order reports list them."""
+"""The schedules the studies compare (every name :func:`build_schedule` accepts but
+:data:`HELD_OUT_BASELINES` and :data:`LR_FREE`), in the order reports list them."""
+
+HELD_OUT_BASELINES: tuple[str, ...] = ("reduce_on_plateau_eval",)
+"""Schedules that :func:`build_schedule` also accepts and that only a study feeding a
+held-out value runs (``greedylr compare`` with ``trial.report(feed=...)``, the held-out
+protocol): fed nothing they are a constant LR, so the studies of :data:`SCHEDULES`, which
+feed none, leave them out."""
 
 LR_FREE: tuple[str, ...] = ("prodigy",)
 """Optimizer-based arms that :func:`build_schedule` also accepts but that need an optional
@@ -99,13 +107,25 @@ def reacts_to_held_out(name: str, settings: Mapping[str, Any]) -> bool:
     """True if schedule ``name`` with ``settings`` reacts to a held-out value: one of
     :data:`HELD_OUT_DRIVEN`, unless it is GreedyLR with its held-out rule off
     (``eval_patience=None``)."""
+    own = dict(settings)
     return name in HELD_OUT_DRIVEN and not (
-        name == "greedy" and "eval_patience" in settings and settings["eval_patience"] is None)
+        name == "greedy" and "eval_patience" in own and own["eval_patience"] is None)
 
 
-ON_PACKAGE_DEFAULTS: frozenset[str] = frozenset({"greedy"})
-"""The schedules that take every knob a trial does not set from :class:`GreedyConfig`'s
-defaults, so that a stored trial of theirs is stale once those defaults change."""
+def fed_nothing(workload: str, schedule: str, settings: Mapping[str, Any],
+                metrics: Sequence[Mapping[str, Any]]) -> bool:
+    """True if a trial of a user's function (``module:function``) ran a schedule that
+    reacts to a held-out value (:func:`reacts_to_held_out`) and none of its evaluations
+    (``metrics``, the rows ``trial.report`` records) fed one. A built-in workload feeds one
+    only under the held-out protocol (``workload_feed_split``), by design."""
+    return (":" in workload and reacts_to_held_out(schedule, settings)
+            and not any("feed" in row for row in metrics))
+
+
+ON_PACKAGE_DEFAULTS: frozenset[str] = frozenset({"greedy", "reduce_on_plateau_eval"})
+"""The schedules that take a knob a trial does not set from :class:`GreedyConfig`'s
+defaults (``reduce_on_plateau_eval`` its ``factor`` and ``patience``), so that a stored
+trial of theirs is stale once those defaults change."""
 
 
 #: Knobs added since 0.2 at a value that keeps every trajectory of the rule before them
@@ -199,7 +219,7 @@ def check_settings(name: str, settings: dict[str, Any]) -> dict[str, Any]:
             :class:`~greedylr.GreedyConfig` refuses or ``total_steps`` (the trial's own).
     """
     if name not in _ALLOWED:
-        known = ", ".join((*SCHEDULES, *LR_FREE))
+        known = ", ".join((*SCHEDULES, *HELD_OUT_BASELINES, *LR_FREE))
         raise ValueError(f"unknown schedule {name!r}; known: {known}")
     protocol = sorted(k for k in settings if k.startswith("trial_") and k not in TRIAL_OPTIONS)
     if protocol:
@@ -339,10 +359,33 @@ class HeldOutPlateau(LambdaLR):
 
     def observe_eval(self, value: float) -> None:
         """A held-out value (lower is better unless ``mode="max"``); a reduction applies
-        at once."""
+        at once (``get_last_lr`` included)."""
         self._plateau.step(value)
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
-            group["lr"] = base * self._multiplier(self.last_epoch)
+        # the groups the schedule was built for, as torch's schedulers (zip stops there)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=False):
+            lr = base * self._multiplier(self.last_epoch)
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(lr)
+            else:
+                group["lr"] = lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    _OWN = ("_shadow", "_plateau", "_multiplier")
+
+    def state_dict(self) -> dict[str, Any]:
+        """``LambdaLR``'s state and the plateau's (its best value, its count of bad
+        evaluations, the multiplier it stands at); no closure, no optimizer."""
+        state = {k: v for k, v in super().state_dict().items() if k not in self._OWN}
+        state["plateau"] = self._plateau.state_dict()
+        state["multiplier"] = self._shadow.param_groups[0]["lr"]
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state = dict(state_dict)
+        plateau, multiplier = state.pop("plateau"), state.pop("multiplier")
+        super().load_state_dict(state)
+        self._plateau.load_state_dict(plateau)
+        self._shadow.param_groups[0]["lr"] = multiplier
 
 
 class _NoSchedule(LambdaLR):

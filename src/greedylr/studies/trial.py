@@ -13,7 +13,8 @@ existing training loop takes three lines::
             trial.step(loss)                                # 2: steps it, records loss and LR
             if trial.should_eval():
                 with trial.evaluating(model):
-                    trial.report(accuracy=evaluate(model))  # 3: the held-out metric
+                    trial.report(accuracy=evaluate(model),  # 3: the held-out metric,
+                                 feed=validation_loss(model))  # and a value to react to
 
 ``trial.optimizer`` is optional: it builds the optimizer the study asked for (and the
 schedule-free optimizer when the schedule under test is ``schedule_free``). A function
@@ -315,9 +316,11 @@ class Trial:
 
         Args:
             feed: a held-out value for the schedule under test (a loss: lower is
-                better), given to its ``observe_eval`` if it has one (GreedyLR), and
-                recorded as ``feed``. Measure it on data the reported metrics do not
-                use, or the schedule is tuned on what it is scored on.
+                better), given to its ``observe_eval`` if it has one (GreedyLR,
+                ``reduce_on_plateau_eval``), and recorded as ``feed``; without it they run
+                without their held-out rule, and the harness warns. Measure it on data
+                the reported metrics do not use, or the schedule is tuned on what it is
+                scored on.
             **metrics: the reported metrics; the first is the study's held-out metric.
         """
         row: dict[str, Any] = {"step": self._step}

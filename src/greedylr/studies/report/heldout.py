@@ -229,14 +229,15 @@ def verdict_lines(
 
 
 def unfed_arms(results: Sequence[Result]) -> list[str]:
-    """The arms whose schedule reacts to a held-out value and that evaluated without ever
-    feeding one, in at least one trial."""
-    from greedylr.studies.schedules import reacts_to_held_out
+    """The arms of a user's function whose schedule reacts to a held-out value and that
+    ran, in at least one trial, without ever being fed one
+    (:func:`~greedylr.studies.schedules.fed_nothing`)."""
+    from greedylr.studies.schedules import fed_nothing
 
     return sorted({
         M.arm_of(r) for r in results
-        if r["metrics"] and reacts_to_held_out(r["spec"]["schedule"], r["spec"]["settings"])
-        and not any("feed" in row for row in r["metrics"])})
+        if r["status"] == "ok" and fed_nothing(r["spec"]["workload"], r["spec"]["schedule"],
+                                               r["spec"]["settings"], r["metrics"])})
 
 
 def heldout_summary(results: list[Result], *, margin: float = T.DEFAULT_MARGIN) -> list[str]:
