@@ -86,9 +86,11 @@ def ratios(out: Path) -> None:
     for path in sorted(out.glob("plateau_heldout_*.json")):
         for r in json.loads(path.read_text()):
             arm, workload = M.arm_of(r), r["spec"]["workload"]
-            final[arm][workload].append(M.final_metric(r) if r["status"] == "ok" else math.nan)
-            last_lr[arm].append(r["lrs"][-1] / r["lr"])
             higher[workload] = M.metric_name(r)[1]
+            worst = -math.inf if higher[workload] else math.inf  # a failed run
+            final[arm][workload].append(M.final_metric(r) if r["status"] == "ok" else worst)
+            if r["lrs"]:
+                last_lr[arm].append(r["lrs"][-1] / r["lr"])
 
     def ratio(arm: str, base: str, workload: str) -> float:
         a, b = (statistics.fmean(final[x][workload]) for x in (arm, base))
