@@ -40,25 +40,7 @@ from prototypes import _run
 PLATEAUS: tuple[dict[str, Any], ...] = ({"factor": 0.5, "patience": 1},
                                         {"factor": 0.7, "patience": 0})
 ARMS: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("cosine", {}), ("greedy", {}), *(("reduce_on_plateau", p) for p in PLATEAUS))
-
-
-def _patch() -> None:
-    """In each worker: ``reduce_on_plateau`` is built as ``reduce_on_plateau_eval``
-    (:class:`~greedylr.studies.schedules.HeldOutPlateau`), which the package gained from
-    this round, so that the stored runs keep the name they were made under; no other
-    arm here uses it, and every other schedule is built as the package builds it."""
-    from greedylr.studies import schedules
-
-    build = schedules.build_schedule
-
-    def build_schedule(name: str, optimizer: Any, *, total_steps: int, warmup: int = 0,
-                       **settings: Any) -> Any:
-        if name == "reduce_on_plateau":
-            name = "reduce_on_plateau_eval"
-        return build(name, optimizer, total_steps=total_steps, warmup=warmup, **settings)
-
-    schedules.build_schedule = build_schedule
+    ("cosine", {}), ("greedy", {}), *(("reduce_on_plateau_eval", p) for p in PLATEAUS))
 
 
 def _specs(protocol: str, split: str) -> list[Any]:
@@ -68,7 +50,7 @@ def _specs(protocol: str, split: str) -> list[Any]:
         return heldout_specs(HELDOUT_SPLITS[split], f"defaults_heldout_{split}", choices=ARMS)
     cosine = [s for s in heldout_lr_grid_specs(split)
               if s.schedule == "cosine" and dict(s.settings) == {"workload_feed_split": True}]
-    return cosine + [replace(s, schedule="reduce_on_plateau",
+    return cosine + [replace(s, schedule="reduce_on_plateau_eval",
                              settings=tuple(sorted({**p, "workload_feed_split": True}.items())))
                      for p in PLATEAUS for s in cosine]
 
@@ -115,7 +97,7 @@ def main(protocol: str, out: Path) -> None:
         ratios(out)
         return
     for split in HELDOUT_SPLITS:
-        _run(_specs(protocol, split), out / f"plateau_{protocol}_{split}.json", _patch)
+        _run(_specs(protocol, split), out / f"plateau_{protocol}_{split}.json")
 
 if __name__ == "__main__":
     if sys.argv[1:2] not in (["heldout"], ["grid"], ["ratios"]):
