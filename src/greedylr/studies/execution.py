@@ -129,13 +129,11 @@ _UNFED_WARNED: set[tuple[str, str]] = set()
 
 def _warn_if_unfed(spec: TrialSpec, trial: Trial) -> None:
     """Log a warning, once per user function and schedule in a process, when the schedule
-    reacts to a held-out value and the function fed it none. The built-in workloads feed
-    one only under the held-out protocol (``workload_feed_split``), by design."""
-    if ":" not in spec.workload or (spec.workload, spec.schedule) in _UNFED_WARNED:
+    reacts to a held-out value and the function fed it none
+    (:func:`~greedylr.studies.schedules.fed_nothing`)."""
+    if (spec.workload, spec.schedule) in _UNFED_WARNED:
         return
-    if not schedules.reacts_to_held_out(spec.schedule, spec.options):
-        return
-    if not any("feed" in row for row in trial.record.metrics):
+    if schedules.fed_nothing(spec.workload, spec.schedule, spec.options, trial.record.metrics):
         _UNFED_WARNED.add((spec.workload, spec.schedule))
         logger.warning(
             "%s: schedule %r reacts to a held-out value, but the training function fed it "
