@@ -68,6 +68,16 @@ def _baselines(specs: list[Any], stored: Path | None) -> tuple[list[Any], list[d
              and (r["spec"]["workload"], r["spec"]["steps"]) in lengths])
 
 
+def every_split(specs: Callable[[str], Sequence[Any]], out: Path, name: str,
+                patch: Callable[[], None] | None = None) -> None:
+    """:func:`_run` on every split of ``HELDOUT_SPLITS``: ``specs(split)`` into
+    ``out/<name>_<split>.json``."""
+    from greedylr.evidence.defaults import HELDOUT_SPLITS
+
+    for split in HELDOUT_SPLITS:
+        _run(specs(split), out / f"{name}_{split}.json", patch)
+
+
 def heldout(split: str, settings: dict[str, Any], patch: Callable[[], None], out: Path,
             tag: str, stored: Path | None = None, *, budget: int = 1) -> list[dict[str, Any]]:
     """The prototype arm on ``split``'s held-out protocol; prints :func:`versus_cosine`'s

@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from prototypes import _run
+from prototypes import every_split
 
 ARMS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("greedy", {"anneal_fraction": 0.0}),
@@ -53,10 +53,8 @@ def _specs(protocol: str, split: str) -> list[Any]:
 
 
 def main(protocol: str, out: Path) -> None:
-    from greedylr.evidence.defaults import HELDOUT_SPLITS
+    every_split(lambda split: _specs(protocol, split), out, f"anytime_{protocol}")
 
-    for split in HELDOUT_SPLITS:
-        _run(_specs(protocol, split), out / f"anytime_{protocol}_{split}.json")
 
 if __name__ == "__main__":
     if sys.argv[1:2] not in (["heldout"], ["grid"], ["unfed"]):

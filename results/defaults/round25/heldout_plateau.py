@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from prototypes import _run
+from prototypes import every_split
 
 PLATEAUS: tuple[dict[str, Any], ...] = ({"factor": 0.5, "patience": 1},
                                         {"factor": 0.7, "patience": 0})
@@ -91,13 +91,11 @@ def ratios(out: Path) -> None:
 
 
 def main(protocol: str, out: Path) -> None:
-    from greedylr.evidence.defaults import HELDOUT_SPLITS
-
     if protocol == "ratios":
         ratios(out)
         return
-    for split in HELDOUT_SPLITS:
-        _run(_specs(protocol, split), out / f"plateau_{protocol}_{split}.json")
+    every_split(lambda split: _specs(protocol, split), out, f"plateau_{protocol}")
+
 
 if __name__ == "__main__":
     if sys.argv[1:2] not in (["heldout"], ["grid"], ["ratios"]):
