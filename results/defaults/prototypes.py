@@ -78,6 +78,39 @@ def every_split(specs: Callable[[str], Sequence[Any]], out: Path, name: str,
         _run(specs(split), out / f"{name}_{split}.json", patch)
 
 
+def grid_points(split: str, arms: Sequence[tuple[str, dict[str, Any]]]) -> list[Any]:
+    """Each of ``arms`` (``(schedule, settings)``), in order, at every point of ``split``'s
+    held-out LR grid: cosine's specs there (workload, LR, seed, steps) with the arm's
+    schedule and settings, fed the validation half as the protocol feeds every arm."""
+    from greedylr.evidence.defaults import heldout_lr_grid_specs
+
+    cosine = [s for s in heldout_lr_grid_specs(split)
+              if s.schedule == "cosine" and dict(s.settings) == {"workload_feed_split": True}]
+    return [replace(s, schedule=schedule,
+                    settings=tuple(sorted({**settings, "workload_feed_split": True}.items())))
+            for schedule, settings in arms for s in cosine]
+
+
+def run_arms(argv: Sequence[str], arms: Sequence[tuple[str, dict[str, Any]]], name: str) -> None:
+    """``{heldout,grid} OUT``, the command line of a script ``<name>.py`` that runs
+    ``arms`` on every split: under the held-out protocol (3 seeds, the workload's LR) or
+    at every point of the LR grid (:func:`grid_points`), into
+    ``OUT/<name>_<protocol>_<split>.json``."""
+    from greedylr.evidence.defaults import HELDOUT_SPLITS, heldout_specs
+
+    if len(argv) != 2 or argv[0] not in ("heldout", "grid"):
+        raise SystemExit(f"usage: {name}.py {{heldout,grid}} OUT")
+    protocol = argv[0]
+
+    def specs(split: str) -> list[Any]:
+        if protocol == "heldout":
+            return heldout_specs(HELDOUT_SPLITS[split], f"defaults_heldout_{split}",
+                                 choices=arms)
+        return grid_points(split, arms)
+
+    every_split(specs, Path(argv[1]), f"{name}_{protocol}")
+
+
 def heldout(split: str, settings: dict[str, Any], patch: Callable[[], None], out: Path,
             tag: str, stored: Path | None = None, *, budget: int = 1) -> list[dict[str, Any]]:
     """The prototype arm on ``split``'s held-out protocol; prints :func:`versus_cosine`'s

@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from prototypes import every_split
+from prototypes import every_split, grid_points
 
 ARMS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("greedy", {"anneal_fraction": 0.0}),
@@ -38,18 +38,12 @@ UNFED: tuple[tuple[str, dict[str, Any]], ...] = (
 
 
 def _specs(protocol: str, split: str) -> list[Any]:
-    from dataclasses import replace
-
-    from greedylr.evidence.defaults import HELDOUT_SPLITS, heldout_lr_grid_specs, heldout_specs
+    from greedylr.evidence.defaults import HELDOUT_SPLITS, heldout_specs
 
     if protocol != "grid":
         return heldout_specs(HELDOUT_SPLITS[split], f"defaults_heldout_{split}",
                              choices=ARMS if protocol == "heldout" else UNFED)
-    schedule, settings = ARMS[0]
-    return [replace(s, schedule=schedule,
-                    settings=tuple(sorted({**settings, **dict(s.settings)}.items())))
-            for s in heldout_lr_grid_specs(split)
-            if s.schedule == "cosine" and dict(s.settings) == {"workload_feed_split": True}]
+    return grid_points(split, ARMS[:1])
 
 
 def main(protocol: str, out: Path) -> None:

@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from prototypes import every_split
+from prototypes import every_split, grid_points
 
 PLATEAUS: tuple[dict[str, Any], ...] = ({"factor": 0.5, "patience": 1},
                                         {"factor": 0.7, "patience": 0})
@@ -44,15 +43,11 @@ ARMS: tuple[tuple[str, dict[str, Any]], ...] = (
 
 
 def _specs(protocol: str, split: str) -> list[Any]:
-    from greedylr.evidence.defaults import HELDOUT_SPLITS, heldout_lr_grid_specs, heldout_specs
+    from greedylr.evidence.defaults import HELDOUT_SPLITS, heldout_specs
 
     if protocol == "heldout":
         return heldout_specs(HELDOUT_SPLITS[split], f"defaults_heldout_{split}", choices=ARMS)
-    cosine = [s for s in heldout_lr_grid_specs(split)
-              if s.schedule == "cosine" and dict(s.settings) == {"workload_feed_split": True}]
-    return cosine + [replace(s, schedule="reduce_on_plateau_eval",
-                             settings=tuple(sorted({**p, "workload_feed_split": True}.items())))
-                     for p in PLATEAUS for s in cosine]
+    return grid_points(split, [arm for arm in ARMS if arm[0] != "greedy"])
 
 
 def ratios(out: Path) -> None:

@@ -26,25 +26,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from prototypes import every_split
+from prototypes import run_arms
 
 ARMS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("cosine", {"workload_power_ema": 7}), ("greedy", {"workload_power_ema": 7}))
 
 
-def _specs(protocol: str, split: str) -> list[Any]:
-    from greedylr.evidence.defaults import HELDOUT_SPLITS, heldout_lr_grid_specs, heldout_specs
-
-    if protocol == "heldout":
-        return heldout_specs(HELDOUT_SPLITS[split], f"defaults_heldout_{split}", choices=ARMS)
-    wanted = {(name, tuple(sorted({**s, "workload_feed_split": True}.items())))
-              for name, s in ARMS}
-    return [s for s in heldout_lr_grid_specs(split)
-            if (s.schedule, tuple(sorted(dict(s.settings).items()))) in wanted]
-
-
 if __name__ == "__main__":
-    if sys.argv[1:2] not in (["heldout"], ["grid"]):
-        raise SystemExit("usage: average.py {heldout,grid} OUT")
-    every_split(lambda split: _specs(sys.argv[1], split), Path(sys.argv[2]),
-                f"average_{sys.argv[1]}")
+    run_arms(sys.argv[1:], ARMS, "average")

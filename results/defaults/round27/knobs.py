@@ -19,32 +19,16 @@ not rerun. Cosine and 0.8 are round 25's files in ``R25``::
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from prototypes import every_split
+from prototypes import run_arms
 
-KNOBS: tuple[dict[str, Any], ...] = ({"noise_threshold": 1.0}, {"payoff_patience": 10})
-
-
-def _specs(protocol: str, split: str) -> list[Any]:
-    from greedylr.evidence.defaults import HELDOUT_SPLITS, heldout_lr_grid_specs, heldout_specs
-
-    if protocol == "heldout":
-        return heldout_specs(HELDOUT_SPLITS[split], f"defaults_heldout_{split}",
-                             choices=[("greedy", k) for k in KNOBS])
-    cosine = [s for s in heldout_lr_grid_specs(split)
-              if s.schedule == "cosine" and dict(s.settings) == {"workload_feed_split": True}]
-    return [replace(s, schedule="greedy",
-                    settings=tuple(sorted({**k, "workload_feed_split": True}.items())))
-            for k in KNOBS for s in cosine]
+ARMS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("greedy", {"noise_threshold": 1.0}), ("greedy", {"payoff_patience": 10}))
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] not in (["heldout"], ["grid"]):
-        raise SystemExit("usage: knobs.py {heldout,grid} OUT")
-    every_split(lambda split: _specs(sys.argv[1], split), Path(sys.argv[2]),
-                f"knobs_{sys.argv[1]}")
+    run_arms(sys.argv[1:], ARMS, "knobs")
