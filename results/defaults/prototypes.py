@@ -91,11 +91,12 @@ def grid_points(split: str, arms: Sequence[tuple[str, dict[str, Any]]]) -> list[
             for schedule, settings in arms for s in cosine]
 
 
-def run_arms(argv: Sequence[str], arms: Sequence[tuple[str, dict[str, Any]]], name: str) -> None:
+def run_arms(argv: Sequence[str], arms: Sequence[tuple[str, dict[str, Any]]], name: str,
+             patch: Callable[[], None] | None = None) -> None:
     """``{heldout,grid} OUT``, the command line of a script ``<name>.py`` that runs
     ``arms`` on every split: under the held-out protocol (3 seeds, the workload's LR) or
     at every point of the LR grid (:func:`grid_points`), into
-    ``OUT/<name>_<protocol>_<split>.json``."""
+    ``OUT/<name>_<protocol>_<split>.json``; ``patch`` as :func:`_run`'s."""
     from greedylr.evidence.defaults import HELDOUT_SPLITS, heldout_specs
 
     if len(argv) != 2 or argv[0] not in ("heldout", "grid"):
@@ -108,7 +109,7 @@ def run_arms(argv: Sequence[str], arms: Sequence[tuple[str, dict[str, Any]]], na
                                  choices=arms)
         return grid_points(split, arms)
 
-    every_split(specs, Path(argv[1]), f"{name}_{protocol}")
+    every_split(specs, Path(argv[1]), f"{name}_{protocol}", patch)
 
 
 def heldout(split: str, settings: dict[str, Any], patch: Callable[[], None], out: Path,

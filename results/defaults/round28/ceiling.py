@@ -1,0 +1,54 @@
+"""Round 28 prototype, descriptive: a held-out cut that the training loss cannot climb
+back over.
+
+Under 0.8 a held-out value that is worse than the best so far, or lags the training
+loss (``eval_pace``), blocks increases and cuts the LR by ``eval_factor``; once a later
+held-out value keeps pace the block ends and the rule climbs again, on the training
+loss alone, to where the held-out value complained and above. Here each cut also lowers
+every group's upper bound for the rest of the run (the final cooldown aside):
+
+- ``complained``: to the LR the held-out value complained at (the LR before the cut): the
+  rule may climb back, not above;
+- ``cut``: to the LR after the cut: a ratchet, the rule's increases stay below every
+  level a held-out value complained at, times ``eval_factor``.
+
+Training-loss decreases, the blow-up guard and the final cooldown are 0.8's. Marked by
+``eps`` (the default is 0); ``heldout`` and ``grid`` as
+:func:`prototypes.run_arms`::
+
+    python results/defaults/round28/ceiling.py {heldout,grid} OUT
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from prototypes import run_arms
+
+from greedylr import rule
+
+MARKS = {"complained": 3e-298, "cut": 5e-298}
+ARMS: tuple[tuple[str, dict[str, Any]], ...] = tuple(
+    ("greedy", {"eps": eps}) for eps in MARKS.values())
+_observed_eval = rule._observed_eval
+
+
+def _patched_observed_eval(config: Any, state: Any, value: float) -> rule.Decision:
+    arm = {v: k for k, v in MARKS.items()}.get(config.eps)
+    before = list(state.lrs)
+    decision = _observed_eval(config, state, value)
+    if arm is not None and state.lrs != before:  # a held-out cut moved the LR
+        ceiling = before if arm == "complained" else state.lrs
+        state.max_lrs = [min(m, c) for m, c in zip(state.max_lrs, ceiling)]
+    return decision
+
+
+def _patch() -> None:
+    rule._observed_eval = _patched_observed_eval
+
+
+if __name__ == "__main__":
+    run_arms(sys.argv[1:], ARMS, "ceiling", _patch)
