@@ -10,7 +10,10 @@ every group's upper bound for the rest of the run (the final cooldown aside):
 - ``complained``: to the LR the held-out value complained at (the LR before the cut): the
   rule may climb back, not above;
 - ``cut``: to the LR after the cut: a ratchet, the rule's increases stay below every
-  level a held-out value complained at, times ``eval_factor``.
+  level a held-out value complained at, times ``eval_factor``;
+- ``search`` (``round28/search.py``): the ratchet, and a held-out value that keeps pace
+  (after the first) also divides the LR by ``eval_factor``, up to the bound: the
+  held-out value moves the LR both ways, a line search a cut ends.
 
 Training-loss decreases, the blow-up guard and the final cooldown are 0.8's. Marked by
 ``eps`` (the default is 0); ``heldout`` and ``grid`` as
@@ -30,19 +33,25 @@ from prototypes import run_arms
 
 from greedylr import rule
 
-MARKS = {"complained": 3e-298, "cut": 5e-298}
+MARKS = {"complained": 3e-298, "cut": 5e-298, "search": 9e-298}
 ARMS: tuple[tuple[str, dict[str, Any]], ...] = tuple(
-    ("greedy", {"eps": eps}) for eps in MARKS.values())
+    ("greedy", {"eps": MARKS[arm]}) for arm in ("complained", "cut"))
 _observed_eval = rule._observed_eval
 
 
 def _patched_observed_eval(config: Any, state: Any, value: float) -> rule.Decision:
     arm = {v: k for k, v in MARKS.items()}.get(config.eps)
-    before = list(state.lrs)
+    before, first = list(state.lrs), state.eval_best is None
     decision = _observed_eval(config, state, value)
-    if arm is not None and state.lrs != before:  # a held-out cut moved the LR
+    if arm is None:
+        return decision
+    if state.lrs != before:  # a held-out cut moved the LR
         ceiling = before if arm == "complained" else state.lrs
         state.max_lrs = [min(m, c) for m, c in zip(state.max_lrs, ceiling)]
+    elif (arm == "search" and not first and not state.anneal_from
+          and state.eval_best == value and not state.eval_block):  # kept pace
+        state.lrs = [min(lr / config.eval_factor, m) for lr, m in zip(state.lrs, state.max_lrs)]
+        return rule.Decision(tuple(state.lrs), state.smoothed)
     return decision
 
 
