@@ -13,7 +13,11 @@ every group's upper bound for the rest of the run (the final cooldown aside):
   level a held-out value complained at, times ``eval_factor``;
 - ``search`` (``round28/search.py``): the ratchet, and a held-out value that keeps pace
   (after the first) also divides the LR by ``eval_factor``, up to the bound: the
-  held-out value moves the LR both ways, a line search a cut ends.
+  held-out value moves the LR both ways, a line search a cut ends;
+- ``squared`` (``round28/squared.py``), no ceiling: each held-out cut that follows a cut
+  (no value keeping pace between them) squares the factor of the one before, as the
+  blow-up guard's decreases do (0.7, 0.49, 0.24, 0.058, then 0.003 each time), not
+  below the lower bound.
 
 Training-loss decreases, the blow-up guard and the final cooldown are 0.8's. Marked by
 ``eps`` (the default is 0); ``heldout`` and ``grid`` as
@@ -32,8 +36,9 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 from prototypes import run_arms
 
 from greedylr import rule
+from greedylr.config import BLOWUP_SQUARINGS
 
-MARKS = {"complained": 3e-298, "cut": 5e-298, "search": 9e-298}
+MARKS = {"complained": 3e-298, "cut": 5e-298, "search": 9e-298, "squared": 1.1e-297}
 ARMS: tuple[tuple[str, dict[str, Any]], ...] = tuple(
     ("greedy", {"eps": MARKS[arm]}) for arm in ("complained", "cut"))
 _observed_eval = rule._observed_eval
@@ -44,6 +49,17 @@ def _patched_observed_eval(config: Any, state: Any, value: float) -> rule.Decisi
     before, first = list(state.lrs), state.eval_best is None
     decision = _observed_eval(config, state, value)
     if arm is None:
+        return decision
+    cuts = state.__dict__.get("eval_cuts", 0)
+    if arm == "squared" and state.lrs != before:
+        # the cut took eval_factor; this one takes eval_factor ** (2 ** cuts)
+        extra = config.eval_factor ** (2 ** min(cuts, BLOWUP_SQUARINGS) - 1)
+        state.lrs = [max(lr * extra, lo) for lr, lo in zip(state.lrs, state.min_lrs)]
+        state.__dict__["eval_cuts"] = cuts + 1
+        return rule.Decision(tuple(state.lrs), decision.smoothed, decision.events)
+    if arm == "squared":
+        if state.eval_best == value and not state.eval_block:  # kept pace
+            state.__dict__["eval_cuts"] = 0
         return decision
     if state.lrs != before:  # a held-out cut moved the LR
         ceiling = before if arm == "complained" else state.lrs
