@@ -63,6 +63,7 @@ __all__ = [
     "PROBE9_WORKLOADS",
     "PROBE10_WORKLOADS",
     "PROBE11_WORKLOADS",
+    "PROBE12_WORKLOADS",
     "PROBE_WORKLOADS",
     "STAGES",
     "TUNE_WORKLOADS",
@@ -236,6 +237,22 @@ PROBE11_WORKLOADS: tuple[str, ...] = (
     "emoji_name_tcn",  # RMSprop, a character LM of the emoji's names with a TCN
     "nccs_highway",  # AdamW (weight decay 0.5), Boost's noncentral chi-squared CDF, highway
     "torch_header_linear_attention",  # NAdam, a C++ snippet -> its project, linear attention
+)
+
+#: Twelfth probe split (built while round 28 ran): three workloads that no other split has,
+#: on data no split uses (J. P. Nolan's table of the stable distributions, which scipy
+#: ships with its tests; PyTorch Lightning's changelog, which the lightning wheel ships;
+#: the function schemas of ATen's operators, which torch ships with torchgen), with model
+#: families no split has (a SIREN, a Perceiver, RWKV), each one's held-out metric
+#: responding to the LR; each one's LR chosen by cosine alone
+#: (``results/defaults/round7/calibrate.py``, one trial at a time) before any GreedyLR run
+#: of it. Unseen: not in :data:`HELDOUT_SPLITS`, whose every split the evidence scripts
+#: run GreedyLR on; the round that declares its claims on this split wires it in (as
+#: ``"probe12"``, with its stages and its LR-grid folder).
+PROBE12_WORKLOADS: tuple[str, ...] = (
+    "stable_quantile_siren",  # Adamax, (alpha, beta, p) -> a stable quantile, SIREN
+    "lightning_changelog_perceiver",  # RAdam, a changelog entry -> its section, Perceiver
+    "aten_schema_rwkv",  # Adam, a character LM of ATen's operator schemas with RWKV
 )
 
 SEEDS: tuple[int, ...] = (0, 1, 2)

@@ -75,6 +75,9 @@ _MODULES: list[str] = [
     ".emoji_name_tcn",
     ".nccs_highway",
     ".torch_header_linear_attention",
+    ".stable_quantile_siren",
+    ".lightning_changelog_perceiver",
+    ".aten_schema_rwkv",
     ".minilm_finetune",
     ".llama_pretrain",
 ]

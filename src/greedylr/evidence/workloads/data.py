@@ -1797,3 +1797,151 @@ def torch_headers(per_file: int = 4) -> ArrayDataset:
         return x, torch.tensor([k for _, k in part], dtype=torch.int64)
 
     return ArrayDataset(*tensors(rows[False]), *tensors(rows[True]))
+
+
+# -- the twelfth probe split: Nolan's stable-distribution table, Lightning's changelog,
+# ATen's operator schemas -----------------------------------------------------------------
+
+
+@functools.cache
+def stable_quantiles() -> ArrayDataset:
+    """Where is the p-quantile of a stable distribution, and how dense is it there? The
+    table scipy ships with its tests of ``levy_stable``
+    (``scipy/stats/tests/data/levy_stable/stable-Z1-pdf-sample-data.npy``; BSD-3-Clause),
+    computed with J. P. Nolan's STABLE program: on the grid alpha = 0.1, 0.2, ..., 2,
+    beta = -1, -0.9, ..., 1, p = 0.01, 0.05, 0.1, 0.25, 0.35, 0.5, 0.65, 0.75, 0.9,
+    0.95, 0.99 (4,589 of its 4,620 points), the p-quantile x of the standard stable
+    distribution S(alpha, beta) in Nolan's S0 parameterization and its density there.
+    ``x`` is (alpha, beta, logit p), ``y`` is (asinh of the quantile, log of the
+    density): both standardized on the training rows (the quantiles run to 5.5e19 at
+    alpha 0.1, hence the asinh). 25% of the points held out at random."""
+    with requires_extra("bench", "the stable-distribution workload"):
+        import scipy
+
+    path = (Path(scipy.__file__).parent / "stats" / "tests" / "data" / "levy_stable"
+            / "stable-Z1-pdf-sample-data.npy")
+    table = np.load(path)  # columns: x, pdf, alpha, beta, p
+    p = table[:, 4]
+    x = np.stack([table[:, 2], table[:, 3], np.log(p / (1 - p))], axis=1)
+    y = np.stack([np.arcsinh(table[:, 0]), np.log(table[:, 1])], axis=1)
+    return _standardized_split(x, y, 0.25)
+
+
+#: The sections of a Keep-a-Changelog file, the classes of :func:`lightning_changelog`.
+CHANGELOG_SECTIONS = ("Added", "Changed", "Deprecated", "Removed", "Fixed")
+
+#: The words of a changelog entry :func:`lightning_changelog` keeps (its ``x`` is this
+#: wide).
+CHANGELOG_WORDS = 40
+
+
+def _package_dir(module: str, extra: str, feature: str) -> Path:
+    """The folder of the installed package ``module``, found without importing it."""
+    import importlib.util
+
+    with requires_extra(extra, feature):
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModuleNotFoundError(f"No module named {module!r}", name=module)
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _changelog_entries(text: str) -> list[tuple[str, str]]:
+    """``(section, entry)`` for every entry (a line ``- ...``) under a ``### Section``
+    heading of a Keep-a-Changelog file, its links cut out: the pull requests it cites at
+    its end (``([#123](...), [#456](...))``, ``(#123)``, from the first such number on),
+    and the targets of any other link (``[text](...)`` -> ``text``). Continuation lines
+    (an entry's sub-bullets, the rest of a long list of pull requests) are not read."""
+    import re
+
+    link = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+    # at the end, after the links: "(#123)", "(#123, #456).", "#123)", the first line of
+    # a long list "(#123,", "((#123))", "(123)"
+    cites = re.compile(r"\s*\(*#\d{2,}.*$|\s*\(+\d{2,}[^()]*\)*[.,:]?\s*$")
+    section = None
+    entries = []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            heading = line.lstrip("#").strip()
+            section = heading if line.startswith("### ") else None
+        elif line.startswith("- ") and section is not None:
+            entry = cites.sub("", link.sub(r"\1", line[2:])).strip()
+            if entry:
+                entries.append((section, entry))
+    return entries
+
+
+def _words(text: str) -> list[str]:
+    """``text`` lower-cased, as words (runs of letters), numbers and single symbols."""
+    import re
+
+    return re.findall(r"[a-z]+|[0-9]+|[^\sa-z0-9]", text.lower())
+
+
+@functools.cache
+def lightning_changelog(min_count: int = 3) -> tuple[ArrayDataset, int]:
+    """Was this change added, changed, deprecated, removed or fixed? The entries of
+    PyTorch Lightning's changelog (``lightning/pytorch/CHANGELOG.md``, which the
+    lightning wheel ships; Apache-2.0), 2019 to 2026, each labelled with the section it
+    is listed under (:data:`CHANGELOG_SECTIONS`), its first word dropped (the verb that
+    names the section nine times in ten: "Added", "Fixed", "Removed", ...) and the pull
+    requests it cites cut out (:func:`_changelog_entries`); the rest ("support for
+    Python 3.12", "a bug where ...", "the deprecated ``...``") as :func:`_words`, each
+    the id of a word the training entries have at least ``min_count`` times (from 2, in
+    order of frequency; 1 for any other, 0 pads), cut at :data:`CHANGELOG_WORDS`. An
+    entry listed twice (a fix in a patch release and again in the next minor one) is
+    kept once, one listed under two sections not at all, one of a single word dropped.
+    25% of the entries held out at random. The changelog grows with each Lightning
+    release (2.6.6 for the committed results). Returns the split and the vocabulary's
+    size (with the padding and the unknown word)."""
+    root = _package_dir("lightning", "lightning", "the Lightning-changelog workload")
+    entries = _changelog_entries((root / "pytorch" / "CHANGELOG.md").read_text("utf-8"))
+    labels: dict[str, set[str]] = {}
+    for section, entry in entries:
+        words = entry.split(None, 1)
+        if section in CHANGELOG_SECTIONS and len(words) == 2:
+            labels.setdefault(words[1], set()).add(section)
+    texts = sorted(text for text, sections in labels.items() if len(sections) == 1)
+    y = np.array([CHANGELOG_SECTIONS.index(next(iter(labels[t]))) for t in texts],
+                 dtype=np.int64)
+    train, test = _split(len(texts), 0.25)
+    counts = Counter(w for i in train for w in _words(texts[i]))
+    kept = sorted((w for w, n in counts.items() if n >= min_count),
+                  key=lambda w: (-counts[w], w))
+    index = {w: k for k, w in enumerate(kept, start=2)}
+    x = np.zeros((len(texts), CHANGELOG_WORDS), dtype=np.int64)
+    for row, text in zip(x, texts, strict=True):
+        ids = [index.get(w, 1) for w in _words(text)][:CHANGELOG_WORDS]
+        row[:len(ids)] = ids
+    t = torch.from_numpy
+    return ArrayDataset(t(x[train]), t(y[train]), t(x[test]), t(y[test])), len(index) + 2
+
+
+def _operator_base(schema: str) -> str:
+    """The operator a schema belongs to: its name without the overload, an in-place
+    ``_`` or leading underscores (``_foo_.out(...)`` -> ``foo``)."""
+    import re
+
+    return re.split(r"[.(]", schema, maxsplit=1)[0].strip("_")
+
+
+@functools.cache
+def aten_schemas() -> tuple[torch.Tensor, torch.Tensor]:
+    """The function schemas of PyTorch's ATen operators, as torchgen (which the torch
+    wheel ships) packages them: the ``func:`` lines of
+    ``torchgen/packaged/ATen/native/native_functions.yaml`` (BSD-3-Clause; 2,584 schemas
+    in torch 2.13: ``add.out(Tensor self, Tensor other, *, Scalar alpha=1, Tensor(a!)
+    out) -> Tensor(a!)``, ...), one per line in the file's order, as two streams of
+    :data:`VOCAB` ids (:func:`_char_streams`): whole operators held out, every overload
+    and in-place variant of one (:func:`_operator_base`) on the same side, 20% of the
+    operators (:func:`_split`). The schemas change with torch's version."""
+    import re
+
+    root = _package_dir("torchgen", "bench", "the ATen-schema workload")
+    text = (root / "packaged" / "ATen" / "native" / "native_functions.yaml").read_text("utf-8")
+    schemas = re.findall(r"^- func: (.*\S)\s*$", text, flags=re.MULTILINE)
+    operators = sorted({_operator_base(s) for s in schemas})
+    _, test = _split(len(operators), 0.2)
+    held = {operators[i] for i in test}
+    return _char_streams(((s + "\n", _operator_base(s) in held) for s in schemas),
+                         1_000_000, 1_000_000)
