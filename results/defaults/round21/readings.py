@@ -9,15 +9,16 @@
   (:func:`greedylr.evidence.defaults._selected_until`), seed means, as good as cosine's
   or not (:func:`greedylr.evidence.defaults._as_good`), and the count pooled::
 
-- ``versus ARM FILE...``: on LR-grid results files, each grid point where ``ARM`` and
-  cosine both ran (the same LR), split by whether ``ARM``'s final held-out loss (seed
-  mean) is more than 2% worse than cosine's there, within 2%, or more than 2% better; by
-  position on the grid, the median of ``ARM``'s mean LR over cosine's over 0-50%,
+- ``versus ARM FILE... [--against BASE]``: on LR-grid results files, each grid point
+  where ``ARM`` and cosine (or ``BASE``, which may be in another file of the same split)
+  both ran (the same LR), split by whether ``ARM``'s final held-out loss (seed mean) is
+  more than 2% worse than the other's there, within 2%, or more than 2% better; by
+  position on the grid, the median of ``ARM``'s mean LR over the other's over 0-50%,
   50-80% and 80-100% of the run. ``FILE=ARM`` names another arm for that file::
 
     python results/defaults/round21/readings.py climb 'greedy' FILE...
     python results/defaults/round21/readings.py selected RUNS...
-    python results/defaults/round21/readings.py versus 'greedy' FILE[=ARM]...
+    python results/defaults/round21/readings.py versus 'greedy' FILE[=ARM]... [--against BASE]
 """
 from __future__ import annotations
 
@@ -89,7 +90,7 @@ def selected(paths: list[str]) -> None:
         print(f"{arm}: as good as cosine's selected checkpoint on {sum(goods)} of {len(goods)}")
 
 
-def versus(arm: str, paths: list[str]) -> None:
+def versus(arm: str, paths: list[str], against: str = "cosine") -> None:
     from greedylr.studies import metrics as M
     from greedylr.studies.tuning import final_heldout_loss, group_of
 
@@ -100,30 +101,41 @@ def versus(arm: str, paths: list[str]) -> None:
         return float(np.mean([np.mean(r["lrs"][int(a * len(r["lrs"])):int(b * len(r["lrs"]))])
                               for r in runs]))
 
+    # one table over every file: a grid point's runs of two arms may be in two files
+    table: dict[Any, dict[str, dict[float, list[dict[str, Any]]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list)))
     for item in paths:
         path, _, own = item.partition("=")
-        table: dict[Any, dict[str, dict[float, list[dict[str, Any]]]]] = defaultdict(
-            lambda: defaultdict(lambda: defaultdict(list)))
         for r in json.loads(Path(path).read_text()):
-            table[group_of(r)][M.arm_of(r)][float(r["spec"]["lr"])].append(r)
-        for arms in table.values():
-            for i, lr in enumerate(sorted(arms["cosine"])):
-                mine, cosine = arms[own or arm].get(lr), arms["cosine"][lr]
-                if not mine:
-                    continue
-                ratio = (np.mean([final_heldout_loss(r) for r in mine])
-                         / np.mean([final_heldout_loss(r) for r in cosine]))
-                side = "worse" if ratio > 1.02 else "better" if ratio < 1 / 1.02 else "within"
-                rows[i, side].append([mean_lr(mine, a, b) / mean_lr(cosine, a, b)
-                                      for a, b in spans])
+            name = M.arm_of(r)
+            table[group_of(r)][arm if own and name == own else name][
+                float(r["spec"]["lr"])].append(r)
+    for arms in table.values():
+        for i, lr in enumerate(sorted(arms[against])):
+            mine, other = arms[arm].get(lr), arms[against][lr]
+            if not mine:
+                continue
+            ratio = (np.mean([final_heldout_loss(r) for r in mine])
+                     / np.mean([final_heldout_loss(r) for r in other]))
+            side = "worse" if ratio > 1.02 else "better" if ratio < 1 / 1.02 else "within"
+            rows[i, side].append([mean_lr(mine, a, b) / mean_lr(other, a, b)
+                                  for a, b in spans])
     for i in sorted({i for i, _ in rows}):
         print(f"position {i}: " + "; ".join(
             f"{side} {len(rows[i, side])}"
-            + ("" if not rows[i, side] else " (LR over cosine's "
+            + ("" if not rows[i, side] else f" (LR over {against}'s "
                + " / ".join(f"{m:.2f}" for m in np.median(rows[i, side], axis=0)) + ")")
             for side in ("worse", "within", "better")))
 
 
+def _versus(argv: list[str]) -> None:
+    against = "cosine"
+    if "--against" in argv:
+        at = argv.index("--against")
+        against, argv = argv[at + 1], argv[:at] + argv[at + 2:]
+    versus(argv[0], argv[1:], against)
+
+
 if __name__ == "__main__":
     {"climb": lambda a: climb(a[0], a[1:]), "selected": selected,
-     "versus": lambda a: versus(a[0], a[1:])}[sys.argv[1]](sys.argv[2:])
+     "versus": _versus}[sys.argv[1]](sys.argv[2:])

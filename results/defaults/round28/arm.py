@@ -1,8 +1,9 @@
 """Round 28 prototype, descriptive: one arm of ``round28/ceiling.py`` (its patch), by
-name: ``search`` (the held-out value moves the LR both ways) or ``squared`` (consecutive
-held-out cuts square their factor)::
+name: ``search`` (the held-out value moves the LR both ways), ``squared`` (consecutive
+held-out cuts square their factor) or ``base`` (0.8 itself, unpatched: its grid with the
+traces kept)::
 
-    python results/defaults/round28/search.py {search,squared} {heldout,grid} OUT
+    python results/defaults/round28/arm.py {base,search,squared} {heldout,grid} OUT
 """
 from __future__ import annotations
 
@@ -17,4 +18,5 @@ from prototypes import run_arms
 
 if __name__ == "__main__":
     arm = sys.argv[1]
-    run_arms(sys.argv[2:], (("greedy", {"eps": MARKS[arm]}),), arm, _patch)
+    settings = {} if arm == "base" else {"eps": MARKS[arm]}
+    run_arms(sys.argv[2:], (("greedy", settings),), arm, _patch)
