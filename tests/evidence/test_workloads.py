@@ -695,7 +695,9 @@ def test_stable_quantiles_are_nolans_table() -> None:
 
 def test_lightning_changelog_holds_out_distinct_entries() -> None:
     (log, vocab), (every, every_word) = data.lightning_changelog(), data.lightning_changelog(1)
-    assert log.x_train.shape == (2148, data.CHANGELOG_WORDS) and len(log.x_test) == 716
+    # the changelog grows with each Lightning release (2.6.6: 2,148 / 716 entries)
+    assert log.x_train.shape[1] == data.CHANGELOG_WORDS and len(log.x_train) >= 2000
+    assert 0.2 < len(log.x_test) / (len(log.x_train) + len(log.x_test)) < 0.3
     assert set(log.y_train.tolist()) == set(log.y_test.tolist()) == set(range(5))
     assert int(log.x_train.max()) < vocab < every_word
     # every entry once, none held out that is a training one: with every training word
