@@ -11,10 +11,14 @@ every group's upper bound for the rest of the run (the final cooldown aside):
   rule may climb back, not above;
 - ``cut``: to the LR after the cut: a ratchet, the rule's increases stay below every
   level a held-out value complained at, times ``eval_factor``;
-- ``search`` (``round28/search.py``): the ratchet, and a held-out value that keeps pace
+- ``search`` (``round28/arm.py search``): the ratchet, and a held-out value that keeps pace
   (after the first) also divides the LR by ``eval_factor``, up to the bound: the
   held-out value moves the LR both ways, a line search a cut ends;
-- ``squared`` (``round28/squared.py``), no ceiling: each held-out cut that follows a cut
+- ``strict`` (``round28/arm.py strict``): ``search`` whose raise needs the held-out value
+  to have fallen since the best before it, relatively, at least as much as the smoothed
+  training loss since the last held-out value (full pace, not ``eval_pace``'s half): a
+  model that does not yet overfit, as one at a too-small LR;
+- ``squared`` (``round28/arm.py squared``), no ceiling: each held-out cut that follows a cut
   (no value keeping pace between them) squares the factor of the one before, as the
   blow-up guard's decreases do (0.7, 0.49, 0.24, 0.058, then 0.003 each time), not
   below the lower bound.
@@ -38,7 +42,8 @@ from prototypes import run_arms
 from greedylr import rule
 from greedylr.config import BLOWUP_SQUARINGS
 
-MARKS = {"complained": 3e-298, "cut": 5e-298, "search": 9e-298, "squared": 1.1e-297}
+MARKS = {"complained": 3e-298, "cut": 5e-298, "search": 9e-298, "squared": 1.1e-297,
+         "strict": 1.3e-297}
 ARMS: tuple[tuple[str, dict[str, Any]], ...] = tuple(
     ("greedy", {"eps": MARKS[arm]}) for arm in ("complained", "cut"))
 _observed_eval = rule._observed_eval
@@ -47,6 +52,7 @@ _observed_eval = rule._observed_eval
 def _patched_observed_eval(config: Any, state: Any, value: float) -> rule.Decision:
     arm = {v: k for k, v in MARKS.items()}.get(config.eps)
     before, first = list(state.lrs), state.eval_best is None
+    best, last = state.eval_best, state.eval_train
     decision = _observed_eval(config, state, value)
     if arm is None:
         return decision
@@ -64,11 +70,22 @@ def _patched_observed_eval(config: Any, state: Any, value: float) -> rule.Decisi
     if state.lrs != before:  # a held-out cut moved the LR
         ceiling = before if arm == "complained" else state.lrs
         state.max_lrs = [min(m, c) for m, c in zip(state.max_lrs, ceiling)]
-    elif (arm == "search" and not first and not state.anneal_from
-          and state.eval_best == value and not state.eval_block):  # kept pace
+    elif (arm in ("search", "strict") and not first and not state.anneal_from
+          and state.eval_best == value and not state.eval_block  # kept pace
+          and (arm == "search" or _full_pace(config, best, value, last, state.smoothed))):
         state.lrs = [min(lr / config.eval_factor, m) for lr, m in zip(state.lrs, state.max_lrs)]
         return rule.Decision(tuple(state.lrs), state.smoothed)
     return decision
+
+
+def _full_pace(config: Any, best: float | None, value: float, last: float | None,
+               now: float | None) -> bool:
+    """Whether the held-out value fell from ``best`` (relatively) at least as much as the
+    smoothed training loss from ``last`` to ``now``."""
+    if best is None or last is None or now is None or not best or not last:
+        return False
+    sign = 1.0 if config.eval_mode == "min" else -1.0
+    return sign * (best - value) / abs(best) >= sign * (last - now) / abs(last)
 
 
 def _patch() -> None:
