@@ -84,8 +84,9 @@ def _full_pace(config: Any, best: float | None, value: float, last: float | None
     smoothed training loss from ``last`` to ``now``."""
     if best is None or last is None or now is None or not best or not last:
         return False
-    sign = 1.0 if config.eval_mode == "min" else -1.0
-    return sign * (best - value) / abs(best) >= sign * (last - now) / abs(last)
+    held = (best - value if config.eval_mode == "min" else value - best) / abs(best)
+    train = (last - now if config.mode == "min" else now - last) / abs(last)
+    return held >= train
 
 
 def _patch() -> None:
