@@ -1,10 +1,10 @@
 """Round 28 prototype, descriptive: one arm of ``round28/ceiling.py`` (its patch), by
 name: ``search`` (the held-out value moves the LR both ways), ``strict`` (the same, a
-raise at full pace only), ``squared`` (consecutive held-out cuts square their factor) or
-``base`` (0.8 itself, unpatched: its grid with the
-traces kept)::
+raise at full pace only), ``squared`` (consecutive held-out cuts square their factor),
+``both`` (``search`` with ``squared``'s cuts) or ``base`` (0.8 itself, unpatched: its
+grid with the traces kept)::
 
-    python results/defaults/round28/arm.py {base,search,strict,squared} {heldout,grid} OUT
+    python results/defaults/round28/arm.py {base,search,strict,squared,both} {heldout,grid} OUT
 """
 from __future__ import annotations
 

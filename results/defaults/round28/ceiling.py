@@ -22,6 +22,7 @@ every group's upper bound for the rest of the run (the final cooldown aside):
   (no value keeping pace between them) squares the factor of the one before, as the
   blow-up guard's decreases do (0.7, 0.49, 0.24, 0.058, then 0.003 each time), not
   below the lower bound.
+- ``both`` (``round28/arm.py both``): ``search`` whose cuts are ``squared``'s.
 
 Training-loss decreases, the blow-up guard and the final cooldown are 0.8's. Marked by
 ``eps`` (the default is 0); ``heldout`` and ``grid`` as
@@ -43,7 +44,7 @@ from greedylr import rule
 from greedylr.config import BLOWUP_SQUARINGS
 
 MARKS = {"complained": 3e-298, "cut": 5e-298, "search": 9e-298, "squared": 1.1e-297,
-         "strict": 1.3e-297}
+         "strict": 1.3e-297, "both": 1.5e-297}
 ARMS: tuple[tuple[str, dict[str, Any]], ...] = tuple(
     ("greedy", {"eps": MARKS[arm]}) for arm in ("complained", "cut"))
 _observed_eval = rule._observed_eval
@@ -57,22 +58,25 @@ def _patched_observed_eval(config: Any, state: Any, value: float) -> rule.Decisi
     if arm is None:
         return decision
     cuts = state.__dict__.get("eval_cuts", 0)
-    if arm == "squared" and state.lrs != before:
+    kept_pace = state.eval_best == value and not state.eval_block
+    if arm in ("squared", "both") and state.lrs != before:
         # the cut took eval_factor; this one takes eval_factor ** (2 ** cuts)
         extra = config.eval_factor ** (2 ** min(cuts, BLOWUP_SQUARINGS) - 1)
         state.lrs = [max(lr * extra, lo) for lr, lo in zip(state.lrs, state.min_lrs)]
         state.__dict__["eval_cuts"] = cuts + 1
+        if arm == "both":
+            state.max_lrs = [min(m, c) for m, c in zip(state.max_lrs, state.lrs)]
         return rule.Decision(tuple(state.lrs), decision.smoothed, decision.events)
+    if arm in ("squared", "both") and kept_pace:
+        state.__dict__["eval_cuts"] = 0
     if arm == "squared":
-        if state.eval_best == value and not state.eval_block:  # kept pace
-            state.__dict__["eval_cuts"] = 0
         return decision
     if state.lrs != before:  # a held-out cut moved the LR
         ceiling = before if arm == "complained" else state.lrs
         state.max_lrs = [min(m, c) for m, c in zip(state.max_lrs, ceiling)]
-    elif (arm in ("search", "strict") and not first and not state.anneal_from
-          and state.eval_best == value and not state.eval_block  # kept pace
-          and (arm == "search" or _full_pace(config, best, value, last, state.smoothed))):
+    elif (arm in ("search", "strict", "both") and not first and not state.anneal_from
+          and kept_pace
+          and (arm != "strict" or _full_pace(config, best, value, last, state.smoothed))):
         state.lrs = [min(lr / config.eval_factor, m) for lr, m in zip(state.lrs, state.max_lrs)]
         return rule.Decision(tuple(state.lrs), state.smoothed)
     return decision
