@@ -26,8 +26,7 @@ from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import codec_tables
-from greedylr.evidence.workloads.loop import batch_sampler, run, split_evaluator
-from greedylr.evidence.workloads.titanic_ft_transformer import nll_metrics
+from greedylr.evidence.workloads.loop import fit_classifier, nll_metrics
 
 __all__ = ["train"]
 
@@ -58,9 +57,7 @@ class _NeuMF(nn.Module):
 
 def train(trial) -> None:
     data, codecs, classes = codec_tables()
-    run(trial, _NeuMF(codecs, classes), batch_sampler(data.x_train, data.y_train, 64),
-        lambda m, b: nn.functional.cross_entropy(m(b[0]), b[1]),
-        split_evaluator(trial, nll_metrics, data.x_test, data.y_test))
+    fit_classifier(trial, _NeuMF(codecs, classes), data, 64, nll_metrics)
 
 
 register(

@@ -26,9 +26,8 @@ from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import html_entities
-from greedylr.evidence.workloads.loop import batch_sampler, run, split_evaluator
+from greedylr.evidence.workloads.loop import fit_classifier, nll_metrics
 from greedylr.evidence.workloads.minilm_spelling_qrnn import CharLayerStack
-from greedylr.evidence.workloads.titanic_ft_transformer import nll_metrics
 
 __all__ = ["train"]
 
@@ -55,10 +54,7 @@ class _IndRNNLayer(nn.Module):
 
 def train(trial) -> None:
     data, classes = html_entities()
-    run(trial, CharLayerStack(_IndRNNLayer, classes),
-        batch_sampler(data.x_train, data.y_train, 32),
-        lambda m, b: nn.functional.cross_entropy(m(b[0]), b[1]),
-        split_evaluator(trial, nll_metrics, data.x_test, data.y_test))
+    fit_classifier(trial, CharLayerStack(_IndRNNLayer, classes), data, 32, nll_metrics)
 
 
 register(

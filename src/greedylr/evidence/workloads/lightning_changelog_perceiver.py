@@ -31,8 +31,7 @@ from greedylr.evidence.workloads.data import (
     CHANGELOG_WORDS,
     lightning_changelog,
 )
-from greedylr.evidence.workloads.loop import batch_sampler, run, split_evaluator
-from greedylr.evidence.workloads.titanic_ft_transformer import nll_metrics
+from greedylr.evidence.workloads.loop import fit_classifier, nll_metrics
 
 __all__ = ["train"]
 
@@ -82,10 +81,7 @@ class _Perceiver(nn.Module):
 
 def train(trial) -> None:
     data, vocab = lightning_changelog()
-    run(trial, _Perceiver(vocab, len(CHANGELOG_SECTIONS)),
-        batch_sampler(data.x_train, data.y_train, 32),
-        lambda m, b: nn.functional.cross_entropy(m(b[0]), b[1]),
-        split_evaluator(trial, nll_metrics, data.x_test, data.y_test))
+    fit_classifier(trial, _Perceiver(vocab, len(CHANGELOG_SECTIONS)), data, 32, nll_metrics)
 
 
 register(

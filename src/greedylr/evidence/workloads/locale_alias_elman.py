@@ -25,8 +25,7 @@ from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import VOCAB, CharVocab, locale_aliases
-from greedylr.evidence.workloads.loop import batch_sampler, run, split_evaluator
-from greedylr.evidence.workloads.titanic_ft_transformer import nll_metrics
+from greedylr.evidence.workloads.loop import fit_classifier, nll_metrics
 
 __all__ = ["train"]
 
@@ -49,10 +48,8 @@ class _AliasElman(nn.Module):
 
 def train(trial) -> None:
     data, classes = locale_aliases()
-    run(trial, _AliasElman(classes), batch_sampler(data.x_train, data.y_train, 32),
-        lambda m, b: nn.functional.cross_entropy(m(b[0]), b[1]),
-        split_evaluator(trial, nll_metrics, data.x_test, data.y_test),
-        optimizer_kwargs={"momentum": 0.0})
+    fit_classifier(trial, _AliasElman(classes), data, 32, nll_metrics,
+                   optimizer_kwargs={"momentum": 0.0})
 
 
 register(

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from greedylr.evidence.workloads.data import ArrayDataset
 
 __all__ = [
-    "batch_sampler", "classification_metrics", "fit_classifier", "fit_mse", "psnr_metrics",
-    "rmse_metrics", "run", "split_evaluator",
+    "batch_sampler", "classification_metrics", "fit_classifier", "fit_mse", "nll_metrics",
+    "psnr_metrics", "rmse_metrics", "run", "split_evaluator",
 ]
 
 Batch = Any
@@ -57,6 +57,15 @@ def classification_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -
         "accuracy": (logits.argmax(-1) == y).float().mean().item(),
         "loss": nn.functional.cross_entropy(logits, y).item(),
     }
+
+
+def nll_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """A classifier's held-out negative log-likelihood (``nll``, also as ``loss``) and
+    accuracy."""
+    logits = model(x)
+    nll = nn.functional.cross_entropy(logits, y).item()
+    return {"nll": nll, "accuracy": (logits.argmax(-1) == y).float().mean().item(),
+            "loss": nll}
 
 
 def rmse_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
@@ -178,14 +187,15 @@ def fit_classifier(
     model: nn.Module,
     data: ArrayDataset,
     batch_size: int,
+    metrics: Callable[..., dict[str, float]] = classification_metrics,
     **options: Any,
 ) -> None:
     """:func:`run` for a classifier by cross-entropy on an ``ArrayDataset``
-    (``data.x_train -> data.y_train``, class indices), scored by
-    :func:`classification_metrics` on its held-out part (split if the trial asks).
-    ``options`` go to :func:`run` (``clip_norm``, ``optimizer_kwargs``)."""
-    _fit(trial, model, data, batch_size, nn.functional.cross_entropy, classification_metrics,
-         **options)
+    (``data.x_train -> data.y_train``, class indices), scored by ``metrics``
+    (:func:`classification_metrics`, or :func:`nll_metrics` where the NLL is the metric)
+    on its held-out part (split if the trial asks). ``options`` go to :func:`run`
+    (``clip_norm``, ``optimizer_kwargs``)."""
+    _fit(trial, model, data, batch_size, nn.functional.cross_entropy, metrics, **options)
 
 
 def _fit(

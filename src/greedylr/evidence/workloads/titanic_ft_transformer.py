@@ -18,7 +18,7 @@ from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import TITANIC_CATEGORIES, TITANIC_NUMERIC, titanic
-from greedylr.evidence.workloads.loop import batch_sampler, run, split_evaluator
+from greedylr.evidence.workloads.loop import fit_classifier, nll_metrics
 
 __all__ = ["train"]
 
@@ -52,20 +52,9 @@ class _FTTransformer(nn.Module):
         return self.head(self.encoder(tokens)[:, 0])
 
 
-def nll_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-    """A classifier's held-out negative log-likelihood (``nll``, also as ``loss``) and
-    accuracy."""
-    logits = model(x)
-    nll = nn.functional.cross_entropy(logits, y).item()
-    return {"nll": nll, "accuracy": (logits.argmax(-1) == y).float().mean().item(),
-            "loss": nll}
-
-
 def train(trial) -> None:
     data = titanic()
-    run(trial, _FTTransformer(), batch_sampler(data.x_train, data.y_train, 64),
-        lambda m, b: nn.functional.cross_entropy(m(b[0]), b[1]),
-        split_evaluator(trial, nll_metrics, data.x_test, data.y_test))
+    fit_classifier(trial, _FTTransformer(), data, 64, nll_metrics)
 
 
 register(

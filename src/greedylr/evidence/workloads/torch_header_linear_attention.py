@@ -24,8 +24,7 @@ from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import HEADER_CHARS, HEADER_PROJECTS, VOCAB, torch_headers
-from greedylr.evidence.workloads.loop import batch_sampler, run, split_evaluator
-from greedylr.evidence.workloads.titanic_ft_transformer import nll_metrics
+from greedylr.evidence.workloads.loop import fit_classifier, nll_metrics
 
 __all__ = ["train"]
 
@@ -72,10 +71,7 @@ class _HeaderClassifier(nn.Module):
 
 def train(trial) -> None:
     data = torch_headers()
-    run(trial, _HeaderClassifier(len(HEADER_PROJECTS)),
-        batch_sampler(data.x_train, data.y_train, 32),
-        lambda m, b: nn.functional.cross_entropy(m(b[0]), b[1]),
-        split_evaluator(trial, nll_metrics, data.x_test, data.y_test))
+    fit_classifier(trial, _HeaderClassifier(len(HEADER_PROJECTS)), data, 32, nll_metrics)
 
 
 register(
