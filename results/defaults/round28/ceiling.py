@@ -62,7 +62,7 @@ def _patched_observed_eval(config: Any, state: Any, value: float) -> rule.Decisi
     if arm in ("squared", "both") and state.lrs != before:
         # the cut took eval_factor; this one takes eval_factor ** (2 ** cuts)
         extra = config.eval_factor ** (2 ** min(cuts, BLOWUP_SQUARINGS) - 1)
-        state.lrs = [max(lr * extra, lo) for lr, lo in zip(state.lrs, state.min_lrs)]
+        rule._lower(state, extra, config.eps)
         state.__dict__["eval_cuts"] = cuts + 1
         if arm == "both":
             state.max_lrs = [min(m, c) for m, c in zip(state.max_lrs, state.lrs)]
