@@ -77,7 +77,9 @@ def _grid_specs(split: str, schedule: str = "cosine") -> list[Any]:
 
 def grid_score(out: Path, stored: list[str]) -> None:
     """The reseeded cosine against the best-tuned cosine of the stored grids (files
-    ``*_<split>.json``): how often a rerun of cosine at each grid position is within 2%."""
+    ``*_<split>.json``): how often a rerun of cosine at each grid position is within 2%;
+    with 0.8's grids on the next seeds (``greedy-grid``) run too, 0.8's grid figures on
+    those seeds alone and on every seed."""
     sys.path.insert(0, str(Path(__file__).parents[1] / "round20"))
     from pooled import _runs, grid
 
@@ -115,6 +117,23 @@ def grid_score(out: Path, stored: list[str]) -> None:
           f"{100 * np.mean(np.array(at_best) <= 1.02):.0f}% of {len(at_best)} workloads, "
           f"median ratio {np.median(at_best):.3f}; its own best LR within 2% at "
           f"{100 * np.mean(np.array(best_again) <= 1.02):.0f}%")
+    if not all((out / f"greedy_grid_{split}.json").exists() for split in HELDOUT_SPLITS):
+        return
+    plain = ("cosine", "greedy")
+    for name, with_stored in (("replica", False), ("all", True)):
+        print(f"-- {name}: 0.8 against the best-tuned cosine, "
+              + ("every seed" if with_stored else "both on the next seeds alone"))
+        paths = []
+        for split in HELDOUT_SPLITS:
+            runs = [r for kind in ("floor", "greedy")
+                    for r in json.loads((out / f"{kind}_grid_{split}.json").read_text())]
+            if with_stored:
+                runs += [r for r in stored_runs[split] if r["spec"]["schedule"] in plain
+                         and not r["spec"]["settings"].keys() - {"workload_feed_split"}]
+            path = out / f"{name}_grid_{split}.json"
+            path.write_text(json.dumps(runs))
+            paths.append(str(path))
+        grid(paths)
 
 
 def _quantities(r: dict[str, Any]) -> dict[str, float]:
