@@ -12,10 +12,14 @@ cuts on worse values and 1.1 on lagging ones; at 10x 2.05 and 1.31: a worse valu
 what marks a too-large LR. Here (``worse``) a cut on a worse value takes
 ``eval_factor ** (2 ** k)``, ``k`` the cuts on worse values since the last value that
 kept pace (0.7, 0.49, 0.24, 0.058, then 0.003 each time, not below the lower bound); a
-cut on a lagging value is 0.8's (0.7) and leaves ``k`` as it is. Everything else is
+cut on a lagging value is 0.8's (0.7) and leaves ``k`` as it is. ``worse3`` (added
+after ``worse``'s outcome, before any of its runs): the same, a value counting as worse
+only where it exceeds the best so far by more than 3% of it (on 0.8's grid runs the
+median rise of a worse value is 1.8% at 0.1x and 2.6% at 0.316x, 6.0% at 1x, 9.8% at
+3.16x and 9.9% at 10x); a smaller rise cuts as a lagging value does. Everything else is
 0.8's. Marked by ``eps``; as :func:`prototypes.run_arms`::
 
-    python results/defaults/round29/compound.py {heldout,grid} OUT
+    python results/defaults/round29/compound.py {worse,worse3} {heldout,grid} OUT
 """
 from __future__ import annotations
 
@@ -30,18 +34,24 @@ from prototypes import run_arms
 from greedylr import rule
 from greedylr.config import BLOWUP_SQUARINGS
 
-MARK = 1.7e-297
+MARKS = {"worse": 1.7e-297, "worse3": 1.9e-297}
+#: ``worse3``: the relative rise over the best so far that counts as worse
+MARGIN = 0.03
 _observed_eval = rule._observed_eval
 
 
 def _patched_observed_eval(config: Any, state: Any, value: float) -> rule.Decision:
-    if config.eps != MARK:
+    arm = {v: k for k, v in MARKS.items()}.get(config.eps)
+    if arm is None:
         return _observed_eval(config, state, value)
     before, best = list(state.lrs), state.eval_best
     decision = _observed_eval(config, state, value)
     worse_cuts = state.__dict__.get("eval_worse_cuts", 0)
     if state.lrs != before:  # a held-out cut
-        worse = best is not None and rule._worse(config.eval_mode, value, best)
+        margin = MARGIN * abs(best) if arm == "worse3" and best is not None else 0.0
+        worse = best is not None and rule._worse(
+            config.eval_mode, value - margin if config.eval_mode == "min" else value + margin,
+            best)
         if worse:
             extra = config.eval_factor ** (2 ** min(worse_cuts, BLOWUP_SQUARINGS) - 1)
             rule._lower(state, extra, config.eps)
@@ -57,4 +67,6 @@ def _patch() -> None:
 
 
 if __name__ == "__main__":
-    run_arms(sys.argv[1:], (("greedy", {"eps": MARK}),), "compound", _patch)
+    name = sys.argv[1]
+    run_arms(sys.argv[2:], (("greedy", {"eps": MARKS[name]}),),
+             "compound" if name == "worse" else name, _patch)
