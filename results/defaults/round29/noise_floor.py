@@ -23,7 +23,7 @@ against cosine on seeds 3-5 alone: how far the headline figures move with the se
     python results/defaults/round29/noise_floor.py rescore OUT STORED...   # other arms
     python results/defaults/round29/noise_floor.py grid OUT     # cosine's grids, next seeds
     python results/defaults/round29/noise_floor.py greedy-grid OUT   # 0.8's, next seeds
-    python results/defaults/round29/noise_floor.py grid-score OUT STORED...
+    python results/defaults/round29/noise_floor.py grid-score OUT STORED...  # both grids
 """
 from __future__ import annotations
 
@@ -128,8 +128,12 @@ def grid_score(out: Path, stored: list[str]) -> None:
             runs = [r for kind in ("floor", "greedy")
                     for r in json.loads((out / f"{kind}_grid_{split}.json").read_text())]
             if with_stored:
-                runs += [r for r in stored_runs[split] if r["spec"]["schedule"] in plain
-                         and not r["spec"]["settings"].keys() - {"workload_feed_split"}]
+                kept = [r for r in stored_runs[split] if r["spec"]["schedule"] in plain
+                        and not r["spec"]["settings"].keys() - {"workload_feed_split"}]
+                if not any(r["spec"]["schedule"] == "greedy" for r in kept):
+                    raise SystemExit(f"no stored 0.8 grid runs of {split}: give them too "
+                                     "(runs/r28/base_grid_*.json)")
+                runs += kept
             path = out / f"{name}_grid_{split}.json"
             path.write_text(json.dumps(runs))
             paths.append(str(path))
