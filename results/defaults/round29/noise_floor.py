@@ -19,6 +19,7 @@ against cosine on seeds 3-5 alone: how far the headline figures move with the se
 
     python results/defaults/round29/noise_floor.py run OUT      # the two controls
     python results/defaults/round29/noise_floor.py greedy OUT   # 0.8 on seeds 3, 4, 5
+    python results/defaults/round29/noise_floor.py nudged OUT   # the nudged cosine, seeds 3-5
     python results/defaults/round29/noise_floor.py score OUT STORED...
     python results/defaults/round29/noise_floor.py rescore OUT STORED...   # other arms
     python results/defaults/round29/noise_floor.py grid OUT     # cosine's grids, next seeds
@@ -185,6 +186,13 @@ def beyond_noise(runs: list[dict[str, Any]], z: float = 2.0) -> dict[str, dict[s
             for arm, by in shares.items()}
 
 
+def _nudged_specs(split: str) -> list[Any]:
+    """``cosine_nudged`` on seeds 3, 4, 5: the control's six seeds."""
+    nudged = [s for s in _specs(split) if s.lr is not None]
+    offset = RESEEDS[0] - min(s.seed for s in nudged)
+    return [replace(s, seed=s.seed + offset) for s in nudged]
+
+
 def _named(r: dict[str, Any]) -> dict[str, Any]:
     """A run under the name of the schedule it stands for."""
     spec = r["spec"]
@@ -233,8 +241,13 @@ def score(out: Path, stored: list[str]) -> None:
              for s in HELDOUT_SPLITS}
     _pool(out, "replica", {s: renamed(json.loads(json.dumps(again[s])))
                            for s in HELDOUT_SPLITS})
-    _pool(out, "six", {s: base[s] + renamed(json.loads(json.dumps(again[s])))
-                       for s in HELDOUT_SPLITS})
+    six = {s: base[s] + renamed(json.loads(json.dumps(again[s]))) for s in HELDOUT_SPLITS}
+    for s in HELDOUT_SPLITS:  # the nudged cosine's six seeds too, where ``nudged`` ran
+        path = out / f"nudged_heldout_{s}.json"
+        if path.exists():
+            six[s] += [r for r in mine[s] if r["spec"]["schedule"] == "cosine_nudged"]
+            six[s] += [_named(r) for r in json.loads(path.read_text())]
+    _pool(out, "six", six)
     print("-- beyond noise (a shortfall counts beyond 1% and 2 standard errors)")
     _print_beyond_noise([r for s in HELDOUT_SPLITS for r in base[s] + mine[s]])
 
@@ -262,6 +275,8 @@ if __name__ == "__main__":
         every_split(_specs, out, "floor_heldout")
     elif command == "greedy":
         every_split(_greedy_specs, out, "greedy_heldout")
+    elif command == "nudged":
+        every_split(_nudged_specs, out, "nudged_heldout")
     elif command == "grid":
         every_split(_grid_specs, out, "floor_grid")
     elif command == "greedy-grid":
