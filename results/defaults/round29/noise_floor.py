@@ -175,6 +175,8 @@ def beyond_noise(runs: list[dict[str, Any]], z: float = 2.0) -> dict[str, dict[s
         six = {**cos, **values["cosine_reseeded", w]}
         for q in seeds[min(seeds)]:
             base = np.mean([cos[s][q] for s in cos])
+            if not math.isfinite(base):  # cosine never evaluated by then: no comparison
+                continue
             mine = np.mean([seeds[s][q] for s in seeds])
             spread = np.std([six[s][q] for s in six], ddof=1) * math.sqrt(2 / 3)
             allowed = max(TOLERANCE * abs(base), z * spread)
