@@ -15,7 +15,8 @@ Whatever share of comparisons these lose, a rule that is not cosine loses too by
 alone. With 0.8 run on seeds 3, 4, 5 as well, ``score`` prints four readings:
 ``controls`` (both controls and 0.8 against cosine, the issue's rule), ``replica`` (0.8
 against cosine on seeds 3-5 alone: how far the headline figures move with the seeds),
-``six`` (0.8 against cosine, six seeds each) and ``beyond noise`` (:func:`beyond_noise`)::
+``six`` (0.8, and the nudged cosine where ``nudged`` ran, against cosine, six seeds
+each) and ``beyond noise`` (:func:`beyond_noise`)::
 
     python results/defaults/round29/noise_floor.py run OUT      # the two controls
     python results/defaults/round29/noise_floor.py greedy OUT   # 0.8 on seeds 3, 4, 5
@@ -44,25 +45,41 @@ NUDGE = 1.001
 RESEEDS = (3, 4, 5)
 
 
-def _specs(split: str) -> list[Any]:
-    from greedylr.evidence import workloads
+def _heldout(split: str, schedule: str) -> list[Any]:
+    """``schedule`` (the package's defaults) under ``split``'s held-out protocol."""
     from greedylr.evidence.defaults import HELDOUT_SPLITS, heldout_specs
 
-    cosine = heldout_specs(HELDOUT_SPLITS[split], f"defaults_heldout_{split}",
-                           choices=(("cosine", {}),))
-    nudged = [replace(s, lr=NUDGE * workloads.get(s.workload).lr) for s in cosine]
-    offset = RESEEDS[0] - min(s.seed for s in cosine)
-    return nudged + [replace(s, seed=s.seed + offset) for s in cosine]
+    return heldout_specs(HELDOUT_SPLITS[split], f"defaults_heldout_{split}",
+                         choices=((schedule, {}),))
+
+
+def _reseeded(specs: list[Any]) -> list[Any]:
+    """``specs`` on seeds 3, 4, 5 instead of the protocol's 0, 1, 2."""
+    offset = RESEEDS[0] - min(s.seed for s in specs)
+    return [replace(s, seed=s.seed + offset) for s in specs]
+
+
+def _nudged(split: str) -> list[Any]:
+    """``cosine_nudged`` on the protocol's seeds."""
+    from greedylr.evidence import workloads
+
+    return [replace(s, lr=NUDGE * workloads.get(s.workload).lr)
+            for s in _heldout(split, "cosine")]
+
+
+def _specs(split: str) -> list[Any]:
+    """The two controls: ``cosine_nudged`` and ``cosine_reseeded``."""
+    return _nudged(split) + _reseeded(_heldout(split, "cosine"))
 
 
 def _greedy_specs(split: str) -> list[Any]:
     """0.8 (the package's defaults, fed the validation half) on seeds 3, 4, 5."""
-    from greedylr.evidence.defaults import HELDOUT_SPLITS, heldout_specs
+    return _reseeded(_heldout(split, "greedy"))
 
-    greedy = heldout_specs(HELDOUT_SPLITS[split], f"defaults_heldout_{split}",
-                           choices=(("greedy", {}),))
-    offset = RESEEDS[0] - min(s.seed for s in greedy)
-    return [replace(s, seed=s.seed + offset) for s in greedy]
+
+def _nudged_specs(split: str) -> list[Any]:
+    """``cosine_nudged`` on seeds 3, 4, 5: the control's six seeds."""
+    return _reseeded(_nudged(split))
 
 
 def _grid_specs(split: str, schedule: str = "cosine") -> list[Any]:
@@ -186,13 +203,6 @@ def beyond_noise(runs: list[dict[str, Any]], z: float = 2.0) -> dict[str, dict[s
             shares[arm][q[0]].append(ok)
     return {arm: {k: 100 * sum(v) / len(v) for k, v in by.items()}
             for arm, by in shares.items()}
-
-
-def _nudged_specs(split: str) -> list[Any]:
-    """``cosine_nudged`` on seeds 3, 4, 5: the control's six seeds."""
-    nudged = [s for s in _specs(split) if s.lr is not None]
-    offset = RESEEDS[0] - min(s.seed for s in nudged)
-    return [replace(s, seed=s.seed + offset) for s in nudged]
 
 
 def _named(r: dict[str, Any]) -> dict[str, Any]:
