@@ -20,12 +20,7 @@ from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import VOCAB, monaco_source
-from greedylr.evidence.workloads.loop import run
-from greedylr.evidence.workloads.stdlib_char_transformer import (
-    lm_evaluator,
-    lm_loss,
-    lm_sampler,
-)
+from greedylr.evidence.workloads.stdlib_char_transformer import fit_char_lm
 
 __all__ = ["train"]
 
@@ -67,8 +62,7 @@ class _GatedCNN(nn.Module):
 
 def train(trial) -> None:
     train_stream, test_stream = monaco_source()
-    run(trial, _GatedCNN(len(VOCAB)), lm_sampler(train_stream, SEQ, BATCH), lm_loss,
-        lm_evaluator(trial, test_stream, SEQ, windows=256))
+    fit_char_lm(trial, _GatedCNN(len(VOCAB)), train_stream, test_stream, SEQ, BATCH)
 
 
 register(

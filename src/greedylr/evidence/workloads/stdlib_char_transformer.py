@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +19,7 @@ from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import VOCAB, stdlib_text
 from greedylr.evidence.workloads.loop import run, split_evaluator
 
-__all__ = ["CharGPT", "lm_evaluator", "lm_sampler", "train", "train_char_lm"]
+__all__ = ["CharGPT", "fit_char_lm", "lm_evaluator", "lm_sampler", "train", "train_char_lm"]
 
 SEQ = 64
 BATCH = 16
@@ -84,18 +85,24 @@ def lm_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch
     return F.cross_entropy(model(x).reshape(-1, len(VOCAB)), y.reshape(-1))
 
 
+def fit_char_lm(trial, model: nn.Module, train_stream: torch.Tensor, test_stream: torch.Tensor,
+                seq: int, batch: int, **options: Any) -> None:
+    """:func:`run` for a character LM: ``batch`` random windows of ``seq`` characters of
+    ``train_stream`` a step (:func:`lm_sampler`), next-character cross-entropy
+    (:func:`lm_loss`), held-out perplexity on fixed windows of ``test_stream``
+    (:func:`lm_evaluator`, split if the trial asks). ``options`` go to :func:`run`. Build
+    ``model`` after loading the data, as every workload does, so that its initial
+    weights are the ones its calibration saw."""
+    run(trial, model, lm_sampler(train_stream, seq, batch), lm_loss,
+        lm_evaluator(trial, test_stream, seq), **options)
+
+
 def train_char_lm(trial, model_class: Callable[[int], nn.Module]) -> None:
     """Train ``model_class(vocabulary size)`` as a character LM on the stdlib's source,
     held-out perplexity on files it never sees; the model is built after the data, as
     each workload always did, so its initial weights do not change."""
     train_stream, test_stream = stdlib_text()
-    run(
-        trial,
-        model_class(len(VOCAB)),
-        lm_sampler(train_stream, SEQ, BATCH),
-        lm_loss,
-        lm_evaluator(trial, test_stream, SEQ),
-    )
+    fit_char_lm(trial, model_class(len(VOCAB)), train_stream, test_stream, SEQ, BATCH)
 
 
 def train(trial) -> None:

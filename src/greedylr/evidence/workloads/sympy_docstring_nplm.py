@@ -20,12 +20,7 @@ from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import VOCAB, sympy_docstrings
-from greedylr.evidence.workloads.loop import run
-from greedylr.evidence.workloads.stdlib_char_transformer import (
-    lm_evaluator,
-    lm_loss,
-    lm_sampler,
-)
+from greedylr.evidence.workloads.stdlib_char_transformer import fit_char_lm
 
 __all__ = ["train"]
 
@@ -54,9 +49,8 @@ class _NPLM(nn.Module):
 
 def train(trial) -> None:
     train_stream, test_stream = sympy_docstrings()
-    run(trial, _NPLM(len(VOCAB)), lm_sampler(train_stream, SEQ, BATCH), lm_loss,
-        lm_evaluator(trial, test_stream, SEQ, windows=256),
-        optimizer_kwargs={"nesterov": True})
+    fit_char_lm(trial, _NPLM(len(VOCAB)), train_stream, test_stream, SEQ, BATCH,
+                optimizer_kwargs={"nesterov": True})
 
 
 register(

@@ -11,13 +11,12 @@ chunks of consecutive code points:
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import VOCAB, CharVocab, unicode_categories, unicode_names
-from greedylr.evidence.workloads.loop import fit_classifier, run
-from greedylr.evidence.workloads.stdlib_char_transformer import lm_evaluator, lm_sampler
+from greedylr.evidence.workloads.loop import fit_classifier
+from greedylr.evidence.workloads.stdlib_char_transformer import fit_char_lm
 
 __all__ = ["CharCNN", "CharGRU", "train_category", "train_lm"]
 
@@ -58,13 +57,7 @@ class CharCNN(nn.Module):
 
 def train_lm(trial) -> None:
     train_ids, test_ids = unicode_names()
-    run(
-        trial,
-        CharGRU(len(VOCAB)),
-        lm_sampler(train_ids, SEQ, 32),
-        lambda m, b: F.cross_entropy(m(b[0]).reshape(-1, len(VOCAB)), b[1].reshape(-1)),
-        lm_evaluator(trial, test_ids, SEQ),
-    )
+    fit_char_lm(trial, CharGRU(len(VOCAB)), train_ids, test_ids, SEQ, 32)
 
 
 def train_category(trial) -> None:
