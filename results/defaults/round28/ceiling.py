@@ -50,6 +50,14 @@ ARMS: tuple[tuple[str, dict[str, Any]], ...] = tuple(
 _observed_eval = rule._observed_eval
 
 
+def compound_cut(config: Any, state: Any, cuts: int) -> None:
+    """After a held-out cut (``eval_factor``), lower the LRs further so that the cut
+    takes ``eval_factor ** (2 ** cuts)`` in all, squared at most ``BLOWUP_SQUARINGS``
+    times as the blow-up guard's decreases are, not below the lower bounds."""
+    rule._lower(state, config.eval_factor ** (2 ** min(cuts, BLOWUP_SQUARINGS) - 1),
+                config.eps)
+
+
 def _patched_observed_eval(config: Any, state: Any, value: float) -> rule.Decision:
     arm = {v: k for k, v in MARKS.items()}.get(config.eps)
     before, first = list(state.lrs), state.eval_best is None
@@ -60,9 +68,7 @@ def _patched_observed_eval(config: Any, state: Any, value: float) -> rule.Decisi
     cuts = state.__dict__.get("eval_cuts", 0)
     kept_pace = state.eval_best == value and not state.eval_block
     if arm in ("squared", "both") and state.lrs != before:
-        # the cut took eval_factor; this one takes eval_factor ** (2 ** cuts)
-        extra = config.eval_factor ** (2 ** min(cuts, BLOWUP_SQUARINGS) - 1)
-        rule._lower(state, extra, config.eps)
+        compound_cut(config, state, cuts)
         state.__dict__["eval_cuts"] = cuts + 1
         if arm == "both":
             state.max_lrs = [min(m, c) for m, c in zip(state.max_lrs, state.lrs)]

@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
+sys.path.insert(0, str(Path(__file__).parents[1] / "round28"))
 
+from ceiling import compound_cut
 from prototypes import run_arms
 
 from greedylr import rule
-from greedylr.config import BLOWUP_SQUARINGS
 
 MARKS = {"worse": 1.7e-297, "worse3": 1.9e-297}
 #: ``worse3``: the relative rise over the best so far that counts as worse
@@ -53,8 +54,7 @@ def _patched_observed_eval(config: Any, state: Any, value: float) -> rule.Decisi
             config.eval_mode, value - margin if config.eval_mode == "min" else value + margin,
             best)
         if worse:
-            extra = config.eval_factor ** (2 ** min(worse_cuts, BLOWUP_SQUARINGS) - 1)
-            rule._lower(state, extra, config.eps)
+            compound_cut(config, state, worse_cuts)
             state.__dict__["eval_worse_cuts"] = worse_cuts + 1
             return rule.Decision(tuple(state.lrs), decision.smoothed, decision.events)
     elif state.eval_best == value and not state.eval_block:  # kept pace
@@ -67,6 +67,8 @@ def _patch() -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in MARKS:
+        raise SystemExit("usage: compound.py {worse,worse3} {heldout,grid} OUT")
     name = sys.argv[1]
     run_arms(sys.argv[2:], (("greedy", {"eps": MARKS[name]}),),
              "compound" if name == "worse" else name, _patch)
