@@ -99,38 +99,34 @@ def grid_score(out: Path, stored: list[str]) -> None:
     with 0.8's grids on the next seeds (``greedy-grid``) run too, 0.8's grid figures on
     those seeds alone and on every seed."""
     sys.path.insert(0, str(Path(__file__).parents[1] / "round20"))
-    from pooled import _runs, grid
+    from pooled import _runs
 
     from greedylr.evidence.defaults import HELDOUT_SPLITS
     from greedylr.studies.tuning import final_heldout_loss
 
     stored_runs = _runs(stored)
-    paths = []
+    named = {}
     for split in HELDOUT_SPLITS:
         again = json.loads((out / f"floor_grid_{split}.json").read_text())
         for r in again:
             r["spec"]["schedule"] = "cosine_reseeded"
-        path = out / f"named_grid_{split}.json"
-        path.write_text(json.dumps(again + [r for r in stored_runs[split]
-                                            if r["spec"]["schedule"] == "cosine"]))
-        paths.append(str(path))
-    grid(paths)
+        named[split] = again + [r for r in stored_runs[split]
+                                if r["spec"]["schedule"] == "cosine"]
+    _pool(out, "named", named, "grid")
+    loss: dict[tuple[str, str], dict[float, list[float]]] = defaultdict(
+        lambda: defaultdict(list))
+    for r in (r for runs in named.values() for r in runs):
+        loss[r["spec"]["workload"], r["spec"]["schedule"]][float(r["spec"]["lr"])].append(
+            final_heldout_loss(r))
     at_best, best_again = [], []
-    for path in paths:
-        loss: dict[tuple[str, str], dict[float, list[float]]] = defaultdict(
-            lambda: defaultdict(list))
-        for r in json.loads(Path(path).read_text()):
-            loss[r["spec"]["workload"], r["spec"]["schedule"]][float(r["spec"]["lr"])].append(
-                final_heldout_loss(r))
-        for (workload, arm), by_lr in loss.items():
-            if arm != "cosine":
-                continue
-            means = {lr: float(np.mean(v)) for lr, v in by_lr.items()}
-            again = {lr: float(np.mean(v))
-                     for lr, v in loss[workload, "cosine_reseeded"].items()}
-            best = min(means, key=means.__getitem__)
-            at_best.append(again[best] / means[best])
-            best_again.append(min(again.values()) / means[best])
+    for (workload, arm), by_lr in loss.items():
+        if arm != "cosine":
+            continue
+        means = {lr: float(np.mean(v)) for lr, v in by_lr.items()}
+        again = {lr: float(np.mean(v)) for lr, v in loss[workload, "cosine_reseeded"].items()}
+        best = min(means, key=means.__getitem__)
+        at_best.append(again[best] / means[best])
+        best_again.append(min(again.values()) / means[best])
     print(f"the reseeded cosine at the best-tuned cosine's LR: within 2% at "
           f"{100 * np.mean(np.array(at_best) <= 1.02):.0f}% of {len(at_best)} workloads, "
           f"median ratio {np.median(at_best):.3f}; its own best LR within 2% at "
@@ -139,23 +135,19 @@ def grid_score(out: Path, stored: list[str]) -> None:
         return
     plain = ("cosine", "greedy")
     for name, with_stored in (("replica", False), ("all", True)):
-        print(f"-- {name}: 0.8 against the best-tuned cosine, "
-              + ("every seed" if with_stored else "both on the next seeds alone"))
-        paths = []
+        runs = {}
         for split in HELDOUT_SPLITS:
-            runs = [r for kind in ("floor", "greedy")
-                    for r in json.loads((out / f"{kind}_grid_{split}.json").read_text())]
+            runs[split] = [r for kind in ("floor", "greedy")
+                           for r in json.loads((out / f"{kind}_grid_{split}.json").read_text())]
             if with_stored:
                 kept = [r for r in stored_runs[split] if r["spec"]["schedule"] in plain
                         and not r["spec"]["settings"].keys() - {"workload_feed_split"}]
                 if not any(r["spec"]["schedule"] == "greedy" for r in kept):
                     raise SystemExit(f"no stored 0.8 grid runs of {split}: give them too "
                                      "(runs/r28/base_grid_*.json)")
-                runs += kept
-            path = out / f"{name}_grid_{split}.json"
-            path.write_text(json.dumps(runs))
-            paths.append(str(path))
-        grid(paths)
+                runs[split] += kept
+        _pool(out, name, runs, "grid", f"{name}: 0.8 against the best-tuned cosine, "
+              + ("every seed" if with_stored else "both on the next seeds alone"))
 
 
 def _quantities(r: dict[str, Any]) -> dict[str, float]:
@@ -215,17 +207,21 @@ def _named(r: dict[str, Any]) -> dict[str, Any]:
     return r
 
 
-def _pool(out: Path, name: str, runs: dict[str, list[dict[str, Any]]]) -> None:
-    """``pooled.py heldout`` on ``runs`` (by split), kept as ``out/<name>_heldout_*``."""
-    from pooled import heldout
+def _pool(out: Path, name: str, runs: dict[str, list[dict[str, Any]]],
+          protocol: str = "heldout", heading: str | None = None) -> None:
+    """``pooled.py PROTOCOL`` on ``runs`` (by split), kept as ``out/<name>_<protocol>_*``,
+    under ``-- heading`` where one is given."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "round20"))
+    import pooled
 
     paths = []
     for split, rs in runs.items():
-        path = out / f"{name}_heldout_{split}.json"
+        path = out / f"{name}_{protocol}_{split}.json"
         path.write_text(json.dumps(rs))
         paths.append(str(path))
-    print(f"-- {name}")
-    heldout(paths)
+    if heading is not None:
+        print(f"-- {heading}")
+    getattr(pooled, protocol)(paths)
 
 
 def score(out: Path, stored: list[str]) -> None:
@@ -242,7 +238,7 @@ def score(out: Path, stored: list[str]) -> None:
     mine = {split: [_named(r) for name in ("floor", "greedy")
                     for r in json.loads((out / f"{name}_heldout_{split}.json").read_text())]
             for split in HELDOUT_SPLITS}
-    _pool(out, "controls", {s: base[s] + mine[s] for s in HELDOUT_SPLITS})
+    _pool(out, "controls", {s: base[s] + mine[s] for s in HELDOUT_SPLITS}, heading="controls")
 
     def renamed(rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for r in rs:
@@ -252,14 +248,14 @@ def score(out: Path, stored: list[str]) -> None:
     again = {s: [r for r in mine[s] if r["spec"]["schedule"].endswith("_reseeded")]
              for s in HELDOUT_SPLITS}
     _pool(out, "replica", {s: renamed(json.loads(json.dumps(again[s])))
-                           for s in HELDOUT_SPLITS})
+                           for s in HELDOUT_SPLITS}, heading="replica")
     six = {s: base[s] + renamed(json.loads(json.dumps(again[s]))) for s in HELDOUT_SPLITS}
     for s in HELDOUT_SPLITS:  # the nudged cosine's six seeds too, where ``nudged`` ran
         path = out / f"nudged_heldout_{s}.json"
         if path.exists():
             six[s] += [r for r in mine[s] if r["spec"]["schedule"] == "cosine_nudged"]
             six[s] += [_named(r) for r in json.loads(path.read_text())]
-    _pool(out, "six", six)
+    _pool(out, "six", six, heading="six")
     print("-- beyond noise (a shortfall counts beyond 1% and 2 standard errors)")
     _print_beyond_noise([r for s in HELDOUT_SPLITS for r in base[s] + mine[s]])
 
