@@ -90,18 +90,17 @@ def selected(paths: list[str]) -> None:
         print(f"{arm}: as good as cosine's selected checkpoint on {sum(goods)} of {len(goods)}")
 
 
-def versus(arm: str, paths: list[str], against: str = "cosine") -> None:
+Point = tuple[int, list[dict[str, Any]], list[dict[str, Any]]]
+
+
+def paired_points(arm: str, paths: list[str], against: str = "cosine") -> list[Point]:
+    """Every grid point where ``arm`` and ``against`` both ran, over every file (a grid
+    point's runs of two arms may be in two files): its position on its grid (the smallest
+    LR first), ``arm``'s runs there and ``against``'s. ``FILE=ARM`` names another arm for
+    that file."""
     from greedylr.studies import metrics as M
-    from greedylr.studies.tuning import final_heldout_loss, group_of
+    from greedylr.studies.tuning import group_of
 
-    spans = ((0.0, 0.5), (0.5, 0.8), (0.8, 1.0))
-    rows: dict[tuple[int, str], list[list[float]]] = defaultdict(list)
-
-    def mean_lr(runs: list[dict[str, Any]], a: float, b: float) -> float:
-        return float(np.mean([np.mean(r["lrs"][int(a * len(r["lrs"])):int(b * len(r["lrs"]))])
-                              for r in runs]))
-
-    # one table over every file: a grid point's runs of two arms may be in two files
     table: dict[Any, dict[str, dict[float, list[dict[str, Any]]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list)))
     for item in paths:
@@ -110,16 +109,32 @@ def versus(arm: str, paths: list[str], against: str = "cosine") -> None:
             name = M.arm_of(r)
             table[group_of(r)][arm if own and name == own else name][
                 float(r["spec"]["lr"])].append(r)
-    for arms in table.values():
-        for i, lr in enumerate(sorted(arms[against])):
-            mine, other = arms[arm].get(lr), arms[against][lr]
-            if not mine:
-                continue
-            ratio = (np.mean([final_heldout_loss(r) for r in mine])
-                     / np.mean([final_heldout_loss(r) for r in other]))
-            side = "worse" if ratio > 1.02 else "better" if ratio < 1 / 1.02 else "within"
-            rows[i, side].append([mean_lr(mine, a, b) / mean_lr(other, a, b)
-                                  for a, b in spans])
+    return [(i, arms[arm][lr], arms[against][lr])
+            for arms in table.values() for i, lr in enumerate(sorted(arms[against]))
+            if arms[arm].get(lr)]
+
+
+def side_of(mine: list[dict[str, Any]], other: list[dict[str, Any]]) -> str:
+    """``worse``, ``within`` or ``better``: ``mine``'s final held-out loss (seed mean)
+    against ``other``'s, 2% either way."""
+    from greedylr.studies.tuning import final_heldout_loss
+
+    ratio = (np.mean([final_heldout_loss(r) for r in mine])
+             / np.mean([final_heldout_loss(r) for r in other]))
+    return "worse" if ratio > 1.02 else "better" if ratio < 1 / 1.02 else "within"
+
+
+def versus(arm: str, paths: list[str], against: str = "cosine") -> None:
+    spans = ((0.0, 0.5), (0.5, 0.8), (0.8, 1.0))
+    rows: dict[tuple[int, str], list[list[float]]] = defaultdict(list)
+
+    def mean_lr(runs: list[dict[str, Any]], a: float, b: float) -> float:
+        return float(np.mean([np.mean(r["lrs"][int(a * len(r["lrs"])):int(b * len(r["lrs"]))])
+                              for r in runs]))
+
+    for i, mine, other in paired_points(arm, paths, against):
+        rows[i, side_of(mine, other)].append([mean_lr(mine, a, b) / mean_lr(other, a, b)
+                                              for a, b in spans])
     for i in sorted({i for i, _ in rows}):
         print(f"position {i}: " + "; ".join(
             f"{side} {len(rows[i, side])}"

@@ -246,9 +246,8 @@ PROBE11_WORKLOADS: tuple[str, ...] = (
 #: families no split has (a SIREN, a Perceiver, RWKV), each one's held-out metric
 #: responding to the LR; each one's LR chosen by cosine alone
 #: (``results/defaults/round7/calibrate.py``, one trial at a time) before any GreedyLR run
-#: of it. Unseen: not in :data:`HELDOUT_SPLITS`, whose every split the evidence scripts
-#: run GreedyLR on; the round that declares its claims on this split wires it in (as
-#: ``"probe12"``, with its stages and its LR-grid folder).
+#: of it; wired into :data:`HELDOUT_SPLITS` by round 30, which declared its claims on it
+#: before any GreedyLR run of it.
 PROBE12_WORKLOADS: tuple[str, ...] = (
     "stable_quantile_siren",  # Adamax, (alpha, beta, p) -> a stable quantile, SIREN
     "lightning_changelog_perceiver",  # RAdam, a changelog entry -> its section, Perceiver
@@ -354,6 +353,7 @@ HELDOUT_SPLITS: dict[str, tuple[str, ...]] = {
     "probe9": PROBE9_WORKLOADS,
     "probe10": PROBE10_WORKLOADS,
     "probe11": PROBE11_WORKLOADS,
+    "probe12": PROBE12_WORKLOADS,
 }
 
 
@@ -400,7 +400,7 @@ _LR_GRID_FOLDERS = {
     "probe5": "heldout_lr_grid_probe5", "probe6": "heldout_lr_grid_probe6",
     "probe7": "heldout_lr_grid_probe7", "probe8": "heldout_lr_grid_probe8",
     "probe9": "heldout_lr_grid_probe9", "probe10": "heldout_lr_grid_probe10",
-    "probe11": "heldout_lr_grid_probe11",
+    "probe11": "heldout_lr_grid_probe11", "probe12": "heldout_lr_grid_probe12",
 }
 
 #: "As good or better": within this fraction of cosine's seed mean (the issue's 1%).
@@ -729,6 +729,7 @@ STAGES: tuple[str, ...] = (
     "heldout-probe9", "heldout-lr-grid-probe9", "heldout-lr-grid-probe9-report",
     "heldout-probe10", "heldout-lr-grid-probe10", "heldout-lr-grid-probe10-report",
     "heldout-probe11", "heldout-lr-grid-probe11", "heldout-lr-grid-probe11-report",
+    "heldout-probe12", "heldout-lr-grid-probe12", "heldout-lr-grid-probe12-report",
 )
 
 
