@@ -12,6 +12,9 @@ declared readings and the declared decision, condition by condition::
 
     python results/defaults/round30/probe12.py run OUT
     python results/defaults/round30/probe12.py score OUT
+
+``pool OUT STORED...`` prints the same readings pooled with the other splits' stored runs
+(descriptive, beside the decision).
 """
 from __future__ import annotations
 
@@ -138,7 +141,32 @@ def score(out: Path) -> None:
         print(f"{'holds' if holds else 'FAILS'}: {claim}")
 
 
+def pool(out: Path, stored: list[str]) -> None:
+    """The readings pooled over every split: this round's runs with ``stored``, results
+    files of the other splits (held-out and grid files by their names; round 29's
+    ``floor_heldout_*`` files for the reseeded cosine of the beyond-noise reading)."""
+    paths = _paths(out)
+    floors = [p for p in stored if Path(p).name.startswith("floor_heldout_")]
+    heldout = [p for p in stored if "heldout" in Path(p).name and p not in floors]
+    grid = [p for p in stored if "_grid_" in Path(p).name]
+    print("-- held-out protocol (the issue's reading), every split")
+    pooled.heldout([*heldout, str(paths["heldout"])])
+    print("-- beyond noise, every split")
+    runs = [r for p in [*heldout, str(paths["heldout"])] for r in json.loads(Path(p).read_text())]
+    runs += [r for p in [*floors, str(paths["reseeded"])]
+             for r in map(noise_floor._named, json.loads(Path(p).read_text()))
+             if r["spec"]["schedule"] == "cosine_reseeded"]
+    noise_floor._print_beyond_noise(runs)
+    print("-- LR grids, every split")
+    pooled.grid([*grid, str(paths["grid"])])
+    print("-- worse3 against 0.8 at each grid point, every split")
+    readings.versus(W, [*grid, str(paths["grid"])], against=G)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("run", "score"):
-        raise SystemExit("usage: probe12.py {run,score} OUT")
-    {"run": run, "score": score}[sys.argv[1]](Path(sys.argv[2]))
+    if len(sys.argv) < 3 or sys.argv[1] not in ("run", "score", "pool"):
+        raise SystemExit("usage: probe12.py {run,score} OUT | probe12.py pool OUT STORED...")
+    if sys.argv[1] == "pool":
+        pool(Path(sys.argv[2]), sys.argv[3:])
+    else:
+        {"run": run, "score": score}[sys.argv[1]](Path(sys.argv[2]))
