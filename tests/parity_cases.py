@@ -140,6 +140,7 @@ def _config(rng: random.Random, family: tuple, base: list[float]) -> GreedyConfi
         **anneal,
         **_bounds(rng, base),
         eval_pace=rng.choice([0.0, 0.0, 0.5, rng.uniform(0.0, 2.0)]),
+        eval_compound_margin=rng.choice([None, 0.03, 0.03, 0.0, rng.uniform(0.0, 0.3)]),
     )
 
 

@@ -117,9 +117,15 @@ def test_the_reason_of_every_kind() -> None:
         ("anneal", "final cooldown from step 7: the last 20 of 100 steps anneal (1-sqrt) "
                    "from lr 0.4, 0.2 towards the lower bound 0.1, 0.05"),
     ]
-    assert _reasons(EVAL_DECREASE, loss=2.5) == [
-        ("eval_decrease", "eval_decrease at step 7: held-out value 2.5 is not better than "
+    assert _reasons(EVAL_DECREASE, loss=1.02) == [
+        ("eval_decrease", "eval_decrease at step 7: held-out value 1.02 is not better than "
                           "the best 1 (2 time(s) in a row); lr 0.4, 0.2 -> 0.2, 0.1"),
+    ]
+    assert _reasons(EVAL_DECREASE, loss=2.5) == [
+        ("eval_decrease", "eval_decrease at step 7: held-out value 2.5 is worse than the best "
+                          "1 by more than eval_compound_margin 0.03 of it (2 time(s) in a "
+                          "row): such cuts compound (each squares the last one's factor) "
+                          "until a held-out value is better; lr 0.4, 0.2 -> 0.2, 0.1"),
     ]
     assert _reasons(EVAL_DECREASE | CLIPPED, loss=2.5) == [
         ("clipped", "eval_decrease blocked at step 7: held-out value 2.5 is not better than "

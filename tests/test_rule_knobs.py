@@ -68,6 +68,43 @@ PACE = (
     [2.0, 2.0, 4.0, 2.8, 2.8, 2.8, 5.6],
     {1: ("increase",), 3: ("increase",), 4: ("eval_decrease",), 7: ("increase",)},
 )
+
+
+def _cuts(lr: float, *cuts: tuple[float, ...]) -> list[float]:
+    """The LR after each of ``cuts``, each the factors it multiplies the LR by, in turn."""
+    out = []
+    for factors in cuts:
+        for f in factors:
+            lr *= f
+        out.append(lr)
+    return out
+
+
+_COMPOUNDED = _cuts(2.0, (0.7,), (0.7,), (0.7, 0.7), (0.7, 0.7**3), (0.7, 0.7**7))
+_AGAIN = _cuts(_COMPOUNDED[-1], (0.7,), (0.7, 0.7), (0.7, 0.7**3), (0.7, 0.7**7),
+               (0.7, 0.7**15), (0.7, 0.7**15))
+_HELD_OUT = (1.0, 1.02, 1.1, 1.2, 1.5, 1.04, 0.9, 1.0, 1.0, 1.3, 2.0, 3.0, 3.0)
+COMPOUND = (
+    GreedyConfig(factor=0.5, patience=50, increase_patience=0, smoothing="none",
+                 min_lr_ratio=1e-30, max_lr_ratio=None, eval_patience=0, eval_pace=0.0,
+                 eval_compound_margin=0.03),
+    [("loss", 1.0), *(("eval", v) for v in _HELD_OUT)],
+    # against the best 1.0: 1.02 is within the 3% margin, a plain cut (0.7); 1.1 is the
+    # first clearly worse value, 0.7 still; each clearly worse one after it squares the
+    # factor (0.49, 0.24 in all), 1.04 too (4%: 0.7**8); 0.9 is better and starts the
+    # count again: 1.0 is 11% worse than it, 0.7, then 0.7**2, 0.7**4, 0.7**8, 0.7**16,
+    # and 0.7**16 again (at most four squarings, as the blow-up guard's)
+    [2.0, 2.0, *_COMPOUNDED, _COMPOUNDED[-1], *_AGAIN],
+    {1: ("increase",), **{i: ("eval_decrease",) for i in (3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14)}},
+)
+# the same held-out values for a metric where higher is better (2 - v: 1.0, 0.98, 0.9, ...)
+COMPOUND_MAX = (replace(COMPOUND[0], eval_mode="max"),
+                [("loss", 1.0), *(("eval", 2.0 - v) for v in _HELD_OUT)], *COMPOUND[2:])
+# 0.8's rule: every held-out cut is 0.7
+COMPOUND_OFF = (replace(COMPOUND[0], eval_compound_margin=None), COMPOUND[1],
+                [2.0, 2.0, *_cuts(2.0, *[(0.7,)] * 5), 2.0 * 0.7**5, *_cuts(2.0 * 0.7**5,
+                                                                         *[(0.7,)] * 6)],
+                COMPOUND[3])
 _C1, _C3 = 0.5 * (1 + math.cos(math.pi / 4)), 0.5 * (1 + math.cos(3 * math.pi / 4))
 BASE = (
     GreedyConfig(factor=0.5, patience=0, smoothing="none", min_lr_ratio=None, max_lr_ratio=None,
@@ -143,7 +180,8 @@ FLOOR_ANNEAL = (
     {1: ("increase",), 2: ("decrease",), 3: ("decrease",), 4: ("anneal",)},
 )
 CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL, "pace": PACE,
-         "base": BASE,
+         "base": BASE, "compound": COMPOUND, "compound_max": COMPOUND_MAX,
+         "compound_off": COMPOUND_OFF,
          "blowup": BLOWUP, "blowup_anneal": BLOWUP_ANNEAL, "blowup_line": BLOWUP_LINE,
          "blowup_raw": BLOWUP_RAW, "floor_anneal": FLOOR_ANNEAL}
 
@@ -412,6 +450,8 @@ def test_anneal_only_with_a_budget_and_old_state_loads() -> None:
         ({"eval_mode": "up"}, "eval_mode must be one of"),
         ({"eval_patience": -1}, "eval_patience must be an int >= 0 or None"),
         *(({"eval_pace": p}, "eval_pace must be finite and >= 0") for p in (-0.1, math.inf)),
+        *(({"eval_compound_margin": m}, "eval_compound_margin must be finite and >= 0, or None")
+          for m in (-0.1, math.inf, "0.03")),
         *(({"blowup_ratio": r}, "blowup_ratio must be finite and > 1, or None")
           for r in (1.0, 0.5, math.inf, math.nan)),
         ({"blowup_raw_check": 1}, "blowup_raw_check must be a bool"),

@@ -343,7 +343,7 @@ def test_a_0_1_checkpoint_loads_with_the_new_knobs_off():
     old_keys = set(saved["rule"]) - {"noise_var", "noise_count", "anneal_from", "payoff_left",
                                      "payoff_ref", "penalty", "eval_best", "eval_bad",
                                      "eval_block", "rule_lrs", "first", "blowup_cuts",
-                                     "anneal_to_zero"}
+                                     "anneal_to_zero", "eval_train", "eval_worse_cuts"}
     saved = {**saved, "format": 1,
              "rule": {k: v for k, v in saved["rule"].items() if k in old_keys},
              "config": {k: v for k, v in saved["config"].items()
@@ -420,6 +420,26 @@ def test_a_0_6_checkpoint_resumes_with_its_cooldown_and_names_it_otherwise():
                                          r"'floor_anneals_to_zero': \(False, True\)"):
         GreedyLR(make_optimizer(), total_steps=20).load_state_dict(saved)
     again = GreedyLR(make_optimizer(), floor_anneals_to_zero=False, total_steps=20)
+    again.load_state_dict(saved)
+    assert again.state == old.state
+
+
+def test_a_0_8_checkpoint_resumes_without_compounding_and_names_it_otherwise():
+    """0.8's held-out cuts never compounded, and 0.8 saved no ``eval_compound_margin``
+    (nor the count of compounding cuts): it loads as None, what it ran, so 0.9's
+    defaults refuse it by name instead of compounding the cuts of a run under way."""
+    old = GreedyLR(make_optimizer(), eval_compound_margin=None)
+    drive(old, old.optimizer, [1.0, 0.9, 0.8])
+    old.observe_eval(1.0)
+    old.observe_eval(1.5)
+    saved = old.state_dict()
+    saved = {**saved,
+             "config": {k: v for k, v in saved["config"].items() if k != "eval_compound_margin"},
+             "rule": {k: v for k, v in saved["rule"].items() if k != "eval_worse_cuts"}}
+    with pytest.raises(ValueError, match=r"another configuration.*"
+                                         r"'eval_compound_margin': \(None, 0.03\)"):
+        GreedyLR(make_optimizer()).load_state_dict(saved)
+    again = GreedyLR(make_optimizer(), eval_compound_margin=None)
     again.load_state_dict(saved)
     assert again.state == old.state
 

@@ -404,6 +404,12 @@ def _why(f: _Facts, kind: str) -> str:
             return (f"held-out value {f.loss:.4g} beats the best {f.reference:.4g} by less "
                     f"than eval_pace {c.eval_pace:g} times the smoothed loss's relative gain "
                     f"since the last held-out value{times}")
+        if (c is not None and f.reference is not None and not f.code & CLIPPED
+                and c.clearly_worse(f.loss, f.reference)):
+            return (f"held-out value {f.loss:.4g} is worse than the best {f.reference:.4g} by "
+                    f"more than eval_compound_margin {c.eval_compound_margin:g} of it{times}: "
+                    f"such cuts compound (each squares the last one's factor) until a "
+                    f"held-out value is better")
         return f"held-out value {f.loss:.4g} is not better than the best{best}{times}"
     if c is None:
         return {"increase": "the smoothed loss kept improving",

@@ -91,6 +91,9 @@ class RuleState:
     eval_block: bool = False
     #: with ``eval_pace``: the smoothed loss at the last held-out value (None: none yet)
     eval_train: float | None = None
+    #: with ``eval_compound_margin``: compounding held-out cuts since the last held-out
+    #: value that counted as better (each squares the cut's factor)
+    eval_worse_cuts: int = 0
     #: the first smoothed value with the blow-up guard on: its yardstick (``blowup_ratio``)
     first: float | None = None
     #: decreases in the current blow-up so far (each squares the factor)
@@ -565,6 +568,7 @@ def _observed_eval(config: GreedyConfig, state: RuleState, value: float) -> Deci
     if best is None or _worse(config.eval_mode, best,
                               value + needed if config.eval_mode == "min" else value - needed):
         state.eval_best, state.eval_bad, state.eval_block = value, 0, False
+        state.eval_worse_cuts = 0
         return Decision(lrs, state.smoothed)
     if _worse(config.eval_mode, best, value):  # better, but not by the pace: still the best
         state.eval_best = value
@@ -577,5 +581,9 @@ def _observed_eval(config: GreedyConfig, state: RuleState, value: float) -> Deci
     if config.compare == "recent_best" and state.smoothed is not None:
         state.reference = state.smoothed
     moved = _lower(state, config.eval_factor, config.eps)
+    if moved and config.clearly_worse(value, best):
+        _lower(state, config.eval_compound_table()[state.eval_worse_cuts], config.eps)
+        state.eval_worse_cuts = min(state.eval_worse_cuts + 1, BLOWUP_SQUARINGS)
     code = ev.EVAL_DECREASE if moved else ev.EVAL_DECREASE | ev.CLIPPED
     return _explained(config, state, value, (code, best, None), lrs)
+

@@ -144,6 +144,7 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         eval_factor: float = 0.7,
         eval_patience: int | None = 0,
         eval_pace: float = 0.5,
+        eval_compound_margin: float | None = 0.03,
         base_schedule: Literal["constant", "cosine"] = "constant",
         blowup_ratio: float | None = 100.0,
         blowup_raw_check: bool = True,
@@ -543,7 +544,10 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         ``eval_pace`` times the training loss's relative fall since the last value)
         blocks increases until one is better again, and (after ``eval_patience`` of
         them) multiplies the LRs by ``eval_factor``: the training loss cannot see
-        overfitting, the held-out value can. Takes effect from
+        overfitting, the held-out value can. A value worse than the best by more than
+        ``eval_compound_margin`` of it (3%) compounds the cut: the second such cut in a
+        row (no value better in between) takes ``eval_factor`` squared, the third its
+        fourth power, as a too-large LR needs. Takes effect from
         the next optimizer step. The events it produces are in :attr:`events` (not in
         the per-step trace, which has one row per training step). In device mode this
         reads the decision back to the host once per evaluation.

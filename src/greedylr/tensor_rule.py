@@ -564,6 +564,21 @@ def _observe_eval(
     lowered = torch.maximum(state.lrs * config.eval_factor, state.min_lrs)
     apply = act.unsqueeze(-1) & (state.lrs - lowered > state.eps.unsqueeze(-1))
     lrs = torch.where(apply, lowered, state.lrs)
+    worse_cuts = torch.where(improved, zero, state.eval_worse_cuts)
+    if config.eval_compound_margin is not None:  # a cut on a clearly worse value compounds
+        table = config.eval_compound_table()
+        margin = config.eval_compound_margin * best.abs()
+        clearly = _worse(config.eval_mode, x - margin if config.eval_mode == "min"
+                         else x + margin, best)
+        compound = act & apply.any(-1) & clearly
+        factor = torch.full_like(x, table[-1])
+        for k in range(len(table) - 2, -1, -1):  # Python's floats, looked up by count
+            factor = torch.where(worse_cuts == k, table[k], factor)
+        again = torch.maximum(lrs * factor.unsqueeze(-1), state.min_lrs)
+        lrs = torch.where(compound.unsqueeze(-1) & (lrs - again > state.eps.unsqueeze(-1)),
+                          again, lrs)
+        worse_cuts = torch.where(compound, torch.clamp(worse_cuts + 1, max=BLOWUP_SQUARINGS),
+                                 worse_cuts)
     reference = state.reference
     if config.compare == "recent_best":
         reference = torch.where(act & ~torch.isnan(state.smoothed), state.smoothed, reference)
@@ -577,6 +592,7 @@ def _observe_eval(
         eval_bad=eval_bad,
         eval_train=eval_train,
         eval_block=torch.where(improved, False, state.eval_block | worsened),
+        eval_worse_cuts=worse_cuts,
     )
     decision = TensorDecision(
         lrs=lrs, smoothed=state.smoothed, code=code, reference=best, lrs_before=state.lrs,

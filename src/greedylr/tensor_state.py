@@ -66,6 +66,7 @@ class TensorState(NamedTuple):
     eval_bad: Tensor  # [*B] int64
     eval_block: Tensor  # [*B] bool
     eval_train: Tensor  # [*B]: the smoothed loss at the last held-out value (eval_pace; NaN: none)
+    eval_worse_cuts: Tensor  # [*B] int64: compounding held-out cuts (eval_compound_margin)
     first: Tensor  # [*B]: the first smoothed value with the blow-up guard on (NaN: none)
     blowup_cuts: Tensor  # [*B] int64: decreases in the current blow-up so far
     anneal_to_zero: Tensor  # [*B] bool: the final cooldown ends at 0 (rule.RuleState's)
@@ -344,7 +345,8 @@ def _tables(config: GreedyConfig, device: torch.device, dtype: torch.dtype) -> d
 # RuleState fields held as int64 counters, as floats (None <-> NaN where optional), and
 # as bools
 _COUNTS = ("step", "num_good", "num_bad", "hold", "floor_hits", "window_pos", "ema_count",
-           "noise_count", "payoff_left", "penalty", "eval_bad", "blowup_cuts")
+           "noise_count", "payoff_left", "penalty", "eval_bad", "blowup_cuts",
+           "eval_worse_cuts")
 _NUMBERS = ("reference", "smoothed", "window_sum", "ema", "noise_var", "payoff_ref",
             "eval_best", "eval_train", "first")
 _OPTIONAL = ("smoothed", "eval_best", "eval_train", "first")

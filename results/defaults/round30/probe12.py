@@ -14,7 +14,9 @@ declared readings and the declared decision, condition by condition::
     python results/defaults/round30/probe12.py score OUT
 
 ``pool OUT STORED...`` prints the same readings pooled with the other splits' stored runs
-(descriptive, beside the decision).
+(descriptive, beside the decision); ``same OUT STORED...`` checks that the package's
+defaults, once ``worse3`` is adopted as ``eval_compound_margin``, run the prototype's
+runs bit for bit.
 """
 from __future__ import annotations
 
@@ -141,6 +143,31 @@ def score(out: Path) -> None:
         print(f"{'holds' if holds else 'FAILS'}: {claim}")
 
 
+def same(out: Path, stored: list[str]) -> None:
+    """The package's defaults (0.9: ``eval_compound_margin=0.03``, no patch) against the
+    prototype's runs where it acted: ``stored``, round 29's ``worse3`` files and 0.8's runs
+    of the same specs (its ``plateau_heldout`` and ``base_grid`` files); the eight
+    shortest such runs run again, each reported identical (LRs, losses, metrics) or not."""
+    from greedylr.studies import metrics as M
+    from greedylr.studies.trial import TrialSpec
+
+    def key(r: dict[str, Any]) -> tuple[Any, ...]:
+        s = r["spec"]
+        return s["workload"], s["lr"], s["seed"], s["steps"]
+
+    runs = [r for path in stored for r in json.loads(Path(path).read_text())]
+    base = {key(r): r["lrs"] for r in runs if M.arm_of(r) == G}
+    acted = sorted((r for r in runs if M.arm_of(r) == W and r["lrs"] != base[key(r)]),
+                   key=lambda r: r["spec"]["steps"])[:8]
+    specs = [TrialSpec.make(**{**r["spec"], "settings": {
+        k: v for k, v in r["spec"]["settings"].items() if k != "eps"}}) for r in acted]
+    again = prototypes._run(specs, out / "same_as_prototype.json")
+    for old, new in zip(acted, again, strict=True):
+        identical = all(old[k] == new[k] for k in ("lrs", "losses", "metrics"))
+        print(f"{old['spec']['workload']} lr {old['spec']['lr']} seed {old['spec']['seed']}: "
+              f"{'identical' if identical else 'DIFFERENT'}")
+
+
 def pool(out: Path, stored: list[str]) -> None:
     """The readings pooled over every split: this round's runs with ``stored``, results
     files of the other splits (held-out and grid files by their names; round 29's
@@ -164,9 +191,10 @@ def pool(out: Path, stored: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 3 or sys.argv[1] not in ("run", "score", "pool"):
-        raise SystemExit("usage: probe12.py {run,score} OUT | probe12.py pool OUT STORED...")
-    if sys.argv[1] == "pool":
-        pool(Path(sys.argv[2]), sys.argv[3:])
+    if len(sys.argv) < 3 or sys.argv[1] not in ("run", "score", "pool", "same"):
+        raise SystemExit("usage: probe12.py {run,score} OUT | probe12.py {pool,same} OUT "
+                         "STORED...")
+    if sys.argv[1] in ("pool", "same"):
+        {"pool": pool, "same": same}[sys.argv[1]](Path(sys.argv[2]), sys.argv[3:])
     else:
         {"run": run, "score": score}[sys.argv[1]](Path(sys.argv[2]))

@@ -128,6 +128,8 @@ class GreedyLRState(NamedTuple):
         eval_bad: held-out values in a row not better than the best.
         eval_block: increases are blocked until the held-out value improves.
         eval_train: the smoothed loss at the last held-out value (``eval_pace``; NaN: none).
+        eval_worse_cuts: compounding held-out cuts since the last value that counted as
+            better (``eval_compound_margin``; each squares the cut's factor).
         first: the first smoothed value with the blow-up guard on (``blowup_ratio``),
             what a blow-up is measured against; NaN before it, and with the guard off.
         blowup_cuts: decreases in the current blow-up so far (each squares the factor).
@@ -162,6 +164,7 @@ class GreedyLRState(NamedTuple):
     eval_bad: jax.Array
     eval_block: jax.Array
     eval_train: jax.Array
+    eval_worse_cuts: jax.Array
     first: jax.Array
     blowup_cuts: jax.Array
     anneal_to_zero: jax.Array
@@ -207,6 +210,8 @@ class _Knobs(NamedTuple):
     eval_patience: Any
     eval_maximize: Any
     eval_pace: Any
+    eval_compound_margin: Any  # -1: off
+    eval_compound_factors: Any  # GreedyConfig.eval_compound_table() (ones when off)
     initial_reference: Any  # +inf (min) or -inf (max): GreedyConfig.initial_reference
     blowup_ratio: Any  # 0: off
     blowup_factors: Any  # GreedyConfig.blowup_table(): a decrease's factor by cuts so far
@@ -215,7 +220,8 @@ class _Knobs(NamedTuple):
 
 
 _FLOAT_KNOBS = ("factor", "threshold", "eps", "base_lr", "min_lr", "max_lr", "warmup_start",
-                "noise_threshold", "noise_n", "eval_factor", "eval_pace", "initial_reference",
+                "noise_threshold", "noise_n", "eval_factor", "eval_pace", "eval_compound_margin",
+                "eval_compound_factors", "initial_reference",
                 "blowup_ratio", "blowup_factors")
 _INT_KNOBS = (
     "payoff_patience",
@@ -288,6 +294,10 @@ def _resolve(config: GreedyConfig, learning_rate: float) -> tuple[_Static, _Knob
         eval_patience=-1 if config.eval_patience is None else config.eval_patience,
         eval_maximize=config.eval_mode == "max",
         eval_pace=float(config.eval_pace),
+        eval_compound_margin=(-1.0 if config.eval_compound_margin is None
+                              else float(config.eval_compound_margin)),
+        eval_compound_factors=tuple(config.eval_compound_table()
+                                    or [1.0] * (BLOWUP_SQUARINGS + 1)),
         initial_reference=config.initial_reference,
         blowup_ratio=config.blowup_ratio or 0.0,
         blowup_factors=tuple(config.blowup_table()),
@@ -343,6 +353,7 @@ def _init(static: _Static, knobs: _Knobs, dtype: Any) -> GreedyLRState:
         eval_bad=zero,
         eval_block=jnp.zeros_like(k.maximize),
         eval_train=jnp.full_like(lr, jnp.nan),
+        eval_worse_cuts=zero,
         first=jnp.full_like(lr, jnp.nan),
         blowup_cuts=zero,
         anneal_to_zero=jnp.zeros_like(k.maximize),
@@ -638,6 +649,15 @@ def _observe_eval(static: _Static, knobs: _Knobs, state: GreedyLRState,
     lowered = jnp.maximum(state.lr * k.eval_factor, k.min_lr)
     ok = state.lr - lowered > k.eps
     lr = jnp.where(act & ok, lowered, state.lr)
+    # a cut on a clearly worse value compounds (eval_compound_margin; -1: off)
+    worse_cuts = jnp.where(improved, 0, state.eval_worse_cuts)
+    margin = k.eval_compound_margin * jnp.abs(best)
+    clearly = jnp.where(k.eval_maximize, value + margin < best, value - margin > best)
+    compound = act & ok & clearly & (k.eval_compound_margin >= 0)
+    again = jnp.maximum(lr * k.eval_compound_factors[jnp.minimum(worse_cuts, BLOWUP_SQUARINGS)],
+                        k.min_lr)
+    lr = jnp.where(compound & (lr - again > k.eps), again, lr)
+    worse_cuts = jnp.where(compound, jnp.minimum(worse_cuts + 1, BLOWUP_SQUARINGS), worse_cuts)
     rebase = act & k.compare_recent_best & ~jnp.isnan(state.smoothed)
     return state._replace(
         lr=lr,
@@ -649,6 +669,7 @@ def _observe_eval(static: _Static, knobs: _Knobs, state: GreedyLRState,
         eval_best=jnp.where(improved | beaten, value, best),
         eval_bad=jnp.where(act, 0, eval_bad),
         eval_train=jnp.where(paced, now, last),
+        eval_worse_cuts=worse_cuts,
         eval_block=jnp.where(improved, False, state.eval_block | worsened),
     )
 
