@@ -64,6 +64,7 @@ __all__ = [
     "PROBE10_WORKLOADS",
     "PROBE11_WORKLOADS",
     "PROBE12_WORKLOADS",
+    "PROBE13_WORKLOADS",
     "PROBE_WORKLOADS",
     "STAGES",
     "TUNE_WORKLOADS",
@@ -252,6 +253,22 @@ PROBE12_WORKLOADS: tuple[str, ...] = (
     "stable_quantile_siren",  # Adamax, (alpha, beta, p) -> a stable quantile, SIREN
     "lightning_changelog_perceiver",  # RAdam, a changelog entry -> its section, Perceiver
     "aten_schema_rwkv",  # Adam, a character LM of ATen's operator schemas with RWKV
+)
+
+#: Thirteenth probe split (built while round 30 ran): three workloads that no other split
+#: has, on data no split uses (IBM's decimal arithmetic test cases and Apache's
+#: ``mime.types``, both of which CPython ships in its test suite; the ufunc validation
+#: sets numpy ships with its tests), with model families no split has (a selective
+#: state-space model in Mamba's manner, a capsule network, an MLP conditioned by FiLM),
+#: each one's held-out metric responding to the LR; each one's LR chosen by cosine alone
+#: (``results/defaults/round7/calibrate.py``, one trial at a time) before any GreedyLR run
+#: of it. Unseen: not in :data:`HELDOUT_SPLITS`, whose every split the evidence scripts
+#: run GreedyLR on; the round that declares its claims on this split wires it in (as
+#: ``"probe13"``, with its stages and its LR-grid folder).
+PROBE13_WORKLOADS: tuple[str, ...] = (
+    "decimal_test_mamba",  # AdamW, a character LM of decimal test cases, selective SSM
+    "mime_type_capsule",  # NAdam, a media type -> its top-level type, capsule network
+    "ufunc_film",  # RMSprop, (ufunc, x) -> numpy's f(x), an MLP conditioned by FiLM
 )
 
 SEEDS: tuple[int, ...] = (0, 1, 2)

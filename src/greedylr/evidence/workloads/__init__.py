@@ -78,6 +78,9 @@ _MODULES: list[str] = [
     ".stable_quantile_siren",
     ".lightning_changelog_perceiver",
     ".aten_schema_rwkv",
+    ".decimal_test_mamba",
+    ".mime_type_capsule",
+    ".ufunc_film",
     ".minilm_finetune",
     ".llama_pretrain",
 ]

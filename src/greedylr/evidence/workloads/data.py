@@ -1945,3 +1945,142 @@ def aten_schemas() -> tuple[torch.Tensor, torch.Tensor]:
     held = {operators[i] for i in test}
     return _char_streams(((s + "\n", _operator_base(s) in held) for s in schemas),
                          1_000_000, 1_000_000)
+
+
+# -- the thirteenth probe split: IBM's decimal arithmetic test cases, Apache's MIME types,
+# numpy's ufunc validation values ---------------------------------------------------------
+
+
+def _stdlib_test_data(name: str, feature: str) -> Path:
+    """``name`` under the standard library's own test package (``test/``), which some
+    Python builds leave out (Debian's, for one): a clear error then."""
+    path = Path(sysconfig.get_paths()["stdlib"]) / "test" / name
+    if not path.exists():
+        raise FileNotFoundError(f"{feature} needs {path}, from the standard library's test "
+                                "package, which this Python build does not include")
+    return path
+
+
+def _decimal_operation(stem: str) -> str:
+    """The operation a ``.decTest`` file tests, whatever the format: ``ddAdd``,
+    ``dqAdd`` and ``add`` -> ``add``."""
+    import re
+
+    return re.sub(r"^d[dqs](?=[A-Z])", "", stem).lower()
+
+
+@functools.cache
+def decimal_tests() -> tuple[torch.Tensor, torch.Tensor]:
+    """The General Decimal Arithmetic test cases of Mike Cowlishaw (IBM), which CPython
+    ships in its test suite (``test/decimaltestdata/*.decTest``; the files carry IBM's
+    copyright and are distributed with CPython under its licence): lines such as
+    ``ddadd011 add '0.4444444444444446' '0.5555555555555555' -> '1.000000000000000'
+    Inexact Rounded`` and the directives that set the context (``precision: 16``), the
+    comments and blank lines dropped and runs of spaces squeezed to one, each file's
+    lines in order, the files in name order, as two streams of :data:`VOCAB` ids
+    (:func:`_char_streams`): whole operations held out, the files of every format of one
+    (:func:`_decimal_operation`: ``add``, ``ddAdd``, ``dqAdd``) on the same side, 20% of
+    the operations (:func:`_split`). The files depend on the Python version (3.11 for
+    the committed results)."""
+    root = _stdlib_test_data("decimaltestdata", "the decimal-test workload")
+    files = sorted(root.glob("*.decTest"))
+    operations = sorted({_decimal_operation(f.stem) for f in files})
+    _, test = _split(len(operations), 0.2)
+    held = {operations[i] for i in test}
+
+    def lines(path: Path) -> str:
+        kept = (" ".join(line.split()) for line in path.read_text("utf-8").splitlines()
+                if line.strip() and not line.lstrip().startswith("--"))
+        return "".join(line + "\n" for line in kept)
+
+    return _char_streams(((lines(f), _decimal_operation(f.stem) in held) for f in files),
+                         1_000_000, 200_000)
+
+
+#: The characters of a :func:`mime_types` entry (its ``x`` is this wide).
+MIME_CHARS = 32
+
+
+@functools.cache
+def mime_types(min_count: int = 10) -> tuple[ArrayDataset, tuple[str, ...]]:
+    """Is this an application, audio, image, message, model, multipart, text or video
+    type? The media types of Apache httpd's ``mime.types`` (Apache-2.0), which CPython
+    ships in its test suite (``test/mime.types``, 1,370 types): each type's subtype and
+    the file extensions it lists (``vnd.ms-excel xls``, ``x-flac
+    flac``, ``vnd.wap.wml wml``), as :data:`VOCAB` ids cut at :data:`MIME_CHARS` -> its
+    top-level type, among those with at least ``min_count`` types (8 of 11; the others'
+    three types dropped); a text that more than one type reads as (cut, or a bare
+    subtype such as ``example``) dropped, so that every text is one type's. 25% held out
+    at random (:func:`_split`). Returns the split and the class names, in sorted order."""
+    path = _stdlib_test_data("mime.types", "the MIME-type workload")
+    entries = []
+    for line in path.read_text("utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            mime, *extensions = line.split()
+            top, sub = mime.split("/", 1)
+            entries.append((top, " ".join([sub, *extensions])))
+    counts = Counter(top for top, _ in entries)
+    classes = tuple(sorted(top for top, n in counts.items() if n >= min_count))
+    # a text that more than one type reads as, once cut (``vnd.openxmlformats-...``), or
+    # with no extension (``example``, under five top-level types), is dropped
+    texts = Counter(text[:MIME_CHARS] for _, text in entries)
+    entries = [(top, text) for top, text in entries
+               if top in classes and texts[text[:MIME_CHARS]] == 1]
+    x = _padded_ids([text for _, text in entries], MIME_CHARS)
+    y = np.array([classes.index(top) for top, _ in entries], dtype=np.int64)
+    train, test = _split(len(entries), 0.25)
+    t = torch.from_numpy
+    return ArrayDataset(t(x[train]), t(y[train]), t(x[test]), t(y[test])), classes
+
+
+#: The functions of :func:`ufunc_values`, in the order of their ids (numpy's names).
+UFUNCS: tuple[str, ...] = (
+    "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctanh", "cbrt", "cosh", "exp",
+    "exp2", "expm1", "log", "log10", "log1p", "log2", "sinh", "tanh",
+)
+
+
+@functools.cache
+def ufunc_values() -> ArrayDataset:
+    """What does numpy's ``f(x)`` return? The validation sets numpy ships with its tests
+    of its ufuncs' accuracy (``numpy/_core/tests/data/umath-validation-set-*.csv``;
+    BSD-3-Clause): float32 and float64 inputs, from subnormals to the largest finite
+    values, and the correctly rounded outputs, for the 17 functions of :data:`UFUNCS`
+    (sin, cos and tan left out: at the large arguments the sets test, their values are,
+    to a smooth model, noise); the rows whose input or output is not finite dropped, and
+    of the inputs of a function whose asinh agree to 1e-4 (the subnormals; one value in
+    both precisions) only the first kept. ``x`` is (the function's id, asinh of the
+    input, rounded to 1e-4), ``y`` asinh of the output; the asinh standardized on the
+    training rows (``x``'s second column and ``y``; the id is left as it is). 25% of
+    the rows held out at random (:func:`_split`). The sets change with numpy's
+    version."""
+    root = _package_dir("numpy", "bench", "the ufunc workload") / "_core" / "tests" / "data"
+    kinds = {"np.float32": (np.uint32, np.float32), "np.float64": (np.uint64, np.float64)}
+    rows: dict[tuple[int, float], float] = {}
+    for k, name in enumerate(UFUNCS):
+        for line in (root / f"umath-validation-set-{name}.csv").read_text().splitlines():
+            parts = line.split(",")
+            if len(parts) < 3 or parts[0] not in kinds:
+                continue
+            bits, kind = kinds[parts[0]]
+            with np.errstate(invalid="ignore"):  # a NaN's bits, dropped just below
+                value, out = np.array([int(parts[1], 16), int(parts[2], 16)],
+                                      dtype=bits).view(kind).astype(np.float64)
+            if np.isfinite(value) and np.isfinite(out):
+                # inputs whose asinh agree to 1e-4 (the subnormals, both precisions of
+                # one value) are one point: the model could not tell them apart
+                rows.setdefault((k, round(float(np.arcsinh(value)), 4)), float(out))
+    keys = list(rows)
+    ids = np.array([k for k, _ in keys], dtype=np.float64)
+    x = np.array([u for _, u in keys])
+    y = np.arcsinh(np.array([rows[key] for key in keys]))[:, None]
+    train, test = _split(len(keys), 0.25)
+    x_tr, x_te = _standardize(x[train], x[test])
+    y_tr, y_te = _standardize(y[train], y[test])
+    t = torch.from_numpy
+
+    def inputs(part: np.ndarray, u: np.ndarray) -> torch.Tensor:
+        return t(np.stack([ids[part], u], axis=1).astype(np.float32))
+
+    return ArrayDataset(inputs(train, x_tr), t(y_tr.astype(np.float32)),
+                        inputs(test, x_te), t(y_te.astype(np.float32)))
