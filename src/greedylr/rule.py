@@ -582,8 +582,9 @@ def _observed_eval(config: GreedyConfig, state: RuleState, value: float) -> Deci
         state.reference = state.smoothed
     moved = _lower(state, config.eval_factor, config.eps)
     if moved and config.clearly_worse(value, best):
-        _lower(state, config.eval_compound_table()[state.eval_worse_cuts], config.eps)
-        state.eval_worse_cuts = min(state.eval_worse_cuts + 1, BLOWUP_SQUARINGS)
+        cuts = min(state.eval_worse_cuts, BLOWUP_SQUARINGS)
+        _lower(state, config.eval_compound_table()[cuts], config.eps)
+        state.eval_worse_cuts = min(cuts + 1, BLOWUP_SQUARINGS)
     code = ev.EVAL_DECREASE if moved else ev.EVAL_DECREASE | ev.CLIPPED
     return _explained(config, state, value, (code, best, None), lrs)
 
