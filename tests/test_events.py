@@ -124,8 +124,9 @@ def test_the_reason_of_every_kind() -> None:
     assert _reasons(EVAL_DECREASE, loss=2.5) == [
         ("eval_decrease", "eval_decrease at step 7: held-out value 2.5 is worse than the best "
                           "1 by more than eval_compound_margin 0.03 of it (2 time(s) in a "
-                          "row): such cuts compound (each squares the last one's factor) "
-                          "until a held-out value is better; lr 0.4, 0.2 -> 0.2, 0.1"),
+                          "row): the LR times 0.5 (cuts on such values compound, each "
+                          "squaring the last one's factor, until a held-out value counts as "
+                          "better); lr 0.4, 0.2 -> 0.2, 0.1"),
     ]
     assert _reasons(EVAL_DECREASE | CLIPPED, loss=2.5) == [
         ("clipped", "eval_decrease blocked at step 7: held-out value 2.5 is not better than "

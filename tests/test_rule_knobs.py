@@ -105,6 +105,21 @@ COMPOUND_OFF = (replace(COMPOUND[0], eval_compound_margin=None), COMPOUND[1],
                 [2.0, 2.0, *_cuts(2.0, *[(0.7,)] * 5), 2.0 * 0.7**5, *_cuts(2.0 * 0.7**5,
                                                                          *[(0.7,)] * 6)],
                 COMPOUND[3])
+# a plain cut (1.02: within the margin) inside a streak leaves the count: the next clearly
+# worse value squares on
+COMPOUND_MIX = (COMPOUND[0], [("loss", 1.0), *(("eval", v) for v in (1.0, 1.1, 1.2, 1.02, 1.5))],
+                [2.0, 2.0, *_cuts(2.0, (0.7,), (0.7, 0.7), (0.7,), (0.7, 0.7**3))],
+                {1: ("increase",), 3: ("eval_decrease",), 4: ("eval_decrease",),
+                 5: ("eval_decrease",), 6: ("eval_decrease",)})
+# so does a value that beats the best but lags the training loss (eval_pace): the training
+# loss halves before 0.99, which needs to beat 1.0 by 0.5 * 0.5 * 1.0; it is cut by 0.7
+# and is the new best, and 1.2, 21% above it, takes the second squaring
+COMPOUND_PACE = (replace(COMPOUND[0], eval_pace=0.5),
+                 [("loss", 1.0), ("eval", 1.0), ("eval", 1.1), ("loss", 0.5), ("eval", 0.99),
+                  ("eval", 1.2)],
+                 [2.0, 2.0, *_cuts(2.0, (0.7,)), 2.0 * 0.7, *_cuts(2.0 * 0.7, (0.7,), (0.7, 0.7))],
+                 {1: ("increase",), 3: ("eval_decrease",), 5: ("eval_decrease",),
+                  6: ("eval_decrease",)})
 _C1, _C3 = 0.5 * (1 + math.cos(math.pi / 4)), 0.5 * (1 + math.cos(3 * math.pi / 4))
 BASE = (
     GreedyConfig(factor=0.5, patience=0, smoothing="none", min_lr_ratio=None, max_lr_ratio=None,
@@ -181,7 +196,8 @@ FLOOR_ANNEAL = (
 )
 CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL, "pace": PACE,
          "base": BASE, "compound": COMPOUND, "compound_max": COMPOUND_MAX,
-         "compound_off": COMPOUND_OFF,
+         "compound_off": COMPOUND_OFF, "compound_mix": COMPOUND_MIX,
+         "compound_pace": COMPOUND_PACE,
          "blowup": BLOWUP, "blowup_anneal": BLOWUP_ANNEAL, "blowup_line": BLOWUP_LINE,
          "blowup_raw": BLOWUP_RAW, "floor_anneal": FLOOR_ANNEAL}
 
@@ -387,6 +403,39 @@ def test_tensor_rule_matches_bit_for_bit_with_every_knob(kwargs: dict) -> None:
         decisions = [(rule.update if k == "loss" else rule.observe_eval)(plain, other, v)
                      for k, v in script]
         assert [(d.lrs, [e.kind for e in d.events]) for d in decisions] != trajectory
+
+
+def test_a_held_out_cut_clipped_at_the_bound_does_not_count_towards_compounding() -> None:
+    """A cut that finds the LR at its lower bound moves nothing and leaves the count of
+    compounding cuts as it is, in all three implementations."""
+    config = replace(COMPOUND[0], min_lr_ratio=0.5)
+    script = [("loss", 1.0), *(("eval", v) for v in (1.0, 1.1, 1.2, 1.3, 1.4))]
+    # 2.0 -> 1.4 (the first clearly worse value), -> 1.4 * 0.7 * 0.7 (the second squares);
+    # the third stops at the bound 0.5 (0.686 * 0.7 = 0.48) and counts, since it moved the
+    # LR; the fourth finds the LR at the bound: clipped, and the count stays 3
+    state, tstate = rule.init(config, [1.0]), tr.init(config, [1.0])
+    seen = []
+    for kind, value in script:
+        (rule.update if kind == "loss" else rule.observe_eval)(config, state, value)
+        tstate, d = (tr.update if kind == "loss" else tr.observe_eval)(config, tstate, value)
+        seen.append((state.lrs[0], state.eval_worse_cuts, int(tstate.eval_worse_cuts)))
+    assert seen == [(2.0, 0, 0), (2.0, 0, 0), (1.4, 1, 1), (1.4 * 0.7 * 0.7, 2, 2),
+                    (0.5, 3, 3), (0.5, 3, 3)]
+    assert int(d.code) & tr.CLIPPED
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return
+    from greedylr.integrations import optax as gopt
+
+    with jax.enable_x64(True):
+        static, knobs = gopt._resolve(config, 1.0)
+        ostate = gopt._init(static, knobs, jnp.float64)
+        for kind, value in script:
+            step = gopt._observe if kind == "loss" else gopt._observe_eval
+            ostate = step(static, knobs, ostate, jnp.asarray(value, jnp.float64))
+        assert float(ostate.lr) == 0.5 and int(ostate.eval_worse_cuts) == 3
 
 
 def test_a_cooldown_ends_at_0_only_with_every_group_at_its_bound() -> None:

@@ -406,10 +406,11 @@ def _why(f: _Facts, kind: str) -> str:
                     f"since the last held-out value{times}")
         if (c is not None and f.reference is not None and not f.code & CLIPPED
                 and c.clearly_worse(f.loss, f.reference)):
+            taken = min(a / b for a, b in zip(f.after, f.before) if b > 0)
             return (f"held-out value {f.loss:.4g} is worse than the best {f.reference:.4g} by "
                     f"more than eval_compound_margin {c.eval_compound_margin:g} of it{times}: "
-                    f"such cuts compound (each squares the last one's factor) until a "
-                    f"held-out value is better")
+                    f"the LR times {taken:.4g} (cuts on such values compound, each squaring "
+                    f"the last one's factor, until a held-out value counts as better)")
         return f"held-out value {f.loss:.4g} is not better than the best{best}{times}"
     if c is None:
         return {"increase": "the smoothed loss kept improving",

@@ -525,11 +525,14 @@ def _payoff(config: GreedyConfig, state: RuleState) -> _Outcome | None:
 def observe_eval(config: GreedyConfig, state: RuleState, value: float) -> Decision:
     """Observe a held-out value (after an evaluation); update ``state`` in place.
 
-    A value better than the best so far (by ``eval_mode``) clears the block on
-    increases. A worse one blocks increases until the held-out value improves again;
-    after more than ``eval_patience`` worse values in a row it also multiplies every
-    LR by ``eval_factor`` (not below the lower bound), the early-stopping signal a
-    rule fed only the training loss cannot see. Ignored with ``eval_patience=None``,
+    A value better than the best so far (by ``eval_mode``; with ``eval_pace``, better
+    by enough) clears the block on increases. A worse one blocks increases until the
+    held-out value improves again; after more than ``eval_patience`` worse values in a
+    row it also multiplies every LR by ``eval_factor`` (not below the lower bound), the
+    early-stopping signal a rule fed only the training loss cannot see. With
+    ``eval_compound_margin``, a cut on a value worse than the best by more than that
+    margin compounds: the k-th such cut since the last value that counted as better
+    takes ``eval_factor ** (2 ** k)`` in all. Ignored with ``eval_patience=None``,
     during the final cooldown and for a non-finite value. Does not advance ``state.step``.
 
     Args:
@@ -587,4 +590,3 @@ def _observed_eval(config: GreedyConfig, state: RuleState, value: float) -> Deci
         state.eval_worse_cuts = min(cuts + 1, BLOWUP_SQUARINGS)
     code = ev.EVAL_DECREASE if moved else ev.EVAL_DECREASE | ev.CLIPPED
     return _explained(config, state, value, (code, best, None), lrs)
-

@@ -545,9 +545,9 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         blocks increases until one is better again, and (after ``eval_patience`` of
         them) multiplies the LRs by ``eval_factor``: the training loss cannot see
         overfitting, the held-out value can. A value worse than the best by more than
-        ``eval_compound_margin`` of it (3%) compounds the cut: the second such cut in a
-        row (no value better in between) takes ``eval_factor`` squared, the third its
-        fourth power, as a too-large LR needs. Takes effect from
+        ``eval_compound_margin`` of it (3%) compounds the cut: the second such cut with
+        no value counting as better in between takes ``eval_factor`` squared, the third
+        its fourth power, as a too-large LR needs. Takes effect from
         the next optimizer step. The events it produces are in :attr:`events` (not in
         the per-step trace, which has one row per training step). In device mode this
         reads the decision back to the host once per evaluation.

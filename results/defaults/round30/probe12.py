@@ -29,7 +29,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parents[1]))
 sys.path.insert(0, str(Path(__file__).parents[1] / "round20"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "round21"))
-sys.path.insert(0, str(Path(__file__).parents[1] / "round28"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "round29"))
 
 import noise_floor
@@ -63,17 +62,19 @@ def run(out: Path) -> None:
     prototypes._run(prototypes.grid_points(SPLIT, ARMS), paths["grid"], patch_worse3)
 
 
+def _key(r: dict[str, Any]) -> tuple[Any, ...]:
+    """A run's spec but its schedule: the same run under another arm has it too."""
+    s = r["spec"]
+    return s["workload"], s["lr"], s["seed"], s["steps"]
+
+
 def _changed(runs: list[dict[str, Any]]) -> int:
     """How many of ``worse3``'s runs have an LR that 0.8's run of the same spec has not:
     the patch acted there (it changes nothing else)."""
     from greedylr.studies import metrics as M
 
-    def key(r: dict[str, Any]) -> tuple[Any, ...]:
-        s = r["spec"]
-        return s["workload"], s["lr"], s["seed"], s["steps"]
-
-    base = {key(r): r["lrs"] for r in runs if M.arm_of(r) == G}
-    return sum(r["lrs"] != base[key(r)] for r in runs if M.arm_of(r) == W)
+    base = {_key(r): r["lrs"] for r in runs if M.arm_of(r) == G}
+    return sum(r["lrs"] != base[_key(r)] for r in runs if M.arm_of(r) == W)
 
 
 def score(out: Path) -> None:
@@ -151,13 +152,9 @@ def same(out: Path, stored: list[str]) -> None:
     from greedylr.studies import metrics as M
     from greedylr.studies.trial import TrialSpec
 
-    def key(r: dict[str, Any]) -> tuple[Any, ...]:
-        s = r["spec"]
-        return s["workload"], s["lr"], s["seed"], s["steps"]
-
     runs = [r for path in stored for r in json.loads(Path(path).read_text())]
-    base = {key(r): r["lrs"] for r in runs if M.arm_of(r) == G}
-    acted = sorted((r for r in runs if M.arm_of(r) == W and r["lrs"] != base[key(r)]),
+    base = {_key(r): r["lrs"] for r in runs if M.arm_of(r) == G}
+    acted = sorted((r for r in runs if M.arm_of(r) == W and r["lrs"] != base[_key(r)]),
                    key=lambda r: r["spec"]["steps"])[:8]
     specs = [TrialSpec.make(**{**r["spec"], "settings": {
         k: v for k, v in r["spec"]["settings"].items() if k != "eps"}}) for r in acted]

@@ -2,8 +2,8 @@
 version's form, Dao and Gu 2024: a recurrence ``h_t = exp(dt_t a) h_(t-1) + dt_t B_t
 x_t``, ``y_t = C_t h_t + D x_t``, whose step ``dt``, input map ``B`` and output map ``C``
 depend on the input, so that it chooses what to keep; ``a`` a learned negative scalar a
-head) on IBM's decimal arithmetic test cases: two blocks of 64 channels, each a
-projection to 128 (four heads of 32, a state of 16), a causal depthwise convolution of
+head) on IBM's decimal arithmetic test cases: two blocks of 48 channels, each a
+projection to 96 (four heads of 24, a state of 8), a causal depthwise convolution of
 width 4, the selective scan, gated by ``silu(z)`` and projected back; computed here in
 its parallel form (the state-space duality: for every ``t`` and ``s <= t``, ``C_t . B_s``
 times the decay ``exp(sum of dt a over s < r <= t)``, one batched product); AdamW.

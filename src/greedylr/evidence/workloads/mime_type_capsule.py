@@ -3,7 +3,7 @@ text or video type? A capsule network (Sabour et al. 2017: groups of neurons who
 vector's length is the probability that an entity is present, the lower capsules' votes
 routed to the upper ones by agreement) reads a media type's characters: embeddings of
 32, a convolution of 64 (width 3), primary capsules (8 types of 8 dimensions at every
-second position, squashed), three iterations of dynamic routing to one capsule of 16
+second position, squashed), three iterations of dynamic routing to one capsule of 8
 dimensions a class; the logits are the class capsules' lengths, scaled by a learned
 temperature (from 10); NAdam, batches of 64.
 

@@ -2,7 +2,7 @@
 by FiLM (Perez et al. 2018: feature-wise linear modulation, each hidden layer's features
 scaled and shifted, ``(1 + gamma) h + beta``, by a linear map of the condition): the
 function's embedding (16) gives the gammas and betas of three SiLU layers of 64 over
-the input's asinh, a linear output; RMSprop, batches of 128.
+the input's asinh, a linear output; RMSprop, batches of 256.
 
 The data is the validation sets numpy ships with its tests of its ufuncs' accuracy
 (``numpy/_core/tests/data/umath-validation-set-*.csv``; BSD-3-Clause): float32 and
