@@ -154,14 +154,17 @@ def grid(split: str, settings: dict[str, Any], patch: Callable[[], None], out: P
     return runs
 
 
-def print_tolerance(split: str, runs: list[dict[str, Any]]) -> None:
-    """Each arm's tolerance against the best-tuned cosine on ``split``'s grid, a line each."""
+def print_tolerance(split: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each arm's tolerance against the best-tuned cosine on ``split``'s grid, a line each;
+    returns them (:func:`greedylr.studies.tuning.tolerance_versus`)."""
     from greedylr.studies import tuning
 
-    for arm, t in tuning.tolerance_versus(runs, "cosine").items():
+    tolerance = tuning.tolerance_versus(runs, "cosine")
+    for arm, t in tolerance.items():
         print(f"{split} grid {arm:52s} within 2% {100 * t.within:.0f}% median "
               f"{t.median_ratio:.3f} diverged {t.bad} worst {t.worst_finite_ratio:.3g} by LR "
               f"{' / '.join(f'{x:.2f}' for x in t.by_position)}", flush=True)
+    return tolerance
 
 
 def main(argv: Sequence[str], settings: dict[str, Any], patch: Callable[[], None],

@@ -124,7 +124,9 @@ def side_of(mine: list[dict[str, Any]], other: list[dict[str, Any]]) -> str:
     return "worse" if ratio > 1.02 else "better" if ratio < 1 / 1.02 else "within"
 
 
-def versus(arm: str, paths: list[str], against: str = "cosine") -> None:
+def versus(arm: str, paths: list[str], against: str = "cosine") -> list[Point]:
+    """Prints the ``versus`` reading (the module's docstring); returns the grid points
+    it paired (:func:`paired_points`)."""
     spans = ((0.0, 0.5), (0.5, 0.8), (0.8, 1.0))
     rows: dict[tuple[int, str], list[list[float]]] = defaultdict(list)
 
@@ -132,7 +134,8 @@ def versus(arm: str, paths: list[str], against: str = "cosine") -> None:
         return float(np.mean([np.mean(r["lrs"][int(a * len(r["lrs"])):int(b * len(r["lrs"]))])
                               for r in runs]))
 
-    for i, mine, other in paired_points(arm, paths, against):
+    points = paired_points(arm, paths, against)
+    for i, mine, other in points:
         rows[i, side_of(mine, other)].append([mean_lr(mine, a, b) / mean_lr(other, a, b)
                                               for a, b in spans])
     for i in sorted({i for i, _ in rows}):
@@ -141,6 +144,7 @@ def versus(arm: str, paths: list[str], against: str = "cosine") -> None:
             + ("" if not rows[i, side] else f" (LR over {against}'s "
                + " / ".join(f"{m:.2f}" for m in np.median(rows[i, side], axis=0)) + ")")
             for side in ("worse", "within", "better")))
+    return points
 
 
 def _versus(argv: list[str]) -> None:

@@ -260,9 +260,12 @@ def score(out: Path, stored: list[str]) -> None:
     _print_beyond_noise([r for s in HELDOUT_SPLITS for r in base[s] + mine[s]])
 
 
-def _print_beyond_noise(runs: list[dict[str, Any]]) -> None:
-    for arm, row in sorted(beyond_noise(runs).items()):
+def _print_beyond_noise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """:func:`beyond_noise`'s shares, an arm a line; returns them."""
+    shares = beyond_noise(runs)
+    for arm, row in sorted(shares.items()):
         print(f"{arm:58s} " + " ".join(f"{k} {v:.0f}%" for k, v in row.items()))
+    return shares
 
 
 def rescore(out: Path, stored: list[str]) -> None:

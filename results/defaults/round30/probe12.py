@@ -79,7 +79,6 @@ def _changed(runs: list[dict[str, Any]]) -> int:
 
 def score(out: Path) -> None:
     from greedylr.evidence.defaults import versus_cosine
-    from greedylr.studies import tuning
 
     paths = _paths(out)
     heldout = json.loads(paths["heldout"].read_text())
@@ -90,15 +89,12 @@ def score(out: Path) -> None:
     counts = {a: round(rows[a]["final_pct"] * rows[a]["final_n"] / 100) for a in (G, W)}
     print("-- beyond noise (a shortfall counts beyond 1% and 2 standard errors)")
     reseeded = [noise_floor._named(r) for r in json.loads(paths["reseeded"].read_text())]
-    noise = noise_floor.beyond_noise(heldout + reseeded)
-    noise_floor._print_beyond_noise(heldout + reseeded)
+    noise = noise_floor._print_beyond_noise(heldout + reseeded)
     print("-- LR grid against the best-tuned cosine")
-    prototypes.print_tolerance(SPLIT, grid)
-    tol = tuning.tolerance_versus(grid, "cosine")
+    tol = prototypes.print_tolerance(SPLIT, grid)
     print("-- worse3 against 0.8 at each grid point (seed means more than 2% apart)")
-    readings.versus(W, [str(paths["grid"])], against=G)
     sides = Counter((i, readings.side_of(mine, other))
-                    for i, mine, other in readings.paired_points(W, [str(paths["grid"])], G))
+                    for i, mine, other in readings.versus(W, [str(paths["grid"])], against=G))
     changed = {"heldout": _changed(heldout), "grid": _changed(grid)}
     print(f"-- worse3's runs whose LRs differ from 0.8's: {changed['heldout']} of "
           f"{len(heldout) // 3} held out, {changed['grid']} of {len(grid) // 3} on the grid")
