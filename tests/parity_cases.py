@@ -141,6 +141,9 @@ def _config(rng: random.Random, family: tuple, base: list[float]) -> GreedyConfi
         **_bounds(rng, base),
         eval_pace=rng.choice([0.0, 0.0, 0.5, rng.uniform(0.0, 2.0)]),
         eval_compound_margin=rng.choice([None, 0.03, 0.03, 0.0, rng.uniform(0.0, 0.3)]),
+        # ratios near 1, as the blow-up guard's: the cases' losses wander within a few
+        # times their first value
+        spike_ratio=rng.choice([None, None, 1.2, 1.5, rng.uniform(1.05, 3.0)]),
     )
 
 

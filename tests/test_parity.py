@@ -75,6 +75,10 @@ def test_the_cases_reach_every_event_and_knob() -> None:
     # the blow-up guard: decreases in a blow-up, and final cooldowns that start in one
     blown = [e for c in CASES for es in ref(c).events for e in es if "a blow-up (" in e.reason]
     assert {e.kind for e in blown} >= {"decrease", "anneal"}
+    # the spike guard: cuts on a second spike step in a row, and on a non-finite one
+    spiked = [e for c in CASES for es in ref(c).events for e in es
+              if "(spike_ratio) on a second step" in e.reason]
+    assert len(spiked) >= 20
 
 
 # -- the float rule: its invariants, and a checkpoint through plain values -----------------

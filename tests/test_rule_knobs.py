@@ -1,6 +1,6 @@
 """The 0.2 knobs (final cooldown, noise threshold, pay-off, held-out values), 0.3's
-base schedule and the blow-up guard, by hand, in all three implementations: the float
-rule, the tensor rule and the optax port."""
+base schedule, the blow-up guard and the spike guard, by hand, in all three
+implementations: the float rule, the tensor rule and the optax port."""
 
 from __future__ import annotations
 
@@ -194,12 +194,39 @@ FLOOR_ANNEAL = (
     [2.0, 1.0, 0.5, 0.5, 0.375, 0.25, 0.125, 0.0, 0.0],
     {1: ("increase",), 2: ("decrease",), 3: ("decrease",), 4: ("anneal",)},
 )
+_SPIKES = (1.0, 20.0, 0.5, 20.0, 30.0, 40.0, 50.0, 60.0, 0.9)
+SPIKE = (
+    GreedyConfig(factor=0.5, patience=1, smoothing="none", blowup_ratio=None, spike_ratio=10.0,
+                 min_lr_ratio=0.1, max_lr_ratio=None),
+    [("loss", v) for v in _SPIKES],
+    # the first value 1.0 is the yardstick: a spike step is above 10. 20 is one, alone:
+    # nothing (0.5 after it is none). 20 and 30 are two in a row: at 30 the patience's
+    # own decrease (two worse values > patience 1: 0.5) and the spike cut (0.5 more) make
+    # one decrease, to 0.25, and restart the streaks. 40 and 50 cut again at once, to
+    # 0.125 and to the floor 0.1; 60 finds every LR at the floor (no event); 0.9 ends it
+    [1.0, 1.0, 1.0, 1.0, 0.25, 0.125, 0.1, 0.1, 0.1],
+    {5: ("decrease",), 6: ("decrease",), 7: ("decrease",)},
+)
+# the same for a value where higher is better (1 / v): a spike step is below 1/10 of 1.0
+SPIKE_MAX = (replace(SPIKE[0], mode="max"), [("loss", 1.0 / v) for v in _SPIKES], *SPIKE[2:])
+SPIKE_PHASES = (
+    GreedyConfig(factor=0.5, patience=5, smoothing="none", blowup_ratio=None, spike_ratio=10.0,
+                 min_lr_ratio=0.1, max_lr_ratio=None, warmup=2, total_steps=8,
+                 anneal_fraction=0.25, anneal_shape="linear"),
+    [("loss", v) for v in (1.0, 20.0, 30.0, math.nan, 0.5, 40.0, 50.0, 60.0, 70.0)],
+    # the ramp (0.5, 1.0) counts the spike at step 2 but cuts nothing; 30 at step 3 is
+    # the second in a row: 0.5; a non-finite value is a spike step too: 0.25; the final
+    # cooldown (from step 6, linearly to the floor 0.1) counts 40, 50, 60 but cuts nothing
+    [0.5, 1.0, 0.5, 0.25, 0.25, 0.25, 0.175, 0.1, 0.1],
+    {2: ("warmup_end",), 3: ("decrease",), 4: ("nonfinite", "decrease"), 6: ("anneal",)},
+)
 CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL, "pace": PACE,
          "base": BASE, "compound": COMPOUND, "compound_max": COMPOUND_MAX,
          "compound_off": COMPOUND_OFF, "compound_mix": COMPOUND_MIX,
          "compound_pace": COMPOUND_PACE,
          "blowup": BLOWUP, "blowup_anneal": BLOWUP_ANNEAL, "blowup_line": BLOWUP_LINE,
-         "blowup_raw": BLOWUP_RAW, "floor_anneal": FLOOR_ANNEAL}
+         "blowup_raw": BLOWUP_RAW, "floor_anneal": FLOOR_ANNEAL, "spike": SPIKE,
+         "spike_max": SPIKE_MAX, "spike_phases": SPIKE_PHASES}
 
 
 def _drive(call, script: Script) -> tuple[list[float], dict]:
@@ -504,6 +531,8 @@ def test_anneal_only_with_a_budget_and_old_state_loads() -> None:
         *(({"blowup_ratio": r}, "blowup_ratio must be finite and > 1, or None")
           for r in (1.0, 0.5, math.inf, math.nan)),
         ({"blowup_raw_check": 1}, "blowup_raw_check must be a bool"),
+        *(({"spike_ratio": r}, "spike_ratio must be finite and > 1, or None")
+          for r in (1.0, 0.5, math.inf, math.nan, "10")),
         ({"floor_anneals_to_zero": None}, "floor_anneals_to_zero must be a bool"),
     ],
 )

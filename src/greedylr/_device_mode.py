@@ -180,7 +180,7 @@ class DeviceMode(SchedulerAttributes):
         """The trace's decoder in device mode: the float rule's events, reasons included."""
         groups = rows.lrs.shape[1]
         own = self.config.base_schedule != "constant"  # the rule's own LRs follow the penalty
-        guarded = self.config.blowup_ratio is not None  # the first smoothed value ends the row
+        guarded = self.config.keeps_first  # the first smoothed value ends the row
         events: list[Event] = []
         for i in range(len(rows)):
             code = int(rows.code[i])

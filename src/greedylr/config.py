@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 __all__ = [
     "ABSENT_MEANS", "ANNEAL_SHAPES", "BASE_SCHEDULES", "BLOWUP_RECOVERED", "BLOWUP_SQUARINGS",
-    "KNOBS_OFF", "Bound",
+    "KNOBS_OFF", "SPIKE_CUT", "Bound",
     "GreedyConfig", "cosine_mode",
 ]
 
@@ -31,15 +31,16 @@ KNOBS_OFF: dict[str, Any] = {
     "blowup_ratio": None,
     "blowup_raw_check": False,
     "floor_anneals_to_zero": False,
+    "spike_ratio": None,
 }
 
 #: Knobs whose default is not what a config saved before them ran: a saved config that
 #: lacks one ran this (0.4's had no blow-up guard, 0.5's guard no raw-loss check, 0.6's
 #: cooldown ended at the lower bound wherever it started, 0.7's held-out values needed no
-#: pace, 0.8's held-out cuts never compounded; 0.9's defaults have all five).
+#: pace, 0.8's held-out cuts never compounded, 0.9's had no spike guard).
 ABSENT_MEANS: dict[str, Any] = {"blowup_ratio": None, "blowup_raw_check": False,
                                 "floor_anneals_to_zero": False, "eval_pace": 0.0,
-                                "eval_compound_margin": None}
+                                "eval_compound_margin": None, "spike_ratio": None}
 
 #: How many times the blow-up guard squares the factor at most (0.95 -> 0.44).
 BLOWUP_SQUARINGS = 4
@@ -48,6 +49,9 @@ BLOWUP_SQUARINGS = 4
 #: (for ``mode="max"``: at or above the first value over it) reads as recovered. Not 1: a
 #: model that collapsed to a constant prediction sits just below its first loss.
 BLOWUP_RECOVERED = 0.5
+
+#: With ``spike_ratio``: what each spike cut multiplies every LR by (not below its bound).
+SPIKE_CUT = 0.5
 
 #: The final cooldown's shapes: the multiplier of ``lr_at_start - floor`` at progress p.
 ANNEAL_SHAPES = ("linear", "cosine", "1-sqrt")
@@ -236,6 +240,19 @@ class GreedyConfig:
             run would end; cosine's ends at 0. Any other cooldown ends at the lower
             bound. No effect without a final cooldown. The default since 0.7 (round 18
             of the defaults study); ``False`` is 0.6's cooldown.
+        spike_ratio: r > 1: a raw loss more than r times the first smoothed value (the
+            untrained model's loss; for ``mode="max"``: less than 1/r of it), or a
+            non-finite one, is a spike step; on the second spike step in a row, and on
+            each one after it, every LR is multiplied by ``SPIKE_CUT`` (0.5) at once,
+            not below its lower bound, and the streaks restart (no hold, no count towards
+            a reset). Not during the warmup ramp or the final cooldown; off while the
+            first value is not positive. A too-large LR does its damage in the first
+            steps, before the smoothed loss (the blow-up guard's) or a held-out value can
+            say so: on the defaults study's LR grids cosine's raw loss passes 10x its
+            first value within nine steps on 42% of the runs at 10x the right LR and 6%
+            at the LR a workload comes with, and a model that comes back from it is
+            damaged for good. A single spike step that the next one undoes (a transient)
+            cuts nothing. ``None``: off (0.9 behaviour).
     """
 
     factor: float = 0.95
@@ -273,6 +290,7 @@ class GreedyConfig:
     blowup_ratio: float | None = 100.0
     blowup_raw_check: bool = True
     floor_anneals_to_zero: bool = True
+    spike_ratio: float | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -321,6 +339,11 @@ class GreedyConfig:
             self.blowup_ratio is None or (isinstance(self.blowup_ratio, (int, float))
                                           and 1.0 < self.blowup_ratio < math.inf),
             f"blowup_ratio must be finite and > 1, or None, got {self.blowup_ratio!r}",
+        )
+        _check(
+            self.spike_ratio is None or (isinstance(self.spike_ratio, (int, float))
+                                         and 1.0 < self.spike_ratio < math.inf),
+            f"spike_ratio must be finite and > 1, or None, got {self.spike_ratio!r}",
         )
         for name in ("blowup_raw_check", "floor_anneals_to_zero"):
             value = getattr(self, name)
@@ -404,6 +427,12 @@ class GreedyConfig:
     @property
     def up_patience(self) -> int:
         return self.patience if self.increase_patience is None else self.increase_patience
+
+    @property
+    def keeps_first(self) -> bool:
+        """Whether the rule keeps the first smoothed value: the yardstick of the blow-up
+        guard (``blowup_ratio``) and of the spike guard (``spike_ratio``)."""
+        return self.blowup_ratio is not None or self.spike_ratio is not None
 
     @property
     def initial_reference(self) -> float:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from greedylr.config import SPIKE_CUT
+
 if TYPE_CHECKING:
     from greedylr.rule import GreedyConfig
 
@@ -32,6 +34,7 @@ __all__ = [
     "INCREASE",
     "NONFINITE",
     "RESET",
+    "SPIKE",
     "UNDO",
     "WARMUP_END",
     "Event",
@@ -93,6 +96,10 @@ EVAL_DECREASE = EventFlag.EVAL_DECREASE.value
 #: where the blow-up guard (``GreedyConfig.blowup_ratio``) made it: the decrease squared
 #: the factor, the cooldown ends at 0. Only the reasons read it.
 BLOWUP = 1024
+
+#: Not a kind either: a modifier of a ``DECREASE``, set where the spike guard
+#: (``GreedyConfig.spike_ratio``) cut the LR at once. Only the reasons read it.
+SPIKE = 2048
 
 #: One bit per event kind, by kind: how the tensor rule, the optax port and the trace's
 #: event column encode "what this observation did" without building Event objects.
@@ -265,7 +272,7 @@ class _Facts:
     patience: int
     up_patience: int  # the streak an increase needs, minus one (penalty included)
     hold: int
-    first: float | None  # the first smoothed value (the blow-up guard's yardstick)
+    first: float | None  # the first smoothed value (the blow-up and spike guards' yardstick)
 
 
 def describe(
@@ -313,7 +320,8 @@ def describe(
         cooldown: the run's cooldown (default: the config's).
         hold_after_increase: the run's hold after an increase (default: the config's).
         penalty: undone increases not yet paid back (the streak an increase needs grows).
-        first: the first smoothed value, which a blow-up (``BLOWUP``) is measured against.
+        first: the first smoothed value, which a blow-up (``BLOWUP``) and a spike
+            (``SPIKE``) are measured against.
 
     Returns:
         The events, in the rule's order; none for a code of 0.
@@ -391,6 +399,18 @@ def _blowup(f: _Facts) -> str:
             f"is back {back} its first value)")
 
 
+def _spike(f: _Facts) -> str:
+    """Why the spike guard cut: the raw loss against the first value, twice in a row."""
+    if f.config is None or f.config.spike_ratio is None or f.first is None \
+            or not math.isfinite(f.loss):
+        return "the raw loss spiked on a second step in a row: the LR halved at once"
+    r = f.config.spike_ratio
+    beyond = f"above {r:.4g}x" if f.config.mode == "min" else f"below {1 / r:.4g}x"
+    return (f"the raw loss {f.loss:.4g} is {f.loss / f.first:.4g}x its first value "
+            f"{f.first:.4g}, {beyond} (spike_ratio) on a second step in a row or more: the "
+            f"LR times {SPIKE_CUT:g} at once")
+
+
 def _why(f: _Facts, kind: str) -> str:
     """Why the change of ``kind`` was decided: the numbers when the config is known."""
     c = f.config
@@ -412,6 +432,8 @@ def _why(f: _Facts, kind: str) -> str:
                     f"the LR times {taken:.4g} (cuts on such values compound, each squaring "
                     f"the last one's factor, until a held-out value counts as better)")
         return f"held-out value {f.loss:.4g} is not better than the best{best}{times}"
+    if kind == "decrease" and f.code & SPIKE:
+        return _spike(f)
     if c is None:
         return {"increase": "the smoothed loss kept improving",
                 "decrease": "the smoothed loss stopped improving",

@@ -27,7 +27,13 @@ from typing import Any
 
 from greedylr import events as ev
 from greedylr.config import ANNEAL_SHAPES as ANNEAL_SHAPES
-from greedylr.config import BLOWUP_RECOVERED, BLOWUP_SQUARINGS, GreedyConfig, _anneal_shape
+from greedylr.config import (
+    BLOWUP_RECOVERED,
+    BLOWUP_SQUARINGS,
+    SPIKE_CUT,
+    GreedyConfig,
+    _anneal_shape,
+)
 from greedylr.config import KNOBS_OFF as KNOBS_OFF
 from greedylr.config import Bound as Bound
 from greedylr.events import COMPARE_NAMES as COMPARE_NAMES
@@ -94,10 +100,13 @@ class RuleState:
     #: with ``eval_compound_margin``: compounding held-out cuts since the last held-out
     #: value that counted as better (each squares the cut's factor)
     eval_worse_cuts: int = 0
-    #: the first smoothed value with the blow-up guard on: its yardstick (``blowup_ratio``)
+    #: the first smoothed value with the blow-up guard or the spike guard on: their
+    #: yardstick (``blowup_ratio``, ``spike_ratio``)
     first: float | None = None
     #: decreases in the current blow-up so far (each squares the factor)
     blowup_cuts: int = 0
+    #: with ``spike_ratio``: spike steps in a row up to this one (0: the last was none)
+    spike_steps: int = 0
     #: the final cooldown started in a blow-up or with every group at its lower bound
     #: (``floor_anneals_to_zero``): it ends at 0
     anneal_to_zero: bool = False
@@ -372,17 +381,39 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
             state.smoothed = state.ema / (1.0 - beta**state.ema_count)
         else:
             state.smoothed = _smooth(config, state, float(loss))
-        if state.first is None and config.blowup_ratio is not None:
+        if state.first is None and config.keeps_first:
             state.first = state.smoothed
     # inline, not a wrapper: a call per step was measurable (benchmarks/overhead.py)
     based = config.base_schedule != "constant"
     if based:
         state.lrs = _own_lrs(state)  # the rule moves its own LRs; the factor comes last
     before = state.lrs  # kept: the update replaces the list, never changes it
+    reference = state.reference  # what a spike cut's event quotes, as a decrease's
     outcome = _decide(config, state, finite, loss)
+    if config.spike_ratio is not None and _spiked(config, state, finite, loss):
+        code, quoted, _ = outcome
+        outcome = (code | ev.DECREASE | ev.SPIKE, reference if quoted is None else quoted,
+                   tuple(state.lrs))
     decision = (Decision(tuple(state.lrs), state.smoothed) if outcome is _NOTHING  # most steps
                 else _explained(config, state, loss, outcome, before))
     return _applied(config, state, decision) if based else decision
+
+
+def _spiked(config: GreedyConfig, state: RuleState, finite: bool, loss: float) -> bool:
+    """Count spike steps (``spike_ratio``) and, on the second in a row and after, cut
+    every LR by ``SPIKE_CUT`` at once; whether an LR moved. After the step's own decision
+    (which the cut overrides), outside the warmup ramp and the final cooldown."""
+    first, ratio = state.first, config.spike_ratio
+    if first is None or not first > 0:
+        return False
+    assert ratio is not None
+    spiking = not finite or (loss > ratio * first if config.mode == "min"
+                             else loss * ratio < first)
+    state.spike_steps = state.spike_steps + 1 if spiking else 0
+    if state.spike_steps < 2 or state.step <= config.warmup or state.anneal_from:
+        return False
+    state.num_good = state.num_bad = 0
+    return _lower(state, SPIKE_CUT, config.eps)
 
 
 def _own_lrs(state: RuleState) -> list[float]:
@@ -438,12 +469,12 @@ def _decide(config: GreedyConfig, state: RuleState, finite: bool, loss: float) -
     assert smoothed is not None
     reference = state.reference
     # _blown inline: a call per step was measurable (benchmarks/overhead.py); the first
-    # value is None with the guard off
+    # value is None with both guards off
     minimize = config.mode == "min"
-    first, blown = state.first, False
-    if first is not None and first > 0:
-        ratio = 1.0 if state.blowup_cuts else config.blowup_ratio
-        assert ratio is not None  # a first value is recorded only with the guard on
+    first, blown, ratio = state.first, False, config.blowup_ratio
+    if first is not None and first > 0 and ratio is not None:
+        if state.blowup_cuts:
+            ratio = 1.0
         blown = smoothed > ratio * first if minimize else smoothed * ratio < first
     if blown:
         assert first is not None

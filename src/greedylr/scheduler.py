@@ -149,6 +149,7 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         blowup_ratio: float | None = 100.0,
         blowup_raw_check: bool = True,
         floor_anneals_to_zero: bool = True,
+        spike_ratio: float | None = None,
     ) -> None:
         # The knobs are spelled out for type checkers and IDEs; GreedyConfig stays their
         # one definition (tests/test_typed_api.py keeps the two in step).
@@ -247,6 +248,7 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
             blowup_ratio=None,
             blowup_raw_check=False,
             floor_anneals_to_zero=False,
+            spike_ratio=None,
         )
 
     # -- feeding the loss -------------------------------------------------------

@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from greedylr.config import BLOWUP_RECOVERED, BLOWUP_SQUARINGS
+from greedylr.config import BLOWUP_RECOVERED, BLOWUP_SQUARINGS, SPIKE_CUT
 from greedylr.events import (
     ANNEAL,
     BLOWUP,
@@ -44,6 +44,7 @@ from greedylr.events import (
     INCREASE,
     NONFINITE,
     RESET,
+    SPIKE,
     UNDO,
     WARMUP_END,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "INCREASE",
     "NONFINITE",
     "RESET",
+    "SPIKE",
     "UNDO",
     "WARMUP_END",
     "TensorDecision",
@@ -101,8 +103,9 @@ class TensorDecision(NamedTuple):
         rule_lrs: the rule's own LRs after this observation, which the events quote:
             ``lrs`` before a decaying ``base_schedule`` multiplies them (``lrs`` itself
             with ``"constant"``). ``lrs_before`` and ``lrs_changed`` are the rule's own.
-        first: the first smoothed value, which a blow-up (:data:`BLOWUP` in ``code``) is
-            measured against (NaN before it, and with the guard off).
+        first: the first smoothed value, which a blow-up (:data:`BLOWUP` in ``code``) and
+            a spike (:data:`SPIKE`) are measured against (NaN before it, and with both
+            guards off).
     """
 
     lrs: Tensor
@@ -278,6 +281,10 @@ def _update(
                        torch.where(do_decrease | undo, state.cooldown, fields["hold"]))
     if "annealed" in phase:
         lrs_after = torch.where(phase["annealing"].unsqueeze(-1), phase["annealed"], lrs_after)
+    spiked = None
+    if config.spike_ratio is not None:
+        spiked, lrs_after = _spike(config, state, fields, x, finite, lrs_after)
+        changed = torch.where(spiked.unsqueeze(-1), lrs_after, changed)
 
     # one bit per flag, in the order of the flags (INCREASE = 1 << 0, ...): five
     # kernels instead of one where() per flag
@@ -289,6 +296,8 @@ def _update(
     if blowup is not None:
         # the modifier: a decrease in a blow-up, or a final cooldown that starts in one
         code = code | (blowup | phase["anneal_blown"]).to(_INT) * BLOWUP
+    if spiked is not None:
+        code = code | spiked.to(_INT) * (DECREASE | SPIKE)
     fields.update(lrs=lrs_after, hold=hold)
     decision = TensorDecision(
         lrs=lrs_after,
@@ -319,8 +328,8 @@ def _smoothed(
         mask = finite.reshape(finite.shape + (1,) * (new.ndim - finite.ndim))
         fields[name] = torch.where(mask, new, old)
     fields["smoothed"] = torch.where(finite, smoothed_new, state.smoothed)
-    if config.blowup_ratio is not None:
-        # the blow-up guard's yardstick: the first smoothed value, kept from then on
+    if config.keeps_first:
+        # the guards' yardstick: the first smoothed value, kept from then on
         fields["first"] = torch.where(torch.isnan(state.first) & finite, fields["smoothed"],
                                       state.first)
     return fields
@@ -371,6 +380,32 @@ def _phase(
     phase.update(annealing=annealing, anneal_start=anneal_start,
                  after_warmup=~in_warmup & ~annealing)
     return lrs, phase
+
+
+def _spike(
+    config: GreedyConfig, state: TensorState, fields: dict[str, Tensor], x: Tensor,
+    finite: Tensor, lrs: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """Count spike steps (``spike_ratio``; rule._spiked) and cut by ``SPIKE_CUT`` on the
+    second in a row and after, over the step's own decision (``lrs``), outside the warmup
+    ramp and the final cooldown: where an LR moved, and the LRs after it."""
+    r = config.spike_ratio
+    assert r is not None
+    first = fields["first"]
+    known = first > 0  # False while NaN (none yet)
+    spiking = ~finite | (x > r * first if config.mode == "min" else x * r < first)
+    zero = torch.zeros_like(state.spike_steps)
+    steps = torch.where(known, torch.where(spiking, state.spike_steps + 1, zero),
+                        state.spike_steps)
+    fields["spike_steps"] = steps
+    cutting = known & (steps >= 2) & (fields["step"] > config.warmup)
+    if "annealing" in fields:
+        cutting = cutting & ~fields["annealing"]
+    fields["num_good"] = torch.where(cutting, zero, fields["num_good"])
+    fields["num_bad"] = torch.where(cutting, zero, fields["num_bad"])
+    lowered = torch.maximum(lrs * SPIKE_CUT, state.min_lrs)
+    apply = cutting.unsqueeze(-1) & (lrs - lowered > state.eps.unsqueeze(-1))
+    return apply.any(-1), torch.where(apply, lowered, lrs)
 
 
 def _payoff(
@@ -632,7 +667,8 @@ def step_(
         decoder's values: the reference and the ``G`` LRs before and the ``G`` LRs
         after the change (before a reset), i.e. the fields of :class:`TensorDecision`,
         the penalty, with a decaying ``base_schedule`` the ``G`` rule's own LRs, and
-        with the blow-up guard (``blowup_ratio``) the first smoothed value.
+        with the blow-up guard (``blowup_ratio``) or the spike guard (``spike_ratio``)
+        the first smoothed value.
         ``lr_copies`` are copies of ``lr_tensors`` after the fill.
     """
     x = _observed(state, loss)
@@ -644,7 +680,7 @@ def step_(
         decision.lrs_before, decision.lrs_changed,
         decision.penalty.to(x.dtype).unsqueeze(-1),
         *((decision.rule_lrs,) if config.base_schedule != "constant" else ()),
-        *((decision.first.unsqueeze(-1),) if config.blowup_ratio is not None else ()),
+        *((decision.first.unsqueeze(-1),) if config.keeps_first else ()),
     ], dim=-1) if with_row else None
     pairs = [(old, new) for old, new in zip(state, new_state, strict=True) if new is not old]
     if torch.compiler.is_compiling():

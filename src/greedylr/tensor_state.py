@@ -67,8 +67,9 @@ class TensorState(NamedTuple):
     eval_block: Tensor  # [*B] bool
     eval_train: Tensor  # [*B]: the smoothed loss at the last held-out value (eval_pace; NaN: none)
     eval_worse_cuts: Tensor  # [*B] int64: compounding held-out cuts (eval_compound_margin)
-    first: Tensor  # [*B]: the first smoothed value with the blow-up guard on (NaN: none)
+    first: Tensor  # [*B]: the first smoothed value with a guard on (NaN: none)
     blowup_cuts: Tensor  # [*B] int64: decreases in the current blow-up so far
+    spike_steps: Tensor  # [*B] int64: spike steps in a row up to now (spike_ratio)
     anneal_to_zero: Tensor  # [*B] bool: the final cooldown ends at 0 (rule.RuleState's)
     rule_lrs: Tensor  # [*B, G]: the rule's own LRs with a decaying base schedule, else [*B, 0]
     factor: Tensor  # [*B]
@@ -346,7 +347,7 @@ def _tables(config: GreedyConfig, device: torch.device, dtype: torch.dtype) -> d
 # as bools
 _COUNTS = ("step", "num_good", "num_bad", "hold", "floor_hits", "window_pos", "ema_count",
            "noise_count", "payoff_left", "penalty", "eval_bad", "blowup_cuts",
-           "eval_worse_cuts")
+           "eval_worse_cuts", "spike_steps")
 _NUMBERS = ("reference", "smoothed", "window_sum", "ema", "noise_var", "payoff_ref",
             "eval_best", "eval_train", "first")
 _OPTIONAL = ("smoothed", "eval_best", "eval_train", "first")

@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from greedylr._extras import requires_extra
-from greedylr.config import BLOWUP_RECOVERED, BLOWUP_SQUARINGS
+from greedylr.config import BLOWUP_RECOVERED, BLOWUP_SQUARINGS, SPIKE_CUT
 from greedylr.events import (
     ANNEAL,
     BLOWUP,
@@ -48,6 +48,7 @@ from greedylr.events import (
     INCREASE,
     NONFINITE,
     RESET,
+    SPIKE,
     UNDO,
     WARMUP_END,
     kinds_of,
@@ -70,6 +71,7 @@ __all__ = [
     "INCREASE",
     "NONFINITE",
     "RESET",
+    "SPIKE",
     "UNDO",
     "WARMUP_END",
     "GreedyLRState",
@@ -108,7 +110,8 @@ class GreedyLRState(NamedTuple):
         events: bit flags of what the last observation did (:data:`INCREASE`,
             :data:`DECREASE`, ...); :func:`event_kinds` names them. :data:`BLOWUP` is
             not a kind but a modifier: the decrease, or the final cooldown that starts,
-            is the blow-up guard's (``blowup_ratio``).
+            is the blow-up guard's (``blowup_ratio``); nor is :data:`SPIKE`: the
+            decrease is the spike guard's (``spike_ratio``).
         window_values: the ring buffer of the window mean (empty unless
             ``smoothing="window"``); only the first ``window_count`` entries count,
             the others (all of them just after a reset) are never read.
@@ -130,9 +133,11 @@ class GreedyLRState(NamedTuple):
         eval_train: the smoothed loss at the last held-out value (``eval_pace``; NaN: none).
         eval_worse_cuts: compounding held-out cuts since the last value that counted as
             better (``eval_compound_margin``; each squares the cut's factor).
-        first: the first smoothed value with the blow-up guard on (``blowup_ratio``),
-            what a blow-up is measured against; NaN before it, and with the guard off.
+        first: the first smoothed value with the blow-up guard (``blowup_ratio``) or
+            the spike guard (``spike_ratio``) on, what a blow-up and a spike are measured
+            against; NaN before it, and with both guards off.
         blowup_cuts: decreases in the current blow-up so far (each squares the factor).
+        spike_steps: spike steps in a row up to the last observation (``spike_ratio``).
         anneal_to_zero: the final cooldown started in a blow-up or at the lower bound
             (``floor_anneals_to_zero``): it ends at 0.
     """
@@ -167,6 +172,7 @@ class GreedyLRState(NamedTuple):
     eval_worse_cuts: jax.Array
     first: jax.Array
     blowup_cuts: jax.Array
+    spike_steps: jax.Array
     anneal_to_zero: jax.Array
 
 
@@ -217,12 +223,13 @@ class _Knobs(NamedTuple):
     blowup_factors: Any  # GreedyConfig.blowup_table(): a decrease's factor by cuts so far
     blowup_raw_check: Any  # a blow-up step with the raw value back at half the first: neutral
     floor_anneals_to_zero: Any  # a final cooldown started at the lower bound ends at 0
+    spike_ratio: Any  # 0: off
 
 
 _FLOAT_KNOBS = ("factor", "threshold", "eps", "base_lr", "min_lr", "max_lr", "warmup_start",
                 "noise_threshold", "noise_n", "eval_factor", "eval_pace", "eval_compound_margin",
                 "eval_compound_factors", "initial_reference",
-                "blowup_ratio", "blowup_factors")
+                "blowup_ratio", "blowup_factors", "spike_ratio")
 _INT_KNOBS = (
     "payoff_patience",
     "eval_patience",
@@ -303,6 +310,7 @@ def _resolve(config: GreedyConfig, learning_rate: float) -> tuple[_Static, _Knob
         blowup_factors=tuple(config.blowup_table()),
         blowup_raw_check=config.blowup_raw_check,
         floor_anneals_to_zero=config.floor_anneals_to_zero,
+        spike_ratio=config.spike_ratio or 0.0,
     )
     return static, knobs
 
@@ -356,6 +364,7 @@ def _init(static: _Static, knobs: _Knobs, dtype: Any) -> GreedyLRState:
         eval_worse_cuts=zero,
         first=jnp.full_like(lr, jnp.nan),
         blowup_cuts=zero,
+        spike_steps=zero,
         anneal_to_zero=jnp.zeros_like(k.maximize),
     )
 
@@ -439,8 +448,8 @@ def _observe(
     smoother, fed_smoothed = _smooth(static, state, fed, finite)
     smoother.update(_noise(static, k, state, fed, finite))
     new = {"step": step, "smoothed": jnp.where(finite, fed_smoothed, state.smoothed)}
-    # the blow-up guard's yardstick: the first smoothed value, kept from then on
-    first_seen = jnp.isnan(state.first) & finite & (k.blowup_ratio > 0)
+    # the guards' yardstick: the first smoothed value, kept from then on
+    first_seen = jnp.isnan(state.first) & finite & ((k.blowup_ratio > 0) | (k.spike_ratio > 0))
     new["first"] = jnp.where(first_seen, new["smoothed"], state.first)
     annealing, anneal_start, anneal_blown, annealed = _final_cooldown(static, k, state, new,
                                                                       in_warmup)
@@ -460,6 +469,7 @@ def _observe(
     ramp = k.base_lr * (k.warmup_start + (1.0 - k.warmup_start) * progress)
     lr = jnp.where(in_warmup, ramp, jnp.where(annealing, annealed,
                                               jnp.where(reset, k.base_lr, changed)))
+    spiked, lr = _spike(k, state, new, value, finite, ~in_warmup & ~new["annealing"], lr)
     # the hold is armed after a reset too, as in the rule
     new["hold"] = jnp.where(down | undo, k.cooldown,
                             jnp.where(up, k.hold_after_increase, new["hold"]))
@@ -481,9 +491,30 @@ def _observe(
         | _flag(anneal_start, ANNEAL)
         | _flag(undo, UNDO)
         | _flag(blowup | anneal_blown, BLOWUP)
+        | _flag(spiked, DECREASE | SPIKE)
     )
     return state._replace(lr=lr, scale=_scale(static.base_table, k, lr, step), events=events,
                           **new, **smoother)
+
+
+def _spike(
+    k: _Knobs, state: GreedyLRState, new: dict, value: jax.Array, finite: jax.Array,
+    outside: jax.Array, lr: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+    """Count spike steps (``spike_ratio``; rule._spiked) and cut by ``SPIKE_CUT`` on the
+    second in a row and after, over the step's own decision (``lr``), where ``outside``
+    the warmup ramp and the final cooldown: where the LR moved, and the LR after it."""
+    first = new["first"]
+    known = (k.spike_ratio > 0) & (first > 0)  # False while NaN (none yet)
+    spiking = ~finite | jnp.where(k.maximize, value * k.spike_ratio < first,
+                                  value > k.spike_ratio * first)
+    steps = jnp.where(known, jnp.where(spiking, state.spike_steps + 1, 0), state.spike_steps)
+    cutting = known & (steps >= 2) & outside
+    lowered = jnp.maximum(lr * SPIKE_CUT, k.min_lr)
+    spiked = cutting & (lr - lowered > k.eps)
+    new.update(spike_steps=steps, num_good=jnp.where(cutting, 0, new["num_good"]),
+               num_bad=jnp.where(cutting, 0, new["num_bad"]))
+    return spiked, jnp.where(spiked, lowered, lr)
 
 
 def _scale(base_table: tuple[float, ...], k: _Knobs, lr: jax.Array, step: jax.Array) -> jax.Array:
