@@ -486,6 +486,7 @@ _DEFAULTS_STAGES = (
     "heldout-probe10", "heldout-lr-grid-probe10", "heldout-lr-grid-probe10-report",
     "heldout-probe11", "heldout-lr-grid-probe11", "heldout-lr-grid-probe11-report",
     "heldout-probe12", "heldout-lr-grid-probe12", "heldout-lr-grid-probe12-report",
+    "heldout-probe13", "heldout-lr-grid-probe13", "heldout-lr-grid-probe13-report",
 )
 
 
@@ -515,11 +516,12 @@ def _add_study_defaults(kinds: argparse._SubParsersAction) -> None:
         "heldout-probe3 (round 13's), heldout-probe4 (round 14's), heldout-probe5 (round "
         "15's), heldout-probe6 (round 16's), heldout-probe7 (round 18's), heldout-probe8 "
         "(round 19's), heldout-probe9 (round 20's), heldout-probe10 (round 21's), "
-        "heldout-probe11 (round 23's), heldout-probe12 (round 30's), heldout-report; its LR "
+        "heldout-probe11 (round 23's), heldout-probe12 (round 30's), heldout-probe13 "
+        "(round 33's), heldout-report; its LR "
         "grid on the tuning split, heldout-lr-grid and heldout-lr-grid-report, and on "
         "another split, heldout-lr-grid-SPLIT and heldout-lr-grid-SPLIT-report (SPLIT: "
         "check, fresh, probe, probe2, probe3, probe4, probe5, probe6, probe7, probe8, "
-        "probe9, probe10, probe11, probe12).",
+        "probe9, probe10, probe11, probe12, probe13).",
     )
     defaults.add_argument("stage", metavar="STAGE", help=f"one of: {', '.join(_DEFAULTS_STAGES)}")
     defaults.add_argument("--out", default="runs/defaults",
@@ -538,7 +540,8 @@ def _add_study_defaults(kinds: argparse._SubParsersAction) -> None:
                           help="heldout-tune, heldout-check, heldout-fresh, heldout-probe, "
                           "heldout-probe2, heldout-probe3, heldout-probe4, heldout-probe5, "
                           "heldout-probe6, heldout-probe7, heldout-probe8, heldout-probe9, "
-                          "heldout-probe10, heldout-probe11, heldout-probe12: only the "
+                          "heldout-probe10, heldout-probe11, heldout-probe12, "
+                          "heldout-probe13: only the "
                           "first N arms")
     defaults.set_defaults(run=_run_study_defaults)
 

@@ -262,9 +262,8 @@ PROBE12_WORKLOADS: tuple[str, ...] = (
 #: state-space model in Mamba's manner, a capsule network, an MLP conditioned by FiLM),
 #: each one's held-out metric responding to the LR; each one's LR chosen by cosine alone
 #: (``results/defaults/round7/calibrate.py``, one trial at a time) before any GreedyLR run
-#: of it. Unseen: not in :data:`HELDOUT_SPLITS`, whose every split the evidence scripts
-#: run GreedyLR on; the round that declares its claims on this split wires it in (as
-#: ``"probe13"``, with its stages and its LR-grid folder).
+#: of it; wired into :data:`HELDOUT_SPLITS` by round 33, which declared its claims on it
+#: before any GreedyLR run of it.
 PROBE13_WORKLOADS: tuple[str, ...] = (
     "decimal_test_mamba",  # AdamW, a character LM of decimal test cases, selective SSM
     "mime_type_capsule",  # NAdam, a media type -> its top-level type, capsule network
@@ -371,6 +370,7 @@ HELDOUT_SPLITS: dict[str, tuple[str, ...]] = {
     "probe10": PROBE10_WORKLOADS,
     "probe11": PROBE11_WORKLOADS,
     "probe12": PROBE12_WORKLOADS,
+    "probe13": PROBE13_WORKLOADS,
 }
 
 
@@ -418,6 +418,7 @@ _LR_GRID_FOLDERS = {
     "probe7": "heldout_lr_grid_probe7", "probe8": "heldout_lr_grid_probe8",
     "probe9": "heldout_lr_grid_probe9", "probe10": "heldout_lr_grid_probe10",
     "probe11": "heldout_lr_grid_probe11", "probe12": "heldout_lr_grid_probe12",
+    "probe13": "heldout_lr_grid_probe13",
 }
 
 #: "As good or better": within this fraction of cosine's seed mean (the issue's 1%).
@@ -747,6 +748,7 @@ STAGES: tuple[str, ...] = (
     "heldout-probe10", "heldout-lr-grid-probe10", "heldout-lr-grid-probe10-report",
     "heldout-probe11", "heldout-lr-grid-probe11", "heldout-lr-grid-probe11-report",
     "heldout-probe12", "heldout-lr-grid-probe12", "heldout-lr-grid-probe12-report",
+    "heldout-probe13", "heldout-lr-grid-probe13", "heldout-lr-grid-probe13-report",
 )
 
 
