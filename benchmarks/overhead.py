@@ -93,6 +93,8 @@ def candidates(compiled: bool = True) -> dict[str, Callable[[], Callable[[float]
         pass
     out["GreedyLR.step(loss), defaults, trace off"] = greedy(trace=False)
     out[FLOAT_ROW] = greedy()
+    # the spike guard (a knob, off by default) tests every raw loss against the first
+    out["GreedyLR.step(loss), spike_ratio=10, trace on"] = greedy(spike_ratio=10.0)
     out[TENSOR_ROW] = greedy(tensor_lr=True)
     out["GreedyLR.step(loss), tensor LR, device mode (forced), trace on"] = greedy(
         tensor_lr=True, device_mode=True)

@@ -390,27 +390,27 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
     before = state.lrs  # kept: the update replaces the list, never changes it
     reference = state.reference  # what a spike cut's event quotes, as a decrease's
     outcome = _decide(config, state, finite, loss)
-    if config.spike_ratio is not None and _spiked(config, state, finite, loss):
-        code, quoted, _ = outcome
-        outcome = (code | ev.DECREASE | ev.SPIKE, reference if quoted is None else quoted,
-                   tuple(state.lrs))
+    ratio, first = config.spike_ratio, state.first
+    if ratio is not None and first is not None and first > 0:
+        # the spike count inline, the cut (rare) a call: a call per step was measurable
+        spiking = not finite or (loss > ratio * first if config.mode == "min"
+                                 else loss * ratio < first)
+        state.spike_steps = state.spike_steps + 1 if spiking else 0
+        if state.spike_steps >= 2 and _spike_cut(config, state):
+            code, quoted, _ = outcome
+            outcome = (code | ev.DECREASE | ev.SPIKE, reference if quoted is None else quoted,
+                       tuple(state.lrs))
     decision = (Decision(tuple(state.lrs), state.smoothed) if outcome is _NOTHING  # most steps
                 else _explained(config, state, loss, outcome, before))
     return _applied(config, state, decision) if based else decision
 
 
-def _spiked(config: GreedyConfig, state: RuleState, finite: bool, loss: float) -> bool:
-    """Count spike steps (``spike_ratio``) and, on the second in a row and after, cut
-    every LR by ``SPIKE_CUT`` at once; whether an LR moved. After the step's own decision
-    (which the cut overrides), outside the warmup ramp and the final cooldown."""
-    first, ratio = state.first, config.spike_ratio
-    if first is None or not first > 0:
-        return False
-    assert ratio is not None
-    spiking = not finite or (loss > ratio * first if config.mode == "min"
-                             else loss * ratio < first)
-    state.spike_steps = state.spike_steps + 1 if spiking else 0
-    if state.spike_steps < 2 or state.step <= config.warmup or state.anneal_from:
+def _spike_cut(config: GreedyConfig, state: RuleState) -> bool:
+    """The spike guard's cut (``spike_ratio``; :func:`update` counts the spike steps), on
+    the second spike step in a row and after: every LR times ``SPIKE_CUT`` at once, over
+    the step's own decision, outside the warmup ramp and the final cooldown, the streaks
+    restarted; whether an LR moved."""
+    if state.step <= config.warmup or state.anneal_from:
         return False
     state.num_good = state.num_bad = 0
     return _lower(state, SPIKE_CUT, config.eps)

@@ -386,9 +386,10 @@ def _spike(
     config: GreedyConfig, state: TensorState, fields: dict[str, Tensor], x: Tensor,
     finite: Tensor, lrs: Tensor,
 ) -> tuple[Tensor, Tensor]:
-    """Count spike steps (``spike_ratio``; rule._spiked) and cut by ``SPIKE_CUT`` on the
-    second in a row and after, over the step's own decision (``lrs``), outside the warmup
-    ramp and the final cooldown: where an LR moved, and the LRs after it."""
+    """Count spike steps (``spike_ratio``; rule.update and rule._spike_cut) and cut by
+    ``SPIKE_CUT`` on the second in a row and after, over the step's own decision
+    (``lrs``), outside the warmup ramp and the final cooldown: where an LR moved, and the
+    LRs after it."""
     r = config.spike_ratio
     assert r is not None
     first = fields["first"]

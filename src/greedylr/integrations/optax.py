@@ -501,9 +501,10 @@ def _spike(
     k: _Knobs, state: GreedyLRState, new: dict, value: jax.Array, finite: jax.Array,
     outside: jax.Array, lr: jax.Array,
 ) -> tuple[jax.Array, jax.Array]:
-    """Count spike steps (``spike_ratio``; rule._spiked) and cut by ``SPIKE_CUT`` on the
-    second in a row and after, over the step's own decision (``lr``), where ``outside``
-    the warmup ramp and the final cooldown: where the LR moved, and the LR after it."""
+    """Count spike steps (``spike_ratio``; rule.update and rule._spike_cut) and cut by
+    ``SPIKE_CUT`` on the second in a row and after, over the step's own decision (``lr``),
+    where ``outside`` the warmup ramp and the final cooldown: where the LR moved, and the
+    LR after it."""
     first = new["first"]
     known = (k.spike_ratio > 0) & (first > 0)  # False while NaN (none yet)
     spiking = ~finite | jnp.where(k.maximize, value * k.spike_ratio < first,
