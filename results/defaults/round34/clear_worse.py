@@ -1,0 +1,70 @@
+"""Round 34 prototype, descriptive: a decrease on the training loss only where the smoothed
+loss is clearly worse than its reference.
+
+On the thirteenth probe split (round 33) 0.9 lost the FiLM network to its own training-loss
+rule: on a noisy RMSprop loss, eleven smoothed values in a row that do not beat the best
+since the last decrease came 37-43 times a run, each a decrease, and the LR stood at its
+floor by 60% of the run. "Not better" is not "worse": on a plateau whose noise the EMA
+does not remove, a streak of values a hair above the best cuts the LR as a rising loss
+does. ``clear``: 0.9, except that a decrease the training-loss rule decides (not a
+blow-up's, not a held-out cut) is vetoed unless the smoothed loss is worse than the
+reference it was compared with by more than one standard error of the smoothed loss (the
+EMA of the squared one-step prediction error over the span, as ``noise_threshold``
+measures it): a vetoed decrease leaves the LRs, the reference and the hold as they were
+and spends the streak. Marked by ``eps``; as :func:`prototypes.run_arms`, over every
+split of ``HELDOUT_SPLITS`` (the sixteen seen ones)::
+
+    python results/defaults/round34/clear_worse.py {heldout,grid} OUT
+"""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from prototypes import run_arms
+
+from greedylr import rule
+
+MARK = 5.1e-297
+_update = rule.update
+
+
+def _patched_update(config: Any, state: Any, loss: float) -> rule.Decision:
+    if config.eps != MARK:
+        return _update(config, state, loss)
+    d = state.__dict__
+    if math.isfinite(loss) and state.smoothed is not None:  # rule._track_noise's estimate
+        square = (loss - state.smoothed) ** 2
+        beta = 1.0 - 2.0 / (config.window + 1)
+        d["clear_var"] = square if not d.get("clear_n") else (
+            beta * d["clear_var"] + (1.0 - beta) * square)
+        d["clear_n"] = d.get("clear_n", 0) + 1
+    lrs, reference, hold = list(state.lrs), state.reference, state.hold
+    decision = _update(config, state, loss)
+    plain = [e for e in decision.events
+             if e.kind == "decrease" and "blow-up" not in e.reason and "spike" not in e.reason]
+    if not plain or state.smoothed is None or not math.isfinite(reference):
+        return decision
+    margin = math.sqrt(d.get("clear_var", 0.0) / config.window)
+    worse = (state.smoothed > reference + margin if config.mode == "min"
+             else state.smoothed < reference - margin)
+    if worse:
+        return decision
+    state.lrs, state.reference, state.hold, state.num_bad = lrs, reference, hold, 0
+    return rule.Decision(tuple(lrs), decision.smoothed,
+                         tuple(e for e in decision.events if e not in plain))
+
+
+def _patch() -> None:
+    import greedylr.scheduler
+
+    rule.update = _patched_update
+    greedylr.scheduler.update = _patched_update  # imported by name there
+
+
+if __name__ == "__main__":
+    run_arms(sys.argv[1:], (("greedy", {"eps": MARK}),), "clear", _patch)
