@@ -33,6 +33,17 @@ def _trial(spec: dict[str, Any]) -> dict[str, Any]:
     return execute_trial(TrialSpec.make(**spec), threads=1)
 
 
+def patch_update(patched: Callable[..., Any]) -> None:
+    """Route the float rule's update through ``patched`` in this process (a worker's
+    ``initializer``, with :func:`functools.partial`): in :mod:`greedylr.rule` and where
+    :mod:`greedylr.scheduler` imported it by name."""
+    import greedylr.scheduler
+    from greedylr import rule
+
+    rule.update = patched
+    greedylr.scheduler.update = patched
+
+
 def _baseline(schedule: str, settings: Any) -> bool:
     """Cosine or the 0.2 defaults (settings: only the held-out protocol's own), of a spec
     or of a stored result."""

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import math
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from prototypes import run_arms
+from prototypes import patch_update, run_arms
 
 from greedylr import rule
 
@@ -59,11 +60,7 @@ def _patched_update(config: Any, state: Any, loss: float) -> rule.Decision:
                          tuple(e for e in decision.events if e not in plain))
 
 
-def _patch() -> None:
-    import greedylr.scheduler
-
-    rule.update = _patched_update
-    greedylr.scheduler.update = _patched_update  # imported by name there
+_patch = partial(patch_update, _patched_update)
 
 
 if __name__ == "__main__":
