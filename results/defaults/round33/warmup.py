@@ -8,34 +8,31 @@ and the final metric stays 2-10x the tuned one, as cosine's does at the same LR.
 warmup is the standard remedy for an LR too large at the start (it lets the network reach
 a region where the large LR is stable); none of the protocol's workloads has one.
 ``warmup``: 0.9 with a linear warmup from 0 over ``FRACTION`` of ``total_steps`` (the
-rule starts when it ends). ``cosine`` with the same warmup is the control that says how
-much of a gain is the warmup's own: its runs are stored with the spec's ``warmup``, and
-read as the arm ``cosine_warmup``. Marked by ``eps``::
+rule starts when it ends). Marked by ``eps``::
 
     python results/defaults/round33/warmup.py {heldout,grid} OUT [FRACTION ...]
-    python results/defaults/round33/warmup.py control-{heldout,grid} OUT FRACTION
 """
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from prototypes import every_split, grid_points, run_arms
+from prototypes import run_arms
 
 from greedylr import config as config_module
 
 #: each warmup fraction's mark (``eps``; far below any loss difference)
 MARKS = {0.05: 3.05e-297, 0.1: 3.1e-297, 0.2: 3.2e-297}
+_FRACTIONS = {mark: fraction for fraction, mark in MARKS.items()}
 _post_init = config_module.GreedyConfig.__post_init__
 
 
 def _patched_post_init(self: Any) -> None:
     _post_init(self)
-    fraction = {mark: f for f, mark in MARKS.items()}.get(self.eps)
+    fraction = _FRACTIONS.get(self.eps)
     if fraction is not None and self.warmup == 0 and self.total_steps is not None:
         object.__setattr__(self, "warmup", max(1, round(fraction * self.total_steps)))
 
@@ -44,31 +41,7 @@ def _patch() -> None:
     config_module.GreedyConfig.__post_init__ = _patched_post_init  # type: ignore[method-assign]
 
 
-def _control(protocol: str, out: Path, fraction: float) -> None:
-    """Cosine with the same warmup (the spec's own), on every split."""
-    from greedylr.evidence.defaults import HELDOUT_SPLITS, heldout_specs
-
-    def specs(split: str) -> list[Any]:
-        arms = (("cosine", {}),)
-        base = (heldout_specs(HELDOUT_SPLITS[split], f"defaults_heldout_{split}", choices=arms)
-                if protocol == "heldout" else grid_points(split, arms))
-        return [replace(s, warmup=max(1, round(fraction * s.steps))) for s in base]
-
-    every_split(specs, out, f"control{fraction:g}_{protocol}")
-
-
-def as_control(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Control runs read as the arm ``cosine_warmup`` in the setting of the runs without a
-    warmup (so that they pair with cosine's and GreedyLR's)."""
-    for r in runs:
-        r["spec"].update(schedule="cosine_warmup", warmup=0)
-    return runs
-
-
 if __name__ == "__main__":
     command, out, *fractions = sys.argv[1:]
-    if command.startswith("control-"):
-        _control(command.removeprefix("control-"), Path(out), float(fractions[0]))
-    else:
-        for f in map(float, fractions or ["0.1"]):
-            run_arms([command, out], (("greedy", {"eps": MARKS[f]}),), f"warmup{f:g}", _patch)
+    for f in map(float, fractions or ["0.1"]):
+        run_arms([command, out], (("greedy", {"eps": MARKS[f]}),), f"warmup{f:g}", _patch)
