@@ -8,11 +8,11 @@ floor by 60% of the run. "Not better" is not "worse": on a plateau whose noise t
 does not remove, a streak of values a hair above the best cuts the LR as a rising loss
 does. ``clear``: 0.9, except that a decrease the training-loss rule decides (not a
 blow-up's, not a held-out cut) is vetoed unless the smoothed loss is worse than the
-reference it was compared with by more than one standard error of the smoothed loss (the
-EMA of the squared one-step prediction error over the span, as ``noise_threshold``
-measures it): a vetoed decrease leaves the LRs, the reference and the hold as they were
-and spends the streak. Marked by ``eps``; as :func:`prototypes.run_arms`, over every
-split of ``HELDOUT_SPLITS`` (the sixteen seen ones)::
+reference it was compared with by more than one standard error of the smoothed loss
+(``noise_threshold=1``'s margin, measured by the rule's own noise tracker): a vetoed
+decrease leaves the LRs, the reference and the hold as they were and spends the streak.
+Marked by ``eps``; as :func:`prototypes.run_arms`, over every split of
+``HELDOUT_SPLITS`` (the sixteen seen ones)::
 
     python results/defaults/round34/clear_worse.py {heldout,grid} OUT
 """
@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 import sys
-from functools import partial
+from dataclasses import replace
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -34,23 +35,24 @@ MARK = 5.1e-297
 _update = rule.update
 
 
+@cache
+def _measuring(config: Any) -> Any:
+    """``config`` with the noise tracker on (``noise_threshold=1``), to measure with."""
+    return replace(config, noise_threshold=1.0)
+
+
 def _patched_update(config: Any, state: Any, loss: float) -> rule.Decision:
     if config.eps != MARK:
         return _update(config, state, loss)
-    d = state.__dict__
-    if math.isfinite(loss) and state.smoothed is not None:  # rule._track_noise's estimate
-        square = (loss - state.smoothed) ** 2
-        beta = 1.0 - 2.0 / (config.window + 1)
-        d["clear_var"] = square if not d.get("clear_n") else (
-            beta * d["clear_var"] + (1.0 - beta) * square)
-        d["clear_n"] = d.get("clear_n", 0) + 1
+    if math.isfinite(loss):  # the state's own tracker, idle under 0.9's noise_threshold=0
+        rule._track_noise(_measuring(config), state, float(loss))
     lrs, reference, hold = list(state.lrs), state.reference, state.hold
     decision = _update(config, state, loss)
     plain = [e for e in decision.events
              if e.kind == "decrease" and "blow-up" not in e.reason and "spike" not in e.reason]
     if not plain or state.smoothed is None or not math.isfinite(reference):
         return decision
-    margin = math.sqrt(d.get("clear_var", 0.0) / config.window)
+    margin = rule._noise_margin(_measuring(config), state)
     worse = (state.smoothed > reference + margin if config.mode == "min"
              else state.smoothed < reference - margin)
     if worse:
