@@ -404,9 +404,16 @@ def _spike(
         cutting = cutting & ~fields["annealing"]
     fields["num_good"] = torch.where(cutting, zero, fields["num_good"])
     fields["num_bad"] = torch.where(cutting, zero, fields["num_bad"])
-    lowered = torch.maximum(lrs * SPIKE_CUT, state.min_lrs)
-    apply = cutting.unsqueeze(-1) & (lrs - lowered > state.eps.unsqueeze(-1))
-    return apply.any(-1), torch.where(apply, lowered, lrs)
+    moved, lrs = _lower(state, lrs, SPIKE_CUT, cutting)
+    return moved.any(-1), lrs
+
+
+def _lower(state: TensorState, lrs: Tensor, factor: Any, where: Tensor) -> tuple[Tensor, Tensor]:
+    """``lrs`` times ``factor``, not below the lower bounds, in the runs ``where`` and the
+    groups it moves by more than ``eps`` (rule._lower): those groups, and the LRs."""
+    lowered = torch.maximum(lrs * factor, state.min_lrs)
+    moved = where.unsqueeze(-1) & (lrs - lowered > state.eps.unsqueeze(-1))
+    return moved, torch.where(moved, lowered, lrs)
 
 
 def _payoff(
@@ -597,9 +604,7 @@ def _observe_eval(
                                                          state.eval_bad))
     act = worsened & (eval_bad > (config.eval_patience or 0))
     eval_bad = torch.where(act, zero, eval_bad)
-    lowered = torch.maximum(state.lrs * config.eval_factor, state.min_lrs)
-    apply = act.unsqueeze(-1) & (state.lrs - lowered > state.eps.unsqueeze(-1))
-    lrs = torch.where(apply, lowered, state.lrs)
+    apply, lrs = _lower(state, state.lrs, config.eval_factor, act)
     worse_cuts = torch.where(improved, zero, state.eval_worse_cuts)
     if config.eval_compound_margin is not None:  # a cut on a clearly worse value compounds
         table = config.eval_compound_table()

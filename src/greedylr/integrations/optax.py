@@ -511,11 +511,18 @@ def _spike(
                                   value > k.spike_ratio * first)
     steps = jnp.where(known, jnp.where(spiking, state.spike_steps + 1, 0), state.spike_steps)
     cutting = known & (steps >= 2) & outside
-    lowered = jnp.maximum(lr * SPIKE_CUT, k.min_lr)
-    spiked = cutting & (lr - lowered > k.eps)
     new.update(spike_steps=steps, num_good=jnp.where(cutting, 0, new["num_good"]),
                num_bad=jnp.where(cutting, 0, new["num_bad"]))
-    return spiked, jnp.where(spiked, lowered, lr)
+    return _lower(k, lr, SPIKE_CUT, cutting)
+
+
+def _lower(k: _Knobs, lr: jax.Array, factor: Any, where: jax.Array) -> tuple[jax.Array,
+                                                                            jax.Array]:
+    """``lr`` times ``factor``, not below the lower bound, where ``where`` and that moves it
+    by more than ``eps`` (rule._lower): where it moved, and the LR."""
+    lowered = jnp.maximum(lr * factor, k.min_lr)
+    moved = where & (lr - lowered > k.eps)
+    return moved, jnp.where(moved, lowered, lr)
 
 
 def _scale(base_table: tuple[float, ...], k: _Knobs, lr: jax.Array, step: jax.Array) -> jax.Array:
@@ -678,14 +685,12 @@ def _observe_eval(static: _Static, knobs: _Knobs, state: GreedyLRState,
     beaten = worsened & jnp.where(k.eval_maximize, best < value, best > value)
     eval_bad = jnp.where(improved, 0, jnp.where(worsened, state.eval_bad + 1, state.eval_bad))
     act = worsened & (eval_bad > k.eval_patience)
-    lowered = jnp.maximum(state.lr * k.eval_factor, k.min_lr)
-    ok = state.lr - lowered > k.eps
-    lr = jnp.where(act & ok, lowered, state.lr)
+    cut, lr = _lower(k, state.lr, k.eval_factor, act)
     # a cut on a clearly worse value compounds (eval_compound_margin; -1: off)
     worse_cuts = jnp.where(improved, 0, state.eval_worse_cuts)
     margin = k.eval_compound_margin * jnp.abs(best)
     clearly = jnp.where(k.eval_maximize, value + margin < best, value - margin > best)
-    compound = act & ok & clearly & (k.eval_compound_margin >= 0)
+    compound = cut & clearly & (k.eval_compound_margin >= 0)
     again = jnp.maximum(lr * k.eval_compound_factors[jnp.minimum(worse_cuts, BLOWUP_SQUARINGS)],
                         k.min_lr)
     lr = jnp.where(compound & (lr - again > k.eps), again, lr)
@@ -697,7 +702,7 @@ def _observe_eval(static: _Static, knobs: _Knobs, state: GreedyLRState,
         reference=jnp.where(rebase, state.smoothed, state.reference),
         num_good=jnp.where(act, 0, state.num_good),
         num_bad=jnp.where(act, 0, state.num_bad),
-        events=_flag(act, EVAL_DECREASE) | _flag(act & ~ok, CLIPPED),
+        events=_flag(act, EVAL_DECREASE) | _flag(act & ~cut, CLIPPED),
         eval_best=jnp.where(improved | beaten, value, best),
         eval_bad=jnp.where(act, 0, eval_bad),
         eval_train=jnp.where(paced, now, last),
