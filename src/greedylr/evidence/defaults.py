@@ -65,6 +65,7 @@ __all__ = [
     "PROBE11_WORKLOADS",
     "PROBE12_WORKLOADS",
     "PROBE13_WORKLOADS",
+    "PROBE14_WORKLOADS",
     "PROBE_WORKLOADS",
     "STAGES",
     "TUNE_WORKLOADS",
@@ -268,6 +269,22 @@ PROBE13_WORKLOADS: tuple[str, ...] = (
     "decimal_test_mamba",  # AdamW, a character LM of decimal test cases, selective SSM
     "mime_type_capsule",  # NAdam, a media type -> its top-level type, capsule network
     "ufunc_film",  # RMSprop, (ufunc, x) -> numpy's f(x), an MLP conditioned by FiLM
+)
+
+#: Fourteenth probe split (built after round 34): three workloads that no other split
+#: has, on data no split uses (the expected outputs of sympy's printers that its tests
+#: assert; the standard library's import graph; Boost's Bessel-function tables, which
+#: scipy ships with its tests, another of whose tables the noncentral chi-squared
+#: workload reads), with model families no split has (a pointer-generator network, a
+#: graph attention network, a deep operator network), each one's held-out metric
+#: responding to the LR; each one's LR chosen by cosine alone
+#: (``results/defaults/round7/calibrate.py``'s specs, one trial at a time) before any
+#: GreedyLR run of it. Not in :data:`HELDOUT_SPLITS`: the round that declares its claims
+#: on it wires it in, before any GreedyLR run of it.
+PROBE14_WORKLOADS: tuple[str, ...] = (
+    "sympy_printer_pointer",  # Adagrad, an expression -> sympy's printed text, copying
+    "stdlib_import_gat",  # SGD, the stdlib's import graph, link prediction, GAT
+    "bessel_deeponet",  # Adam, (function, order, argument) -> a Bessel value, DeepONet
 )
 
 SEEDS: tuple[int, ...] = (0, 1, 2)

@@ -93,6 +93,7 @@ __all__ = [
     "ArrayDataset",
     "CharVocab",
     "LinkDataset",
+    "bessel_values",
     "boston_housing",
     "builtin_identifiers",
     "chess_endgames",
@@ -157,12 +158,17 @@ def _split(n: int, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     return order[n_test:], order[:n_test]
 
 
-def _standardized_split(x: np.ndarray, y: np.ndarray, test_fraction: float) -> ArrayDataset:
+def _standardized_split(x: np.ndarray, y: np.ndarray, test_fraction: float,
+                        ids: np.ndarray | None = None) -> ArrayDataset:
     """Rows held out at random (:func:`_split`), features and targets standardized with
-    the training rows' statistics, as float32 tensors."""
+    the training rows' statistics, as float32 tensors; ``ids`` (a row's function, say),
+    if given, the features' first column, left as they are."""
     train, test = _split(len(y), test_fraction)
     x_tr, x_te = _standardize(x[train], x[test])
     y_tr, y_te = _standardize(y[train], y[test])
+    if ids is not None:
+        x_tr = np.concatenate([ids[train, None], x_tr], axis=1)
+        x_te = np.concatenate([ids[test, None], x_te], axis=1)
     t = torch.from_numpy
     return ArrayDataset(t(x_tr.astype(np.float32)), t(y_tr.astype(np.float32)),
                         t(x_te.astype(np.float32)), t(y_te.astype(np.float32)))
@@ -1183,15 +1189,21 @@ class LinkDataset:
 def lesmis_links() -> LinkDataset:
     """The co-occurrence network of the characters of *Les Misérables*
     (``networkx.les_miserables_graph``: 77 characters, 254 edges, weights ignored), nodes
-    numbered in sorted order of the characters' names. 25% of the edges held out (64;
-    190 train), each paired with a distinct non-edge of the whole graph (never a training
-    or held-out edge), both drawn with :data:`SPLIT_SEED`. See :class:`LinkDataset`."""
+    numbered in sorted order of the characters' names, split by :func:`_link_split` (64
+    held-out edges, 190 train)."""
     import networkx as nx  # a dependency of torch
 
     graph = nx.les_miserables_graph()
     index = {name: i for i, name in enumerate(sorted(graph))}
-    n = len(index)
     edges = np.array(sorted(tuple(sorted((index[a], index[b]))) for a, b in graph.edges()))
+    return _link_split(len(index), edges)
+
+
+def _link_split(n: int, edges: np.ndarray) -> LinkDataset:
+    """A graph of ``n`` nodes and its ``edges`` (``(u, v)`` rows with ``u < v``, sorted)
+    split for link prediction (see :class:`LinkDataset`): 25% of the edges held out
+    (:func:`_split`), each paired with a distinct non-edge of the whole graph (never a
+    training or held-out edge), drawn with :data:`SPLIT_SEED`."""
     train_rows, test_rows = _split(len(edges), 0.25)
     train, test = edges[train_rows], edges[test_rows]
     n_test = len(test)
@@ -2072,15 +2084,182 @@ def ufunc_values() -> ArrayDataset:
                 rows.setdefault((k, round(float(np.arcsinh(value)), 4)), float(out))
     keys = list(rows)
     ids = np.array([k for k, _ in keys], dtype=np.float64)
-    x = np.array([u for _, u in keys])
+    x = np.array([u for _, u in keys])[:, None]
     y = np.arcsinh(np.array([rows[key] for key in keys]))[:, None]
-    train, test = _split(len(keys), 0.25)
-    x_tr, x_te = _standardize(x[train], x[test])
-    y_tr, y_te = _standardize(y[train], y[test])
-    t = torch.from_numpy
+    return _standardized_split(x, y, 0.25, ids)
 
-    def inputs(part: np.ndarray, u: np.ndarray) -> torch.Tensor:
-        return t(np.stack([ids[part], u], axis=1).astype(np.float32))
 
-    return ArrayDataset(inputs(train, x_tr), t(y_tr.astype(np.float32)),
-                        inputs(test, x_te), t(y_te.astype(np.float32)))
+# -- the fourteenth probe split: sympy's printers, the stdlib's imports, Bessel functions
+
+
+#: The printers whose expected output :func:`sympy_printed` reads from sympy's tests.
+SYMPY_PRINTERS: tuple[str, ...] = (
+    "ccode", "cxxcode", "fcode", "glsl_code", "jscode", "julia_code", "latex", "maple_code",
+    "mathml", "mcode", "octave_code", "pycode", "python", "rcode", "rust_code",
+    "smtlib_code", "srepr", "sstr", "str",
+)
+
+#: The characters of a :func:`sympy_printed` call (``latex(x ** 2)``) and of its output.
+PRINTED_CALL_MAX = 64
+PRINTED_MAX = 64
+
+
+@functools.cache
+def sympy_printed() -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """How does sympy print this? The expected outputs of sympy's printers that its own
+    test suite asserts (``sympy/**/tests/test_*.py``, which the sympy wheel ships; BSD-3):
+    every ``assert printer(expr) == "text"`` with one positional argument that is not a
+    bare name or attribute (most are a test's local variable, whose value the call does
+    not show: ``str(l)`` -> ``[2, 3, 4]``), no keyword,
+    a printer of :data:`SYMPY_PRINTERS` and a string literal on the right, as ``(call,
+    text)``: ``("latex(conjugate(x ** 2))", "\\\\overline{x}^{2}")``, ``("mcode(LambertW(x,
+    y))", "ProductLog[y, x]")``, ``("ccode(x ** 0.5)", "sqrt(x)")``; the call as
+    ``ast.unparse`` writes it, at most :data:`PRINTED_CALL_MAX` characters, the text one
+    line of at most :data:`PRINTED_MAX`; a call asserted twice kept once, the first in
+    the order of the files' paths. The expression decides the side: every printer's
+    call of one expression on the same side, 20% of the expressions held out
+    (:func:`_split`). Returns (train, held out) pairs. They depend on sympy's version."""
+    import re
+
+    root = _package_dir("sympy", "bench", "the sympy-printer workload")
+    asserted = re.compile(r"assert (?:{})\(".format("|".join(SYMPY_PRINTERS)))
+    pairs: dict[str, tuple[str, str]] = {}  # call -> (expression, text)
+    for path in sorted(root.rglob("tests/test_*.py")):
+        source = path.read_text("utf-8")
+        if not asserted.search(source):
+            continue
+        for node in ast.walk(ast.parse(source)):
+            if not (isinstance(node, ast.Assert) and isinstance(node.test, ast.Compare)
+                    and len(node.test.ops) == 1 and isinstance(node.test.ops[0], ast.Eq)):
+                continue
+            call, text = node.test.left, node.test.comparators[0]
+            if (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+                    and call.func.id in SYMPY_PRINTERS and len(call.args) == 1
+                    and not isinstance(call.args[0], (ast.Name, ast.Attribute))
+                    and not call.keywords and isinstance(text, ast.Constant)
+                    and isinstance(text.value, str) and "\n" not in text.value
+                    and len(text.value) <= PRINTED_MAX):
+                written = ast.unparse(call)
+                if len(written) <= PRINTED_CALL_MAX:
+                    pairs.setdefault(written, (ast.unparse(call.args[0]), text.value))
+    expressions = sorted({expression for expression, _ in pairs.values()})
+    _, test = _split(len(expressions), 0.2)
+    held = {expressions[i] for i in test}
+    sides: tuple[list[tuple[str, str]], list[tuple[str, str]]] = ([], [])
+    for written, (expression, printed) in pairs.items():
+        sides[expression in held].append((written, printed))
+    return tuple(sides[0]), tuple(sides[1])
+
+
+def _module_name(relpath: str) -> str:
+    """``email/mime/text.py`` -> ``email.mime.text``; a package's ``__init__.py`` is the
+    package."""
+    name = relpath.removesuffix(".py").replace("/", ".")
+    return name.removesuffix(".__init__")
+
+
+def _imported(tree: ast.Module, package: str) -> Iterator[str]:
+    """Every dotted name a module's imports name (``from a.b import c``: ``a.b.c`` and
+    ``a.b``), relative imports resolved against its ``package``."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parts = parts[:len(parts) - node.level + 1]
+                base = ".".join([*parts, base] if base else parts)
+            yield base
+            yield from (f"{base}.{alias.name}" for alias in node.names)
+
+
+#: A module-name token (a dotted part, or a piece of one between underscores) is a
+#: feature of :func:`stdlib_imports` where at least this many modules' names have it.
+IMPORT_TOKEN_MIN = 2
+
+
+@functools.cache
+def stdlib_imports() -> tuple[LinkDataset, torch.Tensor, tuple[str, ...]]:
+    """Which modules of the standard library import which? Its import graph, read with
+    ``ast`` from the modules of :func:`stdlib_files` (tests, IDLE and site-packages left
+    out): a node a module (a package is its ``__init__.py``) with at least one link, an
+    edge where one imports the other (``import``, ``from ... import`` and relative
+    imports, anywhere in the file; a name resolved to the longest module it starts
+    with: ``from os import path`` links ``os``, ``import xml.etree.ElementTree`` that
+    module), directions and repeats dropped, self-imports too; nodes numbered in the
+    order of their names (the third value). Split by :func:`_link_split`. Each node's
+    features (the second value, nodes x tokens, 0/1) are the tokens of its name: the
+    dotted parts and their pieces between underscores (``email.mime.text``: ``email``,
+    ``mime``, ``text``; ``_pydecimal``: ``pydecimal``), those at least
+    :data:`IMPORT_TOKEN_MIN` modules' names have, in sorted order. The graph depends on
+    the Python version (3.11 for the committed results)."""
+    modules = {_module_name(rel): (rel, text) for rel, text, _ in stdlib_files()}
+    links: set[tuple[str, str]] = set()
+    for module, (rel, text) in modules.items():
+        package = module if rel.endswith("__init__.py") else module.rpartition(".")[0]
+        for name in _imported(ast.parse(text), package):
+            while name and name not in modules:
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                links.add((min(module, name), max(module, name)))
+    nodes = sorted({name for link in links for name in link})
+    index = {name: i for i, name in enumerate(nodes)}
+    edges = np.array(sorted((index[a], index[b]) for a, b in links))
+
+    def tokens(name: str) -> set[str]:
+        return {piece for part in name.split(".") for piece in (part, *part.split("_"))
+                if piece}
+
+    counts = Counter(token for name in nodes for token in tokens(name))
+    vocabulary = {token: i for i, token in enumerate(
+        sorted(token for token, n in counts.items() if n >= IMPORT_TOKEN_MIN))}
+    features = np.zeros((len(nodes), len(vocabulary)), dtype=np.float32)
+    for i, name in enumerate(nodes):
+        for token in tokens(name) & vocabulary.keys():
+            features[i, vocabulary[token]] = 1.0
+    return _link_split(len(nodes), edges), torch.from_numpy(features), tuple(nodes)
+
+
+#: The Bessel functions of :func:`bessel_values`, in the order of their ids, and the
+#: tables of Boost's test data that tabulate each (``boost.npz``'s ``<table>_ipp-<table>``).
+BESSEL_TABLES: dict[str, tuple[str, ...]] = {
+    "J": ("bessel_j_data", "bessel_j_int_data", "bessel_j_large_data"),
+    "J'": ("bessel_j_prime_int_data", "bessel_j_prime_large_data"),
+    "Y": ("bessel_y01_data", "bessel_yn_data", "bessel_yv_data"),
+    "Y'": ("bessel_yv_prime_data",),
+    "I": ("bessel_i_data", "bessel_i_int_data"),
+    "I'": ("bessel_i_prime_int_data",),
+    "K": ("bessel_k_data", "bessel_k_int_data"),
+    "K'": ("bessel_k_prime_data", "bessel_k_prime_int_data"),
+    "j": ("sph_bessel_data",),
+    "y": ("sph_neumann_data",),
+}
+
+
+@functools.cache
+def bessel_values() -> ArrayDataset:
+    """Bessel functions of any order, as Boost's test suite tabulates them to high
+    precision (``boost.npz``, which scipy ships with its tests: ``scipy/special/tests/
+    data``; Boost Software License; the noncentral chi-squared workload reads another of
+    its tables): the 16 tables of :data:`BESSEL_TABLES`, 10 functions (J, Y, I, K, their
+    derivatives, the spherical j and y), rows of (order, argument, value), orders from
+    -1,185 to 1,185, arguments from 0 to 38,941, values from -9e61 to 5e32; a row whose
+    value is not finite dropped, an (function, order, argument) tabulated twice kept
+    once. ``x`` is (the function's id, asinh of the order, asinh of the argument), ``y``
+    asinh of the value, the asinh standardized on the training rows (the id left as it
+    is). 25% of the rows held out at random (:func:`_split`). The tables change with
+    scipy's version."""
+    root = _package_dir("scipy", "bench", "the Bessel workload")
+    archive = np.load(root / "special" / "tests" / "data" / "boost.npz")
+    rows: dict[tuple[int, float, float], float] = {}
+    for k, tables in enumerate(BESSEL_TABLES.values()):
+        for table in tables:
+            for order, argument, value in archive[f"{table}_ipp-{table}"]:
+                if np.isfinite(value):
+                    rows.setdefault((k, float(order), float(argument)), float(value))
+    keys = sorted(rows)
+    ids = np.array([k for k, _, _ in keys], dtype=np.float64)
+    x = np.arcsinh(np.array([(order, argument) for _, order, argument in keys]))
+    y = np.arcsinh(np.array([rows[key] for key in keys]))[:, None]
+    return _standardized_split(x, y, 0.25, ids)

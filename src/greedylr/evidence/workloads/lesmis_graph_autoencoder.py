@@ -20,9 +20,9 @@ from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
 from greedylr.evidence.workloads.data import lesmis_links
-from greedylr.evidence.workloads.loop import run, split_evaluator
+from greedylr.evidence.workloads.loop import fit_links
 
-__all__ = ["link_metrics", "train"]
+__all__ = ["train"]
 
 
 class _GAE(nn.Module):
@@ -51,41 +51,10 @@ class _GAE(nn.Module):
         return (z[pairs[:, 0]] * z[pairs[:, 1]]).sum(-1)
 
 
-def _auc(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """The probability that an edge outscores a non-edge (ties count half)."""
-    pos, neg = logits[labels > 0.5], logits[labels <= 0.5]
-    if len(pos) == 0 or len(neg) == 0:
-        return float("nan")
-    diff = pos[:, None] - neg[None, :]
-    return ((diff > 0).float() + 0.5 * (diff == 0).float()).mean().item()
-
-
-def link_metrics(model: nn.Module, pairs: torch.Tensor, labels: torch.Tensor
-                 ) -> dict[str, float]:
-    """Held-out ``bce`` (binary cross-entropy of the pairs' logits; also as ``loss``, what
-    a feed reports) and ``auc``."""
-    logits = model(pairs)
-    bce = nn.functional.binary_cross_entropy_with_logits(logits, labels).item()
-    return {"bce": bce, "auc": _auc(logits, labels), "loss": bce}
-
-
 def train(trial) -> None:
     data = lesmis_links()
-    edges, pool = data.edges, data.non_edges
-    labels = torch.cat([torch.ones(len(edges)), torch.zeros(len(edges))])
-
-    def sample(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        negatives = pool[torch.randint(len(pool), (len(edges),), generator=generator)]
-        return torch.cat([edges, negatives]), labels
-
-    run(
-        trial,
-        _GAE(data.adjacency),
-        sample,
-        lambda m, b: nn.functional.binary_cross_entropy_with_logits(m(b[0]), b[1]),
-        split_evaluator(trial, link_metrics, data.x_test, data.y_test),
-        clip_norm=None,  # as Kipf and Welling; clipped, SGD's best LR is past 1
-    )
+    # no gradient clipping, as Kipf and Welling; clipped, SGD's best LR is past 1
+    fit_links(trial, _GAE(data.adjacency), data, clip_norm=None)
 
 
 register(

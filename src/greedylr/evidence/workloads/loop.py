@@ -17,11 +17,11 @@ from torch import nn
 from greedylr.averaging import averaged_model
 
 if TYPE_CHECKING:
-    from greedylr.evidence.workloads.data import ArrayDataset
+    from greedylr.evidence.workloads.data import ArrayDataset, LinkDataset
 
 __all__ = [
-    "batch_sampler", "classification_metrics", "fit_classifier", "fit_mse", "nll_metrics",
-    "psnr_metrics", "rmse_metrics", "run", "split_evaluator",
+    "batch_sampler", "classification_metrics", "fit_classifier", "fit_links", "fit_mse",
+    "link_metrics", "nll_metrics", "psnr_metrics", "rmse_metrics", "run", "split_evaluator",
 ]
 
 Batch = Any
@@ -73,6 +73,24 @@ def rmse_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str
     feed reports)."""
     mse = nn.functional.mse_loss(model(x), y).item()
     return {"rmse": math.sqrt(mse), "loss": mse}
+
+
+def _auc(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The probability that an edge outscores a non-edge (ties count half)."""
+    pos, neg = logits[labels > 0.5], logits[labels <= 0.5]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    diff = pos[:, None] - neg[None, :]
+    return ((diff > 0).float() + 0.5 * (diff == 0).float()).mean().item()
+
+
+def link_metrics(model: nn.Module, pairs: torch.Tensor, labels: torch.Tensor
+                 ) -> dict[str, float]:
+    """Held-out ``bce`` (binary cross-entropy of the pairs' logits; also as ``loss``, what
+    a feed reports) and ``auc``."""
+    logits = model(pairs)
+    bce = nn.functional.binary_cross_entropy_with_logits(logits, labels).item()
+    return {"bce": bce, "auc": _auc(logits, labels), "loss": bce}
 
 
 def psnr_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
@@ -196,6 +214,29 @@ def fit_classifier(
     on its held-out part (split if the trial asks). ``options`` go to :func:`run`
     (``clip_norm``, ``optimizer_kwargs``)."""
     _fit(trial, model, data, batch_size, nn.functional.cross_entropy, metrics, **options)
+
+
+def fit_links(trial: Any, model: nn.Module, data: LinkDataset, **options: Any) -> None:
+    """:func:`run` for link prediction on a ``LinkDataset``: ``model(pairs)`` is a logit a
+    ``(u, v)`` pair; each step scores every training edge against as many fresh random
+    non-edges of the training graph (binary cross-entropy), and :func:`link_metrics`
+    scores the held-out pairs (split if the trial asks). ``options`` go to :func:`run`
+    (``clip_norm``, ``optimizer_kwargs``)."""
+    edges, pool = data.edges, data.non_edges
+    labels = torch.cat([torch.ones(len(edges)), torch.zeros(len(edges))])
+
+    def sample(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        negatives = pool[torch.randint(len(pool), (len(edges),), generator=generator)]
+        return torch.cat([edges, negatives]), labels
+
+    run(
+        trial,
+        model,
+        sample,
+        lambda m, b: nn.functional.binary_cross_entropy_with_logits(m(b[0]), b[1]),
+        split_evaluator(trial, link_metrics, data.x_test, data.y_test),
+        **options,
+    )
 
 
 def _fit(
