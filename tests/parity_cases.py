@@ -144,6 +144,7 @@ def _config(rng: random.Random, family: tuple, base: list[float]) -> GreedyConfi
         # ratios near 1, as the blow-up guard's: the cases' losses wander within a few
         # times their first value
         spike_ratio=rng.choice([None, None, 1.2, 1.5, rng.uniform(1.05, 3.0)]),
+        anneal_to_zero=rng.random() < 0.3,
     )
 
 

@@ -194,6 +194,16 @@ FLOOR_ANNEAL = (
     [2.0, 1.0, 0.5, 0.5, 0.375, 0.25, 0.125, 0.0, 0.0],
     {1: ("increase",), 2: ("decrease",), 3: ("decrease",), 4: ("anneal",)},
 )
+ZERO_ANNEAL = (
+    replace(FLOOR_ANNEAL[0], anneal_to_zero=True),
+    [("loss", v) for v in (1.0, 2.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5)],
+    # FLOOR_ANNEAL's budget: an increase to 2.0, a decrease to 1.0, an increase to 2.0;
+    # the final cooldown starts at step 4 with the LR at 2.0, four times its bound 0.5,
+    # and goes linearly to 0 all the same (anneal_to_zero; 0.10 ends at 0.5:
+    # 2.0, 1.625, 1.25, 0.875, 0.5)
+    [2.0, 1.0, 2.0, 2.0, 1.5, 1.0, 0.5, 0.0, 0.0],
+    {1: ("increase",), 2: ("decrease",), 3: ("increase",), 4: ("anneal",)},
+)
 _SPIKES = (1.0, 20.0, 0.5, 20.0, 30.0, 40.0, 50.0, 60.0, 0.9)
 SPIKE = (
     GreedyConfig(factor=0.5, patience=1, smoothing="none", blowup_ratio=None, spike_ratio=10.0,
@@ -225,7 +235,8 @@ CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL, "pace
          "compound_off": COMPOUND_OFF, "compound_mix": COMPOUND_MIX,
          "compound_pace": COMPOUND_PACE,
          "blowup": BLOWUP, "blowup_anneal": BLOWUP_ANNEAL, "blowup_line": BLOWUP_LINE,
-         "blowup_raw": BLOWUP_RAW, "floor_anneal": FLOOR_ANNEAL, "spike": SPIKE,
+         "blowup_raw": BLOWUP_RAW, "floor_anneal": FLOOR_ANNEAL,
+         "zero_anneal": ZERO_ANNEAL, "spike": SPIKE,
          "spike_max": SPIKE_MAX, "spike_phases": SPIKE_PHASES}
 
 
@@ -379,6 +390,8 @@ def _random_script(rng: random.Random, n: int = 300, surge: float = 1.0,
         *({"eval_patience": 1, "eval_factor": 0.7, "total_steps": 280, "anneal_fraction": 0.1,
            "noise_threshold": 1.0, "payoff_patience": 4, "patience": 4,
            "floor_anneals_to_zero": floor} for floor in (True, False)),
+        # a cooldown that starts above the lower bound, to 0 all the same
+        {"total_steps": 250, "anneal_fraction": 0.2, "anneal_to_zero": True},
         {"blowup_ratio": 1.5, "total_steps": 250, "anneal_fraction": 0.2, "patience": 3},
         {"blowup_ratio": 2.0, "mode": "max", "smoothing": "window", "window": 5,
          "total_steps": 250, "anneal_fraction": 0.2, "anneal_shape": "cosine", "patience": 2,
@@ -421,7 +434,8 @@ def test_tensor_rule_matches_bit_for_bit_with_every_knob(kwargs: dict) -> None:
     # the cooldown ends at 0 where it started in the surge, or at the lower bound
     at_floor = config.floor_anneals_to_zero and all(
         lr <= lo for lr, lo in zip(state.anneal_from, state.min_lrs))
-    assert state.anneal_to_zero is (config.anneal_start is not None and (guarded or at_floor))
+    assert state.anneal_to_zero is (config.anneal_start is not None
+                                    and (guarded or at_floor or config.anneal_to_zero))
     if kwargs.get("floor_anneals_to_zero") is not None:  # the twins: at the floor, both ways
         assert all(lr <= lo for lr, lo in zip(state.anneal_from, state.min_lrs))
     if raw_check:  # the check acted: the run is not the one without it
@@ -463,6 +477,17 @@ def test_a_held_out_cut_clipped_at_the_bound_does_not_count_towards_compounding(
             step = gopt._observe if kind == "loss" else gopt._observe_eval
             ostate = step(static, knobs, ostate, jnp.asarray(value, jnp.float64))
         assert float(ostate.lr) == 0.5 and int(ostate.eval_worse_cuts) == 3
+
+
+def test_anneal_to_zero_says_so_in_the_cooldowns_reason() -> None:
+    """ZERO_ANNEAL's cooldown names its end, 0 and not the bound, and why."""
+    config, script, _, _ = ZERO_ANNEAL
+    state = rule.init(config, [1.0])
+    reasons = [e.reason for _, v in script for e in rule.update(config, state, v).events
+               if e.kind == "anneal"]
+    assert len(reasons) == 1
+    assert reasons[0].endswith("from lr 2 towards 0, not the lower bound 0.5 (anneal_to_zero)")
+    assert state.anneal_to_zero
 
 
 def test_a_cooldown_ends_at_0_only_with_every_group_at_its_bound() -> None:
@@ -534,6 +559,7 @@ def test_anneal_only_with_a_budget_and_old_state_loads() -> None:
         *(({"spike_ratio": r}, "spike_ratio must be finite and > 1, or None")
           for r in (1.0, 0.5, math.inf, math.nan, "10")),
         ({"floor_anneals_to_zero": None}, "floor_anneals_to_zero must be a bool"),
+        ({"anneal_to_zero": 1}, "anneal_to_zero must be a bool"),
     ],
 )
 def test_bad_new_knobs_are_rejected(kwargs: dict, message: str) -> None:

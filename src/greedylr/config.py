@@ -32,15 +32,18 @@ KNOBS_OFF: dict[str, Any] = {
     "blowup_raw_check": False,
     "floor_anneals_to_zero": False,
     "spike_ratio": None,
+    "anneal_to_zero": False,
 }
 
 #: Knobs whose default is not what a config saved before them ran: a saved config that
 #: lacks one ran this (0.4's had no blow-up guard, 0.5's guard no raw-loss check, 0.6's
 #: cooldown ended at the lower bound wherever it started, 0.7's held-out values needed no
-#: pace, 0.8's held-out cuts never compounded, 0.9's had no spike guard).
+#: pace, 0.8's held-out cuts never compounded, 0.9's had no spike guard, and 0.10's
+#: cooldown ended at 0 only from the lower bound or a blow-up).
 ABSENT_MEANS: dict[str, Any] = {"blowup_ratio": None, "blowup_raw_check": False,
                                 "floor_anneals_to_zero": False, "eval_pace": 0.0,
-                                "eval_compound_margin": None, "spike_ratio": None}
+                                "eval_compound_margin": None, "spike_ratio": None,
+                                "anneal_to_zero": False}
 
 #: How many times the blow-up guard squares the factor at most (0.95 -> 0.44).
 BLOWUP_SQUARINGS = 4
@@ -238,8 +241,14 @@ class GreedyConfig:
             LR by default) was binding: the rule had cut a too-large initial LR as far as
             it may, and at 10x the right LR that bound is the right LR itself, where the
             run would end; cosine's ends at 0. Any other cooldown ends at the lower
-            bound. No effect without a final cooldown. The default since 0.7 (round 18
-            of the defaults study); ``False`` is 0.6's cooldown.
+            bound (unless ``anneal_to_zero``). No effect without a final cooldown. The
+            default since 0.7 (round 18 of the defaults study); ``False`` is 0.6's
+            cooldown.
+        anneal_to_zero: every final cooldown ends at 0, wherever it starts, as cosine's
+            and WSD's do; the lower bound still holds before it. ``False`` (0.10
+            behaviour): it ends at the lower bound, unless it starts at the bound
+            (``floor_anneals_to_zero``) or in a blow-up. No effect without a final
+            cooldown.
         spike_ratio: r > 1: a raw loss more than r times the first smoothed value (the
             untrained model's loss; for ``mode="max"``: less than 1/r of it), or a
             non-finite one, is a spike step; on the second spike step in a row, and on
@@ -291,6 +300,7 @@ class GreedyConfig:
     blowup_raw_check: bool = True
     floor_anneals_to_zero: bool = True
     spike_ratio: float | None = None
+    anneal_to_zero: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -345,7 +355,7 @@ class GreedyConfig:
                                          and 1.0 < self.spike_ratio < math.inf),
             f"spike_ratio must be finite and > 1, or None, got {self.spike_ratio!r}",
         )
-        for name in ("blowup_raw_check", "floor_anneals_to_zero"):
+        for name in ("blowup_raw_check", "floor_anneals_to_zero", "anneal_to_zero"):
             value = getattr(self, name)
             _check(isinstance(value, bool), f"{name} must be a bool, got {value!r}")
         _check(

@@ -378,6 +378,8 @@ def _anneal(f: _Facts) -> str:
     end = f"the lower bound{floor}"
     if f.code & BLOWUP:
         end = f"0, not the lower bound: {_blowup(f)}"
+    elif f.config is not None and f.config.anneal_to_zero:
+        end = f"0, not the lower bound{floor} (anneal_to_zero)"
     elif (f.config is not None and f.config.floor_anneals_to_zero and f.min_lrs is not None
           and all(lr <= lo for lr, lo in zip(f.before, f.min_lrs))):
         end = (f"0, not the lower bound{floor}: every group stands at it (the rule cut the "

@@ -150,6 +150,7 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         blowup_raw_check: bool = True,
         floor_anneals_to_zero: bool = True,
         spike_ratio: float | None = None,
+        anneal_to_zero: bool = False,
     ) -> None:
         # The knobs are spelled out for type checkers and IDEs; GreedyConfig stays their
         # one definition (tests/test_typed_api.py keeps the two in step).
@@ -249,6 +250,7 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
             blowup_raw_check=False,
             floor_anneals_to_zero=False,
             spike_ratio=None,
+            anneal_to_zero=False,
         )
 
     # -- feeding the loss -------------------------------------------------------

@@ -371,6 +371,9 @@ def _phase(
         # started with every group at its lower bound: towards 0 as well
         at_floor = (lrs <= state.min_lrs).all(-1)
         zero_from = at_floor if zero_from is None else zero_from | at_floor
+    if config.anneal_to_zero:
+        # every cooldown towards 0
+        zero_from = torch.ones_like(anneal_start)
     if zero_from is not None:
         to_zero = torch.where(anneal_start, zero_from, state.anneal_to_zero)
         end = torch.where(to_zero.unsqueeze(-1), torch.zeros_like(end), end)

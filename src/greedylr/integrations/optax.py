@@ -138,8 +138,8 @@ class GreedyLRState(NamedTuple):
             against; NaN before it, and with both guards off.
         blowup_cuts: decreases in the current blow-up so far (each squares the factor).
         spike_steps: spike steps in a row up to the last observation (``spike_ratio``).
-        anneal_to_zero: the final cooldown started in a blow-up or at the lower bound
-            (``floor_anneals_to_zero``): it ends at 0.
+        anneal_to_zero: the final cooldown ends at 0: ``anneal_to_zero``, or it started
+            in a blow-up or at the lower bound (``floor_anneals_to_zero``).
     """
 
     lr: jax.Array
@@ -224,6 +224,7 @@ class _Knobs(NamedTuple):
     blowup_raw_check: Any  # a blow-up step with the raw value back at half the first: neutral
     floor_anneals_to_zero: Any  # a final cooldown started at the lower bound ends at 0
     spike_ratio: Any  # 0: off
+    anneal_to_zero: Any  # every final cooldown ends at 0
 
 
 _FLOAT_KNOBS = ("factor", "threshold", "eps", "base_lr", "min_lr", "max_lr", "warmup_start",
@@ -311,6 +312,7 @@ def _resolve(config: GreedyConfig, learning_rate: float) -> tuple[_Static, _Knob
         blowup_raw_check=config.blowup_raw_check,
         floor_anneals_to_zero=config.floor_anneals_to_zero,
         spike_ratio=config.spike_ratio or 0.0,
+        anneal_to_zero=config.anneal_to_zero,
     )
     return static, knobs
 
@@ -539,8 +541,8 @@ def _final_cooldown(
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """Where the final cooldown runs, where it starts, where it starts in a blow-up, and
     its LR: from its first observation the LR follows the shape only, towards the lower
-    bound, or towards 0 where it started in a blow-up or (``floor_anneals_to_zero``) at
-    the lower bound."""
+    bound, or towards 0 with ``anneal_to_zero`` or where it started in a blow-up or
+    (``floor_anneals_to_zero``) at the lower bound."""
     if not static.anneal_table:
         off = jnp.zeros_like(in_warmup)
         new.update(annealing=state.annealing, anneal_from=state.anneal_from,
@@ -552,7 +554,8 @@ def _final_cooldown(
     anneal_from = jnp.where(anneal_start, state.lr, state.anneal_from)
     blown = _blown(k, new["first"], new["smoothed"], state.blowup_cuts)
     at_floor = k.floor_anneals_to_zero & (state.lr <= k.min_lr)
-    to_zero = jnp.where(anneal_start, blown | at_floor, state.anneal_to_zero)
+    to_zero = jnp.where(anneal_start, k.anneal_to_zero | blown | at_floor,
+                        state.anneal_to_zero)
     end = jnp.where(to_zero, 0.0, k.min_lr)
     table = jnp.asarray(static.anneal_table, state.lr.dtype)
     at = jnp.clip(step - static.anneal_start, 0, table.shape[0] - 1)
