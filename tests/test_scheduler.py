@@ -358,6 +358,22 @@ def test_a_0_1_checkpoint_loads_with_the_new_knobs_off():
     assert again.state == sched.state
 
 
+def test_a_0_10_checkpoint_resumes_under_the_defaults_and_names_anneal_to_zero():
+    """0.10 saved no ``anneal_to_zero``: it loads as False, what it ran and the default,
+    and a scheduler that ends every cooldown at 0 refuses it by name."""
+    old = GreedyLR(make_optimizer(), total_steps=20)
+    drive(old, old.optimizer, [1.0, 0.9, 0.8])
+    saved = old.state_dict()
+    saved = {**saved, "config": {k: v for k, v in saved["config"].items()
+                                 if k != "anneal_to_zero"}}
+    again = GreedyLR(make_optimizer(), total_steps=20)
+    again.load_state_dict(saved)
+    assert again.state == old.state
+    with pytest.raises(ValueError,
+                       match=r"another configuration.*'anneal_to_zero': \(False, True\)"):
+        GreedyLR(make_optimizer(), total_steps=20, anneal_to_zero=True).load_state_dict(saved)
+
+
 def test_a_0_3_checkpoint_resumes_with_its_eval_factor_and_names_it_otherwise():
     old = GreedyLR(make_optimizer(), eval_factor=0.5)  # 0.3's default
     drive(old, old.optimizer, [1.0, 0.9, 0.8])
