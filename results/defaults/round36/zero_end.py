@@ -29,15 +29,21 @@ MARK = 6.7e-297
 _anneal = rule._anneal
 
 
+def towards_zero(config: Any, state: Any) -> None:
+    """The cooldown's first observation again, towards 0 instead of the lower bounds;
+    the later ones go towards 0 by themselves (``state.anneal_to_zero``)."""
+    state.anneal_to_zero = True
+    k = min(state.step - config.anneal_start, config.anneal_steps)
+    shape = _anneal_shape(config.anneal_shape, k / config.anneal_steps)
+    state.lrs = [a * shape for a in state.anneal_from]
+
+
 def _anneal_to_zero(config: Any, state: Any) -> int:
     """0.9's cooldown observation; for the marked arm, towards 0 from its first one."""
     first = not state.anneal_from
     code = _anneal(config, state)
     if config.eps == MARK and first and not state.anneal_to_zero:
-        state.anneal_to_zero = True  # the later observations go towards 0 by themselves
-        k = min(state.step - config.anneal_start, config.anneal_steps)
-        shape = _anneal_shape(config.anneal_shape, k / config.anneal_steps)
-        state.lrs = [a * shape for a in state.anneal_from]
+        towards_zero(config, state)
     return code
 
 
