@@ -2108,12 +2108,13 @@ PRINTED_MAX = 64
 def sympy_printed() -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
     """How does sympy print this? The expected outputs of sympy's printers that its own
     test suite asserts (``sympy/**/tests/test_*.py``, which the sympy wheel ships; BSD-3):
-    every ``assert printer(expr) == "text"`` with one positional argument that is not a
-    bare name or attribute (most are a test's local variable, whose value the call does
-    not show: ``str(l)`` -> ``[2, 3, 4]``), no keyword,
-    a printer of :data:`SYMPY_PRINTERS` and a string literal on the right, as ``(call,
-    text)``: ``("latex(conjugate(x ** 2))", "\\\\overline{x}^{2}")``, ``("mcode(LambertW(x,
-    y))", "ProductLog[y, x]")``, ``("ccode(x ** 0.5)", "sqrt(x)")``; the call as
+    every ``assert printer(expr) == "text"`` with a printer of :data:`SYMPY_PRINTERS`
+    (18 of them have one that passes; ``pycode`` none), one positional argument that is
+    not a bare name or attribute (most are a test's local variable, whose value the call
+    does not show: ``str(l)`` -> ``[2, 3, 4]``), no keyword and a string literal on the
+    right, as ``(call, text)``: ``("latex(conjugate(x ** 2))",
+    "\\\\overline{x}^{2}")``, ``("mcode(LambertW(x, y))", "ProductLog[y, x]")``,
+    ``("ccode(x ** 0.5)", "sqrt(x)")``; the call as
     ``ast.unparse`` writes it, at most :data:`PRINTED_CALL_MAX` characters, the text one
     line of at most :data:`PRINTED_MAX`; a call asserted twice kept once, the first in
     the order of the files' paths. The expression decides the side: every printer's

@@ -7,7 +7,7 @@ See et al. trained it.
 The data is the expected outputs of sympy's printers that its own test suite asserts
 (:func:`~greedylr.evidence.workloads.data.sympy_printed`: ``latex(conjugate(x ** 2))``
 -> ``\\overline{x}^{2}``, ``mcode(x ** 3)`` -> ``x^3``, ``julia_code(Rational(3, 7))``
--> ``3 // 7``; 19 printers, LaTeX the most; 1,696 train / 447 held-out calls, every
+-> ``3 // 7``; 18 printers, LaTeX the most; 1,696 train / 447 held-out calls, every
 printer's call of a held-out expression held out). An encoder GRU of 48 each way over
 the call's characters, a decoder GRU of 96 over the output's (teacher forced), attention
 by a bilinear score, the copy gate from the decoder's state, the context and the input
@@ -126,7 +126,7 @@ register(
         train=train,
         task="seq2seq",
         family="pointer_generator",
-        data="sympy's printer tests, an expression -> its printed text in one of 19 "
+        data="sympy's printer tests, an expression -> its printed text in one of 18 "
              "languages (1,696 train / 447 held-out calls)",
         lr=0.0316,
         steps=300,
