@@ -61,7 +61,7 @@ import string
 import sysconfig
 import tokenize
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,6 +112,7 @@ __all__ = [
     "mnist5k",
     "monaco_source",
     "mri_patches",
+    "padded",
     "penguins",
     "pydoc_topics",
     "stdlib_files",
@@ -541,14 +542,19 @@ def unicode_names() -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
-def _padded_ids(texts: list[str], width: int) -> np.ndarray:
-    """``texts`` as rows of :data:`VOCAB` ids, ``[len(texts), width]``, each text left
+def padded(rows: Iterable[Sequence[int] | np.ndarray], width: int) -> np.ndarray:
+    """Rows of :data:`VOCAB` ids as one array, ``[len(rows), width]``, each row left
     aligned, cut at ``width`` and padded with ``PAD``."""
-    out = np.full((len(texts), width), CharVocab.PAD, dtype=np.int64)
-    for row, text in zip(out, texts, strict=True):
-        ids = VOCAB.encode(text)[:width]
+    listed = [np.asarray(ids, dtype=np.int64)[:width] for ids in rows]
+    out = np.full((len(listed), width), CharVocab.PAD, dtype=np.int64)
+    for row, ids in zip(out, listed, strict=True):
         row[:len(ids)] = ids
     return out
+
+
+def _padded_ids(texts: list[str], width: int) -> np.ndarray:
+    """``texts`` as rows of :data:`VOCAB` ids (:func:`padded`)."""
+    return padded((VOCAB.encode(text) for text in texts), width)
 
 
 @functools.cache
@@ -1730,6 +1736,15 @@ def emoji_names() -> tuple[torch.Tensor, torch.Tensor]:
                          1_000_000, 1_000_000)
 
 
+def _boost_table(name: str, feature: str) -> np.ndarray:
+    """One table of Boost's special-function test data, which scipy ships with its tests
+    (``scipy/special/tests/data/boost.npz``, key ``<name>_ipp-<name>``; Boost Software
+    License): its rows, the inputs then the values."""
+    root = _package_dir("scipy", "bench", feature)
+    with np.load(root / "special" / "tests" / "data" / "boost.npz") as archive:
+        return archive[f"{name}_ipp-{name}"]
+
+
 @functools.cache
 def noncentral_chi2() -> ArrayDataset:
     """The cumulative distribution function of the noncentral chi-squared distribution,
@@ -1739,11 +1754,7 @@ def noncentral_chi2() -> ArrayDataset:
     1,978) -> P (and Q = 1 - P, not used), computed to high precision. ``x`` is the three
     inputs' logarithms, standardized on the training rows; ``y`` is P, in [0, 1], left
     as it is. 25% of the rows held out at random."""
-    with requires_extra("bench", "the nccs workload"):
-        import scipy
-
-    path = Path(scipy.__file__).parent / "special" / "tests" / "data" / "boost.npz"
-    table = np.load(path)["nccs_ipp-nccs"]
+    table = _boost_table("nccs", "the nccs workload")
     x = np.log(table[:, :3])
     y = table[:, 3:4]
     train, test = _split(len(table), 0.25)
@@ -2251,12 +2262,10 @@ def bessel_values() -> ArrayDataset:
     asinh of the value, the asinh standardized on the training rows (the id left as it
     is). 25% of the rows held out at random (:func:`_split`). The tables change with
     scipy's version."""
-    root = _package_dir("scipy", "bench", "the Bessel workload")
-    archive = np.load(root / "special" / "tests" / "data" / "boost.npz")
     rows: dict[tuple[int, float, float], float] = {}
     for k, tables in enumerate(BESSEL_TABLES.values()):
         for table in tables:
-            for order, argument, value in archive[f"{table}_ipp-{table}"]:
+            for order, argument, value in _boost_table(table, "the Bessel workload"):
                 if np.isfinite(value):
                     rows.setdefault((k, float(order), float(argument)), float(value))
     keys = sorted(rows)

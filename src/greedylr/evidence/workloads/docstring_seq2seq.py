@@ -19,7 +19,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from greedylr.evidence.workloads import Workload, register
-from greedylr.evidence.workloads.data import DOCSTRING_MAX, NAME_MAX, VOCAB, docstring_pairs
+from greedylr.evidence.workloads.data import (
+    DOCSTRING_MAX,
+    NAME_MAX,
+    VOCAB,
+    docstring_pairs,
+    padded,
+)
 from greedylr.evidence.workloads.loop import run, split_evaluator
 
 __all__ = ["Seq2Seq", "train"]
@@ -28,21 +34,15 @@ BATCH = 32
 TGT_MAX = NAME_MAX + 2  # <bos> name <eos>
 
 
-def _pad(rows: list, length: int) -> torch.Tensor:
-    out = torch.full((len(rows), length), VOCAB.PAD, dtype=torch.long)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = torch.as_tensor(r[:length])
-    return out
-
-
 @functools.cache
 def _tensors() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     train, test = docstring_pairs()
 
     def encode(pairs: list[tuple[str, str]]) -> tuple[torch.Tensor, torch.Tensor]:
-        src = _pad([VOCAB.encode(doc) for doc, _ in pairs], DOCSTRING_MAX)
-        tgt = _pad([[VOCAB.BOS, *VOCAB.encode(name), VOCAB.EOS] for _, name in pairs], TGT_MAX)
-        return src, tgt
+        src = padded((VOCAB.encode(doc) for doc, _ in pairs), DOCSTRING_MAX)
+        tgt = padded(([VOCAB.BOS, *VOCAB.encode(name), VOCAB.EOS] for _, name in pairs),
+                     TGT_MAX)
+        return torch.from_numpy(src), torch.from_numpy(tgt)
 
     return (*encode(train), *encode(test))
 

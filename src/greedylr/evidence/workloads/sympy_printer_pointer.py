@@ -30,6 +30,7 @@ from greedylr.evidence.workloads.data import (
     PRINTED_CALL_MAX,
     PRINTED_MAX,
     VOCAB,
+    padded,
     sympy_printed,
 )
 from greedylr.evidence.workloads.loop import run, split_evaluator
@@ -40,20 +41,13 @@ BATCH = 32
 TARGET_MAX = PRINTED_MAX + 2  # <bos> text <eos>
 
 
-def _padded(rows: list[list[int]], width: int) -> torch.Tensor:
-    out = torch.full((len(rows), width), VOCAB.PAD, dtype=torch.long)
-    for i, row in enumerate(rows):
-        out[i, :len(row)] = torch.as_tensor(row)
-    return out
-
-
 @functools.cache
 def _tensors() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     def encode(pairs: tuple[tuple[str, str], ...]) -> tuple[torch.Tensor, torch.Tensor]:
-        calls = _padded([VOCAB.encode(call).tolist() for call, _ in pairs], PRINTED_CALL_MAX)
-        texts = _padded([[VOCAB.BOS, *VOCAB.encode(text).tolist(), VOCAB.EOS]
-                         for _, text in pairs], TARGET_MAX)
-        return calls, texts
+        calls = padded((VOCAB.encode(call) for call, _ in pairs), PRINTED_CALL_MAX)
+        texts = padded(([VOCAB.BOS, *VOCAB.encode(text), VOCAB.EOS] for _, text in pairs),
+                       TARGET_MAX)
+        return torch.from_numpy(calls), torch.from_numpy(texts)
 
     train, test = sympy_printed()
     return (*encode(train), *encode(test))
