@@ -28,6 +28,8 @@ from zero_end import towards_zero
 from greedylr import rule
 
 MARK = 7.3e-297
+#: the marks the patch acts on (a later prototype that builds on this one adds its own)
+MARKS = {MARK}
 _anneal = rule._anneal
 
 
@@ -36,7 +38,7 @@ def _anneal_if_stalled(config: Any, state: Any) -> int:
     where the held-out rule blocked increases when it began."""
     first, stalled = not state.anneal_from, state.eval_block
     code = _anneal(config, state)
-    if config.eps == MARK and first and stalled and not state.anneal_to_zero:
+    if config.eps in MARKS and first and stalled and not state.anneal_to_zero:
         towards_zero(config, state)
     return code
 
