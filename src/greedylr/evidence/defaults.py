@@ -279,8 +279,8 @@ PROBE13_WORKLOADS: tuple[str, ...] = (
 #: graph attention network, a deep operator network), each one's held-out metric
 #: responding to the LR; each one's LR chosen by cosine alone
 #: (``results/defaults/round7/calibrate.py``'s specs, one trial at a time) before any
-#: GreedyLR run of it. Not in :data:`HELDOUT_SPLITS`: the round that declares its claims
-#: on it wires it in, before any GreedyLR run of it.
+#: GreedyLR run of it; wired into :data:`HELDOUT_SPLITS` by round 40, which declared its
+#: claims on it before any GreedyLR run of it.
 PROBE14_WORKLOADS: tuple[str, ...] = (
     "sympy_printer_pointer",  # Adagrad, an expression -> sympy's printed text, copying
     "stdlib_import_gat",  # SGD, the stdlib's import graph, link prediction, GAT
@@ -388,6 +388,7 @@ HELDOUT_SPLITS: dict[str, tuple[str, ...]] = {
     "probe11": PROBE11_WORKLOADS,
     "probe12": PROBE12_WORKLOADS,
     "probe13": PROBE13_WORKLOADS,
+    "probe14": PROBE14_WORKLOADS,
 }
 
 
@@ -435,7 +436,7 @@ _LR_GRID_FOLDERS = {
     "probe7": "heldout_lr_grid_probe7", "probe8": "heldout_lr_grid_probe8",
     "probe9": "heldout_lr_grid_probe9", "probe10": "heldout_lr_grid_probe10",
     "probe11": "heldout_lr_grid_probe11", "probe12": "heldout_lr_grid_probe12",
-    "probe13": "heldout_lr_grid_probe13",
+    "probe13": "heldout_lr_grid_probe13", "probe14": "heldout_lr_grid_probe14",
 }
 
 #: "As good or better": within this fraction of cosine's seed mean (the issue's 1%).
@@ -766,6 +767,7 @@ STAGES: tuple[str, ...] = (
     "heldout-probe11", "heldout-lr-grid-probe11", "heldout-lr-grid-probe11-report",
     "heldout-probe12", "heldout-lr-grid-probe12", "heldout-lr-grid-probe12-report",
     "heldout-probe13", "heldout-lr-grid-probe13", "heldout-lr-grid-probe13-report",
+    "heldout-probe14", "heldout-lr-grid-probe14", "heldout-lr-grid-probe14-report",
 )
 
 
