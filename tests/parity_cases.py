@@ -145,6 +145,7 @@ def _config(rng: random.Random, family: tuple, base: list[float]) -> GreedyConfi
         # times their first value
         spike_ratio=rng.choice([None, None, 1.2, 1.5, rng.uniform(1.05, 3.0)]),
         anneal_to_zero=rng.random() < 0.3,
+        stalled_anneals_to_zero=rng.random() < 0.5,
     )
 
 

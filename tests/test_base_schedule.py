@@ -81,9 +81,11 @@ def test_the_defaults_digest_moves_with_a_default_not_with_a_neutral_knob() -> N
     """A knob added at its neutral value (0.3's ``base_schedule``) keeps stored trials
     valid; a changed default (0.4's ``eval_factor``, 0.5's ``blowup_ratio``, 0.6's
     ``blowup_raw_check``, 0.7's ``floor_anneals_to_zero``, 0.8's ``eval_pace``, 0.9's
-    ``eval_compound_margin``) makes them run again."""
-    assert schedules.greedy_defaults_digest() == "ed19f0a50a"  # 0.9.0's
-    eight = {"eval_compound_margin": None}  # held-out cuts that never compound
+    ``eval_compound_margin``, 0.11's ``stalled_anneals_to_zero``) makes them run again."""
+    assert schedules.greedy_defaults_digest() == "bf7ab17b1e"  # 0.11.0's
+    nine = {"stalled_anneals_to_zero": False}  # 0.10's cooldown
+    assert schedules._config_digest(GreedyConfig(**nine)) == "ed19f0a50a"  # 0.9.0's
+    eight = {"eval_compound_margin": None, **nine}  # held-out cuts that never compound
     assert schedules._config_digest(GreedyConfig(**eight)) == "02b2b05de3"  # 0.8's
     assert schedules._config_digest(GreedyConfig(eval_pace=0.0, **eight)) == "839ce1beda"  # 0.7's
     six = {"floor_anneals_to_zero": False, "eval_pace": 0.0, **eight}  # 0.6's cooldown

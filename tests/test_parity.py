@@ -79,6 +79,10 @@ def test_the_cases_reach_every_event_and_knob() -> None:
     spiked = [e for c in CASES for es in ref(c).events for e in es
               if "(spike_ratio) on a second step" in e.reason]
     assert len(spiked) >= 20
+    # a final cooldown that starts with increases blocked ends at 0
+    stalled = [e for c in CASES for es in ref(c).events for e in es
+               if "stalled_anneals_to_zero)" in e.reason]
+    assert len(stalled) >= 3
 
 
 # -- the float rule: its invariants, and a checkpoint through plain values -----------------

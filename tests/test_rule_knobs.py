@@ -204,6 +204,27 @@ ZERO_ANNEAL = (
     [2.0, 1.0, 2.0, 2.0, 1.5, 1.0, 0.5, 0.0, 0.0],
     {1: ("increase",), 2: ("decrease",), 3: ("increase",), 4: ("anneal",)},
 )
+_STALLED_SCRIPT = (
+    [("loss", 1.0), ("loss", 2.0), ("loss", 0.5), ("eval", 1.0), ("eval", 2.0)]
+    + [("loss", 0.5)] * 6)
+STALLED_ANNEAL = (
+    replace(FLOOR_ANNEAL[0], stalled_anneals_to_zero=True, eval_patience=5, eval_pace=0.0),
+    _STALLED_SCRIPT,
+    # ZERO_ANNEAL's losses, with two held-out values before the cooldown: 1.0, then 2.0,
+    # worse, which blocks increases (eval_patience=5: no cut). The cooldown starts at
+    # step 4 with the LR at 2.0 and increases blocked, so it goes linearly to 0
+    # (stalled_anneals_to_zero; 0.10 ends at the bound 0.5)
+    [2.0, 1.0, 2.0, 2.0, 2.0, 2.0, 1.5, 1.0, 0.5, 0.0, 0.0],
+    {1: ("increase",), 2: ("decrease",), 3: ("increase",), 6: ("anneal",)},
+)
+STALLED_CLEAR = (
+    STALLED_ANNEAL[0],
+    [*_STALLED_SCRIPT[:4], ("eval", 0.9), *_STALLED_SCRIPT[5:]],
+    # the same with a better second held-out value (0.9): nothing blocks increases when
+    # the cooldown starts, so it ends at the bound 0.5 as 0.10's does
+    [2.0, 1.0, 2.0, 2.0, 2.0, 2.0, 1.625, 1.25, 0.875, 0.5, 0.5],
+    {1: ("increase",), 2: ("decrease",), 3: ("increase",), 6: ("anneal",)},
+)
 _SPIKES = (1.0, 20.0, 0.5, 20.0, 30.0, 40.0, 50.0, 60.0, 0.9)
 SPIKE = (
     GreedyConfig(factor=0.5, patience=1, smoothing="none", blowup_ratio=None, spike_ratio=10.0,
@@ -236,7 +257,8 @@ CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL, "pace
          "compound_pace": COMPOUND_PACE,
          "blowup": BLOWUP, "blowup_anneal": BLOWUP_ANNEAL, "blowup_line": BLOWUP_LINE,
          "blowup_raw": BLOWUP_RAW, "floor_anneal": FLOOR_ANNEAL,
-         "zero_anneal": ZERO_ANNEAL, "spike": SPIKE,
+         "zero_anneal": ZERO_ANNEAL, "stalled_anneal": STALLED_ANNEAL,
+         "stalled_clear": STALLED_CLEAR, "spike": SPIKE,
          "spike_max": SPIKE_MAX, "spike_phases": SPIKE_PHASES}
 
 
@@ -488,6 +510,45 @@ def test_anneal_to_zero_says_so_in_the_cooldowns_reason() -> None:
     assert len(reasons) == 1
     assert reasons[0].endswith("from lr 2 towards 0, not the lower bound 0.5 (anneal_to_zero)")
     assert state.anneal_to_zero
+
+
+def test_stalled_anneals_to_zero_says_so_in_the_cooldowns_reason() -> None:
+    """STALLED_ANNEAL's cooldown names its end, 0 and not the bound, and why; the tensor
+    rule and the optax port set the STALLED bit there and nowhere else, and neither
+    does anyone in STALLED_CLEAR."""
+    for case, stalled in ((STALLED_ANNEAL, True), (STALLED_CLEAR, False)):
+        config, script, _, _ = case
+        state, tstate = rule.init(config, [1.0]), tr.init(config, [1.0])
+        reasons, bits = [], []
+        for i, (kind, value) in enumerate(script, 1):
+            events = (rule.update if kind == "loss" else rule.observe_eval)(
+                config, state, value).events
+            reasons += [e.reason for e in events if e.kind == "anneal"]
+            tstate, d = (tr.update if kind == "loss" else tr.observe_eval)(config, tstate, value)
+            if int(d.code) & tr.STALLED:
+                bits.append(i)
+        assert len(reasons) == 1 and state.anneal_to_zero is stalled
+        assert bits == ([6] if stalled else [])
+        assert reasons[0].endswith(
+            "from lr 2 towards 0, not the lower bound 0.5: the held-out rule was blocking "
+            "increases (the last held-out value was worse than the best, or lagged the "
+            "training loss; stalled_anneals_to_zero)" if stalled
+            else "from lr 2 towards the lower bound 0.5")
+        jax = pytest.importorskip("jax")
+        import jax.numpy as jnp
+
+        from greedylr.integrations import optax as gopt
+
+        with jax.enable_x64(True):
+            static, knobs = gopt._resolve(config, 1.0)
+            ostate = gopt._init(static, knobs, jnp.float64)
+            obits = []
+            for i, (kind, value) in enumerate(script, 1):
+                step = gopt._observe if kind == "loss" else gopt._observe_eval
+                ostate = step(static, knobs, ostate, jnp.asarray(value, jnp.float64))
+                if int(ostate.events) & gopt.STALLED:
+                    obits.append(i)
+        assert obits == bits
 
 
 def test_a_cooldown_ends_at_0_only_with_every_group_at_its_bound() -> None:

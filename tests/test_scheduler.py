@@ -358,20 +358,25 @@ def test_a_0_1_checkpoint_loads_with_the_new_knobs_off():
     assert again.state == sched.state
 
 
-def test_a_0_10_checkpoint_resumes_under_the_defaults_and_names_anneal_to_zero():
-    """0.10 saved no ``anneal_to_zero``: it loads as False, what it ran and the default,
-    and a scheduler that ends every cooldown at 0 refuses it by name."""
-    old = GreedyLR(make_optimizer(), total_steps=20)
+def test_a_0_10_checkpoint_resumes_with_its_cooldown_and_names_it_otherwise():
+    """0.10 saved neither ``anneal_to_zero`` nor ``stalled_anneals_to_zero``: both load
+    as False, what it ran, so 0.11's defaults refuse it by name instead of changing where
+    its cooldown ends mid-run, and so does a scheduler that ends every cooldown at 0."""
+    old = GreedyLR(make_optimizer(), total_steps=20, stalled_anneals_to_zero=False)
     drive(old, old.optimizer, [1.0, 0.9, 0.8])
     saved = old.state_dict()
     saved = {**saved, "config": {k: v for k, v in saved["config"].items()
-                                 if k != "anneal_to_zero"}}
-    again = GreedyLR(make_optimizer(), total_steps=20)
+                                 if k not in ("anneal_to_zero", "stalled_anneals_to_zero")}}
+    with pytest.raises(ValueError, match=r"another configuration.*"
+                                         r"'stalled_anneals_to_zero': \(False, True\)"):
+        GreedyLR(make_optimizer(), total_steps=20).load_state_dict(saved)
+    again = GreedyLR(make_optimizer(), total_steps=20, stalled_anneals_to_zero=False)
     again.load_state_dict(saved)
     assert again.state == old.state
     with pytest.raises(ValueError,
                        match=r"another configuration.*'anneal_to_zero': \(False, True\)"):
-        GreedyLR(make_optimizer(), total_steps=20, anneal_to_zero=True).load_state_dict(saved)
+        GreedyLR(make_optimizer(), total_steps=20, anneal_to_zero=True,
+                 stalled_anneals_to_zero=False).load_state_dict(saved)
 
 
 def test_a_0_3_checkpoint_resumes_with_its_eval_factor_and_names_it_otherwise():

@@ -33,17 +33,19 @@ KNOBS_OFF: dict[str, Any] = {
     "floor_anneals_to_zero": False,
     "spike_ratio": None,
     "anneal_to_zero": False,
+    "stalled_anneals_to_zero": False,
 }
 
 #: Knobs whose default is not what a config saved before them ran: a saved config that
 #: lacks one ran this (0.4's had no blow-up guard, 0.5's guard no raw-loss check, 0.6's
 #: cooldown ended at the lower bound wherever it started, 0.7's held-out values needed no
 #: pace, 0.8's held-out cuts never compounded, 0.9's had no spike guard, and 0.10's
-#: cooldown ended at 0 only from the lower bound or a blow-up).
+#: cooldown ended at 0 only from the lower bound or a blow-up, whatever the held-out
+#: rule).
 ABSENT_MEANS: dict[str, Any] = {"blowup_ratio": None, "blowup_raw_check": False,
                                 "floor_anneals_to_zero": False, "eval_pace": 0.0,
                                 "eval_compound_margin": None, "spike_ratio": None,
-                                "anneal_to_zero": False}
+                                "anneal_to_zero": False, "stalled_anneals_to_zero": False}
 
 #: How many times the blow-up guard squares the factor at most (0.95 -> 0.44).
 BLOWUP_SQUARINGS = 4
@@ -249,6 +251,16 @@ class GreedyConfig:
             behaviour): it ends at the lower bound, unless it starts at the bound
             (``floor_anneals_to_zero``) or in a blow-up. No effect without a final
             cooldown.
+        stalled_anneals_to_zero: a final cooldown that starts while the held-out rule
+            blocks increases (the last held-out value given to
+            :func:`greedylr.rule.observe_eval` was worse than the best so far, or lagged
+            the training loss's pace: ``RuleState.eval_block``) ends at 0 instead of at
+            the lower bound: the held-out value had stopped improving, and what is left
+            of the run is worth more as an anneal than as training at the bound. Any
+            other cooldown ends where it would without it. No effect without a final
+            cooldown or without held-out values. The default since 0.11 (round 40 of
+            the defaults study, declared on the fourteenth probe split after round 37's
+            pilot); ``False`` is 0.10's cooldown.
         spike_ratio: r > 1: a raw loss more than r times the first smoothed value (the
             untrained model's loss; for ``mode="max"``: less than 1/r of it), or a
             non-finite one, is a spike step; on the second spike step in a row, and on
@@ -301,6 +313,7 @@ class GreedyConfig:
     floor_anneals_to_zero: bool = True
     spike_ratio: float | None = None
     anneal_to_zero: bool = False
+    stalled_anneals_to_zero: bool = True
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -355,7 +368,8 @@ class GreedyConfig:
                                          and 1.0 < self.spike_ratio < math.inf),
             f"spike_ratio must be finite and > 1, or None, got {self.spike_ratio!r}",
         )
-        for name in ("blowup_raw_check", "floor_anneals_to_zero", "anneal_to_zero"):
+        for name in ("blowup_raw_check", "floor_anneals_to_zero", "anneal_to_zero",
+                     "stalled_anneals_to_zero"):
             value = getattr(self, name)
             _check(isinstance(value, bool), f"{name} must be a bool, got {value!r}")
         _check(

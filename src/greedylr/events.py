@@ -35,6 +35,7 @@ __all__ = [
     "NONFINITE",
     "RESET",
     "SPIKE",
+    "STALLED",
     "UNDO",
     "WARMUP_END",
     "Event",
@@ -100,6 +101,11 @@ BLOWUP = 1024
 #: Not a kind either: a modifier of a ``DECREASE``, set where the spike guard
 #: (``GreedyConfig.spike_ratio``) cut the LR at once. Only the reasons read it.
 SPIKE = 2048
+
+#: Not a kind either: a modifier of an ``ANNEAL``, set where the final cooldown started
+#: while the held-out rule blocked increases (``GreedyConfig.stalled_anneals_to_zero``):
+#: it ends at 0. Only the reasons read it.
+STALLED = 4096
 
 #: One bit per event kind, by kind: how the tensor rule, the optax port and the trace's
 #: event column encode "what this observation did" without building Event objects.
@@ -384,6 +390,10 @@ def _anneal(f: _Facts) -> str:
           and all(lr <= lo for lr, lo in zip(f.before, f.min_lrs))):
         end = (f"0, not the lower bound{floor}: every group stands at it (the rule cut the "
                f"initial LR as far as it may)")
+    elif f.code & STALLED:
+        end = (f"0, not the lower bound{floor}: the held-out rule was blocking increases "
+               f"(the last held-out value was worse than the best, or lagged the training "
+               f"loss; stalled_anneals_to_zero)")
     return (f"final cooldown from step {f.step}: {span} from lr {format_lrs(f.before)} "
             f"towards {end}")
 

@@ -107,8 +107,9 @@ class RuleState:
     blowup_cuts: int = 0
     #: with ``spike_ratio``: spike steps in a row up to this one (0: the last was none)
     spike_steps: int = 0
-    #: the final cooldown ends at 0: ``anneal_to_zero``, or it started in a blow-up or
-    #: with every group at its lower bound (``floor_anneals_to_zero``)
+    #: the final cooldown ends at 0: ``anneal_to_zero``, or it started in a blow-up, with
+    #: every group at its lower bound (``floor_anneals_to_zero``) or with increases
+    #: blocked by the held-out rule (``stalled_anneals_to_zero``)
     anneal_to_zero: bool = False
     #: with a decaying ``base_schedule``: the rule's own LRs; ``lrs`` are them times
     #: :meth:`GreedyConfig.base_factor` (empty with ``"constant"``)
@@ -320,16 +321,20 @@ def _blown(config: GreedyConfig, state: RuleState, smoothed: float | None) -> bo
 def _anneal(config: GreedyConfig, state: RuleState) -> int:
     """One observation of the final cooldown: the LR follows the shape, nothing else.
     Towards the lower bounds, or towards 0 with ``anneal_to_zero`` or where it started in
-    a blow-up or (with ``floor_anneals_to_zero``) with every group at its lower bound."""
+    a blow-up, (with ``floor_anneals_to_zero``) with every group at its lower bound or
+    (with ``stalled_anneals_to_zero``) with increases blocked by the held-out rule."""
     start = config.anneal_start
     assert start is not None
     code = 0
     if not state.anneal_from:
         state.anneal_from = list(state.lrs)
         blown = _blown(config, state, state.smoothed)
-        state.anneal_to_zero = (config.anneal_to_zero or blown
+        stalled = config.stalled_anneals_to_zero and state.eval_block
+        state.anneal_to_zero = (config.anneal_to_zero or blown or stalled
                                 or (config.floor_anneals_to_zero and _at_floor(state)))
         code = ev.ANNEAL | ev.BLOWUP if blown else ev.ANNEAL
+        if stalled:
+            code |= ev.STALLED
     k = min(state.step - start, config.anneal_steps)
     shape = _anneal_shape(config.anneal_shape, k / config.anneal_steps)
     ends = [0.0] * len(state.lrs) if state.anneal_to_zero else state.min_lrs

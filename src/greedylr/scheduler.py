@@ -151,6 +151,7 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         floor_anneals_to_zero: bool = True,
         spike_ratio: float | None = None,
         anneal_to_zero: bool = False,
+        stalled_anneals_to_zero: bool = True,
     ) -> None:
         # The knobs are spelled out for type checkers and IDEs; GreedyConfig stays their
         # one definition (tests/test_typed_api.py keeps the two in step).
@@ -251,6 +252,7 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
             floor_anneals_to_zero=False,
             spike_ratio=None,
             anneal_to_zero=False,
+            stalled_anneals_to_zero=False,
         )
 
     # -- feeding the loss -------------------------------------------------------

@@ -45,6 +45,7 @@ from greedylr.events import (
     NONFINITE,
     RESET,
     SPIKE,
+    STALLED,
     UNDO,
     WARMUP_END,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "NONFINITE",
     "RESET",
     "SPIKE",
+    "STALLED",
     "UNDO",
     "WARMUP_END",
     "TensorDecision",
@@ -298,6 +300,9 @@ def _update(
         code = code | (blowup | phase["anneal_blown"]).to(_INT) * BLOWUP
     if spiked is not None:
         code = code | spiked.to(_INT) * (DECREASE | SPIKE)
+    if config.stalled_anneals_to_zero:
+        # the modifier: a final cooldown that starts with increases blocked
+        code = code | phase["anneal_stalled"].to(_INT) * STALLED
     fields.update(lrs=lrs_after, hold=hold)
     decision = TensorDecision(
         lrs=lrs_after,
@@ -352,7 +357,7 @@ def _phase(
     start = config.anneal_start
     if start is None:
         phase["annealing"] = phase["anneal_start"] = torch.zeros_like(finite)
-        phase["anneal_blown"] = phase["annealing"]
+        phase["anneal_blown"] = phase["anneal_stalled"] = phase["annealing"]
         return lrs, phase
     # the final cooldown: from its first observation the LR follows the shape only
     annealing = ~in_warmup & (step >= start)
@@ -371,6 +376,10 @@ def _phase(
         # started with every group at its lower bound: towards 0 as well
         at_floor = (lrs <= state.min_lrs).all(-1)
         zero_from = at_floor if zero_from is None else zero_from | at_floor
+    if config.stalled_anneals_to_zero:
+        # started with increases blocked by the held-out rule: towards 0 as well
+        phase["anneal_stalled"] = anneal_start & state.eval_block
+        zero_from = state.eval_block if zero_from is None else zero_from | state.eval_block
     if config.anneal_to_zero:
         # every cooldown towards 0
         zero_from = torch.ones_like(anneal_start)

@@ -49,6 +49,7 @@ from greedylr.events import (
     NONFINITE,
     RESET,
     SPIKE,
+    STALLED,
     UNDO,
     WARMUP_END,
     kinds_of,
@@ -72,6 +73,7 @@ __all__ = [
     "NONFINITE",
     "RESET",
     "SPIKE",
+    "STALLED",
     "UNDO",
     "WARMUP_END",
     "GreedyLRState",
@@ -111,7 +113,8 @@ class GreedyLRState(NamedTuple):
             :data:`DECREASE`, ...); :func:`event_kinds` names them. :data:`BLOWUP` is
             not a kind but a modifier: the decrease, or the final cooldown that starts,
             is the blow-up guard's (``blowup_ratio``); nor is :data:`SPIKE`: the
-            decrease is the spike guard's (``spike_ratio``).
+            decrease is the spike guard's (``spike_ratio``); nor :data:`STALLED`: the
+            final cooldown starts with increases blocked (``stalled_anneals_to_zero``).
         window_values: the ring buffer of the window mean (empty unless
             ``smoothing="window"``); only the first ``window_count`` entries count,
             the others (all of them just after a reset) are never read.
@@ -139,7 +142,8 @@ class GreedyLRState(NamedTuple):
         blowup_cuts: decreases in the current blow-up so far (each squares the factor).
         spike_steps: spike steps in a row up to the last observation (``spike_ratio``).
         anneal_to_zero: the final cooldown ends at 0: ``anneal_to_zero``, or it started
-            in a blow-up or at the lower bound (``floor_anneals_to_zero``).
+            in a blow-up, at the lower bound (``floor_anneals_to_zero``) or with
+            increases blocked (``stalled_anneals_to_zero``).
     """
 
     lr: jax.Array
@@ -225,6 +229,7 @@ class _Knobs(NamedTuple):
     floor_anneals_to_zero: Any  # a final cooldown started at the lower bound ends at 0
     spike_ratio: Any  # 0: off
     anneal_to_zero: Any  # every final cooldown ends at 0
+    stalled_anneals_to_zero: Any  # a final cooldown started with increases blocked ends at 0
 
 
 _FLOAT_KNOBS = ("factor", "threshold", "eps", "base_lr", "min_lr", "max_lr", "warmup_start",
@@ -313,6 +318,7 @@ def _resolve(config: GreedyConfig, learning_rate: float) -> tuple[_Static, _Knob
         floor_anneals_to_zero=config.floor_anneals_to_zero,
         spike_ratio=config.spike_ratio or 0.0,
         anneal_to_zero=config.anneal_to_zero,
+        stalled_anneals_to_zero=config.stalled_anneals_to_zero,
     )
     return static, knobs
 
@@ -453,8 +459,8 @@ def _observe(
     # the guards' yardstick: the first smoothed value, kept from then on
     first_seen = jnp.isnan(state.first) & finite & ((k.blowup_ratio > 0) | (k.spike_ratio > 0))
     new["first"] = jnp.where(first_seen, new["smoothed"], state.first)
-    annealing, anneal_start, anneal_blown, annealed = _final_cooldown(static, k, state, new,
-                                                                      in_warmup)
+    annealing, anneal_start, anneal_blown, anneal_stalled, annealed = _final_cooldown(
+        static, k, state, new, in_warmup)
     after_warmup = ~in_warmup & ~annealing
 
     # After warmup a finite value is either counted or, during a hold, ignored; first,
@@ -494,6 +500,7 @@ def _observe(
         | _flag(undo, UNDO)
         | _flag(blowup | anneal_blown, BLOWUP)
         | _flag(spiked, DECREASE | SPIKE)
+        | _flag(anneal_stalled, STALLED)
     )
     return state._replace(lr=lr, scale=_scale(static.base_table, k, lr, step), events=events,
                           **new, **smoother)
@@ -538,30 +545,33 @@ def _scale(base_table: tuple[float, ...], k: _Knobs, lr: jax.Array, step: jax.Ar
 
 def _final_cooldown(
     static: _Static, k: _Knobs, state: GreedyLRState, new: dict, in_warmup: jax.Array
-) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-    """Where the final cooldown runs, where it starts, where it starts in a blow-up, and
-    its LR: from its first observation the LR follows the shape only, towards the lower
-    bound, or towards 0 with ``anneal_to_zero`` or where it started in a blow-up or
-    (``floor_anneals_to_zero``) at the lower bound."""
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Where the final cooldown runs, where it starts, where it starts in a blow-up, where
+    it starts with increases blocked (``stalled_anneals_to_zero``), and its LR: from its
+    first observation the LR follows the shape only, towards the lower bound, or towards
+    0 with ``anneal_to_zero`` or where it started in a blow-up, (``floor_anneals_to_zero``)
+    at the lower bound or (``stalled_anneals_to_zero``) with increases blocked."""
     if not static.anneal_table:
         off = jnp.zeros_like(in_warmup)
         new.update(annealing=state.annealing, anneal_from=state.anneal_from,
                    anneal_to_zero=state.anneal_to_zero)
-        return off, off, off, state.lr
+        return off, off, off, off, state.lr
     step = new["step"]
     annealing = ~in_warmup & (step >= static.anneal_start)
     anneal_start = annealing & ~state.annealing
     anneal_from = jnp.where(anneal_start, state.lr, state.anneal_from)
     blown = _blown(k, new["first"], new["smoothed"], state.blowup_cuts)
     at_floor = k.floor_anneals_to_zero & (state.lr <= k.min_lr)
-    to_zero = jnp.where(anneal_start, k.anneal_to_zero | blown | at_floor,
+    stalled = k.stalled_anneals_to_zero & state.eval_block
+    to_zero = jnp.where(anneal_start, k.anneal_to_zero | blown | at_floor | stalled,
                         state.anneal_to_zero)
     end = jnp.where(to_zero, 0.0, k.min_lr)
     table = jnp.asarray(static.anneal_table, state.lr.dtype)
     at = jnp.clip(step - static.anneal_start, 0, table.shape[0] - 1)
     new.update(annealing=state.annealing | annealing, anneal_from=anneal_from,
                anneal_to_zero=to_zero)
-    return annealing, anneal_start, anneal_start & blown, end + (anneal_from - end) * table[at]
+    return (annealing, anneal_start, anneal_start & blown, anneal_start & stalled,
+            end + (anneal_from - end) * table[at])
 
 
 def _payoff(k: _Knobs, state: GreedyLRState, new: dict, active: jax.Array) -> jax.Array:
