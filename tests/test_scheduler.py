@@ -323,6 +323,52 @@ def test_resume_in_a_cooldown_from_the_floor_is_bit_identical(
     assert sched2.state == full_sched.state
 
 
+STALLED_KWARGS = dict(factor=0.9, patience=2, window=4, total_steps=100, anneal_fraction=0.2)
+
+
+def drive_stalling(sched, opt, losses, start=1):
+    """``drive``, with a held-out value after every 10th step: improving to step 70,
+    then, at step 77, a worse one that blocks increases when the cooldown starts (80)."""
+    out = []
+    for i, loss in enumerate(losses, start):
+        opt.step()
+        sched.step(loss)
+        if i % 10 == 0 or i == 77:
+            sched.observe_eval(2.0 if i >= 77 else 1.0 - 0.01 * i)
+        out.append([float(x) for x in sched.get_last_lr()])
+    return out
+
+
+@pytest.mark.parametrize(("save_on_device", "resume_on_device"),
+                         [(False, False), (True, True), (True, False), (False, True)])
+@pytest.mark.parametrize("cut", [70, 77, 79, 80, 81, 95])
+def test_resume_in_a_stalled_cooldown_to_zero_is_bit_identical(
+        cut, save_on_device, resume_on_device):
+    """A final cooldown that starts with increases blocked by a worse held-out value ends
+    at 0 (``stalled_anneals_to_zero``, 0.11's default): the block and where the cooldown
+    goes travel in the state dict, in either mode, cut before, at and after its start."""
+    rng = random.Random(4)
+    losses = [1.0 - 0.003 * t + rng.gauss(0.0, 0.01) for t in range(110)]
+    opt = make_optimizer((0.1, 0.03), tensor_lr=True)
+    full_sched = GreedyLR(opt, device_mode=False, **STALLED_KWARGS)
+    full = drive_stalling(full_sched, opt, losses)
+    assert full[78][0] > 0.01 and full[-1] == [0.0, 0.0]  # off its floor, then to 0
+    assert any(e.kind == "anneal" and e.step == 80 and "blocking increases" in e.reason
+               for e in full_sched.events)
+
+    opt = make_optimizer((0.1, 0.03), tensor_lr=True)
+    sched = GreedyLR(opt, device_mode=save_on_device, **STALLED_KWARGS)
+    first = drive_stalling(sched, opt, losses[:cut])
+    saved, opt_saved = roundtrip(sched.state_dict()), roundtrip(opt.state_dict())
+    opt2 = make_optimizer((0.1, 0.03), tensor_lr=True)
+    sched2 = GreedyLR(opt2, device_mode=resume_on_device, **STALLED_KWARGS)
+    opt2.load_state_dict(opt_saved)
+    sched2.load_state_dict(saved)
+    rest = drive_stalling(sched2, opt2, losses[cut:], start=cut + 1)
+    assert first + rest == full
+    assert sched2.state == full_sched.state
+
+
 def test_observe_eval_lowers_the_lr_and_blocks_increases():
     opt = make_optimizer((0.1,))
     sched = GreedyLR(opt, factor=0.5, patience=5, increase_patience=0, smoothing="none",
