@@ -255,8 +255,9 @@ class GreedyConfig:
             blocks increases (the last held-out value given to
             :func:`greedylr.rule.observe_eval` was worse than the best so far, or lagged
             the training loss's pace: ``RuleState.eval_block``) ends at 0 instead of at
-            the lower bound: the held-out value had stopped improving, and what is left
-            of the run is worth more as an anneal than as training at the bound. Any
+            the lower bound: the held-out value had stopped keeping up with the training
+            loss, and the rest of the run anneals as cosine's does. On a model still
+            learning whose held-out value lags, that can cost a little (round 40). Any
             other cooldown ends where it would without it. No effect without a final
             cooldown or without held-out values. The default since 0.11 (round 40 of
             the defaults study, declared on the fourteenth probe split after round 37's
