@@ -243,6 +243,24 @@ def test_resume_across_the_final_cooldown_is_bit_identical(cut, tensor_lr):
     assert sched2.state == full_sched.state
 
 
+def cut_and_resume(kwargs, losses, cut, save_on_device, resume_on_device,
+                   run=lambda sched, opt, losses, start: drive(sched, opt, losses)):
+    """``losses`` run to ``cut`` by one scheduler (``device_mode=save_on_device``), its
+    state dict and the optimizer's loaded into another (``resume_on_device``), which runs
+    the rest (``run(sched, opt, losses, start)``, ``start`` the first step's number).
+    Returns both halves' LRs as floats, the first scheduler and the second."""
+    opt = make_optimizer((0.1, 0.03), tensor_lr=True)
+    sched = GreedyLR(opt, device_mode=save_on_device, **kwargs)
+    first = run(sched, opt, losses[:cut], 1)
+    saved, opt_saved = roundtrip(sched.state_dict()), roundtrip(opt.state_dict())
+    opt2 = make_optimizer((0.1, 0.03), tensor_lr=True)
+    sched2 = GreedyLR(opt2, device_mode=resume_on_device, **kwargs)
+    opt2.load_state_dict(opt_saved)
+    sched2.load_state_dict(saved)
+    rest = run(sched2, opt2, losses[cut:], cut + 1)
+    return [[float(x) for x in row] for row in first + rest], sched, sched2
+
+
 BLOWUP_KWARGS = dict(factor=0.7, patience=1, window=4, blowup_ratio=1.5, total_steps=100,
                      anneal_fraction=0.2, min_lr_ratio=0.01)
 
@@ -274,19 +292,12 @@ def test_resume_in_a_blowup_and_its_cooldown_to_zero_is_bit_identical(
     assert any(e.kind == "anneal" and e.step == 80 and "towards 0" in e.reason
                for e in full_sched.events)
 
-    opt = make_optimizer((0.1, 0.03), tensor_lr=True)
-    sched = GreedyLR(opt, device_mode=save_on_device, **BLOWUP_KWARGS)
-    first = drive(sched, opt, losses[:cut])
+    lrs, sched, sched2 = cut_and_resume(BLOWUP_KWARGS, losses, cut, save_on_device,
+                                        resume_on_device)
     if cut == 36:
         assert sched.state.blowup_cuts == 2
-    saved, opt_saved = roundtrip(sched.state_dict()), roundtrip(opt.state_dict())
-    opt2 = make_optimizer((0.1, 0.03), tensor_lr=True)
-    sched2 = GreedyLR(opt2, device_mode=resume_on_device, **BLOWUP_KWARGS)
-    opt2.load_state_dict(opt_saved)
-    sched2.load_state_dict(saved)
     assert sched2.device_mode is resume_on_device
-    rest = drive(sched2, opt2, losses[cut:])
-    assert [[float(x) for x in row] for row in first + rest] == full
+    assert lrs == full
     assert sched2.state == full_sched.state
 
 
@@ -310,16 +321,9 @@ def test_resume_in_a_cooldown_from_the_floor_is_bit_identical(
     assert any(e.kind == "anneal" and e.step == 80 and "every group stands at it" in e.reason
                for e in full_sched.events)
 
-    opt = make_optimizer((0.1, 0.03), tensor_lr=True)
-    sched = GreedyLR(opt, device_mode=save_on_device, **FLOOR_KWARGS)
-    first = drive(sched, opt, losses[:cut])
-    saved, opt_saved = roundtrip(sched.state_dict()), roundtrip(opt.state_dict())
-    opt2 = make_optimizer((0.1, 0.03), tensor_lr=True)
-    sched2 = GreedyLR(opt2, device_mode=resume_on_device, **FLOOR_KWARGS)
-    opt2.load_state_dict(opt_saved)
-    sched2.load_state_dict(saved)
-    rest = drive(sched2, opt2, losses[cut:])
-    assert [[float(x) for x in row] for row in first + rest] == full
+    lrs, _, sched2 = cut_and_resume(FLOOR_KWARGS, losses, cut, save_on_device,
+                                    resume_on_device)
+    assert lrs == full
     assert sched2.state == full_sched.state
 
 
@@ -356,16 +360,9 @@ def test_resume_in_a_stalled_cooldown_to_zero_is_bit_identical(
     assert any(e.kind == "anneal" and e.step == 80 and "blocking increases" in e.reason
                for e in full_sched.events)
 
-    opt = make_optimizer((0.1, 0.03), tensor_lr=True)
-    sched = GreedyLR(opt, device_mode=save_on_device, **STALLED_KWARGS)
-    first = drive_stalling(sched, opt, losses[:cut])
-    saved, opt_saved = roundtrip(sched.state_dict()), roundtrip(opt.state_dict())
-    opt2 = make_optimizer((0.1, 0.03), tensor_lr=True)
-    sched2 = GreedyLR(opt2, device_mode=resume_on_device, **STALLED_KWARGS)
-    opt2.load_state_dict(opt_saved)
-    sched2.load_state_dict(saved)
-    rest = drive_stalling(sched2, opt2, losses[cut:], start=cut + 1)
-    assert first + rest == full
+    lrs, _, sched2 = cut_and_resume(STALLED_KWARGS, losses, cut, save_on_device,
+                                    resume_on_device, run=drive_stalling)
+    assert lrs == full
     assert sched2.state == full_sched.state
 
 
