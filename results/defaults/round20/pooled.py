@@ -37,17 +37,37 @@ def _runs(paths: list[str]) -> dict[str, list[dict[str, Any]]]:
     return by
 
 
+def _outside_parentheses(text: str, char: str) -> int:
+    """The index of the first ``char`` in ``text`` outside parentheses (an arm's name,
+    ``greedy(eps=1.9e-297)``, has its own ``=`` inside them)."""
+    depth = 0
+    for i, c in enumerate(text):
+        depth += (c == "(") - (c == ")")
+        if c == char and depth == 0:
+            return i
+    raise SystemExit(f"--as {text!r}: expected SPLIT:ARM=NAME")
+
+
 def _names(argv: list[str]) -> tuple[dict[tuple[str, str], str], list[str]]:
     """``--as SPLIT:ARM=NAME`` options, and the paths."""
     names, paths, args = {}, [], iter(argv)
     for a in args:
         if a == "--as":
-            where, name = next(args).split("=", 1)
-            split, arm = where.split(":", 1)
-            names[split, arm] = name
+            option = next(args)
+            cut = _outside_parentheses(option, "=")
+            split, arm = option[:cut].split(":", 1)
+            names[split, arm] = option[cut + 1:]
         else:
             paths.append(a)
     return names, paths
+
+
+def _check_names(names: dict[tuple[str, str], str], seen: set[tuple[str, str]]) -> None:
+    """An ``--as`` that names no arm of the runs is a typo: say so rather than pool
+    the arm under its own name."""
+    unknown = sorted(set(names) - seen)
+    if unknown:
+        raise SystemExit(f"--as names no arm of the runs: {unknown}")
 
 
 def heldout(argv: list[str]) -> None:
@@ -58,8 +78,10 @@ def heldout(argv: list[str]) -> None:
         against, argv = argv[1], argv[2:]
     names, paths = _names(argv)
     pooled: dict[str, dict[str, Any]] = defaultdict(lambda: defaultdict(list))
+    seen: set[tuple[str, str]] = set()
     for split, runs in sorted(_runs(paths).items()):
         for arm, row in versus_cosine(runs, against).items():
+            seen.add((split, arm))
             p = pooled[names.get((split, arm), arm)]
             for k in ("final", "best", "selected", "train"):
                 if row[f"{k}_n"]:
@@ -67,6 +89,7 @@ def heldout(argv: list[str]) -> None:
             p["t"].append(row["time_to_cosine_loss"])
             p["misses"].append((row["misses"], row["runs"]))
             p["splits"].append(split)
+    _check_names(names, seen)
     for arm, p in pooled.items():
         share = {k: 100 * sum(a for a, _ in p[k]) / max(1, sum(n for _, n in p[k]))
                  for k in ("final", "best", "selected", "train")}
@@ -85,8 +108,10 @@ def grid(argv: list[str]) -> None:
     # by position on the grid (the smallest LR first): a group's ratios come in LR order
     positions: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     splits: dict[str, int] = defaultdict(int)
+    seen: set[tuple[str, str]] = set()
     for split, runs in sorted(_runs(paths).items()):
         for arm, t in tuning.tolerance_versus(runs, "cosine").items():
+            seen.add((split, arm))
             arm = names.get((split, arm), arm)
             size = len(t.by_position)
             assert len(t.ratios) % size == 0, "every group of a split has the same grid"
@@ -94,6 +119,7 @@ def grid(argv: list[str]) -> None:
             for i, r in enumerate(t.ratios):
                 positions[arm][i % size].append(r)
             splits[arm] += 1
+    _check_names(names, seen)
     for arm, ratios in pooled.items():
         within = sum(r <= 1.02 for r in ratios) / len(ratios)
         by = positions[arm].values()
