@@ -165,10 +165,14 @@ class ProbeRound:
     #: what the decision's verdict says when every condition holds, and otherwise
     verdicts: tuple[str, str] = ("adopted", "not adopted")
 
+    def heading(self) -> str:
+        """The decision's heading: what holds only if every condition does."""
+        return f"{self.name} is {self.verdicts[0]}"
+
     def score(self, out: Path) -> None:
         r = self.read(out)
         decision = self.decision(r)
-        print(f"-- the declared decision: {self.verdicts[0]} only if every condition holds")
+        print(f"-- the declared decision: {self.heading()} only if every condition holds")
         for condition, holds in decision.items():
             print(f"{'holds' if holds else 'FAILS'}: {condition}")
         print(self.verdicts[0] if all(decision.values()) else self.verdicts[1])

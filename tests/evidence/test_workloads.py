@@ -7,6 +7,7 @@ import itertools
 import keyword
 import math
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -1064,15 +1065,33 @@ def test_transformers_docstrings_hold_out_distinct_functions() -> None:
     n_train, n_test = len(pairs.x_train), len(pairs.x_test)
     assert n_train > 1000 and abs(n_test / (n_train + n_test) - 0.25) < 0.001
     assert pairs.x_train.shape[1] == 16 and pairs.y_train.shape[1] == 24
-    # every signature and every first line distinct: none on both sides of the split
     listed = data.transformers_docstring_pairs()
     assert len(listed) == n_train + n_test
-    assert len({code for code, _ in listed}) == len({first for _, first in listed}) == len(listed)
     assert all(code and len(re.findall("[a-z]+", first.lower())) >= 3 for code, first in listed)
-    # one vocabulary from the training pairs (a word of theirs past the cut at 16 / 24
-    # words may use no id), and a held-out pair's word that no training pair has is 1
-    used = set(torch.cat([pairs.x_train.flatten(), pairs.y_train.flatten()]).tolist())
-    assert used <= set(range(ids)) and len(used) > 0.97 * ids
+    # templates kept once: a first line with its signature's words blanked (and a
+    # signature with its first line's) is no other pair's; the hundred decorators that
+    # differ only in the library they name are one pair
+    def words(first: str) -> list[str]:
+        return re.findall("[a-z]+", first.lower())
+
+    doc = {tuple("*" if w in code else w for w in words(first)) for code, first in listed}
+    sig = {tuple("*" if w in words(first) else w for w in code) for code, first in listed}
+    assert len(doc) == len(sig) == len(listed)
+    requires = "decorator marking a test that requires".split()
+    assert sum(words(first)[:6] == requires and len(words(first)) == 7
+               and words(first)[6] in code for code, first in listed) == 1
+    # as the model sees them, no held-out pair is a training pair, and no two held-out
+    # pairs are one pair
+    def rows(x: torch.Tensor, y: torch.Tensor) -> list[tuple[tuple[int, ...], ...]]:
+        return [(tuple(a), tuple(b)) for a, b in zip(x.tolist(), y.tolist(), strict=True)]
+
+    held = rows(pairs.x_test, pairs.y_test)
+    assert not set(held) & set(rows(pairs.x_train, pairs.y_train))
+    assert len(set(held)) == len(held)
+    # one vocabulary, from the training pairs only: the words at least 2 of them have
+    train, _ = data._split(len(listed), 0.25)
+    counts = Counter(w for i in train for w in {*listed[i][0], *words(listed[i][1])})
+    assert ids == 2 + sum(c >= 2 for c in counts.values())
     assert (pairs.x_test == 1).any() and (pairs.y_test == 1).any()
     words = data._signature_words(ast.parse("def load_HTTPServer(self, max_len=3): pass")
                                   .body[0])
@@ -1084,15 +1103,19 @@ def test_complex_values_hold_out_whole_arguments() -> None:
 
     values = data.complex_values()
     n_train, n_test = len(values.x_train), len(values.x_test)
-    assert n_train + n_test == 6000 and 1300 < n_test < 1700
+    assert n_train + n_test == 4592 and abs(n_test / (n_train + n_test) - 0.25) < 0.001
     assert values.x_train.shape[1] == 3 and values.y_train.shape == (n_train, 2)
-    # both functions of an argument on the same side, no argument on both sides
-    def arguments(x: torch.Tensor, function: int) -> set[tuple[float, ...]]:
-        return {tuple(r) for r in x[x[:, 0] == function, 1:].tolist()}
-
-    for x in (values.x_train, values.x_test):
-        assert arguments(x, 0) == arguments(x, 1)
-    assert not arguments(values.x_train, 0) & arguments(values.x_test, 0)
+    # both functions of an argument on the same side, in the same order (so that the
+    # alternate rows of the feed split halve the arguments, not the functions)
+    half = n_test // 2
+    assert n_test % 4 == 0 and torch.equal(values.x_test[:half, 1:], values.x_test[half:, 1:])
+    assert set(values.x_test[:half, 0].tolist()) == {0.0}
+    assert torch.equal(values.x_train[:n_train // 2, 1:], values.x_train[n_train // 2:, 1:])
+    # no held-out argument within 1e-3 of a training one (standardized parts: 2.3 wide)
+    train_points = values.x_train[:n_train // 2, 1:]
+    assert torch.cdist(values.x_test[:half, 1:], train_points).min() > 1e-3 / 2.5
+    assert torch.cdist(train_points, train_points).topk(2, largest=False).values[:, 1].min() \
+        > 1e-3 / 2.5
     assert values.x_train[:, 1:].mean(0).abs().max() < 1e-4
     assert values.y_train.mean(0).abs().max() < 1e-4
     # the reference values are log1p and expm1 of the argument (scipy's, which these
@@ -1114,14 +1137,27 @@ def test_mnist_ddpm_noises_towards_pure_noise_and_scores_fixed_draws() -> None:
     train_images, test_images = mnist_ddpm._images()
     assert train_images.shape == (4000, 196) and test_images.shape == (1000, 196)
     assert train_images.min() >= -1 and train_images.max() <= 1
-    image, noise = test_images[:8], torch.randn(8, 196)
+    noise = torch.randn(8, 196, generator=torch.Generator().manual_seed(0))
+    image = test_images[:8]
     first = mnist_ddpm._noised(image, torch.zeros(8, dtype=torch.long), noise)
     last = mnist_ddpm._noised(image, torch.full((8,), mnist_ddpm.STEPS - 1), noise)
     assert (first - image).abs().max() < 0.05 and (last - noise).abs().max() < 0.05
+    # variance-preserving (Ho et al.'s eq. 4): at every step, image and noise weights
+    # whose squares sum to 1; a unit-variance image stays unit-variance
+    for t in (0, 250, 500, 999):
+        weights = mnist_ddpm._noised(torch.ones(1, 1), torch.tensor([t]), torch.zeros(1, 1)), \
+            mnist_ddpm._noised(torch.zeros(1, 1), torch.tensor([t]), torch.ones(1, 1))
+        assert abs(weights[0].item() ** 2 + weights[1].item() ** 2 - 1) < 1e-5
+    assert 0.27 < mnist_ddpm._noised(torch.ones(1, 1), torch.tensor([500]),
+                                     torch.zeros(1, 1)).item() < 0.29  # 0.279 (linear betas)
+    # the held-out draws are fixed: the same steps and noise in every trial
+    held, t, draws = mnist_ddpm._held_out_draws(test_images)
+    again = mnist_ddpm._held_out_draws(test_images)
+    assert held.shape == (4000, 196) and torch.equal(held[1000:2000], test_images)
+    assert torch.equal(t, again[1]) and torch.equal(draws, again[2])
+    assert t.min() >= 0 and t.max() < mnist_ddpm.STEPS and t.unique().numel() > 900
     # a model that predicts no noise scores the noise's own mean square, about 1
     silent = torch.nn.Module()
     silent.forward = lambda x, t: torch.zeros_like(x)  # type: ignore[method-assign]
-    t = torch.randint(mnist_ddpm.STEPS, (1000,), generator=torch.Generator().manual_seed(0))
-    noise = torch.randn(1000, 196, generator=torch.Generator().manual_seed(1))
-    score = mnist_ddpm._metrics(silent, test_images, t, noise)["denoising_mse"]
+    score = mnist_ddpm._metrics(silent, held, t, draws)["denoising_mse"]
     assert abs(score - 1) < 0.01

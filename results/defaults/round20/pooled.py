@@ -55,7 +55,9 @@ def _names(argv: list[str]) -> tuple[dict[tuple[str, str], str], list[str]]:
         if a == "--as":
             option = next(args)
             cut = _outside_parentheses(option, "=")
-            split, arm = option[:cut].split(":", 1)
+            split, colon, arm = option[:cut].partition(":")
+            if not colon:
+                raise SystemExit(f"--as {option!r}: expected SPLIT:ARM=NAME")
             names[split, arm] = option[cut + 1:]
         else:
             paths.append(a)

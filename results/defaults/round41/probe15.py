@@ -28,6 +28,9 @@ class KeepRound(ProbeRound):
     verdicts: tuple[str, str] = (
         "stalled_anneals_to_zero stays on", "stalled_anneals_to_zero reverts to False")
 
+    def heading(self) -> str:
+        return self.verdicts[0]
+
     def decision(self, r: dict[str, Any]) -> dict[str, bool]:
         off, version = self.arm, self.version
         counts, noise, sides = r["counts"], r["noise"], r["sides"]

@@ -2283,21 +2283,31 @@ def complex_values() -> ArrayDataset:
     """``log1p`` and ``expm1`` of complex arguments, as scipy tests its own against
     reference values computed with mpmath (``scipy/special/tests/data/local.npz``, table
     ``log1p_expm1_complex``; BSD-3-Clause): 3,000 arguments with real and imaginary parts
-    within 4 of 0 (some a few ulps of 0, as precision tests pick them), each with both
-    functions' values, 6,000 rows of (function, argument) -> value. ``x`` is the
-    function's id (0 ``log1p``, 1 ``expm1``), then the argument's real and imaginary
-    parts, ``y`` asinh of the value's, all standardized on the training rows. The
-    arguments are held out, not the rows: 25% of them (:func:`_split`), with both of
-    their values, so that no held-out argument was trained on under the other function;
-    arguments that round to the same point at 6 decimals (parts a few ulps of 0 apart,
-    one point to a network) are held out together. The table changes with scipy's
+    within 4 of 0, each with both functions' values. Arguments closer than 1e-3 to one
+    another (precision tests put hundreds a few ulps from 0 or from one another: one
+    point to a network) are kept once, the first in the table: 2,296 points, 4,592 rows of
+    (function, argument) -> value. ``x`` is the function's id (0
+    ``log1p``, 1 ``expm1``), then the argument's real and imaginary parts, ``y`` asinh of
+    the value's, all standardized on the training rows. The points are held out, not the
+    rows: 25% of them (:func:`_split`; an even number, so that alternate rows split the
+    held-out points, not their two functions, into halves), with both of their values,
+    log1p's rows then expm1's in the same order. The table changes with scipy's
     version."""
     root = _package_dir("scipy", "bench", "the complex-function workload")
+    from scipy.spatial import cKDTree
+
     with np.load(root / "special" / "tests" / "data" / "local.npz") as archive:
         table = archive["log1p_expm1_complex"]
-    points, point_of = np.unique(np.round(table[:, :2], 6) + 0.0, axis=0, return_inverse=True)
-    held = np.isin(point_of.ravel(), _split(len(points), 0.25)[1])
-    train, test = np.flatnonzero(~held), np.flatnonzero(held)
+    # one point per cluster of arguments closer than 1e-3 (linked transitively): the
+    # first of each in the table
+    group = np.arange(len(table))  # each argument's cluster, named by its first member
+    for a, b in cKDTree(table[:, :2]).query_pairs(1e-3):
+        low, high = sorted((group[a], group[b]))
+        group[group == high] = low
+    table = table[np.unique(group)]
+    train, test = _split(len(table), 0.25)
+    if len(test) % 2:  # the split's last held-out point trains instead
+        train, test = np.append(train, test[-1]), test[:-1]
 
     def rows(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.concatenate([np.c_[np.full(len(part), k), table[part, :2]] for k in (0, 1)])
@@ -2331,10 +2341,13 @@ def transformers_docstring_pairs() -> tuple[tuple[tuple[str, ...], str], ...]:
     the installed ``transformers`` package's source (Apache-2.0) outside its ``models``
     folders (the library: trainer, generation, pipelines, utilities, integrations; the
     models' modules, thousands of near-copies, would take a process 18 s to parse), as
-    (its :func:`_signature_words`, its docstring's first line), files and functions in
-    order; a pair whose words or first line an earlier pair has dropped (templated
-    docstrings, overrides of one method), and one whose first line has fewer than 3
-    words. The pairs change with transformers' version."""
+    (its :func:`_signature_words`, its docstring's first line), files in order and each
+    file's functions in ``ast.walk``'s; one whose first line has fewer than 3 words left
+    out, and one whose template an earlier pair has: its first line's lower-case words
+    with the signature's own words blanked, or its signature's words with the first
+    line's blanked (``require_apex``, "Decorator marking a test that requires apex", and
+    a hundred more decorators that differ only in the library they name are one
+    template: kept once). The pairs change with transformers' version."""
     import re
 
     with requires_extra("hf", "the docstring-retrieval workload"):
@@ -2342,8 +2355,7 @@ def transformers_docstring_pairs() -> tuple[tuple[tuple[str, ...], str], ...]:
 
     root = Path(transformers.__file__).parent
     pairs: list[tuple[tuple[str, ...], str]] = []
-    seen_code: set[tuple[str, ...]] = set()
-    seen_doc: set[str] = set()
+    seen: set[tuple[str, ...]] = set()
     for path in sorted(root.rglob("*.py")):
         if "models" in path.relative_to(root).parts:
             continue
@@ -2358,11 +2370,14 @@ def transformers_docstring_pairs() -> tuple[tuple[tuple[str, ...], str], ...]:
             doc = ast.get_docstring(node)
             first = doc.strip().splitlines()[0].strip() if doc and doc.strip() else ""
             code = tuple(_signature_words(node))
-            if len(re.findall(r"[a-z]+", first.lower())) < 3 or not code \
-                    or code in seen_code or first in seen_doc:
+            words = re.findall(r"[a-z]+", first.lower())
+            if len(words) < 3 or not code:
                 continue
-            seen_code.add(code)
-            seen_doc.add(first)
+            templates = {("doc", *(w if w not in code else "*" for w in words)),
+                         ("code", *(w if w not in words else "*" for w in code))}
+            if templates & seen:
+                continue
+            seen |= templates
             pairs.append((code, first))
     return tuple(pairs)
 
@@ -2371,7 +2386,7 @@ def transformers_docstring_pairs() -> tuple[tuple[tuple[str, ...], str], ...]:
 def transformers_docstrings(code_width: int = 16, doc_width: int = 24
                             ) -> tuple[ArrayDataset, int]:
     """Which function a docstring describes: :func:`transformers_docstring_pairs`, 25%
-    held out at random (:func:`_split`), every signature and every first line distinct.
+    held out at random (:func:`_split`), every template distinct.
     ``x`` the signature's word ids, ``y`` those of the first line's lower-case words,
     from one vocabulary (0 pads, 1 is a word that fewer than 2 training pairs have, on
     either side), each cut at ``code_width`` / ``doc_width`` words. Returns the split and
