@@ -33,13 +33,16 @@ RESEEDED = ("r29/floor_heldout_*.json", "r40/reseeded_heldout_probe14.json",
             "r41fix/reseeded_heldout_probe15.json")
 
 
-def main(root: Path) -> None:
+def main(root: Path, heldout: tuple[str, ...] = HELDOUT,
+         names: dict[tuple[str | None, str], str] = NAMES) -> None:
+    """The reading over the files ``heldout`` (patterns under ``root``), arms named by
+    ``names``; an arm it does not name is left out, cosine's seeds 0-2 kept."""
     runs = []
-    for path in (p for pattern in HELDOUT for p in sorted(root.glob(pattern))):
+    for path in (p for pattern in heldout for p in sorted(root.glob(pattern))):
         split = re.sub(r"\.json$", "", path.name).rsplit("_", 1)[-1]
         for r in json.loads(path.read_text()):
             arm = M.arm_of(r)
-            name = NAMES.get((split, arm)) or NAMES.get((None, arm))
+            name = names.get((split, arm)) or names.get((None, arm))
             if arm == "cosine":
                 runs.append(r)
             elif name:
