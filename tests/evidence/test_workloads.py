@@ -1063,10 +1063,10 @@ def test_char_vocab_round_trips_ascii_and_maps_the_rest_to_unknown() -> None:
 def test_transformers_docstrings_hold_out_distinct_functions() -> None:
     pairs, ids = data.transformers_docstrings()
     n_train, n_test = len(pairs.x_train), len(pairs.x_test)
-    assert n_train > 1000 and abs(n_test / (n_train + n_test) - 0.25) < 0.001
+    assert n_train > 1000 and abs(n_test / (n_train + n_test) - 0.25) < 0.002
     assert pairs.x_train.shape[1] == 16 and pairs.y_train.shape[1] == 24
     listed = data.transformers_docstring_pairs()
-    assert len(listed) == n_train + n_test
+    assert n_train + n_test <= len(listed) <= n_train + n_test + 3
     assert all(code and len(re.findall("[a-z]+", first.lower())) >= 3 for code, first in listed)
     # templates kept once: a first line with its signature's words blanked (and a
     # signature with its first line's) is no other pair's; the hundred decorators that
@@ -1077,6 +1077,9 @@ def test_transformers_docstrings_hold_out_distinct_functions() -> None:
     doc = {tuple("*" if w in code else w for w in words(first)) for code, first in listed}
     sig = {tuple("*" if w in words(first) else w for w in code) for code, first in listed}
     assert len(doc) == len(sig) == len(listed)
+    # and no signature and no first line twice (two classes' overrides of one method)
+    assert len({code for code, _ in listed}) == len(listed)
+    assert len({tuple(words(first)) for _, first in listed}) == len(listed)
     requires = "decorator marking a test that requires".split()
     assert sum(words(first)[:6] == requires and len(words(first)) == 7
                and words(first)[6] in code for code, first in listed) == 1
@@ -1111,11 +1114,15 @@ def test_complex_values_hold_out_whole_arguments() -> None:
     assert n_test % 4 == 0 and torch.equal(values.x_test[:half, 1:], values.x_test[half:, 1:])
     assert set(values.x_test[:half, 0].tolist()) == {0.0}
     assert torch.equal(values.x_train[:n_train // 2, 1:], values.x_train[n_train // 2:, 1:])
-    # no held-out argument within 1e-3 of a training one (standardized parts: 2.3 wide)
+    # no held-out argument within 1e-3 of a training one, nor two kept within 1e-3 of
+    # each other (standardized parts, whose standard deviations are under 2; distances
+    # in float64 and without cdist's matrix-product shortcut, which is off by 1e-3 here)
+    def distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.cdist(a.double(), b.double(), compute_mode="donot_use_mm_for_euclid_dist")
+
     train_points = values.x_train[:n_train // 2, 1:]
-    assert torch.cdist(values.x_test[:half, 1:], train_points).min() > 1e-3 / 2.5
-    assert torch.cdist(train_points, train_points).topk(2, largest=False).values[:, 1].min() \
-        > 1e-3 / 2.5
+    assert distances(values.x_test[:half, 1:], train_points).min() > 1e-3 / 2
+    assert distances(train_points, train_points).fill_diagonal_(1.0).min() > 1e-3 / 2
     assert values.x_train[:, 1:].mean(0).abs().max() < 1e-4
     assert values.y_train.mean(0).abs().max() < 1e-4
     # the reference values are log1p and expm1 of the argument (scipy's, which these

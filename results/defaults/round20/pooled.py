@@ -53,7 +53,7 @@ def _names(argv: list[str]) -> tuple[dict[tuple[str, str], str], list[str]]:
     names, paths, args = {}, [], iter(argv)
     for a in args:
         if a == "--as":
-            option = next(args)
+            option = next(args, "")
             cut = _outside_parentheses(option, "=")
             split, colon, arm = option[:cut].partition(":")
             if not colon:

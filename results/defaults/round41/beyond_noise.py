@@ -3,7 +3,8 @@ splits: every split's held-out runs, each arm under one name on every split (0.1
 37's prototype on the sixteen seen splits and round 40's on the fourteenth probe split,
 the package's default on the fifteenth; 0.9: its stored runs on the first sixteen,
 round 40's default on the fourteenth, 0.11 with ``stalled_anneals_to_zero=False`` on the
-fifteenth), with round 29's reseeded cosine and rounds 40's and 41's::
+fifteenth, as corrected twice after round 41: ``runs/r41fix2``), with round 29's reseeded
+cosine and rounds 40's and 41's::
 
     python results/defaults/round41/beyond_noise.py RUNS   # RUNS: runs/ of this checkout
 """
@@ -25,18 +26,20 @@ from greedylr.studies import metrics as M
 NAMES = {("probe14", "greedy"): "0.9", ("probe15", "greedy"): "0.11",
          ("probe15", "greedy(stalled_anneals_to_zero=False)"): "0.9",
          (None, "greedy(eps=1.9e-297)"): "0.9", (None, "greedy(eps=7.3e-297)"): "0.11"}
-HELDOUT = ("r41fix/round41_heldout_probe15.json", "r40/round40_heldout_probe14.json",
+HELDOUT = ("r41fix2/round41_heldout_probe15.json", "r40/round40_heldout_probe14.json",
            "r29/worse3_heldout_*.json", "r25/plateau_heldout_*.json",
            "r30/round30_heldout_probe12.json", "r33/named_heldout_probe13.json",
            "r37/stalled_heldout_*.json")
 RESEEDED = ("r29/floor_heldout_*.json", "r40/reseeded_heldout_probe14.json",
-            "r41fix/reseeded_heldout_probe15.json")
+            "r41fix2/reseeded_heldout_probe15.json")
 
 
 def main(root: Path, heldout: tuple[str, ...] = HELDOUT,
-         names: dict[tuple[str | None, str], str] = NAMES) -> None:
+         names: dict[tuple[str | None, str], str] = NAMES,
+         reseeded: tuple[str, ...] = RESEEDED) -> None:
     """The reading over the files ``heldout`` (patterns under ``root``), arms named by
-    ``names``; an arm it does not name is left out, cosine's seeds 0-2 kept."""
+    ``names``, with the reseeded cosine of ``reseeded``; an arm it does not name is left
+    out, cosine's seeds 0-2 kept."""
     runs = []
     for path in (p for pattern in heldout for p in sorted(root.glob(pattern))):
         split = re.sub(r"\.json$", "", path.name).rsplit("_", 1)[-1]
@@ -48,7 +51,7 @@ def main(root: Path, heldout: tuple[str, ...] = HELDOUT,
             elif name:
                 r["spec"]["schedule"], r["spec"]["settings"] = name, {}
                 runs.append(r)
-    for path in (p for pattern in RESEEDED for p in sorted(root.glob(pattern))):
+    for path in (p for pattern in reseeded for p in sorted(root.glob(pattern))):
         runs += [r for r in map(noise_floor._named, json.loads(path.read_text()))
                  if r["spec"]["schedule"] == "cosine_reseeded"]
     print(f"{len({r['spec']['workload'] for r in runs})} workloads")

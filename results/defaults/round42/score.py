@@ -1,6 +1,8 @@
 """Round 42's pilot read as declared, against 0.11 on the eighteen seen splits: the issue's
 held-out reading (F, B, S, T, t), round 29's beyond-noise reading, the LR grid against the
-best-tuned cosine, and the pilot against 0.11 at each grid point::
+best-tuned cosine, and the pilot against 0.11 at each grid point. On the fifteenth probe
+split 0.11's runs are ``runs/r41fix``, of the split as the pilot ran on it (its first
+correction; the second, later, changed the docstring pairs and their LR)::
 
     python results/defaults/round42/score.py RUNS   # RUNS: runs/ of this checkout
 """
@@ -35,8 +37,10 @@ def main(root: Path) -> None:
     print("-- held-out protocol (the issue's reading)")
     pooled.heldout([*AS, *files(HELDOUT)])
     print("-- beyond noise")
-    beyond_noise.main(root, (HELDOUT[0], *beyond_noise.HELDOUT),
-                      {**beyond_noise.NAMES, (None, PILOT): "no_climb"})
+    beyond_noise.main(root, HELDOUT[:1] + tuple(
+        p.replace("r41fix2/", "r41fix/") for p in beyond_noise.HELDOUT),
+        {**beyond_noise.NAMES, (None, PILOT): "no_climb"},
+        tuple(p.replace("r41fix2/", "r41fix/") for p in beyond_noise.RESEEDED))
     print("-- LR grids against the best-tuned cosine")
     pooled.grid([*AS, *files(GRID)])
     print(f"-- 0.11 against {PILOT} at each grid point ('better': 0.11 better)")

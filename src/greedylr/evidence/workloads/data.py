@@ -2283,7 +2283,7 @@ def complex_values() -> ArrayDataset:
     """``log1p`` and ``expm1`` of complex arguments, as scipy tests its own against
     reference values computed with mpmath (``scipy/special/tests/data/local.npz``, table
     ``log1p_expm1_complex``; BSD-3-Clause): 3,000 arguments with real and imaginary parts
-    within 4 of 0, each with both functions' values. Arguments closer than 1e-3 to one
+    within 4 of 0, each with both functions' values. Arguments within 1e-3 of one
     another (precision tests put hundreds a few ulps from 0 or from one another: one
     point to a network) are kept once, the first in the table: 2,296 points, 4,592 rows of
     (function, argument) -> value. ``x`` is the function's id (0
@@ -2298,7 +2298,7 @@ def complex_values() -> ArrayDataset:
 
     with np.load(root / "special" / "tests" / "data" / "local.npz") as archive:
         table = archive["log1p_expm1_complex"]
-    # one point per cluster of arguments closer than 1e-3 (linked transitively): the
+    # one point per cluster of arguments within 1e-3 (linked transitively): the
     # first of each in the table
     group = np.arange(len(table))  # each argument's cluster, named by its first member
     for a, b in cKDTree(table[:, :2]).query_pairs(1e-3):
@@ -2343,11 +2343,14 @@ def transformers_docstring_pairs() -> tuple[tuple[tuple[str, ...], str], ...]:
     models' modules, thousands of near-copies, would take a process 18 s to parse), as
     (its :func:`_signature_words`, its docstring's first line), files in order and each
     file's functions in ``ast.walk``'s; one whose first line has fewer than 3 words left
-    out, and one whose template an earlier pair has: its first line's lower-case words
-    with the signature's own words blanked, or its signature's words with the first
-    line's blanked (``require_apex``, "Decorator marking a test that requires apex", and
-    a hundred more decorators that differ only in the library they name are one
-    template: kept once). The pairs change with transformers' version."""
+    out, and one whose signature's words, first line's words or template an earlier pair
+    has. A template is the first line's lower-case words with the signature's own words
+    blanked, or the signature's words with the first line's blanked (``require_apex``,
+    "Decorator marking a test that requires apex", and a hundred more decorators that
+    differ only in the library they name are one template: kept once); the words alone
+    catch the overrides of one method (``tokenize``, "Converts a string into a sequence
+    of tokens, using the tokenizer.", in two classes). The pairs change with
+    transformers' version."""
     import re
 
     with requires_extra("hf", "the docstring-retrieval workload"):
@@ -2373,11 +2376,12 @@ def transformers_docstring_pairs() -> tuple[tuple[tuple[str, ...], str], ...]:
             words = re.findall(r"[a-z]+", first.lower())
             if len(words) < 3 or not code:
                 continue
-            templates = {("doc", *(w if w not in code else "*" for w in words)),
-                         ("code", *(w if w not in words else "*" for w in code))}
-            if templates & seen:
+            keys = {("doc", *words), ("code", *code),
+                    ("doc template", *(w if w not in code else "*" for w in words)),
+                    ("code template", *(w if w not in words else "*" for w in code))}
+            if keys & seen:
                 continue
-            seen |= templates
+            seen |= keys
             pairs.append((code, first))
     return tuple(pairs)
 
@@ -2386,11 +2390,12 @@ def transformers_docstring_pairs() -> tuple[tuple[tuple[str, ...], str], ...]:
 def transformers_docstrings(code_width: int = 16, doc_width: int = 24
                             ) -> tuple[ArrayDataset, int]:
     """Which function a docstring describes: :func:`transformers_docstring_pairs`, 25%
-    held out at random (:func:`_split`), every template distinct.
-    ``x`` the signature's word ids, ``y`` those of the first line's lower-case words,
-    from one vocabulary (0 pads, 1 is a word that fewer than 2 training pairs have, on
-    either side), each cut at ``code_width`` / ``doc_width`` words. Returns the split and
-    the number of ids."""
+    held out at random (:func:`_split`). ``x`` the signature's word ids, ``y`` those of
+    the first line's lower-case words, from one vocabulary (0 pads, 1 is a word that fewer
+    than 2 training pairs have, on either side), each cut at ``code_width`` /
+    ``doc_width`` words; a held-out pair whose ids are a training pair's or an earlier
+    held-out pair's is dropped (one, two decorators whose libraries are both rare words).
+    Returns the split and the number of ids."""
     import re
 
     pairs = [(list(code), re.findall(r"[a-z]+", first.lower()))
@@ -2405,4 +2410,13 @@ def transformers_docstrings(code_width: int = 16, doc_width: int = 24
 
     x = ids((code for code, _ in pairs), code_width)
     y = ids((doc for _, doc in pairs), doc_width)
-    return ArrayDataset(x[train], y[train], x[test], y[test]), len(vocab) + 2
+    # a held-out pair that the model sees as a training pair (or as an earlier held-out
+    # one: their words differ only in words too rare to have ids) is dropped
+    seen = {(tuple(x[i].tolist()), tuple(y[i].tolist())) for i in train}
+    kept = []
+    for i in test:
+        key = (tuple(x[i].tolist()), tuple(y[i].tolist()))
+        if key not in seen:
+            seen.add(key)
+            kept.append(i)
+    return ArrayDataset(x[train], y[train], x[kept], y[kept]), len(vocab) + 2
