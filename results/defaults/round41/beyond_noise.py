@@ -26,17 +26,24 @@ from greedylr.studies import metrics as M
 NAMES = {("probe14", "greedy"): "0.9", ("probe15", "greedy"): "0.11",
          ("probe15", "greedy(stalled_anneals_to_zero=False)"): "0.9",
          (None, "greedy(eps=1.9e-297)"): "0.9", (None, "greedy(eps=7.3e-297)"): "0.11"}
-HELDOUT = ("r41fix2/round41_heldout_probe15.json", "r40/round40_heldout_probe14.json",
-           "r29/worse3_heldout_*.json", "r25/plateau_heldout_*.json",
-           "r30/round30_heldout_probe12.json", "r33/named_heldout_probe13.json",
-           "r37/stalled_heldout_*.json")
-RESEEDED = ("r29/floor_heldout_*.json", "r40/reseeded_heldout_probe14.json",
-            "r41fix2/reseeded_heldout_probe15.json")
 
 
-def main(root: Path, heldout: tuple[str, ...] = HELDOUT,
+def files(fifteenth: str = "r41fix2") -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The held-out runs' and the reseeded cosine's files (patterns under ``RUNS``), the
+    fifteenth split's from the folder ``fifteenth`` (``r41fix``: the split as round 42's
+    pilot ran on it, before its second correction)."""
+    heldout = (f"{fifteenth}/round41_heldout_probe15.json", "r40/round40_heldout_probe14.json",
+               "r29/worse3_heldout_*.json", "r25/plateau_heldout_*.json",
+               "r30/round30_heldout_probe12.json", "r33/named_heldout_probe13.json",
+               "r37/stalled_heldout_*.json")
+    reseeded = ("r29/floor_heldout_*.json", "r40/reseeded_heldout_probe14.json",
+                f"{fifteenth}/reseeded_heldout_probe15.json")
+    return heldout, reseeded
+
+
+def main(root: Path, heldout: tuple[str, ...] = files()[0],
          names: dict[tuple[str | None, str], str] = NAMES,
-         reseeded: tuple[str, ...] = RESEEDED) -> None:
+         reseeded: tuple[str, ...] = files()[1]) -> None:
     """The reading over the files ``heldout`` (patterns under ``root``), arms named by
     ``names``, with the reseeded cosine of ``reseeded``; an arm it does not name is left
     out, cosine's seeds 0-2 kept."""

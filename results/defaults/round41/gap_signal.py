@@ -2,8 +2,8 @@
 climb from a too-small LR from those that rescue a too-large one?
 
 For every held-out cut (``eval_decrease`` event) before 80% of a grid run of ``ARM``, the
-fed held-out value over the smoothed training loss at that step (an EMA of span 50,
-bias-corrected, the rule's own smoother), by the run's position on its grid (-2: 0.1x
+fed held-out value over the smoothed training loss at that step (the rule's own smoothed
+value, which the event records), by the run's position on its grid (-2: 0.1x
 the workload's LR ... +2: 10x) and by the cut's kind (a value that lags the training
 loss, ``eval_pace``, or one that is not better). A veto on lagging cuts where the gap is
 small would help only if small gaps came at the grid's bottom and not at its top::
@@ -22,17 +22,6 @@ import numpy as np
 from greedylr.evidence import workloads
 from greedylr.studies import metrics as M
 
-SPAN = 50
-
-
-def _smoothed(losses: list[float]) -> np.ndarray:
-    alpha, mean, weight = 2 / (SPAN + 1), 0.0, 0.0
-    out = np.empty(len(losses))
-    for i, x in enumerate(losses):
-        mean, weight = (1 - alpha) * mean + alpha * x, (1 - alpha) * weight + alpha
-        out[i] = mean / weight
-    return out
-
 
 def main(arm: str, paths: list[str]) -> None:
     gaps: dict[tuple[str, int], list[float]] = defaultdict(list)
@@ -42,11 +31,10 @@ def main(arm: str, paths: list[str]) -> None:
                 continue
             spec = r["spec"]
             position = round(2 * np.log10(spec["lr"] / workloads.get(spec["workload"]).lr))
-            smoothed = _smoothed(r["losses"])
             for e in r["events"]:
                 if e["kind"] == "eval_decrease" and e["step"] <= 0.8 * spec["steps"]:
                     kind = "lagging" if "eval_pace" in e["reason"] else "not better"
-                    gaps[kind, position].append(e["loss"] / smoothed[e["step"] - 1])
+                    gaps[kind, position].append(e["loss"] / e["smoothed"])
     for (kind, position), values in sorted(gaps.items()):
         v = np.asarray(values)
         quantiles = " / ".join(f"{q:.2f}" for q in np.quantile(v, [0.1, 0.25, 0.5, 0.75, 0.9]))

@@ -37,10 +37,9 @@ def main(root: Path) -> None:
     print("-- held-out protocol (the issue's reading)")
     pooled.heldout([*AS, *files(HELDOUT)])
     print("-- beyond noise")
-    beyond_noise.main(root, HELDOUT[:1] + tuple(
-        p.replace("r41fix2/", "r41fix/") for p in beyond_noise.HELDOUT),
-        {**beyond_noise.NAMES, (None, PILOT): "no_climb"},
-        tuple(p.replace("r41fix2/", "r41fix/") for p in beyond_noise.RESEEDED))
+    heldout, reseeded = beyond_noise.files("r41fix")
+    beyond_noise.main(root, (HELDOUT[0], *heldout),
+                      {**beyond_noise.NAMES, (None, PILOT): "no_climb"}, reseeded)
     print("-- LR grids against the best-tuned cosine")
     pooled.grid([*AS, *files(GRID)])
     print(f"-- 0.11 against {PILOT} at each grid point ('better': 0.11 better)")

@@ -2294,17 +2294,18 @@ def complex_values() -> ArrayDataset:
     log1p's rows then expm1's in the same order. The table changes with scipy's
     version."""
     root = _package_dir("scipy", "bench", "the complex-function workload")
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
 
     with np.load(root / "special" / "tests" / "data" / "local.npz") as archive:
         table = archive["log1p_expm1_complex"]
-    # one point per cluster of arguments within 1e-3 (linked transitively): the
-    # first of each in the table
-    group = np.arange(len(table))  # each argument's cluster, named by its first member
-    for a, b in cKDTree(table[:, :2]).query_pairs(1e-3):
-        low, high = sorted((group[a], group[b]))
-        group[group == high] = low
-    table = table[np.unique(group)]
+    # one point per cluster of arguments within 1e-3 (linked transitively): the first of
+    # each in the table
+    a, b = cKDTree(table[:, :2]).query_pairs(1e-3, output_type="ndarray").T
+    near = coo_matrix((np.ones(len(a)), (a, b)), shape=(len(table), len(table)))
+    _, cluster = connected_components(near, directed=False)
+    table = table[np.sort(np.unique(cluster, return_index=True)[1])]
     train, test = _split(len(table), 0.25)
     if len(test) % 2:  # the split's last held-out point trains instead
         train, test = np.append(train, test[-1]), test[:-1]
@@ -2335,6 +2336,13 @@ def _signature_words(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
     return words
 
 
+def _first_line_words(first: str) -> list[str]:
+    """A docstring's first line as the model reads it: its lower-case words."""
+    import re
+
+    return re.findall(r"[a-z]+", first.lower())
+
+
 @functools.cache
 def transformers_docstring_pairs() -> tuple[tuple[tuple[str, ...], str], ...]:
     """Every public function or method (name not starting with ``_``) with a docstring in
@@ -2351,8 +2359,6 @@ def transformers_docstring_pairs() -> tuple[tuple[tuple[str, ...], str], ...]:
     catch the overrides of one method (``tokenize``, "Converts a string into a sequence
     of tokens, using the tokenizer.", in two classes). The pairs change with
     transformers' version."""
-    import re
-
     with requires_extra("hf", "the docstring-retrieval workload"):
         import transformers
 
@@ -2373,7 +2379,7 @@ def transformers_docstring_pairs() -> tuple[tuple[tuple[str, ...], str], ...]:
             doc = ast.get_docstring(node)
             first = doc.strip().splitlines()[0].strip() if doc and doc.strip() else ""
             code = tuple(_signature_words(node))
-            words = re.findall(r"[a-z]+", first.lower())
+            words = _first_line_words(first)
             if len(words) < 3 or not code:
                 continue
             keys = {("doc", *words), ("code", *code),
@@ -2396,9 +2402,7 @@ def transformers_docstrings(code_width: int = 16, doc_width: int = 24
     ``doc_width`` words; a held-out pair whose ids are a training pair's or an earlier
     held-out pair's is dropped (one, two decorators whose libraries are both rare words).
     Returns the split and the number of ids."""
-    import re
-
-    pairs = [(list(code), re.findall(r"[a-z]+", first.lower()))
+    pairs = [(list(code), _first_line_words(first))
              for code, first in transformers_docstring_pairs()]
     train, test = _split(len(pairs), 0.25)
     counts = Counter(w for i in train for w in {*pairs[i][0], *pairs[i][1]})
