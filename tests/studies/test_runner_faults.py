@@ -57,7 +57,7 @@ def test_a_trial_over_the_time_limit_is_killed_and_stored_as_timeout(
     running = tmp_path / "running"
     running.mkdir()
     out = tmp_path / "study"
-    slow = _spec(0, workload_sleep=1.0, workload_running_dir=str(running))  # ~20 s
+    slow = _spec(0, workload_sleep=3.0, workload_running_dir=str(running))  # ~60 s
     fast = [_spec(seed) for seed in (1, 2)]
     dead_at_report: list[bool] = []
 
@@ -66,20 +66,21 @@ def test_a_trial_over_the_time_limit_is_killed_and_stored_as_timeout(
             (marker,) = running.iterdir()
             dead_at_report.append(not _alive(int(marker.name.rsplit("-", 1)[1])))
 
-    # 6 s, far below the slow trial's ~20 s: at 3 s a CI run on a loaded machine once
-    # stopped a fast trial too
-    results = run_trials([slow, *fast], out, jobs=jobs, trial_timeout=6.0, on_result=check)
+    # 15 s, far below the slow trial's ~60 s and far above a fast trial's second: at 3 s
+    # and then at 6 s a CI run on a loaded machine (a load of 5 on two cores) stopped a
+    # fast trial too
+    results = run_trials([slow, *fast], out, jobs=jobs, trial_timeout=15.0, on_result=check)
     assert [r["status"] for r in results] == ["timeout", "ok", "ok"]
     assert dead_at_report == [True]
     timed_out = json.loads(result_path(out, slow).read_text())
-    assert timed_out["status"] == "timeout" and timed_out["trial_timeout"] == 6.0
-    assert "over the trial time limit of 6 s" in timed_out["error"]
-    assert 6.0 <= timed_out["wall_time"] < 13
+    assert timed_out["status"] == "timeout" and timed_out["trial_timeout"] == 15.0
+    assert "over the trial time limit of 15 s" in timed_out["error"]
+    assert 15.0 <= timed_out["wall_time"] < 25
     assert "stored" not in timed_out
 
     # the same limit: kept as it is
     seen: list[str] = []
-    run_trials([slow, *fast], out, jobs=jobs, trial_timeout=6.0,
+    run_trials([slow, *fast], out, jobs=jobs, trial_timeout=15.0,
                on_result=lambda r: seen.append(r["key"]))
     assert seen == []
 
