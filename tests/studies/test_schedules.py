@@ -287,6 +287,23 @@ def test_build_optimizer() -> None:
         build_optimizer("adamw", params(), lr=0.0)
 
 
+def test_muon_is_torchs_on_torch_2_9_and_a_clear_error_before() -> None:
+    model = torch.nn.Linear(4, 3, bias=False)  # Muon takes matrices only
+    if not hasattr(torch.optim, "Muon"):
+        with pytest.raises(RuntimeError, match=r"muon optimizer needs torch 2\.9"):
+            build_optimizer("muon", model.parameters(), lr=0.02)
+        return
+    muon = build_optimizer("muon", model.parameters(), lr=0.02, weight_decay=0.0)
+    assert type(muon) is torch.optim.Muon and muon.param_groups[0]["lr"] == 0.02
+    # GreedyLR drives Muon's LR as any other's: a run of worse losses lowers it
+    scheduler = GreedyLR(muon, patience=0, smoothing="none", warmup=0, cooldown=0)
+    for loss in (1.0, 2.0, 3.0):
+        model(torch.ones(1, 4)).sum().backward()
+        muon.step()
+        scheduler.step(loss)
+    assert muon.param_groups[0]["lr"] < 0.02
+
+
 def test_prodigy_is_an_optimizer_based_arm_with_no_schedule() -> None:
     from greedylr.studies.schedules import LR_FREE
 

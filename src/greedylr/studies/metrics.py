@@ -142,7 +142,7 @@ def setting_of(result: Result) -> tuple[Any, ...]:
 _OPTIMIZER_NAMES = {"AdamW": "adamw", "SGD": "sgd", "Adagrad": "adagrad", "Adafactor": "adafactor",
                     "NAdam": "nadam", "RMSprop": "rmsprop", "Adamax": "adamax", "RAdam": "radam",
                     "Adadelta": "adadelta", "ASGD": "asgd", "Adam": "adam",
-                    "SparseAdam": "sparse_adam"}
+                    "SparseAdam": "sparse_adam", "Muon": "muon"}
 
 #: Arms that bring their own optimizer (whatever the spec's ``optimizer`` says).
 OWN_OPTIMIZER_ARMS = ("schedule_free", "prodigy")

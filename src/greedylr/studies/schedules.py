@@ -151,9 +151,10 @@ OPTIMIZERS: tuple[str, ...] = ("adamw", "adafactor", "adagrad", "sgd")
 #: Optimizers :func:`build_optimizer` also builds, outside the studies' optimizer grid
 #: (:data:`OPTIMIZERS`): for the workloads that train with them (round 15's probe split:
 #: ``nadam``, ``rmsprop``; round 16's: ``adamax``, ``radam``, ``adadelta``; the seventh
-#: probe split's: ``asgd``, ``adam``; the eighth's: ``sparse_adam``).
+#: probe split's: ``asgd``, ``adam``; the eighth's: ``sparse_adam``; the sixteenth's:
+#: ``muon``, torch's ``Muon``, from torch 2.9).
 WORKLOAD_OPTIMIZERS: tuple[str, ...] = ("nadam", "rmsprop", "adamax", "radam", "adadelta",
-                                        "asgd", "adam", "sparse_adam")
+                                        "asgd", "adam", "sparse_adam", "muon")
 
 PASSTHROUGH_PREFIXES: tuple[str, ...] = ("workload_", "optimizer_", "perturb_", "trial_")
 """Settings with these prefixes belong to someone else and are ignored by the schedules."""
@@ -528,7 +529,8 @@ def build_optimizer(
             warmup_init=False``), ``adagrad``, ``sgd`` (momentum 0.9), or one of
             ``WORKLOAD_OPTIMIZERS``: ``nadam``, ``rmsprop``, ``adamax``, ``radam``,
             ``adadelta``, ``asgd``, ``adam`` (torch defaults), ``sparse_adam`` (torch's
-            SparseAdam, for models whose every gradient is sparse).
+            SparseAdam, for models whose every gradient is sparse), ``muon`` (torch's
+            Muon, torch 2.9 or later, for models whose every parameter is a matrix).
         params: the parameters or parameter groups.
         lr: the initial (peak) learning rate.
         schedule: the schedule under test. For ``schedule_free`` the optimizer is
@@ -593,4 +595,9 @@ def build_optimizer(
         return torch.optim.Adam(params, lr=lr, **kwargs)
     if name == "sparse_adam":
         return torch.optim.SparseAdam(list(params), lr=lr, **kwargs)
+    if name == "muon":
+        if not hasattr(torch.optim, "Muon"):
+            raise RuntimeError(f"the muon optimizer needs torch 2.9 or later (torch.optim.Muon); "
+                               f"this is torch {torch.__version__}")
+        return torch.optim.Muon(params, lr=lr, **kwargs)
     return torch.optim.SGD(params, lr=lr, **{"momentum": 0.9, **kwargs})

@@ -65,7 +65,7 @@ class TrialSpec:
         schedule: the schedule's name in :mod:`greedylr.studies.schedules`.
         optimizer: the optimizer's name (``adamw``, ``adafactor``, ``adagrad``, ``sgd``;
             ``nadam``, ``rmsprop``, ``adamax``, ``radam``, ``adadelta``, ``asgd``, ``adam``,
-            ``sparse_adam`` for the workloads that train with them).
+            ``sparse_adam``, ``muon`` for the workloads that train with them).
         seed: the random seed; the trial seeds python, numpy and torch with it.
         steps: optimizer steps to train.
         lr: the initial (peak) learning rate; ``None`` means the workload's default.

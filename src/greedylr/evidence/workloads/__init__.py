@@ -87,6 +87,9 @@ _MODULES: list[str] = [
     ".transformers_docstring_dual_encoder",
     ".complex_log1p_network",
     ".mnist_ddpm",
+    ".networkx_source_mlm",
+    ".font_word_crnn",
+    ".mnist_vae",
     ".minilm_finetune",
     ".llama_pretrain",
 ]
@@ -107,7 +110,7 @@ class Workload:
         steps: default number of optimizer steps in the full study.
         optimizer: default optimizer name (``adamw``, ``adafactor``, ``adagrad``, ``sgd``,
             ``nadam``, ``rmsprop``, ``adamax``, ``radam``, ``adadelta``, ``asgd``, ``adam``,
-            ``sparse_adam``).
+            ``sparse_adam``, ``muon``).
         warmup: default warmup steps for the schedules that take one (0: the recipe has
             none, as in Hugging Face's defaults).
         eval_every: steps between held-out evaluations (0: only at the end).
