@@ -62,6 +62,16 @@ def test_no_held_out_image_is_a_training_image(images) -> None:
     # nothing had to be dropped
     assert not _rows(train) & _rows(test)
     assert len(_rows(test)) == len(test)
+    # nor nearly: every held-out image differs from every training image, and from every
+    # other held-out image, in at least 3 pixels (the nearest pairs are two plain ones,
+    # 5 apart; held out to training is no closer than training to training)
+    def hamming(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        a, b = a.flatten(1).double(), b.flatten(1).double()
+        return a @ (1 - b).T + (1 - a) @ b.T
+
+    assert hamming(test, train).min() >= 3
+    within = hamming(test, test) + 784 * torch.eye(len(test), dtype=torch.float64)
+    assert within.min() >= 3
 
 
 def test_the_two_halves_of_the_held_out_rows_share_no_image(images) -> None:
