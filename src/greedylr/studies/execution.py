@@ -122,6 +122,8 @@ def _preload(schedule: str, optimizer: str) -> None:
     elif schedule == "schedule_free":
         with requires_extra("bench", "the schedule_free schedule"):
             importlib.import_module("schedulefree")
+    elif optimizer == "muon":  # torch's Muon imports dynamo when built (2-5 s)
+        importlib.import_module("torch._dynamo")
 
 
 _UNFED_WARNED: set[tuple[str, str]] = set()
