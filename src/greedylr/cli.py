@@ -489,6 +489,7 @@ _DEFAULTS_STAGES = (
     "heldout-probe13", "heldout-lr-grid-probe13", "heldout-lr-grid-probe13-report",
     "heldout-probe14", "heldout-lr-grid-probe14", "heldout-lr-grid-probe14-report",
     "heldout-probe15", "heldout-lr-grid-probe15", "heldout-lr-grid-probe15-report",
+    "heldout-probe16", "heldout-lr-grid-probe16", "heldout-lr-grid-probe16-report",
 )
 
 
@@ -520,11 +521,11 @@ def _add_study_defaults(kinds: argparse._SubParsersAction) -> None:
         "(round 19's), heldout-probe9 (round 20's), heldout-probe10 (round 21's), "
         "heldout-probe11 (round 23's), heldout-probe12 (round 30's), heldout-probe13 "
         "(round 33's), heldout-probe14 (round 40's), heldout-probe15 (round 41's), "
-        "heldout-report; its LR "
+        "heldout-probe16 (round 43's), heldout-report; its LR "
         "grid on the tuning split, heldout-lr-grid and heldout-lr-grid-report, and on "
         "another split, heldout-lr-grid-SPLIT and heldout-lr-grid-SPLIT-report (SPLIT: "
         "check, fresh, probe, probe2, probe3, probe4, probe5, probe6, probe7, probe8, "
-        "probe9, probe10, probe11, probe12, probe13, probe14, probe15).",
+        "probe9, probe10, probe11, probe12, probe13, probe14, probe15, probe16).",
     )
     defaults.add_argument("stage", metavar="STAGE", help=f"one of: {', '.join(_DEFAULTS_STAGES)}")
     defaults.add_argument("--out", default="runs/defaults",
@@ -544,7 +545,8 @@ def _add_study_defaults(kinds: argparse._SubParsersAction) -> None:
                           "heldout-probe2, heldout-probe3, heldout-probe4, heldout-probe5, "
                           "heldout-probe6, heldout-probe7, heldout-probe8, heldout-probe9, "
                           "heldout-probe10, heldout-probe11, heldout-probe12, "
-                          "heldout-probe13, heldout-probe14, heldout-probe15: only the "
+                          "heldout-probe13, heldout-probe14, heldout-probe15, "
+                          "heldout-probe16: only the "
                           "first N arms")
     defaults.set_defaults(run=_run_study_defaults)
 

