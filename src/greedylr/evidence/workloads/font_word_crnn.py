@@ -29,7 +29,6 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -37,7 +36,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from greedylr.evidence.workloads import Workload, register
-from greedylr.evidence.workloads.data import SPLIT_SEED, requires_extra
+from greedylr.evidence.workloads.data import (
+    SPLIT_SEED,
+    ft2font_flag,
+    minilm_whole_words,
+    requires_extra,
+)
 from greedylr.evidence.workloads.loop import batch_sampler, run, split_evaluator
 
 __all__ = ["ALPHABET", "FACES", "WordImages", "decode", "greedy", "held_out", "select_held_out",
@@ -67,11 +71,7 @@ HELD_OUT_IMAGES = 640
 def words() -> tuple[str, ...]:
     """The lower-case ASCII alphabetic words of MIN_LETTERS to MAX_LETTERS letters of
     all-MiniLM-L6-v2's vocabulary, in its order."""
-    from greedylr.evidence.workloads.minilm_finetune import model_path
-
-    vocab = (Path(model_path()) / "vocab.txt").read_text(encoding="utf-8").split("\n")
-    return tuple(w for w in vocab if w.isascii() and w.isalpha() and w.islower()
-                 and MIN_LETTERS <= len(w) <= MAX_LETTERS)
+    return tuple(w for _, w in minilm_whole_words(MIN_LETTERS, MAX_LETTERS))
 
 
 def held_out(word: str) -> bool:
@@ -97,22 +97,13 @@ class _Face:
     kerning: tuple[tuple[float, ...], ...]
 
 
-def _flag(enum: str, name: str, legacy: str) -> Any:
-    """An ft2font constant: in ``ft2font.<enum>`` since matplotlib 3.10, a module constant
-    ``legacy`` before."""
-    from matplotlib import ft2font
-
-    holder = getattr(ft2font, enum, None)
-    return getattr(holder, name) if holder is not None else getattr(ft2font, legacy)
-
-
 def _faces(path: Path, em: int) -> dict[int, _Face]:
     """The letters of ALPHABET in the font at ``path``, ``em`` pixels to the em, unhinted
     (as :func:`~greedylr.evidence.workloads.data.font_glyphs` renders them), for each
     baseline row of :data:`BASELINES`."""
     from matplotlib import ft2font
 
-    no_hinting = _flag("LoadFlags", "NO_HINTING", "LOAD_NO_HINTING")
+    no_hinting = ft2font_flag("LoadFlags", "NO_HINTING", "LOAD_NO_HINTING")
     font = ft2font.FT2Font(str(path))
     font.set_size(em, 72)
     inks, rises, left, advance = [], [], [], []
@@ -124,7 +115,7 @@ def _faces(path: Path, em: int) -> dict[int, _Face]:
         rises.append(ink.shape[0] - round(font.get_descent() / 64))  # rows above the baseline
         left.append(font.get_bitmap_offset()[0] // 64)
         advance.append(font.load_char(ord(char), no_hinting).horiAdvance / 64)
-    kerning_mode = _flag("Kerning", "DEFAULT", "KERNING_DEFAULT")
+    kerning_mode = ft2font_flag("Kerning", "DEFAULT", "KERNING_DEFAULT")
     index = [font.get_char_index(ord(c)) for c in ALPHABET]
     kerning = tuple(tuple(font.get_kerning(a, b, kerning_mode) / 64 for b in index)
                     for a in index)

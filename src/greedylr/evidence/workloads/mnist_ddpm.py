@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from greedylr.evidence.workloads import Workload, register
-from greedylr.evidence.workloads.data import SPLIT_SEED, mnist5k
+from greedylr.evidence.workloads.data import SPLIT_SEED, mnist5k, mnist_intensities
 from greedylr.evidence.workloads.loop import batch_sampler, run, split_evaluator
 
 __all__ = ["train"]
@@ -65,7 +65,7 @@ def _images() -> tuple[torch.Tensor, torch.Tensor]:
     data = mnist5k(14)
     # back from the MNIST normalisation to [0, 1], then to the [-1, 1] of Ho et al.
     def scaled(x: torch.Tensor) -> torch.Tensor:
-        return ((x * 0.3081 + 0.1307) * 2 - 1).flatten(1)
+        return (mnist_intensities(x) * 2 - 1).flatten(1)
     return scaled(data.x_train), scaled(data.x_test)
 
 

@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from greedylr.evidence.workloads import Workload, register
-from greedylr.evidence.workloads.data import SPLIT_SEED, mnist5k
+from greedylr.evidence.workloads.data import SPLIT_SEED, mnist5k, mnist_intensities
 from greedylr.evidence.workloads.loop import batch_sampler, run, split_evaluator
 
 __all__ = ["train"]
@@ -77,7 +77,7 @@ def _metrics(model: nn.Module, x: torch.Tensor, noise: torch.Tensor) -> dict[str
 
 def _binarized(x: torch.Tensor) -> torch.Tensor:
     # back from the MNIST normalisation to [0, 1], then black and white at 0.5
-    return ((x * 0.3081 + 0.1307).flatten(1) > 0.5).float()
+    return (mnist_intensities(x).flatten(1) > 0.5).float()
 
 
 def _images() -> tuple[torch.Tensor, torch.Tensor]:
