@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,3 +39,17 @@ def spawn_ranks(fn: Callable[..., None], args: tuple[Any, ...], timeout: float,
         for process in context.processes:
             if process.is_alive():
                 process.kill()
+
+
+def free_loopback_port() -> int:
+    """A TCP port free on 127.0.0.1 now, for a group's rendezvous."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def loopback_rank_environment(rank: int, port: int, world: int = 2) -> dict[str, str]:
+    """The environment variables that put a process in a torch.distributed group on
+    127.0.0.1 only (what torchrun would set, and gloo's interface: loopback)."""
+    return {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world),
+            "RANK": str(rank), "LOCAL_RANK": str(rank), "GLOO_SOCKET_IFNAME": "lo"}

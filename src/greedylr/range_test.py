@@ -225,15 +225,7 @@ def lr_range_test(
         ValueError: ``steps`` is below 2, ``start`` or ``end`` is not positive and finite
             or ``end <= start``, or the first loss is not finite.
     """
-    try:
-        steps = operator.index(steps)
-    except TypeError:
-        steps = 0
-    if steps < 2:
-        raise ValueError(f"steps must be an int >= 2, got {steps!r}")
-    if not (0 < start < end < math.inf):
-        raise ValueError(f"need 0 < start < end < inf, got start={start!r}, end={end!r}")
-    _check_reading(beta, stop)  # before any step
+    steps = _check_sweep(steps, start, end, beta, stop)  # before any step
     modules = [model] if isinstance(model, nn.Module) else list(model)
     saved_modules = [_ModuleState(m) for m in modules]
     saved_optimizer = _OptimizerState(optimizer)
@@ -258,20 +250,40 @@ def lr_range_test(
         for other, state in zip(also_restore, saved_others):
             other.load_state_dict(state)
         _set_rng_states(saved_rng)
-    lowest = result.smoothed.index(min(result.smoothed))
+    _warn_at_an_end_of_the_sweep(result)
+    return result
+
+
+def _check_sweep(steps: int, start: float, end: float, beta: float, stop: float) -> int:
+    """A sweep's arguments checked (a ``ValueError`` says which is wrong); ``steps`` as an
+    int."""
+    try:
+        steps = operator.index(steps)
+    except TypeError:
+        steps = 0
+    if steps < 2:
+        raise ValueError(f"steps must be an int >= 2, got {steps!r}")
+    if not (0 < start < end < math.inf):
+        raise ValueError(f"need 0 < start < end < inf, got start={start!r}, end={end!r}")
+    _check_reading(beta, stop)
+    return steps
+
+
+def _warn_at_an_end_of_the_sweep(result: RangeTest) -> None:
+    """A warning where the valley was at one of the sweep's ends, so that the suggestion is
+    the most, or the least, the sweep can give."""
     if result.saturated:
         logger.warning(
             "LR range test: the loss was still falling at the sweep's end (%g times the LR "
             "given); the suggestion, %g times it, is the most this sweep can give. Keep it "
             "unless the LR given may be more than ~30 times too small (then run the test "
             "again from it): sweeping further overshot the best LR in the defaults study",
-            multipliers[-1], result.suggested_multiplier)
-    elif lowest == 0:
+            result.multipliers[-1], result.suggested_multiplier)
+    elif result.smoothed.index(min(result.smoothed)) == 0:
         logger.warning(
             "LR range test: the loss rose from the sweep's first step (%g times the LR "
             "given); the suggestion, %g times it, is the least this sweep can give: the "
-            "loss may be too noisy to read", multipliers[0], result.suggested_multiplier)
-    return result
+            "loss may be too noisy to read", result.multipliers[0], result.suggested_multiplier)
 
 
 def _set(holder: dict[str, Any], key: str, value: Any) -> None:

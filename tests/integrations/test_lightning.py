@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException  # 
 
 from greedylr import GreedyLR, cosine_mode  # noqa: E402
 from greedylr.integrations.lightning import GreedyLRCallback  # noqa: E402
+from spawning import free_loopback_port  # noqa: E402
 
 ACCUMULATION = 2
 EPOCHS = 2
@@ -91,16 +91,10 @@ class _Recorder(pl.Callback):
         Path(self.out, f"rank{trainer.global_rank}.json").write_text(json.dumps(result))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _fit(out: Path, data: Any, ckpt_dir: Path, ckpt_path: str | None = None) -> list[dict]:
     out.mkdir()
     os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(_free_port())
+    os.environ["MASTER_PORT"] = str(free_loopback_port())
     trainer = pl.Trainer(
         strategy="ddp_spawn",
         accelerator="cpu",
@@ -344,40 +338,3 @@ def test_an_averaged_model_is_what_validation_feeds_the_scheduler(tmp_path: Path
     with torch.no_grad():
         assert seen[-1] == pytest.approx(
             float(torch.nn.functional.cross_entropy(model.net(x), y)), rel=1e-5)
-
-
-class _TunableLR(_Classifier):
-    """The LR as an attribute that ``configure_optimizers`` reads, as Lightning's tuner
-    expects."""
-
-    def __init__(self, data: torch.utils.data.TensorDataset) -> None:
-        super().__init__(data)
-        self.lr = 0.05
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = torch.optim.SGD(self.parameters(), lr=self.lr)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": GreedyLR(optimizer), "interval": "step"}}
-
-
-def test_lightning_lr_find_read_as_valley_over_ten_starts_greedylr(tmp_path: Path) -> None:
-    """The docs' recipe: Lightning's own range test over the span round 22 measured, read
-    as valley/10 (its smoothing is lr_range_test's); the fit then builds GreedyLR there."""
-    from lightning.pytorch.tuner import Tuner
-
-    data = torch.utils.data.TensorDataset(*(t.repeat(8, *[1] * (t.dim() - 1))
-                                            for t in _digits().tensors))
-    model = _TunableLR(data)
-    trainer = pl.Trainer(
-        accelerator="cpu", devices=1, max_steps=5, callbacks=[GreedyLRCallback()],
-        logger=False, enable_progress_bar=False, enable_model_summary=False,
-        enable_checkpointing=False, default_root_dir=tmp_path,
-    )
-    finder = Tuner(trainer).lr_find(model, min_lr=model.lr * 1e-4, max_lr=model.lr * 1e2,
-                                    num_training=100, early_stop_threshold=4.0,
-                                    update_attr=False)
-    losses = finder.results["loss"]
-    model.lr = finder.results["lr"][losses.index(min(losses))] / 10
-    trainer.fit(model)
-    sched = trainer.lr_scheduler_configs[0].scheduler
-    assert sched.base_lrs == [pytest.approx(model.lr)] and model.lr != 0.05

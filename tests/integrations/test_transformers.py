@@ -40,7 +40,7 @@ from greedylr.integrations.transformers import (  # noqa: E402
     attach,
     average_weights,
 )
-from spawning import spawn_ranks  # noqa: E402
+from spawning import free_loopback_port, loopback_rank_environment, spawn_ranks  # noqa: E402
 
 STEPS = 6
 RESUME_AT = 3
@@ -50,23 +50,33 @@ ACCUMULATION = 4
 SCHEDULER = {"patience": 1, "factor": 0.7, "smoothing": "none"}
 
 
+def _minilm_tokenizer() -> Any:
+    """all-MiniLM-L6-v2's tokenizer, shipped in its package (a spawned rank loads its own)."""
+    return AutoTokenizer.from_pretrained(Path(gt_model.__file__).parent / "model")
+
+
+def _source_lines(tokenizer: Any, module: Any, rows: int) -> list[dict[str, list[int]]]:
+    """The first ``rows`` lines of ``module``'s source of six words or more (no comment, no
+    doctest), tokenized, their ids folded into the tiny model's vocabulary."""
+    lines = [
+        line.strip()
+        for line in inspect.getsource(module).splitlines()
+        if len(line.split()) >= 6 and not line.strip().startswith(("#", ">>>"))
+    ]
+    encoded = tokenizer(lines[:rows], truncation=True, max_length=24)["input_ids"]
+    return [{"input_ids": [i % VOCAB for i in ids]} for ids in encoded]
+
+
 @pytest.fixture(scope="module")
 def tokenizer() -> Any:
-    path = Path(gt_model.__file__).parent / "model"
-    return AutoTokenizer.from_pretrained(path)
+    return _minilm_tokenizer()
 
 
 @pytest.fixture(scope="module")
 def dataset(tokenizer: Any) -> list[dict[str, list[int]]]:
     import difflib
 
-    lines = [
-        line.strip()
-        for line in inspect.getsource(difflib).splitlines()
-        if len(line.split()) >= 6 and not line.strip().startswith(("#", ">>>"))
-    ]
-    encoded = tokenizer(lines[:96], truncation=True, max_length=24)["input_ids"]
-    return [{"input_ids": [i % VOCAB for i in ids]} for ids in encoded]
+    return _source_lines(tokenizer, difflib, 96)
 
 
 def _model(tokenizer: Any) -> LlamaForCausalLM:
@@ -350,14 +360,7 @@ class _LocalLossTrainer(Trainer):
 
 
 def _ddp_worker(rank: int, out: str, port: int) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        WORLD_SIZE="2",
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        GLOO_SOCKET_IFNAME="lo",
-    )
+    os.environ.update(loopback_rank_environment(rank, port))
     result = _ddp_train(out)
     Path(out, f"rank{rank}.json").write_text(json.dumps(result))
     # The Trainer holds its DDP model in reference cycles: collect it, then destroy the
@@ -367,15 +370,8 @@ def _ddp_worker(rank: int, out: str, port: int) -> None:
 
 
 def _ddp_train(out: str) -> dict:
-    path = Path(gt_model.__file__).parent / "model"
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    lines = [
-        line.strip()
-        for line in inspect.getsource(inspect).splitlines()
-        if len(line.split()) >= 6 and not line.strip().startswith(("#", ">>>"))
-    ]
-    ids = tokenizer(lines[:32], truncation=True, max_length=24)["input_ids"]
-    data = [{"input_ids": [i % VOCAB for i in row]} for row in ids]
+    tokenizer = _minilm_tokenizer()
+    data = _source_lines(tokenizer, inspect, 32)
     trainer = _trainer(
         Path(out),
         tokenizer,
@@ -403,12 +399,7 @@ def _ddp_train(out: str) -> dict:
 @pytest.mark.slow  # two processes each import transformers
 @pytest.mark.timeout(480)
 def test_two_ddp_ranks_feed_the_gathered_loss_and_keep_one_average(tmp_path: Path) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    spawn_ranks(_ddp_worker, (str(tmp_path), port), timeout=420)
+    spawn_ranks(_ddp_worker, (str(tmp_path), free_loopback_port()), timeout=420)
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
     assert r0["world"] == r1["world"] == 2
     assert r0["local"] != r1["local"], "both ranks saw the same data: nothing to average"
@@ -484,42 +475,3 @@ def test_average_weights_refuses_a_second_call_and_a_bad_gamma(
     average_weights(trainer)
     with pytest.raises(ValueError, match="already"):
         average_weights(trainer)
-
-
-def test_a_range_test_before_train_places_the_lr_greedylr_starts_from(
-    tmp_path: Path, tokenizer: Any, dataset: list
-) -> None:
-    """The recipe of docs/frameworks/transformers.md: the Trainer's own optimizer and
-    batches swept by greedylr.lr_range_test before train(); the Trainer keeps that
-    optimizer, and the attached GreedyLR starts from the suggestion, on the weights the
-    Trainer was given."""
-    import greedylr
-
-    trainer = _trainer(tmp_path, tokenizer, dataset, gradient_accumulation_steps=1,
-                       max_steps=3)
-    model = trainer.model
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    optimizer = trainer.create_optimizer()
-
-    def batches():  # type: ignore[no-untyped-def]
-        while True:
-            yield from trainer.get_train_dataloader()
-
-    stream = batches()
-
-    def train_step() -> torch.Tensor:
-        batch = {k: v.to(trainer.args.device) for k, v in next(stream).items()}
-        loss = model(**batch).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        return loss
-
-    result = greedylr.lr_range_test(model, optimizer, train_step, steps=60)
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    result.apply(optimizer)
-    callback = attach(trainer, smoothing="none")
-    trainer.train()
-    assert callback.scheduler.base_lrs == pytest.approx(result.suggested_lrs)
-    assert result.suggested_lrs[0] != pytest.approx(3e-3)  # the suggestion, not the arguments' LR
-    assert trainer.optimizer.optimizer is optimizer  # Accelerate wrapped it, not rebuilt

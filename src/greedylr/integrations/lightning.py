@@ -37,24 +37,59 @@ checkpoints are written, so a checkpoint holds the state of one step before
 
 With ``"interval": "epoch"`` (or a ``frequency`` above 1) the scheduler decides less often,
 on the mean of the per-optimizer-step losses since its last decision.
+
+For an LR nobody tuned, :func:`range_test` runs :func:`greedylr.lr_range_test`'s protocol
+through Lightning's own fit loop (its strategy, precision and gradient accumulation),
+undoes it, and multiplies the LightningModule's LR attribute (``lr``) by the suggested
+multiple, so that the fit after it builds its optimizer (and GreedyLR) there::
+
+    result = range_test(trainer, model, datamodule=dm)   # 100 optimizer steps, then undone
+    trainer.fit(model, datamodule=dm)                     # starts at the suggestion
+
+Unlike ``Tuner.lr_find``, every param group keeps its ratio to the others, the reading is
+on each optimizer step's raw loss (the mean over its micro-batches and over the ranks),
+and the suggestion is the valley/10 the project's evidence is about.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import numbers
+import os
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 
 from greedylr._extras import requires_extra
+from greedylr.range_test import (
+    RangeTest,
+    _check_sweep,
+    _set,
+    _warn_at_an_end_of_the_sweep,
+    sweep_multipliers,
+)
 from greedylr.scheduler import GreedyLR
 
 with requires_extra("lightning", "greedylr.integrations.lightning"):
     import lightning.pytorch as pl
-    from lightning.pytorch.utilities.exceptions import MisconfigurationException
+    from lightning.pytorch.callbacks import GradientAccumulationScheduler, LearningRateFinder
+    from lightning.pytorch.loggers.logger import DummyLogger
+    from lightning.pytorch.strategies.launchers.subprocess_script import (
+        _SubprocessScriptLauncher,
+    )
+    from lightning.pytorch.tuner.lr_finder import _determine_lr_attr_name
+    from lightning.pytorch.utilities.exceptions import (
+        MisconfigurationException,
+        _TunerExitException,
+    )
+    from lightning.pytorch.utilities.parsing import lightning_getattr, lightning_setattr
+    from lightning.pytorch.utilities.seed import isolate_rng
 
-__all__ = ["GreedyLRCallback"]
+__all__ = ["GreedyLRCallback", "range_test"]
 
 logger = logging.getLogger("greedylr")
 
@@ -209,3 +244,290 @@ class GreedyLRCallback(pl.Callback):
         count = int(state_dict.get("count", 0))
         self._count = count
         self._loss_sum = torch.tensor(float(state_dict["loss_sum"])) if count else None
+
+
+# -- the LR range test ------------------------------------------------------------
+
+
+def range_test(
+    trainer: pl.Trainer,
+    model: pl.LightningModule,
+    train_dataloaders: Any = None,
+    datamodule: pl.LightningDataModule | None = None,
+    *,
+    steps: int = 100,
+    start: float = 1e-4,
+    end: float = 1e2,
+    beta: float = 0.98,
+    stop: float = 4.0,
+    update_attr: bool = True,
+    attr_name: str = "",
+) -> RangeTest:
+    """:func:`greedylr.lr_range_test`'s sweep, run by ``trainer`` on ``model``; call it
+    before ``trainer.fit(model, ...)``, which then starts at the suggestion.
+
+    The sweep is a ``trainer.fit`` that Lightning's strategy, precision plugin and
+    gradient accumulation run as they will run the real fit. Once the strategy has set the
+    model up and ``configure_optimizers`` has built its optimizer, it trains ``steps``
+    optimizer steps; before step ``k`` every param group's LR is its own (``initial_lr``
+    where a scheduler left one, else ``lr``) times ``sweep_multipliers(steps, start,
+    end)[k]``, so the groups keep their ratios. Step ``k``'s loss is the mean of the loss
+    ``training_step`` returned over the step's micro-batches (a short last window of an
+    epoch included) and over the ranks, so that every rank reads the same sweep;
+    :meth:`RangeTest.read` reads it after every step and the sweep ends where it stops. An
+    epoch shorter than the sweep is followed by the next, as a plain loop would cycle
+    through its data.
+
+    During the sweep (as in ``Tuner.lr_find``) the trainer's callbacks do not run, except
+    any ``GradientAccumulationScheduler`` (it decides how many micro-batches make a step),
+    its loggers receive nothing, validation does not run and the LR schedulers are not
+    stepped; the LightningModule's own hooks run. Afterwards a checkpoint taken before it
+    (in ``trainer.default_root_dir``, then deleted) puts back the weights and buffers,
+    the loops' progress (``global_step``), the precision plugin's state (a GradScaler's
+    scale) and the datamodule's; the callbacks, loggers, LR schedulers, ``max_steps``,
+    ``max_epochs``, ``limit_val_batches`` and ``accumulate_grad_batches`` are put back
+    as they were, and so are the random number generators (torch's, numpy's, Python's):
+    the fit that follows trains as it would have without the test, from the suggestion.
+    The model's and callbacks' ``setup``/``teardown`` hooks run once more, and the model's
+    ``on_save_checkpoint``/``on_load_checkpoint`` once each, as with ``Tuner.lr_find``.
+
+    Args:
+        trainer: the Trainer that will fit ``model`` (not yet fitted, or where the fit to
+            continue left off).
+        model: the LightningModule; its ``configure_optimizers`` builds one optimizer,
+            at the LR you would otherwise use.
+        train_dataloaders: as for ``trainer.fit``.
+        datamodule: as for ``trainer.fit``.
+        steps: the sweep's length, in optimizer steps.
+        start: the sweep's first multiple of each group's LR (:func:`greedylr.lr_range_test`).
+        end: its last.
+        beta: the smoothing of :meth:`RangeTest.read`.
+        stop: its cut.
+        update_attr: multiply the LightningModule's LR attribute by
+            :attr:`RangeTest.suggested_multiplier`, so that ``configure_optimizers`` builds
+            the next fit's optimizer at the suggestion (every group moves with it when its
+            LR is proportional to the attribute). ``False``: only return the result.
+        attr_name: that attribute (in the model or its ``hparams``); by default ``lr`` or
+            ``learning_rate``, found as ``Tuner.lr_find`` finds it.
+
+    Returns:
+        The sweep and its reading; ``base_lrs`` are the LRs ``configure_optimizers`` gave
+        the groups.
+
+    Raises:
+        ValueError: ``steps`` is below 2, ``start`` or ``end`` is not positive and finite
+            or ``end <= start``, ``beta`` or ``stop`` is out of range, the first loss is not
+            finite, or the LR attribute is not a positive number.
+        AttributeError: ``update_attr`` and the model has no LR attribute.
+        MisconfigurationException: what the sweep cannot run correctly: manual
+            optimization (and so several optimizers), a strategy that trains in processes
+            it launches itself (``ddp_spawn``, ``ddp_fork``, notebooks, XLA),
+            ``fast_dev_run``, a ``LearningRateFinder`` callback, or no optimizer with an LR.
+        RuntimeError: the fit loop ended before the sweep did (no training batches, or
+            the model stopped the fit), or an optimizer step had no loss on any rank.
+    """
+    steps = _check_sweep(steps, start, end, beta, stop)
+    _refuse_what_the_sweep_cannot_run(trainer, model)
+    attr = _lr_attribute(model, attr_name) if update_attr else None
+    sweep = _Sweep(sweep_multipliers(steps, start, end), beta=beta, stop=stop)
+    with isolate_rng(), _first_callback(trainer, sweep):
+        trainer.fit(model, train_dataloaders=train_dataloaders, datamodule=datamodule)
+    result = sweep.result
+    assert result is not None, "the sweep either reads its steps or raises"
+    if trainer.is_global_zero:
+        _warn_at_an_end_of_the_sweep(result)
+    if attr is not None:
+        name, lr = attr
+        lightning_setattr(model, name, lr * result.suggested_multiplier)
+        logger.info("LR range test: %s set from %g to %g (%g times it)", name, lr,
+                    lr * result.suggested_multiplier, result.suggested_multiplier)
+    return result
+
+
+# The trainers below are typed Any: Lightning sets Trainer.callbacks and fast_dev_run
+# outside Trainer.__init__, where type checkers do not see them.
+
+
+@contextmanager
+def _first_callback(trainer: Any, callback: pl.Callback) -> Iterator[None]:
+    """``callback`` first among the trainer's callbacks (its ``on_fit_start`` before any
+    other's), then the trainer's callbacks as given (the fit adds the model's own)."""
+    callbacks = trainer.callbacks
+    trainer.callbacks = [callback, *callbacks]
+    try:
+        yield
+    finally:
+        trainer.callbacks = callbacks
+
+
+def _refuse_what_the_sweep_cannot_run(trainer: Any, model: pl.LightningModule) -> None:
+    """Refuses, before the fit, what would make the sweep wrong or its result lost."""
+    if not model.automatic_optimization:
+        raise MisconfigurationException(
+            "range_test needs automatic optimization: the sweep sets the LR before each "
+            "optimizer step Lightning takes and reads the loss training_step returns for it. "
+            "Under manual optimization (which several optimizers need) training_step steps "
+            "its optimizers itself; run greedylr.lr_range_test in a loop of your own, whose "
+            "train_step is one step of one optimizer."
+        )
+    launcher = trainer.strategy.launcher
+    if launcher is not None and not isinstance(launcher, _SubprocessScriptLauncher):
+        raise MisconfigurationException(
+            f"range_test reads the sweep and puts the model back in this process; "
+            f"{type(trainer.strategy).__name__} trains in processes it launches itself "
+            "(ddp_spawn, ddp_fork, a notebook's ddp, XLA), from which neither would come "
+            "back. Use strategy='ddp' (each rank runs your script, and the test), or run "
+            "the test on one device."
+        )
+    if trainer.fast_dev_run:
+        raise MisconfigurationException(
+            "range_test cannot run its sweep under fast_dev_run, which trains a single "
+            "batch; use a Trainer without fast_dev_run."
+        )
+    if any(isinstance(c, LearningRateFinder) for c in trainer.callbacks):
+        raise MisconfigurationException(
+            "the trainer has a LearningRateFinder callback: Lightning would run its own "
+            "sweep (every group at the same LR, read at the steepest descent) at fit start "
+            "and set the LR itself. Remove it to use range_test."
+        )
+
+
+def _lr_attribute(model: pl.LightningModule, attr_name: str) -> tuple[str, float]:
+    """The model's LR attribute, as ``Tuner.lr_find`` finds it, and the positive LR it
+    holds."""
+    try:
+        name = _determine_lr_attr_name(model, attr_name)
+    except AttributeError as error:
+        wanted = repr(attr_name) if attr_name else "'lr' or 'learning_rate'"
+        raise AttributeError(
+            f"range_test sets the LR that configure_optimizers reads, but neither the model "
+            f"nor model.hparams has {wanted}: pass attr_name= the attribute's name, or "
+            "update_attr=False to only return the RangeTest (its suggested_lrs)"
+        ) from error
+    value = lightning_getattr(model, name)
+    if not (isinstance(value, numbers.Real) and 0 < float(value) < math.inf):
+        raise ValueError(
+            f"range_test multiplies model.{name} by the suggestion; it holds {value!r}, not "
+            "a positive LR. Set it to the LR configure_optimizers builds the optimizer with."
+        )
+    return name, float(value)
+
+
+class _Sweep(pl.Callback):
+    """The range test inside ``trainer.fit``: at fit start, where the strategy has set the
+    model up and built its optimizer, it runs Lightning's fit loop for the sweep's
+    optimizer steps, putting every group's LR in place before each and reading its loss
+    after it; then it puts the trainer back from a checkpoint taken before and ends the
+    fit (the caller's own fit builds its optimizer anew, from the suggested LR)."""
+
+    def __init__(self, multipliers: Sequence[float], *, beta: float, stop: float) -> None:
+        self.multipliers = list(multipliers)
+        self.beta = beta
+        self.stop = stop
+        self.result: RangeTest | None = None
+        self._optimizer: torch.optim.Optimizer | None = None
+        self._base_lrs: list[float] = []
+        self._losses: list[float] = []
+        self._window: list[torch.Tensor] = []  # the current step's micro-batch losses
+        self._first_step = 0
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        optimizer = trainer.optimizers[0]  # automatic optimization: the one there is
+        # Lightning's stand-in when configure_optimizers returns None has no param groups
+        if not optimizer.param_groups or any("lr" not in g for g in optimizer.param_groups):
+            raise MisconfigurationException(
+                "range_test: configure_optimizers returned no optimizer (or one whose param "
+                "groups have no 'lr'): there is no LR to sweep"
+            )
+        self._optimizer = optimizer
+        self._base_lrs = [float(group.get("initial_lr", group["lr"]))
+                          for group in optimizer.param_groups]
+        self._first_step = trainer.global_step
+        checkpoint = trainer.strategy.broadcast(os.path.join(
+            trainer.default_root_dir, f".greedylr_range_test_{uuid.uuid4()}.ckpt"))
+        trainer.save_checkpoint(checkpoint)
+        try:
+            with self._sweep_settings(trainer):
+                self._set_lrs(0)
+                trainer.fit_loop.run()
+        finally:
+            trainer._checkpoint_connector.restore(checkpoint)
+            trainer.strategy.remove_checkpoint(checkpoint)
+            # restoring the loops marks them as resuming a checkpoint: the next fit must
+            # start from their progress as if the test had not run
+            trainer.fit_loop.restarting = False
+            trainer.fit_loop.epoch_loop.restarting = False
+        if self.result is None or not (
+                self.result.stopped or len(self._losses) == len(self.multipliers)):
+            raise RuntimeError(
+                f"range_test: Lightning's fit loop ended the sweep after {len(self._losses)} "
+                f"of its {len(self.multipliers)} optimizer steps (no training batches, "
+                "limit_train_batches=0, or the LightningModule stopped the fit): the test "
+                "reads a whole sweep only"
+            )
+        raise _TunerExitException  # ends this fit, as Tuner.lr_find ends its own
+
+    @contextmanager
+    def _sweep_settings(self, trainer: Any) -> Iterator[None]:
+        """The trainer set to run the sweep alone, and put back as it was after it."""
+        epoch_loop = trainer.fit_loop.epoch_loop
+        saved = (trainer.callbacks, trainer.loggers, trainer.strategy.lr_scheduler_configs,
+                 epoch_loop.max_steps, trainer.fit_loop.max_epochs, trainer.limit_val_batches,
+                 trainer.accumulate_grad_batches)
+        trainer.callbacks = [self, *(c for c in trainer.callbacks
+                                     if isinstance(c, GradientAccumulationScheduler))]
+        # a stand-in logger: code that reads trainer.logger (or its experiment) still runs
+        trainer.logger = DummyLogger() if trainer.loggers else None
+        trainer.strategy.lr_scheduler_configs = []
+        epoch_loop.max_steps = trainer.global_step + len(self.multipliers)
+        # as many epochs as steps: enough however short an epoch is, and an end to the
+        # loop if the data yields nothing
+        trainer.fit_loop.max_epochs = trainer.current_epoch + len(self.multipliers)
+        trainer.limit_val_batches = 0
+        try:
+            yield
+        finally:
+            (trainer.callbacks, trainer.loggers, trainer.strategy.lr_scheduler_configs,
+             epoch_loop.max_steps, trainer.fit_loop.max_epochs, trainer.limit_val_batches,
+             trainer.accumulate_grad_batches) = saved
+
+    def _set_lrs(self, step: int) -> None:
+        assert self._optimizer is not None  # set at fit start
+        for group, lr in zip(self._optimizer.param_groups, self._base_lrs):
+            _set(group, "lr", lr * self.multipliers[step])
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, Mapping) else None
+        if loss is not None:  # None: training_step skipped this micro-batch
+            # Lightning divided it by accumulate_grad_batches (in a short window too)
+            self._window.append(loss.detach().float() * trainer.accumulate_grad_batches)
+        if trainer.global_step - self._first_step == len(self._losses):
+            return  # the optimizer step is still accumulating
+        self._losses.append(self._step_loss(trainer))
+        self.result = RangeTest.read(self._base_lrs, self.multipliers, self._losses,
+                                     beta=self.beta, stop=self.stop)
+        if self.result.stopped:
+            trainer.fit_loop.epoch_loop.max_steps = trainer.global_step
+        elif len(self._losses) < len(self.multipliers):
+            self._set_lrs(len(self._losses))
+
+    def _step_loss(self, trainer: pl.Trainer) -> float:
+        """The mean loss of the step's micro-batches on every rank (one collective)."""
+        window, self._window = self._window, []
+        device = trainer.strategy.root_device
+        total = sum(window, torch.zeros((), device=device))
+        both = torch.stack([total, torch.tensor(float(len(window)), device=device)])
+        loss_sum, count = trainer.strategy.reduce(both, reduce_op="sum").tolist()
+        if count == 0:
+            raise RuntimeError(
+                f"range_test: training_step returned no loss for any micro-batch of the "
+                f"sweep's step {len(self._losses)}: the step has nothing to read"
+            )
+        return loss_sum / count

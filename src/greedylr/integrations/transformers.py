@@ -41,6 +41,18 @@ GreedyLR is fed the true value instead, and its ``on_nonfinite`` policy decides.
 :func:`average_weights` adds what the Trainer lacks for evaluating GreedyLR runs: a running
 average of the weights (:mod:`greedylr.averaging`), swapped in for every evaluation and
 kept in every checkpoint.
+
+:func:`range_test` places the LR before ``train()`` when nobody tuned it: the combination
+the evidence found the most tolerant of such an LR is an LR range test, then GreedyLR from
+its suggestion (:mod:`greedylr.range_test`). It runs :func:`greedylr.lr_range_test` on the
+Trainer's own optimizer steps (its batches, ``compute_loss``, accumulation, clipping and
+mixed precision), puts back everything the sweep changed, and leaves the suggestion where
+``train()`` reads it::
+
+    trainer = Trainer(model=model, args=args, train_dataset=train)
+    range_test(trainer)   # 100 optimizer steps, then everything put back
+    attach(trainer)       # GreedyLR starts from the suggestion
+    trainer.train()
 """
 
 from __future__ import annotations
@@ -57,15 +69,19 @@ from torch.optim.swa_utils import AveragedModel
 
 from greedylr._extras import requires_extra
 from greedylr.averaging import DEFAULT_GAMMA, averaged_model, power_ema
+from greedylr.range_test import RangeTest, lr_range_test
 from greedylr.scheduler import GreedyLR
 
 with requires_extra("hf", "greedylr.integrations.transformers"):
+    from accelerate.optimizer import AcceleratedOptimizer
+    from accelerate.utils import convert_outputs_to_fp32
     from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState
     from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
     from transformers.training_args import TrainingArguments
+    from transformers.utils import is_sagemaker_mp_enabled
 
 __all__ = ["AVERAGE_FILE", "GreedyLRCallback", "WeightAveragingCallback", "attach",
-           "average_weights"]
+           "average_weights", "range_test"]
 
 logger = logging.getLogger("greedylr")
 
@@ -334,6 +350,276 @@ def attach(
     _wrap_log(trainer, callback)
     trainer.add_callback(callback)
     return callback
+
+
+# -- an LR range test on the Trainer's own optimizer steps -----------------------------
+
+#: What the sweep sets on the Trainer for its steps, and puts back after them.
+_SWEEP_ATTRIBUTES = ("optimizer", "current_gradient_accumulation_steps")
+
+_OWN_LOOP = ("; run greedylr.lr_range_test in your own training loop instead (its train_step "
+             "one step of that loop)")
+
+
+def range_test(
+    trainer: Trainer,
+    *,
+    steps: int = 100,
+    start: float = 1e-4,
+    end: float = 1e2,
+    beta: float = 0.98,
+    stop: float = 4.0,
+) -> RangeTest:
+    """Run :func:`greedylr.lr_range_test` on ``trainer``'s own optimizer steps, before
+    ``train()``, and leave the suggestion where ``train()`` starts from.
+
+    Each step of the sweep is one optimizer step as ``train()`` takes it:
+    ``args.gradient_accumulation_steps`` micro-batches from a fresh
+    ``trainer.get_train_dataloader()`` iterator (started again when exhausted, as the next
+    epoch), counted by ``get_batch_samples`` (``num_items_in_batch``), each through
+    ``trainer.training_step`` (so ``compute_loss`` or ``compute_loss_func``, the scaling for
+    accumulation, and the accelerator's ``backward``), the gradients clipped at
+    ``args.max_grad_norm`` by the accelerator, then the optimizer's step. The loss the sweep
+    reads is the one the Trainer logs as ``loss`` for that step: the sum of the micro-batch
+    losses ``training_step`` returns. The Trainer's callbacks see none of these steps.
+
+    Mixed precision as in training: the forward runs under the accelerator's autocast with
+    its outputs cast to float32, as ``accelerator.prepare`` makes it in ``train()``; with the
+    fp16 ``GradScaler``, the loss is scaled, the gradients unscaled before clipping, and the
+    step taken through the scaler. Under data parallelism (several processes, DDP), the
+    gradients are averaged across the processes before each step, as DDP averages them, and
+    so is the loss (the Trainer's logged ``loss``): every process reads the same sweep and
+    takes the same suggestion.
+
+    Afterwards the model's weights, buffers, gradients and train/eval modes, the optimizer's
+    state, torch's random number generators and the ``GradScaler`` are as they were, and
+    ``train()`` builds its own dataloader, from the first batch. The suggestion (each LR
+    times :attr:`RangeTest.suggested_multiplier`) goes where ``train()`` reads it:
+
+    * the Trainer was given an optimizer (``optimizers=(optimizer, None)``): that one is
+      swept, and its LRs set to the suggestion (:meth:`RangeTest.apply`);
+    * otherwise the optimizer the Trainer builds (``trainer.create_optimizer()``) is swept
+      and dropped, ``trainer.optimizer`` stays ``None``, and ``trainer.args.learning_rate``
+      is multiplied by ``suggested_multiplier``: ``train()`` builds its optimizer, and its
+      scheduler or :func:`attach`'s GreedyLR, at the suggestion. The arguments change in
+      place, for any Trainer that shares them.
+
+    What it found goes to the ``greedylr`` logger at INFO.
+
+    Args:
+        trainer: a ``transformers.Trainer`` or a subclass, before ``train()``.
+        steps: the sweep's length, in optimizer steps (:func:`greedylr.lr_range_test`).
+        start: the sweep's first multiple of the LR.
+        end: its last multiple.
+        beta: the smoothing of :meth:`RangeTest.read`.
+        stop: its cut.
+
+    Returns:
+        The sweep's :class:`~greedylr.RangeTest`.
+
+    Raises:
+        RuntimeError: where a sweep before ``train()`` cannot take the steps training will
+            (DeepSpeed, FSDP, a model split across devices, ``nn.DataParallel``, FP8, a
+            multi-process setup other than DDP, an optimizer that updates inside
+            backward), or cannot place the suggestion where ``train()`` reads it (a
+            Trainer that trained already or holds a scheduler, a built optimizer whose LR
+            does not follow ``args.learning_rate``). Nothing has changed then; the message
+            says what to do instead.
+        ValueError: as :func:`greedylr.lr_range_test`.
+    """
+    refusal = _refusal(trainer)
+    if refusal is not None:
+        raise RuntimeError(f"greedylr range_test: {refusal}")
+    model = trainer.model
+    assert model is not None, "a Trainer has a model"
+    given = trainer.optimizer
+    optimizer = given if given is not None else _trainers_optimizer(trainer)
+    scaler = trainer.accelerator.scaler
+    with _as_in_training(trainer, model, optimizer):
+        result = lr_range_test(
+            model, optimizer, _optimizer_step(trainer, model, optimizer), steps=steps,
+            start=start, end=end, beta=beta, stop=stop,
+            also_restore=() if scaler is None else (scaler,))
+    if given is None:
+        before = trainer.args.learning_rate
+        trainer.args.learning_rate = before * result.suggested_multiplier
+        placed = (f"args.learning_rate {before:g} -> {trainer.args.learning_rate:g}, which "
+                  "train() builds its optimizer at")
+    else:
+        result.apply(given)
+        placed = "the given optimizer's LRs set to it: " + ", ".join(
+            f"{lr:g}" for lr in result.suggested_lrs)
+    logger.info(
+        "LR range test on the Trainer: the smoothed loss was lowest (the valley) at LR %g, "
+        "%g times the LR given; the suggestion is a tenth of it, LR %g; %s",
+        result.base_lrs[0] * result.best_multiplier, result.best_multiplier,
+        result.suggested_lrs[0], placed)
+    return result
+
+
+def _refusal(trainer: Trainer) -> str | None:
+    """Why a sweep before ``train()`` would not take the steps ``train()`` takes, or could not
+    place its suggestion where ``train()`` reads it; ``None`` when it can."""
+    args, accelerator = trainer.args, trainer.accelerator
+    optim = getattr(args.optim, "value", args.optim)
+    config = getattr(accelerator, "parallelism_config", None)  # Accelerate's TP/CP/SP sizes
+    if trainer.is_deepspeed_enabled:
+        return ("DeepSpeed's engine, built in train(), owns the weights, the loss scaling and "
+                "the optimizer step" + _OWN_LOOP)
+    if trainer.is_fsdp_enabled or trainer.is_fsdp_xla_enabled:
+        return "FSDP shards the model in train(), after which its steps differ" + _OWN_LOOP
+    if (trainer.is_model_parallel or is_sagemaker_mp_enabled()
+            or getattr(trainer, "is_distributed_loading_by_transformers", False)
+            or (config is not None and config.non_data_parallel_size > 1)):
+        return ("the model is split across devices (model, tensor, context or sequence "
+                "parallelism)" + _OWN_LOOP)
+    if args.n_gpu > 1:
+        return (f"train() wraps the model in nn.DataParallel over {args.n_gpu} GPUs of one "
+                "process; launch one process per GPU (torchrun), which range_test supports")
+    if accelerator.fp8_enabled:
+        return ("FP8: Accelerate converts the model's layers in train(), so a sweep before it "
+                "would run in another precision" + _OWN_LOOP)
+    # MULTI_CPU, MULTI_GPU, MULTI_XPU, ...: Accelerate wraps the model in DDP in train()
+    data_parallel = accelerator.distributed_type.value.startswith("MULTI_")
+    if accelerator.num_processes > 1 and not data_parallel:
+        return (f"{accelerator.distributed_type.value} over {accelerator.num_processes} "
+                "processes is not the data parallelism (DDP) range_test reproduces" + _OWN_LOOP)
+    if "lomo" in optim or "layerwise" in optim:
+        return (f"optim={optim!r} updates the weights inside backward, not in "
+                "optimizer.step(), where the sweep sets the LR" + _OWN_LOOP)
+    if isinstance(trainer.optimizer, AcceleratedOptimizer):
+        return ("this Trainer has trained already (Accelerate prepared its model and "
+                "optimizer): call range_test before train(), on a new Trainer")
+    if trainer.lr_scheduler is not None:
+        return ("the Trainer holds a scheduler already, built at the LR given, which the "
+                "suggestion would not reach: pass optimizers=(optimizer, None), and train() "
+                "or attach() builds the scheduler at the suggestion")
+    return None
+
+
+def _trainers_optimizer(trainer: Trainer) -> torch.optim.Optimizer:
+    """The optimizer ``train()`` would build, built now and not kept (``trainer.optimizer``
+    stays ``None``); first built at twice ``args.learning_rate``, to check that each group's
+    LR follows it, else scaling ``args.learning_rate`` would not carry the suggestion to
+    ``train()``."""
+    args = trainer.args
+    given = args.learning_rate
+    built = []
+    try:
+        for lr in (2 * given, given):
+            args.learning_rate = lr
+            built.append(trainer.create_optimizer())
+            trainer.optimizer = None
+    finally:
+        args.learning_rate = given
+    doubled, optimizer = built
+    if not all(math.isclose(float(a["lr"]), 2 * float(b["lr"]), rel_tol=1e-12)
+               for a, b in zip(doubled.param_groups, optimizer.param_groups, strict=True)):
+        raise RuntimeError(
+            "greedylr range_test: the optimizer trainer.create_optimizer() builds does not "
+            "take its LR from args.learning_rate (optimizer_cls_and_kwargs with its own lr, "
+            "or an overridden create_optimizer), so the suggestion could not reach train(): "
+            "build the optimizer and pass optimizers=(optimizer, None); range_test then "
+            "sweeps it and sets its LRs")
+    return optimizer
+
+
+@contextlib.contextmanager
+def _attributes_kept(holder: object, names: tuple[str, ...]) -> Iterator[None]:
+    """``holder``'s attributes ``names`` after the block as they were before it, set or not."""
+    kept = {name: vars(holder)[name] for name in names if name in vars(holder)}
+    try:
+        yield
+    finally:
+        for name in names:
+            vars(holder).pop(name, None)
+        vars(holder).update(kept)
+
+
+@contextlib.contextmanager
+def _as_in_training(trainer: Trainer, model: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer) -> Iterator[None]:
+    """What ``train()`` sets up around its steps, for the sweep only: ``trainer.optimizer``
+    is the optimizer swept (``training_step`` calls its ``train()``, which schedule-free
+    optimizers need), and the model's forward runs as ``accelerator.prepare`` makes it, under
+    the accelerator's autocast with its outputs cast to float32. Afterwards these, the
+    Trainer's accumulation count and the modules' train/eval modes are as they were (the
+    rest, :func:`greedylr.lr_range_test` puts back)."""
+    accelerator = trainer.accelerator
+    modes = [(module, module.training) for module in model.modules()]
+    with _attributes_kept(trainer, _SWEEP_ATTRIBUTES), _attributes_kept(model, ("forward",)):
+        trainer.optimizer = optimizer
+        if accelerator.native_amp:
+            model.forward = convert_outputs_to_fp32(accelerator.autocast()(model.forward))
+        try:
+            yield
+        finally:
+            for module, training in modes:
+                module.training = training
+
+
+def _optimizer_step(trainer: Trainer, model: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer) -> Callable[[], torch.Tensor]:
+    """One optimizer step as ``train()`` takes it (:func:`range_test` says how), on the next
+    batches; it returns the step's loss."""
+    args, accelerator = trainer.args, trainer.accelerator
+    batches = _endless_batches(trainer)
+    started = False
+
+    def step() -> torch.Tensor:
+        nonlocal started
+        if not started and accelerator.num_processes > 1:
+            # DDP copies the first process's weights and buffers to the others when it
+            # wraps the model in train(); lr_range_test puts each process's own back after
+            _from_first_process([*model.parameters(), *model.buffers()])
+        started = True
+        model.zero_grad()  # as train() does before its first step and after each
+        micro_batches, num_items_in_batch = trainer.get_batch_samples(
+            batches, args.gradient_accumulation_steps, args.device)
+        trainer.current_gradient_accumulation_steps = len(micro_batches)
+        loss = torch.zeros((), device=args.device)  # float32, as the Trainer sums its logged loss
+        for inputs in micro_batches:
+            loss += trainer.training_step(model, inputs, num_items_in_batch)
+        if accelerator.num_processes > 1:  # DDP's average, and the logs' mean over processes
+            _average_over_processes(
+                [loss, *(p.grad for p in model.parameters() if p.grad is not None)])
+        scaler = accelerator.scaler
+        if args.max_grad_norm > 0:
+            if scaler is not None:  # the accelerator unscales only the optimizers it prepared
+                scaler.unscale_(optimizer)
+            accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+        if scaler is None:
+            optimizer.step()
+        else:
+            scaler.step(optimizer)
+            scaler.update()
+        return loss
+
+    return step
+
+
+def _endless_batches(trainer: Trainer) -> Iterator[Any]:
+    """The training batches from a fresh ``trainer.get_train_dataloader()``, which starts
+    again (on its next epoch) when exhausted."""
+    dataloader = trainer.get_train_dataloader()
+    while True:
+        yield from dataloader
+
+
+@torch.no_grad()
+def _from_first_process(tensors: list[torch.Tensor]) -> None:
+    """Copy the first process's value of each tensor into every process's, in place."""
+    for tensor in tensors:
+        torch.distributed.broadcast(tensor, src=0)
+
+
+def _average_over_processes(tensors: list[torch.Tensor]) -> None:
+    """Average each tensor in place over the processes (their sum, divided by their number),
+    as DDP averages gradients."""
+    processes = torch.distributed.get_world_size()
+    for tensor in tensors:
+        torch.distributed.all_reduce(tensor)
+        tensor.div_(processes)
 
 
 # -- an average of the weights to evaluate on -----------------------------------------

