@@ -387,9 +387,11 @@ def range_test(
     its outputs cast to float32, as ``accelerator.prepare`` makes it in ``train()``; with the
     fp16 ``GradScaler``, the loss is scaled, the gradients unscaled before clipping, and the
     step taken through the scaler. Under data parallelism (several processes, DDP), the
-    gradients are averaged across the processes before each step, as DDP averages them, and
-    so is the loss (the Trainer's logged ``loss``): every process reads the same sweep and
-    takes the same suggestion.
+    sweep starts from the first process's weights and buffers on every process, as DDP's
+    wrapping in ``train()`` makes them, the gradients are averaged across the processes
+    before each step, as DDP averages them, and so is the loss (the Trainer's logged
+    ``loss``): every process reads the same sweep and takes the same suggestion, and gets
+    its own weights back afterwards.
 
     Afterwards the model's weights, buffers, gradients and train/eval modes, the optimizer's
     state, torch's random number generators and the ``GradScaler`` are as they were, and
