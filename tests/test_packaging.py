@@ -137,12 +137,9 @@ def _venv(path: Path) -> str:
 
 
 def _pip(python: str, *args: str) -> None:
-    """``pip install`` into the environment of ``python``, without compiling every module
-    to bytecode first (torch's alone: 41 s against 13 s; the few a test imports are
-    compiled when imported)."""
+    """``pip install`` into the environment of ``python``."""
     done = subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "-q",
-                           "--no-compile", *args], capture_output=True, text=True, timeout=900,
-                          check=False)
+                           *args], capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
