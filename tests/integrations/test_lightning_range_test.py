@@ -5,6 +5,9 @@ process. Every sweep is short (30-40 steps) to keep the file fast."""
 from __future__ import annotations
 
 import copy
+import gc
+import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from greedylr import GreedyLR, lr_range_test  # noqa: E402
 from greedylr.integrations.lightning import GreedyLRCallback, range_test  # noqa: E402
 from greedylr.range_test import sweep_multipliers  # noqa: E402
 from integrations.test_lightning import _Classifier, _digits  # noqa: E402
+from spawning import free_loopback_port, loopback_rank_environment, spawn_ranks  # noqa: E402
 
 BATCH = 16
 BIAS_RATIO = 0.1  # the second param group's LR, as a multiple of the first's
@@ -408,3 +412,55 @@ def test_range_test_then_greedylr_end_to_end(tmp_path: Path) -> None:
     windows = [m[0:2], m[2:4], m[4:5], m[5:7], m[7:9], m[9:10]]
     assert list(sched.trace.losses) == pytest.approx([sum(w) / len(w) for w in windows],
                                                      rel=1e-6)
+
+
+def _ddp_worker(rank: int, out: str, port: int) -> None:
+    """One of two processes that torchrun would start (``LOCAL_RANK`` set: Lightning's
+    ``strategy="ddp"`` launches nothing), each with weights of its own."""
+    os.environ.update(loopback_rank_environment(rank, port))
+    torch.set_num_threads(1)  # two processes on two cores
+    model = _Swept(_data(), lr=0.05)
+    if rank == 1:  # weights of its own, which DDP replaces with rank 0's in the fit
+        with torch.no_grad():
+            model.net.weight.add_(0.01)
+    trainer = _trainer(Path(out), strategy="ddp", devices=2, accumulate_grad_batches=2)
+
+    result = range_test(trainer, model, steps=6)
+
+    swept_micro, swept_lrs = list(model.micro), list(model.step_lrs)
+    after_test = {name: tensor.tolist() for name, tensor in _weights(model).items()}
+    model.step_lrs.clear()
+    trainer.fit(model)
+    Path(out, f"rank{rank}.json").write_text(json.dumps({
+        "world": trainer.world_size, "losses": result.losses, "micro": swept_micro,
+        "swept_lrs": swept_lrs, "suggested": result.suggested_multiplier, "lr": model.lr,
+        "after_test": after_test, "fit_lrs": model.step_lrs}))
+    gc.collect()
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow  # two processes each import Lightning
+@pytest.mark.timeout(240)
+def test_every_ddp_rank_reads_the_mean_of_the_ranks_and_takes_the_same_suggestion(
+        tmp_path: Path) -> None:
+    """``strategy="ddp"`` in two gloo processes, accumulation 2, each rank on its half of
+    the data (Lightning's distributed sampler): every step's loss is the mean over the
+    ranks of their micro-batches' mean, the same on both; so is the suggestion, and the
+    fit after it starts there on both ranks, from the same weights."""
+    spawn_ranks(_ddp_worker, (str(tmp_path), free_loopback_port()), timeout=200)
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+    assert r0["world"] == r1["world"] == 2
+    assert r0["micro"] != r1["micro"], "both ranks swept the same data: nothing to average"
+    assert r0["losses"] == r1["losses"] and len(r0["losses"]) == 6
+    # each rank's 40 rows: batches of 16, 16 and 8, so windows of 2 and 1 micro-batches
+    windows = [(0, 2), (2, 3), (3, 5), (5, 6), (6, 8), (8, 9)]
+    for r in (r0, r1):
+        assert len(r["micro"]) == 9
+    means = [[sum(r["micro"][a:b]) / (b - a) for a, b in windows] for r in (r0, r1)]
+    assert r0["losses"] == pytest.approx([(a + b) / 2 for a, b in zip(*means)], rel=1e-6)
+    assert r0["swept_lrs"] == r1["swept_lrs"]
+    assert r0["suggested"] == r1["suggested"] and r0["lr"] == r1["lr"]
+    assert r0["lr"] == pytest.approx(0.05 * r0["suggested"])
+    # the weights put back are the first rank's, which DDP gave both ranks for the sweep
+    assert r0["after_test"] == r1["after_test"]
+    assert r0["fit_lrs"][0] == r1["fit_lrs"][0] == pytest.approx([r0["lr"], r0["lr"] * BIAS_RATIO])
