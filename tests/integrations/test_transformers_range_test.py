@@ -353,6 +353,38 @@ def test_mixed_precision_forward_and_compute_loss_func_as_in_training(
     assert range_test(plain, steps=3).losses[0] != pytest.approx(result.losses[0], rel=1e-5)
 
 
+class _Routed(torch.nn.Module):
+    """Three layers: ``shared`` trains on every process, ``routed`` on the first only (as
+    an expert a router sends no token to elsewhere), ``idle`` on none."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.shared, self.routed, self.idle = (torch.nn.Linear(4, 4) for _ in range(3))
+
+    def forward(self, x: torch.Tensor, route: bool) -> torch.Tensor:
+        y = self.shared(x)
+        return (self.routed(y) if route else y).square().mean()
+
+
+def _routed_gradients(rank: int) -> dict[str, dict[str, Any]]:
+    """In the process group of a DDP test: ``_Routed``'s gradients averaged by the range
+    test's step and by DDP with ``find_unused_parameters``, each process routing its own
+    batch (through ``routed`` on the first process only)."""
+    from greedylr.integrations.transformers import _average_over_processes
+
+    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(rank))
+    ours = _Routed()
+    loss = ours(x, route=rank == 0)
+    loss.backward()
+    _average_over_processes(loss.detach(), ours.parameters())
+    ddp = torch.nn.parallel.DistributedDataParallel(_Routed(), find_unused_parameters=True)
+    ddp(x, route=rank == 0).backward()
+    return {name: {n: None if p.grad is None else p.grad.tolist()
+                   for n, p in module.named_parameters()}
+            for name, module in (("ours", ours), ("ddp", ddp.module))}
+
+
 def _ddp_worker(rank: int, out: str, port: int) -> None:
     os.environ.update(loopback_rank_environment(rank, port))
     import difflib
@@ -379,18 +411,28 @@ def _ddp_worker(rank: int, out: str, port: int) -> None:
     Path(out, f"rank{rank}.json").write_text(json.dumps({
         "world": trainer.args.world_size, "losses": result.losses, "local": swept,
         "put_back": put_back,
-        "suggested": suggested, "logged": [e["loss"] for e in _train_logs(trainer)]}))
+        "suggested": suggested, "logged": [e["loss"] for e in _train_logs(trainer)],
+        **_routed_gradients(rank)}))
     # The Trainer holds its DDP model in reference cycles: collect it, then destroy the
     # gloo group before interpreter exit, where a live group can abort the process.
     gc.collect()
     torch.distributed.destroy_process_group()
 
 
+@pytest.fixture(scope="module")
+def ddp_ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """What each of two gloo processes wrote (``_ddp_worker``): one start for the tests
+    that need them, as each imports transformers."""
+    out = tmp_path_factory.mktemp("ddp")
+    spawn_ranks(_ddp_worker, (str(out), free_loopback_port()), timeout=200)
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+
+
 @pytest.mark.slow  # two processes each import transformers
 @pytest.mark.timeout(240)
-def test_every_ddp_process_takes_the_suggestion_of_the_averaged_sweep(tmp_path: Path) -> None:
-    spawn_ranks(_ddp_worker, (str(tmp_path), free_loopback_port()), timeout=200)
-    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+def test_every_ddp_process_takes_the_suggestion_of_the_averaged_sweep(
+        ddp_ranks: list[dict[str, Any]]) -> None:
+    r0, r1 = ddp_ranks
     assert r0["world"] == r1["world"] == 2
     assert r0["put_back"] and r1["put_back"], "a process's own weights were not put back"
     assert r0["local"] != r1["local"], "both processes swept the same data: nothing to average"
@@ -399,3 +441,25 @@ def test_every_ddp_process_takes_the_suggestion_of_the_averaged_sweep(tmp_path: 
     sums = [[sum(r["local"][i:i + 2]) for i in range(0, len(r["local"]), 2)] for r in (r0, r1)]
     assert r0["losses"] == pytest.approx([(a + b) / 2 for a, b in zip(*sums)], rel=1e-6)
     assert r0["logged"] == pytest.approx(r0["losses"][:2], rel=1e-6)
+
+
+@pytest.mark.slow  # two processes each import transformers
+@pytest.mark.timeout(240)
+def test_gradients_are_averaged_as_ddp_averages_those_some_processes_lack(
+        ddp_ranks: list[dict[str, Any]]) -> None:
+    """A parameter with a gradient on one process only (a routed expert) gets the same
+    average as DDP with ``find_unused_parameters`` gives it, on both; one with a gradient
+    nowhere keeps none. Before, each process all-reduced the gradients it had, and the
+    processes' collectives fell out of step."""
+    r0, r1 = ddp_ranks
+    for r in (r0, r1):
+        assert r["ours"]["idle.weight"] is None and r["ddp"]["idle.weight"] is None
+        assert r["ours"]["routed.weight"] is not None
+        assert r["ours"].keys() == r["ddp"].keys()
+        for name, grad in r["ddp"].items():
+            if grad is None:
+                assert r["ours"][name] is None, name
+            else:
+                torch.testing.assert_close(torch.tensor(r["ours"][name]), torch.tensor(grad),
+                                           msg=name)
+    assert r0["ours"] == r1["ours"]

@@ -60,7 +60,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -389,7 +389,8 @@ def range_test(
     step taken through the scaler. Under data parallelism (several processes, DDP), the
     sweep starts from the first process's weights and buffers on every process, as DDP's
     wrapping in ``train()`` makes them, the gradients are averaged across the processes
-    before each step, as DDP averages them, and so is the loss (the Trainer's logged
+    before each step, as DDP averages them (with ``find_unused_parameters``: a gradient
+    some process lacks counts as zero there), and so is the loss (the Trainer's logged
     ``loss``): every process reads the same sweep and takes the same suggestion, and gets
     its own weights back afterwards.
 
@@ -583,8 +584,7 @@ def _optimizer_step(trainer: Trainer, model: torch.nn.Module,
         for inputs in micro_batches:
             loss += trainer.training_step(model, inputs, num_items_in_batch)
         if accelerator.num_processes > 1:  # DDP's average, and the logs' mean over processes
-            _average_over_processes(
-                [loss, *(p.grad for p in model.parameters() if p.grad is not None)])
+            _average_over_processes(loss, model.parameters())
         scaler = accelerator.scaler
         if args.max_grad_norm > 0:
             if scaler is not None:  # the accelerator unscales only the optimizers it prepared
@@ -615,13 +615,28 @@ def _from_first_process(tensors: list[torch.Tensor]) -> None:
         torch.distributed.broadcast(tensor, src=0)
 
 
-def _average_over_processes(tensors: list[torch.Tensor]) -> None:
-    """Average each tensor in place over the processes (their sum, divided by their number),
-    as DDP averages gradients."""
+@torch.no_grad()
+def _average_over_processes(loss: torch.Tensor,
+                            parameters: Iterable[torch.nn.Parameter]) -> None:
+    """Average the loss and the gradients in place over the processes, as DDP averages
+    gradients with ``find_unused_parameters=True`` (the Trainer's default without gradient
+    checkpointing): a parameter that has a gradient on some process only gets the average
+    everywhere, its gradient counted as zero where it had none (a model that routes data,
+    as a mixture of experts does, would otherwise leave the processes' collectives out of
+    step: a hang); one that has none anywhere keeps none."""
     processes = torch.distributed.get_world_size()
-    for tensor in tensors:
-        torch.distributed.all_reduce(tensor)
-        tensor.div_(processes)
+    trained = [p for p in parameters if p.requires_grad]
+    has_grad = torch.tensor([p.grad is not None for p in trained], dtype=torch.float32,
+                            device=loss.device)
+    torch.distributed.all_reduce(has_grad)
+    torch.distributed.all_reduce(loss)
+    loss.div_(processes)
+    for p, anywhere in zip(trained, has_grad.tolist(), strict=True):
+        if anywhere:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            torch.distributed.all_reduce(p.grad)
+            p.grad.div_(processes)
 
 
 # -- an average of the weights to evaluate on -----------------------------------------
