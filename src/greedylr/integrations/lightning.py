@@ -282,8 +282,9 @@ def range_test(
     any ``GradientAccumulationScheduler`` (it decides how many micro-batches make a step),
     its loggers receive nothing, validation does not run and the LR schedulers are not
     stepped; the LightningModule's own hooks run. Afterwards a checkpoint taken before it
-    (in ``trainer.default_root_dir``, then deleted) puts back the weights and buffers,
-    the loops' progress (``global_step``), the precision plugin's state (a GradScaler's
+    (in ``trainer.default_root_dir``, then deleted) puts back the weights and buffers
+    (those registered with ``persistent=False``, which it leaves out, from a copy kept in
+    memory), the loops' progress (``global_step``), the precision plugin's state (a GradScaler's
     scale) and the datamodule's; the callbacks, loggers, LR schedulers, ``max_steps``,
     ``max_epochs``, ``limit_val_batches`` and ``accumulate_grad_batches`` are put back
     as they were, and so are the random number generators (torch's, numpy's, Python's):
@@ -446,6 +447,10 @@ class _Sweep(pl.Callback):
         checkpoint = trainer.strategy.broadcast(os.path.join(
             trainer.default_root_dir, f".greedylr_range_test_{uuid.uuid4()}.ckpt"))
         trainer.save_checkpoint(checkpoint)
+        # the checkpoint holds no buffer registered with persistent=False: kept here
+        in_checkpoint = set(pl_module.state_dict())
+        unsaved = {name: buffer.detach().clone() for name, buffer in pl_module.named_buffers()
+                   if name not in in_checkpoint}
         try:
             with self._sweep_settings(trainer):
                 self._set_lrs(0)
@@ -453,6 +458,10 @@ class _Sweep(pl.Callback):
         finally:
             trainer._checkpoint_connector.restore(checkpoint)
             trainer.strategy.remove_checkpoint(checkpoint)
+            with torch.no_grad():
+                for name, buffer in pl_module.named_buffers():
+                    if name in unsaved:
+                        buffer.copy_(unsaved[name])
             # restoring the loops marks them as resuming a checkpoint: the next fit must
             # start from their progress as if the test had not run
             trainer.fit_loop.restarting = False
