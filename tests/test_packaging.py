@@ -164,13 +164,32 @@ def _link_what_greedylr_requires(python: str, folder: Path, extras: str = "") ->
             continue
         done.add(name)
         if name != "greedylr":  # only what it requires
-            # (not the bytecode of top-level modules, a folder two of them share)
+            # (not the bytecode of top-level modules: nothing of it is needed)
             for top in {f.parts[0] for f in dist.files or ()} - {"..", "__pycache__"}:
-                (folder / top).symlink_to(Path(str(dist.locate_file(top))))
+                _link(Path(str(dist.locate_file(top))), folder / top)
         todo += [r for r in map(Requirement, dist.requires or ())
                  if r.marker is None or any(r.marker.evaluate({"extra": extra})
                                             for extra in {"", *requirement.extras})]
     Path(site, f"{folder.name}.pth").write_text(f"{folder}\n")
+
+
+def _link(source: Path, target: Path) -> None:
+    """``target`` a link to ``source``; where a folder of that name is linked already (a
+    namespace package several distributions share, as CUDA builds of torch have ``nvidia``),
+    a folder of links to the entries of both. A file linked already stays."""
+    if not os.path.lexists(target):
+        target.symlink_to(source)
+        return
+    if not (source.is_dir() and target.is_dir()):
+        return
+    if target.is_symlink():
+        linked = target.resolve()
+        target.unlink()
+        target.mkdir()
+        for entry in linked.iterdir():
+            _link(entry, target / entry.name)
+    for entry in source.iterdir():
+        _link(entry, target / entry.name)
 
 
 def _pip(python: str, *args: str) -> None:
