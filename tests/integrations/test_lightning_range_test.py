@@ -159,23 +159,26 @@ def test_the_trainer_is_put_back_and_the_fit_starts_at_the_suggestion(tmp_path: 
 
 
 class _Counting(_Swept):
-    """A buffer that training changes and checkpoints leave out (``persistent=False``)."""
+    """Buffers that training changes and checkpoints leave out (``persistent=False``), in
+    the module and in a submodule."""
 
     def __init__(self, data: Any, lr: float) -> None:
         super().__init__(data, lr)
         self.register_buffer("batches_seen", torch.zeros(()), persistent=False)
+        self.net.register_buffer("inputs_seen", torch.zeros(()), persistent=False)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         self.batches_seen += 1
+        self.net.inputs_seen += len(batch[0])
         return super().training_step(batch, batch_idx)
 
 
-def test_a_buffer_the_checkpoint_leaves_out_is_put_back_too(tmp_path: Path) -> None:
+def test_buffers_the_checkpoint_leaves_out_are_put_back_too(tmp_path: Path) -> None:
     model = _Counting(_data(), lr=0.05)
     model.batches_seen.fill_(3.0)
     range_test(_trainer(tmp_path), model, steps=10)
     assert len(model.micro) == 10  # the sweep did train
-    assert model.batches_seen.item() == 3.0
+    assert model.batches_seen.item() == 3.0 and model.net.inputs_seen.item() == 0.0
 
 
 class _StopOnce(pl.Callback):

@@ -447,10 +447,12 @@ class _Sweep(pl.Callback):
         checkpoint = trainer.strategy.broadcast(os.path.join(
             trainer.default_root_dir, f".greedylr_range_test_{uuid.uuid4()}.ckpt"))
         trainer.save_checkpoint(checkpoint)
-        # the checkpoint holds no buffer registered with persistent=False: kept here
-        in_checkpoint = set(pl_module.state_dict())
-        unsaved = {name: buffer.detach().clone() for name, buffer in pl_module.named_buffers()
-                   if name not in in_checkpoint}
+        # the checkpoint holds no buffer registered with persistent=False: kept here (found
+        # by module, not by a state_dict, which a sharded model would gather)
+        unsaved = {f"{prefix}.{name}" if prefix else name: buffer.detach().clone()
+                   for prefix, module in pl_module.named_modules()
+                   for name, buffer in module.named_buffers(recurse=False)
+                   if name in module._non_persistent_buffers_set}
         try:
             with self._sweep_settings(trainer):
                 self._set_lrs(0)
