@@ -166,19 +166,28 @@ class _Counting(_Swept):
         super().__init__(data, lr)
         self.register_buffer("batches_seen", torch.zeros(()), persistent=False)
         self.net.register_buffer("inputs_seen", torch.zeros(()), persistent=False)
+        self.register_buffer("cache", torch.zeros(2), persistent=False)  # grows
+        with torch.inference_mode():  # as a cache built in an earlier validate() would be
+            self.register_buffer("table", torch.arange(3.0), persistent=False)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         self.batches_seen += 1
         self.net.inputs_seen += len(batch[0])
+        if batch_idx == 1:
+            self.cache = torch.zeros(len(self.cache) + 1)
         return super().training_step(batch, batch_idx)
 
 
 def test_buffers_the_checkpoint_leaves_out_are_put_back_too(tmp_path: Path) -> None:
+    """Put back in place; but a buffer rebuilt in another shape (a grown cache) stays as
+    rebuilt, and one made under inference mode is replaced by its copy."""
     model = _Counting(_data(), lr=0.05)
     model.batches_seen.fill_(3.0)
     range_test(_trainer(tmp_path), model, steps=10)
     assert len(model.micro) == 10  # the sweep did train
     assert model.batches_seen.item() == 3.0 and model.net.inputs_seen.item() == 0.0
+    assert len(model.cache) > 2
+    assert model.table.tolist() == [0.0, 1.0, 2.0]
 
 
 class _StopOnce(pl.Callback):
@@ -447,6 +456,7 @@ def _ddp_worker(rank: int, out: str, port: int) -> None:
         with torch.no_grad():
             model.net.weight.add_(0.01)
     trainer = _trainer(Path(out), strategy="ddp", devices=2, accumulate_grad_batches=2)
+    before = {name: tensor.tolist() for name, tensor in _weights(model).items()}
 
     result = range_test(trainer, model, steps=6)
 
@@ -457,7 +467,7 @@ def _ddp_worker(rank: int, out: str, port: int) -> None:
     Path(out, f"rank{rank}.json").write_text(json.dumps({
         "world": trainer.world_size, "losses": result.losses, "micro": swept_micro,
         "swept_lrs": swept_lrs, "suggested": result.suggested_multiplier, "lr": model.lr,
-        "after_test": after_test, "fit_lrs": model.step_lrs}))
+        "before": before, "after_test": after_test, "fit_lrs": model.step_lrs}))
     gc.collect()
     torch.distributed.destroy_process_group()
 
@@ -484,6 +494,8 @@ def test_every_ddp_rank_reads_the_mean_of_the_ranks_and_takes_the_same_suggestio
     assert r0["swept_lrs"] == r1["swept_lrs"]
     assert r0["suggested"] == r1["suggested"] and r0["lr"] == r1["lr"]
     assert r0["lr"] == pytest.approx(0.05 * r0["suggested"])
-    # the weights put back are the first rank's, which DDP gave both ranks for the sweep
-    assert r0["after_test"] == r1["after_test"]
+    # the weights put back are the first rank's from before the test (the checkpoint's,
+    # which DDP had also given both ranks for the sweep)
+    assert r0["before"] != r1["before"]
+    assert r0["after_test"] == r1["after_test"] == r0["before"]
     assert r0["fit_lrs"][0] == r1["fit_lrs"][0] == pytest.approx([r0["lr"], r0["lr"] * BIAS_RATIO])

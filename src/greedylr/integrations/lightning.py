@@ -414,6 +414,32 @@ def _lr_attribute(model: pl.LightningModule, attr_name: str) -> tuple[str, float
     return name, float(value)
 
 
+def _unsaved_buffers(model: torch.nn.Module) -> list[tuple[torch.nn.Module, str, torch.Tensor]]:
+    """A copy of each buffer registered with ``persistent=False``, which checkpoints leave
+    out, with its module and name (found module by module: a state_dict of a sharded
+    model would gather it)."""
+    return [(module, name, buffer.detach().clone())
+            for module in model.modules()
+            for name, buffer in module.named_buffers(recurse=False)
+            if name in module._non_persistent_buffers_set]
+
+
+def _put_back(unsaved: list[tuple[torch.nn.Module, str, torch.Tensor]]) -> None:
+    """Each buffer's value from its copy, in place; one that the module rebuilt in another
+    shape or dtype (a cache grown during the sweep) stays as rebuilt, consistent with the
+    module's own record of it; one made under inference mode, which takes no in-place
+    update outside it, is replaced by the copy."""
+    for module, name, saved in unsaved:
+        current = module._buffers.get(name)
+        if current is None or current.shape != saved.shape or current.dtype != saved.dtype:
+            continue
+        if current.is_inference():
+            module._buffers[name] = saved
+        else:
+            with torch.no_grad():
+                current.copy_(saved)
+
+
 class _Sweep(pl.Callback):
     """The range test inside ``trainer.fit``: at fit start, where the strategy has set the
     model up and built its optimizer, it runs Lightning's fit loop for the sweep's
@@ -447,12 +473,7 @@ class _Sweep(pl.Callback):
         checkpoint = trainer.strategy.broadcast(os.path.join(
             trainer.default_root_dir, f".greedylr_range_test_{uuid.uuid4()}.ckpt"))
         trainer.save_checkpoint(checkpoint)
-        # the checkpoint holds no buffer registered with persistent=False: kept here (found
-        # by module, not by a state_dict, which a sharded model would gather)
-        unsaved = {f"{prefix}.{name}" if prefix else name: buffer.detach().clone()
-                   for prefix, module in pl_module.named_modules()
-                   for name, buffer in module.named_buffers(recurse=False)
-                   if name in module._non_persistent_buffers_set}
+        unsaved = _unsaved_buffers(pl_module)
         try:
             with self._sweep_settings(trainer):
                 self._set_lrs(0)
@@ -460,14 +481,11 @@ class _Sweep(pl.Callback):
         finally:
             trainer._checkpoint_connector.restore(checkpoint)
             trainer.strategy.remove_checkpoint(checkpoint)
-            with torch.no_grad():
-                for name, buffer in pl_module.named_buffers():
-                    if name in unsaved:
-                        buffer.copy_(unsaved[name])
             # restoring the loops marks them as resuming a checkpoint: the next fit must
             # start from their progress as if the test had not run
             trainer.fit_loop.restarting = False
             trainer.fit_loop.epoch_loop.restarting = False
+            _put_back(unsaved)
         if self.result is None or not (
                 self.result.stopped or len(self._losses) == len(self.multipliers)):
             raise RuntimeError(
