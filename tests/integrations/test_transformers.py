@@ -43,6 +43,9 @@ from greedylr.integrations.transformers import (  # noqa: E402
 from spawning import free_loopback_port, loopback_rank_environment, spawn_ranks  # noqa: E402
 
 STEPS = 6
+# how close a value is to the Trainer's logged loss: transformers before 5 logs it rounded
+# to 4 decimals
+LOGGED = 1e-6 if int(transformers.__version__.split(".")[0]) >= 5 else 5.1e-5
 RESUME_AT = 3
 VOCAB = 2048  # token ids hashed into 2048 buckets: a small embedding, the same text
 ACCUMULATION = 4
@@ -156,7 +159,7 @@ def test_one_decision_per_optimizer_step_on_the_logged_loss(full_run: Trainer) -
     assert [e["step"] for e in logs] == list(range(1, STEPS + 1))
     # The value fed at each step is the Trainer's own logs["loss"] (logging_steps=1).
     fed = list(sched.trace.losses)
-    assert fed == pytest.approx([e["loss"] for e in logs], abs=1e-6, rel=0)
+    assert fed == pytest.approx([e["loss"] for e in logs], abs=LOGGED, rel=0)
     # The scheduler's fields are in every training log, hence in every report_to sink.
     smoothed = [e["greedylr/smoothed_loss"] for e in logs]
     assert smoothed == pytest.approx(list(sched.trace.smoothed), abs=0, rel=0)
@@ -226,7 +229,7 @@ def test_subclass_with_a_user_built_scheduler(
     assert trainer.calls == 3 * 2
     assert sched.state.step == 3
     assert list(sched.trace.losses) == pytest.approx(
-        [e["loss"] for e in _train_logs(trainer)], abs=1e-6
+        [e["loss"] for e in _train_logs(trainer)], abs=LOGGED
     )
 
 
@@ -343,7 +346,7 @@ def test_skipped_optimizer_steps_feed_nothing(
     # What was fed are exactly the logged losses of the steps that were not skipped:
     # a skipped step's micro-batch losses did not leak into the next step's value.
     kept = [e["loss"] for e in _train_logs(trainer) if e["step"] not in overflow.skipped]
-    assert list(sched.trace.losses) == pytest.approx(kept, abs=1e-6)
+    assert list(sched.trace.losses) == pytest.approx(kept, abs=LOGGED)
 
 
 def test_callback_is_exported() -> None:
@@ -409,7 +412,7 @@ def test_two_ddp_ranks_feed_the_gathered_loss_and_keep_one_average(tmp_path: Pat
     assert (tmp_path / "checkpoint-3" / AVERAGE_FILE).is_file()
     # Fed == the Trainer's all-gathered logs["loss"] == the mean over ranks of each
     # rank's sum of its (already normalised) micro-batch losses.
-    assert r0["fed"] == pytest.approx(r0["logged"], abs=1e-6)
+    assert r0["fed"] == pytest.approx(r0["logged"], abs=LOGGED)
     sums = [[sum(r["local"][i : i + 2]) for i in range(0, 6, 2)] for r in (r0, r1)]
     assert r0["fed"] == pytest.approx([(a + b) / 2 for a, b in zip(*sums, strict=True)], abs=1e-6)
 

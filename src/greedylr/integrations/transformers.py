@@ -479,7 +479,8 @@ def _refusal(trainer: Trainer) -> str | None:
     if args.n_gpu > 1:
         return (f"train() wraps the model in nn.DataParallel over {args.n_gpu} GPUs of one "
                 "process; launch one process per GPU (torchrun), which range_test supports")
-    if accelerator.fp8_enabled:
+    # (Accelerate before 1.7 has no fp8_enabled; its mixed precision says the same)
+    if getattr(accelerator, "fp8_enabled", accelerator.mixed_precision == "fp8"):
         return ("FP8: Accelerate converts the model's layers in train(), so a sweep before it "
                 "would run in another precision" + _OWN_LOOP)
     # MULTI_CPU, MULTI_GPU, MULTI_XPU, ...: Accelerate wraps the model in DDP in train()
@@ -619,7 +620,8 @@ def _from_first_process(tensors: list[torch.Tensor]) -> None:
 def _average_over_processes(loss: torch.Tensor,
                             parameters: Iterable[torch.nn.Parameter]) -> None:
     """Average the loss and the gradients in place over the processes, as DDP averages
-    gradients with ``find_unused_parameters=True`` (the Trainer's default without gradient
+    gradients (divided by the number of processes, then summed) with
+    ``find_unused_parameters=True`` (the Trainer's default without gradient
     checkpointing): a parameter that has a gradient on some process only gets the average
     everywhere, its gradient counted as zero where it had none (a model that routes data,
     as a mixture of experts does, would otherwise leave the processes' collectives out of
@@ -629,14 +631,16 @@ def _average_over_processes(loss: torch.Tensor,
     has_grad = torch.tensor([p.grad is not None for p in trained], dtype=torch.float32,
                             device=loss.device)
     torch.distributed.all_reduce(has_grad)
-    torch.distributed.all_reduce(loss)
+    # each divided before the sum, as DDP's all-reduce divides: a half-precision sum of the
+    # processes' gradients can overflow where their average does not
     loss.div_(processes)
+    torch.distributed.all_reduce(loss)
     for p, anywhere in zip(trained, has_grad.tolist(), strict=True):
         if anywhere:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-            torch.distributed.all_reduce(p.grad)
             p.grad.div_(processes)
+            torch.distributed.all_reduce(p.grad)
 
 
 # -- an average of the weights to evaluate on -----------------------------------------
