@@ -136,34 +136,43 @@ def _venv(path: Path) -> str:
     return str(path / "bin" / "python")
 
 
-def _link_what_greedylr_requires(python: str, folder: Path, extras: str = "") -> None:
-    """What ``greedylr[extras]`` requires and the environment of ``python`` lacks, each
-    distribution as this environment installed it, importable there as if pip had
-    installed it: their files linked into ``folder``, which a ``.pth`` file adds to that
-    environment's path, metadata included, so that pip takes them as installed (and checks
-    their versions against what it resolves). The files are those pip would unpack;
-    unpacking and compiling torch's 700 MB, then scipy, scikit-learn and matplotlib for the
-    ``compare`` extra, took most of a two-minute test."""
+def _link_what_greedylr_requires(python: str, folder: Path, wheel: Path,
+                                 extras: str = "") -> None:
+    """What ``greedylr[extras]`` requires, as the ``wheel``'s metadata says, and the
+    environment of ``python`` lacks, each distribution as this environment installed it,
+    importable there as if pip had installed it: their files linked into ``folder``, which
+    a ``.pth`` file adds to that environment's path, metadata included, so that pip takes
+    them as installed (and checks their versions against what it resolves). Unpacking and
+    compiling torch's 700 MB, then scipy, scikit-learn and matplotlib for the ``compare``
+    extra, took most of a two-minute test."""
     import importlib.metadata as md
+    import zipfile
 
     from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
 
     listed = _python("""
         import importlib.metadata as md, site
         print(site.getsitepackages()[0])
-        print(" ".join(d.metadata["Name"].lower() for d in md.distributions()))
+        print(" ".join(d.metadata["Name"] for d in md.distributions()))
     """, python=python).stdout.splitlines()
-    site, done = listed[0], {"greedylr", *listed[1].split()}
+    # greedylr itself is what pip installs, from the wheel
+    site, present = listed[0], {"greedylr", *map(canonicalize_name, listed[1].split())}
+    [info] = {n.split("/")[0] for n in zipfile.ZipFile(wheel).namelist()
+              if n.split("/")[0].endswith(".dist-info")}
+    built = md.PathDistribution(zipfile.Path(wheel, f"{info}/"))
     folder.mkdir()
     todo = [Requirement(f"greedylr[{extras}]" if extras else "greedylr")]
+    expanded: set[tuple[str, frozenset[str]]] = set()
     while todo:
         requirement = todo.pop()
-        dist = md.distribution(requirement.name)
-        name = dist.metadata["Name"].lower()
-        if name in done and name != "greedylr":
+        name = canonicalize_name(requirement.name)
+        if (name, frozenset(requirement.extras)) in expanded:
             continue
-        done.add(name)
-        if name != "greedylr":  # only what it requires
+        expanded.add((name, frozenset(requirement.extras)))
+        dist = built if name == "greedylr" else md.distribution(name)
+        if name not in present:
+            present.add(name)
             # (not the bytecode of top-level modules: nothing of it is needed)
             for top in {f.parts[0] for f in dist.files or ()} - {"..", "__pycache__"}:
                 _link(Path(str(dist.locate_file(top))), folder / top)
@@ -179,6 +188,8 @@ def _link(source: Path, target: Path) -> None:
     a folder of links to the entries of both. A file linked already stays."""
     if not os.path.lexists(target):
         target.symlink_to(source)
+        return
+    if target.resolve() == source.resolve():  # one folder, as each nvidia-* locates it
         return
     if not (source.is_dir() and target.is_dir()):
         return
@@ -230,7 +241,7 @@ def test_the_sdist_holds_the_package_license_and_changelog_not_tests(dist: Path)
 def test_the_wheel_with_torch_only(dist: Path, tmp_path: Path) -> None:
     [wheel] = dist.glob("greedylr-*.whl")
     python = _venv(tmp_path / "venv")
-    _link_what_greedylr_requires(python, tmp_path / "core")
+    _link_what_greedylr_requires(python, tmp_path / "core", wheel)
     _pip(python, str(wheel))
     bin_ = tmp_path / "venv" / "bin"
     work = tmp_path / "work"
@@ -287,7 +298,7 @@ def test_the_wheel_with_torch_only(dist: Path, tmp_path: Path) -> None:
 
     # with the documented extra, compare runs its default schedules (greedy, cosine),
     # transformers still absent
-    _link_what_greedylr_requires(python, tmp_path / "compare", "compare")
+    _link_what_greedylr_requires(python, tmp_path / "compare", wheel, "compare")
     _pip(python, f"{wheel}[compare]")
     _python("import importlib.util; assert not importlib.util.find_spec('transformers')",
             python=python)
