@@ -108,7 +108,7 @@ EVERY_WORKLOAD = (SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS + PROBE2_WORK
 
 
 @pytest.mark.parametrize("name", EVERY_WORKLOAD)
-def test_every_workload_trains_and_reports_its_metric_or_the_feed_splits(name: str) -> None:
+def test_every_workload_trains_and_reports_its_metric_and_the_feed_splits(name: str) -> None:
     """A short trial of each workload: finite losses, its metric at every evaluation and at
     the last step (3 steps, evaluated every 2); and with the feed split, the value fed to
     the schedule at every evaluation, and the metrics measured on the scored half only (so
