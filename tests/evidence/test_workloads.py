@@ -100,11 +100,13 @@ def test_lr_for_falls_back_to_the_workload_lr() -> None:
     assert workloads.get("wine_mlp").lr_for("adafactor") == workloads.get("wine_mlp").lr
 
 
-EVERY_WORKLOAD = (SMALL_MODELS + FRESH_WORKLOADS + PROBE_WORKLOADS + PROBE2_WORKLOADS
-                  + PROBE3_WORKLOADS + PROBE4_WORKLOADS + PROBE5_WORKLOADS + PROBE6_WORKLOADS
-                  + PROBE7_WORKLOADS + PROBE8_WORKLOADS + PROBE9_WORKLOADS + PROBE10_WORKLOADS
-                  + PROBE11_WORKLOADS + PROBE12_WORKLOADS + PROBE13_WORKLOADS
-                  + PROBE14_WORKLOADS + PROBE15_WORKLOADS + PROBE16_WORKLOADS)
+# the splits built after the small models, in the order they were built
+LATER_SPLITS = [FRESH_WORKLOADS, PROBE_WORKLOADS, PROBE2_WORKLOADS, PROBE3_WORKLOADS,
+                PROBE4_WORKLOADS, PROBE5_WORKLOADS, PROBE6_WORKLOADS, PROBE7_WORKLOADS,
+                PROBE8_WORKLOADS, PROBE9_WORKLOADS, PROBE10_WORKLOADS, PROBE11_WORKLOADS,
+                PROBE12_WORKLOADS, PROBE13_WORKLOADS, PROBE14_WORKLOADS, PROBE15_WORKLOADS,
+                PROBE16_WORKLOADS]
+EVERY_WORKLOAD = [*SMALL_MODELS, *(name for split in LATER_SPLITS for name in split)]
 
 
 @pytest.mark.parametrize("name", EVERY_WORKLOAD)
@@ -207,13 +209,7 @@ def test_fixed_splits_are_disjoint_and_shuffled() -> None:
         data.tabular("iris")
 
 
-@pytest.mark.parametrize("split", [FRESH_WORKLOADS, PROBE_WORKLOADS, PROBE2_WORKLOADS,
-                                   PROBE3_WORKLOADS, PROBE4_WORKLOADS, PROBE5_WORKLOADS,
-                                   PROBE6_WORKLOADS, PROBE7_WORKLOADS, PROBE8_WORKLOADS,
-                                   PROBE9_WORKLOADS, PROBE10_WORKLOADS, PROBE11_WORKLOADS,
-                                   PROBE12_WORKLOADS, PROBE13_WORKLOADS,
-                                   PROBE14_WORKLOADS, PROBE15_WORKLOADS,
-                                   PROBE16_WORKLOADS])
+@pytest.mark.parametrize("split", LATER_SPLITS)
 def test_later_splits_are_none_of_the_others_and_each_workload_is_registered(split) -> None:
     from greedylr.evidence.defaults import HELDOUT_SPLITS
 

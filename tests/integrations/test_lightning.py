@@ -324,7 +324,8 @@ def test_cosine_mode_takes_the_budget_in_configure_optimizers(tmp_path: Path) ->
 def test_an_averaged_model_is_what_validation_feeds_the_scheduler(tmp_path: Path) -> None:
     """Lightning's own ``WeightAveraging`` with :func:`greedylr.power_ema`: validation
     runs on the average, so the held-out value GreedyLR receives is the average's."""
-    callbacks = pytest.importorskip("lightning.pytorch.callbacks")
+    from lightning.pytorch import callbacks
+
     if not hasattr(callbacks, "WeightAveraging"):
         pytest.skip(f"Lightning {pl.__version__} has no WeightAveraging (from 2.6)")
     WeightAveraging = callbacks.WeightAveraging

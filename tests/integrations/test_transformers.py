@@ -45,7 +45,13 @@ from spawning import free_loopback_port, loopback_rank_environment, spawn_ranks 
 STEPS = 6
 # how close a value is to the Trainer's logged loss: transformers before 5 logs it rounded
 # to 4 decimals
-LOGGED = 1e-6 if int(transformers.__version__.split(".")[0]) >= 5 else 5.1e-5
+ROUNDS_LOGGED_LOSS = int(transformers.__version__.split(".")[0]) < 5
+LOGGED = 5.1e-5 if ROUNDS_LOGGED_LOSS else 1e-6
+
+
+def as_logged(loss: float) -> float:
+    """``loss`` as the Trainer logs it."""
+    return round(loss, 4) if ROUNDS_LOGGED_LOSS else loss
 RESUME_AT = 3
 VOCAB = 2048  # token ids hashed into 2048 buckets: a small embedding, the same text
 ACCUMULATION = 4
