@@ -15,25 +15,8 @@ import pytest
 import torch
 
 from greedylr.evidence import workloads
-from greedylr.evidence.defaults import (
-    FRESH_WORKLOADS,
-    PROBE2_WORKLOADS,
-    PROBE3_WORKLOADS,
-    PROBE4_WORKLOADS,
-    PROBE5_WORKLOADS,
-    PROBE6_WORKLOADS,
-    PROBE7_WORKLOADS,
-    PROBE8_WORKLOADS,
-    PROBE9_WORKLOADS,
-    PROBE10_WORKLOADS,
-    PROBE11_WORKLOADS,
-    PROBE12_WORKLOADS,
-    PROBE13_WORKLOADS,
-    PROBE14_WORKLOADS,
-    PROBE15_WORKLOADS,
-    PROBE16_WORKLOADS,
-    PROBE_WORKLOADS,
-)
+from greedylr.evidence.defaults import HELDOUT_SPLITS, PROBE5_WORKLOADS
+from greedylr.evidence.llm_studies import FINETUNE_WORKLOADS, PRETRAIN_WORKLOAD
 from greedylr.evidence.suites import SMALL_MODELS
 from greedylr.evidence.workloads import Workload, data
 from greedylr.studies.runner import execute_trial
@@ -100,13 +83,18 @@ def test_lr_for_falls_back_to_the_workload_lr() -> None:
     assert workloads.get("wine_mlp").lr_for("adafactor") == workloads.get("wine_mlp").lr
 
 
-# the splits built after the small models, in the order they were built
-LATER_SPLITS = [FRESH_WORKLOADS, PROBE_WORKLOADS, PROBE2_WORKLOADS, PROBE3_WORKLOADS,
-                PROBE4_WORKLOADS, PROBE5_WORKLOADS, PROBE6_WORKLOADS, PROBE7_WORKLOADS,
-                PROBE8_WORKLOADS, PROBE9_WORKLOADS, PROBE10_WORKLOADS, PROBE11_WORKLOADS,
-                PROBE12_WORKLOADS, PROBE13_WORKLOADS, PROBE14_WORKLOADS, PROBE15_WORKLOADS,
-                PROBE16_WORKLOADS]
-EVERY_WORKLOAD = [*SMALL_MODELS, *(name for split in LATER_SPLITS for name in split)]
+#: the splits built after the small models (whose own are the tune and check splits), by
+#: name, in the order they were built
+LATER_SPLITS = {name: split for name, split in HELDOUT_SPLITS.items()
+                if name not in ("tune", "check")}
+EVERY_WORKLOAD = [*SMALL_MODELS, *(name for split in LATER_SPLITS.values() for name in split)]
+#: trained by test_llm_workloads.py
+LLM_WORKLOADS = (*FINETUNE_WORKLOADS, PRETRAIN_WORKLOAD)
+
+
+def test_every_registered_workload_is_trained_here_or_with_the_language_models() -> None:
+    homes = Counter([*EVERY_WORKLOAD, *LLM_WORKLOADS])
+    assert sorted(homes) == workloads.names() and set(homes.values()) == {1}
 
 
 @pytest.mark.parametrize("name", EVERY_WORKLOAD)
@@ -209,11 +197,10 @@ def test_fixed_splits_are_disjoint_and_shuffled() -> None:
         data.tabular("iris")
 
 
-@pytest.mark.parametrize("split", LATER_SPLITS)
-def test_later_splits_are_none_of_the_others_and_each_workload_is_registered(split) -> None:
-    from greedylr.evidence.defaults import HELDOUT_SPLITS
-
-    others = {w for ws in HELDOUT_SPLITS.values() if ws != split for w in ws}
+@pytest.mark.parametrize("name", LATER_SPLITS)
+def test_later_splits_are_none_of_the_others_and_each_workload_is_registered(name: str) -> None:
+    split = LATER_SPLITS[name]
+    others = {w for other, ws in HELDOUT_SPLITS.items() if other != name for w in ws}
     assert not set(split) & others
     assert not set(split) & set(SMALL_MODELS)
     for name in split:
@@ -347,15 +334,11 @@ def test_chess_endgames_hold_out_distinct_positions() -> None:
 
 def _earlier_splits(split: str) -> list[str]:
     """The workloads of the splits built before ``split`` (listed before it)."""
-    from greedylr.evidence.defaults import HELDOUT_SPLITS as splits
-
-    order = list(splits)
-    return [w for s in order[:order.index(split)] for w in splits[s]]
+    order = list(HELDOUT_SPLITS)
+    return [w for s in order[:order.index(split)] for w in HELDOUT_SPLITS[s]]
 
 
 def test_probe5_workloads_train_with_optimizers_no_earlier_split_has() -> None:
-    from greedylr.evidence.defaults import HELDOUT_SPLITS
-
     # new when the split was built; a later split may train with them again
     used = {workloads.get(w).optimizer for w in _earlier_splits("probe5")}
     assert {workloads.get(w).optimizer for w in PROBE5_WORKLOADS} == {"sgd", "rmsprop", "nadam"}
@@ -412,10 +395,8 @@ def test_probe5_workloads_train_with_optimizers_no_earlier_split_has() -> None:
 ])
 def test_later_probe_workloads_have_families_no_other_split_has(split, optimizers,
                                                                  new) -> None:
-    from greedylr.evidence.defaults import HELDOUT_SPLITS as splits
-
-    names = splits[split]
-    others = [w for s, ws in splits.items() if s != split for w in ws]
+    names = HELDOUT_SPLITS[split]
+    others = [w for s, ws in HELDOUT_SPLITS.items() if s != split for w in ws]
     assert {w: workloads.get(w).optimizer for w in names} == optimizers
     # optimizers new when the split was built (a later split may reuse them); families new
     # to every split
