@@ -103,6 +103,8 @@ def _compare(tmp_path: Path, *extra: str, target: str = f"{EXAMPLE}:train") -> l
         (["--lr", "-0.1"], "--lr: learning rates must be finite and > 0; got [-0.1]"),
         (["--lr", "nan"], "--lr: learning rates must be finite and > 0; got [nan]"),
         (["--warmup", "6"], "--warmup 6 is longer than the run (5 steps)"),
+        (["--warmup", "5"], "the warmup (5 steps) runs into the final cooldown, which starts "
+                            "at step 4 of total_steps=5"),
         (["--eval-every", "x"], "argument --eval-every: expected an integer >= 0, got 'x'"),
         (["--optimizer", "adam"], "unknown optimizer 'adam'; known: adamw,"),
     ],

@@ -142,6 +142,72 @@ def test_a_new_group_during_warmup_joins_the_ramp():
     assert drive(sched, [1.0, 1.0])[-1] == [0.4, 0.8]
 
 
+@pytest.mark.parametrize("device_mode", [False, True])
+def test_a_new_group_during_the_final_cooldown_joins_it_and_resumes_exactly(device_mode):
+    # the cooldown is the last 5 of 10 steps, linear, towards 0.1x of each group's LR
+    knobs = {**CONFIG, "total_steps": 10, "anneal_fraction": 0.5, "anneal_shape": "linear"}
+    opt = make_optimizer(tensor_lr=device_mode)
+    sched = GreedyLR(opt, device_mode=device_mode, **knobs)
+    drive(sched, [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4])  # two steps into the cooldown
+    lr = torch.tensor(0.05) if device_mode else 0.05
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr})
+    # where a cooldown from 0.05 stands after 2 of 5 steps: 0.005 + 0.045 * 3/5
+    assert float(sched.get_last_lr()[1]) == pytest.approx(0.032)
+    saved, opt_saved = sched.state_dict(), opt.state_dict()
+    rows = drive(sched, [0.3, 0.2, 0.1])
+    assert [r[1] for r in rows] == pytest.approx([0.023, 0.014, 0.005])
+
+    opt2 = make_optimizer((0.1, 0.05), tensor_lr=device_mode)
+    opt2.load_state_dict(opt_saved)
+    sched2 = GreedyLR(opt2, device_mode=device_mode, **knobs)
+    sched2.load_state_dict(saved)
+    assert drive(sched2, [0.3, 0.2, 0.1]) == rows
+
+
+def test_a_state_dict_kept_in_memory_is_not_changed_by_a_later_group():
+    opt = make_optimizer()
+    sched = GreedyLR(opt, **CONFIG)
+    drive(sched, [1.0])
+    saved = copy.deepcopy(sched.state_dict())
+    kept = sched.state_dict()
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.05})
+    sched.get_last_lr()
+    assert kept == saved
+
+
+def test_a_budget_or_warmup_that_would_start_the_cooldown_late_is_refused():
+    # the LR would jump: the cooldown's shape is counted from its start
+    with pytest.raises(ValueError, match=r"warmup \(90 steps\) runs into the final cooldown"):
+        GreedyConfig(total_steps=100, warmup=90)
+    GreedyConfig(total_steps=100, warmup=80)
+    opt = make_optimizer()
+    sched = GreedyLR(opt, **CONFIG)
+    drive(sched, [1.0] * 50)
+    for total in (40, 60):  # cooldowns from steps 32 and 48
+        with pytest.raises(ValueError, match="this run has made 50 steps already"):
+            sched.set_total_steps(total)
+    assert sched.config.total_steps is None
+    sched.set_total_steps(62)  # from step 50 (0.8 x 62 = 49.6): on time
+    assert sched.config.anneal_start == 50
+
+
+def test_tensor_lrs_in_float_mode_resume_whichever_state_is_loaded_first():
+    opt = make_optimizer(tensor_lr=True)
+    sched = GreedyLR(opt, **CONFIG)
+    drive(sched, [1.0, 0.5])
+    # a checkpoint: copies (the optimizer's state dict holds its live LR tensors)
+    saved, opt_saved = copy.deepcopy((sched.state_dict(), opt.state_dict()))
+    tail = drive(sched, [0.4, 0.3])
+    opt2 = make_optimizer(tensor_lr=True)
+    sched2 = GreedyLR(opt2, **CONFIG)
+    sched2.load_state_dict(saved)
+    opt2.load_state_dict(opt_saved)  # puts in LR tensors of its own, of the same values
+    assert drive(sched2, [0.4, 0.3]) == tail
+    opt2.param_groups[0]["lr"] = torch.tensor(0.123)  # another value: still refused
+    with pytest.raises(RuntimeError, match="changed outside GreedyLR"):
+        drive(sched2, [0.2])
+
+
 def test_a_new_group_in_device_mode_needs_a_tensor_lr():
     opt = make_optimizer(tensor_lr=True)
     sched = GreedyLR(opt, device_mode=True)
@@ -312,3 +378,17 @@ def test_from_transformers_accepts_step_metrics_epoch():
     assert pickle.loads(pickle.dumps(sched)).last_epoch == 5
     with pytest.raises(TypeError, match="both loss and metrics"):
         sched.step(1.0, metrics=1.0)
+
+
+def test_observe_eval_in_device_mode_writes_into_the_state_a_captured_step_reads():
+    # a CUDA graph captured around step() replays on the state's tensors of that moment,
+    # as load_state_dict keeps them: a held-out cut and its block must land there too
+    opt = make_optimizer(tensor_lr=True)
+    sched = GreedyLR(opt, device_mode=True, **CONFIG)
+    drive(sched, [1.0])
+    captured = list(sched._device_state)
+    sched.observe_eval(1.0)
+    sched.observe_eval(2.0)  # worse: a cut, and increases blocked
+    assert all(a is b for a, b in zip(captured, sched._device_state, strict=True))
+    assert bool(sched._device_state.eval_block.all())
+    assert float(sched.get_last_lr()[0]) == pytest.approx(0.2 * 0.7)  # eval_factor's cut

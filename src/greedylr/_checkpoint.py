@@ -66,8 +66,9 @@ class Checkpointing(SchedulerAttributes):
             "rule": self.state.to_dict(),
             "last_epoch": self.last_epoch,
             "_step_count": self._step_count,
-            "_last_lr": self._last_lr,
-            "base_lrs": self.base_lrs,
+            # copies: a group added later must not change a state dict kept in memory
+            "_last_lr": list(self._last_lr),
+            "base_lrs": list(self.base_lrs),
             # float(): a device-mode sum is a tensor; one format for both modes
             "pending": [float(self._pending_sum), self._pending_count],
         }

@@ -212,11 +212,9 @@ class DeviceMode(SchedulerAttributes):
         returns the LRs to write."""
         assert self._device_state is not None
         value_t = self._device_loss(value)
-        self._device_state, d = tensor_rule.observe_eval(
-            self.config, self._device_state, value_t
-        )
+        state, d = tensor_rule.observe_eval(self.config, self._device_state, value_t)
         # the state is a batch of one run ([1], [1, groups]): one run's values
-        lrs = d.lrs.reshape(-1)
+        lrs = d.lrs.reshape(-1).clone()
         code = int(d.code)
         if code:
             self._eval_events += tensor_rule.decode_events(
@@ -227,6 +225,9 @@ class DeviceMode(SchedulerAttributes):
                 lrs_after=d.rule_lrs.reshape(-1).tolist(), min_lrs=self._bounds[0],
                 max_lrs=self._bounds[1],
             )
+        # in place, as a load: a captured CUDA graph of the step keeps reading this state
+        # (after the decision is read: some of its tensors are the state's before)
+        torch._foreach_copy_(list(self._device_state), list(state))
         return list(lrs.unbind())
 
 

@@ -78,6 +78,11 @@ def check_lrs_are_ours(groups: Sequence[dict[str, Any]], marks: Sequence[Any]) -
         lr = group["lr"]
         if isinstance(lr, torch.Tensor):
             same = isinstance(mark, tuple) and mark[0] is lr and mark[1] == lr._version
+            if not same and isinstance(mark, tuple) and mark[0] is not lr:
+                # another tensor (optimizer.load_state_dict puts in its own): fine if it
+                # holds the value GreedyLR wrote into the one it replaced (read only here)
+                written = mark[0]
+                same = written._version == mark[1] and bool(written == lr)
         else:
             same = not isinstance(mark, tuple) and lr == mark
         if not same:

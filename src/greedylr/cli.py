@@ -378,8 +378,10 @@ def _settings(items: Sequence[str]) -> dict[str, Any]:
     return settings
 
 
-def _checked_schedules(text: str, settings: dict[str, Any]) -> list[str]:
-    """The schedule names in ``text``, each known and taking every one of ``settings``."""
+def _checked_schedules(text: str, settings: dict[str, Any], steps: int,
+                       warmup: int) -> list[str]:
+    """The schedule names in ``text``, each known and taking every one of ``settings``
+    over a run of ``steps`` with ``warmup``."""
     from greedylr.studies.schedules import check_settings
 
     schedules = [s.strip() for s in text.split(",") if s.strip()]
@@ -387,7 +389,7 @@ def _checked_schedules(text: str, settings: dict[str, Any]) -> list[str]:
         raise UsageError(f"--schedules names no schedule: {text!r}")
     for name in schedules:
         try:
-            check_settings(name, settings)
+            check_settings(name, settings, total_steps=steps, warmup=warmup)
         except (ValueError, TypeError) as exc:
             raise UsageError(str(exc)) from exc
     return schedules
@@ -420,13 +422,13 @@ def _run_compare(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--lr: {exc}") from exc
     settings = _settings(args.set)
-    schedules = _checked_schedules(args.schedules, settings)
     if args.optimizer not in OPTIMIZERS:
         raise UsageError(f"unknown optimizer {args.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
     train = _load_target(args.target)
     steps = args.steps if args.steps is not None else int(getattr(train, "steps", 300))
     if args.warmup > steps:
         raise UsageError(f"--warmup {args.warmup} is longer than the run ({steps} steps)")
+    schedules = _checked_schedules(args.schedules, settings, steps, args.warmup)
     # every schedule at every LR with the same seeds: the LR is part of each trial's key
     specs = [
         spec

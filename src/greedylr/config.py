@@ -325,6 +325,14 @@ class GreedyConfig:
         self._check_counts()
         self._check_numbers()
         self._check_bounds()
+        start = self.anneal_start
+        _check(
+            start is None or start >= self.warmup,
+            f"the warmup ({self.warmup} steps) runs into the final cooldown, which starts at "
+            f"step {start} of total_steps={self.total_steps} (anneal_fraction="
+            f"{self.anneal_fraction}): the cooldown would begin late, with a jump; shorten "
+            "the warmup or anneal_fraction, or give more steps",
+        )
         _check(
             self.base_schedule == "constant" or self.total_steps is not None,
             f"base_schedule={self.base_schedule!r} decays over the run's budget: give "

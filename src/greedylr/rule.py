@@ -156,8 +156,9 @@ def add_group(config: GreedyConfig, state: RuleState, base_lr: float) -> None:
     """Add one parameter group to ``state`` in place (``optimizer.add_param_group``).
 
     The group is scheduled from its own LR: its bounds are resolved against ``base_lr``
-    (``min_lr_ratio``/``max_lr_ratio``), and during the warmup ramp it starts at the
-    ramp's fraction of ``base_lr``. The statistics are shared by every group.
+    (``min_lr_ratio``/``max_lr_ratio``), during the warmup ramp it starts at the ramp's
+    fraction of ``base_lr``, and during the final cooldown at the cooldown's point, as if
+    the cooldown had started from ``base_lr``. The statistics are shared by every group.
 
     Raises:
         ValueError: for an LR that is not finite and >= 0, per-group bounds with no value
@@ -176,6 +177,9 @@ def add_group(config: GreedyConfig, state: RuleState, base_lr: float) -> None:
     if config.base_schedule != "constant":
         _own_lrs(state).append(lr)
         lr *= config.base_factor(state.step)
+    elif state.anneal_from:  # in the final cooldown: the group joins it where the others are
+        state.anneal_from.append(lr)
+        lr = _annealed(config, state)[-1]
     state.lrs.append(lr)
 
 
@@ -323,8 +327,6 @@ def _anneal(config: GreedyConfig, state: RuleState) -> int:
     Towards the lower bounds, or towards 0 with ``anneal_to_zero`` or where it started in
     a blow-up, (with ``floor_anneals_to_zero``) with every group at its lower bound or
     (with ``stalled_anneals_to_zero``) with increases blocked by the held-out rule."""
-    start = config.anneal_start
-    assert start is not None
     code = 0
     if not state.anneal_from:
         state.anneal_from = list(state.lrs)
@@ -335,11 +337,18 @@ def _anneal(config: GreedyConfig, state: RuleState) -> int:
         code = ev.ANNEAL | ev.BLOWUP if blown else ev.ANNEAL
         if stalled:
             code |= ev.STALLED
+    state.lrs = _annealed(config, state)
+    return code
+
+
+def _annealed(config: GreedyConfig, state: RuleState) -> list[float]:
+    """Each group's LR in the final cooldown at ``state.step``, from ``anneal_from``."""
+    start = config.anneal_start
+    assert start is not None
     k = min(state.step - start, config.anneal_steps)
     shape = _anneal_shape(config.anneal_shape, k / config.anneal_steps)
-    ends = [0.0] * len(state.lrs) if state.anneal_to_zero else state.min_lrs
-    state.lrs = [lo + (a - lo) * shape for a, lo in zip(state.anneal_from, ends)]
-    return code
+    ends = [0.0] * len(state.anneal_from) if state.anneal_to_zero else state.min_lrs
+    return [lo + (a - lo) * shape for a, lo in zip(state.anneal_from, ends, strict=True)]
 
 
 def _explained(config: GreedyConfig, state: RuleState, value: float, outcome: _Outcome,

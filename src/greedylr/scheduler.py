@@ -531,12 +531,22 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         decaying ``base_schedule`` (from the next step on, its decay spans the new budget).
 
         Raises:
-            ValueError: for a bad count, or once the final cooldown has started.
+            ValueError: for a bad count, once the final cooldown has started, or for a
+                budget whose cooldown would have started at a step already made (the LR
+                would jump there).
         """
         state = self.state
         if state.anneal_from:
             raise ValueError("the final cooldown has started: total_steps can no longer change")
-        self.config = dataclasses.replace(self.config, total_steps=total_steps)
+        config = dataclasses.replace(self.config, total_steps=total_steps)
+        start = config.anneal_start
+        if start is not None and start < state.step:
+            raise ValueError(
+                f"total_steps={total_steps}: its final cooldown starts at step {start}, and "
+                f"this run has made {state.step} steps already (the LR would jump); give a "
+                "larger budget, or anneal_fraction=0 for none"
+            )
+        self.config = config
         if self._device_state is not None:
             self._to_device(state)
         if self.trace is not None:

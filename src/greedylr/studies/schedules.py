@@ -201,7 +201,8 @@ _ALLOWED: dict[str, frozenset[str]] = {
 }
 
 
-def check_settings(name: str, settings: dict[str, Any]) -> dict[str, Any]:
+def check_settings(name: str, settings: dict[str, Any], *, total_steps: int = 1,
+                   warmup: int = 0) -> dict[str, Any]:
     """The settings meant for schedule ``name``; raise on any it does not take.
 
     Needs no optimizer, so that a study can check its grid before any trial runs.
@@ -210,6 +211,8 @@ def check_settings(name: str, settings: dict[str, Any]) -> dict[str, Any]:
         name: a schedule name, one of :data:`SCHEDULES`.
         settings: the trial's settings; keys with a prefix in
             :data:`PASSTHROUGH_PREFIXES` are not the schedule's and are left out.
+        total_steps, warmup: the trial's, where known (GreedyLR's warmup must end before
+            its final cooldown starts).
 
     Returns:
         The settings that are the schedule's own.
@@ -241,8 +244,8 @@ def check_settings(name: str, settings: dict[str, Any]) -> dict[str, Any]:
         )
     if name == "greedy":
         # a bad value (factor=1.5) fails here rather than in a trial; the budget is the
-        # trial's own (a stand-in here, for the knobs that need one)
-        GreedyConfig(total_steps=1, **own)
+        # trial's own (a stand-in by default, for the knobs that need one)
+        GreedyConfig(total_steps=total_steps, warmup=warmup, **own)
     return own
 
 
