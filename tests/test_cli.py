@@ -264,3 +264,37 @@ def test_log_lines_are_readable(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120, check=True,
     )
     assert re.fullmatch(rf"\d\d:\d\d:\d\d INFO: wrote {re.escape(str(png))}\n", done.stderr)
+
+
+def test_compare_stores_a_function_that_calls_sys_exit_as_a_failed_trial(tmp_path: Path) -> None:
+    # in the process that runs it (--jobs 1): before, the whole comparison ended there
+    script = tmp_path / "quits.py"
+    script.write_text("import sys\n\ndef train(trial):\n    sys.exit('out of patience')\n")
+    out = tmp_path / "cmp"
+    assert main(_compare(tmp_path, "--schedules", "greedy", target=f"{script}:train")) == 1
+    from greedylr.studies.runner import load_results
+
+    (result,) = load_results(out)
+    assert result["status"] == "failed"
+    assert result["error"] == "SystemExit: out of patience"
+    assert (out / "report.md").exists()
+
+
+def test_compare_into_a_folder_another_process_writes_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cmp"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; "
+         "from greedylr.studies.store import exclusive\n"
+         "with exclusive(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)",
+         str(out)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        err = _fails(_compare(tmp_path), capsys)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert f"{out} is being written by pid {holder.pid} on " in err

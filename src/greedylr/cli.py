@@ -446,7 +446,14 @@ def _run_compare(args: argparse.Namespace) -> int:
         log.warning("interrupted: finished trials are kept in %s; rerun the same command "
                     "to resume", args.out)
         return 130
-    path = write_report(args.out, title=f"greedylr compare: {args.target}", margin=args.margin)
+    try:
+        path = write_report(args.out, title=f"greedylr compare: {args.target}",
+                            margin=args.margin)
+    except FileNotFoundError:
+        # not one result stored: every trial was lost with its worker process
+        log.error("no trial stored a result in %s (each one's worker process died: see the "
+                  "log above); nothing to report", args.out)
+        return 1
     grid = "" if len(lrs) == 1 else f", {len(lrs)} LRs"
     print_summary(results, title=f"{args.target}, {steps} steps, {args.seeds} seeds{grid}",
                   margin=args.margin)
@@ -662,14 +669,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MissingExtra as exc:
         print(exc, file=sys.stderr)
         return 1
-    except OSError as exc:
-        # the results store's StoreError (disk full, read-only folder; what is stored is
-        # kept), looked up only once the store, which imports torch, has been imported
+    except (OSError, RuntimeError) as exc:
+        # the results store's errors, looked up only once the store, which imports torch,
+        # has been imported: StoreError (disk full, read-only folder; what is stored is
+        # kept), and StudyInUse (another process writes the folder: a user error)
         store = sys.modules.get("greedylr.studies.store")
-        if store is None or not isinstance(exc, store.StoreError):
+        if store is None or not isinstance(exc, (store.StoreError, store.StudyInUse)):
             raise
         print(f"greedylr: error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, store.StudyInUse) else 1
 
 
 if __name__ == "__main__":

@@ -155,8 +155,9 @@ def execute_trial(spec: TrialSpec, *, threads: int | None = None) -> dict[str, A
         The result dict that :func:`~greedylr.studies.runner.run_trials` stores (see the
         module docstring).
         An exception in the training function gives ``status="failed"`` with its
-        message and traceback; a non-finite loss gives ``status="diverged"``.
-        ``KeyboardInterrupt`` and ``SystemExit`` propagate.
+        message and traceback, and so does ``sys.exit()`` there (``SystemExit``); a
+        non-finite loss gives ``status="diverged"``. ``KeyboardInterrupt`` (Ctrl-C,
+        and SIGTERM in a study) propagates.
     """
     import torch
 
@@ -187,7 +188,7 @@ def execute_trial(spec: TrialSpec, *, threads: int | None = None) -> dict[str, A
         _warn_if_unfed(spec, trial)
     except FloatingPointError as exc:
         status, error = "diverged", str(exc)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() in the function fails its trial only
         status, error = "failed", f"{type(exc).__name__}: {exc}"
         tb = traceback.format_exc()
     wall = time.perf_counter() - started

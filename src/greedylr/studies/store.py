@@ -33,6 +33,7 @@ __all__ = [
     "FORMAT",
     "TRIALS_DIR",
     "StoreError",
+    "StudyInUse",
     "as_loaded",
     "clean_temporaries",
     "exclusive",
@@ -54,6 +55,10 @@ TRIALS_DIR = "trials"
 
 class StoreError(OSError):
     """A trial's result could not be written: the study stops, stored results stay."""
+
+
+class StudyInUse(RuntimeError):
+    """Another process is writing the study folder."""
 
 
 def result_path(out_dir: str | os.PathLike[str], spec: TrialSpec) -> Path:
@@ -170,7 +175,7 @@ def exclusive(out: Path) -> Iterator[None]:
             holder = owner.read_text(encoding="utf-8").strip()
         except OSError:
             holder = ""
-        raise RuntimeError(
+        raise StudyInUse(
             f"{out} is being written by {holder or 'another process'}: wait for it, or "
             "stop it (it resumes)"
         ) from None
