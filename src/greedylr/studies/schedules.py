@@ -211,8 +211,9 @@ def check_settings(name: str, settings: dict[str, Any], *, total_steps: int = 1,
         name: a schedule name, one of :data:`SCHEDULES`.
         settings: the trial's settings; keys with a prefix in
             :data:`PASSTHROUGH_PREFIXES` are not the schedule's and are left out.
-        total_steps, warmup: the trial's, where known (GreedyLR's warmup must end before
-            its final cooldown starts).
+        total_steps: the trial's, where known.
+        warmup: the trial's, where known (GreedyLR's warmup must end before its final
+            cooldown starts).
 
     Returns:
         The settings that are the schedule's own.
