@@ -392,3 +392,22 @@ def test_observe_eval_in_device_mode_writes_into_the_state_a_captured_step_reads
     assert all(a is b for a, b in zip(captured, sched._device_state, strict=True))
     assert bool(sched._device_state.eval_block.all())
     assert float(sched.get_last_lr()[0]) == pytest.approx(0.2 * 0.7)  # eval_factor's cut
+
+
+def test_a_new_group_that_per_group_bounds_cannot_cover_is_refused_naming_the_group():
+    opt = make_optimizer()
+    sched = GreedyLR(opt, min_lr=[0.01], max_lr=[1.0], **CONFIG)
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.05})
+    with pytest.raises(ValueError, match=r"cannot schedule parameter group 1, added by "
+                                         r"optimizer.add_param_group: min_lr has 1 values"):
+        drive(sched, [1.0])
+
+
+@pytest.mark.parametrize("device_mode", [False, True])
+def test_a_bad_held_out_value_is_named_as_such(device_mode):
+    sched = GreedyLR(make_optimizer(tensor_lr=device_mode), device_mode=device_mode, **CONFIG)
+    drive(sched, [1.0])
+    with pytest.raises(TypeError, match="the held-out value must be a number"):
+        sched.observe_eval("x")
+    with pytest.raises(ValueError, match="the held-out value must be a scalar"):
+        sched.observe_eval(torch.ones(2))

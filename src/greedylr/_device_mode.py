@@ -18,7 +18,7 @@ from torch.optim import Optimizer
 
 from greedylr import distributed, tensor_rule
 from greedylr._attributes import SchedulerAttributes
-from greedylr._values import as_float
+from greedylr._values import HELD_OUT, as_float
 from greedylr.rule import Event, RuleState
 from greedylr.trace import Rows, decode_events
 
@@ -107,11 +107,13 @@ class DeviceMode(SchedulerAttributes):
         self._host_step = state.step  # the trace's step column, counted without a sync
         self._bounds = (list(state.min_lrs), list(state.max_lrs))
 
-    def _device_loss(self, loss: Any, *, convert: bool = True) -> torch.Tensor:
+    def _device_loss(self, loss: Any, *, convert: bool = True,
+                     what: str = "loss") -> torch.Tensor:
         """A loss as a one-element tensor on the state's device, without a host read.
 
         Args:
             loss: a number or a one-element tensor.
+            what: what ``loss`` is, for the error messages.
             convert: make a tensor ``[1]`` of the state's dtype (for sums of observed
                 losses, which float mode adds in float64). ``False`` passes a tensor
                 as it is, for the rule to convert inside its own (fused) kernels;
@@ -123,7 +125,7 @@ class DeviceMode(SchedulerAttributes):
         if isinstance(loss, torch.Tensor):
             if loss.numel() != 1:  # the shape is host metadata: no sync
                 raise ValueError(
-                    f"loss must be a scalar, got a tensor of shape {tuple(loss.shape)}; "
+                    f"{what} must be a scalar, got a tensor of shape {tuple(loss.shape)}; "
                     "reduce it (e.g. loss.mean()) first"
                 )
             if convert:
@@ -132,7 +134,7 @@ class DeviceMode(SchedulerAttributes):
                 return loss.reshape(1)
             return loss
         # a host number: a fill kernel with a scalar argument, no copy
-        return torch.full((1,), as_float(loss), dtype=like.dtype, device=like.device)
+        return torch.full((1,), as_float(loss, what), dtype=like.dtype, device=like.device)
 
     def _step_on_device(self, loss: Any, count: int) -> None:
         """``step`` in device mode: the same decisions as the float rule, no host read.
@@ -211,7 +213,7 @@ class DeviceMode(SchedulerAttributes):
         """``observe_eval`` in device mode: its events read back (once per evaluation);
         returns the LRs to write."""
         assert self._device_state is not None
-        value_t = self._device_loss(value)
+        value_t = self._device_loss(value, what=HELD_OUT)
         state, d = tensor_rule.observe_eval(self.config, self._device_state, value_t)
         # the state is a batch of one run ([1], [1, groups]): one run's values
         lrs = d.lrs.reshape(-1).clone()

@@ -9,23 +9,27 @@ from typing import Any
 
 import torch
 
-__all__ = ["as_float", "write_lrs"]
+__all__ = ["HELD_OUT", "as_float", "write_lrs"]
+
+#: what ``observe_eval`` is given, in error messages
+HELD_OUT = "the held-out value"
 
 
-def as_float(loss: Any) -> float:
-    """A loss as a Python float: a number, or any one-element tensor or array.
+def as_float(loss: Any, what: str = "loss") -> float:
+    """A loss (or the value ``what`` names) as a Python float: a number, or any
+    one-element tensor or array.
 
     Raises:
         TypeError: for a string, a bool or an object that is not a number.
         ValueError: for a tensor or array with more than one element.
     """
     if isinstance(loss, (str, bytes, bool)) or loss is None:
-        raise TypeError(f"loss must be a number or a one-element tensor, got {loss!r}")
+        raise TypeError(f"{what} must be a number or a one-element tensor, got {loss!r}")
     shape = getattr(loss, "shape", None)
     if shape is not None:
         if math.prod(shape) != 1:
             raise ValueError(
-                f"loss must be a scalar, got a tensor of shape {tuple(shape)}; "
+                f"{what} must be a scalar, got a tensor of shape {tuple(shape)}; "
                 "reduce it (e.g. loss.mean()) first"
             )
         # item() takes any one-element tensor or array; float() refuses arrays of ndim > 0
@@ -34,11 +38,11 @@ def as_float(loss: Any) -> float:
             value = item()
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return float(value)
-            raise TypeError(f"loss must be a number or a one-element tensor, got {loss!r}")
+            raise TypeError(f"{what} must be a number or a one-element tensor, got {loss!r}")
     try:
         return float(loss)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"loss must be a number or a one-element tensor, got {loss!r}") from exc
+        raise TypeError(f"{what} must be a number or a one-element tensor, got {loss!r}") from exc
 
 
 def write_lrs(groups: Sequence[dict[str, Any]], lrs: Sequence[Any]) -> list[Any]:

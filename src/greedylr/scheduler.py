@@ -25,7 +25,7 @@ from greedylr import distributed, tensor_rule
 from greedylr import rule as _rule
 from greedylr._checkpoint import Checkpointing
 from greedylr._device_mode import Decoder, DeviceMode, keep_recording_out_of_compile
-from greedylr._values import as_float, write_lrs
+from greedylr._values import HELD_OUT, as_float, write_lrs
 from greedylr.rule import Bound, Event, GreedyConfig, RuleState, add_group, init, update
 from greedylr.trace import Trace
 
@@ -443,8 +443,12 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
             group.setdefault("initial_lr", lr.clone() if isinstance(lr, torch.Tensor) else lr)
             bases.append(as_float(group["initial_lr"]))
         state = self.state  # a host copy in device mode: one read, once per added group
-        for base in bases:
-            add_group(self.config, state, base)
+        for i, base in enumerate(bases, start=known):
+            try:
+                add_group(self.config, state, base)
+            except ValueError as exc:  # before it changed anything
+                raise ValueError(f"GreedyLR cannot schedule parameter group {i}, added by "
+                                 f"optimizer.add_param_group: {exc}") from exc
         guards.warn_zero_lrs(bases, known)
         self.state = state  # back to the device in device mode
         self.base_lrs.extend(bases)
@@ -575,7 +579,8 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
             lrs: Sequence[Any] = self._observe_eval_on_device(value)
         else:
             assert self._rule_state is not None  # None only in device mode
-            decision = _rule.observe_eval(self.config, self._rule_state, as_float(value))
+            decision = _rule.observe_eval(self.config, self._rule_state,
+                                           as_float(value, HELD_OUT))
             self._eval_events += decision.events
             lrs = decision.lrs
         for event in self._eval_events[-1:]:
