@@ -103,8 +103,9 @@ def _compare(tmp_path: Path, *extra: str, target: str = f"{EXAMPLE}:train") -> l
         (["--lr", "-0.1"], "--lr: learning rates must be finite and > 0; got [-0.1]"),
         (["--lr", "nan"], "--lr: learning rates must be finite and > 0; got [nan]"),
         (["--warmup", "6"], "--warmup 6 is longer than the run (5 steps)"),
-        (["--warmup", "5"], "the warmup (5 steps) runs into the final cooldown, which starts "
-                            "at step 4 of total_steps=5"),
+        (["--steps", "10", "--warmup", "9"],
+         "the warmup (9 steps) runs into the final cooldown, which starts at step 8 of "
+         "total_steps=10"),
         (["--eval-every", "x"], "argument --eval-every: expected an integer >= 0, got 'x'"),
         (["--optimizer", "adam"], "unknown optimizer 'adam'; known: adamw,"),
     ],
@@ -269,15 +270,25 @@ def test_log_lines_are_readable(tmp_path: Path) -> None:
 def test_compare_stores_a_function_that_calls_sys_exit_as_a_failed_trial(tmp_path: Path) -> None:
     # in the process that runs it (--jobs 1): before, the whole comparison ended there
     script = tmp_path / "quits.py"
-    script.write_text("import sys\n\ndef train(trial):\n    sys.exit('out of patience')\n")
+    script.write_text(
+        "import sys\n\nimport torch\n\n"
+        "def train(trial):\n    sys.exit('out of patience')\n\n"
+        "def done(trial):\n    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))])\n"
+        "    trial.scheduler(opt)\n    for _ in range(trial.steps):\n"
+        "        opt.step()\n        trial.step(1.0)\n    sys.exit(0)\n")
     out = tmp_path / "cmp"
     assert main(_compare(tmp_path, "--schedules", "greedy", target=f"{script}:train")) == 1
     from greedylr.studies.runner import load_results
 
     (result,) = load_results(out)
     assert result["status"] == "failed"
-    assert result["error"] == "SystemExit: out of patience"
+    assert result["error"] == ("RuntimeError: the training function called "
+                               "sys.exit('out of patience')")
     assert (out / "report.md").exists()
+    # sys.exit(0) after training: a return
+    assert main(["compare", f"{script}:done", "--schedules", "greedy", "--seeds", "1",
+                 "--steps", "5", "--out", str(tmp_path / "done")]) == 0
+    assert [r["status"] for r in load_results(tmp_path / "done")] == ["ok"]
 
 
 def test_compare_into_a_folder_another_process_writes_is_a_one_line_error(

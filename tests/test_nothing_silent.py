@@ -180,6 +180,8 @@ def test_a_budget_or_warmup_that_would_start_the_cooldown_late_is_refused():
     with pytest.raises(ValueError, match=r"warmup \(90 steps\) runs into the final cooldown"):
         GreedyConfig(total_steps=100, warmup=90)
     GreedyConfig(total_steps=100, warmup=80)
+    GreedyConfig(total_steps=100, warmup=100)  # a ramp as long as the run: no cooldown
+    GreedyConfig(total_steps=20, warmup=100)  # a short smoke run
     opt = make_optimizer()
     sched = GreedyLR(opt, **CONFIG)
     drive(sched, [1.0] * 50)
@@ -392,6 +394,21 @@ def test_observe_eval_in_device_mode_writes_into_the_state_a_captured_step_reads
     assert all(a is b for a, b in zip(captured, sched._device_state, strict=True))
     assert bool(sched._device_state.eval_block.all())
     assert float(sched.get_last_lr()[0]) == pytest.approx(0.2 * 0.7)  # eval_factor's cut
+
+
+def test_groups_added_together_with_one_refused_leave_the_state_as_it_was():
+    opt = make_optimizer()
+    sched = GreedyLR(opt, max_lr=1.0, **CONFIG)
+    drive(sched, [1.0])
+    for lr in (0.05, 5.0):  # the second above its upper bound
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr})
+    for _ in range(2):
+        with pytest.raises(ValueError, match="cannot schedule parameter group 2"):
+            drive(sched, [1.0])
+    assert len(sched.state.base_lrs) == len(sched.base_lrs) == 1
+    opt.param_groups[2]["lr"] = opt.param_groups[2]["initial_lr"] = 0.5  # fixed
+    drive(sched, [1.0])
+    assert len(sched.state.base_lrs) == len(sched.get_last_lr()) == 3
 
 
 def test_a_new_group_that_per_group_bounds_cannot_cover_is_refused_naming_the_group():

@@ -82,7 +82,7 @@ def check_lrs_are_ours(groups: Sequence[dict[str, Any]], marks: Sequence[Any]) -
                 # another tensor (optimizer.load_state_dict puts in its own): fine if it
                 # holds the value GreedyLR wrote into the one it replaced (read only here)
                 written = mark[0]
-                same = written._version == mark[1] and bool(written == lr)
+                same = written._version == mark[1] and float(written) == float(lr)
         else:
             same = not isinstance(mark, tuple) and lr == mark
         if not same:

@@ -378,10 +378,10 @@ def _settings(items: Sequence[str]) -> dict[str, Any]:
     return settings
 
 
-def _checked_schedules(text: str, settings: dict[str, Any], steps: int,
-                       warmup: int) -> list[str]:
+def _checked_schedules(text: str, settings: dict[str, Any], steps: int = 1,
+                       warmup: int = 0) -> list[str]:
     """The schedule names in ``text``, each known and taking every one of ``settings``
-    over a run of ``steps`` with ``warmup``."""
+    over a run of ``steps`` with ``warmup`` (a stand-in before they are known)."""
     from greedylr.studies.schedules import check_settings
 
     schedules = [s.strip() for s in text.split(",") if s.strip()]
@@ -412,7 +412,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         import rich  # noqa: F401  (the summary is a rich table)
 
     from greedylr.studies.report import print_summary, write_report
-    from greedylr.studies.runner import make_specs, run_trials
+    from greedylr.studies.runner import load_results, make_specs, run_trials
     from greedylr.studies.schedules import OPTIMIZERS
     from greedylr.studies.tuning import parse_lr_grid
 
@@ -422,13 +422,14 @@ def _run_compare(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--lr: {exc}") from exc
     settings = _settings(args.set)
+    schedules = _checked_schedules(args.schedules, settings)
     if args.optimizer not in OPTIMIZERS:
         raise UsageError(f"unknown optimizer {args.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
     train = _load_target(args.target)
     steps = args.steps if args.steps is not None else int(getattr(train, "steps", 300))
     if args.warmup > steps:
         raise UsageError(f"--warmup {args.warmup} is longer than the run ({steps} steps)")
-    schedules = _checked_schedules(args.schedules, settings, steps, args.warmup)
+    _checked_schedules(args.schedules, settings, steps, args.warmup)  # with the budget now
     # every schedule at every LR with the same seeds: the LR is part of each trial's key
     specs = [
         spec
@@ -446,14 +447,11 @@ def _run_compare(args: argparse.Namespace) -> int:
         log.warning("interrupted: finished trials are kept in %s; rerun the same command "
                     "to resume", args.out)
         return 130
-    try:
-        path = write_report(args.out, title=f"greedylr compare: {args.target}",
-                            margin=args.margin)
-    except FileNotFoundError:
-        # not one result stored: every trial was lost with its worker process
+    if not load_results(args.out):  # not one stored: each trial was lost with its worker
         log.error("no trial stored a result in %s (each one's worker process died: see the "
                   "log above); nothing to report", args.out)
         return 1
+    path = write_report(args.out, title=f"greedylr compare: {args.target}", margin=args.margin)
     grid = "" if len(lrs) == 1 else f", {len(lrs)} LRs"
     print_summary(results, title=f"{args.target}, {steps} steps, {args.seeds} seeds{grid}",
                   margin=args.margin)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 __all__ = [
     "ABSENT_MEANS", "ANNEAL_SHAPES", "BASE_SCHEDULES", "BLOWUP_RECOVERED", "BLOWUP_SQUARINGS",
     "KNOBS_OFF", "SPIKE_CUT", "Bound",
-    "GreedyConfig", "cosine_mode",
+    "GreedyConfig", "cosine_mode", "warmup_runs_into_cooldown",
 ]
 
 Bound = float | Sequence[float] | None
@@ -87,6 +87,15 @@ def _plain(value: Any) -> Any:
     if ndim == 1 and hasattr(value, "tolist"):
         return value.tolist()
     return value
+
+
+def warmup_runs_into_cooldown(warmup: int, total_steps: int, anneal_fraction: float,
+                              base_schedule: str = "constant") -> bool:
+    """Whether a warmup of ``warmup`` steps ends inside the final cooldown of a run of
+    ``total_steps`` (which would then begin late, with a jump). A warmup as long as the
+    run leaves no cooldown to run into."""
+    anneal = int(anneal_fraction * total_steps) if base_schedule == "constant" else 0
+    return anneal > 0 and total_steps - anneal < warmup < total_steps
 
 
 def _check(ok: bool, message: str) -> None:
@@ -325,11 +334,11 @@ class GreedyConfig:
         self._check_counts()
         self._check_numbers()
         self._check_bounds()
-        start = self.anneal_start
         _check(
-            start is None or start >= self.warmup,
+            self.total_steps is None or not warmup_runs_into_cooldown(
+                self.warmup, self.total_steps, self.anneal_fraction, self.base_schedule),
             f"the warmup ({self.warmup} steps) runs into the final cooldown, which starts at "
-            f"step {start} of total_steps={self.total_steps} (anneal_fraction="
+            f"step {self.anneal_start} of total_steps={self.total_steps} (anneal_fraction="
             f"{self.anneal_fraction}): the cooldown would begin late, with a jump; shorten "
             "the warmup or anneal_fraction, or give more steps",
         )

@@ -10,6 +10,7 @@ device), :mod:`greedylr._checkpoint` (state dicts and copies), :mod:`greedylr._v
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 from collections.abc import Sequence
@@ -442,11 +443,13 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
             lr = group["lr"]
             group.setdefault("initial_lr", lr.clone() if isinstance(lr, torch.Tensor) else lr)
             bases.append(as_float(group["initial_lr"]))
-        state = self.state  # a host copy in device mode: one read, once per added group
+        # a copy (in device mode a host copy: one read, once per added group): a group
+        # refused after another was added leaves the state as it was
+        state = copy.deepcopy(self.state)
         for i, base in enumerate(bases, start=known):
             try:
                 add_group(self.config, state, base)
-            except ValueError as exc:  # before it changed anything
+            except ValueError as exc:
                 raise ValueError(f"GreedyLR cannot schedule parameter group {i}, added by "
                                  f"optimizer.add_param_group: {exc}") from exc
         guards.warn_zero_lrs(bases, known)

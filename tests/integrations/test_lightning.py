@@ -300,6 +300,25 @@ def test_budget_and_validation_metric_reach_the_scheduler(tmp_path: Path) -> Non
     assert len(seen) == 3 and sched.state.eval_best == pytest.approx(min(seen))
 
 
+class _LongWarmup(_Validated):
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.SGD(self.parameters(), lr=0.05)
+        # a warmup of 11 of the run's 12 steps: it would run into the default cooldown
+        sched = GreedyLR(optimizer, warmup=11, **CONFIG)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def test_a_warmup_the_budget_cannot_follow_with_a_cooldown_gets_none_and_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="greedylr"):
+        trainer, _ = _fit_validated(
+            _LongWarmup(torch.utils.data.Subset(_digits(), range(64))), tmp_path)
+    sched = trainer.lr_scheduler_configs[0].scheduler
+    assert sched.config.total_steps is None and sched.state.step == 12
+    assert "the warmup (11 steps) runs into the final cooldown of this 12-step run" in caplog.text
+
+
 class _CosineMode(_Validated):
     def configure_optimizers(self) -> dict[str, Any]:
         # the docs' recipe: the budget is known in configure_optimizers

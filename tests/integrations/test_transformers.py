@@ -328,6 +328,21 @@ class _OverflowAtStart(TrainerCallback):
             self.skipped.append(state.global_step)
 
 
+def test_a_warmup_the_budget_cannot_follow_with_a_cooldown_gets_none_and_a_warning(
+    tmp_path: Path, tokenizer: Any, dataset: list, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the Trainer's warmup_steps=9 of max_steps=10 would run into the default cooldown
+    trainer = _trainer(tmp_path, tokenizer, dataset, max_steps=10, warmup_steps=9,
+                       gradient_accumulation_steps=1)
+    callback = attach(trainer)
+    with caplog.at_level("WARNING", logger="greedylr"):
+        trainer.train()
+    sched = callback.scheduler
+    assert sched.config.warmup == 9 and sched.config.total_steps is None
+    assert sched.state.step == 10
+    assert "the warmup (9 steps) runs into the final cooldown of this 10-step run" in caplog.text
+
+
 def test_skipped_optimizer_steps_feed_nothing(
     tmp_path: Path, tokenizer: Any, dataset: list
 ) -> None:

@@ -155,9 +155,10 @@ def execute_trial(spec: TrialSpec, *, threads: int | None = None) -> dict[str, A
         The result dict that :func:`~greedylr.studies.runner.run_trials` stores (see the
         module docstring).
         An exception in the training function gives ``status="failed"`` with its
-        message and traceback, and so does ``sys.exit()`` there (``SystemExit``); a
-        non-finite loss gives ``status="diverged"``. ``KeyboardInterrupt`` (Ctrl-C,
-        and SIGTERM in a study) propagates.
+        message and traceback, and so does ``sys.exit(code)`` there with a code other
+        than 0 (``sys.exit()`` and ``sys.exit(0)`` return); a non-finite loss gives
+        ``status="diverged"``. ``KeyboardInterrupt`` (Ctrl-C, and SIGTERM in a study)
+        propagates.
     """
     import torch
 
@@ -175,7 +176,12 @@ def execute_trial(spec: TrialSpec, *, threads: int | None = None) -> dict[str, A
         started_at, started = _now(), time.perf_counter()
         lr = spec.lr if spec.lr is not None else (workload.lr or 1e-3)
         trial = Trial(spec, default_lr=lr)
-        workload.train(trial)
+        try:
+            workload.train(trial)
+        except SystemExit as exc:  # sys.exit(0) or sys.exit(): a return; others fail
+            if exc.code not in (None, 0):
+                raise RuntimeError(f"the training function called sys.exit({exc.code!r})"
+                                   ) from None
         if trial.current_step == 0:
             raise RuntimeError("the training function returned without calling trial.step(loss)")
         if trial.current_step != spec.steps:
@@ -188,7 +194,7 @@ def execute_trial(spec: TrialSpec, *, threads: int | None = None) -> dict[str, A
         _warn_if_unfed(spec, trial)
     except FloatingPointError as exc:
         status, error = "diverged", str(exc)
-    except (Exception, SystemExit) as exc:  # sys.exit() in the function fails its trial only
+    except Exception as exc:
         status, error = "failed", f"{type(exc).__name__}: {exc}"
         tb = traceback.format_exc()
     wall = time.perf_counter() - started
