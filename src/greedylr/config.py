@@ -8,6 +8,7 @@ everything here. What each knob does and why it exists: the rule guide
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
@@ -16,7 +17,7 @@ from typing import Any, Literal
 __all__ = [
     "ABSENT_MEANS", "ANNEAL_SHAPES", "BASE_SCHEDULES", "BLOWUP_RECOVERED", "BLOWUP_SQUARINGS",
     "KNOBS_OFF", "SPIKE_CUT", "Bound",
-    "GreedyConfig", "cosine_mode", "warmup_runs_into_cooldown",
+    "GreedyConfig", "budget_after_warmup", "cosine_mode",
 ]
 
 Bound = float | Sequence[float] | None
@@ -89,13 +90,33 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def warmup_runs_into_cooldown(warmup: int, total_steps: int, anneal_fraction: float,
-                              base_schedule: str = "constant") -> bool:
+def _anneal_steps(total_steps: int, anneal_fraction: float, base_schedule: str) -> int:
+    """Length of the final cooldown of a run of ``total_steps`` (0 under a decaying base
+    schedule, which has none)."""
+    return int(anneal_fraction * total_steps) if base_schedule == "constant" else 0
+
+
+def _warmup_runs_into_cooldown(warmup: int, total_steps: int, anneal_fraction: float,
+                               base_schedule: str) -> bool:
     """Whether a warmup of ``warmup`` steps ends inside the final cooldown of a run of
     ``total_steps`` (which would then begin late, with a jump). A warmup as long as the
     run leaves no cooldown to run into."""
-    anneal = int(anneal_fraction * total_steps) if base_schedule == "constant" else 0
+    anneal = _anneal_steps(total_steps, anneal_fraction, base_schedule)
     return anneal > 0 and total_steps - anneal < warmup < total_steps
+
+
+def budget_after_warmup(total_steps: int, warmup: int, anneal_fraction: float,
+                        base_schedule: str) -> int | None:
+    """The budget a framework supplies (the HF Trainer's ``max_steps``, Lightning's
+    ``estimated_stepping_batches``), or ``None`` with a warning where the warmup would run
+    into its final cooldown: such a run gets no budget, so no final cooldown, rather than
+    an error at its start."""
+    if not _warmup_runs_into_cooldown(warmup, total_steps, anneal_fraction, base_schedule):
+        return total_steps
+    logging.getLogger("greedylr").warning(
+        "GreedyLR: the warmup (%d steps) runs into the final cooldown of this %d-step run "
+        "(anneal_fraction=%s): no final cooldown", warmup, total_steps, anneal_fraction)
+    return None
 
 
 def _check(ok: bool, message: str) -> None:
@@ -335,7 +356,7 @@ class GreedyConfig:
         self._check_numbers()
         self._check_bounds()
         _check(
-            self.total_steps is None or not warmup_runs_into_cooldown(
+            self.total_steps is None or not _warmup_runs_into_cooldown(
                 self.warmup, self.total_steps, self.anneal_fraction, self.base_schedule),
             f"the warmup ({self.warmup} steps) runs into the final cooldown, which starts at "
             f"step {self.anneal_start} of total_steps={self.total_steps} (anneal_fraction="
@@ -524,9 +545,9 @@ class GreedyConfig:
     def anneal_steps(self) -> int:
         """Length of the final cooldown in observations (0: none, no budget, or a base
         schedule that decays)."""
-        if self.total_steps is None or self.base_schedule != "constant":
+        if self.total_steps is None:
             return 0
-        return int(self.anneal_fraction * self.total_steps)
+        return _anneal_steps(self.total_steps, self.anneal_fraction, self.base_schedule)
 
     @property
     def anneal_start(self) -> int | None:

@@ -65,7 +65,7 @@ from typing import Any
 import torch
 
 from greedylr._extras import requires_extra
-from greedylr.config import warmup_runs_into_cooldown
+from greedylr.config import budget_after_warmup
 from greedylr.range_test import (
     RangeTest,
     _check_sweep,
@@ -158,13 +158,10 @@ class GreedyLRCallback(pl.Callback):
             assert isinstance(sched, GreedyLR)  # the configs kept above
             if sched.config.total_steps is None and math.isfinite(budget) and budget >= 1:
                 c = sched.config
-                if warmup_runs_into_cooldown(c.warmup, int(budget), c.anneal_fraction,
-                                             c.base_schedule):
-                    logger.warning("GreedyLR: the warmup (%d steps) runs into the final "
-                                   "cooldown of this %d-step run (anneal_fraction=%s): no "
-                                   "final cooldown", c.warmup, int(budget), c.anneal_fraction)
-                else:
-                    sched.set_total_steps(int(budget))
+                steps = budget_after_warmup(int(budget), c.warmup, c.anneal_fraction,
+                                            c.base_schedule)
+                if steps is not None:
+                    sched.set_total_steps(steps)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # not the sanity check before training: the model has not been trained yet

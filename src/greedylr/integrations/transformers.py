@@ -69,7 +69,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from greedylr._extras import requires_extra
 from greedylr.averaging import DEFAULT_GAMMA, averaged_model, power_ema
-from greedylr.config import GreedyConfig, warmup_runs_into_cooldown
+from greedylr.config import GreedyConfig, budget_after_warmup
 from greedylr.range_test import RangeTest, lr_range_test
 from greedylr.scheduler import GreedyLR
 
@@ -249,20 +249,6 @@ def _wrap_log(trainer: Trainer, callback: GreedyLRCallback) -> None:
     trainer.log = log  # type: ignore[method-assign]
 
 
-def _warmup_leaves_room(warmup: int, total_steps: int, knobs: dict[str, Any]) -> bool:
-    """Whether the final cooldown of a budget the Trainer supplies fits after the warmup;
-    if not, a warning and no budget (so no cooldown) for this run."""
-    defaults = GreedyConfig()
-    fraction = knobs.get("anneal_fraction", defaults.anneal_fraction)
-    if not warmup_runs_into_cooldown(warmup, total_steps, fraction,
-                                     knobs.get("base_schedule", defaults.base_schedule)):
-        return True
-    logger.warning("GreedyLR: the warmup (%d steps) runs into the final cooldown of this "
-                   "%d-step run (anneal_fraction=%s): no final cooldown", warmup, total_steps,
-                   fraction)
-    return False
-
-
 def _wrap_create_scheduler(trainer: Trainer, feed: Feed, kwargs: dict[str, Any]) -> None:
     def create_scheduler(
         num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
@@ -274,8 +260,13 @@ def _wrap_create_scheduler(trainer: Trainer, feed: Feed, kwargs: dict[str, Any])
             if feed == "train" and "total_steps" not in config:
                 # the budget (max_steps), for the final cooldown when one is configured;
                 # none where the warmup would run into it (a short run, a long warmup)
-                if _warmup_leaves_room(config["warmup"], num_training_steps, config):
-                    config["total_steps"] = num_training_steps
+                defaults = GreedyConfig()
+                budget = budget_after_warmup(
+                    num_training_steps, config["warmup"],
+                    config.get("anneal_fraction", defaults.anneal_fraction),
+                    config.get("base_schedule", defaults.base_schedule))
+                if budget is not None:
+                    config["total_steps"] = budget
             cls = GreedyLR if feed == "train" else _EvalFedGreedyLR
             target = optimizer or trainer.optimizer
             assert target is not None, "the Trainer builds its optimizer before its scheduler"
