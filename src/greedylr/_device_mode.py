@@ -113,12 +113,12 @@ class DeviceMode(SchedulerAttributes):
 
         Args:
             loss: a number or a one-element tensor.
-            what: what ``loss`` is, for the error messages.
             convert: make a tensor ``[1]`` of the state's dtype (for sums of observed
                 losses, which float mode adds in float64). ``False`` passes a tensor
                 as it is, for the rule to convert inside its own (fused) kernels;
                 only a 0-d CPU tensor becomes ``[1]``, for the reason given in
                 :meth:`_to_device`.
+            what: what ``loss`` is, for the error messages.
         """
         assert self._device_state is not None
         like = self._device_state.lrs
