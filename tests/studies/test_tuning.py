@@ -143,6 +143,29 @@ def test_a_seed_where_only_greedy_diverged_is_a_loss() -> None:
     assert (p.wins, p.ties, p.losses) == (0, 0, 1) and p.diff.n == 0
 
 
+@pytest.mark.parametrize("status", ["failed", "timeout"])
+def test_a_seed_where_a_baseline_failed_or_timed_out_is_not_a_win(status: str) -> None:
+    # its cause may be the code or the machine: no one measured a win
+    rs = [_trial("greedy", 1e-3, 0, 0.5), _trial("cosine", 1e-3, 0, None, status=status),
+          _trial("greedy", 1e-3, 1, 0.5), _trial("cosine", 1e-3, 1, 0.4)]
+    (wt,) = T.tune(rs)
+    p = wt.pairs[0]
+    assert (p.wins, p.ties, p.losses, p.unpaired) == (1, 0, 0, 1) and p.diff.n == 1
+    header, rows = summary_table(rs)
+    cosine = next(r for r in rows if r[0] == "cosine")
+    assert cosine[header.index("GreedyLR won/tied/lost")] == "1/0/0, 1 not compared"
+
+
+def test_a_seed_without_a_held_out_metric_is_not_compared_and_a_nan_one_lost() -> None:
+    nan = _trial("cosine", 1e-3, 1, 0.5)
+    nan["metrics"][-1]["accuracy"] = math.nan  # an ok run whose model scored NaN
+    rs = [_trial("greedy", 1e-3, 0, 0.5), _trial("cosine", 1e-3, 0, None),
+          _trial("greedy", 1e-3, 1, 0.5), nan]
+    (wt,) = T.tune(rs)
+    p = wt.pairs[0]
+    assert (p.wins, p.ties, p.losses, p.unpaired) == (1, 0, 0, 1) and p.diff.n == 0
+
+
 @pytest.mark.parametrize(
     ("text", "grid"),
     [

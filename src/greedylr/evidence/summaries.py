@@ -258,7 +258,8 @@ def _tuned_json(wt: Any) -> dict[str, Any]:
         "pairs": [
             {"candidate": p.candidate, "baseline": p.baseline, "candidate_lr": p.candidate_lr,
              "baseline_lr": p.baseline_lr, "diff": stat(p.diff), "wins": p.wins,
-             "ties": p.ties, "losses": p.losses, "verdict": p.verdict}
+             "ties": p.ties, "losses": p.losses, "unpaired": p.unpaired,
+             "verdict": p.verdict}
             for p in wt.pairs
         ],
     }

@@ -171,8 +171,11 @@ class TunedPair:
     """The candidate at its best LR minus a baseline at its best LR, paired by seed.
 
     ``diff`` is positive when the candidate is better; a seed where exactly one of the
-    two diverged or failed is a win or a loss without a difference; where both did,
-    a tie.
+    two diverged (a non-finite training loss, or a non-finite final held-out metric) is
+    a win or a loss without a difference; where both did, a tie. A seed where either
+    run failed, timed out or reported no held-out metric is not compared (``unpaired``):
+    its cause may be the code or the machine rather than the schedule, and counting it
+    would credit the other arm with a win nobody measured.
     """
 
     candidate: str
@@ -183,6 +186,7 @@ class TunedPair:
     wins: int
     ties: int
     losses: int
+    unpaired: int = 0
 
     @property
     def seeds(self) -> int:
@@ -297,15 +301,12 @@ def _pair(
     higher: bool,
 ) -> TunedPair:
     diffs: list[float] = []
-    wins = ties = losses = 0
+    wins = ties = losses = unpaired = 0
     for seed in sorted(set(c_runs) & set(b_runs)):
-        c, b = c_runs[seed], b_runs[seed]
-        fc = M.final_metric(c) if c.get("status") == "ok" else None
-        fb = M.final_metric(b) if b.get("status") == "ok" else None
-        c_ok = fc is not None and math.isfinite(fc)
-        b_ok = fb is not None and math.isfinite(fb)
-        if c_ok and b_ok:
-            assert fc is not None and fb is not None  # what c_ok and b_ok checked
+        fc, fb = _outcome(c_runs[seed]), _outcome(b_runs[seed])
+        if fc is None or fb is None:
+            unpaired += 1
+        elif math.isfinite(fc) and math.isfinite(fb):
             d = fc - fb if higher else fb - fc
             diffs.append(d)
             if math.isclose(fc, fb, rel_tol=1e-9, abs_tol=1e-12):
@@ -314,13 +315,23 @@ def _pair(
                 wins += 1
             else:
                 losses += 1
-        elif c_ok:
+        elif math.isfinite(fc):
             wins += 1
-        elif b_ok:
+        elif math.isfinite(fb):
             losses += 1
         else:
             ties += 1
-    return TunedPair(cand, base, c_lr, b_lr, M.Stat.of(diffs), wins, ties, losses)
+    return TunedPair(cand, base, c_lr, b_lr, M.Stat.of(diffs), wins, ties, losses, unpaired)
+
+
+def _outcome(result: Result) -> float | None:
+    """What a run counts as in a pair: its final held-out metric (NaN where it diverged
+    or its metric is not finite), or ``None`` where it measured nothing (failed, timed
+    out, never reported)."""
+    status = result.get("status")
+    if status == "diverged":
+        return math.nan
+    return M.final_metric(result) if status == "ok" else None
 
 
 def tune(

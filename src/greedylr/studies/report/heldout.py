@@ -157,7 +157,8 @@ def _arm_row(
         if pair.diff.n:
             lo, hi = pair.diff.ci
             delta = f"{num(pair.diff.mean, 3)} [{num(lo, 3)}, {num(hi, 3)}]"
-        won = f"{pair.wins}/{pair.ties}/{pair.losses}"
+        won = f"{pair.wins}/{pair.ties}/{pair.losses}" + (
+            f", {pair.unpaired} not compared" if pair.unpaired else "")
         verdict = _verdict_cell(pair)
     elif M.is_candidate(arm):
         verdict = "(candidate)"
