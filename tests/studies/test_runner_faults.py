@@ -164,6 +164,15 @@ def test_a_trial_that_kills_its_worker_every_time_fails_clearly_and_is_not_store
     assert result_path(out, good).is_file() and not result_path(out, deadly).exists()
 
 
+def test_a_trial_that_ends_its_worker_is_told_apart_from_a_worker_that_never_started_it(
+    tmp_path: Path,
+) -> None:
+    # the hint about `if __name__ == '__main__':` is for a worker that dies before the
+    # trial starts (a script re-run in it), not for code that ends its own process
+    (result,) = run_trials([_spec(0, workload_exit_at=3)], tmp_path / "study", jobs=2)
+    assert result["error"] == "worker process died during the trial (exit code 3)"
+
+
 # -- the disk ----------------------------------------------------------------------
 
 

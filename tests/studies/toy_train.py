@@ -5,6 +5,7 @@ workers import it the way they import user code. Options, through the settings:
 ``workload_fail_at`` raises at that step, ``workload_nan_at`` reports a NaN loss there,
 ``workload_sleep`` sleeps that long per step (to interrupt a study mid-run),
 ``workload_kill_at`` kills its own process with SIGKILL at that step (a worker that dies),
+``workload_exit_at`` ends it with ``os._exit(3)`` there (code that ends its process),
 ``workload_running_dir`` holds a file ``<node>-<pid>`` there while it trains (``node``:
 the Ray node id under Ray, else ``local``), so that a test sees where trials run now;
 ``workload_feed`` feeds the schedule the held-out mse (``trial.report(feed=...)``);
@@ -87,6 +88,8 @@ def _train(trial) -> None:  # type: ignore[no-untyped-def]
         optimizer.step()
         if step == options.get("workload_kill_at"):
             os.kill(os.getpid(), signal.SIGKILL)
+        if step == options.get("workload_exit_at"):
+            os._exit(3)
         if step == options.get("workload_fail_at"):
             raise ValueError(f"boom at step {step}")
         trial.step(float("nan") if step == options.get("workload_nan_at") else loss)

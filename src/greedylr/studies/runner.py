@@ -138,13 +138,16 @@ def _worker_main(conn: Connection, threads: int | None) -> None:
         conn.send(execute_trial(spec, threads=threads))
 
 
-def _died(process: BaseProcess) -> str:
-    """How a worker process ended, in words (with a hint where the cause may be ours)."""
-    code = process.exitcode
+def _died(worker: _Worker) -> str:
+    """How a worker process ended, in words; where it ended before its trial started,
+    with a hint at the usual cause (a script re-run in every worker)."""
+    code = worker.process.exitcode
     if code is not None and code < 0:
         with contextlib.suppress(ValueError):
             return f"worker process died (killed by {signal.Signals(-code).name})"
-    return f"worker process died (exit code {code}){_HINT}"
+    if worker.started is None:
+        return f"worker process died before the trial started (exit code {code}){_HINT}"
+    return f"worker process died during the trial (exit code {code})"
 
 
 @dataclass
@@ -267,7 +270,7 @@ class _LocalPool:
         assert spec is not None
         self._retire(worker)
         self.attempts[spec.key] += 1
-        error = _died(worker.process)
+        error = _died(worker)
         if self.attempts[spec.key] >= _MAX_ATTEMPTS:
             self.on_result(unfinished_result(spec, "failed", error, stored=False))
         else:
