@@ -143,6 +143,22 @@ def test_a_seed_where_only_greedy_diverged_is_a_loss() -> None:
     assert (p.wins, p.ties, p.losses) == (0, 0, 1) and p.diff.n == 0
 
 
+def test_trials_at_the_default_lr_join_the_grid_point_at_the_same_lr() -> None:
+    # `compare` first without --lr (the function's own 1e-3), then with a grid naming it
+    default = [dict(_trial(s, 1e-3, seed, 0.5), spec={**_trial(s, 1e-3, seed, 0.5)["spec"],
+                                                        "lr": None})
+               for s in ("greedy", "cosine") for seed in range(3)]
+    grid = [_trial(s, lr, seed, 0.6 if lr == 1e-3 else 0.4)
+            for s in ("greedy", "cosine") for lr in (1e-3, 1e-2) for seed in range(2)]
+    (wt,) = T.tune([*default, *grid])
+    for arm in ("greedy", "cosine"):
+        points = wt.arms[arm].points
+        assert [p.lr for p in points] == [1e-3, 1e-2]
+        # seeds 0 and 1 from the grid's runs, seed 2 from the default's
+        assert points[0].seeds == 3 and points[0].final.mean == pytest.approx(1.7 / 3)
+    assert wt.pairs[0].seeds == 3
+
+
 @pytest.mark.parametrize("status", ["failed", "timeout"])
 def test_a_seed_where_a_baseline_failed_or_timed_out_is_not_a_win(status: str) -> None:
     # its cause may be the code or the machine: no one measured a win

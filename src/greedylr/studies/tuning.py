@@ -114,6 +114,17 @@ def _ran_at(runs: Iterable[Result]) -> float:
     return float(np.median(recorded)) if recorded else math.nan
 
 
+def _merge_default(lrs: dict[float | None, dict[int, Result]]) -> None:
+    """Where trials without a spec LR ran at an LR the grid also names (a comparison
+    run first without ``--lr``, then with a grid that includes the function's own LR),
+    they are that grid point's trials, not a second point at the same LR; a seed that
+    both ran keeps the grid's run."""
+    ran = _ran_at(lrs[None].values()) if None in lrs else math.nan
+    if ran in lrs:
+        default = lrs.pop(None)
+        lrs[ran] = {**default, **lrs[ran]}
+
+
 def _order(lr: float | None) -> tuple[bool, float]:
     return (lr is None, lr or 0.0)
 
@@ -361,6 +372,9 @@ def tune(
     for r in results:
         lr = r["spec"].get("lr")
         table[group_of(r)][M.arm_of(r)].setdefault(lr, {})[int(r["spec"]["seed"])] = r
+    for arms in table.values():
+        for lrs in arms.values():
+            _merge_default(lrs)
     out = []
     for group, arms in sorted(table.items(), key=lambda kv: repr(kv[0])):
         sample = next(r for lrs in arms.values() for runs in lrs.values() for r in runs.values())
