@@ -24,6 +24,7 @@ from greedylr.studies.metrics import (
     status_counts,
     time_to_target,
 )
+from greedylr.studies.report.cells import setting_title
 
 STEPS = 100  # smoothing window: 2% of 100 = 2 steps
 
@@ -141,6 +142,12 @@ def test_arms_and_settings() -> None:
     # scoring an average of the weights makes another arm of the same setting
     d = _result("cosine", 0, [1.0], settings={"workload_width": 8, "workload_power_ema": 7})
     assert arm_of(d) == "cosine(workload_power_ema=7)" and setting_of(d) == setting_of(b)
+    # runs evaluated at another pace are another setting (GreedyLR is fed what is
+    # measured; the best so far is taken over the evaluations): never mixed per seed
+    e = _result("cosine", 0, [1.0], settings={"workload_width": 8})
+    e["spec"]["eval_every"] = 10
+    assert setting_of(e) != setting_of(b)
+    assert setting_title(setting_of(e), [e]).endswith("evaluated every 10 steps")
 
 
 def test_time_to_target() -> None:

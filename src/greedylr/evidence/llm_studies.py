@@ -233,7 +233,7 @@ def summary_markdown(study_dir: str | os.PathLike[str]) -> str:
     for a in M.arm_summaries(results):
         by_setting[a.setting].append(a)
     for setting, arms in sorted(by_setting.items(), key=lambda kv: repr(kv[0])):
-        _, workload, optimizer, steps, _, warmup, _ = setting
+        _, workload, optimizer, steps, _, warmup, *_ = setting
         metric = arms[0].metric or "metric"
         lines += [
             f"## `{workload}`, {optimizer}, {steps} steps, warmup {warmup}",

@@ -118,7 +118,11 @@ def scoring_of(result: Result) -> tuple[tuple[str, str], ...]:
 
 
 def setting_of(result: Result) -> tuple[Any, ...]:
-    """Everything a trial is except its arm and seed: trials compare within a setting."""
+    """Everything a trial is except its arm and seed: trials compare within a setting.
+
+    ``(study, workload, optimizer, steps, lr, warmup, shared settings, eval_every)``:
+    how often a run is evaluated is part of it, since GreedyLR reacts to what it is fed
+    and the best-so-far metric is taken over the evaluations."""
     spec = result["spec"]
     shared = tuple(
         sorted(
@@ -135,6 +139,7 @@ def setting_of(result: Result) -> tuple[Any, ...]:
         spec.get("lr"),
         spec.get("warmup", 0),
         shared,
+        spec.get("eval_every", 0),
     )
 
 

@@ -58,8 +58,9 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def setting_title(setting: tuple[Any, ...], runs: list[Result]) -> str:
-    """A setting's heading: workload, optimizer, length, LR, warmup and shared options."""
-    _study, workload, _optimizer, steps, lr, warmup, shared = setting
+    """A setting's heading: workload, optimizer, length, LR, warmup, shared options and
+    how often it was evaluated."""
+    _study, workload, _optimizer, steps, lr, warmup, shared, eval_every = setting
     sample = runs[0]
     label = sample["spec"].get("workload", workload)
     used_lr = sample.get("lr") if lr is None else lr
@@ -67,6 +68,8 @@ def setting_title(setting: tuple[Any, ...], runs: list[Result]) -> str:
     if warmup:
         parts.append(f"warmup {warmup}")
     parts += [f"{k}={v}" for k, v in shared]
+    if eval_every:
+        parts.append(f"evaluated every {eval_every} steps")
     return ", ".join(parts)
 
 

@@ -51,13 +51,16 @@ def compared_pairs(wt: T.WorkloadTuning, results: Sequence[Result]) -> list[T.Tu
 
 def _group_title(wt: T.WorkloadTuning, results: list[Result], study: bool) -> str:
     """A workload group's title: study (when there are several), workload, optimizer,
-    length, warmup, options and the metric with its direction."""
-    _study, _workload, _optimizer, steps, warmup, shared = wt.group
+    length, warmup, options, how often it was evaluated and the metric with its
+    direction."""
+    _study, _workload, _optimizer, steps, warmup, shared, eval_every = wt.group
     label = workload_label(wt.workload)
     parts = [M.group_optimizer(results), f"{steps} steps"]
     if warmup:
         parts.append(f"warmup {warmup}")
     parts += [f"{k}={v}" for k, v in shared]
+    if eval_every:
+        parts.append(f"evaluated every {eval_every} steps")
     arrow = "↑" if wt.higher_is_better else "↓"
     head = f"{_study}: " if study else ""
     return f"{head}{label} ({', '.join(parts)}), {wt.metric} {arrow}"
