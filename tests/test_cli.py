@@ -102,7 +102,7 @@ def _compare(tmp_path: Path, *extra: str, target: str = f"{EXAMPLE}:train") -> l
         (["--jobs", "0"], "argument --jobs: expected an integer >= 1, got '0'"),
         (["--lr", "-0.1"], "--lr: learning rates must be finite and > 0; got [-0.1]"),
         (["--lr", "nan"], "--lr: learning rates must be finite and > 0; got [nan]"),
-        (["--warmup", "6"], "--warmup 6 is longer than the run (5 steps)"),
+        (["--warmup", "6"], "the warmup (6 steps) is longer than the run (5 steps)"),
         (["--steps", "10", "--warmup", "9"],
          "the warmup (9 steps) runs into the final cooldown, which starts at step 8 of "
          "total_steps=10"),
@@ -289,6 +289,34 @@ def test_compare_stores_a_function_that_calls_sys_exit_as_a_failed_trial(tmp_pat
     assert main(["compare", f"{script}:done", "--schedules", "greedy", "--seeds", "1",
                  "--steps", "5", "--out", str(tmp_path / "done")]) == 0
     assert [r["status"] for r in load_results(tmp_path / "done")] == ["ok"]
+
+
+def test_compare_runs_a_registered_workload_as_the_studies_do(tmp_path: Path) -> None:
+    # its optimizer (Adagrad), length and evaluation pace, not compare's defaults for
+    # user code (AdamW, 300 steps, one evaluation)
+    from greedylr.evidence.workloads import get
+    from greedylr.studies.runner import load_results
+
+    wine = get("wine_mlp")
+    assert (wine.optimizer, wine.eval_every) != ("adamw", 0)
+    out = tmp_path / "wine"
+    assert main(["compare", "wine_mlp", "--schedules", "constant", "--seeds", "1",
+                 "--out", str(out)]) == 0
+    (result,) = load_results(out)
+    spec = result["spec"]
+    assert (spec["optimizer"], spec["steps"], spec["warmup"], spec["eval_every"]) == (
+        wine.optimizer, wine.steps, wine.warmup, wine.eval_every)
+    assert result["optimizer_used"].endswith(".Adagrad")
+    assert result["lr"] == wine.lr_for("adagrad")
+    assert [row["step"] for row in result["metrics"]] == list(
+        range(wine.eval_every, wine.steps + 1, wine.eval_every))
+    # what is given still wins
+    assert main(["compare", "wine_mlp", "--schedules", "constant", "--seeds", "1",
+                 "--steps", "20", "--optimizer", "sgd", "--eval-every", "0",
+                 "--out", str(tmp_path / "given")]) == 0
+    (given,) = load_results(tmp_path / "given")
+    assert (given["spec"]["optimizer"], given["spec"]["steps"],
+            given["spec"]["eval_every"]) == ("sgd", 20, 0)
 
 
 def test_compare_into_a_folder_another_process_writes_is_a_one_line_error(

@@ -325,7 +325,8 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--seeds", type=_positive_int, default=3,
                          help="seeds 0..N-1 (default 3)")
     compare.add_argument("--steps", type=_positive_int, default=None,
-                         help="optimizer steps (default: the function's `steps` or 300)")
+                         help="optimizer steps (default: the function's `steps` or 300; a "
+                         "registered workload's own)")
     compare.add_argument("--lr", default=None, metavar="LR[,LR...]|LOW:HIGH:POINTS",
                          help="initial LR, or an LR grid that every schedule runs at with "
                               "the same seeds: a list (1e-3,3e-3,1e-2) or a log grid "
@@ -336,12 +337,15 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
                          help="LR tolerance: a grid point counts if its final held-out "
                               "metric is within this fraction of the best-tuned baseline's "
                               "(default 0.02)")
-    compare.add_argument("--warmup", type=_count, default=0,
-                         help="warmup steps, at most --steps (default 0)")
-    compare.add_argument("--optimizer", default="adamw",
-                         help="adamw, adafactor, adagrad or sgd, for trial.optimizer()")
-    compare.add_argument("--eval-every", type=_count, default=0,
-                         help="steps between held-out evaluations (0: only at the end)")
+    compare.add_argument("--warmup", type=_count, default=None,
+                         help="warmup steps, at most --steps (default 0; a registered "
+                         "workload's own)")
+    compare.add_argument("--optimizer", default=None,
+                         help="the optimizer trial.optimizer() builds: adamw (default; a "
+                         "registered workload's own), adafactor, adagrad, sgd, ...")
+    compare.add_argument("--eval-every", type=_count, default=None,
+                         help="steps between held-out evaluations (default 0: only at the "
+                         "end; a registered workload's own)")
     compare.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="a setting for every trial, VALUE as JSON (repeatable; "
                          "schedule options such as factor=0.5, or workload_* for you)")
@@ -407,6 +411,24 @@ def _load_target(target: str) -> Any:
         raise UsageError(f"cannot load {target}: {reason}") from exc
 
 
+def _run_options(args: argparse.Namespace, train: Any) -> dict[str, Any]:
+    """Steps, optimizer, warmup and evaluation pace: as given, else a registered
+    workload's own (what the studies run it with), else the defaults for user code
+    (the function's ``steps`` attribute or 300 steps, AdamW, no warmup, one evaluation)."""
+    from greedylr.studies.targets import builtin_workload
+
+    if ":" in args.target:
+        defaults = {"steps": int(getattr(train, "steps", 300)), "optimizer": "adamw",
+                    "warmup": 0, "eval_every": 0}
+    else:
+        w = builtin_workload(args.target)
+        defaults = {"steps": w.steps, "optimizer": w.optimizer, "warmup": w.warmup,
+                    "eval_every": w.eval_every}
+    given = {"steps": args.steps, "optimizer": args.optimizer, "warmup": args.warmup,
+             "eval_every": args.eval_every}
+    return {k: defaults[k] if given[k] is None else given[k] for k in defaults}
+
+
 def _run_compare(args: argparse.Namespace) -> int:
     with requires_extra("compare", "greedylr compare"):
         import rich  # noqa: F401  (the summary is a rich table)
@@ -423,21 +445,21 @@ def _run_compare(args: argparse.Namespace) -> int:
         raise UsageError(f"--lr: {exc}") from exc
     settings = _settings(args.set)
     schedules = _checked_schedules(args.schedules, settings)
-    if args.optimizer not in OPTIMIZERS:
+    if args.optimizer is not None and args.optimizer not in OPTIMIZERS:
         raise UsageError(f"unknown optimizer {args.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
     train = _load_target(args.target)
-    steps = args.steps if args.steps is not None else int(getattr(train, "steps", 300))
-    if args.warmup > steps:
-        raise UsageError(f"--warmup {args.warmup} is longer than the run ({steps} steps)")
-    _checked_schedules(args.schedules, settings, steps, args.warmup)  # with the budget now
+    run = _run_options(args, train)
+    if run["warmup"] > run["steps"]:
+        raise UsageError(f"the warmup ({run['warmup']} steps) is longer than the run "
+                         f"({run['steps']} steps): set --warmup or --steps")
+    # with the budget now
+    _checked_schedules(args.schedules, settings, run["steps"], run["warmup"])
     # every schedule at every LR with the same seeds: the LR is part of each trial's key
     specs = [
         spec
         for lr in lrs
         for spec in make_specs(args.study, [args.target], schedules, range(args.seeds),
-                               optimizer=args.optimizer, steps=steps, lr=lr,
-                               warmup=args.warmup, eval_every=args.eval_every,
-                               settings=settings)
+                               lr=lr, settings=settings, **run)
     ]
     try:
         results = run_trials(specs, args.out, jobs=args.jobs, executor=args.executor,
@@ -453,7 +475,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         return 1
     path = write_report(args.out, title=f"greedylr compare: {args.target}", margin=args.margin)
     grid = "" if len(lrs) == 1 else f", {len(lrs)} LRs"
-    print_summary(results, title=f"{args.target}, {steps} steps, {args.seeds} seeds{grid}",
+    print_summary(results, title=f"{args.target}, {run['steps']} steps, {args.seeds} seeds{grid}",
                   margin=args.margin)
     log.info("report: %s", path)
     return 1 if any(r["status"] in ("failed", "timeout") for r in results) else 0
