@@ -319,6 +319,25 @@ def test_compare_runs_a_registered_workload_as_the_studies_do(tmp_path: Path) ->
             given["spec"]["eval_every"]) == ("sgd", 20, 0)
 
 
+def test_compare_knows_a_file_however_it_is_spelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a rerun that names the file another way resumes: no trial runs twice, and the
+    # report has one workload
+    from greedylr.studies.runner import load_results
+
+    (tmp_path / "runs").mkdir()
+    script = tmp_path / "train.py"
+    script.write_text(Path(EXAMPLE).read_text())
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "cmp"
+    for target in ("train.py:train", "./runs/../train.py:train", f"{script}:train"):
+        assert main(["compare", target, "--schedules", "constant", "--seeds", "1",
+                     "--steps", "5", "--out", str(out)]) == 0
+    (result,) = load_results(out)
+    assert result["spec"]["workload"] == "train.py:train"
+
+
 def test_compare_into_a_folder_another_process_writes_is_a_one_line_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -436,6 +436,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     from greedylr.studies.report import print_summary, write_report
     from greedylr.studies.runner import load_results, make_specs, run_trials
     from greedylr.studies.schedules import OPTIMIZERS
+    from greedylr.studies.targets import canonical_reference
     from greedylr.studies.tuning import parse_lr_grid
 
     # everything is checked before the first trial runs, so that no failed trial is stored
@@ -447,6 +448,8 @@ def _run_compare(args: argparse.Namespace) -> int:
     schedules = _checked_schedules(args.schedules, settings)
     if args.optimizer is not None and args.optimizer not in OPTIMIZERS:
         raise UsageError(f"unknown optimizer {args.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+    # one spelling per file: `./train.py:train` and `train.py:train` share trial keys
+    args.target = canonical_reference(args.target)
     train = _load_target(args.target)
     run = _run_options(args, train)
     if run["warmup"] > run["steps"]:

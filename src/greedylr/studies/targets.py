@@ -10,6 +10,7 @@ process that is handed only a trial spec can still find the workload.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -26,6 +27,7 @@ __all__ = [
     "BuiltinWorkload",
     "ResolvedWorkload",
     "builtin_workload",
+    "canonical_reference",
     "make_specs",
     "resolve_workload",
 ]
@@ -87,12 +89,37 @@ class ResolvedWorkload:
     higher_is_better: bool | None = None
 
 
+def _is_file(target: str) -> bool:
+    return target.endswith(".py") or os.sep in target or "/" in target
+
+
+def canonical_reference(ref: str) -> str:
+    """One spelling per file, so that a file named two ways (``./train.py:train``,
+    ``train.py:train``, its absolute path) is one workload with one set of trial keys:
+    the normalised path, relative to the current folder when it lies under it.
+    Module references and registered names are returned as they are.
+
+    Examples:
+        >>> canonical_reference("./runs/../train.py:train")
+        'train.py:train'
+    """
+    target, _, attr = ref.rpartition(":")
+    if not target or not _is_file(target):
+        return ref
+    path = os.path.normpath(os.path.expanduser(target))
+    here = os.getcwd()
+    with contextlib.suppress(ValueError):  # on another drive (Windows): kept absolute
+        if os.path.isabs(path) and os.path.commonpath([path, here]) == here:
+            path = os.path.relpath(path, here)
+    return f"{path}:{attr}"
+
+
 def _import_function(ref: str) -> Callable[..., Any]:
     """``module.sub:function`` or ``path/to/file.py:function`` -> the function."""
     target, _, attr = ref.rpartition(":")
     if not target or not attr:
         raise ValueError(f"expected MODULE:FUNCTION or FILE.py:FUNCTION, got {ref!r}")
-    if target.endswith(".py") or os.sep in target or "/" in target:
+    if _is_file(target):
         path = Path(target).expanduser().resolve()
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
