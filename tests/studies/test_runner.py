@@ -177,6 +177,35 @@ def test_a_stored_greedy_trial_from_other_defaults_runs_again(
     assert schedules.greedy_defaults_digest() != current
 
 
+def test_a_stored_trial_of_code_that_changed_since_runs_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a user who fixes their training function and reruns gets results of the new code
+    script = tmp_path / "train.py"
+    script.write_text(Path(TOY.rpartition(":")[0]).read_text())
+    specs = [TrialSpec.make(study="t", workload=f"{script}:train", schedule=s, steps=10)
+             for s in ("greedy", "cosine")]
+    seen: list[str] = []
+    run_trials(specs, tmp_path / "out")
+    run_trials(specs, tmp_path / "out", on_result=lambda r: seen.append(r["key"]))
+    assert seen == []  # unchanged: resumed, nothing runs again
+    script.write_text(script.read_text() + "\n# fixed\n")
+    with caplog.at_level(logging.WARNING, logger="greedylr.studies.runner"):
+        run_trials(specs, tmp_path / "out", on_result=lambda r: seen.append(r["key"]))
+    assert seen == [s.key for s in specs]
+    assert "the file of its training function changed since it ran" in caplog.text
+    # stored before the digest was recorded: kept
+    for spec in specs:
+        path = result_path(tmp_path / "out", spec)
+        data = json.loads(path.read_text())
+        del data["source_digest"]
+        path.write_text(json.dumps(data))
+    script.write_text(script.read_text() + "\n# again\n")
+    seen.clear()
+    run_trials(specs, tmp_path / "out", on_result=lambda r: seen.append(r["key"]))
+    assert seen == []
+
+
 _STUDY = textwrap.dedent(
     """
     import signal

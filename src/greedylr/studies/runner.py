@@ -4,8 +4,9 @@ A study is a list of :class:`~greedylr.studies.trial.TrialSpec`. :func:`run_tria
 runs the ones that have no result yet in the store (:mod:`greedylr.studies.store`, one
 JSON file per trial under ``<out_dir>/trials/``), so an interrupted study resumes where it
 stopped. Nothing is ever run twice, except a ``greedy`` trial stored under other
-:class:`~greedylr.GreedyConfig` defaults than the installed ones: its settings alone no
-longer say what it ran.
+:class:`~greedylr.GreedyConfig` defaults than the installed ones, and a trial of user code
+whose file changed since it ran (:func:`~greedylr.studies.targets.source_digest`): their
+settings alone no longer say what they ran.
 
 Each trial runs through :func:`~greedylr.studies.execution.execute_trial`, whose result
 record (status, curves, metrics, events, provenance) is what the store keeps.
@@ -67,7 +68,12 @@ from greedylr.studies.store import (
     result_path,
     write_result,
 )
-from greedylr.studies.targets import ResolvedWorkload, make_specs, resolve_workload
+from greedylr.studies.targets import (
+    ResolvedWorkload,
+    make_specs,
+    resolve_workload,
+    source_digest,
+)
 from greedylr.studies.trial import TrialSpec
 
 __all__ = [
@@ -537,10 +543,15 @@ class _Plan:
             threads = None if self.jobs == 1 else 1
             _LocalPool(self.jobs, threads, keep, self.trial_timeout).run(todo)
 
-    def reruns(self, spec: TrialSpec, data: dict[str, Any], defaults: str) -> str | None:
-        """Why the stored result ``data`` of ``spec`` must run again; None to keep it."""
+    def reruns(self, spec: TrialSpec, data: dict[str, Any], defaults: str,
+               source: str | None) -> str | None:
+        """Why the stored result ``data`` of ``spec`` must run again (``source``: the
+        digest of its training function's file now); None to keep it."""
         if _ran_under_other_defaults(spec, data, defaults):
             return "it ran under other GreedyLR defaults"
+        stored = data.get("source_digest")
+        if source is not None and stored is not None and stored != source:
+            return "the file of its training function changed since it ran"
         if data["status"] == "failed" and self.retry_failed:
             return "it failed and failed trials are retried"
         if data["status"] == "timeout":
@@ -571,9 +582,11 @@ def _run_unlocked(
     stored: dict[str, dict[str, Any]] = {}
     todo: list[TrialSpec] = []
     defaults = schedules.greedy_defaults_digest()
+    sources = {ref: source_digest(ref) for ref in {s.workload for s in unique.values()}}
     for key, spec in unique.items():
         data = read_for_rerun(result_path(out, spec))
-        why = plan.reruns(spec, data, defaults) if data is not None else None
+        why = (plan.reruns(spec, data, defaults, sources[spec.workload])
+               if data is not None else None)
         if why is not None:
             logger.warning("%s: running it again: %s", key, why)
         if data is not None and why is None:
@@ -594,6 +607,7 @@ def _run_unlocked(
 
         def keep(result: dict[str, Any]) -> None:
             spec = unique[result["key"]]
+            result["source_digest"] = sources[spec.workload]
             if result.pop("stored", True):
                 path = result_path(out, spec)
                 try:

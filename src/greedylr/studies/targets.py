@@ -11,6 +11,7 @@ process that is handed only a trial spec can still find the workload.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import importlib.util
 import os
@@ -30,6 +31,7 @@ __all__ = [
     "canonical_reference",
     "make_specs",
     "resolve_workload",
+    "source_digest",
 ]
 
 BUILTIN_WORKLOADS = "greedylr.evidence.workloads"
@@ -112,6 +114,27 @@ def canonical_reference(ref: str) -> str:
         if os.path.isabs(path) and os.path.commonpath([path, here]) == here:
             path = os.path.relpath(path, here)
     return f"{path}:{attr}"
+
+
+def source_digest(ref: str) -> str | None:
+    """A digest of the file that defines user code ``ref`` (``file.py:function``, or
+    ``module:function``'s module file), so that a stored trial can tell that the code
+    changed since it ran; ``None`` for a registered workload, or a file that cannot be
+    read. Only that file: a change in a file it imports is not seen."""
+    target, _, _ = ref.rpartition(":")
+    if not target:
+        return None
+    try:
+        if _is_file(target):
+            path = Path(target).expanduser()
+        else:
+            spec = importlib.util.find_spec(target)
+            if spec is None or not spec.origin or not os.path.isfile(spec.origin):
+                return None
+            path = Path(spec.origin)
+        return hashlib.sha1(path.read_bytes()).hexdigest()[:16]
+    except (OSError, ImportError, ValueError):
+        return None
 
 
 def _import_function(ref: str) -> Callable[..., Any]:
