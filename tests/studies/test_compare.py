@@ -157,6 +157,19 @@ def test_the_protocol_records_the_users_own_optimizer_lr() -> None:
         trial.step(float("inf"))
 
 
+def test_a_held_out_value_that_is_not_finite_is_recorded_and_said(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    trial = Trial(TrialSpec.make(study="s", workload="w", schedule="constant", steps=4))
+    trial.scheduler(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1))
+    trial.step(1.0)
+    with caplog.at_level("WARNING", logger="greedylr.studies.trial"):
+        trial.report(loss=float("nan"), accuracy=0.5)
+    assert "the held-out loss is nan at step 1" in caplog.text
+    assert "accuracy" not in caplog.text
+    assert trial.record.metrics[0]["accuracy"] == 0.5
+
+
 def _regression_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer):  # type: ignore[no-untyped-def]
     x = torch.linspace(-1, 1, 64).unsqueeze(1)
 

@@ -326,6 +326,10 @@ class Trial:
         row: dict[str, Any] = {"step": self._step}
         for name, value in metrics.items():
             row[name] = float(value)
+            if not math.isfinite(row[name]):
+                logger.warning("%s: the held-out %s is %s at step %d (a final held-out "
+                               "metric that is not finite counts as diverged)",
+                               self.spec.key, name, row[name], self._step)
         if feed is not None:
             row["feed"] = float(feed)
             observe = getattr(self._scheduler, "observe_eval", None)
