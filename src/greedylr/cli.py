@@ -448,9 +448,9 @@ def _run_compare(args: argparse.Namespace) -> int:
     schedules = _checked_schedules(args.schedules, settings)
     if args.optimizer is not None and args.optimizer not in OPTIMIZERS:
         raise UsageError(f"unknown optimizer {args.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+    train = _load_target(args.target)
     # one spelling per file: `./train.py:train` and `train.py:train` share trial keys
     args.target = canonical_reference(args.target)
-    train = _load_target(args.target)
     run = _run_options(args, train)
     if run["warmup"] > run["steps"]:
         raise UsageError(f"the warmup ({run['warmup']} steps) is longer than the run "

@@ -185,7 +185,7 @@ def summarize(study_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     results = load_results(study_dir)
     rows = []
     for s in M.arm_summaries(results):
-        _, workload, optimizer, steps, _, warmup, _ = s.setting
+        _, workload, optimizer, steps, _, warmup, *_ = s.setting
         rows.append(
             {
                 "workload": workload,
