@@ -4,7 +4,8 @@ A case is a configuration (every knob of :class:`~greedylr.GreedyConfig` drawn),
 and a script: losses (non-finite ones included) with held-out values interleaved. The
 cases come in families that share what the optax port compiles (smoothing, window, final
 cooldown), so that its parity test compiles once per family; every other knob varies
-within a family. :func:`reference` runs a case through :mod:`greedylr.rule`, the
+within a family; each family also has a case with held-out values through a long warmup
+ramp and after it. :func:`reference` runs a case through :mod:`greedylr.rule`, the
 implementation every other one is compared with.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from greedylr import rule
@@ -181,6 +182,23 @@ def _script(rng: random.Random, losses: list[float], evals: bool) -> Script:
     return tuple(out)
 
 
+def _ramp_script(rng: random.Random, losses: list[float], warmup: int, maximize: bool) -> Script:
+    """The losses, with a held-out value after every other one (never after the last),
+    through the warmup ramp (after its last two steps too) and after it; the one right
+    after the update that ends the ramp is worse than all the others."""
+    out: list[tuple[str, float]] = []
+    boundary = 0
+    for t, loss in enumerate(losses, 1):
+        out.append(("loss", loss))
+        if t == warmup:
+            boundary = len(out)
+        if (t % 2 == warmup % 2 or t == warmup - 1) and t < len(losses):
+            out.append(("eval", (loss if math.isfinite(loss) else 1.0) + rng.gauss(0.0, 0.3)))
+    worst = (min if maximize else max)(v for kind, v in out if kind == "eval")
+    out[boundary] = ("eval", worst - 1.0 if maximize else worst + 1.0)
+    return tuple(out)
+
+
 def _valid(config: GreedyConfig, base: list[float]) -> bool:
     try:
         rule.init(config, base)
@@ -222,8 +240,31 @@ def _long_runs() -> list[Case]:
     return cases
 
 
+def _ramp_cases(seed: int) -> list[Case]:
+    """Per family, a case with a long warmup ramp (18 to 25 steps) and held-out values
+    through it and after it (:func:`_ramp_script`): during the ramp they only record the
+    best, after it they count."""
+    rng = random.Random(seed)
+    cases = []
+    for f, family in enumerate(FAMILIES):
+        while True:
+            base = [10 ** rng.uniform(-4, 0)]  # one group: the optax port runs these too
+            config = _config(rng, family, base)
+            ramp = {"warmup": rng.randint(18, 25), "eval_patience": rng.choice([0, 0, 1])}
+            try:
+                config = replace(config, **ramp)
+            except ValueError:  # a warmup that runs into the final cooldown
+                continue
+            if _valid(config, base):
+                break
+        script = _ramp_script(rng, random_losses(rng, STEPS), config.warmup,
+                              config.eval_mode == "max")
+        cases.append(Case(f"family{f}-ramp", config, tuple(base), script))
+    return cases
+
+
 def make_cases(seed: int = 20251214) -> list[Case]:
-    """Every family's random cases, then the long runs."""
+    """Every family's random cases, the ramp cases, then the long runs."""
     rng = random.Random(seed)
     cases = []
     for f, family in enumerate(FAMILIES):
@@ -238,7 +279,7 @@ def make_cases(seed: int = 20251214) -> list[Case]:
             script = _script(rng, losses, evals=config.eval_patience is not None)
             cases.append(Case(f"family{f}-{made}", config, tuple(base), script))
             made += 1
-    return cases + _long_runs()
+    return cases + _ramp_cases(seed + 1) + _long_runs()
 
 
 def reference(case: Case) -> Trajectory:
@@ -256,17 +297,21 @@ def reference(case: Case) -> Trajectory:
 
 
 def cuts(case: Case) -> list[int]:
-    """Script positions to checkpoint at: mid-run, and around the final cooldown's start."""
+    """Script positions to checkpoint at: mid-run, around the final cooldown's start, and
+    right after the last held-out value of the warmup ramp."""
     n = len(case.script)
     positions = {n // 3, (2 * n) // 3}
     start = case.config.anneal_start
-    if start is not None:
+    seen, ramp = 0, None
+    for i, (kind, _) in enumerate(case.script):
+        if kind == "eval" and seen < case.config.warmup:
+            ramp = i + 1  # right after a held-out value given during the ramp
+        seen += kind == "loss"
         # the script index right after the loss of observation ``start - 1`` and ``start``
-        seen = 0
-        for i, (kind, _) in enumerate(case.script):
-            seen += kind == "loss"
-            if seen in (start - 1, start, start + 1) and kind == "loss":
-                positions.add(i + 1)
+        if start is not None and seen in (start - 1, start, start + 1) and kind == "loss":
+            positions.add(i + 1)
+    if ramp is not None:
+        positions.add(ramp)
     return sorted(p for p in positions if 0 < p < n)
 
 

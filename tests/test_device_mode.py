@@ -300,6 +300,33 @@ def test_checkpoint_round_trip_mid_window(save_on_device: bool, resume_into_devi
     assert _drive(opt2, resumed, losses[61:]) == _drive(opt, sched, losses[61:])
 
 
+def test_held_out_values_during_the_warmup_ramp_only_record_the_best() -> None:
+    """A held-out value given before the ramp's last step (4) only records the best: a
+    worse one (0.6) leaves the ramp's LR and the block alone. The first after it (0.55,
+    worse than 0.45) cuts the LR by 0.7, and the cut stays (tests/test_rule_knobs.py,
+    EVAL_RAMP, by hand)."""
+    opt = _optimizer(tensor_lr=True, lrs=(1.0,))
+    sched = GreedyLR(opt, device_mode=True, factor=0.5, patience=5, increase_patience=0,
+                     smoothing="none", min_lr_ratio=0.1, max_lr_ratio=None, warmup=4,
+                     eval_patience=0, eval_pace=0.0)
+    lrs, held_out = [], []
+    for loss, value in ((1.0, 0.5), (1.0, 0.45), (1.0, 0.6), (1.0, 0.55), (1.0, 0.4),
+                        (0.9, None)):
+        opt.step()
+        sched.step(torch.tensor(loss))
+        lrs.append(float(opt.param_groups[0]["lr"]))
+        if value is not None:
+            sched.observe_eval(value)
+            lrs.append(float(opt.param_groups[0]["lr"]))
+            held_out.append((sched.state.eval_best, sched.state.eval_block))
+    assert lrs == [float(torch.tensor(v)) for v in (0.25, 0.25, 0.5, 0.5, 0.75, 0.75, 1.0,
+                                                     0.7, 0.7, 0.7, 1.4)]
+    assert held_out == [(0.5, False), (0.45, False), (0.45, False), (0.45, True),
+                        (0.4, False)]
+    assert [(e.kind, e.step) for e in sched.events] == [
+        ("warmup_end", 4), ("eval_decrease", 4), ("increase", 6)]
+
+
 def test_repeated_step_without_optimizer_step_is_ignored() -> None:
     opt = _optimizer(tensor_lr=True)
     sched = GreedyLR(opt, device_mode=True, patience=0, smoothing="none")

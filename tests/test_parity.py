@@ -6,7 +6,8 @@ reference; against it, bit for bit: the torch scheduler in float mode, the tenso
 in float64 and the scheduler in device mode (float64 LR tensors); and to a few ulps the
 optax port (XLA contracts ``a * b + c`` into fused multiply-adds: see
 :func:`test_optax_port`). Every implementation with a checkpoint resumes from it
-bit-identically, mid-run and on both sides of the final cooldown's start.
+bit-identically, mid-run, on both sides of the final cooldown's start and right after a
+held-out value given during the warmup ramp.
 """
 
 from __future__ import annotations
@@ -83,6 +84,29 @@ def test_the_cases_reach_every_event_and_knob() -> None:
     stalled = [e for c in CASES for es in ref(c).events for e in es
                if "stalled_anneals_to_zero)" in e.reason]
     assert len(stalled) >= 3
+    # held-out values during the warmup ramp, worse than the best (they count for nothing
+    # there), and cuts on the first one after it (the ramp cases, tests/parity_cases.py)
+    assert sum(_worse_in_the_ramp(c) for c in CASES) >= 20
+    boundary = [e for c in CASES
+                for (kind, _), es in zip(c.script, ref(c).events, strict=True)
+                if kind == "eval" for e in es if e.step == c.config.warmup]
+    assert len(boundary) >= 4
+
+
+def _worse_in_the_ramp(case: Case) -> int:
+    """The held-out values given during the warmup ramp (``step < warmup``) that are
+    worse than the best so far."""
+    config, state, count = case.config, float_rule.init(case.config, list(case.base)), 0
+    for kind, value in case.script:
+        if kind == "loss":
+            float_rule.update(config, state, value)
+            continue
+        best = state.eval_best
+        count += (state.step < config.warmup and config.eval_patience is not None
+                  and best is not None and (value > best if config.eval_mode == "min"
+                                            else value < best))
+        float_rule.observe_eval(config, state, value)
+    return count
 
 
 # -- the float rule: its invariants, and a checkpoint through plain values -----------------

@@ -251,6 +251,47 @@ SPIKE_PHASES = (
     [0.5, 1.0, 0.5, 0.25, 0.25, 0.25, 0.175, 0.1, 0.1],
     {2: ("warmup_end",), 3: ("decrease",), 4: ("nonfinite", "decrease"), 6: ("anneal",)},
 )
+_RAMP_SCRIPT = [("loss", 1.0), ("eval", 0.5), ("loss", 1.0), ("eval", 0.45), ("loss", 1.0),
+                ("eval", 0.6), ("loss", 1.0), ("eval", 0.55), ("loss", 1.0), ("eval", 0.4),
+                ("loss", 0.9)]
+EVAL_RAMP = (
+    GreedyConfig(factor=0.5, patience=5, increase_patience=0, smoothing="none",
+                 min_lr_ratio=0.1, max_lr_ratio=None, warmup=4, eval_patience=0, eval_pace=0.0),
+    _RAMP_SCRIPT,
+    # the ramp sets the LR (0.25, 0.5, 0.75, 1.0) until its last update (step 4): held-out
+    # values given before it only record the best, 0.5 then 0.45; 0.6, worse, after step 3
+    # counts for nothing (a cut would be undone by step 4). 0.55, right after step 4, is
+    # the first to count: worse than 0.45, a cut to 0.7 that stays, and increases blocked
+    # (step 5 beats +inf) until 0.4 is better; then 0.9 beats 1.0: an increase to 1.4
+    [0.25, 0.25, 0.5, 0.5, 0.75, 0.75, 1.0, 0.7, 0.7, 0.7, 1.4],
+    {7: ("warmup_end",), 8: ("eval_decrease",), 11: ("increase",)},
+)
+# with eval_patience=1, 0.6 (in the ramp) is not the first of two worse values in a row:
+# 0.55 only blocks increases
+EVAL_RAMP_PATIENCE = (
+    replace(EVAL_RAMP[0], eval_patience=1), _RAMP_SCRIPT,
+    [0.25, 0.25, 0.5, 0.5, 0.75, 0.75, 1.0, 1.0, 1.0, 1.0, 2.0],
+    {7: ("warmup_end",), 11: ("increase",)},
+)
+EVAL_RAMP_PACE = (
+    replace(EVAL_RAMP[0], warmup=3, eval_pace=0.5),
+    [("loss", 2.0), ("eval", 0.5), ("loss", 1.0), ("eval", 0.45), ("loss", 0.5),
+     ("eval", 0.44)],
+    # in the ramp (1/3, 2/3, 1.0) 0.45 beats 0.5 by less than 0.5 * 0.5 * 0.5 (the training
+    # loss halved): it is the best, and nothing else; the training loss halves again
+    # before 0.44, the first value after the ramp, which lags 0.45 (needs 0.1125): a cut
+    [1 / 3, 1 / 3, 2 / 3, 2 / 3, 1.0, 0.7],
+    {5: ("warmup_end",), 6: ("eval_decrease",)},
+)
+NONFINITE_RAMP = (
+    GreedyConfig(factor=0.5, patience=5, smoothing="none", min_lr_ratio=0.1,
+                 max_lr_ratio=None, warmup=2, on_nonfinite="decrease"),
+    [("loss", math.nan), ("loss", math.nan), ("loss", math.nan)],
+    # on_nonfinite="decrease" leaves the ramp alone (a non-finite last step of it ends it
+    # without the event); the first non-finite loss after it halves the LR
+    [0.5, 1.0, 0.5],
+    {1: ("nonfinite",), 2: ("nonfinite",), 3: ("nonfinite", "decrease")},
+)
 CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL, "pace": PACE,
          "base": BASE, "compound": COMPOUND, "compound_max": COMPOUND_MAX,
          "compound_off": COMPOUND_OFF, "compound_mix": COMPOUND_MIX,
@@ -259,7 +300,9 @@ CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL, "pace
          "blowup_raw": BLOWUP_RAW, "floor_anneal": FLOOR_ANNEAL,
          "zero_anneal": ZERO_ANNEAL, "stalled_anneal": STALLED_ANNEAL,
          "stalled_clear": STALLED_CLEAR, "spike": SPIKE,
-         "spike_max": SPIKE_MAX, "spike_phases": SPIKE_PHASES}
+         "spike_max": SPIKE_MAX, "spike_phases": SPIKE_PHASES, "eval_ramp": EVAL_RAMP,
+         "eval_ramp_patience": EVAL_RAMP_PATIENCE, "eval_ramp_pace": EVAL_RAMP_PACE,
+         "nonfinite_ramp": NONFINITE_RAMP}
 
 
 def _drive(call, script: Script) -> tuple[list[float], dict]:
@@ -333,6 +376,61 @@ def test_hand_computed_optax(name: str) -> None:
                 got_events[i] = kinds
     assert got_lrs == pytest.approx(lrs, rel=1e-12)
     assert got_events == events
+
+
+# The held-out state after each item of EVAL_RAMP and EVAL_RAMP_PATIENCE: (the best,
+# worse values in a row, increases blocked). None of the ramp's values counts as worse
+# (0.6 leaves 0, False); 0.55, right after the ramp, does: with eval_patience=0 a cut
+# (the count back to 0), with 1 the first of two
+_RAMP_HELD_OUT = {
+    "eval_ramp": [(None, 0, False), *[(0.5, 0, False)] * 2, *[(0.45, 0, False)] * 4,
+                  *[(0.45, 0, True)] * 2, *[(0.4, 0, False)] * 2],
+    "eval_ramp_patience": [(None, 0, False), *[(0.5, 0, False)] * 2, *[(0.45, 0, False)] * 4,
+                           *[(0.45, 1, True)] * 2, *[(0.4, 0, False)] * 2],
+}
+
+
+def _held_out(implementation: str, config: GreedyConfig, script: Script) -> list[tuple]:
+    """``(eval_best, eval_bad, eval_block)`` after each item of ``script``."""
+    out: list[tuple] = []
+    if implementation == "float":
+        state = rule.init(config, [_base(config)])
+        for kind, value in script:
+            (rule.update if kind == "loss" else rule.observe_eval)(config, state, value)
+            out.append((state.eval_best, state.eval_bad, state.eval_block))
+    elif implementation == "tensor":
+        tstate = tr.init(config, [_base(config)])
+        for kind, value in script:
+            tstate, _ = (tr.update if kind == "loss" else tr.observe_eval)(config, tstate, value)
+            state = tr.to_rule_state(tstate)
+            out.append((state.eval_best, state.eval_bad, state.eval_block))
+    else:
+        jax = pytest.importorskip("jax")
+        import jax.numpy as jnp
+
+        from greedylr.integrations import optax as gopt
+
+        with jax.enable_x64(True):
+            static, knobs = gopt._resolve(config, _base(config))
+            ostate = gopt._init(static, knobs, jnp.float64)
+            for kind, value in script:
+                step = gopt._observe if kind == "loss" else gopt._observe_eval
+                ostate = step(static, knobs, ostate, jnp.asarray(value, jnp.float64))
+                best = float(ostate.eval_best)
+                out.append((None if math.isnan(best) else best, int(ostate.eval_bad),
+                            bool(ostate.eval_block)))
+    return out
+
+
+@pytest.mark.parametrize("implementation", ["float", "tensor", "optax"])
+@pytest.mark.parametrize("name", list(_RAMP_HELD_OUT))
+def test_held_out_values_during_the_warmup_ramp_only_record_the_best(
+        name: str, implementation: str) -> None:
+    """The ramp sets the LR until its last update, so a held-out value given before that
+    update (``step < warmup``) never counts as worse: no block, no count, no cut left to
+    be undone; one given right after it (``step == warmup``) counts as usual."""
+    config, script = CASES[name][:2]
+    assert _held_out(implementation, config, script) == _RAMP_HELD_OUT[name]
 
 
 # The observations where the blow-up guard acted in BLOWUP and BLOWUP_ANNEAL: the

@@ -366,6 +366,49 @@ def test_resume_in_a_stalled_cooldown_to_zero_is_bit_identical(
     assert sched2.state == full_sched.state
 
 
+RAMP_KWARGS = dict(factor=0.8, patience=2, window=3, warmup=6, eval_patience=0)
+# after steps 2 and 3 the best (0.5, 0.45), after 4 and 5 worse values, after step 6 (the
+# ramp's last) a worse one again, then one every 5 steps
+RAMP_EVALS = {2: 0.5, 3: 0.45, 4: 0.6, 5: 0.7, 6: 0.55, 10: 0.5, 15: 0.4, 20: 0.6, 25: 0.3}
+
+
+def drive_through_the_ramp(sched, opt, losses, start=1):
+    """``drive``, with the held-out values of ``RAMP_EVALS``."""
+    out = []
+    for i, loss in enumerate(losses, start):
+        opt.step()
+        sched.step(loss)
+        if i in RAMP_EVALS:
+            sched.observe_eval(RAMP_EVALS[i])
+        out.append([float(x) for x in sched.get_last_lr()])
+    return out
+
+
+@pytest.mark.parametrize(("save_on_device", "resume_on_device"),
+                         [(False, False), (True, True), (True, False), (False, True)])
+@pytest.mark.parametrize("cut", [3, 4, 5, 6, 12])
+def test_resume_after_a_held_out_value_in_the_warmup_ramp_is_bit_identical(
+        cut, save_on_device, resume_on_device):
+    """Held-out values during the warmup ramp only record the best: the LRs follow the
+    ramp, and the first worse value after its last step (step 6) cuts. A state dict saved
+    right after one, in the ramp, at its end and after it, resumes bit-identically in
+    either mode."""
+    rng = random.Random(6)
+    losses = [1.0 - 0.01 * t + rng.gauss(0.0, 0.01) for t in range(30)]
+    opt = make_optimizer((0.1, 0.03), tensor_lr=True)
+    full_sched = GreedyLR(opt, device_mode=False, **RAMP_KWARGS)
+    full = drive_through_the_ramp(full_sched, opt, losses)
+    bases = [float(torch.tensor(b)) for b in (0.1, 0.03)]  # the float32 LRs it starts from
+    assert full[:5] == [[float(torch.tensor(b * (t / 6))) for b in bases] for t in range(1, 6)]
+    assert full[5] == [float(torch.tensor(b * 0.7)) for b in bases]  # cut after step 6
+    assert next(e.step for e in full_sched.events if e.kind == "eval_decrease") == 6
+
+    lrs, _, sched2 = cut_and_resume(RAMP_KWARGS, losses, cut, save_on_device,
+                                    resume_on_device, run=drive_through_the_ramp)
+    assert lrs == full
+    assert sched2.state == full_sched.state
+
+
 def test_observe_eval_lowers_the_lr_and_blocks_increases():
     opt = make_optimizer((0.1,))
     sched = GreedyLR(opt, factor=0.5, patience=5, increase_patience=0, smoothing="none",

@@ -166,7 +166,13 @@ class GreedyConfig:
             reacts sooner than a window mean of the same span.
         window: the EMA span, or the window of the window mean, in observations.
         warmup: steps of a linear LR ramp from ``warmup_start_factor * base_lr`` to the
-            base LR. Observations during the ramp feed the smoother only.
+            base LR. Observations during the ramp feed the smoother only. The ramp is
+            fixed, as the final cooldown is: a non-finite loss does not decrease the LR
+            there (``on_nonfinite="decrease"``), and a held-out value given before its
+            last step (:func:`greedylr.rule.observe_eval` with ``step < warmup``, where
+            the next step still sets the ramp's LR) only becomes the best so far if it is
+            better: a worse one never counts, blocks increases or cuts the LR. From the
+            ramp's last step on, held-out values count as usual.
         warmup_start_factor: where the ramp starts, as a fraction of the base LR.
         cooldown: observations ignored after a decrease (no counting, no comparison).
         hold_after_increase: observations ignored after an increase (transformers
@@ -182,7 +188,9 @@ class GreedyConfig:
         eps: a change smaller than this is not applied (torch's ``eps``).
         on_nonfinite: a NaN or infinite loss is never fed to the statistics.
             ``"skip"`` ignores it, ``"decrease"`` decreases the LR at once (and starts
-            the cooldown), ``"raise"`` raises ``FloatingPointError``.
+            the cooldown) except during the warmup ramp and the final cooldown, which are
+            fixed (there it is skipped, its ``nonfinite`` event emitted), ``"raise"``
+            raises ``FloatingPointError``.
         check_bounds: raise if a base LR lies outside its bounds.
         total_steps: the run's length in observations, when known (the HF Trainer's
             ``max_steps``, Lightning's ``estimated_stepping_batches``); only the final

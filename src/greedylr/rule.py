@@ -579,7 +579,11 @@ def observe_eval(config: GreedyConfig, state: RuleState, value: float) -> Decisi
     ``eval_compound_margin``, a cut on a value worse than the best by more than that
     margin compounds: the k-th such cut since the last value that counted as better
     takes ``eval_factor ** (2 ** k)`` in all. Ignored with ``eval_patience=None``,
-    during the final cooldown and for a non-finite value. Does not advance ``state.step``.
+    during the final cooldown and for a non-finite value. During the warmup ramp
+    (``state.step < config.warmup``: the next :func:`update` still sets the ramp's LR) the
+    first value, or one better than the best, becomes the best (with ``eval_pace``, the
+    smoothed loss is recorded too), and that is all: the ramp is fixed, so no value counts
+    as worse, blocks increases or cuts. Does not advance ``state.step``.
 
     Args:
         config: the rule's configuration.
@@ -621,6 +625,9 @@ def _observed_eval(config: GreedyConfig, state: RuleState, value: float) -> Deci
         return Decision(lrs, state.smoothed)
     if _worse(config.eval_mode, best, value):  # better, but not by the pace: still the best
         state.eval_best = value
+    if state.step < config.warmup:
+        # the ramp sets the LR up to its last update, undoing any cut: a worse value does not count
+        return Decision(lrs, state.smoothed)
     state.eval_bad += 1
     state.eval_block = True
     if state.eval_bad <= config.eval_patience:

@@ -570,10 +570,12 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         overfitting, the held-out value can. A value worse than the best by more than
         ``eval_compound_margin`` of it (3%) compounds the cut: the second such cut with
         no value counting as better in between takes ``eval_factor`` squared, the third
-        its fourth power, as a too-large LR needs. Takes effect from
-        the next optimizer step. The events it produces are in :attr:`events` (not in
-        the per-step trace, which has one row per training step). In device mode this
-        reads the decision back to the host once per evaluation.
+        its fourth power, as a too-large LR needs. During the warmup ramp (before the
+        ``warmup``-th step, which ends it) a value only becomes the best so far if it is
+        better: the ramp sets the LR, and a worse value blocks and cuts nothing. Takes
+        effect from the next optimizer step. The events it produces are in
+        :attr:`events` (not in the per-step trace, which has one row per training step).
+        In device mode this reads the decision back to the host once per evaluation.
 
         Args:
             value: the held-out metric: a number or a one-element tensor.

@@ -581,6 +581,8 @@ def observe_eval(
 
     The decision's ``code`` holds :data:`EVAL_DECREASE` (with :data:`CLIPPED` when no
     group could go lower) and its ``reference`` the best held-out value before this one.
+    As there, a value given during the warmup ramp (``step < warmup``) only becomes the
+    best if it is better.
     """
     if config.base_schedule == "constant" or config.eval_patience is None:
         return _observe_eval(config, state, value)
@@ -611,6 +613,9 @@ def _observe_eval(
     worsened = seen & ~improved
     # better than the best, but not by the pace: still the best (eval_pace)
     beaten = worsened & _worse(config.eval_mode, best, x)
+    if config.warmup > 0:
+        # the ramp sets the LR up to its last update, undoing any cut: a worse value does not count
+        worsened = worsened & (state.step >= config.warmup)
     zero = torch.zeros_like(state.eval_bad)
     eval_bad = torch.where(improved, zero, torch.where(worsened, state.eval_bad + 1,
                                                          state.eval_bad))

@@ -219,20 +219,34 @@ def test_multisteps_advances_only_on_emitting_steps() -> None:
     assert "nonfinite" not in {kind for kinds in rule["events"] for kind in kinds}
 
 
-def test_state_is_a_pytree_that_resumes_exactly() -> None:
+# held-out values before steps 3 to 7 of a 6-step warmup ramp (the best, then worse
+# ones; before step 7 right after the ramp's last), then before every 5th step
+RAMP_EVALS = {3: 0.5, 4: 0.45, 5: 0.6, 6: 0.7, 7: 0.55, 11: 0.5, 16: 0.4, 21: 0.6}
+
+
+@pytest.mark.parametrize(("kwargs", "evals", "cut"), [
+    (dict(factor=0.8, patience=1, window=3, reset_patience=1, min_lr_ratio=0.5), {}, 12),
+    # saved right after a held-out value given during the warmup ramp, which only
+    # recorded the best
+    (dict(factor=0.8, patience=1, window=3, warmup=6, eval_patience=0), RAMP_EVALS, 5),
+])
+def test_state_is_a_pytree_that_resumes_exactly(kwargs: dict, evals: dict, cut: int) -> None:
     """A state saved as NumPy arrays mid-run continues as if never interrupted."""
-    tx = greedy_lr(factor=0.8, patience=1, window=3, reset_patience=1, min_lr_ratio=0.5)
+    tx = greedy_lr(**kwargs)
     losses = jnp.asarray(random_losses(random.Random(3), 30), jnp.float32)
-    update = jax.jit(lambda s, v: tx.update({}, s, value=v)[1])
+    held_out = jnp.asarray([evals.get(t, math.nan) for t in range(1, 31)], jnp.float32)
+    update = jax.jit(lambda s, v, e: tx.update({}, s, value=v, eval_value=e)[1])
     state = tx.init({})
-    for v in losses[:12]:
-        state = update(state, v)
+    for v, e in zip(losses[:cut], held_out[:cut], strict=True):
+        state = update(state, v, e)
     saved = jax.tree.map(np.asarray, jax.device_get(state))
-    for v in losses[12:]:
-        state = update(state, v)
+    if evals:
+        assert float(saved.eval_best) == np.float32(0.45) and not saved.eval_block
+    for v, e in zip(losses[cut:], held_out[cut:], strict=True):
+        state = update(state, v, e)
     resumed = jax.tree.map(jnp.asarray, saved)
-    for v in losses[12:]:
-        resumed = update(resumed, v)
+    for v, e in zip(losses[cut:], held_out[cut:], strict=True):
+        resumed = update(resumed, v, e)
     assert jax.tree.structure(saved) == jax.tree.structure(state)
     for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(resumed), strict=True):
         np.testing.assert_array_equal(a, b)

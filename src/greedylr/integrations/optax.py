@@ -696,6 +696,8 @@ def _observe_eval(static: _Static, knobs: _Knobs, state: GreedyLRState,
     worsened = seen & ~improved
     # better than the best, but not by the pace: still the best
     beaten = worsened & jnp.where(k.eval_maximize, best < value, best > value)
+    # the ramp sets the LR up to its last update, undoing any cut: a worse value does not count
+    worsened = worsened & (state.step >= k.warmup)
     eval_bad = jnp.where(improved, 0, jnp.where(worsened, state.eval_bad + 1, state.eval_bad))
     act = worsened & (eval_bad > k.eval_patience)
     cut, lr = _lower(k, state.lr, k.eval_factor, act)
@@ -789,7 +791,9 @@ def greedy_lr(
         ``value=`` (a scalar loss; the keyword is required) and, after an evaluation,
         ``eval_value=`` (the held-out value, applied before this step's update; NaN or
         omitted: none; :data:`EVAL_DECREASE` is then set in ``state.events``, a
-        clipped one is not flagged), and whose state is a :class:`GreedyLRState`.
+        clipped one is not flagged; before a step of the warmup ramp it only records
+        the best, as :func:`greedylr.rule.observe_eval`), and whose state is a
+        :class:`GreedyLRState`.
 
     Raises:
         ValueError: for a bad knob (with the value), ``on_nonfinite="raise"``, a
