@@ -329,13 +329,18 @@ def test_compare_knows_a_file_however_it_is_spelled(
     (tmp_path / "runs").mkdir()
     script = tmp_path / "train.py"
     script.write_text(Path(EXAMPLE).read_text())
+    (tmp_path / "link").symlink_to(tmp_path / "runs")
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "cmp"
-    for target in ("train.py:train", "./runs/../train.py:train", f"{script}:train"):
+    for here, target in ((tmp_path, "train.py:train"), (tmp_path, "./runs/../train.py:train"),
+                         (tmp_path / "runs", "../train.py:train"),
+                         (tmp_path / "link", f"{tmp_path / 'link' / '..' / 'train.py'}:train"),
+                         (tmp_path, f"{script}:train")):
+        monkeypatch.chdir(here)
         assert main(["compare", target, "--schedules", "constant", "--seeds", "1",
                      "--steps", "5", "--out", str(out)]) == 0
     (result,) = load_results(out)
-    assert result["spec"]["workload"] == "train.py:train"
+    assert result["spec"]["workload"] == f"{os.path.realpath(script)}:train"
 
 
 def test_compare_into_a_folder_another_process_writes_is_a_one_line_error(

@@ -436,7 +436,6 @@ def _run_compare(args: argparse.Namespace) -> int:
     from greedylr.studies.report import print_summary, write_report
     from greedylr.studies.runner import load_results, make_specs, run_trials
     from greedylr.studies.schedules import OPTIMIZERS
-    from greedylr.studies.targets import canonical_reference
     from greedylr.studies.tuning import parse_lr_grid
 
     # everything is checked before the first trial runs, so that no failed trial is stored
@@ -449,8 +448,6 @@ def _run_compare(args: argparse.Namespace) -> int:
     if args.optimizer is not None and args.optimizer not in OPTIMIZERS:
         raise UsageError(f"unknown optimizer {args.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
     train = _load_target(args.target)
-    # one spelling per file: `./train.py:train` and `train.py:train` share trial keys
-    args.target = canonical_reference(args.target)
     run = _run_options(args, train)
     if run["warmup"] > run["steps"]:
         raise UsageError(f"the warmup ({run['warmup']} steps) is longer than the run "

@@ -167,6 +167,10 @@ def test_a_held_out_value_that_is_not_finite_is_recorded_and_said(
         trial.report(loss=float("nan"), accuracy=0.5)
     assert "the held-out loss is nan at step 1" in caplog.text
     assert "accuracy" not in caplog.text
+    trial.step(1.0)
+    with caplog.at_level("WARNING", logger="greedylr.studies.trial"):
+        trial.report(loss=float("nan"), accuracy=0.5)
+    assert caplog.text.count("the held-out loss is nan") == 1  # once per metric
     assert trial.record.metrics[0]["accuracy"] == 0.5
 
 

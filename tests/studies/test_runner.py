@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from greedylr.studies import schedules
+from greedylr.studies.report import write_report
 from greedylr.studies.runner import (
     FORMAT,
     execute_trial,
@@ -194,6 +195,15 @@ def test_a_stored_trial_of_code_that_changed_since_runs_again(
         run_trials(specs, tmp_path / "out", on_result=lambda r: seen.append(r["key"]))
     assert seen == [s.key for s in specs]
     assert "the file of its training function changed since it ran" in caplog.text
+    # a trial of the old code that this run did not ask for stays stored, but the report
+    # leaves it out and says so (it measured other code)
+    old = TrialSpec.make(study="t", workload=f"{script}:train", schedule="linear", steps=10)
+    run_trials([old], tmp_path / "out")
+    script.write_text(script.read_text() + "\n# fixed again\n")
+    run_trials(specs, tmp_path / "out")
+    text = write_report(tmp_path / "out").read_text()
+    assert "**1 stored trial(s) left out**" in text
+    assert "| cosine |" in text and "| linear |" not in text
     # stored before the digest was recorded: kept
     for spec in specs:
         path = result_path(tmp_path / "out", spec)
@@ -202,8 +212,12 @@ def test_a_stored_trial_of_code_that_changed_since_runs_again(
         path.write_text(json.dumps(data))
     script.write_text(script.read_text() + "\n# again\n")
     seen.clear()
-    run_trials(specs, tmp_path / "out", on_result=lambda r: seen.append(r["key"]))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="greedylr.studies.runner"):
+        run_trials(specs, tmp_path / "out", on_result=lambda r: seen.append(r["key"]))
     assert seen == []
+    assert "2 stored trial(s) of " in caplog.text and "kept even if its file has changed" \
+        in caplog.text
 
 
 _STUDY = textwrap.dedent(

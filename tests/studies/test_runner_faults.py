@@ -173,6 +173,26 @@ def test_a_trial_that_ends_its_worker_is_told_apart_from_a_worker_that_never_sta
     assert result["error"] == "worker process died during the trial (exit code 3)"
 
 
+def _exit_at_once() -> None:
+    os._exit(1)
+
+
+def test_a_worker_that_dies_before_its_trial_starts_gets_the_main_guard_hint() -> None:
+    # what a script that calls run_trials without `if __name__ == '__main__':` sees
+    from multiprocessing import Pipe, get_context
+
+    from greedylr.studies.runner import _died, _Worker
+
+    process = get_context("spawn").Process(target=_exit_at_once)
+    process.start()
+    process.join()
+    parent, child = Pipe()
+    child.close()
+    error = _died(_Worker(process, parent, spec=_spec(0)))
+    assert error.startswith("worker process died before the trial started (exit code 1)")
+    assert "if __name__ == '__main__':" in error
+
+
 # -- the disk ----------------------------------------------------------------------
 
 

@@ -159,6 +159,24 @@ def test_trials_at_the_default_lr_join_the_grid_point_at_the_same_lr() -> None:
     assert wt.pairs[0].seeds == 3
 
 
+def test_a_seed_only_one_arm_ran_is_not_compared() -> None:
+    rs = [_trial("greedy", 1e-3, seed, 0.5) for seed in range(3)]
+    rs += [_trial("cosine", 1e-3, seed, 0.4) for seed in range(2)]
+    p = T.tune(rs)[0].pairs[0]
+    assert (p.wins, p.ties, p.losses, p.unpaired) == (2, 0, 0, 1)
+
+
+def test_a_failed_run_at_the_default_lr_does_not_move_where_the_point_stands() -> None:
+    # it failed before the function built its optimizer: it recorded a stand-in LR
+    def default(seed: int, lr: float, status: str = "ok") -> dict[str, Any]:
+        r = _trial("greedy", lr, seed, 0.5 if status == "ok" else None, status=status)
+        return dict(r, spec={**r["spec"], "lr": None})
+
+    rs = [default(0, 3e-3), default(1, 1e-3, "failed"), _trial("greedy", 3e-3, 2, 0.6)]
+    (wt,) = T.tune(rs)
+    assert [p.lr for p in wt.arms["greedy"].points] == [3e-3]
+
+
 @pytest.mark.parametrize("status", ["failed", "timeout"])
 def test_a_seed_where_a_baseline_failed_or_timed_out_is_not_a_win(status: str) -> None:
     # its cause may be the code or the machine: no one measured a win

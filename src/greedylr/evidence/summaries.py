@@ -156,12 +156,14 @@ _TRIAL_COLUMNS = (
     "lr_down",
     "wall_s",
     "optimizer_used",
+    "eval_every",
 )
 
 
 def _trial_row(r: dict[str, Any]) -> list[Any]:
     """One trial in ``trials.csv``: its identity, the optimizer it really used, status,
-    loss at 10/50/100%, final and best held-out metric, LR moves and wall time."""
+    loss at 10/50/100%, final and best held-out metric, LR moves, wall time and how
+    often it was evaluated."""
     s = r["spec"]
     losses = [f"{M.loss_at(r, f):.6g}" for f in M.STAGES] if r["losses"] else ["", "", ""]
     final = M.final_metric(r)
@@ -186,6 +188,7 @@ def _trial_row(r: dict[str, Any]) -> list[Any]:
         moves["down"],
         f"{r['wall_time']:.2f}",
         M.optimizer_of(r),
+        s.get("eval_every", 0),
     ]
 
 
@@ -233,6 +236,7 @@ def _tuned_json(wt: Any) -> dict[str, Any]:
 
     return {
         "group": [str(x) for x in wt.group[:5]],
+        "eval_every": wt.group[-1],
         "metric": wt.metric,
         "higher_is_better": wt.higher_is_better,
         "margin": wt.margin,

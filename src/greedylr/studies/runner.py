@@ -71,6 +71,7 @@ from greedylr.studies.store import (
 from greedylr.studies.targets import (
     ResolvedWorkload,
     make_specs,
+    ran_other_code,
     resolve_workload,
     source_digest,
 )
@@ -549,8 +550,7 @@ class _Plan:
         digest of its training function's file now); None to keep it."""
         if _ran_under_other_defaults(spec, data, defaults):
             return "it ran under other GreedyLR defaults"
-        stored = data.get("source_digest")
-        if source is not None and stored is not None and stored != source:
+        if ran_other_code(data, source):
             return "the file of its training function changed since it ran"
         if data["status"] == "failed" and self.retry_failed:
             return "it failed and failed trials are retried"
@@ -593,6 +593,12 @@ def _run_unlocked(
             stored[key] = data
         else:
             todo.append(spec)
+    undigested = Counter(unique[key].workload for key, data in stored.items()
+                         if sources[unique[key].workload] and "source_digest" not in data)
+    for ref, count in sorted(undigested.items()):
+        logger.warning("%d stored trial(s) of %s were stored before greedylr recorded the "
+                       "code a trial ran: they are kept even if its file has changed since "
+                       "(delete them to run them again)", count, ref)
     logger.info(
         "%d trial(s): %d already done, %d to run (%s, jobs=%d)",
         len(unique),

@@ -10,7 +10,6 @@ process that is handed only a trial spec can still find the workload.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -30,6 +29,7 @@ __all__ = [
     "builtin_workload",
     "canonical_reference",
     "make_specs",
+    "ran_other_code",
     "resolve_workload",
     "source_digest",
 ]
@@ -97,23 +97,21 @@ def _is_file(target: str) -> bool:
 
 def canonical_reference(ref: str) -> str:
     """One spelling per file, so that a file named two ways (``./train.py:train``,
-    ``train.py:train``, its absolute path) is one workload with one set of trial keys:
-    the normalised path, relative to the current folder when it lies under it.
-    Module references and registered names are returned as they are.
+    ``train.py:train``, its absolute path, a path through a symbolic link, from another
+    folder) is one workload with one set of trial keys: the file's real absolute path,
+    which a Ray worker on the same file system finds too. Module references and
+    registered names are returned as they are.
 
     Examples:
-        >>> canonical_reference("./runs/../train.py:train")
-        'train.py:train'
+        >>> canonical_reference("/no/such/../folder/train.py:train")
+        '/no/folder/train.py:train'
+        >>> canonical_reference("my_pkg.train:train")
+        'my_pkg.train:train'
     """
     target, _, attr = ref.rpartition(":")
     if not target or not _is_file(target):
         return ref
-    path = os.path.normpath(os.path.expanduser(target))
-    here = os.getcwd()
-    with contextlib.suppress(ValueError):  # on another drive (Windows): kept absolute
-        if os.path.isabs(path) and os.path.commonpath([path, here]) == here:
-            path = os.path.relpath(path, here)
-    return f"{path}:{attr}"
+    return f"{os.path.realpath(os.path.expanduser(target))}:{attr}"
 
 
 def source_digest(ref: str) -> str | None:
@@ -135,6 +133,14 @@ def source_digest(ref: str) -> str | None:
         return hashlib.sha1(path.read_bytes()).hexdigest()[:16]
     except (OSError, ImportError, ValueError):
         return None
+
+
+def ran_other_code(result: dict[str, Any], now: str | None) -> bool:
+    """Whether the stored ``result`` ran another version of its training function's file
+    than the one whose :func:`source_digest` is ``now`` (False where either is unknown:
+    a registered workload, or a result stored before digests were recorded)."""
+    stored = result.get("source_digest")
+    return now is not None and stored is not None and stored != now
 
 
 def _import_function(ref: str) -> Callable[..., Any]:
@@ -220,7 +226,8 @@ def make_specs(
     eval_every: int | None = None,
     settings: dict[str, Any] | None = None,
 ) -> list[TrialSpec]:
-    """The grid workloads x schedules x seeds, with each registered workload's defaults.
+    """The grid workloads x schedules x seeds, with each registered workload's defaults;
+    a file is named by its real path (``canonical_reference``), however it was given.
 
     An argument left as ``None`` takes the workload's default (registered workloads)
     or the :class:`TrialSpec` default (user code). Every schedule of one workload gets
@@ -228,7 +235,7 @@ def make_specs(
     """
     specs = []
     schedules, seeds = list(schedules), list(seeds)
-    for ref in workloads:
+    for ref in map(canonical_reference, workloads):
         defaults: dict[str, Any] = {}
         if ":" not in ref:
             w = builtin_workload(ref)

@@ -162,6 +162,7 @@ class Trial:
         self._optimizer: torch.optim.Optimizer | None = None
         self._step = 0
         self._started = time.perf_counter()
+        self._nonfinite: set[str] = set()  # metrics reported as NaN or infinite
         seed_everything(spec.seed)
 
     # -- what the training function asks for ------------------------------------
@@ -326,9 +327,10 @@ class Trial:
         row: dict[str, Any] = {"step": self._step}
         for name, value in metrics.items():
             row[name] = float(value)
-            if not math.isfinite(row[name]):
-                logger.warning("%s: the held-out %s is %s at step %d (a final held-out "
-                               "metric that is not finite counts as diverged)",
+            if not math.isfinite(row[name]) and name not in self._nonfinite:
+                self._nonfinite.add(name)  # said once per metric: it may stay NaN
+                logger.warning("%s: the held-out %s is %s at step %d (recorded; a final "
+                               "value that is not finite counts as a diverged run)",
                                self.spec.key, name, row[name], self._step)
         if feed is not None:
             row["feed"] = float(feed)

@@ -29,7 +29,7 @@ Pure functions of stored result dicts, like ``greedylr.studies.metrics``.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,10 +108,13 @@ def group_of(result: Result) -> tuple[Any, ...]:
 
 
 def _ran_at(runs: Iterable[Result]) -> float:
-    """The LR trials without a spec LR ran at: the one they recorded (the workload's or
-    the user's optimizer's default)."""
-    recorded = [float(r["lr"]) for r in runs if r.get("lr") is not None]
-    return float(np.median(recorded)) if recorded else math.nan
+    """The LR trials without a spec LR ran at: the one most of them recorded (the
+    workload's or the user's optimizer's default)."""
+    runs = list(runs)
+    # a run that failed before the function built its optimizer records a stand-in LR
+    ran = [r for r in runs if r.get("status") in ("ok", "diverged")] or runs
+    recorded = Counter(float(r["lr"]) for r in ran if r.get("lr") is not None)
+    return recorded.most_common(1)[0][0] if recorded else math.nan
 
 
 def _merge_default(lrs: dict[float | None, dict[int, Result]]) -> None:
@@ -184,9 +187,10 @@ class TunedPair:
     ``diff`` is positive when the candidate is better; a seed where exactly one of the
     two diverged (a non-finite training loss, or a non-finite final held-out metric) is
     a win or a loss without a difference; where both did, a tie. A seed where either
-    run failed, timed out or reported no held-out metric is not compared (``unpaired``):
-    its cause may be the code or the machine rather than the schedule, and counting it
-    would credit the other arm with a win nobody measured.
+    run failed, timed out or reported no held-out metric, or that only one of the two
+    ran, is not compared (``unpaired``): a failure's cause may be the code or the machine
+    rather than the schedule, and counting it would credit the other arm with a win
+    nobody measured.
     """
 
     candidate: str
@@ -313,7 +317,10 @@ def _pair(
 ) -> TunedPair:
     diffs: list[float] = []
     wins = ties = losses = unpaired = 0
-    for seed in sorted(set(c_runs) & set(b_runs)):
+    for seed in sorted(set(c_runs) | set(b_runs)):
+        if seed not in c_runs or seed not in b_runs:  # only one of the two ran it
+            unpaired += 1
+            continue
         fc, fb = _outcome(c_runs[seed]), _outcome(b_runs[seed])
         if fc is None or fb is None:
             unpaired += 1

@@ -14,6 +14,7 @@ from greedylr.studies.metrics import Result
 from greedylr.studies.report.heldout import heldout_section
 from greedylr.studies.report.sections import failures_section, provenance, study_section
 from greedylr.studies.store import load_results
+from greedylr.studies.targets import ran_other_code, source_digest
 
 __all__ = ["EVIDENCE", "render_report", "write_report"]
 
@@ -29,6 +30,14 @@ EVIDENCE = (
 )
 
 
+def _of_current_code(results: list[Result]) -> tuple[list[Result], int]:
+    """The results whose training function's file is as it was when they ran, and how
+    many others there are."""
+    now = {ref: source_digest(ref) for ref in {r["spec"]["workload"] for r in results}}
+    current = [r for r in results if not ran_other_code(r, now[r["spec"]["workload"]])]
+    return current, len(results) - len(current)
+
+
 def render_report(
     results: list[Result],
     figures_dir: Path,
@@ -36,6 +45,7 @@ def render_report(
     title: str = "",
     smoke: bool = False,
     margin: float = T.DEFAULT_MARGIN,
+    left_out: int = 0,
 ) -> str:
     """The markdown report of ``results``; figures are written to ``figures_dir``.
 
@@ -48,9 +58,14 @@ def render_report(
         smoke: the results are a smoke run of the pipeline (the quick suite): say so
             first, and where the evidence lives.
         margin: the LR-tolerance margin (relative to the best-tuned baseline).
+        left_out: stored trials left out because their code changed since they ran.
     """
     figures_dir.mkdir(parents=True, exist_ok=True)
     out = [f"# {title or 'GreedyLR study report'}", ""]
+    if left_out:
+        out += [f"> **{left_out} stored trial(s) left out**: the file of their training "
+                "function changed since they ran, so they measured other code. Rerun the "
+                "comparison that ran them to run them again.", ""]
     if smoke:
         out += [
             "> **Smoke run of the pipeline, not evidence.** The quick suite runs a slice "
@@ -116,11 +131,17 @@ def write_report(
     results = load_results(directory)
     if not results:
         raise FileNotFoundError(f"no trial results under {directory}")
+    results, stale = _of_current_code(results)
+    if stale:
+        logger.warning("%d stored trial(s) under %s ran an earlier version of their training "
+                       "function's file: the report leaves them out (rerun them to include "
+                       "them)", stale, directory)
     path = Path(output) if output is not None else Path(directory) / "report.md"
     figures = path.parent / "figures"
     if smoke is None:
         smoke = _bench_suite(Path(directory)) == "quick"
-    text = render_report(results, figures, title=title, smoke=smoke, margin=margin)
+    text = render_report(results, figures, title=title, smoke=smoke, margin=margin,
+                         left_out=stale)
     # figures of an earlier report that this one no longer shows (a renamed setting)
     for old in figures.glob("*.png"):
         if old.name.endswith(_OUR_FIGURES) and f"({figures.name}/{old.name})" not in text:

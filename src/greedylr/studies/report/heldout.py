@@ -153,7 +153,9 @@ def _arm_row(
     tuning = wt.arms[arm]
     best = tuning.best
     at_best = [r for r in group if r.get("key") in best.keys]
-    runs = [r for r in group if M.arm_of(r) == arm]
+    # the runs its grid points hold (not a default-LR run a grid point's run superseded)
+    keys = {key for point in tuning.points for key in point.keys}
+    runs = [r for r in group if M.arm_of(r) == arm and r.get("key") in keys]
     status = M.status_counts(runs).get(arm, {})
     delta = verdict = won = ""
     if pair is not None:
