@@ -164,6 +164,12 @@ def test_bench_robustness_refuses_a_negative_average(tmp_path: Path, capsys) -> 
         ("study defaults heldout-tune --arms -1 --out {out}", "argument --arms"),
         ("study defaults check --out {out}", "check needs the candidate defaults: --set"),
         ("study defaults check --set factor --out {out}", "--set expects KEY=VALUE"),
+        # checked with each check workload's own budget (before: a stand-in, and every
+        # trial of the warmed-up workloads failed)
+        ("study defaults check --set anneal_fraction=0.95 --out {out}",
+         "the warmup (20 steps) runs into the final cooldown, which starts at step 10"),
+        ("study defaults heldout-tune --set factor=0.5 --out {out}",
+         "--set is the check stage's candidate; heldout-tune takes none"),
         ("study defaults check --set factr=0.9 --out {out}",
          "schedule 'greedy' does not take setting(s) ['factr']"),
         ("study llm --studies pretrian --out {out}", "unknown study 'pretrian'; known: f_sweep"),

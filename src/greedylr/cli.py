@@ -583,7 +583,7 @@ def _add_study_defaults(kinds: argparse._SubParsersAction) -> None:
 def _run_study_defaults(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from greedylr.evidence.defaults import STAGES, report_inputs, run_stage
+    from greedylr.evidence.defaults import STAGES, check_specs, report_inputs, run_stage
     from greedylr.studies.schedules import check_settings
 
     if args.stage not in STAGES:
@@ -591,8 +591,13 @@ def _run_study_defaults(args: argparse.Namespace) -> int:
     candidate = _settings(args.set)
     if args.stage == "check" and not candidate:
         raise UsageError("check needs the candidate defaults: --set KEY=VALUE")
+    if args.stage != "check" and candidate:
+        raise UsageError(f"--set is the check stage's candidate; {args.stage} takes none "
+                         "(its arms are the study's own)")
     try:
-        check_settings("greedy", candidate)
+        # with each check workload's own budget and warmup, as its trials will run
+        for steps, warmup in sorted({(s.steps, s.warmup) for s in check_specs(candidate)}):
+            check_settings("greedy", candidate, total_steps=steps, warmup=warmup)
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from exc
     out = Path(args.out)
