@@ -413,17 +413,18 @@ def _load_target(target: str) -> Any:
 
 def _run_options(args: argparse.Namespace, train: Any) -> dict[str, Any]:
     """Steps, optimizer, warmup and evaluation pace: as given, else a registered
-    workload's own (what the studies run it with), else the defaults for user code
+    workload's own (what the studies run it with, scaled to ``--steps``), else the
+    defaults for user code
     (the function's ``steps`` attribute or 300 steps, AdamW, no warmup, one evaluation)."""
-    from greedylr.studies.targets import builtin_workload
+    from greedylr.studies.targets import builtin_workload, scaled_lengths
 
     if ":" in args.target:
         defaults = {"steps": int(getattr(train, "steps", 300)), "optimizer": "adamw",
                     "warmup": 0, "eval_every": 0}
-    else:
+    else:  # at another length, its warmup and evaluation pace keep their share of the run
         w = builtin_workload(args.target)
-        defaults = {"steps": w.steps, "optimizer": w.optimizer, "warmup": w.warmup,
-                    "eval_every": w.eval_every}
+        defaults = {"optimizer": w.optimizer,
+                    **scaled_lengths(w, w.steps if args.steps is None else args.steps)}
     given = {"steps": args.steps, "optimizer": args.optimizer, "warmup": args.warmup,
              "eval_every": args.eval_every}
     return {k: defaults[k] if given[k] is None else given[k] for k in defaults}

@@ -204,6 +204,10 @@ def test_a_stored_trial_of_code_that_changed_since_runs_again(
     text = write_report(tmp_path / "out").read_text()
     assert "**1 stored trial(s) left out**" in text
     assert "| cosine |" in text and "| linear |" not in text
+    # edited again, nothing rerun: an edit never empties the report, it says so
+    script.write_text(script.read_text() + "\n# a comment\n")
+    text = write_report(tmp_path / "out").read_text()
+    assert "**3 trial(s) ran an earlier version" in text and "| linear |" in text
     # stored before the digest was recorded: kept
     for spec in specs:
         path = result_path(tmp_path / "out", spec)

@@ -159,6 +159,22 @@ def test_trials_at_the_default_lr_join_the_grid_point_at_the_same_lr() -> None:
     assert wt.pairs[0].seeds == 3
 
 
+def test_default_lr_runs_are_the_grid_point_in_every_section_of_the_report() -> None:
+    from greedylr.studies import metrics as M
+
+    own = float(T.parse_lr_grid("3e-4:3e-2:3")[1])  # 0.003000000000000001: not 3e-3
+    default = [_trial(s, 3e-3, seed, 0.5) for s in ("greedy", "cosine") for seed in range(2)]
+    for r in default:
+        r["spec"]["lr"] = None
+    grid = [_trial(s, own, seed, 0.6) for s in ("greedy", "cosine") for seed in range(3)]
+    merged = T.merge_default_lr([*default, *grid])
+    assert len(merged) == 6 and {r["spec"]["lr"] for r in merged} == {own}
+    # one setting for the label tables and the per-setting sections, not two
+    assert len({M.setting_of(r) for r in merged}) == 1
+    (wt,) = T.tune([*default, *grid])
+    assert [p.lr for p in wt.arms["greedy"].points] == [own]
+
+
 def test_a_seed_only_one_arm_ran_is_not_compared() -> None:
     rs = [_trial("greedy", 1e-3, seed, 0.5) for seed in range(3)]
     rs += [_trial("cosine", 1e-3, seed, 0.4) for seed in range(2)]

@@ -31,6 +31,7 @@ from typing import Any
 from greedylr.evidence import workloads
 from greedylr.evidence.summaries import PAPER_BASELINES, write_summary
 from greedylr.studies.runner import make_specs
+from greedylr.studies.targets import scaled_lengths
 from greedylr.studies.trial import TrialSpec
 
 __all__ = [
@@ -123,14 +124,7 @@ def workload_spec(
     warmup and evaluation interval keeping their share of the run. The LR is left to the
     workload's default for the optimizer: the same for every schedule."""
     w = workloads.get(workload)
-    lengths: dict[str, int] = {}
-    if quick and w.quick_steps:
-        scale = w.quick_steps / w.steps
-        lengths = {
-            "steps": w.quick_steps,
-            "warmup": round(w.warmup * scale),
-            "eval_every": max(1, round(w.eval_every * scale)) if w.eval_every else 0,
-        }
+    lengths = scaled_lengths(w, w.quick_steps) if quick and w.quick_steps else {}
     (spec,) = make_specs(study, [workload], [schedule], [seed], optimizer=optimizer,
                          settings=settings, **lengths)
     return spec

@@ -31,6 +31,7 @@ __all__ = [
     "make_specs",
     "ran_other_code",
     "resolve_workload",
+    "scaled_lengths",
     "source_digest",
 ]
 
@@ -131,7 +132,7 @@ def source_digest(ref: str) -> str | None:
                 return None
             path = Path(spec.origin)
         return hashlib.sha1(path.read_bytes()).hexdigest()[:16]
-    except (OSError, ImportError, ValueError):
+    except Exception:  # a package whose import fails: its trials say why, not this
         return None
 
 
@@ -211,6 +212,16 @@ def resolve_workload(ref: str, optimizer: str | None = None) -> ResolvedWorkload
         metric=w.metric,
         higher_is_better=w.higher_is_better,
     )
+
+
+def scaled_lengths(workload: BuiltinWorkload, steps: int) -> dict[str, int]:
+    """A built-in workload's length set to ``steps``, its warmup and evaluation interval
+    keeping their share of the run (an evaluation pace longer than the run would leave
+    one evaluation)."""
+    scale = steps / workload.steps
+    every = workload.eval_every
+    return {"steps": steps, "warmup": round(workload.warmup * scale),
+            "eval_every": max(1, round(every * scale)) if every else 0}
 
 
 def make_specs(

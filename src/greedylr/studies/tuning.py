@@ -47,6 +47,7 @@ __all__ = [
     "TunedPair",
     "WorkloadTuning",
     "group_of",
+    "merge_default_lr",
     "parse_lr_grid",
     "tolerance_versus",
     "tune",
@@ -117,15 +118,42 @@ def _ran_at(runs: Iterable[Result]) -> float:
     return recorded.most_common(1)[0][0] if recorded else math.nan
 
 
-def _merge_default(lrs: dict[float | None, dict[int, Result]]) -> None:
-    """Where trials without a spec LR ran at an LR the grid also names (a comparison
-    run first without ``--lr``, then with a grid that includes the function's own LR),
-    they are that grid point's trials, not a second point at the same LR; a seed that
-    both ran keeps the grid's run."""
-    ran = _ran_at(lrs[None].values()) if None in lrs else math.nan
-    if ran in lrs:
-        default = lrs.pop(None)
-        lrs[ran] = {**default, **lrs[ran]}
+def merge_default_lr(results: Iterable[Result]) -> list[Result]:
+    """``results`` with the trials run without a spec LR moved to the grid point at the LR
+    they ran at, where the grid has one (a comparison run first without ``--lr``, then
+    with a grid that includes the function's own LR): one point, not two at the same LR.
+    Per workload group and arm; the LR matched to a relative 1e-9 (a log grid's inner
+    points are not exact); a seed both ran keeps the grid's run. Other results unchanged.
+    """
+    results = list(results)
+    explicit: dict[tuple[Any, ...], set[float]] = defaultdict(set)
+    defaults: dict[tuple[Any, ...], list[Result]] = defaultdict(list)
+    for r in results:
+        where = (group_of(r), M.arm_of(r))
+        lr = r["spec"].get("lr")
+        if lr is None:
+            defaults[where].append(r)
+        else:
+            explicit[where].add(float(lr))
+    moved: dict[tuple[Any, ...], float] = {}
+    for where, runs in defaults.items():
+        ran = _ran_at(runs)
+        match = [lr for lr in explicit[where] if math.isclose(lr, ran, rel_tol=1e-9)]
+        if match:
+            moved[where] = match[0]
+    if not moved:
+        return results
+    taken = {(group_of(r), M.arm_of(r), float(r["spec"]["lr"]), r["spec"]["seed"])
+             for r in results if r["spec"].get("lr") is not None}
+    out = []
+    for r in results:
+        where = (group_of(r), M.arm_of(r))
+        if r["spec"].get("lr") is None and where in moved:
+            if (*where, moved[where], r["spec"]["seed"]) in taken:
+                continue  # the grid's run of this seed
+            r = {**r, "spec": {**r["spec"], "lr": moved[where]}}
+        out.append(r)
+    return out
 
 
 def _order(lr: float | None) -> tuple[bool, float]:
@@ -376,12 +404,9 @@ def tune(
     table: dict[tuple[Any, ...], dict[str, dict[float | None, dict[int, Result]]]] = (
         defaultdict(lambda: defaultdict(dict))
     )
-    for r in results:
+    for r in merge_default_lr(results):
         lr = r["spec"].get("lr")
         table[group_of(r)][M.arm_of(r)].setdefault(lr, {})[int(r["spec"]["seed"])] = r
-    for arms in table.values():
-        for lrs in arms.values():
-            _merge_default(lrs)
     out = []
     for group, arms in sorted(table.items(), key=lambda kv: repr(kv[0])):
         sample = next(r for lrs in arms.values() for runs in lrs.values() for r in runs.values())

@@ -30,12 +30,22 @@ EVIDENCE = (
 )
 
 
-def _of_current_code(results: list[Result]) -> tuple[list[Result], int]:
-    """The results whose training function's file is as it was when they ran, and how
-    many others there are."""
+def _of_current_code(results: list[Result]) -> tuple[list[Result], int, int]:
+    """The results to report, how many were left out, and how many of those kept ran an
+    earlier version of their training function's file: a workload's trials of an
+    earlier version are left out where trials of its file as it is now are stored, and
+    kept (to be said) where none are, so that an edit never empties a report."""
     now = {ref: source_digest(ref) for ref in {r["spec"]["workload"] for r in results}}
-    current = [r for r in results if not ran_other_code(r, now[r["spec"]["workload"]])]
-    return current, len(results) - len(current)
+
+    def old(r: Result) -> bool:
+        return ran_other_code(r, now[r["spec"]["workload"]])
+
+    current = {r["spec"]["workload"] for r in results
+               if r.get("source_digest") is not None
+               and r.get("source_digest") == now[r["spec"]["workload"]]}
+    kept = [r for r in results if not (old(r) and r["spec"]["workload"] in current)]
+    outdated = sum(old(r) for r in kept)
+    return kept, len(results) - len(kept), outdated
 
 
 def render_report(
@@ -46,6 +56,7 @@ def render_report(
     smoke: bool = False,
     margin: float = T.DEFAULT_MARGIN,
     left_out: int = 0,
+    outdated: int = 0,
 ) -> str:
     """The markdown report of ``results``; figures are written to ``figures_dir``.
 
@@ -59,13 +70,21 @@ def render_report(
             first, and where the evidence lives.
         margin: the LR-tolerance margin (relative to the best-tuned baseline).
         left_out: stored trials left out because their code changed since they ran.
+        outdated: trials in ``results`` whose code changed since they ran (no trial of
+            the code as it is now is stored).
     """
     figures_dir.mkdir(parents=True, exist_ok=True)
+    # runs at the function's own LR are the grid's point at that LR, in every section
+    results = T.merge_default_lr(results)
     out = [f"# {title or 'GreedyLR study report'}", ""]
     if left_out:
         out += [f"> **{left_out} stored trial(s) left out**: the file of their training "
                 "function changed since they ran, so they measured other code. Rerun the "
                 "comparison that ran them to run them again.", ""]
+    if outdated:
+        out += [f"> **{outdated} trial(s) ran an earlier version of their training "
+                "function's file**: it changed since, and no trial of it as it is now is "
+                "stored. Rerun the comparison to measure the code as it is.", ""]
     if smoke:
         out += [
             "> **Smoke run of the pipeline, not evidence.** The quick suite runs a slice "
@@ -131,17 +150,21 @@ def write_report(
     results = load_results(directory)
     if not results:
         raise FileNotFoundError(f"no trial results under {directory}")
-    results, stale = _of_current_code(results)
+    results, stale, outdated = _of_current_code(results)
     if stale:
         logger.warning("%d stored trial(s) under %s ran an earlier version of their training "
                        "function's file: the report leaves them out (rerun them to include "
                        "them)", stale, directory)
+    if outdated:
+        logger.warning("%d stored trial(s) under %s ran an earlier version of their training "
+                       "function's file, and none ran it as it is now: reported, and said",
+                       outdated, directory)
     path = Path(output) if output is not None else Path(directory) / "report.md"
     figures = path.parent / "figures"
     if smoke is None:
         smoke = _bench_suite(Path(directory)) == "quick"
     text = render_report(results, figures, title=title, smoke=smoke, margin=margin,
-                         left_out=stale)
+                         left_out=stale, outdated=outdated)
     # figures of an earlier report that this one no longer shows (a renamed setting)
     for old in figures.glob("*.png"):
         if old.name.endswith(_OUR_FIGURES) and f"({figures.name}/{old.name})" not in text:
