@@ -414,8 +414,8 @@ def _load_target(target: str) -> Any:
 def _run_options(args: argparse.Namespace, train: Any) -> dict[str, Any]:
     """Steps, optimizer, warmup and evaluation pace: as given, else a registered
     workload's own (what the studies run it with, scaled to ``--steps``), else the
-    defaults for user code
-    (the function's ``steps`` attribute or 300 steps, AdamW, no warmup, one evaluation)."""
+    defaults for user code (the function's ``steps`` attribute or 300 steps, AdamW, no
+    warmup, one evaluation)."""
     from greedylr.studies.targets import builtin_workload, scaled_lengths
 
     if ":" in args.target:
