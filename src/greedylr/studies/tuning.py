@@ -125,29 +125,25 @@ def merge_default_lr(results: Iterable[Result]) -> list[Result]:
     Per workload group and arm; the LR matched to a relative 1e-9 (a log grid's inner
     points are not exact); a seed both ran keeps the grid's run. Other results unchanged.
     """
-    results = list(results)
+    placed = [((group_of(r), M.arm_of(r)), r) for r in results]  # (group, arm) once each
     explicit: dict[tuple[Any, ...], set[float]] = defaultdict(set)
     defaults: dict[tuple[Any, ...], list[Result]] = defaultdict(list)
-    for r in results:
-        where = (group_of(r), M.arm_of(r))
+    taken = set()  # (group, arm, LR, seed) of the grid's runs
+    for where, r in placed:
         lr = r["spec"].get("lr")
         if lr is None:
             defaults[where].append(r)
         else:
             explicit[where].add(float(lr))
+            taken.add((*where, float(lr), r["spec"]["seed"]))
     moved: dict[tuple[Any, ...], float] = {}
     for where, runs in defaults.items():
         ran = _ran_at(runs)
         match = [lr for lr in explicit[where] if math.isclose(lr, ran, rel_tol=1e-9)]
         if match:
             moved[where] = match[0]
-    if not moved:
-        return results
-    taken = {(group_of(r), M.arm_of(r), float(r["spec"]["lr"]), r["spec"]["seed"])
-             for r in results if r["spec"].get("lr") is not None}
     out = []
-    for r in results:
-        where = (group_of(r), M.arm_of(r))
+    for where, r in placed:
         if r["spec"].get("lr") is None and where in moved:
             if (*where, moved[where], r["spec"]["seed"]) in taken:
                 continue  # the grid's run of this seed
