@@ -204,3 +204,150 @@ def test_cli_diagnose_table_and_json(tmp_path, capsys):
     assert main(["diagnose", str(path), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["episodes"][0]["kind"] == "loss_spike" and data["episodes"][0]["cause"] == "data"
+
+
+# -- mode="max": a metric to maximise is read in its own direction ----------------------
+
+
+def accuracy_run(seed, steps=500, bad_shard=(300, 320)):
+    """Real training (the demo's digits MLP, AdamW) under ``GreedyLR(mode="max")`` fed the
+    held-out accuracy after every step; labels shuffled in ``bad_shard`` as in the demo."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    import greedylr
+
+    torch.manual_seed(seed)
+    x, y = load_digits(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x / 16.0, y, test_size=0.25, random_state=seed, stratify=y)
+    x_train, x_test = (torch.tensor(a, dtype=torch.float32) for a in (x_train, x_test))
+    y_train, y_test = torch.tensor(y_train), torch.tensor(y_test)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(),
+                                torch.nn.Linear(128, 10))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scheduler = greedylr.GreedyLR(optimizer, mode="max")
+    draws = torch.Generator().manual_seed(seed)
+    for step in range(1, steps + 1):
+        index = torch.randint(len(x_train), (64,), generator=draws)
+        permutation = torch.randperm(64, generator=draws)  # drawn always: same batches
+        labels = y_train[index]
+        if bad_shard is not None and bad_shard[0] <= step < bad_shard[1]:
+            labels = labels[permutation]
+        loss = torch.nn.functional.cross_entropy(model(x_train[index]), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            accuracy = (model(x_test).argmax(1) == y_test).float().mean().item()
+        scheduler.step(accuracy)
+    return scheduler.trace
+
+
+def test_mode_max_a_collapse_of_accuracy_is_the_episode(one_thread, tmp_path):
+    """Before the fix the collapse was missed and the clean run's rise of accuracy could
+    read as a loss spike: diagnose took every trace as a loss to minimise."""
+    clean, bad = accuracy_run(seed=1, bad_shard=None), accuracy_run(seed=1)
+    assert bad.meta["config"]["mode"] == "max"
+    assert float(np.median(clean.losses[-50:])) > 0.9  # a healthy run
+    quiet = diagnose(clean)
+    assert len(quiet) == 0, str(quiet)
+
+    found = diagnose(bad)
+    [spike] = [e for e in found if e.kind == "loss_spike"]
+    # held-out accuracy falls a few steps into the shard, and stays down past its end
+    assert 300 <= spike.start < 320 and spike.end >= 320, str(found)
+    assert spike.severity > 20, str(found)
+    assert spike.detail.startswith("maximised metric fell to "), spike.detail
+    level = bad.smoothed[spike.start - 2]  # the step before the start (steps count from 1)
+    assert spike.recovery_steps is not None  # seed 1 gets back to its pre-shard accuracy
+    back = spike.start - 1 + spike.recovery_steps
+    assert bad.smoothed[back] >= level > bad.smoothed[back - 1]
+    assert "a drop of the maximised metric" in found.summary
+    # a saved trace carries the mode: the same diagnosis from either file format
+    for name in ("acc.jsonl", "acc.csv"):
+        assert diagnose(bad.save(tmp_path / name)).to_dict() == found.to_dict()
+
+
+def scheduler_run(values, *, add_group_at=None, **config):
+    """A real GreedyLR (SGD on a dummy parameter) fed ``values``; with ``add_group_at``,
+    a second parameter group (lr 0.01) is added before that step (counted from 0)."""
+    import greedylr
+
+    first, second = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([first], lr=0.1)
+    scheduler = greedylr.GreedyLR(optimizer, **config)
+    for i, value in enumerate(values):
+        if i == add_group_at:
+            optimizer.add_param_group({"params": [second], "lr": 0.01})
+        optimizer.step()
+        scheduler.step(float(value))
+    return scheduler.trace
+
+
+def test_mode_max_a_lasting_improvement_is_no_episode():
+    rng = np.random.default_rng(0)
+    metric = 0.5 + 0.01 * rng.standard_normal(600)
+    metric[300:] += 0.3  # accuracy jumps 0.5 -> 0.8 and stays
+    assert len(diagnose(scheduler_run(metric, mode="max"))) == 0
+    # the same numbers as a loss to minimise are a lasting spike
+    as_loss = diagnose(scheduler_run(metric))
+    assert [(e.kind, e.start) for e in as_loss if e.kind == "loss_spike"] == [("loss_spike", 301)]
+
+
+# -- a parameter group added during the run: NaN in its LR column before --------------
+
+
+def test_a_group_added_after_a_mild_streak_makes_no_nan_contraction(tmp_path, capsys):
+    """Five 0.95x cuts (to 0.77x, above max_lr_cut) before the group was added: no
+    episode, where the NaN column made a contraction of severity NaN and --json a bare NaN."""
+    losses = [1.0] * 5 + [1.0 + 1e-6 * i for i in range(60)] + [0.5 - 0.001 * i
+                                                                 for i in range(50)]
+    trace = scheduler_run(losses, add_group_at=65)
+    assert np.isnan(trace.lrs[1][0]) and sum(e.kind == "decrease" for e in trace.events) == 5
+    found = diagnose(trace)
+    assert len(found) == 0, str(found)
+    path = trace.save(tmp_path / "added.jsonl")
+    assert main(["diagnose", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out, parse_constant=pytest.fail)  # no NaN, no Infinity
+    assert data["episodes"] == []
+
+
+def test_a_group_added_mid_run_neither_hides_a_contraction_nor_a_floor():
+    # a loss that only grows for 60 steps: the LR halved to its floor (0.01x), blocked
+    # there; then the loss falls and a second group is added
+    losses = [1.0 + 0.001 * i for i in range(60)] + [0.5 - 0.001 * i for i in range(60)]
+    trace = scheduler_run(losses, add_group_at=60, factor=0.5, patience=3, min_lr_ratio=0.01)
+    found = diagnose(trace)
+    [contraction] = [e for e in found if e.kind == "contraction"]
+    assert contraction.severity == pytest.approx(100.0), str(found)
+    assert "lr 0.1 -> 0.001 (/100)" in contraction.detail
+    assert "added" not in contraction.detail  # the second group came after it
+    [floor] = [e for e in found if e.kind == "floor"]
+    assert (floor.start, floor.end) == (29, 60), str(found)
+    assert "LR at its lower bound (0.001, not added yet)" in floor.detail
+    assert json.dumps(found.to_dict(), allow_nan=False)
+
+
+def test_stagnation_at_the_floor_before_a_group_was_added():
+    losses = [1.0 + 0.001 * i for i in range(120)]  # never improves: to the floor, blocked
+    alone = diagnose(scheduler_run(losses, patience=2, min_lr_ratio=0.9))
+    added = diagnose(scheduler_run(losses, add_group_at=100, patience=2, min_lr_ratio=0.9))
+    assert [(e.kind, e.start, e.end) for e in alone] == [("floor", 10, 120)]
+    # the new group starts above its own floor, and reaches it later
+    assert [(e.kind, e.start, e.end) for e in added] == [("floor", 10, 100), ("floor", 109, 120)]
+
+
+def test_a_contraction_to_zero_is_null_in_json():
+    from greedylr.rule import EVENT_BITS
+
+    trace = Trace(1, meta={"base_lrs": [0.1]})
+    for step in range(1, 41):
+        lr = 0.0 if step >= 30 else 0.1 * 0.5 ** max(0, step - 25)
+        trace.record(step, 1.0, 1.0, [lr], code=EVENT_BITS["decrease"] if step >= 26 else 0)
+    found = diagnose(trace, window=20)
+    [contraction] = [e for e in found if e.kind == "contraction"]
+    assert contraction.severity == float("inf") and "-> 0 (/inf)" in contraction.detail
+    [data] = [e for e in found.to_dict()["episodes"] if e["kind"] == "contraction"]
+    assert data["severity"] is None
+    json.dumps(found.to_dict(), allow_nan=False)

@@ -2,6 +2,11 @@
 stagnation at the LR floor, resets and non-finite losses, with their severity, recovery
 time and, when a data-source tag was logged, whether the loss moved for data reasons.
 
+A run of a rule with ``mode="max"`` (a metric to maximise: an accuracy, a reward) is read
+in its own direction: a "loss spike" is then a drop of the metric, and recovery a return
+to at or above its level. A parameter group added during the run reads NaN in its LR
+column before it existed: the LR episodes look only at the groups present.
+
 How the episodes are found and how the defaults were calibrated: docs/guides/pulse.md.
 """
 
@@ -31,7 +36,8 @@ class Episode:
     """One stretch of stress in a run.
 
     Attributes:
-        kind: ``"loss_spike"`` (the raw loss rose well above its recent level),
+        kind: ``"loss_spike"`` (the raw loss rose well above its recent level; with
+            ``mode="max"``, the metric fell well below it),
             ``"contraction"`` (a streak of LR decreases without an increase),
             ``"floor"`` (the LR stuck at its lower bound), ``"reset"`` or ``"nonfinite"``.
         start: first step of the episode.
@@ -43,7 +49,8 @@ class Episode:
             losses, how many.
         severity_unit: ``"sigma"``, ``"x lr cut"``, ``"steps"`` or ``"count"``.
         recovery_steps: steps from ``start`` until the smoothed loss is back at or under
-            its level just before the episode; None if it never is within the trace.
+            its level just before the episode (at or above it with ``mode="max"``);
+            None if it never is within the trace.
         detail: what happened, in words and numbers.
         cause: ``"data"`` when the start coincides with a change of a logged tag signal
             (the loss moved for data reasons), ``"training"`` when tags were logged and
@@ -66,9 +73,11 @@ class Episode:
         return self.start <= start and end <= self.end
 
     def to_dict(self) -> dict[str, Any]:
+        """The episode as JSON-ready values; a non-finite severity is None (JSON has no
+        NaN or infinity)."""
         return {
             "kind": self.kind, "start": self.start, "end": self.end,
-            "severity": self.severity, "severity_unit": self.severity_unit,
+            "severity": _finite_or_none(self.severity), "severity_unit": self.severity_unit,
             "recovery_steps": self.recovery_steps, "detail": self.detail,
             "cause": self.cause, "notes": list(self.notes),
         }
@@ -104,6 +113,10 @@ class Diagnosis:
     def to_dict(self) -> dict[str, Any]:
         return {"summary": self.summary, "steps": self.steps,
                 "episodes": [e.to_dict() for e in self.episodes]}
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
 
 
 def _rolling_median(x: np.ndarray, width: int) -> np.ndarray:
@@ -194,7 +207,8 @@ def diagnose(
     """Find the stress episodes of a run, and whether the loss told the truth.
 
     Loss spikes: the median of the last ``short`` raw losses against the robust level
-    (median and MAD) of the ``window`` steps before them, above ``threshold`` sigma. LR
+    (median and MAD) of the ``window`` steps before them, above ``threshold`` sigma; when
+    the trace's configuration says ``mode="max"`` (a metric to maximise), below it. LR
     contractions, stagnation at the floor, resets and non-finite losses come from the
     event column. How it decides, and how the defaults were calibrated: docs/guides/pulse.md.
 
@@ -202,6 +216,8 @@ def diagnose(
     episode that starts within ``coincide`` steps of a change of that tag is marked
     ``cause="data"``: the loss moved because the data changed. Numeric signals (a gradient
     norm) are summarised for each episode as their peak over their pre-episode median.
+    A parameter group added during the run (NaN in its LR column before) counts from
+    the step it was added.
 
     Args:
         trace: a :class:`Trace` or the path of a saved one.
@@ -230,6 +246,9 @@ def diagnose(
     if n == 0:
         return Diagnosis([], "empty trace: nothing to diagnose", 0)
     config = trace.meta.get("config") or {}
+    # a metric to maximise is analysed sign-flipped: worse is then always higher
+    maximize = config.get("mode") == "max"
+    sign = -1.0 if maximize else 1.0
     if max_gap is None:
         patience = config.get("patience")
         max_gap = 2 * (patience + config.get("cooldown", 0) + 1) if patience is not None else 25
@@ -237,20 +256,19 @@ def diagnose(
     window = window or min(200, max(20, n // 10))
 
     steps = rows.step
-    loss = np.where(np.isfinite(rows.loss), rows.loss, np.nan)
+    loss = sign * np.where(np.isfinite(rows.loss), rows.loss, np.nan)
     # the smoothed loss the rule used; the short median where it has none
     recent = _rolling_median(loss, short)
-    smoothed = np.where(np.isfinite(rows.smoothed), rows.smoothed, recent)
-    lr_mean = rows.lrs.mean(axis=1)
+    smoothed = np.where(np.isfinite(rows.smoothed), sign * rows.smoothed, recent)
 
-    episodes = _loss_episodes(steps, loss, recent, smoothed, window, threshold, short)
-    episodes += _event_episodes(rows, lr_mean, smoothed, trace.meta, min_decreases, max_lr_cut,
+    episodes = _loss_episodes(steps, loss, recent, smoothed, window, threshold, short, sign)
+    episodes += _event_episodes(rows, smoothed, trace.meta, min_decreases, max_lr_cut,
                                 max_gap, min_floor_blocks)
     episodes.sort(key=lambda e: (e.start, e.end))
     _share_recovery(episodes)
     # the rule reacts to a change of data up to patience + cooldown steps late
     _attach_signals(episodes, rows, coincide, coincide + max_gap // 2)
-    return Diagnosis(episodes, _summary(episodes, n, steps), n)
+    return Diagnosis(episodes, _summary(episodes, n, steps, maximize), n)
 
 
 def _pre_level(smoothed: np.ndarray, i: int) -> float:
@@ -271,7 +289,9 @@ def _recovery(steps: np.ndarray, smoothed: np.ndarray, i: int) -> tuple[int | No
 
 def _loss_episodes(steps: np.ndarray, loss: np.ndarray, recent: np.ndarray,
                    smoothed: np.ndarray, window: int, threshold: float,
-                   short: int) -> list[Episode]:
+                   short: int, sign: float) -> list[Episode]:
+    """Loss spikes, on the series as the rule's direction makes it: ``sign`` -1 for a
+    metric to maximise (``loss`` and the others come sign-flipped, worse is higher)."""
     n = len(loss)
     stride = max(1, window // 4)
     # the baseline of step t ends where t's short window begins, so they never overlap
@@ -301,27 +321,41 @@ def _loss_episodes(steps: np.ndarray, loss: np.ndarray, recent: np.ndarray,
         peak = float(np.nanmax(recent[t0:end + 1]))
         severity = (peak - base) / noise
         recovery, _ = _recovery(steps, smoothed, first)
-        ratio = f", {peak / base:.3g}x" if base > 0 else ""
-        detail = (f"loss rose to {peak:.4g} (median of {short} steps) against {base:.4g} before"
-                  f"{ratio}, {severity:.1f} sigma, for {int(steps[last] - steps[first]) + 1} steps")
+        # in the metric's own units and direction
+        value, before = sign * peak, sign * base
+        ratio = f", {value / before:.3g}x" if before > 0 and value > 0 else ""
+        moved = "loss rose" if sign > 0 else "maximised metric fell"
+        detail = (f"{moved} to {value:.4g} (median of {short} steps) against {before:.4g} "
+                  f"before{ratio}, {severity:.1f} sigma, "
+                  f"for {int(steps[last] - steps[first]) + 1} steps")
         episodes.append(Episode("loss_spike", int(steps[first]), int(steps[last]),
                                 round(severity, 2), "sigma", recovery, detail))
         t = end + 1
     return episodes
 
 
-def _event_episodes(rows: Rows, lr_mean: np.ndarray, smoothed: np.ndarray,
-                    meta: Mapping[str, Any], min_decreases: int, max_lr_cut: float,
-                    max_gap: int, min_floor_blocks: int) -> list[Episode]:
+def _event_episodes(rows: Rows, smoothed: np.ndarray, meta: Mapping[str, Any],
+                    min_decreases: int, max_lr_cut: float, max_gap: int,
+                    min_floor_blocks: int) -> list[Episode]:
     """The episodes read from the event column: contractions, floors, resets, non-finite."""
-    return [*_contractions(rows, lr_mean, smoothed, min_decreases, max_lr_cut, max_gap),
+    return [*_contractions(rows, smoothed, min_decreases, max_lr_cut, max_gap),
             *_floors(rows, smoothed, meta, min_floor_blocks),
             *_resets_and_nonfinite(rows, smoothed, max_gap)]
 
 
-def _contractions(rows: Rows, lr_mean: np.ndarray, smoothed: np.ndarray, min_decreases: int,
+def _format_group_lrs(values: np.ndarray) -> str:
+    """LRs as :func:`format_lrs` prints them, a group not added yet (NaN) said so."""
+    return ", ".join(format_lrs([v]) if math.isfinite(v) else "not added yet"
+                     for v in values.tolist())
+
+
+def _contractions(rows: Rows, smoothed: np.ndarray, min_decreases: int,
                   max_lr_cut: float, max_gap: int) -> list[Episode]:
-    """Streaks of LR decreases with no increase or reset between them, that cut the LR."""
+    """Streaks of LR decreases with no increase or reset between them, that cut the LR.
+
+    The cut is that of the mean LR of the groups present at both ends of the streak: a
+    group added during it (NaN before) neither hides nor makes a cut.
+    """
     steps, code = rows.step, rows.code
     episodes: list[Episode] = []
     dec, inc = EVENT_BITS["decrease"], EVENT_BITS["increase"] | EVENT_BITS["reset"]
@@ -331,15 +365,21 @@ def _contractions(rows: Rows, lr_mean: np.ndarray, smoothed: np.ndarray, min_dec
         if len(streak) < min_decreases:
             return
         i, j = streak[0], streak[-1]
-        before = float(rows.lrs_before[i].mean())
-        after = float(lr_mean[j])
+        first, last = np.isfinite(rows.lrs_before[i]), np.isfinite(rows.lrs[j])
+        common = first & last
+        if not np.any(common):
+            return
+        before = float(rows.lrs_before[i][common].mean())
+        after = float(rows.lrs[j][common].mean())
         if before <= 0 or after / before > max_lr_cut:
             return
-        cut = before / after
+        cut = before / after if after > 0 else math.inf
         recovery, _ = _recovery(steps, smoothed, i)
+        which = ("" if np.array_equal(first, last)
+                 else " (mean of the groups present throughout: one was added during it)")
         detail = (f"{len(streak)} LR decreases without an increase over "
                   f"{int(steps[j] - steps[i]) + 1} steps: lr {before:.4g} -> {after:.4g} "
-                  f"(/{cut:.3g})")
+                  f"(/{cut:.3g}){which}")
         episodes.append(Episode("contraction", int(steps[i]), int(steps[j]), round(cut, 3),
                                 "x lr cut", recovery, detail))
 
@@ -358,17 +398,22 @@ def _contractions(rows: Rows, lr_mean: np.ndarray, smoothed: np.ndarray, min_dec
 
 def _floors(rows: Rows, smoothed: np.ndarray, meta: Mapping[str, Any],
             min_floor_blocks: int) -> list[Episode]:
-    """Stretches with every group at its lower bound and decreases blocked there."""
+    """Stretches with every group at its lower bound and decreases blocked there (a group
+    not added yet, NaN, does not keep the others off the floor)."""
     steps, code, lrs = rows.step, rows.code, rows.lrs
     episodes: list[Episode] = []
+    present = np.isfinite(lrs)
     floors = meta.get("min_lrs")
-    if floors is not None and len(floors) == lrs.shape[1]:
-        at_floor = np.all(lrs <= np.asarray(floors, dtype=np.float64) * (1 + 1e-9), axis=1)
-    else:
-        # without the bounds: the lowest LR of the run, where a change was blocked
-        at_floor = np.all(np.isclose(lrs, lrs.min(axis=0), rtol=1e-9, atol=0), axis=1)
-        if not np.any(at_floor & ((code & EVENT_BITS["clipped"]) > 0)):
-            at_floor[:] = False
+    bounds = floors is not None and len(floors) == lrs.shape[1]
+    with np.errstate(invalid="ignore"), _quiet_nan_warnings():
+        if bounds:
+            low = lrs <= np.asarray(floors, dtype=np.float64) * (1 + 1e-9)
+        else:
+            # without the bounds: the lowest LR of the run, where a change was blocked
+            low = np.isclose(lrs, np.nanmin(lrs, axis=0), rtol=1e-9, atol=0)
+    at_floor = np.all(low | ~present, axis=1) & np.any(present, axis=1)
+    if not bounds and not np.any(at_floor & ((code & EVENT_BITS["clipped"]) > 0)):
+        at_floor[:] = False
     blocked = (code & EVENT_BITS["clipped"]) > 0
     edges = np.flatnonzero(np.diff(np.concatenate([[0], at_floor.astype(np.int8), [0]])))
     for a, b in zip(edges[::2], edges[1::2], strict=True):
@@ -380,7 +425,8 @@ def _floors(rows: Rows, smoothed: np.ndarray, meta: Mapping[str, Any],
         left = "until the end of the trace" if b == len(steps) else f"until step {steps[b]}"
         episodes.append(Episode("floor", int(steps[a]), int(steps[b - 1]), float(length),
                                 "steps", recovery,
-                                f"LR at its lower bound ({format_lrs(lrs[a])}) for {length} steps "
+                                f"LR at its lower bound ({_format_group_lrs(lrs[a])}) for "
+                                f"{length} steps "
                                 f"{left}; {blocks} decreases blocked"))
     return episodes
 
@@ -392,8 +438,10 @@ def _resets_and_nonfinite(rows: Rows, smoothed: np.ndarray, max_gap: int) -> lis
     for i in np.flatnonzero(code & EVENT_BITS["reset"]):
         recovery, _ = _recovery(steps, smoothed, int(i))
         episodes.append(Episode("reset", int(steps[i]), int(steps[i]), 1.0, "count", recovery,
-                                f"reset at step {steps[i]}: lr {format_lrs(rows.lrs_before[i])} -> "
-                                f"{format_lrs(lrs[i])} after the LR was stuck at its lower bound"))
+                                f"reset at step {steps[i]}: lr "
+                                f"{_format_group_lrs(rows.lrs_before[i])} -> "
+                                f"{_format_group_lrs(lrs[i])} after the LR was stuck at its "
+                                "lower bound"))
 
     bad = np.flatnonzero(code & EVENT_BITS["nonfinite"])
     if len(bad):
@@ -458,7 +506,7 @@ def _attach_signals(episodes: list[Episode], rows: Rows, coincide: int, lag: int
                                f"before{rel}")
 
 
-def _summary(episodes: list[Episode], n: int, steps: np.ndarray) -> str:
+def _summary(episodes: list[Episode], n: int, steps: np.ndarray, maximize: bool) -> str:
     span = f"{n} steps ({int(steps[0])}-{int(steps[-1])})"
     if not episodes:
         return f"{span}: no stress episode; the loss and the LR behaved as usual."
@@ -473,7 +521,8 @@ def _summary(episodes: list[Episode], n: int, steps: np.ndarray) -> str:
     if worst is not None:
         rec = ("never recovered within the trace" if worst.recovery_steps is None
                else f"recovered in {worst.recovery_steps} steps")
-        text += (f" Worst loss spike at steps {worst.start}-{worst.end} "
+        what = "loss spike (a drop of the maximised metric)" if maximize else "loss spike"
+        text += (f" Worst {what} at steps {worst.start}-{worst.end} "
                  f"({worst.severity:.1f} sigma), {rec}.")
     data = [e for e in episodes if e.cause == "data"]
     if data:
