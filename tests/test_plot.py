@@ -96,3 +96,56 @@ def test_cli_plot(tmp_path):
     out = tmp_path / "p.png"
     assert main(["plot", str(saved), "-o", str(out), "--title", "x"]) == 0
     assert out.stat().st_size > 20_000
+
+
+def scheduler_run(values, *, add_group_at=None, **config):
+    """A real GreedyLR (SGD on a dummy parameter) fed ``values``; with ``add_group_at``,
+    a second parameter group (lr 0.01) is added before that step (counted from 0)."""
+    import torch
+
+    import greedylr
+
+    first, second = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([first], lr=0.1)
+    scheduler = greedylr.GreedyLR(optimizer, **config)
+    for i, value in enumerate(values):
+        if i == add_group_at:
+            optimizer.add_param_group({"params": [second], "lr": 0.01})
+        optimizer.step()
+        scheduler.step(float(value))
+    return scheduler.trace
+
+
+def test_a_group_added_mid_run_keeps_the_lr_axis_logarithmic(tmp_path):
+    """The added group's LR is NaN before it existed: the axis fell back to linear."""
+    losses = [1.0 + 0.001 * i for i in range(60)] + [0.5 - 0.001 * i for i in range(60)]
+    trace = scheduler_run(losses, add_group_at=60, factor=0.5, patience=3, min_lr_ratio=0.01)
+    loaded = trace.load(trace.save(tmp_path / "added.jsonl"))
+    figure = plot_trace(loaded)
+    top, bottom = figure.axes
+    assert bottom.get_yscale() == "log"
+    lines = {line.get_label(): line for line in bottom.get_lines()}
+    assert np.isnan(lines["lr group 1"].get_ydata()[0])  # drawn from where it was added
+    labels = [t.get_text() for t in top.get_legend().get_texts()]
+    assert "episode: contraction" in labels and "episode: floor" in labels
+
+
+def test_a_group_at_lr_zero_is_drawn_at_zero_below_a_log_scale():
+    trace = Trace(2, meta={"base_lrs": [0.1, 0.0]})
+    for step in range(1, 101):
+        trace.record(step, 1.0 / step, 1.0 / step, [0.1 * 0.99 ** step, 0.0])
+    bottom = plot_trace(trace, diagnosis=False).axes[1]
+    assert bottom.get_yscale() == "symlog" and bottom.get_ylim()[0] == 0.0
+
+
+def test_mode_max_labels_the_metric():
+    rng = np.random.default_rng(0)
+    metric = 0.5 + 0.01 * rng.standard_normal(300)
+    metric[200:220] -= 0.3  # a collapse of the maximised metric
+    figure = plot_trace(scheduler_run(metric, mode="max"))
+    top = figure.axes[0]
+    labels = [t.get_text() for t in top.get_legend().get_texts()]
+    assert {"raw maximised metric", "smoothed maximised metric",
+            "episode: loss spike"} <= set(labels)
+    assert top.get_ylabel() == "maximised metric (higher is better)"
+    assert "a drop of the maximised metric" in top.get_title(loc="left")

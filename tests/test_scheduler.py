@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import io
+import logging
 import math
 import random
 import weakref
@@ -241,6 +242,56 @@ def test_resume_across_the_final_cooldown_is_bit_identical(cut, tensor_lr):
         rest.append([float(x) for x in sched2.get_last_lr()])
     assert first + rest == full
     assert sched2.state == full_sched.state
+
+
+@pytest.mark.parametrize("device_mode", [False, True])
+def test_a_resume_with_a_larger_budget_goes_on_as_set_total_steps_would(device_mode, caplog):
+    """A Trainer run continued with a larger max_steps: its GreedyLR is built with the new
+    budget and loads a state saved under the old one, before the old cooldown began."""
+    kwargs = dict(factor=0.7, patience=2, window=5, anneal_fraction=0.2, eval_patience=0)
+    rng = random.Random(3)
+    losses = [rng.gauss(1, 0.3) for _ in range(160)]
+    opt = make_optimizer((0.1, 0.03), tensor_lr=True)
+    told = GreedyLR(opt, device_mode=device_mode, total_steps=100, **kwargs)
+    want = drive(told, opt, losses[:50])
+    told.set_total_steps(160)
+    want += drive(told, opt, losses[50:])
+
+    opt = make_optimizer((0.1, 0.03), tensor_lr=True)
+    first = GreedyLR(opt, device_mode=device_mode, total_steps=100, **kwargs)
+    got = drive(first, opt, losses[:50])
+    saved, opt_saved = roundtrip(first.state_dict()), roundtrip(opt.state_dict())
+    opt2 = make_optimizer((0.1, 0.03), tensor_lr=True)
+    resumed = GreedyLR(opt2, device_mode=device_mode, total_steps=160, **kwargs)
+    opt2.load_state_dict(opt_saved)
+    with caplog.at_level(logging.WARNING, logger="greedylr"):
+        resumed.load_state_dict(saved)
+    assert "saved with total_steps=100; the run goes on with total_steps=160" in caplog.text
+    got += drive(resumed, opt2, losses[50:])
+    assert [[float(x) for x in row] for row in got] == [[float(x) for x in row] for row in want]
+    assert [e.step for e in resumed.events if e.kind == "anneal"] == [128]
+
+
+def test_a_resume_with_another_budget_is_refused_where_the_lr_would_jump():
+    annealing = GreedyLR(make_optimizer(), total_steps=40, anneal_fraction=0.2)
+    drive(annealing, annealing.optimizer, [1.0] * 35)  # its cooldown began at step 32
+    fresh = GreedyLR(make_optimizer(), total_steps=80, anneal_fraction=0.2)
+    before = fresh.state_dict()
+    with pytest.raises(ValueError, match=r"saved with total_steps=40, this GreedyLR has 80: "
+                       r"the final cooldown has started.*build it with total_steps=40"):
+        fresh.load_state_dict(annealing.state_dict())
+    assert fresh.state_dict() == before  # nothing was loaded
+
+    long = GreedyLR(make_optimizer(), total_steps=100)
+    drive(long, long.optimizer, [1.0] * 30)
+    with pytest.raises(ValueError, match="its final cooldown starts at step 16, and this run "
+                       "has made 30 steps"):
+        GreedyLR(make_optimizer(), total_steps=20).load_state_dict(long.state_dict())
+    # no budget at all, or the budget and another knob: another configuration, as before
+    with pytest.raises(ValueError, match=r"another configuration.*'total_steps': \(100, None\)"):
+        GreedyLR(make_optimizer()).load_state_dict(long.state_dict())
+    with pytest.raises(ValueError, match=r"another configuration.*'window'.*'total_steps'"):
+        GreedyLR(make_optimizer(), total_steps=200, window=7).load_state_dict(long.state_dict())
 
 
 def cut_and_resume(kwargs, losses, cut, save_on_device, resume_on_device,

@@ -10,6 +10,7 @@ optimizer, whose hooks torch does not copy.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -19,30 +20,37 @@ from greedylr._attributes import SchedulerAttributes
 from greedylr._device_mode import Decoder
 from greedylr._guards import StepCounter, register_counter
 from greedylr._values import write_lrs
+from greedylr.config import check_budget_change
 from greedylr.rule import KNOBS_OFF, GreedyConfig, RuleState
 
 __all__ = ["STATE_KEYS", "Checkpointing"]
+
+logger = logging.getLogger("greedylr")
 
 STATE_KEYS = ("format", "config", "rule", "last_epoch", "_step_count", "_last_lr", "base_lrs",
               "pending")
 
 
-def _check_config(state_dict: dict[str, Any], current: GreedyConfig) -> None:
-    """Refuse a state dict saved with another configuration, naming what differs."""
+def _saved_config(state_dict: dict[str, Any], current: GreedyConfig) -> GreedyConfig:
+    """The configuration ``state_dict`` was saved with, refused (naming what differs) where
+    it is not ``current`` but for the budget: a run may continue with another
+    ``total_steps`` (a Trainer's larger ``max_steps``), checked against its state by
+    :func:`~greedylr.config.check_budget_change`."""
     config = state_dict["config"]
     if state_dict["format"] == 1:
         # 0.1 had none of 0.2's knobs: what it ran is those knobs switched off
         config = {**KNOBS_OFF, **config}
     saved = GreedyConfig.from_dict(config)
-    if saved != current:
-        diff = {
-            k: (v, getattr(current, k))
-            for k, v in saved.to_dict().items()
-            if v != current.to_dict()[k]
-        }
+    diff = {
+        k: (v, getattr(current, k))
+        for k, v in saved.to_dict().items()
+        if v != current.to_dict()[k]
+    }
+    if diff and not (set(diff) == {"total_steps"} and current.total_steps is not None):
         raise ValueError(
             f"state dict was saved with another configuration (saved, current): {diff}"
         )
+    return saved
 
 
 class Checkpointing(SchedulerAttributes):
@@ -77,13 +85,21 @@ class Checkpointing(SchedulerAttributes):
         """Restore a :meth:`state_dict`; the run continues bit-identically.
 
         Everything is checked before anything is changed: a state dict that is refused
-        leaves the scheduler as it was.
+        leaves the scheduler as it was. A state saved with another ``total_steps`` (a run
+        continued with a larger budget) loads, with a warning, and the run goes on with
+        this scheduler's, as after :meth:`set_total_steps`.
 
         Raises:
-            ValueError: if the state was saved with another configuration or another
-                number of parameter groups, or an entry is missing or malformed.
+            ValueError: if the state was saved with another configuration (but the budget)
+                or another number of parameter groups, an entry is missing or malformed,
+                or the budget differs where :meth:`set_total_steps` would refuse it (the
+                final cooldown has started, or the new one would have).
         """
         rule = self._checked_rule_state(state_dict)
+        saved_budget = state_dict["config"].get("total_steps")
+        if saved_budget != self.config.total_steps:
+            logger.warning("GreedyLR: the state was saved with total_steps=%s; the run goes on "
+                           "with total_steps=%s", saved_budget, self.config.total_steps)
         pending_sum, pending_count = state_dict["pending"]
         last_epoch, step_count = int(state_dict["last_epoch"]), int(state_dict["_step_count"])
         self.state = rule
@@ -108,13 +124,22 @@ class Checkpointing(SchedulerAttributes):
         missing = [key for key in STATE_KEYS if key not in state_dict]
         if missing:
             raise ValueError(f"GreedyLR state dict has no {missing}; nothing was loaded")
-        _check_config(state_dict, self.config)
+        saved = _saved_config(state_dict, self.config)
         try:
             rule = RuleState.from_dict(state_dict["rule"])
         except TypeError as exc:
             raise ValueError(
                 f"GreedyLR state dict: malformed 'rule' entry ({exc}); nothing was loaded"
             ) from exc
+        if saved.total_steps != self.config.total_steps:
+            try:
+                check_budget_change(self.config, rule.step, bool(rule.anneal_from))
+            except ValueError as exc:
+                raise ValueError(
+                    f"state dict was saved with total_steps={saved.total_steps}, this "
+                    f"GreedyLR has {self.config.total_steps}: {exc}; build it with "
+                    f"total_steps={saved.total_steps} to resume that run; nothing was loaded"
+                ) from exc
         if len(self.optimizer.param_groups) != len(self.base_lrs):
             self._sync_groups()
         groups = len(self.optimizer.param_groups)

@@ -119,6 +119,21 @@ def budget_after_warmup(total_steps: int, warmup: int, anneal_fraction: float,
     return None
 
 
+def check_budget_change(config: GreedyConfig, step: int, annealing: bool) -> None:
+    """Refuse to continue a run that has made ``step`` steps with ``config``'s new budget
+    where the LR would jump: once the final cooldown has started (``annealing``), or where
+    the new budget's cooldown would have started at a step already made."""
+    if annealing:
+        raise ValueError("the final cooldown has started: total_steps can no longer change")
+    start = config.anneal_start
+    if start is not None and start < step:
+        raise ValueError(
+            f"total_steps={config.total_steps}: its final cooldown starts at step {start}, and "
+            f"this run has made {step} steps already (the LR would jump); give a larger "
+            "budget, or anneal_fraction=0 for none"
+        )
+
+
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ValueError(message)

@@ -106,31 +106,38 @@ def new_figure(*, size: tuple[float, float], dpi: int = 100, what: str = "a figu
 
 
 def _draw_loss(top: Axes, steps: np.ndarray, loss: np.ndarray, rows: Rows,
-               max_points: int) -> None:
-    """The raw loss (or its min-max envelope), the smoothed loss, non-finite marks."""
+               max_points: int, name: str) -> None:
+    """The raw loss (or its min-max envelope), the smoothed loss, non-finite marks;
+    ``name`` is what the rule watched ("loss", or the metric a ``mode="max"`` rule
+    maximised)."""
     smoothed = rows.smoothed
     finite = loss[np.isfinite(loss)]
     if len(finite) and finite.min() > 0 and finite.max() / finite.min() > 20:
         top.set_yscale("log")
     if len(steps) > max_points:
         xs, lows, highs = _envelope(steps, loss, max_points)
-        top.fill_between(xs, lows, highs, color="#8ecae6", lw=0, label="raw loss (min-max)")
+        top.fill_between(xs, lows, highs, color="#8ecae6", lw=0, label=f"raw {name} (min-max)")
     else:
-        top.plot(steps, loss, color="#8ecae6", lw=0.8, label="raw loss")
+        top.plot(steps, loss, color="#8ecae6", lw=0.8, label=f"raw {name}")
     xs, ys = _subsample(steps, smoothed, max_points)
     if np.any(np.isfinite(ys)):
-        top.plot(xs, ys, color="#023047", lw=1.6, label="smoothed loss")
+        top.plot(xs, ys, color="#023047", lw=1.6, label=f"smoothed {name}")
     bad = np.flatnonzero(rows.code & EVENT_BITS["nonfinite"])
     if len(bad):
         top.scatter(steps[bad], np.ones(len(bad)), transform=top.get_xaxis_transform(),
                     marker="x", color="#d00000", s=24, clip_on=False, zorder=5,
-                    label="non-finite loss")
-    top.set_ylabel("loss")
+                    label=f"non-finite {name}")
+    top.set_ylabel(name if name == "loss" else f"{name} (higher is better)")
     top.grid(alpha=0.25)
 
 
 def _draw_lrs(bottom: Axes, steps: np.ndarray, rows: Rows, max_points: int) -> None:
-    """Each group's LR as steps, with a marker per event kind on the first group's."""
+    """Each group's LR as steps, with a marker per event kind on the first group's.
+
+    A group added during the run (NaN before) starts where it was added. The scale is
+    logarithmic where every LR is positive, symmetric-logarithmic where some are 0 (a
+    run annealed to 0, a frozen group): 0 at the bottom, the rest on a log scale.
+    """
     lrs = rows.lrs
     groups = lrs.shape[1]
     for g in range(groups):
@@ -143,8 +150,13 @@ def _draw_lrs(bottom: Axes, steps: np.ndarray, rows: Rows, max_points: int) -> N
         if len(where):
             bottom.scatter(steps[where], level[where], marker=marker, color=colour,
                            s=22 if len(where) < 300 else 6, zorder=4, label=label)
-    if np.all(lrs > 0):
+    finite = lrs[np.isfinite(lrs)]
+    positive = finite[finite > 0]
+    if len(positive) and len(positive) == len(finite):
         bottom.set_yscale("log")
+    elif len(positive) and np.all(finite >= 0):
+        bottom.set_yscale("symlog", linthresh=float(positive.min()))
+        bottom.set_ylim(bottom=0)
     bottom.set_ylabel("learning rate")
     bottom.set_xlabel("step")
     bottom.grid(alpha=0.25, which="both")
@@ -182,10 +194,13 @@ def plot_trace(
     """Draw the pulse of a run: two aligned panels sharing the step axis.
 
     Top: the raw loss (thin; drawn as a min/max band on long runs) and the smoothed loss,
-    non-finite losses as red crosses on the top edge. Bottom: the LR of every group on a
-    log scale, with a marker at every increase, decrease, blocked change, reset and the
-    end of the warmup. Stress episodes from :func:`greedylr.diagnose` are shaded on both
-    panels; changes of a logged tag signal are dotted vertical lines.
+    non-finite losses as red crosses on the top edge; for a ``mode="max"`` run, the metric
+    it maximised, labelled so. Bottom: the LR of every group on a log scale (0 drawn at
+    the bottom of a symmetric-log scale where a group's LR is 0; a group added during the
+    run drawn from where it was added), with a marker at every increase, decrease, blocked
+    change, reset and the end of the warmup. Stress episodes from
+    :func:`greedylr.diagnose` are shaded on both panels; changes of a logged tag signal
+    are dotted vertical lines.
 
     Args:
         trace: a :class:`~greedylr.Trace` or the path of a saved one.
@@ -225,10 +240,12 @@ def plot_trace(
     steps = rows.step.astype(np.float64)
     loss = np.where(np.isfinite(rows.loss), rows.loss, np.nan)
 
+    config = trace.meta.get("config") or {}
+    name = "maximised metric" if config.get("mode") == "max" else "loss"
     figure = new_figure(size=size, dpi=dpi, what="greedylr plot")
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(1.25, 1.0))
 
-    _draw_loss(top, steps, loss, rows, max_points)
+    _draw_loss(top, steps, loss, rows, max_points, name)
     _draw_lrs(bottom, steps, rows, max_points)
     if shaded is not None:
         _shade(top, shaded, label=True)

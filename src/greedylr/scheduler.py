@@ -27,6 +27,7 @@ from greedylr import rule as _rule
 from greedylr._checkpoint import Checkpointing
 from greedylr._device_mode import Decoder, DeviceMode, keep_recording_out_of_compile
 from greedylr._values import HELD_OUT, as_float, write_lrs
+from greedylr.config import check_budget_change
 from greedylr.rule import Bound, Event, GreedyConfig, RuleState, add_group, init, update
 from greedylr.trace import Trace
 
@@ -543,16 +544,8 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
                 would jump there).
         """
         state = self.state
-        if state.anneal_from:
-            raise ValueError("the final cooldown has started: total_steps can no longer change")
         config = dataclasses.replace(self.config, total_steps=total_steps)
-        start = config.anneal_start
-        if start is not None and start < state.step:
-            raise ValueError(
-                f"total_steps={total_steps}: its final cooldown starts at step {start}, and "
-                f"this run has made {state.step} steps already (the LR would jump); give a "
-                "larger budget, or anneal_fraction=0 for none"
-            )
+        check_budget_change(config, state.step, bool(state.anneal_from))
         self.config = config
         if self._device_state is not None:
             self._to_device(state)
