@@ -272,9 +272,10 @@ class _Validated(_Classifier):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-def _fit_validated(model: pl.LightningModule, tmp_path: Path,
-                   *callbacks: pl.Callback) -> tuple[pl.Trainer, list[float]]:
-    """3 epochs of ``model`` with ``callbacks`` and GreedyLR's; the validation losses seen."""
+def _fit_validated(model: pl.LightningModule, tmp_path: Path, *callbacks: pl.Callback,
+                   greedy: GreedyLRCallback | None = None) -> tuple[pl.Trainer, list[float]]:
+    """3 epochs of ``model`` with ``callbacks`` and GreedyLR's (``greedy``, by default
+    ``GreedyLRCallback()``); the validation losses seen."""
     seen: list[float] = []
 
     class _Seen(pl.Callback):
@@ -284,7 +285,7 @@ def _fit_validated(model: pl.LightningModule, tmp_path: Path,
 
     trainer = pl.Trainer(
         accelerator="cpu", devices=1, max_epochs=3,
-        callbacks=[*callbacks, GreedyLRCallback(), _Seen()],
+        callbacks=[*callbacks, greedy or GreedyLRCallback(), _Seen()],
         logger=False, enable_progress_bar=False, enable_model_summary=False,
         enable_checkpointing=False, default_root_dir=tmp_path,
     )
@@ -298,6 +299,34 @@ def test_budget_and_validation_metric_reach_the_scheduler(tmp_path: Path) -> Non
     sched = trainer.lr_scheduler_configs[0].scheduler
     assert sched.config.total_steps == trainer.estimated_stepping_batches == 12
     assert len(seen) == 3 and sched.state.eval_best == pytest.approx(min(seen))
+
+
+def test_a_validate_after_the_fit_changes_nothing(tmp_path: Path) -> None:
+    """``trainer.validate()`` once the fit is over, here on shuffled labels (a worse value
+    would cut the LR and block increases): the run is over, nothing is decided."""
+    data = _digits()
+    model = _Validated(torch.utils.data.Subset(data, range(64)))
+    trainer, _ = _fit_validated(model, tmp_path)
+    sched = trainer.lr_scheduler_configs[0].scheduler
+    before = sched.state_dict()
+    shuffled = torch.utils.data.TensorDataset(data.tensors[0][:64],
+                                              data.tensors[1][:64].roll(1))
+    worse = trainer.validate(model, torch.utils.data.DataLoader(shuffled, batch_size=64),
+                             verbose=False)
+    assert worse[0]["val_loss"] > sched.state.eval_best
+    assert sched.state_dict() == before
+
+
+def test_a_monitor_never_logged_is_said_once(tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="greedylr"):
+        trainer, seen = _fit_validated(_Validated(torch.utils.data.Subset(_digits(), range(64))),
+                                       tmp_path, greedy=GreedyLRCallback(monitor="valid_loss"))
+    assert len(seen) == 3 and trainer.lr_scheduler_configs[0].scheduler.state.eval_best is None
+    said = [r.message for r in caplog.records if "observes no held-out value" in r.message]
+    assert said == ["GreedyLRCallback observes no held-out value: 'valid_loss' was not logged "
+                    "in validation (logged: ['greedylr/lr', 'greedylr/smoothed_loss', "
+                    "'train_loss', 'val_loss']); pass monitor= (None for none)"]
 
 
 class _LongWarmup(_Validated):

@@ -203,6 +203,26 @@ def test_resume_continues_the_identical_lr_trajectory(
     assert resumed.lr_scheduler.state.to_dict() == full_run.lr_scheduler.state.to_dict()
 
 
+def test_a_run_continued_with_a_larger_max_steps_takes_the_new_budget(
+    full_run: Trainer, tmp_path: Path, tokenizer: Any, dataset: list,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    """From a checkpoint before the final cooldown (of the 6-step run: from step 5), a run
+    of 12 steps anneals as one of 12; from the end of the run, a clear refusal."""
+    output = Path(full_run.args.output_dir)
+    longer = _trainer(tmp_path, tokenizer, dataset, max_steps=2 * STEPS)
+    attach(longer, **SCHEDULER)
+    with caplog.at_level("WARNING", logger="greedylr"):
+        longer.train(resume_from_checkpoint=str(output / f"checkpoint-{RESUME_AT}"))
+    sched = longer.lr_scheduler
+    assert sched.config.total_steps == 2 * STEPS and sched.state.step == 2 * STEPS
+    assert [e.step for e in sched.events if e.kind == "anneal"] == [10]
+    assert "saved with total_steps=6; the run goes on with total_steps=12" in caplog.text
+    annealed = _trainer(tmp_path, tokenizer, dataset, max_steps=2 * STEPS)
+    attach(annealed, **SCHEDULER)
+    with pytest.raises(ValueError, match=r"the final cooldown has started.*total_steps=6"):
+        annealed.train(resume_from_checkpoint=str(output / f"checkpoint-{STEPS}"))
+
 class _ComputeLossTrainer(Trainer):
     """A subclass overriding compute_loss, as TRL's SFTTrainer does."""
 
@@ -278,12 +298,12 @@ def test_feed_eval_steps_once_per_evaluation_on_eval_loss(
 
 
 def _evaluated_every_2_of_4(
-    tmp_path: Path, tokenizer: Any, dataset: list
+    tmp_path: Path, tokenizer: Any, dataset: list, **attach_kwargs: Any
 ) -> tuple[Trainer, GreedyLRCallback]:
     """4 optimizer steps, an evaluation every 2, GreedyLR fed each evaluation's loss."""
     trainer = _trainer(tmp_path, tokenizer, dataset, max_steps=4, gradient_accumulation_steps=1,
                        eval_strategy="steps", eval_steps=2)
-    return trainer, attach(trainer, smoothing="none", eval_patience=0)
+    return trainer, attach(trainer, smoothing="none", eval_patience=0, **attach_kwargs)
 
 
 def test_feed_train_gets_max_steps_and_the_eval_loss_as_held_out_value(
@@ -297,6 +317,100 @@ def test_feed_train_gets_max_steps_and_the_eval_loss_as_held_out_value(
     assert len(evals) == 2 and sched.state.step == 4
     assert sched.state.eval_best == min(evals)
 
+
+def test_feed_eval_counts_evaluations_so_the_trainers_warmup_is_not_applied(
+    tmp_path: Path, tokenizer: Any, dataset: list, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ramp of 2 optimizer steps counted in evaluations held the LR at 0 until the
+    first evaluation; transformers' own GreedyLR takes no warmup either."""
+    trainer = _trainer(tmp_path, tokenizer, dataset, max_steps=4, gradient_accumulation_steps=1,
+                       eval_strategy="steps", eval_steps=2, warmup_steps=2)
+    callback = attach(trainer, feed="eval")
+    with caplog.at_level("WARNING", logger="greedylr"):
+        trainer.train()
+    assert callback.scheduler.config.warmup == 0
+    lrs = [e["learning_rate"] for e in _train_logs(trainer)]
+    assert lrs[:2] == [3e-3, 3e-3]  # the steps before the first evaluation
+    assert "the Trainer's warmup (2 optimizer steps) is not applied" in caplog.text
+
+
+def _scheduler_of(trainer: Trainer) -> GreedyLR:
+    """The GreedyLR ``train()`` would build (with the optimizer it builds first)."""
+    trainer.create_optimizer()
+    sched = trainer.create_scheduler(num_training_steps=4)
+    assert isinstance(sched, GreedyLR)
+    return sched
+
+
+def test_the_direction_is_that_of_the_metric_fed(
+    tmp_path: Path, tokenizer: Any, dataset: list, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``greater_is_better`` is about ``metric_for_best_model``; another metric fed has the
+    Trainer's own default direction (lower is better for a loss, else higher)."""
+    best_is_score = {"eval_strategy": "steps", "metric_for_best_model": "score"}
+    trainer = _trainer(tmp_path, tokenizer, dataset, **best_is_score)
+    assert trainer.args.greater_is_better
+    attach(trainer, metric="loss")
+    assert _scheduler_of(trainer).config.eval_mode == "min"  # it was "max" on eval_loss
+    trainer = _trainer(tmp_path, tokenizer, dataset, **best_is_score)
+    attach(trainer, feed="eval", metric="score")
+    assert _scheduler_of(trainer).config.mode == "max"  # it was "min" on a score
+    trainer = _trainer(tmp_path, tokenizer, dataset, eval_strategy="steps")
+    attach(trainer, feed="eval", metric="accuracy")
+    assert _scheduler_of(trainer).config.mode == "max"
+    trainer = _trainer(tmp_path, tokenizer, dataset, eval_strategy="steps",
+                       lr_scheduler_type="cosine")
+    with caplog.at_level("WARNING", logger="greedylr"):
+        attach(trainer, mode="min")
+    sched = _scheduler_of(trainer)
+    assert sched.config.mode == "min" and sched.config.eval_mode == "min"
+    assert "so lr_scheduler_type='cosine' is ignored" in caplog.text
+
+
+def _on_two_sets(tmp_path: Path, tokenizer: Any, dataset: list, **attach_kwargs: Any,
+                 ) -> tuple[Trainer, GreedyLRCallback]:
+    """4 optimizer steps evaluated every 2 on two sets, a and b; GreedyLR attached."""
+    trainer = _trainer(tmp_path, tokenizer, dataset, max_steps=4, gradient_accumulation_steps=1,
+                       eval_strategy="steps", eval_steps=2)
+    trainer.eval_dataset = {"a": dataset[:8], "b": dataset[8:16]}
+    return trainer, attach(trainer, smoothing="none", **attach_kwargs)
+
+
+def test_several_evaluation_sets_feed_the_metric_named(
+    tmp_path: Path, tokenizer: Any, dataset: list, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Trainer evaluates each set in turn, one ``on_evaluate`` each with that set's
+    metrics only: the other set's call is no error, and a metric no set has is said."""
+    trainer, callback = _on_two_sets(tmp_path, tokenizer, dataset, feed="eval", metric="a_loss")
+    trainer.train()
+    evals = [e["eval_a_loss"] for e in trainer.state.log_history if "eval_a_loss" in e]
+    assert len(evals) == 2 and list(callback.scheduler.trace.losses) == evals
+
+    trainer, callback = _on_two_sets(tmp_path, tokenizer, dataset, metric="b_loss")
+    trainer.train()
+    evals = [e["eval_b_loss"] for e in trainer.state.log_history if "eval_b_loss" in e]
+    assert len(evals) == 2 and callback.scheduler.state.eval_best == min(evals)
+
+    trainer, _ = _on_two_sets(tmp_path, tokenizer, dataset, feed="eval")
+    with pytest.raises(ValueError, match=r"GreedyLR is fed 'eval_loss', but with several "
+                       r"evaluation sets \('a', 'b'\).*metric='a_loss'"):
+        trainer.train()
+    trainer, callback = _on_two_sets(tmp_path, tokenizer, dataset)
+    with caplog.at_level("WARNING", logger="greedylr"):
+        trainer.train()
+    assert callback.scheduler.state.eval_best is None
+    assert "until then no held-out value reaches it" in caplog.text
+
+
+def test_a_held_out_metric_never_reported_is_said_once(
+    tmp_path: Path, tokenizer: Any, dataset: list, caplog: pytest.LogCaptureFixture
+) -> None:
+    trainer, callback = _evaluated_every_2_of_4(tmp_path, tokenizer, dataset, metric="bleu")
+    with caplog.at_level("WARNING", logger="greedylr"):
+        trainer.train()
+    assert callback.scheduler.state.eval_best is None
+    said = [r.message for r in caplog.records if "observes no held-out value" in r.message]
+    assert len(said) == 1 and "'eval_bleu' is not among the evaluation metrics" in said[0]
 
 class _OverflowAtStart(TrainerCallback):
     """A real fp16 GradScaler whose scale overflows every other step.

@@ -82,6 +82,7 @@ with requires_extra("lightning", "greedylr.integrations.lightning"):
     from lightning.pytorch.strategies.launchers.subprocess_script import (
         _SubprocessScriptLauncher,
     )
+    from lightning.pytorch.trainer.states import TrainerFn
     from lightning.pytorch.tuner.lr_finder import _determine_lr_attr_name
     from lightning.pytorch.utilities.exceptions import (
         MisconfigurationException,
@@ -103,7 +104,9 @@ class GreedyLRCallback(pl.Callback):
             ``greedylr/smoothed_loss`` after each optimizer step, through
             ``LightningModule.log``.
         monitor: the validation metric given to :meth:`~greedylr.GreedyLR.observe_eval`
-            after each validation run, when it is logged (``None``: none). Each GreedyLR
+            after each validation run of a fit (``None``: none; a validation that did not
+            log it feeds nothing, with a warning the first time; ``trainer.validate()``
+            feeds nothing). Each GreedyLR
             built without ``total_steps`` gets ``trainer.estimated_stepping_batches``
             at fit start (used only by a final cooldown).
 
@@ -119,6 +122,7 @@ class GreedyLRCallback(pl.Callback):
         self._loss_sum: torch.Tensor | None = None
         self._count = 0
         self._stepped = False
+        self._warned_missing = False
 
     # -- which schedulers -------------------------------------------------------
 
@@ -164,13 +168,22 @@ class GreedyLRCallback(pl.Callback):
                     sched.set_total_steps(steps)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # not the sanity check before training: the model has not been trained yet
-        if self.monitor is None or trainer.sanity_checking:
+        # only the validations of a fit: not its sanity check (the model is untrained),
+        # not a trainer.validate() afterwards (the run is over: nothing to decide)
+        if (self.monitor is None or trainer.sanity_checking
+                or trainer.state.fn != TrainerFn.FITTING):
             return
         value = trainer.callback_metrics.get(self.monitor)
-        if value is not None:
-            for sched in self._schedulers(trainer):
-                sched.observe_eval(value)
+        if value is None:
+            if not self._warned_missing:
+                self._warned_missing = True
+                logger.warning(
+                    "GreedyLRCallback observes no held-out value: %r was not logged in "
+                    "validation (logged: %s); pass monitor= (None for none)", self.monitor,
+                    sorted(trainer.callback_metrics))
+            return
+        for sched in self._schedulers(trainer):
+            sched.observe_eval(value)
 
     # -- the loss ---------------------------------------------------------------
 

@@ -29,7 +29,8 @@ What it does, and why (transformers 5.x ``Trainer``):
   prepared the optimizer, so ``resume_from_checkpoint`` loads ``scheduler.pt`` into it
   (``state_dict`` loads with ``weights_only=True``) and the LR trajectory continues
   exactly. ``TrainingArguments.warmup_steps``/``warmup_ratio`` become GreedyLR's linear
-  ramp unless ``warmup`` is given.
+  ramp unless ``warmup`` is given (with ``feed="train"``: a rule fed once per evaluation
+  counts evaluations, and gets no ramp unless given one).
 * Every training log (``trainer.log``, hence ``log_history`` and every ``report_to``
   integration) gains ``greedylr/lr`` (the LR decided for the next step), the smoothed
   loss, and the number of increases, decreases and resets since the previous log; each
@@ -120,11 +121,11 @@ class GreedyLRCallback(TrainerCallback):
     def __init__(self, trainer: Trainer, *, feed: Feed = "train", metric: str | None = None):
         self._trainer = trainer
         self.feed = feed
-        name = metric or trainer.args.metric_for_best_model or "loss"
-        self.metric = name if name.startswith("eval_") else f"eval_{name}"
+        self.metric = _metric_key(metric or trainer.args.metric_for_best_model or "loss")
         self._loss_sum: torch.Tensor | None = None
         self._steps_this_run = 0
         self._events_logged = 0
+        self._warned_missing = False
 
     @property
     def scheduler(self) -> GreedyLR | None:
@@ -157,6 +158,24 @@ class GreedyLRCallback(TrainerCallback):
         self._loss_sum = None
         self._steps_this_run = 0
         self._events_logged = len(sched.events)
+        self._check_metric_is_evaluated()
+
+    def _check_metric_is_evaluated(self) -> None:
+        """With several evaluation sets (a dict ``eval_dataset``), each set's metrics are
+        ``eval_<set>_<name>``: the metric fed must name one of them."""
+        sets = self._trainer.eval_dataset
+        if not isinstance(sets, dict) or self._trainer.args.eval_strategy == "no":
+            return
+        if any(self.metric.startswith(f"eval_{name}_") for name in sets):
+            return
+        example = f"{next(iter(sets))}_loss" if sets else "<set>_loss"
+        message = (f"GreedyLR is fed {self.metric!r}, but with several evaluation sets "
+                   f"({', '.join(map(repr, sets))}) each metric is named eval_<set>_<name>: "
+                   f"pass metric= to attach() (e.g. metric={example!r})")
+        if self.feed == "eval":
+            raise ValueError(message)
+        logger.warning("%s; until then no held-out value reaches it", message)
+        self._warned_missing = True
 
     def on_optimizer_step(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
@@ -185,19 +204,27 @@ class GreedyLRCallback(TrainerCallback):
         # (it skips eval_on_start; a manual evaluate() after training changes nothing).
         if not self._trainer.is_in_train or self._steps_this_run == 0:
             return
+        if not metrics or self.metric not in metrics:
+            if isinstance(self._trainer.eval_dataset, dict):
+                return  # another set's metrics: the Trainer evaluates each set in turn
+            if self.feed == "eval":
+                raise KeyError(
+                    f"GreedyLR is fed {self.metric!r}, which is not among the evaluation "
+                    f"metrics {sorted(metrics or {})}; pass metric= to attach()"
+                )
+            if not self._warned_missing:
+                self._warned_missing = True
+                logger.warning(
+                    "GreedyLR observes no held-out value: %r is not among the evaluation "
+                    "metrics %s; pass metric= to attach()", self.metric, sorted(metrics or {}))
+            return
+        sched = self.scheduler
+        if sched is None:
+            return
         if self.feed == "train":
             # the held-out value as well: a worse one lowers the LR, blocks increases
-            sched = self.scheduler
-            if sched is not None and metrics and self.metric in metrics:
-                sched.observe_eval(metrics[self.metric])
-            return
-        if not metrics or self.metric not in metrics:
-            raise KeyError(
-                f"GreedyLR is fed {self.metric!r}, which is not among the evaluation "
-                f"metrics {sorted(metrics or {})}; pass metric= to attach()"
-            )
-        sched = self.scheduler
-        if sched is not None:
+            sched.observe_eval(metrics[self.metric])
+        else:
             sched.step(metrics[self.metric])
 
     # -- what goes into the Trainer's logs ---------------------------------------
@@ -224,6 +251,21 @@ class GreedyLRCallback(TrainerCallback):
             if event.kind in _EVENT_KINDS:
                 logger.info("GreedyLR %s", event.reason)
         return fields
+
+
+def _metric_key(name: str) -> str:
+    """The key of an evaluation metric in the Trainer's metrics (``eval_`` prepended)."""
+    return name if name.startswith("eval_") else f"eval_{name}"
+
+
+def _greater_is_better(args: TrainingArguments, metric: str | None) -> bool:
+    """Whether a larger value of the metric fed is better: the arguments'
+    ``greater_is_better`` for ``metric_for_best_model``, otherwise the Trainer's own rule
+    for that setting (a name ending in ``loss`` is lower-is-better, any other higher)."""
+    fed = _metric_key(metric or args.metric_for_best_model or "loss")
+    if args.metric_for_best_model and fed == _metric_key(args.metric_for_best_model):
+        return bool(args.greater_is_better)
+    return not fed.endswith("loss")
 
 
 def _wrap_training_step(trainer: Trainer, callback: GreedyLRCallback) -> None:
@@ -256,7 +298,17 @@ def _wrap_create_scheduler(trainer: Trainer, feed: Feed, kwargs: dict[str, Any])
         if trainer.lr_scheduler is None:
             config = dict(kwargs)
             if "warmup" not in config:
-                config["warmup"] = trainer.args.get_warmup_steps(num_training_steps)
+                warmup = trainer.args.get_warmup_steps(num_training_steps)
+                if feed == "eval" and warmup:
+                    # a rule fed once per evaluation counts evaluations: the Trainer's
+                    # ramp of optimizer steps would hold the LR at 0 until the first one
+                    logger.warning(
+                        "attach(feed='eval'): the Trainer's warmup (%d optimizer steps) is not "
+                        "applied: GreedyLR decides once per evaluation there, as transformers' "
+                        "GreedyLR does; pass warmup= to attach() for a ramp over the first "
+                        "evaluations", warmup)
+                    warmup = 0
+                config["warmup"] = warmup
             if feed == "train" and "total_steps" not in config:
                 # the budget (max_steps), for the final cooldown when one is configured;
                 # none where the warmup would run into it (a short run, a long warmup)
@@ -292,17 +344,24 @@ def attach(
             over its micro-batches and over ranks, exactly the value the Trainer logs
             as ``loss`` with ``logging_steps=1``; the Trainer's ``max_steps`` becomes
             ``total_steps`` (used only by a final cooldown), and each evaluation's
-            metric goes to :meth:`~greedylr.GreedyLR.observe_eval` (``eval_mode="max"``
-            when the arguments say ``greater_is_better``). ``"eval"``: the evaluation metric,
-            once per evaluation (transformers' ``GreedyLR`` behaviour; needs an
-            ``eval_strategy``).
-        metric: the evaluation metric fed (default: ``metric_for_best_model``,
-            else ``"loss"``); ``mode`` defaults to ``"max"`` when the arguments say
-            ``greater_is_better``.
+            metric goes to :meth:`~greedylr.GreedyLR.observe_eval`. ``"eval"``: the
+            evaluation metric, once per evaluation (transformers' ``GreedyLR`` behaviour;
+            needs an ``eval_strategy``).
+        metric: the evaluation metric fed (default: ``metric_for_best_model``, else
+            ``"loss"``; with several evaluation sets, a dict ``eval_dataset``, name the
+            set's metric: ``"a_loss"``). Larger is better (``mode="max"`` with
+            ``feed="eval"``, ``eval_mode="max"`` with ``"train"``, unless given) where the
+            arguments say ``greater_is_better`` of this metric, or, for a metric other
+            than ``metric_for_best_model``, where its name does not end in ``loss`` (the
+            Trainer's own default).
         **kwargs: keyword arguments of :class:`greedylr.GreedyLR` (``patience``,
             ``factor``, ``sync_ranks``, ...). ``warmup`` defaults to the
-            ``TrainingArguments`` warmup. Not allowed if the Trainer was given a
-            GreedyLR through ``optimizers=(optimizer, scheduler)``: that one is used.
+            ``TrainingArguments`` warmup with ``feed="train"``, to none with ``"eval"``
+            (with a warning where the arguments ask for one: that rule counts
+            evaluations). The Trainer's ``lr_scheduler_type`` and
+            ``lr_scheduler_kwargs`` are not used (a warning says so where set). Not
+            allowed if the Trainer was given a GreedyLR through
+            ``optimizers=(optimizer, scheduler)``: that one is used.
 
     Returns:
         The registered callback; ``callback.scheduler`` is the GreedyLR once training
@@ -342,15 +401,10 @@ def attach(
                 "feed='eval' needs attach() to create the scheduler: pass its arguments "
                 "to attach() and optimizers=(optimizer, None) to the Trainer"
             )
-    if (
-        feed == "eval"
-        and "mode" not in kwargs
-        and trainer.args.greater_is_better
-        and metric is None
-    ):
-        kwargs["mode"] = "max"
-    if feed == "train" and "eval_mode" not in kwargs and trainer.args.greater_is_better:
-        kwargs["eval_mode"] = "max"
+    direction = "mode" if feed == "eval" else "eval_mode"
+    if direction not in kwargs and _greater_is_better(trainer.args, metric):
+        kwargs[direction] = "max"
+    _warn_of_ignored_scheduler_arguments(trainer.args)
 
     callback = GreedyLRCallback(trainer, feed=feed, metric=metric)
     _wrap_create_scheduler(trainer, feed, kwargs)
@@ -358,6 +412,20 @@ def attach(
     _wrap_log(trainer, callback)
     trainer.add_callback(callback)
     return callback
+
+
+def _warn_of_ignored_scheduler_arguments(args: TrainingArguments) -> None:
+    """The Trainer's own scheduler settings, which GreedyLR replaces, said to be unused."""
+    kind = getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)
+    ignored = []
+    if kind != "linear":  # TrainingArguments' default
+        ignored.append(f"lr_scheduler_type={kind!r}")
+    if args.lr_scheduler_kwargs:
+        ignored.append(f"lr_scheduler_kwargs={args.lr_scheduler_kwargs!r}")
+    if ignored:
+        logger.warning("attach(): GreedyLR replaces the Trainer's scheduler, so %s %s "
+                       "ignored; give GreedyLR's arguments to attach()", " and ".join(ignored),
+                       "is" if len(ignored) == 1 else "are")
 
 
 # -- an LR range test on the Trainer's own optimizer steps -----------------------------
