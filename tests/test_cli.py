@@ -6,6 +6,7 @@ no trial behind.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -61,6 +62,53 @@ def test_a_trace_that_cannot_be_read_is_one_line(
         unreadable = _saved_trace(tmp_path)
         unreadable.chmod(0)
         assert "Permission denied" in _fails([command, str(unreadable)], capsys)
+
+
+@pytest.mark.parametrize("code", ["-1", "99999999999999999999999"])
+@pytest.mark.parametrize("command", ["diagnose", "plot"])
+def test_a_trace_with_a_corrupt_event_code_is_one_line(
+    command: str, code: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An event code out of range raised OverflowError: a traceback and exit code 1."""
+    path = _saved_trace(tmp_path)
+    lines = path.read_text().splitlines()
+    lines[5] = re.sub(r'"code": \d+', f'"code": {code}', lines[5])
+    path.write_text("\n".join(lines) + "\n")
+    err = _fails([command, str(path), *(["-o", str(tmp_path / "p.png")] * (command == "plot"))],
+                 capsys)
+    assert f"cannot read trace {path}: " in err
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_plot_of_an_empty_trace_is_one_line(tmp_path: Path, capsys) -> None:
+    """An empty trace (a run stopped before its first row) printed a ValueError traceback
+    and exit code 1; diagnose answers that there is nothing to diagnose."""
+    empty = Trace(1).save(tmp_path / "empty.jsonl")
+    output = tmp_path / "p.png"
+    err = _fails(["plot", str(empty), "-o", str(output)], capsys)
+    assert f"trace {empty} is empty: nothing to plot" in err
+    assert not output.exists()
+    assert main(["diagnose", str(empty)]) == 0
+    assert "empty trace: nothing to diagnose" in capsys.readouterr().out
+    assert main(["diagnose", str(empty), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["episodes"] == []
+
+
+def test_plot_refuses_a_signal_that_is_not_a_tag(tmp_path: Path, capsys) -> None:
+    """An unknown --signal printed a ValueError traceback and exit code 1."""
+    trace = Trace(1)
+    for step in range(1, 40):
+        trace.log(source="a" if step < 20 else "b", grad_norm=float(step))
+        trace.record(step, 1.0 / step, 1.0 / step, [0.1])
+    path = trace.save(tmp_path / "run.jsonl")
+    output = tmp_path / "p.png"
+    err = _fails(["plot", str(path), "-o", str(output), "--signal", "nosuch"], capsys)
+    assert f"--signal 'nosuch': no such signal in {path}; its tag signals: source" in err
+    err = _fails(["plot", str(path), "-o", str(output), "--signal", "grad_norm"], capsys)
+    assert f"--signal 'grad_norm': a numeric signal in {path}, not a tag" in err
+    assert not output.exists()
+    assert main(["plot", str(path), "-o", str(output), "--signal", "source"]) == 0
+    assert output.exists()
 
 
 def test_plot_to_a_path_that_cannot_be_written(tmp_path: Path, capsys) -> None:

@@ -221,6 +221,9 @@ def _read_trace(path: str) -> Any:
         raise UsageError(f"cannot read trace {path}: {exc.strerror or exc}") from exc
     except ValueError as exc:  # not a trace, another version, malformed JSON
         raise UsageError(f"cannot read trace {path}: {exc}") from exc
+    except OverflowError as exc:  # an event code out of range: a corrupt row
+        raise UsageError(f"cannot read trace {path}: a corrupt greedylr trace "
+                         f"({type(exc).__name__} {exc})") from exc
     except (KeyError, StopIteration) as exc:  # a field or the header row is missing
         raise UsageError(f"cannot read trace {path}: an incomplete greedylr trace "
                          f"({type(exc).__name__} {exc})") from exc
@@ -246,6 +249,16 @@ def _run_plot(args: argparse.Namespace) -> int:
     from greedylr.plot import plot_trace
 
     trace = _read_trace(args.trace)
+    # checked before drawing: plot_trace's ValueError would be a traceback here
+    if not len(trace):
+        raise UsageError(f"trace {args.trace} is empty: nothing to plot")
+    if args.signal is not None:
+        tags = [name for name in trace.signal_names if isinstance(trace.signal(name), list)]
+        if args.signal not in tags:
+            what = ("a numeric signal in {}, not a tag" if args.signal in trace.signal_names
+                    else "no such signal in {}")
+            raise UsageError(f"--signal {args.signal!r}: {what.format(args.trace)}; its tag "
+                             f"signals: {', '.join(tags) or 'none'}")
     try:
         path = plot_trace(trace, args.output, diagnosis=not args.no_episodes,
                           title=args.title, signal=args.signal)
@@ -277,7 +290,8 @@ def _run_diagnose(args: argparse.Namespace) -> int:
 
     result = diagnose(_read_trace(args.trace), threshold=args.threshold)
     # plain text: diagnose is a core command, and the core needs no extra
-    print(json.dumps(result.to_dict(), indent=2) if args.json else result)
+    # to_dict writes None for a non-finite number: the output is strict JSON
+    print(json.dumps(result.to_dict(), indent=2, allow_nan=False) if args.json else result)
     return 0
 
 
