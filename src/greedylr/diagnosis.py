@@ -43,10 +43,11 @@ class Episode:
         start: first step of the episode.
         end: last step of the episode.
         severity: how bad, in ``severity_unit``: for a loss spike, the peak excess of the
-            loss (median of a few steps) over its pre-episode level in units of the
-            pre-episode noise (robust sigma); for a contraction, the factor the LR was
-            divided by; for the floor, steps at the floor; for resets and non-finite
-            losses, how many.
+            loss (median of a few steps) over its pre-episode level (with ``mode="max"``,
+            the deepest drop of the metric under it) in units of the pre-episode noise
+            (robust sigma); for a contraction, the factor the LR was divided by (infinite
+            for a cut to 0: None in :meth:`to_dict`); for the floor, steps at the floor;
+            for resets and non-finite losses, how many.
         severity_unit: ``"sigma"``, ``"x lr cut"``, ``"steps"`` or ``"count"``.
         recovery_steps: steps from ``start`` until the smoothed loss is back at or under
             its level just before the episode (at or above it with ``mode="max"``);
