@@ -23,7 +23,7 @@ from greedylr.rule import EVENT_BITS, Event
 from greedylr.trace.fileformat import _FORMAT, _VERSION, _event_from_json, _from_json_float
 from greedylr.trace.recorder import Trace
 from greedylr.trace.rows import Rows
-from greedylr.trace.sinks import CSVSink, JSONLSink
+from greedylr.trace.sinks import CSVSink, JSONLSink, csv_columns
 
 logger = logging.getLogger("greedylr")
 
@@ -106,6 +106,8 @@ class _Columns:
         self.codes: list[int] = []
         self.signals: dict[str, list[tuple[int, Any]]] = {}
         self.events: list[Event] = []
+        self.event_rows: list[int] = []  # the row of each event: the one before it in the file
+        self.types: dict[str, str] = {}  # a signal's type where the header names it
 
     def add(self, step: int, loss: float, smoothed: float, lrs: Sequence[float], code: int,
             signals: Mapping[str, Any]) -> None:
@@ -132,19 +134,41 @@ class _Columns:
             lrs[i, :len(values)] = values
         signals: dict[str, np.ndarray | list[str | None]] = {}
         for name, items in self.signals.items():
-            # the first value's type decides, as when the trace was recorded
-            column: np.ndarray | list[Any] = (
-                [None] * n if isinstance(items[0][1], str) else np.full(n, math.nan))
-            for row, value in items:
-                column[row] = value
+            column: np.ndarray | list[Any]
+            if self._is_tag(name, items):
+                column = [None] * n
+                for row, value in items:
+                    column[row] = value if isinstance(value, str) else _tag(value)
+            else:
+                column = np.full(n, math.nan)
+                for row, value in items:
+                    column[row] = float(value)  # "inf"/"-inf" too
             signals[name] = column
         trace.extend(Rows(step=np.array(self.steps, dtype=np.int64),
                           loss=np.array(self.losses, dtype=np.float64),
                           smoothed=np.array(self.smoothed, dtype=np.float64),
                           lrs=lrs, lrs_before=lrs,  # extend() does not read lrs_before
                           code=np.array(self.codes, dtype=np.int64),
-                          events=self.events, signals=signals))
+                          events=self.events, signals=signals,
+                          event_rows=np.array(self.event_rows, dtype=np.int64)))
         return trace
+
+    def _is_tag(self, name: str, items: list[tuple[int, Any]]) -> bool:
+        """A signal is a tag where the header says so; without a header's word (files of
+        older versions, signals that appeared after the header), where a value is a string
+        other than the "inf"/"-inf" that stand for a numeric signal's infinities."""
+        kind = self.types.get(name)
+        if kind is not None:
+            return kind == "tag"
+        return any(isinstance(v, str) and v not in _INFINITIES for _, v in items)
+
+
+_INFINITIES = ("inf", "-inf")
+
+
+def _tag(value: float) -> str:
+    # a tag column holds strings; a number there (a hand-edited file) keeps its text
+    return repr(value)
 
 
 def _load_jsonl(path: Path, header: Mapping[str, Any], file: io.TextIOBase) -> Trace:
@@ -153,6 +177,9 @@ def _load_jsonl(path: Path, header: Mapping[str, Any], file: io.TextIOBase) -> T
     trace = Trace(int(header["num_groups"]) or None, flush_every=0, max_rows=None,
                   meta=header.get("meta") or {})
     columns = _Columns()
+    types = header.get("signals")
+    if isinstance(types, dict):
+        columns.types = {str(k): v for k, v in types.items() if v in ("number", "tag")}
     number = _from_json_float
     lines = file.readlines()
     for index, line in enumerate(lines):
@@ -162,9 +189,10 @@ def _load_jsonl(path: Path, header: Mapping[str, Any], file: io.TextIOBase) -> T
             data = json.loads(line)
             if "event" in data:
                 columns.events.append(_event_from_json(data["event"]))
+                columns.event_rows.append(max(len(columns.steps) - 1, 0))
                 continue
             signals = data.get("signals") or {}
-            if signals:
+            if signals:  # "inf"/"-inf" stay strings until the column's type is known
                 signals = {k: (v if isinstance(v, str) else number(v))
                            for k, v in signals.items()}
             columns.add(int(data["step"]), number(data["loss"]), number(data["smoothed"]),
@@ -186,9 +214,9 @@ def _load_csv(path: Path, first: str, file: io.TextIOBase) -> Trace:
     complete = text.endswith("\n")
     reader = csv.reader(io.StringIO(text))
     header = next(reader)
-    groups = [h for h in header if h.startswith("lr_")]
+    count, names = csv_columns(header)
+    groups = header[3:3 + count]
     start = 3 + len(groups) + 2
-    names = header[start:]
     table = []
     try:
         for r in reader:
@@ -206,8 +234,14 @@ def _load_csv(path: Path, first: str, file: io.TextIOBase) -> Trace:
         if len(r) != len(header):
             raise ValueError(f"{path}, line {line}: {len(r)} cells, the header has "
                              f"{len(header)}")
+    types = info.get("signals")
+    types = types if isinstance(types, dict) else {}
     numeric = {}
     for j, name in enumerate(names):
+        if types.get(name) in ("number", "tag"):
+            numeric[name] = types[name] == "number"
+            continue
+        # an older file: a column whose every cell reads as a number is numeric
         cells = [r[start + j] for _, r in table if r[start + j] != ""]
         try:
             [float(c) for c in cells]
@@ -245,5 +279,6 @@ def _load_csv(path: Path, first: str, file: io.TextIOBase) -> Trace:
             columns.events.append(Event(step, kind, reason, loss,  # type: ignore[arg-type]
                                         None if math.isnan(smoothed) else smoothed, None,
                                         before, tuple(lrs)))
+            columns.event_rows.append(len(columns.steps) - 1)
         previous = tuple(lrs)
     return columns.into(trace)

@@ -3,18 +3,23 @@
 Host rows go straight into compact ``array`` columns; device-mode rows (tensors) are
 buffered on their device and moved to the host in one transfer (the interface is in
 docs/api/trace.md). Every ``flush_every`` steps or ``flush_interval`` seconds the new rows
-go to the sinks; at interpreter exit every live trace hands its last rows to its sinks.
+go to the sinks; at interpreter exit every live trace hands its last rows to its sinks,
+and so does a trace that is garbage-collected without :meth:`Trace.close`. Each sink has
+its own progress: one that fails is retried with its missed rows at the next flush, and
+the others never get a row twice.
 """
 
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
 import math
 import os
 import time
 import weakref
 from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,8 +28,8 @@ import numpy as np
 
 from greedylr.rule import EVENT_BITS, Event
 from greedylr.trace.device import row_tensor, rows_to_host
-from greedylr.trace.rows import Rows, _is_tensor, _Signal, decode_events
-from greedylr.trace.sinks import Sink, _as_sink
+from greedylr.trace.rows import Rows, _is_tensor, _Signal, decode_events, event_positions
+from greedylr.trace.sinks import Sink, _as_sink, _FileSink
 
 logger = logging.getLogger("greedylr")
 
@@ -34,17 +39,22 @@ _DEFAULT_MAX_ROWS = 1_000_000
 _WITH_SINKS: weakref.WeakSet[Trace] = weakref.WeakSet()
 
 
+#: Set by the exit handler: from then on a trace's finalizer leaves its sinks alone.
+_EXITED: list[bool] = []
+
+
 @atexit.register
 def _flush_at_exit() -> None:
     """Hand the last rows of every live trace to its sinks (a crashed run keeps its end)."""
+    _EXITED.append(True)
     for trace in list(_WITH_SINKS):
         if trace._owner_pid != os.getpid():
             continue  # a forked child: the rows are its parent's to write
         try:
-            trace.flush()
-            for sink in trace._sinks:
-                sink.close()
-        except Exception:  # one broken sink must not stop the others
+            trace._flush()  # a failing sink is logged, and the others still get their rows
+            trace._close_sinks()
+            trace._report_lost()
+        except Exception:
             logger.exception("greedylr: flushing a trace at exit failed")
 
 
@@ -74,6 +84,18 @@ class Trace:
     Reading ``steps``, ``losses``, ``smoothed``, ``lrs``, ``codes``, ``events`` or a
     signal returns a copy (NumPy arrays) of what is in memory, flushing buffered device
     rows first.
+
+    A sink that raises does not stop the run: the flushes made while recording log its
+    first error (``logging.ERROR`` on the ``greedylr`` logger, with the traceback), keep
+    its rows and pass them again at the next flush (each sink has its own progress: the
+    others never get a row twice); an explicit :meth:`flush` or :meth:`close` raises the
+    first error after every other sink got its rows. A trace garbage-collected without
+    :meth:`close` hands its last rows to its sinks and closes them, as at exit.
+
+    A trace with a file sink cannot be copied (``copy.deepcopy``, ``pickle``,
+    ``torch.save`` of its scheduler), whether its file is open yet or not: the copy would
+    be a second writer of the file (a ``TypeError`` says so; copy the scheduler's
+    ``state_dict()``, or the rows with ``Trace().extend(trace.rows())``).
     """
 
     def __init__(
@@ -114,8 +136,12 @@ class Trace:
         self._pending_signals: dict[str, Any] = {}
         self._dropped = 0  # rows dropped from memory by max_rows (they reached the sinks)
         self._sinks: list[Sink] = []
-        self._sunk = 0  # rows (in memory, counted from index 0) already given to the sinks
-        self._sunk_events = 0
+        # per sink: the rows it has (counted from the first row recorded, dropped included)
+        self._sent: list[int] = []
+        self._failing: list[bool] = []  # per sink: its last write raised (logged once)
+        self._sunk = 0  # rows (in memory, counted from index 0) of the last flush
+        self._event_rows: array[Any] = array("q")  # the row of each event (dropped included)
+        self._resume_step: int | None = None
         self._decoder: Callable[[Rows], Iterable[Event]] = decode_events
         # device mode: concatenated row tensors waiting for one transfer
         self._device_steps: list[int] = []
@@ -129,7 +155,8 @@ class Trace:
     # -- recording ------------------------------------------------------------------
 
     def add_sink(self, sink: Any) -> Sink:
-        """Also send the rows to ``sink`` from now on, including those not yet sent.
+        """Also send the rows to ``sink``: at the next flush every row still in memory
+        (and its events), then the new ones.
 
         Args:
             sink: a :class:`Sink`; a path ending in ``.jsonl`` or ``.csv``; a
@@ -140,11 +167,36 @@ class Trace:
             The sink, wrapped if needed (keep it to close it yourself).
         """
         wrapped = _as_sink(sink, self.num_groups, self.meta)
+        if self._resume_step is not None and isinstance(wrapped, _FileSink):
+            wrapped.resume(self._resume_step)
         self._sinks.append(wrapped)
+        self._sent.append(self._dropped)
+        self._failing.append(False)
         _WITH_SINKS.add(self)
         self._owner_pid = os.getpid()
         self._set_flush_at()
         return wrapped
+
+    def resume(self, step: int) -> None:
+        """Note that this run continues an earlier one from its step ``step`` (a checkpoint).
+
+        ``GreedyLR.load_state_dict`` calls it. A file sink that has not written yet and
+        finds its file holding a greedylr trace of its format keeps that file's rows up to
+        step ``step`` (with their events), drops the rows after it (the abandoned
+        continuation of the crashed run) and appends the new rows: the file reads as the
+        uninterrupted run. A log line says how many rows were kept and dropped. Without
+        it, an existing file is started anew (with a warning if it held a trace).
+
+        A trace that has recorded rows already is rolled back, not resumed: its files,
+        like the trace in memory, then hold the steps after ``step`` twice (the later
+        ones are the run that went on); nothing changes here.
+        """
+        if self._dropped or self._steps or self._device_rows:
+            return
+        self._resume_step = int(step)
+        for sink in self._sinks:
+            if isinstance(sink, _FileSink):
+                sink.resume(step)
 
     def add_group(self) -> None:
         """One more LR column, for a parameter group added during the run.
@@ -166,6 +218,7 @@ class Trace:
         kept as given; ``rows.lrs_before`` and ``rows.extra`` are not read.
         """
         self._materialise()
+        base = self._dropped + len(self._steps)
         if len(rows):
             width = rows.lrs.shape[1]
             if self.num_groups is None:
@@ -182,9 +235,13 @@ class Trace:
             column.extend(rows.lrs[:, g].tolist())
         self._codes.extend(rows.code.tolist())
         self._extend_signals(rows.signals, len(rows))
-        self._events.extend(rows.events)
+        positions = (rows.event_rows.tolist() if rows.event_rows is not None
+                     else event_positions(rows.step.tolist(), rows.events))
+        order = sorted(range(len(positions)), key=positions.__getitem__)
+        self._events.extend(rows.events[k] for k in order)
+        self._event_rows.extend(base + positions[k] for k in order)
         if len(self._steps) >= self._flush_at:
-            self.flush()
+            self._flush()
 
     def _extend_signals(self, signals: Mapping[str, Any], count: int) -> None:
         """Append ``count`` rows of signal values; a column not in ``signals`` reads missing."""
@@ -211,8 +268,8 @@ class Trace:
         """Attach signals to the next recorded step: numbers, 0-d tensors, or tags (str).
 
         Call it before ``sched.step(loss)`` in the same iteration. A signal's type is
-        fixed by its first value; a step where it is not logged reads NaN (numeric) or
-        None (tag).
+        fixed by its first value other than None; a step where it is not logged (or
+        logged as None) reads NaN (numeric) or None (tag).
 
         Examples:
             >>> trace = Trace(1)
@@ -285,16 +342,14 @@ class Trace:
         self._append(step, loss, math.nan if smoothed is None else smoothed, lrs, bits, signals)
         if events:
             self._events.extend(events)
+            self._event_rows.extend([self._dropped + len(self._steps) - 1] * len(events))
         elif code:
-            index = len(self._steps) - 1
-            rows = self._rows(index, index + 1, events=False)
-            if extra is not None:
-                rows.extra = np.asarray(extra, dtype=np.float64).reshape(1, -1)
-            self._store_decoded(index, list(self._decoder(rows)))
+            self._decode_rows(len(self._steps) - 1, None if extra is None else
+                              np.asarray(extra, dtype=np.float64).reshape(1, -1))
         if len(self._steps) >= self._flush_at or (
             self._sinks and time.monotonic() >= self._flush_time
         ):
-            self.flush()
+            self._flush()
 
     def _append(self, step: int, loss: float, smoothed: float, lrs: Sequence[float], code: int,
                 signals: Mapping[str, Any]) -> None:
@@ -336,20 +391,38 @@ class Trace:
         if known < len(signals):  # a signal seen for the first time: a new column
             rows = len(self._steps) - 1
             for name, value in signals.items():
-                if name not in self._signals:
+                # None says nothing of the type: the column waits for a real value
+                if value is not None and name not in self._signals:
                     column = self._signals[name] = _Signal(not isinstance(value, str), rows)
                     column.values.append(column.encode(
                         float(value) if _is_tensor(value) else value))
 
-    def _store_decoded(self, first: int, events: list[Event]) -> None:
-        """Keep decoded events; make the code of rows ``first..`` the OR of their kinds."""
-        codes: dict[int, int] = {}
-        for event in events:
-            codes[event.step] = codes.get(event.step, 0) | EVENT_BITS[event.kind]
-        for i in range(first, len(self._steps)):
-            if self._codes[i]:
-                self._codes[i] = codes.get(self._steps[i], 0)
-        self._events.extend(events)
+    def _decode_rows(self, first: int, extra: np.ndarray | None) -> None:
+        """Decode the events of rows ``first..`` (recorded with a code), keep them at their
+        rows and make each row's code the OR of its events' kinds.
+
+        Decoded in runs of rising steps: a rollback repeats step numbers, and an event
+        finds its row by its step within one run.
+        """
+        stop = len(self._steps)
+        steps = np.asarray(self._steps[first:stop], dtype=np.int64)
+        bounds = [0, *(np.flatnonzero(np.diff(steps) <= 0) + 1).tolist(), stop - first]
+        for a, b in itertools.pairwise(bounds):
+            rows = self._rows(first + a, first + b, events=False)
+            if extra is not None:
+                rows.extra = extra[a:b]
+            events = list(self._decoder(rows))
+            where = {step: i for i, step in enumerate(steps[a:b].tolist())}
+            placed = sorted((where.get(e.step, b - a - 1), k) for k, e in enumerate(events))
+            codes = [0] * (b - a)
+            for i, k in placed:
+                codes[i] |= EVENT_BITS[events[k].kind]
+            for i in range(b - a):
+                if self._codes[first + a + i]:
+                    self._codes[first + a + i] = codes[i]
+            self._events.extend(events[k] for _, k in placed)
+            base = self._dropped + first + a
+            self._event_rows.extend(base + i for i, _ in placed)
 
     def record_row(self, step: int, row: Any, num_groups: int) -> None:
         """Device mode: append one step already laid out as one tensor; no kernel, no copy.
@@ -379,7 +452,7 @@ class Trace:
         if (self.flush_every and len(self._device_rows) >= self.flush_every) or (
             self._sinks and time.monotonic() >= self._flush_time
         ):
-            self.flush()
+            self._flush()
 
     def _materialise(self) -> None:
         """Move the buffered device rows to the host (one transfer) and decode them."""
@@ -396,24 +469,57 @@ class Trace:
             self._append(step, float(row[0]), float(row[1]), row[2:width - 1].tolist(),
                          int(row[width - 1]), signal_rows[i])
         if np.any(values[:, width - 1]):
-            rows = self._rows(first, len(self._steps), events=False)
-            rows.extra = values[:, width:]
-            self._store_decoded(first, list(self._decoder(rows)))
+            self._decode_rows(first, values[:, width:])
 
     def flush(self) -> None:
-        """Materialise buffered device rows and hand every new row to the sinks."""
+        """Materialise buffered device rows and hand every new row to the sinks.
+
+        Raises:
+            Exception: the first error a sink raised, once every other sink got its rows
+                (that sink gets them again at the next flush).
+        """
+        error = self._flush()
+        if error is not None:
+            raise error
+
+    def _flush(self) -> Exception | None:
+        """:meth:`flush` that logs a failing sink (once) instead of raising; the error."""
         self._materialise()
-        if self._sinks and len(self._steps) > self._sunk:
-            rows = self._rows(self._sunk, len(self._steps), events=False)
-            first = int(rows.step[0])
-            new_events = self._events[self._sunk_events:]
-            rows.events = [e for e in new_events if e.step >= first]
-            for sink in self._sinks:
-                sink.write(rows)
-            self._sunk_events = len(self._events)
-        self._sunk = len(self._steps)
+        n = len(self._steps)
+        error = None
+        if self._sinks:
+            total = self._dropped + n
+            chunks: dict[int, Rows] = {}  # by first row: the sinks in step share one chunk
+            for i, sink in enumerate(self._sinks):
+                start = self._sent[i] - self._dropped
+                if start >= n:
+                    continue
+                if start < 0:
+                    logger.error("greedylr: trace sink %r misses %d rows: they were dropped "
+                                 "from memory (max_rows) while it failed", sink, -start)
+                    start = 0
+                rows = chunks.get(start)
+                if rows is None:
+                    rows = chunks[start] = self._rows(start, n)
+                try:
+                    sink.write(rows)
+                except Exception as exc:
+                    error = error or exc
+                    if not self._failing[i]:
+                        self._failing[i] = True
+                        logger.error("greedylr: trace sink %r failed (%s: %s); the run goes "
+                                     "on, and its rows are passed again at the next flush",
+                                     sink, type(exc).__name__, exc, exc_info=exc)
+                    continue
+                if self._failing[i]:
+                    self._failing[i] = False
+                    logger.warning("greedylr: trace sink %r works again: it got the %d rows "
+                                   "it had missed", sink, n - start)
+                self._sent[i] = total
+        self._sunk = n
         self._trim()
         self._set_flush_at()
+        return error
 
     def _set_flush_at(self) -> None:
         """The row count at which :meth:`record` next flushes (sinks, or trimming)."""
@@ -439,13 +545,79 @@ class Trace:
         self._sunk -= drop
 
     def close(self) -> None:
-        """Flush, then close every sink (files, writers). The trace stays readable."""
-        self.flush()
+        """Flush, then close every sink (files, writers). The trace stays readable, and
+        can go on recording: a file sink then appends to its file.
+
+        Raises:
+            Exception: the first error of a sink, once the others were flushed and closed.
+        """
+        error = self._flush()
+        error = self._close_sinks() or error
+        if error is not None:
+            raise error
+
+    def _close_sinks(self) -> Exception | None:
+        error = None
         for sink in self._sinks:
-            sink.close()
+            try:
+                sink.close()
+            except Exception as exc:
+                logger.error("greedylr: closing trace sink %r failed (%s: %s)", sink,
+                             type(exc).__name__, exc)
+                error = error or exc
+        return error
+
+    def _report_lost(self) -> None:
+        """The last word on sinks that still fail (at exit, or when the trace dies)."""
+        total = self._dropped + len(self._steps)
+        for sink, sent, failing in zip(self._sinks, self._sent, self._failing, strict=True):
+            if failing:
+                logger.error("greedylr: trace sink %r still fails: its last %d rows are lost",
+                             sink, total - sent)
+
+    def __del__(self) -> None:
+        # a trace dropped without close() (a run inside a function): its last rows reach
+        # its sinks, as at exit; a forked child writes nothing of its parent's
+        try:
+            if (not self.__dict__.get("_sinks") or self._owner_pid != os.getpid()
+                    or _EXITED):  # flushed and closed at exit: no file reopened at shutdown
+                return
+            self._flush()
+            self._close_sinks()
+            self._report_lost()
+        except Exception:  # nothing may escape a finalizer (at shutdown even logging may fail)
+            try:
+                logger.exception("greedylr: flushing a garbage-collected trace failed")
+            except Exception:
+                pass
+
+    def __getstate__(self) -> dict[str, Any]:
+        # copy.copy too (it shares the sinks): no second writer of a file
+        for sink in self._sinks:
+            if isinstance(sink, _FileSink):
+                sink.refuse_copy()
+        return self.__dict__.copy()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        if "_event_rows" not in state:  # pickled by an older version
+            self.__dict__.pop("_sunk_events", None)
+            steps = list(self._steps)
+            positions = event_positions(steps, self._events)
+            first = steps[0] if steps else 0
+            self._event_rows = array("q", [
+                self._dropped - 1 if e.step < first else self._dropped + p
+                for e, p in zip(self._events, positions, strict=True)])
+            self._sent = [self._dropped + self._sunk] * len(self._sinks)
+            self._failing = [False] * len(self._sinks)
+            self._resume_step = None
+            # a file sink pickled once its file was closed (older versions allowed it)
+            # must not become a second writer of that file
+            keep = [i for i, s in enumerate(self._sinks) if not isinstance(s, _FileSink)]
+            self._sinks = [self._sinks[i] for i in keep]
+            self._sent = [self._sent[i] for i in keep]
+            self._failing = [False] * len(keep)
+        self._owner_pid = os.getpid()  # its rows are this process's to write
         if self._sinks:
             _WITH_SINKS.add(self)
 
@@ -532,8 +704,11 @@ class Trace:
             signals={name: s.decode(start, stop) for name, s in self._signals.items()},
         )
         if events and len(rows):
-            first, last = int(rows.step[0]), int(rows.step[-1])
-            rows.events = [e for e in self._events if first <= e.step <= last]
+            # by row, not by step: after a rollback two rows of a chunk can share a step
+            at, positions = self._dropped + start, self._event_rows
+            lo, hi = bisect_left(positions, at), bisect_left(positions, self._dropped + stop)
+            rows.events = self._events[lo:hi]
+            rows.event_rows = np.asarray(positions[lo:hi], dtype=np.int64) - at
         return rows
 
     def rows(self, start: int = 0, stop: int | None = None) -> Rows:

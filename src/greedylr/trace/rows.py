@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,11 @@ class Rows:
         lrs: float64 LR per group after the step, ``(n, num_groups)``.
         lrs_before: float64 LR per group before the step, ``(n, num_groups)``.
         code: int64 OR of :data:`EVENT_BITS`, ``(n,)``.
-        events: the events of these rows, in step order.
+        events: the events of these rows, in row order.
+        event_rows: the index (in this chunk) of the row of each event, int64 ``(len(events),)``;
+            None: each event belongs to a row with its step (see :meth:`events_by_row`).
+            After a rollback (``load_state_dict`` to an earlier step in the same process)
+            a chunk can hold one step number twice: the trace's own chunks always carry it.
         extra: device mode only, while decoding: the ``extra`` values of each row,
             ``(n, k)``; None otherwise.
         signals: per-signal values: a float64 array (NaN where not logged) for a numeric
@@ -53,20 +57,38 @@ class Rows:
     events: list[Event] = field(default_factory=list)
     signals: dict[str, np.ndarray | list[str | None]] = field(default_factory=dict)
     extra: np.ndarray | None = None
+    event_rows: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.step)
 
     def events_by_step(self) -> dict[int, list[Event]]:
-        """The events grouped by their step, in order (what a writer needs per row)."""
+        """The events grouped by their step, in order.
+
+        A chunk with a repeated step number (after a rollback) mixes the events of both
+        rows of that step here: a writer needs :meth:`events_by_row`.
+        """
         by_step: dict[int, list[Event]] = {}
         for event in self.events:
             by_step.setdefault(event.step, []).append(event)
         return by_step
 
+    def events_by_row(self) -> dict[int, list[Event]]:
+        """The events grouped by the index of their row in this chunk, in order.
+
+        From ``event_rows`` where the chunk has it (the trace's chunks do); else each event
+        goes to the first row with its step at or after the previous event's row.
+        """
+        positions = (self.event_rows.tolist() if self.event_rows is not None
+                     else event_positions(self.step.tolist(), self.events))
+        by_row: dict[int, list[Event]] = {}
+        for event, row in zip(self.events, positions, strict=True):
+            by_row.setdefault(row, []).append(event)
+        return by_row
+
     def dicts(self) -> Iterator[dict[str, Any]]:
         """One plain dict per row: step, loss, smoothed, lrs, events (kinds), signals."""
-        by_step = self.events_by_step()
+        by_row = self.events_by_row()
         for i in range(len(self.step)):
             step = int(self.step[i])
             row: dict[str, Any] = {
@@ -74,7 +96,7 @@ class Rows:
                 "loss": float(self.loss[i]),
                 "smoothed": float(self.smoothed[i]),
                 "lrs": [float(v) for v in self.lrs[i]],
-                "events": [e.kind for e in by_step.get(step, ())],
+                "events": [e.kind for e in by_row.get(i, ())],
             }
             for name, values in self.signals.items():
                 value = values[i]
@@ -82,6 +104,22 @@ class Rows:
                     continue
                 row[name] = value if isinstance(value, str) else float(value)
             yield row
+
+
+def event_positions(steps: list[int], events: Sequence[Event]) -> list[int]:
+    """The row of each event when only their steps are known (Rows without ``event_rows``,
+    traces pickled by older versions): the first row with the event's step at or after the
+    previous event's row; an event whose step no row has stays at the previous event's
+    row (the first row if none). The positions never decrease."""
+    positions: list[int] = []
+    cursor = 0
+    for event in events:
+        try:
+            cursor = steps.index(event.step, cursor)
+        except ValueError:
+            pass
+        positions.append(cursor)
+    return positions
 
 
 def decode_events(rows: Rows) -> list[Event]:

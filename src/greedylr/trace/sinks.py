@@ -12,11 +12,16 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 from greedylr._extras import requires_extra
 from greedylr.events import format_lrs
@@ -28,7 +33,14 @@ logger = logging.getLogger("greedylr")
 
 @runtime_checkable
 class Sink(Protocol):
-    """Receives the trace in chunks of rows, in step order, each row exactly once."""
+    """Receives the trace in chunks of rows, in step order, each row exactly once.
+
+    If ``write`` raises, the trace keeps that sink's rows and passes them again, with the
+    newer ones, at its next flush (a chunk that starts with the same row; the other sinks
+    are not affected). A sink that delivered part of a chunk before raising skips that
+    part then: the file sinks undo a partial write, :class:`CallableSink` skips the rows
+    it already passed on.
+    """
 
     def write(self, rows: Rows) -> None:
         """Consume one chunk."""
@@ -37,8 +49,36 @@ class Sink(Protocol):
         """Flush and release whatever the sink holds."""
 
 
+def _lock(fd: int, path: Path) -> None:
+    """Take the file's exclusive lock, or refuse a second writer (before truncating)."""
+    if fcntl is None:  # Windows: no advisory locks
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        raise RuntimeError(
+            f"{path} is being written by another trace sink (another process, e.g. another "
+            "rank of a distributed run, or another Trace in this one): two writers would "
+            "interleave their rows. Give each writer its own path, e.g. "
+            "f'run.rank{rank}.jsonl', or stream from rank 0 only; the file was left as it is"
+        ) from exc
+    except OSError as exc:  # a file system without flock (some network ones): no check
+        logger.debug("greedylr: no lock on %s (%s): a second writer cannot be detected",
+                     path, exc)
+
+
 class _FileSink:
-    """A sink that writes a header once, then appends chunks to a text file."""
+    """A sink that writes a header once, then appends chunks to a file.
+
+    The file is opened at the first write (then the trace's ``meta`` is complete), with
+    an exclusive lock (``fcntl.flock``, where there is one) taken before anything in it
+    changes: a second writer of the same path is refused with a ``RuntimeError`` and the
+    first writer's file is left whole. A fresh run then starts the file anew (with a
+    warning if it held a greedylr trace with rows); a resumed one (:meth:`resume`) keeps
+    its rows up to the step resumed from. After :meth:`close` a later write appends.
+    Each chunk is written whole or not at all (a failed write is cut off again), so a
+    chunk retried after an error (a full disk) is not written twice.
+    """
 
     def __init__(self, path: str | os.PathLike[str], *, num_groups: int | None = None,
                  meta: Mapping[str, Any] | None = None) -> None:
@@ -47,49 +87,186 @@ class _FileSink:
         # a reference, not a copy: the scheduler fills the trace's meta after a user
         # attached the sink, and the header is only written with the first chunk
         self.meta = meta if meta is not None else {}
-        self._file: io.TextIOBase | None = None
+        self._file: io.FileIO | None = None
+        self._size = 0  # bytes of whole lines in the file: where the next chunk goes
+        self._started = False  # the file was started (fresh or resumed): later opens append
+        self._header = False  # the header is in the file
+        self._resume: int | None = None
 
-    def _open(self) -> io.TextIOBase:
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "w", newline="", encoding="utf-8")
+    def resume(self, step: int) -> None:
+        """This run continues a run from its step ``step`` (a checkpoint).
+
+        Before the first write only (later it changes nothing): if the file exists and is
+        a greedylr trace of this sink's format, its rows up to ``step`` (and their events)
+        are kept and the new rows appended after them; the rows after ``step`` belong to
+        the continuation that was abandoned and are dropped. A log line says how many
+        rows were kept and dropped. :meth:`Trace.resume` calls it (and ``GreedyLR``'s
+        ``load_state_dict`` calls that).
+        """
+        if not self._started:
+            self._resume = int(step)
+
+    def _open(self) -> io.FileIO:
+        if self._file is not None:
+            return self._file
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # no O_TRUNC: the file is only changed once its lock is held
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
+        try:
+            _lock(fd, self.path)
+            size = os.fstat(fd).st_size
+            if not self._started:
+                size = self._start(fd, size)
+            os.lseek(fd, size, os.SEEK_SET)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._file = io.FileIO(fd, "r+")
+        self._size, self._started = size, True
+        # an existing file has its header; one emptied since a close() gets it again
+        self._header = size > 0
         return self._file
 
+    def _start(self, fd: int, size: int) -> int:
+        """The first open: cut the file for a resumed run, else empty it; its new size."""
+        if size == 0:
+            return 0
+        if self._resume is not None:
+            try:
+                with open(self.path, "rb") as file:
+                    kept, dropped, cut = self._cut_at(file, self._resume)
+            except (ValueError, OSError, UnicodeDecodeError) as exc:
+                logger.warning("greedylr: %s cannot be continued from step %d (%s); it is "
+                               "started anew", self.path, self._resume, exc)
+            else:
+                os.ftruncate(fd, cut)
+                (logger.warning if dropped else logger.info)(
+                    "greedylr: resuming %s from step %d: kept its %d rows up to that step, "
+                    "dropped %d rows after it (the run that was resumed from an earlier "
+                    "point went on past it)", self.path, self._resume, kept, dropped)
+                return cut
+        elif self._holds_rows():
+            logger.warning("greedylr: %s held a greedylr trace with rows; it is overwritten "
+                           "by this fresh run (a run resumed with GreedyLR.load_state_dict, "
+                           "or Trace.resume, keeps it and appends)", self.path)
+        os.ftruncate(fd, 0)
+        return 0
+
+    def _holds_rows(self) -> bool:
+        """Whether the file starts like a greedylr trace of this format with a row."""
+        try:
+            with open(self.path, "rb") as file:
+                self._read_header(file)
+                return any(self._row_step(r) is not None for r in self._records(file))
+        except (ValueError, OSError, UnicodeDecodeError):
+            return False
+
+    def _cut_at(self, file: io.BufferedReader, step: int) -> tuple[int, int, int]:
+        """Where a run resumed at ``step`` cuts the file: (rows kept, rows dropped, offset).
+
+        The cut follows the last row of step ``step`` (and its events); with no such row,
+        it comes before the first row after ``step``, else at the end of the whole lines.
+        """
+        offset = self._read_header(file)
+        rows = 0
+        current: int | None = None  # the step of the row whose lines are being read
+        at_step: tuple[int, int] | None = None  # (rows, offset) after a row of ``step``
+        after: tuple[int, int] | None = None  # (rows, offset) before the first row > step
+        for record in self._records(file):
+            if not record.endswith(b"\n"):
+                break  # a last line cut short by a killed process
+            row = self._row_step(record)
+            if row is not None:
+                if current == step:
+                    at_step = (rows, offset)
+                if row > step and after is None:
+                    after = (rows, offset)
+                current = row
+                rows += 1
+            offset += len(record)
+        if current == step:
+            at_step = (rows, offset)
+        kept, cut = at_step or after or (rows, offset)
+        return kept, rows - kept, cut
+
+    def _records(self, file: io.BufferedReader) -> Iterator[bytes]:
+        """The file's records after the header (a JSONL file's lines)."""
+        yield from file
+
+    def _read_header(self, file: io.BufferedReader) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _row_step(self, record: bytes) -> int | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _append(self, text: str) -> None:
+        """Write ``text`` at the end of the whole lines, all of it or none of it."""
+        file = self._open()
+        data = memoryview(text.encode("utf-8"))
+        done = 0
+        try:
+            while done < len(data):
+                done += file.write(data[done:]) or 0
+        except BaseException:
+            try:  # cut off the part written: the retried chunk starts on a fresh line
+                file.truncate(self._size)
+                file.seek(self._size)
+            except OSError:
+                pass
+            raise
+        self._size += len(data)
+
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        file, self._file = self._file, None
+        if file is not None:
+            if fcntl is not None:
+                try:  # at once, even if a forked child still holds the descriptor
+                    fcntl.flock(file.fileno(), fcntl.LOCK_UN)
+                except OSError:
+                    pass
+            file.close()
 
     def __getstate__(self) -> dict[str, Any]:
-        if self._file is not None:
-            raise TypeError(
-                f"a trace streaming to {self.path} cannot be copied or pickled while the file "
-                "is open (two writers would interleave their rows): close the trace first, or "
-                "copy GreedyLR's state_dict() instead"
-            )
-        return self.__dict__.copy()
+        self.refuse_copy()
+        return {}  # pragma: no cover - refused above
+
+    def refuse_copy(self) -> None:
+        """Raise the ``TypeError`` that a copy of this sink (or of its trace) gets."""
+        raise TypeError(
+            f"a trace streaming to {self.path} cannot be copied or pickled, whether the file "
+            "is open yet or not: the copy would be a second writer of that file (it would "
+            "start it anew, or interleave its rows). Copy GreedyLR's state_dict() instead, "
+            "or the rows: Trace().extend(trace.rows())"
+        )
+
+
+def _signal_types(rows: Rows) -> dict[str, str]:
+    return {name: "number" if isinstance(values, np.ndarray) else "tag"
+            for name, values in rows.signals.items()}
 
 
 class JSONLSink(_FileSink):
-    """A JSON Lines file: a header line, one line per row, one line per event.
+    """A JSON Lines file: a header line, one line per row, each row's events after it.
 
     Full fidelity: :func:`load_trace` restores every value, tag and event (with its
-    reason). Non-finite floats are written as ``null`` (NaN) or ``"inf"``/``"-inf"``.
+    reason). Non-finite floats are written as ``null`` (NaN) or ``"inf"``/``"-inf"``;
+    the header names the type of the signals of the first chunk.
     """
 
     def write(self, rows: Rows) -> None:
-        file = self._open()
-        if file.tell() == 0:
+        self._open()
+        lines = []
+        if not self._header:
             header = {"format": _FORMAT, "version": _VERSION,
-                      "num_groups": self.num_groups or rows.lrs.shape[1], "meta": self.meta}
-            file.write(json.dumps(header) + "\n")
-        by_step = rows.events_by_step()
+                      "num_groups": self.num_groups or rows.lrs.shape[1], "meta": self.meta,
+                      "signals": _signal_types(rows)}
+            lines.append(json.dumps(header))
+        by_row = rows.events_by_row()
         # formatted by hand from Python lists: json.dumps of a dict per row is 5x slower
         steps, losses, smoothed = rows.step.tolist(), rows.loss.tolist(), rows.smoothed.tolist()
         lrs, codes = rows.lrs.tolist(), rows.code.tolist()
         columns = {name: v.tolist() if isinstance(v, np.ndarray) else v
                    for name, v in rows.signals.items()}
-        lines = []
         for i, step in enumerate(steps):
             line = (f'{{"step": {step}, "loss": {_json_number(losses[i])}, '
                     f'"smoothed": {_json_number(smoothed[i])}, '
@@ -105,41 +282,63 @@ class JSONLSink(_FileSink):
                 if signals:
                     line += f', "signals": {json.dumps(signals)}'
             lines.append(line + "}")
-            for event in by_step.get(step, ()):
+            for event in by_row.get(i, ()):
                 lines.append(json.dumps({"event": _event_json(event)}))
-        file.write("\n".join(lines) + ("\n" if lines else ""))
-        file.flush()
+        if lines:
+            self._append("\n".join(lines) + "\n")
+            self._header = True
+
+    def _read_header(self, file: io.BufferedReader) -> int:
+        line = file.readline()
+        header = json.loads(line) if line.endswith(b"\n") else None
+        if not isinstance(header, dict) or header.get("format") != _FORMAT:
+            raise ValueError("not a greedylr JSONL trace")
+        if header.get("version") != _VERSION:
+            raise ValueError(f"trace version {header.get('version')!r}, not {_VERSION}")
+        return len(line)
+
+    def _row_step(self, record: bytes) -> int | None:
+        if record.startswith(b'{"step": '):
+            return int(record[9:record.index(b",")])
+        if record.startswith(b'{"event"') or not record.strip():
+            return None
+        raise ValueError(f"not a trace line: {record[:40]!r}")
 
 
 class CSVSink(_FileSink):
     """A CSV file: ``step, loss, smoothed, lr_0..lr_{G-1}, events, reasons`` and signals.
 
-    A first comment line (``# greedylr.trace ...``) holds the metadata. ``events`` lists
-    the kinds of a row's events separated by ``|``, ``reasons`` their reasons separated by
-    `` | ``; empty cells are missing values. A tag whose every value looks like a number
-    is read back as a numeric signal (JSONL keeps the type). The signal columns are fixed
-    by the first chunk: log signals from the first step on (a signal that appears later
-    is left out of a streaming CSV, with a warning; :meth:`Trace.save` writes them all).
+    A first comment line (``# greedylr.trace ...``) holds the metadata and the type of
+    each signal column. ``events`` lists the kinds of a row's events separated by ``|``,
+    ``reasons`` their reasons separated by `` | ``; empty cells are missing values. The
+    signal columns are fixed by the first chunk: log signals from the first step on (a
+    signal that appears later is left out of a streaming CSV, with a warning;
+    :meth:`Trace.save` writes them all). A resumed run keeps the columns of the file.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, num_groups: int | None = None,
                  meta: Mapping[str, Any] | None = None) -> None:
         super().__init__(path, num_groups=num_groups, meta=meta)
         self._signals: list[str] | None = None
+        self._types: dict[str, str] = {}
         self._groups = 0
+        self._file_columns: tuple[int, list[str], dict[str, str]] = (0, [], {})
         self._warned: set[str] = set()
-        self._writer: Any = None
 
     def write(self, rows: Rows) -> None:
-        file = self._open()
+        self._open()
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
         if self._signals is None:
             self._signals = list(rows.signals)
-            groups = self._groups = rows.lrs.shape[1] or self.num_groups or 0
-            file.write(f"# {_FORMAT} {json.dumps({'version': _VERSION, 'meta': self.meta})}\n")
-            self._writer = csv.writer(file, lineterminator="\n")
-            self._writer.writerow(["step", "loss", "smoothed",
-                                   *[f"lr_{g}" for g in range(groups)],
-                                   "events", "reasons", *self._signals])
+            self._types = _signal_types(rows)
+            self._groups = rows.lrs.shape[1] or self.num_groups or 0
+        if not self._header:
+            info = {"version": _VERSION, "meta": self.meta, "signals": self._types}
+            buffer.write(f"# {_FORMAT} {json.dumps(info)}\n")
+            writer.writerow(["step", "loss", "smoothed",
+                             *[f"lr_{g}" for g in range(self._groups)],
+                             "events", "reasons", *self._signals])
         if rows.lrs.shape[1] > self._groups and "lr columns" not in self._warned:
             self._warned.add("lr columns")
             logger.warning("CSV sink %s: parameter groups were added after the header; their "
@@ -149,7 +348,7 @@ class CSVSink(_FileSink):
             self._warned.add(name)
             logger.warning("CSV sink %s: signal %r appeared after the header; it is left "
                            "out of this file (Trace.save writes every signal)", self.path, name)
-        by_step = rows.events_by_step()
+        by_row = rows.events_by_row()
 
         def cell(value: Any) -> str:
             if value is None:
@@ -160,16 +359,69 @@ class CSVSink(_FileSink):
             return "" if math.isnan(value) else repr(value)
 
         for i in range(len(rows)):
-            step = int(rows.step[i])
-            events = by_step.get(step, [])
-            self._writer.writerow([
-                step, cell(rows.loss[i]) or "nan", cell(rows.smoothed[i]),
+            events = by_row.get(i, [])
+            writer.writerow([
+                int(rows.step[i]), cell(rows.loss[i]) or "nan", cell(rows.smoothed[i]),
                 *[cell(v) for v in rows.lrs[i, :self._groups]],
                 "|".join(e.kind for e in events), " | ".join(e.reason for e in events),
                 *[cell(rows.signals[name][i]) if name in rows.signals else ""
                   for name in self._signals],
             ])
-        file.flush()
+        self._append(buffer.getvalue())
+        self._header = True
+
+    def _read_header(self, file: io.BufferedReader) -> int:
+        first = file.readline()
+        prefix = f"# {_FORMAT}".encode()
+        if not (first.startswith(prefix) and first.endswith(b"\n")):
+            raise ValueError("not a greedylr CSV trace")
+        info = json.loads(first[len(prefix):])
+        if info.get("version") != _VERSION:
+            raise ValueError(f"trace version {info.get('version')!r}, not {_VERSION}")
+        second = file.readline()
+        if not second.endswith(b"\n"):
+            raise ValueError("no column header")
+        groups, names = csv_columns(next(csv.reader([second.decode("utf-8")])))
+        types = info.get("signals")
+        self._file_columns = (groups, names, dict(types) if isinstance(types, dict) else {})
+        return len(first) + len(second)
+
+    def _cut_at(self, file: io.BufferedReader, step: int) -> tuple[int, int, int]:
+        cut = super()._cut_at(file, step)
+        # a resumed run goes on writing the file's columns
+        self._groups, self._signals, self._types = self._file_columns
+        return cut
+
+    def _records(self, file: io.BufferedReader) -> Iterator[bytes]:
+        # a quoted cell (a tag) may hold a line break: a record ends at a line end
+        # outside quotes, where the count of '"' so far is even
+        record = b""
+        for line in file:
+            record += line
+            if record.count(b'"') % 2 == 0:
+                yield record
+                record = b""
+        if record:
+            yield record
+
+    def _row_step(self, record: bytes) -> int | None:
+        if not record.strip():
+            return None
+        return int(record[:record.index(b",")])
+
+
+def csv_columns(header: list[str]) -> tuple[int, list[str]]:
+    """A CSV trace's LR column count and signal names, by position: the LRs come between
+    ``smoothed`` and ``events``, the signals after ``reasons`` (a signal may be named
+    ``lr_...``; ``events`` is a reserved signal name, so its first place is the column)."""
+    try:
+        events = header.index("events", 3)
+    except ValueError:
+        raise ValueError("the column header has no 'events' column") from None
+    if header[:3] != ["step", "loss", "smoothed"] or header[events + 1:events + 2] != [
+            "reasons"] or any(not h.startswith("lr_") for h in header[3:events]):
+        raise ValueError(f"not a greedylr trace column header: {header[:events + 2]}")
+    return events - 3, header[events + 2:]
 
 
 class TensorBoardSink:
@@ -283,9 +535,18 @@ class CallableSink:
             raise TypeError(f"a callable sink must be callable, got {fn!r}")
         self.fn = fn
 
+    _skip = 0  # rows of the next chunk that a write that raised passed on already
+
     def write(self, rows: Rows) -> None:
-        for row in rows.dicts():
-            self.fn(row)
+        done, self._skip = self._skip, 0
+        try:
+            for i, row in enumerate(rows.dicts()):
+                if i >= done:
+                    self.fn(row)
+                    done = i + 1
+        except BaseException:
+            self._skip = done  # the trace passes this chunk again: those rows are not
+            raise
 
     def close(self) -> None:
         return None
