@@ -87,7 +87,11 @@ class Checkpointing(SchedulerAttributes):
         Everything is checked before anything is changed: a state dict that is refused
         leaves the scheduler as it was. A state saved with another ``total_steps`` (a run
         continued with a larger budget) loads, with a warning, and the run goes on with
-        this scheduler's, as after :meth:`set_total_steps`.
+        this scheduler's, as after :meth:`set_total_steps`. The trace notes the step
+        resumed from (:meth:`Trace.resume <greedylr.Trace.resume>`): a file sink that has
+        not written yet keeps the rows of its file up to that step and appends the new
+        ones, so that a run resumed after a crash with the same sink path leaves one whole
+        trace.
 
         Raises:
             ValueError: if the state was saved with another configuration (but the budget)
@@ -114,6 +118,8 @@ class Checkpointing(SchedulerAttributes):
             lr.clone() if isinstance(lr, torch.Tensor) else lr for lr in state_dict["_last_lr"]
         ]
         self._set_marks()
+        if self.trace is not None:
+            self.trace.resume(rule.step)
 
     def _checked_rule_state(self, state_dict: Any) -> RuleState:
         """The rule state of ``state_dict``, once every entry was found consistent with

@@ -503,23 +503,6 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         """The LRs decided by the last observation (torch's ``LRScheduler`` hook)."""
         return list(self._next_lrs)
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict`; the run continues bit-identically.
-
-        Everything is checked before anything is changed: a state dict that is refused
-        leaves the scheduler as it was. The trace notes the step resumed from
-        (:meth:`Trace.resume <greedylr.Trace.resume>`): a file sink that has not written
-        yet keeps the rows of its file up to that step and appends the new ones, so that
-        a run resumed after a crash with the same sink path leaves one whole trace.
-
-        Raises:
-            ValueError: if the state was saved with another configuration or another
-                number of parameter groups, or an entry is missing or malformed.
-        """
-        super().load_state_dict(state_dict)
-        if self.trace is not None:
-            self.trace.resume(self.state.step)
-
     def _make_trace(self, trace: bool | Trace) -> Trace | None:
         groups = len(self.state.base_lrs)
         if isinstance(trace, Trace):
