@@ -87,17 +87,18 @@ class Checkpointing(SchedulerAttributes):
         Everything is checked before anything is changed: a state dict that is refused
         leaves the scheduler as it was. A state saved with another ``total_steps`` (a run
         continued with a larger budget) loads, with a warning, and the run goes on with
-        this scheduler's, as after :meth:`set_total_steps`. The trace notes the step
-        resumed from (:meth:`Trace.resume <greedylr.Trace.resume>`): a file sink that has
-        not written yet keeps the rows of its file up to that step and appends the new
-        ones, so that a run resumed after a crash with the same sink path leaves one whole
-        trace.
+        this scheduler's, as after :meth:`~greedylr.GreedyLR.set_total_steps`. The trace
+        notes the step resumed from (:meth:`Trace.resume <greedylr.Trace.resume>`): a
+        file sink that has not written yet keeps the rows of its file up to that step and
+        appends the new ones, so that a run resumed after a crash with the same sink path
+        leaves one whole trace.
 
         Raises:
             ValueError: if the state was saved with another configuration (but the budget)
                 or another number of parameter groups, an entry is missing or malformed,
-                or the budget differs where :meth:`set_total_steps` would refuse it (the
-                final cooldown has started, or the new one would have).
+                or the budget differs where :meth:`~greedylr.GreedyLR.set_total_steps`
+                would refuse it (the final cooldown has started, or the new one would
+                have).
         """
         rule = self._checked_rule_state(state_dict)
         saved_budget = state_dict["config"].get("total_steps")
