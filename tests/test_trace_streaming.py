@@ -510,3 +510,201 @@ def test_a_failed_chunk_is_cut_off_so_a_retry_writes_it_once(tmp_path):
     sink.write(trace.rows(1))
     sink.close()
     assert file_rows(path) == [1, 2]
+
+
+# -- from the second review --------------------------------------------------------------
+
+
+def _stream(path, steps, *, groups=1, meta=None, resume=None, signal=None):
+    """A trace streaming ``steps`` to ``path``, closed; ``signal``: a value per step."""
+    trace = Trace(groups, sinks=[path], flush_every=1, flush_interval=None, meta=meta)
+    if resume is not None:
+        trace.resume(resume)
+    for step in steps:
+        if signal is not None:
+            trace.log(gn=signal(step))
+        trace.record(step, 1.0 / step, 1.0 / step, [0.1] * groups)
+    trace.close()
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_a_resume_over_another_runs_file_starts_it_anew(tmp_path, suffix, caplog):
+    path = tmp_path / f"other{suffix}"
+    with caplog.at_level(logging.WARNING, logger="greedylr"):
+        # another experiment left the file: 2 groups, where this run has 1
+        _stream(path, range(1, 11), groups=2)
+        _stream(path, range(4, 7), resume=3)  # the file could not be read back before
+        assert "holds the trace of another run" in caplog.text
+        assert file_rows(path) == [4, 5, 6]
+        # another meta, and a signal of the other type
+        caplog.clear()
+        _stream(path, range(1, 6), meta={"run": "A"}, signal=float)
+        _stream(path, range(3, 4), meta={"run": "B"}, resume=2, signal=lambda s: f"s{s}")
+        assert "meta 'run'" in caplog.text
+        _stream(path, range(1, 6), meta={"run": "B"}, signal=float)
+        _stream(path, range(3, 5), meta={"run": "B"}, resume=2, signal=lambda s: f"s{s}")
+        assert "signal 'gn' is a number there, a tag here" in caplog.text
+    trace = load_trace(path)
+    assert trace.steps.tolist() == [3, 4] and trace.signal("gn") == ["s3", "s4"]
+    assert trace.meta == {"run": "B"}
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_a_resume_with_another_budget_keeps_the_rows_and_the_first_header(tmp_path, suffix):
+    path = tmp_path / f"budget{suffix}"
+    config = {"patience": 3, "total_steps": 100}
+    _stream(path, range(1, 11), meta={"config": config, "base_lrs": [0.1]})
+    _stream(path, range(6, 9), resume=5,
+            meta={"config": {**config, "total_steps": 200}, "base_lrs": [0.1], "note": 1})
+    trace = load_trace(path)
+    assert trace.steps.tolist() == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert trace.meta["config"]["total_steps"] == 100  # the first header, as documented
+
+
+def test_a_copy_of_a_trace_does_not_feed_the_originals_sinks():
+    seen: list[int] = []
+    trace = Trace(1, sinks=[lambda row: seen.append(row["step"])], flush_every=10,
+                  flush_interval=None)
+    for step in range(1, 6):
+        trace.record(step, 1.0, 1.0, [0.1])
+    for clone in (copy.deepcopy, copy.copy):
+        other = clone(trace)
+        assert other.steps.tolist() == [1, 2, 3, 4, 5]
+        other.close()
+        del other
+        gc.collect()  # the copy's finalizer delivered the 5 rows again before the fix
+    trace.close()
+    assert seen == [1, 2, 3, 4, 5]
+
+
+_COPY_AT_EXIT = """
+import atexit
+seen = []
+atexit.register(lambda: print("seen", seen))  # before greedylr's: runs after it
+import copy, logging, greedylr
+trace = greedylr.Trace(1, sinks=[logging.getLogger("x"), lambda row: seen.append(row["step"])],
+                       flush_every=10, flush_interval=None)
+for step in range(1, 6):
+    trace.record(step, 1.0, 1.0, [0.1])
+keep = copy.deepcopy(trace)  # alive at exit, like the original
+"""
+
+
+def test_a_copy_alive_at_exit_delivers_nothing_twice():
+    done = run(_COPY_AT_EXIT)
+    assert done.returncode == 0, done.stderr
+    assert "seen [1, 2, 3, 4, 5]\n" in done.stdout  # each row twice before the fix
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no fcntl")
+def test_a_closed_trace_does_not_append_to_a_file_another_writer_started(tmp_path, caplog):
+    path = tmp_path / "taken.jsonl"
+    first = Trace(1, sinks=[path], flush_every=1, flush_interval=None)
+    first.record(1, 1.0, 1.0, [0.1])
+    first.close()  # the lock is released: another run may start the file
+    _stream(path, [1, 2])
+    with caplog.at_level(logging.ERROR, logger="greedylr"):
+        first.record(2, 1.0, 1.0, [0.1])  # appended to the other run's file before
+        first.record(3, 1.0, 1.0, [0.1])
+    assert sum("was changed since this sink closed it" in r.getMessage()
+               for r in caplog.records) == 1
+    with pytest.raises(RuntimeError, match=r"it has .* bytes, this sink left"):
+        first.close()
+    assert load_trace(path).losses.tolist() == [1.0, 0.5]  # the other run's, whole
+    # a file removed in between is not recreated by the old writer either
+    path.unlink()
+    with pytest.raises(RuntimeError, match="it was removed"):
+        first.flush()
+    assert not path.exists()
+
+
+_DEVICE_RUNS = """
+import gc, sys, weakref, torch
+from greedylr import GreedyLR, Trace
+gc.disable()  # only reference counting: what a long training step sees between collections
+def train(base):
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([w], lr=torch.tensor(0.1))
+    trace = Trace(sinks=[sys.argv[1]], flush_every=4, flush_interval=None)
+    sched = GreedyLR(opt, device_mode=True, trace=trace)
+    for i in range(6):
+        opt.step(); sched.step(torch.tensor(base + i))
+    return weakref.ref(trace)
+print("alive", train(100.0)() is not None)
+"""
+
+
+def test_a_dropped_device_mode_run_releases_its_file_at_once(tmp_path):
+    path = tmp_path / "device.jsonl"
+    done = run(_DEVICE_RUNS, str(path))
+    assert done.returncode == 0, done.stderr
+    assert "alive False" in done.stdout  # kept until the cyclic GC before the fix
+    assert file_rows(path) == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_callable_sink_skips_only_the_rows_it_passed_on_after_trimming(caplog):
+    seen: list[int] = []
+    failing = [True]
+
+    def sink(row: dict) -> None:
+        if failing[0] and row["step"] == 4:
+            raise OSError("down")
+        seen.append(row["step"])
+
+    trace = Trace(1, sinks=[sink], flush_every=2, flush_interval=None, max_rows=4)
+    with caplog.at_level(logging.ERROR, logger="greedylr"):
+        for step in range(1, 13):
+            failing[0] = step < 9
+            trace.record(step, 1.0, 1.0, [0.1])
+        trace.close()
+    # step 4 was dropped from memory while the sink failed (logged); step 5 was still
+    # in memory and was skipped before the fix
+    assert seen == [1, 2, 3, *range(5, 13)]
+    assert "dropped from memory" in caplog.text
+
+
+_FORKED_CLOSE = """
+import fcntl, os, sys
+from greedylr import Trace, load_trace
+path = sys.argv[1]
+trace = Trace(1, sinks=[path], flush_every=1, flush_interval=None)
+trace.record(1, 1.0, 1.0, [0.1])
+trace.flush_every = 0
+trace.record(2, 1.0, 1.0, [0.1])
+if os.fork() == 0:
+    trace.record(99, 9.0, 9.0, [0.9])
+    trace.flush()
+    trace.close()
+    os._exit(0)
+os.wait()
+fd = os.open(path, os.O_RDONLY)
+try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    print("lock lost")
+except BlockingIOError:
+    print("lock kept")
+os.close(fd)
+trace.record(3, 1.0, 1.0, [0.1])
+trace.close()
+print("rows", load_trace(path).steps.tolist())
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_childs_close_leaves_the_parents_file_alone(tmp_path):
+    done = run(_FORKED_CLOSE, str(tmp_path / "forked.jsonl"))
+    assert done.returncode == 0, done.stderr
+    assert "lock kept" in done.stdout and "rows [1, 2, 3]" in done.stdout
+    assert "no longer streams to its file sinks" in done.stderr
+
+
+def test_saving_onto_the_file_a_sink_streams_to_is_refused(tmp_path):
+    path = tmp_path / "run.jsonl"
+    trace = Trace(1, sinks=[path], flush_every=2, flush_interval=None)
+    for step in range(1, 5):
+        trace.record(step, 1.0, 1.0, [0.1])
+    with pytest.raises(ValueError, match="a sink of this trace streams to"):
+        trace.save(tmp_path / "." / "run.jsonl")
+    trace.record(5, 1.0, 1.0, [0.1])
+    trace.close()
+    assert file_rows(path) == [1, 2, 3, 4, 5]

@@ -8,6 +8,7 @@ on the device and decodes into the float rule's events when they are read.
 
 from __future__ import annotations
 
+import gc
 import logging
 import weakref
 from collections.abc import Callable
@@ -271,3 +272,8 @@ def keep_recording_out_of_compile() -> None:
             DeviceMode._record_on_device
         )
         _recording_kept_out = True
+        # importing torch._dynamo leaves a reference cycle through a frame (torch.fx's
+        # wrap() keeps its own frame) whose f_back chain reaches the caller's frames:
+        # the first device-mode run's locals (its scheduler, trace, open file and lock)
+        # would live on until the cyclic GC ran. Collect it now, once per process.
+        gc.collect()

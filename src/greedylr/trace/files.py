@@ -23,7 +23,7 @@ from greedylr.rule import EVENT_BITS, Event
 from greedylr.trace.fileformat import _FORMAT, _VERSION, _event_from_json, _from_json_float
 from greedylr.trace.recorder import Trace
 from greedylr.trace.rows import Rows
-from greedylr.trace.sinks import CSVSink, JSONLSink, csv_columns
+from greedylr.trace.sinks import CSVSink, JSONLSink, _FileSink, csv_columns
 
 logger = logging.getLogger("greedylr")
 
@@ -40,6 +40,14 @@ def save_trace(trace: Trace, path: str | os.PathLike[str]) -> Path:
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".json", ".csv"):
         raise ValueError(f"save path must end in .jsonl or .csv, got {str(path)!r}")
+    target = path.resolve()
+    for sink in trace._sinks:
+        if isinstance(sink, _FileSink) and sink.path.resolve() == target:
+            raise ValueError(
+                f"{path} is the file a sink of this trace streams to: saving over it would "
+                "replace the streamed file (with only the rows in memory) under the sink, "
+                "and the sink would refuse to append to it; save to another path (or "
+                "trace.flush() to bring the streamed file up to date)")
     if trace.dropped:
         logger.warning("Trace.save: the first %d rows were dropped by max_rows=%d and are "
                        "not saved", trace.dropped, trace.max_rows)

@@ -48,14 +48,7 @@ def _flush_at_exit() -> None:
     """Hand the last rows of every live trace to its sinks (a crashed run keeps its end)."""
     _EXITED.append(True)
     for trace in list(_WITH_SINKS):
-        if trace._owner_pid != os.getpid():
-            continue  # a forked child: the rows are its parent's to write
-        try:
-            trace._flush()  # a failing sink is logged, and the others still get their rows
-            trace._close_sinks()
-            trace._report_lost()
-        except Exception:
-            logger.exception("greedylr: flushing a trace at exit failed")
+        trace._finish("flushing a trace at exit failed")
 
 
 class Trace:
@@ -95,7 +88,11 @@ class Trace:
     A trace with a file sink cannot be copied (``copy.deepcopy``, ``pickle``,
     ``torch.save`` of its scheduler), whether its file is open yet or not: the copy would
     be a second writer of the file (a ``TypeError`` says so; copy the scheduler's
-    ``state_dict()``, or the rows with ``Trace().extend(trace.rows())``).
+    ``state_dict()``, or the rows with ``Trace().extend(trace.rows())``). A copy of a
+    trace with other sinks holds the rows and no sink: the sinks stay the original's,
+    which alone delivers each row (:meth:`add_sink` gives the copy its own). In a forked
+    child, a flush or close lets go of the file sinks (with a warning): the parent writes
+    and unlocks them.
     """
 
     def __init__(
@@ -166,6 +163,8 @@ class Trace:
         Returns:
             The sink, wrapped if needed (keep it to close it yourself).
         """
+        if self._owner_pid != os.getpid():  # a forked child takes the trace over
+            self._leave_parents_files()
         wrapped = _as_sink(sink, self.num_groups, self.meta)
         if self._resume_step is not None and isinstance(wrapped, _FileSink):
             wrapped.resume(self._resume_step)
@@ -488,6 +487,8 @@ class Trace:
         n = len(self._steps)
         error = None
         if self._sinks:
+            if self._owner_pid != os.getpid():
+                self._leave_parents_files()
             total = self._dropped + n
             chunks: dict[int, Rows] = {}  # by first row: the sinks in step share one chunk
             for i, sink in enumerate(self._sinks):
@@ -557,6 +558,8 @@ class Trace:
             raise error
 
     def _close_sinks(self) -> Exception | None:
+        if self._owner_pid != os.getpid():
+            self._leave_parents_files()
         error = None
         for sink in self._sinks:
             try:
@@ -575,28 +578,53 @@ class Trace:
                 logger.error("greedylr: trace sink %r still fails: its last %d rows are lost",
                              sink, total - sent)
 
-    def __del__(self) -> None:
-        # a trace dropped without close() (a run inside a function): its last rows reach
-        # its sinks, as at exit; a forked child writes nothing of its parent's
+    def _finish(self, failure: str) -> None:
+        """Flush, close the sinks and report those that still fail, logging any error:
+        at exit, or for a trace garbage-collected without :meth:`close`. A forked child
+        writes nothing of its parent's."""
         try:
-            if (not self.__dict__.get("_sinks") or self._owner_pid != os.getpid()
-                    or _EXITED):  # flushed and closed at exit: no file reopened at shutdown
+            if not self.__dict__.get("_sinks") or self._owner_pid != os.getpid():
                 return
-            self._flush()
+            self._flush()  # a failing sink is logged, and the others still get their rows
             self._close_sinks()
             self._report_lost()
         except Exception:  # nothing may escape a finalizer (at shutdown even logging may fail)
             try:
-                logger.exception("greedylr: flushing a garbage-collected trace failed")
+                logger.exception("greedylr: %s", failure)
             except Exception:
                 pass
 
+    def __del__(self) -> None:
+        # a trace dropped without close() (a run inside a function): its last rows reach
+        # its sinks, as at exit (not after it: no file is reopened at shutdown)
+        if not _EXITED:
+            self._finish("flushing a garbage-collected trace failed")
+
+    def _leave_parents_files(self) -> None:
+        """In a forked child: let go of the file sinks, which are the parent's to write
+        and unlock (their descriptors and locks are shared with it), with a warning."""
+        files = [i for i, sink in enumerate(self._sinks) if isinstance(sink, _FileSink)]
+        if not files:
+            return
+        for i in reversed(files):
+            sink = self._sinks.pop(i)
+            del self._sent[i], self._failing[i]
+            assert isinstance(sink, _FileSink)
+            sink.forget()
+        logger.warning("greedylr: a trace in forked process %d (of %d) no longer streams to "
+                       "its file sinks: the parent writes and unlocks them", os.getpid(),
+                       self._owner_pid)
+
     def __getstate__(self) -> dict[str, Any]:
-        # copy.copy too (it shares the sinks): no second writer of a file
+        # copy.copy too: no second writer of a file
         for sink in self._sinks:
             if isinstance(sink, _FileSink):
                 sink.refuse_copy()
-        return self.__dict__.copy()
+        # a copy holds the rows but none of the sinks: they are the original's to feed
+        # (and flush when it dies); sharing them, both would deliver the same rows
+        state = self.__dict__.copy()
+        state.update(_sinks=[], _sent=[], _failing=[], _flush_time=math.inf)
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -608,18 +636,11 @@ class Trace:
             self._event_rows = array("q", [
                 self._dropped - 1 if e.step < first else self._dropped + p
                 for e, p in zip(self._events, positions, strict=True)])
-            self._sent = [self._dropped + self._sunk] * len(self._sinks)
-            self._failing = [False] * len(self._sinks)
             self._resume_step = None
-            # a file sink pickled once its file was closed (older versions allowed it)
-            # must not become a second writer of that file
-            keep = [i for i, s in enumerate(self._sinks) if not isinstance(s, _FileSink)]
-            self._sinks = [self._sinks[i] for i in keep]
-            self._sent = [self._sent[i] for i in keep]
-            self._failing = [False] * len(keep)
-        self._owner_pid = os.getpid()  # its rows are this process's to write
-        if self._sinks:
-            _WITH_SINKS.add(self)
+        # a copy has no sinks (an older version's pickle kept them: not any more)
+        self._sinks, self._sent, self._failing = [], [], []
+        self._flush_time = math.inf
+        self._owner_pid = os.getpid()
 
     def __enter__(self) -> Trace:
         return self
@@ -702,6 +723,7 @@ class Trace:
             lrs_before=before,
             code=np.asarray(self._codes[start:stop], dtype=np.int64),
             signals={name: s.decode(start, stop) for name, s in self._signals.items()},
+            first=self._dropped + start,
         )
         if events and len(rows):
             # by row, not by step: after a rollback two rows of a chunk can share a step

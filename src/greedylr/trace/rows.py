@@ -46,6 +46,9 @@ class Rows:
             ``(n, k)``; None otherwise.
         signals: per-signal values: a float64 array (NaN where not logged) for a numeric
             signal, a list of ``str | None`` for a tag.
+        first: the index of the chunk's first row among every row of its trace (rows
+            dropped from memory by ``max_rows`` included): a sink that resumes a chunk it
+            passed on in part finds its place by it. None for rows not cut from a trace.
     """
 
     step: np.ndarray
@@ -58,6 +61,7 @@ class Rows:
     signals: dict[str, np.ndarray | list[str | None]] = field(default_factory=dict)
     extra: np.ndarray | None = None
     event_rows: np.ndarray | None = None
+    first: int | None = None
 
     def __len__(self) -> int:
         return len(self.step)

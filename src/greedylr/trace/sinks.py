@@ -36,10 +36,14 @@ class Sink(Protocol):
     """Receives the trace in chunks of rows, in step order, each row exactly once.
 
     If ``write`` raises, the trace keeps that sink's rows and passes them again, with the
-    newer ones, at its next flush (a chunk that starts with the same row; the other sinks
-    are not affected). A sink that delivered part of a chunk before raising skips that
-    part then: the file sinks undo a partial write, :class:`CallableSink` skips the rows
-    it already passed on.
+    newer ones, at its next flush (a chunk that starts with the same row, or with the
+    first row still in memory; the other sinks are not affected). What a sink had
+    delivered of the chunk before raising is its own affair: the file sinks undo a
+    partial write and :class:`CallableSink` skips the rows it passed on already (it
+    finds them by :attr:`Rows.first`), but :class:`TensorBoardSink` and
+    :class:`LoggingSink` write the whole chunk again, so the part written before the
+    error appears twice (TensorBoard shows two points at those steps; the log repeats
+    those lines).
     """
 
     def write(self, rows: Rows) -> None:
@@ -75,7 +79,9 @@ class _FileSink:
     changes: a second writer of the same path is refused with a ``RuntimeError`` and the
     first writer's file is left whole. A fresh run then starts the file anew (with a
     warning if it held a greedylr trace with rows); a resumed one (:meth:`resume`) keeps
-    its rows up to the step resumed from. After :meth:`close` a later write appends.
+    its rows up to the step resumed from, if the file is one of the same run. After
+    :meth:`close` a later write appends, to the file it left only: one that another
+    writer started anew, or that was replaced or changed, is refused (``RuntimeError``).
     Each chunk is written whole or not at all (a failed write is cut off again), so a
     chunk retried after an error (a full disk) is not written twice.
     """
@@ -92,42 +98,71 @@ class _FileSink:
         self._started = False  # the file was started (fresh or resumed): later opens append
         self._header = False  # the header is in the file
         self._resume: int | None = None
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file started
+        self._file_header: dict[str, Any] = {}  # what _read_header read (on a resume)
+        self._last_row: bytes | None = None  # the last row a resume keeps (_cut_at)
 
     def resume(self, step: int) -> None:
         """This run continues a run from its step ``step`` (a checkpoint).
 
         Before the first write only (later it changes nothing): if the file exists and is
-        a greedylr trace of this sink's format, its rows up to ``step`` (and their events)
-        are kept and the new rows appended after them; the rows after ``step`` belong to
-        the continuation that was abandoned and are dropped. A log line says how many
-        rows were kept and dropped. :meth:`Trace.resume` calls it (and ``GreedyLR``'s
-        ``load_state_dict`` calls that).
+        a greedylr trace of this sink's format written by the same run, its rows up to
+        ``step`` (and their events) are kept and the new rows appended after them; the
+        rows after ``step`` belong to the continuation that was abandoned and are dropped.
+        A log line says how many rows were kept and dropped. A file of another run (other
+        ``meta`` than this trace's, ``total_steps`` apart; fewer LR columns than this run
+        has groups; a signal of the other type), or one without a row up to ``step``, is
+        started anew, with a warning. The file keeps its first header: its ``meta`` is
+        the one of the run that started it (a ``total_steps`` changed on resuming is not
+        in it). :meth:`Trace.resume` calls it (and ``GreedyLR``'s ``load_state_dict``
+        calls that).
         """
         if not self._started:
             self._resume = int(step)
 
-    def _open(self) -> io.FileIO:
+    def _open(self, rows: Rows | None = None) -> io.FileIO:
+        """The open file, at the end of its whole lines; ``rows``: the first chunk."""
         if self._file is not None:
             return self._file
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # no O_TRUNC: the file is only changed once its lock is held
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
+        flags = os.O_RDWR | getattr(os, "O_BINARY", 0)
+        # a reopen: only the file this sink left (any empty one if it wrote nothing yet)
+        if self._started and self._size:
+            try:
+                fd = os.open(self.path, flags)
+            except FileNotFoundError:
+                raise self._changed("it was removed") from None
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # no O_TRUNC: the file is only changed once its lock is held
+            fd = os.open(self.path, flags | os.O_CREAT, 0o666)
         try:
             _lock(fd, self.path)
-            size = os.fstat(fd).st_size
+            stat = os.fstat(fd)
+            size = stat.st_size
             if not self._started:
-                size = self._start(fd, size)
+                size = self._start(fd, size, rows)
+            elif (stat.st_dev, stat.st_ino) != self._identity and self._size:
+                raise self._changed("another file has its name now")
+            elif size != self._size:
+                raise self._changed(f"it has {size} bytes, this sink left {self._size}")
             os.lseek(fd, size, os.SEEK_SET)
         except BaseException:
             os.close(fd)
             raise
         self._file = io.FileIO(fd, "r+")
         self._size, self._started = size, True
-        # an existing file has its header; one emptied since a close() gets it again
+        self._identity = (stat.st_dev, stat.st_ino)
         self._header = size > 0
         return self._file
 
-    def _start(self, fd: int, size: int) -> int:
+    def _changed(self, why: str) -> RuntimeError:
+        return RuntimeError(
+            f"{self.path} was changed since this sink closed it ({why}): another writer "
+            "started it anew, or it was replaced or edited; this trace's rows are not "
+            "appended to it (they stay in memory: Trace.save writes them elsewhere)"
+        )
+
+    def _start(self, fd: int, size: int, rows: Rows | None) -> int:
         """The first open: cut the file for a resumed run, else empty it; its new size."""
         if size == 0:
             return 0
@@ -135,22 +170,78 @@ class _FileSink:
             try:
                 with open(self.path, "rb") as file:
                     kept, dropped, cut = self._cut_at(file, self._resume)
+                other = self._other_run(rows) if kept else None
             except (ValueError, OSError, UnicodeDecodeError) as exc:
                 logger.warning("greedylr: %s cannot be continued from step %d (%s); it is "
                                "started anew", self.path, self._resume, exc)
             else:
-                os.ftruncate(fd, cut)
-                (logger.warning if dropped else logger.info)(
-                    "greedylr: resuming %s from step %d: kept its %d rows up to that step, "
-                    "dropped %d rows after it (the run that was resumed from an earlier "
-                    "point went on past it)", self.path, self._resume, kept, dropped)
-                return cut
+                if not kept:
+                    (logger.warning if dropped else logger.info)(
+                        "greedylr: resuming %s from step %d: none of its %d rows is up to "
+                        "that step; it is started anew", self.path, self._resume, dropped)
+                elif other is not None:
+                    logger.warning(
+                        "greedylr: %s is not continued from step %d: it holds the trace of "
+                        "another run (%s); it is started anew, its %d rows dropped (give "
+                        "each run its own path)", self.path, self._resume, other,
+                        kept + dropped)
+                else:
+                    self._continue()
+                    os.ftruncate(fd, cut)
+                    (logger.warning if dropped else logger.info)(
+                        "greedylr: resuming %s from step %d: kept its %d rows up to that "
+                        "step, dropped %d rows after it (the run that was resumed from an "
+                        "earlier point went on past it)", self.path, self._resume, kept,
+                        dropped)
+                    return cut
         elif self._holds_rows():
             logger.warning("greedylr: %s held a greedylr trace with rows; it is overwritten "
                            "by this fresh run (a run resumed with GreedyLR.load_state_dict, "
                            "or Trace.resume, keeps it and appends)", self.path)
         os.ftruncate(fd, 0)
         return 0
+
+    def _other_run(self, rows: Rows | None) -> str | None:
+        """Why the file read by :meth:`_cut_at` is not one this run can continue, or None.
+
+        Its meta must agree with this trace's where both have a key (``total_steps``
+        apart: a resumed run may change it; a list may have grown, with parameter groups
+        added), this run must have at least the LR columns of its last kept row, and a
+        signal both name must have the same type: else the file could not be read back,
+        or would read as one run when it is two.
+        """
+        header = self._file_header
+        old = header.get("meta")
+        new = json.loads(json.dumps(self.meta))  # as a header holds it
+        if isinstance(old, dict):
+            for key in sorted(old.keys() & new.keys()):
+                a, b = old[key], new[key]
+                if key == "config" and isinstance(a, dict) and isinstance(b, dict):
+                    a = {k: v for k, v in a.items() if k != "total_steps"}
+                    b = {k: v for k, v in b.items() if k != "total_steps"}
+                elif isinstance(a, list) and isinstance(b, list) and len(b) > len(a):
+                    b = b[:len(a)]  # parameter groups added since
+                if json.dumps(a, sort_keys=True) != json.dumps(b, sort_keys=True):
+                    return (f"meta {key!r}: {json.dumps(a, sort_keys=True)[:100]} there, "
+                            f"{json.dumps(b, sort_keys=True)[:100]} here")
+        width = rows.lrs.shape[1] if rows is not None and rows.lrs.shape[1] else (
+            self.num_groups or 0)
+        columns = self._file_groups()
+        if width < columns:
+            return f"{columns} learning rates a row there, {width} here"
+        types = header.get("signals")
+        if isinstance(types, dict) and rows is not None:
+            for name, kind in _signal_types(rows).items():
+                if types.get(name, kind) != kind:
+                    return f"signal {name!r} is a {types[name]} there, a {kind} here"
+        return None
+
+    def _file_groups(self) -> int:  # pragma: no cover - abstract
+        """The LR count of the last row a resume keeps."""
+        raise NotImplementedError
+
+    def _continue(self) -> None:
+        """The file is continued (a resume): take on what its header fixes."""
 
     def _holds_rows(self) -> bool:
         """Whether the file starts like a greedylr trace of this format with a row."""
@@ -166,27 +257,30 @@ class _FileSink:
 
         The cut follows the last row of step ``step`` (and its events); with no such row,
         it comes before the first row after ``step``, else at the end of the whole lines.
+        ``_last_row`` is then the last row kept.
         """
         offset = self._read_header(file)
         rows = 0
         current: int | None = None  # the step of the row whose lines are being read
-        at_step: tuple[int, int] | None = None  # (rows, offset) after a row of ``step``
-        after: tuple[int, int] | None = None  # (rows, offset) before the first row > step
+        last: bytes | None = None  # that row
+        # (rows, offset, last row) after a row of ``step``, and before the first row > step
+        at_step: tuple[int, int, bytes | None] | None = None
+        after: tuple[int, int, bytes | None] | None = None
         for record in self._records(file):
             if not record.endswith(b"\n"):
                 break  # a last line cut short by a killed process
             row = self._row_step(record)
             if row is not None:
                 if current == step:
-                    at_step = (rows, offset)
+                    at_step = (rows, offset, last)
                 if row > step and after is None:
-                    after = (rows, offset)
-                current = row
+                    after = (rows, offset, last)
+                current, last = row, record
                 rows += 1
             offset += len(record)
         if current == step:
-            at_step = (rows, offset)
-        kept, cut = at_step or after or (rows, offset)
+            at_step = (rows, offset, last)
+        kept, cut, self._last_row = at_step or after or (rows, offset, last)
         return kept, rows - kept, cut
 
     def _records(self, file: io.BufferedReader) -> Iterator[bytes]:
@@ -215,6 +309,13 @@ class _FileSink:
                 pass
             raise
         self._size += len(data)
+
+    def forget(self) -> None:
+        """Let go of the file without unlocking it: a forked child's copy of this sink
+        (the lock is the parent's, shared with the child's descriptor)."""
+        file, self._file = self._file, None
+        if file is not None:
+            file.close()
 
     def close(self) -> None:
         file, self._file = self._file, None
@@ -254,7 +355,7 @@ class JSONLSink(_FileSink):
     """
 
     def write(self, rows: Rows) -> None:
-        self._open()
+        self._open(rows)
         lines = []
         if not self._header:
             header = {"format": _FORMAT, "version": _VERSION,
@@ -295,7 +396,16 @@ class JSONLSink(_FileSink):
             raise ValueError("not a greedylr JSONL trace")
         if header.get("version") != _VERSION:
             raise ValueError(f"trace version {header.get('version')!r}, not {_VERSION}")
+        self._file_header = header
         return len(line)
+
+    def _file_groups(self) -> int:
+        if self._last_row is None:
+            return int(self._file_header.get("num_groups") or 0)
+        lrs = json.loads(self._last_row).get("lrs")
+        if not isinstance(lrs, list):
+            raise ValueError(f"a row without its learning rates: {self._last_row[:60]!r}")
+        return len(lrs)
 
     def _row_step(self, record: bytes) -> int | None:
         if record.startswith(b'{"step": '):
@@ -326,7 +436,7 @@ class CSVSink(_FileSink):
         self._warned: set[str] = set()
 
     def write(self, rows: Rows) -> None:
-        self._open()
+        self._open(rows)
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         if self._signals is None:
@@ -384,13 +494,15 @@ class CSVSink(_FileSink):
         groups, names = csv_columns(next(csv.reader([second.decode("utf-8")])))
         types = info.get("signals")
         self._file_columns = (groups, names, dict(types) if isinstance(types, dict) else {})
+        self._file_header = info
         return len(first) + len(second)
 
-    def _cut_at(self, file: io.BufferedReader, step: int) -> tuple[int, int, int]:
-        cut = super()._cut_at(file, step)
+    def _file_groups(self) -> int:
+        return self._file_columns[0]
+
+    def _continue(self) -> None:
         # a resumed run goes on writing the file's columns
         self._groups, self._signals, self._types = self._file_columns
-        return cut
 
     def _records(self, file: io.BufferedReader) -> Iterator[bytes]:
         # a quoted cell (a tag) may hold a line break: a record ends at a line end
@@ -534,18 +646,22 @@ class CallableSink:
         if not callable(fn):
             raise TypeError(f"a callable sink must be callable, got {fn!r}")
         self.fn = fn
-
-    _skip = 0  # rows of the next chunk that a write that raised passed on already
+        # after a write that raised: the index (Rows.first) of the first row not passed
+        # on yet; the trace passes that chunk again, from where it started or later
+        self._next: int | None = None
 
     def write(self, rows: Rows) -> None:
-        done, self._skip = self._skip, 0
+        first = rows.first if rows.first is not None else 0
+        skip = 0 if self._next is None else max(self._next - first, 0)
+        self._next = None
+        done = skip
         try:
             for i, row in enumerate(rows.dicts()):
                 if i >= done:
                     self.fn(row)
                     done = i + 1
         except BaseException:
-            self._skip = done  # the trace passes this chunk again: those rows are not
+            self._next = first + done
             raise
 
     def close(self) -> None:
