@@ -14,6 +14,7 @@ from greedylr import Trace, diagnose
 from greedylr.cli import main
 from greedylr.rule import GreedyConfig, init, update
 from greedylr.trace import Diagnosis
+from recorded_runs import scheduler_run
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "pulse_demo.py"
 
@@ -267,22 +268,6 @@ def test_mode_max_a_collapse_of_accuracy_is_the_episode(one_thread, tmp_path):
     # a saved trace carries the mode: the same diagnosis from either file format
     for name in ("acc.jsonl", "acc.csv"):
         assert diagnose(bad.save(tmp_path / name)).to_dict() == found.to_dict()
-
-
-def scheduler_run(values, *, add_group_at=None, **config):
-    """A real GreedyLR (SGD on a dummy parameter) fed ``values``; with ``add_group_at``,
-    a second parameter group (lr 0.01) is added before that step (counted from 0)."""
-    import greedylr
-
-    first, second = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.SGD([first], lr=0.1)
-    scheduler = greedylr.GreedyLR(optimizer, **config)
-    for i, value in enumerate(values):
-        if i == add_group_at:
-            optimizer.add_param_group({"params": [second], "lr": 0.01})
-        optimizer.step()
-        scheduler.step(float(value))
-    return scheduler.trace
 
 
 def test_mode_max_a_lasting_improvement_is_no_episode():

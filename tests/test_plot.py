@@ -9,6 +9,7 @@ from greedylr import Trace
 from greedylr.cli import main
 from greedylr.plot import plot_trace
 from greedylr.rule import GreedyConfig, init, update
+from recorded_runs import scheduler_run
 
 
 def pulse_trace(steps=400, spike=(250, 265), groups=2):
@@ -96,24 +97,6 @@ def test_cli_plot(tmp_path):
     out = tmp_path / "p.png"
     assert main(["plot", str(saved), "-o", str(out), "--title", "x"]) == 0
     assert out.stat().st_size > 20_000
-
-
-def scheduler_run(values, *, add_group_at=None, **config):
-    """A real GreedyLR (SGD on a dummy parameter) fed ``values``; with ``add_group_at``,
-    a second parameter group (lr 0.01) is added before that step (counted from 0)."""
-    import torch
-
-    import greedylr
-
-    first, second = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.SGD([first], lr=0.1)
-    scheduler = greedylr.GreedyLR(optimizer, **config)
-    for i, value in enumerate(values):
-        if i == add_group_at:
-            optimizer.add_param_group({"params": [second], "lr": 0.01})
-        optimizer.step()
-        scheduler.step(float(value))
-    return scheduler.trace
 
 
 def test_a_group_added_mid_run_keeps_the_lr_axis_logarithmic(tmp_path):

@@ -40,7 +40,7 @@ class Sink(Protocol):
     first row still in memory; the other sinks are not affected). What a sink had
     delivered of the chunk before raising is its own affair: the file sinks undo a
     partial write and :class:`CallableSink` skips the rows it passed on already (it
-    finds them by :attr:`Rows.first`), but :class:`TensorBoardSink` and
+    finds them by ``Rows.first``), but :class:`TensorBoardSink` and
     :class:`LoggingSink` write the whole chunk again, so the part written before the
     error appears twice (TensorBoard shows two points at those steps; the log repeats
     those lines).
