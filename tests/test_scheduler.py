@@ -294,6 +294,23 @@ def test_a_resume_with_another_budget_is_refused_where_the_lr_would_jump():
         GreedyLR(make_optimizer(), total_steps=200, window=7).load_state_dict(long.state_dict())
 
 
+def test_a_warmup_of_the_new_budget_is_taken_once_past_both_ramps(caplog):
+    """A ``warmup_ratio`` of a larger ``max_steps`` is a longer warmup: past both ramps
+    nothing reads it any more; inside either ramp the LR would jump."""
+    run = GreedyLR(make_optimizer(), total_steps=100, warmup=10)
+    drive(run, run.optimizer, [1.0] * 15)
+    inside = run.state_dict()
+    drive(run, run.optimizer, [1.0] * 35)
+    longer = GreedyLR(make_optimizer(), total_steps=200, warmup=20)
+    with caplog.at_level(logging.WARNING, logger="greedylr"):
+        longer.load_state_dict(run.state_dict())
+    assert "saved with warmup=10; the run goes on with warmup=20" in caplog.text
+    drive(longer, longer.optimizer, [1.0] * 150)
+    assert [e.step for e in longer.events if e.kind == "anneal"] == [160]
+    with pytest.raises(ValueError, match=r"saved with warmup=10 at step 15, this GreedyLR has "
+                       r"warmup=20: a run can change its warmup only once past both ramps"):
+        GreedyLR(make_optimizer(), total_steps=200, warmup=20).load_state_dict(inside)
+
 def cut_and_resume(kwargs, losses, cut, save_on_device, resume_on_device,
                    run=lambda sched, opt, losses, start: drive(sched, opt, losses)):
     """``losses`` run to ``cut`` by one scheduler (``device_mode=save_on_device``), its

@@ -380,6 +380,34 @@ def test_a_failing_sink_is_logged_once_and_no_sink_gets_a_row_twice(tmp_path, ca
     assert "works again" in caplog.text
 
 
+def test_rows_trimmed_while_a_sink_fails_are_said_once_and_counted(caplog):
+    """``max_rows`` drops rows a failing sink never got: one error says so (not one at
+    every flush), and the last word counts them with the rows still undelivered."""
+    def down(row: dict) -> None:
+        raise OSError("server down")
+
+    trace = Trace(1, sinks=[down], flush_every=1, max_rows=10)
+    with caplog.at_level(logging.ERROR, logger="greedylr"):
+        for step in range(1, 41):
+            trace.record(step, 1.0, 1.0, [0.1])
+        trace._finish("test")
+    said = [r.getMessage() for r in caplog.records]
+    assert sum("misses rows" in m for m in said) == 1
+    assert said[-1].endswith("still fails: 40 rows are lost")
+
+
+def test_the_error_of_a_with_block_is_not_masked_by_a_failing_sink():
+    def down(row: dict) -> None:
+        raise OSError("server down")
+
+    with pytest.raises(KeyError, match="the block's"):
+        with Trace(1, sinks=[down]) as trace:
+            trace.record(1, 1.0, 1.0, [0.1])
+            raise KeyError("the block's")
+    with pytest.raises(OSError, match="server down"):  # without one, close() raises
+        with Trace(1, sinks=[down]) as trace:
+            trace.record(1, 1.0, 1.0, [0.1])
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_a_full_disk_leaves_the_scheduler_consistent_and_close_raises(tmp_path, caplog):
     path = tmp_path / "full.jsonl"
@@ -443,6 +471,13 @@ def test_a_second_writer_is_refused_and_the_file_is_left_whole(tmp_path, caplog)
     first.record(4, 1.0, 1.0, [0.1])
     first.close()
     assert file_rows(path) == [1, 2, 3, 4]  # the first writer's rows, whole
+    # the refused writer outlives the first: the file, free now, stays the first's
+    second.record(2001, 1.0, 1.0, [0.1])
+    with pytest.raises(RuntimeError, match="Give each writer its own path"):
+        second.flush()
+    del second
+    gc.collect()
+    assert file_rows(path) == [1, 2, 3, 4]
 
 
 # -- 9. SIGTERM --------------------------------------------------------------------------

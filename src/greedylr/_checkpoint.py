@@ -34,8 +34,9 @@ STATE_KEYS = ("format", "config", "rule", "last_epoch", "_step_count", "_last_lr
 def _saved_config(state_dict: dict[str, Any], current: GreedyConfig) -> GreedyConfig:
     """The configuration ``state_dict`` was saved with, refused (naming what differs) where
     it is not ``current`` but for the budget: a run may continue with another
-    ``total_steps`` (a Trainer's larger ``max_steps``), checked against its state by
-    :func:`~greedylr.config.check_budget_change`."""
+    ``total_steps`` (a Trainer's larger ``max_steps``), and with another ``warmup`` (which
+    a ``warmup_ratio`` derives from the budget), both checked against its state by
+    :meth:`Checkpointing._checked_rule_state`."""
     config = state_dict["config"]
     if state_dict["format"] == 1:
         # 0.1 had none of 0.2's knobs: what it ran is those knobs switched off
@@ -46,7 +47,9 @@ def _saved_config(state_dict: dict[str, Any], current: GreedyConfig) -> GreedyCo
         for k, v in saved.to_dict().items()
         if v != current.to_dict()[k]
     }
-    if diff and not (set(diff) == {"total_steps"} and current.total_steps is not None):
+    budget_only = set(diff) <= {"total_steps", "warmup"} and (
+        "total_steps" not in diff or current.total_steps is not None)
+    if not budget_only:
         raise ValueError(
             f"state dict was saved with another configuration (saved, current): {diff}"
         )
@@ -87,24 +90,27 @@ class Checkpointing(SchedulerAttributes):
         Everything is checked before anything is changed: a state dict that is refused
         leaves the scheduler as it was. A state saved with another ``total_steps`` (a run
         continued with a larger budget) loads, with a warning, and the run goes on with
-        this scheduler's, as after :meth:`~greedylr.GreedyLR.set_total_steps`. The trace
-        notes the step resumed from (:meth:`Trace.resume <greedylr.Trace.resume>`): a
-        file sink that has not written yet keeps the rows of its file up to that step and
-        appends the new ones, so that a run resumed after a crash with the same sink path
-        leaves one whole trace.
+        this scheduler's, as after :meth:`~greedylr.GreedyLR.set_total_steps`; so does one
+        saved with another ``warmup`` (a ``warmup_ratio`` of the new budget) once the run
+        is past both ramps. The trace notes the step resumed from
+        (:meth:`Trace.resume <greedylr.Trace.resume>`): a file sink that has not written
+        yet keeps the rows of its file up to that step and appends the new ones, so that a
+        run resumed after a crash with the same sink path leaves one whole trace.
 
         Raises:
-            ValueError: if the state was saved with another configuration (but the budget)
-                or another number of parameter groups, an entry is missing or malformed,
-                or the budget differs where :meth:`~greedylr.GreedyLR.set_total_steps`
-                would refuse it (the final cooldown has started, or the new one would
-                have).
+            ValueError: if the state was saved with another configuration (but the budget
+                and the warmup) or another number of parameter groups, an entry is missing
+                or malformed, the budget differs where
+                :meth:`~greedylr.GreedyLR.set_total_steps` would refuse it (the final
+                cooldown has started, or the new one would have), or the warmup differs
+                inside either ramp.
         """
         rule = self._checked_rule_state(state_dict)
-        saved_budget = state_dict["config"].get("total_steps")
-        if saved_budget != self.config.total_steps:
-            logger.warning("GreedyLR: the state was saved with total_steps=%s; the run goes on "
-                           "with total_steps=%s", saved_budget, self.config.total_steps)
+        for knob in ("total_steps", "warmup"):
+            saved = state_dict["config"].get(knob, getattr(self.config, knob))
+            if saved != getattr(self.config, knob):
+                logger.warning("GreedyLR: the state was saved with %s=%s; the run goes on "
+                               "with %s=%s", knob, saved, knob, getattr(self.config, knob))
         pending_sum, pending_count = state_dict["pending"]
         last_epoch, step_count = int(state_dict["last_epoch"]), int(state_dict["_step_count"])
         self.state = rule
@@ -138,6 +144,13 @@ class Checkpointing(SchedulerAttributes):
             raise ValueError(
                 f"GreedyLR state dict: malformed 'rule' entry ({exc}); nothing was loaded"
             ) from exc
+        if saved.warmup != self.config.warmup and rule.step < max(saved.warmup,
+                                                                  self.config.warmup):
+            raise ValueError(
+                f"state dict was saved with warmup={saved.warmup} at step {rule.step}, this "
+                f"GreedyLR has warmup={self.config.warmup}: a run can change its warmup only "
+                f"once past both ramps (the LR would jump); build it with "
+                f"warmup={saved.warmup} to resume that run; nothing was loaded")
         if saved.total_steps != self.config.total_steps:
             try:
                 check_budget_change(self.config, rule.step, bool(rule.anneal_from))

@@ -356,8 +356,10 @@ def test_the_direction_is_that_of_the_metric_fed(
     attach(trainer, feed="eval", metric="score")
     assert _scheduler_of(trainer).config.mode == "max"  # it was "min" on a score
     trainer = _trainer(tmp_path, tokenizer, dataset, eval_strategy="steps")
-    attach(trainer, feed="eval", metric="accuracy")
+    with caplog.at_level("WARNING", logger="greedylr"):
+        attach(trainer, feed="eval", metric="accuracy")  # taken as larger-is-better: said
     assert _scheduler_of(trainer).config.mode == "max"
+    assert "GreedyLR takes a larger 'eval_accuracy' as better" in caplog.text
     trainer = _trainer(tmp_path, tokenizer, dataset, eval_strategy="steps",
                        lr_scheduler_type="cosine")
     with caplog.at_level("WARNING", logger="greedylr"):
@@ -400,6 +402,16 @@ def test_several_evaluation_sets_feed_the_metric_named(
         trainer.train()
     assert callback.scheduler.state.eval_best is None
     assert "until then no held-out value reaches it" in caplog.text
+    # a set named, a metric it does not report (no compute_metrics): said, not ignored
+    trainer, callback = _on_two_sets(tmp_path, tokenizer, dataset, metric="a_accuracy",
+                                     eval_mode="max")
+    with caplog.at_level("WARNING", logger="greedylr"):
+        trainer.train()
+    assert "'eval_a_accuracy' is not among the evaluation metrics" in caplog.text
+    trainer, _ = _on_two_sets(tmp_path, tokenizer, dataset, feed="eval", metric="a_accuracy",
+                              mode="max")
+    with pytest.raises(KeyError, match="'eval_a_accuracy', which is not among"):
+        trainer.train()
 
 
 def test_a_held_out_metric_never_reported_is_said_once(

@@ -126,6 +126,7 @@ class GreedyLRCallback(TrainerCallback):
         self._steps_this_run = 0
         self._events_logged = 0
         self._warned_missing = False
+        self._set_prefix: str | None = None  # several evaluation sets: the fed one's keys
 
     @property
     def scheduler(self) -> GreedyLR | None:
@@ -166,7 +167,9 @@ class GreedyLRCallback(TrainerCallback):
         sets = self._trainer.eval_dataset
         if not isinstance(sets, dict) or self._trainer.args.eval_strategy == "no":
             return
-        if any(self.metric.startswith(f"eval_{name}_") for name in sets):
+        named = [f"eval_{name}_" for name in sets if self.metric.startswith(f"eval_{name}_")]
+        if named:
+            self._set_prefix = max(named, key=len)
             return
         example = f"{next(iter(sets))}_loss" if sets else "<set>_loss"
         message = (f"GreedyLR is fed {self.metric!r}, but with several evaluation sets "
@@ -205,7 +208,9 @@ class GreedyLRCallback(TrainerCallback):
         if not self._trainer.is_in_train or self._steps_this_run == 0:
             return
         if not metrics or self.metric not in metrics:
-            if isinstance(self._trainer.eval_dataset, dict):
+            prefix = self._set_prefix
+            if isinstance(self._trainer.eval_dataset, dict) and not (
+                    prefix and any(key.startswith(prefix) for key in metrics or {})):
                 return  # another set's metrics: the Trainer evaluates each set in turn
             if self.feed == "eval":
                 raise KeyError(
@@ -404,6 +409,13 @@ def attach(
     direction = "mode" if feed == "eval" else "eval_mode"
     if direction not in kwargs and _greater_is_better(trainer.args, metric):
         kwargs[direction] = "max"
+        fed = _metric_key(metric or trainer.args.metric_for_best_model or "loss")
+        if not trainer.args.metric_for_best_model or fed != _metric_key(
+                trainer.args.metric_for_best_model):
+            logger.warning(
+                "attach(): GreedyLR takes a larger %r as better (the Trainer's rule for a "
+                "metric whose name does not end in 'loss'); pass %s='min' if lower is better "
+                "(a perplexity, an error rate)", fed, direction)
     _warn_of_ignored_scheduler_arguments(trainer.args)
 
     callback = GreedyLRCallback(trainer, feed=feed, metric=metric)

@@ -136,6 +136,7 @@ class Trace:
         # per sink: the rows it has (counted from the first row recorded, dropped included)
         self._sent: list[int] = []
         self._failing: list[bool] = []  # per sink: its last write raised (logged once)
+        self._missed: list[int] = []  # per sink: rows trimmed from memory while it failed
         self._sunk = 0  # rows (in memory, counted from index 0) of the last flush
         self._event_rows: array[Any] = array("q")  # the row of each event (dropped included)
         self._resume_step: int | None = None
@@ -171,6 +172,7 @@ class Trace:
         self._sinks.append(wrapped)
         self._sent.append(self._dropped)
         self._failing.append(False)
+        self._missed.append(0)
         _WITH_SINKS.add(self)
         self._owner_pid = os.getpid()
         self._set_flush_at()
@@ -495,9 +497,12 @@ class Trace:
                 start = self._sent[i] - self._dropped
                 if start >= n:
                     continue
-                if start < 0:
-                    logger.error("greedylr: trace sink %r misses %d rows: they were dropped "
-                                 "from memory (max_rows) while it failed", sink, -start)
+                if start < 0:  # rows trimmed while it failed: lost to it (said once)
+                    if not self._missed[i]:
+                        logger.error("greedylr: trace sink %r misses rows: they were dropped "
+                                     "from memory (max_rows) while it failed", sink)
+                    self._missed[i] -= start
+                    self._sent[i] = self._dropped
                     start = 0
                 rows = chunks.get(start)
                 if rows is None:
@@ -515,7 +520,9 @@ class Trace:
                 if self._failing[i]:
                     self._failing[i] = False
                     logger.warning("greedylr: trace sink %r works again: it got the %d rows "
-                                   "it had missed", sink, n - start)
+                                   "it had missed; %d dropped from memory meanwhile are lost",
+                                   sink, n - start, self._missed[i])
+                    self._missed[i] = 0
                 self._sent[i] = total
         self._sunk = n
         self._trim()
@@ -573,10 +580,11 @@ class Trace:
     def _report_lost(self) -> None:
         """The last word on sinks that still fail (at exit, or when the trace dies)."""
         total = self._dropped + len(self._steps)
-        for sink, sent, failing in zip(self._sinks, self._sent, self._failing, strict=True):
+        for sink, sent, failing, missed in zip(self._sinks, self._sent, self._failing,
+                                               self._missed, strict=True):
             if failing:
-                logger.error("greedylr: trace sink %r still fails: its last %d rows are lost",
-                             sink, total - sent)
+                logger.error("greedylr: trace sink %r still fails: %d rows are lost",
+                             sink, total - sent + missed)
 
     def _finish(self, failure: str) -> None:
         """Flush, close the sinks and report those that still fail, logging any error:
@@ -608,7 +616,7 @@ class Trace:
             return
         for i in reversed(files):
             sink = self._sinks.pop(i)
-            del self._sent[i], self._failing[i]
+            del self._sent[i], self._failing[i], self._missed[i]
             assert isinstance(sink, _FileSink)
             sink.forget()
         logger.warning("greedylr: a trace in forked process %d (of %d) no longer streams to "
@@ -623,7 +631,7 @@ class Trace:
         # a copy holds the rows but none of the sinks: they are the original's to feed
         # (and flush when it dies); sharing them, both would deliver the same rows
         state = self.__dict__.copy()
-        state.update(_sinks=[], _sent=[], _failing=[], _flush_time=math.inf)
+        state.update(_sinks=[], _sent=[], _failing=[], _missed=[], _flush_time=math.inf)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -638,15 +646,19 @@ class Trace:
                 for e, p in zip(self._events, positions, strict=True)])
             self._resume_step = None
         # a copy has no sinks (an older version's pickle kept them: not any more)
-        self._sinks, self._sent, self._failing = [], [], []
+        self._sinks, self._sent, self._failing, self._missed = [], [], [], []
         self._flush_time = math.inf
         self._owner_pid = os.getpid()
 
     def __enter__(self) -> Trace:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # the block's exception is the one to see: a sink's is logged, not raised
+            self._flush()
+            self._close_sinks()
 
     # -- reading --------------------------------------------------------------------
 

@@ -76,8 +76,9 @@ class _FileSink:
 
     The file is opened at the first write (then the trace's ``meta`` is complete), with
     an exclusive lock (``fcntl.flock``, where there is one) taken before anything in it
-    changes: a second writer of the same path is refused with a ``RuntimeError`` and the
-    first writer's file is left whole. A fresh run then starts the file anew (with a
+    changes: a second writer of the same path is refused with a ``RuntimeError``, for
+    good (also once the first writer has closed the file: its rows stay in memory), and
+    the first writer's file is left whole. A fresh run then starts the file anew (with a
     warning if it held a greedylr trace with rows); a resumed one (:meth:`resume`) keeps
     its rows up to the step resumed from, if the file is one of the same run. After
     :meth:`close` a later write appends, to the file it left only: one that another
@@ -101,6 +102,7 @@ class _FileSink:
         self._identity: tuple[int, int] | None = None  # (device, inode) of the file started
         self._file_header: dict[str, Any] = {}  # what _read_header read (on a resume)
         self._last_row: bytes | None = None  # the last row a resume keeps (_cut_at)
+        self._refused: str | None = None  # why another writer holds the file: for good
 
     def resume(self, step: int) -> None:
         """This run continues a run from its step ``step`` (a checkpoint).
@@ -124,6 +126,8 @@ class _FileSink:
         """The open file, at the end of its whole lines; ``rows``: the first chunk."""
         if self._file is not None:
             return self._file
+        if self._refused is not None:  # never later: the other writer's file stays whole
+            raise RuntimeError(self._refused)
         flags = os.O_RDWR | getattr(os, "O_BINARY", 0)
         # a reopen: only the file this sink left (any empty one if it wrote nothing yet)
         if self._started and self._size:
@@ -136,7 +140,11 @@ class _FileSink:
             # no O_TRUNC: the file is only changed once its lock is held
             fd = os.open(self.path, flags | os.O_CREAT, 0o666)
         try:
-            _lock(fd, self.path)
+            try:
+                _lock(fd, self.path)
+            except RuntimeError as exc:
+                self._refused = str(exc)
+                raise
             stat = os.fstat(fd)
             size = stat.st_size
             if not self._started:
