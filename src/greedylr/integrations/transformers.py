@@ -306,7 +306,7 @@ def _wrap_create_scheduler(trainer: Trainer, feed: Feed, kwargs: dict[str, Any])
                 warmup = trainer.args.get_warmup_steps(num_training_steps)
                 if feed == "eval" and warmup:
                     # a rule fed once per evaluation counts evaluations: the Trainer's
-                    # ramp of optimizer steps would hold the LR at 0 until the first one
+                    # ramp, in optimizer steps, would hold the LR at 0 until the first one
                     logger.warning(
                         "attach(feed='eval'): the Trainer's warmup (%d optimizer steps) is not "
                         "applied: GreedyLR decides once per evaluation there, as transformers' "
