@@ -489,7 +489,7 @@ def test_observe_eval_lowers_the_lr_and_blocks_increases():
     assert [e.kind for e in sched.events] == ["increase", "eval_decrease"]
 
 
-def test_a_0_1_checkpoint_loads_with_the_new_knobs_off():
+def test_a_0_1_checkpoint_loads_with_the_new_knobs_off(caplog):
     sched = GreedyLR(make_optimizer(), blowup_ratio=None, blowup_raw_check=False,
                      floor_anneals_to_zero=False)
     drive(sched, sched.optimizer, [1.0, 0.9, 0.8])
@@ -510,6 +510,13 @@ def test_a_0_1_checkpoint_loads_with_the_new_knobs_off():
                      blowup_ratio=None, blowup_raw_check=False, floor_anneals_to_zero=False)
     again.load_state_dict(saved)
     assert again.state == sched.state
+    # 0.1 knew no budget: a run continued with one says so (its key is absent there)
+    budget = GreedyLR(make_optimizer(), anneal_fraction=0.0, eval_patience=None,
+                      blowup_ratio=None, blowup_raw_check=False, floor_anneals_to_zero=False,
+                      total_steps=100)
+    with caplog.at_level(logging.WARNING, logger="greedylr"):
+        budget.load_state_dict(saved)
+    assert "saved with total_steps=None; the run goes on with total_steps=100" in caplog.text
 
 
 def test_a_0_10_checkpoint_resumes_with_its_cooldown_and_names_it_otherwise():

@@ -106,11 +106,12 @@ class Checkpointing(SchedulerAttributes):
                 inside either ramp.
         """
         rule = self._checked_rule_state(state_dict)
+        saved = _saved_config(state_dict, self.config)  # checked: it differs in these only
         for knob in ("total_steps", "warmup"):
-            saved = state_dict["config"].get(knob, getattr(self.config, knob))
-            if saved != getattr(self.config, knob):
+            if getattr(saved, knob) != getattr(self.config, knob):
                 logger.warning("GreedyLR: the state was saved with %s=%s; the run goes on "
-                               "with %s=%s", knob, saved, knob, getattr(self.config, knob))
+                               "with %s=%s", knob, getattr(saved, knob), knob,
+                               getattr(self.config, knob))
         pending_sum, pending_count = state_dict["pending"]
         last_epoch, step_count = int(state_dict["last_epoch"]), int(state_dict["_step_count"])
         self.state = rule
