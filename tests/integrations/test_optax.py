@@ -336,6 +336,20 @@ TWO_DEVICES = textwrap.dedent("""
     # without axis_name each device decides on its own loss, and they differ
     apart = jax.device_get(jax.pmap(body(alone), axis_name="d")(losses))
     assert not same_on_both(apart)
+    # held-out values that disagree between the devices are averaged as the loss is
+    evals = np.array([[1.5, 2.0], [1.0, 0.5]], np.float32)
+
+    def with_evals(tx):
+        def run(evals):
+            state = tx.init({})
+            for held_out in evals:
+                state = tx.update({}, state, value=1.0, eval_value=held_out)[1]
+            return state
+        return run
+
+    held = jax.device_get(jax.pmap(with_evals(synced), axis_name="d")(evals))
+    assert same_on_both(held)
+    assert float(held.eval_best[0]) == 1.25  # the best of the means (1.25, 1.25)
     print("OK", float(results["pmap"].lr[0]))
 """)
 
@@ -364,6 +378,15 @@ def test_value_is_required_and_scalar() -> None:
         tx.update({}, state)
     with pytest.raises(ValueError, match=r"scalar loss, got shape \(2,\)"):
         tx.update({}, state, value=jnp.ones(2))
+    # a shape-(1,) held-out value gave the state, then the parameters, a shape of (1,)
+    with pytest.raises(ValueError, match=r"eval_value must be a scalar, got shape \(1,\)"):
+        tx.update({}, state, value=1.0, eval_value=jnp.ones(1))
+
+
+def test_a_numpy_learning_rate_is_a_number() -> None:
+    # np.float32 was refused as "must be finite and > 0"
+    state = greedy_lr(np.float32(0.5)).init({})
+    assert float(state.lr) == 0.5
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ Examples:
 from __future__ import annotations
 
 import logging
+import numbers
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -780,9 +781,9 @@ def greedy_lr(
             of that optimizer's LR. Must be finite and > 0.
         config: a ready :class:`~greedylr.GreedyConfig`; give this or keywords.
         axis_name: under ``jax.pmap`` or ``jax.shard_map``, the mapped axis: the loss
-            is averaged over it with ``lax.pmean`` before the rule sees it, so every
-            device holds the same state. With ``jax.jit`` on sharded arrays the loss
-            is already global: leave it ``None``.
+            and the held-out value are averaged over it with ``lax.pmean`` before the
+            rule sees them, so every device holds the same state. With ``jax.jit`` on
+            sharded arrays the loss is already global: leave it ``None``.
         **kwargs: :class:`~greedylr.GreedyConfig` fields (``factor``, ``patience``,
             ``smoothing``, ``window``, ``warmup``, ...), validated by it.
 
@@ -802,7 +803,9 @@ def greedy_lr(
     Under ``optax.MultiSteps`` the update runs on every micro-step but its state is
     kept only on the micro-step that emits, so the rule sees one value per emitted
     step: the ``value`` passed with the last micro-batch. To decide on the mean over
-    the accumulated micro-batches, pass that mean as ``value`` on the last one.
+    the accumulated micro-batches, pass that mean as ``value`` on the last one; pass
+    ``eval_value`` with the last micro-batch too (given with another, it is dropped
+    with that micro-step's state).
 
     Examples:
         >>> import jax.numpy as jnp, optax
@@ -817,7 +820,8 @@ def greedy_lr(
         raise ValueError(f"give config or keyword knobs, not both; got config and {sorted(kwargs)}")
     if config is None:
         config = GreedyConfig(**kwargs)
-    if not (isinstance(learning_rate, (int, float)) and 0.0 < learning_rate < float("inf")):
+    if not (isinstance(learning_rate, numbers.Real)
+            and 0.0 < float(learning_rate) < float("inf")):
         raise ValueError(f"learning_rate must be finite and > 0, got {learning_rate!r}")
     static, knobs = _resolve(config, float(learning_rate))
     # One compiled program instead of ~100 op-by-op dispatches when called eagerly;
@@ -850,9 +854,14 @@ def greedy_lr(
             value = lax.pmean(value, axis_name)
         flagged: Any = 0
         if eval_value is not None:
+            held_out = jnp.asarray(eval_value)
+            if held_out.ndim != 0:
+                raise ValueError(f"eval_value must be a scalar, got shape {held_out.shape}")
+            if axis_name is not None:
+                held_out = lax.pmean(held_out.astype(state.lr.dtype), axis_name)
             # measured after the previous update, so it decides this step's LR, as
             # GreedyLR.observe_eval between two torch steps does
-            state = observe_eval(state, jnp.asarray(eval_value))
+            state = observe_eval(state, held_out)
             flagged = state.events & EVAL_DECREASE
         # this step's updates take the LR decided by the earlier losses (torch order)
         updates = jax.tree.map(lambda g: g * state.scale.astype(g.dtype), updates)
