@@ -29,8 +29,8 @@ What it does, and why (transformers 5.x ``Trainer``):
   prepared the optimizer, so ``resume_from_checkpoint`` loads ``scheduler.pt`` into it
   (``state_dict`` loads with ``weights_only=True``) and the LR trajectory continues
   exactly. ``TrainingArguments.warmup_steps``/``warmup_ratio`` become GreedyLR's linear
-  ramp unless ``warmup`` is given (with ``feed="train"``: a rule fed once per evaluation
-  counts evaluations, and gets no ramp unless given one).
+  ramp unless ``warmup`` is given, with ``feed="train"`` (a rule fed once per evaluation
+  counts evaluations: it gets no ramp unless given one).
 * Every training log (``trainer.log``, hence ``log_history`` and every ``report_to``
   integration) gains ``greedylr/lr`` (the LR decided for the next step), the smoothed
   loss, and the number of increases, decreases and resets since the previous log; each
