@@ -105,8 +105,7 @@ class Checkpointing(SchedulerAttributes):
                 cooldown has started, or the new one would have), or the warmup differs
                 inside either ramp.
         """
-        rule = self._checked_rule_state(state_dict)
-        saved = _saved_config(state_dict, self.config)  # checked: it differs in these only
+        rule, saved = self._checked_rule_state(state_dict)
         for knob in ("total_steps", "warmup"):
             if getattr(saved, knob) != getattr(self.config, knob):
                 logger.warning("GreedyLR: the state was saved with %s=%s; the run goes on "
@@ -129,9 +128,11 @@ class Checkpointing(SchedulerAttributes):
         if self.trace is not None:
             self.trace.resume(rule.step)
 
-    def _checked_rule_state(self, state_dict: Any) -> RuleState:
-        """The rule state of ``state_dict``, once every entry was found consistent with
-        this scheduler (see :meth:`load_state_dict`); changes nothing."""
+    def _checked_rule_state(self, state_dict: Any) -> tuple[RuleState, GreedyConfig]:
+        """The rule state of ``state_dict`` and the configuration it was saved with (which
+        differs from this scheduler's in the budget and warmup at most), once every entry
+        was found consistent with this scheduler (see :meth:`load_state_dict`); changes
+        nothing."""
         if (not isinstance(state_dict, dict) or state_dict.get("format") not in (1, 2)
                 or "rule" not in state_dict):
             raise ValueError("not a greedylr.GreedyLR state dict")
@@ -175,7 +176,7 @@ class Checkpointing(SchedulerAttributes):
         if wrong:
             raise ValueError(f"GreedyLR state dict: {wrong} values for {groups} parameter "
                              "groups; nothing was loaded")
-        return rule
+        return rule, saved
 
     def __getstate__(self) -> dict[str, Any]:
         """What ``pickle``, ``copy.deepcopy`` and ``torch.save(scheduler)`` keep.

@@ -263,14 +263,14 @@ def _metric_key(name: str) -> str:
     return name if name.startswith("eval_") else f"eval_{name}"
 
 
-def _greater_is_better(args: TrainingArguments, metric: str | None) -> bool:
-    """Whether a larger value of the metric fed is better: the arguments'
-    ``greater_is_better`` for ``metric_for_best_model``, otherwise the Trainer's own rule
-    for that setting (a name ending in ``loss`` is lower-is-better, any other higher)."""
-    fed = _metric_key(metric or args.metric_for_best_model or "loss")
+def _larger_is_better(args: TrainingArguments, fed: str) -> tuple[bool, bool]:
+    """Whether a larger value of the metric fed (its key) is better, and whether that was
+    read from its name: the arguments' ``greater_is_better`` for
+    ``metric_for_best_model``, otherwise the Trainer's own rule for that setting (a name
+    ending in ``loss`` is lower-is-better, any other higher)."""
     if args.metric_for_best_model and fed == _metric_key(args.metric_for_best_model):
-        return bool(args.greater_is_better)
-    return not fed.endswith("loss")
+        return bool(args.greater_is_better), False
+    return not fed.endswith("loss"), True
 
 
 def _wrap_training_step(trainer: Trainer, callback: GreedyLRCallback) -> None:
@@ -406,19 +406,18 @@ def attach(
                 "feed='eval' needs attach() to create the scheduler: pass its arguments "
                 "to attach() and optimizers=(optimizer, None) to the Trainer"
             )
+    callback = GreedyLRCallback(trainer, feed=feed, metric=metric)
     direction = "mode" if feed == "eval" else "eval_mode"
-    if direction not in kwargs and _greater_is_better(trainer.args, metric):
+    larger, by_name = _larger_is_better(trainer.args, callback.metric)
+    if direction not in kwargs and larger:
         kwargs[direction] = "max"
-        fed = _metric_key(metric or trainer.args.metric_for_best_model or "loss")
-        if not trainer.args.metric_for_best_model or fed != _metric_key(
-                trainer.args.metric_for_best_model):
+        if by_name:
             logger.warning(
                 "attach(): GreedyLR takes a larger %r as better (the Trainer's rule for a "
                 "metric whose name does not end in 'loss'); pass %s='min' if lower is better "
-                "(a perplexity, an error rate)", fed, direction)
+                "(a perplexity, an error rate)", callback.metric, direction)
     _warn_of_ignored_scheduler_arguments(trainer.args)
 
-    callback = GreedyLRCallback(trainer, feed=feed, metric=metric)
     _wrap_create_scheduler(trainer, feed, kwargs)
     _wrap_training_step(trainer, callback)
     _wrap_log(trainer, callback)

@@ -660,9 +660,8 @@ class CallableSink:
 
     def write(self, rows: Rows) -> None:
         first = rows.first if rows.first is not None else 0
-        skip = 0 if self._next is None else max(self._next - first, 0)
+        done = 0 if self._next is None else max(self._next - first, 0)  # passed on before
         self._next = None
-        done = skip
         try:
             for i, row in enumerate(rows.dicts()):
                 if i >= done:
