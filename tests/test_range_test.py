@@ -3,6 +3,7 @@ leaves no trace but the suggestion."""
 
 from __future__ import annotations
 
+import gc
 import math
 
 import numpy as np
@@ -359,6 +360,30 @@ def test_a_loss_rising_from_the_start_says_so(caplog: pytest.LogCaptureFixture) 
     assert "rose from the sweep's first step" in caplog.text
 
 
+def _ddp_sweep(rank: int) -> dict[str, object]:
+    """The rank's sweep; returns plain data only.
+
+    The DDP model is created here, so it is freed when this returns, before the group is
+    destroyed: a DDP reducer that outlives its gloo group can abort the process at exit
+    ("terminate called without an active exception", once in CI; see test_distributed)."""
+    from greedylr.distributed import mean_across_ranks
+
+    torch.manual_seed(0)  # the same initial weights on both ranks, as DDP requires
+    model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(8, 1))
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = _regression(seed=rank)  # each rank its own data, so its own loss
+
+    local_step = _full_batch_step(model, optimizer, x, y)
+
+    def step() -> torch.Tensor:
+        return mean_across_ranks(local_step().detach())  # what every rank reads
+
+    test = lr_range_test(model, optimizer, step)
+    return {"suggested": test.suggested_multiplier, "steps": len(test.losses),
+            "restored": all(torch.equal(a, b) for a, b in zip(before, model.parameters()))}
+
+
 def _ddp_worker(rank: int, init_file: str, out_dir: str) -> None:
     import json
     import os
@@ -366,28 +391,13 @@ def _ddp_worker(rank: int, init_file: str, out_dir: str) -> None:
 
     import torch.distributed as dist
 
-    from greedylr.distributed import mean_across_ranks
-
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     try:
-        torch.manual_seed(0)  # the same initial weights on both ranks, as DDP requires
-        model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(8, 1))
-        before = [p.detach().clone() for p in model.parameters()]
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-        x, y = _regression(seed=rank)  # each rank its own data, so its own loss
-
-        local_step = _full_batch_step(model, optimizer, x, y)
-
-        def step() -> torch.Tensor:
-            return mean_across_ranks(local_step().detach())  # what every rank reads
-
-        test = lr_range_test(model, optimizer, step)
-        Path(out_dir, f"rank{rank}.json").write_text(json.dumps({
-            "suggested": test.suggested_multiplier, "steps": len(test.losses),
-            "restored": all(torch.equal(a, b) for a, b in zip(before, model.parameters())),
-        }))
-        dist.barrier()
+        result = _ddp_sweep(rank)
+        Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
+        gc.collect()  # nothing of the sweep left in a reference cycle holding the group
+        dist.barrier()  # reach the teardown together
     finally:
         dist.destroy_process_group()
 
