@@ -23,7 +23,7 @@ from greedylr.rule import EVENT_BITS, Event
 from greedylr.trace.fileformat import _FORMAT, _VERSION, _event_from_json, _from_json_float
 from greedylr.trace.recorder import Trace
 from greedylr.trace.rows import Rows
-from greedylr.trace.sinks import CSVSink, JSONLSink, _FileSink, csv_columns
+from greedylr.trace.sinks import CSVSink, JSONLSink, csv_columns
 
 logger = logging.getLogger("greedylr")
 
@@ -41,8 +41,8 @@ def save_trace(trace: Trace, path: str | os.PathLike[str]) -> Path:
     if suffix not in (".jsonl", ".json", ".csv"):
         raise ValueError(f"save path must end in .jsonl or .csv, got {str(path)!r}")
     target = path.resolve()
-    for sink in trace._sinks:
-        if isinstance(sink, _FileSink) and sink.path.resolve() == target:
+    for sink in trace._file_sinks():
+        if sink.path.resolve() == target:
             raise ValueError(
                 f"{path} is the file a sink of this trace streams to: saving over it would "
                 "replace the streamed file (with only the rows in memory) under the sink, "

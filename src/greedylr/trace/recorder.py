@@ -21,6 +21,7 @@ import weakref
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,16 @@ _WITH_SINKS: weakref.WeakSet[Trace] = weakref.WeakSet()
 
 #: Set by the exit handler: from then on a trace's finalizer leaves its sinks alone.
 _EXITED: list[bool] = []
+
+
+@dataclass(slots=True)
+class _Feed:
+    """A sink and its own progress through the trace's rows."""
+
+    sink: Sink
+    sent: int  # the rows it has, counted from the first row recorded (dropped included)
+    failing: bool = False  # its last write raised (logged once)
+    missed: int = 0  # rows trimmed from memory while it failed
 
 
 @atexit.register
@@ -132,11 +143,7 @@ class Trace:
         self._signals: dict[str, _Signal] = {}
         self._pending_signals: dict[str, Any] = {}
         self._dropped = 0  # rows dropped from memory by max_rows (they reached the sinks)
-        self._sinks: list[Sink] = []
-        # per sink: the rows it has (counted from the first row recorded, dropped included)
-        self._sent: list[int] = []
-        self._failing: list[bool] = []  # per sink: its last write raised (logged once)
-        self._missed: list[int] = []  # per sink: rows trimmed from memory while it failed
+        self._feeds: list[_Feed] = []
         self._sunk = 0  # rows (in memory, counted from index 0) of the last flush
         self._event_rows: array[Any] = array("q")  # the row of each event (dropped included)
         self._resume_step: int | None = None
@@ -169,14 +176,15 @@ class Trace:
         wrapped = _as_sink(sink, self.num_groups, self.meta)
         if self._resume_step is not None and isinstance(wrapped, _FileSink):
             wrapped.resume(self._resume_step)
-        self._sinks.append(wrapped)
-        self._sent.append(self._dropped)
-        self._failing.append(False)
-        self._missed.append(0)
+        self._feeds.append(_Feed(wrapped, sent=self._dropped))
         _WITH_SINKS.add(self)
         self._owner_pid = os.getpid()
         self._set_flush_at()
         return wrapped
+
+    def _file_sinks(self) -> list[_FileSink]:
+        """The sinks that stream to a file (JSONL or CSV)."""
+        return [feed.sink for feed in self._feeds if isinstance(feed.sink, _FileSink)]
 
     def resume(self, step: int) -> None:
         """Note that this run continues an earlier one from its step ``step`` (a checkpoint).
@@ -195,9 +203,8 @@ class Trace:
         if self._dropped or self._steps or self._device_rows:
             return
         self._resume_step = int(step)
-        for sink in self._sinks:
-            if isinstance(sink, _FileSink):
-                sink.resume(step)
+        for sink in self._file_sinks():
+            sink.resume(step)
 
     def add_group(self) -> None:
         """One more LR column, for a parameter group added during the run.
@@ -348,7 +355,7 @@ class Trace:
             self._decode_rows(len(self._steps) - 1, None if extra is None else
                               np.asarray(extra, dtype=np.float64).reshape(1, -1))
         if len(self._steps) >= self._flush_at or (
-            self._sinks and time.monotonic() >= self._flush_time
+            self._feeds and time.monotonic() >= self._flush_time
         ):
             self._flush()
 
@@ -451,7 +458,7 @@ class Trace:
         self._device_steps.append(int(step))
         self._device_signals.append(signals)
         if (self.flush_every and len(self._device_rows) >= self.flush_every) or (
-            self._sinks and time.monotonic() >= self._flush_time
+            self._feeds and time.monotonic() >= self._flush_time
         ):
             self._flush()
 
@@ -488,42 +495,42 @@ class Trace:
         self._materialise()
         n = len(self._steps)
         error = None
-        if self._sinks:
+        if self._feeds:
             if self._owner_pid != os.getpid():
                 self._leave_parents_files()
             total = self._dropped + n
             chunks: dict[int, Rows] = {}  # by first row: the sinks in step share one chunk
-            for i, sink in enumerate(self._sinks):
-                start = self._sent[i] - self._dropped
+            for feed in self._feeds:
+                start = feed.sent - self._dropped
                 if start >= n:
                     continue
                 if start < 0:  # rows trimmed while it failed: lost to it (said once)
-                    if not self._missed[i]:
+                    if not feed.missed:
                         logger.error("greedylr: trace sink %r misses rows: they were dropped "
-                                     "from memory (max_rows) while it failed", sink)
-                    self._missed[i] -= start
-                    self._sent[i] = self._dropped
+                                     "from memory (max_rows) while it failed", feed.sink)
+                    feed.missed -= start
+                    feed.sent = self._dropped
                     start = 0
                 rows = chunks.get(start)
                 if rows is None:
                     rows = chunks[start] = self._rows(start, n)
                 try:
-                    sink.write(rows)
+                    feed.sink.write(rows)
                 except Exception as exc:
                     error = error or exc
-                    if not self._failing[i]:
-                        self._failing[i] = True
+                    if not feed.failing:
+                        feed.failing = True
                         logger.error("greedylr: trace sink %r failed (%s: %s); the run goes "
                                      "on, and its rows are passed again at the next flush",
-                                     sink, type(exc).__name__, exc, exc_info=exc)
+                                     feed.sink, type(exc).__name__, exc, exc_info=exc)
                     continue
-                if self._failing[i]:
-                    self._failing[i] = False
+                if feed.failing:
+                    feed.failing = False
                     logger.warning("greedylr: trace sink %r works again: it got the %d rows "
                                    "it had missed; %d dropped from memory meanwhile are lost",
-                                   sink, n - start, self._missed[i])
-                    self._missed[i] = 0
-                self._sent[i] = total
+                                   feed.sink, n - start, feed.missed)
+                    feed.missed = 0
+                feed.sent = total
         self._sunk = n
         self._trim()
         self._set_flush_at()
@@ -537,7 +544,7 @@ class Trace:
         if self.max_rows is not None:
             at = min(at, self.max_rows + self.max_rows // 4 + 1)
         self._flush_at = at
-        if self._sinks and self.flush_every and self.flush_interval is not None:
+        if self._feeds and self.flush_every and self.flush_interval is not None:
             self._flush_time = time.monotonic() + self.flush_interval
 
     def _trim(self) -> None:
@@ -568,11 +575,11 @@ class Trace:
         if self._owner_pid != os.getpid():
             self._leave_parents_files()
         error = None
-        for sink in self._sinks:
+        for feed in self._feeds:
             try:
-                sink.close()
+                feed.sink.close()
             except Exception as exc:
-                logger.error("greedylr: closing trace sink %r failed (%s: %s)", sink,
+                logger.error("greedylr: closing trace sink %r failed (%s: %s)", feed.sink,
                              type(exc).__name__, exc)
                 error = error or exc
         return error
@@ -580,18 +587,17 @@ class Trace:
     def _report_lost(self) -> None:
         """The last word on sinks that still fail (at exit, or when the trace dies)."""
         total = self._dropped + len(self._steps)
-        for sink, sent, failing, missed in zip(self._sinks, self._sent, self._failing,
-                                               self._missed, strict=True):
-            if failing:
+        for feed in self._feeds:
+            if feed.failing:
                 logger.error("greedylr: trace sink %r still fails: %d rows are lost",
-                             sink, total - sent + missed)
+                             feed.sink, total - feed.sent + feed.missed)
 
     def _finish(self, failure: str) -> None:
         """Flush, close the sinks and report those that still fail, logging any error:
         at exit, or for a trace garbage-collected without :meth:`close`. A forked child
         writes nothing of its parent's."""
         try:
-            if not self.__dict__.get("_sinks") or self._owner_pid != os.getpid():
+            if not self.__dict__.get("_feeds") or self._owner_pid != os.getpid():
                 return
             self._flush()  # a failing sink is logged, and the others still get their rows
             self._close_sinks()
@@ -611,13 +617,11 @@ class Trace:
     def _leave_parents_files(self) -> None:
         """In a forked child: let go of the file sinks, which are the parent's to write
         and unlock (their descriptors and locks are shared with it), with a warning."""
-        files = [i for i, sink in enumerate(self._sinks) if isinstance(sink, _FileSink)]
+        files = self._file_sinks()
         if not files:
             return
-        for i in reversed(files):
-            sink = self._sinks.pop(i)
-            del self._sent[i], self._failing[i], self._missed[i]
-            assert isinstance(sink, _FileSink)
+        self._feeds = [feed for feed in self._feeds if not isinstance(feed.sink, _FileSink)]
+        for sink in files:
             sink.forget()
         logger.warning("greedylr: a trace in forked process %d (of %d) no longer streams to "
                        "its file sinks: the parent writes and unlocks them", os.getpid(),
@@ -625,13 +629,12 @@ class Trace:
 
     def __getstate__(self) -> dict[str, Any]:
         # copy.copy too: no second writer of a file
-        for sink in self._sinks:
-            if isinstance(sink, _FileSink):
-                sink.refuse_copy()
+        for sink in self._file_sinks():
+            sink.refuse_copy()
         # a copy holds the rows but none of the sinks: they are the original's to feed
         # (and flush when it dies); sharing them, both would deliver the same rows
         state = self.__dict__.copy()
-        state.update(_sinks=[], _sent=[], _failing=[], _missed=[], _flush_time=math.inf)
+        state.update(_feeds=[], _flush_time=math.inf)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -646,7 +649,9 @@ class Trace:
                 for e, p in zip(self._events, positions, strict=True)])
             self._resume_step = None
         # a copy has no sinks (an older version's pickle kept them: not any more)
-        self._sinks, self._sent, self._failing, self._missed = [], [], [], []
+        for older in ("_sinks", "_sent", "_failing", "_missed"):  # before 0.11.8
+            self.__dict__.pop(older, None)
+        self._feeds = []
         self._flush_time = math.inf
         self._owner_pid = os.getpid()
 
