@@ -115,7 +115,7 @@ class _Columns:
         self.signals: dict[str, list[tuple[int, Any]]] = {}
         self.events: list[Event] = []
         self.event_rows: list[int] = []  # the row of each event: the one before it in the file
-        self.types: dict[str, str] = {}  # a signal's type where the header names it
+        self.types: dict[str, str] = {}  # a signal's type ("number"/"tag") where known
 
     def add(self, step: int, loss: float, smoothed: float, lrs: Sequence[float], code: int,
             signals: Mapping[str, Any]) -> None:
@@ -162,9 +162,10 @@ class _Columns:
         return trace
 
     def _is_tag(self, name: str, items: list[tuple[int, Any]]) -> bool:
-        """A signal is a tag where the header says so; without a header's word (files of
-        older versions, signals that appeared after the header), where a value is a string
-        other than the "inf"/"-inf" that stand for a numeric signal's infinities."""
+        """A signal is a tag where :attr:`types` says so (a file's header, or what the CSV
+        loader read from an older file's cells); otherwise (JSONL files of older versions,
+        signals that appeared after the header) where a value is a string other than the
+        "inf"/"-inf" that stand for a numeric signal's infinities."""
         kind = self.types.get(name)
         if kind is not None:
             return kind == "tag"
@@ -242,22 +243,21 @@ def _load_csv(path: Path, first: str, file: io.TextIOBase) -> Trace:
         if len(r) != len(header):
             raise ValueError(f"{path}, line {line}: {len(r)} cells, the header has "
                              f"{len(header)}")
+    trace = Trace(len(groups) or None, flush_every=0, max_rows=None, meta=info.get("meta") or {})
+    columns = _Columns()
     types = info.get("signals")
     types = types if isinstance(types, dict) else {}
-    numeric = {}
     for j, name in enumerate(names):
         if types.get(name) in ("number", "tag"):
-            numeric[name] = types[name] == "number"
+            columns.types[name] = types[name]
             continue
         # an older file: a column whose every cell reads as a number is numeric
         cells = [r[start + j] for _, r in table if r[start + j] != ""]
         try:
             [float(c) for c in cells]
-            numeric[name] = True
+            columns.types[name] = "number"
         except ValueError:
-            numeric[name] = False
-    trace = Trace(len(groups) or None, flush_every=0, max_rows=None, meta=info.get("meta") or {})
-    columns = _Columns()
+            columns.types[name] = "tag"
 
     def num(cell: str) -> float:
         return math.nan if cell == "" else float(cell)
@@ -275,7 +275,7 @@ def _load_csv(path: Path, first: str, file: io.TextIOBase) -> Trace:
         for j, name in enumerate(names):
             cell = r[start + j]
             if cell != "":
-                signals[name] = float(cell) if numeric[name] else cell
+                signals[name] = float(cell) if columns.types[name] == "number" else cell
         code = 0
         for kind in kinds:
             if kind not in EVENT_BITS:
