@@ -8,6 +8,7 @@ loss; without it they must drift apart (the control that shows the test can fail
 from __future__ import annotations
 
 import faulthandler
+import gc
 import json
 import math
 import os
@@ -51,9 +52,10 @@ def _trajectory(losses: list[float], **kwargs: object) -> list[float]:
 def _train(rank: int) -> dict[str, object]:
     """The rank's part of the test; returns plain data only.
 
-    Everything that holds the process group (the DDP model above all) is created here, so
-    it is freed when this returns, before the group is destroyed: a DDP reducer that
-    outlives its gloo group can hang the process at exit (it did, about one run in four).
+    Everything that holds the process group (the DDP model above all) is created here,
+    and the caller collects it (gc.collect: DDP sits in a reference cycle) before the
+    group is destroyed: a DDP reducer that outlives its gloo group can hang the process
+    at exit (it did, about one run in four) or abort it.
     """
     result: dict[str, object] = {"is_distributed": is_distributed()}
     # The bare helper: float and tensor paths, SUM then divide on gloo.
@@ -96,6 +98,7 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
     try:
         result = _train(rank)
         Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
+        gc.collect()  # the DDP model's reference cycle, which holds the group
         dist.barrier()  # reach the teardown together (see test_device_mode._dist_worker)
     finally:
         dist.destroy_process_group()

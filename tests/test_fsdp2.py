@@ -12,6 +12,7 @@ bit-exactly: the same LRs and the same parameters as a run that was never interr
 from __future__ import annotations
 
 import faulthandler
+import gc
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -143,6 +144,7 @@ def _worker(rank: int, init_file: str, out_dir: str, phase: str) -> None:
         else:
             result = _run(rank, phase, str(Path(out_dir, "checkpoint")))
         Path(out_dir, f"{phase}{rank}.json").write_text(json.dumps(result))
+        gc.collect()  # anything of the run left in a reference cycle holding the group
         dist.barrier()  # reach the teardown together (see test_device_mode._dist_worker)
     finally:
         dist.destroy_process_group()

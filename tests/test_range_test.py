@@ -363,9 +363,11 @@ def test_a_loss_rising_from_the_start_says_so(caplog: pytest.LogCaptureFixture) 
 def _ddp_sweep(rank: int) -> dict[str, object]:
     """The rank's sweep; returns plain data only.
 
-    The DDP model is created here, so it is freed when this returns, before the group is
-    destroyed: a DDP reducer that outlives its gloo group can abort the process at exit
-    ("terminate called without an active exception", once in CI; see test_distributed)."""
+    The DDP model is created here and sits in a reference cycle, so the caller collects
+    it (gc.collect) before destroying the group: a DDP reducer that outlives its gloo
+    group is torn down whenever the collector runs, at interpreter exit too, where a gloo
+    thread can abort the process ("terminate called without an active exception", once
+    in CI)."""
     from greedylr.distributed import mean_across_ranks
 
     torch.manual_seed(0)  # the same initial weights on both ranks, as DDP requires
