@@ -339,6 +339,30 @@ def test_everything_is_put_back_in_place() -> None:
     assert lr.item() == pytest.approx(0.01 * test.suggested_multiplier)
 
 
+def test_a_tensor_the_optimizer_trains_outside_the_model_comes_back() -> None:
+    """A learnable temperature the optimizer trains but the model does not hold (CLIP's
+    logit scale): its value, in the same tensor, and its gradient are put back."""
+    model = torch.nn.Linear(4, 1)
+    log_temp = torch.nn.Parameter(torch.zeros(()))
+    optimizer = torch.optim.SGD([*model.parameters(), log_temp], lr=0.01)
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 4, generator=generator), torch.randn(64, 1, generator=generator)
+    log_temp.grad = torch.full((), 0.5)
+    data = log_temp.data
+
+    def step() -> torch.Tensor:
+        loss = ((model(x) * log_temp.exp() - y) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    test = lr_range_test(model, optimizer, step, steps=30)
+    assert len(test.losses) == 30  # it trained log_temp for 30 steps
+    assert log_temp.data.data_ptr() == data.data_ptr() and log_temp.item() == 0.0
+    assert log_temp.grad is not None and log_temp.grad.item() == 0.5
+
+
 def test_extra_state_comes_back() -> None:
     model = _Counting()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)

@@ -23,7 +23,8 @@ tuned the LR, not otherwise::
 The sweep multiplies each param group's LR from ``start`` to ``end`` times its value
 (relative to the LR the user would have used, so the groups keep their ratios), and
 afterwards puts back, into the same tensors, the model's parameters, buffers, gradients
-and extra state, the optimizer's state and groups, torch's random number generators and
+and extra state, any other tensor the optimizer trains (a learnable temperature outside
+the model) and its gradient, the optimizer's state and groups, torch's random number generators and
 whatever ``also_restore`` holds (a ``GradScaler``): the run that follows is the one it
 would have been at the suggested LR. The batches the sweep drew are the caller's to
 account for (a fresh iterator, or not).
@@ -202,8 +203,9 @@ def lr_range_test(
     ``train_step()`` per LR, stopping early once the smoothed loss exceeds ``stop`` times
     its best or a loss is not finite; then put back, in place, ``model``'s parameters,
     buffers and gradients, ``optimizer``'s state and param groups (its LRs as they were:
-    :meth:`RangeTest.apply` sets the suggestion), torch's random number generators and
-    the state of each of ``also_restore``.
+    :meth:`RangeTest.apply` sets the suggestion), any tensor the optimizer trains that
+    ``model`` does not hold (and its gradient), torch's random number generators and the
+    state of each of ``also_restore``.
 
     Args:
         model: the module (or modules) that ``train_step`` trains.
@@ -228,6 +230,7 @@ def lr_range_test(
     steps = _check_sweep(steps, start, end, beta, stop)  # before any step
     modules = [model] if isinstance(model, nn.Module) else list(model)
     saved_modules = [_ModuleState(m) for m in modules]
+    saved_loose = _LooseParameters(optimizer, modules)
     saved_optimizer = _OptimizerState(optimizer)
     saved_others = [_host_copy(other.state_dict()) for other in also_restore]
     saved_rng = _rng_states()
@@ -246,6 +249,7 @@ def lr_range_test(
     finally:
         for saved in saved_modules:
             saved.restore()
+        saved_loose.restore()
         saved_optimizer.restore()
         for other, state in zip(also_restore, saved_others):
             other.load_state_dict(state)
@@ -317,13 +321,7 @@ class _ModuleState:
         for name, tensor in _module_tensors(self.module):
             tensor.copy_(self.tensors[name])
         for name, p in self.module.named_parameters():
-            saved = self.grads[name]
-            if saved is None:
-                p.grad = None
-            elif p.grad is None:
-                p.grad = saved.to(p.device)
-            else:
-                p.grad.copy_(saved)
+            _restore_grad(p, self.grads[name])
         modules = dict(self.module.named_modules())
         for name, state in self.extra.items():
             modules[name].set_extra_state(state)
@@ -332,6 +330,40 @@ class _ModuleState:
 def _module_tensors(module: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
     yield from module.named_parameters()
     yield from module.named_buffers()
+
+
+class _LooseParameters:
+    """The tensors the optimizer trains that none of the modules holds (a learnable
+    temperature, a loss module's weights, a tensor handed to the optimizer alone), with
+    their gradients, copied to host memory, to be copied back into the same tensors."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, modules: Sequence[nn.Module]) -> None:
+        held = {id(p) for m in modules for p in m.parameters()}
+        self.params: list[torch.Tensor] = []
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if id(p) not in held:
+                    held.add(id(p))  # once, however many groups list it
+                    self.params.append(p)
+        self.values = [_host_copy(p) for p in self.params]
+        self.grads = [None if p.grad is None else _host_copy(p.grad) for p in self.params]
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        for p, value, grad in zip(self.params, self.values, self.grads, strict=True):
+            p.copy_(value)
+            _restore_grad(p, grad)
+
+
+def _restore_grad(p: torch.Tensor, saved: torch.Tensor | None) -> None:
+    """``p``'s gradient as saved: none, or the saved values (in the same tensor where it
+    still has one)."""
+    if saved is None:
+        p.grad = None
+    elif p.grad is None:
+        p.grad = saved.to(p.device)
+    else:
+        p.grad.copy_(saved)
 
 
 class _OptimizerState:
