@@ -1,10 +1,14 @@
 """One trial, run here and now, and the result record the store keeps of it.
 
-A result holds the spec, the status (``ok``; ``diverged``: a non-finite training loss;
+A result holds the spec, the status (``ok``; ``short``: the training function returned
+before the steps the spec asked for, ``steps_done`` says after how many; ``diverged``: a
+non-finite training loss, as :meth:`~greedylr.studies.trial.Trial.step` detects it;
 ``failed``: an exception, with its traceback; ``timeout``: stopped at the time limit), the
-per-step training loss and LR, the held-out metrics, the scheduler's events, the wall time,
-and the code version and machine that produced it (on Ray, the node too), so that a stored
-result says what ran and where without the code that ran it.
+per-step training loss and LR, the held-out metrics and which of them is the headline with
+its direction (``metric``: ``name``, ``higher_is_better``, and ``guessed: true`` where the
+direction was read from the name, :func:`direction_from_name`), the scheduler's
+events, the wall time, and the code version and machine that produced it (on Ray, the node
+too), so that a stored result says what ran and where without the code that ran it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import importlib.metadata
 import logging
 import os
 import platform
+import re
 import subprocess
 import time
 import traceback
@@ -27,20 +32,34 @@ from greedylr._extras import requires_extra
 from greedylr.studies import schedules
 from greedylr.studies.store import FORMAT
 from greedylr.studies.targets import ResolvedWorkload, resolve_workload
-from greedylr.studies.trial import Trial, TrialSpec
+from greedylr.studies.trial import Diverged, Trial, TrialSpec
 
 __all__ = [
+    "FEED",
     "code_version",
+    "direction_from_name",
     "execute_trial",
+    "headline_metric",
     "machine",
     "timed_out_result",
     "unfinished_result",
+    "warn_of_a_guessed_direction",
 ]
 
 logger = logging.getLogger(__name__)
 
-# Metric names whose smaller values are better, when the workload does not say.
-_LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "error", "mse", "mae", "rmse", "nll", "bpc")
+FEED = "feed"
+"""The name :meth:`~greedylr.studies.trial.Trial.report` records the schedule's held-out
+value under: a loss (lower is better), and the headline metric only of a function that
+reports nothing else."""
+
+#: The words of a metric's name that make smaller values better (``val_loss``,
+#: ``top1_err``, ``wer``, ``eval_perplexity``), when the workload does not say.
+_LOWER_IS_BETTER = frozenset({
+    "loss", "error", "errors", "err", "wer", "cer", "ter", "eer", "fid", "kid",
+    "perplexity", "ppl", "mse", "mae", "rmse", "mape", "smape", "nll", "bpc", "bpb", "bpd",
+    "ece", "kl", "kld", "regret", "distance",
+})
 
 
 # -- provenance ---------------------------------------------------------------------
@@ -108,8 +127,78 @@ def _now(offset: float = 0.0) -> str:
     return moment.isoformat(timespec="seconds")
 
 
-def _guess_direction(metric: str) -> bool:
-    return not any(word in metric.lower() for word in _LOWER_IS_BETTER)
+def direction_from_name(metric: str) -> bool:
+    """Whether a larger ``metric`` is better, read from its name: smaller is better where
+    a word of the name (split at ``_``, ``-``, ``.``, digits and camelCase) is a loss or an
+    error (``loss`` or a word ending in it, ``error``/``err``, ``wer``, ``cer``, ``fid``,
+    ``perplexity``/``ppl``, ``mse``/``mae``/``rmse``, ``nll``, ``bpc``, ...); larger
+    otherwise (``accuracy``, ``f1``, ``bleu``, ``auc``).
+
+    A guess, used only where the training function does not say (``train.higher_is_better``);
+    the harness warns of it once, and the report says it.
+
+    Examples:
+        >>> [direction_from_name(m) for m in ("top1_err", "valLoss", "WER", "accuracy")]
+        [False, False, False, True]
+    """
+    words = re.findall(r"[a-z]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", metric).lower())
+    return not any(w in _LOWER_IS_BETTER or w.endswith("loss") for w in words)
+
+
+def headline_metric(rows: list[dict[str, Any]]) -> str | None:
+    """The held-out metric a trial is judged on, of the ``rows`` it reported: the first
+    name it reported other than ``step`` and :data:`FEED`, in any row (a function may feed
+    the schedule every evaluation and report its metric once, at the end); :data:`FEED`
+    where it reported nothing else; ``None`` where it reported nothing."""
+    names = [k for row in rows for k in row if k != "step"]
+    return next((k for k in names if k != FEED), names[0] if names else None)
+
+
+_GUESSES_WARNED: set[tuple[str, str | None]] = set()
+
+
+def warn_of_a_guessed_direction(result: dict[str, Any]) -> None:
+    """Log a warning, once per training function and metric in a process, where the
+    direction of the held-out metric of ``result`` was read from its name."""
+    meta = result.get("metric") or {}
+    name = meta.get("name")
+    key = (result["spec"]["workload"], name)
+    if not meta.get("guessed") or key in _GUESSES_WARNED:
+        return
+    _GUESSES_WARNED.add(key)
+    logger.warning(
+        "%s: the held-out metric %r is taken as %s is better, a guess from its name; "
+        "state it on the training function (train.higher_is_better = %s)",
+        result["spec"]["workload"], name, "higher" if meta.get("higher_is_better") else "lower",
+        bool(meta.get("higher_is_better")))
+
+
+def _metric_of(workload: ResolvedWorkload | None, record: Any) -> dict[str, Any]:
+    """The ``metric`` field of a result: the headline metric's name and its direction,
+    with ``guessed: True`` where the direction was read from the name. What the workload
+    states comes first; :data:`FEED` is a loss."""
+    name = workload.metric if workload is not None else None
+    higher = workload.higher_is_better if workload is not None else None
+    if name is None and record is not None:
+        name = headline_metric(record.metrics)
+    if name is None or higher is not None:
+        return {"name": name, "higher_is_better": higher}
+    if name == FEED:
+        return {"name": name, "higher_is_better": False}
+    return {"name": name, "higher_is_better": direction_from_name(name), "guessed": True}
+
+
+def _diverged(exc: BaseException) -> Diverged | None:
+    """The :class:`~greedylr.studies.trial.Diverged` that ``exc`` is, or was raised from
+    or while handling (a framework that wraps the trial's exception); ``None`` if none."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, Diverged):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _preload(schedule: str, optimizer: str) -> None:
@@ -157,8 +246,11 @@ def execute_trial(spec: TrialSpec, *, threads: int | None = None) -> dict[str, A
         An exception in the training function gives ``status="failed"`` with its
         message and traceback, and so does ``sys.exit(code)`` there with a code other
         than 0 (``sys.exit()`` and ``sys.exit(0)`` return); a non-finite loss gives
-        ``status="diverged"``. ``KeyboardInterrupt`` (Ctrl-C, and SIGTERM in a study)
-        propagates.
+        ``status="diverged"`` (what :meth:`~greedylr.studies.trial.Trial.step` raises
+        for it, :class:`~greedylr.studies.trial.Diverged`, alone: a ``FloatingPointError``
+        of the function's own code is ``failed``); a function that returns before
+        ``spec.steps`` steps gives ``status="short"``, not comparable with the finished
+        trials. ``KeyboardInterrupt`` (Ctrl-C, and SIGTERM in a study) propagates.
     """
     import torch
 
@@ -184,28 +276,26 @@ def execute_trial(spec: TrialSpec, *, threads: int | None = None) -> dict[str, A
                                    ) from None
         if trial.current_step == 0:
             raise RuntimeError("the training function returned without calling trial.step(loss)")
-        if trial.current_step != spec.steps:
-            logger.warning(
-                "%s: trained %d steps, the spec asked for %d",
-                spec.key,
-                trial.current_step,
-                spec.steps,
-            )
+        if trial.current_step < spec.steps:
+            # not a run of the length the others had: compared, it would be a result of
+            # another experiment (or of a bug that ended the loop)
+            status = "short"
+            error = (f"the training function returned after {trial.current_step} of the "
+                     f"{spec.steps} steps asked for")
+        elif trial.current_step > spec.steps:
+            logger.warning("%s: trained %d steps, the spec asked for %d",
+                           spec.key, trial.current_step, spec.steps)
         _warn_if_unfed(spec, trial)
-    except FloatingPointError as exc:
-        status, error = "diverged", str(exc)
     except Exception as exc:
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
-        tb = traceback.format_exc()
+        diverged = _diverged(exc)
+        if diverged is not None:
+            status, error = "diverged", str(diverged)
+        else:
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+            tb = traceback.format_exc()
     wall = time.perf_counter() - started
 
     record = trial.record if trial is not None else None
-    metric, higher = (workload.metric, workload.higher_is_better) if workload else (None, None)
-    if record is not None and record.metrics and metric is None:
-        # the first metric the function reported is its headline metric
-        metric = next(k for k in record.metrics[0] if k != "step")
-    if metric is not None and higher is None:
-        higher = _guess_direction(metric)
     events: list[dict[str, Any]] = []
     if trial is not None:
         with contextlib.suppress(Exception):
@@ -220,7 +310,7 @@ def execute_trial(spec: TrialSpec, *, threads: int | None = None) -> dict[str, A
         "lr": trial.lr if trial is not None else spec.lr,
         "optimizer_used": record.optimizer if record else None,
         "range_test": record.range_test if record else None,
-        "metric": {"name": metric, "higher_is_better": higher},
+        "metric": _metric_of(workload, record),
         "steps_done": trial.current_step if trial is not None else 0,
         "losses": list(record.losses) if record else [],
         "lrs": list(record.lrs) if record else [],

@@ -26,11 +26,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from greedylr.studies.metrics import STATUSES
 from greedylr.studies.trial import TrialSpec
 
 __all__ = [
     "FORMAT",
+    "STATUSES",
     "TRIALS_DIR",
     "StoreError",
     "StudyInUse",
@@ -40,6 +40,7 @@ __all__ = [
     "json_default",
     "load_results",
     "read_for_rerun",
+    "read_result",
     "result_path",
     "write_result",
 ]
@@ -48,6 +49,11 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "greedylr.trial/1"
 """The ``format`` field of every result file; bumped when the layout changes."""
+
+STATUSES = ("ok", "short", "diverged", "failed", "timeout")
+"""What became of a trial: finished; returned before the steps asked for; a non-finite
+training loss; an exception or a dead worker; stopped at the trial time limit. Only
+``ok`` trials are compared; a stored result with another status is read as damaged."""
 
 TRIALS_DIR = "trials"
 """The folder of a study's result files, under the study folder."""
@@ -96,7 +102,7 @@ def write_result(path: Path, result: dict[str, Any]) -> None:
         raise
 
 
-def _read(path: Path) -> dict[str, Any] | None:
+def read_result(path: Path) -> dict[str, Any] | None:
     """The result stored at ``path``; None, with a warning naming it, if it is unusable."""
     try:
         with open(path, encoding="utf-8") as handle:
@@ -123,7 +129,7 @@ def read_for_rerun(path: Path) -> dict[str, Any] | None:
     runs again."""
     if not path.exists():
         return None
-    data = _read(path)
+    data = read_result(path)
     if data is None:
         aside = path.with_name(path.name + ".damaged")
         os.replace(path, aside)
@@ -144,7 +150,7 @@ def load_results(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
     for path in sorted(root.rglob(f"{TRIALS_DIR}/*.json")):
         if path.name.startswith("."):
             continue
-        data = _read(path)
+        data = read_result(path)
         if data is not None:
             results.append(data)
 

@@ -50,9 +50,16 @@ import torch
 if TYPE_CHECKING:
     from greedylr.range_test import RangeTest
 
-__all__ = ["Trial", "TrialSpec"]
+__all__ = ["Diverged", "Trial", "TrialSpec"]
 
 logger = logging.getLogger(__name__)
+
+
+class Diverged(FloatingPointError):
+    """What :meth:`Trial.step` raises for a NaN or infinite training loss: the trial has
+    diverged. The harness stores a trial as ``diverged`` for this exception alone (or one
+    raised from it); any other error, a ``FloatingPointError`` of the training function's
+    own code included (numpy's ``seterr(all="raise")`` in a metric), is ``failed``."""
 
 
 @dataclass(frozen=True)
@@ -273,8 +280,9 @@ class Trial:
         """Call once per optimizer step, after ``optimizer.step()``, with its loss.
 
         Raises:
-            FloatingPointError: the loss is NaN or infinite: the trial has diverged
-                (the runner records it as ``diverged``, not as a crash).
+            Diverged: the loss is NaN or infinite: the trial has diverged (the runner
+                records it as ``diverged``, not as a crash). A ``FloatingPointError``,
+                so that code which catches those still does.
             RuntimeError: :meth:`scheduler` was not called first.
         """
         from greedylr.studies.schedules import current_lr, step_schedule
@@ -287,7 +295,7 @@ class Trial:
         if not math.isfinite(value):
             # before the schedule sees it: a NaN would poison transformers' smoothing window
             self.record.lrs.append(current_lr(self._optimizer))
-            raise FloatingPointError(f"training loss is {value} at step {self._step}")
+            raise Diverged(f"training loss is {value} at step {self._step}")
         step_schedule(self._scheduler, value)
         self.record.lrs.append(current_lr(self._optimizer))
 
@@ -322,7 +330,15 @@ class Trial:
                 without their held-out rule, and the harness warns. Measure it on data
                 the reported metrics do not use, or the schedule is tuned on what it is
                 scored on.
-            **metrics: the reported metrics; the first is the study's held-out metric.
+            **metrics: the reported metrics. The study's held-out metric is the
+                function's ``metric`` attribute if it has one (``train.metric =
+                "accuracy"``), else the first name it reported other than ``feed``
+                (``feed`` only where it reported nothing else). Its direction is the
+                function's ``higher_is_better`` attribute if it has one; else
+                ``feed`` is lower-is-better and another name's direction is guessed
+                from the name (lower for a loss, an error, ``wer``, ``perplexity``,
+                ``mse``...: :func:`~greedylr.studies.execution.direction_from_name`),
+                which the harness warns of and the report says.
         """
         row: dict[str, Any] = {"step": self._step}
         for name, value in metrics.items():
