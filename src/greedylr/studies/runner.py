@@ -6,7 +6,9 @@ JSON file per trial under ``<out_dir>/trials/``), so an interrupted study resume
 stopped. Nothing is ever run twice, except a ``greedy`` trial stored under other
 :class:`~greedylr.GreedyConfig` defaults than the installed ones, and a trial of user code
 whose file changed since it ran (:func:`~greedylr.studies.targets.source_digest`): their
-settings alone no longer say what they ran.
+settings alone no longer say what they ran. A trial of a file that was moved since it ran
+(a project folder moved or renamed: the same file name, function and code, the old path
+gone, :func:`~greedylr.studies.targets.same_file_moved`) is kept, filed under the new path.
 
 Each trial runs through :func:`~greedylr.studies.execution.execute_trial`, whose result
 record (status, curves, metrics, events, provenance) is what the store keeps.
@@ -37,6 +39,7 @@ Examples:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import multiprocessing
@@ -55,16 +58,22 @@ from typing import Any
 
 from greedylr._extras import requires_extra
 from greedylr.studies import schedules
-from greedylr.studies.execution import execute_trial, timed_out_result, unfinished_result
-from greedylr.studies.metrics import STATUSES
+from greedylr.studies.execution import (
+    execute_trial,
+    timed_out_result,
+    unfinished_result,
+    warn_of_a_guessed_direction,
+)
 from greedylr.studies.store import (
     FORMAT,
+    STATUSES,
     StoreError,
     as_loaded,
     clean_temporaries,
     exclusive,
     load_results,
     read_for_rerun,
+    read_result,
     result_path,
     write_result,
 )
@@ -73,6 +82,7 @@ from greedylr.studies.targets import (
     make_specs,
     ran_other_code,
     resolve_workload,
+    same_file_moved,
     source_digest,
 )
 from greedylr.studies.trial import TrialSpec
@@ -485,8 +495,9 @@ def run_trials(
         executor: ``"local"`` or ``"ray"``.
         address: the Ray cluster to join (``"auto"``, ``"ray://host:10001"``);
             ``None`` starts a local Ray.
-        retry_failed: rerun trials whose stored status is ``failed`` (a crash may
-            have been fixed since); ``ok`` and ``diverged`` trials are never rerun.
+        retry_failed: rerun trials whose stored status is ``failed`` or ``short`` (a
+            crash, or a loop that ended early, may have been fixed since); ``ok`` and
+            ``diverged`` trials are never rerun.
         trial_timeout: the most seconds a trial may run (``None``: no limit). A trial
             over it is stopped with its process and stored with ``status="timeout"``;
             it runs again only under a higher limit or none. With a limit, even
@@ -552,8 +563,8 @@ class _Plan:
             return "it ran under other GreedyLR defaults"
         if ran_other_code(data, source):
             return "the file of its training function changed since it ran"
-        if data["status"] == "failed" and self.retry_failed:
-            return "it failed and failed trials are retried"
+        if data["status"] in ("failed", "short") and self.retry_failed:
+            return f"it is stored as {data['status']!r} and failed trials are retried"
         if data["status"] == "timeout":
             limit = data.get("trial_timeout")
             if self.trial_timeout is None or limit is None or self.trial_timeout > limit:
@@ -570,6 +581,39 @@ def _ran_under_other_defaults(spec: TrialSpec, data: dict[str, Any], defaults: s
     return stored is not None and stored != defaults
 
 
+def _moved_here(out: Path, spec: TrialSpec, digest: str | None) -> dict[str, Any] | None:
+    """The stored result of ``spec`` run from the same file before it was moved
+    (:func:`~greedylr.studies.targets.same_file_moved`), filed again under ``spec``'s key
+    (with ``moved_from``, the path it ran at); ``None`` where there is none."""
+    if digest is None:
+        return None
+    prefix = f"{spec.workload_label}-{spec.schedule}-{spec.optimizer}-s{spec.seed}-"
+    for path in sorted(result_path(out, spec).parent.glob(f"{prefix}*.json")):
+        data = read_result(path)
+        try:
+            old = TrialSpec.from_dict(data["spec"]) if data is not None else None
+        except (TypeError, ValueError):  # a spec this version does not know: not ours
+            old = None
+        if data is None or old is None:
+            continue
+        if (dataclasses.replace(old, workload=spec.workload).key != spec.key
+                or not same_file_moved(old.workload, data.get("source_digest"),
+                                       spec.workload, digest)):
+            continue
+        moved = {**data, "key": spec.key, "spec": spec.to_dict(),
+                 "moved_from": [*data.get("moved_from", []), old.workload]}
+        try:
+            write_result(result_path(out, spec), moved)
+            path.unlink()
+        except OSError as exc:
+            raise StoreError(exc.errno, f"cannot file {path.name} under its moved file's "
+                             f"key {spec.key} ({exc.strerror or exc})") from exc
+        logger.info("%s: ran from %s, the same file before it was moved: kept", spec.key,
+                    old.workload)
+        return moved
+    return None
+
+
 def _run_unlocked(
     unique: dict[str, TrialSpec],
     out: Path,
@@ -584,7 +628,8 @@ def _run_unlocked(
     defaults = schedules.greedy_defaults_digest()
     sources = {ref: source_digest(ref) for ref in {s.workload for s in unique.values()}}
     for key, spec in unique.items():
-        data = read_for_rerun(result_path(out, spec))
+        data = (read_for_rerun(result_path(out, spec))
+                or _moved_here(out, spec, sources[spec.workload]))
         why = (plan.reruns(spec, data, defaults, sources[spec.workload])
                if data is not None else None)
         if why is not None:
@@ -629,6 +674,7 @@ def _run_unlocked(
             # hand back exactly what a later load_results() reads (tuples become lists)
             result = as_loaded(result)
             new[result["key"]] = result
+            warn_of_a_guessed_direction(result)
             if result["status"] != "ok":
                 logger.warning("%s: %s (%s)", spec.key, result["status"], result["error"])
             advance(result)

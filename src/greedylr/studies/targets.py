@@ -31,8 +31,10 @@ __all__ = [
     "make_specs",
     "ran_other_code",
     "resolve_workload",
+    "same_file_moved",
     "scaled_lengths",
     "source_digest",
+    "user_module",
 ]
 
 BUILTIN_WORKLOADS = "greedylr.evidence.workloads"
@@ -96,6 +98,18 @@ def _is_file(target: str) -> bool:
     return target.endswith(".py") or os.sep in target or "/" in target
 
 
+def user_module(ref: str) -> str | None:
+    """The module a ``module:function`` reference names; ``None`` for a file's
+    (``file.py:function``) or a registered workload's name.
+
+    Examples:
+        >>> user_module("my_pkg.train:train"), user_module("train.py:train")
+        ('my_pkg.train', None)
+    """
+    target, _, _ = ref.rpartition(":")
+    return target if target and not _is_file(target) else None
+
+
 def canonical_reference(ref: str) -> str:
     """One spelling per file, so that a file named two ways (``./train.py:train``,
     ``train.py:train``, its absolute path, a path through a symbolic link, from another
@@ -142,6 +156,33 @@ def ran_other_code(result: dict[str, Any], now: str | None) -> bool:
     a registered workload, or a result stored before digests were recorded)."""
     stored = result.get("source_digest")
     return now is not None and stored is not None and stored != now
+
+
+def same_file_moved(old_ref: str, old_digest: str | None, ref: str, digest: str | None) -> bool:
+    """Whether user code ``old_ref``, whose file had the :func:`source_digest`
+    ``old_digest`` when a trial ran it, is ``ref`` (whose file's digest is ``digest`` now)
+    moved elsewhere: a project folder moved or renamed, which changes every absolute path
+    and so every trial key. It is where ``old_ref``'s file is gone, both name a file of the
+    same name and the same function, and the two digests are known and equal (the same
+    code). The runner then keeps the stored trials of ``old_ref`` as trials of ``ref``,
+    and a report counts them as one workload.
+
+    Examples:
+        >>> same_file_moved("/gone/a/train.py:train", "d1", "/new/a/train.py:train", "d1")
+        True
+        >>> same_file_moved("/gone/a/train.py:train", "d1", "/new/a/train.py:train", "d2")
+        False
+    """
+    if old_ref == ref or digest is None or old_digest != digest:
+        return False
+    old_target, _, old_function = old_ref.rpartition(":")
+    target, _, function = ref.rpartition(":")
+    if not (old_target and target and _is_file(old_target) and _is_file(target)):
+        return False
+    name = os.path.basename(target.replace("\\", "/"))
+    return (old_function == function
+            and os.path.basename(old_target.replace("\\", "/")) == name
+            and not os.path.exists(old_target))
 
 
 def _import_function(ref: str) -> Callable[..., Any]:
