@@ -57,7 +57,7 @@ def test_cli_report(tmp_path: Path) -> None:
 
     out = _store(tmp_path)
     assert main(["report", str(out), "--output", str(tmp_path / "r.md")]) == 0
-    assert (tmp_path / "r.md").is_file() and (tmp_path / "figures").is_dir()
+    assert (tmp_path / "r.md").is_file() and (tmp_path / "r-figures").is_dir()
     assert main(["report", str(tmp_path / "nothing")]) == 2  # a user error
 
 

@@ -14,9 +14,10 @@ from greedylr.studies.metrics import Result
 from greedylr.studies.report.heldout import heldout_section
 from greedylr.studies.report.sections import failures_section, provenance, study_section
 from greedylr.studies.store import load_results
-from greedylr.studies.targets import ran_other_code, source_digest
+from greedylr.studies.targets import ran_other_code, same_file_moved, source_digest
+from greedylr.studies.trial import TrialSpec
 
-__all__ = ["EVIDENCE", "render_report", "write_report"]
+__all__ = ["EVIDENCE", "figures_dir_of", "render_report", "write_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +31,49 @@ EVIDENCE = (
 )
 
 
-def _of_current_code(results: list[Result]) -> tuple[list[Result], int, int]:
+def figures_dir_of(report: Path) -> Path:
+    """The folder of the figures of the report ``report``, beside it: ``figures/`` for a
+    ``report.md`` (the default), ``<stem>-figures/`` for any other name, so that reports
+    written into one folder never share, overwrite or delete each other's figures."""
+    stem = report.stem
+    return report.with_name("figures" if stem == "report" else f"{stem}-figures")
+
+
+def _moved_files_joined(results: list[Result],
+                        now: dict[str, str | None]) -> tuple[list[Result], int]:
+    """``results`` with the trials of a training function's file that was moved since they
+    ran (:func:`~greedylr.studies.targets.same_file_moved`) filed under the file where it
+    is now, as one workload, and how many of them were dropped as a trial stored at both
+    paths (the one at the present path is kept); ``now``: each workload's
+    :func:`~greedylr.studies.targets.source_digest`."""
+    refs = set(now)
+    keys = {r["key"] for r in results}
+    out, dropped = [], 0
+    for r in results:
+        old = r["spec"]["workload"]
+        there = [ref for ref in refs
+                 if same_file_moved(old, r.get("source_digest"), ref, now[ref])]
+        if len(there) != 1:
+            out.append(r)
+            continue
+        spec = {**r["spec"], "workload": there[0]}
+        key = TrialSpec.from_dict(spec).key
+        if key in keys:
+            dropped += 1
+            continue
+        keys.add(key)
+        out.append({**r, "spec": spec, "key": key,
+                    "moved_from": [*r.get("moved_from", []), old]})
+    return out, dropped
+
+
+def _of_current_code(results: list[Result],
+                     now: dict[str, str | None]) -> tuple[list[Result], int, int]:
     """The results to report, how many were left out, and how many of those kept ran an
     earlier version of their training function's file: a workload's trials of an
     earlier version are left out where trials of its file as it is now are stored, and
-    kept (to be said) where none are, so that an edit never empties a report."""
-    now = {ref: source_digest(ref) for ref in {r["spec"]["workload"] for r in results}}
+    kept (to be said) where none are, so that an edit never empties a report; ``now``:
+    each workload's :func:`~greedylr.studies.targets.source_digest`."""
 
     def old(r: Result) -> bool:
         return ran_other_code(r, now[r["spec"]["workload"]])
@@ -85,6 +123,7 @@ def render_report(
         out += [f"> **{outdated} trial(s) ran an earlier version of their training "
                 "function's file**: it changed since, and no trial of it as it is now is "
                 "stored. Rerun the comparison to measure the code as it is.", ""]
+    out += _status_notes(results)
     if smoke:
         out += [
             "> **Smoke run of the pipeline, not evidence.** The quick suite runs a slice "
@@ -114,6 +153,26 @@ def render_report(
     return "\n".join(out).rstrip() + "\n"
 
 
+def _status_notes(results: list[Result]) -> list[str]:
+    """What the reader must know before the tables: trials that stopped early (not
+    compared), and held-out metrics whose direction was guessed from their name."""
+    out = []
+    short = [r for r in results if r.get("status") == "short"]
+    if short:
+        arms = sorted({r["spec"]["schedule"] for r in short})
+        out += [f"> **{len(short)} trial(s) stopped early** (their training function "
+                "returned before the steps asked for; `steps_done` in each result says "
+                f"when), of {', '.join(f'`{a}`' for a in arms)}: not compared, as a failed "
+                "trial is not. Rerun with `--retry-failed` once the loop is fixed.", ""]
+    guessed = sorted({(r["metric"]["name"], bool(r["metric"].get("higher_is_better")))
+                      for r in results if (r.get("metric") or {}).get("guessed")})
+    for name, higher in guessed:
+        out += [f"> The held-out metric `{name}` is taken as **{'higher' if higher else 'lower'}"
+                " is better**, a guess from its name: state it on the training function "
+                f"(`train.higher_is_better = {higher}`).", ""]
+    return out
+
+
 def _bench_suite(directory: Path) -> str | None:
     """``quick`` or ``full`` when ``directory`` holds a ``greedylr bench`` run."""
     try:
@@ -130,12 +189,13 @@ def write_report(
     smoke: bool | None = None,
     margin: float = T.DEFAULT_MARGIN,
 ) -> Path:
-    """Write ``report.md`` and ``figures/`` for every result stored under ``directory``.
+    """Write ``report.md`` and its figures for every result stored under ``directory``.
 
     Args:
         directory: a study folder or a results root (searched recursively).
         output: the markdown file (default ``directory/report.md``); figures go to a
-            ``figures`` folder beside it.
+            folder beside it, named after it (``figures/`` for a ``report.md``,
+            ``NAME-figures/`` for ``NAME.md``), which holds its figures alone.
         title: the report's title.
         smoke: a smoke run of the pipeline (the quick suite): the report says so first.
             ``None``: as ``directory/bench.json`` says (``greedylr bench`` writes it).
@@ -150,7 +210,13 @@ def write_report(
     results = load_results(directory)
     if not results:
         raise FileNotFoundError(f"no trial results under {directory}")
-    results, stale, outdated = _of_current_code(results)
+    now = {ref: source_digest(ref) for ref in {r["spec"]["workload"] for r in results}}
+    results, doubles = _moved_files_joined(results, now)
+    if doubles:
+        logger.info("%d stored trial(s) under %s ran a training function's file before it "
+                    "was moved and are stored at its new path too: reported once", doubles,
+                    directory)
+    results, stale, outdated = _of_current_code(results, now)
     if stale:
         logger.warning("%d stored trial(s) under %s ran an earlier version of their training "
                        "function's file: the report leaves them out (rerun them to include "
@@ -160,12 +226,13 @@ def write_report(
                        "function's file, and none ran it as it is now: reported, and said",
                        outdated, directory)
     path = Path(output) if output is not None else Path(directory) / "report.md"
-    figures = path.parent / "figures"
+    figures = figures_dir_of(path)
     if smoke is None:
         smoke = _bench_suite(Path(directory)) == "quick"
     text = render_report(results, figures, title=title, smoke=smoke, margin=margin,
                          left_out=stale, outdated=outdated)
-    # figures of an earlier report that this one no longer shows (a renamed setting)
+    # figures of an earlier version of this report that it no longer shows (a renamed
+    # setting): the folder is this report's alone
     for old in figures.glob("*.png"):
         if old.name.endswith(_OUR_FIGURES) and f"({figures.name}/{old.name})" not in text:
             old.unlink()
