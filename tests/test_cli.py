@@ -144,6 +144,7 @@ def _compare(tmp_path: Path, *extra: str, target: str = f"{EXAMPLE}:train") -> l
          "for GreedyLR without a budget set anneal_fraction=0.0"),
         (["--set", "factor=1.5"], "factor must be in (0, 1), got 1.5"),
         (["--set", "factor"], "--set expects KEY=VALUE, got 'factor'"),
+        (["--address", "auto"], "--address is the Ray cluster's: give it with --executor ray"),
         (["--steps", "0"], "greedylr compare: error: argument --steps: expected an integer >= 1, "
                            "got '0' (see greedylr compare --help)"),
         (["--seeds", "0"], "argument --seeds: expected an integer >= 1, got '0'"),
@@ -414,3 +415,81 @@ def test_compare_into_a_folder_another_process_writes_is_a_one_line_error(
         holder.kill()
         holder.wait()
     assert f"{out} is being written by pid {holder.pid} on " in err
+
+
+def test_compare_into_a_path_that_is_a_file_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    for out in (taken, taken / "below"):
+        err = _fails(["compare", f"{EXAMPLE}:train", "--seeds", "1", "--steps", "5",
+                      "--out", str(out)], capsys)
+        assert f"--out {out}: cannot make the results folder there (a file is in the way)" \
+            in err
+    assert taken.read_text() == "not a folder"
+
+
+_SHORT = (
+    "import torch\n\n"
+    "def train(trial):\n"
+    "    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=trial.lr)\n"
+    "    trial.scheduler(opt)\n"
+    "    for step in range(trial.steps):\n"
+    "        opt.step()\n        trial.step(1.0 / (step + 1))\n"
+    "        if trial.spec.schedule == 'greedy' and trial.options.get('workload_early'):\n"
+    "            trial.report(accuracy=1.0)\n            return\n"
+    "    trial.report(accuracy=0.5)\n"
+)
+
+
+def test_compare_with_a_trial_that_stopped_early_exits_1(tmp_path: Path) -> None:
+    from greedylr.studies.runner import load_results
+
+    script = tmp_path / "quick.py"
+    script.write_text(_SHORT)
+    argv = ["compare", f"{script}:train", "--seeds", "1", "--steps", "5"]
+    assert main([*argv, "--out", str(tmp_path / "full")]) == 0
+    assert main([*argv, "--set", "workload_early=true", "--out", str(tmp_path / "cmp")]) == 1
+    statuses = {r["spec"]["schedule"]: r["status"] for r in load_results(tmp_path / "cmp")}
+    assert statuses == {"greedy": "short", "cosine": "ok"}
+
+
+def test_reports_written_into_one_folder_keep_their_own_figures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # two studies of the same name (compare's default), reported into one folder
+    script = tmp_path / "quick.py"
+    script.write_text(_SHORT)
+    for name in ("a", "b"):
+        assert main(["compare", f"{script}:train", "--seeds", "1", "--steps", str(4 + len(name)),
+                     "--out", str(tmp_path / name)]) == 0
+    shared = tmp_path / "reports"
+    for name in ("a", "b", "a"):
+        assert main(["report", str(tmp_path / name), "--output", str(shared / f"{name}.md")]) == 0
+    for name in ("a", "b"):
+        text = (shared / f"{name}.md").read_text()
+        links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+        assert links and all(link.startswith(f"{name}-figures/") for link in links)
+        assert all((shared / link).is_file() for link in links)
+    # a report's figures folder holds its figures alone
+    assert not (shared / "figures").exists()
+    # a file where the report must go: one line
+    capsys.readouterr()
+    assert "cannot write the report" in _fails(
+        ["report", str(tmp_path / "a"), "--output", str(tmp_path / "a" / "report.md" / "x.md")],
+        capsys)
+
+
+def test_compare_imports_a_module_of_the_current_folder(tmp_path: Path) -> None:
+    # the console script's sys.path starts with its own folder, not the user's: a
+    # MODULE:FUNCTION in the folder it runs from is imported as `python -m` would
+    (tmp_path / "my_quick_train.py").write_text(_SHORT)
+    script = Path(sys.executable).with_name("greedylr")
+    done = subprocess.run(
+        [str(script), "compare", "my_quick_train:train", "--seeds", "1", "--steps", "3",
+         "--schedules", "constant", "--jobs", "2", "--out", "cmp"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (trial,) = (tmp_path / "cmp" / "trials").glob("*.json")
+    assert json.loads(trial.read_text())["status"] == "ok"

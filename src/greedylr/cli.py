@@ -313,8 +313,12 @@ def _run_report(args: argparse.Namespace) -> int:
 
     try:
         path = write_report(args.dir, output=args.output, title=args.title)
-    except FileNotFoundError as exc:
+    except FileNotFoundError as exc:  # no results, or no folder to write the report in
         raise UsageError(str(exc)) from exc
+    except OSError as exc:  # an --output where a file is in the way, or not writable
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise UsageError(f"cannot write the report {args.output or args.dir}: "
+                         f"{exc.strerror or exc}{where}") from exc
     log.info("wrote %s", path)
     return 0
 
@@ -327,7 +331,8 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
         "compare",
         help="A/B GreedyLR against other schedules on your own training function",
         description="Run TARGET (MODULE:FUNCTION or FILE.py:FUNCTION, a function "
-        "train(trial); or a registered workload's name) under each schedule and seed, "
+        "train(trial); or a registered workload's name; MODULE is imported as `python -m` "
+        "would, the current folder first) under each schedule and seed, "
         "store one result per trial in OUT (resumable: rerun to finish an interrupted "
         "comparison), then write OUT/report.md and print the headline table. See "
         "examples/compare_my_model.py.",
@@ -370,9 +375,11 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--executor", choices=("local", "ray"), default="local",
                          help="local processes (default) or Ray")
     compare.add_argument("--address", default=None,
-                         help="Ray cluster address (default: start a local Ray)")
+                         help="Ray cluster address, with --executor ray (default: start a "
+                         "local Ray)")
     compare.add_argument("--retry-failed", action="store_true",
-                         help="rerun trials that failed with an exception last time")
+                         help="rerun trials that failed with an exception, or stopped "
+                         "early, last time")
     compare.add_argument("--trial-timeout", type=_positive_float, default=None, metavar="SECONDS",
                          help="stop a trial that runs longer (its process is killed) and "
                          "store it as 'timeout'; it runs again under a higher limit or none "
@@ -414,9 +421,19 @@ def _checked_schedules(text: str, settings: dict[str, Any], steps: int = 1,
 
 
 def _load_target(target: str) -> Any:
-    """The training function ``target`` names; one that cannot be found is a UsageError."""
-    from greedylr.studies.runner import resolve_workload
+    """The training function ``target`` names; one that cannot be found is a UsageError.
 
+    A ``MODULE:FUNCTION`` is looked for in the current folder first, as ``python -m``
+    would (the console script's own folder is not the user's): this process's
+    ``sys.path`` is what the local worker processes start with.
+    """
+    import os
+
+    from greedylr.studies.runner import resolve_workload
+    from greedylr.studies.targets import user_module
+
+    if user_module(target) and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         return resolve_workload(target).train
     except (KeyError, ImportError, AttributeError, OSError, ValueError, TypeError) as exc:
@@ -454,6 +471,8 @@ def _run_compare(args: argparse.Namespace) -> int:
     from greedylr.studies.tuning import parse_lr_grid
 
     # everything is checked before the first trial runs, so that no failed trial is stored
+    if args.address is not None and args.executor != "ray":
+        raise UsageError("--address is the Ray cluster's: give it with --executor ray")
     try:
         lrs: list[float | None] = [None] if args.lr is None else list(parse_lr_grid(args.lr))
     except ValueError as exc:
@@ -476,6 +495,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         for spec in make_specs(args.study, [args.target], schedules, range(args.seeds),
                                lr=lr, settings=settings, **run)
     ]
+    _results_folder(args.out)
     try:
         results = run_trials(specs, args.out, jobs=args.jobs, executor=args.executor,
                              address=args.address, retry_failed=args.retry_failed,
@@ -493,7 +513,21 @@ def _run_compare(args: argparse.Namespace) -> int:
     print_summary(results, title=f"{args.target}, {run['steps']} steps, {args.seeds} seeds{grid}",
                   margin=args.margin)
     log.info("report: %s", path)
-    return 1 if any(r["status"] in ("failed", "timeout") for r in results) else 0
+    return 1 if any(r["status"] in ("failed", "short", "timeout") for r in results) else 0
+
+
+def _results_folder(out: str) -> None:
+    """Make the results folder ``out``; a path where it cannot be (a file is in the way,
+    no permission) is a :class:`UsageError`."""
+    from pathlib import Path
+
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = "a file is in the way" if isinstance(exc, (FileExistsError, NotADirectoryError)) \
+            else exc.strerror or str(exc)
+        raise UsageError(f"--out {out}: cannot make the results folder there ({reason})"
+                         ) from exc
 
 
 # -- study: our evidence's own studies -----------------------------------------------------
