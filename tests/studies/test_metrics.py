@@ -8,10 +8,13 @@ from typing import Any
 import pytest
 
 from greedylr.studies.metrics import (
+    MetricMismatch,
+    Stat,
     arm_of,
     arm_summaries,
     best_metric,
     bootstrap_ci,
+    common_metric,
     compare,
     final_metric,
     label,
@@ -20,8 +23,11 @@ from greedylr.studies.metrics import (
     lr_changes,
     paired_differences,
     setting_of,
+    sign_test,
     smoothed_curve,
     status_counts,
+    t_ci,
+    t_quantile,
     time_to_target,
 )
 from greedylr.studies.report.cells import setting_title
@@ -190,6 +196,70 @@ def test_bootstrap_ci() -> None:
     assert bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
     assert bootstrap_ci([3.0]) == (3.0, 3.0)
     assert all(math.isnan(v) for v in bootstrap_ci([]))
+
+
+@pytest.mark.parametrize(
+    ("df", "quantile"),  # two-sided 95%, from any table of Student's t
+    [(1, 12.706), (2, 4.303), (3, 3.182), (4, 2.776), (9, 2.262), (29, 2.045),
+     (100, 1.984), (1000, 1.962)],
+)
+def test_t_quantile_matches_the_table(df: int, quantile: float) -> None:
+    assert t_quantile(0.975, df) == pytest.approx(quantile, abs=5e-4)
+    assert t_quantile(0.025, df) == pytest.approx(-quantile, abs=5e-4)
+
+
+def test_t_quantile_matches_scipy_where_installed() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    for df in (*range(1, 40), 299, 300, 301, 5000, 10**6):
+        for p in (0.6, 0.9, 0.975, 0.995, 0.9995):
+            assert t_quantile(p, df) == pytest.approx(float(stats.t.ppf(p, df)), rel=1e-9)
+    with pytest.raises(ValueError):
+        t_quantile(0.975, 0)
+    with pytest.raises(ValueError):
+        t_quantile(1.0, 3)
+
+
+def test_the_seed_ci_is_the_student_t_interval_not_the_bootstrap() -> None:
+    # mean 2, s = 1, n = 3: 2 ± 4.303 / sqrt(3); the percentile bootstrap gave [1, 3],
+    # no wider than the values themselves
+    lo, hi = t_ci([1.0, 2.0, 3.0])
+    assert (lo, hi) == pytest.approx((2 - 4.3027 / math.sqrt(3), 2 + 4.3027 / math.sqrt(3)),
+                                     abs=1e-4)
+    assert Stat.of([1.0, 2.0, 3.0]).ci == (lo, hi)
+    assert t_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
+    assert all(math.isnan(v) for v in (*t_ci([3.0]), *t_ci([]), *Stat.of([3.0]).ci))
+    assert Stat.of([3.0]).mean == 3.0  # one value: its mean, no interval
+
+
+def test_sign_test() -> None:
+    assert sign_test(0, 6) == pytest.approx(2 / 64)
+    assert sign_test(0, 5) == pytest.approx(2 / 32)  # 5 of 5 is not enough at 5%
+    assert sign_test(3, 3) == 1.0 and sign_test(0, 0) == 1.0
+    assert sign_test(9, 1) == pytest.approx(2 * 11 / 1024)
+
+
+def test_the_metric_comes_from_the_trials_that_report_one() -> None:
+    # the first trial failed before it reported anything: it has no say
+    failed = _result("cosine", 0, [], status="failed")
+    failed["metric"] = {"name": None, "higher_is_better": None}
+    rows = [{"step": 100, "top1_err": 0.2}]
+    runs = [failed, *(_result(s, seed, _curve(1.0, 0.5, 0.25), metric="top1_err",
+                              higher=False, metrics=rows)
+                      for s in ("greedy", "cosine") for seed in (1, 2))]
+    assert common_metric(runs) == ("top1_err", False)
+    assert common_metric([failed]) == (None, True)
+    summaries = {s.arm: s for s in arm_summaries(runs)}
+    assert summaries["cosine"].metric == "top1_err" and not summaries["cosine"].higher_is_better
+    # two names (the function changed what it reports between two runs): refused
+    other = _result("greedy", 3, _curve(1.0, 0.5, 0.25), metrics=[{"step": 100, "acc": 1.0}],
+                    metric="acc")
+    with pytest.raises(MetricMismatch, match=r"`acc` \(higher is better\) in 1 trial, "
+                                             r"`top1_err` \(lower is better\) in 4 trials"):
+        common_metric([*runs, other])
+    mixed = {s.arm: s for s in arm_summaries([*runs, other])}
+    assert mixed["greedy"].metric is None and mixed["greedy"].final_metric.n == 0
+    (p,) = paired_differences([*runs, other])
+    assert p.final_metric_diff.n == 0  # nothing compared across two metrics
 
 
 def test_seed_summaries_and_status_counts() -> None:

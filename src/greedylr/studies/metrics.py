@@ -20,10 +20,12 @@ intervals, paired differences, time to target, held-out metrics): ``docs/guides/
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -39,12 +41,14 @@ __all__ = [
     "ArmSummary",
     "Comparison",
     "LabelTable",
+    "MetricMismatch",
     "Result",
     "arm_of",
     "arm_options_of",
     "arm_summaries",
     "best_metric",
     "bootstrap_ci",
+    "common_metric",
     "compare",
     "final_metric",
     "is_candidate",
@@ -57,8 +61,11 @@ __all__ = [
     "paired_differences",
     "scoring_of",
     "setting_of",
+    "sign_test",
     "smoothed_curve",
     "status_counts",
+    "t_ci",
+    "t_quantile",
     "time_to_target",
 ]
 
@@ -260,6 +267,40 @@ def metric_name(result: Result) -> tuple[str | None, bool]:
     if name is None and result.get("metrics"):
         name = next((k for k in result["metrics"][0] if k != "step"), None)
     return name, True if higher is None else bool(higher)
+
+
+class MetricMismatch(ValueError):
+    """Trials that are compared with each other name different held-out metrics or
+    directions (a function changed what it reports between two runs of a study):
+    comparing their values would compare different things."""
+
+
+def common_metric(results: Iterable[Result]) -> tuple[str | None, bool]:
+    """The held-out metric's name and direction that ``results`` share.
+
+    Read from the trials that name one: a trial that failed, timed out or diverged before
+    it reported anything names none and has no say (it must not decide, by being read
+    first, that a group has no metric). ``(None, True)`` when no trial names one.
+
+    Raises:
+        MetricMismatch: the trials that name one disagree on it or on its direction;
+            the message says which, and in how many trials each.
+    """
+    seen: Counter[tuple[str, bool]] = Counter()
+    for r in results:
+        name, higher = metric_name(r)
+        if name is not None:
+            seen[(name, higher)] += 1
+    if not seen:
+        return None, True
+    if len(seen) > 1:
+        raise MetricMismatch(
+            "the trials disagree on the held-out metric: "
+            + ", ".join(f"`{name}` ({'higher' if higher else 'lower'} is better) in {n} "
+                        f"trial{'s' if n != 1 else ''}"
+                        for (name, higher), n in sorted(seen.items()))
+        )
+    return next(iter(seen))
 
 
 def final_metric(result: Result) -> float | None:
@@ -515,9 +556,110 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
+def _t_central(t: float, df: int) -> float:
+    """``P(|T| <= t)`` for Student's t with an integer ``df`` >= 1: the finite series of
+    Abramowitz and Stegun 26.7.3 (odd ``df``) and 26.7.4 (even), exact up to rounding."""
+    theta = math.atan(t / math.sqrt(df))
+    c2, sin = math.cos(theta) ** 2, math.sin(theta)
+    if df % 2:
+        if df == 1:
+            return 2.0 * theta / math.pi
+        term = total = math.cos(theta)
+        for k in range(3, df - 1, 2):
+            term *= c2 * (k - 1) / k
+            total += term
+        return 2.0 / math.pi * (theta + sin * total)
+    term = total = 1.0
+    for k in range(2, df - 1, 2):
+        term *= c2 * (k - 1) / k
+        total += term
+    return sin * total
+
+
+#: Above this many degrees of freedom the quantile comes from the Cornish-Fisher
+#: expansion (its relative error there is below 1e-10 for p up to 0.9995), not the
+#: series (``df / 2`` terms a step).
+_SERIES_DF = 300
+
+
+@functools.lru_cache(maxsize=256)
+def t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile of Student's t with ``df`` degrees of freedom (``df`` an
+    integer >= 1, ``0 < p < 1``): ``t_quantile(0.975, 2)`` is 4.303.
+
+    Computed here, not with scipy (not a dependency of the core package): by bisection on
+    the exact distribution function of :func:`_t_central` up to ``df`` 300, beyond by the
+    Cornish-Fisher expansion in ``1/df`` (Abramowitz and Stegun 26.7.5).
+    """
+    if int(df) != df or df < 1:
+        raise ValueError(f"df must be an integer >= 1, got {df!r}")
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p must be in (0, 1), got {p!r}")
+    df = int(df)
+    if p < 0.5:
+        return -t_quantile(1.0 - p, df)
+    if p == 0.5:
+        return 0.0
+    central = 2.0 * p - 1.0  # P(|T| <= t) at the quantile
+    if df > _SERIES_DF:
+        z = NormalDist().inv_cdf(p)
+        g1 = (z**3 + z) / 4
+        g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
+        g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
+        g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
+        return z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
+    lo, hi = 0.0, 1.0
+    while _t_central(hi, df) < central:
+        lo, hi = hi, 2.0 * hi
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            break
+        if _t_central(mid, df) < central:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def t_ci(values: Sequence[float], *, confidence: float = 0.95) -> tuple[float, float]:
+    """Student-t confidence interval of the mean of ``values``: mean ± t(n-1) · s/√n.
+
+    What the verdicts use: for the mean of n paired differences it covers the true mean
+    with the stated probability at every n when the differences are roughly normal, and
+    conservatively when they are symmetric with heavier tails (the case of no real
+    difference between two arms, whose paired differences are symmetric), where the
+    percentile bootstrap of :func:`bootstrap_ci` is far too narrow at a few seeds (it
+    cannot be wider than the values it resamples). Non-finite values are dropped; with
+    fewer than two values there is no spread to estimate and the interval is NaN (the
+    mean of one value, NaN with none).
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    data = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
+    if len(data) < 2:
+        return math.nan, math.nan
+    mean = float(np.mean(data))
+    half = t_quantile(0.5 + confidence / 2.0, len(data) - 1) * float(
+        np.std(data, ddof=1)) / math.sqrt(len(data))
+    return mean - half, mean + half
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """The exact two-sided sign test's p-value for ``wins`` against ``losses`` (ties
+    left out): the chance, were each seed a fair coin, of a split at least this uneven."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    k = min(wins, losses)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n
+    return min(1.0, 2.0 * tail)
+
+
 @dataclass(frozen=True)
 class Stat:
-    """Mean, standard deviation (ddof=1), bootstrap CI and count of finite values."""
+    """Mean, standard deviation (ddof=1), Student-t 95% CI of the mean (:func:`t_ci`;
+    NaN with fewer than two values) and count of finite values."""
 
     mean: float
     std: float
@@ -530,7 +672,7 @@ class Stat:
         if not data:
             return cls(math.nan, math.nan, (math.nan, math.nan), 0)
         std = float(np.std(data, ddof=1)) if len(data) > 1 else 0.0
-        return cls(float(np.mean(data)), std, bootstrap_ci(data), len(data))
+        return cls(float(np.mean(data)), std, t_ci(data), len(data))
 
 
 @dataclass(frozen=True)
@@ -552,15 +694,27 @@ class ArmSummary:
     lr_downs: Stat = field(default_factory=lambda: Stat.of([]))
 
 
+def _setting_metric(arms: dict[str, dict[int, Result]]) -> tuple[str | None, bool, bool]:
+    """A setting's :func:`common_metric` and whether its trials agree on it (when they
+    do not: no name, and its metric must not be compared)."""
+    try:
+        return (*common_metric(r for runs in arms.values() for r in runs.values()), True)
+    except MetricMismatch:
+        return None, True, False
+
+
 def arm_summaries(results: Iterable[Result]) -> list[ArmSummary]:
-    """Per setting and arm: seed statistics of the final loss and held-out metric."""
+    """Per setting and arm: seed statistics of the final loss and held-out metric.
+
+    The metric is the setting's :func:`common_metric`; where its trials disagree on it,
+    ``metric`` is ``None`` and the metric statistics are empty."""
     out = []
     for setting, arms in _by_setting(results).items():
+        name, higher, same = _setting_metric(arms)
         for arm, by_seed in sorted(arms.items()):
             runs = list(by_seed.values())
             ok = [r for r in runs if r.get("status") == "ok"]
-            name, higher = metric_name(runs[0])
-            bests = [best_metric(r) for r in ok]
+            bests = [best_metric(r) if same else None for r in ok]
             changes = [lr_changes(r) for r in ok]
             out.append(
                 ArmSummary(
@@ -569,7 +723,7 @@ def arm_summaries(results: Iterable[Result]) -> list[ArmSummary]:
                     runs=len(runs),
                     statuses=dict(Counter(r.get("status", "failed") for r in runs)),
                     final_loss=Stat.of(loss_at(r, 1.0) for r in ok),
-                    final_metric=Stat.of(final_metric(r) for r in ok),
+                    final_metric=Stat.of(final_metric(r) if same else None for r in ok),
                     best_metric=Stat.of(b[0] if b else None for b in bests),
                     best_step=Stat.of(b[1] if b else None for b in bests),
                     wall_time=Stat.of(r.get("wall_time") for r in ok),
@@ -611,13 +765,16 @@ def paired_differences(
     """Per setting, candidate vs each baseline over the seeds both ran successfully.
 
     ``final_metric_diff`` is signed so that positive always means the candidate is
-    better (higher accuracy, or lower perplexity). ``time_to_target`` is over the seeds
+    better (higher accuracy, or lower perplexity), by the setting's
+    :func:`common_metric` (empty where its trials disagree on the metric).
+    ``time_to_target`` is over the seeds
     where the candidate reached the baseline's final smoothed loss (``reached`` of
     ``pairs``); ``wins`` counts seeds where the candidate's final metric is better.
     """
     is_cand = candidate or is_candidate
     out = []
     for setting, arms in _by_setting(results).items():
+        _, higher, same = _setting_metric(arms)
         for cand in sorted(a for a in arms if is_cand(a)):
             for base in sorted(a for a in arms if not is_cand(a)):
                 seeds = sorted(
@@ -631,8 +788,7 @@ def paired_differences(
                     c, b = arms[cand][s], arms[base][s]
                     loss_diff.append(loss_at(c, 1.0) - loss_at(b, 1.0))
                     fc, fb = final_metric(c), final_metric(b)
-                    if fc is not None and fb is not None:
-                        _, higher = metric_name(b)
+                    if same and fc is not None and fb is not None:
                         d = fc - fb if higher else fb - fc
                         metric_diff.append(d)
                         wins += d > 0
