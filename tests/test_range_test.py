@@ -189,6 +189,48 @@ def test_apply_sets_lr_and_a_schedulers_initial_lr_and_checks_the_groups() -> No
         test.apply(tensor_lr)
 
 
+def test_a_warmup_built_before_the_test_is_swept_from_its_initial_lr() -> None:
+    """A warmup scheduler built before the test (transformers' linear warmup) sets the
+    LR to 0: the sweep multiplies the ``initial_lr`` it left, and ``apply`` sets
+    ``initial_lr`` to the suggestion (which a scheduler built after it reads), ``lr``
+    moving by the same factor: still 0 at the start of the warmup, still half of it
+    halfway."""
+    x, y = _regression()
+    model = torch.nn.Linear(8, 1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: step / 100)  # LR 0 now
+    seen: list[float] = []
+    step = _full_batch_step(model, optimizer, x, y)
+
+    def watched_step() -> torch.Tensor:
+        seen.append(optimizer.param_groups[0]["lr"])
+        return step()
+
+    test = lr_range_test(model, optimizer, watched_step, steps=30)
+    assert test.base_lrs == (1e-3,)
+    assert seen == pytest.approx([1e-3 * m for m in test.multipliers[:len(seen)]])
+    assert optimizer.param_groups[0]["lr"] == 0.0  # put back: the warmup's
+    test.apply(optimizer)
+    group = optimizer.param_groups[0]
+    assert group["initial_lr"] > 0
+    assert group["initial_lr"] == pytest.approx(1e-3 * test.suggested_multiplier)
+    assert group["lr"] == 0.0
+    group["lr"] = group["initial_lr"] / 2  # halfway through the warmup
+    test.apply(optimizer)
+    assert group["initial_lr"] == pytest.approx(1e-3 * test.suggested_multiplier)
+    assert group["lr"] == pytest.approx(group["initial_lr"] / 2)
+    assert optimizer.defaults["lr"] == pytest.approx(group["initial_lr"])
+
+
+def test_an_lr_of_zero_is_refused_before_any_step() -> None:
+    """Every group at LR 0 and no ``initial_lr`` to sweep from: there is nothing to
+    sweep, and a suggestion would be 0 times whatever it read."""
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    with pytest.raises(ValueError, match="it needs a positive one"):
+        lr_range_test(model, optimizer, lambda: pytest.fail("stepped"))
+
+
 def test_a_sweep_still_falling_at_its_end_says_so(caplog: pytest.LogCaptureFixture) -> None:
     """From an LR far too small the loss falls all the way: the suggestion is capped at a
     tenth of the sweep's end, and a warning says to keep it unless the LR given may be

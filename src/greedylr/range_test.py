@@ -21,7 +21,9 @@ tuned the LR, not otherwise::
 ``train_step()`` runs one training step of the user's own loop (forward, backward,
 ``optimizer.step()``, zeroing the gradients) on the next batch and returns its loss.
 The sweep multiplies each param group's LR from ``start`` to ``end`` times its value
-(relative to the LR the user would have used, so the groups keep their ratios), and
+(relative to the LR the user would have used: its ``initial_lr`` where a scheduler built
+before the test left one, as a warmup from 0 does, else its ``lr``; so the groups keep
+their ratios), and
 afterwards puts back, into the same tensors, the model's parameters, buffers, gradients
 and extra state, any other tensor the optimizer trains (a learnable temperature outside
 the model) and its gradient, the optimizer's state and groups, torch's random number generators and
@@ -57,7 +59,8 @@ class RangeTest:
     """A sweep's record and its reading.
 
     Attributes:
-        base_lrs: each param group's LR before the sweep.
+        base_lrs: each param group's LR before the sweep (its ``initial_lr`` where a
+            scheduler left one), which the sweep multiplied.
         multipliers: the multiple of ``base_lrs`` each step of the sweep trained at.
         losses: each step's loss, as ``train_step`` returned it (fewer than
             ``multipliers`` when the sweep stopped early).
@@ -141,8 +144,17 @@ class RangeTest:
         return [self.base_lrs[0] * m for m in self.multipliers[:len(self.losses)]]
 
     def apply(self, optimizer: torch.optim.Optimizer) -> None:
-        """Set each param group's LR to its suggestion (:func:`set_lrs`). Build the
-        scheduler after this: it takes its base LRs from there.
+        """Set each param group's LR to its suggestion. Build the scheduler after this: it
+        takes its base LRs from there.
+
+        A group without ``initial_lr`` gets its suggested LR as its ``lr`` (a tensor LR
+        filled in place), as :func:`set_lrs` sets it. A group with one (a scheduler built
+        before the test, which the sweep read the base LR from) gets its suggested LR as
+        its ``initial_lr``, and its ``lr`` moves by the same factor, so that a warmup
+        stays where it was (at 0, at 0): a torch scheduler built after this starts from
+        ``initial_lr``. One built before keeps the base LRs it read when built: build it
+        again. The optimizer's default LR, which a group added later starts from, moves
+        by the same factor as the first group's.
 
         Raises:
             ValueError: the optimizer has another number of param groups than the sweep.
@@ -150,7 +162,18 @@ class RangeTest:
         if len(optimizer.param_groups) != len(self.base_lrs):
             raise ValueError(f"the range test swept {len(self.base_lrs)} param groups; this "
                              f"optimizer has {len(optimizer.param_groups)}")
-        set_lrs(optimizer, self.suggested_lrs)
+        first = optimizer.param_groups[0]
+        first_base = float(first.get("initial_lr", first["lr"]))
+        for group, suggested in zip(optimizer.param_groups, self.suggested_lrs):
+            lr = suggested
+            if "initial_lr" in group:
+                initial = float(group["initial_lr"])
+                if initial > 0:
+                    lr = float(group["lr"]) * suggested / initial
+                _set(group, "initial_lr", suggested)
+            _set(group, "lr", lr)
+        if first_base > 0:
+            _move_default_lr(optimizer, self.suggested_lrs[0], first_base)
 
 
 def set_lrs(optimizer: torch.optim.Optimizer, lrs: Sequence[float]) -> None:
@@ -160,18 +183,23 @@ def set_lrs(optimizer: torch.optim.Optimizer, lrs: Sequence[float]) -> None:
     transformers' polynomial schedule reads), move by the same factor as the group's
     and the first group's LR."""
     first = float(optimizer.param_groups[0]["lr"])
-    default = optimizer.defaults.get("lr")
-    shared = isinstance(default, torch.Tensor) and any(  # a group's own: it moves with it
-        default is group["lr"] for group in optimizer.param_groups)
-    new_default = (None if default is None or first == 0 or shared
-                   else float(default) * lrs[0] / first)
     for group, lr in zip(optimizer.param_groups, lrs, strict=True):
         old = float(group["lr"])
         if "initial_lr" in group:  # moved by the same factor as the group's LR
             _set(group, "initial_lr", lr if old == 0 else float(group["initial_lr"]) * lr / old)
         _set(group, "lr", lr)
-    if new_default is not None:
-        _set(optimizer.defaults, "lr", new_default)
+    if first != 0:
+        _move_default_lr(optimizer, lrs[0], first)
+
+
+def _move_default_lr(optimizer: torch.optim.Optimizer, new: float, old: float) -> None:
+    """The optimizer's default LR times ``new / old``, unless it has none or it is a
+    group's own tensor LR (which moved with the group)."""
+    default = optimizer.defaults.get("lr")
+    if default is None or (isinstance(default, torch.Tensor) and any(
+            default is group["lr"] for group in optimizer.param_groups)):
+        return
+    _set(optimizer.defaults, "lr", float(default) * new / old)
 
 
 def sweep_multipliers(steps: int = 100, start: float = 1e-4, end: float = 1e2) -> list[float]:
@@ -209,7 +237,8 @@ def lr_range_test(
 
     Args:
         model: the module (or modules) that ``train_step`` trains.
-        optimizer: the optimizer ``train_step`` steps, at the LR you would otherwise use.
+        optimizer: the optimizer ``train_step`` steps, at the LR you would otherwise use
+            (a group's ``initial_lr`` where a scheduler built before the test set one).
         train_step: one step of your loop on the next batch; returns the loss (a float
             or a scalar tensor).
         steps: the sweep's length (100, as Lightning's and fastai's).
@@ -225,16 +254,17 @@ def lr_range_test(
 
     Raises:
         ValueError: ``steps`` is below 2, ``start`` or ``end`` is not positive and finite
-            or ``end <= start``, or the first loss is not finite.
+            or ``end <= start``, every group's LR is 0 (and no scheduler left an
+            ``initial_lr``) or one is negative, or the first loss is not finite.
     """
     steps = _check_sweep(steps, start, end, beta, stop)  # before any step
+    base_lrs = _base_lrs(optimizer)
     modules = [model] if isinstance(model, nn.Module) else list(model)
     saved_modules = [_ModuleState(m) for m in modules]
     saved_loose = _LooseParameters(optimizer, modules)
     saved_optimizer = _OptimizerState(optimizer)
     saved_others = [_host_copy(other.state_dict()) for other in also_restore]
     saved_rng = _rng_states()
-    base_lrs = [float(group["lr"]) for group in optimizer.param_groups]
     multipliers = sweep_multipliers(steps, start, end)
     losses: list[float] = []
     try:
@@ -271,6 +301,26 @@ def _check_sweep(steps: int, start: float, end: float, beta: float, stop: float)
         raise ValueError(f"need 0 < start < end < inf, got start={start!r}, end={end!r}")
     _check_reading(beta, stop)
     return steps
+
+
+def _base_lrs(optimizer: torch.optim.Optimizer) -> list[float]:
+    """The LR each param group is swept relative to: its ``initial_lr`` where a scheduler
+    built before the test left one (a warmup may have set ``lr`` to 0 for now), else its
+    ``lr``.
+
+    Raises:
+        ValueError: a base LR is negative or not finite, or every group's is 0 (there is
+            nothing to sweep).
+    """
+    lrs = [float(group.get("initial_lr", group["lr"])) for group in optimizer.param_groups]
+    if not all(0 <= lr < math.inf for lr in lrs) or not any(lrs):
+        raise ValueError(
+            f"the LR range test multiplies each param group's LR, and these are {lrs} "
+            "(their initial_lr where a scheduler set one, else their lr): it needs a "
+            "positive one. Build the optimizer at the LR you would use; a warmup that "
+            "starts at LR 0 is fine if its scheduler is a torch one (it leaves the LR in "
+            "initial_lr), or build the scheduler after the test")
+    return lrs
 
 
 def _warn_at_an_end_of_the_sweep(result: RangeTest) -> None:

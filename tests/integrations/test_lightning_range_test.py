@@ -320,6 +320,19 @@ def test_the_sweep_starts_from_the_lr_the_optimizer_was_given(tmp_path: Path) ->
         assert applied == pytest.approx([0.05 * m, 0.05 * BIAS_RATIO * m])
 
 
+def test_an_lr_of_zero_is_refused_before_the_sweep(tmp_path: Path) -> None:
+    """With update_attr=False the attribute is not checked; the optimizer's LR of 0 (and
+    no initial_lr) is, before any step: there is nothing to sweep."""
+    model = _Swept(_data(), lr=0.0)
+    trainer = _trainer(tmp_path)
+    weights = _weights(model)
+    with pytest.raises(ValueError, match="it needs a positive one"):
+        range_test(trainer, model, steps=30, update_attr=False)
+    assert model.step_lrs == [] and trainer.global_step == 0
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, weights[name]), name
+
+
 class _ManualOptimization(_Swept):
     def __init__(self, data: Any) -> None:
         super().__init__(data, lr=0.05)

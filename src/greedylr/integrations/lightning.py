@@ -68,6 +68,7 @@ from greedylr._extras import requires_extra
 from greedylr.config import budget_after_warmup
 from greedylr.range_test import (
     RangeTest,
+    _base_lrs,
     _check_sweep,
     _set,
     _warn_at_an_end_of_the_sweep,
@@ -485,8 +486,7 @@ class _Sweep(pl.Callback):
                 "groups have no 'lr'): there is no LR to sweep"
             )
         self._optimizer = optimizer
-        self._base_lrs = [float(group.get("initial_lr", group["lr"]))
-                          for group in optimizer.param_groups]
+        self._base_lrs = _base_lrs(optimizer)  # initial_lr where set; none all 0
         self._first_step = trainer.global_step
         checkpoint = trainer.strategy.broadcast(os.path.join(
             trainer.default_root_dir, f".greedylr_range_test_{uuid.uuid4()}.ckpt"))
