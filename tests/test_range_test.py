@@ -426,8 +426,9 @@ def test_a_loss_rising_from_the_start_says_so(caplog: pytest.LogCaptureFixture) 
     assert "rose from the sweep's first step" in caplog.text
 
 
-def _ddp_sweep(rank: int) -> dict[str, object]:
-    """The rank's sweep; returns plain data only.
+def _ddp_sweep(rank: int, average_in_step: bool) -> dict[str, object]:
+    """The rank's sweep, its step returning the loss averaged over the ranks or its own
+    rank's (the all-reduce left to the test); returns plain data only.
 
     The DDP model is created here and sits in a reference cycle, so the caller collects
     it (gc.collect) before destroying the group: a DDP reducer that outlives its gloo
@@ -441,14 +442,16 @@ def _ddp_sweep(rank: int) -> dict[str, object]:
     before = [p.detach().clone() for p in model.parameters()]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     x, y = _regression(seed=rank)  # each rank its own data, so its own loss
+    y = y * (1 + 9 * rank)  # and a loss of its own scale: their own sweeps would part
 
     local_step = _full_batch_step(model, optimizer, x, y)
 
     def step() -> torch.Tensor:
-        return mean_across_ranks(local_step().detach())  # what every rank reads
+        loss = local_step().detach()
+        return mean_across_ranks(loss) if average_in_step else loss
 
     test = lr_range_test(model, optimizer, step)
-    return {"suggested": test.suggested_multiplier, "steps": len(test.losses),
+    return {"suggested": test.suggested_multiplier, "losses": list(test.losses),
             "restored": all(torch.equal(a, b) for a, b in zip(before, model.parameters()))}
 
 
@@ -462,7 +465,8 @@ def _ddp_worker(rank: int, init_file: str, out_dir: str) -> None:
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     try:
-        result = _ddp_sweep(rank)
+        result = {"averaged": _ddp_sweep(rank, average_in_step=True),
+                  "rank-local": _ddp_sweep(rank, average_in_step=False)}
         Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
         gc.collect()  # nothing of the sweep left in a reference cycle holding the group
         dist.barrier()  # reach the teardown together
@@ -472,10 +476,16 @@ def _ddp_worker(rank: int, init_file: str, out_dir: str) -> None:
 
 @pytest.mark.timeout(300)
 def test_two_ddp_ranks_read_the_same_sweep(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Every rank reads the loss averaged over the ranks, stops at the same step and
+    takes the same suggestion, whether the step returns the mean or its rank's loss
+    (lr_range_test averages it: without that the ranks stopped at different steps and
+    DDP's next all-reduce found one rank gone)."""
     import json
 
     from spawning import spawn_ranks
 
     spawn_ranks(_ddp_worker, (str(tmp_path / "init"), str(tmp_path)), timeout=240)
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
-    assert r0 == r1 and r0["restored"] and r0["steps"] < 100
+    assert r0 == r1
+    assert r0["averaged"] == r0["rank-local"]  # the mean of a mean is the mean
+    assert r0["averaged"]["restored"] and len(r0["averaged"]["losses"]) < 100

@@ -32,8 +32,11 @@ would have been at the suggested LR. The batches the sweep drew are the caller's
 account for (a fresh iterator, or not).
 
 Every step reads its loss on the host (a range test is a pre-run tool, not the training
-loop). Under data parallelism, return the loss averaged over the ranks (an
-``all_reduce``), so that every rank reads the same sweep and takes the same LR.
+loop). Under data parallelism (an initialised process group of several processes) the
+loss each step reads is the mean over the ranks (``sync_ranks``: one all-reduce of a
+scalar), whether ``train_step`` returns its own rank's loss or the mean already: every
+rank reads the same sweep, stops at the same step (so their collectives stay in step)
+and takes the same suggestion.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from greedylr.distributed import mean_across_ranks
 
 __all__ = ["RangeTest", "lr_range_test", "set_lrs", "sweep_multipliers"]
 
@@ -226,6 +231,7 @@ def lr_range_test(
     beta: float = 0.98,
     stop: float = 4.0,
     also_restore: Sequence[Any] = (),
+    sync_ranks: bool = True,
 ) -> RangeTest:
     """Sweep the LR from ``start`` to ``end`` times each param group's, one
     ``train_step()`` per LR, stopping early once the smoothed loss exceeds ``stop`` times
@@ -251,6 +257,13 @@ def lr_range_test(
         also_restore: other objects the step changes, with ``state_dict`` and
             ``load_state_dict`` (a ``torch.amp.GradScaler``, whose scale a sweep's
             overflows would shrink; an EMA of the weights; ...).
+        sync_ranks: in an initialised process group of more than one process, read each
+            step's loss averaged over the ranks (:func:`greedylr.distributed.mean_across_ranks`,
+            one all-reduce of a scalar per step), so that every rank reads the same
+            sweep, stops at the same step and takes the same suggestion, whether
+            ``train_step`` returns its rank's loss or the mean already (averaging the
+            mean again changes nothing). Every rank must then run the test, as every
+            collective; ``False`` where only some ranks do.
 
     Raises:
         ValueError: ``steps`` is below 2, ``start`` or ``end`` is not positive and finite
@@ -272,7 +285,8 @@ def lr_range_test(
             for group, lr in zip(optimizer.param_groups, base_lrs):
                 _set(group, "lr", lr * multiple)
             loss = train_step()
-            losses.append(float(loss.detach() if isinstance(loss, torch.Tensor) else loss))
+            value = loss.detach() if isinstance(loss, torch.Tensor) else loss
+            losses.append(float(mean_across_ranks(value) if sync_ranks else value))
             result = RangeTest.read(base_lrs, multipliers, losses, beta=beta, stop=stop)
             if result.stopped:
                 break
