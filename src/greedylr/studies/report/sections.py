@@ -88,8 +88,7 @@ def label_section(results: list[Result], mode: str) -> tuple[str, dict[str, M.La
 def arms_section(arms: dict[str, dict[int, Result]]) -> str:
     """Every arm of one setting across seeds: statuses, final loss and metric, best
     metric and its step, LR moves, wall time."""
-    sample = next(iter(next(iter(arms.values())).values()))
-    metric, higher = M.metric_name(sample)
+    metric, higher, problem = _metric(arms)
     rows = []
     summaries = {s.arm: s for s in M.arm_summaries([r for a in arms.values() for r in a.values()])}
     for arm in sorted(summaries):
@@ -110,6 +109,8 @@ def arms_section(arms: dict[str, dict[int, Result]]) -> str:
             ]
         )
     direction = "higher" if higher else "lower"
+    about = (f"held-out metric not summarized: {problem}" if problem else
+             f"held-out metric `{metric}` ({direction} is better)")
     header = [
         "schedule",
         "/".join(M.STATUSES),
@@ -120,9 +121,19 @@ def arms_section(arms: dict[str, dict[int, Result]]) -> str:
         "wall s",
     ]
     return (
-        f"Mean ± std [bootstrap 95% CI] over seeds; held-out metric `{metric}` "
-        f"({direction} is better).\n\n" + markdown_table(header, rows)
+        f"Mean ± std [Student-t 95% CI of the mean] over the seeds that finished; {about}."
+        "\n\n" + markdown_table(header, rows)
     )
+
+
+def _metric(arms: dict[str, dict[int, Result]]) -> tuple[str | None, bool, str | None]:
+    """A setting's held-out metric and direction, from the trials that report one
+    (:func:`greedylr.studies.metrics.common_metric`), and what is wrong when they
+    disagree."""
+    try:
+        return (*M.common_metric(r for a in arms.values() for r in a.values()), None)
+    except M.MetricMismatch as e:
+        return None, True, str(e)
 
 
 def paired_section(arms: dict[str, dict[int, Result]]) -> str:
@@ -231,7 +242,6 @@ def _setting_part(
 ) -> list[str]:
     """One setting: its arms, the paired differences, the curves and the final metric."""
     rel = figures_dir.name
-    sample = next(iter(next(iter(arms.values())).values()))
     heading = setting_title(setting, [r for a in arms.values() for r in a.values()])
     out = [f"### {heading}", "", arms_section(arms), ""]
     paired = paired_section(arms)
@@ -241,7 +251,7 @@ def _setting_part(
     curves = figures_dir / f"{stem}-curves.png"
     curves_figure(arms, curves, heading.replace("`", ""))
     out += [f"![loss and learning rate]({rel}/{curves.name})", ""]
-    metric, higher = M.metric_name(sample)
+    metric, higher, _problem = _metric(arms)
     dist = figures_dir / f"{stem}-final-metric.png"
     if metric and distribution_figure(arms, dist, heading.replace("`", ""), metric, higher):
         out += [f"![final {metric} per seed]({rel}/{dist.name})", ""]
