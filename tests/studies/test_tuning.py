@@ -10,7 +10,7 @@ import pytest
 
 from greedylr.studies import tuning as T
 from greedylr.studies.report import summary_table, write_report
-from greedylr.studies.store import FORMAT, write_result
+from greedylr.studies.store import FORMAT, load_results, write_result
 
 STEPS = 10
 
@@ -352,3 +352,218 @@ def test_tolerance_versus_the_best_tuned_cosine_pools_grid_points_over_workloads
     assert cosine.ratios == pytest.approx((1.25, 1.0, 1.0, 2.0))
     assert (cosine.within, cosine.bad) == (0.5, 0)
     assert cosine.worst_finite_ratio == pytest.approx(2.0)
+
+
+# -- real trials through `greedylr compare` -------------------------------------------
+
+LOOP = '''
+import math
+
+import torch
+
+
+def loop(trial, accuracy, nan=False):
+    """A tiny real regression; the held-out ``accuracy`` is reported once, at the end."""
+    torch.manual_seed(trial.seed)
+    w = torch.nn.Parameter(torch.zeros(4))
+    opt = torch.optim.SGD([w], lr=trial.lr)
+    trial.scheduler(opt)
+    x = torch.randn(64, 4)
+    y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0])
+    for step in range(1, trial.steps + 1):
+        loss = ((x @ w - y) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        trial.step(float("nan") if nan and step == 3 else loss)
+    with trial.evaluating(torch.nn.Identity()):
+        trial.report(accuracy=accuracy)
+'''
+
+
+def _compare(tmp_path: Path, name: str, body: str, *args: str) -> tuple[int, Path, str]:
+    """``greedylr compare`` on a training function ``train`` whose ``body`` (after
+    :data:`LOOP`) it runs: (exit code, the output folder, what it printed)."""
+    import contextlib
+    import io
+    import textwrap
+
+    from greedylr.cli import main
+
+    path = tmp_path / f"{name}.py"
+    if not path.exists():
+        path.write_text(LOOP + "\n\ndef train(trial):\n" + textwrap.indent(
+            textwrap.dedent(body), "    ") + "\n\ntrain.steps = 5\ntrain.higher_is_better = True\n")
+    out = tmp_path / "out"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["compare", f"{path}:train", "--out", str(out), *args])
+    return code, out, printed.getvalue()
+
+
+def _row(text: str, arm: str) -> list[str]:
+    """The cells of ``arm``'s row of the held-out summary in a report."""
+    line = next(x for x in text.splitlines() if x.startswith("| ")
+                and arm in [c.strip().strip("*") for c in x.strip("|").split("|")][:3])
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def test_a_first_trial_that_failed_does_not_drop_the_workload(tmp_path: Path) -> None:
+    # cosine's seed 0 fails before it reports anything; whichever trial is read first,
+    # the metric is the one the others report, in the report as in the printed table
+    code, out, printed = _compare(tmp_path, "first_fails", """
+        if trial.spec.schedule == "cosine" and trial.seed == 0:
+            raise RuntimeError("flaky data loader")
+        loop(trial, 0.5 - 0.05 * (trial.spec.schedule == "greedy") + 0.001 * trial.seed)
+    """, "--seeds", "3")
+    assert code == 1  # a trial failed
+    text = (out / "report.md").read_text()
+    assert "## Held-out summary" in text
+    final = _row(text, "cosine")[3]  # seeds 1 and 2
+    assert final.startswith("0.5015 ± ") and final.endswith(", 1 div/fail")
+    assert "held-out metric `accuracy` (higher is better)" in text
+    assert "`None`" not in text
+    assert "final accuracy" in printed and "cosine" in printed
+    results = load_results(out)
+    for order in (results, results[::-1]):
+        (wt,) = T.tune(order)
+        assert (wt.metric, wt.higher_is_better) == ("accuracy", True)
+
+
+def test_greedy_that_diverged_on_seeds_where_cosine_did_not_is_not_called_better(
+    tmp_path: Path,
+) -> None:
+    # better by 0.01 on the 3 seeds it finished, diverged on the other 2 of 5
+    code, out, printed = _compare(tmp_path, "diverges", """
+        g = trial.spec.schedule == "greedy"
+        loop(trial, 0.5 + 0.01 * g + 0.001 * trial.seed, nan=g and trial.seed >= 3)
+    """, "--seeds", "5")
+    assert code == 0
+    (wt,) = T.tune(load_results(out))
+    (p,) = wt.pairs
+    verdict = "inconclusive (greedy diverged on 2 of 5 seeds where cosine did not)"
+    assert p.verdict == verdict
+    assert p.diff.n == 3 and p.diff.ci[0] > 0  # the finished seeds alone say "better"
+    assert (p.wins, p.ties, p.losses, p.candidate_diverged) == (3, 0, 2, 2)
+    text = (out / "report.md").read_text()
+    assert _row(text, "cosine")[7] == verdict
+    assert "ahead in 0" in text and "greedy on 2 of 5 seeds" in text
+    assert verdict in printed and "ahead in 0" in printed
+
+
+def test_the_best_lr_counts_bad_seeds_first_then_the_mean_of_the_others(
+    tmp_path: Path,
+) -> None:
+    # accuracy rises with the LR; greedy's seed 2 diverges at every LR, so every point
+    # has one bad seed: the best is still the LR best on the other seeds, not the smallest
+    code, out, _ = _compare(tmp_path, "grid_diverges", """
+        g = trial.spec.schedule == "greedy"
+        acc = 0.3 + 0.2 * math.log10(trial.lr / 1e-3) + 0.001 * trial.seed
+        loop(trial, acc, nan=g and trial.seed == 2)
+    """, "--seeds", "3", "--lr", "1e-3,1e-2,1e-1")
+    assert code == 0
+    (wt,) = T.tune(load_results(out))
+    greedy = wt.arms["greedy"]
+    assert greedy.best.lr == pytest.approx(0.1) and greedy.best.bad == 1
+    assert greedy.best.shared_mean == pytest.approx(0.7005)
+    assert greedy.worst.lr == pytest.approx(1e-3)
+    assert wt.arms["cosine"].best.lr == pytest.approx(0.1)
+    row = _row((out / "report.md").read_text(), "greedy")
+    assert row[2] == "0.1" and row[3] == "0.7005 ± 0.00071, 1 div/fail"
+
+
+def test_grid_points_run_with_other_seeds_are_compared_on_the_seeds_they_share(
+    tmp_path: Path,
+) -> None:
+    # 1e-3 beats 1e-2 by 0.01 on every seed; seeds 3 and 4 are hard for everyone. Five
+    # seeds at the function's own LR (1e-3), then a grid with three: 1e-3's mean over
+    # five seeds is below 1e-2's over three, but on the three both ran it is ahead
+    body = """
+        acc = 0.8 - 0.3 * (trial.seed >= 3) + 0.01 * math.isclose(trial.lr, 1e-3)
+        loop(trial, acc)
+    """
+    assert _compare(tmp_path, "fewer_seeds", body, "--seeds", "5")[0] == 0
+    code, out, _ = _compare(tmp_path, "fewer_seeds", body, "--seeds", "3", "--lr", "1e-3,1e-2")
+    assert code == 0
+    (wt,) = T.tune(load_results(out))
+    for arm in ("greedy", "cosine"):
+        tuning = wt.arms[arm]
+        assert tuning.best.lr == pytest.approx(1e-3) and tuning.best.seeds == 5
+        assert tuning.shared == (0, 1, 2) and not tuning.equal_seeds
+        assert tuning.worst.lr == pytest.approx(1e-2) and tuning.within == 2
+    row = _row((out / "report.md").read_text(), "greedy")
+    assert row[2] == "0.001 (picked on the 3 seeds all its LRs ran)"
+    assert row[9] == "0.8 @ 0.01 on the 3 shared seeds"
+
+
+# -- the verdict ------------------------------------------------------------------------
+
+
+def test_trials_that_disagree_on_the_metric_are_refused_in_the_report(tmp_path: Path) -> None:
+    # the function reported accuracy, then an error rate (lower is better) on rerun
+    rs = [_trial(s, 1e-3, seed, 0.9) for s in ("greedy", "cosine") for seed in range(3)]
+    for r in rs[:2]:
+        r["metric"] = {"name": "top1_err", "higher_is_better": False}
+        r["metrics"] = [{"step": STEPS, "top1_err": 0.1}]
+    (wt,) = T.tune(rs)
+    assert wt.problem and not wt.arms and not wt.pairs
+    problem = ("the trials disagree on the held-out metric: `accuracy` (higher is better) "
+               "in 4 trials, `top1_err` (lower is better) in 2 trials")
+    assert wt.problem == problem
+    text = write_report(_store(tmp_path, rs)).read_text()
+    assert f"not compared: {problem}" in text and f"- Not compared, w: {problem}." in text
+    assert f"held-out metric not summarized: {problem}" in text
+
+
+def test_a_workload_no_trial_reported_a_metric_of_is_said_not_dropped() -> None:
+    from greedylr.studies.report.heldout import verdict_lines
+
+    rs = [_trial(s, 1e-3, seed, 0.9) for s in ("greedy", "cosine") for seed in range(3)]
+    dead = [dict(_trial("cosine", 1e-3, seed, None, workload="v", status="failed"),
+                 metric={"name": None, "higher_is_better": None}) for seed in range(2)]
+    tunings = T.tune([*rs, *dead])
+    assert [wt.workload for wt in tunings] == ["w"]
+    assert ("- Not compared, v: none of its 2 trials reported a held-out metric (2 failed)."
+            in verdict_lines(tunings, [*rs, *dead]))
+
+
+def _pair(diffs: list[float], wins: int, ties: int, losses: int, c_div: int = 0,
+          b_div: int = 0) -> T.TunedPair:
+    from greedylr.studies import metrics as M
+
+    return T.TunedPair("greedy", "cosine", 1e-3, 1e-3, M.Stat.of(diffs), wins, ties, losses,
+                       0, c_div, b_div)
+
+
+def test_divergences_decide_the_verdict_by_a_sign_test_and_veto_the_side_that_diverged() -> None:
+    # 6 of 6 seeds where only greedy diverged: worse (sign test p = 1/32); 5 of 5 is not
+    # enough at the 5% level, and says so
+    assert _pair([], 0, 0, 6, c_div=6).verdict == "worse"
+    assert _pair([], 0, 0, 5, c_div=5).verdict == (
+        "inconclusive (greedy diverged on 5 of 5 seeds where cosine did not)")
+    # cosine diverged on a seed: a win for greedy, whose CI on the others stands
+    assert _pair([0.1, 0.11, 0.12], 4, 0, 0, b_div=1).verdict == "better"
+    # ... but cosine ahead on the finished seeds is not "GreedyLR worse"
+    assert _pair([-0.1, -0.11, -0.12], 0, 0, 4, b_div=1).verdict == (
+        "inconclusive (cosine diverged on 1 of 4 seeds where greedy did not)")
+    # the finished seeds say worse, the divergences (12 of 15 seeds) better: undecided
+    verdict = _pair([-0.1, -0.11, -0.12], 12, 0, 3, b_div=12).verdict
+    assert verdict.startswith("inconclusive (cosine diverged on 12 of 15 seeds")
+    assert verdict.endswith("the finished seeds say worse, the divergences better)")
+
+
+def test_the_verdict_says_better_or_worse_in_5_percent_of_studies_with_no_difference() -> None:
+    # the percentile bootstrap said so in 25% of studies at 3 seeds, 16% at 5, 10% at 10
+    import numpy as np
+
+    from greedylr.studies import metrics as M
+
+    rng = np.random.default_rng(1)
+    sims = 2000
+    for n in (3, 5, 10):
+        claims = 0
+        for _ in range(sims):
+            d = rng.normal(0.0, 1.0, n)
+            p = T.TunedPair("greedy", "cosine", 1e-3, 1e-3, M.Stat.of(d), 0, 0, 0)
+            claims += p.verdict in ("better", "worse")
+        assert 0.035 < claims / sims < 0.065, (n, claims / sims)

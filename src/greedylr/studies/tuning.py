@@ -4,13 +4,17 @@ A study (or ``greedylr compare --lr 1e-3,3e-3,1e-2``) may run every schedule at 
 point of an LR grid with the same seeds. This module answers, per *workload group*
 (a setting of ``greedylr.studies.metrics.setting_of`` without its LR):
 
-- **at its own best LR**: each arm's LR whose mean final held-out metric over seeds is
-  best (a seed that diverged or failed counts as the worst value), and its final and
-  best-so-far metric there;
+- **at its own best LR**: each arm's grid points ranked by the number of seeds that
+  diverged, failed or ended without a metric (fewer first), then by the mean final
+  held-out metric over the other seeds, both on the seeds every grid point of the arm ran
+  (a point run with more seeds is not judged on seeds the others never saw); its final
+  and best-so-far metric there;
 - **the tuned comparison**: GreedyLR at its best LR minus each baseline at the
-  baseline's best LR, paired by seed, with a bootstrap 95% CI, seeds won, tied and lost,
-  and a verdict that says "inconclusive" when there are fewer than
-  :data:`MIN_SEEDS` seeds or the CI spans zero;
+  baseline's best LR, paired by seed, with a Student-t 95% CI of the mean difference
+  (calibrated at any number of seeds, unlike the percentile bootstrap it replaces),
+  seeds won, tied and lost, and a verdict (:attr:`TunedPair.judgement`: the CI, with a
+  seed where one side alone diverged a loss for that side, which is then never called
+  better);
 - **LR tolerance**: the share of an arm's grid points whose mean final held-out metric
   is within ``margin`` (relative, default 2%) of the *best-tuned baseline* (the best
   baseline at its own best LR), and its worst grid point.
@@ -31,7 +35,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -39,6 +43,7 @@ import numpy as np
 from greedylr.studies import metrics as M
 
 __all__ = [
+    "ALPHA",
     "DEFAULT_MARGIN",
     "MIN_SEEDS",
     "ArmTuning",
@@ -58,8 +63,14 @@ Result = dict[str, Any]
 #: The LR-tolerance margin: within 2% (relative) of the best-tuned baseline.
 DEFAULT_MARGIN = 0.02
 
-#: Fewer seeds than this and a paired difference is "inconclusive", whatever its sign.
+#: Fewer seeds than this that both arms finished and a paired difference is
+#: "inconclusive", whatever its CI. Not what keeps the verdict's false-positive rate at
+#: 5% (the Student-t interval does that at any n >= 2): with one degree of freedom
+#: nothing checks the spread the interval assumes, and it is the default ``--seeds``.
 MIN_SEEDS = 3
+
+#: The significance level of the verdicts (their intervals are 1 - ALPHA).
+ALPHA = 0.05
 
 
 def parse_lr_grid(text: str) -> list[float]:
@@ -164,11 +175,15 @@ class GridPoint:
         lr: the initial LR.
         final: the final held-out metric over the seeds that ran to the end.
         best: the best-so-far held-out metric over those seeds.
-        score: the mean final metric over every seed, a diverged or failed seed (or one
-            without a metric) counting as the worst value (-inf, or +inf when lower is
-            better): what the best LR is chosen by.
+        score: the mean final metric over the seeds every grid point of its arm ran
+            (:attr:`ArmTuning.shared`; all of its own when they share none), a diverged
+            or failed seed (or one without a metric) counting as the worst value (-inf,
+            or +inf when lower is better): what the LR tolerance is measured on.
         seeds: seeds run; ``bad``: of them, diverged, failed or without a metric.
         keys: the trials' keys.
+        shared_bad: on the seeds every grid point of its arm ran (:attr:`ArmTuning.shared`),
+            the bad ones; ``shared_mean``: the mean final metric over the others (NaN if
+            none): what the best LR is chosen by, in that order.
     """
 
     lr: float
@@ -178,6 +193,8 @@ class GridPoint:
     seeds: int
     bad: int
     keys: tuple[str, ...] = ()
+    shared_bad: int = 0
+    shared_mean: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -185,6 +202,9 @@ class ArmTuning:
     """One arm across the LR grid of one workload group.
 
     Attributes:
+        shared: the seeds every one of its grid points ran, which its points are ranked
+            on (empty when no seed is common to all: then each point on its own seeds);
+            ``equal_seeds``: whether every point ran the same seeds.
         other_seeds: the final metric of each seed at the LR that is best on the other
             seeds (leave one seed out), over the seeds where that run ended with a
             metric; ``other_seeds_bad``: seeds where it diverged or failed there.
@@ -197,6 +217,8 @@ class ArmTuning:
     within: int
     other_seeds: M.Stat = field(default_factory=lambda: M.Stat.of([]))
     other_seeds_bad: int = 0
+    shared: tuple[int, ...] = ()
+    equal_seeds: bool = True
 
     @property
     def tolerance(self) -> float:
@@ -208,13 +230,15 @@ class ArmTuning:
 class TunedPair:
     """The candidate at its best LR minus a baseline at its best LR, paired by seed.
 
-    ``diff`` is positive when the candidate is better; a seed where exactly one of the
-    two diverged (a non-finite training loss, or a non-finite final held-out metric) is
-    a win or a loss without a difference; where both did, a tie. A seed where either
-    run failed, timed out or reported no held-out metric, or that only one of the two
-    ran, is not compared (``unpaired``): a failure's cause may be the code or the machine
-    rather than the schedule, and counting it would credit the other arm with a win
-    nobody measured.
+    ``diff`` is positive when the candidate is better, over the seeds both finished with
+    a finite held-out metric; its ``ci`` is the Student-t 95% interval of the mean
+    (:func:`greedylr.studies.metrics.t_ci`). A seed where exactly one of the two
+    *diverged* (a non-finite training loss, or a non-finite final held-out metric) is a
+    loss for the one that diverged, without a difference (``candidate_diverged``,
+    ``baseline_diverged``); where both did, a tie. A seed where either run failed, timed
+    out or reported no held-out metric, or that only one of the two ran, is not compared
+    (``unpaired``): a failure's cause may be the code or the machine rather than the
+    schedule, and counting it would credit the other arm with a win nobody measured.
     """
 
     candidate: str
@@ -226,27 +250,84 @@ class TunedPair:
     ties: int
     losses: int
     unpaired: int = 0
+    candidate_diverged: int = 0
+    baseline_diverged: int = 0
 
     @property
     def seeds(self) -> int:
         return self.wins + self.ties + self.losses
 
     @property
-    def verdict(self) -> str:
-        """``better``, ``worse``, or ``inconclusive (...)`` saying why."""
+    def judgement(self) -> tuple[str, str]:
+        """``(verdict, why)``: ``better``, ``worse`` or ``inconclusive``, and why when
+        inconclusive (``""`` otherwise). The rule, at the 5% level (:data:`ALPHA`):
+
+        1. *The finished seeds*: with at least :data:`MIN_SEEDS` seeds both finished,
+           the Student-t 95% CI of the mean paired difference above 0 says ``better``,
+           below 0 ``worse``.
+        2. *Divergence is the worst outcome*: a seed where one side alone diverged is a
+           loss for it, of a size no difference measures (the worst-rank principle of
+           outcomes cut short by failure). The side that lost a seed that way cannot be
+           called better: a CI in its favour is *inconclusive*, said with the count.
+        3. Where some seed had a lone divergence, the divergences can decide by
+           themselves: an exact two-sided sign test over every compared seed (a lone
+           divergence a loss for the diverged side, a finished seed won or lost by its
+           difference, ties left out) with p < 0.05 says ``better`` or ``worse``, under
+           rule 2 (no ``better`` for a side that diverged alone on some seed). It takes
+           at least 6 seeds all one way; fewer and the count is said, inconclusive.
+        4. When rule 1 and rule 3 point opposite ways: inconclusive.
+
+        Without a lone divergence only rule 1 applies, so with no real difference the
+        verdict is ``better`` or ``worse`` in about 5% of studies at any number of seeds
+        (rules 2 and 4 only remove claims; rule 3 adds the sign test's own 5% where
+        divergences occur).
+        """
+        by_ci = by_sign = None
+        if self.diff.n >= MIN_SEEDS:
+            lo, hi = self.diff.ci
+            by_ci = "better" if lo > 0 else "worse" if hi < 0 else None
+        lone = self.candidate_diverged + self.baseline_diverged
+        if lone and M.sign_test(self.wins, self.losses) < ALPHA:
+            by_sign = "better" if self.wins > self.losses else "worse"
+        said = []
+        if self.candidate_diverged:
+            said.append(f"{self.candidate} diverged on {self.candidate_diverged} of "
+                        f"{self.seeds} seeds where {self.baseline} did not")
+        if self.baseline_diverged:
+            said.append(f"{self.baseline} diverged on {self.baseline_diverged} of "
+                        f"{self.seeds} seeds where {self.candidate} did not")
+        if by_ci and by_sign and by_ci != by_sign:
+            return "inconclusive", "; ".join(
+                [*said, f"the finished seeds say {by_ci}, the divergences {by_sign}"])
+        claim = by_ci or by_sign
+        if claim == "better" and self.candidate_diverged:
+            return "inconclusive", "; ".join(said)
+        if claim == "worse" and self.baseline_diverged:
+            return "inconclusive", "; ".join(said)
+        if claim:
+            return claim, ""
+        if said:
+            return "inconclusive", "; ".join(said)
         if self.diff.n < MIN_SEEDS:
-            return f"inconclusive ({self.diff.n} seeds < {MIN_SEEDS})"
-        lo, hi = self.diff.ci
-        if lo > 0:
-            return "better"
-        if hi < 0:
-            return "worse"
-        return "inconclusive (CI spans 0)"
+            return "inconclusive", f"{self.diff.n} seeds < {MIN_SEEDS}"
+        return "inconclusive", "CI spans 0"
+
+    @property
+    def verdict(self) -> str:
+        """``better``, ``worse``, or ``inconclusive (...)`` saying why
+        (:attr:`judgement`)."""
+        word, why = self.judgement
+        return f"{word} ({why})" if why else word
 
 
 @dataclass(frozen=True)
 class WorkloadTuning:
-    """Every arm of one workload group at its own best LR, the tolerances and the pairs."""
+    """Every arm of one workload group at its own best LR, the tolerances and the pairs.
+
+    ``problem``: why the group is not compared (its trials disagree on the held-out
+    metric, :class:`greedylr.studies.metrics.MetricMismatch`); it then has no arms and no
+    pairs, and the report says so instead of leaving it out.
+    """
 
     group: tuple[Any, ...]
     metric: str | None
@@ -256,6 +337,7 @@ class WorkloadTuning:
     reference: float
     margin: float
     pairs: tuple[TunedPair, ...]
+    problem: str | None = None
 
     @property
     def workload(self) -> str:
@@ -275,26 +357,57 @@ def _value(result: Result, higher: bool) -> float:
     return value
 
 
+def _standing(runs: dict[int, Result], seeds: Iterable[int], higher: bool) -> tuple[int, float]:
+    """On ``seeds``: how many are bad (diverged, failed, no metric) and the mean final
+    metric over the others (NaN if none)."""
+    values = [_value(runs[s], higher) for s in seeds]
+    finite = [v for v in values if math.isfinite(v)]
+    return len(values) - len(finite), float(np.mean(finite)) if finite else math.nan
+
+
+def _rank(standing: tuple[int, float], higher: bool) -> tuple[int, float]:
+    """A sort key, the best first: fewer bad seeds, then the better mean."""
+    bad, mean = standing
+    if math.isnan(mean):
+        return bad, math.inf
+    return bad, -mean if higher else mean
+
+
+def _shared(seed_sets: Iterable[Iterable[int]]) -> set[int]:
+    """The seeds common to every set (empty for none)."""
+    sets = [set(s) for s in seed_sets]
+    return set.intersection(*sets) if sets else set()
+
+
+def _pick(
+    candidates: list[tuple[Any, dict[int, Result]]], higher: bool, leave_out: int | None = None
+) -> Any:
+    """The key of the best of ``candidates`` (key, runs by seed), ranked by :func:`_rank`
+    on the seeds they all ran but ``leave_out`` (each on its own, if they share none);
+    ties: the first."""
+    shared = _shared(runs for _, runs in candidates) - {leave_out}
+
+    def key(item: tuple[Any, dict[int, Result]]) -> tuple[int, float]:
+        seeds = shared or (set(item[1]) - {leave_out})
+        return _rank(_standing(item[1], seeds, higher), higher)
+
+    return min(candidates, key=key)[0]
+
+
 def _other_seeds(
     lrs: dict[float | None, dict[int, Result]], higher: bool
 ) -> tuple[M.Stat, int]:
-    """Leave one seed out: each seed's value at the LR best on the other seeds."""
+    """Leave one seed out: each seed's value at the LR best on the other seeds (ranked as
+    the best LR is, on the other seeds those LRs share)."""
     keys = sorted(lrs, key=_order)
     seeds = sorted({seed for runs in lrs.values() for seed in runs})
     values, bad = [], 0
     for seed in seeds:
-        # (score on the other seeds, LR key); the spec LR ``None`` is a real key
-        candidates = [
-            (float(np.mean([_value(r, higher) for s, r in lrs[key].items() if s != seed])), key)
-            for key in keys
-            if seed in lrs[key] and len(lrs[key]) > 1
-        ]
+        # the spec LR ``None`` is a real key
+        candidates = [(key, lrs[key]) for key in keys if seed in lrs[key] and len(lrs[key]) > 1]
         if not candidates:
             continue
-        pick_score, pick = candidates[0]
-        for score, key in candidates[1:]:
-            if _better(score, pick_score, higher):
-                pick_score, pick = score, key
+        pick = _pick(candidates, higher, leave_out=seed)
         value = _value(lrs[pick][seed], higher)
         if math.isfinite(value):
             values.append(value)
@@ -303,24 +416,25 @@ def _other_seeds(
     return M.Stat.of(values), bad
 
 
-def _point(lr: float, runs: list[Result], higher: bool) -> GridPoint:
-    scores = [_value(r, higher) for r in runs]
-    ended = [r for r, v in zip(runs, scores) if math.isfinite(v)]
+def _point(lr: float, runs: dict[int, Result], higher: bool, shared: set[int]) -> GridPoint:
+    values = [_value(r, higher) for r in runs.values()]
+    ended = [r for r, v in zip(runs.values(), values) if math.isfinite(v)]
     bests = [M.best_metric(r) for r in ended]
     worst = -math.inf if higher else math.inf
+    on = sorted(shared or runs)
+    scores = [_value(runs[s], higher) for s in on]
+    shared_bad, shared_mean = _standing(runs, on, higher)
     return GridPoint(
         lr,
-        M.Stat.of(v for v in scores if math.isfinite(v)),
+        M.Stat.of(v for v in values if math.isfinite(v)),
         M.Stat.of(b[0] if b else None for b in bests),
         float(np.mean(scores)) if scores else worst,
         len(runs),
         len(runs) - len(ended),
-        tuple(str(r.get("key")) for r in runs),
+        tuple(str(r.get("key")) for r in runs.values()),
+        shared_bad,
+        shared_mean,
     )
-
-
-def _better(a: float, b: float, higher: bool) -> bool:
-    return a > b if higher else a < b
 
 
 def _within(score: float, reference: float, margin: float, higher: bool) -> bool:
@@ -340,7 +454,7 @@ def _pair(
     higher: bool,
 ) -> TunedPair:
     diffs: list[float] = []
-    wins = ties = losses = unpaired = 0
+    wins = ties = losses = unpaired = c_div = b_div = 0
     for seed in sorted(set(c_runs) | set(b_runs)):
         if seed not in c_runs or seed not in b_runs:  # only one of the two ran it
             unpaired += 1
@@ -359,11 +473,14 @@ def _pair(
                 losses += 1
         elif math.isfinite(fc):
             wins += 1
+            b_div += 1
         elif math.isfinite(fb):
             losses += 1
+            c_div += 1
         else:
             ties += 1
-    return TunedPair(cand, base, c_lr, b_lr, M.Stat.of(diffs), wins, ties, losses, unpaired)
+    return TunedPair(cand, base, c_lr, b_lr, M.Stat.of(diffs), wins, ties, losses, unpaired,
+                     c_div, b_div)
 
 
 def _outcome(result: Result) -> float | None:
@@ -374,6 +491,28 @@ def _outcome(result: Result) -> float | None:
     if status == "diverged":
         return math.nan
     return M.final_metric(result) if status == "ok" else None
+
+
+def _arm(
+    arm: str, lrs: dict[float | None, dict[int, Result]], higher: bool
+) -> tuple[ArmTuning, dict[float, float | None]]:
+    """An arm's grid points, its best and worst (``within`` left 0), and each point's
+    LR -> its key in ``lrs``."""
+    keys = sorted(lrs, key=_order)
+    shared = _shared(lrs[k] for k in keys)
+    points = [_point(_ran_at(lrs[k].values()) if k is None else float(k), lrs[k], higher,
+                     shared)
+              for k in keys]
+
+    def rank(p: GridPoint) -> tuple[int, float]:
+        return _rank((p.shared_bad, p.shared_mean), higher)
+
+    best, worst = min(points, key=rank), max(points, key=rank)  # ties: the smaller LR
+    equal = len({frozenset(lrs[k]) for k in keys}) == 1
+    other, other_bad = _other_seeds(lrs, higher)
+    tuning = ArmTuning(arm, tuple(points), best, worst, 0, other, other_bad,
+                       tuple(sorted(shared)), equal)
+    return tuning, {p.lr: k for p, k in zip(points, keys)}
 
 
 def tune(
@@ -390,9 +529,14 @@ def tune(
         candidate: which arms are GreedyLR (the rest are baselines).
 
     Returns:
-        One :class:`WorkloadTuning` per group that has a held-out metric, sorted by
-        group. The best LR of an arm is chosen by ``score`` of :class:`GridPoint` (ties: the
-        smaller LR).
+        One :class:`WorkloadTuning` per group where some trial reported a held-out metric
+        (a group whose trials disagree on it is one with a ``problem``, not left out),
+        sorted by group. The metric and its direction are those of the trials that
+        report one (:func:`greedylr.studies.metrics.common_metric`), never the first
+        trial's. The best LR of an arm is its grid point with the fewest bad seeds, then
+        the best mean final metric over the others, counted on the seeds all its points
+        ran (:class:`GridPoint`; ties: the smaller LR); the best-tuned baseline likewise,
+        at each one's best LR.
     """
     if not 0 <= margin < 1:
         raise ValueError(f"margin must be in [0, 1), got {margin!r}")
@@ -405,47 +549,29 @@ def tune(
         table[group_of(r)][M.arm_of(r)].setdefault(lr, {})[int(r["spec"]["seed"])] = r
     out = []
     for group, arms in sorted(table.items(), key=lambda kv: repr(kv[0])):
-        sample = next(r for lrs in arms.values() for runs in lrs.values() for r in runs.values())
-        metric, higher = M.metric_name(sample)
+        runs = (r for lrs in arms.values() for by_seed in lrs.values() for r in by_seed.values())
+        try:
+            metric, higher = M.common_metric(runs)
+        except M.MetricMismatch as e:
+            out.append(WorkloadTuning(group, None, True, {}, None, math.nan, margin, (),
+                                      problem=str(e)))
+            continue
         if metric is None:
             continue
-        points = {
-            arm: [
-                _point(_ran_at(runs.values()) if lr is None else float(lr),
-                       list(runs.values()), higher)
-                for lr, runs in sorted(lrs.items(), key=lambda kv: _order(kv[0]))
-            ]
-            for arm, lrs in arms.items()
-        }
-        by_lr = {arm: {p.lr: key for p, key in zip(points[arm], sorted(lrs, key=_order))}
-                 for arm, lrs in arms.items()}
-        best: dict[str, GridPoint] = {}
-        for arm, pts in points.items():
-            pick = pts[0]
-            for p in pts[1:]:
-                if _better(p.score, pick.score, higher):
-                    pick = p
-            best[arm] = pick
-        baselines = sorted(a for a in arms if not candidate(a))
-        reference_arm = None
-        for arm in baselines:
-            if reference_arm is None or _better(best[arm].score, best[reference_arm].score,
-                                                higher):
-                reference_arm = arm
-        reference = best[reference_arm].score if reference_arm else math.nan
         tuned: dict[str, ArmTuning] = {}
-        for arm, pts in sorted(points.items()):
-            worst = pts[0]
-            for p in pts[1:]:
-                if _better(worst.score, p.score, higher):
-                    worst = p
-            within = (
-                sum(_within(p.score, reference, margin, higher) for p in pts)
-                if reference_arm
-                else 0
-            )
-            other, other_bad = _other_seeds(arms[arm], higher)
-            tuned[arm] = ArmTuning(arm, tuple(pts), best[arm], worst, within, other, other_bad)
+        by_lr: dict[str, dict[float, float | None]] = {}
+        for arm, lrs in sorted(arms.items()):
+            tuned[arm], by_lr[arm] = _arm(arm, lrs, higher)
+        best = {arm: t.best for arm, t in tuned.items()}
+        baselines = sorted(a for a in arms if not candidate(a))
+        reference_arm = min(
+            baselines, key=lambda a: _rank((best[a].bad, best[a].final.mean), higher),
+            default=None)
+        reference = best[reference_arm].score if reference_arm else math.nan
+        for arm, t in tuned.items():
+            within = (sum(_within(p.score, reference, margin, higher) for p in t.points)
+                      if reference_arm else 0)
+            tuned[arm] = replace(t, within=within)
         pairs = tuple(
             _pair(cand, base, arms[cand][by_lr[cand][best[cand].lr]],
                   arms[base][by_lr[base][best[base].lr]], best[cand].lr, best[base].lr, higher)

@@ -5,7 +5,7 @@ Also what ``greedylr compare`` prints."""
 from __future__ import annotations
 
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -61,8 +61,10 @@ def _group_title(wt: T.WorkloadTuning, results: list[Result], study: bool) -> st
     parts += [f"{k}={v}" for k, v in shared]
     if eval_every:
         parts.append(f"evaluated every {eval_every} steps")
-    arrow = "↑" if wt.higher_is_better else "↓"
     head = f"{_study}: " if study else ""
+    if wt.metric is None:  # not compared (its ``problem``): no metric to name
+        return f"{head}{label} ({', '.join(parts)})"
+    arrow = "↑" if wt.higher_is_better else "↓"
     return f"{head}{label} ({', '.join(parts)}), {wt.metric} {arrow}"
 
 
@@ -82,12 +84,15 @@ def heldout_table(
 ) -> tuple[list[str], list[list[str]], list[T.WorkloadTuning]]:
     """The held-out-first table, one row per arm of each workload group.
 
-    Columns: the group, the schedule, its own best LR, its final and best-so-far held-out
-    metric there (mean ± std over seeds), GreedyLR minus it paired by seed (mean and
-    bootstrap 95% CI, positive: GreedyLR better), seeds won/tied/lost by GreedyLR, the
-    verdict; with an LR grid, its LR tolerance, worst grid point and the final metric at
-    an LR picked on the other seeds; last, runs by status and the final training loss
-    (not a held-out number).
+    Columns: the group, the schedule, its own best LR (and, when its grid points ran
+    different seeds, on how many shared seeds it was picked), its final and best-so-far
+    held-out metric there (mean ± std over the seeds that finished, and how many diverged
+    or failed), GreedyLR minus it paired by seed (mean and Student-t 95% CI over the
+    seeds both finished, positive: GreedyLR better), seeds won/tied/lost by GreedyLR, the
+    verdict (:attr:`~greedylr.studies.tuning.TunedPair.judgement`); with an LR grid, its
+    LR tolerance, worst grid point and the final metric at an LR picked on the other
+    seeds; last, runs by status and the final training loss (not a held-out number). A
+    group whose trials disagree on the held-out metric has one row that says so.
 
     Returns:
         ``(header, rows, tunings)``.
@@ -98,19 +103,25 @@ def heldout_table(
     members: dict[tuple[Any, ...], list[Result]] = defaultdict(list)
     for r in results:
         members[T.group_of(r)].append(r)
-    metrics = {wt.metric for wt in tunings}
+    metrics = {wt.metric for wt in tunings if wt.metric is not None}
     metric = metrics.pop() if len(metrics) == 1 else "held-out metric"
+    header = _heldout_header(metric, grid, margin)
     rows = []
     for wt in tunings:
         group = members[wt.group]
         title = _group_title(wt, group, several_studies)
+        if wt.problem:  # not compared: one row that says why
+            row = ["-"] * (len(header) - 1)
+            row[header.index("verdict") - 1] = f"not compared: {wt.problem}"
+            rows.append([title, *row])
+            continue
         primary = _primary_arm(wt)
         pairs = {p.baseline: p for p in compared_pairs(wt, group)}
         order = sorted(wt.arms, key=lambda a: (a != primary, not M.is_candidate(a), a))
         for i, arm in enumerate(order):
             row = _arm_row(wt, arm, group, pairs.get(arm), grid)
             rows.append([title if i == 0 else "", *row])
-    return _heldout_header(metric, grid, margin), rows, tunings
+    return header, rows, tunings
 
 
 def _heldout_header(metric: str | None, grid: bool, margin: float) -> list[str]:
@@ -167,16 +178,27 @@ def _arm_row(
         verdict = _verdict_cell(pair)
     elif M.is_candidate(arm):
         verdict = "(candidate)"
-    row = [arm, _lr_cell(best.lr, at_best), _short(best.final), _short(best.best), delta,
-           won, verdict]
+    lr = _lr_cell(best.lr, at_best)
+    if not tuning.equal_seeds:  # its LRs ran different seeds: picked on the shared ones
+        lr += (f" (picked on the {len(tuning.shared)} seeds all its LRs ran)" if tuning.shared
+               else " (its LRs share no seed: each judged on its own)")
+    final = _short(best.final) + (f", {best.bad} div/fail" if best.bad else "")
+    row = [arm, lr, final, _short(best.best), delta, won, verdict]
     if grid and len(tuning.points) == 1:  # no grid for this arm: nothing to say
         row += ["-", "-", "-"]
     elif grid:
         n = len(tuning.points)
+        worst = tuning.worst
+        if tuning.equal_seeds or not tuning.shared:
+            at_worst = f"{_short(worst.final)} @ {num(worst.lr, 3)}" + (
+                f", {worst.bad} div/fail" if worst.bad else "")
+        else:  # ranked on the seeds all its LRs ran: say it there
+            at_worst = (f"{num(worst.shared_mean)} @ {num(worst.lr, 3)} on the "
+                        f"{len(tuning.shared)} shared seeds") + (
+                f", {worst.shared_bad} div/fail" if worst.shared_bad else "")
         row += [
             f"{tuning.within}/{n} ({100 * tuning.tolerance:.0f}%)",
-            f"{_short(tuning.worst.final)} @ {num(tuning.worst.lr, 3)}"
-            + (f", {tuning.worst.bad} div/fail" if tuning.worst.bad else ""),
+            at_worst,
             _short(tuning.other_seeds)
             + (f", {tuning.other_seeds_bad} div/fail" if tuning.other_seeds_bad else ""),
         ]
@@ -184,13 +206,25 @@ def _arm_row(
             _short(_train_loss(at_best))]
 
 
+def _lone_divergences(p: T.TunedPair) -> str:
+    """``greedy on 2 of 5 seeds``: the seeds where one side alone diverged."""
+    parts = []
+    if p.candidate_diverged:
+        parts.append(f"{p.candidate} on {p.candidate_diverged} of {p.seeds} seeds")
+    if p.baseline_diverged:
+        parts.append(f"{p.baseline} on {p.baseline_diverged} of {p.seeds} seeds")
+    return ", ".join(parts)
+
+
 def verdict_lines(
     tunings: Sequence[T.WorkloadTuning], results: Sequence[Result]
 ) -> list[str]:
     """The plain-words verdict: where GreedyLR is behind, ahead, and what is undecided
-    (the pairs of :func:`compared_pairs`)."""
-    behind, ahead, unsure, unsure_behind = [], [], [], []
-    short_seeds = spans = 0
+    (the pairs of :func:`compared_pairs`), where one side alone diverged, and the
+    workloads not compared (their trials disagree on the held-out metric, or none
+    reported one)."""
+    behind, ahead, unsure, unsure_behind, diverged = [], [], [], [], []
+    short_seeds = spans = by_divergence = 0
     for wt in tunings:
         for p in compared_pairs(wt, results):
             lo, hi = p.diff.ci
@@ -198,39 +232,68 @@ def verdict_lines(
                 f"{p.baseline} ({p.candidate} against it)")
             where = f"{workload_label(wt.workload)} vs {versus}"
             amount = f"{num(p.diff.mean, 3)} [{num(lo, 3)}, {num(hi, 3)}]"
-            if p.verdict == "worse":
+            lone = _lone_divergences(p)
+            if lone:
+                diverged.append(f"{where} ({lone})")
+                amount += f"; diverged alone: {lone}"
+            verdict, _why = p.judgement
+            if verdict == "worse":
                 behind.append(f"{where} ({amount})")
-            elif p.verdict == "better":
+            elif verdict == "better":
                 ahead.append(f"{where} ({amount})")
             else:
                 unsure.append(where)
-                if p.diff.n < T.MIN_SEEDS:
+                if lone:
+                    by_divergence += 1
+                elif p.diff.n < T.MIN_SEEDS:
                     short_seeds += 1
                 else:
                     spans += 1
                 if p.diff.n and p.diff.mean < 0:
                     unsure_behind.append(f"{where} ({amount})")
     total = len(behind) + len(ahead) + len(unsure)
+    skipped = _not_compared(tunings, results)
     if not total:
-        return ["No GreedyLR arm and baseline with a held-out metric to compare."]
+        return ["No GreedyLR arm and baseline with a held-out metric to compare.", *skipped]
     lines = [
         f"**Verdict** on the held-out metric, GreedyLR against each baseline ({total} "
         f"comparison{'s' if total != 1 else ''}): **behind in {len(behind)}, ahead in "
         f"{len(ahead)}, inconclusive in {len(unsure)}** ({short_seeds} with fewer than "
-        f"{T.MIN_SEEDS} seeds, {spans} whose 95% CI spans 0; an inconclusive comparison "
-        "is not a win).",
+        f"{T.MIN_SEEDS} seeds both finished, {spans} whose 95% CI spans 0, {by_divergence} "
+        "where one side alone diverged on some seed; an inconclusive comparison is not a "
+        "win).",
         "",
-        "- GreedyLR loses (CI below 0) on: " + ("; ".join(behind) if behind else "none") + ".",
+        "- GreedyLR loses on: " + ("; ".join(behind) if behind else "none") + ".",
     ]
     if unsure_behind:
         lines.append("- GreedyLR is behind on the mean, but inconclusively, on: "
                      + "; ".join(unsure_behind) + ".")
-    lines.append("- GreedyLR wins (CI above 0) on: " + ("; ".join(ahead) if ahead else "none")
-                 + ".")
+    lines.append("- GreedyLR wins on: " + ("; ".join(ahead) if ahead else "none") + ".")
+    if diverged:
+        lines.append("- One side alone diverged (a loss for it, and never called better): "
+                     + "; ".join(diverged) + ".")
     unfed = unfed_arms(results)
     if unfed:
         lines.append("- Fed no held-out value (`trial.report(feed=...)`), so run without the "
                      "held-out rule they are built around: " + ", ".join(unfed) + ".")
+    return [*lines, *skipped]
+
+
+def _not_compared(tunings: Sequence[T.WorkloadTuning], results: Sequence[Result]) -> list[str]:
+    """Lines for the workload groups of ``results`` the summary does not compare: their
+    trials disagree on the held-out metric, or none of them reported one."""
+    lines = [f"- Not compared, {workload_label(wt.workload)}: {wt.problem}."
+             for wt in tunings if wt.problem]
+    shown = {wt.group for wt in tunings}
+    silent: dict[tuple[Any, ...], list[Result]] = defaultdict(list)
+    for r in results:
+        if T.group_of(r) not in shown:
+            silent[T.group_of(r)].append(r)
+    for group, runs in sorted(silent.items(), key=lambda kv: repr(kv[0])):
+        counts = Counter(str(r.get("status", "failed")) for r in runs)
+        statuses = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        lines.append(f"- Not compared, {workload_label(str(group[1]))}: none of its "
+                     f"{len(runs)} trials reported a held-out metric ({statuses}).")
     return lines
 
 
@@ -256,9 +319,17 @@ def heldout_summary(results: list[Result], *, margin: float = T.DEFAULT_MARGIN) 
     out = ["## Held-out summary: read this first", ""]
     how = (
         "Per workload, GreedyLR and each baseline on the held-out metric (final, and the "
-        "best value seen at any evaluation), mean ± std over seeds; GreedyLR minus each "
-        "baseline paired by seed with a bootstrap 95% CI (positive: GreedyLR better); "
-        f"fewer than {T.MIN_SEEDS} seeds or a CI that spans 0 is *inconclusive*."
+        "best value seen at any evaluation), mean ± std over the seeds that finished; "
+        "GreedyLR minus each baseline paired by seed, the mean over the seeds both "
+        "finished with its Student-t 95% CI (positive: GreedyLR better). The verdict is "
+        "*better* or *worse* when that CI is clear of 0 with at least "
+        f"{T.MIN_SEEDS} such seeds, else *inconclusive*: with no real difference it "
+        "reads better or worse in 5% of studies at any number of seeds. A seed where one "
+        "side alone diverged is a loss for that side (won/tied/lost count it), which is "
+        "then never called better (*inconclusive*, said with the count); divergences "
+        "alone decide (*worse* for the side that diverged) only when a two-sided sign "
+        "test over the seeds says so at the 5% level, which takes at least 6 seeds all one "
+        "way."
     )
     if any(M.scoring_of(r) for r in results):
         how += (
@@ -274,15 +345,18 @@ def heldout_summary(results: list[Result], *, margin: float = T.DEFAULT_MARGIN) 
         )
     if grid:
         how += (
-            " Every schedule ran at every LR of the grid with the same seeds and is shown "
-            "**at its own best LR** (by mean final held-out metric over seeds; a diverged "
-            "seed counts as the worst value). Choosing the best LR on the same seeds that "
-            "then report it is optimistic, for every schedule alike: the tuned numbers "
-            "are a best case; the column *LR picked on the other seeds* is the less "
-            "flattering estimate (each seed at the LR best on the other seeds; it still "
-            "reuses one held-out set). **LR tolerance**: the share of the schedule's grid points "
-            f"whose mean final held-out metric is within {margin:.0%} of the best-tuned "
-            "baseline's; the worst grid point says what a mistuned LR costs."
+            " Every schedule ran at every LR of the grid and is shown **at its own best "
+            "LR**: its grid point with the fewest seeds that diverged or failed, then the "
+            "best mean final held-out metric over the others, counted on the seeds all its "
+            "grid points ran (the LR column says so where they ran different seeds; the "
+            "final column, how many seeds diverged or failed there). Choosing the best LR "
+            "on the same seeds that then report it is optimistic, for every schedule "
+            "alike: the tuned numbers are a best case; the column *LR picked on the other "
+            "seeds* is the less flattering estimate (each seed at the LR best on the other "
+            "seeds; it still reuses one held-out set). **LR tolerance**: the share of the "
+            f"schedule's grid points whose mean final held-out metric is within {margin:.0%} "
+            "of the best-tuned baseline's (a point where a seed diverged or failed is not "
+            "within); the worst grid point says what a mistuned LR costs."
         )
     rows = [[r[0], f"**{r[1]}**" if M.is_candidate(r[1]) else r[1], *r[2:]] for r in rows]
     table = markdown_table(header, rows)
@@ -312,7 +386,7 @@ def summary_table(
 
     The rows of :func:`heldout_table`: per workload group and arm, its own best LR, the
     final and best-so-far held-out metric there, GreedyLR's paired difference with its
-    bootstrap 95% CI, seeds won/tied/lost, the verdict, the LR tolerance and worst grid
+    Student-t 95% CI, seeds won/tied/lost, the verdict, the LR tolerance and worst grid
     point (with an LR grid), runs by status and, last, the final training loss. The
     ``workload`` column is left out when there is only one.
 
