@@ -12,7 +12,7 @@ point of an LR grid with the same seeds. This module answers, per *workload grou
 - **the tuned comparison**: GreedyLR at its best LR minus each baseline at the
   baseline's best LR, paired by seed, with a Student-t 95% CI of the mean difference
   (calibrated at any number of seeds, unlike the percentile bootstrap it replaces),
-  seeds won, tied and lost, and a verdict (:attr:`TunedPair.judgement`: the CI, with a
+  seeds won, tied and lost, and a verdict (``TunedPair.judgement``: the CI, with a
   seed where one side alone diverged a loss for that side, which is then never called
   better);
 - **LR tolerance**: the share of an arm's grid points whose mean final held-out metric
@@ -176,12 +176,12 @@ class GridPoint:
         final: the final held-out metric over the seeds that ran to the end.
         best: the best-so-far held-out metric over those seeds.
         score: the mean final metric over the seeds every grid point of its arm ran
-            (:attr:`ArmTuning.shared`; all of its own when they share none), a diverged
+            (``shared`` of :class:`ArmTuning`; all of its own when they share none), a diverged
             or failed seed (or one without a metric) counting as the worst value (-inf,
             or +inf when lower is better): what the LR tolerance is measured on.
         seeds: seeds run; ``bad``: of them, diverged, failed or without a metric.
         keys: the trials' keys.
-        shared_bad: on the seeds every grid point of its arm ran (:attr:`ArmTuning.shared`),
+        shared_bad: on the seeds every grid point of its arm ran (``shared`` of :class:`ArmTuning`),
             the bad ones; ``shared_mean``: the mean final metric over the others (NaN if
             none): what the best LR is chosen by, in that order.
     """
@@ -325,7 +325,7 @@ class WorkloadTuning:
     """Every arm of one workload group at its own best LR, the tolerances and the pairs.
 
     ``problem``: why the group is not compared (its trials disagree on the held-out
-    metric, :class:`greedylr.studies.metrics.MetricMismatch`); it then has no arms and no
+    metric, ``greedylr.studies.metrics.MetricMismatch``); it then has no arms and no
     pairs, and the report says so instead of leaving it out.
     """
 
@@ -532,7 +532,7 @@ def tune(
         One :class:`WorkloadTuning` per group where some trial reported a held-out metric
         (a group whose trials disagree on it is one with a ``problem``, not left out),
         sorted by group. The metric and its direction are those of the trials that
-        report one (:func:`greedylr.studies.metrics.common_metric`), never the first
+        report one (``greedylr.studies.metrics.common_metric``), never the first
         trial's. The best LR of an arm is its grid point with the fewest bad seeds, then
         the best mean final metric over the others, counted on the seeds all its points
         ran (:class:`GridPoint`; ties: the smaller LR); the best-tuned baseline likewise,

@@ -89,7 +89,7 @@ def heldout_table(
     held-out metric there (mean ± std over the seeds that finished, and how many diverged
     or failed), GreedyLR minus it paired by seed (mean and Student-t 95% CI over the
     seeds both finished, positive: GreedyLR better), seeds won/tied/lost by GreedyLR, the
-    verdict (:attr:`~greedylr.studies.tuning.TunedPair.judgement`); with an LR grid, its
+    verdict (``TunedPair.judgement``); with an LR grid, its
     LR tolerance, worst grid point and the final metric at an LR picked on the other
     seeds; last, runs by status and the final training loss (not a held-out number). A
     group whose trials disagree on the held-out metric has one row that says so.
