@@ -143,6 +143,32 @@ def test_a_new_group_during_warmup_joins_the_ramp():
 
 
 @pytest.mark.parametrize("device_mode", [False, True])
+@pytest.mark.parametrize("call", ["observe_eval", "observe"])
+def test_a_group_added_just_before_a_held_out_cut_takes_it(device_mode, call):
+    # observe_eval (or observe, then step) right after add_param_group: the new group
+    # was left out of the held-out cut and joined at its full LR at the next step
+    opt = make_optimizer(tensor_lr=device_mode)
+    sched = GreedyLR(opt, device_mode=device_mode, **{**CONFIG, "patience": 100})
+    drive(sched, [1.0, 1.0, 1.0])
+    sched.observe_eval(1.0)  # the best so far
+    lr = torch.tensor(0.1) if device_mode else 0.1
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr})
+    if call == "observe":
+        sched.observe(1.0)
+        assert len(sched.base_lrs) == 2  # scheduled from the call on
+    sched.observe_eval(2.0)  # worse: every group's LR times eval_factor
+    assert [float(g["lr"]) for g in opt.param_groups] == pytest.approx([0.07, 0.07])
+    if call == "observe":
+        opt.step()
+        sched.step()
+    else:
+        drive(sched, [1.0, 1.0])
+    assert [float(g["lr"]) for g in opt.param_groups] == pytest.approx([0.07, 0.07])
+    (cut,) = [e for e in sched.events if e.kind == "eval_decrease"]
+    assert cut.lrs_after == pytest.approx((0.07, 0.07))
+
+
+@pytest.mark.parametrize("device_mode", [False, True])
 def test_a_new_group_during_the_final_cooldown_joins_it_and_resumes_exactly(device_mode):
     # the cooldown is the last 5 of 10 steps, linear, towards 0.1x of each group's LR
     knobs = {**CONFIG, "total_steps": 10, "anneal_fraction": 0.5, "anneal_shape": "linear"}

@@ -265,6 +265,8 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         This is the path for framework integrations that see the loss where they
         cannot step (a micro-batch hook), and step where they cannot see the loss.
         """
+        if len(self.optimizer.param_groups) != len(self.base_lrs):
+            self._sync_groups()
         if self._written is not None:
             guards.check_lrs_are_ours(self.optimizer.param_groups, self._written)
         if self._device_state is not None:
@@ -573,6 +575,10 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         Args:
             value: the held-out metric: a number or a one-element tensor.
         """
+        if len(self.optimizer.param_groups) != len(self.base_lrs):
+            # a group added since the last step takes this cut too, as the rule's own
+            # add_group then observe_eval does (else it joined at its full LR)
+            self._sync_groups()
         if self._device_state is not None:
             lrs: Sequence[Any] = self._observe_eval_on_device(value)
         else:
