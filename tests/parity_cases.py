@@ -263,8 +263,28 @@ def _ramp_cases(seed: int) -> list[Case]:
     return cases
 
 
+def _negative_cases(seed: int) -> list[Case]:
+    """Per family, a case whose losses are mostly negative (a Gaussian NLL, a negative
+    ELBO) and cross 0, with a relative threshold: better is beyond the reference by that
+    fraction of its size, on either side of 0."""
+    rng = random.Random(seed)
+    cases = []
+    for f, family in enumerate(FAMILIES):
+        while True:
+            base = [10 ** rng.uniform(-4, 0)]  # one group: the optax port runs these too
+            config = replace(_config(rng, family, base), threshold_mode="rel",
+                             threshold=rng.choice([0.02, 0.05, rng.uniform(0.005, 0.1)]))
+            if _valid(config, base):
+                break
+        losses = [x - 4.0 for x in random_losses(rng, STEPS)]
+        script = _script(rng, losses, evals=config.eval_patience is not None)
+        cases.append(Case(f"family{f}-negative", config, tuple(base), script))
+    return cases
+
+
 def make_cases(seed: int = 20251214) -> list[Case]:
-    """Every family's random cases, the ramp cases, then the long runs."""
+    """Every family's random cases, the ramp cases, the negative losses, then the long
+    runs."""
     rng = random.Random(seed)
     cases = []
     for f, family in enumerate(FAMILIES):
@@ -279,7 +299,7 @@ def make_cases(seed: int = 20251214) -> list[Case]:
             script = _script(rng, losses, evals=config.eval_patience is not None)
             cases.append(Case(f"family{f}-{made}", config, tuple(base), script))
             made += 1
-    return cases + _ramp_cases(seed + 1) + _long_runs()
+    return cases + _ramp_cases(seed + 1) + _negative_cases(seed + 2) + _long_runs()
 
 
 def reference(case: Case) -> Trajectory:

@@ -292,6 +292,24 @@ NONFINITE_RAMP = (
     [0.5, 1.0, 0.5],
     {1: ("nonfinite",), 2: ("nonfinite",), 3: ("nonfinite", "decrease")},
 )
+_NEGATIVE = (-10.0, -9.5, -11.5, -12.0, 0.5, 0.4, 0.38)
+NEGATIVE_REL = (
+    GreedyConfig(factor=0.5, patience=0, smoothing="none", threshold=0.1, threshold_mode="rel",
+                 min_lr_ratio=None, max_lr_ratio=None, blowup_ratio=None),
+    [("loss", v) for v in _NEGATIVE],
+    # a negative loss (a Gaussian NLL): better means below the reference by 10% of its
+    # size, ref - 0.1 * |ref|. -10 beats +inf: increase. -9.5 is worse than -10: decrease
+    # (ref * 0.9 = -9 would have taken it as better). -11.5 beats -9.5 - 0.95: increase;
+    # -12 misses -11.5 - 1.15: decrease; 0.5 is worse than -12: decrease; 0.4 beats
+    # 0.5 - 0.05: increase; 0.38 misses 0.4 - 0.04: decrease
+    [0.2, 0.1, 0.2, 0.1, 0.05, 0.1, 0.05],
+    {1: ("increase",), 2: ("decrease",), 3: ("increase",), 4: ("decrease",), 5: ("decrease",),
+     6: ("increase",), 7: ("decrease",)},
+)
+# the mirror for a value where higher is better: better means above ref + 0.1 * |ref|
+# (at the last step -0.38 misses -0.4 + 0.04; ref * 1.1 = -0.44 would have taken it)
+NEGATIVE_REL_MAX = (replace(NEGATIVE_REL[0], mode="max"), [("loss", -v) for v in _NEGATIVE],
+                    *NEGATIVE_REL[2:])
 CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL, "pace": PACE,
          "base": BASE, "compound": COMPOUND, "compound_max": COMPOUND_MAX,
          "compound_off": COMPOUND_OFF, "compound_mix": COMPOUND_MIX,
@@ -302,7 +320,8 @@ CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL, "pace
          "stalled_clear": STALLED_CLEAR, "spike": SPIKE,
          "spike_max": SPIKE_MAX, "spike_phases": SPIKE_PHASES, "eval_ramp": EVAL_RAMP,
          "eval_ramp_patience": EVAL_RAMP_PATIENCE, "eval_ramp_pace": EVAL_RAMP_PACE,
-         "nonfinite_ramp": NONFINITE_RAMP}
+         "nonfinite_ramp": NONFINITE_RAMP, "negative_rel": NEGATIVE_REL,
+         "negative_rel_max": NEGATIVE_REL_MAX}
 
 
 def _drive(call, script: Script) -> tuple[list[float], dict]:

@@ -151,11 +151,20 @@ def test_update_does_not_modify_its_input_state() -> None:
         ({"patience": torch.tensor([1, -1])}, "patience must be"),
         ({"cooldown": torch.tensor([0.5, 1.0])}, "cooldown must be"),
         ({"factor": torch.tensor([0.5, 0.5, 0.5])}, "does not broadcast"),
+        # a fraction of the reference with threshold_mode="rel" (the default), as
+        # GreedyConfig requires: 1 or more made no value better, or every one
+        ({"threshold": torch.tensor([0.5, 1.0])}, r"threshold must be in \[0, 1\)"),
     ],
 )
 def test_bad_per_run_knobs_are_rejected(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         tr.init(GreedyConfig(), [[0.1], [0.1]], **kwargs)
+
+
+def test_an_absolute_per_run_threshold_may_be_1_or_more() -> None:
+    config = GreedyConfig(threshold_mode="abs")
+    state = tr.init(config, [[0.1], [0.1]], threshold=torch.tensor([0.5, 2.0]))
+    assert state.threshold.tolist() == [0.5, 2.0]
 
 
 def test_the_blowup_guard_state_is_allocated_only_when_on() -> None:

@@ -506,11 +506,16 @@ def _decide(config: GreedyConfig, state: RuleState, finite: bool, loss: float) -
             margin = _noise_margin(config, state)
             value = smoothed + margin if minimize else smoothed - margin
         # better than the reference by the threshold (inline: a call per step was measurable)
-        t, relative = config.threshold, config.threshold_mode == "rel"
-        if minimize:
-            better = value < (reference * (1.0 - t) if relative else reference - t)
+        t = config.threshold
+        if config.threshold_mode == "abs":
+            bar = reference - t if minimize else reference + t
+        elif (reference >= 0.0) == minimize:
+            # ``reference -+ t * |reference|``, as a product: a negative reference (a
+            # negative log-likelihood) must be beaten downwards (min) or upwards (max) too
+            bar = reference * (1.0 - t)
         else:
-            better = value > (reference * (1.0 + t) if relative else reference + t)
+            bar = reference * (1.0 + t)
+        better = value < bar if minimize else value > bar
     if state.blowup_cuts and not blown:
         state.blowup_cuts = 0
     if better or config.compare == "previous":

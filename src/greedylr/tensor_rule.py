@@ -206,11 +206,15 @@ def _blown(config: GreedyConfig, first: Tensor, smoothed: Tensor, cuts: Tensor) 
 
 
 def _is_better(config: GreedyConfig, value: Tensor, reference: Tensor, t: Tensor) -> Tensor:
-    if config.mode == "min":
-        bar = reference * (1.0 - t) if config.threshold_mode == "rel" else reference - t
-        return value < bar
-    bar = reference * (1.0 + t) if config.threshold_mode == "rel" else reference + t
-    return value > bar
+    """Better than ``reference`` by the threshold ``t`` (rule._decide's test): ``rel``
+    scales it by ``|reference|``, as the product the float rule takes by its sign."""
+    minimize = config.mode == "min"
+    if config.threshold_mode == "abs":
+        bar = reference - t if minimize else reference + t
+    else:
+        shrink = reference >= 0.0 if minimize else ~(reference >= 0.0)
+        bar = torch.where(shrink, reference * (1.0 - t), reference * (1.0 + t))
+    return value < bar if minimize else value > bar
 
 
 def _observed(state: TensorState, loss: Tensor | float) -> Tensor:

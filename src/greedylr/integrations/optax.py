@@ -421,9 +421,13 @@ def _smooth(
 
 
 def _is_better(k: _Knobs, value: jax.Array, reference: jax.Array) -> jax.Array:
+    """Better than ``reference`` by the threshold (rule._decide's test): ``rel`` scales
+    it by ``|reference|``, as the product the float rule takes by its sign."""
     t = k.threshold
-    below = value < jnp.where(k.relative, reference * (1.0 - t), reference - t)
-    above = value > jnp.where(k.relative, reference * (1.0 + t), reference + t)
+    nonnegative = reference >= 0.0
+    shrunk, grown = reference * (1.0 - t), reference * (1.0 + t)
+    below = value < jnp.where(k.relative, jnp.where(nonnegative, shrunk, grown), reference - t)
+    above = value > jnp.where(k.relative, jnp.where(nonnegative, grown, shrunk), reference + t)
     return jnp.where(k.maximize, above, below)
 
 
