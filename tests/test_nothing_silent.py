@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import gc
 import io
+import json
 import pickle
 import warnings
 import weakref
@@ -245,6 +246,75 @@ def test_a_new_group_in_device_mode_needs_a_tensor_lr():
 
 
 # -- chaining -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tensor_lr", [False, True])
+def test_a_new_greedylr_restarts_from_the_lr_set_as_the_chaining_error_advises(tensor_lr):
+    # the first GreedyLR left initial_lr=0.1 in the group: the second took it, not 0.01
+    opt = make_optimizer(tensor_lr=tensor_lr)
+    drive(GreedyLR(opt, **CONFIG), [1.0, 1.0])
+    for group in opt.param_groups:
+        group["lr"] = torch.tensor(0.01) if tensor_lr else 0.01
+    sched = GreedyLR(opt, **CONFIG)
+    assert float(opt.param_groups[0]["lr"]) == pytest.approx(0.01)
+    assert sched.base_lrs == sched.state.base_lrs == [pytest.approx(0.01)]
+    assert sched.state.min_lrs == [pytest.approx(0.001)]
+    assert float(opt.param_groups[0]["initial_lr"]) == pytest.approx(0.01)
+    assert sched.trace.meta["base_lrs"] == [pytest.approx(0.01)]
+    # from 0.01 (up, then down), not from 0.1
+    assert drive(sched, [1.0, 2.0]) == [[pytest.approx(0.02)], [pytest.approx(0.01)]]
+
+
+def _ramp_run(min_lr):
+    opt = make_optimizer()
+    return opt, GreedyLR(opt, warmup=10, min_lr=min_lr, max_lr=1.0, **CONFIG)
+
+
+def test_resume_with_the_optimizer_loaded_first_inside_a_ramp_below_the_floor():
+    # the optimizer restored before GreedyLR is built: its lr (0.02, on the ramp) is below
+    # min_lr and cannot start a run; its initial_lr can, and load_state_dict replaces both
+    opt, sched = _ramp_run(0.05)
+    drive(sched, [1.0, 1.0])
+    saved, opt_saved = copy.deepcopy((sched.state_dict(), opt.state_dict()))
+    meta = dict(sched.trace.meta)
+    tail = drive(sched, [1.0] * 3)
+    opt2 = make_optimizer()
+    opt2.load_state_dict(opt_saved)
+    sched2 = GreedyLR(opt2, warmup=10, min_lr=0.05, max_lr=1.0, **CONFIG)
+    sched2.load_state_dict(saved)
+    assert sched2.trace.meta["base_lrs"] == meta["base_lrs"]
+    assert opt2.param_groups[0]["initial_lr"] == 0.1
+    assert drive(sched2, [1.0] * 3) == tail
+    # the same optimizer, no load: the first step says why it cannot start from 0.02
+    opt3 = make_optimizer()
+    opt3.load_state_dict(opt_saved)
+    sched3 = GreedyLR(opt3, warmup=10, min_lr=0.05, max_lr=1.0, **CONFIG)
+    for call in (lambda: drive(sched3, [1.0]), lambda: sched3.observe(1.0),
+                 lambda: sched3.observe_eval(1.0)):
+        with pytest.raises(ValueError, match=r"initial lr 0.02\d* is outside its bounds .*carry "
+                                             r"an initial_lr other than their lr"):
+            call()
+
+
+def test_resume_with_the_optimizer_loaded_first_keeps_its_trace_file(tmp_path):
+    # the constructor's meta came from the restored lr: the trace file of the run it
+    # resumes would have been started anew, its rows lost
+    path = tmp_path / "run.jsonl"
+    from greedylr import Trace
+
+    opt = make_optimizer()
+    sched = GreedyLR(opt, trace=Trace(sinks=[str(path)], flush_every=1), **CONFIG)
+    drive(sched, [1.0, 2.0, 2.0])
+    saved, opt_saved = copy.deepcopy((sched.state_dict(), opt.state_dict()))
+    sched.trace.close()
+    opt2 = make_optimizer()
+    opt2.load_state_dict(opt_saved)
+    sched2 = GreedyLR(opt2, trace=Trace(sinks=[str(path)], flush_every=1), **CONFIG)
+    sched2.load_state_dict(saved)
+    drive(sched2, [2.0])
+    sched2.trace.close()
+    rows = [line for line in path.read_text().splitlines() if line.startswith('{"step"')]
+    assert [json.loads(row)["step"] for row in rows] == [1, 2, 3, 4]
 
 
 def _warmup(opt):

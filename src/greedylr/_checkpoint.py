@@ -64,6 +64,7 @@ class Checkpointing(SchedulerAttributes):
     _optimizer_steps: StepCounter
     _hook: Any
     _sync_groups: Callable[[], None]
+    _unchecked: str | None
     _set_marks: Callable[[], None]
     _rule_step: Callable[[bool | str], Any]
 
@@ -125,7 +126,18 @@ class Checkpointing(SchedulerAttributes):
             lr.clone() if isinstance(lr, torch.Tensor) else lr for lr in state_dict["_last_lr"]
         ]
         self._set_marks()
+        self._unchecked = None  # the LRs the constructor found are replaced
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            # torch's record of the run's base LR, which a later scheduler reads; the
+            # constructor set it to the LR it found (see GreedyLR._initial_state)
+            old = group.get("initial_lr")
+            group["initial_lr"] = (torch.tensor(float(base), dtype=old.dtype, device=old.device)
+                                   if isinstance(old, torch.Tensor) else base)
         if self.trace is not None:
+            # what the trace's file sinks compare with the file they resume (the
+            # constructor's were the LRs it found in the optimizer)
+            self.trace.meta.update(base_lrs=list(rule.base_lrs), min_lrs=list(rule.min_lrs),
+                                   max_lrs=list(rule.max_lrs))
             self.trace.resume(rule.step)
 
     def _checked_rule_state(self, state_dict: Any) -> tuple[RuleState, GreedyConfig]:
@@ -193,6 +205,7 @@ class Checkpointing(SchedulerAttributes):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("_unchecked", None)  # a copy pickled by 0.11.7 or before
         self._step_rule = self._rule_step(self._compile_rule)
         self._hook = register_counter(self.optimizer, self._optimizer_steps)
         if self._device is not None and self.trace is not None:

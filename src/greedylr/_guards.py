@@ -27,7 +27,8 @@ CHAINING = (
     "warmup stepped alongside) it would silently overwrite the other's LR, and losses seen "
     "during the other's phase would leak into its first decision. For a warmup, use GreedyLR "
     "alone with warmup=N (and warmup_start_factor): a linear ramp over N steps during which "
-    "the losses only feed the smoother. To restart from new LRs, build a new GreedyLR."
+    "the losses only feed the smoother. To restart from new LRs, set each group's lr and build a "
+    "new GreedyLR: it starts from them."
 )
 
 

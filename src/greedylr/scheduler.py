@@ -165,12 +165,8 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         self._compile_rule = compile_rule
         self._step_rule = self._rule_step(compile_rule)
         self.sync_ranks = sync_ranks
-        base = []
-        for group in optimizer.param_groups:
-            lr = group.get("initial_lr", group["lr"])
-            base.append(as_float(lr))
-        self.state = init(self.config, base)
-        guards.warn_zero_lrs(base, 0)
+        self._unchecked: str | None = None  # why the first LRs cannot start a run
+        self.state = self._initial_state(optimizer)
         if self._device is not None:
             keep_recording_out_of_compile()
             self._to_device(self.state)
@@ -197,6 +193,55 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
             self._constructing = False
         # the base class's initial step wrote the initial LRs (_apply), on every torch
         self._set_marks(self._next_lrs if self._step_count else None)
+
+    def _initial_state(self, optimizer: Optimizer) -> RuleState:
+        """The rule's state for a fresh run: from each group's ``lr``, as the user set it.
+
+        A group may carry another ``initial_lr``: an earlier scheduler's (a run restarted
+        from new LRs, as the chaining error advises), or one restored by
+        ``optimizer.load_state_dict`` before this scheduler was built (a resume, whose
+        :meth:`load_state_dict` then replaces this state). Either way the run starts from
+        ``lr``, and ``initial_lr`` is set to it (torch's ``base_lrs``). Where ``lr`` cannot
+        start a run (outside its bounds: a restored LR inside a warmup ramp or a final
+        cooldown), the state is built from ``initial_lr`` and the error is raised at the
+        first step, unless ``load_state_dict`` comes first.
+        """
+        groups = optimizer.param_groups
+        base = [as_float(group["lr"]) for group in groups]
+        carried = [i for i, group in enumerate(groups)
+                   if "initial_lr" in group and as_float(group["initial_lr"]) != base[i]]
+        try:
+            state = init(self.config, base)
+        except ValueError as exc:
+            if not carried:
+                raise
+            try:
+                state = init(self.config, [as_float(g["initial_lr"]) if "initial_lr" in g
+                                           else as_float(g["lr"]) for g in groups])
+            except ValueError:
+                raise exc from None
+            self._unchecked = (
+                f"{exc} (parameter group(s) {carried} carry an initial_lr other than their "
+                "lr, an earlier scheduler's or a restored optimizer's: GreedyLR starts from "
+                "each group's lr, unless load_state_dict restores a run before the first "
+                "step)")
+            return state
+        if carried:
+            logger.info(
+                "GreedyLR: parameter group(s) %s start from their lr %s, not the initial_lr "
+                "they carry (an earlier scheduler's, or a restored optimizer's; "
+                "load_state_dict restores a saved run's)", carried, [base[i] for i in carried])
+        for group in groups:
+            lr = group["lr"]
+            group["initial_lr"] = lr.clone() if isinstance(lr, torch.Tensor) else lr
+        guards.warn_zero_lrs(base, 0)
+        return state
+
+    def _check_start(self) -> None:
+        """Raise the error that the first LRs deferred (see :meth:`_initial_state`), at
+        every call until :meth:`load_state_dict` replaces them."""
+        if self._unchecked is not None:
+            raise ValueError(self._unchecked)
 
     @classmethod
     def from_transformers(cls, optimizer: Optimizer, **kwargs: Any) -> GreedyLR:
@@ -265,6 +310,8 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         This is the path for framework integrations that see the loss where they
         cannot step (a micro-batch hook), and step where they cannot see the loss.
         """
+        if self._unchecked is not None:
+            self._check_start()
         if len(self.optimizer.param_groups) != len(self.base_lrs):
             self._sync_groups()
         if self._written is not None:
@@ -303,6 +350,8 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         # float step written out in this one function: it runs on every step of every run,
         # where each call saved is a measurable share of its cost. The checks are cheap
         # tests here; what they call runs only when something is wrong.
+        if self._unchecked is not None:
+            self._check_start()
         groups = self.optimizer.param_groups
         if len(groups) != len(self.base_lrs):
             self._sync_groups()
@@ -575,6 +624,8 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         Args:
             value: the held-out metric: a number or a one-element tensor.
         """
+        if self._unchecked is not None:
+            self._check_start()
         if len(self.optimizer.param_groups) != len(self.base_lrs):
             # a group added since the last step takes this cut too, as the rule's own
             # add_group then observe_eval does (else it joined at its full LR)
