@@ -15,11 +15,13 @@ from greedylr.range_test import RangeTest, lr_range_test
 
 
 def test_reading_by_hand() -> None:
-    """beta 0.5, cut at 2x the best. Averages 2, 2, 1.5, 4.75 over the bias corrections
-    0.5, 0.75, 0.875, 0.9375: 4, 8/3, 12/7, 76/15; the last is above 2 * 12/7, so the
-    sweep is cut there and the fifth loss is never read."""
+    """beta 0.5, every step read (skip 0), cut at a rise of (2 - 1) times the spread of
+    the losses up to the best. Averages 2, 2, 1.5, 4.75 over the bias corrections 0.5,
+    0.75, 0.875, 0.9375: 4, 8/3, 12/7, 76/15; the last is 352/105 above the best, 12/7,
+    more than the spread of the losses up to it, 4 - 1: the sweep is cut there and the
+    fifth loss is never read."""
     test = RangeTest.read([0.1], [1, 10, 100, 1000, 10000], [4, 2, 1, 8, 100],
-                          beta=0.5, stop=2)
+                          beta=0.5, stop=2, skip=0)
     assert test.smoothed == pytest.approx((4, 8 / 3, 12 / 7, 76 / 15))
     assert test.stopped
     assert test.best_multiplier == 100
@@ -38,6 +40,112 @@ def test_reading_stops_at_a_non_finite_loss_and_needs_a_first_one() -> None:
         RangeTest.read([1.0], [1, 2], [math.inf, 1.0])
 
 
+def _curve(k: int, steps: int = 100) -> float:
+    """A sweep's loss without noise: level at small LRs, lowest near the LR given times
+    10 (step 83 of 100), blowing up past it."""
+    x = -4 + 6 * k / (steps - 1)  # log10 of the multiple of the LR given
+    return 2.0 - 1.5 / (1 + math.exp(-3 * x)) + (0 if x < 1 else 50 * (x - 1) ** 2)
+
+
+CURVE = [_curve(k) for k in range(100)]
+MULTIPLIERS = greedylr.range_test.sweep_multipliers()
+
+
+def test_one_lucky_first_batch_does_not_make_the_valley() -> None:
+    """The bias-corrected average of the first steps holds one to a few losses: a low
+    first one would be the smoothed minimum, and the suggestion a tenth of the sweep's
+    start. The reading starts at step 10 (as Lightning's suggestion does), where the
+    average holds ten."""
+    lucky = [0.05, *CURVE[1:]]
+    test = RangeTest.read([1.0], MULTIPLIERS, lucky)
+    assert test.smoothed[0] == 0.05  # the smoothed minimum, which is not read
+    assert abs(test.valley - RangeTest.read([1.0], MULTIPLIERS, CURVE).valley) <= 2
+    assert test.valley > 80
+    # noisy batches (lognormal, sigma 0.3): the smoothed minimum from step 0 was in the
+    # first ten steps in about a fifth of such sweeps
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        noisy = CURVE * np.exp(rng.normal(0.0, 0.3, 100) - 0.3 ** 2 / 2)
+        test = RangeTest.read([1.0], MULTIPLIERS, noisy.tolist())
+        assert 0.3 < test.suggested_multiplier < 3, test.valley
+
+
+def test_a_shifted_or_scaled_loss_is_read_the_same() -> None:
+    """The cut compares differences of losses only: a negative loss (a Gaussian NLL, a
+    -ELBO) is not cut at step 3 as it was when the cut was four times the best, and the
+    same curve minus 10, or times 3 plus 5, is read the same."""
+    test = RangeTest.read([1.0], MULTIPLIERS, CURVE)
+    assert test.stopped and 85 < len(test.smoothed) < 100
+    for moved in ([c - 10 for c in CURVE], [3 * c + 5 for c in CURVE]):
+        again = RangeTest.read([1.0], MULTIPLIERS, moved)
+        assert (len(again.smoothed), again.stopped, again.valley) == (
+            len(test.smoothed), test.stopped, test.valley)
+
+
+def test_a_gaussian_nll_below_zero_is_swept_as_the_same_loss_above_it() -> None:
+    """End to end, the same regression (full batch: the same steps) with its Gaussian
+    NLL shifted below zero and above it: the same sweep, cut at the same step, the same
+    suggestion."""
+    results = []
+    for offset in (-3.0, 10.0):
+        torch.manual_seed(0)
+        x = torch.randn(512, 4)
+        y = x @ torch.randn(4, 1) + 0.01 * torch.randn(512, 1)
+        model = torch.nn.Linear(4, 2)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+        def step() -> float:
+            out = model(x)  # noqa: B023 (each pass's own, used within it)
+            loss = torch.nn.functional.gaussian_nll_loss(out[:, :1], y,  # noqa: B023
+                                                         out[:, 1:].exp())
+            optimizer.zero_grad()  # noqa: B023
+            loss.backward()
+            optimizer.step()  # noqa: B023
+            return loss.item() + offset  # noqa: B023
+
+        results.append(lr_range_test(model, optimizer, step))
+    below, above = results
+    assert min(below.losses) < 0 and len(below.losses) > 10
+    assert len(below.losses) == len(above.losses)
+    assert below.suggested_multiplier == above.suggested_multiplier
+
+
+def test_mode_max_reads_a_value_to_raise() -> None:
+    """A reward (the loss's negative) read with mode="max": the same reading as the
+    loss's; read as a loss it would suggest the LR where the reward was worst."""
+    loss = RangeTest.read([1.0], MULTIPLIERS, CURVE)
+    reward = RangeTest.read([1.0], MULTIPLIERS, [-c for c in CURVE], mode="max")
+    assert (len(reward.smoothed), reward.stopped, reward.valley) == (
+        len(loss.smoothed), loss.stopped, loss.valley)
+    assert reward.suggested_multiplier == loss.suggested_multiplier
+    misread = RangeTest.read([1.0], MULTIPLIERS, [-c for c in CURVE])
+    assert misread.suggested_multiplier != loss.suggested_multiplier
+    # end to end: the step returns the negative of its loss
+    x, y = _regression()
+    suggestions = []
+    for mode, sign in (("min", 1.0), ("max", -1.0)):
+        model = torch.nn.Linear(8, 1, bias=False)
+        with torch.no_grad():
+            model.weight.zero_()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        step = _full_batch_step(model, optimizer, x, y)
+        suggestions.append(lr_range_test(
+            model, optimizer, lambda: sign * step().item(), mode=mode,  # noqa: B023
+        ).suggested_multiplier)
+    assert suggestions[0] == suggestions[1]
+
+
+def test_a_loss_not_finite_before_the_reading_starts_is_read_from_what_there_is(
+        caplog: pytest.LogCaptureFixture) -> None:
+    losses = iter([3.0, 2.0, 1.0, math.nan])
+    model = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    with caplog.at_level("WARNING", logger="greedylr"):
+        test = lr_range_test(model, optimizer, lambda: next(losses))
+    assert test.stopped and len(test.smoothed) == 3 and test.valley == 2
+    assert "before the reading starts (step 10)" in caplog.text
+
+
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"steps": 1}, "steps must be an int >= 2"),
     ({"steps": 10.0}, "steps must be an int >= 2"),
@@ -46,6 +154,7 @@ def test_reading_stops_at_a_non_finite_loss_and_needs_a_first_one() -> None:
     ({"end": math.inf}, "0 < start < end"),
     ({"beta": 1.0}, "beta must be in"),
     ({"stop": 1.0}, "stop must be above 1"),
+    ({"mode": "maximum"}, "mode must be 'min' or 'max'"),
 ])
 def test_arguments_are_checked_before_any_step(kwargs: dict, match: str) -> None:
     model = torch.nn.Linear(2, 1)
@@ -422,8 +531,10 @@ def test_a_loss_rising_from_the_start_says_so(caplog: pytest.LogCaptureFixture) 
     losses = iter(range(1, 101))
     with caplog.at_level("WARNING", logger="greedylr"):
         test = lr_range_test(model, optimizer, lambda: float(next(losses)), steps=10)
-    assert test.best_multiplier == test.multipliers[0] and not test.saturated
-    assert "rose from the sweep's first step" in caplog.text
+    # the first step read: the sixth (of 10, half the sweep), not the first of all
+    assert test.skip == 5 and test.valley == 5 and not test.saturated
+    assert test.best_multiplier == test.multipliers[5]
+    assert "rose from the sweep's first step read (step 5" in caplog.text
 
 
 def _ddp_sweep(rank: int, average_in_step: bool) -> dict[str, object]:

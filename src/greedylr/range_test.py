@@ -5,14 +5,22 @@ alone, a tenth of a good LR from the good LR itself (early on, the loss falls qu
 both). A range test measures that before the run (Smith 2017, arXiv 1506.01186; what
 Lightning's ``Tuner.lr_find`` and fastai's ``lr_find`` do): a short sweep trains while
 the LR grows exponentially, and the LR a tenth of the one where the smoothed loss was
-lowest (fastai's ``valley/10``) is where the run starts. The defaults study measured it
-from every point of fourteen LR grids (0.1x-10x of each workload's tuned LR; rounds 22
-and 23, ``results/defaults/DECISION.md``): GreedyLR started from the suggestion ended
-within 2% of the best-tuned cosine at 37% of the points (median ratio 1.05), against 29%
-(1.11) for GreedyLR at the point's LR and 29% (1.07) for cosine after the same test. At
-an LR that was already tuned the test costs 7% (13% on the one split no choice had seen,
-where it moved every workload's tuned LR by a factor of 2.5 to 10): run it when nobody
-tuned the LR, not otherwise::
+lowest (``valley/10``, fastai's ``minimum`` suggestion) is where the run starts. The
+reading starts at step 10 of the sweep (counting from 0; :data:`SKIP`: Lightning's
+suggestion skips ten steps, fastai's the first tenth), where the smoothed loss averages
+enough losses that one lucky batch cannot make the valley, and the sweep is cut on a
+rise measured against the spread of the losses, so that a negative or shifted loss reads
+as the same loss (:meth:`RangeTest.read`). The defaults study measured the earlier
+reading (the minimum from step 0, a cut at four times the best), which differs from this
+one where the valley fell in the first ten steps (a suggestion of at most 3.5e-5 times
+the LR given) or where the loss fell again past that cut; its stored sweeps were not
+read again. It measured the test from every point of fourteen LR grids (0.1x-10x of each
+workload's tuned LR; rounds 22 and 23, ``results/defaults/DECISION.md``): GreedyLR
+started from the suggestion ended within 2% of the best-tuned cosine at 37% of the
+points (median ratio 1.05), against 29% (1.11) for GreedyLR at the point's LR and 29%
+(1.07) for cosine after the same test. At an LR that was already tuned the test costs 7%
+(13% on the one split no choice had seen, where it moved every workload's tuned LR by a
+factor of 2.5 to 10): run it when nobody tuned the LR, not otherwise::
 
     result = greedylr.lr_range_test(model, optimizer, train_step)   # 100 steps
     result.apply(optimizer)            # every group's LR times result.suggested_multiplier
@@ -47,16 +55,23 @@ import math
 import operator
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from greedylr.distributed import mean_across_ranks
 
-__all__ = ["RangeTest", "lr_range_test", "set_lrs", "sweep_multipliers"]
+__all__ = ["SKIP", "RangeTest", "lr_range_test", "set_lrs", "sweep_multipliers"]
 
 logger = logging.getLogger("greedylr")
+
+
+#: The steps at a sweep's start whose smoothed loss is not read (at most half the sweep):
+#: the bias-corrected average holds too few losses there, and one lucky batch would make
+#: the valley (and the suggestion a tenth of the sweep's start). Lightning's suggestion
+#: skips 10 steps too (``skip_begin``), fastai's the first tenth of the sweep.
+SKIP = 10
 
 
 @dataclass(frozen=True)
@@ -70,10 +85,12 @@ class RangeTest:
         losses: each step's loss, as ``train_step`` returned it (fewer than
             ``multipliers`` when the sweep stopped early).
         smoothed: the losses' exponential moving average (``beta``, bias-corrected), up
-            to and including the step where it rose above ``stop`` times its best or
-            the step before a non-finite loss.
+            to and including the step where the reading cut the sweep, or the step
+            before a non-finite loss.
         stopped: whether the reading cut the sweep there (later losses cannot change
             the reading).
+        skip: the steps at the start that the reading leaves out (:meth:`read`).
+        mode: ``"min"``, the loss is to be lowered; ``"max"``, a value to raise.
     """
 
     base_lrs: tuple[float, ...]
@@ -81,46 +98,85 @@ class RangeTest:
     losses: tuple[float, ...]
     smoothed: tuple[float, ...]
     stopped: bool
+    skip: int = 0
+    mode: Literal["min", "max"] = "min"
 
     @classmethod
     def read(cls, base_lrs: Sequence[float], multipliers: Sequence[float],
-             losses: Sequence[float], *, beta: float = 0.98, stop: float = 4.0) -> RangeTest:
+             losses: Sequence[float], *, beta: float = 0.98, stop: float = 4.0,
+             mode: Literal["min", "max"] = "min", skip: int | None = None) -> RangeTest:
         """Smooth and cut a sweep's losses (``losses[k]``, the loss step ``k`` returned:
         measured before its update, which used ``multipliers[k]``, as Lightning and
         fastai pair them).
 
+        The losses are smoothed from the first; the reading starts at step ``skip``
+        (by default :data:`SKIP`, at most half the sweep), where the average holds
+        enough losses: the valley is the best smoothed value from there, and the sweep
+        is cut once the smoothed loss has risen above its best (since ``skip``) by more
+        than ``stop - 1`` times the spread of the raw losses up to that best (their
+        largest minus their smallest, from the first step), or at a non-finite loss. A
+        smoothed value is an average of the raw losses, so it cannot rise by more than
+        their spread as old losses fade from it (noise, or one lucky batch early on):
+        with ``stop >= 2`` only losses beyond any seen before the valley cut the sweep.
+        Only differences of losses enter the cut: the same curve shifted by a constant
+        (a negative loss, a -ELBO, a Gaussian NLL) or scaled is read the same.
+        ``mode="max"`` reads a value to raise (a reward) as the loss it is the negative
+        of. A sweep cut (at a non-finite loss) before ``skip`` is read from all it has.
+
         Raises:
             ValueError: the first loss is not finite (nothing to read), or ``beta`` is
-                not in [0, 1), or ``stop`` is not above 1.
+                not in [0, 1), ``stop`` is not above 1, ``mode`` is neither ``"min"`` nor
+                ``"max"``, or ``skip`` is negative.
         """
         _check_reading(beta, stop)
+        _check_mode(mode)
+        if skip is None:
+            skip = min(SKIP, len(multipliers) // 2)
+        elif (skip := operator.index(skip)) < 0:
+            raise ValueError(f"skip must be a non-negative int, got {skip!r}")
         smoothed: list[float] = []
-        average, best, stopped = 0.0, math.inf, False
+        average, best, spread, stopped = 0.0, math.inf, 0.0, False
+        lowest = highest = losses[0] if losses else 0.0
         for k, loss in enumerate(losses):
             if not math.isfinite(loss):
                 stopped = True
                 break
+            lowest, highest = min(lowest, loss), max(highest, loss)
             average = beta * average + (1 - beta) * loss
             value = average / (1 - beta ** (k + 1))
             smoothed.append(value)
-            if k > 1 and value > stop * best:
+            if k < skip:
+                continue
+            reading = value if mode == "min" else -value  # lower is better
+            if k > skip + 1 and reading - best > (stop - 1) * spread:
                 stopped = True
                 break
-            best = min(best, value)
+            if reading < best:
+                best, spread = reading, highest - lowest
         if not smoothed:
             raise ValueError("the sweep's first loss is not finite: the LR range test has "
                              f"nothing to read (base LRs {list(base_lrs)})")
         return cls(tuple(base_lrs), tuple(multipliers), tuple(losses), tuple(smoothed),
-                   stopped)
+                   stopped, skip, mode)
+
+    @property
+    def valley(self) -> int:
+        """The step of the smoothed loss's best (its minimum; its maximum with
+        ``mode="max"``), from step ``skip`` on (from the first where the sweep was cut
+        before it)."""
+        sign = 1.0 if self.mode == "min" else -1.0
+        read_from = self.skip if len(self.smoothed) > self.skip else 0
+        return min(range(read_from, len(self.smoothed)),
+                   key=lambda k: sign * self.smoothed[k])
 
     @property
     def best_multiplier(self) -> float:
-        """The multiple of ``base_lrs`` at the smoothed loss's minimum."""
-        return self.multipliers[self.smoothed.index(min(self.smoothed))]
+        """The multiple of ``base_lrs`` at the smoothed loss's best (:attr:`valley`)."""
+        return self.multipliers[self.valley]
 
     @property
     def saturated(self) -> bool:
-        """Whether the smoothed loss was still at its lowest at the sweep's last step: the
+        """Whether the smoothed loss was still at its best at the sweep's last step: the
         suggestion is then the most the sweep can give (``end / 10`` times the LR
         given), wherever the best LR lies. Keep it unless the LR given may be more than
         about thirty times too small. In the defaults study (round 24), carrying 50 such
@@ -128,8 +184,7 @@ class RangeTest:
         most workloads, and GreedyLR from there ended a median 1.14 times the best-tuned
         cosine's held-out loss, against 1.03 from the capped suggestion; it helped mostly
         where the LR given was 30-100 times too small (6 of 9 such points)."""
-        return not self.stopped and self.smoothed.index(min(self.smoothed)) == len(
-            self.smoothed) - 1
+        return not self.stopped and self.valley == len(self.smoothed) - 1
 
     @property
     def suggested_multiplier(self) -> float:
@@ -213,6 +268,11 @@ def sweep_multipliers(steps: int = 100, start: float = 1e-4, end: float = 1e2) -
     return [start * (end / start) ** (k / (steps - 1)) for k in range(steps)]
 
 
+def _check_mode(mode: str) -> None:
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+
+
 def _check_reading(beta: float, stop: float) -> None:
     if not 0 <= beta < 1:
         raise ValueError(f"beta must be in [0, 1), got {beta!r}")
@@ -230,16 +290,17 @@ def lr_range_test(
     end: float = 1e2,
     beta: float = 0.98,
     stop: float = 4.0,
+    mode: Literal["min", "max"] = "min",
     also_restore: Sequence[Any] = (),
     sync_ranks: bool = True,
 ) -> RangeTest:
     """Sweep the LR from ``start`` to ``end`` times each param group's, one
-    ``train_step()`` per LR, stopping early once the smoothed loss exceeds ``stop`` times
-    its best or a loss is not finite; then put back, in place, ``model``'s parameters,
-    buffers and gradients, ``optimizer``'s state and param groups (its LRs as they were:
-    :meth:`RangeTest.apply` sets the suggestion), any tensor the optimizer trains that
-    ``model`` does not hold (and its gradient), torch's random number generators and the
-    state of each of ``also_restore``.
+    ``train_step()`` per LR, stopping early once the smoothed loss has risen well above
+    its best or a loss is not finite (:meth:`RangeTest.read`); then put back, in place,
+    ``model``'s parameters, buffers and gradients, ``optimizer``'s state and param groups
+    (its LRs as they were: :meth:`RangeTest.apply` sets the suggestion), any tensor the
+    optimizer trains that ``model`` does not hold (and its gradient), torch's random
+    number generators and the state of each of ``also_restore``.
 
     Args:
         model: the module (or modules) that ``train_step`` trains.
@@ -253,24 +314,31 @@ def lr_range_test(
             given, as round 22 measured.
         end: the sweep's last multiple.
         beta: the smoothing of :meth:`RangeTest.read`.
-        stop: its cut.
+        stop: its cut: a rise of the smoothed loss above its best of more than
+            ``stop - 1`` times the spread of the losses before it.
+        mode: ``"min"`` for a loss; ``"max"`` where ``train_step`` returns a value to
+            raise (a reward, an accuracy), as a ``GreedyLR(mode="max")`` is fed: the
+            valley is then the smoothed value's peak, and the cut a fall from it.
         also_restore: other objects the step changes, with ``state_dict`` and
             ``load_state_dict`` (a ``torch.amp.GradScaler``, whose scale a sweep's
             overflows would shrink; an EMA of the weights; ...).
         sync_ranks: in an initialised process group of more than one process, read each
-            step's loss averaged over the ranks (:func:`greedylr.distributed.mean_across_ranks`,
-            one all-reduce of a scalar per step), so that every rank reads the same
-            sweep, stops at the same step and takes the same suggestion, whether
-            ``train_step`` returns its rank's loss or the mean already (averaging the
-            mean again changes nothing). Every rank must then run the test, as every
-            collective; ``False`` where only some ranks do.
+            step's loss averaged over the ranks
+            (:func:`greedylr.distributed.mean_across_ranks`, one all-reduce of a scalar
+            per step), so that every rank reads the same sweep, stops at the same step
+            and takes the same suggestion, whether ``train_step`` returns its rank's loss
+            or the mean already (averaging the mean again leaves it, up to rounding).
+            Every rank must then run the test, as every collective; ``False`` where only
+            some ranks do.
 
     Raises:
         ValueError: ``steps`` is below 2, ``start`` or ``end`` is not positive and finite
-            or ``end <= start``, every group's LR is 0 (and no scheduler left an
-            ``initial_lr``) or one is negative, or the first loss is not finite.
+            or ``end <= start``, ``beta``, ``stop`` or ``mode`` is out of range, every
+            group's LR is 0 (and no scheduler left an ``initial_lr``) or one is negative,
+            or the first loss is not finite.
     """
     steps = _check_sweep(steps, start, end, beta, stop)  # before any step
+    _check_mode(mode)
     base_lrs = _base_lrs(optimizer)
     modules = [model] if isinstance(model, nn.Module) else list(model)
     saved_modules = [_ModuleState(m) for m in modules]
@@ -287,7 +355,8 @@ def lr_range_test(
             loss = train_step()
             value = loss.detach() if isinstance(loss, torch.Tensor) else loss
             losses.append(float(mean_across_ranks(value) if sync_ranks else value))
-            result = RangeTest.read(base_lrs, multipliers, losses, beta=beta, stop=stop)
+            result = RangeTest.read(base_lrs, multipliers, losses, beta=beta, stop=stop,
+                                    mode=mode)
             if result.stopped:
                 break
     finally:
@@ -339,19 +408,30 @@ def _base_lrs(optimizer: torch.optim.Optimizer) -> list[float]:
 
 def _warn_at_an_end_of_the_sweep(result: RangeTest) -> None:
     """A warning where the valley was at one of the sweep's ends, so that the suggestion is
-    the most, or the least, the sweep can give."""
+    the most, or the least, the sweep can give, or where a non-finite loss cut the sweep
+    before its reading started."""
+    worse, better = ("rose", "falling") if result.mode == "min" else ("fell", "rising")
+    read_from = result.skip if len(result.smoothed) > result.skip else 0
     if result.saturated:
         logger.warning(
-            "LR range test: the loss was still falling at the sweep's end (%g times the LR "
+            "LR range test: the loss was still %s at the sweep's end (%g times the LR "
             "given); the suggestion, %g times it, is the most this sweep can give. Keep it "
             "unless the LR given may be more than ~30 times too small (then run the test "
             "again from it): sweeping further overshot the best LR in the defaults study",
-            result.multipliers[-1], result.suggested_multiplier)
-    elif result.smoothed.index(min(result.smoothed)) == 0:
+            better, result.multipliers[-1], result.suggested_multiplier)
+    elif read_from < result.skip:
         logger.warning(
-            "LR range test: the loss rose from the sweep's first step (%g times the LR "
-            "given); the suggestion, %g times it, is the least this sweep can give: the "
-            "loss may be too noisy to read", result.multipliers[0], result.suggested_multiplier)
+            "LR range test: the loss of step %d (%g times the LR given) was not finite, "
+            "before the reading starts (step %d); the suggestion, %g times the LR given, "
+            "is read from the steps before it, whose average holds few losses",
+            len(result.smoothed), result.multipliers[len(result.smoothed)], result.skip,
+            result.suggested_multiplier)
+    elif result.valley == read_from:
+        logger.warning(
+            "LR range test: the loss %s from the sweep's first step read (step %d, %g times "
+            "the LR given); the suggestion, %g times it, is the least this sweep can give: "
+            "the loss may be too noisy to read", worse, read_from,
+            result.multipliers[read_from], result.suggested_multiplier)
 
 
 def _set(holder: dict[str, Any], key: str, value: Any) -> None:
