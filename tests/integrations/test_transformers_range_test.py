@@ -279,6 +279,19 @@ def test_what_it_cannot_do_right_is_refused_and_changes_nothing(
     refused("has trained already", trained)
 
 
+def test_an_lr_of_zero_is_refused_and_changes_nothing(
+    tmp_path: Path, tokenizer: Any, data: list  # noqa: F811
+) -> None:
+    """learning_rate=0 (a schedule that only warms up from 0 would build its optimizer
+    there): the sweep would train at 0 times every multiple and suggest from noise."""
+    trainer = _trainer(tmp_path, tokenizer, data, learning_rate=0.0)
+    weights = _snapshot(trainer.model)
+    with pytest.raises(ValueError, match="it needs a positive one"):
+        range_test(trainer, steps=4)
+    assert trainer.args.learning_rate == 0.0 and trainer.optimizer is None
+    assert _same(_snapshot(trainer.model), weights)
+
+
 def test_attach_after_the_range_test_starts_greedylr_from_the_suggestion(
     tmp_path: Path, tokenizer: Any, data: list  # noqa: F811
 ) -> None:

@@ -292,7 +292,8 @@ def range_test(
     where a scheduler left one, else ``lr``) times ``sweep_multipliers(steps, start,
     end)[k]``, so the groups keep their ratios. Step ``k``'s loss is the mean of the loss
     ``training_step`` returned over the step's micro-batches (a short last window of an
-    epoch included) and over the ranks, so that every rank reads the same sweep;
+    epoch included) and over the ranks, so that every rank reads the same sweep (a loss
+    to lower, whatever the mode of the GreedyLR fed after it: ``mode="min"``);
     :meth:`RangeTest.read` reads it after every step and the sweep ends where it stops. An
     epoch shorter than the sweep is followed by the next, as a plain loop would cycle
     through its data.
@@ -337,7 +338,8 @@ def range_test(
     Raises:
         ValueError: ``steps`` is below 2, ``start`` or ``end`` is not positive and finite
             or ``end <= start``, ``beta`` or ``stop`` is out of range, the first loss is not
-            finite, or the LR attribute is not a positive number.
+            finite, the LR attribute is not a positive number, or every param group's LR
+            (its ``initial_lr`` where a scheduler set one) is 0.
         AttributeError: ``update_attr`` and the model has no LR attribute.
         MisconfigurationException: what the sweep cannot run correctly: manual
             optimization (and so several optimizers), a strategy that trains in processes

@@ -468,7 +468,9 @@ def range_test(
     accumulation, and the accelerator's ``backward``), the gradients clipped at
     ``args.max_grad_norm`` by the accelerator, then the optimizer's step. The loss the sweep
     reads is the one the Trainer logs as ``loss`` for that step: the sum of the micro-batch
-    losses ``training_step`` returns. The Trainer's callbacks see none of these steps.
+    losses ``training_step`` returns, a loss to lower whichever metric, and direction,
+    :func:`attach`'s GreedyLR is fed (``mode="min"``). The Trainer's callbacks see none of
+    these steps.
 
     Mixed precision as in training: the forward runs under the accelerator's autocast with
     its outputs cast to float32, as ``accelerator.prepare`` makes it in ``train()``; with the
