@@ -415,9 +415,6 @@ def test_a_trial_that_returns_early_is_short_and_not_compared(
     assert sorted(seen) == sorted(r["key"] for r in short)
 
 
-@pytest.mark.xfail(reason="report/sections.py's failures table lists 'failed' and "
-                   "'timeout' alone; 'short' needs a change there (owned by the report's "
-                   "statistics fix)", strict=False)
 def test_a_short_trial_is_in_the_failures_table(user_code: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     run_trials([_user(user_code, "early", s, steps=10) for s in ("greedy", "cosine")], out)
