@@ -259,13 +259,14 @@ def _setting_part(
 
 
 def failures_section(results: list[Result]) -> list[str]:
-    """The trials that failed or timed out, with the first line of their error."""
-    failures = [r for r in results if r.get("status") in ("failed", "timeout")]
+    """The trials that failed, stopped short of their steps or timed out, with the first
+    line of their error."""
+    failures = [r for r in results if r.get("status") in ("failed", "short", "timeout")]
     if not failures:
         return []
     rows = [
         [r["key"], r["status"], (r.get("error") or "").splitlines()[0][:200]]
         for r in failures
     ]
-    return ["## Failed and timed-out runs", "", markdown_table(["trial", "status", "error"], rows),
-            ""]
+    return ["## Failed and timed-out runs", "",
+            markdown_table(["trial", "status", "error"], rows), ""]
