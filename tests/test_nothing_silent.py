@@ -207,8 +207,10 @@ def test_a_budget_or_warmup_that_would_start_the_cooldown_late_is_refused():
     with pytest.raises(ValueError, match=r"warmup \(90 steps\) runs into the final cooldown"):
         GreedyConfig(total_steps=100, warmup=90)
     GreedyConfig(total_steps=100, warmup=80)
-    GreedyConfig(total_steps=100, warmup=100)  # a ramp as long as the run: no cooldown
-    GreedyConfig(total_steps=20, warmup=100)  # a short smoke run
+    # a ramp as long as the run, or longer: the cooldown would never run inside the budget
+    for warmup in (100, 120):
+        with pytest.raises(ValueError, match=rf"warmup \({warmup} steps\) lasts the whole"):
+            GreedyConfig(total_steps=100, warmup=warmup)
     opt = make_optimizer()
     sched = GreedyLR(opt, **CONFIG)
     drive(sched, [1.0] * 50)
@@ -524,3 +526,4 @@ def test_a_bad_held_out_value_is_named_as_such(device_mode):
         sched.observe_eval("x")
     with pytest.raises(ValueError, match="the held-out value must be a scalar"):
         sched.observe_eval(torch.ones(2))
+

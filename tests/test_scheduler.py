@@ -311,6 +311,59 @@ def test_a_warmup_of_the_new_budget_is_taken_once_past_both_ramps(caplog):
                        r"warmup=20: a run can change its warmup only once past both ramps"):
         GreedyLR(make_optimizer(), total_steps=200, warmup=20).load_state_dict(inside)
 
+
+def _cosine(**kwargs):
+    opt = make_optimizer()
+    knobs = dict(base_schedule="cosine", total_steps=100, warmup=10, smoothing="none",
+                 patience=1000, eval_patience=None)
+    return GreedyLR(opt, **{**knobs, **kwargs})
+
+
+def test_another_warmup_is_refused_under_a_decaying_base_schedule():
+    # cosine decays over the steps after the warmup: at step 50 of 100 a warmup of 20
+    # instead of 10 moved its factor from 0.57 to 0.67, an 18% jump of the LR
+    run = _cosine()
+    drive(run, run.optimizer, [1.0] * 50)
+    resumed = _cosine(warmup=20)
+    before = resumed.state_dict()
+    with pytest.raises(ValueError, match=r"saved with warmup=10, this GreedyLR has warmup=20: "
+                       r"base_schedule='cosine' decays over the steps after the warmup"):
+        resumed.load_state_dict(run.state_dict())
+    assert resumed.state_dict() == before
+    same = _cosine()
+    same.load_state_dict(run.state_dict())  # the same warmup resumes bit for bit
+    assert drive(same, same.optimizer, [1.0] * 5) == drive(run, run.optimizer, [1.0] * 5)
+
+
+@pytest.mark.parametrize("device_mode", [False, True])
+def test_set_total_steps_under_cosine_refuses_a_budget_already_made(device_mode, caplog):
+    # accepted, it dropped the LR from 0.05 to 0 at once
+    opt = make_optimizer(tensor_lr=device_mode)
+    sched = GreedyLR(opt, device_mode=device_mode, base_schedule="cosine", total_steps=100,
+                     smoothing="none", patience=1000, eval_patience=None)
+    drive(sched, opt, [1.0] * 50)
+    for total in (40, 50):
+        with pytest.raises(ValueError, match=rf"total_steps={total}: this run has made 50 steps "
+                           r"already, and base_schedule='cosine' decays to 0"):
+            sched.set_total_steps(total)
+    assert sched.config.total_steps == 100
+    lr = float(opt.param_groups[0]["lr"])
+    # a budget still ahead is taken, and the LR's jump is said
+    with caplog.at_level(logging.WARNING, logger="greedylr"):
+        sched.set_total_steps(200)
+    assert ("total_steps 100 -> 200 at step 50 moves the decay of base_schedule='cosine': the "
+            "LR jumps from 0.4843 to 0.848") in caplog.text
+    drive(sched, opt, [1.0])
+    assert float(opt.param_groups[0]["lr"]) > 1.5 * lr
+
+
+def test_a_resume_under_cosine_with_a_budget_already_made_is_refused():
+    run = _cosine(warmup=0)
+    drive(run, run.optimizer, [1.0] * 50)
+    with pytest.raises(ValueError, match=r"saved with total_steps=100, this GreedyLR has 40: "
+                       r"total_steps=40: this run has made 50 steps already"):
+        _cosine(warmup=0, total_steps=40).load_state_dict(run.state_dict())
+
 def cut_and_resume(kwargs, losses, cut, save_on_device, resume_on_device,
                    run=lambda sched, opt, losses, start: drive(sched, opt, losses)):
     """``losses`` run to ``cut`` by one scheduler (``device_mode=save_on_device``), its

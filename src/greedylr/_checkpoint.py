@@ -93,7 +93,8 @@ class Checkpointing(SchedulerAttributes):
         continued with a larger budget) loads, with a warning, and the run goes on with
         this scheduler's, as after :meth:`~greedylr.GreedyLR.set_total_steps`; so does one
         saved with another ``warmup`` (a ``warmup_ratio`` of the new budget) once the run
-        is past both ramps. The trace notes the step resumed from
+        is past both ramps, under the constant ``base_schedule`` (a decaying one decays over
+        the steps after the warmup: the LR would jump). The trace notes the step resumed from
         (:meth:`Trace.resume <greedylr.Trace.resume>`): a file sink that has not written
         yet keeps the rows of its file up to that step and appends the new ones, so that a
         run resumed after a crash with the same sink path leaves one whole trace.
@@ -104,7 +105,7 @@ class Checkpointing(SchedulerAttributes):
                 or malformed, the budget differs where
                 :meth:`~greedylr.GreedyLR.set_total_steps` would refuse it (the final
                 cooldown has started, or the new one would have), or the warmup differs
-                inside either ramp.
+                inside either ramp or under a decaying ``base_schedule``.
         """
         rule, saved = self._checked_rule_state(state_dict)
         for knob in ("total_steps", "warmup"):
@@ -165,9 +166,15 @@ class Checkpointing(SchedulerAttributes):
                 f"GreedyLR has warmup={self.config.warmup}: a run can change its warmup only "
                 f"once past both ramps (the LR would jump); build it with "
                 f"warmup={saved.warmup} to resume that run; nothing was loaded")
+        if saved.warmup != self.config.warmup and self.config.base_schedule != "constant":
+            raise ValueError(
+                f"state dict was saved with warmup={saved.warmup}, this GreedyLR has warmup="
+                f"{self.config.warmup}: base_schedule={self.config.base_schedule!r} decays "
+                f"over the steps after the warmup, so the LR would jump; build it with "
+                f"warmup={saved.warmup} to resume that run; nothing was loaded")
         if saved.total_steps != self.config.total_steps:
             try:
-                check_budget_change(self.config, rule.step, bool(rule.anneal_from))
+                check_budget_change(self.config, rule.step, bool(rule.anneal_from), saved)
             except ValueError as exc:
                 raise ValueError(
                     f"state dict was saved with total_steps={saved.total_steps}, this "

@@ -98,11 +98,12 @@ def _anneal_steps(total_steps: int, anneal_fraction: float, base_schedule: str) 
 
 def _warmup_runs_into_cooldown(warmup: int, total_steps: int, anneal_fraction: float,
                                base_schedule: str) -> bool:
-    """Whether a warmup of ``warmup`` steps ends inside the final cooldown of a run of
-    ``total_steps`` (which would then begin late, with a jump). A warmup as long as the
-    run leaves no cooldown to run into."""
+    """Whether a warmup of ``warmup`` steps ends after the final cooldown of a run of
+    ``total_steps`` starts: inside it (the cooldown would begin late, with a jump), or at
+    or after the budget's end (the cooldown would never run inside the budget, and the LR
+    would fall to its end point at once after the ramp)."""
     anneal = _anneal_steps(total_steps, anneal_fraction, base_schedule)
-    return anneal > 0 and total_steps - anneal < warmup < total_steps
+    return anneal > 0 and total_steps - anneal < warmup
 
 
 def budget_after_warmup(total_steps: int, warmup: int, anneal_fraction: float,
@@ -119,10 +120,15 @@ def budget_after_warmup(total_steps: int, warmup: int, anneal_fraction: float,
     return None
 
 
-def check_budget_change(config: GreedyConfig, step: int, annealing: bool) -> None:
+def check_budget_change(config: GreedyConfig, step: int, annealing: bool,
+                        previous: GreedyConfig | None = None) -> None:
     """Refuse to continue a run that has made ``step`` steps with ``config``'s new budget
-    where the LR would jump: once the final cooldown has started (``annealing``), or where
-    the new budget's cooldown would have started at a step already made."""
+    where the LR would jump: once the final cooldown has started (``annealing``), where
+    the new budget's cooldown would have started at a step already made, or, under a
+    decaying base schedule, where the new budget has been used up already (its decay would
+    drop the LR to 0 at once). Under a decaying base schedule any other change of a run
+    past its warmup moves the decay, and so the LR, at once: logged as a warning with the
+    size of the jump, when ``previous`` (the run's configuration so far) is given."""
     if annealing:
         raise ValueError("the final cooldown has started: total_steps can no longer change")
     start = config.anneal_start
@@ -132,6 +138,22 @@ def check_budget_change(config: GreedyConfig, step: int, annealing: bool) -> Non
             f"this run has made {step} steps already (the LR would jump); give a larger "
             "budget, or anneal_fraction=0 for none"
         )
+    if config.base_schedule == "constant" or config.total_steps is None:
+        return
+    if step and config.total_steps <= step:
+        raise ValueError(
+            f"total_steps={config.total_steps}: this run has made {step} steps already, and "
+            f"base_schedule={config.base_schedule!r} decays to 0 at the end of its budget "
+            "(the LR would drop to 0 at once); give a budget beyond the steps made"
+        )
+    if previous is not None:
+        # the factor of the next step, which the change applies from
+        before, after = previous.base_factor(step + 1), config.base_factor(step + 1)
+        if before != after:
+            logging.getLogger("greedylr").warning(
+                "GreedyLR: total_steps %s -> %s at step %d moves the decay of base_schedule=%r: "
+                "the LR jumps from %.4g to %.4g times the rule's", previous.total_steps,
+                config.total_steps, step, config.base_schedule, before, after)
 
 
 def _check(ok: bool, message: str) -> None:
@@ -141,6 +163,11 @@ def _check(ok: bool, message: str) -> None:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    """An int or a float, not a bool (``eps=True`` is a mistake, not 1.0)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _per_group(value: Bound, n: int, name: str) -> list[float] | None:
@@ -187,7 +214,11 @@ class GreedyConfig:
             last step (:func:`greedylr.rule.observe_eval` with ``step < warmup``, where
             the next step still sets the ramp's LR) only becomes the best so far if it is
             better: a worse one never counts, blocks increases or cuts the LR. From the
-            ramp's last step on, held-out values count as usual.
+            ramp's last step on, held-out values count as usual. With a budget
+            (``total_steps``) and a final cooldown, the ramp must end by the cooldown's
+            start: the cooldown would otherwise begin late or never, and the LR jump.
+            (A decaying ``base_schedule`` takes a ramp as long as the budget, as
+            transformers' cosine schedule does: the ramp, then 0.)
         warmup_start_factor: where the ramp starts, as a fraction of the base LR.
         cooldown: observations ignored after a decrease (no counting, no comparison).
         hold_after_increase: observations ignored after an increase (transformers
@@ -213,7 +244,9 @@ class GreedyConfig:
         anneal_fraction: the final fraction of ``total_steps`` that anneals, in [0, 1]
             (0: never). The cooldown starts at observation
             ``total_steps - int(anneal_fraction * total_steps)``; from there the rule
-            stops deciding and the LR goes from where it stands to its lower bound.
+            stops deciding and the LR goes from where it stands to its lower bound. A
+            budget too short for one step of it (``anneal_fraction * total_steps < 1``,
+            e.g. 4 steps at 0.2) has none.
         anneal_shape: ``"1-sqrt"`` (Hägele et al. 2024, arXiv 2405.18392), ``"linear"``
             or ``"cosine"``.
         noise_threshold: k >= 0: an observation counts as better only if the smoothed
@@ -378,13 +411,24 @@ class GreedyConfig:
         self._check_counts()
         self._check_numbers()
         self._check_bounds()
+        overrun = self.total_steps is not None and _warmup_runs_into_cooldown(
+            self.warmup, self.total_steps, self.anneal_fraction, self.base_schedule)
+        whole = self.total_steps is not None and self.warmup >= self.total_steps
         _check(
-            self.total_steps is None or not _warmup_runs_into_cooldown(
-                self.warmup, self.total_steps, self.anneal_fraction, self.base_schedule),
+            not overrun or whole,
             f"the warmup ({self.warmup} steps) runs into the final cooldown, which starts at "
             f"step {self.anneal_start} of total_steps={self.total_steps} (anneal_fraction="
             f"{self.anneal_fraction}): the cooldown would begin late, with a jump; shorten "
             "the warmup or anneal_fraction, or give more steps",
+        )
+        _check(
+            not overrun,
+            f"the warmup ({self.warmup} steps) lasts the whole budget, total_steps="
+            f"{self.total_steps}: the final cooldown (from step {self.anneal_start}, "
+            f"anneal_fraction={self.anneal_fraction}) would never run inside it, and the LR "
+            "would fall at once after the ramp to where the cooldown ends; shorten the "
+            "warmup, give more steps, or anneal_fraction=0 (or no total_steps) for no "
+            "cooldown",
         )
         _check(
             self.base_schedule == "constant" or self.total_steps is not None,
@@ -408,43 +452,43 @@ class GreedyConfig:
 
     def _check_numbers(self) -> None:
         _check(
-            isinstance(self.factor, (int, float)) and 0.0 < self.factor < 1.0,
+            _is_number(self.factor) and 0.0 < self.factor < 1.0,
             f"factor must be in (0, 1), got {self.factor!r}",
         )
         _check(
-            isinstance(self.anneal_fraction, (int, float)) and 0.0 <= self.anneal_fraction <= 1.0,
+            _is_number(self.anneal_fraction) and 0.0 <= self.anneal_fraction <= 1.0,
             f"anneal_fraction must be in [0, 1], got {self.anneal_fraction!r}",
         )
         _check(
-            isinstance(self.noise_threshold, (int, float)) and 0.0 <= self.noise_threshold
+            _is_number(self.noise_threshold) and 0.0 <= self.noise_threshold
             < math.inf,
             f"noise_threshold must be finite and >= 0, got {self.noise_threshold!r}",
         )
         _check(
-            self.blowup_ratio is None or (isinstance(self.blowup_ratio, (int, float))
+            self.blowup_ratio is None or (_is_number(self.blowup_ratio)
                                           and 1.0 < self.blowup_ratio < math.inf),
             f"blowup_ratio must be finite and > 1, or None, got {self.blowup_ratio!r}",
         )
         _check(
-            self.spike_ratio is None or (isinstance(self.spike_ratio, (int, float))
+            self.spike_ratio is None or (_is_number(self.spike_ratio)
                                          and 1.0 < self.spike_ratio < math.inf),
             f"spike_ratio must be finite and > 1, or None, got {self.spike_ratio!r}",
         )
         for name in ("blowup_raw_check", "floor_anneals_to_zero", "anneal_to_zero",
-                     "stalled_anneals_to_zero"):
+                     "stalled_anneals_to_zero", "check_bounds"):
             value = getattr(self, name)
             _check(isinstance(value, bool), f"{name} must be a bool, got {value!r}")
         _check(
-            isinstance(self.eval_factor, (int, float)) and 0.0 < self.eval_factor < 1.0,
+            _is_number(self.eval_factor) and 0.0 < self.eval_factor < 1.0,
             f"eval_factor must be in (0, 1), got {self.eval_factor!r}",
         )
         _check(
-            isinstance(self.eval_pace, (int, float)) and 0.0 <= self.eval_pace < math.inf,
+            _is_number(self.eval_pace) and 0.0 <= self.eval_pace < math.inf,
             f"eval_pace must be finite and >= 0, got {self.eval_pace!r}",
         )
         _check(
             self.eval_compound_margin is None
-            or (isinstance(self.eval_compound_margin, (int, float))
+            or (_is_number(self.eval_compound_margin)
                 and 0.0 <= self.eval_compound_margin < math.inf),
             f"eval_compound_margin must be finite and >= 0, or None, got "
             f"{self.eval_compound_margin!r}",
@@ -462,7 +506,7 @@ class GreedyConfig:
             value = getattr(self, name)
             _check(value in allowed, f"{name} must be one of {allowed}, got {value!r}")
         _check(
-            isinstance(self.threshold, (int, float)) and self.threshold >= 0,
+            _is_number(self.threshold) and self.threshold >= 0,
             f"threshold must be >= 0, got {self.threshold!r}",
         )
         _check(
@@ -472,29 +516,39 @@ class GreedyConfig:
             "use threshold_mode='abs' for an absolute margin",
         )
         _check(
-            isinstance(self.eps, (int, float)) and self.eps >= 0,
-            f"eps must be >= 0, got {self.eps!r}",
+            math.isfinite(self.threshold),
+            f"threshold must be finite, got {self.threshold!r} (no loss could be better)",
         )
         _check(
-            0.0 <= self.warmup_start_factor <= 1.0,
-            f"warmup_start_factor must be in [0, 1], got {self.warmup_start_factor!r}",
+            _is_number(self.eps) and 0 <= self.eps < math.inf,
+            f"eps must be finite and >= 0, got {self.eps!r}",
+        )
+        _check(
+            _is_number(self.warmup_start_factor) and 0.0 <= self.warmup_start_factor <= 1.0,
+            f"warmup_start_factor must be a number in [0, 1], got {self.warmup_start_factor!r}",
         )
 
     def _check_bounds(self) -> None:
         for name in ("min_lr_ratio", "max_lr_ratio"):
             value = getattr(self, name)
             _check(
-                value is None or (isinstance(value, (int, float)) and value >= 0),
+                value is None or (_is_number(value) and value >= 0),
                 f"{name} must be >= 0 or None, got {value!r}",
             )
+        _check(self.min_lr_ratio is None or math.isfinite(self.min_lr_ratio),
+               f"min_lr_ratio must be finite, got {self.min_lr_ratio!r}")
         for name in ("min_lr", "max_lr"):
             value = getattr(self, name)
             if value is None:
                 continue
-            values = [value] if isinstance(value, (int, float)) else list(value)
+            values = [value] if isinstance(value, (int, float, bool, str)) else list(value)
             _check(
-                all(isinstance(v, (int, float)) and v >= 0 for v in values),
+                all(_is_number(v) and v >= 0 for v in values),
                 f"{name} must be >= 0, got {value!r}",
+            )
+            _check(
+                name == "max_lr" or all(math.isfinite(v) for v in values),
+                f"{name} must be finite, got {value!r}",
             )
             if not isinstance(value, (int, float)):
                 # a frozen dataclass keeps a tuple so that the config stays hashable

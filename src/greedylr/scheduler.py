@@ -589,14 +589,18 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         (Lightning's ``estimated_stepping_batches``). The final cooldown uses it, and a
         decaying ``base_schedule`` (from the next step on, its decay spans the new budget).
 
+        Under a decaying ``base_schedule``, a new budget given past the warmup moves the
+        decay, and the LR with it, at once: a warning says by how much.
+
         Raises:
-            ValueError: for a bad count, once the final cooldown has started, or for a
+            ValueError: for a bad count, once the final cooldown has started, for a
                 budget whose cooldown would have started at a step already made (the LR
-                would jump there).
+                would jump there), or, under a decaying ``base_schedule``, for a budget the
+                run has made already (the LR would drop to 0).
         """
         state = self.state
         config = dataclasses.replace(self.config, total_steps=total_steps)
-        check_budget_change(config, state.step, bool(state.anneal_from))
+        check_budget_change(config, state.step, bool(state.anneal_from), self.config)
         self.config = config
         if self._device_state is not None:
             self._to_device(state)
