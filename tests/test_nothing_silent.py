@@ -9,6 +9,7 @@ import copy
 import gc
 import io
 import json
+import logging
 import pickle
 import warnings
 import weakref
@@ -527,3 +528,29 @@ def test_a_bad_held_out_value_is_named_as_such(device_mode):
     with pytest.raises(ValueError, match="the held-out value must be a scalar"):
         sched.observe_eval(torch.ones(2))
 
+
+@pytest.mark.parametrize("device_mode", [False, True])
+def test_a_held_out_value_under_mode_max_with_the_default_eval_mode_warns_once(
+        device_mode, caplog):
+    # an accuracy fed to observe_eval with eval_mode left at "min": each improvement cut
+    # the LR, without a word
+    opt = make_optimizer(tensor_lr=device_mode)
+    sched = GreedyLR(opt, device_mode=device_mode, mode="max", **CONFIG)
+    drive(sched, [0.1, 0.2])
+    with caplog.at_level(logging.WARNING, logger="greedylr"):
+        for accuracy in (0.5, 0.6, 0.7):
+            sched.observe_eval(accuracy)
+    assert caplog.text.count("mode='max' with eval_mode='min'") == 1
+    assert "pass eval_mode='max'" in caplog.text
+    caplog.clear()
+    for knobs in ({"eval_mode": "max"}, {"eval_patience": None}):  # said, or ignored
+        other = GreedyLR(make_optimizer(tensor_lr=device_mode), device_mode=device_mode,
+                         mode="max", **knobs, **CONFIG)
+        drive(other, [0.1])
+        with caplog.at_level(logging.WARNING, logger="greedylr"):
+            other.observe_eval(0.5)
+    mode_min = GreedyLR(make_optimizer(), **CONFIG)
+    drive(mode_min, [1.0])
+    with caplog.at_level(logging.WARNING, logger="greedylr"):
+        mode_min.observe_eval(0.5)
+    assert "eval_mode" not in caplog.text

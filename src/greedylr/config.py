@@ -259,7 +259,13 @@ class GreedyConfig:
             is worse, the increase is undone (the LR times ``factor``, cooldown armed)
             and every later increase needs ``penalty + 1`` times the improving streak
             (a paid-off increase takes one penalty back). ``None``: off.
-        eval_mode: direction of the held-out value given to :func:`greedylr.rule.observe_eval`.
+        eval_mode: direction of the held-out value given to :func:`greedylr.rule.observe_eval`:
+            ``"min"`` (lower is better: a held-out loss) or ``"max"`` (an accuracy, a
+            reward). Not derived from ``mode``: a run that maximises a training metric may
+            be judged on a held-out loss. So ``mode="max"`` keeps the default ``"min"``,
+            which cuts the LR at each improvement of a held-out accuracy;
+            :meth:`GreedyLR.observe_eval <greedylr.GreedyLR.observe_eval>` warns once for
+            that combination.
         eval_factor: what a worsening held-out value multiplies the LR by, in (0, 1).
             0.7 (0.4; 0.5 before): a gentler decrease won round 13 of the defaults study,
             where halving on a noisy held-out curve had sent the LR to its floor.

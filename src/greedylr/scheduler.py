@@ -625,11 +625,25 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         :attr:`events` (not in the per-step trace, which has one row per training step).
         In device mode this reads the decision back to the host once per evaluation.
 
+        With ``mode="max"`` (a training metric where higher is better), ``eval_mode``
+        still defaults to ``"min"``: right for a held-out loss, wrong for a held-out
+        accuracy or reward, whose every improvement would then cut the LR. The first call
+        logs a warning for that combination; pass ``eval_mode="max"`` for such a value.
+
         Args:
             value: the held-out metric: a number or a one-element tensor.
         """
         if self._unchecked is not None:
             self._check_start()
+        if (self.config.mode == "max" and self.config.eval_mode == "min"
+                and self.config.eval_patience is not None
+                and not self.__dict__.get("_warned_eval_mode")):
+            self._warned_eval_mode = True
+            logger.warning(
+                "GreedyLR: mode='max' with eval_mode='min' (its default, whatever the mode): "
+                "a lower held-out "
+                "value counts as better, right for a held-out loss; for an accuracy or a "
+                "reward pass eval_mode='max', or each improvement cuts the LR")
         if len(self.optimizer.param_groups) != len(self.base_lrs):
             # a group added since the last step takes this cut too, as the rule's own
             # add_group then observe_eval does (else it joined at its full LR)
