@@ -547,7 +547,8 @@ class GreedyConfig:
             value = getattr(self, name)
             if value is None:
                 continue
-            values = [value] if isinstance(value, (int, float, bool, str)) else list(value)
+            values: list[Any] = (
+                [value] if isinstance(value, (int, float, bool, str)) else list(value))
             _check(
                 all(_is_number(v) and v >= 0 for v in values),
                 f"{name} must be >= 0, got {value!r}",
