@@ -19,6 +19,7 @@ from greedylr.rule import GreedyConfig
 
 ANNEAL, CLIPPED, DECREASE, EVAL_DECREASE = (EventFlag.ANNEAL, EventFlag.CLIPPED,
                                             EventFlag.DECREASE, EventFlag.EVAL_DECREASE)
+BLOWUP, EVAL_CLIPPED, SPIKE = events.BLOWUP, events.EVAL_CLIPPED, events.SPIKE
 HOLD, INCREASE, NONFINITE, RESET, UNDO, WARMUP_END = (
     EventFlag.HOLD, EventFlag.INCREASE, EventFlag.NONFINITE, EventFlag.RESET, EventFlag.UNDO,
     EventFlag.WARMUP_END)
@@ -67,6 +68,21 @@ def test_the_rule_reexports_what_moved() -> None:
         (EVAL_DECREASE | DECREASE | CLIPPED | HOLD, ("eval_decrease", "clipped", "hold")),
         # a trace stores the kinds' bits: a blocked change is CLIPPED alone
         (CLIPPED | HOLD, ("clipped", "hold")),
+        # a spike cut is a decrease of its own, the step's last, beside its own decision
+        (SPIKE, ("decrease",)),
+        (INCREASE | SPIKE, ("increase", "decrease")),
+        (INCREASE | HOLD | SPIKE, ("increase", "hold", "decrease")),
+        (DECREASE | RESET | HOLD | SPIKE, ("decrease", "reset", "hold", "decrease")),
+        (DECREASE | BLOWUP | SPIKE, ("decrease", "decrease")),
+        (NONFINITE | DECREASE | SPIKE, ("nonfinite", "decrease", "decrease")),
+        (NONFINITE | SPIKE, ("nonfinite", "decrease")),
+        (UNDO | SPIKE, ("undo", "decrease")),
+        # the optax port: a blocked held-out decrease ORed into the next update's code
+        (EVAL_CLIPPED, ("clipped",)),
+        (EVAL_CLIPPED | INCREASE, ("clipped", "increase")),
+        (EVAL_CLIPPED | INCREASE | CLIPPED, ("clipped", "clipped")),
+        (EVAL_DECREASE | INCREASE | CLIPPED, ("eval_decrease", "clipped")),
+        (EVAL_CLIPPED | SPIKE, ("clipped", "decrease")),
     ],
 )
 def test_kinds_of_reads_decision_and_stored_codes(code: int, kinds: tuple[str, ...]) -> None:
@@ -128,19 +144,142 @@ def test_the_reason_of_every_kind() -> None:
                           "squaring the last one's factor, until a held-out value counts as "
                           "better); lr 0.4, 0.2 -> 0.2, 0.1"),
     ]
-    assert _reasons(EVAL_DECREASE | CLIPPED, loss=2.5) == [
+    assert _reasons(EVAL_DECREASE | CLIPPED, loss=2.5, lrs_before=[0.1, 0.05],
+                    lrs_changed=[0.1, 0.05]) == [
         ("clipped", "eval_decrease blocked at step 7: held-out value 2.5 is not better than "
                     "the best 1 (2 time(s) in a row), but every group is at its lower bound "
                     "(0.1, 0.05)"),
     ]
 
 
+def test_a_change_blocked_by_eps_says_so() -> None:
+    """A group that is not at its bound did not move because the change was no more than
+    eps: the reason says that, not that the group is at its bound."""
+    versus = "smoothed loss 1.25 vs best since the last decrease 1"
+    tiny = {"lrs_before": [1e-7, 2e-7], "lrs_changed": [1e-7, 2e-7], "lrs_after": [1e-7, 2e-7],
+            "min_lrs": [0.0, 0.0], "max_lrs": [math.inf, math.inf]}
+    assert _reasons(INCREASE | CLIPPED, eps=1e-8, **tiny) == [
+        ("clipped", f"increase blocked at step 7: 2 improving steps > patience 1; {versus}, "
+                    "but no group would move by more than eps 1e-08 (lr 1e-07, 2e-07; the "
+                    "upper bound inf, inf)"),
+    ]
+    # the config's eps where none is given (CONFIG's: 0)
+    assert _reasons(DECREASE | CLIPPED, **tiny)[0][1].endswith(
+        "but no group would move by more than eps 0 (lr 1e-07, 2e-07; the lower bound 0, 0)")
+    # one group at its bound, the other blocked by eps
+    mixed = {**tiny, "max_lrs": [1e-7, 1.0]}
+    assert _reasons(INCREASE | CLIPPED, eps=1e-6, **mixed)[0][1].endswith(
+        "but group(s) [0] are at their upper bound and the others would move by no more "
+        "than eps 1e-06 (lr 1e-07, 2e-07; the upper bound 1e-07, 1)")
+    # a held-out decrease too
+    assert _reasons(EVAL_DECREASE | CLIPPED, loss=1.02, eps=1e-6, **tiny)[0][1].endswith(
+        "but no group would move by more than eps 1e-06 (lr 1e-07, 2e-07; the lower bound "
+        "0, 0)")
+
+
+def test_the_float_rule_says_when_eps_blocked_a_change() -> None:
+    config = GreedyConfig(factor=0.95, patience=0, smoothing="none", eps=1e-8,
+                          min_lr_ratio=None, max_lr_ratio=None)
+    state = rule.init(config, [1e-7])
+    reasons = [e.reason for loss in (1.0, 0.9, 1.0)
+               for e in rule.update(config, state, loss).events]
+    assert len(reasons) == 3 and state.lrs == [1e-7]
+    assert all("but no group would move by more than eps 1e-08 (lr 1e-07" in r for r in reasons)
+    assert not any("at its" in r for r in reasons)
+
+
+SPIKY = GreedyConfig(factor=0.5, patience=0, smoothing="none", compare="previous",
+                     spike_ratio=1.5, blowup_ratio=None, min_lr_ratio=None, max_lr_ratio=None)
+
+
+def test_a_spike_cut_is_its_own_event_beside_the_steps_decision() -> None:
+    """10 and 5 are spike steps (above 1.5 times the first value 1): on the second, 5
+    beats 10, an increase 0.1 -> 0.2, then the spike cut 0.2 -> 0.1, each its own event
+    with its own LRs (they were one 'increase' from 0.1 to 0.1)."""
+    state = rule.init(SPIKY, [0.1])
+    for loss in (1.0, 10.0):
+        rule.update(SPIKY, state, loss)
+    got = rule.update(SPIKY, state, 5.0).events
+    assert [(e.kind, e.lrs_before, e.lrs_after) for e in got] == [
+        ("increase", (0.1,), (0.2,)), ("decrease", (0.2,), (0.1,))]
+    assert got[0].reason == ("increase at step 3: 1 improving steps > patience 0; smoothed "
+                             "loss 5 vs previous 10; lr 0.1 -> 0.2")
+    assert got[1].reason == ("decrease at step 3: the raw loss 5 is 5x its first value 1, "
+                             "above 1.5x (spike_ratio) on a second step in a row or more: the "
+                             "LR times 0.5 at once; lr 0.2 -> 0.1")
+
+
+def test_a_spike_cut_after_a_reset_quotes_the_lrs_of_each() -> None:
+    """A decrease to the lower bound that resets to the base LRs, then the spike cut: the
+    decrease ends at the bound, the reset at the base LRs, the cut starts from them."""
+    values: dict = {"step": 7, "loss": 1.5, "smoothed": 1.25, "reference": 1.0,
+                    "lrs_before": [0.15, 0.04], "lrs_changed": [0.4, 0.2],
+                    "lrs_after": [0.2, 0.1], "min_lrs": [0.1, 0.05], "max_lrs": [0.8, 0.4]}
+    got = describe(CONFIG, code=DECREASE | RESET | HOLD | SPIKE, **values)
+    assert [(e.kind, e.lrs_before, e.lrs_after) for e in got] == [
+        ("decrease", (0.15, 0.04), (0.1, 0.04)),  # group 1 (below its bound) stayed
+        ("reset", (0.1, 0.04), (0.4, 0.2)),
+        ("hold", (0.4, 0.2), (0.4, 0.2)),
+        ("decrease", (0.4, 0.2), (0.2, 0.1)),
+    ]
+    assert [e.reason.split(": ")[0] for e in got] == [
+        "decrease at step 7", "reset at step 7", "cooldown", "decrease at step 7"]
+    assert got[0].reason.endswith("lr 0.15, 0.04 -> 0.1, 0.04; group(s) [0] reached the "
+                                  "lower bound")
+    assert got[1].reason.endswith("lr back to 0.4, 0.2, statistics cleared")
+    assert got[3].reason.endswith("at once; lr 0.4, 0.2 -> 0.2, 0.1")
+
+
+def test_the_rule_reports_each_decision_of_a_step_with_a_spike_cut() -> None:
+    """Random runs with the spike guard and resets: on a step with a spike cut, the
+    decision's event ends at the LRs the rule's own change left (seen from inside), the
+    reset at the base LRs, and the cut goes from the LRs before it to those applied."""
+    seen: list[list[float]] = []
+    original = rule._reset
+
+    def spy(config: GreedyConfig, state: rule.RuleState) -> None:
+        seen.append(list(state.lrs))
+        original(config, state)
+
+    found = 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rule, "_reset", spy)
+        for seed in range(60):
+            rng = random.Random(seed)
+            config = GreedyConfig(
+                factor=rng.choice([0.5, 0.9]), patience=rng.choice([0, 1]), smoothing="none",
+                spike_ratio=1.5, blowup_ratio=None, compare=rng.choice(["previous", "best"]),
+                min_lr_ratio=rng.choice([0.3, 0.6]), max_lr_ratio=4.0, reset_patience=1,
+                on_nonfinite=rng.choice(["skip", "decrease"]), mode=rng.choice(["min", "max"]))
+            state = rule.init(config, [0.1, 0.02])
+            for _ in range(80):
+                loss = rng.choice([1.0, 1.2, 2.0, 3.0, 0.4, math.nan])
+                lrs_before, count = list(state.lrs), len(seen)
+                got = rule.update(config, state, loss).events
+                if not any("(spike_ratio)" in e.reason or "spiked" in e.reason for e in got):
+                    continue
+                cut = got[-1]
+                assert cut.kind == "decrease" and cut.lrs_after == tuple(state.lrs)
+                own = [e for e in got[:-1] if e.kind in ("increase", "decrease", "clipped")]
+                if own:
+                    assert own[0].lrs_before == tuple(lrs_before)
+                reset = [e for e in got if e.kind == "reset"]
+                if reset:
+                    found += 1
+                    assert len(seen) == count + 1
+                    assert own[0].lrs_after == reset[0].lrs_before == tuple(seen[-1])
+                    assert reset[0].lrs_after == cut.lrs_before == tuple(state.base_lrs)
+                elif own:
+                    assert own[0].lrs_after == cut.lrs_before
+    assert found >= 5
+
+
 def test_without_a_config_the_reasons_leave_out_what_only_it_knows() -> None:
     got = describe(None, step=3, code=CLIPPED | HOLD, loss=2.0, smoothed=math.nan,
                    reference=None, lrs_before=[0.1], lrs_changed=[0.1], lrs_after=[0.1])
     assert [(e.kind, e.reason, e.smoothed) for e in got] == [
-        ("clipped", "change blocked at step 3: a change was due, but every group is at its "
-                    "bound (0.1)", None),
+        ("clipped", "change blocked at step 3: a change was due, but no group moved (lr "
+                    "0.1): each is at its bound or would move by no more than eps", None),
         ("hold", "hold: the next observations are not counted", None),
     ]
     got = describe(None, step=3, code=INCREASE | WARMUP_END, loss=2.0, smoothed=1.0,
@@ -155,7 +294,7 @@ def test_a_reason_worded_late_reads_the_numbers_of_its_decision() -> None:
     # the reason is worded when first read: what the caller passed is copied at once,
     # so changing it afterwards changes nothing
     values: dict = {"step": 7, "loss": 1.5, "smoothed": 1.25, "reference": 1.0,
-                    "lrs_before": [0.4, 0.2], "lrs_changed": [0.1, 0.05],
+                    "lrs_before": [0.1, 0.05], "lrs_changed": [0.1, 0.05],
                     "lrs_after": [0.1, 0.05], "min_lrs": [0.1, 0.05], "max_lrs": [0.8, 0.4]}
     late = describe(CONFIG, code=DECREASE | CLIPPED, **values)
     for key in ("lrs_before", "lrs_changed", "min_lrs"):
@@ -265,13 +404,13 @@ def test_the_optax_twin_names_the_rules_events(index: int) -> None:
     with jax.enable_x64(True):
         tx = greedy_lr(0.1, config=config)
         state = tx.init({})
-        # a held-out value goes in with the next loss, as eval_value; the port flags a
-        # held-out decrease that was blocked as EVAL_DECREASE too (GreedyLRState.events)
+        # a held-out value goes in with the next loss, as eval_value: its events (a
+        # blocked one 'clipped', as the rule's) come first (GreedyLRState.events)
         pending: list[str] = []
         eval_value = None
         for (kind, value), events_ in zip(script, expected, strict=True):
             if kind == "eval":
-                eval_value, pending = value, ["eval_decrease" for _ in events_]
+                eval_value, pending = value, [e.kind for e in events_]
                 continue
             _, state = tx.update({}, state, value=jnp.asarray(value), eval_value=eval_value)
             assert event_kinds(int(state.events)) == (

@@ -232,14 +232,34 @@ SPIKE = (
     [("loss", v) for v in _SPIKES],
     # the first value 1.0 is the yardstick: a spike step is above 10. 20 is one, alone:
     # nothing (0.5 after it is none). 20 and 30 are two in a row: at 30 the patience's
-    # own decrease (two worse values > patience 1: 0.5) and the spike cut (0.5 more) make
-    # one decrease, to 0.25, and restart the streaks. 40 and 50 cut again at once, to
+    # own decrease (two worse values > patience 1: 0.5), then the spike cut (0.5 more),
+    # two decreases, to 0.25, and the streaks restart. 40 and 50 cut again at once, to
     # 0.125 and to the floor 0.1; 60 finds every LR at the floor (no event); 0.9 ends it
     [1.0, 1.0, 1.0, 1.0, 0.25, 0.125, 0.1, 0.1, 0.1],
-    {5: ("decrease",), 6: ("decrease",), 7: ("decrease",)},
+    {5: ("decrease", "decrease"), 6: ("decrease",), 7: ("decrease",)},
 )
 # the same for a value where higher is better (1 / v): a spike step is below 1/10 of 1.0
 SPIKE_MAX = (replace(SPIKE[0], mode="max"), [("loss", 1.0 / v) for v in _SPIKES], *SPIKE[2:])
+SPIKE_INCREASE = (
+    GreedyConfig(factor=0.5, patience=0, smoothing="none", compare="previous", spike_ratio=1.5,
+                 blowup_ratio=None, min_lr_ratio=None, max_lr_ratio=None),
+    [("loss", v) for v in (1.0, 10.0, 5.0)],
+    # 10 and 5 are spike steps (above 1.5 * 1.0): 5 beats 10, an increase to 0.2, and on
+    # the second spike step in a row the cut to 0.1: two events, each with its own LRs
+    [0.2, 0.1, 0.1],
+    {1: ("increase",), 2: ("decrease",), 3: ("increase", "decrease")},
+)
+SPIKE_RESET = (
+    GreedyConfig(factor=0.5, patience=0, smoothing="none", spike_ratio=1.5, blowup_ratio=None,
+                 min_lr_ratio=0.5, max_lr_ratio=None, reset_patience=1),
+    [("loss", v) for v in (1.0, 2.0, 3.0, 4.0)],
+    # an increase to 2.0, a decrease to 1.0 (2.0 is a spike step, alone); at 3.0 the
+    # decrease to the floor 0.5 resets to the base 1.0, then the spike cut takes 0.5; at
+    # 4.0 (the reference reset: it beats +inf) an increase to 1.0 and the cut to 0.5
+    [2.0, 1.0, 0.5, 0.5],
+    {1: ("increase",), 2: ("decrease",), 3: ("decrease", "reset", "decrease"),
+     4: ("increase", "decrease")},
+)
 SPIKE_PHASES = (
     GreedyConfig(factor=0.5, patience=5, smoothing="none", blowup_ratio=None, spike_ratio=10.0,
                  min_lr_ratio=0.1, max_lr_ratio=None, warmup=2, total_steps=8,
@@ -318,7 +338,8 @@ CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL, "pace
          "blowup_raw": BLOWUP_RAW, "floor_anneal": FLOOR_ANNEAL,
          "zero_anneal": ZERO_ANNEAL, "stalled_anneal": STALLED_ANNEAL,
          "stalled_clear": STALLED_CLEAR, "spike": SPIKE,
-         "spike_max": SPIKE_MAX, "spike_phases": SPIKE_PHASES, "eval_ramp": EVAL_RAMP,
+         "spike_max": SPIKE_MAX, "spike_increase": SPIKE_INCREASE,
+         "spike_reset": SPIKE_RESET, "spike_phases": SPIKE_PHASES, "eval_ramp": EVAL_RAMP,
          "eval_ramp_patience": EVAL_RAMP_PATIENCE, "eval_ramp_pace": EVAL_RAMP_PACE,
          "nonfinite_ramp": NONFINITE_RAMP, "negative_rel": NEGATIVE_REL,
          "negative_rel_max": NEGATIVE_REL_MAX}

@@ -28,6 +28,7 @@ __all__ = [
     "CLIPPED",
     "COMPARE_NAMES",
     "DECREASE",
+    "EVAL_CLIPPED",
     "EVAL_DECREASE",
     "EVENT_BITS",
     "HOLD",
@@ -98,14 +99,24 @@ EVAL_DECREASE = EventFlag.EVAL_DECREASE.value
 #: the factor, the cooldown ends at 0. Only the reasons read it.
 BLOWUP = 1024
 
-#: Not a kind either: a modifier of a ``DECREASE``, set where the spike guard
-#: (``GreedyConfig.spike_ratio``) cut the LR at once. Only the reasons read it.
+#: The spike guard's cut (``GreedyConfig.spike_ratio``): every LR times ``SPIKE_CUT`` at
+#: once, after the step's own decision. Not a kind of its own but a ``decrease`` event of
+#: its own, the step's last: a step may hold two decisions (an increase and a spike cut,
+#: say), each reported with its own LRs. On a step with it, the decision's
+#: ``lrs_changed`` are the LRs just before the cut (see :func:`describe`).
 SPIKE = 2048
 
 #: Not a kind either: a modifier of an ``ANNEAL``, set where the final cooldown started
 #: while the held-out rule blocked increases (``GreedyConfig.stalled_anneals_to_zero``):
 #: it ends at 0. Only the reasons read it.
 STALLED = 4096
+
+#: Not a kind either: a held-out decrease that no group could take (its event is
+#: ``clipped``), in a code that also holds an update's decision: the optax port's
+#: ``GreedyLRState.events``, where ``CLIPPED`` is then the update's. A held-out decision
+#: on its own (:func:`greedylr.rule.observe_eval`, the tensor rule's) is
+#: ``EVAL_DECREASE | CLIPPED``.
+EVAL_CLIPPED = 8192
 
 #: One bit per event kind, by kind: how the tensor rule, the optax port and the trace's
 #: event column encode "what this observation did" without building Event objects.
@@ -119,7 +130,6 @@ COMPARE_NAMES = {
 }
 
 _CHANGES = INCREASE | DECREASE | UNDO
-_KINDS: dict[int, EventKind] = {flag.value: flag.kind for flag in EventFlag}
 
 
 class Event:
@@ -159,7 +169,7 @@ class Event:
                  lrs_before: tuple[float, ...], lrs_after: tuple[float, ...]) -> None:
         self.step = step
         self.kind = kind
-        self._reason: str | _Facts = reason
+        self._reason: str | Callable[[], str] = reason
         self.loss = loss
         self.smoothed = smoothed
         self.reference = reference
@@ -167,11 +177,11 @@ class Event:
         self.lrs_after = lrs_after
 
     @classmethod
-    def _worded_later(cls, step: int, kind: EventKind, facts: _Facts, loss: float,
+    def _worded_later(cls, step: int, kind: EventKind, wording: Callable[[], str], loss: float,
                       smoothed: float | None, reference: float | None,
                       lrs_before: tuple[float, ...], lrs_after: tuple[float, ...]) -> Event:
-        """An event whose reason is worded from ``facts`` when first read."""
-        return cls(step, kind, facts, loss, smoothed, reference,  # type: ignore[arg-type]
+        """An event whose reason is ``wording()``, called when the reason is first read."""
+        return cls(step, kind, wording, loss, smoothed, reference,  # type: ignore[arg-type]
                    lrs_before, lrs_after)
 
     @property
@@ -179,7 +189,7 @@ class Event:
         """Why: the numbers the rule compared and what it did, in one sentence."""
         reason = self._reason
         if not isinstance(reason, str):
-            reason = self._reason = _WORDING[self.kind](reason)
+            reason = self._reason = reason()
         return reason
 
     def _values(self) -> tuple[Any, ...]:
@@ -217,24 +227,51 @@ def kinds_of(code: int) -> tuple[EventKind, ...]:
     """The kinds of the events that ``code`` stands for, in the order the rule emits them.
 
     A held-out decrease comes first (``observe_eval`` runs before the next update, and
-    the optax port ORs both into one code); ``CLIPPED`` names the attempted change it
-    blocked: the update's if there is one, else the held-out one.
+    the optax port ORs both into one code, a blocked one as :data:`EVAL_CLIPPED`);
+    ``CLIPPED`` names the attempted change it blocked: the update's if there is one,
+    else the held-out one. A spike cut (:data:`SPIKE`) comes last.
 
     Examples:
         >>> kinds_of(NONFINITE | DECREASE | HOLD)
         ('nonfinite', 'decrease', 'hold')
         >>> kinds_of(INCREASE | CLIPPED)
         ('clipped',)
+        >>> kinds_of(INCREASE | SPIKE)
+        ('increase', 'decrease')
     """
-    kinds: list[EventKind] = []
+    return tuple(kind for kind, _ in _parts(code))
+
+
+# What an event of a code is, beside its kind: which wording and which LRs it takes.
+_Role = Literal["warmup_end", "nonfinite", "anneal", "change", "clipped", "reset", "hold",
+                "spike"]
+
+
+# the events a step may hold before its change and after it (their kinds are their roles)
+_BEFORE_CHANGE: tuple[tuple[int, EventKind, _Role], ...] = (
+    (WARMUP_END, "warmup_end", "warmup_end"), (NONFINITE, "nonfinite", "nonfinite"),
+    (ANNEAL, "anneal", "anneal"))
+_AFTER_CHANGE: tuple[tuple[int, EventKind, _Role], ...] = (
+    (RESET, "reset", "reset"), (HOLD, "hold", "hold"))
+
+
+@functools.cache
+def _parts(code: int) -> tuple[tuple[EventKind, _Role], ...]:
+    """The ``(kind, role)`` of each event of ``code``, in order (:func:`kinds_of`)."""
+    parts: list[tuple[EventKind, _Role]] = []
     change = code & _CHANGES
     if code & EVAL_DECREASE:
-        kinds.append("clipped" if code & CLIPPED and not change else "eval_decrease")
-    kinds += [_KINDS[flag] for flag in (WARMUP_END, NONFINITE, ANNEAL) if code & flag]
+        parts.append(("clipped", "clipped") if code & CLIPPED and not change
+                     else ("eval_decrease", "change"))
+    elif code & EVAL_CLIPPED:
+        parts.append(("clipped", "clipped"))
+    parts += [(kind, role) for flag, kind, role in _BEFORE_CHANGE if code & flag]
     if change or (code & CLIPPED and not code & EVAL_DECREASE):
-        kinds.append("clipped" if code & CLIPPED else _change_kind(code))
-    kinds += [_KINDS[flag] for flag in (RESET, HOLD) if code & flag]
-    return tuple(kinds)
+        parts.append(("clipped", "clipped") if code & CLIPPED else (_change_kind(code), "change"))
+    parts += [(kind, role) for flag, kind, role in _AFTER_CHANGE if code & flag]
+    if code & SPIKE:
+        parts.append(("decrease", "spike"))
+    return tuple(parts)
 
 
 def _change_kind(code: int) -> EventKind:
@@ -271,7 +308,8 @@ class _Facts:
     smoothed: float | None
     reference: float | None
     before: tuple[float, ...]
-    changed: tuple[float, ...]
+    changed: tuple[float, ...]  # after the step's own change, before a reset
+    cut_from: tuple[float, ...]  # after the step's own decision, before a spike cut
     after: tuple[float, ...]
     min_lrs: tuple[float, ...] | None
     max_lrs: tuple[float, ...] | None
@@ -279,6 +317,7 @@ class _Facts:
     up_patience: int  # the streak an increase needs, minus one (penalty included)
     hold: int
     first: float | None  # the first smoothed value (the blow-up and spike guards' yardstick)
+    eps: float | None  # the smallest change that counts (None: not known)
 
 
 def describe(
@@ -300,6 +339,7 @@ def describe(
     hold_after_increase: int | None = None,
     penalty: int = 0,
     first: float | None = None,
+    eps: float | None = None,
 ) -> list[Event]:
     """The events of one observation, reasons included, from its code and numbers.
 
@@ -317,7 +357,11 @@ def describe(
             smoothed loss at the increase; for a held-out decrease, the best held-out
             value); ignored for a non-finite loss.
         lrs_before: the LRs before this observation.
-        lrs_changed: the LRs after the increase or decrease, before a reset.
+        lrs_changed: the LRs after the increase or decrease, before a reset; on a step
+            with a spike cut (:data:`SPIKE`), the LRs just before that cut (after the
+            step's own change and reset: the change's own result is then read from
+            ``lrs_before`` and ``min_lrs``, since a reset follows only a decrease that
+            left every group at its lower bound).
         lrs_after: the LRs to apply from now on.
         min_lrs: the lower bounds (needed with a config).
         max_lrs: the upper bounds (needed with a config).
@@ -328,6 +372,8 @@ def describe(
         penalty: undone increases not yet paid back (the streak an increase needs grows).
         first: the first smoothed value, which a blow-up (``BLOWUP``) and a spike
             (``SPIKE``) are measured against.
+        eps: the run's smallest change that counts (default: the config's), which a
+            ``clipped`` reason names where it blocked the change.
 
     Returns:
         The events, in the rule's order; none for a code of 0.
@@ -339,22 +385,31 @@ def describe(
     else:
         hold = _knob(config, cooldown, "cooldown")
     up = _knob(config, up_patience, "up_patience")
+    lows = None if min_lrs is None else tuple(min_lrs)
+    changed = cut_from = tuple(lrs_changed)
+    after = tuple(lrs_after)
+    if not code & SPIKE:
+        cut_from = after
+    elif code & RESET and lows is not None:
+        # the decrease before the reset left every group at its lower bound: those above
+        # it moved to it, the others (below it, check_bounds=False) stayed
+        changed = tuple(min(lr, lo) for lr, lo in zip(lrs_before, lows, strict=True))
     facts = _Facts(
         config, step, code, loss,
         None if smoothed is None or math.isnan(smoothed) else smoothed,
         None if code & NONFINITE else reference,
-        tuple(lrs_before), tuple(lrs_changed), tuple(lrs_after),
-        None if min_lrs is None else tuple(min_lrs),
+        tuple(lrs_before), changed, cut_from, after, lows,
         None if max_lrs is None else tuple(max_lrs),
         _knob(config, patience, "patience"), (up + 1) * (penalty + 1) - 1, hold,
         None if first is None or math.isnan(first) else first,
+        eps if eps is not None or config is None else float(config.eps),
     )
     events = []
-    for kind in kinds_of(code):
-        quotes, before, after = _QUOTED[kind]
+    for kind, role in _parts(code):
+        quotes, before, later = _QUOTED[role]
         events.append(Event._worded_later(
-            step, kind, facts, loss, facts.smoothed, facts.reference if quotes else None,
-            getattr(facts, before), getattr(facts, after)))
+            step, kind, functools.partial(_WORDING[role], facts), loss, facts.smoothed,
+            facts.reference if quotes else None, getattr(facts, before), getattr(facts, later)))
     return events
 
 
@@ -444,8 +499,6 @@ def _why(f: _Facts, kind: str) -> str:
                     f"the LR times {taken:.4g} (cuts on such values compound, each squaring "
                     f"the last one's factor, until a held-out value counts as better)")
         return f"held-out value {f.loss:.4g} is not better than the best{best}{times}"
-    if kind == "decrease" and f.code & SPIKE:
-        return _spike(f)
     if c is None:
         return {"increase": "the smoothed loss kept improving",
                 "decrease": "the smoothed loss stopped improving",
@@ -465,7 +518,7 @@ def _why(f: _Facts, kind: str) -> str:
 
 def _attempt(f: _Facts) -> tuple[str, str, tuple[float, ...] | None]:
     """The change this observation attempted, the bound it runs into, and that bound."""
-    if f.code & EVAL_DECREASE and not f.code & _CHANGES:
+    if f.code & (EVAL_DECREASE | EVAL_CLIPPED) and not f.code & _CHANGES:
         return "eval_decrease", "lower ", f.min_lrs
     if f.code & INCREASE:
         return "increase", "upper ", f.max_lrs
@@ -474,28 +527,49 @@ def _attempt(f: _Facts) -> tuple[str, str, tuple[float, ...] | None]:
     return "change", "", None  # a trace's stored CLIPPED bit alone
 
 
-def _change(f: _Facts) -> str:
-    kind, bound, bounds = _attempt(f)
+def _moved(f: _Facts, kind: str, why: str, before: tuple[float, ...],
+           after: tuple[float, ...], bound: str, bounds: tuple[float, ...] | None) -> str:
     at_bound = [] if bounds is None else [
-        i for i, (old, new) in enumerate(zip(f.before, f.changed, strict=True))
+        i for i, (old, new) in enumerate(zip(before, after, strict=True))
         if old != new and new == bounds[i]
     ]
     clip = f"; group(s) {at_bound} reached the {bound}bound" if at_bound else ""
-    return (f"{kind} at step {f.step}: {_why(f, kind)}; "
-            f"lr {format_lrs(f.before)} -> {format_lrs(f.changed)}{clip}")
+    return (f"{kind} at step {f.step}: {why}; "
+            f"lr {format_lrs(before)} -> {format_lrs(after)}{clip}")
+
+
+def _change(f: _Facts) -> str:
+    kind, bound, bounds = _attempt(f)
+    return _moved(f, kind, _why(f, kind), f.before, f.changed, bound, bounds)
+
+
+def _spike_cut(f: _Facts) -> str:
+    return _moved(f, "decrease", _spike(f), f.cut_from, f.after, "lower ", f.min_lrs)
 
 
 def _clipped(f: _Facts) -> str:
     kind, bound, bounds = _attempt(f)
-    values = f.changed if bounds is None else bounds
-    return (f"{kind} blocked at step {f.step}: {_why(f, kind)}, but every group is at "
-            f"its {bound}bound ({format_lrs(values)})")
+    blocked = f"{kind} blocked at step {f.step}: {_why(f, kind)}, but "
+    if bounds is None:  # a stored CLIPPED bit, or no bounds given: the cause is not known
+        return (blocked + f"no group moved (lr {format_lrs(f.changed)}): each is at its "
+                "bound or would move by no more than eps")
+    upper = bound == "upper "
+    at = [i for i, (lr, b) in enumerate(zip(f.before, bounds, strict=True))
+          if (lr >= b if upper else lr <= b)]
+    if len(at) == len(bounds):
+        return blocked + f"every group is at its {bound}bound ({format_lrs(bounds)})"
+    eps = "eps" if f.eps is None else f"eps {f.eps:g}"
+    values = f" (lr {format_lrs(f.before)}; the {bound}bound {format_lrs(bounds)})"
+    if not at:
+        return blocked + f"no group would move by more than {eps}{values}"
+    return (blocked + f"group(s) {at} are at their {bound}bound and the others would move "
+            f"by no more than {eps}{values}")
 
 
 def _reset(f: _Facts) -> str:
     count = "decreases" if f.config is None else f"{f.config.reset_patience} decrease(s)"
     return (f"reset at step {f.step}: {count} found every group at its lower bound; "
-            f"lr back to {format_lrs(f.after)}, statistics cleared")
+            f"lr back to {format_lrs(f.cut_from)}, statistics cleared")
 
 
 def _hold(f: _Facts) -> str:
@@ -507,28 +581,28 @@ def _hold(f: _Facts) -> str:
     return f"{name}: the next{count} observations are not counted"
 
 
-#: Each kind's reason, worded from the facts of its decision.
+#: Each role's reason (:func:`_parts`), worded from the facts of its decision.
 _WORDING: dict[str, Callable[[_Facts], str]] = {
     "warmup_end": _warmup_end,
     "nonfinite": _nonfinite,
     "anneal": _anneal,
-    "increase": _change,
-    "decrease": _change,
-    "undo": _change,
-    "eval_decrease": _change,
+    "change": _change,
     "clipped": _clipped,
     "reset": _reset,
     "hold": _hold,
+    "spike": _spike_cut,
 }
 
-#: Each kind's other fields: whether it quotes the reference, and which of the facts'
-#: LRs are its ``lrs_before`` and ``lrs_after``.
+#: Each role's other fields: whether it quotes the reference, and which of the facts'
+#: LRs are its ``lrs_before`` and ``lrs_after``: in the order the step made them, the
+#: change, the reset, the hold it arms, then the spike cut.
 _QUOTED: dict[str, tuple[bool, str, str]] = {
     "warmup_end": (False, "after", "after"),
     "nonfinite": (False, "before", "before"),
     "anneal": (False, "before", "before"),
-    **dict.fromkeys(("increase", "decrease", "undo", "eval_decrease", "clipped"),
-                    (True, "before", "changed")),
-    "reset": (True, "changed", "after"),
-    "hold": (True, "after", "after"),
+    "change": (True, "before", "changed"),
+    "clipped": (True, "before", "changed"),
+    "reset": (True, "changed", "cut_from"),
+    "hold": (True, "cut_from", "cut_from"),
+    "spike": (True, "cut_from", "after"),
 }

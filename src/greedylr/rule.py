@@ -411,10 +411,13 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
         spiking = not finite or (loss > ratio * first if config.mode == "min"
                                  else loss * ratio < first)
         state.spike_steps = state.spike_steps + 1 if spiking else 0
+        cut_from = state.lrs  # _lower replaces the list
         if state.spike_steps >= 2 and _spike_cut(config, state):
+            # an event of its own, after the step's decision: on this step describe takes
+            # the LRs before the cut for lrs_changed (the decision's own follow from them)
             code, quoted, _ = outcome
-            outcome = (code | ev.DECREASE | ev.SPIKE, reference if quoted is None else quoted,
-                       tuple(state.lrs))
+            outcome = (code | ev.SPIKE, reference if quoted is None else quoted,
+                       tuple(cut_from))
     decision = (Decision(tuple(state.lrs), state.smoothed) if outcome is _NOTHING  # most steps
                 else _explained(config, state, loss, outcome, before))
     return _applied(config, state, decision) if based else decision

@@ -100,7 +100,9 @@ class TensorDecision(NamedTuple):
         code: bit flags of what happened (``INCREASE | CLIPPED | ...``), int64 ``[*B]``.
         reference: the value the smoothed loss was compared with (before this step).
         lrs_before: the LRs before this observation.
-        lrs_changed: the LRs after the increase or decrease, before a reset.
+        lrs_changed: the LRs after the increase or decrease, before a reset; where
+            :data:`SPIKE` is in ``code``, the LRs just before the spike cut (after the
+            step's own change and reset), as :func:`decode_events` reads them.
         penalty: the increase penalty after this observation (``payoff_patience``).
         rule_lrs: the rule's own LRs after this observation, which the events quote:
             ``lrs`` before a decaying ``base_schedule`` multiplies them (``lrs`` itself
@@ -289,8 +291,11 @@ def _update(
         lrs_after = torch.where(phase["annealing"].unsqueeze(-1), phase["annealed"], lrs_after)
     spiked = None
     if config.spike_ratio is not None:
+        cut_from = lrs_after
         spiked, lrs_after = _spike(config, state, fields, x, finite, lrs_after)
-        changed = torch.where(spiked.unsqueeze(-1), lrs_after, changed)
+        # a step with a spike cut reports it as an event of its own: lrs_changed are the
+        # LRs before it there (describe reads the decision's own change from them)
+        changed = torch.where(spiked.unsqueeze(-1), cut_from, changed)
 
     # one bit per flag, in the order of the flags (INCREASE = 1 << 0, ...): five
     # kernels instead of one where() per flag
@@ -303,7 +308,7 @@ def _update(
         # the modifier: a decrease in a blow-up, or a final cooldown that starts in one
         code = code | (blowup | phase["anneal_blown"]).to(_INT) * BLOWUP
     if spiked is not None:
-        code = code | spiked.to(_INT) * (DECREASE | SPIKE)
+        code = code | spiked.to(_INT) * SPIKE
     if config.stalled_anneals_to_zero:
         # the modifier: a final cooldown that starts with increases blocked
         code = code | phase["anneal_stalled"].to(_INT) * STALLED

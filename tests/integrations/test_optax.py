@@ -412,6 +412,53 @@ def test_event_flags_match_the_torch_device_rule() -> None:
         assert getattr(gopt, name) == getattr(tensor_rule, name), name
 
 
+def _with_eval(cfg: GreedyConfig, script: list[tuple[float, float | None]]) -> list[tuple]:
+    """(event_kinds, lr) after each ``tx.update`` with ``(value, eval_value)``, float64."""
+    out = []
+    with jax.enable_x64(True):
+        tx = greedy_lr(0.1, config=cfg)
+        state = tx.init(jnp.zeros(1))
+        for value, held_out in script:
+            _, state = tx.update(jnp.zeros(1), state, None, value=value, eval_value=held_out)
+            out.append((event_kinds(int(state.events)), float(state.lr)))
+    return out
+
+
+def test_a_blocked_held_out_decrease_is_clipped_as_in_the_rule() -> None:
+    """A held-out cut that no LR could take is the rule's 'clipped' event, and sets
+    EVAL_CLIPPED, not EVAL_DECREASE (it was flagged EVAL_DECREASE, named 'eval_decrease');
+    with the update's own change on the same call, each is named apart."""
+    from greedylr.rule import observe_eval
+
+    floor = GreedyConfig(min_lr_ratio=1.0, smoothing="none")
+    got = _with_eval(floor, [(1.0, 1.0), (1.0, 2.0)])
+    rule = init(floor, [0.1])
+    update(floor, rule, 1.0)
+    observe_eval(floor, rule, 1.0)
+    update(floor, rule, 1.0)
+    want = [e.kind for e in observe_eval(floor, rule, 2.0).events]
+    assert want == ["clipped"]
+    assert got[1] == (("clipped",), 0.1)
+    with jax.enable_x64(True):
+        tx = greedy_lr(0.1, config=floor)
+        state = tx.init(jnp.zeros(1))
+        _, state = tx.update(jnp.zeros(1), state, None, value=1.0, eval_value=1.0)
+        _, state = tx.update(jnp.zeros(1), state, None, value=1.0, eval_value=2.0)
+    assert int(state.events) & gopt.EVAL_CLIPPED and not int(state.events) & gopt.EVAL_DECREASE
+    # a held-out value worse than the best blocks increases; the update may decrease.
+    # eps 0.04: the held-out cut of 0.1 (by 0.7: 0.03) is blocked, the decrease (0.05) not
+    small = GreedyConfig(factor=0.5, patience=0, smoothing="none", eval_factor=0.7, eps=0.04,
+                         min_lr_ratio=None, max_lr_ratio=None, blowup_ratio=None)
+    got = _with_eval(small, [(1.0, None), (1.0, 1.0), (2.0, 2.0)])
+    assert got == [(("increase",), 0.2), (("decrease",), 0.1), (("clipped", "decrease"), 0.05)]
+    # the lower bound 0.05: the held-out cut takes the LR there and the decrease is
+    # blocked; then both are
+    floor = GreedyConfig(factor=0.5, patience=0, smoothing="none", eval_factor=0.5,
+                         min_lr_ratio=0.5, max_lr_ratio=None, blowup_ratio=None)
+    got = _with_eval(floor, [(1.0, None), (1.0, 1.0), (2.0, 2.0), (3.0, 3.0)])
+    assert got[2:] == [(("eval_decrease", "clipped"), 0.05), (("clipped", "clipped"), 0.05)]
+
+
 def test_ema_table_ends_where_python_rounds_to_one() -> None:
     table, complete = gopt._ema_table(10)
     beta = 1.0 - 2.0 / 11

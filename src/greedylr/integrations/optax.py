@@ -44,6 +44,7 @@ from greedylr.events import (
     BLOWUP,
     CLIPPED,
     DECREASE,
+    EVAL_CLIPPED,
     EVAL_DECREASE,
     HOLD,
     INCREASE,
@@ -68,6 +69,7 @@ __all__ = [
     "BLOWUP",
     "CLIPPED",
     "DECREASE",
+    "EVAL_CLIPPED",
     "EVAL_DECREASE",
     "HOLD",
     "INCREASE",
@@ -113,9 +115,12 @@ class GreedyLRState(NamedTuple):
         events: bit flags of what the last observation did (:data:`INCREASE`,
             :data:`DECREASE`, ...); :func:`event_kinds` names them. :data:`BLOWUP` is
             not a kind but a modifier: the decrease, or the final cooldown that starts,
-            is the blow-up guard's (``blowup_ratio``); nor is :data:`SPIKE`: the
-            decrease is the spike guard's (``spike_ratio``); nor :data:`STALLED`: the
-            final cooldown starts with increases blocked (``stalled_anneals_to_zero``).
+            is the blow-up guard's (``blowup_ratio``); :data:`SPIKE` is the spike guard's
+            cut (``spike_ratio``), a ``decrease`` of its own after the step's other
+            events (an increase and a spike cut on one step are two events);
+            :data:`STALLED` a modifier: the final cooldown starts with increases blocked
+            (``stalled_anneals_to_zero``); :data:`EVAL_CLIPPED`: the held-out decrease
+            given as ``eval_value`` was blocked (a ``clipped`` event).
         window_values: the ring buffer of the window mean (empty unless
             ``smoothing="window"``); only the first ``window_count`` entries count,
             the others (all of them just after a reset) are never read.
@@ -504,7 +509,7 @@ def _observe(
         | _flag(anneal_start, ANNEAL)
         | _flag(undo, UNDO)
         | _flag(blowup | anneal_blown, BLOWUP)
-        | _flag(spiked, DECREASE | SPIKE)
+        | _flag(spiked, SPIKE)
         | _flag(anneal_stalled, STALLED)
     )
     return state._replace(lr=lr, scale=_scale(static.base_table, k, lr, step), events=events,
@@ -722,7 +727,9 @@ def _observe_eval(static: _Static, knobs: _Knobs, state: GreedyLRState,
         reference=jnp.where(rebase, state.smoothed, state.reference),
         num_good=jnp.where(act, 0, state.num_good),
         num_bad=jnp.where(act, 0, state.num_bad),
-        events=_flag(act, EVAL_DECREASE) | _flag(act & ~cut, CLIPPED),
+        # a blocked cut as EVAL_CLIPPED, not EVAL_DECREASE | CLIPPED: ORed into the next
+        # update's code, CLIPPED would read as that update's change blocked
+        events=_flag(cut, EVAL_DECREASE) | _flag(act & ~cut, EVAL_CLIPPED),
         eval_best=jnp.where(improved | beaten, value, best),
         eval_bad=jnp.where(act, 0, eval_bad),
         eval_train=jnp.where(paced, now, last),
@@ -795,9 +802,10 @@ def greedy_lr(
         An :class:`optax.GradientTransformationExtraArgs` whose ``update`` takes
         ``value=`` (a scalar loss; the keyword is required) and, after an evaluation,
         ``eval_value=`` (the held-out value, applied before this step's update; NaN or
-        omitted: none; :data:`EVAL_DECREASE` is then set in ``state.events``, a
-        clipped one is not flagged; before a step of the warmup ramp it only records
-        the best, as :func:`greedylr.rule.observe_eval`), and whose state is a
+        omitted: none; :data:`EVAL_DECREASE` is then set in ``state.events``, or,
+        where no LR could go lower, :data:`EVAL_CLIPPED` (:func:`event_kinds`: the
+        rule's ``clipped``); before a step of the warmup ramp it only records the
+        best, as :func:`greedylr.rule.observe_eval`), and whose state is a
         :class:`GreedyLRState`.
 
     Raises:
@@ -866,7 +874,7 @@ def greedy_lr(
             # measured after the previous update, so it decides this step's LR, as
             # GreedyLR.observe_eval between two torch steps does
             state = observe_eval(state, held_out)
-            flagged = state.events & EVAL_DECREASE
+            flagged = state.events  # EVAL_DECREASE, or EVAL_CLIPPED for a blocked cut
         # this step's updates take the LR decided by the earlier losses (torch order)
         updates = jax.tree.map(lambda g: g * state.scale.astype(g.dtype), updates)
         state = observe(state, value)
