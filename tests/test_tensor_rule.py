@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 
 import pytest
 import torch
@@ -159,6 +160,36 @@ def test_update_does_not_modify_its_input_state() -> None:
 def test_bad_per_run_knobs_are_rejected(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         tr.init(GreedyConfig(), [[0.1], [0.1]], **kwargs)
+
+
+@pytest.mark.parametrize("name", ["factor", "threshold", "eps"])
+def test_a_per_run_knob_less_precise_than_the_state_is_warned_about(name: str) -> None:
+    """A float32 tensor of 0.9 holds 0.8999999761581421: the run would not decide as
+    the float rule with 0.9 (it did so silently), so init says so, as for base_lrs."""
+    values = {"factor": [0.9, 0.5], "threshold": [0.01, 0.0], "eps": [1e-8, 0.0]}[name]
+    held = torch.tensor(values[0], dtype=torch.float32).item()
+    with pytest.warns(UserWarning, match=rf"{name} is a torch.float32 tensor, less precise "
+                      r"than the state's torch.float64: its values are taken as they are "
+                      rf"\({values[0]!r} is {held!r}\)"):
+        state = tr.init(GreedyConfig(), [[0.1], [0.1]], **{name: torch.tensor(values)})
+    assert getattr(state, name).tolist() == torch.tensor(values).double().tolist()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # exact: Python floats, a float64 tensor, integers, or a float32 state
+        tr.init(GreedyConfig(), [[0.1], [0.1]], **{name: values})
+        tr.init(GreedyConfig(), [[0.1], [0.1]],
+                **{name: torch.tensor(values, dtype=torch.float64)})
+        tr.init(GreedyConfig(), [[0.1], [0.1]], dtype=torch.float32,
+                **{name: torch.tensor(values)})
+        tr.init(GreedyConfig(), [[0.1], [0.1]], patience=torch.tensor([1, 2]))
+        # values a float32 holds exactly
+        tr.init(GreedyConfig(), torch.tensor([[0.5], [0.25]]), factor=torch.tensor([0.5, 0.75]))
+
+
+def test_base_lrs_less_precise_than_the_state_are_warned_about() -> None:
+    with pytest.warns(UserWarning, match=r"base_lrs is a torch.float32 tensor.*"
+                      r"\(0.1 is 0.10000000149011612, 0.2 is 0.20000000298023224\)"):
+        tr.init(GreedyConfig(), torch.tensor([[0.1], [0.2]]))
 
 
 def test_an_absolute_per_run_threshold_may_be_1_or_more() -> None:

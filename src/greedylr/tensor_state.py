@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -126,6 +127,36 @@ def _ema_denominators(config: GreedyConfig, device: torch.device, dtype: torch.d
     return torch.tensor(values, dtype=dtype, device=device)
 
 
+def _warn_if_coarser(tensor: Tensor, dtype: torch.dtype, name: str, stacklevel: int) -> None:
+    """Warn where a floating ``tensor``, less precise than the state's ``dtype``, holds a
+    value that is not the decimal it reads as (0.9 in float32 is 0.8999999761581421): the
+    run would not decide as the float rule on that decimal."""
+    if not (tensor.is_floating_point() and dtype.is_floating_point
+            and torch.finfo(tensor.dtype).eps > torch.finfo(dtype).eps):
+        return
+    rounded = []
+    for value in tensor.detach().reshape(-1).double().tolist():
+        if not math.isfinite(value):
+            continue
+        for digits in range(1, 18):  # the shortest decimal that reads back as the value
+            text = f"{value:.{digits}g}"
+            if torch.tensor(float(text), dtype=tensor.dtype).item() == value:
+                break
+        if float(text) != value:
+            rounded.append(f"{text} is {value!r}")
+            if len(rounded) == 3:
+                break
+    if rounded:
+        warnings.warn(
+            f"{name} is a {tensor.dtype} tensor, less precise than the state's {dtype}: "
+            f"its values are taken as they are ({', '.join(rounded)}), not as the decimals "
+            f"they read as. Pass Python floats, or a {dtype} tensor, for the float rule's "
+            f"values to the last bit",
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )
+
+
 def _knob(
     value: float | int | Tensor | None,
     default: float | int,
@@ -135,10 +166,14 @@ def _knob(
     name: str,
     ok: Any,
     what: str,
+    state_dtype: torch.dtype | None = None,
 ) -> Tensor:
-    """A per-run knob as a tensor of the batch shape, validated on the host (once)."""
+    """A per-run knob as a tensor of the batch shape, validated on the host (once); a
+    floating tensor less precise than ``state_dtype`` is warned about."""
     value = default if value is None else value
     if isinstance(value, Tensor):
+        if state_dtype is not None:  # called by _knobs, called by init
+            _warn_if_coarser(value, state_dtype, name, stacklevel=4)
         tensor = value.detach().to("cpu")
     else:
         # through float64, so that a Python float keeps every bit
@@ -202,9 +237,12 @@ def init(
         config: the shared configuration; per-run knobs given here override its values.
         base_lrs: the base LR of every group, shape ``[G]`` for one run or ``[*B, G]``.
             A tensor is taken at its own precision: ``torch.full(shape, 3e-4)`` is
-            float32 and holds ``3.0000001e-4``; pass Python floats, or a float64
-            tensor, for the float rule's base LR to the last bit.
-        factor: per-run factor, a number or a tensor broadcastable to ``B``.
+            float32 and holds ``3.0000001e-4`` (warned about where less precise than
+            ``dtype``); pass Python floats, or a float64 tensor, for the float rule's
+            base LR to the last bit.
+        factor: per-run factor, a number or a tensor broadcastable to ``B`` (a tensor
+            at its own precision, as ``base_lrs``: a float32 0.9 is 0.8999999761581421;
+            warned about where less precise than ``dtype``).
         threshold: per-run threshold.
         eps: per-run minimum change.
         patience: per-run patience for decreases.
@@ -225,6 +263,8 @@ def init(
     if device is None:
         device = base_lrs.device if isinstance(base_lrs, Tensor) else torch.device("cpu")
     device = torch.device(device)
+    if isinstance(base_lrs, Tensor):
+        _warn_if_coarser(base_lrs, dtype, "base_lrs", stacklevel=2)
     base, lows, highs = _base_and_bounds(config, base_lrs)
     batch = base.shape[:-1]
     lrs = base * config.warmup_start_factor if config.warmup > 0 else base.clone()
@@ -296,16 +336,17 @@ def _knobs(
     relative = config.threshold_mode == "rel"
     # on the host first: the blow-up guard's factors are computed from its values there
     factor = _knob(given.get("factor"), config.factor, batch, f64, torch.device("cpu"),
-                   "factor", lambda t: (t > 0) & (t < 1), "in (0, 1)")
+                   "factor", lambda t: (t > 0) & (t < 1), "in (0, 1)", dtype)
     knobs = {
         "factor": factor.to(device),
         "blowup_factors": _blowup_factors(config, factor).to(device),
         # a fraction of the reference with "rel", as GreedyConfig requires
         "threshold": _knob(given.get("threshold"), config.threshold, batch, f64, device,
                            "threshold", lambda t: (t >= 0) & ((t < 1) | (not relative)),
-                           "in [0, 1) with threshold_mode='rel'" if relative else ">= 0"),
+                           "in [0, 1) with threshold_mode='rel'" if relative else ">= 0",
+                           dtype),
         "eps": _knob(given.get("eps"), config.eps, batch, f64, device, "eps",
-                     lambda t: t >= 0, ">= 0"),
+                     lambda t: t >= 0, ">= 0", dtype),
     }
     for name, default, label in (
         ("patience", config.patience, "patience"),
