@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 from dataclasses import replace
 
 import pytest
@@ -330,6 +331,16 @@ NEGATIVE_REL = (
 # (at the last step -0.38 misses -0.4 + 0.04; ref * 1.1 = -0.44 would have taken it)
 NEGATIVE_REL_MAX = (replace(NEGATIVE_REL[0], mode="max"), [("loss", -v) for v in _NEGATIVE],
                     *NEGATIVE_REL[2:])
+NOISE_OVERFLOW = (
+    GreedyConfig(factor=0.5, patience=0, smoothing="none", window=3, noise_threshold=1.0,
+                 min_lr_ratio=None, max_lr_ratio=None, blowup_ratio=None),
+    [("loss", v) for v in (1.0, 1e200, 1.0)],
+    # 1.0 beats +inf; 1e200 is worse (its error squares to inf: the variance stops at the
+    # largest float, 1.8e308); 1.0 beats 1e200 by far more than the margin sqrt(1.8e308)
+    # = 1.3e154: an increase (an inf variance blocked every improvement from then on)
+    [0.2, 0.1, 0.2],
+    {1: ("increase",), 2: ("decrease",), 3: ("increase",)},
+)
 CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL, "pace": PACE,
          "base": BASE, "compound": COMPOUND, "compound_max": COMPOUND_MAX,
          "compound_off": COMPOUND_OFF, "compound_mix": COMPOUND_MIX,
@@ -342,7 +353,7 @@ CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL, "pace
          "spike_reset": SPIKE_RESET, "spike_phases": SPIKE_PHASES, "eval_ramp": EVAL_RAMP,
          "eval_ramp_patience": EVAL_RAMP_PATIENCE, "eval_ramp_pace": EVAL_RAMP_PACE,
          "nonfinite_ramp": NONFINITE_RAMP, "negative_rel": NEGATIVE_REL,
-         "negative_rel_max": NEGATIVE_REL_MAX}
+         "negative_rel_max": NEGATIVE_REL_MAX, "noise_overflow": NOISE_OVERFLOW}
 
 
 def _drive(call, script: Script) -> tuple[list[float], dict]:
@@ -416,6 +427,14 @@ def test_hand_computed_optax(name: str) -> None:
                 got_events[i] = kinds
     assert got_lrs == pytest.approx(lrs, rel=1e-12)
     assert got_events == events
+
+
+def test_the_noise_variance_stops_at_the_largest_float() -> None:
+    config, script = NOISE_OVERFLOW[:2]
+    state = rule.init(config, [0.1])
+    for _, value in script:
+        rule.update(config, state, value)
+    assert state.noise_var == sys.float_info.max
 
 
 # The held-out state after each item of EVAL_RAMP and EVAL_RAMP_PATIENCE: (the best,

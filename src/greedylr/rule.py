@@ -21,6 +21,7 @@ Examples:
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -250,17 +251,23 @@ def _noise_margin(config: GreedyConfig, state: RuleState) -> float:
 
 
 def _track_noise(config: GreedyConfig, state: RuleState, value: float) -> None:
-    """The EMA of the squared one-step prediction error, started at its first value."""
+    """The EMA of the squared one-step prediction error, started at its first value; at
+    most the largest float (an error above 1e154 squares to inf, which no later value
+    would bring down: the margin would block every improvement for good)."""
     if config.noise_threshold == 0.0 or state.smoothed is None:
         return
     error = value - state.smoothed
     square = error * error
     if state.noise_count == 0:
-        state.noise_var = square
+        var = square
     else:
         beta = 1.0 - 2.0 / (config.window + 1)
-        state.noise_var = beta * state.noise_var + (1.0 - beta) * square
+        var = beta * state.noise_var + (1.0 - beta) * square
+    state.noise_var = min(var, _LARGEST)  # NaN (an inf smoothed value) stays NaN
     state.noise_count += 1
+
+
+_LARGEST = sys.float_info.max
 
 
 def _effective_up_patience(config: GreedyConfig, state: RuleState) -> int:

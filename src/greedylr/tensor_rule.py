@@ -175,12 +175,14 @@ def _smooth(
 
 
 def _noise(config: GreedyConfig, state: TensorState, value: Tensor) -> dict[str, Tensor]:
-    """The EMA of the squared one-step prediction error (rule._track_noise)."""
+    """The EMA of the squared one-step prediction error (rule._track_noise), at most the
+    dtype's largest float (NaN stays NaN, as there)."""
     error = value - state.smoothed
     square = error * error
     beta = 1.0 - 2.0 / (config.window + 1)
     blended = beta * state.noise_var + (1.0 - beta) * square
     var = torch.where(state.noise_count == 0, square, blended)
+    var = torch.clamp(var, max=torch.finfo(var.dtype).max)
     # nothing before the first smoothed value (NaN there); the caller masks non-finite
     seen = ~torch.isnan(state.smoothed)
     return {"noise_var": torch.where(seen, var, state.noise_var),

@@ -741,12 +741,14 @@ def _observe_eval(static: _Static, knobs: _Knobs, state: GreedyLRState,
 def _noise(
     static: _Static, k: _Knobs, state: GreedyLRState, value: jax.Array, finite: jax.Array
 ) -> dict:
-    """The EMA of the squared one-step prediction error (``noise_threshold`` only)."""
+    """The EMA of the squared one-step prediction error (``noise_threshold`` only), at
+    most the dtype's largest float (rule._track_noise)."""
     error = value - state.smoothed
     square = error * error
     beta = 1.0 - 2.0 / (static.window + 1)
     blended = beta * state.noise_var + (1.0 - beta) * square
     var = jnp.where(state.noise_count == 0, square, blended)
+    var = jnp.minimum(var, jnp.finfo(var.dtype).max)
     seen = finite & ~jnp.isnan(state.smoothed) & (k.noise_threshold > 0)
     return {
         "noise_var": jnp.where(seen, var, state.noise_var),
