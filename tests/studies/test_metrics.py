@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from greedylr.studies import metrics as M
+from greedylr.studies import store
 from greedylr.studies.metrics import (
     MetricMismatch,
     Stat,
@@ -272,10 +274,20 @@ def test_seed_summaries_and_status_counts() -> None:
     assert greedy.final_loss.n == 2
     assert summaries["linear"].statuses == {"ok": 1, "diverged": 1}
     assert status_counts(study) == {
-        "cosine": {"ok": 3, "diverged": 0, "failed": 0, "timeout": 0},
-        "greedy": {"ok": 2, "diverged": 0, "failed": 1, "timeout": 0},
-        "linear": {"ok": 1, "diverged": 1, "failed": 0, "timeout": 0},
+        "cosine": {"ok": 3, "short": 0, "diverged": 0, "failed": 0, "timeout": 0},
+        "greedy": {"ok": 2, "short": 0, "diverged": 0, "failed": 1, "timeout": 0},
+        "linear": {"ok": 1, "short": 0, "diverged": 1, "failed": 0, "timeout": 0},
     }
+
+
+def test_a_short_trial_is_counted_as_short() -> None:
+    # the statuses are the store's: a trial that returned early is counted, not dropped
+    short = _result("greedy", 1, _curve(1.0, 0.5, 0.25)[:10], status="short")
+    counts = status_counts([*_study(), short])
+    assert counts["greedy"] == {"ok": 2, "short": 1, "diverged": 0, "failed": 1, "timeout": 0}
+    assert M.STATUSES is store.STATUSES
+    summaries = {s.arm: s for s in arm_summaries([*_study(), short])}
+    assert summaries["greedy"].statuses["short"] == 1
 
 
 def test_paired_differences() -> None:

@@ -36,7 +36,7 @@ def test_report_tables_figures_and_failures(tmp_path: Path) -> None:
     assert cells[1:6] == ["5", "1", "4", "2", "12"]
     assert cells[6:10] == ["83.3%", "50.0%", "41.7%", "16.7%"]
     assert cells[10] == "75.0% / 100.0% / 75.0%"
-    assert "| greedy | 2 | 0 | 1 |" in text and "| linear | 1 | 1 | 0 |" in text
+    assert "| greedy | 2 | 0 | 0 | 1 |" in text and "| linear | 1 | 0 | 1 | 0 |" in text
     assert "ValueError: boom" in text
     assert "held-out metric `accuracy` (higher is better)" in text
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
@@ -78,3 +78,40 @@ def test_the_verdict_names_the_arms_fed_no_held_out_value(tmp_path: Path) -> Non
     builtin = [dict(r, spec=dict(r["spec"], workload="wine_mlp"), metrics=[
         {"step": 1, "accuracy": 0.5}]) for r in results]
     assert unfed_arms(builtin) == []  # fed only under the held-out protocol, by design
+
+
+
+def _store_of(tmp_path: Path, results: list[dict], metric: dict, name: str) -> Path:
+    """``results`` stored as :func:`_store` does, reporting ``name`` as ``metric`` says."""
+    out = tmp_path / "study"
+    for i, result in enumerate(results):
+        result = dict(result, format=FORMAT, key=f"trial-{i}", wall_time=1.0)
+        result["spec"] = dict(result["spec"], workload="no_such_module:train")
+        result["metric"] = metric
+        result["metrics"] = [{"step": 100, name: 0.5 - 0.01 * i}]
+        write_result(out / "trials" / f"trial-{i}.json", result)
+    return out
+
+
+def test_a_short_trial_is_counted_in_every_status_column(tmp_path: Path) -> None:
+    from greedylr.studies.metrics import STATUSES
+
+    results = _study()
+    short = dict(results[0], status="short", losses=results[0]["losses"][:10],
+                 error="the training function returned after 10 of the 100 steps asked for")
+    short["spec"] = dict(short["spec"], seed=7)
+    out = _store_of(tmp_path, [*results, short],
+                    {"name": "accuracy", "higher_is_better": True}, "accuracy")
+    text = write_report(out).read_text()
+    columns = "/".join(STATUSES)
+    assert columns == "ok/short/diverged/failed/timeout"
+    # the study's table by status, and the arms table, count it
+    assert "| schedule | ok | short | diverged | failed | timeout |" in text
+    assert "| greedy | 2 | 1 | 0 | 1 | 0 |" in text
+    assert f"| schedule | {columns} |" in text
+    # the held-out table too (its runs by status, before the final train loss)
+    assert f"| {columns} | final train loss |" in text
+    assert "| 2/1/0/1/0 |" in next(line for line in text.splitlines()
+                                    if line.startswith("| no_such_module:train"))
+    # a failed trial stored without its error is listed all the same
+    assert "| failed |  |" in text

@@ -93,7 +93,7 @@ def test_compare_with_a_trial_timeout_reports_the_timed_out_trials(tmp_path: Pat
     assert code == 1  # some trial did not finish
     assert {r["status"] for r in load_results(out)} == {"timeout"}
     report = (out / "report.md").read_text()
-    assert "ok/diverged/failed/timeout" in report
+    assert "ok/short/diverged/failed/timeout" in report
     assert "## Failed and timed-out runs" in report
     assert report.count("over the trial time limit of 2 s") == 2
     # a limit that is not a positive number is refused before anything runs

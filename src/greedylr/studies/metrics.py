@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from greedylr.studies.schedules import PASSTHROUGH_PREFIXES, TRIAL_OPTIONS
+from greedylr.studies.store import STATUSES
 
 __all__ = [
     "ARM_OPTIONS",
@@ -70,9 +71,6 @@ __all__ = [
 ]
 
 LABELS = ("yes", "yes*", "no*", "no")
-STATUSES = ("ok", "diverged", "failed", "timeout")
-"""What became of a trial: finished, non-finite loss, an exception or a dead worker,
-stopped at the trial time limit."""
 STAGES = (0.1, 0.5, 1.0)
 WINDOW_FRACTION = 0.02
 

@@ -139,7 +139,7 @@ def _heldout_header(metric: str | None, grid: bool, margin: float) -> list[str]:
     if grid:
         header += [f"LR tolerance (within {margin:.0%} of best-tuned baseline)",
                    "worst grid point", f"final {metric}, LR picked on the other seeds"]
-    return [*header, "ok/div/fail/timeout", "final train loss"]
+    return [*header, "/".join(M.STATUSES), "final train loss"]
 
 
 def _short(stat: M.Stat) -> str:

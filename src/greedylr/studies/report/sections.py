@@ -265,7 +265,7 @@ def failures_section(results: list[Result]) -> list[str]:
     if not failures:
         return []
     rows = [
-        [r["key"], r["status"], (r.get("error") or "").splitlines()[0][:200]]
+        [r["key"], r["status"], next(iter((r.get("error") or "").splitlines()), "")[:200]]
         for r in failures
     ]
     return ["## Failed and timed-out runs", "",
