@@ -18,11 +18,13 @@ from greedylr.studies.metrics import (
     bootstrap_ci,
     common_metric,
     compare,
+    direction_guessed,
     final_metric,
     label,
     label_table,
     loss_at,
     lr_changes,
+    metric_name,
     paired_differences,
     setting_of,
     sign_test,
@@ -288,6 +290,38 @@ def test_a_short_trial_is_counted_as_short() -> None:
     assert M.STATUSES is store.STATUSES
     summaries = {s.arm: s for s in arm_summaries([*_study(), short])}
     assert summaries["greedy"].statuses["short"] == 1
+
+
+def _unnamed(metrics: list[dict[str, float]]) -> dict[str, Any]:
+    """A stored result that names no headline metric nor its direction."""
+    r = _result("greedy", 0, _curve(1.0, 0.5, 0.25), metrics=metrics)
+    r["metric"] = {"name": None, "higher_is_better": None}
+    return r
+
+
+def test_a_result_that_names_no_metric_is_read_by_the_harness_rule() -> None:
+    # fed every evaluation, scored once at the end: the score, not feed
+    fed_first = _unnamed([{"step": 50, "feed": 0.7}, {"step": 100, "feed": 0.6, "top1_err": 0.2}])
+    assert metric_name(fed_first) == ("top1_err", False)  # an error: lower is better
+    assert direction_guessed([fed_first])
+    # feed alone is a loss
+    fed_only = _unnamed([{"step": 50, "feed": 0.7}, {"step": 100, "feed": 0.6}])
+    assert metric_name(fed_only) == ("feed", False)
+    assert not direction_guessed([fed_only])
+    assert best_metric(fed_only) == (0.6, 100)
+    # a name with no word of a loss or an error: higher is better, a guess
+    assert metric_name(_unnamed([{"step": 100, "accuracy": 0.9}])) == ("accuracy", True)
+    # a stored name without a direction: read from the name too
+    wer = _result("greedy", 0, _curve(1.0, 0.5, 0.25), metric="wer",
+                  metrics=[{"step": 100, "wer": 0.3}])
+    wer["metric"] = {"name": "wer", "higher_is_better": None}
+    assert metric_name(wer) == ("wer", False) and direction_guessed([wer])
+    # what is stored stands, and says whether it was a guess
+    stated = _result("greedy", 0, _curve(1.0, 0.5, 0.25), metric="wer", higher=True)
+    assert metric_name(stated) == ("wer", True) and not direction_guessed([stated])
+    stated["metric"]["guessed"] = True
+    assert direction_guessed([stated])
+    assert metric_name(_unnamed([])) == (None, True)
 
 
 def test_paired_differences() -> None:

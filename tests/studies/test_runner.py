@@ -347,9 +347,12 @@ def test_the_direction_of_a_metric_is_the_functions_else_read_from_its_name(
      ("answer_accuracy", True), ("precision", True), ("auc", True)],
 )
 def test_direction_from_name(name: str, higher: bool) -> None:
-    from greedylr.studies.execution import direction_from_name
+    from greedylr import _direction
+    from greedylr.studies import execution
 
-    assert direction_from_name(name) is higher
+    assert _direction.direction_from_name(name) is higher
+    # one rule, for the harness and the integrations: the harness's name is the same function
+    assert execution.direction_from_name is _direction.direction_from_name
 
 
 def test_a_guessed_direction_is_warned_once_and_said_in_the_report(

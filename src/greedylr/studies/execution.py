@@ -21,13 +21,13 @@ import importlib.metadata
 import logging
 import os
 import platform
-import re
 import subprocess
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
+from greedylr._direction import direction_from_name
 from greedylr._extras import requires_extra
 from greedylr.studies import schedules
 from greedylr.studies.store import FORMAT
@@ -41,6 +41,7 @@ __all__ = [
     "execute_trial",
     "headline_metric",
     "machine",
+    "metric_field",
     "timed_out_result",
     "unfinished_result",
     "warn_of_a_guessed_direction",
@@ -52,14 +53,6 @@ FEED = "feed"
 """The name :meth:`~greedylr.studies.trial.Trial.report` records the schedule's held-out
 value under: a loss (lower is better), and the headline metric only of a function that
 reports nothing else."""
-
-#: The words of a metric's name that make smaller values better (``val_loss``,
-#: ``top1_err``, ``wer``, ``eval_perplexity``), when the workload does not say.
-_LOWER_IS_BETTER = frozenset({
-    "loss", "error", "errors", "err", "wer", "cer", "ter", "eer", "fid", "kid",
-    "perplexity", "ppl", "mse", "mae", "rmse", "mape", "smape", "nll", "bpc", "bpb", "bpd",
-    "ece", "kl", "kld", "regret", "distance",
-})
 
 
 # -- provenance ---------------------------------------------------------------------
@@ -127,24 +120,6 @@ def _now(offset: float = 0.0) -> str:
     return moment.isoformat(timespec="seconds")
 
 
-def direction_from_name(metric: str) -> bool:
-    """Whether a larger ``metric`` is better, read from its name: smaller is better where
-    a word of the name (split at ``_``, ``-``, ``.``, digits and camelCase) is a loss or an
-    error (``loss`` or a word ending in it, ``error``/``err``, ``wer``, ``cer``, ``fid``,
-    ``perplexity``/``ppl``, ``mse``/``mae``/``rmse``, ``nll``, ``bpc``, ...); larger
-    otherwise (``accuracy``, ``f1``, ``bleu``, ``auc``).
-
-    A guess, used only where the training function does not say (``train.higher_is_better``);
-    the harness warns of it once, and the report says it.
-
-    Examples:
-        >>> [direction_from_name(m) for m in ("top1_err", "valLoss", "WER", "accuracy")]
-        [False, False, False, True]
-    """
-    words = re.findall(r"[a-z]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", metric).lower())
-    return not any(w in _LOWER_IS_BETTER or w.endswith("loss") for w in words)
-
-
 def headline_metric(rows: list[dict[str, Any]]) -> str | None:
     """The held-out metric a trial is judged on, of the ``rows`` it reported: the first
     name it reported other than ``step`` and :data:`FEED`, in any row (a function may feed
@@ -181,6 +156,16 @@ def _metric_of(workload: ResolvedWorkload | None, record: Any) -> dict[str, Any]
     higher = workload.higher_is_better if workload is not None else None
     if name is None and record is not None:
         name = headline_metric(record.metrics)
+    return metric_field(name, higher)
+
+
+def metric_field(name: str | None, higher: bool | None) -> dict[str, Any]:
+    """The ``metric`` field of a result whose headline metric is ``name``, where the
+    training function says its direction is ``higher`` (``None``: it does not say).
+    Where it does not, :data:`FEED` is a loss (lower is better) and any other name's
+    direction is read from its words (:func:`direction_from_name`), with
+    ``guessed: True``; the one rule for a result as it is run and as it is read back
+    (:func:`greedylr.studies.metrics.metric_name`)."""
     if name is None or higher is not None:
         return {"name": name, "higher_is_better": higher}
     if name == FEED:

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from greedylr.studies.execution import headline_metric, metric_field
 from greedylr.studies.schedules import PASSTHROUGH_PREFIXES, TRIAL_OPTIONS
 from greedylr.studies.store import STATUSES
 
@@ -51,6 +52,7 @@ __all__ = [
     "bootstrap_ci",
     "common_metric",
     "compare",
+    "direction_guessed",
     "final_metric",
     "is_candidate",
     "label",
@@ -258,13 +260,31 @@ def time_to_target(
 # -- held-out metric ------------------------------------------------------------------
 
 
-def metric_name(result: Result) -> tuple[str | None, bool]:
-    """The held-out metric's name and direction (higher is better unless stored otherwise)."""
+def _metric(result: Result) -> tuple[str | None, bool, bool]:
+    """The held-out metric's name, whether higher is better, and whether that direction
+    was guessed from the name: as stored, and by the harness's one rule where the result
+    does not say (:func:`greedylr.studies.execution.metric_field`)."""
     meta = result.get("metric") or {}
     name, higher = meta.get("name"), meta.get("higher_is_better")
-    if name is None and result.get("metrics"):
-        name = next((k for k in result["metrics"][0] if k != "step"), None)
-    return name, True if higher is None else bool(higher)
+    if name is None:
+        name = headline_metric(result.get("metrics") or [])
+    if higher is not None:
+        return name, bool(higher), bool(meta.get("guessed"))
+    field = metric_field(name, None)
+    higher = field["higher_is_better"]
+    return name, True if higher is None else bool(higher), bool(field.get("guessed"))
+
+
+def metric_name(result: Result) -> tuple[str | None, bool]:
+    """The held-out metric's name and direction (whether higher is better).
+
+    As the result stores them; for a result that stores no name, its headline metric
+    (:func:`greedylr.studies.execution.headline_metric`: the first name reported other
+    than ``feed``), and for one that stores no direction, ``feed``'s (lower is better)
+    or one read from the name (:func:`greedylr.studies.execution.direction_from_name`).
+    ``(None, True)`` for a result that reported no metric."""
+    name, higher, _ = _metric(result)
+    return name, higher
 
 
 class MetricMismatch(ValueError):
@@ -299,6 +319,13 @@ def common_metric(results: Iterable[Result]) -> tuple[str | None, bool]:
                         for (name, higher), n in sorted(seen.items()))
         )
     return next(iter(seen))
+
+
+def direction_guessed(results: Iterable[Result]) -> bool:
+    """Whether the direction of the held-out metric of any of ``results`` (the trials of
+    a setting, which share it: :func:`common_metric`) was guessed from its name, not
+    stated by the training function: the report marks it so."""
+    return any(_metric(r)[2] for r in results)
 
 
 def final_metric(result: Result) -> float | None:
