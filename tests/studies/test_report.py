@@ -115,3 +115,16 @@ def test_a_short_trial_is_counted_in_every_status_column(tmp_path: Path) -> None
                                     if line.startswith("| no_such_module:train"))
     # a failed trial stored without its error is listed all the same
     assert "| failed |  |" in text
+
+
+def test_a_guessed_direction_is_marked_where_the_tables_show_it(tmp_path: Path) -> None:
+    # an error rate whose direction the function did not state: read from its name
+    guessed = {"name": "top1_err", "higher_is_better": False, "guessed": True}
+    text = write_report(_store_of(tmp_path / "a", _study(), guessed, "top1_err")).read_text()
+    assert "held-out metric `top1_err` (lower is better, guessed)" in text  # arms tables
+    assert "top1_err ↓ (guessed) |" in text  # the held-out summary's workload column
+    # stated: no mark
+    stated = {"name": "top1_err", "higher_is_better": False}
+    text = write_report(_store_of(tmp_path / "b", _study(), stated, "top1_err")).read_text()
+    assert "held-out metric `top1_err` (lower is better)" in text
+    assert "top1_err ↓ |" in text and "guessed" not in text

@@ -52,7 +52,7 @@ def compared_pairs(wt: T.WorkloadTuning, results: Sequence[Result]) -> list[T.Tu
 def _group_title(wt: T.WorkloadTuning, results: list[Result], study: bool) -> str:
     """A workload group's title: study (when there are several), workload, optimizer,
     length, warmup, options, how often it was evaluated and the metric with its
-    direction."""
+    direction, marked ``(guessed)`` where it was read from the metric's name."""
     _study, _workload, _optimizer, steps, warmup, shared, eval_every = wt.group
     label = workload_label(wt.workload)
     parts = [M.group_optimizer(results), f"{steps} steps"]
@@ -65,6 +65,8 @@ def _group_title(wt: T.WorkloadTuning, results: list[Result], study: bool) -> st
     if wt.metric is None:  # not compared (its ``problem``): no metric to name
         return f"{head}{label} ({', '.join(parts)})"
     arrow = "↑" if wt.higher_is_better else "↓"
+    if M.direction_guessed(results):
+        arrow += " (guessed)"
     return f"{head}{label} ({', '.join(parts)}), {wt.metric} {arrow}"
 
 

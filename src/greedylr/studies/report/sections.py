@@ -87,7 +87,8 @@ def label_section(results: list[Result], mode: str) -> tuple[str, dict[str, M.La
 
 def arms_section(arms: dict[str, dict[int, Result]]) -> str:
     """Every arm of one setting across seeds: statuses, final loss and metric, best
-    metric and its step, LR moves, wall time."""
+    metric and its step, LR moves, wall time; the metric's direction is marked
+    ``guessed`` where it was read from its name."""
     metric, higher, problem = _metric(arms)
     rows = []
     summaries = {s.arm: s for s in M.arm_summaries([r for a in arms.values() for r in a.values()])}
@@ -108,9 +109,11 @@ def arms_section(arms: dict[str, dict[int, Result]]) -> str:
                 num(s.wall_time.mean, 3),
             ]
         )
-    direction = "higher" if higher else "lower"
+    direction = f"{'higher' if higher else 'lower'} is better"
+    if M.direction_guessed(r for a in arms.values() for r in a.values()):
+        direction += ", guessed"  # from its name: the top of the report says so
     about = (f"held-out metric not summarized: {problem}" if problem else
-             f"held-out metric `{metric}` ({direction} is better)")
+             f"held-out metric `{metric}` ({direction})")
     header = [
         "schedule",
         "/".join(M.STATUSES),
