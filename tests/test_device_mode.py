@@ -441,6 +441,11 @@ def _rank_losses(rank: int) -> list[float]:
             for i in range(DIST_STEPS)]
 
 
+def _float32_losses(rank: int) -> list[float]:
+    """Rank 0 flat at 1.0, rank 1 falling by one float32 ulp per step: the mean falls."""
+    return [1.0 if rank == 0 else 1.0 - i * 2.0**-24 for i in range(10)]
+
+
 def _dist_worker(rank: int, init_file: str, out_dir: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     try:
@@ -453,8 +458,29 @@ def _dist_worker(rank: int, init_file: str, out_dir: str) -> None:
                 sched.step(torch.tensor(loss, dtype=torch.float64))
             assert seen == []
             lrs.append(float(opt.param_groups[0]["lr"]))
-        Path(out_dir, f"rank{rank}.json").write_text(
-            json.dumps({"device_mode": sched.device_mode, "lrs": lrs}))
+        result: dict[str, Any] = {"device_mode": sched.device_mode, "lrs": lrs}
+        # float32 losses that differ in their last bit: float mode sums them in float64;
+        # a float32 sum rounded the difference away (the LRs parted after 2 steps)
+        for mode in ("float", "device"):
+            opt = _optimizer(tensor_lr=True, lrs=(0.125,))
+            sched = GreedyLR(opt, device_mode=mode == "device", **DIST_CONFIG)
+            f32 = []
+            for loss in _float32_losses(rank):
+                opt.step()
+                with no_host_reads() if mode == "device" else contextlib.nullcontext():
+                    sched.step(torch.tensor(loss, dtype=torch.float32))
+                f32.append(float(opt.param_groups[0]["lr"]))
+            result[f"float32_{mode}"] = f32
+        # a rank with no loss to give: it raises, the other takes the step as a NaN
+        # (skipped) rather than wait in the all-reduce for it
+        sched.optimizer.step()
+        try:
+            with no_host_reads():
+                sched.step(torch.tensor(1.0) if rank == 0 else None)
+            result["no_loss"] = [sched.trace.losses[-1], sched.state.step]
+        except TypeError as exc:
+            result["no_loss"] = str(exc)
+        Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
         # both ranks reach the teardown together: on torch 2.3 a rank whose peer had
         # already destroyed the group and exited could hang in destroy_process_group
         dist.barrier()
@@ -480,3 +506,10 @@ def test_two_gloo_ranks_agree_in_device_mode(tmp_path: Path) -> None:
         want.append(float(torch.tensor(opt.param_groups[0]["lr"], dtype=torch.float32)))
     assert r0["lrs"] == want
     assert len(set(want)) > 2
+    # float32 losses: device mode reduces in the state's float64, as float mode does
+    for r in (r0, r1):
+        assert r["float32_device"] == r["float32_float"] == r0["float32_float"]
+    assert r0["float32_float"][-1] == 4.0  # the mean fell at every step: raised 5 times
+    # no loss on rank 1: it raised; rank 0 was not left waiting, and skipped the step
+    assert "needs the loss" in r1["no_loss"]
+    assert math.isnan(r0["no_loss"][0]) and r0["no_loss"][1] == 11

@@ -19,7 +19,12 @@ import torch
 import torch.distributed as dist
 
 from greedylr import GreedyLR
-from greedylr.distributed import is_distributed, mean_across_ranks
+from greedylr.distributed import (
+    RanksDisagree,
+    is_distributed,
+    mean_across_ranks,
+    mean_where_given,
+)
 from spawning import RANK_CONFIG as CONFIG
 from spawning import spawn_ranks
 
@@ -103,6 +108,101 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
     finally:
         dist.destroy_process_group()
     faulthandler.cancel_dump_traceback_later()
+
+
+# -- the held-out value, and ranks that are not in the same call ------------------------
+
+EVAL_LOSSES = [1.0, 0.9, 0.8]
+
+
+def _eval_values(rank: int) -> list[float]:
+    """Each rank's held-out values (a sharded evaluation set): the mean worsens by 12%."""
+    return [1.0, 0.95 if rank == 0 else 1.2]
+
+
+def _held_out(rank: int) -> dict[str, object]:
+    """The rank's part of the held-out test; plain data only (see :func:`_train`)."""
+    result: dict[str, object] = {}
+    for device_mode in (False, True):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=torch.tensor(0.125))
+        sched = GreedyLR(opt, device_mode=device_mode, **CONFIG)
+        for loss in EVAL_LOSSES:
+            opt.step()
+            sched.step(loss)
+        for value in _eval_values(rank):
+            sched.observe_eval(torch.tensor(value) if device_mode else value)
+        opt.step()
+        sched.step(0.7)
+        result[f"eval_device={device_mode}"] = [
+            float(sched.get_last_lr()[0]), [e.kind for e in sched.events if "eval" in e.kind]]
+    # observe_eval on rank 0 only: its all-reduce met rank 1's step; both raise
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.125)
+    sched = GreedyLR(opt, **CONFIG)
+    opt.step()
+    try:
+        if rank == 0:
+            sched.observe_eval(1.0)
+        sched.step(1.0)
+        result["rank0_only"] = "no error"
+    except RanksDisagree as exc:
+        result["rank0_only"] = str(exc)
+    # a rank with no loss: it raises its own error, the other is told (no hang)
+    opt.step()
+    try:
+        sched.step(1.0 if rank == 0 else None)
+        result["no_loss"] = "no error"
+    except (RanksDisagree, TypeError) as exc:
+        result["no_loss"] = f"{type(exc).__name__}: {exc}"
+    opt.step()
+    sched.step(1.0)  # every rank goes on together
+    result["steps_after"] = sched.state.step
+    # a metric only some ranks hold (Lightning's rank_zero_only logging): their mean
+    result["where_given"] = [mean_where_given(2.0 if rank == 0 else None),
+                             mean_where_given(None), mean_where_given(float(rank))]
+    return result
+
+
+def _held_out_worker(rank: int, init_file: str, out_dir: str) -> None:
+    faulthandler.dump_traceback_later(WORKER_TIMEOUT, exit=True)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    try:
+        result = _held_out(rank)
+        Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
+        gc.collect()
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+    faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.mark.timeout(300)
+def test_two_gloo_ranks_judge_the_mean_held_out_value_and_say_when_out_of_step(
+        tmp_path: Path) -> None:
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    spawn_ranks(_held_out_worker, (str(tmp_path / "init"), str(tmp_path)), timeout=240,
+                nprocs=WORLD)
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD))
+    # each rank judged its own held-out value before: LR 0.25 on rank 0, 0.175 on rank 1
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=torch.tensor(0.125))
+    one = GreedyLR(opt, **CONFIG)
+    for loss in EVAL_LOSSES:
+        opt.step()
+        one.step(loss)
+    for a, b in zip(_eval_values(0), _eval_values(1), strict=True):
+        one.observe_eval((a + b) / 2)
+    opt.step()
+    one.step(0.7)
+    want = [float(one.get_last_lr()[0]), [e.kind for e in one.events if "eval" in e.kind]]
+    assert want[1] == ["eval_decrease"]  # the mean worsened: a cut
+    for r in (r0, r1):
+        assert r["eval_device=False"] == r["eval_device=True"] == want
+    assert "observe_eval: 1 of 2 ranks were in observe_eval, the others in step" in (
+        r0["rank0_only"])
+    assert "step: 1 of 2 ranks were in observe_eval, the others in step" in r1["rank0_only"]
+    assert r0["no_loss"].startswith("RanksDisagree: GreedyLR.step: 1 of 2 ranks had no value")
+    assert r1["no_loss"].startswith("TypeError: GreedyLR.step() needs the loss")
+    assert r0["steps_after"] == r1["steps_after"] == 1
+    assert r0["where_given"] == r1["where_given"] == [2.0, None, 0.5]
 
 
 def test_mean_across_ranks_is_identity_without_a_group() -> None:

@@ -144,13 +144,14 @@ class DeviceMode(SchedulerAttributes):
         float rule's, in its order, so the LRs are bit for bit those of float mode; both
         modes then write them into the LR tensor with the same rounding cast.
         """
-        # an observed mean is converted as float mode adds it (float64); a tensor loss is
-        # converted by the rule inside its own (fused) kernels
-        value = self._device_loss(self._loss_or_mean(loss), convert=loss is None)
+        if self.sync_ranks and distributed.is_distributed():
+            value = self._agreed_on_device(loss)
+        else:
+            # an observed mean is converted as float mode adds it (float64); a tensor loss
+            # is converted by the rule inside its own (fused) kernels
+            value = self._device_loss(self._loss_or_mean(loss), convert=loss is None)
         self._pending_sum, self._pending_count = 0.0, 0
         self._steps_seen = count
-        if self.sync_ranks and distributed.is_distributed():
-            value = self._device_loss(distributed.mean_across_ranks(value))
         lr_tensors = [group["lr"] for group in self.optimizer.param_groups]
         # no_grad: a loss that requires grad needs no autograd graph around the rule
         with torch.no_grad():
@@ -161,6 +162,21 @@ class DeviceMode(SchedulerAttributes):
         self._step_count += 1
         self.last_epoch += 1
         self._next_lrs = self._last_lr = list(lrs)
+
+    def _agreed_on_device(self, loss: Any) -> torch.Tensor:
+        """The loss averaged across ranks, without a host read: converted to the state's
+        dtype first, so that the sum is float mode's (float64; a float32 sum of float32
+        losses rounded away differences float mode sees), and NaN, a skipped step, where
+        a rank has none (that rank raises its own error after the all-reduce, which it
+        still takes part in: the others do not wait for it forever)."""
+        assert self._device_state is not None
+        like = self._device_state.lrs
+        try:
+            local = self._device_loss(self._loss_or_mean(loss))
+        except (TypeError, ValueError):
+            distributed.agreed_mean_on_device(None, distributed.STEP, like)
+            raise
+        return distributed.agreed_mean_on_device(local, distributed.STEP, like)
 
     def _record_on_device(self, row: torch.Tensor | None) -> None:
         """Buffer the trace row on the device (no sync).

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any, Literal
 
@@ -376,14 +376,16 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         if self._device_state is not None:
             self._step_on_device(loss, count)
             return
-        if type(loss) is float and not self._pending_count:
+        if self.sync_ranks and distributed.is_distributed():
+            # every rank reaches the all-reduce, one without a loss too (then all raise)
+            value = self._agreed(lambda: as_float(self._loss_or_mean(loss)), distributed.STEP)
+            self._pending_sum, self._pending_count = 0.0, 0
+        elif type(loss) is float and not self._pending_count:
             value = loss
         else:
             value = as_float(self._loss_or_mean(loss))
             self._pending_sum, self._pending_count = 0.0, 0
         self._steps_seen = count  # after the loss: a step refused for it can be retried
-        if self.sync_ranks and distributed.is_distributed():
-            value = distributed.mean_across_ranks(value)
         state = self._rule_state
         assert state is not None  # None only in device mode
         decision = update(self.config, state, value)
@@ -403,6 +405,24 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
             self._write(lrs)
         if self.trace is not None:  # last: the rule and the optimizer agree whatever it does
             self.trace.record(state.step, value, decision.smoothed, lrs, events)
+
+    @staticmethod
+    def _agreed(local: Callable[[], float], call: str) -> float:
+        """``local()`` averaged across ranks (``greedylr.distributed.agreed_mean``).
+
+        A rank whose ``local()`` raises (no loss, a malformed one) takes part in the
+        all-reduce all the same, with no value, then raises its own error; the others
+        raise ``greedylr.distributed.RanksDisagree`` rather than wait in it.
+        """
+        try:
+            value = local()
+        except (TypeError, ValueError) as exc:
+            try:
+                distributed.agreed_mean(None, call)
+            except distributed.RanksDisagree:
+                pass
+            raise exc
+        return distributed.agreed_mean(value, call)
 
     def _loss_or_mean(self, loss: Any) -> Any:
         """The loss this step decides on: ``loss``, else the mean of the observed losses.
@@ -625,6 +645,14 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         :attr:`events` (not in the per-step trace, which has one row per training step).
         In device mode this reads the decision back to the host once per evaluation.
 
+        Under ``torch.distributed`` (with ``sync_ranks``, and ``eval_patience`` not None)
+        the value is averaged across ranks before it is judged, as the loss is in
+        :meth:`step`: a collective, so every rank must call it, with its own value (a
+        value that is already global is left as it is by the mean), the same number of
+        times; never under ``if rank == 0:``. Ranks that do not all call it raise
+        ``greedylr.distributed.RanksDisagree`` where one meets another's
+        :meth:`step`.
+
         With ``mode="max"`` (a training metric where higher is better), ``eval_mode``
         still defaults to ``"min"``: right for a held-out loss, wrong for a held-out
         accuracy or reward, whose every improvement would then cut the LR. The first call
@@ -648,6 +676,11 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
             # a group added since the last step takes this cut too, as the rule's own
             # add_group then observe_eval does (else it joined at its full LR)
             self._sync_groups()
+        if (self.sync_ranks and self.config.eval_patience is not None
+                and distributed.is_distributed()):
+            # the same value on every rank, so the same cut (a read in device mode too,
+            # which observe_eval makes anyway)
+            value = self._agreed(lambda: as_float(value, HELD_OUT), distributed.EVAL)
         if self._device_state is not None:
             lrs: Sequence[Any] = self._observe_eval_on_device(value)
         else:

@@ -152,6 +152,55 @@ def test_ddp_spawn_ranks_agree_and_resume_is_exact(tmp_path: Path) -> None:
     assert resumed[0]["fed"] == pytest.approx(r0["fed"][STEPS_PER_EPOCH:], rel=1e-6)
 
 
+class _Validated(_Classifier):
+    """Validates on each rank's half of the digits, logging ``val_loss`` rank-locally."""
+
+    def val_dataloader(self) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader(self.data, batch_size=64, shuffle=False)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        self.log("val_loss", torch.nn.functional.cross_entropy(self.net(x), y))  # no sync_dist
+
+
+class _HeldOutRecorder(_Recorder):
+    """Also writes each validation's rank-local ``val_loss`` and what GreedyLR made of it."""
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        sched = trainer.lr_scheduler_configs[0].scheduler
+        self.rows.append({"step": trainer.global_step, "val_loss": float(
+            trainer.callback_metrics["val_loss"]), "eval_best": sched.state.eval_best})
+
+
+@pytest.mark.slow  # a ddp_spawn fit: two Python processes start
+@pytest.mark.timeout(300)
+def test_ddp_spawn_ranks_judge_the_mean_of_a_rank_local_val_loss(tmp_path: Path) -> None:
+    # each rank's GreedyLR judged its own val_loss before: their LRs could part
+    out = tmp_path / "out"
+    out.mkdir()
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(free_loopback_port())
+    trainer = pl.Trainer(
+        strategy="ddp_spawn", accelerator="cpu", devices=2, max_epochs=EPOCHS,
+        accumulate_grad_batches=ACCUMULATION, num_sanity_val_steps=0,
+        callbacks=[GreedyLRCallback(), _HeldOutRecorder(str(out))], logger=False,
+        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+        log_every_n_steps=1)
+    trainer.fit(_Validated(_digits()))
+    r0, r1 = (json.loads((out / f"rank{r}.json").read_text()) for r in range(2))
+    evals = [[row for row in r["rows"] if "val_loss" in row] for r in (r0, r1)]
+    assert len(evals[0]) == len(evals[1]) == EPOCHS
+    first0, first1 = evals[0][0], evals[1][0]
+    assert first0["val_loss"] != first1["val_loss"], "the ranks validated on the same data"
+    # the best so far is the ranks' mean, on both; the LRs stay the same on both
+    assert first0["eval_best"] == first1["eval_best"]
+    assert first0["eval_best"] == pytest.approx((first0["val_loss"] + first1["val_loss"]) / 2)
+    assert r0["rows"] == [{**row, "val_loss": r0_row["val_loss"]} if "val_loss" in row else row
+                          for row, r0_row in zip(r1["rows"], r0["rows"], strict=True)]
+
+
 def test_callback_refuses_a_plateau_config(tmp_path: Path) -> None:
     trainer = pl.Trainer(
         accelerator="cpu",

@@ -531,6 +531,8 @@ def _ddp_train(out: str) -> dict:
         gradient_accumulation_steps=2,
         save_strategy="steps",
         save_steps=3,
+        eval_strategy="steps",  # observe_eval, a collective: on every rank, or a hang
+        eval_steps=2,
     )
     callback = attach(trainer, **SCHEDULER)
     averaging = average_weights(trainer)
@@ -543,6 +545,8 @@ def _ddp_train(out: str) -> dict:
         "fed": [float(v) for v in callback.scheduler.trace.losses],
         "logged": [e["loss"] for e in _train_logs(trainer)],
         "lrs": [e["greedylr/lr"] for e in _train_logs(trainer)],
+        "eval_loss": [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e],
+        "eval_best": callback.scheduler.state.eval_best,
     }
 
 
@@ -554,6 +558,9 @@ def test_two_ddp_ranks_feed_the_gathered_loss_and_keep_one_average(tmp_path: Pat
     assert r0["world"] == r1["world"] == 2
     assert r0["local"] != r1["local"], "both ranks saw the same data: nothing to average"
     assert r0["fed"] == r1["fed"] and r0["lrs"] == r1["lrs"]
+    # the Trainer's gathered eval_loss, the same on every rank, reached every rank's GreedyLR
+    assert r0["eval_loss"] and r0["eval_loss"] == r1["eval_loss"]
+    assert r0["eval_best"] == r1["eval_best"] == pytest.approx(min(r0["eval_loss"]))
     # average_weights: every rank keeps the same average; rank 0 checkpoints it
     assert r0["averaged"] == r1["averaged"] == 3 and r0["average"] == r1["average"]
     assert (tmp_path / "checkpoint-3" / AVERAGE_FILE).is_file()

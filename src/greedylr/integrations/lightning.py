@@ -64,6 +64,7 @@ from typing import Any
 
 import torch
 
+from greedylr import distributed
 from greedylr._extras import requires_extra
 from greedylr.config import budget_after_warmup
 from greedylr.range_test import (
@@ -107,7 +108,10 @@ class GreedyLRCallback(pl.Callback):
         monitor: the validation metric given to :meth:`~greedylr.GreedyLR.observe_eval`
             after each validation run of a fit (``None``: none; a validation that did not
             log it feeds nothing, with a warning the first time; ``trainer.validate()``
-            feeds nothing). Each GreedyLR
+            feeds nothing). Under DDP every rank feeds it: logged without ``sync_dist``
+            each rank's own value, which ``observe_eval`` averages across ranks (as the
+            training loss), or, logged on some ranks only (``rank_zero_only=True``), the
+            mean of theirs. Each GreedyLR
             built without ``total_steps`` gets ``trainer.estimated_stepping_batches``
             at fit start (used only by a final cooldown).
 
@@ -174,7 +178,13 @@ class GreedyLRCallback(pl.Callback):
         if (self.monitor is None or trainer.sanity_checking
                 or trainer.state.fn != TrainerFn.FITTING):
             return
-        value = trainer.callback_metrics.get(self.monitor)
+        value: Any = trainer.callback_metrics.get(self.monitor)
+        if distributed.is_distributed() and self._schedulers(trainer):
+            # observe_eval is a collective: every rank calls it, or none does. A metric
+            # logged on some ranks only (rank_zero_only=True) reaches every rank as the
+            # mean of those that have it; a rank-local one (no sync_dist) is averaged by
+            # observe_eval itself
+            value = distributed.mean_where_given(None if value is None else float(value))
         if value is None:
             if not self._warned_missing:
                 self._warned_missing = True
