@@ -145,6 +145,23 @@ def test_a_new_group_during_warmup_joins_the_ramp():
 
 
 @pytest.mark.parametrize("device_mode", [False, True])
+def test_a_group_added_after_a_clipped_decision_keeps_its_reason(device_mode):
+    # device mode decodes the rows it buffered when a group is added, after the bounds
+    # grew: the clipped reason of a row of one group was given the bounds of two
+    opt = make_optimizer(tensor_lr=device_mode)
+    sched = GreedyLR(opt, device_mode=device_mode, **CONFIG)
+    drive(sched, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])  # to the lower bound 0.01, then held
+    lr = torch.tensor(0.05) if device_mode else 0.05
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr})
+    drive(sched, [8.0])
+    clipped = [e for e in sched.events if e.kind == "clipped"]
+    assert [e.step for e in clipped] == [7]
+    assert clipped[0].reason.endswith("every group is at its lower bound (0.01)")
+    assert len(clipped[0].lrs_after) == 1
+    assert [e.kind for e in sched.events if e.step == 8] == ["decrease"]  # the new group
+
+
+@pytest.mark.parametrize("device_mode", [False, True])
 @pytest.mark.parametrize("call", ["observe_eval", "observe"])
 def test_a_group_added_just_before_a_held_out_cut_takes_it(device_mode, call):
     # observe_eval (or observe, then step) right after add_param_group: the new group

@@ -217,8 +217,10 @@ class DeviceMode(SchedulerAttributes):
                 lrs_before=extra[1:1 + groups].tolist(),
                 lrs_changed=extra[1 + groups:1 + 2 * groups].tolist(),
                 lrs_after=after.tolist(),
-                min_lrs=self._bounds[0],
-                max_lrs=self._bounds[1],
+                # rows recorded before a group was added have fewer columns than the
+                # bounds now (add_param_group decodes them after the bounds grew)
+                min_lrs=self._bounds[0][:groups],
+                max_lrs=self._bounds[1][:groups],
                 penalty=int(extra[1 + 2 * groups]),
                 first=float(extra[-1]) if guarded else None,
             )
