@@ -299,3 +299,72 @@ def test_lr_grid_report_names_the_worst_point_that_did_not_diverge() -> None:
     row = _tolerance_table({"greedy": t}).splitlines()[-1]
     assert row.split(" | ")[4] == "202"
     assert math.isnan(Tolerance("x", (math.inf,), (math.inf,), 1, 0.02).worst_finite_ratio)
+
+
+def _unscored(r: dict, status: str = "failed") -> dict:
+    """``r`` as a trial that stopped before it reported a metric: it names none."""
+    return dict(r, status=status, metrics=[], metric={"name": None, "higher_is_better": None})
+
+
+def _rmse(workload: str, schedule: str, seed: int, loss: float, value: float, **kw) -> dict:
+    """A trial whose held-out metric is an error (lower is better)."""
+    r = _result(workload, schedule, seed, loss, value, **kw)
+    return dict(r, metric={"name": "rmse", "higher_is_better": False},
+                metrics=[{"step": r["spec"]["steps"], "rmse": value}])
+
+
+def test_the_direction_is_the_trials_that_report_one_not_the_first_or_last() -> None:
+    # an error: lower is better; the trial read first, and the one read last, failed
+    # before reporting anything (they must not make the workload higher-is-better)
+    results = [_unscored(_rmse("w", "constant", 9, 0.5, 0.0))]
+    for seed in range(2):
+        results += [_rmse("w", "greedy", seed, 0.5, 0.2), _rmse("w", "cosine", seed, 0.5, 0.3),
+                    _rmse("w", "linear", seed, 0.5, 0.1)]
+    results.append(_unscored(_rmse("w", "polynomial", 9, 0.5, 0.0)))
+    (row,) = summaries.workload_table(results)
+    assert (row["metric"], row["higher_is_better"]) == ("rmse", False)
+    assert row["best_schedule"] == "linear" and row["greedy_rank"] == 2
+    assert row["best_paper_baseline"] == "linear" and not row["direction_guessed"]
+    assert defaults.directions(results) == {"w": False}
+    # analyze: a variant better on the error wins, whichever trial of a seed is read
+    # first (here, on the seed read last, a variant's that failed)
+    patience = [_rmse("w", "greedy", 0, 0.5, 0.25, settings={"patience": 5}),
+                _unscored(_rmse("w", "greedy", 1, 0.5, 0.0, settings={"patience": 5}))]
+    cells = [r for r in results if r["spec"]["schedule"] == "greedy"]
+    variant = [_rmse("w", "greedy", s, 0.5, 0.15, settings={"factor": 0.9}) for s in range(2)]
+    analysis = defaults.analyze([*patience, *cells, *variant])
+    rows = {r["variant"]: r for r in analysis["variants"]}
+    assert analysis["higher_is_better"] == {"w": False}
+    assert rows["greedy(factor=0.9)"]["wins_vs_default"] == 1
+    assert rows["greedy(factor=0.9)"]["metric_rank"] < rows["greedy"]["metric_rank"]
+
+
+def test_a_setting_whose_trials_disagree_on_the_metric_is_not_ranked() -> None:
+    results = [_rmse("w", "greedy", 0, 0.5, 0.2), _result("w", "cosine", 0, 0.5, 0.9)]
+    (row,) = summaries.workload_table(results)
+    assert row["metric"] is None and "disagree on the held-out metric" in row["not_compared"]
+    (line,) = summaries._workload_lines([row])[2:]
+    assert line.startswith("| w | adamw | default | - | not compared: the trials disagree")
+    # a guessed direction is marked, as in the report
+    guessed = [dict(r, metric={**r["metric"], "guessed": True})
+               for r in (_rmse("w", "greedy", 0, 0.5, 0.2), _rmse("w", "cosine", 0, 0.5, 0.3))]
+    (row,) = summaries.workload_table(guessed)
+    assert row["direction_guessed"]
+    assert "| rmse ↓ (guessed) |" in summaries._workload_lines([row])[2]
+
+
+def test_the_f_sweep_names_the_metric_of_the_runs_that_report_one(tmp_path) -> None:
+    from greedylr.evidence import llm_studies
+
+    def run(factor: float, seed: int) -> dict:
+        r = _result("lm", "greedy", seed, 2.0, 30.0, settings={"factor": factor})
+        return dict(r, metric={"name": "perplexity", "higher_is_better": False},
+                    metrics=[{"step": 50, "perplexity": 30.0}])
+
+    # F = 0.25 diverged before its first evaluation: its runs name no metric; whichever
+    # run is read first, the column is the metric of the run that reports one
+    runs = [_unscored(run(0.25, s), "diverged") for s in range(3)] + [run(0.9, 3)]
+    for r in runs:
+        write_result(result_path(tmp_path, TrialSpec.from_dict(r["spec"])), r)
+    text = llm_studies.f_sweep_table(tmp_path)
+    assert "| F | runs | diverged | final loss | perplexity | peak LR / initial |" in text

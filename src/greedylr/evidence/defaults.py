@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,7 @@ __all__ = [
     "VARIANTS",
     "analyze",
     "check_specs",
+    "directions",
     "heldout_specs",
     "report_inputs",
     "run_stage",
@@ -578,6 +579,20 @@ def _paper_labels(arm_results: list[Result], baselines: list[Result]) -> tuple[f
     return good, worse, n
 
 
+def directions(results: Iterable[Result]) -> dict[str, bool]:
+    """Per workload, whether a higher held-out metric is better: from its trials that
+    report one (:func:`greedylr.studies.metrics.common_metric`), not from whichever is
+    read first, which a failed or diverged run leaves without a metric.
+
+    Raises:
+        greedylr.studies.metrics.MetricMismatch: a workload's trials disagree on it.
+    """
+    by_workload: dict[str, list[Result]] = defaultdict(list)
+    for r in results:
+        by_workload[r["spec"]["workload"]].append(r)
+    return {w: M.common_metric(rs)[1] for w, rs in by_workload.items()}
+
+
 def analyze(results: Sequence[Result], baselines: Sequence[Result] = ()) -> dict[str, Any]:
     """Score every GreedyLR variant in ``results`` (one study's trials).
 
@@ -603,11 +618,9 @@ def analyze(results: Sequence[Result], baselines: Sequence[Result] = ()) -> dict
     metric_ranks: dict[str, list[float]] = defaultdict(list)
     loss_ranks: dict[str, list[float]] = defaultdict(list)
     per_workload: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    higher_of: dict[str, bool] = {}
+    higher_of = directions(results)
     for key, row in cells.items():
-        sample = next(iter(row.values()))
-        _, higher = M.metric_name(sample)
-        higher_of[key[0]] = higher
+        higher = higher_of[key[0]]
         metric = {a: (M.final_metric(r) if r["status"] == "ok" else None) for a, r in row.items()}
         metric_f = {a: (math.nan if v is None else v) for a, v in metric.items()}
         loss = {
@@ -737,7 +750,7 @@ def versus_cosine(
             base = cosine.get(workload)
             if not base:
                 continue
-            _, higher = M.metric_name(runs[0])
+            _, higher = M.common_metric([*runs, *base])
 
             def mean(values: Sequence[float | None]) -> float:
                 known = [math.nan if v is None else v for v in values]

@@ -20,6 +20,7 @@ from greedylr.evidence.defaults import (
     _key,
     adopted,
     analyze,
+    directions,
     heldout_means,
     versus_cosine,
 )
@@ -90,7 +91,7 @@ def write_heldout_report(out: Path, report_dir: Path) -> Path:
             continue
         table = versus_cosine(results)
         means = heldout_means(results)
-        higher = {r["spec"]["workload"]: M.metric_name(r)[1] for r in results}
+        higher = directions(results)
         summary[stage] = {"versus_cosine": table, "final_heldout": means}
         parts.append(f"## {stage.title()} split: {', '.join(names)}\n")
         parts.append(f"{len(results)} runs.\n")

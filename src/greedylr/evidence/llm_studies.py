@@ -324,7 +324,12 @@ def f_sweep_table(study_dir: str | os.PathLike[str]) -> str:
     ]
     figure_data: dict[str, list[tuple[float, float, float]]] = {}
     for workload, by_f in sorted(table.items()):
-        metric = M.metric_name(next(iter(next(iter(by_f.values())))))[0] or "metric"
+        # the name the runs that report one share, not the first run's (a run that
+        # diverged early reported none)
+        try:
+            metric = M.common_metric(r for runs in by_f.values() for r in runs)[0] or "metric"
+        except M.MetricMismatch:
+            metric = "metric"
         lines += [
             f"## `{workload}`",
             "",

@@ -64,22 +64,33 @@ def headline(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 def workload_table(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per setting (workload x optimizer x LR): GreedyLR's seed-mean final held-out metric,
-    the best schedule's, GreedyLR's rank among all schedules at that LR, and the seeds."""
-    cells: dict[tuple[str, str, Any], dict[str, list[float]]] = {}
-    direction: dict[tuple[str, str, Any], tuple[str | None, bool]] = {}
+    the best schedule's, GreedyLR's rank among all schedules at that LR, and the seeds.
+
+    The metric and its direction are those of the setting's trials that report one
+    (:func:`greedylr.studies.metrics.common_metric`), not of whichever trial is read
+    first or last (``direction_guessed`` where the direction was read from the metric's
+    name); a setting whose trials disagree on it is not ranked: its row says why
+    (``not_compared``)."""
+    groups: dict[tuple[str, str, Any], list[dict[str, Any]]] = {}
     for r in results:
         # an LR grid: one row per LR (a schedule is ranked against the others at its LR)
         key = (r["spec"]["workload"], r["spec"]["optimizer"], r["spec"].get("lr"))
-        value = M.final_metric(r) if r["status"] == "ok" else None
-        cells.setdefault(key, {}).setdefault(M.arm_of(r), []).append(
-            float("nan") if value is None else value
-        )
-        direction[key] = M.metric_name(r)
+        groups.setdefault(key, []).append(r)
     rows = []
-    for key, arms in sorted(cells.items(), key=lambda kv: repr(kv[0])):
+    for key, runs in sorted(groups.items(), key=lambda kv: repr(kv[0])):
+        arms: dict[str, list[float]] = {}
+        for r in runs:
+            value = M.final_metric(r) if r["status"] == "ok" else None
+            arms.setdefault(M.arm_of(r), []).append(float("nan") if value is None else value)
         if "greedy" not in arms:
             continue
-        name, higher = direction[key]
+        where = {"workload": key[0], "optimizer": key[1], "lr": key[2]}
+        try:
+            name, higher = M.common_metric(runs)
+        except M.MetricMismatch as e:
+            rows.append({**where, "metric": None, "higher_is_better": None,
+                         "not_compared": str(e), "seeds": len(arms["greedy"])})
+            continue
 
         def mean(values: list[float], higher: bool = higher) -> float:
             finite = [v for v in values if v == v]
@@ -94,11 +105,10 @@ def workload_table(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         paper = {b: means[b] for b in PAPER_BASELINES if b in means}
         rows.append(
             {
-                "workload": key[0],
-                "optimizer": key[1],
-                "lr": key[2],
+                **where,
                 "metric": name,
                 "higher_is_better": higher,
+                "direction_guessed": M.direction_guessed(runs),
                 "greedy": means["greedy"],
                 "best_schedule": best,
                 "best": means[best],
@@ -214,8 +224,13 @@ def _workload_lines(table: list[dict[str, Any]]) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in table:
-        arrow = "↑" if row["higher_is_better"] else "↓"
         lr = "default" if row["lr"] is None else f"{row['lr']:g}"
+        if row.get("not_compared"):
+            lines.append(f"| {row['workload']} | {row['optimizer']} | {lr} | - | "
+                         f"not compared: {row['not_compared']} | | | |")
+            continue
+        arrow = ("↑" if row["higher_is_better"] else "↓") + (
+            " (guessed)" if row.get("direction_guessed") else "")
         lines.append(
             f"| {row['workload']} | {row['optimizer']} | {lr} | {row['metric']} {arrow} | "
             f"{row['greedy']:.4g} | {row['best_schedule']} | {row['best']:.4g} | "
