@@ -346,7 +346,8 @@ def test_the_direction_is_that_of_the_metric_fed(
     tmp_path: Path, tokenizer: Any, dataset: list, caplog: pytest.LogCaptureFixture
 ) -> None:
     """``greater_is_better`` is about ``metric_for_best_model``; another metric fed has the
-    Trainer's own default direction (lower is better for a loss, else higher)."""
+    direction its name reads as, by the rule ``greedylr compare`` uses (lower is better
+    for a loss or an error rate, else higher), warned of unless the name ends in loss."""
     best_is_score = {"eval_strategy": "steps", "metric_for_best_model": "score"}
     trainer = _trainer(tmp_path, tokenizer, dataset, **best_is_score)
     assert trainer.args.greater_is_better
@@ -359,7 +360,27 @@ def test_the_direction_is_that_of_the_metric_fed(
     with caplog.at_level("WARNING", logger="greedylr"):
         attach(trainer, feed="eval", metric="accuracy")  # taken as larger-is-better: said
     assert _scheduler_of(trainer).config.mode == "max"
-    assert "GreedyLR takes a larger 'eval_accuracy' as better" in caplog.text
+    assert "GreedyLR takes a larger 'eval_accuracy' as better, a guess from its name" in (
+        caplog.text)
+    assert "pass mode='min' if lower is better" in caplog.text
+    # a word error rate is lower-is-better (the Trainer's own rule, for a name not ending
+    # in loss, maximised it), and the guess is said
+    caplog.clear()
+    for kind, metric in (("mode", "wer"), ("eval_mode", "perplexity")):
+        trainer = _trainer(tmp_path, tokenizer, dataset, eval_strategy="steps")
+        with caplog.at_level("WARNING", logger="greedylr"):
+            attach(trainer, feed="eval" if kind == "mode" else "train", metric=metric)
+        assert getattr(_scheduler_of(trainer).config, kind) == "min"
+        assert (f"GreedyLR takes a smaller 'eval_{metric}' as better, a guess from its name"
+                in caplog.text) and f"pass {kind}='max' if higher is better" in caplog.text
+    # a loss: no guess to warn of; a direction given: nothing guessed
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="greedylr"):
+        attach(_trainer(tmp_path, tokenizer, dataset, eval_strategy="steps"), metric="a_loss")
+        trainer = _trainer(tmp_path, tokenizer, dataset, eval_strategy="steps")
+        attach(trainer, feed="eval", metric="wer", mode="max")
+    assert "a guess from its name" not in caplog.text
+    assert _scheduler_of(trainer).config.mode == "max"
     trainer = _trainer(tmp_path, tokenizer, dataset, eval_strategy="steps",
                        lr_scheduler_type="cosine")
     with caplog.at_level("WARNING", logger="greedylr"):

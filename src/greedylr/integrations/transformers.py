@@ -68,6 +68,7 @@ from typing import Any, Literal
 import torch
 from torch.optim.swa_utils import AveragedModel
 
+from greedylr._direction import direction_from_name
 from greedylr._extras import requires_extra
 from greedylr.averaging import DEFAULT_GAMMA, averaged_model, power_ema
 from greedylr.config import GreedyConfig, budget_after_warmup
@@ -264,13 +265,16 @@ def _metric_key(name: str) -> str:
 
 
 def _larger_is_better(args: TrainingArguments, fed: str) -> tuple[bool, bool]:
-    """Whether a larger value of the metric fed (its key) is better, and whether that was
-    read from its name: the arguments' ``greater_is_better`` for
-    ``metric_for_best_model``, otherwise the Trainer's own rule for that setting (a name
-    ending in ``loss`` is lower-is-better, any other higher)."""
+    """Whether a larger value of the metric fed (its key) is better, and whether that is a
+    guess to warn of: the arguments' ``greater_is_better`` for ``metric_for_best_model``
+    (whose default is the Trainer's rule: a name ending in ``loss`` is lower-is-better, any
+    other higher); for another metric, read from its words as ``greedylr compare`` reads
+    a metric's (:func:`greedylr._direction.direction_from_name`: ``eval_wer``,
+    ``eval_perplexity`` and ``eval_top1_err`` are lower-is-better, ``eval_accuracy``
+    higher), a guess unless the name ends in ``loss``."""
     if args.metric_for_best_model and fed == _metric_key(args.metric_for_best_model):
         return bool(args.greater_is_better), False
-    return not fed.endswith("loss"), True
+    return direction_from_name(fed), not fed.endswith("loss")
 
 
 def _wrap_training_step(trainer: Trainer, callback: GreedyLRCallback) -> None:
@@ -357,8 +361,10 @@ def attach(
             set's metric: ``"a_loss"``). Larger is better (``mode="max"`` with
             ``feed="eval"``, ``eval_mode="max"`` with ``"train"``, unless given) where the
             arguments say ``greater_is_better`` of this metric, or, for a metric other
-            than ``metric_for_best_model``, where its name does not end in ``loss`` (the
-            Trainer's own default).
+            than ``metric_for_best_model``, where its name has no word of a loss or an
+            error (``loss``, ``err``, ``wer``, ``perplexity``, ``mse``, ...: the rule
+            ``greedylr compare`` reads a metric's direction by), with a warning unless
+            the name ends in ``loss``.
         **kwargs: keyword arguments of :class:`greedylr.GreedyLR` (``patience``,
             ``factor``, ``sync_ranks``, ...). ``warmup`` defaults to the
             ``TrainingArguments`` warmup with ``feed="train"``, to none with ``"eval"``
@@ -408,14 +414,17 @@ def attach(
             )
     callback = GreedyLRCallback(trainer, feed=feed, metric=metric)
     direction = "mode" if feed == "eval" else "eval_mode"
-    larger, by_name = _larger_is_better(trainer.args, callback.metric)
-    if direction not in kwargs and larger:
-        kwargs[direction] = "max"
-        if by_name:
+    larger, guessed = _larger_is_better(trainer.args, callback.metric)
+    if direction not in kwargs:
+        if larger:
+            kwargs[direction] = "max"
+        if guessed:
             logger.warning(
-                "attach(): GreedyLR takes a larger %r as better (the Trainer's rule for a "
-                "metric whose name does not end in 'loss'); pass %s='min' if lower is better "
-                "(a perplexity, an error rate)", callback.metric, direction)
+                "attach(): GreedyLR takes a %s %r as better, a guess from its name (it is "
+                "not metric_for_best_model, whose direction greater_is_better states); "
+                "pass %s=%r if %s is better", "larger" if larger else "smaller",
+                callback.metric, direction, "min" if larger else "max",
+                "lower" if larger else "higher")
     _warn_of_ignored_scheduler_arguments(trainer.args)
 
     _wrap_create_scheduler(trainer, feed, kwargs)
