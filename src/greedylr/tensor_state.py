@@ -135,7 +135,7 @@ def _warn_if_coarser(tensor: Tensor, dtype: torch.dtype, name: str, stacklevel: 
             and torch.finfo(tensor.dtype).eps > torch.finfo(dtype).eps):
         return
     rounded = []
-    for value in tensor.detach().reshape(-1).double().tolist():
+    for value in dict.fromkeys(tensor.detach().reshape(-1).double().tolist()):
         if not math.isfinite(value):
             continue
         for digits in range(1, 18):  # the shortest decimal that reads back as the value
