@@ -197,8 +197,8 @@ class GreedyConfig:
             pre-spike best is beaten); ``"previous"`` with the previous smoothed value
             (paper, Algorithm 1).
         threshold: how much better counts as better; see ``threshold_mode``.
-        threshold_mode: ``"rel"``: better than ``ref * (1 - threshold)`` (min mode);
-            ``"abs"``: better than ``ref - threshold``.
+        threshold_mode: ``"rel"``: better than ``ref - threshold * |ref|`` (min mode; a
+            negative loss too); ``"abs"``: better than ``ref - threshold``.
         mode: ``"min"`` for a loss, ``"max"`` for a reward or an accuracy.
         smoothing: ``"ema"`` (default: exponential moving average of span ``window``,
             bias-corrected, so the first values are not pulled towards 0), ``"window"``

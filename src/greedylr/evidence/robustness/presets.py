@@ -113,7 +113,8 @@ class BatchedSchedules:
             rows_t = torch.tensor(rows)
             if name in _LOSS_DRIVEN:
                 cfg = _rule_config(name, base_lr, steps)
-                state = tensor_rule.init(cfg, torch.full((len(rows), 1), base_lr))
+                state = tensor_rule.init(cfg, torch.full((len(rows), 1), base_lr,
+                                                         dtype=torch.float64))
                 self.driven.append((rows_t, cfg, state))
                 self.lr[rows_t] = state.lrs[:, 0]
             else:
