@@ -44,9 +44,10 @@ def test_untuned_lr(tmp_path: Path) -> None:
 
 def test_compare_my_model(tmp_path: Path) -> None:
     out = _run([sys.executable, str(EXAMPLES / "compare_my_model.py")], tmp_path)
-    # both arms in the table, 5 seeds each, none diverged or failed; the report written
+    # both arms in the table, 5 seeds each, none short, diverged, failed or timed out; the
+    # report written
     for schedule in ("greedy", "cosine"):
-        assert re.search(rf"│ {schedule}\s*│.*│ 5/0/0/0\s*│", out), out
+        assert re.search(rf"│ {schedule}\s*│.*│ 5/0/0/0/0\s*│", out), out
     assert "held-out metric first" in out and out.index("final accuracy") < out.index(
         "final train loss")
     # written under the git-ignored runs/, nothing else in the working folder
