@@ -96,20 +96,6 @@ def _train(rank: int) -> dict[str, object]:
     return result
 
 
-def _worker(rank: int, init_file: str, out_dir: str) -> None:
-    # A rank that hangs prints where, then exits: the parent's join() then reports it.
-    faulthandler.dump_traceback_later(WORKER_TIMEOUT, exit=True)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
-    try:
-        result = _train(rank)
-        Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
-        gc.collect()  # the DDP model's reference cycle, which holds the group
-        dist.barrier()  # reach the teardown together (see test_device_mode._dist_worker)
-    finally:
-        dist.destroy_process_group()
-    faulthandler.cancel_dump_traceback_later()
-
-
 # -- the held-out value, and ranks that are not in the same call ------------------------
 
 EVAL_LOSSES = [1.0, 0.9, 0.8]
@@ -162,14 +148,17 @@ def _held_out(rank: int) -> dict[str, object]:
     return result
 
 
-def _held_out_worker(rank: int, init_file: str, out_dir: str) -> None:
+def _worker(rank: int, init_file: str, out_dir: str, part: str) -> None:
+    """One rank of a test: ``_train`` or ``_held_out`` in a gloo group, its result written
+    to ``rank{rank}.json``."""
+    # A rank that hangs prints where, then exits: the parent's join() then reports it.
     faulthandler.dump_traceback_later(WORKER_TIMEOUT, exit=True)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     try:
-        result = _held_out(rank)
+        result = {"train": _train, "held_out": _held_out}[part](rank)
         Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
-        gc.collect()
-        dist.barrier()
+        gc.collect()  # the DDP model's reference cycle, which holds the group
+        dist.barrier()  # reach the teardown together (see test_device_mode._dist_worker)
     finally:
         dist.destroy_process_group()
     faulthandler.cancel_dump_traceback_later()
@@ -179,7 +168,7 @@ def _held_out_worker(rank: int, init_file: str, out_dir: str) -> None:
 def test_two_gloo_ranks_judge_the_mean_held_out_value_and_say_when_out_of_step(
         tmp_path: Path) -> None:
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    spawn_ranks(_held_out_worker, (str(tmp_path / "init"), str(tmp_path)), timeout=240,
+    spawn_ranks(_worker, (str(tmp_path / "init"), str(tmp_path), "held_out"), timeout=240,
                 nprocs=WORLD)
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD))
     # each rank judged its own held-out value before: LR 0.25 on rank 0, 0.175 on rank 1
@@ -216,7 +205,8 @@ def test_mean_across_ranks_is_identity_without_a_group() -> None:
 @pytest.mark.timeout(300)
 def test_two_gloo_ranks_make_the_same_decision(tmp_path: Path) -> None:
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    spawn_ranks(_worker, (str(tmp_path / "init"), str(tmp_path)), timeout=240, nprocs=WORLD)
+    spawn_ranks(_worker, (str(tmp_path / "init"), str(tmp_path), "train"), timeout=240,
+                nprocs=WORLD)
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD))
 
     assert r0["is_distributed"] and r1["is_distributed"]
