@@ -237,12 +237,6 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         guards.warn_zero_lrs(base, 0)
         return state
 
-    def _check_start(self) -> None:
-        """Raise the error that the first LRs deferred (see :meth:`_initial_state`), at
-        every call until :meth:`load_state_dict` replaces them."""
-        if self._unchecked is not None:
-            raise ValueError(self._unchecked)
-
     @classmethod
     def from_transformers(cls, optimizer: Optimizer, **kwargs: Any) -> GreedyLR:
         """Build the scheduler that reproduces ``transformers.GreedyLR(optimizer, **kwargs)``.
@@ -310,8 +304,8 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         This is the path for framework integrations that see the loss where they
         cannot step (a micro-batch hook), and step where they cannot see the loss.
         """
-        if self._unchecked is not None:
-            self._check_start()
+        if self._unchecked is not None:  # the first LRs' deferred error (_initial_state)
+            raise ValueError(self._unchecked)
         if len(self.optimizer.param_groups) != len(self.base_lrs):
             self._sync_groups()
         if self._written is not None:
@@ -350,8 +344,8 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         # float step written out in this one function: it runs on every step of every run,
         # where each call saved is a measurable share of its cost. The checks are cheap
         # tests here; what they call runs only when something is wrong.
-        if self._unchecked is not None:
-            self._check_start()
+        if self._unchecked is not None:  # the first LRs' deferred error (_initial_state)
+            raise ValueError(self._unchecked)
         groups = self.optimizer.param_groups
         if len(groups) != len(self.base_lrs):
             self._sync_groups()
@@ -661,8 +655,8 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         Args:
             value: the held-out metric: a number or a one-element tensor.
         """
-        if self._unchecked is not None:
-            self._check_start()
+        if self._unchecked is not None:  # the first LRs' deferred error (_initial_state)
+            raise ValueError(self._unchecked)
         if (self.config.mode == "max" and self.config.eval_mode == "min"
                 and self.config.eval_patience is not None
                 and not self.__dict__.get("_warned_eval_mode")):
