@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from greedylr import GreedyLR
-from spawning import spawn_ranks
+from spawning import gloo_group, spawn_ranks
 
 # what a host read of a tensor goes through in Python
 _HOST_READS = ("item", "tolist", "numpy", "__float__", "__int__", "__bool__", "__index__")
@@ -447,8 +446,7 @@ def _float32_losses(rank: int) -> list[float]:
 
 
 def _dist_worker(rank: int, init_file: str, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    try:
+    with gloo_group(rank, init_file):
         opt = _optimizer(tensor_lr=True, lrs=(0.125,))
         sched = GreedyLR(opt, device_mode=True, **DIST_CONFIG)
         lrs = []
@@ -481,11 +479,6 @@ def _dist_worker(rank: int, init_file: str, out_dir: str) -> None:
         except TypeError as exc:
             result["no_loss"] = str(exc)
         Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
-        # both ranks reach the teardown together: on torch 2.3 a rank whose peer had
-        # already destroyed the group and exited could hang in destroy_process_group
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.mark.timeout(120)

@@ -8,7 +8,6 @@ loss; without it they must drift apart (the control that shows the test can fail
 from __future__ import annotations
 
 import faulthandler
-import gc
 import json
 import math
 import os
@@ -16,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
 
 from greedylr import GreedyLR
 from greedylr.distributed import (
@@ -26,7 +24,7 @@ from greedylr.distributed import (
     mean_where_given,
 )
 from spawning import RANK_CONFIG as CONFIG
-from spawning import spawn_ranks
+from spawning import gloo_group, spawn_ranks
 
 WORLD = 2
 WORKER_TIMEOUT = 200  # seconds
@@ -58,9 +56,9 @@ def _train(rank: int) -> dict[str, object]:
     """The rank's part of the test; returns plain data only.
 
     Everything that holds the process group (the DDP model above all) is created here,
-    and the caller collects it (gc.collect: DDP sits in a reference cycle) before the
-    group is destroyed: a DDP reducer that outlives its gloo group can hang the process
-    at exit (it did, about one run in four) or abort it.
+    so that the caller's ``gloo_group`` collects it (DDP sits in a reference cycle) before
+    it destroys the group: a DDP reducer that outlived its gloo group hung the process at
+    exit about one run in four.
     """
     result: dict[str, object] = {"is_distributed": is_distributed()}
     # The bare helper: float and tensor paths, SUM then divide on gloo.
@@ -153,14 +151,9 @@ def _worker(rank: int, init_file: str, out_dir: str, part: str) -> None:
     to ``rank{rank}.json``."""
     # A rank that hangs prints where, then exits: the parent's join() then reports it.
     faulthandler.dump_traceback_later(WORKER_TIMEOUT, exit=True)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
-    try:
+    with gloo_group(rank, init_file, WORLD):
         result = {"train": _train, "held_out": _held_out}[part](rank)
         Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
-        gc.collect()  # the DDP model's reference cycle, which holds the group
-        dist.barrier()  # reach the teardown together (see test_device_mode._dist_worker)
-    finally:
-        dist.destroy_process_group()
     faulthandler.cancel_dump_traceback_later()
 
 

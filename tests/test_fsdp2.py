@@ -12,7 +12,6 @@ bit-exactly: the same LRs and the same parameters as a run that was never interr
 from __future__ import annotations
 
 import faulthandler
-import gc
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -20,11 +19,10 @@ from typing import Any
 
 import pytest
 import torch
-import torch.distributed as dist
 
 from greedylr import GreedyLR
 from spawning import RANK_CONFIG as CONFIG
-from spawning import spawn_ranks
+from spawning import gloo_group, spawn_ranks
 
 fsdp = pytest.importorskip("torch.distributed.fsdp")
 if not hasattr(fsdp, "fully_shard"):
@@ -137,17 +135,12 @@ def _run(rank: int, phase: str, checkpoint: str) -> dict[str, object]:
 def _worker(rank: int, init_file: str, out_dir: str, phase: str) -> None:
     # A rank that hangs prints where, then exits: the parent's join() then reports it.
     faulthandler.dump_traceback_later(WORKER_TIMEOUT, exit=True)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
-    try:
+    with gloo_group(rank, init_file, WORLD):
         if phase in ("average", "range"):  # one process group each, no checkpoint
             result = {"average": _average_run, "range": _range_run}[phase](rank)
         else:
             result = _run(rank, phase, str(Path(out_dir, "checkpoint")))
         Path(out_dir, f"{phase}{rank}.json").write_text(json.dumps(result))
-        gc.collect()  # anything of the run left in a reference cycle holding the group
-        dist.barrier()  # reach the teardown together (see test_device_mode._dist_worker)
-    finally:
-        dist.destroy_process_group()
     faulthandler.cancel_dump_traceback_later()
 
 

@@ -3,7 +3,6 @@ leaves no trace but the suggestion."""
 
 from __future__ import annotations
 
-import gc
 import math
 
 import numpy as np
@@ -541,11 +540,8 @@ def _ddp_sweep(rank: int, average_in_step: bool) -> dict[str, object]:
     """The rank's sweep, its step returning the loss averaged over the ranks or its own
     rank's (the all-reduce left to the test); returns plain data only.
 
-    The DDP model is created here and sits in a reference cycle, so the caller collects
-    it (gc.collect) before destroying the group: a DDP reducer that outlives its gloo
-    group is torn down whenever the collector runs, at interpreter exit too, where a gloo
-    thread can abort the process ("terminate called without an active exception", once
-    in CI)."""
+    The DDP model is created here and sits in a reference cycle, which the caller's
+    ``gloo_group`` collects before it destroys the group."""
     from greedylr.distributed import mean_across_ranks
 
     torch.manual_seed(0)  # the same initial weights on both ranks, as DDP requires
@@ -568,21 +564,14 @@ def _ddp_sweep(rank: int, average_in_step: bool) -> dict[str, object]:
 
 def _ddp_worker(rank: int, init_file: str, out_dir: str) -> None:
     import json
-    import os
     from pathlib import Path
 
-    import torch.distributed as dist
+    from spawning import gloo_group
 
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    try:
+    with gloo_group(rank, init_file):
         result = {"averaged": _ddp_sweep(rank, average_in_step=True),
                   "rank-local": _ddp_sweep(rank, average_in_step=False)}
         Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
-        gc.collect()  # nothing of the sweep left in a reference cycle holding the group
-        dist.barrier()  # reach the teardown together
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.mark.timeout(300)
