@@ -657,3 +657,23 @@ def test_a_forked_child_does_not_write_its_parents_rows_at_exit(tmp_path):
     path = tmp_path / "fork.jsonl"
     subprocess.run([sys.executable, "-c", _FORKING_RUN, str(path)], check=True, timeout=60)
     assert load_trace(path).steps.tolist() == [1, 2, 3, 4]
+
+
+def test_a_group_added_after_the_header_is_read_back_with_its_lrs_before(tmp_path):
+    # the streamed header keeps the base LRs of the two groups of its first write; the
+    # third group's LR before the first row is that row's own (NaN: not added yet)
+    trace = Trace(2, sinks=[tmp_path / "grow.jsonl"], flush_every=1,
+                  meta={"base_lrs": [0.1, 0.2]})
+    first = Event(1, "decrease", "cut", 1.0, 1.0, None, (0.1, 0.2), (0.05, 0.2))
+    trace.record(1, 1.0, 1.0, [0.05, 0.2], [first])
+    trace.add_group()
+    trace.meta["base_lrs"] = [0.1, 0.2, 0.3]  # as GreedyLR updates it
+    trace.record(2, 0.9, 0.9, [0.05, 0.2, 0.3])
+    trace.close()
+    loaded = load_trace(tmp_path / "grow.jsonl")
+    assert loaded.meta["base_lrs"] == [0.1, 0.2]
+    np.testing.assert_array_equal(loaded.rows().lrs_before[0], [0.1, 0.2, math.nan])
+    greedylr.diagnose(loaded)  # a broadcast error before
+    again = load_trace(loaded.save(tmp_path / "grow.csv"))
+    np.testing.assert_array_equal(again.rows().lrs_before[0], [0.1, 0.2, math.nan])
+    np.testing.assert_array_equal(again.events[0].lrs_before, [0.1, 0.2, math.nan])

@@ -22,7 +22,7 @@ import numpy as np
 from greedylr.rule import EVENT_BITS, Event
 from greedylr.trace.fileformat import _FORMAT, _VERSION, _event_from_json, _from_json_float
 from greedylr.trace.recorder import Trace
-from greedylr.trace.rows import Rows
+from greedylr.trace.rows import Rows, lrs_before_first
 from greedylr.trace.sinks import CSVSink, JSONLSink, csv_columns
 
 logger = logging.getLogger("greedylr")
@@ -262,7 +262,7 @@ def _load_csv(path: Path, first: str, file: io.TextIOBase) -> Trace:
     def num(cell: str) -> float:
         return math.nan if cell == "" else float(cell)
 
-    previous: tuple[float, ...] = tuple(trace.meta.get("base_lrs") or ())
+    previous: tuple[float, ...] | None = None  # the LRs of the row before
     for line, r in table:
         try:
             step, lrs = int(r[0]), [num(c) for c in r[3:3 + len(groups)]]
@@ -282,7 +282,8 @@ def _load_csv(path: Path, first: str, file: io.TextIOBase) -> Trace:
                 raise ValueError(f"{path}, line {line}: unknown event kind {kind!r} at step {step}")
             code |= EVENT_BITS[kind]
         columns.add(step, loss, smoothed, lrs, code, signals)
-        before = previous or tuple(lrs)
+        before = (tuple(lrs_before_first(trace.meta.get("base_lrs"), lrs)) if previous is None
+                  else previous)
         for kind, reason in zip(kinds, reasons, strict=False):
             columns.events.append(Event(step, kind, reason, loss,  # type: ignore[arg-type]
                                         None if math.isnan(smoothed) else smoothed, None,

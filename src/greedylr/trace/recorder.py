@@ -29,7 +29,14 @@ import numpy as np
 
 from greedylr.rule import EVENT_BITS, Event
 from greedylr.trace.device import row_tensor, rows_to_host
-from greedylr.trace.rows import Rows, _is_tensor, _Signal, decode_events, event_positions
+from greedylr.trace.rows import (
+    Rows,
+    _is_tensor,
+    _Signal,
+    decode_events,
+    event_positions,
+    lrs_before_first,
+)
 from greedylr.trace.sinks import Sink, _as_sink, _FileSink
 
 logger = logging.getLogger("greedylr")
@@ -729,7 +736,7 @@ class Trace:
             if start > 0:
                 before[0] = [c[start - 1] for c in self._lrs]
             elif self._dropped == 0:
-                before[0] = self.meta.get("base_lrs") or lrs[0]
+                before[0] = lrs_before_first(self.meta.get("base_lrs"), lrs[0])
             else:
                 before[0] = lrs[0]
         rows = Rows(

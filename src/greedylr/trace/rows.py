@@ -110,6 +110,15 @@ class Rows:
             yield row
 
 
+def lrs_before_first(base_lrs: Sequence[float] | None, lrs: Sequence[float]) -> list[float]:
+    """The LRs before a trace's first row, whose LRs after the step are ``lrs``: the run's
+    base LRs (``meta["base_lrs"]``) for the groups they name, the row's own LR for a group
+    they do not (one added after they were written: a streamed file's header keeps the
+    base LRs of the groups its first write saw)."""
+    known = list(base_lrs or ())[:len(lrs)]
+    return [*known, *lrs[len(known):]]
+
+
 def event_positions(steps: list[int], events: Sequence[Event]) -> list[int]:
     """The row of each event when only their steps are known (Rows without ``event_rows``,
     traces pickled by older versions): the first row with the event's step at or after the
