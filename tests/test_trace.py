@@ -123,6 +123,27 @@ def test_a_bad_value_leaves_the_columns_aligned():
     assert trace.codes.tolist() == [0, 0]
 
 
+def test_a_signal_tensor_of_several_values_is_refused_when_logged():
+    trace = Trace(1)
+    trace.log(a=1.0, z=1.0)
+    trace.record(1, 1.0, 1.0, [0.1])
+    with pytest.raises(TypeError, match=r"signal 'a' must be .* got a tensor of shape \(3,\)"):
+        trace.log(a=torch.ones(3), z=9.0)  # before: the next record raised, one row short
+    trace.log(a=torch.ones(1), z=torch.tensor(2.0))  # one element: read as a number
+    trace.record(2, 0.9, 0.9, [0.1])
+    assert trace.signal("a").tolist() == [1.0, 1.0] and trace.signal("z").tolist() == [1.0, 2.0]
+
+
+def test_a_signal_that_cannot_be_read_leaves_no_row():
+    trace = Trace(1)
+    trace.log(a=torch.empty((), device="meta"))  # a tensor without a value to read
+    with pytest.raises(RuntimeError, match="meta tensors"):
+        trace.record(1, 1.0, 1.0, [0.1])
+    trace.log(a=2.0)
+    trace.record(2, 0.9, 0.9, [0.1])
+    assert trace.steps.tolist() == [2] and trace.signal("a").tolist() == [2.0]
+
+
 def test_wrong_number_of_lrs_is_refused():
     trace = Trace(2)
     with pytest.raises(ValueError, match="expected 2 learning rates, got 1"):

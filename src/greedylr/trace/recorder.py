@@ -51,6 +51,21 @@ _WITH_SINKS: weakref.WeakSet[Trace] = weakref.WeakSet()
 _EXITED: list[bool] = []
 
 
+def _is_number(value: Any) -> bool:
+    """Whether ``value`` is a numeric signal's value: a number (not a bool), or a tensor
+    of one element (its device's rows are read in one transfer at the next flush)."""
+    if _is_tensor(value):
+        return bool(value.numel() == 1)
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.number))
+
+
+def _read_tensors(signals: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``signals`` with each tensor read as a float (the same dict when none is one)."""
+    if not any(_is_tensor(v) for v in signals.values()):
+        return signals
+    return {name: float(v) if _is_tensor(v) else v for name, v in signals.items()}
+
+
 @dataclass(slots=True)
 class _Feed:
     """A sink and its own progress through the trace's rows."""
@@ -280,7 +295,8 @@ class Trace:
         self._decoder = decoder
 
     def log(self, **signals: Any) -> None:
-        """Attach signals to the next recorded step: numbers, 0-d tensors, or tags (str).
+        """Attach signals to the next recorded step: numbers, one-element (0-d) tensors, or
+        tags (str).
 
         Call it before ``sched.step(loss)`` in the same iteration. A signal's type is
         fixed by its first value other than None; a step where it is not logged (or
@@ -305,11 +321,11 @@ class Trace:
             if name in ("step", "loss", "smoothed", "lrs", "code", "events"):
                 raise ValueError(f"signal name {name!r} is reserved")
             numeric = not isinstance(value, str)
-            if numeric and value is not None and not _is_tensor(value):
-                if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-                    raise TypeError(
-                        f"signal {name!r} must be a number, a 0-d tensor or a str, got {value!r}"
-                    )
+            if numeric and value is not None and not _is_number(value):
+                shown = (f"a tensor of shape {tuple(value.shape)}" if _is_tensor(value)
+                         else repr(value))
+                raise TypeError(f"signal {name!r} must be a number, a one-element tensor or "
+                                f"a str, got {shown}")
             if column is not None and value is not None and column.numeric != numeric:
                 expected = "numeric" if column.numeric else "a tag (str)"
                 raise TypeError(f"signal {name!r} is {expected}, got {value!r}")
@@ -374,6 +390,8 @@ class Trace:
                 raise ValueError(f"expected {groups} learning rates, got {len(lrs)}")
             groups = self.num_groups = len(lrs)
             self._lrs = [array("d") for _ in lrs]
+        if signals:  # tensors read before any column grows: one that fails changes none
+            signals = _read_tensors(signals)
         # array.append converts (and type-checks) ints, floats and NumPy scalars itself
         try:
             self._steps.append(step)
@@ -400,8 +418,6 @@ class Trace:
             value = signals.get(name)
             if value is not None:
                 known += 1
-                if _is_tensor(value):
-                    value = float(value)
             column.values.append(column.encode(value))
         if known < len(signals):  # a signal seen for the first time: a new column
             rows = len(self._steps) - 1
@@ -409,8 +425,7 @@ class Trace:
                 # None says nothing of the type: the column waits for a real value
                 if value is not None and name not in self._signals:
                     column = self._signals[name] = _Signal(not isinstance(value, str), rows)
-                    column.values.append(column.encode(
-                        float(value) if _is_tensor(value) else value))
+                    column.values.append(column.encode(value))
 
     def _decode_rows(self, first: int, extra: np.ndarray | None) -> None:
         """Decode the events of rows ``first..`` (recorded with a code), keep them at their
