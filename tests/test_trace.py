@@ -92,6 +92,9 @@ def test_signals_numeric_and_tags_with_missing_values():
         trace.log(flag=[1, 2])
     with pytest.raises(ValueError, match="reserved"):
         trace.log(loss=1.0)
+    for name in ("source", "other"):  # a known tag and a new one
+        with pytest.raises(ValueError, match=f"signal '{name}': an empty tag is refused"):
+            trace.log(**{name: ""})  # a CSV file read it back as not logged
     with pytest.raises(KeyError, match="no signal 'nope'"):
         trace.signal("nope")
 

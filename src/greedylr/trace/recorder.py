@@ -53,7 +53,7 @@ _EXITED: list[bool] = []
 
 def _is_number(value: Any) -> bool:
     """Whether ``value`` is a numeric signal's value: a number (not a bool), or a tensor
-    of one element (its device's rows are read in one transfer at the next flush)."""
+    of one element."""
     if _is_tensor(value):
         return bool(value.numel() == 1)
     return not isinstance(value, bool) and isinstance(value, (int, float, np.number))
@@ -300,7 +300,9 @@ class Trace:
 
         Call it before ``sched.step(loss)`` in the same iteration. A signal's type is
         fixed by its first value other than None; a step where it is not logged (or
-        logged as None) reads NaN (numeric) or None (tag).
+        logged as None) reads NaN (numeric) or None (tag). An empty tag ``""`` is refused
+        (``ValueError``): a CSV file could not tell it from a step where the tag was not
+        logged.
 
         Examples:
             >>> trace = Trace(1)
@@ -314,13 +316,17 @@ class Trace:
             column = self._signals.get(name)
             kind = type(value)
             if column is not None and (
-                kind is str if not column.numeric else kind is float or kind is int
+                kind is str and value if not column.numeric else kind is float or kind is int
             ):
                 pending[name] = value  # the common case: a known signal, a plain value
                 continue
             if name in ("step", "loss", "smoothed", "lrs", "code", "events"):
                 raise ValueError(f"signal name {name!r} is reserved")
             numeric = not isinstance(value, str)
+            if not numeric and not value:
+                raise ValueError(f"signal {name!r}: an empty tag is refused, since a CSV file "
+                                 "reads it back as a step where the tag was not logged; log "
+                                 "None for that, or a name (such as '-')")
             if numeric and value is not None and not _is_number(value):
                 shown = (f"a tensor of shape {tuple(value.shape)}" if _is_tensor(value)
                          else repr(value))
