@@ -445,6 +445,42 @@ def test_a_held_out_metric_never_reported_is_said_once(
     said = [r.message for r in caplog.records if "observes no held-out value" in r.message]
     assert len(said) == 1 and "'eval_bleu' is not among the evaluation metrics" in said[0]
 
+class _OutOfMemoryOnce(TrainerCallback):
+    """A CPU out-of-memory error at the first step: ``auto_find_batch_size`` runs the
+    Trainer's inner loop again, at a smaller batch size, on the same optimizer."""
+
+    raised = False
+
+    def on_step_begin(self, args, state, control, **kwargs) -> None:
+        if not self.raised:
+            self.raised = True
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to "
+                               "allocate 1 bytes")
+
+
+@pytest.mark.parametrize("rebuild", ["create_optimizer_and_scheduler", "second_train",
+                                     "auto_find_batch_size"])
+def test_a_scheduler_rebuilt_on_the_same_optimizer_starts_from_the_configured_lr(
+    tmp_path: Path, tokenizer: Any, dataset: list, rebuild: str
+) -> None:
+    """train() builds its scheduler again on the optimizer an earlier one drove, as the
+    Trainer's own schedulers start again from initial_lr: the LR the earlier GreedyLR left
+    in the groups (0 inside its warmup, the cooled-down LR after a run) is not the start."""
+    trainer = _trainer(tmp_path, tokenizer, dataset, max_steps=5, warmup_steps=1,
+                       gradient_accumulation_steps=1,
+                       auto_find_batch_size=rebuild == "auto_find_batch_size")
+    callback = attach(trainer, **SCHEDULER)
+    if rebuild == "create_optimizer_and_scheduler":
+        trainer.create_optimizer_and_scheduler(num_training_steps=5)
+    elif rebuild == "second_train":
+        trainer.train()
+    else:
+        trainer.add_callback(_OutOfMemoryOnce())
+    trainer.train()
+    assert callback.scheduler.base_lrs == [3e-3, 3e-3]
+    assert [e["learning_rate"] for e in _train_logs(trainer)][:2] == [0.0, 3e-3]
+
+
 class _OverflowAtStart(TrainerCallback):
     """A real fp16 GradScaler whose scale overflows every other step.
 

@@ -28,9 +28,11 @@ What it does, and why (transformers 5.x ``Trainer``):
 * The scheduler is created by ``trainer.create_scheduler``, after Accelerate has
   prepared the optimizer, so ``resume_from_checkpoint`` loads ``scheduler.pt`` into it
   (``state_dict`` loads with ``weights_only=True``) and the LR trajectory continues
-  exactly. ``TrainingArguments.warmup_steps``/``warmup_ratio`` become GreedyLR's linear
-  ramp unless ``warmup`` is given, with ``feed="train"`` (a rule fed once per evaluation
-  counts evaluations: it gets no ramp unless given one).
+  exactly. Built again on the same optimizer (a second ``train()``, an
+  ``auto_find_batch_size`` retry), it starts from the first one's LRs, as the Trainer's
+  own schedulers do. ``TrainingArguments.warmup_steps``/``warmup_ratio`` become
+  GreedyLR's linear ramp unless ``warmup`` is given, with ``feed="train"`` (a rule fed
+  once per evaluation counts evaluations: it gets no ramp unless given one).
 * Every training log (``trainer.log``, hence ``log_history`` and every ``report_to``
   integration) gains ``greedylr/lr`` (the LR decided for the next step), the smoothed
   loss, and the number of increases, decreases and resets since the previous log; each
@@ -70,6 +72,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from greedylr._direction import direction_from_name
 from greedylr._extras import requires_extra
+from greedylr._values import write_lrs
 from greedylr.averaging import DEFAULT_GAMMA, averaged_model, power_ema
 from greedylr.config import GreedyConfig, budget_after_warmup
 from greedylr.range_test import RangeTest, lr_range_test
@@ -301,9 +304,12 @@ def _wrap_log(trainer: Trainer, callback: GreedyLRCallback) -> None:
 
 
 def _wrap_create_scheduler(trainer: Trainer, feed: Feed, kwargs: dict[str, Any]) -> None:
+    built: GreedyLR | None = None  # the last GreedyLR built here
+
     def create_scheduler(
         num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
     ) -> torch.optim.lr_scheduler.LRScheduler:
+        nonlocal built
         if trainer.lr_scheduler is None:
             config = dict(kwargs)
             if "warmup" not in config:
@@ -331,7 +337,14 @@ def _wrap_create_scheduler(trainer: Trainer, feed: Feed, kwargs: dict[str, Any])
             cls = GreedyLR if feed == "train" else _EvalFedGreedyLR
             target = optimizer or trainer.optimizer
             assert target is not None, "the Trainer builds its optimizer before its scheduler"
-            scheduler = cls(target, **config)
+            if built is not None and built.optimizer.param_groups is target.param_groups:
+                # Rebuilt on the optimizer the last one drove (train() after
+                # create_optimizer_and_scheduler, a second train(), an auto_find_batch_size
+                # retry): GreedyLR starts from each group's lr, which holds the last one's
+                # decision (0 inside a warmup); the Trainer's own schedulers start again
+                # from initial_lr. So does this one, from the last one's base LRs.
+                write_lrs(target.param_groups, built.base_lrs)
+            built = scheduler = cls(target, **config)
             # transformers annotates the attribute as a LambdaLR, though any scheduler works
             trainer.lr_scheduler = scheduler  # type: ignore[assignment]
             # The Trainer then rebuilds it on the next train() call, as its own schedulers.
