@@ -219,6 +219,26 @@ def test_a_resumed_trace_keeps_rows_up_to_the_last_row_of_its_step(tmp_path, cap
     assert "kept its 13 rows up to that step, dropped 1 rows" in caplog.text
 
 
+@pytest.mark.parametrize(("resume", "missing"), [(15, "steps 11-15"), (11, "step 11")])
+def test_a_resume_past_the_last_row_written_names_the_missing_steps(tmp_path, caplog, resume,
+                                                                    missing):
+    # a run killed after its checkpoint but before it flushed the rows after step 10
+    path = tmp_path / "gap.jsonl"
+    old = Trace(1, sinks=[path])
+    for step in range(1, 11):
+        old.record(step, 1.0, 1.0, [0.1])
+    old.close()
+    trace = Trace(1, sinks=[path])
+    trace.resume(resume)
+    trace.record(resume + 1, 0.5, 0.5, [0.1])
+    with caplog.at_level(logging.INFO, logger="greedylr"):
+        trace.close()
+    assert file_rows(path) == [*range(1, 11), resume + 1]
+    assert [r.levelname for r in caplog.records] == ["WARNING"]  # an INFO line before
+    assert f"kept its 10 rows up to that step; {missing} never reached it" in caplog.text
+    assert "dropped" not in caplog.text  # nothing was: no run went on past the checkpoint
+
+
 # -- 4, 5, 10. signal columns ------------------------------------------------------------
 
 

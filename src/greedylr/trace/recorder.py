@@ -215,8 +215,10 @@ class Trace:
         finds its file holding a greedylr trace of its format keeps that file's rows up to
         step ``step`` (with their events), drops the rows after it (the abandoned
         continuation of the crashed run) and appends the new rows: the file reads as the
-        uninterrupted run. A log line says how many rows were kept and dropped. Without
-        it, an existing file is started anew (with a warning if it held a trace).
+        uninterrupted run. A log line says how many rows were kept and dropped, a warning
+        which steps up to ``step`` the file lacks (rows that a killed run never flushed:
+        the file has a gap there). Without it, an existing file is started anew (with a
+        warning if it held a trace).
 
         A trace that has recorded rows already is rolled back, not resumed: its files,
         like the trace in memory, then hold the steps after ``step`` twice (the later

@@ -111,13 +111,14 @@ class _FileSink:
         a greedylr trace of this sink's format written by the same run, its rows up to
         ``step`` (and their events) are kept and the new rows appended after them; the
         rows after ``step`` belong to the continuation that was abandoned and are dropped.
-        A log line says how many rows were kept and dropped. A file of another run (other
-        ``meta`` than this trace's, ``total_steps`` apart; fewer LR columns than this run
-        has groups; a signal of the other type), or one without a row up to ``step``, is
-        started anew, with a warning. The file keeps its first header: its ``meta`` is
-        the one of the run that started it (a ``total_steps`` changed on resuming is not
-        in it). :meth:`Trace.resume` calls it (and ``GreedyLR``'s ``load_state_dict``
-        calls that).
+        A log line says how many rows were kept and dropped, a warning which steps up to
+        ``step`` the file lacks (rows that a killed run never flushed: the file has a gap
+        there). A file of another run (other ``meta`` than this trace's, ``total_steps``
+        apart; fewer LR columns than this run has groups; a signal of the other type), or
+        one without a row up to ``step``, is started anew, with a warning. The file keeps
+        its first header: its ``meta`` is the one of the run that started it (a
+        ``total_steps`` changed on resuming is not in it). :meth:`Trace.resume` calls it
+        (and ``GreedyLR``'s ``load_state_dict`` calls that).
         """
         if not self._started:
             self._resume = int(step)
@@ -196,11 +197,7 @@ class _FileSink:
                 else:
                     self._continue()
                     os.ftruncate(fd, cut)
-                    (logger.warning if dropped else logger.info)(
-                        "greedylr: resuming %s from step %d: kept its %d rows up to that "
-                        "step, dropped %d rows after it (the run that was resumed from an "
-                        "earlier point went on past it)", self.path, self._resume, kept,
-                        dropped)
+                    self._log_resume(kept, dropped)
                     return cut
         elif self._holds_rows():
             logger.warning("greedylr: %s held a greedylr trace with rows; it is overwritten "
@@ -208,6 +205,25 @@ class _FileSink:
                            "or Trace.resume, keeps it and appends)", self.path)
         os.ftruncate(fd, 0)
         return 0
+
+    def _log_resume(self, kept: int, dropped: int) -> None:
+        """Say what a resume kept of the file: a warning where it dropped rows, or where
+        the checkpoint's last rows are missing (the run stopped before they reached it)."""
+        assert self._resume is not None and self._last_row is not None  # rows were kept
+        last = self._row_step(self._last_row)
+        assert last is not None  # the last row kept is a row
+        text = f"kept its {kept} rows up to that step"
+        if dropped:
+            text += (f", dropped {dropped} rows after it (the run that was resumed from an "
+                     "earlier point went on past it)")
+        gap = last < self._resume
+        if gap:
+            missing = (f"step {self._resume}" if last + 1 == self._resume
+                       else f"steps {last + 1}-{self._resume}")
+            text += (f"; {missing} never reached it (the run stopped before it wrote them): "
+                     "the file has a gap there")
+        (logger.warning if dropped or gap else logger.info)(
+            "greedylr: resuming %s from step %d: %s", self.path, self._resume, text)
 
     def _other_run(self, rows: Rows | None) -> str | None:
         """Why the file read by :meth:`_cut_at` is not one this run can continue, or None.
