@@ -266,7 +266,8 @@ def _ramp_cases(seed: int) -> list[Case]:
 def _negative_cases(seed: int) -> list[Case]:
     """Per family, a case whose losses are mostly negative (a Gaussian NLL, a negative
     ELBO) and cross 0, with a relative threshold: better is beyond the reference by that
-    fraction of its size, on either side of 0."""
+    fraction of its size, on either side of 0; and its twin with the product bar
+    (``threshold_mode="rel_product"``, torch's and transformers'), lenient below 0."""
     rng = random.Random(seed)
     cases = []
     for f, family in enumerate(FAMILIES):
@@ -279,6 +280,8 @@ def _negative_cases(seed: int) -> list[Case]:
         losses = [x - 4.0 for x in random_losses(rng, STEPS)]
         script = _script(rng, losses, evals=config.eval_patience is not None)
         cases.append(Case(f"family{f}-negative", config, tuple(base), script))
+        cases.append(Case(f"family{f}-negative-product",
+                          replace(config, threshold_mode="rel_product"), tuple(base), script))
     return cases
 
 

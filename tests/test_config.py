@@ -29,6 +29,11 @@ from greedylr.config import GreedyConfig, budget_after_warmup
         # infinities that freeze or poison every LR: eps=inf applied no change ever
         ({"eps": math.inf}, "eps must be finite and >= 0, got inf"),
         ({"threshold": math.inf, "threshold_mode": "abs"}, "threshold must be finite, got inf"),
+        # a fraction of the reference with either relative bar
+        ({"threshold": 1.0, "threshold_mode": "rel_product"},
+         "threshold must be < 1 with threshold_mode='rel_product'"),
+        ({"threshold_mode": "product"},
+         r"threshold_mode must be one of \('rel', 'abs', 'rel_product'\), got 'product'"),
         ({"min_lr": math.inf, "max_lr": None, "max_lr_ratio": None, "check_bounds": False},
          "min_lr must be finite, got inf"),
         ({"min_lr_ratio": math.inf, "max_lr_ratio": None}, "min_lr_ratio must be finite"),

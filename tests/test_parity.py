@@ -91,6 +91,12 @@ def test_the_cases_reach_every_event_and_knob() -> None:
                 for (kind, _), es in zip(c.script, ref(c).events, strict=True)
                 if kind == "eval" for e in es if e.step == c.config.warmup]
     assert len(boundary) >= 4
+    # the product bar (threshold_mode="rel_product") decides otherwise than the sign-aware
+    # one on most of the negative losses' twins, in both modes
+    twins = [(c, n) for c in CASES for n in CASES if n.name == f"{c.name}-product"]
+    apart = {c.config.mode for c, n in twins if ref(c).lrs != ref(n).lrs}
+    assert len(twins) == len(FAMILIES) and apart == {"min", "max"}
+    assert sum(ref(c).lrs != ref(n).lrs for c, n in twins) >= len(twins) // 2
 
 
 def _worse_in_the_ramp(case: Case) -> int:

@@ -331,6 +331,28 @@ NEGATIVE_REL = (
 # (at the last step -0.38 misses -0.4 + 0.04; ref * 1.1 = -0.44 would have taken it)
 NEGATIVE_REL_MAX = (replace(NEGATIVE_REL[0], mode="max"), [("loss", -v) for v in _NEGATIVE],
                     *NEGATIVE_REL[2:])
+# threshold_mode="rel_product", torch's and transformers' rel: the product bar
+# ref * (1 - 0.1) whatever the sign. -10 beats +inf: increase. -9.5 beats -10 * 0.9 = -9
+# (worse than -10, better under the product): increase; -11.5 beats -8.55 and -12 beats
+# -10.35: increases; 0.5 misses -10.8: decrease; 0.4 beats 0.45: increase; 0.38 misses
+# 0.36: decrease
+NEGATIVE_PRODUCT = (
+    replace(NEGATIVE_REL[0], threshold_mode="rel_product"),
+    [("loss", v) for v in _NEGATIVE],
+    [0.2, 0.4, 0.8, 1.6, 0.8, 1.6, 0.8],
+    {1: ("increase",), 2: ("increase",), 3: ("increase",), 4: ("increase",),
+     5: ("decrease",), 6: ("increase",), 7: ("decrease",)},
+)
+# in max mode the bar is ref * 1.1: -9.5 beats -11: increase; -11.5 misses -10.45:
+# decrease; -12 beats -11.5 * 1.1 = -12.65 (worse than -11.5, better under the product):
+# increase; 0.5 beats -13.2: increase; 0.4 misses 0.55, 0.38 misses 0.44: decreases
+NEGATIVE_PRODUCT_MAX = (
+    replace(NEGATIVE_PRODUCT[0], mode="max"),
+    [("loss", v) for v in _NEGATIVE],
+    [0.2, 0.4, 0.2, 0.4, 0.8, 0.4, 0.2],
+    {1: ("increase",), 2: ("increase",), 3: ("decrease",), 4: ("increase",),
+     5: ("increase",), 6: ("decrease",), 7: ("decrease",)},
+)
 NOISE_OVERFLOW = (
     GreedyConfig(factor=0.5, patience=0, smoothing="none", window=3, noise_threshold=1.0,
                  min_lr_ratio=None, max_lr_ratio=None, blowup_ratio=None),
@@ -353,7 +375,8 @@ CASES = {"anneal": ANNEAL, "noise": NOISE, "payoff": PAYOFF, "eval": EVAL, "pace
          "spike_reset": SPIKE_RESET, "spike_phases": SPIKE_PHASES, "eval_ramp": EVAL_RAMP,
          "eval_ramp_patience": EVAL_RAMP_PATIENCE, "eval_ramp_pace": EVAL_RAMP_PACE,
          "nonfinite_ramp": NONFINITE_RAMP, "negative_rel": NEGATIVE_REL,
-         "negative_rel_max": NEGATIVE_REL_MAX, "noise_overflow": NOISE_OVERFLOW}
+         "negative_rel_max": NEGATIVE_REL_MAX, "negative_product": NEGATIVE_PRODUCT,
+         "negative_product_max": NEGATIVE_PRODUCT_MAX, "noise_overflow": NOISE_OVERFLOW}
 
 
 def _drive(call, script: Script) -> tuple[list[float], dict]:

@@ -162,6 +162,15 @@ def test_bad_per_run_knobs_are_rejected(kwargs: dict, message: str) -> None:
         tr.init(GreedyConfig(), [[0.1], [0.1]], **kwargs)
 
 
+def test_a_per_run_threshold_is_a_fraction_with_the_product_bar_too() -> None:
+    config = GreedyConfig(threshold_mode="rel_product")
+    message = r"threshold must be in \[0, 1\) with threshold_mode='rel_product'"
+    with pytest.raises(ValueError, match=message):
+        tr.init(config, [[0.1], [0.1]], threshold=torch.tensor([0.5, 1.0]))
+    # an absolute margin has no upper limit
+    tr.init(GreedyConfig(threshold_mode="abs"), [[0.1], [0.1]], threshold=torch.tensor([0.5, 2.0]))
+
+
 @pytest.mark.parametrize("name", ["factor", "threshold", "eps"])
 def test_a_per_run_knob_less_precise_than_the_state_is_warned_about(name: str) -> None:
     """A float32 tensor of 0.9 holds 0.8999999761581421: the run would not decide as

@@ -198,7 +198,12 @@ class GreedyConfig:
             (paper, Algorithm 1).
         threshold: how much better counts as better; see ``threshold_mode``.
         threshold_mode: ``"rel"``: better than ``ref - threshold * |ref|`` (min mode; a
-            negative loss too); ``"abs"``: better than ``ref - threshold``.
+            negative loss too); ``"abs"``: better than ``ref - threshold``;
+            ``"rel_product"``: torch's ``ReduceLROnPlateau``'s and transformers' ``rel``:
+            the product, better than ``ref * (1 - threshold)`` (min mode; ``ref * (1 +
+            threshold)`` in max mode), a lenient bar below zero (there a slightly worse
+            value counts as better). :meth:`GreedyLR.from_transformers
+            <greedylr.GreedyLR.from_transformers>` maps transformers' ``"rel"`` to it.
         mode: ``"min"`` for a loss, ``"max"`` for a reward or an accuracy.
         smoothing: ``"ema"`` (default: exponential moving average of span ``window``,
             bias-corrected, so the first values are not pulled towards 0), ``"window"``
@@ -374,7 +379,7 @@ class GreedyConfig:
     increase_patience: int | None = None
     compare: Literal["best", "recent_best", "previous"] = "recent_best"
     threshold: float = 0.0
-    threshold_mode: Literal["rel", "abs"] = "rel"
+    threshold_mode: Literal["rel", "abs", "rel_product"] = "rel"
     mode: Literal["min", "max"] = "min"
     smoothing: Literal["window", "ema", "none"] = "ema"
     window: int = 50
@@ -504,7 +509,7 @@ class GreedyConfig:
             ("base_schedule", BASE_SCHEDULES),
             ("eval_mode", ("min", "max")),
             ("compare", ("best", "recent_best", "previous")),
-            ("threshold_mode", ("rel", "abs")),
+            ("threshold_mode", ("rel", "abs", "rel_product")),
             ("mode", ("min", "max")),
             ("smoothing", ("window", "ema", "none")),
             ("on_nonfinite", ("skip", "decrease", "raise")),
@@ -516,9 +521,10 @@ class GreedyConfig:
             f"threshold must be >= 0, got {self.threshold!r}",
         )
         _check(
-            self.threshold_mode != "rel" or self.threshold < 1,
-            f"threshold must be < 1 with threshold_mode='rel' (a fraction of the reference; "
-            f"1 or more makes no loss an improvement), got {self.threshold!r}; "
+            self.threshold_mode == "abs" or self.threshold < 1,
+            f"threshold must be < 1 with threshold_mode={self.threshold_mode!r} (a fraction "
+            f"of the reference; 1 or more makes no loss an improvement), got "
+            f"{self.threshold!r}; "
             "use threshold_mode='abs' for an absolute margin",
         )
         _check(

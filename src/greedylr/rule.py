@@ -517,8 +517,13 @@ def _decide(config: GreedyConfig, state: RuleState, finite: bool, loss: float) -
             value = smoothed + margin if minimize else smoothed - margin
         # better than the reference by the threshold (inline: a call per step was measurable)
         t = config.threshold
-        if config.threshold_mode == "abs":
+        mode = config.threshold_mode
+        if mode == "abs":
             bar = reference - t if minimize else reference + t
+        elif mode == "rel_product":
+            # torch's and transformers' "rel", whatever the reference's sign: below 0 a
+            # slightly worse value passes (``from_transformers`` reproduces it)
+            bar = reference * (1.0 - t) if minimize else reference * (1.0 + t)
         elif (reference >= 0.0) == minimize:
             # ``reference -+ t * |reference|``, as a product: a negative reference (a
             # negative log-likelihood) must be beaten downwards (min) or upwards (max) too

@@ -211,10 +211,13 @@ def _blown(config: GreedyConfig, first: Tensor, smoothed: Tensor, cuts: Tensor) 
 
 def _is_better(config: GreedyConfig, value: Tensor, reference: Tensor, t: Tensor) -> Tensor:
     """Better than ``reference`` by the threshold ``t`` (rule._decide's test): ``rel``
-    scales it by ``|reference|``, as the product the float rule takes by its sign."""
+    scales it by ``|reference|``, as the product the float rule takes by its sign;
+    ``rel_product`` takes the product whatever the sign (torch's and transformers')."""
     minimize = config.mode == "min"
     if config.threshold_mode == "abs":
         bar = reference - t if minimize else reference + t
+    elif config.threshold_mode == "rel_product":
+        bar = reference * (1.0 - t) if minimize else reference * (1.0 + t)
     else:
         shrink = reference >= 0.0 if minimize else ~(reference >= 0.0)
         bar = torch.where(shrink, reference * (1.0 - t), reference * (1.0 + t))

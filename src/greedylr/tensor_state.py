@@ -333,17 +333,18 @@ def _knobs(
     """The per-run knobs: the config's, or the ``overrides`` given, validated."""
     given = overrides or {}
     f64 = torch.float64
-    relative = config.threshold_mode == "rel"
+    relative = config.threshold_mode != "abs"
     # on the host first: the blow-up guard's factors are computed from its values there
     factor = _knob(given.get("factor"), config.factor, batch, f64, torch.device("cpu"),
                    "factor", lambda t: (t > 0) & (t < 1), "in (0, 1)", dtype)
     knobs = {
         "factor": factor.to(device),
         "blowup_factors": _blowup_factors(config, factor).to(device),
-        # a fraction of the reference with "rel", as GreedyConfig requires
+        # a fraction of the reference with "rel" and "rel_product", as GreedyConfig requires
         "threshold": _knob(given.get("threshold"), config.threshold, batch, f64, device,
                            "threshold", lambda t: (t >= 0) & ((t < 1) | (not relative)),
-                           "in [0, 1) with threshold_mode='rel'" if relative else ">= 0",
+                           f"in [0, 1) with threshold_mode={config.threshold_mode!r}"
+                           if relative else ">= 0",
                            dtype),
         "eps": _knob(given.get("eps"), config.eps, batch, f64, device, "eps",
                      lambda t: t >= 0, ">= 0", dtype),

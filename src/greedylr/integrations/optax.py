@@ -215,6 +215,7 @@ class _Knobs(NamedTuple):
     hold_after_increase: Any
     reset_patience: Any  # 0: never reset
     relative: Any
+    product: Any  # threshold_mode="rel_product": the product bar whatever the sign
     maximize: Any
     compare_previous: Any
     compare_recent_best: Any
@@ -301,7 +302,8 @@ def _resolve(config: GreedyConfig, learning_rate: float) -> tuple[_Static, _Knob
         cooldown=config.cooldown,
         hold_after_increase=config.hold_after_increase,
         reset_patience=0 if config.reset_patience is None else config.reset_patience,
-        relative=config.threshold_mode == "rel",
+        relative=config.threshold_mode != "abs",
+        product=config.threshold_mode == "rel_product",
         maximize=config.mode == "max",
         compare_previous=config.compare == "previous",
         compare_recent_best=config.compare == "recent_best",
@@ -427,9 +429,11 @@ def _smooth(
 
 def _is_better(k: _Knobs, value: jax.Array, reference: jax.Array) -> jax.Array:
     """Better than ``reference`` by the threshold (rule._decide's test): ``rel`` scales
-    it by ``|reference|``, as the product the float rule takes by its sign."""
+    it by ``|reference|``, as the product the float rule takes by its sign;
+    ``rel_product`` takes the product whatever the sign (torch's and transformers')."""
     t = k.threshold
-    nonnegative = reference >= 0.0
+    # rel_product: the branch of a nonnegative reference, its sign or not
+    nonnegative = (reference >= 0.0) | k.product
     shrunk, grown = reference * (1.0 - t), reference * (1.0 + t)
     below = value < jnp.where(k.relative, jnp.where(nonnegative, shrunk, grown), reference - t)
     above = value > jnp.where(k.relative, jnp.where(nonnegative, grown, shrunk), reference + t)
