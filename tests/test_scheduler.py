@@ -732,6 +732,23 @@ def random_losses(rng: random.Random, n: int) -> list[float]:
     return out
 
 
+def first_transformers_mismatch(transformers, lrs, kwargs, losses):
+    """The first step where ``from_transformers`` and ``transformers.GreedyLR`` built with
+    ``kwargs`` set other LRs on ``losses``, with both LRs; None where they never do."""
+    theirs_opt, ours_opt = make_optimizer(lrs), make_optimizer(lrs)
+    theirs = transformers.GreedyLR(theirs_opt, **kwargs)
+    ours = GreedyLR.from_transformers(ours_opt, **kwargs)
+    for step, loss in enumerate(losses):
+        theirs.step(loss)
+        ours_opt.step()
+        ours.step(loss)
+        a = [g["lr"] for g in theirs_opt.param_groups]
+        b = [g["lr"] for g in ours_opt.param_groups]
+        if a != b:
+            return step, a, b
+    return None
+
+
 def test_from_transformers_reproduces_its_trajectory_exactly():
     transformers = pytest.importorskip("transformers")
     mismatches = []
@@ -741,19 +758,76 @@ def test_from_transformers_reproduces_its_trajectory_exactly():
         lrs = [rng.choice([0.1, 0.05, 0.01, 1e-3]) for _ in range(groups)]
         kwargs = random_transformers_kwargs(rng, groups)
         losses = random_losses(rng, rng.randint(20, 120))
-        theirs_opt, ours_opt = make_optimizer(lrs), make_optimizer(lrs)
-        theirs = transformers.GreedyLR(theirs_opt, **kwargs)
-        ours = GreedyLR.from_transformers(ours_opt, **kwargs)
-        for step, loss in enumerate(losses):
-            theirs.step(loss)
-            ours_opt.step()
-            ours.step(loss)
-            a = [g["lr"] for g in theirs_opt.param_groups]
-            b = [g["lr"] for g in ours_opt.param_groups]
-            if a != b:
-                mismatches.append((case, step, kwargs, a, b))
-                break
+        mismatch = first_transformers_mismatch(transformers, lrs, kwargs, losses)
+        if mismatch is not None:
+            mismatches.append((case, kwargs, *mismatch))
     assert not mismatches, mismatches[:3]
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+def test_from_transformers_reproduces_a_relative_threshold_on_negative_values(mode):
+    """transformers' ``rel`` bar is the product ``best * (1 - threshold)`` (``1 +`` in max
+    mode) whatever the sign, as torch's ReduceLROnPlateau's: below 0 a slightly worse
+    value passes it. greedylr's ``rel`` is sign-aware; from_transformers maps transformers'
+    ``rel`` to ``rel_product`` (a review found 45 of 600 random configurations apart)."""
+    transformers = pytest.importorskip("transformers")
+    rng = random.Random(0)
+    # a negative log-likelihood or reward drifting by less than 1% of its size: every
+    # step beats the product bar, none the sign-aware one
+    drift = [-(5.0 + 0.01 * rng.random()) for _ in range(200)]
+    kwargs = dict(mode=mode, threshold=1e-2, threshold_mode="rel", patience=2, min_lr=1e-4,
+                  max_lr=1.0)
+    assert first_transformers_mismatch(transformers, [0.1], kwargs, drift) is None
+    ours = GreedyLR.from_transformers(make_optimizer(), **kwargs)
+    assert ours.config.threshold_mode == "rel_product"
+    assert drive(ours, ours.optimizer, drift)[-1] == [1.0]  # up to max_lr, as transformers
+    signed = GreedyLR(make_optimizer(), **{**ours.config.to_dict(), "threshold_mode": "rel"})
+    assert drive(signed, signed.optimizer, drift)[-1] == [pytest.approx(0.003387, rel=1e-3)]
+    mismatches = []
+    for case in range(300):
+        rng = random.Random(case)
+        groups = rng.choice([1, 2])
+        lrs = [rng.choice([0.1, 0.05, 0.01, 1e-3]) for _ in range(groups)]
+        kwargs = {**random_transformers_kwargs(rng, groups), "mode": mode,
+                  "threshold_mode": "rel", "threshold": rng.choice([1e-3, 0.01, 0.05, 0.1])}
+        losses = [-x for x in random_losses(rng, rng.randint(20, 120))]
+        mismatch = first_transformers_mismatch(transformers, lrs, kwargs, losses)
+        if mismatch is not None:
+            mismatches.append((case, kwargs, *mismatch))
+    assert not mismatches, mismatches[:3]
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+def test_rel_product_is_torchs_reduce_on_plateau_relative_threshold(mode):
+    """``threshold_mode="rel_product"`` decides "better" as torch's ReduceLROnPlateau does
+    with ``threshold_mode="rel"``, on values either side of 0: with patience 0 every value
+    that is not better cuts the LR in both (greedylr raises it on the others)."""
+    rng = random.Random(5)
+    values, x = [], -3.0
+    for _ in range(300):
+        x += rng.gauss(0.0, 0.2)
+        values.append(x)
+    knobs = dict(mode=mode, factor=0.5, patience=0, threshold=0.05, eps=0.0)
+    plateau_opt = make_optimizer()
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        plateau_opt, threshold_mode="rel", min_lr=0.0, **knobs)
+    cuts = {"rel_product": [], "rel": []}
+    schedulers = {k: GreedyLR(make_optimizer(), threshold_mode=k, compare="best",
+                              smoothing="none", increase_patience=0, min_lr_ratio=None,
+                              max_lr_ratio=None, blowup_ratio=None, trace=False, **knobs)
+                  for k in cuts}
+    theirs = []
+    for value in values:
+        before = plateau_opt.param_groups[0]["lr"]
+        plateau.step(value)
+        theirs.append(plateau_opt.param_groups[0]["lr"] < before)
+        for k, sched in schedulers.items():
+            before = sched.get_last_lr()[0]
+            sched.optimizer.step()
+            sched.step(value)
+            cuts[k].append(sched.get_last_lr()[0] < before)
+    assert cuts["rel_product"] == theirs
+    assert cuts["rel"] != theirs  # the sign-aware bar decides otherwise below 0
 
 
 def test_from_transformers_ignores_a_budget_and_held_out_values_as_transformers_does():
@@ -775,6 +849,10 @@ def test_from_transformers_rejects_unknown_arguments():
         GreedyLR.from_transformers(make_optimizer(), smoothing=True)
     with pytest.raises(ValueError, match="expected 1 min_lrs, got 2"):
         GreedyLR.from_transformers(make_optimizer(), min_lr=[0.1, 0.2])
+    # transformers knows "rel" and "abs" only (its "rel" is greedylr's "rel_product")
+    for mode in ("rel_product", "relative"):
+        with pytest.raises(ValueError, match=f"threshold mode {mode} is unknown!"):
+            GreedyLR.from_transformers(make_optimizer(), threshold_mode=mode)
 
 
 @pytest.mark.parametrize("tensor_lr", [False, True])

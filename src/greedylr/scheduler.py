@@ -43,6 +43,10 @@ _TRANSFORMERS_KEYS = {
     "mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "warmup",
     "min_lr", "max_lr", "eps", "verbose", "smooth", "window_size", "reset_start",
 }
+# transformers' "rel" is the product whatever the sign (torch's ReduceLROnPlateau's too),
+# not the sign-aware bar of greedylr's "rel"
+_TRANSFORMERS_THRESHOLD_MODES: dict[str, Literal["rel_product", "abs"]] = {
+    "rel": "rel_product", "abs": "abs"}
 
 
 class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
@@ -121,7 +125,7 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         increase_patience: int | None = None,
         compare: Literal["best", "recent_best", "previous"] = "recent_best",
         threshold: float = 0.0,
-        threshold_mode: Literal["rel", "abs"] = "rel",
+        threshold_mode: Literal["rel", "abs", "rel_product"] = "rel",
         mode: Literal["min", "max"] = "min",
         smoothing: Literal["window", "ema", "none"] = "ema",
         window: int = 50,
@@ -246,6 +250,9 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         (:meth:`set_total_steps`) or a held-out value (:meth:`observe_eval`), which
         transformers' rule does not use. Differences, on purpose: non-finite losses are
         skipped instead of poisoning the smoothing window, and ``verbose`` goes to logging.
+        transformers' ``threshold_mode="rel"`` becomes ``"rel_product"`` (its bar, the
+        product ``best * (1 - threshold)``, ``best * (1 + threshold)`` in max mode, whatever
+        the sign of ``best``; greedylr's ``"rel"`` is sign-aware).
         """
         unknown = set(kwargs) - _TRANSFORMERS_KEYS
         if unknown:
@@ -257,6 +264,9 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
                 raise ValueError(
                     f"expected {len(optimizer.param_groups)} {name}s, got {len(value)}"
                 )
+        threshold_mode = get("threshold_mode", "abs")
+        if threshold_mode not in _TRANSFORMERS_THRESHOLD_MODES:  # transformers' check
+            raise ValueError(f"threshold mode {threshold_mode} is unknown!")
         lrs = [as_float(g["lr"]) for g in optimizer.param_groups]
         floors = min_lr if isinstance(min_lr, (list, tuple)) else [min_lr] * len(lrs)
         if any(f > lr for f, lr in zip(floors, lrs)):
@@ -270,7 +280,7 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
             factor=get("factor", 0.95),
             patience=get("patience", 10),
             threshold=get("threshold", 1e-6),
-            threshold_mode=get("threshold_mode", "abs"),
+            threshold_mode=_TRANSFORMERS_THRESHOLD_MODES[threshold_mode],
             cooldown=get("cooldown", 0),
             hold_after_increase=get("warmup", 0),
             min_lr=min_lr,
