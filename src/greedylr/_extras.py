@@ -27,6 +27,7 @@ _DISTRIBUTIONS = {
     "optax": "optax",
     "pandas": "pandas",
     "peft": "peft",
+    "prodigyopt": "prodigyopt",
     "ray": "ray",
     "rich": "rich",
     "schedulefree": "schedulefree",

@@ -289,6 +289,11 @@ _LOOP = textwrap.dedent(
         _loop(trial, lambda trial, step: trial.report(precision=precision(0, 0)))
 
 
+    def needs_a_module(trial):  # a dependency the user has not installed yet
+        import module_installed_later  # noqa: F401
+        _loop(trial, lambda trial, step: trial.report(accuracy=0.5))
+
+
     def wrapped_nan(trial):  # a framework that wraps what trial.step raises
         optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=trial.lr)
         trial.scheduler(optimizer)
@@ -416,6 +421,39 @@ def test_a_trial_that_returns_early_is_short_and_not_compared(
     assert seen == []
     run_trials(specs, out, retry_failed=True, on_result=lambda r: seen.append(r["key"]))
     assert sorted(seen) == sorted(r["key"] for r in short)
+
+
+def test_a_trial_failed_for_a_missing_module_runs_again_once_it_is_installed(
+        user_code: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The error names the extra to install; a rerun after installing it runs the trial
+    (it was kept as failed, "already done", until --retry-failed)."""
+    import importlib
+
+    out = tmp_path / "out"
+    spec = _user(user_code, "needs_a_module")
+    (failed,) = run_trials([spec], out)
+    assert failed["status"] == "failed"
+    assert failed["error"].startswith("ModuleNotFoundError:")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "module_installed_later.py").write_text("")
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    seen: list[str] = []
+    (ran,) = run_trials([spec], out, on_result=lambda r: seen.append(r["key"]))
+    assert seen == [spec.key] and ran["status"] == "ok"
+
+
+@pytest.mark.parametrize(("schedule", "module", "distribution"), [
+    ("prodigy", "prodigyopt", "prodigyopt"), ("schedule_free", "schedulefree", "schedulefree")])
+def test_a_schedule_whose_extra_is_missing_fails_naming_the_extra(
+        user_code: Path, monkeypatch: pytest.MonkeyPatch, schedule: str, module: str,
+        distribution: str) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    result = execute_trial(_user(user_code, "feed_only", schedule))
+    assert result["status"] == "failed"
+    assert result["error"] == (f"MissingExtra: the {schedule} schedule needs {distribution}: "
+                               "pip install 'greedylr[bench]'")
 
 
 def test_a_short_trial_is_in_the_failures_table(user_code: Path, tmp_path: Path) -> None:

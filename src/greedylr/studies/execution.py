@@ -196,6 +196,9 @@ def _preload(schedule: str, optimizer: str) -> None:
     elif schedule == "schedule_free":
         with requires_extra("bench", "the schedule_free schedule"):
             importlib.import_module("schedulefree")
+    elif schedule == "prodigy":
+        with requires_extra("bench", "the prodigy schedule"):
+            importlib.import_module("prodigyopt")
     elif optimizer == "muon":  # torch's Muon imports dynamo when built (2-5 s)
         importlib.import_module("torch._dynamo")
 

@@ -565,11 +565,19 @@ class _Plan:
             return "the file of its training function changed since it ran"
         if data["status"] in ("failed", "short") and self.retry_failed:
             return f"it is stored as {data['status']!r} and failed trials are retried"
+        if data["status"] == "failed" and _missed_a_module(data.get("error")):
+            return "it failed for a module that was not installed then"
         if data["status"] == "timeout":
             limit = data.get("trial_timeout")
             if self.trial_timeout is None or limit is None or self.trial_timeout > limit:
                 return "it timed out under a lower time limit"
         return None
+
+
+def _missed_a_module(error: str | None) -> bool:
+    """Whether a trial's stored error is a missing module (an extra not installed, as
+    the message advised): a fact about the environment then, not a result of the trial."""
+    return (error or "").startswith(("MissingExtra:", "ModuleNotFoundError:"))
 
 
 def _ran_under_other_defaults(spec: TrialSpec, data: dict[str, Any], defaults: str) -> bool:

@@ -570,7 +570,8 @@ def build_optimizer(
         opt.train()  # schedule-free optimizers refuse to step outside train mode
         return opt
     if schedule == "prodigy":
-        from prodigyopt import Prodigy
+        with requires_extra("bench", "the prodigy schedule"):
+            from prodigyopt import Prodigy
 
         return Prodigy(params, lr=lr, **kwargs)
     if name == "adamw":
