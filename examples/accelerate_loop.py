@@ -1,5 +1,6 @@
 """GreedyLR through ``accelerator.prepare``, on scikit-learn's wine data.
 
+    pip install 'greedylr[hf,compare]'   # accelerate; scikit-learn, for its wine data
     python examples/accelerate_loop.py
     torchrun --standalone --nproc_per_node=2 examples/accelerate_loop.py --cpu  # 2 CPU processes
     accelerate launch --multi_gpu --num_processes 2 examples/accelerate_loop.py  # 2 GPUs

@@ -14,7 +14,8 @@ and seed with a ``trial`` that
    it. The schedule is fed data the reported metric never sees, or it would be tuned on
    what it is judged on.
 
-Run the comparison from the command line::
+Run the comparison from the command line (``pip install 'greedylr[compare]'`` first: the
+harness and scikit-learn)::
 
     greedylr compare examples/compare_my_model.py:train \\
         --schedules greedy,cosine --seeds 5 --steps 500 --eval-every 50 --out runs/compare-digits

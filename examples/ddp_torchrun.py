@@ -1,5 +1,6 @@
 """GreedyLR in a plain DDP loop, launched with torchrun, on scikit-learn's digits.
 
+    pip install 'greedylr[compare]'   # scikit-learn, for its digits
     torchrun --standalone --nproc_per_node=2 examples/ddp_torchrun.py
     python examples/ddp_torchrun.py            # one process works too
 

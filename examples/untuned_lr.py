@@ -1,5 +1,6 @@
 """An LR nobody tuned: an LR range test first, then GreedyLR (scikit-learn's digits).
 
+    pip install 'greedylr[compare]'   # scikit-learn, for its digits
     python examples/untuned_lr.py [LR]
 
 SGD with momentum at an LR far too large (1.0 by default), trained twice from the same
