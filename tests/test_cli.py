@@ -58,6 +58,10 @@ def test_a_trace_that_cannot_be_read_is_one_line(
     garbage.write_text("{not json\n")
     err = _fails([command, str(garbage)], capsys)
     assert f"cannot read trace {garbage}: {garbage} is not a greedylr trace" in err
+    cut = tmp_path / "cut.csv"
+    cut.write_text(Trace(1).save(tmp_path / "whole.csv").read_text().splitlines()[0] + "\n")
+    err = _fails([command, str(cut)], capsys)  # "(StopIteration )" before
+    assert f"cannot read trace {cut}: {cut}: a greedylr trace cut short before its" in err
     if hasattr(os, "geteuid") and os.geteuid() != 0:  # root reads everything
         unreadable = _saved_trace(tmp_path)
         unreadable.chmod(0)

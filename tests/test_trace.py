@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import tracemalloc
 
 import numpy as np
@@ -606,6 +607,22 @@ def test_load_trace_keeps_the_rows_before_a_cut_last_line(tmp_path, suffix):
     assert "rows before it are kept" in str(info[0].message)
     assert loaded.steps.tolist() == trace.steps.tolist()[:len(loaded)]
     assert len(loaded) >= len(trace) - 1
+
+
+@pytest.mark.parametrize(("suffix", "keep", "where"), [
+    (".csv", lambda lines: lines[0], "before its column header"),  # a StopIteration before
+    (".csv", lambda lines: lines[0] + lines[1][:14], "in its column header"),
+    (".csv", lambda lines: lines[0][:30], "in its header line"),
+    (".jsonl", lambda lines: lines[0][:40], "in its header line"),  # "not a greedylr trace"
+])
+def test_a_file_cut_in_its_header_says_so(tmp_path, suffix, keep, where):
+    trace = Trace(2)
+    rule_trace(trace)
+    path = trace.save(tmp_path / f"cut{suffix}")
+    path.write_text(keep(path.read_text().splitlines(keepends=True)))
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: a greedylr trace cut "
+                       rf"short {where}$"):
+        load_trace(path)
 
 
 @pytest.mark.parametrize(("suffix", "damage"), [

@@ -224,9 +224,6 @@ def _read_trace(path: str) -> Any:
     except OverflowError as exc:  # an event code out of range: a corrupt row
         raise UsageError(f"cannot read trace {path}: a corrupt greedylr trace "
                          f"({type(exc).__name__} {exc})") from exc
-    except (KeyError, StopIteration) as exc:  # a field or the header row is missing
-        raise UsageError(f"cannot read trace {path}: an incomplete greedylr trace "
-                         f"({type(exc).__name__} {exc})") from exc
 
 
 def _add_plot(commands: argparse._SubParsersAction) -> None:

@@ -76,13 +76,17 @@ def load_trace(path: str | os.PathLike[str]) -> Trace:
     memory (no ``max_rows``).
 
     Raises:
-        ValueError: if the file is not a greedylr trace, or a line other than the last
-            is malformed; the message names the file (and the line).
+        ValueError: if the file is not a greedylr trace, is cut short before its first
+            row (in its header), or a line other than the last is malformed; the message
+            names the file (and the line).
     """
     path = Path(path)
     try:
         with open(path, encoding="utf-8", newline="") as file:
             first = file.readline()
+            if first and not first.endswith("\n") and any(
+                    first.startswith(mark) or mark.startswith(first) for mark in _MARKS):
+                raise ValueError(f"{path}: a greedylr trace cut short in its header line")
             if first.startswith(f"# {_FORMAT}"):
                 return _load_csv(path, first, file)
             try:
@@ -96,6 +100,10 @@ def load_trace(path: str | os.PathLike[str]) -> Trace:
         if str(exc).startswith(str(path)):
             raise
         raise ValueError(f"{path}: {type(exc).__name__}: {exc}") from exc
+
+
+#: How the first line of a CSV and of a JSONL trace starts (as the sinks write it).
+_MARKS = (f"# {_FORMAT}", json.dumps({"format": _FORMAT})[:-1])
 
 
 def _cut_short(path: Path, number: int, problem: str, kept: int) -> None:
@@ -220,6 +228,9 @@ def _load_csv(path: Path, first: str, file: io.TextIOBase) -> Trace:
     if info.get("version") != _VERSION:
         raise ValueError(f"{path}: unsupported trace version {info.get('version')!r}")
     text = file.read()
+    if "\n" not in text:  # the column header is not all there
+        raise ValueError(f"{path}: a greedylr trace cut short {'in' if text else 'before'} "
+                         "its column header")
     complete = text.endswith("\n")
     reader = csv.reader(io.StringIO(text))
     header = next(reader)
