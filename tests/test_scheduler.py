@@ -797,6 +797,28 @@ def test_from_transformers_reproduces_a_relative_threshold_on_negative_values(mo
     assert not mismatches, mismatches[:3]
 
 
+def test_from_transformers_resumes_a_state_saved_with_the_sign_aware_rel(caplog):
+    """A from_transformers(threshold_mode="rel") state of 0.11.8, which kept greedylr's
+    "rel", loads, and the run goes on with transformers' bar; a plain GreedyLR refuses it."""
+    kwargs = dict(threshold_mode="rel", threshold=0.01, patience=1, factor=0.5)
+    losses = [2.0, 1.5, 1.6, 1.4, 1.45, -0.5, -0.498, -0.52, -0.51, -0.6]
+    whole = GreedyLR.from_transformers(make_optimizer(), **kwargs)
+    want = drive(whole, whole.optimizer, losses)
+    first = GreedyLR.from_transformers(make_optimizer(), **kwargs)
+    drive(first, first.optimizer, losses[:5])
+    saved = first.state_dict()
+    saved["config"]["threshold_mode"] = "rel"  # as 0.11.8 saved it
+    resumed = GreedyLR.from_transformers(make_optimizer(), **kwargs)
+    with caplog.at_level(logging.WARNING, logger="greedylr"):
+        resumed.load_state_dict(saved)
+    assert "saved with threshold_mode='rel'" in caplog.text
+    assert resumed.config.threshold_mode == "rel_product"
+    assert drive(resumed, resumed.optimizer, losses[5:]) == want[5:]
+    plain = GreedyLR(make_optimizer(), **resumed.config.to_dict())
+    with pytest.raises(ValueError, match=r"'threshold_mode': \('rel', 'rel_product'\)"):
+        plain.load_state_dict(saved)
+
+
 @pytest.mark.parametrize("mode", ["min", "max"])
 def test_rel_product_is_torchs_reduce_on_plateau_relative_threshold(mode):
     """``threshold_mode="rel_product"`` decides "better" as torch's ReduceLROnPlateau does

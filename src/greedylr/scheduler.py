@@ -716,3 +716,17 @@ class _TransformersGreedyLR(GreedyLR):
         super().step(loss)
         if epoch is not None:
             self.last_epoch = epoch
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """:meth:`GreedyLR.load_state_dict`; also a state saved while ``from_transformers``
+        kept transformers' ``threshold_mode="rel"`` as greedylr's sign-aware ``"rel"``
+        (0.11.8 and before): the run goes on with transformers' bar, ``"rel_product"``
+        (the same decisions while the reference is >= 0)."""
+        config = state_dict.get("config") if isinstance(state_dict, dict) else None
+        if (isinstance(config, dict) and config.get("threshold_mode") == "rel"
+                and self.config.threshold_mode == "rel_product"):
+            logger.warning("GreedyLR: the state was saved with threshold_mode='rel' (greedylr's "
+                           "sign-aware bar); the run goes on with transformers' "
+                           "'rel_product'")
+            state_dict = {**state_dict, "config": {**config, "threshold_mode": "rel_product"}}
+        super().load_state_dict(state_dict)
