@@ -39,7 +39,7 @@ _LOSS_DRIVEN = ("greedy", "greedy_p1", "reduce_on_plateau", "transformers_greedy
 
 _PLATEAU = GreedyConfig(
     factor=0.1, patience=10, increase_patience=2**62, threshold=1e-4,
-    threshold_mode="rel", smoothing="none", min_lr_ratio=None, max_lr_ratio=None,
+    threshold_mode="rel_product", smoothing="none", min_lr_ratio=None, max_lr_ratio=None,
     eps=1e-8, compare="best",
 )
 """torch's ``ReduceLROnPlateau`` with its defaults, as the rule: never increases, no
