@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -324,6 +325,21 @@ def test_log_lines_are_readable(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120, check=True,
     )
     assert re.fullmatch(rf"\d\d:\d\d:\d\d INFO: wrote {re.escape(str(png))}\n", done.stderr)
+
+
+def test_a_warning_is_a_log_line(tmp_path: Path) -> None:
+    # a trace whose last line a killed process cut: Python's own report before, with the
+    # file name and source line of the code that warned
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text(_saved_trace(tmp_path).read_text()[:-20])
+    done = subprocess.run([sys.executable, "-m", "greedylr.cli", "diagnose", str(cut)],
+                          capture_output=True, text=True, timeout=120, check=True)
+    assert re.fullmatch(rf"\d\d:\d\d:\d\d WARNING: {re.escape(str(cut))}: line 40 is cut "
+                        r"short \(.*\); it is dropped and the 38 rows before it are kept\n",
+                        done.stderr)
+    shown = warnings.showwarning
+    main(["diagnose", str(cut)])
+    assert warnings.showwarning is shown  # the caller's display is left as it was
 
 
 def test_compare_stores_a_function_that_calls_sys_exit_as_a_failed_trial(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import argparse
 import logging
 import math
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -714,6 +715,12 @@ def _configure_logging(verbose: bool) -> None:
     )
 
 
+def _log_warning(message: Warning | str, *_: Any, **__: Any) -> None:
+    """``warnings.showwarning`` for the command: a warning is a log line like the others
+    (a trace's cut last line), not Python's report with a file name and source line."""
+    logging.getLogger("py.warnings").warning("%s", message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``greedylr`` command line; returns the exit code.
 
@@ -724,6 +731,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 on success, 1 if some trial failed, 2 for a user error (one line on stderr),
         130 when interrupted.
     """
+    with warnings.catch_warnings():  # the caller's own display is back after the command
+        warnings.showwarning = _log_warning
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
