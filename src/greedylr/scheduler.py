@@ -52,8 +52,8 @@ _TRANSFORMERS_THRESHOLD_MODES: dict[str, Literal["rel_product", "abs"]] = {
 class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
     """Loss-driven learning rate: raise it while the loss improves, lower it when not.
 
-    Call ``step(loss)`` after each ``optimizer.step()``. The rule's knobs, ``factor`` to
-    ``check_bounds``, are the fields of :class:`~greedylr.GreedyConfig`: the same names,
+    Call ``step(loss)`` after each ``optimizer.step()``. The rule's knobs, every keyword
+    but the four below, are the fields of :class:`~greedylr.GreedyConfig`: the same names,
     types and defaults, documented there; ``self.config`` holds them.
 
     Args:
