@@ -122,6 +122,20 @@ def test_plot_to_a_path_that_cannot_be_written(tmp_path: Path, capsys) -> None:
     assert f"cannot write {output}: " in err  # its folder is a file
 
 
+def test_plot_names_the_file_it_wrote_and_refuses_a_format_before_reading(
+        tmp_path: Path, capsys) -> None:
+    trace = _saved_trace(tmp_path)
+    err = _fails(["plot", str(tmp_path / "missing.jsonl"), "-o", "pulse.xyz"], capsys)
+    assert "error: -o pulse.xyz: matplotlib writes no .xyz file; it writes " in err
+    (tmp_path / "figures").mkdir()
+    for given, written in [("noext", "noext.png"), ("figures", "figures/pulse.png")]:
+        done = subprocess.run([sys.executable, "-m", "greedylr.cli", "plot", str(trace), "-o",
+                               str(tmp_path / given)], capture_output=True, text=True,
+                              timeout=120, check=True)
+        assert done.stderr.endswith(f"INFO: wrote {tmp_path / written}\n")  # "wrote noext"
+    assert not (tmp_path / "figures.png").exists()
+
+
 def test_diagnose_refuses_a_bad_threshold(tmp_path: Path, capsys) -> None:
     err = _fails(["diagnose", str(_saved_trace(tmp_path)), "--threshold", "-1"], capsys)
     assert "argument --threshold: expected a finite number > 0, got '-1'" in err

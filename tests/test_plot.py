@@ -92,6 +92,22 @@ def test_empty_trace_and_bad_arguments():
         plot_trace(pulse_trace(), diagnosis="yes")
 
 
+def test_the_path_written_is_the_one_returned(tmp_path, monkeypatch):
+    trace = pulse_trace(steps=120, spike=(80, 90), groups=1)
+    assert plot_trace(trace, tmp_path / "noext") == tmp_path / "noext.png"  # said "noext"
+    (tmp_path / "figures").mkdir()
+    assert plot_trace(trace, tmp_path / "figures") == tmp_path / "figures" / "pulse.png"
+    assert plot_trace(trace, f"{tmp_path}/new/") == tmp_path / "new" / "pulse.png"
+    svg = plot_trace(trace, tmp_path / "p.SVG")
+    assert svg == tmp_path / "p.SVG" and svg.read_text().lstrip().startswith("<?xml")
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [
+        "noext.png", "p.SVG", "pulse.png", "pulse.png"]
+    monkeypatch.setattr("greedylr.plot.diagnose", None)  # refused before anything is drawn
+    with pytest.raises(ValueError, match=r"pulse\.xyz: matplotlib writes no \.xyz file; "
+                       r"it writes .*\.png"):
+        plot_trace(trace, tmp_path / "pulse.xyz")
+
+
 def test_cli_plot(tmp_path):
     saved = pulse_trace(groups=1).save(tmp_path / "t.csv")
     out = tmp_path / "p.png"

@@ -236,7 +236,10 @@ def _add_plot(commands: argparse._SubParsersAction) -> None:
         "logged data-source tag drawn as dotted lines.",
     )
     plot.add_argument("trace", help="a trace file (.jsonl or .csv) written by Trace.save")
-    plot.add_argument("-o", "--output", default="pulse.png", help="PNG path (default: pulse.png)")
+    plot.add_argument("-o", "--output", default="pulse.png",
+                      help="the file to write, in the format its suffix names (.png, .svg, "
+                      ".pdf, ...; .png is added to a name without one), or a folder to write "
+                      "pulse.png into (default: pulse.png)")
     plot.add_argument("--title", default=None, help="figure title")
     plot.add_argument("--signal", default=None, help="the tag signal whose changes are drawn")
     plot.add_argument("--no-episodes", action="store_true", help="do not shade episodes")
@@ -244,8 +247,12 @@ def _add_plot(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_plot(args: argparse.Namespace) -> int:
-    from greedylr.plot import plot_trace
+    from greedylr.plot import _figure_path, plot_trace
 
+    try:
+        output = _figure_path(args.output)
+    except ValueError as exc:  # a format matplotlib does not write
+        raise UsageError(f"-o {exc}") from exc
     trace = _read_trace(args.trace)
     # checked before drawing: plot_trace's ValueError would be a traceback here
     if not len(trace):
@@ -258,10 +265,10 @@ def _run_plot(args: argparse.Namespace) -> int:
             raise UsageError(f"--signal {args.signal!r}: {what.format(args.trace)}; its tag "
                              f"signals: {', '.join(tags) or 'none'}")
     try:
-        path = plot_trace(trace, args.output, diagnosis=not args.no_episodes,
+        path = plot_trace(trace, output, diagnosis=not args.no_episodes,
                           title=args.title, signal=args.signal)
-    except OSError as exc:  # the trace is in memory: this is the PNG that cannot be written
-        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
+    except OSError as exc:  # the trace is in memory: this is the figure that cannot be written
+        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
     log.info("wrote %s", path)
     return 0
 

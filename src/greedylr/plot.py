@@ -105,6 +105,33 @@ def new_figure(*, size: tuple[float, float], dpi: int = 100, what: str = "a figu
     return figure
 
 
+_FIGURE_NAME = "pulse.png"  # the file written into a folder given as the path
+
+
+def _figure_path(path: str | os.PathLike[str]) -> Path:
+    """The file a figure asked for at ``path`` is written to: ``path``, with ``.png``
+    added where it has no suffix, or ``pulse.png`` in it where it is a folder (one that
+    exists, or a path that ends in a separator).
+
+    Raises:
+        ValueError: for a suffix matplotlib does not write, naming those it does.
+    """
+    with requires_extra("plot", "greedylr plot"):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    text = os.fspath(path)
+    target = Path(text)
+    if text.endswith(("/", os.sep)) or target.is_dir():
+        target /= _FIGURE_NAME
+    elif not target.suffix:
+        target = target.with_suffix(".png")
+    formats = FigureCanvasAgg.get_supported_filetypes()
+    if target.suffix[1:].lower() not in formats:
+        raise ValueError(f"{text}: matplotlib writes no {target.suffix} file; it writes "
+                         f"{', '.join(f'.{kind}' for kind in sorted(formats))}")
+    return target
+
+
 def _draw_loss(top: Axes, steps: np.ndarray, loss: np.ndarray, rows: Rows,
                max_points: int, name: str) -> None:
     """The raw loss (or its min-max envelope), the smoothed loss, non-finite marks;
@@ -204,7 +231,9 @@ def plot_trace(
 
     Args:
         trace: a :class:`~greedylr.Trace` or the path of a saved one.
-        path: where to write the PNG; None to return the figure instead.
+        path: the file to write, in the format its suffix names (``.png``, ``.svg``,
+            ``.pdf``, ...; ``.png`` is added to a path without one), or a folder to write
+            ``pulse.png`` into; None to return the figure instead.
         diagnosis: a :class:`~greedylr.trace.Diagnosis` to shade, True to compute it,
             False for none.
         title: the figure title (default: the trace's step range).
@@ -212,16 +241,18 @@ def plot_trace(
             logged, if it changes at most 30 times).
         max_points: most points drawn per line.
         size: figure size in inches.
-        dpi: resolution of the PNG.
+        dpi: resolution of a raster image (PNG, JPEG, ...).
 
     Returns:
         The path written, or the matplotlib ``Figure`` when ``path`` is None.
 
     Raises:
-        ValueError: for an empty trace or a bad argument.
+        ValueError: for an empty trace or a bad argument (a suffix matplotlib does not
+            write, before anything is drawn).
     """
     if not (isinstance(max_points, int) and max_points >= 10):
         raise ValueError(f"max_points must be an int >= 10, got {max_points!r}")
+    target = None if path is None else _figure_path(path)
     if not isinstance(trace, Trace):
         trace = load_trace(trace)
     rows = trace.rows()
@@ -261,10 +292,9 @@ def plot_trace(
     if shaded is not None:
         top.set_title(shaded.summary, fontsize=7, loc="left", wrap=True)
 
-    if path is None:
+    if target is None:
         return figure
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=dpi)
-    return path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target, dpi=dpi)
+    return target
 
