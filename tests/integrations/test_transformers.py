@@ -435,6 +435,43 @@ def test_several_evaluation_sets_feed_the_metric_named(
         trainer.train()
 
 
+class _EvaluatesATestSet(TrainerCallback):
+    """Evaluates a test set of its own before every optimizer step, with its own
+    ``metric_key_prefix`` (after one, it would cancel the Trainer's evaluation due)."""
+
+    def __init__(self, trainer: Trainer, test_set: list) -> None:
+        self.trainer, self.test_set = trainer, test_set
+
+    def on_step_begin(self, args, state, control, **kwargs) -> None:
+        self.trainer.evaluate(self.test_set, metric_key_prefix="test")
+
+
+@pytest.mark.parametrize("feed", ["eval", "train"])
+def test_only_the_evaluation_of_the_metric_fed_is_read(
+    tmp_path: Path, tokenizer: Any, dataset: list, caplog: pytest.LogCaptureFixture, feed: str
+) -> None:
+    """Another evaluation is not the one fed with its metric missing: a callback's
+    evaluate() under another metric_key_prefix ('test'), or that of a set whose name
+    begins with the fed set's ('val_ood' beside 'val')."""
+    for sets, metric in ((dataset[:4], "loss"), ({"val": dataset[:4], "val_ood": dataset[4:8]},
+                                                 "val_loss")):
+        trainer = _trainer(tmp_path, tokenizer, dataset, max_steps=2,
+                           gradient_accumulation_steps=1, eval_strategy="steps", eval_steps=1)
+        trainer.eval_dataset = sets
+        trainer.add_callback(_EvaluatesATestSet(trainer, dataset[8:12]))
+        callback = attach(trainer, feed=feed, metric=metric, smoothing="none")
+        with caplog.at_level("WARNING", logger="greedylr"):
+            trainer.train()
+        key = f"eval_{metric}"
+        fed = [e[key] for e in trainer.state.log_history if key in e]
+        assert len(fed) == 2
+        if feed == "eval":
+            assert list(callback.scheduler.trace.losses) == fed
+        else:
+            assert callback.scheduler.state.eval_best == min(fed)
+        assert "observes no held-out value" not in caplog.text
+
+
 def test_a_held_out_metric_never_reported_is_said_once(
     tmp_path: Path, tokenizer: Any, dataset: list, caplog: pytest.LogCaptureFixture
 ) -> None:

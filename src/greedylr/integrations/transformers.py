@@ -118,8 +118,10 @@ class GreedyLRCallback(TrainerCallback):
             evaluation metrics name from it).
         feed: ``"train"``: the training loss of every optimizer step; ``"eval"``: the
             evaluation metric, once per evaluation.
-        metric: with ``feed="eval"``, the metric name (``eval_`` is prepended if
-            missing). Defaults to ``args.metric_for_best_model``, else ``"loss"``.
+        metric: the evaluation metric fed (``eval_`` is prepended if missing). Defaults
+            to ``args.metric_for_best_model``, else ``"loss"``. Only the evaluations that
+            report it are read: not another set's, nor an ``evaluate()`` under another
+            ``metric_key_prefix`` (a callback's test set).
     """
 
     def __init__(self, trainer: Trainer, *, feed: Feed = "train", metric: str | None = None):
@@ -130,7 +132,7 @@ class GreedyLRCallback(TrainerCallback):
         self._steps_this_run = 0
         self._events_logged = 0
         self._warned_missing = False
-        self._set_prefix: str | None = None  # several evaluation sets: the fed one's keys
+        self._prefix: str | None = "eval"  # the metric_key_prefix of the evaluation fed
 
     @property
     def scheduler(self) -> GreedyLR | None:
@@ -167,13 +169,15 @@ class GreedyLRCallback(TrainerCallback):
 
     def _check_metric_is_evaluated(self) -> None:
         """With several evaluation sets (a dict ``eval_dataset``), each set's metrics are
-        ``eval_<set>_<name>``: the metric fed must name one of them."""
+        ``eval_<set>_<name>``: the metric fed must name one of them, whose evaluation is
+        then the one fed (``None``: none is)."""
+        self._prefix = "eval"
         sets = self._trainer.eval_dataset
         if not isinstance(sets, dict) or self._trainer.args.eval_strategy == "no":
             return
-        named = [f"eval_{name}_" for name in sets if self.metric.startswith(f"eval_{name}_")]
-        if named:
-            self._set_prefix = max(named, key=len)
+        named = [f"eval_{name}" for name in sets if self.metric.startswith(f"eval_{name}_")]
+        self._prefix = max(named, key=len, default=None)
+        if self._prefix is not None:
             return
         example = f"{next(iter(sets))}_loss" if sets else "<set>_loss"
         message = (f"GreedyLR is fed {self.metric!r}, but with several evaluation sets "
@@ -211,21 +215,22 @@ class GreedyLRCallback(TrainerCallback):
         # (it skips eval_on_start; a manual evaluate() after training changes nothing).
         if not self._trainer.is_in_train or self._steps_this_run == 0:
             return
-        if not metrics or self.metric not in metrics:
-            prefix = self._set_prefix
-            if isinstance(self._trainer.eval_dataset, dict) and not (
-                    prefix and any(key.startswith(prefix) for key in metrics or {})):
-                return  # another set's metrics: the Trainer evaluates each set in turn
+        metrics = metrics or {}
+        if self._prefix is None or _evaluated(metrics) != self._prefix:
+            # another set's evaluation (the Trainer evaluates each set in turn), or one
+            # with another metric_key_prefix (a callback's evaluate(test, "test"))
+            return
+        if self.metric not in metrics:
             if self.feed == "eval":
                 raise KeyError(
                     f"GreedyLR is fed {self.metric!r}, which is not among the evaluation "
-                    f"metrics {sorted(metrics or {})}; pass metric= to attach()"
+                    f"metrics {sorted(metrics)}; pass metric= to attach()"
                 )
             if not self._warned_missing:
                 self._warned_missing = True
                 logger.warning(
                     "GreedyLR observes no held-out value: %r is not among the evaluation "
-                    "metrics %s; pass metric= to attach()", self.metric, sorted(metrics or {}))
+                    "metrics %s; pass metric= to attach()", self.metric, sorted(metrics))
             return
         sched = self.scheduler
         if sched is None:
@@ -260,6 +265,13 @@ class GreedyLRCallback(TrainerCallback):
             if event.kind in _EVENT_KINDS:
                 logger.info("GreedyLR %s", event.reason)
         return fields
+
+
+def _evaluated(metrics: dict[str, float]) -> str | None:
+    """The ``metric_key_prefix`` of an evaluation's metrics: ``evaluate()`` always reports
+    ``<prefix>_runtime`` (the shortest such key: a metric may end in ``_runtime`` too)."""
+    prefixes = [key.removesuffix("_runtime") for key in metrics if key.endswith("_runtime")]
+    return min(prefixes, key=len, default=None)
 
 
 def _metric_key(name: str) -> str:
