@@ -137,6 +137,13 @@ class GreedyLRCallback(pl.Callback):
             c.scheduler for c in trainer.lr_scheduler_configs if isinstance(c.scheduler, GreedyLR)
         ]
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # A fit starts with an empty window, unless it resumes inside one: Lightning
+        # restores the callbacks' state (load_state_dict) after setup, and before
+        # on_fit_start unless its strategy restores after setting up (FSDP, DeepSpeed).
+        if stage == TrainerFn.FITTING:
+            self._loss_sum, self._count, self._stepped = None, 0, False
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         configs = [c for c in trainer.lr_scheduler_configs if isinstance(c.scheduler, GreedyLR)]
         if not configs:
@@ -160,7 +167,6 @@ class GreedyLRCallback(pl.Callback):
                     config.frequency,
                     config.interval,
                 )
-        self._loss_sum, self._count, self._stepped = None, 0, False
         budget = trainer.estimated_stepping_batches
         for config in configs:
             sched = config.scheduler
