@@ -114,6 +114,32 @@ def test_recovery_is_counted_on_the_smoothed_loss():
     assert spike.recovery_steps > 15  # the window mean carries the spike for a while
 
 
+def test_each_continuation_after_a_rollback_is_diagnosed_on_its_own():
+    # a run to step 450 rolled back to its checkpoint at step 300 (load_state_dict in the
+    # same process) that goes on to step 600: the trace holds steps 301-450 twice. A spike
+    # before the checkpoint is history both continuations share; one at the end of the
+    # abandoned continuation never recovers in it (the next rows are the other's)
+    rng = np.random.default_rng(0)
+    steps = [*range(1, 451), *range(301, 601)]
+    loss = 1.0 + 0.05 * rng.standard_normal(len(steps))
+    loss[100:110] += 3.0  # steps 101-110
+    loss[440:450] += 3.0  # steps 441-450, abandoned
+    trace = Trace(1)
+    for i, (step, value) in enumerate(zip(steps, loss.tolist(), strict=True)):
+        trace.log(source="B" if 440 <= i < 450 else "A", grad_norm=5.0 if i >= 440 else 1.0)
+        trace.record(step, value, value, [0.1])
+    result = diagnose(trace)
+    spikes = [e for e in result if e.kind == "loss_spike"]
+    assert [(e.start, e.end) for e in spikes] == [(101, 110), (441, 450)]  # each once
+    assert spikes[0].recovery_steps >= 10 and spikes[1].recovery_steps is None  # -1 before
+    assert spikes[1].cause == "data" and "grad_norm peaked at 5 against a median of 1" in (
+        "".join(spikes[1].notes))
+    assert "a rollback went back over: the run went on again from step 300" in (
+        spikes[1].notes[-1])
+    assert not any("rollback" in note for note in spikes[0].notes)
+    assert result.summary.startswith("750 rows (steps 1-600, 1 rollback(s)")
+
+
 def rule_run(losses, **config):
     cfg = GreedyConfig(**config)
     state = init(cfg, [0.1])

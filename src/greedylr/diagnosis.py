@@ -12,6 +12,7 @@ How the episodes are found and how the defaults were calibrated: docs/guides/pul
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Iterator, Mapping
@@ -218,7 +219,10 @@ def diagnose(
     ``cause="data"``: the loss moved because the data changed. Numeric signals (a gradient
     norm) are summarised for each episode as their peak over their pre-episode median.
     A parameter group added during the run (NaN in its LR column before) counts from
-    the step it was added.
+    the step it was added. After a rollback (``load_state_dict`` of an earlier step in
+    the same process: the trace then holds the steps after it twice), each continuation
+    is diagnosed on its own, after the steps before it that it continues; an episode in
+    steps that a later rollback went back over says so in its notes.
 
     Args:
         trace: a :class:`Trace` or the path of a saved one.
@@ -256,6 +260,56 @@ def diagnose(
     coincide = short if coincide is None else coincide
     window = window or min(200, max(20, n // 10))
 
+    runs = _continuations(rows.step)
+    episodes = []
+    for k, (index, first) in enumerate(runs):
+        for e in _episodes(_take(rows, index), trace.meta, window, threshold, short, sign,
+                           min_decreases, max_lr_cut, max_gap, min_floor_blocks, coincide):
+            if e.start < first:  # before its own rows: reported with the run that recorded them
+                continue
+            back = [later for _, later in runs[k + 1:] if later <= e.start]
+            if back:
+                e.notes.append(f"in steps a rollback went back over: the run went on again "
+                               f"from step {min(back) - 1}")
+            episodes.append(e)
+    episodes.sort(key=lambda e: (e.start, e.end))
+    return Diagnosis(episodes, _summary(episodes, n, rows.step, maximize, len(runs) - 1), n)
+
+
+def _continuations(steps: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """The rows of each continuation of the run, in the order recorded, and its first step.
+
+    A continuation starts where the step falls (a rollback); its rows are those of the run
+    it continues before its first step, then its own: the steps never fall along them.
+    """
+    starts = np.flatnonzero(np.diff(steps) < 0) + 1
+    runs = []
+    history = np.empty(0, dtype=np.int64)
+    for a, b in itertools.pairwise([0, *starts.tolist(), len(steps)]):
+        first = int(steps[a])
+        history = np.concatenate([history[steps[history] < first], np.arange(a, b)])
+        runs.append((history, first))
+    return runs
+
+
+def _take(rows: Rows, index: np.ndarray) -> Rows:
+    """The rows at ``index`` (steps that never fall), each with the LRs of the one before it (the
+    first: those before the trace's first row)."""
+    if len(index) == len(rows):  # every row: a trace without a rollback
+        return rows
+    lrs = rows.lrs[index]
+    return Rows(step=rows.step[index], loss=rows.loss[index], smoothed=rows.smoothed[index],
+                lrs=lrs, lrs_before=np.concatenate([rows.lrs_before[:1], lrs[:-1]]),
+                code=rows.code[index],
+                signals={name: values[index] if isinstance(values, np.ndarray)
+                         else [values[i] for i in index.tolist()]
+                         for name, values in rows.signals.items()})
+
+
+def _episodes(rows: Rows, meta: Mapping[str, Any], window: int, threshold: float, short: int,
+              sign: float, min_decreases: int, max_lr_cut: float, max_gap: int,
+              min_floor_blocks: int, coincide: int) -> list[Episode]:
+    """The episodes of rows whose steps never fall (one continuation of the run)."""
     steps = rows.step
     loss = sign * np.where(np.isfinite(rows.loss), rows.loss, np.nan)
     # the smoothed loss the rule used; the short median where it has none
@@ -263,13 +317,13 @@ def diagnose(
     smoothed = np.where(np.isfinite(rows.smoothed), sign * rows.smoothed, recent)
 
     episodes = _loss_episodes(steps, loss, recent, smoothed, window, threshold, short, sign)
-    episodes += _event_episodes(rows, smoothed, trace.meta, min_decreases, max_lr_cut,
+    episodes += _event_episodes(rows, smoothed, meta, min_decreases, max_lr_cut,
                                 max_gap, min_floor_blocks)
     episodes.sort(key=lambda e: (e.start, e.end))
     _share_recovery(episodes)
     # the rule reacts to a change of data up to patience + cooldown steps late
     _attach_signals(episodes, rows, coincide, coincide + max_gap // 2)
-    return Diagnosis(episodes, _summary(episodes, n, steps, maximize), n)
+    return episodes
 
 
 def _pre_level(smoothed: np.ndarray, i: int) -> float:
@@ -507,8 +561,12 @@ def _attach_signals(episodes: list[Episode], rows: Rows, coincide: int, lag: int
                                f"before{rel}")
 
 
-def _summary(episodes: list[Episode], n: int, steps: np.ndarray, maximize: bool) -> str:
+def _summary(episodes: list[Episode], n: int, steps: np.ndarray, maximize: bool,
+             rollbacks: int) -> str:
     span = f"{n} steps ({int(steps[0])}-{int(steps[-1])})"
+    if rollbacks:
+        span = (f"{n} rows (steps {int(steps.min())}-{int(steps.max())}, {rollbacks} "
+                "rollback(s): each continuation diagnosed on its own)")
     if not episodes:
         return f"{span}: no stress episode; the loss and the LR behaved as usual."
     counts: dict[str, int] = {}
