@@ -408,6 +408,40 @@ def test_a_monitor_never_logged_is_said_once(tmp_path: Path,
                     "'train_loss', 'val_loss']); pass monitor= (None for none)"]
 
 
+class _EvalMode(_Classifier):
+    def __init__(self, data: Any, eval_mode: str) -> None:
+        super().__init__(data)
+        self.eval_mode = eval_mode
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.SGD(self.parameters(), lr=0.05)
+        sched = GreedyLR(optimizer, eval_mode=self.eval_mode, **CONFIG)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+@pytest.mark.parametrize(("monitor", "eval_mode", "said"), [
+    ("val_acc", "min", "GreedyLRCallback: GreedyLR takes a smaller 'val_acc' as better "
+     "(eval_mode='min'), but its name reads as higher-is-better (a guess from its words); "
+     "pass eval_mode='max' to GreedyLR if higher is better"),
+    ("val_loss", "max", "GreedyLRCallback: GreedyLR takes a larger 'val_loss' as better "
+     "(eval_mode='max'), but its name reads as lower-is-better (a guess from its words); "
+     "pass eval_mode='min' to GreedyLR if lower is better"),
+    ("val_acc", "max", None), ("val_loss", "min", None)])
+def test_a_monitor_whose_name_reads_the_other_way_is_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monitor: str, eval_mode: str,
+    said: str | None
+) -> None:
+    """An accuracy judged with the default eval_mode="min" would have each improvement
+    cut the LR: the direction is read from the name, as transformers.attach reads it."""
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=1, max_steps=1, callbacks=[GreedyLRCallback(monitor=monitor)],
+        logger=False, enable_progress_bar=False, enable_model_summary=False,
+        enable_checkpointing=False, default_root_dir=tmp_path)
+    with caplog.at_level("WARNING", logger="greedylr"):
+        trainer.fit(_EvalMode(torch.utils.data.Subset(_digits(), range(16)), eval_mode))
+    assert [r.message for r in caplog.records if r.name == "greedylr"] == ([said] if said else [])
+
+
 class _LongWarmup(_Validated):
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = torch.optim.SGD(self.parameters(), lr=0.05)

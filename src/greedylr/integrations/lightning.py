@@ -65,6 +65,7 @@ from typing import Any
 import torch
 
 from greedylr import distributed
+from greedylr._direction import direction_from_name
 from greedylr._extras import requires_extra
 from greedylr.config import budget_after_warmup
 from greedylr.range_test import (
@@ -111,7 +112,9 @@ class GreedyLRCallback(pl.Callback):
             feeds nothing). Under DDP every rank feeds it: logged without ``sync_dist``
             each rank's own value, which ``observe_eval`` averages across ranks (as the
             training loss), or, logged on some ranks only (``rank_zero_only=True``), the
-            mean of theirs. Each GreedyLR
+            mean of theirs. Its direction is each GreedyLR's ``eval_mode``: at fit start
+            a warning says where the metric's name reads the other way (an accuracy under
+            the default ``eval_mode="min"``). Each GreedyLR
             built without ``total_steps`` gets ``trainer.estimated_stepping_batches``
             at fit start (used only by a final cooldown).
 
@@ -167,6 +170,7 @@ class GreedyLRCallback(pl.Callback):
                     config.frequency,
                     config.interval,
                 )
+        self._check_direction(self._schedulers(trainer))
         budget = trainer.estimated_stepping_batches
         for config in configs:
             sched = config.scheduler
@@ -177,6 +181,23 @@ class GreedyLRCallback(pl.Callback):
                                             c.base_schedule)
                 if steps is not None:
                     sched.set_total_steps(steps)
+
+    def _check_direction(self, schedulers: list[GreedyLR]) -> None:
+        """Warn where the GreedyLRs judge the monitored metric in the direction its name
+        does not read as (:func:`greedylr._direction.direction_from_name`, as
+        ``transformers.attach`` reads it): an accuracy under the default
+        ``eval_mode="min"`` would have every improvement cut the LR."""
+        if self.monitor is None:
+            return
+        larger = direction_from_name(self.monitor)
+        if all((sched.config.eval_mode == "max") == larger for sched in schedulers):
+            return
+        logger.warning(
+            "GreedyLRCallback: GreedyLR takes a %s %r as better (eval_mode=%r), but its name "
+            "reads as %s-is-better (a guess from its words); pass eval_mode=%r to GreedyLR if "
+            "%s is better", "smaller" if larger else "larger", self.monitor,
+            "min" if larger else "max", "higher" if larger else "lower",
+            "max" if larger else "min", "higher" if larger else "lower")
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # only the validations of a fit: not its sanity check (the model is untrained),
