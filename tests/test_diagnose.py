@@ -140,6 +140,20 @@ def test_each_continuation_after_a_rollback_is_diagnosed_on_its_own():
     assert result.summary.startswith("750 rows (steps 1-600, 1 rollback(s)")
 
 
+@pytest.mark.parametrize("noise", [0.0, 0.02])
+def test_a_lasting_jump_without_a_smoothed_loss_is_not_recovered(noise):
+    # a hand-built trace (smoothed None): the fallback, the median of the last few raw
+    # losses, still sat at the old level the step after the jump ("recovered in 1 steps")
+    for seed in range(30 if noise else 1):
+        rng = np.random.default_rng(seed)
+        trace = Trace(1)
+        for step in range(1, 301):
+            value = 1.0 + noise * rng.standard_normal() + (4.0 if step >= 200 else 0.0)
+            trace.record(step, value, None, [0.1])
+        [spike] = diagnose(trace)
+        assert (spike.kind, spike.start, spike.recovery_steps) == ("loss_spike", 200, None)
+
+
 def rule_run(losses, **config):
     cfg = GreedyConfig(**config)
     state = init(cfg, [0.1])

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,9 +50,10 @@ class Episode:
             for a cut to 0: None in :meth:`to_dict`); for the floor, steps at the floor;
             for resets and non-finite losses, how many.
         severity_unit: ``"sigma"``, ``"x lr cut"``, ``"steps"`` or ``"count"``.
-        recovery_steps: steps from ``start`` until the smoothed loss is back at or under
-            its level just before the episode (at or above it with ``mode="max"``);
-            None if it never is within the trace.
+        recovery_steps: steps from ``start`` until the smoothed loss (in a trace without
+            it, the mean of the last ``short`` raw losses) is back at or under its level
+            just before the episode (at or above it with ``mode="max"``); None if it never
+            is within the trace.
         detail: what happened, in words and numbers.
         cause: ``"data"`` when the start coincides with a change of a logged tag signal
             (the loss moved for data reasons), ``"training"`` when tags were logged and
@@ -121,12 +122,13 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _rolling_median(x: np.ndarray, width: int) -> np.ndarray:
-    """Median of ``x[t-width+1 .. t]`` (NaN ignored; NaN where fewer than one value)."""
+def _rolling(statistic: Callable[..., np.ndarray], x: np.ndarray, width: int) -> np.ndarray:
+    """``statistic`` (``np.nanmedian``, ``np.nanmean``) of ``x[t-width+1 .. t]`` (NaN
+    ignored; NaN where fewer than one value)."""
     padded = np.concatenate([np.full(width - 1, np.nan), x])
     windows = np.lib.stride_tricks.sliding_window_view(padded, width)
     with np.errstate(all="ignore"), _quiet_nan_warnings():
-        return np.nanmedian(windows, axis=1)
+        return statistic(windows, axis=1)
 
 
 class _quiet_nan_warnings:
@@ -312,9 +314,12 @@ def _episodes(rows: Rows, meta: Mapping[str, Any], window: int, threshold: float
     """The episodes of rows whose steps never fall (one continuation of the run)."""
     steps = rows.step
     loss = sign * np.where(np.isfinite(rows.loss), rows.loss, np.nan)
-    # the smoothed loss the rule used; the short median where it has none
-    recent = _rolling_median(loss, short)
-    smoothed = np.where(np.isfinite(rows.smoothed), sign * rows.smoothed, recent)
+    recent = _rolling(np.nanmedian, loss, short)
+    # the smoothed loss the rule used; where it has none, the mean of the last ``short``
+    # raw losses: their median would not see a jump until it filled half the window, and
+    # a lasting jump would read as recovered the step after it began
+    smoothed = np.where(np.isfinite(rows.smoothed), sign * rows.smoothed,
+                        _rolling(np.nanmean, loss, short))
 
     episodes = _loss_episodes(steps, loss, recent, smoothed, window, threshold, short, sign)
     episodes += _event_episodes(rows, smoothed, meta, min_decreases, max_lr_cut,
