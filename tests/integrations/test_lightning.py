@@ -279,6 +279,57 @@ def test_a_fit_resumed_inside_an_accumulation_window_completes_it(tmp_path: Path
     assert list(resumed.trace.lrs[0]) == list(full.trace.lrs[0])[2:]
 
 
+class _SteppedEvery(_Classifier):
+    def __init__(self, data: Any, interval: str, frequency: int) -> None:
+        super().__init__(data)
+        self.interval, self.frequency = interval, frequency
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.SGD(self.parameters(), lr=0.05)
+        return {"optimizer": optimizer, "lr_scheduler": {
+            "scheduler": GreedyLR(optimizer, anneal_fraction=0.5, **CONFIG),
+            "interval": self.interval,
+            "frequency": self.frequency}}
+
+
+@pytest.mark.parametrize(("interval", "frequency", "decisions"),
+                         [("epoch", 1, 4), ("step", 2, 8), ("epoch", 2, 2)])
+def test_the_budget_counts_the_steps_lightning_gives_the_scheduler(
+    tmp_path: Path, interval: str, frequency: int, decisions: int
+) -> None:
+    """4 epochs of 5 batches, accumulation 2: 3 optimizer steps an epoch (the last on one
+    batch), 12 in all. An "epoch" scheduler is stepped at the end of every frequency-th
+    epoch; a "step" one after the optimizer steps whose batch number is a multiple of
+    frequency (batches 2 and 4 of 5 for 2). The budget is those steps, so the final
+    cooldown (the last half of them here) runs."""
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=1, max_epochs=4, accumulate_grad_batches=ACCUMULATION,
+        callbacks=[GreedyLRCallback(monitor=None)], logger=False, enable_progress_bar=False,
+        enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path)
+    data = torch.utils.data.Subset(_digits(), range(80))
+    trainer.fit(_SteppedEvery(data, interval, frequency))
+    sched = trainer.lr_scheduler_configs[0].scheduler
+    assert trainer.global_step == 12
+    assert sched.config.total_steps == sched.state.step == decisions
+    assert "anneal" in [e.kind for e in sched.events]
+
+
+def test_no_budget_where_the_batches_of_an_epoch_are_unknown(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """max_epochs=-1: Lightning's estimate is max_steps without loading the data, and how
+    many of those steps end an epoch is not known: no budget, and a warning saying so."""
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=1, max_epochs=-1, max_steps=4,
+        callbacks=[GreedyLRCallback(monitor=None)], logger=False, enable_progress_bar=False,
+        enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path)
+    with caplog.at_level("WARNING", logger="greedylr"):
+        trainer.fit(_SteppedEvery(torch.utils.data.Subset(_digits(), range(32)), "epoch", 1))
+    assert trainer.lr_scheduler_configs[0].scheduler.config.total_steps is None
+    assert ("GreedyLR steps every 1 epoch(s), and the number of batches an epoch has is not "
+            "known at fit start: it gets no budget" in caplog.text)
+
+
 class _DeviceModeClassifier(_Classifier):
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = torch.optim.SGD(self.parameters(), lr=torch.tensor(0.05))

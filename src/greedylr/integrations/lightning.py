@@ -36,7 +36,8 @@ checkpoints are written, so a checkpoint holds the state of one step before
 * keeps a mid-accumulation partial sum in its checkpoint state.
 
 With ``"interval": "epoch"`` (or a ``frequency`` above 1) the scheduler decides less often,
-on the mean of the per-optimizer-step losses since its last decision.
+on the mean of the per-optimizer-step losses since its last decision, and its budget
+(``total_steps``) counts those decisions.
 
 For an LR nobody tuned, :func:`range_test` runs :func:`greedylr.lr_range_test`'s protocol
 through Lightning's own fit loop (its strategy, precision and gradient accumulation),
@@ -114,9 +115,11 @@ class GreedyLRCallback(pl.Callback):
             training loss), or, logged on some ranks only (``rank_zero_only=True``), the
             mean of theirs. Its direction is each GreedyLR's ``eval_mode``: at fit start
             a warning says where the metric's name reads the other way (an accuracy under
-            the default ``eval_mode="min"``). Each GreedyLR
-            built without ``total_steps`` gets ``trainer.estimated_stepping_batches``
-            at fit start (used only by a final cooldown).
+            the default ``eval_mode="min"``). Each GreedyLR built without
+            ``total_steps`` gets at fit start the number of times Lightning will step it
+            (used only by a final cooldown): ``trainer.estimated_stepping_batches`` with
+            ``"interval": "step"``, fewer with an ``"epoch"`` interval or a ``frequency``
+            above 1 (none, with a warning, where the batches of an epoch are not known).
 
     Raises:
         MisconfigurationException: at fit start, if ``configure_optimizers`` returned no
@@ -175,12 +178,21 @@ class GreedyLRCallback(pl.Callback):
         for config in configs:
             sched = config.scheduler
             assert isinstance(sched, GreedyLR)  # the configs kept above
-            if sched.config.total_steps is None and math.isfinite(budget) and budget >= 1:
-                c = sched.config
-                steps = budget_after_warmup(int(budget), c.warmup, c.anneal_fraction,
-                                            c.base_schedule)
-                if steps is not None:
-                    sched.set_total_steps(steps)
+            if sched.config.total_steps is not None or not math.isfinite(budget) or budget < 1:
+                continue
+            decisions = _scheduler_steps(trainer, int(budget), config.interval,
+                                         config.frequency)
+            if decisions is None:
+                logger.warning(
+                    "GreedyLRCallback: GreedyLR steps every %s %s(s), and the number of "
+                    "batches an epoch has is not known at fit start: it gets no budget, so "
+                    "no final cooldown; pass total_steps= (in scheduler steps) to GreedyLR",
+                    config.frequency, config.interval)
+                continue
+            c = sched.config
+            steps = budget_after_warmup(decisions, c.warmup, c.anneal_fraction, c.base_schedule)
+            if steps is not None and steps >= 1:
+                sched.set_total_steps(steps)
 
     def _check_direction(self, schedulers: list[GreedyLR]) -> None:
         """Warn where the GreedyLRs judge the monitored metric in the direction its name
@@ -300,6 +312,28 @@ class GreedyLRCallback(pl.Callback):
         count = int(state_dict.get("count", 0))
         self._count = count
         self._loss_sum = torch.tensor(float(state_dict["loss_sum"])) if count else None
+
+
+def _scheduler_steps(trainer: pl.Trainer, optimizer_steps: int, interval: str,
+                     frequency: int) -> int | None:
+    """How many times Lightning steps a scheduler of ``interval`` and ``frequency`` in a fit
+    of ``optimizer_steps`` optimizer steps, or ``None`` where the number of batches an epoch
+    has is not known. As ``_TrainingEpochLoop.update_lr_schedulers`` steps it: a "step" one
+    after each optimizer step whose batch, counted from 1 in its epoch, is a multiple of
+    ``frequency``; an "epoch" one after each epoch completed whose number is."""
+    if interval == "step" and frequency == 1:
+        return optimizer_steps
+    batches, accumulation = trainer.num_training_batches, trainer.accumulate_grad_batches
+    if not math.isfinite(batches):
+        return None
+    batches = int(batches)
+    epochs, rest = divmod(optimizer_steps, math.ceil(batches / accumulation))
+    if interval == "epoch":
+        return epochs // frequency
+    # an optimizer step ends each multiple of accumulation batches, and the epoch's last
+    both = math.lcm(accumulation, frequency)
+    per_epoch = batches // both + (batches % accumulation != 0 and batches % frequency == 0)
+    return epochs * per_epoch + rest * accumulation // both
 
 
 # -- the LR range test ------------------------------------------------------------
