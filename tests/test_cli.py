@@ -210,6 +210,20 @@ def test_bench_refuses_an_unknown_study(tmp_path: Path, capsys) -> None:
     assert "argument --jobs" in _fails(["bench", "--jobs", "0"], capsys)
 
 
+def test_an_interrupted_bench_exits_130_without_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """Ctrl-C: the study runner has logged what it kept; the command ends with 130, as
+    the CLI guide says, not with KeyboardInterrupt's traceback."""
+    from greedylr.evidence import suites
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(suites, "bench", interrupted)
+    assert main(["bench", "--out", str(tmp_path)]) == 130
+    assert "Traceback" not in capsys.readouterr().err
+
+
 def test_bench_robustness_report_of_nothing(tmp_path: Path, capsys) -> None:
     err = _fails(["bench", "--out", str(tmp_path), "robustness", "--report-only"], capsys)
     assert f"no stored robustness study in {tmp_path / 'robustness'}" in err
@@ -316,7 +330,8 @@ def _help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
 
 def test_help_texts_state_what_runs_by_default(capsys: pytest.CaptureFixture[str]) -> None:
     bench = _help(["bench"], capsys)
-    assert "By default the quick suite" in bench and "87-124 s measured on idle 2-core" in bench
+    assert "By default the quick suite" in bench
+    assert "1.5 to 3.5 minutes on a 2-core machine" in bench
     assert "10 minutes" not in bench
     robustness = _help(["bench", "robustness"], capsys)
     assert "Quick by default (576 runs" in robustness and "--full: 8,192 runs" in robustness

@@ -122,7 +122,7 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
         help="run the study suites and write the report (quick by default)",
         description="Run every study (small models, the LR grid, fine-tuning, pre-training, "
         "F-sweep, robustness) and write the report. By default the quick suite, a "
-        "representative slice of each study (87-124 s measured on idle 2-core machines; "
+        "representative slice of each study (1.5 to 3.5 minutes on a 2-core machine; "
         "longer when the cores are shared); --full runs everything. Resumable: rerun "
         "on the same --out to finish an interrupted run.",
     )
@@ -760,6 +760,8 @@ def _main(argv: Sequence[str] | None) -> int:
     except MissingExtra as exc:
         print(exc, file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: what was kept, and how to resume, is logged
+        return 130
     except (OSError, RuntimeError) as exc:
         # the results store's errors, looked up only once the store, which imports torch,
         # has been imported: StoreError (disk full, read-only folder; what is stored is
