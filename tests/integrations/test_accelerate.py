@@ -49,7 +49,10 @@ def _worker(out_dir: str, x: torch.Tensor, y: torch.Tensor) -> None:
     accelerator.end_training()
 
 
-def _train(accelerator, x: torch.Tensor, y: torch.Tensor) -> dict:
+def _train(accelerator, x: torch.Tensor, y: torch.Tensor,
+           scaler: torch.amp.GradScaler | None = None) -> dict:
+    """The loop of docs/frameworks/accelerate.md; ``scaler``: a GradScaler handed to the
+    prepared Accelerator and optimizer (Accelerate builds none on CPU)."""
     import torch.nn.functional as F
 
     data = torch.utils.data.TensorDataset(x, y)
@@ -59,17 +62,26 @@ def _train(accelerator, x: torch.Tensor, y: torch.Tensor) -> dict:
     greedy = GreedyLR(optimizer, **CONFIG)
     loader = torch.utils.data.DataLoader(data, batch_size=16, shuffle=False)
     model, optimizer, scheduler, loader = accelerator.prepare(model, optimizer, greedy, loader)
+    if scaler is not None:
+        accelerator.scaler = scaler
+        optimizer.__setstate__({"scaler": scaler})
 
     micro: list[float] = []
     lrs: list[float] = []
+    skipped: list[bool] = []
+    losses: list[torch.Tensor] = []
     for batch_x, batch_y in loader:
         with accelerator.accumulate(model):
             loss = F.cross_entropy(model(batch_x), batch_y)
             accelerator.backward(loss)
             optimizer.step()
-            # The loss of every micro-batch; the step below decides on their mean.
-            greedy.observe(loss.detach())
+            losses.append(loss.detach())
             micro.append(loss.item())
+            if accelerator.sync_gradients:  # the optimizer has stepped, or skipped
+                if not accelerator.optimizer_step_was_skipped:
+                    greedy.observe(torch.stack(losses).mean())
+                losses.clear()
+                skipped.append(accelerator.optimizer_step_was_skipped)
             scheduler.step()  # Accelerate calls greedy.step() num_processes times
             optimizer.zero_grad()
         if accelerator.sync_gradients:
@@ -79,6 +91,7 @@ def _train(accelerator, x: torch.Tensor, y: torch.Tensor) -> dict:
         "wrapper": type(scheduler).__name__,
         "micro": micro,
         "lrs": lrs,
+        "skipped": skipped,
         "fed": list(greedy.trace.losses),
         "decisions": greedy.state.step,
         "step_count": greedy._step_count,
@@ -144,3 +157,31 @@ def test_prepared_greedylr_advances_once_per_optimizer_step(tmp_path: Path) -> N
         replay.append(single.get_last_lr()[0])
     assert r0["lrs"] == replay
     assert len(set(replay)) > 1, "the LR never moved: the test would prove nothing"
+
+
+def test_a_skipped_optimizer_step_feeds_nothing() -> None:
+    """fp16 overflow: Accelerate skips the optimizer step, and its scheduler wrapper does
+    not call GreedyLR.step. The documented loop observes a window's losses only once its
+    step was taken, so the skipped window's do not reach the next decision. A real
+    GradScaler whose scale overflows every other step (after each good step it grows to
+    2**127, where these gradients overflow; the overflow brings it back to 2**20), in
+    this process."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
+    from accelerate.utils import GradientAccumulationPlugin
+
+    x, y = _digits()
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**20, growth_factor=2.0**107,
+                                  backoff_factor=2.0**-107, growth_interval=1)
+    try:
+        accelerator = Accelerator(cpu=True, gradient_accumulation_plugin=(
+            GradientAccumulationPlugin(num_steps=ACCUMULATION, adjust_scheduler=True)))
+        # raw pixels (0-16), not scaled to 0-1: gradients large enough to overflow
+        result = _train(accelerator, x[:128] * 16.0, y[:128], scaler)
+    finally:
+        AcceleratorState._reset_state(True)
+        GradientState._reset_state()
+    assert result["skipped"] == [False, True, False, True]
+    m = result["micro"]
+    assert result["decisions"] == 2
+    assert result["fed"] == pytest.approx([(m[0] + m[1]) / 2, (m[4] + m[5]) / 2], rel=1e-6)
