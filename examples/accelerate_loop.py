@@ -8,8 +8,8 @@
 Accelerate's scheduler wrapper calls ``step`` once per process on every optimizer step.
 GreedyLR counts optimizer steps itself and ignores the repeated calls, so its patience
 means the same thing on 1 or 8 processes. Keep a reference to the GreedyLR you built:
-``observe(loss)`` every micro-batch, then the prepared scheduler's ``step()`` decides on
-their mean, averaged across the processes.
+``observe`` the mean loss of each accumulation window once its optimizer step was taken,
+then the prepared scheduler's ``step()`` decides on it, averaged across the processes.
 """
 
 from __future__ import annotations
@@ -51,13 +51,20 @@ def train(accelerator: Accelerator, epochs: int) -> None:
     greedy = GreedyLR(optimizer, patience=3, window=5)
     model, optimizer, scheduler, loader = accelerator.prepare(model, optimizer, greedy, loader)
 
+    losses: list[torch.Tensor] = []
     for _ in range(epochs):
         for xb, yb in loader:
             with accelerator.accumulate(model):
                 loss = torch.nn.functional.cross_entropy(model(xb), yb)
                 accelerator.backward(loss)
                 optimizer.step()
-                greedy.observe(loss.detach())
+                losses.append(loss.detach())
+                if accelerator.sync_gradients:  # the optimizer stepped, or skipped the step
+                    # a skipped step (an fp16 overflow) feeds nothing: Accelerate's wrapper
+                    # then does not call GreedyLR.step, and its loss would join the next
+                    if not accelerator.optimizer_step_was_skipped:
+                        greedy.observe(torch.stack(losses).mean())
+                    losses.clear()
                 scheduler.step()  # a no-op until the optimizer really steps
                 optimizer.zero_grad()
 

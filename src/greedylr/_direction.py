@@ -26,7 +26,8 @@ def direction_from_name(metric: str) -> bool:
     A guess, used only where the code does not say (``train.higher_is_better`` in
     ``greedylr compare``, where the harness warns of it once and the report says it; a
     metric other than ``metric_for_best_model`` fed to GreedyLR by the HF Trainer
-    integration, which warns of it).
+    integration, which warns of it; the monitored metric of the Lightning callback, which
+    warns where a GreedyLR's ``eval_mode`` reads it the other way).
 
     Examples:
         >>> [direction_from_name(m) for m in ("top1_err", "valLoss", "WER", "accuracy")]
