@@ -140,6 +140,36 @@ def test_each_continuation_after_a_rollback_is_diagnosed_on_its_own():
     assert result.summary.startswith("750 rows (steps 1-600, 1 rollback(s)")
 
 
+@pytest.mark.parametrize(("kept", "expected"), [(40, (296, 340, 50)), (0, (296, 300, 15))])
+def test_an_episode_across_the_rollback_point_is_reported_as_the_run_that_went_on_saw_it(
+        kept, expected):
+    # steps 1-450 rolled back to the checkpoint at step 300, then 301-600: a spike from
+    # step 296 lasts to 305 in the abandoned continuation and to 300 + kept in the one
+    # that went on: it is reported once, as the run that went on saw it (it used to be
+    # reported from the abandoned continuation, 296-305 and no note). A spike wholly in
+    # the abandoned steps keeps its note
+    rng = np.random.default_rng(0)
+    steps = [*range(1, 451), *range(301, 601)]
+    loss = 1.0 + 0.05 * rng.standard_normal(len(steps))
+    loss[295:305] += 3.0  # steps 296-305, the last five abandoned
+    loss[450:450 + kept] += 3.0  # steps 301 to 300 + kept, the run that went on
+    loss[360:370] += 3.0  # steps 361-370, abandoned
+    trace = Trace(1)
+    for step, value in zip(steps, loss.tolist(), strict=True):
+        trace.record(step, value, value, [0.1])
+    kept_alone = Trace(1)
+    for i in [*range(300), *range(450, 750)]:
+        kept_alone.record(steps[i], float(loss[i]), float(loss[i]), [0.1])
+    alone = [(e.start, e.end, e.recovery_steps) for e in diagnose(kept_alone)]
+    assert alone == [expected]
+
+    spikes = [e for e in diagnose(trace) if e.kind == "loss_spike"]
+    assert [(e.start, e.end, e.recovery_steps) for e in spikes] == [expected, (361, 370, 10)]
+    assert spikes[0].notes == []
+    assert spikes[1].notes == ["reaches into steps a rollback went back over: the run went "
+                               "on again from step 300"]
+
+
 @pytest.mark.parametrize("noise", [0.0, 0.02])
 def test_a_lasting_jump_without_a_smoothed_loss_is_not_recovered(noise):
     # a hand-built trace (smoothed None): the fallback, the median of the last few raw

@@ -223,8 +223,10 @@ def diagnose(
     A parameter group added during the run (NaN in its LR column before) counts from
     the step it was added. After a rollback (``load_state_dict`` of an earlier step in
     the same process: the trace then holds the steps after it twice), each continuation
-    is diagnosed on its own, after the steps before it that it continues; an episode in
-    steps that a later rollback went back over says so in its notes.
+    is diagnosed on its own, after the steps before it that it continues. An episode that
+    starts in rows a later continuation shares is reported as that continuation (the run
+    that went on) saw it; one that reaches into steps a later rollback went back over says
+    so in its notes.
 
     Args:
         trace: a :class:`Trace` or the path of a saved one.
@@ -264,16 +266,24 @@ def diagnose(
 
     runs = _continuations(rows.step)
     episodes = []
-    for k, (index, first) in enumerate(runs):
-        for e in _episodes(_take(rows, index), trace.meta, window, threshold, short, sign,
-                           min_decreases, max_lr_cut, max_gap, min_floor_blocks, coincide):
-            if e.start < first:  # before its own rows: reported with the run that recorded them
+    # an episode is known by its kind and the row it starts at: a later continuation that
+    # holds that row saw the same beginning, and its copy is the one of the run that went on
+    later_starts: set[tuple[str, int]] = set()
+    for k in reversed(range(len(runs))):
+        index = runs[k][0]
+        found = _episodes(_take(rows, index), trace.meta, window, threshold, short, sign,
+                          min_decreases, max_lr_cut, max_gap, min_floor_blocks, coincide)
+        starts = [(e.kind, int(index[np.searchsorted(rows.step[index], e.start)]))
+                  for e in found]
+        for e, key in zip(found, starts, strict=True):
+            if key in later_starts:
                 continue
-            back = [later for _, later in runs[k + 1:] if later <= e.start]
+            back = [later for _, later in runs[k + 1:] if later <= e.end]
             if back:
-                e.notes.append(f"in steps a rollback went back over: the run went on again "
-                               f"from step {min(back) - 1}")
+                e.notes.append(f"reaches into steps a rollback went back over: the run went "
+                               f"on again from step {min(back) - 1}")
             episodes.append(e)
+        later_starts.update(starts)
     episodes.sort(key=lambda e: (e.start, e.end))
     return Diagnosis(episodes, _summary(episodes, n, rows.step, maximize, len(runs) - 1), n)
 
