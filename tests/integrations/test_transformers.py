@@ -496,7 +496,7 @@ class _OutOfMemoryOnce(TrainerCallback):
 
 
 @pytest.mark.parametrize("rebuild", ["create_optimizer_and_scheduler", "second_train",
-                                     "auto_find_batch_size"])
+                                     "auto_find_batch_size", "lr_set_between"])
 def test_a_scheduler_rebuilt_on_the_same_optimizer_starts_from_the_configured_lr(
     tmp_path: Path, tokenizer: Any, dataset: list, rebuild: str
 ) -> None:
@@ -509,13 +509,18 @@ def test_a_scheduler_rebuilt_on_the_same_optimizer_starts_from_the_configured_lr
     callback = attach(trainer, **SCHEDULER)
     if rebuild == "create_optimizer_and_scheduler":
         trainer.create_optimizer_and_scheduler(num_training_steps=5)
-    elif rebuild == "second_train":
+    elif rebuild in ("second_train", "lr_set_between"):
         trainer.train()
     else:
         trainer.add_callback(_OutOfMemoryOnce())
+    lr = 3e-3
+    if rebuild == "lr_set_between":  # a new LR, set as torch's schedulers read it
+        lr = 1e-3
+        for group in trainer.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] = lr
     trainer.train()
-    assert callback.scheduler.base_lrs == [3e-3, 3e-3]
-    assert [e["learning_rate"] for e in _train_logs(trainer)][:2] == [0.0, 3e-3]
+    assert callback.scheduler.base_lrs == [lr, lr]
+    assert [e["learning_rate"] for e in _train_logs(trainer)][:2] == [0.0, lr]
 
 
 class _OverflowAtStart(TrainerCallback):

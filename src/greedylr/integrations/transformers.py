@@ -72,7 +72,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from greedylr._direction import direction_from_name
 from greedylr._extras import requires_extra
-from greedylr._values import write_lrs
+from greedylr._values import as_float, write_lrs
 from greedylr.averaging import DEFAULT_GAMMA, averaged_model, power_ema
 from greedylr.config import GreedyConfig, budget_after_warmup
 from greedylr.range_test import RangeTest, lr_range_test
@@ -354,8 +354,11 @@ def _wrap_create_scheduler(trainer: Trainer, feed: Feed, kwargs: dict[str, Any])
                 # create_optimizer_and_scheduler, a second train(), an auto_find_batch_size
                 # retry): GreedyLR starts from each group's lr, which holds the last one's
                 # decision (0 inside a warmup); the Trainer's own schedulers start again
-                # from initial_lr. So does this one, from the last one's base LRs.
-                write_lrs(target.param_groups, built.base_lrs)
+                # from initial_lr, which the last one set to its base LRs, or the user
+                # moved since (greedylr.set_lrs, a range test's apply). So does this one.
+                write_lrs(target.param_groups,
+                          [as_float(group.get("initial_lr", base))
+                           for group, base in zip(target.param_groups, built.base_lrs)])
             built = scheduler = cls(target, **config)
             # transformers annotates the attribute as a LambdaLR, though any scheduler works
             trainer.lr_scheduler = scheduler  # type: ignore[assignment]
