@@ -319,20 +319,35 @@ def test_the_budget_counts_the_steps_lightning_gives_the_scheduler(
     assert "anneal" in [e.kind for e in sched.events]
 
 
-def test_no_budget_where_the_batches_of_an_epoch_are_unknown(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+class _Stream(torch.utils.data.IterableDataset):
+    """A data set without a length: the batches of an epoch are known once it has ended."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def __iter__(self) -> Any:
+        return iter(self.data)
+
+
+@pytest.mark.parametrize("sized", [True, False], ids=["sized", "stream"])
+def test_a_budget_given_in_max_steps_alone_counts_the_epochs_it_runs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, sized: bool
 ) -> None:
-    """max_epochs=-1: Lightning's estimate is max_steps without loading the data, and how
-    many of those steps end an epoch is not known: no budget, and a warning saying so."""
+    """max_steps without max_epochs (max_epochs=-1): Lightning's estimate is max_steps,
+    read without loading the data; the callback loads it to count the epochs those steps
+    make (4 steps of 2 batches: 2 epochs, 2 decisions). A stream has no length: no budget,
+    and a warning saying so."""
+    digits = torch.utils.data.Subset(_digits(), range(32))
     trainer = pl.Trainer(
-        accelerator="cpu", devices=1, max_epochs=-1, max_steps=4,
+        accelerator="cpu", devices=1, max_steps=4,
         callbacks=[GreedyLRCallback(monitor=None)], logger=False, enable_progress_bar=False,
         enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path)
     with caplog.at_level("WARNING", logger="greedylr"):
-        trainer.fit(_SteppedEvery(torch.utils.data.Subset(_digits(), range(32)), "epoch", 1))
-    assert trainer.lr_scheduler_configs[0].scheduler.config.total_steps is None
-    assert ("GreedyLR steps every 1 epoch(s), and the number of batches an epoch has is not "
-            "known at fit start: it gets no budget" in caplog.text)
+        trainer.fit(_SteppedEvery(digits if sized else _Stream(digits), "epoch", 1))
+    sched = trainer.lr_scheduler_configs[0].scheduler
+    warned = ("GreedyLR steps every 1 epoch(s), and the number of batches an epoch has is "
+              "not known at fit start: it gets no budget" in caplog.text)
+    assert (sched.config.total_steps, warned) == ((2, False) if sized else (None, True))
 
 
 class _DeviceModeClassifier(_Classifier):

@@ -323,6 +323,10 @@ def _scheduler_steps(trainer: pl.Trainer, optimizer_steps: int, interval: str,
     ``frequency``; an "epoch" one after each epoch completed whose number is."""
     if interval == "step" and frequency == 1:
         return optimizer_steps
+    if not math.isfinite(trainer.num_training_batches) and trainer.train_dataloader is None:
+        # not loaded yet: with max_epochs=-1 Lightning's estimate is max_steps, read
+        # without the data; load it as the estimate does otherwise
+        trainer.fit_loop.setup_data()
     batches, accumulation = trainer.num_training_batches, trainer.accumulate_grad_batches
     if not math.isfinite(batches):
         return None
