@@ -472,6 +472,27 @@ def test_only_the_evaluation_of_the_metric_fed_is_read(
         assert "observes no held-out value" not in caplog.text
 
 
+def test_an_evaluation_without_its_runtime_is_taken_as_the_fed_one(
+    tmp_path: Path, tokenizer: Any, dataset: list
+) -> None:
+    """A Trainer subclass's own evaluate() that reports no <prefix>_runtime, so no set:
+    fed, as every evaluation was before the set was read from that key."""
+    trainer = _trainer(tmp_path, tokenizer, dataset, max_steps=2,
+                       gradient_accumulation_steps=1, eval_strategy="steps", eval_steps=1)
+
+    def evaluate(eval_dataset: Any = None, ignore_keys: Any = None,
+                 metric_key_prefix: str = "eval") -> dict[str, float]:
+        metrics = {"eval_loss": 1.0 + trainer.state.global_step}
+        trainer.control = trainer.callback_handler.on_evaluate(
+            trainer.args, trainer.state, trainer.control, metrics)
+        return metrics
+
+    trainer.evaluate = evaluate  # type: ignore[method-assign]
+    callback = attach(trainer, feed="eval", metric="loss", smoothing="none")
+    trainer.train()
+    assert list(callback.scheduler.trace.losses) == [2.0, 3.0]
+
+
 def test_a_held_out_metric_never_reported_is_said_once(
     tmp_path: Path, tokenizer: Any, dataset: list, caplog: pytest.LogCaptureFixture
 ) -> None:

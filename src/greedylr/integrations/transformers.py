@@ -216,9 +216,10 @@ class GreedyLRCallback(TrainerCallback):
         if not self._trainer.is_in_train or self._steps_this_run == 0:
             return
         metrics = metrics or {}
-        if self._prefix is None or _evaluated(metrics) != self._prefix:
+        if self._prefix is None or _evaluated(metrics) not in (None, self._prefix):
             # another set's evaluation (the Trainer evaluates each set in turn), or one
-            # with another metric_key_prefix (a callback's evaluate(test, "test"))
+            # with another metric_key_prefix (a callback's evaluate(test, "test")); one
+            # without a <prefix>_runtime (a subclass's own evaluate) is taken as the fed one
             return
         if self.metric not in metrics:
             if self.feed == "eval":
@@ -268,8 +269,9 @@ class GreedyLRCallback(TrainerCallback):
 
 
 def _evaluated(metrics: dict[str, float]) -> str | None:
-    """The ``metric_key_prefix`` of an evaluation's metrics: ``evaluate()`` always reports
-    ``<prefix>_runtime`` (the shortest such key: a metric may end in ``_runtime`` too)."""
+    """The ``metric_key_prefix`` of an evaluation's metrics: the Trainer's ``evaluate()``
+    always reports ``<prefix>_runtime`` (the shortest such key: a metric may end in
+    ``_runtime`` too); ``None`` where none is reported."""
     prefixes = [key.removesuffix("_runtime") for key in metrics if key.endswith("_runtime")]
     return min(prefixes, key=len, default=None)
 
