@@ -29,8 +29,8 @@ What it does, and why (transformers 5.x ``Trainer``):
   prepared the optimizer, so ``resume_from_checkpoint`` loads ``scheduler.pt`` into it
   (``state_dict`` loads with ``weights_only=True``) and the LR trajectory continues
   exactly. Built again on the same optimizer (a second ``train()``, an
-  ``auto_find_batch_size`` retry), it starts from the first one's LRs, as the Trainer's
-  own schedulers do. ``TrainingArguments.warmup_steps``/``warmup_ratio`` become
+  ``auto_find_batch_size`` retry), it starts from each group's ``initial_lr``, as the
+  Trainer's own schedulers do. ``TrainingArguments.warmup_steps``/``warmup_ratio`` become
   GreedyLR's linear ramp unless ``warmup`` is given, with ``feed="train"`` (a rule fed
   once per evaluation counts evaluations: it gets no ramp unless given one).
 * Every training log (``trainer.log``, hence ``log_history`` and every ``report_to``
