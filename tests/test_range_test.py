@@ -4,6 +4,7 @@ leaves no trace but the suggestion."""
 from __future__ import annotations
 
 import math
+import random
 
 import numpy as np
 import pytest
@@ -26,6 +27,14 @@ def test_reading_by_hand() -> None:
     assert test.best_multiplier == 100
     assert test.suggested_multiplier == 10  # valley / 10
     assert test.suggested_lrs == pytest.approx([1.0])
+
+
+def test_the_swept_lrs_are_the_first_moving_groups() -> None:
+    """A group frozen at LR 0 before the others is swept at 0: the curve to plot is read
+    from the first group with a positive LR."""
+    test = RangeTest.read([0.0, 0.01], [1, 10, 100], [3, 2, 1], skip=0)
+    assert test.swept_lrs == pytest.approx([0.01, 0.1, 1.0])
+    assert test.suggested_lrs == pytest.approx([0.0, 0.1])
 
 
 def test_reading_stops_at_a_non_finite_loss_and_needs_a_first_one() -> None:
@@ -241,6 +250,30 @@ def test_the_sweep_leaves_model_optimizer_and_generators_as_they_were() -> None:
         group["lr"] = lr
     fresh.k = 0
     assert [fresh.step().item() for _ in range(20)] == after
+
+
+def test_the_sweep_puts_back_pythons_and_numpys_generators() -> None:
+    """A loader or collator that draws from ``random`` or NumPy's global generator (an
+    augmentation, a masking collator) draws after the sweep what it would have drawn
+    without it."""
+    model = torch.nn.Linear(4, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-2)
+
+    def step() -> torch.Tensor:
+        x = torch.full((8, 4), random.random() + float(np.random.rand()))
+        loss = model(x).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    random.seed(3)
+    np.random.seed(3)
+    expected = (random.random(), float(np.random.rand()))
+    random.seed(3)
+    np.random.seed(3)
+    lr_range_test(model, optimizer, step, steps=20)
+    assert (random.random(), float(np.random.rand())) == expected
 
 
 def test_the_sweep_stops_where_the_loss_blows_up_and_suggests_a_stable_lr() -> None:

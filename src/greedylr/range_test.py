@@ -31,12 +31,13 @@ factor of 2.5 to 10): run it when nobody tuned the LR, not otherwise::
 The sweep multiplies each param group's LR from ``start`` to ``end`` times its value
 (relative to the LR the user would have used: its ``initial_lr`` where a scheduler built
 before the test left one, as a warmup from 0 does, else its ``lr``; so the groups keep
-their ratios), and
-afterwards puts back, into the same tensors, the model's parameters, buffers, gradients
-and extra state, any other tensor the optimizer trains (a learnable temperature outside
-the model) and its gradient, the optimizer's state and groups, torch's random number generators and
-whatever ``also_restore`` holds (a ``GradScaler``): the run that follows is the one it
-would have been at the suggested LR. The batches the sweep drew are the caller's to
+their ratios), and afterwards puts back, into the same tensors, the model's parameters,
+buffers, gradients and extra state, any other tensor the optimizer trains (a learnable
+temperature outside the model) and its gradient, the optimizer's state and groups, the
+random number generators (torch's, Python's ``random`` and NumPy's global one: a data
+loader or collator that draws from them sees the draws it would have seen without the
+test) and whatever ``also_restore`` holds (a ``GradScaler``): the run that follows is the
+one it would have been at the suggested LR. The batches the sweep drew are the caller's to
 account for (a fresh iterator, or not).
 
 Every step reads its loss on the host (a range test is a pre-run tool, not the training
@@ -53,10 +54,12 @@ import copy
 import logging
 import math
 import operator
+import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -199,9 +202,10 @@ class RangeTest:
 
     @property
     def swept_lrs(self) -> list[float]:
-        """The first group's LR at each step of the sweep that ran, to plot ``losses``
-        against."""
-        return [self.base_lrs[0] * m for m in self.multipliers[:len(self.losses)]]
+        """The LR at each step of the sweep that ran, to plot ``losses`` against: the first
+        param group's with a positive LR (a group frozen at LR 0 is swept at 0)."""
+        shown = next((lr for lr in self.base_lrs if lr > 0), self.base_lrs[0])
+        return [shown * m for m in self.multipliers[:len(self.losses)]]
 
     def apply(self, optimizer: torch.optim.Optimizer) -> None:
         """Set each param group's LR to its suggestion. Build the scheduler after this: it
@@ -299,8 +303,9 @@ def lr_range_test(
     its best or a loss is not finite (:meth:`RangeTest.read`); then put back, in place,
     ``model``'s parameters, buffers and gradients, ``optimizer``'s state and param groups
     (its LRs as they were: :meth:`RangeTest.apply` sets the suggestion), any tensor the
-    optimizer trains that ``model`` does not hold (and its gradient), torch's random
-    number generators and the state of each of ``also_restore``.
+    optimizer trains that ``model`` does not hold (and its gradient), the random number
+    generators (torch's, Python's ``random`` and NumPy's global one) and the state of each
+    of ``also_restore``.
 
     Args:
         model: the module (or modules) that ``train_step`` trains.
@@ -560,9 +565,11 @@ def _host_copy(state: Any) -> Any:
 
 
 def _rng_states() -> dict[str, object]:
-    """torch's CPU generator and each accelerator's in use: every CUDA and XPU device's
-    once that backend is initialized, and Apple's MPS generator where MPS is available."""
-    states: dict[str, object] = {"cpu": torch.get_rng_state()}
+    """Python's and NumPy's global generators, torch's CPU generator and each accelerator's
+    in use: every CUDA and XPU device's once that backend is initialized, and Apple's MPS
+    generator where MPS is available."""
+    states: dict[str, object] = {"python": random.getstate(), "numpy": np.random.get_state(),
+                                 "cpu": torch.get_rng_state()}
     for name in ("cuda", "xpu"):  # initialized implies available, without probing a driver
         backend = getattr(torch, name, None)
         if backend is not None and backend.is_initialized():
@@ -573,6 +580,8 @@ def _rng_states() -> dict[str, object]:
 
 
 def _set_rng_states(states: dict[str, object]) -> None:
+    random.setstate(states["python"])  # type: ignore[arg-type]
+    np.random.set_state(states["numpy"])  # type: ignore[arg-type]
     torch.set_rng_state(states["cpu"])  # type: ignore[arg-type]
     for name in ("cuda", "xpu"):
         if name in states:

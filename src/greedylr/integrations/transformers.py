@@ -583,8 +583,8 @@ def range_test(
     logger.info(
         "LR range test on the Trainer: the smoothed loss was lowest (the valley) at LR %g, "
         "%g times the LR given; the suggestion is a tenth of it, LR %g; %s",
-        result.base_lrs[0] * result.best_multiplier, result.best_multiplier,
-        result.suggested_lrs[0], placed)
+        result.swept_lrs[result.valley], result.best_multiplier,
+        result.swept_lrs[result.valley] / 10, placed)
     return result
 
 
