@@ -84,3 +84,53 @@ def test_a_bfloat16_model_is_averaged_in_float32_as_the_docs_say() -> None:
     bf16 = [float(torch.tensor(t * 1e-3, dtype=torch.bfloat16)) for t in range(1, 2001)]
     assert averaged.module.weight.dtype == torch.float32
     assert averaged.module.weight.item() == pytest.approx(sum(bf16) / len(bf16), rel=1e-4)
+
+
+def _ddp_average_worker(rank: int, init_file: str, out_dir: str) -> None:
+    import json
+    from pathlib import Path
+
+    from spawning import gloo_group
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    with gloo_group(rank, init_file):
+        ddp = torch.nn.parallel.DistributedDataParallel(net)
+        averaged = averaged_model(ddp)
+        optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1)
+        for step in range(3):
+            x = torch.randn(8, 3, generator=torch.Generator().manual_seed(10 * step + rank))
+            ddp(x).pow(2).mean().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            averaged.update_parameters(ddp)
+        keys_match = set(averaged.module.state_dict()) == set(net.state_dict())
+        wrapped = isinstance(averaged.module, torch.nn.parallel.DistributedDataParallel)
+        if rank == 0 and not wrapped:  # one rank alone evaluates: no collective may run
+            averaged.module.eval()
+            averaged.module(torch.ones(2, 3))
+        Path(out_dir, f"rank{rank}.json").write_text(json.dumps(
+            {"wrapped": wrapped, "keys_match": keys_match,
+             "weight": averaged.module.state_dict()["0.weight"].tolist()}))
+
+
+@pytest.mark.timeout(180)
+def test_a_ddp_model_is_averaged_unwrapped(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``averaged_model(ddp_model)`` averages the wrapped module: a copied DDP broadcast its
+    buffers at every forward, so one rank evaluating the average alone hung or failed, and
+    its state_dict's keys had a second ``module.`` that a plain model's average refused."""
+    import json
+
+    from spawning import spawn_ranks
+
+    spawn_ranks(_ddp_average_worker, (str(tmp_path / "init"), str(tmp_path)), timeout=150)
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+    assert not r0["wrapped"] and r0["keys_match"]
+    assert r0["weight"] == r1["weight"]  # DDP kept the ranks' weights, and averages, equal
+
+
+def test_a_data_parallel_model_is_averaged_unwrapped() -> None:
+    net = torch.nn.Linear(2, 2)
+    averaged = averaged_model(torch.nn.DataParallel(net))
+    assert isinstance(averaged.module, torch.nn.Linear)
+    assert set(averaged.module.state_dict()) == set(net.state_dict())

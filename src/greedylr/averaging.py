@@ -91,6 +91,12 @@ def averaged_model(model: nn.Module, gamma: float = DEFAULT_GAMMA) -> AveragedMo
     own shard, and ``.module`` evaluates like the model (tested with FSDP2 on a 2-rank
     gloo group).
 
+    A data-parallel wrapper (``DistributedDataParallel``, ``nn.DataParallel``) is
+    unwrapped: the average holds a copy of its ``.module``, so evaluating it is no
+    collective (a copied DDP would broadcast its buffers at every forward, a call the other
+    ranks never join) and its ``state_dict`` has the module's keys. Pass the wrapper or its
+    module to ``update_parameters``: their parameters are the same tensors.
+
     Raises:
         ValueError: ``model`` is sharded by FSDP already (a sharded module cannot be
             copied), or ``gamma`` is invalid (see :func:`power_ema`).
@@ -102,6 +108,8 @@ def averaged_model(model: nn.Module, gamma: float = DEFAULT_GAMMA) -> AveragedMo
             "sharding (averaged = greedylr.averaged_model(model)), then shard "
             "averaged.module with the same fully_shard calls as model"
         )
+    if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+        model = model.module
     return AveragedModel(model, avg_fn=avg_fn, use_buffers=True)
 
 
