@@ -379,6 +379,31 @@ def test_sequential_lr_switching_to_greedylr_is_refused_in_device_mode():
             seq.step()
 
 
+@pytest.mark.parametrize("device_mode", [False, True])
+def test_greedylr_first_in_a_torch_container_is_refused_as_chained(device_mode: bool):
+    """Held first by SequentialLR (stepped in its constructor) or ChainedScheduler, GreedyLR
+    is stepped without a loss: the error names the chaining, not the missing loss (which
+    sent users to observe(), and from there to the chaining error a few steps later)."""
+    opt = make_optimizer(tensor_lr=device_mode)
+    with pytest.raises(RuntimeError, match=r"stepped by SequentialLR.*warmup=N"):
+        torch.optim.lr_scheduler.SequentialLR(
+            opt, [GreedyLR(opt, device_mode=device_mode), _warmup(opt)], milestones=[3])
+    opt = make_optimizer(tensor_lr=device_mode)
+    chained = torch.optim.lr_scheduler.ChainedScheduler(
+        [GreedyLR(opt, device_mode=device_mode), torch.optim.lr_scheduler.ExponentialLR(opt, 0.9)])
+    opt.step()
+    with pytest.raises(RuntimeError, match=r"stepped by ChainedScheduler.*warmup=N"):
+        chained.step()
+
+
+def test_a_step_without_a_loss_still_asks_for_the_loss():
+    opt = make_optimizer()
+    sched = GreedyLR(opt)
+    opt.step()
+    with pytest.raises(TypeError, match="needs the loss"):
+        sched.step()
+
+
 def test_greedylr_alone_is_not_refused_after_its_own_writes_and_a_resume():
     opt = make_optimizer((0.1, 0.2))
     sched = GreedyLR(opt, **CONFIG)

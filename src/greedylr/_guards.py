@@ -11,6 +11,7 @@ LR objects written, the step count) and calls in here only when one fails.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -18,8 +19,8 @@ from typing import Any
 import torch
 from torch.optim import Optimizer
 
-__all__ = ["CHAINING", "StepCounter", "check_lrs_are_ours", "lr_marks", "register_counter",
-           "warn_order", "warn_zero_lrs"]
+__all__ = ["CHAINING", "StepCounter", "check_lrs_are_ours", "lr_marks", "refuse_scheduler_caller",
+           "register_counter", "warn_order", "warn_zero_lrs"]
 
 CHAINING = (
     "GreedyLR sets each LR from the loss, and its bounds, checkpoints and trace are in terms "
@@ -67,6 +68,27 @@ def lr_marks(groups: Sequence[dict[str, Any]]) -> tuple[list[Any], bool]:
     lrs = [group["lr"] for group in groups]
     marks = [(lr, lr._version) if isinstance(lr, torch.Tensor) else lr for lr in lrs]
     return marks, not any(isinstance(lr, torch.Tensor) for lr in lrs)
+
+
+def refuse_scheduler_caller(scheduler: object, frames: int = 8) -> None:
+    """Refuse a ``step()`` without a loss that another torch scheduler makes: a
+    ``SequentialLR`` or ``ChainedScheduler`` that holds GreedyLR first steps it with no
+    argument (``SequentialLR`` in its constructor), where "step() needs the loss" would
+    send the user the wrong way. Looks a few frames up, and only on that path (no loss,
+    none observed), never on a step that has one.
+
+    Raises:
+        RuntimeError: naming the scheduler that stepped GreedyLR, with :data:`CHAINING`.
+    """
+    frame = sys._getframe(1)
+    for _ in range(frames):
+        frame = frame.f_back
+        if frame is None:
+            return
+        caller = frame.f_locals.get("self")
+        if isinstance(caller, torch.optim.lr_scheduler.LRScheduler) and caller is not scheduler:
+            raise RuntimeError(f"GreedyLR is stepped by {type(caller).__name__}, without a "
+                               f"loss. {CHAINING}")
 
 
 def check_lrs_are_ours(groups: Sequence[dict[str, Any]], marks: Sequence[Any]) -> None:

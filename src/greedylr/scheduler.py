@@ -365,6 +365,8 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
                 if group["lr"] is not mark:  # not the very object written: compare values
                     guards.check_lrs_are_ours(groups, written)
                     break
+        if loss is None and not self._pending_count:
+            guards.refuse_scheduler_caller(self)
         count = self._optimizer_steps.count
         if count == self._steps_seen:
             if count:
