@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Sequence
+from types import FrameType
 from typing import Any
 
 import torch
@@ -80,9 +81,9 @@ def refuse_scheduler_caller(scheduler: object, frames: int = 8) -> None:
     Raises:
         RuntimeError: naming the scheduler that stepped GreedyLR, with :data:`CHAINING`.
     """
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     for _ in range(frames):
-        frame = frame.f_back
+        frame = frame.f_back if frame is not None else None
         if frame is None:
             return
         caller = frame.f_locals.get("self")
