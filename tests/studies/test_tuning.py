@@ -100,6 +100,35 @@ def test_lr_tolerance_counts_grid_points_within_the_margin_of_the_best_tuned_bas
     assert wide.arms["greedy"].within == 3
 
 
+def test_a_seed_that_failed_at_every_lr_leaves_no_point_within_the_margin() -> None:
+    # seed 3 (a missing data shard) fails in every trial: the reference is cosine's mean
+    # over the seeds that finished at its best LR, and no point of any arm is within
+    rs = [*_results(), *(_trial(arm, lr, 3, None, status="failed")
+                         for arm, grid in GRID.items() for lr in grid)]
+    (wt,) = T.tune(rs)
+    assert wt.reference_arm == "cosine" and wt.reference == pytest.approx(0.91)
+    assert not wt.why_no_reference
+    assert {a: t.within for a, t in wt.arms.items()} == {"greedy": 0, "cosine": 0, "linear": 0}
+    header, rows = summary_table(rs)
+    tolerance = next(h for h in header if h.startswith("LR tolerance"))
+    cells = {r[0]: r[header.index(tolerance)] for r in rows}
+    assert cells["greedy"] == "0/4 (0%), 4 with a div/fail seed"
+
+
+def test_no_baseline_that_finished_a_seed_leaves_the_tolerance_unmeasured() -> None:
+    rs = [_trial("greedy", lr, seed, 0.9) for lr in (1e-3, 1e-2) for seed in range(2)]
+    rs += [_trial("cosine", lr, seed, None, status="diverged")
+           for lr in (1e-3, 1e-2) for seed in range(2)]
+    (wt,) = T.tune(rs)
+    assert math.isnan(wt.reference) and wt.arms["greedy"].within == 0
+    assert wt.why_no_reference == "cosine finished no seed at its best LR"
+    header, rows = summary_table(rs)
+    tolerance = next(h for h in header if h.startswith("LR tolerance"))
+    assert rows[0][header.index(tolerance)] == "n/a: cosine finished no seed at its best LR"
+    (alone,) = T.tune([r for r in rs if r["spec"]["schedule"] == "greedy"])
+    assert alone.why_no_reference == "no baseline to measure it against"
+
+
 def test_leave_one_seed_out_picks_each_seeds_lr_on_the_other_seeds() -> None:
     (wt,) = T.tune(_results())
     # greedy: seed 0 and 1 left out -> 1e-2 (.90, .89); seed 2 left out -> 3e-2 (.89)
@@ -256,7 +285,7 @@ def test_report_opens_with_the_held_out_summary_and_draws_the_lr_figure(tmp_path
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2] == "0.003"  # its own best LR
     assert cells[6] == "1/0/2" and cells[7] == "inconclusive (CI spans 0)"
-    assert cells[8] == "1/4 (25%)"
+    assert cells[8] == "1/4 (25%), 1 with a div/fail seed"
     assert cells[9].endswith("@ 0.01, 1 div/fail")
     assert cells[10] == "0.905 ± 0.0071, 1 div/fail"  # LR picked on the other seeds
     assert "- GreedyLR is behind on the mean, but inconclusively, on: w vs cosine" in text

@@ -17,7 +17,11 @@ point of an LR grid with the same seeds. This module answers, per *workload grou
   better);
 - **LR tolerance**: the share of an arm's grid points whose mean final held-out metric
   is within ``margin`` (relative, default 2%) of the *best-tuned baseline* (the best
-  baseline at its own best LR), and its worst grid point.
+  baseline at its own best LR, its mean over the seeds that finished there), and its
+  worst grid point. A point where a seed diverged, failed or ended without a metric is
+  never within, whatever its other seeds scored (a seed that fails at every LR leaves no
+  point within). Without a baseline that finished a seed at its best LR the tolerance is
+  not measured (``WorkloadTuning.why_no_reference``).
 
 Picking the best LR on the same seeds that then report it flatters every schedule alike
 (the report says so): the tuned numbers are a best case, the tolerance is the guard. The
@@ -178,7 +182,8 @@ class GridPoint:
         score: the mean final metric over the seeds every grid point of its arm ran
             (``shared`` of :class:`ArmTuning`; all of its own when they share none), a diverged
             or failed seed (or one without a metric) counting as the worst value (-inf,
-            or +inf when lower is better): what the LR tolerance is measured on.
+            or +inf when lower is better): what the LR tolerance is measured on, so a
+            point with such a seed is never within.
         seeds: seeds run; ``bad``: of them, diverged, failed or without a metric.
         keys: the trials' keys.
         shared_bad: on the seeds every grid point of its arm ran (``shared`` of :class:`ArmTuning`),
@@ -324,9 +329,12 @@ class TunedPair:
 class WorkloadTuning:
     """Every arm of one workload group at its own best LR, the tolerances and the pairs.
 
-    ``problem``: why the group is not compared (its trials disagree on the held-out
-    metric, ``greedylr.studies.metrics.MetricMismatch``); it then has no arms and no
-    pairs, and the report says so instead of leaving it out.
+    ``reference``: what the LR tolerance is measured against, the best-tuned baseline's
+    (``reference_arm`` at its best LR) mean final metric over the seeds that finished
+    there, counted on the seeds all its grid points ran; NaN where there is none
+    (:attr:`why_no_reference`). ``problem``: why the group is not compared (its trials
+    disagree on the held-out metric, ``greedylr.studies.metrics.MetricMismatch``); it
+    then has no arms and no pairs, and the report says so instead of leaving it out.
     """
 
     group: tuple[Any, ...]
@@ -347,6 +355,17 @@ class WorkloadTuning:
     def grid(self) -> bool:
         """True when some arm ran at more than one LR."""
         return any(len(a.points) > 1 for a in self.arms.values())
+
+    @property
+    def why_no_reference(self) -> str:
+        """Why the LR tolerance is not measured (``""`` where it is): no baseline ran, or
+        the best-tuned one finished no seed at its best LR. Every ``within`` is then 0,
+        which the report shows as n/a, not as a tolerance of 0%."""
+        if self.reference_arm is None:
+            return "no baseline to measure it against"
+        if not math.isfinite(self.reference):
+            return f"{self.reference_arm} finished no seed at its best LR"
+        return ""
 
 
 def _value(result: Result, higher: bool) -> float:
@@ -438,8 +457,10 @@ def _point(lr: float, runs: dict[int, Result], higher: bool, shared: set[int]) -
 
 
 def _within(score: float, reference: float, margin: float, higher: bool) -> bool:
-    if not math.isfinite(reference):
-        return math.isfinite(score) or score == reference
+    """Whether a point's ``score`` is within ``margin`` of ``reference``: never for a
+    point with a bad seed (its score is infinite) nor against no reference (NaN)."""
+    if not (math.isfinite(score) and math.isfinite(reference)):
+        return False
     slack = margin * abs(reference)
     return score >= reference - slack if higher else score <= reference + slack
 
@@ -565,12 +586,11 @@ def tune(
         best = {arm: t.best for arm, t in tuned.items()}
         baselines = sorted(a for a in arms if not candidate(a))
         reference_arm = min(
-            baselines, key=lambda a: _rank((best[a].bad, best[a].final.mean), higher),
+            baselines, key=lambda a: _rank((best[a].shared_bad, best[a].shared_mean), higher),
             default=None)
-        reference = best[reference_arm].score if reference_arm else math.nan
+        reference = best[reference_arm].shared_mean if reference_arm else math.nan
         for arm, t in tuned.items():
-            within = (sum(_within(p.score, reference, margin, higher) for p in t.points)
-                      if reference_arm else 0)
+            within = sum(_within(p.score, reference, margin, higher) for p in t.points)
             tuned[arm] = replace(t, within=within)
         pairs = tuple(
             _pair(cand, base, arms[cand][by_lr[cand][best[cand].lr]],

@@ -189,7 +189,6 @@ def _arm_row(
     if grid and len(tuning.points) == 1:  # no grid for this arm: nothing to say
         row += ["-", "-", "-"]
     elif grid:
-        n = len(tuning.points)
         worst = tuning.worst
         if tuning.equal_seeds or not tuning.shared:
             at_worst = f"{_short(worst.final)} @ {num(worst.lr, 3)}" + (
@@ -199,13 +198,24 @@ def _arm_row(
                         f"{len(tuning.shared)} shared seeds") + (
                 f", {worst.shared_bad} div/fail" if worst.shared_bad else "")
         row += [
-            f"{tuning.within}/{n} ({100 * tuning.tolerance:.0f}%)",
+            _tolerance_cell(wt, tuning),
             at_worst,
             _short(tuning.other_seeds)
             + (f", {tuning.other_seeds_bad} div/fail" if tuning.other_seeds_bad else ""),
         ]
     return [*row, "/".join(str(status.get(k, 0)) for k in M.STATUSES),
             _short(_train_loss(at_best))]
+
+
+def _tolerance_cell(wt: T.WorkloadTuning, tuning: T.ArmTuning) -> str:
+    """``within/points (share)``, and how many points had a seed that diverged or failed
+    (never within: a low share from them is a failure, not a narrow LR range); ``n/a``
+    and why where the group has nothing to be within of."""
+    if wt.why_no_reference:
+        return f"n/a: {wt.why_no_reference}"
+    cell = f"{tuning.within}/{len(tuning.points)} ({100 * tuning.tolerance:.0f}%)"
+    bad = sum(p.shared_bad > 0 for p in tuning.points)
+    return cell + (f", {bad} with a div/fail seed" if bad else "")
 
 
 def _lone_divergences(p: T.TunedPair) -> str:
@@ -357,8 +367,11 @@ def heldout_summary(results: list[Result], *, margin: float = T.DEFAULT_MARGIN) 
             "seeds* is the less flattering estimate (each seed at the LR best on the other "
             "seeds; it still reuses one held-out set). **LR tolerance**: the share of the "
             f"schedule's grid points whose mean final held-out metric is within {margin:.0%} "
-            "of the best-tuned baseline's (a point where a seed diverged or failed is not "
-            "within); the worst grid point says what a mistuned LR costs."
+            "of the best-tuned baseline's (its mean over the seeds that finished at its best "
+            "LR). A point where a seed diverged or failed is not within, whatever its other "
+            "seeds scored: the cell counts those points (a seed that fails at every LR "
+            "leaves none within); it reads n/a where no baseline finished a seed at its best "
+            "LR. The worst grid point says what a mistuned LR costs."
         )
     rows = [[r[0], f"**{r[1]}**" if M.is_candidate(r[1]) else r[1], *r[2:]] for r in rows]
     table = markdown_table(header, rows)
