@@ -217,6 +217,22 @@ def test_compile_rule_on_cuda_matches_the_eager_rule() -> None:
     assert [e.kind for e in compiled.events] == [e.kind for e in eager.events]
 
 
+@pytest.mark.timeout(600)
+def test_compile_rule_moves_a_zero_dim_float64_lr_tensor() -> None:
+    """An LR built as ``torch.tensor(lr, dtype=torch.float64)`` (or under a float64 default
+    dtype): inductor drops an in-place write to a 0-d float64 CPU input (torch 2.13), so
+    the rule's state moved and the optimizer's LR stayed where it started."""
+    torch._dynamo.reset()
+    param = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.SGD([param], lr=torch.tensor(0.1, dtype=torch.float64), foreach=False)
+    sched = GreedyLR(opt, compile_rule=True, factor=0.5, patience=0, smoothing="none")
+    for loss in (1.0, 0.5, 0.25):  # three improvements: 0.1 -> 0.2 -> 0.4 -> 0.8
+        opt.step()
+        sched.step(torch.tensor(loss))
+    assert float(opt.param_groups[0]["lr"]) == sched.state.lrs[0] == pytest.approx(0.8)
+    assert [float(v) for v in sched.get_last_lr()] == [pytest.approx(0.8)]
+
+
 def test_compile_step_on_a_batch_of_runs() -> None:
     """tensor_rule.step_ on a batch: the state advances in place, as update() computes."""
     config = rule.GreedyConfig(**RULE_CONFIG)

@@ -730,7 +730,9 @@ def step_(
         torch._foreach_copy_([old for old, _ in pairs], [new for _, new in pairs])
     if lr_tensors:
         for lr, value in zip(lr_tensors, decision.lrs.reshape(-1).unbind(), strict=True):
-            lr.copy_(value)
+            # through a 1-element view: inductor drops an in-place write to a 0-d float64
+            # CPU input (torch 2.13), and the optimizer's LR then never moved
+            lr.view(-1).copy_(value.reshape(1))
     return row, tuple(lr.clone() for lr in lr_tensors)
 
 
