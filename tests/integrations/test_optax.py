@@ -219,6 +219,38 @@ def test_multisteps_advances_only_on_emitting_steps() -> None:
     assert "nonfinite" not in {kind for kinds in rule["events"] for kind in kinds}
 
 
+
+def _buffers(tree: object) -> list[int]:
+    """The device buffer of each non-empty leaf."""
+    return [x.unsafe_buffer_pointer() for x in jax.tree.leaves(tree) if x.size]
+
+
+@pytest.mark.parametrize("wrap", ["chain", "multisteps", "apply_if_finite"])
+@pytest.mark.parametrize("kwargs", [{}, dict(smoothing="window", window=3, warmup=2)])
+def test_a_fresh_state_can_be_donated_to_jit(wrap: str, kwargs: dict) -> None:
+    """init gave 16 counters one shared zero array, so jit(step, donate_argnums=...) on a
+    fresh state failed on its first call: 'Attempt to donate the same buffer twice'."""
+    inner = optax.chain(optax.sgd(0.1), greedy_lr(0.1, factor=0.5, patience=0, **kwargs))
+    tx = {
+        "chain": inner,
+        "multisteps": optax.MultiSteps(inner, every_k_schedule=2),
+        "apply_if_finite": optax.apply_if_finite(inner, max_consecutive_errors=3),
+    }[wrap]
+    params = jnp.zeros(3)
+    state = tx.init(params)
+    buffers = _buffers(state)
+    assert len(set(buffers)) == len(buffers)
+
+    def train_step(params, state, loss):
+        updates, state = tx.update(jnp.ones(3), state, params, value=loss)
+        return optax.apply_updates(params, updates), state
+
+    step = jax.jit(train_step, donate_argnums=(0, 1))
+    for loss in (1.0, 0.5, 0.25, 2.0):
+        params, state = step(params, state, loss)
+    assert int(optax.tree.get(state, "step")) == (2 if wrap == "multisteps" else 4)
+
+
 # held-out values before steps 3 to 7 of a 6-step warmup ramp (the best, then worse
 # ones; before step 7 right after the ramp's last), then before every 5th step
 RAMP_EVALS = {3: 0.5, 4: 0.45, 5: 0.6, 6: 0.7, 7: 0.55, 11: 0.5, 16: 0.4, 21: 0.6}

@@ -347,40 +347,42 @@ def _init(static: _Static, knobs: _Knobs, dtype: Any) -> GreedyLRState:
     k = _as_arrays(knobs, dtype)
     # the ramp at step 0 is base * start, as rule.init sets it
     lr = jnp.where(k.warmup > 0, k.base_lr * k.warmup_start, k.base_lr)
-    zero = jnp.zeros_like(k.patience)
+    # a fresh array per field: leaves sharing one buffer cannot be donated to jax.jit
+    # ("Attempt to donate the same buffer twice")
+    zero = lambda: jnp.zeros_like(k.patience)  # noqa: E731
     size = static.window if static.smoothing == "window" else 0
     return GreedyLRState(
         lr=lr,
         scale=lr / k.base_lr,
-        step=zero,
+        step=zero(),
         reference=k.initial_reference,
-        num_good=zero,
-        num_bad=zero,
-        hold=zero,
-        floor_hits=zero,
+        num_good=zero(),
+        num_bad=zero(),
+        hold=zero(),
+        floor_hits=zero(),
         smoothed=jnp.full_like(lr, jnp.nan),
-        events=zero,
+        events=zero(),
         window_values=jnp.zeros((*lr.shape, size), dtype),
-        window_pos=zero,
-        window_count=zero,
+        window_pos=zero(),
+        window_count=zero(),
         window_sum=jnp.zeros_like(lr),
         ema=jnp.zeros_like(lr),
-        ema_count=zero,
+        ema_count=zero(),
         noise_var=jnp.zeros_like(lr),
-        noise_count=zero,
+        noise_count=zero(),
         annealing=jnp.zeros_like(k.maximize),
         anneal_from=jnp.zeros_like(lr),
-        payoff_left=zero,
+        payoff_left=zero(),
         payoff_ref=jnp.zeros_like(lr),
-        penalty=zero,
+        penalty=zero(),
         eval_best=jnp.full_like(lr, jnp.nan),
-        eval_bad=zero,
+        eval_bad=zero(),
         eval_block=jnp.zeros_like(k.maximize),
         eval_train=jnp.full_like(lr, jnp.nan),
-        eval_worse_cuts=zero,
+        eval_worse_cuts=zero(),
         first=jnp.full_like(lr, jnp.nan),
-        blowup_cuts=zero,
-        spike_steps=zero,
+        blowup_cuts=zero(),
+        spike_steps=zero(),
         anneal_to_zero=jnp.zeros_like(k.maximize),
     )
 
