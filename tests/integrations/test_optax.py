@@ -491,6 +491,29 @@ def test_a_blocked_held_out_decrease_is_clipped_as_in_the_rule() -> None:
     assert got[2:] == [(("eval_decrease", "clipped"), 0.05), (("clipped", "clipped"), 0.05)]
 
 
+
+def test_event_kinds_reads_the_state_field_as_it_is() -> None:
+    """state.events (a 0-d jax.Array) and it read back with jax.device_get (a NumPy
+    integer) raised "unhashable type" from the cache inside; a vmapped state's events
+    are refused with a message that says to index them."""
+    tx = greedy_lr(0.1, factor=0.5, patience=0, smoothing="none")
+    state = tx.init({})
+    _, state = tx.update({}, state, value=1.0)
+    want = ("increase",)
+    assert event_kinds(int(state.events)) == want
+    assert event_kinds(state.events) == want
+    assert event_kinds(jax.device_get(state.events)) == want
+    assert event_kinds(np.asarray(state.events)) == want
+    assert event_kinds(np.int32(gopt.INCREASE)) == want
+    batched = jax.vmap(lambda v: tx.update({}, tx.init({}), value=v)[1].events)(jnp.ones(3))
+    with pytest.raises(ValueError, match=r"shape \(3,\).*event_kinds\(state.events\[i\]\)"):
+        event_kinds(batched)
+    with pytest.raises(TypeError, match=r"needs an integer.*got float"):
+        event_kinds(1.0)
+    with pytest.raises(TypeError, match="needs an integer"):
+        jax.jit(event_kinds)(state.events)
+
+
 def test_ema_table_ends_where_python_rounds_to_one() -> None:
     table, complete = gopt._ema_table(10)
     beta = 1.0 - 2.0 / 11

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+import operator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -762,22 +763,46 @@ def _noise(
     }
 
 
-def event_kinds(events: int) -> tuple[str, ...]:
+def event_kinds(events: int | np.integer | np.ndarray | jax.Array) -> tuple[str, ...]:
     """Name the flags of ``GreedyLRState.events``, as the rule's event kinds, in its order.
 
     Args:
-        events: ``int(state.events)``, read on the host when you want to log.
+        events: one step's flags, on the host when you want to log: ``state.events``
+            itself (a 0-d integer ``jax.Array``), it read back with ``jax.device_get``
+            (a NumPy integer or 0-d array), or ``int(state.events)``. Not inside a
+            jitted function (use ``jax.debug.callback`` there), and not the events of
+            a vmapped or stacked state (index one step or one replica first).
 
     Returns:
         The kinds of the :class:`greedylr.rule.Event` objects that
         :func:`greedylr.rule.update` (after :func:`greedylr.rule.observe_eval`, for an
         ``eval_value``) returned for the same observation.
 
+    Raises:
+        ValueError: for an array that is not 0-d (a vmapped state's ``events``, say).
+        TypeError: for anything but an integer (a float, or a tracer under jit).
+
     Examples:
         >>> event_kinds(NONFINITE | DECREASE | HOLD)
         ('nonfinite', 'decrease', 'hold')
+        >>> event_kinds(jnp.asarray(INCREASE, jnp.int32))
+        ('increase',)
     """
-    return kinds_of(events)
+    shape = np.shape(events)
+    if shape != ():
+        raise ValueError(
+            f"event_kinds names the flags of one observation; got events of shape {shape} "
+            "(a vmapped or stacked state?): index it, event_kinds(state.events[i]), "
+            "or loop over its elements"
+        )
+    try:
+        code = operator.index(events)  # a jax or NumPy integer, 0-d or scalar, or an int
+    except TypeError as err:
+        raise TypeError(
+            "event_kinds needs an integer: state.events, it read back with "
+            f"jax.device_get, or int(state.events), on the host; got {type(events).__name__}"
+        ) from err
+    return kinds_of(code)
 
 
 def greedy_lr(
