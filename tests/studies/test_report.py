@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
+import pytest
+
+from greedylr.studies.execution import headline_is_fed
 from greedylr.studies.report import write_report
 from greedylr.studies.store import FORMAT, load_results, write_result
 
@@ -79,6 +83,40 @@ def test_the_verdict_names_the_arms_fed_no_held_out_value(tmp_path: Path) -> Non
         {"step": 1, "accuracy": 0.5}]) for r in results]
     assert unfed_arms(builtin) == []  # fed only under the held-out protocol, by design
 
+
+
+@pytest.mark.parametrize(
+    ("rows", "fed"),
+    [
+        ([{"step": 1, "loss": 0.5, "feed": 0.5}, {"step": 2, "loss": 0.4, "feed": 0.4}], True),
+        ([{"step": 1, "loss": 0.5, "feed": 0.5}, {"step": 2, "loss": 0.4, "feed": 0.41}], False),
+        ([{"step": 1, "feed": 0.5}, {"step": 2, "loss": 0.4, "feed": 0.4}], True),
+        ([{"step": 1, "loss": 0.5}, {"step": 2, "loss": 0.4, "feed": 0.4}], False),
+        ([{"step": 1, "loss": float(np.float32(0.3)), "feed": 0.3}], True),
+        ([{"step": 1, "loss": 0.5}], False),
+        ([], False),
+    ],
+)
+def test_a_headline_equal_to_the_fed_value_at_every_evaluation_is_fed(
+    rows: list[dict[str, float]], fed: bool
+) -> None:
+    assert headline_is_fed("loss", rows) is fed
+    assert headline_is_fed("feed", rows)  # the fed value itself
+
+
+def test_the_verdict_says_where_the_headline_is_the_fed_value(tmp_path: Path) -> None:
+    said = "Judged on the very value fed to the schedule"
+    out = _store(tmp_path)
+    assert said not in write_report(out).read_text()
+    for r in load_results(out):
+        r["metrics"] = [dict(row, feed=row["accuracy"]) for row in r["metrics"]]
+        write_result(out / "trials" / f"{r['key']}.json", r)
+    text = write_report(out).read_text()  # what `greedylr report` writes: stored rows alone
+    line = next(x for x in text.splitlines() if x.startswith(f"- {said}"))
+    assert line.endswith("(`accuracy` equals `feed` at every evaluation).")
+    feed_only = {"name": "feed", "higher_is_better": False}
+    text = write_report(_store_of(tmp_path / "b", _study(), feed_only, "feed")).read_text()
+    assert "(`feed` is the only metric reported)." in text
 
 
 def _store_of(tmp_path: Path, results: list[dict], metric: dict, name: str) -> Path:

@@ -80,6 +80,26 @@ def test_a_user_function_that_feeds_a_held_out_reacting_schedule_nothing_is_warn
     assert [m["feed"] for m in fed["metrics"]] == [m["mse"] for m in fed["metrics"]]
 
 
+def test_a_headline_metric_that_is_the_fed_value_is_warned_once_per_function(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the toy feeds the schedule the very mse it reports as its headline
+    from greedylr.studies import execution
+
+    monkeypatch.setattr(execution, "_FED_HEADLINES_WARNED", set())
+    judged_on_fed = "the held-out metric 'mse' equals the fed value at every evaluation"
+    with caplog.at_level(logging.WARNING, logger="greedylr.studies.execution"):
+        for spec in (_spec(workload_feed=True), _spec(seed=1, workload_feed=True),
+                     _spec("cosine", workload_feed=True)):
+            assert execute_trial(spec)["status"] == "ok"
+    assert caplog.text.count(judged_on_fed) == 1
+    caplog.clear()
+    monkeypatch.setattr(execution, "_FED_HEADLINES_WARNED", set())
+    with caplog.at_level(logging.WARNING, logger="greedylr.studies.execution"):
+        assert execute_trial(_spec("cosine"))["status"] == "ok"  # fed nothing
+    assert "equals the fed value" not in caplog.text
+
+
 def test_the_same_seed_gives_the_same_trial_and_another_seed_does_not() -> None:
     a, b, c = execute_trial(_spec()), execute_trial(_spec()), execute_trial(_spec(seed=1))
     assert a["losses"] == b["losses"] and a["lrs"] == b["lrs"]

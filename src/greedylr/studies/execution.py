@@ -19,11 +19,13 @@ import functools
 import importlib
 import importlib.metadata
 import logging
+import math
 import os
 import platform
 import subprocess
 import time
 import traceback
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ __all__ = [
     "code_version",
     "direction_from_name",
     "execute_trial",
+    "headline_is_fed",
     "headline_metric",
     "machine",
     "metric_field",
@@ -127,6 +130,51 @@ def headline_metric(rows: list[dict[str, Any]]) -> str | None:
     where it reported nothing else; ``None`` where it reported nothing."""
     names = [k for row in rows for k in row if k != "step"]
     return next((k for k in names if k != FEED), names[0] if names else None)
+
+
+def headline_is_fed(name: str | None, rows: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the headline metric ``name`` is the value the schedule was fed: it is
+    :data:`FEED` itself, or equals it (to a relative 1e-6: a float32 and a float64 of one
+    loss) at every evaluation of ``rows`` that reported it. A schedule that reacts to the
+    fed value (GreedyLR's held-out rule) is then judged on what it was tuned on, a bias
+    in its favour that no seed count removes."""
+    if name is None or name == FEED:
+        return name == FEED
+    scored = [row for row in rows if name in row]
+    return bool(scored) and all(
+        FEED in row and math.isclose(float(row[name]), float(row[FEED]), rel_tol=1e-6)
+        for row in scored)
+
+
+_FED_HEADLINES_WARNED: set[tuple[str, str | None]] = set()
+
+
+def _warn_if_headline_is_fed(spec: TrialSpec, name: str | None,
+                             rows: Sequence[Mapping[str, Any]]) -> None:
+    """Log a warning, once per training function and metric in a process, where the
+    headline metric is the fed value (:func:`headline_is_fed`): nothing else would say
+    that the comparison favours the schedules fed it."""
+    key = (spec.workload, name)
+    if key in _FED_HEADLINES_WARNED or not headline_is_fed(name, rows):
+        return
+    _FED_HEADLINES_WARNED.add(key)
+    what = ("is the fed value itself (the function reported no other metric)" if name == FEED
+            else f"{name!r} equals the fed value at every evaluation")
+    logger.warning(
+        "%s: the held-out metric %s: a schedule that reacts to it (GreedyLR's held-out "
+        "rule) is judged on what it was tuned on, in its favour; %s",
+        spec.workload, what, _unfed_headline_hint(name, rows))
+
+
+def _unfed_headline_hint(name: str | None, rows: Sequence[Mapping[str, Any]]) -> str:
+    """How to judge on a value the schedule is not fed: another metric the function
+    already reports, made the headline, or one to report."""
+    others = sorted({k for row in rows for k in row} - {"step", FEED, name})
+    if others:
+        return (f"if {others[0]!r} is measured on other data, make it the headline "
+                f"(train.metric = {others[0]!r})")
+    return ("report a metric on data the feed does not use "
+            "(trial.report(test_loss=..., feed=validation_loss))")
 
 
 _GUESSES_WARNED: set[tuple[str, str | None]] = set()
@@ -284,6 +332,9 @@ def execute_trial(spec: TrialSpec, *, threads: int | None = None) -> dict[str, A
     wall = time.perf_counter() - started
 
     record = trial.record if trial is not None else None
+    metric = _metric_of(workload, record)
+    if record is not None:
+        _warn_if_headline_is_fed(spec, metric["name"], record.metrics)
     events: list[dict[str, Any]] = []
     if trial is not None:
         with contextlib.suppress(Exception):
@@ -298,7 +349,7 @@ def execute_trial(spec: TrialSpec, *, threads: int | None = None) -> dict[str, A
         "lr": trial.lr if trial is not None else spec.lr,
         "optimizer_used": record.optimizer if record else None,
         "range_test": record.range_test if record else None,
-        "metric": _metric_of(workload, record),
+        "metric": metric,
         "steps_done": trial.current_step if trial is not None else 0,
         "losses": list(record.losses) if record else [],
         "lrs": list(record.lrs) if record else [],

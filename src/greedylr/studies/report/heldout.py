@@ -12,12 +12,14 @@ from typing import Any
 
 from greedylr.studies import metrics as M
 from greedylr.studies import tuning as T
+from greedylr.studies.execution import FEED, headline_is_fed
 from greedylr.studies.metrics import Result
 from greedylr.studies.report.cells import markdown_table, num, slug, workload_label
 from greedylr.studies.report.figures import lr_figure
 
 __all__ = [
     "compared_pairs",
+    "fed_headlines",
     "heldout_section",
     "heldout_summary",
     "heldout_table",
@@ -288,7 +290,32 @@ def verdict_lines(
     if unfed:
         lines.append("- Fed no held-out value (`trial.report(feed=...)`), so run without the "
                      "held-out rule they are built around: " + ", ".join(unfed) + ".")
+    fed = fed_headlines(tunings, results)
+    if fed:
+        lines.append("- Judged on the very value fed to the schedule, so GreedyLR's held-out "
+                     "rule was tuned on what it is judged on (a bias in favour of the "
+                     "schedules that react to it; report the metric on data the feed does "
+                     "not use): " + "; ".join(fed) + ".")
     return [*lines, *skipped]
+
+
+def fed_headlines(
+    tunings: Sequence[T.WorkloadTuning], results: Sequence[Result]
+) -> list[str]:
+    """``workload (`val_loss` equals `feed` at every evaluation)`` for each workload group
+    whose headline metric is the value its trials fed the schedule
+    (:func:`~greedylr.studies.execution.headline_is_fed`, in any of its trials): read from
+    the stored evaluations, so ``greedylr report`` says it as ``compare`` does."""
+    out = []
+    for wt in tunings:
+        if wt.metric is None:
+            continue
+        if any(T.group_of(r) == wt.group and headline_is_fed(wt.metric, r.get("metrics") or [])
+               for r in results):
+            what = ("`feed` is the only metric reported" if wt.metric == FEED
+                    else f"`{wt.metric}` equals `feed` at every evaluation")
+            out.append(f"{workload_label(wt.workload)} ({what})")
+    return out
 
 
 def _not_compared(tunings: Sequence[T.WorkloadTuning], results: Sequence[Result]) -> list[str]:
