@@ -251,6 +251,83 @@ def test_a_fresh_state_can_be_donated_to_jit(wrap: str, kwargs: dict) -> None:
     assert int(optax.tree.get(state, "step")) == (2 if wrap == "multisteps" else 4)
 
 
+
+NONFINITE_KW = dict(factor=0.5, patience=0, smoothing="none", on_nonfinite="decrease",
+                    min_lr_ratio=0.01, spike_ratio=2.0)
+
+
+def _nonfinite_run(tx: optax.GradientTransformationExtraArgs, script: list[float]) -> tuple:
+    """(params, greedy_lr's state) after one update per loss, the gradients all equal to it."""
+    params = jnp.zeros(2)
+    state = tx.init(params)
+    step = jax.jit(tx.update)
+    for loss in script:
+        updates, state = step(jnp.full(2, loss), state, params, value=jnp.float32(loss))
+        params = optax.apply_updates(params, updates)
+    found = jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, gopt.GreedyLRState))
+    return params, next(x for x in found if isinstance(x, gopt.GreedyLRState))
+
+
+def test_apply_if_finite_around_the_optimizer_lets_the_rule_see_a_nan() -> None:
+    """The placement docs/frameworks/optax.md gives: apply_if_finite wraps the optimizer
+    only and greedy_lr sees a NaN loss as the rule does; wrapped inside apply_if_finite,
+    optax skips the whole inner update and the rule never sees it (what the guide warns
+    about: no decrease, no nonfinite flag, the step not counted)."""
+    script = [1.0, 1.0, math.nan, math.nan]
+    rule = rule_trajectory(GreedyConfig(**NONFINITE_KW), 0.1, script)
+    assert rule["events"][2] == ("nonfinite", "decrease")
+    outside = optax.chain(optax.apply_if_finite(optax.sgd(0.1), max_consecutive_errors=5),
+                          greedy_lr(0.1, **NONFINITE_KW))
+    params, state = _nonfinite_run(outside, script)
+    assert int(state.step) == len(script)
+    assert event_kinds(state.events) == rule["events"][-1]
+    assert int(state.spike_steps) == 2
+    np.testing.assert_allclose(float(state.lr), rule["lr"][-1], rtol=1e-6)
+    assert np.isfinite(np.asarray(params)).all()  # the NaN updates were skipped
+    inside = optax.apply_if_finite(
+        optax.chain(optax.sgd(0.1), greedy_lr(0.1, **NONFINITE_KW)), max_consecutive_errors=5)
+    _, state = _nonfinite_run(inside, script)
+    assert int(state.step) == 2 and int(state.spike_steps) == 0
+    assert event_kinds(state.events) == rule["events"][1]
+
+
+def test_multisteps_with_apply_if_finite_inside_lets_the_rule_see_a_nan() -> None:
+    """The guide's MultiSteps placement: apply_if_finite around the optimizer inside it,
+    the mean loss of the accumulated micro-batches passed with the emitting one; a NaN
+    micro-batch drops the emitted update and the rule sees the NaN mean. With
+    should_skip_update_fn=skip_not_finite the NaN micro-batch never reaches the rule."""
+    micro = [[1.0, 1.0], [math.nan, 1.0], [1.0, 1.0]]
+    rule = rule_trajectory(GreedyConfig(**NONFINITE_KW), 0.1, [1.0, math.nan, 1.0])
+    assert "nonfinite" in rule["events"][1]
+
+    def run(tx: optax.GradientTransformationExtraArgs) -> tuple:
+        params = jnp.zeros(2)
+        state = tx.init(params)
+        step = jax.jit(tx.update)
+        kinds = []
+        for batches in micro:
+            for i, loss in enumerate(batches):
+                mean = sum(batches[: i + 1]) / (i + 1)
+                updates, state = step(jnp.full(2, loss), state, params, value=jnp.float32(mean))
+                params = optax.apply_updates(params, updates)
+            kinds.append(event_kinds(state.inner_opt_state[1].events))
+        return params, state.inner_opt_state[1], kinds
+
+    documented = optax.MultiSteps(
+        optax.chain(optax.apply_if_finite(optax.sgd(0.1), max_consecutive_errors=5),
+                    greedy_lr(0.1, **NONFINITE_KW)), every_k_schedule=2)
+    params, state, kinds = run(documented)
+    assert kinds == rule["events"]
+    assert int(state.step) == 3
+    np.testing.assert_allclose(float(state.lr), rule["lr"][-1], rtol=1e-6)
+    assert np.isfinite(np.asarray(params)).all()
+    skipping = optax.MultiSteps(optax.chain(optax.sgd(0.1), greedy_lr(0.1, **NONFINITE_KW)),
+                                every_k_schedule=2, should_skip_update_fn=optax.skip_not_finite)
+    _, state, kinds = run(skipping)
+    assert not any("nonfinite" in k for k in kinds)
+    assert int(state.step) == 2  # the skipped micro-batch did not count: 5 of 6, 2 emitted
+
+
 # held-out values before steps 3 to 7 of a 6-step warmup ramp (the best, then worse
 # ones; before step 7 right after the ramp's last), then before every 5th step
 RAMP_EVALS = {3: 0.5, 4: 0.45, 5: 0.6, 6: 0.7, 7: 0.55, 11: 0.5, 16: 0.4, 21: 0.6}

@@ -852,6 +852,14 @@ def greedy_lr(
     ``eval_value`` with the last micro-batch too (given with another, it is dropped
     with that micro-step's state).
 
+    Non-finite steps: chain it after ``optax.apply_if_finite(optimizer, ...)``, not
+    inside it. ``apply_if_finite`` skips its whole inner update when the gradients are
+    not finite, so a ``greedy_lr`` inside it never sees that step's loss (no
+    ``on_nonfinite="decrease"``, no :data:`NONFINITE` flag, and ``state.step`` leaves
+    the step out); likewise ``optax.MultiSteps(..., should_skip_update_fn=
+    optax.skip_not_finite)`` hides a skipped micro-batch from it. The optax guide
+    (``docs/frameworks/optax.md``) has both placements.
+
     Examples:
         >>> import jax.numpy as jnp, optax
         >>> opt = optax.chain(optax.adam(3e-4), greedy_lr(3e-4, min_lr=1e-6, warmup=100))
