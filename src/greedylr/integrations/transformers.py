@@ -49,8 +49,9 @@ kept in every checkpoint.
 the evidence found the most tolerant of such an LR is an LR range test, then GreedyLR from
 its suggestion (:mod:`greedylr.range_test`). It runs :func:`greedylr.lr_range_test` on the
 Trainer's own optimizer steps (its batches, ``compute_loss``, accumulation, clipping and
-mixed precision), puts back everything the sweep changed, and leaves the suggestion where
-``train()`` reads it::
+mixed precision) set up as ``train()`` sets them up (activation checkpointing, NEFTune,
+Liger's kernels), puts back everything the sweep changed but Liger's kernels, which
+``train()`` patches in anyway, and leaves the suggestion where ``train()`` reads it::
 
     trainer = Trainer(model=model, args=args, train_dataset=train)
     range_test(trainer)   # 100 optimizer steps, then everything put back
@@ -61,6 +62,7 @@ mixed precision), puts back everything the sweep changed, and leaves the suggest
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator
@@ -481,7 +483,8 @@ def _warn_of_ignored_scheduler_arguments(args: TrainingArguments) -> None:
 # -- an LR range test on the Trainer's own optimizer steps -----------------------------
 
 #: What the sweep sets on the Trainer for its steps, and puts back after them.
-_SWEEP_ATTRIBUTES = ("optimizer", "current_gradient_accumulation_steps")
+_SWEEP_ATTRIBUTES = ("optimizer", "current_gradient_accumulation_steps", "is_in_train",
+                     "neftune_hook_handle")
 
 _OWN_LOOP = ("; run greedylr.lr_range_test in your own training loop instead (its train_step "
              "one step of that loop)")
@@ -522,9 +525,25 @@ def range_test(
     ``loss``): every process reads the same sweep and takes the same suggestion, and gets
     its own weights back afterwards.
 
+    What ``train()`` sets up before its first step, the sweep sets up too, in the same
+    order: ``trainer.is_in_train`` is true (a ``compute_loss`` that reads it sees training);
+    Liger's kernels (``args.use_liger_kernel``) are patched into the model as ``train()``
+    patches them (transformers 4.x patches them when the Trainer is built); activation
+    checkpointing is on where the arguments ask for it (``activation_checkpointing`` and its
+    kwargs; 4.x: ``gradient_checkpointing``), through the model's own
+    ``activation_checkpointing_enable`` (4.x: ``gradient_checkpointing_enable``), so that a
+    model that fits in memory only with it fits in the sweep; NEFTune's noise
+    (``args.neftune_noise_alpha``) is added to the input embeddings by the hook ``train()``
+    adds, so the loss read has it.
+
     Afterwards the model's weights, buffers, gradients and train/eval modes, the optimizer's
     state, torch's random number generators and the ``GradScaler`` are as they were, and
-    ``train()`` builds its own dataloader, from the first batch. The suggestion (each LR
+    ``train()`` builds its own dataloader, from the first batch. So are
+    ``trainer.is_in_train``, the NEFTune hook (removed) and activation checkpointing (off
+    again unless it was on before, with the input-gradient hooks its enabling added
+    removed). Liger's kernels stay patched in: they replace the model's layers' and loss's
+    forward in place, ``train()`` would patch them in at its start anyway, and unpatching
+    them is no public operation. The suggestion (each LR
     times :attr:`RangeTest.suggested_multiplier`) goes where ``train()`` reads it:
 
     * the Trainer was given an optimizer (``optimizers=(optimizer, None)``): that one is
@@ -557,6 +576,8 @@ def range_test(
             does not follow ``args.learning_rate``). Nothing has changed then; the message
             says what to do instead.
         ValueError: as :func:`greedylr.lr_range_test`.
+        ImportError: ``args.use_liger_kernel`` without liger-kernel installed, as
+            ``train()`` raises it (transformers 5); nothing has changed then.
     """
     refusal = _refusal(trainer)
     if refusal is not None:
@@ -673,14 +694,27 @@ def _as_in_training(trainer: Trainer, model: torch.nn.Module,
                     optimizer: torch.optim.Optimizer) -> Iterator[None]:
     """What ``train()`` sets up around its steps, for the sweep only: ``trainer.optimizer``
     is the optimizer swept (``training_step`` calls its ``train()``, which schedule-free
-    optimizers need), and the model's forward runs as ``accelerator.prepare`` makes it, under
-    the accelerator's autocast with its outputs cast to float32. Afterwards these, the
-    Trainer's accumulation count and the modules' train/eval modes are as they were (the
-    rest, :func:`greedylr.lr_range_test` puts back)."""
+    optimizers need), ``trainer.is_in_train`` is true, Liger's kernels are patched in
+    (:func:`_apply_liger_kernels`), activation checkpointing is on where the arguments ask
+    for it (:func:`_checkpointing_as_in_training`), NEFTune's noise is added to the input
+    embeddings (:func:`_neftune_as_in_training`), in the order ``train()`` sets them up,
+    and the model's forward runs as ``accelerator.prepare`` makes it, under the
+    accelerator's autocast with its outputs cast to float32. Afterwards these, the
+    Trainer's accumulation count and the modules' train/eval modes are as they were, but
+    for Liger's kernels, which ``train()`` patches in for good (the rest,
+    :func:`greedylr.lr_range_test` puts back)."""
     accelerator = trainer.accelerator
     modes = [(module, module.training) for module in model.modules()]
-    with _attributes_kept(trainer, _SWEEP_ATTRIBUTES), _attributes_kept(model, ("forward",)):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_attributes_kept(trainer, _SWEEP_ATTRIBUTES))
         trainer.optimizer = optimizer
+        trainer.is_in_train = True
+        # before the forward is kept below: Liger may bind its own forward to the model,
+        # which must stay
+        _apply_liger_kernels(trainer, model)
+        stack.enter_context(_checkpointing_as_in_training(trainer, model))
+        stack.enter_context(_neftune_as_in_training(trainer, model))
+        stack.enter_context(_attributes_kept(model, ("forward",)))
         if accelerator.native_amp:
             model.forward = convert_outputs_to_fp32(accelerator.autocast()(model.forward))
         try:
@@ -688,6 +722,118 @@ def _as_in_training(trainer: Trainer, model: torch.nn.Module,
         finally:
             for module, training in modes:
                 module.training = training
+
+
+def _apply_liger_kernels(trainer: Trainer, model: torch.nn.Module) -> None:
+    """Liger's kernels (``args.use_liger_kernel``), patched into the model as ``train()``
+    patches them, for good: they replace its normalisations, activations, rotary
+    embeddings and loss (a fused linear cross-entropy that never holds the logits) in
+    place, changing the step's memory and its loss, and ``train()`` would patch the same
+    model in the same way at its start; applying them twice is what two ``train()`` calls
+    do. Without liger-kernel installed, this raises ``train()``'s ImportError. Transformers
+    4.x patches them when the Trainer is built: then there is nothing left to do."""
+    if not getattr(trainer.args, "use_liger_kernel", False):
+        return
+    try:
+        from transformers.integrations.liger import apply_liger_kernel
+    except ImportError:  # transformers 4.x
+        return
+    apply_liger_kernel(model, trainer.args.liger_kernel_config)
+
+
+def _checkpointing_on(model: torch.nn.Module) -> bool:
+    """Whether the model's activation checkpointing is on (transformers 5's property, else
+    4.x's, which 5 keeps with a deprecation warning; a model without either has none)."""
+    for name in ("is_activation_checkpointing", "is_gradient_checkpointing"):
+        on = getattr(model, name, None)  # (a PEFT model hands it on to its base model)
+        if on is not None:
+            return bool(on)
+    return False
+
+
+#: Where ``enable_input_require_grads`` keeps its hooks' handles, on the model it is called
+#: on (transformers 4.x: the first alone).
+_INPUT_GRAD_HOOKS = ("_require_grads_hook", "_require_grads_hooks")
+
+
+def _input_grad_hooks(module: torch.nn.Module) -> list[Any]:
+    """The handles ``module`` keeps of hooks that make the input embeddings' output require
+    gradients."""
+    hooks = list(vars(module).get("_require_grads_hooks") or ())
+    single = vars(module).get("_require_grads_hook")
+    return hooks if single is None else [*hooks, single]
+
+
+@contextlib.contextmanager
+def _checkpointing_as_in_training(trainer: Trainer, model: torch.nn.Module) -> Iterator[None]:
+    """Activation checkpointing turned on as ``train()`` turns it on, through the model's
+    own ``activation_checkpointing_enable`` with ``args.activation_checkpointing_kwargs``
+    (transformers 5), or ``gradient_checkpointing_enable`` with
+    ``args.gradient_checkpointing_kwargs`` (4.x, or a model with only that method).
+    Afterwards it is turned off again if it was off before (on before, it stays on, as
+    ``train()`` leaves it), and the input-gradient hooks the enabling registered on the
+    embeddings are removed."""
+    args: Any = trainer.args  # (either version's fields)
+    hf_model: Any = model  # (a PreTrainedModel's methods)
+    five = hasattr(args, "activation_checkpointing")  # 4.x: gradient_checkpointing
+    wanted = args.activation_checkpointing if five else args.gradient_checkpointing
+    if not wanted:
+        yield
+        return
+    if five:  # in train()
+        kwargs = dict(args.activation_checkpointing_kwargs or {})
+        # train()'s own keys, given to the method; the rest are torch.utils.checkpoint's
+        layers = {key: kwargs.pop(key) for key in ("every_n_layers", "offload") if key in kwargs}
+        if hasattr(hf_model, "activation_checkpointing_enable"):
+            enable = functools.partial(hf_model.activation_checkpointing_enable,
+                                       activation_checkpointing_kwargs=kwargs or None, **layers)
+        else:
+            enable = functools.partial(hf_model.gradient_checkpointing_enable,
+                                       gradient_checkpointing_kwargs=kwargs or None, **layers)
+    else:  # in _inner_training_loop
+        enable = functools.partial(hf_model.gradient_checkpointing_enable,
+                                   gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs)
+    was_on = _checkpointing_on(model)
+    # on every module: a PEFT model's enabling runs on (and keeps them in) its base model
+    modules = list(model.modules())
+    hooks_before = [hook for module in modules for hook in _input_grad_hooks(module)]
+    with contextlib.ExitStack() as stack:
+        for module in modules:
+            stack.enter_context(_attributes_kept(module, _INPUT_GRAD_HOOKS))
+        enable()
+        try:
+            yield
+        finally:
+            if not was_on:
+                disable = getattr(hf_model, "activation_checkpointing_disable", None)
+                (disable or hf_model.gradient_checkpointing_disable)()
+            for module in modules:
+                for hook in _input_grad_hooks(module):
+                    if not any(hook is kept for kept in hooks_before):
+                        hook.remove()
+
+
+@contextlib.contextmanager
+def _neftune_as_in_training(trainer: Trainer, model: torch.nn.Module) -> Iterator[None]:
+    """NEFTune's noise on the input embeddings (``args.neftune_noise_alpha``), hooked as
+    ``train()`` hooks it (transformers 5's ``activate_neftune``, 4.x's
+    ``trainer._activate_neftune``), and unhooked afterwards as ``train()`` unhooks it."""
+    if getattr(trainer, "neftune_noise_alpha", None) is None:
+        yield
+        return
+    hf_trainer: Any = trainer  # (4.x's methods)
+    try:
+        from transformers.integrations.neftune import activate_neftune, deactivate_neftune
+    except ImportError:  # transformers 4.x: the Trainer's own methods
+        hf_trainer._activate_neftune(model)
+        off = functools.partial(hf_trainer._deactivate_neftune, model)
+    else:
+        handle = activate_neftune(model, trainer.neftune_noise_alpha, trainer.accelerator)
+        off = functools.partial(deactivate_neftune, model, handle, trainer.accelerator)
+    try:
+        yield
+    finally:
+        off()
 
 
 def _optimizer_step(trainer: Trainer, model: torch.nn.Module,
