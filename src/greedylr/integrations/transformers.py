@@ -537,8 +537,9 @@ def range_test(
     adds, so the loss read has it.
 
     Afterwards the model's weights, buffers, gradients and train/eval modes, the optimizer's
-    state, torch's random number generators and the ``GradScaler`` are as they were, and
-    ``train()`` builds its own dataloader, from the first batch. So are
+    state, the random number generators (Python's, NumPy's, torch's) and the
+    ``GradScaler`` are as they were, and ``train()`` builds its own dataloader, from the
+    first batch. So are
     ``trainer.is_in_train``, the NEFTune hook (removed) and activation checkpointing (off
     again unless it was on before, with the input-gradient hooks its enabling added
     removed). Liger's kernels stay patched in: they replace the model's layers' and loss's
