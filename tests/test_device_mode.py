@@ -422,6 +422,12 @@ def test_bad_losses_are_rejected_without_a_read() -> None:
     sched = GreedyLR(_optimizer(tensor_lr=True), device_mode=True)
     with pytest.raises(ValueError, match="scalar"):
         sched.step(torch.ones(3))
+    # refused as float mode refuses them (True was read as 1.0, 0.5+3j as 0.5)
+    for loss in (torch.tensor(True), torch.tensor(0.5 + 3j)):
+        with pytest.raises(TypeError, match=r"dtype torch\.(bool|complex64)"):
+            sched.step(loss)
+        with pytest.raises(TypeError, match=r"dtype torch\.(bool|complex64)"):
+            sched.observe(loss)
     sched.optimizer.step()
     with pytest.raises(TypeError, match="needs the loss"):
         sched.step()
