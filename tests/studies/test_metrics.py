@@ -339,3 +339,41 @@ def test_paired_differences() -> None:
     assert p.final_metric_diff.mean == pytest.approx(0.0)
     # seed 0: greedy reaches cosine's 0.5 at step 12 (smoothed); seed 1 never reaches 0.25
     assert (p.reached, p.time_to_target.mean) == (1, 12.0)
+
+
+@pytest.mark.parametrize(
+    ("candidate", "baseline", "higher", "outcome"),
+    [
+        (0.9, 0.8, True, 1),
+        (0.9, 0.8, False, -1),
+        (0.9, 0.9 * (1 + 1e-12), True, 0),  # within a relative 1e-9: a tie, not a win
+        (0.9, math.nan, True, 1),  # a non-finite final is a divergence: a loss for its side
+        (math.inf, 0.9, False, -1),
+        (math.nan, -math.inf, True, 0),  # both diverged
+    ],
+)
+def test_one_seed_of_a_pair_is_won_tied_or_lost(
+    candidate: float, baseline: float, higher: bool, outcome: int
+) -> None:
+    assert M.seed_outcome(candidate, baseline, higher) == outcome
+
+
+def test_a_nan_final_metric_counts_as_a_divergence_in_every_table() -> None:
+    from greedylr.studies import tuning as T
+
+    def run(schedule: str, seed: int, best: float, final: float) -> dict[str, Any]:
+        rows = [{"step": 50, "accuracy": best}, {"step": 100, "accuracy": final}]
+        return _result(schedule, seed, _curve(1.0, 0.5, 0.25), metrics=rows)
+
+    # cosine's seed 1 scored NaN at the end (status ok) after 0.99 at step 50
+    results = [run("greedy", 0, 0.7, 0.7), run("greedy", 1, 0.7, 0.7),
+               run("greedy", 2, 0.7, 0.7), run("cosine", 0, 0.6, 0.6),
+               run("cosine", 1, 0.99, math.nan), run("cosine", 2, 0.6, 0.6)]
+    cosine = next(s for s in arm_summaries(results) if s.arm == "cosine")
+    # the best-so-far over the seeds of the final, not also the seed that diverged
+    assert cosine.final_metric.n == cosine.best_metric.n == 2
+    assert cosine.best_metric.mean == pytest.approx(0.6)
+    (p,) = paired_differences(results)
+    assert (p.pairs, p.wins, p.final_metric_diff.n) == (3, 3, 2)
+    (tuned,) = T.tune(results)[0].pairs
+    assert (tuned.wins, tuned.ties, tuned.losses) == (p.wins, 0, 0)

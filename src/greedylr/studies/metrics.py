@@ -63,6 +63,7 @@ __all__ = [
     "optimizer_of",
     "paired_differences",
     "scoring_of",
+    "seed_outcome",
     "setting_of",
     "sign_test",
     "smoothed_curve",
@@ -348,6 +349,21 @@ def best_metric(result: Result) -> tuple[float, int] | None:
     pick = max if higher else min
     best = pick(rows, key=lambda r: float(r[name]))
     return float(best[name]), int(best["step"])
+
+
+def seed_outcome(candidate: float, baseline: float, higher: bool) -> int:
+    """One seed of a pair, for the candidate: 1 won, 0 tied, -1 lost, from the two final
+    held-out metrics. A non-finite final is a divergence, whatever the run's status says:
+    a loss for its side, a tie where both diverged; finite finals within a relative 1e-9
+    tie. The one rule of every count of seeds won (the held-out summary's
+    ``greedylr.studies.tuning.TunedPair`` and :func:`paired_differences`), so that two
+    tables of one report never count one seed two ways."""
+    c_finite, b_finite = math.isfinite(candidate), math.isfinite(baseline)
+    if not (c_finite and b_finite):
+        return int(c_finite) - int(b_finite)
+    if math.isclose(candidate, baseline, rel_tol=1e-9, abs_tol=1e-12):
+        return 0
+    return 1 if (candidate > baseline) == higher else -1
 
 
 def lr_changes(result: Result, *, tolerance: float = 1e-12) -> dict[str, int]:
@@ -728,18 +744,33 @@ def _setting_metric(arms: dict[str, dict[int, Result]]) -> tuple[str | None, boo
         return None, True, False
 
 
+def _scored(runs: Iterable[Result]) -> list[Result]:
+    """The ``runs`` whose final held-out metric is finite: a non-finite one is a
+    divergence (:func:`seed_outcome`), so its best-so-far is left out with it."""
+    out = []
+    for r in runs:
+        final = final_metric(r)
+        if final is not None and math.isfinite(final):
+            out.append(r)
+    return out
+
+
 def arm_summaries(results: Iterable[Result]) -> list[ArmSummary]:
     """Per setting and arm: seed statistics of the final loss and held-out metric.
 
-    The metric is the setting's :func:`common_metric`; where its trials disagree on it,
-    ``metric`` is ``None`` and the metric statistics are empty."""
+    The loss statistics are over the runs that finished (``ok``); the final and the
+    best-so-far held-out metric over the same seeds, those of them whose final metric is
+    finite (a best averaged over more seeds than the final would compare two
+    populations). The metric is the setting's :func:`common_metric`; where its trials
+    disagree on it, ``metric`` is ``None`` and the metric statistics are empty."""
     out = []
     for setting, arms in _by_setting(results).items():
         name, higher, same = _setting_metric(arms)
         for arm, by_seed in sorted(arms.items()):
             runs = list(by_seed.values())
             ok = [r for r in runs if r.get("status") == "ok"]
-            bests = [best_metric(r) if same else None for r in ok]
+            scored = _scored(ok) if same else []
+            bests = [best_metric(r) for r in scored]
             changes = [lr_changes(r) for r in ok]
             out.append(
                 ArmSummary(
@@ -748,7 +779,7 @@ def arm_summaries(results: Iterable[Result]) -> list[ArmSummary]:
                     runs=len(runs),
                     statuses=dict(Counter(r.get("status", "failed") for r in runs)),
                     final_loss=Stat.of(loss_at(r, 1.0) for r in ok),
-                    final_metric=Stat.of(final_metric(r) if same else None for r in ok),
+                    final_metric=Stat.of(final_metric(r) for r in scored),
                     best_metric=Stat.of(b[0] if b else None for b in bests),
                     best_step=Stat.of(b[1] if b else None for b in bests),
                     wall_time=Stat.of(r.get("wall_time") for r in ok),
@@ -794,7 +825,9 @@ def paired_differences(
     :func:`common_metric` (empty where its trials disagree on the metric).
     ``time_to_target`` is over the seeds
     where the candidate reached the baseline's final smoothed loss (``reached`` of
-    ``pairs``); ``wins`` counts seeds where the candidate's final metric is better.
+    ``pairs``); ``wins`` counts seeds the candidate won by :func:`seed_outcome`, the
+    held-out summary's rule: a better final metric, or a finite one where the
+    baseline's is not (a divergence, left out of ``final_metric_diff``).
     """
     is_cand = candidate or is_candidate
     out = []
@@ -814,9 +847,9 @@ def paired_differences(
                     loss_diff.append(loss_at(c, 1.0) - loss_at(b, 1.0))
                     fc, fb = final_metric(c), final_metric(b)
                     if same and fc is not None and fb is not None:
-                        d = fc - fb if higher else fb - fc
-                        metric_diff.append(d)
-                        wins += d > 0
+                        wins += seed_outcome(fc, fb, higher) > 0
+                        if math.isfinite(fc) and math.isfinite(fb):
+                            metric_diff.append(fc - fb if higher else fb - fc)
                     t = time_to_target(c, loss_at(b, 1.0))
                     if t is not None:
                         ttt.append(t)

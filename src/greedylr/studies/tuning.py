@@ -483,23 +483,16 @@ def _pair(
         fc, fb = _outcome(c_runs[seed]), _outcome(b_runs[seed])
         if fc is None or fb is None:
             unpaired += 1
-        elif math.isfinite(fc) and math.isfinite(fb):
-            d = fc - fb if higher else fb - fc
-            diffs.append(d)
-            if math.isclose(fc, fb, rel_tol=1e-9, abs_tol=1e-12):
-                ties += 1
-            elif d > 0:
-                wins += 1
-            else:
-                losses += 1
-        elif math.isfinite(fc):
-            wins += 1
-            b_div += 1
-        elif math.isfinite(fb):
-            losses += 1
-            c_div += 1
-        else:
-            ties += 1
+            continue
+        outcome = M.seed_outcome(fc, fb, higher)
+        wins += outcome > 0
+        ties += outcome == 0
+        losses += outcome < 0
+        if math.isfinite(fc) and math.isfinite(fb):
+            diffs.append(fc - fb if higher else fb - fc)
+        else:  # a divergence: a loss for the side alone in it
+            c_div += outcome < 0
+            b_div += outcome > 0
     return TunedPair(cand, base, c_lr, b_lr, M.Stat.of(diffs), wins, ties, losses, unpaired,
                      c_div, b_div)
 

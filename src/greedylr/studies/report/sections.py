@@ -124,7 +124,8 @@ def arms_section(arms: dict[str, dict[int, Result]]) -> str:
         "wall s",
     ]
     return (
-        f"Mean ± std [Student-t 95% CI of the mean] over the seeds that finished; {about}."
+        f"Mean ± std [Student-t 95% CI of the mean] over the seeds that finished (the "
+        f"final and best held-out metric: over those whose final one is finite); {about}."
         "\n\n" + markdown_table(header, rows)
     )
 
@@ -170,7 +171,9 @@ def paired_section(arms: dict[str, dict[int, Result]]) -> str:
         "Δ final train loss",
         "time to baseline's final loss",
     ]
-    preamble = "Paired by seed, over seeds where both ran to the end.\n\n"
+    preamble = ("Paired by seed, over seeds where both ran to the end; a final metric that "
+                "is not finite is a divergence, as in the held-out summary: the seed is lost "
+                "by its side and left out of the Δ final metric.\n\n")
     return preamble + markdown_table(header, rows)
 
 
