@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -70,6 +71,8 @@ def test_cosine_mode_is_the_measured_setting_for_every_implementation() -> None:
     for bad in (0, -5, 2.5, None, True):
         with pytest.raises(ValueError, match="total_steps"):
             greedylr.cosine_mode(bad)  # type: ignore[arg-type]
+    # a NumPy count, as GreedyConfig(total_steps=...) takes it (refused before)
+    assert greedylr.cosine_mode(np.int64(300)) == greedylr.cosine_mode(300)  # type: ignore[arg-type]
     optax = pytest.importorskip("greedylr.integrations.optax")
     jnp = pytest.importorskip("jax.numpy")
     transform = optax.greedy_lr(0.1, **greedylr.cosine_mode(900))  # raises on a knob it lacks

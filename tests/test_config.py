@@ -19,13 +19,13 @@ from greedylr.config import GreedyConfig, budget_after_warmup
         # check_bounds="no" as True
         ({"check_bounds": "no"}, "check_bounds must be a bool, got 'no'"),
         ({"check_bounds": 0}, "check_bounds must be a bool, got 0"),
-        ({"eps": True}, "eps must be finite and >= 0, got True"),
-        ({"noise_threshold": True}, "noise_threshold must be finite and >= 0, got True"),
-        ({"threshold": True, "threshold_mode": "abs"}, "threshold must be >= 0, got True"),
+        ({"eps": True}, r"eps must be a number \(an int or a float\), got True of type bool"),
+        ({"noise_threshold": True}, r"noise_threshold must be a number \(an int or a float\)"),
+        ({"threshold": True, "threshold_mode": "abs"}, r"threshold must be a number \(an int"),
         ({"min_lr": True}, "min_lr must be >= 0, got True"),
         ({"max_lr": [0.1, False]}, r"max_lr must be >= 0, got \[0.1, False\]"),
-        ({"min_lr_ratio": True}, "min_lr_ratio must be >= 0 or None, got True"),
-        ({"eval_pace": False}, "eval_pace must be finite and >= 0, got False"),
+        ({"min_lr_ratio": True}, r"min_lr_ratio must be a number \(an int or a float\) or None"),
+        ({"eval_pace": False}, r"eval_pace must be a number \(an int or a float\), got False"),
         # infinities that freeze or poison every LR: eps=inf applied no change ever
         ({"eps": math.inf}, "eps must be finite and >= 0, got inf"),
         ({"threshold": math.inf, "threshold_mode": "abs"}, "threshold must be finite, got inf"),
@@ -38,10 +38,12 @@ from greedylr.config import GreedyConfig, budget_after_warmup
          "min_lr must be finite, got inf"),
         ({"min_lr_ratio": math.inf, "max_lr_ratio": None}, "min_lr_ratio must be finite"),
         # a raw TypeError ('<=' not supported) before
-        ({"warmup_start_factor": "0.5"}, "warmup_start_factor must be a number in \\[0, 1\\], "
-                                         "got '0.5'"),
-        ({"warmup_start_factor": None}, "warmup_start_factor must be a number in \\[0, 1\\], "
-                                        "got None"),
+        ({"warmup_start_factor": "0.5"}, r"warmup_start_factor must be a number \(an int or a "
+                                         r"float\), got '0.5' of type str"),
+        ({"warmup_start_factor": None}, r"warmup_start_factor must be a number \(an int or a "
+                                        r"float\), got None"),
+        # a type reported as a type, not as a range (factor="0.5" is no number in (0, 1))
+        ({"factor": "0.5"}, r"factor must be a number \(an int or a float\), got '0.5'"),
         ({"warmup_start_factor": 1.5}, "warmup_start_factor must be a number in \\[0, 1\\]"),
     ],
 )

@@ -793,12 +793,14 @@ def test_anneal_only_with_a_budget_and_old_state_loads() -> None:
         ({"eval_patience": -1}, "eval_patience must be an int >= 0 or None"),
         *(({"eval_pace": p}, "eval_pace must be finite and >= 0") for p in (-0.1, math.inf)),
         *(({"eval_compound_margin": m}, "eval_compound_margin must be finite and >= 0, or None")
-          for m in (-0.1, math.inf, "0.03")),
+          for m in (-0.1, math.inf)),
+        ({"eval_compound_margin": "0.03"}, "eval_compound_margin must be a number"),
         *(({"blowup_ratio": r}, "blowup_ratio must be finite and > 1, or None")
           for r in (1.0, 0.5, math.inf, math.nan)),
         ({"blowup_raw_check": 1}, "blowup_raw_check must be a bool"),
         *(({"spike_ratio": r}, "spike_ratio must be finite and > 1, or None")
-          for r in (1.0, 0.5, math.inf, math.nan, "10")),
+          for r in (1.0, 0.5, math.inf, math.nan)),
+        ({"spike_ratio": "10"}, "spike_ratio must be a number"),
         ({"floor_anneals_to_zero": None}, "floor_anneals_to_zero must be a bool"),
         ({"anneal_to_zero": 1}, "anneal_to_zero must be a bool"),
     ],

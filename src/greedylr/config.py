@@ -420,6 +420,7 @@ class GreedyConfig:
             if plain is not value:
                 object.__setattr__(self, f.name, plain)
         self._check_counts()
+        self._check_number_types()
         self._check_numbers()
         self._check_bounds()
         overrun = self.total_steps is not None and _warmup_runs_into_cooldown(
@@ -460,6 +461,19 @@ class GreedyConfig:
                 value is None or (_is_int(value) and value >= minimum),
                 f"{name} must be an int >= {minimum} or None, got {value!r}",
             )
+
+    def _check_number_types(self) -> None:
+        """A knob that takes a number given something else is said to be of the wrong type,
+        not out of its range (``factor="0.5"`` is no number in (0, 1))."""
+        for f in fields(self):
+            optional = str(f.type) == "float | None"
+            if str(f.type) != "float" and not optional:
+                continue
+            value = getattr(self, f.name)
+            _check((optional and value is None) or _is_number(value),
+                   f"{f.name} must be a number (an int or a float)"
+                   f"{' or None' if optional else ''}, got {value!r} of type "
+                   f"{type(value).__name__}")
 
     def _check_numbers(self) -> None:
         _check(
@@ -735,6 +749,7 @@ def cosine_mode(total_steps: int) -> dict[str, Any]:
     Raises:
         ValueError: for a budget that is not a positive integer.
     """
+    total_steps = _plain(total_steps)  # a NumPy or 0-d tensor count, as GreedyConfig takes it
     _check(_is_int(total_steps) and total_steps >= 1,
            f"total_steps must be an integer >= 1, got {total_steps!r}")
     return {"total_steps": total_steps, "base_schedule": "cosine", "eval_patience": None,
