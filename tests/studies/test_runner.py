@@ -369,7 +369,13 @@ def test_the_direction_of_a_metric_is_the_functions_else_read_from_its_name(
      ("fid", False), ("val_perplexity", False), ("ppl", False), ("mse", False),
      ("test_rmse", False), ("MAE", False), ("valLoss", False), ("logloss", False),
      ("nll", False), ("accuracy", True), ("top1_acc", True), ("f1", True), ("bleu", True),
-     ("answer_accuracy", True), ("precision", True), ("auc", True)],
+     ("answer_accuracy", True), ("precision", True), ("auc", True),
+     # read as higher-is-better before: an LR cut at every improvement where fed
+     ("val_cross_entropy", False), ("val_ce", False), ("val_bce", False),
+     ("val_xent", False), ("val_rmsle", False), ("val_huber", False), ("val_brier", False),
+     ("val_l1", False), ("val_lpips", False), ("neg_log_likelihood", False),
+     ("val_hamming", False), ("val_loss2", False),
+     ("log_likelihood", True), ("entropy", True), ("val_f1", True), ("top1_acc", True)],
 )
 def test_direction_from_name(name: str, higher: bool) -> None:
     from greedylr import _direction
