@@ -404,6 +404,40 @@ def test_a_step_without_a_loss_still_asks_for_the_loss():
         sched.step()
 
 
+@pytest.mark.parametrize("eval_patience", [None, 0])
+@pytest.mark.parametrize("tensor_lr", [False, True])
+def test_observe_eval_refuses_an_lr_written_outside_greedylr(eval_patience, tensor_lr):
+    # observe_eval wrote the rule's LRs back over the foreign write, and the next step
+    # found its own LR again: the write was undone without a word (float mode; device
+    # mode makes no such check, as documented)
+    opt = make_optimizer(tensor_lr=tensor_lr)
+    sched = GreedyLR(opt, eval_patience=eval_patience, device_mode=False)
+    drive(sched, [1.0])
+    if tensor_lr:
+        opt.param_groups[0]["lr"].fill_(0.05)
+    else:
+        opt.param_groups[0]["lr"] = 0.05
+    with pytest.raises(RuntimeError, match="group 0 was changed outside GreedyLR"):
+        sched.observe_eval(0.7)
+    assert float(opt.param_groups[0]["lr"]) == pytest.approx(0.05)  # left as found
+
+
+@pytest.mark.parametrize("call", ["step", "observe", "observe_eval"])
+def test_a_foreign_write_is_refused_also_when_a_group_was_added_since(call):
+    # the new group's scheduling marked every LR it found as GreedyLR's own, the foreign
+    # one included, and the call then overwrote it
+    opt = make_optimizer()
+    sched = GreedyLR(opt, **CONFIG)
+    drive(sched, [1.0])
+    opt.param_groups[0]["lr"] = 0.05
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.3})
+    opt.step()
+    with pytest.raises(RuntimeError, match="group 0 was changed outside GreedyLR"):
+        {"step": sched.step, "observe": sched.observe, "observe_eval": sched.observe_eval}[call](
+            0.5)
+    assert opt.param_groups[0]["lr"] == 0.05
+
+
 def test_greedylr_alone_is_not_refused_after_its_own_writes_and_a_resume():
     opt = make_optimizer((0.1, 0.2))
     sched = GreedyLR(opt, **CONFIG)

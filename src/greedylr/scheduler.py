@@ -316,10 +316,10 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         """
         if self._unchecked is not None:  # the first LRs' deferred error (_initial_state)
             raise ValueError(self._unchecked)
+        if self._written is not None:  # before _sync_groups, which marks the LRs it finds
+            guards.check_lrs_are_ours(self.optimizer.param_groups, self._written)
         if len(self.optimizer.param_groups) != len(self.base_lrs):
             self._sync_groups()
-        if self._written is not None:
-            guards.check_lrs_are_ours(self.optimizer.param_groups, self._written)
         if self._device_state is not None:
             self._pending_sum = self._pending_sum + self._device_loss(loss)
         else:
@@ -357,14 +357,14 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         if self._unchecked is not None:  # the first LRs' deferred error (_initial_state)
             raise ValueError(self._unchecked)
         groups = self.optimizer.param_groups
-        if len(groups) != len(self.base_lrs):
-            self._sync_groups()
         written = self._written
-        if written is not None:
+        if written is not None:  # before _sync_groups, which marks the LRs it finds
             for group, mark in zip(groups, written):
                 if group["lr"] is not mark:  # not the very object written: compare values
                     guards.check_lrs_are_ours(groups, written)
                     break
+        if len(groups) != len(self.base_lrs):
+            self._sync_groups()
         if loss is None and not self._pending_count:
             guards.refuse_scheduler_caller(self)
         count = self._optimizer_steps.count
@@ -666,9 +666,18 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
 
         Args:
             value: the held-out metric: a number or a one-element tensor.
+
+        Raises:
+            RuntimeError: if anything else changed an LR since the last step (checked
+                for float LRs and, in float mode, tensor LRs), as :meth:`step` does:
+                this call writes every LR.
         """
         if self._unchecked is not None:  # the first LRs' deferred error (_initial_state)
             raise ValueError(self._unchecked)
+        if self._written is not None:
+            # as step and observe: it writes every LR, and would undo a foreign write
+            # silently (before _sync_groups, which marks the LRs it finds as its own)
+            guards.check_lrs_are_ours(self.optimizer.param_groups, self._written)
         if (self.config.mode == "max" and self.config.eval_mode == "min"
                 and self.config.eval_patience is not None
                 and not self.__dict__.get("_warned_eval_mode")):
