@@ -146,13 +146,37 @@ def _held_out(rank: int) -> dict[str, object]:
     return result
 
 
+def _refused_then_retried(rank: int) -> dict[str, object]:
+    """on_nonfinite="raise" with a NaN on rank 1 only: the mean is NaN on both, every rank
+    raises, and each retry (a collective again) is a normal step on every rank."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    sched = GreedyLR(opt, on_nonfinite="raise", warmup=4, smoothing="none")
+    opt.step()
+    sched.step(1.0)
+    opt.step()
+    try:
+        sched.step(math.nan if rank == 1 else 0.5)
+        raised = "no error"
+    except FloatingPointError as exc:
+        raised = str(exc)
+    counts = [sched.state.step, sched.last_epoch, len(sched.trace.rows())]
+    sched.step(0.9)  # the retry, on every rank
+    lrs = [sched.get_last_lr()[0]]
+    for loss in (0.8, 0.7):
+        opt.step()
+        sched.step(loss)
+        lrs.append(sched.get_last_lr()[0])
+    return {"raised": raised, "counts": counts, "lrs": lrs, "steps": sched.state.step}
+
+
 def _worker(rank: int, init_file: str, out_dir: str, part: str) -> None:
     """One rank of a test: ``_train`` or ``_held_out`` in a gloo group, its result written
     to ``rank{rank}.json``."""
     # A rank that hangs prints where, then exits: the parent's join() then reports it.
     faulthandler.dump_traceback_later(WORKER_TIMEOUT, exit=True)
     with gloo_group(rank, init_file, WORLD):
-        result = {"train": _train, "held_out": _held_out}[part](rank)
+        result = {"train": _train, "held_out": _held_out,
+                  "refused": _refused_then_retried}[part](rank)
         Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
     faulthandler.cancel_dump_traceback_later()
 
@@ -222,3 +246,26 @@ def test_two_gloo_ranks_make_the_same_decision(tmp_path: Path) -> None:
     # The replicas stayed replicas.
     assert r0["params"] == r1["params"]
     assert all(math.isfinite(v) for p in r0["params"] for v in p)
+
+
+@pytest.mark.timeout(300)
+def test_two_gloo_ranks_raise_together_for_a_nonfinite_loss_and_retry_as_one_step(
+        tmp_path: Path) -> None:
+    # with on_nonfinite="raise" the refused loss counted as a step on every rank and each
+    # rank's retry was ignored as a repeated call: the warmup ran a step ahead
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    spawn_ranks(_worker, (str(tmp_path / "init"), str(tmp_path), "refused"), timeout=240,
+                nprocs=WORLD)
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD))
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    one = GreedyLR(opt, on_nonfinite="raise", warmup=4, smoothing="none")
+    want = []
+    for loss in (1.0, 0.9, 0.8, 0.7):
+        opt.step()
+        one.step(loss)
+        want.append(one.get_last_lr()[0])
+    for r in (r0, r1):
+        assert r["raised"] == "non-finite loss nan at step 2"
+        assert r["counts"] == [1, 1, 1]  # nothing counted the refused step
+        assert r["lrs"] == want[1:]
+        assert r["steps"] == 4

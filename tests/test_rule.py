@@ -176,6 +176,22 @@ def test_nonfinite_decrease_and_raise():
         run(cfg, [math.nan])
 
 
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_a_refused_nonfinite_loss_leaves_the_state_as_it_was(bad):
+    # the step was counted before the raise: a warmup, a budget and a cooldown all
+    # counted the refused loss as a step, and a retry as the next one
+    cfg = GreedyConfig(on_nonfinite="raise", warmup=4, factor=0.5, patience=0, **PLAIN)
+    state = init(cfg, [1.0])
+    update(cfg, state, 1.0)
+    before = state.to_dict()
+    with pytest.raises(FloatingPointError, match="at step 2"):
+        update(cfg, state, bad)
+    assert state.to_dict() == before
+    retried = [update(cfg, state, x).lrs[0] for x in (0.9, 0.8)]
+    _, plain, _ = run(cfg, [1.0, 0.9, 0.8])
+    assert retried == plain[1:] == [0.5, 0.75]
+
+
 def test_eps_suppresses_tiny_changes():
     cfg = GreedyConfig(factor=0.5, patience=0, eps=0.3, **PLAIN)
     _, lrs, kinds = run(cfg, [1.0, 2.0, 3.0], base=(0.5,))

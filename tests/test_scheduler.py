@@ -108,6 +108,41 @@ def test_repeated_calls_without_an_optimizer_step_count_once():
     assert sched.state.step == 2
 
 
+@pytest.mark.parametrize("feed", ["step", "observe"])
+def test_a_step_refused_for_a_nonfinite_loss_can_be_retried(feed):
+    # with on_nonfinite="raise" the refused loss still counted as a step of the rule, and
+    # the scheduler took the optimizer step as seen: a retry was ignored as a repeated
+    # call, and the warmup ran one step ahead of the optimizer
+    opt = make_optimizer()
+    sched = GreedyLR(opt, on_nonfinite="raise", warmup=4, smoothing="none")
+    drive(sched, opt, [1.0])
+    opt.step()
+    with pytest.raises(FloatingPointError, match="non-finite loss nan at step 2"):
+        if feed == "observe":
+            sched.observe(0.5)
+            sched.observe(math.nan)
+            sched.step()
+        else:
+            sched.step(math.nan)
+    assert (sched.state.step, sched.last_epoch, len(sched.trace.rows())) == (1, 1, 1)
+    assert sched.get_last_lr() == [0.025]
+    sched.step(0.9)  # the retry: the step it was meant to be
+    lrs = [sched.get_last_lr(), *drive(sched, opt, [0.8])]
+    plain_opt = make_optimizer()
+    plain = drive(GreedyLR(plain_opt, warmup=4, smoothing="none"), plain_opt, [1.0, 0.9, 0.8])
+    assert lrs == plain[1:] == [[0.05], [pytest.approx(0.075)]]
+    assert (sched.state.step, sched.last_epoch, len(sched.trace.rows())) == (3, 3, 3)
+    # the same, the refused step given up instead of retried: the next one is step 2
+    opt = make_optimizer()
+    sched = GreedyLR(opt, on_nonfinite="raise", warmup=4, smoothing="none")
+    drive(sched, opt, [1.0])
+    opt.step()
+    with pytest.raises(FloatingPointError):
+        sched.step(math.inf)
+    assert drive(sched, opt, [0.9, 0.8]) == plain[1:]
+    assert sched.trace.steps.tolist() == [1, 2, 3]
+
+
 def test_tensor_lr_is_updated_in_place():
     opt = make_optimizer((0.1, 0.2), tensor_lr=True)
     lr_objects = [g["lr"] for g in opt.param_groups]

@@ -387,12 +387,14 @@ def update(config: GreedyConfig, state: RuleState, loss: float) -> Decision:
         The LRs to apply from now on, the smoothed value used, and the events.
 
     Raises:
-        FloatingPointError: for a non-finite loss when ``on_nonfinite="raise"``.
+        FloatingPointError: for a non-finite loss when ``on_nonfinite="raise"``, with
+            ``state`` left as it was: the refused loss is no step, and a retry with
+            another loss is the step it was meant to be.
     """
-    state.step += 1
     finite = math.isfinite(loss)
-    if not finite and config.on_nonfinite == "raise":
-        raise FloatingPointError(f"non-finite loss {loss!r} at step {state.step}")
+    if not finite and config.on_nonfinite == "raise":  # before anything changes
+        raise FloatingPointError(f"non-finite loss {loss!r} at step {state.step + 1}")
+    state.step += 1
     if finite:
         if config.noise_threshold:  # tested here: a call per step costs more than the test
             _track_noise(config, state, float(loss))

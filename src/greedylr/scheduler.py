@@ -338,6 +338,11 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
             TypeError: if no loss was given or observed.
             RuntimeError: if another scheduler (or anything else) changed the LR since
                 the last step (checked for float LRs and, in float mode, tensor LRs).
+            FloatingPointError: for a non-finite loss with ``on_nonfinite="raise"``
+                (under ``torch.distributed``: a non-finite loss on any rank, and every
+                rank raises). The step is not made: the rule's state, the step counts,
+                the LRs and the trace are as they were (the losses observed for it are
+                dropped), so a retry with a finite loss is that optimizer step's.
         """
         if self._constructing:
             # the base class's initial step: set the initial LRs as every later step
@@ -391,10 +396,12 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         else:
             value = as_float(self._loss_or_mean(loss))
             self._pending_sum, self._pending_count = 0.0, 0
-        self._steps_seen = count  # after the loss: a step refused for it can be retried
         state = self._rule_state
         assert state is not None  # None only in device mode
         decision = update(self.config, state, value)
+        # after the decision: a step refused for its loss (malformed, or non-finite with
+        # on_nonfinite="raise", which leaves the rule's state as it was) can be retried
+        self._steps_seen = count
         lrs, events = decision.lrs, decision.events
         if events and logger.isEnabledFor(logging.DEBUG):
             for event in events:
