@@ -80,6 +80,51 @@ def test_bad_loss_is_a_clear_error(loss, error, message):
     assert message in str(info.value)
 
 
+def test_what_is_not_an_optimizer_is_refused_before_anything_is_written():
+    # a model gave "'Linear' object has no attribute 'param_groups'", and an object with
+    # param_groups got an initial_lr written into them before torch refused it
+    model = torch.nn.Linear(2, 1)
+    with pytest.raises(TypeError, match="Linear is not an Optimizer: pass the optimizer, "
+                                        "not the model"):
+        GreedyLR(model)
+
+    class Lookalike:
+        def __init__(self):
+            self.param_groups = [{"params": [], "lr": 0.1}]
+
+    lookalike = Lookalike()
+    with pytest.raises(TypeError, match="Lookalike is not an Optimizer"):
+        GreedyLR(lookalike)
+    assert lookalike.param_groups == [{"params": [], "lr": 0.1}]
+
+
+def test_an_optimizer_subclass_wrapping_another_is_scheduled():
+    # Accelerate's AcceleratedOptimizer, Lightning's LightningOptimizer: Optimizer
+    # subclasses that hold the optimizer that steps (Accelerate's without the hook
+    # registry of its own, which Optimizer.__init__ would make)
+    class Wrapper(torch.optim.Optimizer):
+        def __init__(self, optimizer):
+            self.optimizer = optimizer
+
+        @property
+        def param_groups(self):
+            return self.optimizer.param_groups
+
+        @property
+        def state(self):
+            return self.optimizer.state
+
+        def step(self, closure=None):
+            return self.optimizer.step(closure)
+
+    inner = make_optimizer()
+    opt = Wrapper(inner)
+    sched = GreedyLR(opt, factor=0.5, patience=0, smoothing="none")
+    assert drive(sched, opt, [1.0, 0.5]) == [[0.2], [0.4]]
+    sched.step(0.1)  # no optimizer step since: ignored
+    assert sched.state.step == 2 and inner.param_groups[0]["lr"] == 0.4
+
+
 def test_step_without_a_loss_needs_observe():
     opt = make_optimizer()
     sched = GreedyLR(opt, smoothing="none")
@@ -898,6 +943,26 @@ def test_from_transformers_ignores_a_budget_and_held_out_values_as_transformers_
             told.observe_eval(10.0 + step)  # always worse: would lower the LR
         assert drive(told, told.optimizer, [loss]) == drive(plain, plain.optimizer, [loss])
     assert not [e for e in told.events if e.kind in ("eval_decrease", "anneal")]
+
+
+@pytest.mark.parametrize("kind", ["numpy", "tensor"])
+def test_from_transformers_takes_per_group_bounds_as_arrays_as_greedylr_does(kind):
+    # an array or a 1-d tensor raised numpy's (or torch's) "truth value is ambiguous"
+    # from the per-group test, where GreedyLR(min_lr=...) takes it as one value per group
+    as_array = np.array if kind == "numpy" else torch.tensor
+    opt = make_optimizer((0.1, 0.01))
+    sched = GreedyLR.from_transformers(opt, min_lr=as_array([1e-3, 1e-4]),
+                                       max_lr=as_array([1.0, 0.5]))
+    assert sched.state.min_lrs == [pytest.approx(1e-3), pytest.approx(1e-4)]
+    assert sched.state.max_lrs == [1.0, 0.5]
+    with pytest.raises(ValueError, match="expected 2 min_lrs, got 3"):
+        GreedyLR.from_transformers(opt, min_lr=as_array([1e-3, 1e-3, 1e-3]))
+
+
+def test_from_transformers_still_warns_for_a_floor_above_the_initial_lr(caplog):
+    with caplog.at_level(logging.WARNING, logger="greedylr"):
+        GreedyLR.from_transformers(make_optimizer((0.1, 0.01)), min_lr=np.array([0.05, 0.05]))
+    assert "min_lr [0.05, 0.05] is above the initial lr [0.1, 0.01]" in caplog.text
 
 
 def test_from_transformers_rejects_unknown_arguments():

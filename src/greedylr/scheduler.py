@@ -27,7 +27,7 @@ from greedylr import rule as _rule
 from greedylr._checkpoint import Checkpointing
 from greedylr._device_mode import Decoder, DeviceMode, keep_recording_out_of_compile
 from greedylr._values import HELD_OUT, as_float, write_lrs
-from greedylr.config import check_budget_change
+from greedylr.config import _plain, check_budget_change
 from greedylr.rule import Bound, Event, GreedyConfig, RuleState, add_group, init, update
 from greedylr.trace import Trace
 
@@ -159,6 +159,16 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         anneal_to_zero: bool = False,
         stalled_anneals_to_zero: bool = True,
     ) -> None:
+        if not isinstance(optimizer, Optimizer):
+            # first: the mode choice below reads param_groups (an AttributeError for a
+            # model), and an object that has them would get initial_lr written before
+            # torch's LRScheduler refused it. The wrappers GreedyLR runs under
+            # (Accelerate's, Lightning's, ZeroRedundancyOptimizer, schedule-free) are
+            # Optimizer subclasses.
+            hint = (": pass the optimizer, not the model" if isinstance(optimizer, torch.nn.Module)
+                    else "")
+            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer{hint} "
+                            "(GreedyLR(torch.optim.AdamW(model.parameters()), ...))")
         # The knobs are spelled out for type checkers and IDEs; GreedyConfig stays their
         # one definition (tests/test_typed_api.py keeps the two in step).
         knobs = locals()
@@ -258,7 +268,9 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         if unknown:
             raise TypeError(f"unexpected transformers.GreedyLR arguments: {sorted(unknown)}")
         get = kwargs.get
-        min_lr, max_lr = get("min_lr", 1e-3), get("max_lr", 1.0)
+        # as GreedyConfig reads them: a NumPy array or a 1-d tensor is one value per group,
+        # a NumPy scalar or 0-d tensor a number
+        min_lr, max_lr = _plain(get("min_lr", 1e-3)), _plain(get("max_lr", 1.0))
         for value, name in ((min_lr, "min_lr"), (max_lr, "max_lr")):
             if isinstance(value, (list, tuple)) and len(value) != len(optimizer.param_groups):
                 raise ValueError(
@@ -267,14 +279,7 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         threshold_mode = get("threshold_mode", "abs")
         if threshold_mode not in _TRANSFORMERS_THRESHOLD_MODES:  # transformers' check
             raise ValueError(f"threshold mode {threshold_mode} is unknown!")
-        lrs = [as_float(g["lr"]) for g in optimizer.param_groups]
-        floors = min_lr if isinstance(min_lr, (list, tuple)) else [min_lr] * len(lrs)
-        if any(f > lr for f, lr in zip(floors, lrs)):
-            logger.warning(
-                "min_lr %s is above the initial lr %s: decreases will be no-ops, as in "
-                "transformers.GreedyLR", floors, lrs,
-            )
-        return _TransformersGreedyLR(
+        scheduler = _TransformersGreedyLR(
             optimizer,
             mode=get("mode", "min"),
             factor=get("factor", 0.95),
@@ -305,6 +310,14 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
             anneal_to_zero=False,
             stalled_anneals_to_zero=False,
         )
+        # the bounds as the config resolved them (one per group), once it accepted them
+        state = scheduler.state
+        if any(f > lr for f, lr in zip(state.min_lrs, state.base_lrs)):
+            logger.warning(
+                "min_lr %s is above the initial lr %s: decreases will be no-ops, as in "
+                "transformers.GreedyLR", state.min_lrs, state.base_lrs,
+            )
+        return scheduler
 
     # -- feeding the loss -------------------------------------------------------
 
