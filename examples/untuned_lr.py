@@ -45,7 +45,7 @@ def train(data: list[torch.Tensor], lr: float, range_test: bool, steps: int,
     if range_test:
         result = greedylr.lr_range_test(model, optimizer, train_step)
         result.apply(optimizer)
-        print(f"range test: {len(result.losses)} steps, suggested lr {result.suggested_lrs[0]:.3g} "
+        print(f"range test: {len(result.losses)} steps, suggested lr {result.suggested_lr:.3g} "
               f"({result.suggested_multiplier:.3g}x the lr given)")
         generator.manual_seed(seed)  # the same batches as the run without the test
     scheduler = greedylr.GreedyLR(optimizer, total_steps=steps)

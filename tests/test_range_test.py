@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import greedylr
-from greedylr.range_test import RangeTest, lr_range_test
+from greedylr.range_test import RangeTest, lr_range_test, set_lrs
 
 
 def test_reading_by_hand() -> None:
@@ -35,6 +35,15 @@ def test_the_swept_lrs_are_the_first_moving_groups() -> None:
     test = RangeTest.read([0.0, 0.01], [1, 10, 100], [3, 2, 1], skip=0)
     assert test.swept_lrs == pytest.approx([0.01, 0.1, 1.0])
     assert test.suggested_lrs == pytest.approx([0.0, 0.1])
+    assert test.suggested_lr == pytest.approx(0.1)
+    # the default LR (a group added later starts from it) moves by the suggested multiple
+    frozen, moving = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([{"params": [frozen], "lr": 0.0}, {"params": [moving]}],
+                                lr=0.01)
+    test.apply(optimizer)
+    assert optimizer.defaults["lr"] == pytest.approx(0.1)
+    set_lrs(optimizer, [0.0, 0.05])
+    assert optimizer.defaults["lr"] == pytest.approx(0.05)
 
 
 def test_reading_stops_at_a_non_finite_loss_and_needs_a_first_one() -> None:

@@ -201,11 +201,21 @@ class RangeTest:
         return [lr * self.suggested_multiplier for lr in self.base_lrs]
 
     @property
+    def suggested_lr(self) -> float:
+        """The suggestion as one LR, to report: that of the first param group with a
+        positive LR (a group frozen at LR 0 stays at 0), the group :attr:`swept_lrs`
+        follows."""
+        return self._shown_base_lr * self.suggested_multiplier
+
+    @property
     def swept_lrs(self) -> list[float]:
         """The LR at each step of the sweep that ran, to plot ``losses`` against: the first
         param group's with a positive LR (a group frozen at LR 0 is swept at 0)."""
-        shown = next((lr for lr in self.base_lrs if lr > 0), self.base_lrs[0])
-        return [shown * m for m in self.multipliers[:len(self.losses)]]
+        return [self._shown_base_lr * m for m in self.multipliers[:len(self.losses)]]
+
+    @property
+    def _shown_base_lr(self) -> float:
+        return next((lr for lr in self.base_lrs if lr > 0), self.base_lrs[0])
 
     def apply(self, optimizer: torch.optim.Optimizer) -> None:
         """Set each param group's LR to its suggestion. Build the scheduler after this: it
@@ -226,8 +236,12 @@ class RangeTest:
         if len(optimizer.param_groups) != len(self.base_lrs):
             raise ValueError(f"the range test swept {len(self.base_lrs)} param groups; this "
                              f"optimizer has {len(optimizer.param_groups)}")
-        first = optimizer.param_groups[0]
-        first_base = float(first.get("initial_lr", first["lr"]))
+        # the default LR moves as the first moving group does (a group frozen at LR 0
+        # moves by no factor); relative to where that group stands, so applying twice
+        # changes nothing more
+        moving = [(float(group.get("initial_lr", group["lr"])), suggested)
+                  for group, suggested in zip(optimizer.param_groups, self.suggested_lrs)
+                  if float(group.get("initial_lr", group["lr"])) > 0]
         for group, suggested in zip(optimizer.param_groups, self.suggested_lrs):
             lr = suggested
             if "initial_lr" in group:
@@ -236,8 +250,9 @@ class RangeTest:
                     lr = float(group["lr"]) * suggested / initial
                 _set(group, "initial_lr", suggested)
             _set(group, "lr", lr)
-        if first_base > 0:
-            _move_default_lr(optimizer, self.suggested_lrs[0], first_base)
+        if moving:
+            old, new = moving[0]
+            _move_default_lr(optimizer, new, old)
 
 
 def set_lrs(optimizer: torch.optim.Optimizer, lrs: Sequence[float]) -> None:
@@ -245,15 +260,18 @@ def set_lrs(optimizer: torch.optim.Optimizer, lrs: Sequence[float]) -> None:
     captured it sees the change); a group's ``initial_lr``, where a scheduler left one,
     and the optimizer's default LR, which a group added later starts from (and
     transformers' polynomial schedule reads), move by the same factor as the group's
-    and the first group's LR."""
-    first = float(optimizer.param_groups[0]["lr"])
+    and the first moving group's LR (the first whose LR is not 0)."""
+    moving = [(float(group["lr"]), lr) for group, lr in zip(optimizer.param_groups, lrs,
+                                                             strict=True)
+              if float(group["lr"]) != 0]
     for group, lr in zip(optimizer.param_groups, lrs, strict=True):
         old = float(group["lr"])
         if "initial_lr" in group:  # moved by the same factor as the group's LR
             _set(group, "initial_lr", lr if old == 0 else float(group["initial_lr"]) * lr / old)
         _set(group, "lr", lr)
-    if first != 0:
-        _move_default_lr(optimizer, lrs[0], first)
+    if moving:
+        old, new = moving[0]
+        _move_default_lr(optimizer, new, old)
 
 
 def _move_default_lr(optimizer: torch.optim.Optimizer, new: float, old: float) -> None:

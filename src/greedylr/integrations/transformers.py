@@ -525,8 +525,9 @@ def range_test(
     ``loss``): every process reads the same sweep and takes the same suggestion, and gets
     its own weights back afterwards.
 
-    What ``train()`` sets up before its first step, the sweep sets up too, in the same
-    order: ``trainer.is_in_train`` is true (a ``compute_loss`` that reads it sees training);
+    What ``train()`` sets up before its first step, the sweep sets up too (in transformers
+    5's order; 4.x hooks NEFTune before checkpointing, which gives the same steps):
+    ``trainer.is_in_train`` is true (a ``compute_loss`` that reads it sees training);
     Liger's kernels (``args.use_liger_kernel``) are patched into the model as ``train()``
     patches them (transformers 4.x patches them when the Trainer is built); activation
     checkpointing is on where the arguments ask for it (``activation_checkpointing`` and its
@@ -605,8 +606,7 @@ def range_test(
     logger.info(
         "LR range test on the Trainer: the smoothed loss was lowest (the valley) at LR %g, "
         "%g times the LR given; the suggestion is a tenth of it, LR %g; %s",
-        result.swept_lrs[result.valley], result.best_multiplier,
-        result.swept_lrs[result.valley] / 10, placed)
+        result.swept_lrs[result.valley], result.best_multiplier, result.suggested_lr, placed)
     return result
 
 
@@ -698,9 +698,9 @@ def _as_in_training(trainer: Trainer, model: torch.nn.Module,
     optimizers need), ``trainer.is_in_train`` is true, Liger's kernels are patched in
     (:func:`_apply_liger_kernels`), activation checkpointing is on where the arguments ask
     for it (:func:`_checkpointing_as_in_training`), NEFTune's noise is added to the input
-    embeddings (:func:`_neftune_as_in_training`), in the order ``train()`` sets them up,
-    and the model's forward runs as ``accelerator.prepare`` makes it, under the
-    accelerator's autocast with its outputs cast to float32. Afterwards these, the
+    embeddings (:func:`_neftune_as_in_training`), in the order transformers 5's ``train()``
+    sets them up, and the model's forward runs as ``accelerator.prepare`` makes it, under
+    the accelerator's autocast with its outputs cast to float32. Afterwards these, the
     Trainer's accumulation count and the modules' train/eval modes are as they were, but
     for Liger's kernels, which ``train()`` patches in for good (the rest,
     :func:`greedylr.lr_range_test` puts back)."""

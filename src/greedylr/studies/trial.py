@@ -219,7 +219,7 @@ class Trial:
 
         Call it just before :meth:`scheduler`, with the model, the optimizer and one
         step of the training loop (forward, backward, ``optimizer.step()``, returning
-        the loss). The sweep puts the model, the optimizer and torch's generators back;
+        the loss). The sweep puts the model, the optimizer and the random generators back;
         the batches it drew are the loop's. The suggestion is recorded in the result
         (``range_test``); the result's ``lr`` stays the study's, the grid point the run
         started from.
@@ -234,10 +234,10 @@ class Trial:
         self._take_lr(optimizer)
         result = lr_range_test(model, optimizer, train_step)
         result.apply(optimizer)
-        self.record.range_test = {"lr": result.suggested_lrs[0],
+        self.record.range_test = {"lr": result.suggested_lr,
                                   "multiplier": result.suggested_multiplier,
                                   "steps": len(result.losses)}
-        logger.info("range test: lr %g -> %g", self.lr, result.suggested_lrs[0])
+        logger.info("range test: lr %g -> %g", self.lr, result.suggested_lr)
         return result
 
     def scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
