@@ -22,8 +22,10 @@ from greedylr.config import GreedyConfig, budget_after_warmup
         ({"eps": True}, r"eps must be a number \(an int or a float\), got True of type bool"),
         ({"noise_threshold": True}, r"noise_threshold must be a number \(an int or a float\)"),
         ({"threshold": True, "threshold_mode": "abs"}, r"threshold must be a number \(an int"),
-        ({"min_lr": True}, "min_lr must be >= 0, got True"),
-        ({"max_lr": [0.1, False]}, r"max_lr must be >= 0, got \[0.1, False\]"),
+        ({"min_lr": True}, r"min_lr must be a number \(an int or a float\), a list"),
+        ({"max_lr": [0.1, False]}, r"max_lr must be a number .*, got \[0.1, False\]"),
+        ({"min_lr": "1e-3"}, r"min_lr must be a number .*, got '1e-3'"),
+        ({"min_lr": -1.0}, "min_lr must be >= 0, got -1.0"),
         ({"min_lr_ratio": True}, r"min_lr_ratio must be a number \(an int or a float\) or None"),
         ({"eval_pace": False}, r"eval_pace must be a number \(an int or a float\), got False"),
         # infinities that freeze or poison every LR: eps=inf applied no change ever

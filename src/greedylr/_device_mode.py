@@ -132,8 +132,8 @@ class DeviceMode(SchedulerAttributes):
             if loss.dtype is torch.bool or loss.is_complex():  # metadata too: no sync
                 # as float mode refuses them, rather than read True as 1 or drop an
                 # imaginary part inside the rule's cast
-                raise TypeError(f"{what} must be a real number or a one-element tensor of "
-                                f"one, got a tensor of dtype {loss.dtype}")
+                raise TypeError(f"{what} must be a number or a one-element tensor of real "
+                                f"numbers, got a tensor of dtype {loss.dtype}")
             if convert:
                 return loss.detach().reshape(1).to(device=like.device, dtype=like.dtype)
             if loss.ndim == 0 and loss.device.type == "cpu":

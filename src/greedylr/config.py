@@ -567,12 +567,12 @@ class GreedyConfig:
             value = getattr(self, name)
             if value is None:
                 continue
-            values: list[Any] = (
-                [value] if isinstance(value, (int, float, bool, str)) else list(value))
-            _check(
-                all(_is_number(v) and v >= 0 for v in values),
-                f"{name} must be >= 0, got {value!r}",
-            )
+            scalar = not isinstance(value, (list, tuple))
+            values: list[Any] = [value] if scalar else list(value)
+            _check(all(_is_number(v) for v in values),
+                   f"{name} must be a number (an int or a float), a list of one per param "
+                   f"group, or None, got {value!r}")
+            _check(all(v >= 0 for v in values), f"{name} must be >= 0, got {value!r}")
             _check(
                 name == "max_lr" or all(math.isfinite(v) for v in values),
                 f"{name} must be finite, got {value!r}",
