@@ -8,15 +8,18 @@ loss; without it they must drift apart (the control that shows the test can fail
 from __future__ import annotations
 
 import faulthandler
+import functools
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
-from greedylr import GreedyLR
+from greedylr import GreedyLR, distributed
 from greedylr.distributed import (
     RanksDisagree,
     is_distributed,
@@ -169,6 +172,86 @@ def _refused_then_retried(rank: int) -> dict[str, object]:
     return {"raised": raised, "counts": counts, "lrs": lrs, "steps": sched.state.step}
 
 
+ALIKE_LOSSES = [1.0, 0.8, 0.6, 0.7, 0.8, 0.9, 0.5, 0.4, 0.3, 0.35, 0.4, 0.45]
+
+
+def _step(sched: GreedyLR, loss: float = 1.0) -> GreedyLR:
+    sched.optimizer.step()
+    sched.step(loss)
+    return sched
+
+
+def _differs(sched: GreedyLR | Callable[[], GreedyLR]) -> str:
+    """What building ``sched`` (given a callable) and a step of it raised, or "no
+    error"."""
+    try:
+        _step(sched if isinstance(sched, GreedyLR) else sched())
+        return "no error"
+    except RanksDisagree as exc:
+        return str(exc)
+
+
+def _opt(lr: float, device_mode: bool) -> torch.optim.Optimizer:
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))],
+                           lr=torch.tensor(lr, dtype=torch.float64) if device_mode else lr)
+
+
+def _alike(rank: int) -> dict[str, object]:
+    """Ranks whose GreedyLR differ (configuration, base LRs, a budget set or a state
+    loaded on one rank): every rank raises where it can tell; changes made on every rank
+    alike (a group added, a budget, a resume) go on as one process."""
+    result: dict[str, object] = {}
+    for device_mode in (False, True):
+        mode = f"device={device_mode}"
+
+        def make(lr: float = 0.1, dm: bool = device_mode, **knobs: Any) -> GreedyLR:
+            return GreedyLR(_opt(lr, dm), device_mode=dm, **{**CONFIG, **knobs})
+
+        result[f"total_steps {mode}"] = _differs(
+            functools.partial(make, total_steps=10 if rank == 0 else 20))
+        result[f"factor {mode}"] = _differs(functools.partial(make, factor=0.5 + 0.1 * rank))
+        result[f"base_lrs {mode}"] = _differs(functools.partial(make, lr=0.1 * (rank + 1)))
+        # a state dict of another run loaded on rank 1 only: other base LRs
+        saved = _step(make(lr=0.2)).state_dict()
+        sched = _step(make())
+        if rank == 1:
+            sched.load_state_dict(saved)
+        result[f"resumed apart {mode}"] = _differs(sched)
+        # the budget set on rank 0 only, mid-run
+        sched = _step(_step(make(total_steps=100)))
+        if rank == 0:
+            sched.set_total_steps(200)
+        result[f"budget apart {mode}"] = _differs(sched)
+        result[f"budget apart steps {mode}"] = sched.state.step
+        # a device-mode GreedyLR built on rank 0 only: its check meets rank 1's step
+        if device_mode:
+            sched = _step(make(dm=False))
+            result["built on one rank"] = _differs(
+                functools.partial(make, dm=True) if rank == 0 else sched)
+
+        # every change made on every rank alike: no error, the LRs of one process
+        sched = make(total_steps=100)
+        lrs = []
+        for i, loss in enumerate(ALIKE_LOSSES):
+            if i == 2:
+                sched.optimizer.add_param_group(
+                    {"params": [torch.nn.Parameter(torch.zeros(1))],
+                     "lr": torch.tensor(0.3, dtype=torch.float64) if device_mode else 0.3})
+            if i == 5:
+                sched.set_total_steps(50)
+            if i == 8:
+                state = sched.state_dict()
+                sched = make(total_steps=50)
+                sched.optimizer.add_param_group(
+                    {"params": [torch.nn.Parameter(torch.zeros(1))],
+                     "lr": torch.tensor(0.3, dtype=torch.float64) if device_mode else 0.3})
+                sched.load_state_dict(state)
+            _step(sched, loss + 0.1 * rank)  # rank-local losses: their mean decides
+            lrs.append([float(lr) for lr in sched.get_last_lr()])
+        result[f"alike {mode}"] = lrs
+    return result
+
+
 def _worker(rank: int, init_file: str, out_dir: str, part: str) -> None:
     """One rank of a test: ``_train`` or ``_held_out`` in a gloo group, its result written
     to ``rank{rank}.json``."""
@@ -176,7 +259,7 @@ def _worker(rank: int, init_file: str, out_dir: str, part: str) -> None:
     faulthandler.dump_traceback_later(WORKER_TIMEOUT, exit=True)
     with gloo_group(rank, init_file, WORLD):
         result = {"train": _train, "held_out": _held_out,
-                  "refused": _refused_then_retried}[part](rank)
+                  "refused": _refused_then_retried, "alike": _alike}[part](rank)
         Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
     faulthandler.cancel_dump_traceback_later()
 
@@ -269,3 +352,113 @@ def test_two_gloo_ranks_raise_together_for_a_nonfinite_loss_and_retry_as_one_ste
         assert r["counts"] == [1, 1, 1]  # nothing counted the refused step
         assert r["lrs"] == want[1:]
         assert r["steps"] == 4
+
+
+@pytest.mark.timeout(300)
+def test_two_gloo_ranks_whose_greedylr_differ_raise_naming_what_differs(tmp_path: Path) -> None:
+    # a total_steps, a factor or base LRs that differ between ranks gave each rank its own
+    # LR from the same mean loss (total_steps 10 and 20: the same LRs until the cooldown
+    # of rank 0 began, then apart), without a word
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    spawn_ranks(_worker, (str(tmp_path / "init"), str(tmp_path), "alike"), timeout=240,
+                nprocs=WORLD)
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD))
+    for mode in ("device=False", "device=True"):
+        # device mode compares the ranks' digests when it is built (a read there, none in
+        # its steps); float mode in every step's all-reduce
+        call = "__init__" if mode == "device=True" else "step"
+        differ = f"GreedyLR.{call}: the GreedyLR configuration or base LRs differ across ranks: "
+        for r in (r0, r1):
+            assert r[f"total_steps {mode}"].startswith(differ + "the configuration "
+                                                      "(total_steps).")
+            assert r[f"factor {mode}"].startswith(differ + "the configuration (factor).")
+            assert r[f"base_lrs {mode}"].startswith(
+                differ + "the base LRs (each parameter group's initial lr).")
+        # a state loaded, or a budget set, on one rank only, mid-run: float mode reads
+        # every verdict, both ranks raise; device mode reads it at the first step after
+        # the rank's own changed, so the rank that changed raises and the other, which
+        # has no read to make, takes a NaN (skipped) step
+        differ = "GreedyLR.step: the GreedyLR configuration or base LRs differ across ranks: "
+        assert r1[f"resumed apart {mode}"].startswith(differ + "the base LRs")
+        assert r0[f"resumed apart {mode}"] == (
+            "no error" if mode == "device=True" else r0[f"resumed apart {mode}"])
+        if mode == "device=False":
+            assert r0[f"resumed apart {mode}"].startswith(differ + "the base LRs")
+        assert r0[f"budget apart {mode}"].startswith(differ + "the configuration "
+                                                     "(total_steps).")
+        assert r0[f"budget apart steps {mode}"] == 2
+        if mode == "device=False":
+            assert r1[f"budget apart {mode}"].startswith(differ + "the configuration "
+                                                         "(total_steps).")
+            assert r1[f"budget apart steps {mode}"] == 2
+        else:
+            assert r1[f"budget apart {mode}"] == "no error"
+            assert r1[f"budget apart steps {mode}"] == 3
+    assert r0["built on one rank"].startswith(
+        "GreedyLR.__init__: of 2 ranks, 1 were building a device-mode GreedyLR (which checks "
+        "that every rank's is the same), 0 in observe_eval and 1 in step")
+    assert r1["built on one rank"].startswith("GreedyLR.step: of 2 ranks, 1 were building")
+    # changes made alike on every rank: the LRs of one process fed the mean loss
+    for mode in ("device=False", "device=True"):
+        assert r0[f"alike {mode}"] == r1[f"alike {mode}"]
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    one = GreedyLR(opt, total_steps=100, **CONFIG)
+    want = []
+    for i, loss in enumerate(ALIKE_LOSSES):
+        if i == 2:
+            opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.3})
+        if i == 5:
+            one.set_total_steps(50)
+        opt.step()
+        one.step(loss + 0.05)
+        want.append(list(one.get_last_lr()))
+    assert r0["alike device=False"] == want
+    assert r0["alike device=True"] == want  # float64 LR tensors: bit for bit
+    assert len({tuple(lrs) for lrs in want}) > 3, "the LR never moved: the test proves nothing"
+
+
+def _rank_sums(ranks: list[tuple[int, int]]) -> list[float]:
+    """The all-reduce's sums of one digest ``d`` and of ``d*d``, over ranks given as
+    ``(d, how many ranks have it)``."""
+    return [float(sum(d * n for d, n in ranks)), float(sum(d * d * n for d, n in ranks))]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_the_digest_verdict_is_exact_on_the_host_and_the_device(dtype: torch.dtype) -> None:
+    # ranks whose digests have the same sum but differ (4 + 6 = 5 + 5) are told apart by
+    # the squares, exactly, up to the largest digests at the largest world documented
+    top = 0xFFFF if dtype == torch.float64 else 0xFF
+    for world in (2, 3, 2**20) if dtype == torch.float64 else (2, 3, 255):
+        cases = [
+            ([(top, world)], True),
+            ([(0, world)], True),
+            ([(top, world - 1), (top - 1, 1)], False),
+            ([(top, 1), (top - 1, world - 1)], False),
+            ([(top - 1, 1), (top - 3, 1), (top - 2, world - 2)]
+             if world >= 3 else [(top - 1, 1), (top - 3, 1)], False),  # the same sum at 3+
+        ]
+        for ranks, alike in cases:
+            sums = _rank_sums(ranks)
+            assert (distributed._disagreeing(sums, world, [0]) == []) == alike, (world, ranks)
+            on_device = distributed._alike_on_device(torch.tensor(sums, dtype=dtype), world)
+            assert bool(on_device) == alike, (world, ranks, dtype)
+
+
+def test_a_digest_tells_each_knob_and_the_base_lrs_apart() -> None:
+    from greedylr.rule import GreedyConfig
+
+    base = distributed.Digest(GreedyConfig().to_dict(), [0.1, 0.01])
+    assert distributed.Digest(GreedyConfig().to_dict(), [0.1, 0.01]).values == base.values
+    budget = distributed.Digest(GreedyConfig(total_steps=20).to_dict(), [0.1, 0.01])
+    lrs = distributed.Digest(GreedyConfig().to_dict(), [0.1, 0.02])
+    groups = distributed.Digest(GreedyConfig().to_dict(), [0.1, 0.01, 0.01])
+    knob = distributed._DECIDING + distributed._KNOBS.index("total_steps")
+    changed = [i for i, (a, b) in enumerate(zip(base.values, budget.values, strict=True))
+               if a != b]
+    assert changed == [*distributed._CONFIG, knob]
+    assert [i for i, (a, b) in enumerate(zip(base.values, lrs.values, strict=True))
+            if a != b] == list(distributed._BASE_LRS)
+    assert groups.values[distributed._GROUPS] == 3
+    # nothing to check (a caller of agreed_mean without a digest) agrees with itself
+    assert distributed.Digest().values == (0,) * distributed._PAIRS
+    assert len(base.parts()) == distributed._SIZE - distributed._HEAD

@@ -60,8 +60,13 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         optimizer: the wrapped optimizer.
         sync_ranks: under ``torch.distributed`` with more than one process, average
             the loss across ranks before deciding, so that every rank makes the same
-            decision (one all-reduce per step). Turn off only if the loss you pass is
-            already global.
+            decision (one all-reduce per step). The all-reduce also checks that every
+            rank's configuration and base LRs are the same (each rank's own would give
+            each its own LR from the same loss): where not, every rank raises
+            ``greedylr.distributed.RanksDisagree`` naming what differs (device mode,
+            which reads nothing back in its steps, compares them when it is built, with
+            one all-reduce and a read there, and after a change at the next step). Turn
+            off only if the loss you pass is already global.
         trace: keep the per-step record and the events in ``self.trace``: True (a
             :class:`~greedylr.trace.Trace` in memory), False (none), or a ``Trace`` you
             built, e.g. ``Trace(sinks=["run.jsonl", writer])``. The scheduler stores its
@@ -180,6 +185,11 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         self._step_rule = self._rule_step(compile_rule)
         self.sync_ranks = sync_ranks
         self._unchecked: str | None = None  # why the first LRs cannot start a run
+        # this rank's configuration and base LRs, checked against every other rank's in
+        # the loss's all-reduce (_rank_digest)
+        self._digest_key: tuple[Any, ...] | None = None
+        self._digest = distributed.Digest()
+        self._digest_verified = False
         self.state = self._initial_state(optimizer)
         if self._device is not None:
             keep_recording_out_of_compile()
@@ -207,6 +217,12 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
             self._constructing = False
         # the base class's initial step wrote the initial LRs (_apply), on every torch
         self._set_marks(self._next_lrs if self._step_count else None)
+        if self._device is not None and sync_ranks and distributed.is_distributed():
+            # device mode reads no verdict back in its steps: the ranks compare their
+            # digests here, once (an all-reduce of its own, and a read), and every rank
+            # raises if they differ. Float mode compares them in every step's all-reduce.
+            distributed.agreed_mean(0.0, distributed.BUILD, self._rank_digest())
+            self._digest_verified = True
 
     def _initial_state(self, optimizer: Optimizer) -> RuleState:
         """The rule's state for a fresh run: from each group's ``lr``, as the user set it.
@@ -432,23 +448,66 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         if self.trace is not None:  # last: the rule and the optimizer agree whatever it does
             self.trace.record(state.step, value, decision.smoothed, lrs, events)
 
-    @staticmethod
-    def _agreed(local: Callable[[], float], call: str) -> float:
-        """``local()`` averaged across ranks (``greedylr.distributed.agreed_mean``).
+    def _agreed(self, local: Callable[[], float], call: str) -> float:
+        """``local()`` averaged across ranks (``greedylr.distributed.agreed_mean``), where
+        every rank's configuration and base LRs are this one's (:meth:`_rank_digest`).
 
         A rank whose ``local()`` raises (no loss, a malformed one) takes part in the
         all-reduce all the same, with no value, then raises its own error; the others
         raise ``greedylr.distributed.RanksDisagree`` rather than wait in it.
         """
+        digest = self._rank_digest()
         try:
             value = local()
         except (TypeError, ValueError) as exc:
             try:
-                distributed.agreed_mean(None, call)
+                distributed.agreed_mean(None, call, digest)
             except distributed.RanksDisagree:
                 pass
             raise exc
-        return distributed.agreed_mean(value, call)
+        return distributed.agreed_mean(value, call, digest)
+
+    def _agreed_on_device(self, loss: Any) -> torch.Tensor:
+        """Device mode's loss averaged across ranks, without a host read (``DeviceMode``'s,
+        with the digest of :meth:`_rank_digest` in the all-reduce).
+
+        Ranks whose configurations or base LRs differ decide on NaN (a skipped step, as
+        where a rank has no loss). The constructor compared them (``__init__``); at the
+        first step after this rank's changed since (``load_state_dict``, a group added,
+        ``set_total_steps``) the verdict is read back, once, and every rank that reads it
+        raises ``greedylr.distributed.RanksDisagree``: no rank is at fault there to raise
+        alone. Not read while ``torch.compile`` traces the step (the next eager step
+        reads it).
+        """
+        assert self._device_state is not None
+        like = self._device_state.lrs
+        digest = self._rank_digest()
+        verify = not self._digest_verified and not _is_dynamo_compiling()
+        try:
+            local = self._device_loss(self._loss_or_mean(loss))
+        except (TypeError, ValueError):
+            distributed.agreed_mean_on_device(None, distributed.STEP, like, digest)
+            raise
+        mean = distributed.agreed_mean_on_device(local, distributed.STEP, like, digest,
+                                                 verify=verify)
+        if verify:
+            self._digest_verified = True
+        return mean
+
+    def _rank_digest(self) -> distributed.Digest:
+        """What every rank's GreedyLR must share (its configuration and base LRs, the
+        latter as the state setter keeps them on the host), digested for the all-reduce
+        of ``_agreed``; made again when either changes (a new budget, a group added, a
+        resume: a new object each), which ``is`` tests catch cheaply every step."""
+        key = self.__dict__.get("_digest_key")  # absent in a copy pickled by 0.11.9 or before
+        bases = self.__dict__.get("_host_bases")
+        if bases is None:  # such a copy: its state's (a read in device mode, once)
+            bases = self._host_bases = list(self.state.base_lrs)
+        if key is None or key[0] is not self.config or key[1] is not bases:
+            self._digest = distributed.Digest(self.config.to_dict(), bases)
+            self._digest_key = (self.config, bases)
+            self._digest_verified = False
+        return self._digest
 
     def _loss_or_mean(self, loss: Any) -> Any:
         """The loss this step decides on: ``loss``, else the mean of the observed losses.
@@ -578,6 +637,9 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
 
     @state.setter
     def state(self, value: RuleState) -> None:
+        # the base LRs of the digest the ranks compare (_rank_digest), kept on the host:
+        # device mode reads nothing back for it
+        self._host_bases = list(value.base_lrs)
         if self._device_state is not None:
             self._to_device(value)
         else:
