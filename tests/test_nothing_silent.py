@@ -404,6 +404,30 @@ def test_a_step_without_a_loss_still_asks_for_the_loss():
         sched.step()
 
 
+class _PassingOn(torch.optim.lr_scheduler.LRScheduler):
+    """A user's own scheduler that hands the loss on to GreedyLR: no chaining container."""
+
+    def __init__(self, inner: GreedyLR) -> None:
+        self.inner = inner
+
+    def step(self, loss=None):  # type: ignore[override]
+        self.inner.step(loss)
+
+
+def test_a_users_own_wrapper_is_not_taken_for_a_chaining_container():
+    """Only SequentialLR and ChainedScheduler get the chaining error: a wrapper's repeated
+    step without an optimizer step is still ignored, and one without a loss still asks
+    for the loss."""
+    opt = make_optimizer()
+    wrapper = _PassingOn(GreedyLR(opt))
+    opt.step()
+    wrapper.step(1.0)
+    wrapper.step()  # no optimizer step since the last: ignored, as without the wrapper
+    opt.step()
+    with pytest.raises(TypeError, match="needs the loss"):
+        wrapper.step()
+
+
 @pytest.mark.parametrize("eval_patience", [None, 0])
 @pytest.mark.parametrize("tensor_lr", [False, True])
 def test_observe_eval_refuses_an_lr_written_outside_greedylr(eval_patience, tensor_lr):

@@ -11,16 +11,17 @@ LR objects written, the step count) and calls in here only when one fails.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import warnings
 from collections.abc import Sequence
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 import torch
 from torch.optim import Optimizer
 
-__all__ = ["CHAINING", "StepCounter", "check_lrs_are_ours", "lr_marks", "refuse_scheduler_caller",
+__all__ = ["CHAINING", "StepCounter", "check_lrs_are_ours", "lr_marks", "refuse_container_caller",
            "register_counter", "warn_order", "warn_zero_lrs"]
 
 CHAINING = (
@@ -71,25 +72,36 @@ def lr_marks(groups: Sequence[dict[str, Any]]) -> tuple[list[Any], bool]:
     return marks, not any(isinstance(lr, torch.Tensor) for lr in lrs)
 
 
-def refuse_scheduler_caller(scheduler: object, frames: int = 8) -> None:
-    """Refuse a ``step()`` without a loss that another torch scheduler makes: a
-    ``SequentialLR`` or ``ChainedScheduler`` that holds GreedyLR first steps it with no
-    argument (``SequentialLR`` in its constructor), where "step() needs the loss" would
-    send the user the wrong way. Looks a few frames up, and only on that path (no loss,
-    none observed), never on a step that has one.
+def _container_code() -> dict[CodeType, str]:
+    """The code of every method of torch's scheduler containers, to the container's name."""
+    from torch.optim import lr_scheduler
+
+    return {function.__code__: container.__name__
+            for container in (lr_scheduler.SequentialLR, lr_scheduler.ChainedScheduler)
+            for function in vars(container).values() if inspect.isfunction(function)}
+
+
+def refuse_container_caller(frames: int = 8) -> None:
+    """Refuse a ``step()`` without a loss that torch's ``SequentialLR`` or
+    ``ChainedScheduler`` makes: holding GreedyLR first, they step it with no argument
+    (``SequentialLR`` in its constructor), where "step() needs the loss" would send the
+    user the wrong way. Called only where that step would fail anyway; it compares the
+    code objects of the frames above (never their locals, which Python 3.11 would keep
+    alive) with the containers' methods.
 
     Raises:
-        RuntimeError: naming the scheduler that stepped GreedyLR, with :data:`CHAINING`.
+        RuntimeError: naming the container, with :data:`CHAINING`.
     """
+    codes = _container_code()
     frame: FrameType | None = sys._getframe(1)
     for _ in range(frames):
         frame = frame.f_back if frame is not None else None
         if frame is None:
             return
-        caller = frame.f_locals.get("self")
-        if isinstance(caller, torch.optim.lr_scheduler.LRScheduler) and caller is not scheduler:
-            raise RuntimeError(f"GreedyLR is stepped by {type(caller).__name__}, without a "
-                               f"loss. {CHAINING}")
+        container = codes.get(frame.f_code)
+        if container is not None:
+            raise RuntimeError(f"GreedyLR is stepped by {container}, without a loss. "
+                               f"{CHAINING}")
 
 
 def check_lrs_are_ours(groups: Sequence[dict[str, Any]], marks: Sequence[Any]) -> None:

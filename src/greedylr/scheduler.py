@@ -399,20 +399,21 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
                     break
         if len(groups) != len(self.base_lrs):
             self._sync_groups()
-        if loss is None and not self._pending_count:
-            guards.refuse_scheduler_caller(self)
         count = self._optimizer_steps.count
-        if count == self._steps_seen:
-            if count:
-                # A repeated call (Accelerate calls once per process, the later ones often
-                # without a loss) or a skipped optimizer step: nothing new to decide, and
-                # what was observed for it must not leak into the next step.
-                self._pending_sum, self._pending_count = 0.0, 0
-                logger.debug("GreedyLR.step ignored: no optimizer step since the last one")
-                return
-            if not self._warned_order:
-                self._warned_order = True
-                guards.warn_order()
+        if count == self._steps_seen and count:
+            # A repeated call (Accelerate calls once per process, the later ones often
+            # without a loss) or a skipped optimizer step: nothing new to decide, and
+            # what was observed for it must not leak into the next step.
+            self._pending_sum, self._pending_count = 0.0, 0
+            logger.debug("GreedyLR.step ignored: no optimizer step since the last one")
+            return
+        if loss is None and not self._pending_count:
+            # a step that will fail for want of a loss: if SequentialLR or ChainedScheduler
+            # makes it, say that they cannot hold GreedyLR (before the order warning)
+            guards.refuse_container_caller()
+        if count == self._steps_seen and not self._warned_order:
+            self._warned_order = True
+            guards.warn_order()
         if self._device_state is not None:
             self._step_on_device(loss, count)
             return
