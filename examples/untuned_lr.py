@@ -6,7 +6,7 @@
 SGD with momentum at an LR far too large (1.0 by default), trained twice from the same
 start: GreedyLR at that LR, and GreedyLR after ``greedylr.lr_range_test`` placed it.
 Prints the suggestion and both held-out accuracies. The range test puts the model, the
-optimizer and torch's generators back, so the second run starts where the first did;
+optimizer and the random generators back, so the second run starts where the first did;
 only its LR differs. From an LR far too small (``python examples/untuned_lr.py 0.001``)
 the sweep's loss still falls at its end, and it suggests ten times the LR given, its
 most: keep that unless the LR may be more than about thirty times too small, and then

@@ -39,7 +39,10 @@ def test_untuned_lr(tmp_path: Path) -> None:
     suggested = float(re.search(r"suggested lr ([\d.e-]+)", out).group(1))
     assert 0.01 < suggested < 0.5, out  # the sweep was cut below the LR given, 1.0
     at_lr, after = (float(a) for a in re.findall(r"held-out accuracy ([\d.]+)", out))
-    assert after > at_lr + 0.05, out
+    # from the suggestion the run is reliably good (0.97-0.98 over seeds 0-2); at LR 1 it
+    # is chaotic (0.81-0.96 over those seeds, and seed 0's value moves with the CPU: 0.958
+    # on one machine, more than 0.05 lower on another), so it is only required not to beat it
+    assert after > 0.95 and after >= at_lr, out
 
 
 def test_compare_my_model(tmp_path: Path) -> None:
