@@ -3,7 +3,7 @@ checker; GreedyLR's constructor (and torch's ``LRScheduler``) sets them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -31,3 +31,5 @@ class SchedulerAttributes:
     _compile_rule: bool | str
     _device: torch.device | None
     _step_rule: Any
+    # device mode's loss averaged across ranks, beside float mode's (scheduler.py)
+    _agreed_on_device: Callable[[Any], torch.Tensor]

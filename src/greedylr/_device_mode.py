@@ -168,21 +168,6 @@ class DeviceMode(SchedulerAttributes):
         self.last_epoch += 1
         self._next_lrs = self._last_lr = list(lrs)
 
-    def _agreed_on_device(self, loss: Any) -> torch.Tensor:
-        """The loss averaged across ranks, without a host read: converted to the state's
-        dtype first, so that the sum is float mode's (float64; a float32 sum of float32
-        losses rounded away differences float mode sees), and NaN, a skipped step, where
-        a rank has none (that rank raises its own error after the all-reduce, which it
-        still takes part in: the others do not wait for it forever)."""
-        assert self._device_state is not None
-        like = self._device_state.lrs
-        try:
-            local = self._device_loss(self._loss_or_mean(loss))
-        except (TypeError, ValueError):
-            distributed.agreed_mean_on_device(None, distributed.STEP, like)
-            raise
-        return distributed.agreed_mean_on_device(local, distributed.STEP, like)
-
     def _record_on_device(self, row: torch.Tensor | None) -> None:
         """Buffer the trace row on the device (no sync).
 

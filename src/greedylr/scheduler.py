@@ -469,21 +469,27 @@ class GreedyLR(DeviceMode, Checkpointing, LRScheduler):
         return distributed.agreed_mean(value, call, digest)
 
     def _agreed_on_device(self, loss: Any) -> torch.Tensor:
-        """Device mode's loss averaged across ranks, without a host read (``DeviceMode``'s,
-        with the digest of :meth:`_rank_digest` in the all-reduce).
+        """Device mode's loss averaged across ranks, without a host read: converted to the
+        state's dtype first, so that the sum is float mode's (float64; a float32 sum of
+        float32 losses rounded away differences float mode sees), and NaN, a skipped step,
+        where a rank has none (that rank raises its own error after the all-reduce, which
+        it still takes part in: the others do not wait for it forever); the digest of
+        :meth:`_rank_digest` rides in the same all-reduce.
 
         Ranks whose configurations or base LRs differ decide on NaN (a skipped step, as
         where a rank has no loss). The constructor compared them (``__init__``); at the
         first step after this rank's changed since (``load_state_dict``, a group added,
         ``set_total_steps``) the verdict is read back, once, and every rank that reads it
         raises ``greedylr.distributed.RanksDisagree``: no rank is at fault there to raise
-        alone. Not read while ``torch.compile`` traces the step (the next eager step
-        reads it).
+        alone. Not read while ``torch.compile`` traces the step or a CUDA graph captures
+        it (the next eager step reads it; replays of a captured graph read nothing, and
+        skip every step where the digests differ).
         """
         assert self._device_state is not None
         like = self._device_state.lrs
         digest = self._rank_digest()
-        verify = not self._digest_verified and not _is_dynamo_compiling()
+        verify = (not self._digest_verified and not _is_dynamo_compiling()
+                  and not (like.is_cuda and torch.cuda.is_current_stream_capturing()))
         try:
             local = self._device_loss(self._loss_or_mean(loss))
         except (TypeError, ValueError):
