@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from greedylr.scheduler import GreedyLR
     from greedylr.trace import Trace, load_trace
 
-__version__ = "0.11.9"
+__version__ = "0.11.10"
 
 _HOMES = {
     "Decision": "greedylr.rule",
