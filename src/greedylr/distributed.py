@@ -24,13 +24,13 @@ others waiting in the collective (in device mode, where reading the verdict back
 be a host sync, the ranks that do have a value decide on NaN, a skipped step, and the
 rank at fault raises).
 
-The same all-reduce checks that every rank's GreedyLR is built alike (:class:`Digest`):
+The same all-reduce checks that every rank's GreedyLR is built alike (``Digest``):
 a configuration or base LRs that differ between ranks (a ``total_steps`` taken from a
 rank-local dataloader length, a knob read from a per-rank file) would give each rank its
 own LR from the same mean loss, the replicas drifting apart without a word. Each rank
 adds small integer digests of its configuration and base LRs, and their squares; the
 ranks agree exactly where every sum of squares is the world size times the square of the
-mean (see :func:`_disagreeing`), and otherwise every rank raises :class:`RanksDisagree`
+mean (see ``_disagreeing``), and otherwise every rank raises :class:`RanksDisagree`
 naming what differs (device mode: see :func:`agreed_mean_on_device`).
 """
 
@@ -305,7 +305,7 @@ def agreed_mean(value: float | None, call: str, digest: Digest = _NO_DIGEST) -> 
     the value, a count of ranks without one (``value=None``: a rank that could not
     compute its value takes part all the same, so that no rank waits forever), a code of
     the call, whose sum tells whether some ranks met another call's collective, and the
-    :class:`Digest` of the rank's GreedyLR.
+    ``Digest`` of the rank's GreedyLR.
 
     Raises:
         RanksDisagree: on every rank, where a rank had no value, was in another call, or
@@ -370,7 +370,7 @@ def agreed_mean_on_device(value: torch.Tensor | None, call: str, like: torch.Ten
         value: this rank's value, a one-element tensor, or None for none.
         call: ``STEP`` or ``EVAL``.
         like: a tensor of the dtype and device to reduce in and return on.
-        digest: this rank's :class:`Digest`.
+        digest: this rank's ``Digest``.
         verify: read the digests' verdict back, and raise where they differ.
 
     Raises:
