@@ -264,13 +264,18 @@ def _worker(rank: int, init_file: str, out_dir: str, part: str) -> None:
     faulthandler.cancel_dump_traceback_later()
 
 
+def _ranks_results(tmp_path: Path, part: str) -> list[Any]:
+    """Run ``part`` of :func:`_worker` on ``WORLD`` gloo ranks; each rank's result."""
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    spawn_ranks(_worker, (str(tmp_path / "init"), str(tmp_path), part), timeout=240,
+                nprocs=WORLD)
+    return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
+
+
 @pytest.mark.timeout(300)
 def test_two_gloo_ranks_judge_the_mean_held_out_value_and_say_when_out_of_step(
         tmp_path: Path) -> None:
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    spawn_ranks(_worker, (str(tmp_path / "init"), str(tmp_path), "held_out"), timeout=240,
-                nprocs=WORLD)
-    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD))
+    r0, r1 = _ranks_results(tmp_path, "held_out")
     # each rank judged its own held-out value before: LR 0.25 on rank 0, 0.175 on rank 1
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=torch.tensor(0.125))
     one = GreedyLR(opt, **CONFIG)
@@ -304,10 +309,7 @@ def test_mean_across_ranks_is_identity_without_a_group() -> None:
 # Generous: a hang is what this catches, and a shared CI box can be slow to spawn.
 @pytest.mark.timeout(300)
 def test_two_gloo_ranks_make_the_same_decision(tmp_path: Path) -> None:
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    spawn_ranks(_worker, (str(tmp_path / "init"), str(tmp_path), "train"), timeout=240,
-                nprocs=WORLD)
-    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD))
+    r0, r1 = _ranks_results(tmp_path, "train")
 
     assert r0["is_distributed"] and r1["is_distributed"]
     for r in (r0, r1):
@@ -336,10 +338,7 @@ def test_two_gloo_ranks_raise_together_for_a_nonfinite_loss_and_retry_as_one_ste
         tmp_path: Path) -> None:
     # with on_nonfinite="raise" the refused loss counted as a step on every rank and each
     # rank's retry was ignored as a repeated call: the warmup ran a step ahead
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    spawn_ranks(_worker, (str(tmp_path / "init"), str(tmp_path), "refused"), timeout=240,
-                nprocs=WORLD)
-    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD))
+    r0, r1 = _ranks_results(tmp_path, "refused")
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
     one = GreedyLR(opt, on_nonfinite="raise", warmup=4, smoothing="none")
     want = []
@@ -359,10 +358,7 @@ def test_two_gloo_ranks_whose_greedylr_differ_raise_naming_what_differs(tmp_path
     # a total_steps, a factor or base LRs that differ between ranks gave each rank its own
     # LR from the same mean loss (total_steps 10 and 20: the same LRs until the cooldown
     # of rank 0 began, then apart), without a word
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    spawn_ranks(_worker, (str(tmp_path / "init"), str(tmp_path), "alike"), timeout=240,
-                nprocs=WORLD)
-    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD))
+    r0, r1 = _ranks_results(tmp_path, "alike")
     for mode in ("device=False", "device=True"):
         # device mode compares the ranks' digests when it is built (a read there, none in
         # its steps); float mode in every step's all-reduce
