@@ -284,14 +284,20 @@ def _differ_message(call: str, sums: Sequence[float], world: int, bad: list[int]
         f"{digest.values[4]:04x}). No decision was made")
 
 
-def _agreement(buffer: torch.Tensor, value: Any, call: str, digest: Digest) -> torch.Tensor:
-    """Fill ``buffer`` (``_SIZE`` zeros, on the device) with this rank's part: its value
-    (0 for none), whether it has none, which call this is, and its :class:`Digest`."""
+def _fill_head(buffer: Any, value: Any, call: str) -> None:
+    """Write this rank's head into ``buffer`` (a tensor or a NumPy array, zeros there):
+    its value (0 for none), whether it has none, which call this is."""
     if value is None:
         buffer[1] = 1.0
     else:
         buffer[0] = value
     buffer[2] = _CODES[call]
+
+
+def _agreement(buffer: torch.Tensor, value: Any, call: str, digest: Digest) -> torch.Tensor:
+    """Fill ``buffer`` (``_SIZE`` zeros, on the device) with this rank's part: its head
+    (:func:`_fill_head`) and its :class:`Digest`."""
+    _fill_head(buffer, value, call)
     buffer[_HEAD:] = digest.on(buffer.device, buffer.dtype)
     return buffer
 
@@ -316,12 +322,8 @@ def agreed_mean(value: float | None, call: str, digest: Digest = _NO_DIGEST) -> 
             raise RanksDisagree(f"GreedyLR.{call}: no value")
         return value
     world = dist.get_world_size()
-    values = digest.buffer()
-    if value is None:
-        values[1] = 1.0
-    else:
-        values[0] = value
-    values[2] = _CODES[call]
+    values = digest.buffer()  # the digest's parts in place already
+    _fill_head(values, value, call)
     buffer = torch.from_numpy(values)
     device = _collective_device(0.0)
     if device.type != "cpu":
