@@ -215,7 +215,7 @@ class RangeTest:
 
     @property
     def _shown_base_lr(self) -> float:
-        return next((lr for lr in self.base_lrs if lr > 0), self.base_lrs[0])
+        return self.base_lrs[_first_moving(self.base_lrs) or 0]
 
     def apply(self, optimizer: torch.optim.Optimizer) -> None:
         """Set each param group's LR to its suggestion. Build the scheduler after this: it
@@ -228,7 +228,7 @@ class RangeTest:
         stays where it was (at 0, at 0): a torch scheduler built after this starts from
         ``initial_lr``. One built before keeps the base LRs it read when built: build it
         again. The optimizer's default LR, which a group added later starts from, moves
-        by the same factor as the first group's.
+        by the same factor as the first moving group's (the first whose LR is not 0).
 
         Raises:
             ValueError: the optimizer has another number of param groups than the sweep.
@@ -236,12 +236,8 @@ class RangeTest:
         if len(optimizer.param_groups) != len(self.base_lrs):
             raise ValueError(f"the range test swept {len(self.base_lrs)} param groups; this "
                              f"optimizer has {len(optimizer.param_groups)}")
-        # the default LR moves as the first moving group does (a group frozen at LR 0
-        # moves by no factor); relative to where that group stands, so applying twice
-        # changes nothing more
-        moving = [(float(group.get("initial_lr", group["lr"])), suggested)
-                  for group, suggested in zip(optimizer.param_groups, self.suggested_lrs)
-                  if float(group.get("initial_lr", group["lr"])) > 0]
+        # relative to where the groups stand, so that applying twice changes nothing more
+        bases = [float(group.get("initial_lr", group["lr"])) for group in optimizer.param_groups]
         for group, suggested in zip(optimizer.param_groups, self.suggested_lrs):
             lr = suggested
             if "initial_lr" in group:
@@ -250,9 +246,7 @@ class RangeTest:
                     lr = float(group["lr"]) * suggested / initial
                 _set(group, "initial_lr", suggested)
             _set(group, "lr", lr)
-        if moving:
-            old, new = moving[0]
-            _move_default_lr(optimizer, new, old)
+        _move_default_lr(optimizer, bases, self.suggested_lrs)
 
 
 def set_lrs(optimizer: torch.optim.Optimizer, lrs: Sequence[float]) -> None:
@@ -261,27 +255,31 @@ def set_lrs(optimizer: torch.optim.Optimizer, lrs: Sequence[float]) -> None:
     and the optimizer's default LR, which a group added later starts from (and
     transformers' polynomial schedule reads), move by the same factor as the group's
     and the first moving group's LR (the first whose LR is not 0)."""
-    moving = [(float(group["lr"]), lr) for group, lr in zip(optimizer.param_groups, lrs,
-                                                             strict=True)
-              if float(group["lr"]) != 0]
-    for group, lr in zip(optimizer.param_groups, lrs, strict=True):
-        old = float(group["lr"])
+    olds = [float(group["lr"]) for group in optimizer.param_groups]
+    for group, old, lr in zip(optimizer.param_groups, olds, lrs, strict=True):
         if "initial_lr" in group:  # moved by the same factor as the group's LR
             _set(group, "initial_lr", lr if old == 0 else float(group["initial_lr"]) * lr / old)
         _set(group, "lr", lr)
-    if moving:
-        old, new = moving[0]
-        _move_default_lr(optimizer, new, old)
+    _move_default_lr(optimizer, olds, lrs)
 
 
-def _move_default_lr(optimizer: torch.optim.Optimizer, new: float, old: float) -> None:
-    """The optimizer's default LR times ``new / old``, unless it has none or it is a
-    group's own tensor LR (which moved with the group)."""
+def _first_moving(lrs: Sequence[float]) -> int | None:
+    """The index of the first param group whose LR is not 0 (a group frozen at LR 0 moves
+    by no factor); None if every one is 0."""
+    return next((i for i, lr in enumerate(lrs) if lr != 0), None)
+
+
+def _move_default_lr(optimizer: torch.optim.Optimizer, olds: Sequence[float],
+                     news: Sequence[float]) -> None:
+    """The optimizer's default LR moved by the factor of the first moving group (its LR
+    from ``olds[i]`` to ``news[i]``: :func:`_first_moving`), unless no group moves, it has
+    none, or it is a group's own tensor LR (which moved with the group)."""
+    i = _first_moving(olds)
     default = optimizer.defaults.get("lr")
-    if default is None or (isinstance(default, torch.Tensor) and any(
+    if i is None or default is None or (isinstance(default, torch.Tensor) and any(
             default is group["lr"] for group in optimizer.param_groups)):
         return
-    _set(optimizer.defaults, "lr", float(default) * new / old)
+    _set(optimizer.defaults, "lr", float(default) * news[i] / olds[i])
 
 
 def sweep_multipliers(steps: int = 100, start: float = 1e-4, end: float = 1e2) -> list[float]:
